@@ -1,0 +1,152 @@
+"""The ``ctr`` command line: simulate, train, export, evaluate, serve, and request samples.
+
+Training commands import torch; ``serve`` and ``sample-request`` do not, so a serving install
+(``pip install .[cpu]``) runs them without the training extras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True)
+
+RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
+WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
+
+
+@app.callback()
+def configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")] = Path("data/world.parquet"),
+    days: Annotated[int, typer.Option(min=1)] = 5,
+    requests_per_day: Annotated[int, typer.Option(min=1)] = 40_000,
+    policy: Annotated[str, typer.Option(help="feedback, popularity or uniform.")] = "feedback",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated days.")] = 1,
+    world_seed: Annotated[int, typer.Option(help="Seed of the world's users and ads.")] = 0,
+) -> None:
+    """Write impression logs from the built-in world simulator."""
+    from training.world import World, WorldConfig, write_logs
+
+    table = World(WorldConfig(seed=world_seed)).simulate(
+        days=days, requests_per_day=requests_per_day, policy=policy, seed=seed
+    )
+    write_logs(table, out)
+    typer.echo(f"wrote {table.num_rows} impressions to {out}")
+
+
+@app.command()
+def train(
+    name: Annotated[str, typer.Argument(help="The repository model to train (models/NAME/config.toml).")],
+    logs: Annotated[Path | None, typer.Option(help="Your impression logs (Parquet/CSV file or directory).")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML) for --logs.")] = None,
+    repository: RepositoryOption = Path("models"),
+    work_dir: WorkDirOption = Path("artifacts"),
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train a model; the checkpoint goes to WORK_DIR/NAME/checkpoint.pt for `ctr export`."""
+    from training.pipeline import checkpoint_path
+    from training.pipeline import train as train_model
+
+    checkpoint = train_model(name, repository, logs, spec, work_dir, progress)
+    typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
+    typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="The trained model to export.")],
+    repository: RepositoryOption = Path("models"),
+    work_dir: WorkDirOption = Path("artifacts"),
+) -> None:
+    """Export the trained checkpoint to ONNX as the model's next version (parity-checked)."""
+    from training.checkpoint import Checkpoint
+    from training.export import export_checkpoint
+    from training.pipeline import checkpoint_path
+
+    version = export_checkpoint(Checkpoint.load(checkpoint_path(work_dir, name)), repository)
+    typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
+
+
+@app.command()
+def evaluate(
+    name: Annotated[str, typer.Argument(help="The exported model to evaluate.")],
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
+    version: Annotated[int | None, typer.Option(help="Version to evaluate (default: latest).")] = None,
+    repository: RepositoryOption = Path("models"),
+) -> None:
+    """Score a held-out world day with the exported model and report AUCs and calibration."""
+    from training.evaluation import evaluate_on_world
+
+    report = evaluate_on_world(repository, name, version)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    for key, value in report.items():
+        typer.echo(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def prepare(
+    repository: RepositoryOption = Path("models"),
+    work_dir: WorkDirOption = Path("artifacts"),
+) -> None:
+    """Train and export each served model that has no exported version yet (what `make run` does)."""
+    from common.repository import versions
+    from service.settings import Settings
+
+    settings = Settings(model_repository=repository)
+    missing = sorted({m for m in (settings.ctr_model, settings.ctcvr_model) if not versions(repository, m)})
+    if not missing:
+        typer.echo(f"every served model has an exported version in {repository}")
+    for name in missing:
+        typer.echo(f"{name}: no exported version; training it on the built-in world simulator")
+        train(name, None, None, repository, work_dir, True)
+        export(name, repository, work_dir)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: CTR_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: CTR_PORT or 8000).")] = None,
+    repository: Annotated[Path | None, typer.Option("--repository", "-r", help="Model repository.")] = None,
+) -> None:
+    """Serve the models over HTTP (settings from CTR_* environment variables)."""
+    from service.server import serve as run_server
+    from service.settings import Settings
+
+    overrides = {k: v for k, v in {"host": host, "port": port, "model_repository": repository}.items() if v}
+    run_server(Settings(**overrides))
+
+
+@app.command("sample-request")
+def sample_request(
+    candidates: Annotated[int, typer.Option("--candidates", "-n", min=1, help="Candidates in the body.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    model: Annotated[str, typer.Option(help="Model whose [world] settings draw the request.")] = "esmm",
+    repository: RepositoryOption = Path("models"),
+) -> None:
+    """Print a valid /v1/score body drawn from the world simulator (for curl, tests, load tests)."""
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    world_settings = read_config(repository, model).get("world", {})
+    body = World(WorldConfig(**world_settings)).sample_request(n_candidates=candidates, seed=seed)
+    typer.echo(json.dumps(body))
+
+
+if __name__ == "__main__":
+    app()

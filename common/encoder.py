@@ -1,0 +1,157 @@
+"""The feature encoder: raw feature columns -> the model's input tensors, shared by trainer and service.
+
+One implementation, imported by both sides, so there is no training/serving skew (DESIGN.md §2).
+It is torch-free numpy. Output, for ``B`` rows:
+
+- ``categorical``: int64 ``(B, C)``, one column per categorical feature in spec order, each value the
+  feature's stable-hash bucket plus the feature's offset into one shared embedding table of
+  ``spec.total_buckets`` rows;
+- ``numeric``: float32 ``(B, N)``, one column per numeric feature, ``(x - mean) / std`` with the
+  fitted statistics; an absent or null value takes the feature's default (in raw units) first.
+
+Columns are given by feature name. A column is either a sequence of ``B`` values (one per row) or a
+scalar, which is broadcast to every row: that is how a request's context features join its candidates.
+``None`` in a column means "absent" and takes the default, as does NaN in a numeric column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from common.features import Feature, FeatureSpec, NumericStats
+from common.hashing import bucketize, canonical_strings
+
+FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+
+
+class FeatureError(ValueError):
+    """A feature's value cannot be encoded; ``feature`` names it."""
+
+    def __init__(self, feature: str, message: str) -> None:
+        super().__init__(f"feature {feature!r}: {message}")
+        self.feature = feature
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class EncodedFeatures:
+    categorical: np.ndarray  # (B, C) int64, offsets applied
+    numeric: np.ndarray  # (B, N) float32, standardised
+
+    def __len__(self) -> int:
+        return self.categorical.shape[0]
+
+    def as_inputs(self) -> dict[str, np.ndarray]:
+        """The model's input tensors by ONNX input name."""
+        return {"categorical": self.categorical, "numeric": self.numeric}
+
+    def take(self, rows: np.ndarray | slice) -> EncodedFeatures:
+        return EncodedFeatures(self.categorical[rows], self.numeric[rows])
+
+
+def fit_statistics(spec: FeatureSpec, columns: Mapping[str, Any]) -> FeatureSpec:
+    """The spec with numeric means and standard deviations fitted on ``columns`` (training logs)."""
+    stats: dict[str, NumericStats] = {}
+    for feature in spec.numeric:
+        column = columns.get(feature.name)
+        if column is None:  # never logged: every value is the default, which encodes as 0
+            stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
+            continue
+        values = _numeric_values(feature, column, len(column))
+        mean = float(values.mean()) if values.size else float(feature.default)
+        std = float(values.std()) if values.size else 1.0
+        stats[feature.name] = NumericStats(mean=mean, std=std if std > 1e-12 else 1.0)
+    return spec.with_stats(stats)
+
+
+class FeatureEncoder:
+    """Encodes raw columns with a fitted spec; cheap to call per request."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        if not spec.is_fitted:
+            missing = [f.name for f in spec.numeric if f.name not in spec.stats]
+            raise ValueError(f"feature spec is not fitted: no statistics for {missing}")
+        self.spec = spec
+        offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
+        self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
+        self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
+        self._stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
+
+    def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
+        """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature."""
+        unknown = [name for name in columns if name not in self.spec.by_name]
+        if unknown:
+            raise FeatureError(unknown[0], "is not a feature of this model")
+        categorical = np.empty((n_rows, len(self.spec.categorical)), dtype=np.int64)
+        for j, feature in enumerate(self.spec.categorical):
+            column = self._column(feature, columns)
+            categorical[:, j] = _categorical_buckets(feature, column, n_rows) + self._offsets[feature.name]
+        numeric = np.empty((n_rows, len(self.spec.numeric)), dtype=np.float64)
+        for j, feature in enumerate(self.spec.numeric):
+            numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
+        standardised = ((numeric - self._means) / self._stds).astype(np.float32)
+        return EncodedFeatures(categorical, standardised)
+
+    @staticmethod
+    def _column(feature: Feature, columns: Mapping[str, Any]) -> Any:
+        if feature.name in columns:
+            return columns[feature.name]
+        if feature.required:
+            raise FeatureError(feature.name, "is required but missing")
+        return None
+
+
+def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
+    if column is None or np.isscalar(column):
+        return np.full(n_rows, column, dtype=object if column is None or isinstance(column, str) else None)
+    array = np.asarray(column)
+    if array.ndim != 1 or array.shape[0] != n_rows:
+        raise FeatureError(feature.name, f"has {array.shape[0] if array.ndim else 1} values for {n_rows} rows")
+    return array
+
+
+def _categorical_buckets(feature: Feature, column: Any, n_rows: int) -> np.ndarray:
+    if isinstance(column, str | int) and not isinstance(column, bool):  # context scalar: hash once
+        return np.full(n_rows, bucketize([column], feature.buckets)[0], dtype=np.int64)
+    values = _broadcast(column, n_rows, feature)
+    if values.dtype.kind == "O":
+        absent = np.equal(values, None)
+        if absent.any():
+            values = values.copy()
+            values[absent] = feature.default
+        if any(isinstance(v, bool | float) for v in values.tolist()):
+            raise FeatureError(feature.name, "must be a string or an integer")
+    elif values.dtype.kind not in "USiu":
+        raise FeatureError(feature.name, "must be a string or an integer")
+    strings = canonical_strings(values.astype(str) if values.dtype.kind in "OS" else values)
+    if strings.size > 64:  # hash each distinct value once
+        uniques, inverse = np.unique(strings, return_inverse=True)
+        return bucketize(uniques, feature.buckets)[inverse.reshape(-1)]
+    return bucketize(strings, feature.buckets)
+
+
+def _numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
+    """Float64 values; ``fill`` replaces absent values by the default, else they are dropped."""
+    if isinstance(column, (bool, str)):
+        raise FeatureError(feature.name, "must be a number")
+    values = _broadcast(column, n_rows, feature)
+    if values.dtype.kind in "bUS" or (
+        values.dtype.kind == "O" and any(isinstance(v, bool | str) for v in values.tolist())
+    ):
+        raise FeatureError(feature.name, "must be a number")
+    if values.dtype.kind == "O":
+        values = np.where(np.equal(values, None), np.nan, values)
+    try:
+        floats = values.astype(np.float64)
+    except (TypeError, ValueError):
+        raise FeatureError(feature.name, "must be a number") from None
+    absent = np.isnan(floats)
+    if np.isinf(floats).any() or (np.abs(floats[~absent]) > FLOAT32_LIMIT).any():
+        raise FeatureError(feature.name, f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})")
+    if fill:
+        return np.where(absent, float(feature.default), floats)
+    return floats[~absent]

@@ -1,0 +1,143 @@
+"""Feature spec: which raw features a model reads, how each is encoded, and its fitted statistics.
+
+The spec is the contract between a log (or a request) and a model's input tensors (DESIGN.md §2).
+Users write it as TOML (``[[feature]]`` tables); it travels inside ``model.json`` with the statistics
+fitted on the training logs, so the service encodes exactly as the trainer did.
+
+Each feature is
+- ``categorical``: its value (a string or an integer) is hashed into ``buckets`` with a stable hash;
+- ``numeric``: a float, standardised with the stored mean and standard deviation;
+and sits on the ``context`` side (one value per request: user, query, page) or the ``candidate``
+side (one value per ad). A feature is required, or optional with a ``default`` used when it is
+absent (numeric NaN takes the default too).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["categorical", "numeric"]
+Side = Literal["context", "candidate"]
+
+MISSING_CATEGORY = "__missing__"  # the default value of an optional categorical feature
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: Kind
+    side: Side
+    buckets: int = 0  # categorical only: size of the hashed id space of this feature
+    required: bool = True  # an absent required feature is an input error
+    default: str | float | None = None  # used when an optional feature is absent (raw units)
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"feature name {self.name!r} must be an identifier (letters, digits, _)")
+        if self.kind not in ("categorical", "numeric"):
+            raise ValueError(f"feature {self.name!r}: kind must be 'categorical' or 'numeric', not {self.kind!r}")
+        if self.side not in ("context", "candidate"):
+            raise ValueError(f"feature {self.name!r}: side must be 'context' or 'candidate', not {self.side!r}")
+        if self.kind == "categorical" and self.buckets < 1:
+            raise ValueError(f"categorical feature {self.name!r} needs buckets >= 1")
+        if self.kind == "numeric" and self.buckets:
+            raise ValueError(f"numeric feature {self.name!r} takes no buckets")
+        if self.default is None:
+            object.__setattr__(self, "default", MISSING_CATEGORY if self.kind == "categorical" else 0.0)
+        if self.kind == "numeric":
+            default = float(self.default)
+            if not math.isfinite(default):
+                raise ValueError(f"numeric feature {self.name!r}: default must be finite")
+            object.__setattr__(self, "default", default)
+        else:
+            object.__setattr__(self, "default", str(self.default))
+
+
+@dataclass(frozen=True)
+class NumericStats:
+    mean: float
+    std: float  # never 0: a constant column is stored with std 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    features: tuple[Feature, ...]
+    stats: dict[str, NumericStats] = field(default_factory=dict)  # fitted, numeric features only
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature spec names {duplicated} more than once")
+        if not self.features:
+            raise ValueError("feature spec lists no features")
+        unknown = set(self.stats) - {f.name for f in self.numeric}
+        if unknown:
+            raise ValueError(f"statistics given for {sorted(unknown)}, which are not numeric features")
+
+    @property
+    def categorical(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.kind == "categorical")
+
+    @property
+    def numeric(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.kind == "numeric")
+
+    @property
+    def by_name(self) -> dict[str, Feature]:
+        return {f.name: f for f in self.features}
+
+    @property
+    def total_buckets(self) -> int:
+        return sum(f.buckets for f in self.categorical)
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(f.name in self.stats for f in self.numeric)
+
+    def with_stats(self, stats: dict[str, NumericStats]) -> FeatureSpec:
+        return replace(self, stats=dict(stats))
+
+    # -- serialisation: plain dicts for model.json, TOML files for users -------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": [asdict(f) for f in self.features],
+            "stats": {name: asdict(s) for name, s in self.stats.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        features = data.get("features", data.get("feature"))
+        if not isinstance(features, list):
+            raise ValueError("feature spec needs a list of features ('features' or [[feature]] tables)")
+        try:
+            parsed = tuple(Feature(**f) for f in features)
+        except TypeError as error:
+            raise ValueError(f"feature spec entry is malformed: {error}") from None
+        stats = {name: NumericStats(**s) for name, s in data.get("stats", {}).items()}
+        return cls(parsed, stats)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> FeatureSpec:
+        with open(path, "rb") as file:
+            return cls.from_dict(tomllib.load(file))
+
+    def to_toml(self) -> str:
+        lines: list[str] = []
+        for f in self.features:
+            lines.append("[[feature]]")
+            lines.append(f'name = "{f.name}"')
+            lines.append(f'kind = "{f.kind}"')
+            lines.append(f'side = "{f.side}"')
+            if f.kind == "categorical":
+                lines.append(f"buckets = {f.buckets}")
+            lines.append(f"required = {'true' if f.required else 'false'}")
+            if not f.required:
+                lines.append(f'default = "{f.default}"' if f.kind == "categorical" else f"default = {f.default}")
+            lines.append("")
+        return "\n".join(lines)

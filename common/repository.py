@@ -1,0 +1,138 @@
+"""The model repository on disk (DESIGN.md §3), shared by the exporter (writes) and the service (reads).
+
+```
+<root>/<name>/config.toml            committed: kind, training and serving settings
+<root>/<name>/<version>/model.onnx
+<root>/<name>/<version>/model.json   the Manifest below
+```
+Versions are positive integers. A version directory appears atomically: it is written under a hidden
+temporary name beside its final place and renamed, so a reader never sees half a version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from common.features import FeatureSpec
+
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "model.json"
+CONFIG_FILE = "config.toml"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # numpy dtype name: "int64", "float32"
+    shape: list[int | str]  # "batch" for the dynamic axis
+
+
+@dataclass
+class Manifest:
+    """What ``model.json`` holds: enough to serve, audit and reproduce a version."""
+
+    name: str
+    version: int
+    kind: str  # the model class, e.g. "esmm"
+    opset: int
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    feature_spec: FeatureSpec
+    onnx_sha256: str
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    constants: dict[str, float] = field(default_factory=dict)  # e.g. the fixed bias input b
+    metrics: dict[str, float] = field(default_factory=dict)  # evaluation at training time
+    data_fingerprint: str = ""  # sha256 over the training logs' content
+    training: dict[str, Any] = field(default_factory=dict)  # the settings it was trained with
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["feature_spec"] = self.feature_spec.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
+        data["inputs"] = [TensorInfo(**t) for t in data["inputs"]]
+        data["outputs"] = [TensorInfo(**t) for t in data["outputs"]]
+        return cls(**data)
+
+
+def validate_model_name(name: str) -> str:
+    """The name if it is a safe directory name (no path escapes the repository), else ValueError."""
+    if not MODEL_NAME.match(name) or name in (".", ".."):
+        raise ValueError(f"model name {name!r} must match {MODEL_NAME.pattern}")
+    return name
+
+
+def read_config(root: Path, name: str) -> dict[str, Any]:
+    path = root / validate_model_name(name) / CONFIG_FILE
+    with open(path, "rb") as file:
+        return tomllib.load(file)
+
+
+def versions(root: Path, name: str) -> list[int]:
+    """The model's published versions, ascending."""
+    model_dir = root / validate_model_name(name)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
+
+
+def version_dir(root: Path, name: str, version: int) -> Path:
+    return root / validate_model_name(name) / str(int(version))
+
+
+def read_manifest(root: Path, name: str, version: int) -> Manifest:
+    return Manifest.from_json((version_dir(root, name, version) / MANIFEST_FILE).read_text())
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -> int:
+    """Write a new version atomically and return its number.
+
+    ``write(directory, version)`` fills a temporary directory; it is then renamed to the next free
+    version number. If another writer takes that number first, the next one is tried.
+    """
+    model_dir = root / validate_model_name(name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    try:
+        version = (versions(root, name) or [0])[-1] + 1
+        write(staging, version)
+        while True:
+            try:
+                os.rename(staging, model_dir / str(version))
+                return version
+            except OSError:
+                if not (model_dir / str(version)).exists():
+                    raise
+                version += 1  # a concurrent export took it; the manifest must follow the number
+                manifest_path = staging / MANIFEST_FILE
+                if manifest_path.exists():
+                    manifest = Manifest.from_json(manifest_path.read_text())
+                    manifest.version = version
+                    manifest_path.write_text(manifest.to_json())
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,52 @@
+"""The application factory: assembles settings, middleware, error handlers and routes.
+
+Models are loaded in the lifespan, before the first request is accepted; a model with no loadable
+version leaves the service up but not ready (``/v2/health/ready`` and ``/v1/score`` answer 503).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service.body_limit import BodySizeLimitMiddleware
+from service.errors import install_error_handlers
+from service.registry import ServingModels, load_serving_models
+from service.routes import health, models, score
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.models = await run_in_threadpool(load_serving_models, settings)
+    if app.state.models.ready:
+        logger.info("ready: roles %s", settings.roles)
+    else:
+        logger.error("not ready: %s", app.state.models.unavailable())
+    yield
+    app.state.models = ServingModels(settings.roles, {}, {name: "shut down" for name in settings.roles.values()})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+    app = FastAPI(
+        title="Debiased CTR/CVR scoring",
+        summary="Position-debiased pCTR, entire-space pCTCVR and pCVR for candidate ads, on ONNX Runtime.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(score.router)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    return app

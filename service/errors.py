@@ -1,0 +1,87 @@
+"""Errors answered as JSON: every failure body is ``{"error": "<message>", "field": "<path> | null"}``.
+
+``ApiError`` carries a status, a message and the request field at fault (``candidates[3].ad_price``,
+``context.user_id``), so a client can tell what to fix. FastAPI's own validation errors and HTTP
+errors (404, 405) take the same shape. A catch-all answers 500 as a last resort and logs the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and a JSON body naming ``field``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class InputError(ApiError):
+    """The request is wrong (4xx); ``field`` names the part of it at fault."""
+
+
+class ModelUnavailable(ApiError):
+    """A model a role needs is not loaded: 503."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+
+
+def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> Response:
+    body = orjson.dumps({"error": message, "field": field})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def field_path(location: Sequence[str | int]) -> str | None:
+    """``("body", "candidates", 0, "x")`` -> ``"candidates[0].x"``."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error.status, error.message, error.field)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {}
+    return error_response(422, str(first.get("msg", "invalid request")), field_path(first.get("loc", ())))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    return error_response(error.status_code, str(error.detail), headers=error.headers)
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,31 @@
+"""Liveness and readiness, as the Open Inference Protocol (KServe V2) names them."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from service.deps import ModelsDep
+from service.schemas import Health
+
+router = APIRouter(prefix="/v2/health", tags=["health"])
+
+
+@router.get("/live", response_class=Response, responses={200: {"model": Health}})
+async def live() -> Response:
+    """The process is up and answering."""
+    return Response(orjson.dumps({"live": True}), media_type="application/json")
+
+
+@router.get(
+    "/ready",
+    response_class=Response,
+    responses={200: {"model": Health}, 503: {"model": Health, "description": "A role model is not loaded."}},
+)
+async def ready(models: ModelsDep) -> Response:
+    """Every model a role needs is loaded and warmed up."""
+    body = {"ready": models.ready}
+    if not models.ready:
+        body["unavailable"] = models.unavailable()
+    return Response(orjson.dumps(body), status_code=200 if models.ready else 503, media_type="application/json")

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.encoder import FeatureEncoder, FeatureError, fit_statistics
+from common.features import Feature, FeatureSpec
+
+SPEC = FeatureSpec(
+    (
+        Feature("user_id", "categorical", "context", buckets=1000),
+        Feature("device", "categorical", "context", buckets=8, required=False),
+        Feature("ad_id", "categorical", "candidate", buckets=500),
+        Feature("ad_price", "numeric", "candidate"),
+        Feature("user_age", "numeric", "context", required=False, default=30.0),
+    )
+)
+FITTED = fit_statistics(SPEC, {"ad_price": np.array([1.0, 2.0, 3.0]), "user_age": np.array([20.0, 40.0])})
+ENCODER = FeatureEncoder(FITTED)
+
+ids = st.one_of(st.integers(0, 10**9), st.text(min_size=1, max_size=10))
+
+
+def test_fitted_statistics_standardise():
+    assert FITTED.stats["ad_price"].mean == pytest.approx(2.0)
+    encoded = ENCODER.encode({"user_id": "u1", "ad_id": ["a1", "a2"], "ad_price": [2.0, 3.0]}, 2)
+    assert encoded.numeric[:, 0] == pytest.approx([0.0, 1.0 / np.std([1.0, 2.0, 3.0])])
+    # absent optional numeric takes its default in raw units, then is standardised
+    assert encoded.numeric[:, 1] == pytest.approx([(30.0 - 30.0) / 10.0] * 2)
+
+
+@given(st.lists(st.tuples(ids, ids, st.floats(-1e6, 1e6)), min_size=1, max_size=30), ids)
+def test_context_scalar_broadcast_equals_a_repeated_column(rows, user):
+    ads = [r[0] for r in rows]
+    prices = [r[2] for r in rows]
+    broadcast = ENCODER.encode({"user_id": user, "ad_id": ads, "ad_price": prices}, len(rows))
+    repeated = ENCODER.encode({"user_id": [user] * len(rows), "ad_id": ads, "ad_price": prices}, len(rows))
+    assert np.array_equal(broadcast.categorical, repeated.categorical)
+    assert np.array_equal(broadcast.numeric, repeated.numeric)
+
+
+@given(st.lists(ids, min_size=1, max_size=100))
+def test_each_categorical_lands_in_its_own_bucket_range(ads):
+    encoded = ENCODER.encode({"user_id": "u", "ad_id": ads, "ad_price": [1.0] * len(ads)}, len(ads))
+    user, device, ad = encoded.categorical.T
+    assert ((user >= 0) & (user < 1000)).all()
+    assert ((device >= 1000) & (device < 1008)).all()
+    assert ((ad >= 1008) & (ad < 1508)).all()
+
+
+@given(st.lists(ids, min_size=1, max_size=100))
+def test_encoding_is_row_independent(ads):
+    """A row encodes the same whatever else is in the batch (the service batches requests)."""
+    columns = {"user_id": "u", "ad_id": ads, "ad_price": [1.5] * len(ads)}
+    whole = ENCODER.encode(columns, len(ads))
+    for i, ad in enumerate(ads[:5]):
+        single = ENCODER.encode({"user_id": "u", "ad_id": [ad], "ad_price": [1.5]}, 1)
+        assert np.array_equal(single.categorical[0], whole.categorical[i])
+
+
+def test_unseen_categories_hash_like_any_other():
+    encoded = ENCODER.encode({"user_id": "never-seen", "ad_id": ["new-ad"], "ad_price": [1.0]}, 1)
+    assert encoded.categorical.shape == (1, 3)
+
+
+def test_null_and_nan_take_the_default():
+    encoded = ENCODER.encode({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [None, float("nan")]}, 2)
+    expected = (0.0 - FITTED.stats["ad_price"].mean) / FITTED.stats["ad_price"].std
+    assert encoded.numeric[:, 0] == pytest.approx([expected, expected])
+
+
+@pytest.mark.parametrize(
+    ("columns", "feature", "reason"),
+    [
+        ({"ad_id": ["a"], "ad_price": [1.0]}, "user_id", "required"),
+        ({"user_id": "u", "ad_id": ["a"], "ad_price": ["cheap"]}, "ad_price", "number"),
+        ({"user_id": "u", "ad_id": ["a"], "ad_price": [True]}, "ad_price", "number"),
+        ({"user_id": "u", "ad_id": [1.5], "ad_price": [1.0]}, "ad_id", "string or an integer"),
+        ({"user_id": "u", "ad_id": ["a"], "ad_price": [1e39]}, "ad_price", "out of range"),
+        ({"user_id": "u", "ad_id": ["a"], "ad_price": [1.0], "colour": "red"}, "colour", "not a feature"),
+        ({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0]}, "ad_price", "values for 2 rows"),
+    ],
+)
+def test_bad_values_name_the_feature(columns, feature, reason):
+    with pytest.raises(FeatureError, match=reason) as error:
+        ENCODER.encode(columns, len(columns.get("ad_id", [0])))
+    assert error.value.feature == feature
+
+
+def test_an_unfitted_spec_is_refused():
+    with pytest.raises(ValueError, match="not fitted"):
+        FeatureEncoder(SPEC)

@@ -1,0 +1,30 @@
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from common.hashing import bucketize, fnv1a64
+
+
+def test_fnv1a64_matches_the_published_reference_values():
+    # FNV-1a 64-bit test vectors: "" -> offset basis, "a" -> 0xaf63dc4c8601ec8c
+    assert fnv1a64([""])[0] == 0xCBF29CE484222325
+    assert fnv1a64(["a"])[0] == 0xAF63DC4C8601EC8C
+    assert fnv1a64(["foobar"])[0] == 0x85944171F73967E8
+
+
+def test_integers_hash_like_their_decimal_strings():
+    assert (fnv1a64([42, 7, 123456789]) == fnv1a64(["42", "7", "123456789"])).all()
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12), min_size=1, max_size=40))
+def test_a_value_hashes_the_same_alone_and_among_others(values):
+    together = fnv1a64(values)
+    alone = np.array([fnv1a64([v])[0] for v in values], dtype=np.uint64)
+    assert (together == alone).all()
+
+
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=30), st.integers(1, 10_000))
+def test_buckets_are_in_range(values, buckets):
+    result = bucketize(values, buckets)
+    assert result.dtype == np.int64
+    assert ((result >= 0) & (result < buckets)).all()

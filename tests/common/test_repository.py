@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from common.features import Feature, FeatureSpec
+from common.repository import (
+    MANIFEST_FILE,
+    Manifest,
+    TensorInfo,
+    publish_version,
+    read_manifest,
+    validate_model_name,
+    versions,
+)
+
+
+def manifest(version: int) -> Manifest:
+    return Manifest(
+        name="m",
+        version=version,
+        kind="esmm",
+        opset=17,
+        inputs=[TensorInfo("categorical", "int64", ["batch", 1])],
+        outputs=[TensorInfo("pctr", "float32", ["batch"])],
+        feature_spec=FeatureSpec((Feature("x", "categorical", "context", buckets=4),)),
+        onnx_sha256="0" * 64,
+    )
+
+
+def writer(directory, version):
+    (directory / MANIFEST_FILE).write_text(manifest(version).to_json())
+
+
+def test_versions_are_published_in_order_and_readable(tmp_path):
+    assert versions(tmp_path, "m") == []
+    assert publish_version(tmp_path, "m", writer) == 1
+    assert publish_version(tmp_path, "m", writer) == 2
+    assert versions(tmp_path, "m") == [1, 2]
+    assert read_manifest(tmp_path, "m", 2) == manifest(2)
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_a_failed_write_leaves_no_version(tmp_path):
+    def failing(directory, version):
+        (directory / "model.onnx").write_bytes(b"half")
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError):
+        publish_version(tmp_path, "m", failing)
+    assert versions(tmp_path, "m") == []
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_manifest_is_plain_json():
+    data = json.loads(manifest(3).to_json())
+    assert data["version"] == 3
+    assert data["feature_spec"]["features"][0]["name"] == "x"
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "", ".", "..", "x" * 65, "-lead"])
+def test_unsafe_model_names_are_refused(name):
+    with pytest.raises(ValueError):
+        validate_model_name(name)

@@ -1,0 +1,123 @@
+"""End to end: the world's logs -> `ctr train` -> `ctr export` -> `ctr serve` (real uvicorn) -> scores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from common.encoder import FeatureEncoder
+from common.repository import MODEL_FILE, read_manifest, version_dir
+from service.registry import load_serving_models
+from service.scoring import prepare
+from service.settings import Settings
+from tests.support.server import ROOT, running_server
+from training.dataset import ImpressionTensors
+
+CLI = [sys.executable, "-m", "cli.main"]
+
+
+def sample_request(root, candidates: int, seed: int) -> dict:
+    result = subprocess.run(
+        [*CLI, "sample-request", "--candidates", str(candidates), "--seed", str(seed), "--repository", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def offline_scores(root, body: dict) -> dict[str, np.ndarray]:
+    """What the exported model gives for the body, computed without the service."""
+    manifest = read_manifest(root, "esmm", 1)
+    candidates = body["candidates"]
+    columns = dict(body["context"])
+    for name in candidates[0]:
+        columns[name] = [c[name] for c in candidates]
+    encoded = FeatureEncoder(manifest.feature_spec).encode(columns, len(candidates))
+    session = ort.InferenceSession(str(version_dir(root, "esmm", 1) / MODEL_FILE))
+    return dict(
+        zip(["pctr", "pcvr", "pctcvr"], session.run(["pctr", "pcvr", "pctcvr"], encoded.as_inputs()), strict=True)
+    )
+
+
+def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
+    body = sample_request(world_repository, candidates=25, seed=3)
+    assert len(body["candidates"]) == 25
+    with running_server(world_repository, tmp_path / "serve.log", command=[*CLI, "serve"]) as (url, _):
+        response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["models"] == {"ctr": {"name": "esmm", "version": 1}, "ctcvr": {"name": "esmm", "version": 1}}
+    scores = result["scores"]
+    pctr = np.array([s["pctr"] for s in scores])
+    pctcvr = np.array([s["pctcvr"] for s in scores])
+    pcvr = np.array([s["pcvr"] for s in scores])
+    for values in (pctr, pctcvr, pcvr):
+        assert ((values >= 0) & (values <= 1)).all()
+    np.testing.assert_allclose(pcvr, np.clip(pctcvr / pctr, 0, 1), rtol=1e-12)
+    expected = offline_scores(world_repository, body)
+    np.testing.assert_allclose(pctr, expected["pctr"], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(pctcvr, expected["pctcvr"], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(pcvr, expected["pcvr"], rtol=0, atol=1e-6)  # division identity of the model
+
+
+def test_training_and_serving_encode_the_same_rows_identically(world_repository):
+    """The rows of logged requests, read from Parquet by the trainer and sent as JSON to the service."""
+    manifest = read_manifest(world_repository, "esmm", 1)
+    spec = manifest.feature_spec
+    table = pq.read_table(world_repository.parent / "work" / "esmm" / "train.parquet")
+    models = load_serving_models(Settings(model_repository=world_repository, use_cuda=False))
+    for request_id in ["d0-r0", "d0-r17", "d1-r2999"]:
+        rows = table.filter(pq.filters_to_expression([("request_id", "=", request_id)]))
+        assert rows.num_rows > 0
+        training = ImpressionTensors.from_table(rows, FeatureEncoder(spec)).tensors
+        records = rows.to_pylist()
+        body = {
+            "context": {f.name: records[0][f.name] for f in spec.features if f.side == "context"},
+            "candidates": [{f.name: r[f.name] for f in spec.features if f.side == "candidate"} for r in records],
+        }
+        serving = prepare(json.dumps(body).encode(), models, Settings(model_repository=world_repository)).inputs["esmm"]
+        assert np.array_equal(serving["categorical"], training["categorical"].numpy())
+        assert np.array_equal(serving["numeric"], training["numeric"].numpy())
+
+
+def test_evaluate_writes_the_report(world_repository, tmp_path):
+    out = tmp_path / "esmm.json"
+    result = CliRunner().invoke(app, ["evaluate", "esmm", "--out", str(out), "--repository", str(world_repository)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    for key in ("ctr_auc", "cvr_auc_entire_space", "cvr_auc_clicked", "ctcvr_auc", "n_impressions"):
+        assert key in report
+    assert report["n_impressions"] == 3000 * 5
+    for key in ("cvr_auc_entire_space", "cvr_auc_clicked"):
+        assert 0.0 <= report[key] <= 1.0
+    for key in ("ctr_auc", "ctcvr_auc"):
+        assert 0.55 < report[key] <= 1.0, (key, report[key])  # better than chance even when tiny
+    assert report["true_cvr_mean_clicked"] > report["true_cvr_mean_unclicked"]  # the selection bias is real
+
+
+def test_the_committed_config_builds_its_model():
+    from training.model_config import ModelConfig
+    from training.models.registry import build_model
+    from training.pipeline import world_spec
+
+    config = ModelConfig.load(ROOT / "models", "esmm")
+    assert config.kind == "esmm"
+    model = build_model(config.kind, world_spec(config), config.model)
+    assert model.config.hidden == [360, 200, 80]
+
+
+@pytest.mark.parametrize("candidates", [1, 7])
+def test_sample_request_is_deterministic(world_repository, candidates):
+    assert sample_request(world_repository, candidates, 5) == sample_request(world_repository, candidates, 5)

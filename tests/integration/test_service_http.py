@@ -1,0 +1,76 @@
+"""The service under real uvicorn on a loopback port, started as ``python -m service`` would be."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:
+    repository = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(repository)
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    with running_server(repository, log) as (url, process):
+        yield url, process
+    assert process.returncode == 0, log.read_text()
+    assert "model esmm version 1 loaded" in log.read_text()
+
+
+@pytest.fixture
+def server(server_process: tuple[str, subprocess.Popen]) -> str:
+    return server_process[0]
+
+
+def test_scores_over_http(server: str) -> None:
+    body = {
+        "context": {"user_id": "u_9", "hour": 8},
+        "candidates": [{"ad_id": f"ad_{i}", "ad_price": float(i)} for i in range(20)],
+    }
+    response = httpx.post(f"{server}/v1/score", json=body, timeout=10.0)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["models"]["ctr"] == {"name": "esmm", "version": 1}
+    assert len(result["scores"]) == 20
+    for score in result["scores"]:
+        assert 0.0 <= score["pctcvr"] <= score["pctr"] <= 1.0
+        assert score["pcvr"] == pytest.approx(score["pctcvr"] / score["pctr"], rel=1e-9)
+
+
+def test_errors_over_http(server: str) -> None:
+    response = httpx.post(
+        f"{server}/v1/score",
+        content=b'{"candidates": [{"ad_id": NaN}]}',
+        headers={"content-type": "application/json"},
+        timeout=10.0,
+    )
+    assert response.status_code == 400
+    assert "NaN" in response.json()["error"]
+    too_big = httpx.post(
+        f"{server}/v1/score",
+        content=b" " * (4 * 1024 * 1024 + 1),
+        headers={"content-type": "application/json"},
+        timeout=10.0,
+    )
+    assert too_big.status_code == 413
+
+
+def test_models_listing_reports_the_provider(server: str) -> None:
+    (model,) = httpx.get(f"{server}/v1/models", timeout=10.0).json()["models"]
+    assert model["provider"] == "CPUExecutionProvider"
+
+
+def test_server_process_loaded_no_torch(server_process: tuple[str, subprocess.Popen]) -> None:
+    url, process = server_process
+    assert httpx.get(f"{url}/v2/health/ready", timeout=10.0).status_code == 200
+    maps = Path(f"/proc/{process.pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc here; tests/service/test_no_torch.py checks sys.modules instead")
+    assert "torch" not in maps.read_text()

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from fastapi.testclient import TestClient
+
+from common.encoder import FeatureEncoder
+from common.repository import MODEL_FILE, version_dir
+from service.app import create_app
+from service.settings import Settings
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
+
+JSON = {"content-type": "application/json"}
+GOOD = {
+    "context": {"user_id": "u_1", "hour": 21},
+    "candidates": [
+        {"ad_id": "ad_7", "ad_price": 12.5},
+        {"ad_id": 3, "ad_price": 3, "ad_quality": 0.9},
+        {"ad_id": "ad_7", "ad_price": 0.0, "ad_quality": None},
+    ],
+}
+
+
+def direct_scores(repository: Path, name: str = "esmm", version: int = 1) -> dict[str, np.ndarray]:
+    """What ONNX Runtime computes for GOOD without the service in between."""
+    columns = {
+        **GOOD["context"],
+        "ad_id": ["ad_7", 3, "ad_7"],
+        "ad_price": [12.5, 3, 0.0],
+        "ad_quality": [None, 0.9, None],
+    }
+    inputs = FeatureEncoder(SPEC).encode(columns, 3).as_inputs()
+    session = ort.InferenceSession(str(version_dir(repository, name, version) / MODEL_FILE))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, inputs), strict=True))
+
+
+def test_scores_match_onnx_runtime(client: TestClient, repository: Path) -> None:
+    response = client.post("/v1/score", json=GOOD)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["models"] == {"ctr": {"name": "esmm", "version": 1}, "ctcvr": {"name": "esmm", "version": 1}}
+    scores = body["scores"]
+    assert len(scores) == 3
+    expected = direct_scores(repository)
+    for key in ("pctr", "pctcvr"):
+        np.testing.assert_allclose([s[key] for s in scores], expected[key], rtol=1e-6)
+    for score in scores:
+        assert all(0.0 <= score[key] <= 1.0 for key in ("pctr", "pctcvr", "pcvr"))
+        assert score["pcvr"] == pytest.approx(score["pctcvr"] / score["pctr"], rel=1e-9)
+    np.testing.assert_allclose([s["pcvr"] for s in scores], expected["pcvr"], rtol=1e-5)
+
+
+def test_context_may_be_omitted_when_nothing_in_it_is_required(client: TestClient) -> None:
+    body = {"candidates": [{"user_id": "u", "ad_id": 1, "ad_price": 2.0}]}
+    assert client.post("/v1/score", json=body).status_code == 200
+    body["context"] = None
+    assert client.post("/v1/score", json=body).status_code == 200
+
+
+def test_charset_parameter_is_accepted(client: TestClient) -> None:
+    headers = {"content-type": "application/json; charset=utf-8"}
+    assert client.post("/v1/score", content=json.dumps(GOOD), headers=headers).status_code == 200
+
+
+def test_roles_from_different_models(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr_only", outputs=("pctr",), seed=5)
+    publish_tiny_esmm(tmp_path, seed=6)
+    publish_tiny_esmm(tmp_path, seed=7)
+    settings = Settings(model_repository=tmp_path, ctr_model="ctr_only", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/score", json=GOOD).json()
+    assert body["models"] == {"ctr": {"name": "ctr_only", "version": 1}, "ctcvr": {"name": "esmm", "version": 2}}
+    pctr = direct_scores(tmp_path, "ctr_only", 1)["pctr"]
+    pctcvr = direct_scores(tmp_path, "esmm", 2)["pctcvr"]
+    np.testing.assert_allclose([s["pctr"] for s in body["scores"]], pctr, rtol=1e-6)
+    np.testing.assert_allclose([s["pctcvr"] for s in body["scores"]], pctcvr, rtol=1e-6)
+    np.testing.assert_allclose([s["pcvr"] for s in body["scores"]], np.clip(pctcvr / pctr, 0, 1), rtol=1e-5)
+
+
+def candidates(*extra: dict) -> dict:
+    return {"context": {"user_id": "u"}, "candidates": [{"ad_id": 1, "ad_price": 1.0}, *extra]}
+
+
+BAD_BODIES = [
+    # (raw body, status, field, words in the error)
+    (b"{", 400, None, "not valid JSON"),
+    (b"", 400, None, "empty"),
+    (b'{"candidates": [{"ad_id": 1, "ad_price": NaN}]}', 400, None, "NaN"),
+    (b'{"candidates": [{"ad_id": 1, "ad_price": Infinity}]}', 400, None, "Infinity"),
+    (b'{"candidates": [{"ad_id": 1, "ad_price": -Infinity}]}', 400, None, "Infinity"),
+    (b'{"candidates": [{"ad_id": 1, "ad_price": 1e400}]}', 400, None, "Infinity"),
+    (b"[1, 2]", 422, None, "JSON object"),
+    (b'"text"', 422, None, "JSON object"),
+    (b'{"context": {"user_id": "u"}}', 422, "candidates", "required"),
+    (b'{"candidates": []}', 422, "candidates", "empty"),
+    (b'{"candidates": {"ad_id": 1}}', 422, "candidates", "list"),
+    (b'{"candidates": [1]}', 422, "candidates[0]", "object"),
+    (b'{"context": [], "candidates": [{"ad_id": 1}]}', 422, "context", "object"),
+    (b'{"candidate": [{"ad_id": 1}]}', 422, "candidate", "unknown"),
+]
+
+
+@pytest.mark.parametrize(("raw", "status", "field", "words"), BAD_BODIES)
+def test_malformed_bodies(client: TestClient, raw: bytes, status: int, field: str | None, words: str) -> None:
+    response = client.post("/v1/score", content=raw, headers=JSON)
+    assert response.status_code == status, response.text
+    assert response.json() == {"error": response.json()["error"], "field": field}
+    assert words in response.json()["error"]
+
+
+BAD_FEATURES = [
+    # (body, field, words in the error)
+    ({"candidates": [{"ad_id": 1, "ad_price": 1.0}]}, "context.user_id", "required"),
+    ({"context": {"user_id": None}, "candidates": [{"ad_id": 1, "ad_price": 1.0}]}, "context.user_id", "required"),
+    ({"context": {"user_id": "u"}, "candidates": [{"ad_id": 1}]}, "candidates[0].ad_price", "required"),
+    (candidates({"ad_id": 2}), "candidates[1].ad_price", "required"),
+    (candidates({"ad_id": 2, "ad_price": None}), "candidates[1].ad_price", "required"),
+    ({"context": {"user_id": "u", "foo": 1}, "candidates": [{"ad_id": 1}]}, "context.foo", "not a feature"),
+    (candidates({"ad_id": 2, "ad_price": 1, "foo": 1}), "candidates[1].foo", "not a feature"),
+    ({"context": {"user_id": "u", "ad_id": 1}, "candidates": [{"ad_id": 1}]}, "candidates[0].ad_id", "both"),
+    (candidates({"ad_id": 2, "ad_price": "cheap"}), "candidates[1].ad_price", "must be a number"),
+    (candidates({"ad_id": 2.5, "ad_price": 1}), "candidates[1].ad_id", "string or an integer"),
+    (candidates({"ad_id": True, "ad_price": 1}), "candidates[1].ad_id", "boolean"),
+    (candidates({"ad_id": 2, "ad_price": False}), "candidates[1].ad_price", "boolean"),
+    (candidates({"ad_id": 2, "ad_price": [1]}), "candidates[1].ad_price", "list"),
+    (candidates({"ad_id": {"id": 2}, "ad_price": 1}), "candidates[1].ad_id", "object"),
+    (candidates({"ad_id": 2, "ad_price": 1e39}), "candidates[1].ad_price", "out of range"),
+    (candidates({"ad_id": "x" * 2000, "ad_price": 1}), "candidates[1].ad_id", "longer than"),
+    ({"context": {"user_id": ["u"]}, "candidates": [{"ad_id": 1, "ad_price": 1}]}, "context.user_id", "list"),
+    ({"context": {"user_id": {}}, "candidates": [{"ad_id": 1, "ad_price": 1}]}, "context.user_id", "object"),
+    ({"context": {"user_id": 1.5}, "candidates": [{"ad_id": 1, "ad_price": 1}]}, "context.user_id", "string"),
+    ({"context": {"user_id": True}, "candidates": [{"ad_id": 1, "ad_price": 1}]}, "context.user_id", "boolean"),
+    ({"context": {"user_id": "u", "ad_price": "x"}, "candidates": [{"ad_id": 1}]}, "context.ad_price", "number"),
+    ({"context": {"user_id": "u", "ad_price": -1e39}, "candidates": [{"ad_id": 1}]}, "context.ad_price", "range"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "words"), BAD_FEATURES)
+def test_bad_features_name_the_field(client: TestClient, body: dict, field: str, words: str) -> None:
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert words in response.json()["error"]
+
+
+def test_too_many_candidates(client: TestClient, settings: Settings) -> None:
+    rows = [{"ad_id": i, "ad_price": 1.0} for i in range(settings.max_candidates + 1)]
+    body = {"context": {"user_id": "u"}, "candidates": rows}
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 413
+    assert response.json()["field"] == "candidates"
+    body["candidates"].pop()
+    assert client.post("/v1/score", json=body).status_code == 200
+
+
+def test_body_over_the_limit(client: TestClient, settings: Settings) -> None:
+    raw = b'{"candidates": [' + b" " * settings.max_body_bytes + b"]}"
+    response = client.post("/v1/score", content=raw, headers=JSON)
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
+
+
+def test_streamed_body_over_the_limit_without_content_length(client: TestClient, settings: Settings) -> None:
+    def chunks():  # a generator body is sent chunked, with no Content-Length
+        yield b'{"candidates": ['
+        for _ in range(settings.max_body_bytes // 1024 + 1):
+            yield b" " * 1024
+        yield b"]}"
+
+    response = client.post("/v1/score", content=chunks(), headers=JSON)
+    assert response.status_code == 413
+    assert response.json()["field"] is None
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_wrong_content_type(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v1/score", content=b'{"candidates": [{"ad_id": 1}]}', headers=headers)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+def test_unknown_route_and_method_answer_the_error_shape(client: TestClient) -> None:
+    assert client.get("/v1/nothing").json() == {"error": "Not Found", "field": None}
+    response = client.get("/v1/score")
+    assert response.status_code == 405
+    assert set(response.json()) == {"error", "field"}
+
+
+def test_openapi_documents_the_bodies(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/score"]["post"]
+    request = operation["requestBody"]["content"]["application/json"]
+    assert set(request["schema"]["properties"]) == {"context", "candidates"}
+    assert request["example"]["candidates"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
+    assert "ScoreResponse" in schema["components"]["schemas"]
+    assert "ErrorResponse" in schema["components"]["schemas"]

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from common.encoder import FeatureEncoder
+from common.features import Feature, FeatureSpec
+from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, version_dir
+from service.app import create_app
+from service.model_loader import ModelLoadError, load_latest, load_version
+from service.registry import load_serving_models
+from service.settings import Settings
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
+
+ESMM_NEEDS = {"pctr", "pctcvr"}
+
+
+def settings_for(root: Path, **overrides: object) -> Settings:
+    return Settings(model_repository=root, use_cuda=False, **overrides)
+
+
+def test_loads_verifies_and_runs(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path)
+    model = load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+    assert (model.name, model.version, model.kind) == ("esmm", 1, "esmm")
+    assert model.provider == "CPUExecutionProvider"
+    assert model.input_names == ("categorical", "numeric")
+    inputs = FeatureEncoder(SPEC).encode({"user_id": "u", "ad_id": [1, 2, 3], "ad_price": [1.0, 2.0, 3.0]}, 3)
+    outputs = model.run(inputs.as_inputs())
+    assert set(outputs) == {"pctr", "pcvr", "pctcvr"}
+    assert all(value.shape == (3,) and value.dtype == np.float32 for value in outputs.values())
+    np.testing.assert_allclose(outputs["pctcvr"], outputs["pctr"] * outputs["pcvr"], rtol=1e-6)
+
+
+def test_newest_version_wins(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, seed=1)
+    publish_tiny_esmm(tmp_path, seed=2)
+    assert load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS).version == 2
+
+
+def test_altered_model_is_refused_and_the_older_version_serves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish_tiny_esmm(tmp_path, seed=1)
+    publish_tiny_esmm(tmp_path, seed=2)
+    path = version_dir(tmp_path, "esmm", 2) / MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="service.model_loader"):
+        model = load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+    assert model.version == 1
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert "esmm" in refusals[0] and "version 2" in refusals[0] and "sha256" in refusals[0]
+
+
+def test_role_output_must_exist(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, outputs=("pctr",))
+    with pytest.raises(ModelLoadError, match="pctcvr"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+    assert load_version(tmp_path, "esmm", 1, settings_for(tmp_path), {"pctr"}).output_names == ("pctr",)
+
+
+def test_malformed_manifest_is_refused(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path)
+    (version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ModelLoadError, match="malformed"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+
+
+def test_missing_model_file_is_refused(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path)
+    (version_dir(tmp_path, "esmm", 1) / MODEL_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="cannot be read"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+
+
+def test_spec_that_does_not_fit_the_graph_is_refused(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path)
+    directory = version_dir(tmp_path, "esmm", 1)
+    manifest = read_manifest(tmp_path, "esmm", 1)
+    extra = Feature("campaign", "categorical", "candidate", buckets=5)
+    manifest.feature_spec = FeatureSpec((*SPEC.features, extra), SPEC.stats)
+    (directory / MANIFEST_FILE).write_text(manifest.to_json())
+    with pytest.raises(ModelLoadError, match="width 3"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+
+
+def test_no_versions(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no versions"):
+        load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+
+
+def test_distinct_role_models_each_load(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr_only", outputs=("pctr",))
+    publish_tiny_esmm(tmp_path)
+    models = load_serving_models(settings_for(tmp_path, ctr_model="ctr_only"))
+    assert models.ready
+    assert models.for_role("ctr").name == "ctr_only"
+    assert models.for_role("ctcvr").name == "esmm"
+
+
+def test_no_loadable_version_starts_but_is_not_ready(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, outputs=("pctr",))  # cannot fill the ctcvr role
+    with TestClient(create_app(settings_for(tmp_path))) as client:
+        assert client.get("/v2/health/live").status_code == 200
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False and "esmm" in ready.json()["unavailable"]
+        response = client.post("/v1/score", json={"candidates": [{"ad_id": 1}]})
+        assert response.status_code == 503
+        assert "esmm" in response.json()["error"]
+        listing = client.get("/v1/models").json()["models"]
+        assert listing[0]["name"] == "esmm" and listing[0]["ready"] is False
+
+
+def test_empty_repository_is_not_ready(tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path / "absent"))) as client:
+        assert client.get("/v2/health/ready").status_code == 503
+        response = client.post("/v1/score", json={"candidates": [{"ad_id": 1}]})
+        assert response.status_code == 503
+        assert response.json() == {"error": response.json()["error"], "field": None}
+        assert "'esmm'" in response.json()["error"]

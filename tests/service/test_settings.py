@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.model_repository == Path("models")
+    assert settings.roles == {"ctr": "esmm", "ctcvr": "esmm"}
+    assert settings.max_candidates == 1000
+    assert settings.max_body_bytes == 4 * 1024 * 1024
+    assert settings.use_cuda is True
+
+
+def test_environment_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CTR_PORT", "9001")
+    monkeypatch.setenv("CTR_MODEL_REPOSITORY", str(tmp_path))
+    monkeypatch.setenv("CTR_CTR_MODEL", "debiased_ctr")
+    monkeypatch.setenv("CTR_USE_CUDA", "false")
+    monkeypatch.setenv("CTR_LOG_LEVEL", "debug")
+    settings = Settings()
+    assert settings.port == 9001
+    assert settings.model_repository == tmp_path
+    assert settings.roles == {"ctr": "debiased_ctr", "ctcvr": "esmm"}
+    assert settings.use_cuda is False
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("port", 0, "port"),
+        ("port", 70000, "port"),
+        ("ctr_model", "../etc", "model name"),
+        ("ctcvr_model", "", "model name"),
+        ("max_candidates", 0, "max_candidates"),
+        ("max_body_bytes", -1, "max_body_bytes"),
+        ("intra_op_threads", -1, "intra_op_threads"),
+        ("log_level", "loud", "log_level"),
+        ("warmup_batch_sizes", (1, 0), "warm-up"),
+    ],
+)
+def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(**{field: value})
+    assert words in str(raised.value)

@@ -1,0 +1,74 @@
+"""Starting the real service under uvicorn on a free loopback port, for integration and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT (uvicorn's graceful stop), then kill after a bounded wait."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def running_server(
+    repository: Path, log: Path, command: list[str] | None = None, **settings: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The service serving ``repository``; yields (base URL, process) once /v2/health/ready says 200."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CTR_HOST": "127.0.0.1",
+        "CTR_PORT": str(port),
+        "CTR_MODEL_REPOSITORY": str(repository),
+        "CTR_USE_CUDA": "false",
+        **{f"CTR_{k.upper()}": v for k, v in settings.items()},
+    }
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command or [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {START_TIMEOUT_S} s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        stop(process)

@@ -1,0 +1,66 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, sha256_file, version_dir, versions
+from tests.training.models.test_esmm import SPEC
+from training.checkpoint import Checkpoint
+from training.export import PARITY_TOLERANCE, check_parity, export_checkpoint, random_inputs
+from training.models.esmm import ESMM, ESMMConfig
+
+
+def checkpoint(name: str = "esmm") -> Checkpoint:
+    torch.manual_seed(0)
+    model = ESMM(SPEC, ESMMConfig(hidden=[32, 16]))
+    return Checkpoint(
+        name=name,
+        kind="esmm",
+        model_params={"hidden": [32, 16]},
+        spec=SPEC,
+        state_dict=model.state_dict(),
+        metrics={"ctr_auc": 0.7},
+        data_fingerprint="abc",
+        constants={"b": 0.25},
+    )
+
+
+def test_export_publishes_a_checked_version(tmp_path):
+    version = export_checkpoint(checkpoint(), tmp_path)
+    assert version == 1 and versions(tmp_path, "esmm") == [1]
+    directory = version_dir(tmp_path, "esmm", 1)
+    manifest = read_manifest(tmp_path, "esmm", 1)
+    assert manifest.onnx_sha256 == sha256_file(directory / MODEL_FILE)
+    assert [o.name for o in manifest.outputs] == ["pctr", "pcvr", "pctcvr"]
+    assert {i.name: i.shape for i in manifest.inputs} == {"categorical": ["batch", 2], "numeric": ["batch", 1]}
+    assert manifest.feature_spec == SPEC
+    assert manifest.constants == {"b": 0.25}
+    assert manifest.metrics["export_parity_max_abs_diff"] <= PARITY_TOLERANCE
+    assert json.loads((directory / MANIFEST_FILE).read_text())["data_fingerprint"] == "abc"
+    assert export_checkpoint(checkpoint(), tmp_path) == 2
+
+
+def test_onnx_matches_torch_on_fresh_random_inputs_at_several_batch_sizes(tmp_path):
+    ckpt = checkpoint()
+    export_checkpoint(ckpt, tmp_path)
+    model = ckpt.build()
+    session = ort.InferenceSession(str(version_dir(tmp_path, "esmm", 1) / MODEL_FILE))
+    for rows, seed in [(1, 11), (7, 12), (1000, 13)]:
+        inputs = random_inputs(SPEC, rows, seed)
+        onnx_out = session.run(["pctr", "pcvr", "pctcvr"], inputs)
+        with torch.no_grad():
+            torch_out = model(torch.from_numpy(inputs["categorical"]), torch.from_numpy(inputs["numeric"]))
+        for name, value in zip(["pctr", "pcvr", "pctcvr"], onnx_out, strict=True):
+            assert value.shape == (rows,)
+            assert np.max(np.abs(value - torch_out[name].numpy())) <= PARITY_TOLERANCE
+    assert check_parity(model, SPEC, version_dir(tmp_path, "esmm", 1) / MODEL_FILE) <= PARITY_TOLERANCE
+
+
+def test_checkpoint_round_trip(tmp_path):
+    ckpt = checkpoint()
+    ckpt.save(tmp_path / "c.pt")
+    loaded = Checkpoint.load(tmp_path / "c.pt")
+    assert loaded.spec == ckpt.spec and loaded.constants == ckpt.constants
+    for key, value in ckpt.state_dict.items():
+        torch.testing.assert_close(loaded.state_dict[key], value)

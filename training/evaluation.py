@@ -1,0 +1,95 @@
+"""Evaluating an exported model on the world's held-out impressions, against ground truth.
+
+What is scored is what the service serves: the repository's latest ONNX version, run by ONNX Runtime
+on inputs from the shared encoder. The held-out day is displayed by the config's held-out policy
+(uniformly random by default, so no logging policy's ranking leaks into it), and the world knows
+for every impression whether it would have converted had it been clicked, so CVR is measured over
+the entire impression space, not only on clicked impressions as logs allow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from common.encoder import FeatureEncoder
+from common.repository import MODEL_FILE, read_manifest, version_dir, versions
+from training.logs import column_array, feature_columns
+from training.metrics import auc, expected_calibration_error, log_loss
+from training.model_config import ModelConfig
+from training.pipeline import world_of
+
+CHUNK_ROWS = 65_536
+
+
+def run_exported(root: Path, name: str, table: Any, version: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
+    """The exported model's outputs for every row of ``table``; returns (version, outputs)."""
+    published = versions(root, name)
+    if not published:
+        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
+    version = version or published[-1]
+    manifest = read_manifest(root, name, version)
+    session = ort.InferenceSession(
+        str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"]
+    )
+    encoded = FeatureEncoder(manifest.feature_spec).encode(
+        feature_columns(table, manifest.feature_spec), table.num_rows
+    )
+    input_names = [i.name for i in session.get_inputs()]
+    output_names = [o.name for o in session.get_outputs()]
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in output_names}
+    for start in range(0, table.num_rows, CHUNK_ROWS):
+        chunk = encoded.take(slice(start, start + CHUNK_ROWS)).as_inputs()
+        for n, value in zip(output_names, session.run(None, {i: chunk[i] for i in input_names}), strict=True):
+            parts[n].append(value)
+    return version, {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
+    """The report of ``ctr evaluate``: AUCs, log losses and calibration on a held-out world day."""
+    config = ModelConfig.load(root, name)
+    data = config.data
+    table = world_of(config).simulate(
+        days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
+    )
+    version, outputs = run_exported(root, name, table, version)
+    click = column_array(table, "click").astype(bool)
+    potential = column_array(table, "conversion_potential").astype(bool)  # would convert if clicked
+    ctcvr = click & potential
+    true_cvr = column_array(table, "true_cvr")
+    observed_ctr = column_array(table, "true_ctr") * column_array(table, "examination")
+    report: dict[str, Any] = {
+        "model": name,
+        "version": version,
+        "heldout_policy": data.heldout_policy,
+        "n_impressions": int(table.num_rows),
+        "n_clicks": int(click.sum()),
+        "n_conversions": int(ctcvr.sum()),
+        "true_cvr_mean_clicked": float(true_cvr[click].mean()),
+        "true_cvr_mean_unclicked": float(true_cvr[~click].mean()),
+    }
+    if "pctr" in outputs:
+        pctr = outputs["pctr"]
+        report |= {
+            "ctr_auc": auc(click, pctr),
+            "ctr_logloss": log_loss(click, pctr),
+            "ctr_calibration_error": expected_calibration_error(pctr, observed_ctr),
+            "ctr_mean_pred_over_observed": float(pctr.mean() / observed_ctr.mean()),
+        }
+    if "pcvr" in outputs:
+        pcvr = outputs["pcvr"]
+        report |= {
+            "cvr_auc_entire_space": auc(potential, pcvr),
+            "cvr_auc_clicked": auc(potential[click], pcvr[click]),
+            "cvr_calibration_error": expected_calibration_error(pcvr, true_cvr),
+            "cvr_mean_pred_over_true": float(pcvr.mean() / true_cvr.mean()),
+        }
+    if "pctcvr" in outputs:
+        report |= {
+            "ctcvr_auc": auc(ctcvr, outputs["pctcvr"]),
+            "ctcvr_logloss": log_loss(ctcvr, outputs["pctcvr"]),
+        }
+    return report

@@ -1,0 +1,127 @@
+"""ONNX export into the model repository, with a parity check on every export (DESIGN.md §3).
+
+The exported graph is the model's inference path only: features in (``categorical`` int64
+``(batch, C)``, ``numeric`` float32 ``(batch, N)``), named probabilities out (``model.output_names``),
+a dynamic batch axis. Each export is checked against torch on fresh random inputs before it is
+published; a version directory appears only when the check passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from common.features import FeatureSpec
+from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, TensorInfo, publish_version, sha256_file
+from training.checkpoint import Checkpoint
+
+logger = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-5  # max abs difference between torch and ONNX Runtime
+
+
+class ParityError(RuntimeError):
+    """The exported graph does not compute what the torch model computes."""
+
+
+class _NamedOutputs(nn.Module):
+    """Returns the model's outputs as a tuple in ``output_names`` order, as ONNX export needs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(categorical, numeric)
+        return tuple(outputs[name] for name in self.model.output_names)
+
+
+def random_inputs(spec: FeatureSpec, rows: int, seed: int) -> dict[str, np.ndarray]:
+    """Valid model inputs: each categorical column within its feature's bucket range."""
+    rng = np.random.default_rng(seed)
+    offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])
+    categorical = np.stack([rng.integers(lo, hi, rows) for lo, hi in itertools.pairwise(offsets)], axis=1).astype(
+        np.int64
+    )
+    numeric = rng.standard_normal((rows, len(spec.numeric))).astype(np.float32)
+    return {"categorical": categorical, "numeric": numeric}
+
+
+def export_onnx(model: nn.Module, spec: FeatureSpec, path: Path) -> None:
+    model.eval()
+    example = random_inputs(spec, 4, seed=0)
+    names = list(model.output_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _NamedOutputs(model),
+            (torch.from_numpy(example["categorical"]), torch.from_numpy(example["numeric"])),
+            str(path),
+            input_names=["categorical", "numeric"],
+            output_names=names,
+            dynamic_axes={n: {0: "batch"} for n in ["categorical", "numeric", *names]},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def check_parity(model: nn.Module, spec: FeatureSpec, path: Path, rows: int = 512, seed: int = 1) -> float:
+    """Max abs difference between torch and ONNX Runtime on fresh random inputs; raises past tolerance."""
+    inputs = random_inputs(spec, rows, seed)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {i.name: inputs[i.name] for i in session.get_inputs()}
+    onnx_outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
+    with torch.no_grad():
+        torch_outputs = model(torch.from_numpy(inputs["categorical"]), torch.from_numpy(inputs["numeric"]))
+    difference = max(
+        float(np.max(np.abs(onnx_outputs[name] - torch_outputs[name].numpy()))) for name in model.output_names
+    )
+    if not difference <= PARITY_TOLERANCE:
+        raise ParityError(f"ONNX Runtime differs from torch by {difference:.3g} (> {PARITY_TOLERANCE})")
+    return difference
+
+
+def _tensor_infos(values: list) -> list[TensorInfo]:
+    infos = []
+    for value in values:
+        dtype = {"tensor(int64)": "int64", "tensor(float)": "float32"}.get(value.type, value.type)
+        infos.append(TensorInfo(value.name, dtype, [d if isinstance(d, int) else "batch" for d in value.shape]))
+    return infos
+
+
+def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
+    """Export, check parity, write model.json and publish a new version atomically; returns it."""
+    model = checkpoint.build()
+
+    def write(directory: Path, version: int) -> None:
+        onnx_path = directory / MODEL_FILE
+        export_onnx(model, checkpoint.spec, onnx_path)
+        difference = check_parity(model, checkpoint.spec, onnx_path)
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        manifest = Manifest(
+            name=checkpoint.name,
+            version=version,
+            kind=checkpoint.kind,
+            opset=OPSET,
+            inputs=_tensor_infos(session.get_inputs()),
+            outputs=_tensor_infos(session.get_outputs()),
+            feature_spec=checkpoint.spec,
+            onnx_sha256=sha256_file(onnx_path),
+            constants=dict(checkpoint.constants),
+            metrics={**checkpoint.metrics, "export_parity_max_abs_diff": difference},
+            data_fingerprint=checkpoint.data_fingerprint,
+            training=dict(checkpoint.training, model=checkpoint.model_params),
+        )
+        (directory / MANIFEST_FILE).write_text(manifest.to_json())
+
+    version = publish_version(root, checkpoint.name, write)
+    logger.info("exported %s version %d to %s", checkpoint.name, version, root / checkpoint.name / str(version))
+    return version

@@ -1,0 +1,85 @@
+"""The training loop: Adam over shuffled minibatches of a model that owns its loss and metrics.
+
+Any model with ``loss(batch) -> Tensor``, ``forward(categorical, numeric) -> dict`` and a static
+``metrics(predictions, labels) -> dict`` trains here; the loop knows no model by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.dataset import ImpressionTensors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 2  # passes over the training logs
+    batch_size: int = 1024  # impressions per minibatch
+    learning_rate: float = 1e-3  # Adam
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    seed: int = 0  # initialisation and shuffling
+    validation_fraction: float = 0.1  # the latest rows, held out for the metrics in model.json
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, not {self.epochs} and {self.batch_size}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, not {self.learning_rate}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
+
+
+def split_by_time(data: ImpressionTensors, validation_fraction: float) -> tuple[ImpressionTensors, ImpressionTensors]:
+    """Training rows first, the latest ``validation_fraction`` of rows (logs are in time order) last."""
+    cut = round(len(data) * (1.0 - validation_fraction))
+    return data.take(slice(0, cut)), data.take(slice(cut, len(data)))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = 65536) -> dict[str, np.ndarray]:
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in data.minibatches(batch_size):
+        for name, value in model(batch["categorical"], batch["numeric"]).items():
+            parts.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
+    labels = {name: data.tensors[name].numpy() for name in ("click", "conversion")}
+    return {k: float(v) for k, v in model.metrics(predict(model, data), labels).items()}
+
+
+def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, float]:
+    """Train ``model`` in place; returns its metrics on the held-out latest rows."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    train, validation = split_by_time(data, config.validation_fraction)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = (len(train) + config.batch_size - 1) // config.batch_size
+    for epoch in range(config.epochs):
+        model.train()
+        total, count = 0.0, 0
+        batches = train.minibatches(config.batch_size, generator)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * batch["click"].shape[0]
+            count += batch["click"].shape[0]
+        logger.info("epoch %d/%d: training loss %.5f", epoch + 1, config.epochs, total / max(count, 1))
+    metrics = evaluate(model, validation) if len(validation) else {}
+    metrics["training_loss"] = total / max(count, 1)
+    return metrics

@@ -1,0 +1,27 @@
+"""Model kinds by name: what ``kind`` in ``models/<name>/config.toml`` may say."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from torch import nn
+
+from common.features import FeatureSpec
+from training.models.esmm import ESMM, ESMMConfig
+
+MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
+    "esmm": (ESMM, ESMMConfig),
+}
+
+
+def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any]) -> nn.Module:
+    """A fresh model of ``kind`` over ``spec``, configured by ``params`` (the config's [model] table)."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
+    model_class, config_class = MODEL_KINDS[kind]
+    known = {f.name for f in fields(config_class)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"[model] settings {sorted(unknown)} are not {kind} settings; known: {sorted(known)}")
+    return model_class(spec, config_class(**params))

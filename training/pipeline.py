@@ -1,0 +1,88 @@
+"""Training a repository model end to end: logs -> fitted spec -> encoded tensors -> fit -> checkpoint.
+
+Logs are the user's (``--logs`` with a feature spec) or, by default, simulated by the built-in world
+with the config's [data] and [world] settings and written as Parquet like any other logs, so both
+paths read, fingerprint and encode the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from common.encoder import FeatureEncoder, fit_statistics
+from common.features import FeatureSpec
+from training.checkpoint import Checkpoint
+from training.dataset import ImpressionTensors
+from training.fit import fit
+from training.logs import feature_columns, fingerprint, read_logs
+from training.model_config import ModelConfig
+from training.models.registry import build_model
+
+logger = logging.getLogger(__name__)
+
+
+def world_of(config: ModelConfig):  # -> training.world.World
+    from training.world import World, WorldConfig
+
+    return World(WorldConfig(**config.world))
+
+
+def simulate_training_logs(config: ModelConfig, path: Path) -> Path:
+    """Write the world's feedback-loop logs for ``config`` to ``path`` (Parquet) and return it."""
+    from training.world import write_logs
+
+    data = config.data
+    logger.info("simulating %d days x %d requests (%s policy)", data.days, data.requests_per_day, data.policy)
+    table = world_of(config).simulate(
+        days=data.days, requests_per_day=data.requests_per_day, policy=data.policy, seed=data.seed
+    )
+    write_logs(table, path)
+    return path
+
+
+def world_spec(config: ModelConfig) -> FeatureSpec:
+    """The feature spec of the world's logs, sized to the configured world."""
+    from training.world import WorldConfig, feature_spec
+
+    return feature_spec(WorldConfig(**config.world))
+
+
+def train(
+    name: str,
+    root: Path = Path("models"),
+    logs: Path | None = None,
+    spec_path: Path | None = None,
+    work_dir: Path = Path("artifacts"),
+    progress: bool = True,
+) -> Checkpoint:
+    """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``."""
+    config = ModelConfig.load(root, name)
+    if logs is not None and spec_path is None:
+        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
+    if logs is None:
+        logs = simulate_training_logs(config, work_dir / name / "train.parquet")
+    spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
+    table = read_logs(logs, spec)
+    spec = fit_statistics(spec, feature_columns(table, spec))
+    data = ImpressionTensors.from_table(table, FeatureEncoder(spec))
+    logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
+    model = build_model(config.kind, spec, config.model)
+    metrics = fit(model, data, config.training, progress=progress)
+    checkpoint = Checkpoint(
+        name=name,
+        kind=config.kind,
+        model_params=config.model,
+        spec=spec,
+        state_dict=model.state_dict(),
+        metrics=metrics,
+        data_fingerprint=fingerprint(logs),
+        training={**asdict(config.training), "logs": str(logs), "impressions": len(data)},
+    )
+    checkpoint.save(checkpoint_path(work_dir, name))
+    return checkpoint
+
+
+def checkpoint_path(work_dir: Path, name: str) -> Path:
+    return work_dir / name / "checkpoint.pt"

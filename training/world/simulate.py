@@ -1,0 +1,97 @@
+"""The day loop: draw requests, rank their candidates with the logging policy, display the top
+slots, draw clicks through the examination model and conversion potentials for every impression.
+
+Each day's randomness comes from its own streams, keyed by (world seed, simulation seed, day):
+one for the requests, one for the policy, one for the outcomes. The requests of a day are therefore
+the same whatever the policy, so two policies can be compared on identical traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from training.world.config import WorldConfig
+from training.world.logs import build_table, request_ids
+from training.world.policy import FeedbackModel, check_policy, display, score_candidates, uniform_propensity
+from training.world.population import Population, Vocabulary
+from training.world.traffic import SECONDS_PER_DAY, sample_requests
+from training.world.truth import examination, true_ctr, true_cvr
+
+logger = logging.getLogger(__name__)
+
+SIMULATION_STREAM = 1  # distinguishes simulate()'s seed sequence from the population's and requests'
+
+
+def _day_streams(config: WorldConfig, seed: int, day: int) -> list[np.random.Generator]:
+    sequence = np.random.SeedSequence([config.seed, SIMULATION_STREAM, seed, day])
+    return [np.random.default_rng(s) for s in sequence.spawn(3)]
+
+
+def simulate_days(
+    population: Population,
+    vocab: Vocabulary,
+    config: WorldConfig,
+    days: int,
+    requests_per_day: int,
+    policy: str,
+    seed: int,
+    start_day: int = 0,
+) -> pa.Table:
+    check_policy(policy)
+    if days < 1 or requests_per_day < 1:
+        raise ValueError(f"days and requests_per_day must be >= 1, got {days} and {requests_per_day}")
+    if seed < 0 or start_day < 0:
+        raise ValueError(f"seed and start_day must be non-negative, got {seed} and {start_day}")
+    n_slots = config.n_slots
+    theta = examination(config)  # (S,)
+    model = FeedbackModel(population.n_ads, config.feedback_prior_strength) if policy == "feedback" else None
+    parts: list[dict[str, np.ndarray]] = []
+    ids: list[pa.Array] = []
+    for day in range(start_day, start_day + days):
+        started = time.perf_counter()
+        request_rng, policy_rng, outcome_rng = _day_streams(config, seed, day)
+        requests = sample_requests(request_rng, population, config, requests_per_day, config.n_candidates)
+        scores = score_candidates(
+            policy, requests.candidates, policy_rng, population.ad_popularity, config, model
+        )  # (R, K)
+        slots = display(scores, n_slots)  # (R, S)
+        ads = np.take_along_axis(requests.candidates, slots, axis=1)  # (R, S)
+        users = requests.user[:, None]  # (R, 1)
+        ctr = true_ctr(population, config, users, ads, requests.hour[:, None])  # (R, S)
+        cvr = true_cvr(population, config, users, ads)  # (R, S)
+        click = outcome_rng.random(ads.shape) < theta * ctr  # (R, S)
+        potential = outcome_rng.random(ads.shape) < cvr  # (R, S)
+        if model is not None:
+            model.fit(ads, click)  # tomorrow's ranking model learns from today's logs
+        parts.append(
+            {
+                "ts": np.repeat(config.start_ts + day * SECONDS_PER_DAY + requests.second, n_slots),
+                "user": np.repeat(requests.user, n_slots),
+                "hour": np.repeat(requests.hour, n_slots),
+                "ad": ads.ravel(),
+                "position": np.tile(np.arange(1, n_slots + 1), requests_per_day),
+                "click": click.ravel(),
+                "conversion": (click & potential).ravel(),
+                "conversion_potential": potential.ravel(),
+                "true_ctr": ctr.ravel(),
+                "true_cvr": cvr.ravel(),
+                "examination": np.tile(theta, requests_per_day),
+            }
+        )
+        ids.append(request_ids(day, requests_per_day, n_slots))
+        logger.info(
+            "day %d (%s): %d impressions, CTR %.4f, %.2fs",
+            day,
+            policy,
+            click.size,
+            click.mean(),
+            time.perf_counter() - started,
+        )
+    columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    if policy == "uniform":
+        columns["propensity"] = np.full(len(columns["user"]), uniform_propensity(config), dtype=np.float32)
+    return build_table(columns, pa.concat_arrays(ids), population, vocab)
