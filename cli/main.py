@@ -14,7 +14,10 @@ from typing import Annotated
 
 import typer
 
+from cli.experiment import experiment_app
+
 app = typer.Typer(help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
@@ -109,7 +112,7 @@ def prepare(
     from service.settings import Settings
 
     settings = Settings(model_repository=repository)
-    missing = sorted({m for m in (settings.ctr_model, settings.ctcvr_model) if not versions(repository, m)})
+    missing = sorted({m for m in settings.roles.values() if not versions(repository, m)})
     if not missing:
         typer.echo(f"every served model has an exported version in {repository}")
     for name in missing:

@@ -76,6 +76,7 @@ class FeatureEncoder:
             missing = [f.name for f in spec.numeric if f.name not in spec.stats]
             raise ValueError(f"feature spec is not fitted: no statistics for {missing}")
         self.spec = spec
+        self._names = frozenset(f.name for f in spec.features)
         offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
@@ -83,7 +84,7 @@ class FeatureEncoder:
 
     def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature."""
-        unknown = [name for name in columns if name not in self.spec.by_name]
+        unknown = [name for name in columns if name not in self._names]
         if unknown:
             raise FeatureError(unknown[0], "is not a feature of this model")
         categorical = np.empty((n_rows, len(self.spec.categorical)), dtype=np.int64)
