@@ -102,6 +102,14 @@ class FeatureSpec:
     def with_stats(self, stats: dict[str, NumericStats]) -> FeatureSpec:
         return replace(self, stats=dict(stats))
 
+    def for_side(self, side: Side) -> FeatureSpec:
+        """The features of one side (e.g. a two-tower model's query or item tower), with their stats."""
+        chosen = tuple(f for f in self.features if f.side == side)
+        if not chosen:
+            raise ValueError(f"feature spec has no {side} features")
+        names = {f.name for f in chosen}
+        return FeatureSpec(chosen, {n: s for n, s in self.stats.items() if n in names})
+
     # -- serialisation: plain dicts for model.json, TOML files for users -------------------------
 
     def to_dict(self) -> dict[str, Any]:

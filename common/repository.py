@@ -4,6 +4,8 @@
 <root>/<name>/config.toml            committed: kind, training and serving settings
 <root>/<name>/<version>/model.onnx
 <root>/<name>/<version>/model.json   the Manifest below
+<root>/<name>/<version>/...          further files the manifest lists with their sha256 (``files``):
+                                     e.g. query_tower.onnx, item_tower.onnx, catalog_embeddings.npy
 ```
 Versions are positive integers. A version directory appears atomically: it is written under a hidden
 temporary name beside its final place and renamed, so a reader never sees half a version.
@@ -28,6 +30,8 @@ from common.features import FeatureSpec
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
+CATALOG_EMBEDDINGS = "catalog_embeddings.npy"  # a retrieval model's item embeddings, float32 (N, L)
+CATALOG_IDS = "catalog_ids.npy"  # their item ids, a unicode array (N,)
 CONFIG_FILE = "config.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -37,6 +41,23 @@ class TensorInfo:
     name: str
     dtype: str  # numpy dtype name: "int64", "float32"
     shape: list[int | str]  # "batch" for the dynamic axis
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A file of a version besides model.onnx: a further graph (with the feature side it reads and its
+    tensors) or an array (e.g. a catalog's item embeddings); always with its sha256."""
+
+    sha256: str
+    side: str = ""  # a graph's feature side ("context" or "candidate"); "" for other files
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileInfo:
+        inputs = [TensorInfo(**t) for t in data.get("inputs", [])]
+        outputs = [TensorInfo(**t) for t in data.get("outputs", [])]
+        return cls(data["sha256"], data.get("side", ""), inputs, outputs)
 
 
 @dataclass
@@ -56,6 +77,7 @@ class Manifest:
     metrics: dict[str, float] = field(default_factory=dict)  # evaluation at training time
     data_fingerprint: str = ""  # sha256 over the training logs' content
     training: dict[str, Any] = field(default_factory=dict)  # the settings it was trained with
+    files: dict[str, FileInfo] = field(default_factory=dict)  # further graphs and arrays, by file name
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -68,6 +90,7 @@ class Manifest:
         data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
         data["inputs"] = [TensorInfo(**t) for t in data["inputs"]]
         data["outputs"] = [TensorInfo(**t) for t in data["outputs"]]
+        data["files"] = {name: FileInfo.from_dict(info) for name, info in data.get("files", {}).items()}
         return cls(**data)
 
 

@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
 from service.registry import ServingModels, load_serving_models
-from service.routes import health, models, score
+from service.retrieval import RetrievalState, load_retrieval
+from service.routes import health, models, score, similarity
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("ready: roles %s", settings.roles)
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
+    app.state.retrieval = await run_in_threadpool(load_retrieval, settings)  # optional: never blocks ready
     yield
+    app.state.retrieval = RetrievalState(None, "shut down")
     app.state.models = ServingModels(settings.roles, {}, {name: "shut down" for name in settings.roles.values()})
 
 
@@ -44,9 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
+    app.state.retrieval = RetrievalState(None, "loading")
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(score.router)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(similarity.router)
     return app

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     ctr_model: str = "esmm"
     ctcvr_model: str = "esmm"
     max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413
+    retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
+    max_top_k: Annotated[int, Field(gt=0)] = 1000  # largest k /v1/similarity accepts
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024  # larger bodies are answered 413
     max_string_chars: Annotated[int, Field(gt=0)] = 1024  # longest categorical string value accepted
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0 = its default
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     access_log: bool = True  # uvicorn's per-request log line
 
-    @field_validator("ctr_model", "ctcvr_model")
+    @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)

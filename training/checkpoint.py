@@ -25,6 +25,10 @@ class Checkpoint:
     data_fingerprint: str = ""
     training: dict[str, Any] = field(default_factory=dict)  # settings, for model.json
     constants: dict[str, float] = field(default_factory=dict)  # values fixed into the exported graph
+    # a retrieval model's catalog: raw item feature columns (the ids under ``catalog_id``), embedded
+    # by the exported item graph into the version directory
+    catalog: dict[str, list] = field(default_factory=dict)
+    catalog_id: str = ""
 
     def build(self) -> nn.Module:
         model = build_model(self.kind, self.spec, self.model_params)

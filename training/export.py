@@ -2,7 +2,9 @@
 
 The exported graph is the model's inference path only: features in (``categorical`` int64
 ``(batch, C)``, ``numeric`` float32 ``(batch, N)``), named probabilities out (``model.output_names``),
-a dynamic batch axis. Each export is checked against torch on fresh random inputs before it is
+a dynamic batch axis. A model may declare further graphs (``export_graphs()``, e.g. the two towers
+of a retrieval model, each over its own side's features) and constants (``export_constants()``);
+a checkpoint with a catalog also gets the catalog's item embeddings. Each export is checked against torch on fresh random inputs before it is
 published; a version directory appears only when the check passes.
 """
 
@@ -18,8 +20,19 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
-from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, TensorInfo, publish_version, sha256_file
+from common.repository import (
+    CATALOG_EMBEDDINGS,
+    CATALOG_IDS,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    FileInfo,
+    Manifest,
+    TensorInfo,
+    publish_version,
+    sha256_file,
+)
 from training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
@@ -97,6 +110,41 @@ def _tensor_infos(values: list) -> list[TensorInfo]:
     return infos
 
 
+def export_graphs(model: nn.Module, spec: FeatureSpec, directory: Path) -> tuple[dict[str, FileInfo], float]:
+    """The further graphs a model declares (``export_graphs()``: file name -> (graph, feature side);
+    e.g. a two-tower model's towers), each exported on its side's features and parity-checked."""
+    declared = model.export_graphs() if hasattr(model, "export_graphs") else {}
+    files: dict[str, FileInfo] = {}
+    worst = 0.0
+    for file_name, (graph, side) in declared.items():
+        path = directory / file_name
+        side_spec = spec.for_side(side)
+        export_onnx(graph, side_spec, path)
+        worst = max(worst, check_parity(graph, side_spec, path))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        files[file_name] = FileInfo(
+            sha256_file(path), side, _tensor_infos(session.get_inputs()), _tensor_infos(session.get_outputs())
+        )
+    return files, worst
+
+
+def embed_catalog(checkpoint: Checkpoint, graphs: dict[str, FileInfo], directory: Path) -> dict[str, FileInfo]:
+    """Run the exported candidate-side graph over the checkpoint's catalog and store the embeddings
+    (``catalog_embeddings.npy``, float32 (N, L)) and the item ids (``catalog_ids.npy``) beside it."""
+    if not checkpoint.catalog:
+        return {}
+    item_graphs = [name for name, info in graphs.items() if info.side == "candidate"]
+    if len(item_graphs) != 1:
+        raise ValueError(f"a catalog needs exactly one candidate-side graph to embed it, found {item_graphs}")
+    ids = np.asarray(checkpoint.catalog[checkpoint.catalog_id], dtype=str)
+    encoded = FeatureEncoder(checkpoint.spec.for_side("candidate")).encode(checkpoint.catalog, len(ids))
+    session = ort.InferenceSession(str(directory / item_graphs[0]), providers=["CPUExecutionProvider"])
+    (embeddings,) = session.run(None, encoded.as_inputs())
+    np.save(directory / CATALOG_EMBEDDINGS, embeddings.astype(np.float32), allow_pickle=False)
+    np.save(directory / CATALOG_IDS, ids, allow_pickle=False)
+    return {name: FileInfo(sha256_file(directory / name)) for name in (CATALOG_EMBEDDINGS, CATALOG_IDS)}
+
+
 def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
     """Export, check parity, write model.json and publish a new version atomically; returns it."""
     model = checkpoint.build()
@@ -105,6 +153,9 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
         onnx_path = directory / MODEL_FILE
         export_onnx(model, checkpoint.spec, onnx_path)
         difference = check_parity(model, checkpoint.spec, onnx_path)
+        files, graph_difference = export_graphs(model, checkpoint.spec, directory)
+        files |= embed_catalog(checkpoint, files, directory)
+        difference = max(difference, graph_difference)
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         manifest = Manifest(
             name=checkpoint.name,
@@ -115,10 +166,11 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             outputs=_tensor_infos(session.get_outputs()),
             feature_spec=checkpoint.spec,
             onnx_sha256=sha256_file(onnx_path),
-            constants=dict(checkpoint.constants),
+            constants={**checkpoint.constants, **(model.export_constants() if hasattr(model, "export_constants") else {})},
             metrics={**checkpoint.metrics, "export_parity_max_abs_diff": difference},
             data_fingerprint=checkpoint.data_fingerprint,
             training=dict(checkpoint.training, model=checkpoint.model_params),
+            files=files,
         )
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 

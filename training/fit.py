@@ -53,6 +53,11 @@ def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = 65536) 
 
 
 def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
+    """The model's metrics on ``data``; a model whose tensors are not impression rows (e.g. grouped by
+    query) evaluates them itself through its ``validation_metrics(tensors)`` hook."""
+    hook = getattr(model, "validation_metrics", None)
+    if hook is not None:
+        return {k: float(v) for k, v in hook(data.tensors).items()}
     labels = {name: data.tensors[name].numpy() for name in ("click", "conversion")}
     return {k: float(v) for k, v in model.metrics(predict(model, data), labels).items()}
 

@@ -18,7 +18,7 @@ from training.dataset import ImpressionTensors
 from training.fit import fit
 from training.logs import feature_columns, fingerprint, read_logs
 from training.model_config import ModelConfig
-from training.models.registry import build_model
+from training.models.registry import MODEL_KINDS, build_model
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,14 @@ def train(
 ) -> Checkpoint:
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``."""
     config = ModelConfig.load(root, name)
+    if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
+        if logs is not None:
+            raise ValueError(f"{config.kind} trains on the world's retrieval view; --logs is not supported for it")
+        from training.retrieval_pipeline import train_retrieval
+
+        checkpoint = train_retrieval(config, root, work_dir, progress)
+        checkpoint.save(checkpoint_path(work_dir, name))
+        return checkpoint
     if logs is not None and spec_path is None:
         raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
     if logs is None:

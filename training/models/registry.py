@@ -8,10 +8,12 @@ from typing import Any
 from torch import nn
 
 from common.features import FeatureSpec
+from training.models.esam import ESAM, ESAMConfig
 from training.models.esmm import ESMM, ESMMConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "esmm": (ESMM, ESMMConfig),
+    "esam": (ESAM, ESAMConfig),
 }
 
 

@@ -1,0 +1,117 @@
+"""POST /v1/similarity on a repository holding a tiny ESMM (the roles) and a tiny trained ESAM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.retrieval import add_tiny_esam
+
+QUERY = {"user_id": "u3", "user_segment": "s1", "device": "mobile", "user_age": 30.0, "query_category": "c2"}
+ITEMS = [
+    {"ad_id": "a1", "ad_category": "c2", "advertiser_id": "adv3", "ad_price": 12.0, "ad_quality": 0.7},
+    {"ad_id": "a7", "ad_category": "c5", "advertiser_id": "adv9", "ad_price": 40.0},
+]
+
+
+@pytest.fixture(scope="module")
+def esam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(root)
+    return add_tiny_esam(root)
+
+
+@pytest.fixture(scope="module")
+def client(esam_dir: Path) -> Iterator[TestClient]:
+    settings = Settings(model_repository=esam_dir.parents[1], use_cuda=False, max_top_k=50, max_candidates=20)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_scores_items_and_agrees_with_the_stored_catalog(client: TestClient, esam_dir: Path) -> None:
+    response = client.post("/v1/similarity", json={"query": QUERY, "items": ITEMS})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "esam", "version": 1}
+    assert len(body["scores"]) == 2 and all(0.0 < s < 1.0 for s in body["scores"])
+    top = client.post("/v1/similarity", json={"query": QUERY, "k": 50}).json()["items"]
+    ids = np.load(esam_dir / "catalog_ids.npy")
+    assert len(top) == 50 and len({item["id"] for item in top}) == 50
+    assert {item["id"] for item in top} <= set(ids.tolist())
+
+
+def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
+    from training.world import World, WorldConfig
+    from training.world.retrieval import RetrievalConfig, RetrievalView
+
+    top = client.post("/v1/similarity", json={"query": QUERY, "k": 5}).json()["items"]
+    scores = [item["score"] for item in top]
+    assert len(top) == 5 and scores == sorted(scores, reverse=True)
+    view = RetrievalView(World(WorldConfig(n_users=300, n_ads=200, n_advertisers=40)), RetrievalConfig(n_candidates=20))
+    index = [int(item["id"][1:]) for item in top]
+    columns = view.item_columns(np.array(index))
+    items = [{name: values[i].item() for name, values in columns.items()} for i in range(len(index))]
+    listed = client.post("/v1/similarity", json={"query": QUERY, "items": items}).json()["scores"]
+    assert listed == pytest.approx(scores, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"query": QUERY, "k": 0}, 422, "k"),
+        ({"query": QUERY, "k": 51}, 422, "k"),
+        ({"query": QUERY, "k": "5"}, 422, "k"),
+        ({"query": QUERY, "k": 3, "items": ITEMS}, 422, "k"),
+        ({"query": QUERY}, 422, "k"),
+        ({"query": QUERY, "items": []}, 422, "items"),
+        ({"query": QUERY, "items": ITEMS * 11}, 413, "items"),
+        ({"query": {}, "k": 3}, 422, "query"),
+        ({"k": 3}, 422, "query"),
+        ({"query": {**QUERY, "colour": "red"}, "k": 3}, 422, "query.colour"),
+        ({"query": {**QUERY, "user_id": None}, "k": 3}, 422, "query.user_id"),
+        ({"query": {**QUERY, "user_age": "old"}, "k": 3}, 422, "query.user_age"),
+        ({"query": QUERY, "items": [ITEMS[0], {**ITEMS[1], "shape": 1}]}, 422, "items[1].shape"),
+        ({"query": QUERY, "items": [ITEMS[0], {"ad_id": "a2"}]}, 422, "items[1].ad_category"),
+        ({"query": QUERY, "items": [ITEMS[0], "a2"]}, 422, "items[1]"),
+        ({"query": QUERY, "k": 3, "extra": 1}, 422, "extra"),
+    ],
+)
+def test_bad_input_names_the_field(client: TestClient, body: dict, status: int, field: str) -> None:
+    response = client.post("/v1/similarity", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field
+
+
+def test_malformed_json_is_400(client: TestClient) -> None:
+    response = client.post("/v1/similarity", content=b'{"query": ', headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+
+
+def test_without_a_retrieval_model_similarity_is_503_and_scoring_still_works(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path)
+    with TestClient(create_app(Settings(model_repository=tmp_path, use_cuda=False))) as client:
+        assert client.get("/v2/health/ready").status_code == 200
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503
+        assert "retrieval model" in response.json()["error"]
+        score = client.post("/v1/score", json={"context": {"user_id": "u1"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}]})
+        assert score.status_code == 200
+
+
+def test_a_tampered_tower_is_refused(tmp_path: Path, esam_dir: Path) -> None:
+    import shutil
+
+    publish_tiny_esmm(tmp_path)
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    with open(tmp_path / "esam" / "1" / "item_tower.onnx", "ab") as file:
+        file.write(b"\0")
+    with TestClient(create_app(Settings(model_repository=tmp_path, use_cuda=False))) as client:
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503
