@@ -107,12 +107,16 @@ def prepare(
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
 ) -> None:
-    """Train and export each served model that has no exported version yet (what `make run` does)."""
+    """Train and export each served model (the roles' and the retrieval model) that has a config but
+    no exported version yet (what `make run` does)."""
     from common.repository import versions
     from service.settings import Settings
 
     settings = Settings(model_repository=repository)
-    missing = sorted({m for m in settings.roles.values() if not versions(repository, m)})
+    served = set(settings.roles.values())
+    if (repository / settings.retrieval_model / "config.toml").exists():  # optional: /v1/similarity
+        served.add(settings.retrieval_model)
+    missing = sorted({m for m in served if not versions(repository, m)})
     if not missing:
         typer.echo(f"every served model has an exported version in {repository}")
     for name in missing:

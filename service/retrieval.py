@@ -60,14 +60,6 @@ class RetrievalModel:
         object.__setattr__(self, "scale", float(self.manifest.constants["similarity_scale"]))
         object.__setattr__(self, "bias", float(self.manifest.constants["similarity_bias"]))
 
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
-
     def probability(self, dots: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.scale * dots.astype(np.float64) + self.bias)))
 

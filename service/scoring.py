@@ -20,6 +20,7 @@ import orjson
 from common.encoder import FLOAT32_LIMIT, FeatureError
 from common.features import Feature
 from service.errors import InputError, ModelUnavailable
+from service.json_body import load_object
 from service.model_loader import LoadedModel
 from service.registry import ServingModels
 from service.settings import Settings
@@ -105,15 +106,7 @@ def role_models(models: ServingModels) -> tuple[LoadedModel, LoadedModel]:
 
 def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[Any]]:
     """The request's context object and candidate list, structurally checked."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InputError(400, _json_error_message(body, error)) from None
-    if type(data) is not dict:
-        raise InputError(422, "body must be a JSON object with 'candidates' (and optionally 'context')")
-    unknown = [key for key in data if key not in BODY_KEYS]
-    if unknown:
-        raise InputError(422, "unknown field; the body takes 'context' and 'candidates'", unknown[0])
+    data = load_object(body, BODY_KEYS, "'candidates' (and optionally 'context')")
     context = data.get("context")
     if context is None:
         context = {}
@@ -129,16 +122,6 @@ def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[A
     if len(candidates) > max_candidates:
         raise InputError(413, f"{len(candidates)} candidates; at most {max_candidates} per request", "candidates")
     return context, candidates
-
-
-def _json_error_message(body: bytes, error: orjson.JSONDecodeError) -> str:
-    where = f"line {error.lineno} column {error.colno}"
-    if not body.strip():
-        return "body is empty; expected a JSON object"
-    token = body[error.pos : error.pos + 9].lstrip(b"-")
-    if token.startswith((b"NaN", b"Infinity", b"inf")) or "infinity" in error.msg:
-        return f"body is not valid JSON: NaN and Infinity are not JSON numbers ({where})"
-    return f"body is not valid JSON: {error.msg} ({where})"
 
 
 def _value_problem(value: Any, max_chars: int) -> str | None:

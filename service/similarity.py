@@ -19,11 +19,12 @@ import orjson
 
 from common.encoder import FeatureEncoder, FeatureError
 from service.errors import InputError, ModelUnavailable
+from service.json_body import load_object
 from service.retrieval import RetrievalState
-from service.scoring import _json_error_message, gather_columns
+from service.scoring import gather_columns
 from service.settings import Settings
 
-BODY_KEYS = ("query", "items", "k")
+BODY_KEYS = frozenset({"query", "items", "k"})
 
 
 def similarity(body: bytes, state: RetrievalState, settings: Settings) -> bytes:
@@ -32,7 +33,7 @@ def similarity(body: bytes, state: RetrievalState, settings: Settings) -> bytes:
         raise ModelUnavailable(f"no retrieval model: {state.error}")
     query, items, k = parse_body(body, settings)
     encoded_query = _encode(model.query.encoder, [query], "query", settings)
-    reference = {"name": model.name, "version": model.version}
+    reference = {"name": model.manifest.name, "version": model.manifest.version}
     if items is not None:
         scores = model.score_items(encoded_query, _encode(model.item.encoder, items, "items", settings))
         return orjson.dumps({"scores": scores.tolist(), "model": reference})
@@ -42,15 +43,7 @@ def similarity(body: bytes, state: RetrievalState, settings: Settings) -> bytes:
 
 
 def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[Any] | None, int]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InputError(400, _json_error_message(body, error)) from None
-    if type(data) is not dict:
-        raise InputError(422, "body must be a JSON object with 'query' and either 'items' or 'k'")
-    unknown = [key for key in data if key not in BODY_KEYS]
-    if unknown:
-        raise InputError(422, "unknown field; the body takes 'query' and either 'items' or 'k'", unknown[0])
+    data = load_object(body, BODY_KEYS, "'query' and either 'items' or 'k'")
     query = data.get("query")
     if type(query) is not dict:
         raise InputError(422, "query is required: an object of query feature values", "query")
@@ -106,4 +99,3 @@ def _path(field: str | None, where: str) -> str | None:
         rest = field.split(".", 1)
         return f"query.{rest[1]}" if len(rest) == 2 else "query"
     return "items" + field[len("candidates") :]
-

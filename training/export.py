@@ -4,8 +4,9 @@ The exported graph is the model's inference path only: features in (``categorica
 ``(batch, C)``, ``numeric`` float32 ``(batch, N)``), named probabilities out (``model.output_names``),
 a dynamic batch axis. A model may declare further graphs (``export_graphs()``, e.g. the two towers
 of a retrieval model, each over its own side's features) and constants (``export_constants()``);
-a checkpoint with a catalog also gets the catalog's item embeddings. Each export is checked against torch on fresh random inputs before it is
-published; a version directory appears only when the check passes.
+a checkpoint with a catalog also gets the catalog's item embeddings. Each export is checked against
+torch on fresh random inputs before it is published; a version directory appears only when the check
+passes.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             outputs=_tensor_infos(session.get_outputs()),
             feature_spec=checkpoint.spec,
             onnx_sha256=sha256_file(onnx_path),
-            constants={**checkpoint.constants, **(model.export_constants() if hasattr(model, "export_constants") else {})},
+            constants={
+                **checkpoint.constants,
+                **(model.export_constants() if hasattr(model, "export_constants") else {}),
+            },
             metrics={**checkpoint.metrics, "export_parity_max_abs_diff": difference},
             data_fingerprint=checkpoint.data_fingerprint,
             training=dict(checkpoint.training, model=checkpoint.model_params),

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class QueriesConfig:
-    train_queries: int = 20_000  # training queries (n_slots displayed items each)
+    train_queries: int = 16_000  # training queries (n_slots displayed items each)
     eval_queries: int = 2_000  # held-out queries for the retrieval metrics in model.json
     n_targets: int = 10  # non-displayed items sampled per training query
     seed: int = 1  # queries, exposure and non-displayed samples
@@ -49,7 +49,9 @@ def _table(raw: dict, key: str, config_class: type) -> object:
 
 
 @torch.no_grad()
-def catalog_scores(model: torch.nn.Module, query: tuple[np.ndarray, np.ndarray], items: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def catalog_scores(
+    model: torch.nn.Module, query: tuple[np.ndarray, np.ndarray], items: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """(Q, A) v_q . v_d of encoded queries against encoded catalog items (the ranking of S)."""
     model.eval()
     v_q = model.query_tower(*(torch.from_numpy(a) for a in query)).numpy()
@@ -64,12 +66,20 @@ def train_retrieval(config: ModelConfig, root: Path, work_dir: Path, progress: b
     seed = queries_config.seed
     queries = view.queries(queries_config.train_queries, seed)
     data = build_retrieval_data(view, queries, view.expose(queries, seed), queries_config.n_targets, seed)
-    logger.info("training %s (%s) on %d queries, %d displayed items", config.name, config.kind, len(queries), int(data.displayed.sum()))
+    logger.info(
+        "training %s (%s) on %d queries, %d displayed items",
+        config.name,
+        config.kind,
+        len(queries),
+        int(data.displayed.sum()),
+    )
     model = build_model(config.kind, data.spec, config.model)
     metrics = fit(model, data.tensors, config.training, progress=progress)
     held_out = view.queries(queries_config.eval_queries, 1_000_000 + seed)
     encoded = encode_queries(data.spec, view, held_out)
-    scores = catalog_scores(model, (encoded.categorical, encoded.numeric), (data.catalog.categorical, data.catalog.numeric))
+    scores = catalog_scores(
+        model, (encoded.categorical, encoded.numeric), (data.catalog.categorical, data.catalog.numeric)
+    )
     groups = {"all": np.ones(view.n_items, dtype=bool), "hot": view.hot, "long_tail": ~view.hot}
     for group, values in retrieval_metrics(scores, view.relevant_items(held_out), groups).items():
         metrics.update({f"{group}_{name}": value for name, value in values.items()})

@@ -101,7 +101,9 @@ def test_without_a_retrieval_model_similarity_is_503_and_scoring_still_works(tmp
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503
         assert "retrieval model" in response.json()["error"]
-        score = client.post("/v1/score", json={"context": {"user_id": "u1"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}]})
+        score = client.post(
+            "/v1/score", json={"context": {"user_id": "u1"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}]}
+        )
         assert score.status_code == 200
 
 

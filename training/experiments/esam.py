@@ -46,14 +46,14 @@ GROUPS = ("all", "hot", "long_tail")
 @dataclass
 class ExperimentConfig:
     seeds: int = 3  # repetitions, seeds 0..seeds-1
-    train_queries: int = 20_000  # training queries per seed (n_slots displayed items each)
+    train_queries: int = 16_000  # training queries per seed (n_slots displayed items each)
     eval_queries: int = 2_000  # held-out queries ranking the whole catalog
     n_targets: int = 10  # non-displayed items sampled per training query
     world: dict[str, Any] = field(default_factory=dict)  # WorldConfig overrides
     retrieval: dict[str, Any] = field(default_factory=dict)  # RetrievalConfig overrides
     model: dict[str, Any] = field(default_factory=dict)  # ESAMConfig overrides (the full model's)
     training: TrainingConfig = field(
-        default_factory=lambda: TrainingConfig(epochs=4, batch_size=128, learning_rate=2e-3, validation_fraction=0.0)
+        default_factory=lambda: TrainingConfig(epochs=3, batch_size=256, learning_rate=3e-3, validation_fraction=0.0)
     )
 
     @classmethod
@@ -72,7 +72,9 @@ class ExperimentConfig:
 
 def variant_config(base: ESAMConfig, name: str) -> ESAMConfig:
     kept = VARIANTS[name]
-    return replace(base, **{w: getattr(base, w) if w in kept else 0.0 for w in ("lambda_da", "lambda_dc_c", "lambda_dc_p")})
+    return replace(
+        base, **{w: getattr(base, w) if w in kept else 0.0 for w in ("lambda_da", "lambda_dc_c", "lambda_dc_p")}
+    )
 
 
 @torch.no_grad()

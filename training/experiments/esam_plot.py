@@ -22,7 +22,9 @@ def principal_components(x: np.ndarray, n: int = 2) -> np.ndarray:
     return centred @ vt[:n].T
 
 
-def plot_projection(embeddings: dict[str, np.ndarray], path: Path, panels: tuple[str, ...] = ("baseline", "ESAM")) -> Path:
+def plot_projection(
+    embeddings: dict[str, np.ndarray], path: Path, panels: tuple[str, ...] = ("baseline", "ESAM")
+) -> Path:
     """Write the PNG; ``embeddings`` holds (A, L) per variant and "displayed" (A,) bool."""
     import matplotlib
 
@@ -34,7 +36,10 @@ def plot_projection(embeddings: dict[str, np.ndarray], path: Path, panels: tuple
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.5))
     for ax, name in zip(np.atleast_1d(axes), panels, strict=True):
         points = principal_components(embeddings[name])
-        for mask, label, colour in ((~displayed, "never displayed", "tab:orange"), (displayed, "displayed", "tab:blue")):
+        for mask, label, colour in (
+            (~displayed, "never displayed", "tab:orange"),
+            (displayed, "displayed", "tab:blue"),
+        ):
             index = np.flatnonzero(mask)
             index = rng.choice(index, min(POINTS, index.size), replace=False)
             ax.scatter(points[index, 0], points[index, 1], s=4, alpha=0.5, c=colour, label=f"{label} ({mask.sum()})")

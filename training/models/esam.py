@@ -42,16 +42,20 @@ EPS = 1e-7  # keeps log(S) finite
 @dataclass
 class ESAMConfig:
     feature_dim: int = 16  # embedding size of each categorical feature
-    hidden: list[int] = field(default_factory=lambda: [128])  # each tower's MLP before the output layer
+    hidden: list[int] = field(default_factory=lambda: [64])  # each tower's MLP before the output layer
     embedding_dim: int = 32  # L: size of the query and item embeddings
     scale: float = 10.0  # f_s = sigmoid(scale * cos(v_q, v_d) + bias)
-    lambda_da: float = 1000.0  # lambda_1; L_DA of unit vectors is ~1e-4, so the weight is large
-    lambda_dc_c: float = 0.1  # lambda_2
-    lambda_dc_p: float = 0.1  # lambda_3
+    # loss weights, tuned on the world (docs/esam.md): L_DA of unit vectors is ~1e-5, yet lambda_1
+    # above ~10 collapses the item space (shrinking every covariance is the cheapest alignment)
+    lambda_da: float = 3.0  # lambda_1
+    lambda_dc_c: float = 0.03  # lambda_2; 0.1 and more cost recall on hot and long-tail items alike
+    lambda_dc_p: float = 3.0  # lambda_3
     m1: float = 0.5  # intra-class margin: squared distance to the label's center left unpenalised
     m2: float = 1.0  # inter-class margin: squared distance the two centers of a query keep at least
-    p1: float = 0.2  # self-training: non-displayed scores below p1 are pushed towards 0 ...
-    p2: float = 0.8  # ... and those above p2 towards 1
+    # self-training thresholds: most (query, random item) pairs are irrelevant, so p1 = 0.2 lets the
+    # term push the whole non-displayed domain to 0 (long-tail recall collapses); 0.02 / 0.5 do not
+    p1: float = 0.02  # non-displayed scores below p1 are pushed towards 0 ...
+    p2: float = 0.5  # ... and those above p2 towards 1
 
     def __post_init__(self) -> None:
         if min(self.feature_dim, self.embedding_dim) < 1 or any(h < 1 for h in self.hidden):
@@ -81,9 +85,11 @@ class EmbeddingTower(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        shape = categorical.shape[:-1]  # (B,) or (B, K)
-        flat = self.embedding(categorical.reshape(-1, categorical.shape[-1]), numeric.reshape(-1, numeric.shape[-1]))
-        return F.normalize(self.mlp(flat), dim=-1).reshape(*shape, -1)  # (..., L)
+        if categorical.dim() == 2:  # (B, C): the exported path
+            return F.normalize(self.mlp(self.embedding(categorical, numeric)), dim=-1)  # (B, L)
+        b, k = categorical.shape[:2]  # (B, K, C): K items per query
+        flat = self.embedding(categorical.reshape(b * k, -1), numeric.reshape(b * k, numeric.shape[-1]))
+        return F.normalize(self.mlp(flat), dim=-1).reshape(b, k, -1)  # (B, K, L)
 
 
 class TowerGraph(nn.Module):
@@ -157,9 +163,12 @@ class ESAM(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.config
         terms = self.losses(batch)
-        return terms["l_s"] + c.lambda_da * terms["l_da"] + c.lambda_dc_c * terms["l_dc_c"] + c.lambda_dc_p * terms[
-            "l_dc_p"
-        ]
+        return (
+            terms["l_s"]
+            + c.lambda_da * terms["l_da"]
+            + c.lambda_dc_c * terms["l_dc_c"]
+            + c.lambda_dc_p * terms["l_dc_p"]
+        )
 
     # -- metrics, inference and export --------------------------------------------------------------
 

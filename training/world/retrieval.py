@@ -11,9 +11,9 @@ target domain, no labels). This view builds that setting on the world's users an
   ad's click latent v_d and click bias b_d: known for every item of the catalog, so retrieval metrics
   are exact;
 - the **exposure policy** draws ``n_candidates`` distinct items with weight popularity^power (the
-  world's Zipf popularity, sharpened: a popularity-biased candidate generator), ranks them by the noisy relevance logit (the previous ranking model)
-  and displays the top ``n_slots``; a displayed item at slot k is clicked with probability
-  (1/k)^eta * relevance (the world's examination model);
+  world's Zipf popularity, sharpened: a popularity-biased candidate generator), ranks them by the
+  noisy relevance logit (the previous ranking model) and displays the top ``n_slots``; a displayed
+  item at slot k is clicked with probability (1/k)^eta * relevance (the world's examination model);
 - **hot** items are the ``hot_fraction`` most popular items of the catalog, the rest is the long tail.
 """
 
@@ -173,7 +173,7 @@ class RetrievalView:
         """Query features (side context) and the world's ad features (side candidate)."""
         base = feature_spec(self.world.config).by_name
         intent = Feature("query_category", "categorical", "context", buckets=base["ad_category"].buckets)
-        query = [base[name] if name in base else intent for name in QUERY_FEATURES]
+        query = [base.get(name, intent) for name in QUERY_FEATURES]
         return FeatureSpec((*query, *(base[name] for name in CANDIDATE_FEATURES)))
 
     def query_columns(self, queries: Queries) -> dict[str, np.ndarray]:
