@@ -147,28 +147,31 @@ class ESAM(nn.Module):
 
     # -- the losses ---------------------------------------------------------------------------------
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each term of L on a batch of B queries, S displayed and T non-displayed items each."""
+    def losses(self, batch: dict[str, torch.Tensor], targets: bool = True) -> dict[str, torch.Tensor]:
+        """Each term of L on a batch of B queries, S displayed and T non-displayed items each
+        (``targets=False`` skips the non-displayed items and the two terms that need them)."""
         v_q = self.query_tower(batch["query_categorical"], batch["query_numeric"])  # (B, L)
         v_s = self.item_tower(batch["item_categorical"], batch["item_numeric"])  # (B, S, L)
-        v_t = self.item_tower(batch["target_categorical"], batch["target_numeric"])  # (B, T, L)
         click = batch["click"].float()  # (B, S)
-        return {
+        terms = {
             "l_s": F.binary_cross_entropy_with_logits(self.similarity_logit(v_q, v_s), click),
-            "l_da": correlation_alignment(v_s.flatten(0, 1), v_t.flatten(0, 1)),
             "l_dc_c": center_clustering(v_s, click, self.config.m1, self.config.m2),
-            "l_dc_p": self_training(torch.sigmoid(self.similarity_logit(v_q, v_t)), self.config.p1, self.config.p2),
         }
+        if targets:
+            v_t = self.item_tower(batch["target_categorical"], batch["target_numeric"])  # (B, T, L)
+            terms["l_da"] = correlation_alignment(v_s.flatten(0, 1), v_t.flatten(0, 1))
+            terms["l_dc_p"] = self_training(
+                torch.sigmoid(self.similarity_logit(v_q, v_t)), self.config.p1, self.config.p2
+            )
+        return terms
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.config
-        terms = self.losses(batch)
-        return (
-            terms["l_s"]
-            + c.lambda_da * terms["l_da"]
-            + c.lambda_dc_c * terms["l_dc_c"]
-            + c.lambda_dc_p * terms["l_dc_p"]
-        )
+        terms = self.losses(batch, targets=c.lambda_da > 0 or c.lambda_dc_p > 0)
+        total = terms["l_s"] + c.lambda_dc_c * terms["l_dc_c"]
+        if "l_da" in terms:
+            total = total + c.lambda_da * terms["l_da"] + c.lambda_dc_p * terms["l_dc_p"]
+        return total
 
     # -- metrics, inference and export --------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def test_exposure_shows_hot_items_and_leaves_most_of_the_long_tail_undisplayed(v
 
 
 def test_clicks_follow_the_true_relevance(view: RetrievalView) -> None:
-    queries = view.queries(4000, seed=1)
+    queries = view.queries(2000, seed=1)
     exposure = view.expose(queries, seed=1)
     truth = view.relevance(queries, exposure.items) * view.examination
     assert exposure.click.mean() == pytest.approx(truth.mean(), abs=0.01)
