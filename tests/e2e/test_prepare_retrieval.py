@@ -1,0 +1,25 @@
+"""`ctr prepare` also trains and exports the retrieval model when it has a config and no version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from common.repository import versions
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.retrieval import TINY_ESAM_CONFIG
+
+
+def test_prepare_exports_the_retrieval_model_once(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    publish_tiny_esmm(root)
+    (root / "esam").mkdir()
+    (root / "esam" / "config.toml").write_text(TINY_ESAM_CONFIG)
+    command = ["prepare", "--repository", str(root), "--work-dir", str(tmp_path / "work")]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    assert versions(root, "esam") == [1] and versions(root, "esmm") == [1]
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0 and "every served model has an exported version" in again.output
