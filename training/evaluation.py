@@ -70,6 +70,10 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         "n_conversions": int(ctcvr.sum()),
         "true_cvr_mean_clicked": float(true_cvr[click].mean()),
         "true_cvr_mean_unclicked": float(true_cvr[~click].mean()),
+        # the ceiling: the same AUCs scored with the world's true probabilities
+        "oracle_ctr_auc": auc(click, observed_ctr),
+        "oracle_cvr_auc_entire_space": auc(potential, true_cvr),
+        "oracle_ctcvr_auc": auc(ctcvr, observed_ctr * true_cvr),
     }
     if "pctr" in outputs:
         pctr = outputs["pctr"]
