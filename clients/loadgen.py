@@ -27,6 +27,7 @@ class LoadResult:
     ok: int = 0
     statuses: Counter = field(default_factory=Counter)  # status code (or "error"/"unsent") -> count
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)  # successful requests, µs
+    refused: LatencyHistogram = field(default_factory=LatencyHistogram)  # answers other than 200, µs
 
     @property
     def achieved_rps(self) -> float:
@@ -122,6 +123,8 @@ async def run_load(
             if status == 200:
                 result.ok += 1
                 result.histogram.record((loop.time() - intended) * 1e6)
+            else:
+                result.refused.record((loop.time() - intended) * 1e6)
 
     workers = [loop.create_task(worker()) for _ in range(connections)]
     start = loop.time() + 0.01
