@@ -42,7 +42,9 @@ def bare_fastapi() -> FastAPI:
     version = versions(root, name)[-1]
     manifest = read_manifest(root, name, version)
     encoder = FeatureEncoder(manifest.feature_spec)
-    session = ort.InferenceSession(str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"]
+    )
     app = FastAPI()
 
     @app.post("/v1/score")

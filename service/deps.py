@@ -50,7 +50,9 @@ async def request_deadline(request: Request) -> float:
         except ValueError:
             value = math.nan
         if not (value > 0 and math.isfinite(value)):
-            raise InputError(400, "X-Request-Timeout-Ms must be a positive number of milliseconds", "X-Request-Timeout-Ms")
+            raise InputError(
+                400, "X-Request-Timeout-Ms must be a positive number of milliseconds", "X-Request-Timeout-Ms"
+            )
         timeout_ms = min(timeout_ms, value)
     return asyncio.get_running_loop().time() + timeout_ms / 1000.0
 

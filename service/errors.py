@@ -45,7 +45,9 @@ class QueueFull(ApiError):
     """A batcher's queue has no room: 503 at once, with Retry-After."""
 
     def __init__(self, retry_after_s: int = 1) -> None:
-        super().__init__(503, "server overloaded: the model's queue is full", headers={"Retry-After": str(retry_after_s)})
+        super().__init__(
+            503, "server overloaded: the model's queue is full", headers={"Retry-After": str(retry_after_s)}
+        )
 
 
 class DeadlineExceeded(ApiError):

@@ -12,7 +12,11 @@ from datetime import UTC, datetime
 import orjson
 
 # LogRecord's own attributes: everything else on a record came from `extra=` and is logged as a field
-_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

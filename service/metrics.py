@@ -115,7 +115,9 @@ class Metrics:
         family("inference_exec_count_total", "counter", "Model executions (batches).")
         out.extend(f"{p}_inference_exec_count_total{{{labels(k)}}} {self.models[k].executions}" for k in keys)
         family("inference_queue_duration_seconds_total", "counter", "Time requests waited for their batch.")
-        out.extend(f"{p}_inference_queue_duration_seconds_total{{{labels(k)}}} {self.models[k].queue_s:.9g}" for k in keys)
+        out.extend(
+            f"{p}_inference_queue_duration_seconds_total{{{labels(k)}}} {self.models[k].queue_s:.9g}" for k in keys
+        )
         family("inference_compute_duration_seconds_total", "counter", "Time spent in model executions.")
         out.extend(
             f"{p}_inference_compute_duration_seconds_total{{{labels(k)}}} {self.models[k].compute_s:.9g}" for k in keys

@@ -73,7 +73,9 @@ async def infer(prepared: PreparedRequest, models: ServingModels, deadline: floa
     """``run`` through each model's batcher (concurrently when the roles use two models)."""
     n = prepared.n_candidates
     if len(prepared.models) == 1:
-        return {prepared.ctr.name: await run_model(models, prepared.ctr, prepared.inputs[prepared.ctr.name], n, deadline)}
+        return {
+            prepared.ctr.name: await run_model(models, prepared.ctr, prepared.inputs[prepared.ctr.name], n, deadline)
+        }
     results = await asyncio.gather(
         *(run_model(models, model, prepared.inputs[model.name], n, deadline) for model in prepared.models)
     )

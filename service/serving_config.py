@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ class VersionPolicy:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    batch: BatchConfig = BatchConfig()
-    version_policy: VersionPolicy = VersionPolicy()
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    version_policy: VersionPolicy = field(default_factory=VersionPolicy)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], batching: bool = True) -> ServingConfig:

@@ -45,12 +45,16 @@ def _shape(shape: list[int | str]) -> list[int]:
     return [dim if isinstance(dim, int) else -1 for dim in shape]
 
 
-def parse_infer(body: bytes, model: LoadedModel, max_rows: int) -> tuple[str | None, dict[str, np.ndarray], int, list[str]]:
+def parse_infer(
+    body: bytes, model: LoadedModel, max_rows: int
+) -> tuple[str | None, dict[str, np.ndarray], int, list[str]]:
     """(request id, input tensors, rows, output names) from an infer body; InputError on anything wrong."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise InputError(400, f"body is not valid JSON: {error.msg} (line {error.lineno} column {error.colno})") from None
+        raise InputError(
+            400, f"body is not valid JSON: {error.msg} (line {error.lineno} column {error.colno})"
+        ) from None
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
     request_id = data.get("id")
@@ -114,7 +118,9 @@ def _check_widths(tensors: dict[str, np.ndarray], model: LoadedModel) -> None:
     widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
     for name, value in tensors.items():
         if value.shape[1] != widths.get(name, value.shape[1]):
-            raise InputError(400, f"{name} must have {widths[name]} columns, not {value.shape[1]}", f"{where[name]}.shape")
+            raise InputError(
+                400, f"{name} must have {widths[name]} columns, not {value.shape[1]}", f"{where[name]}.shape"
+            )
     categorical = tensors.get("categorical")
     if categorical is not None and categorical.size:
         low = np.cumsum([0] + [f.buckets for f in spec.categorical])  # each feature's id range [low_j, low_j+1)
@@ -137,7 +143,9 @@ def _outputs(requested: Any, model: LoadedModel) -> list[str]:
     names = [o.get("name") for o in requested]
     for i, name in enumerate(names):
         if name not in model.output_names:
-            raise InputError(400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"outputs[{i}].name")
+            raise InputError(
+                400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"outputs[{i}].name"
+            )
     return list(dict.fromkeys(names))
 
 

@@ -46,11 +46,15 @@ def _json(body: object) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.post("/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401))
+@router.post(
+    "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
+)
 async def index(models: ModelsDep, settings: SettingsDep) -> Response:
     """Every model in the repository directory with each served version, or why it is not served."""
     root = settings.model_repository
-    names = sorted({p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set())
+    names = sorted(
+        {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
+    )
     entries: list[dict] = []
     for name in names:
         served = sorted(models.versions.get(name, {}))

@@ -70,7 +70,9 @@ async def version_metadata(name: str, version: str, models: ModelsDep) -> Respon
     return _json(v2_protocol.model_metadata(served(models, name, version), [int(version)]))
 
 
-@router.get("/models/{name}/ready", response_class=Response, responses={200: {"model": ModelReady}} | error_responses(404))
+@router.get(
+    "/models/{name}/ready", response_class=Response, responses={200: {"model": ModelReady}} | error_responses(404)
+)
 async def model_ready(name: str, models: ModelsDep) -> Response:
     """200 when the model's newest version is loaded, warmed up and serving."""
     served(models, name, None)
@@ -89,8 +91,12 @@ async def version_ready(name: str, version: str, models: ModelsDep) -> Response:
 
 
 INFER_ERRORS = error_responses(400, 404, 413, 415, 503, 504)
-INFER_DOC = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": InferRequest.model_json_schema(), "example": INFER_EXAMPLE}}}}
+INFER_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": InferRequest.model_json_schema(), "example": INFER_EXAMPLE}},
+    }
+}
 
 
 @router.post(

@@ -18,7 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from clients.loadgen import run_load
+from clients.loadgen import request_bytes, run_load
 from common.repository import MODEL_FILE, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
@@ -76,7 +76,8 @@ def test_reload_under_traffic_refuses_a_corrupt_version_with_no_failed_request(s
         version = publish_tiny_esmm(root, seed=7)
         model = version_dir(root, "esmm", version) / MODEL_FILE
         model.write_bytes(model.read_bytes()[:-40])  # truncated: the checksum no longer matches
-        loads = [pool.submit(httpx.post, f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=30) for _ in range(2)]
+        load_url = f"{url}/v2/repository/models/esmm/load"
+        loads = [pool.submit(httpx.post, load_url, headers=AUTH, timeout=30) for _ in range(2)]
         assert [r.result().json()["versions"] for r in loads] == [[1], [1]]
         good = publish_tiny_esmm(root, seed=8)
         reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=30)
@@ -92,12 +93,11 @@ def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> 
     root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 300000")  # 0.3 s fill wait
     with running_server(root, tmp_path / "log", access_log="false") as (url, _):
         port = int(url.rsplit(":", 1)[1])
-        body = httpx.Request("POST", f"{url}/v1/score", json=BODY)
-        raw = f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body.content)}\r\n\r\n"
+        raw = request_bytes("127.0.0.1", "/v1/score", httpx.Request("POST", url, json=BODY).content)
         sockets = []
         for _ in range(100):
             sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(raw.encode() + body.content)
+            sock.sendall(raw)
             sockets.append(sock)
         time.sleep(0.1)
         for sock in sockets:
@@ -120,7 +120,12 @@ def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path)
         with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
             start, done = time.monotonic(), 0
             while time.monotonic() - start < 1.0:
-                assert client.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}).status_code == 200
+                assert (
+                    client.post(
+                        f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}
+                    ).status_code
+                    == 200
+                )
                 done += 1
         capacity = done / (time.monotonic() - start)
         result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [payload], 2 * capacity, 2.0, connections=32))
@@ -158,5 +163,3 @@ def test_structured_logs(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines() if line.startswith("{")]
     loaded = [line for line in lines if line["message"].startswith("model esmm version 1 loaded")]
     assert loaded and {"ts", "level", "logger"} <= set(loaded[0])
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections import deque
 
@@ -71,14 +72,14 @@ def test_form_batch_properties(requests: list[tuple[int, bool, bool]], cap: int)
         else:
             spans = placed[id(w)]
             assert spans[0][0] == 0 and spans[-1][1] == n
-            assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
 
 
 def doubling(inputs: dict) -> dict:
     return {"y": inputs["x"][:, 0] * 2.0}
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -90,7 +91,7 @@ def test_batcher_answers_each_request_with_its_own_rows(sizes: list[int], cap: i
         batcher.start()
         deadline = asyncio.get_running_loop().time() + 5
         offsets = np.cumsum([0, *sizes])
-        inputs = [np.arange(a, b, dtype=np.float32)[:, None] for a, b in zip(offsets, offsets[1:], strict=False)]
+        inputs = [np.arange(a, b, dtype=np.float32)[:, None] for a, b in itertools.pairwise(offsets)]
         results = await asyncio.gather(*(batcher.submit({"x": x}, len(x), deadline) for x in inputs))
         for x, result in zip(inputs, results, strict=True):
             np.testing.assert_array_equal(result["y"], x[:, 0] * 2)
