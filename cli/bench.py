@@ -20,6 +20,7 @@ def serve(
     step_s: Annotated[float | None, typer.Option(help="Seconds per offered rate.")] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
+    intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
 ) -> None:
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
@@ -29,7 +30,7 @@ def serve(
     from training.world import World, WorldConfig
 
     plan = SweepPlan.quick() if quick else SweepPlan()
-    plan = replace(plan, slo_ms=slo_ms, **({"step_s": step_s} if step_s else {}))
+    plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
     only = set(cases.split(",")) if cases else None

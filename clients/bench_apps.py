@@ -5,7 +5,8 @@
 - ``bare_fastapi``: parses, encodes with the shared encoder and runs ONNX Runtime inline, per request,
   with no validation, batching or metrics: what a minimal FastAPI model server costs.
 
-Both read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (bare_fastapi loads the newest version).
+Both read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (bare_fastapi loads the newest version,
+with ``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
 """
 
 from __future__ import annotations

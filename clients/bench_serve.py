@@ -44,6 +44,7 @@ class SweepPlan:
     max_steps: int = 9
     slo_ms: float = 25.0  # p99 target for the "latency at SLO" figures
     connections: int = 64
+    intra_op_threads: int = 1  # ONNX Runtime threads in every case (0: its default, one per core)
 
     @classmethod
     def quick(cls) -> SweepPlan:
@@ -76,7 +77,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, repository: Path, model: str, env: dict[str, str]) -> Iterator[int]:
+def server(kind: str, repository: Path, model: str, env: dict[str, str], intra_op_threads: int = 1) -> Iterator[int]:
     """A server of ``kind`` on a free loopback port, until the block ends."""
     port = free_port()
     root = Path(__file__).resolve().parents[1]
@@ -91,6 +92,7 @@ def server(kind: str, repository: Path, model: str, env: dict[str, str]) -> Iter
         "CTR_ACCESS_LOG": "false",
         "CTR_LOG_LEVEL": "WARNING",
         "CTR_PORT": str(port),
+        "CTR_INTRA_OP_THREADS": str(intra_op_threads),
         **env,
     }
     if kind == "service":
@@ -157,14 +159,14 @@ def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
     }
 
 
-def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float) -> dict[str, Any]:
+def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float, threads: int) -> dict[str, Any]:
     """ONNX Runtime alone, batches of 100 encoded rows, back to back on one thread."""
     from service.model_loader import load_latest
     from service.registry import ServingModels
     from service.scoring import prepare
     from service.settings import Settings
 
-    settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model)
+    settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
     loaded = load_latest(repository, model, settings, ["pctr", "pctcvr"])
     models = ServingModels({"ctr": model, "ctcvr": model}, {model: loaded}, {})
     inputs = [prepare(body, models, settings).inputs[model] for body in bodies]
@@ -218,12 +220,12 @@ def run_bench(
     """Every case, one after another, on the same repository and bodies; the report."""
     cases: dict[str, Any] = {}
     if only is None or "raw_ort" in only:
-        cases["raw_ort"] = raw_ort(repository, model, bodies_100, max(plan.step_s, 0.5))
+        cases["raw_ort"] = raw_ort(repository, model, bodies_100, max(plan.step_s, 0.5), plan.intra_op_threads)
     for case in CASES:
         if only is not None and case.name not in only:
             continue
         bodies = bodies_100 if case.candidates == 100 else bodies_1
-        with server(case.server, repository, model, dict(case.env)) as port:
+        with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as port:
             cases[case.name] = sweep(port, bodies, case, plan)
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
     report["ratios"] = ratios(cases)

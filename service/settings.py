@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_string_chars: Annotated[int, Field(gt=0)] = 1024  # longest categorical string value accepted
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0 = its default
     inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
+    intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it
     warmup_batch_sizes: tuple[int, ...] = (1, 64)  # batch sizes run once at load, before ready
     log_level: str = "INFO"
