@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service import scoring
-from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
+from service.deps import json_body, request_deadline
 from service.disconnect import until_disconnected
 from service.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse, error_responses, request_body
 
@@ -26,13 +26,16 @@ INLINE_BODY_BYTES = 8 * 1024
     | error_responses(400, 413, 415, 422, 503, 504),
     openapi_extra=request_body(ScoreRequest, SCORE_EXAMPLE),
 )
-async def score(
-    request: Request, body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
-) -> Response:
+async def score(request: Request) -> Response:
     """Encode the features with each role model's spec, then run the models through their batchers.
 
     The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
     """
+    # The hot path calls the dependency functions itself: FastAPI's dependency resolution cost
+    # ~350 µs of CPU per request on the benchmark machine (docs/serving.md), more than the model.
+    body = await json_body(request)
+    deadline = await request_deadline(request)
+    models, settings = request.app.state.models, request.app.state.settings
     if len(body) <= INLINE_BODY_BYTES:
         prepared = scoring.prepare(body, models, settings)
     else:
