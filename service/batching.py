@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,27 +162,10 @@ class Batcher:
         work = Work(inputs, n_items, deadline, now, future=loop.create_future())
         self._pending.append(work)
         self._queued_items += n_items
-        self._in_flight += 1
         self._arrival.set()
-        try:
+        with self._outcome(work):
             async with asyncio.timeout_at(deadline):
                 outputs = await asyncio.shield(work.future)
-        except TimeoutError:
-            work.abandoned = True
-            self.stats.failure("deadline")
-            raise DeadlineExceeded from None
-        except asyncio.CancelledError:
-            work.abandoned = True
-            self.stats.failure("cancelled")
-            raise
-        except DeadlineExceeded:  # dropped by the worker at its deadline, just before our timer fired
-            self.stats.failure("deadline")
-            raise
-        except Exception:
-            self.stats.failure("error")
-            raise
-        finally:
-            self._in_flight -= 1
         self.stats.success(loop.time() - now)
         return outputs
 
@@ -192,25 +176,36 @@ class Batcher:
             raise QueueFull(self.config.retry_after_s)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self._in_flight += 1
-        try:
+        with self._outcome(None):
             async with asyncio.timeout_at(deadline):
                 outputs = await run_in_threadpool(self.run, inputs)
-        except TimeoutError:
-            self.stats.failure("deadline")
-            raise DeadlineExceeded from None
-        except asyncio.CancelledError:
-            self.stats.failure("cancelled")
-            raise
-        except Exception:
-            self.stats.failure("error")
-            raise
-        finally:
-            self._in_flight -= 1
         finished = loop.time()
         self.stats.executed(n_items, 0.0, finished - started)
         self.stats.success(finished - started)
         return outputs
+
+    @contextmanager
+    def _outcome(self, work: Work | None) -> Iterator[None]:
+        """Count the request in flight; on failure count its reason and abandon its queued rows."""
+        self._in_flight += 1
+        try:
+            yield
+        except (TimeoutError, DeadlineExceeded):  # our timer, or the worker dropping it at its deadline
+            self._abandon(work, "deadline")
+            raise DeadlineExceeded from None
+        except asyncio.CancelledError:
+            self._abandon(work, "cancelled")
+            raise
+        except Exception:
+            self._abandon(work, "error")
+            raise
+        finally:
+            self._in_flight -= 1
+
+    def _abandon(self, work: Work | None, reason: str) -> None:
+        if work is not None:
+            work.abandoned = True
+        self.stats.failure(reason)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
