@@ -76,8 +76,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(kind: str, repository: Path, model: str, env: dict[str, str], intra_op_threads: int = 1) -> Iterator[int]:
+def server(
+    kind: str, repository: Path, model: str, env: dict[str, str], intra_op_threads: int = 1
+) -> Iterator[tuple[int, int]]:
     """A server of ``kind`` on a free loopback port, until the block ends."""
     port = free_port()
     root = Path(__file__).resolve().parents[1]
@@ -103,7 +114,7 @@ def server(kind: str, repository: Path, model: str, env: dict[str, str], intra_o
     process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_ready(port, process, kind)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -128,15 +139,23 @@ def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
     raise RuntimeError(f"{kind} server not ready after 60 s")
 
 
-def sweep(port: int, bodies: list[bytes], case: Case, plan: SweepPlan) -> dict[str, Any]:
-    """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures."""
+def sweep(port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan) -> dict[str, Any]:
+    """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
+
+    Each step also reports the server process's CPU time per answered request, which a shared
+    machine disturbs far less than throughput or latency.
+    """
     steps: list[dict[str, Any]] = []
     rate = case.start_rps
     for _ in range(plan.max_steps):
+        cpu_before = cpu_seconds(pid)
         result: LoadResult = asyncio.run(
             run_load("127.0.0.1", port, "/v1/score", bodies, rate, plan.step_s, connections=plan.connections)
         )
+        cpu_after = cpu_seconds(pid)
         step = result.to_dict(case.candidates)
+        if cpu_before is not None and cpu_after is not None and result.ok:
+            step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
         steps.append(step)
         logger.info(
             "%s: offered %.0f rps -> %.0f rps, p99 %.1f ms", case.name, rate, step["achieved_rps"], step["p99_ms"]
@@ -151,9 +170,11 @@ def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
     best = max(steps, key=lambda s: s["candidates_per_s"])
     within = [s for s in steps if s["errors"] == 0 and s["p99_ms"] <= slo_ms]
     at_slo = max(within, key=lambda s: s["offered_rps"]) if within else None
+    cpu = [s["server_cpu_us_per_request"] for s in steps if "server_cpu_us_per_request" in s]
     return {
         "candidates_per_s": best["candidates_per_s"],
         "requests_per_s": best["achieved_rps"],
+        "server_cpu_us_per_request": min(cpu) if cpu else None,
         "at_slo": at_slo,
         "steps": steps,
     }
@@ -172,6 +193,7 @@ def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float
     inputs = [prepare(body, models, settings).inputs[model] for body in bodies]
     histogram = LatencyHistogram()
     runs = 0
+    cpu_start = time.process_time()
     start = time.perf_counter()
     while time.perf_counter() - start < duration_s:
         t0 = time.perf_counter()
@@ -179,6 +201,7 @@ def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float
         histogram.record((time.perf_counter() - t0) * 1e6)
         runs += 1
     elapsed = time.perf_counter() - start
+    cpu_us = (time.process_time() - cpu_start) * 1e6 / max(runs, 1)
     rows = len(next(iter(inputs[0].values())))
     step = {
         "achieved_rps": round(runs / elapsed, 1),
@@ -191,6 +214,7 @@ def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float
     return {
         "candidates_per_s": step["candidates_per_s"],
         "requests_per_s": step["achieved_rps"],
+        "server_cpu_us_per_request": round(cpu_us, 1),  # this process: ONNX Runtime's threads included
         "at_slo": step,
         "steps": [step],
     }
@@ -225,8 +249,8 @@ def run_bench(
         if only is not None and case.name not in only:
             continue
         bodies = bodies_100 if case.candidates == 100 else bodies_1
-        with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as port:
-            cases[case.name] = sweep(port, bodies, case, plan)
+        with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as (port, pid):
+            cases[case.name] = sweep(port, pid, bodies, case, plan)
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
     report["ratios"] = ratios(cases)
     return report
@@ -246,13 +270,16 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
 
 
 def table(report: dict[str, Any]) -> str:
-    rows = [f"{'case':<22}{'cand/s':>12}{'req/s':>10}{'SLO rps':>10}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"]
+    rows = [f"{'case':<22}{'cand/s':>10}{'req/s':>8}{'CPU µs/req':>11}{'SLO rps':>9}"]
+    rows[0] += f"{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
     for name, case in report["cases"].items():
         slo = case["at_slo"] or {}
         cells = [slo.get(k, np.nan) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms")]
+        cpu = case.get("server_cpu_us_per_request")
         rows.append(
-            f"{name:<22}{case['candidates_per_s']:>12.0f}{case['requests_per_s']:>10.0f}"
-            f"{slo.get('offered_rps', slo.get('achieved_rps', np.nan)):>10.0f}" + "".join(f"{c:>8.2f}" for c in cells)
+            f"{name:<22}{case['candidates_per_s']:>10.0f}{case['requests_per_s']:>8.0f}"
+            f"{cpu if cpu is not None else np.nan:>11.0f}"
+            f"{slo.get('offered_rps', slo.get('achieved_rps', np.nan)):>9.0f}" + "".join(f"{c:>8.2f}" for c in cells)
         )
     rows.append("latency (ms) at the highest offered rate whose p99 stayed under the SLO")
     rows += [f"{k}: {v}" for k, v in report["ratios"].items()]
