@@ -105,6 +105,17 @@ def assemble(work: Work) -> Tensors:
     return {name: np.concatenate([p[name] for _, p in parts]) for name in parts[0][1]}
 
 
+def _fail(work: Work, error: Exception) -> None:
+    """Fail a request's future once; an abandoned one (nobody awaits it) is cancelled, not failed, so
+    asyncio has no unretrieved exception to report."""
+    if work.future is None or work.future.done():
+        return
+    if work.abandoned:
+        work.future.cancel()
+    else:
+        work.future.set_exception(error)
+
+
 @dataclass(frozen=True)
 class BatchConfig:
     max_batch_size: int = 1024  # items per run
@@ -231,8 +242,7 @@ class Batcher:
             self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
             for work in dropped:
                 work.next_item = work.n_items
-                if work.future is not None and not work.future.done():
-                    work.future.set_exception(DeadlineExceeded())
+                _fail(work, DeadlineExceeded())
             if not batch:
                 self._slots.release()
                 continue
@@ -251,8 +261,7 @@ class Batcher:
         except Exception as error:
             logger.exception("batch of %d items on %s failed", size, self.label)
             for s in batch:
-                if s.work.future is not None and not s.work.future.done():
-                    s.work.future.set_exception(error)
+                _fail(s.work, error)
             return
         finally:
             self._slots.release()

@@ -111,8 +111,8 @@ def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> 
 
 
 def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path) -> None:
-    # one item per run and a queue of two requests: capacity is low and easy to exceed
-    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0\nmax_queue_items = 100")
+    # one item per run and a queue of ten requests: capacity is low and easy to exceed
+    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0\nmax_queue_items = 500")
     body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
     payload = httpx.Request("POST", "http://x", json=body).content
     with running_server(root, tmp_path / "log", access_log="false", log_level="WARNING") as (url, _):
@@ -130,10 +130,11 @@ def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path)
         capacity = done / (time.monotonic() - start)
         result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [payload], 2 * capacity, 2.0, connections=32))
         assert set(result.statuses) <= {200, 503}, result.statuses
-        assert result.statuses[503] > 0 and result.ok > 0
-        assert result.refused.percentile(50) < 100_000  # µs: refused at once, not after a wait
+        assert result.statuses[503] > 0 and result.ok > 0, result.statuses
+        refused_ms = result.refused.percentile(50) / 1000
+        assert refused_ms < 100, f"503s took {refused_ms:.1f} ms (median): not refused at once"
         recovered = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [payload], capacity / 4, 1.0, connections=4))
-        assert recovered.statuses == Counter({200: recovered.sent})
+        assert recovered.statuses == Counter({200: recovered.sent}), recovered.statuses
 
 
 def test_sigterm_drains_queued_requests_before_exit(tmp_path: Path) -> None:
