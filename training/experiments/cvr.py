@@ -1,0 +1,251 @@
+"""Entire-space CVR: ESMM against its baselines and its IPS / doubly-robust successors, measured
+against the world simulator's ground truth (the shape of Ma et al. 2018's Table 2).
+
+For each seed the world writes one set of feedback-loop logs and one held-out day displayed
+uniformly at random; every method trains on the same logs with the same sizes and schedule, and is
+scored on the held-out day, where the world knows for every impression whether it would have
+converted had it been clicked (``conversion_potential``) and its true CVR. So CVR AUC is measured
+over the entire impression space, beside the clicked-only AUC that logs allow, and calibration is
+measured against the true CVR.
+
+Each method is a repository model (``models/<name>/config.toml``): its kind and method settings
+(sampling rates, propensity floor, loss weights) come from there, so what is compared is what can
+be served; the experiment sets only the sizes and schedule, the same for all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.encoder import FeatureEncoder, fit_statistics
+from training.dataset import ImpressionTensors
+from training.evaluation import entire_space_metrics, selection_bias
+from training.fit import TrainingConfig, fit, predict
+from training.logs import column_array, feature_columns
+from training.model_config import ModelConfig
+from training.models.registry import build_model
+
+logger = logging.getLogger(__name__)
+
+# Table 2's rows, in its order, then the successors: label -> repository model name.
+METHODS: dict[str, str] = {
+    "BASE": "cvr_base",
+    "AMAN": "cvr_aman",
+    "OVERSAMPLING": "cvr_oversampling",
+    "DIVISION": "division",
+    "ESMM-NS": "esmm_ns",
+    "ESMM": "esmm",
+    "IPS-CVR": "ips_cvr",
+    "ESCM2-IPS": "escm2_ips",
+    "ESCM2-DR": "escm2_dr",
+}
+METRICS = (
+    "cvr_auc_entire_space",
+    "cvr_auc_clicked",
+    "ctcvr_auc",
+    "ctr_auc",
+    "cvr_calibration_error",
+    "cvr_mean_pred_over_true",
+)
+CALIBRATION_BINS = 10  # equal-count bins of pCVR in the plotted calibration curves
+HELDOUT_SEED = 1_000_003  # the held-out day of seed s is simulated with HELDOUT_SEED + s
+
+
+@dataclass
+class CVRExperimentConfig:
+    seeds: int = 5  # repetitions: seed s simulates its own logs and held-out day and initialises models
+    days: int = 4  # days of feedback-loop training logs
+    requests_per_day: int = 30_000  # ad requests a day (n_slots impressions each)
+    heldout_requests: int = 30_000  # requests of the uniformly displayed held-out day
+    embedding_dim: int = 8  # every method's sizes (the served configs keep the paper's)
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+    epochs: int = 1
+    batch_size: int = 2048
+    learning_rate: float = 0.002
+    world: dict[str, Any] = field(default_factory=dict)  # WorldConfig overrides
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # labels of METHODS
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.days < 1 or self.requests_per_day < 1 or self.heldout_requests < 1:
+            raise ValueError("seeds, days, requests_per_day and heldout_requests must be >= 1")
+        unknown = set(self.methods) - set(METHODS)
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be among {list(METHODS)}, not {sorted(unknown) or self.methods}")
+
+    @classmethod
+    def quick(cls) -> CVRExperimentConfig:
+        """A minute-scale run for tests: a small world, little traffic, tiny towers, two seeds."""
+        return cls(
+            seeds=2,
+            days=1,
+            requests_per_day=2_000,
+            heldout_requests=2_000,
+            embedding_dim=4,
+            hidden=[8],
+            batch_size=1024,
+            learning_rate=0.003,
+            world={"n_users": 2_000, "n_ads": 500},
+        )
+
+
+def method_params(root: Path, name: str, config: CVRExperimentConfig) -> tuple[str, dict[str, Any]]:
+    """(kind, [model] settings) of repository model ``name``, with the experiment's sizes."""
+    model_config = ModelConfig.load(root, name)
+    sizes = {"embedding_dim": config.embedding_dim, "hidden": list(config.hidden)}
+    return model_config.kind, {**model_config.model, **sizes}
+
+
+def calibration_curve(pcvr: np.ndarray, true_cvr: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
+    """Mean predicted and mean true CVR in equal-count bins of the prediction."""
+    chunks = np.array_split(np.argsort(pcvr, kind="mergesort"), bins)
+    return {
+        "predicted": [float(pcvr[c].mean()) for c in chunks],
+        "true": [float(true_cvr[c].mean()) for c in chunks],
+    }
+
+
+def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, dict, dict]:
+    """One seed: (selection bias of the held-out day, metrics per method, calibration curve per method)."""
+    from training.world import World, WorldConfig, feature_spec
+
+    world = World(WorldConfig(**{"seed": 0, **config.world}))
+    logs = world.simulate(config.days, config.requests_per_day, policy="feedback", seed=seed + 1)
+    heldout = world.simulate(1, config.heldout_requests, policy="uniform", seed=HELDOUT_SEED + seed)
+    raw_spec = feature_spec(world.config)
+    spec = fit_statistics(raw_spec, feature_columns(logs, raw_spec))
+    encoder = FeatureEncoder(spec)
+    train, test = ImpressionTensors.from_table(logs, encoder), ImpressionTensors.from_table(heldout, encoder)
+    true_cvr = column_array(heldout, "true_cvr")
+    training = TrainingConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=seed,
+        validation_fraction=0.0,
+    )
+    metrics, curves = {}, {}
+    for label in config.methods:
+        started = time.perf_counter()
+        kind, params = method_params(root, METHODS[label], config)
+        torch.manual_seed(seed)
+        model = build_model(kind, spec, params)
+        fit(model, train, training, progress=False)
+        outputs = predict(model, test)
+        metrics[label] = entire_space_metrics(heldout, outputs)
+        curves[label] = calibration_curve(outputs["pcvr"], true_cvr)
+        logger.info(
+            "seed %d %-13s CVR AUC %.4f (clicked %.4f), calibration error %.4f, %.1fs",
+            seed,
+            label,
+            metrics[label]["cvr_auc_entire_space"],
+            metrics[label]["cvr_auc_clicked"],
+            metrics[label]["cvr_calibration_error"],
+            time.perf_counter() - started,
+        )
+    return selection_bias(heldout), metrics, curves
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+
+def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
+    """The report of ``ctr experiment cvr``: per method, each metric's mean and std over seeds."""
+    started = time.perf_counter()
+    biases, per_seed, curves = [], [], {}
+    for seed in range(config.seeds):
+        bias, metrics, seed_curves = run_seed(root, config, seed)
+        biases.append(bias)
+        per_seed.append(metrics)
+        curves = curves or seed_curves  # the plot shows seed 0
+    methods = {
+        label: {metric: _mean_std([seed[label][metric] for seed in per_seed]) for metric in METRICS}
+        for label in config.methods
+    }
+    calibrated = min(methods, key=lambda label: methods[label]["cvr_calibration_error"]["mean"])
+    report: dict[str, Any] = {
+        "config": asdict(config),
+        "selection_bias": {key: _mean_std([b[key] for b in biases]) for key in biases[0]},
+        "methods": methods,
+        "best_calibrated": calibrated,
+        "calibration_curves_seed0": curves,
+        "seconds": time.perf_counter() - started,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, torch threads {torch.get_num_threads()}",
+    }
+    if "ESMM" in methods and "BASE" in methods:
+        gain = methods["ESMM"]["cvr_auc_entire_space"]["mean"] - methods["BASE"]["cvr_auc_entire_space"]["mean"]
+        report["esmm_minus_base_cvr_auc_entire_space_points"] = 100.0 * gain
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Table 2 of the ESMM paper, extended: AUCs in percent, mean ± std over seeds."""
+    columns = [
+        ("CVR AUC (entire)", "cvr_auc_entire_space", 100.0),
+        ("CVR AUC (clicked)", "cvr_auc_clicked", 100.0),
+        ("CTCVR AUC", "ctcvr_auc", 100.0),
+        ("CTR AUC", "ctr_auc", 100.0),
+        ("CVR cal. error", "cvr_calibration_error", 1.0),
+        ("mean pCVR / true", "cvr_mean_pred_over_true", 1.0),
+    ]
+    header = "| Model | " + " | ".join(title for title, _, _ in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for label, metrics in report["methods"].items():
+        cells = []
+        for _, key, scale in columns:
+            value = metrics[key]
+            digits = 2 if scale == 100.0 else 4
+            cells.append(f"{scale * value['mean']:.{digits}f} ± {scale * value['std']:.{digits}f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    bias = report["selection_bias"]
+    clicked, unclicked = bias["true_cvr_mean_clicked"]["mean"], bias["true_cvr_mean_unclicked"]["mean"]
+    lines.append("")
+    lines.append(
+        f"selection bias: mean true CVR {clicked:.4f} on clicked vs {unclicked:.4f} on unclicked impressions"
+        f" (x{clicked / unclicked:.2f}); best calibrated: {report['best_calibrated']}"
+    )
+    if "esmm_minus_base_cvr_auc_entire_space_points" in report:
+        points = report["esmm_minus_base_cvr_auc_entire_space_points"]
+        lines.append(f"ESMM - BASE, entire-space CVR AUC: {points:+.2f} points (Ma et al. 2018: +2.56)")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Calibration curves of pCVR against the true CVR (seed 0), and entire-space CVR AUC bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    top = 0.0
+    for label, curve in report["calibration_curves_seed0"].items():
+        left.plot(curve["predicted"], curve["true"], marker="o", markersize=3, label=label)
+        top = max(top, *curve["predicted"], *curve["true"])
+    top = min(1.0, top * 1.05) if math.isfinite(top) and top > 0 else 1.0
+    left.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+    left.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted CVR (bin)", ylabel="mean true CVR (bin)")
+    left.set_title("pCVR calibration over the entire space (seed 0)")
+    left.legend(fontsize=8)
+    labels = list(report["methods"])
+    means = [100 * report["methods"][m]["cvr_auc_entire_space"]["mean"] for m in labels]
+    stds = [100 * report["methods"][m]["cvr_auc_entire_space"]["std"] for m in labels]
+    right.bar(labels, means, yerr=stds, capsize=3, color="tab:blue")
+    right.set_ylim(min(means) - 3, max(means) + 2)
+    right.set_ylabel("CVR AUC, entire space (%)")
+    right.set_title(f"mean ± std over {report['config']['seeds']} seeds")
+    right.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
