@@ -20,6 +20,12 @@ def cvr(
         "reports/cvr.json"
     ),
     seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 5; 2 with --quick).")] = None,
+    heldout_policy: Annotated[
+        str, typer.Option(help="feedback: the loop's next day (default); uniform: a randomly displayed day.")
+    ] = "feedback",
+    service_world: Annotated[
+        bool, typer.Option(help="The service's default world (20,000 users, 5,000 ads) instead of the small one.")
+    ] = False,
     quick: Annotated[bool, typer.Option(help="A small world and tiny towers: a minute-scale run for tests.")] = False,
     repository: Annotated[Path, typer.Option("--repository", "-r", help="Where the methods' configs are.")] = Path(
         "models"
@@ -32,8 +38,9 @@ def cvr(
     from training.experiments.cvr import CVRExperimentConfig, format_table, plot, run_cvr_experiment
 
     config = CVRExperimentConfig.quick() if quick else CVRExperimentConfig()
-    if seeds is not None:
-        config = replace(config, seeds=seeds)
+    config = replace(config, heldout_policy=heldout_policy, seeds=seeds or config.seeds)
+    if service_world:
+        config = replace(config, world={})
     report = run_cvr_experiment(repository, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -38,3 +38,19 @@ def test_settings_are_checked():
         CVRExperimentConfig(methods=["UNBIAS"])
     with pytest.raises(ValueError):
         CVRExperimentConfig(seeds=0)
+
+
+@pytest.mark.parametrize("policy", ["feedback", "uniform"])
+def test_the_heldout_day_follows_the_training_days(policy):
+    from training.experiments.cvr import simulate
+    from training.logs import column_array
+    from training.world import World, WorldConfig
+
+    config = CVRExperimentConfig(days=2, requests_per_day=200, heldout_requests=300, heldout_policy=policy)
+    world = World(WorldConfig(n_users=300, n_ads=100, n_advertisers=40))
+    logs, heldout = simulate(world, config, seed=0)
+    assert logs.num_rows == 2 * 200 * world.config.n_slots
+    assert heldout.num_rows == (200 if policy == "feedback" else 300) * world.config.n_slots
+    if policy == "feedback":  # the loop's next day, after every training impression
+        assert column_array(heldout, "ts").min() > column_array(logs, "ts").max()
+    assert column_array(heldout, "conversion_potential").sum() > column_array(heldout, "conversion").sum()
