@@ -76,10 +76,10 @@ class CVRExperimentConfig:
     heldout_policy: str = "feedback"  # "feedback": the loop's next day; "uniform": a random-display day
     heldout_requests: int = 20_000  # requests of the held-out day when it is "uniform"
     embedding_dim: int = 8  # every method's sizes (the served configs keep the paper's)
-    hidden: list[int] = field(default_factory=lambda: [128, 64])
-    epochs: int = 2
-    batch_size: int = 1024
-    learning_rate: float = 0.002
+    hidden: list[int] = field(default_factory=lambda: [128, 64])  # each tower's MLP
+    epochs: int = 2  # passes over the training logs, the same for every method
+    batch_size: int = 1024  # impressions per minibatch
+    learning_rate: float = 0.002  # Adam
     torch_threads: int = 1  # intra-op threads; on a small shared CPU more threads only contend
     world: dict[str, Any] = field(default_factory=lambda: dict(SMALL_WORLD))  # WorldConfig overrides
     methods: list[str] = field(default_factory=lambda: list(METHODS))  # labels of METHODS
@@ -136,8 +136,9 @@ def simulate(world: Any, config: CVRExperimentConfig, seed: int) -> tuple[Any, A
     return loop.slice(0, cut), loop.slice(cut)
 
 
-def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, dict, dict]:
-    """One seed: (selection bias of the held-out day, metrics per method, calibration curve per method)."""
+def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, dict, dict, dict]:
+    """One seed: the held-out day's selection bias, the true CVR's own AUCs (the ceiling), and
+    per method its metrics and calibration curve."""
     from training.world import World, WorldConfig, feature_spec
 
     world = World(WorldConfig(**{"seed": 0, **config.world}))
@@ -173,7 +174,9 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
             metrics[label]["cvr_calibration_error"],
             time.perf_counter() - started,
         )
-    return selection_bias(heldout), metrics, curves
+    truth = entire_space_metrics(heldout, {"pcvr": true_cvr})
+    oracle = {key: truth[key] for key in ("cvr_auc_entire_space", "cvr_auc_clicked")}
+    return selection_bias(heldout), oracle, metrics, curves
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -184,13 +187,14 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
     """The report of ``ctr experiment cvr``: per method, each metric's mean and std over seeds."""
     started = time.perf_counter()
-    biases, per_seed, curves = [], [], {}
+    biases, oracles, per_seed, curves = [], [], [], {}
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
     try:
         for seed in range(config.seeds):
-            bias, metrics, seed_curves = run_seed(root, config, seed)
+            bias, oracle, metrics, seed_curves = run_seed(root, config, seed)
             biases.append(bias)
+            oracles.append(oracle)
             per_seed.append(metrics)
             curves = curves or seed_curves  # the plot shows seed 0
     finally:
@@ -203,6 +207,7 @@ def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any
     report: dict[str, Any] = {
         "config": asdict(config),
         "selection_bias": {key: _mean_std([b[key] for b in biases]) for key in biases[0]},
+        "oracle_true_cvr": {key: _mean_std([o[key] for o in oracles]) for key in oracles[0]},
         "methods": methods,
         "best_calibrated": calibrated,
         "calibration_curves_seed0": curves,
@@ -240,6 +245,11 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         f"selection bias: mean true CVR {clicked:.4f} on clicked vs {unclicked:.4f} on unclicked impressions"
         f" (x{clicked / unclicked:.2f}); best calibrated: {report['best_calibrated']}"
+    )
+    oracle = report["oracle_true_cvr"]
+    lines.append(
+        f"the true CVR itself scores CVR AUC {100 * oracle['cvr_auc_entire_space']['mean']:.2f} (entire)"
+        f" / {100 * oracle['cvr_auc_clicked']['mean']:.2f} (clicked)"
     )
     if "esmm_minus_base_cvr_auc_entire_space_points" in report:
         points = report["esmm_minus_base_cvr_auc_entire_space_points"]
