@@ -62,7 +62,7 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         "heldout_policy": data.heldout_policy,
         "n_impressions": int(table.num_rows),
     }
-    return report | selection_bias(table) | entire_space_metrics(table, outputs)
+    return report | selection_bias(table) | oracle_aucs(table) | entire_space_metrics(table, outputs)
 
 
 def selection_bias(table: Any) -> dict[str, Any]:
@@ -75,6 +75,20 @@ def selection_bias(table: Any) -> dict[str, Any]:
         "n_conversions": int((click & column_array(table, "conversion_potential").astype(bool)).sum()),
         "true_cvr_mean_clicked": float(true_cvr[click].mean()),
         "true_cvr_mean_unclicked": float(true_cvr[~click].mean()),
+    }
+
+
+def oracle_aucs(table: Any) -> dict[str, float]:
+    """The ceiling: the AUCs of ``entire_space_metrics`` scored with the world's true probabilities."""
+    click = column_array(table, "click").astype(bool)
+    potential = column_array(table, "conversion_potential").astype(bool)
+    true_cvr = column_array(table, "true_cvr")
+    observed_ctr = column_array(table, "true_ctr") * column_array(table, "examination")
+    return {
+        "oracle_ctr_auc": auc(click, observed_ctr),
+        "oracle_cvr_auc_entire_space": auc(potential, true_cvr),
+        "oracle_cvr_auc_clicked": auc(potential[click], true_cvr[click]),
+        "oracle_ctcvr_auc": auc(click & potential, observed_ctr * true_cvr),
     }
 
 

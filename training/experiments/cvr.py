@@ -35,7 +35,7 @@ import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.dataset import ImpressionTensors
-from training.evaluation import entire_space_metrics, selection_bias
+from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias
 from training.fit import TrainingConfig, fit, predict
 from training.logs import column_array, feature_columns
 from training.model_config import ModelConfig
@@ -174,9 +174,7 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
             metrics[label]["cvr_calibration_error"],
             time.perf_counter() - started,
         )
-    truth = entire_space_metrics(heldout, {"pcvr": true_cvr})
-    oracle = {key: truth[key] for key in ("cvr_auc_entire_space", "cvr_auc_clicked")}
-    return selection_bias(heldout), oracle, metrics, curves
+    return selection_bias(heldout), oracle_aucs(heldout), metrics, curves
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -248,8 +246,8 @@ def format_table(report: dict[str, Any]) -> str:
     )
     oracle = report["oracle_true_cvr"]
     lines.append(
-        f"the true CVR itself scores CVR AUC {100 * oracle['cvr_auc_entire_space']['mean']:.2f} (entire)"
-        f" / {100 * oracle['cvr_auc_clicked']['mean']:.2f} (clicked)"
+        f"the true CVR itself scores CVR AUC {100 * oracle['oracle_cvr_auc_entire_space']['mean']:.2f} (entire)"
+        f" / {100 * oracle['oracle_cvr_auc_clicked']['mean']:.2f} (clicked)"
     )
     if "esmm_minus_base_cvr_auc_entire_space_points" in report:
         points = report["esmm_minus_base_cvr_auc_entire_space_points"]

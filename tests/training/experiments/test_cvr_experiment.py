@@ -29,7 +29,7 @@ def test_quick_run_writes_the_report_the_plot_and_the_table(tmp_path):
     bias = report["selection_bias"]
     assert bias["true_cvr_mean_clicked"]["mean"] > bias["true_cvr_mean_unclicked"]["mean"]  # the bias is real
     assert report["best_calibrated"] in METHODS
-    assert 0.5 < report["oracle_true_cvr"]["cvr_auc_entire_space"]["mean"] <= 1.0
+    assert 0.5 < report["oracle_true_cvr"]["oracle_cvr_auc_entire_space"]["mean"] <= 1.0
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert "| ESMM |" in result.output and "ESMM - BASE" in result.output
 
