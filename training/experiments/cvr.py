@@ -9,10 +9,9 @@ over the entire impression space, beside the clicked-only AUC that logs allow (t
 and calibration is measured against the true CVR. ``heldout_policy = "uniform"`` scores a day
 displayed uniformly at random instead, which adds an exposure shift to the selection bias.
 
-The default world is small (1,000 users, 300 ads) so that a few days of logs teach the id
-embeddings the user-ad affinity through which clicks select conversions; on the service's default
-world (20,000 users) no method learns it from this much traffic and every pCVR stays near the
-clicked-average CVR (docs/cvr.md).
+The default world is small (1,000 users, 300 ads) so that a few days of logs show each user often
+enough for the id embeddings to learn the user-ad affinity through which clicks select conversions;
+``world = {}`` (``--service-world``) runs the service's default world instead (docs/cvr.md).
 
 Each method is a repository model (``models/<name>/config.toml``): its kind and method settings
 (sampling rates, propensity floor, loss weights) come from there, so what is compared is what can
