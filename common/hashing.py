@@ -10,8 +10,11 @@ Canonical string: strings as they are, integers in decimal (``42`` and ``"42"`` 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+SMALL_BATCH = 64  # up to this many values, hash one by one through a memo (a service request's size)
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -33,6 +36,8 @@ def fnv1a64(values: np.ndarray | list) -> np.ndarray:
     strings = canonical_strings(values).reshape(-1)
     if strings.size == 0:
         return np.zeros(0, dtype=np.uint64)
+    if strings.size <= SMALL_BATCH:  # the numpy loop costs ~3 array ops per character; a memo ~0.1 µs
+        return np.fromiter(map(_fnv1a64_one, strings.tolist()), dtype=np.uint64, count=strings.size)
     width = max(strings.dtype.itemsize // 4, 1)
     codes = np.ascontiguousarray(strings).view(np.uint32).reshape(strings.size, width)  # (N, L)
     lengths = np.char.str_len(strings)
@@ -48,3 +53,15 @@ def fnv1a64(values: np.ndarray | list) -> np.ndarray:
 def bucketize(values: np.ndarray | list, buckets: int) -> np.ndarray:
     """Bucket index in [0, buckets) of each value, as int64."""
     return (fnv1a64(values) % np.uint64(buckets)).astype(np.int64)
+
+
+_MASK = (1 << 64) - 1
+
+
+@lru_cache(maxsize=1 << 16)
+def _fnv1a64_one(text: str) -> int:
+    """The same hash for one string, in Python integers, memoised: ids repeat across requests."""
+    value = int(FNV_OFFSET)
+    for char in text:
+        value = ((value ^ ord(char)) * int(FNV_PRIME)) & _MASK
+    return value

@@ -2,22 +2,26 @@
 
 Models are loaded in the lifespan, before the first request is accepted; a model with no loadable
 version leaves the service up but not ready (``/v2/health/ready`` and ``/v1/score`` answer 503).
+At shutdown (SIGTERM or SIGINT: uvicorn stops accepting and waits for the requests in flight) every
+batcher drains its queue before the process exits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
-from service.registry import ServingModels, load_serving_models
+from service.metrics import Metrics, StatusCounter
+from service.model_manager import ModelManager
+from service.registry import ServingModels
 from service.retrieval import RetrievalState, load_retrieval
-from service.routes import health, models, score, similarity
+from service.routes import admin, health, metrics, models, score, similarity, v2
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,15 +30,18 @@ logger = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    app.state.models = await run_in_threadpool(load_serving_models, settings)
+    manager = app.state.manager = ModelManager(app.state, settings, app.state.metrics)
+    await manager.start()
     if app.state.models.ready:
         logger.info("ready: roles %s", settings.roles)
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
-    app.state.retrieval = await run_in_threadpool(load_retrieval, settings)  # optional: never blocks ready
+    app.state.retrieval = await asyncio.to_thread(load_retrieval, settings)  # optional: never blocks ready
     yield
+    await manager.stop(settings.drain_timeout_s)
     app.state.retrieval = RetrievalState(None, "shut down")
     app.state.models = ServingModels(settings.roles, {}, {name: "shut down" for name in settings.roles.values()})
+    logger.info("stopped: every queue drained")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,12 +53,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
     app.state.retrieval = RetrievalState(None, "loading")
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
     install_error_handlers(app)
     app.include_router(score.router)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(similarity.router)
+    app.include_router(v2.router)
+    app.include_router(metrics.router)
+    if settings.admin_token is not None:
+        app.include_router(admin.router)
     return app

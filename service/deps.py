@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from service.errors import InputError
+from service.model_manager import ModelManager
 from service.registry import ServingModels
 from service.settings import Settings
 
 JSON_TYPES = ("application/json",)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_models(request: Request) -> ServingModels:
+async def get_models(request: Request) -> ServingModels:
     return request.app.state.models
 
 
@@ -30,6 +33,32 @@ async def json_body(request: Request) -> bytes:
     return await request.body()
 
 
+TIMEOUT_HEADER = "x-request-timeout-ms"
+
+
+async def get_manager(request: Request) -> ModelManager:
+    return request.app.state.manager
+
+
+async def request_deadline(request: Request) -> float:
+    """When the request must be answered (event-loop clock): the setting, or less if the client asks."""
+    timeout_ms = request.app.state.settings.request_timeout_ms
+    asked = request.headers.get(TIMEOUT_HEADER)
+    if asked is not None:
+        try:
+            value = float(asked)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)):
+            raise InputError(
+                400, "X-Request-Timeout-Ms must be a positive number of milliseconds", "X-Request-Timeout-Ms"
+            )
+        timeout_ms = min(timeout_ms, value)
+    return asyncio.get_running_loop().time() + timeout_ms / 1000.0
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelsDep = Annotated[ServingModels, Depends(get_models)]
 JsonBody = Annotated[bytes, Depends(json_body)]
+DeadlineDep = Annotated[float, Depends(request_deadline)]
+ManagerDep = Annotated[ModelManager, Depends(get_manager)]

@@ -22,11 +22,12 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answered with ``status`` and a JSON body naming ``field``."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers
 
 
 class InputError(ApiError):
@@ -38,6 +39,29 @@ class ModelUnavailable(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(503, message)
+
+
+class QueueFull(ApiError):
+    """A batcher's queue has no room: 503 at once, with Retry-After."""
+
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__(
+            503, "server overloaded: the model's queue is full", headers={"Retry-After": str(retry_after_s)}
+        )
+
+
+class DeadlineExceeded(ApiError):
+    """The request's deadline passed before its outputs were ready: 504."""
+
+    def __init__(self) -> None:
+        super().__init__(504, "deadline exceeded before the model answered")
+
+
+class ClientDisconnected(ApiError):
+    """The client went away; its work was dropped (499, nginx's code; nobody reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "client closed the request")
 
 
 def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> Response:
@@ -61,7 +85,7 @@ def field_path(location: Sequence[str | int]) -> str | None:
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return error_response(error.status, error.message, error.field)
+    return error_response(error.status, error.message, error.field, error.headers)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:

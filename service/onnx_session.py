@@ -33,6 +33,7 @@ def session_options(settings: Settings) -> ort.SessionOptions:
         options.intra_op_num_threads = settings.intra_op_threads
     if settings.inter_op_threads:
         options.inter_op_num_threads = settings.inter_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.intra_op_spinning else "0")
     options.log_severity_level = 3  # errors only; ORT's warnings about fallbacks are reported by us
     return options
 

@@ -1,18 +1,23 @@
 """The models the service is serving: one immutable snapshot of role -> loaded model.
 
-Routes read the snapshot from ``app.state.models``; a reload (a later issue) builds a new snapshot and
-swaps the reference, so a request sees one consistent set of models from start to end.
+Routes read the snapshot from ``app.state.models``; a reload (service/model_manager.py) builds a new
+snapshot and swaps the reference, so a request sees one consistent set of models from start to end.
+A model may serve several versions (its version policy); ``loaded`` holds the newest, which the roles
+use, and ``versions`` all of them. Each served version has its batcher in ``batchers``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from service.model_loader import LoadedModel, ModelLoadError, load_latest
 from service.settings import ROLE_OUTPUTS, Settings
+
+if TYPE_CHECKING:
+    from service.batching import Batcher
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +27,21 @@ class ServingModels:
     roles: Mapping[str, str]  # role ("ctr", "ctcvr") -> repository model name
     loaded: Mapping[str, LoadedModel]  # model name -> the version being served
     errors: Mapping[str, str]  # model name -> why no version of it is served
+    versions: Mapping[str, Mapping[int, LoadedModel]] = field(default_factory=dict)  # every served version
+    batchers: Mapping[LoadedModel, Batcher] = field(default_factory=dict)  # keyed by the model object
+
+    def __post_init__(self) -> None:
+        if not self.versions and self.loaded:
+            object.__setattr__(self, "versions", {name: {m.version: m} for name, m in self.loaded.items()})
+
+    def model(self, name: str, version: int | None = None) -> LoadedModel | None:
+        """The named version of a served model (its newest when ``version`` is None)."""
+        if version is None:
+            return self.loaded.get(name)
+        return self.versions.get(name, {}).get(version)
+
+    def batcher(self, model: LoadedModel) -> Batcher | None:
+        return self.batchers.get(model)
 
     @property
     def ready(self) -> bool:
@@ -46,15 +66,22 @@ class ServingModels:
             if model is None:
                 entries.append({"name": name, "roles": roles, "ready": False, "error": self.errors.get(name)})
             else:
-                entries.append({**model.describe(), "roles": roles, "ready": True})
+                served = sorted(self.versions.get(name, {model.version: model}))
+                entries.append({**model.describe(), "roles": roles, "ready": True, "versions": served})
         return entries
+
+
+def required_outputs(roles: Mapping[str, str]) -> dict[str, set[str]]:
+    """Model name -> the outputs its roles need, for each model a role names."""
+    needs: dict[str, set[str]] = {}
+    for role, name in roles.items():
+        needs.setdefault(name, set()).update([ROLE_OUTPUTS[role]] if role in ROLE_OUTPUTS else [])
+    return needs
 
 
 def load_serving_models(settings: Settings) -> ServingModels:
     """Load the newest good version of each model a role names; a model with none is left out."""
-    needs: dict[str, set[str]] = {}
-    for role, name in settings.roles.items():
-        needs.setdefault(name, set()).add(ROLE_OUTPUTS[role])
+    needs = required_outputs(settings.roles)
     loaded: dict[str, LoadedModel] = {}
     errors: dict[str, str] = {}
     for name, outputs in needs.items():

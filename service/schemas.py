@@ -82,6 +82,7 @@ class ModelDescription(BaseModel):
     outputs: list[TensorDescription] = []
     features: list[str] = []
     error: str | None = Field(default=None, description="Why no version is served, when not ready.")
+    versions: list[int] = Field(default=[], description="Every version served (the newest fills the roles).")
 
 
 class ModelList(BaseModel):
@@ -104,6 +105,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
         413: "Body or candidate count over the limit.",
         415: "Content-Type is not application/json.",
         422: "A field is missing, unknown or of the wrong type; `field` names it.",
-        503: "A model the request needs is not loaded.",
+        503: "A model the request needs is not loaded, or its queue is full (with Retry-After).",
+        504: "The deadline passed before the model answered.",
+        401: "Missing or wrong bearer token.",
+        404: "No such model or version is served.",
     }
     return {status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses}

@@ -5,12 +5,14 @@ cost about three times the throughput). Features are gathered into one column pe
 values are scalars the encoder broadcasts, candidate values become lists with ``None`` where a
 candidate omits the feature. Each role model encodes the columns with its own feature spec.
 
-The steps are separate functions so that the dynamic batcher (a later issue) can run ``prepare`` and
-``render`` around its own call to the models: ``score`` = ``render(prepare(...), run(...))``.
+The steps are separate functions: ``score`` = ``render(prepare(...), run(...))`` runs the models
+directly; the route runs ``render(prepare(...), await infer(...))``, which goes through each model's
+dynamic batcher (service/batching.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,29 @@ def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedR
 def run(prepared: PreparedRequest) -> dict[str, dict[str, np.ndarray]]:
     """Model name -> its outputs; one run per distinct model."""
     return {model.name: model.run(prepared.inputs[model.name]) for model in prepared.models}
+
+
+async def infer(prepared: PreparedRequest, models: ServingModels, deadline: float) -> dict[str, dict[str, np.ndarray]]:
+    """``run`` through each model's batcher (concurrently when the roles use two models)."""
+    n = prepared.n_candidates
+    if len(prepared.models) == 1:
+        return {
+            prepared.ctr.name: await run_model(models, prepared.ctr, prepared.inputs[prepared.ctr.name], n, deadline)
+        }
+    results = await asyncio.gather(
+        *(run_model(models, model, prepared.inputs[model.name], n, deadline) for model in prepared.models)
+    )
+    return {model.name: result for model, result in zip(prepared.models, results, strict=True)}
+
+
+async def run_model(
+    models: ServingModels, model: LoadedModel, inputs: dict[str, np.ndarray], n_items: int, deadline: float
+) -> dict[str, np.ndarray]:
+    """One model's outputs for encoded inputs, through its batcher."""
+    batcher = models.batcher(model)
+    if batcher is None:  # a snapshot built without batchers (tests): run alone off the loop
+        return await asyncio.to_thread(model.run, inputs)
+    return await batcher.submit(inputs, n_items, deadline)
 
 
 def render(prepared: PreparedRequest, outputs: dict[str, dict[str, np.ndarray]]) -> bytes:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.repository import validate_model_name
@@ -35,15 +35,32 @@ class Settings(BaseSettings):
     max_string_chars: Annotated[int, Field(gt=0)] = 1024  # longest categorical string value accepted
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0 = its default
     inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
+    intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it
     warmup_batch_sizes: tuple[int, ...] = (1, 64)  # batch sizes run once at load, before ready
     log_level: str = "INFO"
     access_log: bool = True  # uvicorn's per-request log line
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (structured logs)
+    batching: bool = True  # dynamic batching per model ([serving] in config.toml); false: one run per request
+    request_timeout_ms: Annotated[float, Field(gt=0)] = 1000.0  # deadline; a request may ask for less (504)
+    retry_after_s: Annotated[int, Field(ge=1)] = 1  # Retry-After on 503 when a queue is full
+    admin_token: SecretStr | None = None  # bearer token for /v2/repository/...; unset: admin routes are off
+    poll_interval_s: Annotated[float, Field(ge=0)] = 0.0  # reload when the repository changes; 0: off
+    drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
 
     @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("admin_token must be at least 16 characters (or empty to turn admin routes off)")
+        return value
 
     @field_validator("host")
     @classmethod

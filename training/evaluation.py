@@ -56,21 +56,51 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
     )
     version, outputs = run_exported(root, name, table, version)
-    click = column_array(table, "click").astype(bool)
-    potential = column_array(table, "conversion_potential").astype(bool)  # would convert if clicked
-    ctcvr = click & potential
-    true_cvr = column_array(table, "true_cvr")
-    observed_ctr = column_array(table, "true_ctr") * column_array(table, "examination")
     report: dict[str, Any] = {
         "model": name,
         "version": version,
         "heldout_policy": data.heldout_policy,
         "n_impressions": int(table.num_rows),
+    }
+    return report | selection_bias(table) | oracle_aucs(table) | entire_space_metrics(table, outputs)
+
+
+def selection_bias(table: Any) -> dict[str, Any]:
+    """Counts of a world table, and the size of its sample-selection bias: the mean true CVR of
+    clicked impressions against that of unclicked ones (what a CVR model fitted on clicks misses)."""
+    click = column_array(table, "click").astype(bool)
+    true_cvr = column_array(table, "true_cvr")
+    return {
         "n_clicks": int(click.sum()),
-        "n_conversions": int(ctcvr.sum()),
+        "n_conversions": int((click & column_array(table, "conversion_potential").astype(bool)).sum()),
         "true_cvr_mean_clicked": float(true_cvr[click].mean()),
         "true_cvr_mean_unclicked": float(true_cvr[~click].mean()),
     }
+
+
+def oracle_aucs(table: Any) -> dict[str, float]:
+    """The ceiling: the AUCs of ``entire_space_metrics`` scored with the world's true probabilities."""
+    click = column_array(table, "click").astype(bool)
+    potential = column_array(table, "conversion_potential").astype(bool)
+    true_cvr = column_array(table, "true_cvr")
+    observed_ctr = column_array(table, "true_ctr") * column_array(table, "examination")
+    return {
+        "oracle_ctr_auc": auc(click, observed_ctr),
+        "oracle_cvr_auc_entire_space": auc(potential, true_cvr),
+        "oracle_cvr_auc_clicked": auc(potential[click], true_cvr[click]),
+        "oracle_ctcvr_auc": auc(click & potential, observed_ctr * true_cvr),
+    }
+
+
+def entire_space_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """Metrics of ``outputs`` (pctr / pcvr / pctcvr, whichever are present, one per row of the world
+    table ``table``) against the table's ground truth, over every displayed impression."""
+    click = column_array(table, "click").astype(bool)
+    potential = column_array(table, "conversion_potential").astype(bool)  # would convert if clicked
+    ctcvr = click & potential
+    true_cvr = column_array(table, "true_cvr")
+    observed_ctr = column_array(table, "true_ctr") * column_array(table, "examination")
+    report: dict[str, float] = {}
     if "pctr" in outputs:
         pctr = outputs["pctr"]
         report |= {

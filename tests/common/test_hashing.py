@@ -28,3 +28,11 @@ def test_buckets_are_in_range(values, buckets):
     result = bucketize(values, buckets)
     assert result.dtype == np.int64
     assert ((result >= 0) & (result < buckets)).all()
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12), min_size=1, max_size=20))
+def test_the_memoised_small_batch_path_matches_the_vectorised_one(values):
+    from common.hashing import SMALL_BATCH
+
+    padded = values + ["pad"] * (SMALL_BATCH + 1 - len(values))  # over SMALL_BATCH: the numpy path
+    assert (fnv1a64(values) == fnv1a64(padded)[: len(values)]).all()

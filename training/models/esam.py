@@ -34,7 +34,7 @@ from torch import nn
 
 from common.features import FeatureSpec
 from training.metrics import auc, log_loss
-from training.models.esmm import FeatureEmbedding
+from training.models.parts import FeatureEmbedding
 
 EPS = 1e-7  # keeps log(S) finite
 

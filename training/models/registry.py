@@ -8,12 +8,25 @@ from typing import Any
 from torch import nn
 
 from common.features import FeatureSpec
+from training.models.aman import AMAN, AMANConfig
+from training.models.base_cvr import BaseCVR, BaseCVRConfig
+from training.models.division import Division, DivisionConfig
 from training.models.esam import ESAM, ESAMConfig
+from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
+from training.models.ips_cvr import IPSCVR, IPSCVRConfig
+from training.models.oversampling import Oversampling, OversamplingConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "esmm": (ESMM, ESMMConfig),
     "esam": (ESAM, ESAMConfig),
+    # entire-space CVR: ESMM's baselines and its IPS / doubly-robust successors (docs/cvr.md)
+    "cvr_base": (BaseCVR, BaseCVRConfig),
+    "cvr_oversampling": (Oversampling, OversamplingConfig),
+    "cvr_aman": (AMAN, AMANConfig),
+    "division": (Division, DivisionConfig),
+    "ips_cvr": (IPSCVR, IPSCVRConfig),
+    "escm2": (ESCM2, ESCM2Config),
 }
 
 

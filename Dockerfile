@@ -1,0 +1,58 @@
+# The scoring service image.
+#   CPU (default):  docker build -t debiased-ctr .
+#   CUDA:           docker build --build-arg RUNTIME=gpu -t debiased-ctr:gpu .
+# Models are mounted (docker run -v $PWD/models:/srv/models ...) or baked in with
+# --build-arg MODELS=models (after `ctr prepare`). The image holds no torch: `.[cpu]` / `.[gpu]` only.
+ARG RUNTIME=cpu
+ARG PYTHON_VERSION=3.11
+ARG CUDA_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+
+# -- build: a wheel of the project, so the runtime stage needs no source tree -----------------------
+FROM python:${PYTHON_VERSION}-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY common ./common
+COPY service ./service
+COPY cli ./cli
+COPY clients ./clients
+COPY training ./training
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# -- runtime bases: CPU on python-slim, GPU on NVIDIA's CUDA runtime with cuDNN ----------------------
+FROM python:${PYTHON_VERSION}-slim AS base-cpu
+ENV VENV=/opt/venv
+RUN python -m venv $VENV
+
+FROM ${CUDA_IMAGE} AS base-gpu
+ENV VENV=/opt/venv DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3.11 -m venv $VENV
+
+# -- the service ------------------------------------------------------------------------------------
+FROM base-${RUNTIME} AS service
+ARG RUNTIME
+ARG MODELS=
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CTR_HOST=0.0.0.0 \
+    CTR_PORT=8000 \
+    CTR_MODEL_REPOSITORY=/srv/models \
+    CTR_LOG_FORMAT=json
+COPY --from=build /wheels /wheels
+RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}]" && rm -rf /wheels \
+ && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())"
+RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin ctr \
+ && mkdir -p /srv/models && chown -R ctr /srv
+COPY --chown=ctr ${MODELS:-pyproject.toml} /srv/baked/
+RUN if [ -n "${MODELS}" ]; then cp -r /srv/baked/. /srv/models/; fi; rm -rf /srv/baked
+USER ctr
+WORKDIR /srv
+EXPOSE 8000
+# python, not curl: the slim image has no curl, and this checks what the load balancer checks
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)"
+# exec form: SIGTERM reaches uvicorn, which stops accepting and drains the queues before exiting
+CMD ["ctr", "serve"]

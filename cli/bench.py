@@ -1,0 +1,42 @@
+"""``ctr bench ...``: benchmarks that print a table and write JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+
+
+@bench_app.command("serve")
+def serve(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
+    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
+    step_s: Annotated[float | None, typer.Option(help="Seconds per offered rate.")] = None,
+    slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
+    cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
+    intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
+) -> None:
+    """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
+    from dataclasses import replace
+
+    from clients.bench_serve import SweepPlan, run_bench, table
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    plan = SweepPlan.quick() if quick else SweepPlan()
+    plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
+    only = set(cases.split(",")) if cases else None
+    report = run_bench(repository, model, bodies[100], bodies[1], plan, only)
+    report["command"] = "ctr bench serve" + (" --quick" if quick else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(table(report))
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,63 @@
+"""The reference servers ``ctr bench serve`` measures the service against (uvicorn app factories).
+
+- ``http_only``: FastAPI reads the body, parses it with orjson and answers one constant score per
+  candidate: what the transport alone costs.
+- ``bare_fastapi``: parses, encodes with the shared encoder and runs ONNX Runtime inline, per request,
+  with no validation, batching or metrics: what a minimal FastAPI model server costs.
+
+Both read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (bare_fastapi loads the newest version,
+with ``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from common.encoder import FeatureEncoder
+from common.repository import MODEL_FILE, read_manifest, version_dir, versions
+
+CONSTANT = {"pctr": 0.05, "pctcvr": 0.005, "pcvr": 0.1}
+
+
+def http_only() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/score")
+    async def score(request: Request) -> Response:
+        data = orjson.loads(await request.body())
+        body = {"scores": [CONSTANT] * len(data["candidates"]), "models": {}}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return app
+
+
+def bare_fastapi() -> FastAPI:
+    root = Path(os.environ.get("CTR_MODEL_REPOSITORY", "models"))
+    name = os.environ.get("CTR_BENCH_MODEL", "esmm")
+    version = versions(root, name)[-1]
+    manifest = read_manifest(root, name, version)
+    encoder = FeatureEncoder(manifest.feature_spec)
+    session = ort.InferenceSession(
+        str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"]
+    )
+    app = FastAPI()
+
+    @app.post("/v1/score")
+    async def score(request: Request) -> Response:
+        data = orjson.loads(await request.body())
+        candidates = data["candidates"]
+        columns = dict(data.get("context", {}))
+        for key in candidates[0]:
+            columns[key] = [c.get(key) for c in candidates]
+        inputs = encoder.encode(columns, len(candidates)).as_inputs()
+        pctr, pctcvr = session.run(["pctr", "pctcvr"], inputs)
+        scores = [{"pctr": a, "pctcvr": b} for a, b in zip(pctr.tolist(), pctcvr.tolist(), strict=True)]
+        return Response(orjson.dumps({"scores": scores}), media_type="application/json")
+
+    return app

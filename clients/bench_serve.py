@@ -1,0 +1,286 @@
+"""``ctr bench serve``: the service against its ceilings, side by side, on one model and one set of bodies.
+
+Cases (each reports ``candidates_per_s`` at saturation and latency at the highest rate whose p99 stays
+under the SLO):
+- ``raw_ort``: ONNX Runtime alone on batches of 100 already encoded (the model's ceiling; no HTTP);
+- ``http_only`` / ``http_only_1``: 100- / 1-candidate bodies parsed and answered with constants;
+- ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
+- ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
+- ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off.
+
+Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
+constant arrivals) until the server falls behind; saturation is the best achieved rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clients.histogram import LatencyHistogram
+from clients.loadgen import LoadResult, run_load
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    step_s: float = 4.0  # seconds per offered rate
+    growth: float = 1.5  # each step offers this many times the last
+    max_steps: int = 9
+    slo_ms: float = 25.0  # p99 target for the "latency at SLO" figures
+    connections: int = 64
+    intra_op_threads: int = 1  # ONNX Runtime threads in every case (0: its default, one per core)
+
+    @classmethod
+    def quick(cls) -> SweepPlan:
+        return cls(step_s=0.6, growth=3.0, max_steps=2, connections=8)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    server: str  # "service", "http_only", "bare_fastapi"
+    candidates: int
+    start_rps: float
+    env: tuple[tuple[str, str], ...] = ()
+
+
+CASES = (
+    Case("http_only", "http_only", 100, 100),
+    Case("bare_fastapi", "bare_fastapi", 100, 50),
+    Case("service_100", "service", 100, 50),
+    Case("http_only_1", "http_only", 1, 400),
+    Case("service_1_batched", "service", 1, 400, (("CTR_BATCHING", "true"),)),
+    Case("service_1_unbatched", "service", 1, 400, (("CTR_BATCHING", "false"),)),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def server(
+    kind: str, repository: Path, model: str, env: dict[str, str], intra_op_threads: int = 1
+) -> Iterator[tuple[int, int]]:
+    """A server of ``kind`` on a free loopback port, until the block ends."""
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    base = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "CTR_MODEL_REPOSITORY": str(repository),
+        "CTR_BENCH_MODEL": model,
+        "CTR_CTR_MODEL": model,
+        "CTR_CTCVR_MODEL": model,
+        "CTR_USE_CUDA": os.environ.get("CTR_USE_CUDA", "true"),
+        "CTR_ACCESS_LOG": "false",
+        "CTR_LOG_LEVEL": "WARNING",
+        "CTR_PORT": str(port),
+        "CTR_INTRA_OP_THREADS": str(intra_op_threads),
+        **env,
+    }
+    if kind == "service":
+        command = [sys.executable, "-m", "service"]
+    else:
+        command = [sys.executable, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
+        command += ["--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_ready(port, process, kind)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
+    path = "/v2/health/ready" if kind == "service" else "/docs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{kind} server not ready after 60 s")
+
+
+def sweep(port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan) -> dict[str, Any]:
+    """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
+
+    Each step also reports the server process's CPU time per answered request, which a shared
+    machine disturbs far less than throughput or latency.
+    """
+    steps: list[dict[str, Any]] = []
+    rate = case.start_rps
+    for _ in range(plan.max_steps):
+        cpu_before = cpu_seconds(pid)
+        result: LoadResult = asyncio.run(
+            run_load("127.0.0.1", port, "/v1/score", bodies, rate, plan.step_s, connections=plan.connections)
+        )
+        cpu_after = cpu_seconds(pid)
+        step = result.to_dict(case.candidates)
+        if cpu_before is not None and cpu_after is not None and result.ok:
+            step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
+        steps.append(step)
+        logger.info(
+            "%s: offered %.0f rps -> %.0f rps, p99 %.1f ms", case.name, rate, step["achieved_rps"], step["p99_ms"]
+        )
+        if step["achieved_rps"] < 0.9 * step["offered_rps"] or step["errors"] > 0.01 * max(step["sent"], 1):
+            break
+        rate *= plan.growth
+    return summarise(steps, plan.slo_ms)
+
+
+def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
+    best = max(steps, key=lambda s: s["candidates_per_s"])
+    within = [s for s in steps if s["errors"] == 0 and s["p99_ms"] <= slo_ms]
+    at_slo = max(within, key=lambda s: s["offered_rps"]) if within else None
+    cpu = [s["server_cpu_us_per_request"] for s in steps if "server_cpu_us_per_request" in s]
+    return {
+        "candidates_per_s": best["candidates_per_s"],
+        "requests_per_s": best["achieved_rps"],
+        "server_cpu_us_per_request": min(cpu) if cpu else None,
+        "at_slo": at_slo,
+        "steps": steps,
+    }
+
+
+def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float, threads: int) -> dict[str, Any]:
+    """ONNX Runtime alone, batches of 100 encoded rows, back to back on one thread."""
+    from service.model_loader import load_latest
+    from service.registry import ServingModels
+    from service.scoring import prepare
+    from service.settings import Settings
+
+    settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
+    loaded = load_latest(repository, model, settings, ["pctr", "pctcvr"])
+    models = ServingModels({"ctr": model, "ctcvr": model}, {model: loaded}, {})
+    inputs = [prepare(body, models, settings).inputs[model] for body in bodies]
+    histogram = LatencyHistogram()
+    runs = 0
+    cpu_start = time.process_time()
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration_s:
+        t0 = time.perf_counter()
+        loaded.run(inputs[runs % len(inputs)])
+        histogram.record((time.perf_counter() - t0) * 1e6)
+        runs += 1
+    elapsed = time.perf_counter() - start
+    cpu_us = (time.process_time() - cpu_start) * 1e6 / max(runs, 1)
+    rows = len(next(iter(inputs[0].values())))
+    step = {
+        "achieved_rps": round(runs / elapsed, 1),
+        "candidates_per_s": round(runs * rows / elapsed, 1),
+        "sent": runs,
+        "ok": runs,
+        "errors": 0,
+        **histogram.summary_ms(),
+    }
+    return {
+        "candidates_per_s": step["candidates_per_s"],
+        "requests_per_s": step["achieved_rps"],
+        "server_cpu_us_per_request": round(cpu_us, 1),  # this process: ONNX Runtime's threads included
+        "at_slo": step,
+        "steps": [step],
+    }
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime as ort
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def run_bench(
+    repository: Path,
+    model: str,
+    bodies_100: list[bytes],
+    bodies_1: list[bytes],
+    plan: SweepPlan,
+    only: set[str] | None = None,
+) -> dict[str, Any]:
+    """Every case, one after another, on the same repository and bodies; the report."""
+    cases: dict[str, Any] = {}
+    if only is None or "raw_ort" in only:
+        cases["raw_ort"] = raw_ort(repository, model, bodies_100, max(plan.step_s, 0.5), plan.intra_op_threads)
+    for case in CASES:
+        if only is not None and case.name not in only:
+            continue
+        bodies = bodies_100 if case.candidates == 100 else bodies_1
+        with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as (port, pid):
+            cases[case.name] = sweep(port, pid, bodies, case, plan)
+    report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
+    report["ratios"] = ratios(cases)
+    return report
+
+
+def ratios(cases: dict[str, Any]) -> dict[str, float]:
+    def ratio(a: str, b: str) -> float:
+        if a not in cases or b not in cases or not cases[b]["candidates_per_s"]:
+            return float("nan")
+        return round(cases[a]["candidates_per_s"] / cases[b]["candidates_per_s"], 3)
+
+    return {
+        "service_100/bare_fastapi": ratio("service_100", "bare_fastapi"),
+        "service_1_batched/http_only_1": ratio("service_1_batched", "http_only_1"),
+        "service_1_batched/service_1_unbatched": ratio("service_1_batched", "service_1_unbatched"),
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = [f"{'case':<22}{'cand/s':>10}{'req/s':>8}{'CPU µs/req':>11}{'SLO rps':>9}"]
+    rows[0] += f"{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
+    for name, case in report["cases"].items():
+        slo = case["at_slo"] or {}
+        cells = [slo.get(k, np.nan) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms")]
+        cpu = case.get("server_cpu_us_per_request")
+        rows.append(
+            f"{name:<22}{case['candidates_per_s']:>10.0f}{case['requests_per_s']:>8.0f}"
+            f"{cpu if cpu is not None else np.nan:>11.0f}"
+            f"{slo.get('offered_rps', slo.get('achieved_rps', np.nan)):>9.0f}" + "".join(f"{c:>8.2f}" for c in cells)
+        )
+    rows.append("latency (ms) at the highest offered rate whose p99 stayed under the SLO")
+    rows += [f"{k}: {v}" for k, v in report["ratios"].items()]
+    return "\n".join(rows)

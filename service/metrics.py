@@ -1,0 +1,158 @@
+"""Prometheus metrics in the spirit of Triton's ``nv_inference_*`` series, in the text exposition format.
+
+Per model version: requests that succeeded and failed (by reason), inference count (items) and
+execution count (batches), cumulative queue and compute time, pending requests, a batch-size histogram
+and a request-duration histogram; per status code, the HTTP responses; and the execution provider each
+version runs on. Counters are plain integers updated on the event loop thread, so taking a sample
+costs no lock; ``/metrics`` renders them on demand.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+PREFIX = "ctr"
+
+
+class Histogram:
+    """Cumulative-bucket histogram with a sum and a count."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last is +Inf
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> Iterator[str]:
+        cumulative = 0
+        for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
+            cumulative += count
+            yield f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}'
+        yield f"{name}_sum{{{labels}}} {self.total:.9g}"
+        yield f"{name}_count{{{labels}}} {self.count}"
+
+
+@dataclass
+class ModelStats:
+    """The counters of one model version (the batcher writes them)."""
+
+    successes: int = 0
+    failures: Counter = field(default_factory=Counter)  # reason -> count
+    items: int = 0  # inference count: rows run
+    executions: int = 0  # execution count: model runs (batches)
+    queue_s: float = 0.0  # cumulative time requests waited before their batch was formed
+    compute_s: float = 0.0  # cumulative time in model runs
+    batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BUCKETS))
+    durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
+
+    def success(self, duration_s: float) -> None:
+        self.successes += 1
+        self.durations.observe(duration_s)
+
+    def failure(self, reason: str) -> None:
+        self.failures[reason] += 1
+
+    def executed(self, items: int, queue_s: float, compute_s: float) -> None:
+        self.items += items
+        self.executions += 1
+        self.queue_s += queue_s
+        self.compute_s += compute_s
+        self.batch_sizes.observe(items)
+
+
+class Metrics:
+    """Every model version's stats (kept across reloads), HTTP status counts and providers."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, int], ModelStats] = {}
+        self.providers: dict[tuple[str, int], str] = {}
+        self.responses: Counter = Counter()  # HTTP status code -> count
+
+    def model(self, name: str, version: int, provider: str = "") -> ModelStats:
+        key = (name, version)
+        if provider:
+            self.providers[key] = provider
+        stats = self.models.get(key)
+        if stats is None:
+            stats = self.models[key] = ModelStats()
+        return stats
+
+    def render(self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]]) -> str:
+        """The exposition text; ``pending`` is each live batcher's pending requests."""
+        p = PREFIX
+        out: list[str] = []
+
+        def family(name: str, kind: str, text: str) -> None:
+            out.append(f"# HELP {p}_{name} {text}")
+            out.append(f"# TYPE {p}_{name} {kind}")
+
+        def labels(key: tuple[str, int]) -> str:
+            return f'model="{key[0]}",version="{key[1]}"'
+
+        keys = sorted(self.models)
+        family("inference_request_success_total", "counter", "Inference requests answered with outputs.")
+        out.extend(f"{p}_inference_request_success_total{{{labels(k)}}} {self.models[k].successes}" for k in keys)
+        family("inference_request_failure_total", "counter", "Inference requests that failed, by reason.")
+        for k in keys:
+            for reason, count in sorted(self.models[k].failures.items()):
+                out.append(f'{p}_inference_request_failure_total{{{labels(k)},reason="{reason}"}} {count}')
+        family("inference_count_total", "counter", "Items (candidates) run through the model.")
+        out.extend(f"{p}_inference_count_total{{{labels(k)}}} {self.models[k].items}" for k in keys)
+        family("inference_exec_count_total", "counter", "Model executions (batches).")
+        out.extend(f"{p}_inference_exec_count_total{{{labels(k)}}} {self.models[k].executions}" for k in keys)
+        family("inference_queue_duration_seconds_total", "counter", "Time requests waited for their batch.")
+        out.extend(
+            f"{p}_inference_queue_duration_seconds_total{{{labels(k)}}} {self.models[k].queue_s:.9g}" for k in keys
+        )
+        family("inference_compute_duration_seconds_total", "counter", "Time spent in model executions.")
+        out.extend(
+            f"{p}_inference_compute_duration_seconds_total{{{labels(k)}}} {self.models[k].compute_s:.9g}" for k in keys
+        )
+        family("inference_pending_request_count", "gauge", "Requests waiting in or running through a batcher.")
+        out.extend(f"{p}_inference_pending_request_count{{{labels(k)}}} {n}" for k, n in sorted(pending.items()))
+        family("inference_batch_size", "histogram", "Items per model execution.")
+        for k in keys:
+            out.extend(self.models[k].batch_sizes.lines(f"{p}_inference_batch_size", labels(k)))
+        family("inference_request_duration_seconds", "histogram", "Queue plus compute time of successful requests.")
+        for k in keys:
+            out.extend(self.models[k].durations.lines(f"{p}_inference_request_duration_seconds", labels(k)))
+        family("model_info", "gauge", "1 for each model version being served, with its execution provider.")
+        for k in sorted(served):
+            out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')
+        family("http_responses_total", "counter", "HTTP responses by status code.")
+        out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))
+        return "\n".join(out) + "\n"
+
+
+class StatusCounter:
+    """Pure ASGI middleware counting HTTP responses by status code (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp, counts: Counter) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.counts[message["status"]] += 1
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

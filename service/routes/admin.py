@@ -1,0 +1,93 @@
+"""Model repository control (Triton-style): index, load (or reload) and unload, with a bearer token.
+
+Mounted only when ``CTR_ADMIN_TOKEN`` is set; without it the routes do not exist (404). The token is
+compared in constant time. A load verifies every new version before an atomic swap; when nothing
+loadable is found it answers 400 and the versions already served keep serving.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from common.repository import validate_model_name, versions
+from service.deps import ManagerDep, ModelsDep, SettingsDep
+from service.errors import ApiError
+from service.model_loader import ModelLoadError
+from service.schemas import error_responses
+from service.v2_schemas import RepositoryModel
+
+
+async def require_token(request: Request, settings: SettingsDep) -> None:
+    expected = settings.admin_token.get_secret_value().encode() if settings.admin_token else b""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise ApiError(401, "a valid bearer token is required", "Authorization", {"WWW-Authenticate": "Bearer"})
+
+
+router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_token)])
+
+
+async def _valid_name(name: str) -> str:
+    try:
+        return validate_model_name(name)
+    except ValueError as error:
+        raise ApiError(400, str(error), "name") from None
+
+
+Name = Annotated[str, Depends(_valid_name)]
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post(
+    "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
+)
+async def index(models: ModelsDep, settings: SettingsDep) -> Response:
+    """Every model in the repository directory with each served version, or why it is not served."""
+    root = settings.model_repository
+    names = sorted(
+        {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
+    )
+    entries: list[dict] = []
+    for name in names:
+        served = sorted(models.versions.get(name, {}))
+        entries.extend({"name": name, "version": str(v), "state": "READY", "reason": ""} for v in served)
+        if not served:
+            reason = models.errors.get(name, "not loaded") if versions(root, name) else "no versions"
+            entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
+    return _json(entries)
+
+
+@router.post(
+    "/models/{name}/load",
+    response_class=Response,
+    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401),
+)
+async def load(name: Name, manager: ManagerDep) -> Response:
+    """Load or reload a model per its version policy; the old versions serve until the swap."""
+    try:
+        models = await manager.load(name)
+    except ModelLoadError as error:
+        raise ApiError(400, f"model {name!r} not loaded: {error}", "name") from None
+    return _json({"name": name, "versions": sorted(models.versions[name])})
+
+
+@router.post(
+    "/models/{name}/unload",
+    response_class=Response,
+    responses={200: {"description": "Unloaded."}} | error_responses(401, 404),
+)
+async def unload(name: Name, manager: ManagerDep) -> Response:
+    """Stop serving every version of a model; queued requests still finish."""
+    try:
+        await manager.unload(name)
+    except KeyError:
+        raise ApiError(404, f"model {name!r} is not loaded", "name") from None
+    return _json({"name": name, "unloaded": True})

@@ -1,0 +1,39 @@
+"""`ctr bench serve --quick` end to end on the tiny trained ESMM: every case measured, JSON written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+CASES = {
+    "raw_ort",
+    "http_only",
+    "bare_fastapi",
+    "service_100",
+    "http_only_1",
+    "service_1_batched",
+    "service_1_unbatched",
+}
+
+
+def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app, ["bench", "serve", "--quick", "--repository", str(world_repository), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert set(report["cases"]) == CASES
+    for name, case in report["cases"].items():
+        assert case["candidates_per_s"] > 0, name
+        assert all(step["errors"] == 0 for step in case["steps"][:1]), (name, case["steps"])
+    assert set(report["ratios"]) == {
+        "service_100/bare_fastapi",
+        "service_1_batched/http_only_1",
+        "service_1_batched/service_1_unbatched",
+    }
+    assert "service_1_batched" in result.output

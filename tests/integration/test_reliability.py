@@ -1,0 +1,166 @@
+"""Reliability on a real uvicorn on loopback: schema fuzzing, reload under traffic with a corrupt
+version, a storm of client disconnects, overload at twice capacity, and a graceful SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from clients.loadgen import request_bytes, run_load
+from common.repository import MODEL_FILE, version_dir
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+
+TOKEN = "reliability-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BODY = {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(5)]}
+
+
+def repository(root: Path, serving: str) -> Path:
+    publish_tiny_esmm(root)
+    (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = repository(tmp_path_factory.mktemp("models"), "max_batch_size = 64\nmax_queue_delay_us = 2000")
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    with running_server(root, log, admin_token=TOKEN, access_log="false") as (url, _):
+        yield url, root
+
+
+def test_no_server_errors_anywhere_in_the_schema(service: tuple[str, Path]) -> None:
+    """schemathesis cases for every operation of the OpenAPI document: never a 5xx but 503."""
+    schema = schemathesis.openapi.from_url(f"{service[0]}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def no_server_error(case: schemathesis.Case) -> None:
+            response = case.call(timeout=10)
+            assert response.status_code < 500 or response.status_code == 503, (case.path, case.body, response.text)
+
+        no_server_error()
+
+
+def score_continuously(url: str, stop: threading.Event) -> Counter:
+    statuses: Counter = Counter()
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
+            statuses[client.post(f"{url}/v1/score", json=BODY).status_code] += 1
+    return statuses
+
+
+def test_reload_under_traffic_refuses_a_corrupt_version_with_no_failed_request(service: tuple[str, Path]) -> None:
+    url, root = service
+    stop = threading.Event()
+    with ThreadPoolExecutor(4) as pool:
+        traffic = [pool.submit(score_continuously, url, stop) for _ in range(2)]
+        time.sleep(0.2)
+        version = publish_tiny_esmm(root, seed=7)
+        model = version_dir(root, "esmm", version) / MODEL_FILE
+        model.write_bytes(model.read_bytes()[:-40])  # truncated: the checksum no longer matches
+        load_url = f"{url}/v2/repository/models/esmm/load"
+        loads = [pool.submit(httpx.post, load_url, headers=AUTH, timeout=30) for _ in range(2)]
+        assert [r.result().json()["versions"] for r in loads] == [[1], [1]]
+        good = publish_tiny_esmm(root, seed=8)
+        reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=30)
+        assert reply.json()["versions"] == [good]
+        time.sleep(0.2)
+        stop.set()
+        statuses = sum((t.result() for t in traffic), Counter())
+    assert set(statuses) == {200} and statuses[200] > 10
+    assert httpx.post(f"{url}/v1/score", json=BODY).json()["models"]["ctr"]["version"] == good
+
+
+def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 300000")  # 0.3 s fill wait
+    with running_server(root, tmp_path / "log", access_log="false") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        raw = request_bytes("127.0.0.1", "/v1/score", httpx.Request("POST", url, json=BODY).content)
+        sockets = []
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(raw)
+            sockets.append(sock)
+        time.sleep(0.1)
+        for sock in sockets:
+            sock.close()
+        time.sleep(0.5)
+        for _ in range(5):
+            assert httpx.post(f"{url}/v1/score", json=BODY, timeout=5).status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'reason="cancelled"' in metrics
+        assert 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics
+
+
+def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path) -> None:
+    # one item per run and a queue of ten requests: capacity is low and easy to exceed
+    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0\nmax_queue_items = 500")
+    body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
+    payload = httpx.Request("POST", "http://x", json=body).content
+    with running_server(root, tmp_path / "log", access_log="false", log_level="WARNING") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
+            start, done = time.monotonic(), 0
+            while time.monotonic() - start < 1.0:
+                assert (
+                    client.post(
+                        f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}
+                    ).status_code
+                    == 200
+                )
+                done += 1
+        capacity = done / (time.monotonic() - start)
+        result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [payload], 2 * capacity, 2.0, connections=32))
+        assert set(result.statuses) <= {200, 503}, result.statuses
+        assert result.statuses[503] > 0 and result.ok > 0, result.statuses
+        refused_ms = result.refused.percentile(50) / 1000
+        assert refused_ms < 100, f"503s took {refused_ms:.1f} ms (median): not refused at once"
+        recovered = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [payload], capacity / 4, 1.0, connections=4))
+        assert recovered.statuses == Counter({200: recovered.sent}), recovered.statuses
+
+
+def test_sigterm_drains_queued_requests_before_exit(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 3000000")
+    with running_server(root, tmp_path / "log", access_log="false", request_timeout_ms="8000") as (url, process):
+        with ThreadPoolExecutor(10) as pool:
+            replies = [pool.submit(httpx.post, f"{url}/v1/score", json=BODY, timeout=10) for _ in range(10)]
+            pending = 'ctr_inference_pending_request_count{model="esmm",version="1"} 10'
+            deadline = time.monotonic() + 10
+            while pending not in httpx.get(f"{url}/metrics").text:  # all ten wait for their batch to fill
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            process.send_signal(signal.SIGTERM)
+            statuses = [r.result().status_code for r in replies]
+        # uvicorn re-raises the signal after its graceful shutdown, so the status says SIGTERM
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    assert statuses == [200] * 10
+    assert "stopped: every queue drained" in (tmp_path / "log").read_text()
+
+
+def test_structured_logs(tmp_path: Path) -> None:
+    import json
+
+    root = repository(tmp_path / "models", "")
+    with running_server(root, tmp_path / "log", log_format="json"):
+        pass
+    lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines() if line.startswith("{")]
+    loaded = [line for line in lines if line["message"].startswith("model esmm version 1 loaded")]
+    assert loaded and {"ts", "level", "logger"} <= set(loaded[0])

@@ -1,0 +1,100 @@
+"""Open Inference Protocol (KServe V2) routes on the tiny model, and their agreement with /v1/score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.tiny_model import SPEC
+
+
+def infer_body(categorical: list[list[int]], numeric: list[list[float]], **extra: object) -> dict:
+    return {
+        "inputs": [
+            {"name": "categorical", "datatype": "INT64", "shape": [len(categorical), 3], "data": categorical},
+            {"name": "numeric", "datatype": "FP32", "shape": [len(numeric), 2], "data": numeric},
+        ],
+        **extra,
+    }
+
+
+def test_server_and_model_metadata(client: TestClient) -> None:
+    assert client.get("/v2").json()["extensions"] == ["model_repository"]
+    meta = client.get("/v2/models/esmm").json()
+    assert meta["versions"] == ["1"] and meta["platform"] == "onnxruntime_onnx"
+    assert {t["name"]: (t["datatype"], t["shape"]) for t in meta["inputs"]} == {
+        "categorical": ("INT64", [-1, 3]),
+        "numeric": ("FP32", [-1, 2]),
+    }
+    assert client.get("/v2/models/esmm/versions/1").status_code == 200
+    assert client.get("/v2/models/esmm/ready").json() == {"name": "esmm", "ready": True}
+    assert client.get("/v2/models/esmm/versions/1/ready").status_code == 200
+    for path in ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/x/ready"):
+        response = client.get(path)
+        assert response.status_code == 404 and "error" in response.json()
+
+
+def test_infer_matches_v1_score(client: TestClient) -> None:
+    """The same rows through V2 (as encoded tensors) and /v1/score (as features) give the same pctr."""
+    from common.encoder import FeatureEncoder
+
+    context = {"user_id": "u_3", "hour": 5}
+    candidates = [{"ad_id": f"ad_{i}", "ad_price": float(i)} for i in range(7)]
+    scored = client.post("/v1/score", json={"context": context, "candidates": candidates}).json()["scores"]
+    columns = {**context, "ad_id": [c["ad_id"] for c in candidates], "ad_price": [c["ad_price"] for c in candidates]}
+    encoded = FeatureEncoder(SPEC).encode(columns, 7)
+    body = infer_body(encoded.categorical.tolist(), encoded.numeric.tolist(), id="r1", outputs=[{"name": "pctr"}])
+    response = client.post("/v2/models/esmm/versions/1/infer", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["model_name"], result["model_version"], result["id"]) == ("esmm", "1", "r1")
+    (output,) = result["outputs"]
+    assert output["name"] == "pctr" and output["shape"] == [7]
+    np.testing.assert_allclose(output["data"], [s["pctr"] for s in scored], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"inputs": []}, "inputs"),
+        ({"inputs": [{"name": "emb"}]}, "inputs[0].name"),
+        (infer_body([[0, 50, 74]], [[0.0, 0.0]])["inputs"][:1], None),
+        ({**infer_body([[0, 50, 74]], [[0.0, 0.0]]), "outputs": [{"name": "zz"}]}, "outputs[0].name"),
+        (infer_body([[0, 50, 74]], [[0.0, 0.0], [1.0, 1.0]]), "inputs"),
+        (infer_body([[0, 50, 999]], [[0.0, 0.0]]), "inputs[0].data"),
+        (infer_body([[-1, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),
+        (infer_body([[0.5, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),
+        (infer_body([[0, 50, 74]], [[1e39, 0.0]]), "inputs[1].data"),
+        (infer_body([[0, 50, 74]], [["a", 0.0]]), "inputs[1].data"),
+    ],
+)
+def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, field: str | None) -> None:
+    if isinstance(body, list):  # a missing input
+        body, field = {"inputs": body}, "inputs"
+    response = client.post("/v2/models/esmm/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+
+
+def test_deadline_header(client: TestClient) -> None:
+    body = {"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}]}
+    assert client.post("/v1/score", json=body, headers={"X-Request-Timeout-Ms": "500"}).status_code == 200
+    response = client.post("/v1/score", json=body, headers={"X-Request-Timeout-Ms": "soon"})
+    assert response.status_code == 400 and response.json()["field"] == "X-Request-Timeout-Ms"
+
+
+def test_metrics_exposition(client: TestClient) -> None:
+    client.post("/v1/score", json={"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}] * 3})
+    text = client.get("/metrics").text
+    assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider"} 1' in text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert int(lines['ctr_inference_request_success_total{model="esmm",version="1"}']) >= 1
+    assert int(lines['ctr_inference_count_total{model="esmm",version="1"}']) >= 3
+    assert int(lines['ctr_inference_exec_count_total{model="esmm",version="1"}']) >= 1
+    assert 'ctr_inference_batch_size_bucket{model="esmm",version="1",le="+Inf"}' in lines
+    assert int(lines['ctr_http_responses_total{code="200"}']) >= 1
+
+
+def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
+    assert client.post("/v2/repository/models/esmm/load").status_code == 404

@@ -1,0 +1,208 @@
+"""The dynamic batcher: form_batch as a plain function (unit + property tests) and the Batcher on a loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.batching import BatchConfig, Batcher, Work, form_batch
+from service.errors import DeadlineExceeded, QueueFull
+
+
+def work(n: int, deadline: float = 10.0, abandoned: bool = False) -> Work:
+    return Work({"x": np.arange(n, dtype=np.float32)[:, None]}, n, deadline, 0.0, abandoned=abandoned)
+
+
+def test_form_batch_counts_items_and_splits_the_last_request() -> None:
+    a, b, c = work(3), work(5), work(4)
+    pending = deque([a, b, c])
+    batch, dropped = form_batch(pending, 6, now=0.0)
+    assert [(s.work, s.start, s.stop) for s in batch] == [(a, 0, 3), (b, 0, 3)]
+    assert dropped == [] and list(pending) == [b, c] and b.next_item == 3
+    batch, _ = form_batch(pending, 6, now=0.0)
+    assert [(s.work, s.start, s.stop) for s in batch] == [(b, 3, 5), (c, 0, 4)]
+    assert not pending
+
+
+def test_form_batch_drops_expired_and_abandoned_requests() -> None:
+    old, gone, live = work(2, deadline=1.0), work(2, abandoned=True), work(2)
+    pending = deque([old, gone, live])
+    batch, dropped = form_batch(pending, 10, now=1.0)
+    assert dropped == [old, gone]
+    assert [s.work for s in batch] == [live]
+
+
+def test_form_batch_rejects_a_zero_cap() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        form_batch(deque(), 0, now=0.0)
+
+
+requests = st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.booleans()), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests=requests, cap=st.integers(1, 64))
+def test_form_batch_properties(requests: list[tuple[int, bool, bool]], cap: int) -> None:
+    """Batches never exceed the cap, are full unless the queue ran dry, and every live row is placed once,
+    in order; dead requests never reach a batch."""
+    works = [work(n, deadline=0.5 if expired else 10.0, abandoned=gone) for n, expired, gone in requests]
+    pending = deque(works)
+    placed: dict[int, list[tuple[int, int]]] = {id(w): [] for w in works}
+    all_dropped: list[Work] = []
+    while pending:
+        batch, dropped = form_batch(pending, cap, now=1.0)
+        all_dropped += dropped
+        size = sum(s.size for s in batch)
+        assert size <= cap
+        if pending:
+            assert size == cap  # no short batch while rows are waiting
+        for s in batch:
+            assert s.size > 0
+            placed[id(s.work)].append((s.start, s.stop))
+    for w, (n, expired, gone) in zip(works, requests, strict=True):
+        if expired or gone:
+            assert w in all_dropped and placed[id(w)] == []
+        else:
+            spans = placed[id(w)]
+            assert spans[0][0] == 0 and spans[-1][1] == n
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+
+
+def doubling(inputs: dict) -> dict:
+    return {"y": inputs["x"][:, 0] * 2.0}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=12), cap=st.integers(1, 16))
+def test_batcher_answers_each_request_with_its_own_rows(sizes: list[int], cap: int) -> None:
+    async def main() -> None:
+        batcher = Batcher(doubling, BatchConfig(max_batch_size=cap, max_queue_delay_us=200, max_queue_items=1000))
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        offsets = np.cumsum([0, *sizes])
+        inputs = [np.arange(a, b, dtype=np.float32)[:, None] for a, b in itertools.pairwise(offsets)]
+        results = await asyncio.gather(*(batcher.submit({"x": x}, len(x), deadline) for x in inputs))
+        for x, result in zip(inputs, results, strict=True):
+            np.testing.assert_array_equal(result["y"], x[:, 0] * 2)
+        assert batcher.stats.items == sum(sizes)
+        assert batcher.stats.successes == len(sizes)
+        assert max(i for i, c in enumerate(batcher.stats.batch_sizes.counts) if c) <= cap.bit_length()
+        await batcher.retire()
+
+    run(main())
+
+
+def test_batcher_merges_concurrent_requests_into_one_run() -> None:
+    calls: list[int] = []
+
+    def model(inputs: dict) -> dict:
+        calls.append(len(inputs["x"]))
+        return doubling(inputs)
+
+    async def main() -> None:
+        batcher = Batcher(model, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000))
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(10)))
+        await batcher.retire()
+
+    run(main())
+    assert calls == [10]
+
+
+def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
+    gate = threading.Event()
+
+    def slow(inputs: dict) -> dict:
+        gate.wait(5)
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(slow, BatchConfig(max_batch_size=2, max_queue_delay_us=0, max_queue_items=4))
+        batcher.start()
+        x = {"x": np.ones((2, 1), np.float32)}
+        first = asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 5))  # runs, blocked on the gate
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 5)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await batcher.submit(x, 2, loop.time() + 5)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() - 1)
+        late = asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 0.05))  # over the bound: refused
+        with pytest.raises(QueueFull):
+            await late
+        gate.set()
+        for result in await asyncio.gather(first, *queued):
+            assert result["y"].tolist() == [2.0, 2.0]
+        assert batcher.stats.failures == {"queue_full": 2, "deadline": 1}
+        await batcher.retire()
+
+    run(main())
+
+
+def test_cancelled_requests_leave_the_batch_and_the_batcher_healthy() -> None:
+    seen: list[int] = []
+    gate = threading.Event()
+
+    def model(inputs: dict) -> dict:
+        gate.wait(5)
+        seen.append(len(inputs["x"]))
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(model, BatchConfig(max_batch_size=100, max_queue_delay_us=0, max_queue_items=1000))
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5))
+        await asyncio.sleep(0.05)
+        doomed = [
+            asyncio.ensure_future(batcher.submit({"x": np.ones((3, 1), np.float32)}, 3, loop.time() + 5))
+            for _ in range(20)
+        ]
+        kept = asyncio.ensure_future(batcher.submit({"x": np.full((2, 1), 4, np.float32)}, 2, loop.time() + 5))
+        await asyncio.sleep(0.01)
+        for task in doomed:
+            task.cancel()
+        gate.set()
+        assert (await kept)["y"].tolist() == [8.0, 8.0]
+        await blocker
+        assert seen == [1, 2]  # the cancelled rows never reached the model
+        assert batcher.stats.failures["cancelled"] == 20
+        assert batcher.pending_requests == 0
+        await batcher.retire()
+
+    run(main())
+
+
+def test_a_failing_model_fails_its_batch_only() -> None:
+    def model(inputs: dict) -> dict:
+        if (inputs["x"] < 0).any():
+            raise RuntimeError("bad rows")
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_us=0))
+        batcher.start()
+        with pytest.raises(RuntimeError):
+            await batcher.submit({"x": -np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
+        result = await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
+        assert result["y"].tolist() == [2.0]
+        await batcher.retire()
+        # a retired batcher still answers, one run per request
+        assert (await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5))["y"].tolist() == [2.0]
+
+    run(main())

@@ -1,0 +1,114 @@
+"""Version policies, admin load/unload with a bearer token, and refusal of bad versions (in process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.repository import MODEL_FILE, version_dir
+from service.app import create_app
+from service.serving_config import ServingConfig, VersionPolicy, read_serving_config
+from service.settings import Settings
+from tests.service.tiny_model import publish_tiny_esmm
+
+TOKEN = "s3cret-admin-token-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BODY = {"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}]}
+
+
+def make_repository(root: Path, n_versions: int, serving: str = "") -> Path:
+    for seed in range(n_versions):
+        publish_tiny_esmm(root, seed=seed)
+    if serving:
+        (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
+    return root
+
+
+def app_client(root: Path, **settings: object) -> TestClient:
+    return TestClient(create_app(Settings(model_repository=root, use_cuda=False, admin_token=TOKEN, **settings)))
+
+
+def test_serving_config_parsing(tmp_path: Path) -> None:
+    assert read_serving_config(tmp_path, "absent") == ServingConfig()
+    config = ServingConfig.from_table({"max_batch_size": 8, "max_queue_items": 64, "version_policy": {"latest": 2}})
+    assert (config.batch.max_batch_size, config.version_policy) == (8, VersionPolicy(latest=2))
+    assert VersionPolicy.parse({"specific": [3, 1]}).select([1, 2, 3]) == [3, 1]
+    for bad, message in [
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"max_batch_size": 8, "max_queue_items": 4}, "one full batch"),
+        ({"version_policy": {"newest": 1}}, "unknown policy"),
+        ({"version_policy": {"latest": 0}}, "latest"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ServingConfig.from_table(bad)
+
+
+def test_latest_two_versions_served_and_addressable(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 3, "version_policy = { latest = 2 }")
+    with app_client(root) as client:
+        assert client.get("/v2/models/esmm").json()["versions"] == ["2", "3"]
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 3
+        assert client.get("/v2/models/esmm/versions/2/ready").status_code == 200
+        assert client.get("/v2/models/esmm/versions/1/ready").status_code == 404
+
+
+def test_specific_versions(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 3, "version_policy = { specific = [1] }")
+    with app_client(root) as client:
+        assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+
+
+def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN}):
+            response = client.post("/v2/repository/models/esmm/load", headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        assert client.post("/v2/repository/models/..%2Fetc/load", headers=AUTH).status_code in (400, 404)
+        assert client.post("/v2/repository/models/a%20b/load", headers=AUTH).status_code == 400
+
+
+def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        publish_tiny_esmm(root, seed=5)  # version 2, good
+        publish_tiny_esmm(root, seed=6)  # version 3, then corrupted
+        (version_dir(root, "esmm", 3) / MODEL_FILE).write_bytes(b"not an onnx model")
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 200 and response.json()["versions"] == [2]
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        index = client.post("/v2/repository/index", headers=AUTH).json()
+        assert index == [{"name": "esmm", "version": "2", "state": "READY", "reason": ""}]
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
+        assert client.post("/v1/score", json=BODY).status_code == 503
+        assert client.get("/v2/health/ready").status_code == 503
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 404
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 200
+        assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_load_with_nothing_loadable_keeps_the_old_version(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 1, "max_batch_size = 16\nmax_queue_items = 64")
+    with app_client(root) as client:
+        publish_tiny_esmm(root, seed=2)
+        (version_dir(root, "esmm", 2) / MODEL_FILE).write_bytes(b"\0" * 10)
+        (version_dir(root, "esmm", 1) / MODEL_FILE).write_bytes(b"\0" * 10)  # served from memory still
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 200 and response.json()["versions"] == [1]  # v1 kept as served
+        assert client.post("/v1/score", json=BODY).status_code == 200
+        assert client.post("/v2/repository/models/other/load", headers=AUTH).status_code == 400
+
+
+def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
+    import time
+
+    root = make_repository(tmp_path, 1)
+    with app_client(root, poll_interval_s=0.05) as client:
+        publish_tiny_esmm(root, seed=3)
+        deadline = time.monotonic() + 10
+        while client.get("/v2/models/esmm").json()["versions"] != ["2"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2

@@ -1,0 +1,57 @@
+"""`ctr experiment cvr --quick`: every method trained on the same logs, scored against the truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.support.server import ROOT
+from training.experiments.cvr import METHODS, METRICS, CVRExperimentConfig
+
+
+def test_quick_run_writes_the_report_the_plot_and_the_table(tmp_path):
+    out = tmp_path / "reports" / "cvr.json"
+    result = CliRunner().invoke(
+        app, ["experiment", "cvr", "--quick", "--out", str(out), "--repository", str(ROOT / "models")]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert set(report["methods"]) == set(METHODS)
+    for metrics in report["methods"].values():
+        assert set(metrics) == set(METRICS)
+        for value in metrics.values():
+            assert set(value) == {"mean", "std"} and value["std"] >= 0.0
+        assert 0.0 <= metrics["cvr_auc_entire_space"]["mean"] <= 1.0
+    assert report["config"]["seeds"] == 2
+    bias = report["selection_bias"]
+    assert bias["true_cvr_mean_clicked"]["mean"] > bias["true_cvr_mean_unclicked"]["mean"]  # the bias is real
+    assert report["best_calibrated"] in METHODS
+    assert 0.5 < report["oracle_true_cvr"]["oracle_cvr_auc_entire_space"]["mean"] <= 1.0
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    assert "| ESMM |" in result.output and "ESMM - BASE" in result.output
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="methods"):
+        CVRExperimentConfig(methods=["UNBIAS"])
+    with pytest.raises(ValueError):
+        CVRExperimentConfig(seeds=0)
+
+
+@pytest.mark.parametrize("policy", ["feedback", "uniform"])
+def test_the_heldout_day_follows_the_training_days(policy):
+    from training.experiments.cvr import simulate
+    from training.logs import column_array
+    from training.world import World, WorldConfig
+
+    config = CVRExperimentConfig(days=2, requests_per_day=200, heldout_requests=300, heldout_policy=policy)
+    world = World(WorldConfig(n_users=300, n_ads=100, n_advertisers=40))
+    logs, heldout = simulate(world, config, seed=0)
+    assert logs.num_rows == 2 * 200 * world.config.n_slots
+    assert heldout.num_rows == (200 if policy == "feedback" else 300) * world.config.n_slots
+    if policy == "feedback":  # the loop's next day, after every training impression
+        assert column_array(heldout, "ts").min() > column_array(logs, "ts").max()
+    assert column_array(heldout, "conversion_potential").sum() > column_array(heldout, "conversion").sum()

@@ -1,0 +1,161 @@
+"""The entire-space CVR methods: each owns its loss, answers pctr / pcvr / pctcvr, and exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from common.repository import read_manifest, versions
+from tests.training.models.test_esmm import SPEC, batch
+from training.checkpoint import Checkpoint
+from training.export import PARITY_TOLERANCE, export_checkpoint
+from training.models.aman import AMAN, AMANConfig
+from training.models.base_cvr import BaseCVR
+from training.models.division import Division
+from training.models.escm2 import ESCM2, ESCM2Config
+from training.models.ips_cvr import IPSCVR, IPSCVRConfig
+from training.models.oversampling import Oversampling, OversamplingConfig
+from training.models.registry import build_model
+
+SMALL = {"embedding_dim": 4, "hidden": [8]}
+KINDS = {
+    "cvr_base": {},
+    "cvr_oversampling": {"positive_copies": 3.0},
+    "cvr_aman": {"negative_rate": 0.5},
+    "division": {},
+    "ips_cvr": {},
+    "escm2_ips": {"estimator": "ips"},
+    "escm2_dr": {"estimator": "dr"},
+}
+
+
+def model_of(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(name.split("_")[0] if name.startswith("escm2") else name, SPEC, {**SMALL, **KINDS[name]})
+
+
+def cvr_gradient(model: torch.nn.Module, data: dict) -> float:
+    model.zero_grad()
+    model.loss(data).backward()
+    tower = model.ctcvr_tower if isinstance(model, Division) else model.cvr_tower
+    return float(tower.mlp[0].weight.grad.abs().sum())
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_method_answers_the_three_probabilities(name):
+    model = model_of(name).eval()
+    data = batch(128)
+    out = model(data["categorical"], data["numeric"])
+    assert tuple(out) == model.output_names == ("pctr", "pcvr", "pctcvr")
+    for value in out.values():
+        assert value.shape == (128,) and ((value >= 0) & (value <= 1)).all()
+    if name == "division":
+        expected = (out["pctcvr"] / out["pctr"]).clamp(max=1.0)
+        torch.testing.assert_close(out["pcvr"], expected)
+    else:
+        torch.testing.assert_close(out["pctcvr"], out["pctr"] * out["pcvr"])
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_method_trains_and_reports_metrics(name):
+    model = model_of(name)
+    data = batch(128, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    torch.manual_seed(1)
+    first = model.loss(data).item()
+    for _ in range(20):
+        optimizer.zero_grad()
+        model.loss(data).backward()
+        optimizer.step()
+    torch.manual_seed(1)
+    assert np.isfinite(first) and model.loss(data).item() < first
+    with torch.no_grad():
+        predictions = {k: v.numpy() for k, v in model.eval()(data["categorical"], data["numeric"]).items()}
+    labels = {"click": data["click"].numpy(), "conversion": data["conversion"].numpy()}
+    assert set(model.metrics(predictions, labels)) >= {"ctr_auc", "ctcvr_auc", "cvr_auc_clicked"}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_method_exports_with_parity_and_no_train_only_part(name, tmp_path):
+    model = model_of(name)
+    kind = "escm2" if name.startswith("escm2") else name
+    params = {**SMALL, **KINDS[name]}
+    checkpoint = Checkpoint(name=name, kind=kind, model_params=params, spec=SPEC, state_dict=model.state_dict())
+    assert export_checkpoint(checkpoint, tmp_path) == 1 and versions(tmp_path, name) == [1]
+    manifest = read_manifest(tmp_path, name, 1)
+    assert [o.name for o in manifest.outputs] == ["pctr", "pcvr", "pctcvr"]
+    assert manifest.metrics["export_parity_max_abs_diff"] <= PARITY_TOLERANCE
+    if name == "escm2_dr":  # the imputation tower is train-only: the graph has no weight of it
+        import onnx
+
+        graph = onnx.load(str(tmp_path / name / "1" / "model.onnx")).graph
+        sizes = sorted(int(np.prod(i.dims)) for i in graph.initializer)
+        torch_sizes = sorted(p.numel() for n, p in model.named_parameters() if not n.startswith("imputation"))
+        assert sizes == torch_sizes
+
+
+def test_base_learns_cvr_from_clicked_impressions_only():
+    model = BaseCVR(SPEC)
+    data = batch(64)
+    data["click"] = torch.zeros_like(data["click"])
+    data["conversion"] = torch.zeros_like(data["conversion"])
+    assert cvr_gradient(model, data) == 0.0
+    assert model.ctr_embedding is not model.cvr_embedding  # BASE's CVR model shares nothing with CTR
+
+
+def test_oversampling_counts_clicked_conversions_k_times():
+    model = Oversampling(SPEC, OversamplingConfig(positive_copies=4.0))
+    data = {"click": torch.tensor([1, 1, 0, 1]), "conversion": torch.tensor([1, 0, 0, 1])}
+    assert model.cvr_weights(data).tolist() == [4.0, 1.0, 0.0, 4.0]
+
+
+def test_aman_takes_sampled_unclicked_impressions_as_negatives():
+    model = AMAN(SPEC, AMANConfig(negative_rate=1.0))
+    data = batch(64)
+    data["click"] = torch.zeros_like(data["click"])
+    data["conversion"] = torch.zeros_like(data["conversion"])
+    assert model.cvr_weights(data).tolist() == [1.0] * 64
+    assert cvr_gradient(model, data) > 0.0
+    torch.manual_seed(0)
+    share = AMAN(SPEC, AMANConfig(negative_rate=0.2)).cvr_weights(batch(4000)).mean().item()
+    assert 0.3 < share < 0.7  # about half the rows are clicked, 20% of the rest drawn
+
+
+def test_ips_weights_clicked_errors_by_inverse_propensity():
+    model = IPSCVR(SPEC, IPSCVRConfig(propensity_floor=0.2, self_normalize=False, **SMALL))
+    data = batch(64)
+    ctr_logit, cvr_logit = model.logits(data["categorical"], data["numeric"])
+    click = data["click"].float()
+    p = torch.sigmoid(ctr_logit).clamp(min=0.2)
+    error = F.binary_cross_entropy_with_logits(cvr_logit, data["conversion"].float(), reduction="none")
+    expected = F.binary_cross_entropy_with_logits(ctr_logit, click) + (click * error / p).mean()
+    torch.testing.assert_close(model.loss(data), expected)
+
+
+def test_ips_gives_unclicked_impressions_no_cvr_gradient_but_dr_does():
+    data = batch(64)
+    data["click"] = torch.zeros_like(data["click"])
+    data["conversion"] = torch.zeros_like(data["conversion"])
+    ips = ESCM2(SPEC, ESCM2Config(estimator="ips", ctcvr_weight=0.0, **SMALL))
+    dr = ESCM2(SPEC, ESCM2Config(estimator="dr", ctcvr_weight=0.0, **SMALL))
+    assert cvr_gradient(ips, data) == 0.0
+    assert cvr_gradient(dr, data) > 0.0  # the imputed error reaches every impression
+    assert dr.imputation_tower.mlp[0].weight.grad is not None
+    assert not hasattr(ips, "imputation_tower")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: OversamplingConfig(positive_copies=0.5),
+        lambda: AMANConfig(negative_rate=0.0),
+        lambda: IPSCVRConfig(propensity_floor=0.0),
+        lambda: ESCM2Config(estimator="snips"),
+        lambda: ESCM2Config(ctcvr_weight=-1.0),
+    ],
+)
+def test_invalid_method_settings_say_what_is_wrong(make):
+    with pytest.raises(ValueError):
+        make()

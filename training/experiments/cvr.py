@@ -1,0 +1,285 @@
+"""Entire-space CVR: ESMM against its baselines and its IPS / doubly-robust successors, measured
+against the world simulator's ground truth (the shape of Ma et al. 2018's Table 2).
+
+For each seed the world runs its feedback loop for ``days + 1`` days; every method trains on the
+same first ``days`` days with the same sizes and schedule, and is scored on the last day, as the
+paper splits its logs by time. There the world knows for every impression whether it would have
+converted had it been clicked (``conversion_potential``) and its true CVR, so CVR AUC is measured
+over the entire impression space, beside the clicked-only AUC that logs allow (the paper's CVR AUC),
+and calibration is measured against the true CVR. ``heldout_policy = "uniform"`` scores a day
+displayed uniformly at random instead, which adds an exposure shift to the selection bias.
+
+The default world is small (1,000 users, 300 ads) so that a few days of logs show each user often
+enough for the id embeddings to learn the user-ad affinity through which clicks select conversions;
+``world = {}`` (``--service-world``) runs the service's default world instead (docs/cvr.md).
+
+Each method is a repository model (``models/<name>/config.toml``): its kind and method settings
+(sampling rates, propensity floor, loss weights) come from there, so what is compared is what can
+be served; the experiment sets only the sizes and schedule, the same for all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.encoder import FeatureEncoder, fit_statistics
+from training.dataset import ImpressionTensors
+from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias
+from training.fit import TrainingConfig, fit, predict
+from training.logs import column_array, feature_columns
+from training.model_config import ModelConfig
+from training.models.registry import build_model
+
+logger = logging.getLogger(__name__)
+
+# Table 2's rows, in its order, then the successors: label -> repository model name.
+METHODS: dict[str, str] = {
+    "BASE": "cvr_base",
+    "AMAN": "cvr_aman",
+    "OVERSAMPLING": "cvr_oversampling",
+    "DIVISION": "division",
+    "ESMM-NS": "esmm_ns",
+    "ESMM": "esmm",
+    "IPS-CVR": "ips_cvr",
+    "ESCM2-IPS": "escm2_ips",
+    "ESCM2-DR": "escm2_dr",
+}
+METRICS = (
+    "cvr_auc_entire_space",
+    "cvr_auc_clicked",
+    "ctcvr_auc",
+    "ctr_auc",
+    "cvr_calibration_error",
+    "cvr_mean_pred_over_true",
+)
+CALIBRATION_BINS = 10  # equal-count bins of pCVR in the plotted calibration curves
+SMALL_WORLD = {"n_users": 1_000, "n_ads": 300, "n_advertisers": 100}  # ids seen often enough to learn
+HELDOUT_SEED = 1_000_003  # the held-out day of seed s is simulated with HELDOUT_SEED + s
+
+
+@dataclass
+class CVRExperimentConfig:
+    seeds: int = 5  # repetitions: seed s simulates its own logs and held-out day and initialises models
+    days: int = 3  # days of feedback-loop training logs; the next day is held out
+    requests_per_day: int = 20_000  # ad requests a day (n_slots impressions each)
+    heldout_policy: str = "feedback"  # "feedback": the loop's next day; "uniform": a random-display day
+    heldout_requests: int = 20_000  # requests of the held-out day when it is "uniform"
+    embedding_dim: int = 8  # every method's sizes (the served configs keep the paper's)
+    hidden: list[int] = field(default_factory=lambda: [128, 64])  # each tower's MLP
+    epochs: int = 2  # passes over the training logs, the same for every method
+    batch_size: int = 1024  # impressions per minibatch
+    learning_rate: float = 0.002  # Adam
+    torch_threads: int = 1  # intra-op threads; on a small shared CPU more threads only contend
+    world: dict[str, Any] = field(default_factory=lambda: dict(SMALL_WORLD))  # WorldConfig overrides
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # labels of METHODS
+
+    def __post_init__(self) -> None:
+        if self.heldout_policy not in ("feedback", "uniform"):
+            raise ValueError(f"heldout_policy must be 'feedback' or 'uniform', not {self.heldout_policy!r}")
+        if self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1, not {self.torch_threads}")
+        if self.seeds < 1 or self.days < 1 or self.requests_per_day < 1 or self.heldout_requests < 1:
+            raise ValueError("seeds, days, requests_per_day and heldout_requests must be >= 1")
+        unknown = set(self.methods) - set(METHODS)
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be among {list(METHODS)}, not {sorted(unknown) or self.methods}")
+
+    @classmethod
+    def quick(cls) -> CVRExperimentConfig:
+        """A minute-scale run for tests: a small world, little traffic, tiny towers, two seeds."""
+        return cls(
+            seeds=2,
+            days=1,
+            requests_per_day=2_000,
+            heldout_requests=2_000,
+            embedding_dim=4,
+            hidden=[8],
+            epochs=1,
+            learning_rate=0.003,
+        )
+
+
+def method_params(root: Path, name: str, config: CVRExperimentConfig) -> tuple[str, dict[str, Any]]:
+    """(kind, [model] settings) of repository model ``name``, with the experiment's sizes."""
+    model_config = ModelConfig.load(root, name)
+    sizes = {"embedding_dim": config.embedding_dim, "hidden": list(config.hidden)}
+    return model_config.kind, {**model_config.model, **sizes}
+
+
+def calibration_curve(pcvr: np.ndarray, true_cvr: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
+    """Mean predicted and mean true CVR in equal-count bins of the prediction."""
+    chunks = np.array_split(np.argsort(pcvr, kind="mergesort"), bins)
+    return {
+        "predicted": [float(pcvr[c].mean()) for c in chunks],
+        "true": [float(true_cvr[c].mean()) for c in chunks],
+    }
+
+
+def simulate(world: Any, config: CVRExperimentConfig, seed: int) -> tuple[Any, Any]:
+    """(training logs, held-out day) of ``seed``: the feedback loop's first days and its next day."""
+    if config.heldout_policy == "uniform":
+        logs = world.simulate(config.days, config.requests_per_day, policy="feedback", seed=seed + 1)
+        return logs, world.simulate(1, config.heldout_requests, policy="uniform", seed=HELDOUT_SEED + seed)
+    loop = world.simulate(config.days + 1, config.requests_per_day, policy="feedback", seed=seed + 1)
+    cut = config.days * config.requests_per_day * world.config.n_slots
+    return loop.slice(0, cut), loop.slice(cut)
+
+
+def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, dict, dict, dict]:
+    """One seed: the held-out day's selection bias, the true CVR's own AUCs (the ceiling), and
+    per method its metrics and calibration curve."""
+    from training.world import World, WorldConfig, feature_spec
+
+    world = World(WorldConfig(**{"seed": 0, **config.world}))
+    logs, heldout = simulate(world, config, seed)
+    raw_spec = feature_spec(world.config)
+    spec = fit_statistics(raw_spec, feature_columns(logs, raw_spec))
+    encoder = FeatureEncoder(spec)
+    train, test = ImpressionTensors.from_table(logs, encoder), ImpressionTensors.from_table(heldout, encoder)
+    true_cvr = column_array(heldout, "true_cvr")
+    training = TrainingConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=seed,
+        validation_fraction=0.0,
+    )
+    metrics, curves = {}, {}
+    for label in config.methods:
+        started = time.perf_counter()
+        kind, params = method_params(root, METHODS[label], config)
+        torch.manual_seed(seed)
+        model = build_model(kind, spec, params)
+        fit(model, train, training, progress=False)
+        outputs = predict(model, test)
+        metrics[label] = entire_space_metrics(heldout, outputs)
+        curves[label] = calibration_curve(outputs["pcvr"], true_cvr)
+        logger.info(
+            "seed %d %-13s CVR AUC %.4f (clicked %.4f), calibration error %.4f, %.1fs",
+            seed,
+            label,
+            metrics[label]["cvr_auc_entire_space"],
+            metrics[label]["cvr_auc_clicked"],
+            metrics[label]["cvr_calibration_error"],
+            time.perf_counter() - started,
+        )
+    return selection_bias(heldout), oracle_aucs(heldout), metrics, curves
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+
+def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
+    """The report of ``ctr experiment cvr``: per method, each metric's mean and std over seeds."""
+    started = time.perf_counter()
+    biases, oracles, per_seed, curves = [], [], [], {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.torch_threads)
+    try:
+        for seed in range(config.seeds):
+            bias, oracle, metrics, seed_curves = run_seed(root, config, seed)
+            biases.append(bias)
+            oracles.append(oracle)
+            per_seed.append(metrics)
+            curves = curves or seed_curves  # the plot shows seed 0
+    finally:
+        torch.set_num_threads(threads)
+    methods = {
+        label: {metric: _mean_std([seed[label][metric] for seed in per_seed]) for metric in METRICS}
+        for label in config.methods
+    }
+    calibrated = min(methods, key=lambda label: methods[label]["cvr_calibration_error"]["mean"])
+    report: dict[str, Any] = {
+        "config": asdict(config),
+        "selection_bias": {key: _mean_std([b[key] for b in biases]) for key in biases[0]},
+        "oracle_true_cvr": {key: _mean_std([o[key] for o in oracles]) for key in oracles[0]},
+        "methods": methods,
+        "best_calibrated": calibrated,
+        "calibration_curves_seed0": curves,
+        "seconds": time.perf_counter() - started,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {config.torch_threads}",
+    }
+    if "ESMM" in methods and "BASE" in methods:
+        gain = methods["ESMM"]["cvr_auc_entire_space"]["mean"] - methods["BASE"]["cvr_auc_entire_space"]["mean"]
+        report["esmm_minus_base_cvr_auc_entire_space_points"] = 100.0 * gain
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Table 2 of the ESMM paper, extended: AUCs in percent, mean ± std over seeds."""
+    columns = [
+        ("CVR AUC (entire)", "cvr_auc_entire_space", 100.0),
+        ("CVR AUC (clicked)", "cvr_auc_clicked", 100.0),
+        ("CTCVR AUC", "ctcvr_auc", 100.0),
+        ("CTR AUC", "ctr_auc", 100.0),
+        ("CVR cal. error", "cvr_calibration_error", 1.0),
+        ("mean pCVR / true", "cvr_mean_pred_over_true", 1.0),
+    ]
+    header = "| Model | " + " | ".join(title for title, _, _ in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for label, metrics in report["methods"].items():
+        cells = []
+        for _, key, scale in columns:
+            value = metrics[key]
+            digits = 2 if scale == 100.0 else 4
+            cells.append(f"{scale * value['mean']:.{digits}f} ± {scale * value['std']:.{digits}f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    bias = report["selection_bias"]
+    clicked, unclicked = bias["true_cvr_mean_clicked"]["mean"], bias["true_cvr_mean_unclicked"]["mean"]
+    lines.append("")
+    lines.append(
+        f"selection bias: mean true CVR {clicked:.4f} on clicked vs {unclicked:.4f} on unclicked impressions"
+        f" (x{clicked / unclicked:.2f}); best calibrated: {report['best_calibrated']}"
+    )
+    oracle = report["oracle_true_cvr"]
+    lines.append(
+        f"the true CVR itself scores CVR AUC {100 * oracle['oracle_cvr_auc_entire_space']['mean']:.2f} (entire)"
+        f" / {100 * oracle['oracle_cvr_auc_clicked']['mean']:.2f} (clicked)"
+    )
+    if "esmm_minus_base_cvr_auc_entire_space_points" in report:
+        points = report["esmm_minus_base_cvr_auc_entire_space_points"]
+        lines.append(f"ESMM - BASE, entire-space CVR AUC: {points:+.2f} points (Ma et al. 2018: +2.56)")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Calibration curves of pCVR against the true CVR (seed 0), and entire-space CVR AUC bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    top = 0.0
+    for label, curve in report["calibration_curves_seed0"].items():
+        left.plot(curve["predicted"], curve["true"], marker="o", markersize=3, label=label)
+        top = max(top, *curve["predicted"], *curve["true"])
+    top = min(1.0, top * 1.05) if math.isfinite(top) and top > 0 else 1.0
+    left.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+    left.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted CVR (bin)", ylabel="mean true CVR (bin)")
+    left.set_title("pCVR calibration over the entire space (seed 0)")
+    left.legend(fontsize=8)
+    labels = list(report["methods"])
+    means = [100 * report["methods"][m]["cvr_auc_entire_space"]["mean"] for m in labels]
+    stds = [100 * report["methods"][m]["cvr_auc_entire_space"]["std"] for m in labels]
+    right.bar(labels, means, yerr=stds, capsize=3, color="tab:blue")
+    right.set_ylim(min(means) - 3, max(means) + 2)
+    right.set_ylabel("CVR AUC, entire space (%)")
+    right.set_title(f"mean ± std over {report['config']['seeds']} seeds")
+    right.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,91 @@
+"""Named parts the CTR/CVR models are built from, and the pieces of loss and metrics they share.
+
+- ``TowersConfig``: the sizes every tower model takes (embedding width, MLP widths, dropout).
+- ``FeatureEmbedding``: categorical buckets -> embeddings, concatenated with the numerics.
+- ``Tower``: an MLP from the embedded features to one logit.
+- ``product_bce``: BCE of a label against sigmoid(a) * sigmoid(b), computed in log space (ESMM's
+  pCTCVR = pCTR * pCVR, and ESCM²'s global CTCVR risk).
+- ``multitask_metrics``: what the logs alone can tell about pCTR, pCVR and pCTCVR (the metrics in
+  model.json); entire-space CVR needs the world's ground truth (``training/evaluation.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.features import FeatureSpec
+from training.metrics import auc, log_loss
+
+EPS = 1e-7  # keeps log(1 - p) finite
+
+
+@dataclass
+class TowersConfig:
+    embedding_dim: int = 18  # per categorical feature (Ma et al. 2018)
+    hidden: list[int] = field(default_factory=lambda: [360, 200, 80])  # each tower's MLP
+    dropout: float = 0.0  # between hidden layers
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, not {self.embedding_dim}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer widths, not {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+
+
+class FeatureEmbedding(nn.Module):
+    """Categorical buckets -> embeddings, concatenated with the standardised numerics."""
+
+    def __init__(self, spec: FeatureSpec, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(spec.total_buckets, dim)
+        nn.init.normal_(self.table.weight, std=0.05)
+        self.out_features = len(spec.categorical) * dim + len(spec.numeric)
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        embedded = self.table(categorical).flatten(1)  # (B, C * D)
+        return torch.cat([embedded, numeric], dim=1)  # (B, C * D + N)
+
+
+class Tower(nn.Module):
+    """An MLP from the embedded features to one logit."""
+
+    def __init__(self, in_features: int, hidden: list[int], dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_features, width), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            in_features = width
+        layers.append(nn.Linear(in_features, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x).squeeze(-1)  # (B,)
+
+
+def product_bce(first_logit: torch.Tensor, second_logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Mean BCE(label, sigmoid(first) * sigmoid(second)), stable for small products."""
+    log_p = F.logsigmoid(first_logit) + F.logsigmoid(second_logit)  # (B,)
+    log_not_p = torch.log1p(-log_p.exp().clamp(max=1 - EPS))  # (B,)
+    return -(label * log_p + (1 - label) * log_not_p).mean()
+
+
+def multitask_metrics(predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """CTR and CTCVR over all logged impressions; CVR on clicked impressions only (what logs can tell)."""
+    click = labels["click"].astype(bool)
+    ctcvr = click & labels["conversion"].astype(bool)
+    return {
+        "ctr_auc": auc(click, predictions["pctr"]),
+        "ctr_logloss": log_loss(click, predictions["pctr"]),
+        "ctcvr_auc": auc(ctcvr, predictions["pctcvr"]),
+        "ctcvr_logloss": log_loss(ctcvr, predictions["pctcvr"]),
+        "cvr_auc_clicked": auc(ctcvr[click], predictions["pcvr"][click]),
+    }
