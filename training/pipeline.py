@@ -79,6 +79,7 @@ def train(
         metrics=metrics,
         data_fingerprint=fingerprint(logs),
         training={**asdict(config.training), "logs": str(logs), "impressions": len(data)},
+        constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
     )
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint

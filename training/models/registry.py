@@ -8,10 +8,12 @@ from typing import Any
 from torch import nn
 
 from common.features import FeatureSpec
+from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.models.esmm import ESMM, ESMMConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "esmm": (ESMM, ESMMConfig),
+    "adversarial_ctr": (AdversarialCTR, AdversarialCTRConfig),
 }
 
 
