@@ -79,6 +79,8 @@ class FeedbackLoopRun:
     window: Rows  # the last window_days days: the final models' training data
     last_model: tuple[np.ndarray, float]  # the logistic regression trained on the window (weights, intercept)
     rus: Rows  # held-out draws from D (position 0, click = Y)
+    reservoir_mean: np.ndarray  # (d,) feature means over the candidate pool
+    reservoir_std: np.ndarray  # (d,) and their standard deviations
 
 
 def draw(rng: np.random.Generator, n: int, config: FeedbackLoopConfig) -> Rows:
@@ -167,4 +169,6 @@ def simulate(config: FeedbackLoopConfig) -> FeedbackLoopRun:
     window = Rows.concat(days[-config.window_days :])
     last_model = fit_logistic(window.x, window.click, config.l2)
     logger.info("feedback loop: %d days, last day's position CTRs %s", config.days, position_ctr_by_day[-1])
-    return FeedbackLoopRun(days, position_ctr_by_day, window, last_model, draw(rus_rng, config.rus, config))
+    rus = draw(rus_rng, config.rus, config)
+    x = reservoir.x
+    return FeedbackLoopRun(days, position_ctr_by_day, window, last_model, rus, x.mean(axis=0), x.std(axis=0))

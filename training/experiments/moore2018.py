@@ -66,7 +66,7 @@ def _spec(n_features: int) -> FeatureSpec:
 
 
 def _tensors(rows: Rows, mean: np.ndarray, std: np.ndarray, b: np.ndarray) -> dict[str, torch.Tensor]:
-    """Model inputs of ``rows``, standardised with the training window's statistics (as the encoder does)."""
+    """Model inputs of ``rows``, standardised with the given statistics."""
     n = len(rows)
     return {
         "categorical": torch.zeros((n, 0), dtype=torch.int64),
@@ -119,7 +119,9 @@ def run(config: Moore2018Config) -> dict[str, Any]:
     window = loop.window
     window_ctr = position_ctr(window.position, window.click)
     b = position_ctr_per_row(window.position, window.click)
-    mean, std = window.x.mean(axis=0), window.x.std(axis=0)
+    # standardised with the statistics of the whole candidate pool (the reservoir), which the ad system
+    # knows; the shown rows' own statistics would put most of D tens of deviations away (docs/moore2018.md)
+    mean, std = loop.reservoir_mean, loop.reservoir_std
     # RUS rows get a random position, and b = that position's CTR in the window: features cannot predict it
     rus_rows = loop.rus
     rus_position = np.random.default_rng(config.loop.seed + 1).integers(1, 3, len(rus_rows))

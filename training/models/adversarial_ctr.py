@@ -131,7 +131,7 @@ class Bypass(nn.Module):
         self.mlp = mlp(1, [config.bypass_units], config.activation)
 
     def forward(self, b: torch.Tensor) -> torch.Tensor:
-        return self.mlp(b.unsqueeze(-1))  # (B, BY)
+        return self.mlp(b.unsqueeze(-1))  # (B, BY); b arrives standardised
 
 
 class AdversarialCTR(nn.Module):
@@ -150,13 +150,16 @@ class AdversarialCTR(nn.Module):
         self.w_y = nn.Linear(self.config.prediction_hidden[-1], 1)  # W_Y and the offset c
         self.w_by = nn.Linear(self.config.bypass_units, 1, bias=False) if self.config.bypass else None
         self.register_buffer("b_inference", torch.tensor(0.0))  # the position-1 CTR, set by fix_constants
+        # b's mean and spread over the training rows: the bypass sees b standardised, like any numeric input
+        self.register_buffer("b_mean", torch.tensor(0.0))
+        self.register_buffer("b_std", torch.tensor(1.0))
 
     # -- the inference path (the only part exported) -------------------------------------------
 
     def logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         logit = self.w_y(self.prediction(self.base(categorical, numeric))).squeeze(-1)  # (B,)
         if self.bypass is not None:
-            logit = logit + self.w_by(self.bypass(b)).squeeze(-1)
+            logit = logit + self._bypass_logit(b)
         return logit
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -180,7 +183,9 @@ class AdversarialCTR(nn.Module):
         return bce, squared_covariance(b, b_hat)
 
     def _bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
-        return self.w_by(self.bypass(b)).squeeze(-1) if self.bypass is not None else torch.zeros_like(b)
+        if self.bypass is None:
+            return torch.zeros_like(b)
+        return self.w_by(self.bypass((b - self.b_mean) / self.b_std)).squeeze(-1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Loss_N, the objective of the predicting networks."""
@@ -203,11 +208,14 @@ class AdversarialCTR(nn.Module):
         return [p for p in self.parameters() if id(p) not in bias]
 
     def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Sets b at inference to the position-1 CTR of the training rows."""
+        """Sets b at inference to the position-1 CTR of the training rows, and b's standardisation."""
         first = tensors["position"] == 1
         if not bool(first.any()):
             raise ValueError("the training logs have no position-1 impressions to fix b from")
-        self.b_inference.fill_(float(tensors["b"][first][0]))
+        b = tensors["b"].double()
+        self.b_inference.fill_(float(b[first][0]))
+        self.b_mean.fill_(float(b.mean()))
+        self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
 
     @property
     def constants(self) -> dict[str, float]:
