@@ -12,7 +12,7 @@ from training.position_ctr import position_ctr_per_row
 
 def world_batch(rows: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
     data = batch(rows, seed)
-    position = torch.from_numpy(np.random.default_rng(seed).integers(1, 4, rows))
+    position = torch.from_numpy(np.random.default_rng(seed + 100).integers(1, 4, rows))
     data["position"] = position
     data["b"] = torch.from_numpy(position_ctr_per_row(position.numpy(), data["click"].numpy()))
     return data
@@ -98,7 +98,7 @@ def test_loss_b_moves_only_the_bias_network_and_loss_n_never_moves_it():
 def test_the_adversary_removes_position_from_z_a():
     """A feature that reveals the position: lambda = 0 lets Z_A carry it, a large lambda does not."""
     rng = np.random.default_rng(0)
-    n = 4000
+    n = 1000
     position = rng.integers(1, 3, n)
     click = rng.random(n) < np.where(position == 1, 0.4, 0.1)
     numeric = np.stack([position + 0.1 * rng.standard_normal(n), rng.standard_normal(n)], axis=1)
@@ -114,15 +114,15 @@ def test_the_adversary_removes_position_from_z_a():
     spec = FeatureSpec((Feature("reveals_position", "numeric", "candidate"), Feature("noise", "numeric", "candidate")))
     naive_mse = float(np.mean((b - b.mean()) ** 2))
     mse = {}
-    for lam in (0.0, 0.999):
+    for lam in (0.0, 0.99999):
         torch.manual_seed(0)
-        model = AdversarialCTR(spec, AdversarialCTRConfig(lam=lam, optimizer="adam", bias_epochs=5))
+        model = AdversarialCTR(spec, AdversarialCTRConfig(lam=lam, optimizer="adam", bias_epochs=3))
         fit(
             model,
             ImpressionTensors(tensors),
-            TrainingConfig(epochs=5, batch_size=100, learning_rate=0.01, validation_fraction=0.0),
+            TrainingConfig(epochs=3, batch_size=100, learning_rate=0.02, validation_fraction=0.0),
             progress=False,
         )
         mse[lam] = model.bias_mse(tensors["categorical"], tensors["numeric"], tensors["b"])
     assert mse[0.0] < 0.1 * naive_mse  # position is plain to see in the plain network's Z_A
-    assert mse[0.999] > 0.5 * naive_mse  # and mostly hidden from the adversary's
+    assert mse[0.99999] > 0.5 * naive_mse  # and mostly hidden from the adversary's
