@@ -53,14 +53,18 @@ def default_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPha
     """Adam on ``model.loss`` for ``config.epochs``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
-    def step(batch: dict[str, torch.Tensor]) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(batch)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+    return [TrainingPhase("train", config.epochs, lambda batch: descend(optimizer, model.loss, batch))]
 
-    return [TrainingPhase("train", config.epochs, step)]
+
+def descend(
+    optimizer: torch.optim.Optimizer, loss_of: Callable[[dict[str, torch.Tensor]], torch.Tensor], batch: dict
+) -> float:
+    """One optimiser step on ``loss_of(batch)`` (only the optimiser's parameters move); returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_of(batch)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def split_by_time(data: ImpressionTensors, validation_fraction: float) -> tuple[ImpressionTensors, ImpressionTensors]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
-from training.fit import TrainingConfig, TrainingPhase
+from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
 from training.models.esmm import FeatureEmbedding
 
@@ -228,19 +228,11 @@ class AdversarialCTR(nn.Module):
         predictors = make(self.predictor_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
         def bias_step(batch: dict[str, torch.Tensor]) -> float:
-            adversary.zero_grad(set_to_none=True)
-            loss = self.bias_loss(batch)
-            loss.backward()
-            adversary.step()
-            return loss.item()
+            return descend(adversary, self.bias_loss, batch)
 
         def alternating_step(batch: dict[str, torch.Tensor]) -> float:
-            bias_step(batch)
-            predictors.zero_grad(set_to_none=True)
-            loss = self.loss(batch)
-            loss.backward()
-            predictors.step()
-            return loss.item()
+            descend(adversary, self.bias_loss, batch)  # Loss_B, then Loss_N on the same minibatch
+            return descend(predictors, self.loss, batch)
 
         return [
             TrainingPhase("adversarial", config.epochs, alternating_step),
