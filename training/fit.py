@@ -115,7 +115,8 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
                 total += phase.step(batch) * rows
                 count += rows
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
-        logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
+        if phase.epochs:
+            logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
         if phase is phases[0]:
             main_loss = total / max(count, 1)
     metrics = evaluate(model, validation) if len(validation) else {}

@@ -75,7 +75,7 @@ def train(
     config = ModelConfig.load(root, name)
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
-    model = build_model(config.kind, spec, config.model)
+    model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
     checkpoint = Checkpoint(
         name=name,

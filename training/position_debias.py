@@ -82,7 +82,8 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
         "methods": {},
     }
     for method, overrides in methods().items():
-        model = build_model(config.kind, spec, {**config.model, **overrides, "bias_epochs": 0})
+        params = {**config.model, **overrides, "bias_epochs": 0}
+        model = build_model(config.kind, spec, params, seed=config.training.seed)
         fit(model, data, config.training, progress=False)
         pctr = predict(model, heldout)["pctr"]
         report["methods"][method] = scores(pctr, true_ctr, clicks) | {"model": overrides}

@@ -24,6 +24,7 @@ The paper's sizes (tanh layers of 10 units, a 1-unit bypass) and optimiser (SGD,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -172,10 +173,13 @@ class AdversarialCTR(nn.Module):
 
     # -- training --------------------------------------------------------------------------------
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(BCE, Cov(b, b_hat)^2) on a minibatch holding categorical, numeric, click and b."""
+    def losses(
+        self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BCE, Cov(b, b_hat)^2) on a minibatch holding categorical, numeric, click and b (Z_A if computed)."""
         b = batch["b"].float()
-        z_a = self.base(batch["categorical"], batch["numeric"])  # (B, A)
+        if z_a is None:
+            z_a = self.base(batch["categorical"], batch["numeric"])  # (B, A)
         b_hat = self.bias(z_a)
         bce = F.binary_cross_entropy_with_logits(
             self.w_y(self.prediction(z_a)).squeeze(-1) + self._bypass_logit(b), batch["click"].float()
@@ -187,20 +191,21 @@ class AdversarialCTR(nn.Module):
             return torch.zeros_like(b)
         return self.w_by(self.bypass((b - self.b_mean) / self.b_std)).squeeze(-1)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
         """Loss_N, the objective of the predicting networks."""
-        bce, covariance = self.losses(batch)
+        bce, covariance = self.losses(batch, z_a)
         return (1.0 - self.config.lam) * bce + self.config.lam * covariance
 
-    def bias_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def bias_loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
         """Loss_B per row, mean (b - b_hat)^2, with Z_A held fixed (no gradient reaches the Base network).
 
         The paper writes Loss_B as a sum over the minibatch; the mean has the same minimiser and keeps
         SGD at lr 0.01 stable (the sum multiplies the step by the minibatch size and diverges).
         """
-        with torch.no_grad():
-            z_a = self.base(batch["categorical"], batch["numeric"])
-        return ((batch["b"].float() - self.bias(z_a)) ** 2).mean()
+        if z_a is None:
+            with torch.no_grad():
+                z_a = self.base(batch["categorical"], batch["numeric"])
+        return ((batch["b"].float() - self.bias(z_a.detach())) ** 2).mean()
 
     def predictor_parameters(self) -> list[nn.Parameter]:
         """theta_A, theta_Y, theta_BY (and W_Y, W_BY, c): what Loss_N moves."""
@@ -208,7 +213,14 @@ class AdversarialCTR(nn.Module):
         return [p for p in self.parameters() if id(p) not in bias]
 
     def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Sets b at inference to the position-1 CTR of the training rows, and b's standardisation."""
+        """Sets b at inference to the position-1 CTR of the training rows, b's standardisation, and c.
+
+        The offset c starts at the log-odds of the training CTR. Left at 0 (p = 0.5 against a CTR of a
+        few percent), Adam at lr 1e-3 moves it by about the learning rate per step, so the first
+        epochs are spent pushing every bounded tanh unit into saturation to produce the constant
+        -3 logit instead: their gradients vanish and the network ends up predicting the mean CTR
+        (validation AUC about 0.5 after one epoch on the world's logs).
+        """
         first = tensors["position"] == 1
         if not bool(first.any()):
             raise ValueError("the training logs have no position-1 impressions to fix b from")
@@ -216,6 +228,9 @@ class AdversarialCTR(nn.Module):
         self.b_inference.fill_(float(b[first][0]))
         self.b_mean.fill_(float(b.mean()))
         self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
+        ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
+        with torch.no_grad():
+            self.w_y.bias.fill_(math.log(ctr / (1.0 - ctr)))
 
     @property
     def constants(self) -> dict[str, float]:
@@ -231,8 +246,10 @@ class AdversarialCTR(nn.Module):
             return descend(adversary, self.bias_loss, batch)
 
         def alternating_step(batch: dict[str, torch.Tensor]) -> float:
-            descend(adversary, self.bias_loss, batch)  # Loss_B, then Loss_N on the same minibatch
-            return descend(predictors, self.loss, batch)
+            # Loss_B, then Loss_N (with the updated adversary) on the same minibatch; one Base forward for both
+            z_a = self.base(batch["categorical"], batch["numeric"])
+            descend(adversary, lambda rows: self.bias_loss(rows, z_a), batch)
+            return descend(predictors, lambda rows: self.loss(rows, z_a), batch)
 
         return [
             TrainingPhase("adversarial", config.epochs, alternating_step),

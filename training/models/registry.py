@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+import torch
 from torch import nn
 
 from common.features import FeatureSpec
@@ -17,8 +18,12 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
 }
 
 
-def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any]) -> nn.Module:
-    """A fresh model of ``kind`` over ``spec``, configured by ``params`` (the config's [model] table)."""
+def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any], seed: int | None = None) -> nn.Module:
+    """A fresh model of ``kind`` over ``spec``, configured by ``params`` (the config's [model] table).
+
+    With ``seed`` its initial weights are drawn from ``torch.manual_seed(seed)``, so that two builds of
+    one config train to the same model; without it, from whatever state torch's global generator is in.
+    """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
     model_class, config_class = MODEL_KINDS[kind]
@@ -26,4 +31,7 @@ def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any]) -> nn.Modu
     unknown = set(params) - known
     if unknown:
         raise ValueError(f"[model] settings {sorted(unknown)} are not {kind} settings; known: {sorted(known)}")
-    return model_class(spec, config_class(**params))
+    model_config = config_class(**params)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return model_class(spec, model_config)
