@@ -94,12 +94,14 @@ def evaluate(
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Score a held-out world day with the exported model and report AUCs and calibration."""
-    from training.evaluation import evaluate_on_world
+    from training.evaluation import evaluate as evaluate_model
 
-    report = evaluate_on_world(repository, name, version)
+    report = evaluate_model(repository, name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         typer.echo(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
     typer.echo(f"wrote {out}")
 

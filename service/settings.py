@@ -25,8 +25,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"  # address uvicorn binds
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
-    # Which repository model fills each role. Until the debiased CTR model exists, ESMM fills both.
-    ctr_model: str = "esmm"
+    # Which repository model fills each role: the position-debiased adversarial CTR model gives pctr,
+    # ESMM gives pctcvr (pcvr = pctcvr / pctr then mixes the two, clipped to [0, 1]).
+    ctr_model: str = "ctr"
     ctcvr_model: str = "esmm"
     max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)

@@ -11,13 +11,14 @@ import torch
 
 from common.encoder import FeatureEncoder
 from training.logs import column_array, feature_columns
+from training.position_ctr import position_ctr_per_row
 
 LABELS = ("click", "conversion", "position")
 
 
 @dataclass
 class ImpressionTensors:
-    """Every row of a log, encoded: inputs plus labels, each a tensor of B rows."""
+    """Every row of a log, encoded: inputs, labels and the position CTR ``b``, each a tensor of B rows."""
 
     tensors: dict[str, torch.Tensor]
 
@@ -30,6 +31,8 @@ class ImpressionTensors:
         }
         for label in LABELS:
             tensors[label] = torch.from_numpy(np.array(column_array(table, label), dtype=np.int64))
+        # b: the CTR of each row's position over these logs (the position-bias summary)
+        tensors["b"] = torch.from_numpy(position_ctr_per_row(tensors["position"].numpy(), tensors["click"].numpy()))
         return cls(tensors)
 
     def __len__(self) -> int:

@@ -48,13 +48,19 @@ def run_exported(root: Path, name: str, table: Any, version: int | None = None) 
     return version, {n: np.concatenate(v) for n, v in parts.items()}
 
 
+def heldout_day(config: ModelConfig) -> Any:
+    """The config's held-out world day (uniformly random display by default), as a pyarrow table."""
+    data = config.data
+    return world_of(config).simulate(
+        days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
+    )
+
+
 def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """The report of ``ctr evaluate``: AUCs, log losses and calibration on a held-out world day."""
     config = ModelConfig.load(root, name)
     data = config.data
-    table = world_of(config).simulate(
-        days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
-    )
+    table = heldout_day(config)
     version, outputs = run_exported(root, name, table, version)
     report: dict[str, Any] = {
         "model": name,
@@ -123,3 +129,21 @@ def entire_space_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str
             "ctcvr_logloss": log_loss(ctcvr, outputs["pctcvr"]),
         }
     return report
+
+
+# What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
+EVALUATIONS = {
+    "world": "training.evaluation:evaluate_on_world",
+    "position_debias": "training.position_debias:evaluate_position_debiasing",
+}
+
+
+def evaluate(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
+    """The report the model's config names (``evaluation = ...``; the world report by default)."""
+    import importlib
+
+    evaluation = ModelConfig.load(root, name).evaluation
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"{name}: unknown evaluation {evaluation!r}; known: {sorted(EVALUATIONS)}")
+    module, function = EVALUATIONS[evaluation].split(":")
+    return getattr(importlib.import_module(module), function)(root, name, version)

@@ -2,6 +2,7 @@
 
 ```toml
 kind = "esmm"
+evaluation = "world"  # optional: which `ctr evaluate` report (training.evaluation.EVALUATIONS)
 [model]     # the model class's config dataclass (e.g. ESMMConfig)
 [training]  # TrainingConfig
 [data]      # which logs: the built-in world simulator's settings when no --logs is given
@@ -44,6 +45,7 @@ class ModelConfig:
     data: DataConfig = field(default_factory=DataConfig)
     world: dict[str, Any] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
+    evaluation: str = "world"  # what `ctr evaluate` runs: a key of training.evaluation.EVALUATIONS
 
     @classmethod
     def load(cls, root: Path, name: str) -> ModelConfig:
@@ -61,6 +63,7 @@ class ModelConfig:
             data=_section(DataConfig, raw, "data"),
             world=raw.get("world", {}),
             serving=raw.get("serving", {}),
+            evaluation=raw.get("evaluation", "world"),
         )
 
 

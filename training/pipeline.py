@@ -49,6 +49,20 @@ def world_spec(config: ModelConfig) -> FeatureSpec:
     return feature_spec(WorldConfig(**config.world))
 
 
+def training_data(
+    config: ModelConfig, logs: Path | None, spec_path: Path | None, work_dir: Path
+) -> tuple[Path, FeatureSpec, ImpressionTensors]:
+    """(logs path, fitted spec, encoded tensors): the user's logs, or the world's simulated into work_dir."""
+    if logs is not None and spec_path is None:
+        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
+    if logs is None:
+        logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
+    spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
+    table = read_logs(logs, spec)
+    spec = fit_statistics(spec, feature_columns(table, spec))
+    return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec))
+
+
 def train(
     name: str,
     root: Path = Path("models"),
@@ -67,16 +81,9 @@ def train(
         checkpoint = train_retrieval(config, root, work_dir, progress)
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
-    if logs is not None and spec_path is None:
-        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
-    if logs is None:
-        logs = simulate_training_logs(config, work_dir / name / "train.parquet")
-    spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
-    table = read_logs(logs, spec)
-    spec = fit_statistics(spec, feature_columns(table, spec))
-    data = ImpressionTensors.from_table(table, FeatureEncoder(spec))
+    logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
-    model = build_model(config.kind, spec, config.model)
+    model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
     checkpoint = Checkpoint(
         name=name,
@@ -87,6 +94,7 @@ def train(
         metrics=metrics,
         data_fingerprint=fingerprint(logs),
         training={**asdict(config.training), "logs": str(logs), "impressions": len(data)},
+        constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
     )
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint

@@ -1,4 +1,5 @@
-"""A small ESMM trained on the world simulator and exported by the CLI, shared by the e2e tests."""
+"""A small ESMM and a small adversarial CTR model trained on the world simulator and exported by the CLI,
+shared by the e2e tests: the repository holds both served roles (ctr -> "ctr", ctcvr -> "esmm")."""
 
 from __future__ import annotations
 
@@ -28,16 +29,42 @@ n_users = 2000
 n_ads = 500
 """
 
+TINY_CTR_CONFIG = """
+kind = "adversarial_ctr"
+evaluation = "position_debias"
+[model]
+lam = 0.9999
+embedding_dim = 4
+base_hidden = [16, 8]
+prediction_hidden = [8]
+bias_hidden = [8]
+optimizer = "adam"
+bias_epochs = 1
+[training]
+epochs = 1
+batch_size = 512
+learning_rate = 0.01
+[data]
+days = 2
+requests_per_day = 2000
+heldout_requests = 2000
+[world]
+seed = 0
+n_users = 2000
+n_ads = 500
+"""
+
 
 @pytest.fixture(scope="session")
 def world_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository holding esmm version 1, trained on simulated logs by `ctr train` + `ctr export`."""
+    """A repository holding esmm and ctr version 1, trained on simulated logs by `ctr train` + `ctr export`."""
     root = tmp_path_factory.mktemp("world") / "models"
-    (root / "esmm").mkdir(parents=True)
-    (root / "esmm" / "config.toml").write_text(TINY_ESMM_CONFIG)
     work = root.parent / "work"
     runner = CliRunner()
-    for command in (["train", "esmm", "--no-progress"], ["export", "esmm"]):
-        result = runner.invoke(app, [*command, "--repository", str(root), "--work-dir", str(work)])
-        assert result.exit_code == 0, result.output + repr(result.exception)
+    for name, config in (("esmm", TINY_ESMM_CONFIG), ("ctr", TINY_CTR_CONFIG)):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.toml").write_text(config)
+        for command in (["train", name, "--no-progress"], ["export", name]):
+            result = runner.invoke(app, [*command, "--repository", str(root), "--work-dir", str(work)])
+            assert result.exit_code == 0, result.output + repr(result.exception)
     return root

@@ -29,7 +29,7 @@ def test_a_cvr_method_serves_the_ctcvr_role(tmp_path: Path, name: str, kind: str
     checkpoint = Checkpoint(name=name, kind=kind, model_params=params, spec=SPEC, state_dict=model.state_dict())
     export_checkpoint(checkpoint, tmp_path)
     publish_tiny_esmm(tmp_path)  # the ctr role stays with esmm
-    settings = Settings(model_repository=tmp_path, ctcvr_model=name, use_cuda=False)
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", ctcvr_model=name, use_cuda=False)
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/score", json=GOOD)
     assert response.status_code == 200, response.text

@@ -18,8 +18,9 @@ def test_prepare_exports_the_retrieval_model_once(tmp_path: Path) -> None:
     (root / "esam").mkdir()
     (root / "esam" / "config.toml").write_text(TINY_ESAM_CONFIG)
     command = ["prepare", "--repository", str(root), "--work-dir", str(tmp_path / "work")]
-    first = CliRunner().invoke(app, command)
+    runner = CliRunner(env={"CTR_CTR_MODEL": "esmm"})  # the tiny repository's esmm fills both roles
+    first = runner.invoke(app, command)
     assert first.exit_code == 0, first.output + repr(first.exception)
     assert versions(root, "esam") == [1] and versions(root, "esmm") == [1]
-    again = CliRunner().invoke(app, command)
+    again = runner.invoke(app, command)
     assert again.exit_code == 0 and "every served model has an exported version" in again.output

@@ -37,18 +37,17 @@ def sample_request(root, candidates: int, seed: int) -> dict:
     return json.loads(result.stdout)
 
 
-def offline_scores(root, body: dict) -> dict[str, np.ndarray]:
+def offline_scores(root, body: dict, model: str = "esmm") -> dict[str, np.ndarray]:
     """What the exported model gives for the body, computed without the service."""
-    manifest = read_manifest(root, "esmm", 1)
+    manifest = read_manifest(root, model, 1)
     candidates = body["candidates"]
     columns = dict(body["context"])
     for name in candidates[0]:
         columns[name] = [c[name] for c in candidates]
     encoded = FeatureEncoder(manifest.feature_spec).encode(columns, len(candidates))
-    session = ort.InferenceSession(str(version_dir(root, "esmm", 1) / MODEL_FILE))
-    return dict(
-        zip(["pctr", "pcvr", "pctcvr"], session.run(["pctr", "pcvr", "pctcvr"], encoded.as_inputs()), strict=True)
-    )
+    session = ort.InferenceSession(str(version_dir(root, model, 1) / MODEL_FILE))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, encoded.as_inputs()), strict=True))
 
 
 def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
@@ -58,7 +57,7 @@ def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
         response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
     assert response.status_code == 200, response.text
     result = response.json()
-    assert result["models"] == {"ctr": {"name": "esmm", "version": 1}, "ctcvr": {"name": "esmm", "version": 1}}
+    assert result["models"] == {"ctr": {"name": "ctr", "version": 1}, "ctcvr": {"name": "esmm", "version": 1}}
     scores = result["scores"]
     pctr = np.array([s["pctr"] for s in scores])
     pctcvr = np.array([s["pctcvr"] for s in scores])
@@ -66,10 +65,11 @@ def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
     for values in (pctr, pctcvr, pcvr):
         assert ((values >= 0) & (values <= 1)).all()
     np.testing.assert_allclose(pcvr, np.clip(pctcvr / pctr, 0, 1), rtol=1e-12)
-    expected = offline_scores(world_repository, body)
-    np.testing.assert_allclose(pctr, expected["pctr"], rtol=0, atol=1e-7)
-    np.testing.assert_allclose(pctcvr, expected["pctcvr"], rtol=0, atol=1e-7)
-    np.testing.assert_allclose(pcvr, expected["pcvr"], rtol=0, atol=1e-6)  # division identity of the model
+    esmm = offline_scores(world_repository, body, "esmm")
+    debiased = offline_scores(world_repository, body, "ctr")
+    np.testing.assert_allclose(pctr, debiased["pctr"], rtol=0, atol=1e-7)  # pCTR: the adversarial model
+    np.testing.assert_allclose(pctcvr, esmm["pctcvr"], rtol=0, atol=1e-7)  # pCTCVR: ESMM
+    assert not np.allclose(pctr, esmm["pctr"], rtol=0, atol=1e-7)
 
 
 def test_training_and_serving_encode_the_same_rows_identically(world_repository):
@@ -121,3 +121,31 @@ def test_the_committed_config_builds_its_model():
 @pytest.mark.parametrize("candidates", [1, 7])
 def test_sample_request_is_deterministic(world_repository, candidates):
     assert sample_request(world_repository, candidates, 5) == sample_request(world_repository, candidates, 5)
+
+
+def test_the_served_ctr_model_has_only_feature_inputs_and_records_b(world_repository):
+    manifest = read_manifest(world_repository, "ctr", 1)
+    assert [i.name for i in manifest.inputs] == ["categorical", "numeric"]
+    assert [o.name for o in manifest.outputs] == ["pctr"]
+    session = ort.InferenceSession(str(version_dir(world_repository, "ctr", 1) / MODEL_FILE))
+    assert [i.name for i in session.get_inputs()] == ["categorical", "numeric"]
+    logs = pq.read_table(world_repository.parent / "work" / "ctr" / "train.parquet", columns=["position", "click"])
+    clicks = np.asarray(logs.column("click"))[np.asarray(logs.column("position")) == 1]
+    assert clicks.size > 0
+    assert manifest.constants["b"] == pytest.approx(clicks.mean(), rel=1e-6)  # the position-1 CTR of the logs
+
+
+def test_evaluate_ctr_compares_the_debiasing_methods(world_repository, tmp_path):
+    out = tmp_path / "ctr_debias.json"
+    args = ["evaluate", "ctr", "--out", str(out), "--repository", str(world_repository)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    methods = report["methods"]
+    assert {"naive", "position_feature", "served", "adversarial_bypass_0.9999", "adversarial_no_bypass_0.9999"} <= set(
+        methods
+    )
+    for scores in methods.values():
+        assert set(scores) >= {"rus_auc", "rus_logloss", "calibration_error", "mean_pred_over_true"}
+        assert 0.0 <= scores["rus_auc"] <= 1.0 and scores["calibration_error"] >= 0.0
+    assert 0.0 <= report["pcvr_clipped_fraction"] <= 1.0

@@ -38,7 +38,7 @@ def repository(root: Path, serving: str) -> Path:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = repository(tmp_path_factory.mktemp("models"), "max_batch_size = 64\nmax_queue_delay_us = 2000")
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    with running_server(root, log, admin_token=TOKEN, access_log="false") as (url, _):
+    with running_server(root, log, ctr_model="esmm", admin_token=TOKEN, access_log="false") as (url, _):
         yield url, root
 
 
@@ -91,7 +91,7 @@ def test_reload_under_traffic_refuses_a_corrupt_version_with_no_failed_request(s
 
 def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> None:
     root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 300000")  # 0.3 s fill wait
-    with running_server(root, tmp_path / "log", access_log="false") as (url, _):
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false") as (url, _):
         port = int(url.rsplit(":", 1)[1])
         raw = request_bytes("127.0.0.1", "/v1/score", httpx.Request("POST", url, json=BODY).content)
         sockets = []
@@ -115,7 +115,7 @@ def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path)
     root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0\nmax_queue_items = 500")
     body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
     payload = httpx.Request("POST", "http://x", json=body).content
-    with running_server(root, tmp_path / "log", access_log="false", log_level="WARNING") as (url, _):
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
         port = int(url.rsplit(":", 1)[1])
         with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
             start, done = time.monotonic(), 0
@@ -139,7 +139,10 @@ def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path)
 
 def test_sigterm_drains_queued_requests_before_exit(tmp_path: Path) -> None:
     root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 3000000")
-    with running_server(root, tmp_path / "log", access_log="false", request_timeout_ms="8000") as (url, process):
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", request_timeout_ms="8000") as (
+        url,
+        process,
+    ):
         with ThreadPoolExecutor(10) as pool:
             replies = [pool.submit(httpx.post, f"{url}/v1/score", json=BODY, timeout=10) for _ in range(10)]
             pending = 'ctr_inference_pending_request_count{model="esmm",version="1"} 10'
@@ -159,7 +162,7 @@ def test_structured_logs(tmp_path: Path) -> None:
     import json
 
     root = repository(tmp_path / "models", "")
-    with running_server(root, tmp_path / "log", log_format="json"):
+    with running_server(root, tmp_path / "log", ctr_model="esmm", log_format="json"):
         pass
     lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines() if line.startswith("{")]
     loaded = [line for line in lines if line["message"].startswith("model esmm version 1 loaded")]

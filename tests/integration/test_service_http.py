@@ -18,7 +18,7 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     repository = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(repository)
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    with running_server(repository, log) as (url, process):
+    with running_server(repository, log, ctr_model="esmm") as (url, process):
         yield url, process
     assert process.returncode == 0, log.read_text()
     assert "model esmm version 1 loaded" in log.read_text()

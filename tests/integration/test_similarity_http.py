@@ -17,7 +17,7 @@ def test_similarity_over_http(tmp_path_factory: pytest.TempPathFactory) -> None:
     publish_tiny_esmm(repository)
     add_tiny_esam(repository)
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    with running_server(repository, log, max_top_k="20") as (url, _):
+    with running_server(repository, log, ctr_model="esmm", max_top_k="20") as (url, _):
         top = httpx.post(f"{url}/v1/similarity", json={"query": QUERY, "k": 7}, timeout=10.0)
         assert top.status_code == 200, top.text
         items = top.json()["items"]
@@ -38,7 +38,10 @@ def test_without_retrieval_model_the_service_is_ready_and_similarity_is_503(
     repository = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(repository)
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    with running_server(repository, log) as (url, _):  # running_server waits for /v2/health/ready = 200
+    with running_server(repository, log, ctr_model="esmm") as (
+        url,
+        _,
+    ):  # running_server waits for /v2/health/ready = 200
         response = httpx.post(f"{url}/v1/similarity", json={"query": QUERY, "k": 3}, timeout=10.0)
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/json"

@@ -13,7 +13,7 @@ from tests.service.tiny_model import publish_tiny_esmm
 
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model repository holding esmm version 1 (the tiny model)."""
+    """A model repository holding esmm version 1 (the tiny model), serving both roles."""
     root = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(root)
     return root
@@ -21,7 +21,9 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(repository: Path) -> Settings:
-    return Settings(model_repository=repository, max_candidates=50, max_body_bytes=64 * 1024, use_cuda=False)
+    return Settings(
+        model_repository=repository, ctr_model="esmm", max_candidates=50, max_body_bytes=64 * 1024, use_cuda=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ ESMM_NEEDS = {"pctr", "pctcvr"}
 
 
 def settings_for(root: Path, **overrides: object) -> Settings:
-    return Settings(model_repository=root, use_cuda=False, **overrides)
+    return Settings(model_repository=root, use_cuda=False, **{"ctr_model": "esmm", **overrides})
 
 
 def test_loads_verifies_and_runs(tmp_path: Path) -> None:

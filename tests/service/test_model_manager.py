@@ -27,7 +27,9 @@ def make_repository(root: Path, n_versions: int, serving: str = "") -> Path:
 
 
 def app_client(root: Path, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(model_repository=root, use_cuda=False, admin_token=TOKEN, **settings)))
+    return TestClient(
+        create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, admin_token=TOKEN, **settings))
+    )
 
 
 def test_serving_config_parsing(tmp_path: Path) -> None:

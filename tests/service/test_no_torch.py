@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     from service.app import create_app
     from service.settings import Settings
 
-    with TestClient(create_app(Settings(model_repository=sys.argv[1], use_cuda=False))) as client:
+    with TestClient(create_app(Settings(model_repository=sys.argv[1], ctr_model="esmm", use_cuda=False))) as client:
         response = client.post("/v1/score", json={
             "context": {"user_id": "u"}, "candidates": [{"ad_id": 1, "ad_price": 2.0}],
         })

@@ -30,7 +30,9 @@ def esam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(esam_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(model_repository=esam_dir.parents[1], use_cuda=False, max_top_k=50, max_candidates=20)
+    settings = Settings(
+        model_repository=esam_dir.parents[1], ctr_model="esmm", use_cuda=False, max_top_k=50, max_candidates=20
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -96,7 +98,7 @@ def test_malformed_json_is_400(client: TestClient) -> None:
 
 def test_without_a_retrieval_model_similarity_is_503_and_scoring_still_works(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path)
-    with TestClient(create_app(Settings(model_repository=tmp_path, use_cuda=False))) as client:
+    with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
         assert client.get("/v2/health/ready").status_code == 200
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503
@@ -114,6 +116,6 @@ def test_a_tampered_tower_is_refused(tmp_path: Path, esam_dir: Path) -> None:
     shutil.copytree(esam_dir.parent, tmp_path / "esam")
     with open(tmp_path / "esam" / "1" / "item_tower.onnx", "ab") as file:
         file.write(b"\0")
-    with TestClient(create_app(Settings(model_repository=tmp_path, use_cuda=False))) as client:
+    with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503

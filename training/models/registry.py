@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+import torch
 from torch import nn
 
 from common.features import FeatureSpec
+from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.models.aman import AMAN, AMANConfig
 from training.models.base_cvr import BaseCVR, BaseCVRConfig
 from training.models.division import Division, DivisionConfig
@@ -19,6 +21,7 @@ from training.models.oversampling import Oversampling, OversamplingConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "esmm": (ESMM, ESMMConfig),
+    "adversarial_ctr": (AdversarialCTR, AdversarialCTRConfig),
     "esam": (ESAM, ESAMConfig),
     # entire-space CVR: ESMM's baselines and its IPS / doubly-robust successors (docs/cvr.md)
     "cvr_base": (BaseCVR, BaseCVRConfig),
@@ -30,8 +33,12 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
 }
 
 
-def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any]) -> nn.Module:
-    """A fresh model of ``kind`` over ``spec``, configured by ``params`` (the config's [model] table)."""
+def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any], seed: int | None = None) -> nn.Module:
+    """A fresh model of ``kind`` over ``spec``, configured by ``params`` (the config's [model] table).
+
+    With ``seed`` its initial weights are drawn from ``torch.manual_seed(seed)``, so that two builds of
+    one config train to the same model; without it, from whatever state torch's global generator is in.
+    """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
     model_class, config_class = MODEL_KINDS[kind]
@@ -39,4 +46,7 @@ def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any]) -> nn.Modu
     unknown = set(params) - known
     if unknown:
         raise ValueError(f"[model] settings {sorted(unknown)} are not {kind} settings; known: {sorted(known)}")
-    return model_class(spec, config_class(**params))
+    model_config = config_class(**params)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return model_class(spec, model_config)

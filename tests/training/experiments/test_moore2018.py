@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from cli.main import app
+from training.experiments.feedback_loop import FeedbackLoopConfig, first_selected, simulate
+
+
+def test_first_selected_matches_drawing_sets_without_replacement():
+    rng = np.random.default_rng(0)
+    n_items, n_drawn, trials = 500, 50, 4000
+    exact = first_selected(np.full(trials, n_items), np.full(trials, n_drawn), rng.random(trials))
+    brute = np.array([rng.choice(n_items, n_drawn, replace=False).min() for _ in range(trials)])
+    assert abs(exact.mean() - brute.mean()) < 0.6  # both about (N - n) / (n + 1) = 8.8
+    assert abs(np.median(exact) - np.median(brute)) <= 1
+
+
+def test_feedback_loop_puts_more_clicks_at_position_1_and_r_removes_position_2_clicks():
+    config = FeedbackLoopConfig(reservoir=10_000, k=400, candidates_per_set=2000, days=6, rus=1000)
+    run = simulate(config)
+    assert len(run.position_ctr_by_day) == 6 and len(run.window) == 800
+    ctr = np.array(run.position_ctr_by_day)
+    assert ctr[:, 0].mean() > ctr[:, 1].mean() > 0.1  # ranked rows beat the base rate, position 1 most
+    flipped = simulate(FeedbackLoopConfig(**{**config.__dict__, "r": 1.0}))
+    assert all(p2 == 0.0 for _, p2 in flipped.position_ctr_by_day)
+
+
+def test_quick_experiment_writes_report_and_plot(tmp_path):
+    out = tmp_path / "moore2018.json"
+    result = CliRunner().invoke(app, ["experiment", "moore2018", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    for key in ("position_ctr_by_day", "last_day_position1_ctr", "naive_b_mse", "ideal_rus_auc"):
+        assert key in report
+    assert {"ideal_rus_logloss", "fl_lr_rus_auc"} <= set(report)
+    for variant in ("bypass", "no_bypass"):
+        assert [row["lambda"] for row in report[variant]] == [0.0, 0.99, 0.9999]
+        for row in report[variant]:
+            for key in ("fl_auc", "rus_auc", "fl_b_mse", "rus_b_mse"):
+                assert set(row[key]) == {"mean", "std"}
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "naive MSE on b" in result.output

@@ -1,0 +1,35 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from common.encoder import FeatureEncoder
+from tests.training.models.test_esmm import SPEC
+from training.dataset import ImpressionTensors
+from training.position_ctr import position_ctr, position_ctr_per_row
+
+
+def test_position_ctr_per_position_and_per_row():
+    position = np.array([1, 2, 1, 3, 2, 1])
+    click = np.array([1, 0, 1, 0, 1, 0])
+    assert position_ctr(position, click) == {1: pytest.approx(2 / 3), 2: 0.5, 3: 0.0}
+    np.testing.assert_allclose(position_ctr_per_row(position, click), [2 / 3, 0.5, 2 / 3, 0.0, 0.5, 2 / 3], rtol=1e-6)
+
+
+def test_lengths_must_agree():
+    with pytest.raises(ValueError, match="differ in length"):
+        position_ctr(np.array([1, 2]), np.array([1]))
+
+
+def test_impression_tensors_carry_b():
+    table = pa.table(
+        {
+            "user_id": ["u1", "u2", "u3", "u4"],
+            "ad_id": ["a1", "a2", "a3", "a4"],
+            "ad_price": [1.0, 2.0, 3.0, 4.0],
+            "position": [1, 2, 1, 2],
+            "click": [1, 0, 0, 0],
+            "conversion": [0, 0, 0, 0],
+        }
+    )
+    tensors = ImpressionTensors.from_table(table, FeatureEncoder(SPEC)).tensors
+    np.testing.assert_allclose(tensors["b"].numpy(), [0.5, 0.0, 0.5, 0.0])

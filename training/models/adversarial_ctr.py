@@ -1,0 +1,267 @@
+"""Position-debiased pCTR: the adversarial network with a bypass tower (Moore et al. 2018, arXiv 1804.06909).
+
+Logged clicks come from a feedback loop: the ads shown high on the page were ranked there by the
+previous model and collect most clicks, so features that predict "was shown high" look like features
+that predict clicks. The model summarises that bias by b, the CTR of the row's position over the
+training window, and learns a representation Z_A of the features that predicts clicks but not b:
+
+    Base        features -> Z_A                           (theta_A)
+    Prediction  Z_A      -> Z_Y                           (theta_Y)
+    Bias        Z_A      -> b_hat, linear output          (theta_B, the adversary; train only)
+    Bypass      b        -> Z_BY, 1 hidden unit           (theta_BY)
+    y_hat = sigmoid(W_Y . Z_Y + W_BY . Z_BY + c)
+
+Two losses are optimised alternately on the same minibatch:
+    Loss_B = mean (b - b_hat)^2                                   over theta_B only
+    Loss_N = (1 - lambda) BCE(y, y_hat) + lambda Cov(b, b_hat)^2  over theta_A, theta_Y, theta_BY only
+and after that main phase the Bias network alone trains further on Loss_B, so that its error on b
+measures how much position information is left in Z_A. At inference the Bias network is unused and
+b is FIXED to the position-1 CTR, a buffer set from the training data before export: the exported
+graph takes only the features. ``bypass=False`` gives the paper's variant without the bypass tower.
+The paper's sizes (tanh layers of 10 units, a 1-unit bypass) and optimiser (SGD, lr 0.01, minibatch
+100, 100 + 100 epochs) are the defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.features import FeatureSpec
+from training.fit import TrainingConfig, TrainingPhase, descend
+from training.metrics import auc, log_loss
+from training.models.esmm import FeatureEmbedding
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class AdversarialCTRConfig:
+    lam: float = 0.9999  # lambda of Loss_N: weight of Cov(b, b_hat)^2 against the BCE (paper sweeps 0..0.99999)
+    bypass: bool = True  # False: the paper's variant without the Bypass network
+    base_hidden: list[int] = field(default_factory=lambda: [10])  # Base layers; the last width is Z_A's
+    prediction_hidden: list[int] = field(default_factory=lambda: [10])  # Prediction layers -> Z_Y
+    bias_hidden: list[int] = field(default_factory=lambda: [10])  # Bias layers before its linear b_hat
+    bypass_units: int = 1  # the Bypass network's one hidden layer (paper: 1 node)
+    activation: str = "tanh"  # every hidden layer (paper: tanh)
+    embedding_dim: int = 8  # per categorical feature (no categoricals: unused)
+    optimizer: str = "sgd"  # "sgd" (paper) or "adam"; learning rate from [training]
+    bias_epochs: int = 100  # epochs of Loss_B alone after the main training (paper: 100)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.lam < 1.0:
+            raise ValueError(f"lam must be in [0, 1) (1 would drop the click loss), not {self.lam}")
+        for name in ("base_hidden", "prediction_hidden", "bias_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 for w in widths):
+                raise ValueError(f"{name} must list positive layer widths, not {widths}")
+        if self.bypass_units < 1 or self.embedding_dim < 1:
+            raise ValueError("bypass_units and embedding_dim must be >= 1")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {self.activation!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.bias_epochs < 0:
+            raise ValueError(f"bias_epochs must be >= 0, not {self.bias_epochs}")
+
+
+def mlp(in_features: int, widths: list[int], activation: str) -> nn.Sequential:
+    """Linear + activation per width (every layer hidden, so the output is activated)."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(in_features, width), ACTIVATIONS[activation]()]
+        in_features = width
+    return nn.Sequential(*layers)
+
+
+def squared_covariance(b: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
+    """Cov(b, b_hat)^2, the sample covariance over the minibatch (n - 1 in the denominator)."""
+    n = max(b.shape[0] - 1, 1)
+    return (((b - b.mean()) * (b_hat - b_hat.mean())).sum() / n) ** 2
+
+
+class Base(nn.Module):
+    """Features -> Z_A: embedded categoricals and standardised numerics through an MLP."""
+
+    def __init__(self, spec: FeatureSpec, config: AdversarialCTRConfig) -> None:
+        super().__init__()
+        self.embedding = FeatureEmbedding(spec, config.embedding_dim) if spec.categorical else None
+        width = self.embedding.out_features if self.embedding is not None else len(spec.numeric)
+        self.mlp = mlp(width, config.base_hidden, config.activation)
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(categorical, numeric) if self.embedding is not None else numeric  # (B, F)
+        return self.mlp(x)  # (B, A)
+
+
+class Prediction(nn.Module):
+    """Z_A -> Z_Y, the click representation."""
+
+    def __init__(self, in_features: int, config: AdversarialCTRConfig) -> None:
+        super().__init__()
+        self.mlp = mlp(in_features, config.prediction_hidden, config.activation)
+
+    def forward(self, z_a: torch.Tensor) -> torch.Tensor:
+        return self.mlp(z_a)  # (B, Y)
+
+
+class Bias(nn.Module):
+    """The adversary: Z_A -> b_hat (linear output), trying to recover the position CTR."""
+
+    def __init__(self, in_features: int, config: AdversarialCTRConfig) -> None:
+        super().__init__()
+        self.mlp = mlp(in_features, config.bias_hidden, config.activation)
+        self.out = nn.Linear(config.bias_hidden[-1], 1)
+
+    def forward(self, z_a: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(z_a)).squeeze(-1)  # (B,)
+
+
+class Bypass(nn.Module):
+    """b -> Z_BY: the position CTR enters the prediction only through this small tower."""
+
+    def __init__(self, config: AdversarialCTRConfig) -> None:
+        super().__init__()
+        self.mlp = mlp(1, [config.bypass_units], config.activation)
+
+    def forward(self, b: torch.Tensor) -> torch.Tensor:
+        return self.mlp(b.unsqueeze(-1))  # (B, BY); b arrives standardised
+
+
+class AdversarialCTR(nn.Module):
+    """Base, Prediction, Bias and (optional) Bypass networks; serves pctr with b fixed to the position-1 CTR."""
+
+    output_names = ("pctr",)
+
+    def __init__(self, spec: FeatureSpec, config: AdversarialCTRConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or AdversarialCTRConfig()
+        z_a = self.config.base_hidden[-1]
+        self.base = Base(spec, self.config)
+        self.prediction = Prediction(z_a, self.config)
+        self.bias = Bias(z_a, self.config)
+        self.bypass = Bypass(self.config) if self.config.bypass else None
+        self.w_y = nn.Linear(self.config.prediction_hidden[-1], 1)  # W_Y and the offset c
+        self.w_by = nn.Linear(self.config.bypass_units, 1, bias=False) if self.config.bypass else None
+        self.register_buffer("b_inference", torch.tensor(0.0))  # the position-1 CTR, set by fix_constants
+        # b's mean and spread over the training rows: the bypass sees b standardised, like any numeric input
+        self.register_buffer("b_mean", torch.tensor(0.0))
+        self.register_buffer("b_std", torch.tensor(1.0))
+
+    # -- the inference path (the only part exported) -------------------------------------------
+
+    def logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        logit = self.w_y(self.prediction(self.base(categorical, numeric))).squeeze(-1)  # (B,)
+        if self.bypass is not None:
+            logit = logit + self._bypass_logit(b)
+        return logit
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
+        b = self.b_inference.expand(numeric.shape[0])  # (B,) the fixed position-1 CTR
+        return {"pctr": torch.sigmoid(self.logit(categorical, numeric, b))}
+
+    def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """pCTR with a given b per row (e.g. another position's CTR), for analysis."""
+        return torch.sigmoid(self.logit(categorical, numeric, b))
+
+    # -- training --------------------------------------------------------------------------------
+
+    def losses(
+        self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BCE, Cov(b, b_hat)^2) on a minibatch holding categorical, numeric, click and b (Z_A if computed)."""
+        b = batch["b"].float()
+        if z_a is None:
+            z_a = self.base(batch["categorical"], batch["numeric"])  # (B, A)
+        b_hat = self.bias(z_a)
+        bce = F.binary_cross_entropy_with_logits(
+            self.w_y(self.prediction(z_a)).squeeze(-1) + self._bypass_logit(b), batch["click"].float()
+        )
+        return bce, squared_covariance(b, b_hat)
+
+    def _bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
+        if self.bypass is None:
+            return torch.zeros_like(b)
+        return self.w_by(self.bypass((b - self.b_mean) / self.b_std)).squeeze(-1)
+
+    def loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss_N, the objective of the predicting networks."""
+        bce, covariance = self.losses(batch, z_a)
+        return (1.0 - self.config.lam) * bce + self.config.lam * covariance
+
+    def bias_loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss_B per row, mean (b - b_hat)^2, with Z_A held fixed (no gradient reaches the Base network).
+
+        The paper writes Loss_B as a sum over the minibatch; the mean has the same minimiser and keeps
+        SGD at lr 0.01 stable (the sum multiplies the step by the minibatch size and diverges).
+        """
+        if z_a is None:
+            with torch.no_grad():
+                z_a = self.base(batch["categorical"], batch["numeric"])
+        return ((batch["b"].float() - self.bias(z_a.detach())) ** 2).mean()
+
+    def predictor_parameters(self) -> list[nn.Parameter]:
+        """theta_A, theta_Y, theta_BY (and W_Y, W_BY, c): what Loss_N moves."""
+        bias = {id(p) for p in self.bias.parameters()}
+        return [p for p in self.parameters() if id(p) not in bias]
+
+    def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Sets b at inference to the position-1 CTR of the training rows, b's standardisation, and c.
+
+        The offset c starts at the log-odds of the training CTR. Left at 0 (p = 0.5 against a CTR of a
+        few percent), Adam at lr 1e-3 moves it by about the learning rate per step, so the first
+        epochs are spent pushing every bounded tanh unit into saturation to produce the constant
+        -3 logit instead: their gradients vanish and the network ends up predicting the mean CTR
+        (validation AUC about 0.5 after one epoch on the world's logs).
+        """
+        first = tensors["position"] == 1
+        if not bool(first.any()):
+            raise ValueError("the training logs have no position-1 impressions to fix b from")
+        b = tensors["b"].double()
+        self.b_inference.fill_(float(b[first][0]))
+        self.b_mean.fill_(float(b.mean()))
+        self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
+        ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
+        with torch.no_grad():
+            self.w_y.bias.fill_(math.log(ctr / (1.0 - ctr)))
+
+    @property
+    def constants(self) -> dict[str, float]:
+        return {"b": float(self.b_inference)}
+
+    def training_phases(self, config: TrainingConfig) -> list[TrainingPhase]:
+        """Alternating Loss_B / Loss_N steps for ``config.epochs``, then Loss_B alone for ``bias_epochs``."""
+        make = torch.optim.SGD if self.config.optimizer == "sgd" else torch.optim.Adam
+        adversary = make(self.bias.parameters(), lr=config.learning_rate)
+        predictors = make(self.predictor_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+        def bias_step(batch: dict[str, torch.Tensor]) -> float:
+            return descend(adversary, self.bias_loss, batch)
+
+        def alternating_step(batch: dict[str, torch.Tensor]) -> float:
+            # Loss_B, then Loss_N (with the updated adversary) on the same minibatch; one Base forward for both
+            z_a = self.base(batch["categorical"], batch["numeric"])
+            descend(adversary, lambda rows: self.bias_loss(rows, z_a), batch)
+            return descend(predictors, lambda rows: self.loss(rows, z_a), batch)
+
+        return [
+            TrainingPhase("adversarial", config.epochs, alternating_step),
+            TrainingPhase("bias", self.config.bias_epochs, bias_step),
+        ]
+
+    @torch.no_grad()
+    def bias_mse(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> float:
+        """Mean (b - b_hat)^2: how much of b the adversary still recovers from Z_A."""
+        return float(((b.float() - self.bias(self.base(categorical, numeric))) ** 2).mean())
+
+    @staticmethod
+    def metrics(predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+        click = labels["click"].astype(bool)
+        return {"ctr_auc": auc(click, predictions["pctr"]), "ctr_logloss": log_loss(click, predictions["pctr"])}
