@@ -77,6 +77,7 @@ class FeatureEncoder:
             raise ValueError(f"feature spec is not fitted: no statistics for {missing}")
         self.spec = spec
         self._names = frozenset(f.name for f in spec.features)
+        self._categorical, self._numeric = spec.categorical, spec.numeric  # derived tuples, built once
         offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
@@ -87,12 +88,12 @@ class FeatureEncoder:
         unknown = [name for name in columns if name not in self._names]
         if unknown:
             raise FeatureError(unknown[0], "is not a feature of this model")
-        categorical = np.empty((n_rows, len(self.spec.categorical)), dtype=np.int64)
-        for j, feature in enumerate(self.spec.categorical):
+        categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
+        for j, feature in enumerate(self._categorical):
             column = self._column(feature, columns)
             categorical[:, j] = _categorical_buckets(feature, column, n_rows) + self._offsets[feature.name]
-        numeric = np.empty((n_rows, len(self.spec.numeric)), dtype=np.float64)
-        for j, feature in enumerate(self.spec.numeric):
+        numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
+        for j, feature in enumerate(self._numeric):
             numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
         standardised = ((numeric - self._means) / self._stds).astype(np.float32)
         return EncodedFeatures(categorical, standardised)

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
+from common.features import Feature
 from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir, versions
 from service.onnx_session import create_session
 from service.settings import Settings
@@ -46,12 +47,12 @@ class LoadedModel:
     input_names: tuple[str, ...]  # the inputs the graph declares (a subset of INPUT_DTYPES)
     output_names: tuple[str, ...]
     feature_names: frozenset[str] = field(init=False)
-    required_features: frozenset[str] = field(init=False)
+    required_features: tuple[Feature, ...] = field(init=False)  # checked on every request
 
     def __post_init__(self) -> None:
         spec = self.manifest.feature_spec
         object.__setattr__(self, "feature_names", frozenset(f.name for f in spec.features))
-        object.__setattr__(self, "required_features", frozenset(f.name for f in spec.features if f.required))
+        object.__setattr__(self, "required_features", tuple(f for f in spec.features if f.required))
 
     @property
     def name(self) -> str:

@@ -200,9 +200,7 @@ def gather_columns(
 
 def _check_required(model: LoadedModel, context: dict[str, Any], columns: dict[str, list[Any]]) -> None:
     """A required feature must have a non-null value for every candidate."""
-    for feature in model.manifest.feature_spec.features:
-        if not feature.required:
-            continue
+    for feature in model.required_features:
         name = feature.name
         if name in context:
             if context[name] is None:
