@@ -43,8 +43,10 @@ def bare_fastapi() -> FastAPI:
     version = versions(root, name)[-1]
     manifest = read_manifest(root, name, version)
     encoder = FeatureEncoder(manifest.feature_spec)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("CTR_INTRA_OP_THREADS", "0"))
     session = ort.InferenceSession(
-        str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"]
+        str(version_dir(root, name, version) / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
     )
     app = FastAPI()
 

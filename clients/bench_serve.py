@@ -190,7 +190,7 @@ def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float
     settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
     loaded = load_latest(repository, model, settings, ["pctr", "pctcvr"])
     models = ServingModels({"ctr": model, "ctcvr": model}, {model: loaded}, {})
-    inputs = [prepare(body, models, settings).inputs[model] for body in bodies]
+    inputs = [prepare(body, models, settings).encoded(loaded) for body in bodies]
     histogram = LatencyHistogram()
     runs = 0
     cpu_start = time.process_time()

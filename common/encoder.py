@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from common.features import Feature, FeatureSpec, NumericStats
-from common.hashing import bucketize, canonical_strings
+from common.hashing import _fnv1a64_one, bucketize, canonical_strings
 
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+SMALL_BATCH_ROWS = 64  # up to this many rows, plain values are encoded one by one (see encode)
+_ABSENT = object()  # a column the request does not give
 
 
 class FeatureError(ValueError):
@@ -82,12 +84,74 @@ class FeatureEncoder:
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
         self._stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
+        self._mean_list, self._std_list = self._means.tolist(), self._stds.tolist()
 
     def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
-        """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature."""
+        """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature.
+
+        Up to ``SMALL_BATCH_ROWS`` rows of plain Python values (a service batch) are encoded value by
+        value, which costs a fraction of numpy's per-call overhead there; anything else, and every
+        value the small path does not take, goes column-wise through numpy. Both give the same tensors
+        (tests/common/test_encoder.py checks it property by property).
+        """
         unknown = [name for name in columns if name not in self._names]
         if unknown:
             raise FeatureError(unknown[0], "is not a feature of this model")
+        if n_rows <= SMALL_BATCH_ROWS:
+            encoded = self._encode_values(columns, n_rows)
+            if encoded is not None:
+                return encoded
+        return self._encode_columns(columns, n_rows)
+
+    def _encode_values(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures | None:
+        """The value-by-value path; None when a column holds anything but plain valid values."""
+        categorical: list[list[int]] = []
+        for feature in self._categorical:
+            values = _plain_column(columns.get(feature.name, _ABSENT), n_rows, feature)
+            if values is None:
+                return None
+            default, buckets, offset = feature.default, feature.buckets, self._offsets[feature.name]
+            hashed = []
+            for value in values:
+                kind = type(value)
+                if kind is str:
+                    if value.endswith("\x00"):  # numpy's strings drop trailing NULs: leave it to numpy
+                        return None
+                    text = value
+                elif kind is int:
+                    text = str(value)
+                elif value is None:
+                    text = default
+                else:
+                    return None
+                hashed.append(_fnv1a64_one(text) % buckets + offset)
+            categorical.append(hashed)
+        numeric: list[list[float]] = []
+        for feature, mean, std in zip(self._numeric, self._mean_list, self._std_list, strict=True):
+            values = _plain_column(columns.get(feature.name, _ABSENT), n_rows, feature)
+            if values is None:
+                return None
+            default = float(feature.default)
+            scaled = []
+            for value in values:
+                kind = type(value)
+                if kind is float or kind is int:
+                    if not -FLOAT32_LIMIT <= value <= FLOAT32_LIMIT:
+                        if value == value:  # out of range (inf included): the column path names it
+                            return None
+                        value = default  # NaN is absent
+                elif value is None:
+                    value = default
+                else:
+                    return None
+                scaled.append((float(value) - mean) / std)
+            numeric.append(scaled)
+        return EncodedFeatures(
+            np.array(categorical, dtype=np.int64).reshape(len(categorical), n_rows).T.copy(),
+            np.array(numeric, dtype=np.float64).reshape(len(numeric), n_rows).T.astype(np.float32),
+        )
+
+    def _encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
         for j, feature in enumerate(self._categorical):
             column = self._column(feature, columns)
@@ -107,6 +171,20 @@ class FeatureEncoder:
         return None
 
 
+def _plain_column(column: Any, n_rows: int, feature: Feature) -> list[Any] | tuple[Any, ...] | None:
+    """A column as ``n_rows`` Python values for the value-by-value path, or None when it is not a
+    scalar or a list of the right length (the column path then encodes it, or names what is wrong)."""
+    if column is _ABSENT:
+        if feature.required:
+            return None
+        return (None,) * n_rows
+    if type(column) is list:
+        return column if len(column) == n_rows else None
+    if column is None or type(column) in (str, int, float):
+        return (column,) * n_rows
+    return None
+
+
 def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
     if column is None or np.isscalar(column):
         return np.full(n_rows, column, dtype=object if column is None or isinstance(column, str) else None)
@@ -119,6 +197,8 @@ def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
 def _categorical_buckets(feature: Feature, column: Any, n_rows: int) -> np.ndarray:
     if isinstance(column, str | int) and not isinstance(column, bool):  # context scalar: hash once
         return np.full(n_rows, bucketize([column], feature.buckets)[0], dtype=np.int64)
+    if type(column) is list:  # Python ints stay ints: numpy would make [-1, 2**63] floats
+        column = np.array(column, dtype=object) if column else np.empty(0, dtype=object)
     values = _broadcast(column, n_rows, feature)
     if values.dtype.kind == "O":
         absent = np.equal(values, None)

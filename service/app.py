@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
@@ -22,6 +23,7 @@ from service.model_manager import ModelManager
 from service.registry import ServingModels
 from service.retrieval import RetrievalState, load_retrieval
 from service.routes import admin, health, metrics, models, score, similarity, v2
+from service.score_endpoint import PATH, ScoreEndpoint
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,9 +46,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("stopped: every queue drained")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class ScoringService(FastAPI):
+    """The FastAPI app, with ``POST /v1/score`` answered by its plain ASGI handler ahead of the framework."""
+
+    score_endpoint: ScoreEndpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == PATH
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            await self.score_endpoint(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> ScoringService:
     settings = settings if settings is not None else Settings()
-    app = FastAPI(
+    app = ScoringService(
         title="Debiased CTR/CVR scoring",
         summary="Position-debiased pCTR, entire-space pCTCVR and pCVR for candidate ads, on ONNX Runtime.",
         version="0.1.0",
@@ -56,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
     app.state.retrieval = RetrievalState(None, "loading")
+    app.score_endpoint = ScoreEndpoint(app.state)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
     install_error_handlers(app)

@@ -9,6 +9,9 @@ its deadline gets DeadlineExceeded (504); a request whose caller is cancelled (c
 abandoned and dropped when the next batch is formed, so it never takes a place in one. Every request
 gets exactly one outcome: its future is set once, by whichever happens first.
 
+``/v1/score`` requests join as raw ``FeatureRows`` and are encoded together with the rest of their
+batch, by one encoder call (service/feature_rows.py); V2 requests join as tensors.
+
 The batch-forming step is the plain function ``form_batch`` over the queue, tested without a server.
 """
 
@@ -16,37 +19,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 
 from service.errors import DeadlineExceeded, QueueFull
+from service.feature_rows import FeatureRows
 from service.metrics import ModelStats
 
 logger = logging.getLogger(__name__)
 
 Tensors = dict[str, np.ndarray]
 RunFn = Callable[[Mapping[str, np.ndarray]], Tensors]
+EncodeFn = Callable[[Sequence[tuple[FeatureRows, int, int]]], Tensors]  # rows start:stop of each part
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Work:
-    """One request in the queue: ``n_items`` rows of encoded inputs and when it must be answered by."""
+    """One request in the queue: ``n_items`` rows of inputs and when it must be answered by."""
 
-    inputs: Mapping[str, np.ndarray]  # each (n_items, ...)
+    inputs: Tensors | FeatureRows  # encoded tensors, each (n_items, ...), or raw rows encoded with the batch
     n_items: int
     deadline: float  # monotonic seconds (the event loop's clock)
     enqueued: float
     next_item: int = 0  # first row not yet placed in a batch
     abandoned: bool = False  # the caller gave up (cancelled or timed out): drop what is not yet batched
-    future: asyncio.Future | None = None
+    future: asyncio.Future | None = None  # its outcome; awaited by the caller
     parts: list[tuple[int, Tensors]] = field(default_factory=list)  # (first row, outputs) per finished slice
     done_items: int = 0
+    settled: bool = False  # its outcome is decided (and counted in the stats), once
+    timer: asyncio.TimerHandle | None = None  # its deadline
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,35 @@ def form_batch(pending: deque[Work], max_items: int, now: float) -> tuple[list[S
     return batch, dropped
 
 
-def gather_inputs(batch: list[Slice]) -> Tensors:
-    """The batch's input tensors: each request's rows, concatenated in batch order."""
+def gather_inputs(batch: list[Slice], encode: EncodeFn | None = None) -> Tensors:
+    """The batch's input tensors: each request's rows, in batch order.
+
+    Requests that came as raw ``FeatureRows`` (``/v1/score``) are encoded together, by one ``encode``
+    call for the whole batch; requests that came as tensors (V2 infer) give their own rows.
+    """
+    raw = [(s.work.inputs, s.start, s.stop) for s in batch if not isinstance(s.work.inputs, dict)]
+    if raw:
+        if encode is None:
+            raise TypeError("this batcher takes encoded tensors only")
+        encoded = encode(raw)
+        if len(raw) == len(batch):
+            return encoded
     first = batch[0]
-    if len(batch) == 1 and first.start == 0 and first.stop == first.work.n_items:
-        return dict(first.work.inputs)
-    names = first.work.inputs.keys()
-    return {name: np.concatenate([s.work.inputs[name][s.start : s.stop] for s in batch]) for name in names}
+    if not raw and len(batch) == 1 and first.start == 0 and first.stop == first.work.n_items:
+        return dict(first.work.inputs)  # type: ignore[arg-type]
+    names = next(s.work.inputs.keys() for s in batch if isinstance(s.work.inputs, dict))
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    offset = 0
+    for s in batch:
+        tensors = s.work.inputs
+        if isinstance(tensors, dict):
+            for name in names:
+                pieces[name].append(tensors[name][s.start : s.stop])
+        else:
+            for name in names:
+                pieces[name].append(encoded[name][offset : offset + s.size])
+            offset += s.size
+    return {name: np.concatenate(parts) for name, parts in pieces.items()}
 
 
 def assemble(work: Work) -> Tensors:
@@ -103,17 +131,6 @@ def assemble(work: Work) -> Tensors:
         return work.parts[0][1]
     parts = sorted(work.parts, key=lambda part: part[0])
     return {name: np.concatenate([p[name] for _, p in parts]) for name in parts[0][1]}
-
-
-def _fail(work: Work, error: Exception) -> None:
-    """Fail a request's future once; an abandoned one (nobody awaits it) is cancelled, not failed, so
-    asyncio has no unretrieved exception to report."""
-    if work.future is None or work.future.done():
-        return
-    if work.abandoned:
-        work.future.cancel()
-    else:
-        work.future.set_exception(error)
 
 
 @dataclass(frozen=True)
@@ -127,17 +144,33 @@ class BatchConfig:
 
 
 class Batcher:
-    """The queue and worker in front of one model version's ``run``."""
+    """The queue and worker in front of one model version's ``run``.
 
-    def __init__(self, run: RunFn, config: BatchConfig, stats: ModelStats | None = None, label: str = "") -> None:
+    A request is ``enqueue``d (synchronously: refusals are raised at once) and its outcome awaited on
+    ``work.future``; ``submit`` does both. A caller with work in two batchers (the two role models of a
+    ``/v1/score`` request) enqueues in both before awaiting either, so both batches can form at once,
+    and ``abandon``s what it no longer awaits. Every outcome (outputs, the batch's error, the deadline,
+    abandonment) goes through ``_settle``, which decides it once and counts it once.
+    """
+
+    def __init__(
+        self,
+        run: RunFn,
+        config: BatchConfig,
+        stats: ModelStats | None = None,
+        label: str = "",
+        encode: EncodeFn | None = None,
+    ) -> None:
         self.run = run
+        self.encode = encode
         self.config = config
         self.stats = stats if stats is not None else ModelStats()
         self.label = label
         self._pending: deque[Work] = deque()
         self._queued_items = 0  # rows in _pending not yet placed in a batch (abandoned ones included)
-        self._in_flight = 0  # requests submitted and not yet answered
-        self._arrival = asyncio.Event()
+        self._in_flight = 0  # requests enqueued and not yet settled
+        self._wake: asyncio.Future | None = None  # the worker sleeps on it
+        self._wake_at_items = 1  # queued items that end the worker's sleep early
         self._slots = asyncio.Semaphore(config.instances)
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task | None = None
@@ -149,8 +182,9 @@ class Batcher:
         return self._in_flight
 
     def start(self) -> None:
-        if self.config.enabled and self._worker is None:
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(self.config.instances, thread_name_prefix=f"batch-{self.label}")
+        if self.config.enabled and self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.label}")
             self._worker.add_done_callback(self._worker_stopped)
 
@@ -158,65 +192,124 @@ class Batcher:
         if not task.cancelled() and task.exception() is not None:
             logger.error("batcher %s stopped: %r; requests now run unbatched", self.label, task.exception())
 
-    async def submit(self, inputs: Mapping[str, np.ndarray], n_items: int, deadline: float) -> Tensors:
+    async def submit(self, inputs: Tensors | FeatureRows, n_items: int, deadline: float) -> Tensors:
         """The model's outputs for ``n_items`` rows of ``inputs``; raises QueueFull or DeadlineExceeded."""
+        work = self.enqueue(inputs, n_items, deadline)
+        try:
+            return await work.future  # type: ignore[misc]
+        except asyncio.CancelledError:
+            self.abandon(work)
+            raise
+
+    def enqueue(self, inputs: Tensors | FeatureRows, n_items: int, deadline: float) -> Work:
+        """Queue a request (or, unbatched, start its run); QueueFull or DeadlineExceeded at once.
+
+        Its outcome arrives on ``work.future``: the outputs, DeadlineExceeded at the deadline, or the
+        batch's error. A caller that stops awaiting it must ``abandon`` it.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= deadline:
             self.stats.failure("deadline")
             raise DeadlineExceeded
-        if self._worker is None or self._worker.done():
-            return await self._run_alone(inputs, n_items, deadline)
-        if self._queued_items + n_items > self.config.max_queue_items:
-            self.stats.failure("queue_full")
-            raise QueueFull(self.config.retry_after_s)
         work = Work(inputs, n_items, deadline, now, future=loop.create_future())
-        self._pending.append(work)
-        self._queued_items += n_items
-        self._arrival.set()
-        with self._outcome(work):
-            async with asyncio.timeout_at(deadline):
-                outputs = await asyncio.shield(work.future)
-        self.stats.success(loop.time() - now)
-        return outputs
-
-    async def _run_alone(self, inputs: Mapping[str, np.ndarray], n_items: int, deadline: float) -> Tensors:
-        """Unbatched (or retired batcher): one run for this request in the thread pool, still bounded."""
-        if self._in_flight >= self.config.max_queue_items:
-            self.stats.failure("queue_full")
-            raise QueueFull(self.config.retry_after_s)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        with self._outcome(None):
-            async with asyncio.timeout_at(deadline):
-                outputs = await run_in_threadpool(self.run, inputs)
-        finished = loop.time()
-        self.stats.executed(n_items, 0.0, finished - started)
-        self.stats.success(finished - started)
-        return outputs
-
-    @contextmanager
-    def _outcome(self, work: Work | None) -> Iterator[None]:
-        """Count the request in flight; on failure count its reason and abandon its queued rows."""
+        if self._worker is None or self._worker.done():  # unbatched, or retired: a run of its own
+            if self._in_flight >= self.config.max_queue_items:
+                self.stats.failure("queue_full")
+                raise QueueFull(self.config.retry_after_s)
+            self._run_alone_in_thread(work, loop)
+        else:
+            if self._queued_items + n_items > self.config.max_queue_items:
+                self.stats.failure("queue_full")
+                raise QueueFull(self.config.retry_after_s)
+            self._pending.append(work)
+            self._queued_items += n_items
+            if self._queued_items >= self._wake_at_items:
+                self._wake_worker()
+        work.timer = loop.call_at(deadline, self._expire, work)
         self._in_flight += 1
-        try:
-            yield
-        except (TimeoutError, DeadlineExceeded):  # our timer, or the worker dropping it at its deadline
-            self._abandon(work, "deadline")
-            raise DeadlineExceeded from None
-        except asyncio.CancelledError:
-            self._abandon(work, "cancelled")
-            raise
-        except Exception:
-            self._abandon(work, "error")
-            raise
-        finally:
-            self._in_flight -= 1
+        return work
 
-    def _abandon(self, work: Work | None, reason: str) -> None:
-        if work is not None:
-            work.abandoned = True
+    def abandon(self, work: Work) -> None:
+        """The caller no longer awaits this request: its rows not yet batched are dropped."""
+        self._settle(work, None, None)
+
+    def _expire(self, work: Work) -> None:
+        self._settle(work, None, DeadlineExceeded())
+
+    def _settle(self, work: Work, outputs: Tensors | None, error: BaseException | None) -> None:
+        """Decide a request's outcome, once: outputs, an error, or (neither) abandoned by its caller."""
+        if work.settled:
+            return
+        work.settled = True
+        self._in_flight -= 1
+        if work.timer is not None:
+            work.timer.cancel()
+        future = work.future
+        assert future is not None
+        if outputs is not None:
+            self.stats.success(asyncio.get_running_loop().time() - work.enqueued)
+            if not future.done():
+                future.set_result(outputs)
+            return
+        work.abandoned = True  # its rows not yet in a batch never take a place in one
+        reason = "deadline" if isinstance(error, DeadlineExceeded) else "error" if error is not None else "cancelled"
         self.stats.failure(reason)
+        if not future.done():
+            if error is None:
+                future.cancel()
+            else:
+                future.set_exception(error)
+
+    def _run_alone_in_thread(self, work: Work, loop: asyncio.AbstractEventLoop) -> None:
+        """Unbatched: one run for this request in the thread pool; its outcome is settled on the loop."""
+        work.next_item = work.n_items
+        assert self._executor is not None, "start() the batcher first"
+        ran = self._executor.submit(self._run_alone, work)
+
+        def back_on_the_loop(done: Future) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._ran_alone, work, done)
+
+        ran.add_done_callback(back_on_the_loop)
+
+    def _run_alone(self, work: Work) -> tuple[Tensors, float] | None:
+        """In the thread: the request's run (none if it was abandoned meanwhile) and its duration."""
+        if work.abandoned:
+            return None
+        started = time.perf_counter()
+        outputs = self.run(gather_inputs([Slice(work, 0, work.n_items)], self.encode))
+        return outputs, time.perf_counter() - started
+
+    def _ran_alone(self, work: Work, done: Future) -> None:
+        error = done.exception()
+        ran = done.result() if error is None else None
+        if ran is not None:
+            self.stats.executed(work.n_items, 0.0, ran[1])
+            self._settle(work, ran[0], None)
+        elif error is not None:
+            self._settle(work, None, error)
+
+    def _wake_worker(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _sleep(self, wake_at_items: int, until: float | None = None) -> None:
+        """Until ``wake_at_items`` items are queued, the loop's clock reaches ``until``, or retirement.
+
+        One future per sleep, woken by ``enqueue`` only when the threshold is reached: a request that
+        joins a filling batch costs no wake-up of the worker.
+        """
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        self._wake_at_items = wake_at_items
+        timer = loop.call_at(until, self._wake_worker) if until is not None else None
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,24 +318,19 @@ class Batcher:
             while not self._pending:
                 if self._retired:
                     return
-                self._arrival.clear()
-                await self._arrival.wait()
+                await self._sleep(1)
             await self._slots.acquire()
             # Wait for the batch to fill, at most `delay` after the oldest queued request.
-            fill_by = self._pending[0].enqueued + delay if self._pending else loop.time()
-            while self._queued_items < self.config.max_batch_size and loop.time() < fill_by and not self._retired:
-                self._arrival.clear()
-                try:
-                    async with asyncio.timeout_at(fill_by):
-                        await self._arrival.wait()
-                except TimeoutError:
-                    break
+            if self._pending and not self._retired and self._queued_items < self.config.max_batch_size:
+                fill_by = self._pending[0].enqueued + delay
+                if loop.time() < fill_by:
+                    await self._sleep(self.config.max_batch_size, fill_by)
             now = loop.time()
             batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
             self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
             for work in dropped:
                 work.next_item = work.n_items
-                _fail(work, DeadlineExceeded())
+                self._settle(work, None, DeadlineExceeded())
             if not batch:
                 self._slots.release()
                 continue
@@ -261,7 +349,7 @@ class Batcher:
         except Exception as error:
             logger.exception("batch of %d items on %s failed", size, self.label)
             for s in batch:
-                _fail(s.work, error)
+                self._settle(s.work, None, error)
             return
         finally:
             self._slots.release()
@@ -271,16 +359,16 @@ class Batcher:
             work.parts.append((s.start, {name: value[offset : offset + s.size] for name, value in outputs.items()}))
             work.done_items += s.size
             offset += s.size
-            if work.done_items == work.n_items and work.future is not None and not work.future.done():
-                work.future.set_result(assemble(work))
+            if work.done_items == work.n_items and not work.settled:
+                self._settle(work, assemble(work), None)
 
     def _run_batch(self, batch: list[Slice]) -> Tensors:
-        return self.run(gather_inputs(batch))
+        return self.run(gather_inputs(batch, self.encode))
 
     async def retire(self, timeout_s: float = 30.0) -> None:
-        """Finish what is queued and running, then stop; later submits run alone in the thread pool."""
+        """Finish what is queued and running, then stop; later requests run alone in the thread pool."""
         self._retired = True
-        self._arrival.set()
+        self._wake_worker()
         if self._worker is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
@@ -289,5 +377,3 @@ class Batcher:
             except TimeoutError:
                 logger.warning("batcher %s did not drain in %.0f s; stopping it", self.label, timeout_s)
                 self._worker.cancel()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)

@@ -15,13 +15,26 @@ class BodyTooLarge(Exception):
     pass
 
 
+def too_large_message(max_bytes: int) -> str:
+    return f"request body is larger than {max_bytes} bytes"
+
+
+def declared_length_refusal(value: bytes, max_bytes: int) -> tuple[int, str] | None:
+    """The status and message for a Content-Length header value that cannot be accepted, or None."""
+    if not value.isdigit():
+        return 400, "bad Content-Length"
+    if int(value) > max_bytes:
+        return 413, too_large_message(max_bytes)
+    return None
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     def _message(self) -> str:
-        return f"request body is larger than {self.max_bytes} bytes"
+        return too_large_message(self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,9 +42,9 @@ class BodySizeLimitMiddleware:
             return
         for key, value in scope["headers"]:
             if key == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    status, message = (413, self._message()) if value.isdigit() else (400, "bad Content-Length")
-                    await error_response(status, message)(scope, receive, send)
+                refusal = declared_length_refusal(value, self.max_bytes)
+                if refusal is not None:
+                    await error_response(*refusal)(scope, receive, send)
                     return
                 break
 

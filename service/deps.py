@@ -24,12 +24,17 @@ async def get_models(request: Request) -> ServingModels:
     return request.app.state.models
 
 
-async def json_body(request: Request) -> bytes:
-    """The raw body of a JSON request; 415 for any other content type (size is capped by middleware)."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def check_media_type(content_type: str) -> None:
+    """415 unless a Content-Type header value names JSON."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
         shown = media_type or "none"
         raise InputError(415, f"Content-Type must be application/json, not {shown}", "Content-Type")
+
+
+async def json_body(request: Request) -> bytes:
+    """The raw body of a JSON request; 415 for any other content type (size is capped by middleware)."""
+    check_media_type(request.headers.get("content-type", ""))
     return await request.body()
 
 
@@ -42,8 +47,11 @@ async def get_manager(request: Request) -> ModelManager:
 
 async def request_deadline(request: Request) -> float:
     """When the request must be answered (event-loop clock): the setting, or less if the client asks."""
-    timeout_ms = request.app.state.settings.request_timeout_ms
-    asked = request.headers.get(TIMEOUT_HEADER)
+    return deadline_for(request.app.state.settings.request_timeout_ms, request.headers.get(TIMEOUT_HEADER))
+
+
+def deadline_for(timeout_ms: float, asked: str | None) -> float:
+    """The deadline on the event loop's clock: ``timeout_ms`` from now, or the header's lower value."""
     if asked is not None:
         try:
             value = float(asked)

@@ -21,6 +21,7 @@ import onnxruntime as ort
 from common.encoder import FeatureEncoder
 from common.features import Feature
 from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir, versions
+from service.feature_rows import FeatureRows, encode_slices
 from service.onnx_session import create_session
 from service.settings import Settings
 
@@ -47,11 +48,13 @@ class LoadedModel:
     input_names: tuple[str, ...]  # the inputs the graph declares (a subset of INPUT_DTYPES)
     output_names: tuple[str, ...]
     feature_names: frozenset[str] = field(init=False)
+    feature_kinds: dict[str, str] = field(init=False)  # name -> "categorical" | "numeric"
     required_features: tuple[Feature, ...] = field(init=False)  # checked on every request
 
     def __post_init__(self) -> None:
         spec = self.manifest.feature_spec
         object.__setattr__(self, "feature_names", frozenset(f.name for f in spec.features))
+        object.__setattr__(self, "feature_kinds", {f.name: f.kind for f in spec.features})
         object.__setattr__(self, "required_features", tuple(f for f in spec.features if f.required))
 
     @property
@@ -71,6 +74,10 @@ class LoadedModel:
         names = list(outputs) if outputs is not None else list(self.output_names)
         feed = {name: inputs[name] for name in self.input_names}
         return dict(zip(names, self.session.run(names, feed), strict=True))
+
+    def encode(self, parts: Sequence[tuple[FeatureRows, int, int]]) -> dict[str, np.ndarray]:
+        """Input tensors for rows ``start:stop`` of each part, encoded together (service/feature_rows.py)."""
+        return encode_slices(self.encoder, self.feature_names, parts)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary for the models listing."""

@@ -129,7 +129,7 @@ class ModelManager:
     def _batcher(self, model: LoadedModel, config: ServingConfig) -> Batcher:
         stats = self.metrics.model(model.name, model.version, model.provider)
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
-        batcher = Batcher(model.run, batch, stats, label=f"{model.name}:{model.version}")
+        batcher = Batcher(model.run, batch, stats, label=f"{model.name}:{model.version}", encode=model.encode)
         batcher.start()
         return batcher
 

@@ -5,101 +5,138 @@ cost about three times the throughput). Features are gathered into one column pe
 values are scalars the encoder broadcasts, candidate values become lists with ``None`` where a
 candidate omits the feature. Each role model encodes the columns with its own feature spec.
 
-The steps are separate functions: ``score`` = ``render(prepare(...), run(...))`` runs the models
-directly; the route runs ``render(prepare(...), await infer(...))``, which goes through each model's
-dynamic batcher (service/batching.py).
+``prepare`` checks everything a client can get wrong, so that what it accepts always encodes; the rows
+stay raw (``FeatureRows``) and each model's batcher encodes them together with the rest of its batch.
+The steps are separate functions: ``respond`` runs ``render(prepare(...), await outcomes(enqueue(...)))``
+through each model's dynamic batcher (service/batching.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
+from starlette.types import Receive
 
 from common.encoder import FLOAT32_LIMIT, FeatureError
-from common.features import Feature
-from service.errors import InputError, ModelUnavailable
-from service.json_body import load_object
+from service.batching import Batcher, Work
+from service.disconnect import DisconnectWatch
+from service.errors import ClientDisconnected, InputError, ModelUnavailable
+from service.feature_rows import FeatureRows
+from service.json_body import INLINE_BODY_BYTES, load_object
 from service.model_loader import LoadedModel
 from service.registry import ServingModels
 from service.settings import Settings
 
 BODY_KEYS = frozenset({"context", "candidates"})
-_NUMBERS = (int, float)  # exact types: bool is rejected separately
+CONFLICT = "conflict"  # a feature name two role models declare with different kinds
+_CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
+_NUMERIC_TYPES = frozenset({int, float})
+_NONE_TYPE = frozenset({type(None)})
 
 
 @dataclass(frozen=True)
 class PreparedRequest:
-    """A validated, encoded request: what a model run needs and what the response names."""
+    """A validated request: its raw feature rows, the models that score them, what the response names."""
 
     n_candidates: int
     ctr: LoadedModel
     ctcvr: LoadedModel
-    inputs: dict[str, dict[str, np.ndarray]]  # model name -> encoded inputs
+    rows: FeatureRows  # checked; each model's batcher encodes them with its batch
 
     @property
     def models(self) -> tuple[LoadedModel, ...]:
         return (self.ctr,) if self.ctr is self.ctcvr else (self.ctr, self.ctcvr)
 
+    def encoded(self, model: LoadedModel) -> dict[str, np.ndarray]:
+        """The request's input tensors for one model, as its batch would encode them."""
+        return model.encode([(self.rows, 0, self.n_candidates)])
 
-def score(body: bytes, models: ServingModels, settings: Settings) -> bytes:
-    """The response body for a request body; raises ApiError for anything the client must fix."""
-    prepared = prepare(body, models, settings)
-    return render(prepared, run(prepared))
+
+async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+    """The response body for a request body, through the batchers; its work is dropped if the client
+    leaves (``receive`` says ``http.disconnect``). Raises ApiError for anything the client must fix."""
+    if len(body) <= INLINE_BODY_BYTES:
+        prepared = prepare(body, models, settings)
+    else:
+        prepared = await asyncio.to_thread(prepare, body, models, settings)
+    inputs = [(model, prepared.rows) for model in prepared.models]
+    return render(prepared, await outcomes(enqueue(models, inputs, prepared.n_candidates, deadline), receive))
 
 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
+    """Parse and check a body completely: after this, encoding and running it cannot fail on its account."""
     ctr, ctcvr = role_models(models)
     context, candidates = parse_body(body, settings.max_candidates)
-    role = (ctr,) if ctr is ctcvr else (ctr, ctcvr)
-    known = frozenset().union(*(m.feature_names for m in role))
-    _check_context(context, known, settings.max_string_chars)
-    columns = gather_columns(candidates, context, known, settings.max_string_chars)
-    inputs = {}
-    for model in role:
-        _check_required(model, context, columns)
-        inputs[model.name] = encode(model, context, columns, len(candidates))
-    return PreparedRequest(len(candidates), ctr, ctcvr, inputs)
+    kinds = feature_kinds(ctr, ctcvr)
+    _check_context(context, kinds, settings.max_string_chars)
+    columns = gather_columns(candidates, context, kinds, settings.max_string_chars)
+    _check_kinds(columns, kinds)
+    _check_required(ctr, context, columns)
+    if ctcvr is not ctr:
+        _check_required(ctcvr, context, columns)
+    return PreparedRequest(len(candidates), ctr, ctcvr, FeatureRows(context, columns, len(candidates)))
 
 
-def run(prepared: PreparedRequest) -> dict[str, dict[str, np.ndarray]]:
-    """Model name -> its outputs; one run per distinct model."""
-    return {model.name: model.run(prepared.inputs[model.name]) for model in prepared.models}
+Queued = list[tuple[LoadedModel, Batcher, Work]]
 
 
-async def infer(prepared: PreparedRequest, models: ServingModels, deadline: float) -> dict[str, dict[str, np.ndarray]]:
-    """``run`` through each model's batcher (concurrently when the roles use two models)."""
-    n = prepared.n_candidates
-    if len(prepared.models) == 1:
-        return {
-            prepared.ctr.name: await run_model(models, prepared.ctr, prepared.inputs[prepared.ctr.name], n, deadline)
-        }
-    results = await asyncio.gather(
-        *(run_model(models, model, prepared.inputs[model.name], n, deadline) for model in prepared.models)
-    )
-    return {model.name: result for model, result in zip(prepared.models, results, strict=True)}
+def enqueue(
+    models: ServingModels,
+    inputs: list[tuple[LoadedModel, FeatureRows | dict[str, np.ndarray]]],
+    n: int,
+    deadline: float,
+) -> Queued:
+    """Each model's inputs queued in its batcher, all before any is awaited, so their batches form at once."""
+    queued: Queued = []
+    try:
+        for model, model_inputs in inputs:
+            batcher = models.batcher(model)
+            if batcher is None:
+                raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
+            queued.append((model, batcher, batcher.enqueue(model_inputs, n, deadline)))
+    except BaseException:
+        _abandon(queued)
+        raise
+    return queued
 
 
-async def run_model(
-    models: ServingModels, model: LoadedModel, inputs: dict[str, np.ndarray], n_items: int, deadline: float
-) -> dict[str, np.ndarray]:
-    """One model's outputs for encoded inputs, through its batcher."""
-    batcher = models.batcher(model)
-    if batcher is None:  # a snapshot built without batchers (tests): run alone off the loop
-        return await asyncio.to_thread(model.run, inputs)
-    return await batcher.submit(inputs, n_items, deadline)
+async def outcomes(queued: Queued, receive: Receive) -> dict[str, dict[str, np.ndarray]]:
+    """Model name -> outputs, once every queued run is done. If the client disconnects meanwhile, its
+    work is abandoned (rows not yet batched never run) and ClientDisconnected is raised."""
+    watch = DisconnectWatch(receive, lambda: _abandon(queued))
+    results = {}
+    try:
+        for model, _, work in queued:
+            results[model.name] = await work.future  # type: ignore[misc]
+    except asyncio.CancelledError:
+        _abandon(queued)
+        if watch.gone:
+            raise ClientDisconnected() from None
+        raise
+    except BaseException:
+        _abandon(queued)
+        raise
+    finally:
+        watch.stop()
+    return results
+
+
+def _abandon(queued: Queued) -> None:
+    for _, batcher, work in queued:
+        batcher.abandon(work)  # a settled one is left as it is
 
 
 def render(prepared: PreparedRequest, outputs: dict[str, dict[str, np.ndarray]]) -> bytes:
-    pctr = outputs[prepared.ctr.name]["pctr"].astype(np.float64)
-    pctcvr = outputs[prepared.ctcvr.name]["pctcvr"].astype(np.float64)
-    pcvr = conversion_rate(pctr, pctcvr)
+    pctr = outputs[prepared.ctr.name]["pctr"].tolist()
+    pctcvr = outputs[prepared.ctcvr.name]["pctcvr"].tolist()
     scores = [
         {"pctr": a, "pctcvr": b, "pcvr": c}
-        for a, b, c in zip(pctr.tolist(), pctcvr.tolist(), pcvr.tolist(), strict=True)
+        for a, b, c in zip(pctr, pctcvr, conversion_rates(pctr, pctcvr), strict=True)
     ]
     return orjson.dumps(
         {
@@ -112,10 +149,9 @@ def render(prepared: PreparedRequest, outputs: dict[str, dict[str, np.ndarray]])
     )
 
 
-def conversion_rate(pctr: np.ndarray, pctcvr: np.ndarray) -> np.ndarray:
+def conversion_rates(pctr: list[float], pctcvr: list[float]) -> list[float]:
     """pCVR = pCTCVR / pCTR clipped to [0, 1] (ESMM's division identity); 0 where pCTR is 0."""
-    ratio = np.divide(pctcvr, pctr, out=np.zeros_like(pctcvr), where=pctr > 0)
-    return np.clip(ratio, 0.0, 1.0)
+    return [min(max(b / a, 0.0), 1.0) if a > 0.0 else 0.0 for a, b in zip(pctr, pctcvr, strict=True)]
 
 
 def role_models(models: ServingModels) -> tuple[LoadedModel, LoadedModel]:
@@ -161,17 +197,19 @@ def _value_problem(value: Any, max_chars: int) -> str | None:
     return f"must be a string, a number or null, not {'a list' if kind is list else 'an object'}"
 
 
-def _check_context(context: dict[str, Any], known: frozenset[str], max_chars: int) -> None:
+def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: int) -> None:
     for name, value in context.items():
-        if name not in known:
+        if name not in kinds:
             raise InputError(422, f"{name!r} is not a feature of the served models", f"context.{name}")
         problem = _value_problem(value, max_chars)
         if problem:
             raise InputError(422, f"context feature {name!r} {problem}", f"context.{name}")
+        if value is not None and not _encodable(kinds[name], value):
+            raise InputError(422, _kind_message(name, kinds[name], value), f"context.{name}")
 
 
 def gather_columns(
-    candidates: list[Any], context: dict[str, Any], known: frozenset[str], max_chars: int
+    candidates: list[Any], context: dict[str, Any], known: Collection[str], max_chars: int
 ) -> dict[str, list[Any]]:
     """One list per candidate feature name, ``None`` where a candidate omits it."""
     n = len(candidates)
@@ -215,35 +253,54 @@ def _check_required(model: LoadedModel, context: dict[str, Any], columns: dict[s
             raise InputError(422, f"feature {name!r} is required but missing", where)
 
 
-def encode(
-    model: LoadedModel, context: dict[str, Any], columns: dict[str, list[Any]], n_rows: int
-) -> dict[str, np.ndarray]:
-    """The model's input tensors; a value its encoder refuses is a 422 naming where it is."""
-    names = model.feature_names
-    selected: dict[str, Any] = {name: value for name, value in context.items() if name in names}
-    selected.update((name, column) for name, column in columns.items() if name in names)
-    try:
-        return model.encoder.encode(selected, n_rows).as_inputs()
-    except FeatureError as error:
-        feature = model.manifest.feature_spec.by_name.get(error.feature)
-        where = _locate(feature, context, columns) if feature else error.feature
-        raise InputError(422, str(error), where) from None
+def feature_kinds(ctr: LoadedModel, ctcvr: LoadedModel) -> dict[str, str]:
+    """Feature name -> the kind of value the role models take for it (``CONFLICT``: no value suits both)."""
+    if ctr is ctcvr:
+        return ctr.feature_kinds
+    kinds = dict(ctr.feature_kinds)
+    for name, kind in ctcvr.feature_kinds.items():
+        kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
+    return kinds
 
 
-def _locate(feature: Feature, context: dict[str, Any], columns: dict[str, list[Any]]) -> str:
-    """The request path of the first value of ``feature`` that its encoder cannot take."""
-    name = feature.name
-    if name in context:
-        return f"context.{name}"
-    for i, value in enumerate(columns.get(name, ())):
-        if not _encodable(feature, value):
-            return f"candidates[{i}].{name}"
-    return f"context.{name}" if feature.side == "context" and name not in columns else f"candidates[*].{name}"
+def _check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
+    """Every candidate value is one its feature's encoder takes: checked a column at a time, in C where
+    possible (a set of the column's types, the largest magnitude), so batches encode without errors."""
+    for name, column in columns.items():
+        kind = kinds[name]
+        if len(column) == 1:  # one candidate: no column-wise machinery
+            value = column[0]
+            if value is not None and not _encodable(kind, value):
+                raise InputError(422, _kind_message(name, kind, value), f"candidates[0].{name}")
+            continue
+        given = set(map(type, column))
+        types = given - _NONE_TYPE
+        if kind == "categorical" and types <= _CATEGORICAL_TYPES:
+            continue
+        if kind == "numeric" and types <= _NUMERIC_TYPES:
+            present = column if types == given else [v for v in column if v is not None]
+            if not present or max(map(abs, present)) <= FLOAT32_LIMIT:
+                continue
+        for i, value in enumerate(column):
+            if value is not None and not _encodable(kind, value):
+                raise InputError(422, _kind_message(name, kind, value), f"candidates[{i}].{name}")
 
 
-def _encodable(feature: Feature, value: Any) -> bool:
-    if value is None:
-        return True
-    if feature.kind == "categorical":
-        return type(value) is str or type(value) is int
-    return type(value) in _NUMBERS and abs(value) <= FLOAT32_LIMIT  # False for inf and nan too
+def _encodable(kind: str, value: Any) -> bool:
+    """Whether a non-null value of a valid JSON type is one a feature of ``kind`` can encode."""
+    if kind == "categorical":
+        return type(value) in _CATEGORICAL_TYPES
+    if kind == "numeric":
+        return type(value) in _NUMERIC_TYPES and abs(value) <= FLOAT32_LIMIT
+    return False
+
+
+def _kind_message(name: str, kind: str, value: Any) -> str:
+    if kind == "categorical":
+        reason = "must be a string or an integer"
+    elif kind == "numeric":
+        in_range = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
+        reason = "must be a number" if type(value) is str else in_range
+    else:
+        reason = "is categorical for one served model and numeric for the other; only null suits both"
+    return str(FeatureError(name, reason))

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from service import scoring
 from service.deps import json_body, request_deadline
-from service.disconnect import until_disconnected
 from service.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse, error_responses, request_body
 
 router = APIRouter(tags=["scoring"])
-
-# Bodies up to this size are parsed and encoded on the event loop (well under a millisecond); larger
-# ones in the thread pool, so a 1000-candidate body cannot stall the loop.
-INLINE_BODY_BYTES = 8 * 1024
 
 
 @router.post(
@@ -31,14 +25,10 @@ async def score(request: Request) -> Response:
 
     The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
     """
-    # The hot path calls the dependency functions itself: FastAPI's dependency resolution cost
-    # ~350 µs of CPU per request on the benchmark machine (docs/serving.md), more than the model.
+    # The service app answers POST /v1/score with service/score_endpoint.py, which skips the
+    # framework's per-request layers; this route documents the operation and serves a mounted app.
     body = await json_body(request)
     deadline = await request_deadline(request)
-    models, settings = request.app.state.models, request.app.state.settings
-    if len(body) <= INLINE_BODY_BYTES:
-        prepared = scoring.prepare(body, models, settings)
-    else:
-        prepared = await run_in_threadpool(scoring.prepare, body, models, settings)
-    outputs = await until_disconnected(request, scoring.infer(prepared, models, deadline))
-    return Response(scoring.render(prepared, outputs), media_type="application/json")
+    state = request.app.state
+    answer = await scoring.respond(body, state.models, state.settings, deadline, request.receive)
+    return Response(answer, media_type="application/json")

@@ -11,21 +11,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service import v2_protocol
+from service import scoring, v2_protocol
 from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
-from service.disconnect import until_disconnected
 from service.errors import ApiError
+from service.json_body import INLINE_BODY_BYTES
 from service.model_loader import LoadedModel
 from service.registry import ServingModels
 from service.schemas import error_responses
-from service.scoring import run_model
 from service.v2_schemas import INFER_EXAMPLE, InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 SERVER_NAME = "debiased-ctr"
 SERVER_VERSION = "0.1.0"
-INLINE_BODY_BYTES = 8 * 1024  # as in /v1/score: larger bodies are decoded in the thread pool
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -37,7 +35,8 @@ def served(models: ServingModels, name: str, version: str | None) -> LoadedModel
     if version is None:
         model = models.model(name)
     else:
-        if not version.isdigit() or int(version) < 1:
+        # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
+        if not (version.isascii() and version.isdigit() and len(version) <= 18) or int(version) < 1:
             raise ApiError(404, f"version {version!r} is not a positive integer", "version")
         model = models.model(name, int(version))
     if model is None:
@@ -138,5 +137,6 @@ async def _infer(
         request_id, inputs, rows, outputs = v2_protocol.parse_infer(body, model, max_rows)
     else:
         request_id, inputs, rows, outputs = await run_in_threadpool(v2_protocol.parse_infer, body, model, max_rows)
-    result = await until_disconnected(request, run_model(models, model, inputs, rows, deadline))
+    queued = scoring.enqueue(models, [(model, inputs)], rows, deadline)
+    result = (await scoring.outcomes(queued, request.receive))[model.name]
     return Response(v2_protocol.render_infer(model, request_id, result, outputs), media_type="application/json")

@@ -78,6 +78,8 @@ def test_training_and_serving_encode_the_same_rows_identically(world_repository)
     spec = manifest.feature_spec
     table = pq.read_table(world_repository.parent / "work" / "esmm" / "train.parquet")
     models = load_serving_models(Settings(model_repository=world_repository, use_cuda=False))
+    esmm = models.model("esmm")
+    requests = []
     for request_id in ["d0-r0", "d0-r17", "d1-r2999"]:
         rows = table.filter(pq.filters_to_expression([("request_id", "=", request_id)]))
         assert rows.num_rows > 0
@@ -87,9 +89,15 @@ def test_training_and_serving_encode_the_same_rows_identically(world_repository)
             "context": {f.name: records[0][f.name] for f in spec.features if f.side == "context"},
             "candidates": [{f.name: r[f.name] for f in spec.features if f.side == "candidate"} for r in records],
         }
-        serving = prepare(json.dumps(body).encode(), models, Settings(model_repository=world_repository)).inputs["esmm"]
+        prepared = prepare(json.dumps(body).encode(), models, Settings(model_repository=world_repository))
+        serving = prepared.encoded(esmm)
         assert np.array_equal(serving["categorical"], training["categorical"].numpy())
         assert np.array_equal(serving["numeric"], training["numeric"].numpy())
+        requests.append((prepared, training))
+    # the batcher encodes the three requests' rows together: still the training tensors, row for row
+    batch = esmm.encode([(prepared.rows, 0, prepared.n_candidates) for prepared, _ in requests])
+    for name in ("categorical", "numeric"):
+        assert np.array_equal(batch[name], np.concatenate([training[name].numpy() for _, training in requests]))
 
 
 def test_evaluate_writes_the_report(world_repository, tmp_path):

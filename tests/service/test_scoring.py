@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from service.errors import InputError
-from service.scoring import conversion_rate, gather_columns, parse_body
+from service.scoring import conversion_rates, gather_columns, parse_body
 
 
-def test_conversion_rate_guards_zero_and_clips() -> None:
-    pctr = np.array([0.5, 0.0, 0.1, 0.2])
-    pctcvr = np.array([0.1, 0.0, 0.3, 0.0])
-    np.testing.assert_allclose(conversion_rate(pctr, pctcvr), [0.2, 0.0, 1.0, 0.0])
+def test_conversion_rates_guard_zero_and_clips() -> None:
+    pctr = [0.5, 0.0, 0.1, 0.2]
+    pctcvr = [0.1, 0.0, 0.3, 0.0]
+    np.testing.assert_allclose(conversion_rates(pctr, pctcvr), [0.2, 0.0, 1.0, 0.0])
 
 
 def test_gather_columns_fills_absent_values_with_none() -> None:

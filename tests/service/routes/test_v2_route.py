@@ -30,7 +30,9 @@ def test_server_and_model_metadata(client: TestClient) -> None:
     assert client.get("/v2/models/esmm/versions/1").status_code == 200
     assert client.get("/v2/models/esmm/ready").json() == {"name": "esmm", "ready": True}
     assert client.get("/v2/models/esmm/versions/1/ready").status_code == 200
-    for path in ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/x/ready"):
+    unknown = ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/x/ready")
+    odd_versions = ("/v2/models/esmm/versions/²/ready", f"/v2/models/esmm/versions/{'9' * 5000}")  # not for int()
+    for path in (*unknown, *odd_versions):
         response = client.get(path)
         assert response.status_code == 404 and "error" in response.json()
 

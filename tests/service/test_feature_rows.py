@@ -1,0 +1,76 @@
+"""Batched encoding (service/feature_rows.py): whatever ``prepare`` accepts, encoded together with other
+accepted requests, never fails and gives each request exactly the tensors it gets alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.errors import InputError
+from service.registry import ServingModels, load_serving_models
+from service.scoring import PreparedRequest, prepare
+from service.settings import Settings
+from tests.service.test_fuzz_score import near_valid
+
+
+@pytest.fixture(scope="module")
+def served(settings: Settings) -> tuple[ServingModels, Settings]:
+    return load_serving_models(settings), settings
+
+
+def accepted(bodies: list[dict], models: ServingModels, settings: Settings) -> list[PreparedRequest]:
+    prepared = []
+    for body in bodies:
+        try:
+            prepared.append(prepare(json.dumps(body).encode(), models, settings))
+        except InputError:
+            continue
+    return prepared
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(near_valid, min_size=1, max_size=40), st.data())
+def test_accepted_requests_encode_together_as_they_do_alone(served, bodies, data) -> None:
+    models, config = served
+    requests = accepted(bodies, models, config)
+    if not requests:
+        return
+    model = models.model("esmm")
+    # each request whole, or a slice of it, as the batcher splits requests over batches
+    parts = []
+    for request in requests:
+        start = data.draw(st.integers(0, request.n_candidates - 1))
+        stop = data.draw(st.integers(start + 1, request.n_candidates))
+        parts.append((request, start, stop))
+    batch = model.encode([(r.rows, start, stop) for r, start, stop in parts])
+    for name in ("categorical", "numeric"):
+        alone = [r.encoded(model)[name][start:stop] for r, start, stop in parts]
+        assert np.array_equal(batch[name], np.concatenate(alone))
+
+
+def test_many_requests_take_the_column_path_and_agree(served) -> None:
+    """Over SMALL_BATCH_ROWS rows the encoder goes column-wise; ints from -2**63 to 2**64-1 (what JSON
+    parsing allows) mixed in one column stay ints, never floats."""
+    models, config = served
+    bodies = [
+        {"context": {"user_id": user}, "candidates": [{"ad_id": ad, "ad_price": 3}] * 5}
+        for user, ad in [(-1, 2**63), ("u", -(2**63)), (2**64 - 1, "x")] * 10
+    ]
+    requests = accepted(bodies, models, config)
+    assert len(requests) == len(bodies)
+    model = models.model("esmm")
+    batch = model.encode([(r.rows, 0, r.n_candidates) for r in requests])
+    for name in ("categorical", "numeric"):
+        assert np.array_equal(batch[name], np.concatenate([r.encoded(model)[name] for r in requests]))
+
+
+def test_the_first_request_without_batching_keeps_its_context_scalar(served) -> None:
+    models, config = served
+    (request,) = accepted(
+        [{"context": {"user_id": "u"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}]}], models, config
+    )
+    assert request.encoded(models.model("esmm"))["categorical"].shape == (1, 3)
