@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
+from service.gc_tuning import tune_garbage_collector
 from service.metrics import Metrics, StatusCounter
 from service.model_manager import ModelManager
 from service.registry import ServingModels
@@ -39,6 +40,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
     app.state.retrieval = await asyncio.to_thread(load_retrieval, settings)  # optional: never blocks ready
+    if app.state.tune_gc:
+        tune_garbage_collector()
     yield
     await manager.stop(settings.drain_timeout_s)
     app.state.retrieval = RetrievalState(None, "shut down")
@@ -63,7 +66,9 @@ class ScoringService(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> ScoringService:
+def create_app(settings: Settings | None = None, tune_gc: bool = False) -> ScoringService:
+    """The service app; ``tune_gc`` (the server's choice, not a library user's: it changes the whole
+    process) freezes what is loaded at start-up and raises the collector's threshold (gc_tuning.py)."""
     settings = settings if settings is not None else Settings()
     app = ScoringService(
         title="Debiased CTR/CVR scoring",
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> ScoringService:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
     app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
     app.state.retrieval = RetrievalState(None, "loading")

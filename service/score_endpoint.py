@@ -23,7 +23,7 @@ import logging
 
 import orjson
 from starlette.datastructures import State
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service import scoring
 from service.body_limit import declared_length_refusal, too_large_message
@@ -62,9 +62,17 @@ class ScoreEndpoint:
                         raise ApiError(*refusal)
                 elif key == _TIMEOUT:
                     timeout = value.decode("latin-1")
-            check_media_type(content_type.decode("latin-1"))
+            if content_type != b"application/json":
+                check_media_type(content_type.decode("latin-1"))
             deadline = deadline_for(settings.request_timeout_ms, timeout)
-            body = await _read_body(receive, settings.max_body_bytes)
+            message = await receive()  # the whole body, almost always
+            body = message.get("body", b"")
+            if (
+                message.get("more_body", False)
+                or message["type"] != "http.request"
+                or len(body) > settings.max_body_bytes
+            ):
+                body = await _read_body(receive, settings.max_body_bytes, message)
             body = await scoring.respond(body, self.state.models, settings, deadline, receive)
         except ApiError as error:
             status, headers = error.status, error.headers
@@ -81,12 +89,12 @@ class ScoreEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, max_bytes: int) -> bytes:
-    """The whole request body; 413 as soon as it grows past ``max_bytes``; 499 if the client leaves."""
+async def _read_body(receive: Receive, max_bytes: int, message: Message) -> bytes:
+    """The whole request body from its first ``message`` on; 413 as soon as it grows past ``max_bytes``;
+    499 if the client leaves."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         chunk = message.get("body", b"")
@@ -96,3 +104,4 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        message = await receive()

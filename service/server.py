@@ -30,7 +30,7 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, tune_gc=True),
         host=settings.host,
         port=settings.port,
         log_config=None,
