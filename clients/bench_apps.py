@@ -1,7 +1,9 @@
 """The reference servers ``ctr bench serve`` measures the service against (uvicorn app factories).
 
 - ``http_only``: FastAPI reads the body, parses it with orjson and answers one constant score per
-  candidate: what the transport alone costs.
+  candidate: what the transport alone costs, with the framework most services are written in.
+- ``asgi_only``: the same without the framework, a plain ASGI callable under uvicorn: the transport
+  the service's own ``/v1/score`` handler uses (service/score_endpoint.py).
 - ``bare_fastapi``: parses, encodes with the shared encoder and runs ONNX Runtime inline, per request,
   with no validation, batching or metrics: what a minimal FastAPI model server costs.
 
@@ -18,6 +20,7 @@ import onnxruntime as ort
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, read_manifest, version_dir, versions
@@ -33,6 +36,34 @@ def http_only() -> FastAPI:
         data = orjson.loads(await request.body())
         body = {"scores": [CONSTANT] * len(data["candidates"]), "models": {}}
         return Response(orjson.dumps(body), media_type="application/json")
+
+    return app
+
+
+def asgi_only() -> ASGIApp:
+    """``http_only`` without the framework: a plain ASGI callable, as the service's ``/v1/score`` is."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # uvicorn's start-up and shutdown: nothing to do
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["method"] != "POST":  # the bench's readiness probe
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        data = orjson.loads(body)
+        answer = orjson.dumps({"scores": [CONSTANT] * len(data["candidates"]), "models": {}})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
     return app
 

@@ -4,12 +4,14 @@ Cases (each reports ``candidates_per_s`` at saturation and latency at the highes
 under the SLO):
 - ``raw_ort``: ONNX Runtime alone on batches of 100 already encoded (the model's ceiling; no HTTP);
 - ``http_only`` / ``http_only_1``: 100- / 1-candidate bodies parsed and answered with constants;
+- ``asgi_only_1``: the same without FastAPI (the transport the service's ``/v1/score`` runs on);
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
 - ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off.
 
 Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
-constant arrivals) until the server falls behind; saturation is the best achieved rate.
+constant arrivals) until the server falls behind, then refines between the last rate it kept up with
+and that one; saturation is the best achieved rate.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ logger = logging.getLogger(__name__)
 class SweepPlan:
     step_s: float = 4.0  # seconds per offered rate
     growth: float = 1.5  # each step offers this many times the last
-    max_steps: int = 9
+    max_steps: int = 14  # enough to pass every case's saturation on this machine: a sweep must end by falling behind
+    refine_steps: int = 2  # finer steps between the last rate kept up with and the first one not
     slo_ms: float = 25.0  # p99 target for the "latency at SLO" figures
     connections: int = 64
     intra_op_threads: int = 1  # ONNX Runtime threads in every case (0: its default, one per core)
 
     @classmethod
     def quick(cls) -> SweepPlan:
-        return cls(step_s=0.6, growth=3.0, max_steps=2, connections=8)
+        return cls(step_s=0.6, growth=3.0, max_steps=2, refine_steps=0, connections=8)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ CASES = (
     Case("bare_fastapi", "bare_fastapi", 100, 50),
     Case("service_100", "service", 100, 50),
     Case("http_only_1", "http_only", 1, 400),
+    Case("asgi_only_1", "asgi_only", 1, 400),
     Case("service_1_batched", "service", 1, 400, (("CTR_BATCHING", "true"),)),
     Case("service_1_unbatched", "service", 1, 400, (("CTR_BATCHING", "false"),)),
 )
@@ -146,8 +150,8 @@ def sweep(port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan)
     machine disturbs far less than throughput or latency.
     """
     steps: list[dict[str, Any]] = []
-    rate = case.start_rps
-    for _ in range(plan.max_steps):
+
+    def keeps_up(rate: float) -> bool:
         cpu_before = cpu_seconds(pid)
         result: LoadResult = asyncio.run(
             run_load("127.0.0.1", port, "/v1/score", bodies, rate, plan.step_s, connections=plan.connections)
@@ -160,10 +164,24 @@ def sweep(port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan)
         logger.info(
             "%s: offered %.0f rps -> %.0f rps, p99 %.1f ms", case.name, rate, step["achieved_rps"], step["p99_ms"]
         )
-        if step["achieved_rps"] < 0.9 * step["offered_rps"] or step["errors"] > 0.01 * max(step["sent"], 1):
+        return step["achieved_rps"] >= 0.9 * step["offered_rps"] and step["errors"] <= 0.01 * max(step["sent"], 1)
+
+    rate = case.start_rps
+    for _ in range(plan.max_steps):
+        if not keeps_up(rate):
             break
         rate *= plan.growth
-    return summarise(steps, plan.slo_ms)
+    else:  # never fell behind: the figure is a lower bound, and the report says so
+        logger.warning("%s kept up with every offered rate: its saturation is above %.0f rps", case.name, rate)
+        return {**summarise(steps, plan.slo_ms), "saturated": False}
+    # Between the last rate it kept up with and the first it did not, finer steps: the saturation figure
+    # and the highest rate within the SLO are then known to a fraction of one coarse step.
+    if len(steps) > 1:
+        kept_up = rate / plan.growth
+        for k in range(1, plan.refine_steps + 1):
+            if not keeps_up(kept_up * plan.growth ** (k / (plan.refine_steps + 1))):
+                break
+    return {**summarise(steps, plan.slo_ms), "saturated": True}
 
 
 def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
@@ -266,6 +284,7 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         "service_100/bare_fastapi": ratio("service_100", "bare_fastapi"),
         "service_1_batched/http_only_1": ratio("service_1_batched", "http_only_1"),
         "service_1_batched/service_1_unbatched": ratio("service_1_batched", "service_1_unbatched"),
+        "service_1_batched/asgi_only_1": ratio("service_1_batched", "asgi_only_1"),
     }
 
 

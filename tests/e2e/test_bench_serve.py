@@ -15,6 +15,7 @@ CASES = {
     "bare_fastapi",
     "service_100",
     "http_only_1",
+    "asgi_only_1",
     "service_1_batched",
     "service_1_unbatched",
 }
@@ -35,5 +36,6 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "service_100/bare_fastapi",
         "service_1_batched/http_only_1",
         "service_1_batched/service_1_unbatched",
+        "service_1_batched/asgi_only_1",
     }
     assert "service_1_batched" in result.output
