@@ -202,3 +202,40 @@ def test_openapi_documents_the_bodies(client: TestClient) -> None:
     assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
     assert "ScoreResponse" in schema["components"]["schemas"]
     assert "ErrorResponse" in schema["components"]["schemas"]
+
+
+def test_mounted_under_a_prefix_the_fastapi_route_answers_the_same(settings: Settings, client: TestClient) -> None:
+    """The plain ASGI shortcut serves POST /v1/score at the root; mounted under a prefix, the registered
+    FastAPI route answers instead, through the same scoring code, with the same body."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    service = create_app(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        async with service.router.lifespan_context(service):
+            yield
+
+    parent = FastAPI(lifespan=lifespan)
+    parent.mount("/api", service)
+    with TestClient(parent) as mounted:
+        via_route = mounted.post("/api/v1/score", content=json.dumps(GOOD), headers=JSON)
+        refused = mounted.post("/api/v1/score", content=b"{}", headers={"content-type": "text/plain"})
+    direct = client.post("/v1/score", content=json.dumps(GOOD), headers=JSON)
+    assert via_route.status_code == 200 and via_route.json() == direct.json()
+    assert refused.status_code == 415 and refused.json()["field"] == "Content-Type"
+
+
+def test_the_score_handler_enforces_the_body_limit_on_declared_and_streamed_bodies(client: TestClient) -> None:
+    big = b'{"candidates": [' + b'{"ad_id": "a", "ad_price": 1.0},' * 3000 + b"{}]}"  # over the 64 KiB limit
+    declared = client.post("/v1/score", content=big, headers=JSON)
+    streamed = client.post("/v1/score", content=iter([big[:40_000], big[40_000:]]), headers=JSON)
+    for response in (declared, streamed):
+        assert response.status_code == 413 and "larger than" in response.json()["error"]
+    chunked_ok = client.post(
+        "/v1/score", content=iter([json.dumps(GOOD).encode()[:20], json.dumps(GOOD).encode()[20:]]), headers=JSON
+    )
+    assert chunked_ok.status_code == 200 and len(chunked_ok.json()["scores"]) == 3
+    assert client.get("/v1/score").status_code == 405
