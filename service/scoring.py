@@ -115,7 +115,8 @@ async def outcomes(queued: Queued, receive: Receive) -> dict[str, dict[str, np.n
             results[model.name] = await work.future  # type: ignore[misc]
     except asyncio.CancelledError:
         _abandon(queued)
-        if watch.gone:
+        task = asyncio.current_task()
+        if watch.gone and not (task is not None and task.cancelling()):  # not a cancellation of our own
             raise ClientDisconnected() from None
         raise
     except BaseException:
