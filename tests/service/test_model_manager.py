@@ -114,3 +114,31 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+
+
+def test_reloads_free_the_old_versions_threads_and_sessions(tmp_path: Path) -> None:
+    """Memory must not grow with reloads: each replaced version's batcher, thread pool and ONNX Runtime
+    session go when its last request is answered, also after the server's gc.freeze() at start-up."""
+    import gc
+    import threading
+    import weakref
+
+    root = make_repository(tmp_path, 1)
+    threshold = gc.get_threshold()
+    app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, admin_token=TOKEN), tune_gc=True)
+    try:
+        with TestClient(app) as client:
+            assert client.post("/v1/score", json=BODY).status_code == 200
+            first = weakref.ref(next(iter(app.state.models.batchers.values())))
+            threads = threading.active_count()
+            for seed in range(10, 22):
+                publish_tiny_esmm(root, seed=seed)
+                assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 200
+                assert client.post("/v1/score", json=BODY).status_code == 200
+            client.get("/v2/health/live")  # let the retired batchers finish draining
+            gc.collect()
+            assert first() is None
+            assert threading.active_count() <= threads + 2
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
