@@ -26,6 +26,10 @@ from common.features import Feature, FeatureSpec, NumericStats
 from common.hashing import _fnv1a64_one, bucketize, canonical_strings
 
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+# why a value cannot be encoded (FeatureError's reason; the service checks requests with the same words)
+NOT_CATEGORICAL = "must be a string or an integer"
+NOT_NUMERIC = "must be a number"
+OUT_OF_RANGE = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
 SMALL_BATCH_ROWS = 64  # up to this many rows, plain values are encoded one by one (see encode)
 _ABSENT = object()  # a column the request does not give
 
@@ -206,9 +210,9 @@ def _categorical_buckets(feature: Feature, column: Any, n_rows: int) -> np.ndarr
             values = values.copy()
             values[absent] = feature.default
         if any(isinstance(v, bool | float) for v in values.tolist()):
-            raise FeatureError(feature.name, "must be a string or an integer")
+            raise FeatureError(feature.name, NOT_CATEGORICAL)
     elif values.dtype.kind not in "USiu":
-        raise FeatureError(feature.name, "must be a string or an integer")
+        raise FeatureError(feature.name, NOT_CATEGORICAL)
     strings = canonical_strings(values.astype(str) if values.dtype.kind in "OS" else values)
     if strings.size > 64:  # hash each distinct value once
         uniques, inverse = np.unique(strings, return_inverse=True)
@@ -219,21 +223,21 @@ def _categorical_buckets(feature: Feature, column: Any, n_rows: int) -> np.ndarr
 def _numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
     """Float64 values; ``fill`` replaces absent values by the default, else they are dropped."""
     if isinstance(column, (bool, str)):
-        raise FeatureError(feature.name, "must be a number")
+        raise FeatureError(feature.name, NOT_NUMERIC)
     values = _broadcast(column, n_rows, feature)
     if values.dtype.kind in "bUS" or (
         values.dtype.kind == "O" and any(isinstance(v, bool | str) for v in values.tolist())
     ):
-        raise FeatureError(feature.name, "must be a number")
+        raise FeatureError(feature.name, NOT_NUMERIC)
     if values.dtype.kind == "O":
         values = np.where(np.equal(values, None), np.nan, values)
     try:
         floats = values.astype(np.float64)
     except (TypeError, ValueError):
-        raise FeatureError(feature.name, "must be a number") from None
+        raise FeatureError(feature.name, NOT_NUMERIC) from None
     absent = np.isnan(floats)
     if np.isinf(floats).any() or (np.abs(floats[~absent]) > FLOAT32_LIMIT).any():
-        raise FeatureError(feature.name, f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})")
+        raise FeatureError(feature.name, OUT_OF_RANGE)
     if fill:
         return np.where(absent, float(feature.default), floats)
     return floats[~absent]

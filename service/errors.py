@@ -18,6 +18,8 @@ from starlette.responses import Response
 
 logger = logging.getLogger(__name__)
 
+INTERNAL_ERROR = "internal server error"  # the whole message of a 500: the cause goes to the log only
+
 
 class ApiError(Exception):
     """An error answered with ``status`` and a JSON body naming ``field``."""
@@ -64,9 +66,12 @@ class ClientDisconnected(ApiError):
         super().__init__(499, "client closed the request")
 
 
+def error_body(message: str, field: str | None = None) -> bytes:
+    return orjson.dumps({"error": message, "field": field})
+
+
 def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> Response:
-    body = orjson.dumps({"error": message, "field": field})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(error_body(message, field), status_code=status, media_type="application/json", headers=headers)
 
 
 def field_path(location: Sequence[str | int]) -> str | None:
@@ -101,7 +106,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return error_response(500, "internal server error")
+    return error_response(500, INTERNAL_ERROR)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -35,15 +35,6 @@ class FeatureRows:
     columns: dict[str, list[Any]]  # feature name -> n_rows values, None where a candidate omits it
     n_rows: int
 
-    def values(self, name: str, start: int, stop: int) -> list[Any]:
-        """Rows ``start:stop`` of one feature (``None`` where the request does not give it)."""
-        if name in self.context:
-            return [self.context[name]] * (stop - start)
-        column = self.columns.get(name)
-        if column is None:
-            return [None] * (stop - start)
-        return column[start:stop]
-
 
 def encode_slices(
     encoder: FeatureEncoder, names: Collection[str], parts: Sequence[tuple[FeatureRows, int, int]]
@@ -69,7 +60,7 @@ def encode_slices(
         }
         return encoder.encode(columns, n_rows).as_inputs()
     columns = {name: [] for name in names}
-    for rows, start, stop in parts:  # FeatureRows.values, inlined: this runs per part and feature
+    for rows, start, stop in parts:  # a request's context value repeats over its rows; absent is None
         context, own = rows.context, rows.columns
         for name, column in columns.items():
             if name in context:

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from starlette.datastructures import State
 from starlette.types import Message, Receive, Scope, Send
 
 from service import scoring
 from service.body_limit import declared_length_refusal, too_large_message
 from service.deps import TIMEOUT_HEADER, check_media_type, deadline_for
-from service.errors import ApiError, ClientDisconnected
+from service.errors import INTERNAL_ERROR, ApiError, ClientDisconnected, error_body
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -76,11 +75,11 @@ class ScoreEndpoint:
             body = await scoring.respond(body, self.state.models, settings, deadline, receive)
         except ApiError as error:
             status, headers = error.status, error.headers
-            body = orjson.dumps({"error": error.message, "field": error.field})
+            body = error_body(error.message, error.field)
         except Exception:
             logger.exception("unhandled error on POST %s", PATH)
             status = 500
-            body = orjson.dumps({"error": "internal server error", "field": None})
+            body = error_body(INTERNAL_ERROR)
         self.metrics.responses[status] += 1
         response_headers = [_JSON, (b"content-length", str(len(body)).encode())]
         if headers:

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 from starlette.types import Receive
 
-from common.encoder import FLOAT32_LIMIT, FeatureError
+from common.encoder import FLOAT32_LIMIT, NOT_CATEGORICAL, NOT_NUMERIC, OUT_OF_RANGE, FeatureError
 from service.batching import Batcher, Work
 from service.disconnect import DisconnectWatch
 from service.errors import ClientDisconnected, InputError, ModelUnavailable
@@ -301,10 +301,9 @@ def _encodable(kind: str, value: Any) -> bool:
 
 def _kind_message(name: str, kind: str, value: Any) -> str:
     if kind == "categorical":
-        reason = "must be a string or an integer"
+        reason = NOT_CATEGORICAL
     elif kind == "numeric":
-        in_range = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
-        reason = "must be a number" if type(value) is str else in_range
+        reason = NOT_NUMERIC if type(value) is str else OUT_OF_RANGE
     else:
         reason = "is categorical for one served model and numeric for the other; only null suits both"
     return str(FeatureError(name, reason))
