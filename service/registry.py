@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from service.model_loader import LoadedModel, ModelLoadError, load_latest
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from service.batching import Batcher
 
 logger = logging.getLogger(__name__)
+
+CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,16 @@ class ServingModels:
     @property
     def ready(self) -> bool:
         return all(name in self.loaded for name in self.roles.values())
+
+    @cached_property
+    def role_feature_kinds(self) -> dict[str, str]:
+        """Feature name -> the kind of value the role models take for it (``CONFLICT``: no value suits
+        both); computed once per snapshot, since every /v1/score request checks its values against it."""
+        kinds: dict[str, str] = {}
+        for model in dict.fromkeys(m for m in map(self.for_role, ("ctr", "ctcvr")) if m is not None):
+            for name, kind in model.feature_kinds.items():
+                kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
+        return kinds
 
     def for_role(self, role: str) -> LoadedModel | None:
         return self.loaded.get(self.roles[role])

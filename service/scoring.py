@@ -33,7 +33,6 @@ from service.registry import ServingModels
 from service.settings import Settings
 
 BODY_KEYS = frozenset({"context", "candidates"})
-CONFLICT = "conflict"  # a feature name two role models declare with different kinds
 _CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE_TYPE = frozenset({type(None)})
@@ -72,7 +71,7 @@ def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedR
     """Parse and check a body completely: after this, encoding and running it cannot fail on its account."""
     ctr, ctcvr = role_models(models)
     context, candidates = parse_body(body, settings.max_candidates)
-    kinds = feature_kinds(ctr, ctcvr)
+    kinds = models.role_feature_kinds  # computed once per served snapshot
     _check_context(context, kinds, settings.max_string_chars)
     columns = gather_columns(candidates, context, kinds, settings.max_string_chars)
     _check_kinds(columns, kinds)
@@ -255,16 +254,6 @@ def _check_required(model: LoadedModel, context: dict[str, Any], columns: dict[s
         else:
             where = f"context.{name}" if feature.side == "context" else f"candidates[0].{name}"
             raise InputError(422, f"feature {name!r} is required but missing", where)
-
-
-def feature_kinds(ctr: LoadedModel, ctcvr: LoadedModel) -> dict[str, str]:
-    """Feature name -> the kind of value the role models take for it (``CONFLICT``: no value suits both)."""
-    if ctr is ctcvr:
-        return ctr.feature_kinds
-    kinds = dict(ctr.feature_kinds)
-    for name, kind in ctcvr.feature_kinds.items():
-        kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
-    return kinds
 
 
 def _check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
