@@ -1,0 +1,153 @@
+"""Where each pipeline's pCTR and pCVR come from.
+
+- ``naive``: the live service with a position-blind CTR model (the adversarial network with lambda 0
+  and no bypass: a plain click model that ignores position) and plain ESMM for the ctcvr role;
+- ``debiased``: the live service with the served defaults (the ``ctr`` and ``ctcvr`` roles' default
+  models, today the position-debiased adversarial CTR and ESMM);
+- ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
+
+Service pipelines score every request of a day over HTTP, many in flight at once through the
+async client; a failed call is counted and its request shows no ad (the run goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from clients.auction.requests import DayRequests, score_bodies
+from clients.client import AsyncScoringClient, ServiceError
+from training.world import World
+
+logger = logging.getLogger(__name__)
+
+SERVICE_PIPELINES = ("naive", "debiased")
+PIPELINES = (*SERVICE_PIPELINES, "oracle")
+NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
+NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
+
+
+@dataclass
+class DayScores:
+    pctr: np.ndarray  # (R, K) top-slot pCTR, NaN where the call failed
+    pcvr: np.ndarray  # (R, K) pCVR, NaN where the call failed
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # "status: message" -> count
+    model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
+    seconds: float = 0.0
+
+
+def check_pipelines(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or not names:
+        raise ValueError(f"pipelines must be among {list(PIPELINES)}, got {names}")
+    return names
+
+
+def oracle_scores(world: World, requests: DayRequests) -> DayScores:
+    started = time.perf_counter()
+    users = requests.user[:, None]
+    pctr = world.true_ctr(users, requests.ads, requests.hour[:, None])
+    pcvr = world.true_cvr(users, requests.ads)
+    return DayScores(pctr=pctr, pcvr=pcvr, seconds=time.perf_counter() - started)
+
+
+async def service_scores(
+    client: AsyncScoringClient, world: World, requests: DayRequests, concurrency: int, progress: bool = False
+) -> DayScores:
+    """Score every request of the day over HTTP, at most ``concurrency`` in flight."""
+    bodies = score_bodies(world, requests)
+    shape = requests.ads.shape
+    scores = DayScores(pctr=np.full(shape, np.nan), pcvr=np.full(shape, np.nan))
+    versions: dict[str, set[int]] = {}
+    gate = asyncio.Semaphore(concurrency)
+    bar = _progress(len(bodies), f"day {requests.day}", progress)
+
+    async def one(index: int, body: dict) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                reply = await client.score(body["context"], body["candidates"])
+            except (ServiceError, httpx.HTTPError) as error:
+                key = f"{error.status}: {error.error}" if isinstance(error, ServiceError) else type(error).__name__
+                scores.errors += 1
+                scores.error_kinds[key] = scores.error_kinds.get(key, 0) + 1
+                logger.warning("request %d of day %d failed: %s", index, requests.day, key)
+                return
+            finally:
+                scores.latencies_ms.append(1000.0 * (time.perf_counter() - started))
+                if bar is not None:
+                    bar.update(1)
+            scores.pctr[index] = [s.pctr for s in reply.scores]
+            scores.pcvr[index] = [s.pcvr for s in reply.scores]
+            for role, ref in reply.models.items():
+                versions.setdefault(role, set()).add(ref.version)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+    scores.seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    scores.model_versions = {role: sorted(v) for role, v in versions.items()}
+    return scores
+
+
+def _progress(total: int, label: str, enabled: bool):  # -> tqdm | None
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="req", leave=False)
+
+
+def write_model_configs(repository: Path, pipeline: str, source: Path, roles: dict[str, str]) -> dict[str, str]:
+    """Write the pipeline's model configs into its own repository: the project's committed configs,
+    the naive pipeline's CTR model reduced to a position-blind click model. Returns role -> name."""
+    import tomllib
+
+    names = dict(roles)
+    if pipeline == "naive":
+        names["ctr"] = NAIVE_CTR_MODEL
+    for role, name in names.items():
+        text = (source / roles[role] / "config.toml").read_text()
+        if pipeline == "naive" and role == "ctr":
+            text = _override_model(text, NAIVE_CTR_OVERRIDES)
+            model = tomllib.loads(text).get("model", {})
+            if any(model.get(k) != v for k, v in NAIVE_CTR_OVERRIDES.items()):
+                raise ValueError(f"could not write the naive overrides into {source / roles[role]}")
+        (repository / name).mkdir(parents=True, exist_ok=True)
+        (repository / name / "config.toml").write_text(text)
+    return names
+
+
+def _override_model(text: str, overrides: dict[str, float | bool]) -> str:
+    """The config's text with ``[model]`` keys replaced (or added right under the table's header)."""
+    lines = text.splitlines()
+    table, done, out = "", set(), []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[]")
+            out.append(line)
+            if table == "model":
+                out += [f"{k} = {_toml(v)}" for k, v in overrides.items()]
+                done |= set(overrides)
+            continue
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        if table == "model" and key in overrides:
+            continue  # replaced above
+        out.append(line)
+    if not done:
+        out += ["", "[model]", *(f"{k} = {_toml(v)}" for k, v in overrides.items())]
+    return "\n".join(out) + "\n"
+
+
+def _toml(value: float | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
