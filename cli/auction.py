@@ -15,12 +15,13 @@ QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # sec
 
 def auction(
     days: Annotated[int, typer.Option(min=1, help="Auction days per pipeline (retrained after each).")] = 5,
-    requests_per_day: Annotated[int, typer.Option(min=1, help="Auctions a day.")] = 3000,
+    requests_per_day: Annotated[int, typer.Option(min=1, help="Auctions a day.")] = 2000,
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
     pipelines: Annotated[str, typer.Option(help="Comma-separated: naive, debiased, oracle.")] = "naive,debiased,oracle",
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 (world, advertisers, traffic).")] = 3,
-    train_days: Annotated[int, typer.Option(min=1, help="Days of logs each retraining uses.")] = 3,
+    train_days: Annotated[int, typer.Option(min=1, help="Days of logs each retraining uses.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Training batch size of the pipelines' models.")] = 128,
     reserve: Annotated[float, typer.Option(min=0.0, help="Reserve price per click.")] = 0.2,
     concurrency: Annotated[int, typer.Option(min=1, help="Scoring requests in flight.")] = 16,
     out: Annotated[Path, typer.Option(help="JSON report to write (and a PNG beside it).")] = Path(
@@ -43,6 +44,7 @@ def auction(
         candidates=candidates,
         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
         reserve=reserve,
+        batch_size=batch_size,
         concurrency=concurrency,
         work_dir=work_dir,
         progress=progress,

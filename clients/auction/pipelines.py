@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -107,47 +109,50 @@ def _progress(total: int, label: str, enabled: bool):  # -> tqdm | None
     return tqdm(total=total, desc=label, unit="req", leave=False)
 
 
-def write_model_configs(repository: Path, pipeline: str, source: Path, roles: dict[str, str]) -> dict[str, str]:
-    """Write the pipeline's model configs into its own repository: the project's committed configs,
-    the naive pipeline's CTR model reduced to a position-blind click model. Returns role -> name."""
-    import tomllib
-
+def write_model_configs(
+    repository: Path, pipeline: str, source: Path, roles: dict[str, str], batch_size: int
+) -> dict[str, str]:
+    """Write the pipeline's model configs into its own repository: the project's committed configs
+    with ``[training] batch_size`` sized to the retraining window (the committed 2048 is sized for
+    ~1M-row training sets: a window of ~10k rows would get a handful of Adam steps and leave ESMM's
+    CVR tower near its initial 0.5), and the naive pipeline's CTR model reduced to a position-blind
+    click model. Returns role -> model name."""
     names = dict(roles)
     if pipeline == "naive":
         names["ctr"] = NAIVE_CTR_MODEL
     for role, name in names.items():
-        text = (source / roles[role] / "config.toml").read_text()
+        text = _override((source / roles[role] / "config.toml").read_text(), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
-            text = _override_model(text, NAIVE_CTR_OVERRIDES)
-            model = tomllib.loads(text).get("model", {})
-            if any(model.get(k) != v for k, v in NAIVE_CTR_OVERRIDES.items()):
-                raise ValueError(f"could not write the naive overrides into {source / roles[role]}")
+            text = _override(text, "model", NAIVE_CTR_OVERRIDES)
         (repository / name).mkdir(parents=True, exist_ok=True)
         (repository / name / "config.toml").write_text(text)
     return names
 
 
-def _override_model(text: str, overrides: dict[str, float | bool]) -> str:
-    """The config's text with ``[model]`` keys replaced (or added right under the table's header)."""
-    lines = text.splitlines()
-    table, done, out = "", set(), []
-    for line in lines:
+def _override(text: str, table: str, overrides: dict[str, Any]) -> str:
+    """A config's TOML text with keys of ``[table]`` replaced (written right under its header)."""
+    out: list[str] = []
+    current, written = "", False
+    for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
-            table = stripped.strip("[]")
+            current = stripped.split("]")[0].strip("[ ")
             out.append(line)
-            if table == "model":
-                out += [f"{k} = {_toml(v)}" for k, v in overrides.items()]
-                done |= set(overrides)
+            if current == table:
+                out += [f"{key} = {_toml(value)}" for key, value in overrides.items()]
+                written = True
             continue
-        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
-        if table == "model" and key in overrides:
+        if current == table and stripped.split("=", 1)[0].strip() in overrides:
             continue  # replaced above
         out.append(line)
-    if not done:
-        out += ["", "[model]", *(f"{k} = {_toml(v)}" for k, v in overrides.items())]
-    return "\n".join(out) + "\n"
+    if not written:
+        out += ["", f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in overrides.items())]
+    result = "\n".join(out) + "\n"
+    written_table = tomllib.loads(result).get(table, {})
+    if any(written_table.get(key) != value for key, value in overrides.items()):
+        raise ValueError(f"could not override [{table}] {overrides} in a model config")
+    return result
 
 
-def _toml(value: float | bool) -> str:
+def _toml(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else repr(value)

@@ -46,7 +46,9 @@ def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
     """Sums of counts and money over the days, means of ratios and latencies."""
     total: dict[str, Any] = {key: float(sum(d[key] for d in days)) for key in SUMS}
     total |= {key: np.sum([d[key] for d in days], axis=0).tolist() for key in SLOT_SUMS}
-    total |= {key: float(np.nanmean([np.nan if d[key] is None else d[key] for d in days])) for key in MEANS}
+    for key in MEANS:  # latencies are None for the oracle, which makes no calls
+        values = [d[key] for d in days if d[key] is not None and not math.isnan(d[key])]
+        total[key] = float(np.mean(values)) if values else None
     total |= {key: _mean_lists([d[key] for d in days]) for key in SLOT_MEANS}
     best = total["expected_welfare"] + total["regret"]
     total["regret_share"] = total["regret"] / best if best > 0 else 0.0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,12 +51,13 @@ ADVERTISER_STREAM = 17  # keys the advertisers' draw apart from the traffic's
 @dataclass(frozen=True)
 class AuctionConfig:
     days: int = 5  # auction days per pipeline; the models are retrained after each day but the last
-    requests_per_day: int = 3000  # auctions a day
+    requests_per_day: int = 2000  # auctions a day
     slots: int = 3  # S: ads shown per request
     candidates: int = 10  # K: eligible candidates per request (the world's popularity-drawn pool)
     pipelines: tuple[str, ...] = ("naive", "debiased", "oracle")
     seeds: int = 3  # seeds 0..seeds-1: each its own world, advertisers, traffic and models
-    train_days: int = 3  # retrain on this many latest days of logs (history days before day 0 included)
+    train_days: int = 2  # retrain on this many latest days of logs (history days before day 0 included)
+    batch_size: int = 128  # [training] batch_size of the pipelines' models: ~100 Adam steps per window
     reserve: float = 0.2  # reserve price per click
     ocpa_share: float = 0.5  # share of advertisers bidding oCPA (the rest bid CPC)
     concurrency: int = 16  # scoring requests in flight
@@ -87,6 +90,7 @@ class PipelineRun:
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
     """Every pipeline on every seed; the report (clients.auction.report)."""
     started = time.perf_counter()
+    load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
     for seed in range(config.seeds):
         world = config.world(seed)
@@ -99,7 +103,17 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             logger.info("seed %d: pipeline %s", seed, name)
             run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
             runs[name].append(run)
-    return summarise(runs, _config_dict(config), time.perf_counter() - started)
+    report = summarise(runs, _config_dict(config), time.perf_counter() - started)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    report["seconds"] |= {  # CPU seconds: this process (client, trainer) and the services it started
+        "cpu_client_and_training": own.ru_utime + own.ru_stime,
+        "cpu_services": children.ru_utime + children.ru_stime,
+    }
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_average_1m": {"start": load_before[0], "end": os.getloadavg()[0]},
+    }
+    return report
 
 
 def _needs_service(config: AuctionConfig) -> bool:
@@ -138,7 +152,7 @@ def _run_pipeline(
         return run
     repository = directory / "models"
     roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
-    names = write_model_configs(repository, name, config.model_source, roles)
+    names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
     spec_path = directory / "spec.toml"
     spec_path.write_text(feature_spec(world.config).to_toml())
     trainer = Trainer(repository, directory / "work", spec_path, names)
