@@ -142,6 +142,12 @@ def _headers(timeout_ms: float | None, token: str | None = None) -> dict[str, st
     return headers
 
 
+def _pool(base_url: str, timeout_s: float, max_connections: int) -> dict[str, Any]:
+    """httpx client options: one pool of at most ``max_connections`` kept-alive connections."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return {"base_url": base_url, "timeout": timeout_s, "limits": limits}
+
+
 class ScoringClient:
     """Synchronous client over one pooled ``httpx.Client``; use it in a ``with`` block or ``close()``."""
 
@@ -154,8 +160,7 @@ class ScoringClient:
     ) -> None:
         self.max_retries = max_retries
         self.waits: list[float] = []  # every Retry-After waited, in seconds (for logs and tests)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, limits=limits)
+        self._http = httpx.Client(**_pool(base_url, timeout_s, max_connections))
 
     def __enter__(self) -> ScoringClient:
         return self
@@ -217,8 +222,7 @@ class AsyncScoringClient:
     ) -> None:
         self.max_retries = max_retries
         self.waits: list[float] = []
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits)
+        self._http = httpx.AsyncClient(**_pool(base_url, timeout_s, max_connections))
 
     async def __aenter__(self) -> AsyncScoringClient:
         return self

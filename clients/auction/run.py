@@ -38,8 +38,8 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.requests import draw_day
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
-from clients.auction.service_process import running_service
-from clients.client import AsyncScoringClient
+from clients.client import AsyncScoringClient, ModelStatus
+from clients.service_process import RunningService, running_service
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
 
@@ -142,14 +142,7 @@ def _run_pipeline(
     directory: Path,
 ) -> PipelineRun:
     if name not in SERVICE_PIPELINES:
-        run = PipelineRun()
-        for day in range(config.days):
-            requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
-            scores = oracle_scores(world, requests)
-            outcome = run_day(world, advertisers, requests, scores, config.reserve)
-            run.days.append(outcome.metrics | _service_metrics(scores))
-        run.timings = {"scoring": 0.0}
-        return run
+        return asyncio.run(_days(name, world, advertisers, config, seed, directory))
     repository = directory / "models"
     roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
     names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
@@ -158,34 +151,41 @@ def _run_pipeline(
     trainer = Trainer(repository, directory / "work", spec_path, names)
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
-        return asyncio.run(_service_days(name, world, advertisers, history, config, seed, directory, trainer, service))
+        return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
 
 
-async def _service_days(
+async def _days(
     name: str,
     world: World,
     advertisers: Advertisers,
-    history: list[Path],
     config: AuctionConfig,
     seed: int,
     directory: Path,
-    trainer: Trainer,
-    service: Any,
+    history: list[Path] | None = None,
+    trainer: Trainer | None = None,
+    service: RunningService | None = None,
 ) -> PipelineRun:
+    """The pipeline's days: scored by the service (then retrained and reloaded), or by the truth."""
     run = PipelineRun()
-    logs = list(history)
+    logs = list(history or [])
     reload_s = scoring_s = 0.0
-    async with AsyncScoringClient(service.url, max_connections=config.concurrency) as client:
-        expected = {role: max(_served(await client.models(), model)) for role, model in trainer.names.items()}
-        ratios = _published_ratios(await client.models(), trainer.names["ctr"])
+    client = None if service is None else AsyncScoringClient(service.url, max_connections=config.concurrency)
+    try:
+        if client is not None and trainer is not None:
+            models = await client.models()
+            expected = {role: _served(models, model) for role, model in trainer.names.items()}
+            ratios = _published_ratios(models, trainer.names["ctr"])
         for day in range(config.days):
             requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
-            scores = await service_scores(client, world, requests, config.concurrency, config.progress)
+            if client is None:  # the oracle's slot ratios are measured in its logs, as for the others
+                scores, ratios = oracle_scores(world, requests), None
+            else:
+                scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             scoring_s += scores.seconds
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
-            stale = {r: v for r, v in scores.model_versions.items() if v != [expected[r]]}
-            metrics["stale_versions"] = stale  # versions other than the one loaded before the day
+            if client is not None:  # versions other than the one loaded before the day
+                metrics["stale_versions"] = {r: v for r, v in scores.model_versions.items() if v != [expected[r]]}
             run.days.append(metrics)
             logs.append(write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
             pq.write_table(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
@@ -193,33 +193,35 @@ async def _service_days(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
                 seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],
             )  # fmt: skip
-            if day == config.days - 1:
-                break
+            if client is None or trainer is None or day == config.days - 1:
+                continue
             exported = trainer.train_window(logs[-config.train_days :], f"day{day}")
             try:
                 reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)
+                if any(exported[r] <= expected[r] for r in exported):
+                    raise ReloadRefused(f"versions did not increase ({expected} -> {exported})")
             except ReloadRefused as error:
                 run.aborted = f"day {day}: {error}"
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, error)
                 break
-            if any(exported[r] <= expected[r] for r in exported):
-                run.aborted = f"day {day}: versions did not increase ({expected} -> {exported})"
-                break
             expected = exported
             ratios = _published_ratios(await client.models(), trainer.names["ctr"])
-    timings = Timings(trainer.timings.retraining, trainer.timings.export, reload_s)
-    run.timings = asdict(timings) | {"scoring": scoring_s}
+    finally:
+        if client is not None:
+            await client.aclose()
+    training = trainer.timings if trainer is not None else Timings()
+    run.timings = asdict(Timings(training.retraining, training.export, reload_s)) | {"scoring": scoring_s}
     return run
 
 
-def _served(models: list, name: str) -> list[int]:
+def _served(models: list[ModelStatus], name: str) -> int:
     for model in models:
         if model.name == name and model.version is not None:
-            return [model.version]
+            return model.version
     raise ReloadRefused(f"the service does not serve {name}")
 
 
-def _published_ratios(models: list, ctr_name: str) -> list[float] | None:
+def _published_ratios(models: list[ModelStatus], ctr_name: str) -> list[float] | None:
     """The ctr model's ``position.ctr_ratios`` from /v1/models, when the service publishes them."""
     for model in models:
         if model.name == ctr_name and model.position and model.position.get("ctr_ratios"):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -18,6 +19,7 @@ DAY_KEYS = {
 }  # fmt: skip
 
 
+@pytest.mark.timeout(900)  # trains 4 small models; minutes on a loaded 2-core machine, ~1 alone
 def test_quick_run_through_the_real_service_with_one_reload(tmp_path: Path) -> None:
     out, work = tmp_path / "auction.json", tmp_path / "work"
     result = CliRunner().invoke(
