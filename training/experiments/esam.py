@@ -68,7 +68,7 @@ HOT_FLOOR = 0.98  # choose_weights: hot recall@50 kept at least this share of th
 @dataclass
 class ExperimentConfig:
     seeds: int = 3  # repetitions, seeds 0..seeds-1
-    train_queries: int = 8_000  # training queries per seed (n_slots displayed items each)
+    train_queries: int = 16_000  # training queries per seed (n_slots displayed items each)
     eval_queries: int = 2_000  # held-out queries ranking the whole catalog
     validation_queries: int = 1_000  # queries the weight sweep is scored on (never the held-out ones)
     n_targets: int = 10  # non-displayed items sampled per training query
