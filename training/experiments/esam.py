@@ -17,9 +17,11 @@ each setting of ``ExperimentConfig.sweep`` on seed 0's data and scores it on a s
 draw of queries; the rule, fixed in advance (``choose_weights``), keeps the setting with the best
 long-tail recall@50 among those whose hot recall@50 is at least 0.98x the baseline's on the same
 validation queries (the best overall recall@50 if none is). The ablation then uses those weights.
-Diagnostics beside it: an untrained model's recall (what chance and the features alone give), and
-the gradient norm each weighted loss term sends into the item tower at the end of full ESAM's
-training (``loss_gradients``).
+Diagnostics beside it (seed 0): an untrained model's recall (what chance and the features alone
+give); the baseline trained on logs whose candidates were drawn uniformly instead of by popularity
+(what the same model reaches without exposure bias, on the same held-out queries); the domain gap
+(L_DA between displayed and never-displayed catalog embeddings) of the baseline and of ESAM; and the
+gradient norm each weighted loss term sends into the item tower after training (``loss_gradients``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch
 from common.encoder import EncodedFeatures
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.models.esam import ESAM, ESAMConfig
+from training.models.esam import ESAM, ESAMConfig, correlation_alignment
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
 from training.world import World, WorldConfig
@@ -185,6 +187,11 @@ def loss_gradients(model: ESAM, tensors: ImpressionTensors, batch_size: int, bat
     return {name: float(np.mean(values)) for name, values in norms.items()}
 
 
+def domain_gap(items: np.ndarray, displayed: np.ndarray) -> float:
+    """L_DA between the displayed and the never-displayed catalog items' embeddings (A, L)."""
+    return float(correlation_alignment(torch.from_numpy(items[displayed]), torch.from_numpy(items[~displayed])))
+
+
 def run_seed(seed_data: SeedData, base: ESAMConfig) -> tuple[dict, dict, ESAM]:
     """Per variant: held-out retrieval metrics and the catalog embeddings; and the full ESAM model."""
     results, embeddings = {}, {}
@@ -252,8 +259,13 @@ def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:
             pictures = embeddings
             torch.manual_seed(0)
             untrained = ESAM(seed_data.data.spec, base)
+            uniform = SeedData(RetrievalView(view.world, replace(view.config, popularity_power=0.0)), config, 0)
             diagnostics = {
                 "untrained": seed_data.evaluate(untrained)[0],
+                "uniform_exposure_baseline": uniform.evaluate(uniform.train(variant_config(base, "baseline")))[0],
+                "domain_gap": {
+                    name: domain_gap(embeddings[name], embeddings["displayed"]) for name in ("baseline", "ESAM")
+                },
                 "loss_gradients_item_tower": {
                     "ESAM": loss_gradients(esam, seed_data.data.tensors, config.training.batch_size),
                     "untrained": loss_gradients(untrained, seed_data.data.tensors, config.training.batch_size),
