@@ -115,10 +115,11 @@ def _embed(model: ESAM, categorical: np.ndarray, numeric: np.ndarray, tower: str
 class SeedData:
     """One seed's training data, and the catalog ranking metrics of a model for a set of queries."""
 
-    def __init__(self, view: RetrievalView, config: ExperimentConfig, seed: int) -> None:
+    def __init__(self, view: RetrievalView, config: ExperimentConfig, seed: int, targets: bool = True) -> None:
         self.view, self.config, self.seed = view, config, seed
         queries = view.queries(config.train_queries, seed)
-        self.data = build_retrieval_data(view, queries, view.expose(queries, seed), config.n_targets, seed)
+        exposure = view.expose(queries, seed)
+        self.data = build_retrieval_data(view, queries, exposure, config.n_targets, seed, targets)
         self.groups = {"all": np.ones(view.n_items, dtype=bool), "hot": view.hot, "long_tail": ~view.hot}
         self.held_out = self._query_set(config.eval_queries, 1_000_000 + seed)
         self.validation = self._query_set(config.validation_queries, 2_000_000 + seed)
@@ -259,7 +260,8 @@ def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:
             pictures = embeddings
             torch.manual_seed(0)
             untrained = ESAM(seed_data.data.spec, base)
-            uniform = SeedData(RetrievalView(view.world, replace(view.config, popularity_power=0.0)), config, 0)
+            uniform_view = RetrievalView(view.world, replace(view.config, popularity_power=0.0))
+            uniform = SeedData(uniform_view, config, 0, targets=False)  # every item is displayed there
             diagnostics = {
                 "untrained": seed_data.evaluate(untrained)[0],
                 "uniform_exposure_baseline": uniform.evaluate(uniform.train(variant_config(base, "baseline")))[0],
