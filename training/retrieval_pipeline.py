@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.features import FeatureSpec
 from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.fit import fit
@@ -94,20 +95,40 @@ def train_retrieval(
     )
     for group, values in retrieval_metrics(scores, view.relevant_items(held_out), item_groups(view)).items():
         metrics.update({f"{group}_{name}": value for name, value in values.items()})
-    catalog = {name: column.tolist() for name, column in view.item_columns().items()}
-    checkpoint = Checkpoint(
+    return _checkpoint(
+        config,
+        model,
+        data.spec,
+        metrics,
+        fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
+        training={"queries": len(queries)},
+        catalog={name: column.tolist() for name, column in view.item_columns().items()},
+        catalog_id="ad_id",
+    )
+
+
+def _checkpoint(
+    config: ModelConfig,
+    model: torch.nn.Module,
+    spec: FeatureSpec,
+    metrics: dict[str, float],
+    fingerprint: str,
+    training: dict[str, Any],
+    catalog: dict[str, list],
+    catalog_id: str,
+) -> Checkpoint:
+    return Checkpoint(
         name=config.name,
         kind=config.kind,
         model_params=config.model,
-        spec=data.spec,
+        spec=spec,
         state_dict=model.state_dict(),
         metrics=metrics,
-        data_fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
-        training={**asdict(config.training), "queries": len(queries)},
+        data_fingerprint=fingerprint,
+        training={**asdict(config.training), **training},
         catalog=catalog,
-        catalog_id="ad_id",
+        catalog_id=catalog_id,
     )
-    return checkpoint
 
 
 def _train_on_logs(
@@ -115,7 +136,6 @@ def _train_on_logs(
 ) -> Checkpoint:
     """Train on a user's displayed log and non-displayed table; model.json gets the click metrics only
     (logs carry no true relevance, so there is no recall to report)."""
-    from common.features import FeatureSpec
     from training.retrieval_logs import build_log_data
 
     data = build_log_data(
@@ -126,18 +146,8 @@ def _train_on_logs(
     )
     model = build_model(config.kind, data.spec, config.model)
     metrics = fit(model, data.tensors, config.training, progress=progress)
-    return Checkpoint(
-        name=config.name,
-        kind=config.kind,
-        model_params=config.model,
-        spec=data.spec,
-        state_dict=model.state_dict(),
-        metrics=metrics,
-        data_fingerprint=data.fingerprint,
-        training={**asdict(config.training), "queries": len(data.tensors), "logs": str(displayed)},
-        catalog=data.catalog,
-        catalog_id=data.catalog_id,
-    )
+    training = {"queries": len(data.tensors), "logs": str(displayed)}
+    return _checkpoint(config, model, data.spec, metrics, data.fingerprint, training, data.catalog, data.catalog_id)
 
 
 def item_groups(view: RetrievalView) -> dict[str, np.ndarray]:

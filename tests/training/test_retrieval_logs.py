@@ -19,16 +19,16 @@ from training.retrieval_logs import build_log_data
 
 SPEC_TOML = """
 [[feature]]
-name = "site"
-kind = "categorical"
-side = "context"
-buckets = 16
-
-[[feature]]
 name = "sku"
 kind = "categorical"
 side = "candidate"
 buckets = 64
+
+[[feature]]
+name = "site"
+kind = "categorical"
+side = "context"
+buckets = 8
 
 [[feature]]
 name = "brand"
