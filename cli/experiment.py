@@ -56,6 +56,9 @@ def esam(
     plot: Annotated[Path | None, typer.Option(help="PNG picture (default: beside --out).")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 3).")] = None,
     quick: Annotated[bool, typer.Option(help="A tiny world and few queries: seconds, for tests.")] = False,
+    world: Annotated[
+        str, typer.Option(help="Retrieval world: attributes (default) or ids (the id-dominated control).")
+    ] = "attributes",
 ) -> None:
     """ESAM ablation: baseline, +L_DA, +L_DA+L_DC^c, ESAM; Recall/NDCG on hot vs long-tail items."""
     import json
@@ -63,6 +66,7 @@ def esam(
     from training.experiments.esam import ExperimentConfig, format_table, run_experiment
 
     config = ExperimentConfig.quick() if quick else ExperimentConfig()
+    config.retrieval = {**config.retrieval, "world": world}
     if seeds is not None:
         config.seeds = seeds
     report = run_experiment(config, plot or out.with_suffix(".png"))
