@@ -80,7 +80,15 @@ def moore2018(
     ] = 0.0,
     initialisations: Annotated[int | None, typer.Option(min=1, help="Initialisations per model (default 10).")] = None,
     n_features: Annotated[int, typer.Option(min=1, help="Features of x ~ N(Y, 3).")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated feedback loop.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the (first) simulated feedback loop.")] = 0,
+    loop_seeds: Annotated[int, typer.Option(min=1, help="Feedback loops: seeds --seed, --seed + 1, ...")] = 1,
+    adversary_loss: Annotated[
+        str, typer.Option(help="Loss_N's penalty: covariance (the paper's Cov^2) or correlation (Corr^2).")
+    ] = "covariance",
+    lambdas: Annotated[
+        str | None, typer.Option(help="Comma-separated lambdas (default the paper's 0, 0.9, ..., 0.99999).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Main and Bias-only epochs each (default 100).")] = None,
     quick: Annotated[bool, typer.Option(help="A tenth of the paper's sizes and few epochs (for tests).")] = False,
 ) -> None:
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""
@@ -89,6 +97,7 @@ def moore2018(
 
     from training.experiments.feedback_loop import FeedbackLoopConfig
     from training.experiments.moore2018 import Moore2018Config, plot, quick_config, run, table
+    from training.models.adversarial_ctr import AdversarialCTRConfig
 
     if quick:
         config = quick_config(r=r, seed=seed)
@@ -97,6 +106,16 @@ def moore2018(
         config = Moore2018Config(loop=FeedbackLoopConfig(n_features=n_features, r=r, seed=seed))
     if initialisations is not None:
         config.initialisations = initialisations
+    if lambdas is not None:
+        config.lambdas = tuple(float(v) for v in lambdas.split(","))
+    if epochs is not None:
+        config.epochs = config.bias_epochs = epochs
+    try:
+        config = dataclasses.replace(config, loop_seeds=loop_seeds, adversary_loss=adversary_loss)
+        for lam in config.lambdas:
+            AdversarialCTRConfig(lam=lam)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     started = time.perf_counter()
     report = run(config)
     report["seconds"] = time.perf_counter() - started
