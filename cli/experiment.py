@@ -125,3 +125,31 @@ def moore2018(
     for line in table(report):
         typer.echo(line)
     typer.echo(f"{report['seconds']:.0f} s; wrote {out} and {out.with_suffix('.png')}")
+
+
+@experiment_app.command("moore2018-checks")
+def moore2018_checks(
+    out: Annotated[Path, typer.Option(help="JSON report; the PNG goes beside it.")] = Path(
+        "reports/moore2018_checks.json"
+    ),
+    loop_seeds: Annotated[int, typer.Option(min=1, help="Feedback loops checked for collapse (seeds 0, 1, ...).")] = 10,
+    initialisations: Annotated[int, typer.Option(min=1, help="Initialisations per learning-rate comparison.")] = 2,
+    quick: Annotated[bool, typer.Option(help="A tenth of the paper's sizes and few epochs (for tests).")] = False,
+) -> None:
+    """Checks of the moore2018 explanation: does the loop collapse onto one feature, is lambda a learning rate?"""
+    import dataclasses
+    import json
+
+    from training.experiments.moore2018 import Moore2018Config, quick_config
+    from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
+
+    config = dataclasses.replace(quick_config() if quick else Moore2018Config(), loop_seeds=loop_seeds)
+    started = time.perf_counter()
+    report = run_checks(config, initialisations)
+    report["seconds"] = time.perf_counter() - started
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    plot_checks(report, out.with_suffix(".png"))
+    for line in checks_table(report):
+        typer.echo(line)
+    typer.echo(f"{report['seconds']:.0f} s; wrote {out} and {out.with_suffix('.png')}")

@@ -68,7 +68,7 @@ def quick_config(r: float = 0.0, seed: int = 0) -> Moore2018Config:
     return Moore2018Config(loop=loop, lambdas=(0.0, 0.99, 0.9999), initialisations=2, epochs=5, bias_epochs=5)
 
 
-def _spec(n_features: int) -> FeatureSpec:
+def loop_spec(n_features: int) -> FeatureSpec:
     return FeatureSpec(tuple(Feature(f"x{j}", "numeric", "candidate") for j in range(n_features)))
 
 
@@ -198,7 +198,7 @@ def train_variant(
 def run(config: Moore2018Config) -> dict[str, Any]:
     """The whole experiment over ``loop_seeds`` loops; returns the JSON report."""
     torch.set_num_threads(1)  # tiny networks: threads only add overhead
-    spec = _spec(config.loop.n_features)
+    spec = loop_spec(config.loop.n_features)
     runs: dict[tuple[str, float], list[dict[str, float]]] = {}
     loops = []
     for loop_seed in range(config.loop.seed, config.loop.seed + config.loop_seeds):
