@@ -96,7 +96,8 @@ def moore2018(
     import json
 
     from training.experiments.feedback_loop import FeedbackLoopConfig
-    from training.experiments.moore2018 import Moore2018Config, plot, quick_config, run, table
+    from training.experiments.moore2018 import Moore2018Config, quick_config, run
+    from training.experiments.moore2018_report import plot, table
     from training.models.adversarial_ctr import AdversarialCTRConfig
 
     if quick:
