@@ -145,23 +145,26 @@ def checks_table(report: dict[str, Any]) -> list[str]:
 
 
 def plot_checks(report: dict[str, Any], path: Path) -> None:
-    """Left: each loop's last logistic regression weights (normalised). Right: RUS AUC of the lambda runs
-    against the same initialisations trained on the click loss alone at lr (1 - lambda)."""
+    """Left: the share of each loop's last logistic regression held by its largest weight. Right: RUS AUC
+    of the lambda runs against the same initialisations trained on the click loss alone at lr (1 - lambda)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
-    for loop in report["loops"]:
-        w = np.abs(np.array(loop["fl_lr_weights"]))
-        left.plot(range(1, w.size + 1), w / w.sum(), marker="o", label=f"seed {loop['seed']}")
-    left.set_xlabel("feature")
-    left.set_ylabel("|w_j| / sum |w|")
-    left.set_title("the loop's last logistic regression")
+    seeds = [loop["seed"] for loop in report["loops"]]
+    left.bar([str(seed) for seed in seeds], [loop["fl_lr_largest_weight_share"] for loop in report["loops"]])
+    left.axhline(report["collapse"]["threshold"], color="red", linestyle="--", label="collapsed above")
+    left.axhline(1.0 / len(report["loops"][0]["fl_lr_weights"]), color="grey", linestyle=":", label="equal weights")
+    left.set_ylim(0.0, 1.05)
+    left.set_xlabel("loop seed")
+    left.set_ylabel("largest |w_j| / sum |w|")
+    left.set_title("the loop's last logistic regression: ranked by one feature?")
     left.legend(fontsize=7)
     for row in report["learning_rate_equivalence"]:
-        right.scatter(row["rus_auc_scaled_lr"], row["rus_auc_lambda"], label=f"{row['penalty']} {row['lambda']:g}")
+        label = f"{row['penalty']} {row['lambda']:g} {row['variant']}"
+        right.scatter(row["rus_auc_scaled_lr"], row["rus_auc_lambda"], label=label)
     low, high = right.get_xlim()
     right.plot([low, high], [low, high], color="grey", linestyle="--")
     right.set_xlabel("RUS AUC, click loss alone at lr (1 - lambda)")
