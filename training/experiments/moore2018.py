@@ -30,7 +30,13 @@ from training.experiments.feedback_loop import (
     logistic_scores,
     simulate,
 )
-from training.experiments.moore2018_probes import gradient_norms, rank_correlation, snapshot, weight_change
+from training.experiments.moore2018_probes import (
+    gradient_norms,
+    linear_b_mse,
+    rank_correlation,
+    snapshot,
+    weight_change,
+)
 from training.fit import TrainingConfig, fit
 from training.metrics import auc, log_loss
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
@@ -117,6 +123,9 @@ def prepare(config: FeedbackLoopConfig) -> LoopData:
     rng = np.random.default_rng([config.seed, 2018])
     ideal = {size: fit_logistic((d := draw(rng, size, config)).x, d.y, config.l2) for size in (config.rus, len(window))}
     weights = loop.last_model[0]
+    # how much of the position (hence b) the features carry at all: what the adversary could remove
+    first = (window.position == 1).astype(np.int64)
+    position_model = fit_logistic(window.x, first, config.l2)
     summary = {
         "seed": config.seed,
         "position_ctr_by_day": loop.position_ctr_by_day,
@@ -132,6 +141,8 @@ def prepare(config: FeedbackLoopConfig) -> LoopData:
         "fl_lr_weights": weights.tolist(),
         # 1 / d for equal weights, 1 when the loop ranks by one feature alone
         "fl_lr_largest_weight_share": float(np.abs(weights).max() / np.abs(weights).sum()),
+        "position_auc_from_features": auc(first, logistic_scores(position_model, window.x)),  # in-sample
+        "linear_b_mse_on_features": linear_b_mse(window.x, b),
         "window_feature_mean": window.x.mean(axis=0).tolist(),
         "window_feature_std": window.x.std(axis=0).tolist(),
     }
@@ -178,12 +189,15 @@ def train_variant(
         at = [model.predict_at(fl["categorical"], fl["numeric"], torch.full_like(fl["b"], c)).mean() for c in ctr]
     # after the Bias-only epochs the adversary is at its strongest: its gradient is an upper bound
     gradients = gradient_norms(model, fl, config.batch_size)
+    with torch.no_grad():
+        z_a = model.base(fl["categorical"], fl["numeric"]).numpy()
     return {
         "fl_auc": auc(fl["click"].numpy(), fl_pred),
         "rus_auc": auc(rus["click"].numpy(), rus_pred),
         "rus_logloss": log_loss(rus["click"].numpy(), rus_pred),
         "fl_b_mse": model.bias_mse(fl["categorical"], fl["numeric"], fl["b"]),
         "rus_b_mse": model.bias_mse(rus["categorical"], rus["numeric"], rus["b"]),
+        "fl_b_mse_linear_on_z_a": linear_b_mse(z_a, fl["b"].numpy()),  # the best linear adversary on Z_A
         "bypass_prediction_gap": float(at[0] - at[-1]),  # mean pCTR at b = p1 minus at b = p2 (Figure 4e)
         "untrained_rus_auc": auc(rus["click"].numpy(), untrained),
         "rank_corr_with_untrained": rank_correlation(rus_pred, untrained),

@@ -4,6 +4,7 @@
   minibatch, unweighted by lambda: if lambda times the adversary's gradient is negligible beside
   (1 - lambda) times the click loss's, SGD on Loss_N is SGD on the click loss at lr (1 - lambda).
 - ``weight_change``: how far the feature path (Base, Prediction, W_Y) moved from its initial weights.
+- ``linear_b_mse``: how much of b a linear fit recovers from the features or from Z_A.
 - ``rank_correlation``: how much of a network's ranking is still its initial weights' ranking.
 """
 
@@ -52,6 +53,14 @@ def gradient_norms(model: AdversarialCTR, tensors: dict[str, torch.Tensor], batc
         "grad_adversary": float(np.mean(adversary)),
         "penalty": float(np.mean(penalty)),
     }
+
+
+def linear_b_mse(inputs: np.ndarray, b: np.ndarray) -> float:
+    """In-sample MSE of the least-squares linear fit of b on ``inputs`` (plus a constant): what a linear
+    adversary could recover of b from them, to set beside the Bias network's MSE and the naive one."""
+    design = np.hstack([inputs.astype(np.float64), np.ones((inputs.shape[0], 1))])
+    coefficients, *_ = np.linalg.lstsq(design, b.astype(np.float64), rcond=None)
+    return float(np.mean((b - design @ coefficients) ** 2))
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
