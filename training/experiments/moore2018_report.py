@@ -59,6 +59,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
         for variant in VARIANTS:
             rows = report[variant]
             means, stds = [r[key]["mean"] for r in rows], [r[key]["std"] for r in rows]
+            if key == "adversary_share":  # a ratio over decades: means on a log scale (0 at lambda = 0 left out)
+                shown = [(xi, m) for xi, m in zip(x, means, strict=True) if m > 0]
+                axis.plot([xi for xi, _ in shown], [m for _, m in shown], marker="o", label=variant)
+                axis.set_yscale("log")
+                continue
             axis.errorbar(x, means, yerr=stds, marker="o", label=variant)
             if key == "rus_auc":
                 untrained = report["untrained"][variant]["mean"]
@@ -68,8 +73,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
         if key == "rus_auc":
             axis.axhline(report["ideal_rus_auc"], color="green", linestyle="--", label="LR on RUS")
             axis.axhline(report["fl_lr_rus_auc"], color="grey", linestyle=":", label="LR on FL")
-        if key == "adversary_share":
-            axis.set_yscale("symlog", linthresh=1e-8)
         axis.set_xticks(x, [f"{lam:g}" for lam in lambdas])
         axis.set_xlabel("lambda")
         axis.set_title(title, fontsize=10)
