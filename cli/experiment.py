@@ -7,8 +7,9 @@ experiment writes a JSON report with stable keys and a PNG plot, and prints a ta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -93,7 +94,6 @@ def moore2018(
 ) -> None:
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""
     import dataclasses
-    import json
 
     from training.experiments.feedback_loop import FeedbackLoopConfig
     from training.experiments.moore2018 import Moore2018Config, quick_config, run
@@ -117,15 +117,7 @@ def moore2018(
             AdversarialCTRConfig(lam=lam)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    started = time.perf_counter()
-    report = run(config)
-    report["seconds"] = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, out.with_suffix(".png"))
-    for line in table(report):
-        typer.echo(line)
-    typer.echo(f"{report['seconds']:.0f} s; wrote {out} and {out.with_suffix('.png')}")
+    _timed_report(lambda: run(config), out, plot, table)
 
 
 @experiment_app.command("moore2018-checks")
@@ -139,18 +131,29 @@ def moore2018_checks(
 ) -> None:
     """Checks of the moore2018 explanation: does the loop collapse onto one feature, is lambda a learning rate?"""
     import dataclasses
-    import json
 
     from training.experiments.moore2018 import Moore2018Config, quick_config
     from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
 
     config = dataclasses.replace(quick_config() if quick else Moore2018Config(), loop_seeds=loop_seeds)
+    _timed_report(lambda: run_checks(config, initialisations), out, plot_checks, checks_table)
+
+
+def _timed_report(
+    make: Callable[[], dict[str, Any]],
+    out: Path,
+    plot: Callable[[dict[str, Any], Path], None],
+    table: Callable[[dict[str, Any]], list[str]],
+) -> None:
+    """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
+    import json
+
     started = time.perf_counter()
-    report = run_checks(config, initialisations)
+    report = make()
     report["seconds"] = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    plot_checks(report, out.with_suffix(".png"))
-    for line in checks_table(report):
+    plot(report, out.with_suffix(".png"))
+    for line in table(report):
         typer.echo(line)
     typer.echo(f"{report['seconds']:.0f} s; wrote {out} and {out.with_suffix('.png')}")
