@@ -19,7 +19,7 @@ import pyarrow as pa
 from clients.auction.advertisers import Advertisers
 from clients.auction.gsp import Allocation, expected_welfare, run_gsp
 from clients.auction.pipelines import DayScores
-from clients.auction.requests import DayRequests
+from clients.auction.traffic import DayRequests
 from training.world import World
 from training.world.logs import build_table
 

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from clients.auction.requests import DayRequests, score_bodies
+from clients.auction.traffic import DayRequests, score_bodies
 from clients.client import AsyncScoringClient, ServiceError
 from training.world import World
 

@@ -36,8 +36,8 @@ from clients.auction.pipelines import (
     write_model_configs,
 )
 from clients.auction.report import summarise
-from clients.auction.requests import draw_day
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
+from clients.auction.traffic import draw_day
 from clients.client import AsyncScoringClient, ModelStatus
 from clients.service_process import RunningService, running_service
 from training.world import World, WorldConfig, feature_spec, write_logs
