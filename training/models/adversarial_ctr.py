@@ -36,7 +36,7 @@ from torch import nn
 from common.features import FeatureSpec
 from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
-from training.models.esmm import FeatureEmbedding
+from training.models.parts import FeatureEmbedding
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 OPTIMIZERS = ("sgd", "adam")
