@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 class RegimeMismatch(ModelLoadError):
     """The role models' probabilities hold for different positions; they are never served together."""
 

@@ -49,9 +49,7 @@ def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_
     publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
     with TestClient(create_app(settings_for(tmp_path, admin_token=TOKEN))) as client:
         publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2, position-blind
-        response = client.post(
-            "/v2/repository/models/esmm/load", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        response = client.post("/v2/repository/models/esmm/load", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code >= 400 and "regime" in response.text
         body = client.post("/v1/score", json=GOOD).json()
     assert body["models"]["ctcvr"] == {"name": "esmm", "version": 1}
