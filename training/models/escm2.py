@@ -96,7 +96,7 @@ class ESCM2(IPSCVR):
     def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
         super().fix_constants(tensors)
         if self.config.estimator == "dr":  # the imputed conversion probability starts at the clicked CVR
-            self.imputation_tower.start_at(float(self.cvr_tower.mlp[-1].bias))
+            self.imputation_tower.start_at(float(self.cvr_tower.mlp[-1].bias.detach()))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ctr_logit, cvr_logit = self.batch_logits(batch)

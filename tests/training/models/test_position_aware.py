@@ -45,8 +45,8 @@ def test_offsets_start_at_the_training_log_odds():
     click, conversion = data["click"].double(), data["conversion"].double()
     ctr = float(click.mean())
     cvr = float(conversion.sum() / click.sum())
-    assert math.isclose(float(model.ctr_tower.mlp[-1].bias), math.log(ctr / (1 - ctr)), rel_tol=1e-5)
-    assert math.isclose(float(model.cvr_tower.mlp[-1].bias), math.log(cvr / (1 - cvr)), rel_tol=1e-5)
+    assert math.isclose(float(model.ctr_tower.mlp[-1].bias.detach()), math.log(ctr / (1 - ctr)), rel_tol=1e-5)
+    assert math.isclose(float(model.cvr_tower.mlp[-1].bias.detach()), math.log(cvr / (1 - cvr)), rel_tol=1e-5)
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.9])
