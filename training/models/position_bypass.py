@@ -23,7 +23,7 @@ from torch import nn
 
 from common.repository import LOGGED, SLOT1
 from training.models.adversarial_ctr import AdversarialCTRConfig, Bypass
-from training.position_ctr import position_ctr
+from training.position_ctr import bias_constants, position_ctr
 
 RATIO_ROWS = 50_000  # training rows the learned slot ratios are averaged over
 
@@ -47,13 +47,10 @@ class PositionBypass(nn.Module):
 
     def fix(self, tensors: dict[str, torch.Tensor]) -> None:
         """b at inference := the training rows' position-1 CTR; b's standardisation from the same rows."""
-        first = tensors["position"] == 1
-        if not bool(first.any()):
-            raise ValueError("the training logs have no position-1 impressions to fix b from")
-        b = tensors["b"].double()
-        self.b_inference.fill_(float(b[first][0]))
-        self.b_mean.fill_(float(b.mean()))
-        self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
+        b_first, b_mean, b_std = bias_constants(tensors["position"].numpy(), tensors["b"].numpy())
+        self.b_inference.fill_(b_first)
+        self.b_mean.fill_(b_mean)
+        self.b_std.fill_(b_std)
 
 
 @torch.no_grad()
