@@ -85,7 +85,8 @@ class ServingModels:
         return (
             f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves {ctr.manifest.regime!r}, "
             f"ctcvr model {ctcvr.name!r} version {ctcvr.version} serves {ctcvr.manifest.regime!r}; "
-            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime)"
+            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime; a version exported "
+            "before position regimes existed is position-blind: retrain it, `ctr train NAME && ctr export NAME`)"
         )
 
     def describe(self) -> list[dict[str, Any]]:
