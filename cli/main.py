@@ -100,11 +100,15 @@ def evaluate(
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out)."""
     if name == "serving":
-        from training.serving_calibration import evaluate_serving, format_table, plot
+        from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
 
         if url is None:
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
-        report = evaluate_serving(url, repository, workers=workers)
+        try:
+            report = evaluate_serving(url, repository, workers=workers)
+        except (ServiceError, OSError) as error:
+            typer.echo(f"error: {url}: {error}", err=True)
+            raise typer.Exit(1) from None
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         plot(report, out.with_suffix(".png"))
