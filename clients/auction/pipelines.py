@@ -1,7 +1,8 @@
 """Where each pipeline's pCTR and pCVR come from.
 
 - ``naive``: the live service with a position-blind CTR model (the adversarial network with lambda 0
-  and no bypass: a plain click model that ignores position) and plain ESMM for the ctcvr role;
+  and no bypass: a plain click model that ignores position) and plain ESMM (``esmm_blind``, no
+  position bypass) for the ctcvr role: both in the "logged" position regime;
 - ``debiased``: the live service with the served defaults (the ``ctr`` and ``ctcvr`` roles' default
   models, today the position-debiased adversarial CTR and ESMM);
 - ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 SERVICE_PIPELINES = ("naive", "debiased")
 PIPELINES = (*SERVICE_PIPELINES, "oracle")
 NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
+NAIVE_CTCVR_MODEL = "esmm_blind"  # committed config of ESMM as published (no position bypass: "logged" regime)
 NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
 
 
@@ -118,10 +120,12 @@ def write_model_configs(
     CVR tower near its initial 0.5), and the naive pipeline's CTR model reduced to a position-blind
     click model. Returns role -> model name."""
     names = dict(roles)
+    configs = dict(roles)  # role -> the committed config it starts from
     if pipeline == "naive":
         names["ctr"] = NAIVE_CTR_MODEL
+        names["ctcvr"] = configs["ctcvr"] = NAIVE_CTCVR_MODEL
     for role, name in names.items():
-        text = _override((source / roles[role] / "config.toml").read_text(), "training", {"batch_size": batch_size})
+        text = _override((source / configs[role] / "config.toml").read_text(), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
             text = _override(text, "model", NAIVE_CTR_OVERRIDES)
         (repository / name).mkdir(parents=True, exist_ok=True)
