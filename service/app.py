@@ -1,14 +1,13 @@
 """The application factory: assembles settings, middleware, error handlers and routes.
 
-Models are loaded in the lifespan, before the first request is accepted; a model with no loadable
-version leaves the service up but not ready (``/v2/health/ready`` and ``/v1/score`` answer 503).
-At shutdown (SIGTERM or SIGINT: uvicorn stops accepting and waits for the requests in flight) every
-batcher drains its queue before the process exits.
+Models (the role models and the optional retrieval model) are loaded in the lifespan, before the
+first request is accepted; a role model with no loadable version leaves the service up but not
+ready (``/v2/health/ready`` and ``/v1/score`` answer 503). At shutdown (SIGTERM or SIGINT: the
+server drains its connections, server.py) every batcher drains its queue before the process exits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,18 +15,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from service.body_limit import BodySizeLimitMiddleware
-from service.errors import install_error_handlers
 from service.gc_tuning import tune_garbage_collector
+from service.http.body import BodySizeLimitMiddleware
+from service.http.errors import install_error_handlers
 from service.metrics import Metrics, StatusCounter
-from service.model_manager import ModelManager
-from service.registry import ServingModels
-from service.retrieval import RetrievalState, load_retrieval
-from service.routes import admin, health, metrics, models, score, similarity, v2
-from service.score_endpoint import PATH, ScoreEndpoint
+from service.models.manager import ModelManager
+from service.models.snapshot import ServingModels
+from service.routes import admin, health, metrics, models
+from service.score import endpoint as score
+from service.score.endpoint import PATH, ScoreEndpoint
 from service.settings import Settings
+from service.similarity import endpoint as similarity
+from service.v2 import routes as v2
 
 logger = logging.getLogger(__name__)
+
+# Every route but the admin ones (mounted only with a token); each module declares one APIRouter
+ROUTERS = (score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
 
 
 @asynccontextmanager
@@ -39,13 +43,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("ready: roles %s", settings.roles)
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
-    app.state.retrieval = await asyncio.to_thread(load_retrieval, settings)  # optional: never blocks ready
     if app.state.tune_gc:
         tune_garbage_collector()
     yield
     await manager.stop(settings.drain_timeout_s)
-    app.state.retrieval = RetrievalState(None, "shut down")
-    app.state.models = ServingModels(settings.roles, {}, {name: "shut down" for name in settings.roles.values()})
+    app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
 
 
@@ -79,18 +81,13 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.settings = settings
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
-    app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
-    app.state.retrieval = RetrievalState(None, "loading")
+    app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
     install_error_handlers(app)
-    app.include_router(score.router)
-    app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(similarity.router)
-    app.include_router(v2.router)
-    app.include_router(metrics.router)
+    for router in ROUTERS:
+        app.include_router(router)
     if settings.admin_token is not None:
         app.include_router(admin.router)
     return app

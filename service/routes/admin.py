@@ -16,10 +16,9 @@ from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
-from service.errors import ApiError
-from service.model_loader import ModelLoadError
-from service.schemas import error_responses
-from service.v2_schemas import RepositoryModel
+from service.http.errors import ApiError, error_responses
+from service.models.base import ModelLoadError
+from service.v2.schemas import RepositoryModel
 
 
 async def require_token(request: Request, settings: SettingsDep) -> None:
@@ -73,10 +72,10 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
 async def load(name: Name, manager: ManagerDep) -> Response:
     """Load or reload a model per its version policy; the old versions serve until the swap."""
     try:
-        models = await manager.load(name)
+        result = await manager.load(name)
     except ModelLoadError as error:
         raise ApiError(400, f"model {name!r} not loaded: {error}", "name") from None
-    return _json({"name": name, "versions": sorted(models.versions[name])})
+    return _json({"name": name, "versions": result.served})
 
 
 @router.post(

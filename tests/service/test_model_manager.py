@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
-from service.serving_config import ServingConfig, VersionPolicy, read_serving_config
+from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 

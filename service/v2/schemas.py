@@ -1,7 +1,5 @@
-"""Open Inference Protocol (KServe V2) bodies as pydantic models, for the OpenAPI document only.
-
-The routes parse and answer by hand (service/v2_protocol.py); these describe the same shapes.
-"""
+"""Open Inference Protocol (KServe V2) bodies as pydantic models, for the OpenAPI document and the
+test that checks every 2xx body against them (the routes parse and answer by hand: protocol.py)."""
 
 from __future__ import annotations
 
