@@ -107,7 +107,11 @@ def load_versions(
         refused.pop(version, None)
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
     if not chosen:
-        raise ModelLoadError(f"no loadable version of model {name!r} (tried {sorted(available, reverse=True)})")
+        reasons = "; ".join(f"version {v}: {why}" for v, why in sorted(refused.items(), reverse=True))
+        tried = sorted(available, reverse=True)
+        raise ModelLoadError(
+            f"no loadable version of model {name!r} (tried {tried}" + (f"; {reasons})" if reasons else ")")
+        )
     return chosen
 
 
