@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.repository import validate_model_name
@@ -52,11 +52,21 @@ class Settings(BaseSettings):
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # a request's headers must arrive within this
     body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
     body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
+    shed_loop_delay_ms: Annotated[float, Field(ge=0)] = 50.0  # 503 while the event loop stands this late; 0: off
 
     @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)
+
+    @model_validator(mode="after")
+    def _body_budget(self) -> Settings:
+        if self.body_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                f"body_bytes_in_flight ({self.body_bytes_in_flight}) must hold one body of max_body_bytes "
+                f"({self.max_body_bytes})"
+            )
+        return self
 
     @field_validator("admin_token")
     @classmethod

@@ -27,9 +27,11 @@ import numpy as np
 
 from service.batching.policy import (
     BatchConfig,
+    ServiceRate,
     Slice,
     Tensors,
     Work,
+    admission,
     assemble,
     concat_slices,
     fill_until,
@@ -78,6 +80,7 @@ class Batcher:
         self._worker: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._retired = False
+        self.rate = ServiceRate()  # items per second of recent runs: the expected queue wait
 
     @property
     def pending_requests(self) -> int:
@@ -105,18 +108,21 @@ class Batcher:
 
     def admit(self, n_items: int, deadline: float) -> float:
         """The loop's time now, if a request of ``n_items`` can be queued; otherwise its refusal
-        (DeadlineExceeded or QueueFull), counted in this model's stats."""
+        (DeadlineExceeded, or QueueFull: no room, or an expected wait past the deadline), counted in
+        this model's stats."""
         now = asyncio.get_running_loop().time()
         if now >= deadline:
             self.stats.failure("deadline")
             raise DeadlineExceeded
         if self._unbatched:
-            full = self._in_flight >= self.config.max_queue_items
+            refusal = (
+                ("queue_full", "the model's queue is full") if self._in_flight >= self.config.max_queue_items else None
+            )
         else:
-            full = self._queued_items + n_items > self.config.max_queue_items
-        if full:
-            self.stats.failure("queue_full")
-            raise QueueFull(self.config.retry_after_s)
+            refusal = admission(self._queued_items, n_items, now, deadline, self.config, self.rate)
+        if refusal is not None:
+            self.stats.failure(refusal[0])
+            raise QueueFull(self.config.retry_after_s, *refusal)
         return now
 
     @property
@@ -256,6 +262,7 @@ class Batcher:
             started = loop.time()
             outputs = await loop.run_in_executor(self._executor, self._run_batch, batch)
             self.stats.executed(size, queue_s, loop.time() - started)
+            self.rate.observe(size, loop.time() - started)
         except Exception as error:
             logger.exception("batch of %d items on %s failed", size, self.label)
             for s in batch:

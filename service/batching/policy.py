@@ -95,6 +95,44 @@ def fill_until(pending: deque[Work], queued_items: int, config: BatchConfig, now
     return until if now < until else None
 
 
+class ServiceRate:
+    """How fast a batcher gets through its queue: items per second of its recent runs, smoothed
+    (exponentially weighted sums of items and of seconds, so a full batch weighs as much as its size)."""
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self.weight = weight
+        self.items = 0.0
+        self.seconds = 0.0
+
+    def observe(self, items: int, seconds: float) -> None:
+        if self.seconds == 0.0:
+            self.items, self.seconds = float(items), seconds
+        else:
+            self.items += self.weight * (items - self.items)
+            self.seconds += self.weight * (seconds - self.seconds)
+
+    def expected_wait(self, queued_items: int, instances: int) -> float | None:
+        """Seconds until ``queued_items`` are through, ``instances`` runs at once; None before any run."""
+        if self.seconds <= 0.0 or self.items <= 0.0:
+            return None
+        return queued_items * self.seconds / self.items / instances
+
+
+def admission(
+    queued_items: int, n_items: int, now: float, deadline: float, config: BatchConfig, rate: ServiceRate
+) -> tuple[str, str] | None:
+    """Why a request of ``n_items`` cannot be queued now, as (reason, detail), or None: no room in the
+    queue, or (Triton's queue policy, CoDel's idea) an expected queue wait (queued items ÷ the measured
+    service rate) that passes the request's remaining time, so it is refused at once, not at its deadline."""
+    if queued_items + n_items > config.max_queue_items:
+        return "queue_full", "the model's queue is full"
+    wait = rate.expected_wait(queued_items + n_items, config.instances)
+    if wait is not None and now + wait > deadline:
+        left_ms = (deadline - now) * 1000
+        return "overloaded", f"the expected queue wait ({wait * 1000:.0f} ms) passes the deadline ({left_ms:.0f} ms)"
+    return None
+
+
 def concat_slices(batch: Sequence[Slice]) -> Tensors:
     """The default ``collate``: requests given as tensors, their rows concatenated in batch order."""
     first = batch[0]

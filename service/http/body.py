@@ -65,6 +65,18 @@ def deadline_for(timeout_ms: float, asked: str | None) -> float:
     return asyncio.get_running_loop().time() + timeout_ms / 1000.0
 
 
+def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:
+    """How many bytes a request's body may take when it may exceed ``INLINE_BODY_BYTES`` (its declared
+    length, or ``max_bytes`` when chunked), else 0. A bad or too large length is refused later."""
+    chunked = False
+    for key, value in headers:
+        if key == b"content-length":
+            return int(value) if value.isdigit() and INLINE_BODY_BYTES < int(value) <= max_bytes else 0
+        if key == b"transfer-encoding":
+            chunked = True
+    return max_bytes if chunked else 0
+
+
 # -- the body -----------------------------------------------------------------------------------------
 
 

@@ -94,8 +94,13 @@ def _tensor(tensor: dict[str, Any], dtype: str, where: str) -> np.ndarray:
     shape = tensor.get("shape")
     if type(shape) is not list or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
+    data = tensor.get("data")
+    if not _fits(data, shape[0], shape[1]):  # checked before numpy sees it: a cheap refusal for large bodies
+        raise InputError(
+            400, f"data must hold {shape[0] * shape[1]} numbers (shape {shape}), flat or as rows", f"{where}.data"
+        )
     try:
-        values = np.array(tensor.get("data"))
+        values = np.array(data)
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
@@ -107,6 +112,15 @@ def _tensor(tensor: dict[str, Any], dtype: str, where: str) -> np.ndarray:
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
     return values.astype(dtype, copy=False).reshape(shape)
+
+
+def _fits(data: Any, rows: int, width: int) -> bool:
+    """Whether ``data`` is a flat list of rows*width values, or rows lists of width values each."""
+    if type(data) is not list:
+        return False
+    if len(data) == rows * width and (not data or type(data[0]) is not list):
+        return True
+    return len(data) == rows and all(type(row) is list and len(row) == width for row in data)
 
 
 def _check_widths(tensors: dict[str, np.ndarray], model: ScoringModel) -> None:
