@@ -56,11 +56,14 @@ def harden(
     seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
 ) -> None:
     """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
+    import logging
+
     from clients import bench_harden as bench
     from clients.bench_serve import server
     from common.repository import read_config
     from training.world import World, WorldConfig
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     body = json.dumps(world.sample_request(10, seed=0)).encode()
     report: dict = {"command": "ctr bench harden", "model": model, "cases": {}}
