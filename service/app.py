@@ -81,7 +81,8 @@ class ScoringService(FastAPI):
             await self._refuse(send, "server overloaded: the event loop is behind", self.retry_after)
             return
         size = large_body_size(scope["headers"], self.state.settings.max_body_bytes)
-        taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s) if size else 0
+        # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
+        taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
         if taken is None:
             await self._refuse(send, "server busy reading other large bodies", self.retry_after)
             return

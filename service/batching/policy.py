@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 Tensors = dict[str, np.ndarray]
+# A request is admitted when its expected wait fits in this share of its remaining time: the estimate
+# is an average, and one that only just fits is as likely as not to end in a 504 after all
+ADMIT_WITHIN = 0.75
 
 
 @dataclass(frozen=True)
@@ -122,12 +125,14 @@ def admission(
     queued_items: int, n_items: int, now: float, deadline: float, config: BatchConfig, rate: ServiceRate
 ) -> tuple[str, str] | None:
     """Why a request of ``n_items`` cannot be queued now, as (reason, detail), or None: no room in the
-    queue, or (Triton's queue policy, CoDel's idea) an expected queue wait (queued items ÷ the measured
-    service rate) that passes the request's remaining time, so it is refused at once, not at its deadline."""
+    queue, or (Triton's queue policy, CoDel's idea) an expected wait (the items queued ahead of it and its
+    own ÷ the measured service rate) that passes the request's remaining time, so it is refused at once,
+    not at its deadline. With nothing queued a request is always admitted, so a rate measured under load
+    cannot keep refusing once the load has gone (each run it makes updates the rate)."""
     if queued_items + n_items > config.max_queue_items:
         return "queue_full", "the model's queue is full"
-    wait = rate.expected_wait(queued_items + n_items, config.instances)
-    if wait is not None and now + wait > deadline:
+    wait = rate.expected_wait(queued_items + n_items, config.instances) if queued_items else None
+    if wait is not None and now + wait > deadline - (1 - ADMIT_WITHIN) * (deadline - now):
         left_ms = (deadline - now) * 1000
         return "overloaded", f"the expected queue wait ({wait * 1000:.0f} ms) passes the deadline ({left_ms:.0f} ms)"
     return None

@@ -12,11 +12,11 @@ from common.roles import ROLES
 
 FeatureValue = str | int | float | None
 
-SCORE_EXAMPLE = {
-    "context": {"user_id": "u_1842", "hour": 21},
+SCORE_EXAMPLE = {  # features of the default served models (the world simulator's, `ctr sample-request`)
+    "context": {"user_id": "u1606", "device": "mobile", "hour": 21},
     "candidates": [
-        {"ad_id": "ad_77", "ad_price": 12.5},
-        {"ad_id": "ad_3", "ad_price": 3.0},
+        {"ad_id": "a947", "ad_category": "c21", "advertiser_id": "adv307", "ad_price": 59.3},
+        {"ad_id": "a732", "ad_category": "c0", "advertiser_id": "adv245", "ad_price": 47.2, "ad_quality": 0.62},
     ],
 }
 

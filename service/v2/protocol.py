@@ -47,6 +47,16 @@ def _shape(shape: list[int | str]) -> list[int]:
     return [dim if isinstance(dim, int) else -1 for dim in shape]
 
 
+BYTES_PER_VALUE = 40  # a number as JSON text at its longest ("-1.2345678901234567e+308"), with separators
+
+
+def largest_body(model: ScoringModel, max_rows: int) -> int:
+    """An upper bound on the size of a valid infer body for ``model`` (``max_rows`` rows, compact JSON):
+    larger bodies are refused from their Content-Length, before they are read or parsed."""
+    spec = model.manifest.feature_spec
+    return 4096 + max_rows * (len(spec.categorical) + len(spec.numeric)) * BYTES_PER_VALUE
+
+
 def parse_infer(
     body: bytes, model: ScoringModel, max_rows: int
 ) -> tuple[str | None, dict[str, np.ndarray], int, list[str]]:

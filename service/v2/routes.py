@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.batching import client
-from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
+from service.deps import DeadlineDep, ModelsDep, SettingsDep, json_body
 from service.http.body import INLINE_BODY_BYTES, request_body
 from service.http.errors import ApiError, InputError, ModelUnavailable, error_responses
 from service.models.base import ServedModel
@@ -101,10 +101,10 @@ INFER_DOC = request_body(InferRequest, INFER_EXAMPLE)
     openapi_extra=INFER_DOC,
 )
 async def infer(
-    name: str, request: Request, body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
+    name: str, request: Request, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
 ) -> Response:
     """Run the newest served version on the given input tensors."""
-    return await _infer(served(models, name, None), request, body, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, None), request, models, settings.max_candidates, deadline)
 
 
 @router.post(
@@ -117,20 +117,26 @@ async def infer_version(
     name: str,
     version: str,
     request: Request,
-    body: JsonBody,
     models: ModelsDep,
     settings: SettingsDep,
     deadline: DeadlineDep,
 ) -> Response:
     """Run one served version on the given input tensors."""
-    return await _infer(served(models, name, version), request, body, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, version), request, models, settings.max_candidates, deadline)
 
 
 async def _infer(
-    model: ServedModel, request: Request, body: bytes, models: ServingModels, max_rows: int, deadline: float
+    model: ServedModel, request: Request, models: ServingModels, max_rows: int, deadline: float
 ) -> Response:
     if not isinstance(model, ScoringModel):
         raise InputError(400, f"model {model.name!r} is a retrieval model: query it with POST /v1/similarity")
+    declared = request.headers.get("content-length", "")
+    largest = protocol.largest_body(model, max_rows)
+    if declared.isdigit() and int(declared) > largest:  # refused before a byte of it is read
+        raise InputError(
+            413, f"body of {declared} bytes; an infer request of at most {max_rows} rows is under {largest}"
+        )
+    body = await json_body(request)
     if len(body) <= INLINE_BODY_BYTES:
         request_id, inputs, rows, outputs = protocol.parse_infer(body, model, max_rows)
     else:

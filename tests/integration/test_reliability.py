@@ -82,10 +82,21 @@ def test_no_server_errors_anywhere_in_the_schema(service: tuple[str, Path]) -> N
     assert {"/v1/models", "/v2/health/live", "/v2"} <= set(checked), checked
 
 
-def test_documented_examples_are_answered_with_the_documented_shape(service: tuple[str, Path]) -> None:
-    """Each request body example of the OpenAPI document, posted as it stands, is answered 200 by the
-    served models with a body its response model accepts (the V2 infer body schema resolves too)."""
-    url = service[0]
+def test_documented_examples_are_answered_with_the_documented_shape(tmp_path: Path) -> None:
+    """Each request body example of the OpenAPI document, posted as it stands, is answered 200 by models
+    with the default served models' features (the world simulator's) with a body its response model
+    accepts (the V2 infer body schema resolves too)."""
+    from common.features import NumericStats
+    from training.world.features import feature_spec
+
+    spec = feature_spec()
+    root = tmp_path / "models"
+    publish_tiny_esmm(root, spec=spec.with_stats({f.name: NumericStats(mean=1.0, std=2.0) for f in spec.numeric}))
+    with running_server(root, tmp_path / "log", ctr_model="esmm", admin_token=TOKEN) as (url, _):
+        check_documented_examples(url)
+
+
+def check_documented_examples(url: str) -> None:
     document = httpx.get(f"{url}/openapi.json").json()
     models = response_models()
     posted = []
