@@ -72,7 +72,7 @@ def harden(
     if "overload" in chosen:
         with server("service", repository, model, env, 0) as (port, _):
             rate = bench.capacity(port, body, seconds)
-            steps = [bench.overload(port, body, factor * rate, seconds) for factor in (2.0, 0.5)]
+            steps = [bench.overload(port, body, factor * rate, seconds) for factor in (2.0, 4.0, 0.5)]
             report["cases"]["overload"] = [{"sustainable_rps": round(rate, 1)}, *steps]
     if "drain" in chosen:
         with server("service", repository, model, env, 0) as (port, pid):

@@ -21,6 +21,7 @@ import asyncio
 import http.client
 import json
 import os
+import random
 import signal
 import threading
 import time
@@ -99,10 +100,11 @@ def overload(port: int, body: bytes, rate: float, seconds: float, connections: i
 
 
 def steady_clients(
-    port: int, body: bytes, clients: int, stop: threading.Event
+    port: int, body: bytes, clients: int, stop: threading.Event, pause_s: float = 0.02
 ) -> tuple[Counter, list[threading.Thread]]:
-    """``clients`` threads, each sending requests back to back on one keep-alive connection (a new one
-    when the server closes it) until ``stop``; outcomes: status, "unsent" (connection refused) or
+    """``clients`` threads, each sending requests on one keep-alive connection (a new one when the
+    server closes it), pausing up to ``pause_s`` between them (so connections are idle at times, as
+    under real traffic), until ``stop``; outcomes: status, "unsent" (connection refused) or
     "no_response" (sent, then the connection closed without an answer)."""
     outcomes: Counter = Counter()
     lock = threading.Lock()
@@ -130,6 +132,7 @@ def steady_clients(
                 connection.close()
             with lock:
                 outcomes[outcome] += 1
+            time.sleep(random.uniform(0, pause_s))
         connection.close()
 
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
@@ -163,6 +166,7 @@ def drain(pid: int, port: int, body: bytes, clients: int, load_s: float, timeout
         thread.join(timeout=15)
     return {
         "clients": clients,
+        "pause_ms": 20,
         "outcomes": {str(k): v for k, v in sorted(outcomes.items(), key=str)},
         "no_response": outcomes["no_response"],
         "exited": exited(pid),
