@@ -61,12 +61,15 @@ def train(
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    non_displayed: Annotated[
+        Path | None, typer.Option(help="Retrieval models: the non-displayed candidates beside --logs.")
+    ] = None,
 ) -> None:
     """Train a model; the checkpoint goes to WORK_DIR/NAME/checkpoint.pt for `ctr export`."""
     from training.pipeline import checkpoint_path
     from training.pipeline import train as train_model
 
-    checkpoint = train_model(name, repository, logs, spec, work_dir, progress)
+    checkpoint = train_model(name, repository, logs, spec, work_dir, progress, non_displayed)
     typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
     typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
 

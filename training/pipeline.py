@@ -70,17 +70,22 @@ def train(
     spec_path: Path | None = None,
     work_dir: Path = Path("artifacts"),
     progress: bool = True,
+    non_displayed: Path | None = None,
 ) -> Checkpoint:
-    """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``."""
+    """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
+    (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)
     if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
-        if logs is not None:
-            raise ValueError(f"{config.kind} trains on the world's retrieval view; --logs is not supported for it")
         from training.retrieval_pipeline import train_retrieval
 
-        checkpoint = train_retrieval(config, root, work_dir, progress)
+        if logs is not None and (non_displayed is None or spec_path is None):
+            raise ValueError(f"{config.kind} trained on your logs needs --non-displayed OTHER and --spec SPEC.toml")
+        own = (logs, non_displayed, spec_path) if logs is not None else None
+        checkpoint = train_retrieval(config, root, work_dir, progress, own)  # type: ignore[arg-type]
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
+    if non_displayed is not None:
+        raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
