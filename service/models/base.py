@@ -61,4 +61,5 @@ class ServedModel(ABC):
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.inputs],
             "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.outputs],
             "features": [f.name for f in self.manifest.feature_spec.features],
+            "position": self.manifest.position,
         }

@@ -28,7 +28,7 @@ from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
 from service.models.loader import load_newest, load_versions
-from service.models.snapshot import ServingModels, required_outputs
+from service.models.snapshot import RegimeMismatch, ServingModels, required_outputs
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class ModelManager:
         for name in self.models.names:
             try:
                 await self.load(name)
+            except RegimeMismatch:
+                raise  # role models whose position regimes differ stop the start-up
             except ModelLoadError as error:
                 optional = name not in self.settings.roles.values()
                 logger.log(logging.WARNING if optional else logging.ERROR, "model %s is not served: %s", name, error)
@@ -86,22 +88,24 @@ class ModelManager:
                 self._swap(replace(self.models, errors=errors, refused=self._refusals(name, refused)))
                 raise
             old = self.models
+            snapshot = replace(
+                old,
+                loaded={**old.loaded, name: chosen[max(chosen)]},
+                versions={**old.versions, name: chosen},
+                errors={k: v for k, v in old.errors.items() if k != name},
+                refused=self._refusals(name, refused, served=chosen),
+            )
+            conflict = snapshot.regime_conflict()
+            if conflict is not None:  # refused: what is served stays as it was
+                logger.error("model %s not served: %s", name, conflict)
+                raise RegimeMismatch(conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             for model in chosen.values():
                 batcher = old.batchers.get(model) if keep_batchers else None
                 batchers[model] = batcher if batcher is not None else self._batcher(model, config)
             self.configs[name] = config
-            self._swap(
-                replace(
-                    old,
-                    loaded={**old.loaded, name: chosen[max(chosen)]},
-                    versions={**old.versions, name: chosen},
-                    errors={k: v for k, v in old.errors.items() if k != name},
-                    batchers=batchers,
-                    refused=self._refusals(name, refused, served=chosen),
-                )
-            )
+            self._swap(replace(snapshot, batchers=batchers))
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
@@ -206,4 +210,8 @@ def load_snapshot(settings: Settings) -> ServingModels:
             loaded[name] = load_newest(settings, name, outputs)
         except ModelLoadError as error:
             errors[name] = str(error)
-    return ServingModels(settings.roles, loaded, errors)
+    models = ServingModels(settings.roles, loaded, errors)
+    conflict = models.regime_conflict()
+    if conflict is not None:
+        raise RegimeMismatch(conflict)
+    return models

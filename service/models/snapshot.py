@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from common.roles import ROLES
+from service.models.base import ModelLoadError
 from service.models.retrieval_model import RetrievalModel
 from service.models.scoring_model import ScoringModel
 from service.settings import Settings
@@ -23,6 +24,11 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.batching.batcher import Batcher
     from service.models.base import ServedModel
+
+
+class RegimeMismatch(ModelLoadError):
+    """The role models' probabilities hold for different positions; they are never served together."""
+
 
 CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
 NO_VERSIONS = "no versions"  # how the loader's message starts when the repository has none of a model
@@ -89,6 +95,19 @@ class ServingModels:
             for name, kind in model.feature_kinds.items():
                 kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
         return kinds
+
+    def regime_conflict(self) -> str | None:
+        """Why the ctr and ctcvr role models cannot be combined (their served probabilities hold for
+        different positions: model.json ``position.regime``), or None. Checked before a snapshot is served."""
+        ctr, ctcvr = self.for_role("ctr"), self.for_role("ctcvr")
+        if ctr is None or ctcvr is None or ctr.manifest.regime == ctcvr.manifest.regime:
+            return None
+        return (
+            f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves {ctr.manifest.regime!r}, "
+            f"ctcvr model {ctcvr.name!r} version {ctcvr.version} serves {ctcvr.manifest.regime!r}; "
+            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime; a version exported "
+            "before position regimes existed is position-blind: retrain it, `ctr train NAME && ctr export NAME`)"
+        )
 
     @property
     def retrieval(self) -> RetrievalModel | None:

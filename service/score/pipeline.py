@@ -19,7 +19,6 @@ import numpy as np
 import orjson
 from starlette.types import Receive
 
-from common.roles import ROLES
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
 from service.http.errors import InputError, ModelUnavailable
@@ -71,13 +70,28 @@ def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedR
 
 
 def render(prepared: PreparedRequest, outputs: dict[Any, dict[str, np.ndarray]]) -> bytes:
-    """Each role's score per candidate, pCVR derived from them, and the model version behind each role."""
-    columns = {role.outputs[0]: outputs[prepared.roles[role.name]][role.outputs[0]].tolist() for role in ROLES}
-    columns["pcvr"] = conversion_rates(columns["pctr"], columns["pctcvr"])
-    keys = tuple(columns)
-    scores = [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    """The served probabilities per candidate (``served_probabilities``), and the model version behind
+    each role."""
+    pctr, pctcvr, pcvr = served_probabilities(outputs[prepared.roles["ctr"]], outputs[prepared.roles["ctcvr"]])
+    scores = [{"pctr": a, "pctcvr": b, "pcvr": c} for a, b, c in zip(pctr, pctcvr, pcvr, strict=True)]
     refs = {role: {"name": model.name, "version": model.version} for role, model in prepared.roles.items()}
     return orjson.dumps({"scores": scores, "models": refs})
+
+
+def served_probabilities(
+    ctr_outputs: dict[str, np.ndarray], ctcvr_outputs: dict[str, np.ndarray]
+) -> tuple[list[float], list[float], list[float]]:
+    """(pctr, pctcvr, pcvr) per candidate, all for one slot (the role models' regimes are checked equal).
+
+    pctr is the ctr model's; pcvr is the ctcvr model's own pCVR output, so it ranks and calibrates as
+    that model learned it, and pctcvr = pctr * pcvr, so the identity holds exactly between the numbers
+    served. A ctcvr model without a pcvr output gives pctcvr, and pcvr = pctcvr / pctr (clipped)."""
+    pctr = ctr_outputs["pctr"].tolist()
+    if "pcvr" not in ctcvr_outputs:
+        pctcvr = ctcvr_outputs["pctcvr"].tolist()
+        return pctr, pctcvr, conversion_rates(pctr, pctcvr)
+    pcvr = ctcvr_outputs["pcvr"].tolist()
+    return pctr, [a * c for a, c in zip(pctr, pcvr, strict=True)], pcvr
 
 
 def conversion_rates(pctr: list[float], pctcvr: list[float]) -> list[float]:

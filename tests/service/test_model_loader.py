@@ -52,7 +52,7 @@ def test_altered_model_is_refused_and_the_older_version_serves(
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="service.model_loader"):
+    with caplog.at_level(logging.WARNING, logger="service.models.loader"):
         model = load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
     assert model.version == 1
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
