@@ -32,21 +32,6 @@ def _day_streams(config: WorldConfig, seed: int, day: int) -> list[np.random.Gen
     return [np.random.default_rng(s) for s in sequence.spawn(3)]
 
 
-def simulate_days(
-    population: Population,
-    vocab: Vocabulary,
-    config: WorldConfig,
-    days: int,
-    requests_per_day: int,
-    policy: str,
-    seed: int,
-    start_day: int = 0,
-) -> pa.Table:
-    """The logs of ``days`` days as one table (see ``iter_days``)."""
-    tables = list(iter_days(population, vocab, config, days, requests_per_day, policy, seed, start_day))
-    return pa.concat_tables(tables).combine_chunks()
-
-
 def iter_days(
     population: Population,
     vocab: Vocabulary,
