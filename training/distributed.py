@@ -141,6 +141,12 @@ def check_replicas_agree(model: nn.Module, group: Processes) -> None:
         )
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib() -> tuple[float, float]:
     """(this process, its largest finished child e.g. a DataLoader worker): peak resident memory in MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -28,7 +28,14 @@ from torch.utils.data import DataLoader
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from training.checkpoint import Checkpoint
-from training.distributed import Processes, averaged_gradients, check_replicas_agree, peak_rss_mib, processes
+from training.distributed import (
+    Processes,
+    averaged_gradients,
+    check_replicas_agree,
+    cpu_seconds,
+    peak_rss_mib,
+    processes,
+)
 from training.fit import evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import manifest_spec
@@ -91,9 +98,9 @@ def train_streaming(
             shards, train_spans, encoder, position_ctr, batch_size, group.rank, group.world_size,
             config.training.seed, settings.buffer_rows,
         )  # fmt: skip
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         main_loss, epochs = fit_stream(model, stream, config, group, settings.workers, progress and group.is_main)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, group.gather(round(cpu_seconds() - cpu_started, 1))
         rows = stream.rows_per_epoch(settings.workers) * group.world_size * epochs  # by all processes
         check_replicas_agree(model, group)
         memory = group.gather(peak_rss_mib())
@@ -109,14 +116,15 @@ def train_streaming(
                 "workers_per_process": settings.workers,
                 "training_seconds": round(seconds, 2),
                 "rows_per_second": round(throughput, 1),
+                "cpu_seconds": cpu,  # per process, while training (contention on a shared machine aside)
                 "peak_rss_mib": [own for own, _ in memory],
                 "peak_rss_mib_workers": [worker for _, worker in memory],
             }
             checkpoint = make_checkpoint(config, spec, model, metrics, logs, record)
             checkpoint.save(checkpoint_path(work_dir, name))
             logger.info(
-                "trained %s on %d processes: %.0f rows/s, peak memory per process %s MiB",
-                name, group.world_size, throughput, record["peak_rss_mib"],
+                "trained %s on %d processes in %.0fs: %.0f rows/s, CPU seconds %s, peak memory per process %s MiB",
+                name, group.world_size, seconds, throughput, cpu, record["peak_rss_mib"],
             )  # fmt: skip
         group.barrier()  # the others leave once rank 0 has written everything
         return checkpoint
@@ -136,17 +144,19 @@ def fit_stream(
     torch.manual_seed(config.training.seed)
     phases = model_phases(model, config.training)
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
-    epochs = 0
+    epochs, steps = 0, stream.steps(workers)
 
     def epoch_batches(_: int):
         nonlocal epochs
         stream.set_epoch(epochs)  # every pass over the rows in a new order, whichever phase
         epochs += 1
-        for batch in loader:
+        for step, batch in enumerate(loader, 1):
+            if group.is_main and not progress and step % max(steps // 10, 1) == 0:
+                logger.info("pass %d over the rows: step %d of %d", epochs, step, steps)
             yield {k: v.to(group.device, non_blocking=True) for k, v in batch.items()}
 
     with averaged_gradients(model, group):
-        loss = run_phases(model, phases, epoch_batches, stream.steps(workers), progress)
+        loss = run_phases(model, phases, epoch_batches, steps, progress)
     return group.mean(loss), epochs
 
 
