@@ -109,23 +109,20 @@ def train_streaming(
             model.cpu()
             metrics = evaluate_chunks(model, shards.tensors(held_out, encoder, position_ctr)) if held_out else {}
             metrics["training_loss"] = main_loss
-            throughput = rows / seconds
+            memory[0] = peak_rss_mib()  # rank 0's again, after it scored the held-out rows
             record = {
                 "impressions": shards.rows,
                 "processes": group.world_size,
                 "workers_per_process": settings.workers,
                 "training_seconds": round(seconds, 2),
-                "rows_per_second": round(throughput, 1),
+                "rows_per_second": round(rows / seconds, 1),
                 "cpu_seconds": cpu,  # per process, while training (contention on a shared machine aside)
                 "peak_rss_mib": [own for own, _ in memory],
                 "peak_rss_mib_workers": [worker for _, worker in memory],
             }
             checkpoint = make_checkpoint(config, spec, model, metrics, logs, record)
             checkpoint.save(checkpoint_path(work_dir, name))
-            logger.info(
-                "trained %s on %d processes in %.0fs: %.0f rows/s, CPU seconds %s, peak memory per process %s MiB",
-                name, group.world_size, seconds, throughput, cpu, record["peak_rss_mib"],
-            )  # fmt: skip
+            logger.info("trained %s: %s", name, record)
         group.barrier()  # the others leave once rank 0 has written everything
         return checkpoint
 
