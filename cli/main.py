@@ -84,7 +84,7 @@ def train(
         int | None, typer.Option(min=1, help="Start this many --distributed processes with torchrun.")
     ] = None,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader workers per process (streaming).")] = 0,
-    shuffle_buffer: Annotated[int, typer.Option(min=1, help="Rows in each shuffle buffer (streaming).")] = 262_144,
+    shuffle_buffer: Annotated[int, typer.Option(min=1, help="Rows in each shuffle buffer (streaming).")] = 1_048_576,
     statistics: Annotated[
         Path | None, typer.Option(help="statistics.json of an earlier streamed run, instead of a statistics pass.")
     ] = None,

@@ -31,7 +31,7 @@ from training.dataset import ImpressionTensors
 from training.logs import LABEL_COLUMNS, log_files
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
-BUFFER_ROWS = 262_144  # rows a worker's shuffle buffer mixes
+BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
 
 
 @dataclass(frozen=True)
