@@ -7,8 +7,9 @@ experiment writes a JSON report with stable keys and a PNG plot, and prints a ta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +32,8 @@ def cvr(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="Where the methods' configs are.")] = Path(
         "models"
     ),
+    requests_per_day: Annotated[int | None, typer.Option(min=1, help="Training traffic (default 20,000).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2).")] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     import json
@@ -40,6 +43,9 @@ def cvr(
 
     config = CVRExperimentConfig.quick() if quick else CVRExperimentConfig()
     config = replace(config, heldout_policy=heldout_policy, seeds=seeds or config.seeds)
+    config = replace(
+        config, requests_per_day=requests_per_day or config.requests_per_day, epochs=epochs or config.epochs
+    )
     if service_world:
         config = replace(config, world={})
     report = run_cvr_experiment(repository, config)
@@ -56,6 +62,9 @@ def esam(
     plot: Annotated[Path | None, typer.Option(help="PNG picture (default: beside --out).")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 3).")] = None,
     quick: Annotated[bool, typer.Option(help="A tiny world and few queries: seconds, for tests.")] = False,
+    world: Annotated[
+        str, typer.Option(help="Retrieval world: attributes (default) or ids (the id-dominated control).")
+    ] = "attributes",
 ) -> None:
     """ESAM ablation: baseline, +L_DA, +L_DA+L_DC^c, ESAM; Recall/NDCG on hot vs long-tail items."""
     import json
@@ -63,6 +72,7 @@ def esam(
     from training.experiments.esam import ExperimentConfig, format_table, run_experiment
 
     config = ExperimentConfig.quick() if quick else ExperimentConfig()
+    config.retrieval = {**config.retrieval, "world": world}
     if seeds is not None:
         config.seeds = seeds
     report = run_experiment(config, plot or out.with_suffix(".png"))
@@ -80,15 +90,24 @@ def moore2018(
     ] = 0.0,
     initialisations: Annotated[int | None, typer.Option(min=1, help="Initialisations per model (default 10).")] = None,
     n_features: Annotated[int, typer.Option(min=1, help="Features of x ~ N(Y, 3).")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated feedback loop.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the (first) simulated feedback loop.")] = 0,
+    loop_seeds: Annotated[int, typer.Option(min=1, help="Feedback loops: seeds --seed, --seed + 1, ...")] = 1,
+    adversary_loss: Annotated[
+        str, typer.Option(help="Loss_N's penalty: covariance (the paper's Cov^2) or correlation (Corr^2).")
+    ] = "covariance",
+    lambdas: Annotated[
+        str | None, typer.Option(help="Comma-separated lambdas (default the paper's 0, 0.9, ..., 0.99999).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Main and Bias-only epochs each (default 100).")] = None,
     quick: Annotated[bool, typer.Option(help="A tenth of the paper's sizes and few epochs (for tests).")] = False,
 ) -> None:
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""
     import dataclasses
-    import json
 
     from training.experiments.feedback_loop import FeedbackLoopConfig
-    from training.experiments.moore2018 import Moore2018Config, plot, quick_config, run, table
+    from training.experiments.moore2018 import Moore2018Config, quick_config, run
+    from training.experiments.moore2018_report import plot, table
+    from training.models.adversarial_ctr import AdversarialCTRConfig
 
     if quick:
         config = quick_config(r=r, seed=seed)
@@ -97,8 +116,49 @@ def moore2018(
         config = Moore2018Config(loop=FeedbackLoopConfig(n_features=n_features, r=r, seed=seed))
     if initialisations is not None:
         config.initialisations = initialisations
+    if lambdas is not None:
+        config.lambdas = tuple(float(v) for v in lambdas.split(","))
+    if epochs is not None:
+        config.epochs = config.bias_epochs = epochs
+    try:
+        config = dataclasses.replace(config, loop_seeds=loop_seeds, adversary_loss=adversary_loss)
+        for lam in config.lambdas:
+            AdversarialCTRConfig(lam=lam)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    _timed_report(lambda: run(config), out, plot, table)
+
+
+@experiment_app.command("moore2018-checks")
+def moore2018_checks(
+    out: Annotated[Path, typer.Option(help="JSON report; the PNG goes beside it.")] = Path(
+        "reports/moore2018_checks.json"
+    ),
+    loop_seeds: Annotated[int, typer.Option(min=1, help="Feedback loops checked for collapse (seeds 0, 1, ...).")] = 10,
+    initialisations: Annotated[int, typer.Option(min=1, help="Initialisations per learning-rate comparison.")] = 2,
+    quick: Annotated[bool, typer.Option(help="A tenth of the paper's sizes and few epochs (for tests).")] = False,
+) -> None:
+    """Checks of the moore2018 explanation: does the loop collapse onto one feature, is lambda a learning rate?"""
+    import dataclasses
+
+    from training.experiments.moore2018 import Moore2018Config, quick_config
+    from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
+
+    config = dataclasses.replace(quick_config() if quick else Moore2018Config(), loop_seeds=loop_seeds)
+    _timed_report(lambda: run_checks(config, initialisations), out, plot_checks, checks_table)
+
+
+def _timed_report(
+    make: Callable[[], dict[str, Any]],
+    out: Path,
+    plot: Callable[[dict[str, Any], Path], None],
+    table: Callable[[dict[str, Any]], list[str]],
+) -> None:
+    """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
+    import json
+
     started = time.perf_counter()
-    report = run(config)
+    report = make()
     report["seconds"] = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

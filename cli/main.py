@@ -76,6 +76,9 @@ def train(
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    non_displayed: Annotated[
+        Path | None, typer.Option(help="Retrieval models: the non-displayed candidates beside --logs.")
+    ] = None,
     export_after: Annotated[bool, typer.Option("--export", help="Export the trained model afterwards.")] = False,
     distributed: Annotated[
         bool, typer.Option(help="Stream --logs shards; one of the processes torchrun starts (DDP).")
@@ -123,7 +126,7 @@ def train(
     else:
         from training.pipeline import train as train_model
 
-        checkpoint = train_model(name, repository, logs, spec, work_dir, progress)
+        checkpoint = train_model(name, repository, logs, spec, work_dir, progress, non_displayed)
     typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
     typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
     if export_after:
@@ -147,12 +150,33 @@ def export(
 
 @app.command()
 def evaluate(
-    name: Annotated[str, typer.Argument(help="The exported model to evaluate.")],
+    name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
     version: Annotated[int | None, typer.Option(help="Version to evaluate (default: latest).")] = None,
     repository: RepositoryOption = Path("models"),
+    url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
 ) -> None:
-    """Score a held-out world day with the exported model and report AUCs and calibration."""
+    """Score a held-out world day with the exported model and report AUCs and calibration.
+
+    `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
+    by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out)."""
+    if name == "serving":
+        from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
+
+        if url is None:
+            raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
+        try:
+            report = evaluate_serving(url, repository, workers=workers)
+        except (ServiceError, OSError) as error:
+            typer.echo(f"error: {url}: {error}", err=True)
+            raise typer.Exit(1) from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        plot(report, out.with_suffix(".png"))
+        typer.echo(format_table(report))
+        typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+        return
     from training.evaluation import evaluate as evaluate_model
 
     report = evaluate_model(repository, name, version)

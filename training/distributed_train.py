@@ -89,9 +89,10 @@ def train_streaming(
         train_spans, held_out = shards.split(config.training.validation_fraction)
 
         model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+        sample = shards.sample(train_spans, encoder, position_ctr)  # (for fix_constants, model.json's position)
         fix_constants = getattr(model, "fix_constants", None)
         if fix_constants is not None:
-            fix_constants(shards.sample(train_spans, encoder, position_ctr).tensors)
+            fix_constants(sample.tensors)
         model.to(group.device)
         batch_size = per_process_batch(config.training.batch_size, group.world_size)
         stream = ImpressionStream(
@@ -120,7 +121,7 @@ def train_streaming(
                 "peak_rss_mib": [own for own, _ in memory],
                 "peak_rss_mib_workers": [worker for _, worker in memory],
             }
-            checkpoint = make_checkpoint(config, spec, model, metrics, logs, record)
+            checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, sample.tensors)
             checkpoint.save(checkpoint_path(work_dir, name))
             logger.info("trained %s: %s", name, record)
         group.barrier()  # the others leave once rank 0 has written everything

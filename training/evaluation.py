@@ -135,6 +135,7 @@ def entire_space_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str
 EVALUATIONS = {
     "world": "training.evaluation:evaluate_on_world",
     "position_debias": "training.position_debias:evaluate_position_debiasing",
+    "retrieval": "training.retrieval_pipeline:evaluate_retrieval",
 }
 
 

@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from common.encoder import FeatureEncoder, fit_statistics
@@ -20,6 +21,7 @@ from training.dataset import ImpressionTensors
 from training.fit import fit
 from training.logs import feature_columns, fingerprint, manifest_spec, read_logs
 from training.model_config import ModelConfig
+from training.models.position_bypass import position_summary
 from training.models.registry import MODEL_KINDS, build_model
 
 logger = logging.getLogger(__name__)
@@ -74,30 +76,42 @@ def train(
     spec_path: Path | None = None,
     work_dir: Path = Path("artifacts"),
     progress: bool = True,
+    non_displayed: Path | None = None,
 ) -> Checkpoint:
-    """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``."""
+    """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
+    (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)
     if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
-        if logs is not None:
-            raise ValueError(f"{config.kind} trains on the world's retrieval view; --logs is not supported for it")
         from training.retrieval_pipeline import train_retrieval
 
-        checkpoint = train_retrieval(config, root, work_dir, progress)
+        if logs is not None and (non_displayed is None or spec_path is None):
+            raise ValueError(f"{config.kind} trained on your logs needs --non-displayed OTHER and --spec SPEC.toml")
+        own = (logs, non_displayed, spec_path) if logs is not None else None
+        checkpoint = train_retrieval(config, root, work_dir, progress, own)  # type: ignore[arg-type]
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
+    if non_displayed is not None:
+        raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
-    checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)})
+    checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)}, data.tensors)
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint
 
 
 def make_checkpoint(
-    config: ModelConfig, spec: FeatureSpec, model: nn.Module, metrics: dict, logs: Path, training: dict
+    config: ModelConfig,
+    spec: FeatureSpec,
+    model: nn.Module,
+    metrics: dict,
+    logs: Path,
+    training: dict,
+    tensors: dict[str, torch.Tensor],
 ) -> Checkpoint:
-    """The checkpoint of a trained impression model; ``training`` adds to the recorded settings."""
+    """The checkpoint of a trained impression model; ``training`` adds to the recorded settings and
+    ``tensors`` (the training rows, or a sample of them) are what its position summary is read on."""
     return Checkpoint(
         name=config.name,
         kind=config.kind,
@@ -108,6 +122,7 @@ def make_checkpoint(
         data_fingerprint=fingerprint(logs),
         training={**asdict(config.training), "logs": str(logs), **training},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
+        position=position_summary(model, tensors),
     )
 
 

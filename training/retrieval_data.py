@@ -42,16 +42,15 @@ def encode_catalog(spec: FeatureSpec, view: RetrievalView) -> EncodedFeatures:
 
 
 def build_retrieval_data(
-    view: RetrievalView, queries: Queries, exposure: Exposure, n_targets: int, seed: int
+    view: RetrievalView, queries: Queries, exposure: Exposure, n_targets: int, seed: int, targets: bool = True
 ) -> RetrievalData:
     """Fit the spec's statistics on these logs, encode them and sample ``n_targets`` non-displayed
-    items per query."""
+    items per query (``targets=False``: none, for a model trained on displayed items alone)."""
     if n_targets < 1:
         raise ValueError(f"n_targets must be >= 1, got {n_targets}")
     columns = {**view.query_columns(queries), **view.item_columns(exposure.items)}
     spec = fit_statistics(view.feature_spec(), columns)
     displayed = np.bincount(exposure.items.ravel(), minlength=view.n_items) > 0
-    targets = view.sample_non_displayed(displayed, (len(queries), n_targets), seed)  # (Q, T)
     query = encode_queries(spec, view, queries)
     catalog = encode_catalog(spec, view)
     tensors = {
@@ -60,7 +59,9 @@ def build_retrieval_data(
         "item_categorical": torch.from_numpy(catalog.categorical[exposure.items]),
         "item_numeric": torch.from_numpy(catalog.numeric[exposure.items]),
         "click": torch.from_numpy(exposure.click.astype(np.int64)),
-        "target_categorical": torch.from_numpy(catalog.categorical[targets]),
-        "target_numeric": torch.from_numpy(catalog.numeric[targets]),
     }
+    if targets:
+        sampled = view.sample_non_displayed(displayed, (len(queries), n_targets), seed)  # (Q, T)
+        tensors["target_categorical"] = torch.from_numpy(catalog.categorical[sampled])
+        tensors["target_numeric"] = torch.from_numpy(catalog.numeric[sampled])
     return RetrievalData(spec, ImpressionTensors(tensors), displayed, catalog)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from common.features import FeatureSpec
 from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.fit import fit
@@ -26,6 +28,7 @@ from training.world import World, WorldConfig
 from training.world.retrieval import RetrievalConfig, RetrievalView
 
 logger = logging.getLogger(__name__)
+EVALUATION_SEED = 3_000_000  # `ctr evaluate`'s queries: neither the training nor model.json's held-out ones
 
 
 @dataclass
@@ -59,19 +62,29 @@ def catalog_scores(
     return v_q @ v_d.T
 
 
-def train_retrieval(config: ModelConfig, root: Path, work_dir: Path, progress: bool = True) -> Checkpoint:
+def train_retrieval(
+    config: ModelConfig,
+    root: Path,
+    work_dir: Path,
+    progress: bool = True,
+    logs: tuple[Path, Path, Path] | None = None,
+) -> Checkpoint:
+    """Train on the world's retrieval view, or on ``logs`` = (displayed log, non-displayed table, spec)."""
     raw = read_config(root, config.name)
     queries_config = _table(raw, "queries", QueriesConfig)
+    if logs is not None:
+        return _train_on_logs(config, queries_config, *logs, progress=progress)
     view = RetrievalView(World(WorldConfig(**config.world)), _table(raw, "retrieval", RetrievalConfig))
     seed = queries_config.seed
     queries = view.queries(queries_config.train_queries, seed)
     data = build_retrieval_data(view, queries, view.expose(queries, seed), queries_config.n_targets, seed)
     logger.info(
-        "training %s (%s) on %d queries, %d displayed items",
+        "training %s (%s) on %d queries, %d displayed items (%s world)",
         config.name,
         config.kind,
         len(queries),
         int(data.displayed.sum()),
+        view.config.world,
     )
     model = build_model(config.kind, data.spec, config.model)
     metrics = fit(model, data.tensors, config.training, progress=progress)
@@ -80,20 +93,107 @@ def train_retrieval(config: ModelConfig, root: Path, work_dir: Path, progress: b
     scores = catalog_scores(
         model, (encoded.categorical, encoded.numeric), (data.catalog.categorical, data.catalog.numeric)
     )
-    groups = {"all": np.ones(view.n_items, dtype=bool), "hot": view.hot, "long_tail": ~view.hot}
-    for group, values in retrieval_metrics(scores, view.relevant_items(held_out), groups).items():
+    for group, values in retrieval_metrics(scores, view.relevant_items(held_out), item_groups(view)).items():
         metrics.update({f"{group}_{name}": value for name, value in values.items()})
-    catalog = {name: column.tolist() for name, column in view.item_columns().items()}
-    checkpoint = Checkpoint(
+    return _checkpoint(
+        config,
+        model,
+        data.spec,
+        metrics,
+        fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
+        training={"queries": len(queries)},
+        catalog={name: column.tolist() for name, column in view.item_columns().items()},
+        catalog_id="ad_id",
+    )
+
+
+def _checkpoint(
+    config: ModelConfig,
+    model: torch.nn.Module,
+    spec: FeatureSpec,
+    metrics: dict[str, float],
+    fingerprint: str,
+    training: dict[str, Any],
+    catalog: dict[str, list],
+    catalog_id: str,
+) -> Checkpoint:
+    return Checkpoint(
         name=config.name,
         kind=config.kind,
         model_params=config.model,
-        spec=data.spec,
+        spec=spec,
         state_dict=model.state_dict(),
         metrics=metrics,
-        data_fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
-        training={**asdict(config.training), "queries": len(queries)},
+        data_fingerprint=fingerprint,
+        training={**asdict(config.training), **training},
         catalog=catalog,
-        catalog_id="ad_id",
+        catalog_id=catalog_id,
     )
-    return checkpoint
+
+
+def _train_on_logs(
+    config: ModelConfig, queries_config: QueriesConfig, displayed: Path, other: Path, spec_path: Path, progress: bool
+) -> Checkpoint:
+    """Train on a user's displayed log and non-displayed table; model.json gets the click metrics only
+    (logs carry no true relevance, so there is no recall to report)."""
+    from training.retrieval_logs import build_log_data
+
+    data = build_log_data(
+        displayed, other, FeatureSpec.from_toml(spec_path), queries_config.n_targets, queries_config.seed
+    )
+    logger.info(
+        "training %s (%s) on %d logged requests from %s", config.name, config.kind, len(data.tensors), displayed
+    )
+    model = build_model(config.kind, data.spec, config.model)
+    metrics = fit(model, data.tensors, config.training, progress=progress)
+    training = {"queries": len(data.tensors), "logs": str(displayed)}
+    return _checkpoint(config, model, data.spec, metrics, data.fingerprint, training, data.catalog, data.catalog_id)
+
+
+def item_groups(view: RetrievalView) -> dict[str, np.ndarray]:
+    return {"all": np.ones(view.n_items, dtype=bool), "hot": view.hot, "long_tail": ~view.hot}
+
+
+def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
+    """``ctr evaluate`` of a retrieval model, as served: the exported query tower (ONNX Runtime) on
+    fresh held-out queries of the config's world, ranked against the stored catalog embeddings, scored
+    against the world's true relevance for all, hot and long-tail items."""
+    import onnxruntime as ort
+
+    from common.encoder import FeatureEncoder
+    from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest, sha256_file, version_dir, versions
+
+    published = versions(root, name)
+    if not published:
+        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
+    version = version or published[-1]
+    manifest, directory = read_manifest(root, name, version), version_dir(root, name, version)
+    for file_name in ("query_tower.onnx", "item_tower.onnx", CATALOG_EMBEDDINGS, CATALOG_IDS):
+        if file_name not in manifest.files or sha256_file(directory / file_name) != manifest.files[file_name].sha256:
+            raise ValueError(f"{name} version {version}: {file_name} is missing or fails its sha256")
+    config = ModelConfig.load(root, name)
+    raw = read_config(root, name)
+    queries_config = _table(raw, "queries", QueriesConfig)
+    view = RetrievalView(World(WorldConfig(**config.world)), _table(raw, "retrieval", RetrievalConfig))
+    queries = view.queries(queries_config.eval_queries, EVALUATION_SEED + queries_config.seed)
+    spec = manifest.feature_spec
+    encoded = FeatureEncoder(spec.for_side("context")).encode(view.query_columns(queries), len(queries))
+    session = ort.InferenceSession(str(directory / "query_tower.onnx"), providers=["CPUExecutionProvider"])
+    (v_q,) = session.run(None, {"categorical": encoded.categorical, "numeric": encoded.numeric})  # (Q, L)
+    embeddings = np.load(directory / CATALOG_EMBEDDINGS)  # (N, L), what the service ranks
+    ids = np.load(directory / CATALOG_IDS)
+    index = {item: i for i, item in enumerate(view.item_columns()["ad_id"].tolist())}
+    if sorted(index) != sorted(ids.tolist()):
+        raise ValueError(f"{name} version {version}: its catalog is not this world's catalog of {view.n_items} ads")
+    scores = np.empty((len(queries), view.n_items), dtype=np.float32)
+    scores[:, [index[item] for item in ids.tolist()]] = v_q @ embeddings.T  # (Q, A) in world item order
+    groups = item_groups(view)
+    report: dict[str, Any] = {
+        "model": name,
+        "version": version,
+        "world": view.config.world,
+        "n_queries": len(queries),
+        "loss_weights": {w: config.model.get(w) for w in ("lambda_da", "lambda_dc_c", "lambda_dc_p")},
+        "split": f"hot: {int(view.hot.sum())} most popular items; long_tail: {int((~view.hot).sum())}",
+    }
+    return report | retrieval_metrics(scores, view.relevant_items(queries), groups)

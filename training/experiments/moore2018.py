@@ -4,15 +4,17 @@ Runs the synthetic feedback loop (``feedback_loop.py``), then trains the adversa
 without its bypass tower on the last two days of logs, b being the position CTR of each row's
 position over those days, for each lambda of a reverse log scale and several initialisations, and
 measures AUC on the feedback-loop (FL) data and on a held-out set drawn from D uniformly (RUS), and
-the Bias network's MSE on b after its extra epochs. Writes a JSON report, a PNG like the paper's
+the Bias network's MSE on b after its extra epochs. Beside each trained network it scores the same
+network untrained and probes it (``moore2018_probes.py``), so that a flat curve can be told apart
+from a network that never left its initial weights. Several loops (``loop_seeds``) and the
+correlation penalty (``adversary_loss``) are options. Writes a JSON report, a PNG like the paper's
 Figure 4, and returns the table rows.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,13 @@ from training.experiments.feedback_loop import (
     fit_logistic,
     logistic_scores,
     simulate,
+)
+from training.experiments.moore2018_probes import (
+    gradient_norms,
+    linear_b_mse,
+    rank_correlation,
+    snapshot,
+    weight_change,
 )
 from training.fit import TrainingConfig, fit
 from training.metrics import auc, log_loss
@@ -49,10 +58,13 @@ class Moore2018Config:
     bias_epochs: int = 100  # Bias network alone afterwards (paper: 100)
     batch_size: int = 100  # paper: minibatch 100
     learning_rate: float = 0.01  # paper: SGD, lr 0.01
+    adversary_loss: str = "covariance"  # Loss_N's penalty: the paper's Cov^2, or Corr^2 (docs/moore2018.md)
+    loop_seeds: int = 1  # feedback loops simulated, with seeds loop.seed, loop.seed + 1, ...
 
     def __post_init__(self) -> None:
-        if self.initialisations < 1 or self.epochs < 1:
-            raise ValueError("initialisations and epochs must be >= 1")
+        if self.initialisations < 1 or self.epochs < 1 or self.loop_seeds < 1:
+            raise ValueError("initialisations, epochs and loop_seeds must be >= 1")
+        AdversarialCTRConfig(adversary_loss=self.adversary_loss)  # names a known penalty
 
 
 def quick_config(r: float = 0.0, seed: int = 0) -> Moore2018Config:
@@ -61,7 +73,7 @@ def quick_config(r: float = 0.0, seed: int = 0) -> Moore2018Config:
     return Moore2018Config(loop=loop, lambdas=(0.0, 0.99, 0.9999), initialisations=2, epochs=5, bias_epochs=5)
 
 
-def _spec(n_features: int) -> FeatureSpec:
+def loop_spec(n_features: int) -> FeatureSpec:
     return FeatureSpec(tuple(Feature(f"x{j}", "numeric", "candidate") for j in range(n_features)))
 
 
@@ -82,40 +94,19 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
-def train_variant(
-    config: Moore2018Config, bypass: bool, lam: float, seed: int, fl: dict, rus: dict, spec: FeatureSpec
-) -> dict[str, float]:
-    """One initialisation of one model: its AUCs, the Bias network's MSEs and the bypass's prediction gap."""
-    torch.manual_seed(seed)
-    model = AdversarialCTR(spec, AdversarialCTRConfig(lam=lam, bypass=bypass, bias_epochs=config.bias_epochs))
-    training = TrainingConfig(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        seed=seed,
-        validation_fraction=0.0,
-    )
-    fit(model, ImpressionTensors(fl), training, progress=False)
-    model.eval()
-    with torch.no_grad():
-        fl_pred = model.predict_at(fl["categorical"], fl["numeric"], fl["b"]).numpy()  # each row's own b
-        rus_pred = model(rus["categorical"], rus["numeric"])["pctr"].numpy()  # b fixed to the position-1 CTR
-        ctr = sorted(set(fl["b"].tolist()), reverse=True)
-        at = [model.predict_at(fl["categorical"], fl["numeric"], torch.full_like(fl["b"], c)).mean() for c in ctr]
-    return {
-        "fl_auc": auc(fl["click"].numpy(), fl_pred),
-        "rus_auc": auc(rus["click"].numpy(), rus_pred),
-        "rus_logloss": log_loss(rus["click"].numpy(), rus_pred),
-        "fl_b_mse": model.bias_mse(fl["categorical"], fl["numeric"], fl["b"]),
-        "rus_b_mse": model.bias_mse(rus["categorical"], rus["numeric"], rus["b"]),
-        "bypass_prediction_gap": float(at[0] - at[-1]),  # mean pCTR at b = p1 minus at b = p2 (Figure 4e)
-    }
+@dataclass
+class LoopData:
+    """One simulated feedback loop: the final models' training rows (FL), the held-out RUS rows, and
+    the loop-level figures (its regime, the logistic-regression references, how collapsed it is)."""
+
+    fl: dict[str, torch.Tensor]
+    rus: dict[str, torch.Tensor]
+    summary: dict[str, Any]
 
 
-def run(config: Moore2018Config) -> dict[str, Any]:
-    """The whole experiment; returns the JSON report."""
-    torch.set_num_threads(1)  # tiny networks: threads only add overhead
-    loop = simulate(config.loop)
+def prepare(config: FeedbackLoopConfig) -> LoopData:
+    """Simulates the loop and builds the tensors every network of the sweep trains and is scored on."""
+    loop = simulate(config)
     window = loop.window
     window_ctr = position_ctr(window.position, window.click)
     b = position_ctr_per_row(window.position, window.click)
@@ -124,89 +115,146 @@ def run(config: Moore2018Config) -> dict[str, Any]:
     mean, std = loop.reservoir_mean, loop.reservoir_std
     # RUS rows get a random position, and b = that position's CTR in the window: features cannot predict it
     rus_rows = loop.rus
-    rus_position = np.random.default_rng(config.loop.seed + 1).integers(1, 3, len(rus_rows))
+    rus_position = np.random.default_rng(config.seed + 1).integers(1, 3, len(rus_rows))
     rus_b = np.array([window_ctr[p] for p in (1, 2)])[rus_position - 1]
-    fl = _tensors(window, mean, std, b)
-    rus = _tensors(Rows(rus_rows.x, rus_rows.y, rus_position, rus_rows.y), mean, std, rus_b)
-    # the ideal: the same logistic regression trained on a fresh RUS draw as large as the window
-    ideal_train = draw(np.random.default_rng([config.loop.seed, 2018]), len(window), config.loop)
-    ideal = fit_logistic(ideal_train.x, ideal_train.y, config.loop.l2)
     y_rus = rus_rows.y
-    report: dict[str, Any] = {
-        "config": {**asdict(config), "loop": asdict(config.loop)},
-        "paper": PAPER,
+    # the ideal: the same logistic regression on fresh RUS draws, as many as the held-out set (the
+    # data exist) and, for scale, as many as the FL window
+    rng = np.random.default_rng([config.seed, 2018])
+    ideal = {size: fit_logistic((d := draw(rng, size, config)).x, d.y, config.l2) for size in (config.rus, len(window))}
+    weights = loop.last_model[0]
+    # how much of the position (hence b) the features carry at all: what the adversary could remove
+    first = (window.position == 1).astype(np.int64)
+    position_model = fit_logistic(window.x, first, config.l2)
+    summary = {
+        "seed": config.seed,
         "position_ctr_by_day": loop.position_ctr_by_day,
         "last_day_position1_ctr": loop.position_ctr_by_day[-1][0],
         "window_position_ctr": {str(p): c for p, c in window_ctr.items()},
         "naive_b_mse": float(np.mean((b - b.mean()) ** 2)),  # predicting the mean CTR for every row
-        "ideal_rus_auc": auc(y_rus, logistic_scores(ideal, rus_rows.x)),
-        "ideal_rus_logloss": log_loss(y_rus, logistic_scores(ideal, rus_rows.x)),
+        "ideal_rus_auc": auc(y_rus, logistic_scores(ideal[config.rus], rus_rows.x)),
+        "ideal_rus_logloss": log_loss(y_rus, logistic_scores(ideal[config.rus], rus_rows.x)),
+        "ideal_window_size_rus_auc": auc(y_rus, logistic_scores(ideal[len(window)], rus_rows.x)),
+        "bayes_rus_auc": auc(y_rus, rus_rows.x.sum(axis=1)),  # the true log-odds rank by the sum of x
         "fl_lr_rus_auc": auc(y_rus, logistic_scores(loop.last_model, rus_rows.x)),
         "fl_lr_rus_logloss": log_loss(y_rus, logistic_scores(loop.last_model, rus_rows.x)),
+        "fl_lr_weights": weights.tolist(),
+        # 1 / d for equal weights, 1 when the loop ranks by one feature alone
+        "fl_lr_largest_weight_share": float(np.abs(weights).max() / np.abs(weights).sum()),
+        "position_auc_from_features": auc(first, logistic_scores(position_model, window.x)),  # in-sample
+        "linear_b_mse_on_features": linear_b_mse(window.x, b),
+        "window_feature_mean": window.x.mean(axis=0).tolist(),
+        "window_feature_std": window.x.std(axis=0).tolist(),
     }
-    spec = _spec(config.loop.n_features)
-    for variant, bypass in VARIANTS.items():
+    fl = _tensors(window, mean, std, b)
+    rus = _tensors(Rows(rus_rows.x, y_rus, rus_position, y_rus), mean, std, rus_b)
+    return LoopData(fl, rus, summary)
+
+
+def build(config: Moore2018Config, bypass: bool, lam: float, seed: int, spec: FeatureSpec) -> AdversarialCTR:
+    torch.manual_seed(seed)
+    model_config = AdversarialCTRConfig(
+        lam=lam, bypass=bypass, bias_epochs=config.bias_epochs, adversary_loss=config.adversary_loss
+    )
+    return AdversarialCTR(spec, model_config)
+
+
+def training_config(config: Moore2018Config, seed: int, learning_rate: float | None = None) -> TrainingConfig:
+    return TrainingConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=learning_rate or config.learning_rate,
+        seed=seed,
+        validation_fraction=0.0,
+    )
+
+
+def train_variant(
+    config: Moore2018Config, bypass: bool, lam: float, seed: int, data: LoopData, spec: FeatureSpec
+) -> dict[str, float]:
+    """One initialisation of one model: its AUCs, the Bias network's MSEs, the bypass's prediction gap,
+    and the probes (the untrained network's RUS AUC, distance from the initial weights, gradients)."""
+    fl, rus = data.fl, data.rus
+    model = build(config, bypass, lam, seed, spec)
+    model.fix_constants(fl)  # as fit does; the untrained network is scored with the same constants
+    initial = snapshot(model)
+    with torch.no_grad():
+        untrained = model(rus["categorical"], rus["numeric"])["pctr"].numpy()
+    fit(model, ImpressionTensors(fl), training_config(config, seed), progress=False)
+    model.eval()
+    with torch.no_grad():
+        fl_pred = model.predict_at(fl["categorical"], fl["numeric"], fl["b"]).numpy()  # each row's own b
+        rus_pred = model(rus["categorical"], rus["numeric"])["pctr"].numpy()  # b fixed to the position-1 CTR
+        ctr = sorted(set(fl["b"].tolist()), reverse=True)
+        at = [model.predict_at(fl["categorical"], fl["numeric"], torch.full_like(fl["b"], c)).mean() for c in ctr]
+    # after the Bias-only epochs the adversary is at its strongest: its gradient is an upper bound
+    gradients = gradient_norms(model, fl, config.batch_size)
+    with torch.no_grad():
+        z_a = model.base(fl["categorical"], fl["numeric"]).numpy()
+    return {
+        "fl_auc": auc(fl["click"].numpy(), fl_pred),
+        "rus_auc": auc(rus["click"].numpy(), rus_pred),
+        "rus_logloss": log_loss(rus["click"].numpy(), rus_pred),
+        "fl_b_mse": model.bias_mse(fl["categorical"], fl["numeric"], fl["b"]),
+        "rus_b_mse": model.bias_mse(rus["categorical"], rus["numeric"], rus["b"]),
+        "fl_b_mse_linear_on_z_a": linear_b_mse(z_a, fl["b"].numpy()),  # the best linear adversary on Z_A
+        "bypass_prediction_gap": float(at[0] - at[-1]),  # mean pCTR at b = p1 minus at b = p2 (Figure 4e)
+        "untrained_rus_auc": auc(rus["click"].numpy(), untrained),
+        "rank_corr_with_untrained": rank_correlation(rus_pred, untrained),
+        "weight_change": weight_change(model, initial),
+        **gradients,
+        # lambda |grad penalty| / ((1 - lambda) |grad BCE|) on theta_A: how much of the step the adversary is
+        "adversary_share": lam * gradients["grad_adversary"] / ((1 - lam) * gradients["grad_click"]),
+    }
+
+
+def run(config: Moore2018Config) -> dict[str, Any]:
+    """The whole experiment over ``loop_seeds`` loops; returns the JSON report."""
+    torch.set_num_threads(1)  # tiny networks: threads only add overhead
+    spec = loop_spec(config.loop.n_features)
+    runs: dict[tuple[str, float], list[dict[str, float]]] = {}
+    loops = []
+    for loop_seed in range(config.loop.seed, config.loop.seed + config.loop_seeds):
+        data = prepare(replace(config.loop, seed=loop_seed))
+        loops.append(data.summary)
+        for variant, bypass in VARIANTS.items():
+            for lam in config.lambdas:
+                runs.setdefault((variant, lam), []).extend(
+                    train_variant(config, bypass, lam, seed, data, spec) for seed in range(config.initialisations)
+                )
+    report: dict[str, Any] = {"config": {**asdict(config), "loop": asdict(config.loop)}, "paper": PAPER, "loops": loops}
+    # the loop-level figures, as means over the loops (equal to the loop's own with one loop)
+    for key in LOOP_FIGURES:
+        report[key] = float(np.mean([loop[key] for loop in loops]))
+    report["position_ctr_by_day"] = loops[0]["position_ctr_by_day"]
+    report["untrained"] = {}
+    per_loop = config.initialisations
+    for variant in VARIANTS:
         report[variant] = []
         for lam in config.lambdas:
-            runs = [train_variant(config, bypass, lam, seed, fl, rus, spec) for seed in range(config.initialisations)]
-            row = {"lambda": lam} | {k: _summary([r[k] for r in runs]) for k in runs[0]}
+            results = runs[(variant, lam)]
+            row = {"lambda": lam} | {k: _summary([r[k] for r in results]) for k in results[0]}
+            by_loop = [results[i : i + per_loop] for i in range(0, len(results), per_loop)]
+            row["rus_auc_by_loop"] = [float(np.mean([r["rus_auc"] for r in part])) for part in by_loop]
             report[variant].append(row)
             logger.info("%s lambda=%g: RUS AUC %.4f, FL MSE on b %.6f", variant, lam, *_means(row))
+        # the untrained networks: the same initialisations (and constants) as every lambda's
+        report["untrained"][variant] = report[variant][0]["untrained_rus_auc"]
     return report
+
+
+LOOP_FIGURES = (
+    "last_day_position1_ctr",
+    "naive_b_mse",
+    "ideal_rus_auc",
+    "ideal_rus_logloss",
+    "ideal_window_size_rus_auc",
+    "bayes_rus_auc",
+    "fl_lr_rus_auc",
+    "fl_lr_rus_logloss",
+    "fl_lr_largest_weight_share",
+)
 
 
 def _means(row: dict[str, Any]) -> tuple[float, float]:
     return row["rus_auc"]["mean"], row["fl_b_mse"]["mean"]
-
-
-def table(report: dict[str, Any]) -> list[str]:
-    """The report as text lines: the loop's regime beside the paper's, then one line per variant and lambda."""
-    lines = [
-        f"last-day position-1 CTR   {report['last_day_position1_ctr']:.4f}   (paper 0.464)",
-        f"naive MSE on b            {report['naive_b_mse']:.6f} (paper 0.00078)",
-        f"ideal RUS AUC / logloss   {report['ideal_rus_auc']:.4f} / {report['ideal_rus_logloss']:.4f}",
-        f"FL logistic reg. RUS AUC  {report['fl_lr_rus_auc']:.4f}",
-        "",
-        f"{'variant':<10} {'lambda':>8} {'FL AUC':>15} {'RUS AUC':>15} {'FL MSE b':>19} {'RUS MSE b':>19}",
-    ]
-    for variant in VARIANTS:
-        for row in report[variant]:
-            cells = [f"{row[k]['mean']:.4f}±{row[k]['std']:.4f}" for k in ("fl_auc", "rus_auc")]
-            cells += [f"{row[k]['mean']:.6f}±{row[k]['std']:.6f}" for k in ("fl_b_mse", "rus_b_mse")]
-            lines.append(
-                f"{variant:<10} {row['lambda']:>8g} {cells[0]:>15} {cells[1]:>15} {cells[2]:>19} {cells[3]:>19}"
-            )
-    return lines
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """AUC and MSE on b against lambda (reverse log scale), FL and RUS, with and without bypass (Figure 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(2, 3, figsize=(15, 8))
-    panels = [("fl_auc", "FL AUC"), ("rus_auc", "RUS AUC"), ("bypass_prediction_gap", "mean pCTR(b=p1) - pCTR(b=p2)")]
-    panels += [("fl_b_mse", "FL MSE on b"), ("rus_b_mse", "RUS MSE on b"), ("rus_logloss", "RUS log loss")]
-    for axis, (key, title) in zip(axes.ravel(), panels, strict=True):
-        for variant in VARIANTS:
-            rows = report[variant]
-            x = [-np.log10(1.0 - row["lambda"]) for row in rows]  # 0 at lambda = 0, 5 at 0.99999
-            axis.errorbar(
-                x, [r[key]["mean"] for r in rows], yerr=[r[key]["std"] for r in rows], marker="o", label=variant
-            )
-        if key == "fl_b_mse":
-            axis.axhline(report["naive_b_mse"], color="grey", linestyle="--", label="naive (mean CTR)")
-        if key == "rus_auc":
-            axis.axhline(report["ideal_rus_auc"], color="green", linestyle="--", label="LR on RUS")
-            axis.axhline(report["fl_lr_rus_auc"], color="grey", linestyle=":", label="LR on FL")
-        axis.set_xticks(x, [f"{row['lambda']:g}" for row in report["bypass"]])
-        axis.set_xlabel("lambda (reverse log scale)")
-        axis.set_title(title)
-        axis.legend(fontsize=8)
-    figure.suptitle(f"Moore et al. 2018 reproduction (r = {report['config']['loop']['r']})")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

@@ -14,6 +14,8 @@ training window, and learns a representation Z_A of the features that predicts c
 Two losses are optimised alternately on the same minibatch:
     Loss_B = mean (b - b_hat)^2                                   over theta_B only
     Loss_N = (1 - lambda) BCE(y, y_hat) + lambda Cov(b, b_hat)^2  over theta_A, theta_Y, theta_BY only
+(``adversary_loss="correlation"`` replaces Cov^2 by Corr(b, b_hat)^2, the covariance of b and b_hat
+both standardised: a penalty that does not shrink with b's spread; docs/moore2018.md)
 and after that main phase the Bias network alone trains further on Loss_B, so that its error on b
 measures how much position information is left in Z_A. At inference the Bias network is unused and
 b is FIXED to the position-1 CTR, a buffer set from the training data before export: the exported
@@ -36,7 +38,8 @@ from torch import nn
 from common.features import FeatureSpec
 from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
-from training.models.esmm import FeatureEmbedding
+from training.models.parts import FeatureEmbedding
+from training.position_ctr import bias_constants
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 OPTIMIZERS = ("sgd", "adam")
@@ -54,6 +57,7 @@ class AdversarialCTRConfig:
     embedding_dim: int = 8  # per categorical feature (no categoricals: unused)
     optimizer: str = "sgd"  # "sgd" (paper) or "adam"; learning rate from [training]
     bias_epochs: int = 100  # epochs of Loss_B alone after the main training (paper: 100)
+    adversary_loss: str = "covariance"  # Loss_N's penalty: "covariance" (paper) or "correlation" (scale-free)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam < 1.0:
@@ -68,6 +72,8 @@ class AdversarialCTRConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {self.activation!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.adversary_loss not in ADVERSARY_LOSSES:
+            raise ValueError(f"adversary_loss must be one of {sorted(ADVERSARY_LOSSES)}, not {self.adversary_loss!r}")
         if self.bias_epochs < 0:
             raise ValueError(f"bias_epochs must be >= 0, not {self.bias_epochs}")
 
@@ -85,6 +91,18 @@ def squared_covariance(b: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
     """Cov(b, b_hat)^2, the sample covariance over the minibatch (n - 1 in the denominator)."""
     n = max(b.shape[0] - 1, 1)
     return (((b - b.mean()) * (b_hat - b_hat.mean())).sum() / n) ** 2
+
+
+def squared_correlation(b: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
+    """Corr(b, b_hat)^2 over the minibatch (0 when either is constant there)."""
+    b, b_hat = b - b.mean(), b_hat - b_hat.mean()
+    return (b * b_hat).sum() ** 2 / ((b**2).sum() * (b_hat**2).sum() + 1e-12)
+
+
+ADVERSARY_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "covariance": squared_covariance,
+    "correlation": squared_correlation,
+}
 
 
 class Base(nn.Module):
@@ -176,7 +194,8 @@ class AdversarialCTR(nn.Module):
     def losses(
         self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(BCE, Cov(b, b_hat)^2) on a minibatch holding categorical, numeric, click and b (Z_A if computed)."""
+        """(BCE, the adversary's penalty: Cov(b, b_hat)^2 by default) on a minibatch holding categorical,
+        numeric, click and b (Z_A if computed)."""
         b = batch["b"].float()
         if z_a is None:
             z_a = self.base(batch["categorical"], batch["numeric"])  # (B, A)
@@ -184,7 +203,7 @@ class AdversarialCTR(nn.Module):
         bce = F.binary_cross_entropy_with_logits(
             self.w_y(self.prediction(z_a)).squeeze(-1) + self._bypass_logit(b), batch["click"].float()
         )
-        return bce, squared_covariance(b, b_hat)
+        return bce, ADVERSARY_LOSSES[self.config.adversary_loss](b, b_hat)
 
     def _bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
         if self.bypass is None:
@@ -193,8 +212,8 @@ class AdversarialCTR(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
         """Loss_N, the objective of the predicting networks."""
-        bce, covariance = self.losses(batch, z_a)
-        return (1.0 - self.config.lam) * bce + self.config.lam * covariance
+        bce, penalty = self.losses(batch, z_a)
+        return (1.0 - self.config.lam) * bce + self.config.lam * penalty
 
     def bias_loss(self, batch: dict[str, torch.Tensor], z_a: torch.Tensor | None = None) -> torch.Tensor:
         """Loss_B per row, mean (b - b_hat)^2, with Z_A held fixed (no gradient reaches the Base network).
@@ -221,13 +240,10 @@ class AdversarialCTR(nn.Module):
         -3 logit instead: their gradients vanish and the network ends up predicting the mean CTR
         (validation AUC about 0.5 after one epoch on the world's logs).
         """
-        first = tensors["position"] == 1
-        if not bool(first.any()):
-            raise ValueError("the training logs have no position-1 impressions to fix b from")
-        b = tensors["b"].double()
-        self.b_inference.fill_(float(b[first][0]))
-        self.b_mean.fill_(float(b.mean()))
-        self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
+        b_first, b_mean, b_std = bias_constants(tensors["position"].numpy(), tensors["b"].numpy())
+        self.b_inference.fill_(b_first)
+        self.b_mean.fill_(b_mean)
+        self.b_std.fill_(b_std)
         ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
         with torch.no_grad():
             self.w_y.bias.fill_(math.log(ctr / (1.0 - ctr)))

@@ -153,13 +153,15 @@ class ESAM(nn.Module):
         v_q = self.query_tower(batch["query_categorical"], batch["query_numeric"])  # (B, L)
         v_s = self.item_tower(batch["item_categorical"], batch["item_numeric"])  # (B, S, L)
         click = batch["click"].float()  # (B, S)
+        mask = item_mask(batch)  # (B, S): 0 marks padding (a logged request with fewer than S items)
+        bce = F.binary_cross_entropy_with_logits(self.similarity_logit(v_q, v_s), click, reduction="none")
         terms = {
-            "l_s": F.binary_cross_entropy_with_logits(self.similarity_logit(v_q, v_s), click),
-            "l_dc_c": center_clustering(v_s, click, self.config.m1, self.config.m2),
+            "l_s": (bce * mask).sum() / mask.sum().clamp(min=1.0),
+            "l_dc_c": center_clustering(v_s, click, self.config.m1, self.config.m2, mask),
         }
         if targets:
             v_t = self.item_tower(batch["target_categorical"], batch["target_numeric"])  # (B, T, L)
-            terms["l_da"] = correlation_alignment(v_s.flatten(0, 1), v_t.flatten(0, 1))
+            terms["l_da"] = correlation_alignment(v_s[mask.bool()], v_t.flatten(0, 1))
             terms["l_dc_p"] = self_training(
                 torch.sigmoid(self.similarity_logit(v_q, v_t)), self.config.p1, self.config.p2
             )
@@ -188,8 +190,9 @@ class ESAM(nn.Module):
         self.eval()
         v_q = self.query_tower(tensors["query_categorical"], tensors["query_numeric"])
         v_s = self.item_tower(tensors["item_categorical"], tensors["item_numeric"])
-        score = torch.sigmoid(self.similarity_logit(v_q, v_s)).numpy()
-        return self.metrics({"score": score}, {"click": tensors["click"].numpy()})
+        real = item_mask(tensors).bool().numpy()
+        score = torch.sigmoid(self.similarity_logit(v_q, v_s)).numpy()[real]
+        return self.metrics({"score": score}, {"click": tensors["click"].numpy()[real]})
 
     def export_graphs(self) -> dict[str, tuple[nn.Module, str]]:
         """File name -> (graph, feature side): each tower is exported on its own side's features."""
@@ -203,6 +206,12 @@ class ESAM(nn.Module):
         return {"similarity_scale": float(self.config.scale), "similarity_bias": float(self.bias.detach())}
 
 
+def item_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, S) float: 1 for a displayed item, 0 for padding (``item_mask``; all ones when absent)."""
+    mask = batch.get("item_mask")
+    return torch.ones_like(batch["click"], dtype=torch.float32) if mask is None else mask.float()
+
+
 def correlation_alignment(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(1/L^2) ||Cov(source) - Cov(target)||_F^2 of (n, L) and (m, L) embeddings, means subtracted."""
     length = source.shape[1]
@@ -214,17 +223,22 @@ def correlation_alignment(source: torch.Tensor, target: torch.Tensor) -> torch.T
     return ((covariance(source) - covariance(target)) ** 2).sum() / length**2
 
 
-def center_clustering(items: torch.Tensor, labels: torch.Tensor, m1: float, m2: float) -> torch.Tensor:
+def center_clustering(
+    items: torch.Tensor, labels: torch.Tensor, m1: float, m2: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per query: hinge on each item's squared distance to its label's center (margin m1), averaged
     over items, plus a hinge keeping the clicked and unclicked centers m2 apart, averaged over the
-    queries that have both. ``items`` (B, S, L) unit vectors, ``labels`` (B, S) in {0, 1}."""
-    positive = labels.unsqueeze(-1)  # (B, S, 1)
+    queries that have both. ``items`` (B, S, L) unit vectors, ``labels`` (B, S) in {0, 1}, ``mask``
+    (B, S) 0 for padding items (which count in neither)."""
+    mask = torch.ones_like(labels) if mask is None else mask
+    positive = (labels * mask).unsqueeze(-1)  # (B, S, 1)
+    negative = ((1 - labels) * mask).unsqueeze(-1)
     n_pos = positive.sum(1)  # (B, 1)
-    n_neg = (1 - positive).sum(1)
+    n_neg = negative.sum(1)
     center_pos = (items * positive).sum(1) / n_pos.clamp(min=1)  # (B, L)
-    center_neg = (items * (1 - positive)).sum(1) / n_neg.clamp(min=1)
+    center_neg = (items * negative).sum(1) / n_neg.clamp(min=1)
     own_center = torch.where(positive.bool(), center_pos.unsqueeze(1), center_neg.unsqueeze(1))  # (B, S, L)
-    intra = F.relu(((items - own_center) ** 2).sum(-1) - m1).mean()
+    intra = (F.relu(((items - own_center) ** 2).sum(-1) - m1) * mask).sum() / mask.sum().clamp(min=1.0)
     both = ((n_pos > 0) & (n_neg > 0)).squeeze(-1)  # (B,)
     if not both.any():
         return intra

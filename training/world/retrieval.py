@@ -15,6 +15,20 @@ target domain, no labels). This view builds that setting on the world's users an
   noisy relevance logit (the previous ranking model) and displays the top ``n_slots``; a displayed
   item at slot k is clicked with probability (1/k)^eta * relevance (the world's examination model);
 - **hot** items are the ``hot_fraction`` most popular items of the catalog, the rest is the long tail.
+
+Two worlds (``RetrievalConfig.world``), sharing queries, exposure and the click-given-relevance rule:
+
+- ``"attributes"`` (the default): an item's relevance is carried by attributes the item tower sees,
+  as in ESAM's brand/price/material example. The ad's click latent is split into its category part
+  (the mean latent of the category's ads), its brand part (its advertiser's mean residual) and its
+  own part; the item publishes a small **content vector** (a random ``content_dim``-dimensional
+  projection of its own part, plus noise) and a **price band** (log-price quantile). Its relevance
+  latent is v' = category + brand + (the own part visible in the content) + ``id_share`` * (the
+  rest), and each user segment has a price sensitivity s_g: the logit gains
+  ``price_weight`` * s_g * (standardised log price). ``ad_id`` is hashed into ``id_buckets`` buckets,
+  so no item is recognisable by an id embedding that training never touched.
+- ``"ids"``: the world before it (the negative control, docs/esam.md): relevance from the full click
+  latent, whose own part only ``ad_id`` (two buckets per ad) can learn; no content, no price band.
 """
 
 from __future__ import annotations
@@ -32,7 +46,9 @@ from training.world.truth import examination, sigmoid
 from training.world.world import World
 
 RETRIEVAL_STREAM = 3  # seed sequence key of the retrieval view's draws (world.py uses 0..2)
+ATTRIBUTE_STREAM = 4  # seed sequence key of the attribute world's fixed draws (projection, sensitivities)
 QUERY_FEATURES = ("user_id", "user_segment", "device", "user_age", "query_category")
+WORLDS = ("attributes", "ids")
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,27 @@ class RetrievalConfig:
     policy_noise: float = 1.0  # sigma of the Gaussian noise on the previous ranker's relevance logit
     hot_fraction: float = 0.2  # the most popular fifth of the catalog is "hot", the rest long tail
     n_relevant: int = 100  # a query's relevant set: its n_relevant most relevant catalog items
+    # -- which world: "attributes" (the default) or "ids" (the id-dominated negative control) ----
+    world: str = "attributes"
+    content_dim: int = 4  # attributes: size of the item's content vector (the latent has 8 dims)
+    content_noise: float = 0.1  # attributes: sigma of the noise on the content vector
+    id_share: float = 0.0  # attributes: weight of the own latent part the content does not show
+    price_bands: int = 8  # attributes: log-price quantile bands (the categorical ad_price_band)
+    price_weight: float = 0.5  # attributes: weight of a segment's price sensitivity x log price
+    id_buckets: int = 64  # attributes: ad_id hashed into this few buckets (the ids world: 2 per ad)
+
+    @classmethod
+    def id_dominated(cls, **overrides: object) -> RetrievalConfig:
+        """The world before the attribute world: the documented negative control."""
+        return cls(world="ids", **overrides)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"world must be one of {WORLDS}, got {self.world!r}")
+        if self.content_dim < 1 or self.price_bands < 2 or self.id_buckets < 1:
+            raise ValueError("need content_dim >= 1, price_bands >= 2 and id_buckets >= 1")
+        if min(self.content_noise, self.id_share, self.price_weight) < 0:
+            raise ValueError("content_noise, id_share and price_weight must be >= 0")
         if not 0.0 <= self.intent_weight <= 1.0:
             raise ValueError(f"intent_weight must lie in [0, 1], got {self.intent_weight}")
         if not 1 <= self.n_slots <= self.n_candidates:
@@ -103,6 +138,33 @@ class RetrievalView:
         world_config = world.config
         slots = replace(world_config, n_slots=self.config.n_slots, n_candidates=max(self.config.n_slots, 1))
         self.examination = examination(slots)  # (S,)
+        self.item_latent = p.ad_latent  # (A, D): the latent relevance reads (v, or v' below)
+        self.content = np.zeros((p.n_ads, 0))  # (A, K) the items' content vectors (attributes only)
+        self.price_band = np.zeros(p.n_ads, dtype=np.int64)  # (A,)
+        self.segment_price_sensitivity = np.zeros(world_config.n_segments)  # (G,)
+        if self.config.world == "attributes":
+            self._build_attributes()
+
+    def _build_attributes(self) -> None:
+        """The attribute world's item latent v', content vectors, price bands and sensitivities."""
+        p, c = self.world.population, self.config
+        rng = np.random.default_rng(np.random.SeedSequence([self.world.config.seed, ATTRIBUTE_STREAM]))
+        category = self.category_means[p.ad_category]  # (A, D)
+        residual = p.ad_latent - category
+        counts = np.bincount(p.ad_advertiser, minlength=self.world.config.n_advertisers)
+        sums = np.zeros((len(counts), residual.shape[1]))
+        np.add.at(sums, p.ad_advertiser, residual)
+        brand = (sums / np.maximum(counts, 1)[:, None])[p.ad_advertiser]  # (A, D)
+        own = residual - brand
+        dim = min(c.content_dim, own.shape[1])
+        basis = np.linalg.qr(rng.normal(size=(own.shape[1], dim)))[0].T  # (K, D) orthonormal rows
+        visible = own @ basis.T @ basis  # the own part the content shows
+        self.item_latent = category + brand + visible + c.id_share * (own - visible)
+        scale = np.sqrt(max(float(np.mean(np.sum((own @ basis.T) ** 2, axis=1))) / dim, 1e-12))
+        self.content = own @ basis.T / scale + rng.normal(0.0, c.content_noise, (p.n_ads, dim))  # (A, K) ~ unit
+        edges = np.quantile(p.ad_log_price_z, np.linspace(0, 1, c.price_bands + 1)[1:-1])
+        self.price_band = np.searchsorted(edges, p.ad_log_price_z, side="right")
+        self.segment_price_sensitivity = rng.normal(0.0, 1.0, self.world.config.n_segments)
 
     @property
     def n_items(self) -> int:
@@ -133,10 +195,16 @@ class RetrievalView:
         """(Q, A) true relevance logits over the catalog, or (Q, K) for the given items (Q, K)."""
         p = self.world.population
         c = self.config
+        sensitivity = c.price_weight * self.segment_price_sensitivity[p.user_segment[queries.user]]  # (Q,)
         if items is None:
-            return c.base_logit + c.alpha * queries.latent @ p.ad_latent.T + c.bias_weight * p.ad_bias[None, :]
-        affinity = np.einsum("qd,qkd->qk", queries.latent, p.ad_latent[items])
-        return c.base_logit + c.alpha * affinity + c.bias_weight * p.ad_bias[items]
+            affinity = queries.latent @ self.item_latent.T  # (Q, A)
+            item_terms = c.bias_weight * p.ad_bias[None, :]
+            price = sensitivity[:, None] * p.ad_log_price_z[None, :]
+        else:
+            affinity = np.einsum("qd,qkd->qk", queries.latent, self.item_latent[items])  # (Q, K)
+            item_terms = c.bias_weight * p.ad_bias[items]
+            price = sensitivity[:, None] * p.ad_log_price_z[items]
+        return c.base_logit + c.alpha * affinity + item_terms + price
 
     def relevance(self, queries: Queries, items: np.ndarray | None = None) -> np.ndarray:
         """True probability that each query finds each item relevant (clicks it when examined)."""
@@ -174,7 +242,19 @@ class RetrievalView:
         base = feature_spec(self.world.config).by_name
         intent = Feature("query_category", "categorical", "context", buckets=base["ad_category"].buckets)
         query = [base.get(name, intent) for name in QUERY_FEATURES]
-        return FeatureSpec((*query, *(base[name] for name in CANDIDATE_FEATURES)))
+        if self.config.world == "ids":
+            return FeatureSpec((*query, *(base[name] for name in CANDIDATE_FEATURES)))
+        items = [base[name] for name in CANDIDATE_FEATURES]
+        items[0] = replace(base["ad_id"], buckets=self.config.id_buckets)  # hashed into few buckets
+        items.append(
+            Feature("ad_price_band", "categorical", "candidate", buckets=4 * self.config.price_bands, required=False)
+        )
+        items += [Feature(name, "numeric", "candidate", required=False) for name in self.content_names]
+        return FeatureSpec((*query, *items))
+
+    @property
+    def content_names(self) -> list[str]:
+        return [f"ad_content_{k}" for k in range(self.content.shape[1])]
 
     def query_columns(self, queries: Queries) -> dict[str, np.ndarray]:
         p = self.world.population
@@ -196,4 +276,6 @@ class RetrievalView:
             "advertiser_id": _names("adv", p.ad_advertiser[index]),
             "ad_price": p.ad_price[index].astype(np.float64),
             "ad_quality": p.ad_quality[index].astype(np.float64),
+            **({"ad_price_band": _names("p", self.price_band[index])} if self.config.world == "attributes" else {}),
+            **{name: self.content[index, k] for k, name in enumerate(self.content_names)},
         }

@@ -34,10 +34,50 @@ def test_quick_experiment_writes_report_and_plot(tmp_path):
     for key in ("position_ctr_by_day", "last_day_position1_ctr", "naive_b_mse", "ideal_rus_auc"):
         assert key in report
     assert {"ideal_rus_logloss", "fl_lr_rus_auc"} <= set(report)
+    assert {"ideal_window_size_rus_auc", "bayes_rus_auc", "loops"} <= set(report)
     for variant in ("bypass", "no_bypass"):
         assert [row["lambda"] for row in report[variant]] == [0.0, 0.99, 0.9999]
         for row in report[variant]:
-            for key in ("fl_auc", "rus_auc", "fl_b_mse", "rus_b_mse"):
+            for key in ("fl_auc", "rus_auc", "fl_b_mse", "rus_b_mse", "weight_change", "grad_click", "grad_adversary"):
                 assert set(row[key]) == {"mean", "std"}
+        # the untrained networks are the same initialisations as every lambda's
+        assert report["untrained"][variant] == report[variant][-1]["untrained_rus_auc"]
+        assert report[variant][0]["adversary_share"]["mean"] == 0.0  # lambda = 0: no adversary in the step
+        assert report[variant][0]["weight_change"]["mean"] > report[variant][-1]["weight_change"]["mean"]
     assert out.with_suffix(".png").stat().st_size > 10_000
-    assert "naive MSE on b" in result.output
+    assert "naive MSE on b" in result.output and "untrained nets RUS AUC" in result.output
+
+
+def test_quick_experiment_over_two_loops_with_the_correlation_penalty(tmp_path):
+    out = tmp_path / "corr.json"
+    arguments = ["experiment", "moore2018", "--quick", "--out", str(out), "--adversary-loss", "correlation"]
+    arguments += ["--lambdas", "0,0.5", "--loop-seeds", "2", "--initialisations", "1"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["config"]["adversary_loss"] == "correlation"
+    assert [loop["seed"] for loop in report["loops"]] == [0, 1]
+    assert len(report["bypass"][1]["rus_auc_by_loop"]) == 2
+    # the correlation's gradient on the Base network is not negligible beside the click loss's
+    assert report["bypass"][1]["adversary_share"]["mean"] > 0.1
+
+
+def test_bad_penalty_or_lambda_is_a_usage_error(tmp_path):
+    for flag, value in (("--adversary-loss", "variance"), ("--lambdas", "0,1")):
+        result = CliRunner().invoke(app, ["experiment", "moore2018", "--quick", flag, value, "--out", str(tmp_path)])
+        assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_quick_checks_show_lambda_as_a_learning_rate_for_the_covariance_only(tmp_path):
+    out = tmp_path / "checks.json"
+    arguments = ["experiment", "moore2018-checks", "--quick", "--loop-seeds", "2", "--initialisations", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["collapse"]["loops"] == 2 and len(report["loops"]) == 2
+    rows = {(r["penalty"], r["lambda"], r["variant"]): r for r in report["learning_rate_equivalence"]}
+    covariance, correlation = rows[("covariance", 0.99, "bypass")], rows[("correlation", 0.5, "bypass")]
+    assert covariance["max_abs_pctr_difference"] < 1e-5  # Loss_N at lr == click loss at lr (1 - lambda)
+    assert covariance["weight_gap_over_movement"] < 0.05
+    assert correlation["weight_gap_over_movement"] > 0.2  # the correlation's term moves the weights itself
+    assert out.with_suffix(".png").stat().st_size > 10_000

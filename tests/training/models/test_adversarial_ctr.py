@@ -6,7 +6,12 @@ from common.features import Feature, FeatureSpec
 from tests.training.models.test_esmm import SPEC, batch
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig, squared_covariance
+from training.models.adversarial_ctr import (
+    AdversarialCTR,
+    AdversarialCTRConfig,
+    squared_correlation,
+    squared_covariance,
+)
 from training.position_ctr import position_ctr_per_row
 
 
@@ -126,3 +131,15 @@ def test_the_adversary_removes_position_from_z_a():
         mse[lam] = model.bias_mse(tensors["categorical"], tensors["numeric"], tensors["b"])
     assert mse[0.0] < 0.1 * naive_mse  # position is plain to see in the plain network's Z_A
     assert mse[0.99999] > 0.5 * naive_mse  # and mostly hidden from the adversary's
+
+
+def test_squared_correlation_is_scale_free_and_the_default_penalty_is_the_covariance():
+    rng = np.random.default_rng(0)
+    b, b_hat = rng.random(50), rng.random(50)
+    expected = np.corrcoef(b, b_hat)[0, 1] ** 2
+    assert squared_correlation(torch.tensor(b), torch.tensor(b_hat)).item() == pytest.approx(expected, rel=1e-9)
+    assert squared_correlation(torch.tensor(b * 1e-3), torch.tensor(b_hat)).item() == pytest.approx(expected, rel=1e-6)
+    assert squared_correlation(torch.zeros(50, dtype=torch.float64), torch.tensor(b_hat)).item() == 0.0
+    assert AdversarialCTRConfig().adversary_loss == "covariance"
+    with pytest.raises(ValueError, match="adversary_loss"):
+        AdversarialCTRConfig(adversary_loss="variance")

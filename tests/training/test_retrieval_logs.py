@@ -1,0 +1,169 @@
+"""`ctr train esam --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml`: a user's own retrieval logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from common.features import FeatureSpec
+from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest
+from training.models.esam import ESAM, ESAMConfig
+from training.retrieval_logs import build_log_data
+
+SPEC_TOML = """
+[[feature]]
+name = "sku"
+kind = "categorical"
+side = "candidate"
+buckets = 64
+
+[[feature]]
+name = "site"
+kind = "categorical"
+side = "context"
+buckets = 8
+
+[[feature]]
+name = "brand"
+kind = "categorical"
+side = "candidate"
+buckets = 16
+
+[[feature]]
+name = "price"
+kind = "numeric"
+side = "candidate"
+"""
+
+CONFIG_TOML = """
+kind = "esam"
+[model]
+feature_dim = 4
+hidden = [8]
+embedding_dim = 4
+lambda_da = 1.0
+lambda_dc_c = 0.01
+lambda_dc_p = 0.3
+[training]
+epochs = 2
+batch_size = 16
+validation_fraction = 0.25
+[queries]
+n_targets = 3
+"""
+
+
+def _write_pair(directory: Path) -> tuple[Path, Path, Path]:
+    """40 requests showing 2 or 3 of 20 SKUs (brand b0/b1 clicked on sites s0/s1), 10 other SKUs never shown."""
+    rng = np.random.default_rng(0)
+    rows: dict[str, list] = {k: [] for k in ("request_id", "ts", "site", "sku", "brand", "price", "position")}
+    rows |= {"click": [], "conversion": []}
+    for r in range(40):
+        site = f"s{r % 4}"
+        for position, sku in enumerate(rng.choice(20, size=2 + r % 2, replace=False), start=1):
+            brand = f"b{sku % 4}"
+            rows["request_id"].append(f"r{r}")
+            rows["ts"].append(r)
+            rows["site"].append(site)
+            rows["sku"].append(f"k{sku}")
+            rows["brand"].append(brand)
+            rows["price"].append(float(5 + sku))
+            rows["position"].append(position)
+            rows["click"].append(int(brand[1] == site[1] and position < 3))
+            rows["conversion"].append(0)
+    displayed = directory / "displayed.parquet"
+    pq.write_table(pa.table(rows), displayed)
+    other = directory / "non_displayed.parquet"
+    skus = list(range(20, 30))
+    pq.write_table(
+        pa.table(
+            {
+                "request_id": [f"r{i}" for i in range(10)],
+                "sku": [f"k{s}" for s in skus],
+                "brand": [f"b{s % 4}" for s in skus],
+                "price": [float(5 + s) for s in skus],
+            }
+        ),
+        other,
+    )
+    spec = directory / "spec.toml"
+    spec.write_text(SPEC_TOML)
+    return displayed, other, spec
+
+
+def test_requests_become_padded_queries_with_non_displayed_targets(tmp_path: Path) -> None:
+    displayed, other, spec = _write_pair(tmp_path)
+    data = build_log_data(displayed, other, FeatureSpec.from_toml(spec), n_targets=3, seed=0)
+    t = data.tensors.tensors
+    assert t["item_mask"].shape == t["click"].shape == (40, 3)  # the longest request shows 3 items
+    assert t["item_mask"].sum(1).tolist() == [2 + r % 2 for r in range(40)]  # in log order
+    assert (t["click"] * (1 - t["item_mask"])).sum() == 0  # padding is never a click
+    assert t["target_categorical"].shape[:2] == (40, 3)
+    assert data.catalog_id == "sku"
+    assert sorted(data.catalog["sku"]) == sorted(f"k{s}" for s in range(30))  # both tables, each item once
+
+
+def test_padding_changes_no_loss_term() -> None:
+    """ESAM's losses on a padded batch equal those on the same batch without the padded items."""
+    features = [
+        {"name": "q", "kind": "categorical", "side": "context", "buckets": 8},
+        {"name": "i", "kind": "categorical", "side": "candidate", "buckets": 8},
+    ]
+    spec = FeatureSpec.from_dict({"features": features})
+    torch.manual_seed(0)
+    model = ESAM(spec, ESAMConfig(feature_dim=4, hidden=[8], embedding_dim=4))
+    g = torch.Generator().manual_seed(1)
+    items = torch.randint(0, 8, (6, 4, 1), generator=g)
+    full = {
+        "query_categorical": torch.randint(0, 8, (6, 1), generator=g),
+        "query_numeric": torch.zeros(6, 0),
+        "item_categorical": items[:, :3],
+        "item_numeric": torch.zeros(6, 3, 0),
+        "click": torch.tensor([[1, 0, 0]] * 3 + [[0, 1, 1]] * 3),
+        "target_categorical": torch.randint(0, 8, (6, 2, 1), generator=g),
+        "target_numeric": torch.zeros(6, 2, 0),
+    }
+    padded = dict(full, item_categorical=items, item_numeric=torch.zeros(6, 4, 0))
+    padded["click"] = torch.cat([full["click"], torch.ones(6, 1, dtype=torch.long)], dim=1)
+    padded["item_mask"] = torch.tensor([[1, 1, 1, 0]] * 6)
+    with torch.no_grad():
+        expected, got = model.losses(full), model.losses(padded)
+    for name in expected:
+        assert float(got[name]) == pytest.approx(float(expected[name]), rel=1e-5, abs=1e-7), name
+
+
+def test_cli_trains_and_exports_from_the_parquet_pair(tmp_path: Path) -> None:
+    displayed, other, spec = _write_pair(tmp_path)
+    root = tmp_path / "models"
+    (root / "esam").mkdir(parents=True)
+    (root / "esam" / "config.toml").write_text(CONFIG_TOML)
+    common = ["--repository", str(root), "--work-dir", str(tmp_path / "work")]
+    runner = CliRunner()
+    train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
+    result = runner.invoke(app, [*train, "--no-progress", *common])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    result = runner.invoke(app, ["export", "esam", *common])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    manifest = read_manifest(root, "esam", 1)
+    assert "click_auc" in manifest.metrics and manifest.data_fingerprint.startswith("displayed:")
+    directory = root / "esam" / "1"
+    assert sorted(np.load(directory / CATALOG_IDS).tolist()) == sorted(f"k{s}" for s in range(30))
+    assert np.load(directory / CATALOG_EMBEDDINGS).shape == (30, 4)
+
+
+def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> None:
+    displayed, _, spec = _write_pair(tmp_path)
+    root = tmp_path / "models"
+    (root / "esam").mkdir(parents=True)
+    (root / "esam" / "config.toml").write_text(CONFIG_TOML)
+    result = CliRunner().invoke(
+        app, ["train", "esam", "--logs", str(displayed), "--spec", str(spec), "--repository", str(root)]
+    )
+    assert result.exit_code != 0 and "--non-displayed" in str(result.exception)

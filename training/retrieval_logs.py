@@ -1,0 +1,120 @@
+"""Retrieval training data from a user's own logs: displayed impressions and non-displayed candidates.
+
+``ctr train esam --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml`` reads
+
+- DISPLAYED: an impression log (DESIGN.md §1): ``request_id``, ``position``, ``click``,
+  ``conversion`` and the spec's features, one row per displayed item;
+- OTHER: the non-displayed candidates, in the same style without labels: the spec's candidate
+  features (``request_id`` optional), one row per candidate that was not displayed;
+- SPEC.toml: the feature spec; its context features describe the query (the request), its candidate
+  features the item. The first candidate categorical feature is the item id of the catalog.
+
+A query is a request: its context features (from its first displayed row) and its displayed items in
+position order, padded to the longest request with ``item_mask`` = 0 (ESAM's losses skip padding).
+Each query gets ``n_targets`` items drawn uniformly from the non-displayed table (the target domain,
+as the world's data draws them from the never-displayed catalog). The catalog exported beside the
+towers is every distinct item id of both tables, with the features of its first row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+
+from common.encoder import FeatureEncoder, fit_statistics
+from common.features import FeatureSpec
+from training.dataset import ImpressionTensors
+from training.logs import column_array, feature_columns, fingerprint, log_files, read_logs
+
+
+@dataclass(frozen=True)
+class LogRetrievalData:
+    spec: FeatureSpec  # fitted on both tables
+    tensors: ImpressionTensors  # grouped by request, as ``training/retrieval_data.py`` describes
+    catalog: dict[str, list]  # raw candidate features of every distinct item
+    catalog_id: str  # the item id feature
+    fingerprint: str
+
+
+def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
+    """The non-displayed table: every required candidate feature of ``spec`` must be present."""
+    tables = [pacsv.read_csv(f) if f.suffix == ".csv" else pq.read_table(f) for f in log_files(path)]
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    missing = [f.name for f in spec.for_side("candidate").features if f.required and f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"non-displayed table {path} lacks the candidate columns {missing}")
+    if table.num_rows == 0:
+        raise ValueError(f"non-displayed table {path} has no rows")
+    return table
+
+
+def catalog_id_feature(spec: FeatureSpec) -> str:
+    ids = [f.name for f in spec.for_side("candidate").categorical]
+    if not ids:
+        raise ValueError("a retrieval spec needs a categorical candidate feature: the item id")
+    return ids[0]
+
+
+def _item_columns(displayed: pa.Table, other: pa.Table, items: FeatureSpec) -> dict[str, np.ndarray]:
+    """The candidate features present in both tables, the displayed rows first."""
+    return {
+        f.name: np.concatenate([column_array(t, f.name) for t in (displayed, other)])
+        for f in items.features
+        if f.name in displayed.column_names and f.name in other.column_names
+    }
+
+
+def build_log_data(
+    displayed_path: Path, other_path: Path, spec: FeatureSpec, n_targets: int, seed: int
+) -> LogRetrievalData:
+    """Group the displayed log by request, sample non-displayed targets, encode both sides."""
+    if n_targets < 1:
+        raise ValueError(f"n_targets must be >= 1, got {n_targets}")
+    displayed = read_logs(displayed_path, spec)
+    if "request_id" not in displayed.column_names:
+        raise ValueError(f"impression log {displayed_path} lacks the column request_id (a query is a request)")
+    other = read_candidates(other_path, spec)
+    item_id = catalog_id_feature(spec)
+    items = _item_columns(displayed, other, spec.for_side("candidate"))
+    spec = fit_statistics(spec, {**feature_columns(displayed, spec.for_side("context")), **items})
+    item_spec, query_spec = spec.for_side("candidate"), spec.for_side("context")
+
+    request = column_array(displayed, "request_id").astype(str)
+    order = np.lexsort((column_array(displayed, "position"), request))  # by request, then position
+    requests, starts, counts = np.unique(request[order], return_index=True, return_counts=True)
+    n, slots = len(requests), int(counts.max())
+    first_seen = np.argsort(order[starts], kind="stable")  # queries in the order the log first shows them
+    starts, counts = starts[first_seen], counts[first_seen]
+    slot = np.arange(slots)[None, :]  # (1, S)
+    mask = slot < counts[:, None]  # (Q, S)
+    rows = order[np.where(mask, starts[:, None] + slot, starts[:, None])]  # (Q, S): padding repeats row 1
+
+    query = FeatureEncoder(query_spec).encode(feature_columns(displayed.take(order[starts]), query_spec), n)
+    item = FeatureEncoder(item_spec).encode(feature_columns(displayed, item_spec), displayed.num_rows)
+    target = FeatureEncoder(item_spec).encode(feature_columns(other, item_spec), other.num_rows)
+    draws = np.random.default_rng(seed).integers(0, other.num_rows, (n, n_targets))  # (Q, T)
+    click = column_array(displayed, "click").astype(np.int64)[rows] * mask
+    tensors = {
+        "query_categorical": torch.from_numpy(query.categorical),
+        "query_numeric": torch.from_numpy(query.numeric),
+        "item_categorical": torch.from_numpy(item.categorical[rows]),
+        "item_numeric": torch.from_numpy(item.numeric[rows]),
+        "item_mask": torch.from_numpy(mask.astype(np.int64)),
+        "click": torch.from_numpy(click),
+        "target_categorical": torch.from_numpy(target.categorical[draws]),
+        "target_numeric": torch.from_numpy(target.numeric[draws]),
+    }
+    first = np.sort(np.unique(items[item_id].astype(str), return_index=True)[1])  # each item's first row
+    return LogRetrievalData(
+        spec=spec,
+        tensors=ImpressionTensors(tensors),
+        catalog={name: column[first].tolist() for name, column in items.items()},
+        catalog_id=item_id,
+        fingerprint=f"displayed:{fingerprint(displayed_path)}|non_displayed:{fingerprint(other_path)}",
+    )
