@@ -50,9 +50,7 @@ def harden(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_harden.json"),
     model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
-    cases: Annotated[
-        str, typer.Option(help="Comma-separated subset of cases.")
-    ] = "overload,drain,slow_clients,large_bodies",
+    cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
     seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
 ) -> None:
     """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
@@ -87,4 +85,22 @@ def harden(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(bench.table(report))
+    typer.echo(f"wrote {out}")
+
+
+@bench_app.command("steps")
+def steps(
+    name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_steps.json"),
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+) -> None:
+    """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
+    from training.bench_steps import time_steps
+
+    rows = time_steps(name, repository)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": f"ctr bench steps {name}", "threads": 1, "steps": rows}, indent=2) + "\n")
+    typer.echo(f"{'batch':>8} {'ms/step':>10} {'rows/s':>10}")
+    for row in rows:
+        typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
     typer.echo(f"wrote {out}")
