@@ -1,0 +1,295 @@
+"""Dynamic batching (DESIGN.md §5): one batcher per served model version.
+
+Requests wait in a bounded queue in front of one worker. The worker forms batches (policy.py) and
+runs each off the event loop in a thread pool with ``instances`` batches at most in flight. A request
+with more items than a batch holds is split across batches and its outputs are reassembled in order.
+A full queue refuses at once (QueueFull -> 503 with Retry-After); a request past its deadline gets
+DeadlineExceeded (504); a request whose caller is cancelled (client gone) is marked abandoned and
+dropped when the next batch is formed, so it never takes a place in one. Every request gets exactly one
+outcome: its future is set once, by whichever happens first.
+
+The batcher does not know what a request's inputs are: the model supplies ``collate`` (the batch's
+slices -> its input tensors, e.g. raw /v1/score rows encoded by one encoder call) and ``run``, as
+LitServe's loop takes a model's ``batch`` and ``predict``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from service.batching.policy import (
+    BatchConfig,
+    ServiceRate,
+    Slice,
+    Tensors,
+    Work,
+    admission,
+    assemble,
+    concat_slices,
+    fill_until,
+    form_batch,
+    split_outputs,
+)
+from service.http.errors import DeadlineExceeded, QueueFull
+from service.metrics import ModelStats
+
+logger = logging.getLogger(__name__)
+
+RunFn = Callable[[Mapping[str, np.ndarray]], Tensors]
+CollateFn = Callable[[Sequence[Slice]], Tensors]  # the batch's slices -> the model's input tensors
+
+
+class Batcher:
+    """The queue and worker in front of one model version's ``run``.
+
+    A request is ``enqueue``d (synchronously: refusals are raised at once) and its outcome awaited on
+    ``work.future``; ``submit`` does both. A caller with work in two batchers (the two role models of a
+    ``/v1/score`` request) enqueues in both before awaiting either, so both batches can form at once,
+    and ``abandon``s what it no longer awaits. Every outcome (outputs, the batch's error, the deadline,
+    abandonment) goes through ``_settle``, which decides it once and counts it once.
+    """
+
+    def __init__(
+        self,
+        run: RunFn,
+        config: BatchConfig,
+        stats: ModelStats | None = None,
+        label: str = "",
+        collate: CollateFn = concat_slices,
+    ) -> None:
+        self.run = run
+        self.collate = collate
+        self.config = config
+        self.stats = stats if stats is not None else ModelStats()
+        self.label = label
+        self._pending: deque[Work] = deque()
+        self._queued_items = 0  # rows in _pending not yet placed in a batch (abandoned ones included)
+        self._in_flight = 0  # requests enqueued and not yet settled
+        self._wake: asyncio.Future | None = None  # the worker sleeps on it
+        self._wake_at_items = 1  # queued items that end the worker's sleep early
+        self._slots = asyncio.Semaphore(config.instances)
+        self._executor: ThreadPoolExecutor | None = None
+        self._worker: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._retired = False
+        self.rate = ServiceRate()  # items per second of recent runs: the expected queue wait
+
+    @property
+    def pending_requests(self) -> int:
+        return self._in_flight
+
+    def start(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.config.instances, thread_name_prefix=f"batch-{self.label}")
+        if self.config.enabled and self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.label}")
+            self._worker.add_done_callback(self._worker_stopped)
+
+    def _worker_stopped(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("batcher %s stopped: %r; requests now run unbatched", self.label, task.exception())
+
+    async def submit(self, inputs: Any, n_items: int, deadline: float) -> Tensors:
+        """The model's outputs for ``n_items`` rows of ``inputs``; raises QueueFull or DeadlineExceeded."""
+        work = self.enqueue(inputs, n_items, deadline)
+        try:
+            return await work.future  # type: ignore[misc]
+        except asyncio.CancelledError:
+            self.abandon(work)
+            raise
+
+    def admit(self, n_items: int, deadline: float) -> float:
+        """The loop's time now, if a request of ``n_items`` can be queued; otherwise its refusal
+        (DeadlineExceeded, or QueueFull: no room, or an expected wait past the deadline), counted in
+        this model's stats."""
+        now = asyncio.get_running_loop().time()
+        if now >= deadline:
+            self.stats.failure("deadline")
+            raise DeadlineExceeded
+        if self._unbatched:
+            refusal = (
+                ("queue_full", "the model's queue is full") if self._in_flight >= self.config.max_queue_items else None
+            )
+        else:
+            refusal = admission(self._queued_items, n_items, now, deadline, self.config, self.rate)
+        if refusal is not None:
+            self.stats.failure(refusal[0])
+            raise QueueFull(self.config.retry_after_s, *refusal)
+        return now
+
+    @property
+    def _unbatched(self) -> bool:
+        return self._worker is None or self._worker.done()  # batching off, or retired: runs of their own
+
+    def enqueue(self, inputs: Any, n_items: int, deadline: float) -> Work:
+        """Queue a request (or, unbatched, start its run); its refusal (``admit``) at once.
+
+        Its outcome arrives on ``work.future``: the outputs, DeadlineExceeded at the deadline, or the
+        batch's error. A caller that stops awaiting it must ``abandon`` it.
+        """
+        now = self.admit(n_items, deadline)
+        loop = asyncio.get_running_loop()
+        work = Work(inputs, n_items, deadline, now, future=loop.create_future())
+        if self._unbatched:
+            self._run_alone_in_thread(work, loop)
+        else:
+            self._pending.append(work)
+            self._queued_items += n_items
+            if self._queued_items >= self._wake_at_items:
+                self._wake_worker()
+        work.timer = loop.call_at(deadline, self._expire, work)
+        self._in_flight += 1
+        return work
+
+    def abandon(self, work: Work) -> None:
+        """The caller no longer awaits this request: its rows not yet batched are dropped."""
+        self._settle(work, None, None)
+
+    def _expire(self, work: Work) -> None:
+        self._settle(work, None, DeadlineExceeded())
+
+    def _settle(self, work: Work, outputs: Tensors | None, error: BaseException | None) -> None:
+        """Decide a request's outcome, once: outputs, an error, or (neither) abandoned by its caller."""
+        if work.settled:
+            return
+        work.settled = True
+        self._in_flight -= 1
+        if work.timer is not None:
+            work.timer.cancel()
+        future = work.future
+        assert future is not None
+        if outputs is not None:
+            self.stats.success(asyncio.get_running_loop().time() - work.enqueued)
+            if not future.done():
+                future.set_result(outputs)
+            return
+        work.abandoned = True  # its rows not yet in a batch never take a place in one
+        reason = "deadline" if isinstance(error, DeadlineExceeded) else "error" if error is not None else "cancelled"
+        self.stats.failure(reason)
+        if not future.done():
+            if error is None:
+                future.cancel()
+            else:
+                future.set_exception(error)
+
+    def _run_alone_in_thread(self, work: Work, loop: asyncio.AbstractEventLoop) -> None:
+        """Unbatched: one run for this request in the thread pool; its outcome is settled on the loop."""
+        work.next_item = work.n_items
+        assert self._executor is not None, "start() the batcher first"
+        ran = self._executor.submit(self._run_alone, work)
+
+        def back_on_the_loop(done: Future) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._ran_alone, work, done)
+
+        ran.add_done_callback(back_on_the_loop)
+
+    def _run_alone(self, work: Work) -> tuple[Tensors, float] | None:
+        """In the thread: the request's run (none if it was abandoned meanwhile) and its duration."""
+        if work.abandoned:
+            return None
+        started = time.perf_counter()
+        outputs = self.run(self.collate([Slice(work, 0, work.n_items)]))
+        return outputs, time.perf_counter() - started
+
+    def _ran_alone(self, work: Work, done: Future) -> None:
+        error = done.exception()
+        ran = done.result() if error is None else None
+        if ran is not None:
+            self.stats.executed(work.n_items, 0.0, ran[1])
+            self._settle(work, ran[0], None)
+        elif error is not None:
+            self._settle(work, None, error)
+
+    def _wake_worker(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _sleep(self, wake_at_items: int, until: float | None = None) -> None:
+        """Until ``wake_at_items`` items are queued, the loop's clock reaches ``until``, or retirement.
+
+        One future per sleep, woken by ``enqueue`` only when the threshold is reached: a request that
+        joins a filling batch costs no wake-up of the worker.
+        """
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        self._wake_at_items = wake_at_items
+        timer = loop.call_at(until, self._wake_worker) if until is not None else None
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                if self._retired:
+                    return
+                await self._sleep(1)
+            await self._slots.acquire()
+            fill_by = None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
+            if fill_by is not None:
+                await self._sleep(self.config.max_batch_size, fill_by)
+            now = loop.time()
+            batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
+            self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
+            for work in dropped:
+                work.next_item = work.n_items
+                self._settle(work, None, DeadlineExceeded())
+            if not batch:
+                self._slots.release()
+                continue
+            task = loop.create_task(self._execute(batch, now))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: list[Slice], formed: float) -> None:
+        loop = asyncio.get_running_loop()
+        size = sum(s.size for s in batch)
+        queue_s = sum(formed - s.work.enqueued for s in batch) / len(batch)
+        try:
+            started = loop.time()
+            outputs = await loop.run_in_executor(self._executor, self._run_batch, batch)
+            ran_s = loop.time() - started  # as the queue sees it: the hops to the thread and back count
+            self.stats.executed(size, queue_s, ran_s)
+            self.rate.observe(size, ran_s)
+        except Exception as error:
+            logger.exception("batch of %d items on %s failed", size, self.label)
+            for s in batch:
+                self._settle(s.work, None, error)
+            return
+        finally:
+            self._slots.release()
+        for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
+            work = s.work
+            work.parts.append((s.start, part))
+            work.done_items += s.size
+            if work.done_items == work.n_items and not work.settled:
+                self._settle(work, assemble(work), None)
+
+    def _run_batch(self, batch: list[Slice]) -> Tensors:
+        return self.run(self.collate(batch))
+
+    async def retire(self, timeout_s: float = 30.0) -> None:
+        """Finish what is queued and running, then stop; later requests run alone in the thread pool."""
+        self._retired = True
+        self._wake_worker()
+        if self._worker is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
+                if self._running:
+                    await asyncio.wait(set(self._running), timeout=timeout_s)
+            except TimeoutError:
+                logger.warning("batcher %s did not drain in %.0f s; stopping it", self.label, timeout_s)
+                self._worker.cancel()

@@ -1,0 +1,143 @@
+"""Errors answered as JSON: every failure body is ``{"error": "<message>", "field": "<path> | null"}``.
+
+``ApiError`` carries a status, a message and the request field at fault (``candidates[3].ad_price``,
+``context.user_id``), so a client can tell what to fix. FastAPI's own validation errors and HTTP
+errors (404, 405) take the same shape. A catch-all answers 500 as a last resort and logs the cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal server error"  # the whole message of a 500: the cause goes to the log only
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and a JSON body naming ``field``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+class InputError(ApiError):
+    """The request is wrong (4xx); ``field`` names the part of it at fault."""
+
+
+class ModelUnavailable(ApiError):
+    """A model a role needs is not loaded: 503."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+
+
+class QueueFull(ApiError):
+    """A batcher cannot take the request in time: 503 at once, with Retry-After. ``reason`` is the
+    metrics label: ``queue_full`` (no room) or ``overloaded`` (the expected wait passes the deadline)."""
+
+    def __init__(
+        self, retry_after_s: int = 1, reason: str = "queue_full", detail: str = "the model's queue is full"
+    ) -> None:
+        super().__init__(503, f"server overloaded: {detail}", headers={"Retry-After": str(retry_after_s)})
+        self.reason = reason
+
+
+class DeadlineExceeded(ApiError):
+    """The request's deadline passed before its outputs were ready: 504."""
+
+    def __init__(self) -> None:
+        super().__init__(504, "deadline exceeded before the model answered")
+
+
+class ClientDisconnected(ApiError):
+    """The client went away; its work was dropped (499, nginx's code; nobody reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "client closed the request")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What is wrong.")
+    field: str | None = Field(description="The request field at fault, e.g. 'candidates[3].ad_price'.")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON (including NaN, Infinity and numbers out of range).",
+    401: "Missing or wrong bearer token.",
+    404: "No such model or version is served.",
+    408: "The request's headers or body did not arrive in time.",
+    409: "The model could not be (re)loaded: the body names the refused versions and why.",
+    413: "Body or candidate count over the limit.",
+    415: "Content-Type is not application/json.",
+    422: "A field is missing, unknown or of the wrong type; `field` names it.",
+    503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",
+    504: "The deadline passed before the model answered.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """The OpenAPI ``responses`` entries of these error statuses."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+def error_body(message: str, field: str | None = None) -> bytes:
+    return orjson.dumps({"error": message, "field": field})
+
+
+def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> Response:
+    return Response(error_body(message, field), status_code=status, media_type="application/json", headers=headers)
+
+
+def field_path(location: Sequence[str | int]) -> str | None:
+    """``("body", "candidates", 0, "x")`` -> ``"candidates[0].x"``."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error.status, error.message, error.field, error.headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {}
+    return error_response(422, str(first.get("msg", "invalid request")), field_path(first.get("loc", ())))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    return error_response(error.status_code, str(error.detail), headers=error.headers)
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, INTERNAL_ERROR)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,100 @@
+"""Per-model serving settings: the ``[serving]`` table of ``models/<name>/config.toml``.
+
+```toml
+[serving]
+max_batch_size = 1024       # items (candidates) per ONNX Runtime run
+max_queue_delay_us = 500    # longest wait for a batch to fill after its oldest request
+max_queue_items = 16384     # queued items beyond this are answered 503 at once
+instances = 1               # batches run at once on the model's session
+version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
+```
+A model without a config file or without the table takes these defaults. A bad value is a
+ValueError naming the key, so the model is refused with a clear reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from common.repository import CONFIG_FILE, read_config
+from service.batching.policy import BatchConfig
+
+# The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
+INTEGER_KEYS = tuple(f.name for f in fields(BatchConfig) if f.type in ("int", int) and f.name != "retry_after_s")
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which published versions to serve: the newest ``latest`` that load, or exactly ``specific``."""
+
+    latest: int | None = 1
+    specific: tuple[int, ...] = ()
+
+    def select(self, available: list[int]) -> list[int]:
+        """The versions to try, newest first (with ``latest``, more than N: refused ones are skipped)."""
+        if self.specific:
+            return sorted((v for v in self.specific if v in available), reverse=True)
+        return sorted(available, reverse=True)
+
+    @property
+    def wanted(self) -> int | None:
+        """How many versions to serve (None: every one the policy selects)."""
+        return None if self.specific else self.latest
+
+    @classmethod
+    def parse(cls, raw: Any) -> VersionPolicy:
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            raise ValueError("serving.version_policy must be one of {latest = N}, {specific = [...]}, {all = true}")
+        ((key, value),) = raw.items()
+        if key == "latest":
+            if type(value) is not int or value < 1:
+                raise ValueError(f"serving.version_policy.latest must be a positive integer, not {value!r}")
+            return cls(latest=value)
+        if key == "specific":
+            if not isinstance(value, list) or not value or any(type(v) is not int or v < 1 for v in value):
+                raise ValueError(f"serving.version_policy.specific must list positive versions, not {value!r}")
+            return cls(latest=None, specific=tuple(sorted(set(value))))
+        if key == "all" and value is True:
+            return cls(latest=None)
+        raise ValueError(f"serving.version_policy: unknown policy {key!r} (latest, specific or all)")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    version_policy: VersionPolicy = field(default_factory=VersionPolicy)
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], batching: bool = True) -> ServingConfig:
+        values: dict[str, Any] = {}
+        for key in INTEGER_KEYS:
+            if key in table:
+                value = table[key]
+                if type(value) is not int or value < (0 if key == "max_queue_delay_us" else 1):
+                    raise ValueError(f"serving.{key} must be a positive integer, not {value!r}")
+                values[key] = value
+        batch = BatchConfig(**values, enabled=batching)
+        if batch.max_queue_items < batch.max_batch_size:
+            raise ValueError(
+                f"serving.max_queue_items ({batch.max_queue_items}) must hold one full batch "
+                f"(max_batch_size {batch.max_batch_size})"
+            )
+        policy = VersionPolicy.parse(table["version_policy"]) if "version_policy" in table else VersionPolicy()
+        return cls(batch, policy)
+
+
+def read_serving_config(root: Path, name: str, batching: bool = True) -> ServingConfig:
+    """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid."""
+    try:
+        table = read_config(root, name).get("serving", {})
+    except FileNotFoundError:
+        return ServingConfig(BatchConfig(enabled=batching))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{name}/{CONFIG_FILE} is not valid TOML: {error}") from None
+    if not isinstance(table, Mapping):
+        raise ValueError("[serving] must be a table")
+    return ServingConfig.from_table(table, batching)

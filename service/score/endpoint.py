@@ -1,0 +1,113 @@
+"""``POST /v1/score``: a plain ASGI handler for the hot path, and the FastAPI route that documents it.
+
+FastAPI's route machinery (middleware stack, router matching, dependency solving, exception-handler
+wrappers, telemetry) costs more CPU per request than everything the service does for a 1-candidate
+request once batching has taken the model out of it (docs/serving.md). The service app
+(service/app.py) therefore hands ``POST /v1/score`` straight to this handler, which does the same
+things the framework would for this one route, and nothing else:
+
+- Content-Length over ``CTR_MAX_BODY_BYTES`` (or a body that grows past it) -> 413, a non-JSON
+  Content-Type -> 415, a bad ``X-Request-Timeout-Ms`` -> 400;
+- the body is answered by ``pipeline.respond`` (the same function the FastAPI route calls);
+- every ApiError is its JSON error body (499, unread, when the client left), anything unexpected is
+  logged and answered 500 in JSON;
+- each response is counted in the HTTP status metrics.
+
+The FastAPI route (``router`` below) stays registered: it documents the operation in the OpenAPI
+schema and answers when the app is mounted under a prefix, where this shortcut does not apply.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import State
+from starlette.types import Receive, Scope, Send
+
+from service.deps import DeadlineDep, JsonBody
+from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, declared_length_refusal, read_body
+from service.http.body import request_body as documented_body
+from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
+from service.metrics import Metrics
+from service.score import pipeline
+from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PATH = "/v1/score"
+_JSON = (b"content-type", b"application/json")
+_TIMEOUT = TIMEOUT_HEADER.encode()
+
+
+class ScoreEndpoint:
+    """The ASGI callable for ``POST /v1/score``; reads models and settings from the app's state."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state  # models change on reload: read per request
+        self.settings: Settings = state.settings
+        self.metrics: Metrics = state.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.settings
+        status, headers = 200, None
+        try:
+            content_type = b""
+            timeout = None
+            for key, value in scope["headers"]:
+                if key == b"content-type":
+                    content_type = value
+                elif key == b"content-length":
+                    refusal = declared_length_refusal(value, settings.max_body_bytes)
+                    if refusal is not None:
+                        raise ApiError(*refusal)
+                elif key == _TIMEOUT:
+                    timeout = value.decode("latin-1")
+            if content_type != b"application/json":
+                check_media_type(content_type.decode("latin-1"))
+            deadline = deadline_for(settings.request_timeout_ms, timeout)
+            message = await receive()  # the whole body, almost always
+            body = message.get("body", b"")
+            if (
+                message.get("more_body", False)
+                or message["type"] != "http.request"
+                or len(body) > settings.max_body_bytes
+            ):
+                body = await read_body(receive, settings.max_body_bytes, message)
+            body = await pipeline.respond(body, self.state.models, settings, deadline, receive)
+        except ApiError as error:
+            status, headers = error.status, error.headers
+            body = error_body(error.message, error.field)
+        except Exception:
+            logger.exception("unhandled error on POST %s", PATH)
+            status = 500
+            body = error_body(INTERNAL_ERROR)
+        self.metrics.responses[status] += 1
+        response_headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        if headers:
+            response_headers += [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+router = APIRouter(tags=["scoring"])
+
+
+@router.post(
+    PATH,
+    summary="Score candidate ads",
+    response_class=Response,
+    responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
+    | error_responses(400, 413, 415, 422, 503, 504),
+    openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE),
+)
+async def score(request: Request, body: JsonBody, deadline: DeadlineDep) -> Response:
+    """Encode the features with each role model's spec, then run the models through their batchers.
+
+    The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
+    """
+    state = request.app.state
+    answer = await pipeline.respond(body, state.models, state.settings, deadline, request.receive)
+    return Response(answer, media_type="application/json")

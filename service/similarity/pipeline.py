@@ -1,0 +1,130 @@
+"""The similarity pipeline: request bytes -> encoded query (and items) -> scores -> response bytes.
+
+Two forms, told apart by their keys:
+
+    {"query": {...}, "items": [{...}, ...]}  ->  {"scores": [S, ...], "model": {...}}      one per item
+    {"query": {...}, "k": 10}                ->  {"items": [{"id", "score"}, ...], "model": {...}}
+
+The top-k form ranks the stored catalog embeddings. Values are checked as ``/v1/score`` checks them
+(the same column gathering, the same JSON errors); the field paths name ``query.<feature>`` and
+``items[i].<feature>``.
+
+The query is embedded through the retrieval model's batcher, so the queries of concurrent requests
+share one run of the query tower; the item tower (``items``) and the catalog ranking (``k``) run in
+the thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.types import Receive
+
+from common.encoder import FeatureEncoder, FeatureError
+from service.batching import client
+from service.http.body import INLINE_BODY_BYTES, load_object
+from service.http.errors import InputError, ModelUnavailable
+from service.models.retrieval_model import EMBEDDING, RetrievalModel
+from service.models.snapshot import ServingModels
+from service.score.features import gather_columns
+from service.settings import Settings
+
+BODY_KEYS = frozenset({"query", "items", "k"})
+
+
+async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+    """The response body for a request body; ApiError for anything the client must fix."""
+    model = models.retrieval
+    batcher = models.batcher(model) if model is not None else None
+    if model is None or batcher is None:
+        reason = models.errors.get(settings.retrieval_model, "not loaded")
+        raise ModelUnavailable(f"no retrieval model {settings.retrieval_model!r}: {reason}")
+    if len(body) <= INLINE_BODY_BYTES:
+        query, items, k = prepare(body, model, settings)
+    else:
+        query, items, k = await asyncio.to_thread(prepare, body, model, settings)
+    queued = client.enqueue([(model, batcher, query)], 1, deadline)
+    embedding = (await client.outcomes(queued, receive))[model][EMBEDDING][0]
+    return await asyncio.to_thread(render, model, embedding, items, k)
+
+
+def prepare(
+    body: bytes, model: RetrievalModel, settings: Settings
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int]:
+    """(the encoded query, the encoded items or None, k): everything checked and encoded."""
+    query, items, k = parse_body(body, settings)
+    encoded_query = _encode(model.query.encoder, [query], "query", settings)
+    encoded_items = _encode(model.item.encoder, items, "items", settings) if items is not None else None
+    return encoded_query, encoded_items, k
+
+
+def render(model: RetrievalModel, query: np.ndarray, items: dict[str, np.ndarray] | None, k: int) -> bytes:
+    """The answer for a query embedding (L,): each item's score, or the top k of the catalog."""
+    reference = {"name": model.name, "version": model.version}
+    if items is not None:
+        return orjson.dumps({"scores": model.score_items(query, items).tolist(), "model": reference})
+    best, scores = model.top_k(query, k)
+    found = [{"id": str(i), "score": s} for i, s in zip(model.ids[best].tolist(), scores.tolist(), strict=True)]
+    return orjson.dumps({"items": found, "model": reference})
+
+
+def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[Any] | None, int]:
+    data = load_object(body, BODY_KEYS, "'query' and either 'items' or 'k'")
+    query = data.get("query")
+    if type(query) is not dict:
+        raise InputError(422, "query is required: an object of query feature values", "query")
+    if not query:
+        raise InputError(422, "query must not be empty", "query")
+    if ("items" in data) == ("k" in data):
+        raise InputError(422, "give exactly one of 'items' (score them) or 'k' (top k of the catalog)", "k")
+    if "items" in data:
+        items = data["items"]
+        if type(items) is not list:
+            raise InputError(422, "items must be a list of objects", "items")
+        if not items:
+            raise InputError(422, "items must not be empty", "items")
+        if len(items) > settings.max_candidates:
+            raise InputError(413, f"{len(items)} items; at most {settings.max_candidates} per request", "items")
+        return query, items, 0
+    k = data["k"]
+    if type(k) is not int:
+        raise InputError(422, "k must be an integer", "k")
+    if not 1 <= k <= settings.max_top_k:
+        raise InputError(422, f"k must be in 1..{settings.max_top_k}, not {k}", "k")
+    return query, None, k
+
+
+def _encode(encoder: FeatureEncoder, rows: list[Any], where: str, settings: Settings) -> dict[str, np.ndarray]:
+    """The tower's inputs for ``rows`` (the query is one row); errors name ``where``'s field."""
+    spec = encoder.spec
+    try:
+        columns = gather_columns(rows, {}, frozenset(f.name for f in spec.features), settings.max_string_chars)
+    except InputError as error:
+        message = error.message.replace("served models", f"{where} tower").replace("candidate feature", "feature")
+        raise InputError(error.status, message, _path(error.field, where)) from None
+    for feature in spec.features:
+        column = columns.get(feature.name)
+        if feature.required and (column is None or None in column):
+            index = 0 if column is None else column.index(None)
+            raise InputError(422, f"feature {feature.name!r} is required but missing", _row(where, index, feature.name))
+    try:
+        return encoder.encode(columns, len(rows)).as_inputs()
+    except FeatureError as error:
+        raise InputError(422, str(error), _row(where, "*", error.feature)) from None
+
+
+def _row(where: str, index: int | str, name: str) -> str:
+    return f"query.{name}" if where == "query" else f"items[{index}].{name}"
+
+
+def _path(field: str | None, where: str) -> str | None:
+    """``candidates[3].x`` as gathered -> ``items[3].x`` or (for the query) ``query.x``."""
+    if field is None or not field.startswith("candidates"):
+        return field
+    if where == "query":
+        rest = field.split(".", 1)
+        return f"query.{rest[1]}" if len(rest) == 2 else "query"
+    return "items" + field[len("candidates") :]
