@@ -14,12 +14,14 @@ from typing import Annotated
 
 import typer
 
+from cli.auction import auction
 from cli.bench import bench_app
 from cli.experiment import experiment_app
 
 app = typer.Typer(help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(bench_app, name="bench")
+app.command("auction")(auction)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
