@@ -132,11 +132,14 @@ def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Pat
     (root / "esmm_b" / "config.toml").write_text(
         "[serving]\nmax_batch_size = 10\nmax_queue_items = 10\nmax_queue_delay_us = 200000\n"
     )
+    # 6-candidate requests: one waits in esmm_b's queue for a fuller batch (up to 200 ms), and a second
+    # one cannot join it (6 + 6 > 10), so refusals do not depend on how fast this machine runs the model.
+    six = httpx.Request("POST", "http://x", json=BODY | {"candidates": BODY["candidates"][:6]}).content
     with running_server(root, tmp_path / "log", ctr_model="esmm", ctcvr_model="esmm_b", access_log="false") as (
         url,
         _,
     ):
-        result = bench.overload(port_of(url), PAYLOAD, 200, 1.0, connections=16)
+        result = bench.overload(port_of(url), six, 200, 1.0, connections=16)
         assert result["statuses"].get("503", 0) > 0, result
         metrics = httpx.get(f"{url}/metrics").text
     refusals = [line for line in metrics.splitlines() if 'model="esmm_b"' in line and "failure_total" in line]
