@@ -15,11 +15,17 @@ from typing import Annotated
 import typer
 
 from cli.bench import bench_app
+from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
+from cli.new import new, spec_app
 
-app = typer.Typer(help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True)
+app = UserErrorTyper(
+    help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
+)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(bench_app, name="bench")
+app.add_typer(spec_app, name="spec")
+app.command()(new)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
@@ -95,11 +101,18 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
     version: Annotated[int | None, typer.Option(help="Version to evaluate (default: latest).")] = None,
     repository: RepositoryOption = Path("models"),
+    logs: Annotated[Path | None, typer.Option(help="Your held-out log: evaluate on it (AUC/log loss CIs, "
+                                              "calibration per position, reliability PNG beside --out).")] = None,
 ) -> None:
-    """Score a held-out world day with the exported model and report AUCs and calibration."""
-    from training.evaluation import evaluate as evaluate_model
+    """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration."""
+    if logs is not None:
+        from training.evaluate_logs import evaluate_on_logs
 
-    report = evaluate_model(repository, name, version)
+        report = evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
+    else:
+        from training.evaluation import evaluate as evaluate_model
+
+        report = evaluate_model(repository, name, version)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():
@@ -157,6 +170,10 @@ def sample_request(
     from common.repository import read_config
     from training.world import World, WorldConfig
 
+    if not (repository / model / "config.toml").is_file():
+        raise FileNotFoundError(
+            f"no {repository / model / 'config.toml'}: run from the repository root or pass --repository PATH/models"
+        )
     world_settings = read_config(repository, model).get("world", {})
     body = World(WorldConfig(**world_settings)).sample_request(n_candidates=candidates, seed=seed)
     typer.echo(json.dumps(body))

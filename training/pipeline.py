@@ -8,17 +8,19 @@ paths read, fingerprint and encode the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.checkpoint import Checkpoint
 from training.dataset import ImpressionTensors
-from training.fit import fit
+from training.fit import TrainingConfig, fit
 from training.logs import feature_columns, fingerprint, read_logs
 from training.model_config import ModelConfig
 from training.models.registry import MODEL_KINDS, build_model
+from training.new_model import SPEC_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +88,15 @@ def train(
         return checkpoint
     if non_displayed is not None:
         raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
+    own_logs = logs is not None
+    if own_logs and spec_path is None and (root / name / SPEC_FILE).is_file():
+        spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
-    model = build_model(config.kind, spec, config.model, seed=config.training.seed)
-    metrics = fit(model, data, config.training, progress=progress)
+    training = scaled_to_data(config.training, len(data)) if own_logs else config.training
+    warn_if_small(name, training, len(data), int(data.tensors["click"].sum().item()))
+    model = build_model(config.kind, spec, config.model, seed=training.seed)
+    metrics = fit(model, data, training, progress=progress)
     checkpoint = Checkpoint(
         name=name,
         kind=config.kind,
@@ -98,11 +105,56 @@ def train(
         state_dict=model.state_dict(),
         metrics=metrics,
         data_fingerprint=fingerprint(logs),
-        training={**asdict(config.training), "logs": str(logs), "impressions": len(data)},
+        training={**asdict(training), "logs": str(logs), "impressions": len(data)},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
     )
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint
+
+
+# Training on your own logs: at least MIN_STEPS optimiser steps where the log allows (see README).
+MIN_STEPS = 200
+MIN_BATCH = 128  # a small log's batches shrink to no fewer rows than this ...
+MAX_EPOCHS = 10  # ... and its epochs grow to no more than this
+FEW_STEPS, FEW_POSITIVES = 100, 100  # fewer optimiser steps or clicks than these: warn
+
+
+def training_rows(config: TrainingConfig, impressions: int) -> int:
+    return impressions - int(impressions * config.validation_fraction)
+
+
+def steps_of(config: TrainingConfig, impressions: int) -> int:
+    return config.epochs * math.ceil(training_rows(config, impressions) / config.batch_size)
+
+
+def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
+    """The config with enough optimiser steps for a small log: where ``epochs`` passes of ``batch_size``
+    give fewer than MIN_STEPS steps, the batch shrinks towards MIN_BATCH (never grows) and then the
+    epochs grow towards MAX_EPOCHS (never shrink) until MIN_STEPS is reached or both limits are hit."""
+    if steps_of(config, impressions) >= MIN_STEPS:
+        return config
+    rows = training_rows(config, impressions)
+    batch = min(config.batch_size, max(MIN_BATCH, rows * config.epochs // MIN_STEPS))
+    per_epoch = math.ceil(rows / batch)
+    epochs = max(config.epochs, min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+    scaled = replace(config, batch_size=batch, epochs=epochs)
+    logger.info(
+        "small log (%d training rows): batch %d -> %d, epochs %d -> %d, so %d optimiser steps (rule: >= %d steps, "
+        "batch >= %d, epochs <= %d)", rows, config.batch_size, batch, config.epochs, epochs,
+        steps_of(scaled, impressions), MIN_STEPS, MIN_BATCH, MAX_EPOCHS,
+    )
+    return scaled
+
+
+def warn_if_small(name: str, config: TrainingConfig, impressions: int, clicks: int) -> None:
+    """One warning line when the optimiser steps or the positives are few."""
+    steps = steps_of(config, impressions)
+    if steps < FEW_STEPS or clicks < FEW_POSITIVES:
+        logger.warning(
+            "%s trains for only %d optimiser steps on %d clicks in %d impressions: expect a weak model and "
+            "validation metrics with wide uncertainty (more logs, or `ctr evaluate %s --logs HELDOUT` for intervals)",
+            name, steps, clicks, impressions, name,
+        )
 
 
 def checkpoint_path(work_dir: Path, name: str) -> Path:
