@@ -106,9 +106,13 @@ def evaluate(
 ) -> None:
     """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration."""
     if logs is not None:
-        from training.evaluate_logs import evaluate_on_logs
+        from training.evaluate_logs import evaluate_on_logs, summary
 
         report = evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
+        return
     else:
         from training.evaluation import evaluate as evaluate_model
 

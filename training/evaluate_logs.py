@@ -81,6 +81,27 @@ def evaluate_on_logs(
     return report
 
 
+def summary(report: dict[str, Any]) -> list[str]:
+    """The report as lines for the terminal: each metric with its interval, then the calibration."""
+    lines = [f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
+             f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"]
+    for key, metric in report["metrics"].items():
+        if metric["value"] is None:
+            lines.append(f"{key:<22} null ({metric['reason']})")
+        else:
+            interval = metric.get("ci95")
+            shown = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else f"(no interval: {metric['reason']})"
+            lines.append(f"{key:<22} {metric['value']:.4f}  95% CI {shown}")
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append(f"calibration: {calibration['prediction']}")
+        for entry in [{"position": "all", **calibration["overall"]}, *calibration["per_position"]]:
+            predicted = entry["predicted_ctr"]
+            lines.append(f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
+                         + ("n/a" if predicted is None else f"{predicted:.4f}"))
+    return lines
+
+
 def position_of(root: Path, name: str, version: int) -> dict[str, Any] | None:
     """``model.json``'s ``"position"`` entry (regime and learned CTR ratios), or None where absent."""
     manifest = json.loads((version_dir(root, name, version) / MANIFEST_FILE).read_text())
@@ -196,7 +217,8 @@ def reliability_png(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, r
     top = max(max(x, default=0.0), max(y, default=0.0)) * 1.1 or 1.0
     axes.plot([0, top], [0, top], color="grey", linewidth=1, label="perfect calibration")
     axes.plot(x, y, marker="o", label=f"{len(bins)} equal-count bins")
-    axes.set(xlabel="predicted CTR", ylabel="observed CTR", title=how[:60], xlim=(0, top), ylim=(0, top))
+    title = "pCTR x position CTR ratio" if "ratio from" in how else "pCTR as served"
+    axes.set(xlabel="predicted CTR", ylabel="observed CTR", title=title, xlim=(0, top), ylim=(0, top))
     axes.legend(loc="upper left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()

@@ -53,6 +53,9 @@ def trained(tmp_path_factory):
     invoke("spec", "infer", "--logs", str(tmp / "train.parquet"), "--out", str(tmp / "spec.toml"))
     models, work = str(tmp / "models"), str(tmp / "work")
     invoke("new", "mine", "--kind", "esmm", "--spec", str(tmp / "spec.toml"), "-r", models)
+    config = tmp / "models" / "mine" / "config.toml"  # edited as the user would, to a small model
+    config.write_text(config.read_text().replace("embedding_dim = 18", "embedding_dim = 4")
+                      .replace("hidden = [360, 200, 80]", "hidden = [16, 8]"))
     invoke("train", "mine", "--logs", str(tmp / "train.parquet"), "--no-progress", "-r", models, "--work-dir", work)
     invoke("export", "mine", "-r", models, "--work-dir", work)
     return tmp
