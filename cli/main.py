@@ -114,9 +114,14 @@ def evaluate(
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
     else:
+        from common.encoder import FeatureError
         from training.evaluation import evaluate as evaluate_model
 
-        report = evaluate_model(repository, name, version)
+        try:
+            report = evaluate_model(repository, name, version)
+        except FeatureError as error:  # a model of the user's own features: the simulator lacks them
+            raise ValueError(f"{error}; {name} reads features the world simulator does not make: "
+                             f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():

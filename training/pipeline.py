@@ -77,6 +77,11 @@ def train(
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
     (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)
+    if config.kind not in MODEL_KINDS:
+        raise ValueError(
+            f"{root / name / 'config.toml'} says kind = {config.kind!r}, which is unknown: set it to one of "
+            f"{sorted(MODEL_KINDS)}"
+        )
     if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
         from training.retrieval_pipeline import train_retrieval
 

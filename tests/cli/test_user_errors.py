@@ -39,3 +39,11 @@ def test_missing_log_column_is_named(tmp_path):
     done = ctr("spec", "infer", "--logs", str(tmp_path / "logs.csv"), cwd=tmp_path)
     assert done.returncode == 2 and "lacks the columns ['conversion']" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
+    (tmp_path / "models" / "bad").mkdir(parents=True)
+    (tmp_path / "models" / "bad" / "config.toml").write_text('kind = "esmn"\n')
+    done = ctr("train", "bad", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2 and "says kind = 'esmn', which is unknown: set it to one of" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
