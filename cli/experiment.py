@@ -32,6 +32,8 @@ def cvr(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="Where the methods' configs are.")] = Path(
         "models"
     ),
+    requests_per_day: Annotated[int | None, typer.Option(min=1, help="Training traffic (default 20,000).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2).")] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     import json
@@ -41,6 +43,9 @@ def cvr(
 
     config = CVRExperimentConfig.quick() if quick else CVRExperimentConfig()
     config = replace(config, heldout_policy=heldout_policy, seeds=seeds or config.seeds)
+    config = replace(
+        config, requests_per_day=requests_per_day or config.requests_per_day, epochs=epochs or config.epochs
+    )
     if service_world:
         config = replace(config, world={})
     report = run_cvr_experiment(repository, config)

@@ -97,14 +97,35 @@ def export(
 
 @app.command()
 def evaluate(
-    name: Annotated[str, typer.Argument(help="The exported model to evaluate.")],
+    name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
     version: Annotated[int | None, typer.Option(help="Version to evaluate (default: latest).")] = None,
     repository: RepositoryOption = Path("models"),
+    url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
     logs: Annotated[Path | None, typer.Option(help="Your held-out log: evaluate on it (AUC/log loss CIs, "
                                               "calibration per position, reliability PNG beside --out).")] = None,
 ) -> None:
-    """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration."""
+    """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration.
+
+    `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
+    by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out)."""
+    if name == "serving" and logs is None:
+        from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
+
+        if url is None:
+            raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
+        try:
+            report = evaluate_serving(url, repository, workers=workers)
+        except (ServiceError, OSError) as error:
+            typer.echo(f"error: {url}: {error}", err=True)
+            raise typer.Exit(1) from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        plot(report, out.with_suffix(".png"))
+        typer.echo(format_table(report))
+        typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+        return
     if logs is not None:
         from training.evaluate_logs import evaluate_on_logs, summary
 
@@ -113,15 +134,14 @@ def evaluate(
         out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
-    else:
-        from common.encoder import FeatureError
-        from training.evaluation import evaluate as evaluate_model
+    from common.encoder import FeatureError
+    from training.evaluation import evaluate as evaluate_model
 
-        try:
-            report = evaluate_model(repository, name, version)
-        except FeatureError as error:  # a model of the user's own features: the simulator lacks them
-            raise ValueError(f"{error}; {name} reads features the world simulator does not make: "
-                             f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`") from None
+    try:
+        report = evaluate_model(repository, name, version)
+    except FeatureError as error:  # a model of the user's own features: the simulator lacks them
+        raise ValueError(f"{error}; {name} reads features the world simulator does not make: "
+                         f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():

@@ -34,6 +34,9 @@ CATALOG_EMBEDDINGS = "catalog_embeddings.npy"  # a retrieval model's item embedd
 CATALOG_IDS = "catalog_ids.npy"  # their item ids, a unicode array (N,)
 CONFIG_FILE = "config.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The examination a model's served pCTR / pCTCVR hold for (model.json's ``position.regime``):
+SLOT1 = "slot1"  # the top slot; ``position.ctr_ratios[k - 1]`` is the learned CTR at slot k over slot 1
+LOGGED = "logged"  # position-blind training: the average logged slot
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,13 @@ class Manifest:
     data_fingerprint: str = ""  # sha256 over the training logs' content
     training: dict[str, Any] = field(default_factory=dict)  # the settings it was trained with
     files: dict[str, FileInfo] = field(default_factory=dict)  # further graphs and arrays, by file name
+    # {"regime": "slot1" | "logged", "ctr_ratios": [1.0, r2, ...] (slot1 only)}; None: not a CTR model
+    position: dict[str, Any] | None = None
+
+    @property
+    def regime(self) -> str:
+        """The position regime of the served probabilities; a version without ``position`` is position-blind."""
+        return (self.position or {}).get("regime", LOGGED)
 
     def to_json(self) -> str:
         data = asdict(self)

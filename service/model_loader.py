@@ -89,6 +89,7 @@ class LoadedModel:
             "inputs": [_tensor_dict(t.name, t.dtype, t.shape) for t in self.manifest.inputs],
             "outputs": [_tensor_dict(t.name, t.dtype, t.shape) for t in self.manifest.outputs],
             "features": [f.name for f in self.manifest.feature_spec.features],
+            "position": self.manifest.position,
         }
 
 

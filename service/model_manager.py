@@ -25,7 +25,7 @@ from common.repository import validate_model_name, versions
 from service.batching import Batcher
 from service.metrics import Metrics
 from service.model_loader import LoadedModel, ModelLoadError, load_version
-from service.registry import ServingModels, required_outputs
+from service.registry import RegimeMismatch, ServingModels, required_outputs
 from service.serving_config import ServingConfig, read_serving_config
 from service.settings import Settings
 
@@ -50,10 +50,13 @@ class ModelManager:
         return self.state.models
 
     async def start(self) -> None:
-        """Load every model a role names; start polling the repository when the settings ask for it."""
+        """Load every model a role names; start polling the repository when the settings ask for it.
+        Role models whose position regimes differ stop the start-up (RegimeMismatch)."""
         for name in required_outputs(self.settings.roles):
             try:
                 await self.load(name)
+            except RegimeMismatch:
+                raise
             except ModelLoadError as error:
                 logger.error("model %s is not served: %s", name, error)
         if self.settings.poll_interval_s > 0:
@@ -74,23 +77,22 @@ class ModelManager:
                     self._swap(replace(self.models, errors={**self.models.errors, name: str(error)}))
                 raise
             old = self.models
+            newest = chosen[max(chosen)]
+            errors = {k: v for k, v in old.errors.items() if k != name}
+            snapshot = replace(
+                old, loaded={**old.loaded, name: newest}, versions={**old.versions, name: chosen}, errors=errors
+            )
+            conflict = snapshot.regime_conflict()
+            if conflict is not None:  # refused: what is served stays as it was
+                logger.error("model %s not served: %s", name, conflict)
+                raise RegimeMismatch(conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             for model in chosen.values():
                 batcher = old.batchers.get(model) if keep_batchers else None
                 batchers[model] = batcher if batcher is not None else self._batcher(model, config)
-            newest = chosen[max(chosen)]
-            errors = {k: v for k, v in old.errors.items() if k != name}
             self.configs[name] = config
-            self._swap(
-                replace(
-                    old,
-                    loaded={**old.loaded, name: newest},
-                    versions={**old.versions, name: chosen},
-                    errors=errors,
-                    batchers=batchers,
-                )
-            )
+            self._swap(replace(snapshot, batchers=batchers))
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
             return self.models

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+class RegimeMismatch(ModelLoadError):
+    """The role models' probabilities hold for different positions; they are never served together."""
+
+
 CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
 
 
@@ -71,6 +76,19 @@ class ServingModels:
             if name not in self.loaded
         }
 
+    def regime_conflict(self) -> str | None:
+        """Why the ctr and ctcvr role models cannot be combined (their served probabilities hold for
+        different positions), or None. Checked before a snapshot is served."""
+        ctr, ctcvr = self.for_role("ctr"), self.for_role("ctcvr")
+        if ctr is None or ctcvr is None or ctr.manifest.regime == ctcvr.manifest.regime:
+            return None
+        return (
+            f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves {ctr.manifest.regime!r}, "
+            f"ctcvr model {ctcvr.name!r} version {ctcvr.version} serves {ctcvr.manifest.regime!r}; "
+            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime; a version exported "
+            "before position regimes existed is position-blind: retrain it, `ctr train NAME && ctr export NAME`)"
+        )
+
     def describe(self) -> list[dict[str, Any]]:
         entries = []
         for name in dict.fromkeys(self.roles.values()):
@@ -103,4 +121,8 @@ def load_serving_models(settings: Settings) -> ServingModels:
         except ModelLoadError as error:
             logger.error("model %s is not served: %s", name, error)
             errors[name] = str(error)
-    return ServingModels(dict(settings.roles), loaded, errors)
+    models = ServingModels(dict(settings.roles), loaded, errors)
+    conflict = models.regime_conflict()
+    if conflict is not None:
+        raise RegimeMismatch(conflict)
+    return models

@@ -6,6 +6,8 @@ docs, generated clients and schema-driven tests see the exact shapes the service
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 FeatureValue = str | int | float | None
@@ -81,6 +83,11 @@ class ModelDescription(BaseModel):
     inputs: list[TensorDescription] = []
     outputs: list[TensorDescription] = []
     features: list[str] = []
+    position: dict[str, Any] | None = Field(
+        default=None,
+        description='The position regime of the served pCTR / pCTCVR ("slot1": the top slot, or "logged") and, '
+        "for slot1, ctr_ratios[k - 1] = the learned CTR at slot k over slot 1 (multiply to price slot k).",
+    )
     error: str | None = Field(default=None, description="Why no version is served, when not ready.")
     versions: list[int] = Field(default=[], description="Every version served (the newest fills the roles).")
 

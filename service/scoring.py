@@ -132,12 +132,8 @@ def _abandon(queued: Queued) -> None:
 
 
 def render(prepared: PreparedRequest, outputs: dict[str, dict[str, np.ndarray]]) -> bytes:
-    pctr = outputs[prepared.ctr.name]["pctr"].tolist()
-    pctcvr = outputs[prepared.ctcvr.name]["pctcvr"].tolist()
-    scores = [
-        {"pctr": a, "pctcvr": b, "pcvr": c}
-        for a, b, c in zip(pctr, pctcvr, conversion_rates(pctr, pctcvr), strict=True)
-    ]
+    pctr, pctcvr, pcvr = served_probabilities(outputs[prepared.ctr.name], outputs[prepared.ctcvr.name])
+    scores = [{"pctr": a, "pctcvr": b, "pcvr": c} for a, b, c in zip(pctr, pctcvr, pcvr, strict=True)]
     return orjson.dumps(
         {
             "scores": scores,
@@ -147,6 +143,22 @@ def render(prepared: PreparedRequest, outputs: dict[str, dict[str, np.ndarray]])
             },
         }
     )
+
+
+def served_probabilities(
+    ctr_outputs: dict[str, np.ndarray], ctcvr_outputs: dict[str, np.ndarray]
+) -> tuple[list[float], list[float], list[float]]:
+    """(pctr, pctcvr, pcvr) per candidate, all for one slot (the role models' regimes are checked equal).
+
+    pctr is the ctr model's; pcvr is the ctcvr model's own pCVR output, so it ranks and calibrates as
+    that model learned it, and pctcvr = pctr * pcvr, so the identity holds exactly between the numbers
+    served. A ctcvr model without a pcvr output gives pctcvr, and pcvr = pctcvr / pctr (clipped)."""
+    pctr = ctr_outputs["pctr"].tolist()
+    if "pcvr" not in ctcvr_outputs:
+        pctcvr = ctcvr_outputs["pctcvr"].tolist()
+        return pctr, pctcvr, conversion_rates(pctr, pctcvr)
+    pcvr = ctcvr_outputs["pcvr"].tolist()
+    return pctr, [a * c for a, c in zip(pctr, pcvr, strict=True)], pcvr
 
 
 def conversion_rates(pctr: list[float], pctcvr: list[float]) -> list[float]:

@@ -29,6 +29,8 @@ class Checkpoint:
     # by the exported item graph into the version directory
     catalog: dict[str, list] = field(default_factory=dict)
     catalog_id: str = ""
+    # model.json's ``position``: the regime its pCTR / pCTCVR hold for and the learned slot CTR ratios
+    position: dict[str, Any] | None = None
 
     def build(self) -> nn.Module:
         model = build_model(self.kind, self.spec, self.model_params)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from common.repository import MANIFEST_FILE, version_dir
+from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
 from training.evaluation import run_exported
 from training.logs import column_array, read_logs
 from training.metrics import auc, log_loss
@@ -153,13 +153,13 @@ def _with_interval(metric: Any, labels: np.ndarray, scores: np.ndarray, rng: np.
 def predicted_ctr(pctr: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None) -> tuple[np.ndarray, str]:
     """Each row's predicted CTR at its logged position, and how it was obtained."""
     pctr = np.asarray(pctr, dtype=np.float64).reshape(-1)
-    if regime and regime.get("regime") == "slot1" and regime.get("ctr_ratios"):
+    if regime and regime.get("regime") == SLOT1 and regime.get("ctr_ratios"):
         ratios = np.asarray(regime["ctr_ratios"], dtype=np.float64)
         known = (position >= 1) & (position <= ratios.size)
         factor = np.where(known, ratios[np.clip(position, 1, ratios.size) - 1], np.nan)
         return pctr * factor, "pctr (slot 1) x the position's learned CTR ratio from model.json"
-    if regime and regime.get("regime") == "logged":
-        return pctr, "pctr at the logged position (the model takes the position as input)"
+    if regime and regime.get("regime") == LOGGED:
+        return pctr, "pctr of a position-blind model (the average logged slot), without a position ratio"
     return pctr, "pctr as served, without a position ratio: model.json carries no position ctr_ratios"
 
 

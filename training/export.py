@@ -175,6 +175,7 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             data_fingerprint=checkpoint.data_fingerprint,
             training=dict(checkpoint.training, model=checkpoint.model_params),
             files=files,
+            position=checkpoint.position,
         )
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 

@@ -19,6 +19,7 @@ from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
 from training.logs import feature_columns, fingerprint, read_logs
 from training.model_config import ModelConfig
+from training.models.position_bypass import position_summary
 from training.models.registry import MODEL_KINDS, build_model
 from training.new_model import SPEC_FILE
 
@@ -112,6 +113,7 @@ def train(
         data_fingerprint=fingerprint(logs),
         training={**asdict(training), "logs": str(logs), "impressions": len(data)},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
+        position=position_summary(model, data.tensors),
     )
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint

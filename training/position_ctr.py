@@ -27,6 +27,18 @@ def position_ctr(position: np.ndarray, click: np.ndarray) -> dict[int, float]:
     return {int(p): float(c) for p, c in zip(slots, ctr, strict=True)}
 
 
+def bias_constants(position: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(b at slot 1, mean b, spread of b) over training rows: what a bypass fixes at export and
+    standardises b by. ValueError when no row was shown at position 1."""
+    position = np.asarray(position).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    first = position == 1
+    if not first.any():
+        raise ValueError("the training logs have no position-1 impressions to fix b from")
+    spread = max(float(b.std(ddof=1)), 1e-6) if b.size > 1 else 1.0
+    return float(b[first][0]), float(b.mean()), spread
+
+
 def position_ctr_per_row(position: np.ndarray, click: np.ndarray) -> np.ndarray:
     """(B,) float32: the CTR of each row's position over these same rows."""
     _, ctr, index = _by_position(position, click)

@@ -1,5 +1,6 @@
-"""A small ESMM and a small adversarial CTR model trained on the world simulator and exported by the CLI,
-shared by the e2e tests: the repository holds both served roles (ctr -> "ctr", ctcvr -> "esmm")."""
+"""A small debiased ESMM and a small adversarial CTR model trained on the world simulator and exported by
+the CLI, shared by the e2e tests: the repository holds both served roles (ctr -> "ctr", ctcvr -> "esmm"),
+both serving the slot-1 position regime."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typer.testing import CliRunner
 from cli.main import app
 
 TINY_ESMM_CONFIG = """
-kind = "esmm"
+kind = "esmm_debiased"
 [model]
 embedding_dim = 6
 hidden = [32, 16]
+lam = 0.5
 [training]
 epochs = 1
 batch_size = 512
@@ -57,7 +59,8 @@ n_ads = 500
 
 @pytest.fixture(scope="session")
 def world_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository holding esmm and ctr version 1, trained on simulated logs by `ctr train` + `ctr export`."""
+    """A repository holding esmm (debiased, with the adversary) and ctr version 1, trained on simulated logs
+    by `ctr train` + `ctr export`."""
     root = tmp_path_factory.mktemp("world") / "models"
     work = root.parent / "work"
     runner = CliRunner()

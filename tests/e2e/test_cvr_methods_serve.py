@@ -35,5 +35,6 @@ def test_a_cvr_method_serves_the_ctcvr_role(tmp_path: Path, name: str, kind: str
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["models"]["ctcvr"] == {"name": name, "version": 1}
-    expected = direct_scores(tmp_path, name, 1)["pctcvr"]
-    np.testing.assert_allclose([s["pctcvr"] for s in body["scores"]], expected, rtol=1e-6)
+    expected = direct_scores(tmp_path, name, 1)["pcvr"]  # the method's own pCVR; pctcvr = pctr * pcvr
+    np.testing.assert_allclose([s["pcvr"] for s in body["scores"]], expected, atol=1e-7)
+    assert all(s["pctcvr"] == s["pctr"] * s["pcvr"] for s in body["scores"])

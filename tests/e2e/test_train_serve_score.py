@@ -51,10 +51,13 @@ def offline_scores(root, body: dict, model: str = "esmm") -> dict[str, np.ndarra
 
 
 def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
+    """Debiased ESMM and the adversarial CTR model, trained tiny and served: every number on the wire is
+    for slot 1, pcvr is the ctcvr model's own pCVR, and pcvr * pctr = pctcvr exactly."""
     body = sample_request(world_repository, candidates=25, seed=3)
     assert len(body["candidates"]) == 25
     with running_server(world_repository, tmp_path / "serve.log", command=[*CLI, "serve"]) as (url, _):
         response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
+        listed = {m["name"]: m for m in httpx.get(f"{url}/v1/models", timeout=30.0).json()["models"]}
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["models"] == {"ctr": {"name": "ctr", "version": 1}, "ctcvr": {"name": "esmm", "version": 1}}
@@ -64,12 +67,38 @@ def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
     pcvr = np.array([s["pcvr"] for s in scores])
     for values in (pctr, pctcvr, pcvr):
         assert ((values >= 0) & (values <= 1)).all()
-    np.testing.assert_allclose(pcvr, np.clip(pctcvr / pctr, 0, 1), rtol=1e-12)
+    assert all(s["pcvr"] * s["pctr"] == s["pctcvr"] for s in scores)  # the identity, on the wire
     esmm = offline_scores(world_repository, body, "esmm")
     debiased = offline_scores(world_repository, body, "ctr")
     np.testing.assert_allclose(pctr, debiased["pctr"], rtol=0, atol=1e-7)  # pCTR: the adversarial model
-    np.testing.assert_allclose(pctcvr, esmm["pctcvr"], rtol=0, atol=1e-7)  # pCTCVR: ESMM
+    np.testing.assert_allclose(pcvr, esmm["pcvr"], rtol=0, atol=1e-5)  # pCVR: the ctcvr model's own
     assert not np.allclose(pctr, esmm["pctr"], rtol=0, atol=1e-7)
+    for name in ("ctr", "esmm"):  # both serve slot 1, with the slot CTR ratios each learned
+        position = listed[name]["position"]
+        assert position["regime"] == "slot1"
+        ratios = position["ctr_ratios"]
+        assert len(ratios) == 5 and ratios[0] == 1.0 and all(0.0 < r < 1.5 for r in ratios)
+        assert read_manifest(world_repository, name, 1).position == position
+
+
+def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_path):
+    """`ctr evaluate serving` scores a uniformly displayed held-out day through /v1/score only."""
+    out = tmp_path / "serving.json"
+    with running_server(world_repository, tmp_path / "serve.log", access_log="false") as (url, _):
+        result = CliRunner().invoke(
+            app, ["evaluate", "serving", "--url", url, "--out", str(out), "--repository", str(world_repository)]
+        )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["n_impressions"] == 3000 * 5 and report["heldout_policy"] == "uniform"
+    assert report["models"]["ctcvr"]["name"] == "esmm" and report["models"]["ctr"]["position"]["regime"] == "slot1"
+    assert report["pctcvr_equals_pctr_times_pcvr_max_abs"] < 1e-12
+    for name in ("pctr", "pctcvr", "pcvr"):
+        overall = report["overall"][name]
+        assert 0.0 < overall["mean_served_over_true"] < 10.0 and 0.0 <= overall["calibration_error"] < 1.0
+        assert 0.5 < overall["auc_of_the_truth"] <= 1.0
+    assert len(report["by_true_ctr_decile"]) == 10
+    assert out.with_suffix(".png").stat().st_size > 0
 
 
 def test_training_and_serving_encode_the_same_rows_identically(world_repository):
@@ -121,9 +150,9 @@ def test_the_committed_config_builds_its_model():
     from training.pipeline import world_spec
 
     config = ModelConfig.load(ROOT / "models", "esmm")
-    assert config.kind == "esmm"
+    assert config.kind == "esmm_debiased"  # the served ESMM carries the position bypass
     model = build_model(config.kind, world_spec(config), config.model)
-    assert model.config.hidden == [360, 200, 80]
+    assert model.config.hidden == [360, 200, 80] and model.bypass is not None
 
 
 @pytest.mark.parametrize("candidates", [1, 7])

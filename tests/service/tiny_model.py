@@ -78,8 +78,10 @@ def publish_tiny_esmm(
     outputs: tuple[str, ...] = ESMM_OUTPUTS,
     seed: int = 0,
     spec: FeatureSpec = SPEC,
+    position: dict | None = None,
 ) -> int:
-    """Write the tiny model as the next version of ``name`` under ``root``; returns the version."""
+    """Write the tiny model as the next version of ``name`` under ``root`` (``position``: model.json's
+    position regime object); returns the version."""
     model_bytes = build_onnx(spec, outputs, seed)
 
     def write(directory: Path, version: int) -> None:
@@ -96,6 +98,7 @@ def publish_tiny_esmm(
             outputs=[TensorInfo(output, "float32", ["batch"]) for output in outputs],
             feature_spec=spec,
             onnx_sha256=hashlib.sha256(model_bytes).hexdigest(),
+            position=position,
         )
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 

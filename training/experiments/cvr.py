@@ -37,22 +37,32 @@ from training.dataset import ImpressionTensors
 from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias
 from training.fit import TrainingConfig, fit, predict
 from training.logs import column_array, feature_columns
+from training.metrics import expected_calibration_error
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 
 logger = logging.getLogger(__name__)
 
-# Table 2's rows, in its order, then the successors: label -> repository model name.
-METHODS: dict[str, str] = {
-    "BASE": "cvr_base",
-    "AMAN": "cvr_aman",
-    "OVERSAMPLING": "cvr_oversampling",
-    "DIVISION": "division",
-    "ESMM-NS": "esmm_ns",
-    "ESMM": "esmm",
-    "IPS-CVR": "ips_cvr",
-    "ESCM2-IPS": "escm2_ips",
-    "ESCM2-DR": "escm2_dr",
+# Table 2's rows, in its order, then the successors, position-blind as published, then the
+# position-aware forms: label -> (repository model name, [model] overrides).
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "BASE": ("cvr_base", {}),
+    "AMAN": ("cvr_aman", {}),
+    "OVERSAMPLING": ("cvr_oversampling", {}),
+    "DIVISION": ("division", {}),
+    "ESMM-NS": ("esmm_ns", {}),
+    "ESMM": ("esmm_blind", {}),
+    "IPS-CVR": ("ips_cvr", {"position_bypass": False}),
+    "ESCM2-IPS": ("escm2_ips", {"position_bypass": False}),
+    "ESCM2-DR": ("escm2_dr", {"position_bypass": False, "imputation": "error"}),
+    # the CTR tower sees position through the bypass; served at slot 1; propensity P(click | x, position)
+    "ESMM debiased": ("esmm", {}),
+    "ESMM debiased, adversary 0.99": ("esmm", {"lam": 0.99}),
+    "IPS-CVR pos.": ("ips_cvr", {}),
+    "ESCM2-IPS pos.": ("escm2_ips", {}),
+    "ESCM2-DR pos., error imputation": ("escm2_dr", {"imputation": "error"}),
+    "ESCM2-DR pos.": ("escm2_dr", {}),
+    "ESCM2-DR oracle propensity": ("escm2_dr", {"propensity": "oracle"}),
 }
 METRICS = (
     "cvr_auc_entire_space",
@@ -61,6 +71,9 @@ METRICS = (
     "ctr_auc",
     "cvr_calibration_error",
     "cvr_mean_pred_over_true",
+    "ctcvr_slot1_calibration_error",
+    "ctcvr_slot1_mean_pred_over_true",
+    "ctr_slot1_mean_pred_over_true",
 )
 CALIBRATION_BINS = 10  # equal-count bins of pCVR in the plotted calibration curves
 SMALL_WORLD = {"n_users": 1_000, "n_ads": 300, "n_advertisers": 100}  # ids seen often enough to learn
@@ -109,11 +122,26 @@ class CVRExperimentConfig:
         )
 
 
-def method_params(root: Path, name: str, config: CVRExperimentConfig) -> tuple[str, dict[str, Any]]:
-    """(kind, [model] settings) of repository model ``name``, with the experiment's sizes."""
+def method_params(root: Path, label: str, config: CVRExperimentConfig) -> tuple[str, dict[str, Any]]:
+    """(kind, [model] settings) of the method ``label``: its repository model's, overridden as the
+    row says, with the experiment's sizes."""
+    name, overrides = METHODS[label]
     model_config = ModelConfig.load(root, name)
     sizes = {"embedding_dim": config.embedding_dim, "hidden": list(config.hidden)}
-    return model_config.kind, {**model_config.model, **sizes}
+    return model_config.kind, {**model_config.model, **overrides, **sizes}
+
+
+def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """pCTCVR and pCTR against the truth at the top slot (examination 1), whatever slot was displayed:
+    what a client pricing slot 1 with these numbers gets. A position-blind model is off by the
+    logged slots' average examination."""
+    true_ctr = column_array(table, "true_ctr")
+    true_ctcvr = true_ctr * column_array(table, "true_cvr")
+    return {
+        "ctcvr_slot1_calibration_error": expected_calibration_error(outputs["pctcvr"], true_ctcvr),
+        "ctcvr_slot1_mean_pred_over_true": float(outputs["pctcvr"].mean() / true_ctcvr.mean()),
+        "ctr_slot1_mean_pred_over_true": float(outputs["pctr"].mean() / true_ctr.mean()),
+    }
 
 
 def calibration_curve(pcvr: np.ndarray, true_cvr: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
@@ -146,6 +174,9 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
     spec = fit_statistics(raw_spec, feature_columns(logs, raw_spec))
     encoder = FeatureEncoder(spec)
     train, test = ImpressionTensors.from_table(logs, encoder), ImpressionTensors.from_table(heldout, encoder)
+    # the oracle-propensity ablation's P(click | x, position): the world's true CTR times the examination
+    oracle = column_array(logs, "true_ctr") * column_array(logs, "examination")
+    train.tensors["oracle_propensity"] = torch.from_numpy(oracle.astype(np.float32))
     true_cvr = column_array(heldout, "true_cvr")
     training = TrainingConfig(
         epochs=config.epochs,
@@ -157,12 +188,12 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
     metrics, curves = {}, {}
     for label in config.methods:
         started = time.perf_counter()
-        kind, params = method_params(root, METHODS[label], config)
+        kind, params = method_params(root, label, config)
         torch.manual_seed(seed)
         model = build_model(kind, spec, params)
         fit(model, train, training, progress=False)
         outputs = predict(model, test)
-        metrics[label] = entire_space_metrics(heldout, outputs)
+        metrics[label] = entire_space_metrics(heldout, outputs) | slot1_metrics(heldout, outputs)
         curves[label] = calibration_curve(outputs["pcvr"], true_cvr)
         logger.info(
             "seed %d %-13s CVR AUC %.4f (clicked %.4f), calibration error %.4f, %.1fs",
@@ -201,12 +232,14 @@ def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any
         for label in config.methods
     }
     calibrated = min(methods, key=lambda label: methods[label]["cvr_calibration_error"]["mean"])
+    slot1 = min(methods, key=lambda label: methods[label]["ctcvr_slot1_calibration_error"]["mean"])
     report: dict[str, Any] = {
         "config": asdict(config),
         "selection_bias": {key: _mean_std([b[key] for b in biases]) for key in biases[0]},
         "oracle_true_cvr": {key: _mean_std([o[key] for o in oracles]) for key in oracles[0]},
         "methods": methods,
         "best_calibrated": calibrated,
+        "best_calibrated_ctcvr_slot1": slot1,
         "calibration_curves_seed0": curves,
         "seconds": time.perf_counter() - started,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {config.torch_threads}",
@@ -226,6 +259,8 @@ def format_table(report: dict[str, Any]) -> str:
         ("CTR AUC", "ctr_auc", 100.0),
         ("CVR cal. error", "cvr_calibration_error", 1.0),
         ("mean pCVR / true", "cvr_mean_pred_over_true", 1.0),
+        ("pCTCVR@1 cal. error", "ctcvr_slot1_calibration_error", 1.0),
+        ("mean pCTCVR@1 / true", "ctcvr_slot1_mean_pred_over_true", 1.0),
     ]
     header = "| Model | " + " | ".join(title for title, _, _ in columns) + " |"
     lines = [header, "|---" * (len(columns) + 1) + "|"]
@@ -241,7 +276,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"selection bias: mean true CVR {clicked:.4f} on clicked vs {unclicked:.4f} on unclicked impressions"
-        f" (x{clicked / unclicked:.2f}); best calibrated: {report['best_calibrated']}"
+        f" (x{clicked / unclicked:.2f}); best calibrated: {report['best_calibrated']} (pCVR),"
+        f" {report['best_calibrated_ctcvr_slot1']} (pCTCVR at slot 1)"
     )
     oracle = report["oracle_true_cvr"]
     lines.append(

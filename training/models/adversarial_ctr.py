@@ -38,7 +38,8 @@ from torch import nn
 from common.features import FeatureSpec
 from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
-from training.models.esmm import FeatureEmbedding
+from training.models.parts import FeatureEmbedding
+from training.position_ctr import bias_constants
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 OPTIMIZERS = ("sgd", "adam")
@@ -239,13 +240,10 @@ class AdversarialCTR(nn.Module):
         -3 logit instead: their gradients vanish and the network ends up predicting the mean CTR
         (validation AUC about 0.5 after one epoch on the world's logs).
         """
-        first = tensors["position"] == 1
-        if not bool(first.any()):
-            raise ValueError("the training logs have no position-1 impressions to fix b from")
-        b = tensors["b"].double()
-        self.b_inference.fill_(float(b[first][0]))
-        self.b_mean.fill_(float(b.mean()))
-        self.b_std.fill_(max(float(b.std()), 1e-6) if b.numel() > 1 else 1.0)
+        b_first, b_mean, b_std = bias_constants(tensors["position"].numpy(), tensors["b"].numpy())
+        self.b_inference.fill_(b_first)
+        self.b_mean.fill_(b_mean)
+        self.b_std.fill_(b_std)
         ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
         with torch.no_grad():
             self.w_y.bias.fill_(math.log(ctr / (1.0 - ctr)))

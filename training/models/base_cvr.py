@@ -40,7 +40,7 @@ class BaseCVR(ESMM):
         return batch["click"].float()
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ctr_logit, cvr_logit = self.logits(batch["categorical"], batch["numeric"])
+        ctr_logit, cvr_logit = self.batch_logits(batch)
         click = batch["click"].float()
         ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, click)
         weights = self.cvr_weights(batch)  # (B,)

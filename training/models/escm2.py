@@ -13,10 +13,15 @@ counterfactual CVR risk, an estimate over all impressions built from clicked one
       L_CVR^DR = (1 / N) * sum_i [ e_hat_i + o_i * (e_i - e_hat_i) / p_i ]
 
   is unbiased if either p or e_hat is right, and it gives the CVR tower a gradient on unclicked
-  impressions (through e_hat) where IPS gives none. The imputation tower is fitted alongside
-  (DR joint learning, Wang et al. 2019) to the observed errors:
-      L_imp = (1 / N) * sum_i o_i * (e_i - e_hat_i)^2 / p_i,  with pCVR held fixed,
-  on a detached copy of the shared embedding, so it never shapes the representation.
+  impressions (through e_hat) where IPS gives none. How the imputation s is learned (``imputation``):
+  - "direct" (default): a direct-method conversion model with its own embedding table, fitted by
+    BCE(conversion, s) on the clicked rows, unweighted. Its input (its own representation) and its
+    target (the label, not the IPS-weighted error) are independent of the IPS term, so the two
+    halves of DR can err differently, which is what DR needs to gain over IPS.
+  - "error" (the earlier control): fitted alongside (DR joint learning, Wang et al. 2019) to the
+    observed errors, L_imp = (1 / N) * sum_i o_i * (e_i - e_hat_i)^2 / p_i with pCVR held fixed, on a
+    detached copy of the shared embedding: the same clicked rows and weights as the IPS term, so DR
+    collapses onto IPS.
 
 The imputation tower is train-only: ``forward`` (the exported inference path) is ESMM's.
 """
@@ -29,16 +34,18 @@ import torch
 import torch.nn.functional as F
 
 from common.features import FeatureSpec
-from training.models.ips_cvr import IPSCVR, IPSCVRConfig, inverse_propensity, ips_mean
-from training.models.parts import Tower, product_bce
+from training.models.ips_cvr import IPSCVR, IPSCVRConfig, ips_mean
+from training.models.parts import FeatureEmbedding, Tower, product_bce
 
 ESTIMATORS = ("ips", "dr")
+IMPUTATIONS = ("direct", "error")
 
 
 @dataclass
 class ESCM2Config(IPSCVRConfig):
     estimator: str = "dr"  # the counterfactual CVR risk: "ips" (ESCM²-IPS) or "dr" (ESCM²-DR)
     ctcvr_weight: float = 1.0  # lambda_g, the weight of the global CTCVR risk
+    imputation: str = "direct"  # DR's imputed conversion s: "direct" model on clicks, or "error" (the control)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,6 +53,8 @@ class ESCM2Config(IPSCVRConfig):
             raise ValueError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
         if self.ctcvr_weight < 0:
             raise ValueError(f"ctcvr_weight must be >= 0, not {self.ctcvr_weight}")
+        if self.imputation not in IMPUTATIONS:
+            raise ValueError(f"imputation must be one of {IMPUTATIONS}, not {self.imputation!r}")
 
 
 class ESCM2(IPSCVR):
@@ -55,6 +64,8 @@ class ESCM2(IPSCVR):
         super().__init__(spec, config or ESCM2Config())
         c = self.config
         if c.estimator == "dr":
+            direct = c.imputation == "direct"
+            self.imputation_embedding = FeatureEmbedding(spec, c.embedding_dim) if direct else None
             self.imputation_tower = Tower(self.ctr_embedding.out_features, c.hidden, c.dropout)
 
     def doubly_robust_risk(
@@ -62,20 +73,33 @@ class ESCM2(IPSCVR):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_CVR^DR, L_imp): the CVR tower's risk and the imputation tower's loss."""
         c = self.config
-        weights = inverse_propensity(ctr_logit, batch["click"].float(), c.propensity_floor)  # (B,) o / p
-        embedded = self.cvr_embedding(batch["categorical"], batch["numeric"]).detach()  # (B, E)
-        imputed = torch.sigmoid(self.imputation_tower(embedded))  # (B,) s: imputed conversion probability
+        weights = self.click_weights(batch, ctr_logit)  # (B,) o / p
+        categorical, numeric = batch["categorical"], batch["numeric"]
+        if self.imputation_embedding is not None:  # direct method: own representation, the label as target
+            imputed_logit = self.imputation_tower(self.imputation_embedding(categorical, numeric))  # (B,)
+            imputed = torch.sigmoid(imputed_logit)
+        else:
+            imputed = torch.sigmoid(self.imputation_tower(self.cvr_embedding(categorical, numeric).detach()))
         error = F.binary_cross_entropy_with_logits(cvr_logit, batch["conversion"].float(), reduction="none")
         imputed_error = F.binary_cross_entropy_with_logits(cvr_logit, imputed.detach(), reduction="none")
         risk = imputed_error.mean() + ips_mean(error - imputed_error, weights, c.self_normalize)
+        if self.imputation_embedding is not None:
+            click = batch["click"].float()
+            fit = F.binary_cross_entropy_with_logits(imputed_logit, batch["conversion"].float(), reduction="none")
+            return risk, (click * fit).sum() / click.sum().clamp(min=1.0)
         # the imputation tower learns the observed error, the CVR tower held fixed
         log_p, log_not_p = F.logsigmoid(cvr_logit.detach()), F.logsigmoid(-cvr_logit.detach())  # (B,)
         imputation_fit = -(imputed * log_p + (1.0 - imputed) * log_not_p)  # BCE(s, pCVR), gradient to s only
         imputation_loss = ips_mean((error.detach() - imputation_fit) ** 2, weights, c.self_normalize)
         return risk, imputation_loss
 
+    def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().fix_constants(tensors)
+        if self.config.estimator == "dr":  # the imputed conversion probability starts at the clicked CVR
+            self.imputation_tower.start_at(float(self.cvr_tower.mlp[-1].bias.detach()))
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ctr_logit, cvr_logit = self.logits(batch["categorical"], batch["numeric"])
+        ctr_logit, cvr_logit = self.batch_logits(batch)
         click = batch["click"].float()
         ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, click)
         ctcvr_loss = product_bce(ctr_logit, cvr_logit, click * batch["conversion"].float())

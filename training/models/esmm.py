@@ -11,10 +11,18 @@ so both losses live on the entire impression space and pCVR is trained through t
 Loss = BCE(click, pCTR) + BCE(click * conversion, pCTCVR). The paper's sizes (embedding 18,
 MLP 360x200x80 per tower, Adam) are the defaults; ``share_embedding=False`` gives its ESMM-NS
 ablation (each tower with its own embedding table).
+
+``position_bypass=True`` adds Moore et al. 2018's bypass to the CTR tower (``position_bypass.py``):
+in training the CTR logit also sees b, the CTR of the row's logged position, and the exported graph
+fixes b to the position-1 CTR, so pCTR and pCTCVR = pCTR * pCVR are for the top slot, while pCVR
+(position-free) is learned without the examination confounding it. Without it, pCTR learns the
+average logged position. The towers' output offsets start at the training log-odds (of the CTR and
+of the CVR of clicked rows), so the first steps fit the data instead of a constant.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,15 +31,29 @@ from torch import nn
 
 from common.features import FeatureSpec
 from training.models.parts import FeatureEmbedding, Tower, TowersConfig, multitask_metrics, product_bce
+from training.models.position_bypass import PositionBypass
 
 
 @dataclass
 class ESMMConfig(TowersConfig):
     share_embedding: bool = True  # False: ESMM-NS, one embedding table per tower
+    position_bypass: bool = False  # True: the CTR tower's position bypass; pCTR / pCTCVR served for slot 1
+    bypass_units: int = 1  # the bypass's hidden units (Moore et al.: 1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bypass_units < 1:
+            raise ValueError(f"bypass_units must be >= 1, not {self.bypass_units}")
+
+
+def log_odds(events: torch.Tensor, trials: torch.Tensor) -> float:
+    """log(p / (1 - p)) of events / trials, p kept inside [1e-4, 1 - 1e-4]."""
+    p = min(max(float(events) / max(float(trials), 1.0), 1e-4), 1 - 1e-4)
+    return math.log(p / (1.0 - p))
 
 
 class ESMM(nn.Module):
-    """Shared embedding, CTR tower, CVR tower; outputs pctr, pcvr, pctcvr."""
+    """Shared embedding, CTR tower (optionally with the position bypass), CVR tower; outputs pctr, pcvr, pctcvr."""
 
     output_names = ("pctr", "pcvr", "pctcvr")
 
@@ -44,11 +66,21 @@ class ESMM(nn.Module):
         width = self.ctr_embedding.out_features
         self.ctr_tower = Tower(width, self.config.hidden, self.config.dropout)
         self.cvr_tower = Tower(width, self.config.hidden, self.config.dropout)
+        self.bypass = PositionBypass(self.config.bypass_units) if self.config.position_bypass else None
 
-    def logits(self, categorical: torch.Tensor, numeric: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(
+        self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CTR logit, CVR logit), (B,) each; with a bypass, the CTR logit is at position CTR b (slot 1 if None)."""
         ctr_logit = self.ctr_tower(self.ctr_embedding(categorical, numeric))  # (B,)
+        if self.bypass is not None:
+            ctr_logit = ctr_logit + self.bypass(b, numeric.shape[0])
         cvr_logit = self.cvr_tower(self.cvr_embedding(categorical, numeric))  # (B,)
         return ctr_logit, cvr_logit
+
+    def batch_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training logits of a minibatch: the CTR logit at each row's logged position."""
+        return self.logits(batch["categorical"], batch["numeric"], batch.get("b"))
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
         ctr_logit, cvr_logit = self.logits(categorical, numeric)
@@ -56,12 +88,24 @@ class ESMM(nn.Module):
         pcvr = torch.sigmoid(cvr_logit)
         return {"pctr": pctr, "pcvr": pcvr, "pctcvr": pctr * pcvr}
 
+    def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """pCTR with a given position CTR b per row (the bypass's learned slot effect), for analysis."""
+        return torch.sigmoid(self.logits(categorical, numeric, b)[0])
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """BCE(click, pCTR) + BCE(click * conversion, pCTCVR), both over every impression."""
-        ctr_logit, cvr_logit = self.logits(batch["categorical"], batch["numeric"])
+        ctr_logit, cvr_logit = self.batch_logits(batch)
         click = batch["click"].float()
         ctcvr_label = click * batch["conversion"].float()
         ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, click)
         return ctr_loss + product_bce(ctr_logit, cvr_logit, ctcvr_label)
+
+    def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Output offsets at the training log-odds; the bypass's b at slot 1 and its standardisation."""
+        click, conversion = tensors["click"].double(), tensors["conversion"].double()
+        self.ctr_tower.start_at(log_odds(click.sum(), torch.tensor(click.numel())))
+        self.cvr_tower.start_at(log_odds((click * conversion).sum(), click.sum()))
+        if self.bypass is not None:
+            self.bypass.fix(tensors)
 
     metrics = staticmethod(multitask_metrics)  # CTR and CTCVR on all logged rows, CVR on clicked ones

@@ -13,6 +13,12 @@ N (the SNIPS estimator), which removes the scale of the weights from the step si
 
 Loss = BCE(click, pCTR) + cvr_weight * L_CVR^IPS. Embedding shared by both towers, inference as
 ESMM's (pCTCVR = pCTR * pCVR). ESCM² (``escm2.py``) adds the CTCVR risk and the doubly-robust form.
+
+Which propensity: a click's probability depends on where the ad was shown, so with
+``position_bypass=True`` the propensity is P(click | x, position), the CTR tower at the row's logged
+position CTR b (the bypass), not the position-blind P(click | x). ``propensity = "oracle"`` uses
+the world's true P(click | x, position) instead (a ``oracle_propensity`` tensor the experiment
+supplies): an ablation separating the estimator's bias from the propensity model's.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ import torch.nn.functional as F
 from common.features import FeatureSpec
 from training.models.esmm import ESMM, ESMMConfig
 
+PROPENSITIES = ("model", "oracle")
+
 
 @dataclass
 class IPSCVRConfig(ESMMConfig):
     propensity_floor: float = 0.01  # pCTR is clipped below at this before 1 / pCTR (weights <= 100)
     self_normalize: bool = True  # SNIPS: divide the weighted loss by sum(o / p) instead of N
     cvr_weight: float = 1.0  # lambda_c, the weight of the CVR risk beside the CTR loss
+    propensity: str = "model"  # "model": the CTR tower's pCTR; "oracle": the batch's true P(click | x, position)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -38,11 +47,13 @@ class IPSCVRConfig(ESMMConfig):
             raise ValueError(f"propensity_floor must be in (0, 1], not {self.propensity_floor}")
         if self.cvr_weight < 0:
             raise ValueError(f"cvr_weight must be >= 0, not {self.cvr_weight}")
+        if self.propensity not in PROPENSITIES:
+            raise ValueError(f"propensity must be one of {PROPENSITIES}, not {self.propensity!r}")
 
 
-def inverse_propensity(ctr_logit: torch.Tensor, click: torch.Tensor, floor: float) -> torch.Tensor:
-    """(B,) o / p: 1 / max(pCTR, floor) on clicked impressions, 0 elsewhere; no gradient."""
-    return click / torch.sigmoid(ctr_logit.detach()).clamp(min=floor)
+def inverse_propensity(propensity: torch.Tensor, click: torch.Tensor, floor: float) -> torch.Tensor:
+    """(B,) o / p: 1 / max(p, floor) on clicked impressions, 0 elsewhere; no gradient."""
+    return click / propensity.detach().clamp(min=floor)
 
 
 def ips_mean(values: torch.Tensor, weights: torch.Tensor, self_normalize: bool) -> torch.Tensor:
@@ -57,16 +68,26 @@ class IPSCVR(ESMM):
     def __init__(self, spec: FeatureSpec, config: IPSCVRConfig | None = None) -> None:
         super().__init__(spec, config or IPSCVRConfig())
 
+    def click_weights(self, batch: dict[str, torch.Tensor], ctr_logit: torch.Tensor) -> torch.Tensor:
+        """(B,) o / p with p the CTR tower's pCTR at the logged position, or the oracle's; clipped."""
+        if self.config.propensity == "oracle":
+            if "oracle_propensity" not in batch:
+                raise ValueError('propensity = "oracle" needs the true P(click | x, position) (oracle_propensity)')
+            propensity = batch["oracle_propensity"].float()
+        else:
+            propensity = torch.sigmoid(ctr_logit)
+        return inverse_propensity(propensity, batch["click"].float(), self.config.propensity_floor)
+
     def cvr_risk(
         self, batch: dict[str, torch.Tensor], ctr_logit: torch.Tensor, cvr_logit: torch.Tensor
     ) -> torch.Tensor:
         """L_CVR^IPS over the batch (ESCM² adds its doubly-robust form beside it)."""
         c = self.config
-        weights = inverse_propensity(ctr_logit, batch["click"].float(), c.propensity_floor)  # (B,)
+        weights = self.click_weights(batch, ctr_logit)  # (B,)
         error = F.binary_cross_entropy_with_logits(cvr_logit, batch["conversion"].float(), reduction="none")
         return ips_mean(error, weights, c.self_normalize)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ctr_logit, cvr_logit = self.logits(batch["categorical"], batch["numeric"])
+        ctr_logit, cvr_logit = self.batch_logits(batch)
         ctr_loss = F.binary_cross_entropy_with_logits(ctr_logit, batch["click"].float())
         return ctr_loss + self.config.cvr_weight * self.cvr_risk(batch, ctr_logit, cvr_logit)

@@ -70,6 +70,19 @@ class Tower(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x).squeeze(-1)  # (B,)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations, (B, H): what an adversary may read."""
+        return self.mlp[:-1](x)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output logit from ``hidden`` (``forward(x) == head(hidden(x))``), (B,)."""
+        return self.mlp[-1](hidden).squeeze(-1)
+
+    @torch.no_grad()
+    def start_at(self, logit: float) -> None:
+        """Set the output offset, e.g. to the training log-odds (a 0 offset means p = 0.5)."""
+        self.mlp[-1].bias.fill_(logit)
+
 
 def product_bce(first_logit: torch.Tensor, second_logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """Mean BCE(label, sigmoid(first) * sigmoid(second)), stable for small products."""

@@ -16,11 +16,13 @@ from training.models.division import Division, DivisionConfig
 from training.models.esam import ESAM, ESAMConfig
 from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
 from training.models.ips_cvr import IPSCVR, IPSCVRConfig
 from training.models.oversampling import Oversampling, OversamplingConfig
 
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "esmm": (ESMM, ESMMConfig),
+    "esmm_debiased": (DebiasedESMM, DebiasedESMMConfig),  # ESMM with the position bypass (+ adversary)
     "adversarial_ctr": (AdversarialCTR, AdversarialCTRConfig),
     "esam": (ESAM, ESAMConfig),
     # entire-space CVR: ESMM's baselines and its IPS / doubly-robust successors (docs/cvr.md)

@@ -77,8 +77,20 @@ def test_roles_from_different_models(tmp_path: Path) -> None:
         body = client.post("/v1/score", json=GOOD).json()
     assert body["models"] == {"ctr": {"name": "ctr_only", "version": 1}, "ctcvr": {"name": "esmm", "version": 2}}
     pctr = direct_scores(tmp_path, "ctr_only", 1)["pctr"]
-    pctcvr = direct_scores(tmp_path, "esmm", 2)["pctcvr"]
+    pcvr = direct_scores(tmp_path, "esmm", 2)["pcvr"]  # the ctcvr model's own pCVR, and pctcvr = pctr * pcvr
     np.testing.assert_allclose([s["pctr"] for s in body["scores"]], pctr, rtol=1e-6)
+    np.testing.assert_allclose([s["pcvr"] for s in body["scores"]], pcvr, atol=1e-7)
+    assert all(s["pctcvr"] == s["pctr"] * s["pcvr"] for s in body["scores"])
+
+
+def test_a_ctcvr_model_without_pcvr_gives_pcvr_by_division(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr_only", outputs=("pctr",), seed=5)
+    publish_tiny_esmm(tmp_path, name="ctcvr_only", outputs=("pctr", "pctcvr"), seed=6)
+    settings = Settings(model_repository=tmp_path, ctr_model="ctr_only", ctcvr_model="ctcvr_only", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/score", json=GOOD).json()
+    pctr = direct_scores(tmp_path, "ctr_only", 1)["pctr"]
+    pctcvr = direct_scores(tmp_path, "ctcvr_only", 1)["pctcvr"]
     np.testing.assert_allclose([s["pctcvr"] for s in body["scores"]], pctcvr, rtol=1e-6)
     np.testing.assert_allclose([s["pcvr"] for s in body["scores"]], np.clip(pctcvr / pctr, 0, 1), rtol=1e-5)
 

@@ -1,0 +1,55 @@
+"""The ctr and ctcvr role models must serve the same position regime (model.json ``position``):
+a mismatch stops the start-up with a message naming both models, and a reload that would create one
+is refused while the old version keeps serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.registry import RegimeMismatch, load_serving_models
+from service.settings import Settings
+from tests.service.routes.test_score_route import GOOD
+from tests.service.tiny_model import publish_tiny_esmm
+
+SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}
+LOGGED = {"regime": "logged"}
+TOKEN = "a-long-enough-admin-token"
+
+
+def settings_for(root: Path, **overrides: object) -> Settings:
+    return Settings(model_repository=root, ctr_model="ctr", ctcvr_model="esmm", use_cuda=False, **overrides)
+
+
+def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED)
+    with pytest.raises(RegimeMismatch) as refused, TestClient(create_app(settings_for(tmp_path))):
+        pass
+    message = str(refused.value)
+    assert "'ctr'" in message and "'slot1'" in message and "'esmm'" in message and "'logged'" in message
+    with pytest.raises(RegimeMismatch, match="ctr model 'ctr' version 1 serves 'slot1'"):
+        load_serving_models(settings_for(tmp_path))
+
+
+def test_matching_regimes_serve_and_models_list_the_position(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position={**SLOT1, "ctr_ratios": [1.0, 0.6]})
+    with TestClient(create_app(settings_for(tmp_path))) as client:
+        assert client.post("/v1/score", json=GOOD).status_code == 200
+        listed = {m["name"]: m["position"] for m in client.get("/v1/models").json()["models"]}
+    assert listed == {"ctr": SLOT1, "esmm": {**SLOT1, "ctr_ratios": [1.0, 0.6]}}
+
+
+def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
+    with TestClient(create_app(settings_for(tmp_path, admin_token=TOKEN))) as client:
+        publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2, position-blind
+        response = client.post("/v2/repository/models/esmm/load", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code >= 400 and "regime" in response.text
+        body = client.post("/v1/score", json=GOOD).json()
+    assert body["models"]["ctcvr"] == {"name": "esmm", "version": 1}

@@ -1,0 +1,138 @@
+"""The ESMM family's position bypass: debiased ESMM (with and without the adversary), position-aware and
+oracle propensities, DR's direct-method imputation, and the position regime recorded for export."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from common.repository import read_manifest
+from tests.training.models.test_esmm import SPEC, batch
+from training.checkpoint import Checkpoint
+from training.export import PARITY_TOLERANCE, export_checkpoint
+from training.fit import TrainingConfig
+from training.models.escm2 import ESCM2, ESCM2Config
+from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
+from training.models.ips_cvr import IPSCVR, IPSCVRConfig
+from training.models.position_bypass import position_summary
+from training.position_ctr import position_ctr_per_row
+
+SMALL = {"embedding_dim": 4, "hidden": [8]}
+
+
+def logged_batch(rows: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A minibatch with positions 1..5 and b, each slot clicked less than the one above."""
+    data = batch(rows, seed)
+    rng = np.random.default_rng(seed)
+    position = rng.integers(1, 6, rows)
+    click = (rng.random(rows) < 0.6 / position).astype(np.int64)
+    data["position"] = torch.from_numpy(position)
+    data["click"] = torch.from_numpy(click)
+    data["conversion"] = torch.from_numpy(click * rng.integers(0, 2, rows))
+    data["b"] = torch.from_numpy(position_ctr_per_row(position, click))
+    return data
+
+
+def test_offsets_start_at_the_training_log_odds():
+    model = ESMM(SPEC, ESMMConfig(**SMALL))
+    data = logged_batch()
+    model.fix_constants(data)
+    click, conversion = data["click"].double(), data["conversion"].double()
+    ctr = float(click.mean())
+    cvr = float(conversion.sum() / click.sum())
+    assert math.isclose(float(model.ctr_tower.mlp[-1].bias.detach()), math.log(ctr / (1 - ctr)), rel_tol=1e-5)
+    assert math.isclose(float(model.cvr_tower.mlp[-1].bias.detach()), math.log(cvr / (1 - cvr)), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.9])
+def test_debiased_esmm_trains_serves_slot_1_and_exports_without_the_adversary(lam, tmp_path):
+    torch.manual_seed(0)
+    params = {**SMALL, "lam": lam}
+    model = DebiasedESMM(SPEC, DebiasedESMMConfig(**params))
+    data = logged_batch()
+    model.fix_constants(data)
+    first = model.loss(data).item()
+    for phase in model.training_phases(TrainingConfig(learning_rate=0.01)):
+        for _ in range(30):
+            phase.step(data)
+    assert model.loss(data).item() < first
+    model.eval()
+    out = model(data["categorical"], data["numeric"])
+    slot1 = model.predict_at(data["categorical"], data["numeric"], model.bypass.b_inference.expand(256))
+    torch.testing.assert_close(out["pctr"], slot1)  # served at the position-1 CTR
+    torch.testing.assert_close(out["pctcvr"], out["pctr"] * out["pcvr"])
+    position = position_summary(model, data)
+    assert position["regime"] == "slot1" and position["ctr_ratios"][0] == 1.0 and len(position["ctr_ratios"]) == 5
+    checkpoint = Checkpoint(
+        name="esmm",
+        kind="esmm_debiased",
+        model_params=params,
+        spec=SPEC,
+        state_dict=model.state_dict(),
+        position=position,
+    )
+    export_checkpoint(checkpoint, tmp_path)
+    manifest = read_manifest(tmp_path, "esmm", 1)
+    assert manifest.position == position and manifest.regime == "slot1"
+    assert manifest.metrics["export_parity_max_abs_diff"] <= PARITY_TOLERANCE
+    graph = onnx.load(str(tmp_path / "esmm" / "1" / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["categorical", "numeric"]  # b is not an input
+    weights = sum(int(np.prod(i.dims)) for i in graph.initializer if len(i.dims) > 1)
+    adversary = sum(p.numel() for n, p in model.named_parameters() if n.startswith("adversary") and p.dim() > 1)
+    served = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("adversary") and p.dim() > 1)
+    assert weights <= served and (lam == 0.0) == (adversary == 0)
+
+
+def test_a_position_blind_model_records_the_logged_regime():
+    assert position_summary(ESMM(SPEC, ESMMConfig(**SMALL)), logged_batch()) == {"regime": "logged"}
+    with pytest.raises(ValueError, match="position_bypass"):
+        DebiasedESMMConfig(position_bypass=False)
+
+
+def test_position_aware_propensity_is_the_ctr_tower_at_the_logged_position():
+    torch.manual_seed(0)
+    model = IPSCVR(SPEC, IPSCVRConfig(position_bypass=True, propensity_floor=1e-6, **SMALL))
+    data = logged_batch()
+    model.fix_constants(data)
+    with torch.no_grad():
+        model.bypass.w_by.weight.fill_(2.0)  # a visible slot effect
+        ctr_logit, _ = model.batch_logits(data)
+        weights = model.click_weights(data, ctr_logit)
+        at_slot1, _ = model.logits(data["categorical"], data["numeric"])
+    clicked = data["click"].bool()
+    expected = 1.0 / torch.sigmoid(ctr_logit)
+    torch.testing.assert_close(weights[clicked], expected[clicked])
+    assert not torch.allclose(ctr_logit, at_slot1)  # the propensity depends on the position
+
+
+def test_oracle_propensity_uses_the_true_click_probability_and_is_required():
+    model = ESCM2(SPEC, ESCM2Config(propensity="oracle", propensity_floor=0.05, **SMALL))
+    data = logged_batch()
+    with pytest.raises(ValueError, match="oracle_propensity"):
+        model.loss(data)
+    data["oracle_propensity"] = torch.linspace(0.01, 0.9, 256)
+    weights = model.click_weights(data, torch.zeros(256))
+    expected = data["click"].float() / data["oracle_propensity"].clamp(min=0.05)
+    torch.testing.assert_close(weights, expected)
+    assert torch.isfinite(model.loss(data))
+
+
+def test_direct_imputation_has_its_own_input_and_the_label_as_target():
+    torch.manual_seed(0)
+    direct = ESCM2(SPEC, ESCM2Config(estimator="dr", **SMALL))
+    error = ESCM2(SPEC, ESCM2Config(estimator="dr", imputation="error", **SMALL))
+    assert direct.imputation_embedding is not None and error.imputation_embedding is None
+    data = logged_batch()
+    direct.loss(data).backward()
+    assert float(direct.imputation_embedding.table.weight.grad.abs().sum()) > 0.0
+    ctr_logit, cvr_logit = direct.batch_logits(data)
+    _, imputation_loss = direct.doubly_robust_risk(data, ctr_logit, cvr_logit)
+    click = data["click"].float()
+    logit = direct.imputation_tower(direct.imputation_embedding(data["categorical"], data["numeric"]))
+    fit = torch.nn.functional.binary_cross_entropy_with_logits(logit, data["conversion"].float(), reduction="none")
+    torch.testing.assert_close(imputation_loss, (click * fit).sum() / click.sum())

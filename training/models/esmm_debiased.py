@@ -1,0 +1,86 @@
+"""Debiased ESMM: ESMM (Ma et al. 2018) whose CTR tower carries the position bypass and, behind a
+lambda, the adversary of Moore et al. 2018 (arXiv 1804.06909).
+
+ESMM's CTR tower, trained on feedback-loop logs, learns the click probability at the *average logged*
+position, and its pCTCVR = pCTR * pCVR inherits that regime. Here the CTR logit also sees b, the CTR
+of the row's logged position, through the bypass (``position_bypass.py``); the exported graph fixes b
+to the position-1 CTR, so the served pCTR and pCTCVR = pCTR(slot 1) * pCVR hold for the top slot.
+
+With ``lam > 0`` the adversary (``adversarial_ctr.Bias``) reads the CTR tower's last hidden layer Z
+and tries to recover b; the predicting networks minimise
+
+    Loss_N = (1 - lam) * ESMM loss + lam * Cov(b, b_hat(Z))^2
+
+alternately with Loss_B = mean (b - b_hat)^2 over the adversary only, as the position-debiasing
+model does. ``lam = 0`` (the default, and the served setting: on this world the adversary added no
+AUC over the bypass, reports/ctr_debias.json) trains the bypass alone with Adam, exactly as ESMM
+trains. The adversary is train-only: the exported graph is ESMM's inference path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from common.features import FeatureSpec
+from training.fit import TrainingConfig, TrainingPhase, default_phases, descend
+from training.models.adversarial_ctr import AdversarialCTRConfig, Bias, squared_covariance
+from training.models.esmm import ESMM, ESMMConfig
+from training.models.parts import product_bce
+
+
+@dataclass
+class DebiasedESMMConfig(ESMMConfig):
+    position_bypass: bool = True  # the point of this model: pCTR / pCTCVR served for slot 1
+    lam: float = 0.0  # weight of Cov(b, b_hat)^2 against the ESMM loss; 0: no adversary
+    bias_hidden: list[int] = field(default_factory=lambda: [16])  # the adversary's tanh layers
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.position_bypass:
+            raise ValueError("debiased ESMM needs position_bypass = true (without it, use kind = 'esmm')")
+        if not 0.0 <= self.lam < 1.0:
+            raise ValueError(f"lam must be in [0, 1) (1 would drop the ESMM loss), not {self.lam}")
+        if not self.bias_hidden or any(w < 1 for w in self.bias_hidden):
+            raise ValueError(f"bias_hidden must list positive layer widths, not {self.bias_hidden}")
+
+
+class DebiasedESMM(ESMM):
+    """ESMM with the CTR tower's position bypass, and the adversary on its hidden layer when lam > 0."""
+
+    def __init__(self, spec: FeatureSpec, config: DebiasedESMMConfig | None = None) -> None:
+        super().__init__(spec, config or DebiasedESMMConfig())
+        c = self.config
+        adversary = AdversarialCTRConfig(bias_hidden=list(c.bias_hidden))
+        self.adversary = Bias(c.hidden[-1], adversary) if c.lam > 0 else None
+
+    def adversarial_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Loss_N, Loss_B): the predictors' objective and the adversary's, from one forward pass."""
+        categorical, numeric, b = batch["categorical"], batch["numeric"], batch["b"].float()
+        z = self.ctr_tower.hidden(self.ctr_embedding(categorical, numeric))  # (B, H)
+        ctr_logit = self.ctr_tower.head(z) + self.bypass(b, numeric.shape[0])  # (B,)
+        cvr_logit = self.cvr_tower(self.cvr_embedding(categorical, numeric))  # (B,)
+        click = batch["click"].float()
+        esmm = torch.nn.functional.binary_cross_entropy_with_logits(ctr_logit, click) + product_bce(
+            ctr_logit, cvr_logit, click * batch["conversion"].float()
+        )
+        lam = self.config.lam
+        loss_n = (1.0 - lam) * esmm + lam * squared_covariance(b, self.adversary(z))
+        loss_b = ((b - self.adversary(z.detach())) ** 2).mean()
+        return loss_n, loss_b
+
+    def training_phases(self, config: TrainingConfig) -> list[TrainingPhase]:
+        """ESMM's Adam steps when lam = 0; else alternating Loss_B / Loss_N steps on each minibatch."""
+        if self.adversary is None:
+            return default_phases(self, config)
+        adversary_ids = {id(p) for p in self.adversary.parameters()}
+        predictors = [p for p in self.parameters() if id(p) not in adversary_ids]
+        adversary = torch.optim.Adam(self.adversary.parameters(), lr=config.learning_rate)
+        optimizer = torch.optim.Adam(predictors, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+        def alternating_step(batch: dict[str, torch.Tensor]) -> float:
+            descend(adversary, lambda rows: self.adversarial_losses(rows)[1], batch)
+            return descend(optimizer, lambda rows: self.adversarial_losses(rows)[0], batch)
+
+        return [TrainingPhase("adversarial", config.epochs, alternating_step)]

@@ -1,0 +1,77 @@
+"""The position bypass of a CTR tower, and the position regime a model's served pCTR holds for.
+
+Moore et al. 2018 (arXiv 1804.06909) let the position-bias summary b, the CTR of the row's position
+over the training window, enter the click logit only through a small Bypass network; at inference b
+is fixed to the position-1 CTR, so the served pCTR is the click probability *at the top slot*. This
+module gives the ESMM family's CTR tower the same bypass (the ``Bypass`` network of
+``adversarial_ctr.py``, reused), so that every served probability holds for slot 1:
+
+    ctr_logit = CTR tower(x) + W_BY . Bypass((b - mean b) / std b)      b: position CTR in training,
+                                                                        the position-1 CTR exported
+``position_summary`` is what ``model.json`` records under ``position``: the regime of the served
+pCTR/pCTCVR ("slot1" with a bypass, "logged" for a position-blind model, whose pCTR is the average
+over the logged positions) and, for "slot1", the CTR ratio of each slot to slot 1 that the model
+learned: mean pCTR(x, b_k) / mean pCTR(x, b_1) over training rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.repository import LOGGED, SLOT1
+from training.models.adversarial_ctr import AdversarialCTRConfig, Bypass
+from training.position_ctr import bias_constants, position_ctr
+
+RATIO_ROWS = 50_000  # training rows the learned slot ratios are averaged over
+
+
+class PositionBypass(nn.Module):
+    """b -> one logit term; b standardised by its training mean and spread; b fixed to slot 1 when absent."""
+
+    def __init__(self, units: int = 1, activation: str = "tanh") -> None:
+        super().__init__()
+        self.bypass = Bypass(AdversarialCTRConfig(bypass_units=units, activation=activation))
+        self.w_by = nn.Linear(units, 1, bias=False)
+        self.register_buffer("b_inference", torch.tensor(0.0))  # the position-1 CTR, set by fix
+        self.register_buffer("b_mean", torch.tensor(0.0))
+        self.register_buffer("b_std", torch.tensor(1.0))
+
+    def forward(self, b: torch.Tensor | None, rows: int) -> torch.Tensor:
+        """(B,) the bypass's logit term for each row's b, or for the position-1 CTR when b is None."""
+        if b is None:
+            b = self.b_inference.expand(rows)  # the exported path: slot 1
+        return self.w_by(self.bypass((b.float() - self.b_mean) / self.b_std)).squeeze(-1)
+
+    def fix(self, tensors: dict[str, torch.Tensor]) -> None:
+        """b at inference := the training rows' position-1 CTR; b's standardisation from the same rows."""
+        b_first, b_mean, b_std = bias_constants(tensors["position"].numpy(), tensors["b"].numpy())
+        self.b_inference.fill_(b_first)
+        self.b_mean.fill_(b_mean)
+        self.b_std.fill_(b_std)
+
+
+@torch.no_grad()
+def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, Any] | None:
+    """model.json's ``position`` object for an impression model trained on ``tensors``; None for others.
+
+    A model serves slot 1 when it has a position bypass (``bypass``) and ``predict_at(categorical,
+    numeric, b) -> pCTR``; the ratios are what that bypass learned, not the world's examination."""
+    if "position" not in tensors or "pctr" not in getattr(model, "output_names", ()):
+        return None
+    if getattr(model, "bypass", None) is None or not hasattr(model, "predict_at"):
+        return {"regime": LOGGED}
+    slots = position_ctr(tensors["position"].numpy(), tensors["click"].numpy())
+    rows = slice(0, min(RATIO_ROWS, tensors["position"].shape[0]))
+    categorical, numeric = tensors["categorical"][rows], tensors["numeric"][rows]
+    was_training = model.training
+    model.eval()
+    means = {
+        slot: float(model.predict_at(categorical, numeric, torch.full((numeric.shape[0],), ctr)).mean())
+        for slot, ctr in slots.items()
+    }
+    model.train(was_training)
+    top = means[min(means)]
+    return {"regime": SLOT1, "ctr_ratios": [means[slot] / top for slot in sorted(means)]}

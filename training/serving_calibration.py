@@ -1,0 +1,229 @@
+"""``ctr evaluate serving``: what a running service's ``/v1/score`` answers, against the world's truth.
+
+Clients get three numbers per candidate, all for the top slot (README, API): pctr = P(click | x,
+slot 1), pctcvr = P(click and convert | x, slot 1), pcvr = P(convert | click, x). This command checks
+them the way a client meets them: it draws a held-out world day displayed uniformly at random (the
+world and held-out settings of the served ``ctcvr`` model's ``config.toml``), sends each of its ad
+requests, one request per call, to ``POST /v1/score`` over HTTP, and compares the answers with the
+world's true probabilities at slot 1. It never opens the ONNX files: what is measured is what the
+service serves, role pairing and pcvr formation included.
+
+Reported, overall and per decile of the true CTR: mean served / mean true and the expected
+calibration error of pCTR, pCTCVR and pCVR; the entire-space AUC of pCVR (labels: whether each
+impression would have converted had it been clicked) and of pCTCVR (labels: a click drawn at slot 1
+and that potential). A reliability diagram (PNG) goes beside the JSON.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+
+from training.evaluation import heldout_day
+from training.logs import column_array, feature_columns
+from training.metrics import auc, expected_calibration_error
+from training.model_config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+CLICK_STREAM = 1_804_07931  # seeds the slot-1 clicks that label pCTCVR's AUC
+OUTPUTS = ("pctr", "pctcvr", "pcvr")
+DECILES = 10
+RELIABILITY_BINS = 10
+
+
+class ServiceError(RuntimeError):
+    """The service answered something other than scores."""
+
+
+class ScoreClient:
+    """One persistent HTTP/1.1 connection to the service."""
+
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"--url must be http://host:port, not {url!r}")
+        self.host, self.port, self.timeout_s = parts.hostname, parts.port or 80, timeout_s
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> Any:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise ServiceError(f"{method} {path} answered {response.status}: {data[:300]!r}")
+        return orjson.loads(data)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def request_bodies(table: Any, spec: Any) -> Iterator[tuple[int, int, bytes]]:
+    """(first row, row count, /v1/score body) per ad request of a world table, in order."""
+    columns = {name: values.tolist() for name, values in feature_columns(table, spec).items()}
+    context = [f.name for f in spec.features if f.side == "context" and f.name in columns]
+    candidate = [f.name for f in spec.features if f.side == "candidate" and f.name in columns]
+    ids = column_array(table, "request_id")
+    starts = [*np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]).tolist(), len(ids)]
+    for start, stop in itertools.pairwise(starts):
+        body = {
+            "context": {name: columns[name][start] for name in context},
+            "candidates": [{name: columns[name][row] for name in candidate} for row in range(start, stop)],
+        }
+        yield start, stop - start, orjson.dumps(body)
+
+
+def score_over_http(url: str, table: Any, spec: Any, workers: int) -> dict[str, np.ndarray]:
+    """Every row's served pctr / pctcvr / pcvr, one /v1/score call per ad request, ``workers`` connections."""
+    served = {name: np.full(table.num_rows, np.nan) for name in OUTPUTS}
+    clients = [ScoreClient(url) for _ in range(workers)]
+
+    def run(worker: int) -> None:
+        client = clients[worker]
+        for index, (start, count, body) in enumerate(request_bodies(table, spec)):
+            if index % workers != worker:
+                continue
+            scores = client.call("POST", "/v1/score", body)["scores"]
+            if len(scores) != count:
+                raise ServiceError(f"{count} candidates sent, {len(scores)} scores answered")
+            for name in OUTPUTS:
+                served[name][start : start + count] = [s[name] for s in scores]
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for result in [pool.submit(run, w) for w in range(workers)]:
+                result.result()
+    finally:
+        for client in clients:
+            client.close()
+    return served
+
+
+def truth(table: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(true probabilities at slot 1, binary labels for the AUCs) per row."""
+    true_ctr, true_cvr = column_array(table, "true_ctr"), column_array(table, "true_cvr")
+    potential = column_array(table, "conversion_potential").astype(bool)
+    clicks = np.random.default_rng(CLICK_STREAM).random(true_ctr.size) < true_ctr  # as if shown at slot 1
+    probabilities = {"pctr": true_ctr, "pctcvr": true_ctr * true_cvr, "pcvr": true_cvr}
+    return probabilities, {"pcvr": potential, "pctcvr": clicks & potential, "pctr": clicks}
+
+
+def calibration(served: dict[str, np.ndarray], true: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict:
+    report: dict[str, Any] = {}
+    for name in OUTPUTS:
+        report[name] = {
+            "mean_served": float(served[name].mean()),
+            "mean_true_slot1": float(true[name].mean()),
+            "mean_served_over_true": float(served[name].mean() / true[name].mean()),
+            "calibration_error": expected_calibration_error(served[name], true[name]),
+            "auc_entire_space": auc(labels[name], served[name]),
+            "auc_of_the_truth": auc(labels[name], true[name]),  # the ceiling
+        }
+    return report
+
+
+def reliability(served: np.ndarray, true: np.ndarray, bins: int = RELIABILITY_BINS) -> dict[str, list[float]]:
+    """Mean served and mean true probability in equal-count bins of the served one."""
+    chunks = np.array_split(np.argsort(served, kind="mergesort"), bins)
+    return {"served": [float(served[c].mean()) for c in chunks], "true": [float(true[c].mean()) for c in chunks]}
+
+
+def evaluate_serving(url: str, root: Path, world_model: str | None = None, workers: int = 4) -> dict[str, Any]:
+    """The report of ``ctr evaluate serving``."""
+    client = ScoreClient(url)
+    try:
+        listed = client.call("GET", "/v1/models")["models"]
+    finally:
+        client.close()
+    roles = {role: m for m in listed for role in m.get("roles", [])}
+    if not all(m.get("ready") for m in roles.values()):
+        raise ServiceError(f"the service is not ready: {[m for m in listed if not m.get('ready')]}")
+    config = ModelConfig.load(root, world_model or roles["ctcvr"]["name"])
+    from training.pipeline import world_spec
+
+    table = heldout_day(config)
+    started = time.perf_counter()
+    served = score_over_http(url, table, world_spec(config), workers)
+    seconds = time.perf_counter() - started
+    true, labels = truth(table)
+    deciles = np.array_split(np.argsort(true["pctr"], kind="mergesort"), DECILES)
+    return {
+        "url": url,
+        "models": {
+            role: {k: m.get(k) for k in ("name", "version", "kind", "position")} for role, m in sorted(roles.items())
+        },
+        "world_config": config.name,
+        "heldout_policy": config.data.heldout_policy,
+        "n_requests": len(np.unique(column_array(table, "request_id"))),
+        "n_impressions": int(table.num_rows),
+        "http_seconds": seconds,
+        "overall": calibration(served, true, labels),
+        "pctcvr_equals_pctr_times_pcvr_max_abs": float(
+            np.max(np.abs(served["pctcvr"] - served["pctr"] * served["pcvr"]))
+        ),
+        "by_true_ctr_decile": [
+            {"true_ctr_range": [float(true["pctr"][d].min()), float(true["pctr"][d].max())]}
+            | calibration(
+                {k: v[d] for k, v in served.items()},
+                {k: v[d] for k, v in true.items()},
+                {k: v[d] for k, v in labels.items()},
+            )
+            for d in deciles
+        ],
+        "reliability": {name: reliability(served[name], true[name]) for name in OUTPUTS},
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = ["| quantity | served mean | truth at slot 1 | served / true | ECE | entire-space AUC (truth's) |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, m in report["overall"].items():
+        lines.append(
+            f"| {name} | {m['mean_served']:.4f} | {m['mean_true_slot1']:.4f} | {m['mean_served_over_true']:.3f} | "
+            f"{m['calibration_error']:.4f} | {m['auc_entire_space']:.3f} ({m['auc_of_the_truth']:.3f}) |"
+        )
+    lines.append("")
+    lines.append(
+        "served / true by decile of the true CTR: "
+        + "; ".join(
+            f"{i + 1}: " + " ".join(f"{d[n]['mean_served_over_true']:.2f}" for n in OUTPUTS)
+            for i, d in enumerate(report["by_true_ctr_decile"])
+        )
+        + "  (pctr pctcvr pcvr)"
+    )
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Reliability diagrams of pCTR, pCTCVR and pCVR against the truth at slot 1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(OUTPUTS), figsize=(15, 4.8))
+    for axis, name in zip(axes, OUTPUTS, strict=True):
+        curve = report["reliability"][name]
+        top = max(*curve["served"], *curve["true"]) * 1.05
+        axis.plot(curve["served"], curve["true"], marker="o")
+        axis.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+        ratio = report["overall"][name]["mean_served_over_true"]
+        axis.set(xlim=(0, top), ylim=(0, top), xlabel=f"served {name} (bin mean)", ylabel="true at slot 1 (bin mean)")
+        axis.set_title(f"{name}: served / true {ratio:.2f}")
+    models = ", ".join(f"{role} = {m['name']} v{m['version']}" for role, m in report["models"].items())
+    figure.suptitle(f"/v1/score over HTTP vs the world's truth ({report['n_impressions']} impressions; {models})")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
