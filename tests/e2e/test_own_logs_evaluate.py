@@ -55,7 +55,9 @@ def trained(tmp_path_factory):
     invoke("new", "mine", "--kind", "esmm", "--spec", str(tmp / "spec.toml"), "-r", models)
     config = tmp / "models" / "mine" / "config.toml"  # edited as the user would, to a small model
     config.write_text(config.read_text().replace("embedding_dim = 18", "embedding_dim = 4")
-                      .replace("hidden = [360, 200, 80]", "hidden = [16, 8]"))
+                      .replace("hidden = [360, 200, 80]", "hidden = [16, 8]")
+                      .replace("position_bypass = false", "position_bypass = true")  # slot-1 pCTR + ratios
+                      .replace("learning_rate = 0.001", "learning_rate = 0.01"))  # 1e-3: ~200 steps leave b unlearnt
     invoke("train", "mine", "--logs", str(tmp / "train.parquet"), "--no-progress", "-r", models, "--work-dir", work)
     invoke("export", "mine", "-r", models, "--work-dir", work)
     return tmp
@@ -74,11 +76,15 @@ def test_evaluate_on_own_heldout_log(trained):
     assert low <= metrics["ctr_auc"]["value"] <= high and high - low < 0.2
     assert metrics["ctr_auc"]["value"] > 0.6  # even creatives are clicked six times as often
     calibration = report["calibration"]
+    assert calibration["position_regime"] == "slot1" and "ratio" in calibration["prediction"]
     assert [p["position"] for p in calibration["per_position"]] == [1, 2, 3]
     for entry in calibration["per_position"]:
         assert entry["n_impressions"] == 400
         assert {"observed_ctr", "mean_pctr", "ctr_ratio", "predicted_ctr", "predicted_over_observed"} <= set(entry)
         assert 0 < entry["observed_ctr"] < 1 and 0 < entry["predicted_ctr"] < 1
+        assert entry["predicted_ctr"] == pytest.approx(entry["mean_pctr"] * entry["ctr_ratio"], rel=1e-5)
+    ratios = [p["ctr_ratio"] for p in calibration["per_position"]]
+    assert ratios[0] == 1.0 and ratios[0] > ratios[1] > ratios[2]  # examination falls with the position
     assert calibration["overall"]["predicted_over_observed"] == pytest.approx(1.0, abs=0.5)
     assert (trained / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["reliability_png"] == str(trained / "report.png")
