@@ -40,3 +40,21 @@ def serve(
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
+
+
+@bench_app.command("steps")
+def steps(
+    name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_steps.json"),
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+) -> None:
+    """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
+    from training.bench_steps import time_steps
+
+    rows = time_steps(name, repository)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": f"ctr bench steps {name}", "threads": 1, "steps": rows}, indent=2) + "\n")
+    typer.echo(f"{'batch':>8} {'ms/step':>10} {'rows/s':>10}")
+    for row in rows:
+        typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
+    typer.echo(f"wrote {out}")

@@ -42,19 +42,32 @@ def configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Parquet file to write.")] = Path("data/world.parquet"),
+    out: Annotated[Path, typer.Option(help="Parquet file to write (a directory with --shards).")] = Path(
+        "data/world.parquet"
+    ),
     days: Annotated[int, typer.Option(min=1)] = 5,
     requests_per_day: Annotated[int, typer.Option(min=1)] = 40_000,
     policy: Annotated[str, typer.Option(help="feedback, popularity or uniform.")] = "feedback",
     seed: Annotated[int, typer.Option(help="Seed of the simulated days.")] = 1,
     world_seed: Annotated[int, typer.Option(help="Seed of the world's users and ads.")] = 0,
+    shards: Annotated[int | None, typer.Option(min=1, help="Write this many shards (a day each) into OUT.")] = None,
+    rows_per_shard: Annotated[int | None, typer.Option(min=1, help="Impressions per shard (with --shards).")] = None,
+    row_group_rows: Annotated[int, typer.Option(min=1, help="Rows per Parquet row group (with --shards).")] = 65_536,
 ) -> None:
-    """Write impression logs from the built-in world simulator."""
+    """Write impression logs from the built-in world simulator: one Parquet file, or with --shards a
+    directory of shards with a manifest (training/world/shards.py)."""
     from training.world import World, WorldConfig, write_logs
 
-    table = World(WorldConfig(seed=world_seed)).simulate(
-        days=days, requests_per_day=requests_per_day, policy=policy, seed=seed
-    )
+    world = World(WorldConfig(seed=world_seed))
+    if shards is not None or rows_per_shard is not None:
+        if shards is None or rows_per_shard is None:
+            raise typer.BadParameter("--shards and --rows-per-shard go together")
+        from training.world.shards import write_shards
+
+        manifest = write_shards(world, out, shards, rows_per_shard, policy, seed, row_group_rows)
+        typer.echo(f"wrote {manifest['rows']} impressions in {shards} shards to {out}")
+        return
+    table = world.simulate(days=days, requests_per_day=requests_per_day, policy=policy, seed=seed)
     write_logs(table, out)
     typer.echo(f"wrote {table.num_rows} impressions to {out}")
 
@@ -62,7 +75,9 @@ def simulate(
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="The repository model to train (models/NAME/config.toml).")],
-    logs: Annotated[Path | None, typer.Option(help="Your impression logs (Parquet/CSV file or directory).")] = None,
+    logs: Annotated[
+        Path | None, typer.Option(help="Your impression logs (Parquet/CSV file, directory or 'DIR/*.parquet').")
+    ] = None,
     spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML) for --logs.")] = None,
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
@@ -70,14 +85,58 @@ def train(
     non_displayed: Annotated[
         Path | None, typer.Option(help="Retrieval models: the non-displayed candidates beside --logs.")
     ] = None,
+    export_after: Annotated[bool, typer.Option("--export", help="Export the trained model afterwards.")] = False,
+    distributed: Annotated[
+        bool, typer.Option(help="Stream --logs shards; one of the processes torchrun starts (DDP).")
+    ] = False,
+    nproc: Annotated[
+        int | None, typer.Option(min=1, help="Start this many --distributed processes with torchrun.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers per process (streaming).")] = 0,
+    shuffle_buffer: Annotated[int, typer.Option(min=1, help="Rows in each shuffle buffer (streaming).")] = 1_048_576,
+    statistics: Annotated[
+        Path | None, typer.Option(help="statistics.json of an earlier streamed run, instead of a statistics pass.")
+    ] = None,
 ) -> None:
-    """Train a model; the checkpoint goes to WORK_DIR/NAME/checkpoint.pt for `ctr export`."""
-    from training.pipeline import checkpoint_path
-    from training.pipeline import train as train_model
+    """Train a model; the checkpoint goes to WORK_DIR/NAME/checkpoint.pt for `ctr export`.
 
-    checkpoint = train_model(name, repository, logs, spec, work_dir, progress, non_displayed)
+    With --distributed (under `torchrun`) or --nproc N, the --logs shards are streamed and every
+    process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
+    from training.pipeline import checkpoint_path
+
+    if nproc is not None:
+        if logs is None:
+            raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
+        from cli.torchrun import launch
+
+        options = {"--logs": logs, "--spec": spec, "--repository": repository, "--work-dir": work_dir,
+                   "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
+        flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
+        arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
+        code = launch(nproc, ["train", *arguments])
+        if code:
+            typer.echo(f"training on {nproc} processes failed (exit code {code}); the error is above", err=True)
+            raise typer.Exit(code)
+        return
+    if distributed:
+        if logs is None:
+            raise typer.BadParameter("--distributed streams --logs shards; write them with `ctr simulate --shards`")
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        from training.distributed_train import StreamSettings, train_streaming
+
+        settings = StreamSettings(workers, shuffle_buffer, statistics)
+        checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
+        if checkpoint is None:  # not rank 0
+            return
+    else:
+        from training.pipeline import train as train_model
+
+        checkpoint = train_model(name, repository, logs, spec, work_dir, progress, non_displayed)
     typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
     typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
+    if export_after:
+        export(name, repository, work_dir)
 
 
 @app.command()

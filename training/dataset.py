@@ -23,7 +23,11 @@ class ImpressionTensors:
     tensors: dict[str, torch.Tensor]
 
     @classmethod
-    def from_table(cls, table: pa.Table, encoder: FeatureEncoder) -> ImpressionTensors:
+    def from_table(
+        cls, table: pa.Table, encoder: FeatureEncoder, position_ctr: dict[int, float] | None = None
+    ) -> ImpressionTensors:
+        """Encode ``table``; ``b`` is each row's position CTR over these rows, or over the whole log when
+        its ``position_ctr`` table is given (a streamed chunk of a larger log)."""
         encoded = encoder.encode(feature_columns(table, encoder.spec), table.num_rows)
         tensors = {
             "categorical": torch.from_numpy(encoded.categorical),
@@ -32,7 +36,9 @@ class ImpressionTensors:
         for label in LABELS:
             tensors[label] = torch.from_numpy(np.array(column_array(table, label), dtype=np.int64))
         # b: the CTR of each row's position over these logs (the position-bias summary)
-        tensors["b"] = torch.from_numpy(position_ctr_per_row(tensors["position"].numpy(), tensors["click"].numpy()))
+        position, click = tensors["position"].numpy(), tensors["click"].numpy()
+        b = position_ctr_per_row(position, click) if position_ctr is None else lookup_ctr(position, position_ctr)
+        tensors["b"] = torch.from_numpy(b)
         return cls(tensors)
 
     def __len__(self) -> int:
@@ -49,3 +55,14 @@ class ImpressionTensors:
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
             yield {k: v[rows] for k, v in self.tensors.items()}
+
+
+def lookup_ctr(position: np.ndarray, position_ctr: dict[int, float]) -> np.ndarray:
+    """(B,) float32: each row's position CTR from a table fitted on the whole log."""
+    slots = np.array(sorted(position_ctr), dtype=np.int64)
+    ctr = np.array([position_ctr[int(p)] for p in slots], dtype=np.float32)
+    index = np.clip(np.searchsorted(slots, position), 0, max(len(slots) - 1, 0))
+    if len(slots) == 0 or not np.array_equal(slots[index], position):
+        unknown = sorted(set(np.unique(position).tolist()) - set(slots.tolist()))
+        raise ValueError(f"positions {unknown[:5]} have no CTR in the log statistics (fitted on other logs?)")
+    return ctr[index]

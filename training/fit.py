@@ -10,7 +10,8 @@ the training data (e.g. the bias input b) defines ``fix_constants(tensors)``, ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,10 @@ class TrainingPhase:
     step: Callable[[dict[str, torch.Tensor]], float]
 
 
+# (loss_of, batch) -> loss: set while training under DDP, None otherwise (see descend)
+LOSS_ROUTE: ContextVar[Callable[..., torch.Tensor] | None] = ContextVar("LOSS_ROUTE", default=None)
+
+
 def default_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPhase]:
     """Adam on ``model.loss`` for ``config.epochs``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -59,9 +64,14 @@ def default_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPha
 def descend(
     optimizer: torch.optim.Optimizer, loss_of: Callable[[dict[str, torch.Tensor]], torch.Tensor], batch: dict
 ) -> float:
-    """One optimiser step on ``loss_of(batch)`` (only the optimiser's parameters move); returns the loss."""
+    """One optimiser step on ``loss_of(batch)`` (only the optimiser's parameters move); returns the loss.
+
+    Under DistributedDataParallel the loss is computed through the DDP wrapper that ``LOSS_ROUTE``
+    holds (training/distributed.py), so that its backward pass averages the gradients over processes.
+    """
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_of(batch)
+    route = LOSS_ROUTE.get()
+    loss = loss_of(batch) if route is None else route(loss_of, batch)
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -89,8 +99,23 @@ def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
     hook = getattr(model, "validation_metrics", None)
     if hook is not None:
         return {k: float(v) for k, v in hook(data.tensors).items()}
-    labels = {name: data.tensors[name].numpy() for name in ("click", "conversion")}
-    return {k: float(v) for k, v in model.metrics(predict(model, data), labels).items()}
+    return evaluate_chunks(model, [data])
+
+
+def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> dict[str, float]:
+    """The model's metrics over impression rows that arrive in chunks (a streamed held-out set)."""
+    predictions: dict[str, list[np.ndarray]] = {}
+    labels: dict[str, list[np.ndarray]] = {"click": [], "conversion": []}
+    for chunk in chunks:
+        for name, value in predict(model, chunk).items():
+            predictions.setdefault(name, []).append(value)
+        for name, parts in labels.items():
+            parts.append(chunk.tensors[name].numpy())
+    if not labels["click"]:
+        return {}
+    joined = {name: np.concatenate(parts) for name, parts in predictions.items()}
+    metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, float]:
@@ -101,15 +126,35 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     fix_constants = getattr(model, "fix_constants", None)
     if fix_constants is not None:
         fix_constants(train.tensors)
-    phases = getattr(model, "training_phases", None)
-    phases = phases(config) if phases is not None else default_phases(model, config)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
+    phases = model_phases(model, config)
+    main_loss = run_phases(model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress)
+    metrics = evaluate(model, validation) if len(validation) else {}
+    metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
+    return metrics
+
+
+def model_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPhase]:
+    """The model's own ``training_phases(config)``, or Adam on its loss."""
+    phases = getattr(model, "training_phases", None)
+    return phases(config) if phases is not None else default_phases(model, config)
+
+
+def run_phases(
+    model: nn.Module,
+    phases: list[TrainingPhase],
+    epoch_batches: Callable[[int], Iterable[dict[str, torch.Tensor]]],
+    steps: int,
+    progress: bool = True,
+) -> float:
+    """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
+    loss per row of the first (main) phase's last epoch."""
     total, count, main_loss = 0.0, 0, float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):
             model.train()
             total, count = 0.0, 0
-            batches = train.minibatches(config.batch_size, generator)
+            batches = epoch_batches(epoch)
             if progress:
                 from tqdm import tqdm
 
@@ -124,6 +169,4 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
             logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
         if phase is phases[0]:
             main_loss = total / max(count, 1)
-    metrics = evaluate(model, validation) if len(validation) else {}
-    metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
-    return metrics
+    return main_loss

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +16,37 @@ import pyarrow.parquet as pq
 from common.features import FeatureSpec
 
 LABEL_COLUMNS = ("position", "click", "conversion")
+MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 
 
 def log_files(path: str | Path) -> list[Path]:
-    """The files a log path stands for: itself, or the Parquet/CSV files of a directory, sorted."""
+    """The files a log path stands for: itself, the Parquet/CSV files of a directory, or the files a
+    glob pattern (``DIR/*.parquet``) matches; sorted, which is time order for shards."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".csv") and p.is_file())
         if not files:
             raise FileNotFoundError(f"{path} holds no .parquet or .csv files")
         return files
+    if glob.has_magic(str(path)):
+        files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        if not files:
+            raise FileNotFoundError(f"no impression log matches {path}")
+        return files
     if not path.is_file():
         raise FileNotFoundError(f"no impression log at {path}")
     return [path]
+
+
+def manifest_spec(path: str | Path) -> Path | None:
+    """The feature spec that a directory of shards names in its manifest (``ctr simulate --shards``), if any."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None
+    spec = json.loads(manifest.read_text()).get("spec")
+    return folder / spec if spec and (folder / spec).is_file() else None
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:

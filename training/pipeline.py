@@ -12,12 +12,15 @@ import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.checkpoint import Checkpoint
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.logs import feature_columns, fingerprint, read_logs
+from training.logs import feature_columns, fingerprint, manifest_spec, read_logs
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import MODEL_KINDS, build_model
@@ -56,6 +59,8 @@ def training_data(
     config: ModelConfig, logs: Path | None, spec_path: Path | None, work_dir: Path
 ) -> tuple[Path, FeatureSpec, ImpressionTensors]:
     """(logs path, fitted spec, encoded tensors): the user's logs, or the world's simulated into work_dir."""
+    if logs is not None and spec_path is None:
+        spec_path = manifest_spec(logs)  # shards from `ctr simulate --shards` name their spec
     if logs is not None and spec_path is None:
         raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
     if logs is None:
@@ -100,23 +105,38 @@ def train(
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     training = scaled_to_data(config.training, len(data)) if own_logs else config.training
+    config = replace(config, training=training)  # the settings trained with are the ones recorded
     warn_if_small(name, training, len(data), int(data.tensors["click"].sum().item()))
-    model = build_model(config.kind, spec, config.model, seed=training.seed)
-    metrics = fit(model, data, training, progress=progress)
-    checkpoint = Checkpoint(
-        name=name,
+    model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+    metrics = fit(model, data, config.training, progress=progress)
+    checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)}, data.tensors)
+    checkpoint.save(checkpoint_path(work_dir, name))
+    return checkpoint
+
+
+def make_checkpoint(
+    config: ModelConfig,
+    spec: FeatureSpec,
+    model: nn.Module,
+    metrics: dict,
+    logs: Path,
+    training: dict,
+    tensors: dict[str, torch.Tensor],
+) -> Checkpoint:
+    """The checkpoint of a trained impression model; ``training`` adds to the recorded settings and
+    ``tensors`` (the training rows, or a sample of them) are what its position summary is read on."""
+    return Checkpoint(
+        name=config.name,
         kind=config.kind,
         model_params=config.model,
         spec=spec,
         state_dict=model.state_dict(),
         metrics=metrics,
         data_fingerprint=fingerprint(logs),
-        training={**asdict(training), "logs": str(logs), "impressions": len(data)},
+        training={**asdict(config.training), "logs": str(logs), **training},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
-        position=position_summary(model, data.tensors),
+        position=position_summary(model, tensors),
     )
-    checkpoint.save(checkpoint_path(work_dir, name))
-    return checkpoint
 
 
 # Training on your own logs: at least MIN_STEPS optimiser steps where the log allows (see README).

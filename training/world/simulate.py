@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,7 @@ def _day_streams(config: WorldConfig, seed: int, day: int) -> list[np.random.Gen
     return [np.random.default_rng(s) for s in sequence.spawn(3)]
 
 
-def simulate_days(
+def iter_days(
     population: Population,
     vocab: Vocabulary,
     config: WorldConfig,
@@ -40,7 +41,9 @@ def simulate_days(
     policy: str,
     seed: int,
     start_day: int = 0,
-) -> pa.Table:
+) -> Iterator[pa.Table]:
+    """Each simulated day's logs in turn, the feedback policy learning from one day to the next; one
+    day in memory at a time, so a long run can be written out day by day (training/world/shards.py)."""
     check_policy(policy)
     if days < 1 or requests_per_day < 1:
         raise ValueError(f"days and requests_per_day must be >= 1, got {days} and {requests_per_day}")
@@ -49,8 +52,6 @@ def simulate_days(
     n_slots = config.n_slots
     theta = examination(config)  # (S,)
     model = FeedbackModel(population.n_ads, config.feedback_prior_strength) if policy == "feedback" else None
-    parts: list[dict[str, np.ndarray]] = []
-    ids: list[pa.Array] = []
     for day in range(start_day, start_day + days):
         started = time.perf_counter()
         request_rng, policy_rng, outcome_rng = _day_streams(config, seed, day)
@@ -67,22 +68,21 @@ def simulate_days(
         potential = outcome_rng.random(ads.shape) < cvr  # (R, S)
         if model is not None:
             model.fit(ads, click)  # tomorrow's ranking model learns from today's logs
-        parts.append(
-            {
-                "ts": np.repeat(config.start_ts + day * SECONDS_PER_DAY + requests.second, n_slots),
-                "user": np.repeat(requests.user, n_slots),
-                "hour": np.repeat(requests.hour, n_slots),
-                "ad": ads.ravel(),
-                "position": np.tile(np.arange(1, n_slots + 1), requests_per_day),
-                "click": click.ravel(),
-                "conversion": (click & potential).ravel(),
-                "conversion_potential": potential.ravel(),
-                "true_ctr": ctr.ravel(),
-                "true_cvr": cvr.ravel(),
-                "examination": np.tile(theta, requests_per_day),
-            }
-        )
-        ids.append(request_ids(day, requests_per_day, n_slots))
+        columns = {
+            "ts": np.repeat(config.start_ts + day * SECONDS_PER_DAY + requests.second, n_slots),
+            "user": np.repeat(requests.user, n_slots),
+            "hour": np.repeat(requests.hour, n_slots),
+            "ad": ads.ravel(),
+            "position": np.tile(np.arange(1, n_slots + 1), requests_per_day),
+            "click": click.ravel(),
+            "conversion": (click & potential).ravel(),
+            "conversion_potential": potential.ravel(),
+            "true_ctr": ctr.ravel(),
+            "true_cvr": cvr.ravel(),
+            "examination": np.tile(theta, requests_per_day),
+        }
+        if policy == "uniform":
+            columns["propensity"] = np.full(click.size, uniform_propensity(config), dtype=np.float32)
         logger.info(
             "day %d (%s): %d impressions, CTR %.4f, %.2fs",
             day,
@@ -91,7 +91,4 @@ def simulate_days(
             click.mean(),
             time.perf_counter() - started,
         )
-    columns = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    if policy == "uniform":
-        columns["propensity"] = np.full(len(columns["user"]), uniform_propensity(config), dtype=np.float32)
-    return build_table(columns, pa.concat_arrays(ids), population, vocab)
+        yield build_table(columns, request_ids(day, requests_per_day, n_slots), population, vocab)

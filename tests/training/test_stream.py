@@ -1,0 +1,158 @@
+"""Streaming shards: row groups split across processes and workers without overlap, a shuffle buffer
+that emits every row once, and a statistics pass that fits what the in-memory trainer fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from common.encoder import FeatureEncoder, fit_statistics
+from common.features import Feature, FeatureSpec
+from training.dataset import ImpressionTensors
+from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
+from training.logs import feature_columns, read_logs
+from training.stream import ImpressionStream, ShardedLogs, Span, epoch_order, sample_spans, share, shuffled_batches
+
+SPEC = FeatureSpec(
+    (
+        Feature("row", "categorical", "candidate", buckets=1 << 20),
+        Feature("price", "numeric", "candidate", required=False, default=2.0),
+    )
+)
+
+
+def write_shards(folder, shards: int = 4, rows: int = 250, row_group: int = 60) -> None:
+    """Shards whose ``row`` column numbers every row of the log (0, 1, ...), in file order."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for shard in range(shards):
+        n = rows + 7 * shard  # shards of different sizes
+        start = sum(rows + 7 * s for s in range(shard))
+        click = (rng.random(n) < 0.3).astype(np.int8)
+        price = rng.normal(3.0, 2.0, n)
+        price[rng.random(n) < 0.1] = np.nan  # absent: left out of the statistics
+        table = pa.table(
+            {
+                "row": pa.array([str(i) for i in range(start, start + n)]),
+                "price": pa.array(price, pa.float64()),
+                "position": pa.array(rng.integers(1, 4, n), pa.int32()),
+                "click": pa.array(click),
+                "conversion": pa.array(click * (rng.random(n) < 0.5), pa.int8()),
+            }
+        )
+        pq.write_table(table, folder / f"part-{shard:05d}.parquet", row_group_size=row_group)
+
+
+@pytest.fixture
+def shards(tmp_path):
+    write_shards(tmp_path / "shards")
+    return ShardedLogs(tmp_path / "shards" / "*.parquet", SPEC)
+
+
+def row_ids(logs: ShardedLogs, spans: list[Span]) -> list[int]:
+    return [int(r) for span in spans for r in logs.read(span, ["row"]).column("row").to_pylist()]
+
+
+def test_row_groups_are_listed_in_file_order_at_their_global_offsets(shards):
+    assert shards.rows == 4 * 250 + 7 * (0 + 1 + 2 + 3)
+    assert row_ids(shards, shards.spans(0, shards.rows)) == list(range(shards.rows))
+    train, held_out = shards.split(0.2)
+    cut = round(shards.rows * 0.8)
+    assert row_ids(shards, train) == list(range(cut)) and row_ids(shards, held_out) == list(range(cut, shards.rows))
+
+
+@pytest.mark.parametrize(("world_size", "workers"), [(1, 1), (2, 1), (2, 3), (3, 2)])
+def test_each_process_and_worker_reads_its_own_equal_share_of_rows(shards, world_size, workers):
+    train, _ = shards.split(0.1)
+    total = sum(s.rows for s in train)
+    seen: list[int] = []
+    per_rank = []
+    for rank in range(world_size):
+        mine = share(epoch_order(train, seed=3, epoch=1), rank, world_size)
+        per_rank.append(sum(s.rows for s in mine))
+        for worker in range(workers):
+            seen += row_ids(shards, share(mine, worker, workers))
+    assert len(seen) == len(set(seen))  # no row read twice
+    assert per_rank == [total // world_size] * world_size  # every process takes the same number of steps
+    assert total - len(seen) < world_size * workers  # only the remainder of the division is left out
+    assert set(seen) <= set(range(round(shards.rows * 0.9)))  # no held-out row
+
+
+def test_epochs_order_row_groups_differently_but_identically_in_every_process(shards):
+    train, _ = shards.split(0.1)
+    assert epoch_order(train, 0, 0) == epoch_order(train, 0, 0)
+    assert epoch_order(train, 0, 0) != epoch_order(train, 0, 1)
+
+
+def test_shuffle_buffer_emits_every_row_once_in_full_minibatches_but_the_last():
+    chunks = [ImpressionTensors({"click": torch.arange(i * 70, (i + 1) * 70)}) for i in range(10)]
+    batches = list(shuffled_batches(iter(chunks), 32, 200, torch.Generator().manual_seed(0)))
+    rows = torch.cat([b["click"] for b in batches])
+    assert sorted(rows.tolist()) == list(range(700))
+    assert [len(b["click"]) for b in batches] == [32] * 21 + [700 - 21 * 32]
+    assert rows[:200].tolist() != list(range(200))  # mixed
+
+
+def test_stream_through_dataloader_workers_yields_the_promised_steps_and_rows(shards):
+    spec = fit_statistics(SPEC, feature_columns(read_logs(shards.path, SPEC), SPEC))
+    train, _ = shards.split(0.1)
+    for rank in range(2):
+        stream = ImpressionStream(shards, train, FeatureEncoder(spec), {1: 0.3, 2: 0.3, 3: 0.3}, 16, rank, 2, 0, 50)
+        stream.set_epoch(2)
+        batches = list(DataLoader(stream, batch_size=None, num_workers=2))
+        assert len(batches) == stream.steps(workers=2)
+        assert sum(len(b["click"]) for b in batches) == stream.rows_per_epoch(workers=2)
+        assert set(batches[0]) == {"categorical", "numeric", "click", "conversion", "position", "b"}
+
+
+def test_statistics_pass_fits_what_the_in_memory_trainer_fits(shards):
+    table = read_logs(shards.path, SPEC)
+    expected = fit_statistics(SPEC, feature_columns(table, SPEC))
+    partials = [(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))]
+    statistics = merge_in_order(partials[1::2] + partials[::2])  # shared out as two processes would
+    fitted = statistics.fitted(SPEC)
+    assert fitted.stats["price"].mean == pytest.approx(expected.stats["price"].mean, rel=1e-12)
+    assert fitted.stats["price"].std == pytest.approx(expected.stats["price"].std, rel=1e-12)
+    tensors = ImpressionTensors.from_table(table, FeatureEncoder(expected))
+    streamed = ImpressionTensors.from_table(table, FeatureEncoder(fitted), statistics.position_ctr())
+    assert torch.allclose(tensors.tensors["b"], streamed.tensors["b"])
+    assert statistics.rows == table.num_rows
+
+
+def test_statistics_round_trip_through_json(shards, tmp_path):
+    statistics = merge_in_order([(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))])
+    statistics.save(tmp_path / "statistics.json")
+    assert LogStatistics.load(tmp_path / "statistics.json") == statistics
+
+
+def test_statistics_pass_refuses_conversions_without_clicks_naming_the_file(tmp_path):
+    write_shards(tmp_path / "shards", shards=2)
+    bad = tmp_path / "shards" / "part-00001.parquet"
+    table = pq.read_table(bad)
+    conversion = table.column("conversion").to_numpy().copy()
+    conversion[np.flatnonzero(table.column("click").to_numpy() == 0)[0]] = 1
+    pq.write_table(table.set_column(4, "conversion", pa.array(conversion)), bad, row_group_size=60)
+    logs = ShardedLogs(tmp_path / "shards", SPEC)
+    with pytest.raises(ValueError, match=r"part-00001\.parquet has conversions on unclicked impressions"):
+        for group in range(len(logs.groups)):
+            chunk_statistics(logs, group, SPEC)
+
+
+def test_missing_columns_and_csv_are_refused(tmp_path):
+    write_shards(tmp_path / "shards", shards=1)
+    with pytest.raises(ValueError, match=r"lacks the columns \['ad'\]"):
+        ShardedLogs(tmp_path / "shards", FeatureSpec((Feature("ad", "categorical", "candidate", buckets=4),)))
+    (tmp_path / "logs.csv").write_text("position,click,conversion\n1,0,0\n")
+    with pytest.raises(ValueError, match="streaming reads Parquet shards"):
+        ShardedLogs(tmp_path / "logs.csv", SPEC)
+
+
+def test_sample_spreads_over_the_training_rows(shards):
+    train, _ = shards.split(0.1)
+    assert sample_spans(train, 10**9) == train
+    chosen = sample_spans(train, 200)
+    assert chosen[0] == train[0] and chosen[-1] == train[-1] and 150 <= sum(s.rows for s in chosen) <= 300

@@ -1,0 +1,172 @@
+"""``ctr train NAME --logs 'DIR/*.parquet' --distributed``: a repository model trained on streamed shards,
+by one process or by each process that ``torchrun`` starts.
+
+1. Statistics: the numeric features' moments and the position CTRs over the whole log, each process
+   summarising every ``world_size``-th row group, the summaries gathered and merged in row-group order
+   (training/log_statistics.py); or read from an earlier run's ``statistics.json``.
+2. Constants: each process fixes the model's constants (``fix_constants``) on the same sample of
+   row groups spread over the training rows; DDP then starts every process from rank 0's weights.
+3. Training: the model's phases, each process on its own part of the rows (training/stream.py) with
+   ``batch_size / world_size`` rows a step, so one step sees ``batch_size`` rows in all, as in one
+   process; DDP averages the gradients.
+4. Rank 0 scores the held-out latest rows, writes the checkpoint and, if asked, exports it; the other
+   processes wait for it and leave. An exception in any process ends that process with its message,
+   and torchrun then stops the others and fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from common.encoder import FeatureEncoder
+from common.features import FeatureSpec
+from training.checkpoint import Checkpoint
+from training.distributed import (
+    Processes,
+    averaged_gradients,
+    check_replicas_agree,
+    cpu_seconds,
+    peak_rss_mib,
+    processes,
+)
+from training.fit import evaluate_chunks, model_phases, run_phases
+from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
+from training.logs import manifest_spec
+from training.model_config import ModelConfig
+from training.models.registry import MODEL_KINDS, build_model
+from training.pipeline import checkpoint_path, make_checkpoint
+from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
+
+logger = logging.getLogger(__name__)
+
+STATISTICS_FILE = "statistics.json"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    workers: int = 0  # DataLoader worker processes per training process (0: read in the process itself)
+    buffer_rows: int = BUFFER_ROWS  # rows each reader's shuffle buffer mixes
+    statistics: Path | None = None  # an earlier run's statistics.json instead of a statistics pass
+
+    def __post_init__(self) -> None:
+        if self.workers < 0 or self.buffer_rows < 1:
+            raise ValueError(f"workers must be >= 0 and buffer_rows >= 1, not {self.workers} and {self.buffer_rows}")
+
+
+def train_streaming(
+    name: str,
+    logs: Path,
+    spec_path: Path | None = None,
+    root: Path = Path("models"),
+    work_dir: Path = Path("artifacts"),
+    settings: StreamSettings | None = None,
+    distributed: bool = True,
+    progress: bool = True,
+) -> Checkpoint | None:
+    """Train ``name`` on the shards at ``logs``; rank 0 saves (and returns) the checkpoint, others None."""
+    settings = settings or StreamSettings()
+    with processes(distributed) as group:
+        config = ModelConfig.load(root, name)
+        if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") != "impressions":
+            raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
+        spec_path = spec_path or manifest_spec(logs)
+        if spec_path is None:
+            raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
+        spec = FeatureSpec.from_toml(spec_path)
+        shards = ShardedLogs(logs, spec)
+        statistics = log_statistics(shards, spec, group, settings.statistics)
+        if group.is_main:
+            statistics.save(work_dir / name / STATISTICS_FILE)
+        spec = statistics.fitted(spec)
+        encoder, position_ctr = FeatureEncoder(spec), statistics.position_ctr()
+        train_spans, held_out = shards.split(config.training.validation_fraction)
+
+        model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+        sample = shards.sample(train_spans, encoder, position_ctr)  # (for fix_constants, model.json's position)
+        fix_constants = getattr(model, "fix_constants", None)
+        if fix_constants is not None:
+            fix_constants(sample.tensors)
+        model.to(group.device)
+        batch_size = per_process_batch(config.training.batch_size, group.world_size)
+        stream = ImpressionStream(
+            shards, train_spans, encoder, position_ctr, batch_size, group.rank, group.world_size,
+            config.training.seed, settings.buffer_rows,
+        )  # fmt: skip
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        main_loss, epochs = fit_stream(model, stream, config, group, settings.workers, progress and group.is_main)
+        seconds, cpu = time.perf_counter() - started, group.gather(round(cpu_seconds() - cpu_started, 1))
+        rows = stream.rows_per_epoch(settings.workers) * group.world_size * epochs  # by all processes
+        check_replicas_agree(model, group)
+        memory = group.gather(peak_rss_mib())
+        checkpoint = None
+        if group.is_main:
+            model.cpu()
+            metrics = evaluate_chunks(model, shards.tensors(held_out, encoder, position_ctr)) if held_out else {}
+            metrics["training_loss"] = main_loss
+            memory[0] = peak_rss_mib()  # rank 0's again, after it scored the held-out rows
+            record = {
+                "impressions": shards.rows,
+                "processes": group.world_size,
+                "workers_per_process": settings.workers,
+                "training_seconds": round(seconds, 2),
+                "rows_per_second": round(rows / seconds, 1),
+                "cpu_seconds": cpu,  # per process, while training (contention on a shared machine aside)
+                "peak_rss_mib": [own for own, _ in memory],
+                "peak_rss_mib_workers": [worker for _, worker in memory],
+            }
+            checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, sample.tensors)
+            checkpoint.save(checkpoint_path(work_dir, name))
+            logger.info("trained %s: %s", name, record)
+        group.barrier()  # the others leave once rank 0 has written everything
+        return checkpoint
+
+
+def per_process_batch(batch_size: int, world_size: int) -> int:
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} processes")
+    return batch_size // world_size
+
+
+def fit_stream(
+    model: nn.Module, stream: ImpressionStream, config: ModelConfig, group: Processes, workers: int, progress: bool
+) -> tuple[float, int]:
+    """The model's training phases over the stream, gradients averaged over the processes; returns the
+    main phase's last-epoch loss averaged over the processes and the number of passes over the rows."""
+    torch.manual_seed(config.training.seed)
+    phases = model_phases(model, config.training)
+    loader = DataLoader(stream, batch_size=None, num_workers=workers)
+    epochs, steps = 0, stream.steps(workers)
+
+    def epoch_batches(_: int):
+        nonlocal epochs
+        stream.set_epoch(epochs)  # every pass over the rows in a new order, whichever phase
+        epochs += 1
+        for step, batch in enumerate(loader, 1):
+            if group.is_main and not progress and step % max(steps // 10, 1) == 0:
+                logger.info("pass %d over the rows: step %d of %d", epochs, step, steps)
+            yield {k: v.to(group.device, non_blocking=True) for k, v in batch.items()}
+
+    with averaged_gradients(model, group):
+        loss = run_phases(model, phases, epoch_batches, steps, progress)
+    return group.mean(loss), epochs
+
+
+def log_statistics(shards: ShardedLogs, spec: FeatureSpec, group: Processes, path: Path | None) -> LogStatistics:
+    """The log's statistics: read from ``path``, or one pass shared by the processes."""
+    if path is not None:
+        statistics = LogStatistics.load(path)
+        if statistics.rows != shards.rows:
+            raise ValueError(f"{path} was fitted on {statistics.rows} rows; {shards.path} holds {shards.rows}")
+        return statistics
+    started = time.perf_counter()
+    mine = [(g, chunk_statistics(shards, g, spec)) for g in range(group.rank, len(shards.groups), group.world_size)]
+    statistics = merge_in_order([item for part in group.gather(mine) for item in part])
+    logger.info("statistics of %d rows in %.1fs", statistics.rows, time.perf_counter() - started)
+    return statistics

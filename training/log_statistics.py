@@ -1,0 +1,134 @@
+"""What a trainer must know about a whole log before its first step, fitted in one streaming pass.
+
+The numeric features' means and standard deviations (the spec's statistics, DESIGN.md §2) and the
+CTR of each position (b of Moore et al. 2018), over every row of the log, as the in-memory trainer
+fits them. Each row group contributes a small partial summary; summaries merge exactly (counts and
+sums; means and squared deviations by Chan et al.'s pairwise update), in row-group order, so the
+result does not depend on how many processes shared the pass. The result is saved as JSON beside the
+checkpoint and can be read back instead of streaming the log again (``--statistics``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from common.encoder import _numeric_values  # the encoder's own reading of a numeric column
+from common.features import FeatureSpec, NumericStats
+from training.logs import column_array
+from training.stream import ShardedLogs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Moments:
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean
+
+    def merge(self, other: Moments) -> Moments:
+        if not other.count:
+            return Moments(self.count, self.mean, self.m2)
+        if not self.count:
+            return Moments(other.count, other.mean, other.m2)
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / count
+        return Moments(count, mean, self.m2 + other.m2 + delta * delta * self.count * other.count / count)
+
+
+@dataclass
+class LogStatistics:
+    rows: int = 0
+    moments: dict[str, Moments] = field(default_factory=dict)  # numeric features
+    impressions: dict[int, int] = field(default_factory=dict)  # by position
+    clicks: dict[int, int] = field(default_factory=dict)  # by position
+
+    def merge(self, other: LogStatistics) -> LogStatistics:
+        names = list(dict.fromkeys([*self.moments, *other.moments]))
+        positions = sorted({*self.impressions, *other.impressions})
+        return LogStatistics(
+            rows=self.rows + other.rows,
+            moments={n: self.moments.get(n, Moments()).merge(other.moments.get(n, Moments())) for n in names},
+            impressions={p: self.impressions.get(p, 0) + other.impressions.get(p, 0) for p in positions},
+            clicks={p: self.clicks.get(p, 0) + other.clicks.get(p, 0) for p in positions},
+        )
+
+    def position_ctr(self) -> dict[int, float]:
+        return {p: self.clicks[p] / n for p, n in self.impressions.items()}
+
+    def fitted(self, spec: FeatureSpec) -> FeatureSpec:
+        """``spec`` with these statistics (the same rules as common.encoder.fit_statistics)."""
+        stats = {}
+        for feature in spec.numeric:
+            moments = self.moments.get(feature.name, Moments())
+            if not moments.count:  # never logged: the default encodes as 0
+                stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
+                continue
+            std = math.sqrt(max(moments.m2, 0.0) / moments.count)
+            stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > 1e-12 else 1.0)
+        return spec.with_stats(stats)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "rows": self.rows,
+            "moments": {n: asdict(m) for n, m in self.moments.items()},
+            "impressions": {str(p): n for p, n in self.impressions.items()},
+            "clicks": {str(p): n for p, n in self.clicks.items()},
+        }
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LogStatistics:
+        payload = json.loads(Path(path).read_text())
+        return cls(
+            rows=int(payload["rows"]),
+            moments={n: Moments(**m) for n, m in payload["moments"].items()},
+            impressions={int(p): int(n) for p, n in payload["impressions"].items()},
+            clicks={int(p): int(n) for p, n in payload["clicks"].items()},
+        )
+
+
+def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogStatistics:
+    """The summary of one row group; refuses conversions on unclicked impressions, naming the file."""
+    numeric = [f for f in spec.numeric if f.name in logs.columns]
+    span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
+    table = logs.read(span, [f.name for f in numeric] + ["position", "click", "conversion"])
+    if pc.any(pc.and_(pc.equal(table.column("conversion"), 1), pc.not_equal(table.column("click"), 1))).as_py():
+        raise ValueError(f"impression log {logs.file_of(span)} has conversions on unclicked impressions")
+    moments = {}
+    for feature in numeric:
+        values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)
+        if values.size:
+            mean = float(values.mean())
+            moments[feature.name] = Moments(int(values.size), mean, float(((values - mean) ** 2).sum()))
+    position = np.asarray(column_array(table, "position"), dtype=np.int64)
+    click = np.asarray(column_array(table, "click"), dtype=np.int64)
+    slots, index = np.unique(position, return_inverse=True)
+    shown = np.bincount(index, minlength=slots.size)
+    clicked = np.bincount(index, weights=click, minlength=slots.size)
+    return LogStatistics(
+        rows=table.num_rows,
+        moments=moments,
+        impressions={int(p): int(n) for p, n in zip(slots, shown, strict=True)},
+        clicks={int(p): int(c) for p, c in zip(slots, clicked, strict=True)},
+    )
+
+
+def merge_in_order(partials: Sequence[tuple[int, LogStatistics]]) -> LogStatistics:
+    """Row-group summaries merged in row-group order (the same result however they were shared out)."""
+    merged = LogStatistics()
+    for _, partial in sorted(partials, key=lambda item: item[0]):
+        merged = merged.merge(partial)
+    return merged

@@ -1,0 +1,216 @@
+"""Impression logs too large for memory: Parquet shards streamed one row group at a time.
+
+``ShardedLogs`` opens a directory or glob of shards with pyarrow.dataset and lists their row groups
+in file order (time order for the simulator's shards), each at its global row offset, so the split
+"the latest ``validation_fraction`` of rows are held out" is the same as the in-memory trainer's.
+
+``ImpressionStream`` is the training rows as an IterableDataset: each epoch the row groups are put in
+a seeded order, that sequence of rows is cut into equal contiguous parts, one per process (rank),
+and each part again into one per DataLoader worker, so no row is read by two of them and every
+process takes the same number of steps (DistributedDataParallel needs that). A worker encodes each
+row group it reads and mixes rows in a shuffle buffer of ``buffer_rows`` before emitting
+minibatches; memory is the buffer plus one row group, whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from common.encoder import FeatureEncoder
+from common.features import FeatureSpec
+from training.dataset import ImpressionTensors
+from training.logs import LABEL_COLUMNS, log_files
+
+SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
+BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Rows ``start..stop-1`` of row group ``group`` (an index into ``ShardedLogs.groups``)."""
+
+    group: int
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+
+class ShardedLogs:
+    """A directory or glob of Parquet impression-log shards, read by row group."""
+
+    def __init__(self, path: str | Path, spec: FeatureSpec) -> None:
+        files = log_files(path)
+        csv = [f.name for f in files if f.suffix != ".parquet"]
+        if csv:
+            raise ValueError(f"streaming reads Parquet shards; {csv[:3]} are not (write them as Parquet)")
+        self.path = str(path)
+        self.dataset = ds.dataset([str(f) for f in files], format="parquet")
+        names = set(self.dataset.schema.names)
+        required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise ValueError(f"impression log {path} lacks the columns {missing}")
+        self.columns = [f.name for f in spec.features if f.name in names] + list(LABEL_COLUMNS)
+        self.groups = [g for fragment in self.dataset.get_fragments() for g in fragment.split_by_row_group()]
+        sizes = np.array([g.row_groups[0].num_rows for g in self.groups], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])  # global row of each group's first row
+        self.rows = int(self.offsets[-1])
+        if not self.rows:
+            raise ValueError(f"impression log {path} has no rows")
+
+    def spans(self, start: int, stop: int) -> list[Span]:
+        """The row-group spans covering global rows ``start..stop-1``."""
+        spans = []
+        for group in range(len(self.groups)):
+            lo, hi = max(start, int(self.offsets[group])), min(stop, int(self.offsets[group + 1]))
+            if lo < hi:
+                spans.append(Span(group, lo - int(self.offsets[group]), hi - int(self.offsets[group])))
+        return spans
+
+    def split(self, validation_fraction: float) -> tuple[list[Span], list[Span]]:
+        """(training spans, held-out spans): the latest ``validation_fraction`` of rows held out."""
+        cut = round(self.rows * (1.0 - validation_fraction))
+        return self.spans(0, cut), self.spans(cut, self.rows)
+
+    def read(self, span: Span, columns: Sequence[str] | None = None) -> pa.Table:
+        table = self.groups[span.group].to_table(columns=list(columns or self.columns), use_threads=False)
+        return table.slice(span.start, span.rows)
+
+    def file_of(self, span: Span) -> str:
+        return self.groups[span.group].path
+
+    def tensors(
+        self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float]
+    ) -> Iterator[ImpressionTensors]:
+        """The spans' rows encoded, one span at a time."""
+        for span in spans:
+            yield ImpressionTensors.from_table(self.read(span), encoder, position_ctr)
+
+    def sample(
+        self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float], rows: int = SAMPLE_ROWS
+    ) -> ImpressionTensors:
+        """About ``rows`` rows from spans spread evenly over ``spans`` (all of them when they hold fewer)."""
+        parts = list(self.tensors(sample_spans(spans, rows), encoder, position_ctr))
+        return ImpressionTensors({k: torch.cat([p.tensors[k] for p in parts]) for k in parts[0].tensors})
+
+
+def sample_spans(spans: Sequence[Span], rows: int) -> list[Span]:
+    """Spans spread evenly over ``spans`` holding about ``rows`` rows (every span when they hold fewer)."""
+    total = sum(s.rows for s in spans)
+    if total <= rows:
+        return list(spans)
+    wanted = max(1, round(len(spans) * rows / total))
+    return [spans[i] for i in sorted(set(np.linspace(0, len(spans) - 1, wanted).round().astype(int).tolist()))]
+
+
+def share(spans: Sequence[Span], part: int, parts: int) -> list[Span]:
+    """Part ``part`` of ``parts`` disjoint contiguous pieces of the rows of ``spans`` (in their order),
+    each ``total // parts`` rows; the remainder, fewer than ``parts`` rows, goes to none."""
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} is not one of {parts} parts")
+    each = sum(s.rows for s in spans) // parts
+    lo, hi = part * each, (part + 1) * each
+    chosen, position = [], 0
+    for span in spans:
+        start, stop = max(lo, position), min(hi, position + span.rows)
+        if start < stop:
+            offset = span.start - position
+            chosen.append(Span(span.group, start + offset, stop + offset))
+        position += span.rows
+    return chosen
+
+
+def epoch_order(spans: Sequence[Span], seed: int, epoch: int) -> list[Span]:
+    """``spans`` in a seeded order, different each epoch and the same in every process."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(spans))
+    return [spans[i] for i in order]
+
+
+def shuffled_batches(
+    chunks: Iterator[ImpressionTensors], batch_size: int, buffer_rows: int, generator: torch.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Minibatches of ``batch_size`` rows (the last one smaller) drawn from a shuffle buffer that holds
+    ``buffer_rows`` rows before it emits and keeps half of them to mix with the next chunks."""
+    pending: list[dict[str, torch.Tensor]] = []
+    held = 0
+
+    def mixed() -> dict[str, torch.Tensor]:
+        pool = {k: torch.cat([p[k] for p in pending]) for k in pending[0]}
+        order = torch.randperm(held, generator=generator)
+        return {k: v[order] for k, v in pool.items()}
+
+    for chunk in chunks:
+        pending.append(chunk.tensors)
+        held += len(chunk)
+        emit = (held - buffer_rows // 2) // batch_size * batch_size if held >= buffer_rows else 0
+        if emit:
+            pool = mixed()
+            for start in range(0, emit, batch_size):
+                yield {k: v[start : start + batch_size] for k, v in pool.items()}
+            pending, held = [{k: v[emit:] for k, v in pool.items()}], held - emit
+    if held:
+        pool = mixed()
+        for start in range(0, held, batch_size):
+            yield {k: v[start : start + batch_size] for k, v in pool.items()}
+
+
+class ImpressionStream(IterableDataset):
+    """The training rows of one process (``rank`` of ``world_size``) as shuffled, encoded minibatches;
+    DataLoader workers (``batch_size=None``) split the process's rows between them."""
+
+    def __init__(
+        self,
+        logs: ShardedLogs,
+        spans: Sequence[Span],
+        encoder: FeatureEncoder,
+        position_ctr: dict[int, float],
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        buffer_rows: int = BUFFER_ROWS,
+    ) -> None:
+        if batch_size < 1 or buffer_rows < 1:
+            raise ValueError(f"batch_size and buffer_rows must be >= 1, not {batch_size} and {buffer_rows}")
+        self.logs, self.spans, self.encoder, self.position_ctr = logs, list(spans), encoder, position_ctr
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.seed, self.buffer_rows, self.epoch = seed, buffer_rows, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def worker_spans(self, worker: int, workers: int) -> list[Span]:
+        """This process's rows for a worker in this epoch."""
+        mine = share(epoch_order(self.spans, self.seed, self.epoch), self.rank, self.world_size)
+        return share(mine, worker, workers)
+
+    def rows_per_epoch(self, workers: int) -> int:
+        """Rows this process trains on per epoch (the same in every process)."""
+        readers = max(workers, 1)
+        return sum(s.rows for s in self.spans) // self.world_size // readers * readers
+
+    def steps(self, workers: int) -> int:
+        """Minibatches per epoch in this process (the same in every process)."""
+        readers = max(workers, 1)
+        return readers * math.ceil(self.rows_per_epoch(workers) // readers / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        spans = self.worker_spans(worker, workers)
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, self.rank, worker]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        chunks = self.logs.tensors(spans, self.encoder, self.position_ctr)
+        yield from shuffled_batches(chunks, self.batch_size, self.buffer_rows, generator)
