@@ -17,8 +17,7 @@ from typing import Any
 from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
 from training.fit import TrainingConfig
-
-SPEC_FILE = "spec.toml"  # a model's own feature spec, the default of `ctr train NAME --logs` without --spec
+from training.pipeline import SCALED_SETTINGS, SPEC_FILE
 
 
 def default_config_toml(kind: str) -> str:
@@ -30,7 +29,9 @@ def default_config_toml(kind: str) -> str:
     model_defaults = asdict(MODEL_KINDS[kind][1]())
     lines = [f"# {kind} defaults written by `ctr new` (`--from MODEL` copies a tuned config instead)."]
     lines.append(f'kind = "{kind}"')
-    lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(asdict(TrainingConfig()))]
+    training = {k: v for k, v in asdict(TrainingConfig()).items() if k not in SCALED_SETTINGS}
+    lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(training)]
+    lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")
     return "\n".join(lines) + "\n"
 
 

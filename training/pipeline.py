@@ -17,6 +17,7 @@ from torch import nn
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
+from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
@@ -24,7 +25,6 @@ from training.logs import feature_columns, fingerprint, manifest_spec, read_logs
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import MODEL_KINDS, build_model
-from training.new_model import SPEC_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,12 @@ def train(
         return checkpoint
     if non_displayed is not None:
         raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
-    own_logs = logs is not None
-    if own_logs and spec_path is None and (root / name / SPEC_FILE).is_file():
+    if logs is not None and spec_path is None and (root / name / SPEC_FILE).is_file():
         spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
-    training = scaled_to_data(config.training, len(data)) if own_logs else config.training
+    explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))
+    training = config.training if explicit else scaled_to_data(config.training, len(data))
     config = replace(config, training=training)  # the settings trained with are the ones recorded
     warn_if_small(name, training, len(data), int(data.tensors["click"].sum().item()))
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
@@ -139,11 +139,16 @@ def make_checkpoint(
     )
 
 
-# Training on your own logs: at least MIN_STEPS optimiser steps where the log allows (see README).
+# A config that sets neither epochs nor batch_size (as `ctr new` writes it) trains for at least MIN_STEPS
+# optimiser steps where the log allows (see README); one that sets either is trained as it says.
+SCALED_SETTINGS = frozenset({"epochs", "batch_size"})
 MIN_STEPS = 200
 MIN_BATCH = 128  # a small log's batches shrink to no fewer rows than this ...
 MAX_EPOCHS = 10  # ... and its epochs grow to no more than this
 FEW_STEPS, FEW_POSITIVES = 100, 100  # fewer optimiser steps or clicks than these: warn
+
+
+SPEC_FILE = "spec.toml"  # a model's own feature spec (`ctr new --spec`), the default of `ctr train --logs`
 
 
 def training_rows(config: TrainingConfig, impressions: int) -> int:

@@ -63,6 +63,12 @@ def trained(tmp_path_factory):
     return tmp
 
 
+def test_a_small_log_gets_enough_steps(trained):
+    # `ctr new` leaves epochs and batch_size out: 3,240 training rows get batch 128 x 8 epochs = 208 steps
+    training = json.loads((trained / "models" / "mine" / "1" / "model.json").read_text())["training"]
+    assert (training["batch_size"], training["epochs"]) == (128, 8)
+
+
 def test_evaluate_on_own_heldout_log(trained):
     out = trained / "report.json"
     invoke("evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out", str(out),
