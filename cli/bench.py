@@ -42,6 +42,52 @@ def serve(
     typer.echo(f"wrote {out}")
 
 
+HARDEN_CASES = "overload,drain,slow_clients,large_bodies"
+
+
+@bench_app.command("harden")
+def harden(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_harden.json"),
+    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
+    seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
+) -> None:
+    """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
+    import logging
+
+    from clients import bench_harden as bench
+    from clients.bench_serve import server
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    body = json.dumps(world.sample_request(10, seed=0)).encode()
+    report: dict = {"command": "ctr bench harden", "model": model, "cases": {}}
+    chosen = set(cases.split(","))
+    env = {"CTR_ACCESS_LOG": "false"}
+    if "overload" in chosen:
+        with server("service", repository, model, env, 0) as (port, _):
+            rate = bench.capacity(port, body, seconds)
+            steps = [bench.overload(port, body, factor * rate, seconds) for factor in (2.0, 4.0, 0.5)]
+            report["cases"]["overload"] = [{"sustainable_rps": round(rate, 1)}, *steps]
+    if "drain" in chosen:
+        with server("service", repository, model, env, 0) as (port, pid):
+            report["cases"]["drain"] = bench.drain(pid, port, body, clients=32, load_s=seconds / 2)
+    if "slow_clients" in chosen:
+        with server("service", repository, model, env, 0) as (port, _):
+            report["cases"]["slow_clients"] = bench.slow_clients(f"http://127.0.0.1:{port}", port, 2000, 40.0)
+    if "large_bodies" in chosen:
+        with server("service", repository, model, env, 0) as (port, pid):
+            url = f"http://127.0.0.1:{port}"
+            report["cases"]["large_bodies"] = bench.large_bodies(url, pid, model, 96, 3_900_000)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(bench.table(report))
+    typer.echo(f"wrote {out}")
+
+
 @bench_app.command("steps")
 def steps(
     name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",

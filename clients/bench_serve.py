@@ -200,14 +200,14 @@ def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
 
 def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float, threads: int) -> dict[str, Any]:
     """ONNX Runtime alone, batches of 100 encoded rows, back to back on one thread."""
-    from service.model_loader import load_latest
-    from service.registry import ServingModels
-    from service.scoring import prepare
+    from service.models.loader import load_newest
+    from service.models.snapshot import ServingModels
+    from service.score.pipeline import prepare
     from service.settings import Settings
 
     settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
-    loaded = load_latest(repository, model, settings, ["pctr", "pctcvr"])
-    models = ServingModels({"ctr": model, "ctcvr": model}, {model: loaded}, {})
+    loaded = load_newest(settings, model, ["pctr", "pctcvr"])
+    models = ServingModels(settings.roles, {model: loaded}, {})
     inputs = [prepare(body, models, settings).encoded(loaded) for body in bodies]
     histogram = LatencyHistogram()
     runs = 0

@@ -106,7 +106,7 @@ class Manifest:
 
 def validate_model_name(name: str) -> str:
     """The name if it is a safe directory name (no path escapes the repository), else ValueError."""
-    if not MODEL_NAME.match(name) or name in (".", ".."):
+    if not MODEL_NAME.fullmatch(name) or name in (".", ".."):  # fullmatch: "ctr\n" passes ^...$
         raise ValueError(f"model name {name!r} must match {MODEL_NAME.pattern}")
     return name
 

@@ -1,14 +1,13 @@
 """The application factory: assembles settings, middleware, error handlers and routes.
 
-Models are loaded in the lifespan, before the first request is accepted; a model with no loadable
-version leaves the service up but not ready (``/v2/health/ready`` and ``/v1/score`` answer 503).
-At shutdown (SIGTERM or SIGINT: uvicorn stops accepting and waits for the requests in flight) every
-batcher drains its queue before the process exits.
+Models (the role models and the optional retrieval model) are loaded in the lifespan, before the
+first request is accepted; a role model with no loadable version leaves the service up but not
+ready (``/v2/health/ready`` and ``/v1/score`` answer 503). At shutdown (SIGTERM or SIGINT: the
+server drains its connections, server.py) every batcher drains its queue before the process exits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,18 +15,27 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from service.body_limit import BodySizeLimitMiddleware
-from service.errors import install_error_handlers
 from service.gc_tuning import tune_garbage_collector
+from service.http.body import BodySizeLimitMiddleware, large_body_size
+from service.http.errors import error_body, install_error_handlers
+from service.http.overload import BodyBudget, LoopDelay
 from service.metrics import Metrics, StatusCounter
-from service.model_manager import ModelManager
-from service.registry import ServingModels
-from service.retrieval import RetrievalState, load_retrieval
-from service.routes import admin, health, metrics, models, score, similarity, v2
-from service.score_endpoint import PATH, ScoreEndpoint
+from service.models.manager import ModelManager
+from service.models.snapshot import ServingModels
+from service.routes import admin, health, metrics, models
+from service.score import endpoint as score
+from service.score.endpoint import PATH, ScoreEndpoint
 from service.settings import Settings
+from service.similarity import endpoint as similarity
+from service.v2 import routes as v2
 
 logger = logging.getLogger(__name__)
+
+# A late loop with few requests in hand is another thread's doing (or the machine's), not a queue
+SHED_MIN_IN_FLIGHT = 16
+SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: the routes refused while the loop is behind
+# Every route but the admin ones (mounted only with a token); each module declares one APIRouter
+ROUTERS = (score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
 
 
 @asynccontextmanager
@@ -39,31 +47,70 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("ready: roles %s", settings.roles)
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
-    app.state.retrieval = await asyncio.to_thread(load_retrieval, settings)  # optional: never blocks ready
     if app.state.tune_gc:
         tune_garbage_collector()
+    if settings.shed_loop_delay_ms > 0:
+        app.loop_delay.start()
     yield
+    app.loop_delay.stop()
     await manager.stop(settings.drain_timeout_s)
-    app.state.retrieval = RetrievalState(None, "shut down")
-    app.state.models = ServingModels(settings.roles, {}, {name: "shut down" for name in settings.roles.values()})
+    app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
 
 
 class ScoringService(FastAPI):
-    """The FastAPI app, with ``POST /v1/score`` answered by its plain ASGI handler ahead of the framework."""
+    """The FastAPI app, with admission at the door (http/overload.py: the event loop's delay, large
+    bodies' bytes) and ``POST /v1/score`` answered by its plain ASGI handler ahead of the framework."""
 
     score_endpoint: ScoreEndpoint
+    loop_delay: LoopDelay
+    body_budget: BodyBudget
+    in_flight: int = 0  # POST requests being answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == PATH
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-        ):
-            await self.score_endpoint(scope, receive, send)
-        else:
+        if scope["type"] != "http" or scope["method"] != "POST":
             await super().__call__(scope, receive, send)
+            return
+        path = scope["path"]
+        if (
+            self.loop_delay.overloaded
+            and self.in_flight >= SHED_MIN_IN_FLIGHT
+            and (path in SHED_PATHS or path.endswith("/infer"))
+        ):
+            self.loop_delay.shed += 1
+            await self._refuse(send, "server overloaded: the event loop is behind", self.retry_after)
+            return
+        size = large_body_size(scope["headers"], self.state.settings.max_body_bytes)
+        # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
+        taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
+        if taken is None:
+            await self._refuse(send, "server busy reading other large bodies", self.retry_after)
+            return
+        self.in_flight += 1
+        try:
+            if path == PATH and not scope.get("root_path"):
+                await self.score_endpoint(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            if taken:
+                self.body_budget.release(taken)
+
+    @property
+    def retry_after(self) -> int:
+        return self.state.settings.retry_after_s
+
+    async def _refuse(self, send: Send, message: str, retry_after_s: int) -> None:
+        self.state.metrics.responses[503] += 1
+        body = error_body(message)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after_s).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(settings: Settings | None = None, tune_gc: bool = False) -> ScoringService:
@@ -79,18 +126,15 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.settings = settings
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
-    app.state.models = ServingModels(settings.roles, {}, {name: "loading" for name in settings.roles.values()})
-    app.state.retrieval = RetrievalState(None, "loading")
+    app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
+    app.loop_delay = LoopDelay(target_s=settings.shed_loop_delay_ms / 1000)
+    app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
     install_error_handlers(app)
-    app.include_router(score.router)
-    app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(similarity.router)
-    app.include_router(v2.router)
-    app.include_router(metrics.router)
+    for router in ROUTERS:
+        app.include_router(router)
     if settings.admin_token is not None:
         app.include_router(admin.router)
     return app

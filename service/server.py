@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import resource
 
 import uvicorn
 
 from service.app import create_app
+from service.http.protocol import guarded_protocol
 from service.log_format import JsonFormatter
 from service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -24,17 +28,31 @@ def configure_logging(level: int, structured: bool = False) -> None:
 def serve(settings: Settings | None = None) -> None:
     """Serve until SIGTERM or SIGINT, on the host and port the settings name.
 
-    On the signal uvicorn stops accepting connections and waits up to ``drain_timeout_s`` for the
+    Connections get header and body read time-outs (http/protocol.py). On the signal the server stops
+    accepting, answers the requests in hand with ``Connection: close``, serves what arrives on idle
+    connections for ``drain_idle_s`` before closing them, and waits up to ``drain_timeout_s`` for the
     requests in flight; then the lifespan drains every batcher's queue, and the process exits 0.
     """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
+    raise_open_files_limit()
+    protocol = guarded_protocol(settings.header_timeout_s, settings.body_timeout_s, settings.drain_idle_s)
     uvicorn.run(
         create_app(settings, tune_gc=True),
         host=settings.host,
         port=settings.port,
+        http=protocol,
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
     )
+
+
+def raise_open_files_limit() -> None:
+    """The soft limit on open files up to the hard one: each connection is a file descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        logger.info("open files limit raised from %d to %d", soft, target)

@@ -10,12 +10,12 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.repository import validate_model_name
+from common.roles import ROLE, ROLES
 
-ROLE_OUTPUTS = {"ctr": "pctr", "ctcvr": "pctcvr"}  # the output a model must have to fill each role
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
     # Which repository model fills each role: the position-debiased adversarial CTR model gives pctr,
     # ESMM gives pctcvr (pcvr = pctcvr / pctr then mixes the two, clipped to [0, 1]).
-    ctr_model: str = "ctr"
-    ctcvr_model: str = "esmm"
+    ctr_model: str = ROLE["ctr"].default_model
+    ctcvr_model: str = ROLE["ctcvr"].default_model
     max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
     max_top_k: Annotated[int, Field(gt=0)] = 1000  # largest k /v1/similarity accepts
@@ -48,11 +48,25 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None  # bearer token for /v2/repository/...; unset: admin routes are off
     poll_interval_s: Annotated[float, Field(ge=0)] = 0.0  # reload when the repository changes; 0: off
     drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
+    drain_idle_s: Annotated[float, Field(ge=0)] = 1.0  # on SIGTERM, idle keep-alive connections are closed after this
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # a request's headers must arrive within this
+    body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
+    body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
+    shed_loop_delay_ms: Annotated[float, Field(ge=0)] = 50.0  # 503 while the event loop stands this late; 0: off
 
     @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)
+
+    @model_validator(mode="after")
+    def _body_budget(self) -> Settings:
+        if self.body_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                f"body_bytes_in_flight ({self.body_bytes_in_flight}) must hold one body of max_body_bytes "
+                f"({self.max_body_bytes})"
+            )
+        return self
 
     @field_validator("admin_token")
     @classmethod
@@ -87,8 +101,8 @@ class Settings(BaseSettings):
 
     @property
     def roles(self) -> dict[str, str]:
-        """Role -> repository model name."""
-        return {"ctr": self.ctr_model, "ctcvr": self.ctcvr_model}
+        """Role -> repository model name (common/roles.py)."""
+        return {role.name: getattr(self, role.settings_key) for role in ROLES}
 
     @property
     def log_level_number(self) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 
 from common.encoder import FeatureEncoder
 from common.repository import versions
+from common.roles import ROLE
 from training.dataset import ImpressionTensors
 from training.evaluation import heldout_day, run_exported
 from training.fit import fit, predict
@@ -97,9 +98,7 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
 
 def _clipped_pcvr(root: Path, pctr: np.ndarray, table: Any) -> dict[str, Any]:
     """How often pCVR = pCTCVR / pCTR needs clipping when the served ctcvr model is not this one."""
-    from service.settings import Settings
-
-    ctcvr = Settings(model_repository=root).ctcvr_model
+    ctcvr = ROLE["ctcvr"].default_model
     if not versions(root, ctcvr):
         return {}
     _, outputs = run_exported(root, ctcvr, table)

@@ -16,10 +16,9 @@ from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
-from service.errors import ApiError
-from service.model_loader import ModelLoadError
-from service.schemas import error_responses
-from service.v2_schemas import RepositoryModel
+from service.http.errors import ApiError, error_responses
+from service.models.base import ModelLoadError
+from service.v2.schemas import RepositoryModel
 
 
 async def require_token(request: Request, settings: SettingsDep) -> None:
@@ -50,7 +49,8 @@ def _json(body: object) -> Response:
     "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
 )
 async def index(models: ModelsDep, settings: SettingsDep) -> Response:
-    """Every model in the repository directory with each served version, or why it is not served."""
+    """Every model in the repository directory with each served version, each version refused (with
+    why), or why the model is not served."""
     root = settings.model_repository
     names = sorted(
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
@@ -59,7 +59,9 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
     for name in names:
         served = sorted(models.versions.get(name, {}))
         entries.extend({"name": name, "version": str(v), "state": "READY", "reason": ""} for v in served)
-        if not served:
+        refused = sorted((v, why) for (model, v), why in models.refused.items() if model == name and v not in served)
+        entries.extend({"name": name, "version": str(v), "state": "UNAVAILABLE", "reason": why} for v, why in refused)
+        if not served and not refused:
             reason = models.errors.get(name, "not loaded") if versions(root, name) else "no versions"
             entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
     return _json(entries)
@@ -68,15 +70,19 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
 @router.post(
     "/models/{name}/load",
     response_class=Response,
-    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401),
+    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401, 409),
 )
 async def load(name: Name, manager: ManagerDep) -> Response:
-    """Load or reload a model per its version policy; the old versions serve until the swap."""
+    """Load or reload a model per its version policy; the old versions serve until the swap. A version
+    the policy wanted but refused is a 409 naming it and why (the versions that loaded are served)."""
     try:
-        models = await manager.load(name)
+        result = await manager.load(name)
     except ModelLoadError as error:
         raise ApiError(400, f"model {name!r} not loaded: {error}", "name") from None
-    return _json({"name": name, "versions": sorted(models.versions[name])})
+    if result.refused:
+        refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
+        raise ApiError(409, f"model {name!r}: {refused} (serving versions {result.served})", "name")
+    return _json({"name": name, "versions": result.served})
 
 
 @router.post(

@@ -5,9 +5,16 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from service.deps import ModelsDep
-from service.schemas import Health
+
+
+class Health(BaseModel):
+    live: bool | None = None
+    ready: bool | None = None
+    unavailable: dict[str, str] | None = Field(default=None, description="Model name -> why it is not loaded.")
+
 
 router = APIRouter(prefix="/v2/health", tags=["health"])
 

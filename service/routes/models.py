@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from service.deps import ModelsDep
-from service.schemas import ModelList
+
+
+class TensorDescription(BaseModel):
+    name: str
+    dtype: str
+    shape: list[int | str | None]
+
+
+class ModelDescription(BaseModel):
+    name: str
+    roles: list[str] = Field(description="The roles it fills (common/roles.py), or 'retrieval'.")
+    ready: bool
+    version: int | None = None
+    kind: str | None = None
+    provider: str | None = Field(default=None, description="Execution provider the session actually uses.")
+    inputs: list[TensorDescription] = []
+    outputs: list[TensorDescription] = []
+    features: list[str] = []
+    position: dict[str, Any] | None = Field(
+        default=None,
+        description='The position regime of the served pCTR / pCTCVR ("slot1": the top slot, or "logged") and, '
+        "for slot1, ctr_ratios[k - 1] = the learned CTR at slot k over slot 1 (multiply to price slot k).",
+    )
+    catalog_items: int | None = Field(default=None, description="Retrieval model: items in its catalog.")
+    error: str | None = Field(default=None, description="Why no version is served, when not ready.")
+    versions: list[int] = Field(default=[], description="Every version served (the newest fills the roles).")
+
+
+class ModelList(BaseModel):
+    models: list[ModelDescription]
+
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models", response_class=Response, responses={200: {"model": ModelList}})
 async def list_models(models: ModelsDep) -> Response:
-    """Each model a role names: its version, kind, provider in use and tensors, or why it is not loaded."""
+    """Each model a role names, and the retrieval model: version, kind, provider in use and tensors, or why
+    it is not loaded."""
     return Response(orjson.dumps({"models": models.describe()}), media_type="application/json")

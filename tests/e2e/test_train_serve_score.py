@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, read_manifest, version_dir
-from service.registry import load_serving_models
-from service.scoring import prepare
+from service.models.manager import load_snapshot
+from service.score.pipeline import prepare
 from service.settings import Settings
 from tests.support.server import ROOT, running_server
 from training.dataset import ImpressionTensors
@@ -106,7 +106,7 @@ def test_training_and_serving_encode_the_same_rows_identically(world_repository)
     manifest = read_manifest(world_repository, "esmm", 1)
     spec = manifest.feature_spec
     table = pq.read_table(world_repository.parent / "work" / "esmm" / "train.parquet")
-    models = load_serving_models(Settings(model_repository=world_repository, use_cuda=False))
+    models = load_snapshot(Settings(model_repository=world_repository, use_cuda=False))
     esmm = models.model("esmm")
     requests = []
     for request_id in ["d0-r0", "d0-r17", "d1-r2999"]:

@@ -29,7 +29,7 @@ def test_similarity_over_http(tmp_path_factory: pytest.TempPathFactory) -> None:
         assert len(scores) == 2 and scores[0] == scores[1] and 0.0 < scores[0] < 1.0
         too_many = httpx.post(f"{url}/v1/similarity", json={"query": QUERY, "k": 21}, timeout=10.0)
         assert too_many.status_code == 422 and too_many.json()["field"] == "k"
-    assert "retrieval model esam version 1 loaded" in log.read_text()
+    assert "model esam version 1 loaded (kind esam" in log.read_text()
 
 
 def test_without_retrieval_model_the_service_is_ready_and_similarity_is_503(

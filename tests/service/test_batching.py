@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.batching import BatchConfig, Batcher, Work, form_batch
-from service.errors import DeadlineExceeded, QueueFull
+from service.batching.batcher import Batcher
+from service.batching.policy import BatchConfig, Work, form_batch
+from service.http.errors import DeadlineExceeded, QueueFull
 
 
 def work(n: int, deadline: float = 10.0, abandoned: bool = False) -> Work:

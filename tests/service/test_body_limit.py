@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from service.body_limit import BodySizeLimitMiddleware
+from service.http.body import BodySizeLimitMiddleware
 
 
 def echo_app(limit: int) -> FastAPI:

@@ -4,7 +4,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.errors import InputError, field_path, install_error_handlers
+from service.http.errors import InputError, field_path, install_error_handlers
 
 
 @pytest.mark.parametrize(

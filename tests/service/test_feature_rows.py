@@ -10,16 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.errors import InputError
-from service.registry import ServingModels, load_serving_models
-from service.scoring import PreparedRequest, prepare
+from service.http.errors import InputError
+from service.models.manager import load_snapshot
+from service.models.snapshot import ServingModels
+from service.score.pipeline import PreparedRequest, prepare
 from service.settings import Settings
 from tests.service.test_fuzz_score import near_valid
 
 
 @pytest.fixture(scope="module")
 def served(settings: Settings) -> tuple[ServingModels, Settings]:
-    return load_serving_models(settings), settings
+    return load_snapshot(settings), settings
 
 
 def accepted(bodies: list[dict], models: ServingModels, settings: Settings) -> list[PreparedRequest]:

@@ -11,8 +11,9 @@ from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, version_dir
 from service.app import create_app
-from service.model_loader import ModelLoadError, load_latest, load_version
-from service.registry import load_serving_models
+from service.models.base import ModelLoadError
+from service.models.loader import load_newest, load_version
+from service.models.manager import load_snapshot
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 
@@ -25,7 +26,7 @@ def settings_for(root: Path, **overrides: object) -> Settings:
 
 def test_loads_verifies_and_runs(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path)
-    model = load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+    model = load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
     assert (model.name, model.version, model.kind) == ("esmm", 1, "esmm")
     assert model.provider == "CPUExecutionProvider"
     assert model.input_names == ("categorical", "numeric")
@@ -39,7 +40,7 @@ def test_loads_verifies_and_runs(tmp_path: Path) -> None:
 def test_newest_version_wins(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, seed=1)
     publish_tiny_esmm(tmp_path, seed=2)
-    assert load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS).version == 2
+    assert load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS).version == 2
 
 
 def test_altered_model_is_refused_and_the_older_version_serves(
@@ -51,8 +52,8 @@ def test_altered_model_is_refused_and_the_older_version_serves(
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="service.model_loader"):
-        model = load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+    with caplog.at_level(logging.WARNING, logger="service.models.loader"):
+        model = load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
     assert model.version == 1
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1
@@ -93,13 +94,13 @@ def test_spec_that_does_not_fit_the_graph_is_refused(tmp_path: Path) -> None:
 
 def test_no_versions(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no versions"):
-        load_latest(tmp_path, "esmm", settings_for(tmp_path), ESMM_NEEDS)
+        load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
 
 
 def test_distinct_role_models_each_load(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, name="ctr_only", outputs=("pctr",))
     publish_tiny_esmm(tmp_path)
-    models = load_serving_models(settings_for(tmp_path, ctr_model="ctr_only"))
+    models = load_snapshot(settings_for(tmp_path, ctr_model="ctr_only"))
     assert models.ready
     assert models.for_role("ctr").name == "ctr_only"
     assert models.for_role("ctcvr").name == "esmm"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
-from service.serving_config import ServingConfig, VersionPolicy, read_serving_config
+from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 
@@ -79,15 +79,18 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         publish_tiny_esmm(root, seed=6)  # version 3, then corrupted
         (version_dir(root, "esmm", 3) / MODEL_FILE).write_bytes(b"not an onnx model")
         response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
-        assert response.status_code == 200 and response.json()["versions"] == [2]
+        assert response.status_code == 409, response.text  # version 3 refused, named with its reason
+        assert response.json()["error"].startswith("model 'esmm': version 3 refused: model.onnx sha256")
+        assert response.json()["error"].endswith("(serving versions [2])")
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
         index = client.post("/v2/repository/index", headers=AUTH).json()
-        assert index == [{"name": "esmm", "version": "2", "state": "READY", "reason": ""}]
+        assert index[0] == {"name": "esmm", "version": "2", "state": "READY", "reason": ""}
+        assert index[1]["version"] == "3" and index[1]["state"] == "UNAVAILABLE" and "sha256" in index[1]["reason"]
         assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
         assert client.post("/v1/score", json=BODY).status_code == 503
         assert client.get("/v2/health/ready").status_code == 503
         assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 404
-        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 200
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409  # 3 still refused
         assert client.get("/v2/health/ready").status_code == 200
 
 
@@ -98,7 +101,8 @@ def test_a_load_with_nothing_loadable_keeps_the_old_version(tmp_path: Path) -> N
         (version_dir(root, "esmm", 2) / MODEL_FILE).write_bytes(b"\0" * 10)
         (version_dir(root, "esmm", 1) / MODEL_FILE).write_bytes(b"\0" * 10)  # served from memory still
         response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
-        assert response.status_code == 200 and response.json()["versions"] == [1]  # v1 kept as served
+        assert response.status_code == 409 and "version 2 refused" in response.json()["error"]
+        assert response.json()["error"].endswith("(serving versions [1])")  # v1 kept as served
         assert client.post("/v1/score", json=BODY).status_code == 200
         assert client.post("/v2/repository/models/other/load", headers=AUTH).status_code == 400
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import onnxruntime as ort
 import pytest
 
-from service.onnx_session import CPU, CUDA, create_session, requested_providers
+from service.models.onnx import CPU, CUDA, create_session, requested_providers
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, build_onnx
 

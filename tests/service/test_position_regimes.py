@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.registry import RegimeMismatch, load_serving_models
+from service.models.manager import load_snapshot
+from service.models.snapshot import RegimeMismatch
 from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD
 from tests.service.tiny_model import publish_tiny_esmm
@@ -32,7 +33,7 @@ def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path:
     message = str(refused.value)
     assert "'ctr'" in message and "'slot1'" in message and "'esmm'" in message and "'logged'" in message
     with pytest.raises(RegimeMismatch, match="ctr model 'ctr' version 1 serves 'slot1'"):
-        load_serving_models(settings_for(tmp_path))
+        load_snapshot(settings_for(tmp_path))
 
 
 def test_matching_regimes_serve_and_models_list_the_position(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.errors import InputError
-from service.scoring import conversion_rates, gather_columns, parse_body
+from service.http.errors import InputError
+from service.score.features import gather_columns
+from service.score.pipeline import conversion_rates, parse_body
 
 
 def test_conversion_rates_guard_zero_and_clips() -> None:

@@ -119,3 +119,52 @@ def test_a_tampered_tower_is_refused(tmp_path: Path, esam_dir: Path) -> None:
     with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503
+
+
+def test_the_retrieval_model_is_served_like_the_others(tmp_path: Path, esam_dir: Path) -> None:
+    """Listed in /v1/models and /v2/models/esam, its calls counted in /metrics, batched (one query-tower
+    run for concurrent queries), and reloaded by the admin API when a new version is published."""
+    import asyncio
+    import shutil
+
+    import httpx
+
+    from service.similarity.schemas import SIMILARITY_EXAMPLE
+
+    publish_tiny_esmm(tmp_path)
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    (tmp_path / "esam" / "config.toml").write_text("[serving]\nmax_queue_delay_us = 20000\n")
+    token = "t" * 16
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token=token)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        listed = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+        assert listed["esam"]["ready"] and listed["esam"]["roles"] == ["retrieval"]
+        assert listed["esam"]["versions"] == [1] and listed["esam"]["catalog_items"] > 0
+        assert client.get("/v2/models/esam").json()["versions"] == ["1"]
+        assert client.post("/v1/similarity", json=SIMILARITY_EXAMPLE).status_code == 200  # the docs' example
+
+        async def concurrent() -> list[int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                replies = await asyncio.gather(
+                    *(http.post("/v1/similarity", json={"query": QUERY, "k": 3}) for _ in range(8))
+                )
+            return [r.status_code for r in replies]
+
+        assert client.portal.call(concurrent) == [200] * 8  # type: ignore[union-attr]
+        metrics = client.get("/metrics").text
+        assert 'ctr_inference_request_success_total{model="esam",version="1"} 9' in metrics
+        executions = next(
+            line for line in metrics.splitlines() if line.startswith('ctr_inference_exec_count_total{model="esam"')
+        )
+        assert int(executions.rsplit(" ", 1)[1]) < 9  # the eight concurrent queries shared tower runs
+
+        shutil.copytree(tmp_path / "esam" / "1", tmp_path / "esam" / "2")
+        manifest = (tmp_path / "esam" / "2" / "model.json").read_text().replace('"version": 1', '"version": 2')
+        (tmp_path / "esam" / "2" / "model.json").write_text(manifest)
+        auth = {"Authorization": f"Bearer {token}"}
+        loaded = client.post("/v2/repository/models/esam/load", headers=auth)
+        assert loaded.status_code == 200 and loaded.json()["versions"] == [2], loaded.text
+        reply = client.post("/v1/similarity", json={"query": QUERY, "k": 3}).json()
+        assert reply["model"] == {"name": "esam", "version": 2}

@@ -1,11 +1,11 @@
-"""``/v1/similarity`` bodies as pydantic models, for the OpenAPI document only (the hot path checks the
-parsed JSON itself, as ``/v1/score`` does)."""
+"""``/v1/similarity`` bodies as pydantic models: the OpenAPI document's, and the test's that checks every
+2xx body against them (the pipeline checks the parsed JSON itself, as ``/v1/score`` does)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas import FeatureValue, ModelRef
+from service.score.schemas import FeatureValue, ModelRef
 
 SIMILARITY_EXAMPLE = {
     "query": {"user_id": "u17", "user_segment": "s3", "device": "mobile", "query_category": "c4"},

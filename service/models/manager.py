@@ -1,12 +1,13 @@
 """Model management: load, reload and unload models while serving (Triton-style explicit control).
 
-A load reads the model's ``[serving]`` settings and version policy, verifies each version it needs
-(checksum, ONNX Runtime load, inputs and outputs as declared, warm-up at the expected batch sizes: see
-model_loader.py) in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into
-``app.state.models`` in one assignment. Requests already holding the old snapshot finish on it; the
-batchers of versions no longer served drain and stop. A version that fails verification is refused
-with a log line and the versions already served keep serving; a load that finds nothing loadable
-changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits for it.
+Every model the settings name is managed here: the role models and the retrieval model alike. A load
+reads the model's ``[serving]`` settings and version policy, verifies each version it needs (loader.py)
+in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in
+one assignment. Requests already holding the old snapshot finish on it; the batchers of versions no
+longer served drain and stop. A version that fails verification is refused with a log line, remembered
+with its reason (``/v2/repository/index`` lists it; polling does not retry it), and the versions already
+served keep serving; a load that finds nothing loadable changes nothing. Loads are serialised by a
+lock, so a reload requested while one runs waits for it.
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
 is kept as it is, with its warm session and batcher, unless its batching settings changed.
@@ -16,20 +17,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from common.repository import validate_model_name, versions
-from service.batching import Batcher
+from service.batching.batcher import Batcher
 from service.metrics import Metrics
-from service.model_loader import LoadedModel, ModelLoadError, load_version
-from service.registry import RegimeMismatch, ServingModels, required_outputs
-from service.serving_config import ServingConfig, read_serving_config
+from service.models.base import ModelLoadError, ServedModel
+from service.models.config import ServingConfig, read_serving_config
+from service.models.loader import load_newest, load_versions
+from service.models.snapshot import RegimeMismatch, ServingModels, required_outputs
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load did: the versions now served, and each version it refused with the reason."""
+
+    name: str
+    served: list[int]
+    refused: dict[int, str]
 
 
 class ModelManager:
@@ -40,7 +51,6 @@ class ModelManager:
         self.settings = settings
         self.metrics = metrics
         self.configs: dict[str, ServingConfig] = {}  # model name -> the settings its batchers run with
-        self.refused: dict[tuple[str, int], str] = {}  # (name, version) -> why, so polling does not retry it
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
@@ -50,19 +60,19 @@ class ModelManager:
         return self.state.models
 
     async def start(self) -> None:
-        """Load every model a role names; start polling the repository when the settings ask for it.
-        Role models whose position regimes differ stop the start-up (RegimeMismatch)."""
-        for name in required_outputs(self.settings.roles):
+        """Load every model the settings name; start polling the repository when they ask for it."""
+        for name in self.models.names:
             try:
                 await self.load(name)
             except RegimeMismatch:
-                raise
+                raise  # role models whose position regimes differ stop the start-up
             except ModelLoadError as error:
-                logger.error("model %s is not served: %s", name, error)
+                optional = name not in self.settings.roles.values()
+                logger.log(logging.WARNING if optional else logging.ERROR, "model %s is not served: %s", name, error)
         if self.settings.poll_interval_s > 0:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 
-    async def load(self, name: str) -> ServingModels:
+    async def load(self, name: str) -> LoadResult:
         """(Re)load ``name`` per its version policy and swap it in; ModelLoadError leaves all as it was."""
         try:
             validate_model_name(name)
@@ -70,17 +80,20 @@ class ModelManager:
             raise ModelLoadError(str(error)) from None
         async with self._lock:
             current = dict(self.models.versions.get(name, {}))
+            refused: dict[int, str] = {}
             try:
-                config, chosen = await run_in_threadpool(self._load_versions, name, current)
+                config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
             except ModelLoadError as error:
-                if name not in self.models.loaded:
-                    self._swap(replace(self.models, errors={**self.models.errors, name: str(error)}))
+                errors = self.models.errors if name in self.models.loaded else {**self.models.errors, name: str(error)}
+                self._swap(replace(self.models, errors=errors, refused=self._refusals(name, refused)))
                 raise
             old = self.models
-            newest = chosen[max(chosen)]
-            errors = {k: v for k, v in old.errors.items() if k != name}
             snapshot = replace(
-                old, loaded={**old.loaded, name: newest}, versions={**old.versions, name: chosen}, errors=errors
+                old,
+                loaded={**old.loaded, name: chosen[max(chosen)]},
+                versions={**old.versions, name: chosen},
+                errors={k: v for k, v in old.errors.items() if k != name},
+                refused=self._refusals(name, refused, served=chosen),
             )
             conflict = snapshot.regime_conflict()
             if conflict is not None:  # refused: what is served stays as it was
@@ -95,7 +108,12 @@ class ModelManager:
             self._swap(replace(snapshot, batchers=batchers))
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
-            return self.models
+            return LoadResult(name, sorted(chosen), refused)
+
+    def _refusals(self, name: str, refused: dict[int, str], served: Any = ()) -> dict[tuple[str, int], str]:
+        """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried."""
+        kept = {k: v for k, v in self.models.refused.items() if k[0] != name or (k[1] not in served)}
+        return kept | {(name, version): why for version, why in refused.items()}
 
     async def unload(self, name: str) -> None:
         """Stop serving every version of ``name``; queued requests still finish. KeyError if not served."""
@@ -128,10 +146,11 @@ class ModelManager:
     def _swap(self, snapshot: ServingModels) -> None:
         self.state.models = snapshot  # one reference assignment: a request sees the old or the new
 
-    def _batcher(self, model: LoadedModel, config: ServingConfig) -> Batcher:
+    def _batcher(self, model: ServedModel, config: ServingConfig) -> Batcher:
         stats = self.metrics.model(model.name, model.version, model.provider)
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
-        batcher = Batcher(model.run, batch, stats, label=f"{model.name}:{model.version}", encode=model.encode)
+        label = f"{model.name}:{model.version}"
+        batcher = Batcher(model.run, batch, stats, label=label, collate=model.collate)
         batcher.start()
         return batcher
 
@@ -142,63 +161,57 @@ class ModelManager:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
-    def _load_versions(
-        self, name: str, current: dict[int, LoadedModel]
-    ) -> tuple[ServingConfig, dict[int, LoadedModel]]:
-        """(thread) The versions to serve, newest first per the policy; ModelLoadError if none loads."""
-        root = self.settings.model_repository
+    def _config(self, name: str) -> ServingConfig:
         try:
-            config = read_serving_config(root, name, self.settings.batching)
+            return read_serving_config(self.settings.model_repository, name, self.settings.batching)
         except ValueError as error:
             raise ModelLoadError(f"serving settings: {error}") from None
+
+    def _load_versions(
+        self, name: str, current: dict[int, ServedModel], refused: dict[int, str]
+    ) -> tuple[ServingConfig, dict[int, ServedModel]]:
+        """(thread) The serving settings and the versions to serve; ModelLoadError if none loads."""
+        config = self._config(name)
         outputs = required_outputs(self.settings.roles).get(name, set())
-        available = versions(root, name)
-        if not available:
-            raise ModelLoadError(f"no versions of model {name!r} under {root}")
-        chosen: dict[int, LoadedModel] = {}
-        wanted = config.version_policy.wanted
-        for version in config.version_policy.select(available):
-            if wanted is not None and len(chosen) >= wanted:
-                break
-            if version in current:
-                chosen[version] = current[version]
-                continue
-            try:
-                chosen[version] = load_version(root, name, version, self.settings, outputs)
-            except ModelLoadError as error:
-                logger.warning("model %s version %d refused: %s", name, version, error)
-                self.refused[(name, version)] = str(error)
-                continue
-            self.refused.pop((name, version), None)
-            model = chosen[version]
-            logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
-        if not chosen:
-            raise ModelLoadError(f"no loadable version of model {name!r} (tried {sorted(available, reverse=True)})")
-        return config, chosen
+        return config, load_versions(self.settings, name, config.version_policy, outputs, current, refused)
 
     def _wanted_now(self, name: str) -> set[int] | None:
         """(thread) The versions a load would serve now, skipping ones refused before; None if unknown."""
         try:
-            config = read_serving_config(self.settings.model_repository, name, self.settings.batching)
-        except ValueError:
+            policy = self._config(name).version_policy
+        except ModelLoadError:
             return None
+        refused = self.models.refused
         candidates = [
-            v
-            for v in config.version_policy.select(versions(self.settings.model_repository, name))
-            if (name, v) not in self.refused
+            v for v in policy.select(versions(self.settings.model_repository, name)) if (name, v) not in refused
         ]
-        wanted = config.version_policy.wanted
-        return set(candidates[:wanted] if wanted is not None else candidates)
+        return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     async def _poll(self) -> None:
         """Reload a model when the versions its policy selects on disk differ from those served."""
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
-            names = set(required_outputs(self.settings.roles)) | set(self.models.loaded)
-            for name in sorted(names):
+            for name in sorted(set(self.models.names) | set(self.models.loaded)):
                 wanted = await run_in_threadpool(self._wanted_now, name)
                 if wanted and wanted != set(self.models.versions.get(name, {})):
                     try:
                         await self.load(name)
                     except ModelLoadError as error:
                         logger.warning("poll: model %s not reloaded: %s", name, error)
+
+
+def load_snapshot(settings: Settings) -> ServingModels:
+    """The newest loadable version of each role model, without batchers: for tools and tests that encode
+    or check requests outside a server. A model with no loadable version is left out, with its reason."""
+    loaded: dict[str, ServedModel] = {}
+    errors: dict[str, str] = {}
+    for name, outputs in required_outputs(settings.roles).items():
+        try:
+            loaded[name] = load_newest(settings, name, outputs)
+        except ModelLoadError as error:
+            errors[name] = str(error)
+    models = ServingModels(settings.roles, loaded, errors)
+    conflict = models.regime_conflict()
+    if conflict is not None:
+        raise RegimeMismatch(conflict)
+    return models

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from common.repository import CONFIG_FILE, read_config
-from service.batching import BatchConfig
+from service.batching.policy import BatchConfig
 
-INTEGER_KEYS = ("max_batch_size", "max_queue_delay_us", "max_queue_items", "instances")
+# The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
+INTEGER_KEYS = tuple(f.name for f in fields(BatchConfig) if f.type in ("int", int) and f.name != "retry_after_s")
 
 
 @dataclass(frozen=True)

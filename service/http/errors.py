@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -44,12 +45,14 @@ class ModelUnavailable(ApiError):
 
 
 class QueueFull(ApiError):
-    """A batcher's queue has no room: 503 at once, with Retry-After."""
+    """A batcher cannot take the request in time: 503 at once, with Retry-After. ``reason`` is the
+    metrics label: ``queue_full`` (no room) or ``overloaded`` (the expected wait passes the deadline)."""
 
-    def __init__(self, retry_after_s: int = 1) -> None:
-        super().__init__(
-            503, "server overloaded: the model's queue is full", headers={"Retry-After": str(retry_after_s)}
-        )
+    def __init__(
+        self, retry_after_s: int = 1, reason: str = "queue_full", detail: str = "the model's queue is full"
+    ) -> None:
+        super().__init__(503, f"server overloaded: {detail}", headers={"Retry-After": str(retry_after_s)})
+        self.reason = reason
 
 
 class DeadlineExceeded(ApiError):
@@ -64,6 +67,30 @@ class ClientDisconnected(ApiError):
 
     def __init__(self) -> None:
         super().__init__(499, "client closed the request")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What is wrong.")
+    field: str | None = Field(description="The request field at fault, e.g. 'candidates[3].ad_price'.")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON (including NaN, Infinity and numbers out of range).",
+    401: "Missing or wrong bearer token.",
+    404: "No such model or version is served.",
+    408: "The request's headers or body did not arrive in time.",
+    409: "The model could not be (re)loaded: the body names the refused versions and why.",
+    413: "Body or candidate count over the limit.",
+    415: "Content-Type is not application/json.",
+    422: "A field is missing, unknown or of the wrong type; `field` names it.",
+    503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",
+    504: "The deadline passed before the model answered.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """The OpenAPI ``responses`` entries of these error statuses."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
 
 
 def error_body(message: str, field: str | None = None) -> bytes:

@@ -11,14 +11,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service import scoring, v2_protocol
-from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
-from service.errors import ApiError
-from service.json_body import INLINE_BODY_BYTES
-from service.model_loader import LoadedModel
-from service.registry import ServingModels
-from service.schemas import error_responses
-from service.v2_schemas import INFER_EXAMPLE, InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata
+from service.batching import client
+from service.deps import DeadlineDep, ModelsDep, SettingsDep, json_body
+from service.http.body import INLINE_BODY_BYTES, request_body
+from service.http.errors import ApiError, InputError, ModelUnavailable, error_responses
+from service.models.base import ServedModel
+from service.models.scoring_model import ScoringModel
+from service.models.snapshot import ServingModels
+from service.v2 import protocol
+from service.v2.schemas import INFER_EXAMPLE, InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -30,7 +31,7 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def served(models: ServingModels, name: str, version: str | None) -> LoadedModel:
+def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
     """The model version a path names; 404 when it is not served."""
     if version is None:
         model = models.model(name)
@@ -56,7 +57,7 @@ async def server_metadata() -> Response:
 async def model_metadata(name: str, models: ModelsDep) -> Response:
     """The newest served version's input and output tensors, and every served version."""
     model = served(models, name, None)
-    return _json(v2_protocol.model_metadata(model, sorted(models.versions.get(name, {}))))
+    return _json(protocol.model_metadata(model, sorted(models.versions.get(name, {}))))
 
 
 @router.get(
@@ -66,7 +67,7 @@ async def model_metadata(name: str, models: ModelsDep) -> Response:
 )
 async def version_metadata(name: str, version: str, models: ModelsDep) -> Response:
     """One served version's input and output tensors."""
-    return _json(v2_protocol.model_metadata(served(models, name, version), [int(version)]))
+    return _json(protocol.model_metadata(served(models, name, version), [int(version)]))
 
 
 @router.get(
@@ -90,12 +91,7 @@ async def version_ready(name: str, version: str, models: ModelsDep) -> Response:
 
 
 INFER_ERRORS = error_responses(400, 404, 413, 415, 503, 504)
-INFER_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": InferRequest.model_json_schema(), "example": INFER_EXAMPLE}},
-    }
-}
+INFER_DOC = request_body(InferRequest, INFER_EXAMPLE)
 
 
 @router.post(
@@ -105,10 +101,10 @@ INFER_DOC = {
     openapi_extra=INFER_DOC,
 )
 async def infer(
-    name: str, request: Request, body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
+    name: str, request: Request, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
 ) -> Response:
     """Run the newest served version on the given input tensors."""
-    return await _infer(served(models, name, None), request, body, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, None), request, models, settings.max_candidates, deadline)
 
 
 @router.post(
@@ -121,22 +117,33 @@ async def infer_version(
     name: str,
     version: str,
     request: Request,
-    body: JsonBody,
     models: ModelsDep,
     settings: SettingsDep,
     deadline: DeadlineDep,
 ) -> Response:
     """Run one served version on the given input tensors."""
-    return await _infer(served(models, name, version), request, body, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, version), request, models, settings.max_candidates, deadline)
 
 
 async def _infer(
-    model: LoadedModel, request: Request, body: bytes, models: ServingModels, max_rows: int, deadline: float
+    model: ServedModel, request: Request, models: ServingModels, max_rows: int, deadline: float
 ) -> Response:
+    if not isinstance(model, ScoringModel):
+        raise InputError(400, f"model {model.name!r} is a retrieval model: query it with POST /v1/similarity")
+    declared = request.headers.get("content-length", "")
+    largest = protocol.largest_body(model, max_rows)
+    if declared.isdigit() and int(declared) > largest:  # refused before a byte of it is read
+        raise InputError(
+            413, f"body of {declared} bytes; an infer request of at most {max_rows} rows is under {largest}"
+        )
+    body = await json_body(request)
     if len(body) <= INLINE_BODY_BYTES:
-        request_id, inputs, rows, outputs = v2_protocol.parse_infer(body, model, max_rows)
+        request_id, inputs, rows, outputs = protocol.parse_infer(body, model, max_rows)
     else:
-        request_id, inputs, rows, outputs = await run_in_threadpool(v2_protocol.parse_infer, body, model, max_rows)
-    queued = scoring.enqueue(models, [(model, inputs)], rows, deadline)
-    result = (await scoring.outcomes(queued, request.receive))[model.name]
-    return Response(v2_protocol.render_infer(model, request_id, result, outputs), media_type="application/json")
+        request_id, inputs, rows, outputs = await run_in_threadpool(protocol.parse_infer, body, model, max_rows)
+    batcher = models.batcher(model)
+    if batcher is None:
+        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
+    queued = client.enqueue([(model, batcher, inputs)], rows, deadline)
+    result = (await client.outcomes(queued, request.receive))[model]
+    return Response(protocol.render_infer(model, request_id, result, outputs), media_type="application/json")

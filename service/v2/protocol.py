@@ -21,14 +21,16 @@ import numpy as np
 import orjson
 
 from common.encoder import FLOAT32_LIMIT
-from service.errors import InputError
-from service.model_loader import LoadedModel
+from service.http.body import parse_json
+from service.http.errors import InputError
+from service.models.base import ServedModel
+from service.models.scoring_model import ScoringModel
 
 DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
 PLATFORM = "onnxruntime_onnx"
 
 
-def model_metadata(model: LoadedModel, versions: list[int]) -> dict[str, Any]:
+def model_metadata(model: ServedModel, versions: list[int]) -> dict[str, Any]:
     manifest = model.manifest
     return {
         "name": model.name,
@@ -45,16 +47,21 @@ def _shape(shape: list[int | str]) -> list[int]:
     return [dim if isinstance(dim, int) else -1 for dim in shape]
 
 
+BYTES_PER_VALUE = 40  # a number as JSON text at its longest ("-1.2345678901234567e+308"), with separators
+
+
+def largest_body(model: ScoringModel, max_rows: int) -> int:
+    """An upper bound on the size of a valid infer body for ``model`` (``max_rows`` rows, compact JSON):
+    larger bodies are refused from their Content-Length, before they are read or parsed."""
+    spec = model.manifest.feature_spec
+    return 4096 + max_rows * (len(spec.categorical) + len(spec.numeric)) * BYTES_PER_VALUE
+
+
 def parse_infer(
-    body: bytes, model: LoadedModel, max_rows: int
+    body: bytes, model: ScoringModel, max_rows: int
 ) -> tuple[str | None, dict[str, np.ndarray], int, list[str]]:
     """(request id, input tensors, rows, output names) from an infer body; InputError on anything wrong."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InputError(
-            400, f"body is not valid JSON: {error.msg} (line {error.lineno} column {error.colno})"
-        ) from None
+    data = parse_json(body)
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
     request_id = data.get("id")
@@ -97,8 +104,13 @@ def _tensor(tensor: dict[str, Any], dtype: str, where: str) -> np.ndarray:
     shape = tensor.get("shape")
     if type(shape) is not list or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
+    data = tensor.get("data")
+    if not _fits(data, shape[0], shape[1]):  # checked before numpy sees it: a cheap refusal for large bodies
+        raise InputError(
+            400, f"data must hold {shape[0] * shape[1]} numbers (shape {shape}), flat or as rows", f"{where}.data"
+        )
     try:
-        values = np.array(tensor.get("data"))
+        values = np.array(data)
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
@@ -112,7 +124,16 @@ def _tensor(tensor: dict[str, Any], dtype: str, where: str) -> np.ndarray:
     return values.astype(dtype, copy=False).reshape(shape)
 
 
-def _check_widths(tensors: dict[str, np.ndarray], model: LoadedModel) -> None:
+def _fits(data: Any, rows: int, width: int) -> bool:
+    """Whether ``data`` is a flat list of rows*width values, or rows lists of width values each."""
+    if type(data) is not list:
+        return False
+    if len(data) == rows * width and (not data or type(data[0]) is not list):
+        return True
+    return len(data) == rows and all(type(row) is list and len(row) == width for row in data)
+
+
+def _check_widths(tensors: dict[str, np.ndarray], model: ScoringModel) -> None:
     spec = model.manifest.feature_spec
     where = {name: f"inputs[{i}]" for i, name in enumerate(tensors)}
     widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
@@ -135,7 +156,7 @@ def _check_widths(tensors: dict[str, np.ndarray], model: LoadedModel) -> None:
             )
 
 
-def _outputs(requested: Any, model: LoadedModel) -> list[str]:
+def _outputs(requested: Any, model: ScoringModel) -> list[str]:
     if requested is None:
         return list(model.output_names)
     if type(requested) is not list or any(type(o) is not dict for o in requested):
@@ -149,7 +170,9 @@ def _outputs(requested: Any, model: LoadedModel) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def render_infer(model: LoadedModel, request_id: str | None, outputs: dict[str, np.ndarray], names: list[str]) -> bytes:
+def render_infer(
+    model: ScoringModel, request_id: str | None, outputs: dict[str, np.ndarray], names: list[str]
+) -> bytes:
     body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
     if request_id is not None:
         body["id"] = request_id

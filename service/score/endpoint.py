@@ -1,4 +1,4 @@
-"""``POST /v1/score`` as a plain ASGI handler: the hot path without the framework's per-request layers.
+"""``POST /v1/score``: a plain ASGI handler for the hot path, and the FastAPI route that documents it.
 
 FastAPI's route machinery (middleware stack, router matching, dependency solving, exception-handler
 wrappers, telemetry) costs more CPU per request than everything the service does for a 1-candidate
@@ -8,27 +8,31 @@ things the framework would for this one route, and nothing else:
 
 - Content-Length over ``CTR_MAX_BODY_BYTES`` (or a body that grows past it) -> 413, a non-JSON
   Content-Type -> 415, a bad ``X-Request-Timeout-Ms`` -> 400;
-- the body is answered by ``scoring.respond`` (the same function the FastAPI route calls);
+- the body is answered by ``pipeline.respond`` (the same function the FastAPI route calls);
 - every ApiError is its JSON error body (499, unread, when the client left), anything unexpected is
   logged and answered 500 in JSON;
 - each response is counted in the HTTP status metrics.
 
-The FastAPI route (service/routes/score.py) stays registered: it documents the operation in the
-OpenAPI schema and answers when the app is mounted under a prefix, where this shortcut does not apply.
+The FastAPI route (``router`` below) stays registered: it documents the operation in the OpenAPI
+schema and answers when the app is mounted under a prefix, where this shortcut does not apply.
 """
 
 from __future__ import annotations
 
 import logging
 
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from starlette.datastructures import State
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from service import scoring
-from service.body_limit import declared_length_refusal, too_large_message
-from service.deps import TIMEOUT_HEADER, check_media_type, deadline_for
-from service.errors import INTERNAL_ERROR, ApiError, ClientDisconnected, error_body
+from service.deps import DeadlineDep, JsonBody
+from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, declared_length_refusal, read_body
+from service.http.body import request_body as documented_body
+from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
 from service.metrics import Metrics
+from service.score import pipeline
+from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -71,8 +75,8 @@ class ScoreEndpoint:
                 or message["type"] != "http.request"
                 or len(body) > settings.max_body_bytes
             ):
-                body = await _read_body(receive, settings.max_body_bytes, message)
-            body = await scoring.respond(body, self.state.models, settings, deadline, receive)
+                body = await read_body(receive, settings.max_body_bytes, message)
+            body = await pipeline.respond(body, self.state.models, settings, deadline, receive)
         except ApiError as error:
             status, headers = error.status, error.headers
             body = error_body(error.message, error.field)
@@ -88,19 +92,22 @@ class ScoreEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, max_bytes: int, message: Message) -> bytes:
-    """The whole request body from its first ``message`` on; 413 as soon as it grows past ``max_bytes``;
-    499 if the client leaves."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise ApiError(413, too_large_message(max_bytes))
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        message = await receive()
+router = APIRouter(tags=["scoring"])
+
+
+@router.post(
+    PATH,
+    summary="Score candidate ads",
+    response_class=Response,
+    responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
+    | error_responses(400, 413, 415, 422, 503, 504),
+    openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE),
+)
+async def score(request: Request, body: JsonBody, deadline: DeadlineDep) -> Response:
+    """Encode the features with each role model's spec, then run the models through their batchers.
+
+    The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
+    """
+    state = request.app.state
+    answer = await pipeline.respond(body, state.models, state.settings, deadline, request.receive)
+    return Response(answer, media_type="application/json")

@@ -1,7 +1,5 @@
-"""Open Inference Protocol (KServe V2) bodies as pydantic models, for the OpenAPI document only.
-
-The routes parse and answer by hand (service/v2_protocol.py); these describe the same shapes.
-"""
+"""Open Inference Protocol (KServe V2) bodies as pydantic models, for the OpenAPI document and the
+test that checks every 2xx body against them (the routes parse and answer by hand: protocol.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 Datatype = Literal["INT64", "FP32", "FP64"]
 Nested = list[int | float] | list[list[int | float]]
 
-INFER_EXAMPLE = {
+INFER_EXAMPLE = {  # one encoded row for the default served models (7 categorical ids, 3 numeric values)
     "id": "r1",
     "inputs": [
-        {"name": "categorical", "datatype": "INT64", "shape": [1, 3], "data": [[0, 50, 74]]},
-        {"name": "numeric", "datatype": "FP32", "shape": [1, 2], "data": [[0.5, -1.0]]},
+        {
+            "name": "categorical",
+            "datatype": "INT64",
+            "shape": [1, 7],
+            "data": [[17, 40003, 40065, 40101, 40953, 50197, 50603]],
+        },
+        {"name": "numeric", "datatype": "FP32", "shape": [1, 3], "data": [[0.4, 1.2, -0.3]]},
     ],
     "outputs": [{"name": "pctr"}],
 }

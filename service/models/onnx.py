@@ -11,9 +11,11 @@ import logging
 
 import onnxruntime as ort
 
+from service.models.base import ModelLoadError
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -46,3 +48,11 @@ def create_session(model: bytes, settings: Settings) -> tuple[ort.InferenceSessi
     if provider != requested[0]:
         logger.warning("asked ONNX Runtime for %s but the session runs on %s", requested[0], provider)
     return session, provider
+
+
+def open_session(model: bytes, settings: Settings, what: str) -> tuple[ort.InferenceSession, str]:
+    """``create_session``, with ONNX Runtime's own errors (invalid graphs) as ModelLoadError naming ``what``."""
+    try:
+        return create_session(model, settings)
+    except Exception as error:  # ORT raises its own exception types for invalid graphs
+        raise ModelLoadError(f"ONNX Runtime cannot load {what}: {error}") from None

@@ -1,4 +1,4 @@
-"""The similarity hot path: request bytes -> encoded query (and items) -> scores -> response bytes.
+"""The similarity pipeline: request bytes -> encoded query (and items) -> scores -> response bytes.
 
 Two forms, told apart by their keys:
 
@@ -8,36 +8,65 @@ Two forms, told apart by their keys:
 The top-k form ranks the stored catalog embeddings. Values are checked as ``/v1/score`` checks them
 (the same column gathering, the same JSON errors); the field paths name ``query.<feature>`` and
 ``items[i].<feature>``.
+
+The query is embedded through the retrieval model's batcher, so the queries of concurrent requests
+share one run of the query tower; the item tower (``items``) and the catalog ranking (``k``) run in
+the thread pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
 import orjson
+from starlette.types import Receive
 
 from common.encoder import FeatureEncoder, FeatureError
-from service.errors import InputError, ModelUnavailable
-from service.json_body import load_object
-from service.retrieval import RetrievalState
-from service.scoring import gather_columns
+from service.batching import client
+from service.http.body import INLINE_BODY_BYTES, load_object
+from service.http.errors import InputError, ModelUnavailable
+from service.models.retrieval_model import EMBEDDING, RetrievalModel
+from service.models.snapshot import ServingModels
+from service.score.features import gather_columns
 from service.settings import Settings
 
 BODY_KEYS = frozenset({"query", "items", "k"})
 
 
-def similarity(body: bytes, state: RetrievalState, settings: Settings) -> bytes:
-    model = state.model
-    if model is None:
-        raise ModelUnavailable(f"no retrieval model: {state.error}")
+async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+    """The response body for a request body; ApiError for anything the client must fix."""
+    model = models.retrieval
+    batcher = models.batcher(model) if model is not None else None
+    if model is None or batcher is None:
+        reason = models.errors.get(settings.retrieval_model, "not loaded")
+        raise ModelUnavailable(f"no retrieval model {settings.retrieval_model!r}: {reason}")
+    if len(body) <= INLINE_BODY_BYTES:
+        query, items, k = prepare(body, model, settings)
+    else:
+        query, items, k = await asyncio.to_thread(prepare, body, model, settings)
+    queued = client.enqueue([(model, batcher, query)], 1, deadline)
+    embedding = (await client.outcomes(queued, receive))[model][EMBEDDING][0]
+    return await asyncio.to_thread(render, model, embedding, items, k)
+
+
+def prepare(
+    body: bytes, model: RetrievalModel, settings: Settings
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int]:
+    """(the encoded query, the encoded items or None, k): everything checked and encoded."""
     query, items, k = parse_body(body, settings)
     encoded_query = _encode(model.query.encoder, [query], "query", settings)
-    reference = {"name": model.manifest.name, "version": model.manifest.version}
+    encoded_items = _encode(model.item.encoder, items, "items", settings) if items is not None else None
+    return encoded_query, encoded_items, k
+
+
+def render(model: RetrievalModel, query: np.ndarray, items: dict[str, np.ndarray] | None, k: int) -> bytes:
+    """The answer for a query embedding (L,): each item's score, or the top k of the catalog."""
+    reference = {"name": model.name, "version": model.version}
     if items is not None:
-        scores = model.score_items(encoded_query, _encode(model.item.encoder, items, "items", settings))
-        return orjson.dumps({"scores": scores.tolist(), "model": reference})
-    best, scores = model.top_k(encoded_query, k)
+        return orjson.dumps({"scores": model.score_items(query, items).tolist(), "model": reference})
+    best, scores = model.top_k(query, k)
     found = [{"id": str(i), "score": s} for i, s in zip(model.ids[best].tolist(), scores.tolist(), strict=True)]
     return orjson.dumps({"items": found, "model": reference})
 

@@ -1,0 +1,295 @@
+"""``ctr bench harden``: the service tried as an operator would, one case at a time (docs/serving.md).
+
+Each case runs a fresh ``ctr serve`` process on loopback and reports what clients saw:
+
+- ``overload``: the sustainable rate of 10-candidate requests (closed loop), then twice that rate
+  offered open-loop, then half of it: the statuses, how fast refusals came, the slowest answer;
+- ``drain``: SIGTERM under steady keep-alive load: requests answered, never sent (refused
+  connections after the listener closed), and sent but left without a response; time to exit;
+- ``slow_clients``: connections that send half a header and stall: how long until the server closed
+  each, and the health route's latency meanwhile;
+- ``large_bodies``: concurrent invalid ~3.9 MB V2 infer bodies: answers, their latency, and the
+  server's resident memory before, at its peak and after.
+
+The tests in tests/integration/test_hardening.py run the same functions at a small scale and assert
+on what they return; this command runs them at the scale of the issue and prints a table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from clients.loadgen import run_load
+
+
+@dataclass
+class Outcomes:
+    """What clients saw: status counts, answer latencies (ms), and requests left without an answer."""
+
+    statuses: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident set size (Linux /proc), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- overload ----------------------------------------------------------------------------------------
+
+
+def capacity(port: int, body: bytes, step_s: float, connections: int = 64) -> float:
+    """The sustainable rate: the most requests/s answered 200 while offered rates rise by half each
+    ``step_s`` (open loop, from what one closed-loop client gets) until the achieved rate falls under
+    90% of the offered one (saturation)."""
+    with httpx.Client(timeout=10) as client:
+        start, done = time.monotonic(), 0
+        while time.monotonic() - start < 1.0:
+            client.post(f"http://127.0.0.1:{port}/v1/score", content=body, headers={"content-type": "application/json"})
+            done += 1
+    rate = done / (time.monotonic() - start)
+    best = 0.0
+    for _ in range(20):
+        result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], rate, step_s, connections=connections))
+        time.sleep(1.0)  # let the queues empty before the next step
+        best = max(best, result.achieved_rps)
+        if result.achieved_rps < 0.9 * rate:
+            break
+        rate *= 1.5
+    return best
+
+
+def overload(port: int, body: bytes, rate: float, seconds: float, connections: int = 64) -> dict[str, Any]:
+    """Offer ``rate`` requests/s open-loop for ``seconds``; the statuses and latencies clients saw."""
+    result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], rate, seconds, connections=connections))
+    non_ok = sum(n for s, n in result.statuses.items() if s != 200)
+    slowest = max(result.histogram.max_us if result.ok else 0, result.refused.max_us if non_ok else 0) / 1000
+    return {
+        "offered_rps": round(rate, 1),
+        "statuses": {str(k): v for k, v in sorted(result.statuses.items(), key=str)},
+        "share_503_of_non_200": round(result.statuses[503] / non_ok, 3) if non_ok else None,
+        "non_200_p99_ms": round(result.refused.percentile(99) / 1000, 2) if non_ok else None,
+        "ok_p99_ms": round(result.histogram.percentile(99) / 1000, 2) if result.ok else None,
+        "slowest_ms": round(slowest, 1),
+    }
+
+
+# -- drain -------------------------------------------------------------------------------------------
+
+
+def steady_clients(
+    port: int, body: bytes, clients: int, stop: threading.Event, pause_s: float = 0.02
+) -> tuple[Counter, list[threading.Thread]]:
+    """``clients`` threads, each sending requests on one keep-alive connection (a new one when the
+    server closes it), pausing up to ``pause_s`` between them (so connections are idle at times, as
+    under real traffic), until ``stop``; outcomes: status, "unsent" (connection refused) or
+    "no_response" (sent, then the connection closed without an answer)."""
+    outcomes: Counter = Counter()
+    lock = threading.Lock()
+    headers = {"content-type": "application/json"}
+
+    def loop() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            try:
+                connection.connect() if connection.sock is None else None
+            except OSError:
+                with lock:
+                    outcomes["unsent"] += 1
+                time.sleep(0.01)
+                continue
+            try:
+                connection.request("POST", "/v1/score", body=body, headers=headers)
+                reply = connection.getresponse()
+                reply.read()
+                outcome: Any = reply.status
+                if reply.getheader("connection", "").lower() == "close":
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                outcome = "no_response"
+                connection.close()
+            with lock:
+                outcomes[outcome] += 1
+            time.sleep(random.uniform(0, pause_s))
+        connection.close()
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    return outcomes, threads
+
+
+def exited(pid: int) -> bool:
+    """Whether the (child) process has exited: gone, or a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return True
+
+
+def drain(pid: int, port: int, body: bytes, clients: int, load_s: float, timeout_s: float = 60) -> dict[str, Any]:
+    """SIGTERM after ``load_s`` of steady load; what the clients saw and how long the exit took."""
+    stop = threading.Event()
+    outcomes, threads = steady_clients(port, body, clients, stop)
+    time.sleep(load_s)
+    signalled = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while not exited(pid) and time.monotonic() - signalled < timeout_s:
+        time.sleep(0.05)
+    exit_s = time.monotonic() - signalled
+    time.sleep(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=15)
+    return {
+        "clients": clients,
+        "pause_ms": 20,
+        "outcomes": {str(k): v for k, v in sorted(outcomes.items(), key=str)},
+        "no_response": outcomes["no_response"],
+        "exited": exited(pid),
+        "exit_s": round(exit_s, 2),
+    }
+
+
+# -- slow clients ------------------------------------------------------------------------------------
+
+
+def slow_clients(url: str, port: int, connections: int, watch_s: float) -> dict[str, Any]:
+    """``connections`` that send half a header and stall; when the server closed each, and the health
+    route's latency meanwhile (polled every 0.2 s)."""
+
+    async def stall(start: float) -> float | None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return None
+        writer.write(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        try:
+            while await asyncio.wait_for(reader.read(4096), start + watch_s - time.monotonic()):
+                pass
+            return time.monotonic() - start
+        except (TimeoutError, OSError):
+            return None
+        finally:
+            writer.close()
+
+    async def health(start: float, done: asyncio.Event) -> list[float]:
+        latencies = []
+        async with httpx.AsyncClient(timeout=10) as client:
+            while not done.is_set() and time.monotonic() - start < watch_s:
+                t0 = time.monotonic()
+                await client.get(f"{url}/v2/health/live")
+                latencies.append((time.monotonic() - t0) * 1000)
+                await asyncio.sleep(0.2)
+        return latencies
+
+    async def main() -> tuple[list[float | None], list[float]]:
+        start = time.monotonic()
+        done = asyncio.Event()
+        stalls = asyncio.gather(*(stall(start) for _ in range(connections)))
+        probe = asyncio.ensure_future(health(start, done))
+        closed = await stalls
+        done.set()
+        return closed, await probe
+
+    closed, health_ms = asyncio.run(main())
+    times = [t for t in closed if t is not None]
+    return {
+        "connections": connections,
+        "closed_by_server": len(times),
+        "still_open_after_s": watch_s if len(times) < connections else None,
+        "last_closed_s": round(max(times), 2) if times else None,
+        "health_max_ms": round(max(health_ms), 1) if health_ms else None,
+        "health_probes": len(health_ms),
+    }
+
+
+# -- large invalid bodies ----------------------------------------------------------------------------
+
+
+def invalid_infer_body(target_bytes: int) -> bytes:
+    """A V2 infer body of about ``target_bytes`` whose data do not match its shape (400)."""
+    values = ",".join(["0.123456"] * (target_bytes // 9))
+    return ('{"inputs": [{"name": "numeric", "datatype": "FP32", "shape": [1, 2], "data": [' + values + "]}]}").encode()
+
+
+def large_bodies(url: str, pid: int, model: str, bodies: int, body_bytes: int) -> dict[str, Any]:
+    """``bodies`` concurrent invalid V2 infer bodies of ``body_bytes``: answers and resident memory."""
+    payload = invalid_infer_body(body_bytes)
+    before = rss_mb(pid)
+    peak = before
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not sampling.is_set():
+            peak = max(peak, rss_mb(pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    outcomes = Outcomes()
+
+    async def one(client: httpx.AsyncClient) -> None:
+        t0 = time.monotonic()
+        try:
+            reply = await client.post(
+                f"{url}/v2/models/{model}/infer", content=payload, headers={"content-type": "application/json"}
+            )
+            outcomes.statuses[reply.status_code] += 1
+        except httpx.HTTPError:
+            outcomes.statuses["error"] += 1
+        outcomes.latencies_ms.append((time.monotonic() - t0) * 1000)
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=bodies)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            await asyncio.gather(*(one(client) for _ in range(bodies)))
+
+    asyncio.run(main())
+    time.sleep(2.0)
+    sampling.set()
+    sampler.join()
+    return {
+        "bodies": bodies,
+        "body_mb": round(len(payload) / 1e6, 2),
+        "statuses": {str(k): v for k, v in sorted(outcomes.statuses.items(), key=str)},
+        "p50_ms": round(outcomes.percentile(50), 1),
+        "p99_ms": round(outcomes.percentile(99), 1),
+        "rss_before_mb": round(before, 1),
+        "rss_peak_mb": round(peak, 1),
+        "rss_after_mb": round(rss_mb(pid), 1),
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as lines of ``case: key=value ...``."""
+    lines = []
+    for case, result in report["cases"].items():
+        parts = result if isinstance(result, list) else [result]
+        for part in parts:
+            lines.append(f"{case:<14}" + "  ".join(f"{k}={json.dumps(v)}" for k, v in part.items()))
+    return "\n".join(lines)

@@ -1,0 +1,28 @@
+"""The scoring roles: which repository model fills which part of a ``/v1/score`` answer.
+
+One table, read by the service (settings, loading, the score pipeline, ``/v1/models``) and by the
+training side (which model a report compares against). A role is filled by the newest served version
+of the model its setting names; that model must have the role's outputs.
+
+Adding a role is one row here, the ``Settings`` field its ``settings_key`` names, and its model.
+Another column (a regime that must agree across the roles' models, say) is one field of ``Role``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str  # as the /v1/score "models" object and /v1/models "roles" name it
+    outputs: tuple[str, ...]  # graph outputs the filling model must have; the first is the role's score
+    settings_key: str  # the Settings field (environment CTR_<KEY>) naming the repository model
+    default_model: str  # the repository model that fills the role unless the settings say otherwise
+
+
+ROLES: tuple[Role, ...] = (
+    Role("ctr", ("pctr",), "ctr_model", "ctr"),  # the position-debiased adversarial CTR model
+    Role("ctcvr", ("pctcvr",), "ctcvr_model", "esmm"),  # ESMM: entire-space click-and-convert
+)
+ROLE = {role.name: role for role in ROLES}

@@ -1,0 +1,63 @@
+"""A request's side of the batchers: queue its work in each batcher it needs, then await the outcomes.
+
+A ``/v1/score`` request needs both role models; when they are two models it queues in both batchers
+before awaiting either, so both batches can form at once. Every batcher is asked first whether it can
+take the work in time, so a refusal by one (QueueFull: 503) is counted on that model only and leaves
+nothing queued in the others. If the client disconnects meanwhile, its work is abandoned (rows not
+yet batched never run) and ClientDisconnected is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from starlette.types import Receive
+
+from service.batching.batcher import Batcher
+from service.batching.policy import Tensors, Work
+from service.http.disconnect import DisconnectWatch
+from service.http.errors import ClientDisconnected
+
+Queued = list[tuple[Hashable, Batcher, Work]]
+
+
+def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, deadline: float) -> Queued:
+    """Each ``(key, batcher, inputs)`` queued, all before any is awaited; a refusal leaves none queued."""
+    for _, batcher, _ in requests:
+        batcher.admit(n_items, deadline)  # raises the refusal, counted on this batcher's model
+    queued: Queued = []
+    try:
+        for key, batcher, inputs in requests:
+            queued.append((key, batcher, batcher.enqueue(inputs, n_items, deadline)))
+    except BaseException:
+        abandon(queued)
+        raise
+    return queued
+
+
+async def outcomes(queued: Queued, receive: Receive) -> dict[Hashable, Tensors]:
+    """Key -> outputs, once every queued run is done; ClientDisconnected if the client leaves first."""
+    watch = DisconnectWatch(receive, lambda: abandon(queued))
+    results = {}
+    try:
+        for key, _, work in queued:
+            results[key] = await work.future  # type: ignore[misc]
+    except asyncio.CancelledError:
+        abandon(queued)
+        task = asyncio.current_task()
+        if watch.gone and not (task is not None and task.cancelling()):  # not a cancellation of our own
+            raise ClientDisconnected() from None
+        raise
+    except BaseException:
+        abandon(queued)
+        raise
+    finally:
+        watch.stop()
+    return results
+
+
+def abandon(queued: Queued) -> None:
+    for _, batcher, work in queued:
+        batcher.abandon(work)  # a settled one is left as it is

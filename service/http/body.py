@@ -1,0 +1,214 @@
+"""A request's body and its headers: media type, size limit, deadline header, and the JSON object.
+
+Every route that takes a body goes through these functions: ``POST /v1/score`` from its plain ASGI
+handler, the FastAPI routes through ``deps.py``. A ``Content-Length`` over ``CTR_MAX_BODY_BYTES`` is
+answered 413 before anything is read, a chunked body as soon as it grows past the limit (the
+``BodySizeLimitMiddleware`` for FastAPI routes); malformed JSON is a 400 naming the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from copy import deepcopy
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.http.errors import ApiError, ClientDisconnected, InputError, error_response
+
+# Bodies up to this size are parsed and checked on the event loop (a 200-candidate /v1/score body in
+# ~0.4 ms); larger ones in the thread pool, so a body of thousands of candidates cannot stall the loop.
+INLINE_BODY_BYTES = 32 * 1024
+TIMEOUT_HEADER = "x-request-timeout-ms"
+JSON_TYPES = ("application/json",)
+
+
+# -- headers ------------------------------------------------------------------------------------------
+
+
+def check_media_type(content_type: str) -> None:
+    """415 unless a Content-Type header value names JSON."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        shown = media_type or "none"
+        raise InputError(415, f"Content-Type must be application/json, not {shown}", "Content-Type")
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"request body is larger than {max_bytes} bytes"
+
+
+def declared_length_refusal(value: bytes, max_bytes: int) -> tuple[int, str] | None:
+    """The status and message for a Content-Length header value that cannot be accepted, or None."""
+    if not value.isdigit():
+        return 400, "bad Content-Length"
+    if int(value) > max_bytes:
+        return 413, too_large_message(max_bytes)
+    return None
+
+
+def deadline_for(timeout_ms: float, asked: str | None) -> float:
+    """The deadline on the event loop's clock: ``timeout_ms`` from now, or the header's lower value."""
+    if asked is not None:
+        try:
+            value = float(asked)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)):
+            raise InputError(
+                400, "X-Request-Timeout-Ms must be a positive number of milliseconds", "X-Request-Timeout-Ms"
+            )
+        timeout_ms = min(timeout_ms, value)
+    return asyncio.get_running_loop().time() + timeout_ms / 1000.0
+
+
+def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:
+    """How many bytes a request's body may take when it may exceed ``INLINE_BODY_BYTES`` (its declared
+    length, or ``max_bytes`` when chunked), else 0. A bad or too large length is refused later."""
+    chunked = False
+    for key, value in headers:
+        if key == b"content-length":
+            return int(value) if value.isdigit() and INLINE_BODY_BYTES < int(value) <= max_bytes else 0
+        if key == b"transfer-encoding":
+            chunked = True
+    return max_bytes if chunked else 0
+
+
+# -- the body -----------------------------------------------------------------------------------------
+
+
+async def read_body(receive: Receive, max_bytes: int, message: Message | None = None) -> bytes:
+    """The whole request body (from its first ``message`` on, when already received); 413 as soon as it
+    grows past ``max_bytes``; ClientDisconnected if the client leaves."""
+    chunks: list[bytes] = []
+    size = 0
+    if message is None:
+        message = await receive()
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, too_large_message(max_bytes))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        message = await receive()
+
+
+def _json_error_message(body: bytes, error: orjson.JSONDecodeError) -> str:
+    where = f"line {error.lineno} column {error.colno}"
+    if not body.strip():
+        return "body is empty; expected a JSON object"
+    if "infinity when parsed as double" in error.msg:  # orjson's words for 1e400 and 10**400
+        number = body[error.pos : error.pos + 24].split(b",")[0].split(b"}")[0].split(b"]")[0].strip()
+        shown = number.decode("ascii", "replace") + ("..." if len(number) >= 24 else "")
+        return f"body is not valid JSON: number {shown} is out of range of a 64-bit float ({where})"
+    token = body[error.pos : error.pos + 9].lstrip(b"-")
+    if token.startswith((b"NaN", b"Infinity", b"inf")):
+        return f"body is not valid JSON: NaN and Infinity are not JSON numbers ({where})"
+    return f"body is not valid JSON: {error.msg} ({where})"
+
+
+def parse_json(body: bytes) -> Any:
+    """The body's JSON value; 400 naming the problem when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InputError(400, _json_error_message(body, error)) from None
+
+
+def load_object(body: bytes, keys: frozenset[str], takes: str) -> dict[str, Any]:
+    """The body as a dict: 400 for malformed JSON, 422 for a non-object or an unknown key.
+    ``takes`` completes "the body takes ..." in the messages, e.g. "'context' and 'candidates'"."""
+    data = parse_json(body)
+    if type(data) is not dict:
+        raise InputError(422, f"body must be a JSON object; it takes {takes}")
+    if not keys.issuperset(data):
+        unknown = next(key for key in data if key not in keys)
+        raise InputError(422, f"unknown field; the body takes {takes}", unknown)
+    return data
+
+
+# -- FastAPI routes -----------------------------------------------------------------------------------
+
+
+class BodySizeLimitMiddleware:
+    """A pure ASGI middleware answering 413 to bodies over ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                refusal = declared_length_refusal(value, self.max_bytes)
+                if refusal is not None:
+                    await error_response(*refusal)(scope, receive, send)
+                    return
+                break
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:  # the application answered before reading everything: nothing left to say
+                return
+            await error_response(413, too_large_message(self.max_bytes))(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def request_body(model: type[BaseModel], example: dict) -> dict:
+    """``openapi_extra`` declaring a JSON request body the route reads itself. The model's ``$defs``
+    are inlined: a ``#/$defs/...`` reference does not resolve inside an OpenAPI document."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_refs(model.model_json_schema()), "example": example}},
+        }
+    }
+
+
+def inline_refs(schema: dict) -> dict:
+    """A JSON schema with every ``#/$defs/X`` reference replaced by the definition (no recursion)."""
+    definitions = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(deepcopy(definitions[ref.removeprefix("#/$defs/")]))
+            return {key: resolve(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)

@@ -1,0 +1,65 @@
+"""What every served model kind provides, and the error that refuses a version.
+
+The loader (loader.py) builds a model of the kind its manifest describes; the manager gives it a
+batcher over its ``collate`` and ``run``; ``/v1/models`` lists its ``describe()``. Two kinds exist:
+scoring models (scoring_model.py) and retrieval models (retrieval_model.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from common.repository import Manifest
+from service.batching.policy import Slice, Tensors
+
+
+class ModelLoadError(Exception):
+    """A model version cannot be served; the message says why."""
+
+
+class ServedModel(ABC):
+    """A verified, warmed-up model version. Subclasses are frozen dataclasses with these two fields."""
+
+    manifest: Manifest
+    provider: str  # the execution provider its sessions actually run on
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @abstractmethod
+    def collate(self, batch: Sequence[Slice]) -> Tensors:
+        """A batch's input tensors from the requests' slices (the batcher's payload is the model's)."""
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        """Outputs by name for a batch of inputs; each output has one row per input row."""
+
+    @abstractmethod
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """Run once at each batch size before serving; ModelLoadError when the outputs are wrong."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary for the models listing."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "provider": self.provider,
+            "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.inputs],
+            "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.outputs],
+            "features": [f.name for f in self.manifest.feature_spec.features],
+            "position": self.manifest.position,
+        }

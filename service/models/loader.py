@@ -1,0 +1,120 @@
+"""Loading model versions from the repository: one load-verify-warm-up path for every model kind.
+
+A version is served only after its ``model.json`` describes it, every file it is built from matches
+the manifest's sha256 (hashed on the very bytes loaded, so a file replaced meanwhile cannot slip
+through), its sessions pass their kind's contract check, and it has run once at each warm-up batch
+size. A version that fails any of these is refused with one log line saying why, and the next older
+version is tried. Two kinds are served: scoring models (scoring_model.py: one graph, the roles of
+``/v1/score`` and V2 infer) and retrieval models (retrieval_model.py: two towers and a catalog, for
+``/v1/similarity``), told apart by the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir, versions
+from service.models.base import ModelLoadError, ServedModel
+from service.models.config import VersionPolicy
+from service.models.onnx import open_session
+from service.models.retrieval_model import RetrievalModel, is_retrieval
+from service.models.scoring_model import ScoringModel
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def load_version(
+    root: Path, name: str, version: int, settings: Settings, required_outputs: Iterable[str] = ()
+) -> ServedModel:
+    """Verify, load and warm up one version; ModelLoadError says what is wrong with it."""
+    directory = version_dir(root, name, version)
+    try:
+        manifest = read_manifest(root, name, version)
+    except FileNotFoundError:
+        raise ModelLoadError("model.json is missing") from None
+    except OSError as error:
+        raise ModelLoadError(f"model.json cannot be read: {error.strerror or error}") from None
+    except (ValueError, KeyError, TypeError) as error:  # json, FeatureSpec and dataclass errors
+        raise ModelLoadError(f"model.json is malformed: {error}") from None
+    if manifest.name != name or manifest.version != version:
+        raise ModelLoadError(f"model.json describes {manifest.name!r} version {manifest.version}")
+
+    def read(file_name: str) -> bytes:
+        return verified_bytes(directory, file_name, manifest)
+
+    model: ServedModel
+    if is_retrieval(manifest):
+        model = RetrievalModel.build(manifest, read, settings)
+    else:
+        session, provider = open_session(read(MODEL_FILE), settings, MODEL_FILE)
+        model = ScoringModel.build(manifest, session, provider, required_outputs)
+    model.warm_up(settings.warmup_batch_sizes)
+    return model
+
+
+def verified_bytes(directory: Path, file_name: str, manifest: Manifest) -> bytes:
+    """A version file's bytes, after checking them against their sha256 in the manifest."""
+    if file_name == MODEL_FILE:
+        expected = manifest.onnx_sha256
+    elif file_name in manifest.files:
+        expected = manifest.files[file_name].sha256
+    else:
+        raise ModelLoadError(f"model.json lists no file {file_name!r}")
+    try:
+        data = (directory / file_name).read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"{file_name} cannot be read: {error.strerror or error}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise ModelLoadError(f"{file_name} sha256 {digest[:12]}... does not match model.json")
+    return data
+
+
+def load_versions(
+    settings: Settings,
+    name: str,
+    policy: VersionPolicy,
+    required_outputs: Iterable[str] = (),
+    current: Mapping[int, ServedModel] | None = None,
+    refused: dict[int, str] | None = None,
+) -> dict[int, ServedModel]:
+    """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
+    as they are; each version refused is logged and noted in ``refused`` (version -> why), and one that
+    loads is removed from it. ModelLoadError when none loads."""
+    root = settings.model_repository
+    current = current or {}
+    refused = refused if refused is not None else {}
+    available = versions(root, name)
+    if not available:
+        raise ModelLoadError(f"no versions of model {name!r} under {root}")
+    chosen: dict[int, ServedModel] = {}
+    for version in policy.select(available):
+        if policy.wanted is not None and len(chosen) >= policy.wanted:
+            break
+        if version in current:
+            chosen[version] = current[version]
+            continue
+        try:
+            model = chosen[version] = load_version(root, name, version, settings, required_outputs)
+        except ModelLoadError as error:
+            logger.warning("model %s version %d refused: %s", name, version, error)
+            refused[version] = str(error)
+            continue
+        refused.pop(version, None)
+        logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
+    if not chosen:
+        reasons = "; ".join(f"version {v}: {why}" for v, why in sorted(refused.items(), reverse=True))
+        tried = sorted(available, reverse=True)
+        raise ModelLoadError(
+            f"no loadable version of model {name!r} (tried {tried}" + (f"; {reasons})" if reasons else ")")
+        )
+    return chosen
+
+
+def load_newest(settings: Settings, name: str, required_outputs: Iterable[str] = ()) -> ServedModel:
+    """The newest version of ``name`` that loads (benchmarks and tests); ModelLoadError when none does."""
+    return next(iter(load_versions(settings, name, VersionPolicy(), required_outputs).values()))

@@ -1,0 +1,147 @@
+"""A scoring model: one ONNX graph from encoded features to per-candidate probabilities (DESIGN.md §3, §6).
+
+Built by the loader (loader.py) once its ``model.onnx`` matched the manifest's sha256; here its
+session's inputs and outputs are checked against the manifest and against the outputs its roles need,
+and it runs once at each warm-up batch size before it is served. Its batches ``collate`` raw
+``/v1/score`` rows (encoded together by one encoder call) and V2 infer tensors alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnxruntime as ort
+
+from common.encoder import FeatureEncoder
+from common.features import Feature
+from common.repository import Manifest
+from service.batching.policy import Slice, Tensors
+from service.models.base import ModelLoadError, ServedModel
+from service.score.features import FeatureRows, encode_slices
+
+# ONNX input name -> numpy dtype, as FeatureEncoder.as_inputs() produces them
+INPUT_DTYPES: dict[str, np.dtype] = {"categorical": np.dtype(np.int64), "numeric": np.dtype(np.float32)}
+# ONNX Runtime's type strings -> the numpy dtype names the manifest uses
+ONNX_TYPES = {"tensor(int64)": "int64", "tensor(float)": "float32", "tensor(double)": "float64"}
+
+
+@dataclass(frozen=True, eq=False)
+class ScoringModel(ServedModel):
+    """A verified, warmed-up model version, ready to run encoded inputs."""
+
+    manifest: Manifest
+    session: ort.InferenceSession
+    provider: str  # the execution provider the session actually runs on
+    encoder: FeatureEncoder
+    input_names: tuple[str, ...]  # the inputs the graph declares (a subset of INPUT_DTYPES)
+    output_names: tuple[str, ...]
+    feature_names: frozenset[str] = field(init=False)
+    feature_kinds: dict[str, str] = field(init=False)  # name -> "categorical" | "numeric"
+    required_features: tuple[Feature, ...] = field(init=False)  # checked on every request
+
+    def __post_init__(self) -> None:
+        spec = self.manifest.feature_spec
+        object.__setattr__(self, "feature_names", frozenset(f.name for f in spec.features))
+        object.__setattr__(self, "feature_kinds", {f.name: f.kind for f in spec.features})
+        object.__setattr__(self, "required_features", tuple(f for f in spec.features if f.required))
+
+    @classmethod
+    def build(
+        cls, manifest: Manifest, session: ort.InferenceSession, provider: str, required_outputs: Iterable[str]
+    ) -> ScoringModel:
+        """The model over a session, after checking its contract; ModelLoadError says what is wrong."""
+        try:
+            encoder = FeatureEncoder(manifest.feature_spec)
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from None
+        input_names, output_names = _check_contract(session, manifest, set(required_outputs))
+        return cls(manifest, session, provider, encoder, input_names, output_names)
+
+    def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> Tensors:
+        """Run the graph on encoded inputs (extra inputs are ignored); outputs by name, (batch,) each."""
+        names = list(outputs) if outputs is not None else list(self.output_names)
+        feed = {name: inputs[name] for name in self.input_names}
+        return dict(zip(names, self.session.run(names, feed), strict=True))
+
+    def encode(self, parts: Sequence[tuple[FeatureRows, int, int]]) -> Tensors:
+        """Input tensors for rows ``start:stop`` of each part, encoded together (score/features.py)."""
+        return encode_slices(self.encoder, self.feature_names, parts)
+
+    def collate(self, batch: Sequence[Slice]) -> Tensors:
+        """A batch's input tensors, in batch order: ``FeatureRows`` (``/v1/score``) are encoded together
+        by one encoder call, requests that came as tensors (V2 infer) give their own rows."""
+        raw = [(s.work.inputs, s.start, s.stop) for s in batch if isinstance(s.work.inputs, FeatureRows)]
+        encoded = self.encode(raw) if raw else {}
+        if len(raw) == len(batch):
+            return encoded
+        pieces: dict[str, list[np.ndarray]] = {name: [] for name in self.input_names}
+        offset = 0
+        for s in batch:
+            inputs = s.work.inputs
+            if isinstance(inputs, FeatureRows):
+                for name in self.input_names:
+                    pieces[name].append(encoded[name][offset : offset + s.size])
+                offset += s.size
+            else:
+                for name in self.input_names:
+                    pieces[name].append(inputs[name][s.start : s.stop])
+        return {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in pieces.items()}
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """Run zero inputs at each batch size; every output must be finite and shaped (batch,)."""
+        spec = self.manifest.feature_spec
+        widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
+        for batch in batch_sizes:
+            inputs = {name: np.zeros((batch, widths[name]), dtype=INPUT_DTYPES[name]) for name in self.input_names}
+            try:
+                outputs = self.run(inputs)
+            except Exception as error:  # an ORT runtime failure refuses the version
+                raise ModelLoadError(f"warm-up at batch size {batch} failed: {error}") from None
+            for name, value in outputs.items():
+                if value.shape != (batch,):
+                    raise ModelLoadError(
+                        f"output {name!r} has shape {value.shape} at batch size {batch}, expected ({batch},)"
+                    )
+                if not np.isfinite(value).all():
+                    raise ModelLoadError(f"output {name!r} is not finite at warm-up")
+
+
+def _check_contract(
+    session: ort.InferenceSession, manifest: Manifest, required_outputs: set[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The session's input and output names after checking them against the manifest and the roles."""
+    spec = manifest.feature_spec
+    widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
+    declared = {t.name: t for t in manifest.inputs}
+    inputs = session.get_inputs()
+    for tensor in inputs:
+        if tensor.name not in INPUT_DTYPES:
+            raise ModelLoadError(f"graph input {tensor.name!r} is not one of {sorted(INPUT_DTYPES)}")
+        dtype = ONNX_TYPES.get(tensor.type, tensor.type)
+        if dtype != INPUT_DTYPES[tensor.name].name:
+            raise ModelLoadError(f"graph input {tensor.name!r} is {dtype}, expected {INPUT_DTYPES[tensor.name]}")
+        if tensor.name not in declared or declared[tensor.name].dtype != dtype:
+            raise ModelLoadError(f"graph input {tensor.name!r} ({dtype}) is not declared so in model.json")
+        if len(tensor.shape) != 2:
+            raise ModelLoadError(f"graph input {tensor.name!r} has shape {tensor.shape}, expected (batch, width)")
+        width = tensor.shape[1]
+        if isinstance(width, int) and width != widths[tensor.name]:
+            raise ModelLoadError(
+                f"graph input {tensor.name!r} has width {width} but the feature spec encodes "
+                f"{widths[tensor.name]} {tensor.name} features"
+            )
+    input_names = tuple(t.name for t in inputs)
+    if set(declared) != set(input_names):
+        raise ModelLoadError(f"model.json declares inputs {sorted(declared)}, the graph has {sorted(input_names)}")
+    output_names = tuple(t.name for t in session.get_outputs())
+    if {t.name for t in manifest.outputs} != set(output_names):
+        raise ModelLoadError(
+            f"model.json declares outputs {sorted(t.name for t in manifest.outputs)}, "
+            f"the graph has {sorted(output_names)}"
+        )
+    missing = sorted(required_outputs - set(output_names))
+    if missing:
+        raise ModelLoadError(f"graph lacks output(s) {missing} needed by its role(s); it has {list(output_names)}")
+    return input_names, output_names

@@ -1,0 +1,151 @@
+"""The models the service is serving: one immutable snapshot, swapped whole on every change.
+
+Routes read the snapshot from ``app.state.models``; a reload (manager.py) builds a new snapshot and
+swaps the reference, so a request sees one consistent set of models from start to end. The roles
+(common/roles.py: ``ctr``, ``ctcvr``) are filled by the newest served version of the models the
+settings name; the retrieval model serves ``/v1/similarity`` and is optional (the service is ready
+without it). A model may serve several versions (its version policy); ``loaded`` holds the newest and
+``versions`` all of them. Each served version has its batcher in ``batchers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from common.roles import ROLES
+from service.models.base import ModelLoadError
+from service.models.retrieval_model import RetrievalModel
+from service.models.scoring_model import ScoringModel
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.batching.batcher import Batcher
+    from service.models.base import ServedModel
+
+
+class RegimeMismatch(ModelLoadError):
+    """The role models' probabilities hold for different positions; they are never served together."""
+
+
+CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
+NO_VERSIONS = "no versions"  # how the loader's message starts when the repository has none of a model
+RETRIEVAL_ROLE = "retrieval"  # how /v1/models names the retrieval model's part
+
+
+@dataclass(frozen=True)
+class ServingModels:
+    roles: Mapping[str, str]  # role ("ctr", "ctcvr") -> repository model name
+    loaded: Mapping[str, ServedModel]  # model name -> the version being served
+    errors: Mapping[str, str]  # model name -> why no version of it is served
+    versions: Mapping[str, Mapping[int, ServedModel]] = field(default_factory=dict)  # every served version
+    batchers: Mapping[ServedModel, Batcher] = field(default_factory=dict)  # keyed by the model object
+    retrieval_name: str | None = None  # the model behind /v1/similarity
+    refused: Mapping[tuple[str, int], str] = field(default_factory=dict)  # (name, version) -> why refused
+
+    def __post_init__(self) -> None:
+        if not self.versions and self.loaded:
+            object.__setattr__(self, "versions", {name: {m.version: m} for name, m in self.loaded.items()})
+
+    @classmethod
+    def empty(cls, settings: Settings, reason: str) -> ServingModels:
+        """Nothing served yet (or any more), every model for ``reason``."""
+        names = [*settings.roles.values(), settings.retrieval_model]
+        return cls(settings.roles, {}, dict.fromkeys(names, reason), retrieval_name=settings.retrieval_model)
+
+    @property
+    def names(self) -> list[str]:
+        """Every model the settings name: the role models, then the retrieval model."""
+        names = dict.fromkeys(self.roles.values())
+        if self.retrieval_name is not None:
+            names[self.retrieval_name] = None
+        return list(names)
+
+    def model(self, name: str, version: int | None = None) -> ServedModel | None:
+        """The named version of a served model (its newest when ``version`` is None)."""
+        if version is None:
+            return self.loaded.get(name)
+        return self.versions.get(name, {}).get(version)
+
+    def batcher(self, model: ServedModel) -> Batcher | None:
+        return self.batchers.get(model)
+
+    @property
+    def ready(self) -> bool:
+        return all(isinstance(self.loaded.get(name), ScoringModel) for name in self.roles.values())
+
+    def for_role(self, role: str) -> ScoringModel | None:
+        model = self.loaded.get(self.roles[role])
+        return model if isinstance(model, ScoringModel) else None
+
+    @cached_property
+    def role_models(self) -> dict[str, ScoringModel] | None:
+        """Role -> the model filling it, in ROLES order; None unless every role is filled."""
+        models = {role.name: self.for_role(role.name) for role in ROLES}
+        return None if any(m is None for m in models.values()) else models  # type: ignore[return-value]
+
+    @cached_property
+    def role_feature_kinds(self) -> dict[str, str]:
+        """Feature name -> the kind of value the role models take for it (``CONFLICT``: no value suits
+        them all); computed once per snapshot, since every /v1/score request checks its values against it."""
+        kinds: dict[str, str] = {}
+        for model in dict.fromkeys(m for m in map(self.for_role, self.roles) if m is not None):
+            for name, kind in model.feature_kinds.items():
+                kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
+        return kinds
+
+    def regime_conflict(self) -> str | None:
+        """Why the ctr and ctcvr role models cannot be combined (their served probabilities hold for
+        different positions: model.json ``position.regime``), or None. Checked before a snapshot is served."""
+        ctr, ctcvr = self.for_role("ctr"), self.for_role("ctcvr")
+        if ctr is None or ctcvr is None or ctr.manifest.regime == ctcvr.manifest.regime:
+            return None
+        return (
+            f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves {ctr.manifest.regime!r}, "
+            f"ctcvr model {ctcvr.name!r} version {ctcvr.version} serves {ctcvr.manifest.regime!r}; "
+            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime; a version exported "
+            "before position regimes existed is position-blind: retrain it, `ctr train NAME && ctr export NAME`)"
+        )
+
+    @property
+    def retrieval(self) -> RetrievalModel | None:
+        model = self.loaded.get(self.retrieval_name) if self.retrieval_name is not None else None
+        return model if isinstance(model, RetrievalModel) else None
+
+    def unavailable(self) -> dict[str, str]:
+        """Model name -> reason, for each model a role needs that is not loaded."""
+        return {
+            name: self.errors.get(name, "not loaded")
+            for name in dict.fromkeys(self.roles.values())
+            if name not in self.loaded
+        }
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The ``/v1/models`` entries: each model a role names, then the retrieval model (when the
+        repository has versions of it)."""
+        entries = []
+        for name in self.names:
+            roles = [role for role, model in self.roles.items() if model == name]
+            if name == self.retrieval_name:
+                roles.append(RETRIEVAL_ROLE)
+            model = self.loaded.get(name)
+            optional = name == self.retrieval_name and name not in self.roles.values()
+            if model is None and optional and self.errors.get(name, "").startswith(NO_VERSIONS):
+                continue  # optional, and not in the repository: nothing to say
+            if model is None:
+                entries.append({"name": name, "roles": roles, "ready": False, "error": self.errors.get(name)})
+            else:
+                served = sorted(self.versions.get(name, {model.version: model}))
+                entries.append({**model.describe(), "roles": roles, "ready": True, "versions": served})
+        return entries
+
+
+def required_outputs(roles: Mapping[str, str]) -> dict[str, set[str]]:
+    """Model name -> the outputs its roles need (common/roles.py), for each model a role names."""
+    outputs = {role.name: role.outputs for role in ROLES}
+    needs: dict[str, set[str]] = {}
+    for role, name in roles.items():
+        needs.setdefault(name, set()).update(outputs.get(role, ()))
+    return needs

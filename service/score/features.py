@@ -1,0 +1,216 @@
+"""A scoring request's feature values: gathered into columns, checked, and kept raw until their batch
+is encoded.
+
+Features are gathered into one column per name: context values are scalars the encoder broadcasts,
+candidate values become lists with ``None`` where a candidate omits the feature. Every value is checked
+to be one its feature's encoder takes (a column at a time, in C where possible), so that what the
+checks accept always encodes. ``/v1/score`` checks every value of a request on the event loop but does
+not encode it there: the request joins its model's batcher as ``FeatureRows``, and the batch worker encodes the rows
+of every request in the batch with one ``FeatureEncoder.encode`` call, off the event loop. Encoding is
+numpy work whose cost is mostly per call, not per row, so one call per batch instead of one per
+request is what lets dynamic batching take the model's whole cost out of small requests.
+
+Encoding rows together gives exactly the tensors encoding each request alone would (every value is
+encoded on its own: hashing and standardising are per value; a context value is repeated over its
+request's candidates, which is what the encoder's broadcast does), so ``encode_slices`` of a batch is
+the concatenation of the requests' own encodings (tests/service/test_feature_rows.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from common.encoder import FLOAT32_LIMIT, NOT_CATEGORICAL, NOT_NUMERIC, OUT_OF_RANGE, FeatureEncoder, FeatureError
+from service.http.errors import InputError
+
+if TYPE_CHECKING:
+    from service.models.scoring_model import ScoringModel
+
+_CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
+_NUMERIC_TYPES = frozenset({int, float})
+_NONE_TYPE = frozenset({type(None)})
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureRows:
+    """``n_rows`` candidates: context values shared by all of them, candidate values one per row.
+
+    Every value has been checked to be one its feature's encoder takes (the checks below), so encoding
+    these rows cannot fail on the client's account.
+    """
+
+    context: dict[str, Any]  # feature name -> one value for every row
+    columns: dict[str, list[Any]]  # feature name -> n_rows values, None where a candidate omits it
+    n_rows: int
+
+
+def encode_slices(
+    encoder: FeatureEncoder, names: Collection[str], parts: Sequence[tuple[FeatureRows, int, int]]
+) -> dict[str, np.ndarray]:
+    """The input tensors of rows ``start:stop`` of each part, in order, by one encoder call.
+
+    ``names`` are the encoder's features. A feature a request does not give is ``None`` in its rows,
+    which encodes as the feature's default, as leaving the feature out would (a required feature is
+    always given: the checks before batching see to that).
+    """
+    if len(parts) == 1:  # one request: its context stays scalar and the encoder broadcasts it
+        rows, start, stop = parts[0]
+        if start == 0 and stop == rows.n_rows:
+            selected = {name: value for name, value in rows.context.items() if name in names}
+            selected.update((name, column) for name, column in rows.columns.items() if name in names)
+            return encoder.encode(selected, rows.n_rows).as_inputs()
+    columns: dict[str, list[Any]]
+    n_rows = sum(stop - start for _, start, stop in parts)
+    if n_rows == len(parts):  # one row from each part (1-candidate requests): one pick per value
+        picks = [(rows.context, rows.columns, start) for rows, start, _ in parts]
+        columns = {
+            name: [c[name] if name in c else (o[name][i] if name in o else None) for c, o, i in picks] for name in names
+        }
+        return encoder.encode(columns, n_rows).as_inputs()
+    columns = {name: [] for name in names}
+    for rows, start, stop in parts:  # a request's context value repeats over its rows; absent is None
+        context, own = rows.context, rows.columns
+        for name, column in columns.items():
+            if name in context:
+                column += [context[name]] * (stop - start)
+            else:
+                values = own.get(name)
+                column += values[start:stop] if values is not None else [None] * (stop - start)
+    return encoder.encode(columns, n_rows).as_inputs()
+
+
+# -- gathering and checking -----------------------------------------------------------------------
+
+
+def _value_problem(value: Any, max_chars: int) -> str | None:
+    """Why a raw feature value is unacceptable whatever its feature, or None."""
+    kind = type(value)
+    if kind is str:
+        return f"is longer than {max_chars} characters" if len(value) > max_chars else None
+    if kind is int or kind is float or value is None:
+        return None
+    if kind is bool:
+        return "must be a string or a number, not a boolean"
+    return f"must be a string, a number or null, not {'a list' if kind is list else 'an object'}"
+
+
+def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: int) -> None:
+    for name, value in context.items():
+        if name not in kinds:
+            raise InputError(422, f"{name!r} is not a feature of the served models", f"context.{name}")
+        kind = kinds[name]
+        if value is None or (type(value) is str and kind == "categorical" and len(value) <= max_chars):
+            continue  # the common cases, without the calls below
+        problem = _value_problem(value, max_chars)
+        if problem:
+            raise InputError(422, f"context feature {name!r} {problem}", f"context.{name}")
+        if not _encodable(kind, value):
+            raise InputError(422, _kind_message(name, kind, value), f"context.{name}")
+
+
+def gather_columns(
+    candidates: list[Any], context: dict[str, Any], known: Collection[str], max_chars: int
+) -> dict[str, list[Any]]:
+    """One list per candidate feature name, ``None`` where a candidate omits it."""
+    n = len(candidates)
+    columns: dict[str, list[Any]] = {}
+    for i, candidate in enumerate(candidates):
+        if type(candidate) is not dict:
+            raise InputError(422, "each candidate must be an object of feature values", f"candidates[{i}]")
+        for name, value in candidate.items():
+            column = columns.get(name)
+            if column is None:
+                if name not in known:
+                    raise InputError(422, f"{name!r} is not a feature of the served models", f"candidates[{i}].{name}")
+                if name in context:
+                    raise InputError(
+                        422, f"{name!r} is given both in context and in candidates", f"candidates[{i}].{name}"
+                    )
+                column = columns[name] = [None] * n
+            kind = type(value)
+            if kind is not float and kind is not int and (kind is not str or len(value) > max_chars):
+                problem = _value_problem(value, max_chars)
+                if problem:
+                    raise InputError(422, f"candidate feature {name!r} {problem}", f"candidates[{i}].{name}")
+            column[i] = value
+    return columns
+
+
+def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[str, list[Any]]) -> None:
+    """A required feature must have a non-null value for every candidate."""
+    for feature in model.required_features:
+        name = feature.name
+        if name in context:
+            if context[name] is None:
+                raise InputError(422, f"feature {name!r} is required but null", f"context.{name}")
+        elif name in columns:
+            column = columns[name]
+            if None in column:
+                index = column.index(None)
+                raise InputError(422, f"feature {name!r} is required but missing", f"candidates[{index}].{name}")
+        else:
+            where = f"context.{name}" if feature.side == "context" else f"candidates[0].{name}"
+            raise InputError(422, f"feature {name!r} is required but missing", where)
+
+
+def _check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
+    """Every candidate value is one its feature's encoder takes: checked a column at a time, in C where
+    possible (a set of the column's types, the largest magnitude), so batches encode without errors."""
+    for name, column in columns.items():
+        kind = kinds[name]
+        if len(column) == 1:  # one candidate: no column-wise machinery
+            value = column[0]
+            if value is not None and not _encodable(kind, value):
+                raise InputError(422, _kind_message(name, kind, value), f"candidates[0].{name}")
+            continue
+        given = set(map(type, column))
+        types = given - _NONE_TYPE
+        if kind == "categorical" and types <= _CATEGORICAL_TYPES:
+            continue
+        if kind == "numeric" and types <= _NUMERIC_TYPES:
+            present = column if types == given else [v for v in column if v is not None]
+            if not present or max(map(abs, present)) <= FLOAT32_LIMIT:
+                continue
+        for i, value in enumerate(column):
+            if value is not None and not _encodable(kind, value):
+                raise InputError(422, _kind_message(name, kind, value), f"candidates[{i}].{name}")
+
+
+def _encodable(kind: str, value: Any) -> bool:
+    """Whether a non-null value of a valid JSON type is one a feature of ``kind`` can encode."""
+    if kind == "categorical":
+        return type(value) in _CATEGORICAL_TYPES
+    if kind == "numeric":
+        return type(value) in _NUMERIC_TYPES and abs(value) <= FLOAT32_LIMIT
+    return False
+
+
+def _kind_message(name: str, kind: str, value: Any) -> str:
+    if kind == "categorical":
+        reason = NOT_CATEGORICAL
+    elif kind == "numeric":
+        reason = NOT_NUMERIC if type(value) is str else OUT_OF_RANGE
+    else:
+        reason = "is categorical for one served model and numeric for the other; only null suits both"
+    return str(FeatureError(name, reason))
+
+
+def checked_rows(
+    context: dict[str, Any],
+    candidates: list[Any],
+    models: Sequence[ScoringModel],
+    kinds: dict[str, str],
+    max_chars: int,
+) -> FeatureRows:
+    """A request's feature rows, after checking every value against ``kinds`` (feature -> kind, the
+    role models' merged) and each model's required features; InputError names the first problem."""
+    _check_context(context, kinds, max_chars)
+    columns = gather_columns(candidates, context, kinds, max_chars)
+    _check_kinds(columns, kinds)
+    for model in models:
+        _check_required(model, context, columns)
+    return FeatureRows(context, columns, len(candidates))

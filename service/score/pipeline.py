@@ -1,0 +1,135 @@
+"""The scoring pipeline: request bytes -> checked feature rows -> each role model's batcher -> response bytes.
+
+The body is parsed with orjson and checked by hand, without a pydantic object per candidate (those
+cost about three times the throughput); ``features.checked_rows`` checks every value against the role
+models' feature kinds, so that what it accepts always encodes. The rows stay raw and join each role
+model's batcher (one model filling both roles is run once); the batch worker encodes them with the
+rest of its batch. The answer takes each role's score (common/roles.py) and derives pCVR.
+
+``respond`` is ``render(prepare(...), await outcomes(enqueue(...)))``; each step is its own function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.types import Receive
+
+from service.batching import client
+from service.http.body import INLINE_BODY_BYTES, load_object
+from service.http.errors import InputError, ModelUnavailable
+from service.models.scoring_model import ScoringModel
+from service.models.snapshot import ServingModels
+from service.score.features import FeatureRows, checked_rows
+from service.settings import Settings
+
+BODY_KEYS = frozenset({"context", "candidates"})
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A validated request: its raw feature rows and the model filling each role."""
+
+    n_candidates: int
+    roles: dict[str, ScoringModel]  # role -> model, in ROLES order
+    rows: FeatureRows  # checked; each model's batcher encodes them with its batch
+
+    @property
+    def models(self) -> tuple[ScoringModel, ...]:
+        """The distinct models to run (one model filling two roles runs once)."""
+        return tuple(dict.fromkeys(self.roles.values()))
+
+    def encoded(self, model: ScoringModel) -> dict[str, np.ndarray]:
+        """The request's input tensors for one model, as its batch would encode them."""
+        return model.encode([(self.rows, 0, self.n_candidates)])
+
+
+async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+    """The response body for a request body, through the batchers; its work is dropped if the client
+    leaves (``receive`` says ``http.disconnect``). Raises ApiError for anything the client must fix."""
+    if len(body) <= INLINE_BODY_BYTES:
+        prepared = prepare(body, models, settings)
+    else:
+        prepared = await asyncio.to_thread(prepare, body, models, settings)
+    requests = [(model, _batcher(models, model), prepared.rows) for model in prepared.models]
+    queued = client.enqueue(requests, prepared.n_candidates, deadline)
+    return render(prepared, await client.outcomes(queued, receive))
+
+
+def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
+    """Parse and check a body completely: after this, encoding and running it cannot fail on its account."""
+    roles = role_models(models)
+    context, candidates = parse_body(body, settings.max_candidates)
+    distinct = tuple(dict.fromkeys(roles.values()))
+    rows = checked_rows(context, candidates, distinct, models.role_feature_kinds, settings.max_string_chars)
+    return PreparedRequest(len(candidates), roles, rows)
+
+
+def render(prepared: PreparedRequest, outputs: dict[Any, dict[str, np.ndarray]]) -> bytes:
+    """The served probabilities per candidate (``served_probabilities``), and the model version behind
+    each role."""
+    pctr, pctcvr, pcvr = served_probabilities(outputs[prepared.roles["ctr"]], outputs[prepared.roles["ctcvr"]])
+    scores = [{"pctr": a, "pctcvr": b, "pcvr": c} for a, b, c in zip(pctr, pctcvr, pcvr, strict=True)]
+    refs = {role: {"name": model.name, "version": model.version} for role, model in prepared.roles.items()}
+    return orjson.dumps({"scores": scores, "models": refs})
+
+
+def served_probabilities(
+    ctr_outputs: dict[str, np.ndarray], ctcvr_outputs: dict[str, np.ndarray]
+) -> tuple[list[float], list[float], list[float]]:
+    """(pctr, pctcvr, pcvr) per candidate, all for one slot (the role models' regimes are checked equal).
+
+    pctr is the ctr model's; pcvr is the ctcvr model's own pCVR output, so it ranks and calibrates as
+    that model learned it, and pctcvr = pctr * pcvr, so the identity holds exactly between the numbers
+    served. A ctcvr model without a pcvr output gives pctcvr, and pcvr = pctcvr / pctr (clipped)."""
+    pctr = ctr_outputs["pctr"].tolist()
+    if "pcvr" not in ctcvr_outputs:
+        pctcvr = ctcvr_outputs["pctcvr"].tolist()
+        return pctr, pctcvr, conversion_rates(pctr, pctcvr)
+    pcvr = ctcvr_outputs["pcvr"].tolist()
+    return pctr, [a * c for a, c in zip(pctr, pcvr, strict=True)], pcvr
+
+
+def conversion_rates(pctr: list[float], pctcvr: list[float]) -> list[float]:
+    """pCVR = pCTCVR / pCTR clipped to [0, 1] (ESMM's division identity); 0 where pCTR is 0."""
+    return [min(max(b / a, 0.0), 1.0) if a > 0.0 else 0.0 for a, b in zip(pctr, pctcvr, strict=True)]
+
+
+def role_models(models: ServingModels) -> dict[str, ScoringModel]:
+    """Role -> the model filling it; 503 naming what is missing when a role is not filled."""
+    roles = models.role_models
+    if roles is None:
+        reasons = "; ".join(f"model {name!r}: {why}" for name, why in models.unavailable().items())
+        raise ModelUnavailable(f"not ready: {reasons}")
+    return roles
+
+
+def _batcher(models: ServingModels, model: ScoringModel) -> Any:
+    batcher = models.batcher(model)
+    if batcher is None:
+        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
+    return batcher
+
+
+def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[Any]]:
+    """The request's context object and candidate list, structurally checked."""
+    data = load_object(body, BODY_KEYS, "'candidates' (and optionally 'context')")
+    context = data.get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        raise InputError(422, "context must be an object of feature values", "context")
+    if "candidates" not in data:
+        raise InputError(422, "candidates is required", "candidates")
+    candidates = data["candidates"]
+    if type(candidates) is not list:
+        raise InputError(422, "candidates must be a list of objects", "candidates")
+    if not candidates:
+        raise InputError(422, "candidates must not be empty", "candidates")
+    if len(candidates) > max_candidates:
+        raise InputError(413, f"{len(candidates)} candidates; at most {max_candidates} per request", "candidates")
+    return context, candidates

@@ -1,0 +1,31 @@
+"""``POST /v1/similarity``: ESAM query-item similarity for given items, or the top k of the catalog."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
+from service.http.body import request_body
+from service.http.errors import error_responses
+from service.similarity import pipeline
+from service.similarity.schemas import SIMILARITY_EXAMPLE, SimilarityRequest, SimilarityResponse
+
+router = APIRouter(tags=["retrieval"])
+
+
+@router.post(
+    "/v1/similarity",
+    summary="Query-item similarity, or the top k catalog items for a query",
+    response_class=Response,
+    responses={200: {"model": SimilarityResponse, "description": "Scores in item order, or the top k items."}}
+    | error_responses(400, 413, 415, 422, 503, 504),
+    openapi_extra=request_body(SimilarityRequest, SIMILARITY_EXAMPLE),
+)
+async def similarity(
+    request: Request, body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
+) -> Response:
+    """Encode the query (and items); the queries of concurrent requests are embedded by one run of the
+    query tower (the retrieval model's batcher); scoring items and ranking the catalog run off the loop."""
+    content = await pipeline.respond(body, models, settings, deadline, request.receive)
+    return Response(content, media_type="application/json")

@@ -1,0 +1,144 @@
+"""The service hardened, tried on a real uvicorn on loopback (docs/serving.md, "Hardening").
+
+Each test runs the function `ctr bench harden` runs (clients/bench_harden.py) at a small scale and
+bounded in time, and asserts on what clients saw: statuses and counts, never a duration measured
+against a speed target (the bounds below are generous time-outs, not performance figures).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clients import bench_harden as bench
+from common.repository import MODEL_FILE, version_dir
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+
+TOKEN = "hardening-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BODY = {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(10)]}
+PAYLOAD = httpx.Request("POST", "http://x", json=BODY).content
+
+
+def repository(root: Path, serving: str = "") -> Path:
+    publish_tiny_esmm(root)
+    (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
+    return root
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
+    """Twice the sustainable rate, with the model the bottleneck (one item per run): the refusals are
+    503s, given at once when the expected queue wait passes the deadline, no request is left without an
+    answer, and at a quarter of the rate every request is answered 200 again (`ctr bench harden` measures
+    half the rate)."""
+    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0")
+    body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
+    payload = httpx.Request("POST", "http://x", json=body).content
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
+        with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
+            start, done = time.monotonic(), 0
+            while time.monotonic() - start < 1.0:
+                reply = client.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"})
+                assert reply.status_code == 200
+                done += 1
+        rate = done / (time.monotonic() - start)
+        high = bench.overload(port_of(url), payload, 2 * rate, 3.0, connections=32)
+        statuses = Counter({int(k) if k.isdigit() else k: v for k, v in high["statuses"].items()})
+        assert "error" not in statuses and set(statuses) <= {200, 503, 504}, high
+        assert statuses[503] > 0 and statuses[503] >= 9 * statuses[504], high
+        assert 'reason="overloaded"' in httpx.get(f"{url}/metrics").text
+        time.sleep(2.0)
+        for _ in range(5):  # traffic resumes: the batcher's rate is measured afresh on a calm server
+            httpx.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}, timeout=10)
+        low = bench.overload(port_of(url), payload, rate / 4, 2.0, connections=8)  # a quarter: a shared machine
+        assert low["statuses"] == {"200": sum(low["statuses"].values())}, low
+
+
+def test_sigterm_under_keep_alive_load_leaves_no_request_without_a_response(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models", "max_queue_delay_us = 2000")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", drain_idle_s="1") as (url, p):
+        result = bench.drain(p.pid, port_of(url), PAYLOAD, clients=8, load_s=1.0, timeout_s=30)
+    assert result["no_response"] == 0, result
+    assert result["exited"] and result["outcomes"].get("200", 0) > 10, result
+    assert set(result["outcomes"]) <= {"200", "unsent"}, result
+
+
+def test_slow_clients_are_cut_off_and_health_still_answers(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    settings = {"header_timeout_s": "1", "body_timeout_s": "1", "access_log": "false"}
+    with running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _):
+        result = bench.slow_clients(url, port_of(url), connections=200, watch_s=15.0)
+        assert result["closed_by_server"] == 200, result
+        assert result["health_probes"] > 0, result
+        # a body that stalls half-way is answered 408 once the body time-out passes
+        with httpx.Client(timeout=10) as client:
+
+            def half() -> object:
+                yield b'{"candidates": ['
+                import time
+
+                time.sleep(3)
+                yield b"]}"
+
+            reply = client.post(f"{url}/v1/score", content=half(), headers={"content-type": "application/json"})
+            assert reply.status_code == 408 and "body" in reply.json()["error"]
+
+
+def test_many_large_invalid_bodies_are_all_refused_with_4xx(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false") as (url, process):
+        result = bench.large_bodies(url, process.pid, "esmm", bodies=12, body_bytes=2_000_000)
+    assert set(result["statuses"]) == {"413"} and result["statuses"]["413"] == 12, result  # refused unread
+
+
+def test_a_refused_version_is_named_by_the_load_and_listed_by_the_index(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", admin_token=TOKEN) as (url, _):
+        version = publish_tiny_esmm(root, seed=3)
+        model = version_dir(root, "esmm", version) / MODEL_FILE
+        model.write_bytes(model.read_bytes()[:-40])
+        reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=30)
+        assert reply.status_code == 409, reply.text
+        assert f"version {version}" in reply.json()["error"] and "sha256" in reply.json()["error"]
+        index = httpx.post(f"{url}/v2/repository/index", headers=AUTH).json()
+        refused = [e for e in index if e.get("version") == str(version)]
+        assert refused and refused[0]["state"] == "UNAVAILABLE" and "sha256" in refused[0]["reason"], index
+        assert {"name": "esmm", "version": "1", "state": "READY", "reason": ""} in index
+        assert httpx.post(f"{url}/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 1
+
+
+@pytest.mark.parametrize("name", ["esmm%0A", "esmm%0D", "..", "a" * 65])
+def test_model_names_are_matched_whole(tmp_path: Path, name: str) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", admin_token=TOKEN) as (url, _):
+        reply = httpx.post(f"{url}/v2/repository/models/{name}/load", headers=AUTH)
+        assert reply.status_code in (400, 404), reply.text
+
+
+def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Path) -> None:
+    """ctr and ctcvr filled by two models; the ctcvr model's queue is tiny: its refusals are counted
+    on it as queue_full (or overloaded), and the ctr model counts no cancellation for them."""
+    root = repository(tmp_path / "models")
+    publish_tiny_esmm(root, name="esmm_b")
+    (root / "esmm_b" / "config.toml").write_text(
+        "[serving]\nmax_batch_size = 10\nmax_queue_items = 10\nmax_queue_delay_us = 200000\n"
+    )
+    with running_server(root, tmp_path / "log", ctr_model="esmm", ctcvr_model="esmm_b", access_log="false") as (
+        url,
+        _,
+    ):
+        result = bench.overload(port_of(url), PAYLOAD, 200, 1.0, connections=16)
+        assert result["statuses"].get("503", 0) > 0, result
+        metrics = httpx.get(f"{url}/metrics").text
+    refusals = [line for line in metrics.splitlines() if 'model="esmm_b"' in line and "failure_total" in line]
+    assert any('reason="queue_full"' in line or 'reason="overloaded"' in line for line in refusals), metrics
+    assert not any('model="esmm",' in line and 'reason="cancelled"' in line for line in metrics.splitlines())
