@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from cli.auction import auction
 from cli.bench import bench_app
 from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
@@ -26,6 +27,7 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(bench_app, name="bench")
 app.add_typer(spec_app, name="spec")
 app.command()(new)
+app.command("auction")(auction)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]

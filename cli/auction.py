@@ -1,0 +1,65 @@
+"""``ctr auction``: the multi-slot GSP auction simulator, scored by the live service, with the
+retraining loop closed through the admin API (docs/auction.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # seconds-scale, one reload
+
+
+def auction(
+    days: Annotated[int, typer.Option(min=1, help="Auction days per pipeline (retrained after each).")] = 5,
+    requests_per_day: Annotated[int, typer.Option(min=1, help="Auctions a day.")] = 2000,
+    slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
+    candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
+    pipelines: Annotated[str, typer.Option(help="Comma-separated: naive, debiased, oracle.")] = "naive,debiased,oracle",
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 (world, advertisers, traffic).")] = 3,
+    train_days: Annotated[int, typer.Option(min=1, help="Days of logs each retraining uses.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Training batch size of the pipelines' models.")] = 128,
+    reserve: Annotated[float, typer.Option(min=0.0, help="Reserve price per click.")] = 0.2,
+    concurrency: Annotated[int, typer.Option(min=1, help="Scoring requests in flight.")] = 16,
+    out: Annotated[Path, typer.Option(help="JSON report to write (and a PNG beside it).")] = Path(
+        "reports/auction.json"
+    ),
+    work_dir: Annotated[Path, typer.Option(help="Logs, repositories, checkpoints.")] = Path("artifacts/auction"),
+    quick: Annotated[bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests).")] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bars per day.")] = True,
+) -> None:
+    """Run the pipelines through the same days of auctions and write the report."""
+    from clients.auction.plot import plot_report
+    from clients.auction.report import table
+    from clients.auction.run import AuctionConfig, run_auction
+
+    settings = dict(days=days, requests_per_day=requests_per_day, seeds=seeds, train_days=train_days) | (
+        QUICK if quick else {}
+    )
+    config = AuctionConfig(
+        slots=slots,
+        candidates=candidates,
+        pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
+        reserve=reserve,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        work_dir=work_dir,
+        progress=progress,
+        **settings,
+    )
+    logging.getLogger("clients.auction").setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
+    report = run_auction(config)
+    report["command"] = "ctr auction" + (" --quick" if quick else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    plot_report(report, out.with_suffix(".png"))
+    typer.echo(table(report))
+    typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+    aborted = {name: p["aborted"] for name, p in report["pipelines"].items() if p["aborted"]}
+    if aborted:
+        typer.echo(f"aborted pipelines: {aborted}", err=True)
+        raise typer.Exit(1)

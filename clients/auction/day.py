@@ -1,0 +1,194 @@
+"""One auction day of one pipeline: scores -> bids -> GSP -> the world's clicks and conversions ->
+the day's impression logs and metrics.
+
+The world decides every outcome: a click on the ad in slot k when the request's click draw is under
+theta_k x its true top-slot CTR, a conversion after a click when the conversion draw is under its
+true CVR. Displayed impressions are logged in the impression-log format (DESIGN.md §1) with the bid,
+the price per click and a propensity of 1 (the auction's ranking is deterministic given the scores);
+the other candidates go to the non-displayed table, without labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from clients.auction.advertisers import Advertisers
+from clients.auction.gsp import Allocation, expected_welfare, run_gsp
+from clients.auction.pipelines import DayScores
+from clients.auction.traffic import DayRequests
+from training.world import World
+from training.world.logs import build_table
+
+LABELS = ("position", "click", "conversion", "propensity", "conversion_potential", "examination")
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    metrics: dict[str, Any]
+    displayed: pa.Table  # impression log of the displayed ads
+    non_displayed: pa.Table  # the candidates not shown, without labels
+
+
+def run_day(
+    world: World,
+    advertisers: Advertisers,
+    requests: DayRequests,
+    scores: DayScores,
+    reserve: float,
+    slot_ratios: list[float] | None = None,
+) -> DayOutcome:
+    """``slot_ratios``: the model's CTR at slot k over slot 1, when the service publishes them;
+    otherwise the ratios of the day's own logs (clicks per impression at k over those at 1) are used."""
+    n_slots = world.config.n_slots
+    theta = world.examination()  # (S,)
+    users, hours = requests.user[:, None], requests.hour[:, None]
+    true_ctr = world.true_ctr(users, requests.ads, hours)  # (R, K) top-slot truth
+    true_cvr = world.true_cvr(users, requests.ads)
+    bid = advertisers.bid_per_click(requests.ads, scores.pcvr)
+    allocation = run_gsp(bid, scores.pctr, n_slots, reserve)
+    shown = allocation.shown  # (R, S)
+    col = np.where(shown, allocation.winners, 0)
+
+    def at_slots(values: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(values, col, axis=1)  # (R, S)
+
+    ads = at_slots(requests.ads)
+    click = shown & (at_slots(requests.click_draw) < theta * at_slots(true_ctr))
+    potential = at_slots(requests.conversion_draw) < at_slots(true_cvr)
+    conversion = click & potential
+    payment = np.where(click, allocation.price, 0.0)
+    value = np.where(shown, advertisers.realised_value(ads, click, conversion), 0.0)
+
+    true_bid = advertisers.value_per_click(requests.ads, true_cvr)
+    truth_value = true_bid * true_ctr  # (R, K) expected top-slot value of each candidate
+    oracle = run_gsp(true_bid, true_ctr, n_slots, reserve)
+    achieved = expected_welfare(allocation, truth_value, theta)
+    best = expected_welfare(oracle, truth_value, theta)
+
+    impressions = shown.sum(axis=0)  # (S,)
+    clicks_by_slot = click.sum(axis=0)
+    ctr_by_slot = _ratio(clicks_by_slot, impressions)
+    ratio_source = "service" if slot_ratios is not None else "own_logs"
+    ratios = np.asarray(slot_ratios[:n_slots] if slot_ratios is not None else ctr_by_slot / ctr_by_slot[0])
+    pctr_shown, true_shown = at_slots(scores.pctr), at_slots(true_ctr)
+    metrics: dict[str, Any] = {
+        "day": requests.day,
+        "requests": len(requests),
+        "impressions": int(impressions.sum()),
+        "revenue": float(payment.sum()),
+        "welfare": float(value.sum()),
+        "advertiser_surplus": float(value.sum() - payment.sum()),
+        "clicks": int(click.sum()),
+        "conversions": int(conversion.sum()),
+        "expected_welfare": float(achieved.sum()),
+        "regret": float((best - achieved).sum()),
+        "regret_share": float((best - achieved).sum() / best.sum()) if best.sum() > 0 else 0.0,
+        "ctr_by_slot": ctr_by_slot.tolist(),
+        "pctr_over_true_by_slot": _ratio(_sum_shown(pctr_shown, shown), _sum_shown(true_shown, shown)).tolist(),
+        "slot_pctr_over_true_by_slot": _ratio(
+            _sum_shown(pctr_shown, shown) * ratios, _sum_shown(true_shown, shown) * theta
+        ).tolist(),
+        "slot_ratios": ratios.tolist(),
+        "slot_ratio_source": ratio_source,
+        "pcvr_over_true": float(at_slots(scores.pcvr)[shown].mean() / at_slots(true_cvr)[shown].mean())
+        if shown.any()
+        else float("nan"),
+        "price_over_bid": float((allocation.price / at_slots(bid))[shown].mean()) if shown.any() else float("nan"),
+        "revenue_by_slot": payment.sum(axis=0).tolist(),
+        "welfare_by_slot": value.sum(axis=0).tolist(),
+        "ocpa_share_by_slot": _ocpa_share(advertisers, requests.ads, allocation),
+        "ocpa_share_oracle_by_slot": _ocpa_share(advertisers, requests.ads, oracle),
+    }
+    displayed = _log_table(world, requests, shown, col, click, conversion, potential, true_ctr, true_cvr)
+    displayed = displayed.append_column("bid", pa.array(at_slots(bid)[shown], pa.float32()))
+    displayed = displayed.append_column("price", pa.array(allocation.price[shown], pa.float32()))
+    return DayOutcome(metrics, displayed, _non_displayed(world, requests, shown, col, bid, scores, true_ctr, true_cvr))
+
+
+def _ocpa_share(advertisers: Advertisers, candidates: np.ndarray, allocation: Allocation) -> list[float]:
+    """Share of each slot's impressions that went to oCPA advertisers."""
+    ads = np.take_along_axis(candidates, np.where(allocation.shown, allocation.winners, 0), axis=1)
+    won = (allocation.shown & advertisers.ocpa[ads]).sum(axis=0)
+    return _ratio(won, allocation.shown.sum(axis=0)).tolist()
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1e-300), np.nan)
+
+
+def _sum_shown(values: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    return np.where(shown, values, 0.0).sum(axis=0)
+
+
+def _request_ids(day: int, rows: np.ndarray) -> pa.Array:
+    return pa.array([f"d{day}-r{r}" for r in rows.tolist()], pa.string())
+
+
+def _log_table(
+    world: World,
+    requests: DayRequests,
+    shown: np.ndarray,
+    col: np.ndarray,
+    click: np.ndarray,
+    conversion: np.ndarray,
+    potential: np.ndarray,
+    true_ctr: np.ndarray,
+    true_cvr: np.ndarray,
+) -> pa.Table:
+    rows = np.nonzero(shown)[0]  # request of each displayed impression, row-major: slot 1 first
+    theta = world.examination()
+    columns = {
+        "ts": requests.ts[rows],
+        "user": requests.user[rows],
+        "hour": requests.hour[rows],
+        "ad": np.take_along_axis(requests.ads, col, axis=1)[shown],
+        "position": np.nonzero(shown)[1] + 1,
+        "click": click[shown],
+        "conversion": conversion[shown],
+        "conversion_potential": potential[shown],
+        "true_ctr": np.take_along_axis(true_ctr, col, axis=1)[shown],
+        "true_cvr": np.take_along_axis(true_cvr, col, axis=1)[shown],
+        "examination": np.broadcast_to(theta, shown.shape)[shown],
+        "propensity": np.ones(len(rows)),
+    }
+    return build_table(columns, _request_ids(requests.day, rows), world.population, world.vocab)
+
+
+def _non_displayed(
+    world: World,
+    requests: DayRequests,
+    shown: np.ndarray,
+    col: np.ndarray,
+    bid: np.ndarray,
+    scores: DayScores,
+    true_ctr: np.ndarray,
+    true_cvr: np.ndarray,
+) -> pa.Table:
+    hidden = np.ones(requests.ads.shape, dtype=bool)
+    shown_rows, shown_slots = np.nonzero(shown)
+    hidden[shown_rows, col[shown_rows, shown_slots]] = False
+    rows, cols = np.nonzero(hidden)
+    n = len(rows)
+    columns = {
+        "ts": requests.ts[rows],
+        "user": requests.user[rows],
+        "hour": requests.hour[rows],
+        "ad": requests.ads[rows, cols],
+        "position": np.zeros(n, dtype=np.int64),
+        "click": np.zeros(n, dtype=np.int8),
+        "conversion": np.zeros(n, dtype=np.int8),
+        "conversion_potential": np.zeros(n, dtype=np.int8),
+        "true_ctr": true_ctr[rows, cols],
+        "true_cvr": true_cvr[rows, cols],
+        "examination": np.zeros(n),
+    }
+    table = build_table(columns, _request_ids(requests.day, rows), world.population, world.vocab).drop_columns(
+        list(LABELS)
+    )
+    table = table.append_column("bid", pa.array(bid[rows, cols], pa.float32()))
+    return table.append_column("pctr", pa.array(scores.pctr[rows, cols], pa.float32()))

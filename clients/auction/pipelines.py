@@ -1,0 +1,162 @@
+"""Where each pipeline's pCTR and pCVR come from.
+
+- ``naive``: the live service with a position-blind CTR model (the adversarial network with lambda 0
+  and no bypass: a plain click model that ignores position) and plain ESMM (``esmm_blind``, no
+  position bypass) for the ctcvr role: both in the "logged" position regime;
+- ``debiased``: the live service with the served defaults (the ``ctr`` and ``ctcvr`` roles' default
+  models, today the position-debiased adversarial CTR and ESMM);
+- ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
+
+Service pipelines score every request of a day over HTTP, many in flight at once through the
+async client; a failed call is counted and its request shows no ad (the run goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from clients.auction.traffic import DayRequests, score_bodies
+from clients.client import AsyncScoringClient, ServiceError
+from training.world import World
+
+logger = logging.getLogger(__name__)
+
+SERVICE_PIPELINES = ("naive", "debiased")
+PIPELINES = (*SERVICE_PIPELINES, "oracle")
+NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
+NAIVE_CTCVR_MODEL = "esmm_blind"  # committed config of ESMM as published (no position bypass: "logged" regime)
+NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
+
+
+@dataclass
+class DayScores:
+    pctr: np.ndarray  # (R, K) top-slot pCTR, NaN where the call failed
+    pcvr: np.ndarray  # (R, K) pCVR, NaN where the call failed
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)  # "status: message" -> count
+    model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
+    seconds: float = 0.0
+
+
+def check_pipelines(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or not names:
+        raise ValueError(f"pipelines must be among {list(PIPELINES)}, got {names}")
+    return names
+
+
+def oracle_scores(world: World, requests: DayRequests) -> DayScores:
+    started = time.perf_counter()
+    users = requests.user[:, None]
+    pctr = world.true_ctr(users, requests.ads, requests.hour[:, None])
+    pcvr = world.true_cvr(users, requests.ads)
+    return DayScores(pctr=pctr, pcvr=pcvr, seconds=time.perf_counter() - started)
+
+
+async def service_scores(
+    client: AsyncScoringClient, world: World, requests: DayRequests, concurrency: int, progress: bool = False
+) -> DayScores:
+    """Score every request of the day over HTTP, at most ``concurrency`` in flight."""
+    bodies = score_bodies(world, requests)
+    shape = requests.ads.shape
+    scores = DayScores(pctr=np.full(shape, np.nan), pcvr=np.full(shape, np.nan))
+    versions: dict[str, set[int]] = {}
+    gate = asyncio.Semaphore(concurrency)
+    bar = _progress(len(bodies), f"day {requests.day}", progress)
+
+    async def one(index: int, body: dict) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                reply = await client.score(body["context"], body["candidates"])
+            except (ServiceError, httpx.HTTPError) as error:
+                key = f"{error.status}: {error.error}" if isinstance(error, ServiceError) else type(error).__name__
+                scores.errors += 1
+                scores.error_kinds[key] = scores.error_kinds.get(key, 0) + 1
+                logger.warning("request %d of day %d failed: %s", index, requests.day, key)
+                return
+            finally:
+                scores.latencies_ms.append(1000.0 * (time.perf_counter() - started))
+                if bar is not None:
+                    bar.update(1)
+            scores.pctr[index] = [s.pctr for s in reply.scores]
+            scores.pcvr[index] = [s.pcvr for s in reply.scores]
+            for role, ref in reply.models.items():
+                versions.setdefault(role, set()).add(ref.version)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+    scores.seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    scores.model_versions = {role: sorted(v) for role, v in versions.items()}
+    return scores
+
+
+def _progress(total: int, label: str, enabled: bool):  # -> tqdm | None
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="req", leave=False)
+
+
+def write_model_configs(
+    repository: Path, pipeline: str, source: Path, roles: dict[str, str], batch_size: int
+) -> dict[str, str]:
+    """Write the pipeline's model configs into its own repository: the project's committed configs
+    with ``[training] batch_size`` sized to the retraining window (the committed 2048 is sized for
+    ~1M-row training sets: a window of ~10k rows would get a handful of Adam steps and leave ESMM's
+    CVR tower near its initial 0.5), and the naive pipeline's CTR model reduced to a position-blind
+    click model. Returns role -> model name."""
+    names = dict(roles)
+    configs = dict(roles)  # role -> the committed config it starts from
+    if pipeline == "naive":
+        names["ctr"] = NAIVE_CTR_MODEL
+        names["ctcvr"] = configs["ctcvr"] = NAIVE_CTCVR_MODEL
+    for role, name in names.items():
+        text = _override((source / configs[role] / "config.toml").read_text(), "training", {"batch_size": batch_size})
+        if pipeline == "naive" and role == "ctr":
+            text = _override(text, "model", NAIVE_CTR_OVERRIDES)
+        (repository / name).mkdir(parents=True, exist_ok=True)
+        (repository / name / "config.toml").write_text(text)
+    return names
+
+
+def _override(text: str, table: str, overrides: dict[str, Any]) -> str:
+    """A config's TOML text with keys of ``[table]`` replaced (written right under its header)."""
+    out: list[str] = []
+    current, written = "", False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.split("]")[0].strip("[ ")
+            out.append(line)
+            if current == table:
+                out += [f"{key} = {_toml(value)}" for key, value in overrides.items()]
+                written = True
+            continue
+        if current == table and stripped.split("=", 1)[0].strip() in overrides:
+            continue  # replaced above
+        out.append(line)
+    if not written:
+        out += ["", f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in overrides.items())]
+    result = "\n".join(out) + "\n"
+    written_table = tomllib.loads(result).get(table, {})
+    if any(written_table.get(key) != value for key, value in overrides.items()):
+        raise ValueError(f"could not override [{table}] {overrides} in a model config")
+    return result
+
+
+def _toml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)

@@ -1,0 +1,165 @@
+"""The auction report: per day and pipeline, per seed, totals with 95% confidence intervals over
+seeds, and paired differences between pipelines (the same traffic and outcome draws per seed).
+
+    {"config": {...},
+     "pipelines": {"<name>": {"days": [{"day", "revenue", "welfare", ...}],   # means over seeds
+                              "total": {...sums/means..., "welfare_ci95": [lo, hi], ...},
+                              "seeds": [{"seed", "days": [...], "total": {...}, "aborted"}]}},
+     "comparisons": {"debiased_minus_naive": {"welfare": mean, "welfare_ci95": [lo, hi], ...}},
+     "seconds": {"total", "scoring", "retraining", "export", "reload"}}
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+SUMS = ("revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "impressions", "expected_welfare",
+        "regret", "errors", "requests")  # fmt: skip
+SLOT_SUMS = ("revenue_by_slot", "welfare_by_slot")
+MEANS = ("pcvr_over_true", "price_over_bid", "p50_ms", "p99_ms")
+SLOT_MEANS = ("ctr_by_slot", "pctr_over_true_by_slot", "slot_pctr_over_true_by_slot", "ocpa_share_by_slot",
+              "ocpa_share_oracle_by_slot")  # fmt: skip
+COMPARED = ("welfare", "revenue", "advertiser_surplus", "conversions", "clicks", "regret")
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def ci95(values: list[float]) -> list[float]:
+    """Two-sided 95% interval of the mean over seeds (Student t); one value gives [v, v]."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if x.size < 2:
+        return [mean, mean]
+    t = T_975.get(x.size - 1, NormalDist().inv_cdf(0.975))
+    half = t * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return [mean - half, mean + half]
+
+
+def _mean_lists(lists: list[list[float]]) -> list[float]:
+    return np.nanmean(np.asarray(lists, dtype=np.float64), axis=0).tolist()
+
+
+def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sums of counts and money over the days, means of ratios and latencies."""
+    total: dict[str, Any] = {key: float(sum(d[key] for d in days)) for key in SUMS}
+    total |= {key: np.sum([d[key] for d in days], axis=0).tolist() for key in SLOT_SUMS}
+    for key in MEANS:  # latencies are None for the oracle, which makes no calls
+        values = [d[key] for d in days if d[key] is not None and not math.isnan(d[key])]
+        total[key] = float(np.mean(values)) if values else None
+    total |= {key: _mean_lists([d[key] for d in days]) for key in SLOT_MEANS}
+    best = total["expected_welfare"] + total["regret"]
+    total["regret_share"] = total["regret"] / best if best > 0 else 0.0
+    total["days"] = len(days)
+    return total
+
+
+def _across(totals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over seeds, with a 95% interval for every number and every per-slot number."""
+    out: dict[str, Any] = {"seeds": len(totals)}
+    for key, value in totals[0].items():
+        if isinstance(value, list):
+            columns = np.asarray([t[key] for t in totals], dtype=np.float64).T  # (S, seeds)
+            out[key] = [float(np.nanmean(c)) for c in columns]
+            out[f"{key}_ci95"] = [ci95(c[~np.isnan(c)].tolist() or [math.nan]) for c in columns]
+        elif isinstance(value, int | float):
+            out[key] = float(np.mean([t[key] for t in totals]))
+            out[f"{key}_ci95"] = ci95([t[key] for t in totals])
+    return out
+
+
+def _days_across(runs: list[Any]) -> list[dict[str, Any]]:
+    n_days = min(len(r.days) for r in runs)
+    days = []
+    for i in range(n_days):
+        entries = [r.days[i] for r in runs]
+        day: dict[str, Any] = {"day": i}
+        for key, value in entries[0].items():
+            if key == "day":
+                continue
+            if key in SLOT_SUMS or key in SLOT_MEANS:
+                day[key] = _mean_lists([e[key] for e in entries])
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                day[key] = float(np.mean([e[key] for e in entries]))
+        day["model_versions"] = [e["model_versions"] for e in entries]  # one entry per seed
+        days.append(day)
+    return days
+
+
+def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``runs``: pipeline -> one PipelineRun per seed."""
+    pipelines: dict[str, Any] = {}
+    totals: dict[str, list[dict[str, Any]]] = {}
+    for name, per_seed in runs.items():
+        totals[name] = [seed_total(r.days) for r in per_seed]
+        pipelines[name] = {
+            "days": _days_across(per_seed),
+            "total": _across(totals[name]),
+            "seeds": [
+                {"seed": s, "days": r.days, "total": t, "aborted": r.aborted, "timings": r.timings}
+                for s, (r, t) in enumerate(zip(per_seed, totals[name], strict=True))
+            ],
+            "aborted": [r.aborted for r in per_seed if r.aborted],
+        }
+    timing_keys = ("scoring", "retraining", "export", "reload")
+    split = {k: float(sum(r.timings.get(k, 0.0) for rs in runs.values() for r in rs)) for k in timing_keys}
+    return {
+        "config": config,
+        "pipelines": pipelines,
+        "comparisons": _comparisons(totals),
+        "seconds": {"total": seconds, **split},
+    }
+
+
+def _comparisons(totals: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval."""
+    pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle")]
+    out = {}
+    for a, b in pairs:
+        if a not in totals or b not in totals:
+            continue
+        n = min(len(totals[a]), len(totals[b]))
+        entry: dict[str, Any] = {}
+        for key in COMPARED:
+            diffs = [totals[a][i][key] - totals[b][i][key] for i in range(n)]
+            entry[key] = float(np.mean(diffs))
+            entry[f"{key}_ci95"] = ci95(diffs)
+        for key in SLOT_SUMS:
+            diffs = np.asarray([np.subtract(totals[a][i][key], totals[b][i][key]) for i in range(n)])
+            entry[key] = diffs.mean(axis=0).tolist()
+        out[f"{a}_minus_{b}"] = entry
+    return out
+
+
+def _fmt(value: float, interval: list[float], digits: int = 0) -> str:
+    half = (interval[1] - interval[0]) / 2
+    return f"{value:,.{digits}f} ± {half:,.{digits}f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    """A Markdown table per pipeline total: mean ± half-width of the 95% interval over seeds."""
+    header = ("| pipeline | welfare | revenue | surplus | conversions | clicks | pCTR/true by slot | pCVR/true "
+              "| regret share | errors |")  # fmt: skip
+    lines = [header, "|" + "---|" * 10]
+    for name, entry in report["pipelines"].items():
+        t = entry["total"]
+        slots = ", ".join(
+            f"{v:.2f}±{(hi - lo) / 2:.2f}" for v, (lo, hi) in zip(t["pctr_over_true_by_slot"],
+                                                               t["pctr_over_true_by_slot_ci95"], strict=True)
+        )  # fmt: skip
+        lines.append(
+            f"| {name} | {_fmt(t['welfare'], t['welfare_ci95'])} | {_fmt(t['revenue'], t['revenue_ci95'])} "
+            f"| {_fmt(t['advertiser_surplus'], t['advertiser_surplus_ci95'])} "
+            f"| {_fmt(t['conversions'], t['conversions_ci95'])} | {_fmt(t['clicks'], t['clicks_ci95'])} | {slots} "
+            f"| {_fmt(t['pcvr_over_true'], t['pcvr_over_true_ci95'], 2)} "
+            f"| {_fmt(t['regret_share'], t['regret_share_ci95'], 3)} | {t['errors']:.0f} |"
+        )
+    for pair, entry in report.get("comparisons", {}).items():
+        lines.append(
+            f"\n{pair}: welfare {_fmt(entry['welfare'], entry['welfare_ci95'])}, "
+            f"revenue {_fmt(entry['revenue'], entry['revenue_ci95'])}, "
+            f"conversions {_fmt(entry['conversions'], entry['conversions_ci95'])}"
+        )
+    return "\n".join(lines)

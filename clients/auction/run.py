@@ -1,0 +1,248 @@
+"""The auction experiment: for each seed, each pipeline runs the same days of traffic through its
+own scorer, logs what happened, retrains on its last days of logs and hot-loads the new versions.
+
+    report = run_auction(AuctionConfig(days=5, requests_per_day=3000, slots=3, seeds=3))
+
+Service pipelines start their own ``ctr serve`` (one per pipeline and seed, each on its own model
+repository) and stop it at the end, even on error. Before day 0 every service pipeline trains its
+first versions on ``train_days`` days of the world's feedback-loop logs of the same seed (the
+platform's history); after each day but the last it retrains on its ``train_days`` latest days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from clients.auction.advertisers import Advertisers
+from clients.auction.day import run_day
+from clients.auction.pipelines import (
+    SERVICE_PIPELINES,
+    DayScores,
+    check_pipelines,
+    oracle_scores,
+    service_scores,
+    write_model_configs,
+)
+from clients.auction.report import summarise
+from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
+from clients.auction.traffic import draw_day
+from clients.client import AsyncScoringClient, ModelStatus
+from clients.service_process import RunningService, running_service
+from training.world import World, WorldConfig, feature_spec, write_logs
+from training.world.traffic import SECONDS_PER_DAY
+
+logger = logging.getLogger(__name__)
+
+ADVERTISER_STREAM = 17  # keys the advertisers' draw apart from the traffic's
+
+
+@dataclass(frozen=True)
+class AuctionConfig:
+    days: int = 5  # auction days per pipeline; the models are retrained after each day but the last
+    requests_per_day: int = 2000  # auctions a day
+    slots: int = 3  # S: ads shown per request
+    candidates: int = 10  # K: eligible candidates per request (the world's popularity-drawn pool)
+    pipelines: tuple[str, ...] = ("naive", "debiased", "oracle")
+    seeds: int = 3  # seeds 0..seeds-1: each its own world, advertisers, traffic and models
+    train_days: int = 2  # retrain on this many latest days of logs (history days before day 0 included)
+    batch_size: int = 128  # [training] batch_size of the pipelines' models: ~100 Adam steps per window
+    reserve: float = 0.2  # reserve price per click
+    ocpa_share: float = 0.5  # share of advertisers bidding oCPA (the rest bid CPC)
+    concurrency: int = 16  # scoring requests in flight
+    work_dir: Path = Path("artifacts/auction")  # logs, repositories, checkpoints, service logs
+    model_source: Path = Path("models")  # the committed configs the pipelines' repositories start from
+    ctr_model: str = "ctr"  # the service's default role models (the debiased pipeline's)
+    ctcvr_model: str = "esmm"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_pipelines(list(self.pipelines))
+        if min(self.days, self.requests_per_day, self.slots, self.seeds, self.train_days, self.concurrency) < 1:
+            raise ValueError("days, requests_per_day, slots, seeds, train_days and concurrency must be >= 1")
+        if self.candidates <= self.slots:
+            raise ValueError(
+                f"candidates ({self.candidates}) must exceed slots ({self.slots}): GSP prices need a loser"
+            )
+
+    def world(self, seed: int) -> World:
+        return World(WorldConfig(seed=seed, n_slots=self.slots, n_candidates=self.candidates))
+
+
+@dataclass
+class PipelineRun:
+    days: list[dict[str, Any]] = field(default_factory=list)
+    aborted: str | None = None  # why the pipeline stopped early (a refused reload), else None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_auction(config: AuctionConfig) -> dict[str, Any]:
+    """Every pipeline on every seed; the report (clients.auction.report)."""
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
+    for seed in range(config.seeds):
+        world = config.world(seed)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, ADVERTISER_STREAM]))
+        advertisers = Advertisers.draw(world, rng, config.ocpa_share)
+        seed_dir = config.work_dir / f"seed{seed}"
+        shutil.rmtree(seed_dir, ignore_errors=True)
+        history = _history(world, config, seed, seed_dir / "history") if _needs_service(config) else []
+        for name in config.pipelines:
+            logger.info("seed %d: pipeline %s", seed, name)
+            run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
+            runs[name].append(run)
+    report = summarise(runs, _config_dict(config), time.perf_counter() - started)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    report["seconds"] |= {  # CPU seconds: this process (client, trainer) and the services it started
+        "cpu_client_and_training": own.ru_utime + own.ru_stime,
+        "cpu_services": children.ru_utime + children.ru_stime,
+    }
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_average_1m": {"start": load_before[0], "end": os.getloadavg()[0]},
+    }
+    return report
+
+
+def _needs_service(config: AuctionConfig) -> bool:
+    return any(name in SERVICE_PIPELINES for name in config.pipelines)
+
+
+def _history(world: World, config: AuctionConfig, seed: int, directory: Path) -> list[Path]:
+    """``train_days`` days of the world's feedback-loop logs before day 0, one file a day."""
+    table = world.simulate(days=config.train_days, requests_per_day=config.requests_per_day, seed=seed)
+    day = pc.divide(pc.subtract(table.column("ts"), world.config.start_ts), SECONDS_PER_DAY)
+    files = []
+    for d in range(config.train_days):
+        path = directory / f"day{d - config.train_days}.parquet"
+        write_logs(table.filter(pc.equal(day, d)), path)
+        files.append(path)
+    return files
+
+
+def _run_pipeline(
+    name: str,
+    world: World,
+    advertisers: Advertisers,
+    history: list[Path],
+    config: AuctionConfig,
+    seed: int,
+    directory: Path,
+) -> PipelineRun:
+    if name not in SERVICE_PIPELINES:
+        return asyncio.run(_days(name, world, advertisers, config, seed, directory))
+    repository = directory / "models"
+    roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
+    names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
+    spec_path = directory / "spec.toml"
+    spec_path.write_text(feature_spec(world.config).to_toml())
+    trainer = Trainer(repository, directory / "work", spec_path, names)
+    trainer.train_window(history, "history")
+    with running_service(repository, names, directory / "service.log") as service:
+        return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
+
+
+async def _days(
+    name: str,
+    world: World,
+    advertisers: Advertisers,
+    config: AuctionConfig,
+    seed: int,
+    directory: Path,
+    history: list[Path] | None = None,
+    trainer: Trainer | None = None,
+    service: RunningService | None = None,
+) -> PipelineRun:
+    """The pipeline's days: scored by the service (then retrained and reloaded), or by the truth."""
+    run = PipelineRun()
+    logs = list(history or [])
+    reload_s = scoring_s = 0.0
+    client = None if service is None else AsyncScoringClient(service.url, max_connections=config.concurrency)
+    try:
+        if client is not None and trainer is not None:
+            models = await client.models()
+            expected = {role: _served(models, model) for role, model in trainer.names.items()}
+            ratios = _published_ratios(models, trainer.names["ctr"])
+        for day in range(config.days):
+            requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
+            if client is None:  # the oracle's slot ratios are measured in its logs, as for the others
+                scores, ratios = oracle_scores(world, requests), None
+            else:
+                scores = await service_scores(client, world, requests, config.concurrency, config.progress)
+            scoring_s += scores.seconds
+            outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
+            metrics = outcome.metrics | _service_metrics(scores)
+            if client is not None:  # versions other than the one loaded before the day
+                metrics["stale_versions"] = {r: v for r, v in scores.model_versions.items() if v != [expected[r]]}
+            run.days.append(metrics)
+            logs.append(write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
+            pq.write_table(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
+            logger.info(
+                "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
+                seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],
+            )  # fmt: skip
+            if client is None or trainer is None or day == config.days - 1:
+                continue
+            exported = trainer.train_window(logs[-config.train_days :], f"day{day}")
+            try:
+                reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)
+                if any(exported[r] <= expected[r] for r in exported):
+                    raise ReloadRefused(f"versions did not increase ({expected} -> {exported})")
+            except ReloadRefused as error:
+                run.aborted = f"day {day}: {error}"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, error)
+                break
+            expected = exported
+            ratios = _published_ratios(await client.models(), trainer.names["ctr"])
+    finally:
+        if client is not None:
+            await client.aclose()
+    training = trainer.timings if trainer is not None else Timings()
+    run.timings = asdict(Timings(training.retraining, training.export, reload_s)) | {"scoring": scoring_s}
+    return run
+
+
+def _served(models: list[ModelStatus], name: str) -> int:
+    for model in models:
+        if model.name == name and model.version is not None:
+            return model.version
+    raise ReloadRefused(f"the service does not serve {name}")
+
+
+def _published_ratios(models: list[ModelStatus], ctr_name: str) -> list[float] | None:
+    """The ctr model's ``position.ctr_ratios`` from /v1/models, when the service publishes them."""
+    for model in models:
+        if model.name == ctr_name and model.position and model.position.get("ctr_ratios"):
+            return [float(r) for r in model.position["ctr_ratios"]]
+    return None
+
+
+def _service_metrics(scores: DayScores) -> dict[str, Any]:
+    latencies = np.asarray(scores.latencies_ms)
+    return {
+        "p50_ms": float(np.percentile(latencies, 50)) if latencies.size else None,
+        "p99_ms": float(np.percentile(latencies, 99)) if latencies.size else None,
+        "errors": scores.errors,
+        "error_kinds": scores.error_kinds,
+        "model_versions": scores.model_versions,
+        "scoring_seconds": scores.seconds,
+    }
+
+
+def _config_dict(config: AuctionConfig) -> dict[str, Any]:
+    return {
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+        for k, v in asdict(config).items()
+    }

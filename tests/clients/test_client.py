@@ -1,0 +1,103 @@
+"""The typed client against the real service (uvicorn on loopback, a real ONNX model): typed
+replies, typed errors carrying the service's message and field, Retry-After honoured on 503,
+and an admin reload seen through /v1/models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clients.client import AsyncScoringClient, ModelRef, Score, ScoreResponse, ScoringClient, ServiceError
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+
+TOKEN = "client-test-admin-token"
+CONTEXT = {"user_id": "u_1", "hour": "20"}
+CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(root)
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    with running_server(root, log, ctr_model="esmm", admin_token=TOKEN, access_log="false") as (url, _):
+        yield url, root
+
+
+def test_score_returns_typed_scores_and_model_versions(service: tuple[str, Path]) -> None:
+    url, _ = service
+    with ScoringClient(url) as client:
+        reply = client.score(CONTEXT, CANDIDATES)
+    assert isinstance(reply, ScoreResponse) and len(reply.scores) == len(CANDIDATES)
+    assert all(isinstance(s, Score) and 0 <= s.pctcvr <= s.pctr <= 1 for s in reply.scores)
+    assert reply.models == {"ctr": ModelRef("esmm", 1), "ctcvr": ModelRef("esmm", 1)}
+
+
+def test_bad_input_raises_typed_error_with_the_services_field(service: tuple[str, Path]) -> None:
+    url, _ = service
+    bad = [*CANDIDATES[:2], {"ad_id": "ad_9", "ad_price": "expensive"}]
+    with ScoringClient(url) as client, pytest.raises(ServiceError) as caught:
+        client.score(CONTEXT, bad)
+    assert caught.value.status == 422
+    assert caught.value.field == "candidates[2].ad_price"
+    assert "ad_price" in caught.value.error
+    with ScoringClient(url) as client, pytest.raises(ServiceError) as missing:
+        client.score({"hour": "3"}, CANDIDATES)
+    assert missing.value.status == 422 and missing.value.field == "context.user_id"
+
+
+def test_async_client_keeps_many_requests_in_flight_and_types_errors(service: tuple[str, Path]) -> None:
+    url, _ = service
+
+    async def run() -> tuple[list[ScoreResponse], ServiceError]:
+        async with AsyncScoringClient(url, max_connections=8) as client:
+            replies = await asyncio.gather(*(client.score({"user_id": f"u{i}"}, CANDIDATES) for i in range(40)))
+            try:
+                await client.score(CONTEXT, [])
+            except ServiceError as error:
+                return list(replies), error
+        raise AssertionError("an empty candidate list was accepted")
+
+    replies, error = asyncio.run(run())
+    assert len(replies) == 40 and all(len(r.scores) == 3 for r in replies)
+    assert error.status == 422 and error.field == "candidates"
+
+
+def test_admin_reload_is_reported_by_models(service: tuple[str, Path]) -> None:
+    url, root = service
+    with ScoringClient(url) as client:
+        with pytest.raises(ServiceError) as refused:
+            client.load_model("esmm", "wrong-token-of-some-length")
+        assert refused.value.status == 401 and refused.value.field == "Authorization"
+        version = publish_tiny_esmm(root, seed=1)
+        assert version in client.load_model("esmm", TOKEN)
+        (entry,) = client.models()
+        assert entry.name == "esmm" and entry.ready and entry.version == version
+        assert client.score(CONTEXT, CANDIDATES).models["ctr"].version == version
+
+
+def test_503_with_retry_after_is_waited_out_then_raised(tmp_path: Path) -> None:
+    # a queue that holds one item refuses every 3-candidate request at once: 503 with Retry-After
+    root = tmp_path / "models"
+    publish_tiny_esmm(root)
+    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nmax_batch_size = 1\nmax_queue_items = 1\n')
+    with running_server(root, tmp_path / "log", ctr_model="esmm", retry_after_s="1", access_log="false") as (url, _):
+        with ScoringClient(url, max_retries=2) as client, pytest.raises(ServiceError) as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert client.waits == [1.0, 1.0]  # the header's value, once per retry
+        assert caught.value.status == 503 and caught.value.retry_after_s == 1.0
+        assert "queue is full" in caught.value.error
+
+        async def refused() -> list[float]:
+            async with AsyncScoringClient(url, max_retries=1) as client:
+                with pytest.raises(ServiceError):
+                    await client.score(CONTEXT, CANDIDATES)
+                return client.waits
+
+        assert asyncio.run(refused()) == [1.0]
+        with ScoringClient(url, max_retries=0) as client:  # one candidate fits the queue: served
+            assert len(client.score(CONTEXT, CANDIDATES[:1]).scores) == 1
