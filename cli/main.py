@@ -16,11 +16,17 @@ import typer
 
 from cli.auction import auction
 from cli.bench import bench_app
+from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
+from cli.new import new, spec_app
 
-app = typer.Typer(help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True)
+app = UserErrorTyper(
+    help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
+)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(bench_app, name="bench")
+app.add_typer(spec_app, name="spec")
+app.command()(new)
 app.command("auction")(auction)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
@@ -158,12 +164,14 @@ def evaluate(
     repository: RepositoryOption = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
+    logs: Annotated[Path | None, typer.Option(help="Your held-out log: evaluate on it (AUC/log loss CIs, "
+                                              "calibration per position, reliability PNG beside --out).")] = None,
 ) -> None:
-    """Score a held-out world day with the exported model and report AUCs and calibration.
+    """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration.
 
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out)."""
-    if name == "serving":
+    if name == "serving" and logs is None:
         from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
 
         if url is None:
@@ -179,9 +187,22 @@ def evaluate(
         typer.echo(format_table(report))
         typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
         return
+    if logs is not None:
+        from training.evaluate_logs import evaluate_on_logs, summary
+
+        report = evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
+        return
+    from common.encoder import FeatureError
     from training.evaluation import evaluate as evaluate_model
 
-    report = evaluate_model(repository, name, version)
+    try:
+        report = evaluate_model(repository, name, version)
+    except FeatureError as error:  # a model of the user's own features: the simulator lacks them
+        raise ValueError(f"{error}; {name} reads features the world simulator does not make: "
+                         f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():
@@ -239,6 +260,10 @@ def sample_request(
     from common.repository import read_config
     from training.world import World, WorldConfig
 
+    if not (repository / model / "config.toml").is_file():
+        raise FileNotFoundError(
+            f"no {repository / model / 'config.toml'}: run from the repository root or pass --repository PATH/models"
+        )
     world_settings = read_config(repository, model).get("world", {})
     body = World(WorldConfig(**world_settings)).sample_request(n_candidates=candidates, seed=seed)
     typer.echo(json.dumps(body))

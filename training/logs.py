@@ -60,7 +60,10 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
         required += [f.name for f in spec.features if f.required]
     missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise ValueError(f"impression log {path} lacks the columns {missing}")
+        raise ValueError(
+            f"impression log {path} lacks the columns {missing}: add them to the log "
+            "(a feature can instead be made optional in the spec: required = false, default = ...)"
+        )
     click = table.column("click")
     conversion = table.column("conversion")
     if pc.any(pc.and_(pc.equal(conversion, 1), pc.not_equal(click, 1))).as_py():

@@ -52,7 +52,10 @@ class ModelConfig:
         try:
             raw = read_config(root, name)
         except FileNotFoundError:
-            raise FileNotFoundError(f"no config for model {name!r}: expected {root / name / 'config.toml'}") from None
+            raise FileNotFoundError(
+                f"no config for model {name!r}: expected {root / name / 'config.toml'}; "
+                f"create it with `ctr new {name} --kind KIND` (or run from the repository root)"
+            ) from None
         if "kind" not in raw:
             raise ValueError(f"{root / name / 'config.toml'} must say which kind of model it is (kind = ...)")
         return cls(

@@ -8,7 +8,8 @@ paths read, fingerprint and encode the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -16,9 +17,10 @@ from torch import nn
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
+from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.dataset import ImpressionTensors
-from training.fit import fit
+from training.fit import TrainingConfig, fit
 from training.logs import feature_columns, fingerprint, manifest_spec, read_logs
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
@@ -81,6 +83,11 @@ def train(
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
     (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)
+    if config.kind not in MODEL_KINDS:
+        raise ValueError(
+            f"{root / name / 'config.toml'} says kind = {config.kind!r}, which is unknown: set it to one of "
+            f"{sorted(MODEL_KINDS)}"
+        )
     if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
         from training.retrieval_pipeline import train_retrieval
 
@@ -92,8 +99,14 @@ def train(
         return checkpoint
     if non_displayed is not None:
         raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
+    if logs is not None and spec_path is None and (root / name / SPEC_FILE).is_file():
+        spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
+    explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))
+    training = config.training if explicit else scaled_to_data(config.training, len(data))
+    config = replace(config, training=training)  # the settings trained with are the ones recorded
+    warn_if_small(name, training, len(data), int(data.tensors["click"].sum().item()))
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
     checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)}, data.tensors)
@@ -124,6 +137,56 @@ def make_checkpoint(
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
         position=position_summary(model, tensors),
     )
+
+
+# A config that sets neither epochs nor batch_size (as `ctr new` writes it) trains for at least MIN_STEPS
+# optimiser steps where the log allows (see README); one that sets either is trained as it says.
+SCALED_SETTINGS = frozenset({"epochs", "batch_size"})
+MIN_STEPS = 200
+MIN_BATCH = 128  # a small log's batches shrink to no fewer rows than this ...
+MAX_EPOCHS = 10  # ... and its epochs grow to no more than this
+FEW_STEPS, FEW_POSITIVES = 100, 100  # fewer optimiser steps or clicks than these: warn
+
+
+SPEC_FILE = "spec.toml"  # a model's own feature spec (`ctr new --spec`), the default of `ctr train --logs`
+
+
+def training_rows(config: TrainingConfig, impressions: int) -> int:
+    return impressions - int(impressions * config.validation_fraction)
+
+
+def steps_of(config: TrainingConfig, impressions: int) -> int:
+    return config.epochs * math.ceil(training_rows(config, impressions) / config.batch_size)
+
+
+def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
+    """The config with enough optimiser steps for a small log: where ``epochs`` passes of ``batch_size``
+    give fewer than MIN_STEPS steps, the batch shrinks towards MIN_BATCH (never grows) and then the
+    epochs grow towards MAX_EPOCHS (never shrink) until MIN_STEPS is reached or both limits are hit."""
+    if steps_of(config, impressions) >= MIN_STEPS:
+        return config
+    rows = training_rows(config, impressions)
+    batch = min(config.batch_size, max(MIN_BATCH, rows * config.epochs // MIN_STEPS))
+    per_epoch = math.ceil(rows / batch)
+    epochs = max(config.epochs, min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+    scaled = replace(config, batch_size=batch, epochs=epochs)
+    logger.info(
+        "small log (%d training rows): batch %d -> %d, epochs %d -> %d, so %d optimiser steps (rule: >= %d steps, "
+        "batch >= %d, epochs <= %d)", rows, config.batch_size, batch, config.epochs, epochs,
+        steps_of(scaled, impressions), MIN_STEPS, MIN_BATCH, MAX_EPOCHS,
+    )
+    return scaled
+
+
+def warn_if_small(name: str, config: TrainingConfig, impressions: int, clicks: int) -> None:
+    """One warning line when the optimiser steps or the positives are few."""
+    steps = steps_of(config, impressions)
+    if steps < FEW_STEPS or clicks < FEW_POSITIVES:
+        logger.warning(
+            "%s trains for only %d optimiser steps on %d clicks in %d impressions: expect a weak model and "
+            "validation metrics with wide uncertainty (more logs, or `ctr evaluate %s --logs HELDOUT` for intervals)",
+            name, steps, clicks, impressions, name,
+        )
 
 
 def checkpoint_path(work_dir: Path, name: str) -> Path:

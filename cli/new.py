@@ -1,0 +1,40 @@
+"""``ctr new`` (start a repository model) and ``ctr spec infer`` (propose a feature spec from a log)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+spec_app = typer.Typer(help="Feature specs: propose one from your logs.", no_args_is_help=True)
+
+
+def new(
+    name: Annotated[str, typer.Argument(help="The new model's name (models/NAME/config.toml).")],
+    kind: Annotated[str | None, typer.Option(help="The model kind (e.g. esmm, adversarial_ctr).")] = None,
+    copy_from: Annotated[str | None, typer.Option("--from", help="Copy this existing model's config.")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml.")] = None,
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+) -> None:
+    """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
+    from training.new_model import new_model
+
+    path = new_model(repository, name, kind, copy_from, spec)
+    typer.echo(f"wrote {path}; next: ctr train {name} --logs LOGS" + ("" if spec else " --spec SPEC.toml"))
+
+
+@spec_app.command("infer")
+def infer(
+    logs: Annotated[Path, typer.Option(help="Your impression log (Parquet/CSV file or directory).")],
+    out: Annotated[Path | None, typer.Option(help="Write the TOML here instead of printing it.")] = None,
+) -> None:
+    """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
+    from training.spec_infer import infer_spec, spec_toml
+
+    text = spec_toml(*infer_spec(logs), logs)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")

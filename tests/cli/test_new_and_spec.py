@@ -1,0 +1,79 @@
+"""`ctr new` writes a model's config from a kind's defaults or a copy and never overwrites;
+`ctr spec infer` proposes a spec from a log's columns."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from common.features import FeatureSpec
+from training.model_config import ModelConfig
+from training.spec_infer import buckets_for
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_new_from_kind_defaults_loads_as_a_config(tmp_path):
+    result = run("new", "mine", "--kind", "esmm", "-r", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    config = ModelConfig.load(tmp_path, "mine")
+    assert config.kind == "esmm" and config.model["hidden"] == [360, 200, 80]
+    assert config.training.epochs >= 1
+
+
+def test_new_refuses_to_overwrite_and_copies_from(tmp_path):
+    assert run("new", "first", "--kind", "adversarial_ctr", "-r", str(tmp_path)).exit_code == 0
+    (tmp_path / "first" / "config.toml").write_text('kind = "adversarial_ctr"  # edited\n[model]\nlam = 0.5\n')
+    again = run("new", "first", "--kind", "esmm", "-r", str(tmp_path))
+    assert again.exit_code != 0 and "exists" in str(again.exception)
+    assert "edited" in (tmp_path / "first" / "config.toml").read_text()
+    assert run("new", "second", "--from", "first", "-r", str(tmp_path)).exit_code == 0
+    assert tomllib.loads((tmp_path / "second" / "config.toml").read_text())["model"] == {"lam": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--kind", "nonsense"], "unknown model kind"), (["--from", "absent"], "no "), ([], "--kind KIND or --from")],
+)
+def test_new_names_the_mistake(tmp_path, args, expected):
+    result = run("new", "mine", *args, "-r", str(tmp_path))
+    assert result.exit_code != 0 and expected in str(result.exception)
+    assert not (tmp_path / "mine").exists()
+
+
+def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
+    rng = np.random.default_rng(0)
+    requests, slots = 300, 3
+    rows = requests * slots
+    bid = rng.uniform(0, 1, rows)
+    bid[::7] = np.nan
+    pq.write_table(pa.table({
+        "request_id": np.repeat(np.arange(requests), slots).astype(str),
+        "ts": np.arange(rows),
+        "site": np.repeat(rng.choice(["a", "b", "c"], requests), slots),
+        "creative": rng.integers(0, 50, rows),
+        "bid": pa.array(bid, from_pandas=True),
+        "constant": np.ones(rows),
+        "position": np.tile(np.arange(1, slots + 1), requests),
+        "click": np.zeros(rows, np.int64),
+        "conversion": np.zeros(rows, np.int64),
+    }), tmp_path / "log.parquet")
+    result = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"))
+    assert result.exit_code == 0, result.output
+    assert "left out: constant" in result.output and "left out: request_id" in result.output
+    spec = FeatureSpec.from_dict(tomllib.loads(result.output))
+    features = spec.by_name
+    assert set(features) == {"site", "creative", "bid"}
+    assert features["site"].kind == "categorical" and features["site"].side == "context"
+    assert features["creative"].kind == "categorical" and features["creative"].side == "candidate"
+    assert features["creative"].buckets == buckets_for(50) == 256
+    assert features["bid"].kind == "numeric" and not features["bid"].required
+    assert features["bid"].default == pytest.approx(float(np.nanmedian(bid)))

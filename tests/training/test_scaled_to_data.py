@@ -1,0 +1,19 @@
+"""Training on your own logs: a small log gets enough optimiser steps, a large one is left alone."""
+
+from training.fit import TrainingConfig
+from training.pipeline import MAX_EPOCHS, MIN_BATCH, MIN_STEPS, scaled_to_data, steps_of
+
+
+def test_a_small_log_is_not_trained_for_five_steps():
+    shipped = TrainingConfig(epochs=1, batch_size=2048, validation_fraction=0.1)
+    assert steps_of(shipped, 10_000) == 5  # the issue's 10,000-impression log
+    scaled = scaled_to_data(shipped, 10_000)
+    assert scaled.batch_size == MIN_BATCH and steps_of(scaled, 10_000) >= MIN_STEPS
+
+
+def test_limits_and_large_logs():
+    tiny = scaled_to_data(TrainingConfig(epochs=1, batch_size=2048), 300)
+    assert tiny.batch_size == MIN_BATCH and tiny.epochs == MAX_EPOCHS
+    large = TrainingConfig(epochs=2, batch_size=1024)
+    assert scaled_to_data(large, 1_000_000) is large
+    assert scaled_to_data(TrainingConfig(epochs=5, batch_size=64), 2_000).batch_size == 64  # never grows

@@ -1,0 +1,227 @@
+"""Evaluating an exported model on a held-out log the user provides (``ctr evaluate NAME --logs``).
+
+What is scored is what the service serves: the repository's ONNX version run by ONNX Runtime on
+inputs from the shared encoder. Logs hold no ground truth beyond their labels, so the report gives
+- AUC and log loss of pCTR (on every impression), pCTCVR (every impression) and pCVR (clicked
+  impressions, the only ones whose conversion is observed), each with a bootstrap 95% interval
+  (impressions resampled with replacement);
+- calibration overall and per position: the predicted CTR of a row is its pCTR times the learned CTR
+  ratio of its position when ``model.json`` carries them (``"position": {"regime": "slot1",
+  "ctr_ratios": [...]}``: the model predicts slot 1), else pCTR itself, and the report says which;
+- a reliability diagram (PNG): observed against predicted rate in equal-count bins.
+A metric that cannot be computed (one class only, e.g. no conversions) is ``null`` with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
+from training.evaluation import run_exported
+from training.logs import column_array, read_logs
+from training.metrics import auc, log_loss
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP_RESAMPLES = 200
+RELIABILITY_BINS = 10
+
+
+def evaluate_on_logs(
+    root: Path,
+    name: str,
+    logs: Path,
+    version: int | None = None,
+    png: Path | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The report of ``ctr evaluate NAME --logs LOGS`` (see the module docstring), with the reliability
+    diagram written to ``png`` when given."""
+    from common.repository import read_manifest, versions
+
+    published = versions(root, name)
+    if not published:
+        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
+    version = version or published[-1]
+    table = read_logs(logs, read_manifest(root, name, version).feature_spec)
+    version, outputs = run_exported(root, name, table, version)
+    click = column_array(table, "click").astype(bool)
+    conversion = column_array(table, "conversion").astype(bool)
+    position = column_array(table, "position").astype(np.int64)
+    rng = np.random.default_rng(seed)
+    metrics: dict[str, Any] = {}
+    if "pctr" in outputs:
+        metrics |= _scored("ctr", click, outputs["pctr"], "clicks", rng, resamples)
+    if "pctcvr" in outputs:
+        metrics |= _scored("ctcvr", click & conversion, outputs["pctcvr"], "conversions", rng, resamples)
+    if "pcvr" in outputs:
+        metrics |= _scored("cvr_clicked", conversion[click], outputs["pcvr"][click], "conversions of clicks", rng,
+                           resamples)
+    report: dict[str, Any] = {
+        "model": name,
+        "version": version,
+        "logs": str(logs),
+        "n_impressions": int(table.num_rows),
+        "n_clicks": int(click.sum()),
+        "n_conversions": int(conversion.sum()),
+        "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression"},
+        "metrics": metrics,
+    }
+    if "pctr" in outputs:
+        regime = position_of(root, name, version)
+        report["calibration"] = calibration(outputs["pctr"], click, position, regime)
+        if png is not None:
+            report["reliability_png"] = str(reliability_png(outputs["pctr"], click, position, regime, png))
+    return report
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """The report as lines for the terminal: each metric with its interval, then the calibration."""
+    lines = [f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
+             f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"]
+    for key, metric in report["metrics"].items():
+        if metric["value"] is None:
+            lines.append(f"{key:<22} null ({metric['reason']})")
+        else:
+            interval = metric.get("ci95")
+            shown = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else f"(no interval: {metric['reason']})"
+            lines.append(f"{key:<22} {metric['value']:.4f}  95% CI {shown}")
+    calibration = report.get("calibration")
+    if calibration:
+        lines.append(f"calibration: {calibration['prediction']}")
+        for entry in [{"position": "all", **calibration["overall"]}, *calibration["per_position"]]:
+            predicted = entry["predicted_ctr"]
+            lines.append(f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
+                         + ("n/a" if predicted is None else f"{predicted:.4f}"))
+    return lines
+
+
+def position_of(root: Path, name: str, version: int) -> dict[str, Any] | None:
+    """``model.json``'s ``"position"`` entry (regime and learned CTR ratios), or None where absent."""
+    manifest = json.loads((version_dir(root, name, version) / MANIFEST_FILE).read_text())
+    return manifest.get("position")
+
+
+def _one_class_reason(labels: np.ndarray, what: str) -> str | None:
+    if labels.size == 0:
+        return f"no impressions to score ({what})"
+    if not labels.any():
+        return f"no {what} in the log: one class only"
+    if labels.all():
+        return f"every impression has {what}: one class only"
+    return None
+
+
+def _scored(
+    key: str, labels: np.ndarray, scores: np.ndarray, what: str, rng: np.random.Generator, resamples: int
+) -> dict[str, Any]:
+    """{key_auc, key_logloss}: value and bootstrap 95% interval each, or null with a reason."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    reason = _one_class_reason(labels, what)
+    if labels.size == 0:
+        return {f"{key}_auc": {"value": None, "reason": reason}, f"{key}_logloss": {"value": None, "reason": reason}}
+    result: dict[str, Any] = {f"{key}_logloss": _with_interval(log_loss, labels, scores, rng, resamples)}
+    if reason is not None:
+        result[f"{key}_auc"] = {"value": None, "reason": f"AUC needs both classes; {reason}"}
+    else:
+        result[f"{key}_auc"] = _with_interval(auc, labels, scores, rng, resamples)
+    return result
+
+
+def _with_interval(metric: Any, labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
+                   resamples: int) -> dict[str, Any]:
+    """The metric and its percentile bootstrap 95% interval (resamples with one class only are skipped)."""
+    value = metric(labels, scores)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, labels.size, labels.size)
+        drawn = metric(labels[rows], scores[rows])
+        if np.isfinite(drawn):
+            draws.append(drawn)
+    if len(draws) < max(2, resamples // 2):
+        return {"value": float(value), "ci95": None, "reason": "too few resamples hold both classes for an interval"}
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"value": float(value), "ci95": [float(low), float(high)]}
+
+
+def predicted_ctr(pctr: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None) -> tuple[np.ndarray, str]:
+    """Each row's predicted CTR at its logged position, and how it was obtained."""
+    pctr = np.asarray(pctr, dtype=np.float64).reshape(-1)
+    if regime and regime.get("regime") == SLOT1 and regime.get("ctr_ratios"):
+        ratios = np.asarray(regime["ctr_ratios"], dtype=np.float64)
+        known = (position >= 1) & (position <= ratios.size)
+        factor = np.where(known, ratios[np.clip(position, 1, ratios.size) - 1], np.nan)
+        return pctr * factor, "pctr (slot 1) x the position's learned CTR ratio from model.json"
+    if regime and regime.get("regime") == LOGGED:
+        return pctr, "pctr of a position-blind model (the average logged slot), without a position ratio"
+    return pctr, "pctr as served, without a position ratio: model.json carries no position ctr_ratios"
+
+
+def calibration(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """Predicted against observed CTR overall and per logged position."""
+    predicted, how = predicted_ctr(pctr, position, regime)
+    ratios = (regime or {}).get("ctr_ratios") or []
+    per_position = []
+    for slot in np.unique(position):
+        rows = position == slot
+        entry: dict[str, Any] = {
+            "position": int(slot),
+            "n_impressions": int(rows.sum()),
+            "n_clicks": int(click[rows].sum()),
+            "observed_ctr": float(click[rows].mean()),
+            "mean_pctr": float(np.mean(pctr[rows])),
+            "ctr_ratio": float(ratios[slot - 1]) if 1 <= slot <= len(ratios) else None,
+        }
+        mean_predicted = float(np.mean(predicted[rows]))
+        entry["predicted_ctr"] = mean_predicted if np.isfinite(mean_predicted) else None
+        entry["predicted_over_observed"] = _ratio(entry["predicted_ctr"], entry["observed_ctr"])
+        if entry["predicted_ctr"] is None:
+            entry["reason"] = f"model.json has no CTR ratio for position {int(slot)}"
+        per_position.append(entry)
+    scored = np.isfinite(predicted)
+    overall = {
+        "observed_ctr": float(click.mean()),
+        "predicted_ctr": float(predicted[scored].mean()) if scored.any() else None,
+    }
+    overall["predicted_over_observed"] = _ratio(overall["predicted_ctr"], overall["observed_ctr"])
+    return {"prediction": how, "position_regime": (regime or {}).get("regime"), "overall": overall,
+            "per_position": per_position}
+
+
+def _ratio(predicted: float | None, observed: float) -> float | None:
+    return None if predicted is None or observed == 0 else predicted / observed
+
+
+def reliability_png(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None,
+                    path: Path) -> Path:
+    """Observed CTR against predicted CTR in equal-count bins of the prediction, written to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predicted, how = predicted_ctr(pctr, position, regime)
+    scored = np.isfinite(predicted)
+    order = np.argsort(predicted[scored], kind="mergesort")
+    bins = [b for b in np.array_split(order, min(RELIABILITY_BINS, max(1, order.size))) if b.size]
+    x = [predicted[scored][b].mean() for b in bins]
+    y = [click[scored][b].mean() for b in bins]
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    top = max(max(x, default=0.0), max(y, default=0.0)) * 1.1 or 1.0
+    axes.plot([0, top], [0, top], color="grey", linewidth=1, label="perfect calibration")
+    axes.plot(x, y, marker="o", label=f"{len(bins)} equal-count bins")
+    title = "pCTR x position CTR ratio" if "ratio from" in how else "pCTR as served"
+    axes.set(xlabel="predicted CTR", ylabel="observed CTR", title=title, xlim=(0, top), ylim=(0, top))
+    axes.legend(loc="upper left", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -1,0 +1,69 @@
+"""Starting a repository model (``ctr new``): ``models/NAME/config.toml`` from a kind's defaults or a copy.
+
+The defaults are the kind's config dataclass (the ``[model]`` table) and ``TrainingConfig`` (the
+``[training]`` table); ``[data]`` and ``[world]`` are left to their defaults, which only matter when
+the model is trained on the built-in simulator instead of ``--logs``. A spec given with ``--spec`` is
+checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from common.features import FeatureSpec
+from common.repository import read_config, validate_model_name
+from training.fit import TrainingConfig
+from training.pipeline import SCALED_SETTINGS, SPEC_FILE
+
+
+def default_config_toml(kind: str) -> str:
+    """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults."""
+    from training.models.registry import MODEL_KINDS
+
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KINDS)}")
+    model_defaults = asdict(MODEL_KINDS[kind][1]())
+    lines = [f"# {kind} defaults written by `ctr new` (`--from MODEL` copies a tuned config instead)."]
+    lines.append(f'kind = "{kind}"')
+    training = {k: v for k, v in asdict(TrainingConfig()).items() if k not in SCALED_SETTINGS}
+    lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(training)]
+    lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")
+    return "\n".join(lines) + "\n"
+
+
+def _table(values: dict[str, Any]) -> list[str]:
+    # JSON spells strings, numbers, booleans and lists of them as TOML does; None has no TOML value
+    return [f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None]
+
+
+def new_model(
+    root: Path, name: str, kind: str | None = None, copy_from: str | None = None, spec: Path | None = None
+) -> Path:
+    """Write ``root/name/config.toml`` (and ``spec.toml`` with ``spec``); returns the config's path."""
+    validate_model_name(name)
+    target = root / name / "config.toml"
+    if target.exists():
+        raise FileExistsError(f"{target} exists: pick another NAME, or edit that file")
+    if copy_from is not None:
+        source = root / copy_from / "config.toml"
+        if not source.is_file():
+            raise FileNotFoundError(f"--from {copy_from}: no {source}; `ls {root}` lists the models")
+        source_kind = read_config(root, copy_from).get("kind")
+        if kind is not None and kind != source_kind:
+            raise ValueError(f"--kind {kind} differs from {copy_from}'s kind {source_kind}: drop --kind or --from")
+        text = source.read_text()
+    elif kind is not None:
+        text = default_config_toml(kind)
+    else:
+        raise ValueError("say what to start from: --kind KIND or --from EXISTING")
+    if spec is not None:
+        FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    if spec is not None:
+        shutil.copyfile(spec, target.parent / SPEC_FILE)
+    return target

@@ -1,0 +1,95 @@
+"""Proposing a feature spec from a log's columns (``ctr spec infer``), for the user to edit.
+
+Rules, per column other than the labels (position, click, conversion) and the request's id/time:
+- strings, booleans and integers with at most ``MAX_CATEGORICAL_INTEGERS`` distinct values are
+  categorical, with ``buckets`` the next power of two >= 4 x the distinct values seen (so that the
+  hashing collides little and new values have room), between 8 and 2^20; other numbers are numeric;
+- the side is ``context`` when the column holds one value within every request (``request_id``),
+  else ``candidate`` (``candidate`` when the log has no ``request_id``);
+- a column with nulls is optional: categorical with the missing category, numeric with the median;
+- constant columns, all-null columns and string columns unique on every row (ids) are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.features import Feature, FeatureSpec
+from training.logs import LABEL_COLUMNS, read_logs
+
+SKIPPED_COLUMNS = ("request_id", "ts", "timestamp", "time")  # the request's id and time, not features
+MAX_CATEGORICAL_INTEGERS = 1_000
+MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
+
+
+def buckets_for(distinct: int) -> int:
+    """The next power of two >= 4 x ``distinct``, clipped to [8, 2^20]."""
+    return int(min(MAX_BUCKETS, max(MIN_BUCKETS, 1 << math.ceil(math.log2(max(1, 4 * distinct))))))
+
+
+def infer_spec(path: Path) -> tuple[FeatureSpec, dict[str, str]]:
+    """(proposed spec, {column left out: why}) for the logs at ``path``."""
+    table = read_logs(path)
+    skipped: dict[str, str] = {}
+    features: list[Feature] = []
+    for name in table.column_names:
+        if name in LABEL_COLUMNS:
+            continue
+        if name in SKIPPED_COLUMNS:
+            skipped[name] = "the request's id or time"
+            continue
+        feature, reason = _infer_feature(table, name)
+        if feature is None:
+            skipped[name] = reason
+        else:
+            features.append(feature)
+    if not features:
+        raise ValueError(f"no column of {path} can be a feature ({skipped}); add feature columns to the log")
+    return FeatureSpec(tuple(features)), skipped
+
+
+def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
+    if not name.isidentifier():
+        return None, "not an identifier: rename the column (letters, digits, _)"
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    nulls = column.null_count
+    if nulls == len(column):
+        return None, "every value is null"
+    distinct = pc.count_distinct(column).as_py()
+    if distinct == 1:
+        return None, "one value on every row: carries no information"
+    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if is_text and distinct == len(column) - nulls and len(column) > 1:
+        return None, "a different value on every row: an id, not a feature"
+    side = _side(table, name)
+    optional = {"required": False} if nulls else {}
+    integer = pa.types.is_integer(column.type) and distinct <= MAX_CATEGORICAL_INTEGERS
+    if is_text or pa.types.is_boolean(column.type) or integer:
+        return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        if nulls:
+            optional["default"] = float(np.nanmedian(column.to_numpy(zero_copy_only=False).astype(np.float64)))
+        return Feature(name, "numeric", side, **optional), ""
+    return None, f"type {column.type} is neither text nor a number"
+
+
+def _side(table: pa.Table, name: str) -> str:
+    """``context`` when ``name`` holds one value within each request, else ``candidate``."""
+    if "request_id" not in table.column_names:
+        return "candidate"
+    per_request = table.select(["request_id", name]).group_by("request_id").aggregate([(name, "count_distinct")])
+    return "context" if pc.max(per_request.column(f"{name}_count_distinct")).as_py() <= 1 else "candidate"
+
+
+def spec_toml(spec: FeatureSpec, skipped: dict[str, str], path: Path) -> str:
+    """The proposed spec as TOML, headed by what was left out and why."""
+    header = [f"# Feature spec proposed by `ctr spec infer --logs {path}`: check kinds, sides and buckets."]
+    header += [f"# left out: {column}: {why}" for column, why in skipped.items()]
+    return "\n".join(header) + "\n\n" + spec.to_toml()
