@@ -28,6 +28,15 @@ def auction(
         "reports/auction.json"
     ),
     work_dir: Annotated[Path, typer.Option(help="Logs, repositories, checkpoints.")] = Path("artifacts/auction"),
+    url: Annotated[
+        str | None, typer.Option(help="A running service to score the one service pipeline with (none is started).")
+    ] = None,
+    repository: Annotated[
+        Path | None, typer.Option(help="With --url: the running service's model repository, to retrain into.")
+    ] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(envvar="CTR_ADMIN_TOKEN", help="With --url and --repository: its admin token.")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests).")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars per day.")] = True,
 ) -> None:
@@ -48,12 +57,15 @@ def auction(
         concurrency=concurrency,
         work_dir=work_dir,
         progress=progress,
+        url=url,
+        repository=repository,
+        admin_token=admin_token,
         **settings,
     )
     logging.getLogger("clients.auction").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     report = run_auction(config)
-    report["command"] = "ctr auction" + (" --quick" if quick else "")
+    report["command"] = "ctr auction" + (" --quick" if quick else "") + (f" --url {url}" if url else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
     plot_report(report, out.with_suffix(".png"))

@@ -66,11 +66,25 @@ class AuctionConfig:
     ctr_model: str = "ctr"  # the service's default role models (the debiased pipeline's)
     ctcvr_model: str = "esmm"
     progress: bool = True
+    # A service already running (--url) scores the one service pipeline instead of one started here; with
+    # its model repository and admin token the loop is closed through it (retrained into ``repository``,
+    # reloaded by the admin API), without them it only scores.
+    url: str | None = None
+    repository: Path | None = None  # the running service's model repository (CTR_MODEL_REPOSITORY)
+    admin_token: str | None = None  # its CTR_ADMIN_TOKEN
 
     def __post_init__(self) -> None:
         check_pipelines(list(self.pipelines))
         if min(self.days, self.requests_per_day, self.slots, self.seeds, self.train_days, self.concurrency) < 1:
             raise ValueError("days, requests_per_day, slots, seeds, train_days and concurrency must be >= 1")
+        if self.url is not None:
+            served_by_it = [p for p in self.pipelines if p in SERVICE_PIPELINES]
+            if len(served_by_it) != 1:
+                raise ValueError(f"--url serves exactly one of {list(SERVICE_PIPELINES)}, got {list(self.pipelines)}")
+            if (self.repository is None) != (self.admin_token is None):
+                raise ValueError("--repository and --admin-token go together: both to retrain through the service")
+        elif self.repository is not None or self.admin_token is not None:
+            raise ValueError("--repository and --admin-token are for a running service (--url)")
         if self.candidates <= self.slots:
             raise ValueError(
                 f"candidates ({self.candidates}) must exceed slots ({self.slots}): GSP prices need a loser"
@@ -98,7 +112,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
         advertisers = Advertisers.draw(world, rng, config.ocpa_share)
         seed_dir = config.work_dir / f"seed{seed}"
         shutil.rmtree(seed_dir, ignore_errors=True)
-        history = _history(world, config, seed, seed_dir / "history") if _needs_service(config) else []
+        needs_history = _needs_service(config) and config.url is None  # a running service has its versions
+        history = _history(world, config, seed, seed_dir / "history") if needs_history else []
         for name in config.pipelines:
             logger.info("seed %d: pipeline %s", seed, name)
             run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
@@ -143,6 +158,8 @@ def _run_pipeline(
 ) -> PipelineRun:
     if name not in SERVICE_PIPELINES:
         return asyncio.run(_days(name, world, advertisers, config, seed, directory))
+    if config.url is not None:
+        return asyncio.run(_running(name, world, advertisers, config, seed, directory))
     repository = directory / "models"
     roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
     names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
@@ -152,6 +169,23 @@ def _run_pipeline(
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
         return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
+
+
+async def _running(
+    name: str, world: World, advertisers: Advertisers, config: AuctionConfig, seed: int, directory: Path
+) -> PipelineRun:
+    """The pipeline scored by the service at ``config.url``; its role models are the ones it serves."""
+    async with AsyncScoringClient(config.url) as client:
+        models = await client.models()
+    names = {role: m.name for m in models for role in m.roles if role in ("ctr", "ctcvr")}
+    trainer = None
+    if config.repository is not None:
+        spec_path = directory / "spec.toml"
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(feature_spec(world.config).to_toml())
+        trainer = Trainer(config.repository, directory / "work", spec_path, names)
+    service = RunningService(url=config.url, token=config.admin_token or "", log=directory / "service.log")
+    return await _days(name, world, advertisers, config, seed, directory, None, trainer, service, names)
 
 
 async def _days(
@@ -164,17 +198,20 @@ async def _days(
     history: list[Path] | None = None,
     trainer: Trainer | None = None,
     service: RunningService | None = None,
+    names: dict[str, str] | None = None,
 ) -> PipelineRun:
-    """The pipeline's days: scored by the service (then retrained and reloaded), or by the truth."""
+    """The pipeline's days: scored by the service (then retrained and reloaded when there is a
+    ``trainer``), or by the truth. ``names``: role -> served model (the trainer's when it has one)."""
     run = PipelineRun()
     logs = list(history or [])
     reload_s = scoring_s = 0.0
+    names = trainer.names if trainer is not None else names
     client = None if service is None else AsyncScoringClient(service.url, max_connections=config.concurrency)
     try:
-        if client is not None and trainer is not None:
+        if client is not None and names is not None:
             models = await client.models()
-            expected = {role: _served(models, model) for role, model in trainer.names.items()}
-            ratios = _published_ratios(models, trainer.names["ctr"])
+            expected = {role: _served(models, model) for role, model in names.items()}
+            ratios = _published_ratios(models, names["ctr"])
         for day in range(config.days):
             requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
             if client is None:  # the oracle's slot ratios are measured in its logs, as for the others
@@ -205,7 +242,7 @@ async def _days(
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, error)
                 break
             expected = exported
-            ratios = _published_ratios(await client.models(), trainer.names["ctr"])
+            ratios = _published_ratios(await client.models(), names["ctr"])
     finally:
         if client is not None:
             await client.aclose()
@@ -242,7 +279,9 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 
 
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
+    """The config as the report shows it: paths as text, never the admin token."""
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(config).items()
+        if k != "admin_token"
     }

@@ -1,0 +1,48 @@
+"""``ctr auction --url``: the loop closed through a service that is already running (started here as an
+operator would, over a repository a first quick run trained), retrained into its repository and
+reloaded through its admin API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from clients.service_process import running_service
+
+
+def auction(*args: str) -> object:
+    return CliRunner().invoke(app, ["auction", "--quick", "--no-progress", *args])
+
+
+@pytest.mark.timeout(900)  # two quick runs: trains 4 small models
+def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(tmp_path: Path) -> None:
+    first = auction("--pipelines", "debiased", "--out", str(tmp_path / "a.json"), "--work-dir", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.output
+    repository = tmp_path / "a" / "seed0" / "debiased" / "models"  # versions 1 and 2 of ctr and esmm
+    with running_service(repository, {"ctr": "ctr", "ctcvr": "esmm"}, tmp_path / "service.log") as service:
+        out = tmp_path / "b.json"
+        result = auction(
+            "--pipelines", "debiased,oracle", "--url", service.url, "--repository", str(repository),
+            "--admin-token", service.token, "--out", str(out), "--work-dir", str(tmp_path / "b"),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    days = report["pipelines"]["debiased"]["seeds"][0]["days"]
+    assert [d["model_versions"] for d in days] == [{"ctr": [2], "ctcvr": [2]}, {"ctr": [3], "ctcvr": [3]}]
+    assert sum(d["errors"] for d in days) == 0
+    assert report["config"]["url"] == service.url and "admin_token" not in report["config"]
+    assert service.token not in out.read_text()
+
+
+def test_url_options_that_cannot_close_the_loop_are_refused(tmp_path: Path) -> None:
+    half = auction(
+        "--url", "http://127.0.0.1:9", "--pipelines", "debiased", "--repository", str(tmp_path),
+        "--work-dir", str(tmp_path),
+    )  # fmt: skip
+    assert half.exit_code != 0 and "--admin-token" in str(half.exception or half.output)
+    two = auction("--url", "http://127.0.0.1:9", "--pipelines", "naive,debiased", "--work-dir", str(tmp_path))
+    assert two.exit_code != 0 and "exactly one" in str(two.exception or two.output)
