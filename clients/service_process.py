@@ -76,14 +76,16 @@ def running_service(repository: Path, roles: dict[str, str], log: Path) -> Itera
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(process, url, log)
+        wait_ready(process, url, log)
         logger.info("service on %s serves %s from %s (pid %d)", url, roles, repository, process.pid)
         yield RunningService(url=url, token=token, log=log)
     finally:
         stop(process)
 
 
-def _wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    """Return once ``url``'s /v2/health/ready says 200; RuntimeError with the log if the process exits
+    or is not ready within START_TIMEOUT_S."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
@@ -94,5 +96,6 @@ def _wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the service was not ready after {START_TIMEOUT_S:.0f} s; its log ({log})")
+            waited = f"{START_TIMEOUT_S:.0f} s"
+            raise RuntimeError(f"the service was not ready after {waited}; its log ({log}):\n{log.read_text()}")
         time.sleep(0.2)

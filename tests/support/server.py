@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from clients.service_process import free_port, stop
+from clients.service_process import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 60.0
 
 
 @contextmanager
@@ -40,18 +37,10 @@ def running_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {START_TIMEOUT_S} s:\n{log.read_text()}")
-            time.sleep(0.1)
+        try:
+            wait_ready(process, url, log)
+        except RuntimeError as error:
+            pytest.fail(str(error))
         yield url, process
     finally:
         stop(process)
