@@ -2,13 +2,15 @@
 
 Per model version: requests that succeeded and failed (by reason), inference count (items) and
 execution count (batches), cumulative queue and compute time, pending requests, a batch-size histogram
-and a request-duration histogram; per status code, the HTTP responses; and the execution provider each
-version runs on. Counters are plain integers updated on the event loop thread, so taking a sample
-costs no lock; ``/metrics`` renders them on demand.
+and a request-duration histogram, runs and compute time per exact batch size and the time of the last
+run (for the V2 statistics extension, v2/statistics.py); per status code, the HTTP and gRPC responses;
+and the execution provider each version runs on. Counters are plain integers updated on the event loop
+thread, so taking a sample costs no lock; ``/metrics`` renders them on demand.
 """
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -58,6 +60,8 @@ class ModelStats:
     compute_s: float = 0.0  # cumulative time in model runs
     batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BUCKETS))
     durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
+    by_batch_size: dict[int, list[float]] = field(default_factory=dict)  # items -> [executions, compute_s]
+    last_inference_ms: int = 0  # wall clock (ms since the epoch) of the last model run; 0: none yet
 
     def success(self, duration_s: float) -> None:
         self.successes += 1
@@ -72,6 +76,13 @@ class ModelStats:
         self.queue_s += queue_s
         self.compute_s += compute_s
         self.batch_sizes.observe(items)
+        exact = self.by_batch_size.get(items)
+        if exact is None:
+            self.by_batch_size[items] = [1, compute_s]
+        else:
+            exact[0] += 1
+            exact[1] += compute_s
+        self.last_inference_ms = time.time_ns() // 1_000_000
 
 
 class Metrics:
@@ -81,6 +92,7 @@ class Metrics:
         self.models: dict[tuple[str, int], ModelStats] = {}
         self.providers: dict[tuple[str, int], str] = {}
         self.responses: Counter = Counter()  # HTTP status code -> count
+        self.grpc_responses: Counter = Counter()  # gRPC status code name (OK, INVALID_ARGUMENT, ...) -> count
 
     def model(self, name: str, version: int, provider: str = "") -> ModelStats:
         key = (name, version)
@@ -135,6 +147,8 @@ class Metrics:
             out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')
         family("http_responses_total", "counter", "HTTP responses by status code.")
         out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))
+        family("grpc_responses_total", "counter", "gRPC responses (KServe V2 gRPC service) by status code.")
+        out.extend(f'{p}_grpc_responses_total{{code="{c}"}} {n}' for c, n in sorted(self.grpc_responses.items()))
         return "\n".join(out) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Open Inference Protocol (KServe V2) REST bodies: model metadata, and infer requests and responses.
+"""Open Inference Protocol (KServe V2) REST bodies: model metadata, and infer requests and responses,
+in JSON and with the binary tensor data extension.
 
 An infer request carries the model's own input tensors (the encoded features, as ``GET
 /v2/models/{name}`` describes them), row-major, flat or nested:
@@ -8,26 +9,32 @@ An infer request carries the model's own input tensors (the encoded features, as
                         {"name": "numeric", "datatype": "FP32", "shape": [2, 3], "data": [...]}],
  "outputs": [{"name": "pctr"}]}
 ```
-Every check that ONNX Runtime would otherwise fail on (names, datatypes, shapes, element types,
-categorical ids outside their feature's bucket range, non-finite or out-of-range floats) is a 400 that
-names the field, never a 500.
+**Binary tensor data** (what tritonclient sends by default): the body is that JSON header followed by
+raw little-endian tensors; the ``Inference-Header-Content-Length`` request header gives the header's
+size, and each binary input says ``"parameters": {"binary_data_size": N}`` instead of ``data``, its
+bytes following in the order of the inputs. Outputs are answered in binary when asked per output
+(``"parameters": {"binary_data": true}``) or for all (request ``"parameters": {"binary_data_output":
+true}``, which a per-output ``binary_data`` overrides): their bytes follow the JSON response header,
+whose size the response's ``Inference-Header-Content-Length`` gives. Every check that ONNX Runtime
+would otherwise fail on is a 400 that names the field (tensors.py), never a 500.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from common.encoder import FLOAT32_LIMIT
 from service.http.body import parse_json
 from service.http.errors import InputError
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
+from service.v2 import tensors as t
 
-DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
 PLATFORM = "onnxruntime_onnx"
+HEADER_LENGTH = "inference-header-content-length"  # the binary tensor data extension's header
 
 
 def model_metadata(model: ServedModel, versions: list[int]) -> dict[str, Any]:
@@ -36,9 +43,11 @@ def model_metadata(model: ServedModel, versions: list[int]) -> dict[str, Any]:
         "name": model.name,
         "versions": [str(v) for v in versions],
         "platform": PLATFORM,
-        "inputs": [{"name": t.name, "datatype": DATATYPES[t.dtype], "shape": _shape(t.shape)} for t in manifest.inputs],
+        "inputs": [
+            {"name": x.name, "datatype": t.DATATYPES[x.dtype], "shape": _shape(x.shape)} for x in manifest.inputs
+        ],
         "outputs": [
-            {"name": t.name, "datatype": DATATYPES[t.dtype], "shape": _shape(t.shape)} for t in manifest.outputs
+            {"name": x.name, "datatype": t.DATATYPES[x.dtype], "shape": _shape(x.shape)} for x in manifest.outputs
         ],
     }
 
@@ -51,17 +60,42 @@ BYTES_PER_VALUE = 40  # a number as JSON text at its longest ("-1.23456789012345
 
 
 def largest_body(model: ScoringModel, max_rows: int) -> int:
-    """An upper bound on the size of a valid infer body for ``model`` (``max_rows`` rows, compact JSON):
-    larger bodies are refused from their Content-Length, before they are read or parsed."""
+    """An upper bound on the size of a valid infer body for ``model`` (``max_rows`` rows, compact JSON;
+    binary tensors take 8 bytes a value at most): larger bodies are refused from their Content-Length,
+    before they are read or parsed."""
     spec = model.manifest.feature_spec
     return 4096 + max_rows * (len(spec.categorical) + len(spec.numeric)) * BYTES_PER_VALUE
 
 
-def parse_infer(
-    body: bytes, model: ScoringModel, max_rows: int
-) -> tuple[str | None, dict[str, np.ndarray], int, list[str]]:
-    """(request id, input tensors, rows, output names) from an infer body; InputError on anything wrong."""
-    data = parse_json(body)
+@dataclass(frozen=True)
+class InferCall:
+    """A checked infer request: its inputs and what to answer."""
+
+    request_id: str | None
+    inputs: dict[str, np.ndarray]
+    rows: int
+    outputs: list[str]
+    binary: frozenset[str]  # the outputs to answer as binary tensor data
+
+
+def header_length(value: str | None, body_size: int) -> int | None:
+    """The JSON header's size from an ``Inference-Header-Content-Length`` value (None: no header)."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) > body_size:
+        raise InputError(
+            400,
+            f"Inference-Header-Content-Length must be a byte count within the body's {body_size} bytes",
+            "Inference-Header-Content-Length",
+        )
+    return int(value)
+
+
+def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int | None = None) -> InferCall:
+    """The checked request from an infer body (its first ``json_size`` bytes JSON, the rest binary
+    tensors, when the binary extension is used); InputError on anything wrong."""
+    binary = memoryview(body)[json_size:] if json_size is not None else memoryview(b"")
+    data = parse_json(body if json_size is None else body[:json_size])
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
     request_id = data.get("id")
@@ -70,58 +104,66 @@ def parse_infer(
     inputs = data.get("inputs")
     if type(inputs) is not list or not inputs:
         raise InputError(400, "inputs must be a non-empty list of tensors", "inputs")
-    declared = {t.name: t for t in model.manifest.inputs}
     tensors: dict[str, np.ndarray] = {}
+    where: dict[str, str] = {}
+    offset = 0
     for i, tensor in enumerate(inputs):
-        where = f"inputs[{i}]"
+        place = f"inputs[{i}]"
         if type(tensor) is not dict:
-            raise InputError(400, "each input must be an object with name, datatype, shape and data", where)
+            raise InputError(400, "each input must be an object with name, datatype, shape and data", place)
         name = tensor.get("name")
-        if name not in declared:
-            raise InputError(400, f"unknown input {name!r}; the model takes {sorted(declared)}", f"{where}.name")
-        if name in tensors:
-            raise InputError(400, f"input {name!r} is given twice", f"{where}.name")
-        tensors[name] = _tensor(tensor, declared[name].dtype, where)
-    missing = sorted(set(declared) - set(tensors))
-    if missing:
-        raise InputError(400, f"missing input(s) {missing}", "inputs")
-    rows = {value.shape[0] for value in tensors.values()}
-    if len(rows) != 1:
-        raise InputError(400, f"inputs disagree on the batch dimension: {sorted(rows)}", "inputs")
-    n_rows = rows.pop()
-    if n_rows < 1:
-        raise InputError(400, "the batch dimension must be at least 1", "inputs")
-    if n_rows > max_rows:
-        raise InputError(413, f"{n_rows} rows; at most {max_rows} per request", "inputs")
-    _check_widths(tensors, model)
-    return request_id, tensors, n_rows, _outputs(data.get("outputs"), model)
+        dtype = t.declared_input(model, name, tensors, place)
+        rows, width = t.check_header(tensor.get("datatype"), tensor.get("shape"), dtype, place)
+        size = _binary_size(tensor.get("parameters"), place)
+        if size is None:
+            values = _from_json(tensor.get("data"), dtype, rows, width, place)
+        else:
+            if "data" in tensor:
+                raise InputError(400, "an input with binary_data_size must not also have data", f"{place}.data")
+            if offset + size > len(binary):
+                raise InputError(
+                    400,
+                    f"binary_data_size {size} runs past the body's {len(binary)} bytes of binary data",
+                    f"{place}.parameters.binary_data_size",
+                )
+            values = t.from_bytes(binary[offset : offset + size], tensor["datatype"], rows, width, place)
+            offset += size
+        tensors[name] = t.check_values(values, dtype, place)
+        where[name] = place
+    if offset != len(binary):
+        raise InputError(400, f"{len(binary) - offset} bytes of binary data follow the inputs' binary_data_size")
+    n_rows = t.check_request(tensors, where, model, max_rows)
+    outputs, binary_outputs = _outputs(data.get("outputs"), data.get("parameters"), model)
+    return InferCall(request_id, tensors, n_rows, outputs, binary_outputs)
 
 
-def _tensor(tensor: dict[str, Any], dtype: str, where: str) -> np.ndarray:
-    datatype = tensor.get("datatype")
-    if datatype != DATATYPES[dtype]:
-        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {datatype!r}", f"{where}.datatype")
-    shape = tensor.get("shape")
-    if type(shape) is not list or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
-        raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
-    data = tensor.get("data")
-    if not _fits(data, shape[0], shape[1]):  # checked before numpy sees it: a cheap refusal for large bodies
+def _binary_size(parameters: Any, where: str) -> int | None:
+    if parameters is None:
+        return None
+    if type(parameters) is not dict:
+        raise InputError(400, "parameters must be an object", f"{where}.parameters")
+    size = parameters.get("binary_data_size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise InputError(400, "binary_data_size must be a non-negative integer", f"{where}.parameters.binary_data_size")
+    return size
+
+
+def _from_json(data: Any, dtype: str, rows: int, width: int, where: str) -> np.ndarray:
+    if not _fits(data, rows, width):  # checked before numpy sees it: a cheap refusal for large bodies
         raise InputError(
-            400, f"data must hold {shape[0] * shape[1]} numbers (shape {shape}), flat or as rows", f"{where}.data"
+            400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
         )
     try:
         values = np.array(data)
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
-    if values.dtype.kind not in kinds or values.size != shape[0] * shape[1]:
+    if values.dtype.kind not in kinds or values.size != rows * width:
         expected = "integers" if dtype == "int64" else "numbers"
-        raise InputError(400, f"data must hold {shape[0] * shape[1]} {expected} (shape {shape})", f"{where}.data")
-    if dtype != "int64" and values.size and not (np.abs(values) <= FLOAT32_LIMIT).all():
-        raise InputError(400, "data holds a number out of float32 range", f"{where}.data")
+        raise InputError(400, f"data must hold {rows * width} {expected} (shape {[rows, width]})", f"{where}.data")
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
-    return values.astype(dtype, copy=False).reshape(shape)
+    return values.reshape(rows, width)
 
 
 def _fits(data: Any, rows: int, width: int) -> bool:
@@ -133,56 +175,53 @@ def _fits(data: Any, rows: int, width: int) -> bool:
     return len(data) == rows and all(type(row) is list and len(row) == width for row in data)
 
 
-def _check_widths(tensors: dict[str, np.ndarray], model: ScoringModel) -> None:
-    spec = model.manifest.feature_spec
-    where = {name: f"inputs[{i}]" for i, name in enumerate(tensors)}
-    widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
-    for name, value in tensors.items():
-        if value.shape[1] != widths.get(name, value.shape[1]):
-            raise InputError(
-                400, f"{name} must have {widths[name]} columns, not {value.shape[1]}", f"{where[name]}.shape"
-            )
-    categorical = tensors.get("categorical")
-    if categorical is not None and categorical.size:
-        low = np.cumsum([0] + [f.buckets for f in spec.categorical])  # each feature's id range [low_j, low_j+1)
-        bad = (categorical < low[:-1]) | (categorical >= low[1:])
-        if bad.any():
-            row, column = (int(x) for x in np.argwhere(bad)[0])
-            feature = spec.categorical[column].name
-            raise InputError(
-                400,
-                f"categorical[{row}][{column}] ({feature}) must be in [{low[column]}, {low[column + 1]})",
-                f"{where['categorical']}.data",
-            )
+def _flag(parameters: Any, key: str, where: str) -> bool | None:
+    if parameters is None:
+        return None
+    if type(parameters) is not dict:
+        raise InputError(400, "parameters must be an object", f"{where}parameters")
+    value = parameters.get(key)
+    if value is not None and type(value) is not bool:
+        raise InputError(400, f"{key} must be true or false", f"{where}parameters.{key}")
+    return value
 
 
-def _outputs(requested: Any, model: ScoringModel) -> list[str]:
+def _outputs(requested: Any, parameters: Any, model: ScoringModel) -> tuple[list[str], frozenset[str]]:
+    """The outputs asked for and which of them to answer in binary."""
+    all_binary = bool(_flag(parameters, "binary_data_output", ""))
     if requested is None:
-        return list(model.output_names)
+        names = t.requested_outputs([], model)
+        return names, frozenset(names) if all_binary else frozenset()
     if type(requested) is not list or any(type(o) is not dict for o in requested):
         raise InputError(400, "outputs must be a list of objects with a name", "outputs")
-    names = [o.get("name") for o in requested]
-    for i, name in enumerate(names):
-        if name not in model.output_names:
-            raise InputError(
-                400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"outputs[{i}].name"
-            )
-    return list(dict.fromkeys(names))
+    names = t.requested_outputs([o.get("name") for o in requested], model)
+    binary = set()
+    for i, output in enumerate(requested):
+        flag = _flag(output.get("parameters"), "binary_data", f"outputs[{i}].")
+        if flag or (flag is None and all_binary):
+            binary.add(output["name"])
+    return names, frozenset(binary)
 
 
-def render_infer(
-    model: ScoringModel, request_id: str | None, outputs: dict[str, np.ndarray], names: list[str]
-) -> bytes:
+def render_infer(model: ScoringModel, call: InferCall, outputs: dict[str, np.ndarray]) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header's size when binary tensors follow it (else None)."""
     body: dict[str, Any] = {"model_name": model.name, "model_version": str(model.version)}
-    if request_id is not None:
-        body["id"] = request_id
-    body["outputs"] = [
-        {
-            "name": name,
-            "datatype": DATATYPES.get(outputs[name].dtype.name, "FP32"),
-            "shape": list(outputs[name].shape),
-            "data": outputs[name].tolist(),
-        }
-        for name in names
-    ]
-    return orjson.dumps(body)
+    if call.request_id is not None:
+        body["id"] = call.request_id
+    rendered, raw = [], []
+    for name in call.outputs:
+        value = outputs[name]
+        datatype = t.output_datatype(value)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(value.shape)}
+        if name in call.binary:
+            data = np.ascontiguousarray(value, dtype=t.WIRE_DTYPES[datatype]).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(data)}
+            raw.append(data)
+        else:
+            tensor["data"] = value.tolist()
+        rendered.append(tensor)
+    body["outputs"] = rendered
+    header = orjson.dumps(body)
+    if not raw:
+        return header, None
+    return b"".join((header, *raw)), len(header)

@@ -1,7 +1,10 @@
-"""Open Inference Protocol (KServe V2) REST: server and model metadata, readiness, and inference.
+"""Open Inference Protocol (KServe V2) REST: server and model metadata, readiness, model configuration,
+statistics and inference (JSON, or with the binary tensor data extension: protocol.py).
 
 ``POST /v2/models/{name}[/versions/{version}]/infer`` shares each model version's batcher with
-``/v1/score``. Failures answer ``{"error": "..."}`` (with ``field`` naming the part at fault).
+``/v1/score`` (and the gRPC service). Failures answer ``{"error": "..."}`` (with ``field`` naming the
+part at fault). A request without a Content-Type is read as JSON, as the protocol and its clients have
+it; any other type than JSON (or ``application/octet-stream`` with the binary extension) is 415.
 """
 
 from __future__ import annotations
@@ -11,15 +14,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.batching import client
-from service.deps import DeadlineDep, ModelsDep, SettingsDep, json_body
-from service.http.body import INLINE_BODY_BYTES, request_body
-from service.http.errors import ApiError, InputError, ModelUnavailable, error_responses
+from service.deps import DeadlineDep, ModelsDep, SettingsDep
+from service.http.body import INLINE_BODY_BYTES, check_media_type, request_body
+from service.http.errors import InputError, error_responses
 from service.models.base import ServedModel
-from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
-from service.v2 import protocol
-from service.v2.schemas import INFER_EXAMPLE, InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata
+from service.v2 import protocol, serving
+from service.v2.model_config import model_config
+from service.v2.schemas import (
+    INFER_EXAMPLE,
+    InferRequest,
+    InferResponse,
+    ModelConfig,
+    ModelMetadata,
+    ModelReady,
+    ServerMetadata,
+    Statistics,
+)
+from service.v2.serving import served
+from service.v2.statistics import statistics
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -31,26 +44,21 @@ def _json(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
-    """The model version a path names; 404 when it is not served."""
-    if version is None:
-        model = models.model(name)
-    else:
-        # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
-        if not (version.isascii() and version.isdigit() and len(version) <= 18) or int(version) < 1:
-            raise ApiError(404, f"version {version!r} is not a positive integer", "version")
-        model = models.model(name, int(version))
-    if model is None:
-        reason = models.errors.get(name)
-        shown = f"model {name!r}" + (f" version {version}" if version else "")
-        raise ApiError(404, f"{shown} is not served" + (f": {reason}" if reason else ""))
-    return model
+EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data"]
 
 
 @router.get("", response_class=Response, responses={200: {"model": ServerMetadata}})
 async def server_metadata() -> Response:
     """The server's name, version and protocol extensions."""
-    return _json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": ["model_repository"]})
+    return _json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
+
+
+@router.get("/models/stats", response_class=Response, responses={200: {"model": Statistics}})
+async def all_statistics(request: Request, models: ModelsDep) -> Response:
+    """Triton's statistics extension for every served model version (a model named "stats" is read
+    through ``/v2/models/stats/versions/{v}``)."""
+    versions = [(name, v) for name, served_versions in sorted(models.versions.items()) for v in sorted(served_versions)]
+    return _json(statistics(request.app.state.metrics, versions))
 
 
 @router.get("/models/{name}", response_class=Response, responses={200: {"model": ModelMetadata}} | error_responses(404))
@@ -125,25 +133,89 @@ async def infer_version(
     return await _infer(served(models, name, version), request, models, settings.max_candidates, deadline)
 
 
+@router.get(
+    "/models/{name}/config", response_class=Response, responses={200: {"model": ModelConfig}} | error_responses(404)
+)
+async def config(name: str, request: Request, models: ModelsDep) -> Response:
+    """The newest served version's configuration, in the shape of Triton's model configuration."""
+    return _json(_config(served(models, name, None), request, models))
+
+
+@router.get(
+    "/models/{name}/versions/{version}/config",
+    response_class=Response,
+    responses={200: {"model": ModelConfig}} | error_responses(404),
+)
+async def version_config(name: str, version: str, request: Request, models: ModelsDep) -> Response:
+    """One served version's configuration, in the shape of Triton's model configuration."""
+    return _json(_config(served(models, name, version), request, models))
+
+
+def _config(model: ServedModel, request: Request, models: ServingModels) -> dict:
+    batcher = models.batcher(model)
+    serving_config = request.app.state.manager.configs.get(model.name)
+    policy = serving_config.version_policy if serving_config is not None else None
+    return model_config(model, batcher.config if batcher is not None else None, policy)
+
+
+@router.get(
+    "/models/{name}/stats", response_class=Response, responses={200: {"model": Statistics}} | error_responses(404)
+)
+async def model_statistics(name: str, request: Request, models: ModelsDep) -> Response:
+    """Triton's statistics extension for each served version of the model."""
+    served(models, name, None)
+    versions = [(name, v) for v in sorted(models.versions.get(name, {}))]
+    return _json(statistics(request.app.state.metrics, versions))
+
+
+@router.get(
+    "/models/{name}/versions/{version}/stats",
+    response_class=Response,
+    responses={200: {"model": Statistics}} | error_responses(404),
+)
+async def version_statistics(name: str, version: str, request: Request, models: ModelsDep) -> Response:
+    """Triton's statistics extension for one served version."""
+    model = served(models, name, version)
+    return _json(statistics(request.app.state.metrics, [(name, model.version)]))
+
+
+def check_content_type(content_type: str | None, binary: bool) -> None:
+    """415 unless the Content-Type is absent (read as JSON), JSON, or binary data with the extension."""
+    if content_type is None or not content_type.strip():
+        return
+    if binary and content_type.split(";", 1)[0].strip().lower() == "application/octet-stream":
+        return
+    check_media_type(content_type)
+
+
 async def _infer(
     model: ServedModel, request: Request, models: ServingModels, max_rows: int, deadline: float
 ) -> Response:
-    if not isinstance(model, ScoringModel):
-        raise InputError(400, f"model {model.name!r} is a retrieval model: query it with POST /v1/similarity")
-    declared = request.headers.get("content-length", "")
-    largest = protocol.largest_body(model, max_rows)
+    scoring = serving.scoring(model)
+    headers = request.headers
+    binary = headers.get(protocol.HEADER_LENGTH)
+    check_content_type(headers.get("content-type"), binary is not None)
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InputError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
+    declared = headers.get("content-length", "")
+    largest = protocol.largest_body(scoring, max_rows)
     if declared.isdigit() and int(declared) > largest:  # refused before a byte of it is read
         raise InputError(
             413, f"body of {declared} bytes; an infer request of at most {max_rows} rows is under {largest}"
         )
-    body = await json_body(request)
+    body = await request.body()
+    json_size = protocol.header_length(binary, len(body))
     if len(body) <= INLINE_BODY_BYTES:
-        request_id, inputs, rows, outputs = protocol.parse_infer(body, model, max_rows)
+        call = protocol.parse_infer(body, scoring, max_rows, json_size)
     else:
-        request_id, inputs, rows, outputs = await run_in_threadpool(protocol.parse_infer, body, model, max_rows)
-    batcher = models.batcher(model)
-    if batcher is None:
-        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
-    queued = client.enqueue([(model, batcher, inputs)], rows, deadline)
-    result = (await client.outcomes(queued, request.receive))[model]
-    return Response(protocol.render_infer(model, request_id, result, outputs), media_type="application/json")
+        call = await run_in_threadpool(protocol.parse_infer, body, scoring, max_rows, json_size)
+    outputs = await serving.run(models, scoring, call.inputs, call.rows, deadline, request.receive)
+    content, header_size = protocol.render_infer(scoring, call, outputs)
+    if header_size is None:
+        return Response(content, media_type="application/json")
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_size)},
+    )

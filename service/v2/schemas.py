@@ -3,7 +3,7 @@ test that checks every 2xx body against them (the routes parse and answer by han
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,11 +55,21 @@ class InferInput(BaseModel):
     name: str = Field(description="An input the model metadata lists.")
     datatype: Datatype
     shape: list[int] = Field(description="[rows, width]")
-    data: Nested = Field(description="Row-major values, flat or nested.")
+    data: Nested | None = Field(
+        default=None, description="Row-major values, flat or nested (absent for a binary tensor)."
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Binary tensor data extension: {'binary_data_size': N}, the tensor's N raw little-endian "
+        "bytes following the JSON header (whose size the Inference-Header-Content-Length header gives).",
+    )
 
 
 class RequestedOutput(BaseModel):
     name: str
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="{'binary_data': true} answers this output as raw bytes after the JSON header."
+    )
 
 
 class InferRequest(BaseModel):
@@ -68,13 +78,17 @@ class InferRequest(BaseModel):
     id: str | None = None
     inputs: list[InferInput] = Field(min_length=1)
     outputs: list[RequestedOutput] | None = Field(default=None, description="Default: every output.")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="{'binary_data_output': true} answers every output in binary by default."
+    )
 
 
 class InferOutput(BaseModel):
     name: str
     datatype: Datatype
     shape: list[int]
-    data: list[float]
+    data: list[float] | None = Field(default=None, description="Absent for a binary output.")
+    parameters: dict[str, int] | None = Field(default=None, description="{'binary_data_size': N} for a binary output.")
 
 
 class InferResponse(BaseModel):
@@ -89,3 +103,74 @@ class RepositoryModel(BaseModel):
     version: str | None = None
     state: Literal["READY", "UNAVAILABLE"]
     reason: str = ""
+
+
+class ConfigTensor(BaseModel):
+    name: str
+    data_type: Literal["TYPE_INT64", "TYPE_FP32", "TYPE_FP64"]
+    dims: list[int] = Field(description="Without the batch axis when max_batch_size > 0; -1: variable.")
+    reshape: dict[str, list[int]] | None = None
+
+
+class DynamicBatching(BaseModel):
+    preferred_batch_size: list[int]
+    max_queue_delay_microseconds: int
+
+
+class InstanceGroup(BaseModel):
+    name: str
+    kind: Literal["KIND_CPU", "KIND_GPU"]
+    count: int
+
+
+class ModelConfig(BaseModel):
+    """Triton's model configuration, where the service's settings map (service/v2/model_config.py)."""
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    input: list[ConfigTensor]
+    output: list[ConfigTensor]
+    version_policy: dict[str, dict[str, Any]] | None = None
+    dynamic_batching: DynamicBatching | None = None
+    instance_group: list[InstanceGroup] | None = None
+
+
+class Duration(BaseModel):
+    count: int
+    ns: int
+
+
+class InferStatistics(BaseModel):
+    success: Duration
+    fail: Duration
+    queue: Duration
+    compute_input: Duration
+    compute_infer: Duration
+    compute_output: Duration
+    cache_hit: Duration
+    cache_miss: Duration
+
+
+class BatchStatistics(BaseModel):
+    batch_size: int
+    compute_input: Duration
+    compute_infer: Duration
+    compute_output: Duration
+
+
+class ModelStatistics(BaseModel):
+    name: str
+    version: str
+    last_inference: int = Field(description="Milliseconds since the epoch of the last model run (0: none).")
+    inference_count: int = Field(description="Items (rows) run.")
+    execution_count: int = Field(description="Model runs (batches).")
+    inference_stats: InferStatistics
+    batch_stats: list[BatchStatistics]
+
+
+class Statistics(BaseModel):
+    """Triton's statistics extension (service/v2/statistics.py says what each figure is here)."""
+
+    model_stats: list[ModelStatistics]

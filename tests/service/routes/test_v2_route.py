@@ -20,7 +20,12 @@ def infer_body(categorical: list[list[int]], numeric: list[list[float]], **extra
 
 
 def test_server_and_model_metadata(client: TestClient) -> None:
-    assert client.get("/v2").json()["extensions"] == ["model_repository"]
+    assert client.get("/v2").json()["extensions"] == [
+        "model_repository",
+        "model_configuration",
+        "statistics",
+        "binary_tensor_data",
+    ]
     meta = client.get("/v2/models/esmm").json()
     assert meta["versions"] == ["1"] and meta["platform"] == "onnxruntime_onnx"
     assert {t["name"]: (t["datatype"], t["shape"]) for t in meta["inputs"]} == {

@@ -1,0 +1,67 @@
+"""A served model version's configuration in the shape of Triton's model configuration (``GET
+/v2/models/{name}[/versions/{v}]/config``, gRPC ``ModelConfig``), where the service's settings map:
+
+- ``max_batch_size``: the batcher's items per run (``[serving] max_batch_size``); as in Triton,
+  ``dims`` then leave out the batch axis, and each per-row output (shape ``(batch,)``) is ``dims [1]``
+  reshaped to ``[]``;
+- ``dynamic_batching``: ``max_queue_delay_microseconds`` from ``max_queue_delay_us`` and, since the
+  batcher fills a batch up to its cap, that cap as the one preferred size (absent with
+  ``CTR_BATCHING=false``);
+- ``instance_group``: ``instances`` batches at once, on the GPU or CPU the session actually runs on;
+- ``version_policy``: ``latest`` / ``specific`` / ``all`` as in ``[serving] version_policy``.
+
+What has no counterpart in the service (optimisation policies, sequence batching, ensembles, model
+warm-up entries) is left out. The dict is the REST body, and the gRPC service parses it into the
+protobuf message, so both say the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.batching.policy import BatchConfig
+from service.models.base import ServedModel
+from service.models.config import VersionPolicy
+from service.v2.protocol import PLATFORM
+
+DATA_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32", "float64": "TYPE_FP64"}  # numpy dtype -> Triton's
+
+
+def model_config(model: ServedModel, batch: BatchConfig | None, policy: VersionPolicy | None) -> dict[str, Any]:
+    """Triton's model configuration of ``model`` batched with ``batch`` (None: not batched)."""
+    max_batch = batch.max_batch_size if batch is not None else 0
+    config: dict[str, Any] = {
+        "name": model.name,
+        "platform": PLATFORM,
+        "backend": "onnxruntime",
+        "max_batch_size": max_batch,
+        "input": [_tensor(x.name, x.dtype, x.shape, max_batch > 0) for x in model.manifest.inputs],
+        "output": [_tensor(x.name, x.dtype, x.shape, max_batch > 0) for x in model.manifest.outputs],
+    }
+    if policy is not None:
+        config["version_policy"] = _policy(policy)
+    if batch is not None and batch.enabled:
+        config["dynamic_batching"] = {
+            "preferred_batch_size": [batch.max_batch_size],
+            "max_queue_delay_microseconds": batch.max_queue_delay_us,
+        }
+    if batch is not None:
+        kind = "KIND_GPU" if model.provider.startswith("CUDA") else "KIND_CPU"
+        config["instance_group"] = [{"name": model.name, "kind": kind, "count": batch.instances}]
+    return config
+
+
+def _tensor(name: str, dtype: str, shape: list[int | str], batched: bool) -> dict[str, Any]:
+    dims = [d if isinstance(d, int) else -1 for d in (shape[1:] if batched else shape)]
+    tensor: dict[str, Any] = {"name": name, "data_type": DATA_TYPES[dtype], "dims": dims or [1]}
+    if not dims:  # a per-row scalar: Triton's convention for it
+        tensor["reshape"] = {"shape": []}
+    return tensor
+
+
+def _policy(policy: VersionPolicy) -> dict[str, Any]:
+    if policy.specific:
+        return {"specific": {"versions": list(policy.specific)}}
+    if policy.latest is None:
+        return {"all": {}}
+    return {"latest": {"num_versions": policy.latest}}

@@ -1,0 +1,62 @@
+"""What the REST routes and the gRPC service share: finding the model version a request names, and
+running checked input tensors through that version's batcher (the one ``/v1/score`` uses too)."""
+
+from __future__ import annotations
+
+import numpy as np
+from starlette.types import Receive
+
+from service.batching import client
+from service.batching.policy import Tensors
+from service.http.errors import ApiError, InputError, ModelUnavailable
+from service.models.base import ServedModel
+from service.models.scoring_model import ScoringModel
+from service.models.snapshot import ServingModels
+
+
+def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
+    """The model version a request names (its newest with no version, or an empty one); 404 when it
+    is not served."""
+    if not version:
+        model = models.model(name)
+    else:
+        # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
+        if not (version.isascii() and version.isdigit() and len(version) <= 18) or int(version) < 1:
+            raise ApiError(404, f"version {version!r} is not a positive integer", "version")
+        model = models.model(name, int(version))
+    if model is None:
+        reason = models.errors.get(name)
+        shown = f"model {name!r}" + (f" version {version}" if version else "")
+        raise ApiError(404, f"{shown} is not served" + (f": {reason}" if reason else ""))
+    return model
+
+
+def scoring(model: ServedModel) -> ScoringModel:
+    """The model, if V2 infer can run it (a scoring model); 400 for a retrieval model."""
+    if not isinstance(model, ScoringModel):
+        raise InputError(400, f"model {model.name!r} is a retrieval model: query it with POST /v1/similarity")
+    return model
+
+
+async def run(
+    models: ServingModels,
+    model: ScoringModel,
+    inputs: dict[str, np.ndarray],
+    rows: int,
+    deadline: float,
+    receive: Receive | None = None,
+) -> Tensors:
+    """The model's outputs for checked inputs, through its batcher; QueueFull (503), DeadlineExceeded
+    (504), ModelUnavailable (503). With ``receive`` (HTTP) a client that disconnects abandons the work;
+    without it (gRPC) the caller's cancellation does."""
+    batcher = models.batcher(model)
+    if batcher is None:
+        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
+    queued = client.enqueue([(model, batcher, inputs)], rows, deadline)
+    if receive is not None:
+        return (await client.outcomes(queued, receive))[model]
+    try:
+        return await queued[0][2].future  # type: ignore[misc]
+    except BaseException:
+        client.abandon(queued)
+        raise

@@ -1,0 +1,128 @@
+"""Input tensors of the Open Inference Protocol, checked once whatever carried them.
+
+A tensor arrives as JSON numbers (REST), as raw little-endian bytes (REST's binary tensor data
+extension, gRPC's ``raw_input_contents``) or as typed protobuf lists (gRPC's ``contents``). Each path
+checks the declared datatype and ``[rows, width]`` shape first, then the size of what was sent against
+that shape *before* numpy sees it (so no body can make the service allocate for a shape it does not
+hold), and hands the array to ``check_request``, which applies every check ONNX Runtime would
+otherwise fail on: names, widths, one batch size, the row limit, each categorical id inside its
+feature's bucket range, floats within float32. Every refusal is a 4xx ``InputError`` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from common.encoder import FLOAT32_LIMIT
+from service.http.errors import InputError
+from service.models.scoring_model import ScoringModel
+
+DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
+WIRE_DTYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # little-endian
+
+
+def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int, int]:
+    """(rows, width) of a tensor whose datatype must be the model's ``dtype``; 400 otherwise."""
+    if datatype != DATATYPES[dtype]:
+        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {datatype!r}", f"{where}.datatype")
+    if not isinstance(shape, Sequence) or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
+        raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
+    return shape[0], shape[1]
+
+
+def from_bytes(raw: bytes | memoryview, datatype: str, rows: int, width: int, where: str) -> np.ndarray:
+    """The tensor held by ``raw`` (row-major, little-endian); 400 unless its size is exactly the shape's."""
+    dtype = WIRE_DTYPES[datatype]
+    expected = rows * width * dtype.itemsize
+    if len(raw) != expected:
+        raise InputError(
+            400,
+            f"binary data of {len(raw)} bytes; shape [{rows}, {width}] of {datatype} takes {expected}",
+            f"{where}.binary_data_size",
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(rows, width)
+
+
+def from_numbers(values: Any, dtype: str, rows: int, width: int, where: str) -> np.ndarray:
+    """The tensor held by a flat sequence of ``rows * width`` numbers (a protobuf repeated field)."""
+    if len(values) != rows * width:
+        raise InputError(
+            400,
+            f"contents hold {len(values)} values; shape [{rows}, {width}] takes {rows * width}",
+            f"{where}.contents",
+        )
+    return np.asarray(values, dtype=dtype).reshape(rows, width)
+
+
+def check_values(values: np.ndarray, dtype: str, where: str) -> np.ndarray:
+    """Element checks of a tensor taken from numbers or bytes: finite float32 values, int64 integers."""
+    if dtype != "int64" and values.size and not (np.abs(values) <= FLOAT32_LIMIT).all():
+        raise InputError(400, "data holds a number that is not finite or out of float32 range", f"{where}.data")
+    return values.astype(dtype, copy=False)
+
+
+def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: ScoringModel, max_rows: int) -> int:
+    """The batch size of a complete set of inputs for ``model``; InputError naming what is wrong.
+
+    ``where`` maps each input name to its place in the request (``inputs[1]``) for the messages.
+    """
+    missing = sorted({t.name for t in model.manifest.inputs} - set(tensors))
+    if missing:
+        raise InputError(400, f"missing input(s) {missing}", "inputs")
+    rows = {value.shape[0] for value in tensors.values()}
+    if len(rows) != 1:
+        raise InputError(400, f"inputs disagree on the batch dimension: {sorted(rows)}", "inputs")
+    n_rows = rows.pop()
+    if n_rows < 1:
+        raise InputError(400, "the batch dimension must be at least 1", "inputs")
+    if n_rows > max_rows:
+        raise InputError(413, f"{n_rows} rows; at most {max_rows} per request", "inputs")
+    spec = model.manifest.feature_spec
+    widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
+    for name, value in tensors.items():
+        if value.shape[1] != widths.get(name, value.shape[1]):
+            raise InputError(
+                400, f"{name} must have {widths[name]} columns, not {value.shape[1]}", f"{where[name]}.shape"
+            )
+    categorical = tensors.get("categorical")
+    if categorical is not None and categorical.size:
+        low = np.cumsum([0] + [f.buckets for f in spec.categorical])  # each feature's id range [low_j, low_j+1)
+        bad = (categorical < low[:-1]) | (categorical >= low[1:])
+        if bad.any():
+            row, column = (int(x) for x in np.argwhere(bad)[0])
+            feature = spec.categorical[column].name
+            raise InputError(
+                400,
+                f"categorical[{row}][{column}] ({feature}) must be in [{low[column]}, {low[column + 1]})",
+                f"{where['categorical']}.data",
+            )
+    return n_rows
+
+
+def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:
+    """The model's numpy dtype name for input ``name``; 400 when it is unknown or given twice."""
+    declared = {t.name: t.dtype for t in model.manifest.inputs}
+    if name not in declared:
+        raise InputError(400, f"unknown input {name!r}; the model takes {sorted(declared)}", f"{where}.name")
+    if name in seen:
+        raise InputError(400, f"input {name!r} is given twice", f"{where}.name")
+    return declared[name]
+
+
+def requested_outputs(names: list[Any], model: ScoringModel, where: str = "outputs") -> list[str]:
+    """The output names asked for, each once, in order (every output when none is named)."""
+    if not names:
+        return list(model.output_names)
+    for i, name in enumerate(names):
+        if name not in model.output_names:
+            raise InputError(
+                400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"{where}[{i}].name"
+            )
+    return list(dict.fromkeys(names))
+
+
+def output_datatype(value: np.ndarray) -> str:
+    return DATATYPES.get(value.dtype.name, "FP32")
