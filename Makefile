@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ test: install
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
+
+# The KServe V2 gRPC messages (service/v2/grpc/inference.proto) as Python; the output is committed
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -I service/v2/grpc --python_out=service/v2/grpc --pyi_out=service/v2/grpc service/v2/grpc/inference.proto

@@ -2,8 +2,11 @@
 
 Models (the role models and the optional retrieval model) are loaded in the lifespan, before the
 first request is accepted; a role model with no loadable version leaves the service up but not
-ready (``/v2/health/ready`` and ``/v1/score`` answer 503). At shutdown (SIGTERM or SIGINT: the
-server drains its connections, server.py) every batcher drains its queue before the process exits.
+ready (``/v2/health/ready`` and ``/v1/score`` answer 503). With ``CTR_GRPC_PORT`` set, the KServe V2
+gRPC service (v2/grpc/server.py) starts on the same event loop once the models are loaded, and stops
+(letting its calls in flight finish, up to the drain time-out) before the batchers drain. At shutdown
+(SIGTERM or SIGINT: the server drains its connections, server.py) every batcher drains its queue before
+the process exits.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -51,11 +55,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_garbage_collector()
     if settings.shed_loop_delay_ms > 0:
         app.loop_delay.start()
+    grpc_server = await _start_grpc(app) if settings.grpc_port else None
     yield
+    if grpc_server is not None:
+        await grpc_server.stop(settings.drain_timeout_s)
     app.loop_delay.stop()
     await manager.stop(settings.drain_timeout_s)
     app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
+
+
+async def _start_grpc(app: ScoringService) -> Any:
+    try:
+        from service.v2.grpc.server import start_grpc
+    except ImportError as error:
+        raise RuntimeError(
+            f"CTR_GRPC_PORT is set but the gRPC server cannot be imported ({error}): "
+            "pip install 'debiased-ctr[grpc]', or unset CTR_GRPC_PORT"
+        ) from error
+    return await start_grpc(app)
 
 
 class ScoringService(FastAPI):
@@ -65,18 +83,14 @@ class ScoringService(FastAPI):
     score_endpoint: ScoreEndpoint
     loop_delay: LoopDelay
     body_budget: BodyBudget
-    in_flight: int = 0  # POST requests being answered
+    in_flight: int = 0  # POST requests (and gRPC infer calls) being answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await super().__call__(scope, receive, send)
             return
         path = scope["path"]
-        if (
-            self.loop_delay.overloaded
-            and self.in_flight >= SHED_MIN_IN_FLIGHT
-            and (path in SHED_PATHS or path.endswith("/infer"))
-        ):
+        if self.shedding and (path in SHED_PATHS or path.endswith("/infer")):
             self.loop_delay.shed += 1
             await self._refuse(send, "server overloaded: the event loop is behind", self.retry_after)
             return
@@ -96,6 +110,11 @@ class ScoringService(FastAPI):
             self.in_flight -= 1
             if taken:
                 self.body_budget.release(taken)
+
+    @property
+    def shedding(self) -> bool:
+        """Whether inference requests are refused at the door (the event loop stands behind)."""
+        return self.loop_delay.overloaded and self.in_flight >= SHED_MIN_IN_FLIGHT
 
     @property
     def retry_after(self) -> int:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # address uvicorn binds
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # KServe V2 gRPC service on this port (same host, process and batchers); 0: off. Needs the grpc extra.
+    grpc_port: Annotated[int, Field(ge=0, le=65535)] = 0
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
     # Which repository model fills each role: the position-debiased adversarial CTR model gives pctr,
     # ESMM gives pctcvr (pcvr = pctcvr / pctr then mixes the two, clipped to [0, 1]).
@@ -58,6 +60,12 @@ class Settings(BaseSettings):
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)
+
+    @model_validator(mode="after")
+    def _grpc_port(self) -> Settings:
+        if self.grpc_port == self.port:
+            raise ValueError(f"grpc_port ({self.grpc_port}) must differ from port ({self.port})")
+        return self
 
     @model_validator(mode="after")
     def _body_budget(self) -> Settings:

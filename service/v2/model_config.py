@@ -17,11 +17,13 @@ protobuf message, so both say the same.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from service.batching.policy import BatchConfig
 from service.models.base import ServedModel
-from service.models.config import VersionPolicy
+from service.models.config import ServingConfig, VersionPolicy
+from service.models.snapshot import ServingModels
 from service.v2.protocol import PLATFORM
 
 DATA_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32", "float64": "TYPE_FP64"}  # numpy dtype -> Triton's
@@ -49,6 +51,16 @@ def model_config(model: ServedModel, batch: BatchConfig | None, policy: VersionP
         kind = "KIND_GPU" if model.provider.startswith("CUDA") else "KIND_CPU"
         config["instance_group"] = [{"name": model.name, "kind": kind, "count": batch.instances}]
     return config
+
+
+def served_config(model: ServedModel, models: ServingModels, configs: Mapping[str, ServingConfig]) -> dict[str, Any]:
+    """The configuration of a served version: its batcher's settings and its model's version policy
+    (``configs``: the model manager's ``[serving]`` tables by model name)."""
+    batcher = models.batcher(model)
+    serving = configs.get(model.name)
+    return model_config(
+        model, batcher.config if batcher is not None else None, serving.version_policy if serving else None
+    )
 
 
 def _tensor(name: str, dtype: str, shape: list[int | str], batched: bool) -> dict[str, Any]:

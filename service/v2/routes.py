@@ -20,7 +20,7 @@ from service.http.errors import InputError, error_responses
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
 from service.v2 import protocol, serving
-from service.v2.model_config import model_config
+from service.v2.model_config import served_config
 from service.v2.schemas import (
     INFER_EXAMPLE,
     InferRequest,
@@ -152,10 +152,7 @@ async def version_config(name: str, version: str, request: Request, models: Mode
 
 
 def _config(model: ServedModel, request: Request, models: ServingModels) -> dict:
-    batcher = models.batcher(model)
-    serving_config = request.app.state.manager.configs.get(model.name)
-    policy = serving_config.version_policy if serving_config is not None else None
-    return model_config(model, batcher.config if batcher is not None else None, policy)
+    return served_config(model, models, request.app.state.manager.configs)
 
 
 @router.get(

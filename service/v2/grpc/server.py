@@ -1,0 +1,209 @@
+"""The KServe V2 gRPC service (``inference.GRPCInferenceService``, inference.proto) on ``CTR_GRPC_PORT``.
+
+It runs in the service's process and event loop (grpc.aio), started and stopped by the app's lifespan,
+and shares everything with the REST routes: the serving snapshot, each model version's batcher (so
+gRPC, V2 REST and ``/v1/score`` requests batch together), the deadline (the call's gRPC deadline,
+capped by ``CTR_REQUEST_TIMEOUT_MS``), admission at the door while the event loop is behind, and the
+metrics (the batchers' counters, and ``ctr_grpc_responses_total{code}``).
+
+A refusal keeps the service's message and maps its HTTP status to the gRPC code clients expect:
+400/413/415/422 -> INVALID_ARGUMENT, 404 -> NOT_FOUND, 503 -> UNAVAILABLE, 408/504 ->
+DEADLINE_EXCEEDED; anything unexpected is logged and answered INTERNAL. Messages are bounded by
+``CTR_MAX_BODY_BYTES``, as REST bodies are.
+
+Needs grpcio and protobuf (``pip install 'debiased-ctr[grpc]'``); imported only when the port is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from service.http.errors import INTERNAL_ERROR, ApiError
+from service.models.snapshot import ServingModels
+from service.v2 import serving
+from service.v2.grpc import inference_pb2 as pb
+from service.v2.grpc.protocol import parse_request, render_response
+from service.v2.model_config import served_config
+from service.v2.protocol import model_metadata
+from service.v2.routes import EXTENSIONS, SERVER_NAME, SERVER_VERSION
+from service.v2.statistics import statistics
+
+if TYPE_CHECKING:
+    from service.app import ScoringService
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "inference.GRPCInferenceService"
+CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.INVALID_ARGUMENT,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    499: grpc.StatusCode.CANCELLED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+Handler = Callable[[Any, Message, grpc.aio.ServicerContext], Awaitable[Message]]
+
+
+def status_code(status: int) -> grpc.StatusCode:
+    """The gRPC code for an HTTP status the service answers."""
+    return CODES.get(status, grpc.StatusCode.INVALID_ARGUMENT if 400 <= status < 500 else grpc.StatusCode.INTERNAL)
+
+
+def answered(method: Handler) -> Handler:
+    """A method's ApiError as its gRPC code and message, anything unexpected as INTERNAL (logged); each
+    outcome counted by code."""
+
+    @functools.wraps(method)
+    async def handle(self: InferenceService, request: Message, context: grpc.aio.ServicerContext) -> Message:
+        counts = self.app.state.metrics.grpc_responses
+        try:
+            response = await method(self, request, context)
+        except ApiError as error:
+            code = status_code(error.status)
+            counts[code.name] += 1
+            await context.abort(code, error.message + (f" (field {error.field})" if error.field else ""))
+        except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
+            counts[grpc.StatusCode.CANCELLED.name] += 1
+            raise
+        except Exception:
+            logger.exception("unhandled error in gRPC %s", method.__name__)
+            counts[grpc.StatusCode.INTERNAL.name] += 1
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+        counts[grpc.StatusCode.OK.name] += 1
+        return response
+
+    return handle
+
+
+class InferenceService:
+    """The RPCs, reading the app's state per call (models change on reload)."""
+
+    def __init__(self, app: ScoringService) -> None:
+        self.app = app
+
+    @property
+    def models(self) -> ServingModels:
+        return self.app.state.models
+
+    @answered
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @answered
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.models.ready)
+
+    @answered
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+        try:
+            serving.served(self.models, request.name, request.version)
+        except ApiError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    @answered
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
+
+    @answered
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
+        models = self.models
+        model = serving.served(models, request.name, request.version)
+        versions = [model.version] if request.version else sorted(models.versions.get(request.name, {}))
+        return json_format.ParseDict(model_metadata(model, versions), pb.ModelMetadataResponse())
+
+    @answered
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
+        models = self.models
+        model = serving.served(models, request.name, request.version)
+        config = served_config(model, models, self.app.state.manager.configs)
+        return json_format.ParseDict({"config": config}, pb.ModelConfigResponse())
+
+    @answered
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:
+        models = self.models
+        if not request.name:
+            versions = [(n, v) for n, served in sorted(models.versions.items()) for v in sorted(served)]
+        elif request.version:
+            versions = [(request.name, serving.served(models, request.name, request.version).version)]
+        else:
+            serving.served(models, request.name, None)
+            versions = [(request.name, v) for v in sorted(models.versions.get(request.name, {}))]
+        body = statistics(self.app.state.metrics, versions)
+        return json_format.ParseDict(body, pb.ModelStatisticsResponse())
+
+    @answered
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        app = self.app
+        if app.shedding:  # the event loop is behind: the same refusal as at the HTTP door
+            app.loop_delay.shed += 1
+            raise ApiError(503, "server overloaded: the event loop is behind")
+        app.in_flight += 1
+        try:
+            models, settings = self.models, app.state.settings
+            model = serving.scoring(serving.served(models, request.model_name, request.model_version))
+            loop = asyncio.get_running_loop()
+            timeout_s = settings.request_timeout_ms / 1000.0
+            remaining = context.time_remaining()
+            deadline = loop.time() + (timeout_s if remaining is None else min(timeout_s, remaining))
+            call = parse_request(request, model, settings.max_candidates)
+            outputs = await serving.run(models, model, call.inputs, call.rows, deadline)
+            return render_response(model, call, outputs)
+        finally:
+            app.in_flight -= 1
+
+
+RPCS = {  # method -> (request type, response type)
+    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
+    "ModelConfig": (pb.ModelConfigRequest, pb.ModelConfigResponse),
+    "ModelStatistics": (pb.ModelStatisticsRequest, pb.ModelStatisticsResponse),
+}
+
+
+def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
+    """The service's unary methods as one generic handler (what generated ``*_pb2_grpc`` code builds)."""
+    methods = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(service, name),
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+        for name, (request, response) in RPCS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+async def start_grpc(app: ScoringService) -> grpc.aio.Server:
+    """The gRPC server on ``CTR_HOST:CTR_GRPC_PORT``, serving on the running event loop."""
+    settings = app.state.settings
+    limit = settings.max_body_bytes
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
+    )
+    server.add_generic_rpc_handlers((handlers(InferenceService(app)),))
+    address = f"{settings.host}:{settings.grpc_port}"
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"gRPC cannot listen on {address}")
+    await server.start()
+    logger.info("gRPC (KServe V2) listening on %s", address)
+    return server

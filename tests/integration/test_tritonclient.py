@@ -1,0 +1,233 @@
+"""The Open Inference Protocol as the standard clients speak it: tritonclient over HTTP (JSON and binary
+tensors) and gRPC, unchanged (no extra headers), against the real service on loopback.
+
+The same rows through ``/v1/score`` (features by name) and through V2 infer (the encoded tensors) give
+identical pctr and pcvr: the service passes those model outputs through as they are. (Its pctcvr is
+pctr * pcvr in float64, the model's own pctcvr output the same product in float32.)
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from clients.service_process import free_port
+from common.encoder import FeatureEncoder
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.server import running_server
+
+CONTEXT = {"user_id": "u_3", "hour": 5}
+CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": float(i), "ad_quality": 0.1 * i} for i in range(9)]
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str  # http://127.0.0.1:PORT
+    grpc: str  # 127.0.0.1:PORT
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return self.url.removeprefix("http://")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    repository = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(repository)
+    log = tmp_path_factory.mktemp("logs") / "server.log"
+    port = free_port()
+    with running_server(repository, log, ctr_model="esmm", grpc_port=str(port)) as (url, process):
+        yield Service(url, f"127.0.0.1:{port}", log)
+        maps = Path(f"/proc/{process.pid}/maps")
+        assert not maps.exists() or "torch" not in maps.read_text()
+
+
+@pytest.fixture(scope="module")
+def scored(service: Service) -> dict[str, np.ndarray]:
+    """/v1/score's answers for CANDIDATES, by output name."""
+    response = httpx.post(f"{service.url}/v1/score", json={"context": CONTEXT, "candidates": CANDIDATES}, timeout=10)
+    assert response.status_code == 200, response.text
+    scores = response.json()["scores"]
+    return {name: np.array([s[name] for s in scores]) for name in ("pctr", "pcvr", "pctcvr")}
+
+
+def encoded() -> tuple[np.ndarray, np.ndarray]:
+    """The model's input tensors for CANDIDATES, encoded as the service encodes them."""
+    columns = {**CONTEXT, **{key: [c[key] for c in CANDIDATES] for key in CANDIDATES[0]}}
+    tensors = FeatureEncoder(SPEC).encode(columns, len(CANDIDATES))
+    return tensors.categorical, tensors.numeric
+
+
+def check_outputs(result: object, scored: dict[str, np.ndarray]) -> None:
+    for name in ("pctr", "pcvr"):
+        value = result.as_numpy(name)  # type: ignore[attr-defined]
+        assert value.dtype == np.float32 and value.shape == (len(CANDIDATES),)
+        np.testing.assert_array_equal(value.astype(np.float64), scored[name])
+    np.testing.assert_allclose(result.as_numpy("pctcvr"), scored["pctcvr"], rtol=1e-6)  # type: ignore[attr-defined]
+
+
+def http_inputs(binary: bool, categorical: np.ndarray, numeric: np.ndarray) -> list[httpclient.InferInput]:
+    inputs = [
+        httpclient.InferInput("categorical", list(categorical.shape), "INT64"),
+        httpclient.InferInput("numeric", list(numeric.shape), "FP32"),
+    ]
+    inputs[0].set_data_from_numpy(categorical, binary_data=binary)
+    inputs[1].set_data_from_numpy(numeric, binary_data=binary)
+    return inputs
+
+
+def grpc_inputs(categorical: np.ndarray, numeric: np.ndarray) -> list[grpcclient.InferInput]:
+    inputs = [
+        grpcclient.InferInput("categorical", list(categorical.shape), "INT64"),
+        grpcclient.InferInput("numeric", list(numeric.shape), "FP32"),
+    ]
+    inputs[0].set_data_from_numpy(categorical)
+    inputs[1].set_data_from_numpy(numeric)
+    return inputs
+
+
+def test_http_health_metadata_and_config(service: Service) -> None:
+    client = httpclient.InferenceServerClient(service.http)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("esmm") and client.is_model_ready("esmm", "1")
+    assert not client.is_model_ready("nope")
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    metadata = client.get_model_metadata("esmm")
+    assert {t["name"]: (t["datatype"], t["shape"]) for t in metadata["inputs"]} == {
+        "categorical": ("INT64", [-1, 3]),
+        "numeric": ("FP32", [-1, 2]),
+    }
+    for config in (client.get_model_config("esmm"), client.get_model_config("esmm", "1")):
+        assert (config["name"], config["platform"], config["max_batch_size"]) == ("esmm", "onnxruntime_onnx", 1024)
+        assert {t["name"]: (t["data_type"], t["dims"]) for t in config["input"]} == {
+            "categorical": ("TYPE_INT64", [3]),
+            "numeric": ("TYPE_FP32", [2]),
+        }
+        assert {t["name"]: t["data_type"] for t in config["output"]} == dict.fromkeys(
+            ("pctr", "pcvr", "pctcvr"), "TYPE_FP32"
+        )
+        assert config["dynamic_batching"] == {"preferred_batch_size": [1024], "max_queue_delay_microseconds": 500}
+        assert config["instance_group"] == [{"name": "esmm", "kind": "KIND_CPU", "count": 1}]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_http_infer_matches_v1_score(service: Service, scored: dict[str, np.ndarray], binary: bool) -> None:
+    client = httpclient.InferenceServerClient(service.http)
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("pctr", "pcvr", "pctcvr")]
+    result = client.infer("esmm", http_inputs(binary, *encoded()), outputs=outputs, request_id="r7")
+    check_outputs(result, scored)
+    response = result.get_response()
+    assert (response["model_name"], response["model_version"], response["id"]) == ("esmm", "1", "r7")
+    assert all(("data" in o) != binary for o in response["outputs"])
+
+
+def test_http_binary_inputs_with_every_output_binary_by_default(
+    service: Service, scored: dict[str, np.ndarray]
+) -> None:
+    """No outputs named: the client asks for every output in binary (``binary_data_output``)."""
+    client = httpclient.InferenceServerClient(service.http)
+    result = client.infer("esmm", http_inputs(True, *encoded()), model_version="1")
+    check_outputs(result, scored)
+    assert all("binary_data_size" in o["parameters"] for o in result.get_response()["outputs"])
+
+
+def test_grpc_health_metadata_config_and_infer(service: Service, scored: dict[str, np.ndarray]) -> None:
+    client = grpcclient.InferenceServerClient(service.grpc)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("esmm") and not client.is_model_ready("nope")
+    assert "statistics" in client.get_server_metadata(as_json=True)["extensions"]
+    metadata = client.get_model_metadata("esmm", as_json=True)
+    assert metadata["versions"] == ["1"] and [t["name"] for t in metadata["inputs"]] == ["categorical", "numeric"]
+    config = client.get_model_config("esmm", as_json=True)["config"]
+    assert config["max_batch_size"] == 1024 and config["input"][0]["data_type"] == "TYPE_INT64"
+    outputs = [grpcclient.InferRequestedOutput(name) for name in ("pctr", "pcvr", "pctcvr")]
+    result = client.infer("esmm", grpc_inputs(*encoded()), outputs=outputs, request_id="g1", client_timeout=10)
+    check_outputs(result, scored)
+    assert result.get_response().id == "g1"
+    check_outputs(client.infer("esmm", grpc_inputs(*encoded()), model_version="1"), scored)  # every output
+
+
+def test_statistics_count_every_transport(service: Service) -> None:
+    before = httpclient.InferenceServerClient(service.http).get_inference_statistics("esmm")["model_stats"][0]
+    http = httpclient.InferenceServerClient(service.http)
+    http.infer("esmm", http_inputs(True, *encoded()))
+    grpcclient.InferenceServerClient(service.grpc).infer("esmm", grpc_inputs(*encoded()))
+    (after,) = http.get_inference_statistics("esmm")["model_stats"]
+    assert (after["name"], after["version"]) == ("esmm", "1")
+    assert after["inference_count"] - before["inference_count"] == 2 * len(CANDIDATES)
+    assert after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"] == 2
+    assert after["execution_count"] > before["execution_count"] and after["last_inference"] > 0
+    assert after["inference_stats"]["compute_infer"]["ns"] > before["inference_stats"]["compute_infer"]["ns"]
+    assert sum(b["compute_infer"]["count"] for b in after["batch_stats"]) == after["execution_count"]
+    grpc_stats = grpcclient.InferenceServerClient(service.grpc).get_inference_statistics("esmm", as_json=True)
+    (entry,) = grpc_stats["model_stats"]
+    assert int(entry["inference_count"]) >= after["inference_count"]
+    everything = http.get_inference_statistics()["model_stats"]
+    assert [(m["name"], m["version"]) for m in everything] == [("esmm", "1")]
+
+
+def test_errors_reach_the_client_with_the_services_message(service: Service) -> None:
+    categorical, numeric = encoded()
+    narrow = categorical[:, :2].copy()
+    http = httpclient.InferenceServerClient(service.http)
+    grpc = grpcclient.InferenceServerClient(service.grpc)
+    wrong_shape = "categorical must have 3 columns, not 2"
+    for binary in (False, True):
+        with pytest.raises(InferenceServerException, match=wrong_shape) as refused:
+            http.infer("esmm", http_inputs(binary, narrow, numeric))
+        assert refused.value.status() == "400"
+    with pytest.raises(InferenceServerException, match=wrong_shape) as refused:
+        grpc.infer("esmm", grpc_inputs(narrow, numeric))
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    unknown = re.escape("model 'nope' is not served")
+    with pytest.raises(InferenceServerException, match=unknown) as refused:
+        http.infer("nope", http_inputs(True, categorical, numeric))
+    assert refused.value.status() == "404"
+    with pytest.raises(InferenceServerException, match=unknown) as refused:
+        grpc.infer("nope", grpc_inputs(categorical, numeric))
+    assert refused.value.status() == "StatusCode.NOT_FOUND"
+    with pytest.raises(InferenceServerException, match=unknown):
+        grpc.get_model_metadata("nope")
+    with pytest.raises(InferenceServerException, match=unknown) as refused:
+        http.get_model_config("nope")
+    assert refused.value.status() == "404"
+
+
+def test_grpc_deadline_shorter_than_the_queue_is_deadline_exceeded(tmp_path: Path) -> None:
+    """A batch that waits 3 s to fill, a client that allows 0.3 s: DEADLINE_EXCEEDED at once (not at the
+    end of the queue's wait), the request dropped from the queue, and the service still answering."""
+    publish_tiny_esmm(tmp_path / "models")
+    (tmp_path / "models" / "esmm" / "config.toml").write_text(
+        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 3000000\n'
+    )
+    port = free_port()
+    with running_server(tmp_path / "models", tmp_path / "log", ctr_model="esmm", grpc_port=str(port)) as (url, _):
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("esmm", grpc_inputs(*encoded()), client_timeout=0.3)
+        waited = time.monotonic() - started
+        assert refused.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+        assert waited < 2.0, f"answered after {waited:.2f} s: the queue's wait, not the deadline"
+        metrics = ""
+        for _ in range(50):  # the server settles the request at its own deadline, right after the client's
+            metrics = httpx.get(f"{url}/metrics").text
+            if 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics:
+                break
+            time.sleep(0.1)
+        assert 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics
+        assert re.search(
+            r'ctr_inference_request_failure_total\{model="esmm",version="1",reason="(deadline|cancelled)"\} 1', metrics
+        )
+        assert client.is_server_ready()
