@@ -205,29 +205,32 @@ def test_errors_reach_the_client_with_the_services_message(service: Service) -> 
 
 
 def test_grpc_deadline_shorter_than_the_queue_is_deadline_exceeded(tmp_path: Path) -> None:
-    """A batch that waits 3 s to fill, a client that allows 0.3 s: DEADLINE_EXCEEDED at once (not at the
-    end of the queue's wait), the request dropped from the queue, and the service still answering."""
+    """Batches that wait 3 s to fill: a client allowing 0.3 s gets DEADLINE_EXCEEDED at once (not at the
+    end of the queue's wait), and so does one allowing 10 s from the service's own 0.6 s deadline, with
+    its message; both are dropped from the queue, and the service goes on answering."""
     publish_tiny_esmm(tmp_path / "models")
     (tmp_path / "models" / "esmm" / "config.toml").write_text(
         'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 3000000\n'
     )
     port = free_port()
-    with running_server(tmp_path / "models", tmp_path / "log", ctr_model="esmm", grpc_port=str(port)) as (url, _):
+    settings = {"ctr_model": "esmm", "grpc_port": str(port), "request_timeout_ms": "600"}
+    with running_server(tmp_path / "models", tmp_path / "log", **settings) as (url, _):
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
-        started = time.monotonic()
-        with pytest.raises(InferenceServerException) as refused:
-            client.infer("esmm", grpc_inputs(*encoded()), client_timeout=0.3)
-        waited = time.monotonic() - started
-        assert refused.value.status() == "StatusCode.DEADLINE_EXCEEDED"
-        assert waited < 2.0, f"answered after {waited:.2f} s: the queue's wait, not the deadline"
+        for client_timeout, message in ((0.3, None), (10, "deadline exceeded before the model answered")):
+            started = time.monotonic()
+            with pytest.raises(InferenceServerException, match=message) as refused:
+                client.infer("esmm", grpc_inputs(*encoded()), client_timeout=client_timeout)
+            waited = time.monotonic() - started
+            assert refused.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+            assert waited < 2.0, f"answered after {waited:.2f} s: the queue's wait, not the deadline"
+        idle = 'ctr_inference_pending_request_count{model="esmm",version="1"} 0'
         metrics = ""
-        for _ in range(50):  # the server settles the request at its own deadline, right after the client's
+        for _ in range(50):  # the server settles the first request at its deadline, right after the client's
             metrics = httpx.get(f"{url}/metrics").text
-            if 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics:
+            if idle in metrics:
                 break
             time.sleep(0.1)
-        assert 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics
-        assert re.search(
-            r'ctr_inference_request_failure_total\{model="esmm",version="1",reason="(deadline|cancelled)"\} 1', metrics
-        )
+        assert idle in metrics
+        failures = re.findall(r'failure_total\{model="esmm",version="1",reason="(\w+)"\} (\d+)', metrics)
+        assert sum(int(n) for reason, n in failures if reason in ("deadline", "cancelled")) == 2, failures
         assert client.is_server_ready()
