@@ -7,7 +7,8 @@ under the SLO):
 - ``asgi_only_1``: the same without FastAPI (the transport the service's ``/v1/score`` runs on);
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
-- ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off.
+- ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off;
+- ``v2_{json,binary,grpc}_{100,1000}``: the Open Inference Protocol's transports (bench_v2.py).
 
 Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
 constant arrivals) until the server falls behind, then refines between the last rate it kept up with
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from clients import bench_v2
 from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
 
@@ -269,6 +271,7 @@ def run_bench(
         bodies = bodies_100 if case.candidates == 100 else bodies_1
         with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as (port, pid):
             cases[case.name] = sweep(port, pid, bodies, case, plan)
+    cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
     report["ratios"] = ratios(cases)
     return report

@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
+from clients import bench_v2
 
 CASES = {
     "raw_ort",
@@ -18,6 +19,7 @@ CASES = {
     "asgi_only_1",
     "service_1_batched",
     "service_1_unbatched",
+    *bench_v2.CASES,
 }
 
 

@@ -1,0 +1,210 @@
+"""``ctr bench serve``'s Open Inference Protocol cases: the same input tensors sent three ways.
+
+- ``v2_json_{100,1000}``: ``POST /v2/models/{model}/infer`` with the tensors as JSON numbers, outputs
+  answered as JSON (no Content-Type, as tritonclient sends it);
+- ``v2_binary_{100,1000}``: the binary tensor data extension, inputs as raw little-endian bytes after a
+  JSON header (``Inference-Header-Content-Length``), every output answered in binary;
+- ``v2_grpc_{100,1000}``: ``inference.GRPCInferenceService/ModelInfer`` with ``raw_input_contents``.
+
+The tensors are the model's encoded inputs for the world's 100-candidate request bodies (the same
+bodies as the ``/v1/score`` cases); a 1000-row tensor is ten of them stacked. Each request's bytes
+are built before the clock starts, so the figures are the server's and the transport's costs, not
+the client's encoding. The six cases run one after another on one server process (gRPC on, as
+``CTR_GRPC_PORT`` turns it on), so they are compared side by side; each is a closed loop,
+``CONCURRENCY`` requests in flight for ``plan.step_s`` seconds after a short warm-up. Reported: rows and
+requests per second, the server process's CPU time per request, and the latency percentiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from clients.histogram import LatencyHistogram
+from clients.loadgen import _read_response
+
+logger = logging.getLogger(__name__)
+
+CONCURRENCY = 8  # requests in flight per case
+ROWS = (100, 1000)
+TRANSPORTS = ("json", "binary", "grpc")
+CASES = tuple(f"v2_{transport}_{rows}" for rows in ROWS for transport in TRANSPORTS)
+DATATYPES = {"categorical": "INT64", "numeric": "FP32"}
+WIRE = {"categorical": "<i8", "numeric": "<f4"}
+
+Send = Callable[[Any], Awaitable[bool]]  # one request -> answered with outputs
+
+
+def input_tensors(repository: Path, model: str, bodies_100: list[bytes], threads: int) -> list[dict[str, np.ndarray]]:
+    """The model's encoded inputs for each 100-candidate body (as the service encodes them)."""
+    from service.models.loader import load_newest
+    from service.models.snapshot import ServingModels
+    from service.score.pipeline import prepare
+    from service.settings import Settings
+
+    settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
+    loaded = load_newest(settings, model, ["pctr", "pctcvr"])
+    models = ServingModels(settings.roles, {model: loaded}, {})
+    return [prepare(body, models, settings).encoded(loaded) for body in bodies_100]
+
+
+def stacked(tensors: list[dict[str, np.ndarray]], rows: int) -> list[dict[str, np.ndarray]]:
+    """Requests of ``rows`` rows, each made of consecutive 100-row tensors."""
+    per = rows // 100
+    groups = [tensors[i : i + per] for i in range(0, len(tensors) - per + 1, per)]
+    return [{name: np.concatenate([t[name] for t in group]) for name in group[0]} for group in groups]
+
+
+def http_request(port: int, model: str, tensors: dict[str, np.ndarray], binary: bool) -> bytes:
+    """The whole HTTP/1.1 request for one infer call, JSON or with binary tensors (and outputs)."""
+    inputs: list[dict[str, Any]] = []
+    raw: list[bytes] = []
+    for name, value in tensors.items():
+        tensor: dict[str, Any] = {"name": name, "datatype": DATATYPES[name], "shape": list(value.shape)}
+        if binary:
+            raw.append(value.astype(WIRE[name]).tobytes())
+            tensor["parameters"] = {"binary_data_size": len(raw[-1])}
+        else:
+            tensor["data"] = value.ravel().tolist()
+        inputs.append(tensor)
+    request: dict[str, Any] = {"inputs": inputs}
+    if binary:
+        request["parameters"] = {"binary_data_output": True}
+    header = orjson.dumps(request)
+    body = header + b"".join(raw)
+    head = f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+    if binary:
+        head += f"Inference-Header-Content-Length: {len(header)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def grpc_request(model: str, tensors: dict[str, np.ndarray]) -> bytes:
+    """A serialised ModelInferRequest with raw input contents (what tritonclient.grpc sends)."""
+    from service.v2.grpc import inference_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    for name, value in tensors.items():
+        request.inputs.add(name=name, datatype=DATATYPES[name], shape=list(value.shape))
+        request.raw_input_contents.append(value.astype(WIRE[name]).tobytes())
+    return request.SerializeToString()
+
+
+async def closed_loop(connect: Callable[[], Awaitable[Send]], payloads: list[Any], seconds: float) -> dict[str, Any]:
+    """``CONCURRENCY`` clients, each sending the next payload as soon as its last one was answered."""
+    histogram = LatencyHistogram()
+    counts = {"ok": 0, "errors": 0}
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def client(k: int) -> None:
+        send = await connect()
+        i = k
+        while loop.time() < end:
+            started = loop.time()
+            ok = await send(payloads[i % len(payloads)])
+            counts["ok" if ok else "errors"] += 1
+            if ok:
+                histogram.record((loop.time() - started) * 1e6)
+            i += CONCURRENCY
+
+    started = loop.time()
+    await asyncio.gather(*(client(k) for k in range(CONCURRENCY)))
+    elapsed = loop.time() - started
+    return {"ok": counts["ok"], "errors": counts["errors"], "elapsed_s": elapsed, **histogram.summary_ms()}
+
+
+def http_connect(port: int) -> Callable[[], Awaitable[Send]]:
+    async def connect() -> Send:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+        async def send(payload: bytes) -> bool:
+            writer.write(payload)
+            return await _read_response(reader) == 200
+
+        return send
+
+    return connect
+
+
+def grpc_connect(port: int) -> Callable[[], Awaitable[Send]]:
+    import grpc
+
+    async def connect() -> Send:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=lambda payload: payload,  # serialised before the clock starts
+            response_deserializer=lambda payload: payload,
+        )
+
+        async def send(payload: bytes) -> bool:
+            try:
+                await infer(payload, timeout=10)
+            except grpc.aio.AioRpcError:
+                return False
+            return True
+
+        return send
+
+    return connect
+
+
+def run_cases(
+    repository: Path, model: str, bodies_100: list[bytes], step_s: float, threads: int, only: set[str] | None = None
+) -> dict[str, Any]:
+    """Every V2 case that ``only`` names (all when None), on one server; the case reports."""
+    from clients.bench_serve import cpu_seconds, free_port, server
+
+    chosen = [name for name in CASES if only is None or name in only]
+    if importlib.util.find_spec("grpc") is None and any("grpc" in name for name in chosen):
+        logger.warning("grpcio is not installed (pip install 'debiased-ctr[grpc]'): the gRPC cases are left out")
+        chosen = [name for name in chosen if "grpc" not in name]
+    if not chosen:
+        return {}
+    tensors = input_tensors(repository, model, bodies_100, threads)
+    cases: dict[str, Any] = {}
+    grpc_port = free_port()
+    with server("service", repository, model, {"CTR_GRPC_PORT": str(grpc_port)}, threads) as (port, pid):
+        for name in chosen:
+            _, transport, size = name.split("_")
+            rows = int(size)
+            requests = stacked(tensors, rows)
+            if transport == "grpc":
+                payloads: list[Any] = [grpc_request(model, t) for t in requests]
+                connect = grpc_connect(grpc_port)
+            else:
+                payloads = [http_request(port, model, t, transport == "binary") for t in requests]
+                connect = http_connect(port)
+            asyncio.run(closed_loop(connect, payloads, min(step_s, 0.5)))  # warm-up: connections, first batches
+            cpu_before = cpu_seconds(pid)
+            result = asyncio.run(closed_loop(connect, payloads, step_s))
+            cpu_after = cpu_seconds(pid)
+            cases[name] = summary(result, rows, len(payloads[0]), cpu_before, cpu_after)
+            logger.info("%s: %.0f req/s, p99 %.1f ms", name, cases[name]["requests_per_s"], result["p99_ms"])
+    return cases
+
+
+def summary(
+    result: dict[str, Any], rows: int, request_bytes: int, cpu_before: float | None, cpu_after: float | None
+) -> dict[str, Any]:
+    rps = result["ok"] / result["elapsed_s"]
+    step = {"achieved_rps": round(rps, 1), "candidates_per_s": round(rps * rows, 1), **result}
+    cpu = None
+    if cpu_before is not None and cpu_after is not None and result["ok"]:
+        cpu = round((cpu_after - cpu_before) * 1e6 / result["ok"], 1)
+    return {
+        "candidates_per_s": step["candidates_per_s"],
+        "requests_per_s": step["achieved_rps"],
+        "server_cpu_us_per_request": cpu,
+        "request_bytes": request_bytes,
+        "closed_loop": {"concurrency": CONCURRENCY, "seconds": round(result["elapsed_s"], 2)},
+        "at_slo": step,  # the table's latency columns: the closed loop's percentiles
+        "steps": [step],
+    }
