@@ -12,7 +12,7 @@ the process exits.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +45,7 @@ ROUTERS = (score.router, health.router, models.router, similarity.router, v2.rou
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    start_grpc = _grpc_starter() if settings.grpc_port else None  # fails before any model is loaded
     manager = app.state.manager = ModelManager(app.state, settings, app.state.metrics)
     await manager.start()
     if app.state.models.ready:
@@ -55,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_garbage_collector()
     if settings.shed_loop_delay_ms > 0:
         app.loop_delay.start()
-    grpc_server = await _start_grpc(app) if settings.grpc_port else None
+    grpc_server = await start_grpc(app) if start_grpc is not None else None
     yield
     if grpc_server is not None:
         await grpc_server.stop(settings.drain_timeout_s)
@@ -65,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("stopped: every queue drained")
 
 
-async def _start_grpc(app: ScoringService) -> Any:
+def _grpc_starter() -> Callable[[ScoringService], Awaitable[Any]]:
+    """The gRPC server's start function (v2/grpc/server.py), imported only when CTR_GRPC_PORT is set."""
     try:
         from service.v2.grpc.server import start_grpc
     except ImportError as error:
@@ -73,7 +75,7 @@ async def _start_grpc(app: ScoringService) -> Any:
             f"CTR_GRPC_PORT is set but the gRPC server cannot be imported ({error}): "
             "pip install 'debiased-ctr[grpc]', or unset CTR_GRPC_PORT"
         ) from error
-    return await start_grpc(app)
+    return start_grpc
 
 
 class ScoringService(FastAPI):

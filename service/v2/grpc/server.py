@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from starlette.concurrency import run_in_threadpool
 
+from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import INTERNAL_ERROR, ApiError
 from service.models.snapshot import ServingModels
 from service.v2 import serving
@@ -161,7 +163,10 @@ class InferenceService:
             timeout_s = settings.request_timeout_ms / 1000.0
             remaining = context.time_remaining()
             deadline = loop.time() + (timeout_s if remaining is None else min(timeout_s, remaining))
-            call = parse_request(request, model, settings.max_candidates)
+            if request.ByteSize() <= INLINE_BODY_BYTES:
+                call = parse_request(request, model, settings.max_candidates)
+            else:  # as REST bodies: a large request is checked off the event loop
+                call = await run_in_threadpool(parse_request, request, model, settings.max_candidates)
             outputs = await serving.run(models, model, call.inputs, call.rows, deadline)
             return render_response(model, call, outputs)
         finally:
