@@ -12,7 +12,10 @@ are built before the clock starts, so the figures are the server's and the trans
 the client's encoding. The six cases run one after another on one server process (gRPC on, as
 ``CTR_GRPC_PORT`` turns it on), so they are compared side by side; each is a closed loop,
 ``CONCURRENCY`` requests in flight for ``plan.step_s`` seconds after a short warm-up. Reported: rows and
-requests per second, the server process's CPU time per request, and the latency percentiles.
+requests per second, the server process's CPU time per request, the latency percentiles, and (measured
+in the bench's own process, ``codec_cost``) the CPU the server spends per request reading it into
+checked tensors and writing the response: the part that differs between the transports, which ONNX
+Runtime's share of the server's CPU would otherwise hide.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +44,12 @@ DATATYPES = {"categorical": "INT64", "numeric": "FP32"}
 WIRE = {"categorical": "<i8", "numeric": "<f4"}
 
 Send = Callable[[Any], Awaitable[bool]]  # one request -> answered with outputs
+Tensors = dict[str, np.ndarray]
+CODEC_REPEATS = 200  # in-process runs of each transport's parse and render
 
 
-def input_tensors(repository: Path, model: str, bodies_100: list[bytes], threads: int) -> list[dict[str, np.ndarray]]:
-    """The model's encoded inputs for each 100-candidate body (as the service encodes them)."""
+def input_tensors(repository: Path, model: str, bodies_100: list[bytes], threads: int) -> tuple[Any, list[Tensors]]:
+    """The loaded model, and its encoded inputs for each 100-candidate body (as the service encodes them)."""
     from service.models.loader import load_newest
     from service.models.snapshot import ServingModels
     from service.score.pipeline import prepare
@@ -52,18 +58,18 @@ def input_tensors(repository: Path, model: str, bodies_100: list[bytes], threads
     settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
     loaded = load_newest(settings, model, ["pctr", "pctcvr"])
     models = ServingModels(settings.roles, {model: loaded}, {})
-    return [prepare(body, models, settings).encoded(loaded) for body in bodies_100]
+    return loaded, [prepare(body, models, settings).encoded(loaded) for body in bodies_100]
 
 
-def stacked(tensors: list[dict[str, np.ndarray]], rows: int) -> list[dict[str, np.ndarray]]:
+def stacked(tensors: list[Tensors], rows: int) -> list[Tensors]:
     """Requests of ``rows`` rows, each made of consecutive 100-row tensors."""
     per = rows // 100
     groups = [tensors[i : i + per] for i in range(0, len(tensors) - per + 1, per)]
     return [{name: np.concatenate([t[name] for t in group]) for name in group[0]} for group in groups]
 
 
-def http_request(port: int, model: str, tensors: dict[str, np.ndarray], binary: bool) -> bytes:
-    """The whole HTTP/1.1 request for one infer call, JSON or with binary tensors (and outputs)."""
+def infer_body(tensors: Tensors, binary: bool) -> tuple[bytes, int | None]:
+    """An infer body, JSON or with binary tensors (and outputs), and its JSON header's size if binary."""
     inputs: list[dict[str, Any]] = []
     raw: list[bytes] = []
     for name, value in tensors.items():
@@ -78,14 +84,18 @@ def http_request(port: int, model: str, tensors: dict[str, np.ndarray], binary: 
     if binary:
         request["parameters"] = {"binary_data_output": True}
     header = orjson.dumps(request)
-    body = header + b"".join(raw)
+    return header + b"".join(raw), len(header) if binary else None
+
+
+def http_request(port: int, model: str, body: bytes, json_size: int | None) -> bytes:
+    """The whole HTTP/1.1 request for one infer call (no Content-Type, as tritonclient sends it)."""
     head = f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
-    if binary:
-        head += f"Inference-Header-Content-Length: {len(header)}\r\n"
+    if json_size is not None:
+        head += f"Inference-Header-Content-Length: {json_size}\r\n"
     return (head + "\r\n").encode() + body
 
 
-def grpc_request(model: str, tensors: dict[str, np.ndarray]) -> bytes:
+def grpc_request(model: str, tensors: Tensors) -> bytes:
     """A serialised ModelInferRequest with raw input contents (what tritonclient.grpc sends)."""
     from service.v2.grpc import inference_pb2 as pb
 
@@ -168,7 +178,7 @@ def run_cases(
         chosen = [name for name in chosen if "grpc" not in name]
     if not chosen:
         return {}
-    tensors = input_tensors(repository, model, bodies_100, threads)
+    loaded, tensors = input_tensors(repository, model, bodies_100, threads)
     cases: dict[str, Any] = {}
     grpc_port = free_port()
     with server("service", repository, model, {"CTR_GRPC_PORT": str(grpc_port)}, threads) as (port, pid):
@@ -180,15 +190,53 @@ def run_cases(
                 payloads: list[Any] = [grpc_request(model, t) for t in requests]
                 connect = grpc_connect(grpc_port)
             else:
-                payloads = [http_request(port, model, t, transport == "binary") for t in requests]
+                bodies = [infer_body(t, transport == "binary") for t in requests]
+                payloads = [http_request(port, model, *body) for body in bodies]
                 connect = http_connect(port)
             asyncio.run(closed_loop(connect, payloads, min(step_s, 0.5)))  # warm-up: connections, first batches
             cpu_before = cpu_seconds(pid)
             result = asyncio.run(closed_loop(connect, payloads, step_s))
             cpu_after = cpu_seconds(pid)
             cases[name] = summary(result, rows, len(payloads[0]), cpu_before, cpu_after)
+            cases[name]["codec_us_per_request"] = codec_cost(loaded, transport, requests[0])
             logger.info("%s: %.0f req/s, p99 %.1f ms", name, cases[name]["requests_per_s"], result["p99_ms"])
     return cases
+
+
+def codec_cost(model: Any, transport: str, tensors: Tensors) -> dict[str, float]:
+    """CPU µs the server spends reading one such request into checked tensors and writing its response
+    (this process, no transport, no model run): what differs between the three transports."""
+    from service.v2 import protocol
+    from service.v2.grpc import inference_pb2 as pb
+    from service.v2.grpc.protocol import parse_request, render_response
+
+    rows = len(next(iter(tensors.values())))
+    outputs = model.run(tensors)
+    if transport == "grpc":
+        raw = grpc_request(model.name, tensors)
+
+        def parse() -> Any:
+            return parse_request(pb.ModelInferRequest.FromString(raw), model, rows)
+
+        def render(call: Any) -> Any:
+            return render_response(model, call, outputs).SerializeToString()
+    else:
+        body, json_size = infer_body(tensors, transport == "binary")
+
+        def parse() -> Any:
+            return protocol.parse_infer(body, model, rows, json_size)
+
+        def render(call: Any) -> Any:
+            return protocol.render_infer(model, call, outputs)
+
+    call = parse()
+    cost = {}
+    for part, run in (("parse", parse), ("render", lambda: render(call))):
+        started = time.process_time()
+        for _ in range(CODEC_REPEATS):
+            run()
+        cost[part] = round((time.process_time() - started) * 1e6 / CODEC_REPEATS, 1)
+    return cost
 
 
 def summary(
