@@ -203,7 +203,7 @@ async def _infer(
         )
     body = await request.body()
     json_size = protocol.header_length(binary, len(body))
-    if len(body) <= INLINE_BODY_BYTES:
+    if (len(body) if json_size is None else json_size) <= INLINE_BODY_BYTES:  # binary tensors: read in place
         call = protocol.parse_infer(body, scoring, max_rows, json_size)
     else:
         call = await run_in_threadpool(protocol.parse_infer, body, scoring, max_rows, json_size)

@@ -13,6 +13,9 @@ they share its batcher. What each figure is here:
   inputs and ONNX Runtime, as the batcher times it, so ns / count is the mean per batch);
 - ``compute_input`` / ``compute_output``: **not measured apart** (included in ``compute_infer``): 0;
 - ``batch_stats``: runs and compute time per exact batch size.
+
+The durations are the batcher's, on the event loop's clock: under uvloop (``ctr serve``) it steps in
+whole milliseconds, so a run shorter than that may add 0 ns; sums over many requests even out.
 """
 
 from __future__ import annotations

@@ -168,7 +168,8 @@ def test_statistics_count_every_transport(service: Service) -> None:
     assert after["inference_count"] - before["inference_count"] == 2 * len(CANDIDATES)
     assert after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"] == 2
     assert after["execution_count"] > before["execution_count"] and after["last_inference"] > 0
-    assert after["inference_stats"]["compute_infer"]["ns"] > before["inference_stats"]["compute_infer"]["ns"]
+    # >=: the batcher times on the event loop's clock, in whole milliseconds under uvloop
+    assert after["inference_stats"]["compute_infer"]["ns"] >= before["inference_stats"]["compute_infer"]["ns"]
     assert sum(b["compute_infer"]["count"] for b in after["batch_stats"]) == after["execution_count"]
     grpc_stats = grpcclient.InferenceServerClient(service.grpc).get_inference_statistics("esmm", as_json=True)
     (entry,) = grpc_stats["model_stats"]

@@ -163,9 +163,9 @@ class InferenceService:
             timeout_s = settings.request_timeout_ms / 1000.0
             remaining = context.time_remaining()
             deadline = loop.time() + (timeout_s if remaining is None else min(timeout_s, remaining))
-            if request.ByteSize() <= INLINE_BODY_BYTES:
+            if request.raw_input_contents or request.ByteSize() <= INLINE_BODY_BYTES:  # raw: read in place
                 call = parse_request(request, model, settings.max_candidates)
-            else:  # as REST bodies: a large request is checked off the event loop
+            else:  # numbers in protobuf lists, as large JSON bodies: checked off the event loop
                 call = await run_in_threadpool(parse_request, request, model, settings.max_candidates)
             outputs = await serving.run(models, model, call.inputs, call.rows, deadline)
             return render_response(model, call, outputs)
