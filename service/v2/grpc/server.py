@@ -206,7 +206,8 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((handlers(InferenceService(app)),))
-    address = f"{settings.host}:{settings.grpc_port}"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host  # an IPv6 address
+    address = f"{host}:{settings.grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"gRPC cannot listen on {address}")
     await server.start()
