@@ -38,13 +38,11 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 SERVER_NAME = "debiased-ctr"
 SERVER_VERSION = "0.1.0"
+EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data"]
 
 
 def _json(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data"]
 
 
 @router.get("", response_class=Response, responses={200: {"model": ServerMetadata}})
@@ -55,8 +53,8 @@ async def server_metadata() -> Response:
 
 @router.get("/models/stats", response_class=Response, responses={200: {"model": Statistics}})
 async def all_statistics(request: Request, models: ModelsDep) -> Response:
-    """Triton's statistics extension for every served model version (a model named "stats" is read
-    through ``/v2/models/stats/versions/{v}``)."""
+    """Triton's statistics extension for every served model version (this route hides the metadata of
+    a model named "stats": read it at ``/v2/models/stats/versions/{v}``)."""
     versions = [(name, v) for name, served_versions in sorted(models.versions.items()) for v in sorted(served_versions)]
     return _json(statistics(request.app.state.metrics, versions))
 
@@ -138,7 +136,7 @@ async def infer_version(
 )
 async def config(name: str, request: Request, models: ModelsDep) -> Response:
     """The newest served version's configuration, in the shape of Triton's model configuration."""
-    return _json(_config(served(models, name, None), request, models))
+    return _json(served_config(served(models, name, None), models, request.app.state.manager.configs))
 
 
 @router.get(
@@ -148,11 +146,7 @@ async def config(name: str, request: Request, models: ModelsDep) -> Response:
 )
 async def version_config(name: str, version: str, request: Request, models: ModelsDep) -> Response:
     """One served version's configuration, in the shape of Triton's model configuration."""
-    return _json(_config(served(models, name, version), request, models))
-
-
-def _config(model: ServedModel, request: Request, models: ServingModels) -> dict:
-    return served_config(model, models, request.app.state.manager.configs)
+    return _json(served_config(served(models, name, version), models, request.app.state.manager.configs))
 
 
 @router.get(
