@@ -30,6 +30,7 @@ test: install
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
 
-# The KServe V2 gRPC messages (service/v2/grpc/inference.proto) as Python; the output is committed
+# The KServe V2 gRPC messages: service/v2/grpc/inference.proto compiled to the descriptor set that
+# service/v2/grpc/messages.py loads (committed)
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -I service/v2/grpc --python_out=service/v2/grpc --pyi_out=service/v2/grpc service/v2/grpc/inference.proto
+	$(BIN)/python -m grpc_tools.protoc -I service/v2/grpc --descriptor_set_out=service/v2/grpc/inference.desc service/v2/grpc/inference.proto

@@ -97,7 +97,7 @@ def http_request(port: int, model: str, body: bytes, json_size: int | None) -> b
 
 def grpc_request(model: str, tensors: Tensors) -> bytes:
     """A serialised ModelInferRequest with raw input contents (what tritonclient.grpc sends)."""
-    from service.v2.grpc import inference_pb2 as pb
+    from service.v2.grpc import messages as pb
 
     request = pb.ModelInferRequest(model_name=model)
     for name, value in tensors.items():
@@ -207,7 +207,7 @@ def codec_cost(model: Any, transport: str, tensors: Tensors) -> dict[str, float]
     """CPU µs the server spends reading one such request into checked tensors and writing its response
     (this process, no transport, no model run): what differs between the three transports."""
     from service.v2 import protocol
-    from service.v2.grpc import inference_pb2 as pb
+    from service.v2.grpc import messages as pb
     from service.v2.grpc.protocol import parse_request, render_response
 
     rows = len(next(iter(tensors.values())))

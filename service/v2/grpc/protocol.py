@@ -14,7 +14,7 @@ import numpy as np
 from service.http.errors import InputError
 from service.models.scoring_model import ScoringModel
 from service.v2 import tensors as t
-from service.v2.grpc import inference_pb2 as pb
+from service.v2.grpc import messages as pb
 from service.v2.protocol import InferCall
 
 CONTENTS = {"INT64": "int64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents"}  # datatype -> field

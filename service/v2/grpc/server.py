@@ -31,7 +31,7 @@ from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import INTERNAL_ERROR, ApiError
 from service.models.snapshot import ServingModels
 from service.v2 import serving
-from service.v2.grpc import inference_pb2 as pb
+from service.v2.grpc import messages as pb
 from service.v2.grpc.protocol import parse_request, render_response
 from service.v2.model_config import served_config
 from service.v2.protocol import model_metadata
