@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 _CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE_TYPE = frozenset({type(None)})
+_CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
+_NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE
+_DICT_TYPE = frozenset({dict})
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +145,51 @@ def gather_columns(
     return columns
 
 
+def accepted_columns(
+    candidates: list[Any], context: dict[str, Any], kinds: dict[str, str], max_chars: int
+) -> dict[str, list[Any]] | None:
+    """``gather_columns``'s columns when every candidate value passes its checks (and ``_check_kinds``'),
+    found a column at a time in C (the set of the keys, of a column's types; its longest string, its
+    largest magnitude); None as soon as anything would be refused, or is unusual, so that the
+    value-by-value checks find and name it. Never accepts what they refuse (a property test checks)."""
+    if not _DICT_TYPE.issuperset(map(type, candidates)):
+        return None
+    names = set().union(*candidates)
+    if not names.issubset(kinds) or not names.isdisjoint(context):
+        return None
+    n = len(candidates)
+    if n == 1:
+        columns = {name: [value] for name, value in candidates[0].items()}
+    elif not names:
+        columns = {}
+    elif len(names) > 1 and len(candidates[0]) == len(names) and len(set(map(len, candidates))) == 1:
+        ordered = list(names)  # every candidate gives every name: one tuple per candidate, transposed
+        columns = dict(zip(ordered, map(list, zip(*map(itemgetter(*ordered), candidates), strict=True)), strict=True))
+    else:
+        columns = {name: list(map(dict.get, candidates, repeat(name, n))) for name in names}
+    for name, column in columns.items():
+        if not _column_accepted(column, kinds[name], max_chars):
+            return None
+    return columns
+
+
+def _column_accepted(column: list[Any], kind: str, max_chars: int) -> bool:
+    types = set(map(type, column))
+    if kind == "categorical":
+        if not types <= _CATEGORICAL_OR_NONE:
+            return False
+        if str not in types:
+            return True
+        strings = column if len(types) == 1 else [v for v in column if type(v) is str]
+        return max(map(len, strings)) <= max_chars
+    if kind == "numeric":
+        if not types <= _NUMERIC_OR_NONE:
+            return False
+        present = column if type(None) not in types else [v for v in column if v is not None]
+        return not present or max(map(abs, present)) <= FLOAT32_LIMIT
+    return types <= _NONE_TYPE  # a feature the role models disagree on: only null suits both
+
+
 def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[str, list[Any]]) -> None:
     """A required feature must have a non-null value for every candidate."""
     for feature in model.required_features:
@@ -209,8 +259,10 @@ def checked_rows(
     """A request's feature rows, after checking every value against ``kinds`` (feature -> kind, the
     role models' merged) and each model's required features; InputError names the first problem."""
     _check_context(context, kinds, max_chars)
-    columns = gather_columns(candidates, context, kinds, max_chars)
-    _check_kinds(columns, kinds)
+    columns = accepted_columns(candidates, context, kinds, max_chars)
+    if columns is None:  # something to refuse (or unusual): the value-by-value checks name it
+        columns = gather_columns(candidates, context, kinds, max_chars)
+        _check_kinds(columns, kinds)
     for model in models:
         _check_required(model, context, columns)
     return FeatureRows(context, columns, len(candidates))
