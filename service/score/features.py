@@ -108,7 +108,7 @@ def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: in
         if name not in kinds:
             raise InputError(422, f"{name!r} is not a feature of the served models", f"context.{name}")
         kind = kinds[name]
-        if value is None or (type(value) is str and kind == "categorical" and len(value) <= max_chars):
+        if _plain_value_accepted(value, kind, max_chars):
             continue  # the common cases, without the calls below
         problem = _value_problem(value, max_chars)
         if problem:
@@ -152,15 +152,15 @@ def accepted_columns(
     found a column at a time in C (the set of the keys, of a column's types; its longest string, its
     largest magnitude); None as soon as anything would be refused, or is unusual, so that the
     value-by-value checks find and name it. Never accepts what they refuse (a property test checks)."""
+    n = len(candidates)
+    if n == 1:  # one candidate: value by value, no column machinery
+        return _one_candidate_accepted(candidates[0], context, kinds, max_chars)
     if not _DICT_TYPE.issuperset(map(type, candidates)):
         return None
     names = set().union(*candidates)
     if not names.issubset(kinds) or not names.isdisjoint(context):
         return None
-    n = len(candidates)
-    if n == 1:
-        columns = {name: [value] for name, value in candidates[0].items()}
-    elif not names:
+    if not names:
         columns = {}
     elif len(names) > 1 and len(candidates[0]) == len(names) and len(set(map(len, candidates))) == 1:
         ordered = list(names)  # every candidate gives every name: one tuple per candidate, transposed
@@ -171,6 +171,30 @@ def accepted_columns(
         if not _column_accepted(column, kinds[name], max_chars):
             return None
     return columns
+
+
+def _one_candidate_accepted(
+    candidate: Any, context: dict[str, Any], kinds: dict[str, str], max_chars: int
+) -> dict[str, list[Any]] | None:
+    if type(candidate) is not dict:
+        return None
+    columns = {}
+    for name, value in candidate.items():
+        kind = kinds.get(name)
+        if kind is None or name in context or not _plain_value_accepted(value, kind, max_chars):
+            return None
+        columns[name] = [value]
+    return columns
+
+
+def _plain_value_accepted(value: Any, kind: str, max_chars: int) -> bool:
+    """Whether one value passes every check for a feature of ``kind`` (``_value_problem``, ``_encodable``)."""
+    if value is None:
+        return True
+    value_type = type(value)
+    if kind == "categorical":
+        return value_type is int or (value_type is str and len(value) <= max_chars)
+    return kind == "numeric" and (value_type is float or value_type is int) and abs(value) <= FLOAT32_LIMIT
 
 
 def _column_accepted(column: list[Any], kind: str, max_chars: int) -> bool:
