@@ -20,6 +20,7 @@ from tests.service.tiny_model import SPEC
 
 KINDS = {f.name: f.kind for f in SPEC.features} | {"both": "conflict"}  # a name two role models disagree on
 MAX_CHARS = 6
+NULL_OR_ONE = st.sampled_from([None, 1])
 
 
 def test_conversion_rates_guard_zero_and_clips() -> None:
@@ -52,7 +53,7 @@ def test_parse_body_counts_candidates_against_the_limit() -> None:
     st.one_of(
         near_valid.map(lambda body: (body["candidates"], body["context"])),
         st.tuples(st.lists(st.one_of(candidate, values), min_size=1, max_size=6), st.just({"hour": 3})),
-        st.tuples(st.lists(st.fixed_dictionaries({}, optional={"both": st.sampled_from([None, 1])}), min_size=1), st.none()),
+        st.tuples(st.lists(st.fixed_dictionaries({}, optional={"both": NULL_OR_ONE}), min_size=1), st.none()),
     )
 )
 def test_the_column_checks_accept_only_what_the_value_checks_accept(request_parts) -> None:
