@@ -3,12 +3,14 @@ is encoded.
 
 Features are gathered into one column per name: context values are scalars the encoder broadcasts,
 candidate values become lists with ``None`` where a candidate omits the feature. Every value is checked
-to be one its feature's encoder takes (a column at a time, in C where possible), so that what the
-checks accept always encodes. ``/v1/score`` checks every value of a request on the event loop but does
-not encode it there: the request joins its model's batcher as ``FeatureRows``, and the batch worker encodes the rows
-of every request in the batch with one ``FeatureEncoder.encode`` call, off the event loop. Encoding is
-numpy work whose cost is mostly per call, not per row, so one call per batch instead of one per
-request is what lets dynamic batching take the model's whole cost out of small requests.
+to be one its feature's encoder takes: a column at a time in C (``accepted_columns``: the set of a
+column's types, its longest string, its largest magnitude), and value by value only to name what is
+refused, so that what the checks accept always encodes. ``/v1/score`` checks every value of a request
+on the event loop but does not encode it there: the request joins its model's batcher as
+``FeatureRows``, and the batch worker encodes the rows of the batch off the event loop, the small
+requests of a batch with one ``FeatureEncoder.encode`` call (its cost is mostly per call, not per row,
+so one call per batch is what lets dynamic batching take the model's whole cost out of small
+requests), large ones with one call each (their context values looked up once).
 
 Encoding rows together gives exactly the tensors encoding each request alone would (every value is
 encoded on its own: hashing and standardising are per value; a context value is repeated over its
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 _CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE_TYPE = frozenset({type(None)})
+# Requests of this many rows and more (on average in a batch) are encoded one by one and stacked: each
+# request's context is then looked up once, not once per row; smaller ones are encoded in one call
+ALONE_ROWS = 32
 _CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
 _NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE
 _DICT_TYPE = frozenset({dict})
@@ -56,20 +61,21 @@ class FeatureRows:
 def encode_slices(
     encoder: FeatureEncoder, names: Collection[str], parts: Sequence[tuple[FeatureRows, int, int]]
 ) -> dict[str, np.ndarray]:
-    """The input tensors of rows ``start:stop`` of each part, in order, by one encoder call.
+    """The input tensors of rows ``start:stop`` of each part, in order: small parts (1-candidate
+    requests) by one encoder call for the whole batch, large ones by one call each (their context looked
+    up once, then broadcast), stacked.
 
     ``names`` are the encoder's features. A feature a request does not give is ``None`` in its rows,
     which encodes as the feature's default, as leaving the feature out would (a required feature is
     always given: the checks before batching see to that).
     """
-    if len(parts) == 1:  # one request: its context stays scalar and the encoder broadcasts it
-        rows, start, stop = parts[0]
-        if start == 0 and stop == rows.n_rows:
-            selected = {name: value for name, value in rows.context.items() if name in names}
-            selected.update((name, column) for name, column in rows.columns.items() if name in names)
-            return encoder.encode(selected, rows.n_rows).as_inputs()
-    columns: dict[str, list[Any]]
     n_rows = sum(stop - start for _, start, stop in parts)
+    if len(parts) == 1 or n_rows >= ALONE_ROWS * len(parts):  # each request alone, its context broadcast
+        encoded = [_encode_part(encoder, names, *part) for part in parts]
+        if len(encoded) == 1:
+            return encoded[0]
+        return {name: np.concatenate([inputs[name] for inputs in encoded]) for name in encoded[0]}
+    columns: dict[str, list[Any]]
     if n_rows == len(parts):  # one row from each part (1-candidate requests): one pick per value
         picks = [(rows.context, rows.columns, start) for rows, start, _ in parts]
         columns = {
@@ -86,6 +92,18 @@ def encode_slices(
                 values = own.get(name)
                 column += values[start:stop] if values is not None else [None] * (stop - start)
     return encoder.encode(columns, n_rows).as_inputs()
+
+
+def _encode_part(
+    encoder: FeatureEncoder, names: Collection[str], rows: FeatureRows, start: int, stop: int
+) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of one request, its context values kept scalar (the encoder broadcasts them)."""
+    selected = {name: value for name, value in rows.context.items() if name in names}
+    whole = start == 0 and stop == rows.n_rows
+    for name, column in rows.columns.items():
+        if name in names:
+            selected[name] = column if whole else column[start:stop]
+    return encoder.encode(selected, stop - start).as_inputs()
 
 
 # -- gathering and checking -----------------------------------------------------------------------
