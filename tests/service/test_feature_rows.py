@@ -81,10 +81,8 @@ def test_large_requests_encoded_one_by_one_stack_like_the_batch(served) -> None:
     """Requests of ALONE_ROWS candidates and more are encoded each alone (context broadcast) and stacked:
     the same tensors as one call over the batch's rows, slices included."""
     models, config = served
-    bodies = [
-        {"context": {"user_id": f"u{k}", "hour": k}, "candidates": [{"ad_id": f"a{i}", "ad_price": i} for i in range(40)]}
-        for k in range(3)
-    ]
+    candidates = [{"ad_id": f"a{i}", "ad_price": i} for i in range(40)]
+    bodies = [{"context": {"user_id": f"u{k}", "hour": k}, "candidates": candidates} for k in range(3)]
     requests = accepted(bodies, models, config)
     model = models.model("esmm")
     parts = [(requests[0].rows, 0, 40), (requests[1].rows, 5, 40), (requests[2].rows, 0, 33)]
