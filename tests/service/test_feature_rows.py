@@ -85,10 +85,11 @@ def test_large_requests_encoded_one_by_one_stack_like_the_batch(served) -> None:
     bodies = [{"context": {"user_id": f"u{k}", "hour": k}, "candidates": candidates} for k in range(3)]
     requests = accepted(bodies, models, config)
     model = models.model("esmm")
-    parts = [(requests[0].rows, 0, 40), (requests[1].rows, 5, 40), (requests[2].rows, 0, 33)]
+    slices = [(requests[0], 0, 40), (requests[1], 5, 40), (requests[2], 0, 33)]
+    parts = [(r.rows, start, stop) for r, start, stop in slices]
     stacked = model.encode(parts)  # 108 rows in 3 parts: one by one
     together = model.encode(parts + [(requests[0].rows, 0, 1)] * 3)  # 111 rows in 6 parts: one call
     for name in ("categorical", "numeric"):
-        alone = np.concatenate([r.encoded(model)[name][start:stop] for r, start, stop in parts])
+        alone = np.concatenate([r.encoded(model)[name][start:stop] for r, start, stop in slices])
         assert np.array_equal(stacked[name], alone)
         assert np.array_equal(together[name][:108], alone)
