@@ -280,36 +280,67 @@ class Batcher:
             fill_by = None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
             if fill_by is not None:
                 await self._sleep(self.config.max_batch_size, fill_by)
-            now = loop.time()
-            batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
-            self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
-            for work in dropped:
-                work.next_item = work.n_items
-                self._settle(work, None, DeadlineExceeded())
+            batch = self._take_batch(loop.time())
             if not batch:
                 self._slots.release()
                 continue
-            task = loop.create_task(self._execute(batch, now))
+            task = loop.create_task(self._execute(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[Slice], formed: float) -> None:
-        loop = asyncio.get_running_loop()
-        size = sum(s.size for s in batch)
-        queue_s = sum(formed - s.work.enqueued for s in batch) / len(batch)
+    def _take_batch(self, now: float) -> list[Slice]:
+        """The next batch from the head of the queue; the requests dropped on the way (abandoned, or past
+        their deadline) are settled."""
+        batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
+        self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
+        for work in dropped:
+            work.next_item = work.n_items
+            self._settle(work, None, DeadlineExceeded())
+        return batch
+
+    def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> tuple[list[Slice], float, Any]:
+        """The batch handed to the model's thread: (batch, when, the future of its outputs)."""
+        return batch, loop.time(), loop.run_in_executor(self._executor, self._run_batch, batch)
+
+    async def _execute(self, batch: list[Slice]) -> None:
+        """Run ``batch`` and answer its requests; whenever the next batch is due as one finishes, the
+        next one is handed to the thread first, before the finished one's requests are answered, so the
+        model waits on none of the event loop's other work between batches (at saturation it runs back
+        to back). The slot is held until no batch is due."""
+        loop = self._loop or asyncio.get_running_loop()
+        running: tuple[list[Slice], float, Any] | None = self._launch(batch, loop)
         try:
-            started = loop.time()
-            outputs = await loop.run_in_executor(self._executor, self._run_batch, batch)
-            ran_s = loop.time() - started  # as the queue sees it: the hops to the thread and back count
-            self.stats.executed(size, queue_s, ran_s)
-            self.rate.observe(size, ran_s)
-        except Exception as error:
-            logger.exception("batch of %d items on %s failed", size, self.label)
-            for s in batch:
-                self._settle(s.work, None, error)
-            return
+            while running is not None:
+                batch, started, future = running
+                outputs, failure = None, None
+                try:
+                    outputs = await future
+                except Exception as error:
+                    failure = error
+                now = loop.time()
+                running = None
+                if self._pending and (
+                    self._retired or fill_until(self._pending, self._queued_items, self.config, now) is None
+                ):
+                    following = self._take_batch(now)
+                    if following:
+                        running = self._launch(following, loop)
+                self._answer(batch, started, now, outputs, failure)
         finally:
             self._slots.release()
+
+    def _answer(
+        self, batch: list[Slice], started: float, now: float, outputs: Tensors | None, failure: Exception | None
+    ) -> None:
+        size = sum(s.size for s in batch)
+        if failure is not None or outputs is None:
+            logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)
+            for s in batch:
+                self._settle(s.work, None, failure)
+            return
+        ran_s = now - started  # as the queue sees it: the hops to the thread and back count
+        self.stats.executed(size, sum(started - s.work.enqueued for s in batch) / len(batch), ran_s)
+        self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
             work = s.work
             work.parts.append((s.start, part))
