@@ -42,6 +42,36 @@ def serve(
     typer.echo(f"wrote {out}")
 
 
+@bench_app.command("hotpath")
+def hotpath(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_hotpath.json"),
+    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    quick: Annotated[bool, typer.Option(help="A tenth of the requests (a smoke run).")] = False,
+) -> None:
+    """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
+    from clients.bench_hotpath import hot_path
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
+    report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
+    for name, (candidates, requests, concurrency) in cases.items():
+        bodies = [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(32)]
+        requests = requests // 10 if quick else requests
+        report["cases"][name] = hot_path(repository, model, bodies, requests, concurrency)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(f"{'case':<20}{'CPU µs/req':>12}{'loop µs/req':>13}{'wall µs/req':>13}  statuses")
+    for name, case in report["cases"].items():
+        typer.echo(
+            f"{name:<20}{case['cpu_us_per_request']:>12.0f}{case['event_loop_cpu_us_per_request']:>13.0f}"
+            f"{case['wall_us_per_request']:>13.0f}  {case['statuses']}"
+        )
+    typer.echo(f"wrote {out}")
+
+
 HARDEN_CASES = "overload,drain,slow_clients,large_bodies"
 
 
