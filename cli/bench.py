@@ -35,7 +35,8 @@ def serve(
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
     only = set(cases.split(",")) if cases else None
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only)
-    report["command"] = "ctr bench serve" + (" --quick" if quick else "")
+    report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
+    report["command"] += f" --step-s {step_s}" if step_s else ""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(table(report))
