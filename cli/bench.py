@@ -9,13 +9,16 @@ from typing import Annotated
 import typer
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+# the options every serving benchmark takes
+ModelOption = Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")]
+RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
 
 
 @bench_app.command("serve")
 def serve(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
-    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
     step_s: Annotated[float | None, typer.Option(help="Seconds per offered rate.")] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
@@ -46,8 +49,8 @@ def serve(
 @bench_app.command("hotpath")
 def hotpath(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_hotpath.json"),
-    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="A tenth of the requests (a smoke run).")] = False,
 ) -> None:
     """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
