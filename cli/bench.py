@@ -9,13 +9,16 @@ from typing import Annotated
 import typer
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+# the options every serving benchmark takes
+ModelOption = Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")]
+RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
 
 
 @bench_app.command("serve")
 def serve(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
-    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
     step_s: Annotated[float | None, typer.Option(help="Seconds per offered rate.")] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
@@ -35,10 +38,41 @@ def serve(
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
     only = set(cases.split(",")) if cases else None
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only)
-    report["command"] = "ctr bench serve" + (" --quick" if quick else "")
+    report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
+    report["command"] += f" --step-s {step_s}" if step_s else ""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(table(report))
+    typer.echo(f"wrote {out}")
+
+
+@bench_app.command("hotpath")
+def hotpath(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_hotpath.json"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
+    quick: Annotated[bool, typer.Option(help="A tenth of the requests (a smoke run).")] = False,
+) -> None:
+    """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
+    from clients.bench_hotpath import hot_path
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
+    report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
+    for name, (candidates, requests, concurrency) in cases.items():
+        bodies = [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(32)]
+        requests = requests // 10 if quick else requests
+        report["cases"][name] = hot_path(repository, model, bodies, requests, concurrency)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(f"{'case':<20}{'CPU µs/req':>12}{'loop µs/req':>13}{'wall µs/req':>13}  statuses")
+    for name, case in report["cases"].items():
+        typer.echo(
+            f"{name:<20}{case['cpu_us_per_request']:>12.0f}{case['event_loop_cpu_us_per_request']:>13.0f}"
+            f"{case['wall_us_per_request']:>13.0f}  {case['statuses']}"
+        )
     typer.echo(f"wrote {out}")
 
 

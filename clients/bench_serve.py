@@ -284,6 +284,7 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         return round(cases[a]["candidates_per_s"] / cases[b]["candidates_per_s"], 3)
 
     return {
+        "service_100/raw_ort": ratio("service_100", "raw_ort"),
         "service_100/bare_fastapi": ratio("service_100", "bare_fastapi"),
         "service_1_batched/http_only_1": ratio("service_1_batched", "http_only_1"),
         "service_1_batched/service_1_unbatched": ratio("service_1_batched", "service_1_unbatched"),

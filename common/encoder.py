@@ -23,15 +23,19 @@ from typing import Any
 import numpy as np
 
 from common.features import Feature, FeatureSpec, NumericStats
-from common.hashing import _fnv1a64_one, bucketize, canonical_strings
+from common.hashing import bucketize, canonical_strings
 
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 # why a value cannot be encoded (FeatureError's reason; the service checks requests with the same words)
 NOT_CATEGORICAL = "must be a string or an integer"
 NOT_NUMERIC = "must be a number"
 OUT_OF_RANGE = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
-SMALL_BATCH_ROWS = 64  # up to this many rows, plain values are encoded one by one (see encode)
+MEMO_ENTRIES = 1 << 17  # per categorical feature: raw values whose index the value path remembers
 _ABSENT = object()  # a column the request does not give
+_CATEGORICAL_TYPES = (str, int)  # a context scalar the value path takes (exact types: bool is not int)
+_NUMERIC_TYPES = (int, float)
+_MEMO_KEY_TYPES = frozenset({str, int, type(None)})
+_NUMBER_TYPES = frozenset({int, float, type(None)})
 
 
 class FeatureError(ValueError):
@@ -88,72 +92,65 @@ class FeatureEncoder:
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
         self._stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
-        self._mean_list, self._std_list = self._means.tolist(), self._stds.tolist()
+        self._memos = tuple(_BucketMemo(f, self._offsets[f.name]) for f in spec.categorical)
 
     def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature.
 
-        Up to ``SMALL_BATCH_ROWS`` rows of plain Python values (a service batch) are encoded value by
-        value, which costs a fraction of numpy's per-call overhead there; anything else, and every
-        value the small path does not take, goes column-wise through numpy. Both give the same tensors
-        (tests/common/test_encoder.py checks it property by property).
+        Columns of plain Python values (scalars and lists, as a service batch gives them) take the
+        value path: each categorical value's bucket is looked up in a per-feature memo (ids repeat
+        across requests; a value not seen yet is hashed by the column path's own routine), numeric
+        values go to numpy in one call per column. Anything else, and every column the value path does
+        not take, goes column-wise through numpy. Both give the same tensors (tests/common/test_encoder.py
+        checks it property by property).
         """
         unknown = [name for name in columns if name not in self._names]
         if unknown:
             raise FeatureError(unknown[0], "is not a feature of this model")
-        if n_rows <= SMALL_BATCH_ROWS:
-            encoded = self._encode_values(columns, n_rows)
-            if encoded is not None:
-                return encoded
+        encoded = self._encode_values(columns, n_rows)
+        if encoded is not None:
+            return encoded
         return self._encode_columns(columns, n_rows)
 
     def _encode_values(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures | None:
-        """The value-by-value path; None when a column holds anything but plain valid values."""
-        categorical: list[list[int]] = []
-        for feature in self._categorical:
-            values = _plain_column(columns.get(feature.name, _ABSENT), n_rows, feature)
+        """The value path; None when a column holds anything but plain valid values."""
+        categorical = np.empty((n_rows, len(self._memos)), dtype=np.int64)
+        for j, memo in enumerate(self._memos):
+            column = columns.get(memo.feature.name, _ABSENT)
+            if type(column) is list:
+                if len(column) != n_rows:
+                    return None
+                codes = memo.codes(column)
+            elif column is _ABSENT:
+                if memo.feature.required:
+                    return None
+                codes = memo.codes([None])
+            elif column is None or type(column) in _CATEGORICAL_TYPES:
+                codes = memo.codes([column])  # a context scalar: looked up once, broadcast below
+            else:
+                return None
+            if codes is None:
+                return None
+            categorical[:, j] = codes
+        numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
+        for j, feature in enumerate(self._numeric):
+            column = columns.get(feature.name, _ABSENT)
+            if type(column) is list:
+                if len(column) != n_rows:
+                    return None
+                values = _plain_numbers(column, feature.default)
+            elif column is _ABSENT:
+                if feature.required:
+                    return None
+                values = feature.default
+            elif column is None or type(column) in _NUMERIC_TYPES:
+                values = _plain_numbers([column], feature.default)
+            else:
+                return None
             if values is None:
                 return None
-            default, buckets, offset = feature.default, feature.buckets, self._offsets[feature.name]
-            hashed = []
-            for value in values:
-                kind = type(value)
-                if kind is str:
-                    if value.endswith("\x00"):  # numpy's strings drop trailing NULs: leave it to numpy
-                        return None
-                    text = value
-                elif kind is int:
-                    text = str(value)
-                elif value is None:
-                    text = default
-                else:
-                    return None
-                hashed.append(_fnv1a64_one(text) % buckets + offset)
-            categorical.append(hashed)
-        numeric: list[list[float]] = []
-        for feature, mean, std in zip(self._numeric, self._mean_list, self._std_list, strict=True):
-            values = _plain_column(columns.get(feature.name, _ABSENT), n_rows, feature)
-            if values is None:
-                return None
-            default = float(feature.default)
-            scaled = []
-            for value in values:
-                kind = type(value)
-                if kind is float or kind is int:
-                    if not -FLOAT32_LIMIT <= value <= FLOAT32_LIMIT:
-                        if value == value:  # out of range (inf included): the column path names it
-                            return None
-                        value = default  # NaN is absent
-                elif value is None:
-                    value = default
-                else:
-                    return None
-                scaled.append((float(value) - mean) / std)
-            numeric.append(scaled)
-        return EncodedFeatures(
-            np.array(categorical, dtype=np.int64).reshape(len(categorical), n_rows).T.copy(),
-            np.array(numeric, dtype=np.float64).reshape(len(numeric), n_rows).T.astype(np.float32),
-        )
+            numeric[:, j] = values
+        return EncodedFeatures(categorical, ((numeric - self._means) / self._stds).astype(np.float32))
 
     def _encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
@@ -175,18 +172,65 @@ class FeatureEncoder:
         return None
 
 
-def _plain_column(column: Any, n_rows: int, feature: Feature) -> list[Any] | tuple[Any, ...] | None:
-    """A column as ``n_rows`` Python values for the value-by-value path, or None when it is not a
-    scalar or a list of the right length (the column path then encodes it, or names what is wrong)."""
-    if column is _ABSENT:
-        if feature.required:
+class _BucketMemo:
+    """One categorical feature's encoded index (bucket + offset) per raw value, remembered.
+
+    Served ids repeat from request to request, so looking a value up (a dict lookup in C, for a whole
+    column at once) replaces hashing it. A value not seen yet is hashed by ``_categorical_buckets``, the
+    column path's own routine, so both paths give the same index by construction. At most
+    ``MEMO_ENTRIES`` values are kept; past that the memo starts afresh (a flood of new ids costs
+    hashing, never unbounded memory). Lookups and inserts are single dict operations: safe from the
+    batch threads of several model instances at once.
+    """
+
+    __slots__ = ("feature", "offset", "table")
+
+    def __init__(self, feature: Feature, offset: int) -> None:
+        self.feature = feature
+        self.offset = offset
+        self.table: dict[Any, int] = {}
+
+    def codes(self, values: list[Any]) -> list[int] | None:
+        """Each value's index; None if a value is not a string, an integer or None (bool and float
+        are not: they would find an integer's entry, since ``1.0 == True == 1`` as dict keys)."""
+        if not _MEMO_KEY_TYPES.issuperset(map(type, values)):
             return None
-        return (None,) * n_rows
-    if type(column) is list:
-        return column if len(column) == n_rows else None
-    if column is None or type(column) in (str, int, float):
-        return (column,) * n_rows
-    return None
+        table = self.table
+        try:
+            return list(map(table.__getitem__, values))
+        except KeyError:
+            pass
+        found: dict[Any, int] = {}  # this column's values: taken from the memo before it changes
+        new = []
+        for value in dict.fromkeys(values):
+            code = table.get(value)
+            if code is None:
+                new.append(value)
+            else:
+                found[value] = code
+        hashed = (_categorical_buckets(self.feature, new, len(new)) + self.offset).tolist()
+        found.update(zip(new, hashed, strict=True))
+        if len(table) + len(new) > MEMO_ENTRIES:
+            table.clear()
+        table.update(zip(new, hashed, strict=True))
+        return list(map(found.__getitem__, values))
+
+
+def _plain_numbers(values: list[Any], default: float) -> np.ndarray | None:
+    """Float64 values of a list of ints, floats and Nones, absent (None, NaN) as ``default``; None when
+    a value is of another type or out of range (the column path then names it)."""
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        return None
+    try:
+        floats = np.array(values, dtype=np.float64)  # None -> NaN
+    except OverflowError:  # an int past float64's range
+        return None
+    absent = np.isnan(floats)
+    if (np.abs(floats) > FLOAT32_LIMIT).any():  # NaN compares False; inf and 1e39 are refused
+        return None
+    if absent.any():
+        floats[absent] = default
+    return floats
 
 
 def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:

@@ -8,6 +8,10 @@ DeadlineExceeded (504); a request whose caller is cancelled (client gone) is mar
 dropped when the next batch is formed, so it never takes a place in one. Every request gets exactly one
 outcome: its future is set once, by whichever happens first.
 
+Per request the batcher keeps to a few dict and list operations on the event loop: deadlines wait in
+one heap behind one timer (armed for the earliest), not a timer per request (a timer costs more than
+the rest of a request's queueing), and the loop is read once, at start.
+
 The batcher does not know what a request's inputs are: the model supplies ``collate`` (the batch's
 slices -> its input tensors, e.g. raw /v1/score rows encoded by one encoder call) and ``run``, as
 LitServe's loop takes a model's ``batch`` and ``predict``.
@@ -16,7 +20,10 @@ LitServe's loop takes a model's ``batch`` and ``predict``.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -81,12 +88,18 @@ class Batcher:
         self._running: set[asyncio.Task] = set()
         self._retired = False
         self.rate = ServiceRate()  # items per second of recent runs: the expected queue wait
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it was started on
+        self._deadlines: list[tuple[float, int, Work]] = []  # a heap; settled requests leave it lazily
+        self._order = itertools.count()  # ties between equal deadlines, in arrival order
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf  # when the timer fires (inf: not armed)
 
     @property
     def pending_requests(self) -> int:
         return self._in_flight
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.config.instances, thread_name_prefix=f"batch-{self.label}")
         if self.config.enabled and self._worker is None:
@@ -110,7 +123,7 @@ class Batcher:
         """The loop's time now, if a request of ``n_items`` can be queued; otherwise its refusal
         (DeadlineExceeded, or QueueFull: no room, or an expected wait past the deadline), counted in
         this model's stats."""
-        now = asyncio.get_running_loop().time()
+        now = (self._loop or asyncio.get_running_loop()).time()
         if now >= deadline:
             self.stats.failure("deadline")
             raise DeadlineExceeded
@@ -136,7 +149,7 @@ class Batcher:
         batch's error. A caller that stops awaiting it must ``abandon`` it.
         """
         now = self.admit(n_items, deadline)
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         work = Work(inputs, n_items, deadline, now, future=loop.create_future())
         if self._unbatched:
             self._run_alone_in_thread(work, loop)
@@ -145,7 +158,7 @@ class Batcher:
             self._queued_items += n_items
             if self._queued_items >= self._wake_at_items:
                 self._wake_worker()
-        work.timer = loop.call_at(deadline, self._expire, work)
+        self._watch_deadline(work, loop)
         self._in_flight += 1
         return work
 
@@ -153,8 +166,32 @@ class Batcher:
         """The caller no longer awaits this request: its rows not yet batched are dropped."""
         self._settle(work, None, None)
 
-    def _expire(self, work: Work) -> None:
-        self._settle(work, None, DeadlineExceeded())
+    def _watch_deadline(self, work: Work, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue the request's deadline; the timer is moved only for one earlier than it is armed for."""
+        deadlines = self._deadlines
+        if len(deadlines) > 2 * self._in_flight + 1024:  # mostly settled requests: drop them
+            deadlines[:] = [entry for entry in deadlines if not entry[2].settled]
+            heapq.heapify(deadlines)
+        heapq.heappush(deadlines, (work.deadline, next(self._order), work))
+        if work.deadline < self._timer_at:
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            self._timer_at = work.deadline
+            self._deadline_timer = loop.call_at(work.deadline, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """DeadlineExceeded for every unsettled request whose deadline has come; the timer re-armed."""
+        loop = self._loop or asyncio.get_running_loop()
+        deadlines = self._deadlines
+        now = max(loop.time(), self._timer_at)  # the loop's clock may read a little short of the timer's
+        while deadlines and deadlines[0][0] <= now:
+            work = heapq.heappop(deadlines)[2]
+            if not work.settled:
+                self._settle(work, None, DeadlineExceeded())
+        while deadlines and deadlines[0][2].settled:  # arm for the next request still waiting
+            heapq.heappop(deadlines)
+        self._timer_at = deadlines[0][0] if deadlines else math.inf
+        self._deadline_timer = loop.call_at(self._timer_at, self._expire_due) if deadlines else None
 
     def _settle(self, work: Work, outputs: Tensors | None, error: BaseException | None) -> None:
         """Decide a request's outcome, once: outputs, an error, or (neither) abandoned by its caller."""
@@ -162,12 +199,14 @@ class Batcher:
             return
         work.settled = True
         self._in_flight -= 1
-        if work.timer is not None:
-            work.timer.cancel()
+        if not self._in_flight and self._deadline_timer is not None:  # nothing left to expire
+            self._deadline_timer.cancel()
+            self._deadline_timer, self._timer_at = None, math.inf
+            self._deadlines.clear()
         future = work.future
         assert future is not None
         if outputs is not None:
-            self.stats.success(asyncio.get_running_loop().time() - work.enqueued)
+            self.stats.success((self._loop or asyncio.get_running_loop()).time() - work.enqueued)
             if not future.done():
                 future.set_result(outputs)
             return
@@ -241,36 +280,67 @@ class Batcher:
             fill_by = None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
             if fill_by is not None:
                 await self._sleep(self.config.max_batch_size, fill_by)
-            now = loop.time()
-            batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
-            self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
-            for work in dropped:
-                work.next_item = work.n_items
-                self._settle(work, None, DeadlineExceeded())
+            batch = self._take_batch(loop.time())
             if not batch:
                 self._slots.release()
                 continue
-            task = loop.create_task(self._execute(batch, now))
+            task = loop.create_task(self._execute(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _execute(self, batch: list[Slice], formed: float) -> None:
-        loop = asyncio.get_running_loop()
-        size = sum(s.size for s in batch)
-        queue_s = sum(formed - s.work.enqueued for s in batch) / len(batch)
+    def _take_batch(self, now: float) -> list[Slice]:
+        """The next batch from the head of the queue; the requests dropped on the way (abandoned, or past
+        their deadline) are settled."""
+        batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
+        self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
+        for work in dropped:
+            work.next_item = work.n_items
+            self._settle(work, None, DeadlineExceeded())
+        return batch
+
+    def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> tuple[list[Slice], float, Any]:
+        """The batch handed to the model's thread: (batch, when, the future of its outputs)."""
+        return batch, loop.time(), loop.run_in_executor(self._executor, self._run_batch, batch)
+
+    async def _execute(self, batch: list[Slice]) -> None:
+        """Run ``batch`` and answer its requests; whenever the next batch is due as one finishes, the
+        next one is handed to the thread first, before the finished one's requests are answered, so the
+        model waits on none of the event loop's other work between batches (at saturation it runs back
+        to back). The slot is held until no batch is due."""
+        loop = self._loop or asyncio.get_running_loop()
+        running: tuple[list[Slice], float, Any] | None = self._launch(batch, loop)
         try:
-            started = loop.time()
-            outputs = await loop.run_in_executor(self._executor, self._run_batch, batch)
-            ran_s = loop.time() - started  # as the queue sees it: the hops to the thread and back count
-            self.stats.executed(size, queue_s, ran_s)
-            self.rate.observe(size, ran_s)
-        except Exception as error:
-            logger.exception("batch of %d items on %s failed", size, self.label)
-            for s in batch:
-                self._settle(s.work, None, error)
-            return
+            while running is not None:
+                batch, started, future = running
+                outputs, failure = None, None
+                try:
+                    outputs = await future
+                except Exception as error:
+                    failure = error
+                now = loop.time()
+                running = None
+                if self._pending and (
+                    self._retired or fill_until(self._pending, self._queued_items, self.config, now) is None
+                ):
+                    following = self._take_batch(now)
+                    if following:
+                        running = self._launch(following, loop)
+                self._answer(batch, started, now, outputs, failure)
         finally:
             self._slots.release()
+
+    def _answer(
+        self, batch: list[Slice], started: float, now: float, outputs: Tensors | None, failure: Exception | None
+    ) -> None:
+        size = sum(s.size for s in batch)
+        if failure is not None or outputs is None:
+            logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)
+            for s in batch:
+                self._settle(s.work, None, failure)
+            return
+        ran_s = now - started  # as the queue sees it: the hops to the thread and back count
+        self.stats.executed(size, sum(started - s.work.enqueued for s in batch) / len(batch), ran_s)
+        self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
             work = s.work
             work.parts.append((s.start, part))

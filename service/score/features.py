@@ -3,12 +3,14 @@ is encoded.
 
 Features are gathered into one column per name: context values are scalars the encoder broadcasts,
 candidate values become lists with ``None`` where a candidate omits the feature. Every value is checked
-to be one its feature's encoder takes (a column at a time, in C where possible), so that what the
-checks accept always encodes. ``/v1/score`` checks every value of a request on the event loop but does
-not encode it there: the request joins its model's batcher as ``FeatureRows``, and the batch worker encodes the rows
-of every request in the batch with one ``FeatureEncoder.encode`` call, off the event loop. Encoding is
-numpy work whose cost is mostly per call, not per row, so one call per batch instead of one per
-request is what lets dynamic batching take the model's whole cost out of small requests.
+to be one its feature's encoder takes: a column at a time in C (``accepted_columns``: the set of a
+column's types, its longest string, its largest magnitude), and value by value only to name what is
+refused, so that what the checks accept always encodes. ``/v1/score`` checks every value of a request
+on the event loop but does not encode it there: the request joins its model's batcher as
+``FeatureRows``, and the batch worker encodes the rows of the batch off the event loop, the small
+requests of a batch with one ``FeatureEncoder.encode`` call (its cost is mostly per call, not per row,
+so one call per batch is what lets dynamic batching take the model's whole cost out of small
+requests), large ones with one call each (their context values looked up once).
 
 Encoding rows together gives exactly the tensors encoding each request alone would (every value is
 encoded on its own: hashing and standardising are per value; a context value is repeated over its
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +37,12 @@ if TYPE_CHECKING:
 _CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE_TYPE = frozenset({type(None)})
+# Requests of this many rows and more (on average in a batch) are encoded one by one and stacked: each
+# request's context is then looked up once, not once per row; smaller ones are encoded in one call
+ALONE_ROWS = 32
+_CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
+_NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE
+_DICT_TYPE = frozenset({dict})
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,20 +61,21 @@ class FeatureRows:
 def encode_slices(
     encoder: FeatureEncoder, names: Collection[str], parts: Sequence[tuple[FeatureRows, int, int]]
 ) -> dict[str, np.ndarray]:
-    """The input tensors of rows ``start:stop`` of each part, in order, by one encoder call.
+    """The input tensors of rows ``start:stop`` of each part, in order: small parts (1-candidate
+    requests) by one encoder call for the whole batch, large ones by one call each (their context looked
+    up once, then broadcast), stacked.
 
     ``names`` are the encoder's features. A feature a request does not give is ``None`` in its rows,
     which encodes as the feature's default, as leaving the feature out would (a required feature is
     always given: the checks before batching see to that).
     """
-    if len(parts) == 1:  # one request: its context stays scalar and the encoder broadcasts it
-        rows, start, stop = parts[0]
-        if start == 0 and stop == rows.n_rows:
-            selected = {name: value for name, value in rows.context.items() if name in names}
-            selected.update((name, column) for name, column in rows.columns.items() if name in names)
-            return encoder.encode(selected, rows.n_rows).as_inputs()
-    columns: dict[str, list[Any]]
     n_rows = sum(stop - start for _, start, stop in parts)
+    if len(parts) == 1 or n_rows >= ALONE_ROWS * len(parts):  # each request alone, its context broadcast
+        encoded = [_encode_part(encoder, names, *part) for part in parts]
+        if len(encoded) == 1:
+            return encoded[0]
+        return {name: np.concatenate([inputs[name] for inputs in encoded]) for name in encoded[0]}
+    columns: dict[str, list[Any]]
     if n_rows == len(parts):  # one row from each part (1-candidate requests): one pick per value
         picks = [(rows.context, rows.columns, start) for rows, start, _ in parts]
         columns = {
@@ -81,6 +92,18 @@ def encode_slices(
                 values = own.get(name)
                 column += values[start:stop] if values is not None else [None] * (stop - start)
     return encoder.encode(columns, n_rows).as_inputs()
+
+
+def _encode_part(
+    encoder: FeatureEncoder, names: Collection[str], rows: FeatureRows, start: int, stop: int
+) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of one request, its context values kept scalar (the encoder broadcasts them)."""
+    selected = {name: value for name, value in rows.context.items() if name in names}
+    whole = start == 0 and stop == rows.n_rows
+    for name, column in rows.columns.items():
+        if name in names:
+            selected[name] = column if whole else column[start:stop]
+    return encoder.encode(selected, stop - start).as_inputs()
 
 
 # -- gathering and checking -----------------------------------------------------------------------
@@ -103,7 +126,7 @@ def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: in
         if name not in kinds:
             raise InputError(422, f"{name!r} is not a feature of the served models", f"context.{name}")
         kind = kinds[name]
-        if value is None or (type(value) is str and kind == "categorical" and len(value) <= max_chars):
+        if _plain_value_accepted(value, kind, max_chars):
             continue  # the common cases, without the calls below
         problem = _value_problem(value, max_chars)
         if problem:
@@ -138,6 +161,75 @@ def gather_columns(
                     raise InputError(422, f"candidate feature {name!r} {problem}", f"candidates[{i}].{name}")
             column[i] = value
     return columns
+
+
+def accepted_columns(
+    candidates: list[Any], context: dict[str, Any], kinds: dict[str, str], max_chars: int
+) -> dict[str, list[Any]] | None:
+    """``gather_columns``'s columns when every candidate value passes its checks (and ``_check_kinds``'),
+    found a column at a time in C (the set of the keys, of a column's types; its longest string, its
+    largest magnitude); None as soon as anything would be refused, or is unusual, so that the
+    value-by-value checks find and name it. Never accepts what they refuse (a property test checks)."""
+    n = len(candidates)
+    if n == 1:  # one candidate: value by value, no column machinery
+        return _one_candidate_accepted(candidates[0], context, kinds, max_chars)
+    if not _DICT_TYPE.issuperset(map(type, candidates)):
+        return None
+    names = set().union(*candidates)
+    if not names.issubset(kinds) or not names.isdisjoint(context):
+        return None
+    if not names:
+        columns = {}
+    elif len(names) > 1 and len(candidates[0]) == len(names) and len(set(map(len, candidates))) == 1:
+        ordered = list(names)  # every candidate gives every name: one tuple per candidate, transposed
+        columns = dict(zip(ordered, map(list, zip(*map(itemgetter(*ordered), candidates), strict=True)), strict=True))
+    else:
+        columns = {name: list(map(dict.get, candidates, repeat(name, n))) for name in names}
+    for name, column in columns.items():
+        if not _column_accepted(column, kinds[name], max_chars):
+            return None
+    return columns
+
+
+def _one_candidate_accepted(
+    candidate: Any, context: dict[str, Any], kinds: dict[str, str], max_chars: int
+) -> dict[str, list[Any]] | None:
+    if type(candidate) is not dict:
+        return None
+    columns = {}
+    for name, value in candidate.items():
+        kind = kinds.get(name)
+        if kind is None or name in context or not _plain_value_accepted(value, kind, max_chars):
+            return None
+        columns[name] = [value]
+    return columns
+
+
+def _plain_value_accepted(value: Any, kind: str, max_chars: int) -> bool:
+    """Whether one value passes every check for a feature of ``kind`` (``_value_problem``, ``_encodable``)."""
+    if value is None:
+        return True
+    value_type = type(value)
+    if kind == "categorical":
+        return value_type is int or (value_type is str and len(value) <= max_chars)
+    return kind == "numeric" and (value_type is float or value_type is int) and abs(value) <= FLOAT32_LIMIT
+
+
+def _column_accepted(column: list[Any], kind: str, max_chars: int) -> bool:
+    types = set(map(type, column))
+    if kind == "categorical":
+        if not types <= _CATEGORICAL_OR_NONE:
+            return False
+        if str not in types:
+            return True
+        strings = column if len(types) == 1 else [v for v in column if type(v) is str]
+        return max(map(len, strings)) <= max_chars
+    if kind == "numeric":
+        if not types <= _NUMERIC_OR_NONE:
+            return False
+        present = column if type(None) not in types else [v for v in column if v is not None]
+        return not present or max(map(abs, present)) <= FLOAT32_LIMIT
+    return types <= _NONE_TYPE  # a feature the role models disagree on: only null suits both
 
 
 def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[str, list[Any]]) -> None:
@@ -209,8 +301,10 @@ def checked_rows(
     """A request's feature rows, after checking every value against ``kinds`` (feature -> kind, the
     role models' merged) and each model's required features; InputError names the first problem."""
     _check_context(context, kinds, max_chars)
-    columns = gather_columns(candidates, context, kinds, max_chars)
-    _check_kinds(columns, kinds)
+    columns = accepted_columns(candidates, context, kinds, max_chars)
+    if columns is None:  # something to refuse (or unusual): the value-by-value checks name it
+        columns = gather_columns(candidates, context, kinds, max_chars)
+        _check_kinds(columns, kinds)
     for model in models:
         _check_required(model, context, columns)
     return FeatureRows(context, columns, len(candidates))

@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common import encoder as encoder_module
 from common.encoder import FeatureEncoder, FeatureError, fit_statistics
 from common.features import Feature, FeatureSpec
 
@@ -105,7 +106,7 @@ plain_values = {
 @st.composite
 def small_batches(draw):
     """Columns as a service batch gives them: scalars or lists of plain values, some features absent."""
-    n_rows = draw(st.integers(1, 64))
+    n_rows = draw(st.integers(1, 150))
     columns = {}
     for feature in FITTED.features:
         if not feature.required and draw(st.booleans()):
@@ -121,24 +122,34 @@ def small_batches(draw):
 
 
 @given(small_batches())
-def test_the_value_by_value_path_encodes_exactly_like_the_column_path(batch):
-    """Small batches of plain values skip numpy's per-column work; the tensors must not change, and what
-    the column path refuses the value path refuses too (encode() then raises the column path's error)."""
+def test_the_value_path_encodes_exactly_like_the_column_path(batch):
+    """Plain values skip numpy's per-column work (buckets remembered per value); the tensors must not
+    change, and what the column path refuses the value path refuses too (encode() then raises the
+    column path's error). A fresh encoder (nothing remembered) and a used one agree."""
     columns, n_rows = batch
     try:
         expected = ENCODER._encode_columns(columns, n_rows)
-    except FeatureError:  # the small path must refuse what the column path refuses
+    except FeatureError:  # the value path must refuse what the column path refuses
         assert ENCODER._encode_values(columns, n_rows) is None
         return
-    by_value = ENCODER._encode_values(columns, n_rows)
-    if by_value is None:  # left to the column path (a string numpy would change): encode() gives `expected`
-        assert any(
-            v.endswith("\x00") for c in columns.values() for v in (c if type(c) is list else [c]) if type(v) is str
-        )
-        return
-    assert by_value.categorical.dtype == np.int64 and by_value.numeric.dtype == np.float32
-    assert np.array_equal(by_value.categorical, expected.categorical)
-    assert np.array_equal(by_value.numeric, expected.numeric)
+    for encoder in (FeatureEncoder(FITTED), ENCODER, ENCODER):  # nothing remembered, then warm
+        by_value = encoder._encode_values(columns, n_rows)
+        assert by_value is not None
+        assert by_value.categorical.dtype == np.int64 and by_value.numeric.dtype == np.float32
+        assert by_value.categorical.flags.c_contiguous and by_value.numeric.flags.c_contiguous
+        assert np.array_equal(by_value.categorical, expected.categorical)
+        assert np.array_equal(by_value.numeric, expected.numeric)
+
+
+def test_a_full_memo_starts_afresh_and_still_encodes_alike(monkeypatch):
+    monkeypatch.setattr(encoder_module, "MEMO_ENTRIES", 8)
+    encoder = FeatureEncoder(FITTED)
+    for start in range(0, 60, 5):  # 5 new ids a column: past 8 remembered, the memo starts afresh
+        ads = [f"a{i}" for i in range(start, start + 5)] + [3, "3", None]
+        columns = {"user_id": "u", "ad_id": ads, "ad_price": [1.0] * len(ads)}
+        by_value = encoder._encode_values(columns, len(ads))
+        assert np.array_equal(by_value.categorical, encoder._encode_columns(columns, len(ads)).categorical)
+        assert all(len(memo.table) <= 8 for memo in encoder._memos)
 
 
 @pytest.mark.parametrize("column", [[1.5], [True], [float("inf")], [1e39], np.array(["a"]), ["a", "b"], ("a",), b"a"])

@@ -35,6 +35,7 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         assert case["candidates_per_s"] > 0, name
         assert all(step["errors"] == 0 for step in case["steps"][:1]), (name, case["steps"])
     assert set(report["ratios"]) == {
+        "service_100/raw_ort",
         "service_100/bare_fastapi",
         "service_1_batched/http_only_1",
         "service_1_batched/service_1_unbatched",

@@ -80,6 +80,16 @@ def doubling(inputs: dict) -> dict:
     return {"y": inputs["x"][:, 0] * 2.0}
 
 
+def gated(gate: threading.Event):
+    """``doubling`` once ``gate`` is set (5 s at most): a batch that holds the model's thread."""
+
+    def slow(inputs: dict) -> dict:
+        gate.wait(5)
+        return doubling(inputs)
+
+    return slow
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -125,13 +135,9 @@ def test_batcher_merges_concurrent_requests_into_one_run() -> None:
 def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
     gate = threading.Event()
 
-    def slow(inputs: dict) -> dict:
-        gate.wait(5)
-        return doubling(inputs)
-
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        batcher = Batcher(slow, BatchConfig(max_batch_size=2, max_queue_delay_us=0, max_queue_items=4))
+        batcher = Batcher(gated(gate), BatchConfig(max_batch_size=2, max_queue_delay_us=0, max_queue_items=4))
         batcher.start()
         x = {"x": np.ones((2, 1), np.float32)}
         first = asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 5))  # runs, blocked on the gate
@@ -149,6 +155,33 @@ def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
         for result in await asyncio.gather(first, *queued):
             assert result["y"].tolist() == [2.0, 2.0]
         assert batcher.stats.failures == {"queue_full": 2, "deadline": 1}
+        await batcher.retire()
+
+    run(main())
+
+
+def test_each_request_expires_at_its_own_deadline_in_any_order() -> None:
+    """Deadlines wait in one heap behind one timer: a later request with an earlier deadline (a lower
+    X-Request-Timeout-Ms) still gets its 504 first, and each at its own time, not at another's."""
+    gate = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(gated(gate), BatchConfig(max_batch_size=1, max_queue_delay_us=0))
+        batcher.start()
+        x = {"x": np.ones((1, 1), np.float32)}
+        start = loop.time()
+        timeouts = [0.4, 0.1, 0.3, 0.2, 2.0]  # the first runs (blocked on the gate), the others wait
+        futures = [asyncio.ensure_future(batcher.submit(x, 1, start + t)) for t in timeouts]
+        expired_at = {}
+        for future, timeout in zip(futures[:4], timeouts[:4], strict=True):
+            future.add_done_callback(lambda f, t=timeout: expired_at.setdefault(t, loop.time() - start))
+        await asyncio.wait(futures[:4])
+        assert all(isinstance(f.exception(), DeadlineExceeded) for f in futures[:4])
+        assert sorted(expired_at, key=expired_at.get) == [0.1, 0.2, 0.3, 0.4]
+        assert all(t - 0.005 <= at < t + 0.09 for t, at in expired_at.items())
+        gate.set()
+        assert (await futures[4])["y"].tolist() == [2.0]
         await batcher.retire()
 
     run(main())

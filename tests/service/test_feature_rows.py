@@ -75,3 +75,21 @@ def test_the_first_request_without_batching_keeps_its_context_scalar(served) -> 
         [{"context": {"user_id": "u"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}]}], models, config
     )
     assert request.encoded(models.model("esmm"))["categorical"].shape == (1, 3)
+
+
+def test_large_requests_encoded_one_by_one_stack_like_the_batch(served) -> None:
+    """Requests of ALONE_ROWS candidates and more are encoded each alone (context broadcast) and stacked:
+    the same tensors as one call over the batch's rows, slices included."""
+    models, config = served
+    candidates = [{"ad_id": f"a{i}", "ad_price": i} for i in range(40)]
+    bodies = [{"context": {"user_id": f"u{k}", "hour": k}, "candidates": candidates} for k in range(3)]
+    requests = accepted(bodies, models, config)
+    model = models.model("esmm")
+    slices = [(requests[0], 0, 40), (requests[1], 5, 40), (requests[2], 0, 33)]
+    parts = [(r.rows, start, stop) for r, start, stop in slices]
+    stacked = model.encode(parts)  # 108 rows in 3 parts: one by one
+    together = model.encode(parts + [(requests[0].rows, 0, 1)] * 3)  # 111 rows in 6 parts: one call
+    for name in ("categorical", "numeric"):
+        alone = np.concatenate([r.encoded(model)[name][start:stop] for r, start, stop in slices])
+        assert np.array_equal(stacked[name], alone)
+        assert np.array_equal(together[name][:108], alone)

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.models.onnx import CPU, CUDA, create_session, requested_providers
+from service.models.loader import load_newest
+from service.models.onnx import CPU, CUDA, create_session, requested_providers, run_bound
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, build_onnx
+from tests.service.tiny_model import ESMM_OUTPUTS, SPEC, build_onnx
+
+NO_CUDA = "no CUDA here (CPU onnxruntime, or no GPU): the CUDA path with IO binding is not exercised"
+
+
+def random_inputs(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    categorical = rng.integers(0, SPEC.total_buckets, (rows, len(SPEC.categorical)), dtype=np.int64)
+    return {"categorical": categorical, "numeric": rng.normal(size=(rows, len(SPEC.numeric))).astype(np.float32)}
 
 
 def test_cpu_when_cuda_is_not_wanted() -> None:
@@ -25,3 +37,29 @@ def test_reports_the_provider_in_use() -> None:
     assert provider == session.get_providers()[0]
     if CUDA not in ort.get_available_providers():
         assert provider == CPU
+
+
+def test_io_binding_gives_what_run_gives() -> None:
+    """The bound run (used on CUDA) on the CPU provider: same outputs as ``session.run``, bit for bit."""
+    session, _ = create_session(build_onnx(SPEC), Settings(use_cuda=False, intra_op_threads=1))
+    for rows in (1, 7, 64):
+        feed = random_inputs(rows, seed=rows)
+        names = list(ESMM_OUTPUTS)
+        for bound, plain in zip(run_bound(session, feed, names, "cpu"), session.run(names, feed), strict=True):
+            assert bound.shape == (rows,) and np.array_equal(bound, plain)
+
+
+def test_a_model_on_cuda_runs_its_batches_through_io_binding(repository: Path) -> None:
+    """Skips where no CUDA provider is usable (``onnxruntime-gpu`` falls back to CPU without a GPU)."""
+    if CUDA not in ort.get_available_providers():
+        pytest.skip(NO_CUDA)
+    on_gpu = load_newest(Settings(model_repository=repository, use_cuda=True), "esmm", ["pctr", "pctcvr"])
+    if on_gpu.provider != CUDA:
+        pytest.skip(NO_CUDA)
+    on_cpu = load_newest(Settings(model_repository=repository, use_cuda=False), "esmm", ["pctr", "pctcvr"])
+    for rows in (1, 100, 1024):
+        inputs = random_inputs(rows, seed=rows)
+        gpu, cpu = on_gpu.run(inputs), on_cpu.run(inputs)
+        for name in cpu:
+            assert gpu[name].shape == (rows,)
+            np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-4, atol=1e-6)

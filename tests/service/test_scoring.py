@@ -2,10 +2,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.http.errors import InputError
-from service.score.features import gather_columns
+from service.score.features import (
+    _check_kinds,
+    _encodable,
+    _plain_value_accepted,
+    _value_problem,
+    accepted_columns,
+    gather_columns,
+)
 from service.score.pipeline import conversion_rates, parse_body
+from tests.service.test_fuzz_score import candidate, near_valid, scalars, values
+from tests.service.tiny_model import SPEC
+
+KINDS = {f.name: f.kind for f in SPEC.features} | {"both": "conflict"}  # a name two role models disagree on
+MAX_CHARS = 6
+NULL_OR_ONE = st.sampled_from([None, 1])
 
 
 def test_conversion_rates_guard_zero_and_clips() -> None:
@@ -32,3 +47,30 @@ def test_parse_body_counts_candidates_against_the_limit() -> None:
     with pytest.raises(InputError) as raised:
         parse_body(b'{"candidates": [{}, {}, {}]}', max_candidates=2)
     assert raised.value.status == 413
+
+
+@given(
+    st.one_of(
+        near_valid.map(lambda body: (body["candidates"], body["context"])),
+        st.tuples(st.lists(st.one_of(candidate, values), min_size=1, max_size=6), st.just({"hour": 3})),
+        st.tuples(st.lists(st.fixed_dictionaries({}, optional={"both": NULL_OR_ONE}), min_size=1), st.none()),
+    )
+)
+def test_the_column_checks_accept_only_what_the_value_checks_accept(request_parts) -> None:
+    """``accepted_columns`` (checks a column at a time) never lets through what ``gather_columns`` and
+    ``_check_kinds`` (value by value, naming the problem) refuse, and gives the same columns."""
+    candidates, context = request_parts
+    context = context or {}
+    fast = accepted_columns(candidates, context, KINDS, MAX_CHARS)
+    if fast is None:
+        return  # the value-by-value checks decide (and name the problem)
+    slow = gather_columns(candidates, context, KINDS, MAX_CHARS)  # raises on anything refused
+    _check_kinds(slow, KINDS)
+    assert fast == slow
+
+
+@given(st.one_of(scalars, values), st.sampled_from(["categorical", "numeric", "conflict"]))
+def test_a_value_accepted_at_once_passes_every_check(value, kind) -> None:
+    if _plain_value_accepted(value, kind, MAX_CHARS):
+        assert _value_problem(value, MAX_CHARS) is None
+        assert value is None or _encodable(kind, value)
