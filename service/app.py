@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
 from service.http.errors import error_body, install_error_handlers
-from service.http.overload import BodyBudget, LoopDelay
+from service.http.overload import BodyBudget
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
@@ -31,9 +31,7 @@ from service.v2 import routes as v2
 
 logger = logging.getLogger(__name__)
 
-# A late loop with few requests in hand is another thread's doing (or the machine's), not a queue
-SHED_MIN_IN_FLIGHT = 16
-SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: the routes refused while the loop is behind
+SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: refused at the door under overload (server.py)
 # Every route but the admin ones (mounted only with a token); each module declares one APIRouter
 ROUTERS = (score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
 
@@ -49,21 +47,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.error("not ready: %s", app.state.models.unavailable())
     if app.state.tune_gc:
         tune_garbage_collector()
-    if settings.shed_loop_delay_ms > 0:
-        app.loop_delay.start()
     yield
-    app.loop_delay.stop()
     await manager.stop(settings.drain_timeout_s)
     app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
 
 
 class ScoringService(FastAPI):
-    """The FastAPI app, with admission at the door (http/overload.py: the event loop's delay, large
-    bodies' bytes) and ``POST /v1/score`` answered by its plain ASGI handler ahead of the framework."""
+    """The FastAPI app, with large bodies' bytes budgeted (http/overload.py) and ``POST /v1/score``
+    answered by its plain ASGI handler ahead of the framework. (Requests that waited too long to be read
+    are refused before they reach it, by the server's protocol: http/protocol.py.)"""
 
     score_endpoint: ScoreEndpoint
-    loop_delay: LoopDelay
     body_budget: BodyBudget
     in_flight: int = 0  # POST requests being answered
 
@@ -72,14 +67,6 @@ class ScoringService(FastAPI):
             await super().__call__(scope, receive, send)
             return
         path = scope["path"]
-        if (
-            self.loop_delay.overloaded
-            and self.in_flight >= SHED_MIN_IN_FLIGHT
-            and (path in SHED_PATHS or path.endswith("/infer"))
-        ):
-            self.loop_delay.shed += 1
-            await self._refuse(send, "server overloaded: the event loop is behind", self.retry_after)
-            return
         size = large_body_size(scope["headers"], self.state.settings.max_body_bytes)
         # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
         taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
@@ -128,7 +115,6 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.metrics = Metrics()
     app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
-    app.loop_delay = LoopDelay(target_s=settings.shed_loop_delay_ms / 1000)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
