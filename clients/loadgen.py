@@ -30,6 +30,7 @@ class LoadResult:
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)  # successful requests, µs
     refused: LatencyHistogram = field(default_factory=LatencyHistogram)  # answers other than 200, µs
     send_lag: LatencyHistogram = field(default_factory=LatencyHistogram)  # intended send -> written, µs
+    refused_after_send: LatencyHistogram = field(default_factory=LatencyHistogram)  # non-200s from written, µs
 
     @property
     def achieved_rps(self) -> float:
@@ -120,7 +121,8 @@ async def run_load(
         except OSError:
             result.statuses["error"] += 1
             return
-        result.send_lag.record((loop.time() - intended) * 1e6)
+        written = loop.time()
+        result.send_lag.record((written - intended) * 1e6)
         reader, writer = stream
         try:
             writer.write(payload)
@@ -136,6 +138,7 @@ async def run_load(
             result.histogram.record((loop.time() - intended) * 1e6)
         else:
             result.refused.record((loop.time() - intended) * 1e6)
+            result.refused_after_send.record((loop.time() - written) * 1e6)
 
     start = loop.time() + 0.01
     i = 0
