@@ -102,10 +102,8 @@ def harden(
     chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in chosen:
-        with server("service", repository, model, env, 0) as (port, _):
-            rate = bench.capacity(port, body, seconds)
-            steps = [bench.overload(port, body, factor * rate, seconds) for factor in (2.0, 4.0, 0.5)]
-            report["cases"]["overload"] = [{"sustainable_rps": round(rate, 1)}, *steps]
+        with server("service", repository, model, env, 1) as (port, pid):
+            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds)
     if "drain" in chosen:
         with server("service", repository, model, env, 0) as (port, pid):
             report["cases"]["drain"] = bench.drain(pid, port, body, clients=32, load_s=seconds / 2)

@@ -2,8 +2,11 @@
 
 Each case runs a fresh ``ctr serve`` process on loopback and reports what clients saw:
 
-- ``overload``: the sustainable rate of 10-candidate requests (closed loop), then twice that rate
-  offered open-loop, then half of it: the statuses, how fast refusals came, the slowest answer;
+- ``overload``: with the server pinned to one CPU and the load generator to another (so neither
+  starves the other: on a shared core the generator fell seconds behind its own schedule), the
+  sustainable rate of 10-candidate requests (the highest open-loop rate answered all 200, on pace),
+  then twice that rate, then half of it: the statuses, how fast refusals came, the slowest answer,
+  and how far the generator lagged its schedule;
 - ``drain``: SIGTERM under steady keep-alive load: requests answered, never sent (refused
   connections after the listener closed), and sent but left without a response; time to exit;
 - ``slow_clients``: connections that send half a header and stall: how long until the server closed
@@ -18,6 +21,7 @@ on what they return; this command runs them at the scale of the issue and prints
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -27,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,39 +65,92 @@ def rss_mb(pid: int) -> float:
 # -- overload ----------------------------------------------------------------------------------------
 
 
-def capacity(port: int, body: bytes, step_s: float, connections: int = 64) -> float:
-    """The sustainable rate: the most requests/s answered 200 while offered rates rise by half each
-    ``step_s`` (open loop, from what one closed-loop client gets) until the achieved rate falls under
-    90% of the offered one (saturation)."""
-    with httpx.Client(timeout=10) as client:
-        start, done = time.monotonic(), 0
-        while time.monotonic() - start < 1.0:
-            client.post(f"http://127.0.0.1:{port}/v1/score", content=body, headers={"content-type": "application/json"})
-            done += 1
-    rate = done / (time.monotonic() - start)
-    best = 0.0
-    for _ in range(20):
-        result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], rate, step_s, connections=connections))
-        time.sleep(1.0)  # let the queues empty before the next step
-        best = max(best, result.achieved_rps)
-        if result.achieved_rps < 0.9 * rate:
-            break
-        rate *= 1.5
-    return best
+CONNECTIONS = 2048  # the generator's connections at most: independent clients, not a pool that queues them
 
 
-def overload(port: int, body: bytes, rate: float, seconds: float, connections: int = 64) -> dict[str, Any]:
-    """Offer ``rate`` requests/s open-loop for ``seconds``; the statuses and latencies clients saw."""
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` (0: this one) onto ``cpus`` (Linux; threads started later inherit)."""
+    tasks = Path(f"/proc/{pid or os.getpid()}/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
+
+
+def pinned_apart(server_pid: int) -> bool:
+    """The server on CPU 0 and this process (the load generator) on CPU 1, so neither starves the other;
+    False where there are fewer than two CPUs (nothing pinned)."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return False
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    pin(server_pid, {first})
+    pin(0, {second})
+    return True
+
+
+def offer(port: int, body: bytes, rate: float, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
+    """Offer ``rate`` requests/s open-loop for ``seconds``: the statuses clients saw, how fast the
+    refusals and the answers came, the slowest of all, and how far the generator itself lagged."""
     result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], rate, seconds, connections=connections))
     non_ok = sum(n for s, n in result.statuses.items() if s != 200)
     slowest = max(result.histogram.max_us if result.ok else 0, result.refused.max_us if non_ok else 0) / 1000
     return {
         "offered_rps": round(rate, 1),
+        "achieved_rps": round(result.achieved_rps, 1),
         "statuses": {str(k): v for k, v in sorted(result.statuses.items(), key=str)},
         "share_503_of_non_200": round(result.statuses[503] / non_ok, 3) if non_ok else None,
         "non_200_p99_ms": round(result.refused.percentile(99) / 1000, 2) if non_ok else None,
+        "non_200_p99_from_sent_ms": round(result.refused_after_send.percentile(99) / 1000, 2) if non_ok else None,
         "ok_p99_ms": round(result.histogram.percentile(99) / 1000, 2) if result.ok else None,
         "slowest_ms": round(slowest, 1),
+        "generator_lag_p99_ms": round(result.send_lag.percentile(99) / 1000, 2),
+    }
+
+
+overload = offer  # the tests' name for it
+
+
+def closed_loop_rps(port: int, body: bytes, seconds: float, connections: int = 64) -> float:
+    """What ``connections`` clients get sending each request as soon as their last one is answered
+    (offered far more than that, they never wait for the schedule)."""
+    result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], 50_000, seconds, connections=connections))
+    return result.achieved_rps
+
+
+def sustainable(port: int, body: bytes, start_rps: float, seconds: float, growth: float = 1.15) -> tuple[float, list]:
+    """The sustainable rate: the highest of rates rising by ``growth`` from ``start_rps`` at which every
+    request offered open-loop was answered 200 and the answers kept pace (achieved >= 95% of offered)."""
+    rate, best, steps = start_rps, 0.0, []
+    for _ in range(20):
+        step = offer(port, body, rate, seconds)
+        steps.append(step)
+        time.sleep(1.0)  # let the queues empty before the next step
+        if step["statuses"] != {"200": sum(step["statuses"].values())} or step["achieved_rps"] < 0.95 * rate:
+            break
+        best = rate
+        rate *= growth
+    return best, steps
+
+
+def overload_case(port: int, pid: int, body: bytes, seconds: float) -> dict[str, Any]:
+    """The row of the issue: the sustainable rate (pinned), then twice it, then half of it."""
+    pinned = pinned_apart(pid)
+    try:
+        closed = closed_loop_rps(port, body, min(seconds, 3.0))
+        time.sleep(1.0)
+        rate, ladder = sustainable(port, body, 0.6 * closed, seconds)
+        steps = {}
+        for name, factor in (("2x", 2.0), ("0.5x", 0.5)):
+            steps[name] = offer(port, body, factor * rate, seconds)
+            time.sleep(1.0)
+    finally:
+        if pinned:
+            pin(0, set(range(os.cpu_count() or 1)))
+    return {
+        "pinned": pinned,
+        "closed_loop_64_rps": round(closed, 1),
+        "sustainable_rps": round(rate, 1),
+        "ladder": [{k: step[k] for k in ("offered_rps", "achieved_rps", "statuses", "ok_p99_ms")} for step in ladder],
+        **steps,
     }
 
 

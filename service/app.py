@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
 from service.http.errors import error_body, install_error_handlers
-from service.http.overload import BodyBudget, LoopDelay
+from service.http.overload import BodyBudget, QueueWatch
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
@@ -35,9 +35,7 @@ from service.v2 import routes as v2
 
 logger = logging.getLogger(__name__)
 
-# A late loop with few requests in hand is another thread's doing (or the machine's), not a queue
-SHED_MIN_IN_FLIGHT = 16
-SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: the routes refused while the loop is behind
+SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: refused at the door under overload (server.py)
 # Every route but the admin ones (mounted only with a token); each module declares one APIRouter
 ROUTERS = (score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
 
@@ -54,13 +52,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.error("not ready: %s", app.state.models.unavailable())
     if app.state.tune_gc:
         tune_garbage_collector()
-    if settings.shed_loop_delay_ms > 0:
-        app.loop_delay.start()
     grpc_server = await start_grpc(app) if start_grpc is not None else None
     yield
     if grpc_server is not None:
         await grpc_server.stop(settings.drain_timeout_s)
-    app.loop_delay.stop()
     await manager.stop(settings.drain_timeout_s)
     app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
@@ -79,12 +74,13 @@ def _grpc_starter() -> Callable[[ScoringService], Awaitable[Any]]:
 
 
 class ScoringService(FastAPI):
-    """The FastAPI app, with admission at the door (http/overload.py: the event loop's delay, large
-    bodies' bytes) and ``POST /v1/score`` answered by its plain ASGI handler ahead of the framework."""
+    """The FastAPI app, with large bodies' bytes budgeted (http/overload.py) and ``POST /v1/score``
+    answered by its plain ASGI handler ahead of the framework. (Requests that waited too long to be read
+    are refused before they reach it, by the server's protocol: http/protocol.py.)"""
 
     score_endpoint: ScoreEndpoint
-    loop_delay: LoopDelay
     body_budget: BodyBudget
+    queue_watch: QueueWatch | None = None  # the server's door (http/protocol.py); None outside `ctr serve`
     in_flight: int = 0  # POST requests (and gRPC infer calls) being answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,10 +88,6 @@ class ScoringService(FastAPI):
             await super().__call__(scope, receive, send)
             return
         path = scope["path"]
-        if self.shedding and (path in SHED_PATHS or path.endswith("/infer")):
-            self.loop_delay.shed += 1
-            await self._refuse(send, "server overloaded: the event loop is behind", self.retry_after)
-            return
         size = large_body_size(scope["headers"], self.state.settings.max_body_bytes)
         # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
         taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
@@ -115,8 +107,10 @@ class ScoringService(FastAPI):
 
     @property
     def shedding(self) -> bool:
-        """Whether inference requests are refused at the door (the event loop stands behind)."""
-        return self.loop_delay.overloaded and self.in_flight >= SHED_MIN_IN_FLIGHT
+        """Whether the door (the server's QueueWatch, when it has one) refuses inference requests now:
+        what a request arriving another way (gRPC) is held to."""
+        watch = self.queue_watch
+        return watch is not None and watch.overloaded and self.in_flight >= watch.min_in_flight
 
     @property
     def retry_after(self) -> int:
@@ -149,7 +143,6 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.metrics = Metrics()
     app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
-    app.loop_delay = LoopDelay(target_s=settings.shed_loop_delay_ms / 1000)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)

@@ -7,7 +7,8 @@ import resource
 
 import uvicorn
 
-from service.app import create_app
+from service.app import SHED_PATHS, create_app
+from service.http.overload import QueueWatch
 from service.http.protocol import guarded_protocol
 from service.log_format import JsonFormatter
 from service.settings import Settings
@@ -28,7 +29,9 @@ def configure_logging(level: int, structured: bool = False) -> None:
 def serve(settings: Settings | None = None) -> None:
     """Serve until SIGTERM or SIGINT, on the host and port the settings name.
 
-    Connections get header and body read time-outs (http/protocol.py). On the signal the server stops
+    Connections get header and body read time-outs, and inference requests are refused at their
+    headers while requests stand waiting longer than ``shed_wait_ms`` to be read (http/protocol.py,
+    http/overload.py; counted as 503 responses in ``/metrics``). On the signal the server stops
     accepting, answers the requests in hand with ``Connection: close``, serves what arrives on idle
     connections for ``drain_idle_s`` before closing them, and waits up to ``drain_timeout_s`` for the
     requests in flight; then the lifespan drains every batcher's queue, and the process exits 0.
@@ -36,12 +39,28 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
     raise_open_files_limit()
-    protocol = guarded_protocol(settings.header_timeout_s, settings.body_timeout_s, settings.drain_idle_s)
+    app = create_app(settings, tune_gc=True)
+    responses = app.state.metrics.responses
+
+    def count_refusal() -> None:
+        responses[503] += 1
+
+    app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000) if settings.shed_wait_ms > 0 else None
+    protocol = guarded_protocol(
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        settings.drain_idle_s,
+        watch=app.queue_watch,
+        shed_paths=SHED_PATHS,
+        retry_after_s=settings.retry_after_s,
+        on_refused=count_refusal,
+    )
     uvicorn.run(
-        create_app(settings, tune_gc=True),
+        app,
         host=settings.host,
         port=settings.port,
         http=protocol,
+        loop=settings.event_loop,
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,

@@ -54,7 +54,13 @@ class Settings(BaseSettings):
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # a request's headers must arrive within this
     body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
     body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
-    shed_loop_delay_ms: Annotated[float, Field(ge=0)] = 50.0  # 503 while the event loop stands this late; 0: off
+    # Once the service's queueing delay (a new request's wait to be read, or the oldest inference
+    # request's time in hand) stands above this for 50 ms, inference requests that find it above are
+    # refused 503 at their headers, until it stays under for 50 ms (http/overload.py); 0: off
+    shed_wait_ms: Annotated[float, Field(ge=0)] = 50.0
+    # The event loop uvicorn runs: "asyncio" accepted new connections within tens of ms at twice the
+    # sustainable rate where "uvloop" left them in the kernel's accept queue for 0.3-2 s (docs/serving.md)
+    event_loop: Literal["asyncio", "uvloop", "auto"] = "asyncio"
 
     @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
     @classmethod

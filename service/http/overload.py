@@ -1,14 +1,22 @@
-"""Admission at the door, before a body is read: the event loop's own delay, and large bodies' bytes.
+"""Admission at the door, before a body is read: how long requests waited to be seen, and large bodies' bytes.
 
-**Loop delay.**
-The batchers refuse a request whose expected queue wait passes its deadline (batching/policy.py). But
-a request's deadline starts when its handler runs; when the event loop itself is behind (more
-requests arrive than it can parse and answer), requests wait in the sockets and in the loop's ready
-queue before that, unseen, and clients time out. So a timer ticks every ``TICK_S`` and measures how
-late it runs: the loop's queueing delay. As CoDel does with a packet queue, the loop counts as
-overloaded while the *smallest* delay over the last ``INTERVAL_S`` stays above ``TARGET_S`` (a standing
-queue, not a burst); meanwhile inference requests are answered 503 before their body is read, which
-costs a fraction of serving them, until the delay falls back under the target.
+**Standing queue.**
+The batchers refuse a request whose expected queue wait passes its deadline (batching/policy.py); but
+that lets work in hand grow to most of the deadline, every core busy with it, and then requests wait
+*before* any handler runs too: in the kernel's accept queue, in socket buffers, in the loop's ready
+queue, unseen by the batchers. At twice the sustainable rate every answer was a 200, seconds late. So
+the connection's protocol (http/protocol.py) asks this watch, with each request's headers, whether to
+refuse it at once with a 503 written by the protocol itself: no request object, no task, no body parse,
+so a refusal costs a small fraction of an answer and the loop keeps up at twice its capacity.
+
+The rule is CoDel's (a standing queue, not a burst): the service's delay is the larger of how long the
+new request waited to be read (from when its bytes reached the host) and how long the oldest inference
+request in hand has been in the service since it was read whole. Once that delay has stayed above
+``target_s`` for ``interval_s`` the service is overloaded, until it has stayed under the target for
+``interval_s``; while overloaded, an inference request that finds the delay above the target is
+refused, one that finds it under is admitted. So work in hand is held near the target (bursts shorter
+than the interval pass), and refusals come at once. With fewer than ``min_in_flight`` requests in hand
+a wait is another process's doing (a shared machine), not a queue: nothing is refused.
 
 **Large bodies.** A body is read whole and parsed into Python objects several times its size: 96
 concurrent 3.9 MB V2 infer bodies took the process to 1.2 GB. A request whose body may exceed
@@ -22,54 +30,80 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Protocol
 
-TICK_S = 0.005  # how often the loop's delay is sampled
-TARGET_S = 0.025  # a standing delay above this is overload (CoDel's target)
-INTERVAL_S = 0.1  # ... when it lasts this long (CoDel's interval)
+TICK_S = 0.005  # how often the loop's own delay is sampled
+INTERVAL_S = 0.02  # a delay above the target for this long is a standing queue (CoDel's interval)
+MIN_IN_FLIGHT = 16  # fewer requests in hand than this: a late request is not the service's queue
 
 
-class LoopDelay:
-    """The event loop's queueing delay, sampled by a timer; ``overloaded`` while it stands above target."""
+class Answering(Protocol):
+    """What the watch reads of a request being answered (uvicorn's request-response cycle)."""
 
-    def __init__(self, target_s: float = TARGET_S, interval_s: float = INTERVAL_S, tick_s: float = TICK_S) -> None:
+    response_complete: bool
+    disconnected: bool
+
+
+class QueueWatch:
+    """The service's queueing delay as requests arrive; ``refuse`` says which to turn away at once."""
+
+    def __init__(self, target_s: float, interval_s: float = INTERVAL_S, min_in_flight: int = MIN_IN_FLIGHT) -> None:
         self.target_s = target_s
         self.interval_s = interval_s
-        self.tick_s = tick_s
-        self.overloaded = False
-        self.shed = 0  # requests answered 503 because of it
-        self._window_min = float("inf")  # smallest delay since the window began
-        self._window_start = 0.0
+        self.min_in_flight = min_in_flight
+        self.refused = 0  # requests refused because of it
+        self._in_hand: deque[tuple[float, Answering]] = deque()  # inference requests read whole, in that order
+        self.overloaded = False  # the delay stood above the target for an interval, and has not stayed under since
+        self._above_since: float | None = None  # since when the delay has been above the target
+        self._below_since: float | None = None  # since when it has been under
+        self.loop_lag_s = 0.0  # how late the watch's own timer last ran: the loop's queueing delay
         self._timer: asyncio.TimerHandle | None = None
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._window_start = loop.time()
-        self._schedule(loop)
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Sample the loop's own delay every ``TICK_S`` (until ``stop``), once per loop."""
+        if self._timer is None:
+            self._tick(loop, loop.time())
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        due = loop.time() + self.tick_s
-        self._timer = loop.call_at(due, self._tick, loop, due)
 
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         now = loop.time()
-        self.observe(now - due, now)
-        self._schedule(loop)
+        self.loop_lag_s = now - due
+        self._timer = loop.call_at(now + TICK_S, self._tick, loop, now + TICK_S)
 
-    def observe(self, delay_s: float, now: float) -> None:
-        """One sample of the loop's delay at ``now``: a window ends every ``interval_s``, and the loop is
-        overloaded for the next window when the smallest delay in this one was over the target."""
-        self._window_min = min(self._window_min, delay_s)
-        if delay_s <= self.target_s:
-            self.overloaded = False  # any sample under the target ends overload at once
-        if now - self._window_start >= self.interval_s:
-            self.overloaded = self._window_min > self.target_s
-            self._window_min = float("inf")
-            self._window_start = now
+    def read(self, now: float, request: Answering) -> None:
+        """An inference request was read whole at ``now``: it is in the service until answered."""
+        self._in_hand.append((now, request))
+
+    def oldest_s(self, now: float) -> float:
+        """How long the oldest inference request in hand has been in the service (0 with none)."""
+        in_hand = self._in_hand
+        while in_hand and (in_hand[0][1].response_complete or in_hand[0][1].disconnected):
+            in_hand.popleft()
+        return now - in_hand[0][0] if in_hand else 0.0
+
+    def refuse(self, waited_s: float, now: float, in_flight: int, sheddable: bool) -> bool:
+        """A request's headers were read at ``now`` (loop clock), ``waited_s`` after its bytes reached the
+        host, with ``in_flight`` requests in hand: whether to refuse it (only a ``sheddable`` one) now."""
+        late = in_flight >= self.min_in_flight and max(waited_s, self.loop_lag_s, self.oldest_s(now)) > self.target_s
+        if late:
+            self._below_since = None
+            if self._above_since is None:
+                self._above_since = now
+            elif not self.overloaded and now - self._above_since >= self.interval_s:
+                self.overloaded = True
+        else:
+            self._above_since = None
+            if self._below_since is None:
+                self._below_since = now
+            elif self.overloaded and now - self._below_since >= self.interval_s:
+                self.overloaded = False
+        if late and sheddable and self.overloaded:
+            self.refused += 1
+            return True
+        return False
 
 
 class BodyBudget:

@@ -18,14 +18,27 @@ open for ``CTR_DRAIN_IDLE_S``: a request that arrives meanwhile is answered with
 and only a connection that stayed idle the whole time is closed. Under load every connection carries
 a request within that time, so each is closed by the server right after a response, never under a
 request in flight.
+
+**When a request arrived, and refusing it at the door.** Each request's scope carries ``RECEIVED``: when
+its first bytes reached the host, on the event loop's clock (the loop's time at the first read, less
+how long the kernel had held the socket's latest data: Linux's ``TCP_INFO``, millisecond resolution;
+accept-queue time included, as a request is sent with its connection). Deadlines start there, not when
+a handler first runs. With its headers parsed, a request's wait so far goes to the entry watch
+(http/overload.py); when the watch says so, an inference request is answered 503 here, from canned
+bytes, its body read and dropped, the connection kept alive: no request object, no task, no JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
+from collections.abc import Callable, Collection
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.http.overload import QueueWatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +48,90 @@ _TIMEOUT_RESPONSE = (
 )
 
 
+RECEIVED = "ctr.received"  # scope key: when the request's first bytes reached the host (loop clock)
+_SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
+_SHED_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: %d\r\n"
+    b"content-length: %d\r\n%s\r\n%s"
+)
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (ms), at byte 52
+_LAST_DATA_RECV_AT = 52
+
+
+def kernel_wait_s(sock: socket.socket | None) -> float:
+    """How long ago the kernel received the socket's latest data, in seconds (0 where unknown)."""
+    if sock is None or _TCP_INFO is None:
+        return 0.0
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _LAST_DATA_RECV_AT + 4)
+    except OSError:
+        return 0.0
+    return _LAST_DATA_RECV.unpack_from(info, _LAST_DATA_RECV_AT)[0] / 1000 if len(info) >= 56 else 0.0
+
+
+class _Refused:
+    """Stands for a request answered 503 by the protocol: its body is read and dropped."""
+
+    response_started = response_complete = True
+    disconnected = False
+    body = b""
+    more_body = False
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+        self.message_event = self  # uvicorn sets it on disconnect
+
+    def set(self) -> None:
+        pass
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with header and body read time-outs and a lossless drain."""
+    """uvicorn's httptools protocol with header and body read time-outs, a lossless drain, and refusals
+    at the door."""
 
     header_timeout_s = 10.0
     body_timeout_s = 10.0
     drain_idle_s = 1.0
+    watch: QueueWatch | None = None  # None: no refusals at the door
+    shed_paths: Collection[bytes] = ()  # POST paths refused when the watch says so (and any ending /infer)
+    retry_after_s = 1
+    on_refused: Callable[[], None] | None = None  # counts a refusal (the app's 503 metric)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._read_timer: asyncio.TimerHandle | None = None
         self._draining = False
+        self._received: float | None = None  # when the request being read reached the host
+        self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
+        self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
+        self._socket = transport.get_extra_info("socket")
+        if self.watch is not None:
+            self.watch.watch_loop(self.loop)
         super().connection_made(transport)
         self._arm(self.header_timeout_s, "headers")
+
+    def data_received(self, data: bytes) -> None:
+        if self._received is None:  # a request's first bytes
+            self._received = self.loop.time() - kernel_wait_s(self._socket)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._shed_candidate = False
+        self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
+        if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
+            now = self.loop.time()
+            sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
+            if self.watch.refuse(now - self.scope[RECEIVED], now, len(self.tasks), sheddable):  # type: ignore[literal-required]
+                self._refuse()
+                self._arm(self.body_timeout_s, "body")
+                return
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False  # answered with Connection: close
@@ -61,6 +140,33 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+        self._received = None
+        if self.watch is not None and self._shed_candidate and self.cycle is not None:
+            self.watch.read(self.loop.time(), self.cycle)
+        if self._dropping_body:
+            self._dropping_body = False
+            if self.cycle.keep_alive:
+                self.on_response_complete()
+            else:
+                self.transport.close()
+
+    def _sheddable(self, url: bytes) -> bool:
+        path = url.split(b"?", 1)[0]
+        return path in self.shed_paths or path.endswith(b"/infer")
+
+    def _refuse(self) -> None:
+        """Answer 503 now; the body that follows is dropped (``_Refused`` is complete)."""
+        keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
+        self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
+        close = b"" if keep_alive else b"connection: close\r\n"
+        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, _SHED_BODY))
+        self._shed_candidate = False
+        if self.expect_100_continue:
+            self.transport.close()  # the client waits for a 100 before its body: none is coming
+        else:
+            self._dropping_body = True
+        if self.on_refused is not None:
+            self.on_refused()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -89,7 +195,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._read_timer = None
         if self.transport.is_closing():
             return
-        if what != "drain":
+        if what != "drain" and not self._dropping_body:  # a request refused at its headers was answered
             in_hand = self.cycle is not None and not self.cycle.response_complete
             if not (in_hand and self.cycle.response_started):
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
@@ -98,10 +204,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded_protocol(header_timeout_s: float, body_timeout_s: float, drain_idle_s: float) -> type[GuardedHttpProtocol]:
-    """The protocol class with these time-outs, for ``uvicorn.Config(http=...)``."""
+def guarded_protocol(
+    header_timeout_s: float,
+    body_timeout_s: float,
+    drain_idle_s: float,
+    watch: QueueWatch | None = None,
+    shed_paths: Collection[str] = (),
+    retry_after_s: int = 1,
+    on_refused: Callable[[], None] | None = None,
+) -> type[GuardedHttpProtocol]:
+    """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``."""
     return type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s, "drain_idle_s": drain_idle_s},
+        {
+            "header_timeout_s": header_timeout_s,
+            "body_timeout_s": body_timeout_s,
+            "drain_idle_s": drain_idle_s,
+            "watch": watch,
+            "shed_paths": frozenset(path.encode() for path in shed_paths),
+            "retry_after_s": retry_after_s,
+            "on_refused": staticmethod(on_refused) if on_refused is not None else None,
+        },
     )

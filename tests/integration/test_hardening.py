@@ -7,6 +7,9 @@ against a speed target (the bounds below are generous time-outs, not performance
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,32 +38,77 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
+def closed_loop_rate(url: str, payload: bytes) -> float:
+    """Requests/s one client gets sending each as soon as the last is answered, for a second."""
+    with httpx.Client(timeout=10) as client:
+        start, done = time.monotonic(), 0
+        while time.monotonic() - start < 1.0:
+            reply = client.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"})
+            assert reply.status_code == 200
+            done += 1
+    return done / (time.monotonic() - start)
+
+
+def responses_503(url: str) -> int:
+    metrics = httpx.get(f"{url}/metrics").text
+    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if 'responses_total{code="503"}' in line)
+
+
 def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
     """Twice the sustainable rate, with the model the bottleneck (one item per run): the refusals are
-    503s, given at once when the expected queue wait passes the deadline, no request is left without an
-    answer, and at a quarter of the rate every request is answered 200 again (`ctr bench harden` measures
-    half the rate)."""
+    503s (at the door while a queue stands, or by the batcher's time-based admission), every one counted
+    in the metrics, no request is left without an answer, and at a quarter of the rate every request is
+    answered 200 again (`ctr bench harden` measures half the rate, on pinned CPUs)."""
     root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0")
     body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
     payload = httpx.Request("POST", "http://x", json=body).content
     with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
-        with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
-            start, done = time.monotonic(), 0
-            while time.monotonic() - start < 1.0:
-                reply = client.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"})
-                assert reply.status_code == 200
-                done += 1
-        rate = done / (time.monotonic() - start)
+        rate = closed_loop_rate(url, payload)
         high = bench.overload(port_of(url), payload, 2 * rate, 3.0, connections=32)
         statuses = Counter({int(k) if k.isdigit() else k: v for k, v in high["statuses"].items()})
         assert "error" not in statuses and set(statuses) <= {200, 503, 504}, high
         assert statuses[503] > 0 and statuses[503] >= 9 * statuses[504], high
-        assert 'reason="overloaded"' in httpx.get(f"{url}/metrics").text
+        assert responses_503(url) == statuses[503]
         time.sleep(2.0)
         for _ in range(5):  # traffic resumes: the batcher's rate is measured afresh on a calm server
             httpx.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}, timeout=10)
         low = bench.overload(port_of(url), payload, rate / 4, 2.0, connections=8)  # a quarter: a shared machine
         assert low["statuses"] == {"200": sum(low["statuses"].values())}, low
+
+
+def test_a_request_refused_at_the_door_leaves_its_keep_alive_connection_usable(tmp_path: Path) -> None:
+    """While a queue stands (a 5 ms target here, model-bound server), the protocol answers inference
+    requests 503 from their headers, with Retry-After and a JSON error, drops their bodies, and the same
+    keep-alive connection then carries a request answered 200; health is never refused."""
+    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0")
+    body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
+    payload = httpx.Request("POST", "http://x", json=body).content
+    headers = {"content-type": "application/json"}
+    settings = {"ctr_model": "esmm", "access_log": "false", "log_level": "WARNING", "shed_wait_ms": "5"}
+    with running_server(root, tmp_path / "log", **settings) as (url, _):
+        rate = closed_loop_rate(url, payload)  # offered far more: all 64 connections busy, 64 requests in hand
+        load = threading.Thread(target=bench.overload, args=(port_of(url), payload, 20 * rate + 200, 4.0, 64))
+        load.start()
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=10)
+        door: tuple[int, dict[str, str], dict] | None = None
+        health = []
+        try:
+            while load.is_alive() and door is None:
+                connection.request("POST", "/v1/score", body=payload, headers=headers)
+                reply = connection.getresponse()
+                answer = json.loads(reply.read())
+                if reply.status == 503 and "wait too long to be read" in answer["error"]:
+                    door = (reply.status, dict(reply.getheaders()), answer)
+                health.append(httpx.get(f"{url}/v2/health/live", timeout=10).status_code)
+        finally:
+            load.join()
+        assert door is not None, "no request was refused at the door with 64 requests in hand"
+        assert door[1].get("retry-after") == "1" and door[2]["field"] is None
+        assert set(health) == {200}
+        connection.request("POST", "/v1/score", body=payload, headers=headers)  # the same connection
+        reply = connection.getresponse()
+        assert reply.status == 200 and len(json.loads(reply.read())["scores"]) == 50
+        connection.close()
 
 
 def test_sigterm_under_keep_alive_load_leaves_no_request_without_a_response(tmp_path: Path) -> None:

@@ -1,22 +1,55 @@
-"""Admission at the door: the loop-delay watch (CoDel's rule) and the large-body byte budget."""
+"""Admission at the door: the queue watch (CoDel's rule) and the large-body byte budget."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from service.http.overload import BodyBudget, LoopDelay
+import pytest
+
+from service.http.overload import BodyBudget, QueueWatch
 
 
-def test_a_standing_delay_is_overload_and_one_short_delay_ends_it() -> None:
-    watch = LoopDelay(target_s=0.05, interval_s=0.1)
-    for i in range(30):  # a burst: one late sample in a window is not a standing queue
-        watch.observe(0.2 if i % 10 == 0 else 0.001, now=i * 0.01)
+@dataclass
+class Request:
+    response_complete: bool = False
+    disconnected: bool = False
+
+
+def test_a_burst_passes_and_a_standing_queue_is_refused_until_it_drains() -> None:
+    watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=4)
+    # a burst: waits over the target for less than the interval are all admitted
+    assert not any(watch.refuse(0.2, now=0.001 * i, in_flight=50, sheddable=True) for i in range(10))
+    assert not watch.refuse(0.001, now=0.011, in_flight=50, sheddable=True)
+    # the same waits standing for the interval: overloaded, late inference requests refused at once
+    late = [watch.refuse(0.2, now=0.1 + 0.005 * i, in_flight=50, sheddable=True) for i in range(10)]
+    assert late[:4] == [False] * 4 and all(late[4:]) and watch.overloaded
+    assert not watch.refuse(0.2, now=0.2, in_flight=50, sheddable=False)  # health, metrics: never refused
+    # overloaded, a request that finds the delay under the target is admitted, the state stays
+    assert not watch.refuse(0.001, now=0.201, in_flight=50, sheddable=True) and watch.overloaded
+    assert watch.refuse(0.2, now=0.202, in_flight=50, sheddable=True)
+    # under the target for an interval: no longer overloaded
+    assert not any(watch.refuse(0.001, now=0.21 + 0.005 * i, in_flight=50, sheddable=True) for i in range(6))
     assert not watch.overloaded
-    for i in range(30, 60):  # every sample late for a whole window: overloaded
-        watch.observe(0.2, now=i * 0.01)
-    assert watch.overloaded
-    watch.observe(0.001, now=0.605)  # the loop caught up
-    assert not watch.overloaded
+    assert watch.refused == 7
+
+
+def test_the_oldest_request_in_hand_counts_and_few_requests_in_hand_are_no_queue() -> None:
+    watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=4)
+    slow, quick = Request(), Request()
+    watch.read(0.0, slow)
+    watch.read(0.09, quick)
+    assert watch.oldest_s(0.1) == 0.1
+    # new requests read at once, but the oldest in hand has been waiting: a standing queue
+    decisions = [watch.refuse(0.0, now=0.1 + 0.01 * i, in_flight=50, sheddable=True) for i in range(4)]
+    assert decisions == [False, False, True, True]
+    slow.response_complete = True
+    assert watch.oldest_s(0.14) == pytest.approx(0.05)
+    quick.disconnected = True
+    assert watch.oldest_s(0.2) == 0.0
+    # a long wait with 3 requests in hand is the machine's doing (another process), not a queue
+    other = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=4)
+    assert not any(other.refuse(1.0, now=0.01 * i, in_flight=3, sheddable=True) for i in range(20))
 
 
 def test_the_body_budget_admits_in_arrival_order_and_times_out() -> None:

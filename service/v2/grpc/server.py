@@ -152,9 +152,9 @@ class InferenceService:
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         app = self.app
-        if app.shedding:  # the event loop is behind: the same refusal as at the HTTP door
-            app.loop_delay.shed += 1
-            raise ApiError(503, "server overloaded: the event loop is behind")
+        if app.shedding:  # a standing queue: the same refusal as at the HTTP door
+            app.queue_watch.refused += 1
+            raise ApiError(503, "server overloaded: requests wait too long to be read; retry later")
         app.in_flight += 1
         try:
             models, settings = self.models, app.state.settings
