@@ -25,7 +25,10 @@ class ScoreAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         self.model = PeerModel.from_env()
 
-    def decode_request(self, request: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    # decode_request and encode_response stay unannotated on purpose: LitServe makes their annotations
+    # the endpoint's request and response models (FastAPI validation); unannotated, the body is parsed
+    # as plain JSON and the answer rendered as plain JSON, LitServe's default path.
+    def decode_request(self, request, **kwargs):
         return request
 
     def batch(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -37,7 +40,7 @@ class ScoreAPI(ls.LitAPI):
     def unbatch(self, output: list[list[Score]]) -> list[list[Score]]:
         return output
 
-    def encode_response(self, output: list[Score], **kwargs: Any) -> dict[str, Any]:
+    def encode_response(self, output, **kwargs):
         return {"scores": output}
 
 

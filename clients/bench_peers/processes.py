@@ -58,19 +58,34 @@ def label(pid: int) -> str:
     """A short name for a process: its title (Ray names its workers ``ray::ProxyActor`` and the like)
     or its command line's first words."""
     try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
-    words = [w.decode(errors="replace") for w in words if w]
+    return label_of([w.decode(errors="replace") for w in raw if w])
+
+
+def label_of(words: list[str]) -> str:
+    """``label`` of a command line."""
     if not words:
         return "?"
-    if words[0].startswith("ray::") or len(words) == 1:
+    if words[0].startswith("ray::"):  # its title names the method running now: keep the actor's name
+        return words[0].split()[0].split(".")[0][:60]
+    if len(words) == 1:
         return words[0].split()[0][:60]
     name = Path(words[0]).name
-    if name.startswith("python") and len(words) > 1:
-        rest = words[2] if words[1] == "-m" and len(words) > 2 else Path(words[1]).name
-        return f"{name} {rest}"[:60]
-    return name[:60]
+    if not name.startswith("python") or len(words) == 1:
+        return name[:60]
+    args = [w for w in words[1:] if w not in ("-B", "-u", "-E", "-s")]
+    if "-c" in args and args.index("-c") + 1 < len(args):  # multiprocessing's children: the module they start
+        code = args[args.index("-c") + 1].split()
+        rest = code[1] if len(code) > 1 and code[0] == "from" else "-c"
+    elif args and args[0] == "-m" and len(args) > 1:
+        rest = args[1]
+    else:
+        rest = Path(args[0]).name if args else ""
+    if "--service-name" in args and args.index("--service-name") + 1 < len(args):  # BentoML's workers
+        rest += f" {args[args.index('--service-name') + 1]}"
+    return f"{name} {rest}"[:60]
 
 
 @dataclass
