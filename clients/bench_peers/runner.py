@@ -7,7 +7,8 @@ size (1 and 100 candidates):
 
 - a step at a **common rate** (the same offered rate for every server): p50 / p99 and the CPU time per
   answered request of every process of the server (a peer's workers, proxies and cluster daemons
-  included), summed and per process;
+  included), summed and per process, after a short idle spell that measures what those processes
+  burn without load (reported beside it, and subtracted in ``server_cpu_us_per_request_above_idle``);
 - then ``ctr bench serve``'s sweep (clients/bench_serve.py: ``sweep``) upwards from that rate: the
   **max sustainable rate**, the best achieved rate whose step had no error and a p99 under the SLO,
   and the saturation rate (the best achieved at all).
@@ -20,6 +21,7 @@ import importlib.util
 import logging
 import os
 import platform
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -46,13 +48,16 @@ VERSIONED = ("ray", "bentoml", "litserve", "fastapi", "starlette", "uvicorn", "p
 
 @dataclass(frozen=True)
 class PeerPlan:
-    sweep: SweepPlan = field(default_factory=lambda: SweepPlan(step_s=3.0, growth=1.6, max_steps=12, refine_steps=1))
-    common_rps: dict[int, float] = field(default_factory=lambda: {100: 40.0, 1: 200.0})  # offered to every server
+    # from the common rate up by x1.6 per step: 14 steps pass 18,000 requests/s
+    sweep: SweepPlan = field(default_factory=lambda: SweepPlan(step_s=3.0, growth=1.6, max_steps=14, refine_steps=1))
+    # offered to every server, low enough for the slowest peer on the shared 2-core machine
+    common_rps: dict[int, float] = field(default_factory=lambda: {100: 20.0, 1: 40.0})
     common_s: float = 5.0  # seconds of the common-rate step
+    idle_s: float = 2.0  # seconds without load before it, to measure the server's idle CPU
 
     @classmethod
     def quick(cls) -> PeerPlan:
-        return cls(SweepPlan.quick(), {100: 5.0, 1: 20.0}, 0.6)
+        return cls(SweepPlan.quick(), {100: 5.0, 1: 20.0}, 0.6, 0.3)
 
 
 def missing_packages(peers: list[str]) -> list[str]:
@@ -108,15 +113,30 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def common_step(peer: PeerProcess, bodies: list[bytes], size: int, rate: float, seconds: float, conns: int) -> dict:
-    """One step at ``rate``: latency, and CPU per request of every process of the server."""
+def common_step(peer: PeerProcess, bodies: list[bytes], size: int, rate: float, plan: PeerPlan) -> dict[str, Any]:
+    """``plan.idle_s`` without load (what the server's processes burn doing nothing), then one step at
+    ``rate``: latency, and the CPU per answered request of every process of the server, with and
+    without its idle burn."""
+    idle_start = peer.cpu_by_process()
+    time.sleep(plan.idle_s)
     before = peer.cpu_by_process()
-    result = asyncio.run(run_load("127.0.0.1", peer.port, "/v1/score", bodies, rate, seconds, connections=conns))
+    idle = {name: us / 1e6 for name, us in cpu_breakdown(idle_start, before, 1).items()}  # CPU s in idle_s
+    connections = plan.sweep.connections
+    started_at = time.perf_counter()
+    result = asyncio.run(
+        run_load("127.0.0.1", peer.port, "/v1/score", bodies, rate, plan.common_s, connections=connections)
+    )
+    elapsed = time.perf_counter() - started_at
     after = peer.cpu_by_process()
     step = result.to_dict(size)
     breakdown = cpu_breakdown(before, after, result.ok)
     step["server_cpu_us_per_request"] = round(sum(breakdown.values()), 1)
     step["cpu_us_per_request_by_process"] = breakdown
+    idle_cores = sum(idle.values()) / plan.idle_s
+    step["idle_cores"] = round(idle_cores, 3)
+    step["idle_cores_by_process"] = {name: round(s / plan.idle_s, 3) for name, s in idle.items()}
+    above = sum(breakdown.values()) - idle_cores * elapsed * 1e6 / max(result.ok, 1)
+    step["server_cpu_us_per_request_above_idle"] = round(above, 1)
     step["processes"] = len(after)
     return step
 
@@ -126,10 +146,10 @@ def measure(peer: PeerProcess, bodies: dict[int, list[bytes]], plan: PeerPlan) -
     out: dict[str, Any] = {}
     for size in SIZES:
         load_average = os.getloadavg()[0]
-        common = common_step(peer, bodies[size], size, plan.common_rps[size], plan.common_s, plan.sweep.connections)
+        common = common_step(peer, bodies[size], size, plan.common_rps[size], plan)
         case = Case(f"{peer.name}_{size}", peer.name, size, plan.common_rps[size] * plan.sweep.growth)
         swept = sweep(peer.port, peer.pid, bodies[size], case, plan.sweep, cpu=peer.cpu_seconds)
-        best = sustainable(swept["steps"], plan.sweep.slo_ms)
+        best = sustainable([common, *swept["steps"]], plan.sweep.slo_ms)
         out[str(size)] = {
             "load_average_1m_at_start": round(load_average, 2),
             "common_rate": common,
@@ -189,8 +209,8 @@ def run_peers(
 
 def table(report: dict[str, Any]) -> str:
     slo = report["plan"]["sweep"]["slo_ms"]
-    head = f"{'server':<11}{'cand':>5}{'sustain cand/s':>15}{'sat cand/s':>11}"
-    head += f"{'rate rps':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/req':>11}{'load':>6}"
+    head = f"{'server':<11}{'cand':>5}{'sustain cand/s':>15}{'sat cand/s':>11}{'rate rps':>9}{'p50 ms':>8}"
+    head += f"{'p99 ms':>8}{'CPU µs/req':>11}{'above idle':>11}{'idle cores':>11}{'load':>6}"
     rows = [head]
     for name, sizes in report["peers"].items():
         for size, figures in sizes.items():
@@ -200,6 +220,7 @@ def table(report: dict[str, Any]) -> str:
                 f"{name:<11}{size:>5}{sus if sus is not None else float('nan'):>15.0f}"
                 f"{figures['saturation_candidates_per_s']:>11.0f}{common['offered_rps']:>9.0f}"
                 f"{common['p50_ms']:>8.2f}{common['p99_ms']:>8.2f}{common['server_cpu_us_per_request']:>11.0f}"
+                f"{common['server_cpu_us_per_request_above_idle']:>11.0f}{common['idle_cores']:>11.3f}"
                 f"{figures['load_average_1m_at_start']:>6.1f}"
             )
     rows.append(f"sustainable: best achieved rate, no error, p99 <= {slo} ms; latency and CPU at the common rate")
