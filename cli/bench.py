@@ -68,7 +68,7 @@ def peers(
     plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms))
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
-    report = run_peers(repository, model, bodies, plan, chosen, out.parent / "bench_peers_logs")
+    report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
     report["command"] = "ctr bench peers" + (" --quick" if quick else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

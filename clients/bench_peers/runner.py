@@ -43,6 +43,7 @@ PEERS: dict[str, tuple[str, str]] = {
     "bentoml": ("clients.bench_peers.bentoml_app", "bentoml"),
     "litserve": ("clients.bench_peers.litserve_app", "litserve"),
 }
+LOOSER_SLOS_MS = (50.0, 100.0, 250.0)  # a shared machine's scheduling delays reach tens of ms at p99
 VERSIONED = ("ray", "bentoml", "litserve", "fastapi", "starlette", "uvicorn", "pydantic", "onnxruntime", "numpy")
 
 
@@ -154,6 +155,12 @@ def measure(peer: PeerProcess, bodies: dict[int, list[bytes]], plan: PeerPlan) -
             "load_average_1m_at_start": round(load_average, 2),
             "common_rate": common,
             "sustainable_candidates_per_s": best["candidates_per_s"] if best else None,
+            "sustainable_candidates_per_s_by_slo_ms": {  # the same steps read against looser targets
+                str(slo): (
+                    found["candidates_per_s"] if (found := sustainable([common, *swept["steps"]], slo)) else None
+                )
+                for slo in LOOSER_SLOS_MS
+            },
             "sustainable_step": best,
             "saturation_candidates_per_s": swept["candidates_per_s"],
             "saturated": swept["saturated"],
