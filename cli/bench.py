@@ -53,6 +53,9 @@ def peers(
     quick: Annotated[bool, typer.Option(help="Short steps (a smoke run, not a measurement).")] = False,
     only: Annotated[str, typer.Option("--peers", help="Comma-separated servers.")] = ",".join(PEER_NAMES),
     slo_ms: Annotated[float, typer.Option(help="p99 target of the max sustainable rate.")] = 25.0,
+    server_cpus: Annotated[
+        str | None, typer.Option(help="Cores each server is confined to (e.g. 1); the load generator gets the rest.")
+    ] = None,
 ) -> None:
     """The service beside Ray Serve, BentoML and LitServe on the same model, bodies and load (docs/serving.md)."""
     from dataclasses import replace
@@ -65,11 +68,14 @@ def peers(
     if missing := missing_packages(chosen):
         raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
     plan = PeerPlan.quick() if quick else PeerPlan()
-    plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms))
+    cpus = frozenset(int(c) for c in server_cpus.split(",")) if server_cpus else None
+    plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms), server_cpus=cpus)
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
     report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
-    report["command"] = "ctr bench peers" + (" --quick" if quick else "")
+    report["command"] = (
+        "ctr bench peers" + (" --quick" if quick else "") + (f" --server-cpus {server_cpus}" if cpus else "")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(table(report))

@@ -107,6 +107,12 @@ class PeerProcess:
         self.seen.update(found)
         return found
 
+    def pin(self, cpus: set[int]) -> None:
+        """Confine the root and every process now under it (and so what they start later) to ``cpus``."""
+        for pid in descendants(self.pid):
+            with suppress(ProcessLookupError, PermissionError):
+                os.sched_setaffinity(pid, cpus)
+
     def cpu_seconds(self) -> float | None:
         """CPU seconds of the whole tree so far (processes that already exited are not counted)."""
         found = self.cpu_by_process()

@@ -55,6 +55,8 @@ class PeerPlan:
     common_rps: dict[int, float] = field(default_factory=lambda: {100: 20.0, 1: 40.0})
     common_s: float = 5.0  # seconds of the common-rate step
     idle_s: float = 2.0  # seconds without load before it, to measure the server's idle CPU
+    # equal CPU for every server: each confined to these cores, the load generator to the others (None: free)
+    server_cpus: frozenset[int] | None = None
 
     @classmethod
     def quick(cls) -> PeerPlan:
@@ -187,6 +189,25 @@ def started(name: str, repository: Path, model: str, threads: int, ready: bytes,
         yield peer
 
 
+@contextmanager
+def pinned(peer: PeerProcess, plan: PeerPlan) -> Iterator[None]:
+    """With ``plan.server_cpus``: the server's processes on those cores, this process (the load
+    generator) on the others, until the block ends."""
+    if plan.server_cpus is None:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    client = mine - plan.server_cpus
+    if not client or not plan.server_cpus <= mine:
+        raise ValueError(f"server cores {sorted(plan.server_cpus)} must be a strict subset of {sorted(mine)}")
+    peer.pin(set(plan.server_cpus))
+    os.sched_setaffinity(0, client)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
 def run_peers(
     repository: Path,
     model: str,
@@ -202,12 +223,12 @@ def run_peers(
     results: dict[str, dict[str, Any]] = {}
     for name in peers:
         logger.info("%s: starting", name)
-        with started(name, repository, model, intra_op_threads, bodies[1][0], logs) as peer:
+        with started(name, repository, model, intra_op_threads, bodies[1][0], logs) as peer, pinned(peer, plan):
             results[name] = measure(peer, bodies, plan)
     return {
         "machine": machine(),
         "versions": versions(),
-        "plan": asdict(plan),
+        "plan": {**asdict(plan), "server_cpus": sorted(plan.server_cpus) if plan.server_cpus is not None else None},
         "model": model,
         "peers": results,
         "ratios": ratios(results),
