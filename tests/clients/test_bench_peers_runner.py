@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 
-from clients.bench_peers.processes import descendants, label, label_of
-from clients.bench_peers.runner import PEERS, cpu_breakdown, missing_packages, ratios, sustainable
+import pytest
+
+from clients.bench_peers.processes import PeerProcess, descendants, label, label_of
+from clients.bench_peers.runner import PEERS, PeerPlan, cpu_breakdown, missing_packages, pinned, ratios, sustainable
 
 
 def step(offered: float, achieved: float, p99: float, errors: int = 0, size: int = 1) -> dict:
@@ -107,3 +109,20 @@ def test_process_labels_name_what_each_process_is() -> None:
     assert label_of(spawned) == "python multiprocessing.spawn"
     assert label_of(["/venv/bin/python", "-m", "service"]) == "python service"
     assert label_of([]) == "?"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to confine a server to one of them")
+def test_pinned_confines_the_server_tree_and_frees_the_generator() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        peer = PeerProcess("sleeper", 0, child.pid)
+        with pinned(peer, PeerPlan(server_cpus=frozenset({cores[-1]}))):
+            assert os.sched_getaffinity(child.pid) == {cores[-1]}
+            assert os.sched_getaffinity(0) == set(cores[:-1])
+        assert os.sched_getaffinity(0) == set(cores)
+        with pytest.raises(ValueError, match="strict subset"), pinned(peer, PeerPlan(server_cpus=frozenset(cores))):
+            pass
+    finally:
+        child.kill()
+        child.wait()
