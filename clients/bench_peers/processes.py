@@ -108,10 +108,13 @@ class PeerProcess:
         return found
 
     def pin(self, cpus: set[int]) -> None:
-        """Confine the root and every process now under it (and so what they start later) to ``cpus``."""
+        """Confine the root and every process now under it, each of their threads (affinity is per
+        thread), and so what they start later, to ``cpus``."""
         for pid in descendants(self.pid):
-            with suppress(ProcessLookupError, PermissionError):
-                os.sched_setaffinity(pid, cpus)
+            with suppress(OSError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with suppress(ProcessLookupError, PermissionError):
+                        os.sched_setaffinity(int(tid), cpus)
 
     def cpu_seconds(self) -> float | None:
         """CPU seconds of the whole tree so far (processes that already exited are not counted)."""

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -114,11 +115,14 @@ def test_process_labels_name_what_each_process_is() -> None:
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to confine a server to one of them")
 def test_pinned_confines_the_server_tree_and_frees_the_generator() -> None:
     cores = sorted(os.sched_getaffinity(0))
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(0.5)  # its second thread is running
     try:
         peer = PeerProcess("sleeper", 0, child.pid)
         with pinned(peer, PeerPlan(server_cpus=frozenset({cores[-1]}))):
-            assert os.sched_getaffinity(child.pid) == {cores[-1]}
+            threads = [int(tid) for tid in os.listdir(f"/proc/{child.pid}/task")]
+            assert len(threads) == 2 and all(os.sched_getaffinity(tid) == {cores[-1]} for tid in threads)
             assert os.sched_getaffinity(0) == set(cores[:-1])
         assert os.sched_getaffinity(0) == set(cores)
         with pytest.raises(ValueError, match="strict subset"), pinned(peer, PeerPlan(server_cpus=frozenset(cores))):
