@@ -22,10 +22,11 @@ from training.world import World, WorldConfig
 SIZES = (1, 3, 100)
 
 
-def needs(peer: str) -> None:
+def needs(peer: str) -> pytest.MarkDecorator:
+    """Skip (before any fixture runs) unless the peer's package, from the ``bench`` extra, is installed."""
     package = PEERS[peer][1]
-    if importlib.util.find_spec(package) is None:
-        pytest.skip(f"{package} is not installed: the bench extra (pip install -e '.[bench]') is not (CI skips it)")
+    reason = f"{package} is not installed: the bench extra (pip install -e '.[bench]') is not (CI skips it)"
+    return pytest.mark.skipif(importlib.util.find_spec(package) is None, reason=reason)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,12 @@ def service_scores(world_repository: Path, bodies: list[bytes], tmp_path_factory
     return [answer["scores"] for _, answer in answers]
 
 
-@pytest.mark.parametrize("peer", ["ray_serve", "bentoml", "litserve"])
+@pytest.mark.parametrize(
+    "peer", [pytest.param(peer, marks=needs(peer)) for peer in ("ray_serve", "bentoml", "litserve")]
+)
 def test_peer_answers_the_services_scores(
     peer: str, world_repository: Path, bodies: list[bytes], service_scores: list, tmp_path: Path
 ) -> None:
-    needs(peer)
     with started(peer, world_repository, "esmm", 1, bodies[0], tmp_path) as running:
         answers = [post_json(running.port, "/v1/score", body) for body in bodies]
         seen = set(running.seen)
@@ -71,8 +73,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@needs("litserve")
 def test_bench_peers_quick(world_repository: Path, tmp_path: Path) -> None:
-    needs("litserve")
     out = tmp_path / "peers.json"
     args = ["bench", "peers", "--quick", "--peers", "service,litserve", "-r", str(world_repository), "--out", str(out)]
     result = CliRunner().invoke(app, args)
