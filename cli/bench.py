@@ -76,6 +76,46 @@ def hotpath(
     typer.echo(f"wrote {out}")
 
 
+PEER_NAMES = ("service", "ray_serve", "bentoml", "litserve")  # clients/bench_peers/runner.py: PEERS
+
+
+@bench_app.command("peers")
+def peers(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_peers.json"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
+    quick: Annotated[bool, typer.Option(help="Short steps (a smoke run, not a measurement).")] = False,
+    only: Annotated[str, typer.Option("--peers", help="Comma-separated servers.")] = ",".join(PEER_NAMES),
+    slo_ms: Annotated[float, typer.Option(help="p99 target of the max sustainable rate.")] = 25.0,
+    server_cpus: Annotated[
+        str | None, typer.Option(help="Cores each server is confined to (e.g. 1); the load generator gets the rest.")
+    ] = None,
+) -> None:
+    """The service beside Ray Serve, BentoML and LitServe on the same model, bodies and load (docs/serving.md)."""
+    from dataclasses import replace
+
+    from clients.bench_peers.runner import PeerPlan, missing_packages, run_peers, table
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    chosen = only.split(",")
+    if missing := missing_packages(chosen):
+        raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
+    plan = PeerPlan.quick() if quick else PeerPlan()
+    cpus = frozenset(int(c) for c in server_cpus.split(",")) if server_cpus else None
+    plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms), server_cpus=cpus)
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
+    report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
+    report["command"] = (
+        "ctr bench peers" + (" --quick" if quick else "") + (f" --server-cpus {server_cpus}" if cpus else "")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(table(report))
+    typer.echo(f"wrote {out}")
+
+
 HARDEN_CASES = "overload,drain,slow_clients,large_bodies"
 
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,20 +145,23 @@ def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
     raise RuntimeError(f"{kind} server not ready after 60 s")
 
 
-def sweep(port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan) -> dict[str, Any]:
+def sweep(
+    port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan, cpu: Callable[[], float | None] | None = None
+) -> dict[str, Any]:
     """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
 
-    Each step also reports the server process's CPU time per answered request, which a shared
-    machine disturbs far less than throughput or latency.
+    Each step also reports the server's CPU time per answered request (``cpu``: CPU seconds so far,
+    by default the process ``pid``'s), which a shared machine disturbs far less than throughput or latency.
     """
     steps: list[dict[str, Any]] = []
+    read_cpu = cpu or (lambda: cpu_seconds(pid))
 
     def keeps_up(rate: float) -> bool:
-        cpu_before = cpu_seconds(pid)
+        cpu_before = read_cpu()
         result: LoadResult = asyncio.run(
             run_load("127.0.0.1", port, "/v1/score", bodies, rate, plan.step_s, connections=plan.connections)
         )
-        cpu_after = cpu_seconds(pid)
+        cpu_after = read_cpu()
         step = result.to_dict(case.candidates)
         if cpu_before is not None and cpu_after is not None and result.ok:
             step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)

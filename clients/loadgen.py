@@ -80,10 +80,17 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
+    chunked = False
     for line in head.split(b"\r\n")[1:]:
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
-    if length:
+        elif line[:18].lower() == b"transfer-encoding:" and b"chunked" in line.lower():
+            chunked = True  # e.g. Ray Serve's proxy streams its answers (ctr bench peers)
+    if chunked:
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")  # the empty trailer
+    elif length:
         await reader.readexactly(length)
     return status
 

@@ -31,3 +31,40 @@ def test_histogram_percentiles_within_precision() -> None:
     histogram.merge(other)
     assert histogram.count == 10_001 and histogram.percentile(100) == 50_000.0
     assert math.isnan(LatencyHistogram().percentile(50))
+
+
+def test_chunked_answers_are_read_whole() -> None:
+    """A server that streams its answers (Transfer-Encoding: chunked, as Ray Serve's proxy does) keeps
+    its connection usable: each answer is read to its last chunk."""
+    import asyncio
+
+    from clients.loadgen import run_load
+
+    answer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n"
+        b'5\r\n{"a":\r\n4;ext=1\r\n 1}\n\r\n0\r\n\r\n'
+    )
+
+    async def scenario() -> tuple:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    break
+                length = int(
+                    next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:]
+                )
+                await reader.readexactly(length)
+                writer.write(answer)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await run_load("127.0.0.1", port, "/", [b"{}"], rate=200, duration_s=0.5, connections=2)
+        return result.ok, result.errors, result.sent
+
+    ok, errors, sent = asyncio.run(scenario())
+    assert errors == 0 and ok == sent == 100
