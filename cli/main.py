@@ -16,6 +16,7 @@ import typer
 
 from cli.auction import auction
 from cli.bench import bench_app
+from cli.docs_check import docs_check
 from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
@@ -30,6 +31,7 @@ app.add_typer(spec_app, name="spec")
 app.command()(new)
 app.command("auction")(auction)
 app.command()(prepare)
+app.command("docs-check")(docs_check)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
