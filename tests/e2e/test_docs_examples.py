@@ -83,3 +83,10 @@ def test_the_pages_examples_answer_in_the_shapes_they_show(served_repository: Pa
         assert check([page], url, served_repository, exact=False, write=True) == []
         assert check([page], url, served_repository, exact=True, write=False) == []
         assert len(extract(page)) == len(extract(ROOT / "docs" / "esam.md"))
+
+
+def test_a_retrieval_model_trains_to_the_same_weights_twice(tmp_path: Path) -> None:
+    """The pages show the default models' answers, so training is reproducible: ESAM's initial weights
+    come from its [training] seed (they came from torch's unseeded generator before)."""
+    first, second = publish_tiny_esam(tmp_path / "a" / "models"), publish_tiny_esam(tmp_path / "b" / "models")
+    assert (first / "catalog_embeddings.npy").read_bytes() == (second / "catalog_embeddings.npy").read_bytes()
