@@ -4,9 +4,10 @@ The models are trained in parallel, one ``ctr train NAME --export`` process each
 one torch thread: on the 2-core machine the three default models then take about as long as the
 slowest alone (ESMM), where one after the other with torch's default two threads they took several
 times longer (two threads spin-waiting on small matrices burn about three times the CPU of one;
-docs/results.md, "Timings"). Each process writes its log to ``WORK_DIR/NAME/prepare.log``; this
-process imports no torch and prints one progress line per phase: a line when a model starts (with
-the time it took on the 2-core machine, when known) and one when it is trained and exported.
+docs/results.md, "Timings"). The model expected to take longest keeps a core of its own (the others
+run at a lower priority). Each process writes its log to ``WORK_DIR/NAME/prepare.log``; this process
+imports no torch and prints one progress line per phase: a line when a model starts (with the time
+it took on the 2-core machine, when known), one when it is trained and one when it is exported.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import typer
 # (three processes sharing its two cores; docs/results.md "Timings"): the "~N s" of the progress lines.
 EXPECTED_S = {"ctr": 15, "esam": 30, "esmm": 60}
 THREADS_PER_MODEL = 1
+# The others run at a lower priority than the model expected to take longest, so that it keeps a core
+# of its own while they share the other: it is the one the whole command waits for.
+BACKGROUND_NICENESS = 5
 LOG_TAIL_LINES = 20
 CHECKPOINT_LINE = "checkpoint: "  # what `ctr train` prints once the checkpoint is saved (before --export)
 
@@ -50,7 +54,7 @@ def missing_models(repository: Path) -> list[str]:
     return sorted(m for m in served if not versions(repository, m))
 
 
-def _start(name: str, repository: Path, work_dir: Path) -> Job:
+def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
     log = work_dir / name / "prepare.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     threads = str(THREADS_PER_MODEL)
@@ -58,7 +62,9 @@ def _start(name: str, repository: Path, work_dir: Path) -> Job:
     command = [sys.executable, "-m", "cli.main", "train", name, "--no-progress", "--export",
                "--repository", str(repository), "--work-dir", str(work_dir)]  # fmt: skip
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(niceness)
+        )
     return Job(name, process, log, time.monotonic())
 
 
@@ -83,11 +89,12 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
     """Train and export ``names`` in parallel processes, printing a line as each starts and ends; on a
     failure the other processes are stopped and the failed one's log tail is printed (exit 1)."""
     width = max(len(n) for n in names)
+    longest = max(names, key=lambda n: EXPECTED_S.get(n, 0))
     jobs = []
     for name in names:
         expected = f" (~{EXPECTED_S[name]} s)" if name in EXPECTED_S else ""
         typer.echo(f"{step} training + exporting {name:<{width}}{expected} ... log: {work_dir / name / 'prepare.log'}")
-        jobs.append(_start(name, repository, work_dir))
+        jobs.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
     running = list(jobs)
     try:
         while running:
@@ -128,7 +135,7 @@ def prepare(
     if not missing:
         typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")
         return
-    typer.echo(f"{step} no exported version of {', '.join(missing)}: training them on the built-in world "
-               f"simulator, {len(missing)} processes in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
+    typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
+               f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
     train_in_parallel(missing, repository, work_dir, step)
     typer.echo(f"{step} done in {time.monotonic() - started:.0f} s")
