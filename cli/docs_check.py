@@ -160,12 +160,13 @@ def update(path: Path, answers: list[tuple[Example, Any]]) -> None:
     for example, answer in sorted(answers, key=lambda pair: -pair[0].answer_lines[0]):
         start, end = example.answer_lines
         indent = re.match(r"\s*", lines[start]).group(0)  # type: ignore[union-attr]
+        first = f"{indent}# " if example.style == "comment" else ""
+        # continuation lines keep the shown answer's own indentation
+        pattern = r"\s*#\s*" if example.style == "comment" else r"\s*"
+        default = f"{indent}#   " if example.style == "comment" else " "
+        follow = re.match(pattern, lines[start + 1]).group(0) if end - start > 1 else default  # type: ignore[union-attr]
         text = wrapped(answer)
-        if example.style == "comment":
-            new = [f"{indent}# {text[0]}", *(f"{indent}#   {t}" for t in text[1:])]
-        else:
-            new = [text[0], *(f" {t}" for t in text[1:])]
-        lines[start:end] = new
+        lines[start:end] = [first + text[0], *(follow + t for t in text[1:])]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -181,9 +182,11 @@ def check(files: list[Path], url: str, repository: Path, exact: bool, write: boo
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
                 problems.append(f"{example.path}:{example.line}: {error}")
                 continue
-            answers.append((example, actual))
-            if not write:
-                problems += [f"{path}:{example.line}: {d}" for d in differences(example.expected, actual, exact)]
+            found = differences(example.expected, actual, exact)
+            if write and found:
+                answers.append((example, actual))  # only answers that changed are rewritten
+            elif not write:
+                problems += [f"{path}:{example.line}: {d}" for d in found]
         if write and answers:
             update(path, answers)
     return problems
