@@ -182,7 +182,7 @@ def check(files: list[Path], url: str, repository: Path, exact: bool, write: boo
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
                 problems.append(f"{example.path}:{example.line}: {error}")
                 continue
-            found = differences(example.expected, actual, exact)
+            found = differences(example.expected, actual, exact or write)  # --update: any changed value
             if write and found:
                 answers.append((example, actual))  # only answers that changed are rewritten
             elif not write:
