@@ -24,7 +24,7 @@ install: $(VENV)/.installed-$(RUNTIME)
 # of it for modules never imported); it times each phase and prints a line for each: [1/3] install,
 # [2/3] train + export the served models that have no version (in parallel processes), [3/3] serve.
 $(VENV)/.installed-run-$(RUNTIME): pyproject.toml constraints.txt
-	@echo "[1/3] install: $(VENV) with pip install -e '.[$(RUNTIME),train]' (~60 s on 2 cores) ..."
+	@echo "[1/3] install: $(VENV) with pip install -e '.[$(RUNTIME),train]' (~20 s on 2 cores) ..."
 	@start=$$(date +%s) && \
 	if [ ! -x $(BIN)/python ]; then $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip; fi && \
 	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[$(RUNTIME),train]' && \
