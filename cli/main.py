@@ -16,9 +16,11 @@ import typer
 
 from cli.auction import auction
 from cli.bench import bench_app
+from cli.docs_check import docs_check
 from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
+from cli.prepare import prepare
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -28,6 +30,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(spec_app, name="spec")
 app.command()(new)
 app.command("auction")(auction)
+app.command()(prepare)
+app.command("docs-check")(docs_check)
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
@@ -210,29 +214,6 @@ def evaluate(
             value = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         typer.echo(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
     typer.echo(f"wrote {out}")
-
-
-@app.command()
-def prepare(
-    repository: RepositoryOption = Path("models"),
-    work_dir: WorkDirOption = Path("artifacts"),
-) -> None:
-    """Train and export each served model (the roles' and the retrieval model) that has a config but
-    no exported version yet (what `make run` does)."""
-    from common.repository import versions
-    from service.settings import Settings
-
-    settings = Settings(model_repository=repository)
-    served = set(settings.roles.values())
-    if (repository / settings.retrieval_model / "config.toml").exists():  # optional: /v1/similarity
-        served.add(settings.retrieval_model)
-    missing = sorted({m for m in served if not versions(repository, m)})
-    if not missing:
-        typer.echo(f"every served model has an exported version in {repository}")
-    for name in missing:
-        typer.echo(f"{name}: no exported version; training it on the built-in world simulator")
-        train(name, None, None, repository, work_dir, True)
-        export(name, repository, work_dir)
 
 
 @app.command()

@@ -10,7 +10,7 @@ the entire impression space, not only on clicked impressions as logs allow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -19,8 +19,9 @@ from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, read_manifest, version_dir, versions
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
-from training.model_config import ModelConfig
-from training.pipeline import world_of
+
+if TYPE_CHECKING:  # the world and the model configs need torch; scoring (run_exported) is ONNX Runtime only
+    from training.model_config import ModelConfig
 
 CHUNK_ROWS = 65_536
 
@@ -50,6 +51,8 @@ def run_exported(root: Path, name: str, table: Any, version: int | None = None) 
 
 def heldout_day(config: ModelConfig) -> Any:
     """The config's held-out world day (uniformly random display by default), as a pyarrow table."""
+    from training.pipeline import world_of
+
     data = config.data
     return world_of(config).simulate(
         days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
@@ -58,6 +61,8 @@ def heldout_day(config: ModelConfig) -> Any:
 
 def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """The report of ``ctr evaluate``: AUCs, log losses and calibration on a held-out world day."""
+    from training.model_config import ModelConfig
+
     config = ModelConfig.load(root, name)
     data = config.data
     table = heldout_day(config)
@@ -142,6 +147,8 @@ EVALUATIONS = {
 def evaluate(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """The report the model's config names (``evaluation = ...``; the world report by default)."""
     import importlib
+
+    from training.model_config import ModelConfig
 
     evaluation = ModelConfig.load(root, name).evaluation
     if evaluation not in EVALUATIONS:

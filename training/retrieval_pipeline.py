@@ -86,7 +86,7 @@ def train_retrieval(
         int(data.displayed.sum()),
         view.config.world,
     )
-    model = build_model(config.kind, data.spec, config.model)
+    model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)
     held_out = view.queries(queries_config.eval_queries, 1_000_000 + seed)
     encoded = encode_queries(data.spec, view, held_out)
@@ -144,7 +144,7 @@ def _train_on_logs(
     logger.info(
         "training %s (%s) on %d logged requests from %s", config.name, config.kind, len(data.tensors), displayed
     )
-    model = build_model(config.kind, data.spec, config.model)
+    model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)
     training = {"queries": len(data.tensors), "logs": str(displayed)}
     return _checkpoint(config, model, data.spec, metrics, data.fingerprint, training, data.catalog, data.catalog_id)

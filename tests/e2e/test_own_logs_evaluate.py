@@ -106,3 +106,17 @@ def test_no_conversions_give_null_with_a_reason(trained):
     metrics = json.loads(text)["metrics"]
     assert metrics["ctcvr_auc"]["value"] is None and "no conversions" in metrics["ctcvr_auc"]["reason"]
     assert metrics["ctr_auc"]["value"] is not None
+
+
+def test_evaluate_on_logs_imports_no_torch(trained):
+    """Scoring a held-out log is ONNX Runtime only: the command runs without importing torch."""
+    import subprocess
+    import sys
+
+    probe = ("import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+             "from cli.main import app; app(sys.argv[1:])")
+    arguments = ["evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out",
+                 str(trained / "no_torch.json"), "-r", str(trained / "models")]
+    result = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout

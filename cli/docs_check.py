@@ -1,0 +1,241 @@
+"""``ctr docs-check``: the documentation's curl examples run against a live service, answers compared.
+
+An example is a ``curl`` command in a ```sh / ```bash block of a Markdown file together with the
+answer the page shows for it: ``# {...}`` comment lines right below the command, or a ```json block
+right after the sh block (the answer of its last curl). The commands of the block before the curl
+(``ctr sample-request ... > body.json``, say) run first, in a scratch directory where ``models``
+and ``.venv`` point at the served repository and this environment, with ``localhost:8000`` rewritten to
+the service under test. A curl without a shown answer (a timing loop, say) is not an example.
+
+The answers are compared shape for shape (the same keys, list lengths and JSON types); with
+``exact``, strings must be equal and numbers equal to a relative 1e-6 as well (the default models
+train deterministically, so the page can show their values). ``--update`` writes the answers the
+service gave back into the pages instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+FENCE = re.compile(r"^```(\w*)\s*$")
+DOCUMENTED_ADDRESS = re.compile(r"\b(?:localhost|127\.0\.0\.1):8000\b")
+ANSWER_WIDTH = 100  # characters per line of a written-back answer
+RELATIVE_TOLERANCE = 1e-6
+COMMAND_TIMEOUT_S = 60
+
+
+@dataclass
+class Example:
+    path: Path
+    line: int  # 1-based line of the curl command
+    setup: list[str]  # the block's other commands before the curl (their output is not the answer)
+    command: str
+    expected: Any
+    answer_lines: tuple[int, int]  # 0-based [start, end) of the answer's lines in the file
+    style: str  # "comment" (# lines below the command) or "json" (a ```json block after the sh block)
+
+
+def _blocks(lines: list[str]) -> list[tuple[str, int, int]]:
+    """(language, first content line, end line) of each fenced block (0-based, end exclusive)."""
+    blocks, i = [], 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if match:
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+            blocks.append((match.group(1), i + 1, end))
+            i = end + 1
+        else:
+            i += 1
+    return blocks
+
+
+def extract(path: Path) -> list[Example]:
+    """The examples of one Markdown file (see the module docstring)."""
+    lines = path.read_text().splitlines()
+    blocks = _blocks(lines)
+    examples: list[Example] = []
+    for index, (language, start, end) in enumerate(blocks):
+        if language not in ("sh", "bash"):
+            continue
+        setup: list[str] = []
+        pending: tuple[int, str] | None = None  # the last curl without an answer yet
+        i = start
+        while i < end:
+            first, command = i, lines[i].rstrip()
+            while command.endswith("\\") and i + 1 < end:
+                i += 1
+                command = command[:-1].rstrip() + " " + lines[i].strip()
+            i += 1
+            if not command.strip() or command.lstrip().startswith("#"):
+                continue
+            command = command.split("  #")[0].rstrip()  # a trailing comment explains, it does not run
+            answer_start = i
+            while i < end and lines[i].lstrip().startswith("# "):
+                i += 1
+            if command.lstrip().startswith("curl "):
+                if i > answer_start:
+                    text = " ".join(line.lstrip()[2:].strip() for line in lines[answer_start:i])
+                    examples.append(Example(path, first + 1, list(setup), command, json.loads(text),
+                                            (answer_start, i), "comment"))  # fmt: skip
+                    pending = None
+                else:
+                    pending = (first, command)
+            else:
+                setup.append(command)
+        if pending is not None and index + 1 < len(blocks):
+            language_after, answer_start, answer_end = blocks[index + 1]
+            between = lines[end + 1 : answer_start - 1]
+            if language_after == "json" and not any(line.strip() for line in between):
+                text = "\n".join(lines[answer_start:answer_end])
+                examples.append(Example(path, pending[0] + 1, list(setup), pending[1], json.loads(text),
+                                        (answer_start, answer_end), "json"))  # fmt: skip
+    return examples
+
+
+def differences(expected: Any, actual: Any, exact: bool, where: str = "$") -> list[str]:
+    """Where ``actual`` departs from ``expected``: shapes always, values too when ``exact``."""
+    kinds = (type(expected) in (int, float), type(actual) in (int, float))
+    if type(expected) is not type(actual) and kinds != (True, True):
+        return [f"{where}: expected {type(expected).__name__} {expected!r}, got {type(actual).__name__} {actual!r}"]
+    if isinstance(expected, dict):
+        if set(expected) != set(actual):
+            return [f"{where}: expected keys {sorted(expected)}, got {sorted(actual)}"]
+        return [d for key in expected for d in differences(expected[key], actual[key], exact, f"{where}.{key}")]
+    if isinstance(expected, list):
+        if len(expected) != len(actual):
+            return [f"{where}: expected {len(expected)} items, got {len(actual)}"]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for d in differences(e, a, exact, f"{where}[{i}]")]  # fmt: skip
+    if not exact or expected == actual:
+        return []
+    if kinds == (True, True) and math.isclose(expected, actual, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12):
+        return []
+    return [f"{where}: expected {expected!r}, got {actual!r}"]
+
+
+def run(example: Example, url: str, repository: Path) -> Any:
+    """The example's answer from the service at ``url``: its block's setup and then its curl, in a scratch
+    directory where ``models`` is ``repository`` and ``.venv`` this environment."""
+    with tempfile.TemporaryDirectory(prefix="docs-check-") as scratch:
+        os.symlink(repository.resolve(), Path(scratch) / "models")
+        os.symlink(Path(sys.prefix), Path(scratch) / ".venv")
+        address = url.removeprefix("http://")
+        script = "\n".join(["set -e", "{", *example.setup, "true; } > /dev/null", example.command])
+        result = subprocess.run(["bash", "-c", DOCUMENTED_ADDRESS.sub(address, script)], cwd=scratch,
+                                capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"{example.path}:{example.line}: exit code {result.returncode}: {result.stderr.strip()}")
+    if not result.stdout.strip():
+        raise RuntimeError(f"{example.path}:{example.line}: no answer ({result.stderr.strip()})")
+    return json.loads(result.stdout)
+
+
+def wrapped(answer: Any, width: int = ANSWER_WIDTH) -> list[str]:
+    """Compact JSON cut after "}," / "]," so that each line stays within ``width`` where it can."""
+    pieces = re.split(r"(?<=[}\]],)", json.dumps(answer, separators=(",", ":")))
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return lines
+
+
+def update(path: Path, answers: list[tuple[Example, Any]]) -> None:
+    """Write the service's answers into ``path`` in place of the shown ones, each in its own style."""
+    lines = path.read_text().splitlines()
+    for example, answer in sorted(answers, key=lambda pair: -pair[0].answer_lines[0]):
+        start, end = example.answer_lines
+        indent = re.match(r"\s*", lines[start]).group(0)  # type: ignore[union-attr]
+        first = f"{indent}# " if example.style == "comment" else ""
+        # continuation lines keep the shown answer's own indentation
+        pattern = r"\s*#\s*" if example.style == "comment" else r"\s*"
+        default = f"{indent}#   " if example.style == "comment" else " "
+        follow = re.match(pattern, lines[start + 1]).group(0) if end - start > 1 else default  # type: ignore[union-attr]
+        text = wrapped(answer)
+        lines[start:end] = [first + text[0], *(follow + t for t in text[1:])]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def check(files: list[Path], url: str, repository: Path, exact: bool, write: bool) -> list[str]:
+    """Run every example of ``files`` against ``url``; returns the problems found (empty: all match).
+    With ``write``, the pages get the service's answers instead and only failures to run count."""
+    problems: list[str] = []
+    for path in files:
+        answers = []
+        for example in extract(path):
+            try:
+                actual = run(example, url, repository)
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
+                problems.append(f"{example.path}:{example.line}: {error}")
+                continue
+            found = differences(example.expected, actual, exact or write)  # --update: any changed value
+            if write and found:
+                answers.append((example, actual))  # only answers that changed are rewritten
+            elif not write:
+                problems += [f"{path}:{example.line}: {d}" for d in found]
+        if write and answers:
+            update(path, answers)
+    return problems
+
+
+def docs_check(
+    files: Annotated[list[Path] | None, typer.Argument(help="Markdown files (default: README.md docs/*.md).")] = None,
+    url: Annotated[str | None, typer.Option(help="A running service; default: start `ctr serve` on a free "
+                                            "loopback port over --repository.")] = None,
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The served model repository.")] = Path(
+        "models"
+    ),
+    exact: Annotated[bool, typer.Option(help="Compare values too, not only shapes (the default models).")] = True,
+    write: Annotated[bool, typer.Option("--update", help="Write the service's answers into the pages.")] = False,
+) -> None:
+    """Run the documentation's curl examples against a live service and compare the answers with the
+    ones shown (`make docs-check`); exit 1 naming each mismatch."""
+    files = files or [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
+    if url is not None:
+        problems = check(files, url, repository, exact, write)
+    else:
+        with served(repository) as started:
+            problems = check(files, started, repository, exact, write)
+    count = sum(len(extract(path)) for path in files)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{count} examples in {len(files)} files: {'written back' if write else 'the answers match'}")
+
+
+@contextmanager
+def served(repository: Path) -> Iterator[str]:
+    """``ctr serve`` over ``repository`` on a free loopback port; yields its URL once ready."""
+    import logging
+
+    from clients.service_process import free_port, stop, wait_ready
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness poll
+    port = free_port()
+    env = {**os.environ, "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port), "CTR_MODEL_REPOSITORY": str(repository),
+           "CTR_ACCESS_LOG": "false", "CTR_LOG_LEVEL": "WARNING"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="docs-check-") as scratch:
+        log = Path(scratch) / "serve.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], env=env, stdout=output,
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            wait_ready(process, f"http://127.0.0.1:{port}", log)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)

@@ -1,0 +1,141 @@
+"""``ctr prepare``: train and export every served model that has no exported version (what ``make run`` does).
+
+The models are trained in parallel, one ``ctr train NAME --export`` process each, every process with
+one torch thread: on the 2-core machine the three default models then take about as long as the
+slowest alone (ESMM), where one after the other with torch's default two threads they took several
+times longer (two threads spin-waiting on small matrices burn about three times the CPU of one;
+docs/results.md, "Timings"). The model expected to take longest keeps a core of its own (the others
+run at a lower priority). Each process writes its log to ``WORK_DIR/NAME/prepare.log``; this process
+imports no torch and prints one progress line per phase: a line when a model starts (with the time
+it took on the 2-core machine, when known), one when it is trained and one when it is exported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# Seconds each default model took to train and export with `ctr prepare` on the 2-core machine
+# (three processes sharing its two cores; docs/results.md "Timings"): the "~N s" of the progress lines.
+EXPECTED_S = {"ctr": 30, "esam": 40, "esmm": 45}
+THREADS_PER_MODEL = 1
+# The others run at a lower priority than the model expected to take longest, so that it keeps a core
+# of its own while they share the other: it is the one the whole command waits for.
+BACKGROUND_NICENESS = 5
+LOG_TAIL_LINES = 20
+CHECKPOINT_LINE = "checkpoint: "  # what `ctr train` prints once the checkpoint is saved (before --export)
+
+
+@dataclass
+class Job:
+    name: str
+    process: subprocess.Popen
+    log: Path
+    started: float
+    trained: bool = False  # its "trained in" line was printed
+
+
+def missing_models(repository: Path) -> list[str]:
+    """The served models (each role's and, when it has a config, the retrieval model) with no exported version."""
+    from common.repository import versions
+    from service.settings import Settings
+
+    settings = Settings(model_repository=repository)
+    served = set(settings.roles.values())
+    if (repository / settings.retrieval_model / "config.toml").exists():  # optional: /v1/similarity
+        served.add(settings.retrieval_model)
+    return sorted(m for m in served if not versions(repository, m))
+
+
+def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
+    log = work_dir / name / "prepare.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    threads = str(THREADS_PER_MODEL)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    command = [sys.executable, "-m", "cli.main", "train", name, "--no-progress", "--export",
+               "--repository", str(repository), "--work-dir", str(work_dir)]  # fmt: skip
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(niceness)
+        )
+    return Job(name, process, log, time.monotonic())
+
+
+def _stop(jobs: list[Job]) -> None:
+    for job in jobs:
+        if job.process.poll() is None:
+            job.process.terminate()
+    for job in jobs:
+        try:
+            job.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            job.process.kill()
+            job.process.wait()
+
+
+def _exported_version(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("exported ")]
+    return lines[-1].split(" version ")[1].split(" ")[0] if lines else "?"
+
+
+def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: str) -> None:
+    """Train and export ``names`` in parallel processes, printing a line as each starts and ends; on a
+    failure the other processes are stopped and the failed one's log tail is printed (exit 1)."""
+    width = max(len(n) for n in names)
+    longest = max(names, key=lambda n: EXPECTED_S.get(n, 0))
+    jobs = []
+    for name in names:
+        expected = f" (~{EXPECTED_S[name]} s)" if name in EXPECTED_S else ""
+        typer.echo(f"{step} training + exporting {name:<{width}}{expected} ... log: {work_dir / name / 'prepare.log'}")
+        jobs.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
+    running = list(jobs)
+    try:
+        while running:
+            time.sleep(0.2)
+            for job in running:
+                if not job.trained and CHECKPOINT_LINE in job.log.read_text(errors="replace"):
+                    job.trained = True
+                    typer.echo(f"{step} {job.name:<{width}} trained in {time.monotonic() - job.started:.0f} s; "
+                               "exporting to ONNX (parity-checked) ...")
+            for job in [j for j in running if j.process.poll() is not None]:
+                running.remove(job)
+                seconds = time.monotonic() - job.started
+                if job.process.returncode != 0:
+                    tail = job.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    typer.echo("\n".join(tail), err=True)
+                    typer.echo(f"{step} {job.name} failed after {seconds:.0f} s (exit code "
+                               f"{job.process.returncode}); its log: {job.log}", err=True)  # fmt: skip
+                    raise typer.Exit(1)
+                version = _exported_version(job.log)
+                typer.echo(f"{step} {job.name:<{width}} done in {seconds:.0f} s: exported as version {version}")
+    finally:
+        _stop(running)
+
+
+def prepare(
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")] = Path(
+        "models"
+    ),
+    work_dir: Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")] = Path(
+        "artifacts"
+    ),
+    step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
+) -> None:
+    """Train and export each served model (the roles' and the retrieval model) that has a config but
+    no exported version yet, in parallel processes (what `make run` does)."""
+    started = time.monotonic()
+    missing = missing_models(repository)
+    if not missing:
+        typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")
+        return
+    typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
+               f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
+    train_in_parallel(missing, repository, work_dir, step)
+    typer.echo(f"{step} done in {time.monotonic() - started:.0f} s")
