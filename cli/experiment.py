@@ -59,9 +59,15 @@ def cvr(
 @experiment_app.command("cvr-diagnosis")
 def cvr_diagnosis(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/cvr_diagnosis.json"),
-    seeds: Annotated[int, typer.Option(min=1, help="Training seeds (the logs stay the model config's).")] = 1,
+    seed: Annotated[
+        list[int] | None, typer.Option(help="Training seeds (repeatable; default 0; the logs stay the config's).")
+    ] = None,
     variant: Annotated[
-        list[str] | None, typer.Option(help="Variants to run (repeatable; default all, see --help of the module).")
+        list[str] | None,
+        typer.Option(
+            help="Variants (repeatable; default all): untrained, served, 'cvr offset 0', 'oracle labels', "
+            "'epochs 3', 'learning rate 0.003'."
+        ),
     ] = None,
     days: Annotated[int | None, typer.Option(min=1, help="Days of training logs (default: the config's).")] = None,
     requests_per_day: Annotated[
@@ -82,7 +88,7 @@ def cvr_diagnosis(
             days=days,
             requests_per_day=requests_per_day,
             heldout_requests=heldout_requests,
-            seeds=list(range(seeds)),
+            seeds=seed or [0],
             variants=variant or list(VARIANTS),
         )
     except ValueError as error:
