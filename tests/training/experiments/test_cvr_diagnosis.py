@@ -17,7 +17,9 @@ from training.experiments.cvr_diagnosis import DiagnosisConfig, resolution_bound
 def tiny_repository(tmp_path):
     """models/esmm's config with tiny towers (the logs' size comes from the command line)."""
     config = (ROOT / "models" / "esmm" / "config.toml").read_text()
-    config = config.replace("embedding_dim = 18", "embedding_dim = 4").replace("hidden = [360, 200, 80]", "hidden = [8]")
+    config = config.replace("embedding_dim = 18", "embedding_dim = 4").replace(
+        "hidden = [360, 200, 80]", "hidden = [8]"
+    )
     (tmp_path / "models" / "esmm").mkdir(parents=True)
     (tmp_path / "models" / "esmm" / "config.toml").write_text(config)
     return tmp_path / "models"
