@@ -18,7 +18,9 @@ Per variant: mean pCVR / mean true CVR overall, weighted by the true CTR (what a
 and per true-CTR decile; entire-space CVR AUC; pCTR / pCTCVR against the slot-1 truth; the mean |change
 of the CVR logit| from the untrained model per decile; and the per-row gradient of the training loss
 on the CVR logit per true-CTR decile of the training rows (how much of the entire-space loss reaches
-the CVR tower where clicks are few).
+the CVR tower where clicks are few). Beside them, from the world alone, ``resolution_bound``: the mean
+pCVR / true a pCVR calibrated on clicks would serve if it resolved only the cells of a few features
+(docs/cvr.md, "Why the served pCVR is x1.6 over impressions").
 """
 
 from __future__ import annotations
