@@ -56,6 +56,50 @@ def cvr(
     typer.echo(f"{report['seconds']:.0f}s; wrote {out} and {out.with_suffix('.png')}")
 
 
+@experiment_app.command("cvr-diagnosis")
+def cvr_diagnosis(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/cvr_diagnosis.json"),
+    seed: Annotated[
+        list[int] | None, typer.Option(help="Training seeds (repeatable; default 0; the logs stay the config's).")
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Variants (repeatable; default all): untrained, served, 'cvr offset 0', 'oracle labels', "
+            "'epochs 3', 'learning rate 0.003'."
+        ),
+    ] = None,
+    days: Annotated[int | None, typer.Option(min=1, help="Days of training logs (default: the config's).")] = None,
+    requests_per_day: Annotated[
+        int | None, typer.Option(min=1, help="Training traffic (default: the config's).")
+    ] = None,
+    heldout_requests: Annotated[int, typer.Option(min=1, help="Requests of the uniform held-out day.")] = 20_000,
+    repository: Annotated[Path, typer.Option("--repository", "-r", help="Where the model configs are.")] = Path(
+        "models"
+    ),
+) -> None:
+    """Why the served pCVR over-predicts: untrained, offset, oracle-label and schedule variants of `esmm`."""
+    import json
+
+    from training.experiments.cvr_diagnosis import VARIANTS, DiagnosisConfig, format_table, run_cvr_diagnosis
+
+    try:
+        config = DiagnosisConfig(
+            days=days,
+            requests_per_day=requests_per_day,
+            heldout_requests=heldout_requests,
+            seeds=seed or [0],
+            variants=variant or list(VARIANTS),
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--variant") from error
+    report = run_cvr_diagnosis(repository, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    typer.echo(format_table(report))
+    typer.echo(f"{report['seconds']:.0f}s; wrote {out}")
+
+
 @experiment_app.command("esam")
 def esam(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/esam.json"),
