@@ -142,13 +142,14 @@ class Batcher:
     def _unbatched(self) -> bool:
         return self._worker is None or self._worker.done()  # batching off, or retired: runs of their own
 
-    def enqueue(self, inputs: Any, n_items: int, deadline: float) -> Work:
-        """Queue a request (or, unbatched, start its run); its refusal (``admit``) at once.
+    def enqueue(self, inputs: Any, n_items: int, deadline: float, admitted_at: float | None = None) -> Work:
+        """Queue a request (or, unbatched, start its run); its refusal (``admit``) at once, unless the
+        caller has just admitted it (``admitted_at``: the time ``admit`` returned, nothing queued since).
 
         Its outcome arrives on ``work.future``: the outputs, DeadlineExceeded at the deadline, or the
         batch's error. A caller that stops awaiting it must ``abandon`` it.
         """
-        now = self.admit(n_items, deadline)
+        now = self.admit(n_items, deadline) if admitted_at is None else admitted_at
         loop = self._loop or asyncio.get_running_loop()
         work = Work(inputs, n_items, deadline, now, future=loop.create_future())
         if self._unbatched:

@@ -25,12 +25,12 @@ Queued = list[tuple[Hashable, Batcher, Work]]
 
 def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, deadline: float) -> Queued:
     """Each ``(key, batcher, inputs)`` queued, all before any is awaited; a refusal leaves none queued."""
-    for _, batcher, _ in requests:
-        batcher.admit(n_items, deadline)  # raises the refusal, counted on this batcher's model
+    # every refusal (counted on its own batcher's model) before anything is queued
+    admitted_at = [batcher.admit(n_items, deadline) for _, batcher, _ in requests]
     queued: Queued = []
     try:
-        for key, batcher, inputs in requests:
-            queued.append((key, batcher, batcher.enqueue(inputs, n_items, deadline)))
+        for (key, batcher, inputs), now in zip(requests, admitted_at, strict=True):
+            queued.append((key, batcher, batcher.enqueue(inputs, n_items, deadline, admitted_at=now)))
     except BaseException:
         abandon(queued)
         raise

@@ -47,7 +47,6 @@ class Work:
     parts: list[tuple[int, Tensors]] = field(default_factory=list)  # (first row, outputs) per finished slice
     done_items: int = 0
     settled: bool = False  # its outcome is decided (and counted in the stats), once
-    timer: asyncio.TimerHandle | None = None  # its deadline
 
 
 @dataclass(frozen=True)
