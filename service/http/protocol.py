@@ -1,8 +1,10 @@
-"""The HTTP/1.1 connection: read time-outs for slow clients, and a drain that answers every request.
+"""The HTTP/1.1 connection: read time-outs for slow clients, a drain that answers every request, and
+the news that a request's client left.
 
 uvicorn's own protocol (httptools) closes a keep-alive connection idle for ``timeout_keep_alive``, but
 not one that sends half a request and stalls: 2,000 such connections held their sockets for as long
-as the clients liked. Here every connection gets one read timer at a time:
+as the clients liked. Here every connection has one read deadline at a time (checked for all of them
+by one timer of the loop: http/read_deadlines.py):
 
 - **headers**: from the connection's start (or the end of its previous response) until its request's
   headers are complete, at most ``CTR_HEADER_TIMEOUT_S``;
@@ -19,6 +21,10 @@ and only a connection that stayed idle the whole time is closed. Under load ever
 a request within that time, so each is closed by the server right after a response, never under a
 request in flight.
 
+**A client that leaves.** Each request's scope carries a ``Departure`` (http/disconnect.py) that the
+connection tells when it is lost before the response is complete, so a request waiting for its
+batches drops its work at once, with no task of its own reading ``receive()`` to find out.
+
 **When a request arrived, and refusing it at the door.** Each request's scope carries ``RECEIVED``: when
 its first bytes reached the host, on the event loop's clock (the loop's time at the first read, less
 how long the kernel had held the socket's latest data: Linux's ``TCP_INFO``, millisecond resolution;
@@ -32,13 +38,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import struct
 from collections.abc import Callable, Collection
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.http.disconnect import DEPARTURE, Departure
 from service.http.overload import QueueWatch
+from service.http.read_deadlines import ReadDeadlines, sweep_interval
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +106,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     shed_paths: Collection[bytes] = ()  # POST paths refused when the watch says so (and any ending /infer)
     retry_after_s = 1
     on_refused: Callable[[], None] | None = None  # counts a refusal (the app's 503 metric)
+    read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._read_timer: asyncio.TimerHandle | None = None
+        self.read_due = math.inf  # when the current read phase times out (loop clock)
+        self._reading = "headers"  # which phase: headers, body or drain
+        self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
@@ -108,6 +120,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.watch is not None:
             self.watch.watch_loop(self.loop)
         super().connection_made(transport)
+        self.read_deadlines.add(self, self.loop)
         self._arm(self.header_timeout_s, "headers")
 
     def data_received(self, data: bytes) -> None:
@@ -119,10 +132,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._shed_candidate = False
         self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
+        self._departure = self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.read_deadlines.remove(self)
+        in_hand = self.cycle is not None and not self.cycle.response_complete
         super().connection_lost(exc)
+        if in_hand and self._departure is not None:
+            self._departure.leave()
 
     def on_headers_complete(self) -> None:
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
@@ -183,16 +200,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._read_timer = self.loop.call_later(seconds, self._timed_out, what)
+        self.read_due = self.loop.time() + seconds
+        self._reading = what
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.read_due = math.inf
 
-    def _timed_out(self, what: str) -> None:
-        self._read_timer = None
+    def read_timed_out(self) -> None:
+        """Called by ``read_deadlines`` once the read phase is past due."""
+        what = self._reading
         if self.transport.is_closing():
             return
         if what != "drain" and not self._dropping_body:  # a request refused at its headers was answered
@@ -214,6 +230,7 @@ def guarded_protocol(
     on_refused: Callable[[], None] | None = None,
 ) -> type[GuardedHttpProtocol]:
     """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``."""
+    interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s)
     return type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
@@ -225,5 +242,6 @@ def guarded_protocol(
             "shed_paths": frozenset(path.encode() for path in shed_paths),
             "retry_after_s": retry_after_s,
             "on_refused": staticmethod(on_refused) if on_refused is not None else None,
+            "read_deadlines": ReadDeadlines(interval_s),
         },
     )
