@@ -6,7 +6,10 @@ not one that sends half a request and stalls: 2,000 such connections held their 
 as the clients liked. Here every connection has one read deadline at a time (checked for all of them
 by one timer of the loop: http/read_deadlines.py):
 
-- **headers**: from the connection's start (or the end of its previous response) until its request's
+- **idle**: from the end of a response until the next request's first bytes, at most
+  ``CTR_KEEP_ALIVE_S``; then the connection is closed without a word (uvicorn's keep-alive time-out,
+  which armed a timer of its own per response);
+- **headers**: from the connection's start (or the next request's first bytes) until its request's
   headers are complete, at most ``CTR_HEADER_TIMEOUT_S``;
 - **body**: from the headers until the body is complete, at most ``CTR_BODY_TIMEOUT_S``.
 
@@ -126,6 +129,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
+            if self._reading == "idle":
+                self._arm(self.header_timeout_s, "headers")
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -186,9 +191,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.on_refused()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
-            self._arm(self.drain_idle_s if self._draining else self.header_timeout_s, "headers")
+        """uvicorn's, except that the wait for the next request is the connection's idle read phase
+        instead of a keep-alive timer armed per response."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request waits: start it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._draining:
+            self._arm(self.drain_idle_s, "drain")
+        else:
+            self._arm(self.timeout_keep_alive, "idle")
 
     def shutdown(self) -> None:
         """Called by the server on SIGTERM: finish the request in hand, or wait a little for one."""
@@ -211,7 +226,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         what = self._reading
         if self.transport.is_closing():
             return
-        if what != "drain" and not self._dropping_body:  # a request refused at its headers was answered
+        if what not in ("idle", "drain") and not self._dropping_body:  # a refused request was answered
             in_hand = self.cycle is not None and not self.cycle.response_complete
             if not (in_hand and self.cycle.response_started):
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
@@ -224,13 +239,15 @@ def guarded_protocol(
     header_timeout_s: float,
     body_timeout_s: float,
     drain_idle_s: float,
+    keep_alive_s: float = 5.0,
     watch: QueueWatch | None = None,
     shed_paths: Collection[str] = (),
     retry_after_s: int = 1,
     on_refused: Callable[[], None] | None = None,
 ) -> type[GuardedHttpProtocol]:
-    """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``."""
-    interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s)
+    """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``
+    (whose ``timeout_keep_alive`` must be ``keep_alive_s``)."""
+    interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s, keep_alive_s)
     return type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
