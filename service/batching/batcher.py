@@ -1,8 +1,7 @@
 """Dynamic batching (DESIGN.md §5): one batcher per served model version.
 
 Requests wait in a bounded queue in front of one worker. The worker forms batches (policy.py) and
-runs each off the event loop in a thread pool with ``instances`` batches at most in flight (a further
-one only when the queue's work outlasts the wait for the running one: ``further_run_wait``). A request
+runs each off the event loop in a thread pool with ``instances`` batches at most in flight. A request
 with more items than a batch holds is split across batches and its outputs are reassembled in order.
 A full queue refuses at once (QueueFull -> 503 with Retry-After); a request past its deadline gets
 DeadlineExceeded (504); a request whose caller is cancelled (client gone) is marked abandoned and
@@ -44,16 +43,12 @@ from service.batching.policy import (
     concat_slices,
     fill_until,
     form_batch,
-    further_run_wait,
     split_outputs,
 )
 from service.http.errors import DeadlineExceeded, QueueFull
 from service.metrics import ModelStats
 
 logger = logging.getLogger(__name__)
-
-RECHECK_S = 0.001  # the shortest wait before a further run looks again at the queue
-Running = tuple[list[Slice], float, Any, float]  # batch, started, future of its outputs, expected end
 
 RunFn = Callable[[Mapping[str, np.ndarray]], Tensors]
 CollateFn = Callable[[Sequence[Slice]], Tensors]  # the batch's slices -> the model's input tensors
@@ -91,7 +86,6 @@ class Batcher:
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
-        self._running_until: list[float] = []  # when each batch now running is expected to end
         self._retired = False
         self.rate = ServiceRate()  # items per second of recent runs: the expected queue wait
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it was started on
@@ -284,15 +278,6 @@ class Batcher:
                     return
                 await self._sleep(1)
             await self._slots.acquire()
-            while self._running_until and self._pending and not self._retired:  # a further run: only if it pays
-                now = loop.time()
-                wait = further_run_wait(self._queued_items, min(self._running_until), now, self.rate, self.config)
-                if wait is None:
-                    break
-                # the queue grows as the running batch's time left shrinks: look again half-way (the loop's
-                # timers are no finer than a millisecond), or once the queue holds that much work
-                step = wait / 2 if wait > 2 * RECHECK_S else wait
-                await self._sleep(math.ceil(step / (self.rate.seconds_per_item() or step)), now + step)
             fill_by = None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
             if fill_by is not None:
                 await self._sleep(self.config.max_batch_size, fill_by)
@@ -314,13 +299,9 @@ class Batcher:
             self._settle(work, None, DeadlineExceeded())
         return batch
 
-    def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> Running:
-        """The batch handed to the model's thread: (batch, when, the future of its outputs, when it is
-        expected to end), that end listed in ``_running_until`` until the outputs are back."""
-        now = loop.time()
-        until = now + sum(s.size for s in batch) * (self.rate.seconds_per_item() or 0.0)
-        self._running_until.append(until)
-        return batch, now, loop.run_in_executor(self._executor, self._run_batch, batch), until
+    def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> tuple[list[Slice], float, Any]:
+        """The batch handed to the model's thread: (batch, when, the future of its outputs)."""
+        return batch, loop.time(), loop.run_in_executor(self._executor, self._run_batch, batch)
 
     async def _execute(self, batch: list[Slice]) -> None:
         """Run ``batch`` and answer its requests; whenever the next batch is due as one finishes, the
@@ -328,17 +309,15 @@ class Batcher:
         model waits on none of the event loop's other work between batches (at saturation it runs back
         to back). The slot is held until no batch is due."""
         loop = self._loop or asyncio.get_running_loop()
-        running: Running | None = self._launch(batch, loop)
+        running: tuple[list[Slice], float, Any] | None = self._launch(batch, loop)
         try:
             while running is not None:
-                batch, started, future, until = running
+                batch, started, future = running
                 outputs, failure = None, None
                 try:
                     outputs = await future
                 except Exception as error:
                     failure = error
-                finally:
-                    self._running_until.remove(until)
                 now = loop.time()
                 running = None
                 if self._pending and (

@@ -21,7 +21,6 @@ Tensors = dict[str, np.ndarray]
 # A request is admitted when its expected wait fits in this share of its remaining time: the estimate
 # is an average, and one that only just fits is as likely as not to end in a 504 after all
 ADMIT_WITHIN = 0.75
-FURTHER_RUN_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -114,39 +113,11 @@ class ServiceRate:
             self.items += self.weight * (items - self.items)
             self.seconds += self.weight * (seconds - self.seconds)
 
-    def seconds_per_item(self) -> float | None:
-        """Run time per item of recent runs (their fixed cost shared out); None before any run."""
-        if self.seconds <= 0.0 or self.items <= 0.0:
-            return None
-        return self.seconds / self.items
-
     def expected_wait(self, queued_items: int, instances: int) -> float | None:
         """Seconds until ``queued_items`` are through, ``instances`` runs at once; None before any run."""
         if self.seconds <= 0.0 or self.items <= 0.0:
             return None
         return queued_items * self.seconds / self.items / instances
-
-
-def further_run_wait(
-    queued_items: int, running_until: float, now: float, rate: ServiceRate, config: BatchConfig
-) -> float | None:
-    """With ``instances`` > 1 and a batch running (expected to end at ``running_until``): how long a further
-    run should wait before it takes the queue, or None to take it now.
-
-    Running the queue beside the running batch pays when its work is at least as long as the wait for that
-    batch: then both cores work for a while, and the queued requests are answered sooner. A shorter one
-    would save its requests less than that wait and cost a run's fixed overhead (a thread hop, a session
-    run, answering) for a handful of items: waiting lets the queue join the next batch, which the running
-    batch's thread takes the moment it finishes. Measured on the 2-core benchmark machine: two instances
-    without this rule ran 100-candidate requests 26% faster than one, but 1-candidate requests 8% slower.
-    """
-    per_item = rate.seconds_per_item()
-    left = running_until - now
-    if queued_items * FURTHER_RUN_SHARE >= config.max_batch_size:
-        return None
-    if per_item is None or left <= 0 or queued_items * per_item >= left:
-        return None
-    return left
 
 
 def admission(

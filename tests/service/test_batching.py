@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.batching.batcher import Batcher
-from service.batching.policy import BatchConfig, ServiceRate, Work, form_batch, further_run_wait
+from service.batching.policy import BatchConfig, Work, form_batch
 from service.http.errors import DeadlineExceeded, QueueFull
 
 
@@ -238,44 +238,5 @@ def test_a_failing_model_fails_its_batch_only() -> None:
         await batcher.retire()
         # a retired batcher still answers, one run per request
         assert (await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5))["y"].tolist() == [2.0]
-
-    run(main())
-
-
-def test_a_further_run_takes_the_queue_only_when_its_work_outlasts_the_wait() -> None:
-    rate = ServiceRate()
-    config = BatchConfig(max_batch_size=1024, instances=2)
-    assert further_run_wait(10, 5.0, 4.0, rate, config) is None  # no run measured yet: nothing to weigh
-    rate.observe(100, 0.001)  # 10 µs per item
-    assert further_run_wait(100, 1.001, 1.0, rate, config) is None  # 1 ms of work for a 1 ms wait: run it now
-    assert further_run_wait(10, 1.010, 1.0, rate, config) == pytest.approx(0.010)  # 100 µs for 10 ms: wait
-    assert further_run_wait(256, 1.010, 1.0, rate, config) is None  # a quarter of a batch runs at once
-    assert further_run_wait(10, 0.9, 1.0, rate, config) is None  # the running batch is overdue
-
-
-def test_two_instances_run_large_queues_side_by_side_and_small_ones_in_turn() -> None:
-    gate = threading.Event()
-    calls: list[int] = []
-
-    def model(inputs: dict) -> dict:
-        calls.append(len(inputs["x"]))
-        return gated(gate)(inputs)
-
-    async def main() -> None:
-        batcher = Batcher(model, BatchConfig(max_batch_size=64, max_queue_delay_us=0, instances=2))
-        batcher.rate.observe(1, 0.1)  # 0.1 s per item: the first batch runs for 0.8 s
-        batcher.start()
-        deadline = asyncio.get_running_loop().time() + 5
-        first = asyncio.ensure_future(batcher.submit({"x": np.ones((8, 1), np.float32)}, 8, deadline))
-        await asyncio.sleep(0.05)  # the first batch holds one thread
-        small = asyncio.ensure_future(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline))
-        await asyncio.sleep(0.05)
-        assert calls == [8]  # one item (0.1 s) waits for the running batch rather than taking the second thread
-        large = asyncio.ensure_future(batcher.submit({"x": np.ones((16, 1), np.float32)}, 16, deadline))
-        await asyncio.sleep(0.05)
-        assert calls == [8, 17]  # a quarter of a batch queued: it runs beside the first
-        gate.set()
-        await asyncio.gather(first, small, large)
-        await batcher.retire()
 
     run(main())
