@@ -24,6 +24,10 @@ def serve(
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
+    service_root: Annotated[
+        Path | None,
+        typer.Option(help="Serve the service cases from this checkout (e.g. an older commit's worktree)."),
+    ] = None,
 ) -> None:
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
@@ -37,8 +41,9 @@ def serve(
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
     only = set(cases.split(",")) if cases else None
-    report = run_bench(repository, model, bodies[100], bodies[1], plan, only)
+    report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
     report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
+    report["command"] += f" --service-root {service_root}" if service_root else ""
     report["command"] += f" --step-s {step_s}" if step_s else ""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -93,15 +93,23 @@ def cpu_seconds(pid: int) -> float | None:
 
 @contextmanager
 def server(
-    kind: str, repository: Path, model: str, env: dict[str, str], intra_op_threads: int = 1
+    kind: str,
+    repository: Path,
+    model: str,
+    env: dict[str, str],
+    intra_op_threads: int = 1,
+    service_root: Path | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """A server of ``kind`` on a free loopback port, until the block ends."""
+    """A server of ``kind`` on a free loopback port, until the block ends; the service's code from
+    ``service_root`` (another checkout, e.g. an older commit) where given, else this one's."""
     port = free_port()
     root = Path(__file__).resolve().parents[1]
+    if kind == "service" and service_root is not None:
+        root = service_root.resolve()
     base = {
         **os.environ,
         "PYTHONPATH": str(root),
-        "CTR_MODEL_REPOSITORY": str(repository),
+        "CTR_MODEL_REPOSITORY": str(repository.resolve()),
         "CTR_BENCH_MODEL": model,
         "CTR_CTR_MODEL": model,
         "CTR_CTCVR_MODEL": model,
@@ -263,8 +271,11 @@ def run_bench(
     bodies_1: list[bytes],
     plan: SweepPlan,
     only: set[str] | None = None,
+    service_root: Path | None = None,
 ) -> dict[str, Any]:
-    """Every case, one after another, on the same repository and bodies; the report."""
+    """Every case, one after another, on the same repository and bodies; the report. ``service_root``:
+    the service cases run another checkout's service (the same load generator and bodies: a before /
+    after comparison of the service's code alone)."""
     cases: dict[str, Any] = {}
     if only is None or "raw_ort" in only:
         cases["raw_ort"] = raw_ort(repository, model, bodies_100, max(plan.step_s, 0.5), plan.intra_op_threads)
@@ -272,7 +283,8 @@ def run_bench(
         if only is not None and case.name not in only:
             continue
         bodies = bodies_100 if case.candidates == 100 else bodies_1
-        with server(case.server, repository, model, dict(case.env), plan.intra_op_threads) as (port, pid):
+        env = dict(case.env)
+        with server(case.server, repository, model, env, plan.intra_op_threads, service_root) as (port, pid):
             cases[case.name] = sweep(port, pid, bodies, case, plan)
     cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}

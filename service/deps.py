@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for
+from service.http.disconnect import Watcher, watcher
+from service.http.protocol import RECEIVED
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
 from service.settings import Settings
@@ -32,7 +34,14 @@ async def json_body(request: Request) -> bytes:
 
 async def request_deadline(request: Request) -> float:
     """When the request must be answered (event-loop clock): the setting, or less if the client asks."""
-    return deadline_for(request.app.state.settings.request_timeout_ms, request.headers.get(TIMEOUT_HEADER))
+    return deadline_for(
+        request.app.state.settings.request_timeout_ms, request.headers.get(TIMEOUT_HEADER), request.scope.get(RECEIVED)
+    )
+
+
+async def disconnect_watcher(request: Request) -> Watcher:
+    """How the request learns that its client left (http/disconnect.py)."""
+    return watcher(request.scope, request.receive)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -40,3 +49,4 @@ ModelsDep = Annotated[ServingModels, Depends(get_models)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 JsonBody = Annotated[bytes, Depends(json_body)]
 DeadlineDep = Annotated[float, Depends(request_deadline)]
+DisconnectDep = Annotated[Watcher, Depends(disconnect_watcher)]

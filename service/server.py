@@ -50,6 +50,7 @@ def serve(settings: Settings | None = None) -> None:
         settings.header_timeout_s,
         settings.body_timeout_s,
         settings.drain_idle_s,
+        settings.keep_alive_s,
         watch=app.queue_watch,
         shed_paths=SHED_PATHS,
         retry_after_s=settings.retry_after_s,
@@ -65,6 +66,7 @@ def serve(settings: Settings | None = None) -> None:
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s,
     )
 
 

@@ -13,11 +13,9 @@ import asyncio
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from starlette.types import Receive
-
 from service.batching.batcher import Batcher
 from service.batching.policy import Tensors, Work
-from service.http.disconnect import DisconnectWatch
+from service.http.disconnect import Watcher
 from service.http.errors import ClientDisconnected
 
 Queued = list[tuple[Hashable, Batcher, Work]]
@@ -37,9 +35,10 @@ def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, dea
     return queued
 
 
-async def outcomes(queued: Queued, receive: Receive) -> dict[Hashable, Tensors]:
-    """Key -> outputs, once every queued run is done; ClientDisconnected if the client leaves first."""
-    watch = DisconnectWatch(receive, lambda: abandon(queued))
+async def outcomes(queued: Queued, watch_disconnect: Watcher) -> dict[Hashable, Tensors]:
+    """Key -> outputs, once every queued run is done; ClientDisconnected if the client leaves first
+    (``watch_disconnect``: http/disconnect.py's ``watcher``)."""
+    watch = watch_disconnect(lambda: abandon(queued))
     results = {}
     try:
         for key, _, work in queued:

@@ -50,8 +50,10 @@ def declared_length_refusal(value: bytes, max_bytes: int) -> tuple[int, str] | N
     return None
 
 
-def deadline_for(timeout_ms: float, asked: str | None) -> float:
-    """The deadline on the event loop's clock: ``timeout_ms`` from now, or the header's lower value."""
+def deadline_for(timeout_ms: float, asked: str | None, arrived: float | None = None) -> float:
+    """The deadline on the event loop's clock: ``timeout_ms`` (or the header's lower value) from when the
+    request ``arrived`` (its bytes reached the host: the scope's ``RECEIVED``, http/protocol.py) where
+    the server says, else from now."""
     if asked is not None:
         try:
             value = float(asked)
@@ -62,7 +64,8 @@ def deadline_for(timeout_ms: float, asked: str | None) -> float:
                 400, "X-Request-Timeout-Ms must be a positive number of milliseconds", "X-Request-Timeout-Ms"
             )
         timeout_ms = min(timeout_ms, value)
-    return asyncio.get_running_loop().time() + timeout_ms / 1000.0
+    start = arrived if arrived is not None else asyncio.get_running_loop().time()
+    return start + timeout_ms / 1000.0
 
 
 def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:

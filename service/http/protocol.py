@@ -1,10 +1,15 @@
-"""The HTTP/1.1 connection: read time-outs for slow clients, and a drain that answers every request.
+"""The HTTP/1.1 connection: read time-outs for slow clients, a drain that answers every request, and
+the news that a request's client left.
 
 uvicorn's own protocol (httptools) closes a keep-alive connection idle for ``timeout_keep_alive``, but
 not one that sends half a request and stalls: 2,000 such connections held their sockets for as long
-as the clients liked. Here every connection gets one read timer at a time:
+as the clients liked. Here every connection has one read deadline at a time (checked for all of them
+by one timer of the loop: http/read_deadlines.py):
 
-- **headers**: from the connection's start (or the end of its previous response) until its request's
+- **idle**: from the end of a response until the next request's first bytes, at most
+  ``CTR_KEEP_ALIVE_S``; then the connection is closed without a word (uvicorn's keep-alive time-out,
+  which armed a timer of its own per response);
+- **headers**: from the connection's start (or the next request's first bytes) until its request's
   headers are complete, at most ``CTR_HEADER_TIMEOUT_S``;
 - **body**: from the headers until the body is complete, at most ``CTR_BODY_TIMEOUT_S``.
 
@@ -19,6 +24,10 @@ and only a connection that stayed idle the whole time is closed. Under load ever
 a request within that time, so each is closed by the server right after a response, never under a
 request in flight.
 
+**A client that leaves.** Each request's scope carries a ``Departure`` (http/disconnect.py) that the
+connection tells when it is lost before the response is complete, so a request waiting for its
+batches drops its work at once, with no task of its own reading ``receive()`` to find out.
+
 **When a request arrived, and refusing it at the door.** Each request's scope carries ``RECEIVED``: when
 its first bytes reached the host, on the event loop's clock (the loop's time at the first read, less
 how long the kernel had held the socket's latest data: Linux's ``TCP_INFO``, millisecond resolution;
@@ -32,13 +41,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import struct
 from collections.abc import Callable, Collection
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.http.disconnect import DEPARTURE, Departure
 from service.http.overload import QueueWatch
+from service.http.read_deadlines import ReadDeadlines, sweep_interval
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +109,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     shed_paths: Collection[bytes] = ()  # POST paths refused when the watch says so (and any ending /infer)
     retry_after_s = 1
     on_refused: Callable[[], None] | None = None  # counts a refusal (the app's 503 metric)
+    read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._read_timer: asyncio.TimerHandle | None = None
+        self.read_due = math.inf  # when the current read phase times out (loop clock)
+        self._reading = "headers"  # which phase: headers, body or drain
+        self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
@@ -108,21 +123,28 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.watch is not None:
             self.watch.watch_loop(self.loop)
         super().connection_made(transport)
+        self.read_deadlines.add(self, self.loop)
         self._arm(self.header_timeout_s, "headers")
 
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
+            if self._reading == "idle":
+                self._arm(self.header_timeout_s, "headers")
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._shed_candidate = False
         self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
+        self._departure = self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.read_deadlines.remove(self)
+        in_hand = self.cycle is not None and not self.cycle.response_complete
         super().connection_lost(exc)
+        if in_hand and self._departure is not None:
+            self._departure.leave()
 
     def on_headers_complete(self) -> None:
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
@@ -169,9 +191,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.on_refused()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
-            self._arm(self.drain_idle_s if self._draining else self.header_timeout_s, "headers")
+        """uvicorn's, except that the wait for the next request is the connection's idle read phase
+        instead of a keep-alive timer armed per response."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request waits: start it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._draining:
+            self._arm(self.drain_idle_s, "drain")
+        else:
+            self._arm(self.timeout_keep_alive, "idle")
 
     def shutdown(self) -> None:
         """Called by the server on SIGTERM: finish the request in hand, or wait a little for one."""
@@ -183,19 +215,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._read_timer = self.loop.call_later(seconds, self._timed_out, what)
+        self.read_due = self.loop.time() + seconds
+        self._reading = what
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.read_due = math.inf
 
-    def _timed_out(self, what: str) -> None:
-        self._read_timer = None
+    def read_timed_out(self) -> None:
+        """Called by ``read_deadlines`` once the read phase is past due."""
+        what = self._reading
         if self.transport.is_closing():
             return
-        if what != "drain" and not self._dropping_body:  # a request refused at its headers was answered
+        if what not in ("idle", "drain") and not self._dropping_body:  # a refused request was answered
             in_hand = self.cycle is not None and not self.cycle.response_complete
             if not (in_hand and self.cycle.response_started):
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
@@ -208,12 +239,15 @@ def guarded_protocol(
     header_timeout_s: float,
     body_timeout_s: float,
     drain_idle_s: float,
+    keep_alive_s: float = 5.0,
     watch: QueueWatch | None = None,
     shed_paths: Collection[str] = (),
     retry_after_s: int = 1,
     on_refused: Callable[[], None] | None = None,
 ) -> type[GuardedHttpProtocol]:
-    """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``."""
+    """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``
+    (whose ``timeout_keep_alive`` must be ``keep_alive_s``)."""
+    interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s, keep_alive_s)
     return type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
@@ -225,5 +259,6 @@ def guarded_protocol(
             "shed_paths": frozenset(path.encode() for path in shed_paths),
             "retry_after_s": retry_after_s,
             "on_refused": staticmethod(on_refused) if on_refused is not None else None,
+            "read_deadlines": ReadDeadlines(interval_s),
         },
     )

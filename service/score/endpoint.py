@@ -26,10 +26,12 @@ from fastapi.responses import Response
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
-from service.deps import DeadlineDep, JsonBody
+from service.deps import DeadlineDep, DisconnectDep, JsonBody
 from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, declared_length_refusal, read_body
 from service.http.body import request_body as documented_body
+from service.http.disconnect import watcher
 from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
+from service.http.protocol import RECEIVED
 from service.metrics import Metrics
 from service.score import pipeline
 from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
@@ -67,7 +69,7 @@ class ScoreEndpoint:
                     timeout = value.decode("latin-1")
             if content_type != b"application/json":
                 check_media_type(content_type.decode("latin-1"))
-            deadline = deadline_for(settings.request_timeout_ms, timeout)
+            deadline = deadline_for(settings.request_timeout_ms, timeout, scope.get(RECEIVED))
             message = await receive()  # the whole body, almost always
             body = message.get("body", b"")
             if (
@@ -76,7 +78,7 @@ class ScoreEndpoint:
                 or len(body) > settings.max_body_bytes
             ):
                 body = await read_body(receive, settings.max_body_bytes, message)
-            body = await pipeline.respond(body, self.state.models, settings, deadline, receive)
+            body = await pipeline.respond(body, self.state.models, settings, deadline, watcher(scope, receive))
         except ApiError as error:
             status, headers = error.status, error.headers
             body = error_body(error.message, error.field)
@@ -103,11 +105,11 @@ router = APIRouter(tags=["scoring"])
     | error_responses(400, 413, 415, 422, 503, 504),
     openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE),
 )
-async def score(request: Request, body: JsonBody, deadline: DeadlineDep) -> Response:
+async def score(request: Request, body: JsonBody, deadline: DeadlineDep, disconnect: DisconnectDep) -> Response:
     """Encode the features with each role model's spec, then run the models through their batchers.
 
     The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
     """
     state = request.app.state
-    answer = await pipeline.respond(body, state.models, state.settings, deadline, request.receive)
+    answer = await pipeline.respond(body, state.models, state.settings, deadline, disconnect)
     return Response(answer, media_type="application/json")

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.types import Receive
 
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
+from service.http.disconnect import Watcher
 from service.http.errors import InputError, ModelUnavailable
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
@@ -48,16 +48,18 @@ class PreparedRequest:
         return model.encode([(self.rows, 0, self.n_candidates)])
 
 
-async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+async def respond(
+    body: bytes, models: ServingModels, settings: Settings, deadline: float, watch_disconnect: Watcher
+) -> bytes:
     """The response body for a request body, through the batchers; its work is dropped if the client
-    leaves (``receive`` says ``http.disconnect``). Raises ApiError for anything the client must fix."""
+    leaves (``watch_disconnect`` tells). Raises ApiError for anything the client must fix."""
     if len(body) <= INLINE_BODY_BYTES:
         prepared = prepare(body, models, settings)
     else:
         prepared = await asyncio.to_thread(prepare, body, models, settings)
     requests = [(model, _batcher(models, model), prepared.rows) for model in prepared.models]
     queued = client.enqueue(requests, prepared.n_candidates, deadline)
-    return render(prepared, await client.outcomes(queued, receive))
+    return render(prepared, await client.outcomes(queued, watch_disconnect))
 
 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:

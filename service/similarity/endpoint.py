@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service.deps import DeadlineDep, JsonBody, ModelsDep, SettingsDep
+from service.deps import DeadlineDep, DisconnectDep, JsonBody, ModelsDep, SettingsDep
 from service.http.body import request_body
 from service.http.errors import error_responses
 from service.similarity import pipeline
@@ -23,9 +23,9 @@ router = APIRouter(tags=["retrieval"])
     openapi_extra=request_body(SimilarityRequest, SIMILARITY_EXAMPLE),
 )
 async def similarity(
-    request: Request, body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
+    body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep, disconnect: DisconnectDep
 ) -> Response:
     """Encode the query (and items); the queries of concurrent requests are embedded by one run of the
     query tower (the retrieval model's batcher); scoring items and ranking the catalog run off the loop."""
-    content = await pipeline.respond(body, models, settings, deadline, request.receive)
+    content = await pipeline.respond(body, models, settings, deadline, disconnect)
     return Response(content, media_type="application/json")

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.types import Receive
 
 from common.encoder import FeatureEncoder, FeatureError
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
+from service.http.disconnect import Watcher
 from service.http.errors import InputError, ModelUnavailable
 from service.models.retrieval_model import EMBEDDING, RetrievalModel
 from service.models.snapshot import ServingModels
@@ -35,7 +35,9 @@ from service.settings import Settings
 BODY_KEYS = frozenset({"query", "items", "k"})
 
 
-async def respond(body: bytes, models: ServingModels, settings: Settings, deadline: float, receive: Receive) -> bytes:
+async def respond(
+    body: bytes, models: ServingModels, settings: Settings, deadline: float, watch_disconnect: Watcher
+) -> bytes:
     """The response body for a request body; ApiError for anything the client must fix."""
     model = models.retrieval
     batcher = models.batcher(model) if model is not None else None
@@ -47,7 +49,7 @@ async def respond(body: bytes, models: ServingModels, settings: Settings, deadli
     else:
         query, items, k = await asyncio.to_thread(prepare, body, model, settings)
     queued = client.enqueue([(model, batcher, query)], 1, deadline)
-    embedding = (await client.outcomes(queued, receive))[model][EMBEDDING][0]
+    embedding = (await client.outcomes(queued, watch_disconnect))[model][EMBEDDING][0]
     return await asyncio.to_thread(render, model, embedding, items, k)
 
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import DeadlineDep, ModelsDep, SettingsDep
 from service.http.body import INLINE_BODY_BYTES, check_media_type, request_body
+from service.http.disconnect import watcher
 from service.http.errors import InputError, error_responses
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
@@ -201,7 +202,8 @@ async def _infer(
         call = protocol.parse_infer(body, scoring, max_rows, json_size)
     else:
         call = await run_in_threadpool(protocol.parse_infer, body, scoring, max_rows, json_size)
-    outputs = await serving.run(models, scoring, call.inputs, call.rows, deadline, request.receive)
+    disconnect = watcher(request.scope, request.receive)
+    outputs = await serving.run(models, scoring, call.inputs, call.rows, deadline, disconnect)
     content, header_size = protocol.render_infer(scoring, call, outputs)
     if header_size is None:
         return Response(content, media_type="application/json")

@@ -4,10 +4,10 @@ running checked input tensors through that version's batcher (the one ``/v1/scor
 from __future__ import annotations
 
 import numpy as np
-from starlette.types import Receive
 
 from service.batching import client
 from service.batching.policy import Tensors
+from service.http.disconnect import Watcher
 from service.http.errors import ApiError, InputError, ModelUnavailable
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
@@ -44,17 +44,17 @@ async def run(
     inputs: dict[str, np.ndarray],
     rows: int,
     deadline: float,
-    receive: Receive | None = None,
+    watch_disconnect: Watcher | None = None,
 ) -> Tensors:
     """The model's outputs for checked inputs, through its batcher; QueueFull (503), DeadlineExceeded
-    (504), ModelUnavailable (503). With ``receive`` (HTTP) a client that disconnects abandons the work;
-    without it (gRPC) the caller's cancellation does."""
+    (504), ModelUnavailable (503). With ``watch_disconnect`` (HTTP) a client that disconnects abandons
+    the work; without it (gRPC) the caller's cancellation does."""
     batcher = models.batcher(model)
     if batcher is None:
         raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
     queued = client.enqueue([(model, batcher, inputs)], rows, deadline)
-    if receive is not None:
-        return (await client.outcomes(queued, receive))[model]
+    if watch_disconnect is not None:
+        return (await client.outcomes(queued, watch_disconnect))[model]
     try:
         return await queued[0][2].future  # type: ignore[misc]
     except BaseException:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import urllib.request
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from cli.main import app
 from clients import bench_v2
+from clients.bench_serve import server
 
 CASES = {
     "raw_ort",
@@ -42,3 +46,15 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "service_1_batched/asgi_only_1",
     }
     assert "service_1_batched" in result.output
+
+
+def test_the_service_cases_can_serve_another_checkout(world_repository: Path, tmp_path: Path) -> None:
+    """``--service-root``: the same generator against another checkout's service (a before / after run)."""
+    root = Path(__file__).resolve().parents[2]
+    other = tmp_path / "other"
+    for package in ("service", "common"):
+        shutil.copytree(root / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with server("service", world_repository, "esmm", {}, 1, other) as (port, pid):
+        assert Path(os.readlink(f"/proc/{pid}/cwd")) == other.resolve()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as response:
+            assert response.status == 200

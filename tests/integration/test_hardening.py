@@ -193,3 +193,16 @@ def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Pat
     refusals = [line for line in metrics.splitlines() if 'model="esmm_b"' in line and "failure_total" in line]
     assert any('reason="queue_full"' in line or 'reason="overloaded"' in line for line in refusals), metrics
     assert not any('model="esmm",' in line and 'reason="cancelled"' in line for line in metrics.splitlines())
+
+
+def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", keep_alive_s="0.5", access_log="false") as (url, _):
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=5)
+        for _ in range(2):  # a request on a fresh connection, then one on the kept-alive one
+            connection.request("GET", "/v2/health/live")
+            assert connection.getresponse().read() is not None
+        started = time.monotonic()
+        assert connection.sock.recv(1024) == b""  # closed by the server, no 408 or anything else written
+        assert 0.3 < time.monotonic() - started < 3.0
+        connection.close()
