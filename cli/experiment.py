@@ -65,8 +65,9 @@ def cvr_diagnosis(
     variant: Annotated[
         list[str] | None,
         typer.Option(
-            help="Variants (repeatable; default all): untrained, served, 'cvr offset 0', 'oracle labels', "
-            "'epochs 3', 'learning rate 0.003'."
+            help="Variants (repeatable; default all): served, untrained, before, 'cvr offset 0', 'oracle labels', "
+            "'epochs 2', 'epochs 3', 'learning rate 0.003', interaction, 'interaction, epochs 2', ... "
+            "(training/experiments/cvr_diagnosis.py)."
         ),
     ] = None,
     days: Annotated[int | None, typer.Option(min=1, help="Days of training logs (default: the config's).")] = None,

@@ -22,7 +22,9 @@ class Role:
 
 
 ROLES: tuple[Role, ...] = (
-    Role("ctr", ("pctr",), "ctr_model", "ctr"),  # the position-debiased adversarial CTR model
+    # debiased ESMM fills both roles: its pCTR and pCVR are fitted together, so pCTR x pCVR is calibrated
+    # (docs/cvr.md, "What the service answers"); "ctr", the adversarial CTR model, with CTR_CTR_MODEL=ctr
+    Role("ctr", ("pctr",), "ctr_model", "esmm"),
     Role("ctcvr", ("pctcvr",), "ctcvr_model", "esmm"),  # ESMM: entire-space click-and-convert
 )
 ROLE = {role.name: role for role in ROLES}

@@ -51,11 +51,13 @@ def offline_scores(root, body: dict, model: str = "esmm") -> dict[str, np.ndarra
 
 
 def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
-    """Debiased ESMM and the adversarial CTR model, trained tiny and served: every number on the wire is
-    for slot 1, pcvr is the ctcvr model's own pCVR, and pcvr * pctr = pctcvr exactly."""
+    """Debiased ESMM and the adversarial CTR model (CTR_CTR_MODEL=ctr; by default esmm fills both roles),
+    trained tiny and served: every number on the wire is for slot 1, pcvr is the ctcvr model's own pCVR,
+    and pcvr * pctr = pctcvr exactly."""
     body = sample_request(world_repository, candidates=25, seed=3)
     assert len(body["candidates"]) == 25
-    with running_server(world_repository, tmp_path / "serve.log", command=[*CLI, "serve"]) as (url, _):
+    served = running_server(world_repository, tmp_path / "serve.log", command=[*CLI, "serve"], ctr_model="ctr")
+    with served as (url, _):
         response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
         listed = {m["name"]: m for m in httpx.get(f"{url}/v1/models", timeout=30.0).json()["models"]}
     assert response.status_code == 200, response.text
@@ -92,6 +94,7 @@ def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_p
     report = json.loads(out.read_text())
     assert report["n_impressions"] == 3000 * 5 and report["heldout_policy"] == "uniform"
     assert report["models"]["ctcvr"]["name"] == "esmm" and report["models"]["ctr"]["position"]["regime"] == "slot1"
+    assert report["models"]["ctr"]["name"] == "esmm"  # the default: one model fills both roles
     assert report["pctcvr_equals_pctr_times_pcvr_max_abs"] < 1e-12
     for name in ("pctr", "pctcvr", "pcvr"):
         overall = report["overall"][name]

@@ -12,7 +12,7 @@ def test_defaults() -> None:
     settings = Settings()
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.model_repository == Path("models")
-    assert settings.roles == {"ctr": "ctr", "ctcvr": "esmm"}
+    assert settings.roles == {"ctr": "esmm", "ctcvr": "esmm"}  # one model: pCTR x pCVR fitted together
     assert settings.max_candidates == 1000
     assert settings.max_body_bytes == 4 * 1024 * 1024
     assert settings.use_cuda is True

@@ -56,8 +56,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "ESCM2-IPS": ("escm2_ips", {"position_bypass": False}),
     "ESCM2-DR": ("escm2_dr", {"position_bypass": False, "imputation": "error"}),
     # the CTR tower sees position through the bypass; served at slot 1; propensity P(click | x, position)
-    "ESMM debiased": ("esmm", {}),
-    "ESMM debiased, adversary 0.99": ("esmm", {"lam": 0.99}),
+    # (without the served interaction term, as these rows were measured: docs/cvr.md)
+    "ESMM debiased": ("esmm", {"interaction": False}),
+    "ESMM debiased, adversary 0.99": ("esmm", {"lam": 0.99, "interaction": False}),
     "IPS-CVR pos.": ("ips_cvr", {}),
     "ESCM2-IPS pos.": ("escm2_ips", {}),
     "ESCM2-DR pos., error imputation": ("escm2_dr", {"imputation": "error"}),

@@ -16,8 +16,10 @@ ablation (each tower with its own embedding table).
 in training the CTR logit also sees b, the CTR of the row's logged position, and the exported graph
 fixes b to the position-1 CTR, so pCTR and pCTCVR = pCTR * pCVR are for the top slot, while pCVR
 (position-free) is learned without the examination confounding it. Without it, pCTR learns the
-average logged position. The towers' output offsets start at the training log-odds (of the CTR and
-of the CVR of clicked rows), so the first steps fit the data instead of a constant.
+average logged position. ``interaction=True`` adds to each tower's logit an explicit user-ad
+interaction, a weighted dot product of the context and candidate embeddings (``interaction.py``).
+The towers' output offsets start at the training log-odds (of the CTR and of the CVR of clicked
+rows), so the first steps fit the data instead of a constant.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
+from training.models.interaction import CrossInteraction
 from training.models.parts import FeatureEmbedding, Tower, TowersConfig, multitask_metrics, product_bce
 from training.models.position_bypass import PositionBypass
 
@@ -39,6 +42,7 @@ class ESMMConfig(TowersConfig):
     share_embedding: bool = True  # False: ESMM-NS, one embedding table per tower
     position_bypass: bool = False  # True: the CTR tower's position bypass; pCTR / pCTCVR served for slot 1
     bypass_units: int = 1  # the bypass's hidden units (Moore et al.: 1)
+    interaction: bool = False  # True: each tower's logit adds the user-ad embedding product (interaction.py)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,16 +71,26 @@ class ESMM(nn.Module):
         self.ctr_tower = Tower(width, self.config.hidden, self.config.dropout)
         self.cvr_tower = Tower(width, self.config.hidden, self.config.dropout)
         self.bypass = PositionBypass(self.config.bypass_units) if self.config.position_bypass else None
+        cross = self.config.interaction
+        self.ctr_interaction = CrossInteraction(spec, dim) if cross else None
+        self.cvr_interaction = CrossInteraction(spec, dim) if cross else None
 
     def logits(
         self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(CTR logit, CVR logit), (B,) each; with a bypass, the CTR logit is at position CTR b (slot 1 if None)."""
-        ctr_logit = self.ctr_tower(self.ctr_embedding(categorical, numeric))  # (B,)
+        ctr_input = self.ctr_embedding(categorical, numeric)  # (B, C * D + N)
+        ctr_logit = self.ctr_tower(ctr_input) + self.cross(self.ctr_interaction, ctr_input)  # (B,)
         if self.bypass is not None:
             ctr_logit = ctr_logit + self.bypass(b, numeric.shape[0])
-        cvr_logit = self.cvr_tower(self.cvr_embedding(categorical, numeric))  # (B,)
+        cvr_input = self.cvr_embedding(categorical, numeric)
+        cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         return ctr_logit, cvr_logit
+
+    @staticmethod
+    def cross(interaction: CrossInteraction | None, embedded: torch.Tensor) -> torch.Tensor | float:
+        """A tower's interaction term for its embedded features, (B,); 0 without the interaction."""
+        return 0.0 if interaction is None else interaction(embedded)
 
     def batch_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The training logits of a minibatch: the CTR logit at each row's logged position."""

@@ -58,9 +58,11 @@ class DebiasedESMM(ESMM):
     def adversarial_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(Loss_N, Loss_B): the predictors' objective and the adversary's, from one forward pass."""
         categorical, numeric, b = batch["categorical"], batch["numeric"], batch["b"].float()
-        z = self.ctr_tower.hidden(self.ctr_embedding(categorical, numeric))  # (B, H)
-        ctr_logit = self.ctr_tower.head(z) + self.bypass(b, numeric.shape[0])  # (B,)
-        cvr_logit = self.cvr_tower(self.cvr_embedding(categorical, numeric))  # (B,)
+        ctr_input, cvr_input = self.ctr_embedding(categorical, numeric), self.cvr_embedding(categorical, numeric)
+        z = self.ctr_tower.hidden(ctr_input)  # (B, H)
+        ctr_logit = self.ctr_tower.head(z) + self.cross(self.ctr_interaction, ctr_input)  # (B,)
+        ctr_logit = ctr_logit + self.bypass(b, numeric.shape[0])
+        cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         click = batch["click"].float()
         esmm = torch.nn.functional.binary_cross_entropy_with_logits(ctr_logit, click) + product_bce(
             ctr_logit, cvr_logit, click * batch["conversion"].float()

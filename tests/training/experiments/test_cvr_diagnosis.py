@@ -45,6 +45,7 @@ def test_quick_run_writes_every_variant_and_the_bounds(tmp_path, tiny_repository
     bounds = report["resolution_bound"]
     assert bounds["none"] > 1.0  # clicks select conversions: the click-weighted CVR exceeds the mean
     assert bounds["user_id x ad_id"] == pytest.approx(1.0, abs=0.02)  # full resolution: no selection left
+    assert 1.0 < bounds["everything but the user's own latent"] < bounds["none"]  # the user's offset selects
     assert "| oracle labels |" in result.output
 
 

@@ -49,10 +49,9 @@ def test_offsets_start_at_the_training_log_odds():
     assert math.isclose(float(model.cvr_tower.mlp[-1].bias.detach()), math.log(cvr / (1 - cvr)), rel_tol=1e-5)
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.9])
-def test_debiased_esmm_trains_serves_slot_1_and_exports_without_the_adversary(lam, tmp_path):
+def trained_debiased_esmm(params: dict) -> tuple[DebiasedESMM, dict[str, torch.Tensor]]:
+    """A small debiased ESMM after 30 steps on ``logged_batch()`` (its loss checked to fall), in eval mode."""
     torch.manual_seed(0)
-    params = {**SMALL, "lam": lam}
     model = DebiasedESMM(SPEC, DebiasedESMMConfig(**params))
     data = logged_batch()
     model.fix_constants(data)
@@ -62,6 +61,13 @@ def test_debiased_esmm_trains_serves_slot_1_and_exports_without_the_adversary(la
             phase.step(data)
     assert model.loss(data).item() < first
     model.eval()
+    return model, data
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.9])
+def test_debiased_esmm_trains_serves_slot_1_and_exports_without_the_adversary(lam, tmp_path):
+    params = {**SMALL, "lam": lam}
+    model, data = trained_debiased_esmm(params)
     out = model(data["categorical"], data["numeric"])
     slot1 = model.predict_at(data["categorical"], data["numeric"], model.bypass.b_inference.expand(256))
     torch.testing.assert_close(out["pctr"], slot1)  # served at the position-1 CTR
