@@ -113,7 +113,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.read_due = math.inf  # when the current read phase times out (loop clock)
-        self._reading = "headers"  # which phase: headers, body or drain
+        self._reading = "headers"  # which phase: idle, headers, body or drain
         self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
