@@ -74,15 +74,26 @@ class QueueWatch:
         self._timer = loop.call_at(now + TICK_S, self._tick, loop, now + TICK_S)
 
     def read(self, now: float, request: Answering) -> None:
-        """An inference request was read whole at ``now``: it is in the service until answered."""
+        """An inference request was read whole at ``now``: it is in the service until answered. The
+        answered ones at the head leave first (``refuse`` asks for the oldest only with many requests in
+        hand: without this, every request answered under a light load stayed here, with its request)."""
+        self._drop_answered()
         self._in_hand.append((now, request))
+
+    @property
+    def in_hand(self) -> int:
+        """Inference requests the watch holds: those in hand, and answered ones behind an older one."""
+        return len(self._in_hand)
 
     def oldest_s(self, now: float) -> float:
         """How long the oldest inference request in hand has been in the service (0 with none)."""
+        self._drop_answered()
+        return now - self._in_hand[0][0] if self._in_hand else 0.0
+
+    def _drop_answered(self) -> None:
         in_hand = self._in_hand
         while in_hand and (in_hand[0][1].response_complete or in_hand[0][1].disconnected):
             in_hand.popleft()
-        return now - in_hand[0][0] if in_hand else 0.0
 
     def refuse(self, waited_s: float, now: float, in_flight: int, sheddable: bool) -> bool:
         """A request's headers were read at ``now`` (loop clock), ``waited_s`` after its bytes reached the

@@ -52,6 +52,17 @@ def test_the_oldest_request_in_hand_counts_and_few_requests_in_hand_are_no_queue
     assert not any(other.refuse(1.0, now=0.01 * i, in_flight=3, sheddable=True) for i in range(20))
 
 
+def test_answered_requests_leave_the_watch_whatever_the_load() -> None:
+    """With few requests in hand the watch is never asked for the oldest: it must not keep the answered."""
+    watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=16)
+    for i in range(1000):
+        request = Request()
+        watch.read(0.001 * i, request)
+        assert not watch.refuse(0.0, now=0.001 * i, in_flight=1, sheddable=True)
+        request.response_complete = True
+    assert watch.in_hand <= 1
+
+
 def test_the_body_budget_admits_in_arrival_order_and_times_out() -> None:
     async def scenario() -> list[object]:
         budget = BodyBudget(10)
