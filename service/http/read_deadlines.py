@@ -1,10 +1,10 @@
 """Read deadlines of every open connection, checked by one timer for the whole loop.
 
-Each connection has one read deadline at a time (its headers, its body, or the drain's idle wait;
-http/protocol.py). Arming an event-loop timer for each phase of each request, and cancelling it when
-the phase ends, cost ~12 µs of server CPU per 1-candidate request on the benchmark machine (three
-``call_later`` / ``cancel`` pairs, and a heap of cancelled timers the loop sweeps): about a tenth of
-everything the service does for such a request. A phase now just records when it is due, and one
+Each connection has one read deadline at a time (the keep-alive wait, its headers, its body, or the
+drain's idle wait; http/protocol.py). Arming an event-loop timer for each phase of each request and
+cancelling it when the phase ended was three or four ``call_later`` / ``cancel`` pairs per request, and
+a heap of cancelled timers for the loop to sweep (what removing them bought: docs/serving.md, "The hot
+path" and "Before and after the reorganisation"). A phase now just records when it is due, and one
 timer per loop walks the open connections every ``interval_s`` and times out those past their due
 time. A time-out fires up to ``interval_s`` late: the read time-outs are seconds long, and the interval
 a small fraction of the shortest of them.
