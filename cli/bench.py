@@ -181,3 +181,25 @@ def steps(
     for row in rows:
         typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
     typer.echo(f"wrote {out}")
+
+
+@bench_app.command("loadgen")
+def loadgen(
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_loadgen.json"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
+    rates: Annotated[str, typer.Option(help="Comma-separated offered rates, requests/s.")] = "5000,10000,20000,30000",
+    seconds: Annotated[float, typer.Option(help="Seconds of load per rate.")] = 4.0,
+    generator: Annotated[
+        Path | None, typer.Option(help="Another loadgen.py to measure (e.g. an older commit's).")
+    ] = None,
+) -> None:
+    """The load generator's own CPU per request and lag, against a constant-answer server (clients/bench_loadgen.py)."""
+    from clients import bench_loadgen as bench
+
+    offered = tuple(float(rate) for rate in rates.split(","))
+    report = {"command": "ctr bench loadgen", **bench.measure(repository, model, offered, seconds, generator)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(bench.table(report))
+    typer.echo(f"wrote {out}")

@@ -66,6 +66,10 @@ def rss_mb(pid: int) -> float:
 
 
 CONNECTIONS = 2048  # the generator's connections at most: independent clients, not a pool that queues them
+# opened before each step: clients holding persistent connections. Under overload, a connection the
+# generator opens mid-step took 25-85 ms (p50) to be ready on its own pinned core, and the 2% of
+# requests that waited for one set the refusals' p99 (docs/serving.md, "The load generator")
+WARM_CONNECTIONS = 512
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -90,7 +94,18 @@ def pinned_apart(server_pid: int) -> bool:
 def offer(port: int, body: bytes, rate: float, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
     """Offer ``rate`` requests/s open-loop for ``seconds``: the statuses clients saw, how fast the
     refusals and the answers came, the slowest of all, and how far the generator itself lagged."""
-    result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], rate, seconds, connections=connections))
+    result = asyncio.run(
+        run_load(
+            "127.0.0.1",
+            port,
+            "/v1/score",
+            [body],
+            rate,
+            seconds,
+            connections=connections,
+            warm_connections=WARM_CONNECTIONS,
+        )
+    )
     non_ok = sum(n for s, n in result.statuses.items() if s != 200)
     slowest = max(result.histogram.max_us if result.ok else 0, result.refused.max_us if non_ok else 0) / 1000
     return {

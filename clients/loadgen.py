@@ -3,10 +3,14 @@
 Send times are fixed in advance (constant spacing, or Poisson arrivals with exponential gaps) and each
 request's latency is measured from its **intended** send time, not from when a connection became
 free, so a server that stalls is charged for every request that should have gone out meanwhile
-(no coordinated omission). Requests go over persistent HTTP/1.1 connections written and read with
-asyncio streams (no HTTP client library in the measured path), at most ``connections`` of them, opened
-as requests need them. Latencies go into HDR-style histograms; so does the generator's own lag (due ->
-written), which tells a server that is slow to answer from a generator that is slow to send.
+(no coordinated omission). Requests go over persistent HTTP/1.1 connections, at most ``connections``
+of them, opened as requests need them; each is an asyncio protocol that parses its answers as the bytes
+come (no HTTP client library, stream reader, task or timer per request: send times are loop callbacks
+and one sweep finds answers overdue). The generator shares the benchmark machine's CPU with the server,
+so its own cost per request counts: with stream readers and a task per request it took 47-97 µs of CPU
+per request, now 24-67 µs (docs/serving.md, "The load generator"). Latencies go into HDR-style
+histograms; so does the generator's own lag (due -> written), which tells a server that is slow to
+answer from a generator that is slow to send.
 """
 
 from __future__ import annotations
@@ -106,120 +110,272 @@ async def run_load(
     connections: int = 64,
     timeout_s: float = 5.0,
     seed: int = 0,
+    warm_connections: int = 0,
 ) -> LoadResult:
     """Offer ``rate`` requests/s for ``duration_s``, cycling through ``bodies``, over at most
     ``connections`` connections at once.
 
     A due request takes the connection that became free last (so a server that keeps up is offered few,
-    warm connections), opens a new one while fewer than ``connections`` are open (as independent
-    clients would), and otherwise waits for one in arrival order: that wait is the generator's, not
-    the server's, and is recorded apart (``send_lag``) with its own time behind schedule.
+    warm connections), otherwise waits for one in arrival order while a new one is opened if fewer than
+    ``connections`` are open (as independent clients would): that wait is the generator's, not the
+    server's, and is recorded apart (``send_lag``) with its own time behind schedule. An answer not
+    complete ``timeout_s`` after its request was written is an error, and its connection is closed.
+
+    ``warm_connections`` are opened before the first send (clients that hold persistent connections,
+    as ad servers do): opening one is not part of any request's time then.
     """
     loop = asyncio.get_running_loop()
     payloads = [request_bytes(host, path, body) for body in bodies]
     times = schedule(rate, duration_s, arrivals, seed)
     result = LoadResult(offered_rps=len(times) / duration_s, duration_s=duration_s)
-    pool = _Pool(host, port, connections)
-    in_flight: set[asyncio.Task] = set()
-
-    async def one(intended: float, payload: bytes) -> None:
-        try:
-            stream = await pool.take()
-        except OSError:
-            result.statuses["error"] += 1
-            return
-        written = loop.time()
-        result.send_lag.record((written - intended) * 1e6)
-        reader, writer = stream
-        try:
-            writer.write(payload)
-            status = await asyncio.wait_for(_read_response(reader), timeout_s)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
-            result.statuses["error"] += 1
-            pool.discard(stream)
-            return
-        pool.give_back(stream)
-        result.statuses[status] += 1
-        if status == 200:
-            result.ok += 1
-            result.histogram.record((loop.time() - intended) * 1e6)
-        else:
-            result.refused.record((loop.time() - intended) * 1e6)
-            result.refused_after_send.record((loop.time() - written) * 1e6)
-
+    pool = _Pool(loop, host, port, connections, result)
+    await pool.warm(min(warm_connections, connections))
+    sweep = _TimeoutSweep(loop, pool, timeout_s)
     start = loop.time() + 0.01
+    dispatched = loop.create_future()
     i = 0
-    while i < len(times):
+
+    def send_due() -> None:  # a loop callback at each send time: no task or future per wake-up
+        nonlocal i, timer
         now = loop.time()
         while i < len(times) and start + times[i] <= now:
-            task = loop.create_task(one(start + times[i], payloads[i % len(payloads)]))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
+            pool.dispatch(start + times[i], payloads[i % len(payloads)])
             i += 1
-            result.sent += 1
         if i < len(times):
-            await asyncio.sleep(max(0.0, start + times[i] - loop.time()))
-    if in_flight:
-        _, late = await asyncio.wait(set(in_flight), timeout=timeout_s + 1.0)
-        if late:
-            result.statuses["unanswered"] += len(late)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-    result.elapsed_s = loop.time() - start
-    pool.close()
+            timer = loop.call_at(start + times[i], send_due)
+        elif not dispatched.done():
+            dispatched.set_result(None)
+
+    timer = loop.call_at(start, send_due)
+    try:
+        await dispatched
+        result.sent = i
+        unanswered = await pool.settled(timeout_s + 1.0)
+        if unanswered:
+            result.statuses["unanswered"] += unanswered
+        result.elapsed_s = loop.time() - start
+    finally:
+        timer.cancel()
+        sweep.stop()
+        pool.close()
     return result
 
 
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+def complete_response(buffer: bytearray) -> tuple[int, int, bool] | None:
+    """(status, length in bytes, whether the connection stays open) of the HTTP/1.1 response at the
+    start of ``buffer``, once it is all there: its body by Content-Length, or every chunk of a chunked
+    one (Ray Serve's proxy streams its answers); None while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end])
+    status = int(head[9:12])
+    length, chunked, keep_alive = 0, False, True
+    for line in head.split(b"\r\n")[1:]:
+        name = line[:18].lower()
+        if name.startswith(b"content-length:"):
+            length = int(line[15:])
+        elif name == b"transfer-encoding:" and b"chunked" in line.lower():
+            chunked = True
+        elif name.startswith(b"connection:") and b"close" in line.lower():
+            keep_alive = False
+    position = end + 4
+    if not chunked:
+        return (status, position + length, keep_alive) if len(buffer) >= position + length else None
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[position:line_end]).split(b";")[0], 16)
+        position = line_end + 2
+        if size == 0:  # the last chunk, then the empty trailer line
+            trailer_end = buffer.find(b"\r\n", position)
+            return (status, trailer_end + 2, keep_alive) if trailer_end >= 0 else None
+        position += size + 2
+        if position > len(buffer):
+            return None
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: one request at a time, its answer parsed from the bytes as they come
+    (no stream reader, no task and no timer per request: the generator's own cost per request is what
+    bounds the rate it can offer on one core)."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.request: tuple[float, float] | None = None  # (intended, written) of the request in flight
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, intended: float, written: float, payload: bytes) -> None:
+        self.request = (intended, written)
+        assert self.transport is not None
+        self.transport.write(payload)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.request is None:
+            return
+        try:
+            answer = complete_response(self.buffer)
+        except ValueError:  # not HTTP: the request fails, the connection goes
+            self.pool.failed(self)
+            return
+        if answer is not None:
+            status, length, keep_alive = answer
+            del self.buffer[:length]
+            request, self.request = self.request, None
+            if not keep_alive:  # the server closes it: never reused
+                self.transport.close()  # type: ignore[union-attr]
+            self.pool.answered(self, request, status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.lost(self)
 
 
 class _Pool:
-    """At most ``limit`` keep-alive connections: the most recently freed first, new ones on demand."""
+    """At most ``limit`` keep-alive connections: the most recently freed first, new ones on demand; the
+    outcome of every request dispatched goes into ``result``."""
 
-    def __init__(self, host: str, port: int, limit: int) -> None:
-        self.host, self.port, self.limit = host, port, limit
-        self.open = 0
-        self.idle: list[Stream] = []
-        self.waiting: deque[asyncio.Future] = deque()
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, limit: int, result: LoadResult) -> None:
+        self.loop, self.host, self.port, self.limit, self.result = loop, host, port, limit, result
+        self.open = 0  # connections open or being opened
+        self.opening = 0
+        self.idle: list[_Connection] = []
+        self.busy: set[_Connection] = set()
+        self.waiting: deque[tuple[float, bytes]] = deque()  # (intended, payload), in arrival order
+        self.unsettled = 0  # dispatched, not yet answered or failed
+        self._all_settled: asyncio.Future | None = None
+        self._openers: set[asyncio.Task] = set()
 
-    async def take(self) -> Stream:
-        while True:
-            if self.idle:
-                return self.idle.pop()
-            if self.open < self.limit:
+    def dispatch(self, intended: float, payload: bytes) -> None:
+        self.unsettled += 1
+        if self.idle and not self.waiting:
+            self._send(self.idle.pop(), intended, payload)
+            return
+        self.waiting.append((intended, payload))
+        if self.open < self.limit and self.opening < len(self.waiting):
+            self.open += 1
+            self.opening += 1
+            task = self.loop.create_task(self._open())
+            self._openers.add(task)
+            task.add_done_callback(self._openers.discard)
+
+    async def warm(self, count: int) -> None:
+        """Open ``count`` connections and keep them idle (those that fail are not retried)."""
+        opened = await asyncio.gather(
+            *(self.loop.create_connection(lambda: _Connection(self), self.host, self.port) for _ in range(count)),
+            return_exceptions=True,
+        )
+        for outcome in opened:
+            if not isinstance(outcome, BaseException):
                 self.open += 1
-                try:
-                    return await asyncio.open_connection(self.host, self.port)
-                except OSError:
-                    self.open -= 1
-                    self._hand_over(None)
-                    raise
-            freed: asyncio.Future = asyncio.get_running_loop().create_future()
-            self.waiting.append(freed)
-            stream = await freed
-            if stream is not None:
-                return stream  # else one was closed: open a new one
+                self.idle.append(outcome[1])
 
-    def give_back(self, stream: Stream) -> None:
-        if not self._hand_over(stream):
-            self.idle.append(stream)
+    async def _open(self) -> None:
+        try:
+            _, connection = await self.loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        except OSError:
+            self.opening -= 1
+            self.open -= 1
+            if self.waiting:  # the oldest waiting request fails with the connection it waited for
+                self.waiting.popleft()
+                self._settle("error")
+            return
+        self.opening -= 1
+        self._free(connection)
 
-    def discard(self, stream: Stream) -> None:
-        stream[1].close()
+    def _send(self, connection: _Connection, intended: float, payload: bytes) -> None:
+        written = self.loop.time()
+        self.result.send_lag.record((written - intended) * 1e6)
+        self.busy.add(connection)
+        connection.send(intended, written, payload)
+
+    def _free(self, connection: _Connection) -> None:
+        if self.waiting:
+            self._send(connection, *self.waiting.popleft())
+        else:
+            self.idle.append(connection)
+
+    def answered(self, connection: _Connection, request: tuple[float, float], status: int) -> None:
+        self.busy.discard(connection)
+        now = self.loop.time()
+        intended, written = request
+        result = self.result
+        if status == 200:
+            result.ok += 1
+            result.histogram.record((now - intended) * 1e6)
+        else:
+            result.refused.record((now - intended) * 1e6)
+            result.refused_after_send.record((now - written) * 1e6)
+        self._settle(status)
+        if connection.transport is not None and not connection.transport.is_closing():
+            self._free(connection)
+
+    def failed(self, connection: _Connection) -> None:
+        """The request in flight on ``connection`` failed (time-out, garbage): counted, connection closed."""
+        if connection.request is not None:
+            connection.request = None
+            self._settle("error")
+        if connection.transport is not None:
+            connection.transport.abort()
+
+    def lost(self, connection: _Connection) -> None:
         self.open -= 1
-        self._hand_over(None)
+        self.busy.discard(connection)
+        if connection in self.idle:
+            self.idle.remove(connection)
+        if connection.request is not None:  # closed under a request: it failed
+            connection.request = None
+            self._settle("error")
+        if self.waiting and self.open < self.limit and self.opening < len(self.waiting):
+            self.open += 1
+            self.opening += 1
+            task = self.loop.create_task(self._open())
+            self._openers.add(task)
+            task.add_done_callback(self._openers.discard)
 
-    def _hand_over(self, stream: Stream | None) -> bool:
-        """To the oldest waiter: a freed connection, or None (room to open one)."""
-        while self.waiting:
-            waiter = self.waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(stream)
-                return True
-        return False
+    def _settle(self, status: int | str) -> None:
+        self.result.statuses[status] += 1
+        self.unsettled -= 1
+        if not self.unsettled and self._all_settled is not None and not self._all_settled.done():
+            self._all_settled.set_result(None)
+
+    async def settled(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for every dispatched request's outcome; how many had none."""
+        if self.unsettled:
+            self._all_settled = self.loop.create_future()
+            await asyncio.wait({self._all_settled}, timeout=timeout_s)
+        return self.unsettled
 
     def close(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
+        for task in self._openers:
+            task.cancel()
+        for connection in [*self.idle, *self.busy]:
+            connection.request = None
+            if connection.transport is not None:
+                connection.transport.close()
         self.idle.clear()
+        self.busy.clear()
+
+
+class _TimeoutSweep:
+    """One timer for every request in flight: each ``timeout_s / 10`` (at most 0.1 s), a request
+    written more than ``timeout_s`` ago without a complete answer fails and its connection is closed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: _Pool, timeout_s: float) -> None:
+        self.loop, self.pool, self.timeout_s = loop, pool, timeout_s
+        self.interval_s = min(timeout_s / 10, 0.1)
+        self.handle = loop.call_later(self.interval_s, self._sweep)
+
+    def _sweep(self) -> None:
+        cutoff = self.loop.time() - self.timeout_s
+        for connection in [c for c in self.pool.busy if c.request is not None and c.request[1] < cutoff]:
+            self.pool.failed(connection)
+        self.handle = self.loop.call_later(self.interval_s, self._sweep)
+
+    def stop(self) -> None:
+        self.handle.cancel()

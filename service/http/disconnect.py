@@ -69,6 +69,7 @@ class Departure:
     def stop(self) -> None:
         self._on_gone = None
 
+
 WATCH_AFTER_S = 0.002
 
 

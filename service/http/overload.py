@@ -9,9 +9,14 @@ the connection's protocol (http/protocol.py) asks this watch, with each request'
 refuse it at once with a 503 written by the protocol itself: no request object, no task, no body parse,
 so a refusal costs a small fraction of an answer and the loop keeps up at twice its capacity.
 
-The rule is CoDel's (a standing queue, not a burst): the service's delay is the larger of how long the
-new request waited to be read (from when its bytes reached the host) and how long the oldest inference
-request in hand has been in the service since it was read whole. Once that delay has stayed above
+The rule is CoDel's (a standing queue, not a burst): the service's delay is the largest of how long the
+new request waited to be read (from when its bytes reached the host), how long the oldest inference
+request in hand has been in the service since it was read whole, and how long the requests in hand
+will take at the rate the service has been answering (Little's law: requests in hand ÷ answers per
+second, smoothed over ``RATE_WINDOW_S``). The last one sees work as it is admitted, not once it has
+aged: without it, every request arriving while the oldest one was younger than the target was
+admitted, and at twice the capacity the answers took 85-150 ms at p99 behind a 25-50 ms target
+(docs/serving.md, "Hardening"). Once that delay has stayed above
 ``target_s`` for ``interval_s`` the service is overloaded, until it has stayed under the target for
 ``interval_s``; while overloaded, an inference request that finds the delay above the target is
 refused, one that finds it under is admitted. So work in hand is held near the target (bursts shorter
@@ -32,7 +37,8 @@ import asyncio
 from collections import deque
 from typing import Protocol
 
-TICK_S = 0.005  # how often the loop's own delay is sampled
+TICK_S = 0.005  # how often the loop's own delay and the answer rate are sampled
+RATE_WINDOW_S = 0.05  # the answer rate is smoothed over about this long
 INTERVAL_S = 0.02  # a delay above the target for this long is a standing queue (CoDel's interval)
 MIN_IN_FLIGHT = 16  # fewer requests in hand than this: a late request is not the service's queue
 
@@ -58,6 +64,10 @@ class QueueWatch:
         self._below_since: float | None = None  # since when it has been under
         self.loop_lag_s = 0.0  # how late the watch's own timer last ran: the loop's queueing delay
         self._timer: asyncio.TimerHandle | None = None
+        self.answered = 0  # responses completed (refusals at the door are not answers)
+        self.answer_rate = 0.0  # responses per second while requests were in hand, smoothed
+        self._answered_then = 0
+        self._sampled_at: float | None = None
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Sample the loop's own delay every ``TICK_S`` (until ``stop``), once per loop."""
@@ -71,7 +81,23 @@ class QueueWatch:
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         now = loop.time()
         self.loop_lag_s = now - due
+        self.sample_answer_rate(now)
         self._timer = loop.call_at(now + TICK_S, self._tick, loop, now + TICK_S)
+
+    def sample_answer_rate(self, now: float) -> None:
+        """Fold the answers since the last sample into ``answer_rate``; an idle stretch (no answer,
+        nothing in hand) leaves it as it was, so the next burst is judged by the rate of the last one."""
+        if self._sampled_at is not None and now > self._sampled_at:
+            answers = self.answered - self._answered_then
+            if answers or self._in_hand:
+                elapsed = now - self._sampled_at
+                weight = min(1.0, elapsed / RATE_WINDOW_S)
+                self.answer_rate += weight * (answers / elapsed - self.answer_rate)
+        self._sampled_at, self._answered_then = now, self.answered
+
+    def expected_wait_s(self, in_flight: int) -> float:
+        """How long ``in_flight`` requests take at the recent answer rate (0 before any answer)."""
+        return in_flight / self.answer_rate if self.answer_rate > 0.0 else 0.0
 
     def read(self, now: float, request: Answering) -> None:
         """An inference request was read whole at ``now``: it is in the service until answered. The
@@ -98,7 +124,9 @@ class QueueWatch:
     def refuse(self, waited_s: float, now: float, in_flight: int, sheddable: bool) -> bool:
         """A request's headers were read at ``now`` (loop clock), ``waited_s`` after its bytes reached the
         host, with ``in_flight`` requests in hand: whether to refuse it (only a ``sheddable`` one) now."""
-        late = in_flight >= self.min_in_flight and max(waited_s, self.loop_lag_s, self.oldest_s(now)) > self.target_s
+        late = in_flight >= self.min_in_flight and (
+            max(waited_s, self.loop_lag_s, self.oldest_s(now), self.expected_wait_s(in_flight)) > self.target_s
+        )
         if late:
             self._below_since = None
             if self._above_since is None:

@@ -194,6 +194,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """uvicorn's, except that the wait for the next request is the connection's idle read phase
         instead of a keep-alive timer armed per response."""
         self.server_state.total_requests += 1
+        if self.watch is not None and not isinstance(self.cycle, _Refused):
+            self.watch.answered += 1
         if self.transport.is_closing():
             return
         self.flow.resume_reading()

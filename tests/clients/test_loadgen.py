@@ -68,3 +68,94 @@ def test_chunked_answers_are_read_whole() -> None:
 
     ok, errors, sent = asyncio.run(scenario())
     assert errors == 0 and ok == sent == 100
+
+
+def test_complete_response_waits_for_every_byte() -> None:
+    from clients.loadgen import complete_response
+
+    whole = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nretry-after: 1\r\n\r\nhello"
+    for cut in range(len(whole)):
+        assert complete_response(bytearray(whole[:cut])) is None
+    assert complete_response(bytearray(whole + b"HTTP/1.1 200")) == (503, len(whole), True)
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 0\r\n\r\n"
+    assert complete_response(bytearray(closing)) == (200, len(closing), False)
+    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    for cut in range(len(chunked)):
+        assert complete_response(bytearray(chunked[:cut])) is None
+    assert complete_response(bytearray(chunked)) == (200, len(chunked), True)
+
+
+def _serve(handle_request) -> tuple:
+    """A loopback server answering each request with ``handle_request(n)`` (bytes, or None: no answer);
+    it counts the connections it accepted."""
+    import asyncio
+
+    accepted = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:])
+            await reader.readexactly(length)
+            answer = await handle_request(len(accepted))
+            if answer is None:
+                continue
+            writer.write(answer)
+            if b"connection: close" in answer.lower():
+                await writer.drain()
+                break
+        writer.close()
+
+    return handle, accepted
+
+
+def test_unanswered_requests_time_out_and_close_their_connections() -> None:
+    import asyncio
+
+    from clients.loadgen import run_load
+
+    async def never(_: int) -> None:
+        return None
+
+    async def scenario() -> tuple:
+        handle, accepted = _serve(never)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await run_load(
+                "127.0.0.1", port, "/", [b"{}"], rate=40, duration_s=0.25, connections=4, timeout_s=0.3
+            )
+        return result, len(accepted)
+
+    result, connections = asyncio.run(scenario())
+    assert result.sent == 10 and result.ok == 0
+    assert result.statuses["error"] + result.statuses["unanswered"] == 10, result.statuses
+    assert result.statuses["error"] >= 4  # each connection's request timed out, and its connection closed
+    assert connections > 4  # closed connections were replaced by new ones for the requests waiting
+
+
+def test_connection_close_answers_are_not_reused_and_waits_keep_arrival_order() -> None:
+    import asyncio
+
+    from clients.loadgen import run_load
+
+    async def slow_then_close(_: int) -> bytes:
+        await asyncio.sleep(0.02)
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+
+    async def scenario() -> tuple:
+        handle, accepted = _serve(slow_then_close)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await run_load("127.0.0.1", port, "/", [b"{}"], rate=200, duration_s=0.2, connections=2)
+        return result, len(accepted)
+
+    result, connections = asyncio.run(scenario())
+    assert result.statuses == {200: 40} and result.ok == 40
+    assert connections == 40  # one connection per request: none reused after "Connection: close"
+    assert result.send_lag.percentile(100) > 20_000  # at most 2 open: the others waited their turn

@@ -63,6 +63,32 @@ def test_answered_requests_leave_the_watch_whatever_the_load() -> None:
     assert watch.in_hand <= 1
 
 
+def test_work_in_hand_counts_at_the_rate_the_service_answers() -> None:
+    """Little's law: requests in hand ÷ the recent answer rate is a wait, seen as soon as work is admitted
+    (before any request in hand has aged past the target); an idle stretch leaves the rate as it was."""
+    watch = QueueWatch(target_s=0.025, interval_s=0.02, min_in_flight=4)
+    assert watch.expected_wait_s(100) == 0.0  # no answer yet: no rate, no estimate
+    now = 0.0
+    watch.sample_answer_rate(now)
+    for _ in range(40):  # 10 answers every 5 ms, for 200 ms: 2,000 answers per second
+        now += 0.005
+        watch.answered += 10
+        watch.sample_answer_rate(now)
+    assert watch.answer_rate == pytest.approx(2000, rel=0.02)
+    for _ in range(100):  # half a second idle: no answers, nothing in hand
+        now += 0.005
+        watch.sample_answer_rate(now)
+    assert watch.answer_rate == pytest.approx(2000, rel=0.02)
+    assert watch.expected_wait_s(30) == pytest.approx(0.015, rel=0.02)
+    # every request read at once, none in hand yet: 30 in hand is under the target, 100 (50 ms) is above
+    assert not any(watch.refuse(0.0, now=now + 0.005 * i, in_flight=30, sheddable=True) for i in range(10))
+    decisions = [watch.refuse(0.0, now=now + 0.1 + 0.005 * i, in_flight=100, sheddable=True) for i in range(10)]
+    assert decisions[:4] == [False] * 4 and all(decisions[4:]) and watch.overloaded
+    # the service answering faster (the same work in hand goes quicker): under the target again
+    watch.answer_rate = 8000.0
+    assert not watch.refuse(0.0, now=now + 0.2, in_flight=100, sheddable=True)
+
+
 def test_the_body_budget_admits_in_arrival_order_and_times_out() -> None:
     async def scenario() -> list[object]:
         budget = BodyBudget(10)
