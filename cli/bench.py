@@ -131,6 +131,12 @@ def harden(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
     cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
     seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
+    sustainable_rps: Annotated[
+        float | None, typer.Option(help="Overload: take this as the sustainable rate instead of measuring it.")
+    ] = None,
+    service_root: Annotated[
+        Path | None, typer.Option(help="Serve another checkout's service/ (e.g. an older commit), this generator.")
+    ] = None,
 ) -> None:
     """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
     import logging
@@ -143,20 +149,22 @@ def harden(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     body = json.dumps(world.sample_request(10, seed=0)).encode()
-    report: dict = {"command": "ctr bench harden", "model": model, "cases": {}}
+    command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
+    command += f" --service-root {service_root}" if service_root else ""
+    report: dict = {"command": command, "model": model, "cases": {}}
     chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in chosen:
-        with server("service", repository, model, env, 1) as (port, pid):
-            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds)
+        with server("service", repository, model, env, 1, service_root) as (port, pid):
+            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds, sustainable_rps)
     if "drain" in chosen:
-        with server("service", repository, model, env, 0) as (port, pid):
+        with server("service", repository, model, env, 0, service_root) as (port, pid):
             report["cases"]["drain"] = bench.drain(pid, port, body, clients=32, load_s=seconds / 2)
     if "slow_clients" in chosen:
-        with server("service", repository, model, env, 0) as (port, _):
+        with server("service", repository, model, env, 0, service_root) as (port, _):
             report["cases"]["slow_clients"] = bench.slow_clients(f"http://127.0.0.1:{port}", port, 2000, 40.0)
     if "large_bodies" in chosen:
-        with server("service", repository, model, env, 0) as (port, pid):
+        with server("service", repository, model, env, 0, service_root) as (port, pid):
             url = f"http://127.0.0.1:{port}"
             report["cases"]["large_bodies"] = bench.large_bodies(url, pid, model, 96, 3_900_000)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -146,13 +146,19 @@ def sustainable(port: int, body: bytes, start_rps: float, seconds: float, growth
     return best, steps
 
 
-def overload_case(port: int, pid: int, body: bytes, seconds: float) -> dict[str, Any]:
-    """The row of the issue: the sustainable rate (pinned), then twice it, then half of it."""
+def overload_case(
+    port: int, pid: int, body: bytes, seconds: float, sustainable_rps: float | None = None
+) -> dict[str, Any]:
+    """The row of the issue: the sustainable rate (pinned), then twice it, then half of it. A given
+    ``sustainable_rps`` is taken as it is (no ladder): runs of different settings at the same rates."""
     pinned = pinned_apart(pid)
     try:
         closed = closed_loop_rps(port, body, min(seconds, 3.0))
         time.sleep(1.0)
-        rate, ladder = sustainable(port, body, 0.6 * closed, seconds)
+        if sustainable_rps is None:
+            rate, ladder = sustainable(port, body, 0.6 * closed, seconds)
+        else:
+            rate, ladder = sustainable_rps, []
         steps = {}
         for name, factor in (("2x", 2.0), ("0.5x", 0.5)):
             steps[name] = offer(port, body, factor * rate, seconds)
