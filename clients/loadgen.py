@@ -7,10 +7,10 @@ free, so a server that stalls is charged for every request that should have gone
 of them, opened as requests need them; each is an asyncio protocol that parses its answers as the bytes
 come (no HTTP client library, stream reader, task or timer per request: send times are loop callbacks
 and one sweep finds answers overdue). The generator shares the benchmark machine's CPU with the server,
-so its own cost per request counts: with stream readers and a task per request it took 47-97 µs of CPU
-per request, now 24-67 µs (docs/serving.md, "The load generator"). Latencies go into HDR-style
-histograms; so does the generator's own lag (due -> written), which tells a server that is slow to
-answer from a generator that is slow to send.
+so its own cost per request counts: with stream readers and a task per request it took 33-82 µs of CPU
+per request, now 24-49 µs (``ctr bench loadgen``; docs/serving.md, "The load generator"). Latencies go
+into HDR-style histograms; so does the generator's own lag (due -> written), which tells a server that
+is slow to answer from a generator that is slow to send.
 """
 
 from __future__ import annotations
