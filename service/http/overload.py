@@ -37,7 +37,8 @@ import asyncio
 from collections import deque
 from typing import Protocol
 
-TICK_S = 0.005  # how often the loop's own delay and the answer rate are sampled
+TICK_S = 0.005  # how often the loop's own delay and the answer rate are sampled while requests are in hand
+IDLE_TICK_S = 0.05  # and with none in hand and no answer since the last sample: each wake-up costs CPU
 RATE_WINDOW_S = 0.05  # the answer rate is smoothed over about this long
 INTERVAL_S = 0.02  # a delay above the target for this long is a standing queue (CoDel's interval)
 MIN_IN_FLIGHT = 16  # fewer requests in hand than this: a late request is not the service's queue
@@ -81,8 +82,10 @@ class QueueWatch:
     def _tick(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
         now = loop.time()
         self.loop_lag_s = now - due
+        busy = self.answered != self._answered_then or bool(self._in_hand)
         self.sample_answer_rate(now)
-        self._timer = loop.call_at(now + TICK_S, self._tick, loop, now + TICK_S)
+        after = TICK_S if busy else IDLE_TICK_S  # idle, the loop's lag is not a queue's
+        self._timer = loop.call_at(now + after, self._tick, loop, now + after)
 
     def sample_answer_rate(self, now: float) -> None:
         """Fold the answers since the last sample into ``answer_rate``; an idle stretch (no answer,

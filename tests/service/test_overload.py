@@ -89,6 +89,31 @@ def test_work_in_hand_counts_at_the_rate_the_service_answers() -> None:
     assert not watch.refuse(0.0, now=now + 0.2, in_flight=100, sheddable=True)
 
 
+def test_the_watch_samples_every_5_ms_while_busy_and_every_50_ms_while_idle() -> None:
+    """Each wake-up of the loop costs CPU: an idle service samples a tenth as often."""
+
+    class CountingWatch(QueueWatch):
+        samples = 0
+
+        def sample_answer_rate(self, now: float) -> None:
+            self.samples += 1
+            super().sample_answer_rate(now)
+
+    async def scenario() -> tuple[int, int]:
+        watch = CountingWatch(target_s=0.025)
+        watch.watch_loop(asyncio.get_running_loop())
+        await asyncio.sleep(0.3)
+        idle = watch.samples
+        request = Request()
+        watch.read(0.0, request)  # one request in hand: busy
+        await asyncio.sleep(0.3)
+        watch.stop()
+        return idle, watch.samples - idle
+
+    idle, busy = asyncio.run(scenario())
+    assert idle <= 8 and busy >= 2 * max(idle, 5), (idle, busy)  # about 6 against 60 on a quiet machine
+
+
 def test_the_body_budget_admits_in_arrival_order_and_times_out() -> None:
     async def scenario() -> list[object]:
         budget = BodyBudget(10)
