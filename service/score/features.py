@@ -1,16 +1,17 @@
-"""A scoring request's feature values: gathered into columns, checked, and kept raw until their batch
-is encoded.
+"""A scoring request's feature values: gathered into columns, checked, and encoded (with their batch
+when the request is small).
 
 Features are gathered into one column per name: context values are scalars the encoder broadcasts,
 candidate values become lists with ``None`` where a candidate omits the feature. Every value is checked
 to be one its feature's encoder takes: a column at a time in C (``accepted_columns``: the set of a
 column's types, its longest string, its largest magnitude), and value by value only to name what is
 refused, so that what the checks accept always encodes. ``/v1/score`` checks every value of a request
-on the event loop but does not encode it there: the request joins its model's batcher as
-``FeatureRows``, and the batch worker encodes the rows of the batch off the event loop, the small
-requests of a batch with one ``FeatureEncoder.encode`` call (its cost is mostly per call, not per row,
-so one call per batch is what lets dynamic batching take the model's whole cost out of small
-requests), large ones with one call each (their context values looked up once).
+on the event loop; a small request joins its model's batcher as ``FeatureRows``, and the batch worker
+encodes the small requests of a batch with one ``FeatureEncoder.encode`` call (its cost is mostly per
+call, not per row, so one call per batch is what lets dynamic batching take the model's whole cost out
+of small requests); a request of ``ALONE_ROWS`` candidates or more, which gains nothing from that, is
+encoded with one call of its own (its context values looked up once) where it was checked
+(score/pipeline.py), and joins the batcher as tensors.
 
 Encoding rows together gives exactly the tensors encoding each request alone would (every value is
 encoded on its own: hashing and standardising are per value; a context value is repeated over its
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 _CATEGORICAL_TYPES = frozenset({str, int})  # exact types: bool is rejected before these checks
 _NUMERIC_TYPES = frozenset({int, float})
 _NONE_TYPE = frozenset({type(None)})
-# Requests of this many rows and more (on average in a batch) are encoded one by one and stacked: each
-# request's context is then looked up once, not once per row; smaller ones are encoded in one call
+# Requests of this many rows and more are encoded alone, where they are checked (score/pipeline.py), or,
+# in a batch averaging this many rows a request, one by one and stacked: each request's context is then
+# looked up once, not once per row; smaller ones are encoded together, with their batch, in one call
 ALONE_ROWS = 32
 _CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
 _NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE

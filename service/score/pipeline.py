@@ -2,9 +2,13 @@
 
 The body is parsed with orjson and checked by hand, without a pydantic object per candidate (those
 cost about three times the throughput); ``features.checked_rows`` checks every value against the role
-models' feature kinds, so that what it accepts always encodes. The rows stay raw and join each role
-model's batcher (one model filling both roles is run once); the batch worker encodes them with the
-rest of its batch. The answer takes each role's score (common/roles.py) and derives pCVR.
+models' feature kinds, so that what it accepts always encodes. Each role model's batcher (one model
+filling both roles is run once) gets a small request's rows raw, and its batch worker encodes them with
+the rest of its batch (one encoder call for many small requests is what lets batching take the cost of
+encoding out of them); a large one (``ALONE_ROWS`` candidates and more, which the worker would encode
+alone anyway) is encoded here, beside its checks, so the batch thread, the bottleneck at 100 candidates,
+only runs the model (`ctr bench serve --cases service_100`, four interleaved pairs: +1 to +13 %,
+docs/serving.md). The answer takes each role's score (common/roles.py) and derives pCVR.
 
 ``respond`` is ``render(prepare(...), await outcomes(enqueue(...)))``; each step is its own function.
 """
@@ -24,7 +28,7 @@ from service.http.disconnect import Watcher
 from service.http.errors import InputError, ModelUnavailable
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
-from service.score.features import FeatureRows, checked_rows
+from service.score.features import ALONE_ROWS, FeatureRows, checked_rows
 from service.settings import Settings
 
 BODY_KEYS = frozenset({"context", "candidates"})
@@ -32,16 +36,20 @@ BODY_KEYS = frozenset({"context", "candidates"})
 
 @dataclass(frozen=True)
 class PreparedRequest:
-    """A validated request: its raw feature rows and the model filling each role."""
+    """A validated request: its raw feature rows, the model filling each role, and what each model's
+    batcher is given."""
 
     n_candidates: int
     roles: dict[str, ScoringModel]  # role -> model, in ROLES order
-    rows: FeatureRows  # checked; each model's batcher encodes them with its batch
+    rows: FeatureRows  # checked
+    # distinct model -> its batch input: the rows (encoded with their batch) or, for a large request,
+    # its tensors already encoded
+    inputs: dict[ScoringModel, FeatureRows | dict[str, np.ndarray]]
 
     @property
     def models(self) -> tuple[ScoringModel, ...]:
         """The distinct models to run (one model filling two roles runs once)."""
-        return tuple(dict.fromkeys(self.roles.values()))
+        return tuple(self.inputs)
 
     def encoded(self, model: ScoringModel) -> dict[str, np.ndarray]:
         """The request's input tensors for one model, as its batch would encode them."""
@@ -57,18 +65,23 @@ async def respond(
         prepared = prepare(body, models, settings)
     else:
         prepared = await asyncio.to_thread(prepare, body, models, settings)
-    requests = [(model, _batcher(models, model), prepared.rows) for model in prepared.models]
+    requests = [(model, _batcher(models, model), inputs) for model, inputs in prepared.inputs.items()]
     queued = client.enqueue(requests, prepared.n_candidates, deadline)
     return render(prepared, await client.outcomes(queued, watch_disconnect))
 
 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
-    """Parse and check a body completely: after this, encoding and running it cannot fail on its account."""
+    """Parse and check a body completely (and encode a large one): after this, encoding and running it
+    cannot fail on its account."""
     roles = role_models(models)
     context, candidates = parse_body(body, settings.max_candidates)
     distinct = tuple(dict.fromkeys(roles.values()))
     rows = checked_rows(context, candidates, distinct, models.role_feature_kinds, settings.max_string_chars)
-    return PreparedRequest(len(candidates), roles, rows)
+    n = len(candidates)
+    inputs: dict[ScoringModel, FeatureRows | dict[str, np.ndarray]] = {
+        model: model.encode([(rows, 0, n)]) if n >= ALONE_ROWS else rows for model in distinct
+    }
+    return PreparedRequest(n, roles, rows, inputs)
 
 
 def render(prepared: PreparedRequest, outputs: dict[Any, dict[str, np.ndarray]]) -> bytes:

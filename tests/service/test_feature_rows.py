@@ -93,3 +93,26 @@ def test_large_requests_encoded_one_by_one_stack_like_the_batch(served) -> None:
         alone = np.concatenate([r.encoded(model)[name][start:stop] for r, start, stop in slices])
         assert np.array_equal(stacked[name], alone)
         assert np.array_equal(together[name][:108], alone)
+
+
+def test_large_requests_reach_the_batcher_encoded_and_small_ones_raw(served) -> None:
+    """``prepare`` encodes a request of ALONE_ROWS candidates or more (the batch thread then only runs the
+    model) and leaves a smaller one's rows to be encoded with its batch; a batch mixing the two gives
+    each request its own tensors, slices included."""
+    from service.batching.policy import Slice, Work
+    from service.score.features import ALONE_ROWS, FeatureRows
+
+    models, config = served
+    model = models.model("esmm")
+    large_body = {"context": {"user_id": "u1"}, "candidates": [{"ad_id": f"a{i}", "ad_price": i} for i in range(40)]}
+    small_body = {"context": {"user_id": "u2"}, "candidates": [{"ad_id": f"b{i}", "ad_price": 2.0} for i in range(3)]}
+    large, small = accepted([large_body, small_body], models, config)
+    assert large.n_candidates >= ALONE_ROWS > small.n_candidates
+    assert not isinstance(large.inputs[model], FeatureRows) and small.inputs[model] is small.rows
+    for name in ("categorical", "numeric"):
+        assert np.array_equal(large.inputs[model][name], large.encoded(model)[name])
+    works = [Work(r.inputs[model], r.n_candidates, deadline=1.0, enqueued=0.0) for r in (small, large, small)]
+    batch = model.collate([Slice(works[0], 0, 3), Slice(works[1], 5, 40), Slice(works[2], 1, 2)])
+    for name in ("categorical", "numeric"):
+        expected = [small.encoded(model)[name], large.encoded(model)[name][5:40], small.encoded(model)[name][1:2]]
+        assert np.array_equal(batch[name], np.concatenate(expected))
