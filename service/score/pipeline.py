@@ -7,8 +7,8 @@ filling both roles is run once) gets a small request's rows raw, and its batch w
 the rest of its batch (one encoder call for many small requests is what lets batching take the cost of
 encoding out of them); a large one (``ALONE_ROWS`` candidates and more, which the worker would encode
 alone anyway) is encoded here, beside its checks, so the batch thread, the bottleneck at 100 candidates,
-only runs the model (`ctr bench serve --cases service_100`, four interleaved pairs: +1 to +13 %,
-docs/serving.md). The answer takes each role's score (common/roles.py) and derives pCVR.
+only runs the model (`ctr bench serve --cases service_100` against the commit before, interleaved:
++1.7 and +10.7 %, docs/serving.md). The answer takes each role's score (common/roles.py) and derives pCVR.
 
 ``respond`` is ``render(prepare(...), await outcomes(enqueue(...)))``; each step is its own function.
 """
