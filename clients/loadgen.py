@@ -264,7 +264,11 @@ class _Pool:
             self._send(self.idle.pop(), intended, payload)
             return
         self.waiting.append((intended, payload))
-        if self.open < self.limit and self.opening < len(self.waiting):
+        self._open_for_waiting()
+
+    def _open_for_waiting(self) -> None:
+        """Open one more connection while requests wait, fewer are being opened than wait, and there is room."""
+        if self.waiting and self.open < self.limit and self.opening < len(self.waiting):
             self.open += 1
             self.opening += 1
             task = self.loop.create_task(self._open())
@@ -291,6 +295,7 @@ class _Pool:
             if self.waiting:  # the oldest waiting request fails with the connection it waited for
                 self.waiting.popleft()
                 self._settle("error")
+            self._open_for_waiting()  # the others try again
             return
         self.opening -= 1
         self._free(connection)
@@ -338,12 +343,7 @@ class _Pool:
         if connection.request is not None:  # closed under a request: it failed
             connection.request = None
             self._settle("error")
-        if self.waiting and self.open < self.limit and self.opening < len(self.waiting):
-            self.open += 1
-            self.opening += 1
-            task = self.loop.create_task(self._open())
-            self._openers.add(task)
-            task.add_done_callback(self._openers.discard)
+        self._open_for_waiting()
 
     def _settle(self, status: int | str) -> None:
         self.result.statuses[status] += 1

@@ -159,3 +159,17 @@ def test_connection_close_answers_are_not_reused_and_waits_keep_arrival_order() 
     assert result.statuses == {200: 40} and result.ok == 40
     assert connections == 40  # one connection per request: none reused after "Connection: close"
     assert result.send_lag.percentile(100) > 20_000  # at most 2 open: the others waited their turn
+
+
+def test_a_server_that_refuses_connections_fails_every_request_at_once() -> None:
+    """Nothing listening: each request's connection attempt fails and is counted, none waits for the end."""
+    import asyncio
+    import socket
+
+    from clients.loadgen import run_load
+
+    with socket.socket() as probe:  # a port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = asyncio.run(run_load("127.0.0.1", port, "/", [b"{}"], rate=200, duration_s=0.25, connections=2))
+    assert result.statuses == {"error": 50} and result.ok == 0  # none left "unanswered" at the end
