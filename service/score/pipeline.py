@@ -52,7 +52,11 @@ class PreparedRequest:
         return tuple(self.inputs)
 
     def encoded(self, model: ScoringModel) -> dict[str, np.ndarray]:
-        """The request's input tensors for one model, as its batch would encode them."""
+        """The request's input tensors for one model, as its batch would encode them (a large request's
+        as ``prepare`` did)."""
+        inputs = self.inputs.get(model)
+        if inputs is not None and not isinstance(inputs, FeatureRows):
+            return inputs
         return model.encode([(self.rows, 0, self.n_candidates)])
 
 

@@ -109,10 +109,15 @@ def test_large_requests_reach_the_batcher_encoded_and_small_ones_raw(served) -> 
     large, small = accepted([large_body, small_body], models, config)
     assert large.n_candidates >= ALONE_ROWS > small.n_candidates
     assert not isinstance(large.inputs[model], FeatureRows) and small.inputs[model] is small.rows
+
+    def from_rows(request: PreparedRequest) -> dict:
+        return model.encode([(request.rows, 0, request.n_candidates)])
+
+    assert large.encoded(model) is large.inputs[model]  # not encoded twice
     for name in ("categorical", "numeric"):
-        assert np.array_equal(large.inputs[model][name], large.encoded(model)[name])
+        assert np.array_equal(large.inputs[model][name], from_rows(large)[name])
     works = [Work(r.inputs[model], r.n_candidates, deadline=1.0, enqueued=0.0) for r in (small, large, small)]
     batch = model.collate([Slice(works[0], 0, 3), Slice(works[1], 5, 40), Slice(works[2], 1, 2)])
     for name in ("categorical", "numeric"):
-        expected = [small.encoded(model)[name], large.encoded(model)[name][5:40], small.encoded(model)[name][1:2]]
+        expected = [from_rows(small)[name], from_rows(large)[name][5:40], from_rows(small)[name][1:2]]
         assert np.array_equal(batch[name], np.concatenate(expected))
