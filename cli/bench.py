@@ -12,6 +12,10 @@ bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", 
 # the options every serving benchmark takes
 ModelOption = Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")]
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
+ServiceRootOption = Annotated[
+    Path | None,
+    typer.Option(help="Serve the service from this checkout (e.g. an older commit's worktree), this generator."),
+]
 
 
 @bench_app.command("serve")
@@ -24,10 +28,7 @@ def serve(
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
-    service_root: Annotated[
-        Path | None,
-        typer.Option(help="Serve the service cases from this checkout (e.g. an older commit's worktree)."),
-    ] = None,
+    service_root: ServiceRootOption = None,
 ) -> None:
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
@@ -127,16 +128,14 @@ HARDEN_CASES = "overload,drain,slow_clients,large_bodies"
 @bench_app.command("harden")
 def harden(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_harden.json"),
-    model: Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")] = "esmm",
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
     cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
     seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
     sustainable_rps: Annotated[
         float | None, typer.Option(help="Overload: take this as the sustainable rate instead of measuring it.")
     ] = None,
-    service_root: Annotated[
-        Path | None, typer.Option(help="Serve another checkout's service/ (e.g. an older commit), this generator.")
-    ] = None,
+    service_root: ServiceRootOption = None,
 ) -> None:
     """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
     import logging
@@ -196,7 +195,7 @@ def loadgen(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_loadgen.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
-    rates: Annotated[str, typer.Option(help="Comma-separated offered rates, requests/s.")] = "5000,10000,20000,30000",
+    rates: Annotated[str | None, typer.Option(help="Comma-separated offered rates, requests/s.")] = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per rate.")] = 4.0,
     generator: Annotated[
         Path | None, typer.Option(help="Another loadgen.py to measure (e.g. an older commit's).")
@@ -205,7 +204,7 @@ def loadgen(
     """The load generator's own CPU per request and lag, against a constant-answer server (clients/bench_loadgen.py)."""
     from clients import bench_loadgen as bench
 
-    offered = tuple(float(rate) for rate in rates.split(","))
+    offered = tuple(float(rate) for rate in rates.split(",")) if rates else bench.RATES
     report = {"command": "ctr bench loadgen", **bench.measure(repository, model, offered, seconds, generator)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

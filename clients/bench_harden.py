@@ -91,6 +91,11 @@ def pinned_apart(server_pid: int) -> bool:
     return True
 
 
+def unpin() -> None:
+    """This process back on every CPU (after ``pinned_apart``)."""
+    pin(0, set(range(os.cpu_count() or 1)))
+
+
 def offer(port: int, body: bytes, rate: float, seconds: float, connections: int = CONNECTIONS) -> dict[str, Any]:
     """Offer ``rate`` requests/s open-loop for ``seconds``: the statuses clients saw, how fast the
     refusals and the answers came, the slowest of all, and how far the generator itself lagged."""
@@ -165,7 +170,7 @@ def overload_case(
             time.sleep(1.0)
     finally:
         if pinned:
-            pin(0, set(range(os.cpu_count() or 1)))
+            unpin()
     return {
         "pinned": pinned,
         "closed_loop_64_rps": round(closed, 1),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,10 +23,10 @@ from types import ModuleType
 from typing import Any
 
 from clients import loadgen
-from clients.bench_harden import pin, pinned_apart
+from clients.bench_harden import pinned_apart, unpin
 from clients.bench_serve import cpu_seconds, server
 
-RATES = (5_000, 10_000, 20_000, 30_000)
+RATES = (5_000, 10_000, 20_000, 30_000)  # ctr bench loadgen's default
 
 
 def generator_module(path: Path | None) -> ModuleType:
@@ -73,7 +72,7 @@ def measure(
                 time.sleep(0.5)
         finally:
             if pinned:
-                pin(0, set(range(os.cpu_count() or 1)))
+                unpin()
     return {"generator": str(generator) if generator else "clients/loadgen.py", "pinned": pinned, "steps": steps}
 
 

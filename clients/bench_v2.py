@@ -32,7 +32,7 @@ import numpy as np
 import orjson
 
 from clients.histogram import LatencyHistogram
-from clients.loadgen import _read_response
+from clients.loadgen import read_response
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def http_connect(port: int) -> Callable[[], Awaitable[Send]]:
 
         async def send(payload: bytes) -> bool:
             writer.write(payload)
-            return await _read_response(reader) == 200
+            return await read_response(reader) == 200
 
         return send
 

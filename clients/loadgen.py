@@ -84,23 +84,16 @@ def schedule(rate: float, duration_s: float, arrivals: str, seed: int = 0) -> li
     return times
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    chunked = False
-    for line in head.split(b"\r\n")[1:]:
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-        elif line[:18].lower() == b"transfer-encoding:" and b"chunked" in line.lower():
-            chunked = True  # e.g. Ray Serve's proxy streams its answers (ctr bench peers)
-    if chunked:
-        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
-        await reader.readuntil(b"\r\n")  # the empty trailer
-    elif length:
-        await reader.readexactly(length)
-    return status
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """The status of the next whole response on a stream (one request in flight on it: nothing after the
+    response is read), parsed by ``complete_response``."""
+    buffer = bytearray()
+    while (answer := complete_response(buffer)) is None:
+        data = await reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(bytes(buffer), None)
+        buffer += data
+    return answer[0]
 
 
 async def run_load(
