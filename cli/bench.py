@@ -210,3 +210,34 @@ def loadgen(
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
+
+
+@bench_app.command("ab")
+def ab(
+    service_root: Annotated[
+        Path, typer.Option(help="The other checkout (e.g. an older commit's worktree) whose service to compare.")
+    ],
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_ab.json"),
+    model: ModelOption = "esmm",
+    repository: RepositoryOption = Path("models"),
+    candidates: Annotated[int, typer.Option(help="Candidates per /v1/score request.")] = 1,
+    rate: Annotated[float, typer.Option(help="Offered requests/s, below both services' saturation.")] = 4000.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of load per round.")] = 6.0,
+    rounds: Annotated[int, typer.Option(help="Rounds per side, in ABBA order.")] = 6,
+) -> None:
+    """This checkout's service and another's side by side, load alternated, CPU per request (clients/bench_ab.py)."""
+    from clients.bench_ab import run_ab, table
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    bodies = [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(32)]
+    report = {
+        "command": f"ctr bench ab --service-root {service_root} -r {repository} --candidates {candidates}"
+        f" --rate {rate:g} --seconds {seconds:g} --rounds {rounds}",
+        **run_ab(repository, model, bodies, candidates, service_root, rate, seconds, rounds),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(table(report))
+    typer.echo(f"wrote {out}")

@@ -91,6 +91,16 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor has given other guests since boot, all CPUs together (Linux /proc/stat's
+    ``steal``; None elsewhere): a step that saw much of it measured a contended host."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else None
+
+
 @contextmanager
 def server(
     kind: str,
@@ -165,14 +175,7 @@ def sweep(
     read_cpu = cpu or (lambda: cpu_seconds(pid))
 
     def keeps_up(rate: float) -> bool:
-        cpu_before = read_cpu()
-        result: LoadResult = asyncio.run(
-            run_load("127.0.0.1", port, "/v1/score", bodies, rate, plan.step_s, connections=plan.connections)
-        )
-        cpu_after = read_cpu()
-        step = result.to_dict(case.candidates)
-        if cpu_before is not None and cpu_after is not None and result.ok:
-            step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
+        step = measured_step(port, bodies, case.candidates, rate, plan.step_s, plan.connections, read_cpu)
         steps.append(step)
         logger.info(
             "%s: offered %.0f rps -> %.0f rps, p99 %.1f ms", case.name, rate, step["achieved_rps"], step["p99_ms"]
@@ -195,6 +198,30 @@ def sweep(
             if not keeps_up(kept_up * plan.growth ** (k / (plan.refine_steps + 1))):
                 break
     return {**summarise(steps, plan.slo_ms), "saturated": True}
+
+
+def measured_step(
+    port: int,
+    bodies: list[bytes],
+    n_candidates: int,
+    rate: float,
+    seconds: float,
+    connections: int,
+    read_cpu: Callable[[], float | None],
+) -> dict[str, Any]:
+    """One step of open-loop load on ``/v1/score``: the generator's figures, the server's CPU per answered
+    request (``read_cpu``: its CPU seconds so far) and the host's steal time meanwhile (% of one CPU)."""
+    cpu_before, steal_before = read_cpu(), steal_seconds()
+    result: LoadResult = asyncio.run(
+        run_load("127.0.0.1", port, "/v1/score", bodies, rate, seconds, connections=connections)
+    )
+    cpu_after, steal_after = read_cpu(), steal_seconds()
+    step = result.to_dict(n_candidates)
+    if cpu_before is not None and cpu_after is not None and result.ok:
+        step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
+    if steal_before is not None and steal_after is not None:
+        step["host_steal_pct"] = round(100 * (steal_after - steal_before) / seconds, 1)
+    return step
 
 
 def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:

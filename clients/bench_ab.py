@@ -1,0 +1,111 @@
+"""``ctr bench ab``: this checkout's service beside another's, load alternated between them.
+
+On a machine shared with other tenants, two sweeps of ``ctr bench serve`` minutes apart compare two
+moments of the host as much as two versions of the code: on the 2-core VM of 2026-12-02's later stop
+the same service gave 9,319 and 5,664 1-candidate req/s in consecutive runs, with the host stealing up
+to 37 % of a CPU at times (docs/serving.md "Comparing two versions"). Here both services run for the
+whole comparison, serving the same repository: open-loop load at one fixed rate goes to each in turn,
+``rounds`` times, in ABBA order (A B, B A, A B, ...), so a slow spell of the host falls on both. Each
+round records the server's CPU per answered request (what a version costs: a saturation figure needs
+the whole machine, CPU per request does not), achieved rate, p50/p99, errors and the host's steal time
+during the round (``/proc/stat``). The report gives each side's rounds and medians and the ratio of the
+medians (this checkout over the other).
+
+Pick a rate both keep up with (below either's saturation in ``ctr bench serve``): past it, a round
+measures the door's refusals, not the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from clients.bench_serve import cpu_seconds, measured_step, server
+from clients.loadgen import run_load
+
+WARM_UP_S = 2.0  # load before the first round, on each side (sessions, caches, the batcher's rate)
+
+
+def round_order(rounds: int) -> list[str]:
+    """ABBA order: ``this`` first in even rounds, ``other`` first in odd ones."""
+    order: list[str] = []
+    for i in range(rounds):
+        order += ["this", "other"] if i % 2 == 0 else ["other", "this"]
+    return order
+
+
+def summary(rounds: list[dict]) -> dict[str, Any]:
+    cpu = [r["server_cpu_us_per_request"] for r in rounds if "server_cpu_us_per_request" in r]
+    return {
+        "median_cpu_us_per_request": round(statistics.median(cpu), 1) if cpu else None,
+        "median_achieved_rps": round(statistics.median(r["achieved_rps"] for r in rounds), 1),
+        "median_p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+        "median_p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+        "errors": sum(r["errors"] for r in rounds),
+        "rounds": rounds,
+    }
+
+
+def run_ab(
+    repository: Path,
+    model: str,
+    bodies: list[bytes],
+    n_candidates: int,
+    other_root: Path,
+    rate: float,
+    seconds: float = 6.0,
+    rounds: int = 6,
+    connections: int = 64,
+    intra_op_threads: int = 1,
+) -> dict[str, Any]:
+    """Both services up, ``rounds`` rounds of ``seconds`` at ``rate`` each, ABBA; medians and their ratio."""
+    this_root = Path(__file__).resolve().parents[1]
+    results: dict[str, list[dict]] = {"this": [], "other": []}
+    with ExitStack() as stack:
+        servers = {
+            "this": stack.enter_context(server("service", repository, model, {}, intra_op_threads)),
+            "other": stack.enter_context(server("service", repository, model, {}, intra_op_threads, other_root)),
+        }
+        for port, _ in servers.values():
+            asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, rate, WARM_UP_S, connections=connections))
+        for side in round_order(rounds):
+            port, pid = servers[side]
+            step = measured_step(port, bodies, n_candidates, rate, seconds, connections, partial(cpu_seconds, pid))
+            results[side].append(step)
+    report: dict[str, Any] = {
+        "roots": {"this": str(this_root), "other": str(other_root.resolve())},
+        "candidates": n_candidates,
+        "rate": rate,
+        "seconds": seconds,
+        "rounds": rounds,
+        "sides": {side: summary(steps) for side, steps in results.items()},
+    }
+    this_cpu = report["sides"]["this"]["median_cpu_us_per_request"]
+    other_cpu = report["sides"]["other"]["median_cpu_us_per_request"]
+    report["cpu_ratio_this_over_other"] = round(this_cpu / other_cpu, 3) if this_cpu and other_cpu else None
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{'side':<6} {'round':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU µs/req':>10}"
+        f" {'steal %':>8}"
+    ]
+    for side, result in report["sides"].items():
+        for i, r in enumerate(result["rounds"]):
+            cpu, steal = r.get("server_cpu_us_per_request", float("nan")), r.get("host_steal_pct", float("nan"))
+            lines.append(
+                f"{side:<6} {i:>5} {r['achieved_rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>6}"
+                f" {cpu:>10.1f} {steal:>8.1f}"
+            )
+    for side, result in report["sides"].items():
+        lines.append(
+            f"{side}: median {result['median_cpu_us_per_request']} µs/req, {result['median_achieved_rps']} req/s,"
+            f" p50 {result['median_p50_ms']} ms, p99 {result['median_p99_ms']} ms ({report['roots'][side]})"
+        )
+    lines.append(f"CPU per request, this / other: {report['cpu_ratio_this_over_other']}")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""`ctr bench ab` end to end on the tiny trained ESMM: two services up at once, rounds alternated ABBA."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from clients.bench_ab import round_order
+
+
+def test_rounds_alternate_abba() -> None:
+    assert round_order(3) == ["this", "other", "other", "this", "this", "other"]
+
+
+def test_bench_ab_compares_another_checkout_round_by_round(world_repository: Path, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    other = tmp_path / "other"
+    for package in ("service", "common"):
+        shutil.copytree(root / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "ab.json"
+    arguments = ["bench", "ab", "--service-root", str(other), "--repository", str(world_repository)]
+    arguments += ["--rate", "100", "--seconds", "0.5", "--rounds", "2", "--candidates", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["roots"]["other"] == str(other.resolve())
+    for side in ("this", "other"):
+        rounds = report["sides"][side]["rounds"]
+        assert len(rounds) == 2
+        assert all(r["errors"] == 0 and r["ok"] > 0 and r["server_cpu_us_per_request"] > 0 for r in rounds), rounds
+        assert all(abs(r["candidates_per_s"] - 3 * r["achieved_rps"]) < 0.5 for r in rounds)  # 3 candidates each
+        assert report["sides"][side]["median_cpu_us_per_request"] > 0
+    assert report["cpu_ratio_this_over_other"] > 0
+    assert "CPU per request, this / other" in result.output
