@@ -5,12 +5,16 @@ The suite runs them against tiny models (the shapes of the answers must match wh
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from cli.docs_check import check, differences, extract, served
+from cli.docs_check import check, differences, extract, fingerprints, served, unlike_recorded
+from cli.main import app
+from common.repository import version_dir, versions
 from tests.support.retrieval import publish_tiny_esam
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +94,42 @@ def test_a_retrieval_model_trains_to_the_same_weights_twice(tmp_path: Path) -> N
     come from its [training] seed (they came from torch's unseeded generator before)."""
     first, second = publish_tiny_esam(tmp_path / "a" / "models"), publish_tiny_esam(tmp_path / "b" / "models")
     assert (first / "catalog_embeddings.npy").read_bytes() == (second / "catalog_embeddings.npy").read_bytes()
+
+
+def test_the_record_names_each_models_newest_version_and_changes_with_its_files(
+    served_repository: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "models"
+    shutil.copytree(served_repository, root)
+    record = tmp_path / "record.json"
+    assert unlike_recorded(record, root) == []  # no record: nothing to tell apart
+    record.write_text(json.dumps(fingerprints(root)))
+    assert set(json.loads(record.read_text())) == {"ctr", "esmm", "esam"}
+    assert unlike_recorded(record, root) == []
+    newest = version_dir(root, "esmm", versions(root, "esmm")[-1])
+    (newest / "model.json").write_text((newest / "model.json").read_text() + " ")  # metadata only
+    assert unlike_recorded(record, root) == []
+    (newest / "model.onnx").write_bytes((newest / "model.onnx").read_bytes() + b"\0")  # other weights
+    assert unlike_recorded(record, root) == ["esmm"]
+
+
+def test_values_are_compared_only_against_the_models_the_answers_came_from(
+    served_repository: Path, tmp_path: Path
+) -> None:
+    """A page whose shown scores are not the served model's: a mismatch while the record names the served
+    models, shapes only (and a line saying so) once it names other ones."""
+    page = tmp_path / "page.md"
+    page.write_text((ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("### Installing", 1)[0])
+    assert len(extract(page)) == 1
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps(fingerprints(served_repository)))
+    with served(served_repository) as url:
+        arguments = ["docs-check", str(page), "--url", url, "-r", str(served_repository)]
+        arguments += ["--models-record", str(record)]
+        same = CliRunner().invoke(app, arguments)
+        assert same.exit_code == 1 and "$.scores[0].pctr: expected" in same.output
+        record.write_text(json.dumps({"esmm": {"version": 1, "sha256": "another machine's"}}))
+        other = CliRunner().invoke(app, arguments)
+    assert other.exit_code == 0, other.output
+    assert "values not compared: the served esmm differ" in other.output
+    assert "1 examples in 1 files: the answers' shapes match" in other.output
