@@ -238,12 +238,13 @@ def docs_check(
     exact: Annotated[bool, typer.Option(help="Compare values too, not only shapes (the default models).")] = True,
     write: Annotated[bool, typer.Option("--update", help="Write the service's answers into the pages.")] = False,
     models_record: Annotated[
-        Path, typer.Option(help="Which models the pages' answers came from (written by --update).")
+        Path, typer.Option(help="Which models the pages' answers came from (written by --update of every page).")
     ] = MODELS_RECORD,
 ) -> None:
     """Run the documentation's curl examples against a live service and compare the answers with the
     ones shown (`make docs-check`); exit 1 naming each mismatch. Values are compared only when the
     served models are those the pages' answers came from (``--models-record``); shapes always."""
+    every_page = not files  # the record speaks for every page: only a full --update rewrites it
     files = files or [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
     unlike = [] if write or not exact else unlike_recorded(models_record, repository)
     if unlike:
@@ -264,7 +265,7 @@ def docs_check(
         typer.echo(problem, err=True)
     if problems:
         raise typer.Exit(1)
-    if write:
+    if write and every_page:
         models_record.write_text(json.dumps(fingerprints(repository), indent=2) + "\n")
     what = "written back" if write else "the answers match" if exact else "the answers' shapes match"
     typer.echo(f"{count} examples in {len(files)} files: {what}")
