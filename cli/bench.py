@@ -18,6 +18,21 @@ ServiceRootOption = Annotated[
 ]
 
 
+def request_bodies(repository: Path, model: str, candidates: int, count: int = 32) -> list[bytes]:
+    """``count`` ``/v1/score`` bodies of ``candidates`` candidates each, drawn by the model's [world]
+    (seeds 0 to ``count`` - 1: every benchmark sends the same bodies)."""
+    from common.repository import read_config
+    from training.world import World, WorldConfig
+
+    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    return [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(count)]
+
+
+def write_report(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
 @bench_app.command("serve")
 def serve(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
@@ -34,20 +49,15 @@ def serve(
     from dataclasses import replace
 
     from clients.bench_serve import SweepPlan, run_bench, table
-    from common.repository import read_config
-    from training.world import World, WorldConfig
-
     plan = SweepPlan.quick() if quick else SweepPlan()
     plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
-    bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
+    bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     only = set(cases.split(",")) if cases else None
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
     report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
     report["command"] += f" --service-root {service_root}" if service_root else ""
     report["command"] += f" --step-s {step_s}" if step_s else ""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
 
@@ -61,18 +71,13 @@ def hotpath(
 ) -> None:
     """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
     from clients.bench_hotpath import hot_path
-    from common.repository import read_config
-    from training.world import World, WorldConfig
-
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
     report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
     for name, (candidates, requests, concurrency) in cases.items():
-        bodies = [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(32)]
+        bodies = request_bodies(repository, model, candidates)
         requests = requests // 10 if quick else requests
         report["cases"][name] = hot_path(repository, model, bodies, requests, concurrency)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(f"{'case':<20}{'CPU µs/req':>12}{'loop µs/req':>13}{'wall µs/req':>13}  statuses")
     for name, case in report["cases"].items():
         typer.echo(
@@ -101,23 +106,18 @@ def peers(
     from dataclasses import replace
 
     from clients.bench_peers.runner import PeerPlan, missing_packages, run_peers, table
-    from common.repository import read_config
-    from training.world import World, WorldConfig
-
     chosen = only.split(",")
     if missing := missing_packages(chosen):
         raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
     plan = PeerPlan.quick() if quick else PeerPlan()
     cpus = frozenset(int(c) for c in server_cpus.split(",")) if server_cpus else None
     plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms), server_cpus=cpus)
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
-    bodies = {n: [json.dumps(world.sample_request(n, seed=s)).encode() for s in range(32)] for n in (100, 1)}
+    bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
     report["command"] = (
         "ctr bench peers" + (" --quick" if quick else "") + (f" --server-cpus {server_cpus}" if cpus else "")
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
 
@@ -142,12 +142,8 @@ def harden(
 
     from clients import bench_harden as bench
     from clients.bench_serve import server
-    from common.repository import read_config
-    from training.world import World, WorldConfig
-
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
-    body = json.dumps(world.sample_request(10, seed=0)).encode()
+    (body,) = request_bodies(repository, model, 10, count=1)
     command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
     command += f" --service-root {service_root}" if service_root else ""
     report: dict = {"command": command, "model": model, "cases": {}}
@@ -166,8 +162,7 @@ def harden(
         with server("service", repository, model, env, 0, service_root) as (port, pid):
             url = f"http://127.0.0.1:{port}"
             report["cases"]["large_bodies"] = bench.large_bodies(url, pid, model, 96, 3_900_000)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
 
@@ -182,8 +177,7 @@ def steps(
     from training.bench_steps import time_steps
 
     rows = time_steps(name, repository)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": f"ctr bench steps {name}", "threads": 1, "steps": rows}, indent=2) + "\n")
+    write_report(out, {"command": f"ctr bench steps {name}", "threads": 1, "steps": rows})
     typer.echo(f"{'batch':>8} {'ms/step':>10} {'rows/s':>10}")
     for row in rows:
         typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
@@ -206,8 +200,7 @@ def loadgen(
 
     offered = tuple(float(rate) for rate in rates.split(",")) if rates else bench.RATES
     report = {"command": "ctr bench loadgen", **bench.measure(repository, model, offered, seconds, generator)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
 
@@ -227,17 +220,12 @@ def ab(
 ) -> None:
     """This checkout's service and another's side by side, load alternated, CPU per request (clients/bench_ab.py)."""
     from clients.bench_ab import run_ab, table
-    from common.repository import read_config
-    from training.world import World, WorldConfig
-
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
-    bodies = [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(32)]
+    bodies = request_bodies(repository, model, candidates)
     report = {
         "command": f"ctr bench ab --service-root {service_root} -r {repository} --candidates {candidates}"
         f" --rate {rate:g} --seconds {seconds:g} --rounds {rounds}",
         **run_ab(repository, model, bodies, candidates, service_root, rate, seconds, rounds),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
