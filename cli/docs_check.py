@@ -13,10 +13,11 @@ train deterministically, so the page can show their values). ``--update`` writes
 service gave back into the pages instead, and records which models gave them (``MODELS_RECORD``: each
 model's newest version and a digest of its files).
 
-Deterministic is not the same on every CPU: the default esmm trained on an AMD EPYC VM differs from the
-one trained where the pages were last written (its floating-point kernels round differently, and two
-epochs of Adam carry the difference into scores 1-10 % apart), while two trainings on one machine are
-equal bit for bit. So values are compared only when the served models are the recorded ones; otherwise
+Deterministic on one machine is not the same everywhere: the default esmm trained on an AMD EPYC VM
+differs from the one trained where the pages were last written (scores 1-10 % apart after two epochs
+of Adam), while two trainings on that VM are equal bit for bit. The cause was not isolated: the CPU and
+its floating-point kernels differ, and so may any package but torch (the only one pinned). So values
+are compared only when the served models are the recorded ones; otherwise
 the check says which differ and compares the answers' shapes.
 """
 
@@ -250,7 +251,7 @@ def docs_check(
     if unlike:
         typer.echo(
             f"values not compared: the served {', '.join(unlike)} differ from the models the pages' answers came"
-            f" from ({models_record}; trained on another CPU, say, whose floating-point kernels round otherwise);"
+            f" from ({models_record}; trained on another machine, say);"
             " the answers' shapes are compared",
             err=True,
         )
