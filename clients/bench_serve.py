@@ -13,6 +13,13 @@ under the SLO):
 Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
 constant arrivals) until the server falls behind, then refines between the last rate it kept up with
 and that one; saturation is the best achieved rate.
+
+A shared host's speed drifts: raw ONNX Runtime alone gave 109,000 to 143,000 cand/s within half an hour
+on the VM of 2026-12-02 (docs/serving.md). ``service_100 / raw_ort`` divides a saturation reached a
+minute or more after ``raw_ort`` ran, so it carries that drift. With ``raw_ort`` among the cases, each
+step of ``service_100`` is therefore followed by ``PROBE_S`` of raw ONNX Runtime in this process (the
+load stopped, the server idle) and records it as ``ceiling_candidates_per_s``; the ratio
+``service_100/raw_ort_paired`` divides the best step by the ceiling measured right after it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
 
 logger = logging.getLogger(__name__)
+
+PROBE_S = 1.0  # raw ONNX Runtime after each service_100 step: the ceiling at that moment of the host
 
 
 @dataclass(frozen=True)
@@ -164,18 +173,27 @@ def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
 
 
 def sweep(
-    port: int, pid: int, bodies: list[bytes], case: Case, plan: SweepPlan, cpu: Callable[[], float | None] | None = None
+    port: int,
+    pid: int,
+    bodies: list[bytes],
+    case: Case,
+    plan: SweepPlan,
+    cpu: Callable[[], float | None] | None = None,
+    ceiling: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
 
     Each step also reports the server's CPU time per answered request (``cpu``: CPU seconds so far,
-    by default the process ``pid``'s), which a shared machine disturbs far less than throughput or latency.
+    by default the process ``pid``'s), which a shared machine disturbs far less than throughput or latency,
+    and, given a ``ceiling`` (cand/s of the model alone, measured when called), that ceiling right after it.
     """
     steps: list[dict[str, Any]] = []
     read_cpu = cpu or (lambda: cpu_seconds(pid))
 
     def keeps_up(rate: float) -> bool:
         step = measured_step(port, bodies, case.candidates, rate, plan.step_s, plan.connections, read_cpu)
+        if ceiling is not None:
+            step["ceiling_candidates_per_s"] = round(ceiling(), 1)
         steps.append(step)
         logger.info(
             "%s: offered %.0f rps -> %.0f rps, p99 %.1f ms", case.name, rate, step["achieved_rps"], step["p99_ms"]
@@ -229,53 +247,65 @@ def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
     within = [s for s in steps if s["errors"] == 0 and s["p99_ms"] <= slo_ms]
     at_slo = max(within, key=lambda s: s["offered_rps"]) if within else None
     cpu = [s["server_cpu_us_per_request"] for s in steps if "server_cpu_us_per_request" in s]
-    return {
+    summary = {
         "candidates_per_s": best["candidates_per_s"],
         "requests_per_s": best["achieved_rps"],
         "server_cpu_us_per_request": min(cpu) if cpu else None,
         "at_slo": at_slo,
         "steps": steps,
     }
+    if "ceiling_candidates_per_s" in best:  # the model alone, right after the best step
+        summary["ceiling_candidates_per_s"] = best["ceiling_candidates_per_s"]
+    return summary
 
 
-def raw_ort(repository: Path, model: str, bodies: list[bytes], duration_s: float, threads: int) -> dict[str, Any]:
-    """ONNX Runtime alone, batches of 100 encoded rows, back to back on one thread."""
-    from service.models.loader import load_newest
-    from service.models.snapshot import ServingModels
-    from service.score.pipeline import prepare
-    from service.settings import Settings
+class RawOrt:
+    """ONNX Runtime alone on batches of 100 encoded rows, back to back on one thread: the model's ceiling."""
 
-    settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
-    loaded = load_newest(settings, model, ["pctr", "pctcvr"])
-    models = ServingModels(settings.roles, {model: loaded}, {})
-    inputs = [prepare(body, models, settings).encoded(loaded) for body in bodies]
-    histogram = LatencyHistogram()
-    runs = 0
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    while time.perf_counter() - start < duration_s:
-        t0 = time.perf_counter()
-        loaded.run(inputs[runs % len(inputs)])
-        histogram.record((time.perf_counter() - t0) * 1e6)
-        runs += 1
-    elapsed = time.perf_counter() - start
-    cpu_us = (time.process_time() - cpu_start) * 1e6 / max(runs, 1)
-    rows = len(next(iter(inputs[0].values())))
-    step = {
-        "achieved_rps": round(runs / elapsed, 1),
-        "candidates_per_s": round(runs * rows / elapsed, 1),
-        "sent": runs,
-        "ok": runs,
-        "errors": 0,
-        **histogram.summary_ms(),
-    }
-    return {
-        "candidates_per_s": step["candidates_per_s"],
-        "requests_per_s": step["achieved_rps"],
-        "server_cpu_us_per_request": round(cpu_us, 1),  # this process: ONNX Runtime's threads included
-        "at_slo": step,
-        "steps": [step],
-    }
+    def __init__(self, repository: Path, model: str, bodies: list[bytes], threads: int) -> None:
+        from service.models.loader import load_newest
+        from service.models.snapshot import ServingModels
+        from service.score.pipeline import prepare
+        from service.settings import Settings
+
+        settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
+        self.model = load_newest(settings, model, ["pctr", "pctcvr"])
+        models = ServingModels(settings.roles, {model: self.model}, {})
+        self.inputs = [prepare(body, models, settings).encoded(self.model) for body in bodies]
+        self.rows = len(next(iter(self.inputs[0].values())))
+
+    def measure(self, duration_s: float) -> dict[str, Any]:
+        """Runs for ``duration_s``: the case's figures (``raw_ort`` in the report)."""
+        histogram = LatencyHistogram()
+        runs = 0
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        while time.perf_counter() - start < duration_s:
+            t0 = time.perf_counter()
+            self.model.run(self.inputs[runs % len(self.inputs)])
+            histogram.record((time.perf_counter() - t0) * 1e6)
+            runs += 1
+        elapsed = time.perf_counter() - start
+        cpu_us = (time.process_time() - cpu_start) * 1e6 / max(runs, 1)
+        step = {
+            "achieved_rps": round(runs / elapsed, 1),
+            "candidates_per_s": round(runs * self.rows / elapsed, 1),
+            "sent": runs,
+            "ok": runs,
+            "errors": 0,
+            **histogram.summary_ms(),
+        }
+        return {
+            "candidates_per_s": step["candidates_per_s"],
+            "requests_per_s": step["achieved_rps"],
+            "server_cpu_us_per_request": round(cpu_us, 1),  # this process: ONNX Runtime's threads included
+            "at_slo": step,
+            "steps": [step],
+        }
+
+    def candidates_per_s(self) -> float:
+        """The ceiling now: ``PROBE_S`` of runs."""
+        return self.measure(PROBE_S)["candidates_per_s"]
 
 
 def machine() -> dict[str, Any]:
@@ -304,15 +334,18 @@ def run_bench(
     the service cases run another checkout's service (the same load generator and bodies: a before /
     after comparison of the service's code alone)."""
     cases: dict[str, Any] = {}
+    ceiling = None
     if only is None or "raw_ort" in only:
-        cases["raw_ort"] = raw_ort(repository, model, bodies_100, max(plan.step_s, 0.5), plan.intra_op_threads)
+        ceiling = RawOrt(repository, model, bodies_100, plan.intra_op_threads)
+        cases["raw_ort"] = ceiling.measure(max(plan.step_s, 0.5))
     for case in CASES:
         if only is not None and case.name not in only:
             continue
         bodies = bodies_100 if case.candidates == 100 else bodies_1
         env = dict(case.env)
+        probe = ceiling.candidates_per_s if ceiling is not None and case.name == "service_100" else None
         with server(case.server, repository, model, env, plan.intra_op_threads, service_root) as (port, pid):
-            cases[case.name] = sweep(port, pid, bodies, case, plan)
+            cases[case.name] = sweep(port, pid, bodies, case, plan, ceiling=probe)
     cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
     report["ratios"] = ratios(cases)
@@ -325,8 +358,13 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
             return float("nan")
         return round(cases[a]["candidates_per_s"] / cases[b]["candidates_per_s"], 3)
 
+    paired = cases.get("service_100", {})
     return {
         "service_100/raw_ort": ratio("service_100", "raw_ort"),
+        # the best step over the model alone right after it (the host's drift between the two left out)
+        "service_100/raw_ort_paired": round(paired["candidates_per_s"] / paired["ceiling_candidates_per_s"], 3)
+        if paired.get("ceiling_candidates_per_s")
+        else float("nan"),
         "service_100/bare_fastapi": ratio("service_100", "bare_fastapi"),
         "service_1_batched/http_only_1": ratio("service_1_batched", "http_only_1"),
         "service_1_batched/service_1_unbatched": ratio("service_1_batched", "service_1_unbatched"),

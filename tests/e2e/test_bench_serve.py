@@ -38,8 +38,13 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
     for name, case in report["cases"].items():
         assert case["candidates_per_s"] > 0, name
         assert all(step["errors"] == 0 for step in case["steps"][:1]), (name, case["steps"])
+    # each service_100 step is followed by the model alone: the ceiling at that moment, for the paired ratio
+    assert all(step["ceiling_candidates_per_s"] > 0 for step in report["cases"]["service_100"]["steps"])
+    assert report["cases"]["service_100"]["ceiling_candidates_per_s"] > 0
+    assert report["ratios"]["service_100/raw_ort_paired"] > 0
     assert set(report["ratios"]) == {
         "service_100/raw_ort",
+        "service_100/raw_ort_paired",
         "service_100/bare_fastapi",
         "service_1_batched/http_only_1",
         "service_1_batched/service_1_unbatched",
