@@ -122,7 +122,7 @@ def peers(
     typer.echo(f"wrote {out}")
 
 
-HARDEN_CASES = "overload,drain,slow_clients,large_bodies"
+HARDEN_CASES = "overload,pauses,drain,slow_clients,large_bodies"
 
 
 @bench_app.command("harden")
@@ -137,7 +137,7 @@ def harden(
     ] = None,
     service_root: ServiceRootOption = None,
 ) -> None:
-    """The service under overload, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
+    """The service under overload, pauses, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
     import logging
 
     from clients import bench_harden as bench
@@ -152,6 +152,9 @@ def harden(
     if "overload" in chosen:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds, sustainable_rps)
+    if "pauses" in chosen:
+        with server("service", repository, model, env, 1, service_root) as (port, pid):
+            report["cases"]["pauses"] = bench.pauses_case(port, pid, body, seconds)
     if "drain" in chosen:
         with server("service", repository, model, env, 0, service_root) as (port, pid):
             report["cases"]["drain"] = bench.drain(pid, port, body, clients=32, load_s=seconds / 2)

@@ -7,6 +7,11 @@ Each case runs a fresh ``ctr serve`` process on loopback and reports what client
   sustainable rate of 10-candidate requests (the highest open-loop rate answered all 200, on pace),
   then twice that rate, then half of it: the statuses, how fast refusals came, the slowest answer,
   and how far the generator lagged its schedule;
+- ``pauses``: half the closed-loop rate of the same requests, with the server process paused
+  (SIGSTOP, then SIGCONT) for ``PAUSE_MS`` every ``PAUSE_EVERY_S``, as a host that gives the core to
+  another guest for a while, or a long collection, pauses it: a stall, not a queue, so every request
+  should be answered 200, a little late (the door's interval, ``CTR_SHED_INTERVAL_MS``, is what tells
+  the two apart);
 - ``drain``: SIGTERM under steady keep-alive load: requests answered, never sent (refused
   connections after the listener closed), and sent but left without a response; time to exit;
 - ``slow_clients``: connections that send half a header and stall: how long until the server closed
@@ -134,6 +139,52 @@ def closed_loop_rps(port: int, body: bytes, seconds: float, connections: int = 6
     (offered far more than that, they never wait for the schedule)."""
     result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], 50_000, seconds, connections=connections))
     return result.achieved_rps
+
+
+PAUSE_MS = 50.0  # how long each pause of the server lasts: the host stalls seen on the 2-core VM were ~40-50 ms
+PAUSE_EVERY_S = 1.5
+
+
+def paused_load(
+    port: int,
+    pid: int,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    pause_ms: float = PAUSE_MS,
+    every_s: float = PAUSE_EVERY_S,
+) -> dict[str, Any]:
+    """``offer`` at ``rate`` while process ``pid`` is paused (SIGSTOP ... SIGCONT) for ``pause_ms`` every
+    ``every_s``: what clients saw, and how many pauses there were."""
+    stop = threading.Event()
+    pauses = 0
+
+    def pause_now_and_then() -> None:
+        nonlocal pauses
+        while not stop.wait(every_s):
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(pause_ms / 1000)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            pauses += 1
+
+    pauser = threading.Thread(target=pause_now_and_then)
+    pauser.start()
+    try:
+        result = offer(port, body, rate, seconds)
+    finally:
+        stop.set()
+        pauser.join()
+    return {"pause_ms": pause_ms, "pauses": pauses, **result}
+
+
+def pauses_case(port: int, pid: int, body: bytes, seconds: float) -> dict[str, Any]:
+    """Half the closed-loop rate (well within what the server sustains), with the server paused now and
+    then: every request should be answered 200."""
+    closed = closed_loop_rps(port, body, min(seconds, 3.0))
+    time.sleep(1.0)
+    return {"closed_loop_64_rps": round(closed, 1), **paused_load(port, pid, body, closed / 2, seconds)}
 
 
 def sustainable(port: int, body: bytes, start_rps: float, seconds: float, growth: float = 1.15) -> tuple[float, list]:

@@ -45,7 +45,8 @@ def serve(settings: Settings | None = None) -> None:
     def count_refusal() -> None:
         responses[503] += 1
 
-    app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000) if settings.shed_wait_ms > 0 else None
+    shedding = settings.shed_wait_ms > 0
+    app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000, settings.shed_interval_ms / 1000) if shedding else None
     protocol = guarded_protocol(
         settings.header_timeout_s,
         settings.body_timeout_s,

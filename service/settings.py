@@ -56,11 +56,17 @@ class Settings(BaseSettings):
     body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
     body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
-    # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for 20 ms,
-    # inference requests that find it above are refused 503 at their headers, until it stays under for
-    # 20 ms (http/overload.py); 0: off. A refusal comes about this long after its request arrived, so
-    # 25 ms keeps the refusals' p99 under 50 ms at twice the sustainable rate (docs/serving.md)
+    # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
+    # ``shed_interval_ms``, inference requests that find it above are refused 503 at their headers, until
+    # it stays under for as long (http/overload.py); 0: off. A refusal comes about this long after its
+    # request arrived, so 25 ms keeps the refusals' p99 under 50 ms at twice the sustainable rate
     shed_wait_ms: Annotated[float, Field(ge=0)] = 25.0
+    # How long the delay must stand above ``shed_wait_ms`` to be a queue and not a stall (CoDel's
+    # interval, and its default): with 20 ms, pauses of the process of 50-60 ms (a host's steal, a long
+    # collection) under a light load drew refusals of requests that would all have been answered, with
+    # 50 ms now and then; with 100 ms none, and twice the sustainable rate is still refused within the
+    # overload row's 50 ms (docs/serving.md, "Pauses are not overload")
+    shed_interval_ms: Annotated[float, Field(gt=0)] = 100.0
     # The event loop uvicorn runs: "asyncio" accepted new connections within tens of ms at twice the
     # sustainable rate where "uvloop" left them in the kernel's accept queue for 0.3-2 s (docs/serving.md)
     event_loop: Literal["asyncio", "uvloop", "auto"] = "asyncio"

@@ -16,12 +16,17 @@ will take at the rate the service has been answering (Little's law: requests in 
 second, smoothed over ``RATE_WINDOW_S``). The last one sees work as it is admitted, not once it has
 aged: without it, every request arriving while the oldest one was younger than the target was
 admitted, and at twice the capacity the answers took 85-150 ms at p99 behind a 25-50 ms target
-(docs/serving.md, "Hardening"). Once that delay has stayed above
-``target_s`` for ``interval_s`` the service is overloaded, until it has stayed under the target for
+(docs/serving.md, "Hardening"). Once that delay has stayed above ``target_s`` for ``interval_s``
+(``CTR_SHED_INTERVAL_MS``) the service is overloaded, until it has stayed under the target for
 ``interval_s``; while overloaded, an inference request that finds the delay above the target is
 refused, one that finds it under is admitted. So work in hand is held near the target (bursts shorter
-than the interval pass), and refusals come at once. With fewer than ``min_in_flight`` requests in hand
-a wait is another process's doing (a shared machine), not a queue: nothing is refused.
+than the interval pass), and refusals come at once. The interval is what tells a queue from a stall:
+a process paused for 50-60 ms (the host giving its core to another guest, a long collection) sees every
+delay above a 25 ms target for a few tens of ms (the answer rate, measured through the pause, looks
+low for as long), then drains at once; with a 20 ms interval such pauses under a light load drew
+refusals of requests that would all have been answered, with 50 ms now and then, with 100 ms (CoDel's
+default) none (docs/serving.md, "Pauses are not overload"). With fewer than ``min_in_flight`` requests
+in hand a wait is another process's doing (a shared machine), not a queue: nothing is refused.
 
 **Large bodies.** A body is read whole and parsed into Python objects several times its size: 96
 concurrent 3.9 MB V2 infer bodies took the process to 1.2 GB. A request whose body may exceed
@@ -40,7 +45,6 @@ from typing import Protocol
 TICK_S = 0.005  # how often the loop's own delay and the answer rate are sampled while requests are in hand
 IDLE_TICK_S = 0.05  # and with none in hand and no answer since the last sample: each wake-up costs CPU
 RATE_WINDOW_S = 0.05  # the answer rate is smoothed over about this long
-INTERVAL_S = 0.02  # a delay above the target for this long is a standing queue (CoDel's interval)
 MIN_IN_FLIGHT = 16  # fewer requests in hand than this: a late request is not the service's queue
 
 
@@ -54,7 +58,7 @@ class Answering(Protocol):
 class QueueWatch:
     """The service's queueing delay as requests arrive; ``refuse`` says which to turn away at once."""
 
-    def __init__(self, target_s: float, interval_s: float = INTERVAL_S, min_in_flight: int = MIN_IN_FLIGHT) -> None:
+    def __init__(self, target_s: float, interval_s: float, min_in_flight: int = MIN_IN_FLIGHT) -> None:
         self.target_s = target_s
         self.interval_s = interval_s
         self.min_in_flight = min_in_flight

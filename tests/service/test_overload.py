@@ -100,7 +100,7 @@ def test_the_watch_samples_every_5_ms_while_busy_and_every_50_ms_while_idle() ->
             super().sample_answer_rate(now)
 
     async def scenario() -> tuple[int, int]:
-        watch = CountingWatch(target_s=0.025)
+        watch = CountingWatch(target_s=0.025, interval_s=0.1)
         watch.watch_loop(asyncio.get_running_loop())
         await asyncio.sleep(0.3)
         idle = watch.samples
