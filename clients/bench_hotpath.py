@@ -2,7 +2,8 @@
 
 The service app (``create_app``, batching on, the garbage collector tuned as the server does) is driven
 through a fake ASGI transport: each request is one ``app(scope, receive, send)`` call with its body in
-one message, ``concurrency`` at a time, on uvloop. Nothing of uvicorn or of a load generator runs, so
+one message and the scope ``ctr serve``'s connection gives (its arrival time, its ``Departure``),
+``concurrency`` at a time, on uvloop. Nothing of uvicorn or of a load generator runs, so
 the process's CPU time per request (the event loop's and the batch thread's: parsing, checks, the
 batcher, encoding, ONNX Runtime, rendering) is the figure a shared machine disturbs least; it is the
 one to compare two versions of the code with, interleaved. It is not a throughput figure: ``ctr bench
@@ -19,18 +20,24 @@ from typing import Any
 import uvloop
 
 from service.app import create_app
+from service.http.disconnect import DEPARTURE, Departure
+from service.http.protocol import RECEIVED
 from service.settings import Settings
 
 WARM_UP_REQUESTS = 200
 
 
 async def _drive(app: Any, bodies: list[bytes], n_requests: int, concurrency: int) -> dict[str, Any]:
-    never = asyncio.get_running_loop().create_future()  # receive() after the body: the client stays
+    loop = asyncio.get_running_loop()
+    never = loop.create_future()  # receive() after the body: the client stays
     statuses: dict[int, int] = {}
 
     async def one(body: bytes) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         scope = {"type": "http", "method": "POST", "path": "/v1/score", "root_path": "", "headers": headers}
+        # what `ctr serve`'s connection puts in every scope (http/protocol.py): without a Departure the
+        # handler would watch for a disconnect with a task of its own, which the server never runs
+        scope[RECEIVED], scope[DEPARTURE] = loop.time(), Departure()
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def receive() -> dict:
