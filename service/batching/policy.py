@@ -29,6 +29,9 @@ class BatchConfig:
     max_queue_delay_us: int = 500  # longest wait for a batch to fill after its oldest request
     max_queue_items: int = 16384  # queued items beyond this are refused with 503
     instances: int = 1  # batches run at once (concurrent runs of the thread-safe session)
+    # batches of at most this many items run on the event loop itself, not the model's thread (0: none):
+    # for a small run the hand-over to the thread and back costs more than the run (docs/serving.md)
+    inline_max_items: int = 0
     enabled: bool = True  # False: each request runs alone in the thread pool, no queue
     retry_after_s: int = 1  # told to clients refused by a full queue
 

@@ -6,6 +6,7 @@ max_batch_size = 1024       # items (candidates) per ONNX Runtime run
 max_queue_delay_us = 500    # longest wait for a batch to fill after its oldest request
 max_queue_items = 16384     # queued items beyond this are answered 503 at once
 instances = 1               # batches run at once on the model's session
+inline_max_items = 0        # batches of at most this many items run on the event loop (0: none)
 version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
 ```
 A model without a config file or without the table takes these defaults. A bad value is a
@@ -25,6 +26,7 @@ from service.batching.policy import BatchConfig
 
 # The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
 INTEGER_KEYS = tuple(f.name for f in fields(BatchConfig) if f.type in ("int", int) and f.name != "retry_after_s")
+ZERO_ALLOWED = frozenset({"max_queue_delay_us", "inline_max_items"})  # the keys 0 is a meaning of
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ServingConfig:
         for key in INTEGER_KEYS:
             if key in table:
                 value = table[key]
-                if type(value) is not int or value < (0 if key == "max_queue_delay_us" else 1):
+                if type(value) is not int or value < (0 if key in ZERO_ALLOWED else 1):
                     raise ValueError(f"serving.{key} must be a positive integer, not {value!r}")
                 values[key] = value
         batch = BatchConfig(**values, enabled=batching)

@@ -240,3 +240,47 @@ def test_a_failing_model_fails_its_batch_only() -> None:
         assert (await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5))["y"].tolist() == [2.0]
 
     run(main())
+
+
+def test_batches_up_to_inline_max_items_run_on_the_event_loop_larger_ones_in_the_model_thread() -> None:
+    threads: list[tuple[int, int]] = []  # (rows, thread) per run
+
+    def model(inputs: dict) -> dict:
+        threads.append((len(inputs["x"]), threading.get_ident()))
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        config = BatchConfig(max_batch_size=64, max_queue_delay_us=0, inline_max_items=4)
+        batcher = Batcher(model, config)
+        batcher.start()
+        small = await batcher.submit({"x": np.arange(4, dtype=np.float32)[:, None]}, 4, loop.time() + 5)
+        large = await batcher.submit({"x": np.arange(5, dtype=np.float32)[:, None]}, 5, loop.time() + 5)
+        assert small["y"].tolist() == [0.0, 2.0, 4.0, 6.0] and large["y"].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+        assert batcher.stats.successes == 2 and batcher.stats.executions == 2
+        await batcher.retire()
+
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop in this thread
+    run(main())
+    assert threads[0] == (4, loop_thread)
+    assert threads[1][0] == 5 and threads[1][1] != loop_thread
+
+
+def test_a_failing_inline_batch_fails_its_requests_only() -> None:
+    def model(inputs: dict) -> dict:
+        if (inputs["x"] < 0).any():
+            raise RuntimeError("bad rows")
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_us=0, inline_max_items=4))
+        batcher.start()
+        with pytest.raises(RuntimeError):
+            await batcher.submit({"x": -np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
+        result = await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
+        assert result["y"].tolist() == [2.0]
+        assert batcher.stats.successes == 1
+        await batcher.retire()
+
+    run(main())

@@ -37,8 +37,11 @@ def test_serving_config_parsing(tmp_path: Path) -> None:
     config = ServingConfig.from_table({"max_batch_size": 8, "max_queue_items": 64, "version_policy": {"latest": 2}})
     assert (config.batch.max_batch_size, config.version_policy) == (8, VersionPolicy(latest=2))
     assert VersionPolicy.parse({"specific": [3, 1]}).select([1, 2, 3]) == [3, 1]
+    assert ServingConfig.from_table({"inline_max_items": 0}).batch.inline_max_items == 0
+    assert ServingConfig.from_table({"inline_max_items": 32}).batch.inline_max_items == 32
     for bad, message in [
         ({"max_batch_size": 0}, "max_batch_size"),
+        ({"inline_max_items": -1}, "inline_max_items"),
         ({"max_batch_size": 8, "max_queue_items": 4}, "one full batch"),
         ({"version_policy": {"newest": 1}}, "unknown policy"),
         ({"version_policy": {"latest": 0}}, "latest"),
