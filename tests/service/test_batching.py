@@ -221,7 +221,8 @@ def test_cancelled_requests_leave_the_batch_and_the_batcher_healthy() -> None:
     run(main())
 
 
-def test_a_failing_model_fails_its_batch_only() -> None:
+@pytest.mark.parametrize("inline_max_items", [0, 4], ids=["model thread", "event loop"])
+def test_a_failing_model_fails_its_batch_only(inline_max_items: int) -> None:
     def model(inputs: dict) -> dict:
         if (inputs["x"] < 0).any():
             raise RuntimeError("bad rows")
@@ -229,7 +230,8 @@ def test_a_failing_model_fails_its_batch_only() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        batcher = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_us=0))
+        config = BatchConfig(max_batch_size=4, max_queue_delay_us=0, inline_max_items=inline_max_items)
+        batcher = Batcher(model, config)
         batcher.start()
         with pytest.raises(RuntimeError):
             await batcher.submit({"x": -np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
@@ -264,23 +266,3 @@ def test_batches_up_to_inline_max_items_run_on_the_event_loop_larger_ones_in_the
     run(main())
     assert threads[0] == (4, loop_thread)
     assert threads[1][0] == 5 and threads[1][1] != loop_thread
-
-
-def test_a_failing_inline_batch_fails_its_requests_only() -> None:
-    def model(inputs: dict) -> dict:
-        if (inputs["x"] < 0).any():
-            raise RuntimeError("bad rows")
-        return doubling(inputs)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        batcher = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_us=0, inline_max_items=4))
-        batcher.start()
-        with pytest.raises(RuntimeError):
-            await batcher.submit({"x": -np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
-        result = await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
-        assert result["y"].tolist() == [2.0]
-        assert batcher.stats.successes == 1
-        await batcher.retire()
-
-    run(main())
