@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from clients.bench_serve import steal_seconds
 from clients.loadgen import run_load
 
 
@@ -170,13 +171,19 @@ def paused_load(
             pauses += 1
 
     pauser = threading.Thread(target=pause_now_and_then)
+    steal_before, started = steal_seconds(), time.monotonic()
     pauser.start()
     try:
         result = offer(port, body, rate, seconds)
     finally:
         stop.set()
         pauser.join()
-    return {"pause_ms": pause_ms, "pauses": pauses, **result}
+    steal_after = steal_seconds()
+    steal_pct = None
+    if steal_before is not None and steal_after is not None:
+        steal_pct = round(100 * (steal_after - steal_before) / (time.monotonic() - started), 1)
+    # the host's own pauses (% of one CPU given to other guests meanwhile) come on top of these
+    return {"pause_ms": pause_ms, "pauses": pauses, "host_steal_pct": steal_pct, **result}
 
 
 def pauses_case(port: int, pid: int, body: bytes, seconds: float) -> dict[str, Any]:
