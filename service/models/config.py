@@ -26,7 +26,7 @@ from service.batching.policy import BatchConfig
 
 # The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
 INTEGER_KEYS = tuple(f.name for f in fields(BatchConfig) if f.type in ("int", int) and f.name != "retry_after_s")
-ZERO_ALLOWED = frozenset({"max_queue_delay_us", "inline_max_items"})  # the keys 0 is a meaning of
+ZERO_ALLOWED = frozenset({"max_queue_delay_us", "inline_max_items"})  # where 0 means something: no wait, no inline run
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class ServingConfig:
             if key in table:
                 value = table[key]
                 if type(value) is not int or value < (0 if key in ZERO_ALLOWED else 1):
-                    raise ValueError(f"serving.{key} must be a positive integer, not {value!r}")
+                    kind = "a non-negative" if key in ZERO_ALLOWED else "a positive"
+                    raise ValueError(f"serving.{key} must be {kind} integer, not {value!r}")
                 values[key] = value
         batch = BatchConfig(**values, enabled=batching)
         if batch.max_queue_items < batch.max_batch_size:

@@ -41,7 +41,7 @@ def test_serving_config_parsing(tmp_path: Path) -> None:
     assert ServingConfig.from_table({"inline_max_items": 32}).batch.inline_max_items == 32
     for bad, message in [
         ({"max_batch_size": 0}, "max_batch_size"),
-        ({"inline_max_items": -1}, "inline_max_items"),
+        ({"inline_max_items": -1}, "inline_max_items must be a non-negative integer"),
         ({"max_batch_size": 8, "max_queue_items": 4}, "one full batch"),
         ({"version_policy": {"newest": 1}}, "unknown policy"),
         ({"version_policy": {"latest": 0}}, "latest"),
