@@ -92,7 +92,9 @@ def batch_sizes(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_batch_sizes.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
-    sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes, rows.")] = "1,8,32,64,128,256,512,1024",
+    sizes: Annotated[
+        str | None, typer.Option(help="Comma-separated batch sizes, rows (default: 1 to 1024, SIZES).")
+    ] = None,
     seconds: Annotated[float, typer.Option(help="Seconds of runs per size and round.")] = 1.0,
     rounds: Annotated[int, typer.Option(help="Rounds; the sizes take turns in each.")] = 3,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads (0: one per core).")] = 1,
@@ -100,7 +102,10 @@ def batch_sizes(
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
     from clients import bench_batch_sizes as bench
 
-    wanted = tuple(int(size) for size in sizes.split(","))
+    try:
+        wanted = tuple(int(size) for size in sizes.split(",")) if sizes else bench.SIZES
+    except ValueError:
+        wanted = ()
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("batch sizes must be positive integers", param_hint="--sizes")
     bodies = request_bodies(repository, model, 100)

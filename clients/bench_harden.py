@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from clients.bench_serve import steal_seconds
+from clients.bench_serve import steal_pct_since, steal_seconds
 from clients.loadgen import run_load
 
 
@@ -178,11 +178,8 @@ def paused_load(
     finally:
         stop.set()
         pauser.join()
-    steal_after = steal_seconds()
-    steal_pct = None
-    if steal_before is not None and steal_after is not None:
-        steal_pct = round(100 * (steal_after - steal_before) / (time.monotonic() - started), 1)
     # the host's own pauses (% of one CPU given to other guests meanwhile) come on top of these
+    steal_pct = steal_pct_since(steal_before, time.monotonic() - started)
     return {"pause_ms": pause_ms, "pauses": pauses, "host_steal_pct": steal_pct, **result}
 
 

@@ -100,6 +100,15 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_pct_since(steal_before: float | None, seconds: float) -> float | None:
+    """The host's steal since ``steal_before`` (a ``steal_seconds()`` reading), as % of one CPU over
+    ``seconds``; None where it cannot be read."""
+    steal_after = steal_seconds()
+    if steal_before is None or steal_after is None or seconds <= 0:
+        return None
+    return round(100 * (steal_after - steal_before) / seconds, 1)
+
+
 def steal_seconds() -> float | None:
     """CPU time the hypervisor has given other guests since boot, all CPUs together (Linux /proc/stat's
     ``steal``; None elsewhere): a step that saw much of it measured a contended host."""
@@ -233,12 +242,12 @@ def measured_step(
     result: LoadResult = asyncio.run(
         run_load("127.0.0.1", port, "/v1/score", bodies, rate, seconds, connections=connections)
     )
-    cpu_after, steal_after = read_cpu(), steal_seconds()
+    cpu_after, steal_pct = read_cpu(), steal_pct_since(steal_before, seconds)
     step = result.to_dict(n_candidates)
     if cpu_before is not None and cpu_after is not None and result.ok:
         step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
-    if steal_before is not None and steal_after is not None:
-        step["host_steal_pct"] = round(100 * (steal_after - steal_before) / seconds, 1)
+    if steal_pct is not None:
+        step["host_steal_pct"] = steal_pct
     return step
 
 
