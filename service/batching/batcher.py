@@ -302,8 +302,8 @@ class Batcher:
     def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> tuple[list[Slice], float, Any]:
         """The batch started: (batch, when, the future of its outputs). It is handed to the model's thread,
         unless it has at most ``inline_max_items`` items: then it runs here, on the event loop, and its
-        future is done on return. (In the thread, a small run waits for the GIL behind the loop's work and
-        starts with cold caches: 17-row runs cost the thread ~3x their CPU alone; docs/serving.md.)"""
+        future is done on return. (In the thread, a small run waits for the GIL behind the loop's work, and
+        17-row runs cost the thread ~3x their CPU alone, cause not isolated; docs/serving.md.)"""
         started = loop.time()
         if sum(s.size for s in batch) > self.config.inline_max_items:
             return batch, started, loop.run_in_executor(self._executor, self._run_batch, batch)
