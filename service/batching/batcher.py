@@ -1,7 +1,9 @@
 """Dynamic batching (DESIGN.md §5): one batcher per served model version.
 
 Requests wait in a bounded queue in front of one worker. The worker forms batches (policy.py) and
-runs each off the event loop in a thread pool with ``instances`` batches at most in flight. A request
+runs each off the event loop in a thread pool with ``instances`` batches at most in flight; a thread
+that finishes a batch takes the next one due itself, under the queue's lock, so the model does not wait
+for a busy event loop between batches (only the answers go back to the loop). A request
 with more items than a batch holds is split across batches and its outputs are reassembled in order.
 A full queue refuses at once (QueueFull -> 503 with Retry-After); a request past its deadline gets
 DeadlineExceeded (504); a request whose caller is cancelled (client gone) is marked abandoned and
@@ -24,6 +26,7 @@ import heapq
 import itertools
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +53,7 @@ from service.metrics import ModelStats
 
 logger = logging.getLogger(__name__)
 
+CHAINED = object()  # what the model's thread returns when its batches have been answered on the loop
 RunFn = Callable[[Mapping[str, np.ndarray]], Tensors]
 CollateFn = Callable[[Sequence[Slice]], Tensors]  # the batch's slices -> the model's input tensors
 
@@ -79,6 +83,9 @@ class Batcher:
         self.label = label
         self._pending: deque[Work] = deque()
         self._queued_items = 0  # rows in _pending not yet placed in a batch (abandoned ones included)
+        # held while _pending and _queued_items change or a batch is formed: the model's thread takes its
+        # next batch itself (``_run_chain``)
+        self._queue_lock = threading.Lock()
         self._in_flight = 0  # requests enqueued and not yet settled
         self._wake: asyncio.Future | None = None  # the worker sleeps on it
         self._wake_at_items = 1  # queued items that end the worker's sleep early
@@ -155,8 +162,9 @@ class Batcher:
         if self._unbatched:
             self._run_alone_in_thread(work, loop)
         else:
-            self._pending.append(work)
-            self._queued_items += n_items
+            with self._queue_lock:
+                self._pending.append(work)
+                self._queued_items += n_items
             if self._queued_items >= self._wake_at_items:
                 self._wake_worker()
         self._watch_deadline(work, loop)
@@ -278,7 +286,10 @@ class Batcher:
                     return
                 await self._sleep(1)
             await self._slots.acquire()
-            fill_by = None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
+            with self._queue_lock:
+                fill_by = (
+                    None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
+                )
             if fill_by is not None:
                 await self._sleep(self.config.max_batch_size, fill_by)
             batch = self._take_batch(loop.time())
@@ -292,21 +303,38 @@ class Batcher:
     def _take_batch(self, now: float) -> list[Slice]:
         """The next batch from the head of the queue; the requests dropped on the way (abandoned, or past
         their deadline) are settled."""
-        batch, dropped = form_batch(self._pending, self.config.max_batch_size, now)
-        self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
+        batch, dropped = self._take(now, due_only=False)
         for work in dropped:
-            work.next_item = work.n_items
             self._settle(work, None, DeadlineExceeded())
         return batch
 
+    def _take(self, now: float, due_only: bool, more_than: int = 0) -> tuple[list[Slice], list[Work]]:
+        """The next batch (with ``due_only``, only if one is due: full, past its fill wait, or the batcher
+        retiring; and only if more than ``more_than`` items are queued) and the requests dropped on the
+        way, to be settled on the loop. Either thread."""
+        with self._queue_lock:
+            pending = self._pending
+            if due_only and not (
+                pending
+                and self._queued_items > more_than
+                and (self._retired or fill_until(pending, self._queued_items, self.config, now) is None)
+            ):
+                return [], []
+            batch, dropped = form_batch(pending, self.config.max_batch_size, now)
+            self._queued_items -= sum(s.size for s in batch) + sum(w.n_items - w.next_item for w in dropped)
+            for work in dropped:
+                work.next_item = work.n_items
+        return batch, dropped
+
     def _launch(self, batch: list[Slice], loop: asyncio.AbstractEventLoop) -> tuple[list[Slice], float, Any]:
-        """The batch started: (batch, when, the future of its outputs). It is handed to the model's thread,
-        unless it has at most ``inline_max_items`` items: then it runs here, on the event loop, and its
-        future is done on return. (In the thread, a small run waits for the GIL behind the loop's work, and
-        17-row runs cost the thread ~3x their CPU alone, cause not isolated; docs/serving.md.)"""
+        """The batch started: (batch, when, a future done when it has been answered). It is handed to the
+        model's thread (``_run_chain``, which goes on with the batches due after it), unless it has at most
+        ``inline_max_items`` items: then it runs here, on the event loop, and its future is done on return.
+        (In the thread, a small run waits for the GIL behind the loop's work, and 17-row runs cost the
+        thread ~3x their CPU alone, cause not isolated; docs/serving.md.)"""
         started = loop.time()
         if sum(s.size for s in batch) > self.config.inline_max_items:
-            return batch, started, loop.run_in_executor(self._executor, self._run_batch, batch)
+            return batch, started, loop.run_in_executor(self._executor, self._run_chain, batch, started, loop)
         future = loop.create_future()
         try:
             future.set_result(self._run_batch(batch))
@@ -315,10 +343,9 @@ class Batcher:
         return batch, started, future
 
     async def _execute(self, batch: list[Slice]) -> None:
-        """Run ``batch`` and answer its requests; whenever the next batch is due as one finishes, the
-        next one is handed to the thread first, before the finished one's requests are answered, so the
-        model waits on none of the event loop's other work between batches (at saturation it runs back
-        to back). The slot is held until no batch is due."""
+        """Run ``batch`` and answer its requests, then each batch due as one finishes. In the model's
+        thread ``_run_chain`` takes them itself; on the loop (small batches), the next one is taken before
+        the finished one's requests are answered. The slot is held until no batch is due."""
         loop = self._loop or asyncio.get_running_loop()
         running: tuple[list[Slice], float, Any] | None = self._launch(batch, loop)
         try:
@@ -330,16 +357,49 @@ class Batcher:
                 except Exception as error:
                     failure = error
                 now = loop.time()
-                running = None
-                if self._pending and (
-                    self._retired or fill_until(self._pending, self._queued_items, self.config, now) is None
-                ):
-                    following = self._take_batch(now)
-                    if following:
-                        running = self._launch(following, loop)
-                self._answer(batch, started, now, outputs, failure)
+                following, dropped = self._take(now, due_only=True)
+                for work in dropped:
+                    self._settle(work, None, DeadlineExceeded())
+                running = self._launch(following, loop) if following else None
+                if outputs is not CHAINED:
+                    self._answer(batch, started, now, outputs, failure)
         finally:
             self._slots.release()
+
+    def _run_chain(self, batch: list[Slice], started: float, loop: asyncio.AbstractEventLoop) -> object:
+        """In the model's thread: run ``batch``, then every batch due when the last one finishes (and too
+        large to run on the loop), taken here, so the model does not wait for the busy event loop between
+        batches (docs/serving.md, "The model's thread takes its next batch"). Each batch is answered on
+        the loop."""
+        while True:
+            outputs, failure = None, None
+            try:
+                outputs = self._run_batch(batch)
+            except Exception as error:
+                failure = error
+            now = time.monotonic()  # the event loop's clock
+            # a batch small enough to run on the loop is left to it (``_execute`` takes it from there)
+            following, dropped = self._take(now, due_only=True, more_than=self.config.inline_max_items)
+            try:
+                loop.call_soon_threadsafe(self._answer_chained, batch, started, now, outputs, failure, dropped)
+            except RuntimeError:  # the loop has closed: nobody is waiting
+                return CHAINED
+            if not following:
+                return CHAINED
+            batch, started = following, now
+
+    def _answer_chained(
+        self,
+        batch: list[Slice],
+        started: float,
+        now: float,
+        outputs: Tensors | None,
+        failure: Exception | None,
+        dropped: list[Work],
+    ) -> None:
+        for work in dropped:
+            self._settle(work, None, DeadlineExceeded())
+        self._answer(batch, started, now, outputs, failure)
 
     def _answer(
         self, batch: list[Slice], started: float, now: float, outputs: Tensors | None, failure: Exception | None

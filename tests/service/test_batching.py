@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections import deque
 
 import numpy as np
@@ -210,12 +211,48 @@ def test_cancelled_requests_leave_the_batch_and_the_batcher_healthy() -> None:
         await asyncio.sleep(0.01)
         for task in doomed:
             task.cancel()
+        # the cancellations take effect on the loop's next turn; the model's thread forms the next batch
+        # itself the moment its run ends, so it is let go only after that
+        await asyncio.sleep(0.01)
         gate.set()
         assert (await kept)["y"].tolist() == [8.0, 8.0]
         await blocker
         assert seen == [1, 2]  # the cancelled rows never reached the model
         assert batcher.stats.failures["cancelled"] == 20
         assert batcher.pending_requests == 0
+        await batcher.retire()
+
+    run(main())
+
+
+def test_the_model_thread_takes_the_batch_due_after_its_own_while_the_loop_is_busy() -> None:
+    """When a run ends and another batch is due, the model's thread takes and runs it itself: a busy
+    event loop does not leave the model idle between batches."""
+    ran: list[int] = []
+    first_running, let_first_finish = threading.Event(), threading.Event()
+
+    def model(inputs: dict) -> dict:
+        ran.append(len(inputs["x"]))
+        if len(ran) == 1:
+            first_running.set()
+            let_first_finish.wait(5)
+        return doubling(inputs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(model, BatchConfig(max_batch_size=4, max_queue_delay_us=0))
+        batcher.start()
+        first = batcher.enqueue({"x": np.ones((4, 1), np.float32)}, 4, loop.time() + 5)
+        await asyncio.to_thread(first_running.wait, 5)
+        second = batcher.enqueue({"x": np.full((3, 1), 2, np.float32)}, 3, loop.time() + 5)
+        let_first_finish.set()
+        blocked_until = time.monotonic() + 2
+        while len(ran) < 2 and time.monotonic() < blocked_until:
+            time.sleep(0.001)  # the event loop is busy: nothing runs on it meanwhile
+        assert ran == [4, 3]
+        assert (await first.future)["y"].tolist() == [2.0] * 4
+        assert (await second.future)["y"].tolist() == [4.0] * 3
+        assert batcher.stats.executions == 2 and batcher.pending_requests == 0
         await batcher.retire()
 
     run(main())
