@@ -1,0 +1,112 @@
+"""Where the service's time goes at one fixed rate: its threads, the model's batches, the host's CPU.
+
+One `ctr serve` (this checkout's service, or ``--service-root``'s), warmed up for 2 s, then open-loop load
+of ``--candidates``-candidate bodies at ``--rate`` for ``--seconds``. Printed:
+
+- the host's CPU split over that time, in cores (``/proc/stat``: user, system, idle, steal, ...);
+- the server's two busiest threads (the event loop and the model's thread): time on a CPU and time
+  runnable but waiting for one, in cores, and context switches per second (``/proc/<pid>/task/*/schedstat``);
+  a thread neither on a CPU nor waiting for one is asleep: idle, or waiting for the GIL;
+- the load generator's CPU (this process);
+- the model's batches from ``/metrics``: how many, the share of the time a batch was running as the
+  batcher saw it, and per item (candidate) that batch time against the model's thread's CPU time;
+- the step's statuses and latency percentiles.
+
+    PYTHONPATH=. python reports/thread_occupancy.py --candidates 100 --rate 850 [--service-root OTHER]
+
+Used in docs/serving.md, "The model's thread takes its next batch".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from cli.bench import request_bodies
+from clients.bench_serve import server
+from clients.loadgen import run_load
+
+HOST_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def host_ticks() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(x) for x in stat.readline().split()[1 : 1 + len(HOST_FIELDS)]]
+
+
+def thread_schedstats(pid: int) -> dict[str, tuple[float, float, int]]:
+    """Thread id -> (seconds on a CPU, seconds runnable and waiting, times scheduled)."""
+    stats = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            on_cpu, waiting, slices = f.read().split()
+        stats[tid] = (int(on_cpu) / 1e9, int(waiting) / 1e9, int(slices))
+    return stats
+
+
+def model_counters(port: int, model: str) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    counters: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r"(\w+)\{([^}]*)\} (\S+)", line)
+        if match and f'model="{model}"' in match.group(2):
+            counters[match.group(1)] = counters.get(match.group(1), 0.0) + float(match.group(3))
+    return counters
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=850.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--repository", type=Path, default=Path("models"))
+    parser.add_argument("--model", default="esmm")
+    parser.add_argument("--service-root", type=Path, default=None)
+    args = parser.parse_args()
+    bodies = request_bodies(args.repository, args.model, args.candidates)
+    with server("service", args.repository, args.model, {}, 1, args.service_root) as (port, pid):
+        asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, 2.0))
+        before = (host_ticks(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+        started = time.monotonic()
+        result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, args.seconds))
+        wall = time.monotonic() - started
+        after = (host_ticks(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+    hz = os.sysconf("SC_CLK_TCK")
+    host = {name: (b - a) / hz / wall for name, a, b in zip(HOST_FIELDS, before[0], after[0], strict=True)}
+    say("host, cores: " + ", ".join(f"{name} {value:.2f}" for name, value in host.items() if value >= 0.005))
+    threads = sorted(after[1], key=lambda tid: before[1].get(tid, (0.0, 0.0, 0))[0] - after[1][tid][0])[:2]
+    for tid in threads:
+        (cpu0, wait0, n0), (cpu1, wait1, n1) = before[1].get(tid, (0.0, 0.0, 0)), after[1][tid]
+        role = "event loop" if tid == str(pid) else "model's thread"
+        say(
+            f"server {role:<15} on a CPU {(cpu1 - cpu0) / wall:.2f}, runnable waiting {(wait1 - wait0) / wall:.2f}"
+            f" cores; {(n1 - n0) / wall:.0f} switches/s"
+        )
+    say(f"generator: {(after[2] - before[2]) / wall:.2f} cores")
+    counters = {name: after[3].get(name, 0.0) - value for name, value in before[3].items()}
+    batches = counters["ctr_inference_exec_count_total"]
+    items = counters["ctr_inference_count_total"]
+    batch_s = counters["ctr_inference_compute_duration_seconds_total"]
+    model_tid = next((tid for tid in threads if tid != str(pid)), None)
+    model_cpu = after[1][model_tid][0] - before[1].get(model_tid, (0.0, 0.0, 0))[0] if model_tid else float("nan")
+    say(
+        f"batches: {batches:.0f}, {items / max(batches, 1):.0f} items each; a batch running {batch_s / wall:.2f} of"
+        f" the time; per item: batch time {batch_s / items * 1e6:.2f} µs, model's thread CPU"
+        f" {model_cpu / items * 1e6:.2f} µs"
+    )
+    step = result.to_dict(args.candidates)
+    say(str({key: step[key] for key in ("offered_rps", "achieved_rps", "statuses", "p50_ms", "p90_ms", "p99_ms")}))
+
+
+if __name__ == "__main__":
+    main()
