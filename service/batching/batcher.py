@@ -377,7 +377,7 @@ class Batcher:
                 outputs = self._run_batch(batch)
             except Exception as error:
                 failure = error
-            now = time.monotonic()  # the event loop's clock
+            now = time.monotonic()  # asyncio's loop clock (uvloop's reads the same clock, in ms)
             # a batch small enough to run on the loop is left to it (``_execute`` takes it from there)
             following, dropped = self._take(now, due_only=True, more_than=self.config.inline_max_items)
             try:
@@ -410,7 +410,7 @@ class Batcher:
             for s in batch:
                 self._settle(s.work, None, failure)
             return
-        ran_s = now - started  # as the queue sees it: the hops to the thread and back count
+        ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
         self.stats.executed(size, sum(started - s.work.enqueued for s in batch) / len(batch), ran_s)
         self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
