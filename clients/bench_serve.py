@@ -109,14 +109,27 @@ def steal_pct_since(steal_before: float | None, seconds: float) -> float | None:
     return round(100 * (steal_after - steal_before) / seconds, 1)
 
 
-def steal_seconds() -> float | None:
-    """CPU time the hypervisor has given other guests since boot, all CPUs together (Linux /proc/stat's
-    ``steal``; None elsewhere): a step that saw much of it measured a contended host."""
+HOST_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def host_cpu_seconds() -> dict[str, float] | None:
+    """The host's CPU time since boot by kind, all CPUs together (Linux /proc/stat's first line: user,
+    system, idle, steal, ...); None elsewhere."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     except OSError:
         return None
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else None
+    if len(fields) < len(HOST_CPU_FIELDS):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return {name: int(value) / hz for name, value in zip(HOST_CPU_FIELDS, fields, strict=False)}
+
+
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor has given other guests since boot, all CPUs together (``steal``; None
+    where it cannot be read): a step that saw much of it measured a contended host."""
+    host = host_cpu_seconds()
+    return host["steal"] if host is not None else None
 
 
 @contextmanager

@@ -29,15 +29,8 @@ import urllib.request
 from pathlib import Path
 
 from cli.bench import request_bodies
-from clients.bench_serve import server
+from clients.bench_serve import host_cpu_seconds, server
 from clients.loadgen import run_load
-
-HOST_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-
-
-def host_ticks() -> list[int]:
-    with open("/proc/stat") as stat:
-        return [int(x) for x in stat.readline().split()[1 : 1 + len(HOST_FIELDS)]]
 
 
 def thread_schedstats(pid: int) -> dict[str, tuple[float, float, int]]:
@@ -76,13 +69,12 @@ def main() -> None:
     bodies = request_bodies(args.repository, args.model, args.candidates)
     with server("service", args.repository, args.model, {}, 1, args.service_root) as (port, pid):
         asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, 2.0))
-        before = (host_ticks(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+        before = (host_cpu_seconds(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
         started = time.monotonic()
         result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, args.seconds))
         wall = time.monotonic() - started
-        after = (host_ticks(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
-    hz = os.sysconf("SC_CLK_TCK")
-    host = {name: (b - a) / hz / wall for name, a, b in zip(HOST_FIELDS, before[0], after[0], strict=True)}
+        after = (host_cpu_seconds(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+    host = {name: (after[0][name] - seconds) / wall for name, seconds in before[0].items()}
     say("host, cores: " + ", ".join(f"{name} {value:.2f}" for name, value in host.items() if value >= 0.005))
     threads = sorted(after[1], key=lambda tid: before[1].get(tid, (0.0, 0.0, 0))[0] - after[1][tid][0])[:2]
     for tid in threads:

@@ -300,13 +300,16 @@ class Batcher:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    def _take_batch(self, now: float) -> list[Slice]:
-        """The next batch from the head of the queue; the requests dropped on the way (abandoned, or past
-        their deadline) are settled."""
-        batch, dropped = self._take(now, due_only=False)
+    def _take_batch(self, now: float, due_only: bool = False) -> list[Slice]:
+        """On the loop: the next batch from the head of the queue (``_take``); the requests dropped on the
+        way (abandoned, or past their deadline) are settled."""
+        batch, dropped = self._take(now, due_only)
+        self._settle_dropped(dropped)
+        return batch
+
+    def _settle_dropped(self, dropped: list[Work]) -> None:
         for work in dropped:
             self._settle(work, None, DeadlineExceeded())
-        return batch
 
     def _take(self, now: float, due_only: bool, more_than: int = 0) -> tuple[list[Slice], list[Work]]:
         """The next batch (with ``due_only``, only if one is due: full, past its fill wait, or the batcher
@@ -357,9 +360,7 @@ class Batcher:
                 except Exception as error:
                     failure = error
                 now = loop.time()
-                following, dropped = self._take(now, due_only=True)
-                for work in dropped:
-                    self._settle(work, None, DeadlineExceeded())
+                following = self._take_batch(now, due_only=True)
                 running = self._launch(following, loop) if following else None
                 if outputs is not CHAINED:
                     self._answer(batch, started, now, outputs, failure)
@@ -397,8 +398,7 @@ class Batcher:
         failure: Exception | None,
         dropped: list[Work],
     ) -> None:
-        for work in dropped:
-            self._settle(work, None, DeadlineExceeded())
+        self._settle_dropped(dropped)
         self._answer(batch, started, now, outputs, failure)
 
     def _answer(
