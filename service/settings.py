@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
     drain_idle_s: Annotated[float, Field(ge=0)] = 1.0  # on SIGTERM, idle keep-alive connections are closed after this
     keep_alive_s: Annotated[float, Field(gt=0)] = 5.0  # an idle keep-alive connection is closed after this
-    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # a request's headers must arrive within this
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers within this of a request's first bytes (408)
+    # (and a new connection's first bytes within this of its start: closed without a word otherwise)
     body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
     body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's

@@ -6,15 +6,26 @@ not one that sends half a request and stalls: 2,000 such connections held their 
 as the clients liked. Here every connection has one read deadline at a time (checked for all of them
 by one timer of the loop: http/read_deadlines.py):
 
-- **idle**: from the end of a response until the next request's first bytes, at most
-  ``CTR_KEEP_ALIVE_S``; then the connection is closed without a word (uvicorn's keep-alive time-out,
-  which armed a timer of its own per response);
-- **headers**: from the connection's start (or the next request's first bytes) until its request's
-  headers are complete, at most ``CTR_HEADER_TIMEOUT_S``;
+- **idle**: until a request's first bytes: from the connection's start at most
+  ``CTR_HEADER_TIMEOUT_S``, from the end of a response at most ``CTR_KEEP_ALIVE_S`` (uvicorn's
+  keep-alive time-out, which armed a timer of its own per response); then the connection is closed
+  without a word;
+- **headers**: from a request's first bytes until its headers are complete, at most
+  ``CTR_HEADER_TIMEOUT_S``;
 - **body**: from the headers until the body is complete, at most ``CTR_BODY_TIMEOUT_S``.
 
-When a timer fires the client gets ``408 Request Timeout`` (with ``Connection: close``) if no response
-has started, and the connection is closed; a request the application was reading sees a disconnect.
+When the headers or the body are late the client gets ``408 Request Timeout`` (with ``Connection:
+close``) if no response has started, and the connection is closed; a request the application was
+reading sees a disconnect.
+
+**An idle close racing a request.** A client may send a request on an idle connection just as its time
+is up: the bytes are in the kernel, not yet read by the busy loop, when the sweep comes. Closing then
+lost the request (the close resets a connection with unread data) or, when a fresh connection's wait
+counted as its headers' and was answered 408, handed the client a 408 for a request the server never
+read: up to 49 requests in a 10-s step of the overload bench, whose warm connections went idle together
+(docs/serving.md, "Idle connections closed under a request"). So an idle connection is never answered
+408, and one whose socket holds unread bytes (``FIONREAD``) is not closed: its request is arriving, and
+its headers' time starts.
 
 **Drain (SIGTERM).** uvicorn stops accepting and closes idle keep-alive connections at once; a client
 that had just sent a request on one lost it without a response (61-63 per drain under steady load).
@@ -46,6 +57,12 @@ import socket
 import struct
 from collections.abc import Callable, Collection
 
+try:
+    import fcntl
+    import termios
+except ImportError:  # not a POSIX system: unread bytes are not known
+    fcntl = termios = None  # type: ignore[assignment]
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.http.disconnect import DEPARTURE, Departure
@@ -69,6 +86,8 @@ _SHED_RESPONSE = (
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (ms), at byte 52
 _LAST_DATA_RECV_AT = 52
+_FIONREAD = getattr(termios, "FIONREAD", None) if termios is not None else None
+_UNREAD = struct.Struct("=i")
 
 
 def kernel_wait_s(sock: socket.socket | None) -> float:
@@ -80,6 +99,16 @@ def kernel_wait_s(sock: socket.socket | None) -> float:
     except OSError:
         return 0.0
     return _LAST_DATA_RECV.unpack_from(info, _LAST_DATA_RECV_AT)[0] / 1000 if len(info) >= 56 else 0.0
+
+
+def unread_bytes(sock: socket.socket | None) -> int:
+    """How many bytes the kernel holds for the socket that have not been read (0 where unknown)."""
+    if sock is None or _FIONREAD is None:
+        return 0
+    try:
+        return _UNREAD.unpack(fcntl.ioctl(sock.fileno(), _FIONREAD, bytes(_UNREAD.size)))[0]
+    except OSError:
+        return 0
 
 
 class _Refused:
@@ -113,7 +142,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.read_due = math.inf  # when the current read phase times out (loop clock)
-        self._reading = "headers"  # which phase: idle, headers, body or drain
+        self._reading = "idle"  # which phase: idle, headers, body or drain
         self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
@@ -124,7 +153,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.watch.watch_loop(self.loop)
         super().connection_made(transport)
         self.read_deadlines.add(self, self.loop)
-        self._arm(self.header_timeout_s, "headers")
+        self._arm(self.header_timeout_s, "idle")  # until the first request's first bytes
 
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes
@@ -227,6 +256,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Called by ``read_deadlines`` once the read phase is past due."""
         what = self._reading
         if self.transport.is_closing():
+            return
+        if what in ("idle", "drain") and unread_bytes(self._socket):  # a request is arriving: not idle
+            self._arm(self.header_timeout_s, "headers")
             return
         if what not in ("idle", "drain") and not self._dropping_body:  # a refused request was answered
             in_hand = self.cycle is not None and not self.cycle.response_complete

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 
-from service.http.read_deadlines import MAX_INTERVAL_S, MIN_INTERVAL_S, ReadDeadlines, sweep_interval
+from service.http.read_deadlines import (
+    MAX_INTERVAL_S,
+    MAX_TIMEOUTS_PER_PASS,
+    MIN_INTERVAL_S,
+    ReadDeadlines,
+    sweep_interval,
+)
 
 
 class Connection:
@@ -39,3 +46,38 @@ def test_only_connections_past_due_time_out_once_and_the_timer_stops_with_the_la
         assert not deadlines.sweeping
 
     asyncio.run(run())
+
+
+def test_a_pass_times_out_a_bounded_number_and_the_next_pass_comes_soon() -> None:
+    """Many connections past due at once (opened together, idle together) are timed out a few at a
+    time, with the loop's other callbacks run between the passes."""
+
+    async def run() -> list[int]:
+        loop = asyncio.get_running_loop()
+        deadlines = ReadDeadlines(0.05)
+        ticks = 0
+        passes: list[int] = []  # for each time-out, the loop's tick it came in
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            loop.call_soon(tick)
+
+        class Counted(Connection):
+            def read_timed_out(self) -> None:
+                passes.append(ticks)
+                deadlines.remove(self)
+
+        connections = [Counted(loop.time()) for _ in range(3 * MAX_TIMEOUTS_PER_PASS + 5)]
+        for connection in connections:
+            deadlines.add(connection, loop)
+        tick()
+        started = loop.time()
+        while deadlines.connections and loop.time() - started < 5:
+            await asyncio.sleep(0.005)
+        return passes
+
+    passes = asyncio.run(run())
+    sizes = list(Counter(passes).values())
+    assert len(passes) == 3 * MAX_TIMEOUTS_PER_PASS + 5
+    assert sizes == [MAX_TIMEOUTS_PER_PASS] * 3 + [5]
