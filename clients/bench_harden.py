@@ -193,16 +193,26 @@ def pauses_case(port: int, pid: int, body: bytes, seconds: float) -> dict[str, A
 
 def sustainable(port: int, body: bytes, start_rps: float, seconds: float, growth: float = 1.15) -> tuple[float, list]:
     """The sustainable rate: the highest of rates rising by ``growth`` from ``start_rps`` at which every
-    request offered open-loop was answered 200 and the answers kept pace (achieved >= 95% of offered)."""
-    rate, best, steps = start_rps, 0.0, []
+    request offered open-loop was answered 200 and the answers kept pace (achieved >= 95% of offered).
+    Where ``start_rps`` itself is not sustained, the rates fall by ``growth`` until one is."""
+    rate, best, steps, falling = start_rps, 0.0, [], False
     for _ in range(20):
         step = offer(port, body, rate, seconds)
         steps.append(step)
         time.sleep(1.0)  # let the queues empty before the next step
-        if step["statuses"] != {"200": sum(step["statuses"].values())} or step["achieved_rps"] < 0.95 * rate:
+        sustained = step["statuses"] == {"200": sum(step["statuses"].values())} and step["achieved_rps"] >= 0.95 * rate
+        if sustained:
+            best = rate
+            if falling:
+                break
+            rate *= growth
+        elif best:
             break
-        best = rate
-        rate *= growth
+        else:
+            falling = True
+            rate /= growth
+    if not best:
+        raise RuntimeError(f"no rate from {start_rps:.0f} down to {rate * growth:.0f} req/s was all 200: {steps}")
     return best, steps
 
 

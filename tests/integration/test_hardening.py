@@ -230,3 +230,17 @@ def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) 
         assert connection.sock.recv(1024) == b""  # closed by the server, no 408 or anything else written
         assert 0.3 < time.monotonic() - started < 3.0
         connection.close()
+
+
+def test_the_sustainable_ladder_falls_from_a_rate_the_server_does_not_sustain(tmp_path: Path) -> None:
+    """`ctr bench harden`'s ladder starts below the closed-loop rate; where even that start is refused
+    or lost, it steps down until a rate is answered all 200, instead of giving up with no rate."""
+    root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0")
+    body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
+    payload = httpx.Request("POST", "http://x", json=body).content
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
+        start = 16 * closed_loop_rate(url, payload)
+        best, steps = bench.sustainable(port_of(url), payload, start, 0.5, growth=4.0)
+    assert steps[0]["statuses"] != {"200": sum(steps[0]["statuses"].values())}, steps
+    assert best < start and steps[-1]["offered_rps"] == round(best, 1), steps
+    assert steps[-1]["statuses"] == {"200": sum(steps[-1]["statuses"].values())}, steps
