@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 
 from service.http.protocol import GuardedHttpProtocol, guarded_protocol, unread_bytes
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}  # CTR_EVENT_LOOP's choices
 
 
 async def plain(scope: Any, receive: Any, send: Any) -> None:
@@ -63,7 +65,8 @@ def read_response(client: socket.socket) -> bytes:
     return data
 
 
-def test_a_fresh_connection_that_sends_nothing_is_closed_without_a_408() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_fresh_connection_that_sends_nothing_is_closed_without_a_408(loop: str) -> None:
     async def run() -> bytes:
         async with serving(guarded_protocol(0.2, 0.2, 1.0, keep_alive_s=0.2), 0.2) as port:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -71,7 +74,8 @@ def test_a_fresh_connection_that_sends_nothing_is_closed_without_a_408() -> None
             writer.close()
             return data
 
-    assert asyncio.run(run()) == b""
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        assert runner.run(run()) == b""
 
 
 def test_unread_bytes_counts_what_the_kernel_holds_for_the_socket() -> None:
@@ -85,8 +89,9 @@ def test_unread_bytes_counts_what_the_kernel_holds_for_the_socket() -> None:
         assert unread_bytes(right) == 0
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("used", [False, True], ids=["fresh connection", "after a response"])
-def test_a_request_that_reached_the_host_as_the_idle_time_ran_out_is_answered(used: bool) -> None:
+def test_a_request_that_reached_the_host_as_the_idle_time_ran_out_is_answered(used: bool, loop: str) -> None:
     protocol = guarded_protocol(10.0, 10.0, 1.0, keep_alive_s=5.0)
 
     async def run() -> bytes:
@@ -110,4 +115,5 @@ def test_a_request_that_reached_the_host_as_the_idle_time_ran_out_is_answered(us
                 loop.call_soon(request_arrives_as_the_time_runs_out)
                 return await loop.run_in_executor(None, read_response, client)
 
-    assert asyncio.run(run()).startswith(b"HTTP/1.1 200")
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        assert runner.run(run()).startswith(b"HTTP/1.1 200")
