@@ -48,7 +48,7 @@ def test_only_connections_past_due_time_out_once_and_the_timer_stops_with_the_la
     asyncio.run(run())
 
 
-def test_a_pass_times_out_a_bounded_number_and_the_next_pass_comes_soon() -> None:
+def test_a_pass_times_out_at_most_a_bounded_number_of_connections() -> None:
     """Many connections past due at once (opened together, idle together) are timed out a few at a
     time, with the loop's other callbacks run between the passes."""
 
