@@ -86,7 +86,7 @@ _SHED_RESPONSE = (
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (ms), at byte 52
 _LAST_DATA_RECV_AT = 52
-_FIONREAD = getattr(termios, "FIONREAD", None) if termios is not None else None
+_FIONREAD = getattr(termios, "FIONREAD", None)
 _UNREAD = struct.Struct("=i")
 
 
