@@ -8,8 +8,11 @@
 Both keep a pool of persistent connections (httpx), send and read the API's JSON shapes as frozen
 dataclasses, wait out a 503 that carries ``Retry-After`` (an overloaded queue) and try again up to
 ``max_retries`` times, and raise ``ServiceError`` for any other non-200 answer, carrying the
-status, the service's ``error`` message and the request ``field`` at fault. Transport failures
-(refused connection, timeout) are httpx's own exceptions.
+status, the service's ``error`` message and the request ``field`` at fault. A call that changes nothing
+on the service (scoring, similarity, the model list) whose connection is dropped before its answer is
+sent once more, on a fresh connection: HTTP/1.1's keep-alive race, where the service closes an idle
+connection as a request goes out on it (docs/serving.md, "The keep-alive race"). Other transport
+failures (refused connection, timeout) are httpx's own exceptions.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ Features = Mapping[str, FeatureValue]
 DEFAULT_TIMEOUT_S = 10.0  # per HTTP call, connect included
 DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After
 MAX_RETRY_WAIT_S = 30.0  # a Retry-After longer than this is not waited for: the error is raised
+# The connection closed, reset or unwritable before an answer came: a call that changes nothing is sent again
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class ServiceError(Exception):
@@ -160,6 +165,7 @@ class ScoringClient:
     ) -> None:
         self.max_retries = max_retries
         self.waits: list[float] = []  # every Retry-After waited, in seconds (for logs and tests)
+        self.resent = 0  # calls sent again after their connection was dropped (DROPPED)
         self._http = httpx.Client(**_pool(base_url, timeout_s, max_connections))
 
     def __enter__(self) -> ScoringClient:
@@ -171,10 +177,20 @@ class ScoringClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, safe: bool = True
+    ) -> Any:
+        """One call, waiting out 503s with Retry-After; ``safe``: it changes nothing on the service, so a
+        dropped connection sends it once more."""
         content = None if body is None else orjson.dumps(body)
         for attempt in range(self.max_retries + 1):
-            response = self._http.request(method, path, content=content, headers=headers or _headers(None))
+            try:
+                response = self._http.request(method, path, content=content, headers=headers or _headers(None))
+            except DROPPED:
+                if not safe:
+                    raise
+                self.resent += 1
+                response = self._http.request(method, path, content=content, headers=headers or _headers(None))
             wait = _retry_after(response)
             if wait is None or attempt == self.max_retries:
                 return _decode(response)
@@ -206,7 +222,7 @@ class ScoringClient:
 
     def load_model(self, name: str, token: str) -> list[int]:
         """Admin ``POST /v2/repository/models/{name}/load``: (re)load ``name``; the versions now served."""
-        body = self._call("POST", f"/v2/repository/models/{name}/load", None, _headers(None, token))
+        body = self._call("POST", f"/v2/repository/models/{name}/load", None, _headers(None, token), safe=False)
         return [int(v) for v in body["versions"]]
 
 
@@ -222,6 +238,7 @@ class AsyncScoringClient:
     ) -> None:
         self.max_retries = max_retries
         self.waits: list[float] = []
+        self.resent = 0
         self._http = httpx.AsyncClient(**_pool(base_url, timeout_s, max_connections))
 
     async def __aenter__(self) -> AsyncScoringClient:
@@ -233,10 +250,18 @@ class AsyncScoringClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, safe: bool = True
+    ) -> Any:
         content = None if body is None else orjson.dumps(body)
         for attempt in range(self.max_retries + 1):
-            response = await self._http.request(method, path, content=content, headers=headers or _headers(None))
+            try:
+                response = await self._http.request(method, path, content=content, headers=headers or _headers(None))
+            except DROPPED:
+                if not safe:
+                    raise
+                self.resent += 1
+                response = await self._http.request(method, path, content=content, headers=headers or _headers(None))
             wait = _retry_after(response)
             if wait is None or attempt == self.max_retries:
                 return _decode(response)
@@ -264,5 +289,5 @@ class AsyncScoringClient:
         return (await self._http.get("/v2/health/ready")).status_code == 200
 
     async def load_model(self, name: str, token: str) -> list[int]:
-        body = await self._call("POST", f"/v2/repository/models/{name}/load", None, _headers(None, token))
+        body = await self._call("POST", f"/v2/repository/models/{name}/load", None, _headers(None, token), safe=False)
         return [int(v) for v in body["versions"]]

@@ -9,7 +9,7 @@ import uvicorn
 
 from service.app import SHED_PATHS, create_app
 from service.http.overload import QueueWatch
-from service.http.protocol import guarded_protocol
+from service.http.protocol import guarded_protocol, keep_alive_hint
 from service.log_format import JsonFormatter
 from service.settings import Settings
 
@@ -51,7 +51,7 @@ def serve(settings: Settings | None = None) -> None:
         settings.header_timeout_s,
         settings.body_timeout_s,
         settings.drain_idle_s,
-        settings.keep_alive_s,
+        settings.keep_alive_s + settings.keep_alive_grace_s,
         watch=app.queue_watch,
         shed_paths=SHED_PATHS,
         retry_after_s=settings.retry_after_s,
@@ -67,7 +67,8 @@ def serve(settings: Settings | None = None) -> None:
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
-        timeout_keep_alive=settings.keep_alive_s,
+        timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
+        headers=keep_alive_hint(settings.keep_alive_s),
     )
 
 

@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     poll_interval_s: Annotated[float, Field(ge=0)] = 0.0  # reload when the repository changes; 0: off
     drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
     drain_idle_s: Annotated[float, Field(ge=0)] = 1.0  # on SIGTERM, idle keep-alive connections are closed after this
-    keep_alive_s: Annotated[float, Field(gt=0)] = 5.0  # an idle keep-alive connection is closed after this
+    # An idle keep-alive connection's time after a response, told to clients (``Keep-Alive: timeout=5``);
+    # the server closes it ``keep_alive_grace_s`` later, so a client that honours the hint has closed
+    # it first and never sends a request as the server closes it (Node's keepAliveTimeoutBuffer)
+    keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
+    keep_alive_grace_s: Annotated[float, Field(ge=0)] = 1.0
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers within this of a request's first bytes (408)
     # (and a new connection's first bytes within this of its start: closed without a word otherwise)
     body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)

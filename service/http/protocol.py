@@ -7,9 +7,10 @@ as the clients liked. Here every connection has one read deadline at a time (che
 by one timer of the loop: http/read_deadlines.py):
 
 - **idle**: until a request's first bytes: from the connection's start at most
-  ``CTR_HEADER_TIMEOUT_S``, from the end of a response at most ``CTR_KEEP_ALIVE_S`` (uvicorn's
-  keep-alive time-out, which armed a timer of its own per response); then the connection is closed
-  without a word;
+  ``CTR_HEADER_TIMEOUT_S``, from the end of a response at most uvicorn's keep-alive time-out (which
+  armed a timer of its own per response; ``ctr serve`` sets it to ``CTR_KEEP_ALIVE_S`` plus
+  ``CTR_KEEP_ALIVE_GRACE_S``, and tells clients ``CTR_KEEP_ALIVE_S``: ``keep_alive_hint``); then the
+  connection is closed without a word;
 - **headers**: from a request's first bytes until its headers are complete, at most
   ``CTR_HEADER_TIMEOUT_S``;
 - **body**: from the headers until the body is complete, at most ``CTR_BODY_TIMEOUT_S``.
@@ -25,7 +26,11 @@ counted as its headers' and was answered 408, handed the client a 408 for a requ
 read: up to 49 requests in a 10-s step of the overload bench, whose warm connections went idle together
 (docs/serving.md, "Idle connections closed under a request"). So an idle connection is never answered
 408, and one whose socket holds unread bytes (``FIONREAD``) is not closed: its request is arriving, and
-its headers' time starts.
+its headers' time starts. What the server cannot see is a request still on the wire as it closes: the
+client that sent it gets no answer. So every response tells the client how long the connection may
+stay idle (``Keep-Alive: timeout=N``, as Node's server does, nodejs/node#34561), and the server waits
+a grace longer than that (Node's ``keepAliveTimeoutBuffer``): a client that honours the hint (Node's
+undici, Apache HttpClient) closes an idle connection before the server does.
 
 **Drain (SIGTERM).** uvicorn stops accepting and closes idle keep-alive connections at once; a client
 that had just sent a request on one lost it without a response (61-63 per drain under steady load).
@@ -109,6 +114,12 @@ def unread_bytes(sock: socket.socket | None) -> int:
         return _UNREAD.unpack(fcntl.ioctl(sock.fileno(), _FIONREAD, bytes(_UNREAD.size)))[0]
     except OSError:
         return 0
+
+
+def keep_alive_hint(keep_alive_s: float) -> list[tuple[str, str]]:
+    """The ``Keep-Alive`` response header telling clients how long an idle connection stays open (whole
+    seconds, rounded down; none under a second, where the hint would say 0)."""
+    return [("keep-alive", f"timeout={int(keep_alive_s)}")] if keep_alive_s >= 1 else []
 
 
 class _Refused:
@@ -280,7 +291,7 @@ def guarded_protocol(
     on_refused: Callable[[], None] | None = None,
 ) -> type[GuardedHttpProtocol]:
     """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``
-    (whose ``timeout_keep_alive`` must be ``keep_alive_s``)."""
+    (whose ``timeout_keep_alive``, the idle time after a response, must be ``keep_alive_s``)."""
     interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s, keep_alive_s)
     return type(
         "GuardedHttpProtocol",

@@ -1,16 +1,19 @@
 """The typed client against the real service (uvicorn on loopback, a real ONNX model): typed
 replies, typed errors carrying the service's message and field, Retry-After honoured on 503,
-and an admin reload seen through /v1/models."""
+an admin reload seen through /v1/models, and a call lost to the keep-alive race sent once more."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clients.client import AsyncScoringClient, ModelRef, Score, ScoreResponse, ScoringClient, ServiceError
+from clients.latency_proxy import latency_proxy
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
 
@@ -101,3 +104,36 @@ def test_503_with_retry_after_is_waited_out_then_raised(tmp_path: Path) -> None:
         assert asyncio.run(refused()) == [1.0]
         with ScoringClient(url, max_retries=0) as client:  # one candidate fits the queue: served
             assert len(client.score(CONTEXT, CANDIDATES[:1]).scores) == 1
+
+
+def test_a_call_lost_to_the_keep_alive_race_is_sent_once_more_when_it_changes_nothing(tmp_path: Path) -> None:
+    """The service closes an idle connection (after 0.2 s, no grace) and a proxy passes the close on to the
+    client 1.5 s late, as a network does while it is on its way: the client's next call goes out on a
+    connection the service has closed and gets no answer. A score is sent once more, on a fresh
+    connection, and answered; an admin load (not a call that changes nothing) raises."""
+    root = tmp_path / "models"
+    publish_tiny_esmm(root)
+    settings = {"keep_alive_s": "0.2", "keep_alive_grace_s": "0", "admin_token": TOKEN, "access_log": "false"}
+    with (
+        running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _),
+        latency_proxy(int(url.rsplit(":", 1)[1]), close_delay_s=1.5) as port,
+    ):
+        proxied = f"http://127.0.0.1:{port}"
+        with ScoringClient(proxied) as client:
+            client.score(CONTEXT, CANDIDATES)
+            time.sleep(0.7)  # the service has closed the connection; the client has not heard
+            assert len(client.score(CONTEXT, CANDIDATES).scores) == len(CANDIDATES)
+            assert client.resent == 1
+            time.sleep(0.7)
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.load_model("esmm", TOKEN)
+            assert client.resent == 1
+
+        async def lost_and_sent_again() -> tuple[int, int]:
+            async with AsyncScoringClient(proxied) as client:
+                await client.score(CONTEXT, CANDIDATES)
+                await asyncio.sleep(0.7)
+                reply = await client.score(CONTEXT, CANDIDATES)
+                return len(reply.scores), client.resent
+
+        assert asyncio.run(lost_and_sent_again()) == (len(CANDIDATES), 1)

@@ -232,6 +232,29 @@ def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) 
         connection.close()
 
 
+def test_responses_tell_the_keep_alive_time_and_the_server_closes_a_grace_later(tmp_path: Path) -> None:
+    """A client that honours `Keep-Alive: timeout=1` closes its idle connection before the server does: a
+    request sent 1.3 s after a response (past the advertised second, within the 1-s grace) is answered,
+    and the server closes the connection, without a word, only at the end of the grace."""
+    root = repository(tmp_path / "models")
+    settings = {"keep_alive_s": "1", "keep_alive_grace_s": "1", "access_log": "false"}
+    with running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _):
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=5)
+        connection.request("GET", "/v2/health/live")
+        response = connection.getresponse()
+        response.read()
+        assert response.headers["keep-alive"] == "timeout=1"
+        time.sleep(1.3)
+        connection.request("POST", "/v1/score", body=PAYLOAD, headers={"content-type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.headers["keep-alive"] == "timeout=1"
+        response.read()
+        started = time.monotonic()
+        assert connection.sock.recv(1024) == b""
+        assert 1.5 < time.monotonic() - started < 4.0
+        connection.close()
+
+
 def test_the_sustainable_ladder_falls_from_a_rate_the_server_does_not_sustain(tmp_path: Path) -> None:
     """`ctr bench harden`'s ladder starts below the closed-loop rate; where even that start is refused
     or lost, it steps down until a rate is answered all 200, instead of giving up with no rate."""

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 import uvloop
 
-from service.http.protocol import GuardedHttpProtocol, guarded_protocol, unread_bytes
+from service.http.protocol import GuardedHttpProtocol, guarded_protocol, keep_alive_hint, unread_bytes
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}  # CTR_EVENT_LOOP's choices
@@ -76,6 +76,12 @@ def test_a_fresh_connection_that_sends_nothing_is_closed_without_a_408(loop: str
 
     with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
         assert runner.run(run()) == b""
+
+
+def test_the_keep_alive_hint_is_whole_seconds_rounded_down_and_none_under_one() -> None:
+    assert keep_alive_hint(5.0) == [("keep-alive", "timeout=5")]
+    assert keep_alive_hint(2.9) == [("keep-alive", "timeout=2")]
+    assert keep_alive_hint(0.5) == []  # "timeout=0" would tell a client not to keep it at all
 
 
 def test_unread_bytes_counts_what_the_kernel_holds_for_the_socket() -> None:
