@@ -33,9 +33,17 @@ from clients.latency_proxy import latency_proxy
 from clients.service_process import free_port
 
 
+def commit(root: Path) -> str:
+    """The checkout's commit (with "+changes" when its tracked files differ from it)."""
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"], capture_output=True).returncode
+    return head.stdout.strip() + ("+changes" if dirty else "")
+
+
 def typed_client_module(root: Path):  # -> the module clients/client.py of that checkout
     spec = importlib.util.spec_from_file_location("typed_client_under_test", root / "clients" / "client.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -73,7 +81,7 @@ async def clients_run(url: str, client_module, bodies: list[dict], args: argpars
     started = time.monotonic()
     await asyncio.gather(*(one_client(k) for k in range(args.clients)))
     return {
-        "requests": args.clients * args.requests,
+        "calls": args.clients * args.requests,
         "answered": answered,
         "errors": errors,
         "resent": resent,
@@ -131,6 +139,7 @@ def main() -> None:
         server.terminate()
         server.wait()
     report = {"command": " ".join(sys.argv), **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    report["server_commit"], report["client_commit"] = commit(args.server_root), commit(args.client_root)
     report.update(outcome)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     sys.stdout.write(json.dumps(outcome) + "\n")
