@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
     drain_idle_s: Annotated[float, Field(ge=0)] = 1.0  # on SIGTERM, idle keep-alive connections are closed after this
     # An idle keep-alive connection's time after a response, told to clients (``Keep-Alive: timeout=5``);
-    # the server closes it ``keep_alive_grace_s`` later, so a client that honours the hint has closed
-    # it first and never sends a request as the server closes it (Node's keepAliveTimeoutBuffer)
+    # the server closes it ``keep_alive_grace_s`` later, so a client that honours the hint has closed it
+    # that long before, not as a request of its own is on the way (Node's keepAliveTimeoutBuffer)
     keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
     keep_alive_grace_s: Annotated[float, Field(ge=0)] = 1.0
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers within this of a request's first bytes (408)
