@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from service.settings import Settings
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
 
 def test_defaults() -> None:
     settings = Settings()
@@ -50,3 +52,9 @@ def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> N
     with pytest.raises(ValidationError) as raised:
         Settings(**{field: value})
     assert words in str(raised.value)
+
+
+def test_the_readme_names_every_setting() -> None:
+    listed = README.read_text().split("Settings (environment, prefix `CTR_`", 1)[1].split("\n\n", 1)[0]
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in listed]
+    assert not missing, f"README.md's settings paragraph does not name {missing}"
