@@ -47,6 +47,7 @@ def serve(settings: Settings | None = None) -> None:
 
     shedding = settings.shed_wait_ms > 0
     app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000, settings.shed_interval_ms / 1000) if shedding else None
+    hint = keep_alive_hint(settings.keep_alive_s)
     protocol = guarded_protocol(
         settings.header_timeout_s,
         settings.body_timeout_s,
@@ -56,6 +57,7 @@ def serve(settings: Settings | None = None) -> None:
         shed_paths=SHED_PATHS,
         retry_after_s=settings.retry_after_s,
         on_refused=count_refusal,
+        keep_alive_headers=hint,
     )
     uvicorn.run(
         app,
@@ -68,7 +70,7 @@ def serve(settings: Settings | None = None) -> None:
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
-        headers=keep_alive_hint(settings.keep_alive_s),
+        headers=hint,
     )
 
 

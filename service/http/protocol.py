@@ -149,6 +149,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     shed_paths: Collection[bytes] = ()  # POST paths refused when the watch says so (and any ending /infer)
     retry_after_s = 1
     on_refused: Callable[[], None] | None = None  # counts a refusal (the app's 503 metric)
+    kept_alive_headers = b""  # on the protocol's own 503s that keep the connection: the keep-alive hint
     read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -220,7 +221,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Answer 503 now; the body that follows is dropped (``_Refused`` is complete)."""
         keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
-        close = b"" if keep_alive else b"connection: close\r\n"
+        close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
         self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, _SHED_BODY))
         self._shed_candidate = False
         if self.expect_100_continue:
@@ -289,9 +290,12 @@ def guarded_protocol(
     shed_paths: Collection[str] = (),
     retry_after_s: int = 1,
     on_refused: Callable[[], None] | None = None,
+    keep_alive_headers: Collection[tuple[str, str]] = (),
 ) -> type[GuardedHttpProtocol]:
     """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``
-    (whose ``timeout_keep_alive``, the idle time after a response, must be ``keep_alive_s``)."""
+    (whose ``timeout_keep_alive``, the idle time after a response, must be ``keep_alive_s``);
+    ``keep_alive_headers`` (``keep_alive_hint``'s) go on its own 503s that keep the connection, as uvicorn
+    puts them on the application's responses."""
     interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s, keep_alive_s)
     return type(
         "GuardedHttpProtocol",
@@ -304,6 +308,9 @@ def guarded_protocol(
             "shed_paths": frozenset(path.encode() for path in shed_paths),
             "retry_after_s": retry_after_s,
             "on_refused": staticmethod(on_refused) if on_refused is not None else None,
+            "kept_alive_headers": b"".join(
+                f"{name}: {value}\r\n".encode("latin-1") for name, value in keep_alive_headers
+            ),
             "read_deadlines": ReadDeadlines(interval_s),
         },
     )

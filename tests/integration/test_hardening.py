@@ -128,6 +128,7 @@ def test_a_request_refused_at_the_door_leaves_its_keep_alive_connection_usable(t
             load.join()
         assert door is not None, "no request was refused at the door with 64 requests in hand"
         assert door[1].get("retry-after") == "1" and door[2]["field"] is None
+        assert door[1].get("keep-alive") == "timeout=5"  # the hint, as on the application's responses
         assert set(health) == {200}
         connection.request("POST", "/v1/score", body=payload, headers=headers)  # the same connection
         reply = connection.getresponse()
