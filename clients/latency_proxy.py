@@ -48,10 +48,14 @@ def latency_proxy(target_port: int, delay_s: float = 0.0, close_delay_s: float |
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(
-            _pump(client_reader, server_writer, delay_s, close_delay_s),
-            _pump(server_reader, client_writer, delay_s, close_delay_s),
-        )
+        try:
+            await asyncio.gather(
+                _pump(client_reader, server_writer, delay_s, close_delay_s),
+                _pump(server_reader, client_writer, delay_s, close_delay_s),
+            )
+        except asyncio.CancelledError:  # the proxy stops: its connections end with it
+            client_writer.close()
+            server_writer.close()
 
     async def serve() -> None:
         server = await asyncio.start_server(connect, "127.0.0.1", 0)

@@ -23,6 +23,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import httpx
 
 from cli.bench import request_bodies
 from clients.latency_proxy import latency_proxy
-from clients.service_process import free_port
+from clients.service_process import free_port, stop, wait_ready
 
 
 def commit(root: Path) -> str:
@@ -120,24 +121,21 @@ def main() -> None:
     }
     if args.grace is not None:
         env["CTR_KEEP_ALIVE_GRACE_S"] = str(args.grace)
-    server = subprocess.Popen([sys.executable, "-m", "service"], cwd=args.server_root, env=env)
     bodies = [json.loads(body) for body in request_bodies(args.repository, "esmm", 1)]
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        with latency_proxy(port, args.delay_ms / 1000) as proxy_port:
-            outcome = asyncio.run(
-                clients_run(f"http://127.0.0.1:{proxy_port}", typed_client_module(args.client_root), bodies, args)
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "server.log"
+        with open(log, "wb") as output:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "service"], cwd=args.server_root, env=env, stdout=output, stderr=output
             )
-    finally:
-        server.terminate()
-        server.wait()
+        try:
+            wait_ready(server, f"http://127.0.0.1:{port}", log)
+            with latency_proxy(port, args.delay_ms / 1000) as proxy_port:
+                outcome = asyncio.run(
+                    clients_run(f"http://127.0.0.1:{proxy_port}", typed_client_module(args.client_root), bodies, args)
+                )
+        finally:
+            stop(server)
     report = {"command": " ".join(sys.argv), **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     report["server_commit"], report["client_commit"] = commit(args.server_root), commit(args.client_root)
     report.update(outcome)
