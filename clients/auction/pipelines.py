@@ -44,6 +44,7 @@ class DayScores:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)  # "status: message" -> count
+    resent: int = 0  # calls the client sent once more after their connection was dropped (clients/client.py)
     model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
     seconds: float = 0.0
 
@@ -94,9 +95,10 @@ async def service_scores(
             for role, ref in reply.models.items():
                 versions.setdefault(role, set()).add(ref.version)
 
-    started = time.perf_counter()
+    started, resent = time.perf_counter(), client.resent
     await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
     scores.seconds = time.perf_counter() - started
+    scores.resent = client.resent - resent
     if bar is not None:
         bar.close()
     scores.model_versions = {role: sorted(v) for role, v in versions.items()}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 SUMS = ("revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "impressions", "expected_welfare",
-        "regret", "errors", "requests")  # fmt: skip
+        "regret", "errors", "resent", "requests")  # fmt: skip
 SLOT_SUMS = ("revenue_by_slot", "welfare_by_slot")
 MEANS = ("pcvr_over_true", "price_over_bid", "p50_ms", "p99_ms")
 SLOT_MEANS = ("ctr_by_slot", "pctr_over_true_by_slot", "slot_pctr_over_true_by_slot", "ocpa_share_by_slot",

@@ -273,6 +273,7 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
         "p99_ms": float(np.percentile(latencies, 99)) if latencies.size else None,
         "errors": scores.errors,
         "error_kinds": scores.error_kinds,
+        "resent": scores.resent,
         "model_versions": scores.model_versions,
         "scoring_seconds": scores.seconds,
     }

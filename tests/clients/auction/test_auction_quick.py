@@ -15,7 +15,7 @@ from training.logs import LABEL_COLUMNS
 
 DAY_KEYS = {
     "day", "revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "ctr_by_slot",
-    "pctr_over_true_by_slot", "pcvr_over_true", "regret", "p50_ms", "p99_ms", "errors", "model_versions",
+    "pctr_over_true_by_slot", "pcvr_over_true", "regret", "p50_ms", "p99_ms", "errors", "resent", "model_versions",
 }  # fmt: skip
 
 
