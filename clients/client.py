@@ -183,14 +183,15 @@ class ScoringClient:
         """One call, waiting out 503s with Retry-After; ``safe``: it changes nothing on the service, so a
         dropped connection sends it once more."""
         content = None if body is None else orjson.dumps(body)
+        headers = headers or _headers(None)
         for attempt in range(self.max_retries + 1):
             try:
-                response = self._http.request(method, path, content=content, headers=headers or _headers(None))
+                response = self._http.request(method, path, content=content, headers=headers)
             except DROPPED:
                 if not safe:
                     raise
                 self.resent += 1
-                response = self._http.request(method, path, content=content, headers=headers or _headers(None))
+                response = self._http.request(method, path, content=content, headers=headers)
             wait = _retry_after(response)
             if wait is None or attempt == self.max_retries:
                 return _decode(response)
@@ -254,14 +255,15 @@ class AsyncScoringClient:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, safe: bool = True
     ) -> Any:
         content = None if body is None else orjson.dumps(body)
+        headers = headers or _headers(None)
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._http.request(method, path, content=content, headers=headers or _headers(None))
+                response = await self._http.request(method, path, content=content, headers=headers)
             except DROPPED:
                 if not safe:
                     raise
                 self.resent += 1
-                response = await self._http.request(method, path, content=content, headers=headers or _headers(None))
+                response = await self._http.request(method, path, content=content, headers=headers)
             wait = _retry_after(response)
             if wait is None or attempt == self.max_retries:
                 return _decode(response)
