@@ -6,6 +6,11 @@
   the service's own ``/v1/score`` handler uses (service/score_endpoint.py).
 - ``bare_fastapi``: parses, encodes with the shared encoder and runs ONNX Runtime inline, per request,
   with no validation, batching or metrics: what a minimal FastAPI model server costs.
+- ``asgi_batched``: ``asgi_only`` plus what no batching scoring server can skip: the requests whose
+  bodies were read in one turn of the event loop are scored together (the service's model, encoder and
+  answer, through the peers' ``PeerModel``: one encoder call and one ONNX Runtime run per batch), run
+  on the event loop itself, then answered; no checks, deadlines, disconnect watch, shedding or metrics.
+  The cheapest batched model server there is on this transport: the floor for ``service_1_batched``.
 
 Both read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (bare_fastapi loads the newest version,
 with ``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
@@ -13,7 +18,10 @@ with ``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import onnxruntime as ort
@@ -22,10 +30,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clients.bench_peers.model import PeerModel
 from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, read_manifest, version_dir, versions
 
 CONSTANT = {"pctr": 0.05, "pctcvr": 0.005, "pcvr": 0.1}
+Scores = list[dict[str, float]]
 
 
 def http_only() -> FastAPI:
@@ -43,6 +53,62 @@ def http_only() -> FastAPI:
 def asgi_only() -> ASGIApp:
     """``http_only`` without the framework: a plain ASGI callable, as the service's ``/v1/score`` is."""
 
+    def constants(data: dict) -> Scores:
+        return [CONSTANT] * len(data["candidates"])
+
+    return _plain_asgi(constants)
+
+
+def asgi_batched() -> ASGIApp:
+    """``asgi_only`` scoring with the served model, the requests read in one turn of the event loop
+    together: on the loop itself, or with ``CTR_BENCH_MODEL_THREAD=true`` on a thread of the model's own,
+    which takes what waits when it is done (as the service's batch thread does)."""
+    model = PeerModel.from_env()
+    pool = ThreadPoolExecutor(1) if os.environ.get("CTR_BENCH_MODEL_THREAD", "false") == "true" else None
+    waiting: list[tuple[dict, asyncio.Future]] = []
+    running = False
+
+    def run_waiting() -> None:
+        nonlocal running
+        if running or not waiting:
+            return
+        batch = waiting[:]
+        waiting.clear()
+        if pool is None:
+            _answer(batch, model.score_batch([data for data, _ in batch]))
+            return
+        running = True
+
+        def done(scored: asyncio.Future) -> None:
+            nonlocal running
+            running = False
+            _answer(batch, scored.result())
+            run_waiting()
+
+        asyncio.get_running_loop().run_in_executor(
+            pool, model.score_batch, [data for data, _ in batch]
+        ).add_done_callback(done)
+
+    def scores(data: dict) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        if not waiting:  # the first of this turn: the batch runs once the turn's other requests joined
+            loop.call_soon(run_waiting)
+        answer = loop.create_future()
+        waiting.append((data, answer))
+        return answer
+
+    return _plain_asgi(scores)
+
+
+def _answer(batch: list[tuple[dict, asyncio.Future]], scores: list[Scores]) -> None:
+    for (_, answer), own in zip(batch, scores, strict=True):
+        answer.set_result(own)
+
+
+def _plain_asgi(score: Callable[[dict], Scores | asyncio.Future]) -> ASGIApp:
+    """A plain ASGI callable answering each POST body with ``{"scores": score(body), "models": {}}``
+    (awaited when ``score`` gives a future)."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # uvicorn's start-up and shutdown: nothing to do
             while (message := await receive())["type"] != "lifespan.shutdown":
@@ -59,8 +125,10 @@ def asgi_only() -> ASGIApp:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        data = orjson.loads(body)
-        answer = orjson.dumps({"scores": [CONSTANT] * len(data["candidates"]), "models": {}})
+        scores = score(orjson.loads(body))
+        if isinstance(scores, asyncio.Future):
+            scores = await scores
+        answer = orjson.dumps({"scores": scores, "models": {}})
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

@@ -5,6 +5,9 @@ under the SLO):
 - ``raw_ort``: ONNX Runtime alone on batches of 100 already encoded (the model's ceiling; no HTTP);
 - ``http_only`` / ``http_only_1``: 100- / 1-candidate bodies parsed and answered with constants;
 - ``asgi_only_1``: the same without FastAPI (the transport the service's ``/v1/score`` runs on);
+- ``asgi_batched_1`` / ``asgi_batched_thread_1``: that transport scoring 1-candidate bodies with the
+  served model, batched, and nothing else (no checks, deadlines or metrics), the model run on the event
+  loop / on a thread of its own: the cheapest batched model servers, floors for ``service_1_batched``;
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
 - ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off;
@@ -80,6 +83,8 @@ CASES = (
     Case("service_100", "service", 100, 50),
     Case("http_only_1", "http_only", 1, 400),
     Case("asgi_only_1", "asgi_only", 1, 400),
+    Case("asgi_batched_1", "asgi_batched", 1, 400),
+    Case("asgi_batched_thread_1", "asgi_batched", 1, 400, (("CTR_BENCH_MODEL_THREAD", "true"),)),
     Case("service_1_batched", "service", 1, 400, (("CTR_BATCHING", "true"),)),
     Case("service_1_unbatched", "service", 1, 400, (("CTR_BATCHING", "false"),)),
 )
@@ -391,6 +396,9 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         "service_1_batched/http_only_1": ratio("service_1_batched", "http_only_1"),
         "service_1_batched/service_1_unbatched": ratio("service_1_batched", "service_1_unbatched"),
         "service_1_batched/asgi_only_1": ratio("service_1_batched", "asgi_only_1"),
+        "asgi_batched_1/asgi_only_1": ratio("asgi_batched_1", "asgi_only_1"),
+        "asgi_batched_thread_1/asgi_only_1": ratio("asgi_batched_thread_1", "asgi_only_1"),
+        "service_1_batched/asgi_batched_1": ratio("service_1_batched", "asgi_batched_1"),
     }
 
 

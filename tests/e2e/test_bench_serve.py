@@ -6,10 +6,13 @@ import json
 import os
 import shutil
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from cli.bench import request_bodies
 from cli.main import app
 from clients import bench_v2
 from clients.bench_serve import server
@@ -21,6 +24,8 @@ CASES = {
     "service_100",
     "http_only_1",
     "asgi_only_1",
+    "asgi_batched_1",
+    "asgi_batched_thread_1",
     "service_1_batched",
     "service_1_unbatched",
     *bench_v2.CASES,
@@ -49,6 +54,9 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "service_1_batched/http_only_1",
         "service_1_batched/service_1_unbatched",
         "service_1_batched/asgi_only_1",
+        "asgi_batched_1/asgi_only_1",
+        "asgi_batched_thread_1/asgi_only_1",
+        "service_1_batched/asgi_batched_1",
     }
     assert "service_1_batched" in result.output
 
@@ -63,3 +71,32 @@ def test_the_service_cases_can_serve_another_checkout(world_repository: Path, tm
         assert Path(os.readlink(f"/proc/{pid}/cwd")) == other.resolve()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as response:
             assert response.status == 200
+
+
+def _scores(port: int, bodies: list[bytes]) -> list[list[dict[str, float]]]:
+    """Each body's scores, the bodies sent at once (so that the floors batch them)."""
+
+    def post(body: bytes) -> list[dict[str, float]]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/score", data=body, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["scores"]
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(post, bodies))
+
+
+@pytest.mark.parametrize("on_thread", ["false", "true"])
+def test_the_batched_floor_answers_the_service_s_scores(world_repository: Path, on_thread: str) -> None:
+    """``asgi_batched`` (the floor of ``service_1_batched``) does the service's scoring work: the same
+    model, encoder and answer, for requests sent at once (batched as they arrive)."""
+    bodies = request_bodies(world_repository, "esmm", 1, count=16)
+    with server("service", world_repository, "esmm", {}) as (port, _):
+        expected = _scores(port, bodies)
+    with server("asgi_batched", world_repository, "esmm", {"CTR_BENCH_MODEL_THREAD": on_thread}) as (port, _):
+        got = _scores(port, bodies)
+    assert len(got) == len(expected) == 16
+    for own, service in zip(got, expected, strict=True):
+        ((own_score,), (service_score,)) = own, service  # one candidate each
+        assert own_score == pytest.approx(service_score, rel=1e-6)
