@@ -399,6 +399,7 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         "asgi_batched_1/asgi_only_1": ratio("asgi_batched_1", "asgi_only_1"),
         "asgi_batched_thread_1/asgi_only_1": ratio("asgi_batched_thread_1", "asgi_only_1"),
         "service_1_batched/asgi_batched_1": ratio("service_1_batched", "asgi_batched_1"),
+        "service_1_batched/asgi_batched_thread_1": ratio("service_1_batched", "asgi_batched_thread_1"),
     }
 
 

@@ -57,6 +57,7 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "asgi_batched_1/asgi_only_1",
         "asgi_batched_thread_1/asgi_only_1",
         "service_1_batched/asgi_batched_1",
+        "service_1_batched/asgi_batched_thread_1",
     }
     assert "service_1_batched" in result.output
 
