@@ -8,12 +8,14 @@
   with no validation, batching or metrics: what a minimal FastAPI model server costs.
 - ``asgi_batched``: ``asgi_only`` plus what no batching scoring server can skip: the requests whose
   bodies were read in one turn of the event loop are scored together (the service's model, encoder and
-  answer, through the peers' ``PeerModel``: one encoder call and one ONNX Runtime run per batch), run
-  on the event loop itself, then answered; no checks, deadlines, disconnect watch, shedding or metrics.
-  The cheapest batched model server there is on this transport: the floor for ``service_1_batched``.
+  answer, through the peers' ``PeerModel``: one encoder call and one ONNX Runtime run per batch), on the
+  event loop or (``CTR_BENCH_MODEL_THREAD=true``) on a thread of the model's own, then answered; no
+  checks (a body the service would refuse fails the batch it is in: 500s), deadlines, disconnect watch,
+  shedding or metrics. The cheapest batched model server on this transport: the floor for
+  ``service_1_batched``.
 
-Both read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (bare_fastapi loads the newest version,
-with ``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
+The model servers read ``CTR_MODEL_REPOSITORY`` and ``CTR_BENCH_MODEL`` (the newest version, with
+``CTR_INTRA_OP_THREADS`` ONNX Runtime threads like the service).
 """
 
 from __future__ import annotations
@@ -75,14 +77,20 @@ def asgi_batched() -> ASGIApp:
         batch = waiting[:]
         waiting.clear()
         if pool is None:
-            _answer(batch, model.score_batch([data for data, _ in batch]))
+            try:
+                _answer(batch, model.score_batch([data for data, _ in batch]))
+            except Exception as error:  # the batch's requests fail with it (500s)
+                _fail(batch, error)
             return
         running = True
 
         def done(scored: asyncio.Future) -> None:
             nonlocal running
             running = False
-            _answer(batch, scored.result())
+            if scored.exception() is None:
+                _answer(batch, scored.result())
+            else:
+                _fail(batch, scored.exception())
             run_waiting()
 
         asyncio.get_running_loop().run_in_executor(
@@ -103,6 +111,11 @@ def asgi_batched() -> ASGIApp:
 def _answer(batch: list[tuple[dict, asyncio.Future]], scores: list[Scores]) -> None:
     for (_, answer), own in zip(batch, scores, strict=True):
         answer.set_result(own)
+
+
+def _fail(batch: list[tuple[dict, asyncio.Future]], error: BaseException) -> None:
+    for _, answer in batch:
+        answer.set_exception(error)
 
 
 def _plain_asgi(score: Callable[[dict], Scores | asyncio.Future]) -> ASGIApp:

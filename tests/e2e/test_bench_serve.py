@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,6 +98,11 @@ def test_the_batched_floor_answers_the_service_s_scores(world_repository: Path, 
         expected = _scores(port, bodies)
     with server("asgi_batched", world_repository, "esmm", {"CTR_BENCH_MODEL_THREAD": on_thread}) as (port, _):
         got = _scores(port, bodies)
+        # it checks nothing: a body the service refuses fails (500), it does not hang its batch
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _scores(port, [b'{"candidates": [{"not_a_feature": 1}]}'])
+        assert refused.value.code == 500
+        assert _scores(port, bodies[:1]) == got[:1]
     assert len(got) == len(expected) == 16
     for own, service in zip(got, expected, strict=True):
         ((own_score,), (service_score,)) = own, service  # one candidate each
