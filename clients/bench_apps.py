@@ -3,7 +3,7 @@
 - ``http_only``: FastAPI reads the body, parses it with orjson and answers one constant score per
   candidate: what the transport alone costs, with the framework most services are written in.
 - ``asgi_only``: the same without the framework, a plain ASGI callable under uvicorn: the transport
-  the service's own ``/v1/score`` handler uses (service/score_endpoint.py).
+  the service's own ``/v1/score`` handler uses (service/score/endpoint.py).
 - ``bare_fastapi``: parses, encodes with the shared encoder and runs ONNX Runtime inline, per request,
   with no validation, batching or metrics: what a minimal FastAPI model server costs.
 - ``asgi_batched``: ``asgi_only`` plus what no batching scoring server can skip: the requests whose
