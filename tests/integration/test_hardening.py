@@ -67,12 +67,16 @@ def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
     body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
     payload = httpx.Request("POST", "http://x", json=body).content
     with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
-        rate = closed_loop_rate(url, payload)
+        # what 4 clients get, the better of two seconds: the model kept busy, too few requests in hand
+        # for the door (one client's closed loop measures its own round trips too: a slow second of it
+        # once gave 67 req/s, and all 402 requests of "twice" that were answered 200)
+        rate = max(bench.closed_loop_rps(port_of(url), payload, 1.0, connections=4) for _ in range(2))
+        refused_before = responses_503(url)
         high = bench.overload(port_of(url), payload, 2 * rate, 3.0, connections=32)
         statuses = Counter({int(k) if k.isdigit() else k: v for k, v in high["statuses"].items()})
         assert "error" not in statuses and set(statuses) <= {200, 503, 504}, high
         assert statuses[503] > 0 and statuses[503] >= 9 * statuses[504], high
-        assert responses_503(url) == statuses[503]
+        assert responses_503(url) - refused_before == statuses[503]
         time.sleep(2.0)
         for _ in range(5):  # traffic resumes: the batcher's rate is measured afresh on a calm server
             httpx.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}, timeout=10)
