@@ -76,9 +76,10 @@ def asgi_batched() -> ASGIApp:
             return
         batch = waiting[:]
         waiting.clear()
+        bodies = [data for data, _ in batch]
         if pool is None:
             try:
-                _answer(batch, model.score_batch([data for data, _ in batch]))
+                _answer(batch, model.score_batch(bodies))
             except Exception as error:  # the batch's requests fail with it (500s)
                 _fail(batch, error)
             return
@@ -93,9 +94,7 @@ def asgi_batched() -> ASGIApp:
                 _fail(batch, scored.exception())
             run_waiting()
 
-        asyncio.get_running_loop().run_in_executor(
-            pool, model.score_batch, [data for data, _ in batch]
-        ).add_done_callback(done)
+        asyncio.get_running_loop().run_in_executor(pool, model.score_batch, bodies).add_done_callback(done)
 
     def scores(data: dict) -> asyncio.Future:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from cli.bench import request_bodies
+from clients.service_process import free_port
 
 SERVICE = str(Path(__file__).resolve().parents[1] / "service") + os.sep
 WARM_UP_REQUESTS = 20
@@ -33,9 +33,7 @@ def main() -> None:
     parser.add_argument("--model", default="esmm")
     parser.add_argument("--candidates", type=int, default=1)
     args = parser.parse_args()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     os.environ.update(
         CTR_MODEL_REPOSITORY=str(args.repository.resolve()),
         CTR_CTR_MODEL=args.model,
