@@ -65,6 +65,13 @@ def asgi_batched() -> ASGIApp:
     """``asgi_only`` scoring with the served model, the requests read in one turn of the event loop
     together: on the loop itself, or with ``CTR_BENCH_MODEL_THREAD=true`` on a thread of the model's own,
     which takes what waits when it is done (as the service's batch thread does)."""
+    return _plain_asgi(turn_batcher())
+
+
+def turn_batcher() -> Callable[[dict], asyncio.Future]:
+    """Body -> a future of its scores; the bodies given in one turn of the event loop are scored as one
+    batch by the served model (``PeerModel.from_env``), on the loop or (``CTR_BENCH_MODEL_THREAD=true``)
+    on a thread of the model's own."""
     model = PeerModel.from_env()
     pool = ThreadPoolExecutor(1) if os.environ.get("CTR_BENCH_MODEL_THREAD", "false") == "true" else None
     waiting: list[tuple[dict, asyncio.Future]] = []
@@ -104,7 +111,7 @@ def asgi_batched() -> ASGIApp:
         waiting.append((data, answer))
         return answer
 
-    return _plain_asgi(scores)
+    return scores
 
 
 def _answer(batch: list[tuple[dict, asyncio.Future]], scores: list[Scores]) -> None:

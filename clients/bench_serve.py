@@ -8,6 +8,9 @@ under the SLO):
 - ``asgi_batched_1`` / ``asgi_batched_thread_1``: that transport scoring 1-candidate bodies with the
   served model, batched, and nothing else (no checks, deadlines or metrics), the model run on the event
   loop / on a thread of its own: the cheapest batched model servers, floors for ``service_1_batched``;
+- ``callback_only_1`` / ``callback_batched_1``: ``asgi_only_1`` / ``asgi_batched_1``'s work without ASGI:
+  an asyncio protocol answering from callbacks, no task per request (bench_callback.py): what the
+  transport costs beside the model;
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
 - ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off;
@@ -85,6 +88,8 @@ CASES = (
     Case("asgi_only_1", "asgi_only", 1, 400),
     Case("asgi_batched_1", "asgi_batched", 1, 400),
     Case("asgi_batched_thread_1", "asgi_batched", 1, 400, (("CTR_BENCH_MODEL_THREAD", "true"),)),
+    Case("callback_only_1", "callback_only", 1, 400),
+    Case("callback_batched_1", "callback_batched", 1, 400),
     Case("service_1_batched", "service", 1, 400, (("CTR_BATCHING", "true"),)),
     Case("service_1_unbatched", "service", 1, 400, (("CTR_BATCHING", "false"),)),
 )
@@ -168,6 +173,8 @@ def server(
     }
     if kind == "service":
         command = [sys.executable, "-m", "service"]
+    elif kind.startswith("callback_"):
+        command = [sys.executable, "-m", "clients.bench_callback", kind, str(port)]
     else:
         command = [sys.executable, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
@@ -400,6 +407,9 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         "asgi_batched_thread_1/asgi_only_1": ratio("asgi_batched_thread_1", "asgi_only_1"),
         "service_1_batched/asgi_batched_1": ratio("service_1_batched", "asgi_batched_1"),
         "service_1_batched/asgi_batched_thread_1": ratio("service_1_batched", "asgi_batched_thread_1"),
+        "callback_batched_1/asgi_only_1": ratio("callback_batched_1", "asgi_only_1"),
+        "callback_batched_1/callback_only_1": ratio("callback_batched_1", "callback_only_1"),
+        "service_1_batched/callback_batched_1": ratio("service_1_batched", "callback_batched_1"),
     }
 
 

@@ -27,6 +27,8 @@ CASES = {
     "asgi_only_1",
     "asgi_batched_1",
     "asgi_batched_thread_1",
+    "callback_only_1",
+    "callback_batched_1",
     "service_1_batched",
     "service_1_unbatched",
     *bench_v2.CASES,
@@ -59,6 +61,9 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "asgi_batched_thread_1/asgi_only_1",
         "service_1_batched/asgi_batched_1",
         "service_1_batched/asgi_batched_thread_1",
+        "callback_batched_1/asgi_only_1",
+        "callback_batched_1/callback_only_1",
+        "service_1_batched/callback_batched_1",
     }
     assert "service_1_batched" in result.output
 
@@ -89,14 +94,17 @@ def _scores(port: int, bodies: list[bytes]) -> list[list[dict[str, float]]]:
         return list(pool.map(post, bodies))
 
 
-@pytest.mark.parametrize("on_thread", ["false", "true"])
-def test_the_batched_floor_answers_the_service_s_scores(world_repository: Path, on_thread: str) -> None:
-    """``asgi_batched`` (the floor of ``service_1_batched``) does the service's scoring work: the same
-    model, encoder and answer, for requests sent at once (batched as they arrive)."""
+@pytest.mark.parametrize(
+    ("kind", "on_thread"), [("asgi_batched", "false"), ("asgi_batched", "true"), ("callback_batched", "false")]
+)
+def test_the_batched_floors_answer_the_service_s_scores(world_repository: Path, kind: str, on_thread: str) -> None:
+    """``asgi_batched`` and ``callback_batched`` (the floors of ``service_1_batched``, with and without
+    ASGI) do the service's scoring work: the same model, encoder and answer, for requests sent at once
+    (batched as they arrive)."""
     bodies = request_bodies(world_repository, "esmm", 1, count=16)
     with server("service", world_repository, "esmm", {}) as (port, _):
         expected = _scores(port, bodies)
-    with server("asgi_batched", world_repository, "esmm", {"CTR_BENCH_MODEL_THREAD": on_thread}) as (port, _):
+    with server(kind, world_repository, "esmm", {"CTR_BENCH_MODEL_THREAD": on_thread}) as (port, _):
         got = _scores(port, bodies)
         # it checks nothing: a body the service refuses fails (500), it does not hang its batch
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -107,3 +115,12 @@ def test_the_batched_floor_answers_the_service_s_scores(world_repository: Path, 
     for own, service in zip(got, expected, strict=True):
         ((own_score,), (service_score,)) = own, service  # one candidate each
         assert own_score == pytest.approx(service_score, rel=1e-6)
+
+
+def test_the_callback_transport_answers_constants(world_repository: Path) -> None:
+    """``callback_only`` answers as ``asgi_only`` does: one constant score per candidate."""
+    bodies = request_bodies(world_repository, "esmm", 1, count=4)
+    with server("asgi_only", world_repository, "esmm", {}) as (port, _):
+        expected = _scores(port, bodies)
+    with server("callback_only", world_repository, "esmm", {}) as (port, _):
+        assert _scores(port, bodies) == expected
