@@ -47,12 +47,15 @@ batches drops its work at once, with no task of its own reading ``receive()`` to
 **Direct routes: a request answered without ASGI.** Under ``ctr serve``, a POST to a direct route
 (``/v1/score``) with a declared body of at most ``INLINE_BODY_BYTES`` and no ``Expect: 100-continue`` is
 not given an asyncio task and ASGI messages: once its body is complete the connection calls the route's
-handler with the scope and the body, and the handler answers through ``reply`` (status, headers, body)
-when its outcome is known; the response is written here as uvicorn writes it (its default headers, the
-keep-alive hint, ``Connection: close`` when the connection closes after it, the access log line), and
-the connection goes on as after any response. Everything else (a pipelined request behind one in hand
-is started in turn) is unchanged. On the benchmark machine a task, its coroutines and the ASGI messages
-cost more per batched 1-candidate request than the model did (docs/serving.md).
+handler with the scope and the body, on the loop's next turn (as a task would start: the door reads
+every request that arrived with it before the loop spends time on any; called at once, the door's 503s
+took 25-94 ms at p99 under twice the sustainable load, against 14-22 ms through the app). The handler
+answers through ``reply`` (status, headers, body) when its outcome is known; the response is written
+here as uvicorn writes it (its default headers, the keep-alive hint, ``Connection: close`` when the
+connection closes after it, the access log line), and the connection goes on as after any response.
+Everything else (a pipelined request behind one in hand is started in turn) is unchanged. On the
+benchmark machine a task, its coroutines and the ASGI messages cost more per batched 1-candidate
+request than the model did (docs/serving.md).
 
 **When a request arrived, and refusing it at the door.** Each request's scope carries ``RECEIVED``: when
 its first bytes reached the host, on the event loop's clock (the loop's time at the first read, less
@@ -107,6 +110,7 @@ _FIONREAD = getattr(termios, "FIONREAD", None)
 _UNREAD = struct.Struct("=i")
 
 
+_INTERNAL = b"Internal Server Error"
 Headers = list[tuple[bytes, bytes]]
 Reply = Callable[[int, Headers, bytes], None]  # status, headers (lower-case names), body
 DirectHandler = Callable[[dict, bytes, Reply], None]  # the scope, the whole body, how to answer
@@ -272,6 +276,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         return None  # chunked, or no body: the ASGI app reads (and refuses) it
 
     def _run_direct(self, cycle: RequestResponseCycle, handler: DirectHandler) -> None:
+        self.loop.call_soon(self._run_direct_now, cycle, handler)  # the next turn: see the module's text
+
+    def _run_direct_now(self, cycle: RequestResponseCycle, handler: DirectHandler) -> None:
+        if cycle.disconnected:
+            return
         assert self.direct is not None
         self.direct.in_flight += 1
         answered = False
@@ -288,7 +297,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             handler(cycle.scope, bytes(cycle.body), reply)
         except Exception:  # a handler answers its own errors: this is a bug, answered as uvicorn would
             logger.exception("unhandled error in the direct route %s", cycle.scope["path"])
-            reply(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
+            cycle.keep_alive = False
+            reply(500, [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")], _INTERNAL)
 
     def _write_response(self, cycle: RequestResponseCycle, status: int, headers: Headers, body: bytes) -> None:
         """What uvicorn's ``send`` writes for a whole response, and the connection's next step."""

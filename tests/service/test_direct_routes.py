@@ -73,6 +73,7 @@ def test_the_handler_gets_the_whole_body_and_its_reply_is_written_as_uvicorn_wri
         await turns()
         assert handler.calls == []  # not before its body is whole
         protocol.data_received(request[-5:])
+        await turns()  # the handler runs on the loop's next turn (the door sees every arrival first)
         ((scope, body, _),) = handler.calls
         assert body == b'{"candidates": [1, 2]}' and scope["path"] == "/direct" and DEPARTURE in scope
         assert routes.in_flight == 1 and transport.writes == []
@@ -84,6 +85,7 @@ def test_the_handler_gets_the_whole_body_and_its_reply_is_written_as_uvicorn_wri
         assert b"\r\nkeep-alive: timeout=5" in head and b"connection: close" not in head
         assert body == b'{"candidates": [1, 2]}' and not transport.closed
         protocol.data_received(post(b"again"))  # the connection goes on
+        await turns()
         handler.answer(1)
         assert transport.writes[-1].endswith(b"\r\n\r\nagain")
 
@@ -109,8 +111,10 @@ def test_pipelined_requests_start_in_turn_and_are_answered_in_order() -> None:
         handler = Handler()
         protocol, transport, _ = connection(handler)
         protocol.data_received(post(b"first") + post(b"second") + post(b"third", chunked=True))
+        await turns()
         assert len(handler.calls) == 1  # the second waits for the first's answer
         handler.answer(0)
+        await turns()
         assert len(handler.calls) == 2 and handler.calls[1][1] == b"second"
         handler.answer(1, status=422)
         await turns()  # the third, through the app
@@ -125,6 +129,7 @@ def test_a_lost_connection_tells_the_request_and_its_late_reply_writes_nothing()
         handler = Handler()
         protocol, transport, routes = connection(handler)
         protocol.data_received(post(b"body"))
+        await turns()
         scope = handler.calls[0][0]
         protocol.connection_lost(None)
         assert scope[DEPARTURE].gone
@@ -141,6 +146,7 @@ def test_connection_close_and_the_drain_close_after_the_answer() -> None:
         protocol.data_received(post(b"body")[:-4])
         protocol.shutdown()  # SIGTERM with a request in hand
         protocol.data_received(b"body")
+        await turns()
         handler.answer(0)
         assert b"\r\nconnection: close\r\n" in transport.writes[0] and transport.closed
 
@@ -152,10 +158,12 @@ def test_an_answered_direct_request_is_freed_with_the_collector_off() -> None:
         handler = Handler()
         protocol, _, _ = connection(handler)
         protocol.data_received(post(b"one"))
+        await turns()
         handler.answer(0)
         first = weakref.ref(protocol.cycle)
         handler.calls.clear()
         protocol.data_received(post(b"two"))
+        await turns()
         handler.answer(0)
         handler.calls.clear()
         return first() is None
@@ -165,3 +173,32 @@ def test_an_answered_direct_request_is_freed_with_the_collector_off() -> None:
         assert asyncio.run(run())
     finally:
         gc.enable()
+
+
+def test_a_handler_that_raises_gets_uvicorn_s_500_and_the_connection_closes() -> None:
+    async def run() -> None:
+        def broken(scope: dict, body: bytes, reply: Reply) -> None:
+            raise RuntimeError("a bug")
+
+        protocol, transport, routes = connection(Handler(), DirectRoutes({"/direct": broken}))
+        protocol.data_received(post(b"body"))
+        await turns()
+        (written,) = transport.writes
+        assert written.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert b"\r\ncontent-length: 21\r\n" in written and b"\r\nconnection: close\r\n" in written
+        assert written.endswith(b"\r\n\r\nInternal Server Error")
+        assert transport.closed and routes.in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_a_connection_lost_before_the_handler_s_turn_starts_nothing() -> None:
+    async def run() -> None:
+        handler = Handler()
+        protocol, transport, routes = connection(handler)
+        protocol.data_received(post(b"body"))
+        protocol.connection_lost(None)  # before the loop's next turn
+        await turns()
+        assert handler.calls == [] and routes.in_flight == 0 and transport.writes == []
+
+    asyncio.run(run())
