@@ -124,6 +124,11 @@ def _fail(batch: list[tuple[dict, asyncio.Future]], error: BaseException) -> Non
         answer.set_exception(error)
 
 
+def answer_body(scores: Scores) -> bytes:
+    """The reference servers' answer: the service's ``scores``, no model versions."""
+    return orjson.dumps({"scores": scores, "models": {}})
+
+
 def _plain_asgi(score: Callable[[dict], Scores | asyncio.Future]) -> ASGIApp:
     """A plain ASGI callable answering each POST body with ``{"scores": score(body), "models": {}}``
     (awaited when ``score`` gives a future)."""
@@ -147,7 +152,7 @@ def _plain_asgi(score: Callable[[dict], Scores | asyncio.Future]) -> ASGIApp:
         scores = score(orjson.loads(body))
         if isinstance(scores, asyncio.Future):
             scores = await scores
-        answer = orjson.dumps({"scores": scores, "models": {}})
+        answer = answer_body(scores)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

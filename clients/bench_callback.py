@@ -25,14 +25,14 @@ from collections.abc import Callable
 import httptools
 import orjson
 
-from clients.bench_apps import CONSTANT, turn_batcher
+from clients.bench_apps import CONSTANT, answer_body, turn_batcher
 
 _EMPTY = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 _FAILED = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
 
 
 def answer_bytes(scores: list[dict[str, float]]) -> bytes:
-    body = orjson.dumps({"scores": scores, "models": {}})
+    body = answer_body(scores)
     return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
 
 
