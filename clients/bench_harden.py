@@ -129,6 +129,10 @@ def offer(port: int, body: bytes, rate: float, seconds: float, connections: int 
         "ok_p99_ms": round(result.histogram.percentile(99) / 1000, 2) if result.ok else None,
         "slowest_ms": round(slowest, 1),
         "generator_lag_p99_ms": round(result.send_lag.percentile(99) / 1000, 2),
+        "failures": dict(result.failures),  # the "error" statuses by cause
+        "closed_under_free_s_after_s_answers": [
+            [round(free_s, 4), round(after_s, 4), answers] for free_s, after_s, answers in result.closed_under
+        ],
     }
 
 

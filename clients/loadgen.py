@@ -25,6 +25,7 @@ from clients.histogram import LatencyHistogram
 # after opening warm connections: the server accepting 512 at once took tens of ms of its loop, and the
 # first requests of an overload test's half-rate step found a standing queue there (7 of 13,882 refused)
 WARM_SETTLE_S = 0.5
+CLOSED_UNDER_KEPT = 50
 
 
 @dataclass
@@ -39,6 +40,10 @@ class LoadResult:
     refused: LatencyHistogram = field(default_factory=LatencyHistogram)  # answers other than 200, µs
     send_lag: LatencyHistogram = field(default_factory=LatencyHistogram)  # intended send -> written, µs
     refused_after_send: LatencyHistogram = field(default_factory=LatencyHistogram)  # non-200s from written, µs
+    failures: Counter = field(default_factory=Counter)  # why requests got no answer -> count ("error" statuses)
+    # the first CLOSED_UNDER_KEPT requests whose connection closed under them: (how long the connection was
+    # free before the request was written, s; how long after the write it closed, s; answers it gave before)
+    closed_under: list[tuple[float, float, int]] = field(default_factory=list)
 
     @property
     def achieved_rps(self) -> float:
@@ -206,6 +211,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.request: tuple[float, float] | None = None  # (intended, written) of the request in flight
+        self.free_since = pool.loop.time()  # when it was opened or last answered
+        self.answers = 0  # answers it has given
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -222,12 +229,14 @@ class _Connection(asyncio.Protocol):
         try:
             answer = complete_response(self.buffer)
         except ValueError:  # not HTTP: the request fails, the connection goes
-            self.pool.failed(self)
+            self.pool.failed(self, "not HTTP")
             return
         if answer is not None:
             status, length, keep_alive = answer
             del self.buffer[:length]
             request, self.request = self.request, None
+            self.free_since = self.pool.loop.time()
+            self.answers += 1
             if not keep_alive:  # the server closes it: never reused
                 self.transport.close()  # type: ignore[union-attr]
             self.pool.answered(self, request, status)
@@ -287,6 +296,7 @@ class _Pool:
             self.open -= 1
             if self.waiting:  # the oldest waiting request fails with the connection it waited for
                 self.waiting.popleft()
+                self.result.failures["connect failed"] += 1
                 self._settle("error")
             self._open_for_waiting()  # the others try again
             return
@@ -320,10 +330,11 @@ class _Pool:
         if connection.transport is not None and not connection.transport.is_closing():
             self._free(connection)
 
-    def failed(self, connection: _Connection) -> None:
+    def failed(self, connection: _Connection, why: str) -> None:
         """The request in flight on ``connection`` failed (time-out, garbage): counted, connection closed."""
         if connection.request is not None:
             connection.request = None
+            self.result.failures[why] += 1
             self._settle("error")
         if connection.transport is not None:
             connection.transport.abort()
@@ -334,6 +345,11 @@ class _Pool:
         if connection in self.idle:
             self.idle.remove(connection)
         if connection.request is not None:  # closed under a request: it failed
+            written = connection.request[1]
+            self.result.failures["closed under a request"] += 1
+            if len(self.result.closed_under) < CLOSED_UNDER_KEPT:
+                free_s, closed_after_s = written - connection.free_since, self.loop.time() - written
+                self.result.closed_under.append((free_s, closed_after_s, connection.answers))
             connection.request = None
             self._settle("error")
         self._open_for_waiting()
@@ -374,7 +390,7 @@ class _TimeoutSweep:
     def _sweep(self) -> None:
         cutoff = self.loop.time() - self.timeout_s
         for connection in [c for c in self.pool.busy if c.request is not None and c.request[1] < cutoff]:
-            self.pool.failed(connection)
+            self.pool.failed(connection, "timed out")
         self.handle = self.loop.call_later(self.interval_s, self._sweep)
 
     def stop(self) -> None:

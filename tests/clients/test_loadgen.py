@@ -135,6 +135,7 @@ def test_unanswered_requests_time_out_and_close_their_connections() -> None:
     assert result.sent == 10 and result.ok == 0
     assert result.statuses["error"] + result.statuses["unanswered"] == 10, result.statuses
     assert result.statuses["error"] >= 4  # each connection's request timed out, and its connection closed
+    assert result.failures == {"timed out": result.statuses["error"]}
     assert connections > 4  # closed connections were replaced by new ones for the requests waiting
 
 
@@ -173,3 +174,34 @@ def test_a_server_that_refuses_connections_fails_every_request_at_once() -> None
         port = probe.getsockname()[1]
     result = asyncio.run(run_load("127.0.0.1", port, "/", [b"{}"], rate=200, duration_s=0.25, connections=2))
     assert result.statuses == {"error": 50} and result.ok == 0  # none left "unanswered" at the end
+    assert result.failures == {"connect failed": 50}
+
+
+def test_a_connection_closed_under_a_request_is_told_apart_with_its_idle_time() -> None:
+    """A server that answers each connection's first request and closes it when the second comes: every
+    second request fails as "closed under a request", recorded with how long its connection had been
+    free and how many answers it had given."""
+    import asyncio
+
+    from clients.loadgen import run_load
+
+    async def one_answer_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answered in (False, True):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:])
+            await reader.readexactly(length)
+            if not answered:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(one_answer_per_connection, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            return await run_load("127.0.0.1", port, "/", [b"{}"], rate=50, duration_s=0.2, connections=1)
+
+    result = asyncio.run(scenario())
+    assert result.sent == 10 and result.ok + result.statuses["error"] == 10, result.statuses
+    assert result.ok >= 4 and result.failures == {"closed under a request": result.statuses["error"]} != {}
+    for free_s, closed_after_s, answers in result.closed_under:
+        assert answers == 1 and 0.005 < free_s < 1 and 0 <= closed_after_s < 1  # free for ~a schedule gap (20 ms)
