@@ -166,6 +166,9 @@ def harden(
     sustainable_rps: Annotated[
         float | None, typer.Option(help="Overload: take this as the sustainable rate instead of measuring it.")
     ] = None,
+    client_idle_s: Annotated[
+        float, typer.Option(help="Overload: clients close a connection idle this long (0: never, the old generator).")
+    ] = 4.0,
     service_root: ServiceRootOption = None,
 ) -> None:
     """The service under overload, pauses, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
@@ -177,12 +180,14 @@ def harden(
     (body,) = request_bodies(repository, model, 10, count=1)
     command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
     command += f" --service-root {service_root}" if service_root else ""
+    command += f" --client-idle-s {client_idle_s:g}" if client_idle_s != bench.CLIENT_IDLE_S else ""
     report: dict = {"command": command, "model": model, "cases": {}}
     chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in chosen:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
-            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds, sustainable_rps)
+            idle = client_idle_s or None
+            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds, sustainable_rps, idle)
     if "pauses" in chosen:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             report["cases"]["pauses"] = bench.pauses_case(port, pid, body, seconds)

@@ -113,6 +113,7 @@ async def run_load(
     timeout_s: float = 5.0,
     seed: int = 0,
     warm_connections: int = 0,
+    idle_close_s: float | None = None,
 ) -> LoadResult:
     """Offer ``rate`` requests/s for ``duration_s``, cycling through ``bodies``, over at most
     ``connections`` connections at once.
@@ -126,6 +127,11 @@ async def run_load(
     ``warm_connections`` are opened before the first send (clients that hold persistent connections,
     as ad servers do), and the server is given ``WARM_SETTLE_S`` to take them in: opening one is not
     part of any request's time, and the first requests do not queue behind the server's accepts.
+
+    ``idle_close_s``: a connection left free this long is closed by the generator, as a client pool
+    with an idle time-out does (undici's default is 4 s, under the ``Keep-Alive: timeout=5`` the service
+    advertises); None keeps it until the server closes it, and a request sent just as the server does
+    is lost (the keep-alive race: docs/serving.md).
     """
     loop = asyncio.get_running_loop()
     payloads = [request_bytes(host, path, body) for body in bodies]
@@ -135,7 +141,7 @@ async def run_load(
     if warm_connections:
         await pool.warm(min(warm_connections, connections))
         await asyncio.sleep(WARM_SETTLE_S)
-    sweep = _TimeoutSweep(loop, pool, timeout_s)
+    sweep = _TimeoutSweep(loop, pool, timeout_s, idle_close_s)
     start = loop.time() + 0.01
     dispatched = loop.create_future()
     i = 0
@@ -367,6 +373,17 @@ class _Pool:
             await asyncio.wait({self._all_settled}, timeout=timeout_s)
         return self.unsettled
 
+    def close_idle(self, free_before: float) -> None:
+        """Close the idle connections free since before ``free_before`` (the idle list is in the order
+        they were freed: the oldest first)."""
+        stale = 0
+        while stale < len(self.idle) and self.idle[stale].free_since < free_before:
+            stale += 1
+        closing, self.idle[:stale] = self.idle[:stale], []
+        for connection in closing:
+            if connection.transport is not None:
+                connection.transport.close()  # connection_lost counts it closed
+
     def close(self) -> None:
         for task in self._openers:
             task.cancel()
@@ -380,17 +397,23 @@ class _Pool:
 
 class _TimeoutSweep:
     """One timer for every request in flight: each ``timeout_s / 10`` (at most 0.1 s), a request
-    written more than ``timeout_s`` ago without a complete answer fails and its connection is closed."""
+    written more than ``timeout_s`` ago without a complete answer fails and its connection is closed;
+    and, given ``idle_close_s``, connections free for that long are closed."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: _Pool, timeout_s: float) -> None:
-        self.loop, self.pool, self.timeout_s = loop, pool, timeout_s
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, pool: _Pool, timeout_s: float, idle_close_s: float | None = None
+    ) -> None:
+        self.loop, self.pool, self.timeout_s, self.idle_close_s = loop, pool, timeout_s, idle_close_s
         self.interval_s = min(timeout_s / 10, 0.1)
         self.handle = loop.call_later(self.interval_s, self._sweep)
 
     def _sweep(self) -> None:
-        cutoff = self.loop.time() - self.timeout_s
+        now = self.loop.time()
+        cutoff = now - self.timeout_s
         for connection in [c for c in self.pool.busy if c.request is not None and c.request[1] < cutoff]:
             self.pool.failed(connection, "timed out")
+        if self.idle_close_s is not None:
+            self.pool.close_idle(now - self.idle_close_s)
         self.handle = self.loop.call_later(self.interval_s, self._sweep)
 
     def stop(self) -> None:

@@ -162,6 +162,33 @@ def test_connection_close_answers_are_not_reused_and_waits_keep_arrival_order() 
     assert result.send_lag.percentile(100) > 20_000  # at most 2 open: the others waited their turn
 
 
+def test_connections_idle_past_the_client_s_limit_are_closed_by_the_generator() -> None:
+    """``idle_close_s``: a connection left free that long is closed by the generator (none is lost to
+    it), so requests spaced further apart than that each take a new connection; without it, one is kept."""
+    import asyncio
+
+    from clients.loadgen import run_load
+
+    async def ok(_: int) -> bytes:
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    async def scenario(idle_close_s: float | None) -> tuple:
+        handle, accepted = _serve(ok)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await run_load(
+                "127.0.0.1", port, "/", [b"{}"], rate=4, duration_s=1.25, warm_connections=3, idle_close_s=idle_close_s
+            )
+        return result, len(accepted)
+
+    # the first request takes a warm connection; the others are closed unused (the generator's sweep runs
+    # each 0.1 s: a connection goes 0.05-0.15 s after it is freed, before the next request, 0.25 s later)
+    for idle_close_s, connections in ((0.05, 3 + 4), (None, 3)):
+        result, accepted = asyncio.run(scenario(idle_close_s))
+        assert result.statuses == {200: 5} and accepted == connections, (idle_close_s, result.statuses, accepted)
+
+
 def test_a_server_that_refuses_connections_fails_every_request_at_once() -> None:
     """Nothing listening: each request's connection attempt fails and is counted, none waits for the end."""
     import asyncio
