@@ -23,6 +23,7 @@ from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
 from service.http.errors import error_body, install_error_handlers
 from service.http.overload import BodyBudget, QueueWatch
+from service.http.protocol import DirectRoutes
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
@@ -81,7 +82,8 @@ class ScoringService(FastAPI):
     score_endpoint: ScoreEndpoint
     body_budget: BodyBudget
     queue_watch: QueueWatch | None = None  # the server's door (http/protocol.py); None outside `ctr serve`
-    in_flight: int = 0  # POST requests (and gRPC infer calls) being answered
+    in_flight: int = 0  # POST requests (and gRPC infer calls) being answered through the app
+    direct_routes: DirectRoutes | None = None  # POSTs the server's protocol answers without the app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -110,7 +112,10 @@ class ScoringService(FastAPI):
         """Whether the door (the server's QueueWatch, when it has one) refuses inference requests now:
         what a request arriving another way (gRPC) is held to."""
         watch = self.queue_watch
-        return watch is not None and watch.overloaded and self.in_flight >= watch.min_in_flight
+        if watch is None or not watch.overloaded:
+            return False
+        direct = self.direct_routes.in_flight if self.direct_routes is not None else 0
+        return self.in_flight + direct >= watch.min_in_flight
 
     @property
     def retry_after(self) -> int:

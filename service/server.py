@@ -9,8 +9,9 @@ import uvicorn
 
 from service.app import SHED_PATHS, create_app
 from service.http.overload import QueueWatch
-from service.http.protocol import guarded_protocol, keep_alive_hint
+from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.log_format import JsonFormatter
+from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def serve(settings: Settings | None = None) -> None:
     accepting, answers the requests in hand with ``Connection: close``, serves what arrives on idle
     connections for ``drain_idle_s`` before closing them, and waits up to ``drain_timeout_s`` for the
     requests in flight; then the lifespan drains every batcher's queue, and the process exits 0.
+    ``POST /v1/score`` with a small body is answered by the connection itself, without ASGI (the
+    protocol's direct routes).
     """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
@@ -48,6 +51,7 @@ def serve(settings: Settings | None = None) -> None:
     shedding = settings.shed_wait_ms > 0
     app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000, settings.shed_interval_ms / 1000) if shedding else None
     hint = keep_alive_hint(settings.keep_alive_s)
+    app.direct_routes = DirectRoutes({SCORE_PATH: app.score_endpoint.direct})
     protocol = guarded_protocol(
         settings.header_timeout_s,
         settings.body_timeout_s,
@@ -58,6 +62,7 @@ def serve(settings: Settings | None = None) -> None:
         retry_after_s=settings.retry_after_s,
         on_refused=count_refusal,
         keep_alive_headers=hint,
+        direct=app.direct_routes,
     )
     uvicorn.run(
         app,

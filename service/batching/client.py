@@ -5,12 +5,16 @@ before awaiting either, so both batches can form at once. Every batcher is asked
 take the work in time, so a refusal by one (QueueFull: 503) is counted on that model only and leaves
 nothing queued in the others. If the client disconnects meanwhile, its work is abandoned (rows not
 yet batched never run) and ClientDisconnected is raised.
+
+``outcomes`` awaits them (a request answered by a task: ASGI); ``when_done`` calls back with them (a
+request answered by its connection, without a task: http/protocol.py's direct routes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from functools import partial
 from typing import Any
 
 from service.batching.batcher import Batcher
@@ -55,6 +59,39 @@ async def outcomes(queued: Queued, watch_disconnect: Watcher) -> dict[Hashable, 
     finally:
         watch.stop()
     return results
+
+
+Done = Callable[[dict[Hashable, Tensors] | None, BaseException | None], None]
+
+
+def when_done(queued: Queued, watch_disconnect: Watcher, done: Done) -> None:
+    """``outcomes`` without awaiting: ``done(outputs, None)`` once every queued run is done, or
+    ``done(None, error)`` at the first error (ClientDisconnected if the client left first; the rest of
+    the work abandoned); called once, on the event loop."""
+    results: dict[Hashable, Tensors] = {}
+    state = {"pending": len(queued), "finished": False}
+
+    def settled(key: Hashable, future: asyncio.Future) -> None:
+        if state["finished"]:
+            return
+        if future.cancelled():  # abandoned: by the watch when the client left
+            error: BaseException | None = ClientDisconnected() if watch.gone else RuntimeError("work cancelled")
+        else:
+            error = future.exception()
+        if error is None:
+            results[key] = future.result()
+            state["pending"] -= 1
+            if state["pending"]:
+                return
+        state["finished"] = True
+        watch.stop()
+        if error is not None:
+            abandon(queued)
+        done(None if error is not None else results, error)
+
+    watch = watch_disconnect(lambda: abandon(queued))
+    for key, _, work in queued:
+        work.future.add_done_callback(partial(settled, key))  # type: ignore[union-attr]
 
 
 def abandon(queued: Queued) -> None:

@@ -13,6 +13,12 @@ things the framework would for this one route, and nothing else:
   logged and answered 500 in JSON;
 - each response is counted in the HTTP status metrics.
 
+Under ``ctr serve`` the service's own protocol goes one step further (http/protocol.py's direct routes):
+a request whose whole small body has arrived is handed to ``ScoreEndpoint.direct`` by the connection,
+which answers it when its batches are done; no asyncio task, no ASGI message, no coroutine per request.
+On the 2-core benchmark machine ASGI, not the model, was most of what a batched 1-candidate request
+cost a server that only scores (docs/serving.md, "A floor without ASGI").
+
 The FastAPI route (``router`` below) stays registered: it documents the operation in the OpenAPI
 schema and answers when the app is mounted under a prefix, where this shortcut does not apply.
 """
@@ -29,9 +35,9 @@ from starlette.types import Receive, Scope, Send
 from service.deps import DeadlineDep, DisconnectDep, JsonBody
 from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, declared_length_refusal, read_body
 from service.http.body import request_body as documented_body
-from service.http.disconnect import watcher
+from service.http.disconnect import DEPARTURE, watcher
 from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
-from service.http.protocol import RECEIVED
+from service.http.protocol import RECEIVED, Headers, Reply
 from service.metrics import Metrics
 from service.score import pipeline
 from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
@@ -45,7 +51,8 @@ _TIMEOUT = TIMEOUT_HEADER.encode()
 
 
 class ScoreEndpoint:
-    """The ASGI callable for ``POST /v1/score``; reads models and settings from the app's state."""
+    """``POST /v1/score`` ahead of the framework: the ASGI callable, and ``direct`` for the service's own
+    protocol; reads models and settings from the app's state."""
 
     def __init__(self, state: State) -> None:
         self.state = state  # models change on reload: read per request
@@ -54,22 +61,8 @@ class ScoreEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.settings
-        status, headers = 200, None
         try:
-            content_type = b""
-            timeout = None
-            for key, value in scope["headers"]:
-                if key == b"content-type":
-                    content_type = value
-                elif key == b"content-length":
-                    refusal = declared_length_refusal(value, settings.max_body_bytes)
-                    if refusal is not None:
-                        raise ApiError(*refusal)
-                elif key == _TIMEOUT:
-                    timeout = value.decode("latin-1")
-            if content_type != b"application/json":
-                check_media_type(content_type.decode("latin-1"))
-            deadline = deadline_for(settings.request_timeout_ms, timeout, scope.get(RECEIVED))
+            deadline = self._deadline(scope)
             message = await receive()  # the whole body, almost always
             body = message.get("body", b"")
             if (
@@ -78,20 +71,65 @@ class ScoreEndpoint:
                 or len(body) > settings.max_body_bytes
             ):
                 body = await read_body(receive, settings.max_body_bytes, message)
-            body = await pipeline.respond(body, self.state.models, settings, deadline, watcher(scope, receive))
-        except ApiError as error:
-            status, headers = error.status, error.headers
+            answer = await pipeline.respond(body, self.state.models, settings, deadline, watcher(scope, receive))
+            status, headers, body = self._response(answer, None)
+        except Exception as error:
+            status, headers, body = self._response(None, error)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def direct(self, scope: Scope, body: bytes, reply: Reply) -> None:
+        """The request with its whole body (at most ``INLINE_BODY_BYTES``) in hand, answered through
+        ``reply`` once its outcome is known: no task, no ASGI messages (http/protocol.py's direct
+        routes, under ``ctr serve``). The same checks, answers and counts as the ASGI callable."""
+
+        def answered(answer: bytes | None, error: BaseException | None) -> None:
+            reply(*self._response(answer, error))
+
+        try:
+            deadline = self._deadline(scope)
+            pipeline.start(body, self.state.models, self.settings, deadline, scope[DEPARTURE].watch, answered)
+        except Exception as error:
+            answered(None, error)
+
+    def _deadline(self, scope: Scope) -> float:
+        """The request's deadline, once its headers are checked: 413 for a declared length over the
+        limit, 415 for a body that is not JSON, 400 for a bad time-out header."""
+        settings = self.settings
+        content_type = b""
+        timeout = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                refusal = declared_length_refusal(value, settings.max_body_bytes)
+                if refusal is not None:
+                    raise ApiError(*refusal)
+            elif key == _TIMEOUT:
+                timeout = value.decode("latin-1")
+        if content_type != b"application/json":
+            check_media_type(content_type.decode("latin-1"))
+        return deadline_for(settings.request_timeout_ms, timeout, scope.get(RECEIVED))
+
+    def _response(self, answer: bytes | None, error: BaseException | None) -> tuple[int, Headers, bytes]:
+        """(status, headers, body) for a request's answer or error, counted in the HTTP status metrics:
+        an ApiError is its JSON error body (499 when the client left), anything else is logged and
+        answered 500 in JSON."""
+        status, extra = 200, None
+        if answer is not None:
+            body = answer
+        elif isinstance(error, ApiError):
+            status, extra = error.status, error.headers
             body = error_body(error.message, error.field)
-        except Exception:
-            logger.exception("unhandled error on POST %s", PATH)
+        else:
+            logger.error("unhandled error on POST %s", PATH, exc_info=error)
             status = 500
             body = error_body(INTERNAL_ERROR)
         self.metrics.responses[status] += 1
-        response_headers = [_JSON, (b"content-length", str(len(body)).encode())]
-        if headers:
-            response_headers += [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        if extra:
+            headers += [(k.lower().encode(), str(v).encode()) for k, v in extra.items()]
+        return status, headers, body
 
 
 router = APIRouter(tags=["scoring"])

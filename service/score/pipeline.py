@@ -10,12 +10,14 @@ alone anyway) is encoded here, beside its checks, so the batch thread, the bottl
 only runs the model (`ctr bench serve --cases service_100` against the commit before, interleaved:
 +1.7 and +10.7 %, docs/serving.md). The answer takes each role's score (common/roles.py) and derives pCVR.
 
-``respond`` is ``render(prepare(...), await outcomes(enqueue(...)))``; each step is its own function.
+``respond`` is ``render(prepare(...), await outcomes(queue(...)))``; each step is its own function. ``start``
+is the same without awaiting, for a request answered by its connection (http/protocol.py's direct routes).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +71,37 @@ async def respond(
         prepared = prepare(body, models, settings)
     else:
         prepared = await asyncio.to_thread(prepare, body, models, settings)
+    return render(prepared, await client.outcomes(queue(prepared, models, deadline), watch_disconnect))
+
+
+Answered = Callable[[bytes | None, BaseException | None], None]  # (response body, None) or (None, error)
+
+
+def start(
+    body: bytes, models: ServingModels, settings: Settings, deadline: float, watch_disconnect: Watcher, done: Answered
+) -> None:
+    """``respond`` for a small body (``INLINE_BODY_BYTES`` at most) without awaiting: what is refused
+    before anything is queued raises ApiError here; the rest comes to ``done``, once, on the event loop."""
+    prepared = prepare(body, models, settings)
+
+    def answered(outputs: dict[Any, dict[str, np.ndarray]] | None, error: BaseException | None) -> None:
+        if outputs is None:
+            done(None, error)
+            return
+        try:
+            answer = render(prepared, outputs)
+        except Exception as failure:
+            done(None, failure)
+            return
+        done(answer, None)
+
+    client.when_done(queue(prepared, models, deadline), watch_disconnect, answered)
+
+
+def queue(prepared: PreparedRequest, models: ServingModels, deadline: float) -> client.Queued:
+    """The request queued in the batcher of each model it needs (none if one refuses)."""
     requests = [(model, _batcher(models, model), inputs) for model, inputs in prepared.inputs.items()]
-    queued = client.enqueue(requests, prepared.n_candidates, deadline)
-    return render(prepared, await client.outcomes(queued, watch_disconnect))
+    return client.enqueue(requests, prepared.n_candidates, deadline)
 
 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
