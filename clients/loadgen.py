@@ -241,8 +241,6 @@ class _Connection(asyncio.Protocol):
             status, length, keep_alive = answer
             del self.buffer[:length]
             request, self.request = self.request, None
-            self.free_since = self.pool.loop.time()
-            self.answers += 1
             if not keep_alive:  # the server closes it: never reused
                 self.transport.close()  # type: ignore[union-attr]
             self.pool.answered(self, request, status)
@@ -323,7 +321,8 @@ class _Pool:
 
     def answered(self, connection: _Connection, request: tuple[float, float], status: int) -> None:
         self.busy.discard(connection)
-        now = self.loop.time()
+        now = connection.free_since = self.loop.time()
+        connection.answers += 1
         intended, written = request
         result = self.result
         if status == 200:
