@@ -79,8 +79,8 @@ WARM_CONNECTIONS = 512
 # the clients close a connection left idle this long, as pooled clients do (undici's default is 4 s), under
 # the 5 s the service advertises (``Keep-Alive: timeout=5``) and the 10 s a new connection may wait for its
 # first request: with no such limit, warm connections the generator had not used were closed by the server
-# at 10 s, just as the step's last requests reached for them (2-13 requests lost in 6 of 14 runs, of both
-# the service and the direct-route build: docs/serving.md, "Requests lost at a step's end"). None: never.
+# at 10 s, just as the step's last requests reached for them (1-28 requests lost in 9 of 18 ladder runs, of
+# both the service on ASGI and the direct route: docs/serving.md, "Requests lost at a step's end"). None: never.
 CLIENT_IDLE_S = 4.0
 
 
