@@ -152,20 +152,29 @@ def keep_alive_hint(keep_alive_s: float) -> list[tuple[str, str]]:
     return [("keep-alive", f"timeout={int(keep_alive_s)}")] if keep_alive_s >= 1 else []
 
 
+class _NoEvent:
+    """The message event of a request that has no reader: setting it does nothing."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
 class _Refused:
-    """Stands for a request answered 503 by the protocol: its body is read and dropped."""
+    """Stands for a request answered 503 by the protocol: its body is read and dropped. It refers to
+    nothing of its own, so it is freed when the next request replaces it (the collector never sees it:
+    under overload there is one per refusal)."""
 
     response_started = response_complete = True
     disconnected = False
     body = b""
     more_body = False
+    message_event = _NO_EVENT  # uvicorn sets it on disconnect
 
     def __init__(self, keep_alive: bool) -> None:
         self.keep_alive = keep_alive
-        self.message_event = self  # uvicorn sets it on disconnect
-
-    def set(self) -> None:
-        pass
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):

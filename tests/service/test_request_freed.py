@@ -6,6 +6,10 @@ scratch writer that kept a reference to its request cycle did) leaves every requ
 and body for the collector: 300,000 objects collected in a 40,000-request run instead of 700
 (docs/serving.md "One write per response, tried"). This drives the protocol ``ctr serve`` runs over a
 transport that records its writes, with the collector off.
+
+The same holds for a request refused at the door: its stand-in for the request cycle once referred to
+itself, so under twice the sustainable rate every 503 (60,000 in a 10-s run) was garbage for the
+collector, found in its young and middle collections (docs/serving.md, "The overload row's slow 503s").
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from service.http.overload import QueueWatch
 from service.http.protocol import guarded_protocol
 
 
@@ -78,4 +83,34 @@ def test_an_answered_request_is_freed_once_the_next_replaces_it_with_the_collect
     finally:
         gc.enable()
     assert b"".join(writes).count(b"\r\n\r\nok") == 2  # both answered
+    assert freed
+
+
+class RefusingWatch(QueueWatch):
+    """The door's watch, deciding every inference request is to be refused (as under overload)."""
+
+    def refuse(self, waited_s: float, now: float, in_flight: int, sheddable: bool) -> bool:
+        return sheddable
+
+
+def test_a_request_refused_at_the_door_is_freed_once_the_next_replaces_it_with_the_collector_off() -> None:
+    async def run() -> tuple[bool, list[bytes]]:
+        protocol_class = guarded_protocol(10.0, 10.0, 1.0, watch=RefusingWatch(0.025, 0.1), shed_paths=("/v1/score",))
+        config = uvicorn.Config(plain, http=protocol_class, log_config=None, lifespan="off")
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        request = b"POST /v1/score HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\n{}"
+        await answered(protocol, request)
+        first = weakref.ref(protocol.cycle)
+        await answered(protocol, request)
+        return first() is None, transport.writes
+
+    gc.disable()
+    try:
+        freed, writes = asyncio.run(run())
+    finally:
+        gc.enable()
+    assert b"".join(writes).count(b"HTTP/1.1 503") == 2  # both refused, the connection kept
     assert freed
