@@ -1,10 +1,12 @@
 """Which files of ``service/`` run code for one ``POST /v1/score`` (issue 10: "a request crossing ≤ 6 files").
 
 Serves ``ctr serve``'s server in this process on a free loopback port (the repository's models, default
-settings otherwise), sends warm-up requests, then one request traced by a profile hook on every thread
-(the event loop's and the model's), and prints the files of ``service/`` whose functions were called
-while it was in flight, each with those functions, then the count. Periodic work that happened to run
-meanwhile (the door's sampling, the read-deadline sweep) is called then too, and is listed.
+settings otherwise), sends warm-up requests on one connection, then traces two requests with a profile
+hook on every thread (the event loop's and the model's): one more on that kept-alive connection (an ad
+server's usual request) and one on a new connection (its set-up and close counted too). For each it
+prints the files of ``service/`` whose functions were called while it was in flight, each with those
+functions, then the count. Periodic work that happened to run meanwhile (the door's sampling, the
+read-deadline sweep) is called then too, and is listed.
 
     PYTHONPATH=. python reports/files_crossed.py [--repository models] [--candidates 1]
 """
@@ -12,6 +14,7 @@ meanwhile (the door's sampling, the read-deadline sweep) is called then too, and
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import sys
 import threading
@@ -59,17 +62,34 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        request = urllib.request.Request(f"{url}/v1/score", data=body, headers={"content-type": "application/json"})
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {"content-type": "application/json"}
+
+        def on_kept_connection() -> int:
+            kept.request("POST", "/v1/score", body=body, headers=headers)
+            response = kept.getresponse()
+            response.read()
+            return response.status
+
+        def on_new_connection() -> int:
+            request = urllib.request.Request(f"{url}/v1/score", data=body, headers=headers)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+
         for _ in range(WARM_UP_REQUESTS):
-            urllib.request.urlopen(request, timeout=10).read()
-        time.sleep(0.2)
-        tracing.set()
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status = response.status
-        tracing.clear()
-        lines = [f"POST /v1/score, {args.candidates} candidate(s): {status}"]
-        lines += [f"  service/{name}: {', '.join(sorted(called[name]))}" for name in sorted(called)]
-        lines.append(f"{len(called)} files of service/")
+            on_kept_connection()
+            on_new_connection()
+        lines = []
+        for label, send in (("a kept-alive connection", on_kept_connection), ("a new connection", on_new_connection)):
+            time.sleep(0.2)
+            called.clear()
+            tracing.set()
+            status = send()
+            time.sleep(0.05)  # the connection's close, for a new one (urllib closes it after the answer)
+            tracing.clear()
+            lines.append(f"POST /v1/score, {args.candidates} candidate(s), on {label}: {status}")
+            lines += [f"  service/{name}: {', '.join(sorted(called[name]))}" for name in sorted(called)]
+            lines.append(f"{len(called)} files of service/ on {label}")
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         os._exit(0)  # nothing to keep: the server need not drain (SIGTERM would make uvicorn exit -15)
