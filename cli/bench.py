@@ -169,6 +169,9 @@ def harden(
     client_idle_s: Annotated[
         float, typer.Option(help="Overload: clients close a connection idle this long (0: never, the old generator).")
     ] = 4.0,
+    warm_connections: Annotated[
+        int, typer.Option(help="Overload: connections the clients hold open before each step (of 2,048 at most).")
+    ] = 512,
     service_root: ServiceRootOption = None,
 ) -> None:
     """The service under overload, pauses, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
@@ -181,13 +184,16 @@ def harden(
     command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
     command += f" --service-root {service_root}" if service_root else ""
     command += f" --client-idle-s {client_idle_s:g}" if client_idle_s != bench.CLIENT_IDLE_S else ""
+    command += f" --warm-connections {warm_connections}" if warm_connections != bench.WARM_CONNECTIONS else ""
     report: dict = {"command": command, "model": model, "cases": {}}
     chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in chosen:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             idle = client_idle_s or None
-            report["cases"]["overload"] = bench.overload_case(port, pid, body, seconds, sustainable_rps, idle)
+            report["cases"]["overload"] = bench.overload_case(
+                port, pid, body, seconds, sustainable_rps, idle, warm_connections
+            )
     if "pauses" in chosen:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             report["cases"]["pauses"] = bench.pauses_case(port, pid, body, seconds)

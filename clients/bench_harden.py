@@ -115,10 +115,11 @@ def offer(
     seconds: float,
     connections: int = CONNECTIONS,
     client_idle_s: float | None = CLIENT_IDLE_S,
+    warm_connections: int = WARM_CONNECTIONS,
 ) -> dict[str, Any]:
     """Offer ``rate`` requests/s open-loop for ``seconds``: the statuses clients saw, how fast the
     refusals and the answers came, the slowest of all, and how far the generator itself lagged
-    (``client_idle_s``: loadgen's ``idle_close_s``)."""
+    (``client_idle_s``: loadgen's ``idle_close_s``; ``warm_connections``: opened before the first request)."""
     result = asyncio.run(
         run_load(
             "127.0.0.1",
@@ -128,7 +129,7 @@ def offer(
             rate,
             seconds,
             connections=connections,
-            warm_connections=WARM_CONNECTIONS,
+            warm_connections=warm_connections,
             idle_close_s=client_idle_s,
         )
     )
@@ -217,13 +218,14 @@ def sustainable(
     seconds: float,
     growth: float = 1.15,
     client_idle_s: float | None = CLIENT_IDLE_S,
+    warm_connections: int = WARM_CONNECTIONS,
 ) -> tuple[float, list]:
     """The sustainable rate: the highest of rates rising by ``growth`` from ``start_rps`` at which every
     request offered open-loop was answered 200 and the answers kept pace (achieved >= 95% of offered).
     Where ``start_rps`` itself is not sustained, the rates fall by ``growth`` until one is."""
     rate, best, steps, falling = start_rps, 0.0, [], False
     for _ in range(20):
-        step = offer(port, body, rate, seconds, client_idle_s=client_idle_s)
+        step = offer(port, body, rate, seconds, client_idle_s=client_idle_s, warm_connections=warm_connections)
         steps.append(step)
         time.sleep(1.0)  # let the queues empty before the next step
         sustained = step["statuses"] == {"200": sum(step["statuses"].values())} and step["achieved_rps"] >= 0.95 * rate
@@ -253,21 +255,27 @@ def overload_case(
     seconds: float,
     sustainable_rps: float | None = None,
     client_idle_s: float | None = CLIENT_IDLE_S,
+    warm_connections: int = WARM_CONNECTIONS,
 ) -> dict[str, Any]:
     """The row of the issue: the sustainable rate (pinned), then twice it, then half of it. A given
     ``sustainable_rps`` is taken as it is (no ladder): runs of different settings at the same rates.
-    ``client_idle_s``: when the clients close an idle connection (None: never, the old generator)."""
+    ``client_idle_s``: when the clients close an idle connection (None: never, the old generator);
+    ``warm_connections``: how many clients hold a connection open before each step."""
     pinned = pinned_apart(pid)
     try:
         closed = closed_loop_rps(port, body, min(seconds, 3.0))
         time.sleep(1.0)
         if sustainable_rps is None:
-            rate, ladder = sustainable(port, body, 0.6 * closed, seconds, client_idle_s=client_idle_s)
+            rate, ladder = sustainable(
+                port, body, 0.6 * closed, seconds, client_idle_s=client_idle_s, warm_connections=warm_connections
+            )
         else:
             rate, ladder = sustainable_rps, []
         steps = {}
         for name, factor in (("2x", 2.0), ("0.5x", 0.5)):
-            steps[name] = offer(port, body, factor * rate, seconds, client_idle_s=client_idle_s)
+            steps[name] = offer(
+                port, body, factor * rate, seconds, client_idle_s=client_idle_s, warm_connections=warm_connections
+            )
             time.sleep(1.0)
     finally:
         if pinned:
@@ -277,6 +285,7 @@ def overload_case(
         "closed_loop_64_rps": round(closed, 1),
         "sustainable_rps": round(rate, 1),
         "client_idle_s": client_idle_s,
+        "warm_connections": warm_connections,
         "ladder": [{k: step[k] for k in LADDER_KEYS if step[k] or k not in FAILURE_KEYS} for step in ladder],
         **steps,
     }

@@ -48,8 +48,8 @@ def summarise(folder: Path) -> dict:
     twice = report["2x"]
     refused = phase(records(folder, "refusals"))
     start, end = refused[0][0], refused[-1][0]
-    waits = sorted(wait for _, wait in refused)
-    slow = [at - start for at, wait in refused if wait > 0.05]
+    waits = sorted(row[1] for row in refused)  # [time, wait(, connection's age: logged from the third set on)]
+    slow = [row[0] - start for row in refused if row[1] > 0.05]
     collections = [c for c in records(folder, "gc") if start - 1.0 <= c[0] <= end]
     # the door's first turn to "overloaded" of the phase: [time, True, [above since, waited, loop lag, oldest,
     # expected wait, in hand]] (logged from the second set of runs on)

@@ -1,0 +1,42 @@
+"""The overload case's step (`clients/bench_harden.py`'s `offer`) against a loopback server that counts connections."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from clients import bench_harden
+from tests.clients.test_loadgen import _serve
+
+
+def test_a_step_s_clients_hold_the_warm_connections_they_are_told_before_the_first_request() -> None:
+    """`ctr bench harden --warm-connections N`: N clients have a connection open before the step's first
+    request (the rest open one when they need it), and every request is answered."""
+    ready = threading.Event()
+    stop = threading.Event()
+    state: dict = {}
+
+    async def ok(_: int) -> bytes:
+        state.setdefault("accepted_at_first_request", len(accepted))
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    handle, accepted = _serve(ok)
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        state["port"] = server.sockets[0].getsockname()[1]
+        ready.set()
+        async with server:
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        step = bench_harden.offer(state["port"], b"{}", rate=8, seconds=1.0, connections=32, warm_connections=12)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert step["statuses"] == {"200": 8}
+    assert state["accepted_at_first_request"] == 12  # the ones it was told: not the default 512
