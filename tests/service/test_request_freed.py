@@ -65,24 +65,32 @@ async def answered(protocol: Any, request: bytes) -> None:
         await asyncio.sleep(0)
 
 
-def test_an_answered_request_is_freed_once_the_next_replaces_it_with_the_collector_off() -> None:
-    async def run() -> tuple[bool, list[bytes]]:
-        config = uvicorn.Config(plain, http=guarded_protocol(10.0, 10.0, 1.0), log_config=None, lifespan="off")
+def first_freed_with_the_collector_off(protocol_class: type, requests: tuple[bytes, bytes]) -> tuple[bool, bytes]:
+    """Two requests on one connection of ``protocol_class``, the collector off: whether the first one's
+    request cycle was freed once the second replaced it, and what was written."""
+
+    async def run() -> tuple[bool, bytes]:
+        config = uvicorn.Config(plain, http=protocol_class, log_config=None, lifespan="off")
         config.load()
         protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
         transport = RecordingTransport()
         protocol.connection_made(transport)
-        await answered(protocol, b"GET /a HTTP/1.1\r\nhost: t\r\n\r\n")
+        await answered(protocol, requests[0])
         first = weakref.ref(protocol.cycle)
-        await answered(protocol, b"GET /b HTTP/1.1\r\nhost: t\r\n\r\n")
-        return first() is None, transport.writes
+        await answered(protocol, requests[1])
+        return first() is None, b"".join(transport.writes)
 
     gc.disable()
     try:
-        freed, writes = asyncio.run(run())
+        return asyncio.run(run())
     finally:
         gc.enable()
-    assert b"".join(writes).count(b"\r\n\r\nok") == 2  # both answered
+
+
+def test_an_answered_request_is_freed_once_the_next_replaces_it_with_the_collector_off() -> None:
+    requests = (b"GET /a HTTP/1.1\r\nhost: t\r\n\r\n", b"GET /b HTTP/1.1\r\nhost: t\r\n\r\n")
+    freed, written = first_freed_with_the_collector_off(guarded_protocol(10.0, 10.0, 1.0), requests)
+    assert written.count(b"\r\n\r\nok") == 2  # both answered
     assert freed
 
 
@@ -94,23 +102,8 @@ class RefusingWatch(QueueWatch):
 
 
 def test_a_request_refused_at_the_door_is_freed_once_the_next_replaces_it_with_the_collector_off() -> None:
-    async def run() -> tuple[bool, list[bytes]]:
-        protocol_class = guarded_protocol(10.0, 10.0, 1.0, watch=RefusingWatch(0.025, 0.1), shed_paths=("/v1/score",))
-        config = uvicorn.Config(plain, http=protocol_class, log_config=None, lifespan="off")
-        config.load()
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-        transport = RecordingTransport()
-        protocol.connection_made(transport)
-        request = b"POST /v1/score HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\n{}"
-        await answered(protocol, request)
-        first = weakref.ref(protocol.cycle)
-        await answered(protocol, request)
-        return first() is None, transport.writes
-
-    gc.disable()
-    try:
-        freed, writes = asyncio.run(run())
-    finally:
-        gc.enable()
-    assert b"".join(writes).count(b"HTTP/1.1 503") == 2  # both refused, the connection kept
+    protocol_class = guarded_protocol(10.0, 10.0, 1.0, watch=RefusingWatch(0.025, 0.1), shed_paths=("/v1/score",))
+    request = b"POST /v1/score HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\n{}"
+    freed, written = first_freed_with_the_collector_off(protocol_class, (request, request))
+    assert written.count(b"HTTP/1.1 503") == 2  # both refused, the connection kept
     assert freed
