@@ -108,9 +108,9 @@ _LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (
 _LAST_DATA_RECV_AT = 52
 _FIONREAD = getattr(termios, "FIONREAD", None)
 _UNREAD = struct.Struct("=i")
-
-
 _INTERNAL = b"Internal Server Error"
+_INTERNAL_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(_INTERNAL))]
+
 Headers = list[tuple[bytes, bytes]]
 Reply = Callable[[int, Headers, bytes], None]  # status, headers (lower-case names), body
 DirectHandler = Callable[[dict, bytes, Reply], None]  # the scope, the whole body, how to answer
@@ -307,7 +307,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         except Exception:  # a handler answers its own errors: this is a bug, answered as uvicorn would
             logger.exception("unhandled error in the direct route %s", cycle.scope["path"])
             cycle.keep_alive = False
-            reply(500, [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")], _INTERNAL)
+            reply(500, list(_INTERNAL_HEADERS), _INTERNAL)
 
     def _write_response(self, cycle: RequestResponseCycle, status: int, headers: Headers, body: bytes) -> None:
         """What uvicorn's ``send`` writes for a whole response, and the connection's next step."""

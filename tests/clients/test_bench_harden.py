@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 from clients import bench_harden
-from tests.clients.test_loadgen import _serve
+from tests.support.counting_server import counting_handler
 
 
 def test_a_step_s_clients_hold_the_warm_connections_they_are_told_before_the_first_request() -> None:
@@ -20,7 +20,7 @@ def test_a_step_s_clients_hold_the_warm_connections_they_are_told_before_the_fir
         state.setdefault("accepted_at_first_request", len(accepted))
         return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
-    handle, accepted = _serve(ok)
+    handle, accepted = counting_handler(ok)
 
     async def serve() -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -8,6 +8,7 @@ import pytest
 
 from clients.histogram import LatencyHistogram
 from clients.loadgen import schedule
+from tests.support.counting_server import counting_handler
 
 
 def test_schedules() -> None:
@@ -85,34 +86,6 @@ def test_complete_response_waits_for_every_byte() -> None:
     assert complete_response(bytearray(chunked)) == (200, len(chunked), True)
 
 
-def _serve(handle_request) -> tuple:
-    """A loopback server answering each request with ``handle_request(n)`` (bytes, or None: no answer);
-    it counts the connections it accepted."""
-    import asyncio
-
-    accepted = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                break
-            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:])
-            await reader.readexactly(length)
-            answer = await handle_request(len(accepted))
-            if answer is None:
-                continue
-            writer.write(answer)
-            if b"connection: close" in answer.lower():
-                await writer.drain()
-                break
-        writer.close()
-
-    return handle, accepted
-
-
 def test_unanswered_requests_time_out_and_close_their_connections() -> None:
     import asyncio
 
@@ -122,7 +95,7 @@ def test_unanswered_requests_time_out_and_close_their_connections() -> None:
         return None
 
     async def scenario() -> tuple:
-        handle, accepted = _serve(never)
+        handle, accepted = counting_handler(never)
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
@@ -149,7 +122,7 @@ def test_connection_close_answers_are_not_reused_and_waits_keep_arrival_order() 
         return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
 
     async def scenario() -> tuple:
-        handle, accepted = _serve(slow_then_close)
+        handle, accepted = counting_handler(slow_then_close)
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
@@ -173,7 +146,7 @@ def test_connections_idle_past_the_client_s_limit_are_closed_by_the_generator() 
         return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
     async def scenario(idle_close_s: float | None) -> tuple:
-        handle, accepted = _serve(ok)
+        handle, accepted = counting_handler(ok)
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
