@@ -6,11 +6,13 @@ ready (``/v2/health/ready`` and ``/v1/score`` answer 503). With ``CTR_GRPC_PORT`
 gRPC service (v2/grpc/server.py) starts on the same event loop once the models are loaded, and stops
 (letting its calls in flight finish, up to the drain time-out) before the batchers drain. At shutdown
 (SIGTERM or SIGINT: the server drains its connections, server.py) every batcher drains its queue before
-the process exits.
+the process exits. Run as one of several worker processes (``CTR_WORKERS``), it writes its metrics for
+the others to read (sibling_metrics.py) while it serves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -54,10 +56,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.tune_gc:
         tune_garbage_collector()
     grpc_server = await start_grpc(app) if start_grpc is not None else None
+    siblings = app.state.siblings
+    sharing = asyncio.create_task(siblings.keep_written(app.state)) if siblings is not None else None
     yield
     if grpc_server is not None:
         await grpc_server.stop(settings.drain_timeout_s)
     await manager.stop(settings.drain_timeout_s)
+    if sharing is not None:
+        sharing.cancel()
     app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
 
@@ -146,6 +152,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.settings = settings
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
+    app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
     app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)

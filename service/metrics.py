@@ -39,6 +39,16 @@ class Histogram:
         self.total += value
         self.count += 1
 
+    def to_list(self) -> list:
+        return [self.counts, self.total, self.count]
+
+    def add(self, saved: list) -> None:
+        """Another histogram's ``to_list()`` (the same bounds) added to this one."""
+        counts, total, count = saved
+        self.counts = [mine + theirs for mine, theirs in zip(self.counts, counts, strict=True)]
+        self.total += total
+        self.count += count
+
     def lines(self, name: str, labels: str) -> Iterator[str]:
         cumulative = 0
         for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
@@ -84,6 +94,32 @@ class ModelStats:
             exact[1] += compute_s
         self.last_inference_ms = time.time_ns() // 1_000_000
 
+    def to_dict(self) -> dict:
+        plain = {name: getattr(self, name) for name in _PLAIN_STATS}
+        return plain | {
+            "last_inference_ms": self.last_inference_ms,
+            "failures": dict(self.failures),
+            "batch_sizes": self.batch_sizes.to_list(),
+            "durations": self.durations.to_list(),
+            "by_batch_size": [[size, n, seconds] for size, (n, seconds) in self.by_batch_size.items()],
+        }
+
+    def add(self, saved: dict) -> None:
+        """Another version's ``to_dict()`` (another process's counters of the same version) added."""
+        for name in _PLAIN_STATS:
+            setattr(self, name, getattr(self, name) + saved[name])
+        self.last_inference_ms = max(self.last_inference_ms, saved["last_inference_ms"])
+        self.failures.update(saved["failures"])
+        self.batch_sizes.add(saved["batch_sizes"])
+        self.durations.add(saved["durations"])
+        for size, n, seconds in saved["by_batch_size"]:
+            exact = self.by_batch_size.setdefault(size, [0, 0.0])
+            exact[0] += n
+            exact[1] += seconds
+
+
+_PLAIN_STATS = ("successes", "items", "executions", "queue_s", "compute_s")
+
 
 class Metrics:
     """Every model version's stats (kept across reloads), HTTP status counts and providers."""
@@ -102,6 +138,24 @@ class Metrics:
         if stats is None:
             stats = self.models[key] = ModelStats()
         return stats
+
+    def to_dict(self) -> dict:
+        """Every counter, as JSON can hold it (``add`` takes it back)."""
+        return {
+            "models": [[name, version, stats.to_dict()] for (name, version), stats in self.models.items()],
+            "providers": [[name, version, provider] for (name, version), provider in self.providers.items()],
+            "responses": [[code, n] for code, n in self.responses.items()],
+            "grpc_responses": [[code, n] for code, n in self.grpc_responses.items()],
+        }
+
+    def add(self, saved: dict) -> None:
+        """Another process's ``to_dict()`` added to these counters (CTR_WORKERS > 1: sibling_metrics.py)."""
+        for name, version, stats in saved["models"]:
+            self.model(name, version).add(stats)
+        for name, version, provider in saved["providers"]:
+            self.providers.setdefault((name, version), provider)
+        self.responses.update(dict(saved["responses"]))
+        self.grpc_responses.update(dict(saved["grpc_responses"]))
 
     def render(self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]]) -> str:
         """The exposition text; ``pending`` is each live batcher's pending requests."""

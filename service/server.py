@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import resource
+import socket
+import sys
 
 import uvicorn
+from uvicorn.server import STARTUP_FAILURE
 
 from service.app import SHED_PATHS, create_app
 from service.http.overload import QueueWatch
@@ -13,6 +16,8 @@ from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hin
 from service.log_format import JsonFormatter
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings
+from service.sibling_metrics import SiblingMetrics
+from service.workers import supervise
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,8 @@ def configure_logging(level: int, structured: bool = False) -> None:
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, on the host and port the settings name.
+    """Serve until SIGTERM or SIGINT, on the host and port the settings name: in this process, or with
+    ``workers`` > 1 in that many worker processes under this one (workers.py).
 
     Connections get header and body read time-outs, and inference requests are refused at their
     headers while requests stand waiting longer than ``shed_wait_ms`` to be read (http/protocol.py,
@@ -42,7 +48,17 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
     raise_open_files_limit()
+    if settings.workers > 1:
+        sys.exit(supervise(settings, run))
+    run(settings)
+
+
+def run(settings: Settings, sock: socket.socket | None = None, siblings: SiblingMetrics | None = None) -> None:
+    """The service in this process, on ``sock`` (a worker's share of the supervisor's listening socket)
+    or on a socket of its own bound to the settings' host and port; ``siblings``: a worker's side of the
+    metrics the workers share."""
     app = create_app(settings, tune_gc=True)
+    app.state.siblings = siblings
     responses = app.state.metrics.responses
 
     def count_refusal() -> None:
@@ -64,7 +80,7 @@ def serve(settings: Settings | None = None) -> None:
         keep_alive_headers=hint,
         direct=app.direct_routes,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -77,6 +93,10 @@ def serve(settings: Settings | None = None) -> None:
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
         headers=hint,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock] if sock is not None else None)
+    if not server.started:  # as uvicorn.run: the lifespan or the bind failed
+        sys.exit(STARTUP_FAILURE)
 
 
 def raise_open_files_limit() -> None:

@@ -73,6 +73,16 @@ class ServingModels:
         return self.batchers.get(model)
 
     @property
+    def pending(self) -> dict[tuple[str, int], int]:
+        """(name, version) -> the requests waiting in or running through its batcher."""
+        return {(model.name, model.version): batcher.pending_requests for model, batcher in self.batchers.items()}
+
+    @property
+    def served(self) -> list[tuple[str, int]]:
+        """Every (name, version) served."""
+        return [(name, version) for name, by_version in self.versions.items() for version in by_version]
+
+    @property
     def ready(self) -> bool:
         return all(isinstance(self.loaded.get(name), ScoringModel) for name in self.roles.values())
 

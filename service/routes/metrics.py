@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from service.deps import ModelsDep
+from service.sibling_metrics import reported
 
 router = APIRouter(tags=["observability"])
 
@@ -14,8 +15,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request, models: ModelsDep) -> PlainTextResponse:
-    """Request, item, batch, queue and compute series per model version, and the provider in use."""
-    pending = {(m.name, m.version): b.pending_requests for m, b in models.batchers.items()}
-    served = [(name, v) for name, by_version in models.versions.items() for v in by_version]
-    text = request.app.state.metrics.render(pending, served)
+    """Request, item, batch, queue and compute series per model version, and the provider in use
+    (with several worker processes, summed over them)."""
+    counters, pending = reported(request.app.state)
+    text = counters.render(pending, models.served)
     return PlainTextResponse(text, media_type=CONTENT_TYPE)

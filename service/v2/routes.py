@@ -20,6 +20,7 @@ from service.http.disconnect import watcher
 from service.http.errors import InputError, error_responses
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
+from service.sibling_metrics import reported
 from service.v2 import protocol, serving
 from service.v2.model_config import served_config
 from service.v2.schemas import (
@@ -57,7 +58,7 @@ async def all_statistics(request: Request, models: ModelsDep) -> Response:
     """Triton's statistics extension for every served model version (this route hides the metadata of
     a model named "stats": read it at ``/v2/models/stats/versions/{v}``)."""
     versions = [(name, v) for name, served_versions in sorted(models.versions.items()) for v in sorted(served_versions)]
-    return _json(statistics(request.app.state.metrics, versions))
+    return _json(statistics(reported(request.app.state)[0], versions))
 
 
 @router.get("/models/{name}", response_class=Response, responses={200: {"model": ModelMetadata}} | error_responses(404))
@@ -157,7 +158,7 @@ async def model_statistics(name: str, request: Request, models: ModelsDep) -> Re
     """Triton's statistics extension for each served version of the model."""
     served(models, name, None)
     versions = [(name, v) for v in sorted(models.versions.get(name, {}))]
-    return _json(statistics(request.app.state.metrics, versions))
+    return _json(statistics(reported(request.app.state)[0], versions))
 
 
 @router.get(
@@ -168,7 +169,7 @@ async def model_statistics(name: str, request: Request, models: ModelsDep) -> Re
 async def version_statistics(name: str, version: str, request: Request, models: ModelsDep) -> Response:
     """Triton's statistics extension for one served version."""
     model = served(models, name, version)
-    return _json(statistics(request.app.state.metrics, [(name, model.version)]))
+    return _json(statistics(reported(request.app.state)[0], [(name, model.version)]))
 
 
 def check_content_type(content_type: str | None, binary: bool) -> None:

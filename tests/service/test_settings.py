@@ -46,6 +46,7 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         ("intra_op_threads", -1, "intra_op_threads"),
         ("log_level", "loud", "log_level"),
         ("warmup_batch_sizes", (1, 0), "warm-up"),
+        ("workers", 0, "workers"),
     ],
 )
 def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> None:
@@ -58,3 +59,18 @@ def test_the_readme_names_every_setting() -> None:
     listed = README.read_text().split("Settings (environment, prefix `CTR_`", 1)[1].split("\n\n", 1)[0]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in listed]
     assert not missing, f"README.md's settings paragraph does not name {missing}"
+
+
+@pytest.mark.parametrize(
+    ("other", "words"),
+    [
+        ({"admin_token": "a-token-of-16-chars"}, "admin_token cannot be set with workers > 1"),
+        ({"grpc_port": 9001}, "grpc_port"),
+    ],
+)
+def test_several_workers_refuse_what_one_process_alone_would_hold(other: dict, words: str) -> None:
+    """An admin load would reach one worker of several, the gRPC service would run in one."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(workers=2, **other)
+    assert words in str(raised.value)
+    assert Settings(workers=1, **other).workers == 1

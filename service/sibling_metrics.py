@@ -1,0 +1,83 @@
+"""Metrics of a service run as several processes (``CTR_WORKERS`` > 1, workers.py): one sum for all.
+
+A scrape of ``/metrics`` (or a V2 statistics request) reaches whichever process accepted its connection,
+and each process counts only what it answered. So each one writes its counters and its batchers' pending
+requests to a directory the processes share (the supervisor's, removed when it exits), every
+``WRITE_INTERVAL_S``, and answers with its own live counters plus every other process's latest file: a
+sum at most that old for the others' part. A file being replaced is never read half-written (each is
+written aside, then renamed over the last).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from service.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+WRITE_INTERVAL_S = 1.0
+Pending = dict[tuple[str, int], int]
+
+
+class SiblingMetrics:
+    """Process ``index``'s side of the shared directory."""
+
+    def __init__(self, directory: Path, index: int) -> None:
+        self.directory = directory
+        self.index = index
+
+    def _path(self, index: int) -> Path:
+        return self.directory / f"worker-{index}.json"
+
+    def write(self, metrics: Metrics, pending: Pending) -> None:
+        waiting = [[name, version, n] for (name, version), n in pending.items()]
+        saved = {"metrics": metrics.to_dict(), "pending": waiting}
+        aside = self.directory / f".worker-{self.index}.json.tmp"
+        aside.write_text(json.dumps(saved))
+        os.replace(aside, self._path(self.index))
+
+    def summed(self, metrics: Metrics, pending: Pending) -> tuple[Metrics, Pending]:
+        """This process's live ``metrics`` and ``pending`` plus every other process's latest."""
+        total, pending = Metrics(), dict(pending)
+        total.add(metrics.to_dict())
+        for path in sorted(self.directory.glob("worker-*.json")):
+            if path == self._path(self.index):
+                continue
+            saved = _read(path)
+            if saved is None:
+                continue
+            total.add(saved["metrics"])
+            for name, version, n in saved["pending"]:
+                pending[(name, version)] = pending.get((name, version), 0) + n
+        return total, pending
+
+    async def keep_written(self, state: Any) -> None:
+        """Write this process's counters every ``WRITE_INTERVAL_S`` until cancelled (the app's lifespan)."""
+        while True:
+            try:
+                self.write(state.metrics, state.models.pending)
+            except OSError as error:
+                logger.warning("metrics not shared with the other workers: %s", error)
+            await asyncio.sleep(WRITE_INTERVAL_S)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # gone with its process, or unreadable: left out of the sum
+        logger.warning("metrics of %s left out: %s", path.name, error)
+        return None
+
+
+def reported(state: Any) -> tuple[Metrics, Pending]:
+    """The metrics and pending requests to report: this process's, or every worker's summed."""
+    siblings: SiblingMetrics | None = getattr(state, "siblings", None)
+    if siblings is None:
+        return state.metrics, state.models.pending
+    return siblings.summed(state.metrics, state.models.pending)

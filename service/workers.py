@@ -1,0 +1,136 @@
+"""Several worker processes on one port (``CTR_WORKERS`` > 1): a supervisor and its workers.
+
+One event loop runs a request's parsing, checks, batching and answer in Python, and at its limit it is
+the process's one busy thread: on a 2-core machine it answered ~15,000 1-candidate requests a second
+with the other core mostly idle (docs/serving.md, "Several worker processes"). So, as uvicorn's and
+gunicorn's workers do, the process started (the supervisor) binds the listening socket and forks
+``workers`` processes before anything is loaded; each runs the whole service (its models, batchers,
+door and drain) on its own event loop and accepts connections from the shared socket, so a busy worker
+takes fewer of them. The supervisor serves nothing itself:
+
+- SIGTERM or SIGINT is passed on to every worker as SIGTERM, each drains as a single process does
+  (server.py), and the supervisor exits 0 once all have exited 0;
+- a worker that exits by itself (it crashed, or could not start) ends the service: the others are sent
+  SIGTERM and the supervisor exits 1, so whatever restarts the service sees it fail (no worker is
+  restarted behind the operator's back);
+- a worker whose supervisor is killed outright is sent SIGTERM by the kernel (Linux's parent-death
+  signal).
+
+What a process of one would hold alone is shared or ruled out: ``/metrics`` and the V2 statistics sum
+every worker's counters (sibling_metrics.py); an admin load or unload would reach one worker only, and
+the gRPC service would run in one, so the settings refuse ``CTR_ADMIN_TOKEN`` and ``CTR_GRPC_PORT`` with
+``CTR_WORKERS`` > 1 (new versions are picked up by polling the repository, ``CTR_POLL_INTERVAL_S``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+from service.settings import Settings
+from service.sibling_metrics import SiblingMetrics
+
+logger = logging.getLogger(__name__)
+
+BACKLOG = 2048  # uvicorn's default
+STOP_GRACE_S = 10.0  # beyond the drain time-out, before a worker that has not exited is killed
+REAP_INTERVAL_S = 0.1  # how often the supervisor looks for an exited worker
+_PR_SET_PDEATHSIG = 1
+
+Run = Callable[[Settings, socket.socket, SiblingMetrics], None]  # server.run: one process's service
+
+
+def supervise(settings: Settings, run: Run) -> int:
+    """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
+    them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listening = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
+    shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
+    workers: dict[int, int] = {}  # pid -> index
+    try:
+        for index in range(settings.workers):
+            workers[_fork(index, settings, listening, shared, run)] = index
+        listening.close()  # the workers hold it
+        logger.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, list(workers))
+        return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _fork(index: int, settings: Settings, listening: socket.socket, shared: Path, run: Run) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:  # the worker: never returns to the supervisor's code
+        _die_with_parent()
+        # uvicorn handles SIGTERM and SIGINT while it serves, then raises the signal again under the handler
+        # it found: ignored here, so a worker that drained exits 0 instead of dying by the signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        run(settings, listening, SiblingMetrics(shared, index))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:
+        logger.exception("worker %d failed", index)
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM to this process when its parent dies (elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait(workers: dict[int, int], stop_within_s: float) -> int:
+    """Reap the workers; the first to exit by itself, or a signal to this process, stops them all."""
+    stopping = failed = killed = False
+    deadline = float("inf")
+
+    def stop(*_: object) -> None:
+        """SIGTERM to every worker, whichever signal came: a terminal's Ctrl-C reaches the workers too, and
+        uvicorn takes a second SIGINT for "stop now, no drain"."""
+        nonlocal stopping, deadline
+        if not stopping:
+            stopping, deadline = True, time.monotonic() + stop_within_s
+        _signal_all(workers, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while workers:
+        if time.monotonic() > deadline and not killed:
+            logger.error("workers %s did not stop in %.0f s: killed", sorted(workers.values()), stop_within_s)
+            _signal_all(workers, signal.SIGKILL)
+            killed = True
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            time.sleep(REAP_INTERVAL_S)
+            continue
+        index = workers.pop(pid, None)
+        if index is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0 or not stopping:
+            failed = True
+            logger.error("worker %d (pid %d) exited with %d%s", index, pid, code, "" if stopping else ": stopping")
+            stop()
+    return 1 if failed else 0
+
+
+def _signal_all(workers: dict[int, int], signum: int) -> None:
+    for pid in list(workers):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)

@@ -1,0 +1,75 @@
+"""Several worker processes on one port (``CTR_WORKERS=2``), on a real uvicorn on loopback (service/workers.py).
+
+Asserted on what clients and the operating system see: answers, summed metrics, processes and exit
+statuses; the bounds are generous time-outs, not performance figures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from clients import bench_harden as bench
+from clients.bench_serve import descendants
+from service.sibling_metrics import WRITE_INTERVAL_S
+from tests.integration.test_hardening import PAYLOAD, port_of, repository
+from tests.support.server import running_server
+
+SUCCESSES = re.compile(r'^ctr_inference_request_success_total\{model="esmm",version="1"\} (\d+)$', re.M)
+
+
+def workers_of(pid: int) -> list[int]:
+    return descendants(pid)[1:]
+
+
+def all_gone(process_ids: list[int], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in process_ids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2", access_log="false") as (url, process):
+        assert len(workers_of(process.pid)) == 2
+        sent = 40
+        for _ in range(sent):  # a connection each: the workers take them from the shared socket
+            reply = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            assert reply.status_code == 200, reply.text
+            assert len(reply.json()["scores"]) == 10
+        time.sleep(2 * WRITE_INTERVAL_S + 0.5)  # each worker has written its counters since
+        for _ in range(10):  # whichever worker answers the scrape
+            counts = SUCCESSES.findall(httpx.get(f"{url}/metrics").text)
+            assert counts == [str(sent)]
+            stats = httpx.get(f"{url}/v2/models/esmm/versions/1/stats").json()["model_stats"][0]
+            assert stats["inference_stats"]["success"]["count"] == sent
+
+
+def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models", "max_queue_delay_us = 2000")
+    settings = {"ctr_model": "esmm", "access_log": "false", "drain_idle_s": "1", "workers": "2"}
+    with running_server(root, tmp_path / "log", **settings) as (url, process):
+        workers = workers_of(process.pid)
+        result = bench.drain(process.pid, port_of(url), PAYLOAD, clients=8, load_s=1.0, timeout_s=30)
+        assert process.wait(timeout=30) == 0
+    assert result["no_response"] == 0, result
+    assert result["exited"] and result["outcomes"].get("200", 0) > 10, result
+    assert all_gone(workers, within_s=5)
+
+
+def test_a_worker_that_dies_stops_the_others_and_the_supervisor_exits_1(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2") as (_, process):
+        first, second = workers_of(process.pid)
+        os.kill(first, signal.SIGKILL)
+        assert process.wait(timeout=30) == 1
+        assert all_gone([second], within_s=5)
+    assert "exited with -9: stopping" in (tmp_path / "log").read_text()
