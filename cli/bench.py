@@ -44,6 +44,14 @@ def serve(
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
     service_root: ServiceRootOption = None,
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Connections the load generator may hold at once (default 64, the control every figure before"
+            " 2026-12-03 night used; a fleet of ad servers holds hundreds).",
+        ),
+    ] = None,
 ) -> None:
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
@@ -51,12 +59,14 @@ def serve(
     from clients.bench_serve import SweepPlan, run_bench, table
     plan = SweepPlan.quick() if quick else SweepPlan()
     plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
+    plan = replace(plan, connections=connections) if connections is not None else plan
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     only = set(cases.split(",")) if cases else None
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
     report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
     report["command"] += f" --service-root {service_root}" if service_root else ""
     report["command"] += f" --step-s {step_s}" if step_s else ""
+    report["command"] += f" --connections {connections}" if connections is not None else ""
     write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")

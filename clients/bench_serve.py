@@ -14,6 +14,8 @@ under the SLO):
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
 - ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off;
+- ``asgi_only_1_workers2`` / ``service_1_batched_workers2``: ``asgi_only_1`` under uvicorn's two worker
+  processes, ``service_1_batched`` with ``CTR_WORKERS=2``: the same transport and service on two processes;
 - ``v2_{json,binary,grpc}_{100,1000}``: the Open Inference Protocol's transports (bench_v2.py).
 
 Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
@@ -80,6 +82,8 @@ class Case:
     env: tuple[tuple[str, str], ...] = ()
 
 
+SERVER_WORKERS = "BENCH_SERVER_WORKERS"  # a case's setting: uvicorn's --workers for a reference server
+
 CASES = (
     Case("http_only", "http_only", 100, 100),
     Case("bare_fastapi", "bare_fastapi", 100, 50),
@@ -92,6 +96,9 @@ CASES = (
     Case("callback_batched_1", "callback_batched", 1, 400),
     Case("service_1_batched", "service", 1, 400, (("CTR_BATCHING", "true"),)),
     Case("service_1_unbatched", "service", 1, 400, (("CTR_BATCHING", "false"),)),
+    # each with two processes on the port: uvicorn's workers, the service's (CTR_WORKERS)
+    Case("asgi_only_1_workers2", "asgi_only", 1, 400, ((SERVER_WORKERS, "2"),)),
+    Case("service_1_batched_workers2", "service", 1, 400, (("CTR_BATCHING", "true"), ("CTR_WORKERS", "2"))),
 )
 
 
@@ -108,6 +115,40 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, for every process now alive."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process under it."""
+    tree, found, stack = _children(), [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(tree.get(current, ()))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time so far of ``pid`` and every live process under it (a service run as a
+    supervisor and its workers); None where ``pid``'s cannot be read."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(child) or 0.0 for child in descendants(pid)[1:])
 
 
 def steal_pct_since(steal_before: float | None, seconds: float) -> float | None:
@@ -178,6 +219,7 @@ def server(
     else:
         command = [sys.executable, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
+        command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
     process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_ready(port, process, kind)
@@ -218,11 +260,12 @@ def sweep(
     """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
 
     Each step also reports the server's CPU time per answered request (``cpu``: CPU seconds so far,
-    by default the process ``pid``'s), which a shared machine disturbs far less than throughput or latency,
-    and, given a ``ceiling`` (cand/s of the model alone, measured when called), that ceiling right after it.
+    by default the process ``pid``'s and its children's), which a shared machine disturbs far less than
+    throughput or latency, and, given a ``ceiling`` (cand/s of the model alone, measured when called),
+    that ceiling right after it.
     """
     steps: list[dict[str, Any]] = []
-    read_cpu = cpu or (lambda: cpu_seconds(pid))
+    read_cpu = cpu or (lambda: tree_cpu_seconds(pid))
 
     def keeps_up(rate: float) -> bool:
         step = measured_step(port, bodies, case.candidates, rate, plan.step_s, plan.connections, read_cpu)
@@ -410,18 +453,20 @@ def ratios(cases: dict[str, Any]) -> dict[str, float]:
         "callback_batched_1/asgi_only_1": ratio("callback_batched_1", "asgi_only_1"),
         "callback_batched_1/callback_only_1": ratio("callback_batched_1", "callback_only_1"),
         "service_1_batched/callback_batched_1": ratio("service_1_batched", "callback_batched_1"),
+        "service_1_batched_workers2/asgi_only_1_workers2": ratio("service_1_batched_workers2", "asgi_only_1_workers2"),
+        "service_1_batched_workers2/asgi_only_1": ratio("service_1_batched_workers2", "asgi_only_1"),
     }
 
 
 def table(report: dict[str, Any]) -> str:
-    rows = [f"{'case':<22}{'cand/s':>10}{'req/s':>8}{'CPU µs/req':>11}{'SLO rps':>9}"]
+    rows = [f"{'case':<28}{'cand/s':>10}{'req/s':>8}{'CPU µs/req':>11}{'SLO rps':>9}"]
     rows[0] += f"{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}"
     for name, case in report["cases"].items():
         slo = case["at_slo"] or {}
         cells = [slo.get(k, np.nan) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms")]
         cpu = case.get("server_cpu_us_per_request")
         rows.append(
-            f"{name:<22}{case['candidates_per_s']:>10.0f}{case['requests_per_s']:>8.0f}"
+            f"{name:<28}{case['candidates_per_s']:>10.0f}{case['requests_per_s']:>8.0f}"
             f"{cpu if cpu is not None else np.nan:>11.0f}"
             f"{slo.get('offered_rps', slo.get('achieved_rps', np.nan)):>9.0f}" + "".join(f"{c:>8.2f}" for c in cells)
         )

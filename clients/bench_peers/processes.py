@@ -21,37 +21,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clients.bench_serve import cpu_seconds, free_port
+from clients.bench_serve import cpu_seconds, descendants, free_port
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # Ray starts a cluster (GCS, raylet, controller, proxy, replica) before it answers
-
-
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, for every process now alive."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every live process under it."""
-    tree, found, stack = _children(), [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(tree.get(current, ()))
-    return found
 
 
 def label(pid: int) -> str:

@@ -31,6 +31,8 @@ CASES = {
     "callback_batched_1",
     "service_1_batched",
     "service_1_unbatched",
+    "asgi_only_1_workers2",
+    "service_1_batched_workers2",
     *bench_v2.CASES,
 }
 
@@ -64,8 +66,23 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "callback_batched_1/asgi_only_1",
         "callback_batched_1/callback_only_1",
         "service_1_batched/callback_batched_1",
+        "service_1_batched_workers2/asgi_only_1_workers2",
+        "service_1_batched_workers2/asgi_only_1",
     }
     assert "service_1_batched" in result.output
+
+
+def test_the_generator_s_connections_are_a_setting_of_the_run(world_repository: Path, tmp_path: Path) -> None:
+    """``--connections``: the sweep's generator holds at most that many connections, and the report says so."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "serve", "--quick", "--cases", "service_1_batched", "--connections", "2"]
+    result = CliRunner().invoke(app, [*args, "--repository", str(world_repository), "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["plan"]["connections"] == 2
+    assert report["command"].endswith("--connections 2")
+    steps = report["cases"]["service_1_batched"]["steps"]
+    assert steps[0]["ok"] > 0 and steps[0]["errors"] == 0
 
 
 def test_the_service_cases_can_serve_another_checkout(world_repository: Path, tmp_path: Path) -> None:
