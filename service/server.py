@@ -6,6 +6,7 @@ import logging
 import resource
 import socket
 import sys
+from contextlib import suppress
 
 import uvicorn
 from uvicorn.server import STARTUP_FAILURE
@@ -94,7 +95,8 @@ def run(settings: Settings, sock: socket.socket | None = None, siblings: Sibling
         headers=hint,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock] if sock is not None else None)
+    with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
+        server.run(sockets=[sock] if sock is not None else None)
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
 

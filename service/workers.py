@@ -58,8 +58,12 @@ def supervise(settings: Settings, run: Run) -> int:
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     workers: dict[int, int] = {}  # pid -> index
     try:
-        for index in range(settings.workers):
-            workers[_fork(index, settings, listening, shared, run)] = index
+        try:
+            for index in range(settings.workers):
+                workers[_fork(index, settings, listening, shared, run)] = index
+        except BaseException:  # a fork failed: the workers already started go too
+            _signal_all(workers, signal.SIGKILL)
+            raise
         listening.close()  # the workers hold it
         logger.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, list(workers))
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
