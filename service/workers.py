@@ -54,7 +54,11 @@ def supervise(settings: Settings, run: Run) -> int:
     """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
     them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listening = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
+    try:
+        listening = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
+    except OSError as error:  # as uvicorn says it for one process: no traceback, exit 1
+        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror or error)
+        return 1
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     workers: dict[int, int] = {}  # pid -> index
     try:
