@@ -57,7 +57,7 @@ async def server_metadata() -> Response:
 async def all_statistics(request: Request, models: ModelsDep) -> Response:
     """Triton's statistics extension for every served model version (this route hides the metadata of
     a model named "stats": read it at ``/v2/models/stats/versions/{v}``)."""
-    versions = [(name, v) for name, served_versions in sorted(models.versions.items()) for v in sorted(served_versions)]
+    versions = sorted(models.served)
     return _json(statistics(reported(request.app.state)[0], versions))
 
 
