@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
-from service.http.overload import BodyBudget, QueueWatch
+from service.http.overload import EARLY_FRACTION, MIN_TREND_READS, BodyBudget, QueueWatch, WaitTrend
 
 
 @dataclass
@@ -32,6 +33,48 @@ def test_a_burst_passes_and_a_standing_queue_is_refused_until_it_drains() -> Non
     assert not any(watch.refuse(0.001, now=0.21 + 0.005 * i, in_flight=50, sheddable=True) for i in range(6))
     assert not watch.overloaded
     assert watch.refused == 7
+
+
+def test_read_waits_rising_turn_the_door_after_a_quarter_of_the_interval() -> None:
+    """Requests arriving twice as fast as the loop reads them: each waits longer to be read than the one
+    before (0.5 s per s), and the door refuses from a quarter of the interval on, not the whole."""
+    watch = QueueWatch(target_s=0.025, interval_s=0.1, min_in_flight=4)
+    decisions = [watch.refuse(0.03 + 0.5 * 0.001 * i, now=0.001 * i, in_flight=50, sheddable=True) for i in range(60)]
+    first = decisions.index(True)
+    assert first == round(EARLY_FRACTION * 100) and all(decisions[first:]) and watch.early_turns == 1
+
+
+def test_read_waits_falling_after_a_pause_wait_out_the_whole_interval() -> None:
+    """After a pause the backlog is read oldest first, faster than it grew: the waits fall, and the delay
+    above the target for as long is left to the interval, as before."""
+    watch = QueueWatch(target_s=0.025, interval_s=0.1, min_in_flight=4)
+    decisions = [watch.refuse(0.2 - 0.5 * 0.001 * i, now=0.001 * i, in_flight=50, sheddable=True) for i in range(120)]
+    assert decisions.index(True) == 100 and watch.early_turns == 0
+    # level waits, as many reads: no trend either
+    level = QueueWatch(target_s=0.025, interval_s=0.1, min_in_flight=4)
+    assert not any(level.refuse(0.2, now=0.001 * i, in_flight=50, sheddable=True) for i in range(100))
+
+
+def test_a_rising_trend_needs_enough_reads() -> None:
+    watch = QueueWatch(target_s=0.025, interval_s=0.1, min_in_flight=4)
+    times = [0.01 * i for i in range(MIN_TREND_READS - 1)]  # 15 reads over 140 ms, waits rising steeply
+    decisions = [watch.refuse(0.03 + t, now=t, in_flight=50, sheddable=True) for t in times]
+    assert decisions.index(True) == 10 and watch.early_turns == 0  # at the interval (100 ms), not before
+
+
+def test_the_wait_trend_is_the_least_squares_slope() -> None:
+    rng = np.random.default_rng(3)
+    times = 1000.0 + np.sort(rng.uniform(0, 0.05, 200))  # a loop clock far from zero
+    waits = 0.03 + 0.4 * (times - times[0]) + rng.normal(0, 0.004, times.size)
+    trend = WaitTrend()
+    trend.restart(times[0])
+    for t, w in zip(times, waits, strict=True):
+        trend.add(t, w)
+    assert trend.slope() == pytest.approx(np.polyfit(times - times[0], waits, 1)[0], rel=1e-9)
+    trend.restart(5.0)
+    for _ in range(20):
+        trend.add(5.0, 0.1)  # read at one instant: no slope
+    assert trend.slope() == 0.0
 
 
 def test_the_oldest_request_in_hand_counts_and_few_requests_in_hand_are_no_queue() -> None:
