@@ -183,9 +183,9 @@ class QueueWatch:
             if self._above_since is None:
                 self._above_since = now
                 self._read_waits.restart(now)
-            self._read_waits.add(now, waited_s)
-            if not self.overloaded and (now - self._above_since >= self.interval_s or self._reads_falling_behind(now)):
-                self.overloaded = True
+            if not self.overloaded:  # once overloaded, the trend is not asked again until the delay falls under
+                self._read_waits.add(now, waited_s)
+                self.overloaded = now - self._above_since >= self.interval_s or self._reads_falling_behind(now)
         else:
             self._above_since = None
             if self._below_since is None:
