@@ -52,8 +52,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_service(repository: Path, roles: dict[str, str], log: Path) -> Iterator[RunningService]:
-    """``ctr serve`` over ``repository`` with ``roles`` (role -> model name); yields once ready."""
+def running_service(repository: Path, roles: dict[str, str], log: Path, workers: int = 1) -> Iterator[RunningService]:
+    """``ctr serve`` over ``repository`` with ``roles`` (role -> model name) in ``workers`` processes;
+    yields once ready."""
     port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -63,6 +64,7 @@ def running_service(repository: Path, roles: dict[str, str], log: Path) -> Itera
         "CTR_CTR_MODEL": roles["ctr"],
         "CTR_CTCVR_MODEL": roles["ctcvr"],
         "CTR_ADMIN_TOKEN": token,
+        "CTR_WORKERS": str(workers),
         "CTR_ACCESS_LOG": "false",
         "CTR_LOG_LEVEL": "WARNING",
         # an offline batch client: a deadline for online callers (1 s by default) only turns a busy

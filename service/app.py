@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -58,7 +59,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     grpc_server = await start_grpc(app) if start_grpc is not None else None
     siblings = app.state.siblings
     sharing = asyncio.create_task(siblings.keep_written(app.state)) if siblings is not None else None
+    sibling_admin = app.state.sibling_admin
+    if sibling_admin is not None:
+        await sibling_admin.listen(partial(admin.operate, manager))
     yield
+    if sibling_admin is not None:
+        sibling_admin.close()
     if grpc_server is not None:
         await grpc_server.stop(settings.drain_timeout_s)
     await manager.stop(settings.drain_timeout_s)
@@ -153,6 +159,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
     app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
+    app.state.sibling_admin = None  # and of the admin operations, with a token (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)

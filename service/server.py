@@ -17,6 +17,7 @@ from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hin
 from service.log_format import JsonFormatter
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings
+from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
 from service.workers import supervise
 
@@ -57,9 +58,11 @@ def serve(settings: Settings | None = None) -> None:
 def run(settings: Settings, sock: socket.socket | None = None, siblings: SiblingMetrics | None = None) -> None:
     """The service in this process, on ``sock`` (a worker's share of the supervisor's listening socket)
     or on a socket of its own bound to the settings' host and port; ``siblings``: a worker's side of the
-    metrics the workers share."""
+    metrics (and admin operations) the workers share."""
     app = create_app(settings, tune_gc=True)
     app.state.siblings = siblings
+    if siblings is not None and settings.admin_token is not None:  # loads and unloads reach every worker
+        app.state.sibling_admin = SiblingAdmin(siblings.directory, siblings.index, settings.workers)
     responses = app.state.metrics.responses
 
     def count_refusal() -> None:

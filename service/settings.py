@@ -93,11 +93,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _workers(self) -> Settings:
-        if self.workers > 1 and self.admin_token is not None:
-            raise ValueError(
-                "admin_token cannot be set with workers > 1: a load or unload would reach one process of "
-                f"{self.workers}; reload by polling the repository (poll_interval_s) instead"
-            )
         if self.workers > 1 and self.grpc_port:
             raise ValueError("grpc_port cannot be set with workers > 1: the gRPC service runs in one process only")
         return self

@@ -17,9 +17,9 @@ takes fewer of them. The supervisor serves nothing itself:
   signal).
 
 What a process of one would hold alone is shared or ruled out: ``/metrics`` and the V2 statistics sum
-every worker's counters (sibling_metrics.py); an admin load or unload would reach one worker only, and
-the gRPC service would run in one, so the settings refuse ``CTR_ADMIN_TOKEN`` and ``CTR_GRPC_PORT`` with
-``CTR_WORKERS`` > 1 (new versions are picked up by polling the repository, ``CTR_POLL_INTERVAL_S``).
+every worker's counters (sibling_metrics.py); an admin load or unload is done by every worker before it
+is answered (sibling_admin.py); the gRPC service would run in one, so the settings refuse
+``CTR_GRPC_PORT`` with ``CTR_WORKERS`` > 1.
 """
 
 from __future__ import annotations

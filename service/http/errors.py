@@ -83,6 +83,7 @@ ERROR_DESCRIPTIONS = {
     413: "Body or candidate count over the limit.",
     415: "Content-Type is not application/json.",
     422: "A field is missing, unknown or of the wrong type; `field` names it.",
+    500: "Admin, with several worker processes: the workers did not all do the same (the body names each one's).",
     503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",
     504: "The deadline passed before the model answered.",
 }

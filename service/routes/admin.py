@@ -2,12 +2,14 @@
 
 Mounted only when ``CTR_ADMIN_TOKEN`` is set; without it the routes do not exist (404). The token is
 compared in constant time. A load verifies every new version before an atomic swap; when nothing
-loadable is found it answers 400 and the versions already served keep serving.
+loadable is found it answers 400 and the versions already served keep serving. With several worker
+processes a load or unload is done by every worker before it is answered (sibling_admin.py).
 """
 
 from __future__ import annotations
 
 import hmac
+from functools import partial
 from typing import Annotated
 
 import orjson
@@ -15,9 +17,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
-from service.deps import ManagerDep, ModelsDep, SettingsDep
+from service.deps import ModelsDep, SettingsDep
 from service.http.errors import ApiError, error_responses
 from service.models.base import ModelLoadError
+from service.models.manager import ModelManager
+from service.sibling_admin import Outcome, SiblingAdmin
 from service.v2.schemas import RepositoryModel
 
 
@@ -67,33 +71,53 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
     return _json(entries)
 
 
+async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
+    """A load or unload in this process: the status and JSON body to answer with.
+
+    load: (re)load per the version policy, the old versions serving until the swap; a version the policy
+    wanted but refused is a 409 naming it and why (the versions that loaded are served). unload: stop
+    serving every version; queued requests still finish."""
+    try:
+        if op == "unload":
+            await manager.unload(name)
+            return 200, {"name": name, "unloaded": True}
+        result = await manager.load(name)
+    except KeyError:
+        return 404, {"error": f"model {name!r} is not loaded", "field": "name"}
+    except ModelLoadError as error:
+        return 400, {"error": f"model {name!r} not loaded: {error}", "field": "name"}
+    if result.refused:
+        refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
+        return 409, {"error": f"model {name!r}: {refused} (serving versions {result.served})", "field": "name"}
+    return 200, {"name": name, "versions": result.served}
+
+
+async def _everywhere(request: Request, op: str, name: str) -> Response:
+    """``operate`` here, or in every worker process when there are several."""
+    here = partial(operate, request.app.state.manager)
+    siblings: SiblingAdmin | None = request.app.state.sibling_admin
+    status, body = await (here(op, name) if siblings is None else siblings.everywhere(op, name, here))
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
 @router.post(
     "/models/{name}/load",
     response_class=Response,
-    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401, 409),
+    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401, 409, 500),
 )
-async def load(name: Name, manager: ManagerDep) -> Response:
+async def load(name: Name, request: Request) -> Response:
     """Load or reload a model per its version policy; the old versions serve until the swap. A version
-    the policy wanted but refused is a 409 naming it and why (the versions that loaded are served)."""
-    try:
-        result = await manager.load(name)
-    except ModelLoadError as error:
-        raise ApiError(400, f"model {name!r} not loaded: {error}", "name") from None
-    if result.refused:
-        refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
-        raise ApiError(409, f"model {name!r}: {refused} (serving versions {result.served})", "name")
-    return _json({"name": name, "versions": result.served})
+    the policy wanted but refused is a 409 naming it and why (the versions that loaded are served). With
+    several worker processes every worker has loaded when this answers (500 naming each worker's outcome
+    when they differ)."""
+    return await _everywhere(request, "load", name)
 
 
 @router.post(
     "/models/{name}/unload",
     response_class=Response,
-    responses={200: {"description": "Unloaded."}} | error_responses(401, 404),
+    responses={200: {"description": "Unloaded."}} | error_responses(401, 404, 500),
 )
-async def unload(name: Name, manager: ManagerDep) -> Response:
-    """Stop serving every version of a model; queued requests still finish."""
-    try:
-        await manager.unload(name)
-    except KeyError:
-        raise ApiError(404, f"model {name!r} is not loaded", "name") from None
-    return _json({"name": name, "unloaded": True})
+async def unload(name: Name, request: Request) -> Response:
+    """Stop serving every version of a model; queued requests still finish (in every worker process)."""
+    return await _everywhere(request, "unload", name)

@@ -17,7 +17,8 @@ import httpx
 from clients import bench_harden as bench
 from clients.bench_serve import descendants
 from service.sibling_metrics import WRITE_INTERVAL_S
-from tests.integration.test_hardening import PAYLOAD, port_of, repository
+from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository
+from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
 
 SUCCESSES = re.compile(r'^ctr_inference_request_success_total\{model="esmm",version="1"\} (\d+)$', re.M)
@@ -51,6 +52,31 @@ def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Pat
             assert counts == [str(sent)]
             stats = httpx.get(f"{url}/v2/models/esmm/versions/1/stats").json()["model_stats"][0]
             assert stats["inference_stats"]["success"]["count"] == sent
+
+
+def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path: Path) -> None:
+    """Polling is off: only the fan-out (service/sibling_admin.py) can bring the new version to the worker
+    that did not take the admin request."""
+    root = repository(tmp_path / "models")
+    log = tmp_path / "log"
+    with running_server(root, log, ctr_model="esmm", workers="2", admin_token=TOKEN, access_log="false") as (url, _):
+        version = publish_tiny_esmm(root, seed=3)
+        reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"name": "esmm", "versions": [version]}
+        assert log.read_text().count(f"model esmm serving versions [{version}]") == 2  # once in each worker
+        for _ in range(40):  # a connection each, so both workers answer some
+            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            assert scored.json()["models"]["ctr"]["version"] == version, scored.text
+
+        reply = httpx.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
+        assert reply.status_code == 200 and reply.json() == {"name": "esmm", "unloaded": True}, reply.text
+        assert log.read_text().count("model esmm unloaded") == 2
+        for _ in range(20):
+            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            assert scored.status_code == 503, scored.text
+        again = httpx.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
+        assert again.status_code == 404 and again.json()["error"] == "model 'esmm' is not loaded", again.text
 
 
 def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(tmp_path: Path) -> None:

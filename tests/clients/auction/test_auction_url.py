@@ -19,11 +19,13 @@ def auction(*args: str) -> object:
 
 
 @pytest.mark.timeout(900)  # two quick runs: trains 4 small models
-def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])  # with two, each day's reload must reach both before it answers
+def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(tmp_path: Path, workers: int) -> None:
     first = auction("--pipelines", "debiased", "--out", str(tmp_path / "a.json"), "--work-dir", str(tmp_path / "a"))
     assert first.exit_code == 0, first.output
     repository = tmp_path / "a" / "seed0" / "debiased" / "models"  # versions 1 and 2 of ctr and esmm
-    with running_service(repository, {"ctr": "ctr", "ctcvr": "esmm"}, tmp_path / "service.log") as service:
+    roles = {"ctr": "ctr", "ctcvr": "esmm"}
+    with running_service(repository, roles, tmp_path / "service.log", workers) as service:
         out = tmp_path / "b.json"
         result = auction(
             "--pipelines", "debiased,oracle", "--url", service.url, "--repository", str(repository),

@@ -1,0 +1,119 @@
+"""Admin loads and unloads of a service run as several processes (``CTR_WORKERS`` > 1, workers.py): done by
+every worker before the answer.
+
+An admin request reaches whichever worker accepted its connection, and each worker holds its own models:
+a load done by that worker alone would leave the others serving the old version until they polled the
+repository (and an unload would never reach them). So each worker listens on a Unix socket in the
+directory the workers share (the supervisor's, readable by its user only, removed when it exits), and
+the worker that takes a load or unload does it and asks every other worker to do the same, all at once.
+It answers when every worker has: with their common answer when they agree (so once a load answers 200,
+every worker serves what it names), and otherwise with a 500 naming each worker's outcome. A worker
+that is still starting (its socket not there yet) is waited for; one that has not answered within
+``ANSWER_WITHIN_S`` is named as such.
+
+One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...}`` in, a JSON line
+``{"status": ..., "body": ...}`` out (the HTTP status and JSON body that worker's own route would give).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ANSWER_WITHIN_S = 120.0  # a load verifies and warms up every new version: generous
+CONNECT_RETRY_S = 0.05  # how often a worker whose socket is not there yet is looked for again
+OPERATIONS = frozenset({"load", "unload"})
+
+Outcome = tuple[int, dict]  # the HTTP status and JSON body of an admin operation in one worker
+Operation = Callable[[str, str], Awaitable[Outcome]]  # (op, model name) -> that worker's outcome
+
+
+class SiblingAdmin:
+    """Worker ``index`` of ``workers``: its socket, and the way to every other worker's."""
+
+    def __init__(self, directory: Path, index: int, workers: int, answer_within_s: float = ANSWER_WITHIN_S) -> None:
+        self.directory = directory
+        self.index = index
+        self.workers = workers
+        self.answer_within_s = answer_within_s
+        self._server: asyncio.AbstractServer | None = None
+
+    def path(self, index: int) -> Path:
+        return self.directory / f"admin-{index}.sock"
+
+    async def listen(self, operate: Operation) -> None:
+        """Answer the other workers' requests with ``operate`` (this worker's own outcome) until ``close``."""
+
+        async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                request = json.loads(await reader.readline())
+                op, name = request["op"], request["name"]
+                if op not in OPERATIONS or not isinstance(name, str):
+                    raise ValueError(f"unknown operation {op!r}")
+                status, body = await operate(op, name)
+                writer.write(json.dumps({"status": status, "body": body}).encode() + b"\n")
+                await writer.drain()
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                logger.warning("admin request from another worker not answered: %s", error)
+            finally:
+                writer.close()
+
+        self._server = await asyncio.start_unix_server(exchange, path=str(self.path(self.index)))
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self.path(self.index).unlink(missing_ok=True)
+
+    async def everywhere(self, op: str, name: str, operate: Operation) -> Outcome:
+        """``op`` on ``name`` in this worker (``operate``) and in every other, at once; the common outcome,
+        or a 500 naming each worker's."""
+        others = [i for i in range(self.workers) if i != self.index]
+        outcomes = await asyncio.gather(operate(op, name), *(self._ask(i, op, name) for i in others))
+        return combined(dict(zip([self.index, *others], outcomes, strict=True)))
+
+    async def _ask(self, index: int, op: str, name: str) -> Outcome:
+        try:
+            return await asyncio.wait_for(self._exchange(index, op, name), self.answer_within_s)
+        except TimeoutError:
+            return 504, {"error": f"did not answer within {self.answer_within_s:g} s", "field": None}
+        except (OSError, ValueError, KeyError) as error:
+            return 502, {"error": f"no answer: {error}", "field": None}
+
+    async def _exchange(self, index: int, op: str, name: str) -> Outcome:
+        path = self.path(index)
+        while True:  # a worker still starting has no socket yet
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                await asyncio.sleep(CONNECT_RETRY_S)
+        try:
+            writer.write(json.dumps({"op": op, "name": name}).encode() + b"\n")
+            line = await reader.readline()
+        finally:
+            writer.close()
+        if not line:
+            raise ValueError("the connection closed without an answer")
+        answer = json.loads(line)
+        return int(answer["status"]), answer["body"]
+
+
+def combined(outcomes: dict[int, Outcome]) -> Outcome:
+    """The workers' common outcome, or a 500 naming each worker's (worker index -> outcome)."""
+    distinct = {json.dumps(outcome, sort_keys=True) for outcome in outcomes.values()}
+    if len(distinct) == 1:
+        return next(iter(outcomes.values()))
+    said = "; ".join(f"worker {index}: {status} {_gist(body)}" for index, (status, body) in sorted(outcomes.items()))
+    message = f"the workers did not all do the same: {said}"
+    logger.error(message)
+    return 500, {"error": message, "field": None}
+
+
+def _gist(body: dict) -> str:
+    return str(body["error"]) if "error" in body else json.dumps(body, sort_keys=True)
