@@ -92,12 +92,6 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _workers(self) -> Settings:
-        if self.workers > 1 and self.grpc_port:
-            raise ValueError("grpc_port cannot be set with workers > 1: the gRPC service runs in one process only")
-        return self
-
-    @model_validator(mode="after")
     def _body_budget(self) -> Settings:
         if self.body_bytes_in_flight < self.max_body_bytes:
             raise ValueError(

@@ -16,10 +16,10 @@ takes fewer of them. The supervisor serves nothing itself:
 - a worker whose supervisor is killed outright is sent SIGTERM by the kernel (Linux's parent-death
   signal).
 
-What a process of one would hold alone is shared or ruled out: ``/metrics`` and the V2 statistics sum
-every worker's counters (sibling_metrics.py); an admin load or unload is done by every worker before it
-is answered (sibling_admin.py); the gRPC service would run in one, so the settings refuse
-``CTR_GRPC_PORT`` with ``CTR_WORKERS`` > 1.
+What a process of one would hold alone is shared: ``/metrics`` and the V2 statistics sum every worker's
+counters (sibling_metrics.py); an admin load or unload is done by every worker before it is answered
+(sibling_admin.py); each worker serves gRPC (``CTR_GRPC_PORT``) on the same port with ``SO_REUSEPORT``
+(v2/grpc/server.py), once the supervisor has found the port free.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ def supervise(settings: Settings, run: Run) -> int:
     """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
     them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    try:
-        listening = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG)
-    except OSError as error:  # as uvicorn says it for one process: no traceback, exit 1
-        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, error.strerror or error)
+    listening = _listen(settings.host, settings.port, family)
+    if listening is None:
         return 1
+    if settings.grpc_port:  # each worker binds it with SO_REUSEPORT: no other socket may hold it now
+        free = _listen(settings.host, settings.grpc_port, family)
+        if free is None:
+            listening.close()
+            return 1
+        free.close()
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     workers: dict[int, int] = {}  # pid -> index
     try:
@@ -73,6 +77,15 @@ def supervise(settings: Settings, run: Run) -> int:
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket | None:
+    """A socket listening on ``host:port``, or None, said in one line as uvicorn says it for one process."""
+    try:
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    except OSError as error:
+        logger.error("cannot listen on %s:%d: %s", host, port, error.strerror or error)
+        return None
 
 
 def _fork(index: int, settings: Settings, listening: socket.socket, shared: Path, run: Run) -> int:

@@ -13,14 +13,18 @@ import time
 from pathlib import Path
 
 import httpx
+import tritonclient.grpc as grpcclient
 
 from clients import bench_harden as bench
 from clients.bench_serve import descendants
+from clients.service_process import free_port
 from service.sibling_metrics import WRITE_INTERVAL_S
 from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository
+from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
 
+GRPC_OK = re.compile(r'^ctr_grpc_responses_total\{code="OK"\} (\d+)$', re.M)
 SUCCESSES = re.compile(r'^ctr_inference_request_success_total\{model="esmm",version="1"\} (\d+)$', re.M)
 
 
@@ -77,6 +81,21 @@ def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path
             assert scored.status_code == 503, scored.text
         again = httpx.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
         assert again.status_code == 404 and again.json()["error"] == "model 'esmm' is not loaded", again.text
+
+
+def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    log, grpc_port = tmp_path / "log", free_port()
+    settings = {"ctr_model": "esmm", "workers": "2", "grpc_port": str(grpc_port), "access_log": "false"}
+    with running_server(root, log, **settings) as (url, _):
+        sent = 30
+        for _ in range(sent):  # a channel (connection) each: the kernel spreads them over the workers
+            with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
+                result = client.infer("esmm", grpc_inputs(*encoded()), client_timeout=30)
+                assert result.as_numpy("pctr").shape == (9,)
+        assert log.read_text().count(f"gRPC (KServe V2) listening on 127.0.0.1:{grpc_port}") == 2
+        time.sleep(2 * WRITE_INTERVAL_S + 0.5)  # each worker has written its counters since
+        assert GRPC_OK.findall(httpx.get(f"{url}/metrics").text) == [str(sent)]
 
 
 def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(tmp_path: Path) -> None:

@@ -199,11 +199,15 @@ def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
 
 
 async def start_grpc(app: ScoringService) -> grpc.aio.Server:
-    """The gRPC server on ``CTR_HOST:CTR_GRPC_PORT``, serving on the running event loop."""
+    """The gRPC server on ``CTR_HOST:CTR_GRPC_PORT``, serving on the running event loop. With several
+    worker processes each binds the port with ``SO_REUSEPORT`` and the kernel spreads the connections
+    over them (the supervisor has checked that no other socket holds the port: workers.py); alone, a
+    port already in use is an error."""
     settings = app.state.settings
     limit = settings.max_body_bytes
+    share = 1 if settings.workers > 1 else 0
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
+        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share)],
     )
     server.add_generic_rpc_handlers((handlers(InferenceService(app)),))
     host = f"[{settings.host}]" if ":" in settings.host else settings.host  # an IPv6 address
