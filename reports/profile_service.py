@@ -13,7 +13,6 @@ Used in docs/serving.md, "Outcomes told without a future: tried, not kept".
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import subprocess
@@ -23,9 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from cli.bench import request_bodies
-from clients.bench_serve import server
 from clients.loadgen import run_load
+from reports.fixed_rate import arguments, warmed_service
 
 HZ = 250
 TOP = 25
@@ -65,18 +63,9 @@ def say(line: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--candidates", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--repository", type=Path, default=Path("models"))
-    parser.add_argument("--model", default="esmm")
-    parser.add_argument("--service-root", type=Path, default=None)
-    args = parser.parse_args()
-    bodies = request_bodies(args.repository, args.model, args.candidates)
+    args = arguments(__doc__.splitlines()[0], candidates=1, rate=None, seconds=10.0)
     raw = Path(tempfile.mkdtemp()) / "samples.txt"
-    with server("service", args.repository, args.model, {}, 1, args.service_root) as (port, pid):
-        asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, 2.0))
+    with warmed_service(args) as (port, pid, bodies):
         command = ["py-spy", "record", "-p", str(pid), "-r", str(HZ), "-d", str(int(args.seconds) + 1)]
         spy = subprocess.Popen(
             [*command, "-f", "raw", "--threads", "--nonblocking", "-o", str(raw)],

@@ -19,18 +19,16 @@ Used in docs/serving.md, "The model's thread takes its next batch".
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-from cli.bench import request_bodies
-from clients.bench_serve import host_cpu_seconds, server
+from clients.bench_serve import host_cpu_seconds
 from clients.loadgen import run_load
+from reports.fixed_rate import arguments, warmed_service
 
 
 def thread_schedstats(pid: int) -> dict[str, tuple[float, float, int]]:
@@ -58,17 +56,8 @@ def say(line: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=850.0)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--repository", type=Path, default=Path("models"))
-    parser.add_argument("--model", default="esmm")
-    parser.add_argument("--service-root", type=Path, default=None)
-    args = parser.parse_args()
-    bodies = request_bodies(args.repository, args.model, args.candidates)
-    with server("service", args.repository, args.model, {}, 1, args.service_root) as (port, pid):
-        asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, 2.0))
+    args = arguments(__doc__.splitlines()[0], candidates=100, rate=850.0, seconds=8.0)
+    with warmed_service(args) as (port, pid, bodies):
         before = (host_cpu_seconds(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
         started = time.monotonic()
         result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, args.seconds))

@@ -1,0 +1,38 @@
+"""What the fixed-rate report scripts share (thread_occupancy.py, profile_service.py): their arguments, and
+one `ctr serve` (this checkout's service, or ``--service-root``'s) warmed up with 2 s of the load."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cli.bench import request_bodies
+from clients.bench_serve import server
+from clients.loadgen import run_load
+
+WARM_UP_S = 2.0
+
+
+def arguments(description: str, candidates: int, rate: float | None, seconds: float) -> argparse.Namespace:
+    """``--candidates``, ``--rate`` (required when ``rate`` is None), ``--seconds``, ``--repository``,
+    ``--model`` and ``--service-root``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--candidates", type=int, default=candidates)
+    parser.add_argument("--rate", type=float, default=rate, required=rate is None)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--repository", type=Path, default=Path("models"))
+    parser.add_argument("--model", default="esmm")
+    parser.add_argument("--service-root", type=Path, default=None)
+    return parser.parse_args()
+
+
+@contextmanager
+def warmed_service(args: argparse.Namespace) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(port, server pid, the request bodies) once the service has had ``WARM_UP_S`` of the load."""
+    bodies = request_bodies(args.repository, args.model, args.candidates)
+    with server("service", args.repository, args.model, {}, 1, args.service_root) as (port, pid):
+        asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, WARM_UP_S))
+        yield port, pid, bodies
