@@ -8,8 +8,8 @@ directory the workers share (the supervisor's, readable by its user only, remove
 the worker that takes a load or unload does it and asks every other worker to do the same, all at once.
 It answers when every worker has: with their common answer when they agree (so once a load answers 200,
 every worker serves what it names), and otherwise with a 500 naming each worker's outcome. A worker
-that is still starting (its socket not there yet) is waited for; one that has not answered within
-``ANSWER_WITHIN_S`` is named as such.
+that is still starting (its socket not there yet) is waited for; one that is stopping (its socket
+closed, left in place) is named at once, and so is one that has not answered within ``ANSWER_WITHIN_S``.
 
 One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...}`` in, a JSON line
 ``{"status": ..., "body": ...}`` out (the HTTP status and JSON body that worker's own route would give).
@@ -66,9 +66,10 @@ class SiblingAdmin:
         self._server = await asyncio.start_unix_server(exchange, path=str(self.path(self.index)))
 
     def close(self) -> None:
+        """Stop answering; the socket's file stays (the supervisor removes the directory), so a worker
+        asking from now on is refused at once instead of waiting as for one still starting."""
         if self._server is not None:
             self._server.close()
-            self.path(self.index).unlink(missing_ok=True)
 
     async def everywhere(self, op: str, name: str, operate: Operation) -> Outcome:
         """``op`` on ``name`` in this worker (``operate``) and in every other, at once; the common outcome,
@@ -91,7 +92,7 @@ class SiblingAdmin:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(path))
                 break
-            except (FileNotFoundError, ConnectionRefusedError):
+            except FileNotFoundError:
                 await asyncio.sleep(CONNECT_RETRY_S)
         try:
             writer.write(json.dumps({"op": op, "name": name}).encode() + b"\n")

@@ -39,7 +39,24 @@ def test_every_worker_does_the_operation_and_their_common_answer_is_given(tmp_pa
 
     assert asyncio.run(scenario()) == LOADED
     assert sorted(calls) == [(0, "load", "esmm"), (1, "load", "esmm"), (2, "load", "esmm")]
-    assert not list(tmp_path.glob("*.sock"))  # each worker removes its socket when it closes
+
+
+def test_a_worker_that_has_stopped_is_named_at_once(tmp_path: Path) -> None:
+    calls: list = []
+    workers = [worker(tmp_path, i, calls) for i in range(3)]
+
+    async def scenario() -> tuple[Outcome, float]:
+        for admin, operate in workers[1:]:
+            await admin.listen(operate)
+        workers[2][0].close()  # stopping: its socket closed
+        started = asyncio.get_running_loop().time()
+        answer = await workers[0][0].everywhere("load", "esmm", workers[0][1])
+        return answer, asyncio.get_running_loop().time() - started
+
+    (status, body), took_s = asyncio.run(scenario())
+    assert status == 500 and "worker 2: 502 no answer" in body["error"] and "refused" in body["error"]
+    assert took_s < 60  # not waited for as a worker still starting (ANSWER_WITHIN_S, 120 s)
+    assert sorted(calls) == [(0, "load", "esmm"), (1, "load", "esmm")]
 
 
 def test_workers_that_answer_differently_give_a_500_naming_each(tmp_path: Path) -> None:
