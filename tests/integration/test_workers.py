@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -20,6 +23,7 @@ from clients.bench_serve import descendants
 from clients.service_process import free_port
 from service.sibling_metrics import WRITE_INTERVAL_S
 from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository
+from tests.integration.test_reliability import score_continuously
 from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
@@ -60,12 +64,20 @@ def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Pat
 
 def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path: Path) -> None:
     """Polling is off: only the fan-out (service/sibling_admin.py) can bring the new version to the worker
-    that did not take the admin request."""
+    that did not take the admin request. Requests during the reload all succeed."""
     root = repository(tmp_path / "models")
     log = tmp_path / "log"
     with running_server(root, log, ctr_model="esmm", workers="2", admin_token=TOKEN, access_log="false") as (url, _):
         version = publish_tiny_esmm(root, seed=3)
-        reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60)
+        stop = threading.Event()
+        with ThreadPoolExecutor(4) as pool:  # traffic on four kept-alive connections throughout the reload
+            traffic = [pool.submit(score_continuously, url, stop) for _ in range(4)]
+            time.sleep(0.3)
+            reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60)
+            time.sleep(0.3)
+            stop.set()
+            statuses = sum((t.result() for t in traffic), Counter())
+        assert set(statuses) == {200} and statuses[200] > 20, statuses  # no failed request
         assert reply.status_code == 200, reply.text
         assert reply.json() == {"name": "esmm", "versions": [version]}
         assert log.read_text().count(f"model esmm serving versions [{version}]") == 2  # once in each worker
