@@ -35,6 +35,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,12 @@ def offer(
     connections: int = CONNECTIONS,
     client_idle_s: float | None = CLIENT_IDLE_S,
     warm_connections: int = WARM_CONNECTIONS,
+    times: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Offer ``rate`` requests/s open-loop for ``seconds``: the statuses clients saw, how fast the
     refusals and the answers came, the slowest of all, and how far the generator itself lagged
-    (``client_idle_s``: loadgen's ``idle_close_s``; ``warm_connections``: opened before the first request)."""
+    (``client_idle_s``: loadgen's ``idle_close_s``; ``warm_connections``: opened before the first request;
+    ``times``: send times instead of ``rate``'s schedule, as loadgen takes them)."""
     result = asyncio.run(
         run_load(
             "127.0.0.1",
@@ -133,6 +136,7 @@ def offer(
             connections=connections,
             warm_connections=warm_connections,
             idle_close_s=client_idle_s,
+            times=times,
         )
     )
     non_ok = sum(n for s, n in result.statuses.items() if s != 200)

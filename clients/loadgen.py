@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clients.histogram import LatencyHistogram
@@ -89,6 +90,13 @@ def schedule(rate: float, duration_s: float, arrivals: str, seed: int = 0) -> li
     return times
 
 
+def burst_schedule(rate: float, duration_s: float, burst_rate: float, burst_at_s: float, burst_s: float) -> list[float]:
+    """``rate``'s constant schedule over ``duration_s``, with ``burst_rate`` more requests a second from
+    ``burst_at_s`` for ``burst_s`` (the burst's own constant schedule, merged in)."""
+    burst = [burst_at_s + t for t in schedule(burst_rate, burst_s, "constant")]
+    return sorted(schedule(rate, duration_s, "constant") + burst)
+
+
 async def read_response(reader: asyncio.StreamReader) -> int:
     """The status of the next whole response on a stream (one request in flight on it: nothing after the
     response is read), parsed by ``complete_response``."""
@@ -114,6 +122,7 @@ async def run_load(
     seed: int = 0,
     warm_connections: int = 0,
     idle_close_s: float | None = None,
+    times: Sequence[float] | None = None,
 ) -> LoadResult:
     """Offer ``rate`` requests/s for ``duration_s``, cycling through ``bodies``, over at most
     ``connections`` connections at once.
@@ -132,10 +141,13 @@ async def run_load(
     with an idle time-out does (undici's default is 4 s, under the ``Keep-Alive: timeout=5`` the service
     advertises); None keeps it until the server closes it, and a request sent just as the server does
     is lost (the keep-alive race: docs/serving.md).
+
+    ``times``: the intended send times (seconds from the start) instead of ``rate``'s schedule (e.g.
+    ``burst_schedule``); ``rate`` and ``duration_s`` then only describe them.
     """
     loop = asyncio.get_running_loop()
     payloads = [request_bytes(host, path, body) for body in bodies]
-    times = schedule(rate, duration_s, arrivals, seed)
+    times = schedule(rate, duration_s, arrivals, seed) if times is None else times
     result = LoadResult(offered_rps=len(times) / duration_s, duration_s=duration_s)
     pool = _Pool(loop, host, port, connections, result)
     if warm_connections:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from clients.histogram import LatencyHistogram
-from clients.loadgen import schedule
+from clients.loadgen import burst_schedule, schedule
 from tests.support.counting_server import counting_handler
 
 
@@ -19,6 +19,9 @@ def test_schedules() -> None:
     assert poisson == sorted(poisson) and poisson[-1] < 5.0
     with pytest.raises(ValueError, match="constant or poisson"):
         schedule(1, 1, "bursty")
+    burst = burst_schedule(100, 2.0, 1000, 0.5, 0.1)  # 200 over 2 s, and 100 more in [0.5, 0.6)
+    assert len(burst) == 300 and burst == sorted(burst)
+    assert sum(0.5 <= t < 0.6 for t in burst) == 10 + 100 and burst[-1] < 2.0
 
 
 def test_histogram_percentiles_within_precision() -> None:
