@@ -9,6 +9,7 @@ order. Printed per burst length and side: each trial's 503s, its 200s' p99 and i
 from the intended send). JSON to ``--out``.
 
     PYTHONPATH=. python reports/burst_cost.py --service-root OTHER [--rate 3000 --burst-rate 9000] --out F
+        [--this-env CTR_SHED_INTERVAL_MS=200]   # this side's server with a setting of its own
 
 Used in docs/serving.md, "What a burst costs at the door".
 """
@@ -45,13 +46,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repository", type=Path, default=Path("models"))
     parser.add_argument("--model", default="esmm")
+    parser.add_argument("--this-env", action="append", default=[], help="KEY=VALUE for this side's server")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    this_env = dict(item.split("=", 1) for item in args.this_env)
     (body,) = request_bodies(args.repository, args.model, 10, count=1)
     roots = {"this": None, "other": args.service_root}
     trials: list[dict] = []
     with ExitStack() as stack:
-        servers = {side: stack.enter_context(server("service", args.repository, args.model, {}, 1, root))
+        envs = {"this": this_env, "other": {}}
+        servers = {side: stack.enter_context(server("service", args.repository, args.model, envs[side], 1, root))
                    for side, root in roots.items()}  # fmt: skip
         for port, _ in servers.values():
             asyncio.run(run_load("127.0.0.1", port, "/v1/score", [body], args.rate, WARM_UP_S))
@@ -75,7 +79,8 @@ def main() -> None:
             p99 = " ".join(f"{t['ok_p99_ms']}" for t in mine)
             slowest = " ".join(f"{t['slowest_ms']}" for t in mine)
             say(f"{burst_ms:>8}  {side:<5}  {refused:<20}  {p99:<20}  {slowest}")
-    report = {"command": " ".join(sys.argv), "service_root": str(args.service_root), "trials": trials}
+    report = {"command": " ".join(sys.argv), "service_root": str(args.service_root), "this_env": this_env}
+    report["trials"] = trials
     args.out.write_text(json.dumps(report, indent=1))
     say(f"wrote {args.out}")
 
