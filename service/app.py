@@ -49,6 +49,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     start_grpc = _grpc_starter() if settings.grpc_port else None  # fails before any model is loaded
     manager = app.state.manager = ModelManager(app.state, settings, app.state.metrics)
+    sibling_admin = app.state.sibling_admin
+    here = partial(admin.operate, manager)  # a load or unload in this process, as the admin routes do it
+    if sibling_admin is not None:  # several workers: worker 0 polls, and what it finds loads in every one
+        manager.poll_for_all(sibling_admin.index == 0, partial(sibling_admin.load_everywhere, here))
     await manager.start()
     if app.state.models.ready:
         logger.info("ready: roles %s", settings.roles)
@@ -59,9 +63,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     grpc_server = await start_grpc(app) if start_grpc is not None else None
     siblings = app.state.siblings
     sharing = asyncio.create_task(siblings.keep_written(app.state)) if siblings is not None else None
-    sibling_admin = app.state.sibling_admin
     if sibling_admin is not None:
-        await sibling_admin.listen(partial(admin.operate, manager))
+        await sibling_admin.listen(here)
     yield
     if sibling_admin is not None:
         sibling_admin.close()
@@ -159,7 +162,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
     app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
-    app.state.sibling_admin = None  # and of the admin operations, with a token (sibling_admin.py)
+    app.state.sibling_admin = None  # and of the model loads and unloads (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)

@@ -61,7 +61,7 @@ def run(settings: Settings, sock: socket.socket | None = None, siblings: Sibling
     metrics (and admin operations) the workers share."""
     app = create_app(settings, tune_gc=True)
     app.state.siblings = siblings
-    if siblings is not None and settings.admin_token is not None:  # loads and unloads reach every worker
+    if siblings is not None:  # admin loads and unloads, and what polling finds, reach every worker
         app.state.sibling_admin = SiblingAdmin(siblings.directory, siblings.index, settings.workers)
     responses = app.state.metrics.responses
 

@@ -1,15 +1,19 @@
-"""Admin loads and unloads of a service run as several processes (``CTR_WORKERS`` > 1, workers.py): done by
+"""Model loads and unloads of a service run as several processes (``CTR_WORKERS`` > 1, workers.py): done by
 every worker before the answer.
 
 An admin request reaches whichever worker accepted its connection, and each worker holds its own models:
 a load done by that worker alone would leave the others serving the old version until they polled the
-repository (and an unload would never reach them). So each worker listens on a Unix socket in the
+repository (and an unload would never reach them); and two workers polling the repository each on its
+own schedule serve different versions meanwhile. So each worker listens on a Unix socket in the
 directory the workers share (the supervisor's, readable by its user only, removed when it exits), and
 the worker that takes a load or unload does it and asks every other worker to do the same, all at once.
 It answers when every worker has: with their common answer when they agree (so once a load answers 200,
 every worker serves what it names), and otherwise with a 500 naming each worker's outcome. A worker
 that is still starting (its socket not there yet) is waited for; one that is stopping (its socket
 closed, left in place) is named at once, and so is one that has not answered within ``ANSWER_WITHIN_S``.
+
+Polling (``CTR_POLL_INTERVAL_S``) goes the same way: only worker 0 polls, and a change it finds is loaded
+by every worker (``load_everywhere``), so one decision changes them all.
 
 One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...}`` in, a JSON line
 ``{"status": ..., "body": ...}`` out (the HTTP status and JSON body that worker's own route would give).
@@ -22,6 +26,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from service.models.base import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +83,14 @@ class SiblingAdmin:
         others = [i for i in range(self.workers) if i != self.index]
         outcomes = await asyncio.gather(operate(op, name), *(self._ask(i, op, name) for i in others))
         return combined(dict(zip([self.index, *others], outcomes, strict=True)))
+
+    async def load_everywhere(self, operate: Operation, name: str) -> None:
+        """A load of ``name`` in every worker (what worker 0's repository poll found); ModelLoadError with
+        the combined outcome's message unless every worker loaded alike (200, or 409: some version refused
+        and named in each worker's log, the rest served)."""
+        status, body = await self.everywhere("load", name, operate)
+        if status not in (200, 409):
+            raise ModelLoadError(body["error"])
 
     async def _ask(self, index: int, op: str, name: str) -> Outcome:
         try:

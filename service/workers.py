@@ -17,9 +17,10 @@ takes fewer of them. The supervisor serves nothing itself:
   signal).
 
 What a process of one would hold alone is shared: ``/metrics`` and the V2 statistics sum every worker's
-counters (sibling_metrics.py); an admin load or unload is done by every worker before it is answered
-(sibling_admin.py); each worker serves gRPC (``CTR_GRPC_PORT``) on the same port with ``SO_REUSEPORT``
-(v2/grpc/server.py), once the supervisor has found the port free.
+counters (sibling_metrics.py); an admin load or unload is done by every worker before it is answered,
+and only worker 0 polls the repository, what it finds loaded by every worker (sibling_admin.py); each
+worker serves gRPC (``CTR_GRPC_PORT``) on the same port with ``SO_REUSEPORT`` (v2/grpc/server.py), once
+the supervisor has found the port free.
 """
 
 from __future__ import annotations

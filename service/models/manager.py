@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +55,13 @@ class ModelManager:
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
+        self._polls = True  # whether this process polls the repository (with poll_interval_s)
+        self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
+
+    def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
+        """Several worker processes: whether this one is the one that polls the repository, and how what it
+        finds is loaded (in every worker: sibling_admin.py), so that one decision changes them all."""
+        self._polls, self._poll_load = polls, load
 
     @property
     def models(self) -> ServingModels:
@@ -69,7 +77,7 @@ class ModelManager:
             except ModelLoadError as error:
                 optional = name not in self.settings.roles.values()
                 logger.log(logging.WARNING if optional else logging.ERROR, "model %s is not served: %s", name, error)
-        if self.settings.poll_interval_s > 0:
+        if self.settings.poll_interval_s > 0 and self._polls:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 
     async def load(self, name: str) -> LoadResult:
@@ -193,9 +201,12 @@ class ModelManager:
             await asyncio.sleep(self.settings.poll_interval_s)
             for name in sorted(set(self.models.names) | set(self.models.loaded)):
                 wanted = await run_in_threadpool(self._wanted_now, name)
-                if wanted and wanted != set(self.models.versions.get(name, {})):
+                served = set(self.models.versions.get(name, {}))
+                if wanted and wanted != served:
+                    wants = f"versions {sorted(wanted)} wanted, {sorted(served)} served"
+                    logger.info("poll: model %s: %s: loading", name, wants)
                     try:
-                        await self.load(name)
+                        await self._poll_load(name)
                     except ModelLoadError as error:
                         logger.warning("poll: model %s not reloaded: %s", name, error)
 

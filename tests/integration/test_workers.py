@@ -95,6 +95,23 @@ def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path
         assert again.status_code == 404 and again.json()["error"] == "model 'esmm' is not loaded", again.text
 
 
+def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker(tmp_path: Path) -> None:
+    root = repository(tmp_path / "models")
+    log = tmp_path / "log"
+    settings = {"ctr_model": "esmm", "workers": "2", "poll_interval_s": "0.2", "log_level": "INFO"}
+    with running_server(root, log, access_log="false", **settings) as (url, _):
+        version = publish_tiny_esmm(root, seed=3)
+        deadline = time.monotonic() + 30
+        while log.read_text().count(f"model esmm serving versions [{version}]") < 2:  # once in each worker
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(1.0)  # a few more polls: none finds anything more to load
+        assert log.read_text().count("poll: model esmm: versions") == 1  # one decision, by worker 0
+        for _ in range(40):  # a connection each, so both workers answer some
+            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            assert scored.json()["models"]["ctr"]["version"] == version, scored.text
+
+
 def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
     root = repository(tmp_path / "models")
     log, grpc_port = tmp_path / "log", free_port()
