@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from service.http.errors import error_object
 from service.models.base import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -96,9 +97,9 @@ class SiblingAdmin:
         try:
             return await asyncio.wait_for(self._exchange(index, op, name), self.answer_within_s)
         except TimeoutError:
-            return 504, {"error": f"did not answer within {self.answer_within_s:g} s", "field": None}
+            return 504, error_object(f"did not answer within {self.answer_within_s:g} s")
         except (OSError, ValueError, KeyError) as error:
-            return 502, {"error": f"no answer: {error}", "field": None}
+            return 502, error_object(f"no answer: {error}")
 
     async def _exchange(self, index: int, op: str, name: str) -> Outcome:
         path = self.path(index)
@@ -127,7 +128,7 @@ def combined(outcomes: dict[int, Outcome]) -> Outcome:
     said = "; ".join(f"worker {index}: {status} {_gist(body)}" for index, (status, body) in sorted(outcomes.items()))
     message = f"the workers did not all do the same: {said}"
     logger.error(message)
-    return 500, {"error": message, "field": None}
+    return 500, error_object(message)
 
 
 def _gist(body: dict) -> str:

@@ -94,8 +94,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
 
 
+def error_object(message: str, field: str | None = None) -> dict[str, str | None]:
+    """Every error's JSON body, as an object (``error_body`` serialises it)."""
+    return {"error": message, "field": field}
+
+
 def error_body(message: str, field: str | None = None) -> bytes:
-    return orjson.dumps({"error": message, "field": field})
+    return orjson.dumps(error_object(message, field))
 
 
 def error_response(status: int, message: str, field: str | None = None, headers: dict | None = None) -> Response:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
 from service.deps import ModelsDep, SettingsDep
-from service.http.errors import ApiError, error_responses
+from service.http.errors import ApiError, error_object, error_responses
 from service.models.base import ModelLoadError
 from service.models.manager import ModelManager
 from service.sibling_admin import Outcome, SiblingAdmin
@@ -83,12 +83,12 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
             return 200, {"name": name, "unloaded": True}
         result = await manager.load(name)
     except KeyError:
-        return 404, {"error": f"model {name!r} is not loaded", "field": "name"}
+        return 404, error_object(f"model {name!r} is not loaded", "name")
     except ModelLoadError as error:
-        return 400, {"error": f"model {name!r} not loaded: {error}", "field": "name"}
+        return 400, error_object(f"model {name!r} not loaded: {error}", "name")
     if result.refused:
         refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
-        return 409, {"error": f"model {name!r}: {refused} (serving versions {result.served})", "field": "name"}
+        return 409, error_object(f"model {name!r}: {refused} (serving versions {result.served})", "name")
     return 200, {"name": name, "versions": result.served}
 
 
