@@ -57,6 +57,7 @@ def serve(
     from dataclasses import replace
 
     from clients.bench_serve import SweepPlan, run_bench, table
+
     plan = SweepPlan.quick() if quick else SweepPlan()
     plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
     plan = replace(plan, connections=connections) if connections is not None else plan
@@ -81,6 +82,7 @@ def hotpath(
 ) -> None:
     """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
     from clients.bench_hotpath import hot_path
+
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
     report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
     for name, (candidates, requests, concurrency) in cases.items():
@@ -147,6 +149,7 @@ def peers(
     from dataclasses import replace
 
     from clients.bench_peers.runner import PeerPlan, missing_packages, run_peers, table
+
     chosen = only.split(",")
     if missing := missing_packages(chosen):
         raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
@@ -182,6 +185,9 @@ def harden(
     warm_connections: Annotated[
         int, typer.Option(help="Overload: connections the clients hold open before each step (of 2,048 at most).")
     ] = 512,
+    drain_workers: Annotated[int, typer.Option(min=1, help="Drain: the service's worker processes.")] = 1,
+    drain_clients: Annotated[int, typer.Option(min=1, help="Drain: steady keep-alive clients.")] = 32,
+    drain_repeats: Annotated[int, typer.Option(min=1, help="Drain: drains, each of a fresh service.")] = 1,
     service_root: ServiceRootOption = None,
 ) -> None:
     """The service under overload, pauses, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
@@ -189,12 +195,21 @@ def harden(
 
     from clients import bench_harden as bench
     from clients.bench_serve import server
+
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     (body,) = request_bodies(repository, model, 10, count=1)
     command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
+    command += f" --cases {cases}" if cases != HARDEN_CASES else ""
+    command += f" --seconds {seconds:g}" if seconds != 10.0 else ""
     command += f" --service-root {service_root}" if service_root else ""
     command += f" --client-idle-s {client_idle_s:g}" if client_idle_s != bench.CLIENT_IDLE_S else ""
     command += f" --warm-connections {warm_connections}" if warm_connections != bench.WARM_CONNECTIONS else ""
+    for option, value, default in (
+        ("workers", drain_workers, 1),
+        ("clients", drain_clients, 32),
+        ("repeats", drain_repeats, 1),
+    ):
+        command += f" --drain-{option} {value}" if value != default else ""
     report: dict = {"command": command, "model": model, "cases": {}}
     chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
@@ -208,8 +223,11 @@ def harden(
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             report["cases"]["pauses"] = bench.pauses_case(port, pid, body, seconds)
     if "drain" in chosen:
-        with server("service", repository, model, env, 0, service_root) as (port, pid):
-            report["cases"]["drain"] = bench.drain(pid, port, body, clients=32, load_s=seconds / 2)
+        drains, drain_env = [], {**env, "CTR_WORKERS": str(drain_workers)}
+        for _ in range(drain_repeats):
+            with server("service", repository, model, drain_env, 0, service_root) as (port, pid):
+                drains.append(bench.drain(pid, port, body, clients=drain_clients, load_s=seconds / 2))
+        report["cases"]["drain"] = drains[0] if drain_repeats == 1 else bench.drains_summary(drains, drain_workers)
     if "slow_clients" in chosen:
         with server("service", repository, model, env, 0, service_root) as (port, _):
             report["cases"]["slow_clients"] = bench.slow_clients(f"http://127.0.0.1:{port}", port, 2000, 40.0)
@@ -275,6 +293,7 @@ def ab(
 ) -> None:
     """This checkout's service and another's side by side, load alternated, CPU per request (clients/bench_ab.py)."""
     from clients.bench_ab import run_ab, table
+
     bodies = request_bodies(repository, model, candidates)
     report = {
         "command": f"ctr bench ab --service-root {service_root} -r {repository} --candidates {candidates}"

@@ -375,6 +375,24 @@ def drain(pid: int, port: int, body: bytes, clients: int, load_s: float, timeout
     }
 
 
+def drains_summary(drains: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """Several drains, each of a fresh service: how many left a request without a response, and the sums."""
+    outcomes: Counter = Counter()
+    for one in drains:
+        outcomes.update(one["outcomes"])
+    return {
+        "workers": workers,
+        "clients": drains[0]["clients"],
+        "drains": len(drains),
+        "drains_with_no_response": sum(one["no_response"] > 0 for one in drains),
+        "no_response": outcomes["no_response"],
+        "outcomes": dict(sorted(outcomes.items())),
+        "all_exited": all(one["exited"] for one in drains),
+        "exit_s_max": max(one["exit_s"] for one in drains),
+        "no_response_by_drain": [one["no_response"] for one in drains],
+    }
+
+
 # -- slow clients ------------------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import uvicorn
 from uvicorn.server import STARTUP_FAILURE
 
 from service.app import SHED_PATHS, create_app
+from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.log_format import JsonFormatter
@@ -97,7 +98,7 @@ def run(settings: Settings, sock: socket.socket | None = None, siblings: Sibling
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
         headers=hint,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config)
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=[sock] if sock is not None else None)
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed

@@ -9,7 +9,8 @@ door and drain) on its own event loop and accepts connections from the shared so
 takes fewer of them. The supervisor serves nothing itself:
 
 - SIGTERM or SIGINT is passed on to every worker as SIGTERM, each drains as a single process does
-  (server.py), and the supervisor exits 0 once all have exited 0;
+  (server.py) once all of them have closed the listener (http/drain.py), and the supervisor exits 0
+  once all have exited 0;
 - a worker that exits by itself (it crashed, or could not start) ends the service: the others are sent
   SIGTERM and the supervisor exits 1, so whatever restarts the service sees it fail (no worker is
   restarted behind the operator's back);

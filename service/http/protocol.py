@@ -38,7 +38,8 @@ Instead, a connection busy with a request answers it with ``Connection: close``;
 open for ``CTR_DRAIN_IDLE_S``: a request that arrives meanwhile is answered with ``Connection: close``,
 and only a connection that stayed idle the whole time is closed. Under load every connection carries
 a request within that time, so each is closed by the server right after a response, never under a
-request in flight.
+request in flight. A connection made after the server began to drain (accepted a turn before the
+listener closed, or waiting in its queue: http/drain.py) drains from its start (``server_draining``).
 
 **A client that leaves.** Each request's scope carries a ``Departure`` (http/disconnect.py) that the
 connection tells when it is lost before the response is complete, so a request waiting for its
@@ -191,6 +192,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     kept_alive_headers = b""  # on the protocol's own 503s that keep the connection: the keep-alive hint
     read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
     direct: DirectRoutes | None = None  # None: every request through the ASGI app
+    server_draining = False  # set on the signal (http/drain.py): a connection made from then on drains
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.read_due = math.inf  # when the current read phase times out (loop clock)
@@ -207,6 +209,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.read_deadlines.add(self, self.loop)
         self._arm(self.header_timeout_s, "idle")  # until the first request's first bytes
+        if self.server_draining:  # accepted before the listener closed, made after the server told the others
+            self.shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes

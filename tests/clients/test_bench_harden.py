@@ -40,3 +40,17 @@ def test_a_step_s_clients_hold_the_warm_connections_they_are_told_before_the_fir
         thread.join(10)
     assert step["statuses"] == {"200": 8}
     assert state["accepted_at_first_request"] == 12  # the ones it was told: not the default 512
+
+
+def test_several_drains_are_summed_and_each_drain_that_lost_a_request_is_counted_once() -> None:
+    """`ctr bench harden --cases drain --drain-repeats N`: the figure is how many drains lost any request."""
+    drains = [
+        {"clients": 64, "outcomes": {"200": 10, "unsent": 3}, "no_response": 0, "exited": True, "exit_s": 0.3},
+        {"clients": 64, "outcomes": {"200": 8, "no_response": 2}, "no_response": 2, "exited": True, "exit_s": 20.4},
+        {"clients": 64, "outcomes": {"200": 9, "no_response": 1}, "no_response": 1, "exited": False, "exit_s": 0.4},
+    ]
+    summary = bench_harden.drains_summary(drains, workers=2)
+    assert summary["drains"] == 3 and summary["drains_with_no_response"] == 2 and summary["no_response"] == 3
+    assert summary["outcomes"] == {"200": 27, "no_response": 3, "unsent": 3}
+    assert summary["no_response_by_drain"] == [0, 2, 1] and summary["exit_s_max"] == 20.4
+    assert summary["workers"] == 2 and summary["clients"] == 64 and summary["all_exited"] is False

@@ -35,19 +35,22 @@ async def plain(scope: Any, receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(protocol: type[GuardedHttpProtocol], keep_alive_s: float) -> AsyncIterator[int]:
-    """A uvicorn server with ``protocol`` on a free loopback port, in this loop; its port."""
+async def serving(
+    protocol: type[GuardedHttpProtocol], keep_alive_s: float, server_class: type[uvicorn.Server] = uvicorn.Server
+) -> AsyncIterator[tuple[int, uvicorn.Server]]:
+    """A uvicorn server (of ``server_class``) with ``protocol`` on a free loopback port, in this loop; its port
+    and the server."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         plain, http=protocol, timeout_keep_alive=keep_alive_s, log_config=None, lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
+    server = server_class(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started:
         await asyncio.sleep(0.01)
     try:
-        yield listener.getsockname()[1]
+        yield listener.getsockname()[1], server
     finally:
         server.should_exit = True
         await task
@@ -68,7 +71,7 @@ def read_response(client: socket.socket) -> bytes:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_fresh_connection_that_sends_nothing_is_closed_without_a_408(loop: str) -> None:
     async def run() -> bytes:
-        async with serving(guarded_protocol(0.2, 0.2, 1.0, keep_alive_s=0.2), 0.2) as port:
+        async with serving(guarded_protocol(0.2, 0.2, 1.0, keep_alive_s=0.2), 0.2) as (port, _):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             data = await asyncio.wait_for(reader.read(), 5.0)
             writer.close()
@@ -102,7 +105,7 @@ def test_a_request_that_reached_the_host_as_the_idle_time_ran_out_is_answered(us
 
     async def run() -> bytes:
         loop = asyncio.get_running_loop()
-        async with serving(protocol, 5.0) as port:
+        async with serving(protocol, 5.0) as (port, _):
             client = socket.create_connection(("127.0.0.1", port), timeout=5.0)
             with client:
                 if used:
