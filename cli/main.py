@@ -110,6 +110,12 @@ def train(
     process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
     from training.pipeline import checkpoint_path
 
+    def finish(checkpoint) -> None:  # the one process's, or rank 0's
+        typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
+        typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
+        if export_after:
+            export(name, repository, work_dir)
+
     if nproc is not None:
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
@@ -129,20 +135,18 @@ def train(
             raise typer.BadParameter("--distributed streams --logs shards; write them with `ctr simulate --shards`")
         from torch.distributed.elastic.multiprocessing.errors import record
 
+        from training.distributed import end_torchrun_process
         from training.distributed_train import StreamSettings, train_streaming
 
         settings = StreamSettings(workers, shuffle_buffer, statistics)
         checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
-        if checkpoint is None:  # not rank 0
-            return
-    else:
-        from training.pipeline import train as train_model
+        if checkpoint is not None:  # rank 0
+            finish(checkpoint)
+        end_torchrun_process()
+        return
+    from training.pipeline import train as train_model
 
-        checkpoint = train_model(name, repository, logs, spec, work_dir, progress, non_displayed)
-    typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
-    typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
-    if export_after:
-        export(name, repository, work_dir)
+    finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
 
 
 @app.command()
