@@ -150,9 +150,10 @@ def end_torchrun_process() -> None:
     threads (``gloo_tcp_loop``, two ``pt_gloo_runloop``), running after ``destroy_process_group``: in a
     few lines outside this project too (DDP built over a Linear, then deleted with its module, then the
     group destroyed: the threads stay; without DDP they go). At exit the runtime's teardown raced them
-    and aborted the process ("terminate called without an active exception", SIGABRT, no Python frame)
-    in 2 of 70 two-process runs of the test's command, failing a run whose work was done. Everything the
-    command produces is written by then; only the teardown is skipped.
+    and can abort the process ("terminate called without an active exception", SIGABRT, no Python
+    frame), failing a run whose work was done: rarely (about 2 in 190 runs of the test's two-process
+    command, reports/torchrun_exits.py; docs/scale.md). Everything the command produces is written by
+    then; only the teardown is skipped.
     """
     if "WORLD_SIZE" not in os.environ:
         return

@@ -54,7 +54,7 @@ class DrainingServer(uvicorn.Server):
         for listening in sockets or ():
             listening.close()
         self._make(waiting)
-        await _until_closed_everywhere(listeners)
+        await self._until_closed_everywhere(listeners)
         self.config.http_protocol_class.server_draining = True
         await super().shutdown(sockets)  # tells the connections made; the protocol, those made later
 
@@ -74,6 +74,16 @@ class DrainingServer(uvicorn.Server):
             making = loop.create_task(loop.connect_accepted_socket(make, connection))
             self.making.add(making)
             making.add_done_callback(self.making.discard)
+
+    async def _until_closed_everywhere(self, inodes: set[int], within_s: float = LISTENER_GONE_WITHIN_S) -> None:
+        """Return once no process holds these listening sockets (at once for one process), after ``within_s``,
+        or on a second signal (uvicorn's ``force_exit``)."""
+        deadline = time.monotonic() + within_s
+        while inodes & listening_inodes() and not self.force_exit:
+            if time.monotonic() > deadline:
+                logger.warning("drain: the listener is still open in another process after %.0f s: draining", within_s)
+                return
+            await asyncio.sleep(0.005)
 
 
 def _inode(listening: object) -> int:
@@ -97,16 +107,6 @@ def _accept_waiting(server: asyncio.AbstractServer) -> list[socket.socket]:
                 connection.setblocking(False)
                 accepted.append(connection)
     return accepted
-
-
-async def _until_closed_everywhere(inodes: set[int], within_s: float = LISTENER_GONE_WITHIN_S) -> None:
-    """Return once no process holds these listening sockets (at once for one process), or after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    while inodes & listening_inodes():
-        if time.monotonic() > deadline:
-            logger.warning("drain: the listener is still open in another process after %.0f s: draining", within_s)
-            return
-        await asyncio.sleep(0.005)
 
 
 def listening_inodes() -> set[int]:
