@@ -68,11 +68,15 @@ class Processes:
             dist.barrier()
 
 
+def started_by_torchrun() -> bool:
+    return "WORLD_SIZE" in os.environ  # torchrun describes the group in the environment
+
+
 @contextmanager
 def processes(distributed: bool) -> Iterator[Processes]:
     """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, ...),
     or run alone when not ``distributed`` or not started by torchrun; leave the group on exit."""
-    if not distributed or "WORLD_SIZE" not in os.environ:
+    if not distributed or not started_by_torchrun():
         if distributed:
             logger.warning("--distributed outside torchrun: training as one process")
         yield Processes()
@@ -155,7 +159,7 @@ def end_torchrun_process() -> None:
     command, reports/torchrun_exits.py; docs/scale.md). Everything the command produces is written by
     then; only the teardown is skipped.
     """
-    if "WORLD_SIZE" not in os.environ:
+    if not started_by_torchrun():
         return
     logging.shutdown()
     sys.stdout.flush()
