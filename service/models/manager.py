@@ -57,6 +57,7 @@ class ModelManager:
         self._poller: asyncio.Task | None = None
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
+        self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -196,19 +197,25 @@ class ModelManager:
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     async def _poll(self) -> None:
-        """Reload a model when the versions its policy selects on disk differ from those served."""
+        """Reload a model when the versions its policy selects on disk differ from those served, or when
+        its last load by polling failed: with several workers, this one may have loaded what another did
+        not, and only loading again (a no-op where it is served) brings them back together."""
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
             for name in sorted(set(self.models.names) | set(self.models.loaded)):
                 wanted = await run_in_threadpool(self._wanted_now, name)
                 served = set(self.models.versions.get(name, {}))
-                if wanted and wanted != served:
+                if wanted and (wanted != served or name in self._unsettled):
                     wants = f"versions {sorted(wanted)} wanted, {sorted(served)} served"
-                    logger.info("poll: model %s: %s: loading", name, wants)
+                    again = "" if wanted != served else " (again: the last load failed)"
+                    logger.info("poll: model %s: %s: loading%s", name, wants, again)
                     try:
                         await self._poll_load(name)
                     except ModelLoadError as error:
                         logger.warning("poll: model %s not reloaded: %s", name, error)
+                        self._unsettled.add(name)
+                    else:
+                        self._unsettled.discard(name)
 
 
 def load_snapshot(settings: Settings) -> ServingModels:

@@ -123,6 +123,57 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
 
 
+def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
+    """Worker 0 polls for all (service/models/manager.py); when another worker fails the load of what it
+    found, worker 0 serves the new version already, so comparing the repository with its own versions
+    would never load again and the workers would serve different versions. Worker 1 here is a
+    ``SiblingAdmin`` on its socket whose first load fails (as one out of memory would); the next poll
+    loads again, and once every worker has loaded, polling stops loading."""
+    import asyncio
+    import threading
+    import time
+
+    from service.sibling_admin import SiblingAdmin
+
+    root = make_repository(tmp_path / "models", 1)
+    loads: list[float] = []
+    stop = threading.Event()
+    listening = threading.Event()
+
+    async def worker_1() -> None:
+        async def operate(op: str, name: str) -> tuple[int, dict]:
+            loads.append(time.monotonic())
+            if len(loads) == 1:
+                return 500, {"error": "model 'esmm': out of memory"}
+            return 200, {"name": name, "versions": [2]}
+
+        admin = SiblingAdmin(tmp_path, 1, 2)
+        await admin.listen(operate)
+        listening.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        admin.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(worker_1(),))
+    thread.start()
+    try:
+        assert listening.wait(10)
+        app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, poll_interval_s=0.05))
+        app.state.sibling_admin = SiblingAdmin(tmp_path, 0, 2)
+        with TestClient(app) as client:
+            publish_tiny_esmm(root, seed=3)
+            deadline = time.monotonic() + 10
+            while len(loads) < 2:
+                assert time.monotonic() < deadline, f"worker 1 asked {len(loads)} time(s)"
+                time.sleep(0.05)
+            assert client.get("/v2/models/esmm").json()["versions"] == ["2"]
+            time.sleep(0.5)  # ten more polls: every worker serves what the repository holds
+            assert len(loads) == 2
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def test_reloads_free_the_old_versions_threads_and_sessions(tmp_path: Path) -> None:
     """Memory must not grow with reloads: each replaced version's batcher, thread pool and ONNX Runtime
     session go when its last request is answered, also after the server's gc.freeze() at start-up."""
