@@ -4,7 +4,7 @@ One `ctr serve` (this checkout's service, or ``--service-root``'s), warmed up fo
 of ``--candidates``-candidate bodies at ``--rate`` for ``--seconds``. Printed:
 
 - the host's CPU split over that time, in cores (``/proc/stat``: user, system, idle, steal, ...);
-- the server's two busiest threads (the event loop and the model's thread): time on a CPU and time
+- the server's (each worker's) two busiest threads (the event loop and the model's thread): time on a CPU and time
   runnable but waiting for one, in cores, and context switches per second (``/proc/<pid>/task/*/schedstat``);
   a thread neither on a CPU nor waiting for one is asleep: idle, or waiting for the GIL;
 - the load generator's CPU (this process);
@@ -12,7 +12,10 @@ of ``--candidates``-candidate bodies at ``--rate`` for ``--seconds``. Printed:
   batcher saw it, and per item (candidate) that batch time against the model's thread's CPU time;
 - the step's statuses and latency percentiles.
 
-    PYTHONPATH=. python reports/thread_occupancy.py --candidates 100 --rate 850 [--service-root OTHER]
+    PYTHONPATH=. python reports/thread_occupancy.py --candidates 100 --rate 850 [--service-root OTHER] [--workers 2]
+
+With ``--workers`` (``CTR_WORKERS``) each worker's two threads are listed, with the connections it held
+halfway through the load; the batches are those of all workers (``/metrics`` sums them).
 
 Used in docs/serving.md, "The model's thread takes its next batch".
 """
@@ -23,8 +26,10 @@ import asyncio
 import os
 import re
 import sys
+import threading
 import time
 import urllib.request
+from contextlib import suppress
 
 from clients.bench_serve import host_cpu_seconds
 from clients.loadgen import run_load
@@ -55,31 +60,66 @@ def say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
+def server_processes(pid: int, workers: int) -> list[int]:
+    """The processes that serve: the service itself, or its supervisor's workers."""
+    if workers == 1:
+        return [pid]
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def connections(pids: list[int], port: int) -> dict[int, int]:
+    """Process -> the established TCP connections to ``port`` it holds (Linux's socket tables)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    established.add(fields[9])
+    held = {}
+    for pid in pids:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in descriptors]
+        held[pid] = sum(link[len("socket:[") : -1] in established for link in links if link.startswith("socket:["))
+    return held
+
+
 def main() -> None:
     args = arguments(__doc__.splitlines()[0], candidates=100, rate=850.0, seconds=8.0)
     with warmed_service(args) as (port, pid, bodies):
-        before = (host_cpu_seconds(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+        pids = server_processes(pid, args.workers)
+        before = (host_cpu_seconds(), *map(thread_schedstats, pids), time.process_time())
+        counters_before = model_counters(port, args.model)
+        mid_run: dict[int, int] = {}
+        sampler = threading.Timer(args.seconds / 2, lambda: mid_run.update(connections(pids, port)))
+        sampler.start()
         started = time.monotonic()
         result = asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, args.rate, args.seconds))
         wall = time.monotonic() - started
-        after = (host_cpu_seconds(), thread_schedstats(pid), time.process_time(), model_counters(port, args.model))
+        sampler.join()
+        after = (host_cpu_seconds(), *map(thread_schedstats, pids), time.process_time())
+        counters_after = model_counters(port, args.model)
+    counters = {name: counters_after.get(name, 0.0) - value for name, value in counters_before.items()}
     host = {name: (after[0][name] - seconds) / wall for name, seconds in before[0].items()}
     say("host, cores: " + ", ".join(f"{name} {value:.2f}" for name, value in host.items() if value >= 0.005))
-    threads = sorted(after[1], key=lambda tid: before[1].get(tid, (0.0, 0.0, 0))[0] - after[1][tid][0])[:2]
-    for tid in threads:
-        (cpu0, wait0, n0), (cpu1, wait1, n1) = before[1].get(tid, (0.0, 0.0, 0)), after[1][tid]
-        role = "event loop" if tid == str(pid) else "model's thread"
-        say(
-            f"server {role:<15} on a CPU {(cpu1 - cpu0) / wall:.2f}, runnable waiting {(wait1 - wait0) / wall:.2f}"
-            f" cores; {(n1 - n0) / wall:.0f} switches/s"
-        )
-    say(f"generator: {(after[2] - before[2]) / wall:.2f} cores")
-    counters = {name: after[3].get(name, 0.0) - value for name, value in before[3].items()}
+    model_cpu = 0.0
+    for index, server_pid in enumerate(pids):
+        was, now = before[1 + index], after[1 + index]
+        process = "server" if args.workers == 1 else f"worker {index} ({mid_run.get(server_pid, 0)} connections)"
+        threads = sorted(now, key=lambda tid: was.get(tid, (0.0, 0.0, 0))[0] - now[tid][0])[:2]
+        for tid in threads:
+            (cpu0, wait0, n0), (cpu1, wait1, n1) = was.get(tid, (0.0, 0.0, 0)), now[tid]
+            role = "event loop" if tid == str(server_pid) else "model's thread"
+            model_cpu += (cpu1 - cpu0) if role == "model's thread" else 0.0
+            say(
+                f"{process} {role:<15} on a CPU {(cpu1 - cpu0) / wall:.2f}, runnable waiting"
+                f" {(wait1 - wait0) / wall:.2f} cores; {(n1 - n0) / wall:.0f} switches/s"
+            )
+    say(f"generator: {(after[-1] - before[-1]) / wall:.2f} cores")
     batches = counters["ctr_inference_exec_count_total"]
     items = counters["ctr_inference_count_total"]
     batch_s = counters["ctr_inference_compute_duration_seconds_total"]
-    model_tid = next((tid for tid in threads if tid != str(pid)), None)
-    model_cpu = after[1][model_tid][0] - before[1].get(model_tid, (0.0, 0.0, 0))[0] if model_tid else float("nan")
     say(
         f"batches: {batches:.0f}, {items / max(batches, 1):.0f} items each; a batch running {batch_s / wall:.2f} of"
         f" the time; per item: batch time {batch_s / items * 1e6:.2f} µs, model's thread CPU"
