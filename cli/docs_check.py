@@ -231,8 +231,10 @@ def check(files: list[Path], url: str, repository: Path, exact: bool, write: boo
 
 def docs_check(
     files: Annotated[list[Path] | None, typer.Argument(help="Markdown files (default: README.md docs/*.md).")] = None,
-    url: Annotated[str | None, typer.Option(help="A running service; default: start `ctr serve` on a free "
-                                            "loopback port over --repository.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running service; default: start `ctr serve` on a free loopback port over --repository."),
+    ] = None,
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The served model repository.")] = Path(
         "models"
     ),

@@ -172,8 +172,13 @@ def evaluate(
     repository: RepositoryOption = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
-    logs: Annotated[Path | None, typer.Option(help="Your held-out log: evaluate on it (AUC/log loss CIs, "
-                                              "calibration per position, reliability PNG beside --out).")] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your held-out log: evaluate on it (AUC/log loss CIs, "
+            "calibration per position, reliability PNG beside --out)."
+        ),
+    ] = None,
 ) -> None:
     """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration.
 
@@ -209,8 +214,10 @@ def evaluate(
     try:
         report = evaluate_model(repository, name, version)
     except FeatureError as error:  # a model of the user's own features: the simulator lacks them
-        raise ValueError(f"{error}; {name} reads features the world simulator does not make: "
-                         f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`") from None
+        raise ValueError(
+            f"{error}; {name} reads features the world simulator does not make: "
+            f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`"
+        ) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for key, value in report.items():

@@ -102,8 +102,10 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
             for job in running:
                 if not job.trained and CHECKPOINT_LINE in job.log.read_text(errors="replace"):
                     job.trained = True
-                    typer.echo(f"{step} {job.name:<{width}} trained in {time.monotonic() - job.started:.0f} s; "
-                               "exporting to ONNX (parity-checked) ...")
+                    typer.echo(
+                        f"{step} {job.name:<{width}} trained in {time.monotonic() - job.started:.0f} s; "
+                        "exporting to ONNX (parity-checked) ..."
+                    )
             for job in [j for j in running if j.process.poll() is not None]:
                 running.remove(job)
                 seconds = time.monotonic() - job.started

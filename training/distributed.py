@@ -119,9 +119,7 @@ def averaged_gradients(model: nn.Module, group: Processes) -> Iterator[None]:
         yield
         return
     device_ids = [group.device.index] if group.device.type == "cuda" else None
-    wrapper = DistributedDataParallel(
-        _Objective(model), device_ids=device_ids, find_unused_parameters=True
-    )
+    wrapper = DistributedDataParallel(_Objective(model), device_ids=device_ids, find_unused_parameters=True)
     token = LOSS_ROUTE.set(wrapper)
     try:
         yield

@@ -61,8 +61,9 @@ def evaluate_on_logs(
     if "pctcvr" in outputs:
         metrics |= _scored("ctcvr", click & conversion, outputs["pctcvr"], "conversions", rng, resamples)
     if "pcvr" in outputs:
-        metrics |= _scored("cvr_clicked", conversion[click], outputs["pcvr"][click], "conversions of clicks", rng,
-                           resamples)
+        metrics |= _scored(
+            "cvr_clicked", conversion[click], outputs["pcvr"][click], "conversions of clicks", rng, resamples
+        )
     report: dict[str, Any] = {
         "model": name,
         "version": version,
@@ -83,8 +84,10 @@ def evaluate_on_logs(
 
 def summary(report: dict[str, Any]) -> list[str]:
     """The report as lines for the terminal: each metric with its interval, then the calibration."""
-    lines = [f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
-             f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"]
+    lines = [
+        f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
+        f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"
+    ]
     for key, metric in report["metrics"].items():
         if metric["value"] is None:
             lines.append(f"{key:<22} null ({metric['reason']})")
@@ -97,8 +100,10 @@ def summary(report: dict[str, Any]) -> list[str]:
         lines.append(f"calibration: {calibration['prediction']}")
         for entry in [{"position": "all", **calibration["overall"]}, *calibration["per_position"]]:
             predicted = entry["predicted_ctr"]
-            lines.append(f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
-                         + ("n/a" if predicted is None else f"{predicted:.4f}"))
+            lines.append(
+                f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
+                + ("n/a" if predicted is None else f"{predicted:.4f}")
+            )
     return lines
 
 
@@ -134,8 +139,9 @@ def _scored(
     return result
 
 
-def _with_interval(metric: Any, labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator,
-                   resamples: int) -> dict[str, Any]:
+def _with_interval(
+    metric: Any, labels: np.ndarray, scores: np.ndarray, rng: np.random.Generator, resamples: int
+) -> dict[str, Any]:
     """The metric and its percentile bootstrap 95% interval (resamples with one class only are skipped)."""
     value = metric(labels, scores)
     draws = []
@@ -163,8 +169,9 @@ def predicted_ctr(pctr: np.ndarray, position: np.ndarray, regime: dict[str, Any]
     return pctr, "pctr as served, without a position ratio: model.json carries no position ctr_ratios"
 
 
-def calibration(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None
-                ) -> dict[str, Any]:
+def calibration(
+    pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None
+) -> dict[str, Any]:
     """Predicted against observed CTR overall and per logged position."""
     predicted, how = predicted_ctr(pctr, position, regime)
     ratios = (regime or {}).get("ctr_ratios") or []
@@ -191,16 +198,21 @@ def calibration(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regim
         "predicted_ctr": float(predicted[scored].mean()) if scored.any() else None,
     }
     overall["predicted_over_observed"] = _ratio(overall["predicted_ctr"], overall["observed_ctr"])
-    return {"prediction": how, "position_regime": (regime or {}).get("regime"), "overall": overall,
-            "per_position": per_position}
+    return {
+        "prediction": how,
+        "position_regime": (regime or {}).get("regime"),
+        "overall": overall,
+        "per_position": per_position,
+    }
 
 
 def _ratio(predicted: float | None, observed: float) -> float | None:
     return None if predicted is None or observed == 0 else predicted / observed
 
 
-def reliability_png(pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None,
-                    path: Path) -> Path:
+def reliability_png(
+    pctr: np.ndarray, click: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None, path: Path
+) -> Path:
     """Observed CTR against predicted CTR in equal-count bins of the prediction, written to ``path``."""
     import matplotlib
 

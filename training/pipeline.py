@@ -172,8 +172,16 @@ def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
     scaled = replace(config, batch_size=batch, epochs=epochs)
     logger.info(
         "small log (%d training rows): batch %d -> %d, epochs %d -> %d, so %d optimiser steps (rule: >= %d steps, "
-        "batch >= %d, epochs <= %d)", rows, config.batch_size, batch, config.epochs, epochs,
-        steps_of(scaled, impressions), MIN_STEPS, MIN_BATCH, MAX_EPOCHS,
+        "batch >= %d, epochs <= %d)",
+        rows,
+        config.batch_size,
+        batch,
+        config.epochs,
+        epochs,
+        steps_of(scaled, impressions),
+        MIN_STEPS,
+        MIN_BATCH,
+        MAX_EPOCHS,
     )
     return scaled
 
@@ -185,7 +193,11 @@ def warn_if_small(name: str, config: TrainingConfig, impressions: int, clicks: i
         logger.warning(
             "%s trains for only %d optimiser steps on %d clicks in %d impressions: expect a weak model and "
             "validation metrics with wide uncertainty (more logs, or `ctr evaluate %s --logs HELDOUT` for intervals)",
-            name, steps, clicks, impressions, name,
+            name,
+            steps,
+            clicks,
+            impressions,
+            name,
         )
 
 

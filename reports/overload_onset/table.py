@@ -94,7 +94,8 @@ def main() -> None:
         lines.append(
             f"| {r['run']} | {r['offered_rps']:,.0f} | {r['client_503_p99_ms']} ms | {r['client_200_p99_ms']} ms"
             f" | {r['server_wait_p99_ms']} / {r['server_wait_max_ms']} ms"
-            f" | {r['server_over_50ms']} of {r['server_refused']:,}" + (f" ({last} ms)" if last is not None else "")
+            f" | {r['server_over_50ms']} of {r['server_refused']:,}"
+            + (f" ({last} ms)" if last is not None else "")
             + f" | {r['collections_young_over_5ms']}, {r['collections_older']}, {r['collection_longest_ms']} ms"
             + (f" | {r['door_turned_after_standing_ms']} ms ({r['in_hand_at_turn']})" if r["in_hand_at_turn"] else " |")
             + " |"

@@ -55,17 +55,22 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     rows = requests * slots
     bid = rng.uniform(0, 1, rows)
     bid[::7] = np.nan
-    pq.write_table(pa.table({
-        "request_id": np.repeat(np.arange(requests), slots).astype(str),
-        "ts": np.arange(rows),
-        "site": np.repeat(rng.choice(["a", "b", "c"], requests), slots),
-        "creative": rng.integers(0, 50, rows),
-        "bid": pa.array(bid, from_pandas=True),
-        "constant": np.ones(rows),
-        "position": np.tile(np.arange(1, slots + 1), requests),
-        "click": np.zeros(rows, np.int64),
-        "conversion": np.zeros(rows, np.int64),
-    }), tmp_path / "log.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "request_id": np.repeat(np.arange(requests), slots).astype(str),
+                "ts": np.arange(rows),
+                "site": np.repeat(rng.choice(["a", "b", "c"], requests), slots),
+                "creative": rng.integers(0, 50, rows),
+                "bid": pa.array(bid, from_pandas=True),
+                "constant": np.ones(rows),
+                "position": np.tile(np.arange(1, slots + 1), requests),
+                "click": np.zeros(rows, np.int64),
+                "conversion": np.zeros(rows, np.int64),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
     result = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"))
     assert result.exit_code == 0, result.output
     assert "left out: constant" in result.output and "left out: request_id" in result.output

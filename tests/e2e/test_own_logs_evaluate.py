@@ -26,15 +26,17 @@ def write_log(path, requests: int, seed: int, conversions: bool = True) -> None:
     attractiveness = np.where(creative % 2 == 0, 0.5, 0.08)
     click = rng.random(rows) < attractiveness * EXAMINATION[position - 1]
     conversion = click & (rng.random(rows) < np.where(creative < 5, 0.6, 0.1)) if conversions else np.zeros(rows, bool)
-    table = pa.table({
-        "request_id": np.repeat([f"r{seed}_{i}" for i in range(requests)], POSITIONS),
-        "site": np.repeat(rng.choice(["news", "sport", "shop"], requests), POSITIONS),
-        "creative": creative,
-        "bid": rng.uniform(0.1, 2.0, rows),
-        "position": position,
-        "click": click.astype(np.int64),
-        "conversion": conversion.astype(np.int64),
-    })
+    table = pa.table(
+        {
+            "request_id": np.repeat([f"r{seed}_{i}" for i in range(requests)], POSITIONS),
+            "site": np.repeat(rng.choice(["news", "sport", "shop"], requests), POSITIONS),
+            "creative": creative,
+            "bid": rng.uniform(0.1, 2.0, rows),
+            "position": position,
+            "click": click.astype(np.int64),
+            "conversion": conversion.astype(np.int64),
+        }
+    )
     pq.write_table(table, path)
 
 
@@ -54,10 +56,13 @@ def trained(tmp_path_factory):
     models, work = str(tmp / "models"), str(tmp / "work")
     invoke("new", "mine", "--kind", "esmm", "--spec", str(tmp / "spec.toml"), "-r", models)
     config = tmp / "models" / "mine" / "config.toml"  # edited as the user would, to a small model
-    config.write_text(config.read_text().replace("embedding_dim = 18", "embedding_dim = 4")
-                      .replace("hidden = [360, 200, 80]", "hidden = [16, 8]")
-                      .replace("position_bypass = false", "position_bypass = true")  # slot-1 pCTR + ratios
-                      .replace("learning_rate = 0.001", "learning_rate = 0.01"))  # 1e-3: ~200 steps leave b unlearnt
+    config.write_text(
+        config.read_text()
+        .replace("embedding_dim = 18", "embedding_dim = 4")
+        .replace("hidden = [360, 200, 80]", "hidden = [16, 8]")
+        .replace("position_bypass = false", "position_bypass = true")  # slot-1 pCTR + ratios
+        .replace("learning_rate = 0.001", "learning_rate = 0.01")
+    )  # 1e-3: ~200 steps leave b unlearnt
     invoke("train", "mine", "--logs", str(tmp / "train.parquet"), "--no-progress", "-r", models, "--work-dir", work)
     invoke("export", "mine", "-r", models, "--work-dir", work)
     return tmp
@@ -71,13 +76,20 @@ def test_a_small_log_gets_enough_steps(trained):
 
 def test_evaluate_on_own_heldout_log(trained):
     out = trained / "report.json"
-    invoke("evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out", str(out),
-           "-r", str(trained / "models"))
+    invoke(
+        "evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out", str(out), "-r", str(trained / "models")
+    )
     report = json.loads(out.read_text())
     assert report["model"] == "mine" and report["version"] == 1 and report["n_impressions"] == 1200
     metrics = report["metrics"]
-    assert set(metrics) == {"ctr_auc", "ctr_logloss", "ctcvr_auc", "ctcvr_logloss", "cvr_clicked_auc",
-                            "cvr_clicked_logloss"}
+    assert set(metrics) == {
+        "ctr_auc",
+        "ctr_logloss",
+        "ctcvr_auc",
+        "ctcvr_logloss",
+        "cvr_clicked_auc",
+        "cvr_clicked_logloss",
+    }
     low, high = metrics["ctr_auc"]["ci95"]
     assert low <= metrics["ctr_auc"]["value"] <= high and high - low < 0.2
     assert metrics["ctr_auc"]["value"] > 0.6  # even creatives are clicked six times as often
@@ -99,8 +111,16 @@ def test_evaluate_on_own_heldout_log(trained):
 def test_no_conversions_give_null_with_a_reason(trained):
     write_log(trained / "no_conversions.parquet", requests=200, seed=3, conversions=False)
     out = trained / "no_conversions.json"
-    invoke("evaluate", "mine", "--logs", str(trained / "no_conversions.parquet"), "--out", str(out),
-           "-r", str(trained / "models"))
+    invoke(
+        "evaluate",
+        "mine",
+        "--logs",
+        str(trained / "no_conversions.parquet"),
+        "--out",
+        str(out),
+        "-r",
+        str(trained / "models"),
+    )
     text = out.read_text()
     assert "NaN" not in text
     metrics = json.loads(text)["metrics"]
@@ -113,10 +133,20 @@ def test_evaluate_on_logs_imports_no_torch(trained):
     import subprocess
     import sys
 
-    probe = ("import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
-             "from cli.main import app; app(sys.argv[1:])")
-    arguments = ["evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out",
-                 str(trained / "no_torch.json"), "-r", str(trained / "models")]
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
+        "from cli.main import app; app(sys.argv[1:])"
+    )
+    arguments = [
+        "evaluate",
+        "mine",
+        "--logs",
+        str(trained / "heldout.parquet"),
+        "--out",
+        str(trained / "no_torch.json"),
+        "-r",
+        str(trained / "models"),
+    ]
     result = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout

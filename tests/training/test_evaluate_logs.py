@@ -30,6 +30,8 @@ def test_without_ratios_the_prediction_is_compared_as_served_and_a_missing_slot_
 def test_one_class_is_null_with_a_reason_not_nan():
     rng = np.random.default_rng(0)
     scored = _scored("ctcvr", np.zeros(50, bool), rng.random(50), "conversions", rng, 20)
-    assert scored["ctcvr_auc"] == {"value": None, "reason": "AUC needs both classes; no conversions in the log: "
-                                   "one class only"}
+    assert scored["ctcvr_auc"] == {
+        "value": None,
+        "reason": "AUC needs both classes; no conversions in the log: one class only",
+    }
     assert np.isfinite(scored["ctcvr_logloss"]["value"])

@@ -65,9 +65,7 @@ def write_shards(
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
     entries = []
-    days = iter_days(
-        world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed
-    )
+    days = iter_days(world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed)
     for day, table in enumerate(days):
         path = out / shard_name(day)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
