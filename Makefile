@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean docs-check proto
+.PHONY: run test lint install clean docs-check image-check proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ run: $(VENV)/.installed-run-$(RUNTIME)
 docs-check: install
 	$(BIN)/ctr prepare --step "[docs-check]"
 	$(BIN)/ctr docs-check
+
+# The Dockerfile's CPU stages without Docker: a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
+image-check: install
+	$(BIN)/ctr prepare --step "[image-check]"
+	PYTHON=$(PYTHON) CTR=$(BIN)/ctr bash .ci/image_steps.sh
 
 test: install
 	$(BIN)/ruff check .
