@@ -281,8 +281,9 @@ def loadgen(
 @bench_app.command("ab")
 def ab(
     service_root: Annotated[
-        Path, typer.Option(help="The other checkout (e.g. an older commit's worktree) whose service to compare.")
-    ],
+        Path | None,
+        typer.Option(help="The other checkout (e.g. an older commit's worktree) whose service to compare."),
+    ] = None,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_ab.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -290,15 +291,35 @@ def ab(
     rate: Annotated[float, typer.Option(help="Offered requests/s, below both services' saturation.")] = 4000.0,
     seconds: Annotated[float, typer.Option(help="Seconds of load per round.")] = 6.0,
     rounds: Annotated[int, typer.Option(help="Rounds per side, in ABBA order.")] = 6,
+    other_repository: Annotated[
+        Path | None,
+        typer.Option(help="The other side's model repository (e.g. another export of the model); default: the same."),
+    ] = None,
 ) -> None:
-    """This checkout's service and another's side by side, load alternated, CPU per request (clients/bench_ab.py)."""
+    """This checkout's service and another's (or the same service on another repository) side by side, load
+    alternated, CPU per request (clients/bench_ab.py)."""
     from clients.bench_ab import run_ab, table
 
+    if service_root is None and other_repository is None:
+        raise typer.BadParameter("give --service-root, --other-repository or both: the two sides must differ")
     bodies = request_bodies(repository, model, candidates)
+    other = (f" --service-root {service_root}" if service_root else "") + (
+        f" --other-repository {other_repository}" if other_repository else ""
+    )
     report = {
-        "command": f"ctr bench ab --service-root {service_root} -r {repository} --candidates {candidates}"
+        "command": f"ctr bench ab{other} -r {repository} --candidates {candidates}"
         f" --rate {rate:g} --seconds {seconds:g} --rounds {rounds}",
-        **run_ab(repository, model, bodies, candidates, service_root, rate, seconds, rounds),
+        **run_ab(
+            repository,
+            model,
+            bodies,
+            candidates,
+            service_root,
+            rate,
+            seconds,
+            rounds,
+            other_repository=other_repository,
+        ),
     }
     write_report(out, report)
     typer.echo(table(report))

@@ -4,7 +4,8 @@ On a machine shared with other tenants, two sweeps of ``ctr bench serve`` minute
 moments of the host as much as two versions of the code: on the 2-core VM of 2026-12-02's later stop
 the same service gave 9,319 and 5,664 1-candidate req/s in consecutive runs, with the host stealing up
 to 37 % of a CPU at times (docs/serving.md "Comparing two versions"). Here both services run for the
-whole comparison, serving the same repository: open-loop load at one fixed rate goes to each in turn,
+whole comparison, serving the same repository (or, with ``other_repository``, each its own: two exports of
+a model under one service's code): open-loop load at one fixed rate goes to each in turn,
 ``rounds`` times, in ABBA order (A B, B A, A B, ...), so a slow spell of the host falls on both. Each
 round records the server's CPU per answered request (what a version costs: a saturation figure needs
 the whole machine, CPU per request does not), achieved rate, p50/p99, errors and the host's steal time
@@ -55,20 +56,25 @@ def run_ab(
     model: str,
     bodies: list[bytes],
     n_candidates: int,
-    other_root: Path,
+    other_root: Path | None,
     rate: float,
     seconds: float = 6.0,
     rounds: int = 6,
     connections: int = 64,
     intra_op_threads: int = 1,
+    other_repository: Path | None = None,
 ) -> dict[str, Any]:
-    """Both services up, ``rounds`` rounds of ``seconds`` at ``rate`` each, ABBA; medians and their ratio."""
+    """Both services up, ``rounds`` rounds of ``seconds`` at ``rate`` each, ABBA; medians and their ratio.
+    The other side runs ``other_root``'s code (this checkout's if None) on ``other_repository`` (the
+    same repository if None)."""
     this_root = Path(__file__).resolve().parents[1]
+    other_root = this_root if other_root is None else other_root
+    other_repository = repository if other_repository is None else other_repository
     results: dict[str, list[dict]] = {"this": [], "other": []}
     with ExitStack() as stack:
         servers = {
             "this": stack.enter_context(server("service", repository, model, {}, intra_op_threads)),
-            "other": stack.enter_context(server("service", repository, model, {}, intra_op_threads, other_root)),
+            "other": stack.enter_context(server("service", other_repository, model, {}, intra_op_threads, other_root)),
         }
         for port, _ in servers.values():
             asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, rate, WARM_UP_S, connections=connections))
@@ -78,6 +84,7 @@ def run_ab(
             results[side].append(step)
     report: dict[str, Any] = {
         "roots": {"this": str(this_root), "other": str(other_root.resolve())},
+        "repositories": {"this": str(repository.resolve()), "other": str(other_repository.resolve())},
         "candidates": n_candidates,
         "rate": rate,
         "seconds": seconds,
@@ -105,7 +112,8 @@ def table(report: dict[str, Any]) -> str:
     for side, result in report["sides"].items():
         lines.append(
             f"{side}: median {result['median_cpu_us_per_request']} µs/req, {result['median_achieved_rps']} req/s,"
-            f" p50 {result['median_p50_ms']} ms, p99 {result['median_p99_ms']} ms ({report['roots'][side]})"
+            f" p50 {result['median_p50_ms']} ms, p99 {result['median_p99_ms']} ms ({report['roots'][side]},"
+            f" {report['repositories'][side]})"
         )
     lines.append(f"CPU per request, this / other: {report['cpu_ratio_this_over_other']}")
     return "\n".join(lines)

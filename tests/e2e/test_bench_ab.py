@@ -36,3 +36,24 @@ def test_bench_ab_compares_another_checkout_round_by_round(world_repository: Pat
         assert report["sides"][side]["median_cpu_us_per_request"] > 0
     assert report["cpu_ratio_this_over_other"] > 0
     assert "CPU per request, this / other" in result.output
+
+
+def test_bench_ab_compares_two_repositories_under_this_service(world_repository: Path, tmp_path: Path) -> None:
+    """Two exports of a model side by side (--other-repository, no --service-root): this checkout's code on both."""
+    other = tmp_path / "other_models"
+    shutil.copytree(world_repository, other)
+    out = tmp_path / "ab.json"
+    arguments = ["bench", "ab", "--other-repository", str(other), "--repository", str(world_repository)]
+    arguments += ["--rate", "100", "--seconds", "0.5", "--rounds", "1", "--out", str(out)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["roots"]["this"] == report["roots"]["other"]
+    assert report["repositories"] == {"this": str(world_repository.resolve()), "other": str(other.resolve())}
+    assert all(report["sides"][side]["rounds"][0]["errors"] == 0 for side in ("this", "other"))
+    assert "--other-repository" in report["command"]
+
+
+def test_bench_ab_refuses_two_identical_sides(world_repository: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "ab", "--repository", str(world_repository)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "the two sides must differ" in result.output
