@@ -15,6 +15,18 @@ from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 PARAMS = {"base_hidden": [16, 8], "prediction_hidden": [8], "bias_hidden": [8], "optimizer": "adam"}
 
 
+PER_ROW_BYPASS_OPS = {"Shape", "Expand", "ConstantOfShape", "Where"}  # b copied to every row, as exported before
+
+
+def optimized_op_types(path, tmp_path) -> set[str]:
+    """The operators of ``path``'s graph as ONNX Runtime runs it (after its optimisations, constant folding too)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+
+
 def checkpoint(bypass: bool) -> Checkpoint:
     torch.manual_seed(0)
     model = AdversarialCTR(SPEC, AdversarialCTRConfig(bypass=bypass, **PARAMS))
@@ -33,6 +45,7 @@ def test_export_has_feature_inputs_only_and_matches_torch(tmp_path):
         graph = onnx.load(str(path)).graph
         assert [i.name for i in graph.input] == ["categorical", "numeric"]  # no b, no position
         assert [o.name for o in graph.output] == ["pctr"]
+        assert not PER_ROW_BYPASS_OPS & optimized_op_types(path, tmp_path)  # b fixed: one term, folded
         manifest = read_manifest(tmp_path, name, 1)
         assert manifest.constants == ckpt.constants and 0.0 < manifest.constants["b"] < 1.0
         assert manifest.metrics["export_parity_max_abs_diff"] <= PARITY_TOLERANCE

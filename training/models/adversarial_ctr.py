@@ -182,8 +182,8 @@ class AdversarialCTR(nn.Module):
         return logit
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
-        b = self.b_inference.expand(numeric.shape[0])  # (B,) the fixed position-1 CTR
-        return {"pctr": torch.sigmoid(self.logit(categorical, numeric, b))}
+        b = self.b_inference.reshape(1)  # the fixed position-1 CTR: one bypass term, broadcast over the rows
+        return {"pctr": torch.sigmoid(self.logit(categorical, numeric, b))}  # (the export folds it: position_bypass.py)
 
     def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """pCTR with a given b per row (e.g. another position's CTR), for analysis."""

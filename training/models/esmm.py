@@ -82,7 +82,7 @@ class ESMM(nn.Module):
         ctr_input = self.ctr_embedding(categorical, numeric)  # (B, C * D + N)
         ctr_logit = self.ctr_tower(ctr_input) + self.cross(self.ctr_interaction, ctr_input)  # (B,)
         if self.bypass is not None:
-            ctr_logit = ctr_logit + self.bypass(b, numeric.shape[0])
+            ctr_logit = ctr_logit + self.bypass(b)
         cvr_input = self.cvr_embedding(categorical, numeric)
         cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         return ctr_logit, cvr_logit

@@ -61,7 +61,7 @@ class DebiasedESMM(ESMM):
         ctr_input, cvr_input = self.ctr_embedding(categorical, numeric), self.cvr_embedding(categorical, numeric)
         z = self.ctr_tower.hidden(ctr_input)  # (B, H)
         ctr_logit = self.ctr_tower.head(z) + self.cross(self.ctr_interaction, ctr_input)  # (B,)
-        ctr_logit = ctr_logit + self.bypass(b, numeric.shape[0])
+        ctr_logit = ctr_logit + self.bypass(b)
         cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         click = batch["click"].float()
         esmm = torch.nn.functional.binary_cross_entropy_with_logits(ctr_logit, click) + product_bce(
