@@ -20,7 +20,9 @@ trap cleanup EXIT
 step() { echo "[image-check] $*"; }
 
 step "build stage: pip wheel --no-deps ."
+[ -e build ] && had_build=1 || had_build=0
 "$PYTHON" -m pip wheel -q --no-deps --wheel-dir "$work/wheels" . 2>&1 | grep -v "^WARNING: Location" || true
+[ "$had_build" = 1 ] || rm -rf build  # setuptools' scratch in the checkout (the image builds in its own stage)
 wheel=$(ls "$work"/wheels/*.whl)
 
 step "service stage: a fresh venv, pip install '$(basename "$wheel")[cpu]'"
