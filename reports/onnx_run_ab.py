@@ -1,9 +1,10 @@
 """ONNX Runtime's run of two exports of a model, side by side: µs per run at a few batch sizes.
 
-Both sessions as the service opens them (all graph optimisations, one intra-op thread, no spinning), in
-one process; for each batch size, ``--blocks`` blocks of ``--runs`` runs alternated between the two
-(ABBA), so a slow spell of the host falls on both; printed: the median and the least µs per run of each,
-and the ratio of the medians (the second over the first).
+Both sessions opened by the service's own code (`create_session`: all graph optimisations, no spinning;
+one intra-op thread, as `ctr bench serve` runs it), in one process; for each batch size, ``--blocks``
+blocks of ``--runs`` runs alternated between the two (ABBA), so a slow spell of the host falls on both;
+printed: the median and the least µs per run of each, and the ratio of the medians (the second over the
+first).
 
     PYTHONPATH=. python reports/onnx_run_ab.py FIRST.onnx SECOND.onnx [--sizes 1,4,16,32,100]
 
@@ -21,16 +22,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.models.onnx import create_session
+from service.settings import Settings
+
 CATEGORICAL_HIGH = 1000  # within every categorical feature's buckets of the world's models
 
 
 def session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """As the service opens a model (its settings but one intra-op thread, as `ctr bench serve` runs it), on the CPU."""
+    opened, _ = create_session(path.read_bytes(), Settings(intra_op_threads=1, use_cuda=False))
+    return opened
 
 
 def feed(first: ort.InferenceSession, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
