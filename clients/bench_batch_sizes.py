@@ -60,6 +60,7 @@ def measure(
     return {
         "machine": machine(),
         "model": model,
+        "provider": raw.model.provider,  # the execution provider in use, read back from the session
         "threads": threads,
         "seconds": seconds,
         "rounds": rounds,

@@ -33,6 +33,7 @@ load stopped, the server idle) and records it as ``ceiling_candidates_per_s``; t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import platform
@@ -233,6 +234,13 @@ def server(
             process.wait()
 
 
+def served_providers(port: int) -> dict[str, str | None]:
+    """The execution provider each served model's session runs on (``GET /v1/models``): the provider a
+    service case measured, read back from the service (onnxruntime-gpu falls back to CPU silently)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as response:
+        return {model["name"]: model.get("provider") for model in json.loads(response.read())["models"]}
+
+
 def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
     path = "/v2/health/ready" if kind == "service" else "/docs"
     deadline = time.monotonic() + 60
@@ -375,6 +383,7 @@ class RawOrt:
         return {
             "candidates_per_s": step["candidates_per_s"],
             "requests_per_s": step["achieved_rps"],
+            "provider": self.model.provider,  # the execution provider in use, read back from the session
             "server_cpu_us_per_request": round(cpu_us, 1),  # this process: ONNX Runtime's threads included
             "at_slo": step,
             "steps": [step],
@@ -423,6 +432,8 @@ def run_bench(
         probe = ceiling.candidates_per_s if ceiling is not None and case.name == "service_100" else None
         with server(case.server, repository, model, env, plan.intra_op_threads, service_root) as (port, pid):
             cases[case.name] = sweep(port, pid, bodies, case, plan, ceiling=probe)
+            if case.server == "service":
+                cases[case.name]["providers"] = served_providers(port)
     cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
     report["ratios"] = ratios(cases)
