@@ -4,17 +4,18 @@ CUDA is preferred when the installed onnxruntime offers ``CUDAExecutionProvider`
 allow it. onnxruntime-gpu falls back to CPU without an error when the CUDA libraries cannot be loaded,
 so the provider reported is read back from the session, never assumed (DESIGN.md §6).
 
-On CUDA a batch's inputs are bound (``run_bound``: ONNX Runtime's IO binding): each input is copied to
-the device once, as one contiguous block, and the outputs come back to host memory, without the
-per-run feed conversion of ``session.run``.
+On CUDA a batch runs through ``session.run`` like on the CPU: ONNX Runtime copies the host arrays to the
+device itself. IO binding (each input made a device ``OrtValue`` first) was built and measured on an
+H200 and cost 10-15% per run at 100 to 1,024 rows (docs/serving.md, "On a GPU"): the inputs are a few
+kilobytes, and a run's cost there is the host launching the graph's kernels. TF32 matrix products are
+off (``CUDA_OPTIONS``): on the H200 they moved pCTR by up to 1.2e-4 from the CPU's, against 1.2e-7
+without, beyond the export's torch-vs-ORT parity of 1e-5.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
 
-import numpy as np
 import onnxruntime as ort
 
 from service.models.base import ModelLoadError
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+CUDA_OPTIONS = {"use_tf32": "0"}  # scores as exported (module docstring); TF32 buys nothing on this small a model
 
 
 def requested_providers(use_cuda: bool) -> list[str]:
@@ -49,7 +51,8 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 def create_session(model: bytes, settings: Settings) -> tuple[ort.InferenceSession, str]:
     """A session over the serialised model and the execution provider it actually runs on."""
     requested = requested_providers(settings.use_cuda)
-    session = ort.InferenceSession(model, sess_options=session_options(settings), providers=requested)
+    providers = [(name, CUDA_OPTIONS) if name == CUDA else name for name in requested]
+    session = ort.InferenceSession(model, sess_options=session_options(settings), providers=providers)
     provider = session.get_providers()[0]
     if provider != requested[0]:
         logger.warning("asked ONNX Runtime for %s but the session runs on %s", requested[0], provider)
@@ -62,18 +65,3 @@ def open_session(model: bytes, settings: Settings, what: str) -> tuple[ort.Infer
         return create_session(model, settings)
     except Exception as error:  # ORT raises its own exception types for invalid graphs
         raise ModelLoadError(f"ONNX Runtime cannot load {what}: {error}") from None
-
-
-def run_bound(
-    session: ort.InferenceSession, feed: Mapping[str, np.ndarray], outputs: Sequence[str], device: str = "cuda"
-) -> list[np.ndarray]:
-    """``session.run(outputs, feed)`` through an IO binding: the inputs copied to ``device`` (an
-    ``OrtValue`` each), the outputs bound to host memory. Any provider runs it (the tests run it on CPU
-    too); the service binds on CUDA, where it saves the per-run host-to-device copies of the feed."""
-    binding = session.io_binding()
-    for name, array in feed.items():
-        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), device, 0))
-    for name in outputs:
-        binding.bind_output(name, "cpu")
-    session.run_with_iobinding(binding)
-    return binding.copy_outputs_to_cpu()

@@ -19,7 +19,6 @@ from common.features import Feature
 from common.repository import Manifest
 from service.batching.policy import Slice, Tensors
 from service.models.base import ModelLoadError, ServedModel
-from service.models.onnx import CUDA, run_bound
 from service.score.features import FeatureRows, encode_slices
 
 # ONNX input name -> numpy dtype, as FeatureEncoder.as_inputs() produces them
@@ -64,8 +63,6 @@ class ScoringModel(ServedModel):
         """Run the graph on encoded inputs (extra inputs are ignored); outputs by name, (batch,) each."""
         names = list(outputs) if outputs is not None else list(self.output_names)
         feed = {name: inputs[name] for name in self.input_names}
-        if self.provider == CUDA:  # the batch's inputs copied to the device once each (onnx.py)
-            return dict(zip(names, run_bound(self.session, feed, names), strict=True))
         return dict(zip(names, self.session.run(names, feed), strict=True))
 
     def encode(self, parts: Sequence[tuple[FeatureRows, int, int]]) -> Tensors:

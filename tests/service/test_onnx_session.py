@@ -7,11 +7,11 @@ import onnxruntime as ort
 import pytest
 
 from service.models.loader import load_newest
-from service.models.onnx import CPU, CUDA, create_session, requested_providers, run_bound
+from service.models.onnx import CPU, CUDA, create_session, requested_providers
 from service.settings import Settings
-from tests.service.tiny_model import ESMM_OUTPUTS, SPEC, build_onnx
+from tests.service.tiny_model import SPEC, build_onnx
 
-NO_CUDA = "no CUDA here (CPU onnxruntime, or no GPU): the CUDA path with IO binding is not exercised"
+NO_CUDA = "no CUDA here (CPU onnxruntime, or no GPU): the CUDA path is not exercised"
 
 
 def random_inputs(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -39,27 +39,19 @@ def test_reports_the_provider_in_use() -> None:
         assert provider == CPU
 
 
-def test_io_binding_gives_what_run_gives() -> None:
-    """The bound run (used on CUDA) on the CPU provider: same outputs as ``session.run``, bit for bit."""
-    session, _ = create_session(build_onnx(SPEC), Settings(use_cuda=False, intra_op_threads=1))
-    for rows in (1, 7, 64):
-        feed = random_inputs(rows, seed=rows)
-        names = list(ESMM_OUTPUTS)
-        for bound, plain in zip(run_bound(session, feed, names, "cpu"), session.run(names, feed), strict=True):
-            assert bound.shape == (rows,) and np.array_equal(bound, plain)
-
-
-def test_a_model_on_cuda_runs_its_batches_through_io_binding(repository: Path) -> None:
-    """Skips where no CUDA provider is usable (``onnxruntime-gpu`` falls back to CPU without a GPU)."""
+def test_a_model_on_cuda_scores_as_on_the_cpu(repository: Path) -> None:
+    """Within the export's parity (1e-5), TF32 off. Skips where no CUDA provider is usable
+    (``onnxruntime-gpu`` falls back to CPU without a GPU). On an H200 with TF32 on, pCTR moved by 1.2e-4."""
     if CUDA not in ort.get_available_providers():
         pytest.skip(NO_CUDA)
     on_gpu = load_newest(Settings(model_repository=repository, use_cuda=True), "esmm", ["pctr", "pctcvr"])
     if on_gpu.provider != CUDA:
         pytest.skip(NO_CUDA)
+    assert on_gpu.session.get_provider_options()[CUDA]["use_tf32"] == "0"
     on_cpu = load_newest(Settings(model_repository=repository, use_cuda=False), "esmm", ["pctr", "pctcvr"])
     for rows in (1, 100, 1024):
         inputs = random_inputs(rows, seed=rows)
         gpu, cpu = on_gpu.run(inputs), on_cpu.run(inputs)
         for name in cpu:
             assert gpu[name].shape == (rows,)
-            np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-5, atol=1e-6)
