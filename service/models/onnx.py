@@ -6,14 +6,17 @@ so the provider reported is read back from the session, never assumed (DESIGN.md
 
 On CUDA a batch runs through ``session.run`` like on the CPU: ONNX Runtime copies the host arrays to the
 device itself. IO binding (each input made a device ``OrtValue`` first) was built and measured on an
-H200 and cost 10-15% per run at 100 to 1,024 rows (docs/serving.md, "On a GPU"): the inputs are a few
-kilobytes, and a run's cost there is the host launching the graph's kernels. TF32 matrix products are
-off (``CUDA_OPTIONS``): on the H200 they moved pCTR by up to 1.2e-4 from the CPU's, against 1.2e-7
-without, beyond the export's torch-vs-ORT parity of 1e-5.
+H200 and cost 5-17% more per run at 100 to 1,024 rows (docs/serving.md, "On a GPU"): the inputs are a
+few kilobytes, and a run's cost there is the host launching the graph's kernels. TF32 matrix products
+are off (``CUDA_OPTIONS``): on the H200 they moved scores by up to 4.8e-5 from the CPU's (1.2e-4 for the
+tests' model), against 1.2e-7 without, beyond the export's torch-vs-ORT parity of 1e-5.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
 
 import onnxruntime as ort
@@ -48,9 +51,30 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return options
 
 
+@functools.cache
+def load_cuda_libraries() -> None:
+    """CUDA and cuDNN loaded into the process, once, by ONNX Runtime's ``preload_dlls``: from the NVIDIA
+    wheels the ``gpu`` extra installs (``onnxruntime-gpu[cuda,cudnn]``), else from the library path.
+    Without it the CUDA provider finds the wheels' libraries only through ``LD_LIBRARY_PATH``. What it
+    prints about a library it could not load goes to the log; the session then falls back to the CPU."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except Exception as error:  # a failed preload leaves the library path to the provider
+        printed.write(f"preload_dlls failed: {error}")
+    if printed.getvalue().strip():
+        logger.warning("loading the CUDA libraries: %s", " ".join(printed.getvalue().split()))
+
+
 def create_session(model: bytes, settings: Settings) -> tuple[ort.InferenceSession, str]:
     """A session over the serialised model and the execution provider it actually runs on."""
     requested = requested_providers(settings.use_cuda)
+    if requested[0] == CUDA:
+        load_cuda_libraries()
     providers = [(name, CUDA_OPTIONS) if name == CUDA else name for name in requested]
     session = ort.InferenceSession(model, sess_options=session_options(settings), providers=providers)
     provider = session.get_providers()[0]

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from service.models.loader import load_newest
-from service.models.onnx import CPU, CUDA, create_session, requested_providers
+from service.models.onnx import CPU, CUDA, create_session, load_cuda_libraries, requested_providers
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, build_onnx
 
@@ -35,6 +35,32 @@ def test_reports_the_provider_in_use() -> None:
     settings = Settings(intra_op_threads=1, inter_op_threads=1)
     session, provider = create_session(build_onnx(SPEC), settings)
     assert provider == session.get_providers()[0]
+    if CUDA not in ort.get_available_providers():
+        assert provider == CPU
+
+
+def test_cuda_libraries_are_preloaded_once_and_what_failed_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where CUDA is offered, ONNX Runtime's ``preload_dlls`` runs before the first CUDA session and no
+    more; what it prints (libraries it could not load) is logged. Here its loading is replaced (no CUDA
+    libraries on this machine): the session itself falls back to the CPU, as onnxruntime-gpu does."""
+    calls = []
+
+    def preload() -> None:
+        calls.append(1)
+        print("Failed to load libcublasLt.so.13: cannot open shared object file")  # as ONNX Runtime prints it
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(ort, "preload_dlls", preload, raising=False)
+    load_cuda_libraries.cache_clear()
+    try:
+        for _ in range(2):
+            _, provider = create_session(build_onnx(SPEC), Settings(intra_op_threads=1))
+    finally:
+        load_cuda_libraries.cache_clear()
+    assert calls == [1]
+    assert "loading the CUDA libraries: Failed to load libcublasLt.so.13" in caplog.text
     if CUDA not in ort.get_available_providers():
         assert provider == CPU
 
