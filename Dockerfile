@@ -5,7 +5,6 @@
 # --build-arg MODELS=models (after `ctr prepare`). The image holds no torch: `.[cpu]` / `.[gpu]` only.
 ARG RUNTIME=cpu
 ARG PYTHON_VERSION=3.11
-ARG CUDA_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
 
 # -- build: a wheel of the project, so the runtime stage needs no source tree -----------------------
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -18,17 +17,16 @@ COPY clients ./clients
 COPY training ./training
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
-# -- runtime bases: CPU on python-slim, GPU on NVIDIA's CUDA runtime with cuDNN ----------------------
+# -- runtime bases: both on python-slim. The `gpu` extra brings CUDA 13 and cuDNN 9 as NVIDIA's wheels
+# (onnxruntime-gpu[cuda,cudnn]), which the service preloads; the host gives the driver (580 or newer)
+# through the NVIDIA container toolkit: docker run --gpus all ...
 FROM python:${PYTHON_VERSION}-slim AS base-cpu
 ENV VENV=/opt/venv
 RUN python -m venv $VENV
 
-FROM ${CUDA_IMAGE} AS base-gpu
-ENV VENV=/opt/venv DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
- && rm -rf /var/lib/apt/lists/* \
- && python3.11 -m venv $VENV
+FROM base-cpu AS base-gpu
+# what NVIDIA's CUDA images set: the container toolkit mounts the driver's compute libraries
+ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 # -- the service ------------------------------------------------------------------------------------
 FROM base-${RUNTIME} AS service

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 # cpu: onnxruntime; gpu: onnxruntime-gpu (never both), e.g. `make run RUNTIME=gpu`
 RUNTIME ?= cpu
+# the image `make image-check` checks (cpu / gpu): its own fresh venv, whatever RUNTIME installed here
+IMAGE_RUNTIME ?= cpu
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
@@ -43,7 +45,7 @@ docs-check: install
 # The Dockerfile's CPU stages without Docker: a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
 image-check: install
 	$(BIN)/ctr prepare --step "[image-check]"
-	PYTHON=$(PYTHON) CTR=$(BIN)/ctr bash .ci/image_steps.sh
+	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) bash .ci/image_steps.sh
 
 test: install
 	$(BIN)/ruff check .

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The Dockerfile's steps for the CPU image, run without Docker (none runs on the development machines):
-# a wheel of the project, installed with the `cpu` extra into a fresh virtual environment (no torch may
-# come with it), the image's import check, then `ctr serve` as the image runs it (JSON logs, the models
-# copied to a repository of its own), its HEALTHCHECK command, and SIGTERM: a clean exit.
-#   make image-check            (MODELS=models by default: a repository with the default models)
+# The Dockerfile's steps, run without Docker (none runs on the development machines): a wheel of the
+# project, installed with the `cpu` extra (or `gpu`) into a fresh virtual environment (no torch may come
+# with it), the image's import check, then `ctr serve` as the image runs it (JSON logs, the models copied
+# to a repository of its own), its HEALTHCHECK command, and SIGTERM: a clean exit. For `gpu` also: the
+# CUDA provider's libraries, from NVIDIA's wheels, all load but the driver's (the host's, not the image's).
+#   make image-check                       (MODELS=models by default: a repository with the default models)
+#   make image-check IMAGE_RUNTIME=gpu     (~3 GB of NVIDIA wheels; no GPU needed: the service falls back)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 MODELS=${MODELS:-models}
 CTR=${CTR:-.venv/bin/ctr}  # the development install's, for a request body
 PORT=${PORT:-8792}
+RUNTIME=${IMAGE_RUNTIME:-cpu}
 work=$(mktemp -d)
 server=
 cleanup() {
@@ -25,14 +28,36 @@ step "build stage: pip wheel --no-deps ."
 [ "$had_build" = 1 ] || rm -rf build  # setuptools' scratch in the checkout (the image builds in its own stage)
 wheel=$(ls "$work"/wheels/*.whl)
 
-step "service stage: a fresh venv, pip install '$(basename "$wheel")[cpu]'"
+step "service stage: a fresh venv, pip install '$(basename "$wheel")[$RUNTIME]'"
 "$PYTHON" -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --no-cache-dir "${wheel}[cpu]" 2>&1 | grep -v "^WARNING: Location" || true
+"$work/venv/bin/pip" install -q --no-cache-dir "${wheel}[$RUNTIME]" 2>&1 | grep -v "^WARNING: Location" || true
 if "$work/venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "[image-check] FAILED: torch came with the service's install" >&2
   exit 1
 fi
 (cd "$work" && venv/bin/python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())")
+if [ "$RUNTIME" = gpu ]; then
+  step "CUDA libraries: preloaded from NVIDIA's wheels; the CUDA provider's library needs nothing more but the driver"
+  (cd "$work" && venv/bin/python - <<'PY'
+import ctypes, logging, pathlib
+import onnxruntime as ort
+from service.models.onnx import CUDA, load_cuda_libraries
+assert CUDA in ort.get_available_providers(), ort.get_available_providers()
+records = []
+logging.getLogger("service.models.onnx").addHandler(logging.Handler())
+logging.getLogger("service.models.onnx").handlers[-1].emit = records.append
+load_cuda_libraries()
+assert not records, [record.getMessage() for record in records]
+provider = pathlib.Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+try:
+    ctypes.CDLL(str(provider))
+    print("[image-check] the CUDA provider's library loads: a driver is here too")
+except OSError as error:  # the loader names the first library it cannot find; libcuda.so.1 is needed last
+    assert "libcuda.so.1" in str(error), error
+    print("[image-check] CUDA and cuDNN loaded; the provider lacks only libcuda.so.1, the host driver's")
+PY
+  )
+fi
 
 step "CMD: ctr serve (CTR_LOG_FORMAT=json, CTR_MODEL_REPOSITORY a copy of $MODELS)"
 cp -r "$MODELS" "$work/models"
@@ -71,4 +96,6 @@ if [ "$status" -ne 0 ] && [ "$status" -ne 143 ] || ! grep -q "every queue draine
   echo "[image-check] FAILED: ctr serve exited $status after SIGTERM" >&2
   exit 1
 fi
-step "SIGTERM: drained, exited $status. The image's steps pass (the CUDA stage not exercised)."
+[ "$RUNTIME" = gpu ] && ran="no GPU here unless a driver was found: the service fell back to the CPU" \
+  || ran="the CUDA stage: make image-check IMAGE_RUNTIME=gpu"
+step "SIGTERM: drained, exited $status. The $RUNTIME image's steps pass ($ran)."
