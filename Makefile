@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 # cpu: onnxruntime; gpu: onnxruntime-gpu (never both), e.g. `make run RUNTIME=gpu`
 RUNTIME ?= cpu
+OTHER_RUNTIME := $(if $(filter gpu,$(RUNTIME)),cpu,gpu)
+# Both provide the `onnxruntime` module: switching RUNTIME in a venv removes both first (removing one alone
+# would delete the files the other still needs), then installs the chosen one; the other's stamps go.
+SWITCH_RUNTIME = if $(BIN)/python -m pip show -q $(if $(filter gpu,$(RUNTIME)),onnxruntime,onnxruntime-gpu) 2>/dev/null; \
+	then $(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu; fi; \
+	rm -f $(VENV)/.installed-$(OTHER_RUNTIME) $(VENV)/.installed-run-$(OTHER_RUNTIME)
 # the image `make image-check` checks (cpu / gpu): its own fresh venv, whatever RUNTIME installed here
 IMAGE_RUNTIME ?= cpu
 HOST ?= 127.0.0.1
@@ -16,6 +22,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-$(RUNTIME): pyproject.toml constraints.txt | $(BIN)/python
+	@$(SWITCH_RUNTIME)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(RUNTIME),train,dev]'
 	touch $@
 
@@ -29,6 +36,7 @@ $(VENV)/.installed-run-$(RUNTIME): pyproject.toml constraints.txt
 	@echo "[1/3] install: $(VENV) with pip install -e '.[$(RUNTIME),train]' (~20 s on 2 cores) ..."
 	@start=$$(date +%s) && \
 	if [ ! -x $(BIN)/python ]; then $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip; fi && \
+	{ $(SWITCH_RUNTIME); } && \
 	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[$(RUNTIME),train]' && \
 	touch $@ && echo "[1/3] install done in $$(( $$(date +%s) - start )) s"
 
