@@ -482,5 +482,12 @@ def table(report: dict[str, Any]) -> str:
             f"{slo.get('offered_rps', slo.get('achieved_rps', np.nan)):>9.0f}" + "".join(f"{c:>8.2f}" for c in cells)
         )
     rows.append("latency (ms) at the highest offered rate whose p99 stayed under the SLO")
-    rows += [f"{k}: {v}" for k, v in report["ratios"].items()]
+    in_use = {
+        name: sorted({case["provider"]} if "provider" in case else set(case["providers"].values()))
+        for name, case in report["cases"].items()
+        if "provider" in case or "providers" in case
+    }
+    if in_use:
+        rows.append("execution providers: " + "; ".join(f"{name} {', '.join(p)}" for name, p in in_use.items()))
+    rows += [f"{k}: {v}" for k, v in report["ratios"].items() if v == v]  # the ratios of the cases run (no NaN)
     return "\n".join(rows)

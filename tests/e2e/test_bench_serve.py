@@ -70,6 +70,11 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "service_1_batched_workers2/asgi_only_1",
     }
     assert "service_1_batched" in result.output
+    # the execution provider each case ran on, read back (the session's, the service's /v1/models)
+    assert report["cases"]["raw_ort"]["provider"] == "CPUExecutionProvider"
+    for name in ("service_100", "service_1_batched", "service_1_unbatched", "service_1_batched_workers2"):
+        assert report["cases"][name]["providers"]["esmm"] == "CPUExecutionProvider", name
+    assert "execution providers: raw_ort CPUExecutionProvider; service_100 CPUExecutionProvider" in result.output
 
 
 def test_the_generator_s_connections_are_a_setting_of_the_run(world_repository: Path, tmp_path: Path) -> None:
