@@ -30,21 +30,9 @@ import numpy as np
 import onnxruntime as ort
 
 from common.repository import MODEL_FILE, version_dir
+from reports.onnx_run_ab import feed
 from service.models.onnx import CPU, CUDA, CUDA_OPTIONS, create_session, session_options
 from service.settings import Settings
-
-CATEGORICAL_HIGH = 1000  # within every categorical feature's buckets of the world's models
-
-
-def feed(session: ort.InferenceSession, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    inputs = {}
-    for value in session.get_inputs():
-        width = value.shape[1]
-        if value.type == "tensor(int64)":
-            inputs[value.name] = rng.integers(0, CATEGORICAL_HIGH, (rows, width)).astype(np.int64)
-        else:
-            inputs[value.name] = rng.standard_normal((rows, width)).astype(np.float32)
-    return inputs
 
 
 def run_plain(session: ort.InferenceSession, inputs: dict, names: list[str]) -> list[np.ndarray]:

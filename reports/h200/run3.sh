@@ -1,29 +1,16 @@
 #!/bin/bash
-# Second device run: the failing CUDA test's output, the ways of running on CUDA, and the service with the fastest.
-# Usage: bash .gpu_b/run2.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
+# Third device run: the CUDA test and the ways of running on CUDA, the code with TF32 off.
+# Usage: bash reports/h200/run3.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
 set -u
 PY=$1 SITE=$2 CUDA_XZ=$3 OUT=$4 STEP=$5 QUICK=${6:-}
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 log() { echo "[$(($(date +%s) - T0)) s] $*"; }
 
+source "$(dirname "$0")/assemble.sh"
+
 main() {
-    [ -f "$CUDA_XZ" ] || CUDA_XZ=.gpu_a/cuda90.so.xz
-    [ -f "$CUDA_XZ" ] || { log "no CUDA provider library carried"; return 2; }
-    log "assemble $SITE"
-    mkdir -p "$SITE"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
-        .gpu_b/wheels/*.whl || return 3
-    tar -xJf .gpu_b/ort_rest.tar.xz -C "$SITE" || return 4
-    "$PY" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
-        "$CUDA_XZ" "$SITE/onnxruntime/capi/libonnxruntime_providers_cuda.so" || return 5
-    chmod 755 "$SITE"/onnxruntime/capi/*.so
-    PURELIB=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    echo "import sys; sys.path.insert(0, '$SITE')" > "$PURELIB/000_ctr_device_site.pth" || return 6
-    LIBDIRS=$(find /opt /usr/local /usr/lib /usr/lib64 -xdev \( -name 'libcublasLt.so.13*' -o -name 'libcublas.so.13*' \
-        -o -name 'libcudart.so.13*' -o -name 'libcurand.so.10*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' \) \
-        -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
-    export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:-}"
+    assemble || return
     log "CUDA test"
     "$PY" -m pytest -q -rs --tb=short -p no:cacheprovider -W ignore tests/service/test_onnx_session.py 2>&1 | tail -40
     log "ways (TF32 off in create_session)"

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Sourced by run1.sh, run2.sh and run3.sh (README.md): onnxruntime-gpu 1.31.1 (CUDA 13) put together in
+# SITE from the parts carried in .gpu_a/ and .gpu_b/, first on sys.path, and LD_LIBRARY_PATH pointed at the
+# machine's CUDA 13 libraries. Expects PY, SITE, CUDA_XZ and log().
+assemble() {
+    [ -f "$CUDA_XZ" ] || CUDA_XZ=.gpu_a/cuda90.so.xz
+    [ -f "$CUDA_XZ" ] || { log "no CUDA provider library carried"; return 2; }
+    log "assemble $SITE"
+    mkdir -p "$SITE"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+        .gpu_b/wheels/*.whl || return 3
+    tar -xJf .gpu_b/ort_rest.tar.xz -C "$SITE" || return 4
+    "$PY" -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+        "$CUDA_XZ" "$SITE/onnxruntime/capi/libonnxruntime_providers_cuda.so" || return 5
+    chmod 755 "$SITE"/onnxruntime/capi/*.so
+    PURELIB=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    if ! echo "import sys; sys.path.insert(0, '$SITE')" > "$PURELIB/000_ctr_device_site.pth"; then
+        log "purelib not writable: sitecustomize in the repo root instead"
+        echo "import sys; sys.path.insert(0, '$SITE')" > sitecustomize.py
+        export PYTHONPATH=$PWD
+    fi
+    LIBDIRS=$(find /opt /usr/local /usr/lib /usr/lib64 -xdev \( -name 'libcublasLt.so.13*' -o -name 'libcublas.so.13*' \
+        -o -name 'libcudart.so.13*' -o -name 'libcurand.so.10*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' \) \
+        -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')
+    export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:-}"
+    log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+}
