@@ -1,7 +1,13 @@
 #!/bin/bash
 # Sourced by run1.sh, run2.sh and run3.sh (README.md): onnxruntime-gpu 1.31.1 (CUDA 13) put together in
 # SITE from the parts carried in .gpu_a/ and .gpu_b/, first on sys.path, and LD_LIBRARY_PATH pointed at the
-# machine's CUDA 13 libraries. Expects PY, SITE, CUDA_XZ and log().
+# machine's CUDA 13 libraries. The runners' arguments: PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick].
+set -u
+PY=$1 SITE=$2 CUDA_XZ=$3 OUT=$4 STEP=$5 QUICK=${6:-}
+export PYTHONUNBUFFERED=1
+T0=$(date +%s)
+log() { echo "[$(($(date +%s) - T0)) s] $*"; }
+
 assemble() {
     [ -f "$CUDA_XZ" ] || CUDA_XZ=.gpu_a/cuda90.so.xz
     [ -f "$CUDA_XZ" ] || { log "no CUDA provider library carried"; return 2; }

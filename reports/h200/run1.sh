@@ -1,13 +1,7 @@
 #!/bin/bash
 # Device run: onnxruntime-gpu 1.31.1 (CUDA 13) assembled from carried parts, then issue 12's GPU checks.
 # Usage: bash reports/h200/run1.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
-set -u
-PY=$1 SITE=$2 CUDA_XZ=$3 OUT=$4 STEP=$5 QUICK=${6:-}
-export PYTHONUNBUFFERED=1
-T0=$(date +%s)
-log() { echo "[$(($(date +%s) - T0)) s] $*"; }
-
-source "$(dirname "$0")/assemble.sh"
+source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble()
 
 main() {
     assemble || return

@@ -1,13 +1,7 @@
 #!/bin/bash
 # Second device run: the failing CUDA test's output, the ways of running on CUDA, and the service with the fastest.
 # Usage: bash reports/h200/run2.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
-set -u
-PY=$1 SITE=$2 CUDA_XZ=$3 OUT=$4 STEP=$5 QUICK=${6:-}
-export PYTHONUNBUFFERED=1
-T0=$(date +%s)
-log() { echo "[$(($(date +%s) - T0)) s] $*"; }
-
-source "$(dirname "$0")/assemble.sh"
+source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble()
 
 main() {
     assemble || return

@@ -1,13 +1,7 @@
 #!/bin/bash
 # Third device run: the CUDA test and the ways of running on CUDA, the code with TF32 off.
 # Usage: bash reports/h200/run3.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
-set -u
-PY=$1 SITE=$2 CUDA_XZ=$3 OUT=$4 STEP=$5 QUICK=${6:-}
-export PYTHONUNBUFFERED=1
-T0=$(date +%s)
-log() { echo "[$(($(date +%s) - T0)) s] $*"; }
-
-source "$(dirname "$0")/assemble.sh"
+source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble()
 
 main() {
     assemble || return
