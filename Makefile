@@ -50,7 +50,7 @@ docs-check: install
 	$(BIN)/ctr prepare --step "[docs-check]"
 	$(BIN)/ctr docs-check
 
-# The Dockerfile's CPU stages without Docker: a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
+# The Dockerfile's stages without Docker (IMAGE_RUNTIME=cpu or gpu): a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
 image-check: install
 	$(BIN)/ctr prepare --step "[image-check]"
 	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) bash .ci/image_steps.sh

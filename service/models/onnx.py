@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-CUDA_OPTIONS = {"use_tf32": "0"}  # scores as exported (module docstring); TF32 buys nothing on this small a model
+CUDA_OPTIONS = {"use_tf32": "0"}  # scores as exported: float32 matrix products, not TF32 (module docstring)
 
 
 def requested_providers(use_cuda: bool) -> list[str]:
