@@ -18,6 +18,7 @@ import contextlib
 import functools
 import io
 import logging
+import threading
 
 import onnxruntime as ort
 
@@ -51,6 +52,9 @@ def session_options(settings: Settings) -> ort.SessionOptions:
     return options
 
 
+_PRELOAD_LOCK = threading.Lock()  # redirect_stdout swaps the process's sys.stdout: one preload at a time
+
+
 @functools.cache
 def load_cuda_libraries() -> None:
     """CUDA and cuDNN loaded into the process, once, by ONNX Runtime's ``preload_dlls``: from the NVIDIA
@@ -62,7 +66,7 @@ def load_cuda_libraries() -> None:
         return
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with _PRELOAD_LOCK, contextlib.redirect_stdout(printed):
             preload()
     except Exception as error:  # a failed preload leaves the library path to the provider
         printed.write(f"preload_dlls failed: {error}")
