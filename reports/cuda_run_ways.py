@@ -6,7 +6,9 @@ thread, as ``ctr bench serve`` runs it). Ways, alternated in blocks so a slow sp
 - ``run``: ``session.run`` on host arrays (ONNX Runtime copies them to the device itself);
 - ``bound_device``: the inputs made device ``OrtValue``s first, outputs bound to host memory (``run_bound``
   as the service's ``service/models/onnx.py`` had it at 2026-12-04 17:00 UTC);
-- ``bound_host``: the host arrays bound as they are (``bind_cpu_input``), outputs bound to host memory.
+- ``bound_host``: the host arrays bound as they are (``bind_cpu_input``), outputs bound to host memory;
+- ``run_tf32_on``: ``session.run`` on a second session of the same model with TF32 matrix products on
+  (ONNX Runtime's default; the service turns them off, ``CUDA_OPTIONS``): what that choice costs.
 Then one profiled pass (ONNX Runtime's profiler) counts the graph's nodes by provider, and the largest
 difference between the CUDA and CPU outputs at 1,024 rows is printed, with and without TF32.
 
@@ -102,18 +104,22 @@ def main() -> None:
     session, provider = create_session(model, settings)
     names = [output.name for output in session.get_outputs()]
     DEVICE[0] = "cuda" if provider == CUDA else "cpu"
+    tf32_on = ort.InferenceSession(
+        model, sess_options=session_options(settings), providers=[(CUDA, {"use_tf32": "1"}), CPU]
+    )
+    ways = dict(WAYS, run_tf32_on=lambda _session, inputs, names: tf32_on.run(names, inputs))
     rng = np.random.default_rng(0)
     report: dict = {"provider": provider, "onnxruntime": ort.__version__, "sizes": {}}
     for rows in (int(size) for size in args.sizes.split(",")):
         inputs = feed(session, rows, rng)
-        times: dict[str, list[float]] = {way: [] for way in WAYS}
-        for way in WAYS.values():
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for way in ways.values():
             way(session, inputs, names)  # warm-up
         for block in range(args.blocks):
-            for way_name in list(WAYS)[:: 1 if block % 2 == 0 else -1]:
+            for way_name in list(ways)[:: 1 if block % 2 == 0 else -1]:
                 start = time.perf_counter()
                 for _ in range(args.runs):
-                    WAYS[way_name](session, inputs, names)
+                    ways[way_name](session, inputs, names)
                 times[way_name].append((time.perf_counter() - start) * 1e6 / args.runs)
         medians = {way: round(statistics.median(values), 1) for way, values in times.items()}
         report["sizes"][rows] = {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sourced by run1.sh, run2.sh and run3.sh (README.md): onnxruntime-gpu 1.31.1 (CUDA 13) put together in
+# Sourced by run1.sh to run5.sh (README.md): onnxruntime-gpu 1.31.1 (CUDA 13) put together in
 # SITE from the parts carried in .gpu_a/ and .gpu_b/, first on sys.path, and LD_LIBRARY_PATH pointed at the
 # machine's CUDA 13 libraries. The runners' arguments: PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick].
 set -u
