@@ -45,6 +45,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,30 @@ def served_providers(port: int) -> dict[str, str | None]:
         return {model["name"]: model.get("provider") for model in json.loads(response.read())["models"]}
 
 
+def model_runs(port: int) -> dict[str, dict[str, int]]:
+    """Each served model's items (rows) and runs (batches) so far, all versions (``GET /v2/models/stats``,
+    Triton's ``inference_count`` and ``execution_count``): a step's difference is the batches it formed."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/stats", timeout=5) as response:
+        stats = json.loads(response.read())["model_stats"]
+    totals: dict[str, dict[str, int]] = {}
+    for entry in stats:
+        total = totals.setdefault(entry["name"], {"items": 0, "runs": 0})
+        total["items"] += entry["inference_count"]
+        total["runs"] += entry["execution_count"]
+    return totals
+
+
+def runs_between(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    """The model runs between two ``model_runs`` readings and their mean items, for each model that ran."""
+    formed = {}
+    for name, total in after.items():
+        runs = total["runs"] - before.get(name, {}).get("runs", 0)
+        if runs > 0:
+            items = total["items"] - before.get(name, {}).get("items", 0)
+            formed[name] = {"runs": runs, "items_per_run": round(items / runs, 1)}
+    return formed
+
+
 def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
     path = "/v2/health/ready" if kind == "service" else "/docs"
     deadline = time.monotonic() + 60
@@ -264,19 +289,21 @@ def sweep(
     plan: SweepPlan,
     cpu: Callable[[], float | None] | None = None,
     ceiling: Callable[[], float] | None = None,
+    runs: Callable[[], dict[str, dict[str, int]]] | None = None,
 ) -> dict[str, Any]:
     """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
 
     Each step also reports the server's CPU time per answered request (``cpu``: CPU seconds so far,
     by default the process ``pid``'s and its children's), which a shared machine disturbs far less than
-    throughput or latency, and, given a ``ceiling`` (cand/s of the model alone, measured when called),
-    that ceiling right after it.
+    throughput or latency; given a ``ceiling`` (cand/s of the model alone, measured when called),
+    that ceiling right after it; given ``runs`` (``model_runs`` of the service), the model runs the step
+    formed and their mean items.
     """
     steps: list[dict[str, Any]] = []
     read_cpu = cpu or (lambda: tree_cpu_seconds(pid))
 
     def keeps_up(rate: float) -> bool:
-        step = measured_step(port, bodies, case.candidates, rate, plan.step_s, plan.connections, read_cpu)
+        step = measured_step(port, bodies, case.candidates, rate, plan.step_s, plan.connections, read_cpu, runs)
         if ceiling is not None:
             step["ceiling_candidates_per_s"] = round(ceiling(), 1)
         steps.append(step)
@@ -311,15 +338,20 @@ def measured_step(
     seconds: float,
     connections: int,
     read_cpu: Callable[[], float | None],
+    read_runs: Callable[[], dict[str, dict[str, int]]] | None = None,
 ) -> dict[str, Any]:
     """One step of open-loop load on ``/v1/score``: the generator's figures, the server's CPU per answered
-    request (``read_cpu``: its CPU seconds so far) and the host's steal time meanwhile (% of one CPU)."""
+    request (``read_cpu``: its CPU seconds so far), the host's steal time meanwhile (% of one CPU) and,
+    given ``read_runs``, the model runs formed (``model_runs``)."""
+    runs_before = read_runs() if read_runs is not None else None
     cpu_before, steal_before = read_cpu(), steal_seconds()
     result: LoadResult = asyncio.run(
         run_load("127.0.0.1", port, "/v1/score", bodies, rate, seconds, connections=connections)
     )
     cpu_after, steal_pct = read_cpu(), steal_pct_since(steal_before, seconds)
     step = result.to_dict(n_candidates)
+    if read_runs is not None and runs_before is not None:
+        step["model_runs"] = runs_between(runs_before, read_runs())
     if cpu_before is not None and cpu_after is not None and result.ok:
         step["server_cpu_us_per_request"] = round((cpu_after - cpu_before) * 1e6 / result.ok, 1)
     if steal_pct is not None:
@@ -341,6 +373,8 @@ def summarise(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
     }
     if "ceiling_candidates_per_s" in best:  # the model alone, right after the best step
         summary["ceiling_candidates_per_s"] = best["ceiling_candidates_per_s"]
+    if "model_runs" in best:  # the batches the service formed at its best step
+        summary["model_runs"] = best["model_runs"]
     return summary
 
 
@@ -431,7 +465,8 @@ def run_bench(
         env = dict(case.env)
         probe = ceiling.candidates_per_s if ceiling is not None and case.name == "service_100" else None
         with server(case.server, repository, model, env, plan.intra_op_threads, service_root) as (port, pid):
-            cases[case.name] = sweep(port, pid, bodies, case, plan, ceiling=probe)
+            runs = partial(model_runs, port) if case.server == "service" else None
+            cases[case.name] = sweep(port, pid, bodies, case, plan, ceiling=probe, runs=runs)
             if case.server == "service":
                 cases[case.name]["providers"] = served_providers(port)
     cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
@@ -489,5 +524,12 @@ def table(report: dict[str, Any]) -> str:
     }
     if in_use:
         rows.append("execution providers: " + "; ".join(f"{name} {', '.join(p)}" for name, p in in_use.items()))
+    formed = [
+        f"{name} {model} {runs['items_per_run']:.1f}"
+        for name, case in report["cases"].items()
+        for model, runs in case.get("model_runs", {}).items()
+    ]
+    if formed:
+        rows.append("items per model run at the best step: " + "; ".join(formed))
     rows += [f"{k}: {v}" for k, v in report["ratios"].items() if v == v]  # the ratios of the cases run (no NaN)
     return "\n".join(rows)

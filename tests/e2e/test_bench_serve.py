@@ -75,6 +75,12 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
     for name in ("service_100", "service_1_batched", "service_1_unbatched", "service_1_batched_workers2"):
         assert report["cases"][name]["providers"]["esmm"] == "CPUExecutionProvider", name
     assert "execution providers: raw_ort CPUExecutionProvider; service_100 CPUExecutionProvider" in result.output
+    # the batches each service step formed, read from the service's V2 statistics: unbatched, one request a run
+    assert report["cases"]["service_1_unbatched"]["model_runs"]["esmm"]["items_per_run"] == 1.0
+    for name in ("service_100", "service_1_batched"):
+        assert report["cases"][name]["model_runs"]["esmm"]["items_per_run"] >= 1.0, name
+        assert all(step["model_runs"]["esmm"]["runs"] > 0 for step in report["cases"][name]["steps"]), name
+    assert "items per model run at the best step: service_100 esmm" in result.output
 
 
 def test_the_generator_s_connections_are_a_setting_of_the_run(world_repository: Path, tmp_path: Path) -> None:
