@@ -31,3 +31,18 @@ assemble() {
     export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:-}"
     log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 }
+
+# The machine's NVIDIA wheels (its PyTorch's nvidia/cu13 and nvidia/cudnn) made SITE's, where the gpu extra
+# installs them, and the library path assemble() set dropped: the service's load_cuda_libraries then finds
+# them as on a `pip install .[gpu]` (run4.sh, run5.sh). Fails where the machine has no such layout.
+use_wheel_path() {
+    CUBLAS=$(find /opt /usr/local /usr/lib /usr/lib64 /tmp -xdev -path '*/nvidia/cu13/lib/libcublasLt.so.13' 2>/dev/null | head -1)
+    NVIDIA_ROOT=${CUBLAS%/cu13/lib/libcublasLt.so.13}
+    if [ -z "$CUBLAS" ] || [ ! -f "$NVIDIA_ROOT/cudnn/lib/libcudnn.so.9" ]; then
+        log "no nvidia/cu13 + nvidia/cudnn wheel layout on this machine"
+        return 1
+    fi
+    ln -sfn "$NVIDIA_ROOT" "$SITE/nvidia"
+    unset LD_LIBRARY_PATH
+    log "SITE/nvidia -> $NVIDIA_ROOT; LD_LIBRARY_PATH unset"
+}

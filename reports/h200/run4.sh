@@ -3,20 +3,13 @@
 # load_cuda_libraries finds NVIDIA's wheels beside onnxruntime, as `pip install .[gpu]` lays them out),
 # what TF32 off costs per run, and the batch sizes the service forms on CUDA.
 # Usage: bash reports/h200/run4.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
-source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble()
+source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble(), use_wheel_path()
 
 main() {
     assemble || return
-    # The machine's NVIDIA wheels (its PyTorch's: nvidia/cu13 and nvidia/cudnn) made SITE's, where the
-    # gpu extra installs them, and the library path assemble() set dropped.
-    CUBLAS=$(find /opt /usr/local /usr/lib /usr/lib64 /tmp -xdev -path '*/nvidia/cu13/lib/libcublasLt.so.13' 2>/dev/null | head -1)
-    NVIDIA_ROOT=${CUBLAS%/cu13/lib/libcublasLt.so.13}
-    if [ -z "$CUBLAS" ] || [ ! -f "$NVIDIA_ROOT/cudnn/lib/libcudnn.so.9" ]; then
-        log "no nvidia/cu13 + nvidia/cudnn wheel layout on this machine: the preload check is skipped"
+    if ! use_wheel_path; then
+        log "the preload check is skipped"
     else
-        ln -sfn "$NVIDIA_ROOT" "$SITE/nvidia"
-        unset LD_LIBRARY_PATH
-        log "SITE/nvidia -> $NVIDIA_ROOT; LD_LIBRARY_PATH unset"
         "$PY" - <<'PY'
 import logging
 from service.models.onnx import create_session

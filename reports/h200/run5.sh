@@ -4,13 +4,11 @@
 # against a copy of the repository whose esmm says `inline_max_items = 0`, alternated, the GPU install's
 # own library path (run4.sh), after the CUDA tests on that path.
 # Usage: bash reports/h200/run5.sh PYTHON SITE CUDA_SO_XZ OUT STEP_S [--quick]
-source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble()
+source "$(dirname "$0")/assemble.sh"  # the arguments, log(), assemble(), use_wheel_path()
 
 main() {
     assemble || return
-    CUBLAS=$(find /opt /usr/local /usr/lib /usr/lib64 /tmp -xdev -path '*/nvidia/cu13/lib/libcublasLt.so.13' 2>/dev/null | head -1)
-    [ -n "$CUBLAS" ] && ln -sfn "${CUBLAS%/cu13/lib/libcublasLt.so.13}" "$SITE/nvidia" && unset LD_LIBRARY_PATH
-    log "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-} SITE/nvidia -> $(readlink "$SITE/nvidia")"
+    use_wheel_path || log "the machine's library path instead: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
     log "the CUDA tests on that path"
     "$PY" -m pytest -q -rs --tb=short -p no:cacheprovider -W ignore tests/service/test_onnx_session.py 2>&1 | tail -8
     INLINE0=/tmp/models_inline0
