@@ -242,20 +242,25 @@ def served_providers(port: int) -> dict[str, str | None]:
         return {model["name"]: model.get("provider") for model in json.loads(response.read())["models"]}
 
 
-def model_runs(port: int) -> dict[str, dict[str, int]]:
-    """Each served model's items (rows) and runs (batches) so far, all versions (``GET /v2/models/stats``,
-    Triton's ``inference_count`` and ``execution_count``): a step's difference is the batches it formed."""
+ModelRuns = dict[str, dict[str, float]]  # model -> items, runs, compute_s so far
+
+
+def model_runs(port: int) -> ModelRuns:
+    """Each served model's items (rows), runs (batches) and the runs' time so far, all versions (``GET
+    /v2/models/stats``, Triton's ``inference_count``, ``execution_count`` and ``compute_infer``): a step's
+    difference is the batches it formed."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/stats", timeout=5) as response:
         stats = json.loads(response.read())["model_stats"]
-    totals: dict[str, dict[str, int]] = {}
+    totals: ModelRuns = {}
     for entry in stats:
-        total = totals.setdefault(entry["name"], {"items": 0, "runs": 0})
+        total = totals.setdefault(entry["name"], {"items": 0, "runs": 0, "compute_s": 0.0})
         total["items"] += entry["inference_count"]
         total["runs"] += entry["execution_count"]
+        total["compute_s"] += entry["inference_stats"]["compute_infer"]["ns"] / 1e9
     return totals
 
 
-def runs_between(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+def runs_between(before: ModelRuns, after: ModelRuns) -> dict[str, dict[str, float]]:
     """The model runs between two ``model_runs`` readings and their mean items, for each model that ran."""
     formed = {}
     for name, total in after.items():
@@ -289,7 +294,7 @@ def sweep(
     plan: SweepPlan,
     cpu: Callable[[], float | None] | None = None,
     ceiling: Callable[[], float] | None = None,
-    runs: Callable[[], dict[str, dict[str, int]]] | None = None,
+    runs: Callable[[], ModelRuns] | None = None,
 ) -> dict[str, Any]:
     """Offered rate rising by ``growth`` until the server falls behind; the steps and the two figures.
 
@@ -338,7 +343,7 @@ def measured_step(
     seconds: float,
     connections: int,
     read_cpu: Callable[[], float | None],
-    read_runs: Callable[[], dict[str, dict[str, int]]] | None = None,
+    read_runs: Callable[[], ModelRuns] | None = None,
 ) -> dict[str, Any]:
     """One step of open-loop load on ``/v1/score``: the generator's figures, the server's CPU per answered
     request (``read_cpu``: its CPU seconds so far), the host's steal time meanwhile (% of one CPU) and,

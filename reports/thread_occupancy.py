@@ -8,14 +8,14 @@ of ``--candidates``-candidate bodies at ``--rate`` for ``--seconds``. Printed:
   runnable but waiting for one, in cores, and context switches per second (``/proc/<pid>/task/*/schedstat``);
   a thread neither on a CPU nor waiting for one is asleep: idle, or waiting for the GIL;
 - the load generator's CPU (this process);
-- the model's batches from ``/metrics``: how many, the share of the time a batch was running as the
-  batcher saw it, and per item (candidate) that batch time against the model's thread's CPU time;
+- the model's batches from the V2 statistics (``model_runs``): how many, the share of the time a batch
+  was running as the batcher saw it, and per item (candidate) that batch time against the model's thread's CPU time;
 - the step's statuses and latency percentiles.
 
     PYTHONPATH=. python reports/thread_occupancy.py --candidates 100 --rate 850 [--service-root OTHER] [--workers 2]
 
 With ``--workers`` (``CTR_WORKERS``) each worker's two threads are listed, with the connections it held
-halfway through the load; the batches are those of all workers (``/metrics`` sums them).
+halfway through the load; the batches are those of all workers (the statistics sum them).
 
 Used in docs/serving.md, "The model's thread takes its next batch".
 """
@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import threading
 import time
-import urllib.request
 from contextlib import suppress
 
-from clients.bench_serve import host_cpu_seconds
+from clients.bench_serve import host_cpu_seconds, model_runs
 from clients.loadgen import run_load
 from reports.fixed_rate import arguments, warmed_service
 
@@ -44,16 +42,6 @@ def thread_schedstats(pid: int) -> dict[str, tuple[float, float, int]]:
             on_cpu, waiting, slices = f.read().split()
         stats[tid] = (int(on_cpu) / 1e9, int(waiting) / 1e9, int(slices))
     return stats
-
-
-def model_counters(port: int, model: str) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    counters: dict[str, float] = {}
-    for line in text.splitlines():
-        match = re.match(r"(\w+)\{([^}]*)\} (\S+)", line)
-        if match and f'model="{model}"' in match.group(2):
-            counters[match.group(1)] = counters.get(match.group(1), 0.0) + float(match.group(3))
-    return counters
 
 
 def say(line: str) -> None:
@@ -90,7 +78,7 @@ def main() -> None:
     with warmed_service(args) as (port, pid, bodies):
         pids = server_processes(pid, args.workers)
         before = (host_cpu_seconds(), *map(thread_schedstats, pids), time.process_time())
-        counters_before = model_counters(port, args.model)
+        runs_before = model_runs(port)[args.model]
         mid_run: dict[int, int] = {}
         sampler = threading.Timer(args.seconds / 2, lambda: mid_run.update(connections(pids, port)))
         sampler.start()
@@ -99,8 +87,8 @@ def main() -> None:
         wall = time.monotonic() - started
         sampler.join()
         after = (host_cpu_seconds(), *map(thread_schedstats, pids), time.process_time())
-        counters_after = model_counters(port, args.model)
-    counters = {name: counters_after.get(name, 0.0) - value for name, value in counters_before.items()}
+        runs_after = model_runs(port)[args.model]
+    counters = {name: runs_after[name] - value for name, value in runs_before.items()}
     host = {name: (after[0][name] - seconds) / wall for name, seconds in before[0].items()}
     say("host, cores: " + ", ".join(f"{name} {value:.2f}" for name, value in host.items() if value >= 0.005))
     model_cpu = 0.0
@@ -117,9 +105,7 @@ def main() -> None:
                 f" {(wait1 - wait0) / wall:.2f} cores; {(n1 - n0) / wall:.0f} switches/s"
             )
     say(f"generator: {(after[-1] - before[-1]) / wall:.2f} cores")
-    batches = counters["ctr_inference_exec_count_total"]
-    items = counters["ctr_inference_count_total"]
-    batch_s = counters["ctr_inference_compute_duration_seconds_total"]
+    batches, items, batch_s = counters["runs"], counters["items"], counters["compute_s"]
     say(
         f"batches: {batches:.0f}, {items / max(batches, 1):.0f} items each; a batch running {batch_s / wall:.2f} of"
         f" the time; per item: batch time {batch_s / items * 1e6:.2f} µs, model's thread CPU"
