@@ -11,8 +11,9 @@
 # and the encoder's `float(...)` of a `str | float | None` is let through (--disable-error-code arg-type).
 # Left as Python: the pydantic models' modules (service/http/errors.py, body.py: mypyc classes can't have
 # a metaclass), service/models/scoring_model.py (its base class is Python: "attribute '__dict__' of
-# 'type' objects is not writable" at import), service/http/protocol.py (compiled, the server answered no
-# request; not looked into).
+# 'type' objects is not writable" at import), service/http/protocol.py (compiled, every connection was reset:
+# its class body's `sweep_interval(header_timeout_s, ...)` reads names mypyc does not bind there, a
+# KeyError at each connection; with literals instead the protocol still answered nothing; not chased).
 set -euo pipefail
 dir=${1:?usage: bash reports/mypyc_scratch.sh DIR}
 here=$(cd "$(dirname "$0")/.." && pwd)
