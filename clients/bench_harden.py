@@ -77,13 +77,13 @@ CONNECTIONS = 2048  # the generator's connections at most: independent clients, 
 # generator opens mid-step took 25-85 ms (p50) to be ready on its own pinned core, and the 2% of
 # requests that waited for one set the refusals' p99 (docs/serving.md, "The load generator"); on the faster
 # Intel VM, twice its rate still needs more than 512, and most late 503s came on the connections opened then
-# (docs/serving.md, "The overload row's slow 503s"; ``ctr bench harden --warm-connections`` sets it)
+# (docs/serving-log.md, "The overload row's slow 503s"; ``ctr bench harden --warm-connections`` sets it)
 WARM_CONNECTIONS = 512
 # the clients close a connection left idle this long, as pooled clients do (undici's default is 4 s), under
 # the 5 s the service advertises (``Keep-Alive: timeout=5``) and the 10 s a new connection may wait for its
 # first request: with no such limit, warm connections the generator had not used were closed by the server
 # at 10 s, just as the step's last requests reached for them (1-28 requests lost in 9 of 18 ladder runs, of
-# both the service on ASGI and the direct route: docs/serving.md, "Requests lost at a step's end"). None: never.
+# both the service on ASGI and the direct route: docs/serving-log.md, "Requests lost at a step's end"). None: never.
 CLIENT_IDLE_S = 4.0
 
 

@@ -23,7 +23,7 @@ constant arrivals) until the server falls behind, then refines between the last 
 and that one; saturation is the best achieved rate.
 
 A shared host's speed drifts: raw ONNX Runtime alone gave 112,842 to 132,930 cand/s from one step to the
-next of one run on the VM of 2026-12-02 (docs/serving.md). ``service_100 / raw_ort`` divides a saturation reached a
+next of one run on the VM of 2026-12-02 (docs/serving-log.md). ``service_100 / raw_ort`` divides a saturation reached a
 minute or more after ``raw_ort`` ran, so it carries that drift. With ``raw_ort`` among the cases, each
 step of ``service_100`` is therefore followed by ``PROBE_S`` of raw ONNX Runtime in this process (the
 load stopped, the server idle) and records it as ``ceiling_candidates_per_s``; the ratio

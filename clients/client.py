@@ -11,7 +11,7 @@ dataclasses, wait out a 503 that carries ``Retry-After`` (an overloaded queue) a
 status, the service's ``error`` message and the request ``field`` at fault. A call that changes nothing
 on the service (scoring, similarity, the model list) whose connection is dropped before its answer is
 sent once more, on a fresh connection: HTTP/1.1's keep-alive race, where the service closes an idle
-connection as a request goes out on it (docs/serving.md, "The keep-alive race"). Other transport
+connection as a request goes out on it (docs/serving-log.md, "The keep-alive race"). Other transport
 failures (refused connection, timeout) are httpx's own exceptions.
 """
 

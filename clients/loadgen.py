@@ -140,7 +140,7 @@ async def run_load(
     ``idle_close_s``: a connection left free this long is closed by the generator, as a client pool
     with an idle time-out does (undici's default is 4 s, under the ``Keep-Alive: timeout=5`` the service
     advertises); None keeps it until the server closes it, and a request sent just as the server does
-    is lost (the keep-alive race: docs/serving.md).
+    is lost (the keep-alive race: docs/serving-log.md).
 
     ``times``: the intended send times (seconds from the start) instead of ``rate``'s schedule (e.g.
     ``burst_schedule``); ``rate`` and ``duration_s`` then only describe them.

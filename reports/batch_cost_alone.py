@@ -4,7 +4,7 @@ the service's loader, encoder and ``ScoringModel.run``; bodies from ``ctr sample
 
     PYTHONPATH=. python reports/batch_cost_alone.py [--repository models] [--model esmm]
 
-Used in docs/serving.md, "What holds the second ratio down".
+Used in docs/serving-log.md, "What holds the second ratio down".
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from the intended send). JSON to ``--out``.
     PYTHONPATH=. python reports/burst_cost.py --service-root OTHER [--rate 3000 --burst-rate 9000] --out F
         [--this-env CTR_SHED_INTERVAL_MS=200]   # this side's server with a setting of its own
 
-Used in docs/serving.md, "What a burst costs at the door".
+Used in docs/serving-log.md, "What a burst costs at the door".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Measurement behind docs/serving.md "The keep-alive race": how many typed-client calls get no answer
+"""Measurement behind docs/serving-log.md "The keep-alive race": how many typed-client calls get no answer
 because the service closed their idle connection as they went out on it.
 
 `ctr serve` (from ``--server-root``, a checkout) with ``CTR_KEEP_ALIVE_S`` (1 s here, so that the race

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A checkout of this commit whose service Python on /v1/score's hot path is compiled to C by mypyc, for
-# `ctr bench serve --service-root DIR` and `ctr bench ab --service-root DIR` (docs/serving.md, "The
+# `ctr bench serve --service-root DIR` and `ctr bench ab --service-root DIR` (docs/serving-log.md, "The
 # service's own Python compiled (mypyc): tried, not kept"). A scratch build, not a way to install.
 #
 #   bash reports/mypyc_scratch.sh DIR

@@ -8,7 +8,7 @@ first).
 
     PYTHONPATH=. python reports/onnx_run_ab.py FIRST.onnx SECOND.onnx [--sizes 1,4,16,32,100]
 
-Used in docs/serving.md, "The exported bypass term".
+Used in docs/serving-log.md, "The exported bypass term".
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ each thread's total, then the busiest files and functions by their own time, and
 
     PYTHONPATH=. python reports/profile_service.py --rate 13000 [--candidates 1] [--service-root OTHER]
 
-Used in docs/serving.md, "Outcomes told without a future: tried, not kept".
+Used in docs/serving-log.md, "Outcomes told without a future: tried, not kept".
 """
 
 from __future__ import annotations

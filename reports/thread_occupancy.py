@@ -17,7 +17,7 @@ of ``--candidates``-candidate bodies at ``--rate`` for ``--seconds``. Printed:
 With ``--workers`` (``CTR_WORKERS``) each worker's two threads are listed, with the connections it held
 halfway through the load; the batches are those of all workers (the statistics sum them).
 
-Used in docs/serving.md, "The model's thread takes its next batch".
+Used in docs/serving-log.md, "The model's thread takes its next batch".
 """
 
 from __future__ import annotations

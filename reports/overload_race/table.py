@@ -1,4 +1,4 @@
-"""The overload row's runs of docs/serving.md, "Requests lost at a step's end": one line per run.
+"""The overload row's runs of docs/serving-log.md, "Requests lost at a step's end": one line per run.
 
     python reports/overload_race/table.py
 

@@ -370,7 +370,7 @@ class Batcher:
     def _run_chain(self, batch: list[Slice], started: float, loop: asyncio.AbstractEventLoop) -> object:
         """In the model's thread: run ``batch``, then every batch due when the last one finishes (and too
         large to run on the loop), taken here, so the model does not wait for the busy event loop between
-        batches (docs/serving.md, "The model's thread takes its next batch"). Each batch is answered on
+        batches (docs/serving-log.md, "The model's thread takes its next batch"). Each batch is answered on
         the loop."""
         while True:
             outputs, failure = None, None

@@ -11,7 +11,7 @@ first, ``on_gone`` runs (the caller abandons its queued work, so its rows never 
   has taken longer than ``WATCH_AFTER_S``: a request answered sooner costs one timer and nothing else (a
   task and a receive per request cost ~150 µs of CPU on the benchmark machine), and a request answered
   in a couple of milliseconds has nothing worth removing. At saturation most requests take longer than
-  that, and the tasks were 17-23% of the event loop's time for 100-candidate requests (docs/serving.md).
+  that, and the tasks were 17-23% of the event loop's time for 100-candidate requests (docs/serving-log.md).
 
 ``watcher(scope, receive)`` picks the one the request has.
 """

@@ -42,7 +42,7 @@ service is overloaded at once. A burst that lasts long enough to turn it costs t
 whose delay is above the target: what the door refuses under overload anyway, but also what the
 interval alone would have answered: at twice the capacity over half of it, bursts of 50 ms were
 refused in part in 6 of 10 trials, where the interval alone answered them all within 57 ms
-(docs/serving.md, "What a burst costs at the door").
+(docs/serving-log.md, "What a burst costs at the door").
 
 **Large bodies.** A body is read whole and parsed into Python objects several times its size: 96
 concurrent 3.9 MB V2 infer bodies took the process to 1.2 GB. A request whose body may exceed

@@ -24,7 +24,7 @@ is up: the bytes are in the kernel, not yet read by the busy loop, when the swee
 lost the request (the close resets a connection with unread data) or, when a fresh connection's wait
 counted as its headers' and was answered 408, handed the client a 408 for a request the server never
 read: up to 49 requests in a 10-s step of the overload bench, whose warm connections went idle together
-(docs/serving.md, "Idle connections closed under a request"). So an idle connection is never answered
+(docs/serving-log.md, "Idle connections closed under a request"). So an idle connection is never answered
 408, and one whose socket holds unread bytes (``FIONREAD``) is not closed: its request is arriving, and
 its headers' time starts. What the server cannot see is a request still on the wire as it closes: the
 client that sent it gets no answer. So every response tells the client how long the connection may
@@ -56,7 +56,7 @@ here as uvicorn writes it (its default headers, the keep-alive hint, ``Connectio
 connection closes after it, the access log line), and the connection goes on as after any response.
 Everything else (a pipelined request behind one in hand is started in turn) is unchanged. On the
 benchmark machine a task, its coroutines and the ASGI messages cost more per batched 1-candidate
-request than the model did (docs/serving.md).
+request than the model did (docs/serving-log.md, "A floor without ASGI").
 
 **When a request arrived, and refusing it at the door.** Each request's scope carries ``RECEIVED``: when
 its first bytes reached the host, on the event loop's clock (the loop's time at the first read, less

@@ -4,7 +4,7 @@ Each connection has one read deadline at a time (the keep-alive wait, its header
 drain's idle wait; http/protocol.py). Arming an event-loop timer for each phase of each request and
 cancelling it when the phase ended was three or four ``call_later`` / ``cancel`` pairs per request, and
 a heap of cancelled timers for the loop to sweep (what removing them bought: docs/serving.md, "The hot
-path" and "Before and after the reorganisation"). A phase now just records when it is due, and one
+path", and docs/serving-log.md, "Before and after the reorganisation"). A phase now just records when it is due, and one
 timer per loop walks the open connections every ``interval_s`` and times out those past their due
 time. A time-out fires up to ``interval_s`` late: the read time-outs are seconds long, and the interval
 a small fraction of the shortest of them.
@@ -14,7 +14,7 @@ comes ``MIN_INTERVAL_S`` later. Connections opened together go idle together: a 
 warm connections, never used, reached their idle limit in one or two passes, which spent 5-9 ms
 closing them (their ``connection_lost`` callbacks after that). Requests sent meanwhile went out on the
 client's next idle connections, the ones being closed, and were lost: each lost request was the first
-on a connection opened 10.05-10.07 s before (docs/serving.md, "Idle connections closed under a
+on a connection opened 10.05-10.07 s before (docs/serving-log.md, "Idle connections closed under a
 request"). 32 at a time cost the loop under 1 ms a pass.
 """
 

@@ -17,7 +17,7 @@ Under ``ctr serve`` the service's own protocol goes one step further (http/proto
 a request whose whole small body has arrived is handed to ``ScoreEndpoint.direct`` by the connection,
 which answers it when its batches are done; no asyncio task, no ASGI message, no coroutine per request.
 On the 2-core benchmark machine ASGI, not the model, was most of what a batched 1-candidate request
-cost a server that only scores (docs/serving.md, "A floor without ASGI").
+cost a server that only scores (docs/serving-log.md, "A floor without ASGI").
 
 The FastAPI route (``router`` below) stays registered: it documents the operation in the OpenAPI
 schema and answers when the app is mounted under a prefix, where this shortcut does not apply.

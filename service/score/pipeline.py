@@ -8,7 +8,7 @@ the rest of its batch (one encoder call for many small requests is what lets bat
 encoding out of them); a large one (``ALONE_ROWS`` candidates and more, which the worker would encode
 alone anyway) is encoded here, beside its checks, so the batch thread, the bottleneck at 100 candidates,
 only runs the model (`ctr bench serve --cases service_100` against the commit before, interleaved:
-+1.7 and +10.7 %, docs/serving.md). The answer takes each role's score (common/roles.py) and derives pCVR.
++1.7 and +10.7 %, docs/serving-log.md). The answer takes each role's score (common/roles.py) and derives pCVR.
 
 ``respond`` is ``render(prepare(...), await outcomes(queue(...)))``; each step is its own function. ``start``
 is the same without awaiting, for a request answered by its connection (http/protocol.py's direct routes).

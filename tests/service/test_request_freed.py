@@ -4,12 +4,12 @@ The server runs with its collector's young threshold raised (service/gc_tuning.p
 requests leave no reference cycles behind. A cycle through the connection's per-request objects (a
 scratch writer that kept a reference to its request cycle did) leaves every request's cycle, scope
 and body for the collector: 300,000 objects collected in a 40,000-request run instead of 700
-(docs/serving.md "One write per response, tried"). This drives the protocol ``ctr serve`` runs over a
+(docs/serving-log.md "One write per response, tried"). This drives the protocol ``ctr serve`` runs over a
 transport that records its writes, with the collector off.
 
 The same holds for a request refused at the door: its stand-in for the request cycle once referred to
 itself, so under twice the sustainable rate every 503 (60,000 in a 10-s run) was garbage for the
-collector, found in its young and middle collections (docs/serving.md, "The overload row's slow 503s").
+collector, found in its young and middle collections (docs/serving-log.md, "The overload row's slow 503s").
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class PositionBypass(nn.Module):
         (shape ()) that adding broadcasts over the rows. That is the exported path: its inputs are all
         constants, so the export folds it into one number, where the term computed for each row's copy of
         b took 19 operators per run (shape, expand, standardise, the bypass network) for the same value:
-        28 % of ONNX Runtime's run of a one-row batch (docs/serving.md, "The exported bypass term")."""
+        28 % of ONNX Runtime's run of a one-row batch (docs/serving-log.md, "The exported bypass term")."""
         if b is None:
             return self._term(self.b_inference.reshape(1)).reshape(())
         return self._term(b)
