@@ -295,16 +295,27 @@ def ab(
         Path | None,
         typer.Option(help="The other side's model repository (e.g. another export of the model); default: the same."),
     ] = None,
+    other_python: Annotated[
+        Path | None,
+        typer.Option(
+            help="The other side's interpreter (another build or version of Python with the project's packages,"
+            " e.g. a venv's bin/python); default: this one."
+        ),
+    ] = None,
 ) -> None:
-    """This checkout's service and another's (or the same service on another repository) side by side, load
-    alternated, CPU per request (clients/bench_ab.py)."""
+    """This checkout's service and another's (or the same service on another repository, or under another
+    interpreter) side by side, load alternated, CPU per request (clients/bench_ab.py)."""
     from clients.bench_ab import run_ab, table
 
-    if service_root is None and other_repository is None:
-        raise typer.BadParameter("give --service-root, --other-repository or both: the two sides must differ")
+    if service_root is None and other_repository is None and other_python is None:
+        raise typer.BadParameter(
+            "give --service-root, --other-repository, --other-python or several: the two sides must differ"
+        )
     bodies = request_bodies(repository, model, candidates)
-    other = (f" --service-root {service_root}" if service_root else "") + (
-        f" --other-repository {other_repository}" if other_repository else ""
+    other = (
+        (f" --service-root {service_root}" if service_root else "")
+        + (f" --other-repository {other_repository}" if other_repository else "")
+        + (f" --other-python {other_python}" if other_python else "")
     )
     report = {
         "command": f"ctr bench ab{other} -r {repository} --candidates {candidates}"
@@ -319,6 +330,7 @@ def ab(
             seconds,
             rounds,
             other_repository=other_repository,
+            other_python=str(other_python) if other_python else None,
         ),
     }
     write_report(out, report)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import subprocess
+import sys
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -63,18 +65,22 @@ def run_ab(
     connections: int = 64,
     intra_op_threads: int = 1,
     other_repository: Path | None = None,
+    other_python: str | None = None,
 ) -> dict[str, Any]:
     """Both services up, ``rounds`` rounds of ``seconds`` at ``rate`` each, ABBA; medians and their ratio.
     The other side runs ``other_root``'s code (this checkout's if None) on ``other_repository`` (the
-    same repository if None)."""
+    same repository if None) under the interpreter ``other_python`` (this process's if None)."""
     this_root = Path(__file__).resolve().parents[1]
     other_root = this_root if other_root is None else other_root
     other_repository = repository if other_repository is None else other_repository
+    other_python = sys.executable if other_python is None else other_python
     results: dict[str, list[dict]] = {"this": [], "other": []}
     with ExitStack() as stack:
         servers = {
             "this": stack.enter_context(server("service", repository, model, {}, intra_op_threads)),
-            "other": stack.enter_context(server("service", other_repository, model, {}, intra_op_threads, other_root)),
+            "other": stack.enter_context(
+                server("service", other_repository, model, {}, intra_op_threads, other_root, other_python)
+            ),
         }
         for port, _ in servers.values():
             asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, rate, WARM_UP_S, connections=connections))
@@ -85,6 +91,7 @@ def run_ab(
     report: dict[str, Any] = {
         "roots": {"this": str(this_root), "other": str(other_root.resolve())},
         "repositories": {"this": str(repository.resolve()), "other": str(other_repository.resolve())},
+        "pythons": {"this": interpreter(sys.executable), "other": interpreter(other_python)},
         "candidates": n_candidates,
         "rate": rate,
         "seconds": seconds,
@@ -95,6 +102,12 @@ def run_ab(
     other_cpu = report["sides"]["other"]["median_cpu_us_per_request"]
     report["cpu_ratio_this_over_other"] = round(this_cpu / other_cpu, 3) if this_cpu and other_cpu else None
     return report
+
+
+def interpreter(python: str) -> str:
+    """The interpreter at ``python``: its path and its version line, as the report names a side's."""
+    asked = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True)
+    return f"{python} ({asked.stdout.strip()})"
 
 
 def table(report: dict[str, Any]) -> str:
@@ -113,7 +126,7 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"{side}: median {result['median_cpu_us_per_request']} µs/req, {result['median_achieved_rps']} req/s,"
             f" p50 {result['median_p50_ms']} ms, p99 {result['median_p99_ms']} ms ({report['roots'][side]},"
-            f" {report['repositories'][side]})"
+            f" {report['repositories'][side]}, {report['pythons'][side]})"
         )
     lines.append(f"CPU per request, this / other: {report['cpu_ratio_this_over_other']}")
     return "\n".join(lines)

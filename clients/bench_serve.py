@@ -193,9 +193,12 @@ def server(
     env: dict[str, str],
     intra_op_threads: int = 1,
     service_root: Path | None = None,
+    python: str | None = None,
 ) -> Iterator[tuple[int, int]]:
     """A server of ``kind`` on a free loopback port, until the block ends; the service's code from
-    ``service_root`` (another checkout, e.g. an older commit) where given, else this one's."""
+    ``service_root`` (another checkout, e.g. an older commit) where given, else this one's; run by the
+    interpreter ``python`` (another build or version, with the same packages installed) where given, else
+    by this process's."""
     port = free_port()
     root = Path(__file__).resolve().parents[1]
     if kind == "service" and service_root is not None:
@@ -214,12 +217,13 @@ def server(
         "CTR_INTRA_OP_THREADS": str(intra_op_threads),
         **env,
     }
+    interpreter = python or sys.executable
     if kind == "service":
-        command = [sys.executable, "-m", "service"]
+        command = [interpreter, "-m", "service"]
     elif kind.startswith("callback_"):
-        command = [sys.executable, "-m", "clients.bench_callback", kind, str(port)]
+        command = [interpreter, "-m", "clients.bench_callback", kind, str(port)]
     else:
-        command = [sys.executable, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
+        command = [interpreter, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
         command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
     process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
