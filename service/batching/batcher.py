@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from service.batching.policy import (
+    ArrivalRate,
     BatchConfig,
     ServiceRate,
     Slice,
@@ -95,6 +96,7 @@ class Batcher:
         self._running: set[asyncio.Task] = set()
         self._retired = False
         self.rate = ServiceRate()  # items per second of recent runs: the expected queue wait
+        self.arrivals = ArrivalRate(config.max_queue_delay_us / 1e6)  # whether a batch can expect company
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop it was started on
         self._deadlines: list[tuple[float, int, Work]] = []  # a heap; settled requests leave it lazily
         self._order = itertools.count()  # ties between equal deadlines, in arrival order
@@ -162,6 +164,7 @@ class Batcher:
         if self._unbatched:
             self._run_alone_in_thread(work, loop)
         else:
+            self.arrivals.observe(now)
             with self._queue_lock:
                 self._pending.append(work)
                 self._queued_items += n_items
@@ -288,7 +291,9 @@ class Batcher:
             await self._slots.acquire()
             with self._queue_lock:
                 fill_by = (
-                    None if self._retired else fill_until(self._pending, self._queued_items, self.config, loop.time())
+                    None
+                    if self._retired
+                    else fill_until(self._pending, self._queued_items, self.config, loop.time(), self.arrivals)
                 )
             if fill_by is not None:
                 await self._sleep(self.config.max_batch_size, fill_by)
@@ -320,7 +325,7 @@ class Batcher:
             if due_only and not (
                 pending
                 and self._queued_items > more_than
-                and (self._retired or fill_until(pending, self._queued_items, self.config, now) is None)
+                and (self._retired or fill_until(pending, self._queued_items, self.config, now, self.arrivals) is None)
             ):
                 return [], []
             batch, dropped = form_batch(pending, self.config.max_batch_size, now)

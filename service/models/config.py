@@ -3,7 +3,7 @@
 ```toml
 [serving]
 max_batch_size = 1024       # items (candidates) per ONNX Runtime run
-max_queue_delay_us = 500    # longest wait for a batch to fill after its oldest request
+max_queue_delay_us = 500    # longest wait for a batch to fill, while other requests are expected
 max_queue_items = 16384     # queued items beyond this are answered 503 at once
 instances = 1               # batches run at once on the model's session
 inline_max_items = 0        # batches of at most this many items run on the event loop (0: none)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.batching.batcher import Batcher
-from service.batching.policy import BatchConfig, Work, form_batch
+from service.batching.policy import EXPECTED_COMPANY, ArrivalRate, BatchConfig, Work, fill_until, form_batch
 from service.http.errors import DeadlineExceeded, QueueFull
 
 
@@ -75,6 +75,63 @@ def test_form_batch_properties(requests: list[tuple[int, bool, bool]], cap: int)
             spans = placed[id(w)]
             assert spans[0][0] == 0 and spans[-1][1] == n
             assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_arrival_rate_expects_company_until_it_has_seen_gaps_and_clips_an_idle_spell() -> None:
+    arrivals = ArrivalRate(window_s=0.001)
+    assert arrivals.expected_within(0.001) == float("inf")  # nothing seen: the configured wait
+    for i in range(60):
+        arrivals.observe(i * 0.0002)  # 5,000 requests/s
+    assert arrivals.expected_within(0.001) == pytest.approx(5.0, rel=0.01)
+    arrivals.observe(60.0)  # a minute idle counts as 4 windows, not 60 s
+    assert arrivals.mean_gap < 0.001
+    for i in range(1, 20):
+        arrivals.observe(60.0 + i * 0.0002)  # the burst after it is seen as one within a few requests
+    assert arrivals.expected_within(0.001) > 2.0
+
+
+def test_a_partial_batch_waits_to_fill_only_while_company_is_expected() -> None:
+    config = BatchConfig(max_batch_size=8, max_queue_delay_us=1000)
+    pending = deque([Work(None, 1, 10.0, 0.0)])
+    dense, sparse = ArrivalRate(0.001), ArrivalRate(0.001)
+    for i in range(40):
+        dense.observe(i * 0.0001)  # 10 expected within the wait
+        sparse.observe(i * 0.01)  # gaps clipped to 4 ms: 0.25 expected
+    assert sparse.expected_within(0.001) < EXPECTED_COMPANY <= dense.expected_within(0.001)
+    assert fill_until(pending, 1, config, 0.0002, dense) == pytest.approx(0.001)
+    assert fill_until(pending, 1, config, 0.0002, sparse) is None  # formed now
+    assert fill_until(pending, 1, config, 0.002, dense) is None  # the wait is over
+    assert fill_until(pending, 8, config, 0.0002, dense) is None  # full
+
+
+def test_sparse_requests_run_at_once_and_a_burst_still_shares_one_run() -> None:
+    """At a rate where no other request is expected within the 50 ms fill wait, a request is not held for
+    it; a burst that arrives at once still goes through one run."""
+    calls: list[int] = []
+
+    def model(inputs: dict) -> dict:
+        calls.append(len(inputs["x"]))
+        return doubling(inputs)
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(model, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000))
+        batcher.start()
+        waits = []
+        for _ in range(8):  # 0.2 s apart: 0.25 requests expected within the wait once the gaps are seen
+            sent = loop.time()
+            await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, sent + 5)
+            waits.append(loop.time() - sent)
+            await asyncio.sleep(0.2)
+        one = {"x": np.ones((1, 1), np.float32)}
+        await asyncio.gather(*(batcher.submit(one, 1, loop.time() + 5) for _ in range(10)))
+        await batcher.retire()
+        return waits
+
+    waits = run(main())
+    assert min(waits[:3]) >= 0.05  # before enough gaps are seen: the configured wait
+    assert max(waits[-3:]) < 0.025  # then answered without it
+    assert calls == [1] * 8 + [10]
 
 
 def doubling(inputs: dict) -> dict:
