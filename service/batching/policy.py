@@ -24,8 +24,8 @@ Tensors = dict[str, np.ndarray]
 # is an average, and one that only just fits is as likely as not to end in a 504 after all
 ADMIT_WITHIN = 0.75
 # The fill wait is for company: it is skipped when fewer other requests than this are expected to arrive
-# within it at the recent arrival rate. Waiting cost a lone request ~1 ms of latency and 13 % more CPU at
-# 400 req/s, and saved 30-40 % of the CPU per request at 2,000 (docs/serving.md, "Waiting for company")
+# within it at the recent arrival rate. Waiting cost a lone request ~1 ms of latency and 14-16 % more CPU
+# at 400 req/s, and saved 28-42 % of the CPU per request at 2,000-6,000 (docs/serving.md, "Waiting for company")
 EXPECTED_COMPANY = 0.5
 
 
