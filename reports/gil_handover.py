@@ -30,13 +30,14 @@ def worker(n: int, out: list) -> None:
     out.append(((time.perf_counter() - t0) / n * 1e6, (time.thread_time() - c0) / n * 1e6))
 
 
-def after_idle(n: int, idle_s: float) -> tuple[float, float]:
-    """Wall and CPU µs of a run started right after this thread slept ``idle_s``, alone in the process."""
+def after_sleep(call, n: int, idle_s: float) -> tuple[float, float]:
+    """Mean wall and CPU µs of ``call()`` started right after this thread slept ``idle_s``, alone in the
+    process (0: back to back)."""
     wall = cpu = 0.0
     for _ in range(n):
         time.sleep(idle_s)
         t0, c0 = time.perf_counter(), time.thread_time()
-        raw.model.run(batch)
+        call()
         wall, cpu = wall + time.perf_counter() - t0, cpu + time.thread_time() - c0
     return wall / n * 1e6, cpu / n * 1e6
 
@@ -59,7 +60,7 @@ for label, busy in (("alone", None), ("main thread busy in Python", "py"), ("mai
 
 idle_ms = float(sys.argv[sys.argv.index("--idle-ms") + 1]) if "--idle-ms" in sys.argv else 5.0
 for idle in (0.5, idle_ms):
-    wall, cpu = after_idle(400, idle / 1e3)
+    wall, cpu = after_sleep(lambda: raw.model.run(batch), 400, idle / 1e3)
     label = f"alone, after {idle:g} ms asleep"
     sys.stdout.write(f"{label:30s} wall {wall:7.0f} us/run   the run's thread CPU {cpu:7.0f} us/run (the run alone)\n")
 
@@ -75,14 +76,5 @@ def python_loop() -> int:
 
 
 for label, kernel in (("360 x 200 layer, one row", lambda: row @ weights), ("2,000-step Python loop", python_loop)):
-    timings = []
-    for idle_s in (0.0, 0.0025, 0.01):
-        cpu = 0.0
-        for _ in range(300):
-            time.sleep(idle_s)
-            c0 = time.thread_time()
-            kernel()
-            cpu += time.thread_time() - c0
-        timings.append(f"{cpu / 300 * 1e6:6.1f}")
-    hot, short, long = timings
+    hot, short, long = (f"{after_sleep(kernel, 300, idle_s)[1]:6.1f}" for idle_s in (0.0, 0.0025, 0.01))
     sys.stdout.write(f"{label:30s} CPU us: hot {hot}, after 2.5 ms asleep {short}, after 10 ms {long}\n")
