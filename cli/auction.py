@@ -3,12 +3,13 @@ retraining loop closed through the admin API (docs/auction.md)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from cli.reports import write_report
 
 QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # seconds-scale, one reload
 
@@ -66,8 +67,7 @@ def auction(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     report = run_auction(config)
     report["command"] = "ctr auction" + (" --quick" if quick else "") + (f" --url {url}" if url else "")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    write_report(out, report)
     plot_report(report, out.with_suffix(".png"))
     typer.echo(table(report))
     typer.echo(f"wrote {out} and {out.with_suffix('.png')}")

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from cli.reports import write_report
+
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
 # the options every serving benchmark takes
 ModelOption = Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")]
@@ -26,11 +28,6 @@ def request_bodies(repository: Path, model: str, candidates: int, count: int = 3
 
     world = World(WorldConfig(**read_config(repository, model).get("world", {})))
     return [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(count)]
-
-
-def write_report(out: Path, report: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 @bench_app.command("serve")

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.reports import write_report
+
 experiment_app = typer.Typer(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
 
@@ -36,7 +38,6 @@ def cvr(
     epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2).")] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
-    import json
     from dataclasses import replace
 
     from training.experiments.cvr import CVRExperimentConfig, format_table, plot, run_cvr_experiment
@@ -49,8 +50,7 @@ def cvr(
     if service_world:
         config = replace(config, world={})
     report = run_cvr_experiment(repository, config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))
     typer.echo(format_table(report))
     typer.echo(f"{report['seconds']:.0f}s; wrote {out} and {out.with_suffix('.png')}")
@@ -80,8 +80,6 @@ def cvr_diagnosis(
     ),
 ) -> None:
     """Why the served pCVR over-predicts: untrained, offset, oracle-label and schedule variants of `esmm`."""
-    import json
-
     from training.experiments.cvr_diagnosis import VARIANTS, DiagnosisConfig, format_table, run_cvr_diagnosis
 
     try:
@@ -95,8 +93,7 @@ def cvr_diagnosis(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from error
     report = run_cvr_diagnosis(repository, config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
     typer.echo(f"{report['seconds']:.0f}s; wrote {out}")
 
@@ -112,8 +109,6 @@ def esam(
     ] = "attributes",
 ) -> None:
     """ESAM ablation: baseline, +L_DA, +L_DA+L_DC^c, ESAM; Recall/NDCG on hot vs long-tail items."""
-    import json
-
     from training.experiments.esam import ExperimentConfig, format_table, run_experiment
 
     config = ExperimentConfig.quick() if quick else ExperimentConfig()
@@ -121,8 +116,7 @@ def esam(
     if seeds is not None:
         config.seeds = seeds
     report = run_experiment(config, plot or out.with_suffix(".png"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
     typer.echo(f"wrote {out} and {report['plot']} in {report['seconds']} s")
 
@@ -200,13 +194,10 @@ def _timed_report(
     table: Callable[[dict[str, Any]], list[str]],
 ) -> None:
     """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
-    import json
-
     started = time.perf_counter()
     report = make()
     report["seconds"] = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out, report)
     plot(report, out.with_suffix(".png"))
     for line in table(report):
         typer.echo(line)

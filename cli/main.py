@@ -21,6 +21,7 @@ from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
 from cli.prepare import prepare
+from cli.reports import write_report
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -194,8 +195,7 @@ def evaluate(
         except (ServiceError, OSError) as error:
             typer.echo(f"error: {url}: {error}", err=True)
             raise typer.Exit(1) from None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_report(out, report, sort_keys=True)
         plot(report, out.with_suffix(".png"))
         typer.echo(format_table(report))
         typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
@@ -204,8 +204,7 @@ def evaluate(
         from training.evaluate_logs import evaluate_on_logs, summary
 
         report = evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_report(out, report, sort_keys=True)
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
     from common.encoder import FeatureError
@@ -218,8 +217,7 @@ def evaluate(
             f"{error}; {name} reads features the world simulator does not make: "
             f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`"
         ) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_report(out, report, sort_keys=True)
     for key, value in report.items():
         if isinstance(value, dict):
             value = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
