@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from common.features import FeatureSpec
 from training.models.registry import build_model
+
+if TYPE_CHECKING:
+    from training.model_config import ModelConfig
 
 
 @dataclass
@@ -31,6 +34,32 @@ class Checkpoint:
     catalog_id: str = ""
     # model.json's ``position``: the regime its pCTR / pCTCVR hold for and the learned slot CTR ratios
     position: dict[str, Any] | None = None
+
+    @classmethod
+    def trained(
+        cls,
+        config: ModelConfig,
+        spec: FeatureSpec,
+        model: nn.Module,
+        metrics: dict[str, float],
+        fingerprint: str,
+        training: dict[str, Any],
+        **extra: Any,
+    ) -> Checkpoint:
+        """A model just trained under ``config``: its name, kind and ``[model]`` table, its weights, and the
+        ``[training]`` settings with ``training`` added (model.json records both); ``extra`` sets the
+        fields of one kind (an impression model's constants and position summary, a retrieval catalog)."""
+        return cls(
+            name=config.name,
+            kind=config.kind,
+            model_params=config.model,
+            spec=spec,
+            state_dict=model.state_dict(),
+            metrics=metrics,
+            data_fingerprint=fingerprint,
+            training={**asdict(config.training), **training},
+            **extra,
+        )
 
     def build(self) -> nn.Module:
         model = build_model(self.kind, self.spec, self.model_params)

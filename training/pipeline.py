@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -125,15 +125,13 @@ def make_checkpoint(
 ) -> Checkpoint:
     """The checkpoint of a trained impression model; ``training`` adds to the recorded settings and
     ``tensors`` (the training rows, or a sample of them) are what its position summary is read on."""
-    return Checkpoint(
-        name=config.name,
-        kind=config.kind,
-        model_params=config.model,
-        spec=spec,
-        state_dict=model.state_dict(),
-        metrics=metrics,
-        data_fingerprint=fingerprint(logs),
-        training={**asdict(config.training), "logs": str(logs), **training},
+    return Checkpoint.trained(
+        config,
+        spec,
+        model,
+        metrics,
+        fingerprint(logs),
+        {"logs": str(logs), **training},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
         position=position_summary(model, tensors),
     )

@@ -95,39 +95,15 @@ def train_retrieval(
     )
     for group, values in retrieval_metrics(scores, view.relevant_items(held_out), item_groups(view)).items():
         metrics.update({f"{group}_{name}": value for name, value in values.items()})
-    return _checkpoint(
+    return Checkpoint.trained(
         config,
-        model,
         data.spec,
+        model,
         metrics,
         fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
         training={"queries": len(queries)},
         catalog={name: column.tolist() for name, column in view.item_columns().items()},
         catalog_id="ad_id",
-    )
-
-
-def _checkpoint(
-    config: ModelConfig,
-    model: torch.nn.Module,
-    spec: FeatureSpec,
-    metrics: dict[str, float],
-    fingerprint: str,
-    training: dict[str, Any],
-    catalog: dict[str, list],
-    catalog_id: str,
-) -> Checkpoint:
-    return Checkpoint(
-        name=config.name,
-        kind=config.kind,
-        model_params=config.model,
-        spec=spec,
-        state_dict=model.state_dict(),
-        metrics=metrics,
-        data_fingerprint=fingerprint,
-        training={**asdict(config.training), **training},
-        catalog=catalog,
-        catalog_id=catalog_id,
     )
 
 
@@ -147,7 +123,9 @@ def _train_on_logs(
     model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)
     training = {"queries": len(data.tensors), "logs": str(displayed)}
-    return _checkpoint(config, model, data.spec, metrics, data.fingerprint, training, data.catalog, data.catalog_id)
+    return Checkpoint.trained(
+        config, data.spec, model, metrics, data.fingerprint, training, catalog=data.catalog, catalog_id=data.catalog_id
+    )
 
 
 def item_groups(view: RetrievalView) -> dict[str, np.ndarray]:
