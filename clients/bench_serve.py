@@ -28,6 +28,13 @@ minute or more after ``raw_ort`` ran, so it carries that drift. With ``raw_ort``
 step of ``service_100`` is therefore followed by ``PROBE_S`` of raw ONNX Runtime in this process (the
 load stopped, the server idle) and records it as ``ceiling_candidates_per_s``; the ratio
 ``service_100/raw_ort_paired`` divides the best step by the ceiling measured right after it.
+
+The 1-candidate ratios against the bare transport carry the same drift, and more: two sweeps minutes
+apart on a shared 2-core host (``asgi_only_1`` read 20,149 to 34,140 req/s within one hour of
+2026-12-04). So after the sweeps, each pair of ``PAIRS`` whose two cases both ran is measured again
+side by side: both servers up at once, each offered ``PAIRED_OVERLOAD`` times its swept saturation for
+one step (so each answers at what it can do at that moment), in turns, ``plan.paired_rounds`` times in
+ABBA order; ``<a>/<b>_paired`` is the median of the rounds' ratios, each of two steps seconds apart.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -58,6 +65,10 @@ from clients.loadgen import LoadResult, run_load
 logger = logging.getLogger(__name__)
 
 PROBE_S = 1.0  # raw ONNX Runtime after each service_100 step: the ceiling at that moment of the host
+# pairs of 1-candidate cases measured again side by side after the sweeps (module docstring): a served
+# case and the transport it is compared with
+PAIRS = (("service_1_batched", "asgi_only_1"), ("service_1_batched_workers2", "asgi_only_1_workers2"))
+PAIRED_OVERLOAD = 1.3  # a paired step offers this many times the case's swept saturation
 
 
 @dataclass(frozen=True)
@@ -69,10 +80,11 @@ class SweepPlan:
     slo_ms: float = 25.0  # p99 target for the "latency at SLO" figures
     connections: int = 64
     intra_op_threads: int = 1  # ONNX Runtime threads in every case (0: its default, one per core)
+    paired_rounds: int = 4  # alternated side-by-side steps of each pair of PAIRS (module docstring)
 
     @classmethod
     def quick(cls) -> SweepPlan:
-        return cls(step_s=0.6, growth=3.0, max_steps=2, refine_steps=0, connections=8)
+        return cls(step_s=0.6, growth=3.0, max_steps=2, refine_steps=0, connections=8, paired_rounds=2)
 
 
 @dataclass(frozen=True)
@@ -478,10 +490,72 @@ def run_bench(
             cases[case.name] = sweep(port, pid, bodies, case, plan, ceiling=probe, runs=runs)
             if case.server == "service":
                 cases[case.name]["providers"] = served_providers(port)
+    paired = {
+        f"{a}/{b}_paired": side_by_side(repository, model, bodies_1, plan, (cases[a], cases[b]), (a, b), service_root)
+        for a, b in PAIRS
+        if a in cases and b in cases
+    }
     cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
-    report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases}
-    report["ratios"] = ratios(cases)
+    report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases, "paired": paired}
+    report["ratios"] = {**ratios(cases), **{name: pair["median_ratio"] for name, pair in paired.items()}}
     return report
+
+
+def side_by_side(
+    repository: Path,
+    model: str,
+    bodies: list[bytes],
+    plan: SweepPlan,
+    swept: tuple[dict[str, Any], dict[str, Any]],
+    names: tuple[str, str],
+    service_root: Path | None = None,
+) -> dict[str, Any]:
+    """Two swept cases measured again in turns, both servers up (the module docstring): each round's two
+    steps (ABBA order), their ratio of answered requests/s, and the median of those ratios."""
+    by_name = {case.name: case for case in CASES}
+    rates = [PAIRED_OVERLOAD * case["requests_per_s"] for case in swept]
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(
+                server(
+                    by_name[name].server,
+                    repository,
+                    model,
+                    dict(by_name[name].env),
+                    plan.intra_op_threads,
+                    service_root,
+                )
+            )
+            for name in names
+        ]
+        rounds = []
+        for k in range(plan.paired_rounds):
+            order = (0, 1) if k % 2 == 0 else (1, 0)
+            steps: list[dict[str, Any]] = [{}, {}]
+            for i in order:
+                port, pid = servers[i]
+                cpu = partial(tree_cpu_seconds, pid)
+                steps[i] = measured_step(port, bodies, 1, rates[i], plan.step_s, plan.connections, cpu)
+            achieved = [step["achieved_rps"] for step in steps]
+            rounds.append(
+                {
+                    "first": names[order[0]],
+                    names[0]: steps[0],
+                    names[1]: steps[1],
+                    "ratio": round(achieved[0] / achieved[1], 3) if achieved[1] else float("nan"),
+                }
+            )
+            logger.info("%s / %s, round %d: %.0f / %.0f rps", *names, k + 1, *achieved)
+    ratios_ = [r["ratio"] for r in rounds if r["ratio"] == r["ratio"]]
+    return {
+        # a case that kept up with every rate of its sweep (a smoke run) may keep up here too: its ratio
+        # is then one of offered rates, not of capacities
+        "saturated": {name: bool(case.get("saturated")) for name, case in zip(names, swept, strict=True)},
+        "offered_rps": {name: round(rate, 1) for name, rate in zip(names, rates, strict=True)},
+        "rounds": rounds,
+        "median_ratio": round(float(np.median(ratios_)), 3) if ratios_ else float("nan"),
+        "ratio_range": [min(ratios_), max(ratios_)] if ratios_ else [],
+    }
 
 
 def ratios(cases: dict[str, Any]) -> dict[str, float]:
@@ -541,4 +615,8 @@ def table(report: dict[str, Any]) -> str:
     if formed:
         rows.append("items per model run at the best step: " + "; ".join(formed))
     rows += [f"{k}: {v}" for k, v in report["ratios"].items() if v == v]  # the ratios of the cases run (no NaN)
+    for name, pair in report.get("paired", {}).items():
+        rows.append(
+            f"{name}, each round (two steps side by side): " + ", ".join(str(r["ratio"]) for r in pair["rounds"])
+        )
     return "\n".join(rows)

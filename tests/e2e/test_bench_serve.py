@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.bench import request_bodies
 from cli.main import app
 from clients import bench_v2
-from clients.bench_serve import server
+from clients.bench_serve import PAIRED_OVERLOAD, server
 
 CASES = {
     "raw_ort",
@@ -68,7 +68,27 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         "service_1_batched/callback_batched_1",
         "service_1_batched_workers2/asgi_only_1_workers2",
         "service_1_batched_workers2/asgi_only_1",
+        "service_1_batched/asgi_only_1_paired",
+        "service_1_batched_workers2/asgi_only_1_workers2_paired",
     }
+    # each pair measured again side by side after the sweeps, in turns (ABBA): every step answered, the
+    # median of the rounds' ratios in the ratios
+    for name, (served, transport) in {
+        "service_1_batched/asgi_only_1_paired": ("service_1_batched", "asgi_only_1"),
+        "service_1_batched_workers2/asgi_only_1_workers2_paired": (
+            "service_1_batched_workers2",
+            "asgi_only_1_workers2",
+        ),
+    }.items():
+        pair = report["paired"][name]
+        assert [r["first"] for r in pair["rounds"]] == [served, transport], name
+        for r in pair["rounds"]:
+            assert r[served]["ok"] > 0 and r[transport]["ok"] > 0, (name, r)
+            assert r["ratio"] == round(r[served]["achieved_rps"] / r[transport]["achieved_rps"], 3)
+        assert min(pair["ratio_range"]) <= report["ratios"][name] == pair["median_ratio"] <= max(pair["ratio_range"])
+        swept = report["cases"][served]["requests_per_s"]
+        assert pair["offered_rps"][served] == pytest.approx(PAIRED_OVERLOAD * swept, rel=1e-3)
+        assert f"{name}, each round (two steps side by side): " in result.output
     assert "service_1_batched" in result.output
     # the execution provider each case ran on, read back (the session's, the service's /v1/models)
     assert report["cases"]["raw_ort"]["provider"] == "CPUExecutionProvider"
