@@ -69,9 +69,9 @@ PROBE_S = 1.0  # raw ONNX Runtime after each service_100 step: the ceiling at th
 # pairs of 1-candidate cases measured again side by side after the sweeps (module docstring): a served
 # case and the transport it is compared with
 PAIRS = (("service_1_batched", "asgi_only_1"), ("service_1_batched_workers2", "asgi_only_1_workers2"))
-# a paired turn offers each of these multiples of the case's swept saturation, and keeps the best achieved
-# rate (as the sweep does): at 1.0 a server that kept up answers what it was offered, and at 1.25 one
-# slower than in its sweep falls behind by no more than its door and queue keep in hand
+# a paired turn offers each of these multiples of the case's swept saturation and keeps the best achieved
+# rate, as the sweep keeps its best step: a server slower now than in its sweep falls behind at 1.0, and
+# one faster now shows it at 1.25
 PAIRED_RATES = (1.0, 1.25)
 
 
@@ -552,15 +552,15 @@ def side_by_side(
                 }
             )
             logger.info("%s / %s, round %d: %.0f / %.0f rps", *names, k + 1, *achieved)
-    ratios_ = [r["ratio"] for r in rounds if r["ratio"] == r["ratio"]]
+    readings = [r["ratio"] for r in rounds if r["ratio"] == r["ratio"]]
     return {
         # a case that kept up with every rate of its sweep (a smoke run) may keep up here too: its ratio
         # is then one of offered rates, not of capacities
         "saturated": {name: bool(case.get("saturated")) for name, case in zip(names, swept, strict=True)},
         "offered_rps": {name: [round(rate, 1) for rate in own] for name, own in zip(names, rates, strict=True)},
         "rounds": rounds,
-        "median_ratio": round(float(np.median(ratios_)), 3) if ratios_ else float("nan"),
-        "ratio_range": [min(ratios_), max(ratios_)] if ratios_ else [],
+        "median_ratio": round(float(np.median(readings)), 3) if readings else float("nan"),
+        "ratio_range": [min(readings), max(readings)] if readings else [],
     }
 
 
@@ -622,7 +622,6 @@ def table(report: dict[str, Any]) -> str:
         rows.append("items per model run at the best step: " + "; ".join(formed))
     rows += [f"{k}: {v}" for k, v in report["ratios"].items() if v == v]  # the ratios of the cases run (no NaN)
     for name, pair in report.get("paired", {}).items():
-        rows.append(
-            f"{name}, each round (two steps side by side): " + ", ".join(str(r["ratio"]) for r in pair["rounds"])
-        )
+        readings = ", ".join(str(r["ratio"]) for r in pair["rounds"])
+        rows.append(f"{name}, each round's ratio (its two turns side by side): {readings}")
     return "\n".join(rows)

@@ -90,7 +90,7 @@ def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
         assert min(pair["ratio_range"]) <= report["ratios"][name] == pair["median_ratio"] <= max(pair["ratio_range"])
         swept = report["cases"][served]["requests_per_s"]
         assert pair["offered_rps"][served] == pytest.approx([m * swept for m in PAIRED_RATES], rel=1e-3)
-        assert f"{name}, each round (two steps side by side): " in result.output
+        assert f"{name}, each round's ratio (its two turns side by side): " in result.output
     assert "service_1_batched" in result.output
     # the execution provider each case ran on, read back (the session's, the service's /v1/models)
     assert report["cases"]["raw_ort"]["provider"] == "CPUExecutionProvider"
