@@ -3,26 +3,78 @@
 A missing file or config, a malformed spec or config, a missing log column or an unknown kind raises
 ``FileNotFoundError``/``FileExistsError``/``ValueError`` (``FeatureError`` included) with a message
 naming the problem; the command prints ``error: <message>`` to stderr and exits 2, without a
-traceback. ``ctr -v ...`` keeps the traceback for debugging. Other exceptions are bugs and propagate.
+traceback. So does a command run on an install without the extra it needs (``ctr train`` on the
+service's ``.[cpu]``): the line names the missing module and the extra that brings it, read from the
+installed distribution's own requirements. ``ctr -v ...`` keeps the traceback for debugging. Other
+exceptions are bugs and propagate (an import that no extra but ``dev`` declares among them).
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from importlib import metadata
 from typing import Any
 
 import typer
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
+DISTRIBUTION = "debiased-ctr"
+# Modules whose distribution has another name; any other module is taken to share its distribution's.
+DISTRIBUTIONS_OF_MODULE = {
+    "grpc": ("grpcio",),
+    "google": ("protobuf",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+}
+EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def extras_providing(module: str) -> list[str]:
+    """The extras of this project (``dev`` aside: the test tools) that install ``module``; [] when none
+    does or the project is not installed."""
+    try:
+        requirements = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return []
+    wanted = {_canonical(name) for name in DISTRIBUTIONS_OF_MODULE.get(module, (module,))}
+    extras = []
+    for requirement in requirements:
+        name, marker = REQUIREMENT_NAME.match(requirement), EXTRA_MARKER.search(requirement)
+        if name and marker and _canonical(name.group()) in wanted and marker.group(1) not in ("dev", *extras):
+            extras.append(marker.group(1))
+    return extras
+
+
+def missing_extra_message(error: ModuleNotFoundError) -> str | None:
+    """What to say when ``error`` is a module an extra would have installed; None when it is not."""
+    module = (error.name or "").partition(".")[0]
+    extras = extras_providing(module)
+    if not extras:
+        return None
+    named = " or ".join(f"'{extra}'" for extra in extras)
+    return (
+        f"this command needs {module}, which the {named} extra installs: "
+        f"pip install '{DISTRIBUTION}[{extras[0]}]' (from a checkout: pip install -e '.[{extras[0]}]')"
+    )
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class UserErrorTyper(typer.Typer):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except USER_ERRORS as error:
+        except (*USER_ERRORS, ModuleNotFoundError) as error:
+            if isinstance(error, ModuleNotFoundError):
+                message = missing_extra_message(error)
+                if message is None:
+                    raise
+            else:
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
                 raise
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
             typer.echo(f"error: {message}", err=True)
             raise SystemExit(2) from None

@@ -1,7 +1,8 @@
 """The ``ctr`` command line: simulate, train, export, evaluate, serve, and request samples.
 
-Training commands import torch; ``serve`` and ``sample-request`` do not, so a serving install
-(``pip install .[cpu]``) runs them without the training extras.
+``serve`` needs only a serving install (``pip install .[cpu]``); the commands that train, simulate
+or draw from the world simulator (``sample-request`` too: the world's tables are pyarrow's) need the
+``train`` extra, and say so in one line when it is missing (cli/errors.py).
 """
 
 from __future__ import annotations

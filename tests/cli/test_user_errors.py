@@ -47,3 +47,48 @@ def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
     done = ctr("train", "bad", "--no-progress", cwd=tmp_path)
     assert done.returncode == 2 and "says kind = 'esmn', which is unknown: set it to one of" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# `ctr` as an install without some modules runs it: importing any of HIDDEN fails as if it were absent.
+WITHOUT = """
+import sys
+HIDDEN = set(sys.argv.pop(1).split(","))
+
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Absent())
+from cli.main import app
+app()
+"""
+
+
+def ctr_without(hidden: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-c", WITHOUT, hidden, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "args", "expected"),
+    [
+        ("torch", ["train", "esmm", "--no-progress"], "needs torch, which the 'train' extra installs"),
+        ("pyarrow", ["sample-request"], "needs pyarrow, which the 'train' extra installs"),
+        ("onnxruntime", ["serve", "--port", "8799"], "needs onnxruntime, which the 'cpu' or 'gpu' extra installs"),
+    ],
+)
+def test_a_command_without_its_extra_names_the_extra(tmp_path, hidden, args, expected):
+    done = ctr_without(hidden, *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: this command ") and expected in lines[0], done.stderr
+    assert "pip install" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_a_missing_module_no_extra_declares_is_a_bug_and_keeps_its_traceback(tmp_path):
+    done = ctr_without("numpy", "sample-request", cwd=tmp_path)  # numpy is a base dependency
+    assert done.returncode == 1 and "Traceback" in done.stderr and "No module named 'numpy'" in done.stderr
+    assert "error: this command" not in done.stderr
