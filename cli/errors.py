@@ -54,8 +54,8 @@ def missing_extra_message(error: ModuleNotFoundError) -> str | None:
         return None
     named = " or ".join(f"'{extra}'" for extra in extras)
     return (
-        f"this command needs {module}, which the {named} extra installs: "
-        f"pip install '{DISTRIBUTION}[{extras[0]}]' (from a checkout: pip install -e '.[{extras[0]}]')"
+        f"this command needs {module}: the {named} extra installs it "
+        f"(in a checkout of {DISTRIBUTION}: pip install -e '.[{extras[0]}]')"
     )
 
 

@@ -75,9 +75,9 @@ def ctr_without(hidden: str, *args: str, cwd: Path) -> subprocess.CompletedProce
 @pytest.mark.parametrize(
     ("hidden", "args", "expected"),
     [
-        ("torch", ["train", "esmm", "--no-progress"], "needs torch, which the 'train' extra installs"),
-        ("pyarrow", ["sample-request"], "needs pyarrow, which the 'train' extra installs"),
-        ("onnxruntime", ["serve", "--port", "8799"], "needs onnxruntime, which the 'cpu' or 'gpu' extra installs"),
+        ("torch", ["train", "esmm", "--no-progress"], "needs torch: the 'train' extra installs it"),
+        ("pyarrow", ["sample-request"], "needs pyarrow: the 'train' extra installs it"),
+        ("onnxruntime", ["serve", "--port", "8799"], "needs onnxruntime: the 'cpu' or 'gpu' extra installs it"),
     ],
 )
 def test_a_command_without_its_extra_names_the_extra(tmp_path, hidden, args, expected):

@@ -1,7 +1,7 @@
 """Every third-party module the shipped packages import is installed by the extras they are run with.
 
-The test suite runs with every extra but `bench` installed (`make test`), so an import that only the
-`dev` extra provides passes every other test and fails for a user: `ctr auction` once raised
+The test suite runs with the `cpu`, `train` and `dev` extras installed (`make test`), so an import
+that only `dev` provides passes every other test and fails for a user: `ctr auction` once raised
 ``ModuleNotFoundError: httpx`` after `make run` (`.[cpu,train]`). This reads the imports themselves
 (module level and inside functions alike) and checks them against `pyproject.toml`.
 """
