@@ -174,7 +174,7 @@ def run_cases(
 
     chosen = [name for name in CASES if only is None or name in only]
     if importlib.util.find_spec("grpc") is None and any("grpc" in name for name in chosen):
-        logger.warning("grpcio is not installed (pip install 'debiased-ctr[grpc]'): the gRPC cases are left out")
+        logger.warning("grpcio is not installed (pip install -e '.[grpc]'): the gRPC cases are left out")
         chosen = [name for name in chosen if "grpc" not in name]
     if not chosen:
         return {}

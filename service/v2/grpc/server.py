@@ -11,7 +11,7 @@ A refusal keeps the service's message and maps its HTTP status to the gRPC code 
 DEADLINE_EXCEEDED; anything unexpected is logged and answered INTERNAL. Messages are bounded by
 ``CTR_MAX_BODY_BYTES``, as REST bodies are.
 
-Needs grpcio and protobuf (``pip install 'debiased-ctr[grpc]'``); imported only when the port is set.
+Needs grpcio and protobuf (``pip install -e '.[grpc]'``); imported only when the port is set.
 """
 
 from __future__ import annotations
