@@ -1,8 +1,9 @@
 # The scoring service image.
 #   CPU (default):  docker build -t debiased-ctr .
 #   CUDA:           docker build --build-arg RUNTIME=gpu -t debiased-ctr:gpu .
+#   gRPC too:       docker build --build-arg EXTRAS=grpc -t debiased-ctr .   (then -e CTR_GRPC_PORT=8001 -p 8001:8001)
 # Models are mounted (docker run -v $PWD/models:/srv/models ...) or baked in with
-# --build-arg MODELS=models (after `ctr prepare`). The image holds no torch: `.[cpu]` / `.[gpu]` only.
+# --build-arg MODELS=models (after `ctr prepare`). The image holds no torch: `.[cpu]` / `.[gpu]` (and EXTRAS) only.
 ARG RUNTIME=cpu
 ARG PYTHON_VERSION=3.11
 
@@ -31,6 +32,7 @@ ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # -- the service ------------------------------------------------------------------------------------
 FROM base-${RUNTIME} AS service
 ARG RUNTIME
+ARG EXTRAS=
 ARG MODELS=
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -40,8 +42,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     CTR_MODEL_REPOSITORY=/srv/models \
     CTR_LOG_FORMAT=json
 COPY --from=build /wheels /wheels
-RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}]" && rm -rf /wheels \
- && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())"
+RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}${EXTRAS:+,${EXTRAS}}]" \
+ && rm -rf /wheels \
+ && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())" \
+ && case ",${EXTRAS}," in *,grpc,*) python -c "import service.v2.grpc.server; print('gRPC: importable')" ;; esac
 RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin ctr \
  && mkdir -p /srv/models && chown -R ctr /srv
 COPY --chown=ctr ${MODELS:-pyproject.toml} /srv/baked/

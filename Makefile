@@ -9,8 +9,10 @@ OTHER_RUNTIME := $(if $(filter gpu,$(RUNTIME)),cpu,gpu)
 SWITCH_RUNTIME = if $(BIN)/python -m pip show -q $(if $(filter gpu,$(RUNTIME)),onnxruntime,onnxruntime-gpu) 2>/dev/null; \
 	then $(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu; fi; \
 	rm -f $(VENV)/.installed-$(OTHER_RUNTIME) $(VENV)/.installed-run-$(OTHER_RUNTIME)
-# the image `make image-check` checks (cpu / gpu): its own fresh venv, whatever RUNTIME installed here
+# the image `make image-check` checks (cpu / gpu, and the Dockerfile's EXTRAS, e.g. grpc): its own fresh
+# venv, whatever RUNTIME installed here
 IMAGE_RUNTIME ?= cpu
+IMAGE_EXTRAS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
@@ -50,10 +52,10 @@ docs-check: install
 	$(BIN)/ctr prepare --step "[docs-check]"
 	$(BIN)/ctr docs-check
 
-# The Dockerfile's stages without Docker (IMAGE_RUNTIME=cpu or gpu): a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
+# The Dockerfile's stages without Docker (IMAGE_RUNTIME=cpu or gpu, IMAGE_EXTRAS=grpc): a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
 image-check: install
 	$(BIN)/ctr prepare --step "[image-check]"
-	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) bash .ci/image_steps.sh
+	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) IMAGE_EXTRAS=$(IMAGE_EXTRAS) bash .ci/image_steps.sh
 
 test: install
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@
 # CUDA provider's libraries, from NVIDIA's wheels, all load but the driver's (the host's, not the image's).
 #   make image-check                       (MODELS=models by default: a repository with the default models)
 #   make image-check IMAGE_RUNTIME=gpu     (~3 GB of NVIDIA wheels; no GPU needed: the service falls back)
+#   make image-check IMAGE_EXTRAS=grpc     (the Dockerfile's --build-arg EXTRAS=grpc: the gRPC port served too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,6 +14,9 @@ MODELS=${MODELS:-models}
 CTR=${CTR:-.venv/bin/ctr}  # the development install's, for a request body
 PORT=${PORT:-8792}
 RUNTIME=${IMAGE_RUNTIME:-cpu}
+EXTRAS=${IMAGE_EXTRAS:-}
+GRPC_PORT=${GRPC_PORT:-8793}
+case ",$EXTRAS," in *,grpc,*) grpc=1 ;; *) grpc=0 ;; esac
 work=$(mktemp -d)
 server=
 cleanup() {
@@ -28,14 +32,18 @@ step "build stage: pip wheel --no-deps ."
 [ "$had_build" = 1 ] || rm -rf build  # setuptools' scratch in the checkout (the image builds in its own stage)
 wheel=$(ls "$work"/wheels/*.whl)
 
-step "service stage: a fresh venv, pip install '$(basename "$wheel")[$RUNTIME]'"
+extras="$RUNTIME${EXTRAS:+,$EXTRAS}"
+step "service stage: a fresh venv, pip install '$(basename "$wheel")[$extras]'"
 "$PYTHON" -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --no-cache-dir "${wheel}[$RUNTIME]" 2>&1 | grep -v "^WARNING: Location" || true
+"$work/venv/bin/pip" install -q --no-cache-dir "${wheel}[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 if "$work/venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "[image-check] FAILED: torch came with the service's install" >&2
   exit 1
 fi
 (cd "$work" && venv/bin/python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())")
+if [ "$grpc" = 1 ]; then
+  (cd "$work" && venv/bin/python -c "import service.v2.grpc.server; print('[image-check] gRPC server: importable')")
+fi
 if [ "$RUNTIME" = gpu ]; then
   step "CUDA libraries: preloaded from NVIDIA's wheels; the CUDA provider's library needs nothing more but the driver"
   (cd "$work" && venv/bin/python - <<'PY'
@@ -63,7 +71,7 @@ step "CMD: ctr serve (CTR_LOG_FORMAT=json, CTR_MODEL_REPOSITORY a copy of $MODEL
 cp -r "$MODELS" "$work/models"
 (cd "$work" && exec env -i PATH="$work/venv/bin:/usr/bin:/bin" CTR_HOST=127.0.0.1 CTR_PORT="$PORT" \
   CTR_MODEL_REPOSITORY="$work/models" CTR_LOG_FORMAT=json PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-  venv/bin/ctr serve > "$work/serve.log" 2>&1) &
+  $([ "$grpc" = 1 ] && echo CTR_GRPC_PORT="$GRPC_PORT") venv/bin/ctr serve > "$work/serve.log" 2>&1) &
 server=$!
 for _ in $(seq 1 240); do
   if (cd "$work" && CTR_PORT="$PORT" venv/bin/python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)") 2>/dev/null; then
@@ -83,6 +91,15 @@ scores = json.load(urllib.request.urlopen(request, timeout=10))["scores"]
 assert len(scores) == 2 and all(0 < s["pctr"] < 1 for s in scores), scores
 print(f"[image-check] POST /v1/score: 200, pctr {[round(s['pctr'], 4) for s in scores]}")
 PY
+if [ "$grpc" = 1 ]; then  # the standard client, from the development install (the image has none)
+  "$(dirname "$CTR")/python" - "$GRPC_PORT" <<'PY'
+import sys
+import tritonclient.grpc as grpcclient
+client = grpcclient.InferenceServerClient(f"127.0.0.1:{sys.argv[1]}")
+assert client.is_server_live() and client.is_model_ready("esmm"), "the gRPC port answers, esmm not ready"
+print(f"[image-check] gRPC on {sys.argv[1]}: live, esmm ready (tritonclient)")
+PY
+fi
 head -1 "$work/serve.log" | "$work/venv/bin/python" -c "import json, sys; json.loads(sys.stdin.read())" \
   || { echo "[image-check] FAILED: the log is not JSON lines" >&2; exit 1; }
 step "logs: JSON lines"
