@@ -18,8 +18,9 @@ from typing import Any
 
 import typer
 
+from common.version import DISTRIBUTION
+
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
-DISTRIBUTION = "debiased-ctr"
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),

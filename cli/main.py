@@ -23,6 +23,7 @@ from cli.experiment import experiment_app
 from cli.new import new, spec_app
 from cli.prepare import prepare
 from cli.reports import write_report
+from common.version import DISTRIBUTION, VERSION
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -39,8 +40,19 @@ RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The 
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 
 
+def print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"{DISTRIBUTION} {VERSION}")
+        raise typer.Exit()
+
+
 @app.callback()
-def configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False) -> None:
+def configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from common.version import VERSION
 from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
 from service.http.errors import error_body, install_error_handlers
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app = ScoringService(
         title="Debiased CTR/CVR scoring",
         summary="Position-debiased pCTR, entire-space pCTCVR and pCVR for candidate ads, on ONNX Runtime.",
-        version="0.1.0",
+        version=VERSION,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from common.version import DISTRIBUTION, VERSION
 from service.deps import DeadlineDep, ModelsDep, SettingsDep
 from service.http.body import INLINE_BODY_BYTES, check_media_type, request_body
 from service.http.disconnect import watcher
@@ -38,8 +39,8 @@ from service.v2.statistics import statistics
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
-SERVER_NAME = "debiased-ctr"
-SERVER_VERSION = "0.1.0"
+SERVER_NAME = DISTRIBUTION
+SERVER_VERSION = VERSION
 EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data"]
 
 

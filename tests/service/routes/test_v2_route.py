@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.tiny_model import SPEC
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def infer_body(categorical: list[list[int]], numeric: list[list[float]], **extra: object) -> dict:
@@ -17,6 +22,16 @@ def infer_body(categorical: list[list[int]], numeric: list[list[float]], **extra
         ],
         **extra,
     }
+
+
+def test_the_server_reports_the_installed_version(client: TestClient) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert client.get("/v2").json() | {"extensions": None} == {
+        "name": project["name"],
+        "version": project["version"],
+        "extensions": None,
+    }
+    assert client.get("/openapi.json").json()["info"]["version"] == project["version"]
 
 
 def test_server_and_model_metadata(client: TestClient) -> None:
