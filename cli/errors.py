@@ -60,6 +60,20 @@ def missing_extra_message(error: ModuleNotFoundError) -> str | None:
     )
 
 
+def one_line(error: Exception) -> str:
+    """The error's message on one line. A pydantic ``ValidationError`` (``ctr serve``'s settings) says each
+    field and what is wrong with it, never the value given (an admin token is a secret), where its first
+    line would say only how many errors there were."""
+    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
+        problems = []
+        for problem in error.errors(include_url=False, include_input=False, include_context=False):  # type: ignore[attr-defined]
+            field = ".".join(str(part) for part in problem["loc"])
+            text = problem["msg"].removeprefix("Value error, ")
+            problems.append(f"{field}: {text}" if field else text)
+        return f"invalid {error.title}: " + "; ".join(problems)  # type: ignore[attr-defined]
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -74,7 +88,7 @@ class UserErrorTyper(typer.Typer):
                 if message is None:
                     raise
             else:
-                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                message = one_line(error)
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
                 raise
             typer.echo(f"error: {message}", err=True)

@@ -12,8 +12,8 @@ CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ctr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **variables}
     return subprocess.run([*CTR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -39,6 +39,14 @@ def test_missing_log_column_is_named(tmp_path):
     done = ctr("spec", "infer", "--logs", str(tmp_path / "logs.csv"), cwd=tmp_path)
     assert done.returncode == 2 and "lacks the columns ['conversion']" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bad_settings_name_every_setting_and_what_is_wrong_but_not_the_secret(tmp_path):
+    done = ctr("serve", cwd=tmp_path, CTR_PORT="abc", CTR_ADMIN_TOKEN="hunter2-short")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: invalid Settings: port: Input should be a valid integer")
+    assert "admin_token: admin_token must be at least 16 characters" in done.stderr
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
