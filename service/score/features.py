@@ -168,7 +168,7 @@ def gather_columns(
 def accepted_columns(
     candidates: list[Any], context: dict[str, Any], kinds: dict[str, str], max_chars: int
 ) -> dict[str, list[Any]] | None:
-    """``gather_columns``'s columns when every candidate value passes its checks (and ``_check_kinds``'),
+    """``gather_columns``'s columns when every candidate value passes its checks (and ``check_kinds``'),
     found a column at a time in C (the set of the keys, of a column's types; its longest string, its
     largest magnitude); None as soon as anything would be refused, or is unusual, so that the
     value-by-value checks find and name it. Never accepts what they refuse (a property test checks)."""
@@ -251,7 +251,7 @@ def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[
             raise InputError(422, f"feature {name!r} is required but missing", where)
 
 
-def _check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
+def check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
     """Every candidate value is one its feature's encoder takes: checked a column at a time, in C where
     possible (a set of the column's types, the largest magnitude), so batches encode without errors."""
     for name, column in columns.items():
@@ -306,7 +306,7 @@ def checked_rows(
     columns = accepted_columns(candidates, context, kinds, max_chars)
     if columns is None:  # something to refuse (or unusual): the value-by-value checks name it
         columns = gather_columns(candidates, context, kinds, max_chars)
-        _check_kinds(columns, kinds)
+        check_kinds(columns, kinds)
     for model in models:
         _check_required(model, context, columns)
     return FeatureRows(context, columns, len(candidates))

@@ -29,7 +29,7 @@ from service.http.disconnect import Watcher
 from service.http.errors import InputError, ModelUnavailable
 from service.models.retrieval_model import EMBEDDING, RetrievalModel
 from service.models.snapshot import ServingModels
-from service.score.features import gather_columns
+from service.score.features import check_kinds, gather_columns
 from service.settings import Settings
 
 BODY_KEYS = frozenset({"query", "items", "k"})
@@ -92,8 +92,8 @@ def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[An
             raise InputError(413, f"{len(items)} items; at most {settings.max_candidates} per request", "items")
         return query, items, 0
     k = data["k"]
-    if type(k) is not int:
-        raise InputError(422, "k must be an integer", "k")
+    if type(k) is not int:  # 10**30 too: a JSON integer beyond 64 bits is read as a float
+        raise InputError(422, f"k must be an integer in 1..{settings.max_top_k}", "k")
     if not 1 <= k <= settings.max_top_k:
         raise InputError(422, f"k must be in 1..{settings.max_top_k}, not {k}", "k")
     return query, None, k
@@ -104,6 +104,7 @@ def _encode(encoder: FeatureEncoder, rows: list[Any], where: str, settings: Sett
     spec = encoder.spec
     try:
         columns = gather_columns(rows, {}, frozenset(f.name for f in spec.features), settings.max_string_chars)
+        check_kinds(columns, {f.name: f.kind for f in spec.features})  # names the row of a value it refuses
     except InputError as error:
         message = error.message.replace("served models", f"{where} tower").replace("candidate feature", "feature")
         raise InputError(error.status, message, _path(error.field, where)) from None

@@ -7,11 +7,11 @@ from hypothesis import strategies as st
 
 from service.http.errors import InputError
 from service.score.features import (
-    _check_kinds,
     _encodable,
     _plain_value_accepted,
     _value_problem,
     accepted_columns,
+    check_kinds,
     gather_columns,
 )
 from service.score.pipeline import conversion_rates, parse_body
@@ -58,14 +58,14 @@ def test_parse_body_counts_candidates_against_the_limit() -> None:
 )
 def test_the_column_checks_accept_only_what_the_value_checks_accept(request_parts) -> None:
     """``accepted_columns`` (checks a column at a time) never lets through what ``gather_columns`` and
-    ``_check_kinds`` (value by value, naming the problem) refuse, and gives the same columns."""
+    ``check_kinds`` (value by value, naming the problem) refuse, and gives the same columns."""
     candidates, context = request_parts
     context = context or {}
     fast = accepted_columns(candidates, context, KINDS, MAX_CHARS)
     if fast is None:
         return  # the value-by-value checks decide (and name the problem)
     slow = gather_columns(candidates, context, KINDS, MAX_CHARS)  # raises on anything refused
-    _check_kinds(slow, KINDS)
+    check_kinds(slow, KINDS)
     assert fast == slow
 
 

@@ -82,6 +82,10 @@ def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
         ({"query": QUERY, "items": [ITEMS[0], {**ITEMS[1], "shape": 1}]}, 422, "items[1].shape"),
         ({"query": QUERY, "items": [ITEMS[0], {"ad_id": "a2"}]}, 422, "items[1].ad_category"),
         ({"query": QUERY, "items": [ITEMS[0], "a2"]}, 422, "items[1]"),
+        ({"query": QUERY, "items": [ITEMS[0], {**ITEMS[1], "ad_price": "x"}]}, 422, "items[1].ad_price"),
+        ({"query": QUERY, "items": [ITEMS[0], ITEMS[1], {**ITEMS[1], "ad_price": 1e39}]}, 422, "items[2].ad_price"),
+        ({"query": QUERY, "items": [{**ITEMS[0], "ad_id": 2.5}]}, 422, "items[0].ad_id"),
+        ({"query": {**QUERY, "user_age": 1e39}, "k": 3}, 422, "query.user_age"),
         ({"query": QUERY, "k": 3, "extra": 1}, 422, "extra"),
     ],
 )
@@ -89,6 +93,12 @@ def test_bad_input_names_the_field(client: TestClient, body: dict, status: int, 
     response = client.post("/v1/similarity", json=body)
     assert response.status_code == status, response.text
     assert response.json()["field"] == field
+
+
+def test_a_k_too_large_for_an_integer_is_told_its_range(client: TestClient) -> None:
+    body = b'{"query": {"user_id": "u3"}, "k": ' + b"1" + b"0" * 30 + b"}"  # 10**30: beyond 64 bits
+    response = client.post("/v1/similarity", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"] == "k must be an integer in 1..50"
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:
