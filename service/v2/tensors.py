@@ -30,6 +30,8 @@ def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int
         raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {datatype!r}", f"{where}.datatype")
     if not isinstance(shape, Sequence) or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
+    if shape[0] < 1:  # said before the data is read, which would otherwise be refused for holding 0 values
+        raise InputError(400, "the batch dimension must be at least 1", f"{where}.shape")
     return shape[0], shape[1]
 
 

@@ -89,6 +89,7 @@ def test_infer_matches_v1_score(client: TestClient) -> None:
         (infer_body([[0.5, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),
         (infer_body([[0, 50, 74]], [[1e39, 0.0]]), "inputs[1].data"),
         (infer_body([[0, 50, 74]], [["a", 0.0]]), "inputs[1].data"),
+        (infer_body([], []), "inputs[0].shape"),  # 0 rows
     ],
 )
 def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, field: str | None) -> None:
@@ -97,6 +98,8 @@ def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, fi
     response = client.post("/v2/models/esmm/infer", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
+    if field == "inputs[0].shape":
+        assert response.json()["error"] == "the batch dimension must be at least 1"
 
 
 def test_deadline_header(client: TestClient) -> None:
