@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 
 from common.encoder import _numeric_values  # the encoder's own reading of a numeric column
 from common.features import FeatureSpec, NumericStats
-from training.logs import column_array
+from training.logs import check_labels, column_array
 from training.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -101,12 +100,11 @@ class LogStatistics:
 
 
 def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogStatistics:
-    """The summary of one row group; refuses conversions on unclicked impressions, naming the file."""
+    """The summary of one row group; refuses wrong labels (``check_labels``), naming the file."""
     numeric = [f for f in spec.numeric if f.name in logs.columns]
     span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
     table = logs.read(span, [f.name for f in numeric] + ["position", "click", "conversion"])
-    if pc.any(pc.and_(pc.equal(table.column("conversion"), 1), pc.not_equal(table.column("click"), 1))).as_py():
-        raise ValueError(f"impression log {logs.file_of(span)} has conversions on unclicked impressions")
+    check_labels(table, f"{logs.file_of(span)} (row group {group})")
     moments = {}
     for feature in numeric:
         values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)

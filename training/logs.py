@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -50,32 +49,74 @@ def manifest_spec(path: str | Path) -> Path | None:
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
-    """All rows of the logs at ``path``, checked for the label columns and the spec's features."""
+    """All rows of the logs at ``path``, checked for the label columns (each file's, ``check_labels``),
+    the spec's features and at least one row."""
+    required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
     tables = []
     for file in log_files(path):
-        tables.append(pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file))
-    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    required = list(LABEL_COLUMNS)
-    if spec is not None:
-        required += [f.name for f in spec.features if f.required]
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
+        table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
+        missing = [c for c in required if c not in table.column_names]
+        if missing:
+            raise ValueError(
+                f"impression log {file} lacks the columns {missing}: add them to the log "
+                "(a feature can instead be made optional in the spec: required = false, default = ...)"
+            )
+        if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
+            check_labels(table, str(file))
+        tables.append(table)
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
         raise ValueError(
-            f"impression log {path} lacks the columns {missing}: add them to the log "
-            "(a feature can instead be made optional in the spec: required = false, default = ...)"
-        )
-    click = table.column("click")
-    conversion = table.column("conversion")
-    if pc.any(pc.and_(pc.equal(conversion, 1), pc.not_equal(click, 1))).as_py():
-        raise ValueError(f"impression log {path} has conversions on unclicked impressions")
+            f"the files of {path} disagree on a column's type ({error}): write them alike (one format, the same "
+            "types; a CSV column of digits is read as numbers, where Parquet keeps the type it was written with)"
+        ) from None
+    if not table.num_rows:
+        raise ValueError(f"impression log {path} has no rows")
     return table
 
 
+# label -> (lowest, highest value) allowed; booleans are taken as 0/1 for the click and the conversion
+LABEL_RANGES = {"position": (1, None), "click": (0, 1), "conversion": (0, 1)}
+
+
+def check_labels(table: pa.Table, source: str) -> None:
+    """ValueError unless every row has a position (an integer, 1 the top slot), a click and a conversion
+    (0 or 1, integers or booleans), and no conversion without a click. The message names ``source``, the
+    column, how many rows are wrong and the first of them (its row in ``table``, from 0)."""
+    values = {}
+    for name, (lowest, highest) in LABEL_RANGES.items():
+        column = table.column(name)
+        wanted = "an integer of at least 1" if highest is None else "0 or 1"
+        kind = column.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or (pa.types.is_boolean(kind) and highest)):
+            raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values")
+        array = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls as NaN
+        wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array))
+        if highest is not None:
+            wrong |= array > highest
+        if wrong.any():
+            first = int(np.flatnonzero(wrong)[0])
+            shown = "missing" if np.isnan(array[first]) else repr(column[first].as_py())
+            raise ValueError(
+                f"impression log {source}: {name} must be {wanted} on every row; {int(wrong.sum())} rows are "
+                f"not (the first, row {first}, is {shown})"
+            )
+        values[name] = array
+    if ((values["conversion"] == 1) & (values["click"] != 1)).any():
+        raise ValueError(f"impression log {source} has conversions on unclicked impressions")
+
+
 def column_array(table: pa.Table, name: str) -> np.ndarray:
-    """A column as numpy: strings as a unicode array, numbers as they are, nulls as None/NaN."""
+    """A column as numpy: strings as a unicode array, numbers as they are, booleans as 0/1 integers (a
+    request sends them so: the service refuses JSON booleans), nulls as None (NaN among floats)."""
     column = table.column(name)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int64())
+    if pa.types.is_integer(column.type) and column.null_count:
+        return np.array(column.to_pylist(), dtype=object)  # ints and None: as floats, 3 would be a category 3.0
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return column.to_numpy(zero_copy_only=False)
     if pa.types.is_floating(column.type):

@@ -1,9 +1,12 @@
 """Proposing a feature spec from a log's columns (``ctr spec infer``), for the user to edit.
 
-Rules, per column other than the labels (position, click, conversion) and the request's id/time:
-- strings, booleans and integers with at most ``MAX_CATEGORICAL_INTEGERS`` distinct values are
-  categorical, with ``buckets`` the next power of two >= 4 x the distinct values seen (so that the
-  hashing collides little and new values have room), between 8 and 2^20; other numbers are numeric;
+Rules, per column other than the labels (position, click, conversion), the request's id/time, the
+logging policy's ``propensity`` and the world simulator's ground truth (``true_ctr``, ...: a feature
+made of them would leak the answer into a model trained on ``ctr simulate``'s logs):
+- strings, booleans (read as 0/1, which is how requests must send them) and integers with at most
+  ``MAX_CATEGORICAL_INTEGERS`` distinct values are categorical, with ``buckets`` the next power of two
+  >= 4 x the distinct values seen (so that the hashing collides little and new values have room),
+  between 8 and 2^20; other numbers are numeric;
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
@@ -21,8 +24,13 @@ import pyarrow.compute as pc
 
 from common.features import Feature, FeatureSpec
 from training.logs import LABEL_COLUMNS, read_logs
+from training.world.logs import GROUND_TRUTH_COLUMNS
 
-SKIPPED_COLUMNS = ("request_id", "ts", "timestamp", "time")  # the request's id and time, not features
+SKIPPED_COLUMNS = {
+    **dict.fromkeys(("request_id", "ts", "timestamp", "time"), "the request's id or time"),
+    "propensity": "the logging policy's probability of the display (IPS weights), not a feature",
+    **dict.fromkeys(GROUND_TRUTH_COLUMNS, "the world simulator's ground truth: as a feature it would leak the answer"),
+}
 MAX_CATEGORICAL_INTEGERS = 1_000
 MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
 
@@ -41,7 +49,7 @@ def infer_spec(path: Path) -> tuple[FeatureSpec, dict[str, str]]:
         if name in LABEL_COLUMNS:
             continue
         if name in SKIPPED_COLUMNS:
-            skipped[name] = "the request's id or time"
+            skipped[name] = SKIPPED_COLUMNS[name]
             continue
         feature, reason = _infer_feature(table, name)
         if feature is None:

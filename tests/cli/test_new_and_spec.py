@@ -82,3 +82,46 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     assert features["creative"].buckets == buckets_for(50) == 256
     assert features["bid"].kind == "numeric" and not features["bid"].required
     assert features["bid"].default == pytest.approx(float(np.nanmedian(bid)))
+
+
+def test_a_spec_inferred_from_a_log_trains_on_that_log(tmp_path):
+    """Booleans and integer columns with gaps are proposed as categorical and train (read as 0/1 and as
+    integers, not as floats the encoder refuses); the simulator's ground truth and the logging policy's
+    propensity are left out, with why."""
+    rng = np.random.default_rng(1)
+    rows = 900
+    click = (rng.random(rows) < 0.3).astype(np.int64)
+    hour = pa.array([None if i % 40 == 0 else i % 24 for i in range(rows)], pa.int64())
+    pq.write_table(
+        pa.table(
+            {
+                "request_id": [f"r{i // 3}" for i in range(rows)],
+                "site": [f"s{i % 5}" for i in range(rows)],
+                "returning": rng.random(rows) < 0.5,
+                "hour": hour,
+                "bid": rng.uniform(0.1, 2.0, rows),
+                "propensity": np.full(rows, 1 / 3),
+                "true_ctr": rng.random(rows),
+                "user_idx": rng.integers(0, 100, rows),
+                "position": np.tile([1, 2, 3], rows // 3),
+                "click": click,
+                "conversion": click * (rng.random(rows) < 0.3),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    result = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(tmp_path / "spec.toml"))
+    assert result.exit_code == 0, result.output
+    proposed = (tmp_path / "spec.toml").read_text()
+    assert "# left out: true_ctr: the world simulator's ground truth" in proposed
+    assert "# left out: user_idx: the world simulator's ground truth" in proposed
+    assert "# left out: propensity: the logging policy's probability" in proposed
+    spec = FeatureSpec.from_dict(tomllib.loads(proposed))
+    assert set(spec.by_name) == {"site", "returning", "hour", "bid"}
+    assert spec.by_name["hour"].kind == "categorical" and not spec.by_name["hour"].required
+
+    models = str(tmp_path / "models")
+    assert run("new", "mine", "--kind", "esmm", "--spec", str(tmp_path / "spec.toml"), "-r", models).exit_code == 0
+    trained = run("train", "mine", "--logs", str(tmp_path / "log.parquet"), "-r", models,
+                  "--work-dir", str(tmp_path / "work"), "--no-progress")  # fmt: skip
+    assert trained.exit_code == 0, trained.output

@@ -17,6 +17,9 @@ import pyarrow.parquet as pq
 
 from training.world.population import Population, Vocabulary
 
+# what only the simulator knows (for evaluation): never features, as a feature they would leak the answer
+GROUND_TRUTH_COLUMNS = ("true_ctr", "true_cvr", "examination", "conversion_potential", "user_idx", "ad_idx")
+
 LOG_SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),

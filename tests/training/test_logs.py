@@ -1,0 +1,85 @@
+"""Reading a user's impression logs: wrong labels, empty logs and files that disagree are refused with a
+message naming the file, the column and the first wrong row, before anything trains on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from common.encoder import FeatureEncoder
+from common.features import Feature, FeatureSpec
+from training.dataset import ImpressionTensors
+from training.logs import check_labels, read_logs
+
+HEADER = "request_id,ts,site,position,click,conversion"
+GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
+
+
+def csv_log(tmp_path, rows: list[str], name: str = "logs.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return path
+
+
+def test_good_labels_are_read_as_they_are(tmp_path):
+    table = read_logs(csv_log(tmp_path, GOOD))
+    assert table.num_rows == 4 and table.column("click").to_pylist() == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("r2,5,c,1,,0", r"logs\.csv: click must be 0 or 1 on every row; 1 rows are not \(the first, row 4, is missing"),
+        ("r2,5,c,1,2,0", r"click must be 0 or 1 on every row; 1 rows are not \(the first, row 4, is 2\)"),
+        ("r2,5,c,1,-1,0", r"click must be 0 or 1 .* is -1\)"),
+        ("r2,5,c,1,0.5,0", r"click must be 0 or 1 .* is 0\.5\)"),
+        ("r2,5,c,1,1,3", r"conversion must be 0 or 1 .* is 3\)"),
+        ("r2,5,c,0,1,0", r"position must be an integer of at least 1 on every row; 1 rows are not .* is 0\)"),
+        ("r2,5,c,,1,0", r"position must be an integer of at least 1 .* is missing\)"),
+        ("r2,5,c,1.5,1,0", r"position must be an integer of at least 1 .* is 1\.5\)"),
+        ("r2,5,c,1,yes,0", r"click must be 0 or 1 on every row, not string values"),
+        ("r2,5,c,1,0,1", r"logs\.csv has conversions on unclicked impressions"),
+    ],
+)
+def test_wrong_labels_are_refused_naming_the_file_column_and_first_row(tmp_path, row, message):
+    with pytest.raises(ValueError, match=message):
+        read_logs(csv_log(tmp_path, [*GOOD, row]))
+
+
+def test_boolean_clicks_and_conversions_are_taken_as_0_and_1(tmp_path):
+    labels = {"position": [1, 2, 1], "click": [True, False, True], "conversion": [True, False, False]}
+    table = pa.table({"site": ["a", "b", "a"], **labels})
+    pq.write_table(table, tmp_path / "logs.parquet")
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
+    tensors = ImpressionTensors.from_table(read_logs(tmp_path / "logs.parquet", spec), FeatureEncoder(spec)).tensors
+    assert tensors["click"].tolist() == [1, 0, 1] and tensors["conversion"].tolist() == [1, 0, 0]
+
+
+def test_a_log_without_rows_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"logs\.csv has no rows"):
+        read_logs(csv_log(tmp_path, []))
+
+
+def test_files_that_disagree_on_a_column_s_type_are_refused(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    csv_log(folder, GOOD, "a.csv")
+    pq.write_table(pa.table({"site": [7], "position": [1], "click": [0], "conversion": [0]}), folder / "b.parquet")
+    with pytest.raises(ValueError, match=r"the files of .*mixed disagree on a column's type"):
+        read_logs(folder)
+
+
+def test_the_check_reads_a_table_of_any_integer_or_float_type():
+    table = pa.table(
+        {
+            "position": pa.array([1, 3], pa.int8()),
+            "click": pa.array([1.0, 0.0], pa.float32()),
+            "conversion": pa.array([0, 0], pa.uint8()),
+        }
+    )
+    check_labels(table, "t")
+    with pytest.raises(ValueError, match=r"t: click must be 0 or 1 .* is missing\)"):
+        check_labels(table.set_column(1, "click", pa.array([1.0, np.nan], pa.float32())), "t")
+
