@@ -49,7 +49,7 @@ from service.batching.policy import (
     form_batch,
     split_outputs,
 )
-from service.http.errors import DeadlineExceeded, QueueFull
+from service.http.errors import DeadlineExceeded, InputError, QueueFull
 from service.metrics import ModelStats
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Batcher:
     def admit(self, n_items: int, deadline: float) -> float:
         """The loop's time now, if a request of ``n_items`` can be queued; otherwise its refusal
         (DeadlineExceeded, or QueueFull: no room, or an expected wait past the deadline), counted in
-        this model's stats."""
+        this model's stats; a 413 InputError when the queue could never hold it."""
         now = (self._loop or asyncio.get_running_loop()).time()
         if now >= deadline:
             self.stats.failure("deadline")
@@ -139,6 +139,12 @@ class Batcher:
         if self._unbatched:
             refusal = (
                 ("queue_full", "the model's queue is full") if self._in_flight >= self.config.max_queue_items else None
+            )
+        elif n_items > self.config.max_queue_items:  # no room would ever be enough: a 503 to retry would mislead
+            raise InputError(
+                413,
+                f"{n_items} rows; model {self.label} queues at most {self.config.max_queue_items} "
+                "(its [serving] max_queue_items): send fewer per request",
             )
         else:
             refusal = admission(self._queued_items, n_items, now, deadline, self.config, self.rate)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from service.batching.batcher import Batcher
 from service.batching.policy import EXPECTED_COMPANY, ArrivalRate, BatchConfig, Work, fill_until, form_batch
-from service.http.errors import DeadlineExceeded, QueueFull
+from service.http.errors import DeadlineExceeded, InputError, QueueFull
 
 
 def work(n: int, deadline: float = 10.0, abandoned: bool = False) -> Work:
@@ -213,6 +213,25 @@ def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
         for result in await asyncio.gather(first, *queued):
             assert result["y"].tolist() == [2.0, 2.0]
         assert batcher.stats.failures == {"queue_full": 2, "deadline": 1}
+        await batcher.retire()
+
+    run(main())
+
+
+def test_a_request_the_queue_could_never_hold_is_413_not_a_503_to_retry() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        config = BatchConfig(max_batch_size=2, max_queue_delay_us=0, max_queue_items=4)
+        batcher = Batcher(doubling, config, label="esmm:1")
+        batcher.start()
+        with pytest.raises(InputError) as refused:
+            await batcher.submit({"x": np.ones((5, 1), np.float32)}, 5, loop.time() + 5)  # idle: it would wait forever
+        assert refused.value.status == 413
+        assert refused.value.message == (
+            "5 rows; model esmm:1 queues at most 4 (its [serving] max_queue_items): send fewer per request"
+        )
+        result = await batcher.submit({"x": np.ones((4, 1), np.float32)}, 4, loop.time() + 5)  # split in two runs
+        assert result["y"].tolist() == [2.0] * 4 and not batcher.stats.failures
         await batcher.retire()
 
     run(main())
