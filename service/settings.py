@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     # KServe V2 gRPC service on this port (same host, process and batchers); 0: off. Needs the grpc extra.
     grpc_port: Annotated[int, Field(ge=0, le=65535)] = 0
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
-    # Which repository model fills each role: the position-debiased adversarial CTR model gives pctr,
-    # ESMM gives pctcvr (pcvr = pctcvr / pctr then mixes the two, clipped to [0, 1]).
+    # Which repository model fills each role (common/roles.py): by default the debiased ESMM fills both,
+    # pctr and pcvr from one model, pctcvr their product; CTR_CTR_MODEL=ctr takes pctr from the
+    # position-debiasing adversarial model instead (README, "API")
     ctr_model: str = ROLE["ctr"].default_model
     ctcvr_model: str = ROLE["ctcvr"].default_model
     max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413

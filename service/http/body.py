@@ -111,6 +111,11 @@ def _json_error_message(body: bytes, error: orjson.JSONDecodeError) -> str:
         number = body[error.pos : error.pos + 24].split(b",")[0].split(b"}")[0].split(b"]")[0].strip()
         shown = number.decode("ascii", "replace") + ("..." if len(number) >= 24 else "")
         return f"body is not valid JSON: number {shown} is out of range of a 64-bit float ({where})"
+    if "not valid UTF-8" in error.msg:  # orjson says "surrogates not allowed" and points at the start
+        try:
+            body.decode()
+        except UnicodeDecodeError as bad:
+            return f"body is not valid UTF-8: byte 0x{body[bad.start]:02x} at offset {bad.start} (JSON is UTF-8)"
     token = body[error.pos : error.pos + 9].lstrip(b"-")
     if token.startswith((b"NaN", b"Infinity", b"inf")):
         return f"body is not valid JSON: NaN and Infinity are not JSON numbers ({where})"

@@ -108,6 +108,7 @@ BAD_BODIES = [
     (b'{"candidates": [{"ad_id": 1, "ad_price": -Infinity}]}', 400, None, "Infinity"),
     (b'{"candidates": [{"ad_id": 1, "ad_price": 1e400}]}', 400, None, "number 1e400 is out of range"),
     (b'{"candidates": [{"ad_id": 1, "ad_price": 1' + b"0" * 400 + b"}]}", 400, None, "out of range of a 64-bit float"),
+    (b'{"context": {"user_id": "caf\xe9"}, "candidates": []}', 400, None, "not valid UTF-8: byte 0xe9 at offset 28"),
     (b"[1, 2]", 422, None, "JSON object"),
     (b'"text"', 422, None, "JSON object"),
     (b'{"context": {"user_id": "u"}}', 422, "candidates", "required"),
