@@ -15,10 +15,11 @@ absent (numeric NaN takes the default too).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from common.toml_file import read_toml
 
 Kind = Literal["categorical", "numeric"]
 Side = Literal["context", "candidate"]
@@ -132,8 +133,7 @@ class FeatureSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:
-        with open(path, "rb") as file:
-            return cls.from_dict(tomllib.load(file))
+        return cls.from_dict(read_toml(path))
 
     def to_toml(self) -> str:
         lines: list[str] = []

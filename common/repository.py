@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import tempfile
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common.features import FeatureSpec
+from common.toml_file import read_toml
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
@@ -112,9 +112,7 @@ def validate_model_name(name: str) -> str:
 
 
 def read_config(root: Path, name: str) -> dict[str, Any]:
-    path = root / validate_model_name(name) / CONFIG_FILE
-    with open(path, "rb") as file:
-        return tomllib.load(file)
+    return read_toml(root / validate_model_name(name) / CONFIG_FILE)
 
 
 def versions(root: Path, name: str) -> list[int]:

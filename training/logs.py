@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from common.encoder import FLOAT32_LIMIT
 from common.features import FeatureSpec
 
 LABEL_COLUMNS = ("position", "click", "conversion")
@@ -54,7 +56,10 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
     tables = []
     for file in log_files(path):
-        table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
+        try:
+            table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
+        except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
+            raise ValueError(f"impression log {file} cannot be read: {error}") from None
         missing = [c for c in required if c not in table.column_names]
         if missing:
             raise ValueError(
@@ -63,6 +68,8 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             )
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_labels(table, str(file))
+            if spec is not None:
+                check_features(table, spec, str(file))
         tables.append(table)
     try:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
@@ -74,6 +81,51 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     if not table.num_rows:
         raise ValueError(f"impression log {path} has no rows")
     return table
+
+
+def check_features(table: pa.Table, spec: FeatureSpec, source: str) -> None:
+    """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
+    in ``table`` is one the service would take in a request: a required feature present (not null, not
+    NaN), a numeric feature's value a finite number within float32, a categorical one's a string or an
+    integer (floats with integral values, how pandas writes integers with gaps, are read as integers)."""
+    for feature in spec.features:
+        if feature.name not in table.column_names:
+            continue
+        column = table.column(feature.name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        absent = pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+        if feature.required and absent.any():
+            raise ValueError(
+                f"impression log {source}: required feature {feature.name!r} is missing on {int(absent.sum())} rows "
+                f"(the first, row {int(np.flatnonzero(absent)[0])}): fill them in, or make it optional in the spec "
+                "(required = false, default = ...)"
+            )
+        wrong, wanted = _wrong_values(feature.kind, column, absent)
+        if wrong is not None and wrong.any():
+            first = int(np.flatnonzero(wrong)[0])
+            raise ValueError(
+                f"impression log {source}: {feature.kind} feature {feature.name!r} must be {wanted}; "
+                f"{int(wrong.sum())} rows are not (the first, row {first}, is {column[first].as_py()!r})"
+            )
+
+
+def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """(the rows whose value a feature of ``kind`` cannot take, what it takes); None: every row fits."""
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if kind == "numeric":
+        wanted = "a finite number within float32's range"
+        if text:  # CSV reads a column as text when one of its values is not a number
+            return ~absent, wanted + " (the column holds text)"
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
+        return None if pa.types.is_boolean(column.type) else ~absent, wanted
+    wanted = "a string or an integer"
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+        return ~absent & (values != np.floor(values)), wanted
+    return None, wanted
 
 
 # label -> (lowest, highest value) allowed; booleans are taken as 0/1 for the click and the conversion
@@ -125,8 +177,14 @@ def column_array(table: pa.Table, name: str) -> np.ndarray:
 
 
 def feature_columns(table: pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """The spec's features present in ``table`` as numpy columns (absent optional ones are left out)."""
-    return {f.name: column_array(table, f.name) for f in spec.features if f.name in table.column_names}
+    """The spec's features present in ``table`` as numpy columns (absent optional ones are left out); a
+    categorical feature's floats (integral: ``check_features``) as integers, NaN as None."""
+    columns = {f.name: column_array(table, f.name) for f in spec.features if f.name in table.column_names}
+    for feature in spec.categorical:
+        values = columns.get(feature.name)
+        if values is not None and values.dtype.kind == "f":
+            columns[feature.name] = np.array([None if v != v else int(v) for v in values.tolist()], dtype=object)
+    return columns
 
 
 def fingerprint(path: str | Path) -> str:

@@ -15,13 +15,12 @@ ValueError naming the key, so the model is refused with a clear reason.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from common.repository import CONFIG_FILE, read_config
+from common.repository import read_config
 from service.batching.policy import BatchConfig
 
 # The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
@@ -96,8 +95,6 @@ def read_serving_config(root: Path, name: str, batching: bool = True) -> Serving
         table = read_config(root, name).get("serving", {})
     except FileNotFoundError:
         return ServingConfig(BatchConfig(enabled=batching))
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{name}/{CONFIG_FILE} is not valid TOML: {error}") from None
     if not isinstance(table, Mapping):
         raise ValueError("[serving] must be a table")
     return ServingConfig.from_table(table, batching)

@@ -1,12 +1,16 @@
 """The typed client against the real service (uvicorn on loopback, a real ONNX model): typed
-replies, typed errors carrying the service's message and field, Retry-After honoured on 503,
+replies, typed errors carrying the service's message and field, Retry-After honoured on 503 (from a
+stand-in that answers as the overloaded service does),
 an admin reload seen through /v1/models, and a call lost to the keep-alive race sent once more."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -83,12 +87,38 @@ def test_admin_reload_is_reported_by_models(service: tuple[str, Path]) -> None:
         assert client.score(CONTEXT, CANDIDATES).models["ctr"].version == version
 
 
-def test_503_with_retry_after_is_waited_out_then_raised(tmp_path: Path) -> None:
-    # a queue that holds one item refuses every 3-candidate request at once: 503 with Retry-After
-    root = tmp_path / "models"
-    publish_tiny_esmm(root)
-    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nmax_batch_size = 1\nmax_queue_items = 1\n')
-    with running_server(root, tmp_path / "log", ctr_model="esmm", retry_after_s="1", access_log="false") as (url, _):
+@contextmanager
+def overloaded_server() -> Iterator[str]:
+    """A loopback server that answers every request as the service answers one its queue cannot take in
+    time: 503, ``Retry-After: 1`` and the service's error body. (The real service gives that only under
+    load, which no test can make happen on cue; what is tested here is the client's side of it.)"""
+    body = b'{"error":"server overloaded: the model\'s queue is full","field":null}'
+
+    class Overloaded(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(503)
+            for name, value in (("retry-after", "1"), ("content-type", "application/json")):
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_503_with_retry_after_is_waited_out_then_raised() -> None:
+    with overloaded_server() as url:
         with ScoringClient(url, max_retries=2) as client, pytest.raises(ServiceError) as caught:
             client.score(CONTEXT, CANDIDATES)
         assert client.waits == [1.0, 1.0]  # the header's value, once per retry
@@ -102,8 +132,21 @@ def test_503_with_retry_after_is_waited_out_then_raised(tmp_path: Path) -> None:
                 return client.waits
 
         assert asyncio.run(refused()) == [1.0]
-        with ScoringClient(url, max_retries=0) as client:  # one candidate fits the queue: served
-            assert len(client.score(CONTEXT, CANDIDATES[:1]).scores) == 1
+
+
+def test_a_request_larger_than_the_model_s_queue_is_413_and_not_retried(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    publish_tiny_esmm(root)
+    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nmax_batch_size = 1\nmax_queue_items = 1\n')
+    with (
+        running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false") as (url, _),
+        ScoringClient(url, max_retries=2) as client,
+    ):
+        with pytest.raises(ServiceError) as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert caught.value.status == 413 and client.waits == []
+        assert "queues at most 1" in caught.value.error
+        assert len(client.score(CONTEXT, CANDIDATES[:1]).scores) == 1  # one candidate fits the queue
 
 
 def test_a_call_lost_to_the_keep_alive_race_is_sent_once_more_when_it_changes_nothing(tmp_path: Path) -> None:

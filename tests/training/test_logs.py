@@ -83,3 +83,70 @@ def test_the_check_reads_a_table_of_any_integer_or_float_type():
     with pytest.raises(ValueError, match=r"t: click must be 0 or 1 .* is missing\)"):
         check_labels(table.set_column(1, "click", pa.array([1.0, np.nan], pa.float32())), "t")
 
+
+
+def test_a_required_feature_missing_on_a_row_is_refused_as_the_service_refuses_it(tmp_path):
+    spec = FeatureSpec(
+        (Feature("site", "categorical", "context", buckets=8), Feature("bid", "numeric", "candidate"))
+    )
+    table = pa.table({"site": ["a", None, "b"], "bid": [1.0, 2.0, float("nan")], "position": [1, 2, 1],
+                      "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
+    pq.write_table(table, tmp_path / "logs.parquet")
+    with pytest.raises(ValueError, match=r"required feature 'site' is missing on 1 rows \(the first, row 1\)"):
+        read_logs(tmp_path / "logs.parquet", spec)
+    pq.write_table(table.set_column(0, "site", pa.array(["a", "b", "c"])), tmp_path / "logs.parquet")
+    with pytest.raises(ValueError, match=r"required feature 'bid' is missing on 1 rows \(the first, row 2\): fill"):
+        read_logs(tmp_path / "logs.parquet", spec)
+    optional = FeatureSpec((spec.features[0], Feature("bid", "numeric", "candidate", required=False, default=1.0)))
+    assert read_logs(tmp_path / "logs.parquet", optional).num_rows == 3
+
+
+def test_a_file_that_cannot_be_read_is_named(tmp_path):
+    (tmp_path / "logs.csv").write_text("")
+    with pytest.raises(ValueError, match=r"impression log .*logs\.csv cannot be read: Empty CSV file"):
+        read_logs(tmp_path / "logs.csv")
+    (tmp_path / "logs.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match=r"impression log .*logs\.parquet cannot be read"):
+        read_logs(tmp_path / "logs.parquet")
+
+
+def test_a_spec_with_a_toml_mistake_is_named(tmp_path):
+    (tmp_path / "spec.toml").write_text("[[feature]]\nname = site\n")
+    with pytest.raises(ValueError, match=r"spec\.toml is not valid TOML: .*line 2"):
+        FeatureSpec.from_toml(tmp_path / "spec.toml")
+
+
+SITE_BID = FeatureSpec(
+    (
+        Feature("site", "categorical", "context", buckets=8, required=False),
+        Feature("bid", "numeric", "candidate", required=False, default=1.0),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"], r"numeric feature 'bid' must be a finite number within float32's "
+         r"range \(the column holds text\); 2 rows are not \(the first, row 0, is '1\.5'\)"),
+        (["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"], r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
+         r"row 1, is inf\)"),
+        (["r0,1,2.5,1.0,1,0,0"], r"categorical feature 'site' must be a string or an integer; 1 rows are not "
+         r"\(the first, row 0, is 2\.5\)"),
+    ],
+)
+def test_a_feature_value_the_service_would_refuse_is_refused_naming_its_row(tmp_path, rows, message):
+    (tmp_path / "logs.csv").write_text("\n".join(["request_id,ts,site,bid,position,click,conversion", *rows]) + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_logs(tmp_path / "logs.csv", SITE_BID)
+
+
+def test_integers_with_gaps_written_as_floats_are_categories_as_integers(tmp_path):
+    table = pa.table({"site": [3.0, None, 7.0], "bid": [1.0, 2.0, 3.0], "position": [1, 2, 1],
+                      "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
+    pq.write_table(table, tmp_path / "logs.parquet")
+    site = FeatureSpec(SITE_BID.features[:1])
+    encoder = FeatureEncoder(site)
+    from_floats = ImpressionTensors.from_table(read_logs(tmp_path / "logs.parquet", site), encoder).tensors
+    as_requests = encoder.encode({"site": [3, None, 7]}, 3)  # as the service encodes a request's values
+    np.testing.assert_array_equal(from_floats["categorical"].numpy(), as_requests.categorical)
