@@ -115,8 +115,9 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     if kind == "numeric":
         wanted = "a finite number within float32's range"
-        if text:  # CSV reads a column as text when one of its values is not a number
-            return ~absent, wanted + " (the column holds text)"
+        if text:  # CSV reads a column as text when one of its values is not a number: point at that one
+            not_numbers = np.array([v is not None and not _reads_as_number(v) for v in column.to_pylist()])
+            return (not_numbers if not_numbers.any() else ~absent), wanted + " (the column holds text)"
         if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
@@ -126,6 +127,14 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         values = column.to_numpy(zero_copy_only=False)
         return ~absent & (values != np.floor(values)), wanted
     return None, wanted
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # label -> (lowest, highest value) allowed; booleans are taken as 0/1 for the click and the conversion

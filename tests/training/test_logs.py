@@ -128,7 +128,7 @@ SITE_BID = FeatureSpec(
     ("rows", "message"),
     [
         (["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"], r"numeric feature 'bid' must be a finite number within float32's "
-         r"range \(the column holds text\); 2 rows are not \(the first, row 0, is '1\.5'\)"),
+         r"range \(the column holds text\); 1 rows are not \(the first, row 1, is 'cheap'\)"),
         (["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"], r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
          r"row 1, is inf\)"),
         (["r0,1,2.5,1.0,1,0,0"], r"categorical feature 'site' must be a string or an integer; 1 rows are not "
