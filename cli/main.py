@@ -256,7 +256,7 @@ def serve(
 def sample_request(
     candidates: Annotated[int, typer.Option("--candidates", "-n", min=1, help="Candidates in the body.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
-    model: Annotated[str, typer.Option(help="Model whose [world] settings draw the request.")] = "esmm",
+    model: Annotated[str, typer.Option(help=r"Model whose \[world] settings draw the request.")] = "esmm",
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Print a valid /v1/score body drawn from the world simulator (for curl, tests, load tests)."""

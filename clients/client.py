@@ -227,6 +227,18 @@ class ScoringClient:
         return [int(v) for v in body["versions"]]
 
 
+def require_ready(url: str) -> None:
+    """ValueError naming ``url`` unless a service there answers ``GET /v2/health/ready`` with 200: what a
+    command given ``--url`` checks before it starts (an unreachable or malformed URL raised a traceback)."""
+    try:
+        with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
+            ready = client.ready()
+    except (httpx.TransportError, httpx.InvalidURL) as error:
+        raise ValueError(f"--url {url}: no service answers there ({error or type(error).__name__})") from None
+    if not ready:
+        raise ValueError(f"--url {url}: the service answers but is not ready (GET /v2/health/ready)")
+
+
 class AsyncScoringClient:
     """Asynchronous client over one pooled ``httpx.AsyncClient``: many requests in flight at once."""
 

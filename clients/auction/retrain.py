@@ -48,7 +48,8 @@ class Trainer:
     timings: Timings = field(default_factory=Timings)
 
     def train_window(self, log_files: list[Path], label: str) -> dict[str, int]:
-        """Train every role model on ``log_files`` and export it; role -> new version."""
+        """Train every role model on ``log_files`` and export it, once for a model that fills two roles (the
+        served default ``esmm``); role -> new version."""
         from training.export import export_checkpoint
         from training.pipeline import train
 
@@ -56,17 +57,17 @@ class Trainer:
         window.parent.mkdir(parents=True, exist_ok=True)
         tables = [pq.read_table(f) for f in log_files]
         pq.write_table(pa.concat_tables(tables, promote_options="permissive"), window)
-        exported = {}
-        for role, name in self.names.items():
+        exported: dict[str, int] = {}  # model name -> its new version
+        for name in dict.fromkeys(self.names.values()):
             started = time.perf_counter()
             checkpoint = train(name, self.repository, window, self.spec_path, self.work_dir, progress=False)
             trained = time.perf_counter()
-            exported[role] = export_checkpoint(checkpoint, self.repository)
+            exported[name] = export_checkpoint(checkpoint, self.repository)
             self.timings.retraining += trained - started
             self.timings.export += time.perf_counter() - trained
-            logger.info("%s: trained %s on %s, exported version %d", label, name, window.name, exported[role])
+            logger.info("%s: trained %s on %s, exported version %d", label, name, window.name, exported[name])
         window.unlink()
-        return exported
+        return {role: exported[name] for role, name in self.names.items()}
 
 
 async def reload_and_confirm(
@@ -75,13 +76,14 @@ async def reload_and_confirm(
     """Load each role model's new version through the admin API and check that ``/v1/models``
     reports it; ReloadRefused otherwise. Returns the seconds it took."""
     started = time.perf_counter()
-    for role, name in names.items():
+    wanted = {name: expected[role] for role, name in names.items()}  # a model filling two roles loads once
+    for name, version in wanted.items():
         try:
             served = await client.load_model(name, token)
         except ServiceError as error:
-            raise ReloadRefused(f"the service refused to load {name} version {expected[role]}: {error}") from error
-        if expected[role] not in served:
-            raise ReloadRefused(f"{name}: the service serves versions {served} after loading, not {expected[role]}")
+            raise ReloadRefused(f"the service refused to load {name} version {version}: {error}") from error
+        if version not in served:
+            raise ReloadRefused(f"{name}: the service serves versions {served} after loading, not {version}")
     reported = {m.name: m.version for m in await client.models()}
     for role, name in names.items():
         if reported.get(name) != expected[role]:

@@ -38,7 +38,7 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
-from clients.client import AsyncScoringClient, ModelStatus
+from clients.client import AsyncScoringClient, ModelStatus, require_ready
 from clients.service_process import RunningService, running_service
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
@@ -63,7 +63,7 @@ class AuctionConfig:
     concurrency: int = 16  # scoring requests in flight
     work_dir: Path = Path("artifacts/auction")  # logs, repositories, checkpoints, service logs
     model_source: Path = Path("models")  # the committed configs the pipelines' repositories start from
-    ctr_model: str = "ctr"  # the service's default role models (the debiased pipeline's)
+    ctr_model: str = "ctr"  # the debiased pipeline's role models (the service's defaults when its reports were made)
     ctcvr_model: str = "esmm"
     progress: bool = True
     # A service already running (--url) scores the one service pipeline instead of one started here; with
@@ -103,6 +103,8 @@ class PipelineRun:
 
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
     """Every pipeline on every seed; the report (clients.auction.report)."""
+    if config.url is not None:
+        require_ready(config.url)
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}

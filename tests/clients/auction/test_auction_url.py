@@ -19,12 +19,20 @@ def auction(*args: str) -> object:
 
 
 @pytest.mark.timeout(900)  # two quick runs: trains 4 small models
-@pytest.mark.parametrize("workers", [1, 2])  # with two, each day's reload must reach both before it answers
-def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("workers", "roles"),
+    [
+        (1, {"ctr": "ctr", "ctcvr": "esmm"}),
+        (2, {"ctr": "ctr", "ctcvr": "esmm"}),  # with two, each day's reload must reach both before it answers
+        (1, {"ctr": "esmm", "ctcvr": "esmm"}),  # the served default: one model, trained and loaded once a day
+    ],
+)
+def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(
+    tmp_path: Path, workers: int, roles: dict[str, str]
+) -> None:
     first = auction("--pipelines", "debiased", "--out", str(tmp_path / "a.json"), "--work-dir", str(tmp_path / "a"))
     assert first.exit_code == 0, first.output
     repository = tmp_path / "a" / "seed0" / "debiased" / "models"  # versions 1 and 2 of ctr and esmm
-    roles = {"ctr": "ctr", "ctcvr": "esmm"}
     with running_service(repository, roles, tmp_path / "service.log", workers) as service:
         out = tmp_path / "b.json"
         result = auction(
@@ -35,6 +43,7 @@ def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(tmp_p
     report = json.loads(out.read_text())
     days = report["pipelines"]["debiased"]["seeds"][0]["days"]
     assert [d["model_versions"] for d in days] == [{"ctr": [2], "ctcvr": [2]}, {"ctr": [3], "ctcvr": [3]}]
+    assert sorted(p.name for p in (repository / "esmm").iterdir() if p.name.isdigit()) == ["1", "2", "3"]
     assert sum(d["errors"] for d in days) == 0
     assert report["config"]["url"] == service.url and "admin_token" not in report["config"]
     assert service.token not in out.read_text()
@@ -48,3 +57,6 @@ def test_url_options_that_cannot_close_the_loop_are_refused(tmp_path: Path) -> N
     assert half.exit_code != 0 and "--admin-token" in str(half.exception or half.output)
     two = auction("--url", "http://127.0.0.1:9", "--pipelines", "naive,debiased", "--work-dir", str(tmp_path))
     assert two.exit_code != 0 and "exactly one" in str(two.exception or two.output)
+    nobody = auction("--url", "http://127.0.0.1:9", "--pipelines", "debiased", "--work-dir", str(tmp_path))
+    assert isinstance(nobody.exception, ValueError)  # a user error: one line and exit 2 from `ctr` (cli/errors.py)
+    assert "--url http://127.0.0.1:9: no service answers there" in str(nobody.exception)
