@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli.options import numbers
 from cli.reports import write_report
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
@@ -111,10 +112,7 @@ def batch_sizes(
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
     from clients import bench_batch_sizes as bench
 
-    try:
-        wanted = tuple(int(size) for size in sizes.split(",")) if sizes else bench.SIZES
-    except ValueError:
-        wanted = ()
+    wanted = numbers(sizes, int, "--sizes") if sizes else bench.SIZES
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("batch sizes must be positive integers", param_hint="--sizes")
     bodies = request_bodies(repository, model, 100)
@@ -151,7 +149,7 @@ def peers(
     if missing := missing_packages(chosen):
         raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
     plan = PeerPlan.quick() if quick else PeerPlan()
-    cpus = frozenset(int(c) for c in server_cpus.split(",")) if server_cpus else None
+    cpus = frozenset(numbers(server_cpus, int, "--server-cpus")) if server_cpus else None
     plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms), server_cpus=cpus)
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
@@ -268,7 +266,7 @@ def loadgen(
     """The load generator's own CPU per request and lag, against a constant-answer server (clients/bench_loadgen.py)."""
     from clients import bench_loadgen as bench
 
-    offered = tuple(float(rate) for rate in rates.split(",")) if rates else bench.RATES
+    offered = numbers(rates, float, "--rates") if rates else bench.RATES
     report = {"command": "ctr bench loadgen", **bench.measure(repository, model, offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.options import numbers
 from cli.reports import write_report
 
 experiment_app = typer.Typer(help="Paper reproductions and method comparisons.", no_args_is_help=True)
@@ -156,7 +157,7 @@ def moore2018(
     if initialisations is not None:
         config.initialisations = initialisations
     if lambdas is not None:
-        config.lambdas = tuple(float(v) for v in lambdas.split(","))
+        config.lambdas = numbers(lambdas, float, "--lambdas")
     if epochs is not None:
         config.epochs = config.bias_epochs = epochs
     try:

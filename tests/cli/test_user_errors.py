@@ -24,6 +24,8 @@ def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
         (["sample-request"], "run from the repository root or pass --repository"),
         (["new", "mine", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
         (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
+        (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
+        (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
     ],
 )
 def test_user_mistakes_print_one_line(tmp_path, args, expected):
