@@ -11,17 +11,24 @@ import typer
 
 from cli.reports import write_report
 
+FULL = {"days": 5, "requests_per_day": 2000, "seeds": 3, "train_days": 2}
 QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # seconds-scale, one reload
 
 
 def auction(
-    days: Annotated[int, typer.Option(min=1, help="Auction days per pipeline (retrained after each).")] = 5,
-    requests_per_day: Annotated[int, typer.Option(min=1, help="Auctions a day.")] = 2000,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Auction days per pipeline (retrained after each); 5, --quick 2.")
+    ] = None,
+    requests_per_day: Annotated[int | None, typer.Option(min=1, help="Auctions a day; 2000, --quick 300.")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
     pipelines: Annotated[str, typer.Option(help="Comma-separated: naive, debiased, oracle.")] = "naive,debiased,oracle",
-    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 (world, advertisers, traffic).")] = 3,
-    train_days: Annotated[int, typer.Option(min=1, help="Days of logs each retraining uses.")] = 2,
+    seeds: Annotated[
+        int | None, typer.Option(min=1, help="Seeds 0..N-1 (world, advertisers, traffic); 3, --quick 1.")
+    ] = None,
+    train_days: Annotated[
+        int | None, typer.Option(min=1, help="Days of logs each retraining uses; 2, --quick 1.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Training batch size of the pipelines' models.")] = 128,
     reserve: Annotated[float, typer.Option(min=0.0, help="Reserve price per click.")] = 0.2,
     concurrency: Annotated[int, typer.Option(min=1, help="Scoring requests in flight.")] = 16,
@@ -38,7 +45,9 @@ def auction(
     admin_token: Annotated[
         str | None, typer.Option(envvar="CTR_ADMIN_TOKEN", help="With --url and --repository: its admin token.")
     ] = None,
-    quick: Annotated[bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests).")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests); the flags above win.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars per day.")] = True,
 ) -> None:
     """Run the pipelines through the same days of auctions and write the report."""
@@ -46,9 +55,8 @@ def auction(
     from clients.auction.report import table
     from clients.auction.run import AuctionConfig, run_auction
 
-    settings = dict(days=days, requests_per_day=requests_per_day, seeds=seeds, train_days=train_days) | (
-        QUICK if quick else {}
-    )
+    given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
+    settings = {key: (QUICK if quick else FULL)[key] if value is None else value for key, value in given.items()}
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,

@@ -50,3 +50,15 @@ def test_quick_run_through_the_real_service_with_one_reload(tmp_path: Path) -> N
     assert (logs.column("price").to_numpy() <= logs.column("bid").to_numpy() + 1e-6).all()
     hidden = pq.read_table(work / "seed0" / "debiased" / "logs" / "day0_non_displayed.parquet")
     assert "click" not in hidden.column_names and hidden.num_rows + logs.num_rows == 300 * 10
+
+
+def test_flags_given_with_quick_win_over_its_settings(tmp_path: Path) -> None:
+    out = tmp_path / "oracle.json"
+    result = CliRunner().invoke(
+        app,
+        ["auction", "--quick", "--seeds", "2", "--requests-per-day", "100", "--pipelines", "oracle", "--out", str(out),
+         "--work-dir", str(tmp_path / "work"), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads(out.read_text())["config"]
+    assert (config["seeds"], config["requests_per_day"], config["days"], config["train_days"]) == (2, 100, 2, 1)
