@@ -38,7 +38,7 @@ from training.distributed import (
 )
 from training.fit import evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import manifest_spec
+from training.logs import log_files, manifest_spec
 from training.model_config import ModelConfig
 from training.models.registry import MODEL_KINDS, build_model
 from training.pipeline import checkpoint_path, make_checkpoint
@@ -76,7 +76,9 @@ def train_streaming(
         config = ModelConfig.load(root, name)
         if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") != "impressions":
             raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
-        spec_path = spec_path or manifest_spec(logs)
+        if spec_path is None:
+            log_files(logs)  # no such log: say so before asking for its spec
+            spec_path = manifest_spec(logs)
         if spec_path is None:
             raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
         spec = FeatureSpec.from_toml(spec_path)

@@ -90,13 +90,18 @@ class LogStatistics:
 
     @classmethod
     def load(cls, path: Path) -> LogStatistics:
-        payload = json.loads(Path(path).read_text())
-        return cls(
-            rows=int(payload["rows"]),
-            moments={n: Moments(**m) for n, m in payload["moments"].items()},
-            impressions={int(p): int(n) for p, n in payload["impressions"].items()},
-            clicks={int(p): int(n) for p, n in payload["clicks"].items()},
-        )
+        try:
+            payload = json.loads(Path(path).read_text())
+            return cls(
+                rows=int(payload["rows"]),
+                moments={n: Moments(**m) for n, m in payload["moments"].items()},
+                impressions={int(p): int(n) for p, n in payload["impressions"].items()},
+                clicks={int(p): int(n) for p, n in payload["clicks"].items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, a field missing or malformed
+            raise ValueError(
+                f"{path} is not the statistics.json of a streamed run ({type(error).__name__}: {error})"
+            ) from None
 
 
 def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogStatistics:

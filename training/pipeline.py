@@ -21,7 +21,7 @@ from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.logs import feature_columns, fingerprint, manifest_spec, read_logs
+from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import MODEL_KINDS, build_model
@@ -60,6 +60,7 @@ def training_data(
 ) -> tuple[Path, FeatureSpec, ImpressionTensors]:
     """(logs path, fitted spec, encoded tensors): the user's logs, or the world's simulated into work_dir."""
     if logs is not None and spec_path is None:
+        log_files(logs)  # no such log: say so before asking for its spec
         spec_path = manifest_spec(logs)  # shards from `ctr simulate --shards` name their spec
     if logs is not None and spec_path is None:
         raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
@@ -56,14 +57,26 @@ class ShardedLogs:
         if csv:
             raise ValueError(f"streaming reads Parquet shards; {csv[:3]} are not (write them as Parquet)")
         self.path = str(path)
-        self.dataset = ds.dataset([str(f) for f in files], format="parquet")
-        names = set(self.dataset.schema.names)
         required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
-        missing = [c for c in required if c not in names]
-        if missing:
-            raise ValueError(f"impression log {path} lacks the columns {missing}")
-        self.columns = [f.name for f in spec.features if f.name in names] + list(LABEL_COLUMNS)
-        self.groups = [g for fragment in self.dataset.get_fragments() for g in fragment.split_by_row_group()]
+        schemas = []
+        for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
+            schema = pq.read_schema(file)
+            missing = [c for c in required if c not in schema.names]
+            if missing:
+                raise ValueError(f"impression log {file} lacks the columns {missing}")
+            schemas.append(schema)
+        try:
+            schema = pa.unify_schemas(schemas)  # an optional column some shards lack is null in those
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise ValueError(f"the shards of {path} disagree on a column's type ({error})") from None
+        self.dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+        self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
+        self.groups = [  # a shard without rows has no row group to read
+            group
+            for fragment in self.dataset.get_fragments()
+            for group in fragment.split_by_row_group()
+            if group.row_groups and group.row_groups[0].num_rows
+        ]
         sizes = np.array([g.row_groups[0].num_rows for g in self.groups], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])  # global row of each group's first row
         self.rows = int(self.offsets[-1])
@@ -85,7 +98,8 @@ class ShardedLogs:
         return self.spans(0, cut), self.spans(cut, self.rows)
 
     def read(self, span: Span, columns: Sequence[str] | None = None) -> pa.Table:
-        table = self.groups[span.group].to_table(columns=list(columns or self.columns), use_threads=False)
+        group = self.groups[span.group]  # read with every shard's columns: those this shard lacks are null
+        table = group.to_table(schema=self.dataset.schema, columns=list(columns or self.columns), use_threads=False)
         return table.slice(span.start, span.rows)
 
     def file_of(self, span: Span) -> str:

@@ -102,3 +102,12 @@ def test_a_missing_module_no_extra_declares_is_a_bug_and_keeps_its_traceback(tmp
     done = ctr_without("numpy", "sample-request", cwd=tmp_path)  # numpy is a base dependency
     assert done.returncode == 1 and "Traceback" in done.stderr and "No module named 'numpy'" in done.stderr
     assert "error: this command" not in done.stderr
+
+
+def test_logs_that_do_not_exist_are_said_before_their_spec_is_asked_for(tmp_path):
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "config.toml").write_text('kind = "esmm"\n')
+    done = ctr("train", "mine", "--logs", "nothing/*.parquet", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2 and "no impression log matches nothing/*.parquet" in done.stderr, done.stderr
+    done = ctr("train", "mine", "--logs", "nothing/*.parquet", "--distributed", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2 and "no impression log matches nothing/*.parquet" in done.stderr, done.stderr

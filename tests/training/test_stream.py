@@ -157,3 +157,30 @@ def test_sample_spreads_over_the_training_rows(shards):
     assert sample_spans(train, 10**9) == train
     chosen = sample_spans(train, 200)
     assert chosen[0] == train[0] and chosen[-1] == train[-1] and 150 <= sum(s.rows for s in chosen) <= 300
+
+
+def test_each_shard_s_own_columns_are_checked_and_an_empty_shard_is_skipped(tmp_path):
+    folder = tmp_path / "shards"
+    write_shards(folder, shards=3)
+    second = pq.read_table(folder / "part-00001.parquet")
+    pq.write_table(second.drop_columns(["price"]), folder / "part-00001.parquet", row_group_size=60)
+    pq.write_table(second.slice(0, 0), folder / "part-00003.parquet")  # a shard without rows
+    logs = ShardedLogs(folder, SPEC)  # the optional price, missing from a later shard: null there
+    assert "price" in logs.columns and logs.rows == 250 + 257 + 264
+    statistics = merge_in_order([(g, chunk_statistics(logs, g, SPEC)) for g in range(len(logs.groups))])
+    assert statistics.rows == logs.rows
+    assert set(logs.read(logs.spans(250, 507)[0], ["price"]).column("price").to_pylist()) == {None}
+
+    first = pq.read_table(folder / "part-00000.parquet")
+    pq.write_table(first.drop_columns(["row"]), folder / "part-00002.parquet", row_group_size=60)
+    with pytest.raises(ValueError, match=r"part-00002\.parquet lacks the columns \['row'\]"):
+        ShardedLogs(folder, SPEC)
+    pq.write_table(first.set_column(1, "price", pa.array(["x"] * first.num_rows)), folder / "part-00002.parquet")
+    with pytest.raises(ValueError, match=r"the shards of .* disagree on a column's type"):
+        ShardedLogs(folder, SPEC)
+
+
+def test_statistics_that_are_not_a_streamed_run_s_are_refused(tmp_path):
+    (tmp_path / "statistics.json").write_text('{"moments": {}}')
+    with pytest.raises(ValueError, match=r"statistics\.json is not the statistics\.json of a streamed run \(KeyError"):
+        LogStatistics.load(tmp_path / "statistics.json")
