@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -166,9 +166,11 @@ def log_statistics(shards: ShardedLogs, spec: FeatureSpec, group: Processes, pat
         statistics = LogStatistics.load(path)
         if statistics.rows != shards.rows:
             raise ValueError(f"{path} was fitted on {statistics.rows} rows; {shards.path} holds {shards.rows}")
+        if statistics.logs and statistics.logs != shards.identity():  # the same rows, other files or sizes
+            raise ValueError(f"{path} was fitted on other shards than those of {shards.path} (their names or sizes)")
         return statistics
     started = time.perf_counter()
     mine = [(g, chunk_statistics(shards, g, spec)) for g in range(group.rank, len(shards.groups), group.world_size)]
-    statistics = merge_in_order([item for part in group.gather(mine) for item in part])
+    statistics = replace(merge_in_order([item for part in group.gather(mine) for item in part]), logs=shards.identity())
     logger.info("statistics of %d rows in %.1fs", statistics.rows, time.perf_counter() - started)
     return statistics

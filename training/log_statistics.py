@@ -50,6 +50,8 @@ class LogStatistics:
     moments: dict[str, Moments] = field(default_factory=dict)  # numeric features
     impressions: dict[int, int] = field(default_factory=dict)  # by position
     clicks: dict[int, int] = field(default_factory=dict)  # by position
+    # the shards they were fitted on, (file name, bytes) each (ShardedLogs.identity); [] while being merged
+    logs: list[tuple[str, int]] = field(default_factory=list)
 
     def merge(self, other: LogStatistics) -> LogStatistics:
         names = list(dict.fromkeys([*self.moments, *other.moments]))
@@ -83,6 +85,7 @@ class LogStatistics:
             "moments": {n: asdict(m) for n, m in self.moments.items()},
             "impressions": {str(p): n for p, n in self.impressions.items()},
             "clicks": {str(p): n for p, n in self.clicks.items()},
+            "logs": [list(entry) for entry in self.logs],
         }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(payload, indent=2) + "\n")
@@ -97,6 +100,7 @@ class LogStatistics:
                 moments={n: Moments(**m) for n, m in payload["moments"].items()},
                 impressions={int(p): int(n) for p, n in payload["impressions"].items()},
                 clicks={int(p): int(n) for p, n in payload["clicks"].items()},
+                logs=[(str(name), int(size)) for name, size in payload.get("logs", [])],  # absent before stop 43
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, a field missing or malformed
             raise ValueError(

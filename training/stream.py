@@ -57,6 +57,7 @@ class ShardedLogs:
         if csv:
             raise ValueError(f"streaming reads Parquet shards; {csv[:3]} are not (write them as Parquet)")
         self.path = str(path)
+        self.files = files
         required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
         schemas = []
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
@@ -82,6 +83,10 @@ class ShardedLogs:
         self.rows = int(self.offsets[-1])
         if not self.rows:
             raise ValueError(f"impression log {path} has no rows")
+
+    def identity(self) -> list[tuple[str, int]]:
+        """(file name, bytes) of every shard, in order: what ``--statistics`` must have been fitted on."""
+        return [(file.name, file.stat().st_size) for file in self.files]
 
     def spans(self, start: int, stop: int) -> list[Span]:
         """The row-group spans covering global rows ``start..stop-1``."""

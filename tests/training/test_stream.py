@@ -184,3 +184,18 @@ def test_statistics_that_are_not_a_streamed_run_s_are_refused(tmp_path):
     (tmp_path / "statistics.json").write_text('{"moments": {}}')
     with pytest.raises(ValueError, match=r"statistics\.json is not the statistics\.json of a streamed run \(KeyError"):
         LogStatistics.load(tmp_path / "statistics.json")
+
+
+def test_statistics_of_other_shards_with_as_many_rows_are_refused(shards, tmp_path):
+    from dataclasses import replace
+
+    from training.distributed import Processes
+    from training.distributed_train import log_statistics
+
+    fitted = log_statistics(shards, SPEC, Processes(), None)
+    assert fitted.logs == shards.identity() and len(fitted.logs) == 4
+    fitted.save(tmp_path / "statistics.json")
+    assert log_statistics(shards, SPEC, Processes(), tmp_path / "statistics.json") == fitted
+    replace(fitted, logs=[("part-00000.parquet", 1), *fitted.logs[1:]]).save(tmp_path / "other.json")
+    with pytest.raises(ValueError, match=r"other\.json was fitted on other shards than those of"):
+        log_statistics(shards, SPEC, Processes(), tmp_path / "other.json")
