@@ -134,6 +134,9 @@ def train(
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
         from cli.torchrun import launch
+        from training.distributed_train import check_before_launch
+
+        check_before_launch(name, logs, spec, repository, nproc, statistics)  # a mistake: one line, no processes
 
         options = {"--logs": logs, "--spec": spec, "--repository": repository, "--work-dir": work_dir,
                    "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip

@@ -73,16 +73,7 @@ def train_streaming(
     """Train ``name`` on the shards at ``logs``; rank 0 saves (and returns) the checkpoint, others None."""
     settings = settings or StreamSettings()
     with processes(distributed) as group:
-        config = ModelConfig.load(root, name)
-        if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") != "impressions":
-            raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
-        if spec_path is None:
-            log_files(logs)  # no such log: say so before asking for its spec
-            spec_path = manifest_spec(logs)
-        if spec_path is None:
-            raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
-        spec = FeatureSpec.from_toml(spec_path)
-        shards = ShardedLogs(logs, spec)
+        config, spec, shards = streamed_inputs(name, logs, spec_path, root)
         statistics = log_statistics(shards, spec, group, settings.statistics)
         if group.is_main:
             statistics.save(work_dir / name / STATISTICS_FILE)
@@ -128,6 +119,36 @@ def train_streaming(
             logger.info("trained %s: %s", name, record)
         group.barrier()  # the others leave once rank 0 has written everything
         return checkpoint
+
+
+def streamed_inputs(
+    name: str, logs: Path, spec_path: Path | None, root: Path
+) -> tuple[ModelConfig, FeatureSpec, ShardedLogs]:
+    """(the model's config, the feature spec, the shards) of a streamed run; ValueError or
+    FileNotFoundError naming what is wrong: a kind that does not train on impressions, no log, no spec,
+    a shard without a required column or at odds with the others."""
+    config = ModelConfig.load(root, name)
+    if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") != "impressions":
+        raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
+    if spec_path is None:
+        log_files(logs)  # no such log: say so before asking for its spec
+        spec_path = manifest_spec(logs)
+    if spec_path is None:
+        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
+    spec = FeatureSpec.from_toml(spec_path)
+    return config, spec, ShardedLogs(logs, spec)
+
+
+def check_before_launch(
+    name: str, logs: Path, spec_path: Path | None, root: Path, nproc: int, statistics: Path | None
+) -> None:
+    """What ``ctr train --nproc N`` checks before torchrun starts N processes, so that a mistake is one
+    line at once, not each process's traceback around it: the inputs (``streamed_inputs``), the batch's
+    split over the processes and a ``--statistics`` file's fit to these shards."""
+    config, spec, shards = streamed_inputs(name, logs, spec_path, root)
+    per_process_batch(config.training.batch_size, nproc)
+    if statistics is not None:
+        log_statistics(shards, spec, Processes(), statistics)
 
 
 def per_process_batch(batch_size: int, world_size: int) -> int:

@@ -115,6 +115,22 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
     assert not (tmp_path / "work" / "esmm" / "checkpoint.pt").exists()
 
 
+def test_mistakes_are_one_line_before_any_process_starts(setup, tmp_path):
+    """Checked in the command itself (check_before_launch), not by each of N processes under torchrun."""
+    (tmp_path / "statistics.json").write_text("{}")
+    cases = [
+        (["--logs", str(tmp_path / "nothing" / "*.parquet")], "no impression log matches"),
+        (["--logs", str(setup / "shards"), "--nproc", "3"], "does not split evenly over 3 processes"),
+        (["--statistics", str(tmp_path / "statistics.json")], "is not the statistics.json of a streamed run"),
+    ]
+    for arguments, message in cases:
+        command = ["--logs", str(setup / "shards"), "--nproc", "2", "--work-dir", str(tmp_path / "work"), *arguments]
+        done = ctr(setup, *command)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+        assert "torchrun" not in done.stderr and "process 1 of" not in done.stderr
+
+
 def test_batch_that_does_not_split_over_the_processes_is_refused():
     from training.distributed_train import per_process_batch
 
