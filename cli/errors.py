@@ -64,13 +64,14 @@ def one_line(error: Exception) -> str:
     """The error's message on one line. A pydantic ``ValidationError`` (``ctr serve``'s settings) says each
     field and what is wrong with it, never the value given (an admin token is a secret), where its first
     line would say only how many errors there were."""
-    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
+    pydantic = sys.modules.get("pydantic")  # imported by whatever raised it; the command line need not import it
+    if pydantic is not None and isinstance(error, pydantic.ValidationError):
         problems = []
-        for problem in error.errors(include_url=False, include_input=False, include_context=False):  # type: ignore[attr-defined]
+        for problem in error.errors(include_url=False, include_input=False, include_context=False):
             field = ".".join(str(part) for part in problem["loc"])
             text = problem["msg"].removeprefix("Value error, ")
             problems.append(f"{field}: {text}" if field else text)
-        return f"invalid {error.title}: " + "; ".join(problems)  # type: ignore[attr-defined]
+        return f"invalid {error.title}: " + "; ".join(problems)
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 

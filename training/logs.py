@@ -103,10 +103,9 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str) -> None:
             )
         wrong, wanted = _wrong_values(feature.kind, column, absent)
         if wrong is not None and wrong.any():
-            first = int(np.flatnonzero(wrong)[0])
             raise ValueError(
                 f"impression log {source}: {feature.kind} feature {feature.name!r} must be {wanted}; "
-                f"{int(wrong.sum())} rows are not (the first, row {first}, is {column[first].as_py()!r})"
+                + _wrong_rows(wrong, column)
             )
 
 
@@ -125,8 +124,16 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     wanted = "a string or an integer"
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
-        return ~absent & (values != np.floor(values)), wanted
+        return ~absent & ~(np.isfinite(values) & (values == np.floor(values))), wanted
     return None, wanted
+
+
+def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray) -> str:
+    """How many rows are wrong and the first of them, with its value: "3 rows are not (the first, row 7, is 'x')"."""
+    first = int(np.flatnonzero(wrong)[0])
+    value = column[first].as_py()
+    shown = "missing" if value is None or value != value else repr(value)  # null, or NaN
+    return f"{int(wrong.sum())} rows are not (the first, row {first}, is {shown})"
 
 
 def _reads_as_number(text: str) -> bool:
@@ -157,11 +164,8 @@ def check_labels(table: pa.Table, source: str) -> None:
         if highest is not None:
             wrong |= array > highest
         if wrong.any():
-            first = int(np.flatnonzero(wrong)[0])
-            shown = "missing" if np.isnan(array[first]) else repr(column[first].as_py())
             raise ValueError(
-                f"impression log {source}: {name} must be {wanted} on every row; {int(wrong.sum())} rows are "
-                f"not (the first, row {first}, is {shown})"
+                f"impression log {source}: {name} must be {wanted} on every row; " + _wrong_rows(wrong, column)
             )
         values[name] = array
     if ((values["conversion"] == 1) & (values["click"] != 1)).any():
