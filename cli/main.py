@@ -21,6 +21,7 @@ from cli.docs_check import docs_check
 from cli.errors import UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
+from cli.options import refuse_unread
 from cli.prepare import prepare
 from cli.reports import write_report
 from common.version import DISTRIBUTION, VERSION
@@ -62,6 +63,7 @@ def configure(
 
 @app.command()
 def simulate(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="Parquet file to write (a directory with --shards).")] = Path(
         "data/world.parquet"
     ),
@@ -82,6 +84,7 @@ def simulate(
     if shards is not None or rows_per_shard is not None:
         if shards is None or rows_per_shard is None:
             raise typer.BadParameter("--shards and --rows-per-shard go together")
+        refuse_unread(context, ["days", "requests_per_day"], "with --shards: a shard is a day of --rows-per-shard rows")
         from training.world.shards import write_shards
 
         manifest = write_shards(world, out, shards, rows_per_shard, policy, seed, row_group_rows)
@@ -94,6 +97,7 @@ def simulate(
 
 @app.command()
 def train(
+    context: typer.Context,
     name: Annotated[str, typer.Argument(help="The repository model to train (models/NAME/config.toml).")],
     logs: Annotated[
         Path | None, typer.Option(help="Your impression logs (Parquet/CSV file, directory or 'DIR/*.parquet').")
@@ -130,6 +134,10 @@ def train(
         if export_after:
             export(name, repository, work_dir)
 
+    if nproc is not None or distributed:
+        refuse_unread(context, ["non_displayed"], "by streamed training (--nproc, --distributed)")
+    else:
+        refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
     if nproc is not None:
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")

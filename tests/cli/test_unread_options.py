@@ -1,0 +1,38 @@
+"""An option that the chosen mode of a command would ignore is refused, naming it, before any work."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["simulate", "--shards", "2", "--rows-per-shard", "100", "--days", "30"], "--days is not read with --shards"),
+        (
+            ["simulate", "--shards", "2", "--rows-per-shard", "100", "--days", "3", "--requests-per-day", "9"],
+            "--days and --requests-per-day are not read with --shards",
+        ),
+        (["train", "esmm", "--workers", "2"], "--workers is not read without --nproc or --distributed"),
+        (["train", "esmm", "--statistics", "s.json"], "--statistics is not read without --nproc"),
+        (["train", "esmm", "--shuffle-buffer", "10"], "--shuffle-buffer is not read without --nproc"),
+        (["train", "esam", "--nproc", "2", "--non-displayed", "n.parquet"], "--non-displayed is not read by streamed"),
+    ],
+)
+def test_an_option_the_mode_ignores_is_refused(tmp_path, args, expected):
+    out = ["--out", str(tmp_path / "logs")] if args[0] == "simulate" else ["-r", str(tmp_path / "models")]
+    result = CliRunner().invoke(app, [*args, *out], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split()), result.output
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_the_modes_own_options_are_still_read(tmp_path):
+    out = tmp_path / "logs"
+    arguments = ["simulate", "--out", str(out), "--shards", "2", "--rows-per-shard", "100", "--seed", "3"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
