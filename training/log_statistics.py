@@ -21,7 +21,7 @@ import numpy as np
 
 from common.encoder import _numeric_values  # the encoder's own reading of a numeric column
 from common.features import FeatureSpec, NumericStats
-from training.logs import check_labels, column_array
+from training.logs import check_features, check_labels, column_array
 from training.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -109,11 +109,16 @@ class LogStatistics:
 
 
 def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogStatistics:
-    """The summary of one row group; refuses wrong labels (``check_labels``), naming the file."""
+    """The summary of one row group; refuses wrong labels and feature values (``check_labels``,
+    ``check_features``, as the in-memory reader), naming the file. Every streamed run makes this pass over
+    every row group, or reads its result back from a run on the same shards (``--statistics``)."""
     numeric = [f for f in spec.numeric if f.name in logs.columns]
+    features = [f.name for f in spec.features if f.name in logs.columns]
     span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
-    table = logs.read(span, [f.name for f in numeric] + ["position", "click", "conversion"])
-    check_labels(table, f"{logs.file_of(span)} (row group {group})")
+    table = logs.read(span, [*features, "position", "click", "conversion"])
+    source, first_row = logs.where(span)
+    check_labels(table, source, first_row)
+    check_features(table, spec, source, first_row)
     moments = {}
     for feature in numeric:
         values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)

@@ -83,11 +83,12 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     return table
 
 
-def check_features(table: pa.Table, spec: FeatureSpec, source: str) -> None:
+def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:
     """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
     in ``table`` is one the service would take in a request: a required feature present (not null, not
     NaN), a numeric feature's value a finite number within float32, a categorical one's a string or an
-    integer (floats with integral values, how pandas writes integers with gaps, are read as integers)."""
+    integer (floats with integral values, how pandas writes integers with gaps, are read as integers). Rows
+    are numbered from ``first_row`` (the table's first row in the file it came from)."""
     for feature in spec.features:
         if feature.name not in table.column_names:
             continue
@@ -98,14 +99,14 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str) -> None:
         if feature.required and absent.any():
             raise ValueError(
                 f"impression log {source}: required feature {feature.name!r} is missing on {int(absent.sum())} rows "
-                f"(the first, row {int(np.flatnonzero(absent)[0])}): fill them in, or make it optional in the spec "
-                "(required = false, default = ...)"
+                f"(the first, row {first_row + int(np.flatnonzero(absent)[0])}): fill them in, or make it optional "
+                "in the spec (required = false, default = ...)"
             )
         wrong, wanted = _wrong_values(feature.kind, column, absent)
         if wrong is not None and wrong.any():
             raise ValueError(
                 f"impression log {source}: {feature.kind} feature {feature.name!r} must be {wanted}; "
-                + _wrong_rows(wrong, column)
+                + _wrong_rows(wrong, column, first_row)
             )
 
 
@@ -128,12 +129,13 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     return None, wanted
 
 
-def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray) -> str:
-    """How many rows are wrong and the first of them, with its value: "3 rows are not (the first, row 7, is 'x')"."""
+def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> str:
+    """How many rows are wrong and the first of them (numbered from ``first_row``), with its value: "3 rows are
+    not (the first, row 7, is 'x')"."""
     first = int(np.flatnonzero(wrong)[0])
     value = column[first].as_py()
     shown = "missing" if value is None or value != value else repr(value)  # null, or NaN
-    return f"{int(wrong.sum())} rows are not (the first, row {first}, is {shown})"
+    return f"{int(wrong.sum())} rows are not (the first, row {first_row + first}, is {shown})"
 
 
 def _reads_as_number(text: str) -> bool:
@@ -148,10 +150,10 @@ def _reads_as_number(text: str) -> bool:
 LABEL_RANGES = {"position": (1, None), "click": (0, 1), "conversion": (0, 1)}
 
 
-def check_labels(table: pa.Table, source: str) -> None:
+def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
     """ValueError unless every row has a position (an integer, 1 the top slot), a click and a conversion
     (0 or 1, integers or booleans), and no conversion without a click. The message names ``source``, the
-    column, how many rows are wrong and the first of them (its row in ``table``, from 0)."""
+    column, how many rows are wrong and the first of them (its row in ``table``, from ``first_row``)."""
     values = {}
     for name, (lowest, highest) in LABEL_RANGES.items():
         column = table.column(name)
@@ -165,7 +167,8 @@ def check_labels(table: pa.Table, source: str) -> None:
             wrong |= array > highest
         if wrong.any():
             raise ValueError(
-                f"impression log {source}: {name} must be {wanted} on every row; " + _wrong_rows(wrong, column)
+                f"impression log {source}: {name} must be {wanted} on every row; "
+                + _wrong_rows(wrong, column, first_row)
             )
         values[name] = array
     if ((values["conversion"] == 1) & (values["click"] != 1)).any():

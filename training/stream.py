@@ -72,12 +72,15 @@ class ShardedLogs:
             raise ValueError(f"the shards of {path} disagree on a column's type ({error})") from None
         self.dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
-        self.groups = [  # a shard without rows has no row group to read
-            group
-            for fragment in self.dataset.get_fragments()
-            for group in fragment.split_by_row_group()
-            if group.row_groups and group.row_groups[0].num_rows
-        ]
+        self.groups = []  # a shard without rows has no row group to read
+        self.first_row_in_file = []  # each group's first row, counted from its file's first
+        for fragment in self.dataset.get_fragments():
+            before = 0
+            for group in fragment.split_by_row_group():
+                if group.row_groups and group.row_groups[0].num_rows:
+                    self.groups.append(group)
+                    self.first_row_in_file.append(before)
+                    before += group.row_groups[0].num_rows
         sizes = np.array([g.row_groups[0].num_rows for g in self.groups], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])  # global row of each group's first row
         self.rows = int(self.offsets[-1])
@@ -107,8 +110,11 @@ class ShardedLogs:
         table = group.to_table(schema=self.dataset.schema, columns=list(columns or self.columns), use_threads=False)
         return table.slice(span.start, span.rows)
 
-    def file_of(self, span: Span) -> str:
-        return self.groups[span.group].path
+    def where(self, span: Span) -> tuple[str, int]:
+        """(the span's file and row group in it, the number in that file of the span's first row), for
+        messages that name a row as the user would find it."""
+        group = self.groups[span.group]
+        return f"{group.path} (row group {group.row_groups[0].id})", self.first_row_in_file[span.group] + span.start
 
     def tensors(
         self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float]

@@ -84,11 +84,8 @@ def test_the_check_reads_a_table_of_any_integer_or_float_type():
         check_labels(table.set_column(1, "click", pa.array([1.0, np.nan], pa.float32())), "t")
 
 
-
 def test_a_required_feature_missing_on_a_row_is_refused_as_the_service_refuses_it(tmp_path):
-    spec = FeatureSpec(
-        (Feature("site", "categorical", "context", buckets=8), Feature("bid", "numeric", "candidate"))
-    )
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8), Feature("bid", "numeric", "candidate")))
     table = pa.table({"site": ["a", None, "b"], "bid": [1.0, 2.0, float("nan")], "position": [1, 2, 1],
                       "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
     pq.write_table(table, tmp_path / "logs.parquet")
@@ -127,12 +124,21 @@ SITE_BID = FeatureSpec(
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        (["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"], r"numeric feature 'bid' must be a finite number within float32's "
-         r"range \(the column holds text\); 1 rows are not \(the first, row 1, is 'cheap'\)"),
-        (["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"], r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
-         r"row 1, is inf\)"),
-        (["r0,1,2.5,1.0,1,0,0"], r"categorical feature 'site' must be a string or an integer; 1 rows are not "
-         r"\(the first, row 0, is 2\.5\)"),
+        (
+            ["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"],
+            r"numeric feature 'bid' must be a finite number within float32's "
+            r"range \(the column holds text\); 1 rows are not \(the first, row 1, is 'cheap'\)",
+        ),
+        (
+            ["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"],
+            r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
+            r"row 1, is inf\)",
+        ),
+        (
+            ["r0,1,2.5,1.0,1,0,0"],
+            r"categorical feature 'site' must be a string or an integer; 1 rows are not "
+            r"\(the first, row 0, is 2\.5\)",
+        ),
     ],
 )
 def test_a_feature_value_the_service_would_refuse_is_refused_naming_its_row(tmp_path, rows, message):

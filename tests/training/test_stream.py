@@ -143,6 +143,22 @@ def test_statistics_pass_refuses_conversions_without_clicks_naming_the_file(tmp_
             chunk_statistics(logs, group, SPEC)
 
 
+def test_statistics_pass_refuses_a_feature_value_the_service_would_refuse_naming_the_file(tmp_path):
+    """The streamed pass checks what the in-memory reader checks (training/logs.check_features); the row
+    group and the row are numbered within the file, as a user would look them up."""
+    write_shards(tmp_path / "shards", shards=2)
+    bad = tmp_path / "shards" / "part-00001.parquet"
+    table = pq.read_table(bad)
+    price = table.column("price").to_numpy().copy()
+    price[100] = np.inf
+    pq.write_table(table.set_column(1, "price", pa.array(price)), bad, row_group_size=60)
+    logs = ShardedLogs(tmp_path / "shards", SPEC)
+    infinite = r"part-00001\.parquet \(row group 1\): numeric feature 'price' must be a finite number.*row 100, is inf"
+    with pytest.raises(ValueError, match=infinite):
+        for group in range(len(logs.groups)):
+            chunk_statistics(logs, group, SPEC)
+
+
 def test_missing_columns_and_csv_are_refused(tmp_path):
     write_shards(tmp_path / "shards", shards=1)
     with pytest.raises(ValueError, match=r"lacks the columns \['ad'\]"):
