@@ -18,12 +18,13 @@ import typer
 from cli.auction import auction
 from cli.bench import bench_app
 from cli.docs_check import docs_check
-from cli.errors import UserErrorTyper
+from cli.errors import USER_ERRORS, UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
 from cli.options import refuse_unread
 from cli.prepare import prepare
 from cli.reports import write_report
+from cli.torchrun import launch, note_process_error
 from common.version import DISTRIBUTION, VERSION
 
 app = UserErrorTyper(
@@ -141,7 +142,6 @@ def train(
     if nproc is not None:
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
-        from cli.torchrun import launch
         from training.distributed_train import check_before_launch
 
         check_before_launch(name, logs, spec, repository, nproc, statistics)  # a mistake: one line, no processes
@@ -150,7 +150,10 @@ def train(
                    "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
         flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
         arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
-        code = launch(nproc, ["train", *arguments])
+        code, mistakes = launch(nproc, ["train", *arguments])
+        if mistakes:
+            typer.echo("\n".join(f"error: {mistake}" for mistake in mistakes), err=True)
+            raise typer.Exit(2)
         if code:
             typer.echo(f"training on {nproc} processes failed (exit code {code}); the error is above", err=True)
             raise typer.Exit(code)
@@ -164,7 +167,11 @@ def train(
         from training.distributed_train import StreamSettings, train_streaming
 
         settings = StreamSettings(workers, shuffle_buffer, statistics)
-        checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
+        try:
+            checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
+        except USER_ERRORS as error:  # the traceback stays (torchrun's report); the launcher ends on the line
+            note_process_error(error)
+            raise
         if checkpoint is not None:  # rank 0
             finish(checkpoint)
         end_torchrun_process()

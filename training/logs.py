@@ -171,8 +171,12 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
                 + _wrong_rows(wrong, column, first_row)
             )
         values[name] = array
-    if ((values["conversion"] == 1) & (values["click"] != 1)).any():
-        raise ValueError(f"impression log {source} has conversions on unclicked impressions")
+    unclicked = (values["conversion"] == 1) & (values["click"] != 1)
+    if unclicked.any():
+        raise ValueError(
+            f"impression log {source} has conversions on unclicked impressions: {int(unclicked.sum())} rows "
+            f"(the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
+        )
 
 
 def column_array(table: pa.Table, name: str) -> np.ndarray:

@@ -110,8 +110,11 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
     spec = str(setup / "shards" / "_spec.toml")
     result = ctr(setup, "--logs", str(broken), "--spec", spec, "--work-dir", str(tmp_path / "work"), "--nproc", "2")
     assert result.returncode != 0
-    assert re.search(r"part-00003\.parquet \(row group \d+\) has conversions on unclicked impressions", result.stderr)
-    assert "training on 2 processes failed" in result.stderr
+    unclicked = r"part-00003\.parquet \(row group 3\) has conversions on unclicked impressions: 1 rows \(the first, "
+    assert re.search(unclicked, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]  # the command ends on the mistake, after torchrun's report
+    assert result.returncode == 2
+    assert re.match(rf"error: process [01] of 2: impression log .*{unclicked}row \d+\)$", last)
     assert not (tmp_path / "work" / "esmm" / "checkpoint.pt").exists()
 
 
