@@ -172,6 +172,5 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    if settings.admin_token is not None:
-        app.include_router(admin.router)
+    app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
     return app

@@ -90,7 +90,7 @@ def load_versions(
     refused = refused if refused is not None else {}
     available = versions(root, name)
     if not available:
-        raise ModelLoadError(f"no versions of model {name!r} under {root}")
+        raise ModelLoadError(f"no versions of model {name!r} in the model repository")  # clients see it: no path
     chosen: dict[int, ServedModel] = {}
     for version in policy.select(available):
         if policy.wanted is not None and len(chosen) >= policy.wanted:

@@ -77,7 +77,9 @@ class ModelManager:
                 raise  # role models whose position regimes differ stop the start-up
             except ModelLoadError as error:
                 optional = name not in self.settings.roles.values()
-                logger.log(logging.WARNING if optional else logging.ERROR, "model %s is not served: %s", name, error)
+                level = logging.WARNING if optional else logging.ERROR
+                root = self.settings.model_repository
+                logger.log(level, "model %s is not served: %s (repository %s)", name, error, root)
         if self.settings.poll_interval_s > 0 and self._polls:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 

@@ -1,6 +1,7 @@
 """Model repository control (Triton-style): index, load (or reload) and unload, with a bearer token.
 
-Mounted only when ``CTR_ADMIN_TOKEN`` is set; without it the routes do not exist (404). The token is
+Mounted only when ``CTR_ADMIN_TOKEN`` is set; without it every ``/v2/repository`` request is a 404 saying
+so (``off_router``, hidden from the OpenAPI schema). The token is
 compared in constant time. A load verifies every new version before an atomic swap; when nothing
 loadable is found it answers 400 and the versions already served keep serving. With several worker
 processes a load or unload is done by every worker before it is answered (sibling_admin.py).
@@ -18,6 +19,7 @@ from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
 from service.deps import ModelsDep, SettingsDep
+from service.http.body import parse_json
 from service.http.errors import ApiError, error_object, error_responses
 from service.models.base import ModelLoadError
 from service.models.manager import ModelManager
@@ -109,8 +111,27 @@ async def load(name: Name, request: Request) -> Response:
     """Load or reload a model per its version policy; the old versions serve until the swap. A version
     the policy wanted but refused is a 409 naming it and why (the versions that loaded are served). With
     several worker processes every worker has loaded when this answers (500 naming each worker's outcome
-    when they differ)."""
+    when they differ). Triton's load parameters (a ``config`` override, ``file:`` uploads) are refused
+    with a 400: the model is what its repository directory holds."""
+    _refuse_load_parameters(await request.body())
     return await _everywhere(request, "load", name)
+
+
+def _refuse_load_parameters(body: bytes) -> None:
+    """400 when a load request's body carries parameters; an empty body, ``{}`` and empty parameters pass."""
+    if not body.strip():
+        return
+    data = parse_json(body)
+    parameters = data.get("parameters") if type(data) is dict else None
+    if type(data) is not dict or (parameters is not None and type(parameters) is not dict):
+        raise ApiError(400, "a load request's body is a JSON object with optional parameters", "parameters")
+    if parameters:
+        raise ApiError(
+            400,
+            f"load parameters {sorted(parameters)} are not supported: a version is loaded from the model "
+            "repository as written there (ctr export), never from a configuration or files sent with the load",
+            "parameters",
+        )
 
 
 @router.post(
@@ -121,3 +142,12 @@ async def load(name: Name, request: Request) -> Response:
 async def unload(name: Name, request: Request) -> Response:
     """Stop serving every version of a model; queued requests still finish (in every worker process)."""
     return await _everywhere(request, "unload", name)
+
+
+off_router = APIRouter(prefix="/v2/repository", include_in_schema=False)
+
+
+@off_router.api_route("/{path:path}", methods=["GET", "POST"])
+async def routes_off(path: str) -> Response:
+    """Where the admin routes would be, without a token: a 404 that says why."""
+    raise ApiError(404, "the model repository routes are off: set CTR_ADMIN_TOKEN (16 characters or more)")

@@ -95,7 +95,13 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
     """The checked request from an infer body (its first ``json_size`` bytes JSON, the rest binary
     tensors, when the binary extension is used); InputError on anything wrong."""
     binary = memoryview(body)[json_size:] if json_size is not None else memoryview(b"")
-    data = parse_json(body if json_size is None else body[:json_size])
+    try:
+        data = parse_json(body if json_size is None else body[:json_size])
+    except InputError as error:
+        if json_size is None and b'"binary_data_size"' in body:  # binary tensors after a JSON header
+            hint = "a body with binary tensor data needs the Inference-Header-Content-Length header"
+            raise InputError(400, f"{error.message}; {hint}") from None
+        raise
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
     request_id = data.get("id")
@@ -113,28 +119,34 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
             raise InputError(400, "each input must be an object with name, datatype, shape and data", place)
         name = tensor.get("name")
         dtype = t.declared_input(model, name, tensors, place)
-        rows, width = t.check_header(tensor.get("datatype"), tensor.get("shape"), dtype, place)
-        size = _binary_size(tensor.get("parameters"), place)
-        if size is None:
-            values = _from_json(tensor.get("data"), dtype, rows, width, place)
-        else:
-            if "data" in tensor:
-                raise InputError(400, "an input with binary_data_size must not also have data", f"{place}.data")
-            if offset + size > len(binary):
-                raise InputError(
-                    400,
-                    f"binary_data_size {size} runs past the body's {len(binary)} bytes of binary data",
-                    f"{place}.parameters.binary_data_size",
-                )
-            values = t.from_bytes(binary[offset : offset + size], tensor["datatype"], rows, width, place)
-            offset += size
-        tensors[name] = t.check_values(values, dtype, place)
+        try:
+            tensors[name], offset = _tensor(tensor, dtype, binary, offset, place)
+        except InputError as error:
+            raise t.for_input(name, error) from None
         where[name] = place
     if offset != len(binary):
         raise InputError(400, f"{len(binary) - offset} bytes of binary data follow the inputs' binary_data_size")
     n_rows = t.check_request(tensors, where, model, max_rows)
     outputs, binary_outputs = _outputs(data.get("outputs"), data.get("parameters"), model)
     return InferCall(request_id, tensors, n_rows, outputs, binary_outputs)
+
+
+def _tensor(tensor: dict, dtype: str, binary: memoryview, offset: int, place: str) -> tuple[np.ndarray, int]:
+    """The checked values of one input (JSON ``data``, or its ``binary_data_size`` bytes of ``binary`` from
+    ``offset``), and the offset of the next input's bytes."""
+    rows, width = t.check_header(tensor.get("datatype"), tensor.get("shape"), dtype, place)
+    size = _binary_size(tensor.get("parameters"), place)
+    if size is None:
+        values = _from_json(tensor.get("data"), dtype, rows, width, place)
+    else:
+        if "data" in tensor:
+            raise InputError(400, "an input with binary_data_size must not also have data", f"{place}.data")
+        field = f"{place}.parameters.binary_data_size"
+        if offset + size > len(binary):
+            raise InputError(400, f"binary_data_size {size} runs past the body's {len(binary)} bytes of binary", field)
+        values = t.from_bytes(binary[offset : offset + size], tensor["datatype"], rows, width, field)
+        offset += size
+    return t.check_values(values, dtype, place), offset
 
 
 def _binary_size(parameters: Any, where: str) -> int | None:
@@ -158,12 +170,18 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str) -> np.n
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
-    if values.dtype.kind not in kinds or values.size != rows * width:
+    if values.dtype.kind not in kinds or values.size != rows * width or _holds_bool(data):
         expected = "integers" if dtype == "int64" else "numbers"
         raise InputError(400, f"data must hold {rows * width} {expected} (shape {[rows, width]})", f"{where}.data")
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
     return values.reshape(rows, width)
+
+
+def _holds_bool(data: list) -> bool:
+    """Whether JSON ``true``/``false`` sit among the numbers (numpy would take them as 1 and 0)."""
+    rows = data if data and type(data[0]) is list else [data]
+    return any(bool in set(map(type, row)) for row in rows)
 
 
 def _fits(data: Any, rows: int, width: int) -> bool:
@@ -198,6 +216,7 @@ def _outputs(requested: Any, parameters: Any, model: ScoringModel) -> tuple[list
     binary = set()
     for i, output in enumerate(requested):
         flag = _flag(output.get("parameters"), "binary_data", f"outputs[{i}].")
+        t.refuse_classification(output.get("parameters"), f"outputs[{i}]")
         if flag or (flag is None and all_binary):
             binary.add(output["name"])
     return names, frozenset(binary)

@@ -4,7 +4,9 @@ statistics and inference (JSON, or with the binary tensor data extension: protoc
 ``POST /v2/models/{name}[/versions/{version}]/infer`` shares each model version's batcher with
 ``/v1/score`` (and the gRPC service). Failures answer ``{"error": "..."}`` (with ``field`` naming the
 part at fault). A request without a Content-Type is read as JSON, as the protocol and its clients have
-it; any other type than JSON (or ``application/octet-stream`` with the binary extension) is 415.
+it, and so is one of curl's ``-d`` default type (``application/x-www-form-urlencoded``, which Python's
+urllib sends too), as Triton reads it; any other type than JSON (or ``application/octet-stream`` with
+the binary extension) is 415.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 SERVER_NAME = DISTRIBUTION
 SERVER_VERSION = VERSION
-EXTENSIONS = ["model_repository", "model_configuration", "statistics", "binary_tensor_data"]
+EXTENSIONS = ["model_configuration", "statistics", "binary_tensor_data"]  # over REST and gRPC
+REPOSITORY_EXTENSION = "model_repository"  # REST only, and only with the admin routes (CTR_ADMIN_TOKEN)
+FORM_TYPE = "application/x-www-form-urlencoded"  # what curl -d and urllib send when none is given
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -49,9 +53,11 @@ def _json(body: object, status: int = 200) -> Response:
 
 
 @router.get("", response_class=Response, responses={200: {"model": ServerMetadata}})
-async def server_metadata() -> Response:
-    """The server's name, version and protocol extensions."""
-    return _json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": EXTENSIONS})
+async def server_metadata(settings: SettingsDep) -> Response:
+    """The server's name, version and the protocol extensions it answers (``model_repository`` only while
+    the admin routes are on)."""
+    extensions = [*EXTENSIONS, REPOSITORY_EXTENSION] if settings.admin_token is not None else EXTENSIONS
+    return _json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": extensions})
 
 
 @router.get("/models/stats", response_class=Response, responses={200: {"model": Statistics}})
@@ -137,9 +143,10 @@ async def infer_version(
 @router.get(
     "/models/{name}/config", response_class=Response, responses={200: {"model": ModelConfig}} | error_responses(404)
 )
-async def config(name: str, request: Request, models: ModelsDep) -> Response:
+async def config(name: str, request: Request, models: ModelsDep, settings: SettingsDep) -> Response:
     """The newest served version's configuration, in the shape of Triton's model configuration."""
-    return _json(served_config(served(models, name, None), models, request.app.state.manager.configs))
+    configs = request.app.state.manager.configs
+    return _json(served_config(served(models, name, None), models, configs, settings.max_candidates))
 
 
 @router.get(
@@ -147,9 +154,12 @@ async def config(name: str, request: Request, models: ModelsDep) -> Response:
     response_class=Response,
     responses={200: {"model": ModelConfig}} | error_responses(404),
 )
-async def version_config(name: str, version: str, request: Request, models: ModelsDep) -> Response:
+async def version_config(
+    name: str, version: str, request: Request, models: ModelsDep, settings: SettingsDep
+) -> Response:
     """One served version's configuration, in the shape of Triton's model configuration."""
-    return _json(served_config(served(models, name, version), models, request.app.state.manager.configs))
+    configs = request.app.state.manager.configs
+    return _json(served_config(served(models, name, version), models, configs, settings.max_candidates))
 
 
 @router.get(
@@ -174,10 +184,12 @@ async def version_statistics(name: str, version: str, request: Request, models: 
 
 
 def check_content_type(content_type: str | None, binary: bool) -> None:
-    """415 unless the Content-Type is absent (read as JSON), JSON, or binary data with the extension."""
+    """415 unless the Content-Type is absent or curl's default (read as JSON), JSON, or binary data with
+    the extension."""
     if content_type is None or not content_type.strip():
         return
-    if binary and content_type.split(";", 1)[0].strip().lower() == "application/octet-stream":
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == FORM_TYPE or (binary and media_type == "application/octet-stream"):
         return
     check_media_type(content_type)
 

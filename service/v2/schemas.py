@@ -113,7 +113,6 @@ class ConfigTensor(BaseModel):
 
 
 class DynamicBatching(BaseModel):
-    preferred_batch_size: list[int]
     max_queue_delay_microseconds: int
 
 

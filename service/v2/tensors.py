@@ -6,7 +6,9 @@ checks the declared datatype and ``[rows, width]`` shape first, then the size of
 that shape *before* numpy sees it (so no body can make the service allocate for a shape it does not
 hold), and hands the array to ``check_request``, which applies every check ONNX Runtime would
 otherwise fail on: names, widths, one batch size, the row limit, each categorical id inside its
-feature's bucket range, floats within float32. Every refusal is a 4xx ``InputError`` naming the field.
+feature's bucket range, floats within float32. Every refusal is a 4xx ``InputError`` naming the field,
+and a refusal of one input's tensor names that input in its message too (``for_input``): tritonclient
+shows a client the message alone.
 """
 
 from __future__ import annotations
@@ -35,15 +37,19 @@ def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int
     return shape[0], shape[1]
 
 
-def from_bytes(raw: bytes | memoryview, datatype: str, rows: int, width: int, where: str) -> np.ndarray:
-    """The tensor held by ``raw`` (row-major, little-endian); 400 unless its size is exactly the shape's."""
+def for_input(name: str, error: InputError) -> InputError:
+    """``error``, a refusal of input ``name``'s tensor, with the input named at the head of its message."""
+    return InputError(error.status, f"input {name!r}: {error.message}", error.field)
+
+
+def from_bytes(raw: bytes | memoryview, datatype: str, rows: int, width: int, field: str) -> np.ndarray:
+    """The tensor held by ``raw`` (row-major, little-endian); 400 naming ``field`` (where the bytes' size
+    was given) unless its size is exactly the shape's."""
     dtype = WIRE_DTYPES[datatype]
     expected = rows * width * dtype.itemsize
     if len(raw) != expected:
         raise InputError(
-            400,
-            f"binary data of {len(raw)} bytes; shape [{rows}, {width}] of {datatype} takes {expected}",
-            f"{where}.binary_data_size",
+            400, f"binary data of {len(raw)} bytes; shape [{rows}, {width}] of {datatype} takes {expected}", field
         )
     return np.frombuffer(raw, dtype=dtype).reshape(rows, width)
 
@@ -112,6 +118,18 @@ def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], 
     if name in seen:
         raise InputError(400, f"input {name!r} is given twice", f"{where}.name")
     return declared[name]
+
+
+def refuse_classification(parameters: Any, where: str) -> None:
+    """400 for Triton's ``classification`` output parameter: each output is one probability per row, not
+    a vector of class scores to rank, and answering the plain tensor instead would mislead the client."""
+    if parameters is not None and "classification" in parameters:
+        raise InputError(
+            400,
+            "the classification extension is not supported: each output is one probability per row; "
+            "ask for the tensor without 'classification'",
+            f"{where}.parameters.classification",
+        )
 
 
 def requested_outputs(names: list[Any], model: ScoringModel, where: str = "outputs") -> list[str]:

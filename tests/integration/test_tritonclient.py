@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc as grpc_module
 import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from clients.service_process import free_port
@@ -109,7 +111,8 @@ def test_http_health_metadata_and_config(service: Service) -> None:
         "numeric": ("FP32", [-1, 2]),
     }
     for config in (client.get_model_config("esmm"), client.get_model_config("esmm", "1")):
-        assert (config["name"], config["platform"], config["max_batch_size"]) == ("esmm", "onnxruntime_onnx", 1024)
+        # max_batch_size: the most rows a request may carry (CTR_MAX_CANDIDATES 1000, under the batcher's 1024)
+        assert (config["name"], config["platform"], config["max_batch_size"]) == ("esmm", "onnxruntime_onnx", 1000)
         assert {t["name"]: (t["data_type"], t["dims"]) for t in config["input"]} == {
             "categorical": ("TYPE_INT64", [3]),
             "numeric": ("TYPE_FP32", [2]),
@@ -117,7 +120,7 @@ def test_http_health_metadata_and_config(service: Service) -> None:
         assert {t["name"]: t["data_type"] for t in config["output"]} == dict.fromkeys(
             ("pctr", "pcvr", "pctcvr"), "TYPE_FP32"
         )
-        assert config["dynamic_batching"] == {"preferred_batch_size": [1024], "max_queue_delay_microseconds": 500}
+        assert config["dynamic_batching"] == {"max_queue_delay_microseconds": 500}
         assert config["instance_group"] == [{"name": "esmm", "kind": "KIND_CPU", "count": 1}]
 
 
@@ -150,7 +153,7 @@ def test_grpc_health_metadata_config_and_infer(service: Service, scored: dict[st
     metadata = client.get_model_metadata("esmm", as_json=True)
     assert metadata["versions"] == ["1"] and [t["name"] for t in metadata["inputs"]] == ["categorical", "numeric"]
     config = client.get_model_config("esmm", as_json=True)["config"]
-    assert config["max_batch_size"] == 1024 and config["input"][0]["data_type"] == "TYPE_INT64"
+    assert config["max_batch_size"] == 1000 and config["input"][0]["data_type"] == "TYPE_INT64"
     outputs = [grpcclient.InferRequestedOutput(name) for name in ("pctr", "pcvr", "pctcvr")]
     result = client.infer("esmm", grpc_inputs(*encoded()), outputs=outputs, request_id="g1", client_timeout=10)
     check_outputs(result, scored)
@@ -198,6 +201,40 @@ def test_errors_reach_the_client_with_the_services_message(service: Service) -> 
         with pytest.raises(InferenceServerException, match=message) as refused:
             call()
         assert refused.value.status() == status
+
+
+def test_what_the_service_does_not_do_is_refused_naming_it(service: Service) -> None:
+    """Triton's classification extension (an answer of class strings) and a typed-contents field that
+    does not match the datatype are refused, not answered otherwise; a tensor's refusal names its input
+    (the clients show the message alone); gRPC does not advertise the repository extension it lacks."""
+    categorical, numeric = encoded()
+    http = httpclient.InferenceServerClient(service.http)
+    grpc = grpcclient.InferenceServerClient(service.grpc)
+    classified = "the classification extension is not supported"
+    for call, status in (
+        (lambda: http.infer("esmm", http_inputs(True, categorical, numeric), outputs=[
+            httpclient.InferRequestedOutput("pctr", class_count=1)]), "400"),
+        (lambda: grpc.infer("esmm", grpc_inputs(categorical, numeric), outputs=[
+            grpcclient.InferRequestedOutput("pctr", class_count=1)]), "StatusCode.INVALID_ARGUMENT"),
+    ):  # fmt: skip
+        with pytest.raises(InferenceServerException, match=classified) as refused:
+            call()
+        assert refused.value.status() == status
+    as_fp32 = http_inputs(False, categorical, numeric)
+    as_fp32[0] = httpclient.InferInput("categorical", list(categorical.shape), "FP32")
+    as_fp32[0].set_data_from_numpy(categorical.astype(np.float32), binary_data=False)
+    with pytest.raises(InferenceServerException, match="input 'categorical': datatype must be INT64, not 'FP32'"):
+        http.infer("esmm", as_fp32)
+    typed = service_pb2.ModelInferRequest(model_name="esmm")  # both inputs as typed lists, as a hand-built one
+    first = typed.inputs.add(name="categorical", datatype="INT64", shape=list(categorical.shape))
+    first.contents.int_contents.extend(int(x) for x in categorical.ravel())  # the INT32 field, not int64_contents
+    second = typed.inputs.add(name="numeric", datatype="FP32", shape=list(numeric.shape))
+    second.contents.fp32_contents.extend(float(x) for x in numeric.ravel())
+    with pytest.raises(grpc_module.RpcError) as wrong_field:
+        grpc._client_stub.ModelInfer(typed)
+    assert wrong_field.value.code() == grpc_module.StatusCode.INVALID_ARGUMENT
+    assert "input 'categorical': INT64 values go in contents.int64_contents" in wrong_field.value.details()
+    assert "model_repository" not in grpc.get_server_metadata(as_json=True)["extensions"]
 
 
 def test_grpc_deadline_shorter_than_the_queue_is_deadline_exceeded(tmp_path: Path) -> None:

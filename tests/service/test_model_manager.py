@@ -75,6 +75,31 @@ def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
         assert client.post("/v2/repository/models/a%20b/load", headers=AUTH).status_code == 400
 
 
+def test_a_load_with_a_config_or_files_is_refused_and_loads_nothing(tmp_path: Path) -> None:
+    """Triton's load parameters would override the configuration or upload the model: the service never
+    does either, so a load that asks for it is a 400 naming them, not a 200 that ignored them."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        publish_tiny_esmm(root, seed=5)  # version 2 on disk, not loaded
+        for parameters in ({"config": '{"max_batch_size": 8}'}, {"file:1/model.onnx": "eHg="}):
+            response = client.post("/v2/repository/models/esmm/load", headers=AUTH, json={"parameters": parameters})
+            assert response.status_code == 400 and response.json()["field"] == "parameters", response.text
+            assert f"load parameters {sorted(parameters)} are not supported" in response.json()["error"]
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 1
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH, json={"parameters": {}}).status_code == 200
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH, content=b"[1]").status_code == 400
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH, content=b"{").status_code == 400
+
+
+def test_the_repository_extension_is_listed_only_with_its_routes(tmp_path: Path) -> None:
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        assert "model_repository" in client.get("/v2").json()["extensions"]
+    with TestClient(create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False))) as client:
+        assert "model_repository" not in client.get("/v2").json()["extensions"]
+        assert client.post("/v2/repository/index").status_code == 404
+
+
 def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1)
     with app_client(root) as client:

@@ -9,6 +9,8 @@ answered as ``raw_output_contents``, which every client of the protocol reads.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from service.http.errors import InputError
@@ -34,18 +36,32 @@ def parse_request(request: pb.ModelInferRequest, model: ScoringModel, max_rows: 
     for i, tensor in enumerate(request.inputs):
         place = f"inputs[{i}]"
         dtype = t.declared_input(model, tensor.name, tensors, place)
-        rows, width = t.check_header(tensor.datatype, list(tensor.shape), dtype, place)
-        if raw:
-            if tensor.HasField("contents"):
-                raise InputError(400, "an input must not have contents when raw_input_contents is used", place)
-            values = t.from_bytes(raw[i], tensor.datatype, rows, width, place)
-        else:
-            values = t.from_numbers(getattr(tensor.contents, CONTENTS[tensor.datatype]), dtype, rows, width, place)
-        tensors[tensor.name] = t.check_values(values, dtype, place)
+        try:
+            tensors[tensor.name] = _tensor(tensor, raw[i] if raw else None, dtype, place, i)
+        except InputError as error:
+            raise t.for_input(tensor.name, error) from None
         where[tensor.name] = place
     rows = t.check_request(tensors, where, model, max_rows)
+    for i, output in enumerate(request.outputs):
+        t.refuse_classification(output.parameters, f"outputs[{i}]")
     outputs = t.requested_outputs([o.name for o in request.outputs], model)
     return InferCall(request.id or None, tensors, rows, outputs, frozenset(outputs))
+
+
+def _tensor(tensor: Any, raw: bytes | None, dtype: str, place: str, i: int) -> np.ndarray:
+    """The checked values of one input: its ``raw`` bytes (``raw_input_contents[i]``) or its typed contents."""
+    rows, width = t.check_header(tensor.datatype, list(tensor.shape), dtype, place)
+    if raw is not None:
+        if tensor.HasField("contents"):
+            raise InputError(400, "an input must not have contents when raw_input_contents is used", place)
+        values = t.from_bytes(raw, tensor.datatype, rows, width, f"raw_input_contents[{i}]")
+    else:
+        expected = CONTENTS[tensor.datatype]
+        others = [field.name for field, _ in tensor.contents.ListFields() if field.name != expected]
+        if others:
+            raise InputError(400, f"{tensor.datatype} values go in contents.{expected}, not in {others}", place)
+        values = t.from_numbers(getattr(tensor.contents, expected), dtype, rows, width, place)
+    return t.check_values(values, dtype, place)
 
 
 def render_response(model: ScoringModel, call: InferCall, outputs: dict[str, np.ndarray]) -> pb.ModelInferResponse:

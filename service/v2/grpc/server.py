@@ -131,7 +131,7 @@ class InferenceService:
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
         models = self.models
         model = serving.served(models, request.name, request.version)
-        config = served_config(model, models, self.app.state.manager.configs)
+        config = served_config(model, models, self.app.state.manager.configs, self.app.state.settings.max_candidates)
         return json_format.ParseDict({"config": config}, pb.ModelConfigResponse())
 
     @answered

@@ -59,6 +59,8 @@ def split(response_content: bytes, header_size: int) -> tuple[dict, bytes]:
 def test_no_content_type_is_json_and_a_wrong_one_is_415(client: TestClient) -> None:
     plain = client.post(URL, content=json_body())  # httpx sends no Content-Type for raw content
     assert plain.status_code == 200, plain.text
+    curl = client.post(URL, content=json_body(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert curl.status_code == 200, curl.text  # curl -d's default type (and urllib's), read as JSON as Triton does
     assert client.post(URL, content=json_body(), headers={"Content-Type": "application/json"}).status_code == 200
     wrong = client.post(URL, content=json_body(), headers={"Content-Type": "text/plain"})
     assert wrong.status_code == 415 and "text/plain" in wrong.json()["error"]
@@ -144,8 +146,8 @@ def test_binary_sizes_are_checked_against_the_declared_shape(client: TestClient)
     response = client.post(URL, content=body, headers={"Inference-Header-Content-Length": str(len(head))})
     assert response.status_code == 400
     assert response.json() == {
-        "error": "binary data of 48 bytes; shape [1000000000000, 3] of INT64 takes 24000000000000",
-        "field": "inputs[0].binary_data_size",
+        "error": "input 'categorical': binary data of 48 bytes; shape [1000000000000, 3] of INT64 takes 24000000000000",
+        "field": "inputs[0].parameters.binary_data_size",
     }
     nan = NUMERIC.copy()
     nan[1, 1] = np.nan
@@ -183,7 +185,11 @@ def test_model_config_in_tritons_shape(client: TestClient) -> None:
     ]
     assert config["output"][0] == {"name": "pctr", "data_type": "TYPE_FP32", "dims": [1], "reshape": {"shape": []}}
     assert config["version_policy"] == {"latest": {"num_versions": 1}}
-    assert config["dynamic_batching"] == {"preferred_batch_size": [1024], "max_queue_delay_microseconds": 500}
+    assert config["dynamic_batching"] == {"max_queue_delay_microseconds": 500}
+    assert config["max_batch_size"] == 50  # CTR_MAX_CANDIDATES here, under the batcher's 1024: a larger request is 413
+    rows = np.zeros((51, 3), dtype=np.int64) + CATEGORICAL[0]
+    body, headers = binary_body(rows, np.zeros((51, 2), dtype=np.float32))
+    assert client.post(URL, content=body, headers=headers).status_code == 413
     assert client.get("/v2/models/nope/config").status_code == 404
     assert client.get("/v2/models/esmm/versions/2/config").status_code == 404
 

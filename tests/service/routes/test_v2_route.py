@@ -35,8 +35,7 @@ def test_the_server_reports_the_installed_version(client: TestClient) -> None:
 
 
 def test_server_and_model_metadata(client: TestClient) -> None:
-    assert client.get("/v2").json()["extensions"] == [
-        "model_repository",
+    assert client.get("/v2").json()["extensions"] == [  # no admin token: no model_repository routes
         "model_configuration",
         "statistics",
         "binary_tensor_data",
@@ -76,6 +75,9 @@ def test_infer_matches_v1_score(client: TestClient) -> None:
     np.testing.assert_allclose(output["data"], [s["pctr"] for s in scored], rtol=1e-6)
 
 
+CLASSIFIED = {"name": "pctr", "parameters": {"classification": 1}}  # Triton's classification extension
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -90,6 +92,9 @@ def test_infer_matches_v1_score(client: TestClient) -> None:
         (infer_body([[0, 50, 74]], [[1e39, 0.0]]), "inputs[1].data"),
         (infer_body([[0, 50, 74]], [["a", 0.0]]), "inputs[1].data"),
         (infer_body([], []), "inputs[0].shape"),  # 0 rows
+        (infer_body([[True, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),  # numpy would read true as 1
+        (infer_body([[0, 50, 74]], [[0.0, False]]), "inputs[1].data"),
+        (infer_body([[0, 50, 74]], [[0.0, 0.0]], outputs=[CLASSIFIED]), "outputs[0].parameters.classification"),
     ],
 )
 def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, field: str | None) -> None:
@@ -99,7 +104,10 @@ def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, fi
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
     if field == "inputs[0].shape":
-        assert response.json()["error"] == "the batch dimension must be at least 1"
+        assert response.json()["error"] == "input 'categorical': the batch dimension must be at least 1"
+    if field is not None and field.startswith("inputs[") and not field.endswith(".name"):  # tritonclient shows
+        name = body["inputs"][int(field[7])]["name"]  # only the message: it names the input
+        assert response.json()["error"].startswith(f"input {name!r}: ") or name in response.json()["error"]
 
 
 def test_deadline_header(client: TestClient) -> None:
@@ -122,4 +130,6 @@ def test_metrics_exposition(client: TestClient) -> None:
 
 
 def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
-    assert client.post("/v2/repository/models/esmm/load").status_code == 404
+    for path in ("models/esmm/load", "index"):
+        response = client.post(f"/v2/repository/{path}")
+        assert response.status_code == 404 and "routes are off: set CTR_ADMIN_TOKEN" in response.json()["error"]
