@@ -266,7 +266,8 @@ def serve(
     from service.server import serve as run_server
     from service.settings import Settings
 
-    overrides = {k: v for k, v in {"host": host, "port": port, "model_repository": repository}.items() if v}
+    given = {"host": host, "port": port, "model_repository": repository}  # --port 0 is refused, not dropped
+    overrides = {key: value for key, value in given.items() if value is not None}
     run_server(Settings(**overrides))
 
 

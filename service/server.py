@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import socket
 import sys
@@ -17,7 +18,7 @@ from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.log_format import JsonFormatter
 from service.score.endpoint import PATH as SCORE_PATH
-from service.settings import Settings
+from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
 from service.workers import supervise
@@ -50,6 +51,8 @@ def serve(settings: Settings | None = None) -> None:
     """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json")
+    for line in unknown_variables(os.environ):
+        logger.warning(line)
     raise_open_files_limit()
     if settings.workers > 1:
         sys.exit(supervise(settings, run))

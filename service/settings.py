@@ -6,21 +6,29 @@ that names the setting, never at the first request.
 
 from __future__ import annotations
 
+import difflib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.repository import validate_model_name
 from common.roles import ROLE, ROLES
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+PREFIX = "CTR_"
+# CTR_ variables that other parts of the project read (benchmark servers, the Locust file, torchrun's
+# processes), never settings of the service
+OTHER_VARIABLES = frozenset(
+    {"CTR_BENCH_MODEL", "CTR_BENCH_MODEL_THREAD", "CTR_LOCUST_REPOSITORY", "CTR_PROCESS_ERRORS"}
+)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CTR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"  # address uvicorn binds
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -41,7 +49,8 @@ class Settings(BaseSettings):
     inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it
-    warmup_batch_sizes: tuple[int, ...] = (1, 64)  # batch sizes run once at load, before ready
+    # batch sizes run once at load, before ready; CTR_WARMUP_BATCH_SIZES=1,64 (or a JSON list)
+    warmup_batch_sizes: Annotated[tuple[int, ...], NoDecode] = (1, 64)
     log_level: str = "INFO"
     access_log: bool = True  # uvicorn's per-request log line
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (structured logs)
@@ -117,6 +126,25 @@ class Settings(BaseSettings):
             raise ValueError("host must not be empty")
         return value.strip()
 
+    @field_validator("model_repository")
+    @classmethod
+    def _repository(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"model_repository {str(value)!r} is a file, not a directory of models")
+        return value
+
+    @field_validator("warmup_batch_sizes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``CTR_WARMUP_BATCH_SIZES=1,64`` as well as the JSON list ``[1, 64]``."""
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError(f"warmup_batch_sizes takes positive integers separated by commas, not {value!r}")
+            return tuple(int(part) for part in parts)
+        return value
+
     @field_validator("warmup_batch_sizes")
     @classmethod
     def _warmup(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -140,3 +168,15 @@ class Settings(BaseSettings):
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]
+
+
+def unknown_variables(environment: Mapping[str, str]) -> list[str]:
+    """A line for each ``CTR_`` variable in ``environment`` that is no setting (a misspelt one is
+    otherwise ignored without a word: ``CTR_WORKER=2`` serves one process), with the nearest setting."""
+    settings = {PREFIX + name.upper() for name in Settings.model_fields}
+    lines = []
+    for variable in sorted(environment):
+        if variable.upper().startswith(PREFIX) and variable.upper() not in settings | OTHER_VARIABLES:
+            near = difflib.get_close_matches(variable.upper(), sorted(settings), n=1, cutoff=0.7)
+            lines.append(f"{variable} is not a setting; ignored" + (f" (did you mean {near[0]}?)" if near else ""))
+    return lines

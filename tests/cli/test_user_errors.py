@@ -46,9 +46,19 @@ def test_missing_log_column_is_named(tmp_path):
 def test_bad_settings_name_every_setting_and_what_is_wrong_but_not_the_secret(tmp_path):
     done = ctr("serve", cwd=tmp_path, CTR_PORT="abc", CTR_ADMIN_TOKEN="hunter2-short")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert done.stderr.startswith("error: invalid Settings: port: Input should be a valid integer")
-    assert "admin_token: admin_token must be at least 16 characters" in done.stderr
+    assert done.stderr.startswith("error: invalid settings: CTR_PORT: Input should be a valid integer")
+    assert "CTR_ADMIN_TOKEN: admin_token must be at least 16 characters" in done.stderr
     assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_refuses_port_0_and_warns_of_a_misspelt_setting(tmp_path):
+    done = ctr("serve", "--port", "0", cwd=tmp_path)  # was dropped as falsy: served on CTR_PORT or 8000
+    assert done.returncode == 2 and "CTR_PORT: Input should be greater than or equal to 1" in done.stderr
+    done = ctr("serve", "-r", str(tmp_path / "models"), cwd=tmp_path, CTR_WORKER="2", CTR_PORT="x")
+    assert done.returncode == 2 and "CTR_PORT" in done.stderr  # bad values stop it before anything is served
+    (tmp_path / "models").write_text("")
+    done = ctr("serve", "-r", str(tmp_path / "models"), cwd=tmp_path)
+    assert done.returncode == 2 and "is a file, not a directory of models" in done.stderr
 
 
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):

@@ -18,10 +18,11 @@ def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     repository = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(repository)
     log = tmp_path_factory.mktemp("logs") / "server.log"
-    with running_server(repository, log, ctr_model="esmm") as (url, process):
+    with running_server(repository, log, ctr_model="esmm", worker="2") as (url, process):  # CTR_WORKER: a typo
         yield url, process
     assert process.returncode == 0, log.read_text()
     assert "model esmm version 1 loaded" in log.read_text()
+    assert "CTR_WORKER is not a setting; ignored (did you mean CTR_WORKERS?)" in log.read_text()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.settings import Settings, unknown_variables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -65,3 +65,27 @@ def test_several_workers_take_an_admin_token_and_a_grpc_port() -> None:
     """Admin operations reach every worker (sibling_admin.py); each worker serves gRPC on the port."""
     settings = Settings(workers=2, admin_token="a-token-of-16-chars", grpc_port=9001)
     assert (settings.workers, settings.grpc_port) == (2, 9001)
+
+
+def test_warm_up_sizes_read_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in ("1,64", "[1, 64]", " 1 , 64 "):
+        monkeypatch.setenv("CTR_WARMUP_BATCH_SIZES", text)
+        assert Settings().warmup_batch_sizes == (1, 64)
+    monkeypatch.setenv("CTR_WARMUP_BATCH_SIZES", "1,x")
+    with pytest.raises(ValidationError, match="positive integers separated by commas, not '1,x'"):
+        Settings()
+
+
+def test_a_repository_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "models").write_text("")
+    with pytest.raises(ValidationError, match="is a file, not a directory of models"):
+        Settings(model_repository=tmp_path / "models")
+    assert Settings(model_repository=tmp_path / "absent").model_repository == tmp_path / "absent"  # may come later
+
+
+def test_a_ctr_variable_that_is_no_setting_is_named_with_the_nearest_one() -> None:
+    environment = {"CTR_WORKER": "2", "CTR_POLL_INTERVAL": "1", "CTR_PORT": "1", "CTR_BENCH_MODEL": "x", "HOME": "/"}
+    assert unknown_variables(environment) == [
+        "CTR_POLL_INTERVAL is not a setting; ignored (did you mean CTR_POLL_INTERVAL_S?)",
+        "CTR_WORKER is not a setting; ignored (did you mean CTR_WORKERS?)",
+    ]
