@@ -192,7 +192,11 @@ def export(
     from training.export import export_checkpoint
     from training.pipeline import checkpoint_path
 
-    version = export_checkpoint(Checkpoint.load(checkpoint_path(work_dir, name)), repository)
+    path = checkpoint_path(work_dir, name)
+    checkpoint = Checkpoint.load(path)
+    if checkpoint.name != name:  # it would be published as the model it was trained as
+        raise ValueError(f"{path} is a checkpoint of model {checkpoint.name!r}, not {name!r}: export it by that name")
+    version = export_checkpoint(checkpoint, repository)
     typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
 
 

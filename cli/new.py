@@ -21,7 +21,12 @@ def new(
     from training.new_model import new_model
 
     path = new_model(repository, name, kind, copy_from, spec)
-    typer.echo(f"wrote {path}; next: ctr train {name} --logs LOGS" + ("" if spec else " --spec SPEC.toml"))
+    where = "" if repository == Path("models") else f" -r {repository}"
+    if spec is not None:  # the spec's features are the user's own: only their logs have them
+        typer.echo(f"wrote {path}; next: ctr train {name}{where} --logs LOGS")
+    else:
+        own_logs = f"ctr train {name}{where} --logs LOGS --spec SPEC.toml"
+        typer.echo(f"wrote {path}; next: {own_logs} (your logs) or ctr train {name}{where} (the world simulator's)")
 
 
 @spec_app.command("infer")

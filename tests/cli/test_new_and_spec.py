@@ -24,6 +24,7 @@ def run(*args: str):
 def test_new_from_kind_defaults_loads_as_a_config(tmp_path):
     result = run("new", "mine", "--kind", "esmm", "-r", str(tmp_path))
     assert result.exit_code == 0, result.output
+    assert f"or ctr train mine -r {tmp_path} (the world simulator's)" in " ".join(result.output.split())
     config = ModelConfig.load(tmp_path, "mine")
     assert config.kind == "esmm" and config.model["hidden"] == [360, 200, 80]
     assert config.training.epochs >= 1

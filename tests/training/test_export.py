@@ -64,3 +64,18 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.spec == ckpt.spec and loaded.constants == ckpt.constants
     for key, value in ckpt.state_dict.items():
         torch.testing.assert_close(loaded.state_dict[key], value)
+
+
+def test_ctr_export_refuses_a_checkpoint_of_another_model(tmp_path):
+    """A checkpoint copied under another name was published as the model it was trained as, while the
+    command said it had exported the name asked for."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from training.pipeline import checkpoint_path
+
+    checkpoint("small").save(checkpoint_path(tmp_path / "work", "esmm"))
+    arguments = ["export", "esmm", "-r", str(tmp_path / "models"), "--work-dir", str(tmp_path / "work")]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code != 0 and "is a checkpoint of model 'small', not 'esmm'" in str(result.exception)
+    assert not (tmp_path / "models").exists()
