@@ -19,6 +19,7 @@ from typing import Any
 
 from common.repository import read_config
 from training.fit import TrainingConfig
+from training.world.config import WorldConfig
 
 
 @dataclass
@@ -64,16 +65,20 @@ class ModelConfig:
             model=raw.get("model", {}),
             training=_section(TrainingConfig, raw, "training"),
             data=_section(DataConfig, raw, "data"),
-            world=raw.get("world", {}),
+            world=_known(WorldConfig, raw.get("world", {}), "world"),  # read as WorldConfig(**world) where used
             serving=raw.get("serving", {}),
             evaluation=raw.get("evaluation", "world"),
         )
 
 
 def _section(config_class: type, raw: dict[str, Any], key: str) -> Any:
-    values = raw.get(key, {})
+    return config_class(**_known(config_class, raw.get(key, {}), key))
+
+
+def _known(config_class: type, values: dict[str, Any], key: str) -> dict[str, Any]:
+    """``values`` when each is a field of ``config_class``; ValueError naming the others and the fields."""
     known = {f.name for f in fields(config_class)}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"[{key}] settings {sorted(unknown)} are unknown; known: {sorted(known)}")
-    return config_class(**values)
+    return values

@@ -61,6 +61,16 @@ def test_serve_refuses_port_0_and_warns_of_a_misspelt_setting(tmp_path):
     assert done.returncode == 2 and "is a file, not a directory of models" in done.stderr
 
 
+@pytest.mark.parametrize("section", ["world", "training", "data"])
+def test_a_misspelt_setting_in_a_config_section_is_named(tmp_path, section):
+    (tmp_path / "models" / "typo").mkdir(parents=True)
+    (tmp_path / "models" / "typo" / "config.toml").write_text(f'kind = "esmm"\n[{section}]\nn_user = 500\n')
+    done = ctr("train", "typo", "--no-progress", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr  # [world] was a 66-line TypeError
+    assert lines[0].startswith(f"error: [{section}] settings ['n_user'] are unknown; known: [")
+
+
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
     (tmp_path / "models" / "bad").mkdir(parents=True)
     (tmp_path / "models" / "bad" / "config.toml").write_text('kind = "esmn"\n')
