@@ -100,9 +100,12 @@ def summary(report: dict[str, Any]) -> list[str]:
         lines.append(f"calibration: {calibration['prediction']}")
         for entry in [{"position": "all", **calibration["overall"]}, *calibration["per_position"]]:
             predicted = entry["predicted_ctr"]
+            left_out = entry.get("rows_left_out")
+            left_out = f"  ({left_out} rows without a CTR ratio left out)" if left_out else ""
             lines.append(
                 f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
                 + ("n/a" if predicted is None else f"{predicted:.4f}")
+                + left_out
             )
     return lines
 
@@ -192,12 +195,15 @@ def calibration(
         if entry["predicted_ctr"] is None:
             entry["reason"] = f"model.json has no CTR ratio for position {int(slot)}"
         per_position.append(entry)
-    scored = np.isfinite(predicted)
+    scored = np.isfinite(predicted)  # the rows of positions with a CTR ratio: both means over those alone
     overall = {
-        "observed_ctr": float(click.mean()),
+        "observed_ctr": float(click[scored].mean()) if scored.any() else float(click.mean()),
         "predicted_ctr": float(predicted[scored].mean()) if scored.any() else None,
     }
     overall["predicted_over_observed"] = _ratio(overall["predicted_ctr"], overall["observed_ctr"])
+    if not scored.all():
+        overall["rows_left_out"] = int((~scored).sum())
+        overall["reason"] = "rows at positions without a CTR ratio in model.json are left out of both means"
     return {
         "prediction": how,
         "position_regime": (regime or {}).get("regime"),

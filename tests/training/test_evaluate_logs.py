@@ -25,6 +25,9 @@ def test_without_ratios_the_prediction_is_compared_as_served_and_a_missing_slot_
     assert [p["ctr_ratio"] for p in plain["per_position"]] == [None] * 4
     short = calibration(np.full(4, 0.5), click, position, {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.25]})
     assert short["per_position"][3]["predicted_ctr"] is None and "position 4" in short["per_position"][3]["reason"]
+    # overall: both means over the rows that have a prediction (they compared 3 rows' with 4 rows' CTR)
+    assert short["overall"]["observed_ctr"] == pytest.approx(2 / 3) and short["overall"]["rows_left_out"] == 1
+    assert short["overall"]["predicted_ctr"] == pytest.approx((0.5 + 0.25 + 0.125) / 3)
 
 
 def test_one_class_is_null_with_a_reason_not_nan():
