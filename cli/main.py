@@ -202,10 +202,18 @@ def export(
 
 @app.command()
 def evaluate(
+    context: typer.Context,
     name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
-    version: Annotated[int | None, typer.Option(help="Version to evaluate (default: latest).")] = None,
-    repository: RepositoryOption = Path("models"),
+    version: Annotated[int | None, typer.Option(min=1, help="Version to evaluate (default: latest).")] = None,
+    repository: Annotated[
+        Path,
+        typer.Option(
+            "--repository",
+            "-r",
+            help="The model repository (`serving`: where the served model's config.toml names its world).",
+        ),
+    ] = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
     logs: Annotated[
@@ -219,14 +227,18 @@ def evaluate(
     """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration.
 
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
-    by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out)."""
-    if name == "serving" and logs is None:
+    by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
+    day is drawn from the world of the served model's config.toml in --repository."""
+    if name == "serving":
+        refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
 
         if url is None:
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
         try:
             report = evaluate_serving(url, repository, workers=workers)
+        except FileNotFoundError:
+            raise  # this side's repository: said as such (cli/errors.py)
         except (ServiceError, OSError) as error:
             typer.echo(f"error: {url}: {error}", err=True)
             raise typer.Exit(1) from None
@@ -235,6 +247,11 @@ def evaluate(
         typer.echo(format_table(report))
         typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
         return
+    refuse_unread(context, ["url", "workers"], "without `serving` (`ctr evaluate serving --url URL`)")
+    from common.repository import versions
+
+    if version is not None and version not in versions(repository, name):  # said before any work
+        raise FileNotFoundError(f"model {name!r} has no version {version}; exported: {versions(repository, name)}")
     if logs is not None:
         from training.evaluate_logs import evaluate_on_logs, summary
 

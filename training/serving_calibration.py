@@ -149,7 +149,14 @@ def evaluate_serving(url: str, root: Path, world_model: str | None = None, worke
     roles = {role: m for m in listed for role in m.get("roles", [])}
     if not all(m.get("ready") for m in roles.values()):
         raise ServiceError(f"the service is not ready: {[m for m in listed if not m.get('ready')]}")
-    config = ModelConfig.load(root, world_model or roles["ctcvr"]["name"])
+    world_name = world_model or roles["ctcvr"]["name"]
+    try:
+        config = ModelConfig.load(root, world_name)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"the service serves {world_name!r}, whose world this reads from {root / world_name / 'config.toml'}, "
+            "which is absent: pass -r with the model repository the service serves"
+        ) from None
     from training.pipeline import world_spec
 
     table = heldout_day(config)

@@ -36,3 +36,21 @@ def test_the_modes_own_options_are_still_read(tmp_path):
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate", "esmm", "--url", "http://127.0.0.1:1"], "--url is not read without `serving`"),
+        (["evaluate", "serving", "--url", "http://127.0.0.1:1", "--logs", "h.parquet"], "--logs is not read by"),
+        (["evaluate", "esmm", "--version", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_evaluate_refuses_options_of_its_other_mode(tmp_path, args, expected):
+    result = CliRunner().invoke(app, [*args, "-r", str(tmp_path)], terminal_width=400)
+    assert result.exit_code == 2 and expected in " ".join(result.output.split()), result.output
+
+
+def test_evaluate_names_a_version_that_is_not_exported_before_any_work(tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", "esmm", "--version", "7", "-r", str(tmp_path)])
+    assert result.exit_code != 0 and "model 'esmm' has no version 7; exported: []" in str(result.exception)

@@ -90,7 +90,10 @@ def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_p
         result = CliRunner().invoke(
             app, ["evaluate", "serving", "--url", url, "--out", str(out), "--repository", str(world_repository)]
         )
+        elsewhere = CliRunner().invoke(app, ["evaluate", "serving", "--url", url, "-r", str(tmp_path / "absent")])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    # the served model's world is read from this side's repository: its absence is said as such, not as the URL's
+    assert "the service serves 'esmm', whose world this reads from" in str(elsewhere.exception)
     report = json.loads(out.read_text())
     assert report["n_impressions"] == 3000 * 5 and report["heldout_policy"] == "uniform"
     assert report["models"]["ctcvr"]["name"] == "esmm" and report["models"]["ctr"]["position"]["regime"] == "slot1"
