@@ -23,7 +23,7 @@ from cli.experiment import experiment_app
 from cli.new import new, spec_app
 from cli.options import refuse_unread
 from cli.prepare import prepare
-from cli.reports import write_report
+from cli.reports import report_lines, write_report
 from cli.torchrun import launch, note_process_error
 from common.version import DISTRIBUTION, VERSION
 
@@ -270,11 +270,7 @@ def evaluate(
             f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`"
         ) from None
     write_report(out, report, sort_keys=True)
-    for key, value in report.items():
-        if isinstance(value, dict):
-            value = "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
-        typer.echo(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
-    typer.echo(f"wrote {out}")
+    typer.echo("\n".join([*report_lines(report), f"wrote {out}"]))
 
 
 @app.command()
