@@ -27,12 +27,13 @@ COMPARED = ("welfare", "revenue", "advertiser_surplus", "conversions", "clicks",
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
-def ci95(values: list[float]) -> list[float]:
-    """Two-sided 95% interval of the mean over seeds (Student t); one value gives [v, v]."""
+def ci95(values: list[float]) -> list[float] | None:
+    """Two-sided 95% interval of the mean over seeds (Student t); None from fewer than two values, whose
+    spread is unknown (it gave [v, v], printed as "± 0": no uncertainty, where there is no estimate)."""
     x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
     if x.size < 2:
-        return [mean, mean]
+        return None
+    mean = float(x.mean())
     t = T_975.get(x.size - 1, NormalDist().inv_cdf(0.975))
     half = t * float(x.std(ddof=1)) / math.sqrt(x.size)
     return [mean - half, mean + half]
@@ -63,7 +64,7 @@ def _across(totals: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(value, list):
             columns = np.asarray([t[key] for t in totals], dtype=np.float64).T  # (S, seeds)
             out[key] = [float(np.nanmean(c)) for c in columns]
-            out[f"{key}_ci95"] = [ci95(c[~np.isnan(c)].tolist() or [math.nan]) for c in columns]
+            out[f"{key}_ci95"] = [ci95(c[~np.isnan(c)].tolist()) for c in columns]
         elif isinstance(value, int | float):
             out[key] = float(np.mean([t[key] for t in totals]))
             out[f"{key}_ci95"] = ci95([t[key] for t in totals])
@@ -133,7 +134,9 @@ def _comparisons(totals: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: float, interval: list[float], digits: int = 0) -> str:
+def _fmt(value: float, interval: list[float] | None, digits: int = 0) -> str:
+    if interval is None:
+        return f"{value:,.{digits}f} (one seed)"
     half = (interval[1] - interval[0]) / 2
     return f"{value:,.{digits}f} ± {half:,.{digits}f}"
 
@@ -146,9 +149,9 @@ def table(report: dict[str, Any]) -> str:
     for name, entry in report["pipelines"].items():
         t = entry["total"]
         slots = ", ".join(
-            f"{v:.2f}±{(hi - lo) / 2:.2f}" for v, (lo, hi) in zip(t["pctr_over_true_by_slot"],
-                                                               t["pctr_over_true_by_slot_ci95"], strict=True)
-        )  # fmt: skip
+            _fmt(v, interval, 2).replace(" ± ", "±").replace(" (one seed)", "")
+            for v, interval in zip(t["pctr_over_true_by_slot"], t["pctr_over_true_by_slot_ci95"], strict=True)
+        )
         lines.append(
             f"| {name} | {_fmt(t['welfare'], t['welfare_ci95'])} | {_fmt(t['revenue'], t['revenue_ci95'])} "
             f"| {_fmt(t['advertiser_surplus'], t['advertiser_surplus_ci95'])} "

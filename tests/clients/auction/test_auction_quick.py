@@ -41,7 +41,7 @@ def test_quick_run_through_the_real_service_with_one_reload(tmp_path: Path) -> N
         assert sum(d["errors"] for d in days) == 0
         assert all(d["clicks"] > 0 and len(d["ctr_by_slot"]) == 3 for d in days)
         total = pipeline["total"]
-        assert total["welfare_ci95"][0] <= total["welfare"] <= total["welfare_ci95"][1]
+        assert total["welfare_ci95"] is None  # one seed: no interval (it was [v, v], printed "± 0")
     oracle = report["pipelines"]["oracle"]["total"]
     assert oracle["regret"] == 0.0 and oracle["pcvr_over_true"] == 1.0
     assert report["seconds"]["reload"] > 0 and report["seconds"]["retraining"] > 0
