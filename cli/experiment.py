@@ -35,8 +35,10 @@ def cvr(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="Where the methods' configs are.")] = Path(
         "models"
     ),
-    requests_per_day: Annotated[int | None, typer.Option(min=1, help="Training traffic (default 20,000).")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2).")] = None,
+    requests_per_day: Annotated[
+        int | None, typer.Option(min=1, help="Training traffic a day (default 20,000; --quick 2,000).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2; --quick 1).")] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     from dataclasses import replace

@@ -62,9 +62,10 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             raise ValueError(f"impression log {file} cannot be read: {error}") from None
         missing = [c for c in required if c not in table.column_names]
         if missing:
+            features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
+            optional = " (a feature can instead be made optional in the spec: required = false, default = ...)"
             raise ValueError(
-                f"impression log {file} lacks the columns {missing}: add them to the log "
-                "(a feature can instead be made optional in the spec: required = false, default = ...)"
+                f"impression log {file} lacks the columns {missing}: add them to the log" + optional * bool(features)
             )
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_labels(table, str(file))

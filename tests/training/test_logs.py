@@ -156,3 +156,13 @@ def test_integers_with_gaps_written_as_floats_are_categories_as_integers(tmp_pat
     from_floats = ImpressionTensors.from_table(read_logs(tmp_path / "logs.parquet", site), encoder).tensors
     as_requests = encoder.encode({"site": [3, None, 7]}, 3)  # as the service encodes a request's values
     np.testing.assert_array_equal(from_floats["categorical"].numpy(), as_requests.categorical)
+
+
+def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
+    pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")
+    with pytest.raises(ValueError, match=r"lacks the columns \['position'\]: add them to the log$"):
+        read_logs(tmp_path / "no_position.parquet", spec)
+    pq.write_table(pa.table({"position": [1], "click": [0], "conversion": [0]}), tmp_path / "no_site.parquet")
+    with pytest.raises(ValueError, match=r"lacks the columns \['site'\].*made optional in the spec"):
+        read_logs(tmp_path / "no_site.parquet", spec)
