@@ -36,6 +36,9 @@ def auction(
         "reports/auction.json"
     ),
     work_dir: Annotated[Path, typer.Option(help="Logs, repositories, checkpoints.")] = Path("artifacts/auction"),
+    configs: Annotated[
+        Path, typer.Option(help="The model repository whose config.toml files the pipelines' models start from.")
+    ] = Path("models"),
     url: Annotated[
         str | None, typer.Option(help="A running service to score the one service pipeline with (none is started).")
     ] = None,
@@ -65,6 +68,7 @@ def auction(
         batch_size=batch_size,
         concurrency=concurrency,
         work_dir=work_dir,
+        model_source=configs,
         progress=progress,
         url=url,
         repository=repository,

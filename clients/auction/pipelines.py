@@ -127,7 +127,13 @@ def write_model_configs(
         names["ctr"] = NAIVE_CTR_MODEL
         names["ctcvr"] = configs["ctcvr"] = NAIVE_CTCVR_MODEL
     for role, name in names.items():
-        text = _override((source / configs[role] / "config.toml").read_text(), "training", {"batch_size": batch_size})
+        committed = source / configs[role] / "config.toml"
+        if not committed.is_file():
+            raise FileNotFoundError(
+                f"no {committed}: the {pipeline} pipeline's {role} model starts from it; run from the repository "
+                "root or pass --configs PATH/models"
+            )
+        text = _override(committed.read_text(), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
             text = _override(text, "model", NAIVE_CTR_OVERRIDES)
         (repository / name).mkdir(parents=True, exist_ok=True)
