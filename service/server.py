@@ -21,7 +21,7 @@ from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
-from service.workers import supervise
+from service.workers import listen_first, supervise
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +56,18 @@ def serve(settings: Settings | None = None) -> None:
     raise_open_files_limit()
     if settings.workers > 1:
         sys.exit(supervise(settings, run))
-    run(settings)
+    listening = listen_first(settings)
+    if listening is None:
+        sys.exit(STARTUP_FAILURE)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    logger.info("listening on http://%s:%d (answering once the models are loaded)", host, settings.port)
+    run(settings, listening)
 
 
 def run(settings: Settings, sock: socket.socket | None = None, siblings: SiblingMetrics | None = None) -> None:
-    """The service in this process, on ``sock`` (a worker's share of the supervisor's listening socket)
-    or on a socket of its own bound to the settings' host and port; ``siblings``: a worker's side of the
-    metrics (and admin operations) the workers share."""
+    """The service in this process, on ``sock`` (its listening socket, or a worker's share of the
+    supervisor's) or on a socket uvicorn binds to the settings' host and port; ``siblings``: a worker's
+    side of the metrics (and admin operations) the workers share."""
     app = create_app(settings, tune_gc=True)
     app.state.siblings = siblings
     if siblings is not None:  # admin loads and unloads, and what polling finds, reach every worker

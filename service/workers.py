@@ -55,16 +55,9 @@ Run = Callable[[Settings, socket.socket, SiblingMetrics], None]  # server.run: o
 def supervise(settings: Settings, run: Run) -> int:
     """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
     them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listening = _listen(settings.host, settings.port, family)
+    listening = listen_first(settings)
     if listening is None:
         return 1
-    if settings.grpc_port:  # each worker binds it with SO_REUSEPORT: no other socket may hold it now
-        free = _listen(settings.host, settings.grpc_port, family)
-        if free is None:
-            listening.close()
-            return 1
-        free.close()
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     workers: dict[int, int] = {}  # pid -> index
     try:
@@ -79,6 +72,22 @@ def supervise(settings: Settings, run: Run) -> int:
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def listen_first(settings: Settings) -> socket.socket | None:
+    """The HTTP port's listening socket, bound before any model is loaded, with the gRPC port checked free
+    (each worker binds it with SO_REUSEPORT: no other socket may hold it now); None when either is taken,
+    said in one line naming the address. One process bound its port only once every model was loaded
+    and warmed up, after saying it was ready."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listening = _listen(settings.host, settings.port, family)
+    if listening is not None and settings.grpc_port:
+        free = _listen(settings.host, settings.grpc_port, family)
+        if free is None:
+            listening.close()
+            return None
+        free.close()
+    return listening
 
 
 def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket | None:
