@@ -17,6 +17,7 @@ from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.log_format import JsonFormatter
+from service.models.snapshot import RegimeMismatch
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
@@ -34,6 +35,16 @@ def configure_logging(level: int, structured: bool = False) -> None:
     if structured:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
+    logging.getLogger("uvicorn.error").addFilter(said_refusal_traceback)
+
+
+def said_refusal_traceback(record: logging.LogRecord) -> bool:
+    """False for uvicorn's copy of the traceback of a start-up the service refused on purpose (role models
+    of different position regimes): the model manager has said why in one line; 45 lines repeated it."""
+    message = record.getMessage()
+    last = message.rstrip().rsplit("\n", 1)[-1]
+    refused = f"{RegimeMismatch.__module__}.{RegimeMismatch.__name__}:"
+    return not (message.startswith("Traceback") and last.startswith(refused))
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -4,11 +4,15 @@ is refused while the old version keeps serving."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from clients.service_process import free_port
 from service.app import create_app
 from service.models.manager import load_snapshot
 from service.models.snapshot import RegimeMismatch
@@ -18,6 +22,7 @@ from tests.service.tiny_model import publish_tiny_esmm
 
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}
 LOGGED = {"regime": "logged"}
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "a-long-enough-admin-token"
 
 
@@ -54,3 +59,14 @@ def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_
         assert response.status_code >= 400 and "regime" in response.text
         body = client.post("/v1/score", json=GOOD).json()
     assert body["models"]["ctcvr"] == {"name": "esmm", "version": 1}
+
+
+def test_the_served_process_refuses_them_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    """uvicorn printed the refusal's 45-line traceback after the model manager's line that said it."""
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CTR_PORT": str(free_port()), "CTR_MODEL_REPOSITORY": str(tmp_path)}
+    env |= {"CTR_CTR_MODEL": "ctr", "CTR_CTCVR_MODEL": "esmm", "CTR_USE_CUDA": "false"}
+    done = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and done.stderr.count("position regimes differ") == 1, done.stderr
+    assert "Traceback" not in done.stderr and "Application startup failed" in done.stderr
