@@ -139,7 +139,7 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
     import time
 
     root = make_repository(tmp_path, 1)
-    with app_client(root, poll_interval_s=0.05) as client:
+    with app_client(root, poll_interval_s=0.1) as client:
         publish_tiny_esmm(root, seed=3)
         deadline = time.monotonic() + 10
         while client.get("/v2/models/esmm").json()["versions"] != ["2"]:
@@ -183,7 +183,7 @@ def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> No
     thread.start()
     try:
         assert listening.wait(10)
-        app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, poll_interval_s=0.05))
+        app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, poll_interval_s=0.1))
         app.state.sibling_admin = SiblingAdmin(tmp_path, 0, 2)
         with TestClient(app) as client:
             publish_tiny_esmm(root, seed=3)
@@ -192,7 +192,7 @@ def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, f"worker 1 asked {len(loads)} time(s)"
                 time.sleep(0.05)
             assert client.get("/v2/models/esmm").json()["versions"] == ["2"]
-            time.sleep(0.5)  # ten more polls: every worker serves what the repository holds
+            time.sleep(0.5)  # five more polls: every worker serves what the repository holds
             assert len(loads) == 2
     finally:
         stop.set()
