@@ -43,11 +43,24 @@ def test_serving_config_parsing(tmp_path: Path) -> None:
         ({"max_batch_size": 0}, "max_batch_size"),
         ({"inline_max_items": -1}, "inline_max_items must be a non-negative integer"),
         ({"max_batch_size": 8, "max_queue_items": 4}, "one full batch"),
-        ({"version_policy": {"newest": 1}}, "unknown policy"),
+        ({"version_policy": {"newest": 1}}, r"unknown policy 'newest' \(known: all, latest, specific\)"),
         ({"version_policy": {"latest": 0}}, "latest"),
+        ({"version_policy": {"all": False}}, "version_policy.all must be true, not False"),
+        ({"max_batch_sise": 64}, r"serving.max_batch_sise is not a setting \(known: inline_max_items, instances, "),
+        ({"batch": 1, "delay": 2}, "serving.batch, serving.delay are not settings"),
     ]:
         with pytest.raises(ValueError, match=message):
             ServingConfig.from_table(bad)
+
+
+def test_a_misspelt_serving_key_leaves_the_model_unserved_saying_which(tmp_path: Path) -> None:
+    """``max_batch_sise`` was ignored without a word and the default batch size served."""
+    root = make_repository(tmp_path, 1, "max_batch_sise = 64")
+    with app_client(root) as client:
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        reason = ready.json()["unavailable"]["esmm"]
+        assert reason.startswith("serving settings: serving.max_batch_sise is not a setting (known: "), reason
 
 
 def test_latest_two_versions_served_and_addressable(tmp_path: Path) -> None:
