@@ -92,12 +92,14 @@ def load_versions(
     if not available:
         raise ModelLoadError(f"no versions of model {name!r} in the model repository")  # clients see it: no path
     chosen: dict[int, ServedModel] = {}
+    tried: list[int] = []
     for version in policy.select(available):
         if policy.wanted is not None and len(chosen) >= policy.wanted:
             break
         if version in current:
             chosen[version] = current[version]
             continue
+        tried.append(version)
         try:
             model = chosen[version] = load_version(root, name, version, settings, required_outputs)
         except ModelLoadError as error:
@@ -107,12 +109,22 @@ def load_versions(
         refused.pop(version, None)
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
     if not chosen:
-        reasons = "; ".join(f"version {v}: {why}" for v, why in sorted(refused.items(), reverse=True))
-        tried = sorted(available, reverse=True)
         raise ModelLoadError(
-            f"no loadable version of model {name!r} (tried {tried}" + (f"; {reasons})" if reasons else ")")
+            f"no loadable version of model {name!r} ({_none_loaded(policy, available, tried, refused)})"
         )
     return chosen
+
+
+def _none_loaded(policy: VersionPolicy, available: list[int], tried: list[int], refused: dict[int, str]) -> str:
+    """Why a load served nothing: the versions its policy names that are not in the repository, and the
+    versions tried, each with its reason (``specific = [7]`` with 1 and 2 there tries none)."""
+    parts = []
+    missing = [v for v in policy.specific if v not in available]
+    if missing:
+        parts.append(f"versions {missing} of its version policy are not in the repository, which holds {available}")
+    if tried:
+        parts += [f"tried {tried}", *(f"version {v}: {refused[v]}" for v in tried if v in refused)]
+    return "; ".join(parts)
 
 
 def load_newest(settings: Settings, name: str, required_outputs: Iterable[str] = ()) -> ServedModel:

@@ -78,6 +78,23 @@ def test_specific_versions(tmp_path: Path) -> None:
         assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
 
 
+def test_a_specific_version_not_on_disk_is_named_and_only_versions_tried_are_listed(tmp_path: Path) -> None:
+    """It said "tried [2, 1]": 7 was wanted, 1 and 2 never tried."""
+    root = make_repository(tmp_path, 2, "version_policy = { specific = [7] }")
+    with app_client(root) as client:
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 400
+        assert response.json()["error"] == (
+            "model 'esmm' not loaded: no loadable version of model 'esmm' (versions [7] of its version policy "
+            "are not in the repository, which holds [1, 2])"
+        )
+        (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nversion_policy = { specific = [2, 7] }\n')
+        (version_dir(root, "esmm", 2) / MODEL_FILE).write_bytes(b"not an onnx model")
+        error = client.post("/v2/repository/models/esmm/load", headers=AUTH).json()["error"]
+        assert "(versions [7] of its version policy are not in the repository, which holds [1, 2]; tried [2]; " in error
+        assert "version 2: model.onnx sha256" in error and "version 1" not in error
+
+
 def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1)
     with app_client(root) as client:
