@@ -58,6 +58,7 @@ class ModelManager:
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
+        self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -177,6 +178,8 @@ class ModelManager:
             return read_serving_config(self.settings.model_repository, name, self.settings.batching)
         except ValueError as error:
             raise ModelLoadError(f"serving settings: {error}") from None
+        except OSError as error:  # not readable (a missing file is no error: the defaults serve)
+            raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
 
     def _load_versions(
         self, name: str, current: dict[int, ServedModel], refused: dict[int, str]
@@ -187,11 +190,18 @@ class ModelManager:
         return config, load_versions(self.settings, name, config.version_policy, outputs, current, refused)
 
     def _wanted_now(self, name: str) -> set[int] | None:
-        """(thread) The versions a load would serve now, skipping ones refused before; None if unknown."""
+        """(thread) The versions a load would serve now, skipping ones refused before; None if unknown: the
+        serving settings cannot be read, which is logged once for each new reason (not at every poll), since
+        no version of the model is loaded meanwhile."""
         try:
             policy = self._config(name).version_policy
-        except ModelLoadError:
+        except ModelLoadError as error:
+            if self._unreadable.get(name) != str(error):
+                self._unreadable[name] = str(error)
+                logger.warning("poll: model %s: %s: no new version is loaded until it is mended", name, error)
             return None
+        if self._unreadable.pop(name, None) is not None:
+            logger.info("poll: model %s: its serving settings read again", name)
         refused = self.models.refused
         candidates = [
             v for v in policy.select(versions(self.settings.model_repository, name)) if (name, v) not in refused

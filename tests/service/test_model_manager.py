@@ -178,6 +178,45 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
 
 
+def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polling skipped a model whose config.toml it could not read without a word, its new versions
+    never loaded; now one warning per distinct reason, not one per poll, and a mended config loads them."""
+    import logging
+    import time
+
+    def warnings() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "poll: model esmm" in r.message
+        ]
+
+    def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    caplog.set_level(logging.INFO, logger="service.models.manager")
+    root = make_repository(tmp_path, 1)
+    config = root / "esmm" / "config.toml"
+    with app_client(root, poll_interval_s=0.1) as client:
+        config.write_text('kind = "esmm"\n[serving\n')
+        publish_tiny_esmm(root, seed=3)  # version 2, held back
+        until(lambda: warnings(), "no warning")
+        time.sleep(0.5)  # five more polls, the same reason: no more lines
+        (first,) = warnings()
+        assert "poll: model esmm: serving settings: " in first and "is not valid TOML" in first
+        assert first.endswith("no new version is loaded until it is mended")
+        config.write_text('kind = "esmm"\n[serving]\nmax_batch_sise = 64\n')
+        until(lambda: len(warnings()) == 2, "no warning for the new reason")
+        assert "serving.max_batch_sise is not a setting" in warnings()[1]
+        assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+        config.write_text('kind = "esmm"\n[serving]\nmax_batch_size = 64\n')
+        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "version 2 not loaded once mended")
+        assert len(warnings()) == 2
+
+
 def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
     """Worker 0 polls for all (service/models/manager.py); when another worker fails the load of what it
     found, worker 0 serves the new version already, so comparing the repository with its own versions
