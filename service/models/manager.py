@@ -5,9 +5,10 @@ reads the model's ``[serving]`` settings and version policy, verifies each versi
 in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in
 one assignment. Requests already holding the old snapshot finish on it; the batchers of versions no
 longer served drain and stop. A version that fails verification is refused with a log line, remembered
-with its reason (``/v2/repository/index`` lists it; polling does not retry it), and the versions already
-served keep serving; a load that finds nothing loadable changes nothing. Loads are serialised by a
-lock, so a reload requested while one runs waits for it.
+with its reason and its files (refusal.py; ``/v2/repository/index`` lists it; polling retries it only
+once its files change), and the versions already served keep serving; a load that finds nothing
+loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
+for it.
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
 is kept as it is, with its warm session and batcher, unless its batching settings changed.
@@ -23,12 +24,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from common.repository import validate_model_name, versions
+from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
 from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
 from service.models.loader import load_newest, load_versions
+from service.models.refusal import Refusal
 from service.models.snapshot import RegimeMismatch, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -41,7 +43,7 @@ class LoadResult:
 
     name: str
     served: list[int]
-    refused: dict[int, str]
+    refused: dict[int, Refusal]
 
 
 class ModelManager:
@@ -92,7 +94,7 @@ class ModelManager:
             raise ModelLoadError(str(error)) from None
         async with self._lock:
             current = dict(self.models.versions.get(name, {}))
-            refused: dict[int, str] = {}
+            refused: dict[int, Refusal] = {}
             try:
                 config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
             except ModelLoadError as error:
@@ -122,10 +124,10 @@ class ModelManager:
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
 
-    def _refusals(self, name: str, refused: dict[int, str], served: Any = ()) -> dict[tuple[str, int], str]:
+    def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried."""
         kept = {k: v for k, v in self.models.refused.items() if k[0] != name or (k[1] not in served)}
-        return kept | {(name, version): why for version, why in refused.items()}
+        return kept | {(name, version): refusal for version, refusal in refused.items()}
 
     async def unload(self, name: str) -> None:
         """Stop serving every version of ``name``; queued requests still finish. KeyError if not served."""
@@ -182,12 +184,20 @@ class ModelManager:
             raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
 
     def _load_versions(
-        self, name: str, current: dict[int, ServedModel], refused: dict[int, str]
+        self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal]
     ) -> tuple[ServingConfig, dict[int, ServedModel]]:
         """(thread) The serving settings and the versions to serve; ModelLoadError if none loads."""
         config = self._config(name)
         outputs = required_outputs(self.settings.roles).get(name, set())
-        return config, load_versions(self.settings, name, config.version_policy, outputs, current, refused)
+        policy = config.version_policy
+        return config, load_versions(self.settings, name, policy, outputs, current, refused, self._retried())
+
+    def _retried(self) -> str:
+        """What loads a refused version again, for its log line."""
+        ways = ["by polling once its files change"] if self.settings.poll_interval_s > 0 else []
+        if self.settings.admin_token is not None:
+            ways.append("by an admin load")
+        return f"retried {', or '.join(ways)}" if ways else ""
 
     def _wanted_now(self, name: str) -> set[int] | None:
         """(thread) The versions a load would serve now, skipping ones refused before; None if unknown: the
@@ -202,10 +212,13 @@ class ModelManager:
             return None
         if self._unreadable.pop(name, None) is not None:
             logger.info("poll: model %s: its serving settings read again", name)
-        refused = self.models.refused
-        candidates = [
-            v for v in policy.select(versions(self.settings.model_repository, name)) if (name, v) not in refused
-        ]
+        root, refused = self.settings.model_repository, self.models.refused
+
+        def refused_as_it_is(version: int) -> bool:
+            refusal = refused.get((name, version))
+            return refusal is not None and not refusal.files_changed(version_dir(root, name, version))
+
+        candidates = [v for v in policy.select(versions(root, name)) if not refused_as_it_is(v)]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     async def _poll(self) -> None:

@@ -65,7 +65,9 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
     for name in names:
         served = sorted(models.versions.get(name, {}))
         entries.extend({"name": name, "version": str(v), "state": "READY", "reason": ""} for v in served)
-        refused = sorted((v, why) for (model, v), why in models.refused.items() if model == name and v not in served)
+        refused = sorted(
+            (v, refusal.why) for (model, v), refusal in models.refused.items() if model == name and v not in served
+        )
         entries.extend({"name": name, "version": str(v), "state": "UNAVAILABLE", "reason": why} for v, why in refused)
         if not served and not refused:
             reason = models.errors.get(name, "not loaded") if versions(root, name) else "no versions"
@@ -89,7 +91,7 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     except ModelLoadError as error:
         return 400, error_object(f"model {name!r} not loaded: {error}", "name")
     if result.refused:
-        refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
+        refused = "; ".join(f"version {v} refused: {r.why}" for v, r in sorted(result.refused.items()))
         return 409, error_object(f"model {name!r}: {refused} (serving versions {result.served})", "name")
     return 200, {"name": name, "versions": result.served}
 

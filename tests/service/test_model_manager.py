@@ -152,6 +152,42 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_polling_retries_a_refused_version_once_its_files_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version copied file by file, not published by an atomic rename: polling finds it half there and
+    refuses it, leaves it alone while its files stay as they are (no reload storm), and serves it once
+    its model.onnx arrives. It was refused for good."""
+    import logging
+    import shutil
+    import time
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("model esmm version 2 refused")]
+
+    def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    caplog.set_level(logging.INFO)
+    staging = make_repository(tmp_path / "staging", 2)  # its version 2, to be copied by hand
+    root = make_repository(tmp_path / "models", 1)
+    with app_client(root, poll_interval_s=0.1) as client:
+        copy = version_dir(root, "esmm", 2)
+        copy.mkdir()
+        shutil.copy2(version_dir(staging, "esmm", 2) / "model.json", copy / "model.json")
+        until(lambda: any("model.onnx cannot be read" in line for line in refusals()), "the half copy not refused")
+        time.sleep(0.5)  # five more polls with the files as they were: not loaded again
+        (refused,) = refusals()
+        assert refused.endswith("(retried by polling once its files change, or by an admin load)"), refused
+        shutil.copy2(version_dir(staging, "esmm", 2) / MODEL_FILE, copy / MODEL_FILE)
+        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "the whole copy not served")
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        assert not client.app.state.models.refused
+
+
 def test_a_load_with_nothing_loadable_keeps_the_old_version(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1, "max_batch_size = 16\nmax_queue_items = 64")
     with app_client(root) as client:
