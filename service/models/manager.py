@@ -5,9 +5,9 @@ reads the model's ``[serving]`` settings and version policy, verifies each versi
 in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in
 one assignment. Requests already holding the old snapshot finish on it; the batchers of versions no
 longer served drain and stop. A version that fails verification is refused with a log line, remembered
-with its reason and its files (refusal.py; ``/v2/repository/index`` lists it; polling retries it only
-once its files change), and the versions already served keep serving; a load that finds nothing
-loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
+with its reason and its files (refusal.py; ``/v2/repository/index`` lists it while it is on disk;
+polling retries it only once its files change), and the versions already served keep serving; a load
+that finds nothing loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
 for it.
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
@@ -125,8 +125,14 @@ class ModelManager:
             return LoadResult(name, sorted(chosen), refused)
 
     def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
-        """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried."""
-        kept = {k: v for k, v in self.models.refused.items() if k[0] != name or (k[1] not in served)}
+        """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried
+        whose version is still on disk (a refusal of a version since deleted was kept for good)."""
+        on_disk = set(versions(self.settings.model_repository, name))
+        kept = {
+            (model, version): refusal
+            for (model, version), refusal in self.models.refused.items()
+            if model != name or (version not in served and version in on_disk)
+        }
         return kept | {(name, version): refusal for version, refusal in refused.items()}
 
     async def unload(self, name: str) -> None:

@@ -152,6 +152,35 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_the_index_forgets_a_refused_version_deleted_and_says_when_the_model_is_not_served(tmp_path: Path) -> None:
+    """A refused version deleted from disk stayed listed as UNAVAILABLE; and a model with refusals but no
+    version served listed only the refusals, never that the model itself was not served."""
+    import shutil
+
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        for seed in (5, 6):  # versions 2 and 3, both corrupted
+            (version_dir(root, "esmm", publish_tiny_esmm(root, seed=seed)) / MODEL_FILE).write_bytes(b"\0")
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
+        index = client.post("/v2/repository/index", headers=AUTH).json()
+        assert [(entry.get("version"), entry["state"]) for entry in index] == [
+            ("2", "UNAVAILABLE"),
+            ("3", "UNAVAILABLE"),
+            (None, "UNAVAILABLE"),
+        ]
+        assert index[-1] == {"name": "esmm", "state": "UNAVAILABLE", "reason": "unloaded"}
+        shutil.rmtree(version_dir(root, "esmm", 3))
+        index = client.post("/v2/repository/index", headers=AUTH).json()
+        assert [entry.get("version") for entry in index] == ["2", None]  # at once, before any reload
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409  # 2 refused again
+        assert set(client.app.state.models.refused) == {("esmm", 2)}  # and 3 forgotten by the reload
+        assert [(e.get("version"), e["state"]) for e in client.post("/v2/repository/index", headers=AUTH).json()] == [
+            ("1", "READY"),
+            ("2", "UNAVAILABLE"),
+        ]
+
+
 def test_polling_retries_a_refused_version_once_its_files_change(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
