@@ -66,24 +66,27 @@ class ModelStats:
     failures: Counter = field(default_factory=Counter)  # reason -> count
     items: int = 0  # inference count: rows run
     executions: int = 0  # execution count: model runs (batches)
-    queue_s: float = 0.0  # cumulative time requests waited before their batch was formed
+    # each request answered: its wait from enqueue until the run of its first rows began, summed (Triton's
+    # cumulative queue time); over ``successes``, the mean wait
+    queue_s: float = 0.0
     compute_s: float = 0.0  # cumulative time in model runs
     batch_sizes: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BUCKETS))
     durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
     by_batch_size: dict[int, list[float]] = field(default_factory=dict)  # items -> [executions, compute_s]
     last_inference_ms: int = 0  # wall clock (ms since the epoch) of the last model run; 0: none yet
 
-    def success(self, duration_s: float) -> None:
+    def success(self, duration_s: float, queue_s: float) -> None:
+        """A request answered with outputs, ``duration_s`` after it was queued, ``queue_s`` of it waiting."""
         self.successes += 1
         self.durations.observe(duration_s)
+        self.queue_s += queue_s
 
     def failure(self, reason: str) -> None:
         self.failures[reason] += 1
 
-    def executed(self, items: int, queue_s: float, compute_s: float) -> None:
+    def executed(self, items: int, compute_s: float) -> None:
         self.items += items
         self.executions += 1
-        self.queue_s += queue_s
         self.compute_s += compute_s
         self.batch_sizes.observe(items)
         exact = self.by_batch_size.get(items)
@@ -180,7 +183,11 @@ class Metrics:
         out.extend(f"{p}_inference_count_total{{{labels(k)}}} {self.models[k].items}" for k in keys)
         family("inference_exec_count_total", "counter", "Model executions (batches).")
         out.extend(f"{p}_inference_exec_count_total{{{labels(k)}}} {self.models[k].executions}" for k in keys)
-        family("inference_queue_duration_seconds_total", "counter", "Time requests waited for their batch.")
+        family(
+            "inference_queue_duration_seconds_total",
+            "counter",
+            "Time requests answered waited for their run, summed over requests.",
+        )
         out.extend(
             f"{p}_inference_queue_duration_seconds_total{{{labels(k)}}} {self.models[k].queue_s:.9g}" for k in keys
         )

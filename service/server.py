@@ -113,7 +113,9 @@ def run(settings: Settings, sock: socket.socket | None = None, siblings: Sibling
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        # the seconds as given: uvicorn hands them to asyncio.timeout, which takes a float (its Config says
+        # int); int() made 0.9 s a 0 that cancelled every request in flight at the signal
+        timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
         headers=hint,
     )

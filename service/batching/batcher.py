@@ -224,7 +224,7 @@ class Batcher:
         future = work.future
         assert future is not None
         if outputs is not None:
-            self.stats.success((self._loop or asyncio.get_running_loop()).time() - work.enqueued)
+            self.stats.success((self._loop or asyncio.get_running_loop()).time() - work.enqueued, work.waited)
             if not future.done():
                 future.set_result(outputs)
             return
@@ -253,6 +253,7 @@ class Batcher:
         """In the thread: the request's run (none if it was abandoned meanwhile) and its duration."""
         if work.abandoned:
             return None
+        work.waited = max(0.0, time.monotonic() - work.enqueued)  # behind other runs for the thread pool
         started = time.perf_counter()
         outputs = self.run(self.collate([Slice(work, 0, work.n_items)]))
         return outputs, time.perf_counter() - started
@@ -261,7 +262,7 @@ class Batcher:
         error = done.exception()
         ran = done.result() if error is None else None
         if ran is not None:
-            self.stats.executed(work.n_items, 0.0, ran[1])
+            self.stats.executed(work.n_items, ran[1])
             self._settle(work, ran[0], None)
         elif error is not None:
             self._settle(work, None, error)
@@ -422,10 +423,12 @@ class Batcher:
                 self._settle(s.work, None, failure)
             return
         ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
-        self.stats.executed(size, sum(started - s.work.enqueued for s in batch) / len(batch), ran_s)
+        self.stats.executed(size, ran_s)
         self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
             work = s.work
+            if s.start == 0:  # its first rows: its wait ends here (a later part of a split request's does not)
+                work.waited = max(0.0, started - work.enqueued)
             work.parts.append((s.start, part))
             work.done_items += s.size
             if work.done_items == work.n_items and not work.settled:

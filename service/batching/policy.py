@@ -55,6 +55,7 @@ class Work:
     future: asyncio.Future | None = None  # its outcome; awaited by the caller
     parts: list[tuple[int, Tensors]] = field(default_factory=list)  # (first row, outputs) per finished slice
     done_items: int = 0
+    waited: float = 0.0  # seconds from ``enqueued`` until the run of its first rows began (its queue time)
     settled: bool = False  # its outcome is decided (and counted in the stats), once
 
 

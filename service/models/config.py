@@ -10,7 +10,8 @@ inline_max_items = 0        # batches of at most this many items run on the even
 version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
 ```
 A model without a config file or without the table takes these defaults. A bad value is a
-ValueError naming the key, so the model is refused with a clear reason.
+ValueError naming the key, and so is a key that is none of these (``max_batch_sise = 64`` was ignored
+without a word, the default serving instead), so the model is refused with a clear reason.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from service.batching.policy import BatchConfig
 # The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
 INTEGER_KEYS = tuple(f.name for f in fields(BatchConfig) if f.type in ("int", int) and f.name != "retry_after_s")
 ZERO_ALLOWED = frozenset({"max_queue_delay_us", "inline_max_items"})  # where 0 means something: no wait, no inline run
+SERVING_KEYS = tuple(sorted((*INTEGER_KEYS, "version_policy")))  # every key [serving] may hold
+POLICIES = ("all", "latest", "specific")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class VersionPolicy:
         if not isinstance(raw, Mapping) or len(raw) != 1:
             raise ValueError("serving.version_policy must be one of {latest = N}, {specific = [...]}, {all = true}")
         ((key, value),) = raw.items()
+        if key not in POLICIES:
+            raise ValueError(f"serving.version_policy: unknown policy {key!r} (known: {', '.join(POLICIES)})")
         if key == "latest":
             if type(value) is not int or value < 1:
                 raise ValueError(f"serving.version_policy.latest must be a positive integer, not {value!r}")
@@ -59,9 +64,9 @@ class VersionPolicy:
             if not isinstance(value, list) or not value or any(type(v) is not int or v < 1 for v in value):
                 raise ValueError(f"serving.version_policy.specific must list positive versions, not {value!r}")
             return cls(latest=None, specific=tuple(sorted(set(value))))
-        if key == "all" and value is True:
-            return cls(latest=None)
-        raise ValueError(f"serving.version_policy: unknown policy {key!r} (latest, specific or all)")
+        if value is not True:
+            raise ValueError(f"serving.version_policy.all must be true, not {value!r}")
+        return cls(latest=None)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,11 @@ class ServingConfig:
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], batching: bool = True) -> ServingConfig:
+        unknown = sorted(set(table) - set(SERVING_KEYS))
+        if unknown:
+            named = ", ".join(f"serving.{key}" for key in unknown)
+            verb = "is not a setting" if len(unknown) == 1 else "are not settings"
+            raise ValueError(f"{named} {verb} (known: {', '.join(SERVING_KEYS)})")
         values: dict[str, Any] = {}
         for key in INTEGER_KEYS:
             if key in table:

@@ -20,6 +20,7 @@ from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir, 
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
 from service.models.onnx import open_session
+from service.models.refusal import Refusal, version_files
 from service.models.retrieval_model import RetrievalModel, is_retrieval
 from service.models.scoring_model import ScoringModel
 from service.settings import Settings
@@ -80,11 +81,13 @@ def load_versions(
     policy: VersionPolicy,
     required_outputs: Iterable[str] = (),
     current: Mapping[int, ServedModel] | None = None,
-    refused: dict[int, str] | None = None,
+    refused: dict[int, Refusal] | None = None,
+    retried: str = "",
 ) -> dict[int, ServedModel]:
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
-    as they are; each version refused is logged and noted in ``refused`` (version -> why), and one that
-    loads is removed from it. ModelLoadError when none loads."""
+    as they are; each version refused is logged (with ``retried``, when it will be loaded again, if
+    anything loads it again) and noted in ``refused`` with its files as they were before the load, and
+    one that loads is removed from it. ModelLoadError when none loads."""
     root = settings.model_repository
     current = current or {}
     refused = refused if refused is not None else {}
@@ -92,27 +95,42 @@ def load_versions(
     if not available:
         raise ModelLoadError(f"no versions of model {name!r} in the model repository")  # clients see it: no path
     chosen: dict[int, ServedModel] = {}
+    tried: list[int] = []
     for version in policy.select(available):
         if policy.wanted is not None and len(chosen) >= policy.wanted:
             break
         if version in current:
             chosen[version] = current[version]
             continue
+        tried.append(version)
+        files = version_files(version_dir(root, name, version))  # before: a change during the load is one
         try:
             model = chosen[version] = load_version(root, name, version, settings, required_outputs)
         except ModelLoadError as error:
-            logger.warning("model %s version %d refused: %s", name, version, error)
-            refused[version] = str(error)
+            logger.warning(
+                "model %s version %d refused: %s%s", name, version, error, f" ({retried})" if retried else ""
+            )
+            refused[version] = Refusal(str(error), files)
             continue
         refused.pop(version, None)
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
     if not chosen:
-        reasons = "; ".join(f"version {v}: {why}" for v, why in sorted(refused.items(), reverse=True))
-        tried = sorted(available, reverse=True)
         raise ModelLoadError(
-            f"no loadable version of model {name!r} (tried {tried}" + (f"; {reasons})" if reasons else ")")
+            f"no loadable version of model {name!r} ({_none_loaded(policy, available, tried, refused)})"
         )
     return chosen
+
+
+def _none_loaded(policy: VersionPolicy, available: list[int], tried: list[int], refused: dict[int, Refusal]) -> str:
+    """Why a load served nothing: the versions its policy names that are not in the repository, and the
+    versions tried, each with its reason (``specific = [7]`` with 1 and 2 there tries none)."""
+    parts = []
+    missing = [v for v in policy.specific if v not in available]
+    if missing:
+        parts.append(f"versions {missing} of its version policy are not in the repository, which holds {available}")
+    if tried:
+        parts += [f"tried {tried}", *(f"version {v}: {refused[v].why}" for v in tried if v in refused)]
+    return "; ".join(parts)
 
 
 def load_newest(settings: Settings, name: str, required_outputs: Iterable[str] = ()) -> ServedModel:

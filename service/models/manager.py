@@ -5,9 +5,10 @@ reads the model's ``[serving]`` settings and version policy, verifies each versi
 in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in
 one assignment. Requests already holding the old snapshot finish on it; the batchers of versions no
 longer served drain and stop. A version that fails verification is refused with a log line, remembered
-with its reason (``/v2/repository/index`` lists it; polling does not retry it), and the versions already
-served keep serving; a load that finds nothing loadable changes nothing. Loads are serialised by a
-lock, so a reload requested while one runs waits for it.
+with its reason and its files (refusal.py; ``/v2/repository/index`` lists it while it is on disk;
+polling retries it only once its files change), and the versions already served keep serving; a load
+that finds nothing loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
+for it.
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
 is kept as it is, with its warm session and batcher, unless its batching settings changed.
@@ -23,12 +24,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from common.repository import validate_model_name, versions
+from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
 from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
 from service.models.loader import load_newest, load_versions
+from service.models.refusal import Refusal
 from service.models.snapshot import RegimeMismatch, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -41,7 +43,7 @@ class LoadResult:
 
     name: str
     served: list[int]
-    refused: dict[int, str]
+    refused: dict[int, Refusal]
 
 
 class ModelManager:
@@ -58,6 +60,7 @@ class ModelManager:
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
+        self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -91,7 +94,7 @@ class ModelManager:
             raise ModelLoadError(str(error)) from None
         async with self._lock:
             current = dict(self.models.versions.get(name, {}))
-            refused: dict[int, str] = {}
+            refused: dict[int, Refusal] = {}
             try:
                 config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
             except ModelLoadError as error:
@@ -121,10 +124,16 @@ class ModelManager:
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
 
-    def _refusals(self, name: str, refused: dict[int, str], served: Any = ()) -> dict[tuple[str, int], str]:
-        """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried."""
-        kept = {k: v for k, v in self.models.refused.items() if k[0] != name or (k[1] not in served)}
-        return kept | {(name, version): why for version, why in refused.items()}
+    def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
+        """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried
+        whose version is still on disk (a refusal of a version since deleted was kept for good)."""
+        on_disk = set(versions(self.settings.model_repository, name))
+        kept = {
+            (model, version): refusal
+            for (model, version), refusal in self.models.refused.items()
+            if model != name or (version not in served and version in on_disk)
+        }
+        return kept | {(name, version): refusal for version, refusal in refused.items()}
 
     async def unload(self, name: str) -> None:
         """Stop serving every version of ``name``; queued requests still finish. KeyError if not served."""
@@ -177,25 +186,45 @@ class ModelManager:
             return read_serving_config(self.settings.model_repository, name, self.settings.batching)
         except ValueError as error:
             raise ModelLoadError(f"serving settings: {error}") from None
+        except OSError as error:  # not readable (a missing file is no error: the defaults serve)
+            raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
 
     def _load_versions(
-        self, name: str, current: dict[int, ServedModel], refused: dict[int, str]
+        self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal]
     ) -> tuple[ServingConfig, dict[int, ServedModel]]:
         """(thread) The serving settings and the versions to serve; ModelLoadError if none loads."""
         config = self._config(name)
         outputs = required_outputs(self.settings.roles).get(name, set())
-        return config, load_versions(self.settings, name, config.version_policy, outputs, current, refused)
+        policy = config.version_policy
+        return config, load_versions(self.settings, name, policy, outputs, current, refused, self._retried())
+
+    def _retried(self) -> str:
+        """What loads a refused version again, for its log line."""
+        ways = ["by polling once its files change"] if self.settings.poll_interval_s > 0 else []
+        if self.settings.admin_token is not None:
+            ways.append("by an admin load")
+        return f"retried {', or '.join(ways)}" if ways else ""
 
     def _wanted_now(self, name: str) -> set[int] | None:
-        """(thread) The versions a load would serve now, skipping ones refused before; None if unknown."""
+        """(thread) The versions a load would serve now, skipping ones refused before; None if unknown: the
+        serving settings cannot be read, which is logged once for each new reason (not at every poll), since
+        no version of the model is loaded meanwhile."""
         try:
             policy = self._config(name).version_policy
-        except ModelLoadError:
+        except ModelLoadError as error:
+            if self._unreadable.get(name) != str(error):
+                self._unreadable[name] = str(error)
+                logger.warning("poll: model %s: %s: no new version is loaded until it is mended", name, error)
             return None
-        refused = self.models.refused
-        candidates = [
-            v for v in policy.select(versions(self.settings.model_repository, name)) if (name, v) not in refused
-        ]
+        if self._unreadable.pop(name, None) is not None:
+            logger.info("poll: model %s: its serving settings read again", name)
+        root, refused = self.settings.model_repository, self.models.refused
+
+        def refused_as_it_is(version: int) -> bool:
+            refusal = refused.get((name, version))
+            return refusal is not None and not refusal.files_changed(version_dir(root, name, version))
+
+        candidates = [v for v in policy.select(versions(root, name)) if not refused_as_it_is(v)]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     async def _poll(self) -> None:

@@ -24,6 +24,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.batching.batcher import Batcher
     from service.models.base import ServedModel
+    from service.models.refusal import Refusal
 
 
 class RegimeMismatch(ModelLoadError):
@@ -43,7 +44,7 @@ class ServingModels:
     versions: Mapping[str, Mapping[int, ServedModel]] = field(default_factory=dict)  # every served version
     batchers: Mapping[ServedModel, Batcher] = field(default_factory=dict)  # keyed by the model object
     retrieval_name: str | None = None  # the model behind /v1/similarity
-    refused: Mapping[tuple[str, int], str] = field(default_factory=dict)  # (name, version) -> why refused
+    refused: Mapping[tuple[str, int], Refusal] = field(default_factory=dict)  # (name, version) -> why, files
 
     def __post_init__(self) -> None:
         if not self.versions and self.loaded:

@@ -55,20 +55,26 @@ def _json(body: object) -> Response:
     "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
 )
 async def index(models: ModelsDep, settings: SettingsDep) -> Response:
-    """Every model in the repository directory with each served version, each version refused (with
-    why), or why the model is not served."""
+    """Every model in the repository directory with each served version and each version refused (with
+    why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
+    it was not served)."""
     root = settings.model_repository
     names = sorted(
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
     )
     entries: list[dict] = []
     for name in names:
+        on_disk = versions(root, name)
         served = sorted(models.versions.get(name, {}))
         entries.extend({"name": name, "version": str(v), "state": "READY", "reason": ""} for v in served)
-        refused = sorted((v, why) for (model, v), why in models.refused.items() if model == name and v not in served)
+        refused = sorted(
+            (v, refusal.why)
+            for (model, v), refusal in models.refused.items()
+            if model == name and v not in served and v in on_disk
+        )
         entries.extend({"name": name, "version": str(v), "state": "UNAVAILABLE", "reason": why} for v, why in refused)
-        if not served and not refused:
-            reason = models.errors.get(name, "not loaded") if versions(root, name) else "no versions"
+        if not served:
+            reason = models.errors.get(name, "not loaded") if on_disk else "no versions"
             entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
     return _json(entries)
 
@@ -89,7 +95,7 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     except ModelLoadError as error:
         return 400, error_object(f"model {name!r} not loaded: {error}", "name")
     if result.refused:
-        refused = "; ".join(f"version {v} refused: {why}" for v, why in sorted(result.refused.items()))
+        refused = "; ".join(f"version {v} refused: {r.why}" for v, r in sorted(result.refused.items()))
         return 409, error_object(f"model {name!r}: {refused} (serving versions {result.served})", "name")
     return 200, {"name": name, "versions": result.served}
 

@@ -1,4 +1,8 @@
-"""Liveness and readiness, as the Open Inference Protocol (KServe V2) names them."""
+"""Liveness and readiness, as the Open Inference Protocol (KServe V2) names them.
+
+Each answers HEAD as GET, with the same status and headers and no body (uvicorn leaves it out): load
+balancers probe with HEAD, and a 405 reads as a service down. HEAD is kept out of the OpenAPI schema.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,14 @@ class Health(BaseModel):
 router = APIRouter(prefix="/v2/health", tags=["health"])
 
 
+@router.head("/live", include_in_schema=False)
 @router.get("/live", response_class=Response, responses={200: {"model": Health}})
 async def live() -> Response:
     """The process is up and answering."""
     return Response(orjson.dumps({"live": True}), media_type="application/json")
 
 
+@router.head("/ready", include_in_schema=False)
 @router.get(
     "/ready",
     response_class=Response,

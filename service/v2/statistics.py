@@ -8,9 +8,11 @@ they share its batcher. What each figure is here:
 - ``success``: requests answered with outputs, ``ns`` their time from enqueue to outputs (queue +
   compute); ``fail``: requests refused or failed at the batcher (queue full, overloaded, deadline,
   cancelled, error), ``ns`` **0: failures are counted, not timed**;
-- ``queue`` and ``compute_infer`` are counted per **batch** (count = executions): ``queue.ns`` sums each
-  batch's mean wait of its requests, ``compute_infer.ns`` each batch's run (collating and encoding the
-  inputs and ONNX Runtime, as the batcher times it, so ns / count is the mean per batch);
+- ``queue`` is counted per **request**, as Triton's: count = ``success.count``, ``ns`` the sum of each
+  answered request's wait from enqueue until the run of its first rows began (batched or not), so
+  ns / count is the mean wait of a request (``ctr_inference_queue_duration_seconds_total`` in /metrics);
+- ``compute_infer`` is counted per **batch** (count = executions): ``ns`` sums each batch's run (collating
+  and encoding the inputs and ONNX Runtime, as the batcher times it, so ns / count is the mean per batch);
 - ``compute_input`` / ``compute_output``: **not measured apart** (included in ``compute_infer``): 0;
 - ``batch_stats``: runs and compute time per exact batch size.
 
@@ -42,7 +44,7 @@ def model_statistics(name: str, version: int, stats: ModelStats) -> dict[str, An
         "inference_stats": {
             "success": {"count": stats.successes, "ns": _ns(stats.durations.total)},
             "fail": {"count": sum(stats.failures.values()), "ns": 0},
-            "queue": {"count": stats.executions, "ns": _ns(stats.queue_s)},
+            "queue": {"count": stats.successes, "ns": _ns(stats.queue_s)},
             "compute_input": dict(NOT_TIMED),
             "compute_infer": {"count": stats.executions, "ns": _ns(stats.compute_s)},
             "compute_output": dict(NOT_TIMED),

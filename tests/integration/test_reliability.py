@@ -24,6 +24,7 @@ from clients.loadgen import request_bytes, run_load
 from common.repository import MODEL_FILE, version_dir
 from service.app import ROUTERS
 from service.routes import admin
+from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
 
@@ -222,6 +223,30 @@ def test_sigterm_drains_queued_requests_before_exit(tmp_path: Path) -> None:
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert statuses == [200] * 10
     assert "stopped: every queue drained" in (tmp_path / "log").read_text()
+
+
+def test_a_sub_second_drain_timeout_still_answers_the_request_in_flight(tmp_path: Path) -> None:
+    """``CTR_DRAIN_TIMEOUT_S=0.9`` is 0.9 s, not int(0.9) = 0 s: a V2 infer request (an ASGI task, which
+    uvicorn cancels when the drain time runs out) waiting 0.5 s for its batch to fill when SIGTERM arrives
+    is answered; it was cancelled at once, a 500."""
+    root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 500000")
+    body = infer_body([[0, 50, 74]], [[0.0, 0.0]])
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", drain_timeout_s="0.9") as (
+        url,
+        process,
+    ):
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(httpx.post, f"{url}/v2/models/esmm/infer", json=body, timeout=10)
+            pending = 'ctr_inference_pending_request_count{model="esmm",version="1"} 1'
+            deadline = time.monotonic() + 10
+            while pending not in httpx.get(f"{url}/metrics").text:  # it waits for its batch to fill
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert not reply.done()
+            process.send_signal(signal.SIGTERM)
+            status = reply.result().status_code
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    assert status == 200, (tmp_path / "log").read_text()
 
 
 def test_structured_logs(tmp_path: Path) -> None:

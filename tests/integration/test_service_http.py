@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,23 @@ def test_errors_over_http(server: str) -> None:
         timeout=10.0,
     )
     assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/v2/health/live", "/v2/health/ready"])
+def test_health_answers_head_as_get_without_a_body(server: str, path: str) -> None:
+    """A load balancer's HEAD probe: 200 with the GET answer's length, and not a byte of body after the
+    headers (read to the close, on a raw connection: an HTTP client would not read a HEAD's body)."""
+    get = httpx.get(f"{server}{path}", timeout=10.0)
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), received
+    assert f"content-length: {len(get.content)}".encode() in head.lower()
+    assert body == b""
 
 
 def test_models_listing_reports_the_provider(server: str) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from service.batching.batcher import Batcher
 from service.batching.policy import EXPECTED_COMPANY, ArrivalRate, BatchConfig, Work, fill_until, form_batch
 from service.http.errors import DeadlineExceeded, InputError, QueueFull
+from service.v2.statistics import model_statistics
 
 
 def work(n: int, deadline: float = 10.0, abandoned: bool = False) -> Work:
@@ -188,6 +189,47 @@ def test_batcher_merges_concurrent_requests_into_one_run() -> None:
 
     run(main())
     assert calls == [10]
+
+
+def test_the_queue_time_is_each_requests_wait_summed_over_requests() -> None:
+    """Ten requests queued together wait for the batch's 50 ms fill window, each of them: the queue total is
+    ten waits of at least 50 ms (it added the batch's mean wait once, a tenth of that), at most their whole
+    times, and the V2 statistics count it per request, as Triton's queue."""
+
+    async def main() -> Batcher:
+        batcher = Batcher(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000))
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(10)))
+        await batcher.retire()
+        return batcher
+
+    stats = run(main()).stats
+    assert stats.executions == 1 and stats.successes == 10
+    assert 10 * 0.05 * 0.99 <= stats.queue_s <= stats.durations.total
+    queue = model_statistics("m", 1, stats)["inference_stats"]["queue"]
+    assert queue == {"count": 10, "ns": round(stats.queue_s * 1e9)}
+
+
+def test_unbatched_requests_count_their_wait_for_the_thread_pool() -> None:
+    """Without batching, five requests at once run one after another on the one thread (20 ms each): the
+    k-th waits for k runs, 0 + 20 + 40 + 60 + 80 ms at least. It was counted as 0."""
+
+    def slow(inputs: dict) -> dict:
+        time.sleep(0.02)
+        return doubling(inputs)
+
+    async def main() -> Batcher:
+        batcher = Batcher(slow, BatchConfig(enabled=False, instances=1))
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(5)))
+        await batcher.retire()
+        return batcher
+
+    stats = run(main()).stats
+    assert stats.executions == 5 and stats.successes == 5
+    assert 0.2 * 0.99 <= stats.queue_s <= stats.durations.total
 
 
 def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:

@@ -43,11 +43,24 @@ def test_serving_config_parsing(tmp_path: Path) -> None:
         ({"max_batch_size": 0}, "max_batch_size"),
         ({"inline_max_items": -1}, "inline_max_items must be a non-negative integer"),
         ({"max_batch_size": 8, "max_queue_items": 4}, "one full batch"),
-        ({"version_policy": {"newest": 1}}, "unknown policy"),
+        ({"version_policy": {"newest": 1}}, r"unknown policy 'newest' \(known: all, latest, specific\)"),
         ({"version_policy": {"latest": 0}}, "latest"),
+        ({"version_policy": {"all": False}}, "version_policy.all must be true, not False"),
+        ({"max_batch_sise": 64}, r"serving.max_batch_sise is not a setting \(known: inline_max_items, instances, "),
+        ({"batch": 1, "delay": 2}, "serving.batch, serving.delay are not settings"),
     ]:
         with pytest.raises(ValueError, match=message):
             ServingConfig.from_table(bad)
+
+
+def test_a_misspelt_serving_key_leaves_the_model_unserved_saying_which(tmp_path: Path) -> None:
+    """``max_batch_sise`` was ignored without a word and the default batch size served."""
+    root = make_repository(tmp_path, 1, "max_batch_sise = 64")
+    with app_client(root) as client:
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        reason = ready.json()["unavailable"]["esmm"]
+        assert reason.startswith("serving settings: serving.max_batch_sise is not a setting (known: "), reason
 
 
 def test_latest_two_versions_served_and_addressable(tmp_path: Path) -> None:
@@ -63,6 +76,23 @@ def test_specific_versions(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 3, "version_policy = { specific = [1] }")
     with app_client(root) as client:
         assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+
+
+def test_a_specific_version_not_on_disk_is_named_and_only_versions_tried_are_listed(tmp_path: Path) -> None:
+    """It said "tried [2, 1]": 7 was wanted, 1 and 2 never tried."""
+    root = make_repository(tmp_path, 2, "version_policy = { specific = [7] }")
+    with app_client(root) as client:
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 400
+        assert response.json()["error"] == (
+            "model 'esmm' not loaded: no loadable version of model 'esmm' (versions [7] of its version policy "
+            "are not in the repository, which holds [1, 2])"
+        )
+        (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nversion_policy = { specific = [2, 7] }\n')
+        (version_dir(root, "esmm", 2) / MODEL_FILE).write_bytes(b"not an onnx model")
+        error = client.post("/v2/repository/models/esmm/load", headers=AUTH).json()["error"]
+        assert "(versions [7] of its version policy are not in the repository, which holds [1, 2]; tried [2]; " in error
+        assert "version 2: model.onnx sha256" in error and "version 1" not in error
 
 
 def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
@@ -122,6 +152,71 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_the_index_forgets_a_refused_version_deleted_and_says_when_the_model_is_not_served(tmp_path: Path) -> None:
+    """A refused version deleted from disk stayed listed as UNAVAILABLE; and a model with refusals but no
+    version served listed only the refusals, never that the model itself was not served."""
+    import shutil
+
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        for seed in (5, 6):  # versions 2 and 3, both corrupted
+            (version_dir(root, "esmm", publish_tiny_esmm(root, seed=seed)) / MODEL_FILE).write_bytes(b"\0")
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
+        index = client.post("/v2/repository/index", headers=AUTH).json()
+        assert [(entry.get("version"), entry["state"]) for entry in index] == [
+            ("2", "UNAVAILABLE"),
+            ("3", "UNAVAILABLE"),
+            (None, "UNAVAILABLE"),
+        ]
+        assert index[-1] == {"name": "esmm", "state": "UNAVAILABLE", "reason": "unloaded"}
+        shutil.rmtree(version_dir(root, "esmm", 3))
+        index = client.post("/v2/repository/index", headers=AUTH).json()
+        assert [entry.get("version") for entry in index] == ["2", None]  # at once, before any reload
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409  # 2 refused again
+        assert set(client.app.state.models.refused) == {("esmm", 2)}  # and 3 forgotten by the reload
+        assert [(e.get("version"), e["state"]) for e in client.post("/v2/repository/index", headers=AUTH).json()] == [
+            ("1", "READY"),
+            ("2", "UNAVAILABLE"),
+        ]
+
+
+def test_polling_retries_a_refused_version_once_its_files_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version copied file by file, not published by an atomic rename: polling finds it half there and
+    refuses it, leaves it alone while its files stay as they are (no reload storm), and serves it once
+    its model.onnx arrives. It was refused for good."""
+    import logging
+    import shutil
+    import time
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("model esmm version 2 refused")]
+
+    def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    caplog.set_level(logging.INFO)
+    staging = make_repository(tmp_path / "staging", 2)  # its version 2, to be copied by hand
+    root = make_repository(tmp_path / "models", 1)
+    with app_client(root, poll_interval_s=0.1) as client:
+        copy = version_dir(root, "esmm", 2)
+        copy.mkdir()
+        shutil.copy2(version_dir(staging, "esmm", 2) / "model.json", copy / "model.json")
+        until(lambda: any("model.onnx cannot be read" in line for line in refusals()), "the half copy not refused")
+        time.sleep(0.5)  # five more polls with the files as they were: not loaded again
+        (refused,) = refusals()
+        assert refused.endswith("(retried by polling once its files change, or by an admin load)"), refused
+        shutil.copy2(version_dir(staging, "esmm", 2) / MODEL_FILE, copy / MODEL_FILE)
+        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "the whole copy not served")
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        assert not client.app.state.models.refused
+
+
 def test_a_load_with_nothing_loadable_keeps_the_old_version(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1, "max_batch_size = 16\nmax_queue_items = 64")
     with app_client(root) as client:
@@ -139,13 +234,52 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
     import time
 
     root = make_repository(tmp_path, 1)
-    with app_client(root, poll_interval_s=0.05) as client:
+    with app_client(root, poll_interval_s=0.1) as client:
         publish_tiny_esmm(root, seed=3)
         deadline = time.monotonic() + 10
         while client.get("/v2/models/esmm").json()["versions"] != ["2"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+
+
+def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polling skipped a model whose config.toml it could not read without a word, its new versions
+    never loaded; now one warning per distinct reason, not one per poll, and a mended config loads them."""
+    import logging
+    import time
+
+    def warnings() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "poll: model esmm" in r.message
+        ]
+
+    def until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    caplog.set_level(logging.INFO, logger="service.models.manager")
+    root = make_repository(tmp_path, 1)
+    config = root / "esmm" / "config.toml"
+    with app_client(root, poll_interval_s=0.1) as client:
+        config.write_text('kind = "esmm"\n[serving\n')
+        publish_tiny_esmm(root, seed=3)  # version 2, held back
+        until(lambda: warnings(), "no warning")
+        time.sleep(0.5)  # five more polls, the same reason: no more lines
+        (first,) = warnings()
+        assert "poll: model esmm: serving settings: " in first and "is not valid TOML" in first
+        assert first.endswith("no new version is loaded until it is mended")
+        config.write_text('kind = "esmm"\n[serving]\nmax_batch_sise = 64\n')
+        until(lambda: len(warnings()) == 2, "no warning for the new reason")
+        assert "serving.max_batch_sise is not a setting" in warnings()[1]
+        assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+        config.write_text('kind = "esmm"\n[serving]\nmax_batch_size = 64\n')
+        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "version 2 not loaded once mended")
+        assert len(warnings()) == 2
 
 
 def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
@@ -183,7 +317,7 @@ def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> No
     thread.start()
     try:
         assert listening.wait(10)
-        app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, poll_interval_s=0.05))
+        app = create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, poll_interval_s=0.1))
         app.state.sibling_admin = SiblingAdmin(tmp_path, 0, 2)
         with TestClient(app) as client:
             publish_tiny_esmm(root, seed=3)
@@ -192,7 +326,7 @@ def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, f"worker 1 asked {len(loads)} time(s)"
                 time.sleep(0.05)
             assert client.get("/v2/models/esmm").json()["versions"] == ["2"]
-            time.sleep(0.5)  # ten more polls: every worker serves what the repository holds
+            time.sleep(0.5)  # five more polls: every worker serves what the repository holds
             assert len(loads) == 2
     finally:
         stop.set()

@@ -47,12 +47,19 @@ def test_environment_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         ("log_level", "loud", "log_level"),
         ("warmup_batch_sizes", (1, 0), "warm-up"),
         ("workers", 0, "workers"),
+        ("poll_interval_s", 0.001, "poll_interval_s must be 0 (off) or at least 0.1 s, not 0.001"),
+        ("poll_interval_s", -1, "poll_interval_s"),
     ],
 )
 def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> None:
     with pytest.raises(ValidationError) as raised:
         Settings(**{field: value})
     assert words in str(raised.value)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.1, 30])
+def test_polling_is_off_or_at_most_ten_times_a_second(seconds: float) -> None:
+    assert Settings(poll_interval_s=seconds).poll_interval_s == seconds
 
 
 def test_the_readme_names_every_setting() -> None:

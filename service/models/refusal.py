@@ -1,0 +1,43 @@
+"""A refused version: why it was refused, and its files as they were when it was.
+
+Polling does not load a refused version again while its files stay as they were: it would fail the same
+checks at every poll (a reload storm). Once they change it does, so a version copied into the repository
+file by file (``mkdir esmm/6``, then ``model.json``, then ``model.onnx``), not published by an atomic
+rename, is refused while half there and served once whole. A file's name, size and modification time
+tell a change without reading it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+Files = tuple[tuple[str, int, int], ...]  # (name, size in bytes, modification time in ns) per file, by name
+
+
+def version_files(directory: Path) -> Files:
+    """The files of a version directory as they are now (none when it cannot be listed)."""
+    files = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        stat = entry.stat()
+                        files.append((entry.name, stat.st_size, stat.st_mtime_ns))
+                except OSError:  # removed while listed
+                    continue
+    except OSError:
+        return ()
+    return tuple(sorted(files))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    why: str  # what the load found wrong, as the logs, the admin answer and the repository index say
+    files: Files  # the version's files when the load that refused it began
+
+    def files_changed(self, directory: Path) -> bool:
+        """Whether the version's files differ from those it was refused on: worth loading again."""
+        return version_files(directory) != self.files
