@@ -129,34 +129,35 @@ def test_statistics_round_trip_through_json(shards, tmp_path):
     assert LogStatistics.load(tmp_path / "statistics.json") == statistics
 
 
-def test_statistics_pass_refuses_conversions_without_clicks_naming_the_file(tmp_path):
-    write_shards(tmp_path / "shards", shards=2)
-    bad = tmp_path / "shards" / "part-00001.parquet"
+def statistics_pass_with_a_wrong_value(folder, column: int, row: int, value: float) -> None:
+    """The statistics pass over two shards, the second's ``row`` of ``column`` set to ``value``."""
+    write_shards(folder, shards=2)
+    bad = folder / "part-00001.parquet"
     table = pq.read_table(bad)
-    conversion = table.column("conversion").to_numpy().copy()
-    conversion[np.flatnonzero(table.column("click").to_numpy() == 0)[0]] = 1
-    pq.write_table(table.set_column(4, "conversion", pa.array(conversion)), bad, row_group_size=60)
-    logs = ShardedLogs(tmp_path / "shards", SPEC)
+    values = table.column(column).to_numpy().copy()
+    values[row] = value
+    pq.write_table(table.set_column(column, table.column_names[column], pa.array(values)), bad, row_group_size=60)
+    logs = ShardedLogs(folder, SPEC)
+    for group in range(len(logs.groups)):
+        chunk_statistics(logs, group, SPEC)
+
+
+def test_statistics_pass_refuses_conversions_without_clicks_naming_the_file(tmp_path):
+    write_shards(tmp_path / "first", shards=2)
+    unclicked_row = int(
+        np.flatnonzero(pq.read_table(tmp_path / "first" / "part-00001.parquet")["click"].to_numpy() == 0)[0]
+    )
     unclicked = r"part-00001\.parquet \(row group \d+\) has conversions on unclicked impressions"
     with pytest.raises(ValueError, match=unclicked):
-        for group in range(len(logs.groups)):
-            chunk_statistics(logs, group, SPEC)
+        statistics_pass_with_a_wrong_value(tmp_path / "shards", 4, unclicked_row, 1)
 
 
 def test_statistics_pass_refuses_a_feature_value_the_service_would_refuse_naming_the_file(tmp_path):
     """The streamed pass checks what the in-memory reader checks (training/logs.check_features); the row
     group and the row are numbered within the file, as a user would look them up."""
-    write_shards(tmp_path / "shards", shards=2)
-    bad = tmp_path / "shards" / "part-00001.parquet"
-    table = pq.read_table(bad)
-    price = table.column("price").to_numpy().copy()
-    price[100] = np.inf
-    pq.write_table(table.set_column(1, "price", pa.array(price)), bad, row_group_size=60)
-    logs = ShardedLogs(tmp_path / "shards", SPEC)
     infinite = r"part-00001\.parquet \(row group 1\): numeric feature 'price' must be a finite number.*row 100, is inf"
     with pytest.raises(ValueError, match=infinite):
-        for group in range(len(logs.groups)):
-            chunk_statistics(logs, group, SPEC)
+        statistics_pass_with_a_wrong_value(tmp_path / "shards", 1, 100, np.inf)
 
 
 def test_missing_columns_and_csv_are_refused(tmp_path):
