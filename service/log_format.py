@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line (``CTR_LOG_FORMAT=json``), for log shippers.
 
-Each line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger`` and ``message``, any
+Each line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``message`` and ``pid``
+(the worker's, with several), any
 ``extra={...}`` fields given to the logging call, and ``exc`` with the traceback when there is one.
 """
 
@@ -26,6 +27,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         line.update((k, v) for k, v in vars(record).items() if k not in _RECORD_FIELDS and not k.startswith("_"))
         if record.exc_info:

@@ -27,11 +27,13 @@ from service.workers import listen_first, supervise
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
 
 
-def configure_logging(level: int, structured: bool = False) -> None:
-    """One root handler; uvicorn's loggers propagate to it, so every line has the same format."""
-    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
+def configure_logging(level: int, structured: bool = False, workers: int = 1) -> None:
+    """One root handler; uvicorn's loggers propagate to it, so every line has the same format (with the
+    process id when several workers write to it)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT if workers == 1 else WORKER_LOG_FORMAT, force=True)
     if structured:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
@@ -61,7 +63,7 @@ def serve(settings: Settings | None = None) -> None:
     protocol's direct routes).
     """
     settings = settings if settings is not None else Settings()
-    configure_logging(settings.log_level_number, settings.log_format == "json")
+    configure_logging(settings.log_level_number, settings.log_format == "json", settings.workers)
     for line in unknown_variables(os.environ):
         logger.warning(line)
     raise_open_files_limit()

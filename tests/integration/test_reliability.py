@@ -257,4 +257,4 @@ def test_structured_logs(tmp_path: Path) -> None:
         pass
     lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines() if line.startswith("{")]
     loaded = [line for line in lines if line["message"].startswith("model esmm version 1 loaded")]
-    assert loaded and {"ts", "level", "logger"} <= set(loaded[0])
+    assert loaded and {"ts", "level", "logger", "pid"} <= set(loaded[0])
