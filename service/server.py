@@ -13,6 +13,7 @@ import uvicorn
 from uvicorn.server import STARTUP_FAILURE
 
 from service.app import SHED_PATHS, create_app
+from service.binding import bound_sockets, shown
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
@@ -22,7 +23,7 @@ from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
-from service.workers import listen_first, supervise
+from service.workers import supervise
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +70,18 @@ def serve(settings: Settings | None = None) -> None:
     raise_open_files_limit()
     if settings.workers > 1:
         sys.exit(supervise(settings, run))
-    listening = listen_first(settings)
-    if listening is None:
+    sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
+    if sockets is None:
         sys.exit(STARTUP_FAILURE)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    logger.info("listening on http://%s:%d (answering once the models are loaded)", host, settings.port)
-    run(settings, listening)
+    addresses = ", ".join(f"http://{shown(*s.getsockname()[:2])}" for s in sockets)
+    logger.info("bound %s: serving there once the models are loaded", addresses)
+    run(settings, sockets)
 
 
-def run(settings: Settings, sock: socket.socket | None = None, siblings: SiblingMetrics | None = None) -> None:
-    """The service in this process, on ``sock`` (its listening socket, or a worker's share of the
-    supervisor's) or on a socket uvicorn binds to the settings' host and port; ``siblings``: a worker's
-    side of the metrics (and admin operations) the workers share."""
+def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings: SiblingMetrics | None = None) -> None:
+    """The service in this process, on ``sockets`` (bound before the models load: binding.py, or a worker's
+    share of the supervisor's listening socket) or on sockets uvicorn binds to the settings' host and
+    port; ``siblings``: a worker's side of the metrics (and admin operations) the workers share."""
     app = create_app(settings, tune_gc=True)
     app.state.siblings = siblings
     if siblings is not None:  # admin loads and unloads, and what polling finds, reach every worker
@@ -123,7 +124,7 @@ def run(settings: Settings, sock: socket.socket | None = None, siblings: Sibling
     )
     server = DrainingServer(config)
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
-        server.run(sockets=[sock] if sock is not None else None)
+        server.run(sockets=sockets)
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
 

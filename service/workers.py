@@ -39,6 +39,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from service.binding import shown
 from service.settings import Settings
 from service.sibling_metrics import SiblingMetrics
 
@@ -49,13 +50,13 @@ STOP_GRACE_S = 10.0  # beyond the drain time-out, before a worker that has not e
 REAP_INTERVAL_S = 0.1  # how often the supervisor looks for an exited worker
 _PR_SET_PDEATHSIG = 1
 
-Run = Callable[[Settings, socket.socket, SiblingMetrics], None]  # server.run: one process's service
+Run = Callable[[Settings, list[socket.socket], SiblingMetrics], None]  # server.run: one process's service
 
 
 def supervise(settings: Settings, run: Run) -> int:
     """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
     them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
-    listening = listen_first(settings)
+    listening = _listen_first(settings)
     if listening is None:
         return 1
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
@@ -68,17 +69,16 @@ def supervise(settings: Settings, run: Run) -> int:
             _signal_all(workers, signal.SIGKILL)
             raise
         listening.close()  # the workers hold it
-        logger.info("%d workers on %s:%d: pids %s", len(workers), settings.host, settings.port, list(workers))
+        logger.info("%d workers on %s: pids %s", len(workers), shown(settings.host, settings.port), list(workers))
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def listen_first(settings: Settings) -> socket.socket | None:
-    """The HTTP port's listening socket, bound before any model is loaded, with the gRPC port checked free
-    (each worker binds it with SO_REUSEPORT: no other socket may hold it now); None when either is taken,
-    said in one line naming the address. One process bound its port only once every model was loaded
-    and warmed up, after saying it was ready."""
+def _listen_first(settings: Settings) -> socket.socket | None:
+    """The HTTP port's listening socket, which the workers share, with the gRPC port checked free (each
+    worker binds it with SO_REUSEPORT: no other socket may hold it now); None when either is taken, said
+    in one line naming the address."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     listening = _listen(settings.host, settings.port, family)
     if listening is not None and settings.grpc_port:
@@ -95,7 +95,7 @@ def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket
     try:
         return socket.create_server((host, port), family=family, backlog=BACKLOG)
     except OSError as error:
-        logger.error("cannot listen on %s:%d: %s", host, port, error.strerror or error)
+        logger.error("cannot listen on %s: %s", shown(host, port), error.strerror or error)
         return None
 
 
@@ -110,7 +110,7 @@ def _fork(index: int, settings: Settings, listening: socket.socket, shared: Path
         # it found: ignored here, so a worker that drained exits 0 instead of dying by the signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        run(settings, listening, SiblingMetrics(shared, index))
+        run(settings, [listening], SiblingMetrics(shared, index))
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1

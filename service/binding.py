@@ -1,0 +1,54 @@
+"""One process's port, bound before any model is loaded and listened on once they are.
+
+A port that another socket holds, or a host that does not resolve, is said in one line naming the
+address within a second of the start, where it was said only after every model had loaded and been
+warmed up (and "ready" logged). The sockets are bound but not listening while the models load: a client
+that connects then is refused at once, as when nothing was bound, not left in the backlog until the
+start-up ends, so a TCP or HTTP health check neither passes early nor hangs. uvicorn listens on them
+when it starts serving. Every address the host resolves to is bound, as uvicorn binds a host by name
+(``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them. The gRPC port is
+checked free too (its server binds it after the models load).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+logger = logging.getLogger(__name__)
+
+
+def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socket] | None:
+    """Sockets bound to every address of ``host:port``, not listening; None (said in one line) when one
+    cannot be bound, or when ``grpc_port`` (0: none) is taken."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, protocol, _, address in socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        ):
+            sock = socket.socket(family, kind, protocol)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as error:
+        return _refused(sockets, host, port, error)
+    if grpc_port:
+        try:
+            with socket.create_server((host, grpc_port)):  # free now: its server binds it once the models load
+                pass
+        except OSError as error:
+            return _refused(sockets, host, grpc_port, error)
+    return sockets
+
+
+def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError) -> None:
+    logger.error("cannot listen on %s: %s", shown(host, port), error.strerror or error)
+    for sock in sockets:
+        sock.close()
+
+
+def shown(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,42 @@
+"""One process's port is bound before the models load (a port in use said at once) and refuses
+connections until uvicorn listens on it (a health check neither passes early nor hangs)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+
+from service.binding import bound_sockets, shown
+
+
+def test_a_bound_port_refuses_connections_until_it_listens() -> None:
+    sockets = bound_sockets("127.0.0.1", 0)
+    assert sockets is not None and len(sockets) == 1
+    address = sockets[0].getsockname()
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address, timeout=2)
+        sockets[0].listen()
+        socket.create_connection(address, timeout=2).close()
+    finally:
+        sockets[0].close()
+
+
+@pytest.mark.parametrize("which", ["port", "grpc_port"])
+def test_a_port_in_use_is_said_in_one_line(caplog: pytest.LogCaptureFixture, which: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken, socket.create_server(("127.0.0.1", 0)) as spare:
+        port = taken.getsockname()[1]
+        free = spare.getsockname()[1]
+        spare.close()
+        ports = {"port": port, "grpc_port": free} if which == "port" else {"port": free, "grpc_port": port}
+        with caplog.at_level(logging.ERROR):
+            assert bound_sockets("127.0.0.1", **ports) is None
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in caplog.text
+    with socket.create_server(("127.0.0.1", free)):  # the HTTP socket bound before the refusal was closed
+        pass
+
+
+def test_an_ipv6_address_is_shown_in_brackets() -> None:
+    assert shown("::1", 8000) == "[::1]:8000" and shown("127.0.0.1", 8000) == "127.0.0.1:8000"
