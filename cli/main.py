@@ -18,7 +18,7 @@ import typer
 from cli.auction import auction
 from cli.bench import bench_app
 from cli.docs_check import docs_check
-from cli.errors import USER_ERRORS, UserErrorTyper
+from cli.errors import USER_ERRORS, UserErrorTyper, one_line
 from cli.experiment import experiment_app
 from cli.new import new, spec_app
 from cli.options import refuse_unread
@@ -280,12 +280,22 @@ def serve(
     repository: Annotated[Path | None, typer.Option("--repository", "-r", help="Model repository.")] = None,
 ) -> None:
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
+    from pydantic import ValidationError
+
     from service.server import serve as run_server
     from service.settings import Settings
 
     given = {"host": host, "port": port, "model_repository": repository}  # --port 0 is refused, not dropped
     overrides = {key: value for key, value in given.items() if value is not None}
-    run_server(Settings(**overrides))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:  # an option given is named as such, not as the variable it overrides
+        flags = {"host": "--host", "port": "--port", "model_repository": "--repository"}
+        message = one_line(error)
+        for field in overrides:
+            message = message.replace(f"CTR_{field.upper()}:", f"{flags[field]}:")
+        raise ValueError(message) from None
+    run_server(settings)
 
 
 @app.command("sample-request")

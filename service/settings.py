@@ -21,9 +21,9 @@ from common.roles import ROLE, ROLES
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 PREFIX = "CTR_"
 # CTR_ variables that other parts of the project read (benchmark servers, the Locust file, torchrun's
-# processes), never settings of the service
+# processes, the GPU runs' patched service: reports/h200/run_way_variant.patch), never settings of the service
 OTHER_VARIABLES = frozenset(
-    {"CTR_BENCH_MODEL", "CTR_BENCH_MODEL_THREAD", "CTR_LOCUST_REPOSITORY", "CTR_PROCESS_ERRORS"}
+    {"CTR_BENCH_MODEL", "CTR_BENCH_MODEL_THREAD", "CTR_BENCH_RUN_WAY", "CTR_LOCUST_REPOSITORY", "CTR_PROCESS_ERRORS"}
 )
 MIN_POLL_INTERVAL_S = 0.1  # each poll lists and reads every model's directory: at 1 ms, ~40 % of a core idle
 
@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     @field_validator("warmup_batch_sizes")
     @classmethod
     def _warmup(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("warmup_batch_sizes needs at least one batch size (a model is run once before ready)")
         if any(size < 1 for size in value):
             raise ValueError(f"warm-up batch sizes must be positive, not {list(value)}")
         return value

@@ -201,9 +201,11 @@ def calibration(
         "predicted_ctr": float(predicted[scored].mean()) if scored.any() else None,
     }
     overall["predicted_over_observed"] = _ratio(overall["predicted_ctr"], overall["observed_ctr"])
-    if not scored.all():
+    if scored.any() and not scored.all():
         overall["rows_left_out"] = int((~scored).sum())
         overall["reason"] = "rows at positions without a CTR ratio in model.json are left out of both means"
+    elif not scored.any():
+        overall["reason"] = "no row is at a position with a CTR ratio in model.json: nothing to compare"
     return {
         "prediction": how,
         "position_regime": (regime or {}).get("regime"),

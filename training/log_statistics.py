@@ -113,9 +113,8 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
     ``check_features``, as the in-memory reader), naming the file. Every streamed run makes this pass over
     every row group, or reads its result back from a run on the same shards (``--statistics``)."""
     numeric = [f for f in spec.numeric if f.name in logs.columns]
-    features = [f.name for f in spec.features if f.name in logs.columns]
     span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
-    table = logs.read(span, [*features, "position", "click", "conversion"])
+    table = logs.read(span, [*logs.checked_columns, "position", "click", "conversion"])
     source, first_row = logs.where(span)
     check_labels(table, source, first_row)
     check_features(table, spec, source, first_row)

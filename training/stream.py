@@ -72,6 +72,13 @@ class ShardedLogs:
             raise ValueError(f"the shards of {path} disagree on a column's type ({error})") from None
         self.dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
+        # the features whose values the statistics pass checks (check_features): any but an optional
+        # categorical stored as text, which holds nothing it could refuse (and is the costliest to read)
+        self.checked_columns = [
+            f.name
+            for f in spec.features
+            if f.name in schema.names and (f.kind == "numeric" or f.required or not _text(schema.field(f.name).type))
+        ]
         self.groups = []  # a shard without rows has no row group to read
         self.first_row_in_file = []  # each group's first row, counted from its file's first
         for fragment in self.dataset.get_fragments():
@@ -239,3 +246,9 @@ class ImpressionStream(IterableDataset):
         generator = torch.Generator().manual_seed(seed)
         chunks = self.logs.tensors(spans, self.encoder, self.position_ctr)
         yield from shuffled_batches(chunks, self.batch_size, self.buffer_rows, generator)
+
+
+def _text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)

@@ -30,11 +30,13 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     for i, name in enumerate(names):
         total = pipelines[name]["total"]
         values = np.asarray(total["pctr_over_true_by_slot"], dtype=np.float64)
-        intervals = total["pctr_over_true_by_slot_ci95"]
-        known = all(interval is not None for interval in intervals)  # one seed: no interval to draw
-        lows, highs = np.asarray(intervals if known else [[v, v] for v in values], dtype=np.float64).T
+        intervals = [  # a slot without an interval (one seed) gets no error bar
+            interval if interval is not None else [v, v]
+            for v, interval in zip(values, total["pctr_over_true_by_slot_ci95"], strict=True)
+        ]
+        lows, highs = np.asarray(intervals, dtype=np.float64).T
         x = np.arange(1, n_slots + 1) + (i - (len(names) - 1) / 2) * width
-        ax.bar(x, values, width, yerr=[values - lows, highs - values] if known else None, label=name, capsize=3)
+        ax.bar(x, values, width, yerr=[values - lows, highs - values], label=name, capsize=3)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set(xlabel="slot", ylabel="mean top-slot pCTR / true top-slot CTR", title="pCTR calibration per slot")
     ax.set_xticks(np.arange(1, n_slots + 1))

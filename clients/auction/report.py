@@ -1,5 +1,6 @@
 """The auction report: per day and pipeline, per seed, totals with 95% confidence intervals over
-seeds, and paired differences between pipelines (the same traffic and outcome draws per seed).
+seeds (null from one seed), and paired differences between pipelines (the same traffic and outcome
+draws per seed).
 
     {"config": {...},
      "pipelines": {"<name>": {"days": [{"day", "revenue", "welfare", ...}],   # means over seeds

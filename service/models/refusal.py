@@ -3,8 +3,8 @@
 Polling does not load a refused version again while its files stay as they were: it would fail the same
 checks at every poll (a reload storm). Once they change it does, so a version copied into the repository
 file by file (``mkdir esmm/6``, then ``model.json``, then ``model.onnx``), not published by an atomic
-rename, is refused while half there and served once whole. A file's name, size and modification time
-tell a change without reading it.
+rename, is refused while half there and served once whole. A file's name, size, modification and
+change times and inode tell a change without reading it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-Files = tuple[tuple[str, int, int], ...]  # (name, size in bytes, modification time in ns) per file, by name
+# (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
+# the change time too, which no copy can set (cp -p and tar restore the modification time)
+Files = tuple[tuple[str, int, int, int, int], ...]
 
 
 def version_files(directory: Path) -> Files:
@@ -25,7 +27,7 @@ def version_files(directory: Path) -> Files:
                 try:
                     if entry.is_file():
                         stat = entry.stat()
-                        files.append((entry.name, stat.st_size, stat.st_mtime_ns))
+                        files.append((entry.name, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns))
                 except OSError:  # removed while listed
                     continue
     except OSError:

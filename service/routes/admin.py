@@ -153,7 +153,7 @@ async def unload(name: Name, request: Request) -> Response:
 off_router = APIRouter(prefix="/v2/repository", include_in_schema=False)
 
 
-@off_router.api_route("/{path:path}", methods=["GET", "POST"])
+@off_router.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 async def routes_off(path: str) -> Response:
     """Where the admin routes would be, without a token: a 404 that says why."""
     raise ApiError(404, "the model repository routes are off: set CTR_ADMIN_TOKEN (16 characters or more)")

@@ -1,9 +1,11 @@
 """A served model version's configuration in the shape of Triton's model configuration (``GET
 /v2/models/{name}[/versions/{v}]/config``, gRPC ``ModelConfig``), where the service's settings map:
 
-- ``max_batch_size``: the most rows a request may carry, as Triton's clients read it (perf_analyzer and
-  batching clients size requests by it): the smaller of ``CTR_MAX_CANDIDATES`` (more is a 413) and the
-  batcher's items per run (``[serving] max_batch_size``; a larger request would be split across runs).
+- ``max_batch_size``: a request of this many rows is always taken, as Triton's clients read it
+  (perf_analyzer and batching clients size requests by it): the smaller of ``CTR_MAX_CANDIDATES`` (more is
+  a 413) and the batcher's items per run (``[serving] max_batch_size``). With ``CTR_MAX_CANDIDATES``
+  the larger, requests up to it are taken too, split across runs: the figure is a bound a client can
+  rely on, not the service's limit.
   It was the batcher's 1024 alone, and a request of 1,001-1,024 rows that the configuration allowed
   was refused. As in Triton, ``dims`` then leave out the batch axis, and each per-row output (shape
   ``(batch,)``) is ``dims [1]`` reshaped to ``[]``;

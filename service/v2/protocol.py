@@ -113,6 +113,8 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
     tensors: dict[str, np.ndarray] = {}
     where: dict[str, str] = {}
     offset = 0
+    end = len(body) if json_size is None else json_size  # JSON true/false anywhere: look for them in the data
+    literals = body.find(b"true", 0, end) >= 0 or body.find(b"false", 0, end) >= 0
     for i, tensor in enumerate(inputs):
         place = f"inputs[{i}]"
         if type(tensor) is not dict:
@@ -120,7 +122,7 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
         name = tensor.get("name")
         dtype = t.declared_input(model, name, tensors, place)
         try:
-            tensors[name], offset = _tensor(tensor, dtype, binary, offset, place)
+            tensors[name], offset = _tensor(tensor, dtype, binary, offset, place, literals)
         except InputError as error:
             raise t.for_input(name, error) from None
         where[name] = place
@@ -131,13 +133,16 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
     return InferCall(request_id, tensors, n_rows, outputs, binary_outputs)
 
 
-def _tensor(tensor: dict, dtype: str, binary: memoryview, offset: int, place: str) -> tuple[np.ndarray, int]:
+def _tensor(
+    tensor: dict, dtype: str, binary: memoryview, offset: int, place: str, literals: bool
+) -> tuple[np.ndarray, int]:
     """The checked values of one input (JSON ``data``, or its ``binary_data_size`` bytes of ``binary`` from
-    ``offset``), and the offset of the next input's bytes."""
+    ``offset``), and the offset of the next input's bytes; ``literals``: the body holds a JSON true or
+    false somewhere, which the data are then checked for."""
     rows, width = t.check_header(tensor.get("datatype"), tensor.get("shape"), dtype, place)
     size = _binary_size(tensor.get("parameters"), place)
     if size is None:
-        values = _from_json(tensor.get("data"), dtype, rows, width, place)
+        values = _from_json(tensor.get("data"), dtype, rows, width, place, literals)
     else:
         if "data" in tensor:
             raise InputError(400, "an input with binary_data_size must not also have data", f"{place}.data")
@@ -160,7 +165,7 @@ def _binary_size(parameters: Any, where: str) -> int | None:
     return size
 
 
-def _from_json(data: Any, dtype: str, rows: int, width: int, where: str) -> np.ndarray:
+def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literals: bool) -> np.ndarray:
     if not _fits(data, rows, width):  # checked before numpy sees it: a cheap refusal for large bodies
         raise InputError(
             400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
@@ -170,7 +175,7 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str) -> np.n
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
-    if values.dtype.kind not in kinds or values.size != rows * width or _holds_bool(data):
+    if values.dtype.kind not in kinds or values.size != rows * width or (literals and _holds_bool(data)):
         expected = "integers" if dtype == "int64" else "numbers"
         raise InputError(400, f"data must hold {rows * width} {expected} (shape {[rows, width]})", f"{where}.data")
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:

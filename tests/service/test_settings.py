@@ -78,6 +78,9 @@ def test_warm_up_sizes_read_as_a_comma_list_or_json(monkeypatch: pytest.MonkeyPa
     for text in ("1,64", "[1, 64]", " 1 , 64 "):
         monkeypatch.setenv("CTR_WARMUP_BATCH_SIZES", text)
         assert Settings().warmup_batch_sizes == (1, 64)
+    monkeypatch.setenv("CTR_WARMUP_BATCH_SIZES", "")
+    with pytest.raises(ValidationError, match="needs at least one batch size"):
+        Settings()
     monkeypatch.setenv("CTR_WARMUP_BATCH_SIZES", "1,x")
     with pytest.raises(ValidationError, match="positive integers separated by commas, not '1,x'"):
         Settings()

@@ -38,3 +38,8 @@ def test_one_class_is_null_with_a_reason_not_nan():
         "reason": "AUC needs both classes; no conversions in the log: one class only",
     }
     assert np.isfinite(scored["ctcvr_logloss"]["value"])
+
+
+def test_with_no_row_at_a_position_with_a_ratio_nothing_is_compared():
+    report = calibration(np.full(2, 0.5), np.array([1, 0]), np.array([4, 5]), {"regime": "slot1", "ctr_ratios": [1.0]})
+    assert report["overall"]["predicted_ctr"] is None and "nothing to compare" in report["overall"]["reason"]

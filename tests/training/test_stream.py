@@ -160,6 +160,15 @@ def test_statistics_pass_refuses_a_feature_value_the_service_would_refuse_naming
         statistics_pass_with_a_wrong_value(tmp_path / "shards", 1, 100, np.inf)
 
 
+def test_the_statistics_pass_reads_only_the_features_it_can_refuse(tmp_path):
+    """An optional categorical stored as text holds nothing check_features refuses: it is not read (the
+    costliest column to read); a required one (nulls) and a numeric one are."""
+    write_shards(tmp_path / "shards", shards=1)
+    optional_text = FeatureSpec((Feature("row", "categorical", "candidate", buckets=8, required=False, default="0"),))
+    assert ShardedLogs(tmp_path / "shards", optional_text).checked_columns == []
+    assert ShardedLogs(tmp_path / "shards", SPEC).checked_columns == ["row", "price"]
+
+
 def test_missing_columns_and_csv_are_refused(tmp_path):
     write_shards(tmp_path / "shards", shards=1)
     with pytest.raises(ValueError, match=r"lacks the columns \['ad'\]"):
