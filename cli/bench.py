@@ -1,8 +1,17 @@
-"""``ctr bench ...``: benchmarks that print a table and write JSON."""
+"""``ctr bench ...``: benchmarks that print a table and write JSON.
+
+Each checks what it is given before any server starts: a case or peer name it does not know, a model
+without an exported version, a ``--service-root`` that holds no service, each refused in one line (a
+typo in ``--cases`` ran nothing and exited 0; a model without a version waited 60 s for a service that
+would never be ready). A SIGTERM ends a benchmark as Ctrl-C does, its servers stopped with it.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +21,53 @@ from cli.options import numbers
 from cli.reports import write_report
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+
+
+@bench_app.callback()
+def _stop_servers_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so the servers a benchmark started are stopped by the blocks that started
+    them (they were left running under init, holding their ports)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
+def _checkout(root: Path | None) -> Path | None:
+    """A ``--service-root`` must hold a service package: from an empty directory, ``python -m service``
+    imported this checkout's through the editable install, and a comparison compared it with itself."""
+    if root is not None and not (root / "service" / "__init__.py").is_file():
+        raise typer.BadParameter(f"{root} holds no service/ package: give a checkout (e.g. git worktree add)")
+    return root
+
+
 # the options every serving benchmark takes
-ModelOption = Annotated[str, typer.Option(help="Repository model to serve (its [world] draws the bodies).")]
+ModelOption = Annotated[str, typer.Option(help=r"Repository model to serve (its \[world] draws the bodies).")]
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
 ServiceRootOption = Annotated[
     Path | None,
-    typer.Option(help="Serve the service from this checkout (e.g. an older commit's worktree), this generator."),
+    typer.Option(
+        help="Serve the service from this checkout (e.g. an older commit's worktree), this generator.",
+        callback=_checkout,
+    ),
 ]
+
+
+def chosen(text: str, known: Iterable[str], option: str) -> list[str]:
+    """The comma-separated names of ``text``; BadParameter naming one that is not among ``known``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise typer.BadParameter(f"{unknown or 'nothing'} is not among {', '.join(known)}", param_hint=option)
+    return names
+
+
+def require_exported(repository: Path, model: str) -> None:
+    """FileNotFoundError unless ``model`` has an exported version in ``repository``."""
+    from common.repository import versions
+
+    if not versions(repository, model):
+        raise FileNotFoundError(
+            f"model {model!r} has no exported version in {repository}: run `ctr prepare -r {repository}` "
+            f"(or train and export it), or pass -r with a repository that has one"
+        )
 
 
 def request_bodies(repository: Path, model: str, candidates: int, count: int = 32) -> list[bytes]:
@@ -37,7 +86,7 @@ def serve(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
-    step_s: Annotated[float | None, typer.Option(help="Seconds per offered rate.")] = None,
+    step_s: Annotated[float | None, typer.Option(min=0.1, help="Seconds per offered rate.")] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
@@ -54,15 +103,17 @@ def serve(
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
 
-    from clients.bench_serve import SweepPlan, run_bench, table
+    from clients.bench_serve import CASE_NAMES, SweepPlan, run_bench, table
 
+    only = set(chosen(cases, CASE_NAMES, "--cases")) if cases else None
+    require_exported(repository, model)
     plan = SweepPlan.quick() if quick else SweepPlan()
     plan = replace(plan, slo_ms=slo_ms, intra_op_threads=intra_op_threads, **({"step_s": step_s} if step_s else {}))
     plan = replace(plan, connections=connections) if connections is not None else plan
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
-    only = set(cases.split(",")) if cases else None
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
-    report["command"] = "ctr bench serve" + (" --quick" if quick else "") + (f" --cases {cases}" if cases else "")
+    report["command"] = f"ctr bench serve -r {repository} --model {model}" + (" --quick" if quick else "")
+    report["command"] += f" --cases {cases}" if cases else ""
     report["command"] += f" --service-root {service_root}" if service_root else ""
     report["command"] += f" --step-s {step_s}" if step_s else ""
     report["command"] += f" --connections {connections}" if connections is not None else ""
@@ -81,6 +132,7 @@ def hotpath(
     """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
     from clients.bench_hotpath import hot_path
 
+    require_exported(repository, model)
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
     report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
     for name, (candidates, requests, concurrency) in cases.items():
@@ -103,10 +155,10 @@ def batch_sizes(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     sizes: Annotated[
-        str | None, typer.Option(help="Comma-separated batch sizes, rows (default: 1 to 1024, SIZES).")
+        str | None, typer.Option(help="Comma-separated batch sizes, rows (default: 1, 2, 4, ... 1024).")
     ] = None,
-    seconds: Annotated[float, typer.Option(help="Seconds of runs per size and round.")] = 1.0,
-    rounds: Annotated[int, typer.Option(help="Rounds; the sizes take turns in each.")] = 3,
+    seconds: Annotated[float, typer.Option(min=0.01, help="Seconds of runs per size and round.")] = 1.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds; the sizes take turns in each.")] = 3,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads (0: one per core).")] = 1,
 ) -> None:
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
@@ -115,9 +167,10 @@ def batch_sizes(
     wanted = numbers(sizes, int, "--sizes") if sizes else bench.SIZES
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("batch sizes must be positive integers", param_hint="--sizes")
+    require_exported(repository, model)
     bodies = request_bodies(repository, model, 100)
     report = {
-        "command": "ctr bench batch-sizes",
+        "command": f"ctr bench batch-sizes -r {repository} --model {model}" + (f" --sizes {sizes}" if sizes else ""),
         **bench.measure(repository, model, bodies, wanted, seconds, rounds, intra_op_threads),
     }
     write_report(out, report)
@@ -145,14 +198,16 @@ def peers(
 
     from clients.bench_peers.runner import PeerPlan, missing_packages, run_peers, table
 
-    chosen = only.split(",")
-    if missing := missing_packages(chosen):
+    peers_chosen = chosen(only, PEER_NAMES, "--peers")
+    if missing := missing_packages(peers_chosen):
         raise typer.BadParameter(f"{', '.join(missing)} not installed: pip install -e '.[bench]'", param_hint="--peers")
+    require_exported(repository, model)
     plan = PeerPlan.quick() if quick else PeerPlan()
     cpus = frozenset(numbers(server_cpus, int, "--server-cpus")) if server_cpus else None
     plan = replace(plan, sweep=replace(plan.sweep, slo_ms=slo_ms), server_cpus=cpus)
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
-    report = run_peers(repository, model, bodies, plan, chosen, Path("artifacts/bench_peers_logs"))  # servers' logs
+    logs = Path("artifacts/bench_peers_logs")  # the servers' logs
+    report = run_peers(repository, model, bodies, plan, peers_chosen, logs)
     report["command"] = (
         "ctr bench peers" + (" --quick" if quick else "") + (f" --server-cpus {server_cpus}" if cpus else "")
     )
@@ -191,6 +246,8 @@ def harden(
     from clients import bench_harden as bench
     from clients.bench_serve import server
 
+    picked = set(chosen(cases, HARDEN_CASES.split(","), "--cases"))
+    require_exported(repository, model)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     (body,) = request_bodies(repository, model, 10, count=1)
     command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
@@ -206,27 +263,26 @@ def harden(
     ):
         command += f" --drain-{option} {value}" if value != default else ""
     report: dict = {"command": command, "model": model, "cases": {}}
-    chosen = set(cases.split(","))
     env = {"CTR_ACCESS_LOG": "false"}
-    if "overload" in chosen:
+    if "overload" in picked:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             idle = client_idle_s or None
             report["cases"]["overload"] = bench.overload_case(
                 port, pid, body, seconds, sustainable_rps, idle, warm_connections
             )
-    if "pauses" in chosen:
+    if "pauses" in picked:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
             report["cases"]["pauses"] = bench.pauses_case(port, pid, body, seconds)
-    if "drain" in chosen:
+    if "drain" in picked:
         drains, drain_env = [], {**env, "CTR_WORKERS": str(drain_workers)}
         for _ in range(drain_repeats):
             with server("service", repository, model, drain_env, 0, service_root) as (port, pid):
                 drains.append(bench.drain(pid, port, body, clients=drain_clients, load_s=seconds / 2))
         report["cases"]["drain"] = drains[0] if drain_repeats == 1 else bench.drains_summary(drains, drain_workers)
-    if "slow_clients" in chosen:
+    if "slow_clients" in picked:
         with server("service", repository, model, env, 0, service_root) as (port, _):
             report["cases"]["slow_clients"] = bench.slow_clients(f"http://127.0.0.1:{port}", port, 2000, 40.0)
-    if "large_bodies" in chosen:
+    if "large_bodies" in picked:
         with server("service", repository, model, env, 0, service_root) as (port, pid):
             url = f"http://127.0.0.1:{port}"
             report["cases"]["large_bodies"] = bench.large_bodies(url, pid, model, 96, 3_900_000)
@@ -258,7 +314,7 @@ def loadgen(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     rates: Annotated[str | None, typer.Option(help="Comma-separated offered rates, requests/s.")] = None,
-    seconds: Annotated[float, typer.Option(help="Seconds of load per rate.")] = 4.0,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of load per rate.")] = 4.0,
     generator: Annotated[
         Path | None, typer.Option(help="Another loadgen.py to measure (e.g. an older commit's).")
     ] = None,
@@ -267,7 +323,9 @@ def loadgen(
     from clients import bench_loadgen as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
-    report = {"command": "ctr bench loadgen", **bench.measure(repository, model, offered, seconds, generator)}
+    command = "ctr bench loadgen" + (f" --rates {rates}" if rates else "") + f" --seconds {seconds:g}"
+    command += f" --generator {generator}" if generator else ""
+    report = {"command": command, **bench.measure(repository, model, offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
@@ -277,15 +335,17 @@ def loadgen(
 def ab(
     service_root: Annotated[
         Path | None,
-        typer.Option(help="The other checkout (e.g. an older commit's worktree) whose service to compare."),
+        typer.Option(
+            help="The other checkout (e.g. an older commit's worktree) whose service to compare.", callback=_checkout
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_ab.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     candidates: Annotated[int, typer.Option(help="Candidates per /v1/score request.")] = 1,
     rate: Annotated[float, typer.Option(help="Offered requests/s, below both services' saturation.")] = 4000.0,
-    seconds: Annotated[float, typer.Option(help="Seconds of load per round.")] = 6.0,
-    rounds: Annotated[int, typer.Option(help="Rounds per side, in ABBA order.")] = 6,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of load per round.")] = 6.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds per side, in ABBA order.")] = 6,
     other_repository: Annotated[
         Path | None,
         typer.Option(help="The other side's model repository (e.g. another export of the model); default: the same."),
@@ -306,6 +366,7 @@ def ab(
         raise typer.BadParameter(
             "give --service-root, --other-repository, --other-python or several: the two sides must differ"
         )
+    require_exported(repository, model)
     bodies = request_bodies(repository, model, candidates)
     other = (
         (f" --service-root {service_root}" if service_root else "")

@@ -33,6 +33,9 @@ from clients.loadgen import run_load
 WARM_UP_S = 2.0  # load before the first round, on each side (sessions, caches, the batcher's rate)
 
 
+KEPT_UP = 0.95  # a side answering less than this share of the offered rate fell behind it
+
+
 def round_order(rounds: int) -> list[str]:
     """ABBA order: ``this`` first in even rounds, ``other`` first in odd ones."""
     order: list[str] = []
@@ -101,6 +104,12 @@ def run_ab(
     this_cpu = report["sides"]["this"]["median_cpu_us_per_request"]
     other_cpu = report["sides"]["other"]["median_cpu_us_per_request"]
     report["cpu_ratio_this_over_other"] = round(this_cpu / other_cpu, 3) if this_cpu and other_cpu else None
+    behind = [side for side, result in report["sides"].items() if result["median_achieved_rps"] < KEPT_UP * rate]
+    if behind:  # a side that fell behind queued: its CPU per request is not that of the offered load
+        report["warning"] = (
+            f"{' and '.join(behind)} answered under {KEPT_UP:.0%} of the offered {rate:g} req/s: lower --rate "
+            "below both services' saturation (the CPU ratio compares unlike loads)"
+        )
     return report
 
 
@@ -129,4 +138,5 @@ def table(report: dict[str, Any]) -> str:
             f" {report['repositories'][side]}, {report['pythons'][side]})"
         )
     lines.append(f"CPU per request, this / other: {report['cpu_ratio_this_over_other']}")
+    lines += [f"warning: {report['warning']}"] if "warning" in report else []
     return "\n".join(lines)

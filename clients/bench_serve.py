@@ -118,6 +118,8 @@ CASES = (
     Case("asgi_only_1_workers2", "asgi_only", 1, 400, ((SERVER_WORKERS, "2"),)),
     Case("service_1_batched_workers2", "service", 1, 400, (("CTR_BATCHING", "true"), ("CTR_WORKERS", "2"))),
 )
+# every name --cases takes: ONNX Runtime alone, the served cases, the V2 transports (bench_v2.py)
+CASE_NAMES = ("raw_ort", *(case.name for case in CASES), *bench_v2.CASES)
 
 
 def free_port() -> int:
@@ -343,7 +345,8 @@ def sweep(
             break
         rate *= plan.growth
     else:  # never fell behind: the figure is a lower bound, and the report says so
-        logger.warning("%s kept up with every offered rate: its saturation is above %.0f rps", case.name, rate)
+        highest = rate / plan.growth  # the last rate offered (the loop grew it once more)
+        logger.warning("%s kept up with every offered rate: its saturation is above %.0f rps", case.name, highest)
         return {**summarise(steps, plan.slo_ms), "saturated": False}
     # Between the last rate it kept up with and the first it did not, finer steps: the saturation figure
     # and the highest rate within the SLO are then known to a fraction of one coarse step.

@@ -48,7 +48,7 @@ def test_the_modes_own_options_are_still_read(tmp_path):
 )
 def test_evaluate_refuses_options_of_its_other_mode(tmp_path, args, expected):
     result = CliRunner().invoke(app, [*args, "-r", str(tmp_path)], terminal_width=400)
-    assert result.exit_code == 2 and expected in " ".join(result.output.split()), result.output
+    assert result.exit_code == 2 and expected in " ".join(result.output.replace("│", " ").split()), result.output
 
 
 def test_evaluate_names_a_version_that_is_not_exported_before_any_work(tmp_path):

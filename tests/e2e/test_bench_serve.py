@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +39,8 @@ CASES = {
     "service_1_batched_workers2",
     *bench_v2.CASES,
 }
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
@@ -174,3 +180,28 @@ def test_the_callback_transport_answers_constants(world_repository: Path) -> Non
         expected = _scores(port, bodies)
     with server("callback_only", world_repository, "esmm", {}) as (port, _):
         assert _scores(port, bodies) == expected
+
+
+def test_a_sigterm_stops_the_servers_a_benchmark_started(world_repository: Path, tmp_path: Path) -> None:
+    """A SIGTERM ended the bench and left its server running under init, holding its port; now it ends
+    the bench as Ctrl-C does."""
+    command = [sys.executable, "-m", "cli.main", "bench", "serve", "--cases", "service_100", "--step-s", "5"]
+    command += ["-r", str(world_repository), "--out", str(tmp_path / "bench.json")]
+    bench = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    started: list[int] = []
+    for _ in range(300):  # the service it starts: a child of the bench
+        started = [int(pid) for pid in Path(f"/proc/{bench.pid}/task/{bench.pid}/children").read_text().split()]
+        if started:
+            break
+        time.sleep(0.1)
+    assert started, "the bench started no server"
+    time.sleep(2)  # its load is under way
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=60) == 128 + signal.SIGTERM
+    for pid in started:
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text():
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"server {pid} still runs after the bench ended")

@@ -1,0 +1,42 @@
+"""`ctr bench` checks what it is given before any server starts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from cli.reports import write_report
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve", "--cases", "service_100,bogus"], "['bogus'] is not among raw_ort, http_only"),
+        (["harden", "--cases", "overlaod"], "['overlaod'] is not among overload, pauses, drain"),
+        (["peers", "--peers", "service,nosuch"], "['nosuch'] is not among service, ray_serve"),
+        (["ab", "--service-root", "EMPTY"], "holds no service/ package"),
+        (["serve", "--step-s", "0"], "greater than or equal to 0.1"),
+        (["batch-sizes", "--rounds", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_a_name_or_number_the_bench_cannot_take_is_refused(tmp_path, args, expected):
+    args = [str(tmp_path) if arg == "EMPTY" else arg for arg in args]
+    result = CliRunner().invoke(app, ["bench", *args, "-r", str(tmp_path)], terminal_width=400)
+    assert result.exit_code == 2 and expected in " ".join(result.output.replace("│", " ").split()), result.output
+
+
+def test_a_model_without_an_exported_version_is_named_at_once(tmp_path):
+    (tmp_path / "esmm").mkdir()
+    (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n')
+    result = CliRunner().invoke(app, ["bench", "serve", "--cases", "service_100", "-r", str(tmp_path)])
+    assert result.exit_code != 0 and "model 'esmm' has no exported version in" in str(result.exception)
+
+
+def test_a_report_holds_no_nan(tmp_path):
+    write_report(tmp_path / "r.json", {"ratio": math.nan, "rows": [1.5, math.inf], "ok": 2.0})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and json.loads(text) == {"ratio": None, "rows": [1.5, None], "ok": 2.0}
