@@ -39,6 +39,10 @@ def cvr(
         int | None, typer.Option(min=1, help="Training traffic a day (default 20,000; --quick 2,000).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2; --quick 1).")] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(help="A method to run (repeatable; default all: BASE, ESMM, 'ESMM debiased', ...; cvr.METHODS)."),
+    ] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     from dataclasses import replace
@@ -52,6 +56,8 @@ def cvr(
     )
     if service_world:
         config = replace(config, world={})
+    if method:  # the config names the unknown ones and the known
+        config = replace(config, methods=list(method))
     report = run_cvr_experiment(repository, config)
     write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))

@@ -208,9 +208,10 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
     return selection_bias(heldout), oracle_aucs(heldout), metrics, curves
 
 
-def _mean_std(values: list[float]) -> dict[str, float]:
+def _mean_std(values: list[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation over seeds; the deviation of one seed is unknown (None), not 0."""
     array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else None}
 
 
 def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
@@ -270,7 +271,8 @@ def format_table(report: dict[str, Any]) -> str:
         for _, key, scale in columns:
             value = metrics[key]
             digits = 2 if scale == 100.0 else 4
-            cells.append(f"{scale * value['mean']:.{digits}f} ± {scale * value['std']:.{digits}f}")
+            spread = f" ± {scale * value['std']:.{digits}f}" if value["std"] is not None else ""
+            cells.append(f"{scale * value['mean']:.{digits}f}{spread}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     bias = report["selection_bias"]
     clicked, unclicked = bias["true_cvr_mean_clicked"]["mean"], bias["true_cvr_mean_unclicked"]["mean"]
@@ -310,7 +312,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     left.legend(fontsize=8)
     labels = list(report["methods"])
     means = [100 * report["methods"][m]["cvr_auc_entire_space"]["mean"] for m in labels]
-    stds = [100 * report["methods"][m]["cvr_auc_entire_space"]["std"] for m in labels]
+    stds = [100 * (report["methods"][m]["cvr_auc_entire_space"]["std"] or 0.0) for m in labels]  # one seed: none
     right.bar(labels, means, yerr=stds, capsize=3, color="tab:blue")
     right.set_ylim(min(means) - 3, max(means) + 2)
     right.set_ylabel("CVR AUC, entire space (%)")

@@ -55,3 +55,15 @@ def test_the_heldout_day_follows_the_training_days(policy):
     if policy == "feedback":  # the loop's next day, after every training impression
         assert column_array(heldout, "ts").min() > column_array(logs, "ts").max()
     assert column_array(heldout, "conversion_potential").sum() > column_array(heldout, "conversion").sum()
+
+
+def test_a_subset_of_methods_and_one_seed_print_no_spread(tmp_path):
+    """One seed has no spread to show: it printed '± 0.00' (and wrote std 0.0) as if there were none."""
+    out = tmp_path / "cvr.json"
+    arguments = ["experiment", "cvr", "--quick", "--seeds", "1", "--method", "ESMM", "--method", "BASE"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out), "--repository", str(ROOT / "models")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert set(report["methods"]) == {"ESMM", "BASE"}
+    assert report["methods"]["ESMM"]["cvr_auc_entire_space"]["std"] is None
+    assert "| ESMM |" in result.output and "±" not in result.output
