@@ -234,19 +234,26 @@ class ModelManager:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
             for name in sorted(set(self.models.names) | set(self.models.loaded)):
-                wanted = await run_in_threadpool(self._wanted_now, name)
-                served = set(self.models.versions.get(name, {}))
-                if wanted and (wanted != served or name in self._unsettled):
-                    wants = f"versions {sorted(wanted)} wanted, {sorted(served)} served"
-                    again = "" if wanted != served else " (again: the last load failed)"
-                    logger.info("poll: model %s: %s: loading%s", name, wants, again)
-                    try:
-                        await self._poll_load(name)
-                    except ModelLoadError as error:
-                        logger.warning("poll: model %s not reloaded: %s", name, error)
-                        self._unsettled.add(name)
-                    else:
-                        self._unsettled.discard(name)
+                try:
+                    await self._poll_model(name)
+                except Exception:  # a bug or the file system's (a directory it may not list): said, and the
+                    logger.exception("poll: model %s: unexpected error; polling goes on", name)  # loop lives
+
+    async def _poll_model(self, name: str) -> None:
+        """One poll of one model: load it when the versions wanted differ from those served."""
+        wanted = await run_in_threadpool(self._wanted_now, name)
+        served = set(self.models.versions.get(name, {}))
+        if wanted and (wanted != served or name in self._unsettled):
+            wants = f"versions {sorted(wanted)} wanted, {sorted(served)} served"
+            again = "" if wanted != served else " (again: the last load failed)"
+            logger.info("poll: model %s: %s: loading%s", name, wants, again)
+            try:
+                await self._poll_load(name)
+            except ModelLoadError as error:
+                logger.warning("poll: model %s not reloaded: %s", name, error)
+                self._unsettled.add(name)
+            else:
+                self._unsettled.discard(name)
 
 
 def load_snapshot(settings: Settings) -> ServingModels:

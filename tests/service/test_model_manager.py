@@ -243,6 +243,36 @@ def test_polling_picks_up_a_new_version(tmp_path: Path) -> None:
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
 
 
+def test_an_unexpected_error_in_a_poll_is_logged_and_polling_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error polling did not expect (a directory it may not list) ended the polling task without a
+    word: no version was picked up again until a restart."""
+    import time
+
+    from service.models.manager import ModelManager
+
+    real = ModelManager._wanted_now
+    failures = iter([PermissionError(13, "Permission denied", "models/esmm")])
+
+    def listed_once_in_error(self: ModelManager, name: str) -> object:
+        failure = next(failures, None) if name == "esmm" else None
+        if failure is not None:
+            raise failure
+        return real(self, name)
+
+    monkeypatch.setattr(ModelManager, "_wanted_now", listed_once_in_error)  # the file system's error, once
+    root = make_repository(tmp_path, 1)
+    with caplog.at_level("ERROR"), app_client(root, poll_interval_s=0.1) as client:
+        publish_tiny_esmm(root, seed=3)
+        deadline = time.monotonic() + 10
+        while client.get("/v2/models/esmm").json()["versions"] != ["2"]:
+            assert time.monotonic() < deadline, "polling stopped after the error"
+            time.sleep(0.05)
+    assert "poll: model esmm: unexpected error; polling goes on" in caplog.text
+    assert "Permission denied" in caplog.text
+
+
 def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versions(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
