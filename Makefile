@@ -45,7 +45,7 @@ $(VENV)/.installed-run-$(RUNTIME): pyproject.toml constraints.txt
 run: $(VENV)/.installed-run-$(RUNTIME)
 	@$(BIN)/ctr prepare --step "[2/3]"
 	@echo "[3/3] serve: ctr serve on http://$(HOST):$(PORT) (loads and warms every model, then logs 'Application startup complete')"
-	CTR_HOST=$(HOST) CTR_PORT=$(PORT) $(BIN)/ctr serve
+	CTR_HOST=$(HOST) CTR_PORT=$(PORT) exec $(BIN)/ctr serve
 
 # The curl examples of README.md and docs/*.md against the default models, served on a free loopback port.
 docs-check: install

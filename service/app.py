@@ -48,7 +48,7 @@ ROUTERS = (score.router, health.router, models.router, similarity.router, v2.rou
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    start_grpc = _grpc_starter() if settings.grpc_port else None  # fails before any model is loaded
+    start_grpc = grpc_starter() if settings.grpc_port else None  # fails before any model is loaded
     manager = app.state.manager = ModelManager(app.state, settings, app.state.metrics)
     sibling_admin = app.state.sibling_admin
     here = partial(admin.operate, manager)  # a load or unload in this process, as the admin routes do it
@@ -78,7 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("stopped: every queue drained")
 
 
-def _grpc_starter() -> Callable[[ScoringService], Awaitable[Any]]:
+def grpc_starter() -> Callable[[ScoringService], Awaitable[Any]]:
     """The gRPC server's start function (v2/grpc/server.py), imported only when CTR_GRPC_PORT is set."""
     try:
         from service.v2.grpc.server import start_grpc

@@ -12,7 +12,7 @@ from contextlib import suppress
 import uvicorn
 from uvicorn.server import STARTUP_FAILURE
 
-from service.app import SHED_PATHS, create_app
+from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
@@ -67,6 +67,12 @@ def serve(settings: Settings | None = None) -> None:
     configure_logging(settings.log_level_number, settings.log_format == "json", settings.workers)
     for line in unknown_variables(os.environ):
         logger.warning(line)
+    if settings.grpc_port:
+        try:
+            grpc_starter()  # said in one line here; from the lifespan it came at the end of a 61-line traceback
+        except RuntimeError as error:
+            logger.error("%s", error)
+            sys.exit(STARTUP_FAILURE)
     raise_open_files_limit()
     if settings.workers > 1:
         sys.exit(supervise(settings, run))

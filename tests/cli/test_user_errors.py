@@ -97,8 +97,8 @@ app()
 """
 
 
-def ctr_without(hidden: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+def ctr_without(hidden: str, *args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **variables}
     command = [sys.executable, "-c", WITHOUT, hidden, *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
@@ -132,3 +132,11 @@ def test_logs_that_do_not_exist_are_said_before_their_spec_is_asked_for(tmp_path
     assert done.returncode == 2 and "no impression log matches nothing/*.parquet" in done.stderr, done.stderr
     done = ctr("train", "mine", "--logs", "nothing/*.parquet", "--distributed", "--no-progress", cwd=tmp_path)
     assert done.returncode == 2 and "no impression log matches nothing/*.parquet" in done.stderr, done.stderr
+
+
+def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(tmp_path):
+    """From the lifespan the hint came at the end of a 61-line traceback, after the models had loaded."""
+    done = ctr_without("grpc", "serve", "-r", str(tmp_path), cwd=tmp_path, CTR_GRPC_PORT="18799", CTR_PORT="18798")
+    assert done.returncode == 3, done.stderr
+    assert "CTR_GRPC_PORT is set but the gRPC server cannot be imported" in done.stderr
+    assert "pip install -e '.[grpc]'" in done.stderr and "Traceback" not in done.stderr
