@@ -135,6 +135,8 @@ def train(
         if export_after:
             export(name, repository, work_dir)
 
+    if logs is None:  # the world simulator's logs: its own features and candidates
+        refuse_unread(context, ["spec", "non_displayed"], "without --logs (training on the world simulator)")
     if nproc is not None or distributed:
         refuse_unread(context, ["non_displayed"], "by streamed training (--nproc, --distributed)")
     else:
@@ -266,7 +268,7 @@ def evaluate(
         report = evaluate_model(repository, name, version)
     except FeatureError as error:  # a model of the user's own features: the simulator lacks them
         raise ValueError(
-            f"{error}; {name} reads features the world simulator does not make: "
+            f"{error}: {name} was trained on features other than the world simulator's; "
             f"evaluate it on your held-out log with `ctr evaluate {name} --logs HELDOUT`"
         ) from None
     write_report(out, report, sort_keys=True)

@@ -64,6 +64,8 @@ def evaluate_on_logs(
         metrics |= _scored(
             "cvr_clicked", conversion[click], outputs["pcvr"][click], "conversions of clicks", rng, resamples
         )
+    if "score" in outputs:  # a retrieval model: the sigmoid of its query-item similarity, against the clicks
+        metrics |= _scored("click", click, outputs["score"], "clicks", rng, resamples)
     report: dict[str, Any] = {
         "model": name,
         "version": version,

@@ -18,6 +18,7 @@ towers is every distinct item id of both tables, with the features of its first 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,9 @@ import torch
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import column_array, feature_columns, fingerprint, log_files, read_logs
+from training.logs import check_features, column_array, feature_columns, fingerprint, log_files, read_logs
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,20 @@ class LogRetrievalData:
 
 
 def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
-    """The non-displayed table: every required candidate feature of ``spec`` must be present."""
-    tables = [pacsv.read_csv(f) if f.suffix == ".csv" else pq.read_table(f) for f in log_files(path)]
+    """The non-displayed table: every required candidate feature of ``spec`` present, and every value one
+    the service would take (``check_features``, as the displayed log's: a null id became the item 'None')."""
+    try:
+        files = log_files(path)
+    except FileNotFoundError as error:  # said of the table it is, not of an impression log
+        raise FileNotFoundError(f"--non-displayed: {str(error).replace('impression log', 'table')}") from None
+    tables = [pacsv.read_csv(f) if f.suffix == ".csv" else pq.read_table(f) for f in files]
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     missing = [f.name for f in spec.for_side("candidate").features if f.required and f.name not in table.column_names]
     if missing:
         raise ValueError(f"non-displayed table {path} lacks the candidate columns {missing}")
     if table.num_rows == 0:
         raise ValueError(f"non-displayed table {path} has no rows")
+    check_features(table, spec.for_side("candidate"), f"{path} (non-displayed)")
     return table
 
 
@@ -82,6 +91,19 @@ def build_log_data(
     other = read_candidates(other_path, spec)
     item_id = catalog_id_feature(spec)
     items = _item_columns(displayed, other, spec.for_side("candidate"))
+    left_out = [f.name for f in spec.for_side("candidate").features if f.name not in items]
+    if left_out:  # an optional item feature one table lacks: its default everywhere, the logged values unused
+        logger.warning(
+            "item features %s are not in both tables (%s, %s): every item takes their defaults",
+            left_out,
+            displayed_path,
+            other_path,
+        )
+    logger.info(
+        "catalog ids: feature %r (the spec's first candidate categorical), %d distinct items",
+        item_id,
+        len(np.unique(items[item_id].astype(str))),
+    )
     spec = fit_statistics(spec, {**feature_columns(displayed, spec.for_side("context")), **items})
     item_spec, query_spec = spec.for_side("candidate"), spec.for_side("context")
 

@@ -19,7 +19,11 @@ from cli.main import app
         (["train", "esmm", "--workers", "2"], "--workers is not read without --nproc or --distributed"),
         (["train", "esmm", "--statistics", "s.json"], "--statistics is not read without --nproc"),
         (["train", "esmm", "--shuffle-buffer", "10"], "--shuffle-buffer is not read without --nproc"),
-        (["train", "esam", "--nproc", "2", "--non-displayed", "n.parquet"], "--non-displayed is not read by streamed"),
+        (["train", "esam", "--nproc", "2", "--logs", "d", "--non-displayed", "n"], "--non-displayed is not read by"),
+        (
+            ["train", "esam", "--spec", "s.toml", "--non-displayed", "n"],
+            "--spec and --non-displayed are not read without",
+        ),
     ],
 )
 def test_an_option_the_mode_ignores_is_refused(tmp_path, args, expected):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,28 @@ def test_cli_trains_and_exports_from_the_parquet_pair(tmp_path: Path) -> None:
     directory = root / "esam" / "1"
     assert sorted(np.load(directory / CATALOG_IDS).tolist()) == sorted(f"k{s}" for s in range(30))
     assert np.load(directory / CATALOG_EMBEDDINGS).shape == (30, 4)
+    # evaluated on a log of its own features: the click AUC of its scores (the report held no metric)
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", "esam", "--logs", str(displayed), "--out", str(out), "-r", str(root)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    metrics = json.loads(out.read_text())["metrics"]
+    assert 0.0 <= metrics["click_auc"]["value"] <= 1.0 and metrics["click_logloss"]["value"] > 0
+
+
+def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) -> None:
+    """A null item id became the catalog item 'None', which top-k could serve."""
+    displayed, other, spec = _write_pair(tmp_path)
+    table = pq.read_table(other)
+    ids = table.column("sku").to_pylist()
+    ids[3] = None
+    pq.write_table(table.set_column(table.column_names.index("sku"), "sku", pa.array(ids)), other)
+    root = tmp_path / "models"
+    (root / "esam").mkdir(parents=True)
+    (root / "esam" / "config.toml").write_text(CONFIG_TOML)
+    train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
+    result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root)])
+    assert result.exit_code != 0
+    assert "(non-displayed): required feature 'sku' is missing on 1 rows" in str(result.exception)
 
 
 def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> None:
