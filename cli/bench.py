@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -50,7 +50,7 @@ ServiceRootOption = Annotated[
 ]
 
 
-def chosen(text: str, known: Iterable[str], option: str) -> list[str]:
+def chosen(text: str, known: Sequence[str], option: str) -> list[str]:
     """The comma-separated names of ``text``; BadParameter naming one that is not among ``known``."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in known]

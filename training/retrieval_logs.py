@@ -99,11 +99,8 @@ def build_log_data(
             displayed_path,
             other_path,
         )
-    logger.info(
-        "catalog ids: feature %r (the spec's first candidate categorical), %d distinct items",
-        item_id,
-        len(np.unique(items[item_id].astype(str))),
-    )
+    first = np.sort(np.unique(items[item_id].astype(str), return_index=True)[1])  # each item's first row
+    logger.info("catalog ids: feature %r (the spec's first candidate categorical), %d items", item_id, first.size)
     spec = fit_statistics(spec, {**feature_columns(displayed, spec.for_side("context")), **items})
     item_spec, query_spec = spec.for_side("candidate"), spec.for_side("context")
 
@@ -132,7 +129,6 @@ def build_log_data(
         "target_categorical": torch.from_numpy(target.categorical[draws]),
         "target_numeric": torch.from_numpy(target.numeric[draws]),
     }
-    first = np.sort(np.unique(items[item_id].astype(str), return_index=True)[1])  # each item's first row
     return LogRetrievalData(
         spec=spec,
         tensors=ImpressionTensors(tensors),

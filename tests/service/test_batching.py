@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,20 +192,28 @@ def test_batcher_merges_concurrent_requests_into_one_run() -> None:
     assert calls == [10]
 
 
+def stats_after_concurrent_requests(model: Any, config: BatchConfig, requests: int) -> Any:
+    """The batcher's statistics once ``requests`` one-row requests, submitted at once, are answered."""
+
+    async def main() -> Batcher:
+        batcher = Batcher(model, config)
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 5
+        await asyncio.gather(
+            *(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(requests))
+        )
+        await batcher.retire()
+        return batcher
+
+    return run(main()).stats
+
+
 def test_the_queue_time_is_each_requests_wait_summed_over_requests() -> None:
     """Ten requests queued together wait for the batch's 50 ms fill window, each of them: the queue total is
     ten waits of at least 50 ms (it added the batch's mean wait once, a tenth of that), at most their whole
     times, and the V2 statistics count it per request, as Triton's queue."""
 
-    async def main() -> Batcher:
-        batcher = Batcher(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000))
-        batcher.start()
-        deadline = asyncio.get_running_loop().time() + 5
-        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(10)))
-        await batcher.retire()
-        return batcher
-
-    stats = run(main()).stats
+    stats = stats_after_concurrent_requests(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000), 10)
     assert stats.executions == 1 and stats.successes == 10
     assert 10 * 0.05 * 0.99 <= stats.queue_s <= stats.durations.total
     queue = model_statistics("m", 1, stats)["inference_stats"]["queue"]
@@ -219,15 +228,7 @@ def test_unbatched_requests_count_their_wait_for_the_thread_pool() -> None:
         time.sleep(0.02)
         return doubling(inputs)
 
-    async def main() -> Batcher:
-        batcher = Batcher(slow, BatchConfig(enabled=False, instances=1))
-        batcher.start()
-        deadline = asyncio.get_running_loop().time() + 5
-        await asyncio.gather(*(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(5)))
-        await batcher.retire()
-        return batcher
-
-    stats = run(main()).stats
+    stats = stats_after_concurrent_requests(slow, BatchConfig(enabled=False, instances=1), 5)
     assert stats.executions == 5 and stats.successes == 5
     assert 0.2 * 0.99 <= stats.queue_s <= stats.durations.total
 
