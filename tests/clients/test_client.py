@@ -6,11 +6,9 @@ an admin reload seen through /v1/models, and a call lost to the keep-alive race 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from clients.client import AsyncScoringClient, ModelRef, Score, ScoreResponse, S
 from clients.latency_proxy import latency_proxy
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.stand_in import reply, stand_in
 
 TOKEN = "client-test-admin-token"
 CONTEXT = {"user_id": "u_1", "hour": "20"}
@@ -87,41 +86,20 @@ def test_admin_reload_is_reported_by_models(service: tuple[str, Path]) -> None:
         assert client.score(CONTEXT, CANDIDATES).models["ctr"].version == version
 
 
-@contextmanager
-def overloaded_server() -> Iterator[str]:
-    """A loopback server that answers every request as the service answers one its queue cannot take in
-    time: 503, ``Retry-After: 1`` and the service's error body. (The real service gives that only under
-    load, which no test can make happen on cue; what is tested here is the client's side of it.)"""
-    body = b'{"error":"server overloaded: the model\'s queue is full","field":null}'
+OVERLOADED = b'{"error":"server overloaded: the model\'s queue is full","field":null}'
 
-    class Overloaded(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(503)
-            for name, value in (("retry-after", "1"), ("content-type", "application/json")):
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def overloaded(handler: BaseHTTPRequestHandler) -> None:
+    """The answer the service gives a request its queue cannot take in time: 503, ``Retry-After: 1`` and
+    its error body (the real service gives that only under load; what is tested is the client's side)."""
+    reply(handler, 503, OVERLOADED, {"retry-after": "1"})
 
 
 def test_503_with_retry_after_is_waited_out_then_raised() -> None:
-    with overloaded_server() as url:
+    with stand_in(overloaded) as (url, _):
         with ScoringClient(url, max_retries=2) as client, pytest.raises(ServiceError) as caught:
             client.score(CONTEXT, CANDIDATES)
-        assert client.waits == [1.0, 1.0]  # the header's value, once per retry
+        assert list(client.waits) == [1.0, 1.0]  # the header's value, once per retry
         assert caught.value.status == 503 and caught.value.retry_after_s == 1.0
         assert "queue is full" in caught.value.error
 
@@ -129,7 +107,7 @@ def test_503_with_retry_after_is_waited_out_then_raised() -> None:
             async with AsyncScoringClient(url, max_retries=1) as client:
                 with pytest.raises(ServiceError):
                     await client.score(CONTEXT, CANDIDATES)
-                return client.waits
+                return list(client.waits)
 
         assert asyncio.run(refused()) == [1.0]
 
@@ -144,7 +122,7 @@ def test_a_request_larger_than_the_model_s_queue_is_413_and_not_retried(tmp_path
     ):
         with pytest.raises(ServiceError) as caught:
             client.score(CONTEXT, CANDIDATES)
-        assert caught.value.status == 413 and client.waits == []
+        assert caught.value.status == 413 and not client.waits
         assert "queues at most 1" in caught.value.error
         assert len(client.score(CONTEXT, CANDIDATES[:1]).scores) == 1  # one candidate fits the queue
 

@@ -1,0 +1,126 @@
+"""What the typed client checks on either side of a call: feature values JSON cannot carry (NaN, infinity)
+refused before sending, numpy scalars sent as numbers, answers that do not fit the request refused, its
+own settings checked; and what it keeps of an answer (a 503's Retry-After, the model of a similarity)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Iterator
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import orjson
+import pytest
+
+from clients.client import ModelRef, RankedItem, ScoringClient, ServiceError
+from clients.service_process import free_port
+from tests.clients.test_client import CANDIDATES, CONTEXT
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+from tests.support.stand_in import reply, stand_in
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(root)
+    with running_server(root, tmp_path_factory.mktemp("logs") / "server.log", ctr_model="esmm") as (url, _):
+        yield url
+
+
+def answering(status: int, body: object, headers: dict[str, str] | None = None):
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        reply(handler, status, body if isinstance(body, bytes) else orjson.dumps(body), headers)
+
+    return answer
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -np.inf, np.float32("nan")])
+def test_nan_and_infinity_are_refused_naming_the_feature_before_anything_is_sent(value: float) -> None:
+    """orjson writes NaN as null: the service took an optional feature as left out (its default) and said a
+    required one was missing."""
+    with stand_in(answering(200, {})) as (stand_in_url, received), ScoringClient(stand_in_url) as client:
+        with pytest.raises(ValueError, match=r"candidates\[1\]\.ad_quality is .*JSON has no NaN or infinity"):
+            client.score(CONTEXT, [CANDIDATES[0], {**CANDIDATES[1], "ad_quality": value}])
+        with pytest.raises(ValueError, match=r"query\.score_floor is"):
+            client.top_k({"user_id": "u1", "score_floor": value}, k=3)
+        assert not received
+
+
+def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
+    as_numpy = [
+        {"ad_id": c["ad_id"], "ad_price": np.float32(c["ad_price"]), "ad_quality": np.float64(0.25)} for c in CANDIDATES
+    ]
+    as_python = [{"ad_id": c["ad_id"], "ad_price": float(c["ad_price"]), "ad_quality": 0.25} for c in CANDIDATES]
+    with ScoringClient(url) as client:
+        numpy_reply = client.score({"user_id": "u_1", "hour": np.int64(20)}, as_numpy)
+        python_reply = client.score({"user_id": "u_1", "hour": 20}, as_python)
+        assert numpy_reply.scores == python_reply.scores
+        read_only = client.score(MappingProxyType(CONTEXT), [MappingProxyType(c) for c in CANDIDATES])
+        assert len(read_only.scores) == len(CANDIDATES)  # any Mapping, as the type hints say
+        (entry,) = client.models()
+        assert entry.features and "ad_price" in entry.features and entry.inputs
+
+
+def test_an_answer_that_does_not_fit_the_request_is_refused() -> None:
+    one_score = {"scores": [{"pctr": 0.1, "pctcvr": 0.01, "pcvr": 0.1}], "models": {}}
+    with (
+        stand_in(answering(200, one_score)) as (stand_in_url, _),
+        ScoringClient(stand_in_url) as client,
+        pytest.raises(ValueError, match="answered 1 scores for 3 candidates"),
+    ):
+        client.score(CONTEXT, CANDIDATES)
+    with stand_in(answering(200, b"<html>proxy</html>")) as (stand_in_url, _), ScoringClient(stand_in_url) as client:
+        with pytest.raises(ServiceError, match="the answer is not JSON") as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert caught.value.status == 200
+
+
+def test_similarity_and_top_k_keep_the_model_that_answered() -> None:
+    model = {"name": "esam", "version": 4}
+    with stand_in(answering(200, {"scores": [0.5, 0.25], "model": model})) as (stand_in_url, _):
+        with ScoringClient(stand_in_url) as client:
+            items = [MappingProxyType({"ad_id": "a1"}), {"ad_id": "a2"}]
+            similarity = client.similarity({"user_id": "u1"}, items)
+        assert similarity.scores == [0.5, 0.25] and similarity.model == ModelRef("esam", 4)
+    with stand_in(answering(200, {"items": [{"id": "a1", "score": 0.5}], "model": model})) as (stand_in_url, _):
+        with ScoringClient(stand_in_url) as client:
+            top = client.top_k({"user_id": "u1"}, k=1)
+        assert top.items == [RankedItem("a1", 0.5)] and top.model == ModelRef("esam", 4)
+
+
+def test_retry_after_is_kept_when_too_long_to_wait_and_read_as_a_date() -> None:
+    overloaded = {"error": "server overloaded", "field": None}
+    with stand_in(answering(503, overloaded, {"retry-after": "60"})) as (stand_in_url, received):
+        with ScoringClient(stand_in_url) as client, pytest.raises(ServiceError) as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert caught.value.retry_after_s == 60.0 and len(received) == 1  # longer than MAX_RETRY_WAIT_S
+    past = formatdate(usegmt=True, timeval=0)
+    with stand_in(answering(503, overloaded, {"retry-after": past})) as (stand_in_url, received):
+        with ScoringClient(stand_in_url, max_retries=1) as client, pytest.raises(ServiceError):
+            client.score(CONTEXT, CANDIDATES)
+        assert list(client.waits) == [0.0] and len(received) == 2  # a date already past: try again at once
+
+
+def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:
+    for settings, message in (
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            ScoringClient("http://127.0.0.1:9", **settings)
+    error = ServiceError(422, "feature 'ad_price' is required but missing", "candidates[0].ad_price")
+    for copied in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert (copied.status, copied.error, copied.field, str(copied)) == (422, error.error, error.field, str(error))
+
+
+def test_health_is_false_where_nothing_answers(url: str, tmp_path: Path) -> None:
+    with ScoringClient(f"http://127.0.0.1:{free_port()}") as nobody:
+        assert nobody.ready() is False and nobody.live() is False
+    with ScoringClient(url) as client:
+        assert client.ready() and client.live()
