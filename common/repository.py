@@ -139,6 +139,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _directory_mode() -> int:
+    """The mode a new directory gets here: 0777 less the process's umask (0755 under the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -> int:
     """Write a new version atomically and return its number.
 
@@ -151,6 +158,7 @@ def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -
     try:
         version = (versions(root, name) or [0])[-1] + 1
         write(staging, version)
+        staging.chmod(_directory_mode())  # mkdtemp's 0700 would keep a service of another uid out
         while True:
             try:
                 os.rename(staging, model_dir / str(version))

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -38,6 +40,20 @@ def test_versions_are_published_in_order_and_readable(tmp_path):
     assert versions(tmp_path, "m") == [1, 2]
     assert read_manifest(tmp_path, "m", 2) == manifest(2)
     assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_a_version_directory_is_readable_by_others_as_the_umask_allows(tmp_path):
+    """mkdtemp stages with 0700: a service running as another user (the Docker image's uid 10001 on a
+    mounted repository) could not read a version published that way."""
+    previous = os.umask(0o022)
+    try:
+        publish_version(tmp_path, "m", writer)
+        assert stat.S_IMODE((tmp_path / "m" / "1").stat().st_mode) == 0o755
+        os.umask(0o077)
+        publish_version(tmp_path, "m", writer)
+        assert stat.S_IMODE((tmp_path / "m" / "2").stat().st_mode) == 0o700
+    finally:
+        os.umask(previous)
 
 
 def test_a_failed_write_leaves_no_version(tmp_path):
