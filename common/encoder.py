@@ -30,6 +30,10 @@ FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 NOT_CATEGORICAL = "must be a string or an integer"
 NOT_NUMERIC = "must be a number"
 OUT_OF_RANGE = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
+# A standardised value is clipped to this many standard deviations: a float32 value far from the training
+# mean (3e38, or 1e20 over a small std) overflowed float32 to inf, and the network answered NaN (a score of
+# null in a 200). Data never comes near it; a value past it gets the model's answer at the bound.
+STANDARDISED_LIMIT = 1e6
 MEMO_ENTRIES = 1 << 17  # per categorical feature: raw values whose index the value path remembers
 _ABSENT = object()  # a column the request does not give
 _CATEGORICAL_TYPES = (str, int)  # a context scalar the value path takes (exact types: bool is not int)
@@ -150,7 +154,7 @@ class FeatureEncoder:
             if values is None:
                 return None
             numeric[:, j] = values
-        return EncodedFeatures(categorical, ((numeric - self._means) / self._stds).astype(np.float32))
+        return EncodedFeatures(categorical, self._standardised(numeric))
 
     def _encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
@@ -160,8 +164,13 @@ class FeatureEncoder:
         numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
         for j, feature in enumerate(self._numeric):
             numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
-        standardised = ((numeric - self._means) / self._stds).astype(np.float32)
-        return EncodedFeatures(categorical, standardised)
+        return EncodedFeatures(categorical, self._standardised(numeric))
+
+    def _standardised(self, numeric: np.ndarray) -> np.ndarray:
+        """(value - mean) / std as float32, within ±``STANDARDISED_LIMIT``."""
+        with np.errstate(over="ignore"):  # a tiny std: inf in float64, clipped like the rest
+            z = (numeric - self._means) / self._stds
+        return np.clip(z, -STANDARDISED_LIMIT, STANDARDISED_LIMIT, out=z).astype(np.float32)
 
     @staticmethod
     def _column(feature: Feature, columns: Mapping[str, Any]) -> Any:

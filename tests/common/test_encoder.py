@@ -88,6 +88,17 @@ def test_bad_values_name_the_feature(columns, feature, reason):
     assert error.value.feature == feature
 
 
+def test_values_far_from_the_training_mean_stay_finite_on_both_paths():
+    """3e38 over a std of 0.8 overflowed float32 to inf, and the network answered NaN: a score of null in a
+    200. Standardised values are clipped to ±STANDARDISED_LIMIT, by the value path (plain lists) and the
+    column path (numpy arrays) alike."""
+    limit = encoder_module.STANDARDISED_LIMIT
+    for prices in ([3.0e38, -3.0e38, 2.0], np.array([3.0e38, -3.0e38, 2.0])):
+        encoded = ENCODER.encode({"user_id": "u1", "ad_id": ["a", "b", "c"], "ad_price": prices, "user_age": 1e37}, 3)
+        assert np.isfinite(encoded.numeric).all()
+        assert encoded.numeric[:, 0].tolist() == [limit, -limit, 0.0] and encoded.numeric[0, 1] == limit
+
+
 def test_an_unfitted_spec_is_refused():
     with pytest.raises(ValueError, match="not fitted"):
         FeatureEncoder(SPEC)
