@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from common.version import VERSION
 from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
-from service.http.errors import error_body, install_error_handlers
+from service.http.errors import UnexpectedErrors, error_body, install_error_handlers
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
 from service.metrics import Metrics, StatusCounter
@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # inside the counter: its 500s are counted
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
     install_error_handlers(app)
     for router in ROUTERS:

@@ -3,9 +3,13 @@
 Per model version: requests that succeeded and failed (by reason), inference count (items) and
 execution count (batches), cumulative queue and compute time, pending requests, a batch-size histogram
 and a request-duration histogram, runs and compute time per exact batch size and the time of the last
-run (for the V2 statistics extension, v2/statistics.py); per status code, the HTTP and gRPC responses;
-and the execution provider each version runs on. Counters are plain integers updated on the event loop
-thread, so taking a sample costs no lock; ``/metrics`` renders them on demand.
+run (for the V2 statistics extension, v2/statistics.py); per status code, the HTTP and gRPC responses
+(the protocol's own answers included: 408 read time-outs, 400 unparsable requests, 503 refusals at the
+door, which are also counted apart); per model, the versions refused at a load; the execution provider
+each version runs on; and the processes' CPU, memory and descriptors (process_stats.py). Counters are
+plain integers updated on the event loop thread, so taking a sample costs no lock; ``/metrics`` renders
+them on demand. Every failure reason of a model version is rendered from 0, so that a ratio of failures
+has a value before the first one.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.process_stats import lines as process_lines
+
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 PREFIX = "ctr"
+# the reasons a batcher fails a request for (batching/batcher.py): each rendered, 0 until it happens
+FAILURE_REASONS = ("cancelled", "deadline", "error", "overloaded", "queue_full")
 
 
 class Histogram:
@@ -132,6 +140,8 @@ class Metrics:
         self.providers: dict[tuple[str, int], str] = {}
         self.responses: Counter = Counter()  # HTTP status code -> count
         self.grpc_responses: Counter = Counter()  # gRPC status code name (OK, INVALID_ARGUMENT, ...) -> count
+        self.shed = 0  # requests refused at the door (503 at their headers: http/overload.py)
+        self.refusals: Counter = Counter()  # model name -> versions refused at a load (by each process)
 
     def model(self, name: str, version: int, provider: str = "") -> ModelStats:
         key = (name, version)
@@ -149,6 +159,8 @@ class Metrics:
             "providers": [[name, version, provider] for (name, version), provider in self.providers.items()],
             "responses": [[code, n] for code, n in self.responses.items()],
             "grpc_responses": [[code, n] for code, n in self.grpc_responses.items()],
+            "shed": self.shed,
+            "refusals": [[name, n] for name, n in self.refusals.items()],
         }
 
     def add(self, saved: dict) -> None:
@@ -159,9 +171,14 @@ class Metrics:
             self.providers.setdefault((name, version), provider)
         self.responses.update(dict(saved["responses"]))
         self.grpc_responses.update(dict(saved["grpc_responses"]))
+        self.shed += saved["shed"]
+        self.refusals.update(dict(saved["refusals"]))
 
-    def render(self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]]) -> str:
-        """The exposition text; ``pending`` is each live batcher's pending requests."""
+    def render(
+        self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]], process: dict[str, float]
+    ) -> str:
+        """The exposition text; ``pending`` is each live batcher's pending requests, ``process`` the
+        processes' figures (process_stats.py)."""
         p = PREFIX
         out: list[str] = []
 
@@ -177,8 +194,9 @@ class Metrics:
         out.extend(f"{p}_inference_request_success_total{{{labels(k)}}} {self.models[k].successes}" for k in keys)
         family("inference_request_failure_total", "counter", "Inference requests that failed, by reason.")
         for k in keys:
-            for reason, count in sorted(self.models[k].failures.items()):
-                out.append(f'{p}_inference_request_failure_total{{{labels(k)},reason="{reason}"}} {count}')
+            failures = self.models[k].failures
+            for reason in sorted(set(FAILURE_REASONS) | set(failures)):
+                out.append(f'{p}_inference_request_failure_total{{{labels(k)},reason="{reason}"}} {failures[reason]}')
         family("inference_count_total", "counter", "Items (candidates) run through the model.")
         out.extend(f"{p}_inference_count_total{{{labels(k)}}} {self.models[k].items}" for k in keys)
         family("inference_exec_count_total", "counter", "Model executions (batches).")
@@ -210,6 +228,15 @@ class Metrics:
         out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))
         family("grpc_responses_total", "counter", "gRPC responses (KServe V2 gRPC service) by status code.")
         out.extend(f'{p}_grpc_responses_total{{code="{c}"}} {n}' for c, n in sorted(self.grpc_responses.items()))
+        family(
+            "http_requests_shed_total",
+            "counter",
+            "Requests refused at the door with 503 while requests waited too long to be read (also in the 503s).",
+        )
+        out.append(f"{p}_http_requests_shed_total {self.shed}")
+        family("model_version_refusals_total", "counter", "Model versions refused at a load (checksum, graph, ...).")
+        out.extend(f'{p}_model_version_refusals_total{{model="{m}"}} {n}' for m, n in sorted(self.refusals.items()))
+        out.extend(process_lines(process))
         return "\n".join(out) + "\n"
 
 

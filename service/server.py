@@ -17,6 +17,7 @@ from service.binding import bound_sockets, shown
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
+from service.http.shed_log import ShedLog
 from service.log_format import JsonFormatter
 from service.models.snapshot import RegimeMismatch
 from service.score.endpoint import PATH as SCORE_PATH
@@ -33,8 +34,10 @@ WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(mes
 
 def configure_logging(level: int, structured: bool = False, workers: int = 1) -> None:
     """One root handler; uvicorn's loggers propagate to it, so every line has the same format (with the
-    process id when several workers write to it)."""
+    process id when several workers write to it); Python warnings too (they went to stderr as two bare
+    lines, which a JSON log's reader cannot parse)."""
     logging.basicConfig(level=level, format=LOG_FORMAT if workers == 1 else WORKER_LOG_FORMAT, force=True)
+    logging.captureWarnings(True)
     if structured:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
@@ -92,10 +95,16 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
     app.state.siblings = siblings
     if siblings is not None:  # admin loads and unloads, and what polling finds, reach every worker
         app.state.sibling_admin = SiblingAdmin(siblings.directory, siblings.index, settings.workers)
-    responses = app.state.metrics.responses
+    metrics = app.state.metrics
+    shed_log = ShedLog(settings.shed_wait_ms)
 
     def count_refusal() -> None:
-        responses[503] += 1
+        metrics.responses[503] += 1
+        metrics.shed += 1
+        shed_log.refused()
+
+    def count_answer(status: int) -> None:  # the protocol's own 408s, 400s and 500s
+        metrics.responses[status] += 1
 
     shedding = settings.shed_wait_ms > 0
     app.queue_watch = QueueWatch(settings.shed_wait_ms / 1000, settings.shed_interval_ms / 1000) if shedding else None
@@ -110,6 +119,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         shed_paths=SHED_PATHS,
         retry_after_s=settings.retry_after_s,
         on_refused=count_refusal,
+        on_answered=count_answer,
         keep_alive_headers=hint,
         direct=app.direct_routes,
     )

@@ -6,6 +6,11 @@ requests to a directory the processes share (the supervisor's, removed when it e
 ``WRITE_INTERVAL_S``, and answers with its own live counters plus every other process's latest file: a
 sum at most that old for the others' part. A file being replaced is never read half-written (each is
 written aside, then renamed over the last).
+
+A process answering a scrape first writes its own file: a later scrape answered by another process then
+counts this one's part at least as it was just reported, so no counter goes down between two scrapes
+(it did, between scrapes under a second apart answered by different workers, which Prometheus reads as a
+counter reset and over-counts in ``rate()``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from service.metrics import Metrics
+from service.process_stats import process_stats
+from service.process_stats import summed as summed_process
 
 logger = logging.getLogger(__name__)
 
 WRITE_INTERVAL_S = 1.0
 Pending = dict[tuple[str, int], int]
+Report = tuple[Metrics, Pending, dict[str, float]]  # counters, pending requests, the processes' figures
 
 
 class SiblingMetrics:
@@ -35,16 +43,26 @@ class SiblingMetrics:
     def _path(self, index: int) -> Path:
         return self.directory / f"worker-{index}.json"
 
-    def write(self, metrics: Metrics, pending: Pending) -> None:
+    def write(self, metrics: Metrics, pending: Pending, process: dict[str, float] | None = None) -> None:
         waiting = [[name, version, n] for (name, version), n in pending.items()]
-        saved = {"metrics": metrics.to_dict(), "pending": waiting}
+        own = process if process is not None else process_stats()
+        saved = {"metrics": metrics.to_dict(), "pending": waiting, "process": own}
         aside = self.directory / f".worker-{self.index}.json.tmp"
         aside.write_text(json.dumps(saved))
         os.replace(aside, self._path(self.index))
 
-    def summed(self, metrics: Metrics, pending: Pending) -> tuple[Metrics, Pending]:
-        """This process's live ``metrics`` and ``pending`` plus every other process's latest."""
-        total, pending = Metrics(), dict(pending)
+    def _write_logged(self, metrics: Metrics, pending: Pending, process: dict[str, float] | None = None) -> None:
+        try:
+            self.write(metrics, pending, process)
+        except OSError as error:
+            logger.warning("metrics not shared with the other workers: %s", error)
+
+    def summed(self, metrics: Metrics, pending: Pending) -> Report:
+        """This process's live ``metrics``, ``pending`` and figures plus every other process's latest (this
+        process's file written first: the module docstring)."""
+        own = process_stats()
+        self._write_logged(metrics, pending, own)
+        total, pending, processes = Metrics(), dict(pending), [own]
         total.add(metrics.to_dict())
         for path in sorted(self.directory.glob("worker-*.json")):
             if path == self._path(self.index):
@@ -55,15 +73,13 @@ class SiblingMetrics:
             total.add(saved["metrics"])
             for name, version, n in saved["pending"]:
                 pending[(name, version)] = pending.get((name, version), 0) + n
-        return total, pending
+            processes.append(saved.get("process", {}))
+        return total, pending, summed_process(processes)
 
     async def keep_written(self, state: Any) -> None:
         """Write this process's counters every ``WRITE_INTERVAL_S`` until cancelled (the app's lifespan)."""
         while True:
-            try:
-                self.write(state.metrics, state.models.pending)
-            except OSError as error:
-                logger.warning("metrics not shared with the other workers: %s", error)
+            self._write_logged(state.metrics, state.models.pending)
             await asyncio.sleep(WRITE_INTERVAL_S)
 
 
@@ -75,9 +91,10 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def reported(state: Any) -> tuple[Metrics, Pending]:
-    """The metrics and pending requests to report: this process's, or every worker's summed."""
+def reported(state: Any) -> Report:
+    """The metrics, pending requests and process figures to report: this process's, or every worker's
+    summed."""
     siblings: SiblingMetrics | None = getattr(state, "siblings", None)
     if siblings is None:
-        return state.metrics, state.models.pending
+        return state.metrics, state.models.pending, process_stats()
     return siblings.summed(state.metrics, state.models.pending)

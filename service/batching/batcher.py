@@ -49,7 +49,7 @@ from service.batching.policy import (
     form_batch,
     split_outputs,
 )
-from service.http.errors import DeadlineExceeded, InputError, QueueFull
+from service.http.errors import ApiError, DeadlineExceeded, InputError, ModelRunFailed, QueueFull
 from service.metrics import ModelStats
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,17 @@ class Batcher:
             self.stats.executed(work.n_items, ran[1])
             self._settle(work, ran[0], None)
         elif error is not None:
-            self._settle(work, None, error)
+            logger.error("run of %d items alone on %s failed", work.n_items, self.label, exc_info=error)
+            self._settle(work, None, self._answered_failure(error))
+
+    def _answered_failure(self, failure: BaseException | None) -> BaseException | None:
+        """What a request of a failed run is answered: an ApiError as it is (it says what to answer), any
+        other failure as ``ModelRunFailed`` (a 500 naming the model), its cause kept but not logged again."""
+        if failure is None or isinstance(failure, ApiError):
+            return failure
+        answered = ModelRunFailed(self.label)
+        answered.__cause__ = failure
+        return answered
 
     def _wake_worker(self) -> None:
         if self._wake is not None and not self._wake.done():
@@ -420,7 +430,7 @@ class Batcher:
         if failure is not None or outputs is None:
             logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)
             for s in batch:
-                self._settle(s.work, None, failure)
+                self._settle(s.work, None, self._answered_failure(failure))
             return
         ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
         self.stats.executed(size, ran_s)

@@ -188,7 +188,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     watch: QueueWatch | None = None  # None: no refusals at the door
     shed_paths: Collection[bytes] = ()  # POST paths refused when the watch says so (and any ending /infer)
     retry_after_s = 1
-    on_refused: Callable[[], None] | None = None  # counts a refusal (the app's 503 metric)
+    on_refused: Callable[[], None] | None = None  # counts a refusal at the door (the app's 503 metric)
+    on_answered: Callable[[int], None] | None = None  # counts another answer of its own (408, 400, 500)
     kept_alive_headers = b""  # on the protocol's own 503s that keep the connection: the keep-alive hint
     read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
     direct: DirectRoutes | None = None  # None: every request through the ASGI app
@@ -311,6 +312,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         except Exception:  # a handler answers its own errors: this is a bug, answered as uvicorn would
             logger.exception("unhandled error in the direct route %s", cycle.scope["path"])
             cycle.keep_alive = False
+            if not answered:
+                self._answered(500)
             reply(500, list(_INTERNAL_HEADERS), _INTERNAL)
 
     def _write_response(self, cycle: RequestResponseCycle, status: int, headers: Headers, body: bytes) -> None:
@@ -359,6 +362,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.on_refused is not None:
             self.on_refused()
 
+    def _answered(self, status: int) -> None:
+        if self.on_answered is not None:
+            self.on_answered(status)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are no HTTP request, counted."""
+        self._answered(400)
+        super().send_400_response(msg)
+
     def on_response_complete(self) -> None:
         """uvicorn's, except that the wait for the next request is the connection's idle read phase
         instead of a keep-alive timer armed per response."""
@@ -405,6 +417,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if not (in_hand and self.cycle.response_started):
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
                 self.transport.write(_TIMEOUT_RESPONSE % (len(body), body))
+                self._answered(408)
             logger.info("closed a connection whose request %s did not arrive in time", what)
         self.transport.close()
 
@@ -418,6 +431,7 @@ def guarded_protocol(
     shed_paths: Collection[str] = (),
     retry_after_s: int = 1,
     on_refused: Callable[[], None] | None = None,
+    on_answered: Callable[[int], None] | None = None,
     keep_alive_headers: Collection[tuple[str, str]] = (),
     direct: DirectRoutes | None = None,
 ) -> type[GuardedHttpProtocol]:
@@ -437,6 +451,7 @@ def guarded_protocol(
             "shed_paths": frozenset(path.encode() for path in shed_paths),
             "retry_after_s": retry_after_s,
             "on_refused": staticmethod(on_refused) if on_refused is not None else None,
+            "on_answered": staticmethod(on_answered) if on_answered is not None else None,
             "kept_alive_headers": b"".join(
                 f"{name}: {value}\r\n".encode("latin-1") for name, value in keep_alive_headers
             ),

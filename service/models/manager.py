@@ -98,9 +98,11 @@ class ModelManager:
             try:
                 config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
             except ModelLoadError as error:
+                self.metrics.refusals[name] += len(refused)
                 errors = self.models.errors if name in self.models.loaded else {**self.models.errors, name: str(error)}
                 self._swap(replace(self.models, errors=errors, refused=self._refusals(name, refused)))
                 raise
+            self.metrics.refusals[name] += len(refused)
             old = self.models
             snapshot = replace(
                 old,

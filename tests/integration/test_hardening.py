@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -53,9 +54,14 @@ def closed_loop_rate(url: str, payload: bytes) -> float:
     return done / (time.monotonic() - start)
 
 
+def responses(url: str, code: int) -> int:
+    """``ctr_http_responses_total`` of ``code``: the service's own answers, the protocol's counted too."""
+    series = f'ctr_http_responses_total{{code="{code}"}} '
+    return sum(int(line.rsplit(" ", 1)[1]) for line in httpx.get(f"{url}/metrics").text.splitlines() if series in line)
+
+
 def responses_503(url: str) -> int:
-    metrics = httpx.get(f"{url}/metrics").text
-    return sum(int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if 'responses_total{code="503"}' in line)
+    return responses(url, 503)
 
 
 def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
@@ -138,6 +144,9 @@ def test_a_request_refused_at_the_door_leaves_its_keep_alive_connection_usable(t
         reply = connection.getresponse()
         assert reply.status == 200 and len(json.loads(reply.read())["scores"]) == 50
         connection.close()
+        shed = httpx.get(f"{url}/metrics").text.split("\nctr_http_requests_shed_total ", 1)[1].split("\n", 1)[0]
+        assert 0 < int(shed) <= responses_503(url)  # counted apart from the other 503s
+    assert "refused at the door with 503 since the last such line" in (tmp_path / "log").read_text()  # and said
 
 
 def test_sigterm_under_keep_alive_load_leaves_no_request_without_a_response(tmp_path: Path) -> None:
@@ -168,6 +177,11 @@ def test_slow_clients_are_cut_off_and_health_still_answers(tmp_path: Path) -> No
 
             reply = client.post(f"{url}/v1/score", content=half(), headers={"content-type": "application/json"})
             assert reply.status_code == 408 and "body" in reply.json()["error"]
+        assert responses(url, 408) >= 1  # the protocol's own answers are counted as the application's are
+        with socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) as raw:
+            raw.sendall(b"GARBAGE\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 400")
+        assert responses(url, 400) == 1
 
 
 def test_many_large_invalid_bodies_are_all_refused_with_4xx(tmp_path: Path) -> None:

@@ -253,8 +253,13 @@ def test_structured_logs(tmp_path: Path) -> None:
     import json
 
     root = repository(tmp_path / "models", "")
-    with running_server(root, tmp_path / "log", ctr_model="esmm", log_format="json"):
-        pass
+    with running_server(root, tmp_path / "log", ctr_model="esmm", log_format="json") as (url, _):
+        for body in (BODY, {}):
+            httpx.post(f"{url}/v1/score", json=body)
+        httpx.get(f"{url}/v1/models")
     lines = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines() if line.startswith("{")]
     loaded = [line for line in lines if line["message"].startswith("model esmm version 1 loaded")]
     assert loaded and {"ts", "level", "logger", "pid"} <= set(loaded[0])
+    access = [(line["method"], line["path"], line["status"]) for line in lines if line["logger"] == "uvicorn.access"]
+    assert ("POST", "/v1/score", 200) in access and ("POST", "/v1/score", 422) in access
+    assert ("GET", "/v1/models", 200) in access

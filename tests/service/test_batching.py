@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from service.batching.batcher import Batcher
 from service.batching.policy import EXPECTED_COMPANY, ArrivalRate, BatchConfig, Work, fill_until, form_batch
-from service.http.errors import DeadlineExceeded, InputError, QueueFull
+from service.http.errors import DeadlineExceeded, InputError, ModelRunFailed, QueueFull
 from service.v2.statistics import model_statistics
 
 
@@ -389,8 +389,9 @@ def test_a_failing_model_fails_its_batch_only(inline_max_items: int) -> None:
         config = BatchConfig(max_batch_size=4, max_queue_delay_us=0, inline_max_items=inline_max_items)
         batcher = Batcher(model, config)
         batcher.start()
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ModelRunFailed) as failed:  # a 500 for the request; the cause logged once, by the batcher
             await batcher.submit({"x": -np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
+        assert isinstance(failed.value.__cause__, RuntimeError) and failed.value.status == 500
         result = await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 5)
         assert result["y"].tolist() == [2.0]
         await batcher.retire()

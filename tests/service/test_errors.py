@@ -4,7 +4,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.http.errors import InputError, field_path, install_error_handlers
+from service.http.errors import InputError, UnexpectedErrors, field_path, install_error_handlers
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,7 @@ def test_field_path(location: tuple, path: str | None) -> None:
 def error_app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
+    app.add_middleware(UnexpectedErrors)
 
     @app.get("/items")
     async def items(limit: int) -> dict:

@@ -144,6 +144,8 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         index = client.post("/v2/repository/index", headers=AUTH).json()
         assert index[0] == {"name": "esmm", "version": "2", "state": "READY", "reason": ""}
         assert index[1]["version"] == "3" and index[1]["state"] == "UNAVAILABLE" and "sha256" in index[1]["reason"]
+        refusals = 'ctr_model_version_refusals_total{model="esmm"} 1'  # the metric an alert on it reads
+        assert refusals in client.get("/metrics").text
         assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
         assert client.post("/v1/score", json=BODY).status_code == 503
         assert client.get("/v2/health/ready").status_code == 503

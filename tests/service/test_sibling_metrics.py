@@ -25,7 +25,7 @@ def test_each_worker_reports_its_own_live_counters_plus_the_others_latest(tmp_pa
     mine, theirs = counted(3, 8, 200), counted(5, 16, 200)
     second.write(theirs, {("esmm", 1): 4})
     first.write(counted(100, 1, 500), {("esmm", 1): 100})  # its own file is never read back: live counters are
-    total, pending = first.summed(mine, {("esmm", 1): 2})
+    total, pending, process = first.summed(mine, {("esmm", 1): 2})
     stats = total.models[("esmm", 1)]
     assert (stats.successes, stats.items, stats.executions, stats.failures["deadline"]) == (8, 24, 2, 2)
     assert stats.durations.count == 8 and stats.batch_sizes.count == 2
@@ -34,10 +34,27 @@ def test_each_worker_reports_its_own_live_counters_plus_the_others_latest(tmp_pa
     assert total.providers == {("esmm", 1): "CPUExecutionProvider"}
     assert pending == {("esmm", 1): 6}
     assert mine.models[("esmm", 1)].successes == 3  # the live counters are not changed by the sum
-    assert 'ctr_inference_request_success_total{model="esmm",version="1"} 8' in total.render(pending, [("esmm", 1)])
+    text = total.render(pending, [("esmm", 1)], process)
+    assert 'ctr_inference_request_success_total{model="esmm",version="1"} 8' in text
+    assert process["cpu_seconds"] > 0 and "process_cpu_seconds_total" in text  # both workers' (here, one process)
+
+
+def test_no_counter_goes_down_between_scrapes_answered_by_different_workers(tmp_path: Path) -> None:
+    """Each worker's file is written every second; between two writes the live counters run ahead of it.
+    A scrape answered by worker 0 (its live count plus worker 1's file), then one answered by worker 1
+    (its live count plus worker 0's file): the second read worker 0's count from before the first."""
+    first, second = SiblingMetrics(tmp_path, 0), SiblingMetrics(tmp_path, 1)
+    mine, theirs = counted(1, 1, 200), counted(1, 1, 200)
+    first.write(mine, {})
+    second.write(theirs, {})  # the periodic writes; then both count on
+    for _ in range(50):
+        mine.model("esmm", 1).success(0.003, 0.001)
+    answered_by_first = first.summed(mine, {})[0].models[("esmm", 1)].successes
+    answered_by_second = second.summed(theirs, {})[0].models[("esmm", 1)].successes
+    assert answered_by_first == 52 and answered_by_second == 52  # 2 before: worker 0's stale file
 
 
 def test_a_file_that_cannot_be_read_is_left_out_of_the_sum(tmp_path: Path) -> None:
     (tmp_path / "worker-1.json").write_text('{"metrics": ')  # as if cut short: never by write(), which renames
-    total, pending = SiblingMetrics(tmp_path, 0).summed(counted(2, 4, 200), {})
+    total, pending, _ = SiblingMetrics(tmp_path, 0).summed(counted(2, 4, 200), {})
     assert total.models[("esmm", 1)].successes == 2 and pending == {}
