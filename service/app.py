@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
     app.state.sibling_admin = None  # and of the model loads and unloads (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")
+    app.state.draining = False  # set on SIGTERM by the server (http/drain.py): readiness then says 503
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -48,7 +48,7 @@ def lines(stats: dict[str, float]) -> list[str]:
     for name, kind, text in FAMILIES:
         if name in stats:
             family = f"process_{name}" + ("_total" if kind == "counter" else "")
-            out += [f"# HELP {family} {text}", f"# TYPE {family} {kind}", f"{family} {stats[name]:.9g}"]
+            out += [f"# HELP {family} {text}", f"# TYPE {family} {kind}", f"{family} {float(stats[name])!r}"]
     return out
 
 

@@ -19,7 +19,7 @@ from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.http.shed_log import ShedLog
 from service.log_format import JsonFormatter
-from service.models.snapshot import RegimeMismatch
+from service.models.snapshot import RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
@@ -46,10 +46,11 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:
     """False for uvicorn's copy of the traceback of a start-up the service refused on purpose (role models
-    of different position regimes): the model manager has said why in one line; 45 lines repeated it."""
+    that cannot serve together: snapshot.role_conflict): the model manager has said why in one line; 45
+    lines repeated it."""
     message = record.getMessage()
     last = message.rstrip().rsplit("\n", 1)[-1]
-    refused = f"{RegimeMismatch.__module__}.{RegimeMismatch.__name__}:"
+    refused = f"{RoleConflict.__module__}.{RoleConflict.__name__}:"
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 
@@ -138,7 +139,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
         headers=hint,
     )
-    server = DrainingServer(config)
+    server = DrainingServer(config, on_drain=lambda: setattr(app.state, "draining", True))
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=sockets)
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 
 import uvicorn
@@ -42,11 +43,14 @@ SOCKET_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, whose shutdown leaves nobody waiting in its listener and tells every connection."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, on_drain: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.making: set[asyncio.Task] = set()  # connections accepted by the shutdown, being made
+        self.on_drain = on_drain  # told as the shutdown begins (readiness answers 503 from then on)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_drain is not None:
+            self.on_drain()
         listeners = {_inode(listening) for server in self.servers for listening in server.sockets or ()}
         waiting = [connection for server in self.servers for connection in _accept_waiting(server)]
         for server in self.servers:  # in the same step: what reaches the queue from here on is reset

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from common.features import FeatureSpec
 from common.repository import Manifest
 from service.batching.policy import Slice, Tensors
 
@@ -63,3 +64,15 @@ class ServedModel(ABC):
             "features": [f.name for f in self.manifest.feature_spec.features],
             "position": self.manifest.position,
         }
+
+
+def warm_up_inputs(spec: FeatureSpec, batch: int) -> dict[str, np.ndarray]:
+    """``batch`` rows for a warm-up run: each categorical column at its feature's highest id (the last
+    row of its embedding range), numeric columns at the training mean (0). Zeros, as before, touched no
+    table's end: a model.json whose bucket counts outgrew its graph loaded, warmed up, and answered every
+    request 500 (ONNX Runtime's Gather out of bounds); now it is refused at the load."""
+    last_ids = np.cumsum([f.buckets for f in spec.categorical], dtype=np.int64) - 1
+    return {
+        "categorical": np.broadcast_to(last_ids, (batch, last_ids.size)).copy(),
+        "numeric": np.zeros((batch, len(spec.numeric)), dtype=np.float32),
+    }

@@ -92,8 +92,9 @@ def load_versions(
     current = current or {}
     refused = refused if refused is not None else {}
     available = versions(root, name)
-    if not available:
-        raise ModelLoadError(f"no versions of model {name!r} in the model repository")  # clients see it: no path
+    if not available:  # clients see it: no path (the manager's log line names it)
+        where = "in the model repository" if root.is_dir() else "(the model repository does not exist)"
+        raise ModelLoadError(f"no versions of model {name!r} {where}")
     chosen: dict[int, ServedModel] = {}
     tried: list[int] = []
     for version in policy.select(available):

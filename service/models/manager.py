@@ -31,7 +31,7 @@ from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
 from service.models.loader import load_newest, load_versions
 from service.models.refusal import Refusal
-from service.models.snapshot import RegimeMismatch, ServingModels, required_outputs
+from service.models.snapshot import RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ class ModelManager:
         for name in self.models.names:
             try:
                 await self.load(name)
-            except RegimeMismatch:
-                raise  # role models whose position regimes differ stop the start-up
+            except RoleConflict:
+                raise  # role models that cannot serve together (snapshot.role_conflict) stop the start-up
             except ModelLoadError as error:
                 optional = name not in self.settings.roles.values()
                 level = logging.WARNING if optional else logging.ERROR
@@ -111,10 +111,10 @@ class ModelManager:
                 errors={k: v for k, v in old.errors.items() if k != name},
                 refused=self._refusals(name, refused, served=chosen),
             )
-            conflict = snapshot.regime_conflict()
+            conflict = snapshot.role_conflict()
             if conflict is not None:  # refused: what is served stays as it was
                 logger.error("model %s not served: %s", name, conflict)
-                raise RegimeMismatch(conflict)
+                raise RoleConflict(conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             for model in chosen.values():
@@ -269,7 +269,7 @@ def load_snapshot(settings: Settings) -> ServingModels:
         except ModelLoadError as error:
             errors[name] = str(error)
     models = ServingModels(settings.roles, loaded, errors)
-    conflict = models.regime_conflict()
+    conflict = models.role_conflict()
     if conflict is not None:
-        raise RegimeMismatch(conflict)
+        raise RoleConflict(conflict)
     return models

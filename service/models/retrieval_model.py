@@ -25,7 +25,7 @@ import onnxruntime as ort
 from common.encoder import FeatureEncoder
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, Manifest
 from service.batching.policy import Slice, Tensors, concat_slices
-from service.models.base import ModelLoadError, ServedModel
+from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.models.onnx import open_session
 from service.settings import Settings
 
@@ -114,14 +114,10 @@ class RetrievalModel(ServedModel):
         return best, self.probability(dots[best])
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
-        """Each tower on zero inputs: its width must be the catalog's, its output finite."""
+        """Each tower on ``warm_up_inputs``: its width must be the catalog's, its output finite."""
         for tower in (self.query, self.item):
-            spec = tower.encoder.spec
             for batch in sorted({2, *batch_sizes}):
-                inputs = {
-                    "categorical": np.zeros((batch, len(spec.categorical)), dtype=np.int64),
-                    "numeric": np.zeros((batch, len(spec.numeric)), dtype=np.float32),
-                }
+                inputs = warm_up_inputs(tower.encoder.spec, batch)
                 try:
                     output = tower.embed(inputs)
                 except Exception as error:

@@ -18,7 +18,7 @@ from common.encoder import FeatureEncoder
 from common.features import Feature
 from common.repository import Manifest
 from service.batching.policy import Slice, Tensors
-from service.models.base import ModelLoadError, ServedModel
+from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.score.features import FeatureRows, encode_slices
 
 # ONNX input name -> numpy dtype, as FeatureEncoder.as_inputs() produces them
@@ -90,11 +90,10 @@ class ScoringModel(ServedModel):
         return {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in pieces.items()}
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
-        """Run zero inputs at each batch size; every output must be finite and shaped (batch,)."""
-        spec = self.manifest.feature_spec
-        widths = {"categorical": len(spec.categorical), "numeric": len(spec.numeric)}
+        """Run ``warm_up_inputs`` at each batch size; every output must be finite and shaped (batch,)."""
         for batch in batch_sizes:
-            inputs = {name: np.zeros((batch, widths[name]), dtype=INPUT_DTYPES[name]) for name in self.input_names}
+            rows = warm_up_inputs(self.manifest.feature_spec, batch)
+            inputs = {name: rows[name] for name in self.input_names}
             try:
                 outputs = self.run(inputs)
             except Exception as error:  # an ORT runtime failure refuses the version

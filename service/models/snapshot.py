@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from service.models.refusal import Refusal
 
 
-class RegimeMismatch(ModelLoadError):
-    """The role models' probabilities hold for different positions; they are never served together."""
+class RoleConflict(ModelLoadError):
+    """The role models cannot be served together: their probabilities hold for different positions, or
+    a feature one of them requires is of another kind for the other (no request could be answered)."""
 
 
 CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
@@ -107,18 +108,35 @@ class ServingModels:
                 kinds[name] = kind if kinds.get(name, kind) == kind else CONFLICT
         return kinds
 
-    def regime_conflict(self) -> str | None:
-        """Why the ctr and ctcvr role models cannot be combined (their served probabilities hold for
-        different positions: model.json ``position.regime``), or None. Checked before a snapshot is served."""
+    def role_conflict(self) -> str | None:
+        """Why the ctr and ctcvr role models cannot be combined, or None; checked before a snapshot is
+        served. Their served probabilities hold for different positions (model.json ``position.regime``),
+        or a feature either requires is categorical for one and numeric for the other: only null suits
+        both, and a required feature cannot be null, so every request would be refused (the service said
+        it was ready, and answered each request 422)."""
         ctr, ctcvr = self.for_role("ctr"), self.for_role("ctcvr")
-        if ctr is None or ctcvr is None or ctr.manifest.regime == ctcvr.manifest.regime:
+        if ctr is None or ctcvr is None:
             return None
-        return (
-            f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves {ctr.manifest.regime!r}, "
-            f"ctcvr model {ctcvr.name!r} version {ctcvr.version} serves {ctcvr.manifest.regime!r}; "
-            "pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime; a version exported "
-            "before position regimes existed is position-blind: retrain it, `ctr train NAME && ctr export NAME`)"
-        )
+        if ctr.manifest.regime != ctcvr.manifest.regime:
+            return (
+                f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves "
+                f"{ctr.manifest.regime!r}, ctcvr model {ctcvr.name!r} version {ctcvr.version} serves "
+                f"{ctcvr.manifest.regime!r}; pctr, pctcvr and pcvr must hold for the same slot (model.json "
+                "position.regime; a version exported before position regimes existed is position-blind: "
+                "retrain it, `ctr train NAME && ctr export NAME`)"
+            )
+        required = {f.name for model in (ctr, ctcvr) for f in model.required_features}
+        kinds = self.role_feature_kinds
+        clashing = sorted(name for name, kind in kinds.items() if kind == CONFLICT and name in required)
+        if clashing:
+            name = clashing[0]
+            return (
+                f"feature {name!r} is {ctr.feature_kinds[name]} for ctr model {ctr.name!r} version {ctr.version} "
+                f"and {ctcvr.feature_kinds[name]} for ctcvr model {ctcvr.name!r} version {ctcvr.version}, and "
+                f"required: no request could be answered (features of both kinds: {clashing}); serve role "
+                "models whose feature specs agree"
+            )
+        return None
 
     @property
     def retrieval(self) -> RetrievalModel | None:
@@ -126,12 +144,18 @@ class ServingModels:
         return model if isinstance(model, RetrievalModel) else None
 
     def unavailable(self) -> dict[str, str]:
-        """Model name -> reason, for each model a role needs that is not loaded."""
-        return {
-            name: self.errors.get(name, "not loaded")
-            for name in dict.fromkeys(self.roles.values())
-            if name not in self.loaded
-        }
+        """Model name -> reason, for each model a role needs that is not loaded, or is loaded and scores
+        nothing (a retrieval model named for a scoring role: the reason was empty)."""
+        reasons = {}
+        for name in dict.fromkeys(self.roles.values()):
+            model = self.loaded.get(name)
+            if model is None:
+                reasons[name] = self.errors.get(name, "not loaded")
+            elif not isinstance(model, ScoringModel):
+                roles = [role for role, named in self.roles.items() if named == name]
+                answers = f"of kind {model.kind!r}, which answers /v1/similarity"
+                reasons[name] = f"{answers}, it cannot fill the role(s) {roles}"
+        return reasons
 
     def describe(self) -> list[dict[str, Any]]:
         """The ``/v1/models`` entries: each model a role names, then the retrieval model (when the

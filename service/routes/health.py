@@ -7,7 +7,7 @@ balancers probe with HEAD, and a 405 reads as a service down. HEAD is kept out o
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,7 @@ class Health(BaseModel):
     live: bool | None = None
     ready: bool | None = None
     unavailable: dict[str, str] | None = Field(default=None, description="Model name -> why it is not loaded.")
+    draining: bool | None = Field(default=None, description="Shutting down (SIGTERM): send new requests elsewhere.")
 
 
 router = APIRouter(prefix="/v2/health", tags=["health"])
@@ -34,11 +35,19 @@ async def live() -> Response:
 @router.get(
     "/ready",
     response_class=Response,
-    responses={200: {"model": Health}, 503: {"model": Health, "description": "A role model is not loaded."}},
+    responses={
+        200: {"model": Health},
+        503: {"model": Health, "description": "A role model is not loaded, or the service is shutting down."},
+    },
 )
-async def ready(models: ModelsDep) -> Response:
-    """Every model a role needs is loaded and warmed up."""
-    body = {"ready": models.ready}
+async def ready(request: Request, models: ModelsDep) -> Response:
+    """Every model a role needs is loaded and warmed up, and the service is not shutting down (a load
+    balancer probing a kept-alive connection during the drain takes it out of rotation)."""
+    draining = request.app.state.draining
+    ready = models.ready and not draining
+    body: dict = {"ready": ready}
     if not models.ready:
         body["unavailable"] = models.unavailable()
-    return Response(orjson.dumps(body), status_code=200 if models.ready else 503, media_type="application/json")
+    if draining:
+        body["draining"] = True
+    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")

@@ -11,12 +11,15 @@ The top-k form ranks the stored catalog embeddings. Values are checked as ``/v1/
 
 The query is embedded through the retrieval model's batcher, so the queries of concurrent requests
 share one run of the query tower; the item tower (``items``) and the catalog ranking (``k``) run in
-the thread pool.
+the thread pool, bound by the request's deadline too (a 504 when they end past it; they answered 200
+late) and counted in the model's metrics as a run of that many items (one run of one item was all a
+1,000-item request counted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,7 @@ from common.encoder import FeatureEncoder, FeatureError
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
 from service.http.disconnect import Watcher
-from service.http.errors import InputError, ModelUnavailable
+from service.http.errors import DeadlineExceeded, InputError, ModelUnavailable
 from service.models.retrieval_model import EMBEDDING, RetrievalModel
 from service.models.snapshot import ServingModels
 from service.score.features import check_kinds, gather_columns
@@ -50,7 +53,16 @@ async def respond(
         query, items, k = await asyncio.to_thread(prepare, body, model, settings)
     queued = client.enqueue([(model, batcher, query)], 1, deadline)
     embedding = (await client.outcomes(queued, watch_disconnect))[model][EMBEDDING][0]
-    return await asyncio.to_thread(render, model, embedding, items, k)
+    loop = asyncio.get_running_loop()
+    if loop.time() >= deadline:
+        raise DeadlineExceeded
+    started = time.perf_counter()
+    answer = await asyncio.to_thread(render, model, embedding, items, k)
+    if items is not None:  # the item tower's run, counted as the query tower's batches are
+        batcher.stats.executed(len(next(iter(items.values()))), time.perf_counter() - started)
+    if loop.time() >= deadline:  # the items (or the catalog) took it past: 504, as a late batch is
+        raise DeadlineExceeded
+    return answer
 
 
 def prepare(

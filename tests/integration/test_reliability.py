@@ -4,6 +4,7 @@ version, a storm of client disconnects, overload at twice capacity, and a gracef
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import threading
@@ -173,7 +174,8 @@ def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> 
         for _ in range(5):
             assert httpx.post(f"{url}/v1/score", json=BODY, timeout=5).status_code == 200
         metrics = httpx.get(f"{url}/metrics").text
-        assert 'reason="cancelled"' in metrics
+        cancelled = re.search(r'failure_total\{model="esmm",version="1",reason="cancelled"\} (\d+)', metrics)
+        assert cancelled is not None and int(cancelled.group(1)) > 0  # every reason is listed, from 0
         assert 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics
 
 
@@ -247,6 +249,23 @@ def test_a_sub_second_drain_timeout_still_answers_the_request_in_flight(tmp_path
             status = reply.result().status_code
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
     assert status == 200, (tmp_path / "log").read_text()
+
+
+def test_readiness_says_503_draining_once_sigterm_arrives(tmp_path: Path) -> None:
+    """A load balancer probing over a kept-alive connection during the drain: it read 200 until the process
+    exited, and kept sending traffic there."""
+    root = repository(tmp_path / "models", "")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", drain_idle_s="5") as (url, process):
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.get("/v2/health/ready").status_code == 200  # the connection is kept alive
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            probe = client.get("/v2/health/ready")
+            while probe.status_code == 200 and time.monotonic() < deadline:  # the signal is handled on the loop
+                time.sleep(0.02)
+                probe = client.get("/v2/health/ready")
+        assert probe.status_code == 503 and probe.json() == {"ready": False, "draining": True}
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
 
 
 def test_structured_logs(tmp_path: Path) -> None:

@@ -92,9 +92,24 @@ def test_spec_that_does_not_fit_the_graph_is_refused(tmp_path: Path) -> None:
         load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
 
 
+def test_bucket_counts_past_the_graph_s_embedding_table_are_refused_at_the_load(tmp_path: Path) -> None:
+    """model.json is covered by no checksum; with ``ad_id``'s buckets grown past the graph's table the
+    version loaded and warmed up on zeros, and every request hashing past the table's end got a 500."""
+    publish_tiny_esmm(tmp_path)
+    directory = version_dir(tmp_path, "esmm", 1)
+    manifest = read_manifest(tmp_path, "esmm", 1)
+    grown = tuple(Feature(f.name, f.kind, f.side, buckets=4096) if f.name == "ad_id" else f for f in SPEC.features)
+    manifest.feature_spec = FeatureSpec(grown, SPEC.stats)
+    (directory / MANIFEST_FILE).write_text(manifest.to_json())
+    with pytest.raises(ModelLoadError, match="warm-up at batch size 1 failed"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+
+
 def test_no_versions(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no versions"):
+    with pytest.raises(ModelLoadError, match="no versions of model 'esmm' in the model repository"):
         load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
+    with pytest.raises(ModelLoadError, match=r"no versions of model 'esmm' \(the model repository does not exist\)"):
+        load_newest(settings_for(tmp_path / "misspelt"), "esmm", ESMM_NEEDS)
 
 
 def test_distinct_role_models_each_load(tmp_path: Path) -> None:

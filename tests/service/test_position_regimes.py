@@ -1,6 +1,7 @@
-"""The ctr and ctcvr role models must serve the same position regime (model.json ``position``):
-a mismatch stops the start-up with a message naming both models, and a reload that would create one
-is refused while the old version keeps serving."""
+"""The ctr and ctcvr role models must serve the same position regime (model.json ``position``) and agree
+on the kind of every feature either requires: a mismatch stops the start-up with a message naming both
+models, and a reload that would create one is refused while the old version keeps serving. A model that
+cannot fill a scoring role (a retrieval model) is named as the reason the service is not ready."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from clients.service_process import free_port
+from common.features import Feature, FeatureSpec, NumericStats
 from service.app import create_app
 from service.models.manager import load_snapshot
-from service.models.snapshot import RegimeMismatch
+from service.models.snapshot import RoleConflict
 from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.retrieval import add_tiny_esam
 
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}
 LOGGED = {"regime": "logged"}
@@ -33,11 +36,11 @@ def settings_for(root: Path, **overrides: object) -> Settings:
 def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
     publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED)
-    with pytest.raises(RegimeMismatch) as refused, TestClient(create_app(settings_for(tmp_path))):
+    with pytest.raises(RoleConflict) as refused, TestClient(create_app(settings_for(tmp_path))):
         pass
     message = str(refused.value)
     assert "'ctr'" in message and "'slot1'" in message and "'esmm'" in message and "'logged'" in message
-    with pytest.raises(RegimeMismatch, match="ctr model 'ctr' version 1 serves 'slot1'"):
+    with pytest.raises(RoleConflict, match="ctr model 'ctr' version 1 serves 'slot1'"):
         load_snapshot(settings_for(tmp_path))
 
 
@@ -70,3 +73,27 @@ def test_the_served_process_refuses_them_in_one_line_without_a_traceback(tmp_pat
     done = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and done.stderr.count("position regimes differ") == 1, done.stderr
     assert "Traceback" not in done.stderr and "Application startup failed" in done.stderr
+
+
+def test_a_required_feature_of_two_kinds_is_refused_at_start_up(tmp_path: Path) -> None:
+    """``hour`` categorical for one role model and a required numeric for the other: only null suits both,
+    and a required feature cannot be null, so the service said it was ready and refused every request."""
+    numeric_hour = FeatureSpec(
+        tuple(Feature("hour", "numeric", "context") if f.name == "hour" else f for f in SPEC.features),
+        {**SPEC.stats, "hour": NumericStats(12.0, 6.0)},
+    )
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), spec=numeric_hour)
+    publish_tiny_esmm(tmp_path, name="esmm")
+    with pytest.raises(RoleConflict, match="feature 'hour' is numeric for ctr model 'ctr' version 1 and categorical"):
+        load_snapshot(settings_for(tmp_path))
+
+
+def test_a_retrieval_model_named_for_a_scoring_role_is_the_reason_given(tmp_path: Path) -> None:
+    add_tiny_esam(tmp_path)
+    settings = Settings(model_repository=tmp_path, ctr_model="esam", ctcvr_model="esam", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/v2/health/ready")
+        scored = client.post("/v1/score", json=GOOD)
+    reason = "of kind 'esam', which answers /v1/similarity, it cannot fill the role(s) ['ctr', 'ctcvr']"
+    assert ready.status_code == 503 and ready.json()["unavailable"] == {"esam": reason}  # it was {}
+    assert scored.status_code == 503 and reason in scored.json()["error"]

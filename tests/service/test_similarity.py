@@ -37,8 +37,16 @@ def client(esam_dir: Path) -> Iterator[TestClient]:
         yield client
 
 
+def items_run(client: TestClient) -> int:
+    metrics = client.get("/metrics").text
+    series = 'ctr_inference_count_total{model="esam"'
+    return int(next(line for line in metrics.splitlines() if line.startswith(series)).split()[-1])
+
+
 def test_scores_items_and_agrees_with_the_stored_catalog(client: TestClient, esam_dir: Path) -> None:
+    before = items_run(client)
     response = client.post("/v1/similarity", json={"query": QUERY, "items": ITEMS})
+    assert items_run(client) - before == 1 + len(ITEMS)  # the query's row and the items' (the items went uncounted)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == {"name": "esam", "version": 1}
