@@ -35,6 +35,7 @@ import torch
 from common.encoder import FeatureEncoder, fit_statistics
 from training.dataset import ImpressionTensors
 from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias
+from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit, predict
 from training.logs import column_array, feature_columns
 from training.metrics import expected_calibration_error
@@ -208,12 +209,6 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
     return selection_bias(heldout), oracle_aucs(heldout), metrics, curves
 
 
-def _mean_std(values: list[float]) -> dict[str, float | None]:
-    """Mean and sample standard deviation over seeds; the deviation of one seed is unknown (None), not 0."""
-    array = np.asarray(values, dtype=np.float64)
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if array.size > 1 else None}
-
-
 def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
     """The report of ``ctr experiment cvr``: per method, each metric's mean and std over seeds."""
     started = time.perf_counter()
@@ -230,15 +225,16 @@ def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any
     finally:
         torch.set_num_threads(threads)
     methods = {
-        label: {metric: _mean_std([seed[label][metric] for seed in per_seed]) for metric in METRICS}
+        label: {metric: mean_std([seed[label][metric] for seed in per_seed]) for metric in METRICS}
         for label in config.methods
     }
     calibrated = min(methods, key=lambda label: methods[label]["cvr_calibration_error"]["mean"])
     slot1 = min(methods, key=lambda label: methods[label]["ctcvr_slot1_calibration_error"]["mean"])
     report: dict[str, Any] = {
         "config": asdict(config),
-        "selection_bias": {key: _mean_std([b[key] for b in biases]) for key in biases[0]},
-        "oracle_true_cvr": {key: _mean_std([o[key] for o in oracles]) for key in oracles[0]},
+        "std_kind": STD_KIND,
+        "selection_bias": {key: mean_std([b[key] for b in biases]) for key in biases[0]},
+        "oracle_true_cvr": {key: mean_std([o[key] for o in oracles]) for key in oracles[0]},
         "methods": methods,
         "best_calibrated": calibrated,
         "best_calibrated_ctcvr_slot1": slot1,
@@ -269,10 +265,7 @@ def format_table(report: dict[str, Any]) -> str:
     for label, metrics in report["methods"].items():
         cells = []
         for _, key, scale in columns:
-            value = metrics[key]
-            digits = 2 if scale == 100.0 else 4
-            spread = f" ± {scale * value['std']:.{digits}f}" if value["std"] is not None else ""
-            cells.append(f"{scale * value['mean']:.{digits}f}{spread}")
+            cells.append(plus_minus(metrics[key], 2 if scale == 100.0 else 4, scale=scale))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     bias = report["selection_bias"]
     clicked, unclicked = bias["true_cvr_mean_clicked"]["mean"], bias["true_cvr_mean_unclicked"]["mean"]

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.dataset import ImpressionTensors
+from training.experiments.summary import mean_std, plus_minus
 from training.fit import fit, predict
 from training.logs import column_array, feature_columns
 from training.metrics import auc
@@ -315,8 +316,7 @@ def run_cvr_diagnosis(root: Path, config: DiagnosisConfig) -> dict[str, Any]:
 
 
 def _mean(runs: list[dict[str, Any]], key: str) -> str:
-    values = np.asarray([run[key] for run in runs])
-    return f"{values.mean():.3f}" + (f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else "")
+    return plus_minus(mean_std([run[key] for run in runs]), 3)
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ import torch
 
 from common.encoder import EncodedFeatures
 from training.dataset import ImpressionTensors
+from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit
 from training.models.esam import ESAM, ESAMConfig, correlation_alignment
 from training.retrieval_data import build_retrieval_data, encode_queries
@@ -211,17 +212,15 @@ def run_seed(seed_data: SeedData, base: ESAMConfig) -> tuple[dict, dict, ESAM]:
     return results, embeddings, model
 
 
-def summarise(per_seed: list[dict]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """variant -> group -> metric -> {"mean", "std"} over seeds."""
-    out: dict = {}
-    for name in VARIANTS:
-        out[name] = {}
-        for group in GROUPS:
-            out[name][group] = {}
-            for metric in METRICS:
-                values = np.array([run[name][group][metric] for run in per_seed])
-                out[name][group][metric] = {"mean": float(values.mean()), "std": float(values.std())}
-    return out
+def summarise(per_seed: list[dict]) -> dict[str, dict[str, dict[str, dict[str, float | None]]]]:
+    """variant -> group -> metric -> {"mean", "std"} over seeds (``summary.mean_std``)."""
+    return {
+        name: {
+            group: {metric: mean_std([run[name][group][metric] for run in per_seed]) for metric in METRICS}
+            for group in GROUPS
+        }
+        for name in VARIANTS
+    }
 
 
 def relative_changes(variants: dict) -> dict[str, dict[str, float]]:
@@ -277,6 +276,7 @@ def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:
     variants = summarise(per_seed)
     report = {
         "world": view.config.world,
+        "std_kind": STD_KIND,
         "variants": variants,
         "relative_to_baseline": relative_changes(variants),
         "per_seed": per_seed,
@@ -304,11 +304,11 @@ def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """One line per variant: mean ± std of each metric for each group."""
+    """One line per variant: mean ± std of each metric for each group (the mean alone for one seed)."""
     header = f"{'variant':<14} {'group':<10} " + " ".join(f"{m:>17}" for m in METRICS)
     lines = [header, "-" * len(header)]
     for name, groups in report["variants"].items():
         for group in GROUPS:
-            cells = " ".join(f"{v['mean']:>9.4f} ± {v['std']:.4f}" for v in (groups[group][m] for m in METRICS))
+            cells = " ".join(f"{plus_minus(groups[group][m], 4):>17}" for m in METRICS)
             lines.append(f"{name:<14} {group:<10} {cells}")
     return "\n".join(lines)

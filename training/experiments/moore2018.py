@@ -37,6 +37,7 @@ from training.experiments.moore2018_probes import (
     snapshot,
     weight_change,
 )
+from training.experiments.summary import STD_KIND, mean_std
 from training.fit import TrainingConfig, fit
 from training.metrics import auc, log_loss
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
@@ -88,10 +89,6 @@ def _tensors(rows: Rows, mean: np.ndarray, std: np.ndarray, b: np.ndarray) -> di
         "position": torch.from_numpy(rows.position.astype(np.int64)),
         "b": torch.from_numpy(b.astype(np.float32)),
     }
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
 @dataclass
@@ -222,7 +219,8 @@ def run(config: Moore2018Config) -> dict[str, Any]:
                 runs.setdefault((variant, lam), []).extend(
                     train_variant(config, bypass, lam, seed, data, spec) for seed in range(config.initialisations)
                 )
-    report: dict[str, Any] = {"config": {**asdict(config), "loop": asdict(config.loop)}, "paper": PAPER, "loops": loops}
+    config_dict = {**asdict(config), "loop": asdict(config.loop)}
+    report: dict[str, Any] = {"config": config_dict, "std_kind": STD_KIND, "paper": PAPER, "loops": loops}
     # the loop-level figures, as means over the loops (equal to the loop's own with one loop)
     for key in LOOP_FIGURES:
         report[key] = float(np.mean([loop[key] for loop in loops]))
@@ -233,7 +231,8 @@ def run(config: Moore2018Config) -> dict[str, Any]:
         report[variant] = []
         for lam in config.lambdas:
             results = runs[(variant, lam)]
-            row = {"lambda": lam} | {k: _summary([r[k] for r in results]) for k in results[0]}
+            # mean and std over the loop_seeds x initialisations runs
+            row = {"lambda": lam} | {k: mean_std([r[k] for r in results]) for k in results[0]}
             by_loop = [results[i : i + per_loop] for i in range(0, len(results), per_loop)]
             row["rus_auc_by_loop"] = [float(np.mean([r["rus_auc"] for r in part])) for part in by_loop]
             report[variant].append(row)

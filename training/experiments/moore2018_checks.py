@@ -30,6 +30,7 @@ from training.experiments.moore2018 import (
     training_config,
 )
 from training.experiments.moore2018_probes import feature_path, rank_correlation, snapshot
+from training.experiments.summary import STD_KIND, mean_std
 from training.fit import fit
 from training.metrics import auc
 
@@ -101,6 +102,7 @@ def run_checks(config: Moore2018Config, initialisations: int = 2) -> dict[str, A
     shares = [loop["fl_lr_largest_weight_share"] for loop in loops]
     return {
         "config": {**asdict(config), "loop": asdict(config.loop), "initialisations": initialisations},
+        "std_kind": STD_KIND,
         "loops": loops,
         "collapse": {
             "threshold": COLLAPSED_SHARE,
@@ -115,8 +117,9 @@ def run_checks(config: Moore2018Config, initialisations: int = 2) -> dict[str, A
     }
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "min": min(values), "max": max(values)}
+def _stats(values: list[float]) -> dict[str, float | None]:
+    """Mean and std over the loops (``summary.mean_std``), and the extremes."""
+    return {**mean_std(values), "min": min(values), "max": max(values)}
 
 
 def checks_table(report: dict[str, Any]) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from training.experiments.moore2018 import VARIANTS
+from training.experiments.summary import plus_minus
 
 
 def table(report: dict[str, Any]) -> list[str]:
@@ -22,15 +23,15 @@ def table(report: dict[str, Any]) -> list[str]:
         f"{report['ideal_window_size_rus_auc']:.4f}; Bayes {report['bayes_rus_auc']:.4f})",
         f"FL logistic reg. RUS AUC  {report['fl_lr_rus_auc']:.4f} (largest weight's share per loop: {shares})",
         "untrained nets RUS AUC    "
-        + ", ".join(f"{v} {s['mean']:.4f}±{s['std']:.4f}" for v, s in report["untrained"].items()),
+        + ", ".join(f"{v} {plus_minus(s, 4, '±')}" for v, s in report["untrained"].items()),
         "",
         f"{'variant':<10} {'lambda':>8} {'FL AUC':>15} {'RUS AUC':>15} {'FL MSE b':>19} "
         f"{'moved':>6} {'rank~init':>9} {'adv/click':>9}",
     ]
     for variant in VARIANTS:
         for row in report[variant]:
-            cells = [f"{row[k]['mean']:.4f}±{row[k]['std']:.4f}" for k in ("fl_auc", "rus_auc")]
-            cells.append(f"{row['fl_b_mse']['mean']:.6f}±{row['fl_b_mse']['std']:.6f}")
+            cells = [plus_minus(row[k], 4, "±") for k in ("fl_auc", "rus_auc")]
+            cells.append(plus_minus(row["fl_b_mse"], 6, "±"))
             cells += [f"{row['weight_change']['mean']:.3f}", f"{row['rank_corr_with_untrained']['mean']:.3f}"]
             cells.append(f"{row['adversary_share']['mean']:.1e}")
             lines.append(
@@ -58,7 +59,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for axis, (key, title) in zip(axes.ravel(), panels, strict=True):
         for variant in VARIANTS:
             rows = report[variant]
-            means, stds = [r[key]["mean"] for r in rows], [r[key]["std"] for r in rows]
+            means = [r[key]["mean"] for r in rows]
+            stds = [r[key]["std"] or 0.0 for r in rows]  # one run: no spread (None)
             if key == "adversary_share":  # a ratio over decades: means on a log scale (0 at lambda = 0 left out)
                 shown = [(xi, m) for xi, m in zip(x, means, strict=True) if m > 0]
                 axis.plot([xi for xi, _ in shown], [m for _, m in shown], marker="o", label=variant)

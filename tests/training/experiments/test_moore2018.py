@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -35,6 +36,7 @@ def test_quick_experiment_writes_report_and_plot(tmp_path):
         assert key in report
     assert {"ideal_rus_logloss", "fl_lr_rus_auc"} <= set(report)
     assert {"ideal_window_size_rus_auc", "bayes_rus_auc", "loops"} <= set(report)
+    assert report["std_kind"] == "sample (ddof 1)"  # over the 2 initialisations of the one loop
     for variant in ("bypass", "no_bypass"):
         assert [row["lambda"] for row in report[variant]] == [0.0, 0.99, 0.9999]
         for row in report[variant]:
@@ -62,6 +64,18 @@ def test_quick_experiment_over_two_loops_with_the_correlation_penalty(tmp_path):
     assert report["bypass"][1]["adversary_share"]["mean"] > 0.1
 
 
+def test_one_run_has_no_spread_in_the_report_the_table_or_the_plot(tmp_path):
+    """One loop, one initialisation: the population std wrote 0.0 and the table '±0.0000' as if it were known."""
+    out = tmp_path / "one.json"
+    arguments = ["experiment", "moore2018", "--quick", "--lambdas", "0", "--initialisations", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["bypass"][0]["rus_auc"]["std"] is None and report["untrained"]["bypass"]["std"] is None
+    assert "untrained nets RUS AUC" in result.output and "±" not in result.output
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
 def test_bad_penalty_or_lambda_is_a_usage_error(tmp_path):
     for flag, value in (("--adversary-loss", "variance"), ("--lambdas", "0,1")):
         result = CliRunner().invoke(app, ["experiment", "moore2018", "--quick", flag, value, "--out", str(tmp_path)])
@@ -75,6 +89,8 @@ def test_quick_checks_show_lambda_as_a_learning_rate_for_the_covariance_only(tmp
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads(out.read_text())
     assert report["collapse"]["loops"] == 2 and len(report["loops"]) == 2
+    shares = [loop["fl_lr_largest_weight_share"] for loop in report["loops"]]
+    assert report["collapse"]["largest_weight_share"]["std"] == pytest.approx(np.std(shares, ddof=1))
     rows = {(r["penalty"], r["lambda"], r["variant"]): r for r in report["learning_rate_equivalence"]}
     covariance, correlation = rows[("covariance", 0.99, "bypass")], rows[("correlation", 0.5, "bypass")]
     assert covariance["max_abs_pctr_difference"] < 1e-5  # Loss_N at lr == click loss at lr (1 - lambda)
