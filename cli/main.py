@@ -189,17 +189,22 @@ def export(
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
 ) -> None:
-    """Export the trained checkpoint to ONNX as the model's next version (parity-checked)."""
+    """Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
+    that is no longer the model config.toml describes is refused, and one the newest version already
+    holds is not published again."""
+    from common.repository import versions
     from training.checkpoint import Checkpoint
     from training.export import export_checkpoint
+    from training.model_config import ModelConfig
     from training.pipeline import checkpoint_path
 
     path = checkpoint_path(work_dir, name)
     checkpoint = Checkpoint.load(path)
-    if checkpoint.name != name:  # it would be published as the model it was trained as
-        raise ValueError(f"{path} is a checkpoint of model {checkpoint.name!r}, not {name!r}: export it by that name")
+    checkpoint.check_against(ModelConfig.load(repository, name), path)
+    published = versions(repository, name)
     version = export_checkpoint(checkpoint, repository)
-    typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
+    if version not in published:  # else a warning said which version holds it
+        typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
 
 
 @app.command()

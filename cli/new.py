@@ -18,15 +18,21 @@ def new(
     repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
 ) -> None:
     """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
-    from training.new_model import new_model
+    from common.repository import read_config
+    from training.models.registry import trains_on
+    from training.new_model import KIND_NOTES, new_model
 
     path = new_model(repository, name, kind, copy_from, spec)
+    kind = read_config(repository, name).get("kind")  # with --from, the copied config's
     where = "" if repository == Path("models") else f" -r {repository}"
+    logs = "--logs DISPLAYED --non-displayed OTHER" if trains_on(kind) == "queries" else "--logs LOGS"
     if spec is not None:  # the spec's features are the user's own: only their logs have them
-        typer.echo(f"wrote {path}; next: ctr train {name}{where} --logs LOGS")
+        typer.echo(f"wrote {path}; next: ctr train {name}{where} {logs}")
     else:
-        own_logs = f"ctr train {name}{where} --logs LOGS --spec SPEC.toml"
+        own_logs = f"ctr train {name}{where} {logs} --spec SPEC.toml"
         typer.echo(f"wrote {path}; next: {own_logs} (your logs) or ctr train {name}{where} (the world simulator's)")
+    if copy_from is None and kind in KIND_NOTES:  # a copied config is the one its author tuned
+        typer.echo(f"note: {KIND_NOTES[kind]}")
 
 
 @spec_app.command("infer")

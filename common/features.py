@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from common.config_table import checked_table
+from common.log_columns import RESERVED_COLUMNS
 from common.toml_file import read_toml
 
 Kind = Literal["categorical", "numeric"]
@@ -56,6 +58,12 @@ class Feature:
             object.__setattr__(self, "default", default)
         else:
             object.__setattr__(self, "default", str(self.default))
+
+
+def _entry_name(entry: Any, number: int) -> str:
+    """How a message names a spec's ``number``-th entry: by its name where it has one."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"[[feature]] {name!r}" if isinstance(name, str) else f"[[feature]] number {number}"
 
 
 @dataclass(frozen=True)
@@ -124,16 +132,22 @@ class FeatureSpec:
         features = data.get("features", data.get("feature"))
         if not isinstance(features, list):
             raise ValueError("feature spec needs a list of features ('features' or [[feature]] tables)")
-        try:
-            parsed = tuple(Feature(**f) for f in features)
-        except TypeError as error:
-            raise ValueError(f"feature spec entry is malformed: {error}") from None
+        parsed = tuple(Feature(**checked_table(Feature, f, _entry_name(f, i))) for i, f in enumerate(features, 1))
         stats = {name: NumericStats(**s) for name, s in data.get("stats", {}).items()}
         return cls(parsed, stats)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> FeatureSpec:
-        return cls.from_dict(read_toml(path))
+        """A spec a user wrote; ValueError when it names a column of the log format that is not a feature."""
+        spec = cls.from_dict(read_toml(path))
+        for feature in spec.features:
+            if feature.name in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"{path}: feature {feature.name!r} is a column of the log format, not a feature "
+                    f"({RESERVED_COLUMNS[feature.name]}): a model reading it learns from what it should predict and "
+                    "the service would need it in every request; remove it from the spec (or rename your column)"
+                )
+        return spec
 
     def to_toml(self) -> str:
         lines: list[str] = []

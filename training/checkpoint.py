@@ -1,9 +1,16 @@
-"""A trained model on disk before export: weights plus everything needed to rebuild and describe it."""
+"""A trained model on disk before export: weights plus everything needed to rebuild and describe it.
+
+A checkpoint is exported by ``ctr export`` after the config may have changed and the code may have
+moved on, so loading one checks it (``load``): a damaged file or one of another format, a field this
+code does not know or one it needs and lacks (an older checkpoint without ``position`` published an
+esmm_debiased model as position-blind) each end in one line naming the file and saying to retrain;
+``check_against`` refuses one whose kind or [model] settings are no longer the config's.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +18,7 @@ import torch
 from torch import nn
 
 from common.features import FeatureSpec
-from training.models.registry import build_model
+from training.models.registry import build_model, model_config_of
 
 if TYPE_CHECKING:
     from training.model_config import ModelConfig
@@ -63,8 +70,40 @@ class Checkpoint:
 
     def build(self) -> nn.Module:
         model = build_model(self.kind, self.spec, self.model_params)
-        model.load_state_dict(self.state_dict)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as error:  # torch lists every missing and unexpected tensor over many lines
+            raise ValueError(
+                f"the weights of checkpoint {self.name!r} do not fit a model of kind {self.kind} with its [model] "
+                f"settings ({str(error).splitlines()[0]}): it comes from another version of the code; retrain it"
+            ) from None
         return model.eval()
+
+    def check_against(self, config: ModelConfig, path: Path) -> None:
+        """ValueError unless this checkpoint (at ``path``) is a model of ``config`` as it is now: the same
+        name, kind and [model] settings (as the kind reads them, so a default written out is no change)."""
+        retrain = f"retrain it with `ctr train {config.name}` (or restore the config it was trained with)"
+        if self.name != config.name:  # it would be published as the model it was trained as
+            raise ValueError(
+                f"{path} is a checkpoint of model {self.name!r}, not {config.name!r}: export it by that name"
+            )
+        if self.kind != config.kind:
+            raise ValueError(
+                f"{path} holds a model of kind {self.kind!r}, but config.toml now says kind = {config.kind!r}: "
+                + retrain
+            )
+        try:
+            trained = asdict(model_config_of(self.kind, self.model_params))
+        except ValueError as error:
+            raise ValueError(f"{path} was trained with settings this code refuses ({error}): {retrain}") from None
+        wanted = asdict(model_config_of(config.kind, config.model))
+        changed = [
+            f"{key} = {trained[key]} in it, {wanted[key]} in config.toml"
+            for key in trained
+            if trained[key] != wanted[key]
+        ]
+        if changed:
+            raise ValueError(f"{path} was trained with other [model] settings ({'; '.join(changed)}): {retrain}")
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +114,31 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
+        """The checkpoint ``save`` wrote at ``path``; ValueError, in one line naming it, for anything else."""
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint at {path}: run `ctr train` first")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        payload["spec"] = FeatureSpec.from_dict(payload["spec"])
+        retrain = "retrain to write a checkpoint of this version with `ctr train`"
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises whatever its unpickler met: EOFError, KeyError, OSError, ...
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise ValueError(
+                f"{path} cannot be read as a checkpoint ({type(error).__name__}: {first}): it is damaged or not "
+                f"written by `ctr train`; {retrain}"
+            ) from None
+        if not isinstance(payload, dict):
+            raise ValueError(f"{path} holds a {type(payload).__name__}, not a `ctr train` checkpoint; {retrain}")
+        expected = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(payload) - expected), sorted(expected - set(payload))
+        if unknown or missing:
+            said = []
+            if unknown:
+                said.append(f"fields {unknown} this version does not know")
+            if missing:
+                said.append(f"no {missing}, which this version needs")
+            raise ValueError(f"{path} is a checkpoint of another version of the code ({' and '.join(said)}); {retrain}")
+        try:
+            payload["spec"] = FeatureSpec.from_dict(payload["spec"])
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} holds a feature spec this version cannot read ({error}); {retrain}") from None
         return cls(**payload)

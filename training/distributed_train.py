@@ -40,7 +40,7 @@ from training.fit import evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import log_files, manifest_spec
 from training.model_config import ModelConfig
-from training.models.registry import MODEL_KINDS, build_model
+from training.models.registry import build_model, trains_on
 from training.pipeline import checkpoint_path, make_checkpoint
 from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
 
@@ -128,7 +128,7 @@ def streamed_inputs(
     FileNotFoundError naming what is wrong: a kind that does not train on impressions, no log, no spec,
     a shard without a required column or at odds with the others."""
     config = ModelConfig.load(root, name)
-    if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") != "impressions":
+    if trains_on(config.kind) != "impressions":
         raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
     if spec_path is None:
         log_files(logs)  # no such log: say so before asking for its spec

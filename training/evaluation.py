@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 
-from common.encoder import FeatureEncoder
-from common.repository import MODEL_FILE, read_manifest, version_dir, versions
+from common.repository import versions
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
@@ -27,24 +25,20 @@ CHUNK_ROWS = 65_536
 
 
 def run_exported(root: Path, name: str, table: Any, version: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
-    """The exported model's outputs for every row of ``table``; returns (version, outputs)."""
+    """The exported model's outputs for every row of ``table``, the version checked as the service checks
+    it (training/served_version.py); returns (version, outputs)."""
+    from training.served_version import scoring_model
+
     published = versions(root, name)
     if not published:
         raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
     version = version or published[-1]
-    manifest = read_manifest(root, name, version)
-    session = ort.InferenceSession(
-        str(version_dir(root, name, version) / MODEL_FILE), providers=["CPUExecutionProvider"]
-    )
-    encoded = FeatureEncoder(manifest.feature_spec).encode(
-        feature_columns(table, manifest.feature_spec), table.num_rows
-    )
-    input_names = [i.name for i in session.get_inputs()]
-    output_names = [o.name for o in session.get_outputs()]
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in output_names}
+    model = scoring_model(root, name, version)
+    spec = model.manifest.feature_spec
+    encoded = model.encoder.encode(feature_columns(table, spec), table.num_rows)
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in model.output_names}
     for start in range(0, table.num_rows, CHUNK_ROWS):
-        chunk = encoded.take(slice(start, start + CHUNK_ROWS)).as_inputs()
-        for n, value in zip(output_names, session.run(None, {i: chunk[i] for i in input_names}), strict=True):
+        for n, value in model.run(encoded.take(slice(start, start + CHUNK_ROWS)).as_inputs()).items():
             parts[n].append(value)
     return version, {n: np.concatenate(v) for n, v in parts.items()}
 
@@ -136,22 +130,12 @@ def entire_space_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str
     return report
 
 
-# What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
-EVALUATIONS = {
-    "world": "training.evaluation:evaluate_on_world",
-    "position_debias": "training.position_debias:evaluate_position_debiasing",
-    "retrieval": "training.retrieval_pipeline:evaluate_retrieval",
-}
-
-
 def evaluate(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
-    """The report the model's config names (``evaluation = ...``; the world report by default)."""
+    """The report the model's config names (``evaluation = ...``, checked as the config loads; the kind's
+    own report by default)."""
     import importlib
 
-    from training.model_config import ModelConfig
+    from training.model_config import EVALUATIONS, ModelConfig
 
-    evaluation = ModelConfig.load(root, name).evaluation
-    if evaluation not in EVALUATIONS:
-        raise ValueError(f"{name}: unknown evaluation {evaluation!r}; known: {sorted(EVALUATIONS)}")
-    module, function = EVALUATIONS[evaluation].split(":")
+    module, function = EVALUATIONS[ModelConfig.load(root, name).evaluation].split(":")
     return getattr(importlib.import_module(module), function)(root, name, version)

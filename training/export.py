@@ -7,6 +7,12 @@ of a retrieval model, each over its own side's features) and constants (``export
 a checkpoint with a catalog also gets the catalog's item embeddings. Each export is checked against
 torch on fresh random inputs before it is published; a version directory appears only when the check
 passes.
+
+An export the newest version already holds (the same model.onnx and a model.json that differs only in
+its version and date: the same checkpoint exported again) is not published: a second copy would serve
+nothing new, yet under a version policy of the latest N it would push a different model out of
+serving. A warning line says which version holds it. A model.onnx equal to the newest's with another
+model.json (other statistics, say) is published, with a warning naming what differs.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +39,9 @@ from common.repository import (
     Manifest,
     TensorInfo,
     publish_version,
+    read_manifest,
     sha256_file,
+    versions,
 )
 from training.checkpoint import Checkpoint
 
@@ -44,6 +53,14 @@ PARITY_TOLERANCE = 1e-5  # max abs difference between torch and ONNX Runtime
 
 class ParityError(RuntimeError):
     """The exported graph does not compute what the torch model computes."""
+
+
+class AlreadyPublished(Exception):
+    """Raised by an export's writer to drop it: ``version`` already holds the same export."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"version {version} holds this export")
+        self.version = version
 
 
 class _NamedOutputs(nn.Module):
@@ -147,7 +164,8 @@ def embed_catalog(checkpoint: Checkpoint, graphs: dict[str, FileInfo], directory
 
 
 def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
-    """Export, check parity, write model.json and publish a new version atomically; returns it."""
+    """Export, check parity, write model.json and publish a new version atomically; returns it (or the
+    newest version, not published again, when that holds the same export: see the module docstring)."""
     model = checkpoint.build()
 
     def write(directory: Path, version: int) -> None:
@@ -177,8 +195,44 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             files=files,
             position=checkpoint.position,
         )
+        check_against_newest(root, manifest)
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 
-    version = publish_version(root, checkpoint.name, write)
+    try:
+        version = publish_version(root, checkpoint.name, write)
+    except AlreadyPublished as published:
+        return published.version
     logger.info("exported %s version %d to %s", checkpoint.name, version, root / checkpoint.name / str(version))
     return version
+
+
+def check_against_newest(root: Path, manifest: Manifest) -> None:
+    """AlreadyPublished when the newest version of ``manifest``'s model holds the same export; a warning
+    when only its model.onnx is the same (see the module docstring)."""
+    published = versions(root, manifest.name)
+    if not published:
+        return
+    try:
+        newest = read_manifest(root, manifest.name, published[-1])
+    except (OSError, ValueError, KeyError, TypeError):  # a version the service refuses too: not this export
+        return
+    if newest.onnx_sha256 != manifest.onnx_sha256:
+        return
+    ours, theirs = asdict(manifest), asdict(newest)
+    differing = sorted(key for key in ours if key not in ("version", "created") and ours[key] != theirs[key])
+    if not differing:
+        logger.warning(
+            "%s's checkpoint exports to what version %d already holds (model.onnx sha256 %s..., the same model.json): "
+            "not published again",
+            manifest.name,
+            newest.version,
+            newest.onnx_sha256[:12],
+        )
+        raise AlreadyPublished(newest.version)
+    logger.warning(
+        "%s: model.onnx is the same as version %d's (sha256 %s...); model.json differs in %s",
+        manifest.name,
+        newest.version,
+        newest.onnx_sha256[:12],
+        differing,
+    )

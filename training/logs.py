@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from common.encoder import FLOAT32_LIMIT
 from common.features import FeatureSpec
+from common.log_columns import LABEL_COLUMNS
 
-LABEL_COLUMNS = ("position", "click", "conversion")
 MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 
 

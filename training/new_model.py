@@ -2,14 +2,17 @@
 
 The defaults are the kind's config dataclass (the ``[model]`` table) and ``TrainingConfig`` (the
 ``[training]`` table); ``[data]`` and ``[world]`` are left to their defaults, which only matter when
-the model is trained on the built-in simulator instead of ``--logs``. A spec given with ``--spec`` is
-checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it.
+the model is trained on the built-in simulator instead of ``--logs``. The kind's own ``ctr evaluate``
+report is written out (``evaluation = "retrieval"`` for esam), and a kind whose defaults are known not
+to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A spec given with
+``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,16 +22,30 @@ from common.repository import read_config, validate_model_name
 from training.fit import TrainingConfig
 from training.pipeline import SCALED_SETTINGS, SPEC_FILE
 
+# What a user of a kind's defaults must know, said in the config `ctr new` writes and in its output
+KIND_NOTES = {
+    "adversarial_ctr": (
+        "The [model] defaults are Moore et al. 2018's (lam = 0.9999, optimizer = sgd, bias_epochs = 100). "
+        "docs/moore2018.md found that they do not train: under SGD the covariance penalty leaves a network with "
+        "lam >= 0.999 at its initial weights (its AUC is the untrained network's). What trains, as the served "
+        'models/ctr does (`ctr new NAME --from ctr` copies it): lam = 0.99, optimizer = "adam", bias_epochs = 0 '
+        "and [training] learning_rate = 0.01."
+    ),
+}
+
 
 def default_config_toml(kind: str) -> str:
     """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults."""
-    from training.models.registry import MODEL_KINDS
+    from training.models.registry import MODEL_KINDS, default_evaluation
 
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KINDS)}")
     model_defaults = asdict(MODEL_KINDS[kind][1]())
     lines = [f"# {kind} defaults written by `ctr new` (`--from MODEL` copies a tuned config instead)."]
+    lines += [f"# {line}" for line in textwrap.wrap(KIND_NOTES.get(kind, ""), 100)]
     lines.append(f'kind = "{kind}"')
+    if default_evaluation(kind) != "world":  # a kind whose report is not the world's impressions
+        lines.append(f'evaluation = "{default_evaluation(kind)}"  # what `ctr evaluate` reports')
     training = {k: v for k, v in asdict(TrainingConfig()).items() if k not in SCALED_SETTINGS}
     lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(training)]
     lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")

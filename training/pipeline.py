@@ -24,7 +24,7 @@ from training.fit import TrainingConfig, fit
 from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
-from training.models.registry import MODEL_KINDS, build_model
+from training.models.registry import build_model, trains_on
 
 logger = logging.getLogger(__name__)
 
@@ -83,25 +83,23 @@ def train(
 ) -> Checkpoint:
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
     (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
-    config = ModelConfig.load(root, name)
-    if config.kind not in MODEL_KINDS:
-        raise ValueError(
-            f"{root / name / 'config.toml'} says kind = {config.kind!r}, which is unknown: set it to one of "
-            f"{sorted(MODEL_KINDS)}"
-        )
-    if getattr(MODEL_KINDS.get(config.kind, (None,))[0], "trains_on", "impressions") == "queries":
+    config = ModelConfig.load(root, name)  # every setting checked before any log is read or simulated
+    if logs is not None and spec_path is None and (root / name / SPEC_FILE).is_file():
+        spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
+    if trains_on(config.kind) == "queries":
         from training.retrieval_pipeline import train_retrieval
 
         if logs is not None and (non_displayed is None or spec_path is None):
-            raise ValueError(f"{config.kind} trained on your logs needs --non-displayed OTHER and --spec SPEC.toml")
+            raise ValueError(
+                f"{config.kind} trained on your logs needs --non-displayed OTHER (the candidates not displayed) and "
+                f"--spec SPEC.toml (or the {root / name / SPEC_FILE} that `ctr new {name} --spec` keeps)"
+            )
         own = (logs, non_displayed, spec_path) if logs is not None else None
-        checkpoint = train_retrieval(config, root, work_dir, progress, own)  # type: ignore[arg-type]
+        checkpoint = train_retrieval(config, progress, own)  # type: ignore[arg-type]
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
     if non_displayed is not None:
         raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
-    if logs is not None and spec_path is None and (root / name / SPEC_FILE).is_file():
-        spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))

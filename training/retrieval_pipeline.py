@@ -9,7 +9,7 @@ item embeddings beside the towers. The held-out retrieval metrics go into model.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from common.features import FeatureSpec
-from common.repository import read_config
 from training.checkpoint import Checkpoint
 from training.fit import fit
 from training.model_config import ModelConfig
@@ -29,26 +28,6 @@ from training.world.retrieval import RetrievalConfig, RetrievalView
 
 logger = logging.getLogger(__name__)
 EVALUATION_SEED = 3_000_000  # `ctr evaluate`'s queries: neither the training nor model.json's held-out ones
-
-
-@dataclass
-class QueriesConfig:
-    train_queries: int = 16_000  # training queries (n_slots displayed items each)
-    eval_queries: int = 2_000  # held-out queries for the retrieval metrics in model.json
-    n_targets: int = 10  # non-displayed items sampled per training query
-    seed: int = 1  # queries, exposure and non-displayed samples
-
-    def __post_init__(self) -> None:
-        if min(self.train_queries, self.eval_queries, self.n_targets) < 1:
-            raise ValueError("[queries] train_queries, eval_queries and n_targets must be >= 1")
-
-
-def _table(raw: dict, key: str, config_class: type) -> object:
-    values = raw.get(key, {})
-    unknown = set(values) - {f.name for f in fields(config_class)}
-    if unknown:
-        raise ValueError(f"[{key}] settings {sorted(unknown)} are unknown")
-    return config_class(**values)
 
 
 @torch.no_grad()
@@ -64,17 +43,14 @@ def catalog_scores(
 
 def train_retrieval(
     config: ModelConfig,
-    root: Path,
-    work_dir: Path,
     progress: bool = True,
     logs: tuple[Path, Path, Path] | None = None,
 ) -> Checkpoint:
     """Train on the world's retrieval view, or on ``logs`` = (displayed log, non-displayed table, spec)."""
-    raw = read_config(root, config.name)
-    queries_config = _table(raw, "queries", QueriesConfig)
     if logs is not None:
-        return _train_on_logs(config, queries_config, *logs, progress=progress)
-    view = RetrievalView(World(WorldConfig(**config.world)), _table(raw, "retrieval", RetrievalConfig))
+        return _train_on_logs(config, *logs, progress=progress)
+    queries_config = config.queries
+    view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
     seed = queries_config.seed
     queries = view.queries(queries_config.train_queries, seed)
     data = build_retrieval_data(view, queries, view.expose(queries, seed), queries_config.n_targets, seed)
@@ -107,16 +83,13 @@ def train_retrieval(
     )
 
 
-def _train_on_logs(
-    config: ModelConfig, queries_config: QueriesConfig, displayed: Path, other: Path, spec_path: Path, progress: bool
-) -> Checkpoint:
+def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path: Path, progress: bool) -> Checkpoint:
     """Train on a user's displayed log and non-displayed table; model.json gets the click metrics only
     (logs carry no true relevance, so there is no recall to report)."""
     from training.retrieval_logs import build_log_data
 
-    data = build_log_data(
-        displayed, other, FeatureSpec.from_toml(spec_path), queries_config.n_targets, queries_config.seed
-    )
+    spec = FeatureSpec.from_toml(spec_path)
+    data = build_log_data(displayed, other, spec, config.queries.n_targets, config.queries.seed)
     logger.info(
         "training %s (%s) on %d logged requests from %s", config.name, config.kind, len(data.tensors), displayed
     )
@@ -135,31 +108,35 @@ def item_groups(view: RetrievalView) -> dict[str, np.ndarray]:
 def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """``ctr evaluate`` of a retrieval model, as served: the exported query tower (ONNX Runtime) on
     fresh held-out queries of the config's world, ranked against the stored catalog embeddings, scored
-    against the world's true relevance for all, hot and long-tail items."""
+    against the world's true relevance for all, hot and long-tail items. Each file is read once its
+    sha256 matches model.json's, by the service's check (training/served_version.py)."""
+    import io
+
     import onnxruntime as ort
 
     from common.encoder import FeatureEncoder
-    from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest, sha256_file, version_dir, versions
+    from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest, versions
+    from training.served_version import verified_file
 
     published = versions(root, name)
     if not published:
         raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
     version = version or published[-1]
-    manifest, directory = read_manifest(root, name, version), version_dir(root, name, version)
-    for file_name in ("query_tower.onnx", "item_tower.onnx", CATALOG_EMBEDDINGS, CATALOG_IDS):
-        if file_name not in manifest.files or sha256_file(directory / file_name) != manifest.files[file_name].sha256:
-            raise ValueError(f"{name} version {version}: {file_name} is missing or fails its sha256")
+    manifest = read_manifest(root, name, version)
+    read = {
+        file_name: verified_file(root, name, version, manifest, file_name)
+        for file_name in ("query_tower.onnx", "item_tower.onnx", CATALOG_EMBEDDINGS, CATALOG_IDS)
+    }
     config = ModelConfig.load(root, name)
-    raw = read_config(root, name)
-    queries_config = _table(raw, "queries", QueriesConfig)
-    view = RetrievalView(World(WorldConfig(**config.world)), _table(raw, "retrieval", RetrievalConfig))
+    queries_config = config.queries
+    view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
     queries = view.queries(queries_config.eval_queries, EVALUATION_SEED + queries_config.seed)
     spec = manifest.feature_spec
     encoded = FeatureEncoder(spec.for_side("context")).encode(view.query_columns(queries), len(queries))
-    session = ort.InferenceSession(str(directory / "query_tower.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(read["query_tower.onnx"], providers=["CPUExecutionProvider"])
     (v_q,) = session.run(None, {"categorical": encoded.categorical, "numeric": encoded.numeric})  # (Q, L)
-    embeddings = np.load(directory / CATALOG_EMBEDDINGS)  # (N, L), what the service ranks
-    ids = np.load(directory / CATALOG_IDS)
+    embeddings = np.load(io.BytesIO(read[CATALOG_EMBEDDINGS]))  # (N, L), what the service ranks
+    ids = np.load(io.BytesIO(read[CATALOG_IDS]))
     index = {item: i for i, item in enumerate(view.item_columns()["ad_id"].tolist())}
     if sorted(index) != sorted(ids.tolist()):
         raise ValueError(f"{name} version {version}: its catalog is not this world's catalog of {view.n_items} ads")

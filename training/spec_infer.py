@@ -23,12 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.features import Feature, FeatureSpec
-from training.logs import LABEL_COLUMNS, read_logs
+from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
+from training.logs import read_logs
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
 SKIPPED_COLUMNS = {
-    **dict.fromkeys(("request_id", "ts", "timestamp", "time"), "the request's id or time"),
-    "propensity": "the logging policy's probability of the display (IPS weights), not a feature",
+    **{name: f"{why}, not a feature" for name, why in RESERVED_COLUMNS.items() if name not in LABEL_COLUMNS},
+    **dict.fromkeys(("timestamp", "time"), "the request's time, by its name"),
     **dict.fromkeys(GROUND_TRUTH_COLUMNS, "the world simulator's ground truth: as a feature it would leak the answer"),
 }
 MAX_CATEGORICAL_INTEGERS = 1_000

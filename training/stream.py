@@ -28,8 +28,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
+from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import LABEL_COLUMNS, log_files
+from training.logs import log_files
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)

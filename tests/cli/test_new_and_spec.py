@@ -126,3 +126,33 @@ def test_a_spec_inferred_from_a_log_trains_on_that_log(tmp_path):
     trained = run("train", "mine", "--logs", str(tmp_path / "log.parquet"), "-r", models,
                   "--work-dir", str(tmp_path / "work"), "--no-progress")  # fmt: skip
     assert trained.exit_code == 0, trained.output
+
+
+def test_an_esam_scaffold_is_evaluated_on_retrieval_and_its_hint_names_the_non_displayed_table(tmp_path):
+    """The scaffold lacked evaluation = "retrieval": `ctr evaluate` ran the impression report and said the
+    model was trained on features other than the world's; the hint left out --non-displayed."""
+    result = run("new", "k_esam", "--kind", "esam", "-r", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert 'evaluation = "retrieval"' in (tmp_path / "k_esam" / "config.toml").read_text()
+    assert ModelConfig.load(tmp_path, "k_esam").evaluation == "retrieval"
+    assert f"ctr train k_esam -r {tmp_path} --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml" in " ".join(
+        result.output.split()
+    )
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "config.toml").write_text('kind = "esam"\n')  # scaffolded before: the kind's report
+    assert ModelConfig.load(tmp_path, "older").evaluation == "retrieval"
+
+
+def test_the_adversarial_ctr_scaffold_keeps_the_papers_defaults_and_says_what_trains(tmp_path):
+    """Its defaults (the paper's) gave held-out AUC 0.44 on a user's logs, with nothing said anywhere."""
+    result = run("new", "adv", "--kind", "adversarial_ctr", "-r", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "note: The [model] defaults are Moore et al. 2018's" in output and "docs/moore2018.md" in output
+    assert 'lam = 0.99, optimizer = "adam", bias_epochs = 0 and [training] learning_rate = 0.01' in output
+    text = (tmp_path / "adv" / "config.toml").read_text()
+    assert "# docs/moore2018.md found that they do not train" in " ".join(text.split())
+    config = ModelConfig.load(tmp_path, "adv")
+    assert (config.model["lam"], config.model["optimizer"], config.model["bias_epochs"]) == (0.9999, "sgd", 100)
+    copied = run("new", "adv2", "--from", "adv", "-r", str(tmp_path))
+    assert copied.exit_code == 0 and "note:" not in copied.output  # a copied config is its author's

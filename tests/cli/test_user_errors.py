@@ -62,14 +62,15 @@ def test_serve_refuses_port_0_and_warns_of_a_misspelt_setting(tmp_path):
     assert done.returncode == 2 and "is a file, not a directory of models" in done.stderr
 
 
-@pytest.mark.parametrize("section", ["world", "training", "data"])
+@pytest.mark.parametrize("section", ["world", "training", "data", "queries", "retrieval"])
 def test_a_misspelt_setting_in_a_config_section_is_named(tmp_path, section):
     (tmp_path / "models" / "typo").mkdir(parents=True)
     (tmp_path / "models" / "typo" / "config.toml").write_text(f'kind = "esmm"\n[{section}]\nn_user = 500\n')
     done = ctr("train", "typo", "--no-progress", cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr  # [world] was a 66-line TypeError
-    assert lines[0].startswith(f"error: [{section}] settings ['n_user'] are unknown; known: [")
+    assert lines[0].startswith(f"error: [{section}] settings ['n_user'] are unknown") and "; known: [" in lines[0]
+    assert ("(did you mean 'n_users'?)" in lines[0]) == (section == "world")  # the nearest known setting
 
 
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
@@ -140,3 +141,62 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
     assert done.returncode == 3, done.stderr
     assert "CTR_GRPC_PORT is set but the gRPC server cannot be imported" in done.stderr
     assert "pip install -e '.[grpc]'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [  # each was a traceback of 42-79 lines, most after the logs had been simulated
+        ('[training]\nlearning_rate = "0.01"', '[training] learning_rate = "0.01": expected a number, not a string'),
+        ("[training]\nepochs = 1.5", "[training] epochs = 1.5: expected an integer, not a number with a fraction"),
+        ("[training]\nseed = 0.5", "[training] seed = 0.5: expected an integer"),
+        ("[model]\nhidden = 16", "[model] hidden = 16: expected a list of integers, not an integer"),
+        ('[model]\nembedding_dim = "8"', '[model] embedding_dim = "8": expected an integer, not a string'),
+        ('[data]\ndays = "1"', '[data] days = "1": expected an integer, not a string (write it without quotes)'),
+        ('[world]\nseed = "x"', '[world] seed = "x": expected an integer, not a string'),
+        # read as true (a non-empty string): trained and exported with the bypass on
+        ('[model]\nposition_bypass = "false"', '[model] position_bypass = "false": expected true or false'),
+        ('[model]\nshare_embedding = "false"', '[model] share_embedding = "false": expected true or false'),
+        # misspelt sections and keys were ignored: trained with the defaults, exit 0
+        ("[trainig]\nepochs = 1", "settings ['trainig'] are unknown (did you mean 'training'?); known: ['data',"),
+        ('evalution = "world"', "settings ['evalution'] are unknown (did you mean 'evaluation'?)"),
+        ('evaluation = "wrld"', "says evaluation = 'wrld', which is unknown: set it to one of ['position_debias',"),
+        ("[model]\nhiden = [16]", "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"),
+        ("[model]\ndropout = 1.5", "[model] dropout must be in [0, 1), not 1.5"),
+        ("[model]\nembedding_dim = 0", "[model] embedding_dim must be >= 1, not 0"),
+    ],
+)
+def test_a_config_mistake_is_one_line_before_any_log_is_simulated(tmp_path, config, expected):
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    top, _, rest = config.partition("[")
+    text = f'kind = "esmm"\n{top}' + (f"[{rest}" if rest else "")
+    (tmp_path / "models" / "mine" / "config.toml").write_text(text + "\n")
+    done = ctr("train", "mine", "--no-progress", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr
+    assert not (tmp_path / "artifacts").exists()  # nothing simulated: `[model] hiden` came after 1M impressions
+
+
+def test_a_spec_with_a_label_as_a_feature_is_refused_by_ctr_new(tmp_path):
+    (tmp_path / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
+    done = ctr("new", "leak", "--kind", "esmm_debiased", "--spec", "leak.toml", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "feature 'click' is a column of the log format, not a feature (the click label)" in done.stderr
+    assert not (tmp_path / "models" / "leak").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path, damage):
+    """A truncated checkpoint.pt was a 51-line traceback ending in torch's "checkpoint file is corrupted"."""
+    import torch
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "config.toml").write_text('kind = "esmm"\n')
+    path = tmp_path / "artifacts" / "mine" / "checkpoint.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"name": "mine", "weights": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:600] if damage == "truncated" else b"not a checkpoint")
+    done = ctr("export", "mine", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {Path('artifacts/mine/checkpoint.pt')} cannot be read as a checkpoint (")
+    assert "damaged or not written by `ctr train`; retrain" in lines[0]

@@ -53,3 +53,36 @@ def test_duplicate_names_are_refused():
 def test_offsets_cover_every_bucket():
     assert spec().total_buckets == 108
     assert not spec().is_fitted
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [  # required = "false" was kept as the (truthy) string; buckets = "128" failed naming no feature
+        ('required = "false"', """[[feature]] 'site' required = "false": expected true or false, not a string"""),
+        ('buckets = "128"', """[[feature]] 'site' buckets = "128": expected an integer, not a string"""),
+        ("bucket = 128", "[[feature]] 'site' settings ['bucket'] are unknown (did you mean 'buckets'?)"),
+        ('kind = "categorial"', """[[feature]] 'site' kind = "categorial": expected one of "categorical", "num"""),
+    ],
+)
+def test_a_spec_entry_of_the_wrong_type_is_named_by_its_feature(tmp_path, entry, message):
+    lines = {"name": '"site"', "kind": '"categorical"', "side": '"context"', "buckets": "8"}
+    key = entry.split(" = ")[0]
+    lines = {k: v for k, v in lines.items() if k != key and not (key == "bucket" and k == "buckets")}
+    (tmp_path / "spec.toml").write_text("[[feature]]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()) + entry)
+    with pytest.raises(ValueError) as raised:
+        FeatureSpec.from_toml(tmp_path / "spec.toml")
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("column", ["position", "click", "conversion", "request_id", "ts", "propensity"])
+def test_a_spec_naming_a_column_of_the_log_format_is_refused_saying_why(tmp_path, column):
+    """A `click` feature trained to AUC 1.0 on its own label, and the service asked for it in every request."""
+    (tmp_path / "spec.toml").write_text(
+        f'[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = 8\n\n'
+        f'[[feature]]\nname = "{column}"\nkind = "numeric"\nside = "candidate"\n'
+    )
+    with pytest.raises(ValueError) as raised:
+        FeatureSpec.from_toml(tmp_path / "spec.toml")
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'spec.toml'}: feature '{column}' is a column of the log format")
+    assert "learns from what it should predict" in message and "remove it from the spec" in message

@@ -1,9 +1,23 @@
-"""Calibration per position on a user's log: slot-1 predictions times model.json's CTR ratios."""
+"""`ctr evaluate NAME --logs`: calibration per position (slot-1 predictions times model.json's CTR ratios),
+and only a version the service would load is scored."""
+
+import json
+import shutil
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import torch
 
-from training.evaluate_logs import _scored, calibration
+from common.features import Feature, FeatureSpec, NumericStats
+from common.repository import sha256_file
+from tests.training.test_export import checkpoint
+from training.checkpoint import Checkpoint
+from training.evaluate_logs import _scored, calibration, evaluate_on_logs
+from training.evaluation import run_exported
+from training.export import export_checkpoint
+from training.models.esmm import ESMM, ESMMConfig
 
 
 def test_slot1_predictions_are_scaled_by_the_learned_ratios():
@@ -43,3 +57,50 @@ def test_one_class_is_null_with_a_reason_not_nan():
 def test_with_no_row_at_a_position_with_a_ratio_nothing_is_compared():
     report = calibration(np.full(2, 0.5), np.array([1, 0]), np.array([4, 5]), {"regime": "slot1", "ctr_ratios": [1.0]})
     assert report["overall"]["predicted_ctr"] is None and "nothing to compare" in report["overall"]["reason"]
+
+
+def exported_pair(tmp_path):
+    """(repository, held-out log): `deb` and `other` exported from two draws of test_export's model, and
+    `corrm`, a copy of deb's version 1 whose model.onnx is other's (the same inputs)."""
+    root = tmp_path / "models"
+    export_checkpoint(checkpoint("deb"), root)
+    other = checkpoint("other")
+    torch.manual_seed(1)
+    other.state_dict = ESMM(other.spec, ESMMConfig(hidden=[32, 16])).state_dict()
+    export_checkpoint(other, root)
+    shutil.copytree(root / "deb" / "1", root / "corrm" / "1")
+    shutil.copyfile(root / "other" / "1" / "model.onnx", root / "corrm" / "1" / "model.onnx")
+    rng = np.random.default_rng(0)
+    logs = tmp_path / "heldout.parquet"
+    columns = {"user_id": rng.integers(0, 50, 400), "ad_id": rng.integers(0, 30, 400), "ad_price": rng.random(400)}
+    labels = {"position": rng.integers(1, 4, 400), "click": np.arange(400) % 5 == 0, "conversion": np.zeros(400)}
+    pq.write_table(pa.table(columns | {k: np.asarray(v, dtype=np.int64) for k, v in labels.items()}), logs)
+    return root, logs
+
+
+def test_evaluate_refuses_a_version_whose_model_onnx_fails_its_sha256_as_the_service_does(tmp_path):
+    """It printed the metrics of the replacement model, which the service refuses to load."""
+    root, logs = exported_pair(tmp_path)
+    assert evaluate_on_logs(root, "deb", logs, resamples=5)["metrics"]["ctr_auc"]["value"] is not None
+    with pytest.raises(ValueError) as raised:
+        evaluate_on_logs(root, "corrm", logs, resamples=5)
+    message = str(raised.value)
+    assert message.startswith("corrm version 1 is not what its model.json describes (model.onnx sha256 ")
+    assert "does not match model.json); the service refuses it too: export it again" in message
+
+
+def test_a_graph_whose_inputs_do_not_fit_the_spec_is_one_line_not_an_onnx_runtime_traceback(tmp_path):
+    """A 54-line ONNX Runtime traceback."""
+    root, logs = exported_pair(tmp_path)
+    categorical = tuple(Feature(f"c{i}", "categorical", "context", buckets=4) for i in range(3))
+    wide = FeatureSpec((*categorical, Feature("x", "numeric", "candidate")), {"x": NumericStats(0.0, 1.0)})
+    export_checkpoint(
+        Checkpoint("wide", "esmm", {"hidden": [4]}, wide, ESMM(wide, ESMMConfig(hidden=[4])).state_dict()), root
+    )
+    version = root / "corrm" / "1"
+    shutil.copyfile(root / "wide" / "1" / "model.onnx", version / "model.onnx")
+    manifest = json.loads((version / "model.json").read_text())
+    manifest["onnx_sha256"] = sha256_file(version / "model.onnx")  # its checksum made to match
+    (version / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"^corrm version 1 is not what .*graph input 'categorical' has width 3 but"):
+        run_exported(root, "corrm", pq.read_table(logs))

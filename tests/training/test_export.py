@@ -38,7 +38,9 @@ def test_export_publishes_a_checked_version(tmp_path):
     assert manifest.constants == {"b": 0.25}
     assert manifest.metrics["export_parity_max_abs_diff"] <= PARITY_TOLERANCE
     assert json.loads((directory / MANIFEST_FILE).read_text())["data_fingerprint"] == "abc"
-    assert export_checkpoint(checkpoint(), tmp_path) == 2
+    other = checkpoint()
+    other.metrics = {"ctr_auc": 0.71}  # another export: a new version
+    assert export_checkpoint(other, tmp_path) == 2 and versions(tmp_path, "esmm") == [1, 2]
 
 
 def test_onnx_matches_torch_on_fresh_random_inputs_at_several_batch_sizes(tmp_path):
@@ -75,7 +77,9 @@ def test_ctr_export_refuses_a_checkpoint_of_another_model(tmp_path):
     from training.pipeline import checkpoint_path
 
     checkpoint("small").save(checkpoint_path(tmp_path / "work", "esmm"))
+    (tmp_path / "models" / "esmm").mkdir(parents=True)
+    (tmp_path / "models" / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n')
     arguments = ["export", "esmm", "-r", str(tmp_path / "models"), "--work-dir", str(tmp_path / "work")]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code != 0 and "is a checkpoint of model 'small', not 'esmm'" in str(result.exception)
-    assert not (tmp_path / "models").exists()
+    assert versions(tmp_path / "models", "esmm") == []

@@ -181,6 +181,17 @@ def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) 
     assert "(non-displayed): required feature 'sku' is missing on 1 rows" in str(result.exception)
 
 
+def test_the_spec_ctr_new_kept_is_used_without_spec(tmp_path: Path) -> None:
+    """`ctr train` of a retrieval model still asked for --spec: the fallback was for impression models only."""
+    displayed, other, spec = _write_pair(tmp_path)
+    root = tmp_path / "models"
+    runner = CliRunner()
+    assert runner.invoke(app, ["new", "mine", "--kind", "esam", "--spec", str(spec), "-r", str(root)]).exit_code == 0
+    train = ["train", "mine", "--logs", str(displayed), "--non-displayed", str(other), "--no-progress"]
+    result = runner.invoke(app, [*train, "-r", str(root), "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
 def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> None:
     displayed, _, spec = _write_pair(tmp_path)
     root = tmp_path / "models"

@@ -119,6 +119,7 @@ class ESAM(nn.Module):
 
     output_names = ("score",)
     trains_on = "queries"  # query-grouped retrieval data (training/retrieval_data.py), not impression rows
+    evaluation = "retrieval"  # what `ctr evaluate` runs unless config.toml says (training/model_config.py)
 
     def __init__(self, spec: FeatureSpec, config: ESAMConfig | None = None) -> None:
         super().__init__()

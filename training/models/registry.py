@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import nn
 
+from common.config_table import built
 from common.features import FeatureSpec
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.models.aman import AMAN, AMANConfig
@@ -41,14 +41,29 @@ def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any], seed: int 
     With ``seed`` its initial weights are drawn from ``torch.manual_seed(seed)``, so that two builds of
     one config train to the same model; without it, from whatever state torch's global generator is in.
     """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
-    model_class, config_class = MODEL_KINDS[kind]
-    known = {f.name for f in fields(config_class)}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(f"[model] settings {sorted(unknown)} are not {kind} settings; known: {sorted(known)}")
-    model_config = config_class(**params)
+    model_config = model_config_of(kind, params)
     if seed is not None:
         torch.manual_seed(seed)
-    return model_class(spec, model_config)
+    return MODEL_KINDS[kind][0](spec, model_config)
+
+
+def trains_on(kind: str) -> str:
+    """What ``kind`` learns from: "queries" (a retrieval model: the displayed and the non-displayed
+    candidates of each request, ``--non-displayed`` beside ``--logs``), else "impressions" (displayed ads)."""
+    model_class = MODEL_KINDS[kind][0] if kind in MODEL_KINDS else None
+    return getattr(model_class, "trains_on", "impressions")
+
+
+def default_evaluation(kind: str) -> str:
+    """The ``ctr evaluate`` report of a ``kind`` model whose config names none (a key of
+    training.model_config.EVALUATIONS): the kind's own (esam: "retrieval"), else "world"."""
+    return getattr(MODEL_KINDS[kind][0], "evaluation", "world")
+
+
+def model_config_of(kind: str, params: dict[str, Any]) -> Any:
+    """The kind's config dataclass built from ``params`` (a [model] table); ValueError naming the setting
+    that is not one of the kind's, not of its type or out of its range. ``ModelConfig.load`` calls it
+    too, so a mistake is said before any log is read."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
+    return built(MODEL_KINDS[kind][1], params, "[model]", owner=kind)

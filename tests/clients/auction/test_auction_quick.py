@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from training.logs import LABEL_COLUMNS
+from common.log_columns import LABEL_COLUMNS
 
 DAY_KEYS = {
     "day", "revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "ctr_by_slot",

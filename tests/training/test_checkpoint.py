@@ -1,0 +1,100 @@
+"""A checkpoint is exported only as the model config.toml describes now, and only if this code wrote it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from common.repository import versions
+from tests.training.test_export import checkpoint
+from training.checkpoint import Checkpoint
+from training.model_config import ModelConfig
+from training.pipeline import checkpoint_path
+
+
+def export(tmp_path, config: str):
+    """`ctr export esmm` of test_export's checkpoint (kind esmm, hidden [32, 16]) under ``config``."""
+    checkpoint().save(checkpoint_path(tmp_path / "work", "esmm"))
+    (tmp_path / "models" / "esmm").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "models" / "esmm" / "config.toml").write_text(config)
+    arguments = ["export", "esmm", "-r", str(tmp_path / "models"), "--work-dir", str(tmp_path / "work")]
+    return CliRunner().invoke(app, arguments)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [  # `ctr export` published the stale checkpoint as "version 3", model.json saying kind esmm
+        (
+            'kind = "esmm_debiased"\n[model]\nhidden = [32, 16]\n',
+            "holds a model of kind 'esmm', but config.toml now says kind = 'esmm_debiased': retrain it with `ctr "
+            "train esmm`",
+        ),
+        (
+            'kind = "esmm"\n[model]\nhidden = [32, 8]\n',
+            "was trained with other [model] settings (hidden = [32, 16] in it, [32, 8] in config.toml): retrain",
+        ),
+    ],
+)
+def test_a_checkpoint_the_config_no_longer_describes_is_refused(tmp_path, config, expected):
+    result = export(tmp_path, config)
+    assert result.exit_code != 0 and expected in str(result.exception), result.output
+    assert versions(tmp_path / "models", "esmm") == []
+
+
+def test_a_setting_written_out_at_its_default_is_no_change(tmp_path):
+    result = export(tmp_path, 'kind = "esmm"  # edited\n[model]\nhidden = [32, 16]\ndropout = 0.0\n')
+    assert result.exit_code == 0, repr(result.exception)
+    assert versions(tmp_path / "models", "esmm") == [1]
+
+
+def test_exporting_the_same_checkpoint_again_publishes_nothing_and_says_which_version_holds_it(tmp_path, caplog):
+    """Two exports gave versions 1 and 2 with byte-identical model.onnx, and no notice."""
+    config = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'
+    assert export(tmp_path, config).exit_code == 0
+    again = export(tmp_path, config)
+    assert again.exit_code == 0 and "exported" not in again.output
+    assert versions(tmp_path / "models", "esmm") == [1]
+    assert "esmm's checkpoint exports to what version 1 already holds" in caplog.text
+    assert "not published again" in caplog.text
+
+
+def saved(tmp_path, **changes):
+    """test_export's checkpoint saved with fields of its payload changed (``...``: removed)."""
+    payload = dict(vars(checkpoint()), spec=checkpoint().spec.to_dict()) | changes
+    path = tmp_path / "checkpoint.pt"
+    torch.save({key: value for key, value in payload.items() if value is not ...}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"future_field": 1}, "is a checkpoint of another version of the code (fields ['future_field'] this version "),
+        ({"position": ..., "constants": ...}, "(no ['constants', 'position'], which this version needs); retrain"),
+        ({"spec": {"features": "x"}}, "holds a feature spec this version cannot read"),
+    ],
+)
+def test_a_checkpoint_of_another_format_is_refused_naming_what_differs(tmp_path, changes, expected):
+    """An extra field was a TypeError; one lacking `position` (an older format) exported as position-blind."""
+    path = saved(tmp_path, **changes)
+    with pytest.raises(ValueError) as raised:
+        Checkpoint.load(path)
+    assert str(raised.value).startswith(str(path)) and expected in str(raised.value)
+
+
+def test_weights_that_do_not_fit_the_kind_are_one_line():
+    stale = checkpoint()
+    stale.state_dict = {key: value for key, value in stale.state_dict.items() if "cvr" not in key}
+    with pytest.raises(ValueError) as raised:
+        stale.build()
+    message = str(raised.value)  # torch's listed every missing tensor over many lines
+    assert message.startswith("the weights of checkpoint 'esmm' do not fit a model of kind esmm with its [model]")
+    assert "\n" not in message and message.endswith("another version of the code; retrain it")
+
+
+def test_the_checkpoint_of_a_config_passes(tmp_path):
+    (tmp_path / "esmm").mkdir()
+    (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n')
+    checkpoint().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
