@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config_table import built, checked_values
+from common.config_layout import checked_top_level
+from common.config_table import built
 from common.repository import CONFIG_FILE, read_config
 from training.fit import TrainingConfig
 from training.world.config import WorldConfig
@@ -34,10 +35,6 @@ EVALUATIONS = {
     "position_debias": "training.position_debias:evaluate_position_debiasing",
     "retrieval": "training.retrieval_pipeline:evaluate_retrieval",
 }
-# The top level of config.toml: its two keys and its tables ([serving] is the service's to check)
-TOP_LEVEL = {"kind": str, "evaluation": str, **dict.fromkeys(
-    ("model", "training", "data", "world", "queries", "retrieval", "serving"), dict[str, Any]
-)}  # fmt: skip
 
 
 @dataclass
@@ -89,7 +86,7 @@ class ModelConfig:
 
         path = root / name / CONFIG_FILE
         try:
-            raw = checked_values(TOP_LEVEL, read_config(root, name), str(path))
+            raw = checked_top_level(read_config(root, name), path)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"no config for model {name!r}: expected {path}; "

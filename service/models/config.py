@@ -9,7 +9,8 @@ instances = 1               # batches run at once on the model's session
 inline_max_items = 0        # batches of at most this many items run on the event loop (0: none)
 version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
 ```
-A model without a config file or without the table takes these defaults. A bad value is a
+A model without a config file or without the table takes these defaults; a top-level name that is
+none of config.toml's (``[servng]``) is refused as the trainer refuses it. A bad value is a
 ValueError naming the key, and so is a key that is none of these (``max_batch_sise = 64`` was ignored
 without a word, the default serving instead), so the model is refused with a clear reason.
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from common.repository import read_config
+from common.config_layout import checked_top_level
+from common.repository import CONFIG_FILE, read_config
 from service.batching.policy import BatchConfig
 
 # The [serving] keys that set a BatchConfig field: its integers, except what the service settings decide
@@ -100,11 +102,11 @@ class ServingConfig:
 
 
 def read_serving_config(root: Path, name: str, batching: bool = True) -> ServingConfig:
-    """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid."""
+    """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid, or
+    when the file's top level names a table or key no config.toml has (common/config_layout.py)."""
     try:
-        table = read_config(root, name).get("serving", {})
+        raw = read_config(root, name)
     except FileNotFoundError:
         return ServingConfig(BatchConfig(enabled=batching))
-    if not isinstance(table, Mapping):
-        raise ValueError("[serving] must be a table")
+    table = checked_top_level(raw, root / name / CONFIG_FILE).get("serving", {})  # [servng] is refused, not unread
     return ServingConfig.from_table(table, batching)

@@ -63,6 +63,17 @@ def test_a_misspelt_serving_key_leaves_the_model_unserved_saying_which(tmp_path:
         assert reason.startswith("serving settings: serving.max_batch_sise is not a setting (known: "), reason
 
 
+def test_a_misspelt_serving_table_leaves_the_model_unserved_saying_which(tmp_path: Path) -> None:
+    """``[servng]`` was never read: the model served with the default settings without a word."""
+    root = make_repository(tmp_path, 1)
+    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[servng]\nmax_batch_size = 64\n')
+    with app_client(root) as client:
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        reason = ready.json()["unavailable"]["esmm"]
+        assert "settings ['servng'] are unknown (did you mean 'serving'?)" in reason, reason
+
+
 def test_latest_two_versions_served_and_addressable(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 3, "version_policy = { latest = 2 }")
     with app_client(root) as client:

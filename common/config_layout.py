@@ -1,0 +1,23 @@
+"""The top level of a model's ``config.toml``: its two keys and its tables, and who reads each.
+
+The trainer reads every table and checks its contents (training/model_config.py); the service reads
+``[serving]`` alone (service/models/config.py). Both refuse a top-level name that is none of these,
+through one check: a misspelt ``[servng]`` was served with the defaults without a word, as a
+misspelt ``[traning]`` once trained with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common.config_table import checked_values
+
+TABLES = ("model", "training", "data", "world", "queries", "retrieval", "serving")
+TOP_LEVEL: dict[str, Any] = {"kind": str, "evaluation": str, **dict.fromkeys(TABLES, dict[str, Any])}
+
+
+def checked_top_level(raw: Any, path: Path) -> dict[str, Any]:
+    """``raw`` (a parsed config.toml at ``path``) when its top-level names and their types are the
+    layout's; ValueError naming ``path``, the name and the nearest known one otherwise."""
+    return checked_values(TOP_LEVEL, raw, str(path))
