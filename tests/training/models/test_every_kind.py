@@ -2,9 +2,10 @@
 
 A kind is a row of training/models/registry.py (docs/models.md): its [model] defaults must load as a
 config (the checks of common/config_table.py refuse a field type they cannot check), its module must
-answer its ``output_names`` as one probability per row, its metrics (model.json's) must be numbers, its loss must be finite and reach the weights,
-and its inference graph must export with parity. Each kind has its own tests of what it learns; these
-catch a kind that breaks the contract the trainer, the exporter and the service rely on.
+answer its ``output_names`` as one probability per row, its metrics (model.json's) must be numbers,
+its loss must be finite and reach the weights, and its inference graph must export with parity. Each
+kind has its own tests of what it learns; these catch a kind that breaks the contract the trainer,
+the exporter and the service rely on.
 """
 
 from __future__ import annotations
