@@ -55,6 +55,7 @@ DEFAULT_TIMEOUT_S = 10.0  # httpx's, for each phase of one HTTP exchange (module
 DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After
 MAX_RETRY_WAIT_S = 30.0  # a Retry-After longer than this is not waited for: the error is raised
 DEADLINE_GRACE_S = 0.05  # past a call's timeout_ms, how long the client still waits for the service's own 504
+MIN_ATTEMPT_S = 0.001  # less left of timeout_ms than this: no attempt is sent (its header would say 0.000 ms)
 WAITS_KEPT = 1000  # the most recent Retry-After waits ``waits`` keeps
 # The connection closed, reset or unwritable before an answer came: a call that changes nothing is sent again
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -133,20 +134,24 @@ class ModelStatus:
     error: str | None = None
 
 
-def checked_features(where: str, features: Features) -> dict[str, FeatureValue]:
-    """``features`` as a dict, refusing NaN and infinity (ValueError naming ``where``.name): the JSON encoder
-    would send them as null, which the service takes as the feature left out."""
+def checked_features(where: str, features: Features, index: int | None = None) -> dict[str, FeatureValue]:
+    """``features`` as a dict, refusing NaN and infinity (ValueError naming ``where[index].name``): the JSON
+    encoder would send them as null, which the service takes as the feature left out. The common values
+    (text, integers, finite floats) pass on a type check; the name is written only for an error."""
     values = dict(features)
     for name, value in values.items():
         if value is None or type(value) is str or type(value) is int:
+            continue
+        if type(value) is float and value - value == 0.0:  # finite: NaN and infinity give NaN
             continue
         try:
             finite = math.isfinite(value)
         except TypeError:
             continue  # not a number: the encoder names its type
         if not finite:
+            named = where if index is None else f"{where}[{index}]"
             raise ValueError(
-                f"{where}.{name} is {value}: JSON has no NaN or infinity; send a finite number, or leave an "
+                f"{named}.{name} is {value}: JSON has no NaN or infinity; send a finite number, or leave an "
                 "optional feature out to get its default"
             )
     return values
@@ -155,14 +160,14 @@ def checked_features(where: str, features: Features) -> dict[str, FeatureValue]:
 def score_body(context: Features, candidates: Sequence[Features]) -> dict[str, Any]:
     return {
         "context": checked_features("context", context),
-        "candidates": [checked_features(f"candidates[{i}]", c) for i, c in enumerate(candidates)],
+        "candidates": [checked_features("candidates", c, i) for i, c in enumerate(candidates)],
     }
 
 
 def similarity_body(query: Features, items: Sequence[Features]) -> dict[str, Any]:
     return {
         "query": checked_features("query", query),
-        "items": [checked_features(f"items[{i}]", c) for i, c in enumerate(items)],
+        "items": [checked_features("items", c, i) for i, c in enumerate(items)],
     }
 
 
@@ -209,9 +214,9 @@ def _decode(response: httpx.Response, content: bytes) -> Any:
         body = orjson.loads(content) if content else None
     except orjson.JSONDecodeError:
         body = None
-    text = content.decode("utf-8", "replace")
     if response.status_code == 200 and body is not None:
         return body
+    text = content.decode("utf-8", "replace")
     if response.status_code == 200:
         raise ServiceError(200, f"the answer is not JSON: {text[:200]!r}")
     error = body.get("error") if isinstance(body, dict) else None
@@ -259,7 +264,7 @@ class _Attempts:
         if self.deadline is None:
             return {"headers": self.headers}
         left_s = self.deadline - time.monotonic()
-        if left_s <= 0:
+        if left_s < MIN_ATTEMPT_S:  # the service would refuse a time-out header of 0.000 ms with a 400
             raise httpx.TimeoutException("the call's timeout_ms passed before an answer came")
         return {
             "headers": {**self.headers, "x-request-timeout-ms": f"{left_s * 1000.0:.3f}"},
@@ -285,8 +290,8 @@ class _Attempts:
         wait = _retry_after(response)
         if wait is None or wait > MAX_RETRY_WAIT_S or self.retries_left == 0:
             return None
-        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
-            return None  # the wait would outlast timeout_ms: the 503 is the answer
+        if self.deadline is not None and time.monotonic() + wait + DEADLINE_GRACE_S >= self.deadline:
+            return None  # no time for an attempt after the wait: the 503 is the answer, not a certain 504
         self.retries_left -= 1
         self.resent = False
         return wait

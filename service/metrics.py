@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.protocol import ANSWERED_BY_PROTOCOL
 from service.process_stats import lines as process_lines
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -253,7 +254,7 @@ class StatusCounter:
             return
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and ANSWERED_BY_PROTOCOL not in scope:
                 self.counts[message["status"]] += 1
             await send(message)
 

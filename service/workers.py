@@ -3,10 +3,13 @@
 One event loop runs a request's parsing, checks, batching and answer in Python, and at its limit it is
 the process's one busy thread: on a 2-core machine it answered ~15,000 1-candidate requests a second
 with the other core mostly idle (docs/serving.md, "Several worker processes"). So, as uvicorn's and
-gunicorn's workers do, the process started (the supervisor) binds the listening socket and forks
-``workers`` processes before anything is loaded; each runs the whole service (its models, batchers,
-door and drain) on its own event loop and accepts connections from the shared socket, so a busy worker
-takes fewer of them. The supervisor serves nothing itself:
+gunicorn's workers do, the process started (the supervisor) binds the port (binding.py: every address
+of the host, not yet listening) and forks ``workers`` processes before anything is loaded; each runs the
+whole service (its models, batchers, door and drain) on its own event loop, listens on the shared
+sockets once its models are loaded and accepts connections from them, so a busy worker takes fewer of
+them. Until the first worker is ready a client is refused at once (the supervisor listened before the
+fork, and a client connecting during the load waited in the backlog: a health check with a 1 s
+time-out timed out instead of being refused). The supervisor serves nothing itself:
 
 - SIGTERM or SIGINT is passed on to every worker as SIGTERM, each drains as a single process does
   (server.py) once all of them have closed the listener (http/drain.py), and the supervisor exits 0
@@ -39,13 +42,12 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from service.binding import shown
+from service.binding import bound_sockets, shown
 from service.settings import Settings
 from service.sibling_metrics import SiblingMetrics
 
 logger = logging.getLogger(__name__)
 
-BACKLOG = 2048  # uvicorn's default
 STOP_GRACE_S = 10.0  # beyond the drain time-out, before a worker that has not exited is killed
 REAP_INTERVAL_S = 0.1  # how often the supervisor looks for an exited worker
 _PR_SET_PDEATHSIG = 1
@@ -54,52 +56,29 @@ Run = Callable[[Settings, list[socket.socket], SiblingMetrics], None]  # server.
 
 
 def supervise(settings: Settings, run: Run) -> int:
-    """Fork ``settings.workers`` processes that ``run`` the service on one listening socket; wait for
+    """Fork ``settings.workers`` processes that ``run`` the service on the port's shared sockets; wait for
     them. The exit status: 0 when every worker exited 0 after a signal, 1 otherwise."""
-    listening = _listen_first(settings)
-    if listening is None:
+    sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
+    if sockets is None:
         return 1
     shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     workers: dict[int, int] = {}  # pid -> index
     try:
         try:
             for index in range(settings.workers):
-                workers[_fork(index, settings, listening, shared, run)] = index
+                workers[_fork(index, settings, sockets, shared, run)] = index
         except BaseException:  # a fork failed: the workers already started go too
             _signal_all(workers, signal.SIGKILL)
             raise
-        listening.close()  # the workers hold it
+        for sock in sockets:
+            sock.close()  # the workers hold them
         logger.info("%d workers on %s: pids %s", len(workers), shown(settings.host, settings.port), list(workers))
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def _listen_first(settings: Settings) -> socket.socket | None:
-    """The HTTP port's listening socket, which the workers share, with the gRPC port checked free (each
-    worker binds it with SO_REUSEPORT: no other socket may hold it now); None when either is taken, said
-    in one line naming the address."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    listening = _listen(settings.host, settings.port, family)
-    if listening is not None and settings.grpc_port:
-        free = _listen(settings.host, settings.grpc_port, family)
-        if free is None:
-            listening.close()
-            return None
-        free.close()
-    return listening
-
-
-def _listen(host: str, port: int, family: socket.AddressFamily) -> socket.socket | None:
-    """A socket listening on ``host:port``, or None, said in one line as uvicorn says it for one process."""
-    try:
-        return socket.create_server((host, port), family=family, backlog=BACKLOG)
-    except OSError as error:
-        logger.error("cannot listen on %s: %s", shown(host, port), error.strerror or error)
-        return None
-
-
-def _fork(index: int, settings: Settings, listening: socket.socket, shared: Path, run: Run) -> int:
+def _fork(index: int, settings: Settings, sockets: list[socket.socket], shared: Path, run: Run) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -110,7 +89,7 @@ def _fork(index: int, settings: Settings, listening: socket.socket, shared: Path
         # it found: ignored here, so a worker that drained exits 0 instead of dying by the signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        run(settings, [listening], SiblingMetrics(shared, index))
+        run(settings, sockets, SiblingMetrics(shared, index))
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1

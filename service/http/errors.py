@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -153,7 +154,9 @@ class UnexpectedErrors:
     with its traceback, and answered 500 in JSON (when no answer has begun). As Starlette's catch-all (an
     ``Exception`` handler, which its outermost middleware runs) the 500 passed no counter: the V2 routes'
     500s never reached ``ctr_http_responses_total``; and the exception went on to uvicorn, which logged
-    its traceback a second time."""
+    its traceback a second time. A client that leaves while Starlette reads its body (``request.body()``:
+    the V2 infer, similarity and admin routes) is answered 499 as ``ClientDisconnected`` says, without a
+    traceback: it was logged and counted as a 500, on the series a 5xx alert reads."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -171,6 +174,10 @@ class UnexpectedErrors:
 
         try:
             await self.app(scope, receive, noting_send)
+        except ClientDisconnect:  # Starlette's, from request.body(): the client left mid-body, a 499 (was a 500)
+            if not started:
+                gone = ClientDisconnected()
+                await error_response(gone.status, gone.message)(scope, receive, send)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not started:

@@ -99,7 +99,16 @@ _TIMEOUT_RESPONSE = (
 
 
 RECEIVED = "ctr.received"  # scope key: when the request's first bytes reached the host (loop clock)
+# scope key, set when the protocol answered a request the app still held (its body's time-out, a 408): the
+# app's own answer after it reaches nobody and is not counted (metrics.StatusCounter); it counted twice
+ANSWERED_BY_PROTOCOL = "ctr.answered_by_protocol"
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
+MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
+MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
+_HEAD_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s"
+)
 _SHED_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: %d\r\n"
     b"content-length: %d\r\n%s\r\n%s"
@@ -201,6 +210,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
+        self._head_bytes = 0  # bytes of the request being read before its headers were complete
+        self._head_refusal: bytes | None = None  # why its headers were refused (431), said by send_400_response
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
         self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
         self._socket = transport.get_extra_info("socket")
@@ -216,9 +227,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
+            self._head_bytes = 0
             if self._reading == "idle":
                 self._arm(self.header_timeout_s, "headers")
         super().data_received(data)
+        if self._reading == "headers" and not self.transport.is_closing():  # the headers go on past this read
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head(b"the request line and headers exceed %d bytes" % MAX_HEAD_BYTES)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -235,6 +251,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._departure.leave()
 
     def on_headers_complete(self) -> None:
+        if len(self.headers) > MAX_HEADER_FIELDS:
+            self._head_refusal = b"%d header fields; at most %d are read" % (len(self.headers), MAX_HEADER_FIELDS)
+            raise ValueError("too many header fields")  # stops the parser: uvicorn calls send_400_response
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
             now = self.loop.time()
             sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
@@ -367,9 +386,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.on_answered(status)
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to bytes that are no HTTP request, counted."""
+        """uvicorn's answer to bytes that are no HTTP request, counted; a 431 for headers refused here."""
+        if self._head_refusal is not None:
+            self._refuse_head(self._head_refusal)
+            return
         self._answered(400)
         super().send_400_response(msg)
+
+    def _refuse_head(self, reason: bytes) -> None:
+        """431 and close: a request's line and headers past their bounds. uvicorn keeps every header in a
+        list as it is parsed, so 40 MB of headers on one connection took 600 MB of memory until the header
+        time-out, and a few connections could exhaust a container's."""
+        body = b'{"error": "%s", "field": null}' % reason
+        self.transport.write(_HEAD_TOO_LARGE_RESPONSE % (len(body), body))
+        self._answered(431)
+        logger.info("refused a request whose headers were too large: %s", reason.decode())
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         """uvicorn's, except that the wait for the next request is the connection's idle read phase
@@ -415,6 +447,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if what not in ("idle", "drain") and not self._dropping_body:  # a refused request was answered
             in_hand = self.cycle is not None and not self.cycle.response_complete
             if not (in_hand and self.cycle.response_started):
+                if in_hand:
+                    self.cycle.scope[ANSWERED_BY_PROTOCOL] = True  # type: ignore[literal-required]
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
                 self.transport.write(_TIMEOUT_RESPONSE % (len(body), body))
                 self._answered(408)

@@ -1,37 +1,52 @@
-"""Refusals at the door in the log: one warning as they begin, then at most one every ``INTERVAL_S``
-with how many there were since. Each refusal is a canned 503 the protocol writes without a request
-object (http/overload.py); an access line for each would flood the log at twice the capacity, and none
-at all left an operator reading logs blind to the overload (the 503s had no line of any kind)."""
+"""Refusals at the door in the log: one warning as they begin, then one every ``INTERVAL_S`` with how many
+there were since, while they go on, and one line when an interval passes without any. Each refusal is a
+canned 503 the protocol writes without a request object (http/overload.py); an access line for each
+would flood the log at twice the capacity, and none at all left an operator reading logs blind to the
+overload (the 503s had no line of any kind). The count of an interval is said when the interval ends,
+not at the next refusal: an overload's last refusals were held back until the next overload, hours later
+perhaps, and said as one count with it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 10.0
 
+CallLater = Callable[[float, Callable[[], None]], Any]  # (delay_s, callback): the event loop's call_later
+
 
 class ShedLog:
-    def __init__(self, shed_wait_ms: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, shed_wait_ms: float, call_later: CallLater | None = None) -> None:
         self.shed_wait_ms = shed_wait_ms
-        self.clock = clock
+        self.call_later = call_later  # None: the running event loop's (refusals are counted on it)
         self.unsaid = 0  # refusals since the last line
-        self.next_line_at = -float("inf")
+        self.interval_open = False  # a line was said less than INTERVAL_S ago: the next one is scheduled
 
     def refused(self) -> None:
         self.unsaid += 1
-        now = self.clock()
-        if now < self.next_line_at:
-            return
+        if not self.interval_open:
+            self._say()
+
+    def _say(self) -> None:
         logger.warning(
             "overloaded: %d request(s) refused at the door with 503 since the last such line: requests waited "
-            "over %g ms to be read (CTR_SHED_WAIT_MS); the next line in %g s at the soonest",
+            "over %g ms to be read (CTR_SHED_WAIT_MS); the next line in %g s",
             self.unsaid,
             self.shed_wait_ms,
             INTERVAL_S,
         )
         self.unsaid = 0
-        self.next_line_at = now + INTERVAL_S
+        self.interval_open = True
+        (self.call_later or asyncio.get_running_loop().call_later)(INTERVAL_S, self._interval_ended)
+
+    def _interval_ended(self) -> None:
+        self.interval_open = False
+        if self.unsaid:
+            self._say()
+        else:
+            logger.info("no request refused at the door in the last %g s", INTERVAL_S)

@@ -37,7 +37,7 @@ from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, de
 from service.http.body import request_body as documented_body
 from service.http.disconnect import DEPARTURE, watcher
 from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
-from service.http.protocol import RECEIVED, Headers, Reply
+from service.http.protocol import ANSWERED_BY_PROTOCOL, RECEIVED, Headers, Reply
 from service.metrics import Metrics
 from service.score import pipeline
 from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
@@ -72,9 +72,9 @@ class ScoreEndpoint:
             ):
                 body = await read_body(receive, settings.max_body_bytes, message)
             answer = await pipeline.respond(body, self.state.models, settings, deadline, watcher(scope, receive))
-            status, headers, body = self._response(answer, None)
+            status, headers, body = self._response(scope, answer, None)
         except Exception as error:
-            status, headers, body = self._response(None, error)
+            status, headers, body = self._response(scope, None, error)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -84,7 +84,7 @@ class ScoreEndpoint:
         routes, under ``ctr serve``). The same checks, answers and counts as the ASGI callable."""
 
         def answered(answer: bytes | None, error: BaseException | None) -> None:
-            reply(*self._response(answer, error))
+            reply(*self._response(scope, answer, error))
 
         try:
             deadline = self._deadline(scope)
@@ -111,8 +111,9 @@ class ScoreEndpoint:
             check_media_type(content_type.decode("latin-1"))
         return deadline_for(settings.request_timeout_ms, timeout, scope.get(RECEIVED))
 
-    def _response(self, answer: bytes | None, error: BaseException | None) -> tuple[int, Headers, bytes]:
-        """(status, headers, body) for a request's answer or error, counted in the HTTP status metrics:
+    def _response(self, scope: Scope, answer: bytes | None, error: BaseException | None) -> tuple[int, Headers, bytes]:
+        """(status, headers, body) for a request's answer or error, counted in the HTTP status metrics
+        unless the protocol answered the request already (its body's time-out: a 408 counted there):
         an ApiError is its JSON error body (499 when the client left), anything else is logged and
         answered 500 in JSON."""
         status, extra = 200, None
@@ -125,7 +126,8 @@ class ScoreEndpoint:
             logger.error("unhandled error on POST %s", PATH, exc_info=error)
             status = 500
             body = error_body(INTERNAL_ERROR)
-        self.metrics.responses[status] += 1
+        if ANSWERED_BY_PROTOCOL not in scope:
+            self.metrics.responses[status] += 1
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
         if extra:
             headers += [(k.lower().encode(), str(v).encode()) for k, v in extra.items()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ import tritonclient.grpc as grpcclient
 
 from clients import bench_harden as bench
 from clients.bench_serve import descendants
-from clients.service_process import free_port
+from clients.service_process import free_port, wait_ready
 from service.sibling_metrics import WRITE_INTERVAL_S
 from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository
 from tests.integration.test_reliability import score_continuously
@@ -43,6 +44,28 @@ def all_gone(process_ids: list[int], within_s: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path) -> None:
+    """The supervisor listened before it forked: a client connecting while the models loaded was accepted
+    into the backlog and waited (a health check with a 1 s time-out timed out rather than being refused).
+    Now the port is bound, not listening, until a worker's models are loaded, as for one process."""
+    root = repository(tmp_path / "models")
+    log = tmp_path / "log"
+    slow_load = {"warmup_batch_sizes": "[1, 262144]"}  # warm-up at 262,144 rows: the load takes a while
+    with running_server(root, log, ready=False, workers="2", **slow_load) as (url, process):
+        deadline = time.monotonic() + 60
+        while "workers on 127.0.0.1" not in log.read_text():  # the supervisor has bound the port and forked
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.01)
+        try:
+            with socket.create_connection(("127.0.0.1", port_of(url)), timeout=5):
+                connected_during_the_load = True
+        except ConnectionRefusedError:
+            connected_during_the_load = False
+        wait_ready(process, url, log)
+        assert not connected_during_the_load
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
 
 
 def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Path) -> None:

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def running_server(
-    repository: Path, log: Path, command: list[str] | None = None, **settings: str
+    repository: Path, log: Path, command: list[str] | None = None, ready: bool = True, **settings: str
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """The service serving ``repository``; yields (base URL, process) once /v2/health/ready says 200."""
+    """The service serving ``repository``; yields (base URL, process) once /v2/health/ready says 200
+    (``ready=False``: as soon as the process is started, for a test of the start-up itself)."""
     port = free_port()
     env = {
         **os.environ,
@@ -37,10 +38,11 @@ def running_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        try:
-            wait_ready(process, url, log)
-        except RuntimeError as error:
-            pytest.fail(str(error))
+        if ready:
+            try:
+                wait_ready(process, url, log)
+            except RuntimeError as error:
+                pytest.fail(str(error))
         yield url, process
     finally:
         stop(process)
