@@ -47,9 +47,12 @@ RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}
  && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())" \
  && case ",${EXTRAS}," in *,grpc,*) python -c "import service.v2.grpc.server; print('gRPC: importable')" ;; esac
 RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin ctr \
- && mkdir -p /srv/models && chown -R ctr /srv
-COPY --chown=ctr ${MODELS:-pyproject.toml} /srv/baked/
-RUN if [ -n "${MODELS}" ]; then cp -r /srv/baked/. /srv/models/; fi; rm -rf /srv/baked
+ && mkdir -p /srv/models
+# the baked models are root's, readable by all: the service reads them and cannot change what it serves
+# (with polling on, a compromised process could have written a version for itself to load); a mounted
+# repository keeps its own owner and modes
+COPY ${MODELS:-pyproject.toml} /srv/baked/
+RUN if [ -n "${MODELS}" ]; then cp -r /srv/baked/. /srv/models/ && chmod -R a+rX,go-w /srv/models; fi; rm -rf /srv/baked
 USER ctr
 WORKDIR /srv
 EXPOSE 8000

@@ -1,9 +1,9 @@
 """The top level of a model's ``config.toml``: its two keys and its tables, and who reads each.
 
-The trainer reads every table and checks its contents (training/model_config.py); the service reads
-``[serving]`` alone (service/models/config.py). Both refuse a top-level name that is none of these,
-through one check: a misspelt ``[servng]`` was served with the defaults without a word, as a
-misspelt ``[traning]`` once trained with them.
+The trainer reads every table, checks its contents and refuses any other name (training/model_config.py).
+The service reads ``[serving]`` alone (service/models/config.py): it refuses a name close to it
+(``[servng]`` was served with the defaults without a word) and leaves the others to the trainer, so a
+table a newer trainer writes does not stop an older service from loading the model.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -139,11 +139,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _directory_mode() -> int:
-    """The mode a new directory gets here: 0777 less the process's umask (0755 under the usual 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
+def _staging_directory(model_dir: Path) -> Path:
+    """A new, empty directory in ``model_dir`` for a version being written, of the umask's mode (0755 under
+    the usual 022) as ``mkdir`` makes it: mkdtemp's 0700 kept a service of another uid (the image's 10001,
+    on a mounted repository) out of the published version, and setting the mode from ``os.umask`` would
+    change the umask of every thread for a moment."""
+    while True:
+        staging = model_dir / f".staging-{secrets.token_hex(8)}"
+        try:
+            staging.mkdir()
+            return staging
+        except FileExistsError:
+            continue
 
 
 def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -> int:
@@ -154,11 +161,10 @@ def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -
     """
     model_dir = root / validate_model_name(name)
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    staging = _staging_directory(model_dir)
     try:
         version = (versions(root, name) or [0])[-1] + 1
         write(staging, version)
-        staging.chmod(_directory_mode())  # mkdtemp's 0700 would keep a service of another uid out
         while True:
             try:
                 os.rename(staging, model_dir / str(version))

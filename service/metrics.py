@@ -235,7 +235,11 @@ class Metrics:
             "Requests refused at the door with 503 while requests waited too long to be read (also in the 503s).",
         )
         out.append(f"{p}_http_requests_shed_total {self.shed}")
-        family("model_version_refusals_total", "counter", "Model versions refused at a load (checksum, graph, ...).")
+        family(
+            "model_version_refusals_total",
+            "counter",
+            "Model versions refused at a load (checksum, graph, ...), by every worker: once per refusal per worker.",
+        )
         out.extend(f'{p}_model_version_refusals_total{{model="{m}"}} {n}' for m, n in sorted(self.refusals.items()))
         out.extend(process_lines(process))
         return "\n".join(out) + "\n"

@@ -9,20 +9,21 @@ instances = 1               # batches run at once on the model's session
 inline_max_items = 0        # batches of at most this many items run on the event loop (0: none)
 version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
 ```
-A model without a config file or without the table takes these defaults; a top-level name that is
-none of config.toml's (``[servng]``) is refused as the trainer refuses it. A bad value is a
+A model without a config file or without the table takes these defaults; a misspelt table name
+(``[servng]``) is refused. A bad value is a
 ValueError naming the key, and so is a key that is none of these (``max_batch_sise = 64`` was ignored
 without a word, the default serving instead), so the model is refused with a clear reason.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from common.config_layout import checked_top_level
+from common.config_layout import TOP_LEVEL
 from common.repository import CONFIG_FILE, read_config
 from service.batching.policy import BatchConfig
 
@@ -103,10 +104,19 @@ class ServingConfig:
 
 def read_serving_config(root: Path, name: str, batching: bool = True) -> ServingConfig:
     """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid, or
-    when the file's top level names a table or key no config.toml has (common/config_layout.py)."""
+    when the file's top level holds a name close to ``serving`` that no config.toml has (``[servng]``,
+    which was never read: the model served with the defaults without a word). Other names are the
+    trainer's to check (common/config_layout.py): a table a newer trainer writes must not stop a service."""
     try:
         raw = read_config(root, name)
     except FileNotFoundError:
         return ServingConfig(BatchConfig(enabled=batching))
-    table = checked_top_level(raw, root / name / CONFIG_FILE).get("serving", {})  # [servng] is refused, not unread
+    misspelt = [key for key in raw if key not in TOP_LEVEL and difflib.get_close_matches(key, ["serving"], n=1)]
+    if misspelt:
+        raise ValueError(
+            f"{root / name / CONFIG_FILE}: [{misspelt[0]}] is no table of config.toml (did you mean [serving]?)"
+        )
+    table = raw.get("serving", {})
+    if not isinstance(table, Mapping):
+        raise ValueError("[serving] must be a table")
     return ServingConfig.from_table(table, batching)

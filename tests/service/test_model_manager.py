@@ -71,7 +71,15 @@ def test_a_misspelt_serving_table_leaves_the_model_unserved_saying_which(tmp_pat
         ready = client.get("/v2/health/ready")
         assert ready.status_code == 503
         reason = ready.json()["unavailable"]["esmm"]
-        assert "settings ['servng'] are unknown (did you mean 'serving'?)" in reason, reason
+        assert "[servng] is no table of config.toml (did you mean [serving]?)" in reason, reason
+
+
+def test_a_table_the_service_does_not_read_is_left_to_the_trainer(tmp_path: Path) -> None:
+    """A table a newer trainer writes must not stop a service from loading the model."""
+    root = make_repository(tmp_path, 1)
+    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[export]\nopset = 18\n')
+    with app_client(root) as client:
+        assert client.get("/v2/health/ready").status_code == 200
 
 
 def test_latest_two_versions_served_and_addressable(tmp_path: Path) -> None:
