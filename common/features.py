@@ -144,8 +144,8 @@ class FeatureSpec:
             if feature.name in RESERVED_COLUMNS:
                 raise ValueError(
                     f"{path}: feature {feature.name!r} is a column of the log format, not a feature "
-                    f"({RESERVED_COLUMNS[feature.name]}): a model reading it learns from what it should predict and "
-                    "the service would need it in every request; remove it from the spec (or rename your column)"
+                    f"({RESERVED_COLUMNS[feature.name]}): the trainer reads it as such, and the service would need "
+                    "it in every request; remove it from the spec (or rename your column)"
                 )
         return spec
 

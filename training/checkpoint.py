@@ -9,6 +9,7 @@ esmm_debiased model as position-blind) each end in one line naming the file and 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -73,9 +74,11 @@ class Checkpoint:
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as error:  # torch lists every missing and unexpected tensor over many lines
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            first = lines[1] if len(lines) > 1 else lines[0] if lines else type(error).__name__  # under its title
             raise ValueError(
                 f"the weights of checkpoint {self.name!r} do not fit a model of kind {self.kind} with its [model] "
-                f"settings ({str(error).splitlines()[0]}): it comes from another version of the code; retrain it"
+                f"settings ({first[:200]}): it comes from another version of the code; retrain it"
             ) from None
         return model.eval()
 
@@ -98,7 +101,7 @@ class Checkpoint:
             raise ValueError(f"{path} was trained with settings this code refuses ({error}): {retrain}") from None
         wanted = asdict(model_config_of(config.kind, config.model))
         changed = [
-            f"{key} = {trained[key]} in it, {wanted[key]} in config.toml"
+            f"{key} = {json.dumps(trained[key])} in it, {json.dumps(wanted[key])} in config.toml"  # TOML's spelling
             for key in trained
             if trained[key] != wanted[key]
         ]

@@ -9,10 +9,12 @@ torch on fresh random inputs before it is published; a version directory appears
 passes.
 
 An export the newest version already holds (the same model.onnx and a model.json that differs only in
-its version and date: the same checkpoint exported again) is not published: a second copy would serve
-nothing new, yet under a version policy of the latest N it would push a different model out of
-serving. A warning line says which version holds it. A model.onnx equal to the newest's with another
-model.json (other statistics, say) is published, with a warning naming what differs.
+its version and date: the same checkpoint exported again), where that version loads as the service
+loads it, is not published: a second copy would serve nothing new, yet under a version policy of the
+latest N it would push a different model out of serving. (A newest version the service would refuse,
+damaged or copied from another, is followed by the export, as `ctr evaluate`'s refusal says to do.)
+A warning line says which version holds it. A model.onnx equal to the newest's with another model.json
+(other statistics, say) is published, with a warning naming what differs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from common.repository import (
     versions,
 )
 from training.checkpoint import Checkpoint
+from training.served_version import served_version
 
 logger = logging.getLogger(__name__)
 
@@ -221,18 +224,23 @@ def check_against_newest(root: Path, manifest: Manifest) -> None:
     ours, theirs = asdict(manifest), asdict(newest)
     differing = sorted(key for key in ours if key not in ("version", "created") and ours[key] != theirs[key])
     if not differing:
+        try:
+            served_version(root, manifest.name, published[-1])
+        except ValueError as refused:  # damaged, or copied from another version: this export replaces it
+            logger.warning("%s; publishing this export as a new version", refused)
+            return
         logger.warning(
             "%s's checkpoint exports to what version %d already holds (model.onnx sha256 %s..., the same model.json): "
             "not published again",
             manifest.name,
-            newest.version,
+            published[-1],
             newest.onnx_sha256[:12],
         )
-        raise AlreadyPublished(newest.version)
+        raise AlreadyPublished(published[-1])
     logger.warning(
         "%s: model.onnx is the same as version %d's (sha256 %s...); model.json differs in %s",
         manifest.name,
-        newest.version,
+        published[-1],
         newest.onnx_sha256[:12],
         differing,
     )

@@ -26,7 +26,7 @@ from common.config_layout import checked_top_level
 from common.config_table import built
 from common.repository import CONFIG_FILE, read_config
 from training.fit import TrainingConfig
-from training.world.config import WorldConfig
+from training.world.config import POLICIES, WorldConfig
 from training.world.retrieval import RetrievalConfig
 
 # What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
@@ -50,6 +50,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.days < 1 or self.requests_per_day < 1 or self.heldout_requests < 1:
             raise ValueError("[data] days, requests_per_day and heldout_requests must be >= 1")
+        for key in ("policy", "heldout_policy"):  # a typo failed once simulating, or only in `ctr evaluate`
+            if getattr(self, key) not in POLICIES:
+                raise ValueError(f"[data] {key} = {getattr(self, key)!r}: expected one of {', '.join(POLICIES)}")
 
 
 @dataclass

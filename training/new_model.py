@@ -36,7 +36,7 @@ KIND_NOTES = {
 
 def default_config_toml(kind: str) -> str:
     """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults."""
-    from training.models.registry import MODEL_KINDS, default_evaluation
+    from training.models.registry import MODEL_KINDS, default_evaluation, trains_on
 
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KINDS)}")
@@ -46,9 +46,11 @@ def default_config_toml(kind: str) -> str:
     lines.append(f'kind = "{kind}"')
     if default_evaluation(kind) != "world":  # a kind whose report is not the world's impressions
         lines.append(f'evaluation = "{default_evaluation(kind)}"  # what `ctr evaluate` reports')
-    training = {k: v for k, v in asdict(TrainingConfig()).items() if k not in SCALED_SETTINGS}
+    scaled = trains_on(kind) == "impressions"  # a retrieval model's training is not scaled to its log
+    training = {k: v for k, v in asdict(TrainingConfig()).items() if not (scaled and k in SCALED_SETTINGS)}
     lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(training)]
-    lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")
+    if scaled:
+        lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")
     return "\n".join(lines) + "\n"
 
 

@@ -108,35 +108,23 @@ def item_groups(view: RetrievalView) -> dict[str, np.ndarray]:
 def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """``ctr evaluate`` of a retrieval model, as served: the exported query tower (ONNX Runtime) on
     fresh held-out queries of the config's world, ranked against the stored catalog embeddings, scored
-    against the world's true relevance for all, hot and long-tail items. Each file is read once its
-    sha256 matches model.json's, by the service's check (training/served_version.py)."""
-    import io
-
-    import onnxruntime as ort
-
-    from common.encoder import FeatureEncoder
-    from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest, versions
-    from training.served_version import verified_file
+    against the world's true relevance for all, hot and long-tail items; the version is loaded by the
+    service's own loader (training/served_version.py)."""
+    from common.repository import versions
+    from training.served_version import retrieval_model
 
     published = versions(root, name)
     if not published:
         raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
     version = version or published[-1]
-    manifest = read_manifest(root, name, version)
-    read = {
-        file_name: verified_file(root, name, version, manifest, file_name)
-        for file_name in ("query_tower.onnx", "item_tower.onnx", CATALOG_EMBEDDINGS, CATALOG_IDS)
-    }
+    model = retrieval_model(root, name, version)
     config = ModelConfig.load(root, name)
     queries_config = config.queries
     view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
     queries = view.queries(queries_config.eval_queries, EVALUATION_SEED + queries_config.seed)
-    spec = manifest.feature_spec
-    encoded = FeatureEncoder(spec.for_side("context")).encode(view.query_columns(queries), len(queries))
-    session = ort.InferenceSession(read["query_tower.onnx"], providers=["CPUExecutionProvider"])
-    (v_q,) = session.run(None, {"categorical": encoded.categorical, "numeric": encoded.numeric})  # (Q, L)
-    embeddings = np.load(io.BytesIO(read[CATALOG_EMBEDDINGS]))  # (N, L), what the service ranks
-    ids = np.load(io.BytesIO(read[CATALOG_IDS]))
+    encoded = model.query.encoder.encode(view.query_columns(queries), len(queries))
+    v_q = model.query.embed(encoded.as_inputs())  # (Q, L)
+    embeddings, ids = model.embeddings, model.ids  # (N, L) and (N,): what the service ranks
     index = {item: i for i, item in enumerate(view.item_columns()["ad_id"].tolist())}
     if sorted(index) != sorted(ids.tolist()):
         raise ValueError(f"{name} version {version}: its catalog is not this world's catalog of {view.n_items} ads")

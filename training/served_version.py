@@ -3,41 +3,55 @@
 ``ctr evaluate`` reports on "the exported ONNX version (as served)", but it ran whatever model.onnx it
 found: one replaced after export, which the service refuses (its sha256 no longer matches model.json),
 got metrics (another model's), and a graph whose inputs did not fit the version's feature spec ended
-in a 54-line ONNX Runtime traceback. So the files go through the service's own checks: their bytes
-against model.json's sha256 (``verified_bytes``), the session as the service opens it on the CPU
-(``open_session``) and its inputs and outputs against the manifest (``ScoringModel.build``). A refusal
-is one ValueError naming the version and what is wrong with it.
+in a 54-line ONNX Runtime traceback. So a version is loaded by the service's own loader
+(``service.models.loader.load_version``: model.json read and matched to its directory, every file
+against its sha256, the sessions opened on the CPU, their inputs and outputs against the manifest,
+the warm-up), and a refusal is one ValueError naming the version and what is wrong with it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir
-from service.models.base import ModelLoadError
-from service.models.loader import verified_bytes
+from common.repository import MODEL_FILE, version_dir
+from service.models.base import ModelLoadError, ServedModel
+from service.models.loader import load_version, verified_bytes
 from service.models.onnx import open_session
+from service.models.retrieval_model import RetrievalModel
 from service.models.scoring_model import ScoringModel
 from service.settings import Settings
 
+CPU_DEFAULTS = Settings.model_construct(use_cuda=False)  # the defaults; not the CTR_* a shell holds for a service
 
-def verified_file(root: Path, name: str, version: int, manifest: Manifest, file_name: str) -> bytes:
-    """The bytes of a version's file once they match model.json's sha256; ValueError as the service refuses."""
+
+def served_version(root: Path, name: str, version: int) -> ServedModel:
+    """Version ``version`` of ``name`` as the service would serve it, on the CPU; ValueError if refused."""
     try:
-        return verified_bytes(version_dir(root, name, version), file_name, manifest)
+        return load_version(root, name, version, CPU_DEFAULTS)
     except ModelLoadError as error:
         raise _refused(name, version, error) from None
 
 
 def scoring_model(root: Path, name: str, version: int) -> ScoringModel:
-    """Version ``version`` of ``name``'s model.onnx as the service would run it, on the CPU."""
-    manifest = read_manifest(root, name, version)
-    settings = Settings.model_construct(use_cuda=False)  # the defaults; not the CTR_* a shell holds for a service
+    """The version's model.onnx as the service runs it. A retrieval version, checked as the service loads
+    it, has one too: its graph scores a query and an item together (what ``ctr evaluate --logs`` runs)."""
+    model = served_version(root, name, version)
+    if isinstance(model, ScoringModel):
+        return model
     try:
-        session, provider = open_session(verified_file(root, name, version, manifest, MODEL_FILE), settings, MODEL_FILE)
-        return ScoringModel.build(manifest, session, provider, required_outputs=())
+        graph = verified_bytes(version_dir(root, name, version), MODEL_FILE, model.manifest)
+        session, provider = open_session(graph, CPU_DEFAULTS, MODEL_FILE)
+        return ScoringModel.build(model.manifest, session, provider, required_outputs=())
     except ModelLoadError as error:
         raise _refused(name, version, error) from None
+
+
+def retrieval_model(root: Path, name: str, version: int) -> RetrievalModel:
+    """The version's towers and catalog as the service runs them; ValueError for a scoring version."""
+    model = served_version(root, name, version)
+    if not isinstance(model, RetrievalModel):
+        raise ValueError(f"{name} version {version} is no retrieval model (it has no query and item towers)")
+    return model
 
 
 def _refused(name: str, version: int, error: ModelLoadError) -> ValueError:

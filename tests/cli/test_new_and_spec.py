@@ -133,7 +133,9 @@ def test_an_esam_scaffold_is_evaluated_on_retrieval_and_its_hint_names_the_non_d
     model was trained on features other than the world's; the hint left out --non-displayed."""
     result = run("new", "k_esam", "--kind", "esam", "-r", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert 'evaluation = "retrieval"' in (tmp_path / "k_esam" / "config.toml").read_text()
+    written = (tmp_path / "k_esam" / "config.toml").read_text()
+    assert 'evaluation = "retrieval"' in written
+    assert "epochs = 2" in written and "chosen from the log's size" not in written  # a retrieval model's are not
     assert ModelConfig.load(tmp_path, "k_esam").evaluation == "retrieval"
     assert f"ctr train k_esam -r {tmp_path} --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml" in " ".join(
         result.output.split()

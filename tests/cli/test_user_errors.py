@@ -153,6 +153,7 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
         ('[model]\nembedding_dim = "8"', '[model] embedding_dim = "8": expected an integer, not a string'),
         ('[data]\ndays = "1"', '[data] days = "1": expected an integer, not a string (write it without quotes)'),
         ('[world]\nseed = "x"', '[world] seed = "x": expected an integer, not a string'),
+        ('[data]\nheldout_policy = "unifrm"', "[data] heldout_policy = 'unifrm': expected one of feedback, popularity"),
         # read as true (a non-empty string): trained and exported with the bypass on
         ('[model]\nposition_bypass = "false"', '[model] position_bypass = "false": expected true or false'),
         ('[model]\nshare_embedding = "false"', '[model] share_embedding = "false": expected true or false'),

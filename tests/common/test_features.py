@@ -85,4 +85,4 @@ def test_a_spec_naming_a_column_of_the_log_format_is_refused_saying_why(tmp_path
         FeatureSpec.from_toml(tmp_path / "spec.toml")
     message = str(raised.value)
     assert message.startswith(f"{tmp_path / 'spec.toml'}: feature '{column}' is a column of the log format")
-    assert "learns from what it should predict" in message and "remove it from the spec" in message
+    assert "the trainer reads it as such" in message and "remove it from the spec" in message

@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from common.repository import versions
+from common.repository import MODEL_FILE, version_dir, versions
 from tests.training.test_export import checkpoint
 from training.checkpoint import Checkpoint
 from training.model_config import ModelConfig
@@ -60,6 +60,22 @@ def test_exporting_the_same_checkpoint_again_publishes_nothing_and_says_which_ve
     assert "not published again" in caplog.text
 
 
+@pytest.mark.parametrize("damage", ["truncated", "removed"])
+def test_exporting_again_over_a_damaged_newest_version_publishes_the_next(tmp_path, damage):
+    """The duplicate check took a newest version the service refuses (its model.onnx truncated or gone)
+    for the export: `ctr export`, which `ctr evaluate`'s refusal says to run, published nothing."""
+    config = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'
+    assert export(tmp_path, config).exit_code == 0
+    model = version_dir(tmp_path / "models", "esmm", 1) / MODEL_FILE
+    if damage == "truncated":
+        model.write_bytes(model.read_bytes()[:-40])
+    else:
+        model.unlink()
+    again = export(tmp_path, config)
+    assert again.exit_code == 0 and "exported esmm version 2" in again.output, again.output
+    assert versions(tmp_path / "models", "esmm") == [1, 2]
+
+
 def saved(tmp_path, **changes):
     """test_export's checkpoint saved with fields of its payload changed (``...``: removed)."""
     payload = dict(vars(checkpoint()), spec=checkpoint().spec.to_dict()) | changes
@@ -92,6 +108,7 @@ def test_weights_that_do_not_fit_the_kind_are_one_line():
     message = str(raised.value)  # torch's listed every missing tensor over many lines
     assert message.startswith("the weights of checkpoint 'esmm' do not fit a model of kind esmm with its [model]")
     assert "\n" not in message and message.endswith("another version of the code; retrain it")
+    assert "Missing key(s) in state_dict: " in message  # what does not fit, not only torch's title line
 
 
 def test_the_checkpoint_of_a_config_passes(tmp_path):

@@ -61,7 +61,7 @@ def test_with_no_row_at_a_position_with_a_ratio_nothing_is_compared():
 
 def exported_pair(tmp_path):
     """(repository, held-out log): `deb` and `other` exported from two draws of test_export's model, and
-    `corrm`, a copy of deb's version 1 whose model.onnx is other's (the same inputs)."""
+    `corrm`, a copy of deb's version 1 (renamed) whose model.onnx is other's (the same inputs)."""
     root = tmp_path / "models"
     export_checkpoint(checkpoint("deb"), root)
     other = checkpoint("other")
@@ -70,6 +70,8 @@ def exported_pair(tmp_path):
     export_checkpoint(other, root)
     shutil.copytree(root / "deb" / "1", root / "corrm" / "1")
     shutil.copyfile(root / "other" / "1" / "model.onnx", root / "corrm" / "1" / "model.onnx")
+    manifest = json.loads((root / "corrm" / "1" / "model.json").read_text())
+    (root / "corrm" / "1" / "model.json").write_text(json.dumps(manifest | {"name": "corrm"}))  # its own name
     rng = np.random.default_rng(0)
     logs = tmp_path / "heldout.parquet"
     columns = {"user_id": rng.integers(0, 50, 400), "ad_id": rng.integers(0, 30, 400), "ad_price": rng.random(400)}
@@ -104,3 +106,12 @@ def test_a_graph_whose_inputs_do_not_fit_the_spec_is_one_line_not_an_onnx_runtim
     (version / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"^corrm version 1 is not what .*graph input 'categorical' has width 3 but"):
         run_exported(root, "corrm", pq.read_table(logs))
+
+
+def test_a_version_copied_from_another_is_refused_as_the_service_refuses_it(tmp_path):
+    """``cp -r 1 2`` got metrics for version 2, which the service refuses (its model.json says version 1)."""
+    root, logs = exported_pair(tmp_path)
+    shutil.copytree(root / "deb" / "1", root / "deb" / "2")
+    said = r"^deb version 2 is not what its model.json describes \(model.json describes 'deb' version 1\)"
+    with pytest.raises(ValueError, match=said):
+        run_exported(root, "deb", pq.read_table(logs))
