@@ -26,6 +26,7 @@ from common.features import Feature, FeatureSpec, NumericStats
 from common.hashing import bucketize, canonical_strings
 
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
+MIN_STD = 1e-12  # a fitted std below this is a constant feature's (1.0 instead); a spec's is raised to it
 # why a value cannot be encoded (FeatureError's reason; the service checks requests with the same words)
 NOT_CATEGORICAL = "must be a string or an integer"
 NOT_NUMERIC = "must be a number"
@@ -78,7 +79,7 @@ def fit_statistics(spec: FeatureSpec, columns: Mapping[str, Any]) -> FeatureSpec
         values = _numeric_values(feature, column, len(column))
         mean = float(values.mean()) if values.size else float(feature.default)
         std = float(values.std()) if values.size else 1.0
-        stats[feature.name] = NumericStats(mean=mean, std=std if std > 1e-12 else 1.0)
+        stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0)
     return spec.with_stats(stats)
 
 
@@ -95,7 +96,8 @@ class FeatureEncoder:
         offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
-        self._stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
+        stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
+        self._stds = np.maximum(stds, MIN_STD)  # a hand-written spec's tinier std: clipped values either way
         self._memos = tuple(_BucketMemo(f, self._offsets[f.name]) for f in spec.categorical)
 
     def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
@@ -167,10 +169,12 @@ class FeatureEncoder:
         return EncodedFeatures(categorical, self._standardised(numeric))
 
     def _standardised(self, numeric: np.ndarray) -> np.ndarray:
-        """(value - mean) / std as float32, within ±``STANDARDISED_LIMIT``."""
-        with np.errstate(over="ignore"):  # a tiny std: inf in float64, clipped like the rest
-            z = (numeric - self._means) / self._stds
-        return np.clip(z, -STANDARDISED_LIMIT, STANDARDISED_LIMIT, out=z).astype(np.float32)
+        """(value - mean) / std as float32, within ±``STANDARDISED_LIMIT`` (float64 holds any accepted value
+        over a std of at least ``MIN_STD``; two in-place bounds cost half of np.clip's call per batch)."""
+        z = (numeric - self._means) / self._stds
+        np.maximum(z, -STANDARDISED_LIMIT, out=z)
+        np.minimum(z, STANDARDISED_LIMIT, out=z)
+        return z.astype(np.float32)
 
     @staticmethod
     def _column(feature: Feature, columns: Mapping[str, Any]) -> Any:
