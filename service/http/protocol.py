@@ -210,7 +210,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._departure: Departure | None = None  # the request in hand's, told if the connection is lost
         self._draining = False
         self._received: float | None = None  # when the request being read reached the host
-        self._head_bytes = 0  # bytes of the request being read before its headers were complete
+        self._heads_begun = 0  # requests whose parsing began on this connection
+        self._in_head = False  # a request's line and headers are being parsed
+        self._head_bytes = 0  # its bytes so far (reads that held nothing else)
         self._head_refusal: bytes | None = None  # why its headers were refused (431), said by send_400_response
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
         self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
@@ -227,17 +229,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._received is None:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
-            self._head_bytes = 0
             if self._reading == "idle":
                 self._arm(self.header_timeout_s, "headers")
+        head, begun = self._in_head, self._heads_begun
         super().data_received(data)
-        if self._reading == "headers" and not self.transport.is_closing():  # the headers go on past this read
+        # a read that was all one request's head (pipelined or not): counted; a read where a head began or
+        # ended is not (it may hold a body), so a head is refused at most two reads past the bound
+        if head and self._in_head and begun == self._heads_begun and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_head(b"the request line and headers exceed %d bytes" % MAX_HEAD_BYTES)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+        self._heads_begun += 1
         self._shed_candidate = False
         self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
         self._departure = self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
@@ -251,6 +257,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._departure.leave()
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         if len(self.headers) > MAX_HEADER_FIELDS:
             self._head_refusal = b"%d header fields; at most %d are read" % (len(self.headers), MAX_HEADER_FIELDS)
             raise ValueError("too many header fields")  # stops the parser: uvicorn calls send_400_response
