@@ -27,11 +27,16 @@ def test_feedback_loop_puts_more_clicks_at_position_1_and_r_removes_position_2_c
     assert all(p2 == 0.0 for _, p2 in flipped.position_ctr_by_day)
 
 
+def run_experiment(out, *arguments: str):
+    """``ctr experiment ARGUMENTS --out OUT`` run to success: (the CLI's result, the report it wrote)."""
+    result = CliRunner().invoke(app, ["experiment", *arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result, json.loads(out.read_text())
+
+
 def test_quick_experiment_writes_report_and_plot(tmp_path):
     out = tmp_path / "moore2018.json"
-    result = CliRunner().invoke(app, ["experiment", "moore2018", "--quick", "--out", str(out)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads(out.read_text())
+    result, report = run_experiment(out, "moore2018", "--quick")
     for key in ("position_ctr_by_day", "last_day_position1_ctr", "naive_b_mse", "ideal_rus_auc"):
         assert key in report
     assert {"ideal_rus_logloss", "fl_lr_rus_auc"} <= set(report)
@@ -52,11 +57,9 @@ def test_quick_experiment_writes_report_and_plot(tmp_path):
 
 def test_quick_experiment_over_two_loops_with_the_correlation_penalty(tmp_path):
     out = tmp_path / "corr.json"
-    arguments = ["experiment", "moore2018", "--quick", "--out", str(out), "--adversary-loss", "correlation"]
+    arguments = ["moore2018", "--quick", "--adversary-loss", "correlation"]
     arguments += ["--lambdas", "0,0.5", "--loop-seeds", "2", "--initialisations", "1"]
-    result = CliRunner().invoke(app, arguments)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads(out.read_text())
+    _, report = run_experiment(out, *arguments)
     assert report["config"]["adversary_loss"] == "correlation"
     assert [loop["seed"] for loop in report["loops"]] == [0, 1]
     assert len(report["bypass"][1]["rus_auc_by_loop"]) == 2
@@ -67,10 +70,7 @@ def test_quick_experiment_over_two_loops_with_the_correlation_penalty(tmp_path):
 def test_one_run_has_no_spread_in_the_report_the_table_or_the_plot(tmp_path):
     """One loop, one initialisation: the population std wrote 0.0 and the table '±0.0000' as if it were known."""
     out = tmp_path / "one.json"
-    arguments = ["experiment", "moore2018", "--quick", "--lambdas", "0", "--initialisations", "1"]
-    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads(out.read_text())
+    result, report = run_experiment(out, "moore2018", "--quick", "--lambdas", "0", "--initialisations", "1")
     assert report["bypass"][0]["rus_auc"]["std"] is None and report["untrained"]["bypass"]["std"] is None
     assert "untrained nets RUS AUC" in result.output and "±" not in result.output
     assert out.with_suffix(".png").stat().st_size > 10_000
@@ -84,10 +84,7 @@ def test_bad_penalty_or_lambda_is_a_usage_error(tmp_path):
 
 def test_quick_checks_show_lambda_as_a_learning_rate_for_the_covariance_only(tmp_path):
     out = tmp_path / "checks.json"
-    arguments = ["experiment", "moore2018-checks", "--quick", "--loop-seeds", "2", "--initialisations", "1"]
-    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads(out.read_text())
+    _, report = run_experiment(out, "moore2018-checks", "--quick", "--loop-seeds", "2", "--initialisations", "1")
     assert report["collapse"]["loops"] == 2 and len(report["loops"]) == 2
     shares = [loop["fl_lr_largest_weight_share"] for loop in report["loops"]]
     assert report["collapse"]["largest_weight_share"]["std"] == pytest.approx(np.std(shares, ddof=1))
