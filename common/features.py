@@ -71,6 +71,10 @@ class NumericStats:
     mean: float
     std: float  # never 0: a constant column is stored with std 1
 
+    def __post_init__(self) -> None:  # a spec's hand-written stats: 0 or -1 standardised every value to ±inf
+        if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
+            raise ValueError(f"mean must be a finite number and std a positive one, not {self.mean} and {self.std}")
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -133,7 +137,12 @@ class FeatureSpec:
         if not isinstance(features, list):
             raise ValueError("feature spec needs a list of features ('features' or [[feature]] tables)")
         parsed = tuple(Feature(**checked_table(Feature, f, _entry_name(f, i))) for i, f in enumerate(features, 1))
-        stats = {name: NumericStats(**s) for name, s in data.get("stats", {}).items()}
+        stats = {}
+        for name, values in data.get("stats", {}).items():
+            try:
+                stats[name] = NumericStats(**values)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"feature spec stats of {name!r}: {error}") from None
         return cls(parsed, stats)
 
     @classmethod

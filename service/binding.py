@@ -7,7 +7,9 @@ that connects then is refused at once, as when nothing was bound, not left in th
 start-up ends, so a TCP or HTTP health check neither passes early nor hangs. uvicorn listens on them
 when it starts serving. Every address the host resolves to is bound, as uvicorn binds a host by name
 (``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them. The gRPC port is
-checked free too (its server binds it after the models load).
+checked free too (its server binds it after the models load). Two services started at once on one port
+both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the second finds it
+taken when it listens, once its models are loaded, and exits saying so.
 """
 
 from __future__ import annotations
@@ -36,8 +38,15 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
         return _refused(sockets, host, port, error)
     if grpc_port:
         try:
-            with socket.create_server((host, grpc_port)):  # free now: its server binds it once the models load
-                pass
+            for family, kind, protocol, _, address in socket.getaddrinfo(
+                host, grpc_port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+            ):  # free now, at every address (an IPv6 host's too): its server binds it once the models load
+                with socket.socket(family, kind, protocol) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    probe.bind(address)
+                    probe.listen()
         except OSError as error:
             return _refused(sockets, host, grpc_port, error)
     return sockets

@@ -89,9 +89,9 @@ def serve(settings: Settings | None = None) -> None:
 
 
 def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings: SiblingMetrics | None = None) -> None:
-    """The service in this process, on ``sockets`` (bound before the models load: binding.py, or a worker's
-    share of the supervisor's listening socket) or on sockets uvicorn binds to the settings' host and
-    port; ``siblings``: a worker's side of the metrics (and admin operations) the workers share."""
+    """The service in this process, on ``sockets`` (bound before the models load: binding.py, by this
+    process or by the supervisor of several workers, which share them) or on sockets uvicorn binds to the
+    settings' host and port; ``siblings``: a worker's side of the metrics (and admin operations) the workers share."""
     app = create_app(settings, tune_gc=True)
     app.state.siblings = siblings
     if siblings is not None:  # admin loads and unloads, and what polling finds, reach every worker
@@ -142,6 +142,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
     server = DrainingServer(config, on_drain=lambda: setattr(app.state, "draining", True))
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=sockets)
+    shed_log.flush()  # the refusals of the last interval, whose line the closed loop will not say
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
 

@@ -226,7 +226,7 @@ def check_against_newest(root: Path, manifest: Manifest) -> None:
     if not differing:
         try:
             served_version(root, manifest.name, published[-1])
-        except ValueError as refused:  # damaged, or copied from another version: this export replaces it
+        except Exception as refused:  # damaged, copied from another, or failing where no check looked
             logger.warning("%s; publishing this export as a new version", refused)
             return
         logger.warning(

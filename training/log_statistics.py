@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.encoder import _numeric_values  # the encoder's own reading of a numeric column
+from common.encoder import MIN_STD, _numeric_values  # the encoder's own reading of a numeric column
 from common.features import FeatureSpec, NumericStats
 from training.logs import check_features, check_labels, column_array
 from training.stream import ShardedLogs
@@ -75,7 +75,7 @@ class LogStatistics:
                 stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
                 continue
             std = math.sqrt(max(moments.m2, 0.0) / moments.count)
-            stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > 1e-12 else 1.0)
+            stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > MIN_STD else 1.0)
         return spec.with_stats(stats)
 
     def save(self, path: Path) -> None:

@@ -105,6 +105,7 @@ ANSWERED_BY_PROTOCOL = "ctr.answered_by_protocol"
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
+HEAD_TOO_LARGE = b"the request line and headers exceed %d bytes" % MAX_HEAD_BYTES
 _HEAD_TOO_LARGE_RESPONSE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
@@ -212,7 +213,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._received: float | None = None  # when the request being read reached the host
         self._heads_begun = 0  # requests whose parsing began on this connection
         self._in_head = False  # a request's line and headers are being parsed
-        self._head_bytes = 0  # its bytes so far (reads that held nothing else)
+        self._head_bytes = 0  # its line's and complete fields' bytes so far
+        self._head_read_bytes = 0  # the bytes of reads that held nothing but its head (a field being parsed)
         self._head_refusal: bytes | None = None  # why its headers were refused (431), said by send_400_response
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
         self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
@@ -233,16 +235,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._arm(self.header_timeout_s, "headers")
         head, begun = self._in_head, self._heads_begun
         super().data_received(data)
-        # a read that was all one request's head (pipelined or not): counted; a read where a head began or
-        # ended is not (it may hold a body), so a head is refused at most two reads past the bound
+        # complete fields are counted as parsed (on_header); a field still being parsed, which httptools
+        # gathers whole before it is handed over, by the reads that held nothing but one request's head
         if head and self._in_head and begun == self._heads_begun and not self.transport.is_closing():
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse_head(b"the request line and headers exceed %d bytes" % MAX_HEAD_BYTES)
+            self._head_read_bytes += len(data)
+            if self._head_read_bytes > MAX_HEAD_BYTES:
+                self._refuse_head(HEAD_TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._head_read_bytes = True, 0, 0
         self._heads_begun += 1
         self._shed_candidate = False
         self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
@@ -256,11 +258,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if in_hand and self._departure is not None:
             self._departure.leave()
 
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """uvicorn's, within the head's bounds: past them, an exception stops the parser (uvicorn then
+        calls send_400_response, which answers 431). Checked as each field arrives: counted once the
+        head was complete, 60 KB of 4-byte fields held 1.4 MB of Python objects per connection first."""
+        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_refusal = HEAD_TOO_LARGE
+            raise ValueError("request head too large")
+        if len(self.headers) >= MAX_HEADER_FIELDS:
+            self._head_refusal = b"more than %d header fields" % MAX_HEADER_FIELDS
+            raise ValueError("too many header fields")
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if len(self.headers) > MAX_HEADER_FIELDS:
-            self._head_refusal = b"%d header fields; at most %d are read" % (len(self.headers), MAX_HEADER_FIELDS)
-            raise ValueError("too many header fields")  # stops the parser: uvicorn calls send_400_response
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
             now = self.loop.time()
             sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
@@ -403,11 +419,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse_head(self, reason: bytes) -> None:
         """431 and close: a request's line and headers past their bounds. uvicorn keeps every header in a
         list as it is parsed, so 40 MB of headers on one connection took 600 MB of memory until the header
-        time-out, and a few connections could exhaust a container's."""
+        time-out, and a few connections could exhaust a container's. A pipelined request refused behind one
+        in hand gets no answer of its own: reading stops, the one in hand is answered, then the connection
+        closes (a 431 written at once was read as that request's answer)."""
+        logger.info("refused a request whose headers were too large: %s", reason.decode())
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
         body = b'{"error": "%s", "field": null}' % reason
         self.transport.write(_HEAD_TOO_LARGE_RESPONSE % (len(body), body))
         self._answered(431)
-        logger.info("refused a request whose headers were too large: %s", reason.decode())
         self.transport.close()
 
     def on_response_complete(self) -> None:

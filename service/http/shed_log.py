@@ -32,17 +32,23 @@ class ShedLog:
         if not self.interval_open:
             self._say()
 
-    def _say(self) -> None:
+    def _say(self, next_line: bool = True) -> None:
         logger.warning(
             "overloaded: %d request(s) refused at the door with 503 since the last such line: requests waited "
-            "over %g ms to be read (CTR_SHED_WAIT_MS); the next line in %g s",
+            "over %g ms to be read (CTR_SHED_WAIT_MS)%s",
             self.unsaid,
             self.shed_wait_ms,
-            INTERVAL_S,
+            f"; the next line in {INTERVAL_S:g} s" if next_line else "",
         )
         self.unsaid = 0
-        self.interval_open = True
-        (self.call_later or asyncio.get_running_loop().call_later)(INTERVAL_S, self._interval_ended)
+        if next_line:
+            self.interval_open = True
+            (self.call_later or asyncio.get_running_loop().call_later)(INTERVAL_S, self._interval_ended)
+
+    def flush(self) -> None:
+        """Say the refusals not yet said (at shutdown: the loop that would have said them is closed)."""
+        if self.unsaid:
+            self._say(next_line=False)
 
     def _interval_ended(self) -> None:
         self.interval_open = False

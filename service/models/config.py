@@ -111,7 +111,9 @@ def read_serving_config(root: Path, name: str, batching: bool = True) -> Serving
         raw = read_config(root, name)
     except FileNotFoundError:
         return ServingConfig(BatchConfig(enabled=batching))
-    misspelt = [key for key in raw if key not in TOP_LEVEL and difflib.get_close_matches(key, ["serving"], n=1)]
+    misspelt = [  # close to it, not merely alike: a newer trainer's [service] or [scoring] is not refused
+        key for key in raw if key not in TOP_LEVEL and difflib.get_close_matches(key.lower(), ["serving"], cutoff=0.8)
+    ]
     if misspelt:
         raise ValueError(
             f"{root / name / CONFIG_FILE}: [{misspelt[0]}] is no table of config.toml (did you mean [serving]?)"

@@ -86,3 +86,14 @@ def test_a_spec_naming_a_column_of_the_log_format_is_refused_saying_why(tmp_path
     message = str(raised.value)
     assert message.startswith(f"{tmp_path / 'spec.toml'}: feature '{column}' is a column of the log format")
     assert "the trainer reads it as such" in message and "remove it from the spec" in message
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, float("nan"), float("inf")])
+def test_stats_of_a_std_that_is_no_positive_number_are_refused_naming_the_feature(std: float) -> None:
+    """A hand-written spec's std of 0 or -1 standardised every value to ±inf (or flipped its sign)."""
+    data = {
+        "features": [{"name": "x", "kind": "numeric", "side": "candidate"}],
+        "stats": {"x": {"mean": 0.0, "std": std}},
+    }
+    with pytest.raises(ValueError, match="feature spec stats of 'x': mean must be a finite number and std a positive"):
+        FeatureSpec.from_dict(data)

@@ -40,3 +40,17 @@ def test_a_port_in_use_is_said_in_one_line(caplog: pytest.LogCaptureFixture, whi
 
 def test_an_ipv6_address_is_shown_in_brackets() -> None:
     assert shown("::1", 8000) == "[::1]:8000" and shown("127.0.0.1", 8000) == "127.0.0.1:8000"
+
+
+def test_an_ipv6_host_with_a_grpc_port_binds() -> None:
+    """The gRPC port was checked on IPv4 alone: ``::1`` with a gRPC port was 'Address family for hostname
+    not supported', and the service did not start."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    with socket.socket(socket.AF_INET6) as spare:
+        spare.bind(("::1", 0))
+        grpc_port = spare.getsockname()[1]
+    sockets = bound_sockets("::1", 0, grpc_port)
+    assert sockets is not None and sockets[0].family == socket.AF_INET6
+    for sock in sockets:
+        sock.close()

@@ -77,7 +77,7 @@ def test_a_misspelt_serving_table_leaves_the_model_unserved_saying_which(tmp_pat
 def test_a_table_the_service_does_not_read_is_left_to_the_trainer(tmp_path: Path) -> None:
     """A table a newer trainer writes must not stop a service from loading the model."""
     root = make_repository(tmp_path, 1)
-    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[export]\nopset = 18\n')
+    (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[export]\nopset = 18\n[service]\nowner = "ads"\n')
     with app_client(root) as client:
         assert client.get("/v2/health/ready").status_code == 200
 

@@ -40,3 +40,14 @@ def test_a_burst_is_said_at_once_then_counted_when_its_interval_ends(caplog: pyt
         assert not scheduled.waiting
         log.refused()  # the next overload is said at once
         assert "1 request(s) refused" in caplog.records[-1].getMessage() and len(caplog.records) == 4
+
+
+def test_the_refusals_of_the_last_interval_are_said_at_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    log = ShedLog(shed_wait_ms=50, call_later=Scheduled())
+    with caplog.at_level(logging.INFO, logger="service.http.shed_log"):
+        for _ in range(3):
+            log.refused()
+        log.flush()  # the loop is gone: its scheduled line never comes
+        assert "overloaded: 2 request(s) refused" in caplog.records[-1].getMessage()
+        log.flush()
+        assert len(caplog.records) == 2
