@@ -43,12 +43,10 @@ def evaluate_on_logs(
 ) -> dict[str, Any]:
     """The report of ``ctr evaluate NAME --logs LOGS`` (see the module docstring), with the reliability
     diagram written to ``png`` when given."""
-    from common.repository import read_manifest, versions
+    from common.repository import read_manifest
+    from training.served_version import exported_version
 
-    published = versions(root, name)
-    if not published:
-        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
-    version = version or published[-1]
+    version = exported_version(root, name, version)
     table = read_logs(logs, read_manifest(root, name, version).feature_spec)
     version, outputs = run_exported(root, name, table, version)
     click = column_array(table, "click").astype(bool)

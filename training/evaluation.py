@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.repository import versions
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
@@ -27,12 +26,9 @@ CHUNK_ROWS = 65_536
 def run_exported(root: Path, name: str, table: Any, version: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
     """The exported model's outputs for every row of ``table``, the version checked as the service checks
     it (training/served_version.py); returns (version, outputs)."""
-    from training.served_version import scoring_model
+    from training.served_version import exported_version, scoring_model
 
-    published = versions(root, name)
-    if not published:
-        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
-    version = version or published[-1]
+    version = exported_version(root, name, version)
     model = scoring_model(root, name, version)
     spec = model.manifest.feature_spec
     encoded = model.encoder.encode(feature_columns(table, spec), table.num_rows)

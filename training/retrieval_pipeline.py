@@ -110,13 +110,9 @@ def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dic
     fresh held-out queries of the config's world, ranked against the stored catalog embeddings, scored
     against the world's true relevance for all, hot and long-tail items; the version is loaded by the
     service's own loader (training/served_version.py)."""
-    from common.repository import versions
-    from training.served_version import retrieval_model
+    from training.served_version import exported_version, retrieval_model
 
-    published = versions(root, name)
-    if not published:
-        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
-    version = version or published[-1]
+    version = exported_version(root, name, version)
     model = retrieval_model(root, name, version)
     config = ModelConfig.load(root, name)
     queries_config = config.queries

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.repository import MODEL_FILE, version_dir
+from common.repository import MODEL_FILE, version_dir, versions
 from service.models.base import ModelLoadError, ServedModel
 from service.models.loader import load_version, verified_bytes
 from service.models.onnx import open_session
@@ -22,6 +22,14 @@ from service.models.scoring_model import ScoringModel
 from service.settings import Settings
 
 CPU_DEFAULTS = Settings.model_construct(use_cuda=False)  # the defaults; not the CTR_* a shell holds for a service
+
+
+def exported_version(root: Path, name: str, version: int | None = None) -> int:
+    """``version``, or the newest exported version of ``name`` when None; FileNotFoundError when none is."""
+    published = versions(root, name)
+    if not published:
+        raise FileNotFoundError(f"model {name!r} has no exported version under {root}: run `ctr export {name}`")
+    return version or published[-1]
 
 
 def served_version(root: Path, name: str, version: int) -> ServedModel:
