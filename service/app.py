@@ -25,7 +25,8 @@ from starlette.types import Receive, Scope, Send
 from common.version import VERSION
 from service.gc_tuning import tune_garbage_collector
 from service.http.body import BodySizeLimitMiddleware, large_body_size
-from service.http.errors import UnexpectedErrors, error_body, install_error_handlers
+from service.http.content_coding import content_coding, decoded
+from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
 from service.metrics import Metrics, StatusCounter
@@ -114,6 +115,16 @@ class ScoringService(FastAPI):
             return
         self.in_flight += 1
         try:
+            coding = content_coding(scope["headers"])
+            if coding is not None:
+                try:
+                    receive = decoded(scope, receive, coding, self.state.settings.max_body_bytes)
+                except InputError as refusal:  # a coding not read
+                    self.state.metrics.responses[refusal.status] += 1
+                    await error_response(refusal.status, refusal.message, refusal.field, refusal.headers)(
+                        scope, receive, send
+                    )
+                    return
             if path == PATH and not scope.get("root_path"):
                 await self.score_endpoint(scope, receive, send)
             else:

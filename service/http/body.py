@@ -70,14 +70,20 @@ def deadline_for(timeout_ms: float, asked: str | None, arrived: float | None = N
 
 def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:
     """How many bytes a request's body may take when it may exceed ``INLINE_BODY_BYTES`` (its declared
-    length, or ``max_bytes`` when chunked), else 0. A bad or too large length is refused later."""
-    chunked = False
+    length, or ``max_bytes`` when chunked or compressed: decoded, it may grow to that), else 0. A bad or
+    too large length is refused later."""
+    length = None
+    unsized = False
     for key, value in headers:
         if key == b"content-length":
-            return int(value) if value.isdigit() and INLINE_BODY_BYTES < int(value) <= max_bytes else 0
-        if key == b"transfer-encoding":
-            chunked = True
-    return max_bytes if chunked else 0
+            length = value
+        elif key == b"transfer-encoding" or (key == b"content-encoding" and value.strip().lower() != b"identity"):
+            unsized = True
+    if unsized:
+        return max_bytes
+    return (
+        int(length) if length is not None and length.isdigit() and INLINE_BODY_BYTES < int(length) <= max_bytes else 0
+    )
 
 
 # -- the body -----------------------------------------------------------------------------------------

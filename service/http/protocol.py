@@ -87,8 +87,10 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
+from service.http.errors import error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
+from service.http.request_head import REQUEST_ID, Refusal, read_head
 
 logger = logging.getLogger(__name__)
 
@@ -105,14 +107,12 @@ ANSWERED_BY_PROTOCOL = "ctr.answered_by_protocol"
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
-HEAD_TOO_LARGE = b"the request line and headers exceed %d bytes" % MAX_HEAD_BYTES
-_HEAD_TOO_LARGE_RESPONSE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
-)
+HEAD_TOO_LARGE: Refusal = (431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+TOO_MANY_FIELDS: Refusal = (431, f"more than {MAX_HEADER_FIELDS} header fields")
+_HEAD_REFUSED_RESPONSE = b"%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
 _SHED_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: %d\r\n"
-    b"content-length: %d\r\n%s\r\n%s"
+    b"content-length: %d\r\n%s%s\r\n%s"
 )
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (ms), at byte 52
@@ -215,9 +215,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False  # a request's line and headers are being parsed
         self._head_bytes = 0  # its line's and complete fields' bytes so far
         self._head_read_bytes = 0  # the bytes of reads that held nothing but its head (a field being parsed)
-        self._head_refusal: bytes | None = None  # why its headers were refused (431), said by send_400_response
+        self._head_refusal: Refusal | None = None  # why its head was refused (431, 400, 501): send_400_response
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
         self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
+        self._request_id: bytes | None = None  # the request's X-Request-ID, echoed on its response
         self._socket = transport.get_extra_info("socket")
         self._direct_waiting: tuple[RequestResponseCycle, DirectHandler] | None = None  # for its body
         if self.watch is not None:
@@ -271,12 +272,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_refusal = HEAD_TOO_LARGE
             raise ValueError("request head too large")
         if len(self.headers) >= MAX_HEADER_FIELDS:
-            self._head_refusal = b"more than %d header fields" % MAX_HEADER_FIELDS
+            self._head_refusal = TOO_MANY_FIELDS
             raise ValueError("too many header fields")
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        """uvicorn's, after the head's own checks (http/request_head.py: refused as a head too large is,
+        by stopping the parser), and the door's (a 503 at once while requests wait too long); the
+        request's ``X-Request-ID`` goes on its response."""
         self._in_head = False
+        self._head_refusal, self._request_id = read_head(self.headers, self.parser.get_http_version())
+        if self._head_refusal is not None:
+            raise ValueError("request head refused")
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
             now = self.loop.time()
             sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
@@ -286,8 +293,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._arm(self.body_timeout_s, "body")
                 return
         super().on_headers_complete()
-        if self._draining and self.cycle is not None:
-            self.cycle.keep_alive = False  # answered with Connection: close
+        if self.cycle is not None:
+            if self._draining:
+                self.cycle.keep_alive = False  # answered with Connection: close
+            if self._request_id is not None:
+                self.cycle.default_headers = [*self.cycle.default_headers, (REQUEST_ID, self._request_id)]
         self._arm(self.body_timeout_s, "body")
 
     def on_message_complete(self) -> None:
@@ -326,10 +336,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         handler = self.direct.handlers.get(scope["raw_path"])
         if handler is None:
             return None
+        length = None
         for key, value in scope["headers"]:
             if key == b"content-length":
-                return handler if value.isdigit() and int(value) <= INLINE_BODY_BYTES else None
-        return None  # chunked, or no body: the ASGI app reads (and refuses) it
+                length = value
+            elif key == b"content-encoding":
+                return None  # the app decodes it (http/content_coding.py)
+        # chunked, or no body: the ASGI app reads (and refuses) it
+        return handler if length is not None and length.isdigit() and int(length) <= INLINE_BODY_BYTES else None
 
     def _run_direct(self, cycle: RequestResponseCycle, handler: DirectHandler) -> None:
         self.loop.call_soon(self._run_direct_now, cycle, handler)  # the next turn: see the module's text
@@ -395,7 +409,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
-        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, _SHED_BODY))
+        said_id = b"" if self._request_id is None else b"x-request-id: %s\r\n" % self._request_id
+        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, said_id, _SHED_BODY))
         self._shed_candidate = False
         if self.expect_100_continue:
             self.transport.close()  # the client waits for a 100 before its body: none is coming
@@ -409,27 +424,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.on_answered(status)
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to bytes that are no HTTP request, counted; a 431 for headers refused here."""
+        """uvicorn's answer to bytes that are no HTTP request, counted; a head refused here is answered
+        with its own status and reason."""
         if self._head_refusal is not None:
             self._refuse_head(self._head_refusal)
             return
         self._answered(400)
         super().send_400_response(msg)
 
-    def _refuse_head(self, reason: bytes) -> None:
-        """431 and close: a request's line and headers past their bounds. uvicorn keeps every header in a
-        list as it is parsed, so 40 MB of headers on one connection took 600 MB of memory until the header
-        time-out, and a few connections could exhaust a container's. A pipelined request refused behind one
-        in hand gets no answer of its own: reading stops, the one in hand is answered, then the connection
-        closes (a 431 written at once was read as that request's answer)."""
-        logger.info("refused a request whose headers were too large: %s", reason.decode())
+    def _refuse_head(self, refusal: Refusal) -> None:
+        """The refusal's status and close: a request's line and headers past their bounds (431), or a
+        head http/request_head.py refuses (400, 501). uvicorn keeps every header in a list as it is
+        parsed, so 40 MB of headers on one connection took 600 MB of memory until the header time-out,
+        and a few connections could exhaust a container's. A pipelined request refused behind one in hand
+        gets no answer of its own: reading stops, the one in hand is answered, then the connection closes
+        (a refusal written at once was read as that request's answer)."""
+        status, reason = refusal
+        logger.info("refused a request's head (%d): %s", status, reason)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
             self.flow.pause_reading()
             return
-        body = b'{"error": "%s", "field": null}' % reason
-        self.transport.write(_HEAD_TOO_LARGE_RESPONSE % (len(body), body))
-        self._answered(431)
+        body = error_body(reason)
+        self.transport.write(_HEAD_REFUSED_RESPONSE % (STATUS_LINE[status], len(body), body))
+        self._answered(status)
         self.transport.close()
 
     def on_response_complete(self) -> None:

@@ -201,9 +201,6 @@ async def _infer(
     headers = request.headers
     binary = headers.get(protocol.HEADER_LENGTH)
     check_content_type(headers.get("content-type"), binary is not None)
-    encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
-        raise InputError(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
     declared = headers.get("content-length", "")
     largest = protocol.largest_body(scoring, max_rows)
     if declared.isdigit() and int(declared) > largest:  # refused before a byte of it is read

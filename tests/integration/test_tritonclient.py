@@ -135,6 +135,21 @@ def test_http_infer_matches_v1_score(service: Service, scored: dict[str, np.ndar
     assert all(("data" in o) != binary for o in response["outputs"])
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_http_infer_with_a_compressed_request(
+    service: Service, scored: dict[str, np.ndarray], algorithm: str, binary: bool
+) -> None:
+    """tritonclient's ``request_compression_algorithm`` compresses the body (Content-Encoding) as Triton
+    reads it; it was answered 415."""
+    client = httpclient.InferenceServerClient(service.http)
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("pctr", "pcvr", "pctcvr")]
+    result = client.infer(
+        "esmm", http_inputs(binary, *encoded()), outputs=outputs, request_compression_algorithm=algorithm
+    )
+    check_outputs(result, scored)
+
+
 def test_http_binary_inputs_with_every_output_binary_by_default(
     service: Service, scored: dict[str, np.ndarray]
 ) -> None:

@@ -69,8 +69,10 @@ def test_no_content_type_is_json_and_a_wrong_one_is_415(client: TestClient) -> N
     body, headers = binary_body()
     octet_binary = client.post(URL, content=body, headers={**headers, "Content-Type": "application/octet-stream"})
     assert octet_binary.status_code == 200
-    gzip = client.post(URL, content=json_body(), headers={"Content-Encoding": "gzip"})
-    assert gzip.status_code == 415 and "gzip" in gzip.json()["error"]
+    not_gzip = client.post(URL, content=json_body(), headers={"Content-Encoding": "gzip"})
+    assert not_gzip.status_code == 400 and "not valid gzip data" in not_gzip.json()["error"]
+    brotli = client.post(URL, content=json_body(), headers={"Content-Encoding": "br"})
+    assert brotli.status_code == 415 and brotli.headers["accept-encoding"] == "gzip, deflate"
 
 
 def test_binary_inputs_give_the_json_outputs(client: TestClient) -> None:

@@ -1,0 +1,82 @@
+"""Compressed request bodies: ``Content-Encoding: gzip`` or ``deflate``, decoded as they are received.
+
+tritonclient sends its infer bodies so with ``request_compression_algorithm="gzip"`` (or ``"deflate"``),
+as Triton's HTTP endpoint reads them; an ad server may compress a large candidate list the same way.
+Every route that takes a body reads it decoded: the request's headers lose ``Content-Encoding`` and
+``Content-Length`` (which counted the compressed bytes) before the app sees them, so the routes' size
+limit (``CTR_MAX_BODY_BYTES``) bounds the decoded body, and the compressed one is held to it too. A
+small compressed body can decode to a huge one: decoding stops as soon as the output passes the limit
+(413), so no more than the limit is ever held. Any other coding is answered 415 with the codings read
+(``Accept-Encoding``, RFC 9110 section 15.5.16); data that does not decode is a 400 naming the coding.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from starlette.types import Message, Receive, Scope
+
+from service.http.body import declared_length_refusal, too_large_message
+from service.http.errors import InputError
+
+# the codings read, each with zlib's window bits: gzip's header, or zlib's (RFC 9110's "deflate")
+CODINGS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
+ACCEPTED = {"accept-encoding": "gzip, deflate"}
+
+
+def content_coding(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The body's content coding (lower case), or None for a body sent as it is."""
+    for key, value in headers:
+        if key == b"content-encoding":
+            coding = value.strip().lower()
+            return None if coding in (b"", b"identity") else coding
+    return None
+
+
+def decoded(scope: Scope, receive: Receive, coding: bytes, max_bytes: int) -> Receive:
+    """``receive`` giving the body decoded from ``coding``, the scope's headers changed to say so; 415 for
+    a coding not read, 413 when the body (sent or decoded) passes ``max_bytes``."""
+    window_bits = CODINGS.get(coding)
+    if window_bits is None:
+        raise InputError(
+            415,
+            f"Content-Encoding {coding.decode('latin-1')!r} is not supported: send the body plain, gzip or deflate",
+            "Content-Encoding",
+            headers=ACCEPTED,
+        )
+    headers = []
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            refusal = declared_length_refusal(value, max_bytes)  # the compressed body is held to the limit too
+            if refusal is not None:
+                raise InputError(*refusal)
+        elif key != b"content-encoding":
+            headers.append((key, value))
+    scope["headers"] = headers
+    decoder = zlib.decompressobj(window_bits)
+    received = decoded_size = 0
+    name = coding.decode()
+
+    async def receive_decoded() -> Message:
+        nonlocal received, decoded_size
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise InputError(413, too_large_message(max_bytes))
+        try:
+            body = decoder.decompress(chunk, max_bytes - decoded_size + 1)
+        except zlib.error as error:
+            raise InputError(400, f"body is not valid {name} data: {error}", "Content-Encoding") from None
+        decoded_size += len(body)
+        if decoded_size > max_bytes:  # decoding stopped one byte past the limit
+            raise InputError(413, f"{too_large_message(max_bytes)} once decoded from {name}")
+        more_body = message.get("more_body", False)
+        if decoder.unused_data or (not more_body and not decoder.eof):
+            said = "bytes follow its compressed data" if decoder.unused_data else "it ends before its compressed data"
+            raise InputError(400, f"body is not valid {name} data: {said}", "Content-Encoding")
+        return {"type": "http.request", "body": body, "more_body": more_body}
+
+    return receive_decoded
