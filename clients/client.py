@@ -137,7 +137,12 @@ class ModelStatus:
 def checked_features(where: str, features: Features, index: int | None = None) -> dict[str, FeatureValue]:
     """``features`` as a dict, refusing NaN and infinity (ValueError naming ``where[index].name``): the JSON
     encoder would send them as null, which the service takes as the feature left out. The common values
-    (text, integers, finite floats) pass on a type check; the name is written only for an error."""
+    (text, integers, finite floats) pass on a type check; the name is written only for an error. Anything
+    but a mapping is a TypeError naming ``where[index]`` (``dict("a7")`` raised a ValueError about update
+    sequences)."""
+    if not isinstance(features, Mapping):
+        named = where if index is None else f"{where}[{index}]"
+        raise TypeError(f"{named} must be a mapping of feature names to values, not {type(features).__name__}")
     values = dict(features)
     for name, value in values.items():
         if value is None or type(value) is str or type(value) is int:

@@ -31,6 +31,14 @@ KIND_NOTES = {
         'models/ctr does (`ctr new NAME --from ctr` copies it): lam = 0.99, optimizer = "adam", bias_epochs = 0 '
         "and [training] learning_rate = 0.01."
     ),
+    "esam": (
+        "The [model] loss weights (lambda_da = 3.0, lambda_dc_c = 0.03, lambda_dc_p = 3.0) are the ones an earlier "
+        "tuning found on the id-dominated world; in the attribute world docs/esam.md found them to collapse recall "
+        "(validation hot recall@50 0.0057 against the baseline's 0.1163). The served models/esam uses lambda_da = "
+        "1.0, lambda_dc_c = 0.01, lambda_dc_p = 0.03 (`ctr new NAME --from esam` copies it). epochs and batch_size "
+        "are not scaled to a log's size for a retrieval model: on a small log, raise epochs and lower batch_size "
+        "(the training warns when the optimiser steps are few)."
+    ),
 }
 
 

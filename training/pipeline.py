@@ -183,17 +183,19 @@ def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
     return scaled
 
 
-def warn_if_small(name: str, config: TrainingConfig, impressions: int, clicks: int) -> None:
-    """One warning line when the optimiser steps or the positives are few."""
-    steps = steps_of(config, impressions)
+def warn_if_small(name: str, config: TrainingConfig, rows: int, clicks: int, rows_are: str = "impressions") -> None:
+    """One warning line when the optimiser steps or the positives are few (``rows``: the training examples,
+    impressions or, for a retrieval model, requests)."""
+    steps = steps_of(config, rows)
     if steps < FEW_STEPS or clicks < FEW_POSITIVES:
         logger.warning(
-            "%s trains for only %d optimiser steps on %d clicks in %d impressions: expect a weak model and "
+            "%s trains for only %d optimiser steps on %d clicks in %d %s: expect a weak model and "
             "validation metrics with wide uncertainty (more logs, or `ctr evaluate %s --logs HELDOUT` for intervals)",
             name,
             steps,
             clicks,
-            impressions,
+            rows,
+            rows_are,
             name,
         )
 

@@ -8,7 +8,8 @@ longer served drain and stop. A version that fails verification is refused with 
 with its reason and its files (refusal.py; ``/v2/repository/index`` lists it while it is on disk;
 polling retries it only once its files change), and the versions already served keep serving; a load
 that finds nothing loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
-for it.
+for it. A model unloaded by an admin stays unloaded until an admin loads it: polling leaves it alone (it
+reloaded it within a poll interval, undoing the operator's unload).
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
 is kept as it is, with its warm session and batcher, unless its batching settings changed.
@@ -61,6 +62,7 @@ class ModelManager:
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
+        self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -83,6 +85,8 @@ class ModelManager:
                 level = logging.WARNING if optional else logging.ERROR
                 root = self.settings.model_repository
                 logger.log(level, "model %s is not served: %s (repository %s)", name, error, root)
+        if self.models.retrieval_name in self.models.loaded and self.models.retrieval is None:
+            logger.warning("/v1/similarity cannot answer: %s", self.models.retrieval_unavailable())
         if self.settings.poll_interval_s > 0 and self._polls:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 
@@ -93,6 +97,7 @@ class ModelManager:
         except ValueError as error:
             raise ModelLoadError(str(error)) from None
         async with self._lock:
+            self._held.discard(name)
             current = dict(self.models.versions.get(name, {}))
             refused: dict[int, Refusal] = {}
             try:
@@ -138,7 +143,8 @@ class ModelManager:
         return kept | {(name, version): refusal for version, refusal in refused.items()}
 
     async def unload(self, name: str) -> None:
-        """Stop serving every version of ``name``; queued requests still finish. KeyError if not served."""
+        """Stop serving every version of ``name``, until a load; queued requests still finish. KeyError if
+        not served."""
         async with self._lock:
             old = self.models
             if name not in old.loaded:
@@ -153,7 +159,9 @@ class ModelManager:
                 )
             )
             self.configs.pop(name, None)
-            logger.info("model %s unloaded", name)
+            self._held.add(name)
+            polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
+            logger.info("model %s unloaded%s", name, polled)
             self._retire(b for m, b in old.batchers.items() if m.name == name)
 
     async def stop(self, timeout_s: float = 30.0) -> None:
@@ -235,7 +243,7 @@ class ModelManager:
         not, and only loading again (a no-op where it is served) brings them back together."""
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
-            for name in sorted(set(self.models.names) | set(self.models.loaded)):
+            for name in sorted((set(self.models.names) | set(self.models.loaded)) - self._held):
                 try:
                     await self._poll_model(name)
                 except Exception:  # a bug or the file system's (a directory it may not list): said, and the

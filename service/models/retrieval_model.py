@@ -15,6 +15,7 @@ batches are the encoded queries of concurrent requests, embedded by one query-to
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,22 @@ EMBEDDING = "embedding"  # the name of the query tower's output in the batcher's
 
 
 def is_retrieval(manifest: Manifest) -> bool:
-    return set(CONSTANTS) <= set(manifest.constants)
+    """Whether a version is a retrieval model's: tower graphs or a similarity constant (``build`` refuses
+    one that lacks any of them; one missing a constant was loaded as a scoring model, which answered
+    nothing)."""
+    return bool(set(CONSTANTS) & set(manifest.constants)) or any(f.side in SIDES for f in manifest.files.values())
+
+
+def similarity_constants(manifest: Manifest) -> dict[str, float]:
+    """The manifest's similarity constants; ModelLoadError unless each is a finite number (a NaN bias
+    answered every score as null, a string stopped the service's start)."""
+    constants = {}
+    for name in CONSTANTS:
+        value = manifest.constants.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ModelLoadError(f"model.json's constant {name} must be a finite number, not {value!r}")
+        constants[name] = float(value)
+    return constants
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,12 +77,14 @@ class RetrievalModel(ServedModel):
     bias: float = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", float(self.manifest.constants["similarity_scale"]))
-        object.__setattr__(self, "bias", float(self.manifest.constants["similarity_bias"]))
+        constants = similarity_constants(self.manifest)
+        object.__setattr__(self, "scale", constants["similarity_scale"])
+        object.__setattr__(self, "bias", constants["similarity_bias"])
 
     @classmethod
     def build(cls, manifest: Manifest, read: Callable[[str], bytes], settings: Settings) -> RetrievalModel:
         """The model from its verified files (``read`` returns a listed file's checked bytes)."""
+        similarity_constants(manifest)  # before any graph is opened
         towers: dict[str, Tower] = {}
         provider = ""
         for file_name, info in manifest.files.items():
@@ -89,6 +107,11 @@ class RetrievalModel(ServedModel):
             raise ModelLoadError(f"catalog arrays cannot be read: {error}") from None
         if embeddings.ndim != 2 or ids.shape != (embeddings.shape[0],) or embeddings.shape[0] == 0:
             raise ModelLoadError(f"catalog embeddings {embeddings.shape} and ids {ids.shape} do not match")
+        if embeddings.dtype.kind not in "fiu":
+            raise ModelLoadError(f"catalog embeddings are {embeddings.dtype}, not numbers")
+        rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+        if rows.size:  # such an item never ranked (or ranked with a null score)
+            raise ModelLoadError(f"catalog embeddings hold NaN or infinity in {rows.size} rows, the first {rows[0]}")
         return cls(manifest, towers["query"], towers["item"], embeddings.astype(np.float32), ids, provider)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Tensors:

@@ -143,6 +143,19 @@ class ServingModels:
         model = self.loaded.get(self.retrieval_name) if self.retrieval_name is not None else None
         return model if isinstance(model, RetrievalModel) else None
 
+    def retrieval_unavailable(self) -> str:
+        """Why ``/v1/similarity`` cannot answer (its 503's reason), or "" when it can."""
+        name = self.retrieval_name
+        model = self.loaded.get(name) if name is not None else None
+        if isinstance(model, RetrievalModel):
+            return ""
+        if model is None:
+            return f"no retrieval model {name!r}: {self.errors.get(name, 'not loaded') if name else 'none named'}"
+        return (
+            f"model {name!r} version {model.version} is of kind {model.kind!r}, not a retrieval model (two towers "
+            "and similarity constants): CTR_RETRIEVAL_MODEL names the model behind /v1/similarity"
+        )
+
     def unavailable(self) -> dict[str, str]:
         """Model name -> reason, for each model a role needs that is not loaded, or is loaded and scores
         nothing (a retrieval model named for a scoring role: the reason was empty)."""
@@ -163,14 +176,23 @@ class ServingModels:
         entries = []
         for name in self.names:
             roles = [role for role, model in self.roles.items() if model == name]
-            if name == self.retrieval_name:
-                roles.append(RETRIEVAL_ROLE)
             model = self.loaded.get(name)
+            if name == self.retrieval_name and (model is None or isinstance(model, RetrievalModel)):
+                roles.append(RETRIEVAL_ROLE)
             optional = name == self.retrieval_name and name not in self.roles.values()
             if model is None and optional and self.errors.get(name, "").startswith(NO_VERSIONS):
                 continue  # optional, and not in the repository: nothing to say
             if model is None:
                 entries.append({"name": name, "roles": roles, "ready": False, "error": self.errors.get(name)})
+            elif not roles:  # named for retrieval only, and no retrieval model
+                entries.append(
+                    {
+                        **model.describe(),
+                        "roles": [RETRIEVAL_ROLE],
+                        "ready": False,
+                        "error": self.retrieval_unavailable(),
+                    }
+                )
             else:
                 served = sorted(self.versions.get(name, {model.version: model}))
                 entries.append({**model.describe(), "roles": roles, "ready": True, "versions": served})

@@ -45,8 +45,7 @@ async def respond(
     model = models.retrieval
     batcher = models.batcher(model) if model is not None else None
     if model is None or batcher is None:
-        reason = models.errors.get(settings.retrieval_model, "not loaded")
-        raise ModelUnavailable(f"no retrieval model {settings.retrieval_model!r}: {reason}")
+        raise ModelUnavailable(models.retrieval_unavailable() or f"retrieval model {model.name!r} is retiring")
     if len(body) <= INLINE_BODY_BYTES:
         query, items, k = prepare(body, model, settings)
     else:
@@ -92,8 +91,10 @@ def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[An
         raise InputError(422, "query is required: an object of query feature values", "query")
     if not query:
         raise InputError(422, "query must not be empty", "query")
-    if ("items" in data) == ("k" in data):
-        raise InputError(422, "give exactly one of 'items' (score them) or 'k' (top k of the catalog)", "k")
+    if ("items" in data) == ("k" in data):  # both: the field at fault is k; neither: no field
+        raise InputError(
+            422, "give exactly one of 'items' (score them) or 'k' (top k of the catalog)", "k" if "k" in data else None
+        )
     if "items" in data:
         items = data["items"]
         if type(items) is not list:
@@ -118,7 +119,8 @@ def _encode(encoder: FeatureEncoder, rows: list[Any], where: str, settings: Sett
         columns = gather_columns(rows, {}, frozenset(f.name for f in spec.features), settings.max_string_chars)
         check_kinds(columns, {f.name: f.kind for f in spec.features})  # names the row of a value it refuses
     except InputError as error:
-        message = error.message.replace("served models", f"{where} tower").replace("candidate feature", "feature")
+        tower = "query tower" if where == "query" else "item tower"
+        message = error.message.replace("served models", tower).replace("candidate feature", "feature")
         raise InputError(error.status, message, _path(error.field, where)) from None
     for feature in spec.features:
         column = columns.get(feature.name)

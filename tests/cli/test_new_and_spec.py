@@ -136,6 +136,10 @@ def test_an_esam_scaffold_is_evaluated_on_retrieval_and_its_hint_names_the_non_d
     written = (tmp_path / "k_esam" / "config.toml").read_text()
     assert 'evaluation = "retrieval"' in written
     assert "epochs = 2" in written and "chosen from the log's size" not in written  # a retrieval model's are not
+    # its default loss weights collapse recall in the attribute world (docs/esam.md): said, with what trains
+    said = " ".join(line.lstrip("# ") for line in written.splitlines() if line.startswith("#"))
+    assert "lambda_da = 3.0" in written and "(validation hot recall@50 0.0057 against the baseline's 0.1163)" in said
+    assert "--from esam" in " ".join(result.output.split())
     assert ModelConfig.load(tmp_path, "k_esam").evaluation == "retrieval"
     assert f"ctr train k_esam -r {tmp_path} --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml" in " ".join(
         result.output.split()

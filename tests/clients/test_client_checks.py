@@ -51,6 +51,19 @@ def test_nan_and_infinity_are_refused_naming_the_feature_before_anything_is_sent
         assert not received
 
 
+def test_features_that_are_not_a_mapping_are_a_type_error_naming_where() -> None:
+    """``similarity(q, ["a7"])`` raised "dictionary update sequence element #0 ..."; ``top_k(None)`` a bare
+    TypeError from ``dict(None)``."""
+    with stand_in(answering(200, {})) as (stand_in_url, received), ScoringClient(stand_in_url) as client:
+        with pytest.raises(TypeError, match=r"items\[0\] must be a mapping of feature names to values, not str"):
+            client.similarity({"user_id": "u1"}, ["a7"])
+        with pytest.raises(TypeError, match=r"^query must be a mapping .*, not NoneType"):
+            client.top_k(None, k=3)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"candidates\[1\] must be a mapping"):
+            client.score(CONTEXT, [CANDIDATES[0], [("ad_id", "a")]])  # type: ignore[list-item]
+        assert not received
+
+
 def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
     as_numpy = [
         {"ad_id": c["ad_id"], "ad_price": np.float32(c["ad_price"]), "ad_quality": np.float64(0.25)} for c in CANDIDATES

@@ -79,7 +79,7 @@ def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
         ({"query": QUERY, "k": 51}, 422, "k"),
         ({"query": QUERY, "k": "5"}, 422, "k"),
         ({"query": QUERY, "k": 3, "items": ITEMS}, 422, "k"),
-        ({"query": QUERY}, 422, "k"),
+        ({"query": QUERY}, 422, None),
         ({"query": QUERY, "items": []}, 422, "items"),
         ({"query": QUERY, "items": ITEMS * 11}, 413, "items"),
         ({"query": {}, "k": 3}, 422, "query"),
@@ -186,3 +186,113 @@ def test_the_retrieval_model_is_served_like_the_others(tmp_path: Path, esam_dir:
         assert loaded.status_code == 200 and loaded.json()["versions"] == [2], loaded.text
         reply = client.post("/v1/similarity", json={"query": QUERY, "k": 3}).json()
         assert reply["model"] == {"name": "esam", "version": 2}
+
+
+def edited_esam(root: Path, esam_dir: Path, edit: dict[str, object]) -> None:
+    """A copy of the tiny ESAM in ``root`` whose model.json constants are changed by ``edit`` (a None value
+    removes the constant)."""
+    import json
+    import shutil
+
+    shutil.copytree(esam_dir.parent, root / "esam")
+    path = root / "esam" / "1" / "model.json"
+    manifest = json.loads(path.read_text())
+    for name, value in edit.items():
+        if value is None:
+            manifest["constants"].pop(name)
+        else:
+            manifest["constants"][name] = value
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        ({"similarity_scale": None}, "similarity_scale must be a finite number, not None"),
+        ({"similarity_bias": None}, "similarity_bias must be a finite number, not None"),
+        ({"similarity_scale": "ten"}, "similarity_scale must be a finite number, not 'ten'"),
+        ({"similarity_bias": float("nan")}, "similarity_bias must be a finite number, not nan"),
+    ],
+    ids=["no-scale", "no-bias", "text", "nan"],
+)
+def test_a_version_with_bad_similarity_constants_is_refused_and_the_service_starts(
+    tmp_path: Path, esam_dir: Path, edit: dict, words: str
+) -> None:
+    """A string stopped the service's start (TypeError in the model), a NaN answered every score as null
+    with 200, a missing constant loaded the version as a scoring model that answered "not loaded"."""
+    publish_tiny_esmm(tmp_path)
+    edited_esam(tmp_path, esam_dir, edit)
+    with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
+        assert client.get("/v2/health/ready").status_code == 200
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503 and words in response.json()["error"], response.text
+        assert 'ctr_model_version_refusals_total{model="esam"} 1' in client.get("/metrics").text
+
+
+def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_dir: Path) -> None:
+    import json
+    import shutil
+
+    from common.repository import sha256_file
+
+    publish_tiny_esmm(tmp_path)
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    version = tmp_path / "esam" / "1"
+    embeddings = np.load(version / "catalog_embeddings.npy")
+    embeddings[7, 2] = np.nan
+    np.save(version / "catalog_embeddings.npy", embeddings)
+    manifest = json.loads((version / "model.json").read_text())
+    manifest["files"]["catalog_embeddings.npy"]["sha256"] = sha256_file(version / "catalog_embeddings.npy")
+    (version / "model.json").write_text(json.dumps(manifest))
+    with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503
+        assert "NaN or infinity in 1 rows, the first 7" in response.json()["error"], response.text
+
+
+def test_a_retrieval_name_that_names_a_scoring_model_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """CTR_RETRIEVAL_MODEL=esmm: /v1/similarity said "not loaded" of a model /v1/models listed as ready in
+    the retrieval role."""
+    publish_tiny_esmm(tmp_path)
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", retrieval_model="esmm", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503
+        said = "model 'esmm' version 1 is of kind 'esmm', not a retrieval model"
+        assert said in response.json()["error"]
+        (entry,) = client.get("/v1/models").json()["models"]
+        assert entry["roles"] == ["ctr", "ctcvr"] and entry["ready"]
+    assert any(said in record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+
+
+def test_an_unloaded_model_stays_unloaded_while_polling_until_an_admin_load(tmp_path: Path, esam_dir: Path) -> None:
+    import shutil
+    import time
+
+    publish_tiny_esmm(tmp_path)
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    token = "t" * 16
+    auth = {"Authorization": f"Bearer {token}"}
+    settings = Settings(
+        model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token=token, poll_interval_s=0.1
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v2/repository/models/esam/unload", headers=auth).status_code == 200
+        time.sleep(1.0)  # ten polls: each reloaded it
+        response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
+        assert response.status_code == 503 and "unloaded" in response.json()["error"]
+        assert client.post("/v2/repository/models/esam/load", headers=auth).status_code == 200
+        assert client.post("/v1/similarity", json={"query": QUERY, "k": 3}).status_code == 200
+        shutil.copytree(tmp_path / "esam" / "1", tmp_path / "esam" / "2")  # and polling works on it again
+        manifest = (tmp_path / "esam" / "2" / "model.json").read_text().replace('"version": 1', '"version": 2')
+        (tmp_path / "esam" / "2" / "model.json").write_text(manifest)
+        deadline = time.monotonic() + 10
+        while client.post("/v1/similarity", json={"query": QUERY, "k": 3}).json()["model"]["version"] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_an_unknown_item_feature_names_the_item_tower(client: TestClient) -> None:
+    response = client.post("/v1/similarity", json={"query": QUERY, "items": [{**ITEMS[0], "shape": 1}]})
+    assert response.status_code == 422 and "item tower" in response.json()["error"], response.text
+    assert "items tower" not in response.json()["error"]

@@ -201,3 +201,28 @@ def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> Non
         app, ["train", "esam", "--logs", str(displayed), "--spec", str(spec), "--repository", str(root)]
     )
     assert result.exit_code != 0 and "--non-displayed" in str(result.exception)
+
+
+def test_a_small_log_and_a_long_request_are_each_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The retrieval path said nothing of either: a few-step fit on a small log gave click AUC 0.48 (an
+    audit's 400-request log), and one 3,000-item request padded every query to 3,000 slots (1.5 GB)."""
+    displayed, other, spec = _write_pair(tmp_path)
+    root = tmp_path / "models"
+    (root / "esam").mkdir(parents=True)
+    (root / "esam" / "config.toml").write_text(CONFIG_TOML)
+    common = ["--repository", str(root), "--work-dir", str(tmp_path / "work"), "--no-progress"]
+    train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
+    with caplog.at_level("WARNING"):
+        assert CliRunner().invoke(app, [*train, *common]).exit_code == 0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("esam trains for only" in m and "clicks in 40 requests" in m for m in said), said
+    assert not any("padded to the longest" in m for m in said)  # 2 or 3 items each: no padding to speak of
+
+    table = pq.read_table(displayed).to_pylist()
+    long = [dict(table[0], request_id="long", position=p, sku=f"k{p % 20}") for p in range(1, 61)]
+    pq.write_table(pa.Table.from_pylist(table + long), displayed)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_log_data(displayed, other, FeatureSpec.from_toml(spec), n_targets=3, seed=0)
+    (padded,) = [r.getMessage() for r in caplog.records if "padded to the longest" in r.getMessage()]
+    assert "60 displayed items (median 3)" in padded and "2460 item slots for 160 displayed rows" in padded
