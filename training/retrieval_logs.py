@@ -80,8 +80,7 @@ def _item_columns(displayed: pa.Table, other: pa.Table, items: FeatureSpec) -> d
 
 
 # Past this many padded item slots per displayed row, the longest requests' padding is said: every request
-# is padded to the longest, so one 3,000-item request among 5-item ones took 1.5 GB and 17 s of fitting
-# where the log alone took 0.4 GB and 1 s
+# is padded to the longest, so one very long request multiplies the memory and time of the whole fit
 PADDING_WARNING_RATIO = 4.0
 
 
