@@ -19,11 +19,17 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system
+    fcntl = None  # type: ignore[assignment]
 
 from common.features import FeatureSpec
 from common.toml_file import read_toml
@@ -153,31 +159,61 @@ def _staging_directory(model_dir: Path) -> Path:
             continue
 
 
-def publish_version(root: Path, name: str, write: Callable[[Path, int], None]) -> int:
+def publish_version(
+    root: Path, name: str, write: Callable[[Path, int], None], check: Callable[[Path], None] | None = None
+) -> int:
     """Write a new version atomically and return its number.
 
-    ``write(directory, version)`` fills a temporary directory; it is then renamed to the next free
-    version number. If another writer takes that number first, the next one is tried.
+    ``write(directory, version)`` fills a temporary directory (the slow part, done by concurrent writers
+    at once); then, one publisher of the model at a time (``_publishing``), the version is numbered the
+    next free one (the manifest renumbered to match), ``check(directory)`` may refuse it by raising
+    (the exporter's duplicate check: run by each of two concurrent exports before either published, both
+    published the same model), and it is renamed into place.
     """
     model_dir = root / validate_model_name(name)
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = _staging_directory(model_dir)
     try:
-        version = (versions(root, name) or [0])[-1] + 1
-        write(staging, version)
-        while True:
-            try:
-                os.rename(staging, model_dir / str(version))
-                return version
-            except OSError:
-                if not (model_dir / str(version)).exists():
-                    raise
-                version += 1  # a concurrent export took it; the manifest must follow the number
-                manifest_path = staging / MANIFEST_FILE
-                if manifest_path.exists():
-                    manifest = Manifest.from_json(manifest_path.read_text())
-                    manifest.version = version
-                    manifest_path.write_text(manifest.to_json())
+        written = (versions(root, name) or [0])[-1] + 1
+        write(staging, written)
+        with _publishing(model_dir):
+            version = (versions(root, name) or [0])[-1] + 1
+            if version != written:
+                _renumber(staging, version)
+            if check is not None:
+                check(staging)
+            while True:
+                try:
+                    os.rename(staging, model_dir / str(version))
+                    return version
+                except OSError:
+                    if not (model_dir / str(version)).exists():
+                        raise
+                    version += 1  # a writer that did not take the lock took it; the manifest must follow
+                    _renumber(staging, version)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def _publishing(model_dir: Path) -> Iterator[None]:
+    """Held by one publisher of a model at a time: an exclusive ``flock`` on the model's directory (no
+    file left behind; released when the descriptor closes, the process's end included)."""
+    if fcntl is None:  # not a POSIX system: the rename's retry alone keeps versions apart
+        yield
+        return
+    descriptor = os.open(model_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _renumber(staging: Path, version: int) -> None:
+    manifest_path = staging / MANIFEST_FILE
+    if manifest_path.exists():
+        manifest = Manifest.from_json(manifest_path.read_text())
+        manifest.version = version
+        manifest_path.write_text(manifest.to_json())

@@ -14,7 +14,9 @@ loads it, is not published: a second copy would serve nothing new, yet under a v
 latest N it would push a different model out of serving. (A newest version the service would refuse,
 damaged or copied from another, is followed by the export, as `ctr evaluate`'s refusal says to do.)
 A warning line says which version holds it. A model.onnx equal to the newest's with another model.json
-(other statistics, say) is published, with a warning naming what differs.
+(other statistics, say) is published, with a warning naming what differs. The check runs when the
+version is numbered, one publisher of the model at a time (``publish_version``'s lock), so two exports
+of one checkpoint run at once publish one version, not two.
 """
 
 from __future__ import annotations
@@ -198,11 +200,13 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             files=files,
             position=checkpoint.position,
         )
-        check_against_newest(root, manifest)
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 
+    def check(directory: Path) -> None:  # one publisher at a time: a concurrent export's version is seen
+        check_against_newest(root, Manifest.from_json((directory / MANIFEST_FILE).read_text()))
+
     try:
-        version = publish_version(root, checkpoint.name, write)
+        version = publish_version(root, checkpoint.name, write, check)
     except AlreadyPublished as published:
         return published.version
     logger.info("exported %s version %d to %s", checkpoint.name, version, root / checkpoint.name / str(version))

@@ -77,3 +77,39 @@ def test_manifest_is_plain_json():
 def test_unsafe_model_names_are_refused(name):
     with pytest.raises(ValueError):
         validate_model_name(name)
+
+
+def test_concurrent_publishers_check_against_each_others_versions(tmp_path):
+    """Two exports of one checkpoint, written at the same time: each checked for a duplicate before either
+    had published, and both published. The check now runs one publisher at a time, after the numbering."""
+    import threading
+
+    both_writing = threading.Barrier(2)
+    seen: list[list[int]] = []
+
+    def slow_writer(directory, version):
+        both_writing.wait(timeout=10)  # each has numbered its version 1 before either publishes
+        writer(directory, version)
+
+    def refuse_a_second_copy(directory):
+        seen.append(versions(tmp_path, "m"))
+        assert json.loads((directory / MANIFEST_FILE).read_text())["version"] == len(seen)  # renumbered
+        if seen[-1]:
+            raise FileExistsError("already published")
+
+    outcomes: list[object] = []
+
+    def publish():
+        try:
+            outcomes.append(publish_version(tmp_path, "m", slow_writer, refuse_a_second_copy))
+        except FileExistsError as refused:
+            outcomes.append(refused)
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert seen == [[], [1]] and versions(tmp_path, "m") == [1]
+    assert sorted(map(type, outcomes), key=str) == sorted([int, FileExistsError], key=str)
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]
