@@ -31,7 +31,7 @@ from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
 from service.models.loader import load_newest, load_versions
-from service.models.refusal import Refusal
+from service.models.refusal import Refusal, version_files
 from service.models.snapshot import RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -117,9 +117,8 @@ class ModelManager:
                 refused=self._refusals(name, refused, served=chosen),
             )
             conflict = snapshot.role_conflict()
-            if conflict is not None:  # refused: what is served stays as it was
-                logger.error("model %s not served: %s", name, conflict)
-                raise RoleConflict(conflict)
+            if conflict is not None:
+                return self._refuse_conflicting(name, current, [v for v in chosen if v not in current], conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             for model in chosen.values():
@@ -130,6 +129,24 @@ class ModelManager:
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
+
+    def _refuse_conflicting(
+        self, name: str, current: dict[int, ServedModel], new_versions: list[int], conflict: str
+    ) -> LoadResult:
+        """A load whose new versions cannot serve beside the other role models: what is served stays as it
+        was, and they are refused as a failed check's are (listed by the index, counted, not loaded again by
+        polling until their files change: each poll loaded and warmed them up again, listed nowhere).
+        RoleConflict when nothing of the model was served (the start-up stops) or nothing new conflicts."""
+        logger.error("model %s not served: %s", name, conflict)
+        root = self.settings.model_repository
+        refused = {
+            version: Refusal(conflict, version_files(version_dir(root, name, version))) for version in new_versions
+        }
+        self.metrics.refusals[name] += len(refused)
+        self._swap(replace(self.models, refused=self._refusals(name, refused, served=current)))
+        if not current or not refused:
+            raise RoleConflict(conflict)
+        return LoadResult(name, sorted(current), refused)
 
     def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried

@@ -61,7 +61,27 @@ def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_
         response = client.post("/v2/repository/models/esmm/load", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code >= 400 and "regime" in response.text
         body = client.post("/v1/score", json=GOOD).json()
+        # refused as a failed check is: listed by the index with its reason, counted
+        index = client.post("/v2/repository/index", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        (entry,) = [e for e in index if e["name"] == "esmm" and e.get("version") == "2"]
+        assert entry["state"] == "UNAVAILABLE" and "regime" in entry["reason"]
+        assert 'ctr_model_version_refusals_total{model="esmm"} 1' in client.get("/metrics").text
     assert body["models"]["ctcvr"] == {"name": "esmm", "version": 1}
+
+
+def test_polling_loads_a_version_that_conflicts_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """It was loaded and warmed up again at every poll (18 loads in 4 s at a 0.2 s interval), never listed as
+    refused; now once, until its files change."""
+    import time
+
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
+    with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1))) as client:
+        publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2, position-blind
+        time.sleep(1.5)  # fifteen polls
+        assert client.post("/v1/score", json=GOOD).json()["models"]["ctcvr"] == {"name": "esmm", "version": 1}
+    refusals = [r for r in caplog.records if r.getMessage().startswith("model esmm not served: position regimes")]
+    assert len(refusals) == 1, [r.getMessage() for r in caplog.records]
 
 
 def test_the_served_process_refuses_them_in_one_line_without_a_traceback(tmp_path: Path) -> None:
