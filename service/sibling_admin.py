@@ -15,6 +15,12 @@ closed, left in place) is named at once, and so is one that has not answered wit
 Polling (``CTR_POLL_INTERVAL_S``) goes the same way: only worker 0 polls, and a change it finds is loaded
 by every worker (``load_everywhere``), so one decision changes them all.
 
+One operation at a time across the workers: an unload and a load sent at once to two workers were each
+applied at once everywhere, in one order in one worker and the other order in the other, and left them
+apart (one serving, one unloaded) behind two 200s. The worker that takes an operation holds an exclusive
+``flock`` on a file of the shared directory until every worker has answered it; the requests between
+workers take no lock, so the one holding it is never kept waiting by another that waits for it.
+
 One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...}`` in, a JSON line
 ``{"status": ..., "body": ...}`` out (the HTTP status and JSON body that worker's own route would give).
 """
@@ -22,9 +28,12 @@ One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from service.http.errors import error_object
@@ -34,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 ANSWER_WITHIN_S = 120.0  # a load verifies and warms up every new version: generous
 CONNECT_RETRY_S = 0.05  # how often a worker whose socket is not there yet is looked for again
+LOCK_RETRY_S = 0.01  # how often the operations' lock, held by another operation, is tried again
 OPERATIONS = frozenset({"load", "unload"})
 
 Outcome = tuple[int, dict]  # the HTTP status and JSON body of an admin operation in one worker
@@ -82,8 +92,25 @@ class SiblingAdmin:
         """``op`` on ``name`` in this worker (``operate``) and in every other, at once; the common outcome,
         or a 500 naming each worker's."""
         others = [i for i in range(self.workers) if i != self.index]
-        outcomes = await asyncio.gather(operate(op, name), *(self._ask(i, op, name) for i in others))
+        async with self._one_operation_at_a_time():
+            outcomes = await asyncio.gather(operate(op, name), *(self._ask(i, op, name) for i in others))
         return combined(dict(zip([self.index, *others], outcomes, strict=True)))
+
+    @asynccontextmanager
+    async def _one_operation_at_a_time(self) -> AsyncIterator[None]:
+        """The workers' operations lock (a ``flock``, tried without blocking the event loop, which must go on
+        answering the other workers' requests meanwhile)."""
+        descriptor = os.open(self.directory / "operations.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(LOCK_RETRY_S)
+            yield
+        finally:
+            os.close(descriptor)
 
     async def load_everywhere(self, operate: Operation, name: str) -> None:
         """A load of ``name`` in every worker (what worker 0's repository poll found); ModelLoadError with

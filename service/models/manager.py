@@ -61,13 +61,18 @@ class ModelManager:
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
+        self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
         self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
-        finds is loaded (in every worker: sibling_admin.py), so that one decision changes them all."""
+        finds is loaded (in every worker: sibling_admin.py), so that one decision changes them all. Each
+        worker reads the repository at its own start, so a version published meanwhile could split them for
+        good (the poller compares the disk with its own versions): its first poll of each model loads it in
+        every worker once."""
         self._polls, self._poll_load = polls, load
+        self._unchecked = set(self.models.names) if polls else set()
 
     @property
     def models(self) -> ServingModels:
@@ -270,10 +275,19 @@ class ModelManager:
         """One poll of one model: load it when the versions wanted differ from those served."""
         wanted = await run_in_threadpool(self._wanted_now, name)
         served = set(self.models.versions.get(name, {}))
-        if wanted and (wanted != served or name in self._unsettled):
-            wants = f"versions {sorted(wanted)} wanted, {sorted(served)} served"
-            again = "" if wanted != served else " (again: the last load failed)"
-            logger.info("poll: model %s: %s: loading%s", name, wants, again)
+        if wanted and (wanted != served or name in self._unsettled or name in self._unchecked):
+            if wanted != served:
+                logger.info(
+                    "poll: model %s: versions %s wanted, %s served: loading", name, sorted(wanted), sorted(served)
+                )
+            elif name in self._unsettled:
+                logger.info("poll: model %s: versions %s: loading again (the last load failed)", name, sorted(wanted))
+            else:
+                logger.info(
+                    "poll: model %s: versions %s: loading in every worker (each read its own at start)",
+                    name,
+                    sorted(wanted),
+                )
             try:
                 await self._poll_load(name)
             except ModelLoadError as error:
@@ -281,6 +295,7 @@ class ModelManager:
                 self._unsettled.add(name)
             else:
                 self._unsettled.discard(name)
+                self._unchecked.discard(name)
 
 
 def load_snapshot(settings: Settings) -> ServingModels:

@@ -118,6 +118,25 @@ def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path
         assert again.status_code == 404 and again.json()["error"] == "model 'esmm' is not loaded", again.text
 
 
+def test_an_unload_and_a_load_sent_at_once_leave_every_worker_alike(tmp_path: Path) -> None:
+    """Sent to two workers at once, each was applied at once everywhere, in one order in one worker and the
+    other order in the other: 3 rounds in 12 left one worker serving and the other unloaded, behind two
+    200s. Now one operation at a time across the workers: whichever lands last holds in both."""
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2", admin_token=TOKEN) as (url, _):
+        for _ in range(6):
+            with ThreadPoolExecutor(2) as pool:  # a connection each: the kernel spreads them over the workers
+                calls = [pool.submit(httpx.post, f"{url}/v2/repository/models/esmm/{op}", headers=AUTH, timeout=60)
+                         for op in ("unload", "load")]  # fmt: skip
+                assert {call.result().status_code for call in calls} <= {200, 404}, [c.result().text for c in calls]
+            statuses = {
+                httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"}).status_code
+                for _ in range(20)  # a connection each, so both workers answer some
+            }
+            assert len(statuses) == 1, statuses
+            assert httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60).status_code == 200
+
+
 def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker(tmp_path: Path) -> None:
     root = repository(tmp_path / "models")
     log = tmp_path / "log"
@@ -129,7 +148,7 @@ def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         time.sleep(1.0)  # a few more polls: none finds anything more to load
-        assert log.read_text().count("poll: model esmm: versions") == 1  # one decision, by worker 0
+        assert log.read_text().count(f"poll: model esmm: versions [{version}] wanted") == 1  # one decision, worker 0
         for _ in range(40):  # a connection each, so both workers answer some
             scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert scored.json()["models"]["ctr"]["version"] == version, scored.text
@@ -151,6 +170,10 @@ def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
         assert len(set(listening)) == 2  # one line from each worker, told apart by its process id
         time.sleep(2 * WRITE_INTERVAL_S + 0.5)  # each worker has written its counters since
         assert GRPC_OK.findall(httpx.get(f"{url}/metrics").text) == [str(sent)]
+        for _ in range(10):  # a channel each: gRPC's statistics too are every worker's (they were its own)
+            with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
+                (stats,) = client.get_inference_statistics("esmm", as_json=True)["model_stats"]
+                assert int(stats["inference_stats"]["success"]["count"]) == sent, stats
 
 
 def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(tmp_path: Path) -> None:

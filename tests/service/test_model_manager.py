@@ -410,3 +410,37 @@ def test_reloads_free_the_old_versions_threads_and_sessions(tmp_path: Path) -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_the_poller_of_several_workers_loads_each_model_in_all_of_them_once(tmp_path: Path) -> None:
+    """Each worker reads the repository at its own start: a version published meanwhile split them for good,
+    since the poller compared the disk with its own versions only. Its first poll of each model now loads it
+    in every worker (here: the load it is given), and only that once while nothing changes."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from service.metrics import Metrics
+    from service.models.manager import ModelManager
+    from service.models.snapshot import ServingModels
+
+    settings = Settings(
+        model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False, poll_interval_s=0.1
+    )
+
+    async def polled(polls: bool) -> list[str]:
+        state = SimpleNamespace(models=ServingModels.empty(settings, "loading"))
+        manager = ModelManager(state, settings, Metrics())
+        everywhere: list[str] = []
+
+        async def load_everywhere(name: str) -> None:
+            everywhere.append(name)
+            await manager.load(name)
+
+        manager.poll_for_all(polls, load_everywhere)
+        await manager.start()
+        await asyncio.sleep(0.6)  # six polls
+        await manager.stop(1.0)
+        return everywhere
+
+    assert asyncio.run(polled(True)) == ["esmm"]  # the roles' model; esam has no version to load
+    assert asyncio.run(polled(False)) == []  # a worker that does not poll

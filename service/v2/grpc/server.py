@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import INTERNAL_ERROR, ApiError
 from service.models.snapshot import ServingModels
+from service.sibling_metrics import reported
 from service.v2 import serving
 from service.v2.grpc import messages as pb
 from service.v2.grpc.protocol import parse_request, render_response
@@ -144,7 +145,7 @@ class InferenceService:
         else:
             serving.served(models, request.name, None)
             versions = [(request.name, v) for v in sorted(models.versions.get(request.name, {}))]
-        body = statistics(self.app.state.metrics, versions)
+        body = statistics(reported(self.app.state)[0], versions)  # every worker's, as the REST route reports
         return json_format.ParseDict(body, pb.ModelStatisticsResponse())
 
     @answered
