@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from copy import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
+from service.batching.policy import ServiceRate
 from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
@@ -126,9 +128,11 @@ class ModelManager:
                 return self._refuse_conflicting(name, current, [v for v in chosen if v not in current], conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
+            served = old.loaded.get(name)
+            measured = old.batchers[served].rate if served is not None and served in old.batchers else None
             for model in chosen.values():
                 batcher = old.batchers.get(model) if keep_batchers else None
-                batchers[model] = batcher if batcher is not None else self._batcher(model, config)
+                batchers[model] = batcher if batcher is not None else self._batcher(model, config, measured)
             self.configs[name] = config
             self._swap(replace(snapshot, batchers=batchers))
             logger.info("model %s serving versions %s", name, sorted(chosen))
@@ -198,11 +202,17 @@ class ModelManager:
     def _swap(self, snapshot: ServingModels) -> None:
         self.state.models = snapshot  # one reference assignment: a request sees the old or the new
 
-    def _batcher(self, model: ServedModel, config: ServingConfig) -> Batcher:
+    def _batcher(self, model: ServedModel, config: ServingConfig, measured: ServiceRate | None = None) -> Batcher:
+        """A started batcher for ``model``; its service rate starts from ``measured``, the rate of the version
+        it takes over from (its first runs, small batches with the fixed cost of each, put the rate at 1-3%
+        of the steady one, and a small request behind a large one was refused as overloaded after every
+        reload), else from its own first run."""
         stats = self.metrics.model(model.name, model.version, model.provider)
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
         label = f"{model.name}:{model.version}"
         batcher = Batcher(model.run, batch, stats, label=label, collate=model.collate)
+        if measured is not None:
+            batcher.rate = copy(measured)
         batcher.start()
         return batcher
 
