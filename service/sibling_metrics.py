@@ -79,7 +79,7 @@ class SiblingMetrics:
     async def keep_written(self, state: Any) -> None:
         """Write this process's counters every ``WRITE_INTERVAL_S`` until cancelled (the app's lifespan)."""
         while True:
-            self._write_logged(state.metrics, state.models.pending)
+            self._write_logged(state.metrics, pending_requests(state))
             await asyncio.sleep(WRITE_INTERVAL_S)
 
 
@@ -96,5 +96,12 @@ def reported(state: Any) -> Report:
     summed."""
     siblings: SiblingMetrics | None = getattr(state, "siblings", None)
     if siblings is None:
-        return state.metrics, state.models.pending, process_stats()
-    return siblings.summed(state.metrics, state.models.pending)
+        return state.metrics, pending_requests(state), process_stats()
+    return siblings.summed(state.metrics, pending_requests(state))
+
+
+def pending_requests(state: Any) -> dict[tuple[str, int], int]:
+    """This process's pending requests per model version: the model manager's (draining batchers too), or
+    the snapshot's before there is one."""
+    manager = getattr(state, "manager", None)
+    return manager.pending() if manager is not None else state.models.pending

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from copy import copy
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +59,7 @@ class ModelManager:
         self.configs: dict[str, ServingConfig] = {}  # model name -> the settings its batchers run with
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
+        self._draining: dict[asyncio.Task, tuple[tuple[str, int], Batcher]] = {}  # each retiring batcher
         self._poller: asyncio.Task | None = None
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
         self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
@@ -136,7 +137,7 @@ class ModelManager:
             self.configs[name] = config
             self._swap(replace(snapshot, batchers=batchers))
             logger.info("model %s serving versions %s", name, sorted(chosen))
-            self._retire(b for m, b in old.batchers.items() if batchers.get(m) is not b)
+            self._retire((m, b) for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
 
     def _refuse_conflicting(
@@ -188,14 +189,14 @@ class ModelManager:
             self._held.add(name)
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
             logger.info("model %s unloaded%s", name, polled)
-            self._retire(b for m, b in old.batchers.items() if m.name == name)
+            self._retire((m, b) for m, b in old.batchers.items() if m.name == name)
 
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Stop polling, then drain every batcher: queued requests are answered before this returns."""
         if self._poller is not None:
             self._poller.cancel()
         snapshot = self.models
-        self._retire(snapshot.batchers.values(), timeout_s)
+        self._retire(snapshot.batchers.items(), timeout_s)
         if self._retiring:
             await asyncio.wait(set(self._retiring), timeout=timeout_s)
 
@@ -216,12 +217,28 @@ class ModelManager:
         batcher.start()
         return batcher
 
-    def _retire(self, batchers: Any, timeout_s: float = 30.0) -> None:
+    def _retire(self, batchers: Iterable[tuple[ServedModel, Batcher]], timeout_s: float = 30.0) -> None:
+        """Drain and stop batchers no longer served; their requests count as pending until they are done."""
         loop = asyncio.get_running_loop()
-        for batcher in set(batchers):
+        for model, batcher in dict(batchers).items():
+            key = (model.name, model.version)
             task = loop.create_task(batcher.retire(timeout_s))
             self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._draining[task] = (key, batcher)
+            task.add_done_callback(self._retired)
+
+    def _retired(self, task: asyncio.Task) -> None:
+        self._retiring.discard(task)
+        self._draining.pop(task, None)
+
+    def pending(self) -> dict[tuple[str, int], int]:
+        """(name, version) -> the requests waiting in or running through its batchers: the served ones', and
+        those of batchers still draining after a reload or unload (left out, a reload under load dropped the
+        gauge from 14 to 1 while those 14 were still being answered)."""
+        pending = self.models.pending
+        for key, batcher in self._draining.values():
+            pending[key] = pending.get(key, 0) + batcher.pending_requests
+        return pending
 
     def _config(self, name: str) -> ServingConfig:
         try:

@@ -463,3 +463,47 @@ def test_a_reloaded_model_starts_from_the_service_rate_it_takes_over(tmp_path: P
         models = client.app.state.models  # type: ignore[attr-defined]
         after = models.batchers[models.loaded["esmm"]].rate
         assert after is not before and (after.items, after.seconds) == (before.items, before.seconds)
+
+
+def test_requests_of_a_draining_batcher_stay_in_the_pending_gauge(tmp_path: Path) -> None:
+    """A reload swaps the snapshot, then drains the old batchers: their requests, still being answered, fell
+    out of ctr_inference_pending_request_count (14 in flight read 1 just after a reload)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from service.batching.batcher import Batcher
+    from service.batching.policy import BatchConfig
+    from service.metrics import Metrics
+    from service.models.manager import ModelManager
+    from service.models.snapshot import ServingModels
+
+    settings = Settings(model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False)
+    release = threading.Event()
+
+    def slow_run(inputs: dict) -> dict:
+        release.wait(10)
+        return {"y": inputs["x"]}
+
+    async def gauge() -> tuple[int, int, int]:
+        manager = ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
+        await manager.start()
+        model = manager.models.loaded["esmm"]
+        batcher = Batcher(slow_run, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        works = [batcher.enqueue({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 10) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        manager._retire([(model, batcher)])  # as a reload retires the batcher it replaced
+        draining = manager.pending()[("esmm", 1)]
+        release.set()
+        await asyncio.gather(*(w.future for w in works))
+        await asyncio.sleep(0.05)
+        drained = manager.pending()[("esmm", 1)]
+        await manager.stop(1.0)
+        return draining, drained, len(manager._draining)
+
+    draining, drained, left = asyncio.run(gauge())
+    assert draining == 3 and drained == 0 and left == 0  # the served batcher's 0, plus the draining one's
