@@ -55,13 +55,15 @@ def _json(body: object) -> Response:
     "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
 )
 async def index(models: ModelsDep, settings: SettingsDep) -> Response:
-    """Every model in the repository directory with each served version and each version refused (with
+    """Every model in the repository directory, and every model served (one whose directory was removed
+    still serves from memory: it was left out), with each served version and each version refused (with
     why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
     it was not served)."""
     root = settings.model_repository
-    names = sorted(
+    on_disk_names = (
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
     )
+    names = sorted(on_disk_names | set(models.versions))
     entries: list[dict] = []
     for name in names:
         on_disk = versions(root, name)
@@ -93,6 +95,9 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     except KeyError:
         return 404, error_object(f"model {name!r} is not loaded", "name")
     except ModelLoadError as error:
+        served = sorted(manager.models.versions.get(name, {}))
+        if served:  # the load changed nothing: what was served still is (it said "not loaded")
+            return 400, error_object(f"model {name!r} not reloaded: {error} (serving versions {served})", "name")
         return 400, error_object(f"model {name!r} not loaded: {error}", "name")
     if result.refused:
         refused = "; ".join(f"version {v} refused: {r.why}" for v, r in sorted(result.refused.items()))

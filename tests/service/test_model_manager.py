@@ -200,6 +200,13 @@ def test_the_index_forgets_a_refused_version_deleted_and_says_when_the_model_is_
             ("1", "READY"),
             ("2", "UNAVAILABLE"),
         ]
+        shutil.rmtree(root / "esmm")  # served from memory still: listed (the index was [])
+        assert client.post("/v2/repository/index", headers=AUTH).json() == [
+            {"name": "esmm", "version": "1", "state": "READY", "reason": ""}
+        ]
+        reload = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert reload.status_code == 400 and reload.json()["error"].startswith("model 'esmm' not reloaded: no versions")
+        assert reload.json()["error"].endswith("(serving versions [1])")
 
 
 def test_polling_retries_a_refused_version_once_its_files_change(
