@@ -6,17 +6,21 @@ Every route that takes a body reads it decoded: the request's headers lose ``Con
 ``Content-Length`` (which counted the compressed bytes) before the app sees them, so the routes' size
 limit (``CTR_MAX_BODY_BYTES``) bounds the decoded body, and the compressed one is held to it too. A
 small compressed body can decode to a huge one: decoding stops as soon as the output passes the limit
-(413), so no more than the limit is ever held. Any other coding is answered 415 with the codings read
+(413), so no more than the limit is ever held; a chunk of more than ``INLINE_BODY_BYTES`` is decoded in
+the thread pool, off the event loop. Since its decoded size is unknown until it is read, a compressed
+body takes ``CTR_MAX_BODY_BYTES`` of the large bodies' budget (``CTR_BODY_BYTES_IN_FLIGHT``: 4 at once
+by default) while it is in hand. Any other coding is answered 415 with the codings read
 (``Accept-Encoding``, RFC 9110 section 15.5.16); data that does not decode is a 400 naming the coding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from starlette.types import Message, Receive, Scope
 
-from service.http.body import declared_length_refusal, too_large_message
+from service.http.body import INLINE_BODY_BYTES, declared_length_refusal, too_large_message
 from service.http.errors import InputError
 
 # the codings read, each with zlib's window bits: gzip's header, or zlib's (RFC 9110's "deflate")
@@ -66,8 +70,12 @@ def decoded(scope: Scope, receive: Receive, coding: bytes, max_bytes: int) -> Re
         received += len(chunk)
         if received > max_bytes:
             raise InputError(413, too_large_message(max_bytes))
-        try:
-            body = decoder.decompress(chunk, max_bytes - decoded_size + 1)
+        limit = max_bytes - decoded_size + 1
+        try:  # a large chunk in the thread pool (zlib lets go of the GIL), as large bodies are parsed there
+            if len(chunk) <= INLINE_BODY_BYTES:
+                body = decoder.decompress(chunk, limit)
+            else:
+                body = await asyncio.to_thread(decoder.decompress, chunk, limit)
         except zlib.error as error:
             raise InputError(400, f"body is not valid {name} data: {error}", "Content-Encoding") from None
         decoded_size += len(body)
