@@ -102,12 +102,15 @@ def test_pauses_of_the_server_under_a_light_load_are_no_overload(tmp_path: Path)
     ):
         # at 1,500 req/s each pause leaves ~90 requests in hand, well over the door's 16
         rate = min(1500.0, bench.closed_loop_rps(port_of(url), PAYLOAD, 2.0) / 3)
+        # the closed-loop probe saturates the server: on a host shared with other jobs the door refused some
+        # of its requests (252 in one run), counted before the load this test is about
+        refused_before = responses_503(url)
         seen = bench.paused_load(port_of(url), process.pid, PAYLOAD, rate, 4.0, pause_ms=60, every_s=0.4)
         assert seen["pauses"] >= 5, seen
         if seen["statuses"].get("503") and (seen["host_steal_pct"] or 0.0) > HOST_STEAL_LIMIT_PCT:
             pytest.skip(f"the host stole {seen['host_steal_pct']} % of a CPU meanwhile: pauses beyond the test's own")
         assert seen["statuses"] == {"200": sum(seen["statuses"].values())}, seen
-        assert responses_503(url) == 0
+        assert responses_503(url) - refused_before == 0
 
 
 def test_a_request_refused_at_the_door_leaves_its_keep_alive_connection_usable(tmp_path: Path) -> None:
