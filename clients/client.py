@@ -140,7 +140,7 @@ def checked_features(where: str, features: Features, index: int | None = None) -
     (text, integers, finite floats) pass on a type check; the name is written only for an error. Anything
     but a mapping is a TypeError naming ``where[index]`` (``dict("a7")`` raised a ValueError about update
     sequences)."""
-    if not isinstance(features, Mapping):
+    if not isinstance(features, Mapping) and not hasattr(features, "keys"):  # dict() takes a pandas Series too
         named = where if index is None else f"{where}[{index}]"
         raise TypeError(f"{named} must be a mapping of feature names to values, not {type(features).__name__}")
     values = dict(features)

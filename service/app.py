@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from common.version import VERSION
 from service.gc_tuning import tune_garbage_collector
-from service.http.body import BodySizeLimitMiddleware, large_body_size
+from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_body_size
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
 from service.http.overload import BodyBudget, QueueWatch
@@ -114,11 +114,19 @@ class ScoringService(FastAPI):
             await self._refuse(send, "server busy reading other large bodies", self.retry_after)
             return
         self.in_flight += 1
+        held = [taken]  # the budget this request holds: a compressed body's shrinks to its size once decoded
+
+        def decoded_whole(size: int) -> None:
+            keep = size if size > INLINE_BODY_BYTES else 0  # as much as the same body sent plain would take
+            if held[0] > keep:
+                self.body_budget.release(held[0] - keep)
+                held[0] = keep
+
         try:
             coding = content_coding(scope["headers"])
             if coding is not None:
                 try:
-                    receive = decoded(scope, receive, coding, self.state.settings.max_body_bytes)
+                    receive = decoded(scope, receive, coding, self.state.settings.max_body_bytes, decoded_whole)
                 except InputError as refusal:  # a coding not read
                     self.state.metrics.responses[refusal.status] += 1
                     await error_response(refusal.status, refusal.message, refusal.field, refusal.headers)(
@@ -131,8 +139,8 @@ class ScoringService(FastAPI):
                 await super().__call__(scope, receive, send)
         finally:
             self.in_flight -= 1
-            if taken:
-                self.body_budget.release(taken)
+            if held[0]:
+                self.body_budget.release(held[0])
 
     @property
     def shedding(self) -> bool:

@@ -21,7 +21,8 @@ apart (one serving, one unloaded) behind two 200s. The worker that takes an oper
 ``flock`` on a file of the shared directory until every worker has answered it; the requests between
 workers take no lock, so the one holding it is never kept waiting by another that waits for it.
 
-One exchange per connection: a JSON line ``{"op": "load" | "unload", "name": ...}`` in, a JSON line
+One exchange per connection: a JSON line ``{"op": "load" | "unload" | "poll", "name": ...}`` in (``poll``: a
+load polling decided on, which a model unloaded on purpose skips), a JSON line
 ``{"status": ..., "body": ...}`` out (the HTTP status and JSON body that worker's own route would give).
 """
 
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 ANSWER_WITHIN_S = 120.0  # a load verifies and warms up every new version: generous
 CONNECT_RETRY_S = 0.05  # how often a worker whose socket is not there yet is looked for again
 LOCK_RETRY_S = 0.01  # how often the operations' lock, held by another operation, is tried again
-OPERATIONS = frozenset({"load", "unload"})
+OPERATIONS = frozenset({"load", "unload", "poll"})
 
 Outcome = tuple[int, dict]  # the HTTP status and JSON body of an admin operation in one worker
 Operation = Callable[[str, str], Awaitable[Outcome]]  # (op, model name) -> that worker's outcome
@@ -116,7 +117,7 @@ class SiblingAdmin:
         """A load of ``name`` in every worker (what worker 0's repository poll found); ModelLoadError with
         the combined outcome's message unless every worker loaded alike (200, or 409: some version refused
         and named in each worker's log, the rest served)."""
-        status, body = await self.everywhere("load", name, operate)
+        status, body = await self.everywhere("poll", name, operate)
         if status not in (200, 409):
             raise ModelLoadError(body["error"])
 

@@ -77,7 +77,9 @@ def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:
     for key, value in headers:
         if key == b"content-length":
             length = value
-        elif key == b"transfer-encoding" or (key == b"content-encoding" and value.strip().lower() != b"identity"):
+        elif key == b"transfer-encoding" or (
+            key == b"content-encoding" and value.strip().lower() not in (b"", b"identity")
+        ):
             unsized = True
     if unsized:
         return max_bytes

@@ -96,7 +96,7 @@ logger = logging.getLogger(__name__)
 
 _TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s"
+    b"content-length: %d\r\n%s\r\n%s"
 )
 
 
@@ -109,7 +109,7 @@ MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
 HEAD_TOO_LARGE: Refusal = (431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
 TOO_MANY_FIELDS: Refusal = (431, f"more than {MAX_HEADER_FIELDS} header fields")
-_HEAD_REFUSED_RESPONSE = b"%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+_HEAD_REFUSED_RESPONSE = b"%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n%s\r\n%s"
 _SHED_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: %d\r\n"
     b"content-length: %d\r\n%s%s\r\n%s"
@@ -248,6 +248,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head, self._head_bytes, self._head_read_bytes = True, 0, 0
         self._heads_begun += 1
         self._shed_candidate = False
+        self._request_id = None  # read with the head (on_headers_complete)
         self.scope[RECEIVED] = self._received if self._received is not None else self.loop.time()  # type: ignore[literal-required]
         self._departure = self.scope[DEPARTURE] = Departure()  # type: ignore[literal-required]
 
@@ -409,8 +410,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
-        said_id = b"" if self._request_id is None else b"x-request-id: %s\r\n" % self._request_id
-        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, said_id, _SHED_BODY))
+        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, self._said_id(), _SHED_BODY))
         self._shed_candidate = False
         if self.expect_100_continue:
             self.transport.close()  # the client waits for a 100 before its body: none is coming
@@ -418,6 +418,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._dropping_body = True
         if self.on_refused is not None:
             self.on_refused()
+
+    def _said_id(self) -> bytes:
+        """The ``X-Request-ID`` header line of the request being answered by the protocol itself, or b""."""
+        return b"" if self._request_id is None else b"x-request-id: %s\r\n" % self._request_id
 
     def _answered(self, status: int) -> None:
         if self.on_answered is not None:
@@ -446,7 +450,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             return
         body = error_body(reason)
-        self.transport.write(_HEAD_REFUSED_RESPONSE % (STATUS_LINE[status], len(body), body))
+        self.transport.write(_HEAD_REFUSED_RESPONSE % (STATUS_LINE[status], len(body), self._said_id(), body))
         self._answered(status)
         self.transport.close()
 
@@ -497,7 +501,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 if in_hand:
                     self.cycle.scope[ANSWERED_BY_PROTOCOL] = True  # type: ignore[literal-required]
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
-                self.transport.write(_TIMEOUT_RESPONSE % (len(body), body))
+                said_id = self._said_id() if what == "body" else b""  # a late head's id is not known
+                self.transport.write(_TIMEOUT_RESPONSE % (len(body), said_id, body))
                 self._answered(408)
             logger.info("closed a connection whose request %s did not arrive in time", what)
         self.transport.close()

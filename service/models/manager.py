@@ -62,7 +62,7 @@ class ModelManager:
         self._draining: dict[asyncio.Task, tuple[tuple[str, int], Batcher]] = {}  # each retiring batcher
         self._poller: asyncio.Task | None = None
         self._polls = True  # whether this process polls the repository (with poll_interval_s)
-        self._poll_load: Callable[[str], Awaitable[object]] = self.load  # how a version found by polling loads
+        self._poll_load: Callable[[str], Awaitable[object]] = self.poll_load  # how a version polling found loads
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
         self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
@@ -98,13 +98,21 @@ class ModelManager:
         if self.settings.poll_interval_s > 0 and self._polls:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 
-    async def load(self, name: str) -> LoadResult:
-        """(Re)load ``name`` per its version policy and swap it in; ModelLoadError leaves all as it was."""
+    async def poll_load(self, name: str) -> LoadResult:
+        """A load that polling decided on: nothing, for a model unloaded on purpose meanwhile (the unload may
+        land while the poll looks at the disk, or, with several workers, while it waits its turn)."""
+        return await self.load(name, polled=True)
+
+    async def load(self, name: str, polled: bool = False) -> LoadResult:
+        """(Re)load ``name`` per its version policy and swap it in; ModelLoadError leaves all as it was. A load
+        not ``polled`` (the operator's, the start's) ends an unload's hold on the model."""
         try:
             validate_model_name(name)
         except ValueError as error:
             raise ModelLoadError(str(error)) from None
         async with self._lock:
+            if polled and name in self._held:
+                return LoadResult(name, [], {})
             self._held.discard(name)
             current = dict(self.models.versions.get(name, {}))
             refused: dict[int, Refusal] = {}
@@ -126,7 +134,8 @@ class ModelManager:
             )
             conflict = snapshot.role_conflict()
             if conflict is not None:
-                return self._refuse_conflicting(name, current, [v for v in chosen if v not in current], conflict)
+                new_versions = [v for v in chosen if v not in current]
+                return self._refuse_conflicting(name, current, new_versions, refused, conflict)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             served = old.loaded.get(name)
@@ -141,22 +150,35 @@ class ModelManager:
             return LoadResult(name, sorted(chosen), refused)
 
     def _refuse_conflicting(
-        self, name: str, current: dict[int, ServedModel], new_versions: list[int], conflict: str
+        self,
+        name: str,
+        current: dict[int, ServedModel],
+        new_versions: list[int],
+        refused: dict[int, Refusal],
+        conflict: str,
     ) -> LoadResult:
         """A load whose new versions cannot serve beside the other role models: what is served stays as it
-        was, and they are refused as a failed check's are (listed by the index, counted, not loaded again by
-        polling until their files change: each poll loaded and warmed them up again, listed nowhere).
-        RoleConflict when nothing of the model was served (the start-up stops) or nothing new conflicts."""
+        was, and they are refused beside the versions this load ``refused`` for a failed check (listed by the
+        index, counted, not loaded again by polling: each poll loaded and warmed them up again, listed
+        nowhere), until their files change or the other models served do. RoleConflict when nothing of the
+        model was served (the start-up stops) or nothing new conflicts."""
         logger.error("model %s not served: %s", name, conflict)
         root = self.settings.model_repository
-        refused = {
-            version: Refusal(conflict, version_files(version_dir(root, name, version))) for version in new_versions
+        beside = self._others_served(name)
+        conflicting = {
+            version: Refusal(conflict, version_files(version_dir(root, name, version)), beside)
+            for version in new_versions
         }
-        self.metrics.refusals[name] += len(refused)
+        self.metrics.refusals[name] += len(conflicting)
+        refused = refused | conflicting
         self._swap(replace(self.models, refused=self._refusals(name, refused, served=current)))
-        if not current or not refused:
+        if not current or not conflicting:
             raise RoleConflict(conflict)
         return LoadResult(name, sorted(current), refused)
+
+    def _others_served(self, name: str) -> tuple[tuple[str, int], ...]:
+        """The versions of the other models served now: what a role conflict of ``name`` depends on."""
+        return tuple(sorted((other, model.version) for other, model in self.models.loaded.items() if other != name))
 
     def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried
@@ -236,8 +258,10 @@ class ModelManager:
         those of batchers still draining after a reload or unload (left out, a reload under load dropped the
         gauge from 14 to 1 while those 14 were still being answered)."""
         pending = self.models.pending
+        served = set(self.models.batchers.values())  # stop() drains the batchers it still serves
         for key, batcher in self._draining.values():
-            pending[key] = pending.get(key, 0) + batcher.pending_requests
+            if batcher not in served:
+                pending[key] = pending.get(key, 0) + batcher.pending_requests
         return pending
 
     def _config(self, name: str) -> ServingConfig:
@@ -279,9 +303,15 @@ class ModelManager:
             logger.info("poll: model %s: its serving settings read again", name)
         root, refused = self.settings.model_repository, self.models.refused
 
+        beside = self._others_served(name)
+
         def refused_as_it_is(version: int) -> bool:
             refusal = refused.get((name, version))
-            return refusal is not None and not refusal.files_changed(version_dir(root, name, version))
+            return (
+                refusal is not None
+                and not refusal.files_changed(version_dir(root, name, version))
+                and refusal.beside in ((), beside)
+            )
 
         candidates = [v for v in policy.select(versions(root, name)) if not refused_as_it_is(v)]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)

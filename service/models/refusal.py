@@ -39,6 +39,9 @@ def version_files(directory: Path) -> Files:
 class Refusal:
     why: str  # what the load found wrong, as the logs, the admin answer and the repository index say
     files: Files  # the version's files when the load that refused it began
+    # for a version refused because it cannot serve beside the other role models (a role conflict): their
+    # (name, version)s served then; once they change it is worth loading again. () for a failed check
+    beside: tuple[tuple[str, int], ...] = ()
 
     def files_changed(self, directory: Path) -> bool:
         """Whether the version's files differ from those it was refused on: worth loading again."""

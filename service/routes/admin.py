@@ -85,13 +85,14 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     """A load or unload in this process: the status and JSON body to answer with.
 
     load: (re)load per the version policy, the old versions serving until the swap; a version the policy
-    wanted but refused is a 409 naming it and why (the versions that loaded are served). unload: stop
-    serving every version; queued requests still finish."""
+    wanted but refused is a 409 naming it and why (the versions that loaded are served). poll: a load that
+    polling decided on (nothing for a model unloaded on purpose). unload: stop serving every version;
+    queued requests still finish."""
     try:
         if op == "unload":
             await manager.unload(name)
             return 200, {"name": name, "unloaded": True}
-        result = await manager.load(name)
+        result = await (manager.poll_load(name) if op == "poll" else manager.load(name))
     except KeyError:
         return 404, error_object(f"model {name!r} is not loaded", "name")
     except ModelLoadError as error:

@@ -514,3 +514,61 @@ def test_requests_of_a_draining_batcher_stay_in_the_pending_gauge(tmp_path: Path
 
     draining, drained, left = asyncio.run(gauge())
     assert draining == 3 and drained == 0 and left == 0  # the served batcher's 0, plus the draining one's
+
+
+def test_a_poll_that_lands_after_an_unload_leaves_the_model_unloaded(tmp_path: Path) -> None:
+    """The hold was checked when a poll listed the models: an unload landing while the poll read the disk
+    (or, with several workers, while it waited its turn) was undone by that poll's load, which also ended
+    the hold. A load polling decided on now skips a held model; the operator's load ends the hold."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        manager = client.app.state.manager  # type: ignore[attr-defined]
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
+        result = client.portal.call(manager.poll_load, "esmm")  # type: ignore[union-attr]
+        assert result.served == [] and "esmm" not in client.app.state.models.loaded  # type: ignore[attr-defined]
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).json()["versions"] == [1]
+        assert client.portal.call(manager.poll_load, "esmm").served == [1]  # type: ignore[union-attr]
+
+
+def test_the_pending_gauge_counts_each_request_once_while_stop_drains(tmp_path: Path) -> None:
+    """stop() retires the batchers the snapshot still serves: counted from both, every request counted twice."""
+    import asyncio
+    import threading
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from service.batching.batcher import Batcher
+    from service.batching.policy import BatchConfig
+    from service.metrics import Metrics
+    from service.models.manager import ModelManager
+    from service.models.snapshot import ServingModels
+
+    settings = Settings(model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False)
+    release = threading.Event()
+
+    def slow_run(inputs: dict) -> dict:
+        release.wait(10)
+        return {"y": inputs["x"]}
+
+    async def during_stop() -> int:
+        manager = ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
+        await manager.start()
+        model = manager.models.loaded["esmm"]
+        slow = Batcher(slow_run, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
+        slow.start()
+        old = manager.models.batchers[model]
+        manager._swap(replace(manager.models, batchers={model: slow}))
+        await old.retire(1.0)
+        loop = asyncio.get_running_loop()
+        works = [slow.enqueue({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 10) for _ in range(3)]
+        stopping = asyncio.create_task(manager.stop(5.0))
+        await asyncio.sleep(0.05)
+        counted = manager.pending()[("esmm", 1)]
+        release.set()
+        await asyncio.gather(*(w.future for w in works))
+        await stopping
+        return counted
+
+    assert asyncio.run(during_stop()) == 3

@@ -117,3 +117,53 @@ def test_a_retrieval_model_named_for_a_scoring_role_is_the_reason_given(tmp_path
     reason = "of kind 'esam', which answers /v1/similarity, it cannot fill the role(s) ['ctr', 'ctcvr']"
     assert ready.status_code == 503 and ready.json()["unavailable"] == {"esam": reason}  # it was {}
     assert scored.status_code == 503 and reason in scored.json()["error"]
+
+
+def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(tmp_path: Path) -> None:
+    """A load that refused version 3 for its checksum and version 2 for a conflict recorded the conflict
+    alone: polling found 3 unrefused, loaded again, and so every poll (14 loads of version 2 in 1.5 s)."""
+    import time
+
+    from common.repository import MODEL_FILE, version_dir
+
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
+    with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1, admin_token=TOKEN))) as client:
+        publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2: conflicts
+        damaged = version_dir(tmp_path, "esmm", publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1, seed=4))
+        (damaged / MODEL_FILE).write_bytes((damaged / MODEL_FILE).read_bytes()[:-1] + b"\0")  # version 3
+        time.sleep(1.5)  # fifteen polls
+        index = client.post("/v2/repository/index", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        refused = {e["version"]: e["reason"] for e in index if e["name"] == "esmm" and e["state"] == "UNAVAILABLE"}
+        assert set(refused) == {"2", "3"} and "regime" in refused["2"] and "sha256" in refused["3"], index
+        assert 'ctr_model_version_refusals_total{model="esmm"} 2' in client.get("/metrics").text
+
+
+def test_a_version_refused_for_a_conflict_is_served_once_the_other_role_model_changes(tmp_path: Path) -> None:
+    """Its refusal was kept while its own files stayed as they were: once the ctr model moved to a version
+    it could serve beside, polling never tried it again (an admin load served it at once)."""
+    import time
+
+    numeric_hour = FeatureSpec(
+        tuple(Feature("hour", "numeric", "context") if f.name == "hour" else f for f in SPEC.features),
+        {**SPEC.stats, "hour": NumericStats(12.0, 6.0)},
+    )
+    without_hour = FeatureSpec(
+        tuple(f for f in SPEC.features if f.name != "hour"), {k: v for k, v in SPEC.stats.items() if k != "hour"}
+    )
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",))
+    publish_tiny_esmm(tmp_path, name="esmm")
+    with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1))) as client:
+
+        def served() -> dict[str, int]:
+            models = client.app.state.models  # type: ignore[attr-defined]
+            return {name: model.version for name, model in models.loaded.items()}
+
+        publish_tiny_esmm(tmp_path, name="esmm", spec=numeric_hour, seed=3)  # version 2: hour of another kind
+        time.sleep(0.5)
+        assert served() == {"ctr": 1, "esmm": 1} and ("esmm", 2) in client.app.state.models.refused  # type: ignore[attr-defined]
+        publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), spec=without_hour, seed=3)  # takes no hour
+        deadline = time.monotonic() + 10
+        while served() != {"ctr": 2, "esmm": 2}:
+            assert time.monotonic() < deadline, served()
+            time.sleep(0.05)

@@ -95,6 +95,36 @@ def test_the_doors_503_carries_the_request_id() -> None:
     assert response.startswith(b"HTTP/1.1 503 ") and b"\r\nx-request-id: r-9\r\n" in response and not closed
 
 
+def test_the_protocols_own_refusals_carry_the_request_id() -> None:
+    no_host = written(b"GET /a HTTP/1.1\r\nx-request-id: r-1\r\n\r\n")[0]
+    assert no_host.startswith(b"HTTP/1.1 400 ") and b"\r\nx-request-id: r-1\r\n" in no_host
+    coded = b"POST /a HTTP/1.1\r\nhost: t\r\nx-request-id: r-2\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+    assert b"\r\nx-request-id: r-2\r\n" in written(coded)[0]
+
+
+async def reading_whole(scope: dict, receive: object, send: object) -> None:
+    """An app that reads the whole body before it answers."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body", False):  # type: ignore[operator]
+        pass
+
+
+def test_a_late_body_is_answered_408_with_its_request_id() -> None:
+    async def run() -> bytes:
+        config = uvicorn.Config(reading_whole, http=guarded_protocol(10.0, 0.2, 1.0), log_config=None, lifespan="off")
+        config.load()
+        connection = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = RecordingTransport()
+        connection.connection_made(transport)
+        connection.data_received(b"POST /a HTTP/1.1\r\nhost: t\r\nx-request-id: r-3\r\ncontent-length: 10\r\n\r\n{}")
+        await asyncio.sleep(0.6)  # past the body's 0.2 s, swept every tenth of the shortest time-out
+        return b"".join(transport.writes)
+
+    answer = asyncio.run(run())
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"\r\nx-request-id: r-3\r\n" in answer, answer
+
+
 def test_read_head_reads_the_fields_uvicorn_keeps() -> None:
     assert read_head([(b"host", b"t"), (b"x-request-id", b"id")], "1.1") == (None, b"id")
     assert read_head([(b"host", b"t"), (b"transfer-encoding", b" chunked ")], "1.1") == (None, None)
