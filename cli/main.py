@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -152,13 +153,19 @@ def train(
                    "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
         flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
         arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
-        code, mistakes = launch(nproc, ["train", *arguments])
-        if mistakes:
-            typer.echo("\n".join(f"error: {mistake}" for mistake in mistakes), err=True)
+        launched = launch(nproc, ["train", *arguments])
+        if launched.stopped_by is not None:  # a shell's convention: 128 + the signal (130 for Ctrl-C)
+            said = signal.Signals(launched.stopped_by).name
+            typer.echo(f"training on {nproc} processes stopped by {said}, its processes with it", err=True)
+            raise typer.Exit(128 + launched.stopped_by)
+        if launched.mistakes:
+            typer.echo("\n".join(f"error: {mistake}" for mistake in launched.mistakes), err=True)
             raise typer.Exit(2)
-        if code:
-            typer.echo(f"training on {nproc} processes failed (exit code {code}); the error is above", err=True)
-            raise typer.Exit(code)
+        if launched.code:
+            typer.echo(
+                f"training on {nproc} processes failed (exit code {launched.code}); the error is above", err=True
+            )
+            raise typer.Exit(launched.code)
         return
     if distributed:
         if logs is None:

@@ -9,30 +9,56 @@ the failure, where it said only "the error is above" below both processes' trace
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cli.errors import one_line
 
 PROCESS_ERRORS = "CTR_PROCESS_ERRORS"
+PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # the signals a launcher passes on to torchrun
 
 
-def launch(nproc: int, arguments: list[str]) -> tuple[int, list[str]]:
-    """Run ``ctr ARGUMENTS`` in ``nproc`` processes on this machine (``torchrun --standalone``); returns
-    torchrun's exit code, non-zero when any process failed, and the mistakes the processes stopped on
-    ("process 1 of 2: ...", see ``note_process_error``).
+@dataclass(frozen=True)
+class Launched:
+    """How a run of ``launch`` ended."""
 
-    The processes talk over loopback: gloo binds to ``lo`` unless GLOO_SOCKET_IFNAME says otherwise.
+    code: int  # torchrun's exit code: non-zero when any process failed
+    mistakes: list[str]  # the mistakes the processes stopped on ("process 1 of 2: ...", ``note_process_error``)
+    stopped_by: int | None  # the signal this launcher was sent and passed on to torchrun, if any
+
+
+def launch(nproc: int, arguments: list[str]) -> Launched:
+    """Run ``ctr ARGUMENTS`` in ``nproc`` processes on this machine (``torchrun --standalone``) until they end.
+
+    The processes talk over loopback: gloo binds to ``lo`` unless GLOO_SOCKET_IFNAME says otherwise. A
+    SIGTERM, SIGINT or SIGHUP sent to this process alone (a supervisor's, ``kill PID``, ``Popen.terminate``)
+    is passed on to torchrun, which stops its processes, and waited for: this process ended at once, and
+    the processes trained on without it and exported a model.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     command += ["-m", "cli.main", "--", *arguments]  # "--": torchrun would take --logs for its --logs-specs
     with tempfile.TemporaryDirectory(prefix="ctr-process-errors-") as errors:
         environment = {"GLOO_SOCKET_IFNAME": "lo", **os.environ, PROCESS_ERRORS: errors}
-        code = subprocess.run(command, env=environment, check=False).returncode
+        process = subprocess.Popen(command, env=environment)
+        received: list[int] = []
+
+        def pass_on(signum: int, _frame: object) -> None:
+            received.append(signum)
+            if process.poll() is None:
+                process.send_signal(signum)
+
+        previous = {signum: signal.signal(signum, pass_on) for signum in PASSED_ON}
+        try:
+            code = process.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         notes = sorted(Path(errors).glob("process-*.txt"), key=lambda note: int(note.stem.split("-")[1]))
-        return code, [note.read_text() for note in notes]
+        return Launched(code, [note.read_text() for note in notes], received[0] if received else None)
 
 
 def note_process_error(error: Exception) -> None:

@@ -50,12 +50,30 @@ def manifest_spec(path: str | Path) -> Path | None:
     return folder / spec if spec and (folder / spec).is_file() else None
 
 
+def unified_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
+    """The schema of a log's files, unified as their tables are joined (permissive: a column of int32 in
+    one and int64 in another is int64, one a file lacks is null there); ValueError naming the first file
+    whose column types disagree with the files' before it (it named the directory alone)."""
+    unified = schemas[0][1]
+    for file, schema in schemas[1:]:
+        try:
+            unified = pa.unify_schemas([unified, schema], promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
+            raise ValueError(
+                f"impression log {file} disagrees with {schemas[0][0].name} (and the files before it) on a column's "
+                f"type ({error}): write them alike (one format, the same types; a CSV column of digits is read as "
+                "numbers, where Parquet keeps the type it was written with)"
+            ) from None
+    return unified
+
+
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     """All rows of the logs at ``path``, checked for the label columns (each file's, ``check_labels``),
     the spec's features and at least one row."""
     required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
     tables = []
-    for file in log_files(path):
+    files = log_files(path)
+    for file in files:
         try:
             table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
@@ -72,16 +90,11 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             if spec is not None:
                 check_features(table, spec, str(file))
         tables.append(table)
-    try:
-        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
-        raise ValueError(
-            f"the files of {path} disagree on a column's type ({error}): write them alike (one format, the same "
-            "types; a CSV column of digits is read as numbers, where Parquet keeps the type it was written with)"
-        ) from None
-    if not table.num_rows:
+    read = [(file, table) for file, table in zip(files, tables, strict=True) if table.num_rows]  # an empty one's
+    if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
         raise ValueError(f"impression log {path} has no rows")
-    return table
+    unified_schema([(file, table.schema) for file, table in read])  # names a file that disagrees
+    return pa.concat_tables([table for _, table in read], promote_options="permissive")
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

@@ -30,7 +30,7 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import log_files
+from training.logs import log_files, unified_schema
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -62,16 +62,23 @@ class ShardedLogs:
         required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
         schemas = []
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
-            schema = pq.read_schema(file)
+            try:
+                metadata = pq.read_metadata(file)
+            except (pa.ArrowInvalid, OSError) as error:  # empty, truncated, not Parquet: say which shard
+                raise ValueError(f"impression log {file} cannot be read: {error}") from None
+            if not metadata.num_rows:  # no row to read: its columns' types do not matter either
+                continue
+            schema = metadata.schema.to_arrow_schema()
             missing = [c for c in required if c not in schema.names]
             if missing:
                 raise ValueError(f"impression log {file} lacks the columns {missing}")
-            schemas.append(schema)
-        try:
-            schema = pa.unify_schemas(schemas)  # an optional column some shards lack is null in those
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise ValueError(f"the shards of {path} disagree on a column's type ({error})") from None
-        self.dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+            schemas.append((file, schema))
+        if not schemas:
+            raise ValueError(f"impression log {path} has no rows")
+        # as the in-memory trainer joins them (an int32 column in one shard, int64 in another, is int64; an
+        # optional column some shards lack is null in those): the streamed run refused what trained in memory
+        schema = unified_schema(schemas)
+        self.dataset = ds.dataset([str(f) for f, _ in schemas], schema=schema, format="parquet")
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
         # the features whose values the statistics pass checks (check_features): any but an optional
         # categorical stored as text, which holds nothing it could refuse (and is the costliest to read)

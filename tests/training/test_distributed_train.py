@@ -141,3 +141,36 @@ def test_batch_that_does_not_split_over_the_processes_is_refused():
     with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
         per_process_batch(256, 3)
     assert torch.distributed.is_available()
+
+
+def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(setup, tmp_path):
+    """The launcher ended at once on a SIGTERM sent to it alone (a supervisor's, ``kill PID``): torchrun and
+    its processes trained on without it and exported a model. Now the signal is passed on to torchrun, which
+    stops them, and the launcher ends with 128 + 15 once they have."""
+    import os
+    import signal
+    import time
+
+    from clients.bench_serve import descendants
+
+    models = tmp_path / "models"
+    (models / "esmm").mkdir(parents=True)
+    (models / "esmm" / "config.toml").write_text(TINY_ESMM.replace("epochs = 2", "epochs = 200"))  # minutes
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "cli.main", "train", "esmm", "--repository", str(models), "--no-progress"]
+    command += ["--logs", str(setup / "shards"), "--work-dir", str(work), "--nproc", "2", "--export"]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (work / "esmm" / "statistics.json").exists():  # the processes have begun: training follows
+        assert time.monotonic() < deadline and launcher.poll() is None, launcher.communicate()
+        time.sleep(0.2)
+    time.sleep(2.0)
+    family = descendants(launcher.pid)[1:]  # torchrun and the two processes
+    assert len(family) >= 3, family
+    os.kill(launcher.pid, signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "training on 2 processes stopped by SIGTERM" in stderr
+    time.sleep(1.0)
+    assert not [pid for pid in family if Path(f"/proc/{pid}").exists()], "processes left running"
+    assert versions(models, "esmm") == []

@@ -202,7 +202,47 @@ def test_each_shard_s_own_columns_are_checked_and_an_empty_shard_is_skipped(tmp_
     with pytest.raises(ValueError, match=r"part-00002\.parquet lacks the columns \['row'\]"):
         ShardedLogs(folder, SPEC)
     pq.write_table(first.set_column(1, "price", pa.array(["x"] * first.num_rows)), folder / "part-00002.parquet")
-    with pytest.raises(ValueError, match=r"the shards of .* disagree on a column's type"):
+    with pytest.raises(
+        ValueError, match=r"part-00002\.parquet disagrees with part-00000\.parquet .* on a column's type"
+    ):
+        ShardedLogs(folder, SPEC)  # named the directory alone
+
+
+def test_shards_are_joined_as_the_in_memory_trainer_joins_files(tmp_path):
+    """An int64 position in one shard, float32 prices in another, and an empty shard of its own types: the
+    in-memory trainer read them (permissive), the streamed one refused the directory."""
+    folder = tmp_path / "shards"
+    write_shards(folder, shards=3)
+    first = pq.read_table(folder / "part-00000.parquet")
+    pq.write_table(
+        first.set_column(2, "position", first.column("position").cast(pa.int64())),
+        folder / "part-00000.parquet",
+        row_group_size=60,
+    )
+    second = pq.read_table(folder / "part-00001.parquet")
+    pq.write_table(
+        second.set_column(1, "price", second.column("price").cast(pa.float32())),
+        folder / "part-00001.parquet",
+        row_group_size=60,
+    )
+    empty = second.slice(0, 0).set_column(2, "position", pa.array([], pa.string()))  # rows none, types its own
+    pq.write_table(empty, folder / "part-00003.parquet")
+    logs = ShardedLogs(folder, SPEC)
+    assert logs.rows == read_logs(folder).num_rows == 250 + 257 + 264
+    positions = [
+        v for span in logs.spans(0, logs.rows) for v in logs.read(span, ["position"]).column("position").to_pylist()
+    ]
+    assert positions == read_logs(folder).column("position").to_pylist()
+
+
+def test_a_shard_that_is_no_parquet_file_is_named(tmp_path):
+    folder = tmp_path / "shards"
+    write_shards(folder, shards=2)
+    (folder / "part-00002.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"impression log .*part-00002\.parquet cannot be read: "):
+        ShardedLogs(folder, SPEC)
+    (folder / "part-00002.parquet").write_bytes((folder / "part-00000.parquet").read_bytes()[:1000])  # truncated
+    with pytest.raises(ValueError, match=r"impression log .*part-00002\.parquet cannot be read: "):
         ShardedLogs(folder, SPEC)
 
 
