@@ -26,6 +26,7 @@ from cli.options import refuse_unread
 from cli.prepare import prepare
 from cli.reports import report_lines, write_report
 from cli.torchrun import launch, note_process_error
+from common.finite_json import finite
 from common.version import DISTRIBUTION, VERSION
 
 app = UserErrorTyper(
@@ -131,7 +132,7 @@ def train(
     from training.pipeline import checkpoint_path
 
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
-        typer.echo(json.dumps(checkpoint.metrics, indent=2, sort_keys=True))
+        typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null
         typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
         if export_after:
             export(name, repository, work_dir)

@@ -4,9 +4,10 @@ and its lines on the terminal."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
+
+from common.finite_json import finite
 
 
 def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> None:
@@ -14,17 +15,7 @@ def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> 
     A NaN or infinite number (a ratio of cases not run) is written as null: ``NaN`` is no JSON, and
     JSON.parse and jq refused the file."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+    out.write_text(json.dumps(finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

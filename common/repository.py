@@ -32,6 +32,7 @@ except ImportError:  # not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
 from common.features import FeatureSpec
+from common.finite_json import finite
 from common.toml_file import read_toml
 
 MODEL_FILE = "model.onnx"
@@ -96,9 +97,9 @@ class Manifest:
         return (self.position or {}).get("regime", LOGGED)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = finite(asdict(self))  # a metric of a log without clicks is NaN: null, as JSON can hold it
         data["feature_spec"] = self.feature_spec.to_dict()
-        return json.dumps(data, indent=2, sort_keys=True)
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:

@@ -113,3 +113,12 @@ def test_concurrent_publishers_check_against_each_others_versions(tmp_path):
     assert seen == [[], [1]] and versions(tmp_path, "m") == [1]
     assert sorted(map(type, outcomes), key=str) == sorted([int, FileExistsError], key=str)
     assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]
+
+
+def test_a_metric_that_is_nan_is_written_as_null():
+    """A model trained on a log without clicks has a NaN AUC: model.json held ``NaN``, which is no JSON
+    (jq and JSON.parse refused the file)."""
+    with_nan = manifest(1)
+    with_nan.metrics = {"ctr_auc": float("nan"), "logloss": 0.25}
+    text = with_nan.to_json()
+    assert "NaN" not in text and json.loads(text)["metrics"] == {"ctr_auc": None, "logloss": 0.25}
