@@ -107,7 +107,8 @@ class ScoringService(FastAPI):
             await super().__call__(scope, receive, send)
             return
         path = scope["path"]
-        size = large_body_size(scope["headers"], self.state.settings.max_body_bytes)
+        coding = content_coding(scope["headers"])
+        size = large_body_size(scope["headers"], self.state.settings.max_body_bytes, compressed=coding is not None)
         # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
         taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
         if taken is None:
@@ -123,7 +124,6 @@ class ScoringService(FastAPI):
                 held[0] = keep
 
         try:
-            coding = content_coding(scope["headers"])
             if coding is not None:
                 try:
                     receive = decoded(scope, receive, coding, self.state.settings.max_body_bytes, decoded_whole)

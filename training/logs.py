@@ -50,6 +50,12 @@ def manifest_spec(path: str | Path) -> Path | None:
     return folder / spec if spec and (folder / spec).is_file() else None
 
 
+WRITE_ALIKE = (
+    "write them alike (one format, the same types; a CSV column of digits is read as numbers, where Parquet keeps "
+    "the type it was written with)"
+)
+
+
 def unified_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
     """The schema of a log's files, unified as their tables are joined (permissive: a column of int32 in
     one and int64 in another is int64, one a file lacks is null there); ValueError naming the first file
@@ -57,14 +63,27 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
     unified = schemas[0][1]
     for file, schema in schemas[1:]:
         try:
+            _refuse_mixed_signs(unified, schema)
             unified = pa.unify_schemas([unified, schema], promote_options="permissive")
         except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
             raise ValueError(
                 f"impression log {file} disagrees with {schemas[0][0].name} (and the files before it) on a column's "
-                f"type ({error}): write them alike (one format, the same types; a CSV column of digits is read as "
-                "numbers, where Parquet keeps the type it was written with)"
+                f"type ({error}): {WRITE_ALIKE}"
             ) from None
     return unified
+
+
+def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
+    """ArrowTypeError for an unsigned 64-bit integer column joined with another integer type: the permissive
+    join reads both as int64, which values past 2**63 do not fit (it failed when a row group was read,
+    naming no file)."""
+    for field in schema:
+        if field.name not in before.names:
+            continue
+        other = before.field(field.name).type
+        integers = pa.types.is_integer(field.type) and pa.types.is_integer(other)
+        if integers and pa.types.is_uint64(field.type) != pa.types.is_uint64(other):
+            raise pa.ArrowTypeError(f"Field {field.name} has incompatible types: {other} vs {field.type}")
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
@@ -94,7 +113,10 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
         raise ValueError(f"impression log {path} has no rows")
     unified_schema([(file, table.schema) for file, table in read])  # names a file that disagrees
-    return pa.concat_tables([table for _, table in read], promote_options="permissive")
+    try:
+        return pa.concat_tables([table for _, table in read], promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
+        raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

@@ -68,18 +68,16 @@ def deadline_for(timeout_ms: float, asked: str | None, arrived: float | None = N
     return start + timeout_ms / 1000.0
 
 
-def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int) -> int:
+def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int, compressed: bool = False) -> int:
     """How many bytes a request's body may take when it may exceed ``INLINE_BODY_BYTES`` (its declared
-    length, or ``max_bytes`` when chunked or compressed: decoded, it may grow to that), else 0. A bad or
-    too large length is refused later."""
+    length, or ``max_bytes`` when chunked or ``compressed``: decoded, it may grow to that), else 0. A bad
+    or too large length is refused later."""
     length = None
-    unsized = False
+    unsized = compressed
     for key, value in headers:
         if key == b"content-length":
             length = value
-        elif key == b"transfer-encoding" or (
-            key == b"content-encoding" and value.strip().lower() not in (b"", b"identity")
-        ):
+        elif key == b"transfer-encoding":
             unsized = True
     if unsized:
         return max_bytes

@@ -26,15 +26,19 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Re
     None; and its ``X-Request-ID``, or None."""
     hosts = 0
     request_id = None
+    unread_coding = None
     for key, value in headers:
         if key == b"host":
             hosts += 1
         elif key == b"transfer-encoding" and value.strip().lower() != b"chunked":
-            coding = value.decode("latin-1")
-            message = f"Transfer-Encoding {coding!r} is not supported: send the body chunked or with a Content-Length"
-            return (501, message), request_id
+            unread_coding = value.decode("latin-1")
         elif key == REQUEST_ID:
             request_id = value
+    if unread_coding is not None:
+        message = (
+            f"Transfer-Encoding {unread_coding!r} is not supported: send the body chunked or with a Content-Length"
+        )
+        return (501, message), request_id
     if hosts != 1 and http_version == "1.1":
         said = "none" if hosts == 0 else str(hosts)
         return (400, f"an HTTP/1.1 request carries exactly one Host header, this one {said}"), request_id

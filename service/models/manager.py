@@ -177,8 +177,11 @@ class ModelManager:
         return LoadResult(name, sorted(current), refused)
 
     def _others_served(self, name: str) -> tuple[tuple[str, int], ...]:
-        """The versions of the other models served now: what a role conflict of ``name`` depends on."""
-        return tuple(sorted((other, model.version) for other, model in self.models.loaded.items() if other != name))
+        """The versions of the other role models served now: what a role conflict of ``name`` depends on (a
+        retrieval model's reload does not change it)."""
+        models = self.models
+        others = {models.roles[role] for role in models.roles} - {name}
+        return tuple(sorted((other, models.loaded[other].version) for other in others if other in models.loaded))
 
     def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried

@@ -139,6 +139,28 @@ def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(tmp_pat
         assert 'ctr_model_version_refusals_total{model="esmm"} 2' in client.get("/metrics").text
 
 
+def test_a_conflict_refusal_stands_while_only_a_model_outside_the_roles_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It depended on every other model served: each new version of the retrieval model loaded and warmed
+    up the conflicting version again (and counted another refusal)."""
+    import time
+
+    publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="other", position=SLOT1)
+    with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1, retrieval_model="other"))) as client:
+        publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2: conflicts
+        time.sleep(0.5)
+        for seed in (4, 5):  # the model outside the roles moves on
+            publish_tiny_esmm(tmp_path, name="other", position=SLOT1, seed=seed)
+            time.sleep(0.5)
+        assert client.app.state.models.loaded["other"].version == 3  # type: ignore[attr-defined]
+        assert 'ctr_model_version_refusals_total{model="esmm"} 1' in client.get("/metrics").text
+    refusals = [r for r in caplog.records if r.getMessage().startswith("model esmm not served: position regimes")]
+    assert len(refusals) == 1
+
+
 def test_a_version_refused_for_a_conflict_is_served_once_the_other_role_model_changes(tmp_path: Path) -> None:
     """Its refusal was kept while its own files stayed as they were: once the ctr model moved to a version
     it could serve beside, polling never tried it again (an admin load served it at once)."""

@@ -100,6 +100,8 @@ def test_the_protocols_own_refusals_carry_the_request_id() -> None:
     assert no_host.startswith(b"HTTP/1.1 400 ") and b"\r\nx-request-id: r-1\r\n" in no_host
     coded = b"POST /a HTTP/1.1\r\nhost: t\r\nx-request-id: r-2\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
     assert b"\r\nx-request-id: r-2\r\n" in written(coded)[0]
+    coded_first = b"POST /a HTTP/1.1\r\nhost: t\r\ntransfer-encoding: gzip, chunked\r\nx-request-id: r-4\r\n\r\n"
+    assert b"\r\nx-request-id: r-4\r\n" in written(coded_first)[0]  # the fields after the coding are read too
 
 
 async def reading_whole(scope: dict, receive: object, send: object) -> None:

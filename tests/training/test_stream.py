@@ -235,6 +235,21 @@ def test_shards_are_joined_as_the_in_memory_trainer_joins_files(tmp_path):
     assert positions == read_logs(folder).column("position").to_pylist()
 
 
+def test_an_unsigned_64_bit_column_beside_a_signed_one_is_refused_naming_the_shard(tmp_path):
+    """The permissive join reads both as int64, which 2**63 + 5 does not fit: it failed when the row group
+    was read, naming no shard; now when the shards are listed, as the in-memory reader refuses the files."""
+    folder = tmp_path / "shards"
+    write_shards(folder, shards=2)
+    for shard, column in ((0, pa.array([7], pa.int64())), (1, pa.array([2**63 + 5], pa.uint64()))):
+        table = pq.read_table(folder / f"part-{shard:05d}.parquet")
+        extra = pa.array(column.to_pylist() * table.num_rows, column.type)  # a column no feature reads
+        pq.write_table(table.append_column("account", extra), folder / f"part-{shard:05d}.parquet")
+    with pytest.raises(ValueError, match=r"part-00001\.parquet disagrees with part-00000\.parquet .*account"):
+        ShardedLogs(folder, SPEC)
+    with pytest.raises(ValueError, match=r"part-00001\.parquet disagrees with part-00000\.parquet .*account"):
+        read_logs(folder)
+
+
 def test_a_shard_that_is_no_parquet_file_is_named(tmp_path):
     folder = tmp_path / "shards"
     write_shards(folder, shards=2)

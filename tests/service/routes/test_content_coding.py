@@ -165,3 +165,14 @@ def test_a_decoded_body_keeps_only_the_budget_the_same_body_sent_plain_would(cli
 
     client.portal.call(call)  # type: ignore[union-attr]
     assert used_when_answering == [0] and app.body_budget.used == 0  # type: ignore[attr-defined]
+
+
+def test_codings_that_say_nothing_take_no_budget() -> None:
+    """``identity, identity`` or a bare comma is a body sent as it is: it took a whole large-body share."""
+    from service.http.body import large_body_size
+    from service.http.content_coding import content_coding
+
+    for said in (b"identity, identity", b",", b"identity,", b""):
+        headers = [(b"content-length", b"10"), (b"content-encoding", said)]
+        assert content_coding(headers) is None
+        assert large_body_size(headers, 4_000_000, compressed=content_coding(headers) is not None) == 0
