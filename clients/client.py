@@ -315,6 +315,7 @@ class _Client:
         self.max_retries = max_retries
         self.waits: deque[float] = deque(maxlen=WAITS_KEPT)  # the latest Retry-After waits, in seconds
         self.resent = 0  # calls sent again after their connection was dropped (DROPPED)
+        self.retried = 0  # calls sent again after a 503's Retry-After
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._pool = {"base_url": base_url, "timeout": timeout_s, "limits": limits}
 
@@ -363,6 +364,7 @@ class ScoringClient(_Client):
             if wait is None:
                 return _decode(response, bytes(content))
             self.waits.append(wait)
+            self.retried += 1
             time.sleep(wait)
 
     def score(
@@ -460,6 +462,7 @@ class AsyncScoringClient(_Client):
             if wait is None:
                 return _decode(response, bytes(content))
             self.waits.append(wait)
+            self.retried += 1
             await asyncio.sleep(wait)
 
     async def score(

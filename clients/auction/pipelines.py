@@ -45,6 +45,7 @@ class DayScores:
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)  # "status: message" -> count
     resent: int = 0  # calls the client sent once more after their connection was dropped (clients/client.py)
+    retried: int = 0  # calls sent again after a 503's Retry-After (each counted in errors only if it failed)
     model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
     seconds: float = 0.0
 
@@ -53,6 +54,9 @@ def check_pipelines(names: list[str]) -> list[str]:
     unknown = [n for n in names if n not in PIPELINES]
     if unknown or not names:
         raise ValueError(f"pipelines must be among {list(PIPELINES)}, got {names}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # each was summarised as another seed of the same seed: a zero-width interval
+        raise ValueError(f"pipelines are named once each; {repeated} named more than once in {names}")
     return names
 
 
@@ -95,10 +99,10 @@ async def service_scores(
             for role, ref in reply.models.items():
                 versions.setdefault(role, set()).add(ref.version)
 
-    started, resent = time.perf_counter(), client.resent
+    started, resent, retried = time.perf_counter(), client.resent, client.retried
     await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
     scores.seconds = time.perf_counter() - started
-    scores.resent = client.resent - resent
+    scores.resent, scores.retried = client.resent - resent, client.retried - retried
     if bar is not None:
         bar.close()
     scores.model_versions = {role: sorted(v) for role, v in versions.items()}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 SUMS = ("revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "impressions", "expected_welfare",
-        "regret", "errors", "resent", "requests")  # fmt: skip
+        "regret", "errors", "resent", "retried", "requests")  # fmt: skip
 SLOT_SUMS = ("revenue_by_slot", "welfare_by_slot")
 MEANS = ("pcvr_over_true", "price_over_bid", "p50_ms", "p99_ms")
 SLOT_MEANS = ("ctr_by_slot", "pctr_over_true_by_slot", "slot_pctr_over_true_by_slot", "ocpa_share_by_slot",
@@ -110,20 +110,24 @@ def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float
     return {
         "config": config,
         "pipelines": pipelines,
-        "comparisons": _comparisons(totals),
+        "comparisons": _comparisons(runs),
         "seconds": {"total": seconds, **split},
     }
 
 
-def _comparisons(totals: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval."""
+def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
+    """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval, over the days
+    both pipelines of a seed ran: a pipeline stopped early (a refused reload) was compared on its few days
+    against the other's full run. ``days``: the days compared, per seed."""
     pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle")]
     out = {}
     for a, b in pairs:
-        if a not in totals or b not in totals:
+        if a not in runs or b not in runs:
             continue
-        n = min(len(totals[a]), len(totals[b]))
-        entry: dict[str, Any] = {}
+        n = min(len(runs[a]), len(runs[b]))
+        common = [min(len(runs[a][i].days), len(runs[b][i].days)) for i in range(n)]
+        totals = {name: [seed_total(runs[name][i].days[: common[i]]) for i in range(n)] for name in (a, b)}
+        entry: dict[str, Any] = {"days": common}
         for key in COMPARED:
             diffs = [totals[a][i][key] - totals[b][i][key] for i in range(n)]
             entry[key] = float(np.mean(diffs))
@@ -160,10 +164,15 @@ def table(report: dict[str, Any]) -> str:
             f"| {_fmt(t['pcvr_over_true'], t['pcvr_over_true_ci95'], 2)} "
             f"| {_fmt(t['regret_share'], t['regret_share_ci95'], 3)} | {t['errors']:.0f} |"
         )
+    days = report.get("config", {}).get("days")
     for pair, entry in report.get("comparisons", {}).items():
+        compared = entry.get("days", [])
+        fewer = (
+            f" (over days {compared} per seed: a pipeline stopped early)" if any(d != days for d in compared) else ""
+        )
         lines.append(
             f"\n{pair}: welfare {_fmt(entry['welfare'], entry['welfare_ci95'])}, "
             f"revenue {_fmt(entry['revenue'], entry['revenue_ci95'])}, "
-            f"conversions {_fmt(entry['conversions'], entry['conversions_ci95'])}"
+            f"conversions {_fmt(entry['conversions'], entry['conversions_ci95'])}{fewer}"
         )
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -82,9 +83,17 @@ async def reload_and_confirm(
             served = await client.load_model(name, token)
         except ServiceError as error:
             raise ReloadRefused(f"the service refused to load {name} version {version}: {error}") from error
+        except httpx.TransportError as error:  # went away (a restart, a crash): the pipeline stops, its days kept
+            said = str(error) or type(error).__name__
+            raise ReloadRefused(f"the service did not answer the load of {name} version {version}: {said}") from error
         if version not in served:
             raise ReloadRefused(f"{name}: the service serves versions {served} after loading, not {version}")
-    reported = {m.name: m.version for m in await client.models()}
+    try:
+        reported = {m.name: m.version for m in await client.models()}
+    except (ServiceError, httpx.TransportError) as error:
+        raise ReloadRefused(
+            f"/v1/models did not answer after the load: {str(error) or type(error).__name__}"
+        ) from error
     for role, name in names.items():
         if reported.get(name) != expected[role]:
             raise ReloadRefused(f"/v1/models reports {name} version {reported.get(name)}, not {expected[role]}")

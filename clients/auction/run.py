@@ -276,6 +276,7 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
         "errors": scores.errors,
         "error_kinds": scores.error_kinds,
         "resent": scores.resent,
+        "retried": scores.retried,
         "model_versions": scores.model_versions,
         "scoring_seconds": scores.seconds,
     }

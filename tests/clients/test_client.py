@@ -100,6 +100,7 @@ def test_503_with_retry_after_is_waited_out_then_raised() -> None:
         with ScoringClient(url, max_retries=2) as client, pytest.raises(ServiceError) as caught:
             client.score(CONTEXT, CANDIDATES)
         assert list(client.waits) == [1.0, 1.0]  # the header's value, once per retry
+        assert client.retried == 2  # counted: the auction's report said nothing of a third of its calls retried
         assert caught.value.status == 503 and caught.value.retry_after_s == 1.0
         assert "queue is full" in caught.value.error
 

@@ -1,0 +1,53 @@
+"""The auction's report and its checks, without a run: pipelines named once, comparisons over the days both
+pipelines ran, a reload the service does not answer stopping the pipeline (not the run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clients.auction.pipelines import check_pipelines
+from clients.auction.report import COMPARED, MEANS, SLOT_MEANS, SLOT_SUMS, SUMS, summarise, table
+from clients.auction.retrain import ReloadRefused, reload_and_confirm
+from clients.auction.run import PipelineRun
+from clients.client import AsyncScoringClient
+
+
+def day(welfare: float) -> dict:
+    """A day's metrics with every key the report reads (two slots)."""
+    metrics: dict = dict.fromkeys(SUMS, 1.0) | dict.fromkeys(MEANS, 1.0)
+    metrics |= {key: [1.0, 1.0] for key in (*SLOT_SUMS, *SLOT_MEANS)}
+    return metrics | {"welfare": welfare, "model_versions": {}}
+
+
+def test_a_pipeline_named_twice_is_refused() -> None:
+    """``--pipelines oracle,oracle`` was summarised as two seeds of one seed: a zero-width interval."""
+    with pytest.raises(ValueError, match=r"\['oracle'\] named more than once"):
+        check_pipelines(["oracle", "oracle"])
+
+
+def test_a_pipeline_stopped_early_is_compared_on_the_days_both_ran() -> None:
+    """Its one day was compared with the other's three (welfare -377 where the day-0 gap was -55)."""
+    runs = {
+        "debiased": [PipelineRun(days=[day(125.0)], aborted="day 0: refused")],
+        "oracle": [PipelineRun(days=[day(180.0), day(160.0), day(161.5)])],
+    }
+    report = summarise(runs, {"days": 3}, 1.0)
+    comparison = report["comparisons"]["debiased_minus_oracle"]
+    assert comparison["welfare"] == -55.0 and comparison["days"] == [1]
+    assert set(COMPARED) <= set(comparison)
+    assert "(over days [1] per seed: a pipeline stopped early)" in table(report)
+    assert report["pipelines"]["oracle"]["total"]["welfare"] == 501.5  # each pipeline's own total is kept whole
+
+
+def test_a_reload_the_service_does_not_answer_stops_the_pipeline_with_why() -> None:
+    """A service gone during the reload (a restart) raised httpx's ConnectError through the whole run: no
+    report. Now a refused reload, as the docs promise: the pipeline stops with the message, keeps its days."""
+
+    async def reload() -> None:
+        async with AsyncScoringClient("http://127.0.0.1:9", max_retries=0) as client:
+            await reload_and_confirm(client, "t" * 16, {"ctr": "esmm", "ctcvr": "esmm"}, {"ctr": 2, "ctcvr": 2})
+
+    with pytest.raises(ReloadRefused, match=r"the service did not answer the load of esmm version 2"):
+        asyncio.run(reload())
