@@ -72,18 +72,15 @@ def large_body_size(headers: list[tuple[bytes, bytes]], max_bytes: int, compress
     """How many bytes a request's body may take when it may exceed ``INLINE_BODY_BYTES`` (its declared
     length, or ``max_bytes`` when chunked or ``compressed``: decoded, it may grow to that), else 0. A bad
     or too large length is refused later."""
-    length = None
-    unsized = compressed
+    if compressed:
+        return max_bytes
+    chunked = False
     for key, value in headers:
         if key == b"content-length":
-            length = value
-        elif key == b"transfer-encoding":
-            unsized = True
-    if unsized:
-        return max_bytes
-    return (
-        int(length) if length is not None and length.isdigit() and INLINE_BODY_BYTES < int(length) <= max_bytes else 0
-    )
+            return int(value) if value.isdigit() and INLINE_BODY_BYTES < int(value) <= max_bytes else 0
+        if key == b"transfer-encoding":
+            chunked = True
+    return max_bytes if chunked else 0
 
 
 # -- the body -----------------------------------------------------------------------------------------
