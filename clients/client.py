@@ -422,6 +422,22 @@ def require_ready(url: str) -> None:
         raise ValueError(f"--url {url}: the service answers but is not ready (GET /v2/health/ready)")
 
 
+def require_admin(url: str, token: str) -> None:
+    """ValueError unless the service at ``url`` takes ``token`` on its admin routes (``POST
+    /v2/repository/index``): what ``ctr auction --url --admin-token`` checks before its first day, where a
+    wrong token or a service without admin routes was found only at the first reload, a day's scoring
+    and a training later, its exported version left in the repository."""
+    try:
+        with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
+            response = client._http.post("/v2/repository/index", headers=_headers(token))
+    except (httpx.TransportError, httpx.InvalidURL) as error:
+        raise ValueError(f"--url {url}: no service answers there ({error or type(error).__name__})") from None
+    if response.status_code == 404:
+        raise ValueError(f"--url {url}: the service has no admin routes (start it with CTR_ADMIN_TOKEN)")
+    if response.status_code != 200:
+        raise ValueError(f"--admin-token: the service at {url} refuses it ({response.status_code})")
+
+
 class AsyncScoringClient(_Client):
     """Asynchronous client over one pooled ``httpx.AsyncClient``: many requests in flight at once, in the
     event loop it first runs in."""

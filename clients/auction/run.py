@@ -38,7 +38,7 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
-from clients.client import AsyncScoringClient, ModelStatus, require_ready
+from clients.client import AsyncScoringClient, ModelStatus, require_admin, require_ready
 from clients.service_process import RunningService, running_service
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
@@ -105,6 +105,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
     """Every pipeline on every seed; the report (clients.auction.report)."""
     if config.url is not None:
         require_ready(config.url)
+        if config.admin_token is not None:
+            require_admin(config.url, config.admin_token)
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}

@@ -60,3 +60,24 @@ def test_url_options_that_cannot_close_the_loop_are_refused(tmp_path: Path) -> N
     nobody = auction("--url", "http://127.0.0.1:9", "--pipelines", "debiased", "--work-dir", str(tmp_path))
     assert isinstance(nobody.exception, ValueError)  # a user error: one line and exit 2 from `ctr` (cli/errors.py)
     assert "--url http://127.0.0.1:9: no service answers there" in str(nobody.exception)
+
+
+def test_a_token_the_service_refuses_is_said_before_the_first_day(tmp_path: Path) -> None:
+    """A wrong --admin-token (401), or a service without admin routes (404), was found at the first reload:
+    after a day's scoring and a training, the exported version left in the service's repository."""
+    from tests.service.tiny_model import publish_tiny_esmm
+    from tests.support.server import running_server
+
+    repository = tmp_path / "models"
+    publish_tiny_esmm(repository)
+    common = ["--pipelines", "debiased", "--repository", str(repository), "--work-dir", str(tmp_path / "w")]
+    with running_server(repository, tmp_path / "a.log", ctr_model="esmm", admin_token="r" * 20) as (url, _):
+        wrong = auction("--url", url, "--admin-token", "w" * 20, *common)
+    assert isinstance(wrong.exception, ValueError)
+    assert f"--admin-token: the service at {url} refuses it (401)" in str(wrong.exception)
+    with running_server(repository, tmp_path / "b.log", ctr_model="esmm") as (url, _):
+        off = auction("--url", url, "--admin-token", "w" * 20, *common)
+    assert "the service has no admin routes (start it with CTR_ADMIN_TOKEN)" in str(off.exception)
+    assert not (tmp_path / "w").exists() and [p.name for p in (repository / "esmm").iterdir() if p.name.isdigit()] == [
+        "1"
+    ]
