@@ -413,12 +413,7 @@ class ScoringClient(_Client):
 def require_ready(url: str) -> None:
     """ValueError naming ``url`` unless a service there answers ``GET /v2/health/ready`` with 200: what a
     command given ``--url`` checks before it starts (an unreachable or malformed URL raised a traceback)."""
-    try:
-        with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
-            status = client._http.get("/v2/health/ready").status_code  # the transport's error, said
-    except (httpx.TransportError, httpx.InvalidURL) as error:
-        raise ValueError(f"--url {url}: no service answers there ({error or type(error).__name__})") from None
-    if status != 200:
+    if _probe(url, "GET", "/v2/health/ready") != 200:
         raise ValueError(f"--url {url}: the service answers but is not ready (GET /v2/health/ready)")
 
 
@@ -427,15 +422,20 @@ def require_admin(url: str, token: str) -> None:
     /v2/repository/index``): what ``ctr auction --url --admin-token`` checks before its first day, where a
     wrong token or a service without admin routes was found only at the first reload, a day's scoring
     and a training later, its exported version left in the repository."""
+    status = _probe(url, "POST", "/v2/repository/index", token)
+    if status == 404:
+        raise ValueError(f"--url {url}: the service has no admin routes (start it with CTR_ADMIN_TOKEN)")
+    if status != 200:
+        raise ValueError(f"--admin-token: the service at {url} refuses it ({status})")
+
+
+def _probe(url: str, method: str, path: str, token: str | None = None) -> int:
+    """The status of one call to the service at ``url``; ValueError when nothing answers there."""
     try:
         with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
-            response = client._http.post("/v2/repository/index", headers=_headers(token))
+            return client._http.request(method, path, headers=_headers(token)).status_code
     except (httpx.TransportError, httpx.InvalidURL) as error:
         raise ValueError(f"--url {url}: no service answers there ({error or type(error).__name__})") from None
-    if response.status_code == 404:
-        raise ValueError(f"--url {url}: the service has no admin routes (start it with CTR_ADMIN_TOKEN)")
-    if response.status_code != 200:
-        raise ValueError(f"--admin-token: the service at {url} refuses it ({response.status_code})")
 
 
 class AsyncScoringClient(_Client):

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
+from service.batching.batcher import Batcher
+from service.batching.policy import BatchConfig, Work
+from service.metrics import Metrics
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
+from service.models.manager import ModelManager
+from service.models.snapshot import ServingModels
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 
@@ -24,6 +33,28 @@ def make_repository(root: Path, n_versions: int, serving: str = "") -> Path:
     if serving:
         (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
     return root
+
+
+def bare_manager(settings: Settings) -> ModelManager:
+    """A model manager outside an app (its state a bare namespace), nothing loaded yet."""
+    return ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
+
+
+def gated_batcher(release: threading.Event) -> Batcher:
+    """A started batcher whose runs wait for ``release``."""
+
+    def run(inputs: dict) -> dict:
+        release.wait(10)
+        return {"y": inputs["x"]}
+
+    batcher = Batcher(run, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
+    batcher.start()
+    return batcher
+
+
+def three_requests(batcher: Batcher) -> list[Work]:
+    deadline = asyncio.get_running_loop().time() + 10
+    return [batcher.enqueue({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(3)]
 
 
 def app_client(root: Path, **settings: object) -> TestClient:
@@ -278,8 +309,6 @@ def test_an_unexpected_error_in_a_poll_is_logged_and_polling_goes_on(
     word: no version was picked up again until a restart."""
     import time
 
-    from service.models.manager import ModelManager
-
     real = ModelManager._wanted_now
     failures = iter([PermissionError(13, "Permission denied", "models/esmm")])
 
@@ -346,8 +375,6 @@ def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> No
     would never load again and the workers would serve different versions. Worker 1 here is a
     ``SiblingAdmin`` on its socket whose first load fails (as one out of memory would); the next poll
     loads again, and once every worker has loaded, polling stops loading."""
-    import asyncio
-    import threading
     import time
 
     from service.sibling_admin import SiblingAdmin
@@ -423,20 +450,12 @@ def test_the_poller_of_several_workers_loads_each_model_in_all_of_them_once(tmp_
     """Each worker reads the repository at its own start: a version published meanwhile split them for good,
     since the poller compared the disk with its own versions only. Its first poll of each model now loads it
     in every worker (here: the load it is given), and only that once while nothing changes."""
-    import asyncio
-    from types import SimpleNamespace
-
-    from service.metrics import Metrics
-    from service.models.manager import ModelManager
-    from service.models.snapshot import ServingModels
-
     settings = Settings(
         model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False, poll_interval_s=0.1
     )
 
     async def polled(polls: bool) -> list[str]:
-        state = SimpleNamespace(models=ServingModels.empty(settings, "loading"))
-        manager = ModelManager(state, settings, Metrics())
+        manager = bare_manager(settings)
         everywhere: list[str] = []
 
         async def load_everywhere(name: str) -> None:
@@ -475,33 +494,15 @@ def test_a_reloaded_model_starts_from_the_service_rate_it_takes_over(tmp_path: P
 def test_requests_of_a_draining_batcher_stay_in_the_pending_gauge(tmp_path: Path) -> None:
     """A reload swaps the snapshot, then drains the old batchers: their requests, still being answered, fell
     out of ctr_inference_pending_request_count (14 in flight read 1 just after a reload)."""
-    import asyncio
-    import threading
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from service.batching.batcher import Batcher
-    from service.batching.policy import BatchConfig
-    from service.metrics import Metrics
-    from service.models.manager import ModelManager
-    from service.models.snapshot import ServingModels
-
     settings = Settings(model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False)
     release = threading.Event()
 
-    def slow_run(inputs: dict) -> dict:
-        release.wait(10)
-        return {"y": inputs["x"]}
-
     async def gauge() -> tuple[int, int, int]:
-        manager = ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
+        manager = bare_manager(settings)
         await manager.start()
         model = manager.models.loaded["esmm"]
-        batcher = Batcher(slow_run, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
-        batcher.start()
-        loop = asyncio.get_running_loop()
-        works = [batcher.enqueue({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 10) for _ in range(3)]
+        batcher = gated_batcher(release)
+        works = three_requests(batcher)
         await asyncio.sleep(0.05)
         manager._retire([(model, batcher)])  # as a reload retires the batcher it replaced
         draining = manager.pending()[("esmm", 1)]
@@ -532,37 +533,20 @@ def test_a_poll_that_lands_after_an_unload_leaves_the_model_unloaded(tmp_path: P
 
 def test_the_pending_gauge_counts_each_request_once_while_stop_drains(tmp_path: Path) -> None:
     """stop() retires the batchers the snapshot still serves: counted from both, every request counted twice."""
-    import asyncio
-    import threading
     from dataclasses import replace
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from service.batching.batcher import Batcher
-    from service.batching.policy import BatchConfig
-    from service.metrics import Metrics
-    from service.models.manager import ModelManager
-    from service.models.snapshot import ServingModels
 
     settings = Settings(model_repository=make_repository(tmp_path, 1), ctr_model="esmm", use_cuda=False)
     release = threading.Event()
 
-    def slow_run(inputs: dict) -> dict:
-        release.wait(10)
-        return {"y": inputs["x"]}
-
     async def during_stop() -> int:
-        manager = ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
+        manager = bare_manager(settings)
         await manager.start()
         model = manager.models.loaded["esmm"]
-        slow = Batcher(slow_run, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
-        slow.start()
+        slow = gated_batcher(release)
         old = manager.models.batchers[model]
         manager._swap(replace(manager.models, batchers={model: slow}))
         await old.retire(1.0)
-        loop = asyncio.get_running_loop()
-        works = [slow.enqueue({"x": np.ones((1, 1), np.float32)}, 1, loop.time() + 10) for _ in range(3)]
+        works = three_requests(slow)
         stopping = asyncio.create_task(manager.stop(5.0))
         await asyncio.sleep(0.05)
         counted = manager.pending()[("esmm", 1)]
