@@ -18,7 +18,7 @@ from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.http.shed_log import ShedLog
-from service.log_format import JsonFormatter
+from service.log_format import ACCESS_LOGGER, JsonFormatter, access_request_id
 from service.models.snapshot import RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
@@ -35,13 +35,14 @@ WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(mes
 def configure_logging(level: int, structured: bool = False, workers: int = 1) -> None:
     """One root handler; uvicorn's loggers propagate to it, so every line has the same format (with the
     process id when several workers write to it); Python warnings too (they went to stderr as two bare
-    lines, which a JSON log's reader cannot parse)."""
+    lines, which a JSON log's reader cannot parse); access lines end with the request's X-Request-ID."""
     logging.basicConfig(level=level, format=LOG_FORMAT if workers == 1 else WORKER_LOG_FORMAT, force=True)
     logging.captureWarnings(True)
     if structured:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     logging.getLogger("uvicorn.error").addFilter(said_refusal_traceback)
+    logging.getLogger(ACCESS_LOGGER).addFilter(access_request_id)
 
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:

@@ -91,6 +91,7 @@ from service.http.errors import error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, Refusal, read_head
+from service.log_format import REQUEST_ID as TASK_REQUEST_ID
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ RECEIVED = "ctr.received"  # scope key: when the request's first bytes reached t
 # scope key, set when the protocol answered a request the app still held (its body's time-out, a 408): the
 # app's own answer after it reaches nobody and is not counted (metrics.StatusCounter); it counted twice
 ANSWERED_BY_PROTOCOL = "ctr.answered_by_protocol"
+SCOPE_REQUEST_ID = "ctr.request_id"  # scope key: the request's X-Request-ID, when it carried one (its access line's)
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
@@ -285,6 +287,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_refusal, self._request_id = read_head(self.headers, self.parser.get_http_version())
         if self._head_refusal is not None:
             raise ValueError("request head refused")
+        if self._request_id is not None:
+            self.scope[SCOPE_REQUEST_ID] = self._request_id  # type: ignore[literal-required]
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
             now = self.loop.time()
             sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
@@ -324,7 +328,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """uvicorn's, except for a request to a direct route: its handler runs once its body is in."""
         handler = self._direct_handler(cycle) if app is self.app else None
         if handler is None:
-            super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
+            request_id = cycle.scope.get(SCOPE_REQUEST_ID)
+            if request_id is None:
+                super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
+            else:  # the task's context, copied as it is created, holds the id for the access line it logs
+                token = TASK_REQUEST_ID.set(request_id)
+                try:
+                    super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
+                finally:
+                    TASK_REQUEST_ID.reset(token)
         elif cycle.more_body:
             self._direct_waiting = (cycle, handler)
         else:  # a pipelined request, read whole while the one before it was answered
@@ -386,6 +398,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 get_path_with_query_string(cycle.scope),
                 cycle.scope["http_version"],
                 status,
+                extra={"request_id": cycle.scope.get(SCOPE_REQUEST_ID)},
             )
         content = [STATUS_LINE[status]]
         for name, value in cycle.default_headers:

@@ -56,3 +56,45 @@ def test_request_ids_heads_and_compressed_bodies_on_the_real_server(tmp_path: Pa
         assert coded.startswith(b"HTTP/1.1 501 "), coded
         assert "gzip, chunked" in orjson.loads(coded.split(b"\r\n\r\n", 1)[1])["error"]
         assert {code: responses(url, code) - n for code, n in before.items()} == {400: 1, 501: 1}
+
+
+def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> None:
+    """An ad server's X-Request-ID came back on the answer but was nowhere in the service's log: each
+    access line of a request that carried one now ends with it (and has it as a JSON field), on the direct
+    route, an ASGI route, and pipelined requests answered one after another; a line of a request without
+    one says nothing more."""
+    root = repository(tmp_path / "models")
+    for log_format in ("json", "text"):
+        log = tmp_path / f"log.{log_format}"
+        with running_server(root, log, ctr_model="esmm", log_format=log_format) as (url, _):
+            with httpx.Client(base_url=url, timeout=10) as client:
+                client.post("/v1/score", content=PAYLOAD, headers=JSON | {"x-request-id": "direct-1"})
+                client.get("/v1/models", headers={"x-request-id": "asgi-2"})
+                client.post("/v1/score", content=PAYLOAD, headers=JSON)
+            pipelined = b"".join(
+                b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx-request-id: pipe-%d\r\n%s\r\n"
+                % (n, b"connection: close\r\n" if n == 4 else b"")
+                for n in (3, 4)
+            )
+            assert raw_answer(url, pipelined).count(b"HTTP/1.1 200 ") == 2
+        text = log.read_text()
+        if log_format == "json":
+            lines = [orjson.loads(line) for line in text.splitlines() if line.startswith("{")]
+            access = [line for line in lines if line["logger"] == "uvicorn.access"]
+            said = [(line["path"], line.get("request_id")) for line in access]
+            assert all(
+                line["message"].endswith(f" request_id={line['request_id']}") for line in access if "request_id" in line
+            )
+        else:
+            access = [line for line in text.splitlines() if " uvicorn.access: " in line]
+            said = [
+                (line.split('"')[1].split()[1], line.rsplit("request_id=", 1)[1] if "request_id=" in line else None)
+                for line in access
+            ]
+        assert [(path, request_id) for path, request_id in said if path != "/v2/health/ready"] == [
+            ("/v1/score", "direct-1"),
+            ("/v1/models", "asgi-2"),
+            ("/v1/score", None),
+            ("/v1/models", "pipe-3"),
+            ("/v1/models", "pipe-4"),
+        ], said

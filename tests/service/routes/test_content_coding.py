@@ -10,6 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from service.http.content_coding import CODINGS, Inflater
 from service.settings import Settings
 from tests.service.routes.test_v2_binary import binary_body, json_body
 
@@ -61,6 +62,46 @@ def test_a_body_that_does_not_decode_is_400_naming_the_coding(client: TestClient
         "/v1/score", content=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
     )
     assert reply.status_code == 400 and words in reply.json()["error"], reply.text
+
+
+def test_a_gzip_body_of_several_members_decodes_to_their_outputs_joined(client: TestClient) -> None:
+    """RFC 1952 section 2.2: a gzip file is a series of members (``cat a.gz b.gz``); it was a 400 ("bytes
+    follow its compressed data") where ``gzip -d`` reads it whole."""
+    members = gzip.compress(SCORE[:10]) + gzip.compress(b"") + gzip.compress(SCORE[10:])
+    assert gzip.decompress(members) == SCORE
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    plain = client.post("/v1/score", content=SCORE, headers={"Content-Type": "application/json"})
+    packed = client.post("/v1/score", content=members, headers=headers)
+    assert packed.status_code == 200 and packed.content == plain.content, packed.text
+    ends_in_a_member = client.post("/v1/score", content=members + gzip.compress(b" ")[:5], headers=headers)
+    assert ends_in_a_member.status_code == 400
+    assert "it ends before its compressed data" in ends_in_a_member.json()["error"]
+    deflate_twice = client.post(
+        "/v1/score",
+        content=zlib.compress(SCORE) + zlib.compress(b" "),
+        headers={"Content-Type": "application/json", "Content-Encoding": "deflate"},
+    )
+    assert deflate_twice.status_code == 400 and "bytes follow its compressed data" in deflate_twice.json()["error"]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096])
+@pytest.mark.parametrize("max_length", [1, 5, 1 << 20])
+def test_the_inflater_gives_the_same_bytes_however_its_input_and_output_are_cut(
+    chunk_size: int, max_length: int
+) -> None:
+    """Members split across received chunks and output lengths that end inside a member or on its last
+    byte: the bytes read are the whole output, and the body is complete only at the end."""
+    output = bytes(range(256)) * 40
+    data = gzip.compress(output[:3000]) + gzip.compress(output[3000:3000]) + gzip.compress(output[3000:])
+    inflater = Inflater(CODINGS[b"gzip"])
+    read = bytearray()
+    for start in range(0, len(data), chunk_size):
+        read += inflater.inflate(data[start : start + chunk_size], max_length)
+    while not inflater.complete:
+        more = inflater.inflate(b"", max_length)
+        assert more, "no progress"
+        read += more
+    assert bytes(read) == output
 
 
 def test_a_body_that_decodes_past_the_limit_is_413_and_never_held_whole(client: TestClient, settings: Settings) -> None:
