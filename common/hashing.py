@@ -5,7 +5,9 @@ one process must see the same bucket for the same value in the service. This is 
 Unicode code points of the value's canonical string, computed column-wise with numpy so that a
 million values hash without a Python loop per value.
 
-Canonical string: strings as they are, integers in decimal (``42`` and ``"42"`` hash alike).
+Canonical string: strings as they are but for trailing NUL characters, integers in decimal (``42`` and
+``"42"`` hash alike). numpy's unicode arrays keep no trailing NULs (``"a\\x00"`` is stored as ``"a"``), so
+those hash as the string without them, in the trainer and the service alike, on both hashing paths below.
 """
 
 from __future__ import annotations

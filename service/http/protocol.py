@@ -96,7 +96,7 @@ from service.log_format import REQUEST_ID as TASK_REQUEST_ID
 logger = logging.getLogger(__name__)
 
 _TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"HTTP/1.1 408 Request Timeout\r\n%scontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n%s\r\n%s"
 )
 
@@ -109,11 +109,14 @@ SCOPE_REQUEST_ID = "ctr.request_id"  # scope key: the request's X-Request-ID, wh
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
+MAX_TARGET_BYTES = 8 * 1024  # a request's target (its URL), as nginx's request line (large_client_header_buffers)
 HEAD_TOO_LARGE: Refusal = (431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+TARGET_TOO_LONG: Refusal = (414, f"the request's target (its URL) exceeds {MAX_TARGET_BYTES} bytes")
+NOT_HTTP: Refusal = (400, "the bytes received are not a valid HTTP/1.1 request")
 TOO_MANY_FIELDS: Refusal = (431, f"more than {MAX_HEADER_FIELDS} header fields")
-_HEAD_REFUSED_RESPONSE = b"%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n%s\r\n%s"
+_REFUSED_RESPONSE = b"%s%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n%s\r\n%s"
 _SHED_RESPONSE = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: %d\r\n"
+    b"HTTP/1.1 503 Service Unavailable\r\n%scontent-type: application/json\r\nretry-after: %d\r\n"
     b"content-length: %d\r\n%s%s\r\n%s"
 )
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
@@ -217,7 +220,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False  # a request's line and headers are being parsed
         self._head_bytes = 0  # its line's and complete fields' bytes so far
         self._head_read_bytes = 0  # the bytes of reads that held nothing but its head (a field being parsed)
-        self._head_refusal: Refusal | None = None  # why its head was refused (431, 400, 501): send_400_response
+        self._head_refusal: Refusal | None = None  # why its head was refused (431, 414, 400, 501): send_400_response
+        # a refusal to write once the requests before it are answered (then the connection closes): status, bytes
+        self._refusal_behind: tuple[int, bytes] | None = None
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
         self._shed_candidate = False  # the request is one the watch may refuse (an inference POST)
         self._request_id: bytes | None = None  # the request's X-Request-ID, echoed on its response
@@ -243,7 +248,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if head and self._in_head and begun == self._heads_begun and not self.transport.is_closing():
             self._head_read_bytes += len(data)
             if self._head_read_bytes > MAX_HEAD_BYTES:
-                self._refuse_head(HEAD_TOO_LARGE)
+                self._refuse_and_close(HEAD_TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -263,7 +268,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._departure.leave()
 
     def on_url(self, url: bytes) -> None:
+        """uvicorn's, within the target's bound: past it, 414 (RFC 9112 section 3; as each part arrives)."""
         self._head_bytes += len(url)
+        if len(self.url) + len(url) > MAX_TARGET_BYTES:
+            self._head_refusal = TARGET_TOO_LONG
+            raise ValueError("request target too long")
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -423,7 +432,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
-        self.transport.write(_SHED_RESPONSE % (self.retry_after_s, len(_SHED_BODY), close, self._said_id(), _SHED_BODY))
+        self.transport.write(
+            _SHED_RESPONSE
+            % (self._own_fields(), self.retry_after_s, len(_SHED_BODY), close, self._said_id(), _SHED_BODY)
+        )
         self._shed_candidate = False
         if self.expect_100_continue:
             self.transport.close()  # the client waits for a 100 before its body: none is coming
@@ -436,36 +448,56 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """The ``X-Request-ID`` header line of the request being answered by the protocol itself, or b""."""
         return b"" if self._request_id is None else b"x-request-id: %s\r\n" % self._request_id
 
+    def _own_fields(self) -> bytes:
+        """The ``Date`` and ``Server`` header lines of the server's responses, for the protocol's own
+        (RFC 9110 section 6.6.1: an origin server with a clock MUST send ``Date``)."""
+        return b"".join(
+            b"%s: %s\r\n" % (name, value)
+            for name, value in self.server_state.default_headers
+            if name in (b"date", b"server")
+        )
+
     def _answered(self, status: int) -> None:
         if self.on_answered is not None:
             self.on_answered(status)
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to bytes that are no HTTP request, counted; a head refused here is answered
-        with its own status and reason."""
-        if self._head_refusal is not None:
-            self._refuse_head(self._head_refusal)
-            return
-        self._answered(400)
-        super().send_400_response(msg)
+        """uvicorn's answer to bytes that are no HTTP request (its own: plain text, written at once), as
+        the protocol's other refusals are answered; a head refused here with its own status and reason."""
+        self._refuse_and_close(self._head_refusal if self._head_refusal is not None else NOT_HTTP)
 
-    def _refuse_head(self, refusal: Refusal) -> None:
-        """The refusal's status and close: a request's line and headers past their bounds (431), or a
-        head http/request_head.py refuses (400, 501). uvicorn keeps every header in a list as it is
-        parsed, so 40 MB of headers on one connection took 600 MB of memory until the header time-out,
-        and a few connections could exhaust a container's. A pipelined request refused behind one in hand
-        gets no answer of its own: reading stops, the one in hand is answered, then the connection closes
-        (a refusal written at once was read as that request's answer)."""
+    def _refuse_and_close(self, refusal: Refusal) -> None:
+        """The refusal's status, then close: bytes that are no HTTP request (400), a request's target,
+        line and headers past their bounds (414, 431), or a head http/request_head.py refuses (400, 501).
+        uvicorn keeps every header in a list as it is parsed, so 40 MB of headers on one connection took
+        600 MB of memory until the header time-out, and a few connections could exhaust a container's.
+
+        Written at once, a refusal behind requests not yet answered was read as the first one's answer and
+        theirs were lost (uvicorn's too: two pipelined requests then bad bytes got one 400). So reading
+        stops, the requests before it are answered in turn, then the refusal is written and the connection
+        closes (RFC 9112 section 9.3.2: responses in the order of the requests). Bad bytes inside the body
+        of the request being read are that request's own answer."""
         status, reason = refusal
-        logger.info("refused a request's head (%d): %s", status, reason)
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-            self.flow.pause_reading()
-            return
+        logger.info("refused a request (%d): %s", status, reason)
         body = error_body(reason)
-        self.transport.write(_HEAD_REFUSED_RESPONSE % (STATUS_LINE[status], len(body), self._said_id(), body))
+        response = _REFUSED_RESPONSE % (STATUS_LINE[status], self._own_fields(), len(body), self._said_id(), body)
+        latest = self.cycle  # the last request whose head was read; those before it were answered first
+        if latest is not None and not latest.response_complete:
+            if not latest.more_body:  # its body is complete: the refusal is the next request's
+                self._refuse_behind(status, response)
+                return
+            if self.pipeline and self.pipeline[0][0] is latest:  # its body is bad, and it waits its turn
+                self.pipeline.popleft()
+                self._refuse_behind(status, response)
+                return
+        self.transport.write(response)
         self._answered(status)
         self.transport.close()
+
+    def _refuse_behind(self, status: int, response: bytes) -> None:
+        self._refusal_behind = (status, response)
+        self.flow.pause_reading()
+        self._disarm()  # nothing more is read: the connection closes once the requests in hand are answered
 
     def on_response_complete(self) -> None:
         """uvicorn's, except that the wait for the next request is the connection's idle read phase
@@ -474,6 +506,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.watch is not None and not isinstance(self.cycle, _Refused):
             self.watch.answered += 1
         if self.transport.is_closing():
+            return
+        if self._refusal_behind is not None:  # the requests before a refusal are answered, then it
+            if self.pipeline:
+                self._start_asgi_task(*self.pipeline.pop())
+            else:
+                status, response = self._refusal_behind
+                self.transport.write(response)
+                self._answered(status)
+                self.transport.close()
             return
         self.flow.resume_reading()
         if self.pipeline:  # a pipelined request waits: start it
@@ -515,7 +556,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                     self.cycle.scope[ANSWERED_BY_PROTOCOL] = True  # type: ignore[literal-required]
                 body = b'{"error": "request %s not received within the time-out", "field": null}' % what.encode()
                 said_id = self._said_id() if what == "body" else b""  # a late head's id is not known
-                self.transport.write(_TIMEOUT_RESPONSE % (len(body), said_id, body))
+                self.transport.write(_TIMEOUT_RESPONSE % (self._own_fields(), len(body), said_id, body))
                 self._answered(408)
             logger.info("closed a connection whose request %s did not arrive in time", what)
         self.transport.close()

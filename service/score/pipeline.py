@@ -134,18 +134,23 @@ def served_probabilities(
 
     pctr is the ctr model's; pcvr is the ctcvr model's own pCVR output, so it ranks and calibrates as
     that model learned it, and pctcvr = pctr * pcvr, so the identity holds exactly between the numbers
-    served. A ctcvr model without a pcvr output gives pctcvr, and pcvr = pctcvr / pctr (clipped)."""
+    served. A ctcvr model without a pcvr output gives pctcvr: held to [0, pctr] (a click-and-convert
+    probability above the click probability would serve a pcvr past 1, and one beside a pctr of 0 a
+    conversion nobody could click to), and pcvr = pctcvr / pctr (``held_to_clicks``)."""
     pctr = ctr_outputs["pctr"].tolist()
     if "pcvr" not in ctcvr_outputs:
-        pctcvr = ctcvr_outputs["pctcvr"].tolist()
-        return pctr, pctcvr, conversion_rates(pctr, pctcvr)
+        pctcvr, pcvr = held_to_clicks(pctr, ctcvr_outputs["pctcvr"].tolist())
+        return pctr, pctcvr, pcvr
     pcvr = ctcvr_outputs["pcvr"].tolist()
     return pctr, [a * c for a, c in zip(pctr, pcvr, strict=True)], pcvr
 
 
-def conversion_rates(pctr: list[float], pctcvr: list[float]) -> list[float]:
-    """pCVR = pCTCVR / pCTR clipped to [0, 1] (ESMM's division identity); 0 where pCTR is 0."""
-    return [min(max(b / a, 0.0), 1.0) if a > 0.0 else 0.0 for a, b in zip(pctr, pctcvr, strict=True)]
+def held_to_clicks(pctr: list[float], pctcvr: list[float]) -> tuple[list[float], list[float]]:
+    """(pctcvr held to [0, pctr], pcvr = that / pctr, 0 where pctr is 0): ESMM's identity pctcvr = pctr * pcvr
+    and 0 <= pctcvr <= pctr hold between the numbers served (pctcvr was served as the model gave it, 0.3
+    beside a pctr of 0.1 with a pcvr of 1)."""
+    held = [min(max(b, 0.0), a) for a, b in zip(pctr, pctcvr, strict=True)]
+    return held, [b / a if a > 0.0 else 0.0 for a, b in zip(pctr, held, strict=True)]
 
 
 def role_models(models: ServingModels) -> dict[str, ScoringModel]:

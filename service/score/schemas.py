@@ -40,7 +40,12 @@ class Score(BaseModel):
 
     pctr: float = Field(ge=0, le=1, description="Position-debiased click probability.")
     pctcvr: float = Field(ge=0, le=1, description="Click-and-convert probability over the impression space.")
-    pcvr: float = Field(ge=0, le=1, description="pctcvr / pctr clipped to [0, 1]: conversion given a click.")
+    pcvr: float = Field(
+        ge=0,
+        le=1,
+        description="Conversion given a click: the ctcvr model's pCVR, so that pctcvr = pctr * pcvr (or, for a ctcvr "
+        "model without a pcvr output, pctcvr / pctr, its pctcvr held to [0, pctr]).",
+    )
 
 
 class ModelRef(BaseModel):

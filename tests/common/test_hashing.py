@@ -36,3 +36,14 @@ def test_the_memoised_small_batch_path_matches_the_vectorised_one(values):
 
     padded = values + ["pad"] * (SMALL_BATCH + 1 - len(values))  # over SMALL_BATCH: the numpy path
     assert (fnv1a64(values) == fnv1a64(padded)[: len(values)]).all()
+
+
+def test_trailing_nuls_are_dropped_alike_on_both_paths():
+    """numpy's unicode arrays keep no trailing NULs: "a\x00" hashes as "a" in a request's small batch and
+    in a log's column alike (so the trainer and the service agree); an inner NUL counts."""
+    from common.hashing import SMALL_BATCH
+
+    small = fnv1a64(["a947\x00", "a947", "a\x00b"])
+    large = fnv1a64(["a947\x00", "a947", "a\x00b"] + ["pad"] * SMALL_BATCH)[:3]
+    assert (small == large).all()
+    assert small[0] == small[1] != small[2]

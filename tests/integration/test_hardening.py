@@ -233,13 +233,13 @@ def test_headers_past_their_bounds_are_refused_431_and_memory_stays_put(tmp_path
             b"x-filler: " + b"a" * 20_000_000 + b"\r\n", b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n"
         )
         # behind a request in hand: its own answer first (a 431 written at once was read as that answer), then
-        # the 431 when the first was answered before the bound was passed, else the connection closed
-        assert pipelined.startswith(b"HTTP/1.1 200 ") and pipelined.count(b"HTTP/1.1 ") <= 2, pipelined
+        # the 431 (it got none when the bound was passed before the first was answered)
+        assert pipelined.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 431 " in pipelined, pipelined
         many_fields = answer(b"".join(b"x-%d: 1\r\n" % i for i in range(100)))  # and host: 101
         assert many_fields.startswith(b"HTTP/1.1 431 ") and b"more than 100 header fields" in many_fields
         assert resident_kib(process.pid) - resident_before < 50_000  # not the 20 MB sent, many times over
         assert answer(b"".join(b"x-%d: 1\r\n" % i for i in range(99))).startswith(b"HTTP/1.1 200 ")  # 100
-        assert responses(url, 431) in (2, 3)
+        assert responses(url, 431) == 3
         # fields are refused as they arrive: 100 connections of 60 KB of 4-byte fields, left open, held 1.4 MB
         # of Python objects each until the header time-out when the fields were counted once complete
         resident_before = resident_kib(process.pid)

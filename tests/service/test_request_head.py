@@ -6,6 +6,7 @@ them on the real server)."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import orjson
 import pytest
@@ -30,13 +31,19 @@ def written(requests: bytes, **protocol: object) -> tuple[bytes, bool, list[int]
             access_log=False,
         )
         config.load()
-        connection = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        server_state = ServerState()
+        server_state.default_headers = list(DEFAULT_HEADERS)
+        connection = config.http_protocol_class(config=config, server_state=server_state, app_state={})
         transport = RecordingTransport()
         connection.connection_made(transport)
         await answered(connection, requests)
         return b"".join(transport.writes), transport.closed
 
     return (*asyncio.run(run()), counted)
+
+
+# what uvicorn's server puts on every response (ctr serve adds the keep-alive hint)
+DEFAULT_HEADERS = ((b"server", b"uvicorn"), (b"date", b"Sat, 05 Dec 2026 10:00:00 GMT"), (b"keep-alive", b"timeout=5"))
 
 
 def error_of(response: bytes) -> str:
@@ -125,6 +132,74 @@ def test_a_late_body_is_answered_408_with_its_request_id() -> None:
 
     answer = asyncio.run(run())
     assert answer.startswith(b"HTTP/1.1 408 ") and b"\r\nx-request-id: r-3\r\n" in answer, answer
+
+
+def statuses(response: bytes) -> list[bytes]:
+    return re.findall(rb"HTTP/1\.1 (\d{3}) ", response)
+
+
+def test_bad_bytes_behind_requests_in_hand_are_answered_after_them() -> None:
+    """Two pipelined requests then bytes that are no request: the 400 was written at once and read as the
+    first request's answer, and both answers were lost (uvicorn's httptools protocol does the same; h11's
+    answers 200, 200, 400). Now they are answered in turn, then the 400 (JSON, like every other refusal)."""
+    good = b"GET /a HTTP/1.1\r\nhost: t\r\n\r\n"
+    response, closed, counted = written(good + good + b"GARBAGE\r\n\r\n")
+    assert statuses(response) == [b"200", b"200", b"400"] and closed and counted == [400], response
+    assert (
+        error_of(response[response.index(b"HTTP/1.1 400 ") :]) == "the bytes received are not a valid HTTP/1.1 request"
+    )
+    alone, closed, _ = written(b"GARBAGE\r\n\r\n")
+    assert statuses(alone) == [b"400"] and closed and b"content-type: application/json\r\n" in alone
+
+
+def test_a_head_refused_behind_a_request_in_hand_gets_its_own_answer_after_it() -> None:
+    """It got none: the request in hand was answered, then the connection closed (RFC 9112 section 3.2:
+    a server MUST answer 400 to a request without Host)."""
+    requests = b"GET /a HTTP/1.1\r\nhost: t\r\n\r\nGET /b HTTP/1.1\r\nx-request-id: r-5\r\n\r\nGET /c HTTP/1.1\r\n\r\n"
+    response, closed, counted = written(requests)
+    assert statuses(response) == [b"200", b"400"] and closed and counted == [400], response
+    assert b"\r\nx-request-id: r-5\r\n" in response[response.index(b"HTTP/1.1 400 ") :]
+
+
+def test_bad_bytes_in_the_body_being_read_are_that_requests_answer() -> None:
+    request = b"POST /a HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    config = uvicorn.Config(reading_whole, http=guarded_protocol(10.0, 10.0, 1.0), log_config=None, lifespan="off")
+
+    async def run() -> tuple[bytes, bool]:
+        config.load()
+        connection = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = RecordingTransport()
+        connection.connection_made(transport)
+        await answered(connection, request)
+        return b"".join(transport.writes), transport.closed
+
+    response, closed = asyncio.run(run())
+    assert statuses(response) == [b"400"] and closed, response
+
+
+def test_a_target_past_its_bound_is_414() -> None:
+    """RFC 9112 section 3: a server SHOULD answer 414 to a request-target longer than it reads; it was a
+    431 for the head as a whole (past 64 KiB), as nginx refuses a request line past 8 KB."""
+    response, closed, counted = written(b"GET /" + b"a" * 8192 + b" HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert statuses(response) == [b"414"] and closed and counted == [414]
+    assert error_of(response) == "the request's target (its URL) exceeds 8192 bytes"
+    assert statuses(written(b"GET /" + b"a" * 8000 + b" HTTP/1.1\r\nhost: t\r\n\r\n")[0]) == [b"200"]
+
+
+def test_the_protocols_own_answers_carry_date_and_server() -> None:
+    """RFC 9110 section 6.6.1: an origin server with a clock MUST send Date; uvicorn's answers had it, the
+    protocol's own 400, 414, 431, 501, 503 and 408 did not. The keep-alive hint goes only where the
+    connection stays open."""
+    no_host = written(b"GET /a HTTP/1.1\r\n\r\n")[0]
+    shed = written(
+        b"POST /v1/score HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\n{}",
+        watch=RefusingWatch(0.025, 0.1),
+        shed_paths=("/v1/score",),
+    )[0]
+    for response in (no_host, shed):
+        head = response.split(b"\r\n\r\n", 1)[0]
+        assert b"\r\nserver: uvicorn\r\n" in head and b"\r\ndate: Sat, 05 Dec 2026 10:00:00 GMT\r\n" in head
+    assert b"keep-alive" not in no_host
 
 
 def test_read_head_reads_the_fields_uvicorn_keeps() -> None:

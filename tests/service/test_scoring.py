@@ -14,7 +14,7 @@ from service.score.features import (
     check_kinds,
     gather_columns,
 )
-from service.score.pipeline import conversion_rates, parse_body
+from service.score.pipeline import held_to_clicks, parse_body
 from tests.service.test_fuzz_score import candidate, near_valid, scalars, values
 from tests.service.tiny_model import SPEC
 
@@ -23,10 +23,14 @@ MAX_CHARS = 6
 NULL_OR_ONE = st.sampled_from([None, 1])
 
 
-def test_conversion_rates_guard_zero_and_clips() -> None:
-    pctr = [0.5, 0.0, 0.1, 0.2]
-    pctcvr = [0.1, 0.0, 0.3, 0.0]
-    np.testing.assert_allclose(conversion_rates(pctr, pctcvr), [0.2, 0.0, 1.0, 0.0])
+def test_a_pctcvr_is_held_to_the_pctr_beside_it() -> None:
+    """A ctcvr model without a pcvr output: its pctcvr past pctr (0.3 beside 0.1) was served as it came,
+    with a pcvr of 1 that was not pctcvr / pctr; one beside a pctr of 0 likewise."""
+    pctr = [0.5, 0.0, 0.1, 0.2, 0.4]
+    pctcvr, pcvr = held_to_clicks(pctr, [0.1, 0.05, 0.3, 0.0, -1e-9])
+    assert pctcvr == [0.1, 0.0, 0.1, 0.0, 0.0]
+    np.testing.assert_allclose(pcvr, [0.2, 0.0, 1.0, 0.0, 0.0])
+    assert all(0.0 <= b <= a and (a == 0.0 or c == b / a) for a, b, c in zip(pctr, pctcvr, pcvr, strict=True))
 
 
 def test_gather_columns_fills_absent_values_with_none() -> None:
