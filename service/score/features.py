@@ -45,6 +45,16 @@ ALONE_ROWS = 32
 _CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
 _NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE
 _DICT_TYPE = frozenset({dict})
+EXACT_INTEGERS = 2**53  # every integer up to this magnitude is a float exactly
+
+
+def whole_number(value: Any) -> int | None:
+    """A JSON number without a fraction given for a categorical feature (``21.0``, ``2.1e1``), as the integer
+    it is: JSON does not tell it from ``21``, and the trainer reads a log's whole-number floats so
+    (training/logs.py), so both encode it as ``21``; None for anything else."""
+    if type(value) is float and value.is_integer() and abs(value) <= EXACT_INTEGERS:
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +144,7 @@ def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: in
         if problem:
             raise InputError(422, f"context feature {name!r} {problem}", f"context.{name}")
         if not _encodable(kind, value):
-            raise InputError(422, _kind_message(name, kind, value), f"context.{name}")
+            context[name] = _category_of(name, kind, value, f"context.{name}")
 
 
 def gather_columns(
@@ -253,13 +263,14 @@ def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[
 
 def check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
     """Every candidate value is one its feature's encoder takes: checked a column at a time, in C where
-    possible (a set of the column's types, the largest magnitude), so batches encode without errors."""
+    possible (a set of the column's types, the largest magnitude), so batches encode without errors; a
+    categorical feature's whole-number float is replaced by its integer (``whole_number``)."""
     for name, column in columns.items():
         kind = kinds[name]
         if len(column) == 1:  # one candidate: no column-wise machinery
             value = column[0]
             if value is not None and not _encodable(kind, value):
-                raise InputError(422, _kind_message(name, kind, value), f"candidates[0].{name}")
+                column[0] = _category_of(name, kind, value, f"candidates[0].{name}")
             continue
         given = set(map(type, column))
         types = given - _NONE_TYPE
@@ -271,7 +282,15 @@ def check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
                 continue
         for i, value in enumerate(column):
             if value is not None and not _encodable(kind, value):
-                raise InputError(422, _kind_message(name, kind, value), f"candidates[{i}].{name}")
+                column[i] = _category_of(name, kind, value, f"candidates[{i}].{name}")
+
+
+def _category_of(name: str, kind: str, value: Any, field: str) -> int:
+    """The integer a value ``_encodable`` refuses stands for (``whole_number``), or the 422 naming ``field``."""
+    whole = whole_number(value) if kind == "categorical" else None
+    if whole is None:
+        raise InputError(422, _kind_message(name, kind, value), field)
+    return whole
 
 
 def _encodable(kind: str, value: Any) -> bool:
@@ -286,6 +305,10 @@ def _encodable(kind: str, value: Any) -> bool:
 def _kind_message(name: str, kind: str, value: Any) -> str:
     if kind == "categorical":
         reason = NOT_CATEGORICAL
+        if type(value) is float and value.is_integer():  # past EXACT_INTEGERS: 2**64 is read as a float too
+            reason += f"; {value:g} is past 2**53, where a JSON number loses its last digits: send it as a string"
+        elif type(value) is float:
+            reason += f", not {value!r}"
     elif kind == "numeric":
         reason = NOT_NUMERIC if type(value) is str else OUT_OF_RANGE
     else:

@@ -254,3 +254,44 @@ def test_the_score_handler_enforces_the_body_limit_on_declared_and_streamed_bodi
     )
     assert chunked_ok.status_code == 200 and len(chunked_ok.json()["scores"]) == 3
     assert client.get("/v1/score").status_code == 405
+
+
+def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(client: TestClient) -> None:
+    """``21.0`` for a categorical feature was a 422 ("must be a string or an integer") where JSON does not
+    tell it from ``21`` and the trainer reads a log's whole-number floats as integers (training/logs.py):
+    now scored as ``21``, in the context and in candidates, alone or among others."""
+    floats = {
+        "context": {"user_id": "u_1", "hour": 21.0},
+        "candidates": [
+            {"ad_id": "ad_7", "ad_price": 12.5},
+            {"ad_id": 3e0, "ad_price": 3, "ad_quality": 0.9},
+            {"ad_id": "ad_7", "ad_price": 0.0, "ad_quality": None},
+        ],
+    }
+    assert (
+        client.post("/v1/score", json=floats).json()["scores"] == client.post("/v1/score", json=GOOD).json()["scores"]
+    )
+    alone = {"context": {"user_id": -0.0}, "candidates": [{"ad_id": 3.0, "ad_price": 3}]}
+    as_integers = {"context": {"user_id": 0}, "candidates": [{"ad_id": 3, "ad_price": 3}]}
+    assert client.post("/v1/score", json=alone).json() == client.post("/v1/score", json=as_integers).json()
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (21.5, "must be a string or an integer, not 21.5"),
+        (2.0**64, "1.84467e+19 is past 2**53, where a JSON number loses its last digits: send it as a string"),
+    ],
+    ids=["fraction", "past-2**53"],
+)
+def test_a_categorical_number_that_is_no_integer_is_422_saying_why(
+    client: TestClient, value: float, words: str
+) -> None:
+    for body, field in [
+        ({"context": {"user_id": "u"}, "candidates": [{"ad_id": value, "ad_price": 1}]}, "candidates[0].ad_id"),
+        (candidates({"ad_id": value, "ad_price": 1}), "candidates[1].ad_id"),
+        ({"context": {"user_id": value}, "candidates": [{"ad_id": 1, "ad_price": 1}]}, "context.user_id"),
+    ]:
+        reply = client.post("/v1/score", json=body)
+        assert reply.status_code == 422 and reply.json()["field"] == field, reply.text
+        assert words in reply.json()["error"], reply.text
