@@ -21,10 +21,11 @@ from cli.bench import bench_app
 from cli.docs_check import docs_check
 from cli.errors import USER_ERRORS, UserErrorTyper, one_line
 from cli.experiment import experiment_app
-from cli.new import new, spec_app
+from cli.new import new
 from cli.options import refuse_unread
 from cli.prepare import prepare
 from cli.reports import report_lines, write_report
+from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
 from common.version import DISTRIBUTION, VERSION
