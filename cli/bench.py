@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import numbers
+from cli.options import RepositoryOption, numbers
 from cli.reports import write_report
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
@@ -40,7 +40,6 @@ def _checkout(root: Path | None) -> Path | None:
 
 # the options every serving benchmark takes
 ModelOption = Annotated[str, typer.Option(help=r"Repository model to serve (its \[world] draws the bodies).")]
-RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
 ServiceRootOption = Annotated[
     Path | None,
     typer.Option(
@@ -295,7 +294,7 @@ def harden(
 def steps(
     name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_steps.json"),
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    repository: RepositoryOption = Path("models"),
 ) -> None:
     """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
     from training.bench_steps import time_steps

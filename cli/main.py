@@ -22,7 +22,7 @@ from cli.docs_check import docs_check
 from cli.errors import USER_ERRORS, UserErrorTyper, one_line
 from cli.experiment import experiment_app
 from cli.new import new
-from cli.options import refuse_unread
+from cli.options import RepositoryOption, WorkDirOption, refuse_unread
 from cli.prepare import prepare
 from cli.reports import report_lines, write_report
 from cli.spec import spec_app
@@ -40,9 +40,6 @@ app.command()(new)
 app.command("auction")(auction)
 app.command()(prepare)
 app.command("docs-check")(docs_check)
-
-RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
-WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 
 
 def print_version(asked: bool) -> None:

@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from cli.options import RepositoryOption
+
 
 def new(
     name: Annotated[str, typer.Argument(help="The new model's name (models/NAME/config.toml).")],
     kind: Annotated[str | None, typer.Option(help="The model kind (e.g. esmm, adversarial_ctr).")] = None,
     copy_from: Annotated[str | None, typer.Option("--from", help="Copy this existing model's config.")] = None,
     spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml.")] = None,
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    repository: RepositoryOption = Path("models"),
 ) -> None:
     """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
     from common.repository import read_config
