@@ -43,7 +43,8 @@ ModelOption = Annotated[str, typer.Option(help=r"Repository model to serve (its 
 ServiceRootOption = Annotated[
     Path | None,
     typer.Option(
-        help="Serve the service from this checkout (e.g. an older commit's worktree), this generator.",
+        help="Serve the service from this checkout (e.g. an older commit's worktree); the load generator stays"
+        " this one's.",
         callback=_checkout,
     ),
 ]
