@@ -19,6 +19,8 @@ import typer
 
 from cli.options import RepositoryOption, numbers
 from cli.reports import write_report
+from clients.batch_size_grid import SIZES
+from clients.bench_peers.peers import PEERS
 
 bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
 
@@ -155,7 +157,7 @@ def batch_sizes(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     sizes: Annotated[
-        str | None, typer.Option(help="Comma-separated batch sizes, rows (default: 1, 2, 4, ... 1024).")
+        str | None, typer.Option(help=f"Comma-separated batch sizes, rows (default: {', '.join(map(str, SIZES))}).")
     ] = None,
     seconds: Annotated[float, typer.Option(min=0.01, help="Seconds of runs per size and round.")] = 1.0,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds; the sizes take turns in each.")] = 3,
@@ -164,7 +166,7 @@ def batch_sizes(
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
     from clients import bench_batch_sizes as bench
 
-    wanted = numbers(sizes, int, "--sizes") if sizes else bench.SIZES
+    wanted = numbers(sizes, int, "--sizes") if sizes else SIZES
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("batch sizes must be positive integers", param_hint="--sizes")
     require_exported(repository, model)
@@ -178,7 +180,7 @@ def batch_sizes(
     typer.echo(f"wrote {out}")
 
 
-PEER_NAMES = ("service", "ray_serve", "bentoml", "litserve")  # clients/bench_peers/runner.py: PEERS
+PEER_NAMES = tuple(PEERS)
 
 
 @bench_app.command("peers")
