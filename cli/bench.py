@@ -17,12 +17,13 @@ from typing import Annotated
 
 import typer
 
+from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
 from cli.reports import write_report
 from clients.batch_size_grid import SIZES
 from clients.bench_peers.peers import PEERS
 
-bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
 
 
 @bench_app.callback()

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.help_text import HelpTyper
 from cli.options import numbers
 from cli.reports import write_report
 
-experiment_app = typer.Typer(help="Paper reproductions and method comparisons.", no_args_is_help=True)
+experiment_app = HelpTyper(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
 
 @experiment_app.command("cvr")

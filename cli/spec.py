@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-spec_app = typer.Typer(help="Feature specs: propose one from your logs.", no_args_is_help=True)
+from cli.help_text import HelpTyper
+
+spec_app = HelpTyper(help="Feature specs: propose one from your logs.", no_args_is_help=True)
 
 
 @spec_app.command("infer")
