@@ -11,8 +11,8 @@ import typer
 
 from cli.reports import command_line, write_report
 
-FULL = {"days": 5, "requests_per_day": 2000, "seeds": 3, "train_days": 2}
-QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # seconds-scale, one reload
+# --quick's settings (seconds-scale, one reload); without it, AuctionConfig's defaults (clients/auction/run.py)
+QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}
 
 
 def auction(
@@ -61,7 +61,7 @@ def auction(
     from clients.auction.run import AuctionConfig, run_auction
 
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
-    settings = {key: (QUICK if quick else FULL)[key] if value is None else value for key, value in given.items()}
+    settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,
