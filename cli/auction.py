@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
-from cli.reports import write_report
+from cli.reports import command_line, write_report
 
-FULL = {"days": 5, "requests_per_day": 2000, "seeds": 3, "train_days": 2}
-QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}  # seconds-scale, one reload
+# --quick's settings (seconds-scale, one reload); without it, AuctionConfig's defaults (clients/auction/run.py)
+QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}
 
 
 def auction(
+    context: typer.Context,
     days: Annotated[
         int | None, typer.Option(min=1, help="Auction days per pipeline (retrained after each); 5, --quick 2.")
     ] = None,
@@ -46,7 +47,8 @@ def auction(
         Path | None, typer.Option(help="With --url: the running service's model repository, to retrain into.")
     ] = None,
     admin_token: Annotated[
-        str | None, typer.Option(envvar="CTR_ADMIN_TOKEN", help="With --url and --repository: its admin token.")
+        str | None,
+        typer.Option(envvar="CTR_ADMIN_TOKEN", hide_input=True, help="With --url and --repository: its admin token."),
     ] = None,
     quick: Annotated[
         bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests); the flags above win.")
@@ -59,7 +61,7 @@ def auction(
     from clients.auction.run import AuctionConfig, run_auction
 
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
-    settings = {key: (QUICK if quick else FULL)[key] if value is None else value for key, value in given.items()}
+    settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,
@@ -78,7 +80,7 @@ def auction(
     logging.getLogger("clients.auction").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     report = run_auction(config)
-    report["command"] = "ctr auction" + (" --quick" if quick else "") + (f" --url {url}" if url else "")
+    report["command"] = command_line(context)
     write_report(out, report)
     plot_report(report, out.with_suffix(".png"))
     typer.echo(table(report))

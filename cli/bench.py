@@ -17,10 +17,13 @@ from typing import Annotated
 
 import typer
 
-from cli.options import numbers
-from cli.reports import write_report
+from cli.help_text import HelpTyper
+from cli.options import RepositoryOption, numbers
+from cli.reports import command_line, write_report
+from clients.batch_size_grid import SIZES
+from clients.bench_peers.peers import PEERS
 
-bench_app = typer.Typer(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
 
 
 @bench_app.callback()
@@ -40,11 +43,11 @@ def _checkout(root: Path | None) -> Path | None:
 
 # the options every serving benchmark takes
 ModelOption = Annotated[str, typer.Option(help=r"Repository model to serve (its \[world] draws the bodies).")]
-RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")]
 ServiceRootOption = Annotated[
     Path | None,
     typer.Option(
-        help="Serve the service from this checkout (e.g. an older commit's worktree), this generator.",
+        help="Serve the service from this checkout (e.g. an older commit's worktree); the load generator stays"
+        " this one's.",
         callback=_checkout,
     ),
 ]
@@ -82,6 +85,7 @@ def request_bodies(repository: Path, model: str, candidates: int, count: int = 3
 
 @bench_app.command("serve")
 def serve(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -112,11 +116,7 @@ def serve(
     plan = replace(plan, connections=connections) if connections is not None else plan
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
-    report["command"] = f"ctr bench serve -r {repository} --model {model}" + (" --quick" if quick else "")
-    report["command"] += f" --cases {cases}" if cases else ""
-    report["command"] += f" --service-root {service_root}" if service_root else ""
-    report["command"] += f" --step-s {step_s}" if step_s else ""
-    report["command"] += f" --connections {connections}" if connections is not None else ""
+    report["command"] = command_line(context)
     write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
@@ -124,6 +124,7 @@ def serve(
 
 @bench_app.command("hotpath")
 def hotpath(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_hotpath.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -134,7 +135,7 @@ def hotpath(
 
     require_exported(repository, model)
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
-    report: dict = {"command": "ctr bench hotpath" + (" --quick" if quick else ""), "model": model, "cases": {}}
+    report: dict = {"command": command_line(context), "model": model, "cases": {}}
     for name, (candidates, requests, concurrency) in cases.items():
         bodies = request_bodies(repository, model, candidates)
         requests = requests // 10 if quick else requests
@@ -151,11 +152,12 @@ def hotpath(
 
 @bench_app.command("batch-sizes")
 def batch_sizes(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_batch_sizes.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     sizes: Annotated[
-        str | None, typer.Option(help="Comma-separated batch sizes, rows (default: 1, 2, 4, ... 1024).")
+        str | None, typer.Option(help=f"Comma-separated batch sizes, rows (default: {', '.join(map(str, SIZES))}).")
     ] = None,
     seconds: Annotated[float, typer.Option(min=0.01, help="Seconds of runs per size and round.")] = 1.0,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds; the sizes take turns in each.")] = 3,
@@ -164,13 +166,13 @@ def batch_sizes(
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
     from clients import bench_batch_sizes as bench
 
-    wanted = numbers(sizes, int, "--sizes") if sizes else bench.SIZES
+    wanted = numbers(sizes, int, "--sizes") if sizes else SIZES
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("batch sizes must be positive integers", param_hint="--sizes")
     require_exported(repository, model)
     bodies = request_bodies(repository, model, 100)
     report = {
-        "command": f"ctr bench batch-sizes -r {repository} --model {model}" + (f" --sizes {sizes}" if sizes else ""),
+        "command": command_line(context),
         **bench.measure(repository, model, bodies, wanted, seconds, rounds, intra_op_threads),
     }
     write_report(out, report)
@@ -178,11 +180,12 @@ def batch_sizes(
     typer.echo(f"wrote {out}")
 
 
-PEER_NAMES = ("service", "ray_serve", "bentoml", "litserve")  # clients/bench_peers/runner.py: PEERS
+PEER_NAMES = tuple(PEERS)
 
 
 @bench_app.command("peers")
 def peers(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_peers.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -208,9 +211,7 @@ def peers(
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     logs = Path("artifacts/bench_peers_logs")  # the servers' logs
     report = run_peers(repository, model, bodies, plan, peers_chosen, logs)
-    report["command"] = (
-        "ctr bench peers" + (" --quick" if quick else "") + (f" --server-cpus {server_cpus}" if cpus else "")
-    )
+    report["command"] = command_line(context)
     write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
@@ -221,6 +222,7 @@ HARDEN_CASES = "overload,pauses,drain,slow_clients,large_bodies"
 
 @bench_app.command("harden")
 def harden(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_harden.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -250,19 +252,7 @@ def harden(
     require_exported(repository, model)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     (body,) = request_bodies(repository, model, 10, count=1)
-    command = "ctr bench harden" + (f" --sustainable-rps {sustainable_rps:g}" if sustainable_rps else "")
-    command += f" --cases {cases}" if cases != HARDEN_CASES else ""
-    command += f" --seconds {seconds:g}" if seconds != 10.0 else ""
-    command += f" --service-root {service_root}" if service_root else ""
-    command += f" --client-idle-s {client_idle_s:g}" if client_idle_s != bench.CLIENT_IDLE_S else ""
-    command += f" --warm-connections {warm_connections}" if warm_connections != bench.WARM_CONNECTIONS else ""
-    for option, value, default in (
-        ("workers", drain_workers, 1),
-        ("clients", drain_clients, 32),
-        ("repeats", drain_repeats, 1),
-    ):
-        command += f" --drain-{option} {value}" if value != default else ""
-    report: dict = {"command": command, "model": model, "cases": {}}
+    report: dict = {"command": command_line(context), "model": model, "cases": {}}
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in picked:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
@@ -293,15 +283,16 @@ def harden(
 
 @bench_app.command("steps")
 def steps(
+    context: typer.Context,
     name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_steps.json"),
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    repository: RepositoryOption = Path("models"),
 ) -> None:
     """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
     from training.bench_steps import time_steps
 
     rows = time_steps(name, repository)
-    write_report(out, {"command": f"ctr bench steps {name}", "threads": 1, "steps": rows})
+    write_report(out, {"command": command_line(context), "threads": 1, "steps": rows})
     typer.echo(f"{'batch':>8} {'ms/step':>10} {'rows/s':>10}")
     for row in rows:
         typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
@@ -310,6 +301,7 @@ def steps(
 
 @bench_app.command("loadgen")
 def loadgen(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_loadgen.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
@@ -323,9 +315,7 @@ def loadgen(
     from clients import bench_loadgen as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
-    command = "ctr bench loadgen" + (f" --rates {rates}" if rates else "") + f" --seconds {seconds:g}"
-    command += f" --generator {generator}" if generator else ""
-    report = {"command": command, **bench.measure(repository, model, offered, seconds, generator)}
+    report = {"command": command_line(context), **bench.measure(repository, model, offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
@@ -333,6 +323,7 @@ def loadgen(
 
 @bench_app.command("ab")
 def ab(
+    context: typer.Context,
     service_root: Annotated[
         Path | None,
         typer.Option(
@@ -368,14 +359,8 @@ def ab(
         )
     require_exported(repository, model)
     bodies = request_bodies(repository, model, candidates)
-    other = (
-        (f" --service-root {service_root}" if service_root else "")
-        + (f" --other-repository {other_repository}" if other_repository else "")
-        + (f" --other-python {other_python}" if other_python else "")
-    )
     report = {
-        "command": f"ctr bench ab{other} -r {repository} --candidates {candidates}"
-        f" --rate {rate:g} --seconds {seconds:g} --rounds {rounds}",
+        "command": command_line(context),
         **run_ab(
             repository,
             model,

@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from cli.help_text import HelpTyper
 from common.version import DISTRIBUTION
 
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
@@ -81,7 +82,7 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-class UserErrorTyper(typer.Typer):
+class UserErrorTyper(HelpTyper):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)

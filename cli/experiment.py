@@ -1,7 +1,8 @@
 """``ctr experiment ...``: paper reproductions and method comparisons on the world simulator.
 
 Each experiment is one command here; its logic lives in ``training/experiments/<name>.py``. Every
-experiment writes a JSON report with stable keys and a PNG plot, and prints a table.
+experiment writes a JSON report with stable keys and prints a table; all but ``cvr-diagnosis`` (a table
+of variants) also draw a PNG plot beside the report.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.help_text import HelpTyper
 from cli.options import numbers
 from cli.reports import write_report
 
-experiment_app = typer.Typer(help="Paper reproductions and method comparisons.", no_args_is_help=True)
+experiment_app = HelpTyper(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
 
 @experiment_app.command("cvr")

@@ -21,10 +21,11 @@ from cli.bench import bench_app
 from cli.docs_check import docs_check
 from cli.errors import USER_ERRORS, UserErrorTyper, one_line
 from cli.experiment import experiment_app
-from cli.new import new, spec_app
-from cli.options import refuse_unread
+from cli.new import new
+from cli.options import RepositoryOption, WorkDirOption, refuse_unread
 from cli.prepare import prepare
 from cli.reports import report_lines, write_report
+from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
 from common.version import DISTRIBUTION, VERSION
@@ -39,9 +40,6 @@ app.command()(new)
 app.command("auction")(auction)
 app.command()(prepare)
 app.command("docs-check")(docs_check)
-
-RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
-WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 
 
 def print_version(asked: bool) -> None:
@@ -70,8 +68,10 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Parquet file to write (a directory with --shards).")] = Path(
         "data/world.parquet"
     ),
-    days: Annotated[int, typer.Option(min=1)] = 5,
-    requests_per_day: Annotated[int, typer.Option(min=1)] = 40_000,
+    days: Annotated[int, typer.Option(min=1, help="Days of traffic to simulate (not with --shards).")] = 5,
+    requests_per_day: Annotated[
+        int, typer.Option(min=1, help="Requests a day, an impression per slot each (not with --shards).")
+    ] = 40_000,
     policy: Annotated[str, typer.Option(help="feedback, popularity or uniform.")] = "feedback",
     seed: Annotated[int, typer.Option(help="Seed of the simulated days.")] = 1,
     world_seed: Annotated[int, typer.Option(help="Seed of the world's users and ads.")] = 0,
@@ -195,7 +195,9 @@ def train(
 def export(
     name: Annotated[str, typer.Argument(help="The trained model to export.")],
     repository: RepositoryOption = Path("models"),
-    work_dir: WorkDirOption = Path("artifacts"),
+    work_dir: Annotated[
+        Path, typer.Option("--work-dir", help="Where `ctr train` saved the checkpoint (WORK_DIR/NAME/checkpoint.pt).")
+    ] = Path("artifacts"),
 ) -> None:
     """Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
     that is no longer the model config.toml describes is refused, and one the newest version already

@@ -1,4 +1,4 @@
-"""``ctr new`` (start a repository model) and ``ctr spec infer`` (propose a feature spec from a log)."""
+"""``ctr new``: start a repository model from a kind's defaults or a copy of another model's config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-spec_app = typer.Typer(help="Feature specs: propose one from your logs.", no_args_is_help=True)
+from cli.options import RepositoryOption
 
 
 def new(
@@ -15,7 +15,7 @@ def new(
     kind: Annotated[str | None, typer.Option(help="The model kind (e.g. esmm, adversarial_ctr).")] = None,
     copy_from: Annotated[str | None, typer.Option("--from", help="Copy this existing model's config.")] = None,
     spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml.")] = None,
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository.")] = Path("models"),
+    repository: RepositoryOption = Path("models"),
 ) -> None:
     """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
     from common.repository import read_config
@@ -33,19 +33,3 @@ def new(
         typer.echo(f"wrote {path}; next: {own_logs} (your logs) or ctr train {name}{where} (the world simulator's)")
     if copy_from is None and kind in KIND_NOTES:  # a copied config is the one its author tuned
         typer.echo(f"note: {KIND_NOTES[kind]}")
-
-
-@spec_app.command("infer")
-def infer(
-    logs: Annotated[Path, typer.Option(help="Your impression log (Parquet/CSV file or directory).")],
-    out: Annotated[Path | None, typer.Option(help="Write the TOML here instead of printing it.")] = None,
-) -> None:
-    """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
-    from training.spec_infer import infer_spec, spec_toml
-
-    text = spec_toml(*infer_spec(logs), logs)
-    if out is None:
-        typer.echo(text)
-    else:
-        out.write_text(text)
-        typer.echo(f"wrote {out}")

@@ -1,4 +1,5 @@
-"""Options that take a comma-separated list of numbers (``--lambdas 0,0.9``, ``--rates 1000,2000``),
+"""Options several commands share: the model repository and the work directory (one declaration, one help
+text), options that take a comma-separated list of numbers (``--lambdas 0,0.9``, ``--rates 1000,2000``),
 and options that only one mode of a command reads.
 
 A value that is not a number of the kind asked ends the command with one line naming the option and
@@ -10,11 +11,15 @@ An option given where it would be ignored is refused the same way (``refuse_unre
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 
 Number = TypeVar("Number", int, float)
+
+RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
+WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 
 
 def numbers(text: str, kind: Callable[[str], Number], option: str) -> tuple[Number, ...]:

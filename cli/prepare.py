@@ -22,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from cli.options import RepositoryOption, WorkDirOption
+
 # Seconds each default model took to train and export with `ctr prepare` on the 2-core machine
 # (three processes sharing its two cores; docs/results.md "Timings"): the "~N s" of the progress lines.
 EXPECTED_S = {"ctr": 30, "esam": 20, "esmm": 65}
@@ -122,12 +124,8 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
 
 
 def prepare(
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")] = Path(
-        "models"
-    ),
-    work_dir: Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")] = Path(
-        "artifacts"
-    ),
+    repository: RepositoryOption = Path("models"),
+    work_dir: WorkDirOption = Path("artifacts"),
     step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
 ) -> None:
     """Train and export each served model (the roles' and the retrieval model) that has a config but

@@ -1,11 +1,14 @@
 """The JSON report every `ctr` command that measures something writes: its folder made, one trailing newline;
-and its lines on the terminal."""
+the command line it records; and its lines on the terminal."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
+
+import typer
 
 from common.finite_json import finite
 
@@ -16,6 +19,39 @@ def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> 
     JSON.parse and jq refused the file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
+
+
+def command_line(context: typer.Context) -> str:
+    """The ``ctr`` command that ran, for its report's ``command``: the subcommand path and every parameter
+    given (by the command line or the environment, not left at its default), in the order the command
+    declares them, shell-quoted. A secret's value (an option declared with ``hide_input``, the admin
+    token) is written as ``***``."""
+    path = []
+    step: typer.Context | None = context
+    while step is not None and step.parent is not None:  # the root's name is how it was started: "ctr"
+        path.append(step.info_name or "")
+        step = step.parent
+    words = ["ctr", *reversed(path)]
+    for param in context.command.params:
+        source = context.get_parameter_source(param.name or "")
+        if param.name is None or source is None or source.name == "DEFAULT":  # typer vendors click's enum: by name
+            continue
+        words.extend(_given(param, context.params[param.name]))
+    return shlex.join(words)
+
+
+def _given(param: Any, value: Any) -> list[str]:
+    """The words that give ``param`` its ``value`` on a command line."""
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    if getattr(param, "hide_input", False):
+        values = ["***"] * len(values)
+    if param.param_type_name == "argument":
+        return [str(v) for v in values]
+    flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    if getattr(param, "is_bool_flag", False):
+        off = next((opt for opt in param.secondary_opts if opt.startswith("--")), None)
+        return [flag] if value else [off] if off else []
+    return [word for v in values for word in (flag, str(v))]
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

@@ -28,14 +28,10 @@ class ReloadRefused(RuntimeError):
 
 @dataclass
 class Timings:
+    """Seconds a trainer spent training and exporting (the reloads are timed by ``reload_and_confirm``)."""
+
     retraining: float = 0.0
     export: float = 0.0
-    reload: float = 0.0
-
-    def add(self, other: Timings) -> None:
-        self.retraining += other.retraining
-        self.export += other.export
-        self.reload += other.reload
 
 
 @dataclass

@@ -251,7 +251,7 @@ async def _days(
         if client is not None:
             await client.aclose()
     training = trainer.timings if trainer is not None else Timings()
-    run.timings = asdict(Timings(training.retraining, training.export, reload_s)) | {"scoring": scoring_s}
+    run.timings = asdict(training) | {"reload": reload_s, "scoring": scoring_s}
     return run
 
 

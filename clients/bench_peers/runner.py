@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from clients.bench_peers.peers import PEERS
 from clients.bench_peers.processes import PeerProcess, python_module, running_peer
 from clients.bench_serve import Case, SweepPlan, server, sweep
 from clients.loadgen import run_load
@@ -36,13 +37,6 @@ from clients.loadgen import run_load
 logger = logging.getLogger(__name__)
 
 SIZES = (100, 1)
-# name -> (module run as ``python -m MODULE --port N``, the distribution it needs); "service" is ours
-PEERS: dict[str, tuple[str, str]] = {
-    "service": ("service", "debiased-ctr"),
-    "ray_serve": ("clients.bench_peers.ray_app", "ray"),
-    "bentoml": ("clients.bench_peers.bentoml_app", "bentoml"),
-    "litserve": ("clients.bench_peers.litserve_app", "litserve"),
-}
 LOOSER_SLOS_MS = (50.0, 100.0, 250.0)  # a shared machine's scheduling delays reach tens of ms at p99
 VERSIONED = ("ray", "bentoml", "litserve", "fastapi", "starlette", "uvicorn", "pydantic", "onnxruntime", "numpy")
 

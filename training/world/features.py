@@ -12,7 +12,6 @@ import math
 from common.features import Feature, FeatureSpec
 from training.world.config import DEVICES, WorldConfig
 
-CONTEXT_FEATURES = ("user_id", "user_segment", "device", "hour", "user_age")
 CANDIDATE_FEATURES = ("ad_id", "ad_category", "advertiser_id", "ad_price", "ad_quality")
 
 

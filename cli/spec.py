@@ -1,0 +1,28 @@
+"""``ctr spec infer``: propose a feature spec (TOML) from a log's columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.help_text import HelpTyper
+
+spec_app = HelpTyper(help="Feature specs: propose one from your logs.", no_args_is_help=True)
+
+
+@spec_app.command("infer")
+def infer(
+    logs: Annotated[Path, typer.Option(help="Your impression log (Parquet/CSV file or directory).")],
+    out: Annotated[Path | None, typer.Option(help="Write the TOML here instead of printing it.")] = None,
+) -> None:
+    """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
+    from training.spec_infer import infer_spec, spec_toml
+
+    text = spec_toml(*infer_spec(logs), logs)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")

@@ -1,0 +1,67 @@
+"""A report's ``command`` is the command that ran: every option given, none left out (cli/reports.py)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+
+def recorded(tmp_path, *args: str, env: dict | None = None) -> str:
+    """The ``command`` in the report of ``ctr ARGS --out OUT``, its measurement stubbed out."""
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, [*args, "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads(out.read_text())["command"]
+
+
+def test_bench_peers_records_the_peers_the_slo_the_repository_and_the_model(tmp_path, monkeypatch):
+    """It recorded only --quick and --server-cpus: a run of one peer at another SLO read as the default run."""
+    import clients.bench_peers.runner as runner
+
+    monkeypatch.setattr("cli.bench.require_exported", lambda repository, model: None)
+    monkeypatch.setattr("cli.bench.request_bodies", lambda *args, **kwargs: [])
+    monkeypatch.setattr(runner, "missing_packages", lambda peers: [])
+    monkeypatch.setattr(runner, "run_peers", lambda *args: {"peers": args[4]})
+    monkeypatch.setattr(runner, "table", lambda report: "")
+    args = ["bench", "peers", "--peers", "service", "--slo-ms", "50", "-r", str(tmp_path / "my models"), "--quick"]
+    command = recorded(tmp_path, *args, "--model", "ctr")
+    words = shlex.split(command)
+    assert words[:3] == ["ctr", "bench", "peers"]
+    for option, value in (("--peers", "service"), ("--slo-ms", "50.0"), ("--repository", str(tmp_path / "my models"))):
+        assert words[words.index(option) + 1] == value, command
+    assert words[words.index("--model") + 1] == "ctr" and "--quick" in words
+    assert "--server-cpus" not in words  # left at its default
+
+
+def test_bench_hotpath_records_the_repository_and_the_model(tmp_path, monkeypatch):
+    import clients.bench_hotpath
+
+    monkeypatch.setattr("cli.bench.require_exported", lambda repository, model: None)
+    monkeypatch.setattr("cli.bench.request_bodies", lambda *args, **kwargs: [])
+    case = {"cpu_us_per_request": 1.0, "event_loop_cpu_us_per_request": 1.0, "wall_us_per_request": 1.0}
+    monkeypatch.setattr(clients.bench_hotpath, "hot_path", lambda *args: {**case, "statuses": {}})
+    command = recorded(tmp_path, "bench", "hotpath", "-r", "elsewhere", "--model", "ctr")
+    assert command == f"ctr bench hotpath --out {tmp_path / 'report.json'} --model ctr --repository elsewhere"
+
+
+def test_ctr_auction_records_its_settings_and_never_the_admin_token(tmp_path, monkeypatch):
+    """It recorded only --quick and --url; an admin token given by the environment is a secret."""
+    import clients.auction.plot
+    import clients.auction.report
+    import clients.auction.run
+
+    monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: {"pipelines": {}})
+    monkeypatch.setattr(clients.auction.plot, "plot_report", lambda report, path: None)
+    monkeypatch.setattr(clients.auction.report, "table", lambda report: "")
+    args = ["auction", "--quick", "--days", "3", "--pipelines", "naive", "--no-progress", "--url", "http://h:1"]
+    args += ["--repository", str(tmp_path)]
+    command = recorded(tmp_path, *args, env={"CTR_ADMIN_TOKEN": "s3cret"})
+    assert "s3cret" not in command
+    words = shlex.split(command)
+    assert words[:2] == ["ctr", "auction"] and words[words.index("--days") + 1] == "3"
+    assert words[words.index("--pipelines") + 1] == "naive" and words[words.index("--admin-token") + 1] == "***"
+    assert {"--quick", "--no-progress"} <= set(words) and words[words.index("--url") + 1] == "http://h:1"
