@@ -321,15 +321,13 @@ def sample_request(
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Print a valid /v1/score body drawn from the world simulator (for curl, tests, load tests)."""
-    from common.repository import read_config
-    from training.world import World, WorldConfig
+    from training.config_world import repository_world
 
     if not (repository / model / "config.toml").is_file():
         raise FileNotFoundError(
             f"no {repository / model / 'config.toml'}: run from the repository root or pass --repository PATH/models"
         )
-    world_settings = read_config(repository, model).get("world", {})
-    body = World(WorldConfig(**world_settings)).sample_request(n_candidates=candidates, seed=seed)
+    body = repository_world(repository, model).sample_request(n_candidates=candidates, seed=seed)
     typer.echo(json.dumps(body))
 
 

@@ -41,7 +41,7 @@ def run_exported(root: Path, name: str, table: Any, version: int | None = None) 
 
 def heldout_day(config: ModelConfig) -> Any:
     """The config's held-out world day (uniformly random display by default), as a pyarrow table."""
-    from training.pipeline import world_of
+    from training.config_world import world_of
 
     data = config.data
     return world_of(config).simulate(

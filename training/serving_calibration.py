@@ -157,7 +157,7 @@ def evaluate_serving(url: str, root: Path, world_model: str | None = None, worke
             f"the service serves {world_name!r}, whose world this reads from {root / world_name / 'config.toml'}, "
             "which is absent: pass -r with the model repository the service serves"
         ) from None
-    from training.pipeline import world_spec
+    from training.config_world import world_spec
 
     table = heldout_day(config)
     started = time.perf_counter()

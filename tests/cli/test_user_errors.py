@@ -73,6 +73,20 @@ def test_a_misspelt_setting_in_a_config_section_is_named(tmp_path, section):
     assert ("(did you mean 'n_users'?)" in lines[0]) == (section == "world")  # the nearest known setting
 
 
+def test_a_misspelt_world_setting_is_named_by_the_commands_that_draw_requests(tmp_path):
+    """`ctr sample-request` and `ctr bench` built the world from the raw TOML: a 20-line TypeError."""
+    (tmp_path / "models" / "typo").mkdir(parents=True)
+    (tmp_path / "models" / "typo" / "config.toml").write_text('kind = "esmm"\n[world]\nn_user = 100\n')
+    done = ctr("sample-request", "--model", "typo", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: [world] settings ['n_user'] are unknown (did you mean 'n_users'?)")
+    from cli.bench import request_bodies  # every `ctr bench` command's bodies
+
+    with pytest.raises(ValueError, match=r"^\[world\] settings \['n_user'\] are unknown"):
+        request_bodies(tmp_path / "models", "typo", 1)
+
+
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
     (tmp_path / "models" / "bad").mkdir(parents=True)
     (tmp_path / "models" / "bad" / "config.toml").write_text('kind = "esmn"\n')
