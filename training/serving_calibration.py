@@ -31,7 +31,7 @@ import orjson
 
 from training.evaluation import heldout_day
 from training.logs import column_array, feature_columns
-from training.metrics import auc, expected_calibration_error
+from training.metrics import auc, binned_means, expected_calibration_error
 from training.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ def calibration(served: dict[str, np.ndarray], true: dict[str, np.ndarray], labe
 
 def reliability(served: np.ndarray, true: np.ndarray, bins: int = RELIABILITY_BINS) -> dict[str, list[float]]:
     """Mean served and mean true probability in equal-count bins of the served one."""
-    chunks = np.array_split(np.argsort(served, kind="mergesort"), bins)
-    return {"served": [float(served[c].mean()) for c in chunks], "true": [float(true[c].mean()) for c in chunks]}
+    served_means, true_means = binned_means(served, true, bins)
+    return {"served": served_means, "true": true_means}
 
 
 def evaluate_serving(url: str, root: Path, world_model: str | None = None, workers: int = 4) -> dict[str, Any]:
