@@ -246,16 +246,20 @@ def evaluate(
     day is drawn from the world of the served model's config.toml in --repository."""
     if name == "serving":
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
-        from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
+        import httpx
+
+        from clients.client import ServiceError
+        from training.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scoring call otherwise
         try:
             report = evaluate_serving(url, repository, workers=workers)
         except FileNotFoundError:
             raise  # this side's repository: said as such (cli/errors.py)
-        except (ServiceError, OSError) as error:
-            typer.echo(f"error: {url}: {error}", err=True)
+        except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
+            typer.echo(f"error: {url}: {error or type(error).__name__}", err=True)
             raise typer.Exit(1) from None
         write_report(out, report, sort_keys=True)
         plot(report, out.with_suffix(".png"))

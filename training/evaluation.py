@@ -49,6 +49,13 @@ def heldout_day(config: ModelConfig) -> Any:
     )
 
 
+def slot1_clicks(true_ctr: np.ndarray, stream: int) -> np.ndarray:
+    """A click per held-out impression as if it were shown at slot 1 (examination 1): True with
+    probability ``true_ctr``, drawn from the seed ``stream`` (each report keeps its own, so that its
+    numbers stay those it published)."""
+    return np.random.default_rng(stream).random(true_ctr.size) < true_ctr
+
+
 def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict[str, Any]:
     """The report of ``ctr evaluate``: AUCs, log losses and calibration on a held-out world day."""
     from training.model_config import ModelConfig
