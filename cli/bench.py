@@ -76,10 +76,9 @@ def require_exported(repository: Path, model: str) -> None:
 def request_bodies(repository: Path, model: str, candidates: int, count: int = 32) -> list[bytes]:
     """``count`` ``/v1/score`` bodies of ``candidates`` candidates each, drawn by the model's [world]
     (seeds 0 to ``count`` - 1: every benchmark sends the same bodies)."""
-    from common.repository import read_config
-    from training.world import World, WorldConfig
+    from training.config_world import repository_world
 
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    world = repository_world(repository, model)
     return [json.dumps(world.sample_request(candidates, seed=s)).encode() for s in range(count)]
 
 

@@ -248,16 +248,20 @@ def evaluate(
     day is drawn from the world of the served model's config.toml in --repository."""
     if name == "serving":
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
-        from training.serving_calibration import ServiceError, evaluate_serving, format_table, plot
+        import httpx
+
+        from clients.client import ServiceError
+        from training.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scoring call otherwise
         try:
             report = evaluate_serving(url, repository, workers=workers)
         except FileNotFoundError:
             raise  # this side's repository: said as such (cli/errors.py)
-        except (ServiceError, OSError) as error:
-            typer.echo(f"error: {url}: {error}", err=True)
+        except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
+            typer.echo(f"error: {url}: {error or type(error).__name__}", err=True)
             raise typer.Exit(1) from None
         write_report(out, report, sort_keys=True)
         plot(report, out.with_suffix(".png"))
@@ -323,15 +327,13 @@ def sample_request(
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Print a valid /v1/score body drawn from the world simulator (for curl, tests, load tests)."""
-    from common.repository import read_config
-    from training.world import World, WorldConfig
+    from training.config_world import repository_world
 
     if not (repository / model / "config.toml").is_file():
         raise FileNotFoundError(
             f"no {repository / model / 'config.toml'}: run from the repository root or pass --repository PATH/models"
         )
-    world_settings = read_config(repository, model).get("world", {})
-    body = World(WorldConfig(**world_settings)).sample_request(n_candidates=candidates, seed=seed)
+    body = repository_world(repository, model).sample_request(n_candidates=candidates, seed=seed)
     typer.echo(json.dumps(body))
 
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from locust import FastHttpUser, task
 
-from common.repository import read_config
-from training.world import World, WorldConfig
+from training.config_world import repository_world
 
 BODIES_PER_KIND = 32
 SIMILARITY_ITEMS = 10
@@ -46,7 +45,7 @@ def similarity_body(request: dict[str, Any], k: int | None = None) -> dict[str, 
 
 def world_bodies(repository: Path, model: str = "esmm") -> dict[str, list[bytes]]:
     """The encoded bodies of every task, drawn by the world of ``model``'s config."""
-    world = World(WorldConfig(**read_config(repository, model).get("world", {})))
+    world = repository_world(repository, model)
     seeds = range(BODIES_PER_KIND)
     bodies = {f"score_{n}": [world.sample_request(n, seed=s) for s in seeds] for n in (1, 10, 100)}
     items = [similarity_body(world.sample_request(SIMILARITY_ITEMS, seed=s)) for s in seeds]

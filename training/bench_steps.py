@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
+from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import model_phases
 from training.logs import feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model
-from training.pipeline import world_of, world_spec
 
 
 def time_steps(name: str, root: Path, fractions: tuple[int, ...] = (1, 2, 4), steps: int = 200) -> list[dict]:

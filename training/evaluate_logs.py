@@ -24,7 +24,7 @@ import numpy as np
 from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
 from training.evaluation import run_exported
 from training.logs import column_array, read_logs
-from training.metrics import auc, log_loss
+from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
 
@@ -229,14 +229,12 @@ def reliability_png(
 
     predicted, how = predicted_ctr(pctr, position, regime)
     scored = np.isfinite(predicted)
-    order = np.argsort(predicted[scored], kind="mergesort")
-    bins = [b for b in np.array_split(order, min(RELIABILITY_BINS, max(1, order.size))) if b.size]
-    x = [predicted[scored][b].mean() for b in bins]
-    y = [click[scored][b].mean() for b in bins]
+    n_scored = int(scored.sum())
+    x, y = binned_means(predicted[scored], click[scored], min(RELIABILITY_BINS, n_scored)) if n_scored else ([], [])
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
     top = max(max(x, default=0.0), max(y, default=0.0)) * 1.1 or 1.0
     axes.plot([0, top], [0, top], color="grey", linewidth=1, label="perfect calibration")
-    axes.plot(x, y, marker="o", label=f"{len(bins)} equal-count bins")
+    axes.plot(x, y, marker="o", label=f"{len(x)} equal-count bins")
     title = "pCTR x position CTR ratio" if "ratio from" in how else "pCTR as served"
     axes.set(xlabel="predicted CTR", ylabel="observed CTR", title=title, xlim=(0, top), ylim=(0, top))
     axes.legend(loc="upper left", fontsize=8)

@@ -41,12 +41,19 @@ def run_exported(root: Path, name: str, table: Any, version: int | None = None) 
 
 def heldout_day(config: ModelConfig) -> Any:
     """The config's held-out world day (uniformly random display by default), as a pyarrow table."""
-    from training.pipeline import world_of
+    from training.config_world import world_of
 
     data = config.data
     return world_of(config).simulate(
         days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
     )
+
+
+def slot1_clicks(true_ctr: np.ndarray, stream: int) -> np.ndarray:
+    """A click per held-out impression as if it were shown at slot 1 (examination 1): True with
+    probability ``true_ctr``, drawn from the seed ``stream`` (each report keeps its own, so that its
+    numbers stay those it published)."""
+    return np.random.default_rng(stream).random(true_ctr.size) < true_ctr
 
 
 def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict[str, Any]:

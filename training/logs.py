@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +57,10 @@ WRITE_ALIKE = (
 )
 
 
-def unified_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
+def unified_schema(schemas: list[tuple[Path, pa.Schema]], what: str = "impression log") -> pa.Schema:
     """The schema of a log's files, unified as their tables are joined (permissive: a column of int32 in
     one and int64 in another is int64, one a file lacks is null there); ValueError naming the first file
-    whose column types disagree with the files' before it (it named the directory alone)."""
+    (as ``what``) whose column types disagree with the files' before it (it named the directory alone)."""
     unified = schemas[0][1]
     for file, schema in schemas[1:]:
         try:
@@ -67,7 +68,7 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]]) -> pa.Schema:
             unified = pa.unify_schemas([unified, schema], promote_options="permissive")
         except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
             raise ValueError(
-                f"impression log {file} disagrees with {schemas[0][0].name} (and the files before it) on a column's "
+                f"{what} {file} disagrees with {schemas[0][0].name} (and the files before it) on a column's "
                 f"type ({error}): {WRITE_ALIKE}"
             ) from None
     return unified
@@ -86,17 +87,38 @@ def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
             raise pa.ArrowTypeError(f"Field {field.name} has incompatible types: {other} vs {field.type}")
 
 
-def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
-    """All rows of the logs at ``path``, checked for the label columns (each file's, ``check_labels``),
-    the spec's features and at least one row."""
-    required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
-    tables = []
+def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], None] | None = None) -> pa.Table:
+    """All rows of the Parquet/CSV files at ``path`` (``log_files``), joined: each file read and given to
+    ``check`` (ValueError naming a file that cannot be read, ``what`` saying what it is: "impression log"),
+    then those with rows joined as ``unified_schema`` unifies them (ValueError naming the first file whose
+    column types disagree, or a 64-bit unsigned column joined with a signed one); ValueError when none
+    has a row."""
     files = log_files(path)
+    tables = []
     for file in files:
         try:
             table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
-            raise ValueError(f"impression log {file} cannot be read: {error}") from None
+            raise ValueError(f"{what} {file} cannot be read: {error}") from None
+        if check is not None:
+            check(file, table)
+        tables.append(table)
+    read = [(file, table) for file, table in zip(files, tables, strict=True) if table.num_rows]  # an empty one's
+    if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
+        raise ValueError(f"{what} {path} has no rows")
+    unified_schema([(file, table.schema) for file, table in read], what)  # names a file that disagrees
+    try:
+        return pa.concat_tables([table for _, table in read], promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
+        raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
+
+
+def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
+    """All rows of the logs at ``path`` (``read_tables``), each file checked for the label columns
+    (``check_labels``) and the spec's features, and at least one row."""
+    required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
+
+    def check(file: Path, table: pa.Table) -> None:
         missing = [c for c in required if c not in table.column_names]
         if missing:
             features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
@@ -108,15 +130,8 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             check_labels(table, str(file))
             if spec is not None:
                 check_features(table, spec, str(file))
-        tables.append(table)
-    read = [(file, table) for file, table in zip(files, tables, strict=True) if table.num_rows]  # an empty one's
-    if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
-        raise ValueError(f"impression log {path} has no rows")
-    unified_schema([(file, table.schema) for file, table in read])  # names a file that disagrees
-    try:
-        return pa.concat_tables([table for _, table in read], promote_options="permissive")
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
-        raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
+
+    return read_tables(path, "impression log", check)
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

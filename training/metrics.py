@@ -41,8 +41,21 @@ def expected_calibration_error(predicted: np.ndarray, true_probability: np.ndarr
     true_probability = np.asarray(true_probability, dtype=np.float64).reshape(-1)
     if predicted.size == 0:
         return float("nan")
-    order = np.argsort(predicted, kind="mergesort")
     error = 0.0
-    for chunk in np.array_split(order, min(bins, predicted.size)):
+    for chunk in equal_count_bins(predicted, min(bins, predicted.size)):
         error += abs(predicted[chunk].mean() - true_probability[chunk].mean()) * chunk.size
     return float(error / predicted.size)
+
+
+def equal_count_bins(predicted: np.ndarray, bins: int) -> list[np.ndarray]:
+    """The indices of ``predicted`` in ``bins`` bins of consecutive values, sorted stably (ties keep their
+    order) and split as evenly as counts allow (``np.array_split``: the first ``size % bins`` bins hold one
+    more); with fewer values than bins, the last bins are empty."""
+    return np.array_split(np.argsort(predicted, kind="mergesort"), bins)
+
+
+def binned_means(predicted: np.ndarray, reference: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+    """(mean ``predicted``, mean ``reference``) in each of ``equal_count_bins(predicted, bins)``, in the
+    arrays' own precision (NaN for an empty bin): the points of a reliability diagram."""
+    chunks = equal_count_bins(predicted, bins)
+    return [float(predicted[c].mean()) for c in chunks], [float(reference[c].mean()) for c in chunks]

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config_layout import checked_top_level
+from common.config_layout import read_checked_config
 from common.config_table import built
-from common.repository import CONFIG_FILE, read_config
+from common.repository import CONFIG_FILE
+from training.config_world import retrieval_config, world_config
 from training.fit import TrainingConfig
-from training.world.config import POLICIES, WorldConfig
-from training.world.retrieval import RetrievalConfig
+from training.world.config import POLICIES
 
 # What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
 EVALUATIONS = {
@@ -76,9 +76,9 @@ class ModelConfig:
     model: dict[str, Any] = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    world: dict[str, Any] = field(default_factory=dict)  # read as WorldConfig(**world) where used
+    world: dict[str, Any] = field(default_factory=dict)  # overrides; training/config_world.py builds the world
     queries: QueriesConfig = field(default_factory=QueriesConfig)
-    retrieval: dict[str, Any] = field(default_factory=dict)  # read as RetrievalConfig(**retrieval) where used
+    retrieval: dict[str, Any] = field(default_factory=dict)  # overrides; training/config_world.py builds the view
     serving: dict[str, Any] = field(default_factory=dict)
     evaluation: str = "world"  # what `ctr evaluate` runs: a key of EVALUATIONS
 
@@ -88,13 +88,7 @@ class ModelConfig:
         from training.models.registry import MODEL_KINDS, default_evaluation, model_config_of
 
         path = root / name / CONFIG_FILE
-        try:
-            raw = checked_top_level(read_config(root, name), path)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"no config for model {name!r}: expected {path}; "
-                f"create it with `ctr new {name} --kind KIND` (or run from the repository root)"
-            ) from None
+        raw = read_checked_config(root, name)
         if "kind" not in raw:
             raise ValueError(f"{path} must say which kind of model it is (kind = ...)")
         kind = raw["kind"]
@@ -107,8 +101,8 @@ class ModelConfig:
             )
         model_config_of(kind, raw.get("model", {}))  # before any log is read or simulated
         world, retrieval = raw.get("world", {}), raw.get("retrieval", {})
-        built(WorldConfig, world, "[world]")  # checked here; kept as read, the overrides of the defaults
-        built(RetrievalConfig, retrieval, "[retrieval]")
+        world_config(world)  # checked here; kept as read, the overrides of the defaults
+        retrieval_config(retrieval)
         return cls(
             name=name,
             kind=kind,

@@ -19,6 +19,7 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from common.repository import read_config
 from training.checkpoint import Checkpoint
+from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
 from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs
@@ -27,12 +28,6 @@ from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
 
 logger = logging.getLogger(__name__)
-
-
-def world_of(config: ModelConfig):  # -> training.world.World
-    from training.world import World, WorldConfig
-
-    return World(WorldConfig(**config.world))
 
 
 def simulate_training_logs(config: ModelConfig, path: Path) -> Path:
@@ -46,13 +41,6 @@ def simulate_training_logs(config: ModelConfig, path: Path) -> Path:
     )
     write_logs(table, path)
     return path
-
-
-def world_spec(config: ModelConfig) -> FeatureSpec:
-    """The feature spec of the world's logs, sized to the configured world."""
-    from training.world import WorldConfig, feature_spec
-
-    return feature_spec(WorldConfig(**config.world))
 
 
 def training_data(

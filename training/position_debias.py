@@ -26,7 +26,7 @@ from common.encoder import FeatureEncoder
 from common.repository import versions
 from common.roles import ROLE
 from training.dataset import ImpressionTensors
-from training.evaluation import heldout_day, run_exported
+from training.evaluation import heldout_day, run_exported, slot1_clicks
 from training.fit import fit, predict
 from training.logs import column_array
 from training.metrics import auc, expected_calibration_error, log_loss
@@ -69,7 +69,7 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
         _, spec, data = training_data(config, None, None, Path(work_dir))
     table = heldout_day(config)
     true_ctr = column_array(table, "true_ctr")  # position-free: the click probability at position 1
-    clicks = np.random.default_rng(CLICK_STREAM).random(true_ctr.size) < true_ctr
+    clicks = slot1_clicks(true_ctr, CLICK_STREAM)
     heldout = ImpressionTensors.from_table(table, FeatureEncoder(spec))
     report: dict[str, Any] = {
         "model": name,

@@ -24,14 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import check_features, column_array, feature_columns, fingerprint, log_files, read_logs
+from training.logs import check_features, column_array, feature_columns, fingerprint, read_logs, read_tables
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +44,17 @@ class LogRetrievalData:
 
 
 def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
-    """The non-displayed table: every required candidate feature of ``spec`` present, and every value one
-    the service would take (``check_features``, as the displayed log's: a null id became the item 'None')."""
+    """The non-displayed table, its files read and joined as the displayed log's (``read_tables``: a file
+    that cannot be read or disagrees on a column's type is named): every required candidate feature of
+    ``spec`` present, and every value one the service would take (``check_features``, as the displayed
+    log's: a null id became the item 'None')."""
     try:
-        files = log_files(path)
+        table = read_tables(path, "non-displayed table")
     except FileNotFoundError as error:  # said of the table it is, not of an impression log
         raise FileNotFoundError(f"--non-displayed: {str(error).replace('impression log', 'table')}") from None
-    tables = [pacsv.read_csv(f) if f.suffix == ".csv" else pq.read_table(f) for f in files]
-    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     missing = [f.name for f in spec.for_side("candidate").features if f.required and f.name not in table.column_names]
     if missing:
         raise ValueError(f"non-displayed table {path} lacks the candidate columns {missing}")
-    if table.num_rows == 0:
-        raise ValueError(f"non-displayed table {path} has no rows")
     check_features(table, spec.for_side("candidate"), f"{path} (non-displayed)")
     return table
 

@@ -18,14 +18,14 @@ import torch
 
 from common.features import FeatureSpec
 from training.checkpoint import Checkpoint
+from training.config_world import retrieval_view_of
 from training.fit import fit
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.pipeline import warn_if_small
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
-from training.world import World, WorldConfig
-from training.world.retrieval import RetrievalConfig, RetrievalView
+from training.world.retrieval import RetrievalView
 
 logger = logging.getLogger(__name__)
 EVALUATION_SEED = 3_000_000  # `ctr evaluate`'s queries: neither the training nor model.json's held-out ones
@@ -51,7 +51,7 @@ def train_retrieval(
     if logs is not None:
         return _train_on_logs(config, *logs, progress=progress)
     queries_config = config.queries
-    view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
+    view = retrieval_view_of(config)
     seed = queries_config.seed
     queries = view.queries(queries_config.train_queries, seed)
     data = build_retrieval_data(view, queries, view.expose(queries, seed), queries_config.n_targets, seed)
@@ -119,7 +119,7 @@ def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dic
     model = retrieval_model(root, name, version)
     config = ModelConfig.load(root, name)
     queries_config = config.queries
-    view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
+    view = retrieval_view_of(config)
     queries = view.queries(queries_config.eval_queries, EVALUATION_SEED + queries_config.seed)
     encoded = model.query.encoder.encode(view.query_columns(queries), len(queries))
     v_q = model.query.embed(encoded.as_inputs())  # (Q, L)

@@ -4,7 +4,8 @@ Clients get three numbers per candidate, all for the top slot (README, API): pct
 slot 1), pctcvr = P(click and convert | x, slot 1), pcvr = P(convert | click, x). This command checks
 them the way a client meets them: it draws a held-out world day displayed uniformly at random (the
 world and held-out settings of the served ``ctcvr`` model's ``config.toml``), sends each of its ad
-requests, one request per call, to ``POST /v1/score`` over HTTP, and compares the answers with the
+requests, one request per call, to ``POST /v1/score`` over HTTP (``ScoringClient``, clients/client.py:
+a 503's ``Retry-After`` is waited out, a refusal is its ``ServiceError``), and compares the answers with the
 world's true probabilities at slot 1. It never opens the ONNX files: what is measured is what the
 service serves, role pairing and pcvr formation included.
 
@@ -16,7 +17,6 @@ and that potential). A reliability diagram (PNG) goes beside the JSON.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import logging
 import time
@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
-import orjson
 
-from training.evaluation import heldout_day
+from clients.client import ScoringClient, require_ready
+from training.config_world import world_spec
+from training.evaluation import heldout_day, slot1_clicks
 from training.logs import column_array, feature_columns
-from training.metrics import auc, expected_calibration_error
+from training.metrics import auc, binned_means, expected_calibration_error
 from training.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -40,73 +40,37 @@ CLICK_STREAM = 1_804_07931  # seeds the slot-1 clicks that label pCTCVR's AUC
 OUTPUTS = ("pctr", "pctcvr", "pcvr")
 DECILES = 10
 RELIABILITY_BINS = 10
+HTTP_TIMEOUT_S = 30.0  # httpx's, for each phase of one /v1/score call (a held-out day's requests are small)
 
 
-class ServiceError(RuntimeError):
-    """The service answered something other than scores."""
-
-
-class ScoreClient:
-    """One persistent HTTP/1.1 connection to the service."""
-
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"--url must be http://host:port, not {url!r}")
-        self.host, self.port, self.timeout_s = parts.hostname, parts.port or 80, timeout_s
-        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> Any:
-        headers = {"content-type": "application/json"} if body is not None else {}
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
-        data = response.read()
-        if response.status != 200:
-            raise ServiceError(f"{method} {path} answered {response.status}: {data[:300]!r}")
-        return orjson.loads(data)
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def request_bodies(table: Any, spec: Any) -> Iterator[tuple[int, int, bytes]]:
-    """(first row, row count, /v1/score body) per ad request of a world table, in order."""
+def score_requests(table: Any, spec: Any) -> Iterator[tuple[int, int, dict[str, Any], list[dict[str, Any]]]]:
+    """(first row, row count, context, candidates) per ad request of a world table, in order."""
     columns = {name: values.tolist() for name, values in feature_columns(table, spec).items()}
     context = [f.name for f in spec.features if f.side == "context" and f.name in columns]
     candidate = [f.name for f in spec.features if f.side == "candidate" and f.name in columns]
     ids = column_array(table, "request_id")
     starts = [*np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]).tolist(), len(ids)]
     for start, stop in itertools.pairwise(starts):
-        body = {
-            "context": {name: columns[name][start] for name in context},
-            "candidates": [{name: columns[name][row] for name in candidate} for row in range(start, stop)],
-        }
-        yield start, stop - start, orjson.dumps(body)
+        candidates = [{name: columns[name][row] for name in candidate} for row in range(start, stop)]
+        yield start, stop - start, {name: columns[name][start] for name in context}, candidates
 
 
-def score_over_http(url: str, table: Any, spec: Any, workers: int) -> dict[str, np.ndarray]:
-    """Every row's served pctr / pctcvr / pcvr, one /v1/score call per ad request, ``workers`` connections."""
+def score_over_http(client: ScoringClient, table: Any, spec: Any, workers: int) -> dict[str, np.ndarray]:
+    """Every row's served pctr / pctcvr / pcvr, one /v1/score call per ad request, ``workers`` at once
+    (``client`` holds as many connections)."""
     served = {name: np.full(table.num_rows, np.nan) for name in OUTPUTS}
-    clients = [ScoreClient(url) for _ in range(workers)]
 
     def run(worker: int) -> None:
-        client = clients[worker]
-        for index, (start, count, body) in enumerate(request_bodies(table, spec)):
+        for index, (start, count, context, candidates) in enumerate(score_requests(table, spec)):
             if index % workers != worker:
                 continue
-            scores = client.call("POST", "/v1/score", body)["scores"]
-            if len(scores) != count:
-                raise ServiceError(f"{count} candidates sent, {len(scores)} scores answered")
+            scores = client.score(context, candidates).scores  # one per candidate (else ValueError)
             for name in OUTPUTS:
-                served[name][start : start + count] = [s[name] for s in scores]
+                served[name][start : start + count] = [getattr(score, name) for score in scores]
 
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            for result in [pool.submit(run, w) for w in range(workers)]:
-                result.result()
-    finally:
-        for client in clients:
-            client.close()
+    with ThreadPoolExecutor(workers) as pool:
+        for result in [pool.submit(run, w) for w in range(workers)]:
+            result.result()
     return served
 
 
@@ -114,7 +78,7 @@ def truth(table: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(true probabilities at slot 1, binary labels for the AUCs) per row."""
     true_ctr, true_cvr = column_array(table, "true_ctr"), column_array(table, "true_cvr")
     potential = column_array(table, "conversion_potential").astype(bool)
-    clicks = np.random.default_rng(CLICK_STREAM).random(true_ctr.size) < true_ctr  # as if shown at slot 1
+    clicks = slot1_clicks(true_ctr, CLICK_STREAM)
     probabilities = {"pctr": true_ctr, "pctcvr": true_ctr * true_cvr, "pcvr": true_cvr}
     return probabilities, {"pcvr": potential, "pctcvr": clicks & potential, "pctr": clicks}
 
@@ -135,40 +99,35 @@ def calibration(served: dict[str, np.ndarray], true: dict[str, np.ndarray], labe
 
 def reliability(served: np.ndarray, true: np.ndarray, bins: int = RELIABILITY_BINS) -> dict[str, list[float]]:
     """Mean served and mean true probability in equal-count bins of the served one."""
-    chunks = np.array_split(np.argsort(served, kind="mergesort"), bins)
-    return {"served": [float(served[c].mean()) for c in chunks], "true": [float(true[c].mean()) for c in chunks]}
+    served_means, true_means = binned_means(served, true, bins)
+    return {"served": served_means, "true": true_means}
 
 
 def evaluate_serving(url: str, root: Path, world_model: str | None = None, workers: int = 4) -> dict[str, Any]:
-    """The report of ``ctr evaluate serving``."""
-    client = ScoreClient(url)
-    try:
-        listed = client.call("GET", "/v1/models")["models"]
-    finally:
-        client.close()
-    roles = {role: m for m in listed for role in m.get("roles", [])}
-    if not all(m.get("ready") for m in roles.values()):
-        raise ServiceError(f"the service is not ready: {[m for m in listed if not m.get('ready')]}")
-    world_name = world_model or roles["ctcvr"]["name"]
-    try:
-        config = ModelConfig.load(root, world_name)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"the service serves {world_name!r}, whose world this reads from {root / world_name / 'config.toml'}, "
-            "which is absent: pass -r with the model repository the service serves"
-        ) from None
-    from training.pipeline import world_spec
-
-    table = heldout_day(config)
-    started = time.perf_counter()
-    served = score_over_http(url, table, world_spec(config), workers)
-    seconds = time.perf_counter() - started
+    """The report of ``ctr evaluate serving``: ValueError naming ``url`` where no service answers there or it
+    is not ready; ``ServiceError`` (clients/client.py) for a call it refuses, httpx's errors for one that fails."""
+    require_ready(url)  # a malformed URL, nothing there or a role's model not loaded: one line, before any work
+    with ScoringClient(url, timeout_s=HTTP_TIMEOUT_S, max_connections=workers) as client:
+        roles = {role: m for m in client.models() for role in m.roles}
+        world_name = world_model or roles["ctcvr"].name
+        try:
+            config = ModelConfig.load(root, world_name)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"the service serves {world_name!r}, whose world this reads from {root / world_name / 'config.toml'}, "
+                "which is absent: pass -r with the model repository the service serves"
+            ) from None
+        table = heldout_day(config)
+        started = time.perf_counter()
+        served = score_over_http(client, table, world_spec(config), workers)
+        seconds = time.perf_counter() - started
     true, labels = truth(table)
     deciles = np.array_split(np.argsort(true["pctr"], kind="mergesort"), DECILES)
     return {
         "url": url,
         "models": {
-            role: {k: m.get(k) for k in ("name", "version", "kind", "position")} for role, m in sorted(roles.items())
+            role: {k: getattr(m, k) for k in ("name", "version", "kind", "position")}
+            for role, m in sorted(roles.items())
         },
         "world_config": config.name,
         "heldout_policy": config.data.heldout_policy,

@@ -26,6 +26,9 @@ def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
         (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
         (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
         (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
+        # nothing listening was exit 1, as if the service had answered; a URL without http:// is said alike
+        (["evaluate", "serving", "--url", "http://127.0.0.1:1"], "--url http://127.0.0.1:1: no service answers there"),
+        (["evaluate", "serving", "--url", "localhost:8000"], "no service answers there (Request URL has"),
     ],
 )
 def test_user_mistakes_print_one_line(tmp_path, args, expected):
@@ -71,6 +74,20 @@ def test_a_misspelt_setting_in_a_config_section_is_named(tmp_path, section):
     assert done.returncode == 2 and len(lines) == 1, done.stderr  # [world] was a 66-line TypeError
     assert lines[0].startswith(f"error: [{section}] settings ['n_user'] are unknown") and "; known: [" in lines[0]
     assert ("(did you mean 'n_users'?)" in lines[0]) == (section == "world")  # the nearest known setting
+
+
+def test_a_misspelt_world_setting_is_named_by_the_commands_that_draw_requests(tmp_path):
+    """`ctr sample-request` and `ctr bench` built the world from the raw TOML: a 20-line TypeError."""
+    (tmp_path / "models" / "typo").mkdir(parents=True)
+    (tmp_path / "models" / "typo" / "config.toml").write_text('kind = "esmm"\n[world]\nn_user = 100\n')
+    done = ctr("sample-request", "--model", "typo", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: [world] settings ['n_user'] are unknown (did you mean 'n_users'?)")
+    from cli.bench import request_bodies  # every `ctr bench` command's bodies
+
+    with pytest.raises(ValueError, match=r"^\[world\] settings \['n_user'\] are unknown"):
+        request_bodies(tmp_path / "models", "typo", 1)
 
 
 def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):

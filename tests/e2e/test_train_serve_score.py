@@ -151,9 +151,9 @@ def test_evaluate_writes_the_report(world_repository, tmp_path):
 
 
 def test_the_committed_config_builds_its_model():
+    from training.config_world import world_spec
     from training.model_config import ModelConfig
     from training.models.registry import build_model
-    from training.pipeline import world_spec
 
     config = ModelConfig.load(ROOT / "models", "esmm")
     assert config.kind == "esmm_debiased"  # the served ESMM carries the position bypass

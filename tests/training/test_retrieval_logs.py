@@ -16,7 +16,7 @@ from cli.main import app
 from common.features import FeatureSpec
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest
 from training.models.esam import ESAM, ESAMConfig
-from training.retrieval_logs import build_log_data
+from training.retrieval_logs import build_log_data, read_candidates
 
 SPEC_TOML = """
 [[feature]]
@@ -179,6 +179,24 @@ def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) 
     result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root)])
     assert result.exit_code != 0
     assert "(non-displayed): required feature 'sku' is missing on 1 rows" in str(result.exception)
+
+
+def test_a_non_displayed_file_that_cannot_be_read_or_joined_is_named(tmp_path: Path) -> None:
+    """The non-displayed files were read and joined without the displayed log's safeguards: a damaged
+    file was pyarrow's error naming no file, a column of text in one file and numbers in another too."""
+    _, other, spec_path = _write_pair(tmp_path)
+    spec = FeatureSpec.from_toml(spec_path)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.parquet").write_bytes(other.read_bytes())
+    (shards / "b.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match=r"non-displayed table .*shards/b\.parquet cannot be read"):
+        read_candidates(shards, spec)
+    table = pq.read_table(other)
+    prices = pa.array([str(price) for price in table.column("price").to_pylist()])
+    pq.write_table(table.set_column(table.column_names.index("price"), "price", prices), shards / "b.parquet")
+    with pytest.raises(ValueError, match=r"non-displayed table .*shards/b\.parquet disagrees with a\.parquet"):
+        read_candidates(shards, spec)
 
 
 def test_the_spec_ctr_new_kept_is_used_without_spec(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from training.evaluation import entire_space_metrics, oracle_aucs, selection_bia
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit, predict
 from training.logs import column_array, feature_columns
-from training.metrics import expected_calibration_error
+from training.metrics import binned_means, expected_calibration_error
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 
@@ -148,11 +148,8 @@ def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float
 
 def calibration_curve(pcvr: np.ndarray, true_cvr: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
     """Mean predicted and mean true CVR in equal-count bins of the prediction."""
-    chunks = np.array_split(np.argsort(pcvr, kind="mergesort"), bins)
-    return {
-        "predicted": [float(pcvr[c].mean()) for c in chunks],
-        "true": [float(true_cvr[c].mean()) for c in chunks],
-    }
+    predicted, true = binned_means(pcvr, true_cvr, bins)
+    return {"predicted": predicted, "true": true}
 
 
 def simulate(world: Any, config: CVRExperimentConfig, seed: int) -> tuple[Any, Any]:

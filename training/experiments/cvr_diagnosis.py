@@ -253,7 +253,7 @@ def build(config: ModelConfig, spec: Any, objective: str, overrides: dict[str, A
 
 def run_cvr_diagnosis(root: Path, config: DiagnosisConfig) -> dict[str, Any]:
     """The report of ``ctr experiment cvr-diagnosis``."""
-    from training.pipeline import world_of
+    from training.config_world import world_of
     from training.world import feature_spec
 
     started = time.perf_counter()

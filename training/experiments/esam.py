@@ -36,14 +36,14 @@ import numpy as np
 import torch
 
 from common.encoder import EncodedFeatures
+from training.config_world import retrieval_view_of
 from training.dataset import ImpressionTensors
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit
 from training.models.esam import ESAM, ESAMConfig, correlation_alignment
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
-from training.world import World, WorldConfig
-from training.world.retrieval import RetrievalConfig, RetrievalView
+from training.world.retrieval import RetrievalView
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def run_experiment(config: ExperimentConfig, plot: Path | None = None) -> dict[s
 
 def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:
     started = time.perf_counter()
-    view = RetrievalView(World(WorldConfig(**config.world)), RetrievalConfig(**config.retrieval))
+    view = retrieval_view_of(config)
     first = SeedData(view, config, 0)
     sweep = run_sweep(first, ESAMConfig(**config.model)) if config.sweep else None
     base = ESAMConfig(**{**config.model, **(sweep["chosen"] if sweep else {})})

@@ -1,0 +1,54 @@
+"""Equal-count bins of a prediction (training/metrics.py): the calibration error, the reliability
+diagrams of ``ctr evaluate serving`` and ``--logs`` and the CVR experiment's curves all bin with them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from training.experiments.cvr import calibration_curve
+from training.metrics import binned_means, equal_count_bins, expected_calibration_error
+from training.serving_calibration import reliability
+
+
+def test_bins_hold_consecutive_predictions_the_first_ones_one_more() -> None:
+    predicted = np.array([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8])
+    chunks = equal_count_bins(predicted, 3)
+    assert [c.size for c in chunks] == [3, 2, 2]  # 7 = 3 + 2 + 2
+    assert [predicted[c].tolist() for c in chunks] == [[0.1, 0.2, 0.3], [0.5, 0.7], [0.8, 0.9]]
+
+
+def test_tied_predictions_keep_their_order_and_fewer_rows_than_bins_leave_empty_bins() -> None:
+    assert [c.tolist() for c in equal_count_bins(np.array([0.5, 0.2, 0.5, 0.5]), 2)] == [[1, 0], [2, 3]]
+    assert [c.size for c in equal_count_bins(np.array([0.3, 0.1]), 4)] == [1, 1, 0, 0]
+
+
+def test_binned_means_are_each_bins_mean_in_the_arrays_own_precision() -> None:
+    predicted = np.array([0.4, 0.1, 0.3, 0.2], dtype=np.float32)
+    reference = np.array([1.0, 0.0, 0.0, 1.0], dtype=np.float32)
+    x, y = binned_means(predicted, reference, 2)
+    assert x == [float(np.float32([0.1, 0.2]).mean()), float(np.float32([0.3, 0.4]).mean())]
+    assert y == [0.5, 0.5]
+    with pytest.warns(RuntimeWarning):  # an empty bin's mean
+        x, y = binned_means(predicted[:1], reference[:1], 2)
+    assert x[0] == pytest.approx(0.4) and math.isnan(x[1]) and y[0] == 1.0 and math.isnan(y[1])
+
+
+def test_the_calibration_error_weights_each_bins_gap_by_its_size() -> None:
+    predicted = np.array([0.1, 0.2, 0.3, 0.6, 0.8])
+    true = np.array([0.1, 0.1, 0.1, 0.5, 0.5])
+    # bins {0.1, 0.2, 0.3} and {0.6, 0.8}: |0.2 - 0.1| x 3 + |0.7 - 0.5| x 2, over 5 rows
+    assert expected_calibration_error(predicted, true, bins=2) == pytest.approx((0.1 * 3 + 0.2 * 2) / 5)
+    assert expected_calibration_error(predicted, true, bins=20) == pytest.approx(np.abs(predicted - true).mean())
+    assert math.isnan(expected_calibration_error(np.array([]), np.array([])))
+
+
+def test_the_reliability_diagrams_and_curves_are_the_binned_means() -> None:
+    rng = np.random.default_rng(0)
+    predicted, true = rng.random(1003), rng.random(1003)
+    x, y = binned_means(predicted, true, 10)
+    assert reliability(predicted, true, 10) == {"served": x, "true": y}
+    assert calibration_curve(predicted, true, 10) == {"predicted": x, "true": y}
+    assert x == sorted(x) and len(x) == 10
