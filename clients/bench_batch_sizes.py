@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from clients.bench_serve import RawOrt, machine
+from clients.bench_serve import RawOrt
+from clients.machine import machine
 
 SIZES = (1, 8, 32, 64, 128, 256, 512, 1024)
 FLAT_WITHIN = 0.10  # a size whose cost per row is within this of the cheapest is "past the knee"

@@ -21,7 +21,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clients.bench_serve import cpu_seconds, descendants, free_port
+from clients.bench_serve import free_port
+from clients.machine import cpu_seconds, descendants
 
 logger = logging.getLogger(__name__)
 
