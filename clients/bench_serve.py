@@ -44,7 +44,7 @@ import asyncio
 import json
 import logging
 import os
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +62,7 @@ from clients import bench_v2
 from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
 from clients.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
+from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Case:
 
 
 SERVER_WORKERS = "BENCH_SERVER_WORKERS"  # a case's setting: uvicorn's --workers for a reference server
+READY_TIMEOUT_S = 60.0  # a server not answering its readiness route by then failed to start
+STOP_SIGNALS: Signals = ((signal.SIGTERM, 20.0), (signal.SIGKILL, None))  # how a server is stopped
 
 CASES = (
     Case("http_only", "http_only", 100, 100),
@@ -120,12 +123,6 @@ CASES = (
 )
 # every name --cases takes: ONNX Runtime alone, the served cases, the V2 transports (bench_v2.py)
 CASE_NAMES = ("raw_ort", *(case.name for case in CASES), *bench_v2.CASES)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -169,17 +166,9 @@ def server(
         command = [interpreter, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
         command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
-    process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_ready(port, process, kind)
+    # stdout discarded, stderr piped for the error of a failed start; SIGTERM, then a kill after 20 s
+    with started(command, base, partial(_wait_ready, port, kind=kind), cwd=root, signals=STOP_SIGNALS) as process:
         yield port, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def served_providers(port: int) -> dict[str, str | None]:
@@ -219,18 +208,17 @@ def runs_between(before: ModelRuns, after: ModelRuns) -> dict[str, dict[str, flo
 
 
 def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
+    """Until the server answers 200 on its readiness route (the service's ``/v2/health/ready``, a
+    reference server's ``/docs``); RuntimeError with its stderr if it exits first."""
     path = "/v2/health/ready" if kind == "service" else "/docs"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{kind} server not ready after 60 s")
+    poll_until_ready(
+        process,
+        partial(answers_200, f"http://127.0.0.1:{port}{path}"),
+        READY_TIMEOUT_S,
+        exited=lambda _: f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}",
+        late=lambda: f"{kind} server not ready after {READY_TIMEOUT_S:.0f} s",
+        interval_s=0.1,
+    )
 
 
 def sweep(
