@@ -277,21 +277,10 @@ def docs_check(
 @contextmanager
 def served(repository: Path) -> Iterator[str]:
     """``ctr serve`` over ``repository`` on a free loopback port; yields its URL once ready."""
-    import logging
+    from clients import service_process
 
-    from clients.service_process import free_port, stop, wait_ready
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness poll
-    port = free_port()
-    env = {**os.environ, "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port), "CTR_MODEL_REPOSITORY": str(repository),
-           "CTR_ACCESS_LOG": "false", "CTR_LOG_LEVEL": "WARNING"}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="docs-check-") as scratch:
-        log = Path(scratch) / "serve.log"
-        with open(log, "wb") as output:
-            process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], env=env, stdout=output,
-                                       stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            wait_ready(process, f"http://127.0.0.1:{port}", log)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop(process)
+    with (
+        tempfile.TemporaryDirectory(prefix="docs-check-") as scratch,
+        service_process.served(repository, Path(scratch) / "serve.log") as (url, _),
+    ):
+        yield url

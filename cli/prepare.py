@@ -13,6 +13,7 @@ it took on the 2-core machine, when known), one when it is trained and one when 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Annotated
 import typer
 
 from cli.options import RepositoryOption, WorkDirOption
+from clients.service_process import stop
 
 # Seconds each default model took to train and export with `ctr prepare` on the 2-core machine
 # (three processes sharing its two cores; docs/results.md "Timings"): the "~N s" of the progress lines.
@@ -71,15 +73,8 @@ def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
 
 
 def _stop(jobs: list[Job]) -> None:
-    for job in jobs:
-        if job.process.poll() is None:
-            job.process.terminate()
-    for job in jobs:
-        try:
-            job.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            job.process.kill()
-            job.process.wait()
+    """SIGTERM to every job still running, then for each a wait of 10 s and a kill."""
+    stop(*(job.process for job in jobs), signals=((signal.SIGTERM, 10.0), (signal.SIGKILL, None)))
 
 
 def _exported_version(log: Path) -> str:

@@ -27,8 +27,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from clients.bench_serve import cpu_seconds, measured_step, server
+from clients.bench_serve import measured_step, server
 from clients.loadgen import run_load
+from clients.machine import cpu_seconds
 
 WARM_UP_S = 2.0  # load before the first round, on each side (sessions, caches, the batcher's rate)
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from clients import loadgen
 from clients.bench_harden import pinned_apart, unpin
-from clients.bench_serve import cpu_seconds, server
+from clients.bench_serve import server
+from clients.machine import cpu_seconds
 
 RATES = (5_000, 10_000, 20_000, 30_000)  # ctr bench loadgen's default
 

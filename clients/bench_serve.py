@@ -44,8 +44,7 @@ import asyncio
 import json
 import logging
 import os
-import platform
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +61,8 @@ import numpy as np
 from clients import bench_v2
 from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
+from clients.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
+from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Case:
 
 
 SERVER_WORKERS = "BENCH_SERVER_WORKERS"  # a case's setting: uvicorn's --workers for a reference server
+READY_TIMEOUT_S = 60.0  # a server not answering its readiness route by then failed to start
+STOP_SIGNALS: Signals = ((signal.SIGTERM, 20.0), (signal.SIGKILL, None))  # how a server is stopped
 
 CASES = (
     Case("http_only", "http_only", 100, 100),
@@ -120,87 +123,6 @@ CASES = (
 )
 # every name --cases takes: ONNX Runtime alone, the served cases, the V2 transports (bench_v2.py)
 CASE_NAMES = ("raw_ort", *(case.name for case in CASES), *bench_v2.CASES)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> child pids, for every process now alive."""
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every live process under it."""
-    tree, found, stack = _children(), [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(tree.get(current, ()))
-    return found
-
-
-def tree_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time so far of ``pid`` and every live process under it (a service run as a
-    supervisor and its workers); None where ``pid``'s cannot be read."""
-    own = cpu_seconds(pid)
-    if own is None:
-        return None
-    return own + sum(cpu_seconds(child) or 0.0 for child in descendants(pid)[1:])
-
-
-def steal_pct_since(steal_before: float | None, seconds: float) -> float | None:
-    """The host's steal since ``steal_before`` (a ``steal_seconds()`` reading), as % of one CPU over
-    ``seconds``; None where it cannot be read."""
-    steal_after = steal_seconds()
-    if steal_before is None or steal_after is None or seconds <= 0:
-        return None
-    return round(100 * (steal_after - steal_before) / seconds, 1)
-
-
-HOST_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-
-
-def host_cpu_seconds() -> dict[str, float] | None:
-    """The host's CPU time since boot by kind, all CPUs together (Linux /proc/stat's first line: user,
-    system, idle, steal, ...); None elsewhere."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    if len(fields) < len(HOST_CPU_FIELDS):
-        return None
-    hz = os.sysconf("SC_CLK_TCK")
-    return {name: int(value) / hz for name, value in zip(HOST_CPU_FIELDS, fields, strict=False)}
-
-
-def steal_seconds() -> float | None:
-    """CPU time the hypervisor has given other guests since boot, all CPUs together (``steal``; None
-    where it cannot be read): a step that saw much of it measured a contended host."""
-    host = host_cpu_seconds()
-    return host["steal"] if host is not None else None
 
 
 @contextmanager
@@ -244,17 +166,9 @@ def server(
         command = [interpreter, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
         command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
-    process = subprocess.Popen(command, cwd=root, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_ready(port, process, kind)
+    # stdout discarded, stderr piped for the error of a failed start; SIGTERM, then a kill after 20 s
+    with started(command, base, partial(_wait_ready, port, kind=kind), cwd=root, signals=STOP_SIGNALS) as process:
         yield port, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def served_providers(port: int) -> dict[str, str | None]:
@@ -294,18 +208,17 @@ def runs_between(before: ModelRuns, after: ModelRuns) -> dict[str, dict[str, flo
 
 
 def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
+    """Until the server answers 200 on its readiness route (the service's ``/v2/health/ready``, a
+    reference server's ``/docs``); RuntimeError with its stderr if it exits first."""
     path = "/v2/health/ready" if kind == "service" else "/docs"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{kind} server not ready after 60 s")
+    poll_until_ready(
+        process,
+        partial(answers_200, f"http://127.0.0.1:{port}{path}"),
+        READY_TIMEOUT_S,
+        exited=lambda _: f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}",
+        late=lambda: f"{kind} server not ready after {READY_TIMEOUT_S:.0f} s",
+        interval_s=0.1,
+    )
 
 
 def sweep(
@@ -454,19 +367,6 @@ class RawOrt:
     def candidates_per_s(self) -> float:
         """The ceiling now: ``PROBE_S`` of runs."""
         return self.measure(PROBE_S)["candidates_per_s"]
-
-
-def machine() -> dict[str, Any]:
-    import onnxruntime as ort
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "onnxruntime": ort.__version__,
-        "providers": ort.get_available_providers(),
-        "load_average": list(os.getloadavg()),
-    }
 
 
 def run_bench(

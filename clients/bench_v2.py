@@ -170,7 +170,9 @@ def run_cases(
     repository: Path, model: str, bodies_100: list[bytes], step_s: float, threads: int, only: set[str] | None = None
 ) -> dict[str, Any]:
     """Every V2 case that ``only`` names (all when None), on one server; the case reports."""
-    from clients.bench_serve import cpu_seconds, free_port, server
+    from clients.bench_serve import server
+    from clients.machine import cpu_seconds
+    from clients.service_process import free_port
 
     chosen = [name for name in CASES if only is None or name in only]
     if importlib.util.find_spec("grpc") is None and any("grpc" in name for name in chosen):

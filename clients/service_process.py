@@ -1,12 +1,17 @@
-"""The real service as an external process: ``ctr serve`` on a free loopback port, one per pipeline.
+"""A server as an external process: started on a free loopback port, waited on until it is ready,
+stopped by a signal, then killed after a bounded wait, whatever happened in between.
 
-Configured only through its ``CTR_*`` environment variables (its own model repository, the role
-models, an admin token for hot reload); stopped with SIGINT (uvicorn's graceful stop), then killed
-after a bounded wait, whatever happened in between.
+One home for that life cycle (``free_port``, ``spawn``, ``poll_until_ready``, ``stop``, ``started``),
+whoever starts the server: the real service (``served``: ``ctr serve``, configured only through its
+``CTR_*`` environment variables; ``running_service``: one per auction pipeline, with its own model
+repository, the role models and an admin token for hot reload), ``ctr bench serve``'s servers
+(clients/bench_serve.py: ``server``), the peer frameworks (clients/bench_peers/processes.py), the
+training processes of ``ctr prepare`` and ``ctr docs-check``'s service.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import secrets
@@ -15,17 +20,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_MS = 10_000
 START_TIMEOUT_S = 90.0  # the service loads and warms up every role model before it says ready
+
+# How ``stop`` ends a process: each (signal, seconds to wait for the exit after it; None: no limit),
+# the next sent only while the process outlives the last wait.
+Signals = Sequence[tuple[signal.Signals, float | None]]
+GRACEFUL: Signals = ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0))  # uvicorn's graceful stop, then a kill
 
 
 @dataclass(frozen=True)
@@ -41,63 +51,149 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+def spawn(
+    command: list[str], env: Mapping[str, str], log: Path | None = None, cwd: Path | None = None, **popen: Any
+) -> subprocess.Popen:
+    """``command`` started with ``env`` over this process's environment, in ``cwd`` (None: this
+    process's); its output, stdout and stderr, to ``log`` (its folder made where missing), or without
+    one its stdout discarded and its stderr kept in a pipe (for the error a failed start reports).
+    ``popen``: further arguments of ``subprocess.Popen`` (``start_new_session``, say)."""
+    full_env = {**os.environ, **env}
+    if log is None:
+        out, err = subprocess.DEVNULL, subprocess.PIPE
+        return subprocess.Popen(command, cwd=cwd, env=full_env, stdout=out, stderr=err, **popen)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as output:
+        return subprocess.Popen(command, cwd=cwd, env=full_env, stdout=output, stderr=subprocess.STDOUT, **popen)
+
+
+def answers_200(url: str, timeout: float = 1.0) -> bool:
+    """Whether a GET of ``url`` answers 200 within ``timeout`` seconds (not: refused, an error status,
+    no answer in time)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def poll_until_ready(
+    process: subprocess.Popen,
+    ready: Callable[[], bool],
+    timeout_s: float,
+    exited: Callable[[int], str],
+    late: Callable[[], str],
+    interval_s: float = 0.2,
+) -> None:
+    """Return once ``ready()`` says True, asked every ``interval_s``; RuntimeError(``exited(its return
+    code)``) if ``process`` exits first, RuntimeError(``late()``) once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(exited(process.returncode))
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(late())
+        time.sleep(interval_s)
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once the service at ``url`` says ready (``/v2/health/ready`` answers 200); RuntimeError
+    with its ``log`` if the process exits or is not ready within ``timeout_s``."""
+    poll_until_ready(
+        process,
+        lambda: answers_200(f"{url}/v2/health/ready"),
+        timeout_s,
+        exited=lambda code: f"the service exited with {code}; its log ({log}):\n{log.read_text()}",
+        late=lambda: f"the service was not ready after {timeout_s:.0f} s; its log ({log}):\n{log.read_text()}",
+    )
+
+
+def stop(*processes: subprocess.Popen, signals: Signals = GRACEFUL, group: bool = False) -> None:
+    """End ``processes``: the first of ``signals`` to each still running, then for each in turn a wait
+    of that signal's seconds, and while it still runs the next signal and its wait; the last wait's
+    ``subprocess.TimeoutExpired`` is raised. ``group``: each signal goes to the process group the process
+    leads (one started with ``start_new_session``), so to what it started too."""
+
+    def send(process: subprocess.Popen, sig: signal.Signals) -> None:
+        if not group:
+            process.send_signal(sig)  # nothing once it has exited
+            return
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+
+    for process in processes:
+        if process.poll() is None:
+            send(process, signals[0][0])
+    for process in processes:
+        for step, (sig, wait_s) in enumerate(signals):
+            if step:
+                if process.poll() is not None:
+                    break
+                send(process, sig)
+            try:
+                process.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                if step == len(signals) - 1:
+                    raise
+
+
+@contextmanager
+def started(
+    command: list[str],
+    env: Mapping[str, str],
+    ready: Callable[[subprocess.Popen], None],
+    log: Path | None = None,
+    cwd: Path | None = None,
+    signals: Signals = GRACEFUL,
+) -> Iterator[subprocess.Popen]:
+    """``command`` started (``spawn``) until the block ends; yields its process once ``ready(process)``
+    has returned (it raises where the process is not ready); stopped with ``signals`` (``stop``) however
+    the block ends."""
+    process = spawn(command, env, log, cwd)
+    try:
+        ready(process)
+        yield process
+    finally:
+        stop(process, signals=signals)
+
+
+@contextmanager
+def served(repository: Path, log: Path, env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``ctr serve`` over ``repository`` on a free loopback port, with no access log and warnings only,
+    configured further by ``env`` (``CTR_*`` variables), its output to ``log``; yields its URL and process
+    once ready (``wait_ready``); SIGINT, then a kill (``GRACEFUL``), when the block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = {
+        "CTR_HOST": "127.0.0.1",
+        "CTR_PORT": str(port),
+        "CTR_MODEL_REPOSITORY": str(repository),
+        "CTR_ACCESS_LOG": "false",
+        "CTR_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "cli.main", "serve"]
+    with started(command, settings, lambda process: wait_ready(process, url, log), log) as process:
+        yield url, process
 
 
 @contextmanager
 def running_service(repository: Path, roles: dict[str, str], log: Path, workers: int = 1) -> Iterator[RunningService]:
     """``ctr serve`` over ``repository`` with ``roles`` (role -> model name) in ``workers`` processes;
     yields once ready."""
-    port, token = free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = {
-        **os.environ,
-        "CTR_HOST": "127.0.0.1",
-        "CTR_PORT": str(port),
-        "CTR_MODEL_REPOSITORY": str(repository),
         "CTR_CTR_MODEL": roles["ctr"],
         "CTR_CTCVR_MODEL": roles["ctcvr"],
         "CTR_ADMIN_TOKEN": token,
         "CTR_WORKERS": str(workers),
-        "CTR_ACCESS_LOG": "false",
-        "CTR_LOG_LEVEL": "WARNING",
         # an offline batch client: a deadline for online callers (1 s by default) only turns a busy
         # shared machine into 504s; a slow answer is still measured in p50 / p99
         "CTR_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),
     }
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve"], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, url, log)
+    with served(repository, log, env) as (url, process):
         logger.info("service on %s serves %s from %s (pid %d)", url, roles, repository, process.pid)
         yield RunningService(url=url, token=token, log=log)
-    finally:
-        stop(process)
-
-
-def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
-    """Return once ``url``'s /v2/health/ready says 200; RuntimeError with the log if the process exits
-    or is not ready within START_TIMEOUT_S."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the service exited with {process.returncode}; its log ({log}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            waited = f"{START_TIMEOUT_S:.0f} s"
-            raise RuntimeError(f"the service was not ready after {waited}; its log ({log}):\n{log.read_text()}")
-        time.sleep(0.2)

@@ -29,8 +29,9 @@ import threading
 import time
 from contextlib import suppress
 
-from clients.bench_serve import host_cpu_seconds, model_runs
+from clients.bench_serve import model_runs
 from clients.loadgen import run_load
+from clients.machine import host_cpu_seconds
 from reports.fixed_rate import arguments, warmed_service
 
 

@@ -13,20 +13,24 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from clients.bench_serve import cpu_seconds, descendants, free_port
+from clients.machine import cpu_seconds, descendants
+from clients.service_process import Signals, free_port, poll_until_ready, spawn
+from clients.service_process import stop as stop_process
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0  # Ray starts a cluster (GCS, raylet, controller, proxy, replica) before it answers
+# to the session the peer leads, in this order, each while it still runs: the framework's graceful stop first
+STOP_SIGNALS: Signals = ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
 
 
 def label(pid: int) -> str:
@@ -110,17 +114,21 @@ def post_json(port: int, path: str, body: bytes, timeout: float = 10.0) -> tuple
 
 def _wait_ready(peer: PeerProcess, process: subprocess.Popen, body: bytes, log: Path) -> None:
     """Until a real scoring request answers 200 (a peer's health route says little about its model)."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{peer.name} exited with {process.returncode}; its log ({log}):\n{_tail(log)}")
-        try:
-            if post_json(peer.port, "/v1/score", body, timeout=5.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{peer.name} did not answer after {START_TIMEOUT_S:.0f} s; its log ({log}):\n{_tail(log)}")
+    poll_until_ready(
+        process,
+        partial(_scores, peer.port, body),
+        START_TIMEOUT_S,
+        exited=lambda code: f"{peer.name} exited with {code}; its log ({log}):\n{_tail(log)}",
+        late=lambda: f"{peer.name} did not answer after {START_TIMEOUT_S:.0f} s; its log ({log}):\n{_tail(log)}",
+        interval_s=0.5,
+    )
+
+
+def _scores(port: int, body: bytes) -> bool:
+    try:
+        return post_json(port, "/v1/score", body, timeout=5.0)[0] == 200
+    except OSError:
+        return False
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
@@ -134,17 +142,8 @@ def running_peer(
     """``command`` (``{port}`` replaced by a free port) in its own session, until the block ends; then
     SIGINT, SIGTERM and SIGKILL, in that order, to the session and to every process seen under it."""
     port = free_port()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [part.replace("{port}", str(port)) for part in command],
-            cwd=ROOT,
-            env=full_env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = [part.replace("{port}", str(port)) for part in command]
+    process = spawn(command, {"PYTHONPATH": str(ROOT), **env}, log, cwd=ROOT, start_new_session=True)
     peer = PeerProcess(name, port, process.pid)
     try:
         _wait_ready(peer, process, ready_body, log)
@@ -157,22 +156,11 @@ def running_peer(
 
 
 def stop(peer: PeerProcess, process: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        if process.poll() is None:
-            _signal_group(process.pid, sig)
-            try:
-                process.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                continue
-        break
+    with suppress(subprocess.TimeoutExpired):  # a root that outlives even SIGKILL's wait is left to the OS
+        stop_process(process, signals=STOP_SIGNALS, group=True)
     for pid in peer.seen - {process.pid}:  # workers that outlived their parent
         with suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -212,7 +212,7 @@ def run_peers(
     intra_op_threads: int = 1,
 ) -> dict[str, Any]:
     """Every peer in ``peers``, one after another; the report."""
-    from clients.bench_serve import machine
+    from clients.machine import machine
 
     results: dict[str, dict[str, Any]] = {}
     for name in peers:

@@ -13,7 +13,7 @@ import pytest
 
 from clients.bench_peers.processes import PeerProcess, label, label_of
 from clients.bench_peers.runner import PEERS, PeerPlan, cpu_breakdown, missing_packages, pinned, ratios, sustainable
-from clients.bench_serve import descendants
+from clients.machine import descendants
 
 
 def step(offered: float, achieved: float, p99: float, errors: int = 0, size: int = 1) -> dict:

@@ -20,7 +20,7 @@ import httpx
 import tritonclient.grpc as grpcclient
 
 from clients import bench_harden as bench
-from clients.bench_serve import descendants
+from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
 from service.sibling_metrics import WRITE_INTERVAL_S
 from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository

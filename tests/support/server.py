@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.service_process import free_port, stop, wait_ready
+from clients.service_process import free_port, started, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +23,6 @@ def running_server(
     (``ready=False``: as soon as the process is started, for a test of the start-up itself)."""
     port = free_port()
     env = {
-        **os.environ,
         "PYTHONPATH": str(ROOT),
         "CTR_HOST": "127.0.0.1",
         "CTR_PORT": str(port),
@@ -32,17 +30,14 @@ def running_server(
         "CTR_USE_CUDA": "false",
         **{f"CTR_{k.upper()}": v for k, v in settings.items()},
     }
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command or [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
+
+    def wait(process: subprocess.Popen) -> None:
         if ready:
             try:
                 wait_ready(process, url, log)
             except RuntimeError as error:
                 pytest.fail(str(error))
+
+    with started(command or [sys.executable, "-m", "service"], env, wait, log, cwd=ROOT) as process:
         yield url, process
-    finally:
-        stop(process)

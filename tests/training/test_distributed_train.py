@@ -151,7 +151,7 @@ def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(s
     import signal
     import time
 
-    from clients.bench_serve import descendants
+    from clients.machine import descendants
 
     models = tmp_path / "models"
     (models / "esmm").mkdir(parents=True)
