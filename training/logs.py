@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,21 +24,42 @@ MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.datase
 
 def log_files(path: str | Path) -> list[Path]:
     """The files a log path stands for: itself, the Parquet/CSV files of a directory, or the files a
-    glob pattern (``DIR/*.parquet``) matches; sorted, which is time order for shards."""
+    glob pattern (``DIR/*.parquet``) matches; sorted with the numbers in their paths read as numbers
+    (``hour=9`` before ``hour=10``, as Hive and Spark name partitions unpadded), which is time order for
+    shards and partitions. In a directory, a file or folder whose name starts with ``_`` or ``.`` is not
+    the log's (Spark's ``_temporary/`` of a job still writing, ``_SUCCESS``, hidden files: pyarrow.dataset,
+    Spark and Hive leave them out too); their rows were read as the log's."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".csv") and p.is_file())
+        files = sorted(
+            (
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".parquet", ".csv") and not _hidden(p.relative_to(path)) and p.is_file()
+            ),
+            key=_natural_order,
+        )
         if not files:
             raise FileNotFoundError(f"{path} holds no .parquet or .csv files")
         return files
     if glob.has_magic(str(path)):
-        files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        files = sorted((Path(p) for p in glob.glob(str(path)) if Path(p).is_file()), key=_natural_order)
         if not files:
             raise FileNotFoundError(f"no impression log matches {path}")
         return files
     if not path.is_file():
         raise FileNotFoundError(f"no impression log at {path}")
     return [path]
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(("_", ".")) for part in relative.parts)
+
+
+def _natural_order(path: Path) -> tuple[str | int, ...]:
+    """A path's sort key with each run of digits read as a number: ``hour=9`` before ``hour=10``."""
+    parts = re.split(r"(\d+)", str(path))
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
 
 
 def manifest_spec(path: str | Path) -> Path | None:
@@ -61,6 +83,7 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]], what: str = "impressio
     """The schema of a log's files, unified as their tables are joined (permissive: a column of int32 in
     one and int64 in another is int64, one a file lacks is null there); ValueError naming the first file
     (as ``what``) whose column types disagree with the files' before it (it named the directory alone)."""
+    schemas = [(file, _decoded(schema)) for file, schema in schemas]
     unified = schemas[0][1]
     for file, schema in schemas[1:]:
         try:
@@ -72,6 +95,15 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]], what: str = "impressio
                 f"type ({error}): {WRITE_ALIKE}"
             ) from None
     return unified
+
+
+def _decoded(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with each dictionary-encoded column's type its values' (a column dictionary-encoded in one
+    file, pandas' ``category``, and plain in another holds the same values: they join)."""
+    for i, field in enumerate(schema):
+        if pa.types.is_dictionary(field.type):
+            schema = schema.set(i, field.with_type(field.type.value_type))
+    return schema
 
 
 def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
@@ -108,7 +140,7 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         raise ValueError(f"{what} {path} has no rows")
     unified_schema([(file, table.schema) for file, table in read], what)  # names a file that disagrees
     try:
-        return pa.concat_tables([table for _, table in read], promote_options="permissive")
+        return pa.concat_tables([table.cast(_decoded(table.schema)) for _, table in read], promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
 
@@ -169,7 +201,7 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
             not_numbers = np.array([v is not None and not _reads_as_number(v) for v in column.to_pylist()])
             return (not_numbers if not_numbers.any() else ~absent), wanted + " (the column holds text)"
-        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        if _number(column.type):
             values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
@@ -177,7 +209,25 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
         return ~absent & ~(np.isfinite(values) & (values == np.floor(values))), wanted
-    return None, wanted
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # bytes: as text, if UTF-8
+        not_text = np.array([v is not None and not _utf8(v) for v in column.to_pylist()])
+        return not_text, wanted + " (bytes are read as UTF-8 text)"
+    if text or pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+        return None, wanted
+    return ~absent, f"{wanted}, not {column.type} values"  # dates, times, decimals, lists: cast them first
+
+
+def _number(kind: pa.DataType) -> bool:
+    """Integers, floats and decimals (a warehouse's DECIMAL(12, 2) price): numbers a numeric feature reads."""
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> str:
@@ -231,13 +281,18 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
 
 
 def column_array(table: pa.Table, name: str) -> np.ndarray:
-    """A column as numpy: strings as a unicode array, numbers as they are, booleans as 0/1 integers (a
-    request sends them so: the service refuses JSON booleans), nulls as None (NaN among floats)."""
+    """A column as numpy: strings (and UTF-8 bytes) as a unicode array, numbers as they are (decimals as
+    floats), booleans as 0/1 integers (a request sends them so: the service refuses JSON booleans), nulls
+    as None (NaN among floats)."""
     column = table.column(name)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if pa.types.is_boolean(column.type):
         column = column.cast(pa.int64())
+    elif pa.types.is_decimal(column.type):
+        column = column.cast(pa.float64())
+    elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        column = column.cast(pa.large_string())  # checked UTF-8 (check_features)
     if pa.types.is_integer(column.type) and column.null_count:
         return np.array(column.to_pylist(), dtype=object)  # ints and None: as floats, 3 would be a category 3.0
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

@@ -4,9 +4,12 @@ Rules, per column other than the labels (position, click, conversion), the reque
 logging policy's ``propensity`` and the world simulator's ground truth (``true_ctr``, ...: a feature
 made of them would leak the answer into a model trained on ``ctr simulate``'s logs):
 - strings, booleans (read as 0/1, which is how requests must send them) and integers with at most
-  ``MAX_CATEGORICAL_INTEGERS`` distinct values are categorical, with ``buckets`` the next power of two
-  >= 4 x the distinct values seen (so that the hashing collides little and new values have room),
-  between 8 and 2^20; other numbers are numeric;
+  ``MAX_CATEGORICAL_INTEGERS`` distinct values (floats that are all whole numbers too: pandas' integers
+  with gaps, read as integers) are categorical, with ``buckets`` the next power of two >= 4 x the distinct
+  values seen (so that the hashing collides little and new values have room), between 8 and 2^20; other
+  numbers (decimals included) are numeric;
+- bytes are text when they are UTF-8 (as the trainer reads them); columns of any other type (lists,
+  structs, dates) are left out, saying their type;
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
@@ -68,25 +71,38 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     column = table.column(name)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # read as text when UTF-8
+        try:
+            column = column.cast(pa.large_string())
+        except pa.ArrowInvalid:
+            return None, "bytes that are not UTF-8 text"
+    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    is_number = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+    if not (is_text or is_number or pa.types.is_boolean(column.type) or pa.types.is_decimal(column.type)):
+        return None, f"type {column.type} is neither text nor a number"
     nulls = column.null_count
     if nulls == len(column):
         return None, "every value is null"
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     if is_text and distinct == len(column) - nulls and len(column) > 1:
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
-    integer = pa.types.is_integer(column.type) and distinct <= MAX_CATEGORICAL_INTEGERS
-    if is_text or pa.types.is_boolean(column.type) or integer:
+    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
+    if is_text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        if nulls:
-            optional["default"] = float(np.nanmedian(column.to_numpy(zero_copy_only=False).astype(np.float64)))
-        return Feature(name, "numeric", side, **optional), ""
-    return None, f"type {column.type} is neither text nor a number"
+    if nulls:
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        optional["default"] = float(np.nanmedian(values))
+    return Feature(name, "numeric", side, **optional), ""
+
+
+def _whole_numbers(column: pa.ChunkedArray) -> bool:
+    """Whether every non-null value of a float column is a finite whole number."""
+    values = column.drop_null().to_numpy(zero_copy_only=False)
+    return bool(np.all(np.isfinite(values) & (values == np.floor(values))))
 
 
 def _side(table: pa.Table, name: str) -> str:

@@ -168,3 +168,76 @@ def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     pq.write_table(pa.table({"position": [1], "click": [0], "conversion": [0]}), tmp_path / "no_site.parquet")
     with pytest.raises(ValueError, match=r"lacks the columns \['site'\].*made optional in the spec"):
         read_logs(tmp_path / "no_site.parquet", spec)
+
+
+def labelled(n: int, **columns) -> pa.Table:
+    return pa.table({**columns, "position": [1] * n, "click": [0] * n, "conversion": [0] * n})
+
+
+SITE = FeatureSpec((Feature("site", "categorical", "context", buckets=64),))
+
+
+def test_a_directory_leaves_out_underscore_and_dot_paths_and_reads_partitions_in_number_order(tmp_path):
+    """A Spark job's ``_temporary/`` and hidden files were read as the log's rows (1,950 where 1,800 were
+    written), and ``hour=10`` sorted before ``hour=8``, so the latest rows held out were not the latest."""
+    from training.logs import log_files
+
+    for hour in (8, 9, 10, 11):
+        folder = tmp_path / "dt=2026-11-01" / f"hour={hour}"
+        folder.mkdir(parents=True)
+        pq.write_table(labelled(2, site=[f"h{hour}"] * 2), folder / "part-0.parquet")
+    (tmp_path / "_temporary" / "0").mkdir(parents=True)
+    pq.write_table(labelled(5, site=["tmp"] * 5), tmp_path / "_temporary" / "0" / "part-0.parquet")
+    pq.write_table(labelled(5, site=["hidden"] * 5), tmp_path / "dt=2026-11-01" / ".part-hidden.parquet")
+    assert [f.parent.name for f in log_files(tmp_path)] == ["hour=8", "hour=9", "hour=10", "hour=11"]
+    assert read_logs(tmp_path, SITE).column("site").to_pylist() == ["h8", "h8", "h9", "h9", "h10", "h10", "h11", "h11"]
+
+
+def test_a_column_dictionary_encoded_in_one_file_and_plain_in_another_joins(tmp_path):
+    """pandas' ``category`` in one export and plain strings in the next were refused as disagreeing types."""
+    from training.stream import ShardedLogs
+
+    pq.write_table(labelled(2, site=["a", "b"]), tmp_path / "a.parquet")
+    pq.write_table(labelled(2, site=pa.array(["b", "c"]).dictionary_encode()), tmp_path / "b.parquet")
+    assert read_logs(tmp_path, SITE).column("site").to_pylist() == ["a", "b", "b", "c"]
+    shards = ShardedLogs(tmp_path, SITE)
+    read = [value for span in shards.spans(0, shards.rows) for value in shards.read(span).column("site").to_pylist()]
+    assert read == ["a", "b", "b", "c"]
+
+
+def test_a_decimal_numeric_feature_is_read_as_its_floats(tmp_path):
+    """A warehouse's DECIMAL(12, 2) price was refused as "must be a finite number" naming Decimal('1.37')."""
+    import decimal
+
+    from training.logs import feature_columns
+
+    prices = pa.array([decimal.Decimal("1.37"), decimal.Decimal("20.00"), None], pa.decimal128(12, 2))
+    pq.write_table(labelled(3, price=prices), tmp_path / "log.parquet")
+    spec = FeatureSpec((Feature("price", "numeric", "candidate", required=False, default=0.0),))
+    values = feature_columns(read_logs(tmp_path / "log.parquet", spec), spec)["price"]
+    assert values.dtype == np.float64 and values[:2].tolist() == [1.37, 20.0] and np.isnan(values[2])
+
+
+def test_a_categorical_feature_of_bytes_is_its_utf8_text_and_other_types_are_named(tmp_path):
+    """Bytes (Parquet's BYTE_ARRAY without UTF8) that were not ASCII failed with "'ascii' codec can't decode"
+    naming nothing; a date column passed the check and failed in the encoder naming no file."""
+    from training.logs import feature_columns
+
+    def written(name: str, site: pa.Array):
+        (tmp_path / name).mkdir()
+        pq.write_table(labelled(2, site=site), tmp_path / name / "x.parquet")
+        return tmp_path / name
+
+    read = feature_columns(read_logs(written("bytes", pa.array(["café".encode(), b"a"], pa.binary())), SITE), SITE)
+    encoder = FeatureEncoder(SITE)
+    assert (encoder.encode(read, 2).categorical == encoder.encode({"site": ["café", "a"]}, 2).categorical).all()
+    not_utf8 = r"bad/x\.parquet: categorical feature 'site' must be a string or an integer \(bytes are read as UTF-8"
+    with pytest.raises(ValueError, match=not_utf8 + r" text\); 1 rows are not \(the first, row 1, is b'\\xc3\('\)"):
+        read_logs(written("bad", pa.array([b"a", b"\xc3("], pa.binary())), SITE)
+    dates = written("dates", pa.array([0, 1], pa.int32()).cast(pa.date32()))
+    with pytest.raises(
+        ValueError,
+        match=r"x\.parquet: categorical feature 'site' must be a string or an integer, not "
+        r"date32\[day\] values; 2 rows are not \(the first, row 0, is datetime\.date\(1970, 1, 1\)\)",
+    ):
+        read_logs(dates, SITE)

@@ -1,0 +1,70 @@
+"""``ctr spec infer``'s proposals (training/spec_infer.py) for the column types a warehouse export holds."""
+
+from __future__ import annotations
+
+import decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from training.spec_infer import infer_spec
+
+ROWS = 200
+
+
+def spec_of(tmp_path, **columns: pa.Array):
+    rng = np.random.default_rng(0)
+    table = pa.table(
+        {
+            "site": rng.choice(["a", "b", "c"], ROWS),
+            "position": np.ones(ROWS, np.int64),
+            "click": np.zeros(ROWS, np.int64),
+            "conversion": np.zeros(ROWS, np.int64),
+            **columns,
+        }
+    )
+    pq.write_table(table, tmp_path / "log.parquet")
+    return infer_spec(tmp_path / "log.parquet")
+
+
+def test_columns_of_other_types_are_left_out_saying_their_type(tmp_path):
+    """A list or struct column crashed the proposal (Arrow has no count_distinct for them), even one no
+    feature would use; a date column too is left out by its type."""
+    spec, skipped = spec_of(
+        tmp_path,
+        tags=pa.array([[i % 3] for i in range(ROWS)]),
+        meta=pa.array([{"a": i % 2} for i in range(ROWS)]),
+        day=pa.array(np.arange(ROWS) % 5, pa.int32()).cast(pa.date32()),
+    )
+    assert [f.name for f in spec.features] == ["site"]
+    assert skipped["tags"] == "type list<element: int64> is neither text nor a number"
+    assert (
+        skipped["meta"].startswith("type struct<") and skipped["day"] == "type date32[day] is neither text nor a number"
+    )
+
+
+def test_a_decimal_column_is_numeric(tmp_path):
+    """A warehouse's DECIMAL(12, 2) price was left out as "neither text nor a number"."""
+    prices = [decimal.Decimal(f"{i % 97}.25") if i % 10 else None for i in range(ROWS)]
+    spec, _ = spec_of(tmp_path, ad_price=pa.array(prices, pa.decimal128(12, 2)))
+    price = spec.by_name["ad_price"]
+    assert price.kind == "numeric" and not price.required
+    assert price.default == float(np.median([float(p) for p in prices if p is not None]))
+
+
+def test_whole_number_floats_are_categorical_as_integers_are(tmp_path):
+    """pandas' integers with gaps (a float column of whole numbers with nulls) were proposed numeric, though
+    the trainer reads them as the integers they are; a float column with fractions stays numeric."""
+    ids = pa.array([float(i % 40) if i % 9 else None for i in range(ROWS)], pa.float64())
+    spec, _ = spec_of(tmp_path, ad_id=ids, score=pa.array(np.arange(ROWS) / 7))
+    assert spec.by_name["ad_id"].kind == "categorical" and not spec.by_name["ad_id"].required
+    assert spec.by_name["score"].kind == "numeric"
+
+
+def test_bytes_are_text_when_they_are_utf8(tmp_path):
+    """Parquet's BYTE_ARRAY without the UTF8 annotation was left out as "neither text nor a number"."""
+    sites = pa.array([f"s{i % 5}é".encode() for i in range(ROWS)], pa.binary())
+    raw = pa.array([bytes([0xC3, i % 4]) for i in range(ROWS)], pa.binary())
+    spec, skipped = spec_of(tmp_path, page=sites, raw=raw)
+    assert spec.by_name["page"].kind == "categorical" and skipped["raw"] == "bytes that are not UTF-8 text"
