@@ -32,13 +32,15 @@ ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 ACCESS_LOGGER = "uvicorn.access"
 # the X-Request-ID of the request whose ASGI task this is (set as http/protocol.py starts it), for its access line
 REQUEST_ID: ContextVar[bytes | None] = ContextVar("request_id", default=None)
+_NOT_GIVEN = object()
 
 
 def access_request_id(record: logging.LogRecord) -> bool:
     """A filter for the access logger: the line of a request that carried an ``X-Request-ID`` (given as
     ``extra={"request_id": ...}``, or the ``REQUEST_ID`` of the task that logs it) ends with
     ``request_id=<id>`` and has it as the field ``request_id``."""
-    request_id = record.__dict__.pop("request_id", None) or REQUEST_ID.get()
+    given = record.__dict__.pop("request_id", _NOT_GIVEN)  # a direct route's line says its own, None included
+    request_id = REQUEST_ID.get() if given is _NOT_GIVEN else given
     if request_id is not None and isinstance(record.args, tuple):
         record.request_id = request_id = request_id.decode("latin-1")
         record.msg = f"{record.msg} request_id=%s"

@@ -237,6 +237,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.shutdown()
 
     def data_received(self, data: bytes) -> None:
+        if self._refusal_behind is not None:  # the parser has stopped; uvicorn's receive() resumes reading
+            return
         if self._received is None:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
             if self._reading == "idle":
@@ -337,15 +339,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """uvicorn's, except for a request to a direct route: its handler runs once its body is in."""
         handler = self._direct_handler(cycle) if app is self.app else None
         if handler is None:
-            request_id = cycle.scope.get(SCOPE_REQUEST_ID)
-            if request_id is None:
+            # the task's context, copied as it is created, holds the id (or None) for the access line it logs:
+            # a pipelined request is started from the task of the one before it, whose id its copy would hold
+            token = TASK_REQUEST_ID.set(cycle.scope.get(SCOPE_REQUEST_ID))
+            try:
                 super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
-            else:  # the task's context, copied as it is created, holds the id for the access line it logs
-                token = TASK_REQUEST_ID.set(request_id)
-                try:
-                    super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
-                finally:
-                    TASK_REQUEST_ID.reset(token)
+            finally:
+                TASK_REQUEST_ID.reset(token)
         elif cycle.more_body:
             self._direct_waiting = (cycle, handler)
         else:  # a pipelined request, read whole while the one before it was answered
@@ -477,6 +477,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         stops, the requests before it are answered in turn, then the refusal is written and the connection
         closes (RFC 9112 section 9.3.2: responses in the order of the requests). Bad bytes inside the body
         of the request being read are that request's own answer."""
+        if self._refusal_behind is not None:  # refused already: it is written once the requests before it are
+            return
         status, reason = refusal
         logger.info("refused a request (%d): %s", status, reason)
         body = error_body(reason)

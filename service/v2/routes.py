@@ -78,7 +78,7 @@ async def model_metadata(name: str, models: ModelsDep) -> Response:
 @router.get(
     "/models/{name}/versions/{version}",
     response_class=Response,
-    responses={200: {"model": ModelMetadata}} | error_responses(404),
+    responses={200: {"model": ModelMetadata}} | error_responses(400, 404),
 )
 async def version_metadata(name: str, version: str, models: ModelsDep) -> Response:
     """One served version's input and output tensors."""
@@ -97,7 +97,7 @@ async def model_ready(name: str, models: ModelsDep) -> Response:
 @router.get(
     "/models/{name}/versions/{version}/ready",
     response_class=Response,
-    responses={200: {"model": ModelReady}} | error_responses(404),
+    responses={200: {"model": ModelReady}} | error_responses(400, 404),
 )
 async def version_ready(name: str, version: str, models: ModelsDep) -> Response:
     """200 when this version is loaded, warmed up and serving."""
@@ -152,7 +152,7 @@ async def config(name: str, request: Request, models: ModelsDep, settings: Setti
 @router.get(
     "/models/{name}/versions/{version}/config",
     response_class=Response,
-    responses={200: {"model": ModelConfig}} | error_responses(404),
+    responses={200: {"model": ModelConfig}} | error_responses(400, 404),
 )
 async def version_config(
     name: str, version: str, request: Request, models: ModelsDep, settings: SettingsDep
@@ -175,7 +175,7 @@ async def model_statistics(name: str, request: Request, models: ModelsDep) -> Re
 @router.get(
     "/models/{name}/versions/{version}/stats",
     response_class=Response,
-    responses={200: {"model": Statistics}} | error_responses(404),
+    responses={200: {"model": Statistics}} | error_responses(400, 404),
 )
 async def version_statistics(name: str, version: str, request: Request, models: ModelsDep) -> Response:
     """Triton's statistics extension for one served version."""

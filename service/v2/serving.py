@@ -16,13 +16,14 @@ from service.models.snapshot import ServingModels
 
 def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
     """The model version a request names (its newest with no version, or an empty one); 404 when it
-    is not served."""
+    is not served, 400 when the version is no integer (as Triton answers it: INVALID_ARGUMENT over gRPC,
+    where it was NOT_FOUND and ModelReady said false)."""
     if not version:
         model = models.model(name)
     else:
         # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
-        if not (version.isascii() and version.isdigit() and len(version) <= 18) or int(version) < 1:
-            raise ApiError(404, f"version {version!r} is not a positive integer", "version")
+        if not (version.isascii() and version.isdigit() and len(version) <= 18):
+            raise ApiError(400, f"version must be a positive integer, not {version!r}", "version")
         model = models.model(name, int(version))
     if model is None:
         reason = models.errors.get(name)

@@ -164,6 +164,12 @@ def test_grpc_health_metadata_config_and_infer(service: Service, scored: dict[st
     client = grpcclient.InferenceServerClient(service.grpc)
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("esmm") and not client.is_model_ready("nope")
+    assert not client.is_model_ready("esmm", "7")
+    # a version that is no integer is INVALID_ARGUMENT, as Triton answers it (it was NOT_FOUND, or not ready)
+    for call in (lambda: client.is_model_ready("esmm", "abc"), lambda: client.get_model_metadata("esmm", "abc")):
+        with pytest.raises(InferenceServerException, match="version must be a positive integer, not 'abc'") as raised:
+            call()
+        assert raised.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert "statistics" in client.get_server_metadata(as_json=True)["extensions"]
     metadata = client.get_model_metadata("esmm", as_json=True)
     assert metadata["versions"] == ["1"] and [t["name"] for t in metadata["inputs"]] == ["categorical", "numeric"]

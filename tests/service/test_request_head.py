@@ -161,6 +161,28 @@ def test_a_head_refused_behind_a_request_in_hand_gets_its_own_answer_after_it() 
     assert b"\r\nx-request-id: r-5\r\n" in response[response.index(b"HTTP/1.1 400 ") :]
 
 
+def test_bytes_after_a_refusal_waiting_its_turn_are_not_read() -> None:
+    """A request in hand resumes reading (uvicorn's receive() does): bytes sent after a pipelined request's
+    bad body reached the stopped parser again, and its 400 was written at once, the first answer lost."""
+    request = (
+        b"GET /a HTTP/1.1\r\nhost: t\r\n\r\nPOST /b HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\nZZ\r\n"
+    )
+
+    async def run() -> tuple[bytes, bool]:
+        config = uvicorn.Config(plain, http=guarded_protocol(10.0, 10.0, 1.0), log_config=None, lifespan="off")
+        config.load()
+        connection = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = RecordingTransport()
+        connection.connection_made(transport)
+        connection.data_received(request)
+        connection.data_received(b"late")
+        await answered(connection, b"more")
+        return b"".join(transport.writes), transport.closed
+
+    response, closed = asyncio.run(run())
+    assert statuses(response) == [b"200", b"400"] and closed, response
+
+
 def test_bad_bytes_in_the_body_being_read_are_that_requests_answer() -> None:
     request = b"POST /a HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
     config = uvicorn.Config(reading_whole, http=guarded_protocol(10.0, 10.0, 1.0), log_config=None, lifespan="off")

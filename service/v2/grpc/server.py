@@ -113,7 +113,9 @@ class InferenceService:
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
         try:
             serving.served(self.models, request.name, request.version)
-        except ApiError:
+        except ApiError as error:
+            if error.status == 400:  # a version that is no integer: INVALID_ARGUMENT, as Triton answers it
+                raise
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 

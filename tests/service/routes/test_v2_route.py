@@ -49,11 +49,19 @@ def test_server_and_model_metadata(client: TestClient) -> None:
     assert client.get("/v2/models/esmm/versions/1").status_code == 200
     assert client.get("/v2/models/esmm/ready").json() == {"name": "esmm", "ready": True}
     assert client.get("/v2/models/esmm/versions/1/ready").status_code == 200
-    unknown = ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/x/ready")
-    odd_versions = ("/v2/models/esmm/versions/²/ready", f"/v2/models/esmm/versions/{'9' * 5000}")  # not for int()
-    for path in (*unknown, *odd_versions):
+    unknown = ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/0/ready")
+    for path in unknown:
         response = client.get(path)
         assert response.status_code == 404 and "error" in response.json()
+    # no integer (Triton: INVALID_ARG "version should be an integral value > 0"); "²" is a digit to str.isdigit
+    odd_versions = (
+        "/v2/models/esmm/versions/x/ready",
+        "/v2/models/esmm/versions/²/ready",
+        f"/v2/models/esmm/versions/{'9' * 5000}",
+    )
+    for path in odd_versions:
+        response = client.get(path)
+        assert response.status_code == 400 and response.json()["field"] == "version", response.text
 
 
 def test_infer_matches_v1_score(client: TestClient) -> None:
