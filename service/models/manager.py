@@ -119,11 +119,14 @@ class ModelManager:
             try:
                 config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
             except ModelLoadError as error:
-                self.metrics.refusals[name] += len(refused)
-                errors = self.models.errors if name in self.models.loaded else {**self.models.errors, name: str(error)}
+                self._count_refused(name, refused)
+                # a name the settings do not name and with no folder in the repository is no model's: an
+                # admin load of random names kept an error (and a metrics series) for each until the restart
+                said = name in self.models.loaded or not self._known(name)
+                errors = self.models.errors if said else {**self.models.errors, name: str(error)}
                 self._swap(replace(self.models, errors=errors, refused=self._refusals(name, refused)))
                 raise
-            self.metrics.refusals[name] += len(refused)
+            self._count_refused(name, refused)
             old = self.models
             snapshot = replace(
                 old,
@@ -274,6 +277,16 @@ class ModelManager:
             raise ModelLoadError(f"serving settings: {error}") from None
         except OSError as error:  # not readable (a missing file is no error: the defaults serve)
             raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
+
+    def _count_refused(self, name: str, refused: dict[int, Refusal]) -> None:
+        """Count a load's refused versions: a model has its series from its first load (0 until a version is
+        refused), a name an admin tried that is no model's none."""
+        if refused or self._known(name):
+            self.metrics.refusals[name] += len(refused)
+
+    def _known(self, name: str) -> bool:
+        """Whether ``name`` is a model's: one the settings name, or a folder of the repository."""
+        return name in self.models.names or (self.settings.model_repository / name).is_dir()
 
     def _load_versions(
         self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal]

@@ -155,6 +155,20 @@ def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
         assert client.post("/v2/repository/models/a%20b/load", headers=AUTH).status_code == 400
 
 
+def test_loads_of_names_no_model_has_leave_nothing_behind(tmp_path: Path) -> None:
+    """Each admin load of a name with no folder in the repository kept a metrics series (refusals 0) and an
+    error in the snapshot until the restart: 500 random names took /metrics from 141 lines to 641 (a soak
+    test). A model of the repository keeps its series from its first load."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        for n in range(20):
+            response = client.post(f"/v2/repository/models/nobody{n}/load", headers=AUTH)
+            assert response.status_code in (400, 404, 409), response.text
+        assert "nobody" not in client.get("/metrics").text
+        assert not any(name.startswith("nobody") for name in client.app.state.models.errors)
+        assert 'ctr_model_version_refusals_total{model="esmm"} 0' in client.get("/metrics").text
+
+
 def test_a_load_with_a_config_or_files_is_refused_and_loads_nothing(tmp_path: Path) -> None:
     """Triton's load parameters would override the configuration or upload the model: the service never
     does either, so a load that asks for it is a 400 naming them, not a 200 that ignored them."""
