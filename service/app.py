@@ -27,6 +27,7 @@ from service.gc_tuning import tune_garbage_collector
 from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_body_size
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
+from service.http.holdings import Holdings
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
 from service.metrics import Metrics, StatusCounter
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.draining = False  # set on SIGTERM by the server (http/drain.py): readiness then says 503
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
+    app.state.holdings = Holdings(app.body_budget)  # /metrics' gauges of what the server holds
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # inside the counter: its 500s are counted
     app.add_middleware(StatusCounter, counts=app.state.metrics.responses)

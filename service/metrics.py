@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.holdings import lines as holding_lines
 from service.http.protocol import ANSWERED_BY_PROTOCOL
 from service.process_stats import lines as process_lines
 
@@ -241,6 +242,7 @@ class Metrics:
             "Model versions refused at a load (checksum, graph, ...), by every worker: once per refusal per worker.",
         )
         out.extend(f'{p}_model_version_refusals_total{{model="{m}"}} {n}' for m, n in sorted(self.refusals.items()))
+        out.extend(holding_lines(process, p))
         out.extend(process_lines(process))
         return "\n".join(out) + "\n"
 

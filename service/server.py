@@ -125,6 +125,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         keep_alive_headers=hint,
         direct=app.direct_routes,
     )
+    app.state.holdings.connections = protocol.read_deadlines.connections
     config = uvicorn.Config(
         app,
         host=settings.host,

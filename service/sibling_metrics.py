@@ -57,10 +57,10 @@ class SiblingMetrics:
         except OSError as error:
             logger.warning("metrics not shared with the other workers: %s", error)
 
-    def summed(self, metrics: Metrics, pending: Pending) -> Report:
-        """This process's live ``metrics``, ``pending`` and figures plus every other process's latest (this
-        process's file written first: the module docstring)."""
-        own = process_stats()
+    def summed(self, metrics: Metrics, pending: Pending, own: dict[str, float] | None = None) -> Report:
+        """This process's live ``metrics``, ``pending`` and figures (``own``: its ``figures``) plus every other
+        process's latest (this process's file written first: the module docstring)."""
+        own = own if own is not None else process_stats()
         self._write_logged(metrics, pending, own)
         total, pending, processes = Metrics(), dict(pending), [own]
         total.add(metrics.to_dict())
@@ -79,7 +79,7 @@ class SiblingMetrics:
     async def keep_written(self, state: Any) -> None:
         """Write this process's counters every ``WRITE_INTERVAL_S`` until cancelled (the app's lifespan)."""
         while True:
-            self._write_logged(state.metrics, pending_requests(state))
+            self._write_logged(state.metrics, pending_requests(state), figures(state))
             await asyncio.sleep(WRITE_INTERVAL_S)
 
 
@@ -96,8 +96,14 @@ def reported(state: Any) -> Report:
     summed."""
     siblings: SiblingMetrics | None = getattr(state, "siblings", None)
     if siblings is None:
-        return state.metrics, pending_requests(state), process_stats()
-    return siblings.summed(state.metrics, pending_requests(state))
+        return state.metrics, pending_requests(state), figures(state)
+    return siblings.summed(state.metrics, pending_requests(state), figures(state))
+
+
+def figures(state: Any) -> dict[str, float]:
+    """This process's figures: its resources (process_stats.py) and what it holds (http/holdings.py)."""
+    holdings = getattr(state, "holdings", None)
+    return process_stats() | (holdings.figures() if holdings is not None else {})
 
 
 def pending_requests(state: Any) -> dict[tuple[str, int], int]:

@@ -245,6 +245,11 @@ class BodyBudget:
             raise
         return size
 
+    @property
+    def waiting(self) -> int:
+        """Takers waiting for their share."""
+        return len(self._waiting)
+
     def release(self, size: int) -> None:
         self.used -= size
         while self._waiting and self.used + self._waiting[0][0] <= self.capacity:

@@ -189,6 +189,35 @@ def test_slow_clients_are_cut_off_and_health_still_answers(tmp_path: Path) -> No
         assert responses(url, 400) == 1
 
 
+def test_metrics_show_the_connections_and_the_large_bodies_held(tmp_path: Path) -> None:
+    """Connections trickling large bodies can hold the whole large-body budget until the body time-out
+    (docs/serving.md); nothing in /metrics showed it (a soak test): now the open connections, the budget's
+    bytes in use and the bodies waiting for it are gauges, back to nothing once the clients leave."""
+    root = repository(tmp_path / "models")
+    settings = {"max_body_bytes": "1048576", "body_bytes_in_flight": "1048576", "access_log": "false"}
+    with running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _):
+
+        def gauge(name: str) -> float:
+            text = httpx.get(f"{url}/metrics").text
+            return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
+
+        idle = [socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) for _ in range(5)]
+        trickling = [socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) for _ in range(2)]
+        for raw in trickling:  # each declares 1,000,000 bytes and sends one: the second waits for the first's share
+            raw.sendall(
+                b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: 1000000\r\n\r\n{"
+            )
+        time.sleep(0.5)
+        assert gauge("ctr_http_open_connections") >= 7
+        assert gauge("ctr_http_body_bytes_in_flight") == 1_000_000 and gauge("ctr_http_bodies_waiting") == 1
+        for raw in idle + trickling:
+            raw.close()
+        time.sleep(0.5)
+        assert gauge("ctr_http_body_bytes_in_flight") == 0 and gauge("ctr_http_bodies_waiting") == 0
+        assert gauge("ctr_http_open_connections") <= 1  # the one asking
+
+
 def test_a_client_leaving_mid_body_is_counted_499_not_500(tmp_path: Path) -> None:
     """Starlette's ClientDisconnect from ``request.body()`` (the V2 routes) reached the catch-all: logged with
     its traceback and counted as a 500, on the series a 5xx alert reads."""
