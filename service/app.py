@@ -105,6 +105,10 @@ class ScoringService(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
+            if scope["type"] == "http" and scope["method"] == "HEAD":
+                # RFC 9110 section 9.1: HEAD wherever GET (FastAPI's routes answered it 405): the app answers
+                # the GET; the server, whose scope still says HEAD, sends the head alone
+                scope = {**scope, "method": "GET"}
             await super().__call__(scope, receive, send)
             return
         path = scope["path"]

@@ -24,14 +24,12 @@ class Health(BaseModel):
 router = APIRouter(prefix="/v2/health", tags=["health"])
 
 
-@router.head("/live", include_in_schema=False)
 @router.get("/live", response_class=Response, responses={200: {"model": Health}})
 async def live() -> Response:
     """The process is up and answering."""
     return Response(orjson.dumps({"live": True}), media_type="application/json")
 
 
-@router.head("/ready", include_in_schema=False)
 @router.get(
     "/ready",
     response_class=Response,

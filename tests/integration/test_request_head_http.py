@@ -99,3 +99,19 @@ def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> N
             ("/v1/score", None),
             ("/v1/models", None),
         ], said
+
+
+def test_head_on_a_get_route_sends_the_head_alone(tmp_path: Path) -> None:
+    """FastAPI's GET routes answered HEAD 405 (RFC 9110 section 9.1: a server MUST support it); now the
+    GET's head, with its Content-Length and no body: the next answer on the connection reads cleanly."""
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false") as (url, _):
+        get = httpx.get(f"{url}/v1/models")
+        answer = raw_answer(
+            url,
+            b"HEAD /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        head, rest = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: %d" % len(get.content) in head.lower()
+        assert rest.startswith(b"HTTP/1.1 200 ") and rest.endswith(b'{"live":true}'), rest
