@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import re
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,34 @@ def log_files(path: str | Path) -> list[Path]:
     if not path.is_file():
         raise FileNotFoundError(f"no impression log at {path}")
     return [path]
+
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # Hive's and Spark's folder name for a null partition value
+
+
+def partition_values(file: Path, root: str | Path) -> dict[str, str | None]:
+    """The Hive-style ``key=value`` folders of ``file`` below the log directory ``root``, values as text
+    (URI-decoded, as Hive and Spark escape them; their default partition is null): from
+    ``dt=2026-11-01/country=US/part-0.parquet``, ``dt`` and ``country``. None below a file or a glob."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    values: dict[str, str | None] = {}
+    for part in file.relative_to(root).parent.parts:
+        key, equals, value = part.partition("=")
+        if equals and key:
+            values[key] = None if value == HIVE_NULL else urllib.parse.unquote(value)
+    return values
+
+
+def with_partitions(table: pa.Table, values: dict[str, str | None]) -> pa.Table:
+    """``table`` with a text column for each partition key it does not hold itself (Spark and Hive write
+    a partition's key in its folder's name, not in its files: it was dropped, so a feature ``country``
+    partitioned by was missing from every file)."""
+    for key, value in values.items():
+        if key not in table.column_names:
+            table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+    return table
 
 
 def _hidden(relative: Path) -> bool:
@@ -120,8 +149,9 @@ def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
 
 
 def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], None] | None = None) -> pa.Table:
-    """All rows of the Parquet/CSV files at ``path`` (``log_files``), joined: each file read and given to
-    ``check`` (ValueError naming a file that cannot be read, ``what`` saying what it is: "impression log"),
+    """All rows of the Parquet/CSV files at ``path`` (``log_files``), joined: each file read, with its
+    partition keys as columns (``with_partitions``), and given to ``check`` (ValueError naming a file that
+    cannot be read, ``what`` saying what it is: "impression log"),
     then those with rows joined as ``unified_schema`` unifies them (ValueError naming the first file whose
     column types disagree, or a 64-bit unsigned column joined with a signed one); ValueError when none
     has a row."""
@@ -132,6 +162,7 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
             table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
             raise ValueError(f"{what} {file} cannot be read: {error}") from None
+        table = with_partitions(table, partition_values(file, path))
         if check is not None:
             check(file, table)
         tables.append(table)

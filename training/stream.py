@@ -30,7 +30,7 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import log_files, unified_schema
+from training.logs import log_files, partition_values, unified_schema
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -61,6 +61,7 @@ class ShardedLogs:
         self.files = files
         required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
         schemas = []
+        partitions: set[str] = set()  # the partition keys read from the shards' folders (with_partitions)
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
             try:
                 metadata = pq.read_metadata(file)
@@ -69,6 +70,10 @@ class ShardedLogs:
             if not metadata.num_rows:  # no row to read: its columns' types do not matter either
                 continue
             schema = metadata.schema.to_arrow_schema()
+            for key in partition_values(file, path):  # a partition key the shard does not hold: a text column
+                if key not in schema.names:
+                    schema = schema.append(pa.field(key, pa.string()))
+                    partitions.add(key)
             missing = [c for c in required if c not in schema.names]
             if missing:
                 raise ValueError(f"impression log {file} lacks the columns {missing}")
@@ -78,7 +83,13 @@ class ShardedLogs:
         # as the in-memory trainer joins them (an int32 column in one shard, int64 in another, is int64; an
         # optional column some shards lack is null in those): the streamed run refused what trained in memory
         schema = unified_schema(schemas)
-        self.dataset = ds.dataset([str(f) for f, _ in schemas], schema=schema, format="parquet")
+        partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in sorted(partitions)]), flavor="hive")
+        self.dataset = ds.dataset(
+            [str(f) for f, _ in schemas],
+            schema=schema,
+            format="parquet",
+            **({"partitioning": partitioning, "partition_base_dir": str(path)} if partitions else {}),
+        )
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
         # the features whose values the statistics pass checks (check_features): any but an optional
         # categorical stored as text, which holds nothing it could refuse (and is the costliest to read)

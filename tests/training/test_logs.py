@@ -241,3 +241,32 @@ def test_a_categorical_feature_of_bytes_is_its_utf8_text_and_other_types_are_nam
         r"date32\[day\] values; 2 rows are not \(the first, row 0, is datetime\.date\(1970, 1, 1\)\)",
     ):
         read_logs(dates, SITE)
+
+
+def test_hive_partition_keys_are_columns_in_memory_and_streamed(tmp_path):
+    """Spark and Hive write a partition's key in its folder's name (``country=US/``), not in its files: it
+    was dropped, so a spec naming ``country`` found it missing from every file. Now it is a text column
+    (URI-decoded; Hive's default partition is null), read alike by the in-memory and the streamed trainer."""
+    from training.stream import ShardedLogs
+
+    for country, site in (("US", "a"), ("S%C3%A3o Tom%C3%A9", "b"), ("__HIVE_DEFAULT_PARTITION__", "c")):
+        folder = tmp_path / "dt=2026-11-01" / f"country={country}"
+        folder.mkdir(parents=True)
+        pq.write_table(labelled(2, site=[site] * 2), folder / "part-0.parquet")
+    spec = FeatureSpec(
+        (
+            Feature("site", "categorical", "context", buckets=64),
+            Feature("country", "categorical", "context", buckets=64, required=False),
+        )
+    )
+    table = read_logs(tmp_path, spec)
+    rows = list(zip(table.column("site").to_pylist(), table.column("country").to_pylist(), strict=True))
+    expected = [("a", "US")] * 2 + [("b", "São Tomé")] * 2 + [("c", None)] * 2
+    assert sorted(rows, key=str) == sorted(expected, key=str) and table.column("dt").to_pylist() == ["2026-11-01"] * 6
+    shards = ShardedLogs(tmp_path, spec)
+    streamed = [
+        row
+        for span in shards.spans(0, shards.rows)
+        for row in zip(*(shards.read(span).column(c).to_pylist() for c in ("site", "country")), strict=True)
+    ]
+    assert streamed == rows
