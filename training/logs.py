@@ -161,7 +161,9 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         try:
             table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
+            _refuse_repeated_names(file, _parquet_names(file), what)
             raise ValueError(f"{what} {file} cannot be read: {error}") from None
+        _refuse_repeated_names(file, table.column_names, what)
         table = with_partitions(table, partition_values(file, path))
         if check is not None:
             check(file, table)
@@ -174,6 +176,22 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         return pa.concat_tables([table.cast(_decoded(table.schema)) for _, table in read], promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
+
+
+def _parquet_names(file: Path) -> list[str]:
+    """The column names a Parquet file's footer says, or none where it cannot be read."""
+    try:
+        return pq.read_schema(file).names if file.suffix == ".parquet" else []
+    except (pa.ArrowInvalid, OSError):
+        return []
+
+
+def _refuse_repeated_names(file: Path, names: list[str], what: str) -> None:
+    """ValueError naming a column name ``file`` holds twice (Arrow's own message, "Multiple matches for
+    FieldRef.Name(site) in site: string ...", showed part of a schema instead)."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} {file} holds more than one column named {repeated[0]!r}: keep one of them")
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:

@@ -270,3 +270,17 @@ def test_hive_partition_keys_are_columns_in_memory_and_streamed(tmp_path):
         for row in zip(*(shards.read(span).column(c).to_pylist() for c in ("site", "country")), strict=True)
     ]
     assert streamed == rows
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_column_name_held_twice_is_named(tmp_path, suffix):
+    """Parquet's read failed with Arrow's "Multiple matches for FieldRef.Name(site) in site: string ...";
+    a CSV was read with both, and a check took one of them."""
+    path = tmp_path / f"log{suffix}"
+    if suffix == ".csv":
+        path.write_text("site,site,position,click,conversion\na,b,1,0,0\n")
+    else:
+        columns = [pa.array(["a"]), pa.array(["b"]), pa.array([1]), pa.array([0]), pa.array([0])]
+        pq.write_table(pa.Table.from_arrays(columns, ["site", "site", "position", "click", "conversion"]), path)
+    with pytest.raises(ValueError, match=rf"log{suffix} holds more than one column named 'site': keep one of them"):
+        read_logs(path)
