@@ -76,6 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await manager.stop(settings.drain_timeout_s)
     if sharing is not None:
         sharing.cancel()
+        app.state.holdings.release()
+        siblings.write_state(app.state)  # its counters stay in the others' sums; its connections do not
     app.state.models = ServingModels.empty(settings, "shut down")
     logger.info("stopped: every queue drained")
 

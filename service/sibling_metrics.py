@@ -79,8 +79,13 @@ class SiblingMetrics:
     async def keep_written(self, state: Any) -> None:
         """Write this process's counters every ``WRITE_INTERVAL_S`` until cancelled (the app's lifespan)."""
         while True:
-            self._write_logged(state.metrics, pending_requests(state), figures(state))
+            self.write_state(state)
             await asyncio.sleep(WRITE_INTERVAL_S)
+
+    def write_state(self, state: Any) -> None:
+        """Write this process's counters, pending requests and figures now (last, as it stops: the others
+        sum its file until the service exits, so what it held must read as nothing by then)."""
+        self._write_logged(state.metrics, pending_requests(state), figures(state))
 
 
 def _read(path: Path) -> dict | None:

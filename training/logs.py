@@ -66,18 +66,37 @@ def partition_values(file: Path, root: str | Path) -> dict[str, str | None]:
     values: dict[str, str | None] = {}
     for part in file.relative_to(root).parent.parts:
         key, equals, value = part.partition("=")
-        if equals and key:
-            values[key] = None if value == HIVE_NULL else urllib.parse.unquote(value)
+        if not (equals and key):
+            continue
+        if key in values:
+            raise ValueError(f"impression log {file} lies in two folders of the partition key {key!r}")
+        try:
+            values[key] = None if value == HIVE_NULL else urllib.parse.unquote(value, errors="strict")
+        except UnicodeDecodeError:
+            raise ValueError(f"impression log {file}: folder {part!r} is not URI-encoded UTF-8 text") from None
+    return values
+
+
+def partition_columns(file: Path, root: str | Path, names: list[str]) -> dict[str, str | None]:
+    """``partition_values`` of a file whose columns are ``names``; ValueError when it also holds a column
+    named as one of its folders' keys (Spark and Hive never write both: the in-memory reader took the
+    file's value and the streamed one the folder's)."""
+    values = partition_values(file, root)
+    both = [key for key in values if key in names]
+    if both:
+        raise ValueError(
+            f"impression log {file} holds a column {both[0]!r} and lies in a folder {both[0]}=...: "
+            "rename the column or the folder"
+        )
     return values
 
 
 def with_partitions(table: pa.Table, values: dict[str, str | None]) -> pa.Table:
-    """``table`` with a text column for each partition key it does not hold itself (Spark and Hive write
-    a partition's key in its folder's name, not in its files: it was dropped, so a feature ``country``
-    partitioned by was missing from every file)."""
+    """``table`` with a text column for each partition key (Spark and Hive write a partition's key in its
+    folder's name, not in its files: it was dropped, so a feature ``country`` partitioned by was missing
+    from every file)."""
     for key, value in values.items():
-        if key not in table.column_names:
-            table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
+        table = table.append_column(key, pa.array([value] * table.num_rows, pa.string()))
     return table
 
 
@@ -164,7 +183,7 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
             _refuse_repeated_names(file, _parquet_names(file), what)
             raise ValueError(f"{what} {file} cannot be read: {error}") from None
         _refuse_repeated_names(file, table.column_names, what)
-        table = with_partitions(table, partition_values(file, path))
+        table = with_partitions(table, partition_columns(file, path, table.column_names))
         if check is not None:
             check(file, table)
         tables.append(table)
@@ -362,11 +381,19 @@ def feature_columns(table: pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]
     return columns
 
 
+def log_name(file: Path, path: str | Path) -> str:
+    """How a log file is named in a fingerprint: its path below the log directory (its folders' partition
+    keys are data: two logs whose files swap folders differ), or its name."""
+    path = Path(path)
+    return file.relative_to(path).as_posix() if path.is_dir() else file.name
+
+
 def fingerprint(path: str | Path) -> str:
-    """sha256 over the bytes of every log file, in order: which data a model was trained on."""
+    """sha256 over the name (``log_name``) and bytes of every log file, in order: which data a model was
+    trained on."""
     digest = hashlib.sha256()
     for file in log_files(path):
-        digest.update(file.name.encode())
+        digest.update(log_name(file, path).encode())
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)

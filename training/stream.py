@@ -30,7 +30,7 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import log_files, partition_values, unified_schema
+from training.logs import log_files, log_name, partition_columns, unified_schema
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -70,10 +70,9 @@ class ShardedLogs:
             if not metadata.num_rows:  # no row to read: its columns' types do not matter either
                 continue
             schema = metadata.schema.to_arrow_schema()
-            for key in partition_values(file, path):  # a partition key the shard does not hold: a text column
-                if key not in schema.names:
-                    schema = schema.append(pa.field(key, pa.string()))
-                    partitions.add(key)
+            for key in partition_columns(file, path, schema.names):  # a folder's partition key: a text column
+                schema = schema.append(pa.field(key, pa.string()))
+                partitions.add(key)
             missing = [c for c in required if c not in schema.names]
             if missing:
                 raise ValueError(f"impression log {file} lacks the columns {missing}")
@@ -114,8 +113,9 @@ class ShardedLogs:
             raise ValueError(f"impression log {path} has no rows")
 
     def identity(self) -> list[tuple[str, int]]:
-        """(file name, bytes) of every shard, in order: what ``--statistics`` must have been fitted on."""
-        return [(file.name, file.stat().st_size) for file in self.files]
+        """(file name below the log directory, bytes) of every shard, in order: what ``--statistics`` must
+        have been fitted on."""
+        return [(log_name(file, self.path), file.stat().st_size) for file in self.files]
 
     def spans(self, start: int, stop: int) -> list[Span]:
         """The row-group spans covering global rows ``start..stop-1``."""

@@ -15,7 +15,8 @@ FAMILIES = (
     (
         "body_bytes_in_flight",
         "http_body_bytes_in_flight",
-        "Bytes of large request bodies being read, parsed or answered, of CTR_BODY_BYTES_IN_FLIGHT.",
+        "Bytes of large request bodies being read, parsed or answered (each worker's of its own "
+        "CTR_BODY_BYTES_IN_FLIGHT).",
     ),
     ("bodies_waiting", "http_bodies_waiting", "Large request bodies waiting for a share of CTR_BODY_BYTES_IN_FLIGHT."),
 )
@@ -28,8 +29,16 @@ class Holdings:
     def __init__(self, body_budget: BodyBudget) -> None:
         self.body_budget = body_budget
         self.connections: Collection | None = None
+        self.stopped = False
+
+    def release(self) -> None:
+        """Say nothing is held any more: the process stopped (with several workers the others sum its last
+        figures until the service exits: a stopped worker's connections were still counted)."""
+        self.stopped = True
 
     def figures(self) -> dict[str, float]:
+        if self.stopped:
+            return dict.fromkeys((key for key, _, _ in FAMILIES), 0)
         figures = {"body_bytes_in_flight": self.body_budget.used, "bodies_waiting": self.body_budget.waiting}
         if self.connections is not None:
             figures["open_connections"] = len(self.connections)
@@ -42,5 +51,5 @@ def lines(figures: dict[str, float], prefix: str) -> list[str]:
     for key, name, text in FAMILIES:
         if key in figures:
             family = f"{prefix}_{name}"
-            out += [f"# HELP {family} {text}", f"# TYPE {family} gauge", f"{family} {figures[key]:g}"]
+            out += [f"# HELP {family} {text}", f"# TYPE {family} gauge", f"{family} {float(figures[key])!r}"]
     return out

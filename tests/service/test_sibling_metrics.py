@@ -58,3 +58,19 @@ def test_a_file_that_cannot_be_read_is_left_out_of_the_sum(tmp_path: Path) -> No
     (tmp_path / "worker-1.json").write_text('{"metrics": ')  # as if cut short: never by write(), which renames
     total, pending, _ = SiblingMetrics(tmp_path, 0).summed(counted(2, 4, 200), {})
     assert total.models[("esmm", 1)].successes == 2 and pending == {}
+
+
+def test_what_a_process_holds_is_rendered_whole_and_reads_nothing_once_it_stopped() -> None:
+    """The gauges printed with ``:g`` lost digits past a million (16 MiB read 1.67772e+07); a stopped
+    worker's last figures stayed in the others' sums until the service exited."""
+    from service.http.holdings import Holdings, lines
+    from service.http.overload import BodyBudget
+
+    budget = BodyBudget(16 * 1024 * 1024)
+    budget.used = 16 * 1024 * 1024
+    holdings = Holdings(budget)
+    holdings.connections = {object() for _ in range(3)}
+    text = "\n".join(lines(holdings.figures(), "ctr"))
+    assert "ctr_http_body_bytes_in_flight 16777216.0" in text and "ctr_http_open_connections 3.0" in text
+    holdings.release()
+    assert holdings.figures() == {"open_connections": 0, "body_bytes_in_flight": 0, "bodies_waiting": 0}

@@ -284,3 +284,39 @@ def test_a_column_name_held_twice_is_named(tmp_path, suffix):
         pq.write_table(pa.Table.from_arrays(columns, ["site", "site", "position", "click", "conversion"]), path)
     with pytest.raises(ValueError, match=rf"log{suffix} holds more than one column named 'site': keep one of them"):
         read_logs(path)
+
+
+def test_a_partition_key_the_file_also_holds_and_bad_folders_are_refused_alike_by_both_readers(tmp_path):
+    """A file holding ``country`` in a folder ``country=FR`` read "DE" in memory and "FR" streamed (the
+    folder won once another file lacked the column); a key twice in a path, and a folder that is not
+    URI-encoded UTF-8, read differently too. Each is now refused by both, naming the file."""
+    from training.stream import ShardedLogs
+
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=64),))
+    cases = {
+        "both": ("country=FR", {"country": ["DE", "DE"]}, r"holds a column 'country' and lies in a folder country="),
+        "twice": ("country=US/country=FR", {}, r"lies in two folders of the partition key 'country'"),
+        "not_utf8": ("country=%FF", {}, r"folder 'country=%FF' is not URI-encoded UTF-8 text"),
+    }
+    for name, (folders, columns, message) in cases.items():
+        folder = tmp_path / name / folders
+        folder.mkdir(parents=True)
+        pq.write_table(labelled(2, site=["a", "b"], **columns), folder / "part-0.parquet")
+        for reader in (read_logs, ShardedLogs):
+            with pytest.raises(ValueError, match=r"part-0\.parquet.*" + message):
+                reader(tmp_path / name, spec)
+
+
+def test_logs_of_the_same_files_in_other_partition_folders_are_other_logs(tmp_path):
+    """The fingerprint hashed each file's name and bytes, the streamed identity each file's name and size:
+    two logs of the same files in ``country=`` folders of other names (other data, once folders are
+    columns) were the same log to both; they name each file by its path below the log now."""
+    from training.logs import fingerprint
+    from training.stream import ShardedLogs
+
+    for log, countries in (("one", ("DE", "US")), ("two", ("FR", "US"))):
+        for country, site in zip(countries, ("a", "b"), strict=True):
+            (tmp_path / log / f"country={country}").mkdir(parents=True)
+            pq.write_table(labelled(2, site=[site] * 2), tmp_path / log / f"country={country}" / "part-0.parquet")
+    assert fingerprint(tmp_path / "one") != fingerprint(tmp_path / "two")
+    assert ShardedLogs(tmp_path / "one", SITE).identity() != ShardedLogs(tmp_path / "two", SITE).identity()
