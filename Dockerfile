@@ -56,6 +56,8 @@ RUN if [ -n "${MODELS}" ]; then cp -r /srv/baked/. /srv/models/ && chmod -R a+rX
 USER ctr
 WORKDIR /srv
 EXPOSE 8000
+# the gRPC port when CTR_GRPC_PORT turns it on (the EXTRAS=grpc build)
+EXPOSE 8001
 # python, not curl: the slim image has no curl, and this checks what the load balancer checks
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)"

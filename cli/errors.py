@@ -67,14 +67,16 @@ def one_line(error: Exception) -> str:
     line would say only how many errors there were."""
     pydantic = sys.modules.get("pydantic")  # imported by whatever raised it; the command line need not import it
     if pydantic is not None and isinstance(error, pydantic.ValidationError):
-        settings = error.title == "Settings"  # the service's: each field is read from CTR_<FIELD>
+        if error.title == "Settings":  # the service's: each field is read from CTR_<FIELD>
+            from service.settings import invalid_settings
+
+            return invalid_settings(error)
         problems = []
         for problem in error.errors(include_url=False, include_input=False, include_context=False):
             field = ".".join(str(part) for part in problem["loc"])
-            field = f"CTR_{field.upper()}" if settings and field else field
             text = problem["msg"].removeprefix("Value error, ")
             problems.append(f"{field}: {text}" if field else text)
-        return f"invalid {'settings' if settings else error.title}: " + "; ".join(problems)
+        return f"invalid {error.title}: " + "; ".join(problems)
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 

@@ -35,7 +35,7 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
     except OSError as error:
-        return _refused(sockets, host, port, error)
+        return _refused(sockets, host, port, error, "CTR_PORT")
     if grpc_port:
         try:
             for family, kind, protocol, _, address in socket.getaddrinfo(
@@ -48,12 +48,13 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
                     probe.bind(address)
                     probe.listen()
         except OSError as error:
-            return _refused(sockets, host, grpc_port, error)
+            return _refused(sockets, host, grpc_port, error, "CTR_GRPC_PORT")
     return sockets
 
 
-def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError) -> None:
-    logger.error("cannot listen on %s: %s", shown(host, port), error.strerror or error)
+def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
+    """Said in one line naming the setting (the HTTP or the gRPC port: they read alike)."""
+    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, error.strerror or error)
     for sock in sockets:
         sock.close()
 

@@ -64,7 +64,8 @@ def serve(settings: Settings | None = None) -> None:
     http/overload.py; counted as 503 responses in ``/metrics``). On the signal the server stops
     accepting, answers the requests in hand with ``Connection: close``, serves what arrives on idle
     connections for ``drain_idle_s`` before closing them, and waits up to ``drain_timeout_s`` for the
-    requests in flight; then the lifespan drains every batcher's queue, and the process exits 0.
+    requests in flight; then the lifespan drains every batcher's queue, and the process ends by the signal
+    uvicorn raises again (status 143 for SIGTERM; 0 with several workers).
     ``POST /v1/score`` with a small body is answered by the connection itself, without ASGI (the
     protocol's direct routes).
     """

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.repository import validate_model_name
@@ -100,14 +100,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _grpc_port(self) -> Settings:
         if self.grpc_port == self.port:
-            raise ValueError(f"grpc_port ({self.grpc_port}) must differ from port ({self.port})")
+            raise ValueError(f"CTR_GRPC_PORT ({self.grpc_port}) must differ from CTR_PORT ({self.port})")
         return self
 
     @model_validator(mode="after")
     def _body_budget(self) -> Settings:
         if self.body_bytes_in_flight < self.max_body_bytes:
             raise ValueError(
-                f"body_bytes_in_flight ({self.body_bytes_in_flight}) must hold one body of max_body_bytes "
+                f"CTR_BODY_BYTES_IN_FLIGHT ({self.body_bytes_in_flight}) must hold one body of CTR_MAX_BODY_BYTES "
                 f"({self.max_body_bytes})"
             )
         return self
@@ -191,3 +191,14 @@ def unknown_variables(environment: Mapping[str, str]) -> list[str]:
             near = difflib.get_close_matches(variable.upper(), sorted(settings), n=1, cutoff=0.7)
             lines.append(f"{variable} is not a setting; ignored" + (f" (did you mean {near[0]}?)" if near else ""))
     return lines
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """The settings' errors on one line: each ``CTR_`` variable and what is wrong with it, never the value
+    given (an admin token is a secret), where pydantic's first line says only how many errors there were."""
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        text = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"CTR_{field.upper()}: {text}" if field else text)
+    return "invalid settings: " + "; ".join(problems)

@@ -61,7 +61,14 @@ def supervise(settings: Settings, run: Run) -> int:
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:
         return 1
-    shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
+    try:  # the workers' shared metrics and admin files: a read-only root filesystem needs a TMPDIR volume
+        shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
+    except OSError as error:
+        needs = "CTR_WORKERS=%d needs a writable temporary directory (TMPDIR, else /tmp): %s"
+        logger.error(needs, settings.workers, error)
+        for sock in sockets:
+            sock.close()
+        return 1
     workers: dict[int, int] = {}  # pid -> index
     try:
         try:

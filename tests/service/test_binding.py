@@ -33,7 +33,8 @@ def test_a_port_in_use_is_said_in_one_line(caplog: pytest.LogCaptureFixture, whi
         ports = {"port": port, "grpc_port": free} if which == "port" else {"port": free, "grpc_port": port}
         with caplog.at_level(logging.ERROR):
             assert bound_sockets("127.0.0.1", **ports) is None
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in caplog.text
+    setting = f"CTR_{which.upper()}"  # the HTTP and the gRPC port read alike: the line names which
+    assert f"cannot listen on 127.0.0.1:{port} ({setting}): Address already in use" in caplog.text
     with socket.create_server(("127.0.0.1", free)):  # the HTTP socket bound before the refusal was closed
         pass
 

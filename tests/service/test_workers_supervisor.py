@@ -25,7 +25,24 @@ def test_a_port_in_use_is_said_in_one_line_and_the_supervisor_exits_1(caplog: py
         port = taken.getsockname()[1]
         code = supervise(Settings(workers=2, port=port), lambda *args: started.append(args))
     assert code == 1 and not started  # no worker was forked
-    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+    assert f"cannot listen on 127.0.0.1:{port} (CTR_PORT)" in caplog.text
+
+
+def test_no_writable_temporary_directory_is_said_naming_tmpdir(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a read-only root filesystem, several workers stopped with "No usable temporary directory found in
+    [...]", naming neither the setting that needs one nor the variable that gives it."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # as TMPDIR naming no directory
+    started = []
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]
+    with caplog.at_level(logging.ERROR):
+        code = supervise(Settings(workers=2, port=port), lambda *args: started.append(args))
+    assert code == 1 and not started
+    assert "CTR_WORKERS=2 needs a writable temporary directory (TMPDIR, else /tmp)" in caplog.text
 
 
 @pytest.mark.parametrize("reuse_port", [False, True])
@@ -44,7 +61,7 @@ def test_a_grpc_port_in_use_stops_the_supervisor_before_any_worker(
         free.close()
         code = supervise(Settings(workers=2, port=port, grpc_port=grpc_port), lambda *args: started.append(args))
     assert code == 1 and not started
-    assert f"cannot listen on 127.0.0.1:{grpc_port}" in caplog.text
+    assert f"cannot listen on 127.0.0.1:{grpc_port} (CTR_GRPC_PORT)" in caplog.text
 
 
 def test_one_process_says_a_port_in_use_before_loading_a_model(tmp_path: Path) -> None:
@@ -58,3 +75,20 @@ def test_one_process_says_a_port_in_use_before_loading_a_model(tmp_path: Path) -
     assert done.returncode == 3, done.stderr  # uvicorn's start-up failure
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "version 1 loaded" not in done.stderr and "ready: roles" not in done.stderr
+
+
+def test_python_m_service_says_a_wrong_setting_in_one_line() -> None:
+    """``python -m service`` (the docs' other entry point) printed pydantic's 17-line traceback naming the
+    field, where ``ctr serve`` says one line naming the variable; the checks of two settings named fields."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CTR_PORT": "abc", "CTR_MAX_BODY_BYTES": str(32 * 1024 * 1024)}
+    done = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid settings: CTR_PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
+    env["CTR_PORT"] = "8000"
+    done = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: invalid settings: CTR_BODY_BYTES_IN_FLIGHT (16777216) must hold one body of CTR_MAX_BODY_BYTES "
+        "(33554432)"
+    )
