@@ -492,6 +492,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.pipeline.popleft()
                 self._refuse_behind(status, response)
                 return
+        self._write_refusal(status, response)
+
+    def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)
         self._answered(status)
         self.transport.close()
@@ -513,10 +516,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self.pipeline:
                 self._start_asgi_task(*self.pipeline.pop())
             else:
-                status, response = self._refusal_behind
-                self.transport.write(response)
-                self._answered(status)
-                self.transport.close()
+                self._write_refusal(*self._refusal_behind)
             return
         self.flow.resume_reading()
         if self.pipeline:  # a pipelined request waits: start it

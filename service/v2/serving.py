@@ -23,7 +23,7 @@ def served(models: ServingModels, name: str, version: str | None) -> ServedModel
     else:
         # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
         if not (version.isascii() and version.isdigit() and len(version) <= 18):
-            raise ApiError(400, f"version must be a positive integer, not {version!r}", "version")
+            raise InputError(400, f"version must be a positive integer, not {version!r}", "version")
         model = models.model(name, int(version))
     if model is None:
         reason = models.errors.get(name)
