@@ -47,6 +47,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -166,9 +167,13 @@ def server(
         command = [interpreter, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
         command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
-    # stdout discarded, stderr piped for the error of a failed start; SIGTERM, then a kill after 20 s
-    with started(command, base, partial(_wait_ready, port, kind=kind), cwd=root, signals=STOP_SIGNALS) as process:
-        yield port, process.pid
+    # its output to a file (a pipe nobody reads until the end stalls a server once it fills), read for the
+    # error of a failed start; SIGTERM, then a kill after 20 s
+    with tempfile.TemporaryDirectory(prefix="ctr-bench-") as scratch:
+        log = Path(scratch) / f"{kind}.log"
+        ready = partial(_wait_ready, port, kind=kind, log=log)
+        with started(command, base, ready, log, cwd=root, signals=STOP_SIGNALS) as process:
+            yield port, process.pid
 
 
 def served_providers(port: int) -> dict[str, str | None]:
@@ -207,15 +212,15 @@ def runs_between(before: ModelRuns, after: ModelRuns) -> dict[str, dict[str, flo
     return formed
 
 
-def _wait_ready(port: int, process: subprocess.Popen, kind: str) -> None:
+def _wait_ready(port: int, process: subprocess.Popen, kind: str, log: Path) -> None:
     """Until the server answers 200 on its readiness route (the service's ``/v2/health/ready``, a
-    reference server's ``/docs``); RuntimeError with its stderr if it exits first."""
+    reference server's ``/docs``); RuntimeError with its output (``log``) if it exits first."""
     path = "/v2/health/ready" if kind == "service" else "/docs"
     poll_until_ready(
         process,
         partial(answers_200, f"http://127.0.0.1:{port}{path}"),
         READY_TIMEOUT_S,
-        exited=lambda _: f"{kind} server exited: {process.stderr.read().decode() if process.stderr else ''}",
+        exited=lambda code: f"{kind} server exited with {code}: {log.read_text(errors='replace')}",
         late=lambda: f"{kind} server not ready after {READY_TIMEOUT_S:.0f} s",
         interval_s=0.1,
     )

@@ -52,16 +52,13 @@ def free_port() -> int:
 
 
 def spawn(
-    command: list[str], env: Mapping[str, str], log: Path | None = None, cwd: Path | None = None, **popen: Any
+    command: list[str], env: Mapping[str, str], log: Path, cwd: Path | None = None, **popen: Any
 ) -> subprocess.Popen:
     """``command`` started with ``env`` over this process's environment, in ``cwd`` (None: this
-    process's); its output, stdout and stderr, to ``log`` (its folder made where missing), or without
-    one its stdout discarded and its stderr kept in a pipe (for the error a failed start reports).
-    ``popen``: further arguments of ``subprocess.Popen`` (``start_new_session``, say)."""
+    process's); its output, stdout and stderr, to ``log`` (its folder made where missing: a file, never a
+    pipe, which stalls the process once it fills unread). ``popen``: further arguments of
+    ``subprocess.Popen`` (``start_new_session``, say)."""
     full_env = {**os.environ, **env}
-    if log is None:
-        out, err = subprocess.DEVNULL, subprocess.PIPE
-        return subprocess.Popen(command, cwd=cwd, env=full_env, stdout=out, stderr=err, **popen)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as output:
         return subprocess.Popen(command, cwd=cwd, env=full_env, stdout=output, stderr=subprocess.STDOUT, **popen)
@@ -145,7 +142,7 @@ def started(
     command: list[str],
     env: Mapping[str, str],
     ready: Callable[[subprocess.Popen], None],
-    log: Path | None = None,
+    log: Path,
     cwd: Path | None = None,
     signals: Signals = GRACEFUL,
 ) -> Iterator[subprocess.Popen]:

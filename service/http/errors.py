@@ -146,7 +146,19 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    return error_response(error.status_code, str(error.detail), headers=error.headers)
+    return error_response(error.status_code, str(error.detail), headers=_with_head_allowed(error.headers))
+
+
+def _with_head_allowed(headers: dict | None) -> dict | None:
+    """A 405's ``Allow`` names HEAD wherever it names GET: the app answers HEAD as GET (RFC 9110 section 9.1),
+    and the routing's list (Starlette's) does not know it."""
+    allowed = (headers or {}).get("Allow")
+    if allowed is None:
+        return headers
+    methods = [method.strip() for method in allowed.split(",")]
+    if "GET" in methods and "HEAD" not in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return {**headers, "Allow": ", ".join(methods)}
 
 
 class UnexpectedErrors:

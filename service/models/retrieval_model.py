@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -73,18 +73,13 @@ class RetrievalModel(ServedModel):
     embeddings: np.ndarray  # (N, L) float32, the catalog's item embeddings
     ids: np.ndarray  # (N,) str, their item ids
     provider: str
-    scale: float = field(init=False)
-    bias: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        constants = similarity_constants(self.manifest)
-        object.__setattr__(self, "scale", constants["similarity_scale"])
-        object.__setattr__(self, "bias", constants["similarity_bias"])
+    scale: float  # the manifest's similarity_scale
+    bias: float  # and its similarity_bias
 
     @classmethod
     def build(cls, manifest: Manifest, read: Callable[[str], bytes], settings: Settings) -> RetrievalModel:
         """The model from its verified files (``read`` returns a listed file's checked bytes)."""
-        similarity_constants(manifest)  # before any graph is opened
+        constants = similarity_constants(manifest)  # before any graph is opened
         towers: dict[str, Tower] = {}
         provider = ""
         for file_name, info in manifest.files.items():
@@ -112,7 +107,8 @@ class RetrievalModel(ServedModel):
         rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
         if rows.size:  # such an item never ranked (or ranked with a null score)
             raise ModelLoadError(f"catalog embeddings hold NaN or infinity in {rows.size} rows, the first {rows[0]}")
-        return cls(manifest, towers["query"], towers["item"], embeddings.astype(np.float32), ids, provider)
+        scale, bias = constants["similarity_scale"], constants["similarity_bias"]
+        return cls(manifest, towers["query"], towers["item"], embeddings.astype(np.float32), ids, provider, scale, bias)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         """The batcher's run: (B, L) query embeddings of a batch of encoded queries."""

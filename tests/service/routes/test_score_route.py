@@ -206,6 +206,18 @@ def test_unknown_route_and_method_answer_the_error_shape(client: TestClient) -> 
     response = client.get("/v1/score")
     assert response.status_code == 405
     assert set(response.json()) == {"error", "field"}
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("DELETE", "/v1/models"), ("PUT", "/v2/health/ready"), ("POST", "/metrics")]
+)
+def test_a_405_allows_head_wherever_it_allows_get(client: TestClient, method: str, path: str) -> None:
+    """The app answers HEAD wherever GET (RFC 9110 section 9.1); a 405's ``Allow`` said only GET."""
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert client.head(path).status_code == 200
 
 
 def test_openapi_documents_the_bodies(client: TestClient) -> None:
