@@ -125,6 +125,8 @@ def _plural(annotation: Any) -> str:
 def _kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
+    if value is None:  # JSON's null (model.json is checked here too)
+        return "null"
     names = {int: "an integer", float: "a number with a fraction", str: "a string", list: "a list", dict: "a table"}
     return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 

@@ -7,8 +7,10 @@
 <root>/<name>/<version>/...          further files the manifest lists with their sha256 (``files``):
                                      e.g. query_tower.onnx, item_tower.onnx, catalog_embeddings.npy
 ```
-Versions are positive integers. A version directory appears atomically: it is written under a hidden
-temporary name beside its final place and renamed, so a reader never sees half a version.
+Versions are positive integers of at most 18 digits, and a version's directory is named by its number as
+written in ASCII digits without leading zeros: another name (``012``, ``٣``, ``0``, 19 digits, which no
+route nor JSON answer carries back) is no version. A version directory appears atomically: it is written
+under a hidden temporary name beside its final place and renamed, so a reader never sees half a version.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,6 +34,7 @@ try:
 except ImportError:  # not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
+from common.config_table import checked_values
 from common.features import FeatureSpec
 from common.finite_json import finite
 from common.toml_file import read_toml
@@ -41,6 +45,8 @@ CATALOG_EMBEDDINGS = "catalog_embeddings.npy"  # a retrieval model's item embedd
 CATALOG_IDS = "catalog_ids.npy"  # their item ids, a unicode array (N,)
 CONFIG_FILE = "config.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_VERSION_DIGITS = 18  # a version fits an int64, and orjson's answers (a 20-digit one was a 500 once served)
+VERSION_NAME = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")  # a version directory's name
 # The examination a model's served pCTR / pCTCVR hold for (model.json's ``position.regime``):
 SLOT1 = "slot1"  # the top slot; ``position.ctr_ratios[k - 1]`` is the learned CTR at slot k over slot 1
 LOGGED = "logged"  # position-blind training: the average logged slot
@@ -64,10 +70,34 @@ class FileInfo:
     outputs: list[TensorInfo] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileInfo:
-        inputs = [TensorInfo(**t) for t in data.get("inputs", [])]
-        outputs = [TensorInfo(**t) for t in data.get("outputs", [])]
+    def from_dict(cls, data: Any, section: str = "file") -> FileInfo:
+        """The entry as model.json holds it; ValueError naming ``section`` and the field when a value is not
+        of its type."""
+        data = checked_values(_json_fields(cls), data, section, ["sha256"])
+        inputs = _tensors(data.get("inputs", []), f"{section} inputs")
+        outputs = _tensors(data.get("outputs", []), f"{section} outputs")
         return cls(data["sha256"], data.get("side", ""), inputs, outputs)
+
+
+def _tensors(entries: list[Any], section: str) -> list[TensorInfo]:
+    return [
+        TensorInfo(**checked_values(_json_fields(TensorInfo), t, f"{section}[{i}]", ["name", "dtype", "shape"]))
+        for i, t in enumerate(entries)
+    ]
+
+
+def _json_fields(cls: type) -> dict[str, Any]:
+    """A dataclass's fields as JSON holds them (name -> type): a nested dataclass, or a list or table of
+    them, is a JSON object, or a list or object of objects, checked when it is read in turn."""
+    fields = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+        if origin is list and arguments and hasattr(arguments[0], "__dataclass_fields__"):
+            hint = list[dict]
+        elif hasattr(hint, "__dataclass_fields__"):
+            hint = dict
+        fields[name] = hint
+    return fields
 
 
 @dataclass
@@ -103,11 +133,17 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
+        """The manifest a model.json holds; ValueError naming the field when one is missing or not of its
+        type (``"constants": null`` was a TypeError deep in the service's load, which stopped its start)."""
+        required = ["name", "version", "kind", "opset", "inputs", "outputs", "feature_spec", "onnx_sha256"]
+        data = dict(checked_values(_json_fields(cls), json.loads(text), MANIFEST_FILE, required))
         data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
-        data["inputs"] = [TensorInfo(**t) for t in data["inputs"]]
-        data["outputs"] = [TensorInfo(**t) for t in data["outputs"]]
-        data["files"] = {name: FileInfo.from_dict(info) for name, info in data.get("files", {}).items()}
+        data["inputs"] = _tensors(data["inputs"], f"{MANIFEST_FILE} inputs")
+        data["outputs"] = _tensors(data["outputs"], f"{MANIFEST_FILE} outputs")
+        files = data.get("files", {})
+        data["files"] = {
+            name: FileInfo.from_dict(info, f"{MANIFEST_FILE} files[{name!r}]") for name, info in files.items()
+        }
         return cls(**data)
 
 
@@ -123,11 +159,11 @@ def read_config(root: Path, name: str) -> dict[str, Any]:
 
 
 def versions(root: Path, name: str) -> list[int]:
-    """The model's published versions, ascending."""
+    """The model's published versions, ascending: its directories named as a version is (``VERSION_NAME``)."""
     model_dir = root / validate_model_name(name)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
+    return sorted(int(p.name) for p in model_dir.iterdir() if VERSION_NAME.fullmatch(p.name) and p.is_dir())
 
 
 def version_dir(root: Path, name: str, version: int) -> Path:
@@ -179,6 +215,8 @@ def publish_version(
         write(staging, written)
         with _publishing(model_dir):
             version = (versions(root, name) or [0])[-1] + 1
+            if len(str(version)) > MAX_VERSION_DIGITS:
+                raise ValueError(f"model {name!r} has a version of {MAX_VERSION_DIGITS} digits: no next version")
             if version != written:
                 _renumber(staging, version)
             if check is not None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from common.repository import MODEL_FILE, Manifest, read_manifest, version_dir, versions
+from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, version_dir, versions
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
 from service.models.onnx import open_session
@@ -40,7 +40,7 @@ def load_version(
     except OSError as error:
         raise ModelLoadError(f"model.json cannot be read: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError) as error:  # json, FeatureSpec and dataclass errors
-        raise ModelLoadError(f"model.json is malformed: {error}") from None
+        raise ModelLoadError(f"model.json is malformed: {str(error).removeprefix(MANIFEST_FILE + ' ')}") from None
     if manifest.name != name or manifest.version != version:
         raise ModelLoadError(f"model.json describes {manifest.name!r} version {manifest.version}")
 
@@ -83,14 +83,19 @@ def load_versions(
     current: Mapping[int, ServedModel] | None = None,
     refused: dict[int, Refusal] | None = None,
     retried: str = "",
+    refused_before: Mapping[int, Refusal] | None = None,
 ) -> dict[int, ServedModel]:
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
-    as they are; each version refused is logged (with ``retried``, when it will be loaded again, if
+    as they are, and those in ``refused_before`` (refused by an earlier load, their files as they were)
+    are passed over; each version refused is logged (with ``retried``, when it will be loaded again, if
     anything loads it again) and noted in ``refused`` with its files as they were before the load, and
-    one that loads is removed from it. ModelLoadError when none loads."""
+    one that loads is removed from it. A version whose load fails in a way no check foresaw (a bug) is
+    refused too, its traceback logged: the next older one is tried, and the service starts. ModelLoadError
+    when none loads."""
     root = settings.model_repository
     current = current or {}
     refused = refused if refused is not None else {}
+    refused_before = refused_before or {}
     available = versions(root, name)
     if not available:  # clients see it: no path (the manager's log line names it)
         where = "in the model repository" if root.is_dir() else "(the model repository does not exist)"
@@ -103,11 +108,16 @@ def load_versions(
         if version in current:
             chosen[version] = current[version]
             continue
+        if version in refused_before:
+            continue
         tried.append(version)
         files = version_files(version_dir(root, name, version))  # before: a change during the load is one
         try:
             model = chosen[version] = load_version(root, name, version, settings, required_outputs)
-        except ModelLoadError as error:
+        except Exception as error:
+            if not isinstance(error, ModelLoadError):
+                logger.exception("model %s version %d: unexpected error while loading", name, version)
+                error = ModelLoadError(f"unexpected error while loading: {type(error).__name__}: {error}")
             logger.warning(
                 "model %s version %d refused: %s%s", name, version, error, f" ({retried})" if retried else ""
             )
@@ -116,21 +126,30 @@ def load_versions(
         refused.pop(version, None)
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
     if not chosen:
-        raise ModelLoadError(
-            f"no loadable version of model {name!r} ({_none_loaded(policy, available, tried, refused)})"
-        )
+        why = _none_loaded(policy, available, tried, refused, refused_before)
+        raise ModelLoadError(f"no loadable version of model {name!r} ({why})")
     return chosen
 
 
-def _none_loaded(policy: VersionPolicy, available: list[int], tried: list[int], refused: dict[int, Refusal]) -> str:
-    """Why a load served nothing: the versions its policy names that are not in the repository, and the
-    versions tried, each with its reason (``specific = [7]`` with 1 and 2 there tries none)."""
+def _none_loaded(
+    policy: VersionPolicy,
+    available: list[int],
+    tried: list[int],
+    refused: dict[int, Refusal],
+    refused_before: Mapping[int, Refusal],
+) -> str:
+    """Why a load served nothing: the versions its policy names that are not in the repository, the
+    versions tried, each with its reason (``specific = [7]`` with 1 and 2 there tries none), and those
+    passed over as refused before, with theirs."""
     parts = []
     missing = [v for v in policy.specific if v not in available]
     if missing:
         parts.append(f"versions {missing} of its version policy are not in the repository, which holds {available}")
     if tried:
         parts += [f"tried {tried}", *(f"version {v}: {refused[v].why}" for v in tried if v in refused)]
+    passed = [v for v in policy.select(available) if v in refused_before]
+    if passed:
+        parts += [f"refused before and unchanged {passed}", *(f"version {v}: {refused_before[v].why}" for v in passed)]
     return "; ".join(parts)
 
 

@@ -117,7 +117,7 @@ class ModelManager:
             current = dict(self.models.versions.get(name, {}))
             refused: dict[int, Refusal] = {}
             try:
-                config, chosen = await run_in_threadpool(self._load_versions, name, current, refused)
+                config, chosen = await run_in_threadpool(self._load_versions, name, current, refused, polled)
             except ModelLoadError as error:
                 self._count_refused(name, refused)
                 # a name the settings do not name and with no folder in the repository is no model's: an
@@ -289,13 +289,16 @@ class ModelManager:
         return name in self.models.names or (self.settings.model_repository / name).is_dir()
 
     def _load_versions(
-        self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal]
+        self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal], polled: bool = False
     ) -> tuple[ServingConfig, dict[int, ServedModel]]:
-        """(thread) The serving settings and the versions to serve; ModelLoadError if none loads."""
+        """(thread) The serving settings and the versions to serve; ModelLoadError if none loads. A load
+        ``polled`` passes over the versions refused before whose files stay as they were (a version published
+        after three refused ones loaded, counted and logged each again); the operator's tries them all."""
         config = self._config(name)
         outputs = required_outputs(self.settings.roles).get(name, set())
         policy = config.version_policy
-        return config, load_versions(self.settings, name, policy, outputs, current, refused, self._retried())
+        before = self._refused_as_they_are(name) if polled else {}
+        return config, load_versions(self.settings, name, policy, outputs, current, refused, self._retried(), before)
 
     def _retried(self) -> str:
         """What loads a refused version again, for its log line."""
@@ -317,20 +320,21 @@ class ModelManager:
             return None
         if self._unreadable.pop(name, None) is not None:
             logger.info("poll: model %s: its serving settings read again", name)
-        root, refused = self.settings.model_repository, self.models.refused
-
-        beside = self._others_served(name)
-
-        def refused_as_it_is(version: int) -> bool:
-            refusal = refused.get((name, version))
-            return (
-                refusal is not None
-                and not refusal.files_changed(version_dir(root, name, version))
-                and refusal.beside in ((), beside)
-            )
-
-        candidates = [v for v in policy.select(versions(root, name)) if not refused_as_it_is(v)]
+        refused = self._refused_as_they_are(name)
+        candidates = [v for v in policy.select(versions(self.settings.model_repository, name)) if v not in refused]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
+
+    def _refused_as_they_are(self, name: str) -> dict[int, Refusal]:
+        """(thread) The versions of ``name`` refused before that would be refused again: their files as they
+        were, and for a role conflict the other role models served as they were."""
+        root, beside = self.settings.model_repository, self._others_served(name)
+        return {
+            version: refusal
+            for (model, version), refusal in self.models.refused.items()
+            if model == name
+            and not refusal.files_changed(version_dir(root, name, version))
+            and refusal.beside in ((), beside)
+        }
 
     async def _poll(self) -> None:
         """Reload a model when the versions its policy selects on disk differ from those served, or when

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.repository import MAX_VERSION_DIGITS
 from service.batching import client
 from service.batching.policy import Tensors
 from service.http.disconnect import Watcher
@@ -22,7 +23,7 @@ def served(models: ServingModels, name: str, version: str | None) -> ServedModel
         model = models.model(name)
     else:
         # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
-        if not (version.isascii() and version.isdigit() and len(version) <= 18):
+        if not (version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
             raise InputError(400, f"version must be a positive integer, not {version!r}", "version")
         model = models.model(name, int(version))
     if model is None:
