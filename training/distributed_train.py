@@ -41,7 +41,7 @@ from training.log_statistics import LogStatistics, chunk_statistics, merge_in_or
 from training.logs import log_files, manifest_spec
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
-from training.pipeline import checkpoint_path, make_checkpoint
+from training.pipeline import checkpoint_path, make_checkpoint, refuse_one_class
 from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def train_streaming(
     with processes(distributed) as group:
         config, spec, shards = streamed_inputs(name, logs, spec_path, root)
         statistics = log_statistics(shards, spec, group, settings.statistics)
+        refuse_one_class(logs, sum(statistics.clicks.values()), statistics.rows)
         if group.is_main:
             statistics.save(work_dir / name / STATISTICS_FILE)
         spec = statistics.fitted(spec)

@@ -93,7 +93,9 @@ def train(
     explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))
     training = config.training if explicit else scaled_to_data(config.training, len(data))
     config = replace(config, training=training)  # the settings trained with are the ones recorded
-    warn_if_small(name, training, len(data), int(data.tensors["click"].sum().item()))
+    clicks = int(data.tensors["click"].sum().item())
+    refuse_one_class(logs, clicks, len(data))
+    warn_if_small(name, training, len(data), clicks)
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
     checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)}, data.tensors)
@@ -169,6 +171,18 @@ def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
         MAX_EPOCHS,
     )
     return scaled
+
+
+def refuse_one_class(logs: object, clicks: int, impressions: int) -> None:
+    """ValueError when every impression of the training logs was clicked, or none was: a CTR model learns
+    nothing from one class, and such a log is mostly a broken join (it trained and exported a version that
+    predicted a CTR of 1e-4 against 0.035 observed, said only by the warning of a small log)."""
+    if clicks in (0, impressions):
+        said = "0 on every row" if clicks == 0 else "1 on every row"
+        raise ValueError(
+            f"the training logs {logs}: click is {said} of {impressions} impressions, so there is nothing to learn "
+            "a click-through rate from (a log of one class is often a join that lost the clicks)"
+        )
 
 
 def warn_if_small(name: str, config: TrainingConfig, rows: int, clicks: int, rows_are: str = "impressions") -> None:

@@ -117,3 +117,20 @@ def test_logs_missing_a_required_feature_are_refused(repository):
     )  # fmt: skip
     assert result.exit_code != 0
     assert "creative" in str(result.exception)
+
+
+@pytest.mark.parametrize("label", ["0", "1"])
+def test_logs_whose_clicks_are_all_one_class_are_refused(repository, label):
+    """A log without clicks trained and exported a version predicting a CTR of 1e-4, said only by the
+    warning a small log gets."""
+    lines = (repository / "logs.csv").read_text().splitlines()
+    rows = [line.rsplit(",", 2)[0] + f",{label},0" for line in lines[1:]]
+    (repository / "logs.csv").write_text("\n".join([lines[0], *rows]) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml"),
+         "--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert f"click is {label} on every row of 600 impressions" in str(result.exception)
+    assert not (repository / "work" / "esmm").exists() or not any((repository / "work" / "esmm").iterdir())

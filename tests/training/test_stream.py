@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
+from training.distributed_train import train_streaming
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import feature_columns, read_logs
 from training.stream import ImpressionStream, ShardedLogs, Span, epoch_order, sample_spans, share, shuffled_batches
@@ -280,3 +281,22 @@ def test_statistics_of_other_shards_with_as_many_rows_are_refused(shards, tmp_pa
     replace(fitted, logs=[("part-00000.parquet", 1), *fitted.logs[1:]]).save(tmp_path / "other.json")
     with pytest.raises(ValueError, match=r"other\.json was fitted on other shards than those of"):
         log_statistics(shards, SPEC, Processes(), tmp_path / "other.json")
+
+
+def test_a_streamed_log_without_clicks_is_refused_before_training(tmp_path):
+    """The in-memory trainer refuses logs of one click class; the streaming one trained on them."""
+    write_shards(tmp_path / "shards")
+    for path in sorted((tmp_path / "shards").glob("*.parquet")):
+        table = pq.read_table(path)
+        zeros = pa.array(np.zeros(table.num_rows, np.int8))
+        table = table.set_column(table.schema.get_field_index("click"), "click", zeros)
+        pq.write_table(table.set_column(table.schema.get_field_index("conversion"), "conversion", zeros), path)
+    (tmp_path / "models" / "esmm").mkdir(parents=True)
+    (tmp_path / "models" / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nembedding_dim = 4\n')
+    (tmp_path / "spec.toml").write_text(SPEC.to_toml())
+    with pytest.raises(ValueError, match="click is 0 on every row of 1042 impressions"):
+        train_streaming(
+            "esmm", tmp_path / "shards", tmp_path / "spec.toml", tmp_path / "models", tmp_path / "work",
+            distributed=False, progress=False,
+        )  # fmt: skip
+    assert not (tmp_path / "work" / "esmm" / "checkpoint.pt").exists()

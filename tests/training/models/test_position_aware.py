@@ -146,3 +146,21 @@ def test_direct_imputation_has_its_own_input_and_the_label_as_target():
     logit = direct.imputation_tower(direct.imputation_embedding(data["categorical"], data["numeric"]))
     fit = torch.nn.functional.binary_cross_entropy_with_logits(logit, data["conversion"].float(), reduction="none")
     torch.testing.assert_close(imputation_loss, (click * fit).sum() / click.sum())
+
+
+def test_the_ratios_are_listed_by_slot_up_to_the_first_slot_never_shown(caplog):
+    """The ratios of the positions that occurred were listed in order: with slot 2 missing, slot 3's ratio
+    was read as slot 2's and the last slot read none; a stray position 1000 took slot 6's place."""
+    model, data = trained_debiased_esmm(SMALL)
+    full = position_summary(model, data)["ctr_ratios"]
+    gap = data["position"] != 2
+    without_2 = {key: value[gap] for key, value in data.items()}
+    assert position_summary(model, without_2)["ctr_ratios"] == [1.0]
+    assert "position 2 has no impression in the training logs" in caplog.text
+    stray = {**data, "position": torch.where(torch.arange(256) == 7, 1000, data["position"])}
+    ratios = position_summary(model, stray)["ctr_ratios"]
+    assert len(ratios) == 5 and ratios[0] == 1.0
+    np.testing.assert_allclose(ratios, full, rtol=0.05)  # one row moved: the same slots, about the same ratios
+    no_top = {key: value[data["position"] != 1] for key, value in data.items()}
+    with pytest.raises(ValueError, match="no position-1 impressions"):
+        position_summary(model, no_top)
