@@ -16,6 +16,7 @@ scalar, which is broadcast to every row: that is how a request's context feature
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,11 @@ import numpy as np
 
 from common.features import Feature, FeatureSpec, NumericStats
 from common.hashing import bucketize, canonical_strings
+
+logger = logging.getLogger(__name__)
+
+DOMINANT_SHARE = 0.5  # one value with more than this share of a column's squared deviations dominates it
+DOMINANT_MIN_VALUES = 100  # below, a few values may share the spread by chance
 
 FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 MIN_STD = 1e-12  # a fitted std below this is a constant feature's (1.0 instead); a spec's is raised to it
@@ -80,7 +86,30 @@ def fit_statistics(spec: FeatureSpec, columns: Mapping[str, Any]) -> FeatureSpec
         mean = float(values.mean()) if values.size else float(feature.default)
         std = float(values.std()) if values.size else 1.0
         stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0)
+        _warn_if_one_value_dominates(feature.name, values, mean, std)
     return spec.with_stats(stats)
+
+
+def _warn_if_one_value_dominates(name: str, values: np.ndarray, mean: float, std: float) -> None:
+    """A warning when one value holds most of a column's spread: its std is then that value's, and every
+    other value standardises to about the same number (a price of 3e38 among prices near 40 made every real
+    price -0.008: the feature carried nothing, in training and in serving, without a word)."""
+    if values.size < DOMINANT_MIN_VALUES:
+        return
+    squared = (values.astype(np.float64) - mean) ** 2
+    worst = int(np.argmax(squared))
+    if squared[worst] > DOMINANT_SHARE * float(squared.sum()):
+        logger.warning(
+            "numeric feature %r: one value of %d, %g, holds %.0f%% of its spread (mean %g, std %g), so the other "
+            "values standardise to about the same number and the feature carries little: clip or drop such a value "
+            "(a sentinel like 1e30 or FLT_MAX?) before training",
+            name,
+            values.size,
+            float(values[worst]),
+            100 * float(squared[worst]) / float(squared.sum()),
+            mean,
+            std,
+        )
 
 
 class FeatureEncoder:

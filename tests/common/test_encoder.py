@@ -168,3 +168,22 @@ def test_the_value_path_leaves_anything_unusual_to_the_column_path(column):
     columns = {"user_id": "u", "ad_id": ["a"], "ad_price": [1.0]}
     name = "ad_price" if column in ([float("inf")], [1e39], [True]) else "ad_id"
     assert ENCODER._encode_values({**columns, name: column}, 1) is None
+
+
+def test_one_value_holding_a_column_s_spread_is_warned_of(caplog):
+    """A price of 3e38 among prices near 40 set the std to 1e36, and every real price standardised to about
+    the same number: the feature carried nothing, without a word. A heavy but honest tail is no warning."""
+    import logging
+
+    from common.encoder import fit_statistics
+    from common.features import Feature, FeatureSpec
+
+    spec = FeatureSpec((Feature("price", "numeric", "candidate"),))
+    rng = np.random.default_rng(0)
+    honest = rng.lognormal(3.0, 1.5, 5000).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="common.encoder"):
+        fit_statistics(spec, {"price": honest})
+        assert not caplog.records
+        fit_statistics(spec, {"price": np.append(honest, np.float32(3e38))})
+    (record,) = caplog.records
+    assert record.getMessage().startswith("numeric feature 'price': one value of 5001, 3e+38, holds 100% of its spread")
