@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -19,6 +20,8 @@ import pyarrow.parquet as pq
 from common.encoder import FLOAT32_LIMIT
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 
@@ -232,6 +235,36 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
                 check_features(table, spec, str(file))
 
     return read_tables(path, "impression log", check)
+
+
+def warn_of_disorder(table: pa.Table, source: object) -> None:
+    """A warning when the log's ``ts`` goes back in time, or an impression (``request_id`` and ``position``)
+    appears twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export
+    without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
+    word. (Neither column is required; a log without them is not checked.)"""
+    names = table.column_names
+    if "ts" in names and table.num_rows > 1:
+        ts = table.column("ts").combine_chunks()
+        back = pc.fill_null(pc.less(ts.slice(1), ts.slice(0, len(ts) - 1)), False)
+        back = np.flatnonzero(back.to_numpy(zero_copy_only=False))
+        if back.size:
+            logger.warning(
+                "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
+                "rows are the last in file order, not the latest; sort the logs by ts",
+                source,
+                back.size,
+                int(back[0]) + 1,
+            )
+    if "request_id" in names:
+        counts = table.select(["request_id", "position"]).group_by(["request_id", "position"]).aggregate([])
+        doubled = table.num_rows - counts.num_rows
+        if doubled:
+            logger.warning(
+                "the logs %s hold %d impressions twice or more (the same request_id and position): copies land "
+                "on both sides of the validation split; deduplicate the logs",
+                source,
+                doubled,
+            )
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

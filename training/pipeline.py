@@ -22,7 +22,7 @@ from training.checkpoint import Checkpoint
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs
+from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs, warn_of_disorder
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
@@ -56,6 +56,7 @@ def training_data(
         logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     table = read_logs(logs, spec)
+    warn_of_disorder(table, logs)
     spec = fit_statistics(spec, feature_columns(table, spec))
     return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec))
 

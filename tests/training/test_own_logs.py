@@ -134,3 +134,26 @@ def test_logs_whose_clicks_are_all_one_class_are_refused(repository, label):
     assert result.exit_code != 0
     assert f"click is {label} on every row of 600 impressions" in str(result.exception)
     assert not (repository / "work" / "esmm").exists() or not any((repository / "work" / "esmm").iterdir())
+
+
+def test_logs_out_of_time_order_or_doubled_are_warned_of_when_training(repository, caplog):
+    """The trainer holds out the last rows as the latest: a log reversed validated on its oldest rows, and a
+    doubled one on copies of its training rows, without a word."""
+    import logging
+
+    lines = (repository / "logs.csv").read_text().splitlines()
+    arguments = [
+        *["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml")],
+        *["--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],
+    ]
+    caplog.set_level(logging.WARNING, logger="training.logs")
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert not [r for r in caplog.records if r.name == "training.logs"]  # in order, each impression once
+    (repository / "logs.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert "are not in time order: ts goes back at 599 rows (the first, row 1)" in caplog.text
+    caplog.clear()
+    (repository / "logs.csv").write_text("\n".join([lines[0], *lines[1:], *lines[1:301]]) + "\n")
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("hold 300 impressions twice or more (the same request_id and position)" in m for m in messages)
