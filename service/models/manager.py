@@ -324,6 +324,10 @@ class ModelManager:
         candidates = [v for v in policy.select(versions(self.settings.model_repository, name)) if v not in refused]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
+    def unreadable_settings(self, name: str) -> str:
+        """Why polling cannot read the serving settings of ``name`` ("" when it can, or has not tried)."""
+        return self._unreadable.get(name, "")
+
     def _refused_as_they_are(self, name: str) -> dict[int, Refusal]:
         """(thread) The versions of ``name`` refused before that would be refused again: their files as they
         were, and for a role conflict the other role models served as they were."""

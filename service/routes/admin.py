@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from common.repository import validate_model_name, versions
-from service.deps import ModelsDep, SettingsDep
+from service.deps import ManagerDep, ModelsDep, SettingsDep
 from service.http.body import parse_json
 from service.http.errors import ApiError, error_object, error_responses
 from service.models.base import ModelLoadError
@@ -54,11 +54,13 @@ def _json(body: object) -> Response:
 @router.post(
     "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
 )
-async def index(models: ModelsDep, settings: SettingsDep) -> Response:
+async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -> Response:
     """Every model in the repository directory, and every model served (one whose directory was removed
     still serves from memory: it was left out), with each served version and each version refused (with
     why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
-    it was not served)."""
+    it was not served). A served version's reason says what an operator would otherwise learn only from
+    the log or a restart: that its directory is gone (it serves from memory), or that polling cannot read
+    the model's serving settings, so that no newer version is loaded."""
     root = settings.model_repository
     on_disk_names = (
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
@@ -68,7 +70,11 @@ async def index(models: ModelsDep, settings: SettingsDep) -> Response:
     for name in names:
         on_disk = versions(root, name)
         served = sorted(models.versions.get(name, {}))
-        entries.extend({"name": name, "version": str(v), "state": "READY", "reason": ""} for v in served)
+        held_back = manager.unreadable_settings(name)
+        for v in served:
+            notes = [] if v in on_disk else ["its directory is gone from the repository: served from memory"]
+            notes += [f"newer versions are not loaded: {held_back}"] if held_back else []
+            entries.append({"name": name, "version": str(v), "state": "READY", "reason": "; ".join(notes)})
         refused = sorted(
             (v, refusal.why)
             for (model, v), refusal in models.refused.items()

@@ -245,9 +245,10 @@ def test_the_index_forgets_a_refused_version_deleted_and_says_when_the_model_is_
             ("1", "READY"),
             ("2", "UNAVAILABLE"),
         ]
-        shutil.rmtree(root / "esmm")  # served from memory still: listed (the index was [])
+        shutil.rmtree(root / "esmm")  # served from memory still: listed (the index was []), and said (READY alone)
+        gone = "its directory is gone from the repository: served from memory"
         assert client.post("/v2/repository/index", headers=AUTH).json() == [
-            {"name": "esmm", "version": "1", "state": "READY", "reason": ""}
+            {"name": "esmm", "version": "1", "state": "READY", "reason": gone}
         ]
         reload = client.post("/v2/repository/models/esmm/load", headers=AUTH)
         assert reload.status_code == 400 and reload.json()["error"].startswith("model 'esmm' not reloaded: no versions")
@@ -374,6 +375,10 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         (first,) = warnings()
         assert "poll: model esmm: serving settings: " in first and "is not valid TOML" in first
         assert first.endswith("no new version is loaded until it is mended")
+        (served,) = client.post("/v2/repository/index", headers=AUTH).json()  # it was in the log alone
+        assert served["version"] == "1" and served["state"] == "READY"
+        assert served["reason"].startswith("newer versions are not loaded: serving settings: ")
+        assert "is not valid TOML" in served["reason"]
         config.write_text('kind = "esmm"\n[serving]\nmax_batch_sise = 64\n')
         until(lambda: len(warnings()) == 2, "no warning for the new reason")
         assert "serving.max_batch_sise is not a setting" in warnings()[1]
@@ -381,6 +386,7 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         config.write_text('kind = "esmm"\n[serving]\nmax_batch_size = 64\n')
         until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "version 2 not loaded once mended")
         assert len(warnings()) == 2
+        assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
 
 
 def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
