@@ -22,6 +22,7 @@ from clients import bench_harden as bench
 from common.repository import MODEL_FILE, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_repository import repository
 
 TOKEN = "hardening-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -31,12 +32,6 @@ PAYLOAD = httpx.Request("POST", "http://x", json=BODY).content
 # a 503 then is not the test's 60 ms pauses alone (a clean-clone run on 2026-12-03 drew 9 of 6,000 while the
 # benchmarks run just before it recorded 41-92 %)
 HOST_STEAL_LIMIT_PCT = 10.0
-
-
-def repository(root: Path, serving: str = "") -> Path:
-    publish_tiny_esmm(root)
-    (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
-    return root
 
 
 def port_of(url: str) -> int:
@@ -349,7 +344,8 @@ def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) 
         connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=5)
         for _ in range(2):  # a request on a fresh connection, then one on the kept-alive one
             connection.request("GET", "/v2/health/live")
-            assert connection.getresponse().read() is not None
+            response = connection.getresponse()
+            assert (response.status, json.loads(response.read())) == (200, {"live": True})
         started = time.monotonic()
         assert connection.sock.recv(1024) == b""  # closed by the server, no 408 or anything else written
         assert 0.3 < time.monotonic() - started < 3.0

@@ -27,6 +27,7 @@ from clients.service_process import free_port
 from common.encoder import FeatureEncoder
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.wait import eventually
 
 CONTEXT = {"user_id": "u_3", "hour": 5}
 CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": float(i), "ad_quality": 0.1 * i} for i in range(9)]
@@ -278,13 +279,12 @@ def test_grpc_deadline_shorter_than_the_queue_is_deadline_exceeded(tmp_path: Pat
             assert refused.value.status() == "StatusCode.DEADLINE_EXCEEDED"
             assert waited < 2.0, f"answered after {waited:.2f} s: the queue's wait, not the deadline"
         idle = 'ctr_inference_pending_request_count{model="esmm",version="1"} 0'
-        metrics = ""
-        for _ in range(50):  # the server settles the first request at its deadline, right after the client's
+
+        def settled() -> str:  # the server settles the first request at its deadline, right after the client's
             metrics = httpx.get(f"{url}/metrics").text
-            if idle in metrics:
-                break
-            time.sleep(0.1)
-        assert idle in metrics
+            return metrics if idle in metrics else ""
+
+        metrics = eventually(settled, 5, "a request still pending")
         failures = re.findall(r'failure_total\{model="esmm",version="1",reason="(\w+)"\} (\d+)', metrics)
         assert sum(int(n) for reason, n in failures if reason in ("deadline", "cancelled")) == 2, failures
         assert client.is_server_ready()

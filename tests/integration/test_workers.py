@@ -22,15 +22,21 @@ import tritonclient.grpc as grpcclient
 from clients import bench_harden as bench
 from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
-from service.sibling_metrics import WRITE_INTERVAL_S
-from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of, repository
+from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of
 from tests.integration.test_reliability import score_continuously
 from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_repository import repository
+from tests.support.wait import eventually
 
 GRPC_OK = re.compile(r'^ctr_grpc_responses_total\{code="OK"\} (\d+)$', re.M)
 SUCCESSES = re.compile(r'^ctr_inference_request_success_total\{model="esmm",version="1"\} (\d+)$', re.M)
+
+
+def summed(url: str, counter: re.Pattern[str]) -> list[str]:
+    """The values of ``counter`` in one scrape of /metrics, on a connection of its own."""
+    return counter.findall(httpx.get(f"{url}/metrics").text)
 
 
 def workers_of(pid: int) -> list[int]:
@@ -54,10 +60,12 @@ def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path) -> No
     log = tmp_path / "log"
     slow_load = {"warmup_batch_sizes": "[1, 262144]"}  # warm-up at 262,144 rows: the load takes a while
     with running_server(root, log, ready=False, workers="2", **slow_load) as (url, process):
-        deadline = time.monotonic() + 60
-        while "workers on 127.0.0.1" not in log.read_text():  # the supervisor has bound the port and forked
-            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
-            time.sleep(0.01)
+
+        def forked() -> bool:  # the supervisor has bound the port and forked
+            assert process.poll() is None, log.read_text()
+            return "workers on 127.0.0.1" in log.read_text()
+
+        eventually(forked, 60, log.read_text, every_s=0.01)
         try:
             with socket.create_connection(("127.0.0.1", port_of(url)), timeout=5):
                 connected_during_the_load = True
@@ -77,10 +85,10 @@ def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Pat
             reply = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert reply.status_code == 200, reply.text
             assert len(reply.json()["scores"]) == 10
-        time.sleep(2 * WRITE_INTERVAL_S + 0.5)  # each worker has written its counters since
-        for _ in range(10):  # whichever worker answers the scrape
-            counts = SUCCESSES.findall(httpx.get(f"{url}/metrics").text)
-            assert counts == [str(sent)]
+        # each worker writes its counters for the other every WRITE_INTERVAL_S: until both have, a scrape may
+        # count one worker's; then ten scrapes in a row (a connection each, so either worker) count all
+        eventually(lambda: all(summed(url, SUCCESSES) == [str(sent)] for _ in range(10)), 30, "summed successes")
+        for _ in range(10):  # whichever worker answers
             stats = httpx.get(f"{url}/v2/models/esmm/versions/1/stats").json()["model_stats"][0]
             assert stats["inference_stats"]["success"]["count"] == sent
 
@@ -143,10 +151,8 @@ def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker
     settings = {"ctr_model": "esmm", "workers": "2", "poll_interval_s": "0.2", "log_level": "INFO"}
     with running_server(root, log, access_log="false", **settings) as (url, _):
         version = publish_tiny_esmm(root, seed=3)
-        deadline = time.monotonic() + 30
-        while log.read_text().count(f"model esmm serving versions [{version}]") < 2:  # once in each worker
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.1)
+        serving = f"model esmm serving versions [{version}]"
+        eventually(lambda: log.read_text().count(serving) >= 2, 30, lambda: log.read_text()[-2000:])  # each worker
         time.sleep(1.0)  # a few more polls: none finds anything more to load
         assert log.read_text().count(f"poll: model esmm: versions [{version}] wanted") == 1  # one decision, worker 0
         for _ in range(40):  # a connection each, so both workers answer some
@@ -168,8 +174,8 @@ def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
             rf"\[pid (\d+)\] [\w.]+: gRPC \(KServe V2\) listening on 127.0.0.1:{grpc_port}", log.read_text()
         )
         assert len(set(listening)) == 2  # one line from each worker, told apart by its process id
-        time.sleep(2 * WRITE_INTERVAL_S + 0.5)  # each worker has written its counters since
-        assert GRPC_OK.findall(httpx.get(f"{url}/metrics").text) == [str(sent)]
+        # as for the HTTP counters: once both workers have written theirs, every scrape counts all
+        eventually(lambda: all(summed(url, GRPC_OK) == [str(sent)] for _ in range(10)), 30, "summed gRPC OKs")
         for _ in range(10):  # a channel each: gRPC's statistics too are every worker's (they were its own)
             with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
                 (stats,) = client.get_inference_statistics("esmm", as_json=True)["model_stats"]

@@ -7,7 +7,6 @@ import itertools
 import threading
 import time
 from collections import deque
-from typing import Any
 
 import numpy as np
 import pytest
@@ -192,45 +191,74 @@ def test_batcher_merges_concurrent_requests_into_one_run() -> None:
     assert calls == [10]
 
 
-def stats_after_concurrent_requests(model: Any, config: BatchConfig, requests: int) -> Any:
-    """The batcher's statistics once ``requests`` one-row requests, submitted at once, are answered."""
-
-    async def main() -> Batcher:
-        batcher = Batcher(model, config)
-        batcher.start()
-        deadline = asyncio.get_running_loop().time() + 5
-        await asyncio.gather(
-            *(batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(requests))
-        )
-        await batcher.retire()
-        return batcher
-
-    return run(main()).stats
+def one_row() -> dict[str, np.ndarray]:
+    return {"x": np.ones((1, 1), np.float32)}
 
 
 def test_the_queue_time_is_each_requests_wait_summed_over_requests() -> None:
     """Ten requests queued together wait for the batch's 50 ms fill window, each of them: the queue total is
-    ten waits of at least 50 ms (it added the batch's mean wait once, a tenth of that), at most their whole
-    times, and the V2 statistics count it per request, as Triton's queue."""
+    ten waits (it added the batch's mean wait once, a tenth of that), at most their whole times, and the V2
+    statistics count it per request, as Triton's queue.
 
-    stats = stats_after_concurrent_requests(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000), 10)
+    The window opens when the first request is queued, no earlier than ``before`` on the batcher's clock (the
+    loop's), and each request was queued by ``queued_by``: each waits at least the window less that span."""
+
+    async def main() -> tuple[Batcher, float]:
+        batcher = Batcher(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=50_000))
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        works = [batcher.enqueue(one_row(), 1, before + 5) for _ in range(10)]
+        queued_by = loop.time()
+        await asyncio.gather(*(w.future for w in works))
+        await batcher.retire()
+        return batcher, 10 * (0.05 - (queued_by - before))
+
+    batcher, least_wait = run(main())
+    stats = batcher.stats
     assert stats.executions == 1 and stats.successes == 10
-    assert 10 * 0.05 * 0.99 <= stats.queue_s <= stats.durations.total
+    assert least_wait - 1e-6 <= stats.queue_s <= stats.durations.total  # 1e-6: a timer may fire 1 ns early each
     queue = model_statistics("m", 1, stats)["inference_stats"]["queue"]
     assert queue == {"count": 10, "ns": round(stats.queue_s * 1e9)}
 
 
 def test_unbatched_requests_count_their_wait_for_the_thread_pool() -> None:
-    """Without batching, five requests at once run one after another on the one thread (20 ms each): the
-    k-th waits for k runs, 0 + 20 + 40 + 60 + 80 ms at least. It was counted as 0."""
+    """Without batching, five requests at once run one after another on the one thread (20 ms each): each
+    waits for the runs before its own. It was counted as 0.
 
-    def slow(inputs: dict) -> dict:
+    The bounds are measured, on the batcher's clock (``time.monotonic``, the loop's), not assumed: all five
+    are queued between ``before`` and ``queued_by``, and no run ends before ``queued_by`` (each waits for
+    ``gate``), so the run in k-th place began after run k-1 ended and waited at least that end less
+    ``queued_by``; it waited at most from ``before`` to its run's start."""
+    gate = threading.Event()
+    runs: list[tuple[float, float]] = []  # (start, end) of each run, in the order the one thread ran them
+
+    def gated_slow(inputs: dict) -> dict:
+        started = time.monotonic()
+        gate.wait(5)
         time.sleep(0.02)
+        runs.append((started, time.monotonic()))
         return doubling(inputs)
 
-    stats = stats_after_concurrent_requests(slow, BatchConfig(enabled=False, instances=1), 5)
-    assert stats.executions == 5 and stats.successes == 5
-    assert 0.2 * 0.99 <= stats.queue_s <= stats.durations.total
+    async def main() -> tuple[Batcher, float, float]:
+        batcher = Batcher(gated_slow, BatchConfig(enabled=False, instances=1))
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        works = [batcher.enqueue(one_row(), 1, before + 5) for _ in range(5)]
+        queued_by = loop.time()
+        gate.set()
+        await asyncio.gather(*(w.future for w in works))
+        await batcher.retire()
+        return batcher, before, queued_by
+
+    batcher, before, queued_by = run(main())
+    stats = batcher.stats
+    assert stats.executions == 5 and stats.successes == 5 and len(runs) == 5
+    least = sum(runs[k - 1][1] - queued_by for k in range(1, 5))
+    most = sum(start - before for start, _ in runs)
+    assert least >= 0.2 - 1e-6  # 20 + 40 + 60 + 80 ms at least: the waits measured are real, not rounding
+    assert least <= stats.queue_s <= most
 
 
 def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:

@@ -5,6 +5,7 @@ cannot fill a scoring role (a retrieval model) is named as the reason the servic
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.retrieval import add_tiny_esam
+from tests.support.wait import eventually
 
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}
 LOGGED = {"regime": "logged"}
@@ -31,6 +33,44 @@ TOKEN = "a-long-enough-admin-token"
 
 def settings_for(root: Path, **overrides: object) -> Settings:
     return Settings(model_repository=root, ctr_model="ctr", ctcvr_model="esmm", use_cuda=False, **overrides)
+
+
+def regime_refusals(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times esmm was refused for its position regime, as the model manager logged it."""
+    return sum(r.getMessage().startswith("model esmm not served: position regimes") for r in caplog.records)
+
+
+def observe_polls(root: Path, caplog: pytest.LogCaptureFixture, polls: int) -> None:
+    """Return once ``polls`` further polls of the repository have been seen, each a whole poll of every model.
+
+    A poll that finds nothing to do says nothing, so each is made to say something harmless: the ctr model's
+    serving settings are made unreadable, then mended, in turn, and each change is logged by the first poll
+    that reads it (the ctr model keeps serving its version throughout). Polls go over the models in name
+    order, ctr before esmm: the poll after the one that logged a change has polled esmm whole."""
+    config = root / "ctr" / "config.toml"
+    original = config.read_text() if config.exists() else None
+    logged = ("no new version is loaded until it is mended", "its serving settings read again")
+
+    def count(line: str) -> int:
+        return sum(r.getMessage().startswith("poll: model ctr:") and line in r.getMessage() for r in caplog.records)
+
+    seen = [count(line) for line in logged]
+    for poll in range(polls + 1):
+        broken = poll % 2 == 0
+        if broken:
+            config.write_text("[serving\n")  # not TOML
+        elif original is None:
+            config.unlink()
+        else:
+            config.write_text(original)
+        line = logged[0 if broken else 1]
+        seen[0 if broken else 1] += 1
+        wanted = seen[0 if broken else 1]
+        eventually(lambda line=line, wanted=wanted: count(line) >= wanted, 10, f"a poll logging {line!r}")
+    if original is None:
+        config.unlink(missing_ok=True)
+    else:
+        config.write_text(original)
 
 
 def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path: Path) -> None:
@@ -72,16 +112,15 @@ def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_
 def test_polling_loads_a_version_that_conflicts_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """It was loaded and warmed up again at every poll (18 loads in 4 s at a 0.2 s interval), never listed as
     refused; now once, until its files change."""
-    import time
-
+    caplog.set_level(logging.INFO, logger="service.models.manager")
     publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
     publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
     with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1))) as client:
         publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2, position-blind
-        time.sleep(1.5)  # fifteen polls
+        eventually(lambda: regime_refusals(caplog), 10, "version 2 refused for its regime")
+        observe_polls(tmp_path, caplog, 5)  # each would have refused it again
         assert client.post("/v1/score", json=GOOD).json()["models"]["ctcvr"] == {"name": "esmm", "version": 1}
-    refusals = [r for r in caplog.records if r.getMessage().startswith("model esmm not served: position regimes")]
-    assert len(refusals) == 1, [r.getMessage() for r in caplog.records]
+    assert regime_refusals(caplog) == 1, [r.getMessage() for r in caplog.records]
 
 
 def test_the_served_process_refuses_them_in_one_line_without_a_traceback(tmp_path: Path) -> None:
@@ -119,12 +158,14 @@ def test_a_retrieval_model_named_for_a_scoring_role_is_the_reason_given(tmp_path
     assert scored.status_code == 503 and reason in scored.json()["error"]
 
 
-def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(tmp_path: Path) -> None:
+def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A load that refused version 3 for its checksum and version 2 for a conflict recorded the conflict
     alone: polling found 3 unrefused, loaded again, and so every poll (14 loads of version 2 in 1.5 s)."""
-    import time
-
     from common.repository import MODEL_FILE, version_dir
+
+    caplog.set_level(logging.INFO, logger="service.models.manager")
 
     publish_tiny_esmm(tmp_path, name="ctr", outputs=("pctr",), position=SLOT1)
     publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
@@ -132,7 +173,8 @@ def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(tmp_pat
         publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2: conflicts
         damaged = version_dir(tmp_path, "esmm", publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1, seed=4))
         (damaged / MODEL_FILE).write_bytes((damaged / MODEL_FILE).read_bytes()[:-1] + b"\0")  # version 3
-        time.sleep(1.5)  # fifteen polls
+        eventually(lambda: regime_refusals(caplog), 10, "version 2 refused for its regime")
+        observe_polls(tmp_path, caplog, 5)  # each would have loaded both again, counting two more refusals
         index = client.post("/v2/repository/index", headers={"Authorization": f"Bearer {TOKEN}"}).json()
         refused = {e["version"]: e["reason"] for e in index if e["name"] == "esmm" and e["state"] == "UNAVAILABLE"}
         assert set(refused) == {"2", "3"} and "regime" in refused["2"] and "sha256" in refused["3"], index

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.repository import MODEL_FILE, version_dir, versions
+from tests.support.wait import eventually
 from training.checkpoint import Checkpoint
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
@@ -147,9 +148,9 @@ def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(s
     """The launcher ended at once on a SIGTERM sent to it alone (a supervisor's, ``kill PID``): torchrun and
     its processes trained on without it and exported a model. Now the signal is passed on to torchrun, which
     stops them, and the launcher ends with 128 + 15 once they have."""
+    import contextlib
     import os
     import signal
-    import time
 
     from clients.machine import descendants
 
@@ -159,18 +160,40 @@ def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(s
     work = tmp_path / "work"
     command = [sys.executable, "-m", "cli.main", "train", "esmm", "--repository", str(models), "--no-progress"]
     command += ["--logs", str(setup / "shards"), "--work-dir", str(work), "--nproc", "2", "--export"]
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (work / "esmm" / "statistics.json").exists():  # the processes have begun: training follows
-        assert time.monotonic() < deadline and launcher.poll() is None, launcher.communicate()
-        time.sleep(0.2)
-    time.sleep(2.0)
-    family = descendants(launcher.pid)[1:]  # torchrun and the two processes
-    assert len(family) >= 3, family
-    os.kill(launcher.pid, signal.SIGTERM)
-    _, stderr = launcher.communicate(timeout=120)
-    assert launcher.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    assert "training on 2 processes stopped by SIGTERM" in stderr
-    time.sleep(1.0)
-    assert not [pid for pid in family if Path(f"/proc/{pid}").exists()], "processes left running"
+    # its own session, so that whatever happens below, the finally can end it and all it started at once
+    launcher = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    family: list[int] = []
+    ended = False
+    try:
+
+        def begun() -> bool:  # the processes have begun: training follows
+            assert launcher.poll() is None, launcher.communicate()
+            return (work / "esmm" / "statistics.json").exists()
+
+        eventually(begun, 120, "the processes did not write their statistics")
+
+        def everyone() -> list[int]:  # torchrun and the two processes
+            assert launcher.poll() is None, launcher.communicate()
+            family[:] = descendants(launcher.pid)[1:]
+            return family if len(family) >= 3 else []
+
+        eventually(everyone, 30, lambda: f"torchrun and two processes not all started: {family}")
+        os.kill(launcher.pid, signal.SIGTERM)  # to the launcher alone, as a supervisor's ``kill PID``
+        _, stderr = launcher.communicate(timeout=120)
+        assert launcher.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+        assert "training on 2 processes stopped by SIGTERM" in stderr
+        eventually(
+            lambda: not [pid for pid in family if Path(f"/proc/{pid}").exists()], 5, lambda: f"left running: {family}"
+        )
+        ended = True
+    finally:
+        if not ended:  # nothing left training for minutes after a failure: the group, then any that left it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launcher.pid, signal.SIGKILL)
+            for pid in family:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            launcher.communicate(timeout=30)
     assert versions(models, "esmm") == []

@@ -57,15 +57,26 @@ def test_scores_match_onnx_runtime(client: TestClient, repository: Path) -> None
 
 
 def test_context_may_be_omitted_when_nothing_in_it_is_required(client: TestClient) -> None:
+    """A body without ``context``, or with ``context: null``, is scored as the same features sent in a
+    context: the candidates' own ``user_id`` is used and the absent ``hour`` is null either way."""
+    in_context = {"context": {"user_id": "u"}, "candidates": [{"ad_id": 1, "ad_price": 2.0}]}
+    expected = client.post("/v1/score", json=in_context).json()["scores"]
     body = {"candidates": [{"user_id": "u", "ad_id": 1, "ad_price": 2.0}]}
-    assert client.post("/v1/score", json=body).status_code == 200
-    body["context"] = None
-    assert client.post("/v1/score", json=body).status_code == 200
+    for context in ("omitted", None):
+        if context is None:
+            body["context"] = None
+        response = client.post("/v1/score", json=body)
+        assert response.status_code == 200, (context, response.text)
+        assert response.json()["scores"] == expected, context
 
 
 def test_charset_parameter_is_accepted(client: TestClient) -> None:
+    """``application/json; charset=utf-8`` is read as plain ``application/json``: the same scores."""
+    expected = client.post("/v1/score", content=json.dumps(GOOD), headers=JSON).json()["scores"]
     headers = {"content-type": "application/json; charset=utf-8"}
-    assert client.post("/v1/score", content=json.dumps(GOOD), headers=headers).status_code == 200
+    response = client.post("/v1/score", content=json.dumps(GOOD), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["scores"] == expected
 
 
 def test_roles_from_different_models(tmp_path: Path) -> None:

@@ -127,15 +127,28 @@ def test_deadline_header(client: TestClient) -> None:
 
 
 def test_metrics_exposition(client: TestClient) -> None:
-    client.post("/v1/score", json={"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}] * 3})
-    text = client.get("/metrics").text
-    assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider"} 1' in text
-    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    assert int(lines['ctr_inference_request_success_total{model="esmm",version="1"}']) >= 1
-    assert int(lines['ctr_inference_count_total{model="esmm",version="1"}']) >= 3
-    assert int(lines['ctr_inference_exec_count_total{model="esmm",version="1"}']) >= 1
-    assert 'ctr_inference_batch_size_bucket{model="esmm",version="1",le="+Inf"}' in lines
-    assert int(lines['ctr_http_responses_total{code="200"}']) >= 1
+    """One /v1/score request of three candidates moves the counters by what it did: one request answered,
+    three items scored in at least one run, and the 200s counted (the first scrape's own 200 among them)."""
+
+    def scrape() -> dict[str, str]:
+        text = client.get("/metrics").text
+        assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider"} 1' in text
+        return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    model = '{model="esmm",version="1"}'
+    before = scrape()
+    scored = client.post("/v1/score", json={"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}] * 3})
+    assert scored.status_code == 200
+    after = scrape()
+
+    def moved(series: str) -> int:
+        return int(after[series]) - int(before[series])
+
+    assert moved(f"ctr_inference_request_success_total{model}") == 1
+    assert moved(f"ctr_inference_count_total{model}") == 3
+    assert moved(f"ctr_inference_exec_count_total{model}") >= 1
+    assert 'ctr_inference_batch_size_bucket{model="esmm",version="1",le="+Inf"}' in after
+    assert moved('ctr_http_responses_total{code="200"}') == 2  # the score and the first scrape
 
 
 def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
