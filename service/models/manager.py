@@ -67,6 +67,7 @@ class ModelManager:
         self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
         self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
+        self.polls_done = 0  # polls of every model finished: what "N polls later" is observed by
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -351,6 +352,7 @@ class ModelManager:
                     await self._poll_model(name)
                 except Exception:  # a bug or the file system's (a directory it may not list): said, and the
                     logger.exception("poll: model %s: unexpected error; polling goes on", name)  # loop lives
+            self.polls_done += 1
 
     async def _poll_model(self, name: str) -> None:
         """One poll of one model: load it when the versions wanted differ from those served."""

@@ -40,37 +40,11 @@ def regime_refusals(caplog: pytest.LogCaptureFixture) -> int:
     return sum(r.getMessage().startswith("model esmm not served: position regimes") for r in caplog.records)
 
 
-def observe_polls(root: Path, caplog: pytest.LogCaptureFixture, polls: int) -> None:
-    """Return once ``polls`` further polls of the repository have been seen, each a whole poll of every model.
-
-    A poll that finds nothing to do says nothing, so each is made to say something harmless: the ctr model's
-    serving settings are made unreadable, then mended, in turn, and each change is logged by the first poll
-    that reads it (the ctr model keeps serving its version throughout). Polls go over the models in name
-    order, ctr before esmm: the poll after the one that logged a change has polled esmm whole."""
-    config = root / "ctr" / "config.toml"
-    original = config.read_text() if config.exists() else None
-    logged = ("no new version is loaded until it is mended", "its serving settings read again")
-
-    def count(line: str) -> int:
-        return sum(r.getMessage().startswith("poll: model ctr:") and line in r.getMessage() for r in caplog.records)
-
-    seen = [count(line) for line in logged]
-    for poll in range(polls + 1):
-        broken = poll % 2 == 0
-        if broken:
-            config.write_text("[serving\n")  # not TOML
-        elif original is None:
-            config.unlink()
-        else:
-            config.write_text(original)
-        line = logged[0 if broken else 1]
-        seen[0 if broken else 1] += 1
-        wanted = seen[0 if broken else 1]
-        eventually(lambda line=line, wanted=wanted: count(line) >= wanted, 10, f"a poll logging {line!r}")
-    if original is None:
-        config.unlink(missing_ok=True)
-    else:
-        config.write_text(original)
+def observe_polls(client: TestClient, polls: int) -> None:
+    """Return once ``polls`` further polls of every model have finished (``ModelManager.polls_done``)."""
+    manager = client.app.state.manager
+    wanted = manager.polls_done + polls + 1  # the poll under way may have read the disk already
+    eventually(lambda: manager.polls_done >= wanted, 10, f"{polls} polls")
 
 
 def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path: Path) -> None:
@@ -118,7 +92,7 @@ def test_polling_loads_a_version_that_conflicts_once(tmp_path: Path, caplog: pyt
     with TestClient(create_app(settings_for(tmp_path, poll_interval_s=0.1))) as client:
         publish_tiny_esmm(tmp_path, name="esmm", position=LOGGED, seed=3)  # version 2, position-blind
         eventually(lambda: regime_refusals(caplog), 10, "version 2 refused for its regime")
-        observe_polls(tmp_path, caplog, 5)  # each would have refused it again
+        observe_polls(client, 5)  # each would have refused it again
         assert client.post("/v1/score", json=GOOD).json()["models"]["ctcvr"] == {"name": "esmm", "version": 1}
     assert regime_refusals(caplog) == 1, [r.getMessage() for r in caplog.records]
 
@@ -174,7 +148,7 @@ def test_a_conflict_and_a_failed_check_in_one_load_are_both_refused_once(
         damaged = version_dir(tmp_path, "esmm", publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1, seed=4))
         (damaged / MODEL_FILE).write_bytes((damaged / MODEL_FILE).read_bytes()[:-1] + b"\0")  # version 3
         eventually(lambda: regime_refusals(caplog), 10, "version 2 refused for its regime")
-        observe_polls(tmp_path, caplog, 5)  # each would have loaded both again, counting two more refusals
+        observe_polls(client, 5)  # each would have loaded both again, counting two more refusals
         index = client.post("/v2/repository/index", headers={"Authorization": f"Bearer {TOKEN}"}).json()
         refused = {e["version"]: e["reason"] for e in index if e["name"] == "esmm" and e["state"] == "UNAVAILABLE"}
         assert set(refused) == {"2", "3"} and "regime" in refused["2"] and "sha256" in refused["3"], index
