@@ -3,7 +3,13 @@
 A missing file or config, a malformed spec or config, a missing log column or an unknown kind raises
 ``FileNotFoundError``/``FileExistsError``/``ValueError`` (``FeatureError`` included) with a message
 naming the problem; the command prints ``error: <message>`` to stderr and exits 2, without a
-traceback. So does a command run on an install without the extra it needs (``ctr train`` on the
+traceback. So does a path the user named that the system refuses: a folder where a file is to be
+written or read (``IsADirectoryError``), a file where a folder is needed (``NotADirectoryError``,
+``FileExistsError``), one the user may not write (``PermissionError``); the line names the path and what
+is wrong with it, where ``str()`` said ``[Errno 21] Is a directory: 't'``. A file read as text that is
+not UTF-8 (``UnicodeDecodeError``, a ``ValueError``) is named when ``Path.read_text`` read it.
+
+So does a command run on an install without the extra it needs (``ctr train`` on the
 service's ``.[cpu]``): the line names the missing module and the extra that brings it, read from the
 installed distribution's own requirements. ``ctr -v ...`` keeps the traceback for debugging. Other
 exceptions are bugs and propagate (an import that no extra but ``dev`` declares among them).
@@ -14,6 +20,7 @@ from __future__ import annotations
 import re
 import sys
 from importlib import metadata
+from pathlib import Path, PurePath
 from typing import Any
 
 import typer
@@ -21,7 +28,9 @@ import typer
 from cli.help_text import HelpTyper
 from common.version import DISTRIBUTION
 
-USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
+# The OSErrors a path given on the command line raises; any other (a socket's, a full disk's) is no mistake of
+# the command line's, and keeps its traceback.
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),
@@ -77,7 +86,37 @@ def one_line(error: Exception) -> str:
             text = problem["msg"].removeprefix("Value error, ")
             problems.append(f"{field}: {text}" if field else text)
         return f"invalid {error.title}: " + "; ".join(problems)
+    if isinstance(error, OSError) and error.errno is not None and error.filename is not None:
+        return _path_refused(error)
+    if isinstance(error, UnicodeDecodeError):
+        return _not_text(error)
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _path_refused(error: OSError) -> str:
+    """What the system refused about the path it names, in words (the destination of a rename or copy
+    where there is one: the path the user named, not a temporary file beside it)."""
+    path = Path(error.filename2 if error.filename2 is not None else error.filename)
+    if isinstance(error, IsADirectoryError):
+        return f"{path} is a directory, where a file is expected: name a file"
+    if isinstance(error, NotADirectoryError | FileExistsError):
+        files = [part for part in (path, *path.parents) if part.is_file()]
+        if files:
+            return f"{files[-1]} is a file, where a directory is needed for {path}"
+    return f"{path}: {error.strerror or type(error).__name__}"
+
+
+def _not_text(error: UnicodeDecodeError) -> str:
+    """The file that is not UTF-8 text, when ``Path.read_text`` read it (the frame still holds the path):
+    a user's binary file passed as TOML or Markdown said only which byte could not be decoded."""
+    said = f"not UTF-8 text ({error.reason} at byte {error.start})"
+    trace = error.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_code.co_name == "read_text" and isinstance(frame.f_locals.get("self"), PurePath):
+            return f"{frame.f_locals['self']} is {said}: is it the file you meant?"
+        trace = trace.tb_next
+    return f"a file read is {said}"
 
 
 def _canonical(name: str) -> str:

@@ -16,7 +16,7 @@ import typer
 
 from cli.help_text import HelpTyper
 from cli.options import numbers
-from cli.reports import write_report
+from cli.reports import check_writable, write_report
 
 experiment_app = HelpTyper(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
@@ -60,6 +60,8 @@ def cvr(
         config = replace(config, world={})
     if method:  # the config names the unknown ones and the known
         config = replace(config, methods=list(method))
+    check_writable(out)
+    check_writable(out.with_suffix(".png"), "the PNG beside --out")
     report = run_cvr_experiment(repository, config)
     write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))
@@ -103,6 +105,7 @@ def cvr_diagnosis(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from error
+    check_writable(out)
     report = run_cvr_diagnosis(repository, config)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
@@ -126,10 +129,23 @@ def esam(
     config.retrieval = {**config.retrieval, "world": world}
     if seeds is not None:
         config.seeds = seeds
-    report = run_experiment(config, plot or out.with_suffix(".png"))
+    check_writable(out)
+    picture = picture_path(plot, out)
+    report = run_experiment(config, picture)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
-    typer.echo(f"wrote {out} and {report['plot']} in {report['seconds']} s")
+    typer.echo(f"wrote {out} and {picture} in {report['seconds']} s")
+
+
+def picture_path(plot: Path | None, out: Path) -> Path:
+    """Where ``--plot`` has the picture written: beside ``out`` without it, and ``.png`` added to a name
+    without a suffix, as matplotlib adds it, so the path said and recorded is the file written (``--plot
+    t/pic`` said ``t/pic`` and wrote ``t/pic.png``). A folder is refused before the work: matplotlib wrote
+    ``t.png`` beside it."""
+    if plot is None:
+        return out.with_suffix(".png")
+    check_writable(plot, "--plot")
+    return plot if plot.suffix else plot.with_name(plot.name + ".png")
 
 
 @experiment_app.command("moore2018")
@@ -205,6 +221,8 @@ def _timed_report(
     table: Callable[[dict[str, Any]], list[str]],
 ) -> None:
     """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
+    check_writable(out)
+    check_writable(out.with_suffix(".png"), "the PNG beside --out")
     started = time.perf_counter()
     report = make()
     report["seconds"] = time.perf_counter() - started

@@ -19,12 +19,12 @@ import typer
 from cli.auction import auction
 from cli.bench import bench_app
 from cli.docs_check import docs_check
-from cli.errors import USER_ERRORS, UserErrorTyper, one_line
+from cli.errors import USER_ERRORS, UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new
-from cli.options import RepositoryOption, WorkDirOption, refuse_unread
+from cli.options import RepositoryOption, WorkDirOption, refuse_unread, settings_with_options
 from cli.prepare import prepare
-from cli.reports import report_lines, write_report
+from cli.reports import check_folder_writable, check_writable, report_lines, write_report
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
@@ -88,11 +88,14 @@ def simulate(
         if shards is None or rows_per_shard is None:
             raise typer.BadParameter("--shards and --rows-per-shard go together")
         refuse_unread(context, ["days", "requests_per_day"], "with --shards: a shard is a day of --rows-per-shard rows")
+        check_folder_writable(out)
         from training.world.shards import write_shards
 
         manifest = write_shards(world, out, shards, rows_per_shard, policy, seed, row_group_rows)
         typer.echo(f"wrote {manifest['rows']} impressions in {shards} shards to {out}")
         return
+    refuse_unread(context, ["row_group_rows"], "without --shards (one Parquet file, written whole)")
+    check_writable(out)
     table = world.simulate(days=days, requests_per_day=requests_per_day, policy=policy, seed=seed)
     write_logs(table, out)
     typer.echo(f"wrote {table.num_rows} impressions to {out}")
@@ -246,6 +249,8 @@ def evaluate(
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
     day is drawn from the world of the served model's config.toml in --repository."""
+    check_writable(out)  # said before the evaluation, not after it
+    check_writable(out.with_suffix(".png"), "the PNG beside --out")
     if name == "serving":
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx
@@ -301,28 +306,18 @@ def serve(
     repository: Annotated[Path | None, typer.Option("--repository", "-r", help="Model repository.")] = None,
 ) -> None:
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
-    from pydantic import ValidationError
-
     from service.server import serve as run_server
-    from service.settings import Settings
 
-    given = {"host": host, "port": port, "model_repository": repository}  # --port 0 is refused, not dropped
-    overrides = {key: value for key, value in given.items() if value is not None}
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as error:  # an option given is named as such, not as the variable it overrides
-        flags = {"host": "--host", "port": "--port", "model_repository": "--repository"}
-        message = one_line(error)
-        for field in overrides:
-            message = message.replace(f"CTR_{field.upper()}:", f"{flags[field]}:")
-        raise ValueError(message) from None
+    settings = settings_with_options({"host": host, "port": port, "model_repository": repository})
     run_server(settings)
 
 
 @app.command("sample-request")
 def sample_request(
-    candidates: Annotated[int, typer.Option("--candidates", "-n", min=1, help="Candidates in the body.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    candidates: Annotated[
+        int, typer.Option("--candidates", "-n", min=1, help="Candidates in the body (at most the world's n_ads).")
+    ] = 10,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the draw.")] = 0,
     model: Annotated[str, typer.Option(help=r"Model whose \[world] settings draw the request.")] = "esmm",
     repository: RepositoryOption = Path("models"),
 ) -> None:
@@ -333,7 +328,13 @@ def sample_request(
         raise FileNotFoundError(
             f"no {repository / model / 'config.toml'}: run from the repository root or pass --repository PATH/models"
         )
-    body = repository_world(repository, model).sample_request(n_candidates=candidates, seed=seed)
+    world = repository_world(repository, model)
+    if candidates > world.config.n_ads:  # the world's own check said "n_candidates", an option no one typed
+        raise typer.BadParameter(
+            f"{candidates} is more than the {world.config.n_ads} ads of {model}'s world ([world] n_ads)",
+            param_hint="'--candidates' / '-n'",
+        )
+    body = world.sample_request(n_candidates=candidates, seed=seed)
     typer.echo(json.dumps(body))
 
 

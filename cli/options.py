@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 Number = TypeVar("Number", int, float)
+
+# The service's settings that `ctr serve` (and `ctr prepare`) take as options, and those options
+SETTING_OPTIONS = {"host": "--host", "port": "--port", "model_repository": "--repository"}
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
@@ -42,3 +48,25 @@ def refuse_unread(context: typer.Context, names: list[str], why: str) -> None:
     if given:
         flags = " and ".join("--" + name.replace("_", "-") for name in given)
         raise typer.BadParameter(f"{flags} {'is' if len(given) == 1 else 'are'} not read {why}")
+
+
+def settings_with_options(given: dict[str, Any]) -> Settings:
+    """The service's settings, the options ``given`` (a key of ``SETTING_OPTIONS``; None: not given) over
+    the CTR_* environment. What is wrong with a setting, here or when the service binds its address, is
+    said naming the option where the user gave one (``--port``), not the variable it overrides."""
+    from pydantic import ValidationError
+
+    from cli.errors import one_line
+    from service.binding import name_settings
+    from service.settings import Settings
+
+    overrides = {key: value for key, value in given.items() if value is not None}  # --port 0 is refused, not dropped
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        message = one_line(error)
+        for field in overrides:
+            message = message.replace(f"CTR_{field.upper()}:", f"{SETTING_OPTIONS[field]}:")
+        raise ValueError(message) from None
+    name_settings({field: SETTING_OPTIONS[field] for field in overrides})
+    return settings

@@ -1,5 +1,7 @@
 """The JSON report every `ctr` command that measures something writes: its folder made, one trailing newline;
-the command line it records; and its lines on the terminal."""
+the command line it records; and its lines on the terminal. Where it is to go is checked before the work
+(``check_writable``): a folder given as ``--out``, or a file where its folder should be, was said only
+once a minutes-long evaluation had finished, as ``[Errno 17] File exists: 't/a.parquet'``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,28 @@ from typing import Any
 import typer
 
 from common.finite_json import finite
+
+
+def check_writable(path: Path, option: str = "--out") -> None:
+    """IsADirectoryError or NotADirectoryError, naming ``option``, when ``path`` cannot be written as a file:
+    it is a folder, or one of the folders above it is a file. Called before the work whose result goes there."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a directory: name the file to write")
+    _check_folder_above(path, option)
+
+
+def check_folder_writable(path: Path, option: str = "--out") -> None:
+    """NotADirectoryError, naming ``option``, when ``path`` cannot be made a folder: it, or a folder above
+    it, is a file (``ctr simulate --shards`` writes its shards into it)."""
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file, not a directory to write the shards into")
+    _check_folder_above(path, option)
+
+
+def _check_folder_above(path: Path, option: str) -> None:
+    existing = next((parent for parent in path.parents if parent.exists()), None)  # the nearest that exists
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(f"{option} {path}: {existing} is a file, not a directory to write into")
 
 
 def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> None:

@@ -18,8 +18,11 @@ def infer(
     out: Annotated[Path | None, typer.Option(help="Write the TOML here instead of printing it.")] = None,
 ) -> None:
     """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
+    from cli.reports import check_writable
     from training.spec_infer import infer_spec, spec_toml
 
+    if out is not None:
+        check_writable(out)
     text = spec_toml(*infer_spec(logs), logs)
     if out is None:
         typer.echo(text)

@@ -16,5 +16,5 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as file:
         try:
             return tomllib.load(file)
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:  # a binary file said only which byte
             raise ValueError(f"{path} is not valid TOML: {error}") from None

@@ -9,15 +9,29 @@ when it starts serving. Every address the host resolves to is bound, as uvicorn 
 (``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them. The gRPC port is
 checked free too (its server binds it after the models load). Two services started at once on one port
 both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the second finds it
-taken when it listens, once its models are loaded, and exits saying so.
+taken when it listens, once its models are loaded, and exits saying so. The line names the setting
+at fault as the user set it: the host's for an address that does not resolve or is not this machine's,
+the port's otherwise, as ``--host``/``--port`` where ``ctr serve`` was given them (``SETTING_NAMES``),
+where it said ``(CTR_PORT)`` for a ``--host`` that did not resolve.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 
 logger = logging.getLogger(__name__)
+
+# How the user set each setting: its variable, unless ``ctr serve`` was given the option (name_settings)
+SETTING_NAMES = {"host": "CTR_HOST", "port": "CTR_PORT", "grpc_port": "CTR_GRPC_PORT"}
+# Errors of the host, not of the port: a name that does not resolve, an address not this machine's
+HOST_ERRNOS = {errno.EADDRNOTAVAIL}
+
+
+def name_settings(given_as: dict[str, str]) -> None:
+    """Name these settings (``{"port": "--port"}``) as the command line gave them, in what is said here."""
+    SETTING_NAMES.update(given_as)
 
 
 def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socket] | None:
@@ -35,7 +49,7 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
     except OSError as error:
-        return _refused(sockets, host, port, error, "CTR_PORT")
+        return _refused(sockets, host, port, error, _at_fault(error, "port"))
     if grpc_port:
         try:
             for family, kind, protocol, _, address in socket.getaddrinfo(
@@ -48,7 +62,7 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
                     probe.bind(address)
                     probe.listen()
         except OSError as error:
-            return _refused(sockets, host, grpc_port, error, "CTR_GRPC_PORT")
+            return _refused(sockets, host, grpc_port, error, _at_fault(error, "grpc_port"))
     return sockets
 
 
@@ -57,6 +71,12 @@ def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError,
     logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, error.strerror or error)
     for sock in sockets:
         sock.close()
+
+
+def _at_fault(error: OSError, port_setting: str) -> str:
+    """The name of the setting ``error`` is about: the host's, or the port's (``port_setting``)."""
+    about_host = isinstance(error, socket.gaierror) or error.errno in HOST_ERRNOS
+    return SETTING_NAMES["host" if about_host else port_setting]
 
 
 def shown(host: str, port: int) -> str:

@@ -124,9 +124,8 @@ class Checkpoint:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises whatever its unpickler met: EOFError, KeyError, OSError, ...
-            first = str(error).splitlines()[0] if str(error) else ""
             raise ValueError(
-                f"{path} cannot be read as a checkpoint ({type(error).__name__}: {first}): it is damaged or not "
+                f"{path} cannot be read as a checkpoint ({_torch_reason(error)}): it is damaged or not "
                 f"written by `ctr train`; {retrain}"
             ) from None
         if not isinstance(payload, dict):
@@ -145,3 +144,13 @@ class Checkpoint:
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"{path} holds a feature spec this version cannot read ({error}); {retrain}") from None
         return cls(**payload)
+
+
+def _torch_reason(error: Exception) -> str:
+    """Why torch could not load a file, in a few words: the first sentence of its first line that does not
+    speak of ``weights_only``. Its unpickler's message opens by advising to re-run ``torch.load`` with
+    ``weights_only=False``, which runs whatever code a damaged or foreign file holds; the line said it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if "weights_only" not in line), "")
+    reason = reason.split(". ")[0].removesuffix(".")
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__

@@ -218,3 +218,107 @@ def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path, damage):
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: {Path('artifacts/mine/checkpoint.pt')} cannot be read as a checkpoint (")
     assert "damaged or not written by `ctr train`; retrain" in lines[0]
+    # torch's advice to load it with weights_only=False would run whatever code a foreign file holds
+    assert "weights_only" not in lines[0] and "arbitrary code" not in lines[0]
+
+
+def boxed(done: subprocess.CompletedProcess) -> str:
+    """A usage error's text, out of the box typer draws it in and the lines it wraps it over."""
+    return " ".join(done.stderr.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["simulate", "--out", "folder", "--days", "1", "--requests-per-day", "10"], "--out folder is a directory"),
+        (["simulate", "--out", "file", "--shards", "2", "--rows-per-shard", "9"], "--out file is a file, not a dir"),
+        # the version is checked before the evaluation: the path is checked before that
+        (["evaluate", "esmm", "--version", "99", "--out", "folder"], "--out folder is a directory"),
+        (["evaluate", "esmm", "--version", "99", "--out", "file/x.json"], "file is a file, not a directory to write"),
+        (["spec", "infer", "--logs", "absent.parquet", "--out", "folder"], "--out folder is a directory"),
+        (["auction", "--candidates", "2", "--out", "folder"], "--out folder is a directory"),
+        (["experiment", "esam", "--quick", "--plot", "folder"], "--plot folder is a directory"),
+        (["new", "mine", "--kind", "esmm", "--spec", "folder"], "folder is a directory, where a file is expected"),
+    ],
+)
+def test_a_folder_or_file_in_the_way_of_a_path_is_one_line_before_the_work(tmp_path, args, expected):
+    """A folder as --out was a traceback (IsADirectoryError), a file above it `[Errno 17] File exists`, said
+    after the whole evaluation; --plot FOLDER wrote FOLDER.png beside it."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    done = ctr(*args, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file", "folder"]  # nothing written
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_esam_says_the_picture_it_writes():
+    """`--plot t/pic` said `wrote ... t/pic` where matplotlib wrote t/pic.png."""
+    from cli.experiment import picture_path
+
+    assert picture_path(Path("t/pic"), Path("r/e.json")) == Path("t/pic.png")
+    assert picture_path(Path("t/pic.svg"), Path("r/e.json")) == Path("t/pic.svg")
+    assert picture_path(None, Path("r/e.json")) == Path("r/e.png")
+
+
+def test_a_binary_file_read_as_text_is_named(tmp_path):
+    """A binary file as --spec, or to docs-check, said only `'utf-8' codec can't decode byte 0xb4 in position 7`."""
+    (tmp_path / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
+    done = ctr("new", "mine", "--kind", "esmm", "--spec", "logs.parquet", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: logs.parquet is not valid TOML: 'utf-8'"), done.stderr
+    from cli.errors import one_line  # the line any command reading a file with Path.read_text says
+
+    notes = tmp_path / "notes.md"
+    notes.write_bytes(b"# Notes\n\xb4\xb4")
+    with pytest.raises(UnicodeDecodeError) as raised:
+        notes.read_text()
+    said = f"{notes} is not UTF-8 text (invalid start byte at byte 8): is it the file you meant?"
+    assert one_line(raised.value) == said
+
+
+def test_row_group_rows_without_shards_is_refused(tmp_path):
+    """--row-group-rows (read with --shards only) was ignored without a word."""
+    done = ctr("simulate", "--out", "logs.parquet", "--row-group-rows", "5", "--days", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "--row-group-rows is not read without --shards" in boxed(done), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [  # were `expected non-negative integer` and `n_candidates must be in 1..5000`: no option named
+        (["--seed", "-1"], "Invalid value for '--seed'"),
+        (["-n", "100000000"], "Invalid value for '--candidates' / '-n': 100000000 is more than the 5000 ads"),
+    ],
+)
+def test_sample_request_names_the_option_out_of_range(tmp_path, args, expected):
+    done = ctr("sample-request", "-r", str(ROOT / "models"), *args, cwd=tmp_path)
+    assert done.returncode == 2 and expected in boxed(done), done.stderr
+
+
+def test_an_exported_admin_token_is_not_read_without_a_service(tmp_path):
+    """CTR_ADMIN_TOKEN in the environment made `ctr auction` alone refuse "--repository and --admin-token are
+    for a running service (--url)"; given on the command line, it still is refused. (Refused candidates stop
+    the run at the next check, before any auction.)"""
+    token = {"CTR_ADMIN_TOKEN": "0123456789abcdef0123"}
+    done = ctr("auction", "--quick", "--candidates", "3", "--out", "a.json", "--work-dir", "wd", cwd=tmp_path, **token)
+    assert done.returncode == 2 and "error: candidates (3) must exceed slots (3)" in done.stderr, done.stderr
+    done = ctr("auction", "--quick", "--admin-token", token["CTR_ADMIN_TOKEN"], cwd=tmp_path)
+    assert done.returncode == 2 and "--repository and --admin-token are for a running service" in done.stderr
+
+
+def test_an_address_that_cannot_be_listened_on_names_the_option_given(tmp_path):
+    """A port taken, or a host that does not resolve, said `(CTR_PORT)` though --port or --host was given."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        done = ctr("serve", "-r", str(ROOT / "models"), "--port", port, cwd=tmp_path)
+        assert f"cannot listen on 127.0.0.1:{port} (--port): Address already in use" in done.stderr, done.stderr
+        done = ctr("serve", "-r", str(ROOT / "models"), cwd=tmp_path, CTR_PORT=port)
+        assert f"cannot listen on 127.0.0.1:{port} (CTR_PORT)" in done.stderr, done.stderr
+    done = ctr("serve", "-r", str(ROOT / "models"), "--host", "999.1.1.1", "--port", port, cwd=tmp_path)
+    assert f"cannot listen on 999.1.1.1:{port} (--host)" in done.stderr, done.stderr
