@@ -9,8 +9,6 @@ would never be ready). A SIGTERM ends a benchmark as Ctrl-C does, its servers st
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +18,7 @@ import typer
 from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
 from cli.reports import command_line, write_report
+from cli.signals import exit_on_sigterm
 from clients.batch_size_grid import SIZES
 from clients.bench_peers.peers import PEERS
 
@@ -30,7 +29,7 @@ bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no
 def _stop_servers_on_sigterm() -> None:
     """SIGTERM raises SystemExit, so the servers a benchmark started are stopped by the blocks that started
     them (they were left running under init, holding their ports)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    exit_on_sigterm()
 
 
 def _checkout(root: Path | None) -> Path | None:

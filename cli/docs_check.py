@@ -19,6 +19,12 @@ of Adam), while two trainings on that VM are equal bit for bit. The cause was no
 its floating-point kernels differ, and so may any package but torch (the only one pinned). So values
 are compared only when the served models are the recorded ones; otherwise
 the check says which differ and compares the answers' shapes.
+
+What keeps it from running is said once, in one ``error:`` line, before any example runs: nothing
+answering at ``--url`` (each example failed on curl's exit code 7), a ``--repository`` that does not exist
+or holds no version of a role's model (the service was waited on for 90 s), a service that does not get
+ready (the reason its log gives). A SIGTERM ends it as Ctrl-C does: the service it started is stopped
+and its folders removed (exit code 143; cli/signals.py).
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from cli.signals import sigterm_exits
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 DOCUMENTED_ADDRESS = re.compile(r"\b(?:localhost|127\.0\.0\.1):8000\b")
@@ -173,10 +181,11 @@ def run(example: Example, url: str, repository: Path) -> Any:
         script = "\n".join(["set -e", "{", *example.setup, "true; } > /dev/null", example.command])
         result = subprocess.run(["bash", "-c", DOCUMENTED_ADDRESS.sub(address, script)], cwd=scratch,
                                 capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)  # fmt: skip
+    # no location here: check() puts the example's in front of every problem (it was said twice)
     if result.returncode != 0:
-        raise RuntimeError(f"{example.path}:{example.line}: exit code {result.returncode}: {result.stderr.strip()}")
+        raise RuntimeError(f"exit code {result.returncode}: {result.stderr.strip()}")
     if not result.stdout.strip():
-        raise RuntimeError(f"{example.path}:{example.line}: no answer ({result.stderr.strip()})")
+        raise RuntimeError(f"no answer ({result.stderr.strip()})")
     return json.loads(result.stdout)
 
 
@@ -247,8 +256,21 @@ def docs_check(
     """Run the documentation's curl examples against a live service and compare the answers with the
     ones shown (`make docs-check`); exit 1 naming each mismatch. Values are compared only when the
     served models are those the pages' answers came from (``--models-record``); shapes always."""
+    with sigterm_exits():  # a SIGTERM stops the service this started and removes its folder, as Ctrl-C does
+        _docs_check(files, url, repository, exact, write, models_record)
+
+
+def _docs_check(
+    files: list[Path] | None, url: str | None, repository: Path, exact: bool, write: bool, models_record: Path
+) -> None:
     every_page = not files  # the record speaks for every page: only a full --update rewrites it
     files = files or [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
+    if url is not None:
+        from clients.client import require_ready
+
+        require_ready(url)  # nothing there: one line, where every example failed on curl's exit code 7
+    else:
+        require_servable(repository)  # one line at once, where the service was waited on for 90 s
     unlike = [] if write or not exact else unlike_recorded(models_record, repository)
     if unlike:
         typer.echo(
@@ -274,13 +296,38 @@ def docs_check(
     typer.echo(f"{count} examples in {len(files)} files: {what}")
 
 
+def require_servable(repository: Path) -> None:
+    """FileNotFoundError naming ``repository`` unless ``ctr serve`` over it can get ready: a folder with an
+    exported version of each role's model (as the service's settings name them). A repository that does
+    not exist was found out only after the service's 90 s wait, and said in a traceback."""
+    from common.repository import versions
+    from service.settings import Settings
+
+    if not repository.is_dir():
+        what = "is a file, not a folder of models" if repository.exists() else "does not exist"
+        raise FileNotFoundError(f"--repository {repository} {what}")
+    roles = Settings(model_repository=repository).roles
+    unexported = sorted({name for name in roles.values() if not versions(repository, name)})
+    if unexported:
+        raise FileNotFoundError(
+            f"--repository {repository} holds no exported version of {', '.join(unexported)}, which the service"
+            f" serves: run `ctr prepare -r {repository}`, or pass --url with a running service"
+        )
+
+
 @contextmanager
 def served(repository: Path) -> Iterator[str]:
-    """``ctr serve`` over ``repository`` on a free loopback port; yields its URL once ready."""
+    """``ctr serve`` over ``repository`` on a free loopback port; yields its URL once ready. A service that
+    does not get ready is a ValueError of one line with the reason its log gives (the whole log in a
+    traceback named a log in a folder already removed)."""
     from clients import service_process
 
-    with (
-        tempfile.TemporaryDirectory(prefix="docs-check-") as scratch,
-        service_process.served(repository, Path(scratch) / "serve.log") as (url, _),
-    ):
+    with ExitStack() as stack:
+        log = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docs-check-"))) / "serve.log"
+        try:
+            url, _ = stack.enter_context(service_process.served(repository, log))
+        except RuntimeError:  # the service exited or was not ready in time; stopped by now
+            raise ValueError(
+                f"the service over {repository} did not get ready: {service_process.failure_reason(log)}"
+            ) from None
         yield url

@@ -47,15 +47,32 @@ class Job:
 
 
 def missing_models(repository: Path) -> list[str]:
-    """The served models (each role's and, when it has a config, the retrieval model) with no exported version."""
+    """The served models (each role's and, when it has a config, the retrieval model) with no exported version.
+
+    A role's model without a version and without a config is refused (FileNotFoundError, before any
+    process starts): the service cannot start without it, and its training process only failed with "no
+    config" after the progress line promised it, leaving a log in the work folder. The retrieval model is
+    optional (``/v1/similarity``): without a config it is not trained, as before."""
     from common.repository import versions
     from service.settings import Settings
 
     settings = Settings(model_repository=repository)
-    served = set(settings.roles.values())
-    if (repository / settings.retrieval_model / "config.toml").exists():  # optional: /v1/similarity
+    roles = set(settings.roles.values())
+    unconfigured = sorted(m for m in roles if not versions(repository, m) and not _config(repository, m).is_file())
+    if unconfigured:
+        raise FileNotFoundError(
+            f"no config for the served model{'s' if len(unconfigured) > 1 else ''} {', '.join(unconfigured)} "
+            f"({_config(repository, unconfigured[0])} is absent) and no exported version to serve: pass --repository "
+            "with the model repository that holds them, or make one with `ctr new NAME --kind KIND`"
+        )
+    served = set(roles)
+    if _config(repository, settings.retrieval_model).is_file():  # optional: /v1/similarity
         served.add(settings.retrieval_model)
     return sorted(m for m in served if not versions(repository, m))
+
+
+def _config(repository: Path, name: str) -> Path:
+    return repository / name / "config.toml"
 
 
 def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
@@ -124,7 +141,8 @@ def prepare(
     step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
 ) -> None:
     """Train and export each served model (the roles' and the retrieval model) that has a config but
-    no exported version yet, in parallel processes (what `make run` does)."""
+    no exported version yet, in parallel processes (what `make run` does). A role's model with neither
+    is refused before any training starts; the retrieval model without a config is left out."""
     started = time.monotonic()
     missing = missing_models(repository)
     if not missing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -105,6 +106,21 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float 
         exited=lambda code: f"the service exited with {code}; its log ({log}):\n{log.read_text()}",
         late=lambda: f"the service was not ready after {timeout_s:.0f} s; its log ({log}):\n{log.read_text()}",
     )
+
+
+LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ (?:ERROR|CRITICAL) [\w.]+: ")  # the service's log format
+EXCEPTION_LINE = re.compile(r"^[\w.]+(?:Error|Exception|Interrupt|Exit)\b.*")  # a traceback's last line
+
+
+def failure_reason(log: Path) -> str:
+    """Why a service did not get ready, in one line of its ``log``: its last ERROR or CRITICAL message, else
+    a traceback's last line, else the log's last line (what a caller can say after the log, in a temporary
+    folder, is gone)."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [LOG_PREFIX.sub("", line) for line in lines if LOG_PREFIX.match(line)]
+    exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return (errors or exceptions or lines or ["its log is empty"])[-1]
 
 
 def stop(*processes: subprocess.Popen, signals: Signals = GRACEFUL, group: bool = False) -> None:

@@ -12,6 +12,11 @@ and, last, ``_manifest.json`` (the leading "_" keeps both out of pyarrow.dataset
 ```
 
 The same seeds give the same bytes. Only one day is in memory at a time.
+
+The folder ends up holding exactly the new shards: rewriting it with fewer shards removes the old
+``part-NNNNN.parquet`` files past the new count (a reader of ``DIR/*.parquet`` read them as part of the
+new log). Only files this writer names are ever removed; a folder that holds anything else (a user's
+``sub/a.parquet``, notes) is refused, naming the folder and what is there, rather than mixed with shards.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,10 @@ logger = logging.getLogger(__name__)
 SPEC_FILE = "_spec.toml"
 FORMAT = "ctr-impression-shards/1"
 ROW_GROUP_ROWS = 65_536  # rows per Parquet row group: the unit a streaming reader holds in memory
+SHARD_NAME = re.compile(r"part-\d{5,}\.parquet")  # what ``shard_name`` writes, for any index
+# the temporary files a write leaves only when killed part-way (os.replace renames them otherwise)
+TEMPORARY_NAME = re.compile(rf"\.(?:part-\d{{5,}}\.parquet|{re.escape(MANIFEST)})\.(?:\d+\.)?tmp")
+SHOWN_FOREIGN = 3  # foreign entries a refusal names
 
 
 def shard_name(index: int) -> str:
@@ -62,8 +72,13 @@ def write_shards(
             f"rows_per_shard must be a multiple of the world's {n_slots} slots (each request displays {n_slots} ads), "
             f"not {rows_per_shard}"
         )
+    previous = _own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
+    kept = {shard_name(day) for day in range(shards)}  # each replaced in place below
+    for stale in previous:
+        if stale.name not in kept:
+            stale.unlink(missing_ok=True)
     entries = []
     days = iter_days(world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed)
     for day, table in enumerate(days):
@@ -99,6 +114,32 @@ def write_shards(
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, out / MANIFEST)
     return manifest
+
+
+def _own_files(out: Path) -> list[Path]:
+    """The files of ``out`` a previous ``write_shards`` wrote (shards, spec, manifest, a killed write's
+    temporary files); ValueError naming ``out`` and what is there when it holds anything else: shards
+    written among a user's files would be read together with them (``log_files`` reads every Parquet
+    file below a folder), and removing those is not this writer's to do."""
+    if not out.exists():
+        return []
+    if not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder for shards")
+    entries = sorted(out.iterdir())
+    own = {SPEC_FILE, MANIFEST}
+    foreign = [
+        p
+        for p in entries
+        if not (p.is_file() and (p.name in own or SHARD_NAME.fullmatch(p.name) or TEMPORARY_NAME.fullmatch(p.name)))
+    ]
+    if foreign:
+        shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:SHOWN_FOREIGN])
+        more = f" and {len(foreign) - SHOWN_FOREIGN} more" if len(foreign) > SHOWN_FOREIGN else ""
+        raise ValueError(
+            f"{out} holds files the shard writer did not write ({shown}{more}): "
+            "write shards into an empty or new folder, or one that holds only shards"
+        )
+    return entries
 
 
 def _sha256(path: Path) -> str:
