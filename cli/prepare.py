@@ -23,7 +23,8 @@ from typing import Annotated
 
 import typer
 
-from cli.options import RepositoryOption, WorkDirOption
+from cli.options import RepositoryOption, WorkDirOption, settings_with_options
+from cli.signals import sigterm_exits
 from clients.service_process import stop
 
 # Seconds each default model took to train and export with `ctr prepare` on the 2-core machine
@@ -54,9 +55,8 @@ def missing_models(repository: Path) -> list[str]:
     config" after the progress line promised it, leaving a log in the work folder. The retrieval model is
     optional (``/v1/similarity``): without a config it is not trained, as before."""
     from common.repository import versions
-    from service.settings import Settings
 
-    settings = Settings(model_repository=repository)
+    settings = settings_with_options({"model_repository": repository})  # a mistake names --repository
     roles = set(settings.roles.values())
     unconfigured = sorted(m for m in roles if not versions(repository, m) and not _config(repository, m).is_file())
     if unconfigured:
@@ -150,5 +150,6 @@ def prepare(
         return
     typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
-    train_in_parallel(missing, repository, work_dir, step)
+    with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does
+        train_in_parallel(missing, repository, work_dir, step)
     typer.echo(f"{step} done in {time.monotonic() - started:.0f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +35,58 @@ def test_a_role_model_with_a_version_needs_no_config(tmp_path):
     done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "every served model has an exported version" in done.stdout
+
+
+def test_a_repository_that_is_a_file_names_the_option(tmp_path):
+    (tmp_path / "models.txt").write_text("")
+    done = prepare("-r", "models.txt", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: invalid settings: --repository: "), done.stderr
+
+
+def test_sigterm_stops_the_training_processes(tmp_path):
+    """Python's default SIGTERM ended `ctr prepare` at once: its training processes went on under init."""
+    import shutil
+    import signal
+
+    from tests.support.wait import eventually
+
+    (tmp_path / "repository" / "esmm").mkdir(parents=True)
+    shutil.copy(ROOT / "models" / "esmm" / "config.toml", tmp_path / "repository" / "esmm" / "config.toml")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", "-r", "repository"]
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    trainers: list[int] = []
+    try:
+        assert "training + exporting esmm" in launcher.stdout.readline() + launcher.stdout.readline()
+        trainers = eventually(lambda: living_children(launcher.pid), 30, "no training process")
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=30) == 128 + signal.SIGTERM
+        eventually(lambda: not any(alive(pid) for pid in trainers), 30, "a training process outlived its launcher")
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for pid in trainers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def living_children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent``, zombies left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while listed
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
