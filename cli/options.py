@@ -10,6 +10,7 @@ An option given where it would be ignored is refused the same way (``refuse_unre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -65,8 +66,8 @@ def settings_with_options(given: dict[str, Any]) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as error:
         message = one_line(error)
-        for field in overrides:
-            message = message.replace(f"CTR_{field.upper()}:", f"{SETTING_OPTIONS[field]}:")
+        for field in overrides:  # "CTR_PORT:" and "must differ from CTR_PORT (9000)" alike
+            message = re.sub(rf"\bCTR_{field.upper()}\b", SETTING_OPTIONS[field], message)
         raise ValueError(message) from None
     name_settings({field: SETTING_OPTIONS[field] for field in overrides})
     return settings

@@ -116,8 +116,16 @@ class Batcher:
             self._worker.add_done_callback(self._worker_stopped)
 
     def _worker_stopped(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("batcher %s stopped: %r; requests now run unbatched", self.label, task.exception())
+        """A worker that died of a bug: later requests run unbatched, and those it left queued are answered
+        as a failed run (a 500 naming the model), where they waited out their deadline for a 504."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("batcher %s stopped: %r; requests now run unbatched", self.label, task.exception())
+        with self._queue_lock:
+            left, self._queued_items = list(self._pending), 0
+            self._pending.clear()
+        for work in left:
+            self._settle(work, None, self._answered_failure(task.exception()))
 
     async def submit(self, inputs: Any, n_items: int, deadline: float) -> Tensors:
         """The model's outputs for ``n_items`` rows of ``inputs``; raises QueueFull or DeadlineExceeded."""
@@ -451,7 +459,9 @@ class Batcher:
         """Finish what is queued and running, then stop; later requests run alone in the thread pool."""
         self._retired = True
         self._wake_worker()
-        if self._worker is not None:
+        worker = self._worker
+        if worker is not None and not (worker.done() and not worker.cancelled() and worker.exception() is not None):
+            # (a worker dead of a bug was said, and its queue answered, when it died: nothing to drain)
             try:
                 await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
                 if self._running:

@@ -88,15 +88,18 @@ def load_versions(
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
     as they are, and those in ``refused_before`` (refused by an earlier load, their files as they were)
     are passed over; each version refused is logged (with ``retried``, when it will be loaded again, if
-    anything loads it again) and noted in ``refused`` with its files as they were before the load, and
-    one that loads is removed from it. A version whose load fails in a way no check foresaw (a bug) is
-    refused too, its traceback logged: the next older one is tried, and the service starts. ModelLoadError
-    when none loads."""
+    anything loads it again) and noted in ``refused`` with its files as they were before the load. A
+    version whose load fails in a way no check foresaw (a bug) is refused too, its traceback logged: the
+    next older one is tried, and the service starts. ModelLoadError when none loads, or when the model's
+    directory cannot be listed."""
     root = settings.model_repository
     current = current or {}
     refused = refused if refused is not None else {}
     refused_before = refused_before or {}
-    available = versions(root, name)
+    try:
+        available = versions(root, name)
+    except OSError as error:  # a model directory the service may not list: said, as a version's refusal is
+        raise ModelLoadError(f"the directory of model {name!r} cannot be listed: {error.strerror or error}") from None
     if not available:  # clients see it: no path (the manager's log line names it)
         where = "in the model repository" if root.is_dir() else "(the model repository does not exist)"
         raise ModelLoadError(f"no versions of model {name!r} {where}")
@@ -123,7 +126,6 @@ def load_versions(
             )
             refused[version] = Refusal(str(error), files)
             continue
-        refused.pop(version, None)
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
     if not chosen:
         why = _none_loaded(policy, available, tried, refused, refused_before)

@@ -67,7 +67,7 @@ class ModelManager:
         self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
         self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
-        self.polls_done = 0  # polls of every model finished: what "N polls later" is observed by
+        self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
         """Several worker processes: whether this one is the one that polls the repository, and how what it
@@ -180,17 +180,20 @@ class ModelManager:
             raise RoleConflict(conflict)
         return LoadResult(name, sorted(current), refused)
 
-    def _others_served(self, name: str) -> tuple[tuple[str, int], ...]:
-        """The versions of the other role models served now: what a role conflict of ``name`` depends on (a
-        retrieval model's reload does not change it)."""
-        models = self.models
+    def _others_served(self, name: str, models: ServingModels | None = None) -> tuple[tuple[str, int], ...]:
+        """The versions of the other role models served now (in ``models``, by default the snapshot served):
+        what a role conflict of ``name`` depends on (a retrieval model's reload does not change it)."""
+        models = models if models is not None else self.models
         others = {models.roles[role] for role in models.roles} - {name}
         return tuple(sorted((other, models.loaded[other].version) for other in others if other in models.loaded))
 
     def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried
         whose version is still on disk (a refusal of a version since deleted was kept for good)."""
-        on_disk = set(versions(self.settings.model_repository, name))
+        try:
+            on_disk = set(versions(self.settings.model_repository, name))
+        except OSError:  # the model's directory cannot be listed (the load said so): its refusals are kept
+            on_disk = {version for model, version in self.models.refused if model == name}
         kept = {
             (model, version): refusal
             for (model, version), refusal in self.models.refused.items()
@@ -326,16 +329,22 @@ class ModelManager:
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     def unreadable_settings(self, name: str) -> str:
-        """Why polling cannot read the serving settings of ``name`` ("" when it can, or has not tried)."""
-        return self._unreadable.get(name, "")
+        """Why the serving settings of ``name`` cannot be read now ("" when they can): read here, in whichever
+        worker asks, since only the polling worker's poll notes it."""
+        try:
+            self._config(name)
+        except ModelLoadError as error:
+            return str(error)
+        return ""
 
     def _refused_as_they_are(self, name: str) -> dict[int, Refusal]:
         """(thread) The versions of ``name`` refused before that would be refused again: their files as they
         were, and for a role conflict the other role models served as they were."""
-        root, beside = self.settings.model_repository, self._others_served(name)
+        models = self.models  # one snapshot throughout: an admin load may swap in another meanwhile
+        root, beside = self.settings.model_repository, self._others_served(name, models)
         return {
             version: refusal
-            for (model, version), refusal in self.models.refused.items()
+            for (model, version), refusal in models.refused.items()
             if model == name
             and not refusal.files_changed(version_dir(root, name, version))
             and refusal.beside in ((), beside)

@@ -68,11 +68,15 @@ async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -
     names = sorted(on_disk_names | set(models.versions))
     entries: list[dict] = []
     for name in names:
-        on_disk = versions(root, name)
         served = sorted(models.versions.get(name, {}))
+        try:
+            on_disk, unlisted = versions(root, name), ""
+        except OSError as error:  # a directory the service may not list: said, where it was a bare 500
+            on_disk, unlisted = served, f"its directory cannot be listed: {error.strerror or error}"
         held_back = manager.unreadable_settings(name)
         for v in served:
             notes = [] if v in on_disk else ["its directory is gone from the repository: served from memory"]
+            notes += [unlisted] if unlisted else []
             notes += [f"newer versions are not loaded: {held_back}"] if held_back else []
             entries.append({"name": name, "version": str(v), "state": "READY", "reason": "; ".join(notes)})
         refused = sorted(
@@ -82,7 +86,7 @@ async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -
         )
         entries.extend({"name": name, "version": str(v), "state": "UNAVAILABLE", "reason": why} for v, why in refused)
         if not served:
-            reason = models.errors.get(name, "not loaded") if on_disk else "no versions"
+            reason = unlisted or (models.errors.get(name, "not loaded") if on_disk else "no versions")
             entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
     return _json(entries)
 

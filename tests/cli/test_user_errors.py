@@ -322,3 +322,13 @@ def test_an_address_that_cannot_be_listened_on_names_the_option_given(tmp_path):
         assert f"cannot listen on 127.0.0.1:{port} (CTR_PORT)" in done.stderr, done.stderr
     done = ctr("serve", "-r", str(ROOT / "models"), "--host", "999.1.1.1", "--port", port, cwd=tmp_path)
     assert f"cannot listen on 999.1.1.1:{port} (--host)" in done.stderr, done.stderr
+
+
+def test_a_setting_given_as_an_option_is_named_so_inside_a_message_too(monkeypatch):
+    """``--port 9000`` beside ``CTR_GRPC_PORT=9000`` said "CTR_GRPC_PORT (9000) must differ from CTR_PORT
+    (9000)": only a message's leading name was rewritten."""
+    from cli.options import settings_with_options
+
+    monkeypatch.setenv("CTR_GRPC_PORT", "9000")
+    with pytest.raises(ValueError, match=r"CTR_GRPC_PORT \(9000\) must differ from --port \(9000\)"):
+        settings_with_options({"port": 9000})

@@ -451,3 +451,29 @@ def test_batches_up_to_inline_max_items_run_on_the_event_loop_larger_ones_in_the
     run(main())
     assert threads[0] == (4, loop_thread)
     assert threads[1][0] == 5 and threads[1][1] != loop_thread
+
+
+def test_requests_queued_when_the_worker_dies_are_answered_as_a_failed_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that died of a bug (here: forming a batch raises) left its queued requests to wait out their
+    deadline for a 504; they are answered at once as a failed run, and later requests run unbatched."""
+    import service.batching.batcher as batcher_module
+
+    def broken_form_batch(*_: object) -> None:
+        raise RuntimeError("a bug in forming batches")
+
+    monkeypatch.setattr(batcher_module, "form_batch", broken_form_batch)
+
+    async def main() -> tuple[list[BaseException | None], np.ndarray]:
+        batcher = Batcher(lambda inputs: {"y": inputs["x"] * 2}, BatchConfig(max_batch_size=8, max_queue_delay_us=0))
+        batcher.start()
+        deadline = asyncio.get_running_loop().time() + 60
+        queued = [batcher.enqueue({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(3)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*(w.future for w in queued), return_exceptions=True), 10)
+        later = await batcher.submit({"x": np.full((1, 1), 3, np.float32)}, 1, deadline)
+        await batcher.retire()
+        return outcomes, later["y"]
+
+    outcomes, later = asyncio.run(main())
+    assert all(isinstance(outcome, ModelRunFailed) for outcome in outcomes), outcomes
+    assert isinstance(outcomes[0].__cause__, RuntimeError)
+    assert later.tolist() == [[6.0]]

@@ -143,3 +143,41 @@ def test_a_version_whose_load_fails_unforeseen_is_refused_and_the_next_older_one
     assert refused[2].why == "unexpected error while loading: AttributeError: 'list' object has no attribute 'items'"
     with pytest.raises(loader.ModelLoadError, match=r"\(refused before and unchanged \[2, 1\]; version 2: unexpected"):
         loader.load_versions(settings, "esmm", VersionPolicy(), refused_before={**refused, 1: refused[2]})
+
+
+def test_a_model_directory_that_cannot_be_listed_is_said_not_a_bare_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model folder the service may not list (a mounted volume's permissions; as root, here, a listing
+    made to fail) raised PermissionError past every catch: the start stopped, an admin load answered 500."""
+    root = make_repository(tmp_path, 1)
+    listing = Path.iterdir
+
+    def refusing(path: Path):
+        if path == root / "esmm":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    with app_client(root) as client:
+        monkeypatch.setattr(Path, "iterdir", refusing)
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 400, response.text
+        assert "the directory of model 'esmm' cannot be listed: Permission denied" in response.json()["error"]
+        assert response.json()["error"].endswith("(serving versions [1])")
+        (entry,) = client.post("/v2/repository/index", headers=AUTH).json()
+        unlisted = "its directory cannot be listed: Permission denied"
+        assert entry == {"name": "esmm", "version": "1", "state": "READY", "reason": unlisted}
+        assert client.post("/v1/score", json=BODY).status_code == 200
+    monkeypatch.setattr(Path, "iterdir", refusing)
+    with app_client(root) as client:  # a start: not ready, saying why, where it stopped
+        assert client.get("/v2/health/ready").status_code == 503
+        assert "cannot be listed" in client.get("/v1/models").text
+
+
+def test_the_index_says_unreadable_serving_settings_without_polling(tmp_path: Path) -> None:
+    """The note was the polling worker's alone: with polling off, or another worker answering, none."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving\n')
+        (entry,) = client.post("/v2/repository/index", headers=AUTH).json()
+        assert entry["reason"].startswith("newer versions are not loaded: serving settings: ")

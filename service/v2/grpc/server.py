@@ -27,6 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.concurrency import run_in_threadpool
 
+from service.binding import shown
 from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import INTERNAL_ERROR, ApiError
 from service.models.snapshot import ServingModels
@@ -213,8 +214,7 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share)],
     )
     server.add_generic_rpc_handlers((handlers(InferenceService(app)),))
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host  # an IPv6 address
-    address = f"{host}:{settings.grpc_port}"
+    address = shown(settings.host, settings.grpc_port)
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"gRPC cannot listen on {address}")
     await server.start()
