@@ -39,31 +39,35 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
     cannot be bound, or when ``grpc_port`` (0: none) is taken."""
     sockets: list[socket.socket] = []
     try:
-        for family, kind, protocol, _, address in socket.getaddrinfo(
-            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-        ):
-            sock = socket.socket(family, kind, protocol)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
+        _bind_every_address(host, port, sockets)
     except OSError as error:
         return _refused(sockets, host, port, error, _at_fault(error, "port"))
     if grpc_port:
-        try:
-            for family, kind, protocol, _, address in socket.getaddrinfo(
-                host, grpc_port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-            ):  # free now, at every address (an IPv6 host's too): its server binds it once the models load
-                with socket.socket(family, kind, protocol) as probe:
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if family == socket.AF_INET6:
-                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    probe.bind(address)
-                    probe.listen()
+        probes: list[socket.socket] = []
+        try:  # free now, at every address (an IPv6 host's too): its server binds it once the models load
+            _bind_every_address(host, grpc_port, probes)
+            for probe in probes:
+                probe.listen()
         except OSError as error:
             return _refused(sockets, host, grpc_port, error, _at_fault(error, "grpc_port"))
+        finally:
+            for probe in probes:
+                probe.close()
     return sockets
+
+
+def _bind_every_address(host: str, port: int, sockets: list[socket.socket]) -> None:
+    """Bind a socket to each address of ``host:port``, appended to ``sockets`` as it is made (so that the
+    caller closes those made before an OSError), each IPv6 one v6-only as asyncio makes them."""
+    for family, kind, protocol, _, address in socket.getaddrinfo(
+        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    ):
+        sock = socket.socket(family, kind, protocol)
+        sockets.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
 
 
 def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
