@@ -22,7 +22,7 @@ from training.config_world import retrieval_view_of
 from training.fit import fit
 from training.model_config import ModelConfig
 from training.models.registry import build_model
-from training.pipeline import warn_if_small
+from training.pipeline import refuse_one_class, warn_if_small
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
 from training.world.retrieval import RetrievalView
@@ -95,6 +95,7 @@ def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path:
         "training %s (%s) on %d logged requests from %s", config.name, config.kind, len(data.tensors), displayed
     )
     clicks = int(data.tensors.tensors["click"].sum())
+    refuse_one_class(displayed, clicks, int(data.tensors.tensors["item_mask"].sum()))  # the padding left out
     warn_if_small(config.name, config.training, len(data.tensors), clicks, rows_are="requests")
     model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)

@@ -244,3 +244,18 @@ def test_a_small_log_and_a_long_request_are_each_one_warning(tmp_path: Path, cap
         build_log_data(displayed, other, FeatureSpec.from_toml(spec), n_targets=3, seed=0)
     (padded,) = [r.getMessage() for r in caplog.records if "padded to the longest" in r.getMessage()]
     assert "60 displayed items (median 3)" in padded and "2460 item slots for 160 displayed rows" in padded
+
+
+def test_a_displayed_log_without_clicks_is_refused(tmp_path: Path) -> None:
+    """As the impression models' logs are: a retrieval model trained on no click learned nothing."""
+    displayed, other, spec = _write_pair(tmp_path)
+    table = pq.read_table(displayed)
+    no_clicks = pa.array(np.zeros(table.num_rows, np.int64))
+    pq.write_table(table.set_column(table.schema.get_field_index("click"), "click", no_clicks), displayed)
+    root = tmp_path / "models"
+    (root / "esam").mkdir(parents=True)
+    (root / "esam" / "config.toml").write_text(CONFIG_TOML)
+    train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
+    result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root), "--work-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert f"click is 0 on every row of {table.num_rows} impressions" in str(result.exception)
