@@ -132,6 +132,8 @@ class UserErrorTyper(HelpTyper):
                 message = missing_extra_message(error)
                 if message is None:
                     raise
+            elif isinstance(error, PermissionError) and error.filename is None:
+                raise  # no path the user named: a signal's or a socket's, no mistake of the command line's
             else:
                 message = one_line(error)
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:

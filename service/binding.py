@@ -24,14 +24,18 @@ import socket
 logger = logging.getLogger(__name__)
 
 # How the user set each setting: its variable, unless ``ctr serve`` was given the option (name_settings)
-SETTING_NAMES = {"host": "CTR_HOST", "port": "CTR_PORT", "grpc_port": "CTR_GRPC_PORT"}
+VARIABLE_NAMES = {"host": "CTR_HOST", "port": "CTR_PORT", "grpc_port": "CTR_GRPC_PORT"}
+SETTING_NAMES = dict(VARIABLE_NAMES)
 # Errors of the host, not of the port: a name that does not resolve, an address not this machine's
 HOST_ERRNOS = {errno.EADDRNOTAVAIL}
 
 
 def name_settings(given_as: dict[str, str]) -> None:
-    """Name these settings (``{"port": "--port"}``) as the command line gave them, in what is said here."""
-    SETTING_NAMES.update(given_as)
+    """Name these settings (``{"port": "--port"}``) as the command line gave them, in what is said here, and
+    the others by their variables (a command run before in this process named its own options)."""
+    SETTING_NAMES.clear()
+    SETTING_NAMES.update(VARIABLE_NAMES)
+    SETTING_NAMES.update({setting: name for setting, name in given_as.items() if setting in VARIABLE_NAMES})
 
 
 def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socket] | None:

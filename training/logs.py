@@ -241,23 +241,27 @@ def warn_of_disorder(table: pa.Table, source: object) -> None:
     """A warning when the log's ``ts`` goes back in time, or an impression (``request_id`` and ``position``)
     appears twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export
     without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
-    word. (Neither column is required; a log without them is not checked.)"""
+    word. Neither column is required, nor is ``ts`` of one type: only a numeric or timestamp ``ts`` is
+    compared (text dates need not sort as text), over its non-null values, and rows without a
+    ``request_id`` are no impression named twice."""
     names = table.column_names
-    if "ts" in names and table.num_rows > 1:
+    if "ts" in names and _is_time(table.schema.field("ts").type):
         ts = table.column("ts").combine_chunks()
-        back = pc.fill_null(pc.less(ts.slice(1), ts.slice(0, len(ts) - 1)), False)
-        back = np.flatnonzero(back.to_numpy(zero_copy_only=False))
+        rows = np.flatnonzero(pc.is_valid(ts).to_numpy(zero_copy_only=False))
+        known = ts.drop_null()
+        earlier = known.slice(0, max(len(known) - 1, 0))
+        back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
         if back.size:
             logger.warning(
                 "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
                 "rows are the last in file order, not the latest; sort the logs by ts",
                 source,
                 back.size,
-                int(back[0]) + 1,
+                int(rows[back[0] + 1]),
             )
     if "request_id" in names:
-        counts = table.select(["request_id", "position"]).group_by(["request_id", "position"]).aggregate([])
-        doubled = table.num_rows - counts.num_rows
+        named = table.select(["request_id", "position"]).filter(pc.is_valid(table.column("request_id")))
+        doubled = named.num_rows - named.group_by(["request_id", "position"]).aggregate([]).num_rows
         if doubled:
             logger.warning(
                 "the logs %s hold %d impressions twice or more (the same request_id and position): copies land "
@@ -265,6 +269,10 @@ def warn_of_disorder(table: pa.Table, source: object) -> None:
                 source,
                 doubled,
             )
+
+
+def _is_time(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

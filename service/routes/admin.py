@@ -16,6 +16,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from common.repository import validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
@@ -71,9 +72,11 @@ async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -
         served = sorted(models.versions.get(name, {}))
         try:
             on_disk, unlisted = versions(root, name), ""
-        except OSError as error:  # a directory the service may not list: said, where it was a bare 500
-            on_disk, unlisted = served, f"its directory cannot be listed: {error.strerror or error}"
-        held_back = manager.unreadable_settings(name)
+        except OSError as error:  # a directory the service may not list: said, where it was a bare 500; what
+            # is known of it kept, as the manager keeps its refusals
+            on_disk = [*served, *(v for model, v in models.refused if model == name)]
+            unlisted = f"its directory cannot be listed: {error.strerror or error}"
+        held_back = await run_in_threadpool(manager.unreadable_settings, name) if served else ""
         for v in served:
             notes = [] if v in on_disk else ["its directory is gone from the repository: served from memory"]
             notes += [unlisted] if unlisted else []

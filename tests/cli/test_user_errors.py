@@ -332,3 +332,41 @@ def test_a_setting_given_as_an_option_is_named_so_inside_a_message_too(monkeypat
     monkeypatch.setenv("CTR_GRPC_PORT", "9000")
     with pytest.raises(ValueError, match=r"CTR_GRPC_PORT \(9000\) must differ from --port \(9000\)"):
         settings_with_options({"port": 9000})
+
+
+def test_an_option_named_by_one_command_is_not_named_by_the_next():
+    """The names a bind error gives its settings were only ever added to: after one in-process `ctr serve
+    --port`, a port from CTR_PORT was blamed on --port."""
+    import errno
+
+    from cli.options import settings_with_options
+    from service import binding
+
+    taken = OSError(errno.EADDRINUSE, "Address already in use")
+    settings_with_options({"port": 9001})
+    assert binding._at_fault(taken, "port") == "--port"
+    settings_with_options({"port": None, "model_repository": None})
+    assert binding._at_fault(taken, "port") == "CTR_PORT"
+    assert set(binding.SETTING_NAMES) == {"host", "port", "grpc_port"}
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "said"),
+    [
+        ("PermissionError(13, 'Permission denied', 'out.json')", 2, "error: out.json: Permission denied"),
+        ("PermissionError(1, 'Operation not permitted')", 1, "Traceback"),  # a signal's or socket's: a bug's
+    ],
+)
+def test_a_permission_error_is_a_users_mistake_only_about_a_path(tmp_path, raised, code, said):
+    program = (
+        "from cli.errors import UserErrorTyper\napp = UserErrorTyper()\n"
+        f"@app.command()\ndef go():\n    raise {raised}\n@app.command()\ndef other():\n    pass\napp()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "go"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == code and said in done.stderr, done.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from service.models.refusal import Refusal
 from service.settings import Settings
 from tests.service.test_model_manager import AUTH, BODY, app_client, make_repository
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.wait import eventually
 
 
 def edit_manifest(root: Path, number: int, **values: Any) -> None:
@@ -28,10 +29,19 @@ def edit_manifest(root: Path, number: int, **values: Any) -> None:
 
 
 def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+    eventually(condition, 10, what)
+
+
+def publish_corrupted(root: Path, seed: int) -> int:
+    """A version whose model.onnx fails its checksum, made whole elsewhere and renamed into place: polling
+    never sees it good (corrupted after publishing, a poll between the two served it)."""
+    staging = root.parent / f"staging-{seed}"
+    version = publish_tiny_esmm(staging, seed=seed)
+    (version_dir(staging, "esmm", version) / MODEL_FILE).write_bytes(b"\0")
+    number = max(versions(root, "esmm")) + 1
+    edit_manifest(staging, version, version=number)
+    os.rename(version_dir(staging, "esmm", version), version_dir(root, "esmm", number))
+    return number
 
 
 @pytest.mark.parametrize(
@@ -103,8 +113,7 @@ def test_a_polled_load_passes_over_the_versions_refused_before(
 
     root = make_repository(tmp_path, 1)
     with app_client(root, poll_interval_s=0.1) as client:
-        for seed in (5, 6):  # versions 2 and 3, both corrupted
-            (version_dir(root, "esmm", publish_tiny_esmm(root, seed=seed)) / MODEL_FILE).write_bytes(b"\0")
+        assert [publish_corrupted(root, seed) for seed in (5, 6)] == [2, 3]
         until(lambda: refusals(2) == refusals(3) == 1, "versions 2 and 3 not refused")
         publish_tiny_esmm(root, seed=7)  # version 4, good
         until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["4"], "version 4 not served")
@@ -159,14 +168,17 @@ def test_a_model_directory_that_cannot_be_listed_is_said_not_a_bare_500(
         return listing(path)
 
     with app_client(root) as client:
+        publish_corrupted(root, 5)  # version 2, refused by the load below
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409
         monkeypatch.setattr(Path, "iterdir", refusing)
         response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
         assert response.status_code == 400, response.text
         assert "the directory of model 'esmm' cannot be listed: Permission denied" in response.json()["error"]
         assert response.json()["error"].endswith("(serving versions [1])")
-        (entry,) = client.post("/v2/repository/index", headers=AUTH).json()
+        served, refused = client.post("/v2/repository/index", headers=AUTH).json()
         unlisted = "its directory cannot be listed: Permission denied"
-        assert entry == {"name": "esmm", "version": "1", "state": "READY", "reason": unlisted}
+        assert served == {"name": "esmm", "version": "1", "state": "READY", "reason": unlisted}
+        assert refused["version"] == "2" and "sha256" in refused["reason"]  # kept, as the manager keeps it
         assert client.post("/v1/score", json=BODY).status_code == 200
     monkeypatch.setattr(Path, "iterdir", refusing)
     with app_client(root) as client:  # a start: not ready, saying why, where it stopped

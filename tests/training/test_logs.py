@@ -320,3 +320,27 @@ def test_logs_of_the_same_files_in_other_partition_folders_are_other_logs(tmp_pa
             pq.write_table(labelled(2, site=[site] * 2), tmp_path / log / f"country={country}" / "part-0.parquet")
     assert fingerprint(tmp_path / "one") != fingerprint(tmp_path / "two")
     assert ShardedLogs(tmp_path / "one", SITE).identity() != ShardedLogs(tmp_path / "two", SITE).identity()
+
+
+def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compare(caplog):
+    """A struct ``ts`` stopped training with Arrow's error, text dates were compared as text, a drop across a
+    null went unseen, and rows without a request_id were one impression named many times."""
+    import datetime
+    import logging
+
+    from training.logs import warn_of_disorder
+
+    caplog.set_level(logging.WARNING, logger="training.logs")
+    quiet = [
+        pa.table({"ts": pa.array([{"s": 2}, {"s": 1}])}),
+        pa.table({"ts": ["9/1/2024", "10/1/2024"]}),
+        pa.table({"ts": pa.array([None], pa.int64())}),
+        pa.table({"request_id": pa.array([None] * 5, pa.string()), "position": [1] * 5}),
+    ]
+    for table in quiet:
+        warn_of_disorder(table, "log")
+    assert not caplog.records
+    warn_of_disorder(pa.table({"ts": [1, None, 0]}), "gap")
+    day = datetime.datetime(2024, 1, 2)
+    warn_of_disorder(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])}), "times")
+    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 2

@@ -75,7 +75,8 @@ def write_shards(
     previous = _own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
-    kept = {shard_name(day) for day in range(shards)}  # each replaced in place below
+    (out / SPEC_FILE).write_text(feature_spec(world.config).to_toml())  # first: it marks the folder as shards'
+    kept = {SPEC_FILE, *(shard_name(day) for day in range(shards))}  # the spec written, each shard replaced below
     for stale in previous:
         if stale.name not in kept:
             stale.unlink(missing_ok=True)
@@ -99,7 +100,6 @@ def write_shards(
             }
         )
         logger.info("wrote %s: %d impressions", path, table.num_rows)
-    (out / SPEC_FILE).write_text(feature_spec(world.config).to_toml())
     manifest = {
         "format": FORMAT,
         "rows": sum(e["rows"] for e in entries),
@@ -118,7 +118,9 @@ def write_shards(
 
 def _own_files(out: Path) -> list[Path]:
     """The files of ``out`` a previous ``write_shards`` wrote (shards, spec, manifest, a killed write's
-    temporary files); ValueError naming ``out`` and what is there when it holds anything else: shards
+    temporary files; the spec, written first, or the manifest says the folder is one it wrote); ValueError
+    naming ``out`` and what is there when it holds anything else, or files named as shards in a folder
+    without either: shards
     written among a user's files would be read together with them (``log_files`` reads every Parquet
     file below a folder), and removing those is not this writer's to do."""
     if not out.exists():
@@ -132,6 +134,8 @@ def _own_files(out: Path) -> list[Path]:
         for p in entries
         if not (p.is_file() and (p.name in own or SHARD_NAME.fullmatch(p.name) or TEMPORARY_NAME.fullmatch(p.name)))
     ]
+    if entries and not {SPEC_FILE, MANIFEST} & {p.name for p in entries}:  # files named as shards, not ours
+        foreign = entries  # (another tool's part-00000.parquet: a user's data, which a rewrite deleted)
     if foreign:
         shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:SHOWN_FOREIGN])
         more = f" and {len(foreign) - SHOWN_FOREIGN} more" if len(foreign) > SHOWN_FOREIGN else ""

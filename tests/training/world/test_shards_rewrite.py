@@ -59,3 +59,15 @@ def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "error: out holds files the shard writer did not write (sub/): " \
         "write shards into an empty or new folder, or one that holds only shards"  # fmt: skip
+
+
+def test_files_named_as_shards_in_a_folder_it_did_not_write_are_left_alone(tmp_path):
+    """Five part-NNNNN.parquet files of another tool, without this writer's spec or manifest: a write of one
+    shard deleted four of them (a user's data)."""
+    out = tmp_path / "exported"
+    out.mkdir()
+    for day in range(5):
+        (out / f"part-{day:05d}.parquet").write_bytes(b"someone else's data")
+    with pytest.raises(ValueError, match="holds files the shard writer did not write"):
+        write_shards(World(SMALL_WORLD), out, 1, 100)
+    assert sorted(p.name for p in out.iterdir()) == [f"part-{day:05d}.parquet" for day in range(5)]
