@@ -21,6 +21,7 @@ from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.wait import eventually, observe_polls
 
 TOKEN = "s3cret-admin-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -263,16 +264,9 @@ def test_polling_retries_a_refused_version_once_its_files_change(
     its model.onnx arrives. It was refused for good."""
     import logging
     import shutil
-    import time
 
     def refusals() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.getMessage().startswith("model esmm version 2 refused")]
-
-    def until(condition, what: str) -> None:
-        deadline = time.monotonic() + 10
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
 
     caplog.set_level(logging.INFO)
     staging = make_repository(tmp_path / "staging", 2)  # its version 2, to be copied by hand
@@ -281,12 +275,14 @@ def test_polling_retries_a_refused_version_once_its_files_change(
         copy = version_dir(root, "esmm", 2)
         copy.mkdir()
         shutil.copy2(version_dir(staging, "esmm", 2) / "model.json", copy / "model.json")
-        until(lambda: any("model.onnx cannot be read" in line for line in refusals()), "the half copy not refused")
-        time.sleep(0.5)  # five more polls with the files as they were: not loaded again
+        eventually(
+            lambda: any("model.onnx cannot be read" in line for line in refusals()), 10, "the half copy not refused"
+        )
+        observe_polls(client, 5)  # with the files as they were: not loaded again
         (refused,) = refusals()
         assert refused.endswith("(retried by polling once its files change, or by an admin load)"), refused
         shutil.copy2(version_dir(staging, "esmm", 2) / MODEL_FILE, copy / MODEL_FILE)
-        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "the whole copy not served")
+        eventually(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], 10, "the whole copy not served")
         assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
         assert not client.app.state.models.refused
 
@@ -351,18 +347,11 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
     """Polling skipped a model whose config.toml it could not read without a word, its new versions
     never loaded; now one warning per distinct reason, not one per poll, and a mended config loads them."""
     import logging
-    import time
 
     def warnings() -> list[str]:
         return [
             r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "poll: model esmm" in r.message
         ]
-
-    def until(condition, what: str) -> None:
-        deadline = time.monotonic() + 10
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
 
     caplog.set_level(logging.INFO, logger="service.models.manager")
     root = make_repository(tmp_path, 1)
@@ -370,8 +359,8 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
     with app_client(root, poll_interval_s=0.1) as client:
         config.write_text('kind = "esmm"\n[serving\n')
         publish_tiny_esmm(root, seed=3)  # version 2, held back
-        until(lambda: warnings(), "no warning")
-        time.sleep(0.5)  # five more polls, the same reason: no more lines
+        eventually(lambda: warnings(), 10, "no warning")
+        observe_polls(client, 5)  # the same reason: no more lines
         (first,) = warnings()
         assert "poll: model esmm: serving settings: " in first and "is not valid TOML" in first
         assert first.endswith("no new version is loaded until it is mended")
@@ -380,11 +369,13 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         assert served["reason"].startswith("newer versions are not loaded: serving settings: ")
         assert "is not valid TOML" in served["reason"]
         config.write_text('kind = "esmm"\n[serving]\nmax_batch_sise = 64\n')
-        until(lambda: len(warnings()) == 2, "no warning for the new reason")
+        eventually(lambda: len(warnings()) == 2, 10, "no warning for the new reason")
         assert "serving.max_batch_sise is not a setting" in warnings()[1]
         assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
         config.write_text('kind = "esmm"\n[serving]\nmax_batch_size = 64\n')
-        until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], "version 2 not loaded once mended")
+        eventually(
+            lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], 10, "version 2 not loaded once mended"
+        )
         assert len(warnings()) == 2
         assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
 

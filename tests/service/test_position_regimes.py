@@ -23,7 +23,7 @@ from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.retrieval import add_tiny_esam
-from tests.support.wait import eventually
+from tests.support.wait import eventually, observe_polls
 
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}
 LOGGED = {"regime": "logged"}
@@ -38,13 +38,6 @@ def settings_for(root: Path, **overrides: object) -> Settings:
 def regime_refusals(caplog: pytest.LogCaptureFixture) -> int:
     """How many times esmm was refused for its position regime, as the model manager logged it."""
     return sum(r.getMessage().startswith("model esmm not served: position regimes") for r in caplog.records)
-
-
-def observe_polls(client: TestClient, polls: int) -> None:
-    """Return once ``polls`` further polls of every model have finished (``ModelManager.polls_done``)."""
-    manager = client.app.state.manager
-    wanted = manager.polls_done + polls + 1  # the poll under way may have read the disk already
-    eventually(lambda: manager.polls_done >= wanted, 10, f"{polls} polls")
 
 
 def test_mismatched_regimes_are_refused_at_start_up_naming_both_models(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -23,3 +23,11 @@ def eventually(condition: Callable[[], T], timeout_s: float, what: str | Callabl
         if time.monotonic() >= deadline:
             raise AssertionError(f"not within {timeout_s:g} s: {what() if callable(what) else what}")
         time.sleep(every_s)
+
+
+def observe_polls(client: Any, polls: int) -> None:
+    """Return once ``polls`` further polls of every model have finished in the app of ``client`` (a TestClient):
+    ``ModelManager.polls_done``, where a sleep of as many intervals stood in for them."""
+    manager = client.app.state.manager
+    wanted = manager.polls_done + polls + 1  # the poll under way may have read the disk already
+    eventually(lambda: manager.polls_done >= wanted, 10, f"{polls} polls")
