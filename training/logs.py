@@ -272,7 +272,7 @@ def warn_of_disorder(table: pa.Table, source: object) -> None:
 
 
 def _is_time(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)
+    return _number(kind) or pa.types.is_temporal(kind)  # a warehouse's DECIMAL epoch seconds too
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

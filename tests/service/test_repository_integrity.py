@@ -32,10 +32,10 @@ def until(condition: Callable[[], bool], what: str) -> None:
     eventually(condition, 10, what)
 
 
-def publish_corrupted(root: Path, seed: int) -> int:
-    """A version whose model.onnx fails its checksum, made whole elsewhere and renamed into place: polling
-    never sees it good (corrupted after publishing, a poll between the two served it)."""
-    staging = root.parent / f"staging-{seed}"
+def publish_corrupted(root: Path, staging: Path, seed: int) -> int:
+    """A version whose model.onnx fails its checksum, made whole under ``staging`` (on the same file system)
+    and renamed into place: polling never sees it good (corrupted after publishing, a poll between the two
+    served it)."""
     version = publish_tiny_esmm(staging, seed=seed)
     (version_dir(staging, "esmm", version) / MODEL_FILE).write_bytes(b"\0")
     number = max(versions(root, "esmm")) + 1
@@ -111,10 +111,11 @@ def test_a_polled_load_passes_over_the_versions_refused_before(
             if line.startswith('ctr_model_version_refusals_total{model="esmm"}')
         )
 
-    root = make_repository(tmp_path, 1)
+    root = make_repository(tmp_path / "models", 1)
     with app_client(root, poll_interval_s=0.1) as client:
-        assert [publish_corrupted(root, seed) for seed in (5, 6)] == [2, 3]
+        assert [publish_corrupted(root, tmp_path / f"staging-{seed}", seed) for seed in (5, 6)] == [2, 3]
         until(lambda: refusals(2) == refusals(3) == 1, "versions 2 and 3 not refused")
+        assert all("model.onnx sha256" in r.getMessage() for r in caplog.records if " refused: " in r.getMessage())
         publish_tiny_esmm(root, seed=7)  # version 4, good
         until(lambda: client.get("/v2/models/esmm").json()["versions"] == ["4"], "version 4 not served")
         shutil.rmtree(version_dir(root, "esmm", 4))
@@ -159,7 +160,7 @@ def test_a_model_directory_that_cannot_be_listed_is_said_not_a_bare_500(
 ) -> None:
     """A model folder the service may not list (a mounted volume's permissions; as root, here, a listing
     made to fail) raised PermissionError past every catch: the start stopped, an admin load answered 500."""
-    root = make_repository(tmp_path, 1)
+    root = make_repository(tmp_path / "models", 1)
     listing = Path.iterdir
 
     def refusing(path: Path):
@@ -168,7 +169,7 @@ def test_a_model_directory_that_cannot_be_listed_is_said_not_a_bare_500(
         return listing(path)
 
     with app_client(root) as client:
-        publish_corrupted(root, 5)  # version 2, refused by the load below
+        publish_corrupted(root, tmp_path / "staging", 5)  # version 2, refused by the load below
         assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409
         monkeypatch.setattr(Path, "iterdir", refusing)
         response = client.post("/v2/repository/models/esmm/load", headers=AUTH)

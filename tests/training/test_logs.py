@@ -343,4 +343,5 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     warn_of_disorder(pa.table({"ts": [1, None, 0]}), "gap")
     day = datetime.datetime(2024, 1, 2)
     warn_of_disorder(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])}), "times")
-    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 2
+    warn_of_disorder(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))}), "decimals")
+    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 3

@@ -2,8 +2,9 @@
 
 ``ctr simulate --out DIR --shards N --rows-per-shard M`` writes one simulated day per shard, in time
 order (``part-00000.parquet``, ``part-00001.parquet``, ...), each in row groups of ``row_group_rows``
-rows so that a reader holds one row group at a time, then ``spec.toml`` (the world's feature spec)
-and, last, ``_manifest.json`` (the leading "_" keeps both out of pyarrow.dataset and Spark reads):
+rows so that a reader holds one row group at a time, after ``_spec.toml`` (the world's feature spec,
+written first: its first line says this writer wrote the folder) and before, last, ``_manifest.json``
+(the leading "_" keeps both out of pyarrow.dataset and Spark reads):
 
 ```json
 {"format": "ctr-impression-shards/1", "rows": 4000, "policy": "feedback", "seed": 1,
@@ -15,8 +16,10 @@ The same seeds give the same bytes. Only one day is in memory at a time.
 
 The folder ends up holding exactly the new shards: rewriting it with fewer shards removes the old
 ``part-NNNNN.parquet`` files past the new count (a reader of ``DIR/*.parquet`` read them as part of the
-new log). Only files this writer names are ever removed; a folder that holds anything else (a user's
-``sub/a.parquet``, notes) is refused, naming the folder and what is there, rather than mixed with shards.
+new log). Only files this writer wrote are ever removed: a folder that holds anything else (a user's
+``sub/a.parquet``, notes), or files named as shards without this writer's spec or manifest (another
+tool's ``part-00000.parquet``, a ``_spec.toml`` of the user's), is refused, naming the folder and what is
+there, rather than mixed with shards or deleted.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ SHARD_NAME = re.compile(r"part-\d{5,}\.parquet")  # what ``shard_name`` writes, 
 # the temporary files a write leaves only when killed part-way (os.replace renames them otherwise)
 TEMPORARY_NAME = re.compile(rf"\.(?:part-\d{{5,}}\.parquet|{re.escape(MANIFEST)})\.(?:\d+\.)?tmp")
 SHOWN_FOREIGN = 3  # foreign entries a refusal names
+SPEC_HEADER = "# written by `ctr simulate --shards` (the world's feature spec)"  # the spec's first line
 
 
 def shard_name(index: int) -> str:
@@ -75,7 +79,7 @@ def write_shards(
     previous = _own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
-    (out / SPEC_FILE).write_text(feature_spec(world.config).to_toml())  # first: it marks the folder as shards'
+    (out / SPEC_FILE).write_text(f"{SPEC_HEADER}\n{feature_spec(world.config).to_toml()}")  # first: the mark
     kept = {SPEC_FILE, *(shard_name(day) for day in range(shards))}  # the spec written, each shard replaced below
     for stale in previous:
         if stale.name not in kept:
@@ -118,11 +122,10 @@ def write_shards(
 
 def _own_files(out: Path) -> list[Path]:
     """The files of ``out`` a previous ``write_shards`` wrote (shards, spec, manifest, a killed write's
-    temporary files; the spec, written first, or the manifest says the folder is one it wrote); ValueError
-    naming ``out`` and what is there when it holds anything else, or files named as shards in a folder
-    without either: shards
-    written among a user's files would be read together with them (``log_files`` reads every Parquet
-    file below a folder), and removing those is not this writer's to do."""
+    temporary files; its spec, written first, or its manifest says the folder is one it wrote); ValueError
+    naming ``out`` and what is there when it holds anything else, or files named as shards without that
+    mark: shards written among a user's files would be read together with them (``log_files`` reads every
+    Parquet file below a folder), and removing those is not this writer's to do."""
     if not out.exists():
         return []
     if not out.is_dir():
@@ -134,8 +137,13 @@ def _own_files(out: Path) -> list[Path]:
         for p in entries
         if not (p.is_file() and (p.name in own or SHARD_NAME.fullmatch(p.name) or TEMPORARY_NAME.fullmatch(p.name)))
     ]
-    if entries and not {SPEC_FILE, MANIFEST} & {p.name for p in entries}:  # files named as shards, not ours
-        foreign = entries  # (another tool's part-00000.parquet: a user's data, which a rewrite deleted)
+    if entries and not foreign and not _marked(out):  # files named as shards, not this writer's
+        shown = ", ".join(p.name for p in entries[:SHOWN_FOREIGN])
+        more = f" and {len(entries) - SHOWN_FOREIGN} more" if len(entries) > SHOWN_FOREIGN else ""
+        raise ValueError(
+            f"{out} holds files named as shards ({shown}{more}) but no {SPEC_FILE} or {MANIFEST} of "
+            "`ctr simulate --shards`: delete them if a killed write left them, or write into another folder"
+        )
     if foreign:
         shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:SHOWN_FOREIGN])
         more = f" and {len(foreign) - SHOWN_FOREIGN} more" if len(foreign) > SHOWN_FOREIGN else ""
@@ -144,6 +152,22 @@ def _own_files(out: Path) -> list[Path]:
             "write shards into an empty or new folder, or one that holds only shards"
         )
     return entries
+
+
+def _marked(out: Path) -> bool:
+    """Whether ``out`` is a folder this writer wrote: its manifest of this format, or its spec's first line
+    (a killed write leaves the spec alone). Another tool's files of these names are no mark: another's
+    part-00000.parquet beside its own _spec.toml was deleted by a rewrite."""
+    try:
+        if json.loads((out / MANIFEST).read_text()).get("format") == FORMAT:
+            return True
+    except (OSError, ValueError, AttributeError):  # absent, not JSON, not an object
+        pass
+    try:
+        with open(out / SPEC_FILE, encoding="utf-8", errors="replace") as spec:
+            return spec.readline().rstrip("\n") == SPEC_HEADER
+    except OSError:
+        return False
 
 
 def _sha256(path: Path) -> str:

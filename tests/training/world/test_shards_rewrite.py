@@ -68,6 +68,30 @@ def test_files_named_as_shards_in_a_folder_it_did_not_write_are_left_alone(tmp_p
     out.mkdir()
     for day in range(5):
         (out / f"part-{day:05d}.parquet").write_bytes(b"someone else's data")
-    with pytest.raises(ValueError, match="holds files the shard writer did not write"):
+    with pytest.raises(ValueError, match="holds files named as shards"):
         write_shards(World(SMALL_WORLD), out, 1, 100)
     assert sorted(p.name for p in out.iterdir()) == [f"part-{day:05d}.parquet" for day in range(5)]
+
+
+@pytest.mark.parametrize("marker", ["_spec.toml", "_manifest.json"])
+def test_a_spec_or_manifest_of_the_users_own_is_no_mark(tmp_path, marker):
+    """A user's folder with a _spec.toml (or _manifest.json) of their own beside part-NNNNN files: a write of
+    one shard overwrote their spec and deleted four of their files."""
+    out = tmp_path / "exported"
+    out.mkdir()
+    (out / marker).write_text('{"format": "theirs"}' if marker.endswith(".json") else "# my own spec\n")
+    for day in range(5):
+        (out / f"part-{day:05d}.parquet").write_bytes(b"someone else's data")
+    with pytest.raises(ValueError, match=r"holds files named as shards .* but no _spec\.toml or _manifest\.json of"):
+        write_shards(World(SMALL_WORLD), out, 1, 100)
+    assert (out / "part-00004.parquet").read_bytes() == b"someone else's data"
+    assert "theirs" in (out / marker).read_text() or "my own" in (out / marker).read_text()
+
+
+def test_a_killed_first_write_is_written_over(tmp_path):
+    """A write killed after its spec (written first) left shards without a manifest: its own, written over."""
+    out = tmp_path / "shards"
+    write_shards(World(SMALL_WORLD), out, 3, 100)
+    (out / "_manifest.json").unlink()
+    write_shards(World(SMALL_WORLD), out, 1, 100)
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "_spec.toml", "part-00000.parquet"]
