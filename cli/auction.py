@@ -18,7 +18,8 @@ QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}
 def auction(
     context: typer.Context,
     days: Annotated[
-        int | None, typer.Option(min=1, help="Auction days per pipeline (retrained after each); 5, --quick 2.")
+        int | None,
+        typer.Option(min=1, help="Auction days per pipeline (retrained after each but the last); 5, --quick 2."),
     ] = None,
     requests_per_day: Annotated[int | None, typer.Option(min=1, help="Auctions a day; 2000, --quick 300.")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,

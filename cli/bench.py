@@ -88,7 +88,9 @@ def serve(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
-    step_s: Annotated[float | None, typer.Option(min=0.1, help="Seconds per offered rate.")] = None,
+    step_s: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds per offered rate (default 4; 0.6 with --quick).")
+    ] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads in every case (0: one per core).")] = 1,
@@ -98,7 +100,7 @@ def serve(
         typer.Option(
             min=1,
             help="Connections the load generator may hold at once (default 64, the control every figure before"
-            " 2026-12-03 night used; a fleet of ad servers holds hundreds).",
+            " 2026-12-03 night used; 8 with --quick; a fleet of ad servers holds hundreds).",
         ),
     ] = None,
 ) -> None:
@@ -301,9 +303,9 @@ def steps(
 def loadgen(
     context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_loadgen.json"),
-    model: ModelOption = "esmm",
-    repository: RepositoryOption = Path("models"),
-    rates: Annotated[str | None, typer.Option(help="Comma-separated offered rates, requests/s.")] = None,
+    rates: Annotated[
+        str | None, typer.Option(help="Comma-separated offered rates, requests/s (default 5000,10000,20000,30000).")
+    ] = None,
     seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of load per rate.")] = 4.0,
     generator: Annotated[
         Path | None, typer.Option(help="Another loadgen.py to measure (e.g. an older commit's).")
@@ -313,7 +315,7 @@ def loadgen(
     from clients import bench_loadgen as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
-    report = {"command": command_line(context), **bench.measure(repository, model, offered, seconds, generator)}
+    report = {"command": command_line(context), **bench.measure(offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")

@@ -244,9 +244,12 @@ def docs_check(
         str | None,
         typer.Option(help="A running service; default: start `ctr serve` on a free loopback port over --repository."),
     ] = None,
-    repository: Annotated[Path, typer.Option("--repository", "-r", help="The served model repository.")] = Path(
-        "models"
-    ),
+    repository: Annotated[
+        Path,
+        typer.Option(
+            "--repository", "-r", help="The served model repository (with --url: the one that service serves)."
+        ),
+    ] = Path("models"),
     exact: Annotated[bool, typer.Option(help="Compare values too, not only shapes (the default models).")] = True,
     write: Annotated[bool, typer.Option("--update", help="Write the service's answers into the pages.")] = False,
     models_record: Annotated[

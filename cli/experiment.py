@@ -116,7 +116,7 @@ def cvr_diagnosis(
 def esam(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/esam.json"),
     plot: Annotated[Path | None, typer.Option(help="PNG picture (default: beside --out).")] = None,
-    seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 3).")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 3; 1 with --quick).")] = None,
     quick: Annotated[bool, typer.Option(help="A tiny world and few queries: seconds, for tests.")] = False,
     world: Annotated[
         str, typer.Option(help="Retrieval world: attributes (default) or ids (the id-dominated control).")
@@ -154,7 +154,9 @@ def moore2018(
     r: Annotated[
         float, typer.Option("--r", min=0.0, max=1.0, help="User-level bias: P(flip a position-2 click).")
     ] = 0.0,
-    initialisations: Annotated[int | None, typer.Option(min=1, help="Initialisations per model (default 10).")] = None,
+    initialisations: Annotated[
+        int | None, typer.Option(min=1, help="Initialisations per model (default 10; 2 with --quick).")
+    ] = None,
     n_features: Annotated[int, typer.Option(min=1, help="Features of x ~ N(Y, 3).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the (first) simulated feedback loop.")] = 0,
     loop_seeds: Annotated[int, typer.Option(min=1, help="Feedback loops: seeds --seed, --seed + 1, ...")] = 1,
@@ -162,9 +164,14 @@ def moore2018(
         str, typer.Option(help="Loss_N's penalty: covariance (the paper's Cov^2) or correlation (Corr^2).")
     ] = "covariance",
     lambdas: Annotated[
-        str | None, typer.Option(help="Comma-separated lambdas (default the paper's 0, 0.9, ..., 0.99999).")
+        str | None,
+        typer.Option(
+            help="Comma-separated lambdas (default the paper's 0, 0.9, ..., 0.99999; 0, 0.99, 0.9999 with --quick)."
+        ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Main and Bias-only epochs each (default 100).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Main and Bias-only epochs each (default 100; 5 with --quick).")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="A tenth of the paper's sizes and few epochs (for tests).")] = False,
 ) -> None:
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""

@@ -75,7 +75,9 @@ def simulate(
     policy: Annotated[str, typer.Option(help="feedback, popularity or uniform.")] = "feedback",
     seed: Annotated[int, typer.Option(help="Seed of the simulated days.")] = 1,
     world_seed: Annotated[int, typer.Option(help="Seed of the world's users and ads.")] = 0,
-    shards: Annotated[int | None, typer.Option(min=1, help="Write this many shards (a day each) into OUT.")] = None,
+    shards: Annotated[
+        int | None, typer.Option(min=1, help="Write this many shards (a day each) into OUT (with --rows-per-shard).")
+    ] = None,
     rows_per_shard: Annotated[int | None, typer.Option(min=1, help="Impressions per shard (with --shards).")] = None,
     row_group_rows: Annotated[int, typer.Option(min=1, help="Rows per Parquet row group (with --shards).")] = 65_536,
 ) -> None:
@@ -244,7 +246,10 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Score a held-out world day (or your held-out --logs) with the exported model: AUCs and calibration.
+    """Evaluate a model as its config's `evaluation` says: `world` scores a held-out world day (or your
+    held-out --logs) with the exported model (AUCs and calibration); `position_debias` (the ctr model)
+    trains its comparison methods itself and needs no export; `retrieval` (esam) reports relevance for hot
+    and long-tail items.
 
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
@@ -303,7 +308,10 @@ def evaluate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CTR_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CTR_PORT or 8000).")] = None,
-    repository: Annotated[Path | None, typer.Option("--repository", "-r", help="Model repository.")] = None,
+    repository: Annotated[
+        Path | None,
+        typer.Option("--repository", "-r", help="Model repository (default: CTR_MODEL_REPOSITORY or models)."),
+    ] = None,
 ) -> None:
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
     from service.server import serve as run_server

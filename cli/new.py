@@ -12,8 +12,12 @@ from cli.options import RepositoryOption
 
 def new(
     name: Annotated[str, typer.Argument(help="The new model's name (models/NAME/config.toml).")],
-    kind: Annotated[str | None, typer.Option(help="The model kind (e.g. esmm, adversarial_ctr).")] = None,
-    copy_from: Annotated[str | None, typer.Option("--from", help="Copy this existing model's config.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="The model kind (e.g. esmm, adversarial_ctr); this or --from.")
+    ] = None,
+    copy_from: Annotated[
+        str | None, typer.Option("--from", help="Copy this existing model's config; this or --kind.")
+    ] = None,
     spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml.")] = None,
     repository: RepositoryOption = Path("models"),
 ) -> None:

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 from cli.main import app
 
 
-def test_bench_loadgen_measures_this_and_another_generator(world_repository: Path, tmp_path: Path) -> None:
+def test_bench_loadgen_measures_this_and_another_generator(tmp_path: Path) -> None:
     other = tmp_path / "loadgen_copy.py"
     shutil.copy(Path(__file__).resolve().parents[2] / "clients" / "loadgen.py", other)
     for generator, out in ((None, tmp_path / "this.json"), (other, tmp_path / "other.json")):
-        arguments = ["bench", "loadgen", "-r", str(world_repository), "--rates", "200,400", "--seconds", "0.5"]
+        arguments = ["bench", "loadgen", "--rates", "200,400", "--seconds", "0.5"]
         arguments += ["--out", str(out)] + (["--generator", str(generator)] if generator else [])
         result = CliRunner().invoke(app, arguments)
         assert result.exit_code == 0, result.output + repr(result.exception)
