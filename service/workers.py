@@ -61,6 +61,7 @@ def supervise(settings: Settings, run: Run) -> int:
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:
         return 1
+    warn_if_more_than_cpus(settings.workers, usable_cpus())
     try:  # the workers' shared metrics and admin files: a read-only root filesystem needs a TMPDIR volume
         shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
     except OSError as error:
@@ -83,6 +84,24 @@ def supervise(settings: Settings, run: Run) -> int:
         return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def warn_if_more_than_cpus(workers: int, cpus: int) -> None:
+    """A warning when the workers outnumber the CPUs: each holds its own sessions (about 120 MB) and threads,
+    and they take turns on the cores rather than adding throughput (64 started on 2 cores without a word).
+    A container's CPU limit is not read (docs/serving.md, "On Kubernetes")."""
+    if workers > cpus:
+        logger.warning(
+            "CTR_WORKERS=%d is more than the %d CPUs this process may use: the workers take turns on them, each "
+            "with its own copy of the models; at most one worker a CPU is the rule",
+            workers,
+            cpus,
+        )
 
 
 def _fork(index: int, settings: Settings, sockets: list[socket.socket], shared: Path, run: Run) -> int:
@@ -128,6 +147,7 @@ def _wait(workers: dict[int, int], stop_within_s: float) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, stop)  # a terminal's hang-up: it killed the supervisor, its folder left behind
     while workers:
         if time.monotonic() > deadline and not killed:
             logger.error("workers %s did not stop in %.0f s: killed", sorted(workers.values()), stop_within_s)

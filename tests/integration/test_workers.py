@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 import tritonclient.grpc as grpcclient
 
 from clients import bench_harden as bench
@@ -202,3 +203,32 @@ def test_a_worker_that_dies_stops_the_others_and_the_supervisor_exits_1(tmp_path
         assert process.wait(timeout=30) == 1
         assert all_gone([second], within_s=5)
     assert "exited with -9: stopping" in (tmp_path / "log").read_text()
+
+
+def test_sighup_stops_the_workers_as_sigterm_does_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A terminal's hang-up killed the supervisor (status 129, not a line logged), its workers stopped by
+    their parent's death, and its shared folder stayed in TMPDIR."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    root = repository(tmp_path / "models")
+    with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2") as (_, process):
+        workers = workers_of(process.pid)
+        assert len(list(temporary.glob("ctr-workers-*"))) == 1, list(temporary.iterdir())
+        os.kill(process.pid, signal.SIGHUP)
+        assert process.wait(timeout=30) == 0
+    assert all_gone(workers, within_s=5)
+    assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
+
+
+def test_more_workers_than_cpus_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    """64 workers started on 2 cores without a word (each with its own sessions, about 120 MB)."""
+    from service.workers import usable_cpus, warn_if_more_than_cpus
+
+    warn_if_more_than_cpus(2, 2)
+    assert not caplog.records
+    warn_if_more_than_cpus(5, 2)
+    assert caplog.records[0].getMessage().startswith("CTR_WORKERS=5 is more than the 2 CPUs this process may use")
+    assert usable_cpus() >= 1
