@@ -24,7 +24,7 @@ from cli.experiment import experiment_app
 from cli.new import new
 from cli.options import RepositoryOption, WorkDirOption, refuse_unread, settings_with_options
 from cli.prepare import prepare
-from cli.reports import check_folder_writable, check_writable, report_lines, write_report
+from cli.reports import check_folder_writable, check_writable, command_line, report_lines, write_report
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
@@ -267,7 +267,7 @@ def evaluate(
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scoring call otherwise
         try:
-            report = evaluate_serving(url, repository, workers=workers)
+            report = {"command": command_line(context), **evaluate_serving(url, repository, workers=workers)}
         except FileNotFoundError:
             raise  # this side's repository: said as such (cli/errors.py)
         except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
@@ -286,7 +286,9 @@ def evaluate(
     if logs is not None:
         from training.evaluate_logs import evaluate_on_logs, summary
 
-        report = evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
+        report = {"command": command_line(context)} | evaluate_on_logs(
+            repository, name, logs, version, png=out.with_suffix(".png")
+        )
         write_report(out, report, sort_keys=True)
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
@@ -294,7 +296,7 @@ def evaluate(
     from training.evaluation import evaluate as evaluate_model
 
     try:
-        report = evaluate_model(repository, name, version)
+        report = {"command": command_line(context)} | evaluate_model(repository, name, version)
     except FeatureError as error:  # a model of the user's own features: the simulator lacks them
         raise ValueError(
             f"{error}: {name} was trained on features other than the world simulator's; "

@@ -103,6 +103,15 @@ def reliability(served: np.ndarray, true: np.ndarray, bins: int = RELIABILITY_BI
     return {"served": served_means, "true": true_means}
 
 
+def _versions_not_in(root: Path, roles: dict[str, Any]) -> list[str]:
+    """The served role models' versions ``root`` does not hold ("esmm version 3"): a sign the repository read
+    for the world is not the one the service serves."""
+    from common.repository import versions
+
+    served = sorted({(m.name, m.version) for m in roles.values() if m.version is not None})
+    return [f"{name} version {version}" for name, version in served if version not in versions(root, name)]
+
+
 def evaluate_serving(url: str, root: Path, world_model: str | None = None, workers: int = 4) -> dict[str, Any]:
     """The report of ``ctr evaluate serving``: ValueError naming ``url`` where no service answers there or it
     is not ready; ``ServiceError`` (clients/client.py) for a call it refuses, httpx's errors for one that fails."""
@@ -117,6 +126,15 @@ def evaluate_serving(url: str, root: Path, world_model: str | None = None, worke
                 f"the service serves {world_name!r}, whose world this reads from {root / world_name / 'config.toml'}, "
                 "which is absent: pass -r with the model repository the service serves"
             ) from None
+        unheld = _versions_not_in(root, roles)
+        if unheld:
+            logger.warning(
+                "%s holds no %s: the held-out day is drawn from the world of %s, which may not be the world "
+                "the served models were trained on (a model of another world scores as if miscalibrated)",
+                root,
+                ", ".join(unheld),
+                root / world_name / "config.toml",
+            )
         table = heldout_day(config)
         started = time.perf_counter()
         served = score_over_http(client, table, world_spec(config), workers)
@@ -130,7 +148,12 @@ def evaluate_serving(url: str, root: Path, world_model: str | None = None, worke
             for role, m in sorted(roles.items())
         },
         "world_config": config.name,
+        "repository": str(root),
+        "world": config.world,  # the config's [world] overrides of the simulator's defaults
+        "versions_not_in_repository": unheld,
         "heldout_policy": config.data.heldout_policy,
+        "heldout_requests": config.data.heldout_requests,
+        "heldout_seed": config.data.heldout_seed,
         "n_requests": len(np.unique(column_array(table, "request_id"))),
         "n_impressions": int(table.num_rows),
         "http_seconds": seconds,

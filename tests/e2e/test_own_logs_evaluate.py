@@ -80,6 +80,7 @@ def test_evaluate_on_own_heldout_log(trained):
         "evaluate", "mine", "--logs", str(trained / "heldout.parquet"), "--out", str(out), "-r", str(trained / "models")
     )
     report = json.loads(out.read_text())
+    assert report["command"].startswith("ctr evaluate mine --out ")  # what produced it (it said nothing)
     assert report["model"] == "mine" and report["version"] == 1 and report["n_impressions"] == 1200
     metrics = report["metrics"]
     assert set(metrics) == {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -83,7 +84,7 @@ def test_ctr_serve_answers_a_sample_request(world_repository, tmp_path):
         assert read_manifest(world_repository, name, 1).position == position
 
 
-def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_path):
+def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_path, caplog):
     """`ctr evaluate serving` scores a uniformly displayed held-out day through /v1/score only."""
     out = tmp_path / "serving.json"
     with running_server(world_repository, tmp_path / "serve.log", access_log="false") as (url, _):
@@ -91,10 +92,23 @@ def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_p
             app, ["evaluate", "serving", "--url", url, "--out", str(out), "--repository", str(world_repository)]
         )
         elsewhere = CliRunner().invoke(app, ["evaluate", "serving", "--url", url, "-r", str(tmp_path / "absent")])
+        other = tmp_path / "other"  # the served model's config, none of its versions: maybe another world
+        (other / "esmm").mkdir(parents=True)
+        (other / "esmm" / "config.toml").write_text((world_repository / "esmm" / "config.toml").read_text())
+        unheld = tmp_path / "unheld.json"
+        arguments = ["evaluate", "serving", "--url", url, "-r", str(other), "--out", str(unheld)]
+        with caplog.at_level(logging.WARNING, logger="training.serving_calibration"):
+            assert CliRunner().invoke(app, arguments).exit_code == 0
     assert result.exit_code == 0, result.output + repr(result.exception)
+    # a report of another repository's world said it and recorded what it read (the same numbers, silently)
+    assert f"{other} holds no esmm version 1: the held-out day is drawn from the world of" in caplog.text
+    assert json.loads(unheld.read_text())["versions_not_in_repository"] == ["esmm version 1"]
     # the served model's world is read from this side's repository: its absence is said as such, not as the URL's
     assert "the service serves 'esmm', whose world this reads from" in str(elsewhere.exception)
     report = json.loads(out.read_text())
+    assert report["command"] == f"ctr evaluate serving --out {out} --repository {world_repository} --url {url}"
+    assert report["repository"] == str(world_repository) and report["versions_not_in_repository"] == []
+    assert report["heldout_seed"] == 1_000_003 and isinstance(report["world"], dict)
     assert report["n_impressions"] == 3000 * 5 and report["heldout_policy"] == "uniform"
     assert report["models"]["ctcvr"]["name"] == "esmm" and report["models"]["ctr"]["position"]["regime"] == "slot1"
     assert report["models"]["ctr"]["name"] == "esmm"  # the default: one model fills both roles
