@@ -27,6 +27,7 @@ from training.logs import column_array, read_logs
 from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
+NO_CLICKS = "no click observed: predicted over observed has no value"  # a calibration entry's reason
 
 BOOTSTRAP_RESAMPLES = 200
 RELIABILITY_BINS = 10
@@ -194,6 +195,8 @@ def calibration(
         entry["predicted_over_observed"] = _ratio(entry["predicted_ctr"], entry["observed_ctr"])
         if entry["predicted_ctr"] is None:
             entry["reason"] = f"model.json has no CTR ratio for position {int(slot)}"
+        elif entry["n_clicks"] == 0:
+            entry["reason"] = NO_CLICKS
         per_position.append(entry)
     scored = np.isfinite(predicted)  # the rows of positions with a CTR ratio: both means over those alone
     overall = {
@@ -201,7 +204,9 @@ def calibration(
         "predicted_ctr": float(predicted[scored].mean()) if scored.any() else None,
     }
     overall["predicted_over_observed"] = _ratio(overall["predicted_ctr"], overall["observed_ctr"])
-    if scored.any() and not scored.all():
+    if scored.any() and not click[scored].any():
+        overall["reason"] = NO_CLICKS
+    elif scored.any() and not scored.all():
         overall["rows_left_out"] = int((~scored).sum())
         overall["reason"] = "rows at positions without a CTR ratio in model.json are left out of both means"
     elif not scored.any():

@@ -115,3 +115,16 @@ def test_a_version_copied_from_another_is_refused_as_the_service_refuses_it(tmp_
     said = r"^deb version 2 is not what its model.json describes \(model.json describes 'deb' version 1\)"
     with pytest.raises(ValueError, match=said):
         run_exported(root, "deb", pq.read_table(logs))
+
+
+def test_a_position_without_clicks_says_why_its_ratio_has_no_value():
+    """Its predicted-over-observed was a bare null beside an observed CTR of 0 (a missing ratio said why)."""
+    regime = {"regime": "slot1", "ctr_ratios": [1.0, 0.5]}
+    position = np.array([1, 1, 2, 2])
+    report = calibration(np.full(4, 0.2), np.array([1, 0, 0, 0]), position, regime)
+    first, second = report["per_position"]
+    assert "reason" not in first and first["predicted_over_observed"] == 0.2 / 0.5
+    assert second["predicted_over_observed"] is None
+    assert second["reason"] == "no click observed: predicted over observed has no value"
+    unclicked = calibration(np.full(4, 0.2), np.zeros(4, int), position, regime)["overall"]
+    assert unclicked["predicted_over_observed"] is None and unclicked["reason"].startswith("no click observed")
