@@ -23,7 +23,7 @@ import numpy as np
 
 from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
 from training.evaluation import run_exported
-from training.logs import column_array, read_logs
+from training.logs import column_array, defaulted_features, read_logs
 from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def evaluate_on_logs(
     from training.served_version import exported_version
 
     version = exported_version(root, name, version)
-    table = read_logs(logs, read_manifest(root, name, version).feature_spec)
+    spec = read_manifest(root, name, version).feature_spec
+    table = read_logs(logs, spec)
     version, outputs = run_exported(root, name, table, version)
     click = column_array(table, "click").astype(bool)
     conversion = column_array(table, "conversion").astype(bool)
@@ -72,6 +73,8 @@ def evaluate_on_logs(
         "n_impressions": int(table.num_rows),
         "n_clicks": int(click.sum()),
         "n_conversions": int(conversion.sum()),
+        # optional features the log has no column for: every row scored with the feature's default
+        "defaulted_features": defaulted_features(table, spec),
         "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression"},
         "metrics": metrics,
     }
@@ -89,6 +92,8 @@ def summary(report: dict[str, Any]) -> list[str]:
         f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
         f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"
     ]
+    if report.get("defaulted_features"):
+        lines.append(f"no column for {report['defaulted_features']}: every row scored with their defaults")
     for key, metric in report["metrics"].items():
         if metric["value"] is None:
             lines.append(f"{key:<22} null ({metric['reason']})")

@@ -237,6 +237,12 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     return read_tables(path, "impression log", check)
 
 
+def defaulted_features(table: pa.Table, spec: FeatureSpec) -> list[str]:
+    """The spec's optional features the log has no column for: each row reads the feature's default, so a
+    model learns nothing from it, and an evaluation scores every row as if it held the default."""
+    return [f.name for f in spec.features if not f.required and f.name not in table.column_names]
+
+
 def warn_of_disorder(table: pa.Table, source: object) -> None:
     """A warning when the log's ``ts`` goes back in time, or an impression (``request_id`` and ``position``)
     appears twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export

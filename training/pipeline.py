@@ -22,7 +22,15 @@ from training.checkpoint import Checkpoint
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
-from training.logs import feature_columns, fingerprint, log_files, manifest_spec, read_logs, warn_of_disorder
+from training.logs import (
+    defaulted_features,
+    feature_columns,
+    fingerprint,
+    log_files,
+    manifest_spec,
+    read_logs,
+    warn_of_disorder,
+)
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
@@ -57,6 +65,11 @@ def training_data(
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     table = read_logs(logs, spec)
     warn_of_disorder(table, logs)
+    defaulted = defaulted_features(table, spec)
+    if defaulted:
+        logger.warning(
+            "the logs %s have no column for the optional features %s: each row reads its default", logs, defaulted
+        )
     spec = fit_statistics(spec, feature_columns(table, spec))
     return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec))
 

@@ -151,3 +151,34 @@ def test_evaluate_on_logs_imports_no_torch(trained):
     result = subprocess.run([sys.executable, "-c", probe, *arguments], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stdout
+
+
+def test_an_optional_feature_missing_from_the_log_is_said(world_repository, tmp_path):
+    """Every row was scored with the feature's default, without a word in the report or on the terminal."""
+    import pyarrow.parquet as pq
+
+    from common.repository import read_manifest
+
+    spec = read_manifest(world_repository, "esmm", 1).feature_spec
+    optional = [f.name for f in spec.features if not f.required]
+    assert optional, "the world's spec has an optional feature"
+    table = pq.read_table(world_repository.parent / "work" / "esmm" / "train.parquet").slice(0, 2000)
+    pq.write_table(table, tmp_path / "with.parquet")
+    pq.write_table(table.drop_columns(optional), tmp_path / "without.parquet")
+    reports = []
+    for log in ("with", "without"):
+        out = tmp_path / f"{log}.json"
+        printed = invoke(
+            "evaluate",
+            "esmm",
+            "--logs",
+            str(tmp_path / f"{log}.parquet"),
+            "--out",
+            str(out),
+            "-r",
+            str(world_repository),
+        )
+        reports.append((json.loads(out.read_text())["defaulted_features"], printed))
+    (full, full_printed), (defaulted, printed) = reports
+    assert full == [] and "no column for" not in full_printed
+    assert defaulted == optional and f"no column for {optional}: every row scored with their defaults" in printed

@@ -157,3 +157,16 @@ def test_logs_out_of_time_order_or_doubled_are_warned_of_when_training(repositor
     assert CliRunner().invoke(app, arguments).exit_code == 0
     messages = [record.getMessage() for record in caplog.records]
     assert any("hold 300 impressions twice or more (the same request_id and position)" in m for m in messages)
+
+
+def test_an_optional_feature_the_logs_lack_is_warned_of_when_training(repository, caplog):
+    """The spec's optional `weekday` has no column in the CSV: every row read its default, without a word."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="training.pipeline")
+    arguments = [
+        *["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml")],
+        *["--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],
+    ]
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    assert "have no column for the optional features ['weekday']: each row reads its default" in caplog.text
