@@ -390,8 +390,8 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)
     if unclicked.any():
         raise ValueError(
-            f"impression log {source} has conversions on unclicked impressions: {int(unclicked.sum())} rows "
-            f"(the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
+            f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
+            f"{int(unclicked.sum())} rows (the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
         )
 
 

@@ -122,8 +122,9 @@ class ServingModels:
                 f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves "
                 f"{ctr.manifest.regime!r}, ctcvr model {ctcvr.name!r} version {ctcvr.version} serves "
                 f"{ctcvr.manifest.regime!r}; pctr, pctcvr and pcvr must hold for the same slot (model.json "
-                "position.regime; a version exported before position regimes existed is position-blind: "
-                "retrain it, `ctr train NAME && ctr export NAME`)"
+                "position.regime): serve one model in both roles (CTR_CTR_MODEL and CTR_CTCVR_MODEL the same), "
+                "pair position-blind models (kind esmm, or a version exported before position regimes existed) "
+                "with each other, or train the position-blind one as a slot-1 kind (esmm_debiased)"
             )
         required = {f.name for model in (ctr, ctcvr) for f in model.required_features}
         kinds = self.role_feature_kinds

@@ -111,7 +111,10 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
     spec = str(setup / "shards" / "_spec.toml")
     result = ctr(setup, "--logs", str(broken), "--spec", spec, "--work-dir", str(tmp_path / "work"), "--nproc", "2")
     assert result.returncode != 0
-    unclicked = r"part-00003\.parquet \(row group 3\) has conversions on unclicked impressions: 1 rows \(the first, "
+    unclicked = (
+        r"part-00003\.parquet \(row group 3\) has conversions on unclicked impressions "
+        r"\(conversion 1 where click is 0\): 1 rows \(the first, "
+    )
     assert re.search(unclicked, result.stderr)
     last = result.stderr.strip().splitlines()[-1]  # the command ends on the mistake, after torchrun's report
     assert result.returncode == 2

@@ -40,7 +40,11 @@ def test_good_labels_are_read_as_they_are(tmp_path):
         ("r2,5,c,,1,0", r"position must be an integer of at least 1 .* is missing\)"),
         ("r2,5,c,1.5,1,0", r"position must be an integer of at least 1 .* is 1\.5\)"),
         ("r2,5,c,1,yes,0", r"click must be 0 or 1 on every row, not string values"),
-        ("r2,5,c,1,0,1", r"logs\.csv has conversions on unclicked impressions: 1 rows \(the first, row 4\)"),
+        (
+            "r2,5,c,1,0,1",
+            r"logs\.csv has conversions on unclicked impressions \(conversion 1 where click is 0\): 1 rows "
+            r"\(the first, row 4\)",
+        ),
     ],
 )
 def test_wrong_labels_are_refused_naming_the_file_column_and_first_row(tmp_path, row, message):
