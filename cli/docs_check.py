@@ -80,9 +80,20 @@ def _blocks(lines: list[str]) -> list[tuple[str, int, int]]:
     return blocks
 
 
+def page_lines(path: Path) -> list[str]:
+    """A Markdown page's lines; ValueError naming it when it is not UTF-8 text (a binary file passed as a
+    page said only which byte could not be decoded)."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): is it a Markdown page?"
+        ) from None
+
+
 def extract(path: Path) -> list[Example]:
     """The examples of one Markdown file (see the module docstring)."""
-    lines = path.read_text().splitlines()
+    lines = page_lines(path)
     blocks = _blocks(lines)
     examples: list[Example] = []
     for index, (language, start, end) in enumerate(blocks):
@@ -202,7 +213,7 @@ def wrapped(answer: Any, width: int = ANSWER_WIDTH) -> list[str]:
 
 def update(path: Path, answers: list[tuple[Example, Any]]) -> None:
     """Write the service's answers into ``path`` in place of the shown ones, each in its own style."""
-    lines = path.read_text().splitlines()
+    lines = page_lines(path)
     for example, answer in sorted(answers, key=lambda pair: -pair[0].answer_lines[0]):
         start, end = example.answer_lines
         indent = re.match(r"\s*", lines[start]).group(0)  # type: ignore[union-attr]

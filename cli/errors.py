@@ -7,7 +7,8 @@ traceback. So does a path the user named that the system refuses: a folder where
 written or read (``IsADirectoryError``), a file where a folder is needed (``NotADirectoryError``,
 ``FileExistsError``), one the user may not write (``PermissionError``); the line names the path and what
 is wrong with it, where ``str()`` said ``[Errno 21] Is a directory: 't'``. A file read as text that is
-not UTF-8 (``UnicodeDecodeError``, a ``ValueError``) is named when ``Path.read_text`` read it.
+not UTF-8 is named by the reader that read it (``UnicodeDecodeError``, a ``ValueError``, otherwise says
+which byte).
 
 So does a command run on an install without the extra it needs (``ctr train`` on the
 service's ``.[cpu]``): the line names the missing module and the extra that brings it, read from the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 import sys
 from importlib import metadata
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -107,16 +108,9 @@ def _path_refused(error: OSError) -> str:
 
 
 def _not_text(error: UnicodeDecodeError) -> str:
-    """The file that is not UTF-8 text, when ``Path.read_text`` read it (the frame still holds the path):
-    a user's binary file passed as TOML or Markdown said only which byte could not be decoded."""
-    said = f"not UTF-8 text ({error.reason} at byte {error.start})"
-    trace = error.__traceback__
-    while trace is not None:
-        frame = trace.tb_frame
-        if frame.f_code.co_name == "read_text" and isinstance(frame.f_locals.get("self"), PurePath):
-            return f"{frame.f_locals['self']} is {said}: is it the file you meant?"
-        trace = trace.tb_next
-    return f"a file read is {said}"
+    """Text that is not UTF-8, where no reader said which file held it (the readers of a user's files name
+    them: common/toml_file.py, cli/docs_check.py)."""
+    return f"the text is not UTF-8 ({error.reason} at byte {error.start})"
 
 
 def _canonical(name: str) -> str:

@@ -255,7 +255,8 @@ def evaluate(
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
     day is drawn from the world of the served model's config.toml in --repository."""
     check_writable(out)  # said before the evaluation, not after it
-    check_writable(out.with_suffix(".png"), "the PNG beside --out")
+    if name == "serving" or logs is not None:  # the reports with a reliability diagram
+        check_writable(out.with_suffix(".png"), "the PNG beside --out")
     if name == "serving":
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx

@@ -18,6 +18,7 @@ SIGTERM_EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a process e
 
 
 def _exit(*_: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
     sys.exit(SIGTERM_EXIT_CODE)
 
 

@@ -12,6 +12,7 @@ training processes of ``ctr prepare`` and ``ctr docs-check``'s service.
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import re
@@ -108,7 +109,8 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float 
     )
 
 
-LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ (?:ERROR|CRITICAL) [\w.]+: ")  # the service's log format
+# the service's text log formats (service/server.py: one process's, and a worker's with its pid)
+LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ (?:ERROR|CRITICAL) (?:\[pid \d+\] )?[\w.]+: ")
 EXCEPTION_LINE = re.compile(r"^[\w.]+(?:Error|Exception|Interrupt|Exit)\b.*")  # a traceback's last line
 
 
@@ -118,9 +120,24 @@ def failure_reason(log: Path) -> str:
     folder, is gone)."""
     text = log.read_text(errors="replace") if log.is_file() else ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [LOG_PREFIX.sub("", line) for line in lines if LOG_PREFIX.match(line)]
+    errors = [message for line in lines if (message := _error_message(line)) is not None]
     exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
     return (errors or exceptions or lines or ["its log is empty"])[-1]
+
+
+def _error_message(line: str) -> str | None:
+    """The message of an ERROR or CRITICAL line of the service's log, in its text formats or as JSON
+    (``CTR_LOG_FORMAT=json``); None for any other line."""
+    if LOG_PREFIX.match(line):
+        return LOG_PREFIX.sub("", line)
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
+            return str(record.get("message", ""))
+    return None
 
 
 def stop(*processes: subprocess.Popen, signals: Signals = GRACEFUL, group: bool = False) -> None:

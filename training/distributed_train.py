@@ -38,10 +38,10 @@ from training.distributed import (
 )
 from training.fit import evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import log_files, manifest_spec
+from training.logs import log_files, manifest_spec, refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
-from training.pipeline import checkpoint_path, make_checkpoint, refuse_one_class
+from training.pipeline import checkpoint_path, make_checkpoint
 from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
 
 logger = logging.getLogger(__name__)

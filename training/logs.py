@@ -237,6 +237,29 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     return read_tables(path, "impression log", check)
 
 
+def refuse_one_class(logs: str | Path, clicks: int, impressions: int) -> None:
+    """ValueError when every impression of the training logs was clicked, or none was: a CTR model learns
+    nothing from one class, and such a log is mostly a broken join (it trained and exported a version that
+    predicted a CTR of 1e-4 against 0.035 observed, said only by the warning of a small log)."""
+    if clicks in (0, impressions):
+        said = "0 on every row" if clicks == 0 else "1 on every row"
+        raise ValueError(
+            f"the training logs {logs}: click is {said} of {impressions} impressions, so there is nothing to learn "
+            "a click-through rate from (a log of one class is often a join that lost the clicks)"
+        )
+
+
+def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path) -> None:
+    """The in-memory trainer's warnings about a log it will train on: out of time order or doubled
+    (``warn_of_disorder``), and optional features it has no column for (``defaulted_features``)."""
+    warn_of_disorder(table, source)
+    defaulted = defaulted_features(table, spec)
+    if defaulted:
+        logger.warning(
+            "the logs %s have no column for the optional features %s: each row reads its default", source, defaulted
+        )
+
+
 def defaulted_features(table: pa.Table, spec: FeatureSpec) -> list[str]:
     """The spec's optional features the log has no column for: each row reads the feature's default, so a
     model learns nothing from it, and an evaluation scores every row as if it held the default."""

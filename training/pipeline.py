@@ -23,13 +23,13 @@ from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
 from training.logs import (
-    defaulted_features,
     feature_columns,
     fingerprint,
     log_files,
     manifest_spec,
     read_logs,
-    warn_of_disorder,
+    refuse_one_class,
+    warn_of_log_quality,
 )
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
@@ -64,12 +64,7 @@ def training_data(
         logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     table = read_logs(logs, spec)
-    warn_of_disorder(table, logs)
-    defaulted = defaulted_features(table, spec)
-    if defaulted:
-        logger.warning(
-            "the logs %s have no column for the optional features %s: each row reads its default", logs, defaulted
-        )
+    warn_of_log_quality(table, spec, logs)
     spec = fit_statistics(spec, feature_columns(table, spec))
     return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec))
 
@@ -185,18 +180,6 @@ def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
         MAX_EPOCHS,
     )
     return scaled
-
-
-def refuse_one_class(logs: object, clicks: int, impressions: int) -> None:
-    """ValueError when every impression of the training logs was clicked, or none was: a CTR model learns
-    nothing from one class, and such a log is mostly a broken join (it trained and exported a version that
-    predicted a CTR of 1e-4 against 0.035 observed, said only by the warning of a small log)."""
-    if clicks in (0, impressions):
-        said = "0 on every row" if clicks == 0 else "1 on every row"
-        raise ValueError(
-            f"the training logs {logs}: click is {said} of {impressions} impressions, so there is nothing to learn "
-            "a click-through rate from (a log of one class is often a join that lost the clicks)"
-        )
 
 
 def warn_if_small(name: str, config: TrainingConfig, rows: int, clicks: int, rows_are: str = "impressions") -> None:

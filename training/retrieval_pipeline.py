@@ -20,9 +20,10 @@ from common.features import FeatureSpec
 from training.checkpoint import Checkpoint
 from training.config_world import retrieval_view_of
 from training.fit import fit
+from training.logs import refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model
-from training.pipeline import refuse_one_class, warn_if_small
+from training.pipeline import warn_if_small
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
 from training.world.retrieval import RetrievalView

@@ -127,3 +127,19 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_failed_start_s_reason_is_read_from_each_of_the_service_s_log_formats(tmp_path: Path) -> None:
+    """Only one process's text lines were read: a worker's (with its pid) and JSON lines gave the last line."""
+    from clients.service_process import failure_reason
+
+    lines = {
+        "text": "2026-12-05 12:00:00,001 ERROR service.app: the model repository does not exist",
+        "worker": "2026-12-05 12:00:00,001 ERROR [pid 42] service.app: the model repository does not exist",
+        "json": '{"time": "...", "level": "ERROR", "logger": "service.app", '
+        '"message": "the model repository does not exist"}',
+    }
+    for name, line in lines.items():
+        log = tmp_path / f"{name}.log"
+        log.write_text(f"{line}\n2026-12-05 12:00:01,000 INFO uvicorn.error: Finished server process\n")
+        assert failure_reason(log) == "the model repository does not exist", name
