@@ -7,7 +7,13 @@ there; b per row is the CTR of the row's position over the training window.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+logger = logging.getLogger(__name__)
+
+NO_TOP_SLOT = "the training logs have no position-1 impressions"  # what a slot-1 model cannot do without
 
 
 def _by_position(position: np.ndarray, click: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,7 +40,7 @@ def bias_constants(position: np.ndarray, b: np.ndarray) -> tuple[float, float, f
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     first = position == 1
     if not first.any():
-        raise ValueError("the training logs have no position-1 impressions to fix b from")
+        raise ValueError(f"{NO_TOP_SLOT} to fix b from")
     spread = max(float(b.std(ddof=1)), 1e-6) if b.size > 1 else 1.0
     return float(b[first][0]), float(b.mean()), spread
 
@@ -43,3 +49,24 @@ def position_ctr_per_row(position: np.ndarray, click: np.ndarray) -> np.ndarray:
     """(B,) float32: the CTR of each row's position over these same rows."""
     _, ctr, index = _by_position(position, click)
     return ctr[index].astype(np.float32)
+
+
+def listed_slots(slots: dict[int, float]) -> list[float]:
+    """The position CTRs of slots 1, 2, ... up to the first slot without an impression: ``ctr_ratios[k - 1]``
+    is slot k's (the ratios of the positions that occurred, listed in order, put slot 4's where slot 3's is
+    read once slot 3 was missing, and a position 1000 in slot 6's place). ValueError without slot 1."""
+    if 1 not in slots:
+        raise ValueError(f"{NO_TOP_SLOT}: a slot-1 model has no slot to hold for")
+    listed = []
+    while len(listed) + 1 in slots:
+        listed.append(slots[len(listed) + 1])
+    past = sorted(slot for slot in slots if slot > len(listed))
+    if past:
+        logger.warning(
+            "position %d has no impression in the training logs: model.json lists the CTR ratios of slots 1-%d, "
+            "none for positions %s",
+            len(listed) + 1,
+            len(listed),
+            past if len(past) <= 10 else f"{past[:10]} and {len(past) - 10} more",
+        )
+    return listed

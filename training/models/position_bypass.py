@@ -16,7 +16,6 @@ learned: mean pCTR(x, b_k) / mean pCTR(x, b_1) over training rows.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -24,9 +23,7 @@ from torch import nn
 
 from common.repository import LOGGED, SLOT1
 from training.models.adversarial_ctr import AdversarialCTRConfig, Bypass
-from training.position_ctr import bias_constants, position_ctr
-
-logger = logging.getLogger(__name__)
+from training.position_ctr import bias_constants, listed_slots, position_ctr
 
 RATIO_ROWS = 50_000  # training rows the learned slot ratios are averaged over
 
@@ -81,24 +78,3 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict
     means = [float(model.predict_at(categorical, numeric, torch.full((len(numeric),), ctr)).mean()) for ctr in slots]
     model.train(was_training)
     return {"regime": SLOT1, "ctr_ratios": [mean / means[0] for mean in means]}
-
-
-def listed_slots(slots: dict[int, float]) -> list[float]:
-    """The position CTRs of slots 1, 2, ... up to the first slot without an impression: ``ctr_ratios[k - 1]``
-    is slot k's (the ratios of the positions that occurred, listed in order, put slot 4's where slot 3's is
-    read once slot 3 was missing, and a position 1000 in slot 6's place). ValueError without slot 1."""
-    if 1 not in slots:
-        raise ValueError("the training logs have no position-1 impressions: a slot-1 model has no slot to hold for")
-    listed = []
-    while len(listed) + 1 in slots:
-        listed.append(slots[len(listed) + 1])
-    past = sorted(slot for slot in slots if slot > len(listed))
-    if past:
-        logger.warning(
-            "position %d has no impression in the training logs: model.json lists the CTR ratios of slots 1-%d, "
-            "none for positions %s",
-            len(listed) + 1,
-            len(listed),
-            past if len(past) <= 10 else f"{past[:10]} and {len(past) - 10} more",
-        )
-    return listed
