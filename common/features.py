@@ -26,6 +26,7 @@ from common.toml_file import read_toml
 Kind = Literal["categorical", "numeric"]
 Side = Literal["context", "candidate"]
 
+MAX_CATEGORY_CHARS = 1024  # the longest categorical text value: the service's default CTR_MAX_STRING_CHARS
 MISSING_CATEGORY = "__missing__"  # the default value of an optional categorical feature
 
 

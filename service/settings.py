@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from common.features import MAX_CATEGORY_CHARS
 from common.repository import validate_model_name
 from common.roles import ROLE, ROLES
 
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
     max_top_k: Annotated[int, Field(gt=0)] = 1000  # largest k /v1/similarity accepts
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024  # larger bodies are answered 413
-    max_string_chars: Annotated[int, Field(gt=0)] = 1024  # longest categorical string value accepted
+    max_string_chars: Annotated[int, Field(gt=0)] = MAX_CATEGORY_CHARS  # longest categorical string value accepted
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0 = its default
     inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs

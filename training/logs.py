@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from common.encoder import FLOAT32_LIMIT
-from common.features import FeatureSpec
+from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -39,12 +39,12 @@ def log_files(path: str | Path) -> list[Path]:
             (
                 p
                 for p in path.rglob("*")
-                if p.suffix in (".parquet", ".csv") and not _hidden(p.relative_to(path)) and p.is_file()
+                if _log_format(p) is not None and not _hidden(p.relative_to(path)) and p.is_file()
             ),
             key=_natural_order,
         )
         if not files:
-            raise FileNotFoundError(f"{path} holds no .parquet or .csv files")
+            raise FileNotFoundError(f"{path} holds no .parquet or .csv (.csv.gz, .csv.bz2) files")
         return files
     if glob.has_magic(str(path)):
         files = sorted((Path(p) for p in glob.glob(str(path)) if Path(p).is_file()), key=_natural_order)
@@ -54,6 +54,24 @@ def log_files(path: str | Path) -> list[Path]:
     if not path.is_file():
         raise FileNotFoundError(f"no impression log at {path}")
     return [path]
+
+
+SHOWN_VALUE_CHARS = 80  # of a wrong value, in a refusal
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")  # pyarrow decompresses by the suffix
+# A CSV read as pandas reads one: "", NA, NULL, null, nan, N/A... are missing in text columns too (they were
+# categories there, and missing in numeric ones), and a quoted value may hold line breaks (a large file's
+# failed past pyarrow's first block: "Expected 8 columns, got 1").
+CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+CSV_CONVERT = pacsv.ConvertOptions(strings_can_be_null=True)
+
+
+def _log_format(path: Path) -> str | None:
+    """ "csv" or "parquet" by the file's name, case aside (``.CSV``, ``.csv.gz`` were skipped in a folder);
+    None for another file."""
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    return "parquet" if name.endswith(".parquet") else None
 
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # Hive's and Spark's folder name for a null partition value
@@ -181,7 +199,10 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
     tables = []
     for file in files:
         try:
-            table = pacsv.read_csv(file) if file.suffix == ".csv" else pq.read_table(file)
+            if _log_format(file) == "csv":
+                table = pacsv.read_csv(file, parse_options=CSV_PARSE, convert_options=CSV_CONVERT)
+            else:
+                table = pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
             _refuse_repeated_names(file, _parquet_names(file), what)
             raise ValueError(f"{what} {file} cannot be read: {error}") from None
@@ -227,7 +248,9 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
             optional = " (a feature can instead be made optional in the spec: required = false, default = ...)"
             raise ValueError(
-                f"impression log {file} lacks the columns {missing}: add them to the log" + optional * bool(features)
+                f"impression log {file} lacks the columns {missing}: add them to the log"
+                + optional * bool(features)
+                + _near_misses(missing, table.column_names)
             )
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_labels(table, str(file))
@@ -304,6 +327,19 @@ def _is_time(kind: pa.DataType) -> bool:
     return _number(kind) or pa.types.is_temporal(kind)  # a warehouse's DECIMAL epoch seconds too
 
 
+def _near_misses(missing: list[str], found: list[str]) -> str:
+    """What the file holds instead, where it says why the columns were not found: names that differ only
+    in case or spaces (``Click``, `` position ``), or one column named by a whole header of another
+    delimiter (``request_id;ts;...``: a CSV written with semicolons or tabs)."""
+    said = []
+    near = [name for name in found if name.strip().lower() in missing and name not in missing]
+    if near:
+        said.append(f"; it has {near}: column names must match exactly (case and spaces)")
+    if len(found) == 1 and any(delimiter in found[0] for delimiter in ";\t|"):
+        said.append(f"; its one column is named {found[0][:80]!r}: write the CSV with commas")
+    return "".join(said)
+
+
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:
     """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
     in ``table`` is one the service would take in a request: a required feature present (not null, not
@@ -350,7 +386,11 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # bytes: as text, if UTF-8
         not_text = np.array([v is not None and not _utf8(v) for v in column.to_pylist()])
         return not_text, wanted + " (bytes are read as UTF-8 text)"
-    if text or pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+    if text:  # one long value took memory by the row count in the encoder (2 MB: 7.4 GB for 300 rows)
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(column), MAX_CATEGORY_CHARS), False)
+        too_long = too_long.to_numpy(zero_copy_only=False)
+        return (too_long if too_long.any() else None), f"{wanted} of at most {MAX_CATEGORY_CHARS} characters"
+    if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
         return None, wanted
     return ~absent, f"{wanted}, not {column.type} values"  # dates, times, decimals, lists: cast them first
 
@@ -374,6 +414,8 @@ def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> s
     first = int(np.flatnonzero(wrong)[0])
     value = column[first].as_py()
     shown = "missing" if value is None or value != value else repr(value)  # null, or NaN
+    if len(shown) > SHOWN_VALUE_CHARS:
+        shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({len(value)} characters)"
     return f"{int(wrong.sum())} rows are not (the first, row {first_row + first}, is {shown})"
 
 
@@ -399,7 +441,8 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
         wanted = "an integer of at least 1" if highest is None else "0 or 1"
         kind = column.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or (pa.types.is_boolean(kind) and highest)):
-            raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values")
+            shown = f" (the first, row {first_row}, is {column[0].as_py()!r})" if len(column) else ""
+            raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
         array = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls as NaN
         wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array))
         if highest is not None:

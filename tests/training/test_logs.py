@@ -11,7 +11,7 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import check_labels, read_logs
+from training.logs import check_labels, log_files, read_logs
 
 HEADER = "request_id,ts,site,position,click,conversion"
 GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
@@ -349,3 +349,64 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     warn_of_disorder(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])}), "times")
     warn_of_disorder(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))}), "decimals")
     assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 3
+
+
+HEADER = "request_id,ts,site,position,click,conversion\n"
+
+
+def test_a_csv_is_read_as_pandas_reads_one(tmp_path):
+    """NA, NULL, null, nan and empty cells were categories in a text column (missing in a numeric one); a
+    large file's quoted line breaks failed past pyarrow's first block; .csv.gz and .CSV files in a folder
+    were skipped without a word, and a .csv.gz given alone was read as Parquet."""
+    import gzip
+
+    (tmp_path / "na.csv").write_text(
+        HEADER + "".join(f"r{i},{i},{v},1,0,0\n" for i, v in enumerate(["a", "NA", "NULL", "null", "nan", ""]))
+    )
+    assert read_logs(tmp_path / "na.csv").column("site").to_pylist() == ["a", None, None, None, None, None]
+    quoted = HEADER + "".join(f'r{i},{i},"shop, inc\nline {i} ""x""",1,0,0\n' for i in range(60_000))
+    (tmp_path / "big.csv").write_text(quoted)
+    assert len(quoted) > 2 * 1024 * 1024  # past pyarrow's 1 MiB block
+    table = read_logs(tmp_path / "big.csv")
+    assert table.num_rows == 60_000 and table.column("site")[7].as_py() == 'shop, inc\nline 7 "x"'
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rows = HEADER + "r0,0,a,1,0,0\n"
+    (folder / "a.csv").write_text(rows)
+    (folder / "b.CSV").write_text(rows)
+    (folder / "c.csv.gz").write_bytes(gzip.compress(rows.encode()))
+    assert [p.name for p in log_files(folder)] == ["a.csv", "b.CSV", "c.csv.gz"]
+    assert read_logs(folder).num_rows == 3 and read_logs(folder / "c.csv.gz").num_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("request_id;ts;site;position;click;conversion\nr0;1;a;1;0;0\n", "its one column is named 'request_id;ts;"),
+        ("request_id,ts,site, position ,Click,conversion\nr0,1,a,1,0,0\n", "it has [' position ', 'Click']: column"),
+        (
+            HEADER + "r0,1,a,1,yes,0\n",
+            "click must be 0 or 1 on every row, not string values (the first, row 0, is 'yes')",
+        ),
+    ],
+)
+def test_a_csv_refusal_says_what_the_file_holds_instead(tmp_path, text, said):
+    """A semicolon CSV was one column and "lacks the columns [...]"; `Click` and ` position ` went unnamed; a
+    text label named no row."""
+    (tmp_path / "log.csv").write_text(text)
+    with pytest.raises(ValueError) as refused:
+        read_logs(tmp_path / "log.csv")
+    assert said in str(refused.value)
+
+
+def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
+    """One 2 MB value took 7.4 GB in the encoder for 300 rows (its fixed-width array), where the service
+    refuses a value past 1,024 characters."""
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
+    (tmp_path / "log.csv").write_text(HEADER + "r0,0,a,1,0,0\n" + f"r1,1,{'x' * 5000},1,0,0\n")
+    with pytest.raises(
+        ValueError,
+        match=r"must be a string or an integer of at most 1024 characters; 1 rows are not "
+        r"\(the first, row 1, is 'x{79}\.\.\. \(5000 characters\)\)",
+    ):
+        read_logs(tmp_path / "log.csv", spec)
