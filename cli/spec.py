@@ -23,7 +23,7 @@ def infer(
 
     if out is not None:
         check_writable(out)
-    text = spec_toml(*infer_spec(logs), logs)
+    text = spec_toml(infer_spec(logs), logs)
     if out is None:
         typer.echo(text)
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,8 @@ SKIPPED_COLUMNS = {
     **dict.fromkeys(GROUND_TRUTH_COLUMNS, "the world simulator's ground truth: as a feature it would leak the answer"),
 }
 MAX_CATEGORICAL_INTEGERS = 1_000
+SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
+MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
 MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
 
 
@@ -44,10 +47,17 @@ def buckets_for(distinct: int) -> int:
     return int(min(MAX_BUCKETS, max(MIN_BUCKETS, 1 << math.ceil(math.log2(max(1, 4 * distinct))))))
 
 
-def infer_spec(path: Path) -> tuple[FeatureSpec, dict[str, str]]:
-    """(proposed spec, {column left out: why}) for the logs at ``path``."""
+class Proposal(NamedTuple):
+    spec: FeatureSpec
+    skipped: dict[str, str]  # column left out -> why
+    cautions: dict[str, str]  # proposed feature -> what to check before training on it
+
+
+def infer_spec(path: Path) -> Proposal:
+    """The spec proposed for the logs at ``path``, the columns left out and why, and what to check."""
     table = read_logs(path)
     skipped: dict[str, str] = {}
+    cautions: dict[str, str] = {}
     features: list[Feature] = []
     for name in table.column_names:
         if name in LABEL_COLUMNS:
@@ -58,11 +68,39 @@ def infer_spec(path: Path) -> tuple[FeatureSpec, dict[str, str]]:
         feature, reason = _infer_feature(table, name)
         if feature is None:
             skipped[name] = reason
-        else:
-            features.append(feature)
+            continue
+        features.append(feature)
+        caution = _numbers_as_text(table.column(name))
+        if caution:
+            cautions[name] = caution
     if not features:
         raise ValueError(f"no column of {path} can be a feature ({skipped}); add feature columns to the log")
-    return FeatureSpec(tuple(features)), skipped
+    return Proposal(FeatureSpec(tuple(features)), skipped, cautions)
+
+
+def _numbers_as_text(column: pa.ChunkedArray) -> str:
+    """A caution for a text column whose values are numbers once written plainly ("9,182.0", "0,405"), or
+    but for a missing-value word ("None"): proposed categorical, it was the number a user meant ("" if
+    not such a column)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return ""
+    values = [v.strip() for v in column.drop_null().to_pylist()[:SAMPLED_VALUES]]
+    if not values or all(_number_text(v) for v in values):  # (CSV reads such a column as numbers)
+        return ""
+    plain = [v for v in values if v.lower() not in MISSING_WORDS]
+    if plain and all(_number_text(v) for v in plain):
+        return "numbers beside a missing-value word (None, -, ?): replace it with an empty cell to read numbers"
+    if all(_number_text(v.replace(",", "")) or _number_text(v.replace(",", ".")) for v in values):
+        return "numbers written with ',' (thousands separators or decimal commas): write them plainly to read numbers"
+    return ""
+
+
+def _number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
@@ -113,8 +151,9 @@ def _side(table: pa.Table, name: str) -> str:
     return "context" if pc.max(per_request.column(f"{name}_count_distinct")).as_py() <= 1 else "candidate"
 
 
-def spec_toml(spec: FeatureSpec, skipped: dict[str, str], path: Path) -> str:
-    """The proposed spec as TOML, headed by what was left out and why."""
+def spec_toml(proposal: Proposal, path: Path) -> str:
+    """The proposed spec as TOML, headed by what was left out and why, and what to check."""
     header = [f"# Feature spec proposed by `ctr spec infer --logs {path}`: check kinds, sides and buckets."]
-    header += [f"# left out: {column}: {why}" for column, why in skipped.items()]
-    return "\n".join(header) + "\n\n" + spec.to_toml()
+    header += [f"# left out: {column}: {why}" for column, why in proposal.skipped.items()]
+    header += [f"# check: {column}: {why}" for column, why in proposal.cautions.items()]
+    return "\n".join(header) + "\n\n" + proposal.spec.to_toml()

@@ -25,7 +25,8 @@ def spec_of(tmp_path, **columns: pa.Array):
         }
     )
     pq.write_table(table, tmp_path / "log.parquet")
-    return infer_spec(tmp_path / "log.parquet")
+    proposal = infer_spec(tmp_path / "log.parquet")
+    return proposal.spec, proposal.skipped
 
 
 def test_columns_of_other_types_are_left_out_saying_their_type(tmp_path):
@@ -68,3 +69,33 @@ def test_bytes_are_text_when_they_are_utf8(tmp_path):
     raw = pa.array([bytes([0xC3, i % 4]) for i in range(ROWS)], pa.binary())
     spec, skipped = spec_of(tmp_path, page=sites, raw=raw)
     assert spec.by_name["page"].kind == "categorical" and skipped["raw"] == "bytes that are not UTF-8 text"
+
+
+def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
+    """ "9,182.0", "0,405" or numbers beside "None" were proposed categorical without a word: the user meant
+    a number, and the model hashed each price as a category."""
+    from training.spec_infer import spec_toml
+
+    separators = pa.array([f"{1000 + i % 50:,}.5" for i in range(ROWS)])
+    commas = pa.array([f"0,{i % 97}" for i in range(ROWS)])
+    nones = pa.array(["None" if i % 5 == 0 else str(i / 7) for i in range(ROWS)])
+    plain_text = pa.array([f"s{i % 9}" for i in range(ROWS)])
+    pq.write_table(
+        pa.table(
+            {
+                "price": separators,
+                "score": commas,
+                "age": nones,
+                "site": plain_text,
+                "position": np.ones(ROWS, np.int64),
+                "click": np.zeros(ROWS, np.int64),
+                "conversion": np.zeros(ROWS, np.int64),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert set(proposal.cautions) == {"price", "score", "age"}
+    assert proposal.cautions["price"].startswith("numbers written with ','")
+    assert proposal.cautions["age"].startswith("numbers beside a missing-value word")
+    assert "# check: price: numbers written with ','" in spec_toml(proposal, tmp_path / "log.parquet")
