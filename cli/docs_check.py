@@ -177,7 +177,10 @@ def unlike_recorded(record: Path, repository: Path) -> list[str]:
     nothing when there is no record."""
     if not record.is_file():
         return []
-    recorded: dict[str, Any] = json.loads(record.read_text())
+    try:
+        recorded: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{record} is not the JSON record of the pages' models: {error}") from None
     served_now = fingerprints(repository)
     return [name for name, recorded_print in recorded.items() if served_now.get(name) != recorded_print]
 

@@ -115,14 +115,15 @@ EXCEPTION_LINE = re.compile(r"^[\w.]+(?:Error|Exception|Interrupt|Exit)\b.*")  #
 
 
 def failure_reason(log: Path) -> str:
-    """Why a service did not get ready, in one line of its ``log``: its last ERROR or CRITICAL message, else
+    """Why a service did not get ready, in one line of its ``log``: its first ERROR or CRITICAL message (the
+    cause: with several workers the supervisor's "worker 0 ... exited" lines follow a worker's reason), else
     a traceback's last line, else the log's last line (what a caller can say after the log, in a temporary
     folder, is gone)."""
     text = log.read_text(errors="replace") if log.is_file() else ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [message for line in lines if (message := _error_message(line)) is not None]
     exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
-    return (errors or exceptions or lines or ["its log is empty"])[-1]
+    return errors[0] if errors else (exceptions or lines or ["its log is empty"])[-1]
 
 
 def _error_message(line: str) -> str | None:

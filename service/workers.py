@@ -115,6 +115,9 @@ def _fork(index: int, settings: Settings, sockets: list[socket.socket], shared: 
         # it found: ignored here, so a worker that drained exits 0 instead of dying by the signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # a terminal's hang-up reaches the whole process group: the supervisor turns it into SIGTERM for all
+        # (a worker dying of it at once dropped its requests, undrained)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         run(settings, sockets, SiblingMetrics(shared, index))
         code = 0
     except SystemExit as exit_:

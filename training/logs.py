@@ -39,7 +39,7 @@ def log_files(path: str | Path) -> list[Path]:
             (
                 p
                 for p in path.rglob("*")
-                if _log_format(p) is not None and not _hidden(p.relative_to(path)) and p.is_file()
+                if log_format(p) is not None and not _hidden(p.relative_to(path)) and p.is_file()
             ),
             key=_natural_order,
         )
@@ -57,15 +57,14 @@ def log_files(path: str | Path) -> list[Path]:
 
 
 SHOWN_VALUE_CHARS = 80  # of a wrong value, in a refusal
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")  # pyarrow decompresses by the suffix
-# A CSV read as pandas reads one: "", NA, NULL, null, nan, N/A... are missing in text columns too (they were
-# categories there, and missing in numeric ones), and a quoted value may hold line breaks (a large file's
-# failed past pyarrow's first block: "Expected 8 columns, got 1").
+CSV_COMPRESSION = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2"}  # by the name's ending, case aside
+CSV_SUFFIXES = tuple(CSV_COMPRESSION)
+# A quoted CSV value may hold line breaks (a large file's failed past pyarrow's first block: "Expected 8
+# columns, got 1").
 CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
-CSV_CONVERT = pacsv.ConvertOptions(strings_can_be_null=True)
 
 
-def _log_format(path: Path) -> str | None:
+def log_format(path: Path) -> str | None:
     """ "csv" or "parquet" by the file's name, case aside (``.CSV``, ``.csv.gz`` were skipped in a folder);
     None for another file."""
     name = path.name.lower()
@@ -199,13 +198,10 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
     tables = []
     for file in files:
         try:
-            if _log_format(file) == "csv":
-                table = pacsv.read_csv(file, parse_options=CSV_PARSE, convert_options=CSV_CONVERT)
-            else:
-                table = pq.read_table(file)
+            table = _read_csv(file) if log_format(file) == "csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
             _refuse_repeated_names(file, _parquet_names(file), what)
-            raise ValueError(f"{what} {file} cannot be read: {error}") from None
+            raise ValueError(f"{what} {file} cannot be read: {error}{_other_delimiter(file)}") from None
         _refuse_repeated_names(file, table.column_names, what)
         table = with_partitions(table, partition_columns(file, path, table.column_names))
         if check is not None:
@@ -221,10 +217,44 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
 
 
+def _read_csv(file: Path) -> pa.Table:
+    """A CSV file, decompressed by its name's ending (pyarrow's own choice reads ``X.CSV.GZ`` as text). An
+    empty cell of a text column is missing, as it is in a numeric one (it was the category "": a request
+    leaves out, or sends null for, what has no value); any other text, ``NA`` included, is the value the
+    service would hash for it in a request."""
+    ending = next(
+        suffix for suffix in sorted(CSV_SUFFIXES, key=len, reverse=True) if file.name.lower().endswith(suffix)
+    )
+    with pa.input_stream(file, compression=CSV_COMPRESSION[ending]) as stream:
+        table = pacsv.read_csv(stream, parse_options=CSV_PARSE)
+    for index, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = table.column(index)
+            table = table.set_column(index, field, pc.if_else(pc.equal(column, ""), None, column))
+    return table
+
+
+def _other_delimiter(file: Path) -> str:
+    """A hint for a CSV that cannot be read whose header holds no comma but semicolons, tabs or bars: written
+    with another delimiter (a semicolon CSV's decimal commas made it "Expected 1 columns, got 2")."""
+    if log_format(file) != "csv" or file.name.lower().endswith((".gz", ".bz2")):
+        return ""
+    try:
+        with open(file, encoding="utf-8", errors="replace") as text:
+            header = text.readline()
+    except OSError:
+        return ""
+    return (
+        "; its header holds no comma: write the CSV with commas"
+        if "," not in header and any(delimiter in header for delimiter in ";\t|")
+        else ""
+    )
+
+
 def _parquet_names(file: Path) -> list[str]:
     """The column names a Parquet file's footer says, or none where it cannot be read."""
     try:
-        return pq.read_schema(file).names if file.suffix == ".parquet" else []
+        return pq.read_schema(file).names if log_format(file) == "parquet" else []
     except (pa.ArrowInvalid, OSError):
         return []
 
@@ -384,8 +414,8 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         values = column.to_numpy(zero_copy_only=False)
         return ~absent & ~(np.isfinite(values) & (values == np.floor(values))), wanted
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # bytes: as text, if UTF-8
-        not_text = np.array([v is not None and not _utf8(v) for v in column.to_pylist()])
-        return not_text, wanted + " (bytes are read as UTF-8 text)"
+        not_text = np.array([v is not None and not _utf8(v, MAX_CATEGORY_CHARS) for v in column.to_pylist()])
+        return not_text, f"{wanted} of at most {MAX_CATEGORY_CHARS} characters (bytes are read as UTF-8 text)"
     if text:  # one long value took memory by the row count in the encoder (2 MB: 7.4 GB for 300 rows)
         too_long = pc.fill_null(pc.greater(pc.utf8_length(column), MAX_CATEGORY_CHARS), False)
         too_long = too_long.to_numpy(zero_copy_only=False)
@@ -400,12 +430,13 @@ def _number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
 
 
-def _utf8(value: bytes) -> bool:
+def _utf8(value: bytes, max_chars: int | None = None) -> bool:
+    """Whether ``value`` is UTF-8 text (of at most ``max_chars`` characters, where given)."""
     try:
-        value.decode()
+        text = value.decode()
     except UnicodeDecodeError:
         return False
-    return True
+    return max_chars is None or len(text) <= max_chars
 
 
 def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> str:
@@ -441,7 +472,8 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
         wanted = "an integer of at least 1" if highest is None else "0 or 1"
         kind = column.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or (pa.types.is_boolean(kind) and highest)):
-            shown = f" (the first, row {first_row}, is {column[0].as_py()!r})" if len(column) else ""
+            words = [(row, v) for row, v in enumerate(column.to_pylist()) if v is not None and not _reads_as_number(v)]
+            shown = f" (the first, row {first_row + words[0][0]}, is {words[0][1]!r})" if words else ""
             raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
         array = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls as NaN
         wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array))

@@ -39,6 +39,7 @@ SKIPPED_COLUMNS = {
 MAX_CATEGORICAL_INTEGERS = 1_000
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
+NULL_WORDS = frozenset({"na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
 MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
 
 
@@ -70,7 +71,7 @@ def infer_spec(path: Path) -> Proposal:
             skipped[name] = reason
             continue
         features.append(feature)
-        caution = _numbers_as_text(table.column(name))
+        caution = _numbers_as_text(table.column(name)) or _missing_as_text(table.column(name))
         if caution:
             cautions[name] = caution
     if not features:
@@ -93,6 +94,19 @@ def _numbers_as_text(column: pa.ChunkedArray) -> str:
     if all(_number_text(v.replace(",", "")) or _number_text(v.replace(",", ".")) for v in values):
         return "numbers written with ',' (thousands separators or decimal commas): write them plainly to read numbers"
     return ""
+
+
+def _missing_as_text(column: pa.ChunkedArray) -> str:
+    """A caution for a text column holding words that mean missing elsewhere (NA, NULL, nan): here they are
+    categories, as the service hashes a request's "NA" ("" if none)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return ""
+    words = sorted({v for v in column.drop_null().unique().to_pylist() if v.strip().lower() in NULL_WORDS})
+    if not words:
+        return ""
+    return (
+        f"holds {words} as categories (a request's value is hashed alike): leave such cells empty if they mean missing"
+    )
 
 
 def _number_text(text: str) -> bool:

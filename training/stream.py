@@ -30,7 +30,7 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import log_files, log_name, partition_columns, unified_schema
+from training.logs import log_files, log_format, log_name, partition_columns, unified_schema
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -54,7 +54,7 @@ class ShardedLogs:
 
     def __init__(self, path: str | Path, spec: FeatureSpec) -> None:
         files = log_files(path)
-        csv = [f.name for f in files if f.suffix != ".parquet"]
+        csv = [f.name for f in files if log_format(f) != "parquet"]
         if csv:
             raise ValueError(f"streaming reads Parquet shards; {csv[:3]} are not (write them as Parquet)")
         self.path = str(path)

@@ -141,5 +141,6 @@ def test_a_failed_start_s_reason_is_read_from_each_of_the_service_s_log_formats(
     }
     for name, line in lines.items():
         log = tmp_path / f"{name}.log"
-        log.write_text(f"{line}\n2026-12-05 12:00:01,000 INFO uvicorn.error: Finished server process\n")
-        assert failure_reason(log) == "the model repository does not exist", name
+        supervisor = "2026-12-05 12:00:01,000 ERROR [pid 40] service.workers: worker 0 (pid 43) exited with 3: stopping"
+        log.write_text(f"{line}\n2026-12-05 12:00:01,000 INFO uvicorn.error: Finished server process\n{supervisor}\n")
+        assert failure_reason(log) == "the model repository does not exist", name  # the cause, not the exit

@@ -205,21 +205,37 @@ def test_a_worker_that_dies_stops_the_others_and_the_supervisor_exits_1(tmp_path
     assert "exited with -9: stopping" in (tmp_path / "log").read_text()
 
 
-def test_sighup_stops_the_workers_as_sigterm_does_and_leaves_no_folder(
+def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A terminal's hang-up killed the supervisor (status 129, not a line logged), its workers stopped by
-    their parent's death, and its shared folder stayed in TMPDIR."""
+    """A terminal's hang-up goes to the whole foreground group: it killed the supervisor (status 129, not a
+    line logged, its shared folder left in TMPDIR), and then, once the supervisor turned it into SIGTERM, the
+    workers still died of it at once, undrained (each exited -1)."""
+    import sys
+
+    from clients.service_process import spawn, stop
+
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))
     root = repository(tmp_path / "models")
-    with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2") as (_, process):
+    port = free_port()
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
+        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm", "CTR_WORKERS": "2",
+    }  # fmt: skip
+    log = tmp_path / "log"
+    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)  # a group of its own
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}", log)
         workers = workers_of(process.pid)
         assert len(list(temporary.glob("ctr-workers-*"))) == 1, list(temporary.iterdir())
-        os.kill(process.pid, signal.SIGHUP)
-        assert process.wait(timeout=30) == 0
+        os.killpg(process.pid, signal.SIGHUP)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        stop(process, group=True)
     assert all_gone(workers, within_s=5)
+    assert "exited with" not in log.read_text()
     assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
 
 

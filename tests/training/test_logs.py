@@ -11,7 +11,7 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import check_labels, log_files, read_logs
+from training.logs import check_features, check_labels, log_files, read_logs
 
 HEADER = "request_id,ts,site,position,click,conversion"
 GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
@@ -235,7 +235,8 @@ def test_a_categorical_feature_of_bytes_is_its_utf8_text_and_other_types_are_nam
     read = feature_columns(read_logs(written("bytes", pa.array(["café".encode(), b"a"], pa.binary())), SITE), SITE)
     encoder = FeatureEncoder(SITE)
     assert (encoder.encode(read, 2).categorical == encoder.encode({"site": ["café", "a"]}, 2).categorical).all()
-    not_utf8 = r"bad/x\.parquet: categorical feature 'site' must be a string or an integer \(bytes are read as UTF-8"
+    not_utf8 = r"bad/x\.parquet: categorical feature 'site' must be a string or an integer of at most 1024 characters"
+    not_utf8 += r" \(bytes are read as UTF-8"
     with pytest.raises(ValueError, match=not_utf8 + r" text\); 1 rows are not \(the first, row 1, is b'\\xc3\('\)"):
         read_logs(written("bad", pa.array([b"a", b"\xc3("], pa.binary())), SITE)
     dates = written("dates", pa.array([0, 1], pa.int32()).cast(pa.date32()))
@@ -354,16 +355,18 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
 HEADER = "request_id,ts,site,position,click,conversion\n"
 
 
-def test_a_csv_is_read_as_pandas_reads_one(tmp_path):
-    """NA, NULL, null, nan and empty cells were categories in a text column (missing in a numeric one); a
-    large file's quoted line breaks failed past pyarrow's first block; .csv.gz and .CSV files in a folder
-    were skipped without a word, and a .csv.gz given alone was read as Parquet."""
+def test_a_csv_is_read_as_exports_write_one(tmp_path):
+    """An empty cell was the category "" in a text column (missing in a numeric one); NA stays the text the
+    service would hash for it in a request; a large file's quoted line breaks failed past pyarrow's first
+    block; .csv.gz and .CSV files in a folder were skipped without a word, a .csv.gz given alone was read as
+    Parquet, and X.CSV.GZ as plain text."""
+    import bz2
     import gzip
 
     (tmp_path / "na.csv").write_text(
         HEADER + "".join(f"r{i},{i},{v},1,0,0\n" for i, v in enumerate(["a", "NA", "NULL", "null", "nan", ""]))
     )
-    assert read_logs(tmp_path / "na.csv").column("site").to_pylist() == ["a", None, None, None, None, None]
+    assert read_logs(tmp_path / "na.csv").column("site").to_pylist() == ["a", "NA", "NULL", "null", "nan", None]
     quoted = HEADER + "".join(f'r{i},{i},"shop, inc\nline {i} ""x""",1,0,0\n' for i in range(60_000))
     (tmp_path / "big.csv").write_text(quoted)
     assert len(quoted) > 2 * 1024 * 1024  # past pyarrow's 1 MiB block
@@ -375,8 +378,10 @@ def test_a_csv_is_read_as_pandas_reads_one(tmp_path):
     (folder / "a.csv").write_text(rows)
     (folder / "b.CSV").write_text(rows)
     (folder / "c.csv.gz").write_bytes(gzip.compress(rows.encode()))
-    assert [p.name for p in log_files(folder)] == ["a.csv", "b.CSV", "c.csv.gz"]
-    assert read_logs(folder).num_rows == 3 and read_logs(folder / "c.csv.gz").num_rows == 1
+    (folder / "d.CSV.GZ").write_bytes(gzip.compress(rows.encode()))
+    (folder / "e.csv.bz2").write_bytes(bz2.compress(rows.encode()))
+    assert [p.name for p in log_files(folder)] == ["a.csv", "b.CSV", "c.csv.gz", "d.CSV.GZ", "e.csv.bz2"]
+    assert read_logs(folder).num_rows == 5 and read_logs(folder / "c.csv.gz").num_rows == 1
 
 
 @pytest.mark.parametrize(
@@ -385,9 +390,10 @@ def test_a_csv_is_read_as_pandas_reads_one(tmp_path):
         ("request_id;ts;site;position;click;conversion\nr0;1;a;1;0;0\n", "its one column is named 'request_id;ts;"),
         ("request_id,ts,site, position ,Click,conversion\nr0,1,a,1,0,0\n", "it has [' position ', 'Click']: column"),
         (
-            HEADER + "r0,1,a,1,yes,0\n",
-            "click must be 0 or 1 on every row, not string values (the first, row 0, is 'yes')",
+            HEADER + "r0,1,a,1,0,0\nr1,2,a,1,yes,0\n",
+            "click must be 0 or 1 on every row, not string values (the first, row 1, is 'yes')",
         ),
+        ("request_id;ts;price;position;click;conversion\nr0;1;0,5;1;0;0\n", "its header holds no comma: write"),
     ],
 )
 def test_a_csv_refusal_says_what_the_file_holds_instead(tmp_path, text, said):
@@ -401,8 +407,11 @@ def test_a_csv_refusal_says_what_the_file_holds_instead(tmp_path, text, said):
 
 def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
     """One 2 MB value took 7.4 GB in the encoder for 300 rows (its fixed-width array), where the service
-    refuses a value past 1,024 characters."""
+    refuses a value past 1,024 characters; bytes, read as text, too."""
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
+    table = pa.table({"site": pa.array([b"a", b"x" * 5000], pa.binary()), "position": [1, 1]})
+    with pytest.raises(ValueError, match=r"of at most 1024 characters \(bytes are read as UTF-8 text\); 1 rows"):
+        check_features(table, spec, "log")
     (tmp_path / "log.csv").write_text(HEADER + "r0,0,a,1,0,0\n" + f"r1,1,{'x' * 5000},1,0,0\n")
     with pytest.raises(
         ValueError,

@@ -80,6 +80,7 @@ def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
     commas = pa.array([f"0,{i % 97}" for i in range(ROWS)])
     nones = pa.array(["None" if i % 5 == 0 else str(i / 7) for i in range(ROWS)])
     plain_text = pa.array([f"s{i % 9}" for i in range(ROWS)])
+    countries = pa.array(["NA" if i % 4 == 0 else ["US", "FR"][i % 2] for i in range(ROWS)])
     pq.write_table(
         pa.table(
             {
@@ -87,6 +88,7 @@ def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
                 "score": commas,
                 "age": nones,
                 "site": plain_text,
+                "country": countries,
                 "position": np.ones(ROWS, np.int64),
                 "click": np.zeros(ROWS, np.int64),
                 "conversion": np.zeros(ROWS, np.int64),
@@ -95,7 +97,8 @@ def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
         tmp_path / "log.parquet",
     )
     proposal = infer_spec(tmp_path / "log.parquet")
-    assert set(proposal.cautions) == {"price", "score", "age"}
+    assert set(proposal.cautions) == {"price", "score", "age", "country"}
+    assert proposal.cautions["country"].startswith("holds ['NA'] as categories")
     assert proposal.cautions["price"].startswith("numbers written with ','")
     assert proposal.cautions["age"].startswith("numbers beside a missing-value word")
     assert "# check: price: numbers written with ','" in spec_toml(proposal, tmp_path / "log.parquet")
