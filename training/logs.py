@@ -218,20 +218,14 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
 
 
 def _read_csv(file: Path) -> pa.Table:
-    """A CSV file, decompressed by its name's ending (pyarrow's own choice reads ``X.CSV.GZ`` as text). An
-    empty cell of a text column is missing, as it is in a numeric one (it was the category "": a request
-    leaves out, or sends null for, what has no value); any other text, ``NA`` included, is the value the
-    service would hash for it in a request."""
+    """A CSV file, decompressed by its name's ending (pyarrow's own choice reads ``X.CSV.GZ`` as text). A text
+    cell is the text the service would hash for it in a request, an empty one ``""`` and ``NA`` included
+    (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs")."""
     ending = next(
         suffix for suffix in sorted(CSV_SUFFIXES, key=len, reverse=True) if file.name.lower().endswith(suffix)
     )
     with pa.input_stream(file, compression=CSV_COMPRESSION[ending]) as stream:
-        table = pacsv.read_csv(stream, parse_options=CSV_PARSE)
-    for index, field in enumerate(table.schema):
-        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            column = table.column(index)
-            table = table.set_column(index, field, pc.if_else(pc.equal(column, ""), None, column))
-    return table
+        return pacsv.read_csv(stream, parse_options=CSV_PARSE)
 
 
 def _other_delimiter(file: Path) -> str:
@@ -450,10 +444,10 @@ def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> s
     return f"{int(wrong.sum())} rows are not (the first, row {first_row + first}, is {shown})"
 
 
-def _reads_as_number(text: str) -> bool:
+def _reads_as_number(value: object) -> bool:
     try:
-        float(text)
-    except ValueError:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # a date or a list of a column of another type: no number either
         return False
     return True
 

@@ -39,7 +39,7 @@ SKIPPED_COLUMNS = {
 MAX_CATEGORICAL_INTEGERS = 1_000
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
-NULL_WORDS = frozenset({"na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
+NULL_WORDS = frozenset({"", "na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
 MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
 
 
@@ -97,15 +97,16 @@ def _numbers_as_text(column: pa.ChunkedArray) -> str:
 
 
 def _missing_as_text(column: pa.ChunkedArray) -> str:
-    """A caution for a text column holding words that mean missing elsewhere (NA, NULL, nan): here they are
-    categories, as the service hashes a request's "NA" ("" if none)."""
+    """A caution for a text column holding words that mean missing elsewhere (NA, NULL, nan, an empty text):
+    here they are categories, as the service hashes a request's "NA" or "" ("" if none)."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return ""
     words = sorted({v for v in column.drop_null().unique().to_pylist() if v.strip().lower() in NULL_WORDS})
     if not words:
         return ""
     return (
-        f"holds {words} as categories (a request's value is hashed alike): leave such cells empty if they mean missing"
+        f"holds {words} as categories (a request's value is hashed alike): if they mean missing, make them null "
+        "(in Parquet: a CSV's text column cannot hold a null) and leave the feature out of such requests"
     )
 
 

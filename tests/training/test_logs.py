@@ -356,17 +356,17 @@ HEADER = "request_id,ts,site,position,click,conversion\n"
 
 
 def test_a_csv_is_read_as_exports_write_one(tmp_path):
-    """An empty cell was the category "" in a text column (missing in a numeric one); NA stays the text the
-    service would hash for it in a request; a large file's quoted line breaks failed past pyarrow's first
-    block; .csv.gz and .CSV files in a folder were skipped without a word, a .csv.gz given alone was read as
-    Parquet, and X.CSV.GZ as plain text."""
+    """A text cell, an empty one and NA included, stays the text the service would hash for it in a request
+    (as in Parquet: making the empty one missing trained it otherwise than a request's ""); a large file's
+    quoted line breaks failed past pyarrow's first block; .csv.gz and .CSV files in a folder were skipped
+    without a word, a .csv.gz given alone was read as Parquet, and X.CSV.GZ as plain text."""
     import bz2
     import gzip
 
     (tmp_path / "na.csv").write_text(
         HEADER + "".join(f"r{i},{i},{v},1,0,0\n" for i, v in enumerate(["a", "NA", "NULL", "null", "nan", ""]))
     )
-    assert read_logs(tmp_path / "na.csv").column("site").to_pylist() == ["a", "NA", "NULL", "null", "nan", None]
+    assert read_logs(tmp_path / "na.csv").column("site").to_pylist() == ["a", "NA", "NULL", "null", "nan", ""]
     quoted = HEADER + "".join(f'r{i},{i},"shop, inc\nline {i} ""x""",1,0,0\n' for i in range(60_000))
     (tmp_path / "big.csv").write_text(quoted)
     assert len(quoted) > 2 * 1024 * 1024  # past pyarrow's 1 MiB block
@@ -382,6 +382,17 @@ def test_a_csv_is_read_as_exports_write_one(tmp_path):
     (folder / "e.csv.bz2").write_bytes(bz2.compress(rows.encode()))
     assert [p.name for p in log_files(folder)] == ["a.csv", "b.CSV", "c.csv.gz", "d.CSV.GZ", "e.csv.bz2"]
     assert read_logs(folder).num_rows == 5 and read_logs(folder / "c.csv.gz").num_rows == 1
+
+
+def test_a_label_column_of_another_type_is_refused_naming_its_type():
+    """Dates in a label column raised float()'s TypeError (a traceback) once a text label's value was shown."""
+    import datetime
+
+    table = pa.table({"position": [1], "click": pa.array([datetime.date(2024, 1, 1)]), "conversion": [0]})
+    with pytest.raises(
+        ValueError, match=r"click must be 0 or 1 on every row, not date32\[day\] values \(the first, row 0, is datetime"
+    ):
+        check_labels(table, "log")
 
 
 @pytest.mark.parametrize(
