@@ -57,8 +57,8 @@ def log_files(path: str | Path) -> list[Path]:
 
 
 SHOWN_VALUE_CHARS = 80  # of a wrong value, in a refusal
-CSV_COMPRESSION = {".csv": None, ".csv.gz": "gzip", ".csv.bz2": "bz2"}  # by the name's ending, case aside
-CSV_SUFFIXES = tuple(CSV_COMPRESSION)
+CSV_COMPRESSION = {".gz": "gzip", ".bz2": "bz2"}  # a CSV's compression by its name's ending, case aside
+CSV_SUFFIXES = (".csv", *(f".csv{ending}" for ending in CSV_COMPRESSION))
 # A quoted CSV value may hold line breaks (a large file's failed past pyarrow's first block: "Expected 8
 # columns, got 1").
 CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
@@ -221,17 +221,16 @@ def _read_csv(file: Path) -> pa.Table:
     """A CSV file, decompressed by its name's ending (pyarrow's own choice reads ``X.CSV.GZ`` as text). A text
     cell is the text the service would hash for it in a request, an empty one ``""`` and ``NA`` included
     (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs")."""
-    ending = next(
-        suffix for suffix in sorted(CSV_SUFFIXES, key=len, reverse=True) if file.name.lower().endswith(suffix)
-    )
-    with pa.input_stream(file, compression=CSV_COMPRESSION[ending]) as stream:
+    compression = CSV_COMPRESSION.get(Path(file.name.lower()).suffix)
+    with pa.input_stream(file, compression=compression) as stream:
         return pacsv.read_csv(stream, parse_options=CSV_PARSE)
 
 
 def _other_delimiter(file: Path) -> str:
-    """A hint for a CSV that cannot be read whose header holds no comma but semicolons, tabs or bars: written
-    with another delimiter (a semicolon CSV's decimal commas made it "Expected 1 columns, got 2")."""
-    if log_format(file) != "csv" or file.name.lower().endswith((".gz", ".bz2")):
+    """A hint for a CSV whose header holds no comma but semicolons, tabs or bars: written with another
+    delimiter (read as one column it lacked every other; with decimal commas it was "Expected 1 columns,
+    got 2")."""
+    if log_format(file) != "csv" or Path(file.name.lower()).suffix in CSV_COMPRESSION:
         return ""
     try:
         with open(file, encoding="utf-8", errors="replace") as text:
@@ -275,6 +274,7 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
                 f"impression log {file} lacks the columns {missing}: add them to the log"
                 + optional * bool(features)
                 + _near_misses(missing, table.column_names)
+                + _other_delimiter(file)
             )
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_labels(table, str(file))
@@ -352,16 +352,10 @@ def _is_time(kind: pa.DataType) -> bool:
 
 
 def _near_misses(missing: list[str], found: list[str]) -> str:
-    """What the file holds instead, where it says why the columns were not found: names that differ only
-    in case or spaces (``Click``, `` position ``), or one column named by a whole header of another
-    delimiter (``request_id;ts;...``: a CSV written with semicolons or tabs)."""
-    said = []
+    """The names the file holds instead of missing ones, differing only in case or spaces (``Click``,
+    `` position ``), where it says why the columns were not found."""
     near = [name for name in found if name.strip().lower() in missing and name not in missing]
-    if near:
-        said.append(f"; it has {near}: column names must match exactly (case and spaces)")
-    if len(found) == 1 and any(delimiter in found[0] for delimiter in ";\t|"):
-        said.append(f"; its one column is named {found[0][:80]!r}: write the CSV with commas")
-    return "".join(said)
+    return f"; it has {near}: column names must match exactly (case and spaces)" if near else ""
 
 
 def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:

@@ -398,7 +398,10 @@ def test_a_label_column_of_another_type_is_refused_naming_its_type():
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ("request_id;ts;site;position;click;conversion\nr0;1;a;1;0;0\n", "its one column is named 'request_id;ts;"),
+        (
+            "request_id;ts;site;position;click;conversion\nr0;1;a;1;0;0\n",
+            "lacks the columns ['position', 'click', 'conversion']: add them to the log; its header holds no comma",
+        ),
         ("request_id,ts,site, position ,Click,conversion\nr0,1,a,1,0,0\n", "it has [' position ', 'Click']: column"),
         (
             HEADER + "r0,1,a,1,0,0\nr1,2,a,1,yes,0\n",
