@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli.reports import check_writable, command_line, write_report
+from cli.options import explicit_only
+from cli.reports import check_report_paths, command_line, write_report
 
 # --quick's settings (seconds-scale, one reload); without it, AuctionConfig's defaults (clients/auction/run.py)
 QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}
@@ -65,8 +66,7 @@ def auction(
         admin_token = explicit_only(context, "admin_token", admin_token)
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
     settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
-    check_writable(out)  # said before the auctions, not after them
-    check_writable(out.with_suffix(".png"), "the PNG beside --out")
+    check_report_paths(out)  # said before the auctions, not after them
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,
@@ -94,12 +94,3 @@ def auction(
     if aborted:
         typer.echo(f"aborted pipelines: {aborted}", err=True)
         raise typer.Exit(1)
-
-
-def explicit_only(context: typer.Context, name: str, value: str | None) -> str | None:
-    """``value`` when the option ``name`` was given on the command line, None when it came from the
-    environment. An exported CTR_ADMIN_TOKEN (the service's own setting, in the shell that started it) is
-    no request to retrain through a service: without --url and --repository it is not read, where it made
-    a plain `ctr auction` refuse "--repository and --admin-token are for a running service (--url)"."""
-    source = context.get_parameter_source(name)
-    return None if source is not None and source.name == "ENVIRONMENT" else value  # typer vendors click's enum

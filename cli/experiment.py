@@ -16,7 +16,7 @@ import typer
 
 from cli.help_text import HelpTyper
 from cli.options import numbers
-from cli.reports import check_writable, write_report
+from cli.reports import check_report_paths, check_writable, write_report
 
 experiment_app = HelpTyper(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
@@ -60,8 +60,7 @@ def cvr(
         config = replace(config, world={})
     if method:  # the config names the unknown ones and the known
         config = replace(config, methods=list(method))
-    check_writable(out)
-    check_writable(out.with_suffix(".png"), "the PNG beside --out")
+    check_report_paths(out)
     report = run_cvr_experiment(repository, config)
     write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))
@@ -105,7 +104,7 @@ def cvr_diagnosis(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from error
-    check_writable(out)
+    check_report_paths(out, png=False)
     report = run_cvr_diagnosis(repository, config)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
@@ -129,7 +128,7 @@ def esam(
     config.retrieval = {**config.retrieval, "world": world}
     if seeds is not None:
         config.seeds = seeds
-    check_writable(out)
+    check_report_paths(out, png=False)  # the picture's path is checked apart: --plot
     picture = picture_path(plot, out)
     report = run_experiment(config, picture)
     write_report(out, report, sort_keys=True)
@@ -228,8 +227,7 @@ def _timed_report(
     table: Callable[[dict[str, Any]], list[str]],
 ) -> None:
     """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
-    check_writable(out)
-    check_writable(out.with_suffix(".png"), "the PNG beside --out")
+    check_report_paths(out)
     started = time.perf_counter()
     report = make()
     report["seconds"] = time.perf_counter() - started

@@ -24,7 +24,14 @@ from cli.experiment import experiment_app
 from cli.new import new
 from cli.options import RepositoryOption, WorkDirOption, refuse_unread, settings_with_options
 from cli.prepare import prepare
-from cli.reports import check_folder_writable, check_writable, command_line, report_lines, write_report
+from cli.reports import (
+    check_folder_writable,
+    check_report_paths,
+    check_writable,
+    command_line,
+    report_lines,
+    write_report,
+)
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
@@ -254,9 +261,7 @@ def evaluate(
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
     day is drawn from the world of the served model's config.toml in --repository."""
-    check_writable(out)  # said before the evaluation, not after it
-    if name == "serving" or logs is not None:  # the reports with a reliability diagram
-        check_writable(out.with_suffix(".png"), "the PNG beside --out")
+    check_report_paths(out, png=name == "serving" or logs is not None)  # before the work; a PNG where drawn
     if name == "serving":
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx

@@ -51,6 +51,15 @@ def refuse_unread(context: typer.Context, names: list[str], why: str) -> None:
         raise typer.BadParameter(f"{flags} {'is' if len(given) == 1 else 'are'} not read {why}")
 
 
+def explicit_only(context: typer.Context, name: str, value: str | None) -> str | None:
+    """``value`` when the option ``name`` was given on the command line, None when it came from the
+    environment. An exported CTR_ADMIN_TOKEN (the service's own setting, in the shell that started it) is
+    no request to retrain through a service: without --url and --repository it is not read, where it made
+    a plain `ctr auction` refuse "--repository and --admin-token are for a running service (--url)"."""
+    source = context.get_parameter_source(name)
+    return None if source is not None and source.name == "ENVIRONMENT" else value  # typer vendors click's enum
+
+
 def settings_with_options(given: dict[str, Any]) -> Settings:
     """The service's settings, the options ``given`` (a key of ``SETTING_OPTIONS``; None: not given) over
     the CTR_* environment. What is wrong with a setting, here or when the service binds its address, is

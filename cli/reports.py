@@ -23,6 +23,13 @@ def check_writable(path: Path, option: str = "--out") -> None:
     _check_folder_above(path, option)
 
 
+def check_report_paths(out: Path, png: bool = True) -> None:
+    """``check_writable`` for a report's ``--out`` and, where the command draws one, the PNG beside it."""
+    check_writable(out)
+    if png:
+        check_writable(out.with_suffix(".png"), "the PNG beside --out")
+
+
 def check_folder_writable(path: Path, option: str = "--out") -> None:
     """NotADirectoryError, naming ``option``, when ``path`` cannot be made a folder: it, or a folder above
     it, is a file (``ctr simulate --shards`` writes its shards into it)."""

@@ -15,6 +15,7 @@ under a hidden temporary name beside its final place and renamed, so a reader ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import shutil
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,31 +74,30 @@ class FileInfo:
     def from_dict(cls, data: Any, section: str = "file") -> FileInfo:
         """The entry as model.json holds it; ValueError naming ``section`` and the field when a value is not
         of its type."""
-        data = checked_values(_json_fields(cls), data, section, ["sha256"])
+        data = _checked_json(cls, data, section)
         inputs = _tensors(data.get("inputs", []), f"{section} inputs")
         outputs = _tensors(data.get("outputs", []), f"{section} outputs")
         return cls(data["sha256"], data.get("side", ""), inputs, outputs)
 
 
 def _tensors(entries: list[Any], section: str) -> list[TensorInfo]:
-    return [
-        TensorInfo(**checked_values(_json_fields(TensorInfo), t, f"{section}[{i}]", ["name", "dtype", "shape"]))
-        for i, t in enumerate(entries)
-    ]
+    return [TensorInfo(**_checked_json(TensorInfo, t, f"{section}[{i}]")) for i, t in enumerate(entries)]
 
 
-def _json_fields(cls: type) -> dict[str, Any]:
-    """A dataclass's fields as JSON holds them (name -> type): a nested dataclass, or a list or table of
-    them, is a JSON object, or a list or object of objects, checked when it is read in turn."""
-    fields = {}
+def _checked_json(cls: type, data: Any, section: str) -> dict[str, Any]:
+    """``data`` when it fits the dataclass ``cls`` as JSON holds it (``checked_values``: its fields without a
+    default required); a nested dataclass, or a list or table of them, is a JSON object, or a list or
+    object of objects, checked when it is read in turn. ValueError naming ``section`` and the field."""
+    expected = {}
     for name, hint in typing.get_type_hints(cls).items():
         origin, arguments = typing.get_origin(hint), typing.get_args(hint)
-        if origin is list and arguments and hasattr(arguments[0], "__dataclass_fields__"):
+        if origin is list and arguments and dataclasses.is_dataclass(arguments[0]):
             hint = list[dict]
-        elif hasattr(hint, "__dataclass_fields__"):
+        elif dataclasses.is_dataclass(hint):
             hint = dict
-        fields[name] = hint
-    return fields
+        expected[name] = hint
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    return checked_values(expected, data, section, required)
 
 
 @dataclass
@@ -135,8 +135,7 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """The manifest a model.json holds; ValueError naming the field when one is missing or not of its
         type (``"constants": null`` was a TypeError deep in the service's load, which stopped its start)."""
-        required = ["name", "version", "kind", "opset", "inputs", "outputs", "feature_spec", "onnx_sha256"]
-        data = dict(checked_values(_json_fields(cls), json.loads(text), MANIFEST_FILE, required))
+        data = dict(_checked_json(cls, json.loads(text), MANIFEST_FILE))
         data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
         data["inputs"] = _tensors(data["inputs"], f"{MANIFEST_FILE} inputs")
         data["outputs"] = _tensors(data["outputs"], f"{MANIFEST_FILE} outputs")

@@ -60,8 +60,8 @@ async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -
     still serves from memory: it was left out), with each served version and each version refused (with
     why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
     it was not served). A served version's reason says what an operator would otherwise learn only from
-    the log or a restart: that its directory is gone (it serves from memory), or that polling cannot read
-    the model's serving settings, so that no newer version is loaded."""
+    the log or a restart: that its directory is gone (it serves from memory) or cannot be listed, or that
+    the model's serving settings cannot be read, so that no newer version is loaded."""
     root = settings.model_repository
     on_disk_names = (
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
