@@ -7,7 +7,8 @@ It is torch-free numpy. Output, for ``B`` rows:
   feature's stable-hash bucket plus the feature's offset into one shared embedding table of
   ``spec.total_buckets`` rows;
 - ``numeric``: float32 ``(B, N)``, one column per numeric feature, ``(x - mean) / std`` with the
-  fitted statistics; an absent or null value takes the feature's default (in raw units) first.
+  fitted statistics, clipped to the training range; an absent or null value takes the feature's
+  default (in raw units) first.
 
 Columns are given by feature name. A column is either a sequence of ``B`` values (one per row) or a
 scalar, which is broadcast to every row: that is how a request's context features join its candidates.
@@ -17,6 +18,8 @@ scalar, which is broadcast to every row: that is how a request's context feature
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +40,11 @@ MIN_STD = 1e-12  # a fitted std below this is a constant feature's (1.0 instead)
 NOT_CATEGORICAL = "must be a string or an integer"
 NOT_NUMERIC = "must be a number"
 OUT_OF_RANGE = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
-# A standardised value is clipped to this many standard deviations: a float32 value far from the training
-# mean (3e38, or 1e20 over a small std) overflowed float32 to inf, and the network answered NaN (a score of
-# null in a 200). Data never comes near it; a value past it gets the model's answer at the bound.
+# A standardised value is clipped to this many standard deviations whatever its training range (a spec
+# without one): a float32 value far from the training mean (3e38, or 1e20 over a small std) overflowed
+# float32 to inf, and the network answered NaN (a score of null in a 200).
 STANDARDISED_LIMIT = 1e6
+_CLIPPED_LOCK = threading.Lock()
 MEMO_ENTRIES = 1 << 17  # per categorical feature: raw values whose index the value path remembers
 _ABSENT = object()  # a column the request does not give
 _CATEGORICAL_TYPES = (str, int)  # a context scalar the value path takes (exact types: bool is not int)
@@ -74,8 +78,13 @@ class EncodedFeatures:
         return EncodedFeatures(self.categorical[rows], self.numeric[rows])
 
 
-def fit_statistics(spec: FeatureSpec, columns: Mapping[str, Any]) -> FeatureSpec:
-    """The spec with numeric means and standard deviations fitted on ``columns`` (training logs)."""
+def fit_statistics(
+    spec: FeatureSpec, columns: Mapping[str, Any], also_encoded: Mapping[str, Any] | None = None
+) -> FeatureSpec:
+    """The spec with numeric means and standard deviations fitted on ``columns`` (training logs), and each
+    feature's training range: of ``columns`` and of ``also_encoded``, values the trainer encodes beyond
+    those it fits on (a two-tower model's whole catalog beside its displayed items), so that clipping to
+    the range leaves every value training encoded as it was."""
     stats: dict[str, NumericStats] = {}
     for feature in spec.numeric:
         column = columns.get(feature.name)
@@ -85,9 +94,20 @@ def fit_statistics(spec: FeatureSpec, columns: Mapping[str, Any]) -> FeatureSpec
         values = _numeric_values(feature, column, len(column))
         mean = float(values.mean()) if values.size else float(feature.default)
         std = float(values.std()) if values.size else 1.0
-        stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0)
+        more = (also_encoded or {}).get(feature.name)
+        seen = values if more is None else np.concatenate([values, _numeric_values(feature, more, len(more))])
+        low, high = training_range(feature, float(seen.min()), float(seen.max())) if seen.size else (None, None)
+        stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0, low=low, high=high)
         _warn_if_one_value_dominates(feature.name, values, mean, std)
     return spec.with_stats(stats)
+
+
+def training_range(feature: Feature, smallest: float, largest: float) -> tuple[float, float]:
+    """The range a numeric feature's values are clipped to: the logged values' and the feature's default (an
+    absent value takes it, in training too, so every value training encoded is inside and clipping leaves
+    training as it was; a default outside the logged values, a 0 for "unknown", keeps its own encoding)."""
+    default = float(feature.default)
+    return min(smallest, default), max(largest, default)
 
 
 def _warn_if_one_value_dominates(name: str, values: np.ndarray, mean: float, std: float) -> None:
@@ -127,7 +147,25 @@ class FeatureEncoder:
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
         stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
         self._stds = np.maximum(stds, MIN_STD)  # a hand-written spec's tinier std: clipped values either way
+        self._low, self._high = self._standardised_range(spec)
         self._memos = tuple(_BucketMemo(f, self._offsets[f.name]) for f in spec.categorical)
+        # numeric feature -> values clipped to its range, over every call; the service points this at the
+        # version's metrics counter (service/models/manager.py), so an ad server's unit mistake shows there
+        self.clipped: Counter[str] = Counter()
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self._numeric)
+
+    def _standardised_range(self, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Each numeric feature's (low, high) in standardised units: its training range, computed as a value
+        is standardised (so a training value at the edge is not clipped), within ±``STANDARDISED_LIMIT``."""
+        stats = [spec.stats[f.name] for f in spec.numeric]
+        low = np.array([-np.inf if s.low is None else s.low for s in stats], dtype=np.float64)
+        high = np.array([np.inf if s.high is None else s.high for s in stats], dtype=np.float64)
+        low, high = (low - self._means) / self._stds, (high - self._means) / self._stds
+        limit = STANDARDISED_LIMIT
+        return np.clip(low, -limit, limit), np.clip(high, -limit, limit)
 
     def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature.
@@ -198,12 +236,22 @@ class FeatureEncoder:
         return EncodedFeatures(categorical, self._standardised(numeric))
 
     def _standardised(self, numeric: np.ndarray) -> np.ndarray:
-        """(value - mean) / std as float32, within ±``STANDARDISED_LIMIT`` (float64 holds any accepted value
-        over a std of at least ``MIN_STD``; two in-place bounds cost half of np.clip's call per batch)."""
+        """(value - mean) / std as float32, clipped to the training range (``_standardised_range``; float64
+        holds any accepted value over a std of at least ``MIN_STD``; two bounds cost half of np.clip's call
+        per batch). The values clipped are counted in ``clipped``, by feature."""
         z = (numeric - self._means) / self._stds
-        np.maximum(z, -STANDARDISED_LIMIT, out=z)
-        np.minimum(z, STANDARDISED_LIMIT, out=z)
-        return z.astype(np.float32)
+        bounded = np.maximum(z, self._low)
+        np.minimum(bounded, self._high, out=bounded)
+        differs = bounded != z  # one comparison: a third of what counting below and above cost per batch
+        if differs.any():
+            self._count_clipped(np.count_nonzero(differs, axis=0))
+        return bounded.astype(np.float32)
+
+    def _count_clipped(self, counts: np.ndarray) -> None:
+        with _CLIPPED_LOCK:  # batch threads of one version share its counter
+            for feature, n in zip(self._numeric, counts.tolist(), strict=True):
+                if n:
+                    self.clipped[feature.name] += n
 
     @staticmethod
     def _column(feature: Feature, columns: Mapping[str, Any]) -> Any:

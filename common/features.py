@@ -71,10 +71,29 @@ def _entry_name(entry: Any, number: int) -> str:
 class NumericStats:
     mean: float
     std: float  # never 0: a constant column is stored with std 1
+    # The range of the training values and the feature's default: the encoder clips a value to it, so a
+    # price in cents or an age in days gets the model's answer at the edge of what it was trained on, not a
+    # saturated 0 or 1 (common/encoder.py). None in a spec fitted before ranges were kept: no such clip.
+    low: float | None = None
+    high: float | None = None
 
     def __post_init__(self) -> None:  # a spec's hand-written stats: 0 or -1 standardised every value to ±inf
         if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"mean must be a finite number and std a positive one, not {self.mean} and {self.std}")
+        if (self.low, self.high) == (None, None):
+            return
+        if not (_is_number(self.low) and _is_number(self.high) and self.low <= self.high):
+            raise ValueError(
+                f"low and high must be finite numbers with low <= high, or both absent, not {self.low} and {self.high}"
+            )
+
+    def to_dict(self) -> dict[str, float]:
+        """As model.json holds it: a range that was never fitted is left out."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,7 @@ class FeatureSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": [asdict(f) for f in self.features],
-            "stats": {name: asdict(s) for name, s in self.stats.items()},
+            "stats": {name: s.to_dict() for name, s in self.stats.items()},
         }
 
     @classmethod

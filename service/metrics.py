@@ -84,6 +84,8 @@ class ModelStats:
     durations: Histogram = field(default_factory=lambda: Histogram(DURATION_BUCKETS_S))
     by_batch_size: dict[int, list[float]] = field(default_factory=dict)  # items -> [executions, compute_s]
     last_inference_ms: int = 0  # wall clock (ms since the epoch) of the last model run; 0: none yet
+    # numeric feature -> request values clipped to the training range (the encoders count into it)
+    clipped: Counter = field(default_factory=Counter)
 
     def success(self, duration_s: float, queue_s: float) -> None:
         """A request answered with outputs, ``duration_s`` after it was queued, ``queue_s`` of it waiting."""
@@ -115,6 +117,7 @@ class ModelStats:
             "batch_sizes": self.batch_sizes.to_list(),
             "durations": self.durations.to_list(),
             "by_batch_size": [[size, n, seconds] for size, (n, seconds) in self.by_batch_size.items()],
+            "clipped": dict(self.clipped),
         }
 
     def add(self, saved: dict) -> None:
@@ -123,6 +126,7 @@ class ModelStats:
             setattr(self, name, getattr(self, name) + saved[name])
         self.last_inference_ms = max(self.last_inference_ms, saved["last_inference_ms"])
         self.failures.update(saved["failures"])
+        self.clipped.update(saved["clipped"])
         self.batch_sizes.add(saved["batch_sizes"])
         self.durations.add(saved["durations"])
         for size, n, seconds in saved["by_batch_size"]:
@@ -223,6 +227,16 @@ class Metrics:
         family("inference_request_duration_seconds", "histogram", "Queue plus compute time of successful requests.")
         for k in keys:
             out.extend(self.models[k].durations.lines(f"{p}_inference_request_duration_seconds", labels(k)))
+        family(
+            "feature_values_clipped_total",
+            "counter",
+            "Numeric feature values outside the model's training range, clipped to it (a unit mistake shows here).",
+        )
+        for k in keys:
+            clipped = self.models[k].clipped
+            out.extend(
+                f'{p}_feature_values_clipped_total{{{labels(k)},feature="{f}"}} {clipped[f]}' for f in sorted(clipped)
+            )
         family("model_info", "gauge", "1 for each model version being served, with its execution provider.")
         for k in sorted(served):
             out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')

@@ -14,12 +14,12 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from common.encoder import MIN_STD, _numeric_values  # the encoder's own reading of a numeric column
+from common.encoder import MIN_STD, _numeric_values, training_range  # the encoder's own reading of a numeric column
 from common.features import FeatureSpec, NumericStats
 from training.logs import check_features, check_labels, column_array
 from training.stream import ShardedLogs
@@ -32,16 +32,24 @@ class Moments:
     count: int = 0
     mean: float = 0.0
     m2: float = 0.0  # sum of squared deviations from the mean
+    # the smallest and largest value (the feature's training range); None with no value, and in a
+    # statistics.json written before ranges were kept (a model trained on it clips at none)
+    low: float | None = None
+    high: float | None = None
 
     def merge(self, other: Moments) -> Moments:
         if not other.count:
-            return Moments(self.count, self.mean, self.m2)
+            return replace(self)
         if not self.count:
-            return Moments(other.count, other.mean, other.m2)
+            return replace(other)
         count = self.count + other.count
         delta = other.mean - self.mean
         mean = self.mean + delta * other.count / count
-        return Moments(count, mean, self.m2 + other.m2 + delta * delta * self.count * other.count / count)
+        m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / count
+        ranged = None not in (self.low, other.low)
+        low = min(self.low, other.low) if ranged else None
+        high = max(self.high, other.high) if ranged else None
+        return Moments(count, mean, m2, low, high)
 
 
 @dataclass
@@ -75,7 +83,8 @@ class LogStatistics:
                 stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
                 continue
             std = math.sqrt(max(moments.m2, 0.0) / moments.count)
-            stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > MIN_STD else 1.0)
+            low, high = (None, None) if moments.low is None else training_range(feature, moments.low, moments.high)
+            stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > MIN_STD else 1.0, low=low, high=high)
         return spec.with_stats(stats)
 
     def save(self, path: Path) -> None:
@@ -123,7 +132,8 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
         values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)
         if values.size:
             mean = float(values.mean())
-            moments[feature.name] = Moments(int(values.size), mean, float(((values - mean) ** 2).sum()))
+            m2 = float(((values - mean) ** 2).sum())
+            moments[feature.name] = Moments(int(values.size), mean, m2, float(values.min()), float(values.max()))
     position = np.asarray(column_array(table, "position"), dtype=np.int64)
     click = np.asarray(column_array(table, "click"), dtype=np.int64)
     slots, index = np.unique(position, return_inverse=True)

@@ -49,7 +49,7 @@ def build_retrieval_data(
     if n_targets < 1:
         raise ValueError(f"n_targets must be >= 1, got {n_targets}")
     columns = {**view.query_columns(queries), **view.item_columns(exposure.items)}
-    spec = fit_statistics(view.feature_spec(), columns)
+    spec = fit_statistics(view.feature_spec(), columns, also_encoded=view.item_columns())  # the catalog too
     displayed = np.bincount(exposure.items.ravel(), minlength=view.n_items) > 0
     query = encode_queries(spec, view, queries)
     catalog = encode_catalog(spec, view)

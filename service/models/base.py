@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.repository import Manifest
 from service.batching.policy import Slice, Tensors
@@ -39,6 +40,11 @@ class ServedModel(ABC):
     @property
     def kind(self) -> str:
         return self.manifest.kind
+
+    @property
+    @abstractmethod
+    def encoders(self) -> tuple[FeatureEncoder, ...]:
+        """The encoders of its raw features (each counts the values it clips to the training range)."""
 
     @abstractmethod
     def collate(self, batch: Sequence[Slice]) -> Tensors:

@@ -241,6 +241,9 @@ class ModelManager:
         of the steady one, and a small request behind a large one was refused as overloaded after every
         reload), else from its own first run."""
         stats = self.metrics.model(model.name, model.version, model.provider)
+        for encoder in model.encoders:  # its clipped values counted with the version's other figures
+            stats.clipped.update(dict.fromkeys(encoder.numeric_names, 0))  # each series from 0
+            encoder.clipped = stats.clipped
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
         label = f"{model.name}:{model.version}"
         batcher = Batcher(model.run, batch, stats, label=label, collate=model.collate)

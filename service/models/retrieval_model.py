@@ -110,6 +110,10 @@ class RetrievalModel(ServedModel):
         scale, bias = constants["similarity_scale"], constants["similarity_bias"]
         return cls(manifest, towers["query"], towers["item"], embeddings.astype(np.float32), ids, provider, scale, bias)
 
+    @property
+    def encoders(self) -> tuple[FeatureEncoder, ...]:
+        return (self.query.encoder, self.item.encoder)
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> Tensors:
         """The batcher's run: (B, L) query embeddings of a batch of encoded queries."""
         return {EMBEDDING: self.query.embed(inputs)}

@@ -59,6 +59,10 @@ class ScoringModel(ServedModel):
         input_names, output_names = _check_contract(session, manifest, set(required_outputs))
         return cls(manifest, session, provider, encoder, input_names, output_names)
 
+    @property
+    def encoders(self) -> tuple[FeatureEncoder, ...]:
+        return (self.encoder,)
+
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> Tensors:
         """Run the graph on encoded inputs (extra inputs are ignored); outputs by name, (batch,) each."""
         names = list(outputs) if outputs is not None else list(self.output_names)

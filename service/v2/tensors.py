@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from common.encoder import FLOAT32_LIMIT
+from common.encoder import STANDARDISED_LIMIT
 from service.http.errors import InputError
 from service.models.scoring_model import ScoringModel
 
@@ -67,8 +67,13 @@ def from_numbers(values: Any, dtype: str, rows: int, width: int, where: str) -> 
 
 def check_values(values: np.ndarray, dtype: str, where: str) -> np.ndarray:
     """Element checks of a tensor taken from numbers or bytes: finite float32 values, int64 integers."""
-    if dtype != "int64" and values.size and not (np.abs(values) <= FLOAT32_LIMIT).all():
-        raise InputError(400, "data holds a number that is not finite or out of float32 range", f"{where}.data")
+    if dtype != "int64" and values.size and not (np.abs(values) <= STANDARDISED_LIMIT).all():
+        raise InputError(
+            400,
+            f"data holds a number that is not finite or past ±{STANDARDISED_LIMIT:g}: numeric inputs are standardised"
+            " values, which the encoder keeps within it (3e38 made the network answer NaN)",
+            f"{where}.data",
+        )
     return values.astype(dtype, copy=False)
 
 

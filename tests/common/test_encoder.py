@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -90,13 +92,55 @@ def test_bad_values_name_the_feature(columns, feature, reason):
 
 def test_values_far_from_the_training_mean_stay_finite_on_both_paths():
     """3e38 over a std of 0.8 overflowed float32 to inf, and the network answered NaN: a score of null in a
-    200. Standardised values are clipped to ±STANDARDISED_LIMIT, by the value path (plain lists) and the
-    column path (numpy arrays) alike."""
+    200. A spec fitted before training ranges were kept clips standardised values at ±STANDARDISED_LIMIT,
+    by the value path (plain lists) and the column path (numpy arrays) alike."""
     limit = encoder_module.STANDARDISED_LIMIT
+    unranged = FeatureEncoder(FITTED.with_stats({n: replace(s, low=None, high=None) for n, s in FITTED.stats.items()}))
     for prices in ([3.0e38, -3.0e38, 2.0], np.array([3.0e38, -3.0e38, 2.0])):
-        encoded = ENCODER.encode({"user_id": "u1", "ad_id": ["a", "b", "c"], "ad_price": prices, "user_age": 1e37}, 3)
+        encoded = unranged.encode({"user_id": "u1", "ad_id": ["a", "b", "c"], "ad_price": prices, "user_age": 1e37}, 3)
         assert np.isfinite(encoded.numeric).all()
         assert encoded.numeric[:, 0].tolist() == [limit, -limit, 0.0] and encoded.numeric[0, 1] == limit
+
+
+def test_values_outside_the_training_range_are_clipped_to_it_and_counted():
+    """A price in cents (5927 where training saw 0 to 3, its default 0 among them) was standardised to
+    hundreds of standard deviations and the network answered a saturated 0 or 1 (pctr 1.0 for an ad_quality
+    of 82, pcvr 1.0 for an age in days). Each value is clipped to its feature's training range, on both
+    paths, and counted by feature; the values training saw are left as they were."""
+    encoder = FeatureEncoder(FITTED)
+    assert (FITTED.stats["ad_price"].low, FITTED.stats["ad_price"].high) == (0.0, 3.0)
+    edges = encoder.encode({"user_id": "u1", "ad_id": ["a", "b"], "ad_price": [0.0, 3.0], "user_age": 40.0}, 2)
+    assert not encoder.clipped
+    for prices in ([5927.0, -1e6, 2.0], np.array([5927.0, -1e6, 2.0])):
+        encoded = encoder.encode({"user_id": "u1", "ad_id": ["a", "b", "c"], "ad_price": prices, "user_age": 1994}, 3)
+        assert encoded.numeric[:2, 0].tolist() == [edges.numeric[1, 0], edges.numeric[0, 0]]
+        assert encoded.numeric[2, 0] == 0.0 and encoded.numeric[0, 1] == edges.numeric[0, 1]
+    assert encoder.clipped == {"ad_price": 4, "user_age": 6}  # the age, a context scalar, once per row
+
+
+def test_the_training_range_holds_the_default_so_absent_values_encode_as_in_training():
+    """An absent value takes the default, in training too: a default outside the logged values (0 for
+    "unknown" among ages 20 to 40) widens the range rather than being clipped to 20."""
+    spec = FeatureSpec(
+        (
+            Feature("user_id", "categorical", "context", buckets=10),
+            Feature("age", "numeric", "context", required=False, default=0.0),
+        )
+    )
+    fitted = fit_statistics(spec, {"age": np.array([20.0, 40.0, None], dtype=object)})
+    assert (fitted.stats["age"].low, fitted.stats["age"].high) == (0.0, 40.0)
+    encoder = FeatureEncoder(fitted)
+    assert encoder.encode({"user_id": ["u"]}, 1).numeric[0, 0] == pytest.approx(-30.0 / 10.0)
+    assert not encoder.clipped
+
+
+def test_the_range_travels_with_the_spec_and_an_old_spec_reads_without_one():
+    assert FeatureSpec.from_dict(FITTED.to_dict()) == FITTED
+    old = FITTED.to_dict()
+    old["stats"] = {name: {"mean": s["mean"], "std": s["std"]} for name, s in old["stats"].items()}
+    assert FeatureSpec.from_dict(old).stats["ad_price"].low is None
+    with pytest.raises(ValueError, match="low and high must be finite numbers with low <= high"):
+        FeatureSpec.from_dict({**old, "stats": {"ad_price": {"mean": 2.0, "std": 1.0, "low": 3.0, "high": 1.0}}})
 
 
 def test_an_unfitted_spec_is_refused():

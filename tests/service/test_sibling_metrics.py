@@ -15,6 +15,7 @@ def counted(successes: int, batch: int, status: int) -> Metrics:
         stats.success(0.003, 0.001)
     stats.failure("deadline")
     stats.executed(batch, 0.002)
+    stats.clipped["ad_price"] += successes
     metrics.responses[status] += successes
     metrics.grpc_responses["OK"] += 1
     return metrics
@@ -36,6 +37,7 @@ def test_each_worker_reports_its_own_live_counters_plus_the_others_latest(tmp_pa
     assert mine.models[("esmm", 1)].successes == 3  # the live counters are not changed by the sum
     text = total.render(pending, [("esmm", 1)], process)
     assert 'ctr_inference_request_success_total{model="esmm",version="1"} 8' in text
+    assert 'ctr_feature_values_clipped_total{model="esmm",version="1",feature="ad_price"} 8' in text
     assert process["cpu_seconds"] > 0 and "process_cpu_seconds_total" in text  # both workers' (here, one process)
 
 

@@ -3,6 +3,8 @@ that emits every row once, and a statistics pass that fits what the in-memory tr
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,6 +120,10 @@ def test_statistics_pass_fits_what_the_in_memory_trainer_fits(shards):
     fitted = statistics.fitted(SPEC)
     assert fitted.stats["price"].mean == pytest.approx(expected.stats["price"].mean, rel=1e-12)
     assert fitted.stats["price"].std == pytest.approx(expected.stats["price"].std, rel=1e-12)
+    assert (fitted.stats["price"].low, fitted.stats["price"].high) == (
+        expected.stats["price"].low,
+        expected.stats["price"].high,
+    )
     tensors = ImpressionTensors.from_table(table, FeatureEncoder(expected))
     streamed = ImpressionTensors.from_table(table, FeatureEncoder(fitted), statistics.position_ctr())
     assert torch.allclose(tensors.tensors["b"], streamed.tensors["b"])
@@ -128,6 +134,19 @@ def test_statistics_round_trip_through_json(shards, tmp_path):
     statistics = merge_in_order([(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))])
     statistics.save(tmp_path / "statistics.json")
     assert LogStatistics.load(tmp_path / "statistics.json") == statistics
+
+
+def test_statistics_written_before_ranges_were_kept_read_back_without_one(shards, tmp_path):
+    """A statistics.json of an earlier run (``--statistics``) has no low and high: its model clips at none."""
+    statistics = merge_in_order([(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))])
+    statistics.save(tmp_path / "statistics.json")
+    payload = json.loads((tmp_path / "statistics.json").read_text())
+    for moments in payload["moments"].values():
+        del moments["low"], moments["high"]
+    (tmp_path / "old.json").write_text(json.dumps(payload))
+    old = LogStatistics.load(tmp_path / "old.json")
+    assert old.fitted(SPEC).stats["price"].low is None
+    assert old.merge(statistics).moments["price"].low is None
 
 
 def statistics_pass_with_a_wrong_value(folder, column: int, row: int, value: float) -> None:

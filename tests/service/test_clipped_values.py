@@ -1,0 +1,56 @@
+"""Request values outside a model's training range: clipped to it, so the answer is the model's at the edge
+of what it was trained on, and counted by feature in /metrics (a unit mistake of an ad server shows there).
+
+Before, a price in cents or an age in days was standardised to hundreds of standard deviations and the
+network answered a saturated pctr of 0.0 or 1.0 (a bad candidate winning every auction), in a 200, with
+nothing anywhere to say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.features import NumericStats
+from service.app import create_app
+from service.settings import Settings
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
+
+RANGED = SPEC.with_stats(
+    {"ad_price": NumericStats(10.0, 4.0, low=1.0, high=30.0), "ad_quality": NumericStats(0.5, 0.2, low=0.0, high=1.0)}
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("models")
+    publish_tiny_esmm(root, spec=RANGED)
+    settings = Settings(model_repository=root, ctr_model="esmm", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def scores(client: TestClient, *candidates: dict) -> list[dict]:
+    response = client.post("/v1/score", json={"context": {"user_id": "u1"}, "candidates": list(candidates)})
+    assert response.status_code == 200, response.text
+    return response.json()["scores"]
+
+
+def clipped(client: TestClient, feature: str) -> int:
+    series = f'ctr_feature_values_clipped_total{{model="esmm",version="1",feature="{feature}"}} '
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(series)]
+    assert len(lines) == 1, f"no {series.strip()} series"
+    return int(lines[0].rsplit(" ", 1)[1])
+
+
+def test_a_value_past_the_training_range_scores_as_the_edge_and_is_counted(client: TestClient) -> None:
+    assert clipped(client, "ad_price") == 0 and clipped(client, "ad_quality") == 0  # each series from the start
+    edge = scores(client, {"ad_id": "a1", "ad_price": 30.0, "ad_quality": 0.9}, {"ad_id": "a1", "ad_price": 1.0})
+    assert clipped(client, "ad_price") == 0  # the edges themselves are inside
+    far = scores(client, {"ad_id": "a1", "ad_price": 2999.0, "ad_quality": 0.9}, {"ad_id": "a1", "ad_price": -5e30})
+    assert far == edge
+    assert clipped(client, "ad_price") == 2 and clipped(client, "ad_quality") == 0
+    inside = scores(client, {"ad_id": "a1", "ad_price": 20.0, "ad_quality": 0.9})
+    assert inside != edge[:1] and clipped(client, "ad_price") == 2  # values inside change the answer, uncounted
