@@ -23,6 +23,15 @@ from service.http.errors import ApiError, ClientDisconnected, InputError, error_
 # ~0.4 ms); larger ones in the thread pool, so a body of thousands of candidates cannot stall the loop.
 INLINE_BODY_BYTES = 32 * 1024
 TIMEOUT_HEADER = "x-request-timeout-ms"
+# the header in the OpenAPI document of each route that reads it (deadline_for parses it: not FastAPI)
+TIMEOUT_PARAMETER = {
+    "name": "X-Request-Timeout-Ms",
+    "in": "header",
+    "required": False,
+    "description": "Lowers the request's deadline (CTR_REQUEST_TIMEOUT_MS) to this many milliseconds; "
+    "anything but a positive number is a 400.",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
+}
 JSON_TYPES = ("application/json",)
 
 
@@ -197,15 +206,17 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def request_body(model: type[BaseModel], example: dict) -> dict:
-    """``openapi_extra`` declaring a JSON request body the route reads itself. The model's ``$defs``
-    are inlined: a ``#/$defs/...`` reference does not resolve inside an OpenAPI document."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_refs(model.model_json_schema()), "example": example}},
-        }
-    }
+def request_body(
+    model: type[BaseModel], example: dict | None = None, *, required: bool = True, headers: tuple[dict, ...] = ()
+) -> dict:
+    """``openapi_extra`` declaring a JSON request body the route reads itself, and the header parameters
+    it reads itself (``TIMEOUT_PARAMETER``). The model's ``$defs`` are inlined: a ``#/$defs/...``
+    reference does not resolve inside an OpenAPI document."""
+    content: dict[str, Any] = {"schema": inline_refs(model.model_json_schema())}
+    if example is not None:
+        content["example"] = example
+    extra: dict[str, Any] = {"requestBody": {"required": required, "content": {"application/json": content}}}
+    return extra | {"parameters": list(headers)} if headers else extra
 
 
 def inline_refs(schema: dict) -> dict:

@@ -86,24 +86,40 @@ class ErrorResponse(BaseModel):
     field: str | None = Field(description="The request field at fault, e.g. 'candidates[3].ad_price'.")
 
 
-ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON (including NaN, Infinity and numbers out of range).",
+ERROR_DESCRIPTIONS = {  # a status's meaning wherever it has one; a 400's is each route's own (error_responses)
     401: "Missing or wrong bearer token.",
     404: "No such model or version is served.",
     408: "The request's headers or body did not arrive in time.",
     409: "The model could not be (re)loaded: the body names the refused versions and why.",
     413: "Body or candidate count over the limit.",
-    415: "Content-Type is not application/json.",
+    415: "Content-Type is not application/json, or Content-Encoding is neither gzip nor deflate "
+    "(Accept-Encoding names those read).",
     422: "A field is missing, unknown or of the wrong type; `field` names it.",
     500: "Admin, with several worker processes: the workers did not all do the same (the body names each one's).",
     503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",
     504: "The deadline passed before the model answered.",
 }
+# the 400s of a route that reads a JSON body (http/body.py, content_coding.py) with a deadline (deadline_for)
+BAD_BODY = (
+    "Malformed JSON (NaN, Infinity and numbers out of range included), a body that does not decode from its "
+    "Content-Encoding, or an X-Request-Timeout-Ms that is not a positive number of milliseconds."
+)
+OTHER_ERRORS = {"model": ErrorResponse, "description": "Any other failure (an internal error is a 500), in this shape."}
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict]:
-    """The OpenAPI ``responses`` entries of these error statuses."""
-    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict]:
+    """The OpenAPI ``responses`` entries of these error statuses: a status alone takes its meaning from
+    ``ERROR_DESCRIPTIONS``, a ``(status, description)`` pair says the route's own (a 400 always does: a
+    bad version, a bad model name, malformed JSON are different routes' 400s). With them ``default``, any
+    other failure: besides saying that every error has this shape, it keeps FastAPI from documenting a
+    422 of its own ``HTTPValidationError`` shape (``{"detail": [...]}``) on each route with a path
+    parameter, which this service never answers (its validation errors are this shape, and a ``str``
+    path parameter fails none)."""
+    responses: dict[int | str, dict] = {}
+    for entry in statuses:
+        status, description = entry if isinstance(entry, tuple) else (entry, ERROR_DESCRIPTIONS[entry])
+        responses[status] = {"model": ErrorResponse, "description": description}
+    return responses | {"default": OTHER_ERRORS}
 
 
 def error_object(message: str, field: str | None = None) -> dict[str, str | None]:

@@ -1,10 +1,11 @@
 """Model repository control (Triton-style): index, load (or reload) and unload, with a bearer token.
 
 Mounted only when ``CTR_ADMIN_TOKEN`` is set; without it every ``/v2/repository`` request is a 404 saying
-so (``off_router``, hidden from the OpenAPI schema). The token is
-compared in constant time. A load verifies every new version before an atomic swap; when nothing
-loadable is found it answers 400 and the versions already served keep serving. With several worker
-processes a load or unload is done by every worker before it is answered (sibling_admin.py).
+so (``off_router``, hidden from the OpenAPI schema). The token is read by FastAPI's ``HTTPBearer``, so the
+OpenAPI document declares the scheme on these routes alone, and compared in constant time. A load
+verifies every new version before an atomic swap; when nothing loadable is found it answers 400 and the
+versions already served keep serving. With several worker processes a load or unload is done by every
+worker before it is answered (sibling_admin.py).
 """
 
 from __future__ import annotations
@@ -16,26 +17,39 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from common.repository import validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
-from service.http.body import parse_json
+from service.http.body import parse_json, request_body
 from service.http.errors import ApiError, error_object, error_responses
 from service.models.base import ModelLoadError
 from service.models.manager import ModelManager
 from service.sibling_admin import Outcome, SiblingAdmin
-from service.v2.schemas import RepositoryModel
+from service.v2.schemas import LoadedModel, RepositoryIndexRequest, RepositoryModel, UnloadedModel
+
+bearer = HTTPBearer(
+    scheme_name="AdminToken",
+    description="CTR_ADMIN_TOKEN. The model repository routes are served (and in this document) only while "
+    "it is set; a missing or wrong token is a 401 with WWW-Authenticate: Bearer.",
+    auto_error=False,  # its 403 (no header) and 401 are not this service's: require_token answers
+)
 
 
-async def require_token(request: Request, settings: SettingsDep) -> None:
+async def require_token(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
     expected = settings.admin_token.get_secret_value().encode() if settings.admin_token else b""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not expected or not hmac.compare_digest(given, expected):
         raise ApiError(401, "a valid bearer token is required", "Authorization", {"WWW-Authenticate": "Bearer"})
 
 
 router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependencies=[Depends(require_token)])
+
+
+BAD_NAME = "The model name is not one: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, whole."
 
 
 async def _valid_name(name: str) -> str:
@@ -53,15 +67,21 @@ def _json(body: object) -> Response:
 
 
 @router.post(
-    "/index", response_class=Response, responses={200: {"model": list[RepositoryModel]}} | error_responses(401)
+    "/index",
+    response_class=Response,
+    responses={200: {"model": list[RepositoryModel]}}
+    | error_responses((400, "The body is not JSON, or not an object whose 'ready' (optional) is a boolean."), 401),
+    openapi_extra=request_body(RepositoryIndexRequest, required=False),
 )
-async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -> Response:
+async def index(request: Request, models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -> Response:
     """Every model in the repository directory, and every model served (one whose directory was removed
     still serves from memory: it was left out), with each served version and each version refused (with
     why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
     it was not served). A served version's reason says what an operator would otherwise learn only from
     the log or a restart: that its directory is gone (it serves from memory) or cannot be listed, or that
-    the model's serving settings cannot be read, so that no newer version is loaded."""
+    the model's serving settings cannot be read, so that no newer version is loaded. With Triton's body
+    ``{"ready": true}``, the served versions alone."""
+    ready_only = _index_request(await request.body())
     root = settings.model_repository
     on_disk_names = (
         {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
@@ -91,7 +111,19 @@ async def index(models: ModelsDep, settings: SettingsDep, manager: ManagerDep) -
         if not served:
             reason = unlisted or (models.errors.get(name, "not loaded") if on_disk else "no versions")
             entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
-    return _json(entries)
+    return _json([entry for entry in entries if entry["state"] == "READY"] if ready_only else entries)
+
+
+def _index_request(body: bytes) -> bool:
+    """Whether an index request asks for the ready models alone (``RepositoryIndexRequest``); no body or
+    ``{}``: all. 400 when the body is not an object or its ``ready`` no boolean."""
+    if not body.strip():
+        return False
+    data = parse_json(body)
+    ready = data.get("ready", False) if type(data) is dict else None
+    if type(ready) is not bool:
+        raise ApiError(400, "an index request's body is a JSON object with an optional boolean 'ready'", "ready")
+    return ready
 
 
 async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
@@ -104,7 +136,7 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     try:
         if op == "unload":
             await manager.unload(name)
-            return 200, {"name": name, "unloaded": True}
+            return 200, UnloadedModel(name=name, unloaded=True).model_dump()
         result = await (manager.poll_load(name) if op == "poll" else manager.load(name))
     except KeyError:
         return 404, error_object(f"model {name!r} is not loaded", "name")
@@ -116,7 +148,7 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     if result.refused:
         refused = "; ".join(f"version {v} refused: {r.why}" for v, r in sorted(result.refused.items()))
         return 409, error_object(f"model {name!r}: {refused} (serving versions {result.served})", "name")
-    return 200, {"name": name, "versions": result.served}
+    return 200, LoadedModel(name=name, versions=result.served).model_dump()
 
 
 async def _everywhere(request: Request, op: str, name: str) -> Response:
@@ -127,10 +159,17 @@ async def _everywhere(request: Request, op: str, name: str) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+LOAD_400 = (
+    f"{BAD_NAME} Or nothing loadable was found (the versions served, if any, still are), or the body carries "
+    "load parameters (or is not a JSON object)."
+)
+
+
 @router.post(
     "/models/{name}/load",
     response_class=Response,
-    responses={200: {"description": "Loaded: the versions now served."}} | error_responses(400, 401, 409, 500),
+    responses={200: {"model": LoadedModel, "description": "Loaded: the versions now served."}}
+    | error_responses((400, LOAD_400), 401, 409, 500),
 )
 async def load(name: Name, request: Request) -> Response:
     """Load or reload a model per its version policy; the old versions serve until the swap. A version
@@ -162,7 +201,8 @@ def _refuse_load_parameters(body: bytes) -> None:
 @router.post(
     "/models/{name}/unload",
     response_class=Response,
-    responses={200: {"description": "Unloaded."}} | error_responses(401, 404, 500),
+    responses={200: {"model": UnloadedModel, "description": "Unloaded."}}
+    | error_responses((400, BAD_NAME), 401, (404, "The model is not loaded."), 500),
 )
 async def unload(name: Name, request: Request) -> Response:
     """Stop serving every version of a model; queued requests still finish (in every worker process)."""

@@ -33,10 +33,17 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from service.deps import DeadlineDep, DisconnectDep, JsonBody
-from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for, declared_length_refusal, read_body
+from service.http.body import (
+    TIMEOUT_HEADER,
+    TIMEOUT_PARAMETER,
+    check_media_type,
+    deadline_for,
+    declared_length_refusal,
+    read_body,
+)
 from service.http.body import request_body as documented_body
 from service.http.disconnect import DEPARTURE, watcher
-from service.http.errors import INTERNAL_ERROR, ApiError, error_body, error_responses
+from service.http.errors import BAD_BODY, INTERNAL_ERROR, ApiError, error_body, error_responses
 from service.http.protocol import ANSWERED_BY_PROTOCOL, RECEIVED, Headers, Reply
 from service.metrics import Metrics
 from service.score import pipeline
@@ -142,8 +149,8 @@ router = APIRouter(tags=["scoring"])
     summary="Score candidate ads",
     response_class=Response,
     responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
-    | error_responses(400, 413, 415, 422, 503, 504),
-    openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE),
+    | error_responses((400, BAD_BODY), 413, 415, 422, 503, 504),
+    openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
 )
 async def score(request: Request, body: JsonBody, deadline: DeadlineDep, disconnect: DisconnectDep) -> Response:
     """Encode the features with each role model's spec, then run the models through their batchers.

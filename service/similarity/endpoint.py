@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from service.deps import DeadlineDep, DisconnectDep, JsonBody, ModelsDep, SettingsDep
-from service.http.body import request_body
-from service.http.errors import error_responses
+from service.http.body import TIMEOUT_PARAMETER, request_body
+from service.http.errors import BAD_BODY, error_responses
 from service.similarity import pipeline
 from service.similarity.schemas import SIMILARITY_EXAMPLE, SimilarityRequest, SimilarityResponse
 
@@ -19,8 +19,8 @@ router = APIRouter(tags=["retrieval"])
     summary="Query-item similarity, or the top k catalog items for a query",
     response_class=Response,
     responses={200: {"model": SimilarityResponse, "description": "Scores in item order, or the top k items."}}
-    | error_responses(400, 413, 415, 422, 503, 504),
-    openapi_extra=request_body(SimilarityRequest, SIMILARITY_EXAMPLE),
+    | error_responses((400, BAD_BODY), 413, 415, 422, 503, 504),
+    openapi_extra=request_body(SimilarityRequest, SIMILARITY_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
 )
 async def similarity(
     body: JsonBody, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep, disconnect: DisconnectDep

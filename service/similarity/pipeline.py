@@ -85,18 +85,20 @@ def render(model: RetrievalModel, query: np.ndarray, items: dict[str, np.ndarray
 
 
 def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[Any] | None, int]:
+    """(query, items or None, k); an ``items`` or ``k`` of null is absent, as the schema has it: a client
+    generated from the OpenAPI document sends its unset optional fields so."""
     data = load_object(body, BODY_KEYS, "'query' and either 'items' or 'k'")
     query = data.get("query")
     if type(query) is not dict:
         raise InputError(422, "query is required: an object of query feature values", "query")
     if not query:
         raise InputError(422, "query must not be empty", "query")
-    if ("items" in data) == ("k" in data):  # both: the field at fault is k; neither: no field
+    items, k = data.get("items"), data.get("k")
+    if (items is None) == (k is None):  # both: the field at fault is k; neither: no field
         raise InputError(
-            422, "give exactly one of 'items' (score them) or 'k' (top k of the catalog)", "k" if "k" in data else None
+            422, "give exactly one of 'items' (score them) or 'k' (top k of the catalog)", None if k is None else "k"
         )
-    if "items" in data:
-        items = data["items"]
+    if items is not None:
         if type(items) is not list:
             raise InputError(422, "items must be a list of objects", "items")
         if not items:
@@ -104,7 +106,6 @@ def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[An
         if len(items) > settings.max_candidates:
             raise InputError(413, f"{len(items)} items; at most {settings.max_candidates} per request", "items")
         return query, items, 0
-    k = data["k"]
     if type(k) is not int:  # 10**30 too: a JSON integer beyond 64 bits is read as a float
         raise InputError(422, f"k must be an integer in 1..{settings.max_top_k}", "k")
     if not 1 <= k <= settings.max_top_k:

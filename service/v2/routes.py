@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from common.version import DISTRIBUTION, VERSION
 from service.deps import DeadlineDep, ModelsDep, SettingsDep
-from service.http.body import INLINE_BODY_BYTES, check_media_type, request_body
+from service.http.body import INLINE_BODY_BYTES, TIMEOUT_PARAMETER, check_media_type, request_body
 from service.http.disconnect import watcher
-from service.http.errors import InputError, error_responses
+from service.http.errors import BAD_BODY, InputError, error_responses
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
 from service.sibling_metrics import reported
@@ -46,6 +46,10 @@ SERVER_VERSION = VERSION
 EXTENSIONS = ["model_configuration", "statistics", "binary_tensor_data"]  # over REST and gRPC
 REPOSITORY_EXTENSION = "model_repository"  # REST only, and only with the admin routes (CTR_ADMIN_TOKEN)
 FORM_TYPE = "application/x-www-form-urlencoded"  # what curl -d and urllib send when none is given
+
+
+# the 400 of a route with a version in its path (serving.served)
+BAD_VERSION = (400, "The version is not one: a positive integer of ASCII digits with no leading zero.")
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -78,7 +82,7 @@ async def model_metadata(name: str, models: ModelsDep) -> Response:
 @router.get(
     "/models/{name}/versions/{version}",
     response_class=Response,
-    responses={200: {"model": ModelMetadata}} | error_responses(400, 404),
+    responses={200: {"model": ModelMetadata}} | error_responses(BAD_VERSION, 404),
 )
 async def version_metadata(name: str, version: str, models: ModelsDep) -> Response:
     """One served version's input and output tensors."""
@@ -97,7 +101,7 @@ async def model_ready(name: str, models: ModelsDep) -> Response:
 @router.get(
     "/models/{name}/versions/{version}/ready",
     response_class=Response,
-    responses={200: {"model": ModelReady}} | error_responses(400, 404),
+    responses={200: {"model": ModelReady}} | error_responses(BAD_VERSION, 404),
 )
 async def version_ready(name: str, version: str, models: ModelsDep) -> Response:
     """200 when this version is loaded, warmed up and serving."""
@@ -105,14 +109,53 @@ async def version_ready(name: str, version: str, models: ModelsDep) -> Response:
     return _json({"name": name, "version": version, "ready": True})
 
 
-INFER_ERRORS = error_responses(400, 404, 413, 415, 503, 504)
-INFER_DOC = request_body(InferRequest, INFER_EXAMPLE)
+BINARY_TYPE = "application/octet-stream"
+HEADER_LENGTH_PARAMETER = {
+    "name": "Inference-Header-Content-Length",
+    "in": "header",
+    "required": False,
+    "description": "Binary tensor data extension: the size of the JSON header the body opens with (the raw "
+    "tensors follow it); required with an application/octet-stream body.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+BINARY_BODY = {"schema": {"type": "string", "format": "binary"}}
+BAD_INFER = (
+    f"{BAD_BODY} Or the tensors are not the model's (names, datatypes, shapes, values, binary sizes, a binary "
+    "body without Inference-Header-Content-Length), or the model is a retrieval model."
+)
+UNREAD_INFER = (
+    415,
+    "Content-Type is none of JSON, none or application/x-www-form-urlencoded (both read as JSON), and "
+    "application/octet-stream with Inference-Header-Content-Length; or Content-Encoding is neither gzip "
+    "nor deflate (Accept-Encoding names those read).",
+)
+
+
+def infer_responses(bad_request: str) -> dict[int | str, dict]:
+    """An infer route's responses: JSON outputs, or with the binary tensor data extension a JSON header
+    and raw tensors; its errors, the 400s named by ``bad_request``."""
+    outputs = {
+        "model": InferResponse,
+        "description": "The outputs: JSON, or (binary outputs asked for) the JSON header then the raw tensors.",
+        "content": {BINARY_TYPE: BINARY_BODY},
+        "headers": {
+            "Inference-Header-Content-Length": {
+                "description": "With an application/octet-stream answer: the size of its JSON header.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    }
+    return {200: outputs} | error_responses((400, bad_request), 404, 413, UNREAD_INFER, 503, 504)
+
+
+INFER_DOC = request_body(InferRequest, INFER_EXAMPLE, headers=(TIMEOUT_PARAMETER, HEADER_LENGTH_PARAMETER))
+INFER_DOC["requestBody"]["content"][BINARY_TYPE] = BINARY_BODY
 
 
 @router.post(
     "/models/{name}/infer",
     response_class=Response,
-    responses={200: {"model": InferResponse}} | INFER_ERRORS,
+    responses=infer_responses(BAD_INFER),
     openapi_extra=INFER_DOC,
 )
 async def infer(
@@ -125,7 +168,7 @@ async def infer(
 @router.post(
     "/models/{name}/versions/{version}/infer",
     response_class=Response,
-    responses={200: {"model": InferResponse}} | INFER_ERRORS,
+    responses=infer_responses(f"{BAD_VERSION[1]} {BAD_INFER}"),
     openapi_extra=INFER_DOC,
 )
 async def infer_version(
@@ -152,7 +195,7 @@ async def config(name: str, request: Request, models: ModelsDep, settings: Setti
 @router.get(
     "/models/{name}/versions/{version}/config",
     response_class=Response,
-    responses={200: {"model": ModelConfig}} | error_responses(400, 404),
+    responses={200: {"model": ModelConfig}} | error_responses(BAD_VERSION, 404),
 )
 async def version_config(
     name: str, version: str, request: Request, models: ModelsDep, settings: SettingsDep
@@ -175,7 +218,7 @@ async def model_statistics(name: str, request: Request, models: ModelsDep) -> Re
 @router.get(
     "/models/{name}/versions/{version}/stats",
     response_class=Response,
-    responses={200: {"model": Statistics}} | error_responses(400, 404),
+    responses={200: {"model": Statistics}} | error_responses(BAD_VERSION, 404),
 )
 async def version_statistics(name: str, version: str, request: Request, models: ModelsDep) -> Response:
     """Triton's statistics extension for one served version."""
@@ -189,7 +232,7 @@ def check_content_type(content_type: str | None, binary: bool) -> None:
     if content_type is None or not content_type.strip():
         return
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == FORM_TYPE or (binary and media_type == "application/octet-stream"):
+    if media_type == FORM_TYPE or (binary and media_type == BINARY_TYPE):
         return
     check_media_type(content_type)
 
@@ -218,8 +261,4 @@ async def _infer(
     content, header_size = protocol.render_infer(scoring, call, outputs)
     if header_size is None:
         return Response(content, media_type="application/json")
-    return Response(
-        content,
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(header_size)},
-    )
+    return Response(content, media_type=BINARY_TYPE, headers={"Inference-Header-Content-Length": str(header_size)})

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# An input's datatype: a served model's inputs are int64 and float32 (scoring_model.INPUT_DTYPES), and a
+# request's FP64 is always refused (400 "datatype must be FP32"); an output's is its graph's, which no
+# load check holds to float32
+InputDatatype = Literal["INT64", "FP32"]
 Datatype = Literal["INT64", "FP32", "FP64"]
 Nested = list[int | float] | list[list[int | float]]
 
@@ -37,11 +41,15 @@ class TensorMetadata(BaseModel):
     shape: list[int] = Field(description="-1 for the batch dimension.")
 
 
+class InputMetadata(TensorMetadata):
+    datatype: InputDatatype
+
+
 class ModelMetadata(BaseModel):
     name: str
     versions: list[str]
     platform: str
-    inputs: list[TensorMetadata]
+    inputs: list[InputMetadata]
     outputs: list[TensorMetadata]
 
 
@@ -53,7 +61,7 @@ class ModelReady(BaseModel):
 
 class InferInput(BaseModel):
     name: str = Field(description="An input the model metadata lists.")
-    datatype: Datatype
+    datatype: InputDatatype
     shape: list[int] = Field(description="[rows, width]")
     data: Nested | None = Field(
         default=None, description="Row-major values, flat or nested (absent for a binary tensor)."
@@ -96,6 +104,22 @@ class InferResponse(BaseModel):
     model_version: str
     id: str | None = None
     outputs: list[InferOutput]
+
+
+class RepositoryIndexRequest(BaseModel):
+    """Triton's repository index request (its other fields are ignored, as Triton ignores them)."""
+
+    ready: bool = Field(default=False, description="true: list only the versions served (state READY).")
+
+
+class LoadedModel(BaseModel):
+    name: str
+    versions: list[int] = Field(description="The versions served once the load is done.")
+
+
+class UnloadedModel(BaseModel):
+    name: str
+    unloaded: Literal[True]
 
 
 class RepositoryModel(BaseModel):

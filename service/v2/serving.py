@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.repository import MAX_VERSION_DIGITS
+from common.repository import VERSION_NAME
 from service.batching import client
 from service.batching.policy import Tensors
 from service.http.disconnect import Watcher
@@ -17,14 +17,16 @@ from service.models.snapshot import ServingModels
 
 def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
     """The model version a request names (its newest with no version, or an empty one); 404 when it
-    is not served, 400 when the version is no integer (as Triton answers it: INVALID_ARGUMENT over gRPC,
-    where it was NOT_FOUND and ModelReady said false)."""
+    is not served, 400 when the version is not written as a version is (as Triton answers it:
+    INVALID_ARGUMENT over gRPC, where it was NOT_FOUND and ModelReady said false). A version is what
+    names a version directory (``VERSION_NAME``): ASCII digits ("²" is a digit to str.isdigit, not to
+    int), no leading zero, few enough for an int64; "01" was served as version 1 and "0" was a 404."""
     if not version:
         model = models.model(name)
     else:
-        # ASCII digits only ("²" is a digit to str.isdigit but not to int), and few enough for int()
-        if not (version.isascii() and version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
-            raise InputError(400, f"version must be a positive integer, not {version!r}", "version")
+        if not VERSION_NAME.fullmatch(version):
+            message = f"version must be a positive integer with no leading zero, not {version!r}"
+            raise InputError(400, message, "version")
         model = models.model(name, int(version))
     if model is None:
         reason = models.errors.get(name)

@@ -80,6 +80,7 @@ def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
         ({"query": QUERY, "k": "5"}, 422, "k"),
         ({"query": QUERY, "k": 3, "items": ITEMS}, 422, "k"),
         ({"query": QUERY}, 422, None),
+        ({"query": QUERY, "items": None, "k": None}, 422, None),
         ({"query": QUERY, "items": []}, 422, "items"),
         ({"query": QUERY, "items": ITEMS * 11}, 413, "items"),
         ({"query": {}, "k": 3}, 422, "query"),
@@ -101,6 +102,18 @@ def test_bad_input_names_the_field(client: TestClient, body: dict, status: int, 
     response = client.post("/v1/similarity", json=body)
     assert response.status_code == status, response.text
     assert response.json()["field"] == field
+
+
+def test_a_null_items_or_k_is_absent_as_the_schema_says(client: TestClient) -> None:
+    """The OpenAPI document types both as "X or null": a generated client sends its unset one as null
+    (each was a 422, "k must be an integer" and "give exactly one")."""
+    schema = client.get("/openapi.json").json()["paths"]["/v1/similarity"]["post"]["requestBody"]
+    properties = schema["content"]["application/json"]["schema"]["properties"]
+    assert {"type": "null"} in properties["k"]["anyOf"] and {"type": "null"} in properties["items"]["anyOf"]
+    top = client.post("/v1/similarity", json={"query": QUERY, "k": 3, "items": None})
+    assert top.status_code == 200 and len(top.json()["items"]) == 3, top.text
+    listed = client.post("/v1/similarity", json={"query": QUERY, "items": ITEMS, "k": None})
+    assert listed.status_code == 200 and len(listed.json()["scores"]) == 2, listed.text
 
 
 def test_a_k_too_large_for_an_integer_is_told_its_range(client: TestClient) -> None:

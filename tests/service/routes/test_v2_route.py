@@ -49,15 +49,20 @@ def test_server_and_model_metadata(client: TestClient) -> None:
     assert client.get("/v2/models/esmm/versions/1").status_code == 200
     assert client.get("/v2/models/esmm/ready").json() == {"name": "esmm", "ready": True}
     assert client.get("/v2/models/esmm/versions/1/ready").status_code == 200
-    unknown = ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/0/ready")
+    unknown = ("/v2/models/nope", "/v2/models/esmm/versions/7", "/v2/models/esmm/versions/8/ready")
     for path in unknown:
         response = client.get(path)
         assert response.status_code == 404 and "error" in response.json()
-    # no integer (Triton: INVALID_ARG "version should be an integral value > 0"); "²" is a digit to str.isdigit
+    # no integer (Triton: INVALID_ARG "version should be an integral value > 0"); "²" is a digit to str.isdigit;
+    # "01" is no version (as no version directory is named so: it was served as 1), nor "0" (it was a 404)
     odd_versions = (
         "/v2/models/esmm/versions/x/ready",
         "/v2/models/esmm/versions/²/ready",
         f"/v2/models/esmm/versions/{'9' * 5000}",
+        "/v2/models/esmm/versions/01",
+        "/v2/models/esmm/versions/01/ready",
+        "/v2/models/esmm/versions/0/ready",
+        "/v2/models/esmm/versions/0/stats",
     )
     for path in odd_versions:
         response = client.get(path)

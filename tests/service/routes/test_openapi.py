@@ -1,0 +1,99 @@
+"""The OpenAPI document against what the routes answer: what a client generated from it (openapi-generator)
+would send and expect is what the service takes and gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.routes.test_v2_route import infer_body
+
+VERSIONED = ("/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready")
+INFER = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+
+
+@pytest.fixture(scope="module")
+def document(client: TestClient) -> dict:
+    return client.get("/openapi.json").json()
+
+
+def operation(document: dict, path: str, method: str = "post") -> dict:
+    return document["paths"][path][method]
+
+
+def test_no_response_is_fastapis_validation_shape(document: dict) -> None:
+    """Every route with a path parameter listed FastAPI's 422 ``{"detail": [...]}``, which the service never
+    answers: every error is ``{"error", "field"}``."""
+    assert "HTTPValidationError" not in str(document)
+    for path, operations in document["paths"].items():
+        for method, entry in operations.items():
+            for status, response in entry["responses"].items():
+                if status.startswith("4") or status == "default":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (method, path, status)
+    assert "422" not in operation(document, "/v2/models/{name}", "get")["responses"]
+
+
+def test_a_versions_400_says_so_and_is_answered(client: TestClient, document: dict) -> None:
+    """The 400 description was malformed JSON's on every route, GET routes with a version too."""
+    bad_body = operation(document, "/v1/score")["responses"]["400"]["description"]
+    for path in VERSIONED:
+        description = operation(document, path, "get")["responses"]["400"]["description"]
+        assert "version" in description and "JSON" not in description
+        for version in ("abc", "01", "0"):
+            response = client.get(path.replace("{name}", "esmm").replace("{version}", version))
+            assert response.status_code == 400 and response.json()["field"] == "version", (path, version)
+    assert "X-Request-Timeout-Ms" in bad_body and "JSON" in bad_body
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/v1/similarity", *INFER])
+def test_the_deadline_header_is_declared_where_it_is_read(client: TestClient, document: dict, path: str) -> None:
+    (parameter,) = [p for p in operation(document, path)["parameters"] if p["name"] == "X-Request-Timeout-Ms"]
+    assert parameter["in"] == "header" and parameter["schema"] == {"type": "number", "exclusiveMinimum": 0}
+    for value in ("0", "-5", "abc"):
+        response = client.post(
+            path.replace("{name}", "esmm").replace("{version}", "1"), json={}, headers={"X-Request-Timeout-Ms": value}
+        )
+        assert response.status_code in (400, 503), response.text  # 503: no retrieval model here
+        if response.status_code == 400:
+            assert response.json()["field"] == "X-Request-Timeout-Ms"
+
+
+def test_infer_documents_the_binary_extension_it_speaks(client: TestClient, document: dict) -> None:
+    for path in INFER:
+        entry = operation(document, path)
+        assert set(entry["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+        assert "Inference-Header-Content-Length" in {p["name"] for p in entry["parameters"]}
+        ok = entry["responses"]["200"]
+        assert set(ok["content"]) == {"application/json", "application/octet-stream"}
+        assert "Inference-Header-Content-Length" in ok["headers"]
+        unread = entry["responses"]["415"]["description"]
+        assert "x-www-form-urlencoded" in unread and "Content-Encoding" in unread
+    body = infer_body([[0, 50, 74]], [[0.0, 0.0]], parameters={"binary_data_output": True})
+    for tensor in body["inputs"]:
+        tensor["parameters"] = {"binary_data_size": 24 if tensor["datatype"] == "INT64" else 8}
+        del tensor["data"]
+    header = orjson.dumps(body)
+    raw = np.array([0, 50, 74], "<i8").tobytes() + np.array([0.0, 0.0], "<f4").tobytes()
+    response = client.post(
+        "/v2/models/esmm/infer",
+        content=header + raw,
+        headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert int(response.headers["inference-header-content-length"]) < len(response.content)
+    assert client.post("/v2/models/esmm/infer", content=b"{}", headers={"Content-Encoding": "br"}).status_code == 415
+
+
+def test_a_request_datatype_is_one_the_service_takes(client: TestClient, document: dict) -> None:
+    """FP64 was in the request's enum and always refused (outputs may be FP64: no load check holds a graph's
+    outputs to float32)."""
+    tensor = operation(document, INFER[0])["requestBody"]["content"]["application/json"]["schema"]
+    datatype = tensor["properties"]["inputs"]["items"]["properties"]["datatype"]
+    assert datatype["enum"] == ["INT64", "FP32"]
+    body = infer_body([[0, 50, 74]], [[0.0, 0.0]])
+    body["inputs"][1]["datatype"] = "FP64"
+    assert client.post("/v2/models/esmm/infer", json=body).status_code == 400
