@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.options import explicit_only
-from cli.reports import check_report_paths, command_line, write_report
+from cli.reports import check_report_paths, run_record, write_report
 
 # --quick's settings (seconds-scale, one reload); without it, AuctionConfig's defaults (clients/auction/run.py)
 QUICK = {"days": 2, "requests_per_day": 300, "seeds": 1, "train_days": 1}
@@ -85,7 +85,7 @@ def auction(
     logging.getLogger("clients.auction").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     report = run_auction(config)
-    report["command"] = command_line(context)
+    report |= run_record(context)
     write_report(out, report)
     plot_report(report, out.with_suffix(".png"))
     typer.echo(table(report))

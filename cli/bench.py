@@ -17,7 +17,7 @@ import typer
 
 from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
-from cli.reports import command_line, write_report
+from cli.reports import run_record, write_report
 from cli.signals import exit_on_sigterm
 from clients.batch_size_grid import SIZES
 from clients.bench_peers.peers import PEERS
@@ -116,7 +116,7 @@ def serve(
     plan = replace(plan, connections=connections) if connections is not None else plan
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     report = run_bench(repository, model, bodies[100], bodies[1], plan, only, service_root)
-    report["command"] = command_line(context)
+    report |= run_record(context)
     write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
@@ -135,7 +135,7 @@ def hotpath(
 
     require_exported(repository, model)
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
-    report: dict = {"command": command_line(context), "model": model, "cases": {}}
+    report: dict = {**run_record(context), "model": model, "cases": {}}
     for name, (candidates, requests, concurrency) in cases.items():
         bodies = request_bodies(repository, model, candidates)
         requests = requests // 10 if quick else requests
@@ -172,7 +172,7 @@ def batch_sizes(
     require_exported(repository, model)
     bodies = request_bodies(repository, model, 100)
     report = {
-        "command": command_line(context),
+        **run_record(context),
         **bench.measure(repository, model, bodies, wanted, seconds, rounds, intra_op_threads),
     }
     write_report(out, report)
@@ -211,7 +211,7 @@ def peers(
     bodies = {n: request_bodies(repository, model, n) for n in (100, 1)}
     logs = Path("artifacts/bench_peers_logs")  # the servers' logs
     report = run_peers(repository, model, bodies, plan, peers_chosen, logs)
-    report["command"] = command_line(context)
+    report |= run_record(context)
     write_report(out, report)
     typer.echo(table(report))
     typer.echo(f"wrote {out}")
@@ -252,7 +252,7 @@ def harden(
     require_exported(repository, model)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     (body,) = request_bodies(repository, model, 10, count=1)
-    report: dict = {"command": command_line(context), "model": model, "cases": {}}
+    report: dict = {**run_record(context), "model": model, "cases": {}}
     env = {"CTR_ACCESS_LOG": "false"}
     if "overload" in picked:
         with server("service", repository, model, env, 1, service_root) as (port, pid):
@@ -292,7 +292,7 @@ def steps(
     from training.bench_steps import time_steps
 
     rows = time_steps(name, repository)
-    write_report(out, {"command": command_line(context), "threads": 1, "steps": rows})
+    write_report(out, {**run_record(context), "threads": 1, "steps": rows})
     typer.echo(f"{'batch':>8} {'ms/step':>10} {'rows/s':>10}")
     for row in rows:
         typer.echo(f"{row['batch']:>8} {row['ms_per_step']:>10.3f} {row['rows_per_second']:>10}")
@@ -315,7 +315,7 @@ def loadgen(
     from clients import bench_loadgen as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
-    report = {"command": command_line(context), **bench.measure(offered, seconds, generator)}
+    report = {**run_record(context), **bench.measure(offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))
     typer.echo(f"wrote {out}")
@@ -360,7 +360,7 @@ def ab(
     require_exported(repository, model)
     bodies = request_bodies(repository, model, candidates)
     report = {
-        "command": command_line(context),
+        **run_record(context),
         **run_ab(
             repository,
             model,

@@ -16,13 +16,14 @@ import typer
 
 from cli.help_text import HelpTyper
 from cli.options import numbers
-from cli.reports import check_report_paths, check_writable, write_report
+from cli.reports import check_report_paths, check_writable, run_record, write_report
 
 experiment_app = HelpTyper(help="Paper reproductions and method comparisons.", no_args_is_help=True)
 
 
 @experiment_app.command("cvr")
 def cvr(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write; the PNG plot goes beside it.")] = Path(
         "reports/cvr.json"
     ),
@@ -61,7 +62,7 @@ def cvr(
     if method:  # the config names the unknown ones and the known
         config = replace(config, methods=list(method))
     check_report_paths(out)
-    report = run_cvr_experiment(repository, config)
+    report = run_record(context) | run_cvr_experiment(repository, config)
     write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))
     typer.echo(format_table(report))
@@ -70,6 +71,7 @@ def cvr(
 
 @experiment_app.command("cvr-diagnosis")
 def cvr_diagnosis(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/cvr_diagnosis.json"),
     seed: Annotated[
         list[int] | None, typer.Option(help="Training seeds (repeatable; default 0; the logs stay the config's).")
@@ -105,7 +107,7 @@ def cvr_diagnosis(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from error
     check_report_paths(out, png=False)
-    report = run_cvr_diagnosis(repository, config)
+    report = run_record(context) | run_cvr_diagnosis(repository, config)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
     typer.echo(f"{report['seconds']:.0f}s; wrote {out}")
@@ -113,6 +115,7 @@ def cvr_diagnosis(
 
 @experiment_app.command("esam")
 def esam(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/esam.json"),
     plot: Annotated[Path | None, typer.Option(help="PNG picture (default: beside --out).")] = None,
     seeds: Annotated[int | None, typer.Option(min=1, help="Repetitions (default 3; 1 with --quick).")] = None,
@@ -130,7 +133,7 @@ def esam(
         config.seeds = seeds
     check_report_paths(out, png=False)  # the picture's path is checked apart: --plot
     picture = picture_path(plot, out)
-    report = run_experiment(config, picture)
+    report = run_record(context) | run_experiment(config, picture)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
     typer.echo(f"wrote {out} and {picture} in {report['seconds']} s")
@@ -149,6 +152,7 @@ def picture_path(plot: Path | None, out: Path) -> Path:
 
 @experiment_app.command("moore2018")
 def moore2018(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report; the PNG goes beside it.")] = Path("reports/moore2018.json"),
     r: Annotated[
         float, typer.Option("--r", min=0.0, max=1.0, help="User-level bias: P(flip a position-2 click).")
@@ -198,11 +202,12 @@ def moore2018(
             AdversarialCTRConfig(lam=lam)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    _timed_report(lambda: run(config), out, plot, table)
+    _timed_report(context, lambda: run(config), out, plot, table)
 
 
 @experiment_app.command("moore2018-checks")
 def moore2018_checks(
+    context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report; the PNG goes beside it.")] = Path(
         "reports/moore2018_checks.json"
     ),
@@ -217,19 +222,21 @@ def moore2018_checks(
     from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
 
     config = dataclasses.replace(quick_config() if quick else Moore2018Config(), loop_seeds=loop_seeds)
-    _timed_report(lambda: run_checks(config, initialisations), out, plot_checks, checks_table)
+    _timed_report(context, lambda: run_checks(config, initialisations), out, plot_checks, checks_table)
 
 
 def _timed_report(
+    context: typer.Context,
     make: Callable[[], dict[str, Any]],
     out: Path,
     plot: Callable[[dict[str, Any], Path], None],
     table: Callable[[dict[str, Any]], list[str]],
 ) -> None:
-    """Runs ``make``, writes its report (with its wall time) as JSON and its PNG beside, prints its table."""
+    """Runs ``make``, writes its report (with its wall time and ``run_record``) as JSON and its PNG beside,
+    prints its table."""
     check_report_paths(out)
     started = time.perf_counter()
-    report = make()
+    report = run_record(context) | make()
     report["seconds"] = time.perf_counter() - started
     write_report(out, report)
     plot(report, out.with_suffix(".png"))

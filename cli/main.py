@@ -28,8 +28,8 @@ from cli.reports import (
     check_folder_writable,
     check_report_paths,
     check_writable,
-    command_line,
     report_lines,
+    run_record,
     write_report,
 )
 from cli.spec import spec_app
@@ -212,8 +212,9 @@ def export(
     ] = Path("artifacts"),
 ) -> None:
     """Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
-    that is no longer the model config.toml describes is refused, and one the newest version already
-    holds is not published again."""
+    that is no longer the model config.toml describes (another kind, [model] or [training], or for the
+    world's simulated logs [data] or [world]) is refused, naming what differs, and one the newest version
+    already holds is not published again."""
     from common.repository import versions
     from training.checkpoint import Checkpoint
     from training.export import export_checkpoint
@@ -273,7 +274,7 @@ def evaluate(
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scoring call otherwise
         try:
-            report = {"command": command_line(context), **evaluate_serving(url, repository, workers=workers)}
+            report = {**run_record(context), **evaluate_serving(url, repository, workers=workers)}
         except FileNotFoundError:
             raise  # this side's repository: said as such (cli/errors.py)
         except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
@@ -292,9 +293,7 @@ def evaluate(
     if logs is not None:
         from training.evaluate_logs import evaluate_on_logs, summary
 
-        report = {"command": command_line(context)} | evaluate_on_logs(
-            repository, name, logs, version, png=out.with_suffix(".png")
-        )
+        report = run_record(context) | evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
         write_report(out, report, sort_keys=True)
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
@@ -302,7 +301,7 @@ def evaluate(
     from training.evaluation import evaluate as evaluate_model
 
     try:
-        report = {"command": command_line(context)} | evaluate_model(repository, name, version)
+        report = run_record(context) | evaluate_model(repository, name, version)
     except FeatureError as error:  # a model of the user's own features: the simulator lacks them
         raise ValueError(
             f"{error}: {name} was trained on features other than the world simulator's; "

@@ -1,5 +1,6 @@
 """The JSON report every `ctr` command that measures something writes: its folder made, one trailing newline;
-the command line it records; and its lines on the terminal. Where it is to go is checked before the work
+what it records of its run (``run_record``: the command line, the code and package versions); and its lines
+on the terminal. Where it is to go is checked before the work
 (``check_writable``): a folder given as ``--out``, or a file where its folder should be, was said only
 once a minutes-long evaluation had finished, as ``[Errno 17] File exists: 't/a.parquet'``."""
 
@@ -13,6 +14,7 @@ from typing import Any
 import typer
 
 from common.finite_json import finite
+from common.provenance import provenance
 
 
 def check_writable(path: Path, option: str = "--out") -> None:
@@ -50,6 +52,13 @@ def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> 
     JSON.parse and jq refused the file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
+
+
+def run_record(context: typer.Context) -> dict[str, Any]:
+    """What every report records of the run that wrote it: its ``command`` (``command_line``) and its
+    ``provenance`` (the code's commit and the versions of the packages that shape a number): a rerun
+    with the same seed gives the same report, and these say what the rerun must be."""
+    return {"command": command_line(context), "provenance": provenance()}
 
 
 def command_line(context: typer.Context) -> str:

@@ -120,6 +120,9 @@ class Manifest:
     files: dict[str, FileInfo] = field(default_factory=dict)  # further graphs and arrays, by file name
     # {"regime": "slot1" | "logged", "ctr_ratios": [1.0, r2, ...] (slot1 only)}; None: not a CTR model
     position: dict[str, Any] | None = None
+    # the exporting code's commit and the versions of the packages that shape a score (common/provenance.py);
+    # empty in a model.json written before it was recorded
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def regime(self) -> str:

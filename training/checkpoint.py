@@ -4,7 +4,9 @@ A checkpoint is exported by ``ctr export`` after the config may have changed and
 moved on, so loading one checks it (``load``): a damaged file or one of another format, a field this
 code does not know or one it needs and lacks (an older checkpoint without ``position`` published an
 esmm_debiased model as position-blind) each end in one line naming the file and saying to retrain;
-``check_against`` refuses one whose kind or [model] settings are no longer the config's.
+``check_against`` refuses one whose kind, [model] settings or the config sections it was trained under
+(``trained_under``: [training], and [data] and [world] for the world's simulated logs) are no longer the
+config's.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ class Checkpoint:
 
     def check_against(self, config: ModelConfig, path: Path) -> None:
         """ValueError unless this checkpoint (at ``path``) is a model of ``config`` as it is now: the same
-        name, kind and [model] settings (as the kind reads them, so a default written out is no change)."""
+        name, kind and [model] settings (as the kind reads them, so a default written out is no change), and
+        the same sections it was trained under (``trained_under``; a checkpoint written before they were
+        recorded is checked on its [model] alone)."""
         retrain = f"retrain it with `ctr train {config.name}` (or restore the config it was trained with)"
         if self.name != config.name:  # it would be published as the model it was trained as
             raise ValueError(
@@ -107,6 +111,16 @@ class Checkpoint:
         ]
         if changed:
             raise ValueError(f"{path} was trained with other [model] settings ({'; '.join(changed)}): {retrain}")
+        recorded = self.training.get(TRAINED_UNDER, {})
+        now = trained_under(config, simulated="data" in recorded)
+        changed = [
+            f"[{section}] {key} = {json.dumps(value)} in it, {json.dumps(now[section].get(key))} in config.toml"
+            for section, settings in recorded.items()
+            for key, value in settings.items()
+            if now[section].get(key) != value
+        ]
+        if changed:
+            raise ValueError(f"{path} was trained under other settings ({'; '.join(changed)}): {retrain}")
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +158,23 @@ class Checkpoint:
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"{path} holds a feature spec this version cannot read ({error}); {retrain}") from None
         return cls(**payload)
+
+
+TRAINED_UNDER = "config"  # the key of ``trained_under``'s record in a checkpoint's (and model.json's) training
+
+
+def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, Any]]:
+    """The config.toml sections a model is trained under, defaults filled in, as JSON holds them: [training]
+    as the config gives it (before a small log's scaling, which model.json's own training settings show),
+    and, for the world's ``simulated`` logs, the [data] settings that make them and every [world] setting
+    (a model trained on your logs owes nothing to either). Recorded in the checkpoint and model.json;
+    ``ctr export`` refuses a checkpoint whose config has since changed any of them."""
+    from training.config_world import world_settings
+
+    record = {"training": json.loads(json.dumps(asdict(config.training)))}
+    if simulated:
+        record |= {"data": config.data.training_logs(), "world": world_settings(config)}
+    return record
 
 
 def _torch_reason(error: Exception) -> str:

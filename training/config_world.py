@@ -11,6 +11,8 @@ that only draw request bodies (``ctr bench``, clients/locustfile.py) stay withou
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,6 +48,12 @@ def retrieval_config(overrides: dict[str, Any]) -> RetrievalConfig:
 def world_of(config: WorldOverrides) -> World:
     """The world simulator of ``config``'s [world]."""
     return World(world_config(config.world))
+
+
+def world_settings(config: WorldOverrides) -> dict[str, Any]:
+    """Every setting of ``config``'s world, the defaults filled in, as JSON holds them: what a report or a
+    checkpoint records of the world it simulated (the overrides alone say nothing of a changed default)."""
+    return json.loads(json.dumps(asdict(world_config(config.world))))
 
 
 def world_spec(config: WorldOverrides) -> FeatureSpec:

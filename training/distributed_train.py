@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
-from training.checkpoint import Checkpoint
+from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.distributed import (
     Processes,
     averaged_gradients,
@@ -106,6 +106,7 @@ def train_streaming(
             metrics["training_loss"] = main_loss
             memory[0] = peak_rss_mib()  # rank 0's again, after it scored the held-out rows
             record = {
+                TRAINED_UNDER: trained_under(config, simulated=False),  # streamed: always your logs
                 "impressions": shards.rows,
                 "processes": group.world_size,
                 "workers_per_process": settings.workers,

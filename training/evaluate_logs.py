@@ -23,7 +23,7 @@ import numpy as np
 
 from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
 from training.evaluation import run_exported
-from training.logs import column_array, defaulted_features, read_logs
+from training.logs import column_array, defaulted_features, fingerprint, read_logs
 from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def evaluate_on_logs(
     from training.served_version import exported_version
 
     version = exported_version(root, name, version)
-    spec = read_manifest(root, name, version).feature_spec
+    manifest = read_manifest(root, name, version)
+    spec = manifest.feature_spec
     table = read_logs(logs, spec)
     version, outputs = run_exported(root, name, table, version)
     click = column_array(table, "click").astype(bool)
@@ -70,12 +71,15 @@ def evaluate_on_logs(
         "model": name,
         "version": version,
         "logs": str(logs),
+        # which log and which model, whatever their paths hold by the time the report is read
+        "logs_fingerprint": fingerprint(logs),
+        "onnx_sha256": manifest.onnx_sha256,
         "n_impressions": int(table.num_rows),
         "n_clicks": int(click.sum()),
         "n_conversions": int(conversion.sum()),
         # optional features the log has no column for: every row scored with the feature's default
         "defaulted_features": defaulted_features(table, spec),
-        "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression"},
+        "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression", "seed": seed},
         "metrics": metrics,
     }
     if "pctr" in outputs:

@@ -39,13 +39,28 @@ def run_exported(root: Path, name: str, table: Any, version: int | None = None) 
     return version, {n: np.concatenate(v) for n, v in parts.items()}
 
 
+def heldout_settings(config: ModelConfig) -> dict[str, Any]:
+    """Everything that determines the config's held-out day (``heldout_day``), for a report to record: the
+    [data] heldout_* settings and every [world] setting. They are read from config.toml as it is when the
+    report is made, so a report without them could not say which day its metrics were measured on."""
+    from training.config_world import world_settings
+
+    data = config.data
+    return {
+        "policy": data.heldout_policy,
+        "requests": data.heldout_requests,
+        "seed": data.heldout_seed,
+        "world": world_settings(config),
+    }
+
+
 def heldout_day(config: ModelConfig) -> Any:
     """The config's held-out world day (uniformly random display by default), as a pyarrow table."""
     from training.config_world import world_of
 
-    data = config.data
+    settings = heldout_settings(config)
     return world_of(config).simulate(
-        days=1, requests_per_day=data.heldout_requests, policy=data.heldout_policy, seed=data.heldout_seed
+        days=1, requests_per_day=settings["requests"], policy=settings["policy"], seed=settings["seed"]
     )
 
 
@@ -68,6 +83,7 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         "model": name,
         "version": version,
         "heldout_policy": data.heldout_policy,
+        "heldout": heldout_settings(config),
         "n_impressions": int(table.num_rows),
     }
     return report | selection_bias(table) | oracle_aucs(table) | entire_space_metrics(table, outputs)

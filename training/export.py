@@ -9,7 +9,8 @@ torch on fresh random inputs before it is published; a version directory appears
 passes.
 
 An export the newest version already holds (the same model.onnx and a model.json that differs only in
-its version and date: the same checkpoint exported again), where that version loads as the service
+its version, date, provenance and the path its logs were read at: the same checkpoint exported again, or
+the same weights trained on the same data in another work dir), where that version loads as the service
 loads it, is not published: a second copy would serve nothing new, yet under a version policy of the
 latest N it would push a different model out of serving. (A newest version the service would refuse,
 damaged or copied from another, is followed by the export, as `ctr evaluate`'s refusal says to do.)
@@ -26,6 +27,7 @@ import logging
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -34,6 +36,7 @@ from torch import nn
 
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
+from common.provenance import provenance
 from common.repository import (
     CATALOG_EMBEDDINGS,
     CATALOG_IDS,
@@ -199,6 +202,7 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             training=dict(checkpoint.training, model=checkpoint.model_params),
             files=files,
             position=checkpoint.position,
+            provenance=provenance(),
         )
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 
@@ -225,8 +229,8 @@ def check_against_newest(root: Path, manifest: Manifest) -> None:
         return
     if newest.onnx_sha256 != manifest.onnx_sha256:
         return
-    ours, theirs = asdict(manifest), asdict(newest)
-    differing = sorted(key for key in ours if key not in ("version", "created") and ours[key] != theirs[key])
+    ours, theirs = compared(manifest), compared(newest)
+    differing = sorted(key for key in ours if ours[key] != theirs.get(key))
     if not differing:
         try:
             served_version(root, manifest.name, published[-1])
@@ -248,3 +252,14 @@ def check_against_newest(root: Path, manifest: Manifest) -> None:
         newest.onnx_sha256[:12],
         differing,
     )
+
+
+def compared(manifest: Manifest) -> dict[str, Any]:
+    """What of ``manifest`` tells one export from another: all but when, by which code and where from it
+    was made (its version, date and provenance) and the path its logs were read at (simulated logs lie in
+    the work dir; the data fingerprint beside it says whether they are the same data)."""
+    fields = asdict(manifest)
+    for key in ("version", "created", "provenance"):
+        fields.pop(key)
+    fields["training"] = {key: value for key, value in fields["training"].items() if key != "logs"}
+    return fields

@@ -47,6 +47,10 @@ class DataConfig:
     heldout_policy: str = "uniform"  # uniformly random display: an unbiased held-out set
     heldout_seed: int = 1_000_003  # distinct from the training days
 
+    def training_logs(self) -> dict[str, Any]:
+        """The settings that make the simulated training logs (the heldout_* ones make only the held-out day)."""
+        return {"days": self.days, "requests_per_day": self.requests_per_day, "policy": self.policy, "seed": self.seed}
+
     def __post_init__(self) -> None:
         if self.days < 1 or self.requests_per_day < 1 or self.heldout_requests < 1:
             raise ValueError("[data] days, requests_per_day and heldout_requests must be >= 1")

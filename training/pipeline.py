@@ -18,7 +18,7 @@ from torch import nn
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from common.repository import read_config
-from training.checkpoint import Checkpoint
+from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
@@ -97,6 +97,7 @@ def train(
         return checkpoint
     if non_displayed is not None:
         raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
+    under = trained_under(config, simulated=logs is None)  # before the scaling below
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))
@@ -107,7 +108,8 @@ def train(
     warn_if_small(name, training, len(data), clicks)
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     metrics = fit(model, data, config.training, progress=progress)
-    checkpoint = make_checkpoint(config, spec, model, metrics, logs, {"impressions": len(data)}, data.tensors)
+    record = {"impressions": len(data), TRAINED_UNDER: under}
+    checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, data.tensors)
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint
 

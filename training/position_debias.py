@@ -26,7 +26,7 @@ from common.encoder import FeatureEncoder
 from common.repository import versions
 from common.roles import ROLE
 from training.dataset import ImpressionTensors
-from training.evaluation import heldout_day, run_exported, slot1_clicks
+from training.evaluation import heldout_day, heldout_settings, run_exported, slot1_clicks
 from training.fit import fit, predict
 from training.logs import column_array
 from training.metrics import auc, expected_calibration_error, log_loss
@@ -74,6 +74,7 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
     report: dict[str, Any] = {
         "model": name,
         "heldout_policy": config.data.heldout_policy,
+        "heldout": heldout_settings(config),
         "n_training_impressions": len(data),
         "n_heldout_impressions": int(table.num_rows),
         "true_ctr_mean": float(true_ctr.mean()),

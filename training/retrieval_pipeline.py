@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from common.features import FeatureSpec
-from training.checkpoint import Checkpoint
+from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
 from training.fit import fit
 from training.logs import refuse_one_class
@@ -79,7 +79,7 @@ def train_retrieval(
         model,
         metrics,
         fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
-        training={"queries": len(queries)},
+        training={"queries": len(queries), TRAINED_UNDER: trained_under(config, simulated=False)},
         catalog={name: column.tolist() for name, column in view.item_columns().items()},
         catalog_id="ad_id",
     )
@@ -100,7 +100,11 @@ def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path:
     warn_if_small(config.name, config.training, len(data.tensors), clicks, rows_are="requests")
     model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)
-    training = {"queries": len(data.tensors), "logs": str(displayed)}
+    training = {
+        "queries": len(data.tensors),
+        "logs": str(displayed),
+        TRAINED_UNDER: trained_under(config, simulated=False),
+    }
     return Checkpoint.trained(
         config, data.spec, model, metrics, data.fingerprint, training, catalog=data.catalog, catalog_id=data.catalog_id
     )

@@ -65,3 +65,17 @@ def test_ctr_auction_records_its_settings_and_never_the_admin_token(tmp_path, mo
     assert words[:2] == ["ctr", "auction"] and words[words.index("--days") + 1] == "3"
     assert words[words.index("--pipelines") + 1] == "naive" and words[words.index("--admin-token") + 1] == "***"
     assert {"--quick", "--no-progress"} <= set(words) and words[words.index("--url") + 1] == "http://h:1"
+
+
+def test_experiment_reports_record_the_command_and_the_code(tmp_path, monkeypatch):
+    """No experiment report had a ``command`` nor the versions of what ran it."""
+    import training.experiments.moore2018
+    import training.experiments.moore2018_report
+
+    monkeypatch.setattr(training.experiments.moore2018, "run", lambda config: {"loops": []})
+    monkeypatch.setattr(training.experiments.moore2018_report, "plot", lambda report, path: None)
+    monkeypatch.setattr(training.experiments.moore2018_report, "table", lambda report: [])
+    command = recorded(tmp_path, "experiment", "moore2018", "--quick", "--r", "0.5")
+    assert command == f"ctr experiment moore2018 --out {tmp_path / 'report.json'} --r 0.5 --quick"
+    provenance = json.loads((tmp_path / "report.json").read_text())["provenance"]
+    assert {"debiased-ctr", "python", "numpy", "torch"} <= set(provenance["packages"])

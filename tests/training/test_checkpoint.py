@@ -115,3 +115,49 @@ def test_the_checkpoint_of_a_config_passes(tmp_path):
     (tmp_path / "esmm").mkdir()
     (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n')
     checkpoint().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
+
+
+def trained_under_defaults(**sections) -> Checkpoint:
+    """test_export's checkpoint as `ctr train` records it on the world's logs under the default [training],
+    [data] and [world], ``sections`` changing some (``{"training": {"learning_rate": 0.01}}``)."""
+    from dataclasses import replace
+
+    from training.checkpoint import TRAINED_UNDER, trained_under
+    from training.fit import TrainingConfig
+    from training.model_config import DataConfig
+
+    config = ModelConfig(
+        name="esmm",
+        kind="esmm",
+        model={"hidden": [32, 16]},
+        training=replace(TrainingConfig(), **sections.get("training", {})),
+        data=replace(DataConfig(), **sections.get("data", {})),
+    )
+    stale = checkpoint()
+    stale.training = {"impressions": 100, TRAINED_UNDER: trained_under(config, simulated=True)}
+    return stale
+
+
+def test_a_checkpoint_trained_under_other_training_or_data_settings_is_refused_naming_them(tmp_path):
+    """It exported without a word, though `ctr export --help` said such a checkpoint is refused."""
+    stale = trained_under_defaults(training={"learning_rate": 0.01}, data={"requests_per_day": 4000})
+    path = tmp_path / "checkpoint.pt"
+    (tmp_path / "esmm").mkdir()
+    (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n')
+    with pytest.raises(ValueError) as raised:
+        stale.check_against(ModelConfig.load(tmp_path, "esmm"), path)
+    message = str(raised.value)
+    assert "[training] learning_rate = 0.01 in it, 0.001 in config.toml" in message
+    assert "[data] requests_per_day = 4000 in it, 40000 in config.toml" in message
+    assert message.endswith("retrain it with `ctr train esmm` (or restore the config it was trained with)")
+
+
+def test_held_out_settings_and_unchanged_sections_are_no_change(tmp_path):
+    """The held-out day is no part of what the model was trained on."""
+    (tmp_path / "esmm").mkdir()
+    config = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n[data]\nheldout_seed = 7\n[training]\nlearning_rate = 0.001\n'
+    (tmp_path / "esmm" / "config.toml").write_text(config)
+    trained_under_defaults().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
+    (tmp_path / "esmm" / "config.toml").write_text(config + "[world]\nn_users = 300\n")
+    with pytest.raises(ValueError, match=r"\[world\] n_users = 20000 in it, 300 in config.toml"):
+        trained_under_defaults().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")

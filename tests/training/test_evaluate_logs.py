@@ -128,3 +128,15 @@ def test_a_position_without_clicks_says_why_its_ratio_has_no_value():
     assert second["reason"] == "no click observed: predicted over observed has no value"
     unclicked = calibration(np.full(4, 0.2), np.zeros(4, int), position, regime)["overall"]
     assert unclicked["predicted_over_observed"] is None and unclicked["reason"].startswith("no click observed")
+
+
+def test_the_report_records_the_log_s_fingerprint_the_model_s_sha256_and_the_bootstrap_seed(tmp_path):
+    """It recorded the log's path alone: a log rewritten at that path, or another seed, left no trace."""
+    from common.repository import read_manifest
+    from training.logs import fingerprint
+
+    root, logs = exported_pair(tmp_path)
+    report = evaluate_on_logs(root, "deb", logs, resamples=5, seed=3)
+    assert report["logs_fingerprint"] == fingerprint(logs)
+    assert report["onnx_sha256"] == read_manifest(root, "deb", 1).onnx_sha256
+    assert report["bootstrap"]["seed"] == 3

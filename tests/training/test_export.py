@@ -83,3 +83,39 @@ def test_ctr_export_refuses_a_checkpoint_of_another_model(tmp_path):
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code != 0 and "is a checkpoint of model 'small', not 'esmm'" in str(result.exception)
     assert versions(tmp_path / "models", "esmm") == []
+
+
+def test_model_json_records_the_code_and_the_package_versions(tmp_path):
+    """Scores 1-10 % apart on two machines, and nothing recorded of either's packages (docs/results.md)."""
+    from importlib import metadata
+
+    from common.provenance import CHECKOUT
+
+    export_checkpoint(checkpoint(), tmp_path)
+    provenance = read_manifest(tmp_path, "esmm", 1).provenance
+    packages = provenance["packages"]
+    assert packages["torch"] == metadata.version("torch") and packages["onnxruntime"] == metadata.version("onnxruntime")
+    assert {"debiased-ctr", "python", "numpy", "onnx", "pyarrow"} <= set(packages)
+    if (CHECKOUT / ".git").exists():  # run from a checkout: its commit
+        assert len(provenance["git"]["commit"]) == 40 and isinstance(provenance["git"]["dirty"], bool)
+
+
+def test_a_model_json_without_provenance_still_reads(tmp_path):
+    export_checkpoint(checkpoint(), tmp_path)
+    path = version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE
+    older = json.loads(path.read_text())
+    del older["provenance"]
+    path.write_text(json.dumps(older))
+    assert read_manifest(tmp_path, "esmm", 1).provenance == {}
+
+
+def test_the_same_weights_trained_from_another_work_dir_are_not_published_again(tmp_path):
+    """The simulated logs' path differs with the work dir: "model.json differs in ['training']", version 2."""
+    first, second = checkpoint(), checkpoint()
+    first.training = {"logs": "artifacts/esmm/train.parquet", "impressions": 10}
+    second.training = {"logs": "/elsewhere/esmm/train.parquet", "impressions": 10}
+    assert export_checkpoint(first, tmp_path) == 1
+    assert export_checkpoint(second, tmp_path) == 1 and versions(tmp_path, "esmm") == [1]
+    other_data = checkpoint()
+    other_data.training, other_data.data_fingerprint = dict(second.training), "another log"
+    assert export_checkpoint(other_data, tmp_path) == 2

@@ -162,9 +162,11 @@ def simulate(world: Any, config: CVRExperimentConfig, seed: int) -> tuple[Any, A
     return loop.slice(0, cut), loop.slice(cut)
 
 
-def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, dict, dict, dict]:
+def run_seed(
+    models: dict[str, dict[str, Any]], config: CVRExperimentConfig, seed: int
+) -> tuple[dict, dict, dict, dict]:
     """One seed: the held-out day's selection bias, the true CVR's own AUCs (the ceiling), and
-    per method its metrics and calibration curve."""
+    per method (``models``: its kind and [model] settings, by label) its metrics and calibration curve."""
     from training.world import World, WorldConfig, feature_spec
 
     world = World(WorldConfig(**{"seed": 0, **config.world}))
@@ -187,9 +189,8 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
     metrics, curves = {}, {}
     for label in config.methods:
         started = time.perf_counter()
-        kind, params = method_params(root, label, config)
         torch.manual_seed(seed)
-        model = build_model(kind, spec, params)
+        model = build_model(models[label]["kind"], spec, models[label]["model"])
         fit(model, train, training, progress=False)
         outputs = predict(model, test)
         metrics[label] = entire_space_metrics(heldout, outputs) | slot1_metrics(heldout, outputs)
@@ -209,12 +210,17 @@ def run_seed(root: Path, config: CVRExperimentConfig, seed: int) -> tuple[dict, 
 def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any]:
     """The report of ``ctr experiment cvr``: per method, each metric's mean and std over seeds."""
     started = time.perf_counter()
+    # what each method runs as, read once: its repository model's kind and [model] merged with the row's
+    # overrides and the sizes (reported: two esmm_blind configs gave two AUCs under one "config")
+    models = {
+        label: dict(zip(("kind", "model"), method_params(root, label, config), strict=True)) for label in config.methods
+    }
     biases, oracles, per_seed, curves = [], [], [], {}
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)
     try:
         for seed in range(config.seeds):
-            bias, oracle, metrics, seed_curves = run_seed(root, config, seed)
+            bias, oracle, metrics, seed_curves = run_seed(models, config, seed)
             biases.append(bias)
             oracles.append(oracle)
             per_seed.append(metrics)
@@ -229,6 +235,8 @@ def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any
     slot1 = min(methods, key=lambda label: methods[label]["ctcvr_slot1_calibration_error"]["mean"])
     report: dict[str, Any] = {
         "config": asdict(config),
+        "repository": str(root),
+        "method_models": models,
         "std_kind": STD_KIND,
         "selection_bias": {key: mean_std([b[key] for b in biases]) for key in biases[0]},
         "oracle_true_cvr": {key: mean_std([o[key] for o in oracles]) for key in oracles[0]},

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +253,7 @@ def build(config: ModelConfig, spec: Any, objective: str, overrides: dict[str, A
 
 def run_cvr_diagnosis(root: Path, config: DiagnosisConfig) -> dict[str, Any]:
     """The report of ``ctr experiment cvr-diagnosis``."""
-    from training.config_world import world_of
+    from training.config_world import world_of, world_settings
     from training.world import feature_spec
 
     started = time.perf_counter()
@@ -274,6 +274,16 @@ def run_cvr_diagnosis(root: Path, config: DiagnosisConfig) -> dict[str, Any]:
     training = replace(model_config.training, validation_fraction=0.0)
     report: dict[str, Any] = {
         "config": {**vars(config), "days": days, "requests_per_day": per_day},
+        "repository": str(root),
+        # the sections of the model's config.toml it ran with, as read (the variants override [model])
+        # the model's config.toml as it ran (the variants override its [model], the options its [data])
+        "model_config": {
+            "kind": model_config.kind,
+            "model": model_config.model,
+            "training": asdict(model_config.training),
+            "data": asdict(data),
+            "world": world_settings(model_config),
+        },
         "training_impressions": len(train),
         "resolution_bound": {" x ".join(cells) or "none": resolution_bound(heldout, cells) for cells in RESOLUTIONS}
         | {"everything but the user's own latent": segment_bound(world, heldout)},

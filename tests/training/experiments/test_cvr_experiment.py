@@ -67,3 +67,19 @@ def test_a_subset_of_methods_and_one_seed_print_no_spread(tmp_path):
     assert set(report["methods"]) == {"ESMM", "BASE"}
     assert report["methods"]["ESMM"]["cvr_auc_entire_space"]["std"] is None
     assert "| ESMM |" in result.output and "±" not in result.output
+
+
+def test_the_report_records_the_command_the_code_and_what_each_method_ran_as(tmp_path):
+    """Two runs with different esmm_blind configs gave different AUCs under one "config", with no command."""
+    (tmp_path / "models" / "esmm_blind").mkdir(parents=True)  # the ESMM row's model
+    (tmp_path / "models" / "esmm_blind" / "config.toml").write_text('kind = "esmm"\n[model]\ndropout = 0.25\n')
+    out = tmp_path / "cvr.json"
+    arguments = ["experiment", "cvr", "--quick", "--seeds", "1", "--method", "ESMM", "-r", str(tmp_path / "models")]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("ctr experiment cvr") and "--method ESMM" in report["command"]
+    assert report["repository"] == str(tmp_path / "models")
+    ran = report["method_models"]["ESMM"]
+    assert ran["kind"] == "esmm" and ran["model"]["dropout"] == 0.25 and ran["model"]["hidden"] == [8]
+    assert {"numpy", "torch", "python", "debiased-ctr"} <= set(report["provenance"]["packages"])
