@@ -20,8 +20,8 @@ from typing import Any
 from common.version import DISTRIBUTION, VERSION
 
 # The distributions whose versions can change a number: this project, the arrays, the training, the
-# exported graph and its runtime, the logs' reader.
-PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "pyarrow")
+# exported graph and its runtime (one of the two installed), the logs' reader.
+PACKAGES = ("numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "pyarrow")
 GIT_TIMEOUT_S = 2.0
 CHECKOUT = Path(__file__).resolve().parents[1]  # the folder holding common/: a checkout's root when run from one
 
