@@ -111,22 +111,30 @@ def training_range(feature: Feature, smallest: float, largest: float) -> tuple[f
 
 
 def _warn_if_one_value_dominates(name: str, values: np.ndarray, mean: float, std: float) -> None:
+    if values.size:
+        squared = (values.astype(np.float64) - mean) ** 2
+        farthest = float(values[int(np.argmax(squared))])
+        warn_if_one_value_dominates(name, int(values.size), farthest, float(squared.sum()), mean, std)
+
+
+def warn_if_one_value_dominates(name: str, count: int, farthest: float, spread: float, mean: float, std: float) -> None:
     """A warning when one value holds most of a column's spread: its std is then that value's, and every
     other value standardises to about the same number (a price of 3e38 among prices near 40 made every real
-    price -0.008: the feature carried nothing, in training and in serving, without a word)."""
-    if values.size < DOMINANT_MIN_VALUES:
+    price -0.008: the feature carried nothing, in training and in serving, without a word). Needs only the
+    ``count`` values' ``mean``, ``std``, their ``spread`` (sum of squared deviations from the mean) and the
+    value ``farthest`` from the mean, so the streamed trainer's merged moments say it as the in-memory one."""
+    if count < DOMINANT_MIN_VALUES:
         return
-    squared = (values.astype(np.float64) - mean) ** 2
-    worst = int(np.argmax(squared))
-    if squared[worst] > DOMINANT_SHARE * float(squared.sum()):
+    worst = (farthest - mean) ** 2
+    if worst > DOMINANT_SHARE * spread:
         logger.warning(
             "numeric feature %r: one value of %d, %g, holds %.0f%% of its spread (mean %g, std %g), so the other "
             "values standardise to about the same number and the feature carries little: clip or drop such a value "
             "(a sentinel like 1e30 or FLT_MAX?) before training",
             name,
-            values.size,
-            float(values[worst]),
-            100 * float(squared[worst]) / float(squared.sum()),
+            count,
+            farthest,
+            100 * worst / spread,
             mean,
             std,
         )

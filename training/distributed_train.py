@@ -38,10 +38,17 @@ from training.distributed import (
 )
 from training.fit import evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import log_files, manifest_spec, refuse_one_class
+from training.logs import refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
-from training.pipeline import checkpoint_path, make_checkpoint
+from training.pipeline import (
+    checkpoint_path,
+    logs_spec,
+    make_checkpoint,
+    own_spec,
+    training_settings,
+    warn_if_small,
+)
 from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -73,10 +80,13 @@ def train_streaming(
     """Train ``name`` on the shards at ``logs``; rank 0 saves (and returns) the checkpoint, others None."""
     settings = settings or StreamSettings()
     with processes(distributed) as group:
-        config, spec, shards = streamed_inputs(name, logs, spec_path, root)
+        config, spec, shards = streamed_inputs(name, logs, spec_path, root, group.world_size)
         statistics = log_statistics(shards, spec, group, settings.statistics)
-        refuse_one_class(logs, sum(statistics.clicks.values()), statistics.rows)
-        if group.is_main:
+        clicks = sum(statistics.clicks.values())
+        refuse_one_class(logs, clicks, statistics.rows)
+        if group.is_main:  # once, not by every process
+            statistics.warn_of_log_quality(spec, shards)
+            warn_if_small(name, config.training, statistics.rows, clicks)
             statistics.save(work_dir / name / STATISTICS_FILE)
         spec = statistics.fitted(spec)
         encoder, position_ctr = FeatureEncoder(spec), statistics.position_ctr()
@@ -124,21 +134,19 @@ def train_streaming(
 
 
 def streamed_inputs(
-    name: str, logs: Path, spec_path: Path | None, root: Path
+    name: str, logs: Path, spec_path: Path | None, root: Path, processes: int
 ) -> tuple[ModelConfig, FeatureSpec, ShardedLogs]:
-    """(the model's config, the feature spec, the shards) of a streamed run; ValueError or
-    FileNotFoundError naming what is wrong: a kind that does not train on impressions, no log, no spec,
-    a shard without a required column or at odds with the others."""
+    """(the model's config with the settings it trains with, the feature spec, the shards) of a run by
+    ``processes``; ValueError or FileNotFoundError naming what is wrong: a kind that does not train on
+    impressions, no log, no spec, a shard without a required column or at odds with the others. The spec
+    and the settings are chosen as in memory (``own_spec``, ``logs_spec``, ``training_settings``: a small
+    log's batch and epochs scaled), the shards' row count read from their footers."""
     config = ModelConfig.load(root, name)
     if trains_on(config.kind) != "impressions":
         raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
-    if spec_path is None:
-        log_files(logs)  # no such log: say so before asking for its spec
-        spec_path = manifest_spec(logs)
-    if spec_path is None:
-        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
-    spec = FeatureSpec.from_toml(spec_path)
-    return config, spec, ShardedLogs(logs, spec)
+    spec = FeatureSpec.from_toml(logs_spec(logs, own_spec(root, name, spec_path)))
+    shards = ShardedLogs(logs, spec)
+    return replace(config, training=training_settings(config, root, shards.rows, processes)), spec, shards
 
 
 def check_before_launch(
@@ -146,11 +154,13 @@ def check_before_launch(
 ) -> None:
     """What ``ctr train --nproc N`` checks before torchrun starts N processes, so that a mistake is one
     line at once, not each process's traceback around it: the inputs (``streamed_inputs``), the batch's
-    split over the processes and a ``--statistics`` file's fit to these shards."""
-    config, spec, shards = streamed_inputs(name, logs, spec_path, root)
+    split over the processes, a ``--statistics`` file's fit to these shards and the clicks it counted
+    (``refuse_one_class``; without one, the clicks are counted by the processes' statistics pass)."""
+    config, spec, shards = streamed_inputs(name, logs, spec_path, root, nproc)
     per_process_batch(config.training.batch_size, nproc)
     if statistics is not None:
-        log_statistics(shards, spec, Processes(), statistics)
+        fitted = log_statistics(shards, spec, Processes(), statistics)
+        refuse_one_class(logs, sum(fitted.clicks.values()), fitted.rows)
 
 
 def per_process_batch(batch_size: int, world_size: int) -> int:

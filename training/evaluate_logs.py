@@ -78,7 +78,7 @@ def evaluate_on_logs(
         "n_clicks": int(click.sum()),
         "n_conversions": int(conversion.sum()),
         # optional features the log has no column for: every row scored with the feature's default
-        "defaulted_features": defaulted_features(table, spec),
+        "defaulted_features": defaulted_features(table.column_names, spec),
         "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression", "seed": seed},
         "metrics": metrics,
     }

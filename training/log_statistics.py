@@ -19,9 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common.encoder import MIN_STD, _numeric_values, training_range  # the encoder's own reading of a numeric column
+from common.encoder import (  # the encoder's own reading of a numeric column
+    MIN_STD,
+    _numeric_values,
+    training_range,
+    warn_if_one_value_dominates,
+)
 from common.features import FeatureSpec, NumericStats
-from training.logs import check_features, check_labels, column_array
+from training.logs import Disorder, check_features, check_labels, column_array, say_log_quality
 from training.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -60,6 +65,9 @@ class LogStatistics:
     clicks: dict[int, int] = field(default_factory=dict)  # by position
     # the shards they were fitted on, (file name, bytes) each (ShardedLogs.identity); [] while being merged
     logs: list[tuple[str, int]] = field(default_factory=list)
+    # the log's time order and doubled impressions, for the warnings of the run that made the pass (not
+    # saved: a run that reads statistics.json back warns of the numeric features alone)
+    disorder: Disorder = field(default_factory=Disorder, compare=False)
 
     def merge(self, other: LogStatistics) -> LogStatistics:
         names = list(dict.fromkeys([*self.moments, *other.moments]))
@@ -69,6 +77,7 @@ class LogStatistics:
             moments={n: self.moments.get(n, Moments()).merge(other.moments.get(n, Moments())) for n in names},
             impressions={p: self.impressions.get(p, 0) + other.impressions.get(p, 0) for p in positions},
             clicks={p: self.clicks.get(p, 0) + other.clicks.get(p, 0) for p in positions},
+            disorder=self.disorder.then(other.disorder),
         )
 
     def position_ctr(self) -> dict[int, float]:
@@ -86,6 +95,18 @@ class LogStatistics:
             low, high = (None, None) if moments.low is None else training_range(feature, moments.low, moments.high)
             stats[feature.name] = NumericStats(mean=moments.mean, std=std if std > MIN_STD else 1.0, low=low, high=high)
         return spec.with_stats(stats)
+
+    def warn_of_log_quality(self, spec: FeatureSpec, logs: ShardedLogs) -> None:
+        """The in-memory trainer's warnings about its log, in its words (``say_log_quality``: time order,
+        doubled impressions, optional features no shard has a column for; a numeric value dominating its
+        feature's spread, from the merged moments), each once for the whole log."""
+        say_log_quality(self.disorder, logs.names, spec, logs.path)
+        for feature in spec.numeric:
+            moments = self.moments.get(feature.name, Moments())
+            if moments.count and moments.low is not None:
+                mean, std = moments.mean, math.sqrt(max(moments.m2, 0.0) / moments.count)
+                farthest = max(moments.low, moments.high, key=lambda value: abs(value - mean))
+                warn_if_one_value_dominates(feature.name, moments.count, farthest, moments.m2, mean, std)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +144,7 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
     every row group, or reads its result back from a run on the same shards (``--statistics``)."""
     numeric = [f for f in spec.numeric if f.name in logs.columns]
     span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
-    table = logs.read(span, [*logs.checked_columns, "position", "click", "conversion"])
+    table = logs.read(span, [*logs.columns, *logs.order_columns])
     source, first_row = logs.where(span)
     check_labels(table, source, first_row)
     check_features(table, spec, source, first_row)
@@ -144,6 +165,7 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
         moments=moments,
         impressions={int(p): int(n) for p, n in zip(slots, shown, strict=True)},
         clicks={int(p): int(c) for p, c in zip(slots, clicked, strict=True)},
+        disorder=Disorder.of(table),
     )
 
 

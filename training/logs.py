@@ -8,7 +8,8 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,9 +201,9 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         try:
             table = _read_csv(file) if log_format(file) == "csv" else pq.read_table(file)
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
-            _refuse_repeated_names(file, _parquet_names(file), what)
+            refuse_repeated_names(file, _parquet_names(file), what)
             raise ValueError(f"{what} {file} cannot be read: {error}{_other_delimiter(file)}") from None
-        _refuse_repeated_names(file, table.column_names, what)
+        refuse_repeated_names(file, table.column_names, what)
         table = with_partitions(table, partition_columns(file, path, table.column_names))
         if check is not None:
             check(file, table)
@@ -252,7 +253,7 @@ def _parquet_names(file: Path) -> list[str]:
         return []
 
 
-def _refuse_repeated_names(file: Path, names: list[str], what: str) -> None:
+def refuse_repeated_names(file: Path, names: list[str], what: str) -> None:
     """ValueError naming a column name ``file`` holds twice (Arrow's own message, "Multiple matches for
     FieldRef.Name(site) in site: string ...", showed part of a schema instead)."""
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -266,22 +267,28 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
 
     def check(file: Path, table: pa.Table) -> None:
-        missing = [c for c in required if c not in table.column_names]
-        if missing:
-            features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
-            optional = " (a feature can instead be made optional in the spec: required = false, default = ...)"
-            raise ValueError(
-                f"impression log {file} lacks the columns {missing}: add them to the log"
-                + optional * bool(features)
-                + _near_misses(missing, table.column_names)
-                + _other_delimiter(file)
-            )
+        refuse_missing_columns(file, required, table.column_names)
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_labels(table, str(file))
             if spec is not None:
                 check_features(table, spec, str(file))
 
     return read_tables(path, "impression log", check)
+
+
+def refuse_missing_columns(file: Path, required: list[str], names: list[str]) -> None:
+    """ValueError naming the ``required`` columns a log file lacks (it holds ``names``), with what may be
+    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter."""
+    missing = [c for c in required if c not in names]
+    if missing:
+        features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
+        optional = " (a feature can instead be made optional in the spec: required = false, default = ...)"
+        raise ValueError(
+            f"impression log {file} lacks the columns {missing}: add them to the log"
+            + optional * bool(features)
+            + _near_misses(missing, names)
+            + _other_delimiter(file)
+        )
 
 
 def refuse_one_class(logs: str | Path, clicks: int, impressions: int) -> None:
@@ -297,53 +304,105 @@ def refuse_one_class(logs: str | Path, clicks: int, impressions: int) -> None:
 
 
 def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path) -> None:
-    """The in-memory trainer's warnings about a log it will train on: out of time order or doubled
-    (``warn_of_disorder``), and optional features it has no column for (``defaulted_features``)."""
-    warn_of_disorder(table, source)
-    defaulted = defaulted_features(table, spec)
+    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``)."""
+    say_log_quality(Disorder.of(table), table.column_names, spec, source)
+
+
+def say_log_quality(disorder: Disorder, names: Sequence[str], spec: FeatureSpec, source: str | Path) -> None:
+    """The warnings about a log a trainer will train on, in memory or streamed: out of time order or doubled
+    (``Disorder``), and optional features it has no column for (``defaulted_features``; ``names``: its
+    columns)."""
+    disorder.warn(source)
+    defaulted = defaulted_features(names, spec)
     if defaulted:
         logger.warning(
             "the logs %s have no column for the optional features %s: each row reads its default", source, defaulted
         )
 
 
-def defaulted_features(table: pa.Table, spec: FeatureSpec) -> list[str]:
-    """The spec's optional features the log has no column for: each row reads the feature's default, so a
-    model learns nothing from it, and an evaluation scores every row as if it held the default."""
-    return [f.name for f in spec.features if not f.required and f.name not in table.column_names]
+def defaulted_features(names: Sequence[str], spec: FeatureSpec) -> list[str]:
+    """The spec's optional features a log with the columns ``names`` lacks: each row reads the feature's
+    default, so a model learns nothing from it, and an evaluation scores every row as if it held the default."""
+    return [f.name for f in spec.features if not f.required and f.name not in names]
 
 
 def warn_of_disorder(table: pa.Table, source: object) -> None:
-    """A warning when the log's ``ts`` goes back in time, or an impression (``request_id`` and ``position``)
-    appears twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export
+    Disorder.of(table).warn(source)
+
+
+@dataclass(frozen=True)
+class Disorder:
+    """Where a log's ``ts`` goes back in time, and how many impressions (``request_id`` and ``position``)
+    appear twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export
     without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
     word. Neither column is required, nor is ``ts`` of one type: only a numeric or timestamp ``ts`` is
     compared (text dates need not sort as text), over its non-null values, and rows without a
-    ``request_id`` are no impression named twice."""
-    names = table.column_names
-    if "ts" in names and _is_time(table.schema.field("ts").type):
-        ts = table.column("ts").combine_chunks()
-        rows = np.flatnonzero(pc.is_valid(ts).to_numpy(zero_copy_only=False))
-        known = ts.drop_null()
-        earlier = known.slice(0, max(len(known) - 1, 0))
-        back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
-        if back.size:
+    ``request_id`` are no impression named twice. Summaries of consecutive row groups join (``then``) into
+    the whole log's, so the streamed trainer finds the same time disorder, across row groups and shards,
+    without holding the log; doubled impressions it finds within a row group only."""
+
+    rows: int = 0
+    backs: int = 0  # rows whose ts is earlier than the last known ts before them
+    first_back: int | None = None  # the first such row, counted from the first row
+    first_ts: pa.Scalar | None = None  # the first and the last non-null (comparable) ts
+    first_ts_row: int | None = None
+    last_ts: pa.Scalar | None = None
+    doubled: int = 0
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Disorder:
+        names, found = table.column_names, {}
+        if "ts" in names and _is_time(table.schema.field("ts").type):
+            ts = table.column("ts").combine_chunks()
+            rows = np.flatnonzero(pc.is_valid(ts).to_numpy(zero_copy_only=False))
+            known = ts.drop_null()
+            earlier = known.slice(0, max(len(known) - 1, 0))
+            back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
+            found = {"backs": int(back.size), "first_back": int(rows[back[0] + 1]) if back.size else None}
+            if len(known):
+                found |= {"first_ts": known[0], "first_ts_row": int(rows[0]), "last_ts": known[-1]}
+        if "request_id" in names:
+            named = table.select(["request_id", "position"]).filter(pc.is_valid(table.column("request_id")))
+            found["doubled"] = named.num_rows - named.group_by(["request_id", "position"]).aggregate([]).num_rows
+        return cls(rows=table.num_rows, **found)
+
+    def then(self, later: Disorder) -> Disorder:
+        """The summary of these rows followed by ``later``'s."""
+
+        def shifted(row: int | None) -> int | None:
+            return None if row is None else self.rows + row
+
+        crossing = None not in (self.last_ts, later.first_ts) and pc.less(later.first_ts, self.last_ts).as_py()
+        if self.first_back is not None:
+            first_back = self.first_back
+        else:
+            first_back = shifted(later.first_ts_row) if crossing else shifted(later.first_back)
+        first = self.first_ts is not None
+        return Disorder(
+            rows=self.rows + later.rows,
+            backs=self.backs + bool(crossing) + later.backs,
+            first_back=first_back,
+            first_ts=self.first_ts if first else later.first_ts,
+            first_ts_row=self.first_ts_row if first else shifted(later.first_ts_row),
+            last_ts=later.last_ts if later.last_ts is not None else self.last_ts,
+            doubled=self.doubled + later.doubled,
+        )
+
+    def warn(self, source: object) -> None:
+        if self.backs:
             logger.warning(
                 "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
                 "rows are the last in file order, not the latest; sort the logs by ts",
                 source,
-                back.size,
-                int(rows[back[0] + 1]),
+                self.backs,
+                self.first_back,
             )
-    if "request_id" in names:
-        named = table.select(["request_id", "position"]).filter(pc.is_valid(table.column("request_id")))
-        doubled = named.num_rows - named.group_by(["request_id", "position"]).aggregate([]).num_rows
-        if doubled:
+        if self.doubled:
             logger.warning(
                 "the logs %s hold %d impressions twice or more (the same request_id and position): copies land "
                 "on both sides of the validation split; deduplicate the logs",
                 source,
-                doubled,
+                self.doubled,
             )
 
 

@@ -55,12 +55,9 @@ def training_data(
     config: ModelConfig, logs: Path | None, spec_path: Path | None, work_dir: Path
 ) -> tuple[Path, FeatureSpec, ImpressionTensors]:
     """(logs path, fitted spec, encoded tensors): the user's logs, or the world's simulated into work_dir."""
-    if logs is not None and spec_path is None:
-        log_files(logs)  # no such log: say so before asking for its spec
-        spec_path = manifest_spec(logs)  # shards from `ctr simulate --shards` name their spec
-    if logs is not None and spec_path is None:
-        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
-    if logs is None:
+    if logs is not None:
+        spec_path = logs_spec(logs, spec_path)
+    else:
         logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     table = read_logs(logs, spec)
@@ -81,8 +78,8 @@ def train(
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
     (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)  # every setting checked before any log is read or simulated
-    if logs is not None and spec_path is None and (root / name / SPEC_FILE).is_file():
-        spec_path = root / name / SPEC_FILE  # the spec `ctr new NAME --spec` kept beside the config
+    if logs is not None:
+        spec_path = own_spec(root, name, spec_path)
     if trains_on(config.kind) == "queries":
         from training.retrieval_pipeline import train_retrieval
 
@@ -100,8 +97,7 @@ def train(
     under = trained_under(config, simulated=logs is None)  # before the scaling below
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
-    explicit = SCALED_SETTINGS & set(read_config(root, name).get("training", {}))
-    training = config.training if explicit else scaled_to_data(config.training, len(data))
+    training = training_settings(config, root, len(data))
     config = replace(config, training=training)  # the settings trained with are the ones recorded
     clicks = int(data.tensors["click"].sum().item())
     refuse_one_class(logs, clicks, len(data))
@@ -149,6 +145,32 @@ FEW_STEPS, FEW_POSITIVES = 100, 100  # fewer optimiser steps or clicks than thes
 SPEC_FILE = "spec.toml"  # a model's own feature spec (`ctr new --spec`), the default of `ctr train --logs`
 
 
+def own_spec(root: Path, name: str, spec_path: Path | None) -> Path | None:
+    """``spec_path`` (``--spec``), else the spec `ctr new NAME --spec` kept beside the model's config."""
+    if spec_path is None and (root / name / SPEC_FILE).is_file():
+        return root / name / SPEC_FILE
+    return spec_path
+
+
+def logs_spec(logs: Path, spec_path: Path | None) -> Path:
+    """The feature spec the user's ``logs`` are read with: ``spec_path``, else the one their manifest names
+    (shards of `ctr simulate --shards`); ValueError with neither. The in-memory and the streamed trainer
+    both call it after ``own_spec``, so a model's own spec wins over a manifest's in both."""
+    if spec_path is None:
+        log_files(logs)  # no such log: say so before asking for its spec
+        spec_path = manifest_spec(logs)
+    if spec_path is None:
+        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
+    return spec_path
+
+
+def training_settings(config: ModelConfig, root: Path, impressions: int, processes: int = 1) -> TrainingConfig:
+    """The settings a model trains with on ``impressions`` rows, in memory or streamed by ``processes``:
+    the config's, scaled to a small log (``scaled_to_data``) unless it sets epochs or batch_size itself."""
+    explicit = SCALED_SETTINGS & set(read_config(root, config.name).get("training", {}))
+    return config.training if explicit else scaled_to_data(config.training, impressions, processes)
+
+
 def training_rows(config: TrainingConfig, impressions: int) -> int:
     return impressions - int(impressions * config.validation_fraction)
 
@@ -157,14 +179,17 @@ def steps_of(config: TrainingConfig, impressions: int) -> int:
     return config.epochs * math.ceil(training_rows(config, impressions) / config.batch_size)
 
 
-def scaled_to_data(config: TrainingConfig, impressions: int) -> TrainingConfig:
+def scaled_to_data(config: TrainingConfig, impressions: int, processes: int = 1) -> TrainingConfig:
     """The config with enough optimiser steps for a small log: where ``epochs`` passes of ``batch_size``
     give fewer than MIN_STEPS steps, the batch shrinks towards MIN_BATCH (never grows) and then the
-    epochs grow towards MAX_EPOCHS (never shrink) until MIN_STEPS is reached or both limits are hit."""
+    epochs grow towards MAX_EPOCHS (never shrink) until MIN_STEPS is reached or both limits are hit. A
+    shrunk batch is a multiple of ``processes``: streamed, each of them takes an equal part of it."""
     if steps_of(config, impressions) >= MIN_STEPS:
         return config
     rows = training_rows(config, impressions)
     batch = min(config.batch_size, max(MIN_BATCH, rows * config.epochs // MIN_STEPS))
+    if batch < config.batch_size:
+        batch = max(processes, batch - batch % processes)
     per_epoch = math.ceil(rows / batch)
     epochs = max(config.epochs, min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
     scaled = replace(config, batch_size=batch, epochs=epochs)

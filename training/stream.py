@@ -30,7 +30,15 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.dataset import ImpressionTensors
-from training.logs import log_files, log_format, log_name, partition_columns, unified_schema
+from training.logs import (
+    log_files,
+    log_format,
+    log_name,
+    partition_columns,
+    refuse_missing_columns,
+    refuse_repeated_names,
+    unified_schema,
+)
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -67,15 +75,15 @@ class ShardedLogs:
                 metadata = pq.read_metadata(file)
             except (pa.ArrowInvalid, OSError) as error:  # empty, truncated, not Parquet: say which shard
                 raise ValueError(f"impression log {file} cannot be read: {error}") from None
+            schema = metadata.schema.to_arrow_schema()
+            # as the in-memory reader says it (pyarrow's own words were a KeyError or a "duplicate field names")
+            refuse_repeated_names(file, schema.names, "impression log")
             if not metadata.num_rows:  # no row to read: its columns' types do not matter either
                 continue
-            schema = metadata.schema.to_arrow_schema()
             for key in partition_columns(file, path, schema.names):  # a folder's partition key: a text column
                 schema = schema.append(pa.field(key, pa.string()))
                 partitions.add(key)
-            missing = [c for c in required if c not in schema.names]
-            if missing:
-                raise ValueError(f"impression log {file} lacks the columns {missing}")
+            refuse_missing_columns(file, required, schema.names)
             schemas.append((file, schema))
         if not schemas:
             raise ValueError(f"impression log {path} has no rows")
@@ -90,13 +98,9 @@ class ShardedLogs:
             **({"partitioning": partitioning, "partition_base_dir": str(path)} if partitions else {}),
         )
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
-        # the features whose values the statistics pass checks (check_features): any but an optional
-        # categorical stored as text, which holds nothing it could refuse (and is the costliest to read)
-        self.checked_columns = [
-            f.name
-            for f in spec.features
-            if f.name in schema.names and (f.kind == "numeric" or f.required or not _text(schema.field(f.name).type))
-        ]
+        self.names = schema.names  # every shard's columns (a column some shards lack is null in those)
+        # the columns the statistics pass reads beside the features and labels: what Disorder looks at
+        self.order_columns = [c for c in ("ts", "request_id") if c in schema.names and c not in self.columns]
         self.groups = []  # a shard without rows has no row group to read
         self.first_row_in_file = []  # each group's first row, counted from its file's first
         for fragment in self.dataset.get_fragments():
@@ -265,9 +269,3 @@ class ImpressionStream(IterableDataset):
         generator = torch.Generator().manual_seed(seed)
         chunks = self.logs.tensors(spans, self.encoder, self.position_ctr)
         yield from shuffled_batches(chunks, self.batch_size, self.buffer_rows, generator)
-
-
-def _text(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)

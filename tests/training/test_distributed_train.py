@@ -5,6 +5,7 @@ fails the command with that process's message."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -17,9 +18,14 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
+from common.features import FeatureSpec
 from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.wait import eventually
 from training.checkpoint import Checkpoint
+from training.distributed import Processes
+from training.distributed_train import check_before_launch, log_statistics, train_streaming
+from training.pipeline import train
+from training.stream import ShardedLogs
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 
@@ -200,3 +206,109 @@ def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(s
                     os.kill(pid, signal.SIGKILL)
             launcher.communicate(timeout=30)
     assert versions(models, "esmm") == []
+
+
+SMALL_SPEC = """
+[[feature]]
+name = "row"
+kind = "categorical"
+side = "candidate"
+buckets = 64
+
+[[feature]]
+name = "price"
+kind = "numeric"
+side = "candidate"
+required = false
+default = 2.0
+
+[[feature]]
+name = "site"
+kind = "categorical"
+side = "context"
+buckets = 8
+required = false
+default = "none"
+"""
+UNSET = 'kind = "esmm"\n[model]\nembedding_dim = 4\n'  # as `ctr new` writes it: neither epochs nor batch_size
+
+
+def untidy_shards(folder: Path) -> None:
+    """Three shards of 400 rows (row groups of 150) with what the in-memory trainer warns of: the second
+    shard earlier than the first, ts going back inside a row group, an impression twice in one row group,
+    a price of 1e30 among prices near 3, and no column for the optional feature ``site``."""
+    folder.mkdir(parents=True)
+    rng = torch.Generator().manual_seed(0)
+    for shard, hours in enumerate([100, 0, 1000]):
+        n = 400
+        click = (torch.rand(n, generator=rng) < 0.3).to(torch.int8)
+        ts = list(range(hours, hours + n))
+        ts[10], ts[11] = ts[11], ts[10]
+        request = [f"{shard}-{i}" for i in range(n)]
+        request[23] = request[20]  # the same position too
+        price = (3 + torch.randn(n, generator=rng)).tolist()
+        price[5] = 1e30 if shard == 0 else price[5]
+        table = pa.table(
+            {
+                "request_id": request,
+                "ts": pa.array(ts, pa.int64()),
+                "row": [str(i % 50) for i in range(n)],
+                "price": price,
+                "position": pa.array([1 + i % 3 for i in range(n)], pa.int32()),
+                "click": pa.array(click.numpy()),
+                "conversion": pa.array((click * (torch.rand(n, generator=rng) < 0.5)).numpy()),
+            }
+        )
+        pq.write_table(table, folder / f"part-{shard:05d}.parquet", row_group_size=150)
+
+
+def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_as_in_memory(tmp_path, caplog):
+    """The streamed trainer read the manifest's spec over the model's own (and refused a folder without
+    one), trained a small log at the configured batch silently and gave none of the log-quality warnings:
+    now the two trainers choose, scale and warn alike, the streamed one each warning once."""
+    logs, models = tmp_path / "logs", tmp_path / "models"
+    untidy_shards(logs)
+    (models / "mine").mkdir(parents=True)
+    (models / "mine" / "config.toml").write_text(UNSET)
+    (models / "mine" / "spec.toml").write_text(SMALL_SPEC)  # as `ctr new mine --spec` keeps it
+    said = {}
+    for trainer in ("in memory", "streamed"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            if trainer == "in memory":
+                checkpoint = train("mine", models, logs, work_dir=tmp_path / "memory", progress=False)
+            else:
+                checkpoint = train_streaming("mine", logs, None, models, tmp_path / "stream", None, False, False)
+        said[trainer] = [
+            r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or "small log" in r.getMessage()
+        ]
+        assert [f.name for f in checkpoint.spec.features] == ["row", "price", "site"]
+        assert (checkpoint.training["batch_size"], checkpoint.training["epochs"]) == (128, 10)
+    assert sorted(said["streamed"]) == sorted(said["in memory"])  # the same words, each once
+    assert [m.split(":")[0] for m in said["in memory"]] == [
+        f"the logs {logs} are not in time order",
+        f"the logs {logs} hold 3 impressions twice or more (the same request_id and position)",
+        f"the logs {logs} have no column for the optional features ['site']",
+        "numeric feature 'price'",
+        "small log (1080 training rows)",
+        "mine trains for only 90 optimiser steps on " + said["in memory"][-1].split(" on ")[1].split(":")[0],
+    ]
+    assert "ts goes back at 4 rows (the first, row 11)" in said["in memory"][0]
+
+
+def test_a_log_of_one_class_is_refused_before_launch_with_its_statistics(tmp_path):
+    """With --statistics the clicks are known before torchrun starts: refused there, in one line."""
+    logs, models = tmp_path / "logs", tmp_path / "models"
+    untidy_shards(logs)
+    for path in sorted(logs.glob("*.parquet")):
+        table = pq.read_table(path)
+        zeros = pa.array([0] * table.num_rows, pa.int8())
+        table = table.set_column(table.schema.get_field_index("click"), "click", zeros)
+        pq.write_table(table.set_column(table.schema.get_field_index("conversion"), "conversion", zeros), path)
+    (models / "mine").mkdir(parents=True)
+    (models / "mine" / "config.toml").write_text(UNSET)
+    (models / "mine" / "spec.toml").write_text(SMALL_SPEC)
+    spec = FeatureSpec.from_toml(models / "mine" / "spec.toml")
+    log_statistics(ShardedLogs(logs, spec), spec, Processes(), None).save(tmp_path / "statistics.json")
+    with pytest.raises(ValueError, match="click is 0 on every row of 1200 impressions"):
+        check_before_launch("mine", logs, None, models, 2, tmp_path / "statistics.json")

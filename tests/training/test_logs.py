@@ -3,6 +3,8 @@ message naming the file, the column and the first wrong row, before anything tra
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,7 +13,7 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import check_features, check_labels, log_files, read_logs
+from training.logs import Disorder, check_features, check_labels, log_files, read_logs
 
 HEADER = "request_id,ts,site,position,click,conversion"
 GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
@@ -433,3 +435,19 @@ def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
         r"\(the first, row 1, is 'x{79}\.\.\. \(5000 characters\)\)",
     ):
         read_logs(tmp_path / "log.csv", spec)
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [3, 4], [2, 5, 7], [1, 2, 3, 4, 5, 6, 7]])
+def test_disorder_of_consecutive_row_groups_joins_into_the_whole_log_s(cuts):
+    """The streamed statistics pass summarises each row group and joins them: ts going back across a
+    cut (a later shard earlier than the one before) counts as it does in the whole table."""
+    table = pa.table({"ts": [5, None, 3, 4, None, 1, 9, 2], "request_id": ["a", "b", "c", "a", "d", "e", "f", "g"]})
+    table = table.append_column("position", pa.array([1, 1, 2, 1, 1, 1, 1, 1]))
+    whole = Disorder.of(table)
+    assert (whole.backs, whole.first_back, whole.doubled) == (3, 2, 1)
+    edges = [0, *cuts, table.num_rows]
+    joined = Disorder()
+    for lo, hi in itertools.pairwise(edges):
+        joined = joined.then(Disorder.of(table.slice(lo, hi - lo)))
+    assert (joined.backs, joined.first_back, joined.rows) == (whole.backs, whole.first_back, whole.rows)
+    assert joined.doubled == (0 if cuts else 1)  # found within a row group only: "a" twice, rows 0 and 3

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from common.encoder import FeatureEncoder, fit_statistics
-from common.features import Feature, FeatureSpec
+from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec
 from training.dataset import ImpressionTensors
 from training.distributed_train import train_streaming
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
@@ -180,13 +180,51 @@ def test_statistics_pass_refuses_a_feature_value_the_service_would_refuse_naming
         statistics_pass_with_a_wrong_value(tmp_path / "shards", 1, 100, np.inf)
 
 
-def test_the_statistics_pass_reads_only_the_features_it_can_refuse(tmp_path):
-    """An optional categorical stored as text holds nothing check_features refuses: it is not read (the
-    costliest column to read); a required one (nulls) and a numeric one are."""
+def test_the_statistics_pass_refuses_over_long_text_in_an_optional_categorical(tmp_path):
+    """check_features refuses a category past MAX_CATEGORY_CHARS in any categorical column, as the in-memory
+    reader does; the pass skipped optional text columns as holding nothing it could refuse."""
+    write_shards(tmp_path / "shards", shards=2)
+    path = tmp_path / "shards" / "part-00001.parquet"
+    table = pq.read_table(path)
+    rows = table.column("row").to_pylist()
+    rows[70] = "x" * (MAX_CATEGORY_CHARS + 1)
+    pq.write_table(table.set_column(0, "row", pa.array(rows)), path, row_group_size=60)
+    optional = FeatureSpec((Feature("row", "categorical", "candidate", buckets=8, required=False, default="0"),))
+    with pytest.raises(ValueError, match=r"must be a string or an integer of at most 1024 characters"):
+        read_logs(tmp_path / "shards", optional)
+    logs = ShardedLogs(tmp_path / "shards", optional)
+    long_text = r"part-00001\.parquet \(row group 1\): categorical feature 'row' must be .* at most 1024 characters"
+    with pytest.raises(ValueError, match=long_text):
+        merge_in_order([(g, chunk_statistics(logs, g, optional)) for g in range(len(logs.groups))])
+
+
+def test_a_column_named_twice_is_refused_as_in_memory_in_the_first_shard_or_a_later_one(tmp_path):
+    """pyarrow's own words were a KeyError (first shard) or "Can't unify schema with duplicate field names"."""
+    for doubled in ("part-00000.parquet", "part-00001.parquet"):
+        folder = tmp_path / doubled
+        write_shards(folder, shards=2)
+        table = pq.read_table(folder / doubled)
+        pq.write_table(
+            pa.Table.from_arrays([*table.columns, table["click"]], [*table.column_names, "click"]), folder / doubled
+        )
+        said = rf"impression log .*{doubled} holds more than one column named 'click': keep one of them"
+        with pytest.raises(ValueError, match=said):
+            read_logs(folder, SPEC)
+        with pytest.raises(ValueError, match=said):
+            ShardedLogs(folder, SPEC)
+
+
+def test_a_missing_column_is_said_with_the_in_memory_hints(tmp_path):
     write_shards(tmp_path / "shards", shards=1)
-    optional_text = FeatureSpec((Feature("row", "categorical", "candidate", buckets=8, required=False, default="0"),))
-    assert ShardedLogs(tmp_path / "shards", optional_text).checked_columns == []
-    assert ShardedLogs(tmp_path / "shards", SPEC).checked_columns == ["row", "price"]
+    path = tmp_path / "shards" / "part-00000.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.rename_columns(["row", "price", "position", "Click", "conversion"]), path)
+    near = r"lacks the columns \['click'\]: add them to the log; it has \['Click'\]: column names must match exactly"
+    with pytest.raises(ValueError, match=near):
+        ShardedLogs(tmp_path / "shards", SPEC)
+    ad = FeatureSpec((Feature("ad", "categorical", "candidate", buckets=4),))
+    with pytest.raises(ValueError, match=r"'ad'\]: add them to the log \(a feature can instead be made optional"):
+        ShardedLogs(tmp_path / "shards", ad)
 
 
 def test_missing_columns_and_csv_are_refused(tmp_path):
