@@ -19,6 +19,7 @@ from typing import Any
 
 import uvloop
 
+from common.roles import one_model_in_every_role
 from service.app import create_app
 from service.http.disconnect import DEPARTURE, Departure
 from service.http.protocol import RECEIVED
@@ -79,8 +80,7 @@ def hot_path(
     (as the server does: gc_tuning.py) changes this whole process's collector."""
     settings = Settings(
         model_repository=repository,
-        ctr_model=model,
-        ctcvr_model=model,
+        **one_model_in_every_role(model),
         intra_op_threads=1,
         use_cuda=False,
         access_log=False,

@@ -64,6 +64,7 @@ from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
 from clients.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
 from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
+from common.roles import one_model_in_every_role
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ class RawOrt:
         from service.score.pipeline import prepare
         from service.settings import Settings
 
-        settings = Settings(model_repository=repository, ctr_model=model, ctcvr_model=model, intra_op_threads=threads)
+        settings = Settings(model_repository=repository, **one_model_in_every_role(model), intra_op_threads=threads)
         self.model = load_newest(settings, model, ["pctr", "pctcvr"])
         models = ServingModels(settings.roles, {model: self.model}, {})
         self.inputs = [prepare(body, models, settings).encoded(self.model) for body in bodies]

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.roles import ROLE
+
 logger = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_MS = 10_000
@@ -217,8 +219,7 @@ def running_service(repository: Path, roles: dict[str, str], log: Path, workers:
     yields once ready."""
     token = secrets.token_hex(16)
     env = {
-        "CTR_CTR_MODEL": roles["ctr"],
-        "CTR_CTCVR_MODEL": roles["ctcvr"],
+        **{f"CTR_{ROLE[role].settings_key.upper()}": model for role, model in roles.items()},
         "CTR_ADMIN_TOKEN": token,
         "CTR_WORKERS": str(workers),
         # an offline batch client: a deadline for online callers (1 s by default) only turns a busy

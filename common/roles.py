@@ -4,8 +4,15 @@ One table, read by the service (settings, loading, the score pipeline, ``/v1/mod
 training side (which model a report compares against). A role is filled by the newest served version
 of the model its setting names; that model must have the role's outputs.
 
-Adding a role is one row here, the ``Settings`` field its ``settings_key`` names, and its model.
-Another column (a regime that must agree across the roles' models, say) is one field of ``Role``.
+What reads the table follows a new row: the settings (``Settings.roles``), loading and the outputs each
+model must have, the position-regime and feature checks across the roles' models, ``/v1/models``, the
+``models`` object of a ``/v1/score`` answer. What it does not: the numbers of an answer, ``pctr``,
+``pctcvr`` and ``pcvr`` (service/score/pipeline.py ``render``, score/schemas.py ``Score``, the typed
+client's ``Score``), are read from the ``ctr`` and ``ctcvr`` roles by name, since each is defined by
+them (README, "What the three numbers mean"). So a role is one row here, the ``Settings`` field its
+``settings_key`` names (and its line in README's settings), and its model; a role that answers a number
+of its own is that number too, in those three places. Another column (a regime that must agree across
+the roles' models, say) is one field of ``Role``.
 """
 
 from __future__ import annotations
@@ -28,3 +35,8 @@ ROLES: tuple[Role, ...] = (
     Role("ctcvr", ("pctcvr",), "ctcvr_model", "esmm"),  # ESMM: entire-space click-and-convert
 )
 ROLE = {role.name: role for role in ROLES}
+
+
+def one_model_in_every_role(model: str) -> dict[str, str]:
+    """Settings (``Settings`` field -> model name) that serve ``model`` in every role, as the benches do."""
+    return {role.settings_key: model for role in ROLES}

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from common.roles import one_model_in_every_role
 from service.models.loader import load_newest
 from service.models.scoring_model import ScoringModel
 from service.score.features import FeatureRows
@@ -42,8 +43,7 @@ class PeerModel:
     def __init__(self, repository: Path, name: str, intra_op_threads: int = 1) -> None:
         settings = Settings(
             model_repository=repository,
-            ctr_model=name,
-            ctcvr_model=name,
+            **one_model_in_every_role(name),
             intra_op_threads=intra_op_threads,
             use_cuda=os.environ.get("CTR_USE_CUDA", "true").lower() == "true",
         )

@@ -17,6 +17,7 @@ import onnxruntime as ort
 from common.encoder import FeatureEncoder
 from common.features import Feature
 from common.repository import Manifest
+from common.roles import ROLES
 from service.batching.policy import Slice, Tensors
 from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.score.features import FeatureRows, encode_slices
@@ -146,5 +147,8 @@ def _check_contract(
         )
     missing = sorted(required_outputs - set(output_names))
     if missing:
-        raise ModelLoadError(f"graph lacks output(s) {missing} needed by its role(s); it has {list(output_names)}")
+        needs = ", ".join(f"{r.name} needs {list(r.outputs)}" for r in ROLES if set(r.outputs) & set(missing))
+        raise ModelLoadError(
+            f"graph lacks output(s) {missing} needed by the role(s) it fills ({needs}); it has {list(output_names)}"
+        )
     return input_names, output_names

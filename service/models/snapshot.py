@@ -109,33 +109,41 @@ class ServingModels:
         return kinds
 
     def role_conflict(self) -> str | None:
-        """Why the ctr and ctcvr role models cannot be combined, or None; checked before a snapshot is
-        served. Their served probabilities hold for different positions (model.json ``position.regime``),
-        or a feature either requires is categorical for one and numeric for the other: only null suits
-        both, and a required feature cannot be null, so every request would be refused (the service said
-        it was ready, and answered each request 422)."""
-        ctr, ctcvr = self.for_role("ctr"), self.for_role("ctcvr")
-        if ctr is None or ctcvr is None:
+        """Why the role models cannot be combined, or None; checked before a snapshot is served, across
+        every role of the table (common/roles.py: a third role's model was combined unchecked). Their
+        served probabilities hold for different positions (model.json ``position.regime``), or a feature
+        one requires is categorical for one and numeric for another: only null suits both, and a required
+        feature cannot be null, so every request would be refused (the service said it was ready, and
+        answered each request 422)."""
+        filled = [(role.name, self.for_role(role.name)) for role in ROLES]
+        if any(model is None for _, model in filled):
             return None
-        if ctr.manifest.regime != ctcvr.manifest.regime:
-            return (
-                f"position regimes differ: ctr model {ctr.name!r} version {ctr.version} serves "
-                f"{ctr.manifest.regime!r}, ctcvr model {ctcvr.name!r} version {ctcvr.version} serves "
-                f"{ctcvr.manifest.regime!r}; pctr, pctcvr and pcvr must hold for the same slot (model.json "
-                "position.regime): serve one model in both roles (CTR_CTR_MODEL and CTR_CTCVR_MODEL the same), "
-                "pair position-blind models (kind esmm, or a version exported before position regimes existed) "
-                "with each other, or train the position-blind one as a slot-1 kind (esmm_debiased)"
-            )
-        required = {f.name for model in (ctr, ctcvr) for f in model.required_features}
-        kinds = self.role_feature_kinds
-        clashing = sorted(name for name, kind in kinds.items() if kind == CONFLICT and name in required)
+        (first_role, first), *others = filled
+        for role, model in others:
+            if model.manifest.regime != first.manifest.regime:
+                settings = " and ".join(f"CTR_{r.settings_key.upper()}" for r in ROLES)
+                return (
+                    f"position regimes differ: {first_role} model {first.name!r} version {first.version} serves "
+                    f"{first.manifest.regime!r}, {role} model {model.name!r} version {model.version} serves "
+                    f"{model.manifest.regime!r}; pctr, pctcvr and pcvr must hold for the same slot (model.json "
+                    f"position.regime): serve one model in every role ({settings} the same), pair position-blind "
+                    "models (kind esmm, or a version exported before position regimes existed) with each other, "
+                    "or train the position-blind one as a slot-1 kind (esmm_debiased)"
+                )
+        required = {f.name for _, model in filled for f in model.required_features}
+        clashing = sorted(
+            name for name, kind in self.role_feature_kinds.items() if kind == CONFLICT and name in required
+        )
         if clashing:
             name = clashing[0]
+            takers = " and ".join(
+                f"{model.feature_kinds[name]} for {role} model {model.name!r} version {model.version}"
+                for role, model in filled
+                if name in model.feature_kinds
+            )
             return (
-                f"feature {name!r} is {ctr.feature_kinds[name]} for ctr model {ctr.name!r} version {ctr.version} "
-                f"and {ctcvr.feature_kinds[name]} for ctcvr model {ctcvr.name!r} version {ctcvr.version}, and "
-                f"required: no request could be answered (features of both kinds: {clashing}); serve role "
-                "models whose feature specs agree"
+                f"feature {name!r} is {takers}, and required: no request could be answered (features of both "
+                f"kinds: {clashing}); serve role models whose feature specs agree"
             )
         return None
 

@@ -62,8 +62,10 @@ def test_altered_model_is_refused_and_the_older_version_serves(
 
 def test_role_output_must_exist(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, outputs=("pctr",))
-    with pytest.raises(ModelLoadError, match="pctcvr"):
-        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+    with pytest.raises(
+        ModelLoadError, match=r"lacks output\(s\) \['pctcvr'\] needed by the role\(s\) it fills \(ctcvr needs"
+    ):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)  # which role: it was not said
     assert load_version(tmp_path, "esmm", 1, settings_for(tmp_path), {"pctr"}).output_names == ("pctr",)
 
 

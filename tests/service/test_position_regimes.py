@@ -16,7 +16,10 @@ from fastapi.testclient import TestClient
 
 from clients.service_process import free_port
 from common.features import Feature, FeatureSpec, NumericStats
+from common.roles import ROLES, Role
 from service.app import create_app
+from service.models import snapshot
+from service.models.loader import load_newest
 from service.models.manager import load_snapshot
 from service.models.snapshot import RoleConflict
 from service.settings import Settings
@@ -112,6 +115,23 @@ def test_a_required_feature_of_two_kinds_is_refused_at_start_up(tmp_path: Path) 
     publish_tiny_esmm(tmp_path, name="esmm")
     with pytest.raises(RoleConflict, match="feature 'hour' is numeric for ctr model 'ctr' version 1 and categorical"):
         load_snapshot(settings_for(tmp_path))
+
+
+def test_every_role_of_the_table_is_checked_not_the_first_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """common/roles.py: adding a role is a row of its table; the check compared only the ctr and ctcvr
+    models, so a third role's model of another regime was combined without a word (DESIGN.md §1)."""
+    publish_tiny_esmm(tmp_path, name="esmm", position=SLOT1)
+    publish_tiny_esmm(tmp_path, name="blind", position=LOGGED)
+    monkeypatch.setattr(snapshot, "ROLES", (*ROLES, Role("cvr", ("pcvr",), "cvr_model", "esmm")))
+    loaded = {name: load_newest(settings_for(tmp_path), name) for name in ("esmm", "blind")}
+    models = snapshot.ServingModels({"ctr": "esmm", "ctcvr": "esmm", "cvr": "blind"}, loaded, {})
+    assert models.role_conflict() == (
+        "position regimes differ: ctr model 'esmm' version 1 serves 'slot1', cvr model 'blind' version 1 serves "
+        "'logged'; pctr, pctcvr and pcvr must hold for the same slot (model.json position.regime): serve one "
+        "model in every role (CTR_CTR_MODEL and CTR_CTCVR_MODEL and CTR_CVR_MODEL the same), pair position-blind "
+        "models (kind esmm, or a version exported before position regimes existed) with each other, or train "
+        "the position-blind one as a slot-1 kind (esmm_debiased)"
+    )
 
 
 def test_a_retrieval_model_named_for_a_scoring_role_is_the_reason_given(tmp_path: Path) -> None:
