@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def evaluate_on_logs(
     manifest = read_manifest(root, name, version)
     spec = manifest.feature_spec
     table = read_logs(logs, spec)
-    version, outputs = run_exported(root, name, table, version)
+    clipped: Counter = Counter()
+    version, outputs = run_exported(root, name, table, version, clipped)
     click = column_array(table, "click").astype(bool)
     conversion = column_array(table, "conversion").astype(bool)
     position = column_array(table, "position").astype(np.int64)
@@ -79,6 +81,8 @@ def evaluate_on_logs(
         "n_conversions": int(conversion.sum()),
         # optional features the log has no column for: every row scored with the feature's default
         "defaulted_features": defaulted_features(table.column_names, spec),
+        # numeric values outside the version's training range, by feature: scored at its edge, as served
+        "clipped_values": {feature.name: clipped[feature.name] for feature in spec.numeric},
         "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "impression", "seed": seed},
         "metrics": metrics,
     }
@@ -98,6 +102,9 @@ def summary(report: dict[str, Any]) -> list[str]:
     ]
     if report.get("defaulted_features"):
         lines.append(f"no column for {report['defaulted_features']}: every row scored with their defaults")
+    clipped = {feature: n for feature, n in report.get("clipped_values", {}).items() if n}
+    if clipped:
+        lines.append(f"values outside the training range, scored at its edge as the service does: {clipped}")
     for key, metric in report["metrics"].items():
         if metric["value"] is None:
             lines.append(f"{key:<22} null ({metric['reason']})")

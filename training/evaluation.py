@@ -9,6 +9,7 @@ the entire impression space, not only on clicked impressions as logs allow.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,18 @@ if TYPE_CHECKING:  # the world and the model configs need torch; scoring (run_ex
 CHUNK_ROWS = 65_536
 
 
-def run_exported(root: Path, name: str, table: Any, version: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
+def run_exported(
+    root: Path, name: str, table: Any, version: int | None = None, clipped: Counter | None = None
+) -> tuple[int, dict[str, np.ndarray]]:
     """The exported model's outputs for every row of ``table``, the version checked as the service checks
-    it (training/served_version.py); returns (version, outputs)."""
+    it (training/served_version.py); returns (version, outputs). ``clipped`` counts, by feature, the
+    values outside the version's training range, clipped as the service clips them."""
     from training.served_version import exported_version, scoring_model
 
     version = exported_version(root, name, version)
     model = scoring_model(root, name, version)
+    if clipped is not None:
+        model.encoder.clipped = clipped
     spec = model.manifest.feature_spec
     encoded = model.encoder.encode(feature_columns(table, spec), table.num_rows)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in model.output_names}

@@ -14,7 +14,7 @@ from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import sha256_file
 from tests.training.test_export import checkpoint
 from training.checkpoint import Checkpoint
-from training.evaluate_logs import _scored, calibration, evaluate_on_logs
+from training.evaluate_logs import _scored, calibration, evaluate_on_logs, summary
 from training.evaluation import run_exported
 from training.export import export_checkpoint
 from training.models.esmm import ESMM, ESMMConfig
@@ -140,3 +140,25 @@ def test_the_report_records_the_log_s_fingerprint_the_model_s_sha256_and_the_boo
     assert report["logs_fingerprint"] == fingerprint(logs)
     assert report["onnx_sha256"] == read_manifest(root, "deb", 1).onnx_sha256
     assert report["bootstrap"]["seed"] == 3
+
+
+def test_the_report_counts_the_values_outside_the_training_range_scored_at_its_edge(tmp_path):
+    """The service clips a value outside the version's training range (common/encoder.py); the report of a
+    held-out log says how many of its values were, by feature, so a unit mistake in the log shows."""
+    from dataclasses import replace
+
+    trained = checkpoint("ranged")
+    trained.spec = trained.spec.with_stats({"ad_price": replace(trained.spec.stats["ad_price"], low=0.0, high=1.0)})
+    root = tmp_path / "models"
+    export_checkpoint(trained, root)
+    rng = np.random.default_rng(0)
+    logs = tmp_path / "heldout.parquet"
+    price = np.where(np.arange(400) < 7, 100.0, rng.random(400))  # 7 prices in cents where training saw dollars
+    columns = {"user_id": rng.integers(0, 50, 400), "ad_id": rng.integers(0, 30, 400), "ad_price": price}
+    labels = {"position": rng.integers(1, 4, 400), "click": np.arange(400) % 5 == 0, "conversion": np.zeros(400)}
+    pq.write_table(pa.table(columns | {k: np.asarray(v, dtype=np.int64) for k, v in labels.items()}), logs)
+    report = evaluate_on_logs(root, "ranged", logs, resamples=5)
+    assert report["clipped_values"] == {"ad_price": 7}
+    assert "values outside the training range, scored at its edge as the service does: {'ad_price': 7}" in summary(
+        report
+    )
