@@ -177,10 +177,28 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literal
     kinds = "iu" if dtype == "int64" else "iuf"
     if values.dtype.kind not in kinds or values.size != rows * width or (literals and _holds_bool(data)):
         expected = "integers" if dtype == "int64" else "numbers"
-        raise InputError(400, f"data must hold {rows * width} {expected} (shape {[rows, width]})", f"{where}.data")
+        raise InputError(
+            400,
+            f"data must hold {rows * width} {expected} (shape {[rows, width]}){_first_wrong(data, dtype)}",
+            f"{where}.data",
+        )
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
     return values.reshape(rows, width)
+
+
+def _first_wrong(data: list, dtype: str) -> str:
+    """Where the first value of another kind sits, for the refusal (a ``true``, a ``"1.0"`` or a 0.5 among
+    integers was "data must hold 3 numbers" whatever it was); "" when no single value is to blame."""
+    wanted = (int,) if dtype == "int64" else (int, float)
+    nested = bool(data) and type(data[0]) is list
+    for i, row in enumerate(data if nested else [data]):
+        for j, value in enumerate(row if type(row) is list else [row]):
+            if type(value) not in wanted:
+                shown = orjson.dumps(value).decode()
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {shown}"
+    return ""
 
 
 def _holds_bool(data: list) -> bool:

@@ -125,6 +125,26 @@ def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, fi
         assert error.startswith((f"input {name!r}: ", name)), error
 
 
+@pytest.mark.parametrize(
+    ("categorical", "numeric", "said"),
+    [
+        ([[0, 50, 74]], [[0.0, True]], "input 'numeric': data must hold 2 numbers (shape [1, 2]): data[0][1] is true"),
+        (
+            [[0, 50, 74]],
+            [["1.0", 0.0]],
+            "input 'numeric': data must hold 2 numbers (shape [1, 2]): data[0][0] is \"1.0\"",
+        ),
+        ([[0, 0.5, 74]], [[0.0, 0.0]], "data must hold 3 integers (shape [1, 3]): data[0][1] is 0.5"),
+    ],
+)
+def test_a_refused_value_is_named_where_it_sits(
+    client: TestClient, categorical: list, numeric: list, said: str
+) -> None:
+    """A boolean or a numeric string among the numbers was "data must hold 3 numbers", whatever it was."""
+    response = client.post("/v2/models/esmm/infer", json=infer_body(categorical, numeric))
+    assert response.status_code == 400 and said in response.json()["error"], response.text
+
+
 def test_deadline_header(client: TestClient) -> None:
     body = {"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}]}
     assert client.post("/v1/score", json=body, headers={"X-Request-Timeout-Ms": "500"}).status_code == 200
