@@ -211,10 +211,11 @@ def export(
         Path, typer.Option("--work-dir", help="Where `ctr train` saved the checkpoint (WORK_DIR/NAME/checkpoint.pt).")
     ] = Path("artifacts"),
 ) -> None:
-    """Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
-    that is no longer the model config.toml describes (another kind, [model] or [training], or for the
-    world's simulated logs [data] or [world]) is refused, naming what differs, and one the newest version
-    already holds is not published again."""
+    r"""Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
+    that is no longer the model config.toml describes (another kind, \[model] or \[training], or for the
+    world's simulated data \[world] and \[data], or a retrieval model's \[queries] and \[retrieval]) is
+    refused, naming what differs (one of an earlier release is checked on \[model] alone, with a warning),
+    and one the newest version already holds is not published again."""
     from common.repository import versions
     from training.checkpoint import Checkpoint
     from training.export import export_checkpoint

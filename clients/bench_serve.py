@@ -64,7 +64,7 @@ from clients.histogram import LatencyHistogram
 from clients.loadgen import LoadResult, run_load
 from clients.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
 from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
-from common.roles import one_model_in_every_role
+from common.roles import one_model_in_every_role, role_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class RawOrt:
         from service.settings import Settings
 
         settings = Settings(model_repository=repository, **one_model_in_every_role(model), intra_op_threads=threads)
-        self.model = load_newest(settings, model, ["pctr", "pctcvr"])
+        self.model = load_newest(settings, model, role_outputs())
         models = ServingModels(settings.roles, {model: self.model}, {})
         self.inputs = [prepare(body, models, settings).encoded(self.model) for body in bodies]
         self.rows = len(next(iter(self.inputs[0].values())))

@@ -33,7 +33,7 @@ import orjson
 
 from clients.histogram import LatencyHistogram
 from clients.loadgen import read_response
-from common.roles import one_model_in_every_role
+from common.roles import one_model_in_every_role, role_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def input_tensors(repository: Path, model: str, bodies_100: list[bytes], threads
     from service.settings import Settings
 
     settings = Settings(model_repository=repository, **one_model_in_every_role(model), intra_op_threads=threads)
-    loaded = load_newest(settings, model, ["pctr", "pctcvr"])
+    loaded = load_newest(settings, model, role_outputs())
     models = ServingModels(settings.roles, {model: loaded}, {})
     return loaded, [prepare(body, models, settings).encoded(loaded) for body in bodies_100]
 

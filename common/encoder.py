@@ -98,7 +98,7 @@ def fit_statistics(
         seen = values if more is None else np.concatenate([values, _numeric_values(feature, more, len(more))])
         low, high = training_range(feature, float(seen.min()), float(seen.max())) if seen.size else (None, None)
         stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0, low=low, high=high)
-        _warn_if_one_value_dominates(feature.name, values, mean, std)
+        _warn_from_values(feature.name, values, mean, std)
     return spec.with_stats(stats)
 
 
@@ -110,7 +110,7 @@ def training_range(feature: Feature, smallest: float, largest: float) -> tuple[f
     return min(smallest, default), max(largest, default)
 
 
-def _warn_if_one_value_dominates(name: str, values: np.ndarray, mean: float, std: float) -> None:
+def _warn_from_values(name: str, values: np.ndarray, mean: float, std: float) -> None:
     if values.size:
         squared = (values.astype(np.float64) - mean) ** 2
         farthest = float(values[int(np.argmax(squared))])

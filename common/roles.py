@@ -40,3 +40,8 @@ ROLE = {role.name: role for role in ROLES}
 def one_model_in_every_role(model: str) -> dict[str, str]:
     """Settings (``Settings`` field -> model name) that serve ``model`` in every role, as the benches do."""
     return {role.settings_key: model for role in ROLES}
+
+
+def role_outputs() -> list[str]:
+    """The outputs a model serving every role must have (each role's score), in table order."""
+    return [role.outputs[0] for role in ROLES]

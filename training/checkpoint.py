@@ -12,6 +12,7 @@ config's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,8 @@ from torch import nn
 
 from common.features import FeatureSpec
 from training.models.registry import build_model, model_config_of
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from training.model_config import ModelConfig
@@ -112,7 +115,15 @@ class Checkpoint:
         if changed:
             raise ValueError(f"{path} was trained with other [model] settings ({'; '.join(changed)}): {retrain}")
         recorded = self.training.get(TRAINED_UNDER, {})
-        now = trained_under(config, simulated="data" in recorded)
+        if not recorded:  # trained by an earlier release: it exported silently
+            logger.warning(
+                "%s was trained before checkpoints recorded their [training], [data] and [world]: checked on its "
+                "[model] alone, and its numeric features have no training range to clip served values to; "
+                "retrain it with `ctr train %s` for both",
+                path,
+                config.name,
+            )
+        now = trained_under(config, simulated="world" in recorded)
         changed = [
             f"[{section}] {key} = {json.dumps(value)} in it, {json.dumps(now[section].get(key))} in config.toml"
             for section, settings in recorded.items()
@@ -166,15 +177,29 @@ TRAINED_UNDER = "config"  # the key of ``trained_under``'s record in a checkpoin
 def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, Any]]:
     """The config.toml sections a model is trained under, defaults filled in, as JSON holds them: [training]
     as the config gives it (before a small log's scaling, which model.json's own training settings show),
-    and, for the world's ``simulated`` logs, the [data] settings that make them and every [world] setting
-    (a model trained on your logs owes nothing to either). Recorded in the checkpoint and model.json;
-    ``ctr export`` refuses a checkpoint whose config has since changed any of them."""
-    from training.config_world import world_settings
+    and, for the world's ``simulated`` data, every [world] setting and what makes the data from it: the
+    [data] settings of the logs, or a retrieval model's [queries] and [retrieval] view (a model trained on
+    your logs owes nothing to any of them). Recorded in the checkpoint and model.json; ``ctr export``
+    refuses a checkpoint whose config has since changed any of them."""
+    from training.config_world import retrieval_config, world_settings
+    from training.models.registry import trains_on
 
-    record = {"training": json.loads(json.dumps(asdict(config.training)))}
-    if simulated:
-        record |= {"data": config.data.training_logs(), "world": world_settings(config)}
+    record = {"training": _as_json(asdict(config.training))}
+    if not simulated:
+        return record
+    record["world"] = world_settings(config)
+    if trains_on(config.kind) == "queries":
+        record |= {
+            "queries": _as_json(asdict(config.queries)),
+            "retrieval": _as_json(asdict(retrieval_config(config.retrieval))),
+        }
+    else:
+        record["data"] = config.data.training_logs()
     return record
+
+
+def _as_json(settings: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(settings))
 
 
 def _torch_reason(error: Exception) -> str:

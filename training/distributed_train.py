@@ -36,7 +36,7 @@ from training.distributed import (
     peak_rss_mib,
     processes,
 )
-from training.fit import evaluate_chunks, model_phases, run_phases
+from training.fit import TrainingConfig, evaluate_chunks, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import refuse_one_class
 from training.model_config import ModelConfig
@@ -80,7 +80,9 @@ def train_streaming(
     """Train ``name`` on the shards at ``logs``; rank 0 saves (and returns) the checkpoint, others None."""
     settings = settings or StreamSettings()
     with processes(distributed) as group:
-        config, spec, shards = streamed_inputs(name, logs, spec_path, root, group.world_size)
+        config, training, spec, shards = streamed_inputs(name, logs, spec_path, root, group.world_size)
+        under = trained_under(config, simulated=False)  # streamed: always your logs; before the scaling
+        config = replace(config, training=training)  # the settings trained with are the ones recorded
         statistics = log_statistics(shards, spec, group, settings.statistics)
         clicks = sum(statistics.clicks.values())
         refuse_one_class(logs, clicks, statistics.rows)
@@ -116,7 +118,7 @@ def train_streaming(
             metrics["training_loss"] = main_loss
             memory[0] = peak_rss_mib()  # rank 0's again, after it scored the held-out rows
             record = {
-                TRAINED_UNDER: trained_under(config, simulated=False),  # streamed: always your logs
+                TRAINED_UNDER: under,
                 "impressions": shards.rows,
                 "processes": group.world_size,
                 "workers_per_process": settings.workers,
@@ -135,18 +137,20 @@ def train_streaming(
 
 def streamed_inputs(
     name: str, logs: Path, spec_path: Path | None, root: Path, processes: int
-) -> tuple[ModelConfig, FeatureSpec, ShardedLogs]:
-    """(the model's config with the settings it trains with, the feature spec, the shards) of a run by
-    ``processes``; ValueError or FileNotFoundError naming what is wrong: a kind that does not train on
-    impressions, no log, no spec, a shard without a required column or at odds with the others. The spec
-    and the settings are chosen as in memory (``own_spec``, ``logs_spec``, ``training_settings``: a small
-    log's batch and epochs scaled), the shards' row count read from their footers."""
+) -> tuple[ModelConfig, TrainingConfig, FeatureSpec, ShardedLogs]:
+    """(the model's config as config.toml gives it, the settings it trains with, the feature spec, the
+    shards) of a run by ``processes``; ValueError or FileNotFoundError naming what is wrong: a kind that
+    does not train on impressions, no log, no spec, a shard without a required column or at odds with the
+    others. The spec and the settings are chosen as in memory (``own_spec``, ``logs_spec``,
+    ``training_settings``: a small log's batch and epochs scaled), the shards' row count read from their
+    footers. The config as given is what ``trained_under`` records (``ctr export`` compares it with
+    config.toml: the scaled batch recorded refused the export of every model streamed from a small log)."""
     config = ModelConfig.load(root, name)
     if trains_on(config.kind) != "impressions":
         raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
     spec = FeatureSpec.from_toml(logs_spec(logs, own_spec(root, name, spec_path)))
     shards = ShardedLogs(logs, spec)
-    return replace(config, training=training_settings(config, root, shards.rows, processes)), spec, shards
+    return config, training_settings(config, root, shards.rows, processes), spec, shards
 
 
 def check_before_launch(
@@ -156,8 +160,8 @@ def check_before_launch(
     line at once, not each process's traceback around it: the inputs (``streamed_inputs``), the batch's
     split over the processes, a ``--statistics`` file's fit to these shards and the clicks it counted
     (``refuse_one_class``; without one, the clicks are counted by the processes' statistics pass)."""
-    config, spec, shards = streamed_inputs(name, logs, spec_path, root, nproc)
-    per_process_batch(config.training.batch_size, nproc)
+    _, training, spec, shards = streamed_inputs(name, logs, spec_path, root, nproc)
+    per_process_batch(training.batch_size, nproc)
     if statistics is not None:
         fitted = log_statistics(shards, spec, Processes(), statistics)
         refuse_one_class(logs, sum(fitted.clicks.values()), fitted.rows)

@@ -101,6 +101,17 @@ class LogStatistics:
         doubled impressions, optional features no shard has a column for; a numeric value dominating its
         feature's spread, from the merged moments), each once for the whole log."""
         say_log_quality(self.disorder, logs.names, spec, logs.path)
+        unranged = [
+            f.name
+            for f in spec.numeric
+            if self.moments.get(f.name, Moments()).count and self.moments[f.name].low is None
+        ]
+        if unranged:  # a statistics.json of an earlier run (--statistics): the model would clip nothing, silently
+            logger.warning(
+                "the statistics read back hold no training range for %s (written before ranges were kept): the model "
+                "will not clip a served value outside what it was trained on; train without --statistics to fit them",
+                unranged,
+            )
         for feature in spec.numeric:
             moments = self.moments.get(feature.name, Moments())
             if moments.count and moments.low is not None:

@@ -326,10 +326,6 @@ def defaulted_features(names: Sequence[str], spec: FeatureSpec) -> list[str]:
     return [f.name for f in spec.features if not f.required and f.name not in names]
 
 
-def warn_of_disorder(table: pa.Table, source: object) -> None:
-    Disorder.of(table).warn(source)
-
-
 @dataclass(frozen=True)
 class Disorder:
     """Where a log's ``ts`` goes back in time, and how many impressions (``request_id`` and ``position``)

@@ -188,8 +188,9 @@ def scaled_to_data(config: TrainingConfig, impressions: int, processes: int = 1)
         return config
     rows = training_rows(config, impressions)
     batch = min(config.batch_size, max(MIN_BATCH, rows * config.epochs // MIN_STEPS))
-    if batch < config.batch_size:
-        batch = max(processes, batch - batch % processes)
+    if batch < config.batch_size:  # up to a multiple of the processes (down would pass below MIN_BATCH)
+        up = -(-batch // processes) * processes
+        batch = up if up <= config.batch_size else max(processes, batch - batch % processes)
     per_epoch = math.ceil(rows / batch)
     epochs = max(config.epochs, min(MAX_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
     scaled = replace(config, batch_size=batch, epochs=epochs)

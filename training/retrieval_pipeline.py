@@ -79,7 +79,7 @@ def train_retrieval(
         model,
         metrics,
         fingerprint=f"world:{config.world}|retrieval:{asdict(view.config)}|queries:{asdict(queries_config)}",
-        training={"queries": len(queries), TRAINED_UNDER: trained_under(config, simulated=False)},
+        training={"queries": len(queries), TRAINED_UNDER: trained_under(config, simulated=True)},
         catalog={name: column.tolist() for name, column in view.item_columns().items()},
         catalog_id="ad_id",
     )

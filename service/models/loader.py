@@ -127,6 +127,16 @@ def load_versions(
             refused[version] = Refusal(str(error), files)
             continue
         logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
+        unranged = [n for n, stats in model.manifest.feature_spec.stats.items() if stats.low is None]
+        if unranged:  # its clipped-values series stays at 0 whatever the unit of a value: say why
+            logger.warning(
+                "model %s version %d has no training range for %s (exported before ranges were kept, or from an "
+                "earlier checkpoint): a value far outside what it was trained on is clipped at ±1e6 standard "
+                "deviations only; train and export it again to clip to the range",
+                name,
+                version,
+                unranged,
+            )
     if not chosen:
         why = _none_loaded(policy, available, tried, refused, refused_before)
         raise ModelLoadError(f"no loadable version of model {name!r} ({why})")

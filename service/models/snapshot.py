@@ -115,9 +115,9 @@ class ServingModels:
         one requires is categorical for one and numeric for another: only null suits both, and a required
         feature cannot be null, so every request would be refused (the service said it was ready, and
         answered each request 422)."""
-        filled = [(role.name, self.for_role(role.name)) for role in ROLES]
-        if any(model is None for _, model in filled):
+        if self.role_models is None:
             return None
+        filled = list(self.role_models.items())
         (first_role, first), *others = filled
         for role, model in others:
             if model.manifest.regime != first.manifest.regime:

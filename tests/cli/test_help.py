@@ -75,3 +75,15 @@ def test_unwrapped_joins_a_paragraph_s_lines_and_keeps_paragraphs():
         as is"""
     assert unwrapped(text) == "First line goes on.\n\nSecond paragraph too.\n\n\bkept\nas is"
     assert unwrapped(None) is None
+
+
+def test_a_config_section_named_in_a_help_text_is_shown():
+    """Rich reads ``[model]`` as markup and drops it: `ctr export --help` read "(another kind,  or , or for
+    the world's simulated logs  or )". Every section a help text names is on the screen."""
+    import re
+
+    for path, command in every_command():
+        texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        named = {m for text in texts for m in re.findall(r"\[([a-z_]+)\]", text)}
+        screen = " ".join(shown(*path))
+        assert not [f"[{s}]" for s in named if f"[{s}]" not in screen], path

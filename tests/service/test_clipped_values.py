@@ -8,13 +8,16 @@ nothing anywhere to say so.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from common.features import NumericStats
 from service.app import create_app
+from service.models.loader import load_newest
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 
@@ -54,3 +57,16 @@ def test_a_value_past_the_training_range_scores_as_the_edge_and_is_counted(clien
     assert clipped(client, "ad_price") == 2 and clipped(client, "ad_quality") == 0
     inside = scores(client, {"ad_id": "a1", "ad_price": 20.0, "ad_quality": 0.9})
     assert inside != edge[:1] and clipped(client, "ad_price") == 2  # values inside change the answer, uncounted
+
+
+def test_a_version_without_ranges_says_so_at_its_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Exported before ranges were kept, its clipped-values series stays at 0 whatever a value's unit:
+    the load says why, once, rather than a healthy-looking 0 alone."""
+    publish_tiny_esmm(tmp_path)  # the tiny spec's stats: mean and std alone
+    publish_tiny_esmm(tmp_path, name="ranged", spec=RANGED)
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False)
+    with caplog.at_level(logging.WARNING, logger="service.models.loader"):
+        load_newest(settings, "esmm")
+        load_newest(settings, "ranged")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "model esmm version 1 has no training range for ['ad_price', 'ad_quality']" in said[0]

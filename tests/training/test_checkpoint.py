@@ -161,3 +161,32 @@ def test_held_out_settings_and_unchanged_sections_are_no_change(tmp_path):
     (tmp_path / "esmm" / "config.toml").write_text(config + "[world]\nn_users = 300\n")
     with pytest.raises(ValueError, match=r"\[world\] n_users = 20000 in it, 300 in config.toml"):
         trained_under_defaults().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
+
+
+def test_a_world_retrieval_checkpoint_records_its_world_queries_and_view(tmp_path):
+    """ESAM trained on the world's queries recorded its [training] alone: a checkpoint trained under another
+    [world], [queries] or [retrieval] exported without a word."""
+    from dataclasses import replace
+
+    from training.checkpoint import TRAINED_UNDER, trained_under
+
+    (tmp_path / "esam").mkdir()
+    (tmp_path / "esam" / "config.toml").write_text('kind = "esam"\n')
+    trained = trained_under(ModelConfig.load(tmp_path, "esam"), simulated=True)
+    assert set(trained) == {"training", "world", "queries", "retrieval"}
+    stale = replace(checkpoint(), name="esam", kind="esam", model_params={}, training={TRAINED_UNDER: trained})
+    stale.check_against(ModelConfig.load(tmp_path, "esam"), tmp_path / "checkpoint.pt")
+    (tmp_path / "esam" / "config.toml").write_text('kind = "esam"\n[queries]\ntrain_queries = 500\n')
+    with pytest.raises(ValueError, match=r"\[queries\] train_queries = 16000 in it, 500 in config.toml"):
+        stale.check_against(ModelConfig.load(tmp_path, "esam"), tmp_path / "checkpoint.pt")
+
+
+def test_a_checkpoint_of_an_earlier_release_exports_with_a_warning_saying_what_it_lacks(tmp_path, caplog):
+    """It exported silently, checked on [model] alone and with no training range to clip served values to."""
+    import logging
+
+    (tmp_path / "esmm").mkdir()
+    (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n[data]\ndays = 3\n')
+    with caplog.at_level(logging.WARNING, logger="training.checkpoint"):
+        checkpoint().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
+    assert "checked on its [model] alone" in caplog.text and "retrain it with `ctr train esmm`" in caplog.text

@@ -24,6 +24,7 @@ from tests.support.wait import eventually
 from training.checkpoint import Checkpoint
 from training.distributed import Processes
 from training.distributed_train import check_before_launch, log_statistics, train_streaming
+from training.model_config import ModelConfig
 from training.pipeline import train
 from training.stream import ShardedLogs
 from training.world import World, WorldConfig
@@ -284,6 +285,7 @@ def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_a
         ]
         assert [f.name for f in checkpoint.spec.features] == ["row", "price", "site"]
         assert (checkpoint.training["batch_size"], checkpoint.training["epochs"]) == (128, 10)
+        checkpoint.check_against(ModelConfig.load(models, "mine"), tmp_path)  # `ctr export`: a scaled batch refused it
     assert sorted(said["streamed"]) == sorted(said["in memory"])  # the same words, each once
     assert [m.split(":")[0] for m in said["in memory"]] == [
         f"the logs {logs} are not in time order",

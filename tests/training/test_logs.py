@@ -335,8 +335,6 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     import datetime
     import logging
 
-    from training.logs import warn_of_disorder
-
     caplog.set_level(logging.WARNING, logger="training.logs")
     quiet = [
         pa.table({"ts": pa.array([{"s": 2}, {"s": 1}])}),
@@ -345,12 +343,12 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
         pa.table({"request_id": pa.array([None] * 5, pa.string()), "position": [1] * 5}),
     ]
     for table in quiet:
-        warn_of_disorder(table, "log")
+        Disorder.of(table).warn("log")
     assert not caplog.records
-    warn_of_disorder(pa.table({"ts": [1, None, 0]}), "gap")
+    Disorder.of(pa.table({"ts": [1, None, 0]})).warn("gap")
     day = datetime.datetime(2024, 1, 2)
-    warn_of_disorder(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])}), "times")
-    warn_of_disorder(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))}), "decimals")
+    Disorder.of(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])})).warn("times")
+    Disorder.of(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))})).warn("decimals")
     assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 3
 
 

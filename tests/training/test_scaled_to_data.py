@@ -23,6 +23,7 @@ def test_a_shrunk_batch_splits_evenly_over_the_streaming_processes():
     """Streamed by N processes each takes batch_size / N rows a step: a shrunk batch is a multiple of N."""
     config = TrainingConfig(epochs=2, batch_size=1024, validation_fraction=0.1)
     assert scaled_to_data(config, 30_000).batch_size == 270
-    assert scaled_to_data(config, 30_000, processes=4).batch_size == 268
+    assert scaled_to_data(config, 30_000, processes=4).batch_size == 272
     assert scaled_to_data(config, 30_000, processes=3).batch_size == 270
+    assert scaled_to_data(config, 2_000, processes=3).batch_size == 129  # never below MIN_BATCH (128): 126 was
     assert scaled_to_data(TrainingConfig(epochs=1, batch_size=1000), 10**7, processes=3).batch_size == 1000  # unscaled

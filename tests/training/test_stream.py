@@ -4,6 +4,7 @@ that emits every row once, and a statistics pass that fits what the in-memory tr
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -136,7 +137,7 @@ def test_statistics_round_trip_through_json(shards, tmp_path):
     assert LogStatistics.load(tmp_path / "statistics.json") == statistics
 
 
-def test_statistics_written_before_ranges_were_kept_read_back_without_one(shards, tmp_path):
+def test_statistics_written_before_ranges_were_kept_read_back_without_one(shards, tmp_path, caplog):
     """A statistics.json of an earlier run (``--statistics``) has no low and high: its model clips at none."""
     statistics = merge_in_order([(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))])
     statistics.save(tmp_path / "statistics.json")
@@ -147,6 +148,9 @@ def test_statistics_written_before_ranges_were_kept_read_back_without_one(shards
     old = LogStatistics.load(tmp_path / "old.json")
     assert old.fitted(SPEC).stats["price"].low is None
     assert old.merge(statistics).moments["price"].low is None
+    with caplog.at_level(logging.WARNING, logger="training.log_statistics"):
+        old.warn_of_log_quality(SPEC, shards)
+    assert "the statistics read back hold no training range for ['price']" in caplog.text  # it was silent
 
 
 def statistics_pass_with_a_wrong_value(folder, column: int, row: int, value: float) -> None:

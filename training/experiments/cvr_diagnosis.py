@@ -275,7 +275,6 @@ def run_cvr_diagnosis(root: Path, config: DiagnosisConfig) -> dict[str, Any]:
     report: dict[str, Any] = {
         "config": {**vars(config), "days": days, "requests_per_day": per_day},
         "repository": str(root),
-        # the sections of the model's config.toml it ran with, as read (the variants override [model])
         # the model's config.toml as it ran (the variants override its [model], the options its [data])
         "model_config": {
             "kind": model_config.kind,
