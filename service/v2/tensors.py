@@ -6,7 +6,8 @@ checks the declared datatype and ``[rows, width]`` shape first, then the size of
 that shape *before* numpy sees it (so no body can make the service allocate for a shape it does not
 hold), and hands the array to ``check_request``, which applies every check ONNX Runtime would
 otherwise fail on: names, widths, one batch size, the row limit, each categorical id inside its
-feature's bucket range, floats within float32. Every refusal is a 4xx ``InputError`` naming the field,
+feature's bucket range, floats finite and within ±``STANDARDISED_LIMIT`` (the encoder's bound on the
+standardised values it gives). Every refusal is a 4xx ``InputError`` naming the field,
 and a refusal of one input's tensor names that input in its message too (``for_input``): tritonclient
 shows a client the message alone.
 """
@@ -66,7 +67,8 @@ def from_numbers(values: Any, dtype: str, rows: int, width: int, where: str) -> 
 
 
 def check_values(values: np.ndarray, dtype: str, where: str) -> np.ndarray:
-    """Element checks of a tensor taken from numbers or bytes: finite float32 values, int64 integers."""
+    """Element checks of a tensor taken from numbers or bytes: finite values within ±STANDARDISED_LIMIT for
+    the float input (standardised features), int64 integers."""
     if dtype != "int64" and values.size and not (np.abs(values) <= STANDARDISED_LIMIT).all():
         raise InputError(
             400,
