@@ -60,11 +60,14 @@ class Histogram:
         self.count += count
 
     def lines(self, name: str, labels: str) -> Iterator[str]:
+        """The exposition's lines: each ``le`` as a float (``le="1.0"``, as Prometheus 3 stores it and the
+        official client writes it: ``le="1"`` matched no stored series there), the sum in full (``.9g``
+        moved a batch-size sum past 1e9 in steps of 10)."""
         cumulative = 0
-        for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
+        for bound, count in zip((*map(float, self.bounds), "+Inf"), self.counts, strict=True):
             cumulative += count
             yield f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}'
-        yield f"{name}_sum{{{labels}}} {self.total:.9g}"
+        yield f"{name}_sum{{{labels}}} {float(self.total)!r}"
         yield f"{name}_count{{{labels}}} {self.count}"
 
 

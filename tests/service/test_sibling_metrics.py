@@ -76,3 +76,16 @@ def test_what_a_process_holds_is_rendered_whole_and_reads_nothing_once_it_stoppe
     assert "ctr_http_body_bytes_in_flight 16777216.0" in text and "ctr_http_open_connections 3.0" in text
     holdings.release()
     assert holdings.figures() == {"open_connections": 0, "body_bytes_in_flight": 0, "bodies_waiting": 0}
+
+
+def test_histogram_lines_write_each_bound_as_a_float_and_the_sum_in_full() -> None:
+    """Batch sizes were written le="1" beside durations' le="0.0005": Prometheus 3 stores le as a float, so
+    a query for le="1" found nothing; a sum past 1e9 was written to 9 digits, moving in steps of 10."""
+    from service.metrics import BATCH_SIZE_BUCKETS, Histogram
+
+    sizes = Histogram(BATCH_SIZE_BUCKETS)
+    sizes.observe(1)
+    sizes.add([[0] * (len(BATCH_SIZE_BUCKETS) + 1), 1_234_567_890.0, 0])
+    lines = list(sizes.lines("ctr_inference_batch_size", 'model="esmm",version="1"'))
+    assert lines[0] == 'ctr_inference_batch_size_bucket{model="esmm",version="1",le="1.0"} 1'
+    assert lines[-2] == 'ctr_inference_batch_size_sum{model="esmm",version="1"} 1234567891.0'
