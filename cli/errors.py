@@ -66,7 +66,7 @@ def missing_extra_message(error: ModuleNotFoundError) -> str | None:
         return None
     named = " or ".join(f"'{extra}'" for extra in extras)
     return (
-        f"this command needs {module}: the {named} extra installs it "
+        f"this command needs {module}: the {named} extra installs it: pip install '{DISTRIBUTION}[{extras[0]}]' "
         f"(in a checkout of {DISTRIBUTION}: pip install -e '.[{extras[0]}]')"
     )
 

@@ -12,6 +12,7 @@ it took on the 2-core machine, when known), one when it is trained and one when 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -148,6 +149,8 @@ def prepare(
     if not missing:
         typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")
         return
+    if importlib.util.find_spec("torch") is None:  # each training process failed with it, after its line
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
     typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
     with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does

@@ -89,7 +89,7 @@ def grpc_starter() -> Callable[[ScoringService], Awaitable[Any]]:
     except ImportError as error:
         raise RuntimeError(
             f"CTR_GRPC_PORT is set but the gRPC server cannot be imported ({error}): "
-            "pip install -e '.[grpc]', or unset CTR_GRPC_PORT"
+            "pip install 'debiased-ctr[grpc]' (in a checkout: pip install -e '.[grpc]'), or unset CTR_GRPC_PORT"
         ) from error
     return start_grpc
 

@@ -92,7 +92,7 @@ class ModelManager:
             except ModelLoadError as error:
                 optional = name not in self.settings.roles.values()
                 level = logging.WARNING if optional else logging.ERROR
-                root = self.settings.model_repository
+                root = self.settings.model_repository.absolute()  # "models" said nothing of where it was looked for
                 logger.log(level, "model %s is not served: %s (repository %s)", name, error, root)
         if self.models.retrieval_name in self.models.loaded and self.models.retrieval is None:
             logger.warning("/v1/similarity cannot answer: %s", self.models.retrieval_unavailable())

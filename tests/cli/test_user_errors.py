@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -368,3 +369,20 @@ def test_a_permission_error_is_a_users_mistake_only_about_a_path(tmp_path, raise
         text=True,
     )
     assert done.returncode == code and said in done.stderr, done.stderr
+
+
+def test_prepare_without_torch_is_one_line_before_any_training_process_starts(tmp_path):
+    """It printed each model's "training + exporting" line, started a process that failed with the missing
+    module, and ended "esam failed after 0 s (exit code 2)"; the hint now names the distribution's extra too,
+    for an install from a wheel, not only the checkout's `pip install -e`."""
+    (tmp_path / "models" / "esam").mkdir(parents=True)
+    (tmp_path / "models" / "esam" / "config.toml").write_text((ROOT / "models" / "esam" / "config.toml").read_text())
+    shutil.copytree(ROOT / "models" / "esmm", tmp_path / "models" / "esmm", ignore=shutil.ignore_patterns("[0-9]*"))
+    (tmp_path / "models" / "esmm" / "1").mkdir()  # a version directory: only esam would be trained
+    done = ctr_without("torch", "prepare", "-r", str(tmp_path / "models"), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "training + exporting" not in done.stdout and not (tmp_path / "artifacts").exists()
+    assert done.stderr.strip().splitlines() == [
+        "error: this command needs torch: the 'train' extra installs it: pip install 'debiased-ctr[train]' "
+        "(in a checkout of debiased-ctr: pip install -e '.[train]')"
+    ]

@@ -194,3 +194,19 @@ def test_the_index_says_unreadable_serving_settings_without_polling(tmp_path: Pa
         (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving\n')
         (entry,) = client.post("/v2/repository/index", headers=AUTH).json()
         assert entry["reason"].startswith("newer versions are not loaded: serving settings: ")
+
+
+def test_a_repository_not_found_is_said_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relative `models` was logged as "(repository models)", which says nothing to an operator of an
+    installed service started from some directory: the path is the absolute one it looked in."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(model_repository=Path("models"), use_cuda=False)
+    with caplog.at_level(logging.ERROR, logger="service.models.manager"), TestClient(create_app(settings)) as client:
+        assert client.get("/v2/health/ready").status_code == 503
+    assert f"(repository {tmp_path / 'models'})" in caplog.text, caplog.text
