@@ -88,18 +88,29 @@ def fit_statistics(
     stats: dict[str, NumericStats] = {}
     for feature in spec.numeric:
         column = columns.get(feature.name)
-        if column is None:  # never logged: every value is the default, which encodes as 0
-            stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
+        if column is None:  # never logged: every value is the default, which encodes as 0, its range too
+            stats[feature.name] = unlogged_stats(feature)
             continue
         values = _numeric_values(feature, column, len(column))
         mean = float(values.mean()) if values.size else float(feature.default)
         std = float(values.std()) if values.size else 1.0
         more = (also_encoded or {}).get(feature.name)
         seen = values if more is None else np.concatenate([values, _numeric_values(feature, more, len(more))])
-        low, high = training_range(feature, float(seen.min()), float(seen.max())) if seen.size else (None, None)
+        if not seen.size:  # a column of nulls: every value the default, as if never logged
+            stats[feature.name] = unlogged_stats(feature)
+            continue
+        low, high = training_range(feature, float(seen.min()), float(seen.max()))
         stats[feature.name] = NumericStats(mean=mean, std=std if std > MIN_STD else 1.0, low=low, high=high)
-        _warn_from_values(feature.name, values, mean, std)
+        _warn_if_one_of_values_dominates(feature.name, values, mean, std)
     return spec.with_stats(stats)
+
+
+def unlogged_stats(feature: Feature) -> NumericStats:
+    """A numeric feature no log gave a value of: training saw its default alone (encoded as 0), so that is
+    its whole range, and a served value of it is clipped to the default and counted (the model never
+    learnt what the feature does: a version "without ranges" it is not)."""
+    default = float(feature.default)
+    return NumericStats(mean=default, std=1.0, low=default, high=default)
 
 
 def training_range(feature: Feature, smallest: float, largest: float) -> tuple[float, float]:
@@ -110,7 +121,7 @@ def training_range(feature: Feature, smallest: float, largest: float) -> tuple[f
     return min(smallest, default), max(largest, default)
 
 
-def _warn_from_values(name: str, values: np.ndarray, mean: float, std: float) -> None:
+def _warn_if_one_of_values_dominates(name: str, values: np.ndarray, mean: float, std: float) -> None:
     if values.size:
         squared = (values.astype(np.float64) - mean) ** 2
         farthest = float(values[int(np.argmax(squared))])

@@ -43,5 +43,6 @@ def one_model_in_every_role(model: str) -> dict[str, str]:
 
 
 def role_outputs() -> list[str]:
-    """The outputs a model serving every role must have (each role's score), in table order."""
+    """Each role's score (the first of its outputs), in table order: what a model serving every role is
+    loaded for by the benches."""
     return [role.outputs[0] for role in ROLES]

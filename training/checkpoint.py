@@ -118,7 +118,7 @@ class Checkpoint:
         if not recorded:  # trained by an earlier release: it exported silently
             logger.warning(
                 "%s was trained before checkpoints recorded their [training], [data] and [world]: checked on its "
-                "[model] alone, and its numeric features have no training range to clip served values to; "
+                "[model] alone, and its numeric features may have no training range to clip served values to; "
                 "retrain it with `ctr train %s` for both",
                 path,
                 config.name,
@@ -172,6 +172,10 @@ class Checkpoint:
 
 
 TRAINED_UNDER = "config"  # the key of ``trained_under``'s record in a checkpoint's (and model.json's) training
+# a retrieval model's settings that shape only the metrics in its model.json, not what it trains on (as
+# [data]'s held-out settings are left out of an impression model's record)
+QUERIES_FOR_METRICS = frozenset({"eval_queries"})
+VIEW_FOR_METRICS = frozenset({"n_relevant", "hot_fraction"})
 
 
 def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, Any]]:
@@ -188,11 +192,10 @@ def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, A
     if not simulated:
         return record
     record["world"] = world_settings(config)
-    if trains_on(config.kind) == "queries":
-        record |= {
-            "queries": _as_json(asdict(config.queries)),
-            "retrieval": _as_json(asdict(retrieval_config(config.retrieval))),
-        }
+    if trains_on(config.kind) == "queries":  # the held-out queries and the relevance metrics' settings aside
+        queries, view = asdict(config.queries), asdict(retrieval_config(config.retrieval))
+        record["queries"] = _as_json({k: v for k, v in queries.items() if k not in QUERIES_FOR_METRICS})
+        record["retrieval"] = _as_json({k: v for k, v in view.items() if k not in VIEW_FOR_METRICS})
     else:
         record["data"] = config.data.training_logs()
     return record

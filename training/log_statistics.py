@@ -23,6 +23,7 @@ from common.encoder import (  # the encoder's own reading of a numeric column
     MIN_STD,
     _numeric_values,
     training_range,
+    unlogged_stats,
     warn_if_one_value_dominates,
 )
 from common.features import FeatureSpec, NumericStats
@@ -88,8 +89,8 @@ class LogStatistics:
         stats = {}
         for feature in spec.numeric:
             moments = self.moments.get(feature.name, Moments())
-            if not moments.count:  # never logged: the default encodes as 0
-                stats[feature.name] = NumericStats(mean=float(feature.default), std=1.0)
+            if not moments.count:  # never logged: the default encodes as 0, its range too
+                stats[feature.name] = unlogged_stats(feature)
                 continue
             std = math.sqrt(max(moments.m2, 0.0) / moments.count)
             low, high = (None, None) if moments.low is None else training_range(feature, moments.low, moments.high)

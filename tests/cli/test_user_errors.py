@@ -386,3 +386,25 @@ def test_prepare_without_torch_is_one_line_before_any_training_process_starts(tm
         "error: this command needs torch: the 'train' extra installs it: pip install 'debiased-ctr[train]' "
         "(in a checkout of debiased-ctr: pip install -e '.[train]')"
     ]
+
+
+def test_prepare_finds_torch_absent_as_an_install_without_it_does(tmp_path):
+    """Where torch is not installed, ``find_spec`` answers None (the test above hides it by raising from a
+    finder instead): the same one line, before any process starts."""
+    (tmp_path / "models" / "esam").mkdir(parents=True)
+    (tmp_path / "models" / "esam" / "config.toml").write_text((ROOT / "models" / "esam" / "config.toml").read_text())
+    shutil.copytree(ROOT / "models" / "esmm", tmp_path / "models" / "esmm", ignore=shutil.ignore_patterns("[0-9]*"))
+    (tmp_path / "models" / "esmm" / "1").mkdir()
+    absent = (
+        "import importlib.util, runpy, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *rest: None if name == 'torch' else real(name, *rest)\n"
+        "sys.argv = ['ctr', 'prepare', '-r', 'models']\n"
+        "runpy.run_module('cli.main', run_name='__main__')\n"
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", absent], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "needs torch: the 'train' extra installs it" in done.stderr, done.stderr
+    assert "training + exporting" not in done.stdout and not (tmp_path / "artifacts").exists()

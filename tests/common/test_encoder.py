@@ -134,6 +134,24 @@ def test_the_training_range_holds_the_default_so_absent_values_encode_as_in_trai
     assert not encoder.clipped
 
 
+def test_a_feature_no_log_gave_a_value_of_has_its_default_for_range():
+    """It had no range, so a model trained today on logs without an optional column was taken at its load
+    for one exported before ranges were kept; training saw the default alone, so that is its range."""
+    spec = FeatureSpec(
+        (
+            Feature("user_id", "categorical", "context", buckets=10),
+            Feature("age", "numeric", "context", required=False, default=30.0),
+            Feature("bid", "numeric", "candidate", required=False, default=1.0),
+        )
+    )
+    fitted = fit_statistics(spec, {"bid": np.array([None, None], dtype=object)})  # no age column; bids all null
+    assert [(s.low, s.high) for s in fitted.stats.values()] == [(30.0, 30.0), (1.0, 1.0)]
+    encoder = FeatureEncoder(fitted)
+    assert encoder.encode({"user_id": ["u"], "age": [30.0], "bid": [None]}, 1).numeric.tolist() == [[0.0, 0.0]]
+    assert encoder.encode({"user_id": ["u"], "age": [55.0], "bid": [7.0]}, 1).numeric.tolist() == [[0.0, 0.0]]
+    assert encoder.clipped == {"age": 1, "bid": 1}
+
+
 def test_the_range_travels_with_the_spec_and_an_old_spec_reads_without_one():
     assert FeatureSpec.from_dict(FITTED.to_dict()) == FITTED
     old = FITTED.to_dict()

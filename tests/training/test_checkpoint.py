@@ -176,6 +176,9 @@ def test_a_world_retrieval_checkpoint_records_its_world_queries_and_view(tmp_pat
     assert set(trained) == {"training", "world", "queries", "retrieval"}
     stale = replace(checkpoint(), name="esam", kind="esam", model_params={}, training={TRAINED_UNDER: trained})
     stale.check_against(ModelConfig.load(tmp_path, "esam"), tmp_path / "checkpoint.pt")
+    changed_metrics_only = 'kind = "esam"\n[queries]\neval_queries = 50\n[retrieval]\nn_relevant = 20\n'
+    (tmp_path / "esam" / "config.toml").write_text(changed_metrics_only)  # the held-out metrics' settings
+    stale.check_against(ModelConfig.load(tmp_path, "esam"), tmp_path / "checkpoint.pt")
     (tmp_path / "esam" / "config.toml").write_text('kind = "esam"\n[queries]\ntrain_queries = 500\n')
     with pytest.raises(ValueError, match=r"\[queries\] train_queries = 16000 in it, 500 in config.toml"):
         stale.check_against(ModelConfig.load(tmp_path, "esam"), tmp_path / "checkpoint.pt")

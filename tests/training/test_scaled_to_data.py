@@ -26,4 +26,6 @@ def test_a_shrunk_batch_splits_evenly_over_the_streaming_processes():
     assert scaled_to_data(config, 30_000, processes=4).batch_size == 272
     assert scaled_to_data(config, 30_000, processes=3).batch_size == 270
     assert scaled_to_data(config, 2_000, processes=3).batch_size == 129  # never below MIN_BATCH (128): 126 was
+    odd = TrainingConfig(epochs=1, batch_size=130, validation_fraction=0.1)  # 129 up to 132 would pass its batch
+    assert scaled_to_data(odd, 28_667, processes=4).batch_size == 128
     assert scaled_to_data(TrainingConfig(epochs=1, batch_size=1000), 10**7, processes=3).batch_size == 1000  # unscaled
