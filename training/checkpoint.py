@@ -185,24 +185,20 @@ def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, A
     [data] settings of the logs, or a retrieval model's [queries] and [retrieval] view (a model trained on
     your logs owes nothing to any of them). Recorded in the checkpoint and model.json; ``ctr export``
     refuses a checkpoint whose config has since changed any of them."""
-    from training.config_world import retrieval_config, world_settings
+    from training.config_world import as_json, retrieval_config, world_settings
     from training.models.registry import trains_on
 
-    record = {"training": _as_json(asdict(config.training))}
+    record = {"training": as_json(asdict(config.training))}
     if not simulated:
         return record
     record["world"] = world_settings(config)
     if trains_on(config.kind) == "queries":  # the held-out queries and the relevance metrics' settings aside
         queries, view = asdict(config.queries), asdict(retrieval_config(config.retrieval))
-        record["queries"] = _as_json({k: v for k, v in queries.items() if k not in QUERIES_FOR_METRICS})
-        record["retrieval"] = _as_json({k: v for k, v in view.items() if k not in VIEW_FOR_METRICS})
+        record["queries"] = as_json({k: v for k, v in queries.items() if k not in QUERIES_FOR_METRICS})
+        record["retrieval"] = as_json({k: v for k, v in view.items() if k not in VIEW_FOR_METRICS})
     else:
         record["data"] = config.data.training_logs()
     return record
-
-
-def _as_json(settings: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(settings))
 
 
 def _torch_reason(error: Exception) -> str:

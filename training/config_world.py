@@ -53,7 +53,12 @@ def world_of(config: WorldOverrides) -> World:
 def world_settings(config: WorldOverrides) -> dict[str, Any]:
     """Every setting of ``config``'s world, the defaults filled in, as JSON holds them: what a report or a
     checkpoint records of the world it simulated (the overrides alone say nothing of a changed default)."""
-    return json.loads(json.dumps(asdict(world_config(config.world))))
+    return as_json(asdict(world_config(config.world)))
+
+
+def as_json(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as JSON holds them (tuples as lists): the form a record of them is written and compared in."""
+    return json.loads(json.dumps(settings))
 
 
 def world_spec(config: WorldOverrides) -> FeatureSpec:
