@@ -309,3 +309,20 @@ def test_an_unknown_item_feature_names_the_item_tower(client: TestClient) -> Non
     response = client.post("/v1/similarity", json={"query": QUERY, "items": [{**ITEMS[0], "shape": 1}]})
     assert response.status_code == 422 and "item tower" in response.json()["error"], response.text
     assert "items tower" not in response.json()["error"]
+
+
+def test_values_outside_the_training_range_are_clipped_and_counted_on_both_towers(client: TestClient) -> None:
+    """The query's and the items' encoders count into the retrieval version's series, as scoring's do."""
+
+    def clipped() -> dict[str, int]:
+        prefix = 'ctr_feature_values_clipped_total{model="esam",version="1",feature="'
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+        return {line[len(prefix) :].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+
+    before = clipped()
+    assert {"user_age", "ad_price"} <= set(before)
+    far = {"query": {**QUERY, "user_age": 10_950.0}, "items": [{**ITEMS[0], "ad_price": 1e9}, ITEMS[1]]}
+    response = client.post("/v1/similarity", json=far)
+    assert response.status_code == 200, response.text
+    after = clipped()
+    assert (after["user_age"] - before["user_age"], after["ad_price"] - before["ad_price"]) == (1, 1)
