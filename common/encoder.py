@@ -66,6 +66,7 @@ class FeatureError(ValueError):
 class EncodedFeatures:
     categorical: np.ndarray  # (B, C) int64, offsets applied
     numeric: np.ndarray  # (B, N) float32, standardised
+    clipped: np.ndarray | None = None  # (B, N) bool: where a value was clipped to the training range
 
     def __len__(self) -> int:
         return self.categorical.shape[0]
@@ -186,8 +187,10 @@ class FeatureEncoder:
         limit = STANDARDISED_LIMIT
         return np.clip(low, -limit, limit), np.clip(high, -limit, limit)
 
-    def encode(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
-        """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature.
+    def encode(self, columns: Mapping[str, Any], n_rows: int, clipped: Counter | None = None) -> EncodedFeatures:
+        """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature. The values clipped to
+        the training range are counted, one per row, in ``clipped`` if given (a request of two encodes that
+        counts only once both passed: ``add_clipped``), else in the encoder's own ``clipped``.
 
         Columns of plain Python values (scalars and lists, as a service batch gives them) take the
         value path: each categorical value's bucket is looked up in a per-feature memo (ids repeat
@@ -200,9 +203,23 @@ class FeatureEncoder:
         if unknown:
             raise FeatureError(unknown[0], "is not a feature of this model")
         encoded = self._encode_values(columns, n_rows)
-        if encoded is not None:
-            return encoded
-        return self._encode_columns(columns, n_rows)
+        if encoded is None:
+            encoded = self._encode_columns(columns, n_rows)
+        differs = encoded.clipped
+        if differs is not None and differs.any():
+            counts = dict(zip(self.numeric_names, np.count_nonzero(differs, axis=0).tolist(), strict=True))
+            if clipped is None:
+                self.add_clipped(counts)
+            else:
+                clipped.update(counts)
+        return encoded
+
+    def add_clipped(self, counts: Mapping[str, int]) -> None:
+        """Counts of clipped values added to ``clipped`` (batch threads of one version share its counter)."""
+        with _CLIPPED_LOCK:
+            for name, n in counts.items():
+                if n:
+                    self.clipped[name] += n
 
     def _encode_values(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures | None:
         """The value path; None when a column holds anything but plain valid values."""
@@ -242,7 +259,7 @@ class FeatureEncoder:
             if values is None:
                 return None
             numeric[:, j] = values
-        return EncodedFeatures(categorical, self._standardised(numeric))
+        return EncodedFeatures(categorical, *self._standardised(numeric))
 
     def _encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> EncodedFeatures:
         categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
@@ -252,25 +269,16 @@ class FeatureEncoder:
         numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
         for j, feature in enumerate(self._numeric):
             numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
-        return EncodedFeatures(categorical, self._standardised(numeric))
+        return EncodedFeatures(categorical, *self._standardised(numeric))
 
-    def _standardised(self, numeric: np.ndarray) -> np.ndarray:
-        """(value - mean) / std as float32, clipped to the training range (``_standardised_range``; float64
+    def _standardised(self, numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((value - mean) / std as float32, clipped to the training range (``_standardised_range``; float64
         holds any accepted value over a std of at least ``MIN_STD``; two bounds cost half of np.clip's call
-        per batch). The values clipped are counted in ``clipped``, by feature."""
+        per batch), where it was clipped: one comparison, a third of what testing below and above cost)."""
         z = (numeric - self._means) / self._stds
         bounded = np.maximum(z, self._low)
         np.minimum(bounded, self._high, out=bounded)
-        differs = bounded != z  # one comparison: a third of what counting below and above cost per batch
-        if differs.any():
-            self._count_clipped(np.count_nonzero(differs, axis=0))
-        return bounded.astype(np.float32)
-
-    def _count_clipped(self, counts: np.ndarray) -> None:
-        with _CLIPPED_LOCK:  # batch threads of one version share its counter
-            for feature, n in zip(self._numeric, counts.tolist(), strict=True):
-                if n:
-                    self.clipped[feature.name] += n
+        return bounded.astype(np.float32), bounded != z
 
     @staticmethod
     def _column(feature: Feature, columns: Mapping[str, Any]) -> Any:

@@ -233,7 +233,7 @@ class Metrics:
         family(
             "feature_values_clipped_total",
             "counter",
-            "Numeric feature values outside the model's training range, clipped to it (a unit mistake shows here).",
+            "Rows whose numeric feature value lay outside the model's training range, clipped to it (a unit mistake).",
         )
         for k in keys:
             clipped = self.models[k].clipped

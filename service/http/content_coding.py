@@ -26,7 +26,7 @@ from collections.abc import Callable
 from starlette.types import Message, Receive, Scope
 
 from service.http.body import INLINE_BODY_BYTES, declared_length_refusal, too_large_message
-from service.http.errors import InputError
+from service.http.errors import InputError, echoed
 
 # the codings read, each with zlib's window bits: gzip's header, or zlib's (RFC 9110's "deflate")
 CODINGS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
@@ -115,7 +115,8 @@ def decoded(
     if window_bits is None:
         raise InputError(
             415,
-            f"Content-Encoding {coding.decode('latin-1')!r} is not supported: send the body plain, gzip or deflate",
+            f"Content-Encoding {echoed(coding.decode('latin-1'))} is not supported: send the body plain, gzip or "
+            "deflate",
             "Content-Encoding",
             headers=ACCEPTED,
         )

@@ -122,6 +122,16 @@ def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict]:
     return responses | {"default": OTHER_ERRORS}
 
 
+ECHO_CHARS = 40  # of a client's value quoted in a message (a 10,000-digit version made a 10 KB message)
+
+
+def echoed(value: str) -> str:
+    """``value`` as a message quotes it (its repr), cut to ``ECHO_CHARS``: a message must not grow with what
+    a client sent (a gRPC status past 8 KB of metadata reached the client as RESOURCE_EXHAUSTED)."""
+    shown = repr(value)
+    return shown if len(shown) <= ECHO_CHARS else shown[: ECHO_CHARS - 4] + "...'"
+
+
 def error_object(message: str, field: str | None = None) -> dict[str, str | None]:
     """Every error's JSON body, as an object (``error_body`` serialises it)."""
     return {"error": message, "field": field}

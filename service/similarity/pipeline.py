@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,10 @@ def prepare(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int]:
     """(the encoded query, the encoded items or None, k): everything checked and encoded."""
     query, items, k = parse_body(body, settings)
-    encoded_query = _encode(model.query.encoder, [query], "query", settings)
-    encoded_items = _encode(model.item.encoder, items, "items", settings) if items is not None else None
+    clipped: Counter = Counter()  # counted once both towers' inputs passed: a refused request clips nothing
+    encoded_query = _encode(model.query.encoder, [query], "query", settings, clipped)
+    encoded_items = _encode(model.item.encoder, items, "items", settings, clipped) if items is not None else None
+    model.query.encoder.add_clipped(clipped)  # the towers share the version's counter (models/manager.py)
     return encoded_query, encoded_items, k
 
 
@@ -113,7 +116,9 @@ def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[An
     return query, None, k
 
 
-def _encode(encoder: FeatureEncoder, rows: list[Any], where: str, settings: Settings) -> dict[str, np.ndarray]:
+def _encode(
+    encoder: FeatureEncoder, rows: list[Any], where: str, settings: Settings, clipped: Counter
+) -> dict[str, np.ndarray]:
     """The tower's inputs for ``rows`` (the query is one row); errors name ``where``'s field."""
     spec = encoder.spec
     try:
@@ -129,7 +134,7 @@ def _encode(encoder: FeatureEncoder, rows: list[Any], where: str, settings: Sett
             index = 0 if column is None else column.index(None)
             raise InputError(422, f"feature {feature.name!r} is required but missing", _row(where, index, feature.name))
     try:
-        return encoder.encode(columns, len(rows)).as_inputs()
+        return encoder.encode(columns, len(rows), clipped).as_inputs()
     except FeatureError as error:
         raise InputError(422, str(error), _row(where, "*", error.feature)) from None
 

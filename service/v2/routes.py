@@ -49,7 +49,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"  # what curl -d and urllib send 
 
 
 # the 400 of a route with a version in its path (serving.served)
-BAD_VERSION = (400, "The version is not one: a positive integer of ASCII digits with no leading zero.")
+BAD_VERSION = (400, "The version is not one: a positive integer of at most 18 ASCII digits with no leading zero.")
 
 
 def _json(body: object, status: int = 200) -> Response:

@@ -9,7 +9,7 @@ from common.repository import VERSION_NAME
 from service.batching import client
 from service.batching.policy import Tensors
 from service.http.disconnect import Watcher
-from service.http.errors import ApiError, InputError, ModelUnavailable
+from service.http.errors import ApiError, InputError, ModelUnavailable, echoed
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
@@ -25,12 +25,12 @@ def served(models: ServingModels, name: str, version: str | None) -> ServedModel
         model = models.model(name)
     else:
         if not VERSION_NAME.fullmatch(version):
-            message = f"version must be a positive integer with no leading zero, not {version!r}"
+            message = f"version must be a positive integer of at most 18 digits, no leading zero, not {echoed(version)}"
             raise InputError(400, message, "version")
         model = models.model(name, int(version))
     if model is None:
         reason = models.errors.get(name)
-        shown = f"model {name!r}" + (f" version {version}" if version else "")
+        shown = f"model {echoed(name)}" + (f" version {version}" if version else "")
         raise ApiError(404, f"{shown} is not served" + (f": {reason}" if reason else ""))
     return model
 

@@ -167,7 +167,7 @@ def test_grpc_health_metadata_config_and_infer(service: Service, scored: dict[st
     assert client.is_model_ready("esmm") and not client.is_model_ready("nope")
     assert not client.is_model_ready("esmm", "7")
     # a version that is no integer is INVALID_ARGUMENT, as Triton answers it (it was NOT_FOUND, or not ready)
-    refusal = "version must be a positive integer with no leading zero, not 'abc'"
+    refusal = "version must be a positive integer of at most 18 digits, no leading zero, not 'abc'"
     for call in (lambda: client.is_model_ready("esmm", "abc"), lambda: client.get_model_metadata("esmm", "abc")):
         with pytest.raises(InferenceServerException, match=refusal) as raised:
             call()

@@ -326,3 +326,19 @@ def test_values_outside_the_training_range_are_clipped_and_counted_on_both_tower
     assert response.status_code == 200, response.text
     after = clipped()
     assert (after["user_age"] - before["user_age"], after["ad_price"] - before["ad_price"]) == (1, 1)
+
+
+def test_a_refused_request_counts_no_clipped_value(client: TestClient) -> None:
+    """The query was encoded, and its clipped age counted, before the items' 1e39 refused the request."""
+
+    def age_clipped() -> int:
+        prefix = 'ctr_feature_values_clipped_total{model="esam",version="1",feature="user_age"} '
+        return int(
+            next(line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)).split()[-1]
+        )
+
+    before = age_clipped()
+    refused = {"query": {**QUERY, "user_age": 1e9}, "items": [{**ITEMS[0], "ad_price": 1e39}]}
+    response = client.post("/v1/similarity", json=refused)
+    assert response.status_code == 422 and response.json()["field"] == "items[0].ad_price", response.text
+    assert age_clipped() == before

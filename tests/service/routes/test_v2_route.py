@@ -181,3 +181,13 @@ def test_admin_routes_are_off_without_a_token(client: TestClient) -> None:
     for path in ("models/esmm/load", "index"):
         response = client.post(f"/v2/repository/{path}")
         assert response.status_code == 404 and "routes are off: set CTR_ADMIN_TOKEN" in response.json()["error"]
+
+
+def test_a_client_s_value_is_quoted_cut_short(client: TestClient) -> None:
+    """A 10,000-digit version was quoted whole: over gRPC the status outgrew 8 KB of metadata and the
+    client got RESOURCE_EXHAUSTED for what is an INVALID_ARGUMENT."""
+    response = client.get("/v2/models/esmm/versions/" + "9" * 2000)
+    assert response.status_code == 400 and len(response.json()["error"]) < 200, response.text
+    assert response.json()["error"].endswith("not '" + "9" * 35 + "...'")  # 40 characters of it
+    unknown = client.get("/v2/models/" + "m" * 2000)
+    assert unknown.status_code in (400, 404) and len(unknown.json()["error"]) < 400, unknown.text
