@@ -175,6 +175,10 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literal
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
+    if values.ndim > 2:  # rows of one-value lists ([[[0], [50]]]) passed as rows, answered 200
+        raise InputError(
+            400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
+        )
     if values.dtype.kind not in kinds or values.size != rows * width or (literals and _holds_bool(data)):
         expected = "integers" if dtype == "int64" else "numbers"
         raise InputError(

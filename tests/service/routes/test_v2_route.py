@@ -103,7 +103,11 @@ CLASSIFIED = {"name": "pctr", "parameters": {"classification": 1}}  # Triton's c
         (infer_body([[-1, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),
         (infer_body([[0.5, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),
         (infer_body([[0, 50, 74]], [[1e39, 0.0]]), "inputs[1].data"),
-        (infer_body([[0, 50, 74]], [[3e38, -3e38]]), "inputs[1].data"),  # past STANDARDISED_LIMIT: NaN scores
+        (infer_body([[0, 50, 74]], [[3e38, -3e38]]), "inputs[1].data"),
+        (
+            infer_body([[[0], [50], [74]]], [[0.0, 0.0]]),
+            "inputs[0].data",
+        ),  # nested a level too deep: a 200  # past STANDARDISED_LIMIT: NaN scores
         (infer_body([[0, 50, 74]], [["a", 0.0]]), "inputs[1].data"),
         (infer_body([], []), "inputs[0].shape"),  # 0 rows
         (infer_body([[True, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),  # numpy would read true as 1
