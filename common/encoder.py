@@ -162,6 +162,7 @@ class FeatureEncoder:
         self.spec = spec
         self._names = frozenset(f.name for f in spec.features)
         self._categorical, self._numeric = spec.categorical, spec.numeric  # derived tuples, built once
+        self.numeric_names = tuple(f.name for f in spec.numeric)  # the order of the numeric columns
         offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
@@ -172,10 +173,6 @@ class FeatureEncoder:
         # numeric feature -> values clipped to its range, over every call; the service points this at the
         # version's metrics counter (service/models/manager.py), so an ad server's unit mistake shows there
         self.clipped: Counter[str] = Counter()
-
-    @property
-    def numeric_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self._numeric)
 
     def _standardised_range(self, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
         """Each numeric feature's (low, high) in standardised units: its training range, computed as a value

@@ -167,18 +167,14 @@ def _binary_size(parameters: Any, where: str) -> int | None:
 
 def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literals: bool) -> np.ndarray:
     if not _fits(data, rows, width):  # checked before numpy sees it: a cheap refusal for large bodies
-        raise InputError(
-            400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
-        )
+        raise _not_flat_or_rows(rows, width, where)
     try:
         values = np.array(data)
     except (ValueError, OverflowError, TypeError):
         raise InputError(400, "data must be a (nested) list of numbers", f"{where}.data") from None
     kinds = "iu" if dtype == "int64" else "iuf"
     if values.ndim > 2:  # rows of one-value lists ([[[0], [50]]]) passed as rows, answered 200
-        raise InputError(
-            400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
-        )
+        raise _not_flat_or_rows(rows, width, where)
     if values.dtype.kind not in kinds or values.size != rows * width or (literals and _holds_bool(data)):
         expected = "integers" if dtype == "int64" else "numbers"
         raise InputError(
@@ -189,6 +185,12 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literal
     if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
     return values.reshape(rows, width)
+
+
+def _not_flat_or_rows(rows: int, width: int, where: str) -> InputError:
+    return InputError(
+        400, f"data must hold {rows * width} numbers (shape {[rows, width]}), flat or as rows", f"{where}.data"
+    )
 
 
 def _first_wrong(data: list, dtype: str) -> str:
