@@ -35,10 +35,10 @@ def retrieval_metrics(
     """group -> {"recall@k": .., "ndcg@k": ..}; ``scores`` (Q, A), ``relevant`` (Q, R) item indices,
     each group an (A,) bool mask over the catalog."""
     n_queries, n_items = scores.shape
-    ranked = top_k(scores, max(ks))  # (Q, K)
+    ranked = top_k(scores, max(ks))  # (Q, K), K = min(max(ks), A): a cut-off past the catalog ranks all of it
     is_relevant = np.zeros((n_queries, n_items), dtype=bool)
     np.put_along_axis(is_relevant, relevant, True, axis=1)
-    discounts = 1.0 / np.log2(np.arange(max(ks)) + 2.0)  # (K,)
+    discounts = 1.0 / np.log2(np.arange(ranked.shape[1]) + 2.0)  # (K,)
     result: dict[str, dict[str, float]] = {}
     for name, mask in groups.items():
         wanted = is_relevant & mask[None, :]  # (Q, A)

@@ -13,10 +13,11 @@ draws per seed).
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+
+from clients.auction.student_t import critical_value
 
 SUMS = ("revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "impressions", "expected_welfare",
         "regret", "errors", "resent", "retried", "requests")  # fmt: skip
@@ -25,7 +26,6 @@ MEANS = ("pcvr_over_true", "price_over_bid", "p50_ms", "p99_ms")
 SLOT_MEANS = ("ctr_by_slot", "pctr_over_true_by_slot", "slot_pctr_over_true_by_slot", "ocpa_share_by_slot",
               "ocpa_share_oracle_by_slot")  # fmt: skip
 COMPARED = ("welfare", "revenue", "advertiser_surplus", "conversions", "clicks", "regret")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
 def ci95(values: list[float]) -> list[float] | None:
@@ -35,8 +35,7 @@ def ci95(values: list[float]) -> list[float] | None:
     if x.size < 2:
         return None
     mean = float(x.mean())
-    t = T_975.get(x.size - 1, NormalDist().inv_cdf(0.975))
-    half = t * float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = critical_value(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return [mean - half, mean + half]
 
 

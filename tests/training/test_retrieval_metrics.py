@@ -37,3 +37,13 @@ def test_perfect_scores_reach_one_and_queries_without_group_items_are_skipped() 
     result = retrieval_metrics(truth, relevant, groups, ks=(10,))
     assert result["all"] == pytest.approx({"recall@10": 1.0, "ndcg@10": 1.0})
     assert np.isnan(result["none"]["recall@10"])
+
+
+def test_a_cut_off_past_the_catalog_ranks_the_whole_catalog() -> None:
+    """k = 10 over 4 items raised a broadcast error (the discounts kept 10 entries, the ranking 4)."""
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [0.4, 0.3, 0.2, 0.1]])
+    relevant = np.array([[0], [0]])
+    result = retrieval_metrics(scores, relevant, {"all": np.ones(4, dtype=bool)}, ks=(2, 10))
+    assert result["all"]["recall@10"] == 1.0 and result["all"]["recall@2"] == 0.5
+    # query 0 finds item 0 last (rank 4), query 1 first
+    assert result["all"]["ndcg@10"] == pytest.approx((1 / np.log2(5) + 1) / 2)

@@ -17,7 +17,8 @@ long tail it never saw displayed is embedded like the items it did see:
   (clicked / not clicked, the mean of the query's items with that label) within margin m1, and the
   two centers of a query keep at least m2 apart (squared distances of unit vectors, in [0, 4]).
 - L_DC^p (self-training): -S log S over the non-displayed items whose S is below p1 or above p2,
-  averaged over those items; it pushes confident scores further towards 0 or 1.
+  averaged over those items; it pushes confident scores further towards 0 or 1. -S log S peaks at
+  S = 1/e, so it pushes S down only below 1/e and up only above it: p1 <= 1/e <= p2.
 
 ``scale`` is fixed (S's logit ranges over [bias - scale, bias + scale]); ``bias`` is learned and
 only shifts S, so it never changes a ranking. Only the towers are exported, each as its own graph.
@@ -25,6 +26,7 @@ only shifts S, so it never changes a ranking. Only the towers are exported, each
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,8 +68,11 @@ class ESAMConfig:
             raise ValueError("lambda_da, lambda_dc_c and lambda_dc_p must be >= 0")
         if not (0 <= self.m1 <= 4 and 0 <= self.m2 <= 4):
             raise ValueError("m1 and m2 are squared distances of unit vectors: each must lie in [0, 4]")
-        if not 0.0 < self.p1 <= self.p2 < 1.0:
-            raise ValueError(f"need 0 < p1 <= p2 < 1, not p1={self.p1}, p2={self.p2}")
+        if not 0.0 < self.p1 <= 1 / math.e <= self.p2 < 1.0:  # else the term pushes the other way (docstring)
+            raise ValueError(
+                f"need 0 < p1 <= 1/e (0.368) <= p2 < 1, not p1={self.p1}, p2={self.p2}: -S log S pushes a "
+                "score towards 0 only below 1/e and towards 1 only above it"
+            )
 
 
 class EmbeddingTower(nn.Module):

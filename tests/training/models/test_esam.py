@@ -70,6 +70,13 @@ def test_self_training_uses_confident_scores_only() -> None:
     assert self_training(torch.tensor([0.5, 0.6]), 0.2, 0.8).item() == 0.0
 
 
+def test_self_training_pushes_a_score_away_from_1_over_e() -> None:
+    """Descending -S log S lowers a score below 1/e and raises one above it: why p1 <= 1/e <= p2."""
+    scores = torch.tensor([0.01, 0.3, 0.45, 0.9], requires_grad=True)
+    self_training(scores, 0.99, 0.999).backward()  # every score counted, whatever the thresholds say
+    assert (scores.grad[:2] > 0).all() and (scores.grad[2:] < 0).all()
+
+
 def test_forward_scores_pairs_with_the_towers() -> None:
     torch.manual_seed(0)
     model = ESAM(SPEC, ESAMConfig(**SMALL)).eval()
@@ -102,6 +109,10 @@ def test_non_displayed_items_learn_only_through_the_domain_losses() -> None:
 def test_config_checks() -> None:
     with pytest.raises(ValueError, match="p1"):
         ESAMConfig(p1=0.9, p2=0.1)
+    # thresholds on one side of 1/e: the term would push "confident" scores the other way
+    for p1, p2 in ((0.02, 0.3), (0.4, 0.9)):
+        with pytest.raises(ValueError, match=r"p1 <= 1/e \(0.368\) <= p2"):
+            ESAMConfig(p1=p1, p2=p2)
     with pytest.raises(ValueError, match="m1 and m2"):
         ESAMConfig(m1=5.0)
     with pytest.raises(ValueError, match="lambda"):
