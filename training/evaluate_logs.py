@@ -4,7 +4,10 @@ What is scored is what the service serves: the repository's ONNX version run by 
 inputs from the shared encoder. Logs hold no ground truth beyond their labels, so the report gives
 - AUC and log loss of pCTR (on every impression), pCTCVR (every impression) and pCVR (clicked
   impressions, the only ones whose conversion is observed), each with a bootstrap 95% interval
-  (impressions resampled with replacement);
+  (impressions resampled with replacement); a slot-1 model's pCTR and pCTCVR are the top slot's, so its
+  log losses against clicks at lower slots also count the slot's lower examination, and the report adds
+  ``ctr_logloss_at_slot`` / ``ctcvr_logloss_at_slot``: those of pCTR / pCTCVR times the logged slot's
+  learned CTR ratio (rows at slots with a ratio);
 - calibration overall and per position: the predicted CTR of a row is its pCTR times the learned CTR
   ratio of its position when ``model.json`` carries them (``"position": {"regime": "slot1",
   "ctr_ratios": [...]}``: the model predicts slot 1), else pCTR itself, and the report says which;
@@ -14,7 +17,6 @@ A metric that cannot be computed (one class only, e.g. no conversions) is ``null
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from common.repository import LOGGED, MANIFEST_FILE, SLOT1, version_dir
+from common.repository import LOGGED, SLOT1
 from training.evaluation import run_exported
 from training.logs import column_array, defaulted_features, fingerprint, read_logs
 from training.metrics import auc, binned_means, log_loss
@@ -69,6 +71,17 @@ def evaluate_on_logs(
         )
     if "score" in outputs:  # a retrieval model: the sigmoid of its query-item similarity, against the clicks
         metrics |= _scored("click", click, outputs["score"], "clicks", rng, resamples)
+    regime = manifest.position
+    factor = slot_factor(position, regime)
+    for key, labels in (("ctr", click), ("ctcvr", click & conversion)):
+        if factor is not None and f"p{key}" in outputs:
+            at_slot = np.asarray(outputs[f"p{key}"], dtype=np.float64).reshape(-1) * factor
+            rows = np.isfinite(at_slot)
+            metrics[f"{key}_logloss_at_slot"] = (
+                _with_interval(log_loss, labels[rows], at_slot[rows], rng, resamples)
+                if rows.any()
+                else {"value": None, "reason": "no row is at a slot with a CTR ratio in model.json"}
+            )
     report: dict[str, Any] = {
         "model": name,
         "version": version,
@@ -87,7 +100,6 @@ def evaluate_on_logs(
         "metrics": metrics,
     }
     if "pctr" in outputs:
-        regime = position_of(root, name, version)
         report["calibration"] = calibration(outputs["pctr"], click, position, regime)
         if png is not None:
             report["reliability_png"] = str(reliability_png(outputs["pctr"], click, position, regime, png))
@@ -125,12 +137,6 @@ def summary(report: dict[str, Any]) -> list[str]:
                 + left_out
             )
     return lines
-
-
-def position_of(root: Path, name: str, version: int) -> dict[str, Any] | None:
-    """``model.json``'s ``"position"`` entry (regime and learned CTR ratios), or None where absent."""
-    manifest = json.loads((version_dir(root, name, version) / MANIFEST_FILE).read_text())
-    return manifest.get("position")
 
 
 def _one_class_reason(labels: np.ndarray, what: str) -> str | None:
@@ -176,13 +182,21 @@ def _with_interval(
     return {"value": float(value), "ci95": [float(low), float(high)]}
 
 
+def slot_factor(position: np.ndarray, regime: dict[str, Any] | None) -> np.ndarray | None:
+    """Each row's learned CTR ratio of its logged slot over slot 1 (NaN at a slot without one), which turns a
+    slot-1 probability into the logged slot's; None for a model that carries no such ratios."""
+    if not (regime and regime.get("regime") == SLOT1 and regime.get("ctr_ratios")):
+        return None
+    ratios = np.asarray(regime["ctr_ratios"], dtype=np.float64)
+    known = (position >= 1) & (position <= ratios.size)
+    return np.where(known, ratios[np.clip(position, 1, ratios.size) - 1], np.nan)
+
+
 def predicted_ctr(pctr: np.ndarray, position: np.ndarray, regime: dict[str, Any] | None) -> tuple[np.ndarray, str]:
     """Each row's predicted CTR at its logged position, and how it was obtained."""
     pctr = np.asarray(pctr, dtype=np.float64).reshape(-1)
-    if regime and regime.get("regime") == SLOT1 and regime.get("ctr_ratios"):
-        ratios = np.asarray(regime["ctr_ratios"], dtype=np.float64)
-        known = (position >= 1) & (position <= ratios.size)
-        factor = np.where(known, ratios[np.clip(position, 1, ratios.size) - 1], np.nan)
+    factor = slot_factor(position, regime)
+    if factor is not None:
         return pctr * factor, "pctr (slot 1) x the position's learned CTR ratio from model.json"
     if regime and regime.get("regime") == LOGGED:
         return pctr, "pctr of a position-blind model (the average logged slot), without a position ratio"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from common.repository import read_manifest
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
@@ -91,8 +92,12 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         "heldout_policy": data.heldout_policy,
         "heldout": heldout_settings(config),
         "n_impressions": int(table.num_rows),
+        # "slot1": the probabilities are the top slot's, so slot1_metrics measure them (entire_space_metrics
+        # compare them with clicks at the slot displayed); "logged": position-blind, the other way round
+        "position_regime": read_manifest(root, name, version).regime,
     }
-    return report | selection_bias(table) | oracle_aucs(table) | entire_space_metrics(table, outputs)
+    metrics = entire_space_metrics(table, outputs) | slot1_metrics(table, outputs)
+    return report | selection_bias(table) | oracle_aucs(table) | metrics
 
 
 def selection_bias(table: Any) -> dict[str, Any]:
@@ -151,6 +156,33 @@ def entire_space_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str
         report |= {
             "ctcvr_auc": auc(ctcvr, outputs["pctcvr"]),
             "ctcvr_logloss": log_loss(ctcvr, outputs["pctcvr"]),
+        }
+    return report
+
+
+def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """pCTR and pCTCVR (whichever are present) against the truth at the top slot (examination 1), whatever
+    slot was displayed: what a client pricing slot 1 with these numbers gets, and what a slot-1 model
+    (``position_regime`` "slot1") predicts. ``entire_space_metrics`` compares pCTR with the clicks at the
+    displayed slot instead, which is the right reference only for a position-blind model, and off by the
+    slot's examination for a slot-1 one (×2 on a uniform day over 5 slots). The log losses are expected
+    ones, against the true slot-1 probabilities (no clicks are drawn): cross-entropies."""
+    true_ctr = column_array(table, "true_ctr")
+    report: dict[str, float] = {}
+    if "pctr" in outputs:
+        pctr = outputs["pctr"]
+        report |= {
+            "ctr_slot1_logloss": log_loss(true_ctr, pctr),
+            "ctr_slot1_calibration_error": expected_calibration_error(pctr, true_ctr),
+            "ctr_slot1_mean_pred_over_true": float(pctr.mean() / true_ctr.mean()),
+        }
+    if "pctcvr" in outputs:
+        pctcvr = outputs["pctcvr"]
+        true_ctcvr = true_ctr * column_array(table, "true_cvr")
+        report |= {
+            "ctcvr_slot1_logloss": log_loss(true_ctcvr, pctcvr),
+            "ctcvr_slot1_calibration_error": expected_calibration_error(pctcvr, true_ctcvr),
+            "ctcvr_slot1_mean_pred_over_true": float(pctcvr.mean() / true_ctcvr.mean()),
         }
     return report
 

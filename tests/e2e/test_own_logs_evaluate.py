@@ -90,7 +90,12 @@ def test_evaluate_on_own_heldout_log(trained):
         "ctcvr_logloss",
         "cvr_clicked_auc",
         "cvr_clicked_logloss",
+        "ctr_logloss_at_slot",  # a slot-1 model: its pCTR / pCTCVR times the logged slot's ratio
+        "ctcvr_logloss_at_slot",
     }
+    # the slots' examination (0.6, 0.35) no longer counted as the model's error (0.404 against 0.437)
+    assert metrics["ctr_logloss_at_slot"]["value"] < metrics["ctr_logloss"]["value"] - 0.01
+    assert 0 < metrics["ctcvr_logloss_at_slot"]["value"] < 1
     low, high = metrics["ctr_auc"]["ci95"]
     assert low <= metrics["ctr_auc"]["value"] <= high and high - low < 0.2
     assert metrics["ctr_auc"]["value"] > 0.6  # even creatives are clicked six times as often

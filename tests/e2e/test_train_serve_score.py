@@ -162,6 +162,11 @@ def test_evaluate_writes_the_report(world_repository, tmp_path):
     for key in ("ctr_auc", "ctcvr_auc"):
         assert 0.55 < report[key] <= 1.0, (key, report[key])  # better than chance even when tiny
     assert report["true_cvr_mean_clicked"] > report["true_cvr_mean_unclicked"]  # the selection bias is real
+    # the debiased model serves slot-1 probabilities: measured against the slot-1 truth too
+    assert report["position_regime"] == "slot1"
+    for key in ("ctr_slot1_logloss", "ctr_slot1_calibration_error", "ctcvr_slot1_logloss"):
+        assert 0.0 < report[key] < 1.0, (key, report[key])
+    assert report["ctr_slot1_mean_pred_over_true"] < report["ctr_mean_pred_over_observed"]  # observed <= true
 
 
 def test_the_committed_config_builds_its_model():

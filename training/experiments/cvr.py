@@ -34,11 +34,11 @@ import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.dataset import ImpressionTensors
-from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias
+from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias, slot1_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit, predict
 from training.logs import column_array, feature_columns
-from training.metrics import binned_means, expected_calibration_error
+from training.metrics import binned_means
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 
@@ -131,19 +131,6 @@ def method_params(root: Path, label: str, config: CVRExperimentConfig) -> tuple[
     model_config = ModelConfig.load(root, name)
     sizes = {"embedding_dim": config.embedding_dim, "hidden": list(config.hidden)}
     return model_config.kind, {**model_config.model, **overrides, **sizes}
-
-
-def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-    """pCTCVR and pCTR against the truth at the top slot (examination 1), whatever slot was displayed:
-    what a client pricing slot 1 with these numbers gets. A position-blind model is off by the
-    logged slots' average examination."""
-    true_ctr = column_array(table, "true_ctr")
-    true_ctcvr = true_ctr * column_array(table, "true_cvr")
-    return {
-        "ctcvr_slot1_calibration_error": expected_calibration_error(outputs["pctcvr"], true_ctcvr),
-        "ctcvr_slot1_mean_pred_over_true": float(outputs["pctcvr"].mean() / true_ctcvr.mean()),
-        "ctr_slot1_mean_pred_over_true": float(outputs["pctr"].mean() / true_ctr.mean()),
-    }
 
 
 def calibration_curve(pcvr: np.ndarray, true_cvr: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list]:
