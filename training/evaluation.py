@@ -172,6 +172,7 @@ def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float
     if "pctr" in outputs:
         pctr = outputs["pctr"]
         report |= {
+            "oracle_ctr_slot1_logloss": log_loss(true_ctr, true_ctr),  # the floor: the slot-1 click's entropy
             "ctr_slot1_logloss": log_loss(true_ctr, pctr),
             "ctr_slot1_calibration_error": expected_calibration_error(pctr, true_ctr),
             "ctr_slot1_mean_pred_over_true": float(pctr.mean() / true_ctr.mean()),
@@ -180,6 +181,7 @@ def slot1_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float
         pctcvr = outputs["pctcvr"]
         true_ctcvr = true_ctr * column_array(table, "true_cvr")
         report |= {
+            "oracle_ctcvr_slot1_logloss": log_loss(true_ctcvr, true_ctcvr),
             "ctcvr_slot1_logloss": log_loss(true_ctcvr, pctcvr),
             "ctcvr_slot1_calibration_error": expected_calibration_error(pctcvr, true_ctcvr),
             "ctcvr_slot1_mean_pred_over_true": float(pctcvr.mean() / true_ctcvr.mean()),
