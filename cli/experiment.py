@@ -44,7 +44,10 @@ def cvr(
     epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the logs (default 2; --quick 1).")] = None,
     method: Annotated[
         list[str] | None,
-        typer.Option(help="A method to run (repeatable; default all: BASE, ESMM, 'ESMM debiased', ...; cvr.METHODS)."),
+        typer.Option(
+            help="A method to run (repeatable; default all of cvr.METHODS: BASE, ESMM, 'ESMM debiased', ...; the "
+            "controls of cvr.ABLATIONS, e.g. 'ESCM2-DR oracle propensity, floor 0.001', run only when named)."
+        ),
     ] = None,
 ) -> None:
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""

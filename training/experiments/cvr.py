@@ -66,6 +66,13 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "ESCM2-DR pos.": ("escm2_dr", {}),
     "ESCM2-DR oracle propensity": ("escm2_dr", {"propensity": "oracle"}),
 }
+# Controls that only ``--method`` runs (not part of the default table): how much of the IPS / DR bias is
+# the propensity floor (0.01 in the configs: weights <= 100), with the true propensity and the learned one
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ESCM2-DR oracle propensity, floor 0.001": ("escm2_dr", {"propensity": "oracle", "propensity_floor": 0.001}),
+    "ESCM2-DR oracle propensity, floor 0.0001": ("escm2_dr", {"propensity": "oracle", "propensity_floor": 0.0001}),
+    "ESCM2-DR pos., floor 0.001": ("escm2_dr", {"propensity_floor": 0.001}),
+}
 METRICS = (
     "cvr_auc_entire_space",
     "cvr_auc_clicked",
@@ -96,7 +103,7 @@ class CVRExperimentConfig:
     learning_rate: float = 0.002  # Adam
     torch_threads: int = 1  # intra-op threads; on a small shared CPU more threads only contend
     world: dict[str, Any] = field(default_factory=lambda: dict(SMALL_WORLD))  # WorldConfig overrides
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # labels of METHODS
+    methods: list[str] = field(default_factory=lambda: list(METHODS))  # labels of METHODS or ABLATIONS
 
     def __post_init__(self) -> None:
         if self.heldout_policy not in ("feedback", "uniform"):
@@ -105,9 +112,10 @@ class CVRExperimentConfig:
             raise ValueError(f"torch_threads must be >= 1, not {self.torch_threads}")
         if self.seeds < 1 or self.days < 1 or self.requests_per_day < 1 or self.heldout_requests < 1:
             raise ValueError("seeds, days, requests_per_day and heldout_requests must be >= 1")
-        unknown = set(self.methods) - set(METHODS)
+        unknown = set(self.methods) - set(METHODS) - set(ABLATIONS)
         if unknown or not self.methods:
-            raise ValueError(f"methods must be among {list(METHODS)}, not {sorted(unknown) or self.methods}")
+            known = [*METHODS, *ABLATIONS]
+            raise ValueError(f"methods must be among {known}, not {sorted(unknown) or self.methods}")
 
     @classmethod
     def quick(cls) -> CVRExperimentConfig:
@@ -127,7 +135,7 @@ class CVRExperimentConfig:
 def method_params(root: Path, label: str, config: CVRExperimentConfig) -> tuple[str, dict[str, Any]]:
     """(kind, [model] settings) of the method ``label``: its repository model's, overridden as the
     row says, with the experiment's sizes."""
-    name, overrides = METHODS[label]
+    name, overrides = (METHODS | ABLATIONS)[label]
     model_config = ModelConfig.load(root, name)
     sizes = {"embedding_dim": config.embedding_dim, "hidden": list(config.hidden)}
     return model_config.kind, {**model_config.model, **overrides, **sizes}

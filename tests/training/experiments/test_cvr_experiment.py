@@ -83,3 +83,19 @@ def test_the_report_records_the_command_the_code_and_what_each_method_ran_as(tmp
     ran = report["method_models"]["ESMM"]
     assert ran["kind"] == "esmm" and ran["model"]["dropout"] == 0.25 and ran["model"]["hidden"] == [8]
     assert {"numpy", "torch", "python", "debiased-ctr"} <= set(report["provenance"]["packages"])
+
+
+def test_the_propensity_floor_controls_run_only_when_named():
+    """ABLATIONS (docs/cvr.md "The propensity floor"): not in the default table, each its row's model with
+    a lower floor, the rest of its settings the repository's."""
+    from training.experiments.cvr import ABLATIONS, method_params
+
+    config = CVRExperimentConfig()
+    assert not set(ABLATIONS) & set(config.methods)
+    kind, model = method_params(ROOT / "models", "ESCM2-DR oracle propensity, floor 0.001", config)
+    _, served = method_params(ROOT / "models", "ESCM2-DR oracle propensity", config)
+    assert kind == "escm2" and model["propensity"] == "oracle" and model["propensity_floor"] == 0.001
+    assert served["propensity_floor"] == 0.01 and {k: v for k, v in model.items() if k != "propensity_floor"} == {
+        k: v for k, v in served.items() if k != "propensity_floor"
+    }
+    assert CVRExperimentConfig(methods=["ESCM2-DR pos., floor 0.001"]).methods == ["ESCM2-DR pos., floor 0.001"]
