@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean docs-check image-check proto
+.PHONY: run test lint install clean docs-check image-check lowest-check proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ docs-check: install
 image-check: install
 	$(BIN)/ctr prepare --step "[image-check]"
 	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) IMAGE_EXTRAS=$(IMAGE_EXTRAS) bash .ci/image_steps.sh
+
+# The lower bounds of pyproject.toml: the tests on a fresh venv of the oldest versions they allow (torch held
+# at constraints.txt's pin), with uv's --resolution lowest-direct; PYTEST_ARGS narrows the tests.
+lowest-check:
+	PYTHON=$(PYTHON) bash .ci/lowest_steps.sh $(PYTEST_ARGS)
 
 test: install
 	$(BIN)/ruff check .

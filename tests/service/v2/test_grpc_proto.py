@@ -12,6 +12,11 @@ import pytest
 from service.v2.grpc import messages
 
 
+def is_repeated(field: Any) -> bool:
+    """The field's cardinality: ``is_repeated`` from protobuf 6.31, ``label`` before (7 removed it)."""
+    return field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+
+
 def dump(*files: Any) -> dict[str, dict]:
     """Messages (field -> number, type, repeated, message or enum type), enums and RPCs of these files."""
     found: dict[str, dict] = {"messages": {}, "enums": {}, "methods": {}}
@@ -20,7 +25,7 @@ def dump(*files: Any) -> dict[str, dict]:
         fields = {}
         for f in message.fields:
             kind = f.message_type.full_name if f.message_type else f.enum_type.full_name if f.enum_type else f.type
-            fields[f.name] = (f.number, f.type, f.is_repeated, kind)
+            fields[f.name] = (f.number, f.type, is_repeated(f), kind)
         found["messages"][message.full_name] = fields
         for nested in message.nested_types:
             walk(nested)

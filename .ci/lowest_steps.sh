@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The lower bounds pyproject.toml declares, checked (`make lowest-check`): a fresh venv holding the OLDEST
+# version of every direct dependency they allow (uv's --resolution lowest-direct over the cpu, train, dev
+# and grpc extras; torch held at constraints.txt's pin, its own bound not checked), then the tests on it.
+# Arguments go to pytest (default: the whole suite). The venv is left at $LOWEST_VENV (default: a new
+# temporary folder) and its versions are printed first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${LOWEST_VENV:-$(mktemp -d)/venv}
+[ -n "${PIP_FIND_LINKS:-}" ] && export UV_FIND_LINKS="$PIP_FIND_LINKS"  # where this machine keeps torch's CPU build
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet uv
+"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --resolution lowest-direct \
+    --override constraints.txt -e '.[cpu,train,dev,grpc]'
+echo "lowest-direct versions in $VENV:"
+"$VENV/bin/uv" pip freeze --python "$VENV/bin/python" | grep -v '^-e ' | tr '\n' ' '
+echo
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
