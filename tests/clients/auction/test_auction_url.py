@@ -5,6 +5,7 @@ reloaded through its admin API."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,16 @@ def auction(*args: str) -> object:
     return CliRunner().invoke(app, ["auction", "--quick", "--no-progress", *args])
 
 
-@pytest.mark.timeout(900)  # two quick runs: trains 4 small models
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository a first quick run trained (versions 1 and 2 of ctr and esmm), once for every case."""
+    work = tmp_path_factory.mktemp("first")
+    first = auction("--pipelines", "debiased", "--out", str(work / "a.json"), "--work-dir", str(work / "a"))
+    assert first.exit_code == 0, first.output
+    return work / "a" / "seed0" / "debiased" / "models"
+
+
+@pytest.mark.timeout(900)  # a quick run: trains 4 small models
 @pytest.mark.parametrize(
     ("workers", "roles"),
     [
@@ -28,11 +38,9 @@ def auction(*args: str) -> object:
     ],
 )
 def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(
-    tmp_path: Path, workers: int, roles: dict[str, str]
+    first_run: Path, tmp_path: Path, workers: int, roles: dict[str, str]
 ) -> None:
-    first = auction("--pipelines", "debiased", "--out", str(tmp_path / "a.json"), "--work-dir", str(tmp_path / "a"))
-    assert first.exit_code == 0, first.output
-    repository = tmp_path / "a" / "seed0" / "debiased" / "models"  # versions 1 and 2 of ctr and esmm
+    repository = shutil.copytree(first_run, tmp_path / "models")  # versions 1 and 2 of ctr and esmm
     with running_service(repository, roles, tmp_path / "service.log", workers) as service:
         out = tmp_path / "b.json"
         result = auction(
