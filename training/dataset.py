@@ -24,11 +24,17 @@ class ImpressionTensors:
 
     @classmethod
     def from_table(
-        cls, table: pa.Table, encoder: FeatureEncoder, position_ctr: dict[int, float] | None = None
+        cls,
+        table: pa.Table,
+        encoder: FeatureEncoder,
+        position_ctr: dict[int, float] | None = None,
+        columns: dict[str, np.ndarray] | None = None,
     ) -> ImpressionTensors:
-        """Encode ``table``; ``b`` is each row's position CTR over these rows, or over the whole log when
-        its ``position_ctr`` table is given (a streamed chunk of a larger log)."""
-        encoded = encoder.encode(feature_columns(table, encoder.spec), table.num_rows)
+        """Encode ``table`` (its ``columns``, when the caller has read them already: ``feature_columns``);
+        ``b`` is each row's position CTR over these rows, or over the whole log when its ``position_ctr``
+        table is given (a streamed chunk of a larger log)."""
+        columns = feature_columns(table, encoder.spec) if columns is None else columns
+        encoded = encoder.encode(columns, table.num_rows)
         tensors = {
             "categorical": torch.from_numpy(encoded.categorical),
             "numeric": torch.from_numpy(encoded.numeric),
@@ -54,7 +60,7 @@ class ImpressionTensors:
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
-            yield {k: v[rows] for k, v in self.tensors.items()}
+            yield {k: v.index_select(0, rows) for k, v in self.tensors.items()}  # v[rows], a third of the time
 
 
 def lookup_ctr(position: np.ndarray, position_ctr: dict[int, float]) -> np.ndarray:

@@ -62,8 +62,9 @@ def training_data(
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     table = read_logs(logs, spec)
     warn_of_log_quality(table, spec, logs)
-    spec = fit_statistics(spec, feature_columns(table, spec))
-    return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec))
+    columns = feature_columns(table, spec)  # read once: the statistics are fitted on what is encoded
+    spec = fit_statistics(spec, columns)
+    return logs, spec, ImpressionTensors.from_table(table, FeatureEncoder(spec), columns=columns)
 
 
 def train(

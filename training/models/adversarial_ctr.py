@@ -176,10 +176,14 @@ class AdversarialCTR(nn.Module):
     # -- the inference path (the only part exported) -------------------------------------------
 
     def logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        logit = self.w_y(self.prediction(self.base(categorical, numeric))).squeeze(-1)  # (B,)
+        logit = self.slot_free_logit(categorical, numeric)
         if self.bypass is not None:
-            logit = logit + self._bypass_logit(b)
+            logit = logit + self.bypass_logit(b)
         return logit
+
+    def slot_free_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        """The logit without the bypass's term, (B,): what the rows' features alone say."""
+        return self.w_y(self.prediction(self.base(categorical, numeric))).squeeze(-1)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
         b = self.b_inference.reshape(1)  # the fixed position-1 CTR: one bypass term, broadcast over the rows
@@ -201,11 +205,12 @@ class AdversarialCTR(nn.Module):
             z_a = self.base(batch["categorical"], batch["numeric"])  # (B, A)
         b_hat = self.bias(z_a)
         bce = F.binary_cross_entropy_with_logits(
-            self.w_y(self.prediction(z_a)).squeeze(-1) + self._bypass_logit(b), batch["click"].float()
+            self.w_y(self.prediction(z_a)).squeeze(-1) + self.bypass_logit(b), batch["click"].float()
         )
         return bce, ADVERSARY_LOSSES[self.config.adversary_loss](b, b_hat)
 
-    def _bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
+    def bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
+        """The Bypass network's term of the logit at position CTR b (0 without it)."""
         if self.bypass is None:
             return torch.zeros_like(b)
         return self.w_by(self.bypass((b - self.b_mean) / self.b_std)).squeeze(-1)

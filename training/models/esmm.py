@@ -79,13 +79,21 @@ class ESMM(nn.Module):
         self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(CTR logit, CVR logit), (B,) each; with a bypass, the CTR logit is at position CTR b (slot 1 if None)."""
-        ctr_input = self.ctr_embedding(categorical, numeric)  # (B, C * D + N)
-        ctr_logit = self.ctr_tower(ctr_input) + self.cross(self.ctr_interaction, ctr_input)  # (B,)
+        ctr_logit = self.slot_free_logit(categorical, numeric)
         if self.bypass is not None:
-            ctr_logit = ctr_logit + self.bypass(b)
+            ctr_logit = ctr_logit + self.bypass_logit(b)
         cvr_input = self.cvr_embedding(categorical, numeric)
         cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         return ctr_logit, cvr_logit
+
+    def slot_free_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        """The CTR logit without the bypass's term, (B,): what the rows' features alone say."""
+        ctr_input = self.ctr_embedding(categorical, numeric)  # (B, C * D + N)
+        return self.ctr_tower(ctr_input) + self.cross(self.ctr_interaction, ctr_input)
+
+    def bypass_logit(self, b: torch.Tensor | None) -> torch.Tensor:
+        """The bypass's term of the CTR logit at position CTR b (slot 1 if None)."""
+        return self.bypass(b)
 
     @staticmethod
     def cross(interaction: CrossInteraction | None, embedded: torch.Tensor) -> torch.Tensor | float:
@@ -103,8 +111,10 @@ class ESMM(nn.Module):
         return {"pctr": pctr, "pcvr": pcvr, "pctcvr": pctr * pcvr}
 
     def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """pCTR with a given position CTR b per row (the bypass's learned slot effect), for analysis."""
-        return torch.sigmoid(self.logits(categorical, numeric, b)[0])
+        """pCTR with a given position CTR b per row (the bypass's learned slot effect), for analysis; the
+        CVR tower, which it does not read, is not run."""
+        logit = self.slot_free_logit(categorical, numeric)
+        return torch.sigmoid(logit if self.bypass is None else logit + self.bypass_logit(b))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """BCE(click, pCTR) + BCE(click * conversion, pCTCVR), both over every impression."""

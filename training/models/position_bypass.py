@@ -64,17 +64,20 @@ class PositionBypass(nn.Module):
 def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, Any] | None:
     """model.json's ``position`` object for an impression model trained on ``tensors``; None for others.
 
-    A model serves slot 1 when it has a position bypass (``bypass``) and ``predict_at(categorical,
-    numeric, b) -> pCTR``; the ratios are what that bypass learned, not the world's examination."""
+    A model serves slot 1 when it has a position bypass (``bypass``), its pCTR at position CTR b being
+    sigmoid(``slot_free_logit(categorical, numeric)`` + ``bypass_logit(b)``); the ratios are what that
+    bypass learned, not the world's examination. The slot-free part is computed once for every slot."""
     if "position" not in tensors or "pctr" not in getattr(model, "output_names", ()):
         return None
-    if getattr(model, "bypass", None) is None or not hasattr(model, "predict_at"):
+    if getattr(model, "bypass", None) is None or not hasattr(model, "slot_free_logit"):
         return {"regime": LOGGED}
     slots = listed_slots(position_ctr(tensors["position"].numpy(), tensors["click"].numpy()))
     rows = slice(0, min(RATIO_ROWS, tensors["position"].shape[0]))
     categorical, numeric = tensors["categorical"][rows], tensors["numeric"][rows]
     was_training = model.training
     model.eval()
-    means = [float(model.predict_at(categorical, numeric, torch.full((len(numeric),), ctr)).mean()) for ctr in slots]
+    slot_free = model.slot_free_logit(categorical, numeric)
+    at = [torch.sigmoid(slot_free + model.bypass_logit(torch.full((len(numeric),), ctr))) for ctr in slots]
+    means = [float(pctr.mean()) for pctr in at]
     model.train(was_training)
     return {"regime": SLOT1, "ctr_ratios": [mean / means[0] for mean in means]}
