@@ -3,6 +3,7 @@ body, the size limit held on the decoded body, other codings 415 (the tiny model
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
 
@@ -200,7 +201,12 @@ def test_a_decoded_body_keeps_only_the_budget_the_same_body_sent_plain_would(cli
         messages = [{"type": "http.request", "body": packed, "more_body": False}]
 
         async def receive() -> dict:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
+            if messages:
+                return messages.pop(0)
+            # the client stays until answered: a disconnect said here was seen, when this test ran alone
+            # (the model's first run slower), by the watcher of leaving clients, and answered 499
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
 
         async def send(message: dict) -> None:
             if message["type"] == "http.response.start":
