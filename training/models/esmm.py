@@ -79,12 +79,15 @@ class ESMM(nn.Module):
         self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(CTR logit, CVR logit), (B,) each; with a bypass, the CTR logit is at position CTR b (slot 1 if None)."""
-        ctr_logit = self.slot_free_logit(categorical, numeric)
-        if self.bypass is not None:
-            ctr_logit = ctr_logit + self.bypass_logit(b)
+        ctr_logit = self.ctr_logit(categorical, numeric, b)  # first: dropout draws in the order they always were
         cvr_input = self.cvr_embedding(categorical, numeric)
         cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
         return ctr_logit, cvr_logit
+
+    def ctr_logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """The CTR logit, (B,); with a bypass, at position CTR b (slot 1 if None)."""
+        logit = self.slot_free_logit(categorical, numeric)
+        return logit if self.bypass is None else logit + self.bypass_logit(b)
 
     def slot_free_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         """The CTR logit without the bypass's term, (B,): what the rows' features alone say."""
@@ -113,8 +116,7 @@ class ESMM(nn.Module):
     def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """pCTR with a given position CTR b per row (the bypass's learned slot effect), for analysis; the
         CVR tower, which it does not read, is not run."""
-        logit = self.slot_free_logit(categorical, numeric)
-        return torch.sigmoid(logit if self.bypass is None else logit + self.bypass_logit(b))
+        return torch.sigmoid(self.ctr_logit(categorical, numeric, b))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """BCE(click, pCTR) + BCE(click * conversion, pCTCVR), both over every impression."""
