@@ -8,7 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${LOWEST_VENV:-$(mktemp -d)/venv}
-[ -n "${PIP_FIND_LINKS:-}" ] && export UV_FIND_LINKS="$PIP_FIND_LINKS"  # where this machine keeps torch's CPU build
+# uv reads neither pip.conf nor pip's variables: those set are passed on (this machine keeps torch's CPU
+# build in PIP_FIND_LINKS; without it, the pin resolves to PyPI's torch, CUDA libraries and all)
+[ -n "${PIP_FIND_LINKS:-}" ] && export UV_FIND_LINKS="$PIP_FIND_LINKS"
+[ -n "${PIP_INDEX_URL:-}" ] && export UV_DEFAULT_INDEX="$PIP_INDEX_URL"
+[ -n "${PIP_EXTRA_INDEX_URL:-}" ] && export UV_INDEX="$PIP_EXTRA_INDEX_URL"
+[ -n "${PIP_CERT:-}" ] && export SSL_CERT_FILE="$PIP_CERT"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet uv
 "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --resolution lowest-direct \

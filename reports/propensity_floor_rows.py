@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     config = CVRExperimentConfig()
     world = World(WorldConfig(**{"seed": 0, **config.world}))
-    header = ["seed", "clicked rows"] + [f"below {f}" for f in FLOORS[:-1]] + ["CVR below 0.01", "CVR above"]
-    header += ["true mean CVR"] + [f"SNIPS floor {f}" if f else "SNIPS no floor" for f in FLOORS]
+    header = ["seed", "clicked rows"] + [f"% below {f}" for f in FLOORS[:-1]] + ["CVR below 0.01", "CVR above"]
+    header += ["true mean CVR"] + [f"SNIPS floor {f} (/ true)" if f else "SNIPS no floor (/ true)" for f in FLOORS]
     sys.stdout.write(" | ".join(header) + "\n")
     for seed in range(args.seeds):
         logs, _ = simulate(world, config, seed)
@@ -40,11 +40,12 @@ def main() -> None:
         cvr = cvr_all[click]
         low = propensity < 0.01
         row = [str(seed), str(int(click.sum()))]
-        row += [f"{np.mean(propensity < floor):.3f}" for floor in FLOORS[:-1]]
+        row += [f"{100 * np.mean(propensity < floor):.2f}" for floor in FLOORS[:-1]]
         row += [f"{cvr[low].mean():.4f}", f"{cvr[~low].mean():.4f}", f"{cvr_all.mean():.4f}"]
         for floor in FLOORS:
             weight = 1.0 / np.maximum(propensity, floor)
-            row.append(f"{np.sum(weight * cvr) / np.sum(weight):.4f}")
+            estimate = np.sum(weight * cvr) / np.sum(weight)
+            row.append(f"{estimate:.4f} ({estimate / cvr_all.mean():.3f})")
         sys.stdout.write(" | ".join(row) + "\n")
 
 

@@ -76,8 +76,8 @@ def evaluate_on_logs(
     for key, labels in (("ctr", click), ("ctcvr", click & conversion)):
         if factor is not None and f"p{key}" in outputs:
             at_slot = np.asarray(outputs[f"p{key}"], dtype=np.float64).reshape(-1) * factor
-            rows = np.isfinite(at_slot)
-            metrics[f"{key}_logloss_at_slot"] = (
+            rows = np.isfinite(at_slot)  # the rows at a slot with a ratio: all of them, or fewer than the plain loss
+            metrics[f"{key}_logloss_at_slot"] = {"n_impressions": int(rows.sum())} | (
                 _with_interval(log_loss, labels[rows], at_slot[rows], rng, resamples)
                 if rows.any()
                 else {"value": None, "reason": "no row is at a slot with a CTR ratio in model.json"}

@@ -8,9 +8,9 @@
 pCTR is the top-slot probability (the service's contract). With a separable examination model the
 slot factor multiplies every eCPM at a slot alike, so ranking and prices per click need no slot factor;
 it matters only when the probability of a click at slot k is wanted (calibration, expected welfare).
-The price never exceeds the bid (eCPM_(k+1) <= eCPM_k). What falls from slot to slot is the price per
-impression (pCTR_k x price_k = eCPM_(k+1) where the reserve does not bind); the price per click need
-not (a lower slot's winner with a smaller pCTR can pay more per click).
+The price never exceeds the bid (eCPM_(k+1) <= eCPM_k). What falls (weakly) from slot to slot is the
+price per impression at the top slot's click rate, pCTR_k x price_k = max(eCPM_(k+1), pCTR_k x reserve);
+the price per click need not (a lower slot's winner with a smaller pCTR can pay more per click).
 Everything is vectorised over R requests of K candidates.
 """
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
-BISECTIONS = 100  # halvings of [0, UPPER]: far past float precision
-UPPER = 1e4  # above the 0.999 two-sided value of df = 1 (636.6)
+BISECTIONS = 200  # halvings of the bracket: far past float precision
 
 
 def two_sided_probability(t: float, df: int) -> float:
@@ -39,7 +38,9 @@ def critical_value(df: int, level: float = 0.95) -> float:
     errors, from ``df`` + 1 values (12.706 for df = 1, 2.228 for 10, 1.984 for 100; 1.960 in the limit)."""
     if df < 1 or not 0 < level < 1:
         raise ValueError(f"need df >= 1 and 0 < level < 1, not df={df}, level={level}")
-    low, high = 0.0, UPPER
+    low, high = 0.0, 1.0
+    while two_sided_probability(high, df) < level:  # the bracket doubled until it holds the value
+        low, high = high, 2 * high
     for _ in range(BISECTIONS):
         middle = (low + high) / 2
         low, high = (middle, high) if two_sided_probability(middle, df) < level else (low, middle)

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -17,6 +18,7 @@ from training.checkpoint import Checkpoint
 from training.evaluate_logs import _scored, calibration, evaluate_on_logs, summary
 from training.evaluation import run_exported
 from training.export import export_checkpoint
+from training.metrics import log_loss
 from training.models.esmm import ESMM, ESMMConfig
 
 
@@ -162,3 +164,31 @@ def test_the_report_counts_the_values_outside_the_training_range_scored_at_its_e
     assert "values outside the training range, scored at its edge as the service does: {'ad_price': 7}" in summary(
         report
     )
+
+
+def test_a_slot1_model_s_log_losses_at_the_logged_slot_use_the_rows_with_a_ratio(tmp_path):
+    """pCTR x the slot's learned ratio against the clicks there, over the rows at a slot with a ratio (their
+    count said); none such: null with the reason. The plain log losses stay over every row."""
+    from training.logs import column_array, read_logs
+
+    root, logs = exported_pair(tmp_path)
+    manifest_path = root / "deb" / "1" / "model.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(manifest | {"position": {"regime": "slot1", "ctr_ratios": [1.0, 0.5]}}))
+    metrics = evaluate_on_logs(root, "deb", logs, resamples=5)["metrics"]
+    position = column_array(read_logs(logs, None), "position")
+    at_slot = metrics["ctr_logloss_at_slot"]
+    assert at_slot["n_impressions"] == int((position <= 2).sum()) < 400  # position 3 has no ratio
+    _, outputs = run_exported(root, "deb", read_logs(logs, None))
+    click = column_array(read_logs(logs, None), "click").astype(bool)
+    kept = position <= 2
+    expected = log_loss(click[kept], outputs["pctr"][kept] * np.where(position[kept] == 1, 1.0, 0.5))
+    assert at_slot["value"] == pytest.approx(expected)
+    assert metrics["ctr_logloss"]["value"] == pytest.approx(log_loss(click, outputs["pctr"]))  # every row
+    manifest_path.write_text(json.dumps(manifest | {"position": {"regime": "slot1", "ctr_ratios": [1.0]}}))
+    only_lower = tmp_path / "lower.parquet"
+    table = read_logs(logs, None)
+    pq.write_table(table.filter(pc.greater(table.column("position"), 1)), only_lower)
+    nothing = evaluate_on_logs(root, "deb", only_lower, resamples=5)["metrics"]["ctr_logloss_at_slot"]
+    assert nothing["n_impressions"] == 0 and nothing["value"] is None
+    assert nothing["reason"] == "no row is at a slot with a CTR ratio in model.json"

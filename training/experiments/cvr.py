@@ -167,9 +167,11 @@ def run_seed(
     world = World(WorldConfig(**{"seed": 0, **config.world}))
     logs, heldout = simulate(world, config, seed)
     raw_spec = feature_spec(world.config)
-    spec = fit_statistics(raw_spec, feature_columns(logs, raw_spec))
+    columns = feature_columns(logs, raw_spec)  # read once: the statistics are fitted on what is encoded
+    spec = fit_statistics(raw_spec, columns)
     encoder = FeatureEncoder(spec)
-    train, test = ImpressionTensors.from_table(logs, encoder), ImpressionTensors.from_table(heldout, encoder)
+    train = ImpressionTensors.from_table(logs, encoder, columns=columns)
+    test = ImpressionTensors.from_table(heldout, encoder)
     # the oracle-propensity ablation's P(click | x, position): the world's true CTR times the examination
     oracle = column_array(logs, "true_ctr") * column_array(logs, "examination")
     train.tensors["oracle_propensity"] = torch.from_numpy(oracle.astype(np.float32))

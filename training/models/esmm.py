@@ -95,8 +95,8 @@ class ESMM(nn.Module):
         return self.ctr_tower(ctr_input) + self.cross(self.ctr_interaction, ctr_input)
 
     def bypass_logit(self, b: torch.Tensor | None) -> torch.Tensor:
-        """The bypass's term of the CTR logit at position CTR b (slot 1 if None)."""
-        return self.bypass(b)
+        """The bypass's term of the CTR logit at position CTR b (slot 1 if None); 0 without a bypass."""
+        return torch.zeros(()) if self.bypass is None else self.bypass(b)
 
     @staticmethod
     def cross(interaction: CrossInteraction | None, embedded: torch.Tensor) -> torch.Tensor | float:

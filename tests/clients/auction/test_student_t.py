@@ -35,3 +35,8 @@ def test_twelve_seeds_get_the_t_interval_not_the_normal_one() -> None:
     low, high = ci95(values)
     standard_error = np.std(values, ddof=1) / np.sqrt(12)
     assert (high - low) / 2 == pytest.approx(2.201 * standard_error, rel=2e-4)
+
+
+def test_a_level_near_one_is_found_however_far_out_it_lies() -> None:
+    """The bracket stopped at 10,000: P(|T| <= t) = 0.99999 at one degree of freedom is ~63,662."""
+    assert critical_value(1, 0.99999) == pytest.approx(np.tan(np.pi * 0.99999 / 2), rel=1e-6)  # Cauchy
