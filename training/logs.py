@@ -488,8 +488,9 @@ def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> s
     first = int(np.flatnonzero(wrong)[0])
     value = column[first].as_py()
     shown = "missing" if value is None or value != value else repr(value)  # null, or NaN
-    if len(shown) > SHOWN_VALUE_CHARS:
-        shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({len(value)} characters)"
+    if len(shown) > SHOWN_VALUE_CHARS:  # a text's own length; any other value's (a timestamp's) as written
+        length = len(value) if isinstance(value, str | bytes) else len(shown)
+        shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({length} characters)"
     return f"{int(wrong.sum())} rows are not (the first, row {first_row + first}, is {shown})"
 
 

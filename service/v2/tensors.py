@@ -118,8 +118,10 @@ def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: 
 
 
 def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:
-    """The model's numpy dtype name for input ``name``; 400 when it is unknown or given twice."""
+    """The model's numpy dtype name for input ``name``; 400 when it is not a string, unknown or given twice."""
     declared = {t.name: t.dtype for t in model.manifest.inputs}
+    if type(name) is not str:  # a list or object is no dictionary key: a TypeError, answered 500
+        raise InputError(400, f"each input needs a name, a string: one of {sorted(declared)}", f"{where}.name")
     if name not in declared:
         raise InputError(400, f"unknown input {name!r}; the model takes {sorted(declared)}", f"{where}.name")
     if name in seen:

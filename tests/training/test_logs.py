@@ -435,6 +435,17 @@ def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
         read_logs(tmp_path / "log.csv", spec)
 
 
+def test_a_wrong_value_too_long_to_show_is_cut_whatever_its_type():
+    """A wrong value longer than the refusal shows was measured with ``len`` of the value itself: a timestamp
+    (or a decimal) has none, so the refusal raised a TypeError instead of naming the column."""
+    spec = FeatureSpec((Feature("bid", "numeric", "candidate"),))
+    zone = pa.array([1_700_000_000_000_000], pa.int64()).cast(pa.timestamp("us", tz="America/Los_Angeles"))
+    table = pa.table({"bid": zone, "position": [1]})
+    cut = r"numeric feature 'bid' .* is datetime\.datetime\(.{50,}\.\.\. \(\d+ characters\)"
+    with pytest.raises(ValueError, match=cut):
+        check_features(table, spec, "log")
+
+
 @pytest.mark.parametrize("cuts", [[], [1], [3, 4], [2, 5, 7], [1, 2, 3, 4, 5, 6, 7]])
 def test_disorder_of_consecutive_row_groups_joins_into_the_whole_log_s(cuts):
     """The streamed statistics pass summarises each row group and joins them: ts going back across a

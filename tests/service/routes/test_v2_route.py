@@ -96,6 +96,9 @@ CLASSIFIED = {"name": "pctr", "parameters": {"classification": 1}}  # Triton's c
     [
         ({"inputs": []}, "inputs"),
         ({"inputs": [{"name": "emb"}]}, "inputs[0].name"),
+        ({"inputs": [{"name": ["categorical"]}]}, "inputs[0].name"),  # unhashable: was a 500
+        ({"inputs": [{"name": {"a": 1}}]}, "inputs[0].name"),
+        ({"inputs": [{"shape": [1, 3]}]}, "inputs[0].name"),
         (infer_body([[0, 50, 74]], [[0.0, 0.0]])["inputs"][:1], None),
         ({**infer_body([[0, 50, 74]], [[0.0, 0.0]]), "outputs": [{"name": "zz"}]}, "outputs[0].name"),
         (infer_body([[0, 50, 74]], [[0.0, 0.0], [1.0, 1.0]]), "inputs"),
