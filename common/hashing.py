@@ -8,6 +8,12 @@ million values hash without a Python loop per value.
 Canonical string: strings as they are but for trailing NUL characters, integers in decimal (``42`` and
 ``"42"`` hash alike). numpy's unicode arrays keep no trailing NULs (``"a\\x00"`` is stored as ``"a"``), so
 those hash as the string without them, in the trainer and the service alike, on both hashing paths below.
+
+Buckets: the hash modulo a power of two 2^k depends only on the low k bits of each code point (the XOR and
+the multiplication carry nothing downwards), so below 256 buckets values that differ only in higher bits
+share a bucket whatever the luck: ``Mobile`` and ``mobile`` at 16 or 32 buckets, ``US`` and ``us`` up to 128.
+A modulus with an odd factor reads every bit; ``ctr spec infer`` proposes primes. The hash itself stays
+as it is: every exported model's buckets were drawn with it.
 """
 
 from __future__ import annotations

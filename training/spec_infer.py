@@ -5,9 +5,11 @@ logging policy's ``propensity`` and the world simulator's ground truth (``true_c
 made of them would leak the answer into a model trained on ``ctr simulate``'s logs):
 - strings, booleans (read as 0/1, which is how requests must send them) and integers with at most
   ``MAX_CATEGORICAL_INTEGERS`` distinct values (floats that are all whole numbers too: pandas' integers
-  with gaps, read as integers) are categorical, with ``buckets`` the next power of two >= 4 x the distinct
-  values seen (so that the hashing collides little and new values have room), between 8 and 2^20; other
-  numbers (decimals included) are numeric;
+  with gaps, read as integers) are categorical, with ``buckets`` the next prime >= 4 x the distinct values
+  seen (so that the hashing collides little and new values have room), between 8 and 2^20: FNV-1a modulo a
+  power of two 2^k keeps only the low k bits of each character (common/hashing.py), so at 16 or 32 buckets
+  ``Mobile`` and ``mobile`` always share one, where a prime modulus reads every bit; other numbers
+  (decimals included) are numeric;
 - bytes are text when they are UTF-8 (as the trainer reads them); columns of any other type (lists,
   structs, dates) are left out, saying their type;
 - the side is ``context`` when the column holds one value within every request (``request_id``),
@@ -18,6 +20,7 @@ made of them would leak the answer into a model trained on ``ctr simulate``'s lo
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -44,8 +47,15 @@ MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
 
 
 def buckets_for(distinct: int) -> int:
-    """The next power of two >= 4 x ``distinct``, clipped to [8, 2^20]."""
-    return int(min(MAX_BUCKETS, max(MIN_BUCKETS, 1 << math.ceil(math.log2(max(1, 4 * distinct))))))
+    """The next prime >= 4 x ``distinct`` and >= 8, or the last prime below 2^20."""
+    wanted = max(MIN_BUCKETS, 4 * distinct)
+    if wanted >= MAX_BUCKETS:
+        return next(n for n in range(MAX_BUCKETS, 1, -1) if _is_prime(n))
+    return next(n for n in itertools.count(wanted) if _is_prime(n))
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
 class Proposal(NamedTuple):

@@ -80,7 +80,7 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     assert set(features) == {"site", "creative", "bid"}
     assert features["site"].kind == "categorical" and features["site"].side == "context"
     assert features["creative"].kind == "categorical" and features["creative"].side == "candidate"
-    assert features["creative"].buckets == buckets_for(50) == 256
+    assert features["creative"].buckets == buckets_for(50) == 211  # the next prime >= 4 x 50
     assert features["bid"].kind == "numeric" and not features["bid"].required
     assert features["bid"].default == pytest.approx(float(np.nanmedian(bid)))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import decimal
+import math
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from training.spec_infer import infer_spec
+from common.hashing import bucketize
+from training.spec_infer import MAX_BUCKETS, MIN_BUCKETS, buckets_for, infer_spec
 
 ROWS = 200
 
@@ -102,3 +104,18 @@ def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
     assert proposal.cautions["price"].startswith("numbers written with ','")
     assert proposal.cautions["age"].startswith("numbers beside a missing-value word")
     assert "# check: price: numbers written with ','" in spec_toml(proposal, tmp_path / "log.parquet")
+
+
+def test_proposed_buckets_are_primes_so_every_bit_of_a_value_counts():
+    """FNV-1a modulo a power of two 2^k reads only each character's low k bits: the powers of two proposed
+    before put "Mobile" and "mobile" (or "US" and "us") in one bucket whatever the luck. A prime modulus
+    reads every bit; the counts stay at least 4x the distinct values, within [8, 2^20]."""
+    for distinct in (1, 2, 3, 50, 1000, 200_000):
+        buckets = buckets_for(distinct)
+        assert all(buckets % d for d in range(2, math.isqrt(buckets) + 1)), buckets
+        assert max(MIN_BUCKETS, 4 * distinct) <= buckets < MAX_BUCKETS
+    assert buckets_for(1 << 20) == 1048573  # the last prime below 2^20
+    pairs = [("Mobile", "mobile"), ("US", "us"), ("1", "Q"), ("s1", "sq")]
+    for buckets in (16, 32):
+        assert all(a == b for a, b in bucketize(pairs, buckets).reshape(-1, 2).tolist()), buckets
+    assert not any(a == b for a, b in bucketize(pairs, buckets_for(len(pairs) * 2)).reshape(-1, 2).tolist())
