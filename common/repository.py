@@ -160,6 +160,17 @@ def read_config(root: Path, name: str) -> dict[str, Any]:
     return read_toml(root / validate_model_name(name) / CONFIG_FILE)
 
 
+def model_names(root: Path) -> list[str]:
+    """The directories of ``root`` named as a model is, sorted; others (``lost+found`` at a volume's root,
+    ``my model``, a hidden or non-UTF-8 name) are no model, as a directory in a model named otherwise than
+    a version is no version."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if MODEL_NAME.fullmatch(p.name) and p.name not in (".", "..") and p.is_dir()
+    )
+
+
 def versions(root: Path, name: str) -> list[int]:
     """The model's published versions, ascending: its directories named as a version is (``VERSION_NAME``)."""
     model_dir = root / validate_model_name(name)

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from common.repository import validate_model_name, versions
+from common.repository import model_names, validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
 from service.http.body import parse_json, request_body
 from service.http.errors import ApiError, error_object, error_responses
@@ -83,10 +83,7 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
     ``{"ready": true}``, the served versions alone."""
     ready_only = _index_request(await request.body())
     root = settings.model_repository
-    on_disk_names = (
-        {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} if root.is_dir() else set()
-    )
-    names = sorted(on_disk_names | set(models.versions))
+    names = sorted(set(model_names(root)) | set(models.versions))
     entries: list[dict] = []
     for name in names:
         served = sorted(models.versions.get(name, {}))

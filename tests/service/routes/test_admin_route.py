@@ -24,6 +24,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(root)
     (root / "ghost").mkdir()  # a model directory with no version: an UNAVAILABLE entry
+    (root / "lost+found").mkdir()  # no model's name (an ext4 volume's root has it): left out, was a 500
+    (root / ".cache").mkdir()
     settings = Settings(model_repository=root, ctr_model="esmm", use_cuda=False, admin_token=TOKEN)
     with TestClient(create_app(settings)) as client:
         yield client
