@@ -18,7 +18,13 @@ time-out timed out instead of being refused). The supervisor serves nothing itse
   SIGTERM and the supervisor exits 1, so whatever restarts the service sees it fail (no worker is
   restarted behind the operator's back);
 - a worker whose supervisor is killed outright is sent SIGTERM by the kernel (Linux's parent-death
-  signal).
+  signal);
+- a stop signal that comes while the supervisor is still forking stops every worker too: its handlers
+  stand before the first fork, and the workers start with the stop signals blocked, taking one sent
+  while they load once their server's handlers stand (http/drain.py ``capture_signals``). It killed the
+  supervisor at once, and the workers forked so far, ignoring it while they loaded, served the port on,
+  orphaned;
+- a terminal's hang-up is a stop unless the service was started ignoring it (``nohup``).
 
 What a process of one would hold alone is shared: ``/metrics`` and the V2 statistics sum every worker's
 counters (sibling_metrics.py); an admin load or unload is done by every worker before it is answered,
@@ -71,6 +77,13 @@ def supervise(settings: Settings, run: Run) -> int:
             sock.close()
         return 1
     workers: dict[int, int] = {}  # pid -> index
+    stop = _Stop(workers, settings.drain_timeout_s + STOP_GRACE_S)
+    stop_signals = held_stop_signals()
+    for signum in stop_signals:  # before the first fork: a stop then killed the supervisor, the workers orphaned
+        signal.signal(signum, stop)
+    # blocked on this thread, so each worker starts with them blocked (until its server's handlers stand); the
+    # handlers above still run here for one another thread of this process takes
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         try:
             for index in range(settings.workers):
@@ -78,12 +91,23 @@ def supervise(settings: Settings, run: Run) -> int:
         except BaseException:  # a fork failed: the workers already started go too
             _signal_all(workers, signal.SIGKILL)
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        if stop.stopping:  # a stop came while forking: the workers forked since are told too
+            stop()
         for sock in sockets:
             sock.close()  # the workers hold them
         logger.info("%d workers on %s: pids %s", len(workers), shown(settings.host, settings.port), list(workers))
-        return _wait(workers, settings.drain_timeout_s + STOP_GRACE_S)
+        return _wait(workers, stop)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def held_stop_signals() -> set[signal.Signals]:
+    """The signals that stop the service: SIGTERM, SIGINT and a terminal's SIGHUP, unless this process was
+    started ignoring SIGHUP (``nohup``), as it is then left ignored."""
+    hang_up = set() if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else {signal.SIGHUP}
+    return {signal.SIGTERM, signal.SIGINT, *hang_up}
 
 
 def usable_cpus() -> int:
@@ -105,19 +129,25 @@ def warn_if_more_than_cpus(workers: int, cpus: int) -> None:
 
 
 def _fork(index: int, settings: Settings, sockets: list[socket.socket], shared: Path, run: Run) -> int:
+    supervisor = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
-    try:  # the worker: never returns to the supervisor's code
-        _die_with_parent()
+    try:  # the worker: never returns to the supervisor's code; the stop signals are blocked (supervise)
         # uvicorn handles SIGTERM and SIGINT while it serves, then raises the signal again under the handler
-        # it found: ignored here, so a worker that drained exits 0 instead of dying by the signal
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # it found: one that does nothing here, so a worker that drained exits 0 instead of dying by the
+        # signal. One that comes before uvicorn's handlers stand stays pending (blocked), and is theirs once
+        # they do (SIG_IGN would discard it: a worker stopped while it forked served on, its stop lost).
+        signal.signal(signal.SIGTERM, _taken_by_the_server)
+        signal.signal(signal.SIGINT, _taken_by_the_server)
         # a terminal's hang-up reaches the whole process group: the supervisor turns it into SIGTERM for all
         # (a worker dying of it at once dropped its requests, undrained)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _die_with_parent()
+        if os.getppid() != supervisor:  # it died before the kernel was told to signal its death
+            logger.error("worker %d: the supervisor exited before the worker started: not serving", index)
+            return
         run(settings, sockets, SiblingMetrics(shared, index))
         code = 0
     except SystemExit as exit_:
@@ -129,31 +159,42 @@ def _fork(index: int, settings: Settings, sockets: list[socket.socket], shared: 
         os._exit(code)
 
 
+def _taken_by_the_server(*_: object) -> None:
+    """A worker's handler of SIGTERM and SIGINT outside uvicorn's: raised again by uvicorn once drained."""
+
+
 def _die_with_parent() -> None:
     """Linux: SIGTERM to this process when its parent dies (elsewhere nothing)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait(workers: dict[int, int], stop_within_s: float) -> int:
+class _Stop:
+    """The supervisor's handler of the stop signals: SIGTERM to every worker, whichever signal came (a
+    terminal's Ctrl-C reaches the workers too, and uvicorn takes a second SIGINT for "stop now, no
+    drain"); from the first, the workers have ``within_s`` to exit."""
+
+    def __init__(self, workers: dict[int, int], within_s: float) -> None:
+        self.workers = workers
+        self.within_s = within_s
+        self.deadline = float("inf")
+
+    @property
+    def stopping(self) -> bool:
+        return self.deadline != float("inf")
+
+    def __call__(self, *_: object) -> None:
+        if not self.stopping:
+            self.deadline = time.monotonic() + self.within_s
+        _signal_all(self.workers, signal.SIGTERM)
+
+
+def _wait(workers: dict[int, int], stop: _Stop) -> int:
     """Reap the workers; the first to exit by itself, or a signal to this process, stops them all."""
-    stopping = failed = killed = False
-    deadline = float("inf")
-
-    def stop(*_: object) -> None:
-        """SIGTERM to every worker, whichever signal came: a terminal's Ctrl-C reaches the workers too, and
-        uvicorn takes a second SIGINT for "stop now, no drain"."""
-        nonlocal stopping, deadline
-        if not stopping:
-            stopping, deadline = True, time.monotonic() + stop_within_s
-        _signal_all(workers, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, stop)  # a terminal's hang-up: it killed the supervisor, its folder left behind
+    failed = killed = False
     while workers:
-        if time.monotonic() > deadline and not killed:
-            logger.error("workers %s did not stop in %.0f s: killed", sorted(workers.values()), stop_within_s)
+        if time.monotonic() > stop.deadline and not killed:
+            logger.error("workers %s did not stop in %.0f s: killed", sorted(workers.values()), stop.within_s)
             _signal_all(workers, signal.SIGKILL)
             killed = True
         pid, status = os.waitpid(-1, os.WNOHANG)
@@ -164,9 +205,9 @@ def _wait(workers: dict[int, int], stop_within_s: float) -> int:
         if index is None:
             continue
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 or not stopping:
+        if code != 0 or not stop.stopping:
             failed = True
-            logger.error("worker %d (pid %d) exited with %d%s", index, pid, code, "" if stopping else ": stopping")
+            logger.error("worker %d (pid %d) exited with %d%s", index, pid, code, "" if stop.stopping else ": stopping")
             stop()
     return 1 if failed else 0
 

@@ -16,6 +16,10 @@ idle one for ``CTR_DRAIN_IDLE_S``) is the protocol's (http/protocol.py). What th
 - **Nothing left in the queue.** Just before closing, the server accepts whatever the kernel queued, in
   the same step as the close (what reaches the queue in the microseconds between is still reset), and
   serves it like the others.
+- **Every stop signal, whenever it came.** uvicorn's handlers take SIGTERM and SIGINT; the server adds a
+  terminal's SIGHUP (it killed a process of one at once, its requests undrained; one started ignoring it,
+  ``nohup``, still does), and unblocks the stop signals a worker is started with blocked (workers.py: one
+  that came while it loaded waits for these handlers instead of being lost).
 - **Connections accepted but not yet made.** The loop makes a connection (``connection_made``) a turn or
   two after it accepted it, and uvicorn tells only the connections made; one made after that served
   keep-alive until the drain time-out and was then closed under a request. The protocol class learns
@@ -25,11 +29,14 @@ idle one for ``CTR_DRAIN_IDLE_S``) is the protocol's (http/protocol.py). What th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import uvicorn
@@ -47,6 +54,23 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.making: set[asyncio.Task] = set()  # connections accepted by the shutdown, being made
         self.on_drain = on_drain  # told as the shutdown begins (readiness answers 503 from then on)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread():  # as uvicorn: signals are the main's
+                yield
+                return
+            hang_up = signal.getsignal(signal.SIGHUP)  # None: a handler not set from Python, left be
+            caught = hang_up not in (signal.SIG_IGN, None)  # under nohup, or in a worker (its supervisor's)
+            if caught:
+                signal.signal(signal.SIGHUP, self.handle_exit)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+            try:
+                yield
+            finally:  # restored before uvicorn raises the captured signals again: SIGHUP ends the process too
+                if caught:
+                    signal.signal(signal.SIGHUP, hang_up)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.on_drain is not None:

@@ -220,6 +220,31 @@ def test_sigterm_drains_queued_requests_before_exit(tmp_path: Path) -> None:
     assert "stopped: every queue drained" in (tmp_path / "log").read_text()
 
 
+def test_a_hang_up_drains_as_sigterm_does_unless_the_service_was_started_ignoring_it(tmp_path: Path) -> None:
+    """A terminal's SIGHUP killed a process of one at once (status 129, no line logged), its requests in
+    flight unanswered, where several workers drain on it; one started under ``nohup`` still ignores it."""
+    import shutil
+    import sys
+
+    root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 3000000")
+    settings = {"ctr_model": "esmm", "access_log": "false", "request_timeout_ms": "8000"}
+    with running_server(root, tmp_path / "log", **settings) as (url, process):
+        with ThreadPoolExecutor(2) as pool:
+            replies = [pool.submit(httpx.post, f"{url}/v1/score", json=BODY, timeout=10) for _ in range(2)]
+            pending = 'ctr_inference_pending_request_count{model="esmm",version="1"} 2'
+            eventually(lambda: pending in httpx.get(f"{url}/metrics").text, 10, "two requests pending")
+            process.send_signal(signal.SIGHUP)
+            statuses = [r.result().status_code for r in replies]
+        assert process.wait(timeout=20) == -signal.SIGHUP  # raised again once drained, as SIGTERM is
+    assert statuses == [200, 200]
+    assert "stopped: every queue drained" in (tmp_path / "log").read_text()
+    nohup = [shutil.which("nohup") or "nohup", sys.executable, "-m", "service"]
+    with running_server(root, tmp_path / "nohup.log", nohup, ctr_model="esmm") as (url, process):
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert process.poll() is None and httpx.get(f"{url}/v2/health/ready").status_code == 200
+
+
 def test_a_sub_second_drain_timeout_still_answers_the_request_in_flight(tmp_path: Path) -> None:
     """``CTR_DRAIN_TIMEOUT_S=0.9`` is 0.9 s, not int(0.9) = 0 s: a V2 infer request (an ASGI task, which
     uvicorn cancels when the drain time runs out) waiting 0.5 s for its batch to fill when SIGTERM arrives

@@ -239,6 +239,43 @@ def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
     assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
 
 
+def test_a_stop_while_the_supervisor_forks_stops_every_worker_it_forked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM as the first worker appears: the supervisor died of it at once (its handlers stood only once
+    every worker was forked), and the workers forked so far, ignoring it while they loaded, served the port
+    on, orphaned, its shared folder left behind. Now it waits for the handlers: every worker drains."""
+    import sys
+
+    from clients.service_process import spawn, stop
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    root = repository(tmp_path / "models")
+    port = free_port()
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
+        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm", "CTR_WORKERS": "4",
+    }  # fmt: skip
+    log = tmp_path / "log"
+    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)
+    try:
+        seen = eventually(lambda: workers_of(process.pid), 30, "a forked worker", every_s=0.001)
+        os.kill(process.pid, signal.SIGTERM)
+        seen += workers_of(process.pid)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        stop(process, group=True)
+    assert all_gone(seen, within_s=5)
+    for _ in range(20):  # an orphan listens once its model is loaded
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, "a worker still serves the port"
+        time.sleep(0.1)
+    assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
+    assert "exited with" not in log.read_text()
+
+
 def test_more_workers_than_cpus_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     """64 workers started on 2 cores without a word (each with its own sessions, about 120 MB)."""
     from service.workers import usable_cpus, warn_if_more_than_cpus
