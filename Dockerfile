@@ -46,7 +46,9 @@ RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}
  && rm -rf /wheels \
  && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())" \
  && case ",${EXTRAS}," in *,grpc,*) python -c "import service.v2.grpc.server; print('gRPC: importable')" ;; esac
-RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin ctr \
+# a home of its own, writable: ONNX Runtime keeps an id under ~/.cache, and where it cannot (the home was
+# root's /srv) it writes a warning line to stderr, outside the JSON log (CTR_LOG_FORMAT=json)
+RUN useradd --system --uid 10001 --create-home --home-dir /home/ctr --shell /usr/sbin/nologin ctr \
  && mkdir -p /srv/models
 # the baked models are root's, readable by all: the service reads them and cannot change what it serves
 # (with polling on, a compromised process could have written a version for itself to load); a mounted

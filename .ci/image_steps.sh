@@ -69,7 +69,8 @@ fi
 
 step "CMD: ctr serve (CTR_LOG_FORMAT=json, CTR_MODEL_REPOSITORY a copy of $MODELS)"
 cp -r "$MODELS" "$work/models"
-(cd "$work" && exec env -i PATH="$work/venv/bin:/usr/bin:/bin" CTR_HOST=127.0.0.1 CTR_PORT="$PORT" \
+mkdir "$work/home"  # the image's user has a writable home (Dockerfile: ONNX Runtime writes under it)
+(cd "$work" && exec env -i PATH="$work/venv/bin:/usr/bin:/bin" HOME="$work/home" CTR_HOST=127.0.0.1 CTR_PORT="$PORT" \
   CTR_MODEL_REPOSITORY="$work/models" CTR_LOG_FORMAT=json PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
   $([ "$grpc" = 1 ] && echo CTR_GRPC_PORT="$GRPC_PORT") venv/bin/ctr serve > "$work/serve.log" 2>&1) &
 server=$!
@@ -100,8 +101,14 @@ assert client.is_server_live() and client.is_model_ready("esmm"), "the gRPC port
 print(f"[image-check] gRPC on {sys.argv[1]}: live, esmm ready (tritonclient)")
 PY
 fi
-head -1 "$work/serve.log" | "$work/venv/bin/python" -c "import json, sys; json.loads(sys.stdin.read())" \
-  || { echo "[image-check] FAILED: the log is not JSON lines" >&2; exit 1; }
+"$work/venv/bin/python" - "$work/serve.log" <<'PY' || { echo "[image-check] FAILED: the log is not JSON lines" >&2; exit 1; }
+import json, sys
+for number, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    try:
+        json.loads(line)
+    except ValueError:
+        sys.exit(f"[image-check] line {number} of the log is not JSON: {line.rstrip()!r}")
+PY
 step "logs: JSON lines"
 kill -TERM "$server"
 status=0
