@@ -47,3 +47,26 @@ def test_trailing_nuls_are_dropped_alike_on_both_paths():
     large = fnv1a64(["a947\x00", "a947", "a\x00b"] + ["pad"] * SMALL_BATCH)[:3]
     assert (small == large).all()
     assert small[0] == small[1] != small[2]
+
+
+def test_bucketize_gives_the_buckets_every_exported_model_was_trained_with():
+    """Golden values, computed with this code: every exported model's buckets were drawn with it, so a change
+    to the hash or to how it is reduced to a bucket would score every categorical feature in the wrong
+    bucket without any error."""
+    values = ["ad_7", "u_1", "Mobile", "mobile", 42, ""]
+    assert bucketize(values, 2).tolist() == [0, 0, 1, 1, 1, 1]
+    assert bucketize(values, 97).tolist() == [22, 12, 35, 53, 34, 18]
+    assert bucketize(values, 1000).tolist() == [750, 812, 63, 423, 691, 37]
+    assert bucketize(values, 1 << 20).tolist() == [487414, 746116, 963351, 240439, 102947, 140069]
+
+
+def test_values_reach_every_bucket_up_to_the_last():
+    ids = [str(i) for i in range(100)]
+    for buckets in (2, 3, 7):
+        assert set(bucketize(ids, buckets).tolist()) == set(range(buckets))
+
+
+def test_unsigned_integers_hash_like_the_same_integers():
+    """An unsigned integer array (a log column read as uint64) hashes as its decimal strings, as signed ones do."""
+    assert bucketize(np.array([1, 2], np.uint64), 97).tolist() == bucketize([1, 2], 97).tolist()
+    assert (fnv1a64(np.array([7, 2**63], np.uint64)) == fnv1a64(["7", str(2**63)])).all()

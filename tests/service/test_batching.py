@@ -14,7 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.batching.batcher import Batcher
-from service.batching.policy import EXPECTED_COMPANY, ArrivalRate, BatchConfig, Work, fill_until, form_batch
+from service.batching.policy import (
+    ADMIT_WITHIN,
+    EXPECTED_COMPANY,
+    ArrivalRate,
+    BatchConfig,
+    ServiceRate,
+    Work,
+    admission,
+    assemble,
+    fill_until,
+    form_batch,
+)
 from service.http.errors import DeadlineExceeded, InputError, ModelRunFailed, QueueFull
 from service.v2.statistics import model_statistics
 
@@ -103,6 +114,59 @@ def test_a_partial_batch_waits_to_fill_only_while_company_is_expected() -> None:
     assert fill_until(pending, 1, config, 0.0002, sparse) is None  # formed now
     assert fill_until(pending, 1, config, 0.002, dense) is None  # the wait is over
     assert fill_until(pending, 8, config, 0.0002, dense) is None  # full
+
+
+def test_the_fill_wait_is_capped_after_the_oldest_request_not_the_newest() -> None:
+    """With two requests queued, the batch is formed at most ``max_queue_delay_us`` after the first one: timed
+    from the newest, a steady stream of requests would hold the oldest past its wait."""
+    config = BatchConfig(max_batch_size=8, max_queue_delay_us=1000)
+    pending = deque([Work(None, 1, 10.0, 0.0), Work(None, 1, 10.0, 0.0004)])
+    dense = ArrivalRate(0.001)
+    for i in range(40):
+        dense.observe(i * 0.0001)
+    assert fill_until(pending, 2, config, 0.0005, dense) == pytest.approx(0.001)
+    assert fill_until(pending, 2, config, 0.0011, dense) is None  # the oldest has waited its 1 ms
+
+
+def thousand_items_a_second() -> ServiceRate:
+    rate = ServiceRate()
+    rate.observe(100, 0.1)
+    return rate
+
+
+def test_admission_refuses_a_wait_past_its_share_of_the_time_left_and_admits_one_within_it() -> None:
+    """A request is refused when its expected wait passes ``ADMIT_WITHIN`` of its remaining time, not only the
+    whole of it: one expected to end just inside its deadline is as likely as not to end in a 504."""
+    rate, config = thousand_items_a_second(), BatchConfig()
+    assert rate.expected_wait(90, 1) == pytest.approx(0.09)
+    assert ADMIT_WITHIN * 0.1 < 0.09  # 75 ms: refused
+    refused = admission(80, 10, 5.0, 5.1, config, rate)  # 90 ms expected of 100 ms left
+    assert refused is not None and refused[0] == "overloaded"
+    assert admission(60, 10, 5.0, 5.1, config, rate) is None  # 70 ms of 100: within 75 %
+
+
+def test_admission_counts_every_instance_in_the_expected_wait() -> None:
+    """Two instances get through the queue twice as fast: 90 items at 1,000 items/s each wait 45 ms, within
+    75 % of 100 ms; counted as one instance the request was refused at half the load."""
+    rate = thousand_items_a_second()
+    assert admission(80, 10, 5.0, 5.1, BatchConfig(instances=2), rate) is None
+    assert admission(80, 10, 5.0, 5.1, BatchConfig(instances=1), rate) is not None
+
+
+def test_admission_admits_any_request_to_an_empty_queue() -> None:
+    """With nothing queued a request is admitted whatever the measured rate says: a rate measured under load
+    (or a large request's own items) must not keep refusing once the load has gone."""
+    rate = thousand_items_a_second()
+    assert admission(0, 100, 5.0, 5.1, BatchConfig(), rate) is None  # 100 ms at the old rate, 100 ms left
+    assert admission(0, 1000, 5.0, 5.01, BatchConfig(), rate) is None
+
+
+def test_assemble_puts_a_split_requests_parts_back_in_row_order() -> None:
+    """With several instances the batches holding a split request's rows can finish in any order: its outputs
+    are its parts ordered by first row, not by when they were done."""
+    request = Work(None, 5, 10.0, 0.0)
+    request.parts = [(3, {"y": np.array([3.0, 4.0])}), (0, {"y": np.array([0.0, 1.0, 2.0])})]
+    assert assemble(request)["y"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 def test_sparse_requests_run_at_once_and_a_burst_still_shares_one_run() -> None:

@@ -48,3 +48,10 @@ def test_the_watcher_is_the_connection_s_departure_where_the_scope_has_one() -> 
 def test_a_deadline_counts_from_when_the_request_arrived() -> None:
     assert deadline_for(1000, None, arrived=5.0) == 6.0
     assert deadline_for(1000, "250", arrived=5.0) == 5.25
+
+
+def test_the_timeout_header_may_only_lower_the_servers_deadline() -> None:
+    """X-Request-Timeout-Ms lowers the deadline (CTR_REQUEST_TIMEOUT_MS); a higher value does not raise it:
+    a client cannot hold the server's resources past its configured limit."""
+    assert deadline_for(1000, "2000", arrived=5.0) == 6.0
+    assert deadline_for(1000, "1e9", arrived=5.0) == 6.0

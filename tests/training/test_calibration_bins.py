@@ -25,6 +25,14 @@ def test_tied_predictions_keep_their_order_and_fewer_rows_than_bins_leave_empty_
     assert [c.size for c in equal_count_bins(np.array([0.3, 0.1]), 4)] == [1, 1, 0, 0]
 
 
+def test_tied_predictions_keep_their_order_in_a_long_array() -> None:
+    """numpy sorts up to 16 values by insertion (stable whatever the kind); past that a quicksort reorders ties,
+    and the calibration bins of tied predictions (a constant model) would depend on it."""
+    predicted = np.tile([0.5, 0.2], 20)
+    low, high = equal_count_bins(predicted, 2)
+    assert low.tolist() == list(range(1, 40, 2)) and high.tolist() == list(range(0, 40, 2))
+
+
 def test_binned_means_are_each_bins_mean_in_the_arrays_own_precision() -> None:
     predicted = np.array([0.4, 0.1, 0.3, 0.2], dtype=np.float32)
     reference = np.array([1.0, 0.0, 0.0, 1.0], dtype=np.float32)

@@ -9,8 +9,8 @@ import pytest
 
 import training.evaluation
 from tests.service.tiny_model import publish_tiny_esmm
-from training.evaluation import entire_space_metrics, evaluate_on_world, slot1_metrics
-from training.metrics import log_loss
+from training.evaluation import entire_space_metrics, evaluate_on_world, selection_bias, slot1_clicks, slot1_metrics
+from training.metrics import auc, log_loss
 
 CONFIG = """kind = "esmm"
 [data]
@@ -65,3 +65,82 @@ def test_slot1_probabilities_are_measured_against_the_slot1_truth():
     assert slot1["ctr_slot1_logloss"] < slot1_metrics(table, {"pctr": true_ctr * 0.8})["ctr_slot1_logloss"]
     displayed = entire_space_metrics(table, exact)
     assert displayed["ctr_mean_pred_over_observed"] == pytest.approx(1 / np.mean(examination), rel=0.05)
+
+
+# 40 rows, the default 20 calibration bins of 2: a prediction of 0.1 or 0.3 whose reference is 0.05 below and
+# above it in turn, right on average in each bin of the prediction (ties keep their order) though every row is
+# off; binned by the reference instead, each bin is off by 0.05
+LEVELS = np.repeat([0.1, 0.3], 20)
+WIGGLE = np.tile([-0.05, 0.05], 20)
+
+
+def world_table(**columns: np.ndarray) -> pa.Table:
+    n = len(next(iter(columns.values())))
+    defaults = {
+        "true_ctr": np.full(n, 0.5),
+        "true_cvr": np.full(n, 0.5),
+        "examination": np.ones(n),
+        "click": np.ones(n, bool),
+        "conversion_potential": np.arange(n) % 2 == 0,
+    }
+    return pa.table(defaults | columns)
+
+
+def test_the_displayed_slot_calibration_errors_bin_by_the_prediction_against_the_observed_truth():
+    """pCTR is compared with the displayed slot's click probability (true CTR x examination) and pCVR with the
+    true CVR, in bins of the prediction: predictions right in every bin score 0. Binned by the reference (the
+    arguments swapped) they scored 0.05, and pCTR against the slot-1 true CTR (twice the observed here) 0.2."""
+    observed = LEVELS + WIGGLE
+    table = world_table(true_ctr=observed / 0.5, examination=np.full(40, 0.5), true_cvr=LEVELS + WIGGLE)
+    report = entire_space_metrics(table, {"pctr": LEVELS, "pcvr": LEVELS})
+    assert report["ctr_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+    assert report["cvr_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+    off = entire_space_metrics(table, {"pctr": LEVELS + 0.01, "pcvr": LEVELS - 0.02})
+    assert off["ctr_calibration_error"] == pytest.approx(0.01) and off["cvr_calibration_error"] == pytest.approx(0.02)
+
+
+def test_the_slot1_calibration_errors_bin_by_the_prediction_against_the_slot1_truth():
+    """The slot-1 figures, the same way: pCTR against the true CTR and pCTCVR against true CTR x true CVR, in bins
+    of the prediction; binned by the reference they scored 0.05 and 0.025."""
+    table = world_table(true_ctr=LEVELS + WIGGLE, true_cvr=np.full(40, 0.5), examination=np.full(40, 0.25))
+    report = slot1_metrics(table, {"pctr": LEVELS, "pctcvr": 0.5 * LEVELS})
+    assert report["ctr_slot1_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+    assert report["ctcvr_slot1_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_clicked_cvr_auc_ranks_the_clicked_impressions_only():
+    """pCVR ranks the clicked impressions perfectly and the unclicked ones the wrong way round: the clicked AUC
+    is 1, the entire-space AUC 12 of 16 pairs."""
+    table = world_table(
+        click=np.array([1, 1, 1, 1, 0, 0, 0, 0], bool),
+        conversion_potential=np.array([1, 1, 0, 0, 1, 1, 0, 0], bool),
+    )
+    pcvr = np.array([0.9, 0.8, 0.2, 0.1, 0.3, 0.35, 0.7, 0.75])
+    report = entire_space_metrics(table, {"pcvr": pcvr})
+    assert report["cvr_auc_clicked"] == 1.0
+    assert report["cvr_auc_entire_space"] == 0.75
+
+
+def test_slot1_clicks_are_drawn_with_the_true_ctr():
+    clicks = slot1_clicks(np.full(100_000, 0.1), 3)
+    assert clicks.dtype == bool
+    assert clicks.mean() == pytest.approx(0.1, abs=0.005)
+    assert (slot1_clicks(np.full(100_000, 0.1), 3) == clicks).all()  # the stream fixes the draw
+
+
+def test_the_selection_bias_compares_clicked_with_unclicked_impressions():
+    """The unclicked mean is over the unclicked impressions, not over all of them."""
+    click = np.array([1, 1, 0, 0, 0, 0], bool)
+    table = world_table(click=click, true_cvr=np.where(click, 0.375, 0.125))
+    bias = selection_bias(table)
+    assert bias["true_cvr_mean_clicked"] == 0.375
+    assert bias["true_cvr_mean_unclicked"] == 0.125
+    assert bias["n_clicks"] == 2 and bias["n_conversions"] == 1
+
+
+def test_the_auc_counts_tied_scores_as_half_a_pair():
+    """training.metrics.auc: a positive and a negative with the same score are half ordered right, whatever
+    their order in the arrays."""
+    assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+    assert auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    assert auc(np.array([0, 1, 0, 1]), np.array([0.2, 0.5, 0.5, 0.9])) == 0.875  # 3.5 of 4 pairs

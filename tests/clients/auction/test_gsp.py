@@ -99,3 +99,25 @@ def test_failed_scores_are_never_shown() -> None:
     pctr = np.array([[np.nan, 0.2, 0.1]])
     allocation = run_gsp(bid, pctr, 2, 0.0)
     assert isinstance(allocation, Allocation) and allocation.winners.tolist() == [[1, 2]]
+
+
+def test_an_ad_without_a_click_probability_is_never_shown() -> None:
+    """An eCPM of 0 (pCTR 0) is not a bid for the slot: the slot stays empty, where it was given to the ad at
+    a price of 0 / 0 (NaN) per click."""
+    allocation = run_gsp(np.array([[1.0, 1.0]]), np.array([[0.1, 0.0]]), 2, 0.0)
+    assert allocation.winners.tolist() == [[0, -1]]
+    assert np.isfinite(allocation.price).all() and allocation.price.tolist() == [[0.0, 0.0]]
+
+
+def test_equal_ecpms_go_to_the_earlier_candidates_however_many() -> None:
+    """Ties go to the earlier candidate: with 20 equal eCPMs among 40 (past numpy's 16-value insertion sort,
+    where an unstable sort reorders them) the three slots go to the first three of them, 0, 2 and 4."""
+    allocation = run_gsp(np.ones((1, 40)), np.tile([0.1, 0.05], (1, 20)), 3, 0.0)
+    assert allocation.winners.tolist() == [[0, 2, 4]]
+    assert allocation.price.tolist() == [[1.0, 1.0, 1.0]]  # each priced by an equal eCPM below it
+
+
+def test_expected_welfare_weighs_each_slot_by_its_examination() -> None:
+    allocation = Allocation(winners=np.array([[0, 1]]), price=np.zeros((1, 2)))
+    welfare = expected_welfare(allocation, np.array([[2.0, 1.0]]), np.array([1.0, 0.5]))
+    assert welfare.tolist() == [2.5]

@@ -40,3 +40,11 @@ def test_twelve_seeds_get_the_t_interval_not_the_normal_one() -> None:
 def test_a_level_near_one_is_found_however_far_out_it_lies() -> None:
     """The bracket stopped at 10,000: P(|T| <= t) = 0.99999 at one degree of freedom is ~63,662."""
     assert critical_value(1, 0.99999) == pytest.approx(np.tan(np.pi * 0.99999 / 2), rel=1e-6)  # Cauchy
+
+
+def test_a_level_outside_the_open_interval_is_refused() -> None:
+    """A level of 0 has no critical value to find, and none of 1 or more is ever reached: the search for the
+    bracket would double it forever (0 first: unchecked, it answers at once, without raising)."""
+    for level in (0.0, -0.5, 1.0, 1.5):
+        with pytest.raises(ValueError, match="0 < level < 1"):
+            critical_value(5, level)

@@ -79,6 +79,13 @@ def test_charset_parameter_is_accepted(client: TestClient) -> None:
     assert response.json()["scores"] == expected
 
 
+def test_the_media_type_is_read_without_regard_to_case(client: TestClient) -> None:
+    """A media type is case-insensitive (RFC 9110 section 8.3.1): ``Application/JSON`` is JSON."""
+    headers = {"content-type": "Application/JSON"}
+    response = client.post("/v1/score", content=json.dumps(GOOD), headers=headers)
+    assert response.status_code == 200, response.text
+
+
 def test_roles_from_different_models(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, name="ctr_only", outputs=("pctr",), seed=5)
     publish_tiny_esmm(tmp_path, seed=6)
@@ -173,6 +180,29 @@ def test_bad_features_name_the_field(client: TestClient, body: dict, field: str,
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
     assert words in response.json()["error"]
+
+
+def test_a_feature_in_context_and_in_several_candidates_is_refused(client: TestClient) -> None:
+    """A feature given both in context and in the candidates is a 422 naming the candidate's feature with
+    several candidates too (the column-wise checks), as it is with one."""
+    body = {"context": {"user_id": "u", "ad_id": 1}, "candidates": [{"ad_id": 1, "ad_price": 1.0}, {"ad_price": 2.0}]}
+    response = client.post("/v1/score", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "candidates[0].ad_id"
+    assert "both" in response.json()["error"]
+
+
+def test_a_string_of_the_longest_length_passes_and_one_char_more_is_refused(
+    client: TestClient, settings: Settings
+) -> None:
+    """With several candidates (checked a column at a time) a categorical string of exactly
+    CTR_MAX_STRING_CHARS is scored and one character more is a 422 naming it, as it is value by value."""
+    longest = "x" * settings.max_string_chars
+    assert client.post("/v1/score", json=candidates({"ad_id": longest, "ad_price": 1})).status_code == 200
+    response = client.post("/v1/score", json=candidates({"ad_id": longest + "x", "ad_price": 1}))
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "candidates[1].ad_id"
+    assert "longer than" in response.json()["error"]
 
 
 def test_too_many_candidates(client: TestClient, settings: Settings) -> None:

@@ -99,3 +99,30 @@ def test_the_propensity_floor_controls_run_only_when_named():
         k: v for k, v in served.items() if k != "propensity_floor"
     }
     assert CVRExperimentConfig(methods=["ESCM2-DR pos., floor 0.001"]).methods == ["ESCM2-DR pos., floor 0.001"]
+
+
+def test_the_best_calibrated_methods_are_those_with_the_lowest_calibration_errors(monkeypatch):
+    """The report names as best calibrated the method with the lowest mean calibration error (of pCVR, and of
+    pCTCVR at slot 1), not the highest: the seeds' runs are stood in for by fixed metrics."""
+    import training.experiments.cvr as cvr
+
+    errors = {  # (cvr_calibration_error, ctcvr_slot1_calibration_error) per method
+        "BASE": (0.05, 0.001),
+        "ESMM": (0.01, 0.004),
+        "DIVISION": (0.09, 0.002),
+    }
+
+    def fixed_seed(models, config, seed):
+        metrics = {
+            label: dict.fromkeys(METRICS, 0.5)
+            | {"cvr_calibration_error": cvr_error + seed / 1000, "ctcvr_slot1_calibration_error": slot1_error}
+            for label, (cvr_error, slot1_error) in errors.items()
+        }
+        return {"n_clicks": 10}, {"oracle_ctr_auc": 0.7}, metrics, {}
+
+    monkeypatch.setattr(cvr, "run_seed", fixed_seed)
+    config = CVRExperimentConfig(methods=list(errors), seeds=2)
+    report = cvr.run_cvr_experiment(ROOT / "models", config)
+    assert report["methods"]["ESMM"]["cvr_calibration_error"]["mean"] == pytest.approx(0.0105)
+    assert report["best_calibrated"] == "ESMM"
+    assert report["best_calibrated_ctcvr_slot1"] == "BASE"

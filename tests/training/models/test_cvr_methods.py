@@ -146,6 +146,38 @@ def test_ips_gives_unclicked_impressions_no_cvr_gradient_but_dr_does():
     assert not hasattr(ips, "imputation_tower")
 
 
+@pytest.mark.parametrize("estimator", ["ips", "dr"])
+def test_the_cvr_risk_gives_the_ctr_tower_no_gradient_through_the_propensity(estimator):
+    """The propensity 1 / pCTR is detached: the CTR tower learns from clicks only. Through the weights, the CVR
+    risk would push pCTR wherever it makes the weighted CVR loss smaller (the weights are no longer the
+    propensities they stand for)."""
+    model = ESCM2(SPEC, ESCM2Config(estimator=estimator, **SMALL))
+    data = batch(64)
+    ctr_logit, cvr_logit = model.batch_logits(data)
+    ctr_logit = ctr_logit.detach().requires_grad_()
+    risk = (
+        model.doubly_robust_risk(data, ctr_logit, cvr_logit)[0]
+        if estimator == "dr"
+        else model.cvr_risk(data, ctr_logit, cvr_logit)
+    )
+    assert torch.autograd.grad(risk, ctr_logit, allow_unused=True) == (None,)
+    assert torch.autograd.grad(risk, cvr_logit)[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("imputation", ["direct", "error"])
+def test_the_dr_risk_gives_the_imputation_tower_no_gradient(imputation):
+    """DR's imputed error e_hat = BCE(s, pCVR) holds s fixed: the imputation tower learns from its own loss
+    only. Through the DR risk it would be pulled towards whatever s makes the CVR risk smallest, not towards
+    the conversions it imputes."""
+    model = ESCM2(SPEC, ESCM2Config(estimator="dr", imputation=imputation, **SMALL))
+    data = batch(64)
+    ctr_logit, cvr_logit = model.batch_logits(data)
+    risk, imputation_loss = model.doubly_robust_risk(data, ctr_logit, cvr_logit)
+    tower = list(model.imputation_tower.parameters())
+    assert torch.autograd.grad(risk, tower, allow_unused=True, retain_graph=True) == (None,) * len(tower)
+    assert torch.autograd.grad(imputation_loss, tower[0])[0].abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "make",
     [
