@@ -10,10 +10,14 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -205,14 +209,13 @@ def test_a_worker_that_dies_stops_the_others_and_the_supervisor_exits_1(tmp_path
     assert "exited with -9: stopping" in (tmp_path / "log").read_text()
 
 
-def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A terminal's hang-up goes to the whole foreground group: it killed the supervisor (status 129, not a
-    line logged, its shared folder left in TMPDIR), and then, once the supervisor turned it into SIGTERM, the
-    workers still died of it at once, undrained (each exited -1)."""
-    import sys
-
+@contextmanager
+def group_of_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> Iterator[tuple[subprocess.Popen, int, Path, Path]]:
+    """``python -m service`` with ``workers`` workers in a process group of its own, its TMPDIR a folder of the
+    test's; yields (the supervisor, its port, the TMPDIR folder, its log) as soon as it is started, and
+    stops the whole group after."""
     from clients.service_process import spawn, stop
 
     temporary = tmp_path / "tmp"
@@ -222,18 +225,29 @@ def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
     port = free_port()
     env = {
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
-        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm", "CTR_WORKERS": "2",
+        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm",
+        "CTR_WORKERS": str(workers),
     }  # fmt: skip
     log = tmp_path / "log"
-    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)  # a group of its own
+    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)
     try:
+        yield process, port, temporary, log
+    finally:
+        stop(process, group=True)
+
+
+def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A terminal's hang-up goes to the whole foreground group: it killed the supervisor (status 129, not a
+    line logged, its shared folder left in TMPDIR), and then, once the supervisor turned it into SIGTERM, the
+    workers still died of it at once, undrained (each exited -1)."""
+    with group_of_workers(tmp_path, monkeypatch, 2) as (process, port, temporary, log):
         wait_ready(process, f"http://127.0.0.1:{port}", log)
         workers = workers_of(process.pid)
         assert len(list(temporary.glob("ctr-workers-*"))) == 1, list(temporary.iterdir())
         os.killpg(process.pid, signal.SIGHUP)
         assert process.wait(timeout=30) == 0, log.read_text()
-    finally:
-        stop(process, group=True)
     assert all_gone(workers, within_s=5)
     assert "exited with" not in log.read_text()
     assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
@@ -245,28 +259,11 @@ def test_a_stop_while_the_supervisor_forks_stops_every_worker_it_forked(
     """SIGTERM as the first worker appears: the supervisor died of it at once (its handlers stood only once
     every worker was forked), and the workers forked so far, ignoring it while they loaded, served the port
     on, orphaned, its shared folder left behind. Now it waits for the handlers: every worker drains."""
-    import sys
-
-    from clients.service_process import spawn, stop
-
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temporary))
-    root = repository(tmp_path / "models")
-    port = free_port()
-    env = {
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
-        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm", "CTR_WORKERS": "4",
-    }  # fmt: skip
-    log = tmp_path / "log"
-    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)
-    try:
+    with group_of_workers(tmp_path, monkeypatch, 4) as (process, port, temporary, log):
         seen = eventually(lambda: workers_of(process.pid), 30, "a forked worker", every_s=0.001)
         os.kill(process.pid, signal.SIGTERM)
         seen += workers_of(process.pid)
         assert process.wait(timeout=60) == 0, log.read_text()
-    finally:
-        stop(process, group=True)
     assert all_gone(seen, within_s=5)
     for _ in range(20):  # an orphan listens once its model is loaded
         with socket.socket() as probe:
