@@ -24,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import RepositoryOption, WorkDirOption, settings_with_options
+from cli.options import WorkDirOption, settings_with_options
 from cli.signals import sigterm_exits
 from clients.service_process import stop
 
@@ -46,6 +46,12 @@ class Job:
     log: Path
     started: float
     trained: bool = False  # its "trained in" line was printed
+
+
+def served_repository(repository: Path | None) -> Path:
+    """The repository ``ctr serve`` would serve: ``--repository`` where given, else ``CTR_MODEL_REPOSITORY``,
+    else ``models`` (it checked and trained ``models`` while ``make run`` served the variable's, empty)."""
+    return settings_with_options({"model_repository": repository}).model_repository
 
 
 def missing_models(repository: Path) -> list[str]:
@@ -137,7 +143,12 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
 
 
 def prepare(
-    repository: RepositoryOption = Path("models"),
+    repository: Annotated[
+        Path | None,
+        typer.Option(
+            "--repository", "-r", help="The model repository directory (default: CTR_MODEL_REPOSITORY, else models)."
+        ),
+    ] = None,
     work_dir: WorkDirOption = Path("artifacts"),
     step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
 ) -> None:
@@ -145,6 +156,7 @@ def prepare(
     no exported version yet, in parallel processes (what `make run` does). A role's model with neither
     is refused before any training starts; the retrieval model without a config is left out."""
     started = time.monotonic()
+    repository = served_repository(repository)
     missing = missing_models(repository)
     if not missing:
         typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")

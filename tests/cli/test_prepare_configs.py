@@ -12,8 +12,8 @@ from tests.service.tiny_model import publish_tiny_esmm
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def prepare(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}  # no CTR_* settings: the default roles
+def prepare(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **settings}  # else no CTR_* settings: the defaults
     command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
@@ -35,6 +35,17 @@ def test_a_role_model_with_a_version_needs_no_config(tmp_path):
     done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "every served model has an exported version" in done.stdout
+
+
+def test_the_repository_is_the_one_ctr_serve_serves(tmp_path):
+    """``CTR_MODEL_REPOSITORY=/srv/models make run``: prepare checked (and trained) ./models, then the service
+    served the variable's repository, empty; --repository still comes first."""
+    publish_tiny_esmm(tmp_path / "served")
+    (tmp_path / "models").mkdir()  # the default: it has no config, so looking here is refused
+    done = prepare("--work-dir", "work", cwd=tmp_path, CTR_MODEL_REPOSITORY=str(tmp_path / "served"))
+    assert done.returncode == 0 and f"exported version in {tmp_path / 'served'}:" in done.stdout, done.stderr
+    done = prepare("-r", "models", cwd=tmp_path, CTR_MODEL_REPOSITORY=str(tmp_path / "served"))
+    assert done.returncode == 2 and "no config for the served model esmm (models/esmm" in done.stderr
 
 
 def test_a_repository_that_is_a_file_names_the_option(tmp_path):
