@@ -41,6 +41,10 @@ def check_folder_writable(path: Path, option: str = "--out") -> None:
 
 
 def _check_folder_above(path: Path, option: str) -> None:
+    if path.parts and path.parts[0].startswith("~"):  # a quoted ~: the shell expands it only unquoted
+        raise ValueError(f"{option} {path}: '~' is not expanded here (a shell expands it unquoted): write the path")
+    if str(path) == "-":  # what some tools read as standard output: here it named a file "-"
+        raise ValueError(f"{option} -: writes a file, not to standard output; name the file to write")
     existing = next((parent for parent in path.parents if parent.exists()), None)  # the nearest that exists
     if existing is not None and not existing.is_dir():
         raise NotADirectoryError(f"{option} {path}: {existing} is a file, not a directory to write into")

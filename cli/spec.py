@@ -27,5 +27,6 @@ def infer(
     if out is None:
         typer.echo(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)  # as the reports' --out (it was "No such file or directory")
         out.write_text(text)
         typer.echo(f"wrote {out}")

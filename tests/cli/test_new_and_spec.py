@@ -83,6 +83,9 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     assert features["creative"].buckets == buckets_for(50) == 211  # the next prime >= 4 x 50
     assert features["bid"].kind == "numeric" and not features["bid"].required
     assert features["bid"].default == pytest.approx(float(np.nanmedian(bid)))
+    written = tmp_path / "specs" / "mine.toml"  # its folder made, as a report's (it was "No such file")
+    assert run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(written)).exit_code == 0
+    assert written.read_text() + "\n" == result.output
 
 
 def test_a_spec_inferred_from_a_log_trains_on_that_log(tmp_path):

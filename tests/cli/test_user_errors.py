@@ -240,6 +240,12 @@ def boxed(done: subprocess.CompletedProcess) -> str:
         (["auction", "--candidates", "2", "--out", "folder"], "--out folder is a directory"),
         (["experiment", "esam", "--quick", "--plot", "folder"], "--plot folder is a directory"),
         (["new", "mine", "--kind", "esmm", "--spec", "folder"], "folder is a directory, where a file is expected"),
+        # a quoted ~ made a folder "./~" and left a temporary file in $HOME; "-" wrote a file named "-";
+        # logs.csv held Parquet's bytes
+        (["simulate", "--out", "~/w.parquet", "--days", "1"], "'~' is not expanded here"),
+        (["evaluate", "esmm", "--out", "~/e.json"], "'~' is not expanded here"),
+        (["spec", "infer", "--logs", "absent.parquet", "--out", "-"], "writes a file, not to standard output"),
+        (["simulate", "--out", "logs.csv", "--days", "1"], "the logs are written as Parquet; name the file .parquet"),
     ],
 )
 def test_a_folder_or_file_in_the_way_of_a_path_is_one_line_before_the_work(tmp_path, args, expected):

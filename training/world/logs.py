@@ -111,7 +111,8 @@ def write_logs(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp)
+        with open(tmp, "wb") as file:  # a path to pyarrow is its own to read: it wrote "~/x" under $HOME
+            pq.write_table(table, file)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

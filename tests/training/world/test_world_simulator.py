@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -218,3 +220,16 @@ def test_write_logs_round_trip(tmp_path, logs: dict[str, pa.Table]) -> None:
     path = write_logs(table, tmp_path / "sub" / "logs.parquet")
     assert pq.read_table(path).equals(table)
     assert [p.name for p in path.parent.iterdir()] == ["logs.parquet"]  # no temporary file left
+
+
+def test_write_logs_writes_where_the_path_says_whatever_it_holds(tmp_path, logs, monkeypatch) -> None:
+    """pyarrow reads a path string itself: a "~/x" went to $HOME as the temporary file, which the rename,
+    reading the path as Python does, then did not find, leaving it there."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    path = write_logs(logs["uniform"].slice(0, 10), "~/x.parquet")
+    assert path == Path("~/x.parquet") and pq.read_table(work / "~" / "x.parquet").num_rows == 10
+    assert list(home.iterdir()) == []
