@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import explicit_only
+from cli.options import ProgressOption, explicit_only, shown_progress
 from cli.reports import check_report_paths, run_record, write_report
 
 # --quick's settings (seconds-scale, one reload); without it, AuctionConfig's defaults (clients/auction/run.py)
@@ -55,7 +55,7 @@ def auction(
     quick: Annotated[
         bool, typer.Option(help="2 days x 300 requests, 1 seed, 1 training day (tests); the flags above win.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Progress bars per day.")] = True,
+    progress: ProgressOption = None,
 ) -> None:
     """Run the pipelines through the same days of auctions and write the report."""
     from clients.auction.plot import plot_report
@@ -76,7 +76,7 @@ def auction(
         concurrency=concurrency,
         work_dir=work_dir,
         model_source=configs,
-        progress=progress,
+        progress=shown_progress(progress),
         url=url,
         repository=repository,
         admin_token=admin_token,

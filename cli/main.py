@@ -22,7 +22,14 @@ from cli.docs_check import docs_check
 from cli.errors import USER_ERRORS, UserErrorTyper
 from cli.experiment import experiment_app
 from cli.new import new
-from cli.options import RepositoryOption, WorkDirOption, refuse_unread, settings_with_options
+from cli.options import (
+    ProgressOption,
+    RepositoryOption,
+    WorkDirOption,
+    refuse_unread,
+    settings_with_options,
+    shown_progress,
+)
 from cli.prepare import prepare
 from cli.reports import (
     check_folder_writable,
@@ -122,7 +129,7 @@ def train(
     spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML) for --logs.")] = None,
     repository: RepositoryOption = Path("models"),
     work_dir: WorkDirOption = Path("artifacts"),
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: ProgressOption = None,
     non_displayed: Annotated[
         Path | None, typer.Option(help="Retrieval models: the non-displayed candidates beside --logs.")
     ] = None,
@@ -144,6 +151,8 @@ def train(
     With --distributed (under `torchrun`) or --nproc N, the --logs shards are streamed and every
     process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
     from training.pipeline import checkpoint_path
+
+    progress = shown_progress(progress)
 
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
         typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null

@@ -27,6 +27,17 @@ SETTING_OPTIONS = {"host": "--host", "port": "--port", "model_repository": "--re
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
+ProgressOption = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")
+]
+
+
+def shown_progress(progress: bool | None) -> bool:
+    """``--progress`` / ``--no-progress`` as given, else whether stderr is a terminal: the bars' carriage
+    returns filled a redirected log (a CI job's, ``2> err``) with kilobytes of half-drawn lines."""
+    import sys
+
+    return sys.stderr.isatty() if progress is None else progress
 
 
 def numbers(text: str, kind: Callable[[str], Number], option: str) -> tuple[Number, ...]:

@@ -97,6 +97,16 @@ def test_own_csv_logs_train_export_and_score(repository):
     assert ((pctcvr >= 0) & (pctcvr <= pctr)).all()
 
 
+def test_no_progress_bars_where_stderr_is_no_terminal(repository):
+    """The bars were on by default: a CI job's log (``2> err``) filled with carriage-return lines."""
+    common = ["--repository", str(repository / "models"), "--work-dir", str(repository / "work")]
+    arguments = ["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml")]
+    quiet = CliRunner().invoke(app, [*arguments, *common])
+    assert quiet.exit_code == 0 and "\r" not in quiet.output and "batch/s" not in quiet.output, quiet.output
+    asked = CliRunner().invoke(app, [*arguments, "--progress", *common])
+    assert asked.exit_code == 0 and "batch/s" in asked.output
+
+
 def test_own_logs_without_a_spec_are_refused(repository):
     result = CliRunner().invoke(
         app,
