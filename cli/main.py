@@ -238,8 +238,10 @@ def export(
     checkpoint.check_against(ModelConfig.load(repository, name), path)
     published = versions(repository, name)
     version = export_checkpoint(checkpoint, repository)
-    if version not in published:  # else a warning said which version holds it
+    if version not in published:
         typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
+    else:  # a warning on stderr says why; stdout said nothing, and a script reading it found no version
+        typer.echo(f"{name} version {version} ({repository / name / str(version)}) already holds this export")
 
 
 @app.command()

@@ -50,11 +50,13 @@ def test_a_setting_written_out_at_its_default_is_no_change(tmp_path):
 
 
 def test_exporting_the_same_checkpoint_again_publishes_nothing_and_says_which_version_holds_it(tmp_path, caplog):
-    """Two exports gave versions 1 and 2 with byte-identical model.onnx, and no notice."""
+    """Two exports gave versions 1 and 2 with byte-identical model.onnx, and no notice; then a notice on
+    stderr alone, where a script reading stdout for the version found nothing."""
     config = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'
     assert export(tmp_path, config).exit_code == 0
     again = export(tmp_path, config)
     assert again.exit_code == 0 and "exported" not in again.output
+    assert again.stdout.startswith("esmm version 1 (") and again.stdout.endswith(") already holds this export\n")
     assert versions(tmp_path / "models", "esmm") == [1]
     assert "esmm's checkpoint exports to what version 1 already holds" in caplog.text
     assert "not published again" in caplog.text
