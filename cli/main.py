@@ -281,7 +281,7 @@ def evaluate(
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx
 
-        from clients.client import ServiceError
+        from clients.client import ServiceError, shown_url
         from training.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:
@@ -292,7 +292,7 @@ def evaluate(
         except FileNotFoundError:
             raise  # this side's repository: said as such (cli/errors.py)
         except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
-            typer.echo(f"error: {url}: {error or type(error).__name__}", err=True)
+            typer.echo(f"error: {shown_url(url)}: {error or type(error).__name__}", err=True)
             raise typer.Exit(1) from None
         write_report(out, report, sort_keys=True)
         plot(report, out.with_suffix(".png"))

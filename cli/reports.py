@@ -86,9 +86,12 @@ def command_line(context: typer.Context) -> str:
 
 def _given(param: Any, value: Any) -> list[str]:
     """The words that give ``param`` its ``value`` on a command line."""
+    from clients.client import shown_url
+
     values = list(value) if isinstance(value, list | tuple) else [value]
     if getattr(param, "hide_input", False):
         values = ["***"] * len(values)
+    values = [shown_url(v) if isinstance(v, str) else v for v in values]  # a URL's password, as ***
     if param.param_type_name == "argument":
         return [str(v) for v in values]
     flag = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])

@@ -410,11 +410,21 @@ class ScoringClient(_Client):
         return [int(v) for v in self._call("POST", f"/v2/repository/models/{name}/load", None, attempts)["versions"]]
 
 
+def shown_url(url: str) -> str:
+    """``url`` to be written in a message or a report: its credentials (``user:password@``, which httpx
+    sends as Basic auth) as ``***@``; a report's ``command`` kept them, and reports are committed."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+
+
 def require_ready(url: str) -> None:
     """ValueError naming ``url`` unless a service there answers ``GET /v2/health/ready`` with 200: what a
     command given ``--url`` checks before it starts (an unreachable or malformed URL raised a traceback)."""
     if _probe(url, "GET", "/v2/health/ready") != 200:
-        raise ValueError(f"--url {url}: the service answers but is not ready (GET /v2/health/ready)")
+        raise ValueError(f"--url {shown_url(url)}: the service answers but is not ready (GET /v2/health/ready)")
 
 
 def require_admin(url: str, token: str) -> None:
@@ -424,9 +434,9 @@ def require_admin(url: str, token: str) -> None:
     and a training later, its exported version left in the repository."""
     status = _probe(url, "POST", "/v2/repository/index", token)
     if status == 404:
-        raise ValueError(f"--url {url}: the service has no admin routes (start it with CTR_ADMIN_TOKEN)")
+        raise ValueError(f"--url {shown_url(url)}: the service has no admin routes (start it with CTR_ADMIN_TOKEN)")
     if status != 200:
-        raise ValueError(f"--admin-token: the service at {url} refuses it ({status})")
+        raise ValueError(f"--admin-token: the service at {shown_url(url)} refuses it ({status})")
 
 
 def _probe(url: str, method: str, path: str, token: str | None = None) -> int:
@@ -435,7 +445,9 @@ def _probe(url: str, method: str, path: str, token: str | None = None) -> int:
         with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
             return client._http.request(method, path, headers=_headers(token)).status_code
     except (httpx.TransportError, httpx.InvalidURL) as error:
-        raise ValueError(f"--url {url}: no service answers there ({error or type(error).__name__})") from None
+        raise ValueError(
+            f"--url {shown_url(url)}: no service answers there ({error or type(error).__name__})"
+        ) from None
 
 
 class AsyncScoringClient(_Client):

@@ -141,6 +141,10 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
         timeout_keep_alive=settings.keep_alive_s + settings.keep_alive_grace_s,
         headers=hint,
+        # the access line's client is the connection's peer on every route, as on the direct one: uvicorn's
+        # default took X-Forwarded-For from any loopback client (a sidecar, or anyone on the host could
+        # write an address of its choosing into the log of the ASGI routes)
+        proxy_headers=False,
     )
     server = DrainingServer(config, on_drain=lambda: setattr(app.state, "draining", True))
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained

@@ -11,12 +11,17 @@ framing or the request's target to mean something else to another hop (a proxy i
 
 ``X-Request-ID``: a request that carries one gets it back on its response (the usual convention of
 proxies and tracing: nginx's ``$request_id``, Heroku's router), so an ad server can match an answer, a
-503 at the door included, to its request in its own logs.
+503 at the door included, to its request in its own logs. It must be 1 to ``MAX_REQUEST_ID`` visible
+ASCII characters, no spaces (Heroku's router takes 20 to 200 of a narrower set): it ends the access line,
+where one with spaces wrote fields of its own (``RID-1 status=999``) and one of 20 KB a 20 KB line, and
+was echoed on the response as sent; another is refused 400, naming the header.
 """
 
 from __future__ import annotations
 
 REQUEST_ID = b"x-request-id"
+MAX_REQUEST_ID = 200
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 Refusal = tuple[int, str]  # status, message
 
@@ -42,4 +47,9 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Re
     if hosts != 1 and http_version == "1.1":
         said = "none" if hosts == 0 else str(hosts)
         return (400, f"an HTTP/1.1 request carries exactly one Host header, this one {said}"), request_id
+    if request_id is not None and not (
+        0 < len(request_id) <= MAX_REQUEST_ID and request_id.translate(None, _VISIBLE_ASCII) == b""
+    ):
+        message = f"X-Request-ID must be 1 to {MAX_REQUEST_ID} visible ASCII characters, without spaces"
+        return (400, message), None
     return None, request_id

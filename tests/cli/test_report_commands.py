@@ -67,6 +67,26 @@ def test_ctr_auction_records_its_settings_and_never_the_admin_token(tmp_path, mo
     assert {"--quick", "--no-progress"} <= set(words) and words[words.index("--url") + 1] == "http://h:1"
 
 
+def test_a_password_in_a_url_is_never_recorded(tmp_path, monkeypatch):
+    """httpx sends ``user:password@`` as Basic auth; the report's ``command`` kept the password, and reports
+    are committed."""
+    import clients.auction.plot
+    import clients.auction.report
+    import clients.auction.run
+    from clients.client import shown_url
+
+    monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: {"pipelines": {}})
+    monkeypatch.setattr(clients.auction.plot, "plot_report", lambda report, path: None)
+    monkeypatch.setattr(clients.auction.report, "table", lambda report: "")
+    url = "http://ops:hunter2@h:1/base"
+    args = ["auction", "--quick", "--pipelines", "naive", "--url", url, "--repository", str(tmp_path)]
+    command = recorded(tmp_path, *args, env={"CTR_ADMIN_TOKEN": "s3cret"})
+    assert "hunter2" not in command and "ops" not in command
+    assert shlex.split(command)[shlex.split(command).index("--url") + 1] == "http://***@h:1/base"
+    assert shown_url("https://h:8000/a@b") == "https://h:8000/a@b"  # an @ past the authority is no password
+    assert shown_url("http://t@h") == "http://***@h" and shown_url("h:1") == "h:1"
+
+
 def test_experiment_reports_record_the_command_and_the_code(tmp_path, monkeypatch):
     """No experiment report had a ``command`` nor the versions of what ran it."""
     import training.experiments.moore2018

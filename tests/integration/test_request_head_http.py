@@ -101,6 +101,17 @@ def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> N
         ], said
 
 
+def test_an_access_line_names_the_connection_s_peer_whatever_x_forwarded_for_says(tmp_path: Path) -> None:
+    """uvicorn's proxy headers were on: a loopback client's X-Forwarded-For was logged as the client of the
+    ASGI routes (the direct /v1/score route logged the peer): any client on the host chose the address."""
+    with running_server(repository(tmp_path / "models"), tmp_path / "log", ctr_model="esmm") as (url, _):
+        forwarded = {"x-forwarded-for": "203.0.113.77", "x-forwarded-proto": "https"}
+        assert httpx.get(f"{url}/v1/models", headers=forwarded).status_code == 200
+        assert httpx.post(f"{url}/v1/score", content=PAYLOAD, headers=JSON | forwarded).status_code == 200
+    access = [line for line in (tmp_path / "log").read_text().splitlines() if " uvicorn.access: " in line]
+    assert len(access) >= 2 and all(" 127.0.0.1:" in line and "203.0.113.77" not in line for line in access)
+
+
 def test_head_on_a_get_route_sends_the_head_alone(tmp_path: Path) -> None:
     """FastAPI's GET routes answered HEAD 405 (RFC 9110 section 9.1: a server MUST support it); now the
     GET's head, with its Content-Length and no body: the next answer on the connection reads cleanly."""

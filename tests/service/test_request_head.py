@@ -96,6 +96,22 @@ def test_a_request_id_comes_back_on_its_answer_and_only_on_its_own() -> None:
     assert b"x-request-id: second\r\n" in third
 
 
+@pytest.mark.parametrize(
+    "request_id",
+    [b"RID-1 status=999 fake=1", b"r" * 201, b"caf\xc3\xa9", b"tab\tin"],
+    ids=["spaces", "201 characters", "not ascii", "control"],
+)
+def test_a_request_id_that_would_write_the_log_line_itself_is_400_naming_the_header(request_id: bytes) -> None:
+    """It ended the access line as sent: spaces wrote fields of their own (``status=999``), 20 KB a 20 KB
+    line (the head's bound was 64 KiB), and it came back on the response as sent."""
+    response, closed, counted = written(b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: " + request_id + b"\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 400 ") and closed and counted == [400]
+    assert error_of(response) == "X-Request-ID must be 1 to 200 visible ASCII characters, without spaces"
+    assert b"x-request-id:" not in response.split(b"\r\n\r\n")[0].lower()  # not echoed
+    longest = b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: " + b"~" * 200 + b"\r\n\r\n"
+    assert b"x-request-id: " + b"~" * 200 in written(longest)[0]
+
+
 def test_the_doors_503_carries_the_request_id() -> None:
     request = b"POST /v1/score HTTP/1.1\r\nhost: t\r\nx-request-id: r-9\r\ncontent-length: 2\r\n\r\n{}"
     response, closed, _ = written(request, watch=RefusingWatch(0.025, 0.1), shed_paths=("/v1/score",))
