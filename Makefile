@@ -49,12 +49,12 @@ run: $(VENV)/.installed-run-$(RUNTIME)
 
 # The curl examples of README.md and docs/*.md against the default models, served on a free loopback port.
 docs-check: install
-	$(BIN)/ctr prepare --step "[docs-check]"
+	$(BIN)/ctr prepare -r models --step "[docs-check]"
 	$(BIN)/ctr docs-check
 
 # The Dockerfile's stages without Docker (IMAGE_RUNTIME=cpu or gpu, IMAGE_EXTRAS=grpc): a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
 image-check: install
-	$(BIN)/ctr prepare --step "[image-check]"
+	$(BIN)/ctr prepare -r "$${MODELS:-models}" --step "[image-check]"
 	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) IMAGE_EXTRAS=$(IMAGE_EXTRAS) bash .ci/image_steps.sh
 
 # The lower bounds of pyproject.toml: the tests on a fresh venv of the oldest versions they allow (torch held

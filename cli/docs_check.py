@@ -158,11 +158,10 @@ def differences(expected: Any, actual: Any, exact: bool, where: str = "$") -> li
 def fingerprints(repository: Path) -> dict[str, dict[str, Any]]:
     """Each model of ``repository`` with a published version: its newest version and a digest of that
     version's files (``model.json`` aside: it records when it was written)."""
-    from common.repository import MANIFEST_FILE, sha256_file, version_dir, versions
+    from common.repository import MANIFEST_FILE, model_names, sha256_file, version_dir, versions
 
-    names = sorted(p.name for p in repository.iterdir() if p.is_dir()) if repository.is_dir() else []
     found: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for name in model_names(repository):  # lost+found beside the models raised "model name ... must match"
         published = versions(repository, name)
         if not published:
             continue

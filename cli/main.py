@@ -112,7 +112,7 @@ def simulate(
         return
     refuse_unread(context, ["row_group_rows"], "without --shards (one Parquet file, written whole)")
     check_writable(out)
-    if out.suffix != ".parquet":  # logs.csv held Parquet's bytes, which every reader of a .csv then refused
+    if out.suffix.lower() not in (".parquet", ".pq"):  # logs.csv held Parquet's bytes, which readers then refused
         raise ValueError(f"--out {out}: the logs are written as Parquet; name the file .parquet")
     table = world.simulate(days=days, requests_per_day=requests_per_day, policy=policy, seed=seed)
     write_logs(table, out)

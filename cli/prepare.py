@@ -48,13 +48,17 @@ class Job:
     trained: bool = False  # its "trained in" line was printed
 
 
-def served_repository(repository: Path | None) -> Path:
+def served_repository(repository: Path | None) -> tuple[Path, str]:
     """The repository ``ctr serve`` would serve: ``--repository`` where given, else ``CTR_MODEL_REPOSITORY``,
-    else ``models`` (it checked and trained ``models`` while ``make run`` served the variable's, empty)."""
-    return settings_with_options({"model_repository": repository}).model_repository
+    else ``models`` (it checked and trained ``models`` while ``make run`` served the variable's, empty); and
+    which of them named it."""
+    named_by = "--repository" if repository is not None else "CTR_MODEL_REPOSITORY"
+    if repository is None and "CTR_MODEL_REPOSITORY" not in os.environ:
+        named_by = "the default"
+    return settings_with_options({"model_repository": repository}).model_repository, named_by
 
 
-def missing_models(repository: Path) -> list[str]:
+def missing_models(repository: Path, named_by: str = "--repository") -> list[str]:
     """The served models (each role's and, when it has a config, the retrieval model) with no exported version.
 
     A role's model without a version and without a config is refused (FileNotFoundError, before any
@@ -69,8 +73,9 @@ def missing_models(repository: Path) -> list[str]:
     if unconfigured:
         raise FileNotFoundError(
             f"no config for the served model{'s' if len(unconfigured) > 1 else ''} {', '.join(unconfigured)} "
-            f"({_config(repository, unconfigured[0])} is absent) and no exported version to serve: pass --repository "
-            "with the model repository that holds them, or make one with `ctr new NAME --kind KIND`"
+            f"({_config(repository, unconfigured[0])} is absent; the repository is {named_by}'s) and no exported "
+            "version to serve: pass --repository with the model repository that holds them, or make one with "
+            "`ctr new NAME --kind KIND`"
         )
     served = set(roles)
     if _config(repository, settings.retrieval_model).is_file():  # optional: /v1/similarity
@@ -156,8 +161,8 @@ def prepare(
     no exported version yet, in parallel processes (what `make run` does). A role's model with neither
     is refused before any training starts; the retrieval model without a config is left out."""
     started = time.monotonic()
-    repository = served_repository(repository)
-    missing = missing_models(repository)
+    repository, named_by = served_repository(repository)
+    missing = missing_models(repository, named_by)
     if not missing:
         typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")
         return

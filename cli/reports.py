@@ -7,6 +7,7 @@ once a minutes-long evaluation had finished, as ``[Errno 17] File exists: 't/a.p
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def check_folder_writable(path: Path, option: str = "--out") -> None:
 
 
 def _check_folder_above(path: Path, option: str) -> None:
-    if path.parts and path.parts[0].startswith("~"):  # a quoted ~: the shell expands it only unquoted
+    if os.path.expanduser(path) != str(path):  # a quoted ~ (or ~user): the shell expands it only unquoted
         raise ValueError(f"{option} {path}: '~' is not expanded here (a shell expands it unquoted): write the path")
     if str(path) == "-":  # what some tools read as standard output: here it named a file "-"
         raise ValueError(f"{option} -: writes a file, not to standard output; name the file to write")

@@ -149,9 +149,14 @@ class Manifest:
         return cls(**data)
 
 
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` is a safe directory name for a model (no path escapes the repository)."""
+    return bool(MODEL_NAME.fullmatch(name)) and name not in (".", "..")  # fullmatch: "ctr\n" passes ^...$
+
+
 def validate_model_name(name: str) -> str:
     """The name if it is a safe directory name (no path escapes the repository), else ValueError."""
-    if not MODEL_NAME.fullmatch(name) or name in (".", ".."):  # fullmatch: "ctr\n" passes ^...$
+    if not is_model_name(name):
         raise ValueError(f"model name {name!r} must match {MODEL_NAME.pattern}")
     return name
 
@@ -166,9 +171,7 @@ def model_names(root: Path) -> list[str]:
     a version is no version."""
     if not root.is_dir():
         return []
-    return sorted(
-        p.name for p in root.iterdir() if MODEL_NAME.fullmatch(p.name) and p.name not in (".", "..") and p.is_dir()
-    )
+    return sorted(p.name for p in root.iterdir() if is_model_name(p.name) and p.is_dir())
 
 
 def versions(root: Path, name: str) -> list[int]:

@@ -73,7 +73,8 @@ def plain_sigmoids(model: onnx.ModelProto) -> None:
         if node.op_type != "Reciprocal":
             continue
         add = producer.get(node.input[0])
-        exp = producer.get(add.input[0]) if add is not None and add.op_type == "Add" else None
+        added_one = add is not None and add.op_type == "Add" and list(add.input)[1:] == [ONE]
+        exp = producer.get(add.input[0]) if added_one else None
         neg = producer.get(exp.input[0]) if exp is not None and exp.op_type == "Exp" else None
         if neg is None or neg.op_type != "Neg":
             continue

@@ -25,13 +25,17 @@ ONE = "precise_sigmoid/one"  # the graph's float32 constant 1
 
 
 def precise_sigmoids(model: onnx.ModelProto) -> int:
-    """Rewrite each float ``Sigmoid`` node of ``model``'s main graph in place as 1 / (1 + exp(-x)), keeping
-    its output's name; returns how many were rewritten."""
+    """Rewrite each float32 ``Sigmoid`` node of ``model``'s main graph in place as 1 / (1 + exp(-x)), keeping
+    its output's name; returns how many were rewritten. One of another type (double, float16), or whose
+    type shape inference cannot tell, is left as it is (the constant 1 is float32)."""
     graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
     nodes: list[onnx.NodeProto] = []
     rewritten = 0
     for node in graph.node:
-        if node.op_type != "Sigmoid" or node.domain not in ("", "ai.onnx"):
+        float32 = types.get(node.input[0]) == onnx.TensorProto.FLOAT if node.input else False
+        if node.op_type != "Sigmoid" or node.domain not in ("", "ai.onnx") or not float32:
             nodes.append(node)
             continue
         (x,), (y,) = node.input, node.output

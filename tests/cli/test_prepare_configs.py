@@ -46,6 +46,9 @@ def test_the_repository_is_the_one_ctr_serve_serves(tmp_path):
     assert done.returncode == 0 and f"exported version in {tmp_path / 'served'}:" in done.stdout, done.stderr
     done = prepare("-r", "models", cwd=tmp_path, CTR_MODEL_REPOSITORY=str(tmp_path / "served"))
     assert done.returncode == 2 and "no config for the served model esmm (models/esmm" in done.stderr
+    assert "the repository is --repository's" in done.stderr
+    done = prepare(cwd=tmp_path, CTR_MODEL_REPOSITORY="models")
+    assert done.returncode == 2 and "the repository is CTR_MODEL_REPOSITORY's" in done.stderr
 
 
 def test_a_repository_that_is_a_file_names_the_option(tmp_path):

@@ -260,6 +260,12 @@ def test_a_folder_or_file_in_the_way_of_a_path_is_one_line_before_the_work(tmp_p
     assert list((tmp_path / "folder").iterdir()) == []
 
 
+def test_a_name_starting_with_a_tilde_no_shell_would_expand_is_written(tmp_path):
+    """The check for a quoted ~ refused ``~backup.parquet`` too, which a shell leaves as it is (no such user)."""
+    done = ctr("simulate", "--out", "~backup.PARQUET", "--days", "1", "--requests-per-day", "10", cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "~backup.PARQUET").is_file(), done.stderr
+
+
 def test_esam_says_the_picture_it_writes():
     """`--plot t/pic` said `wrote ... t/pic` where matplotlib wrote t/pic.png."""
     from cli.experiment import picture_path

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -234,6 +234,8 @@ def group_of_workers(
         yield process, port, temporary, log
     finally:
         stop(process, group=True)
+        with suppress(ProcessLookupError):  # what outlived its supervisor (stop signals the group it leads)
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
@@ -253,12 +255,10 @@ def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
     assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
 
 
-def test_a_stop_while_the_supervisor_forks_stops_every_worker_it_forked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SIGTERM as the first worker appears: the supervisor died of it at once (its handlers stood only once
-    every worker was forked), and the workers forked so far, ignoring it while they loaded, served the port
-    on, orphaned, its shared folder left behind. Now it waits for the handlers: every worker drains."""
+def test_a_stop_as_the_workers_start_stops_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM as the first worker appears (the supervisor forking or its workers loading): the supervisor
+    died of it at once where its handlers did not stand yet, and the workers forked so far, ignoring it while
+    they loaded, served the port on, orphaned, its shared folder left behind. Now every worker drains."""
     with group_of_workers(tmp_path, monkeypatch, 4) as (process, port, temporary, log):
         seen = eventually(lambda: workers_of(process.pid), 30, "a forked worker", every_s=0.001)
         os.kill(process.pid, signal.SIGTERM)

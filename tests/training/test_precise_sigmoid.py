@@ -11,10 +11,10 @@ from onnx import helper
 from training.precise_sigmoid import precise_sigmoids
 
 
-def sigmoid_graph() -> onnx.ModelProto:
+def sigmoid_graph(element: int = onnx.TensorProto.FLOAT) -> onnx.ModelProto:
     """y = Sigmoid(x), z = Relu(x): a Sigmoid beside another node."""
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n"])
-    outputs = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["n"]) for n in ("y", "z")]
+    x = helper.make_tensor_value_info("x", element, ["n"])
+    outputs = [helper.make_tensor_value_info(n, element, ["n"]) for n in ("y", "z")]
     nodes = [helper.make_node("Sigmoid", ["x"], ["y"], name="s"), helper.make_node("Relu", ["x"], ["z"], name="r")]
     graph = helper.make_graph(nodes, "g", [x], outputs)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -40,5 +40,13 @@ def test_every_output_is_within_float32_s_relative_precision_of_the_true_sigmoid
 def test_a_graph_without_a_sigmoid_is_left_as_it_is():
     model = sigmoid_graph()
     del model.graph.node[0]
+    before = model.SerializeToString()
+    assert precise_sigmoids(model) == 0 and model.SerializeToString() == before
+
+
+def test_a_sigmoid_of_another_type_than_float32_is_left_as_it_is():
+    """The constant 1 is float32: a double Sigmoid rewritten was a graph ONNX Runtime refused (Add of a
+    double and a float)."""
+    model = sigmoid_graph(onnx.TensorProto.DOUBLE)
     before = model.SerializeToString()
     assert precise_sigmoids(model) == 0 and model.SerializeToString() == before
