@@ -43,6 +43,10 @@ class Moments:
     low: float | None = None
     high: float | None = None
 
+    def __post_init__(self) -> None:  # a hand-edited statistics.json: merge and the range read both or neither
+        if (self.low is None) != (self.high is None) or (self.low is not None and self.low > self.high):
+            raise ValueError(f"a range needs both low and high, low <= high (low {self.low}, high {self.high})")
+
     def merge(self, other: Moments) -> Moments:
         if not other.count:
             return replace(self)

@@ -329,6 +329,19 @@ def test_statistics_that_are_not_a_streamed_run_s_are_refused(tmp_path):
         LogStatistics.load(tmp_path / "statistics.json")
 
 
+@pytest.mark.parametrize("edit", [{"high": None}, {"low": None}, {"low": 5.0, "high": 1.0}])
+def test_statistics_with_half_a_range_are_refused_at_once(shards, tmp_path, edit):
+    """A hand-edited statistics.json with low but no high was read, then raised a TypeError in the merge (or
+    gave a range of low alone)."""
+    statistics = merge_in_order([(g, chunk_statistics(shards, g, SPEC)) for g in range(len(shards.groups))])
+    statistics.save(tmp_path / "statistics.json")
+    payload = json.loads((tmp_path / "statistics.json").read_text())
+    payload["moments"]["price"].update(edit)
+    (tmp_path / "edited.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match=r"is not the statistics\.json of a streamed run \(ValueError: a range needs"):
+        LogStatistics.load(tmp_path / "edited.json")
+
+
 def test_statistics_of_other_shards_with_as_many_rows_are_refused(shards, tmp_path):
     from dataclasses import replace
 
