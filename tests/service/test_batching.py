@@ -541,3 +541,33 @@ def test_requests_queued_when_the_worker_dies_are_answered_as_a_failed_run(monke
     assert all(isinstance(outcome, ModelRunFailed) for outcome in outcomes), outcomes
     assert isinstance(outcomes[0].__cause__, RuntimeError)
     assert later.tolist() == [[6.0]]
+
+
+def test_a_thread_that_cannot_start_fails_its_batch_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a memory limit the model's thread could not start ("can't start new thread"): the batch's slot
+    was never released, so that request and every later one, small ones too, waited for a 504 while the
+    service said ready. Now that batch fails (a 500) and the batcher goes on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    original = ThreadPoolExecutor.submit
+    refusals = iter([True])  # the first hand-over to a thread fails, as a thread that cannot start does
+
+    def submit(self: ThreadPoolExecutor, *args: object, **kwargs: object) -> object:
+        if next(refusals, False):
+            raise RuntimeError("can't start new thread")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", submit)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(doubling, BatchConfig(max_batch_size=64, max_queue_delay_us=0, inline_max_items=4))
+        batcher.start()
+        with pytest.raises(ModelRunFailed):
+            await asyncio.wait_for(batcher.submit({"x": np.ones((8, 1), np.float32)}, 8, loop.time() + 60), 10)
+        small = await asyncio.wait_for(batcher.submit({"x": np.ones((2, 1), np.float32)}, 2, loop.time() + 60), 10)
+        large = await asyncio.wait_for(batcher.submit({"x": np.ones((8, 1), np.float32)}, 8, loop.time() + 60), 10)
+        assert small["y"].tolist() == [2.0] * 2 and large["y"].tolist() == [2.0] * 8
+        await batcher.retire()
+
+    run(main())
