@@ -71,7 +71,7 @@ step "CMD: ctr serve (CTR_LOG_FORMAT=json, CTR_MODEL_REPOSITORY a copy of $MODEL
 cp -r "$MODELS" "$work/models"
 mkdir "$work/home"  # the image's user has a writable home (Dockerfile: ONNX Runtime writes under it)
 (cd "$work" && exec env -i PATH="$work/venv/bin:/usr/bin:/bin" HOME="$work/home" CTR_HOST=127.0.0.1 CTR_PORT="$PORT" \
-  CTR_MODEL_REPOSITORY="$work/models" CTR_LOG_FORMAT=json PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+  CTR_MODEL_REPOSITORY="$work/models" CTR_LOG_FORMAT=json PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 \
   $([ "$grpc" = 1 ] && echo CTR_GRPC_PORT="$GRPC_PORT") venv/bin/ctr serve > "$work/serve.log" 2>&1) &
 server=$!
 for _ in $(seq 1 240); do

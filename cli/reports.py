@@ -55,8 +55,19 @@ def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> 
     """Write ``report`` to ``out`` as indented JSON; ``sort_keys`` for reports whose order means nothing.
     A NaN or infinite number (a ratio of cases not run) is written as null: ``NaN`` is no JSON, and
     JSON.parse and jq refused the file."""
+    write_whole(out, json.dumps(finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
+
+
+def write_whole(out: Path, text: str) -> None:
+    """``text`` into ``out`` (its folders made), whole or not at all: written beside it, then renamed over
+    it. Written in place, a full disk left an empty file at ``out``, and a report there before was lost."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(finite(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def run_record(context: typer.Context) -> dict[str, Any]:

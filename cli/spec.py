@@ -18,7 +18,7 @@ def infer(
     out: Annotated[Path | None, typer.Option(help="Write the TOML here instead of printing it.")] = None,
 ) -> None:
     """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
-    from cli.reports import check_writable
+    from cli.reports import check_writable, write_whole
     from training.spec_infer import infer_spec, spec_toml
 
     if out is not None:
@@ -27,6 +27,5 @@ def infer(
     if out is None:
         typer.echo(text)
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)  # as the reports' --out (it was "No such file or directory")
-        out.write_text(text)
+        write_whole(out, text)  # its folder made, as a report's (it was "No such file or directory")
         typer.echo(f"wrote {out}")

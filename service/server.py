@@ -14,6 +14,7 @@ from uvicorn.server import STARTUP_FAILURE
 
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
+from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
@@ -29,6 +30,7 @@ from service.workers import supervise
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+ACCEPT_FAILURES = AcceptFailures()  # one per process: configure_logging may run again (tests), adding it once
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
 
 
@@ -43,6 +45,7 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
             handler.setFormatter(JsonFormatter())
     logging.getLogger("uvicorn.error").addFilter(said_refusal_traceback)
     logging.getLogger(ACCESS_LOGGER).addFilter(access_request_id)
+    logging.getLogger("asyncio").addFilter(ACCEPT_FAILURES)
 
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:
