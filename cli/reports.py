@@ -59,15 +59,12 @@ def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> 
 
 
 def write_whole(out: Path, text: str) -> None:
-    """``text`` into ``out`` (its folders made), whole or not at all: written beside it, then renamed over
-    it. Written in place, a full disk left an empty file at ``out``, and a report there before was lost."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    """``text`` into ``out`` (its folders made), whole or not at all (common/whole_file.py): written in
+    place, a full disk left an empty file at ``out``, and a report there before was lost."""
+    from common.whole_file import written_whole
+
+    with written_whole(out) as temporary:
         temporary.write_text(text)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def run_record(context: typer.Context) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from common.features import FeatureSpec
+from common.whole_file import written_whole
 from training.models.registry import build_model, model_config_of
 
 logger = logging.getLogger(__name__)
@@ -134,11 +134,9 @@ class Checkpoint:
             raise ValueError(f"{path} was trained under other settings ({'; '.join(changed)}): {retrain}")
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = dict(vars(self), spec=self.spec.to_dict())
-        temporary = path.with_suffix(".tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
+        with written_whole(path) as temporary:  # a full disk left checkpoint.tmp behind, its error nameless
+            torch.save(payload, temporary)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:

@@ -27,6 +27,7 @@ from common.encoder import (  # the encoder's own reading of a numeric column
     warn_if_one_value_dominates,
 )
 from common.features import FeatureSpec, NumericStats
+from common.whole_file import written_whole
 from training.logs import Disorder, check_features, check_labels, column_array, say_log_quality
 from training.stream import ShardedLogs
 
@@ -133,9 +134,8 @@ class LogStatistics:
             "clicks": {str(p): n for p, n in self.clicks.items()},
             "logs": [list(entry) for entry in self.logs],
         }
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(payload, indent=2) + "\n")
-        temporary.replace(path)
+        with written_whole(path) as temporary:
+            temporary.write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> LogStatistics:

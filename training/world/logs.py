@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.whole_file import written_whole
 from training.world.population import Population, Vocabulary
 
 # what only the simulator knows (for evaluation): never features, as a feature they would leak the answer
@@ -108,12 +109,6 @@ def build_table(
 def write_logs(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` to ``path`` as Parquet, atomically: a temporary file beside it, then a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:  # a path to pyarrow is its own to read: it wrote "~/x" under $HOME
-            pq.write_table(table, file)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with written_whole(path) as temporary, open(temporary, "wb") as file:  # a path to pyarrow is its own to
+        pq.write_table(table, file)  # read: it wrote "~/x" under $HOME
     return path

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from common.whole_file import written_whole
 from training.logs import MANIFEST
 from training.world.features import feature_spec
 from training.world.simulate import iter_days
@@ -88,12 +88,8 @@ def write_shards(
     days = iter_days(world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed)
     for day, table in enumerate(days):
         path = out / shard_name(day)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with written_whole(path) as temporary:
             pq.write_table(table, temporary, row_group_size=row_group_rows)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
         entries.append(
             {
                 "file": path.name,
@@ -114,9 +110,8 @@ def write_shards(
         "row_group_rows": row_group_rows,
         "shards": entries,
     }
-    temporary = out / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, out / MANIFEST)
+    with written_whole(out / MANIFEST) as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

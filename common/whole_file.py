@@ -1,0 +1,30 @@
+"""A file written whole or not at all: written beside its place under a hidden temporary name, then
+renamed over it (an atomic replace on one filesystem), the temporary file removed if the writing fails.
+
+Written in place, a full disk left a truncated file where a reader takes it for whole (an empty report at
+``--out``, a report there before lost); written beside without the clean-up, it left the temporary file
+taking the disk's last space (a checkpoint's, a statistics pass's).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """The temporary path to write ``path``'s content to (its folders made); renamed over ``path`` when the
+    block ends, removed if it raises (the error says which file it was writing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except Exception as error:
+        error.add_note(f"(while writing {path})")
+        raise
+    finally:
+        temporary.unlink(missing_ok=True)
