@@ -30,8 +30,8 @@ from service.workers import supervise
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-ACCEPT_FAILURES = AcceptFailures()  # one per process: configure_logging may run again (tests), adding it once
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
+ACCEPT_FAILURES = AcceptFailures()  # one per process: configure_logging may run again (tests), adding it once
 
 
 def configure_logging(level: int, structured: bool = False, workers: int = 1) -> None:

@@ -34,8 +34,8 @@ def precise_sigmoids(model: onnx.ModelProto) -> int:
     nodes: list[onnx.NodeProto] = []
     rewritten = 0
     for node in graph.node:
-        float32 = types.get(node.input[0]) == onnx.TensorProto.FLOAT if node.input else False
-        if node.op_type != "Sigmoid" or node.domain not in ("", "ai.onnx") or not float32:
+        sigmoid = node.op_type == "Sigmoid" and node.domain in ("", "ai.onnx")
+        if not sigmoid or types.get(node.input[0]) != onnx.TensorProto.FLOAT:
             nodes.append(node)
             continue
         (x,), (y,) = node.input, node.output

@@ -366,13 +366,14 @@ class Batcher:
         (In the thread, a small run waits for the GIL behind the loop's work, and 17-row runs cost the
         thread ~3x their CPU alone, cause not isolated; docs/serving.md.)"""
         started = loop.time()
-        future = loop.create_future()
         if sum(s.size for s in batch) > self.config.inline_max_items:
             try:
                 return batch, started, loop.run_in_executor(self._executor, self._run_chain, batch, started, loop)
             except Exception as error:  # no thread to be had (a memory limit): the batch fails, answered 500
-                future.set_exception(error)  # (it raised out of _execute: the slot was never released, every
-                return batch, started, future  # later batch waited for it and the model answered 504 for good)
+                failed = loop.create_future()  # (raised out of _execute, the slot was never released: every
+                failed.set_exception(error)  # later batch waited for it and the model answered 504 for good)
+                return batch, started, failed
+        future = loop.create_future()
         try:
             future.set_result(self._run_batch(batch))
         except Exception as error:

@@ -109,6 +109,7 @@ def build_table(
 def write_logs(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` to ``path`` as Parquet, atomically: a temporary file beside it, then a rename."""
     path = Path(path)
-    with written_whole(path) as temporary, open(temporary, "wb") as file:  # a path to pyarrow is its own to
-        pq.write_table(table, file)  # read: it wrote "~/x" under $HOME
+    # a file, not a path: pyarrow reads a path its own way (it wrote "~/x" under $HOME)
+    with written_whole(path) as temporary, open(temporary, "wb") as file:
+        pq.write_table(table, file)
     return path
