@@ -41,7 +41,9 @@ def _checkout(root: Path | None) -> Path | None:
 
 
 # the options every serving benchmark takes
-ModelOption = Annotated[str, typer.Option(help=r"Repository model to serve (its \[world] draws the bodies).")]
+ModelOption = Annotated[
+    str, typer.Option(help="Repository model to serve (its config's world section draws the bodies).")
+]
 ServiceRootOption = Annotated[
     Path | None,
     typer.Option(

@@ -45,6 +45,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.reports import write_whole
 from cli.signals import sigterm_exits
 
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -226,7 +227,7 @@ def update(path: Path, answers: list[tuple[Example, Any]]) -> None:
         follow = re.match(pattern, lines[start + 1]).group(0) if end - start > 1 else default  # type: ignore[union-attr]
         text = wrapped(answer)
         lines[start:end] = [first + text[0], *(follow + t for t in text[1:])]
-    path.write_text("\n".join(lines) + "\n")
+    write_whole(path, "\n".join(lines) + "\n")  # a page half written (a full disk) was a page lost
 
 
 def check(files: list[Path], url: str, repository: Path, exact: bool, write: bool) -> list[str]:
@@ -307,7 +308,7 @@ def _docs_check(
     if problems:
         raise typer.Exit(1)
     if write and every_page:
-        models_record.write_text(json.dumps(fingerprints(repository), indent=2) + "\n")
+        write_whole(models_record, json.dumps(fingerprints(repository), indent=2) + "\n")
     what = "written back" if write else "the answers match" if exact else "the answers' shapes match"
     typer.echo(f"{count} examples in {len(files)} files: {what}")
 

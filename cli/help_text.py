@@ -4,11 +4,16 @@ Typer's rich help prints a command's docstring with its line breaks where the so
 120 columns of code): ``ctr --help`` broke "... that has a config but" / "no exported version yet"
 mid-sentence. ``HelpTyper`` registers each command with the lines of every paragraph joined, the blank
 lines between paragraphs kept, and a paragraph click marks ``\\b`` (keep my lines) as written.
+
+Below ``RICH_HELP_COLUMNS`` (an 80-column terminal, and a pipe or a file, which rich and click take for 80
+columns), rich's option tables cut option names and defaults short (``--no-service-wo…``,
+``[default: naive,debiased,or…``), so the help is click's plain one there, whose columns wrap and never cut.
 """
 
 from __future__ import annotations
 
 import inspect
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +32,19 @@ def unwrapped(text: str | None) -> str | None:
     )
 
 
+RICH_HELP_COLUMNS = 100  # from here every command's rich help has room for its option names and defaults
+
+
 class HelpTyper(typer.Typer):
-    """A Typer whose commands' help (``help=`` or the docstring) is registered ``unwrapped``."""
+    """A Typer whose commands' help (``help=`` or the docstring) is registered ``unwrapped``; run as the
+    command line, its help and usage errors are rich's from ``RICH_HELP_COLUMNS`` columns, click's below."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not hasattr(self, "_wide_markup"):
+            self._wide_markup = self.rich_markup_mode
+        wide = shutil.get_terminal_size().columns >= RICH_HELP_COLUMNS  # COLUMNS, else the terminal's, else 80
+        self.rich_markup_mode = self._wide_markup if wide else None  # a sub-command's group takes the root's
+        return super().__call__(*args, **kwargs)
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         register = super().command(*args, **kwargs)
@@ -37,6 +53,8 @@ class HelpTyper(typer.Typer):
             register(function)
             info = self.registered_commands[-1]
             info.help = unwrapped(info.help if info.help is not None else inspect.getdoc(function))
+            if info.short_help is None and info.help:  # a group's list: the first paragraph whole, as rich shows
+                info.short_help = info.help.split("\n\n")[0].removeprefix("\b\n")  # (click cut it at ~60 characters)
             return function
 
         return decorator

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +41,7 @@ from cli.reports import (
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
+from common.log_time import stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
 app = UserErrorTyper(
@@ -69,11 +69,8 @@ def configure(
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, handlers=[stderr_handler("%(asctime)s %(levelname)s %(name)s: %(message)s")])
 
 
 @app.command()
@@ -222,11 +219,11 @@ def export(
         Path, typer.Option("--work-dir", help="Where `ctr train` saved the checkpoint (WORK_DIR/NAME/checkpoint.pt).")
     ] = Path("artifacts"),
 ) -> None:
-    r"""Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
-    that is no longer the model config.toml describes (another kind, \[model] or \[training], or for the
-    world's simulated data \[world] and \[data], or a retrieval model's \[queries] and \[retrieval]) is
-    refused, naming what differs (one of an earlier release is checked on \[model] alone, with a warning),
-    and one the newest version already holds is not published again."""
+    """Export the trained checkpoint to ONNX as the model's next version (parity-checked); a checkpoint
+    that is no longer the model config.toml describes (another kind, its model or training section, or for
+    the world's simulated data its world and data sections, or a retrieval model's queries and retrieval
+    sections) is refused, naming what differs (one of an earlier release is checked on its model section
+    alone, with a warning), and one the newest version already holds is not published again."""
     from common.repository import versions
     from training.checkpoint import Checkpoint
     from training.export import export_checkpoint
@@ -347,7 +344,7 @@ def sample_request(
         int, typer.Option("--candidates", "-n", min=1, help="Candidates in the body (at most the world's n_ads).")
     ] = 10,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the draw.")] = 0,
-    model: Annotated[str, typer.Option(help=r"Model whose \[world] settings draw the request.")] = "esmm",
+    model: Annotated[str, typer.Option(help="Model whose config's world section draws the request.")] = "esmm",
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Print a valid /v1/score body drawn from the world simulator (for curl, tests, load tests)."""

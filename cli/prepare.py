@@ -107,7 +107,9 @@ def _stop(jobs: list[Job]) -> None:
 
 
 def _exported_version(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("exported ")]
+    lines = [
+        line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.startswith("exported ")
+    ]
     return lines[-1].split(" version ")[1].split(" ")[0] if lines else "?"
 
 
@@ -126,7 +128,7 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
         while running:
             time.sleep(0.2)
             for job in running:
-                if not job.trained and CHECKPOINT_LINE in job.log.read_text(errors="replace"):
+                if not job.trained and CHECKPOINT_LINE in job.log.read_text(errors="replace", encoding="utf-8"):
                     job.trained = True
                     typer.echo(
                         f"{step} {job.name:<{width}} trained in {time.monotonic() - job.started:.0f} s; "
@@ -136,7 +138,7 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
                 running.remove(job)
                 seconds = time.monotonic() - job.started
                 if job.process.returncode != 0:
-                    tail = job.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    tail = job.log.read_text(errors="replace", encoding="utf-8").splitlines()[-LOG_TAIL_LINES:]
                     typer.echo("\n".join(tail), err=True)
                     typer.echo(f"{step} {job.name} failed after {seconds:.0f} s (exit code "
                                f"{job.process.returncode}); its log: {job.log}", err=True)  # fmt: skip

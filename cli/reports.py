@@ -64,7 +64,7 @@ def write_whole(out: Path, text: str) -> None:
     from common.whole_file import written_whole
 
     with written_whole(out) as temporary:
-        temporary.write_text(text)
+        temporary.write_text(text, encoding="utf-8")
 
 
 def run_record(context: typer.Context) -> dict[str, Any]:

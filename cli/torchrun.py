@@ -58,7 +58,7 @@ def launch(nproc: int, arguments: list[str]) -> Launched:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         notes = sorted(Path(errors).glob("process-*.txt"), key=lambda note: int(note.stem.split("-")[1]))
-        return Launched(code, [note.read_text() for note in notes], received[0] if received else None)
+        return Launched(code, [note.read_text(encoding="utf-8") for note in notes], received[0] if received else None)
 
 
 def note_process_error(error: Exception) -> None:
@@ -67,4 +67,6 @@ def note_process_error(error: Exception) -> None:
     folder = os.environ.get(PROCESS_ERRORS)
     if folder:
         rank, world_size = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
-        Path(folder, f"process-{rank}.txt").write_text(f"process {rank} of {world_size}: {one_line(error)}")
+        Path(folder, f"process-{rank}.txt").write_text(
+            f"process {rank} of {world_size}: {one_line(error)}", encoding="utf-8"
+        )

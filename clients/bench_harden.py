@@ -62,7 +62,7 @@ class Outcomes:
 
 def rss_mb(pid: int) -> float:
     """The process's resident set size (Linux /proc), in MB."""
-    with open(f"/proc/{pid}/status") as status:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -345,7 +345,7 @@ def steady_clients(
 def exited(pid: int) -> bool:
     """Whether the (child) process has exited: gone, or a zombie waiting to be reaped."""
     try:
-        with open(f"/proc/{pid}/status") as status:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
             return any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
     except FileNotFoundError:
         return True

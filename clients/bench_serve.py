@@ -221,7 +221,7 @@ def _wait_ready(port: int, process: subprocess.Popen, kind: str, log: Path) -> N
         process,
         partial(answers_200, f"http://127.0.0.1:{port}{path}"),
         READY_TIMEOUT_S,
-        exited=lambda code: f"{kind} server exited with {code}: {log.read_text(errors='replace')}",
+        exited=lambda code: f"{kind} server exited with {code}: {log.read_text(encoding='utf-8', errors='replace')}",
         late=lambda: f"{kind} server not ready after {READY_TIMEOUT_S:.0f} s",
         interval_s=0.1,
     )

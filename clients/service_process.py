@@ -106,13 +106,15 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float 
         process,
         lambda: answers_200(f"{url}/v2/health/ready"),
         timeout_s,
-        exited=lambda code: f"the service exited with {code}; its log ({log}):\n{log.read_text()}",
-        late=lambda: f"the service was not ready after {timeout_s:.0f} s; its log ({log}):\n{log.read_text()}",
+        exited=lambda code: f"the service exited with {code}; its log ({log}):\n{log.read_text(encoding='utf-8')}",
+        late=lambda: (
+            f"the service was not ready after {timeout_s:.0f} s; its log ({log}):\n{log.read_text(encoding='utf-8')}"
+        ),
     )
 
 
 # the service's text log formats (service/server.py: one process's, and a worker's with its pid)
-LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ (?:ERROR|CRITICAL) (?:\[pid \d+\] )?[\w.]+: ")
+LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+\+00:00 (?:ERROR|CRITICAL) (?:\[pid \d+\] )?[\w.]+: ")
 EXCEPTION_LINE = re.compile(r"^[\w.]+(?:Error|Exception|Interrupt|Exit)\b.*")  # a traceback's last line
 
 
@@ -121,7 +123,7 @@ def failure_reason(log: Path) -> str:
     cause: with several workers the supervisor's "worker 0 ... exited" lines follow a worker's reason), else
     a traceback's last line, else the log's last line (what a caller can say after the log, in a temporary
     folder, is gone)."""
-    text = log.read_text(errors="replace") if log.is_file() else ""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [message for line in lines if (message := _error_message(line)) is not None]
     exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]

@@ -187,7 +187,7 @@ def version_dir(root: Path, name: str, version: int) -> Path:
 
 
 def read_manifest(root: Path, name: str, version: int) -> Manifest:
-    return Manifest.from_json((version_dir(root, name, version) / MANIFEST_FILE).read_text())
+    return Manifest.from_json((version_dir(root, name, version) / MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
 def sha256_file(path: Path) -> str:
@@ -269,6 +269,6 @@ def _publishing(model_dir: Path) -> Iterator[None]:
 def _renumber(staging: Path, version: int) -> None:
     manifest_path = staging / MANIFEST_FILE
     if manifest_path.exists():
-        manifest = Manifest.from_json(manifest_path.read_text())
+        manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
         manifest.version = version
-        manifest_path.write_text(manifest.to_json())
+        manifest_path.write_text(manifest.to_json(), encoding="utf-8")

@@ -81,7 +81,7 @@ def main() -> None:
             say(f"{burst_ms:>8}  {side:<5}  {refused:<20}  {p99:<20}  {slowest}")
     report = {"command": " ".join(sys.argv), "service_root": str(args.service_root), "this_env": this_env}
     report["trials"] = trials
-    args.out.write_text(json.dumps(report, indent=1))
+    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     say(f"wrote {args.out}")
 
 

@@ -75,7 +75,7 @@ def node_placement(model: bytes, settings: Settings, inputs: dict, names: list[s
         session = ort.InferenceSession(model, sess_options=options, providers=[(CUDA, CUDA_OPTIONS), CPU])
         for _ in range(20):
             session.run(names, inputs)
-        events = json.loads(Path(session.end_profiling()).read_text())
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
     runs = [event["dur"] for event in events if event.get("cat") == "Session" and event["name"] == "model_run"]
     count: collections.Counter = collections.Counter()
     micros: collections.Counter = collections.Counter()
@@ -143,7 +143,7 @@ def main() -> None:
         worst = {name: float(np.max(np.abs(g - e))) for name, g, e in zip(names, got, expected, strict=True)}
         report["max_abs_difference_1024_rows"][f"use_tf32={tf32}"] = worst
         sys.stdout.write(f"  use_tf32={tf32}: max |CUDA - CPU| {worst}\n")
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -139,7 +139,7 @@ def main() -> None:
     report = {"command": " ".join(sys.argv), **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     report["server_commit"], report["client_commit"] = commit(args.server_root), commit(args.client_root)
     report.update(outcome)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     sys.stdout.write(json.dumps(outcome) + "\n")
 
 

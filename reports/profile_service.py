@@ -42,7 +42,7 @@ def where(frame: str) -> str:
 def tally(raw: Path) -> tuple[Counter, Counter, Counter, Counter]:
     """Samples per thread, per file (own time), per function (own time) and per function (inclusive)."""
     threads, files, own, inclusive = Counter(), Counter(), Counter(), Counter()
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         stack, count = line.rsplit(" ", 1)

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="*", type=Path, default=[Path(p) for p in DEFAULTS])
     for path in parser.parse_args(argv).reports:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         report = json.loads(text)
         if report.get("std_kind") == STD_KIND:
             sys.stdout.write(f"{path}: std_kind {STD_KIND!r} already, skipped\n")
@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         # written by cli.reports.write_report: indent 2, keys sorted (esam) or in the experiment's order (moore2018)
         sort_keys = json.dumps(report, indent=2, sort_keys=True) + "\n" == text
         n, count = convert(report)
-        path.write_text(json.dumps(_with_kind(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
+        path.write_text(
+            json.dumps(_with_kind(report), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n", encoding="utf-8"
+        )
         factor = f"x {math.sqrt(n / (n - 1)):.4f}" if n > 1 else "null"
         sys.stdout.write(f"{path}: {count} std fields over n = {n} runs, {factor}\n")
     return 0

@@ -144,7 +144,7 @@ def main() -> None:
                     f"max rel. difference {figures['max_relative_difference']:.2e}\n"
                 )
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

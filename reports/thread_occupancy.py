@@ -39,7 +39,7 @@ def thread_schedstats(pid: int) -> dict[str, tuple[float, float, int]]:
     """Thread id -> (seconds on a CPU, seconds runnable and waiting, times scheduled)."""
     stats = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+        with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="utf-8") as f:
             on_cpu, waiting, slices = f.read().split()
         stats[tid] = (int(on_cpu) / 1e9, int(waiting) / 1e9, int(slices))
     return stats
@@ -53,7 +53,7 @@ def server_processes(pid: int, workers: int) -> list[int]:
     """The processes that serve: the service itself, or its supervisor's workers."""
     if workers == 1:
         return [pid]
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as f:
         return [int(child) for child in f.read().split()]
 
 
@@ -61,7 +61,7 @@ def connections(pids: list[int], port: int) -> dict[int, int]:
     """Process -> the established TCP connections to ``port`` it holds (Linux's socket tables)."""
     established = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with suppress(OSError), open(table) as lines:
+        with suppress(OSError), open(table, encoding="utf-8") as lines:
             for line in list(lines)[1:]:
                 fields = line.split()
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":

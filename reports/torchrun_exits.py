@@ -36,14 +36,14 @@ def main() -> None:
         for run in range(arguments.runs):
             models = root / f"models{run}"
             (models / "esmm").mkdir(parents=True)
-            (models / "esmm" / "config.toml").write_text(TINY_ESMM)
+            (models / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
             command = [sys.executable, "-m", "cli.main", "train", "esmm", "--repository", str(models),
                        "--logs", str(root / "shards" / "*.parquet"), "--work-dir", str(root / f"work{run}"),
                        "--nproc", "2", "--export", "--no-progress"]  # fmt: skip
             result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
             if result.returncode != 0 or "terminate called" in result.stderr:
                 log = arguments.out.with_name(f"{arguments.out.stem}_run{run}.stderr")
-                log.write_text(result.stderr)
+                log.write_text(result.stderr, encoding="utf-8")
                 failures.append({"run": run, "exit_code": result.returncode, "stderr": str(log)})
             sys.stdout.write(f"run {run}: exit {result.returncode}\n")
             sys.stdout.flush()
@@ -54,7 +54,7 @@ def main() -> None:
         "failures": failures,
         "seconds": round(time.monotonic() - started, 1),
     }
-    arguments.out.write_text(json.dumps(report, indent=2) + "\n")
+    arguments.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     sys.stdout.write(json.dumps({k: v for k, v in report.items() if k != "failures"}) + "\n")
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
-from datetime import UTC, datetime
 
 import orjson
+
+from common.log_time import utc_time
 
 # LogRecord's own attributes: everything else on a record came from `extra=` and is logged as a field
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -51,7 +52,7 @@ def access_request_id(record: logging.LogRecord) -> bool:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

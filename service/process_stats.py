@@ -22,7 +22,7 @@ def process_stats() -> dict[str, float]:
     ``resident_memory_bytes`` and ``open_fds``."""
     stats = {"cpu_seconds": time.process_time(), "start_time_seconds": _STARTED}
     try:
-        resident_pages = int((_PROC / "statm").read_text().split()[1])
+        resident_pages = int((_PROC / "statm").read_text(encoding="utf-8").split()[1])
         stats["resident_memory_bytes"] = resident_pages * os.sysconf("SC_PAGE_SIZE")
         stats["open_fds"] = len(os.listdir(_PROC / "fd"))
     except (OSError, ValueError, IndexError):

@@ -12,6 +12,7 @@ from contextlib import suppress
 import uvicorn
 from uvicorn.server import STARTUP_FAILURE
 
+from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
 from service.http.accept_failures import AcceptFailures
@@ -38,7 +39,8 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
     """One root handler; uvicorn's loggers propagate to it, so every line has the same format (with the
     process id when several workers write to it); Python warnings too (they went to stderr as two bare
     lines, which a JSON log's reader cannot parse); access lines end with the request's X-Request-ID."""
-    logging.basicConfig(level=level, format=LOG_FORMAT if workers == 1 else WORKER_LOG_FORMAT, force=True)
+    text_format = LOG_FORMAT if workers == 1 else WORKER_LOG_FORMAT
+    logging.basicConfig(level=level, handlers=[stderr_handler(text_format)], force=True)
     logging.captureWarnings(True)
     if structured:
         for handler in logging.getLogger().handlers:

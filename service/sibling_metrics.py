@@ -48,7 +48,7 @@ class SiblingMetrics:
         own = process if process is not None else process_stats()
         saved = {"metrics": metrics.to_dict(), "pending": waiting, "process": own}
         aside = self.directory / f".worker-{self.index}.json.tmp"
-        aside.write_text(json.dumps(saved))
+        aside.write_text(json.dumps(saved), encoding="utf-8")
         os.replace(aside, self._path(self.index))
 
     def _write_logged(self, metrics: Metrics, pending: Pending, process: dict[str, float] | None = None) -> None:
@@ -90,7 +90,7 @@ class SiblingMetrics:
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:  # gone with its process, or unreadable: left out of the sum
         logger.warning("metrics of %s left out: %s", path.name, error)
         return None

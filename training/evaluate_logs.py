@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
 from training.evaluation import run_exported
 from training.logs import column_array, defaulted_features, fingerprint, read_logs
@@ -85,7 +86,7 @@ def evaluate_on_logs(
     report: dict[str, Any] = {
         "model": name,
         "version": version,
-        "logs": str(logs),
+        "logs": path_text(logs),
         # which log and which model, whatever their paths hold by the time the report is read
         "logs_fingerprint": fingerprint(logs),
         "onnx_sha256": manifest.onnx_sha256,

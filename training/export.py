@@ -60,6 +60,14 @@ from training.served_version import served_version
 logger = logging.getLogger(__name__)
 
 OPSET = 17
+# What torch says of the TorchScript-based exporter (``dynamo=False``) this module uses: deprecated since torch
+# 2.9 ("will be removed"), not yet removed in the pinned 2.13. Only these are hidden from an export's output;
+# any other warning shows (a blanket filter hid every one). The torch.export-based exporter needs onnxscript
+# and a check of its graphs; until then a torch without the old exporter fails `ctr export` (README).
+LEGACY_EXPORTER_WARNINGS = (
+    r"You are using the legacy TorchScript-based ONNX export",
+    r"The feature will be removed\. Please remove usage of this function",
+)
 PARITY_TOLERANCE = 1e-5  # max abs difference between torch and ONNX Runtime
 
 
@@ -103,7 +111,8 @@ def export_onnx(model: nn.Module, spec: FeatureSpec, path: Path) -> None:
     example = random_inputs(spec, 4, seed=0)
     names = list(model.output_names)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        for message in LEGACY_EXPORTER_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         torch.onnx.export(
             _NamedOutputs(model),
             (torch.from_numpy(example["categorical"]), torch.from_numpy(example["numeric"])),
@@ -211,10 +220,10 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
             position=checkpoint.position,
             provenance=provenance(),
         )
-        (directory / MANIFEST_FILE).write_text(manifest.to_json())
+        (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
     def check(directory: Path) -> None:  # one publisher at a time: a concurrent export's version is seen
-        check_against_newest(root, Manifest.from_json((directory / MANIFEST_FILE).read_text()))
+        check_against_newest(root, Manifest.from_json((directory / MANIFEST_FILE).read_text(encoding="utf-8")))
 
     try:
         version = publish_version(root, checkpoint.name, write, check)

@@ -135,12 +135,12 @@ class LogStatistics:
             "logs": [list(entry) for entry in self.logs],
         }
         with written_whole(path) as temporary:
-            temporary.write_text(json.dumps(payload, indent=2) + "\n")
+            temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> LogStatistics:
         try:
-            payload = json.loads(Path(path).read_text())
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(
                 rows=int(payload["rows"]),
                 moments={n: Moments(**m) for n, m in payload["moments"].items()},

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from common.encoder import FLOAT32_LIMIT
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
+from training.arrow_files import arrow_input, read_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def partition_columns(file: Path, root: str | Path, names: list[str]) -> dict[st
     if both:
         raise ValueError(
             f"impression log {file} holds a column {both[0]!r} and lies in a folder {both[0]}=...: "
-            "rename the column or the folder"
+            "rename the column or the folder (a writer that keeps the key in its files, as polars' partition_by "
+            "does, wrote both: drop the column from the files)"
         )
     return values
 
@@ -138,7 +140,7 @@ def manifest_spec(path: str | Path) -> Path | None:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         return None
-    spec = json.loads(manifest.read_text()).get("spec")
+    spec = json.loads(manifest.read_text(encoding="utf-8")).get("spec")
     return folder / spec if spec and (folder / spec).is_file() else None
 
 
@@ -168,11 +170,44 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]], what: str = "impressio
 
 def _decoded(schema: pa.Schema) -> pa.Schema:
     """``schema`` with each dictionary-encoded column's type its values' (a column dictionary-encoded in one
-    file, pandas' ``category``, and plain in another holds the same values: they join)."""
+    file, pandas' ``category``, and plain in another holds the same values: they join), and a view column's
+    the plain type (``plain_columns``)."""
     for i, field in enumerate(schema):
         if pa.types.is_dictionary(field.type):
             schema = schema.set(i, field.with_type(field.type.value_type))
+        if str(field.type) in _VIEWS:
+            schema = schema.set(i, field.with_type(_VIEWS[str(field.type)]))
     return schema
+
+
+_VIEWS = {"string_view": pa.string(), "binary_view": pa.binary()}  # by name: pyarrow < 16 has no view types
+
+
+def plain_columns(table: pa.Table) -> pa.Table:
+    """``table`` with the types other writers choose read as the plain types the checks and the encoder take:
+    a view column (polars' newest strings) as a plain one, an extension type (DuckDB's ``uuid``) as its
+    storage, and a decimal of scale 0 (a warehouse's ``NUMBER(38, 0)`` ids and labels) as int64 where every
+    value fits. A ``string_view`` feature was refused as "not a string", a ``uuid`` request id stopped the
+    statistics with a traceback, and a decimal id was proposed as a numeric feature."""
+    for i, field in enumerate(table.schema):
+        column = _plain(table.column(i))
+        if column.type != field.type:
+            table = table.set_column(i, field.with_type(column.type), column)
+    return table
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if isinstance(kind, pa.BaseExtensionType):
+        return _plain(pa.chunked_array([chunk.storage for chunk in column.chunks], kind.storage_type))
+    if str(kind) in _VIEWS:
+        return column.cast(_VIEWS[str(kind)])
+    if pa.types.is_decimal(kind) and kind.scale == 0:
+        try:
+            return column.cast(pa.int64())
+        except pa.ArrowInvalid:  # past int64: a number, as a decimal with a fraction is
+            return column
+    return column
 
 
 def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
@@ -199,10 +234,11 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
     tables = []
     for file in files:
         try:
-            table = _read_csv(file) if log_format(file) == "csv" else pq.read_table(file)
+            table = plain_columns(_read_csv(file) if log_format(file) == "csv" else read_parquet(file))
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
             refuse_repeated_names(file, _parquet_names(file), what)
-            raise ValueError(f"{what} {file} cannot be read: {error}{_other_delimiter(file)}") from None
+            hint = _other_delimiter(file) or _read_as_parquet(file)
+            raise ValueError(f"{what} {file} cannot be read: {error}{hint}") from None
         refuse_repeated_names(file, table.column_names, what)
         table = with_partitions(table, partition_columns(file, path, table.column_names))
         if check is not None:
@@ -223,8 +259,15 @@ def _read_csv(file: Path) -> pa.Table:
     cell is the text the service would hash for it in a request, an empty one ``""`` and ``NA`` included
     (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs")."""
     compression = CSV_COMPRESSION.get(Path(file.name.lower()).suffix)
-    with pa.input_stream(file, compression=compression) as stream:
+    with arrow_input(file) as raw, pa.input_stream(raw, compression=compression) as stream:
         return pacsv.read_csv(stream, parse_options=CSV_PARSE)
+
+
+def _read_as_parquet(file: Path) -> str:
+    """A hint for a file named neither Parquet nor CSV (``x.tsv``, ``x.json``) that was read as Parquet."""
+    if log_format(file) is not None:
+        return ""
+    return " (a file named other than .parquet or .csv, .csv.gz, .csv.bz2 is read as Parquet: name it for its format)"
 
 
 def _other_delimiter(file: Path) -> str:
@@ -248,7 +291,10 @@ def _other_delimiter(file: Path) -> str:
 def _parquet_names(file: Path) -> list[str]:
     """The column names a Parquet file's footer says, or none where it cannot be read."""
     try:
-        return pq.read_schema(file).names if log_format(file) == "parquet" else []
+        if log_format(file) != "parquet":
+            return []
+        with arrow_input(file) as raw:
+            return pq.read_schema(raw).names
     except (pa.ArrowInvalid, OSError):
         return []
 
@@ -258,7 +304,17 @@ def refuse_repeated_names(file: Path, names: list[str], what: str) -> None:
     FieldRef.Name(site) in site: string ...", showed part of a schema instead)."""
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"{what} {file} holds more than one column named {repeated[0]!r}: keep one of them")
+        raise ValueError(
+            f"{what} {file} holds more than one column named {repeated[0]!r}: keep one of them{_headless(file, names)}"
+        )
+
+
+def _headless(file: Path, names: list[str]) -> str:
+    """A hint for a CSV whose first line holds numbers where names are wanted: written without a header
+    (Spark's ``df.write.csv`` default), its first row was taken for the columns' names ("" if not so)."""
+    if log_format(file) != "csv" or not any(_reads_as_number(name) for name in names):
+        return ""
+    return " (its first line holds numbers: a CSV's first line must name the columns, write it with a header)"
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
@@ -286,7 +342,7 @@ def refuse_missing_columns(file: Path, required: list[str], names: list[str]) ->
         raise ValueError(
             f"impression log {file} lacks the columns {missing}: add them to the log"
             + optional * bool(features)
-            + _near_misses(missing, names)
+            + (_headless(file, names) or _near_misses(missing, names))
             + _other_delimiter(file)
         )
 

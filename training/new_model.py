@@ -82,7 +82,7 @@ def new_model(
         source_kind = read_config(root, copy_from).get("kind")
         if kind is not None and kind != source_kind:
             raise ValueError(f"--kind {kind} differs from {copy_from}'s kind {source_kind}: drop --kind or --from")
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8")
     elif kind is not None:
         text = default_config_toml(kind)
     else:
@@ -90,7 +90,7 @@ def new_model(
     if spec is not None:
         FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    target.write_text(text, encoding="utf-8")
     if spec is not None:
         shutil.copyfile(spec, target.parent / SPEC_FILE)
     return target

@@ -17,6 +17,7 @@ from torch import nn
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
+from common.path_text import path_text
 from common.repository import read_config
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
@@ -128,7 +129,7 @@ def make_checkpoint(
         model,
         metrics,
         fingerprint(logs),
-        {"logs": str(logs), **training},
+        {"logs": path_text(logs), **training},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
         position=position_summary(model, tensors),
     )

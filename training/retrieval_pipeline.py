@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from common.features import FeatureSpec
+from common.path_text import path_text
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
 from training.fit import fit
@@ -102,7 +103,7 @@ def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path:
     metrics = fit(model, data.tensors, config.training, progress=progress)
     training = {
         "queries": len(data.tensors),
-        "logs": str(displayed),
+        "logs": path_text(displayed),
         TRAINED_UNDER: trained_under(config, simulated=False),
     }
     return Checkpoint.trained(

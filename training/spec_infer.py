@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,7 +32,8 @@ import pyarrow.compute as pc
 
 from common.features import Feature, FeatureSpec
 from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
-from training.logs import read_logs
+from common.path_text import path_text
+from training.logs import log_files, partition_values, read_logs
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
 SKIPPED_COLUMNS = {
@@ -39,7 +41,14 @@ SKIPPED_COLUMNS = {
     **dict.fromkeys(("timestamp", "time"), "the request's time, by its name"),
     **dict.fromkeys(GROUND_TRUTH_COLUMNS, "the world simulator's ground truth: as a feature it would leak the answer"),
 }
+# pandas' index, written as a column by to_parquet when it is not a plain range (a filtered or sorted frame):
+# a row number, whose order leaks time into the model, and a value no request has
+PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 MAX_CATEGORICAL_INTEGERS = 1_000
+FOLDER_KEY = (
+    "read from the folders' names ({name}=...): every request must send it, and a value the logs never held "
+    "(the next day's) is an unseen category; leave it out unless requests carry it"
+)
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
 NULL_WORDS = frozenset({"", "na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
@@ -67,6 +76,7 @@ class Proposal(NamedTuple):
 def infer_spec(path: Path) -> Proposal:
     """The spec proposed for the logs at ``path``, the columns left out and why, and what to check."""
     table = read_logs(path)
+    folder_keys = {key for file in log_files(path) for key in partition_values(file, path)}
     skipped: dict[str, str] = {}
     cautions: dict[str, str] = {}
     features: list[Feature] = []
@@ -76,12 +86,19 @@ def infer_spec(path: Path) -> Proposal:
         if name in SKIPPED_COLUMNS:
             skipped[name] = SKIPPED_COLUMNS[name]
             continue
+        if PANDAS_INDEX.fullmatch(name):
+            skipped[name] = "pandas' index written as a column (a row's number or label), not a feature"
+            continue
         feature, reason = _infer_feature(table, name)
         if feature is None:
             skipped[name] = reason
             continue
         features.append(feature)
-        caution = _numbers_as_text(table.column(name)) or _missing_as_text(table.column(name))
+        caution = (
+            _numbers_as_text(table.column(name))
+            or _missing_as_text(table.column(name))
+            or (FOLDER_KEY.format(name=name) if name in folder_keys else "")
+        )
         if caution:
             cautions[name] = caution
     if not features:
@@ -178,7 +195,7 @@ def _side(table: pa.Table, name: str) -> str:
 
 def spec_toml(proposal: Proposal, path: Path) -> str:
     """The proposed spec as TOML, headed by what was left out and why, and what to check."""
-    header = [f"# Feature spec proposed by `ctr spec infer --logs {path}`: check kinds, sides and buckets."]
+    header = [f"# Feature spec proposed by `ctr spec infer --logs {path_text(path)}`: check kinds, sides and buckets."]
     header += [f"# left out: {column}: {why}" for column, why in proposal.skipped.items()]
     header += [f"# check: {column}: {why}" for column, why in proposal.cautions.items()]
     return "\n".join(header) + "\n\n" + proposal.spec.to_toml()

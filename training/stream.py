@@ -29,12 +29,15 @@ from torch.utils.data import IterableDataset, get_worker_info
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
+from common.path_text import path_text
+from training.arrow_files import arrow_input, arrow_name
 from training.dataset import ImpressionTensors
 from training.logs import (
     log_files,
     log_format,
     log_name,
     partition_columns,
+    plain_columns,
     refuse_missing_columns,
     refuse_repeated_names,
     unified_schema,
@@ -72,7 +75,8 @@ class ShardedLogs:
         partitions: set[str] = set()  # the partition keys read from the shards' folders (with_partitions)
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
             try:
-                metadata = pq.read_metadata(file)
+                with arrow_input(file) as raw:
+                    metadata = pq.read_metadata(raw)
             except (pa.ArrowInvalid, OSError) as error:  # empty, truncated, not Parquet: say which shard
                 raise ValueError(f"impression log {file} cannot be read: {error}") from None
             schema = metadata.schema.to_arrow_schema()
@@ -87,15 +91,22 @@ class ShardedLogs:
             schemas.append((file, schema))
         if not schemas:
             raise ValueError(f"impression log {path} has no rows")
+        names = [arrow_name(f) for f, _ in schemas]  # pyarrow's dataset, which reads the row groups, takes text
+        if None in names or arrow_name(path) is None:
+            unreadable = next((f for (f, _), name in zip(schemas, names, strict=True) if name is None), Path(path))
+            raise ValueError(
+                f"impression log {path_text(unreadable)}: the streamed trainer cannot open a file whose name is not "
+                "UTF-8: rename the folder, or train in memory (without --nproc)"
+            )
         # as the in-memory trainer joins them (an int32 column in one shard, int64 in another, is int64; an
         # optional column some shards lack is null in those): the streamed run refused what trained in memory
         schema = unified_schema(schemas)
         partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in sorted(partitions)]), flavor="hive")
         self.dataset = ds.dataset(
-            [str(f) for f, _ in schemas],
+            names,
             schema=schema,
             format="parquet",
-            **({"partitioning": partitioning, "partition_base_dir": str(path)} if partitions else {}),
+            **({"partitioning": partitioning, "partition_base_dir": arrow_name(path)} if partitions else {}),
         )
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
         self.names = schema.names  # every shard's columns (a column some shards lack is null in those)
@@ -138,7 +149,7 @@ class ShardedLogs:
     def read(self, span: Span, columns: Sequence[str] | None = None) -> pa.Table:
         group = self.groups[span.group]  # read with every shard's columns: those this shard lacks are null
         table = group.to_table(schema=self.dataset.schema, columns=list(columns or self.columns), use_threads=False)
-        return table.slice(span.start, span.rows)
+        return plain_columns(table.slice(span.start, span.rows))
 
     def where(self, span: Span) -> tuple[str, int]:
         """(the span's file and row group in it, the number in that file of the span's first row), for

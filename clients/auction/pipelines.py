@@ -137,11 +137,11 @@ def write_model_configs(
                 f"no {committed}: the {pipeline} pipeline's {role} model starts from it; run from the repository "
                 "root or pass --configs PATH/models"
             )
-        text = _override(committed.read_text(), "training", {"batch_size": batch_size})
+        text = _override(committed.read_text(encoding="utf-8"), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
             text = _override(text, "model", NAIVE_CTR_OVERRIDES)
         (repository / name).mkdir(parents=True, exist_ok=True)
-        (repository / name / "config.toml").write_text(text)
+        (repository / name / "config.toml").write_text(text, encoding="utf-8")
     return names
 
 

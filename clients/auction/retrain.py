@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from clients.client import AsyncScoringClient, ServiceError
+from training.arrow_files import read_parquet
+from training.world import write_logs
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ class Trainer:
 
         window = self.work_dir / f"window_{label}.parquet"
         window.parent.mkdir(parents=True, exist_ok=True)
-        tables = [pq.read_table(f) for f in log_files]
-        pq.write_table(pa.concat_tables(tables, promote_options="permissive"), window)
+        write_logs(pa.concat_tables([read_parquet(f) for f in log_files], promote_options="permissive"), window)
         exported: dict[str, int] = {}  # model name -> its new version
         for name in dict.fromkeys(self.names.values()):
             started = time.perf_counter()

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import run_day
@@ -168,7 +167,7 @@ def _run_pipeline(
     roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
     names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
     spec_path = directory / "spec.toml"
-    spec_path.write_text(feature_spec(world.config).to_toml())
+    spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
     trainer = Trainer(repository, directory / "work", spec_path, names)
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
@@ -186,7 +185,7 @@ async def _running(
     if config.repository is not None:
         spec_path = directory / "spec.toml"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
-        spec_path.write_text(feature_spec(world.config).to_toml())
+        spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
         trainer = Trainer(config.repository, directory / "work", spec_path, names)
     service = RunningService(url=config.url, token=config.admin_token or "", log=directory / "service.log")
     return await _days(name, world, advertisers, config, seed, directory, None, trainer, service, names)
@@ -229,7 +228,7 @@ async def _days(
                 metrics["stale_versions"] = {r: v for r, v in scores.model_versions.items() if v != [expected[r]]}
             run.days.append(metrics)
             logs.append(write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
-            pq.write_table(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
+            write_logs(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
             logger.info(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
                 seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],

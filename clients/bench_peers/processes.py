@@ -132,7 +132,7 @@ def _scores(port: int, body: bytes) -> bool:
 
 
 def _tail(log: Path, chars: int = 4000) -> str:
-    return log.read_text(errors="replace")[-chars:] if log.exists() else ""
+    return log.read_text(encoding="utf-8", errors="replace")[-chars:] if log.exists() else ""
 
 
 @contextmanager

@@ -22,7 +22,7 @@ SUMMARY = Path(__file__).with_name("summary.json")
 def records(folder: Path, prefix: str) -> list:
     rows: list = []
     for path in folder.glob(f"{prefix}_*.jsonl"):
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():
             rows += json.loads(line)
     return sorted(rows)
 
@@ -44,7 +44,7 @@ def phase(refusals: list) -> list:
 
 
 def summarise(folder: Path) -> dict:
-    report = json.loads((folder / "overload.json").read_text())["cases"]["overload"]
+    report = json.loads((folder / "overload.json").read_text(encoding="utf-8"))["cases"]["overload"]
     twice = report["2x"]
     refused = phase(records(folder, "refusals"))
     start, end = refused[0][0], refused[-1][0]
@@ -82,7 +82,7 @@ def main() -> None:
     root = Path(sys.argv[1])
     folders = sorted((f for f in root.iterdir() if (f / "overload.json").exists()), key=lambda p: (p.suffix, p.name))
     rows = [summarise(folder) for folder in folders]  # a run still going has no report yet
-    SUMMARY.write_text(json.dumps(rows, indent=1) + "\n")
+    SUMMARY.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     header = (
         "| run | offered | 503 p99 (client) | 200 p99 | server: wait p99 / max"
         " | > 50 ms (last, after the first refusal) | collections: young > 5 ms, older, longest"

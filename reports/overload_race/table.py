@@ -33,7 +33,7 @@ def closed_under(steps: list[dict]) -> str:
 
 
 def line(path: Path) -> str:
-    case = json.loads(path.read_text())["cases"]["overload"]
+    case = json.loads(path.read_text(encoding="utf-8"))["cases"]["overload"]
     ladder, double, half = case["ladder"], case["2x"], case["0.5x"]
     ladder_lost = [lost(step) for step in ladder]
     steps = [*ladder, double, half]

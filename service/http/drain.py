@@ -142,7 +142,7 @@ def listening_inodes() -> set[int]:
     inodes = set()
     for table in SOCKET_TABLES:
         try:
-            with open(table) as lines:
+            with open(table, encoding="utf-8") as lines:
                 next(lines, None)
                 for line in lines:
                     fields = line.split()

@@ -306,7 +306,10 @@ def _kind_message(name: str, kind: str, value: Any) -> str:
     if kind == "categorical":
         reason = NOT_CATEGORICAL
         if type(value) is float and value.is_integer():  # past EXACT_INTEGERS: 2**64 is read as a float too
-            reason += f"; {value:g} is past 2**53, where a JSON number loses its last digits: send it as a string"
+            reason += (  # 2**64 is a float to the JSON reader, 2**64 - 1 an integer: name what decided it
+                f"; {value:g} was read as a float (a JSON integer past 64 bits, or written with a fraction or an "
+                "exponent), whole only up to 2**53, where a float loses its last digits: send it as a string"
+            )
         elif type(value) is float:
             reason += f", not {value!r}"
     elif kind == "numeric":

@@ -101,6 +101,6 @@ def living_children(parent: int) -> list[int]:
 def alive(pid: int) -> bool:
     """Running, not a zombie waiting for its reaper."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False

@@ -23,7 +23,7 @@ def python(code: str) -> list[str]:
 
 def wait_for_line(log: Path, line: str) -> None:
     deadline = time.monotonic() + 10
-    while line not in log.read_text():
+    while line not in log.read_text(encoding="utf-8"):
         assert time.monotonic() < deadline
         time.sleep(0.01)
 
@@ -124,9 +124,12 @@ def test_a_group_stop_reaches_what_the_process_started(tmp_path: Path) -> None:
 def running(pid: int) -> bool:
     """Alive and not a zombie (a reparented child waits for a reaper that may be slow)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+STAMP = "2026-12-05T12:00:00.001+00:00"  # common/log_time.py
 
 
 def test_a_failed_start_s_reason_is_read_from_each_of_the_service_s_log_formats(tmp_path: Path) -> None:
@@ -134,13 +137,13 @@ def test_a_failed_start_s_reason_is_read_from_each_of_the_service_s_log_formats(
     from clients.service_process import failure_reason
 
     lines = {
-        "text": "2026-12-05 12:00:00,001 ERROR service.app: the model repository does not exist",
-        "worker": "2026-12-05 12:00:00,001 ERROR [pid 42] service.app: the model repository does not exist",
+        "text": f"{STAMP} ERROR service.app: the model repository does not exist",
+        "worker": f"{STAMP} ERROR [pid 42] service.app: the model repository does not exist",
         "json": '{"time": "...", "level": "ERROR", "logger": "service.app", '
         '"message": "the model repository does not exist"}',
     }
     for name, line in lines.items():
         log = tmp_path / f"{name}.log"
-        supervisor = "2026-12-05 12:00:01,000 ERROR [pid 40] service.workers: worker 0 (pid 43) exited with 3: stopping"
-        log.write_text(f"{line}\n2026-12-05 12:00:01,000 INFO uvicorn.error: Finished server process\n{supervisor}\n")
+        supervisor = f"{STAMP} ERROR [pid 40] service.workers: worker 0 (pid 43) exited with 3: stopping"
+        log.write_text(f"{line}\n{STAMP} INFO uvicorn.error: Finished server process\n{supervisor}\n")
         assert failure_reason(log) == "the model repository does not exist", name  # the cause, not the exit

@@ -190,7 +190,9 @@ def test_a_sigterm_stops_the_servers_a_benchmark_started(world_repository: Path,
     bench = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     started: list[int] = []
     for _ in range(300):  # the service it starts: a child of the bench
-        started = [int(pid) for pid in Path(f"/proc/{bench.pid}/task/{bench.pid}/children").read_text().split()]
+        started = [
+            int(pid) for pid in Path(f"/proc/{bench.pid}/task/{bench.pid}/children").read_text(encoding="utf-8").split()
+        ]
         if started:
             break
         time.sleep(0.1)
@@ -200,7 +202,7 @@ def test_a_sigterm_stops_the_servers_a_benchmark_started(world_repository: Path,
     assert bench.wait(timeout=60) == 128 + signal.SIGTERM
     for pid in started:
         for _ in range(100):
-            if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text():
+            if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(encoding="utf-8"):
                 break
             time.sleep(0.1)
         else:

@@ -279,7 +279,7 @@ def test_headers_past_their_bounds_are_refused_431_and_memory_stays_put(tmp_path
 
 
 def resident_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
     return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
 
 

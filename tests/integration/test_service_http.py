@@ -92,4 +92,4 @@ def test_server_process_loaded_no_torch(server_process: tuple[str, subprocess.Po
     maps = Path(f"/proc/{process.pid}/maps")
     if not maps.exists():
         pytest.skip("no /proc here; tests/service/test_no_torch.py checks sys.modules instead")
-    assert "torch" not in maps.read_text()
+    assert "torch" not in maps.read_text(encoding="utf-8")

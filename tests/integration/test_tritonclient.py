@@ -53,7 +53,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_server(repository, log, ctr_model="esmm", grpc_port=str(port)) as (url, process):
         yield Service(url, f"127.0.0.1:{port}", log)
         maps = Path(f"/proc/{process.pid}/maps")
-        assert not maps.exists() or "torch" not in maps.read_text()
+        assert not maps.exists() or "torch" not in maps.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

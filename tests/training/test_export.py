@@ -142,3 +142,24 @@ def test_the_same_weights_trained_from_another_work_dir_are_not_published_again(
     other_data = checkpoint()
     other_data.training, other_data.data_fingerprint = dict(second.training), "another log"
     assert export_checkpoint(other_data, tmp_path) == 2
+
+
+def test_an_export_hides_only_the_legacy_exporter_s_deprecation(tmp_path, monkeypatch):
+    """Every warning was hidden around torch.onnx.export, the one torch gives to say the TorchScript-based
+    exporter this export uses will be removed (training/export.py) among them, and any other with it."""
+    import warnings
+
+    from training.export import export_onnx
+
+    real_export = torch.onnx.export
+
+    def export_with_a_new_warning(*args, **kwargs):
+        warnings.warn("a warning the exporter did not give before", UserWarning, stacklevel=1)
+        return real_export(*args, **kwargs)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(checkpoint().build(), SPEC, tmp_path / "plain.onnx")  # torch 2.13's own: hidden
+        monkeypatch.setattr(torch.onnx, "export", export_with_a_new_warning)
+        export_onnx(checkpoint().build(), SPEC, tmp_path / "new.onnx")
+    assert [str(w.message) for w in caught] == ["a warning the exporter did not give before"]

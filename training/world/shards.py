@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from common.whole_file import written_whole
+from training.arrow_files import arrow_input, arrow_output
 from training.logs import MANIFEST
 from training.world.features import feature_spec
 from training.world.simulate import iter_days
@@ -79,7 +80,9 @@ def write_shards(
     previous = _own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
-    (out / SPEC_FILE).write_text(f"{SPEC_HEADER}\n{feature_spec(world.config).to_toml()}")  # first: the mark
+    (out / SPEC_FILE).write_text(
+        f"{SPEC_HEADER}\n{feature_spec(world.config).to_toml()}", encoding="utf-8"
+    )  # first: the mark
     kept = {SPEC_FILE, *(shard_name(day) for day in range(shards))}  # the spec written, each shard replaced below
     for stale in previous:
         if stale.name not in kept:
@@ -88,14 +91,14 @@ def write_shards(
     days = iter_days(world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed)
     for day, table in enumerate(days):
         path = out / shard_name(day)
-        with written_whole(path) as temporary:
-            pq.write_table(table, temporary, row_group_size=row_group_rows)
+        with written_whole(path) as temporary, arrow_output(temporary) as file:
+            pq.write_table(table, file, row_group_size=row_group_rows)
         entries.append(
             {
                 "file": path.name,
                 "day": day,
                 "rows": table.num_rows,
-                "row_groups": pq.ParquetFile(path).num_row_groups,
+                "row_groups": _row_groups(path),
                 "sha256": _sha256(path),
             }
         )
@@ -111,7 +114,7 @@ def write_shards(
         "shards": entries,
     }
     with written_whole(out / MANIFEST) as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
 
 
@@ -154,7 +157,7 @@ def _marked(out: Path) -> bool:
     (a killed write leaves the spec alone). Another tool's files of these names are no mark: another's
     part-00000.parquet beside its own _spec.toml was deleted by a rewrite."""
     try:
-        if json.loads((out / MANIFEST).read_text()).get("format") == FORMAT:
+        if json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT:
             return True
     except (OSError, ValueError, AttributeError):  # absent, not JSON, not an object
         pass
@@ -168,3 +171,8 @@ def _marked(out: Path) -> bool:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _row_groups(path: Path) -> int:
+    with arrow_input(path) as file:
+        return pq.ParquetFile(file).num_row_groups
