@@ -7,7 +7,9 @@ lines between paragraphs kept, and a paragraph click marks ``\\b`` (keep my line
 
 Below ``RICH_HELP_COLUMNS`` (an 80-column terminal, and a pipe or a file, which rich and click take for 80
 columns), rich's option tables cut option names and defaults short (``--no-service-wo…``,
-``[default: naive,debiased,or…``), so the help is click's plain one there, whose columns wrap and never cut.
+``[default: naive,debiased,or…``), so the help is click's plain one there, whose columns wrap and never cut
+(a group's list of commands keeps click's one-line summaries, cut with "...": the whole first paragraph as
+the summary broke fish's and PowerShell's completion, which print it, into lines read as commands).
 """
 
 from __future__ import annotations
@@ -53,8 +55,6 @@ class HelpTyper(typer.Typer):
             register(function)
             info = self.registered_commands[-1]
             info.help = unwrapped(info.help if info.help is not None else inspect.getdoc(function))
-            if info.short_help is None and info.help:  # a group's list: the first paragraph whole, as rich shows
-                info.short_help = info.help.split("\n\n")[0].removeprefix("\b\n")  # (click cut it at ~60 characters)
             return function
 
         return decorator

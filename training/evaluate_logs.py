@@ -32,6 +32,12 @@ from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
 NO_CLICKS = "no click observed: predicted over observed has no value"  # a calibration entry's reason
+# The log a version was trained on (its fingerprint is model.json's data_fingerprint) scored as if held out:
+# a CTR AUC of 0.709 there against 0.671 on a fresh log of the same world, and nothing said so
+TRAINING_LOGS = (
+    "these are the logs %s v%d was trained on (their fingerprint is its data_fingerprint): its metrics on them "
+    "are not held-out ones; evaluate on logs it has not seen"
+)
 
 BOOTSTRAP_RESAMPLES = 200
 RELIABILITY_BINS = 10
@@ -83,12 +89,16 @@ def evaluate_on_logs(
                 if rows.any()
                 else {"value": None, "reason": "no row is at a slot with a CTR ratio in model.json"}
             )
+    logs_fingerprint = fingerprint(logs)
+    if logs_fingerprint == manifest.data_fingerprint:
+        logger.warning(TRAINING_LOGS, name, version)
     report: dict[str, Any] = {
         "model": name,
         "version": version,
         "logs": path_text(logs),
         # which log and which model, whatever their paths hold by the time the report is read
-        "logs_fingerprint": fingerprint(logs),
+        "logs_fingerprint": logs_fingerprint,
+        "training_logs": logs_fingerprint == manifest.data_fingerprint,  # the version's own: not held out
         "onnx_sha256": manifest.onnx_sha256,
         "n_impressions": int(table.num_rows),
         "n_clicks": int(click.sum()),
@@ -113,6 +123,8 @@ def summary(report: dict[str, Any]) -> list[str]:
         f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
         f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"
     ]
+    if report.get("training_logs"):
+        lines.append(TRAINING_LOGS % (report["model"], report["version"]))
     if report.get("defaulted_features"):
         lines.append(f"no column for {report['defaulted_features']}: every row scored with their defaults")
     clipped = {feature: n for feature, n in report.get("clipped_values", {}).items() if n}

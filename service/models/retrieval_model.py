@@ -129,11 +129,15 @@ class RetrievalModel(ServedModel):
         return self.probability(self.item.embed(items) @ query)
 
     def top_k(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best catalog items for one query embedding (L,): (indices, S), best first."""
+        """The k best catalog items for one query embedding (L,): (indices, S), best first, items of equal
+        score in catalog order (docs/encoding.md). argpartition's pick among the items tied at the k-th
+        score, and their order, were arbitrary: two identical items could swap between catalogs' loads."""
         dots = self.embeddings @ query  # (N,)
         k = min(k, dots.size)
-        best = np.argpartition(-dots, k - 1)[:k]
-        best = best[np.argsort(-dots[best], kind="stable")]
+        kth = np.partition(dots, dots.size - k)[dots.size - k]  # the k-th highest score
+        above = np.flatnonzero(dots > kth)
+        best = np.concatenate([above, np.flatnonzero(dots == kth)[: k - above.size]])
+        best = best[np.lexsort((best, -dots[best]))]  # by score, then by catalog row
         return best, self.probability(dots[best])
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:

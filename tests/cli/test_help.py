@@ -87,3 +87,24 @@ def test_a_config_section_named_in_a_help_text_is_shown():
         named = {m for text in texts for m in re.findall(r"\[([a-z_]+)\]", text)}
         screen = " ".join(shown(*path))
         assert not [f"[{s}]" for s in named if f"[{s}]" not in screen], path
+
+
+def test_below_100_columns_the_help_is_plain_and_cuts_no_option_short(monkeypatch, capsys):
+    """At 80 columns (a terminal's, and a pipe's or a file's) rich's option tables cut option names and
+    defaults ("--no-service-wo…"): the command line prints click's plain help there, which wraps instead."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for path, command in every_command():
+        if hasattr(command, "list_commands"):
+            continue
+        with pytest.raises(SystemExit):
+            app([*path, "--help"])
+        text = capsys.readouterr().out
+        assert "…" not in text and "╭" not in text, path
+        for param in command.params:
+            for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())):
+                if name.startswith("--"):
+                    assert name in text, (path, name)
+    monkeypatch.setenv("COLUMNS", "120")
+    with pytest.raises(SystemExit):
+        app(["experiment", "cvr", "--help"])
+    assert "╭─ Options" in capsys.readouterr().out  # rich's, where it has room

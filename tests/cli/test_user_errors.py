@@ -172,6 +172,8 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
         ('[data]\ndays = "1"', '[data] days = "1": expected an integer, not a string (write it without quotes)'),
         ('[world]\nseed = "x"', '[world] seed = "x": expected an integer, not a string'),
         ('[data]\nheldout_policy = "unifrm"', "[data] heldout_policy = 'unifrm': expected one of feedback, popularity"),
+        # the held-out day was the first training day, request for request: metrics on the training rows
+        ("[data]\nseed = 7\nheldout_seed = 7", "[data] heldout_seed = seed = 7: the held-out day would be the first"),
         # read as true (a non-empty string): trained and exported with the bypass on
         ('[model]\nposition_bypass = "false"', '[model] position_bypass = "false": expected true or false'),
         ('[model]\nshare_embedding = "false"', '[model] share_embedding = "false": expected true or false'),

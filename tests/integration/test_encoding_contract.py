@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 
-from common.features import Feature, FeatureSpec, NumericStats
+from common.features import FeatureSpec, NumericStats
 from common.hashing import bucketize, fnv1a64
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.documented_encoder import DocumentedRetrieval, fnv1a, scores, text_of
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
@@ -25,15 +25,9 @@ from tests.support.server import running_server
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "encoding.md"
 
-# a spec with offsets past 0 and training ranges to clip to (the tiny model's own has no ranges)
+# the tiny model's features (offsets past 0), with training ranges to clip to (its own stats have none)
 RANGED_SPEC = FeatureSpec(
-    (
-        Feature("user_id", "categorical", "context", buckets=50),
-        Feature("hour", "categorical", "context", buckets=24, required=False),
-        Feature("ad_id", "categorical", "candidate", buckets=101),
-        Feature("ad_price", "numeric", "candidate"),
-        Feature("ad_quality", "numeric", "candidate", required=False, default=0.5),
-    ),
+    SPEC.features,
     {
         "ad_price": NumericStats(mean=10.0, std=4.0, low=0.5, high=31.25),
         "ad_quality": NumericStats(mean=0.5, std=0.2, low=0.0, high=1.0),

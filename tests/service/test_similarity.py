@@ -72,6 +72,25 @@ def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
     assert listed == pytest.approx(scores, abs=1e-6)
 
 
+def test_top_k_ranks_items_of_equal_score_in_catalog_order() -> None:
+    """argpartition chose among the items tied at the k-th score, and ordered the ties, arbitrarily: rows 0-9
+    and 13-24 tied, row 12 best, k = 5 gave [12, 0, 2, 1, 4] (docs/encoding.md: ties keep catalog order)."""
+    from types import SimpleNamespace
+
+    from service.models.retrieval_model import RetrievalModel
+
+    embeddings = np.zeros((25, 2), dtype=np.float32)
+    embeddings[:, 0] = 1.0
+    embeddings[10:13, 0] = [0.5, 0.25, 2.0]  # 10 and 11 below the ties, 12 above them
+    catalog = SimpleNamespace(embeddings=embeddings, probability=lambda dots: dots.astype(np.float64))
+    for k, expected in [(5, [12, 0, 1, 2, 3]), (1, [12]), (24, [12, *range(10), *range(13, 25), 10]), (40, None)]:
+        best, scores = RetrievalModel.top_k(catalog, np.array([1.0, 0.0], dtype=np.float32), k)
+        if expected is None:  # past the catalog: all of it, ranked
+            expected = [12, *range(10), *range(13, 25), 10, 11]
+        assert best.tolist() == expected, k
+        assert scores.tolist() == sorted(scores.tolist(), reverse=True)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [

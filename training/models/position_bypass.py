@@ -53,7 +53,9 @@ class PositionBypass(nn.Module):
         return self.w_by(self.bypass((b.float() - self.b_mean) / self.b_std)).squeeze(-1)
 
     def fix(self, tensors: dict[str, torch.Tensor]) -> None:
-        """b at inference := the training rows' position-1 CTR; b's standardisation from the same rows."""
+        """b at inference := the position-1 CTR of the training rows' b, which is their position's CTR over the
+        whole log, its validation tail included (``ImpressionTensors``: the summary is fitted before the split,
+        as the numeric statistics are); b's standardisation from the training rows."""
         b_first, b_mean, b_std = bias_constants(tensors["position"].numpy(), tensors["b"].numpy())
         self.b_inference.fill_(b_first)
         self.b_mean.fill_(b_mean)
