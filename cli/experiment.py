@@ -53,7 +53,8 @@ def cvr(
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     from dataclasses import replace
 
-    from training.experiments.cvr import CVRExperimentConfig, format_table, plot, run_cvr_experiment
+    from training.experiments.cvr import CVRExperimentConfig, format_table, run_cvr_experiment
+    from training.experiments.cvr_plot import plot
 
     config = CVRExperimentConfig.quick() if quick else CVRExperimentConfig()
     config = replace(config, heldout_policy=heldout_policy, seeds=seeds or config.seeds)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from common.figure_file import save_figure
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
 from training.evaluation import run_exported
@@ -286,8 +287,7 @@ def reliability_png(
     title = "pCTR x position CTR ratio" if "ratio from" in how else "pCTR as served"
     axes.set(xlabel="predicted CTR", ylabel="observed CTR", title=title, xlim=(0, top), ylim=(0, top))
     axes.legend(loc="upper left", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
     return path

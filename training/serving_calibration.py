@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from clients.client import ScoringClient, require_ready
+from common.figure_file import save_figure
 from training.config_world import world_spec
 from training.evaluation import heldout_day, slot1_clicks
 from training.logs import column_array, feature_columns
@@ -213,6 +214,5 @@ def plot(report: dict[str, Any], path: Path) -> None:
     models = ", ".join(f"{role} = {m['name']} v{m['version']}" for role, m in report["models"].items())
     figure.suptitle(f"/v1/score over HTTP vs the world's truth ({report['n_impressions']} impressions; {models})")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)
     plt.close(figure)

@@ -21,7 +21,6 @@ be served; the experiment sets only the sizes and schedule, the same for all.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import platform
 import time
@@ -286,34 +285,3 @@ def format_table(report: dict[str, Any]) -> str:
         points = report["esmm_minus_base_cvr_auc_entire_space_points"]
         lines.append(f"ESMM - BASE, entire-space CVR AUC: {points:+.2f} points (Ma et al. 2018: +2.56)")
     return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Calibration curves of pCVR against the true CVR (seed 0), and entire-space CVR AUC bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    top = 0.0
-    for label, curve in report["calibration_curves_seed0"].items():
-        left.plot(curve["predicted"], curve["true"], marker="o", markersize=3, label=label)
-        top = max(top, *curve["predicted"], *curve["true"])
-    top = min(1.0, top * 1.05) if math.isfinite(top) and top > 0 else 1.0
-    left.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
-    left.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted CVR (bin)", ylabel="mean true CVR (bin)")
-    left.set_title("pCVR calibration over the entire space (seed 0)")
-    left.legend(fontsize=8)
-    labels = list(report["methods"])
-    means = [100 * report["methods"][m]["cvr_auc_entire_space"]["mean"] for m in labels]
-    stds = [100 * (report["methods"][m]["cvr_auc_entire_space"]["std"] or 0.0) for m in labels]  # one seed: none
-    right.bar(labels, means, yerr=stds, capsize=3, color="tab:blue")
-    right.set_ylim(min(means) - 3, max(means) + 2)
-    right.set_ylabel("CVR AUC, entire space (%)")
-    right.set_title(f"mean ± std over {report['config']['seeds']} seeds")
-    right.tick_params(axis="x", rotation=45)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

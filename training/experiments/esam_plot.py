@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.figure_file import save_figure
+
 POINTS = 1500  # at most this many items of each domain per panel, drawn at random
 
 
@@ -20,6 +22,14 @@ def principal_components(x: np.ndarray, n: int = 2) -> np.ndarray:
     centred = x - x.mean(0, keepdims=True)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     return centred @ vt[:n].T
+
+
+def domain_label(name: str, mask: np.ndarray, drawn: np.ndarray) -> str:
+    """The legend entry of one domain: how many items it holds and how many of them are drawn (the legend
+    said "displayed (1601)" beside 1,500 points, as if every item were there)."""
+    total = int(mask.sum())
+    shown = f"all {total:,} drawn" if drawn.size == total else f"{total:,}; {drawn.size:,} drawn at random"
+    return f"{name} ({shown})"
 
 
 def plot_projection(
@@ -42,11 +52,12 @@ def plot_projection(
         ):
             index = np.flatnonzero(mask)
             index = rng.choice(index, min(POINTS, index.size), replace=False)
-            ax.scatter(points[index, 0], points[index, 1], s=4, alpha=0.5, c=colour, label=f"{label} ({mask.sum()})")
+            ax.scatter(
+                points[index, 0], points[index, 1], s=4, alpha=0.5, c=colour, label=domain_label(label, mask, index)
+            )
         ax.set_title(f"{name}: item embeddings, first two principal components")
         ax.legend(markerscale=4, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

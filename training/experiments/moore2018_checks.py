@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.figure_file import save_figure
 from training.dataset import ImpressionTensors
 from training.experiments.moore2018 import (
     VARIANTS,
@@ -175,6 +176,5 @@ def plot_checks(report: dict[str, Any], path: Path) -> None:
     right.set_title("is lambda only a smaller learning rate?")
     right.legend(fontsize=7)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.figure_file import save_figure
 from training.experiments.moore2018 import VARIANTS
 from training.experiments.summary import plus_minus
+
+# quantities that cannot be negative: their mean - std bars, which ran below 0 for an MSE, stop at 0
+NONNEGATIVE = ("weight_change", "fl_b_mse", "rus_b_mse", "rus_logloss")
+# with and without bypass drawn at the same lambda, one variant's error bars hid the other's: each is shifted
+OFFSET = 0.08
 
 
 def table(report: dict[str, Any]) -> list[str]:
@@ -57,27 +63,34 @@ def plot(report: dict[str, Any], path: Path) -> None:
     lambdas = [row["lambda"] for row in report["bypass"]]
     x = list(range(len(lambdas)))  # evenly spaced: the paper's reverse log scale for its grid
     for axis, (key, title) in zip(axes.ravel(), panels, strict=True):
-        for variant in VARIANTS:
+        clipped = False
+        for index, variant in enumerate(VARIANTS):
             rows = report[variant]
             means = [r[key]["mean"] for r in rows]
             stds = [r[key]["std"] or 0.0 for r in rows]  # one run: no spread (None)
+            shifted = [xi + (index - (len(VARIANTS) - 1) / 2) * OFFSET for xi in x]
             if key == "adversary_share":  # a ratio over decades: means on a log scale (0 at lambda = 0 left out)
                 shown = [(xi, m) for xi, m in zip(x, means, strict=True) if m > 0]
                 axis.plot([xi for xi, _ in shown], [m for _, m in shown], marker="o", label=variant)
                 axis.set_yscale("log")
                 continue
-            axis.errorbar(x, means, yerr=stds, marker="o", label=variant)
+            below = stds
+            if key in NONNEGATIVE:
+                below = [min(s, m) for m, s in zip(means, stds, strict=True)]
+                clipped = clipped or below != stds
+            bars = axis.errorbar(shifted, means, yerr=[below, stds], marker="o", capsize=2, label=variant)
             if key == "rus_auc":
                 untrained = report["untrained"][variant]["mean"]
-                axis.axhline(untrained, color=axis.lines[-1].get_color(), linestyle="-.", label=f"untrained {variant}")
+                colour = bars.lines[0].get_color()
+                axis.axhline(untrained, color=colour, linestyle="-.", label=f"untrained {variant}")
         if key == "fl_b_mse":
             axis.axhline(report["naive_b_mse"], color="grey", linestyle="--", label="naive (mean CTR)")
         if key == "rus_auc":
             axis.axhline(report["ideal_rus_auc"], color="green", linestyle="--", label="LR on RUS")
             axis.axhline(report["fl_lr_rus_auc"], color="grey", linestyle=":", label="LR on FL")
         axis.set_xticks(x, [f"{lam:g}" for lam in lambdas])
-        axis.set_xlabel("lambda")
-        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("λ (categories, evenly spaced: not to scale)")
+        axis.set_title(title + ("\nmean ± std, clipped at 0" if clipped else ""), fontsize=10)
         axis.legend(fontsize=7)
     config = report["config"]
     figure.suptitle(
@@ -85,6 +98,5 @@ def plot(report: dict[str, Any], path: Path) -> None:
         f"{len(report['loops'])} loop(s) x {config['initialisations']} initialisations)"
     )
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
