@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from common.figure_file import save_figure
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
 from training.evaluation import run_exported
+from training.figure_file import save_figure
 from training.logs import column_array, defaulted_features, fingerprint, read_logs
 from training.metrics import auc, binned_means, log_loss
 

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from clients.client import ScoringClient, require_ready
-from common.figure_file import save_figure
 from training.config_world import world_spec
 from training.evaluation import heldout_day, slot1_clicks
+from training.figure_file import save_figure
 from training.logs import column_array, feature_columns
 from training.metrics import auc, binned_means, expected_calibration_error
 from training.model_config import ModelConfig

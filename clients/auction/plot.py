@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clients.auction.report import ci95
-from common.figure_file import save_figure
+from training.figure_file import save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.figure_file import save_figure
 from training.experiments.cvr import ABLATIONS, METHODS
+from training.figure_file import save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.figure_file import save_figure
+from training.figure_file import save_figure
 
 POINTS = 1500  # at most this many items of each domain per panel, drawn at random
 

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.figure_file import save_figure
 from training.dataset import ImpressionTensors
 from training.experiments.moore2018 import (
     VARIANTS,
@@ -32,6 +31,7 @@ from training.experiments.moore2018 import (
 )
 from training.experiments.moore2018_probes import feature_path, rank_correlation, snapshot
 from training.experiments.summary import STD_KIND, mean_std
+from training.figure_file import save_figure
 from training.fit import fit
 from training.metrics import auc
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.figure_file import save_figure
 from training.experiments.moore2018 import VARIANTS
 from training.experiments.summary import plus_minus
+from training.figure_file import save_figure
 
 # quantities that cannot be negative: their mean - std bars, which ran below 0 for an MSE, stop at 0
 NONNEGATIVE = ("weight_change", "fl_b_mse", "rus_b_mse", "rus_logloss")

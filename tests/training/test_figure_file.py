@@ -1,4 +1,4 @@
-"""Figures written whole or not at all (common/figure_file.py): a PNG written in place by a process that hit
+"""Figures written whole or not at all (training/figure_file.py): a PNG written in place by a process that hit
 its file-size limit destroyed the figure there and left a truncated one."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from common.figure_file import save_figure
+    from training.figure_file import save_figure
 
     path = Path(sys.argv[1])
     small = plt.figure(figsize=(1, 1))
@@ -54,17 +54,18 @@ def test_a_figure_cut_by_the_file_size_limit_leaves_the_png_before(tmp_path) -> 
 
 
 def test_the_helper_loads_no_matplotlib() -> None:
-    """``common`` is imported by the service, which must never load matplotlib."""
-    code = "import sys, common.figure_file; print('matplotlib' in sys.modules)"
+    """Importing it costs a command that writes no figure nothing: the figure comes in drawn."""
+    code = "import sys, training.figure_file; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
 def test_every_figure_goes_through_the_helper() -> None:
     """A ``savefig`` of its own writes in place again: seven modules did, each its own way."""
-    own = ROOT / "common" / "figure_file.py"
+    own = ROOT / "training" / "figure_file.py"
     sources = [
         p for folder in ("common", "service", "training", "clients", "cli") for p in (ROOT / folder).rglob("*.py")
     ]
-    callers = [str(p.relative_to(ROOT)) for p in sources if p != own and re.search(r"\.savefig\(", p.read_text())]
+    drawing = [p for p in sources if p != own and re.search(r"\.savefig\(", p.read_text(encoding="utf-8"))]
+    callers = [str(p.relative_to(ROOT)) for p in drawing]
     assert callers == []

@@ -5,8 +5,7 @@ the figure there before and left a truncated PNG that a page still embedded. The
 ``written_whole``'s temporary path, renamed over ``path`` only once complete; its format is named because
 the temporary name ends in ``.tmp``, from which matplotlib would not know to write a PNG.
 
-matplotlib is not imported here (the figure comes in drawn): the service imports ``common`` and must
-never load it.
+matplotlib is not imported here (the figure comes in drawn): a command that writes no figure does not load it.
 """
 
 from __future__ import annotations
