@@ -21,7 +21,7 @@ import numpy as np
 from common.encoder import FeatureEncoder, fit_statistics
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
-from training.fit import fit
+from training.fit import fit, validation_cut
 from training.logs import column_array, feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model
@@ -64,7 +64,7 @@ def main() -> None:
     )
     spec = world_spec(config)
     columns = feature_columns(table, spec)
-    cut = round(table.num_rows * (1.0 - config.training.validation_fraction))  # as training/fit.py splits
+    cut = validation_cut(table.num_rows, config.training.validation_fraction)
     head = {name: values[:cut] for name, values in columns.items()}
     position, click = column_array(table, "position")[:cut], column_array(table, "click")[:cut]
     sides = {

@@ -124,8 +124,6 @@ def summary(report: dict[str, Any]) -> list[str]:
         f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
         f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"
     ]
-    if report.get("training_logs"):
-        lines.append(TRAINING_LOGS % (report["model"], report["version"]))
     if report.get("defaulted_features"):
         lines.append(f"no column for {report['defaulted_features']}: every row scored with their defaults")
     clipped = {feature: n for feature, n in report.get("clipped_values", {}).items() if n}

@@ -77,9 +77,15 @@ def descend(
     return loss.item()
 
 
+def validation_cut(rows: int, validation_fraction: float) -> int:
+    """The first held-out row of ``rows`` in time order: the latest ``validation_fraction`` are held out (in
+    memory and streamed alike)."""
+    return round(rows * (1.0 - validation_fraction))
+
+
 def split_by_time(data: ImpressionTensors, validation_fraction: float) -> tuple[ImpressionTensors, ImpressionTensors]:
     """Training rows first, the latest ``validation_fraction`` of rows (logs are in time order) last."""
-    cut = round(len(data) * (1.0 - validation_fraction))
+    cut = validation_cut(len(data), validation_fraction)
     return data.take(slice(0, cut)), data.take(slice(cut, len(data)))
 
 

@@ -3,7 +3,7 @@
 The CTR of each displayed position over a window of logs. Higher slots collect more clicks whatever
 the ad, both because users examine them more and because the previous model put its best guesses
 there; b per row is the CTR of the row's position over the training log, its validation tail included (as
-the numeric features' statistics are: fitted before the split; 4e-4 of validation AUC at most, docs/results.md).
+the numeric features' statistics are: fitted before the split; 4.2e-4 of validation AUC at most, docs/results.md).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from common.log_columns import LABEL_COLUMNS
 from common.path_text import path_text
 from training.arrow_files import arrow_input, arrow_name
 from training.dataset import ImpressionTensors
+from training.fit import validation_cut
 from training.logs import (
     log_files,
     log_format,
@@ -143,7 +144,7 @@ class ShardedLogs:
 
     def split(self, validation_fraction: float) -> tuple[list[Span], list[Span]]:
         """(training spans, held-out spans): the latest ``validation_fraction`` of rows held out."""
-        cut = round(self.rows * (1.0 - validation_fraction))
+        cut = validation_cut(self.rows, validation_fraction)
         return self.spans(0, cut), self.spans(cut, self.rows)
 
     def read(self, span: Span, columns: Sequence[str] | None = None) -> pa.Table:

@@ -104,11 +104,16 @@ class RetrievalModel(ServedModel):
             raise ModelLoadError(f"catalog embeddings {embeddings.shape} and ids {ids.shape} do not match")
         if embeddings.dtype.kind not in "fiu":
             raise ModelLoadError(f"catalog embeddings are {embeddings.dtype}, not numbers")
+        with np.errstate(over="ignore"):  # checked as served: float64's 1e39 is float32's inf (NaN dot products)
+            embeddings = embeddings.astype(np.float32)
         rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
         if rows.size:  # such an item never ranked (or ranked with a null score)
-            raise ModelLoadError(f"catalog embeddings hold NaN or infinity in {rows.size} rows, the first {rows[0]}")
+            raise ModelLoadError(
+                f"catalog embeddings hold NaN or infinity (as float32, as served) in {rows.size} rows, "
+                f"the first {rows[0]}"
+            )
         scale, bias = constants["similarity_scale"], constants["similarity_bias"]
-        return cls(manifest, towers["query"], towers["item"], embeddings.astype(np.float32), ids, provider, scale, bias)
+        return cls(manifest, towers["query"], towers["item"], embeddings, ids, provider, scale, bias)
 
     @property
     def encoders(self) -> tuple[FeatureEncoder, ...]:

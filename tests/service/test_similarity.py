@@ -261,7 +261,14 @@ def test_a_version_with_bad_similarity_constants_is_refused_and_the_service_star
         assert 'ctr_model_version_refusals_total{model="esam"} 1' in client.get("/metrics").text
 
 
-def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [(np.float32, np.nan), (np.float64, 1e39)],  # float64's 1e39 is finite, float32's inf: NaN dot products
+    ids=["nan", "past-float32"],
+)
+def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_dir: Path, dtype, value) -> None:
+    """A float64 catalog was checked before its cast to float32: a 1e39 passed, became inf, and top k over
+    NaN scores answered fewer items than asked (none for k = 1)."""
     import json
     import shutil
 
@@ -270,8 +277,8 @@ def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_d
     publish_tiny_esmm(tmp_path)
     shutil.copytree(esam_dir.parent, tmp_path / "esam")
     version = tmp_path / "esam" / "1"
-    embeddings = np.load(version / "catalog_embeddings.npy")
-    embeddings[7, 2] = np.nan
+    embeddings = np.load(version / "catalog_embeddings.npy").astype(dtype)
+    embeddings[7, 2] = value
     np.save(version / "catalog_embeddings.npy", embeddings)
     manifest = json.loads((version / "model.json").read_text())
     manifest["files"]["catalog_embeddings.npy"]["sha256"] = sha256_file(version / "catalog_embeddings.npy")
@@ -279,7 +286,7 @@ def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_d
     with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503
-        assert "NaN or infinity in 1 rows, the first 7" in response.json()["error"], response.text
+        assert "NaN or infinity (as float32, as served) in 1 rows, the first 7" in response.json()["error"]
 
 
 def test_a_retrieval_name_that_names_a_scoring_model_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

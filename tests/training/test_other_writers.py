@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.features import Feature, FeatureSpec, NumericStats
-from training.logs import check_features, check_labels, feature_columns, read_logs
+from training.logs import check_features, check_labels, column_array, feature_columns, read_logs
 from training.spec_infer import infer_spec
 from training.stream import ShardedLogs
 
@@ -95,7 +95,12 @@ def test_a_uuid_feature_is_its_text_as_a_request_sends_it(tmp_path: Path) -> Non
     assert {f.name: f.kind for f in infer_spec(path).spec.features}["visitor"] == "categorical"
     spec = FeatureSpec((*SPEC.features, Feature("visitor", "categorical", "context", 211, False)), SPEC.stats)
     values = feature_columns(read_logs(path, spec), spec)["visitor"].tolist()
-    assert values == [str(v) if i % 7 else None for i, v in enumerate(visitors)]
+    expected = [str(v) if i % 7 else None for i, v in enumerate(visitors)]
+    assert values == expected
+    streamed = ShardedLogs(path, spec)  # the held-out span starts inside the row group: a sliced column
+    _, (held_out,) = streamed.split(0.1)
+    assert held_out.start > 0
+    assert column_array(streamed.read(held_out), "visitor").tolist() == expected[held_out.start :]
 
 
 @pytest.mark.skipif(not hasattr(pa, "string_view"), reason="pyarrow before 16 has no view types")

@@ -44,7 +44,29 @@ def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any], seed: int 
     model_config = model_config_of(kind, params)
     if seed is not None:
         torch.manual_seed(seed)
-    return MODEL_KINDS[kind][0](spec, model_config)
+    model = MODEL_KINDS[kind][0](spec, model_config)
+    refuse_past_onnx_limit(kind, spec, model)
+    return model
+
+
+ONNX_FILE_LIMIT = 2**31  # protobuf's limit on one message: an ONNX file that holds its own weights
+GRAPH_ROOM = 2**26  # beside the weights: the graph's nodes and names, with room to spare
+
+
+def refuse_past_onnx_limit(kind: str, spec: FeatureSpec, model: nn.Module) -> None:
+    """ValueError when ``model`` (a ``kind`` model of ``spec``) holds more weights than an ONNX file can, before
+    any step: past 2 GiB the export failed after the whole training ("Unable to parse proto ... exceeds the
+    size limit", at 5 features of 1,048,573 buckets x 103 dimensions), and torch's exporter, moving the
+    weights to files of their own, wrote a version whose weights nothing checksummed. (Counted on torch's
+    meta device instead, nothing would be allocated, but its first use cost each process a second.)"""
+    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if weights + GRAPH_ROOM > ONNX_FILE_LIMIT:
+        raise ValueError(
+            f"a {kind} model of this spec and [model] holds {weights / 2**30:.2f} GiB of weights, past the "
+            f"{ONNX_FILE_LIMIT / 2**30:g} GiB an ONNX file can hold: the categorical features' "
+            f"{spec.total_buckets:,} buckets in all, times the embedding width, make most of it; lower their "
+            "buckets or the embedding dimension"
+        )
 
 
 def trains_on(kind: str) -> str:
