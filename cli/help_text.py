@@ -41,9 +41,11 @@ class HelpTyper(typer.Typer):
     """A Typer whose commands' help (``help=`` or the docstring) is registered ``unwrapped``; run as the
     command line, its help and usage errors are rich's from ``RICH_HELP_COLUMNS`` columns, click's below."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wide_markup = self.rich_markup_mode  # what a wide terminal gets
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not hasattr(self, "_wide_markup"):
-            self._wide_markup = self.rich_markup_mode
         wide = shutil.get_terminal_size().columns >= RICH_HELP_COLUMNS  # COLUMNS, else the terminal's, else 80
         self.rich_markup_mode = self._wide_markup if wide else None  # a sub-command's group takes the root's
         return super().__call__(*args, **kwargs)

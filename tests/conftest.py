@@ -20,3 +20,21 @@ def no_ambient_service_settings() -> Iterator[None]:
         for name in [name for name in os.environ if name.startswith("CTR_")]:
             monkeypatch.delenv(name)
         yield
+
+
+@pytest.fixture
+def closed_after() -> Iterator:
+    """Keeps each matplotlib figure a test draws (``closed_after(figure)`` returns it) and closes them when the
+    test ends: pyplot holds every open figure until it is closed."""
+    figures = []
+
+    def keep(figure):
+        figures.append(figure)
+        return figure
+
+    yield keep
+    if figures:
+        import matplotlib.pyplot as plt
+
+        for figure in figures:
+            plt.close(figure)

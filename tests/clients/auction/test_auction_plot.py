@@ -3,7 +3,6 @@ seeds said, shaded 95% intervals around the daily means."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 
@@ -34,16 +33,8 @@ def report(seeds: int, one_seed_interval: list[float] | None = None) -> dict:
 
 
 @pytest.fixture
-def figure_of():
-    figures = []
-
-    def draw(r: dict):
-        figures.append(auction_figure(r))
-        return figures[-1]
-
-    yield draw
-    for figure in figures:
-        plt.close(figure)
+def figure_of(closed_after):
+    return lambda r: closed_after(auction_figure(r))
 
 
 @pytest.mark.parametrize("interval", [None, [0.8, 0.8]], ids=["null", "zero-width"])

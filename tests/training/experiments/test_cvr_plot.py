@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import matplotlib.pyplot as plt
 import pytest
 
 from training.experiments.cvr import ABLATIONS, METHODS
@@ -26,16 +25,8 @@ def report(labels: list[str], seeds: int = 5) -> dict:
 
 
 @pytest.fixture
-def figure_of():
-    figures = []
-
-    def draw(r: dict):
-        figures.append(cvr_figure(r))
-        return figures[-1]
-
-    yield draw
-    for figure in figures:
-        plt.close(figure)
+def figure_of(closed_after):
+    return lambda r: closed_after(cvr_figure(r))
 
 
 def test_methods_are_drawn_in_the_experiments_order_from_a_sorted_keys_report(figure_of) -> None:
