@@ -5,7 +5,8 @@ A missing file or config, a malformed spec or config, a missing log column or an
 naming the problem; the command prints ``error: <message>`` to stderr and exits 2, without a
 traceback. So does a path the user named that the system refuses: a folder where a file is to be
 written or read (``IsADirectoryError``), a file where a folder is needed (``NotADirectoryError``,
-``FileExistsError``), one the user may not write (``PermissionError``); the line names the path and what
+``FileExistsError``), one the user may not write (``PermissionError``) or that lies on a read-only file
+system (``OSError`` with ``EROFS``: a locked-down container's mount); the line names the path and what
 is wrong with it, where ``str()`` said ``[Errno 21] Is a directory: 't'``. A file read as text that is
 not UTF-8 is named by the reader that read it (``UnicodeDecodeError``, a ``ValueError``, otherwise says
 which byte).
@@ -18,6 +19,7 @@ exceptions are bugs and propagate (an import that no extra but ``dev`` declares 
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 from importlib import metadata
@@ -32,6 +34,9 @@ from common.version import DISTRIBUTION
 # The OSErrors a path given on the command line raises; any other (a socket's, a full disk's) is no mistake of
 # the command line's, and keeps its traceback.
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+# The errnos of a plain OSError (one of no subclass above) that refuse a path as PermissionError does: the path
+# named is on a read-only mount, which the user chose as they chose a folder they may not write.
+REFUSED_PATH_ERRNOS = {errno.EROFS}
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),
@@ -69,6 +74,17 @@ def missing_extra_message(error: ModuleNotFoundError) -> str | None:
         f"this command needs {module}: the {named} extra installs it: pip install '{DISTRIBUTION}[{extras[0]}]' "
         f"(in a checkout of {DISTRIBUTION}: pip install -e '.[{extras[0]}]')"
     )
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is a mistake of the command line's, said in one line (the module docstring): one of
+    ``USER_ERRORS``, or a path refused by a read-only file system; a refusal naming no path (a signal's or
+    a socket's ``EPERM``) is not."""
+    if isinstance(error, PermissionError):
+        return error.filename is not None
+    if isinstance(error, USER_ERRORS):
+        return True
+    return isinstance(error, OSError) and error.errno in REFUSED_PATH_ERRNOS and error.filename is not None
 
 
 def one_line(error: Exception) -> str:
@@ -121,15 +137,15 @@ class UserErrorTyper(HelpTyper):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except (*USER_ERRORS, ModuleNotFoundError) as error:
+        except (OSError, ValueError, ModuleNotFoundError) as error:
             if isinstance(error, ModuleNotFoundError):
                 message = missing_extra_message(error)
                 if message is None:
                     raise
-            elif isinstance(error, PermissionError) and error.filename is None:
-                raise  # no path the user named: a signal's or a socket's, no mistake of the command line's
-            else:
+            elif is_user_error(error):
                 message = one_line(error)
+            else:
+                raise  # a bug, or the machine's trouble (a full disk, a socket): the traceback says where
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
                 raise
             typer.echo(f"error: {message}", err=True)

@@ -18,7 +18,7 @@ import typer
 from cli.auction import auction
 from cli.bench import bench_app
 from cli.docs_check import docs_check
-from cli.errors import USER_ERRORS, UserErrorTyper
+from cli.errors import UserErrorTyper, is_user_error
 from cli.experiment import experiment_app
 from cli.new import new
 from cli.options import (
@@ -147,6 +147,7 @@ def train(
 
     With --distributed (under `torchrun`) or --nproc N, the --logs shards are streamed and every
     process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
+    from common.repository import CONFIG_FILE, check_publishable
     from training.pipeline import checkpoint_path
 
     progress = shown_progress(progress)
@@ -163,6 +164,8 @@ def train(
         refuse_unread(context, ["non_displayed"], "by streamed training (--nproc, --distributed)")
     else:
         refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
+    if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, training says so at once
+        check_publishable(repository, name)  # a read-only repository: said now, not after the training
     if nproc is not None:
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
@@ -199,8 +202,9 @@ def train(
         settings = StreamSettings(workers, shuffle_buffer, statistics)
         try:
             checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
-        except USER_ERRORS as error:  # the traceback stays (torchrun's report); the launcher ends on the line
-            note_process_error(error)
+        except Exception as error:  # the traceback stays (torchrun's report); the launcher ends on the line
+            if is_user_error(error):
+                note_process_error(error)
             raise
         if checkpoint is not None:  # rank 0
             finish(checkpoint)

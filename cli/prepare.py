@@ -1,13 +1,14 @@
 """``ctr prepare``: train and export every served model that has no exported version (what ``make run`` does).
 
 The models are trained in parallel, one ``ctr train NAME --export`` process each, every process with
-one torch thread: on the 2-core machine the three default models then take about as long as the
-slowest alone (ESMM), where one after the other with torch's default two threads they took several
-times longer (two threads spin-waiting on small matrices burn about three times the CPU of one;
-docs/results.md, "Timings"). The model expected to take longest keeps a core of its own (the others
-run at a lower priority). Each process writes its log to ``WORK_DIR/NAME/prepare.log``; this process
-imports no torch and prints one progress line per phase: a line when a model starts (with the time
-it took on the 2-core machine, when known), one when it is trained and one when it is exported.
+one torch thread: on the 2-core machine the default models (esam and esmm, which fills both scoring
+roles; common/roles.py) then take about as long as the slowest alone (ESMM), where one after the other
+with torch's default two threads they took several times longer (two threads spin-waiting on small
+matrices burn about three times the CPU of one; docs/results.md, "Timings"). The model expected to
+take longest keeps a core of its own (the others run at a lower priority). Each process writes its log
+to ``WORK_DIR/NAME/prepare.log``; this process imports no torch and prints one progress line per phase:
+a line when a model starts (with the time it took on the 2-core machine, when known), one when it is
+trained and one when it is exported.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from cli.options import WorkDirOption, settings_with_options
 from cli.signals import sigterm_exits
 from clients.service_process import stop
 
-# Seconds each default model took to train and export with `ctr prepare` on the 2-core machine
-# (three processes sharing its two cores; docs/results.md "Timings"): the "~N s" of the progress lines.
+# Seconds each model took to train and export with `ctr prepare` on the 2-core machine, its processes sharing
+# the two cores (docs/results.md "Timings", the `make run` row): the "~N s" of the progress lines. esam and
+# esmm are the default's two processes; ctr is trained only where CTR_CTR_MODEL=ctr names it (README), its
+# figure from the three-process runs of before esmm filled both roles.
 EXPECTED_S = {"ctr": 30, "esam": 20, "esmm": 65}
 THREADS_PER_MODEL = 1
 # The others run at a lower priority than the model expected to take longest, so that it keeps a core
@@ -160,14 +163,19 @@ def prepare(
     step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
 ) -> None:
     """Train and export each served model (the roles' and the retrieval model) that has a config but
-    no exported version yet, in parallel processes (what `make run` does). A role's model with neither
-    is refused before any training starts; the retrieval model without a config is left out."""
+    no exported version yet, in parallel processes (what `make run` does). A role's model with neither,
+    and a repository that cannot take a new version (read-only, not the user's to write), are refused
+    before any training starts; the retrieval model without a config is left out."""
+    from common.repository import check_publishable
+
     started = time.monotonic()
     repository, named_by = served_repository(repository)
     missing = missing_models(repository, named_by)
     if not missing:
         typer.echo(f"{step} every served model has an exported version in {repository}: nothing to train")
         return
+    for name in missing:  # a read-only repository was found by each process at its export, a minute in
+        check_publishable(repository, name)
     if importlib.util.find_spec("torch") is None:  # each training process failed with it, after its line
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
     typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "

@@ -210,6 +210,16 @@ def _staging_directory(model_dir: Path) -> Path:
             return staging
         except FileExistsError:
             continue
+        except OSError as error:  # said of the model's folder, the one the user named, not of a hidden random name
+            raise OSError(error.errno, error.strerror, str(model_dir)) from error
+
+
+def check_publishable(root: Path, name: str) -> None:
+    """Raise now the OSError that ``publish_version(root, name, ...)`` would end on for want of a place to write
+    (a read-only mount, a folder the user may not write), so that a training of a minute is not spent first.
+    A staging directory is made in the model's folder and removed: ``os.access`` reads the mode bits alone and
+    answers that a folder on a read-only mount is writable. The model's folder must exist (its config.toml)."""
+    _staging_directory(root / validate_model_name(name)).rmdir()
 
 
 def publish_version(

@@ -1,7 +1,9 @@
 """``/v1/score`` bodies as pydantic models: the OpenAPI document's, and the test's that checks them.
 
 The hot path never builds these (pipeline.py checks the parsed JSON by hand and renders with orjson);
-tests/service/test_response_shapes.py validates every 2xx body the routes give against them.
+tests/integration/test_reliability.py validates the 200 bodies a real server gives against them
+(``response_models()``: every schemathesis case of ``test_no_server_errors_anywhere_in_the_schema`` and
+every documented example).
 """
 
 from __future__ import annotations

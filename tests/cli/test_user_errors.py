@@ -368,6 +368,8 @@ def test_an_option_named_by_one_command_is_not_named_by_the_next():
     [
         ("PermissionError(13, 'Permission denied', 'out.json')", 2, "error: out.json: Permission denied"),
         ("PermissionError(1, 'Operation not permitted')", 1, "Traceback"),  # a signal's or socket's: a bug's
+        # a read-only mount (tests/cli/test_read_only_repository.py mounts one): a traceback, exit 1
+        ("OSError(30, 'Read-only file system', 'models/esmm')", 2, "error: models/esmm: Read-only file system"),
     ],
 )
 def test_a_permission_error_is_a_users_mistake_only_about_a_path(tmp_path, raised, code, said):

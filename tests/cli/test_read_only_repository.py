@@ -1,0 +1,90 @@
+"""A model repository on a read-only mount (a locked-down container's): every command that would write a
+version says so in one line naming the model's folder, and those that train say it before any training.
+
+Each command ended in a rich traceback of 58-133 lines, ``OSError: [Errno 30] Read-only file system:
+'.../esmm/.staging-…'``, exit 1, where a folder the user may not write was one line, exit 2; ``ctr prepare``
+and ``ctr train --export`` found it only at the export, after the whole training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.read_only_mount import needs_read_only_mount, read_only_command
+
+pytestmark = needs_read_only_mount
+
+ROOT = Path(__file__).resolve().parents[2]
+CTR = [sys.executable, "-c", "from cli.main import app; app()"]
+# A model that trains in seconds: a run of the code before the check trained it, then failed at the export.
+TINY_ESMM = """kind = "esmm"
+[model]
+embedding_dim = 4
+hidden = [8]
+[training]
+epochs = 1
+[data]
+days = 1
+requests_per_day = 2000
+heldout_requests = 500
+[world]
+n_users = 200
+n_ads = 100
+"""
+
+
+def ctr(*args: str, cwd: Path, read_only: Path | None = None) -> subprocess.CompletedProcess:
+    """``ctr ARGS`` in ``cwd``, with the folder ``read_only`` (where given) on a read-only mount."""
+    command = [*CTR, *args] if read_only is None else read_only_command(read_only, [*CTR, *args])
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert lines[-1].startswith("error: ") and not any(line.startswith("error: ") for line in lines[:-1])
+    return lines[-1]
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """A repository holding the tiny esmm's config, no version."""
+    (tmp_path / "models" / "esmm").mkdir(parents=True)
+    (tmp_path / "models" / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+    return tmp_path / "models"
+
+
+def test_export_and_new_into_a_read_only_repository_are_one_line(tmp_path, models):
+    trained = ctr("train", "esmm", "-r", str(models), "--work-dir", "work", "--no-progress", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    done = ctr("export", "esmm", "-r", str(models), "--work-dir", "work", cwd=tmp_path, read_only=models)
+    assert one_error_line(done) == f"error: {models / 'esmm'}: Read-only file system"  # not a hidden staging name
+    done = ctr("new", "tiny2", "--kind", "esmm", "-r", str(models), cwd=tmp_path, read_only=models)
+    assert one_error_line(done) == f"error: {models / 'tiny2'}: Read-only file system"
+    assert sorted(path.name for path in models.iterdir()) == ["esmm"]
+
+
+def test_train_into_a_read_only_work_folder_is_one_line(tmp_path, models):
+    """The default work folder, ``artifacts``, inside a read-only tree: a double traceback (the mkdir's
+    FileNotFoundError, then its OSError)."""
+    done = ctr("train", "esmm", "--no-progress", cwd=tmp_path, read_only=tmp_path)
+    assert one_error_line(done) == "error: artifacts: Read-only file system"
+
+
+def test_train_with_export_refuses_a_read_only_repository_before_training(tmp_path, models):
+    args = ("train", "esmm", "-r", str(models), "--work-dir", "work", "--export", "--no-progress")
+    done = ctr(*args, cwd=tmp_path, read_only=models)
+    assert one_error_line(done) == f"error: {models / 'esmm'}: Read-only file system"
+    assert done.stdout == "" and not (tmp_path / "work").exists()  # nothing simulated, no checkpoint
+
+
+def test_prepare_refuses_a_read_only_repository_before_any_training_process(tmp_path, models):
+    """README: a role's model without a config "is refused before any process starts"; an unwritable
+    repository now is too."""
+    done = ctr("prepare", "-r", str(models), "--work-dir", "work", cwd=tmp_path, read_only=models)
+    assert one_error_line(done) == f"error: {models / 'esmm'}: Read-only file system"
+    assert done.stdout == "" and not (tmp_path / "work").exists()  # no "training + exporting" line, no log
