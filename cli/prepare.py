@@ -90,9 +90,12 @@ def _config(repository: Path, name: str) -> Path:
     return repository / name / "config.toml"
 
 
+def _log_path(work_dir: Path, name: str) -> Path:
+    return work_dir / name / "prepare.log"
+
+
 def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
-    log = work_dir / name / "prepare.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = _log_path(work_dir, name)
     threads = str(THREADS_PER_MODEL)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     command = [sys.executable, "-m", "cli.main", "train", name, "--no-progress", "--export",
@@ -121,13 +124,15 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
     failure the other processes are stopped and the failed one's log tail is printed (exit 1)."""
     width = max(len(n) for n in names)
     longest = max(names, key=lambda n: EXPECTED_S.get(n, 0))
-    jobs = []
-    for name in names:
-        expected = f" (~{EXPECTED_S[name]} s)" if name in EXPECTED_S else ""
-        typer.echo(f"{step} training + exporting {name:<{width}}{expected} ... log: {work_dir / name / 'prepare.log'}")
-        jobs.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
-    running = list(jobs)
-    try:
+    for name in names:  # an unwritable work folder is said before any process starts, not after the first
+        _log_path(work_dir, name).parent.mkdir(parents=True, exist_ok=True)
+    running: list[Job] = []
+    try:  # a process started before a later one failed to start is stopped too
+        for name in names:
+            expected = f" (~{EXPECTED_S[name]} s)" if name in EXPECTED_S else ""
+            log = _log_path(work_dir, name)
+            typer.echo(f"{step} training + exporting {name:<{width}}{expected} ... log: {log}")
+            running.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
         while running:
             time.sleep(0.2)
             for job in running:

@@ -57,6 +57,37 @@ def test_a_repository_that_is_a_file_names_the_option(tmp_path):
     assert done.returncode == 2 and done.stderr.startswith("error: invalid settings: --repository: "), done.stderr
 
 
+def test_a_work_folder_that_cannot_take_a_models_log_is_said_before_any_process_starts(tmp_path):
+    """The second model's log folder was made after the first model's process had started: the error line
+    ended the launcher, and that process trained on, orphaned."""
+    import shutil
+
+    for name in ("esam", "esmm"):
+        (tmp_path / "repository" / name).mkdir(parents=True)
+        shutil.copy(ROOT / "models" / name / "config.toml", tmp_path / "repository" / name / "config.toml")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "esmm").write_text("", encoding="utf-8")  # a file where esmm's log folder goes
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path)
+    orphans = processes_working_in(tmp_path)
+    for pid in orphans:
+        os.kill(pid, 9)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "work/esmm" in done.stderr, done.stderr
+    assert "training + exporting" not in done.stdout
+    assert orphans == []
+
+
+def processes_working_in(folder: Path) -> list[int]:
+    """The living processes whose working directory is ``folder``."""
+    found = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if Path(os.readlink(cwd)) == folder and alive(int(cwd.parent.name)):
+                found.append(int(cwd.parent.name))
+        except OSError:  # ended while listed, or not ours to read
+            continue
+    return found
+
+
 def test_sigterm_stops_the_training_processes(tmp_path):
     """Python's default SIGTERM ended `ctr prepare` at once: its training processes went on under init."""
     import shutil
