@@ -17,9 +17,20 @@ import json
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any
+
+
+class UnknownKeys(ValueError):
+    """A table holding keys its reader does not know. The message is a config.toml's (a misspelt setting is
+    the likely cause); a reader whose files are written by code, not by hand (model.json: a newer release's
+    field), words it its own way from ``section``, ``unknown``, ``known`` and ``present`` (the keys the table
+    holds)."""
+
+    def __init__(self, message: str, section: str, unknown: list[str], known: list[str], present: list[str]) -> None:
+        super().__init__(message)
+        self.section, self.unknown, self.known, self.present = section, unknown, known, present
 
 
 def built(config_class: type, values: Any, section: str, owner: str = "") -> Any:
@@ -52,8 +63,12 @@ def checked_values(
     unknown = sorted(set(values) - set(expected))
     if unknown:
         whose = f"not {owner} settings" if owner else "unknown"
-        raise ValueError(
-            f"{section} settings {unknown} are {whose}{_nearest(unknown, expected)}; known: {sorted(expected)}"
+        raise UnknownKeys(
+            f"{section} settings {unknown} are {whose}{did_you_mean(unknown, expected)}; known: {sorted(expected)}",
+            section,
+            unknown,
+            sorted(expected),
+            sorted(values),
         )
     missing = [name for name in required or [] if name not in values]
     if missing:
@@ -147,7 +162,7 @@ def _unquoted(text: str) -> Any:
         return text
 
 
-def _nearest(unknown: list[str], known: Mapping[str, Any]) -> str:
+def did_you_mean(unknown: list[str], known: Iterable[str]) -> str:
     """`` (did you mean 'hidden'?)`` for the known names closest to the unknown ones; "" when none is close."""
     guesses = {name: difflib.get_close_matches(name, list(known), n=1) for name in unknown}
     if len(unknown) == 1:

@@ -159,10 +159,12 @@ class FeatureSpec:
         parsed = tuple(Feature(**checked_table(Feature, f, _entry_name(f, i))) for i, f in enumerate(features, 1))
         stats = {}
         for name, values in data.get("stats", {}).items():
+            section = f"feature spec stats of {name!r}"
+            checked = checked_table(NumericStats, values, section)  # an unknown key (p99) named, as for a feature
             try:
-                stats[name] = NumericStats(**values)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"feature spec stats of {name!r}: {error}") from None
+                stats[name] = NumericStats(**checked)
+            except ValueError as error:
+                raise ValueError(f"{section}: {error}") from None
         return cls(parsed, stats)
 
     @classmethod

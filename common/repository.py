@@ -35,9 +35,10 @@ try:
 except ImportError:  # not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
-from common.config_table import checked_values
+from common.config_table import UnknownKeys, checked_values
 from common.features import FeatureSpec
 from common.finite_json import finite
+from common.newer_manifest import newer_manifest, refuse_unknown_names, unknown_fields
 from common.toml_file import read_toml
 
 MODEL_FILE = "model.onnx"
@@ -51,6 +52,16 @@ VERSION_NAME = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")  # a ver
 # The examination a model's served pCTR / pCTCVR hold for (model.json's ``position.regime``):
 SLOT1 = "slot1"  # the top slot; ``position.ctr_ratios[k - 1]`` is the learned CTR at slot k over slot 1
 LOGGED = "logged"  # position-blind training: the average logged slot
+REGIMES = (SLOT1, LOGGED)
+POSITION_FIELDS = {"regime": str, "ctr_ratios": list}  # model.json's ``position``: its fields and their types
+# model.json's ``constants``, by name. One can change what a score means (the service scores a retrieval
+# model's pairs with the similarity scale and bias), so a constant this release does not know is refused
+# (common/newer_manifest.py) rather than served without. ``b`` is recorded only: the export folds it into
+# model.onnx, and no server reads it.
+POSITION_B = "b"  # adversarial_ctr: the slot-1 position CTR its bias input is fixed at
+SIMILARITY_SCALE = "similarity_scale"  # a retrieval model's score S = sigmoid(scale * v_q . v_d + bias)
+SIMILARITY_BIAS = "similarity_bias"
+CONSTANTS = (POSITION_B, SIMILARITY_SCALE, SIMILARITY_BIAS)
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,29 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         """The manifest a model.json holds; ValueError naming the field when one is missing or not of its
-        type (``"constants": null`` was a TypeError deep in the service's load, which stopped its start)."""
-        data = dict(_checked_json(cls, json.loads(text), MANIFEST_FILE))
+        type (``"constants": null`` was a TypeError deep in the service's load, which stopped its start);
+        NewerManifest (a ValueError) when it holds a field, statistic, position field or regime, or constant
+        this release does not know (common/newer_manifest.py)."""
+        written = json.loads(text)
+        try:
+            return cls._from_written(written)
+        except UnknownKeys as error:
+            section = error.section
+            where = section if section.startswith(MANIFEST_FILE) else f"{MANIFEST_FILE} {section}"
+            raise unknown_fields(where, error, written) from None
+
+    @classmethod
+    def _from_written(cls, written: Any) -> Manifest:
+        data = dict(_checked_json(cls, written, MANIFEST_FILE))
+        if data.get("position") is not None:
+            position = checked_values(POSITION_FIELDS, data["position"], f"{MANIFEST_FILE} position")
+            if position.get("regime", LOGGED) not in REGIMES:
+                said = " or ".join(map(repr, REGIMES))
+                raise newer_manifest(
+                    f"{MANIFEST_FILE} position regime {position['regime']!r} is not one this release serves ({said})",
+                    written,
+                )
+        refuse_unknown_names(f"{MANIFEST_FILE} constants", data.get("constants", {}), CONSTANTS, written)
         data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
         data["inputs"] = _tensors(data["inputs"], f"{MANIFEST_FILE} inputs")
         data["outputs"] = _tensors(data["outputs"], f"{MANIFEST_FILE} outputs")

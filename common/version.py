@@ -10,13 +10,14 @@ from __future__ import annotations
 from importlib import metadata
 
 DISTRIBUTION = "debiased-ctr"
+UNKNOWN_VERSION = "0+unknown"  # a PEP 440 local version: sorts before every release, never mistaken for one
 
 
 def _installed_version() -> str:
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
-        return "0+unknown"  # a PEP 440 local version: sorts before every release, never mistaken for one
+        return UNKNOWN_VERSION
 
 
 VERSION = _installed_version()

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from common.newer_manifest import NewerManifest
 from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, version_dir, versions
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
@@ -39,6 +40,8 @@ def load_version(
         raise ModelLoadError("model.json is missing") from None
     except OSError as error:
         raise ModelLoadError(f"model.json cannot be read: {error.strerror or error}") from None
+    except NewerManifest as error:  # not malformed: its own message says what it holds and what to do
+        raise ModelLoadError(str(error)) from None
     except (ValueError, KeyError, TypeError) as error:  # json, FeatureSpec and dataclass errors
         raise ModelLoadError(f"model.json is malformed: {str(error).removeprefix(MANIFEST_FILE + ' ')}") from None
     if manifest.name != name or manifest.version != version:

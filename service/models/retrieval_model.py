@@ -24,14 +24,14 @@ import numpy as np
 import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
-from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, Manifest
+from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, SIMILARITY_BIAS, SIMILARITY_SCALE, Manifest
 from service.batching.policy import Slice, Tensors, concat_slices
 from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.models.onnx import open_session
 from service.settings import Settings
 
 SIDES = {"context": "query", "candidate": "item"}  # a graph's feature side -> the tower it is
-CONSTANTS = ("similarity_scale", "similarity_bias")
+SIMILARITY_CONSTANTS = (SIMILARITY_SCALE, SIMILARITY_BIAS)  # the constants a retrieval version needs
 EMBEDDING = "embedding"  # the name of the query tower's output in the batcher's results
 
 
@@ -39,14 +39,15 @@ def is_retrieval(manifest: Manifest) -> bool:
     """Whether a version is a retrieval model's: tower graphs or a similarity constant (``build`` refuses
     one that lacks any of them; one missing a constant was loaded as a scoring model, which answered
     nothing)."""
-    return bool(set(CONSTANTS) & set(manifest.constants)) or any(f.side in SIDES for f in manifest.files.values())
+    towers = any(f.side in SIDES for f in manifest.files.values())
+    return bool(set(SIMILARITY_CONSTANTS) & set(manifest.constants)) or towers
 
 
 def similarity_constants(manifest: Manifest) -> dict[str, float]:
     """The manifest's similarity constants; ModelLoadError unless each is a finite number (a NaN bias
     answered every score as null, a string stopped the service's start)."""
     constants = {}
-    for name in CONSTANTS:
+    for name in SIMILARITY_CONSTANTS:
         value = manifest.constants.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ModelLoadError(f"model.json's constant {name} must be a finite number, not {value!r}")
@@ -112,7 +113,7 @@ class RetrievalModel(ServedModel):
                 f"catalog embeddings hold NaN or infinity (as float32, as served) in {rows.size} rows, "
                 f"the first {rows[0]}"
             )
-        scale, bias = constants["similarity_scale"], constants["similarity_bias"]
+        scale, bias = constants[SIMILARITY_SCALE], constants[SIMILARITY_BIAS]
         return cls(manifest, towers["query"], towers["item"], embeddings, ids, provider, scale, bias)
 
     @property

@@ -97,3 +97,17 @@ def test_stats_of_a_std_that_is_no_positive_number_are_refused_naming_the_featur
     }
     with pytest.raises(ValueError, match="feature spec stats of 'x': mean must be a finite number and std a positive"):
         FeatureSpec.from_dict(data)
+
+
+def test_stats_holding_a_key_no_statistic_has_are_refused_naming_it_and_the_feature() -> None:
+    """``p99`` in the stats of a feature was a Python error text (``NumericStats.__init__() got an unexpected
+    keyword argument 'p99'``) in the service's log, its 503s and ``ctr export``; a feature entry's unknown key
+    was named already."""
+    data = {
+        "features": [{"name": "ad_price", "kind": "numeric", "side": "candidate"}],
+        "stats": {"ad_price": {"mean": 0.0, "std": 1.0, "p99": 3.0}},
+    }
+    with pytest.raises(ValueError) as raised:
+        FeatureSpec.from_dict(data)
+    assert str(raised.value).startswith("feature spec stats of 'ad_price' settings ['p99'] are unknown"), raised.value
+    assert "keyword argument" not in str(raised.value)

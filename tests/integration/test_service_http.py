@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.repository import MANIFEST_FILE, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
 
@@ -93,3 +95,30 @@ def test_server_process_loaded_no_torch(server_process: tuple[str, subprocess.Po
     if not maps.exists():
         pytest.skip("no /proc here; tests/service/test_no_torch.py checks sys.modules instead")
     assert "torch" not in maps.read_text(encoding="utf-8")
+
+
+def test_an_admin_load_of_a_newer_release_s_version_answers_409_saying_so(tmp_path: Path) -> None:
+    """A version whose model.json holds a field this release does not know was a 409 saying "model.json is
+    malformed: settings [...] are unknown (did you mean ...)"; it says what the file probably is, who wrote
+    it and what to do, and the version before it goes on serving."""
+    repository = tmp_path / "models"
+    publish_tiny_esmm(repository, seed=1)
+    token = "newer-release-admin-token"
+    with running_server(repository, tmp_path / "server.log", ctr_model="esmm", admin_token=token) as (url, _):
+        newer = version_dir(repository, "esmm", publish_tiny_esmm(repository, seed=2)) / MANIFEST_FILE
+        written = json.loads(newer.read_text(encoding="utf-8"))
+        provenance = {"git": {"commit": "1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d", "dirty": False}}
+        newer.write_text(json.dumps(written | {"format_version": 2, "provenance": provenance}), encoding="utf-8")
+        answer = httpx.post(
+            f"{url}/v2/repository/models/esmm/load", headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+        assert answer.status_code == 409, answer.text
+        error = answer.json()["error"]
+        assert (
+            "version 2 refused: model.json holds fields ['format_version'] that this release does not know: it was "
+            in error
+        )
+        assert "probably written by a newer release (provenance: commit 1a2b3c4d5e6f); upgrade the service" in error
+        assert "malformed" not in error and "did you mean" not in error, error
+        body = {"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}]}
+        assert httpx.post(f"{url}/v1/score", json=body, timeout=10.0).json()["models"]["ctr"]["version"] == 1

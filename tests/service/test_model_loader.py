@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,93 @@ def test_malformed_manifest_is_refused(tmp_path: Path) -> None:
     (version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(ModelLoadError, match="malformed"):
         load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+
+
+NEWER_RELEASE_FIELDS = [
+    ({"format_version": 2}, "model.json holds fields ['format_version'] that this release does not know: "),
+    ({"position": {"regime": "slot1_per_device"}}, "model.json position regime 'slot1_per_device' is not one"),
+    ({"constants": {"temperature": 2.0}}, "model.json constants ['temperature'] are not ones this release knows"),
+]
+
+
+@pytest.mark.parametrize(("values", "said"), NEWER_RELEASE_FIELDS)
+def test_a_model_json_a_newer_release_wrote_is_refused_as_such_and_the_older_version_serves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, values: dict, said: str
+) -> None:
+    """Refused as "malformed" with a typo hint (a top-level field), or served without what it said (a
+    position regime or constant this release does not know: the scores unchanged)."""
+    publish_tiny_esmm(tmp_path, seed=1)
+    publish_tiny_esmm(tmp_path, seed=2)
+    path = version_dir(tmp_path, "esmm", 2) / MANIFEST_FILE
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    path.write_text(json.dumps(json.loads(path.read_text()) | values | {"provenance": {"git": {"commit": commit}}}))
+    with pytest.raises(ModelLoadError) as raised:
+        load_version(tmp_path, "esmm", 2, settings_for(tmp_path), ESMM_NEEDS)
+    assert str(raised.value).startswith(said), raised.value
+    assert "written by a newer release (provenance: commit fedcba987654)" in str(raised.value)
+    assert "malformed" not in str(raised.value) and "upgrade the service" in str(raised.value)
+    with caplog.at_level(logging.WARNING, logger="service.models.loader"):
+        assert load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS).version == 1
+    assert any(r.getMessage().startswith(f"model esmm version 2 refused: {said}") for r in caplog.records)
+
+
+def test_a_statistic_a_newer_release_added_is_named_not_a_python_error(tmp_path: Path) -> None:
+    """``NumericStats.__init__() got an unexpected keyword argument 'p99'`` was the load's whole reason."""
+    publish_tiny_esmm(tmp_path)
+    path = version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["feature_spec"]["stats"]["ad_price"]["p99"] = 30.0
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError) as raised:
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+    assert str(raised.value).startswith(
+        "model.json feature spec stats of 'ad_price' holds fields ['p99'] that this release does not know: it was "
+        "probably written by a newer release (it records no provenance to say which code wrote it); upgrade"
+    ), raised.value
+
+
+# The fields of model.json as its first writer (the first commit's Manifest.to_json) wrote them: no files,
+# position nor provenance, and each numeric feature's statistics without a training range.
+FIRST_RELEASE_FIELDS = (
+    *("name", "version", "kind", "opset", "inputs", "outputs", "feature_spec", "onnx_sha256", "created"),
+    *("constants", "metrics", "data_fingerprint", "training"),
+)
+
+
+def as_the_first_release_wrote_it(manifest: dict) -> dict:
+    written = {field: manifest[field] for field in FIRST_RELEASE_FIELDS}
+    stats = written["feature_spec"]["stats"]
+    written["feature_spec"]["stats"] = {name: {"mean": s["mean"], "std": s["std"]} for name, s in stats.items()}
+    return written
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "regime"),
+    [
+        (as_the_first_release_wrote_it, "logged"),
+        (lambda m: as_the_first_release_wrote_it(m) | {"files": {}, "position": {"regime": "logged"}}, "logged"),
+        (  # the first with position regimes (a418e55): a slot-1 model's ratios, no provenance yet
+            lambda m: (
+                as_the_first_release_wrote_it(m)
+                | {"files": {}, "position": {"regime": "slot1", "ctr_ratios": [1.0, 0.4]}}
+            ),
+            "slot1",
+        ),
+        (lambda m: m | {"constants": {"b": 0.031}, "position": {"regime": "logged"}}, "logged"),  # adversarial_ctr
+        (lambda m: m | {"position": None}, "logged"),  # no CTR model (the exporter's None)
+    ],
+)
+def test_a_model_json_as_earlier_releases_wrote_it_still_loads(
+    tmp_path: Path, rewrite: Callable[[dict], dict], regime: str
+) -> None:
+    """What this release refuses as unknown (fields, statistics, position fields and regimes, constants) is
+    nothing an earlier release wrote: a service upgraded over their versions serves them."""
+    publish_tiny_esmm(tmp_path)
+    path = version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE
+    path.write_text(json.dumps(rewrite(json.loads(path.read_text())), indent=2, sort_keys=True))
+    model = load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
+    assert (model.version, model.manifest.regime) == (1, regime)
+    assert set(model.run(FeatureEncoder(SPEC).encode({"user_id": "u", "ad_id": [1], "ad_price": [2.0]}, 1).as_inputs()))
 
 
 def test_missing_model_file_is_refused(tmp_path: Path) -> None:

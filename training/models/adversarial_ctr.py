@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
+from common.repository import POSITION_B
 from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
 from training.models.parts import FeatureEmbedding
@@ -255,7 +256,7 @@ class AdversarialCTR(nn.Module):
 
     @property
     def constants(self) -> dict[str, float]:
-        return {"b": float(self.b_inference)}
+        return {POSITION_B: float(self.b_inference)}
 
     def training_phases(self, config: TrainingConfig) -> list[TrainingPhase]:
         """Alternating Loss_B / Loss_N steps for ``config.epochs``, then Loss_B alone for ``bias_epochs``."""

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
+from common.repository import SIMILARITY_BIAS, SIMILARITY_SCALE
 from training.metrics import auc, log_loss
 from training.models.parts import FeatureEmbedding
 
@@ -209,7 +210,7 @@ class ESAM(nn.Module):
 
     def export_constants(self) -> dict[str, float]:
         """S = sigmoid(similarity_scale * v_q . v_d + similarity_bias), for whoever uses the towers."""
-        return {"similarity_scale": float(self.config.scale), "similarity_bias": float(self.bias.detach())}
+        return {SIMILARITY_SCALE: float(self.config.scale), SIMILARITY_BIAS: float(self.bias.detach())}
 
 
 def item_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
