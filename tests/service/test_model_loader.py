@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,6 +105,26 @@ def test_a_model_json_a_newer_release_wrote_is_refused_as_such_and_the_older_ver
     with caplog.at_level(logging.WARNING, logger="service.models.loader"):
         assert load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS).version == 1
     assert any(r.getMessage().startswith(f"model esmm version 2 refused: {said}") for r in caplog.records)
+
+
+NOT_NUMBERS = [
+    ({"position": {"regime": "slot1", "ctr_ratios": [1.0, None]}}, "position ctr_ratios[1] is None, not a finite"),
+    ({"position": {"regime": "slot1", "ctr_ratios": [1.0, float("nan")]}}, "position ctr_ratios[1] is nan, not"),
+    ({"position": {"regime": "slot1", "ctr_ratios": [1.0, 0.5, -3]}}, "position ctr_ratios[2] is -3, not a finite"),
+    ({"constants": {"b": "0.3"}}, "constants['b'] is '0.3', not a finite number"),
+    ({"constants": {"similarity_scale": float("inf")}}, "constants['similarity_scale'] is inf, not a finite"),
+]
+
+
+@pytest.mark.parametrize(("values", "said"), NOT_NUMBERS)
+def test_slot_ratios_and_constants_that_are_no_numbers_are_refused(tmp_path: Path, values: dict, said: str) -> None:
+    """JSON reads NaN, and nothing looked inside: a null ratio was published in /v1/models for clients to price
+    slot k with, a string constant was a TypeError."""
+    publish_tiny_esmm(tmp_path)
+    path = version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE
+    path.write_text(json.dumps(json.loads(path.read_text()) | values))
+    with pytest.raises(ModelLoadError, match=r"model\.json is malformed: " + re.escape(said)):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path), ESMM_NEEDS)
 
 
 def test_a_statistic_a_newer_release_added_is_named_not_a_python_error(tmp_path: Path) -> None:
