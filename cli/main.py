@@ -38,6 +38,7 @@ from cli.reports import (
     run_record,
     write_report,
 )
+from cli.score import score
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
@@ -54,6 +55,7 @@ app.command()(new)
 app.command("auction")(auction)
 app.command()(prepare)
 app.command("docs-check")(docs_check)
+app.command()(score)
 
 
 def print_version(asked: bool) -> None:

@@ -22,8 +22,14 @@ if TYPE_CHECKING:
 
 Number = TypeVar("Number", int, float)
 
-# The service's settings that `ctr serve` (and `ctr prepare`) take as options, and those options
-SETTING_OPTIONS = {"host": "--host", "port": "--port", "model_repository": "--repository"}
+# The service's settings that `ctr serve` (and `ctr prepare`, `ctr score`) take as options, and those options
+SETTING_OPTIONS = {
+    "host": "--host",
+    "port": "--port",
+    "model_repository": "--repository",
+    "ctr_model": "--ctr-model",
+    "ctcvr_model": "--ctcvr-model",
+}
 
 RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]

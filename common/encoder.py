@@ -12,7 +12,14 @@ It is torch-free numpy. Output, for ``B`` rows:
 
 Columns are given by feature name. A column is either a sequence of ``B`` values (one per row) or a
 scalar, which is broadcast to every row: that is how a request's context features join its candidates.
-``None`` in a column means "absent" and takes the default, as does NaN in a numeric column.
+``None`` in a column means "absent" and takes an optional feature's default, as does NaN (how pandas
+writes a gap); a required feature absent on any row is refused.
+
+What a value must be is defined here once, for ``/v1/score``'s checks (service/score/features.py) as for
+anyone encoding rows by hand (the README's V2 route): the encoder refuses what the service refuses with
+the same reason (a required feature absent, a text longer than ``max_chars``, a fraction for a categorical
+feature, a number past float32), and reads a whole-number float for a categorical feature as the integer
+it is (``whole_number``: a pandas integer column with gaps is float64).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from common.features import Feature, FeatureSpec, NumericStats
+from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec, NumericStats
 from common.hashing import bucketize, canonical_strings
 
 logger = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ MIN_STD = 1e-12  # a fitted std below this is a constant feature's (1.0 instead)
 NOT_CATEGORICAL = "must be a string or an integer"
 NOT_NUMERIC = "must be a number"
 OUT_OF_RANGE = f"is out of range (|x| must be at most {FLOAT32_LIMIT:.3g})"
+REQUIRED_MISSING = "is required but missing"
+EXACT_INTEGERS = 2**53  # every integer up to this magnitude is a float exactly
 # A standardised value is clipped to this many standard deviations whatever its training range (a spec
 # without one): a float32 value far from the training mean (3e38, or 1e20 over a small std) overflowed
 # float32 to inf, and the network answered NaN (a score of null in a 200).
@@ -50,7 +59,36 @@ _ABSENT = object()  # a column the request does not give
 _CATEGORICAL_TYPES = (str, int)  # a context scalar the value path takes (exact types: bool is not int)
 _NUMERIC_TYPES = (int, float)
 _MEMO_KEY_TYPES = frozenset({str, int, type(None)})
+_REQUIRED_MEMO_KEY_TYPES = frozenset({str, int})  # a required feature's None is refused by the column path
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+
+
+def too_long(max_chars: int) -> str:
+    """Why a text value is refused: longer than ``max_chars`` characters (the service's CTR_MAX_STRING_CHARS;
+    a 2 MB id took memory by the row count in the encoder)."""
+    return f"is longer than {max_chars} characters"
+
+
+def whole_number(value: Any) -> int | None:
+    """A float without a fraction given for a categorical feature (JSON's ``21.0`` or ``2.1e1``, a pandas
+    integer column with gaps), as the integer it is: JSON does not tell it from ``21``, and the trainer reads a
+    log's whole-number floats so (training/logs.py), so each encodes it as ``21``; None for anything else."""
+    if type(value) is float and value.is_integer() and abs(value) <= EXACT_INTEGERS:
+        return int(value)
+    return None
+
+
+def not_categorical(value: Any) -> str:
+    """Why ``value`` (neither a string, an integer nor a ``whole_number``) is refused for a categorical feature."""
+    reason = NOT_CATEGORICAL
+    if type(value) is float and value.is_integer():  # past EXACT_INTEGERS: 2**64 is read as a float too
+        reason += (  # 2**64 is a float to the JSON reader, 2**64 - 1 an integer: name what decided it
+            f"; {value:g} was read as a float (a JSON integer past 64 bits, or written with a fraction or an "
+            "exponent), whole only up to 2**53, where a float loses its last digits: send it as a string"
+        )
+    elif type(value) is float:
+        reason += f", not {value!r}"
+    return reason
 
 
 class FeatureError(ValueError):
@@ -153,13 +191,15 @@ def warn_if_one_value_dominates(name: str, count: int, farthest: float, spread: 
 
 
 class FeatureEncoder:
-    """Encodes raw columns with a fitted spec; cheap to call per request."""
+    """Encodes raw columns with a fitted spec; cheap to call per request. A text value longer than
+    ``max_chars`` is refused (the service builds its encoders with its own CTR_MAX_STRING_CHARS)."""
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, max_chars: int = MAX_CATEGORY_CHARS) -> None:
         if not spec.is_fitted:
             missing = [f.name for f in spec.numeric if f.name not in spec.stats]
             raise ValueError(f"feature spec is not fitted: no statistics for {missing}")
         self.spec = spec
+        self.max_chars = max_chars
         self._names = frozenset(f.name for f in spec.features)
         self._categorical, self._numeric = spec.categorical, spec.numeric  # derived tuples, built once
         self.numeric_names = tuple(f.name for f in spec.numeric)  # the order of the numeric columns
@@ -169,7 +209,7 @@ class FeatureEncoder:
         stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
         self._stds = np.maximum(stds, MIN_STD)  # a hand-written spec's tinier std: clipped values either way
         self._low, self._high = self._standardised_range(spec)
-        self._memos = tuple(_BucketMemo(f, self._offsets[f.name]) for f in spec.categorical)
+        self._memos = tuple(_BucketMemo(f, self._offsets[f.name], max_chars) for f in spec.categorical)
         # numeric feature -> values clipped to its range, over every call; the service points this at the
         # version's metrics counter (service/models/manager.py), so an ad server's unit mistake shows there
         self.clipped: Counter[str] = Counter()
@@ -244,13 +284,13 @@ class FeatureEncoder:
             if type(column) is list:
                 if len(column) != n_rows:
                     return None
-                values = _plain_numbers(column, feature.default)
+                values = _plain_numbers(column, feature)
             elif column is _ABSENT:
                 if feature.required:
                     return None
                 values = feature.default
             elif column is None or type(column) in _NUMERIC_TYPES:
-                values = _plain_numbers([column], feature.default)
+                values = _plain_numbers([column], feature)
             else:
                 return None
             if values is None:
@@ -262,7 +302,8 @@ class FeatureEncoder:
         categorical = np.empty((n_rows, len(self._categorical)), dtype=np.int64)
         for j, feature in enumerate(self._categorical):
             column = self._column(feature, columns)
-            categorical[:, j] = _categorical_buckets(feature, column, n_rows) + self._offsets[feature.name]
+            buckets = _categorical_buckets(feature, column, n_rows, self.max_chars)
+            categorical[:, j] = buckets + self._offsets[feature.name]
         numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
         for j, feature in enumerate(self._numeric):
             numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
@@ -282,7 +323,7 @@ class FeatureEncoder:
         if feature.name in columns:
             return columns[feature.name]
         if feature.required:
-            raise FeatureError(feature.name, "is required but missing")
+            raise FeatureError(feature.name, REQUIRED_MISSING)
         return None
 
 
@@ -297,17 +338,20 @@ class _BucketMemo:
     batch threads of several model instances at once.
     """
 
-    __slots__ = ("feature", "offset", "table")
+    __slots__ = ("feature", "key_types", "max_chars", "offset", "table")
 
-    def __init__(self, feature: Feature, offset: int) -> None:
+    def __init__(self, feature: Feature, offset: int, max_chars: int) -> None:
         self.feature = feature
         self.offset = offset
+        self.max_chars = max_chars  # a value is remembered once hashed, so only after this check passed
+        self.key_types = _REQUIRED_MEMO_KEY_TYPES if feature.required else _MEMO_KEY_TYPES
         self.table: dict[Any, int] = {}
 
     def codes(self, values: list[Any]) -> list[int] | None:
-        """Each value's index; None if a value is not a string, an integer or None (bool and float
-        are not: they would find an integer's entry, since ``1.0 == True == 1`` as dict keys)."""
-        if not _MEMO_KEY_TYPES.issuperset(map(type, values)):
+        """Each value's index; None if a value is not a string, an integer or (for an optional feature) None:
+        bool and float are not (they would find an integer's entry, since ``1.0 == True == 1`` as dict keys),
+        and the column path refuses a required feature's None, naming it."""
+        if not self.key_types.issuperset(map(type, values)):
             return None
         table = self.table
         try:
@@ -322,7 +366,7 @@ class _BucketMemo:
                 new.append(value)
             else:
                 found[value] = code
-        hashed = (_categorical_buckets(self.feature, new, len(new)) + self.offset).tolist()
+        hashed = (_categorical_buckets(self.feature, new, len(new), self.max_chars) + self.offset).tolist()
         found.update(zip(new, hashed, strict=True))
         if len(table) + len(new) > MEMO_ENTRIES:
             table.clear()
@@ -330,9 +374,10 @@ class _BucketMemo:
         return list(map(found.__getitem__, values))
 
 
-def _plain_numbers(values: list[Any], default: float) -> np.ndarray | None:
-    """Float64 values of a list of ints, floats and Nones, absent (None, NaN) as ``default``; None when
-    a value is of another type or out of range (the column path then names it)."""
+def _plain_numbers(values: list[Any], feature: Feature) -> np.ndarray | None:
+    """Float64 values of a list of ints, floats and Nones, absent (None, NaN) as the feature's default; None
+    when a value is of another type or out of range, or absent for a required feature (the column path then
+    names it)."""
     if not _NUMBER_TYPES.issuperset(map(type, values)):
         return None
     try:
@@ -343,7 +388,9 @@ def _plain_numbers(values: list[Any], default: float) -> np.ndarray | None:
     if (np.abs(floats) > FLOAT32_LIMIT).any():  # NaN compares False; inf and 1e39 are refused
         return None
     if absent.any():
-        floats[absent] = default
+        if feature.required:
+            return None
+        floats[absent] = feature.default
     return floats
 
 
@@ -356,30 +403,52 @@ def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
     return array
 
 
-def _categorical_buckets(feature: Feature, column: Any, n_rows: int) -> np.ndarray:
+def _categorical_buckets(feature: Feature, column: Any, n_rows: int, max_chars: int) -> np.ndarray:
     if isinstance(column, str | int) and not isinstance(column, bool):  # context scalar: hash once
+        if isinstance(column, str) and len(column) > max_chars:
+            raise FeatureError(feature.name, too_long(max_chars))
         return np.full(n_rows, bucketize([column], feature.buckets)[0], dtype=np.int64)
     if type(column) is list:  # Python ints stay ints: numpy would make [-1, 2**63] floats
         column = np.array(column, dtype=object) if column else np.empty(0, dtype=object)
     values = _broadcast(column, n_rows, feature)
+    if values.dtype.kind == "f":  # whole numbers and gaps (NaN), as pandas writes an integer column with gaps
+        values = values.astype(object)
     if values.dtype.kind == "O":
-        absent = np.equal(values, None)
-        if absent.any():
-            values = values.copy()
-            values[absent] = feature.default
-        if any(isinstance(v, bool | float) for v in values.tolist()):
-            raise FeatureError(feature.name, NOT_CATEGORICAL)
+        items = values.tolist()
+        if any(v is None or isinstance(v, bool | float) for v in items):
+            values = np.array([_category(feature, v) for v in items], dtype=object)
     elif values.dtype.kind not in "USiu":
         raise FeatureError(feature.name, NOT_CATEGORICAL)
-    strings = canonical_strings(values.astype(str) if values.dtype.kind in "OS" else values)
+    text = values.astype(str) if values.dtype.kind in "OS" else values
+    if text.dtype.kind == "U" and text.dtype.itemsize // 4 > max_chars:  # the longest value's length, in O(1)
+        raise FeatureError(feature.name, too_long(max_chars))
+    strings = canonical_strings(text)
     if strings.size > 64:  # hash each distinct value once
         uniques, inverse = np.unique(strings, return_inverse=True)
         return bucketize(uniques, feature.buckets)[inverse.reshape(-1)]
     return bucketize(strings, feature.buckets)
 
 
+def _category(feature: Feature, value: Any) -> Any:
+    """A categorical value as it is hashed: an absent one (None, NaN) the default (refused for a required
+    feature), a ``whole_number`` float its integer; FeatureError for a boolean or a fraction."""
+    if value is None or (isinstance(value, float) and value != value):
+        if feature.required:
+            raise FeatureError(feature.name, REQUIRED_MISSING)
+        return feature.default
+    if isinstance(value, bool):
+        raise FeatureError(feature.name, NOT_CATEGORICAL)
+    if isinstance(value, float):
+        whole = whole_number(float(value))  # a numpy float64 too
+        if whole is None:
+            raise FeatureError(feature.name, not_categorical(float(value)))
+        return whole
+    return value
+
+
 def _numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
-    """Float64 values; ``fill`` replaces absent values by the default, else they are dropped."""
+    """Float64 values; ``fill`` replaces absent values by the default (refused for a required feature), else
+    they are dropped."""
     if isinstance(column, (bool, str)):
         raise FeatureError(feature.name, NOT_NUMERIC)
     values = _broadcast(column, n_rows, feature)
@@ -397,5 +466,7 @@ def _numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = Fal
     if np.isinf(floats).any() or (np.abs(floats[~absent]) > FLOAT32_LIMIT).any():
         raise FeatureError(feature.name, OUT_OF_RANGE)
     if fill:
+        if feature.required and absent.any():
+            raise FeatureError(feature.name, REQUIRED_MISSING)
         return np.where(absent, float(feature.default), floats)
     return floats[~absent]

@@ -26,7 +26,7 @@ import numpy as np
 
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
-from training.evaluation import run_exported
+from training.evaluation import run_exported, version_record
 from training.figure_file import save_figure
 from training.logs import column_array, defaulted_features, fingerprint, read_logs
 from training.metrics import auc, binned_means, log_loss
@@ -63,7 +63,7 @@ def evaluate_on_logs(
     spec = manifest.feature_spec
     table = read_logs(logs, spec)
     clipped: Counter = Counter()
-    version, outputs = run_exported(root, name, table, version, clipped)
+    manifest, outputs = run_exported(root, name, table, version, clipped)
     click = column_array(table, "click").astype(bool)
     conversion = column_array(table, "conversion").astype(bool)
     position = column_array(table, "position").astype(np.int64)
@@ -92,15 +92,13 @@ def evaluate_on_logs(
             )
     logs_fingerprint = fingerprint(logs)
     if logs_fingerprint == manifest.data_fingerprint:
-        logger.warning(TRAINING_LOGS, name, version)
+        logger.warning(TRAINING_LOGS, name, manifest.version)
     report: dict[str, Any] = {
-        "model": name,
-        "version": version,
+        **version_record(manifest),
         "logs": path_text(logs),
         # which log and which model, whatever their paths hold by the time the report is read
         "logs_fingerprint": logs_fingerprint,
         "training_logs": logs_fingerprint == manifest.data_fingerprint,  # the version's own: not held out
-        "onnx_sha256": manifest.onnx_sha256,
         "n_impressions": int(table.num_rows),
         "n_clicks": int(click.sum()),
         "n_conversions": int(conversion.sum()),

@@ -1,8 +1,10 @@
 """Evaluating an exported model on the world's held-out impressions, against ground truth.
 
 What is scored is what the service serves: the repository's latest ONNX version, run by ONNX Runtime
-on inputs from the shared encoder. The held-out day is displayed by the config's held-out policy
-(uniformly random by default, so no logging policy's ranking leaks into it), and the world knows
+on inputs from the shared encoder, its pCTR, pCTCVR and pCVR the numbers ``/v1/score`` answers
+(``served_probabilities``: float64, pCTCVR = pCTR x pCVR, not the graph's float32 product). The held-out
+day is displayed by the config's held-out policy (uniformly random by default, so no logging policy's
+ranking leaks into it), and the world knows
 for every impression whether it would have converted had it been clicked, so CVR is measured over
 the entire impression space, not only on clicked impressions as logs allow.
 """
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.repository import read_manifest
+from common.repository import Manifest
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
@@ -27,10 +29,11 @@ CHUNK_ROWS = 65_536
 
 def run_exported(
     root: Path, name: str, table: Any, version: int | None = None, clipped: Counter | None = None
-) -> tuple[int, dict[str, np.ndarray]]:
-    """The exported model's outputs for every row of ``table``, the version checked as the service checks
-    it (training/served_version.py); returns (version, outputs). ``clipped`` counts, by feature, the
-    values outside the version's training range, clipped as the service clips them."""
+) -> tuple[Manifest, dict[str, np.ndarray]]:
+    """The exported model's outputs for every row of ``table`` as served (``as_served``), the version checked
+    as the service checks it (training/served_version.py); returns (the version's manifest, outputs).
+    ``clipped`` counts, by feature, the values outside the version's training range, clipped as the service
+    clips them."""
     from training.served_version import exported_version, scoring_model
 
     version = exported_version(root, name, version)
@@ -43,7 +46,26 @@ def run_exported(
     for start in range(0, table.num_rows, CHUNK_ROWS):
         for n, value in model.run(encoded.take(slice(start, start + CHUNK_ROWS)).as_inputs()).items():
             parts[n].append(value)
-    return version, {n: np.concatenate(v) for n, v in parts.items()}
+    return model.manifest, as_served({n: np.concatenate(v) for n, v in parts.items()})
+
+
+def as_served(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A model's outputs with its pCTR, pCTCVR and pCVR replaced by the numbers ``/v1/score`` answers when
+    it fills both roles (``served_probabilities``, float64): a report on the version "as served" measures
+    them, not the graph's float32 pctcvr. A model with neither pcvr nor pctcvr (a CTR model, a retrieval
+    graph's score) keeps its outputs."""
+    from service.score.pipeline import served_probabilities
+
+    if "pctr" not in outputs or not {"pcvr", "pctcvr"} & outputs.keys():
+        return outputs
+    served = dict(zip(("pctr", "pctcvr", "pcvr"), served_probabilities(outputs, outputs), strict=True))
+    return outputs | {key: np.asarray(served[key], dtype=np.float64) for key in served if key in outputs}
+
+
+def version_record(manifest: Manifest) -> dict[str, Any]:
+    """Which version a report scored, whatever the repository holds by the time it is read: versions are not
+    committed (models/*/[0-9]*/ is ignored), so "esmm v1" is another model on each machine; its sha256 is not."""
+    return {"model": manifest.name, "version": manifest.version, "onnx_sha256": manifest.onnx_sha256}
 
 
 def heldout_settings(config: ModelConfig) -> dict[str, Any]:
@@ -85,16 +107,15 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
     config = ModelConfig.load(root, name)
     data = config.data
     table = heldout_day(config)
-    version, outputs = run_exported(root, name, table, version)
+    manifest, outputs = run_exported(root, name, table, version)
     report: dict[str, Any] = {
-        "model": name,
-        "version": version,
+        **version_record(manifest),
         "heldout_policy": data.heldout_policy,
         "heldout": heldout_settings(config),
         "n_impressions": int(table.num_rows),
         # "slot1": the probabilities are the top slot's, so slot1_metrics measure them (entire_space_metrics
         # compare them with clicks at the slot displayed); "logged": position-blind, the other way round
-        "position_regime": read_manifest(root, name, version).regime,
+        "position_regime": manifest.regime,
     }
     metrics = entire_space_metrics(table, outputs) | slot1_metrics(table, outputs)
     return report | selection_bias(table) | oracle_aucs(table) | metrics

@@ -91,7 +91,8 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
         report["methods"][method] = scores(pctr, true_ctr, clicks) | {"model": overrides}
         logger.info("%s: %s", method, report["methods"][method])
     if versions(root, name):
-        report["version"], outputs = run_exported(root, name, table, version)
+        manifest, outputs = run_exported(root, name, table, version)
+        report["version"] = manifest.version
         report["methods"]["served"] = scores(outputs["pctr"], true_ctr, clicks) | {"model": config.model}
         report |= _clipped_pcvr(root, outputs["pctr"], table)
     return report

@@ -55,7 +55,7 @@ def load_version(
         model = RetrievalModel.build(manifest, read, settings)
     else:
         session, provider = open_session(read(MODEL_FILE), settings, MODEL_FILE)
-        model = ScoringModel.build(manifest, session, provider, required_outputs)
+        model = ScoringModel.build(manifest, session, provider, required_outputs, settings.max_string_chars)
     model.warm_up(settings.warmup_batch_sizes)
     return model
 

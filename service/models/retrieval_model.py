@@ -90,7 +90,7 @@ class RetrievalModel(ServedModel):
                 raise ModelLoadError(f"{file_name}: expected one graph per side with one output")
             session, provider = open_session(read(file_name), settings, file_name)
             try:
-                encoder = FeatureEncoder(manifest.feature_spec.for_side(info.side))
+                encoder = FeatureEncoder(manifest.feature_spec.for_side(info.side), settings.max_string_chars)
             except ValueError as error:  # a spec without that side
                 raise ModelLoadError(f"{file_name} cannot be loaded: {error}") from None
             towers[SIDES[info.side]] = Tower(session, encoder, info.outputs[0].name)

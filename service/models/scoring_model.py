@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
-from common.features import Feature
+from common.features import MAX_CATEGORY_CHARS, Feature
 from common.repository import Manifest
 from common.roles import ROLES
 from service.batching.policy import Slice, Tensors
@@ -50,11 +50,18 @@ class ScoringModel(ServedModel):
 
     @classmethod
     def build(
-        cls, manifest: Manifest, session: ort.InferenceSession, provider: str, required_outputs: Iterable[str]
+        cls,
+        manifest: Manifest,
+        session: ort.InferenceSession,
+        provider: str,
+        required_outputs: Iterable[str],
+        max_string_chars: int = MAX_CATEGORY_CHARS,
     ) -> ScoringModel:
-        """The model over a session, after checking its contract; ModelLoadError says what is wrong."""
+        """The model over a session, after checking its contract; ModelLoadError says what is wrong. Its
+        encoder refuses a text longer than ``max_string_chars`` (the service's CTR_MAX_STRING_CHARS), as the
+        request checks do."""
         try:
-            encoder = FeatureEncoder(manifest.feature_spec)
+            encoder = FeatureEncoder(manifest.feature_spec, max_string_chars)
         except ValueError as error:
             raise ModelLoadError(str(error)) from None
         input_names, output_names = _check_contract(session, manifest, set(required_outputs))

@@ -13,6 +13,13 @@ of small requests); a request of ``ALONE_ROWS`` candidates or more, which gains 
 encoded with one call of its own (its context values looked up once) where it was checked
 (score/pipeline.py), and joins the batcher as tensors.
 
+What a value must be, and the words refusing it, are the encoder's (common/encoder.py: a required feature
+present, a text of at most CTR_MAX_STRING_CHARS characters, ``whole_number``, float32's range): the encoder
+refuses the same values for the same reasons, and the service builds its encoders with its own
+CTR_MAX_STRING_CHARS. They are checked here too, before batching, because a small request is encoded by its
+batch worker together with others: a value refused there would fail the whole batch, and the 422 could not
+name the request's field. ``ctr score`` checks a file's rows here, request by request (offline.py).
+
 Encoding rows together gives exactly the tensors encoding each request alone would (every value is
 encoded on its own: hashing and standardising are per value; a context value is repeated over its
 request's candidates, which is what the encoder's broadcast does), so ``encode_slices`` of a batch is
@@ -29,7 +36,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.encoder import FLOAT32_LIMIT, NOT_CATEGORICAL, NOT_NUMERIC, OUT_OF_RANGE, FeatureEncoder, FeatureError
+from common.encoder import (
+    FLOAT32_LIMIT,
+    NOT_NUMERIC,
+    OUT_OF_RANGE,
+    REQUIRED_MISSING,
+    FeatureEncoder,
+    FeatureError,
+    not_categorical,
+    too_long,
+    whole_number,
+)
 from service.http.errors import InputError
 
 if TYPE_CHECKING:
@@ -45,16 +62,6 @@ ALONE_ROWS = 32
 _CATEGORICAL_OR_NONE = _CATEGORICAL_TYPES | _NONE_TYPE
 _NUMERIC_OR_NONE = _NUMERIC_TYPES | _NONE_TYPE
 _DICT_TYPE = frozenset({dict})
-EXACT_INTEGERS = 2**53  # every integer up to this magnitude is a float exactly
-
-
-def whole_number(value: Any) -> int | None:
-    """A JSON number without a fraction given for a categorical feature (``21.0``, ``2.1e1``), as the integer
-    it is: JSON does not tell it from ``21``, and the trainer reads a log's whole-number floats so
-    (training/logs.py), so both encode it as ``21``; None for anything else."""
-    if type(value) is float and value.is_integer() and abs(value) <= EXACT_INTEGERS:
-        return int(value)
-    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +132,7 @@ def _value_problem(value: Any, max_chars: int) -> str | None:
     """Why a raw feature value is unacceptable whatever its feature, or None."""
     kind = type(value)
     if kind is str:
-        return f"is longer than {max_chars} characters" if len(value) > max_chars else None
+        return too_long(max_chars) if len(value) > max_chars else None
     if kind is int or kind is float or value is None:
         return None
     if kind is bool:
@@ -255,10 +262,10 @@ def _check_required(model: ScoringModel, context: dict[str, Any], columns: dict[
             column = columns[name]
             if None in column:
                 index = column.index(None)
-                raise InputError(422, f"feature {name!r} is required but missing", f"candidates[{index}].{name}")
+                raise InputError(422, f"feature {name!r} {REQUIRED_MISSING}", f"candidates[{index}].{name}")
         else:
             where = f"context.{name}" if feature.side == "context" else f"candidates[0].{name}"
-            raise InputError(422, f"feature {name!r} is required but missing", where)
+            raise InputError(422, f"feature {name!r} {REQUIRED_MISSING}", where)
 
 
 def check_kinds(columns: dict[str, list[Any]], kinds: dict[str, str]) -> None:
@@ -304,14 +311,7 @@ def _encodable(kind: str, value: Any) -> bool:
 
 def _kind_message(name: str, kind: str, value: Any) -> str:
     if kind == "categorical":
-        reason = NOT_CATEGORICAL
-        if type(value) is float and value.is_integer():  # past EXACT_INTEGERS: 2**64 is read as a float too
-            reason += (  # 2**64 is a float to the JSON reader, 2**64 - 1 an integer: name what decided it
-                f"; {value:g} was read as a float (a JSON integer past 64 bits, or written with a fraction or an "
-                "exponent), whole only up to 2**53, where a float loses its last digits: send it as a string"
-            )
-        elif type(value) is float:
-            reason += f", not {value!r}"
+        reason = not_categorical(value)
     elif kind == "numeric":
         reason = NOT_NUMERIC if type(value) is str else OUT_OF_RANGE
     else:

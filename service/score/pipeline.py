@@ -61,6 +61,10 @@ class PreparedRequest:
             return inputs
         return model.encode([(self.rows, 0, self.n_candidates)])
 
+    def served(self, outputs: dict[Any, dict[str, np.ndarray]]) -> tuple[list[float], list[float], list[float]]:
+        """(pctr, pctcvr, pcvr) per candidate from each model's outputs (``served_probabilities``)."""
+        return served_probabilities(outputs[self.roles["ctr"]], outputs[self.roles["ctcvr"]])
+
 
 async def respond(
     body: bytes, models: ServingModels, settings: Settings, deadline: float, watch_disconnect: Watcher
@@ -107,10 +111,22 @@ def queue(prepared: PreparedRequest, models: ServingModels, deadline: float) -> 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
     """Parse and check a body completely (and encode a large one): after this, encoding and running it
     cannot fail on its account."""
-    roles = role_models(models)
+    roles = role_models(models)  # a service not ready answers 503 before reading the body
     context, candidates = parse_body(body, settings.max_candidates)
+    return checked_request(context, candidates, roles, models.role_feature_kinds, settings.max_string_chars)
+
+
+def checked_request(
+    context: dict[str, Any],
+    candidates: list[Any],
+    roles: dict[str, ScoringModel],
+    kinds: dict[str, str],
+    max_string_chars: int,
+) -> PreparedRequest:
+    """A parsed request checked (``checked_rows``, against ``kinds``: the role models' feature kinds) and, if
+    large, encoded; ``ctr score`` prepares each request of a file here too (offline.py)."""
     distinct = tuple(dict.fromkeys(roles.values()))
-    rows = checked_rows(context, candidates, distinct, models.role_feature_kinds, settings.max_string_chars)
+    rows = checked_rows(context, candidates, distinct, kinds, max_string_chars)
     n = len(candidates)
     inputs: dict[ScoringModel, FeatureRows | dict[str, np.ndarray]] = {
         model: model.encode([(rows, 0, n)]) if n >= ALONE_ROWS else rows for model in distinct
@@ -121,7 +137,7 @@ def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedR
 def render(prepared: PreparedRequest, outputs: dict[Any, dict[str, np.ndarray]]) -> bytes:
     """The served probabilities per candidate (``served_probabilities``), and the model version behind
     each role."""
-    pctr, pctcvr, pcvr = served_probabilities(outputs[prepared.roles["ctr"]], outputs[prepared.roles["ctcvr"]])
+    pctr, pctcvr, pcvr = prepared.served(outputs)
     scores = [{"pctr": a, "pctcvr": b, "pcvr": c} for a, b, c in zip(pctr, pctcvr, pcvr, strict=True)]
     refs = {role: {"name": model.name, "version": model.version} for role, model in prepared.roles.items()}
     return orjson.dumps({"scores": scores, "models": refs})

@@ -66,10 +66,56 @@ def test_unseen_categories_hash_like_any_other():
     assert encoded.categorical.shape == (1, 3)
 
 
-def test_null_and_nan_take_the_default():
-    encoded = ENCODER.encode({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [None, float("nan")]}, 2)
-    expected = (0.0 - FITTED.stats["ad_price"].mean) / FITTED.stats["ad_price"].std
-    assert encoded.numeric[:, 0] == pytest.approx([expected, expected])
+def test_null_and_nan_take_an_optional_features_default():
+    columns = {"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0, 2.0], "user_age": [None, float("nan")]}
+    encoded = ENCODER.encode(columns, 2)
+    expected = (30.0 - FITTED.stats["user_age"].mean) / FITTED.stats["user_age"].std
+    assert encoded.numeric[:, 1] == pytest.approx([expected, expected])
+
+
+@pytest.mark.parametrize(
+    ("columns", "feature"),
+    [
+        ({"user_id": "u", "ad_id": ["a", None], "ad_price": [1.0, 2.0]}, "ad_id"),  # a candidate's null
+        ({"user_id": None, "ad_id": ["a", "b"], "ad_price": [1.0, 2.0]}, "user_id"),  # a context null
+        ({"user_id": "u", "ad_id": np.array(["a", None], dtype=object), "ad_price": [1.0, 2.0]}, "ad_id"),
+        ({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0, None]}, "ad_price"),
+        ({"user_id": "u", "ad_id": ["a", "b"], "ad_price": np.array([1.0, np.nan])}, "ad_price"),
+    ],
+)
+def test_a_required_features_null_is_refused_as_the_service_refuses_it(columns, feature):
+    """/v1/score answers 422 "feature 'ad_id' is required but missing"; the encoder read "__missing__"."""
+    with pytest.raises(FeatureError, match="is required but missing") as error:
+        ENCODER.encode(columns, 2)
+    assert error.value.feature == feature
+
+
+def test_a_text_longer_than_the_services_limit_is_refused():
+    """/v1/score answers 422 "longer than 1024 characters" (CTR_MAX_STRING_CHARS); the encoder hashed it."""
+    long_id = "a" * 2000
+    for columns in (
+        {"user_id": "u", "ad_id": [long_id], "ad_price": [1.0]},  # the value path (a list of strings)
+        {"user_id": long_id, "ad_id": ["a"], "ad_price": [1.0]},  # a context scalar
+        {"user_id": "u", "ad_id": np.array([long_id]), "ad_price": [1.0]},  # the column path (numpy text)
+    ):
+        with pytest.raises(FeatureError, match="is longer than 1024 characters"):
+            ENCODER.encode(columns, 1)
+    assert FeatureEncoder(FITTED, max_chars=2000).encode({"user_id": "u", "ad_id": [long_id], "ad_price": [1.0]}, 1)
+    at_limit = ENCODER.encode({"user_id": "u", "ad_id": ["b" * 1024], "ad_price": [1.0]}, 1)
+    assert at_limit.categorical.shape == (1, 3)
+
+
+@pytest.mark.parametrize("hour", [21.0, np.float64(21.0), np.array([21.0, np.nan])])
+def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(hour):
+    """As /v1/score and the log reader take it (a pandas integer column with gaps is float64): 21.0 is 21,
+    NaN is absent; a fraction is refused with the service's reason."""
+    rows = 2
+    base = {"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0, 2.0]}
+    as_float = ENCODER.encode({**base, "device": hour}, rows).categorical
+    whole = [21, None] if isinstance(hour, np.ndarray) else 21
+    assert (as_float == ENCODER.encode({**base, "device": whole}, rows).categorical).all()
+    with pytest.raises(FeatureError, match=r"must be a string or an integer, not 21\.5"):
+        ENCODER.encode({**base, "device": 21.5}, rows)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +265,8 @@ def test_a_full_memo_starts_afresh_and_still_encodes_alike(monkeypatch):
     encoder = FeatureEncoder(FITTED)
     for start in range(0, 60, 5):  # 5 new ids a column: past 8 remembered, the memo starts afresh
         ads = [f"a{i}" for i in range(start, start + 5)] + [3, "3", None]
-        columns = {"user_id": "u", "ad_id": ads, "ad_price": [1.0] * len(ads)}
+        required = [*ads[:-1], "x"]  # None only for the optional feature: a required one's is refused
+        columns = {"user_id": "u", "ad_id": required, "device": ads, "ad_price": [1.0] * len(ads)}
         by_value = encoder._encode_values(columns, len(ads))
         assert np.array_equal(by_value.categorical, encoder._encode_columns(columns, len(ads)).categorical)
         assert all(len(memo.table) <= 8 for memo in encoder._memos)

@@ -40,6 +40,18 @@ def test_loads_verifies_and_runs(tmp_path: Path) -> None:
     np.testing.assert_allclose(outputs["pctcvr"], outputs["pctr"] * outputs["pcvr"], rtol=1e-6)
 
 
+def test_the_encoder_takes_the_texts_the_request_checks_take(tmp_path: Path) -> None:
+    """The encoder refuses a text past its limit as /v1/score's checks do: a service whose
+    CTR_MAX_STRING_CHARS is raised must encode what its checks let through, or a batch holding such a
+    request would fail whole (500) after the checks said 200."""
+    publish_tiny_esmm(tmp_path)
+    model = load_newest(settings_for(tmp_path, max_string_chars=3000), "esmm", ESMM_NEEDS)
+    columns = {"user_id": "u", "ad_id": ["a" * 2500], "ad_price": [1.0]}
+    assert model.encoder.encode(columns, 1).categorical.shape == (1, 3)
+    with pytest.raises(ValueError, match="longer than 1024 characters"):
+        load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS).encoder.encode(columns, 1)
+
+
 def test_newest_version_wins(tmp_path: Path) -> None:
     publish_tiny_esmm(tmp_path, seed=1)
     publish_tiny_esmm(tmp_path, seed=2)

@@ -144,6 +144,26 @@ def test_the_report_records_the_log_s_fingerprint_the_model_s_sha256_and_the_boo
     assert report["bootstrap"]["seed"] == 3
 
 
+def test_ctcvr_metrics_measure_the_served_pctcvr_not_the_graph_s_float32_product(tmp_path):
+    """The service serves pctcvr = float64(pctr) x float64(pcvr) (docs/encoding.md, "The numbers served"); the
+    report, said to measure the version "as served", measured the graph's float32 pctcvr output."""
+    from training.logs import column_array, feature_columns, read_logs
+    from training.served_version import scoring_model
+
+    root, logs = exported_pair(tmp_path)
+    table = read_logs(logs, None)
+    model = scoring_model(root, "deb", 1)
+    encoded = model.encoder.encode(feature_columns(table, model.manifest.feature_spec), table.num_rows)
+    graph = model.run(encoded.as_inputs())
+    served = graph["pctr"].astype(np.float64) * graph["pcvr"].astype(np.float64)
+    assert not np.array_equal(served, graph["pctcvr"].astype(np.float64))  # the two differ on these rows
+    _, outputs = run_exported(root, "deb", table)
+    assert outputs["pctcvr"].dtype == np.float64 and np.array_equal(outputs["pctcvr"], served)
+    converted = column_array(table, "click").astype(bool) & column_array(table, "conversion").astype(bool)
+    metrics = evaluate_on_logs(root, "deb", logs, resamples=5)["metrics"]
+    assert metrics["ctcvr_logloss"]["value"] == log_loss(converted, served)
+
+
 def test_the_logs_a_version_was_trained_on_are_said_to_be_no_held_out_logs(tmp_path, caplog):
     """`ctr evaluate NAME --logs` scored a version on its own training logs as on a held-out log, saying nothing
     (a CTR AUC of 0.709 there against 0.671 on a fresh log), though model.json holds their fingerprint."""

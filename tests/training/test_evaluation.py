@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 import training.evaluation
+from common.repository import MODEL_FILE, read_manifest, sha256_file, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
 from training.evaluation import entire_space_metrics, evaluate_on_world, selection_bias, slot1_clicks, slot1_metrics
 from training.metrics import auc, log_loss
@@ -23,9 +24,23 @@ n_advertisers = 30
 """
 
 
+def test_the_world_report_records_the_scored_model_s_sha256_as_the_logs_report_does(tmp_path):
+    """Versions are not committed (models/*/[0-9]* is ignored), so "esmm v1" is another model on each machine;
+    the `--logs` report recorded the model's onnx_sha256, the world report did not."""
+    publish_tiny_esmm(tmp_path)
+    (tmp_path / "esmm" / "config.toml").write_text(CONFIG.format(seed=7))
+    report = evaluate_on_world(tmp_path, "esmm")
+    assert (report["model"], report["version"]) == ("esmm", 1)
+    assert report["onnx_sha256"] == sha256_file(version_dir(tmp_path, "esmm", 1) / MODEL_FILE)
+
+
 def test_the_report_records_the_held_out_day_s_settings(tmp_path, monkeypatch):
     """Changing [data] heldout_seed changed every metric with nothing in the report showing it."""
-    monkeypatch.setattr(training.evaluation, "run_exported", lambda root, name, table, version: (1, {}))
+
+    def nothing_scored(root, name, table, version):
+        return read_manifest(root, name, 1), {}
+
+    monkeypatch.setattr(training.evaluation, "run_exported", nothing_scored)
     publish_tiny_esmm(tmp_path)  # a position-blind version 1: the report says so
     reports = []
     for seed in (7, 8):

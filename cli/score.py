@@ -1,0 +1,46 @@
+"""``ctr score``: a file of candidates scored offline, each row as ``POST /v1/score`` would score it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def score(
+    candidates: Annotated[
+        Path, typer.Argument(help="The candidates: a Parquet file, a folder of Parquet shards or 'DIR/*.parquet'.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Parquet file to write: the input's columns, then pctr, pctcvr and pcvr.")
+    ] = Path("scores.parquet"),
+    repository: Annotated[
+        Path | None,
+        typer.Option("--repository", "-r", help="Model repository (default: CTR_MODEL_REPOSITORY or models)."),
+    ] = None,
+    ctr_model: Annotated[
+        str | None, typer.Option(help="The model filling the ctr role (default: CTR_CTR_MODEL or esmm).")
+    ] = None,
+    ctcvr_model: Annotated[
+        str | None, typer.Option(help="The model filling the ctcvr role (default: CTR_CTCVR_MODEL or esmm).")
+    ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, help="Version of the model filling both roles (default: its newest that loads)."),
+    ] = None,
+) -> None:
+    """Score a file of candidates with the served role models, as `POST /v1/score` scores them, without a
+    service: the same checks, encoder and models (settings from CTR_* as `ctr serve` reads them). The rows of
+    one request_id (consecutive) are scored as one request, else CTR_MAX_CANDIDATES rows at a time; a row the
+    service would refuse ends the command naming the row."""
+    from cli.options import settings_with_options
+    from cli.reports import check_writable
+    from service.score.offline import score_file, served_models
+
+    check_writable(out)
+    given = {"model_repository": repository, "ctr_model": ctr_model, "ctcvr_model": ctcvr_model}
+    settings = settings_with_options(given)
+    scored = score_file(candidates, out, served_models(settings, version), settings)
+    models = ", ".join(f"{role} {model['name']} v{model['version']}" for role, model in scored.models.items())
+    typer.echo(f"scored {scored.rows} rows in {scored.requests} requests ({models}): wrote {out}")

@@ -1,0 +1,241 @@
+"""A file of candidates scored as ``POST /v1/score`` scores them, without a service (``ctr score``).
+
+The rows are read as the trainer reads a log (training/logs.py: a Parquet file, a folder of shards or of
+Hive partitions, a glob), a record batch at a time, so memory stays bounded whatever the file's size; no
+label or position is needed. They are cut into requests: the consecutive rows of one ``request_id`` where
+the file has that column, else ``max_candidates`` rows at a time (CTR_MAX_CANDIDATES, and never more: the
+service answers a larger request 413). Each request goes through the service's own code: ``checked_request``
+(every value checked as /v1/score's features are, service/score/features.py), each role model's ``encode``
+and ``run`` as a batch worker runs a request alone in its batch, and ``served_probabilities``. A request of
+a file is one ONNX Runtime run, as a request is in the service when no other shares its batch: the scores are
+the service's bit for bit then; batched with others, a row's score may differ by one float32 step of its
+logit (docs/encoding.md, "How exact").
+
+The result is the input's columns, then ``pctr``, ``pctcvr`` and ``pcvr`` (float64, as served), written
+whole (a temporary file renamed over ``out``: a failure leaves nothing half-written), the role models'
+names, versions and onnx sha256 in the file's metadata under ``ctr_score``. A row the service would refuse
+ends the scoring with a ValueError naming the row (its index in the input) and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.path_text import path_text
+from common.repository import versions
+from common.whole_file import written_whole
+from service.http.errors import InputError, ModelUnavailable
+from service.models.base import ModelLoadError
+from service.models.loader import load_version
+from service.models.manager import load_snapshot
+from service.models.scoring_model import ScoringModel
+from service.models.snapshot import ServingModels, required_outputs
+from service.score.pipeline import checked_request, role_models
+from service.settings import Settings
+from training.arrow_files import arrow_input, arrow_output
+from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
+
+METADATA_KEY = b"ctr_score"  # the file's metadata entry recording the models and how rows became requests
+SCORE_COLUMNS = ("pctr", "pctcvr", "pcvr")
+REQUEST_COLUMN = "request_id"
+READ_ROWS = 65_536  # rows read at a time; a request that goes on in the next read is carried over to it
+_CANDIDATE_FIELD = re.compile(r"^candidates\[(\d+)\]")  # a refusal's field: candidates[3].ad_id
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """What ``score_file`` wrote: how many rows, in how many requests, and by which models."""
+
+    rows: int
+    requests: int
+    models: dict[str, dict[str, Any]]  # role -> name, version, onnx_sha256
+
+
+def served_models(settings: Settings, version: int | None = None) -> ServingModels:
+    """The role models the service would serve (the settings' CTR_CTR_MODEL and CTR_CTCVR_MODEL, each its
+    newest loadable version, checked and warmed up by the service's loader), or ``version`` of the one model
+    filling both roles; ValueError when a role cannot be filled, saying why."""
+    if version is None:
+        try:
+            models = load_snapshot(settings)
+        except ModelLoadError as error:  # the role models cannot be served together
+            raise ValueError(str(error)) from None
+    else:
+        names = sorted(set(settings.roles.values()))
+        if len(names) != 1:
+            raise ValueError(f"--version names a version of the one model filling every role; the roles name {names}")
+        (name,) = names
+        root = settings.model_repository
+        if version not in versions(root, name):
+            raise FileNotFoundError(
+                f"model {name!r} has no version {version} in {root}; exported: {versions(root, name)}"
+            )
+        try:
+            model = load_version(root, name, version, settings, required_outputs(settings.roles)[name])
+        except ModelLoadError as error:
+            raise ValueError(f"{name} version {version} is refused as the service refuses it: {error}") from None
+        models = ServingModels(settings.roles, {name: model}, {})
+    try:
+        role_models(models)
+    except ModelUnavailable as error:
+        raise ValueError(f"the service could not score: {error.message}") from None
+    return models
+
+
+def score_file(candidates: Path, out: Path, models: ServingModels, settings: Settings) -> ScoredFile:
+    """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out``."""
+    roles = role_models(models)
+    kinds = models.role_feature_kinds
+    files = _parquet_files(candidates)
+    schema = _input_schema(files, candidates)
+    taken = [name for name in SCORE_COLUMNS if name in schema.names]
+    if taken:
+        raise ValueError(f"{candidates} already has a column {taken[0]!r}, which ctr score writes: rename it")
+    required = {feature.name for model in set(roles.values()) for feature in model.required_features}
+    missing = sorted(required - set(schema.names))
+    if missing:
+        raise ValueError(f"{candidates} has no column for the features {missing}, which the served models require")
+    record = {
+        role: {"name": model.name, "version": model.version, "onnx_sha256": model.manifest.onnx_sha256}
+        for role, model in roles.items()
+    }
+    grouped_by = REQUEST_COLUMN if REQUEST_COLUMN in schema.names else None
+    metadata = {"models": record, "request_column": grouped_by, "max_request_rows": settings.max_candidates}
+    scores = pa.schema([pa.field(name, pa.float64()) for name in SCORE_COLUMNS])
+    written = pa.unify_schemas([schema, scores]).with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
+    scorer = _Scorer(roles, kinds, settings, [name for name in schema.names if name in kinds])
+    rows = 0
+    with written_whole(out) as temporary, arrow_output(temporary) as sink, pq.ParquetWriter(sink, written) as writer:
+        for file in files:
+            for request_rows in _request_chunks(file, candidates, schema, grouped_by, settings.max_candidates):
+                table, bounds = request_rows
+                writer.write_table(scorer.scored(table, bounds, rows, file).cast(written))
+                rows += table.num_rows
+    return ScoredFile(rows, scorer.requests, record)
+
+
+@dataclass
+class _Scorer:
+    roles: dict[str, ScoringModel]
+    kinds: dict[str, str]  # feature -> kind, the role models' merged (ServingModels.role_feature_kinds)
+    settings: Settings
+    features: list[str]  # the input's columns that are features of the served models, in input order
+    requests: int = 0
+
+    def scored(self, table: pa.Table, bounds: list[tuple[int, int]], first_row: int, file: Path) -> pa.Table:
+        """``table`` with the score columns, each request ``start:stop`` of ``bounds`` scored alone; its first
+        row is row ``first_row`` of the input."""
+        values = {name: _request_values(table, name) for name in self.features}
+        scores: tuple[list[float], list[float], list[float]] = ([], [], [])
+        for start, stop in bounds:
+            columns = [values[name][start:stop] for name in self.features]
+            candidates = [dict(zip(self.features, row, strict=True)) for row in zip(*columns, strict=True)]
+            try:
+                request = checked_request({}, candidates, self.roles, self.kinds, self.settings.max_string_chars)
+            except InputError as error:
+                found = _CANDIDATE_FIELD.match(error.field or "")
+                row = first_row + start + (int(found.group(1)) if found else 0)
+                raise ValueError(f"row {row} of the input ({file.name}): {error.message}") from None
+            outputs = {model: model.run(request.encoded(model)) for model in request.models}
+            for served, more in zip(scores, request.served(outputs), strict=True):
+                served.extend(more)
+            self.requests += 1
+        for name, served in zip(SCORE_COLUMNS, scores, strict=True):
+            table = table.append_column(pa.field(name, pa.float64()), pa.array(served, pa.float64()))
+        return table
+
+
+def _parquet_files(candidates: Path) -> list[Path]:
+    files = log_files(candidates)
+    other = [file for file in files if log_format(file) != "parquet"]
+    if other:
+        raise ValueError(f"ctr score reads Parquet; {other[0]} is not (write the candidates as .parquet)")
+    return files
+
+
+def _input_schema(files: list[Path], candidates: Path) -> pa.Schema:
+    """The files' columns unified as the trainer unifies a log's (``unified_schema``), with each file's Hive
+    partition keys as text columns (``with_partitions``)."""
+    schemas = []
+    for file in files:
+        with arrow_input(file) as raw:
+            schema = pq.read_schema(raw)
+        for key in partition_columns(file, candidates, schema.names):
+            schema = schema.append(pa.field(key, pa.string()))
+        schemas.append((file, schema.remove_metadata()))
+    return unified_schema(schemas, "candidates file")
+
+
+def _request_chunks(
+    file: Path, candidates: Path, schema: pa.Schema, grouped_by: str | None, max_rows: int
+) -> Iterator[tuple[pa.Table, list[tuple[int, int]]]]:
+    """(rows of ``file`` in ``schema``, the requests among them as (start, stop)), read ``READ_ROWS`` at a
+    time; the last request of a read is carried over to the next (it may go on there), never past the file."""
+    with arrow_input(file) as raw:
+        reader = pq.ParquetFile(raw)
+        partitions = partition_columns(file, candidates, reader.schema_arrow.names)
+        carried: pa.Table | None = None
+        for batch in reader.iter_batches(READ_ROWS):
+            table = _conformed(with_partitions(pa.Table.from_batches([batch]), partitions), schema)
+            if carried is not None:
+                table = pa.concat_tables([carried, table])
+            bounds = _request_bounds(table, grouped_by, max_rows)
+            last_start = bounds[-1][0]
+            if last_start:
+                yield table.slice(0, last_start), bounds[:-1]
+            carried = table.slice(last_start)
+        if carried is not None and carried.num_rows:
+            yield carried, _request_bounds(carried, grouped_by, max_rows)
+
+
+def _request_bounds(table: pa.Table, grouped_by: str | None, max_rows: int) -> list[tuple[int, int]]:
+    """Each request's (start, stop) among ``table``'s rows: a run of one ``grouped_by`` value, cut every
+    ``max_rows`` rows (the service's CTR_MAX_CANDIDATES)."""
+    n = table.num_rows
+    if grouped_by is None:
+        starts = [0]
+    else:
+        ids = table.column(grouped_by).to_pylist()
+        starts = [0, *(i for i in range(1, n) if ids[i] != ids[i - 1])]
+    bounds = []
+    for start, stop in zip(starts, [*starts[1:], n], strict=True):
+        bounds += [(s, min(s + max_rows, stop)) for s in range(start, stop, max_rows)]
+    return bounds
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s columns and types (a column its file lacks is null there)."""
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _request_values(table: pa.Table, name: str) -> list[Any]:
+    """A feature column as a request's JSON would carry its values, read as the trainer reads a log's
+    (``column_array``: booleans as 0/1, decimals as numbers, UTF-8 bytes as text): a null, and NaN (how
+    pandas writes a gap), as null."""
+    values = column_array(table, name)
+    if values.dtype.kind == "f":
+        return [None if value != value else value for value in values.tolist()]
+    return values.tolist()
+
+
+def scored_metadata(path: Path) -> dict[str, Any]:
+    """What ``score_file`` recorded in a scored file's metadata (the models, how rows became requests)."""
+    with arrow_input(path) as raw:
+        metadata = pq.read_schema(raw).metadata or {}
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{path_text(path)} was not written by ctr score (no {METADATA_KEY.decode()} metadata)")
+    return json.loads(metadata[METADATA_KEY])
