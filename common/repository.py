@@ -171,11 +171,9 @@ class Manifest:
                     f"{MANIFEST_FILE} position regime {position['regime']!r} is not one this release serves ({said})",
                     written,
                 )
-            for k, ratio in enumerate(position.get("ctr_ratios", [])):  # published for clients to price slot k
-                _check_number(ratio, f"position ctr_ratios[{k}]", "a finite number of 0 or more", least=0.0)
+            for k, ratio in enumerate(position.get("ctr_ratios", [])):
+                _check_ratio(k, ratio)
         refuse_unknown_names(f"{MANIFEST_FILE} constants", data.get("constants", {}), CONSTANTS, written)
-        for name, value in data.get("constants", {}).items():  # a NaN similarity scale scored every pair NaN
-            _check_number(value, f"constants[{name!r}]", "a finite number")
         data["feature_spec"] = FeatureSpec.from_dict(data["feature_spec"])
         data["inputs"] = _tensors(data["inputs"], f"{MANIFEST_FILE} inputs")
         data["outputs"] = _tensors(data["outputs"], f"{MANIFEST_FILE} outputs")
@@ -186,12 +184,14 @@ class Manifest:
         return cls(**data)
 
 
-def _check_number(value: Any, where: str, wanted: str, least: float = -math.inf) -> None:
-    """ValueError naming model.json's ``where`` unless ``value`` is a finite number of ``least`` or more: JSON
-    reads NaN, and a null, a string or a NaN in ``position.ctr_ratios`` was published in /v1/models as it was."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (number and math.isfinite(value) and value >= least):
-        raise ValueError(f"{MANIFEST_FILE} {where} is {value!r}, not {wanted}")
+def _check_ratio(k: int, ratio: Any) -> None:
+    """ValueError unless ``position.ctr_ratios[k]`` is a finite number of 0 or more: JSON reads NaN, and a
+    null, a string or a NaN ratio was published in /v1/models as it was, for clients to price slot k with.
+    (The constants a server reads, a retrieval model's similarity scale and bias, are checked where they are
+    read: service/models/retrieval_model.py.)"""
+    number = isinstance(ratio, int | float) and not isinstance(ratio, bool)
+    if not (number and math.isfinite(ratio) and ratio >= 0):
+        raise ValueError(f"{MANIFEST_FILE} position ctr_ratios[{k}] is {ratio!r}, not a finite number of 0 or more")
 
 
 def is_model_name(name: str) -> bool:

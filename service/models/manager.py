@@ -32,7 +32,7 @@ from service.batching.policy import ServiceRate
 from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, read_serving_config
-from service.models.loader import load_newest, load_versions
+from service.models.loader import load_versions
 from service.models.refusal import Refusal, version_files
 from service.models.snapshot import RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
@@ -278,12 +278,7 @@ class ModelManager:
         return pending
 
     def _config(self, name: str) -> ServingConfig:
-        try:
-            return read_serving_config(self.settings.model_repository, name, self.settings.batching)
-        except ValueError as error:
-            raise ModelLoadError(f"serving settings: {error}") from None
-        except OSError as error:  # not readable (a missing file is no error: the defaults serve)
-            raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
+        return serving_config(self.settings, name)
 
     def _count_refused(self, name: str, refused: dict[int, Refusal]) -> None:
         """Count a load's refused versions: a model has its series from its first load (0 until a version is
@@ -393,14 +388,26 @@ class ModelManager:
                 self._unchecked.discard(name)
 
 
+def serving_config(settings: Settings, name: str) -> ServingConfig:
+    """The model's ``[serving]`` settings; ModelLoadError saying why they cannot be read."""
+    try:
+        return read_serving_config(settings.model_repository, name, settings.batching)
+    except ValueError as error:
+        raise ModelLoadError(f"serving settings: {error}") from None
+    except OSError as error:  # not readable (a missing file is no error: the defaults serve)
+        raise ModelLoadError(f"serving settings: config.toml cannot be read: {error.strerror or error}") from None
+
+
 def load_snapshot(settings: Settings) -> ServingModels:
-    """The newest loadable version of each role model, without batchers: for tools and tests that encode
-    or check requests outside a server. A model with no loadable version is left out, with its reason."""
+    """Each role model's version as a server would serve it (the newest its ``version_policy`` selects that
+    loads), without batchers: for tools (``ctr score``) and tests that encode or check requests outside a
+    server. A model with no loadable version is left out, with its reason."""
     loaded: dict[str, ServedModel] = {}
     errors: dict[str, str] = {}
     for name, outputs in required_outputs(settings.roles).items():
         try:
-            loaded[name] = load_newest(settings, name, outputs)
+            chosen = load_versions(settings, name, serving_config(settings, name).version_policy, outputs)
+            loaded[name] = chosen[max(chosen)]
         except ModelLoadError as error:
             errors[name] = str(error)
     models = ServingModels(settings.roles, loaded, errors)

@@ -123,15 +123,13 @@ NOT_NUMBERS = [
     ({"position": {"regime": "slot1", "ctr_ratios": [1.0, None]}}, "position ctr_ratios[1] is None, not a finite"),
     ({"position": {"regime": "slot1", "ctr_ratios": [1.0, float("nan")]}}, "position ctr_ratios[1] is nan, not"),
     ({"position": {"regime": "slot1", "ctr_ratios": [1.0, 0.5, -3]}}, "position ctr_ratios[2] is -3, not a finite"),
-    ({"constants": {"b": "0.3"}}, "constants['b'] is '0.3', not a finite number"),
-    ({"constants": {"similarity_scale": float("inf")}}, "constants['similarity_scale'] is inf, not a finite"),
 ]
 
 
 @pytest.mark.parametrize(("values", "said"), NOT_NUMBERS)
-def test_slot_ratios_and_constants_that_are_no_numbers_are_refused(tmp_path: Path, values: dict, said: str) -> None:
+def test_slot_ratios_that_are_no_numbers_are_refused(tmp_path: Path, values: dict, said: str) -> None:
     """JSON reads NaN, and nothing looked inside: a null ratio was published in /v1/models for clients to price
-    slot k with, a string constant was a TypeError."""
+    slot k with."""
     publish_tiny_esmm(tmp_path)
     path = version_dir(tmp_path, "esmm", 1) / MANIFEST_FILE
     path.write_text(json.dumps(json.loads(path.read_text()) | values))
@@ -243,6 +241,18 @@ def test_distinct_role_models_each_load(tmp_path: Path) -> None:
     assert models.ready
     assert models.for_role("ctr").name == "ctr_only"
     assert models.for_role("ctcvr").name == "esmm"
+
+
+def test_a_snapshot_serves_the_version_the_version_policy_selects_as_the_service_does(tmp_path: Path) -> None:
+    """``ctr score`` scored with the newest version while the service, its policy pinning version 1, served 1."""
+    for seed in (1, 2):
+        publish_tiny_esmm(tmp_path, seed=seed)
+    (tmp_path / "esmm" / "config.toml").write_text("[serving]\nversion_policy = { specific = [1] }\n", encoding="utf-8")
+    assert load_snapshot(settings_for(tmp_path)).for_role("ctr").version == 1
+    with TestClient(create_app(settings_for(tmp_path))) as client:
+        assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+    (tmp_path / "esmm" / "config.toml").write_text("[serving]\nversion_policy = { servd = 1 }\n", encoding="utf-8")
+    assert "serving settings: " in load_snapshot(settings_for(tmp_path)).errors["esmm"]
 
 
 def test_no_loadable_version_starts_but_is_not_ready(tmp_path: Path) -> None:
