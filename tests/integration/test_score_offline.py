@@ -26,6 +26,7 @@ from service.score.offline import score_file, scored_metadata, served_models
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.torch_watch import WATCH_TORCH
 
 ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
@@ -166,18 +167,8 @@ def test_requests_read_across_record_batches_and_files_score_alike(
     assert scored_metadata(tmp_path / "unnamed_scores.parquet")["request_column"] is None
 
 
-NO_TORCH = textwrap.dedent(
+NO_TORCH = WATCH_TORCH + textwrap.dedent(
     """
-    import json, sys
-    attempts = []
-
-    class Watch:  # records any attempt to import torch, even one a library would swallow
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                attempts.append(name)
-            return None
-
-    sys.meta_path.insert(0, Watch())
     from cli.main import app
     try:
         app(sys.argv[1:])

@@ -9,20 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.support.torch_watch import WATCH_TORCH
+
 ROOT = Path(__file__).resolve().parents[2]
 
-SCRIPT = textwrap.dedent(
+SCRIPT = WATCH_TORCH + textwrap.dedent(
     """
-    import json, sys
-    attempts = []
-
-    class Watch:  # records any attempt to import torch, even one a library would swallow
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                attempts.append(name)
-            return None
-
-    sys.meta_path.insert(0, Watch())
     from fastapi.testclient import TestClient
     from service.app import create_app
     from service.settings import Settings
