@@ -33,16 +33,34 @@ class DayOutcome:
     non_displayed: pa.Table  # the candidates not shown, without labels
 
 
+@dataclass(frozen=True)
+class SlotRatios:
+    """r_k, a pipeline's click probability at slot k over that at slot 1, and where the values come from:
+    ``service`` (the ctr model's ``position.ctr_ratios`` published in ``/v1/models``) or ``world`` (the true
+    examination theta_k / theta_1: the oracle's). A pipeline with neither gets no slot calibration: the ratio
+    of its own logs' CTR at slot k to that at slot 1 mixes the slot's effect with which ads land lower down
+    (the oracle read 1, 0.85, 0.41 with it on world seed 0, where theta gives 1, 1, 1), and calibrating
+    pCTR x r_k against its own clicks would only repeat slot 1's calibration at every slot."""
+
+    values: list[float]
+    source: str
+
+    @classmethod
+    def of_world(cls, world: World) -> SlotRatios:
+        theta = world.examination()
+        return cls(values=(theta / theta[0]).tolist(), source="world")
+
+
 def run_day(
     world: World,
     advertisers: Advertisers,
     requests: DayRequests,
     scores: DayScores,
     reserve: float,
-    slot_ratios: list[float] | None = None,
+    slot_ratios: SlotRatios | None = None,
 ) -> DayOutcome:
-    """``slot_ratios``: the model's CTR at slot k over slot 1, when the service publishes them;
-    otherwise the ratios of the day's own logs (clicks per impression at k over those at 1) are used."""
+    """``slot_ratios``: the pipeline's r_k, which ``slot_pctr_over_true_by_slot`` (pCTR x r_k against
+    theta_k x true CTR) needs; without them that figure is None and ``slot_ratio_source`` is "none"."""
     n_slots = world.config.n_slots
     theta = world.examination()  # (S,)
     users, hours = requests.user[:, None], requests.hour[:, None]
@@ -72,9 +90,8 @@ def run_day(
     impressions = shown.sum(axis=0)  # (S,)
     clicks_by_slot = click.sum(axis=0)
     ctr_by_slot = _ratio(clicks_by_slot, impressions)
-    ratio_source = "service" if slot_ratios is not None else "own_logs"
-    ratios = np.asarray(slot_ratios[:n_slots] if slot_ratios is not None else ctr_by_slot / ctr_by_slot[0])
     pctr_shown, true_shown = at_slots(scores.pctr), at_slots(true_ctr)
+    ratios = None if slot_ratios is None else np.asarray(slot_ratios.values[:n_slots])
     metrics: dict[str, Any] = {
         "day": requests.day,
         "requests": len(requests),
@@ -89,11 +106,11 @@ def run_day(
         "regret_share": float((best - achieved).sum() / best.sum()) if best.sum() > 0 else 0.0,
         "ctr_by_slot": ctr_by_slot.tolist(),
         "pctr_over_true_by_slot": _ratio(_sum_shown(pctr_shown, shown), _sum_shown(true_shown, shown)).tolist(),
-        "slot_pctr_over_true_by_slot": _ratio(
-            _sum_shown(pctr_shown, shown) * ratios, _sum_shown(true_shown, shown) * theta
-        ).tolist(),
-        "slot_ratios": ratios.tolist(),
-        "slot_ratio_source": ratio_source,
+        "slot_pctr_over_true_by_slot": None
+        if ratios is None
+        else _ratio(_sum_shown(pctr_shown, shown) * ratios, _sum_shown(true_shown, shown) * theta).tolist(),
+        "slot_ratios": None if ratios is None else ratios.tolist(),
+        "slot_ratio_source": "none" if slot_ratios is None else slot_ratios.source,
         "pcvr_over_true": float(at_slots(scores.pcvr)[shown].mean() / at_slots(true_cvr)[shown].mean())
         if shown.any()
         else float("nan"),

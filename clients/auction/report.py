@@ -39,8 +39,13 @@ def ci95(values: list[float]) -> list[float] | None:
     return [mean - half, mean + half]
 
 
-def _mean_lists(lists: list[list[float]]) -> list[float]:
-    return np.nanmean(np.asarray(lists, dtype=np.float64), axis=0).tolist()
+def _mean_lists(lists: list[list[float] | None]) -> list[float] | None:
+    """Per slot, the mean of the lists given; None where none is (a pipeline with no slot ratios has no slot
+    calibration: ``slot_pctr_over_true_by_slot`` None)."""
+    present = [values for values in lists if values is not None]
+    if not present:
+        return None
+    return np.nanmean(np.asarray(present, dtype=np.float64), axis=0).tolist()
 
 
 def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,8 +66,12 @@ def _across(totals: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over seeds, with a 95% interval for every number and every per-slot number."""
     out: dict[str, Any] = {"seeds": len(totals)}
     for key, value in totals[0].items():
-        if isinstance(value, list):
-            columns = np.asarray([t[key] for t in totals], dtype=np.float64).T  # (S, seeds)
+        if key in SLOT_SUMS or key in SLOT_MEANS:
+            present = [t[key] for t in totals if t[key] is not None]
+            if not present:  # no seed has the figure (slot calibration without slot ratios)
+                out[key] = out[f"{key}_ci95"] = None
+                continue
+            columns = np.asarray(present, dtype=np.float64).T  # (S, seeds)
             out[key] = [float(np.nanmean(c)) for c in columns]
             out[f"{key}_ci95"] = [ci95(c[~np.isnan(c)].tolist()) for c in columns]
         elif isinstance(value, int | float):

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from clients.auction.advertisers import Advertisers
-from clients.auction.day import run_day
+from clients.auction.day import SlotRatios, run_day
 from clients.auction.pipelines import (
     SERVICE_PIPELINES,
     DayScores,
@@ -92,6 +92,11 @@ class AuctionConfig:
     def world(self, seed: int) -> World:
         return World(WorldConfig(seed=seed, n_slots=self.slots, n_candidates=self.candidates))
 
+    def advertisers(self, world: World, seed: int) -> Advertisers:
+        """The advertisers of ``seed``'s world: the same in every pipeline (and in reports/auction_score_bias.py)."""
+        rng = np.random.default_rng(np.random.SeedSequence([seed, ADVERTISER_STREAM]))
+        return Advertisers.draw(world, rng, self.ocpa_share)
+
 
 @dataclass
 class PipelineRun:
@@ -111,8 +116,7 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
     for seed in range(config.seeds):
         world = config.world(seed)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, ADVERTISER_STREAM]))
-        advertisers = Advertisers.draw(world, rng, config.ocpa_share)
+        advertisers = config.advertisers(world, seed)
         seed_dir = config.work_dir / f"seed{seed}"
         shutil.rmtree(seed_dir, ignore_errors=True)
         needs_history = _needs_service(config) and config.url is None  # a running service has its versions
@@ -217,8 +221,8 @@ async def _days(
             ratios = _published_ratios(models, names["ctr"])
         for day in range(config.days):
             requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
-            if client is None:  # the oracle's slot ratios are measured in its logs, as for the others
-                scores, ratios = oracle_scores(world, requests), None
+            if client is None:  # the oracle knows the truth, its slot factors included
+                scores, ratios = oracle_scores(world, requests), SlotRatios.of_world(world)
             else:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             scoring_s += scores.seconds
@@ -261,11 +265,11 @@ def _served(models: list[ModelStatus], name: str) -> int:
     raise ReloadRefused(f"the service does not serve {name}")
 
 
-def _published_ratios(models: list[ModelStatus], ctr_name: str) -> list[float] | None:
+def _published_ratios(models: list[ModelStatus], ctr_name: str) -> SlotRatios | None:
     """The ctr model's ``position.ctr_ratios`` from /v1/models, when the service publishes them."""
     for model in models:
         if model.name == ctr_name and model.position and model.position.get("ctr_ratios"):
-            return [float(r) for r in model.position["ctr_ratios"]]
+            return SlotRatios(values=[float(r) for r in model.position["ctr_ratios"]], source="service")
     return None
 
 

@@ -51,3 +51,14 @@ def test_a_reload_the_service_does_not_answer_stops_the_pipeline_with_why() -> N
 
     with pytest.raises(ReloadRefused, match=r"the service did not answer the load of esmm version 2"):
         asyncio.run(reload())
+
+
+def test_a_pipeline_without_slot_calibration_is_summarised_as_none() -> None:
+    """Its days hold None (no slot ratios): the totals say None, not a NaN mean nor an interval of NaNs."""
+    uncalibrated = [PipelineRun(days=[day(w) | {"slot_pctr_over_true_by_slot": None} for w in (1.0, 2.0)])]
+    report = summarise({"naive": uncalibrated, "oracle": [PipelineRun(days=[day(3.0), day(4.0)])]}, {"days": 2}, 1.0)
+    naive = report["pipelines"]["naive"]
+    assert naive["total"]["slot_pctr_over_true_by_slot"] is None
+    assert naive["total"]["slot_pctr_over_true_by_slot_ci95"] is None
+    assert naive["days"][0]["slot_pctr_over_true_by_slot"] is None
+    assert report["pipelines"]["oracle"]["total"]["slot_pctr_over_true_by_slot"] == [1.0, 1.0]
