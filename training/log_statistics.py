@@ -28,6 +28,7 @@ from common.encoder import (  # the encoder's own reading of a numeric column
 )
 from common.features import FeatureSpec, NumericStats
 from common.whole_file import written_whole
+from training.log_time import say_ts_left_out
 from training.logs import Disorder, check_features, check_labels, column_array, say_log_quality
 from training.stream import ShardedLogs
 
@@ -106,6 +107,8 @@ class LogStatistics:
         """The in-memory trainer's warnings about its log, in its words (``say_log_quality``: time order,
         doubled impressions, optional features no shard has a column for; a numeric value dominating its
         feature's spread, from the merged moments), each once for the whole log."""
+        if logs.ts_left_out:
+            say_ts_left_out(logs.path, logs.ts_left_out)
         say_log_quality(self.disorder, logs.names, spec, logs.path)
         unranged = [
             f.name

@@ -22,6 +22,7 @@ from common.encoder import FLOAT32_LIMIT
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
+from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
 
 logger = logging.getLogger(__name__)
 
@@ -248,8 +249,9 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
     partition keys as columns (``with_partitions``), and given to ``check`` (ValueError naming a file that
     cannot be read, ``what`` saying what it is: "impression log"),
     then those with rows joined as ``unified_schema`` unifies them (ValueError naming the first file whose
-    column types disagree, or a 64-bit unsigned column joined with a signed one); ValueError when none
-    has a row."""
+    column types disagree, or a 64-bit unsigned column joined with a signed one), their ``ts`` as ``joined_ts``
+    joins it (times of different types as UTC timestamps; types that cannot be made alike leave ``ts`` out, said
+    once); ValueError when none has a row."""
     files = log_files(path)
     tables = []
     for file in files:
@@ -267,6 +269,10 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
     read = [(file, table) for file, table in zip(files, tables, strict=True) if table.num_rows]  # an empty one's
     if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
         raise ValueError(f"{what} {path} has no rows")
+    ts = joined_ts([(file, table.schema) for file, table in read])  # no model reads ts: its types need not agree
+    if ts.left_out:
+        say_ts_left_out(path, ts.left_out)
+    read = [(file, ts.table(table)) for file, table in read]
     unified_schema([(file, table.schema) for file, table in read], what)  # names a file that disagrees
     try:
         return pa.concat_tables([table.cast(_decoded(table.schema)) for _, table in read], promote_options="permissive")
@@ -404,14 +410,15 @@ def defaulted_features(names: Sequence[str], spec: FeatureSpec) -> list[str]:
 
 @dataclass(frozen=True)
 class Disorder:
-    """Where a log's ``ts`` goes back in time, and how many impressions (``request_id`` and ``position``)
-    appear twice: the trainer holds out the last rows as the latest (``split_by_time``), so an export
-    without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
-    word. Neither column is required, nor is ``ts`` of one type: only a numeric or timestamp ``ts`` is
-    compared (text dates need not sort as text), over its non-null values, and rows without a
-    ``request_id`` are no impression named twice. Summaries of consecutive row groups join (``then``) into
-    the whole log's, so the streamed trainer finds the same time disorder, across row groups and shards,
-    without holding the log; doubled impressions it finds within a row group only."""
+    """Where a log's ``ts`` goes back in time or changes unit, and how many impressions (``request_id`` and
+    ``position``) appear twice: the trainer holds out the last rows as the latest (``split_by_time``), so an
+    export without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
+    word. Neither column is required, nor is ``ts`` of one type: it is read as time by ``read_times`` (numbers
+    in their epoch unit, timestamps, dates, ISO-8601 text; text that is not says why it went unchecked), over
+    its non-null values, and rows without a ``request_id`` are no impression named twice. Summaries of
+    consecutive row groups join (``then``) into the whole log's, so the streamed trainer finds the same time
+    disorder, across row groups and shards, without holding the log; doubled impressions it finds within a row
+    group only."""
 
     rows: int = 0
     backs: int = 0  # rows whose ts is earlier than the last known ts before them
@@ -419,20 +426,35 @@ class Disorder:
     first_ts: pa.Scalar | None = None  # the first and the last non-null (comparable) ts
     first_ts_row: int | None = None
     last_ts: pa.Scalar | None = None
+    unit_changes: int = 0  # rows whose epoch unit differs from the last known unit before them
+    first_unit_change: int | None = None  # the first such row
+    changed_units: tuple[int, int] | None = None  # the units before and at it (EPOCH_UNITS indexes)
+    first_unit: int | None = None  # the first and the last known epoch unit (an EPOCH_UNITS index)
+    first_unit_row: int | None = None
+    last_unit: int | None = None
+    unchecked: str = ""  # why ts could not be read as time (text that is no ISO-8601 time)
     doubled: int = 0
 
     @classmethod
     def of(cls, table: pa.Table) -> Disorder:
         names, found = table.column_names, {}
-        if "ts" in names and _is_time(table.schema.field("ts").type):
-            ts = table.column("ts").combine_chunks()
-            rows = np.flatnonzero(pc.is_valid(ts).to_numpy(zero_copy_only=False))
-            known = ts.drop_null()
+        if TS in names:
+            rows, known, units, unchecked = read_times(table.column(TS))
             earlier = known.slice(0, max(len(known) - 1, 0))
             back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
             found = {"backs": int(back.size), "first_back": int(rows[back[0] + 1]) if back.size else None}
+            found["unchecked"] = unchecked
             if len(known):
                 found |= {"first_ts": known[0], "first_ts_row": int(rows[0]), "last_ts": known[-1]}
+            united, unit_rows = units[units >= 0], rows[units >= 0]
+            changes = np.flatnonzero(united[1:] != united[:-1])
+            found["unit_changes"] = int(changes.size)
+            if changes.size:
+                found["first_unit_change"] = int(unit_rows[changes[0] + 1])
+                found["changed_units"] = (int(united[changes[0]]), int(united[changes[0] + 1]))
+            if united.size:
+                found |= {"first_unit": int(united[0]), "first_unit_row": int(unit_rows[0])}
+                found["last_unit"] = int(united[-1])
         if "request_id" in names:
             named = table.select(["request_id", "position"]).filter(pc.is_valid(table.column("request_id")))
             found["doubled"] = named.num_rows - named.group_by(["request_id", "position"]).aggregate([]).num_rows
@@ -449,7 +471,14 @@ class Disorder:
             first_back = self.first_back
         else:
             first_back = shifted(later.first_ts_row) if crossing else shifted(later.first_back)
-        first = self.first_ts is not None
+        unit_crossing = None not in (self.last_unit, later.first_unit) and self.last_unit != later.first_unit
+        if self.first_unit_change is not None:
+            first_unit_change, changed_units = self.first_unit_change, self.changed_units
+        elif unit_crossing:
+            first_unit_change, changed_units = shifted(later.first_unit_row), (self.last_unit, later.first_unit)
+        else:
+            first_unit_change, changed_units = shifted(later.first_unit_change), later.changed_units
+        first, first_unit = self.first_ts is not None, self.first_unit is not None
         return Disorder(
             rows=self.rows + later.rows,
             backs=self.backs + bool(crossing) + later.backs,
@@ -457,17 +486,39 @@ class Disorder:
             first_ts=self.first_ts if first else later.first_ts,
             first_ts_row=self.first_ts_row if first else shifted(later.first_ts_row),
             last_ts=later.last_ts if later.last_ts is not None else self.last_ts,
+            unit_changes=self.unit_changes + bool(unit_crossing) + later.unit_changes,
+            first_unit_change=first_unit_change,
+            changed_units=changed_units,
+            first_unit=self.first_unit if first_unit else later.first_unit,
+            first_unit_row=self.first_unit_row if first_unit else shifted(later.first_unit_row),
+            last_unit=later.last_unit if later.last_unit is not None else self.last_unit,
+            unchecked=self.unchecked or later.unchecked,
             doubled=self.doubled + later.doubled,
         )
 
     def warn(self, source: object) -> None:
-        if self.backs:
+        if self.unchecked:  # a row group's text parsed, another's not: what was compared is no whole log's order
+            logger.warning("the time order of the logs %s was not checked: %s", source, self.unchecked)
+        elif self.backs:
             logger.warning(
                 "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
                 "rows are the last in file order, not the latest; sort the logs by ts",
                 source,
                 self.backs,
                 self.first_back,
+            )
+        if self.unit_changes:
+            before, after = (list(EPOCH_UNITS)[unit] for unit in self.changed_units)
+            logger.warning(
+                "the logs %s write ts in more than one unit: read as epoch times between %d and %d, it changes unit "
+                "at %d rows (the first, row %d: %s after %s), which no log written in one unit does; sorting does "
+                "not mend it: write ts in one unit (the order check reads each value in its own)",
+                source,
+                *EPOCH_YEARS,
+                self.unit_changes,
+                self.first_unit_change,
+                after,
+                before,
             )
         if self.doubled:
             logger.warning(
@@ -476,10 +527,6 @@ class Disorder:
                 source,
                 self.doubled,
             )
-
-
-def _is_time(kind: pa.DataType) -> bool:
-    return _number(kind) or pa.types.is_temporal(kind)  # a warehouse's DECIMAL epoch seconds too
 
 
 def _near_misses(missing: list[str], found: list[str]) -> str:

@@ -15,7 +15,11 @@ made of them would leak the answer into a model trained on ``ctr simulate``'s lo
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
-- constant columns, all-null columns and string columns unique on every row (ids) are left out.
+- constant columns, all-null columns and string columns unique on every row (ids) are left out;
+- a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
+  proposed as its type says, with a caution: dates or times written as text are categories the next day's
+  value is unseen in, and numbers that are all epoch times (seconds to nanoseconds, between 2000 and 2100:
+  ``training/log_time.py``) grow past their training range on every request served after the logs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import pyarrow.compute as pc
 from common.features import Feature, FeatureSpec
 from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
+from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
 from training.logs import log_files, partition_values, read_logs
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
@@ -48,6 +53,15 @@ MAX_CATEGORICAL_INTEGERS = 1_000
 FOLDER_KEY = (
     "read from the folders' names ({name}=...): every request must send it, and a value the logs never held "
     "(the next day's) is an unseen category; leave it out unless requests carry it"
+)
+TIME_TEXT = (
+    "dates or times written as text: every value a request sends after the logs (the next day's) is an unseen "
+    "category; leave it out unless requests carry a value the logs held"
+)
+EPOCH_TIME = (
+    "every value reads as an epoch time ({unit} since 1970, between {first} and {last}): a time that only grows is "
+    "past its training range (or an unseen category) on every request served after the logs; leave it out, or "
+    "derive a repeating part (hour of day, day of week)"
 )
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
@@ -98,6 +112,7 @@ def infer_spec(path: Path) -> Proposal:
             _numbers_as_text(table.column(name))
             or _missing_as_text(table.column(name))
             or (FOLDER_KEY.format(name=name) if name in folder_keys else "")
+            or _time_values(table.column(name))
         )
         if caution:
             cautions[name] = caution
@@ -135,6 +150,29 @@ def _missing_as_text(column: pa.ChunkedArray) -> str:
         f"holds {words} as categories (a request's value is hashed alike): if they mean missing, make them null "
         "(in Parquet: a CSV's text column cannot hold a null) and leave the feature out of such requests"
     )
+
+
+def _time_values(column: pa.ChunkedArray) -> str:
+    """A caution for a column of times under a name other than ``ts``: text that parses as ISO-8601 dates or
+    times (``TIME_TEXT``), numbers that are all epoch times in one unit (``EPOCH_TIME``); "" otherwise."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    values = column.drop_null().unique()
+    if not len(values):
+        return ""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        try:
+            text_instants(values)
+        except pa.ArrowInvalid:
+            return ""
+        return TIME_TEXT
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type)):
+        return ""
+    units = set(epoch_units(values.cast(pa.float64()).to_numpy(zero_copy_only=False)).tolist())
+    if len(units) != 1 or -1 in units:
+        return ""
+    first, last = EPOCH_YEARS
+    return EPOCH_TIME.format(unit=list(EPOCH_UNITS)[units.pop()], first=first, last=last)
 
 
 def _number_text(text: str) -> bool:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
@@ -30,9 +29,10 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from common.path_text import path_text
-from training.arrow_files import arrow_input, arrow_name
+from training.arrow_files import arrow_input, arrow_name, parquet_file, parquet_format
 from training.dataset import ImpressionTensors
 from training.fit import validation_cut
+from training.log_time import joined_ts
 from training.logs import (
     log_files,
     log_format,
@@ -77,10 +77,10 @@ class ShardedLogs:
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
             try:
                 with arrow_input(file) as raw:
-                    metadata = pq.read_metadata(raw)
+                    reader = parquet_file(raw)
+                    metadata, schema = reader.metadata, reader.schema_arrow
             except (pa.ArrowInvalid, OSError) as error:  # empty, truncated, not Parquet: say which shard
                 raise ValueError(f"impression log {file} cannot be read: {error}") from None
-            schema = metadata.schema.to_arrow_schema()
             # as the in-memory reader says it (pyarrow's own words were a KeyError or a "duplicate field names")
             refuse_repeated_names(file, schema.names, "impression log")
             if not metadata.num_rows:  # no row to read: its columns' types do not matter either
@@ -101,12 +101,16 @@ class ShardedLogs:
             )
         # as the in-memory trainer joins them (an int32 column in one shard, int64 in another, is int64; an
         # optional column some shards lack is null in those): the streamed run refused what trained in memory
-        schema = unified_schema(schemas)
+        # ts, never trained on, is read as one time where the shards' differ (joined_ts), or left out (said once
+        # by rank 0: ts_left_out), where the in-memory trainer and the run refused the log
+        joined = joined_ts(schemas)
+        self.ts_left_out = joined.left_out
+        schema = unified_schema([(file, joined.schema(schema)) for file, schema in schemas])
         partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in sorted(partitions)]), flavor="hive")
         self.dataset = ds.dataset(
             names,
             schema=schema,
-            format="parquet",
+            format=parquet_format(),
             **({"partitioning": partitioning, "partition_base_dir": arrow_name(path)} if partitions else {}),
         )
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)

@@ -331,14 +331,14 @@ def test_logs_of_the_same_files_in_other_partition_folders_are_other_logs(tmp_pa
 
 def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compare(caplog):
     """A struct ``ts`` stopped training with Arrow's error, text dates were compared as text, a drop across a
-    null went unseen, and rows without a request_id were one impression named many times."""
+    null went unseen, and rows without a request_id were one impression named many times. Text that is no
+    ISO-8601 time is not compared either, and says so (tests/training/test_log_time.py)."""
     import datetime
     import logging
 
     caplog.set_level(logging.WARNING, logger="training.logs")
     quiet = [
         pa.table({"ts": pa.array([{"s": 2}, {"s": 1}])}),
-        pa.table({"ts": ["9/1/2024", "10/1/2024"]}),
         pa.table({"ts": pa.array([None], pa.int64())}),
         pa.table({"request_id": pa.array([None] * 5, pa.string()), "position": [1] * 5}),
     ]
@@ -350,6 +350,9 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     Disorder.of(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])})).warn("times")
     Disorder.of(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))})).warn("decimals")
     assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 3
+    caplog.clear()
+    Disorder.of(pa.table({"ts": ["9/1/2024", "10/1/2024"]})).warn("text")
+    assert [r.getMessage()[:55] for r in caplog.records] == ["the time order of the logs text was not checked: ts hol"]
 
 
 HEADER = "request_id,ts,site,position,click,conversion\n"

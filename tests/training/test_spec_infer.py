@@ -119,3 +119,42 @@ def test_proposed_buckets_are_primes_so_every_bit_of_a_value_counts():
     for buckets in (16, 32):
         assert all(a == b for a, b in bucketize(pairs, buckets).reshape(-1, 2).tolist()), buckets
     assert not any(a == b for a, b in bucketize(pairs, buckets_for(len(pairs) * 2)).reshape(-1, 2).tolist())
+
+
+def test_times_under_other_names_are_proposed_with_a_caution(tmp_path):
+    """Only ts, time and timestamp were known as times: ``event_time`` and ``ts_ms`` (epoch numbers) were proposed
+    as numeric features and a text ``dt`` as a categorical one without a word, while a ``dt=`` folder key was
+    cautioned; a time that only grows is past what the model trained on for every request served after the logs.
+    Numbers that are not all epoch times in one unit (a price, an id) are proposed without one."""
+    from training.spec_infer import spec_toml
+
+    start = 1_709_985_600  # 2024-03-09 12:00 UTC
+    event_time = start + 37 * np.arange(ROWS)
+    proposal_of = {
+        "event_time": pa.array(event_time),
+        "ts_ms": pa.array(event_time * 1000),
+        "seen_us": pa.array((event_time * 1_000_000).astype(np.float64)),
+        "dt": pa.array([f"2024-03-{9 + i % 3:02d}" for i in range(ROWS)]),
+        "price": pa.array(np.linspace(0.5, 2e9, ROWS)),  # from 0.5: no unit puts it in 2000..2100
+        "user": pa.array(start + np.arange(ROWS) % 7 - 3 * 10**9),  # ten digits, before 2000 in seconds
+    }
+    pq.write_table(
+        pa.table(
+            {
+                **proposal_of,
+                "position": np.ones(ROWS, np.int64),
+                "click": np.zeros(ROWS, np.int64),
+                "conversion": np.zeros(ROWS, np.int64),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert {f.name for f in proposal.spec.features} == set(proposal_of)  # proposed, not left out
+    assert set(proposal.cautions) == {"event_time", "ts_ms", "seen_us", "dt"}
+    for name, unit in (("event_time", "seconds"), ("ts_ms", "milliseconds"), ("seen_us", "microseconds")):
+        assert proposal.cautions[name].startswith(
+            f"every value reads as an epoch time ({unit} since 1970, between 2000"
+        )
+    assert proposal.cautions["dt"].startswith("dates or times written as text: every value a request sends after")
+    assert "# check: dt: dates or times written as text" in spec_toml(proposal, tmp_path / "log.parquet")

@@ -1,0 +1,169 @@
+"""A log's ``ts`` read as time (training/log_time.py) by the in-memory and the streamed reader alike: ISO-8601
+text, epoch numbers in mixed units, files whose ``ts`` types differ, and Spark's INT96 timestamps."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from common.features import Feature, FeatureSpec
+from training.log_statistics import chunk_statistics, merge_in_order
+from training.logs import read_logs, warn_of_log_quality
+from training.stream import ShardedLogs
+
+SPEC = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
+DAY = 86_400
+START = int(datetime.datetime(2024, 3, 9, 12, tzinfo=datetime.UTC).timestamp())  # the Saturday before US DST began
+ROWS = 50  # per file, one every 10 minutes: a file is a few hours
+
+
+def log(ts: pa.Array) -> pa.Table:
+    rows = len(ts)
+    return pa.table(
+        {
+            "ts": ts,
+            "site": ["a", "b"] * (rows // 2),
+            "position": [1] * rows,
+            "click": [0, 1] * (rows // 2),
+            "conversion": [0] * rows,
+        }
+    )
+
+
+def seconds(day: int) -> np.ndarray:
+    return START + day * DAY + 600 * np.arange(ROWS)
+
+
+def warnings_of(path, caplog) -> tuple[list[str], list[str]]:
+    """What the in-memory trainer and the streamed one's statistics pass warn of the logs at ``path``."""
+    caplog.set_level(logging.WARNING)
+    caplog.clear()
+    warn_of_log_quality(read_logs(path, SPEC), SPEC, path)
+    in_memory = [record.getMessage() for record in caplog.records]
+    caplog.clear()
+    logs = ShardedLogs(path, SPEC)
+    merge_in_order([(g, chunk_statistics(logs, g, SPEC)) for g in range(len(logs.groups))]).warn_of_log_quality(
+        SPEC, logs
+    )
+    return in_memory, [record.getMessage() for record in caplog.records]
+
+
+def iso(values: np.ndarray) -> list[str]:
+    return [datetime.datetime.fromtimestamp(int(v), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for v in values]
+
+
+def test_iso_text_ts_in_parquet_is_checked_for_time_order_as_the_same_csv_is(tmp_path, caplog):
+    """pyarrow reads a CSV's ISO-8601 column as timestamps, which were checked, but kept a Parquet's as text, which
+    was not: day 1 then day 0 trained without a word and validated on the oldest day. Text that is no time says
+    once that the order went unchecked, and why."""
+    reversed_days = iso(np.concatenate([seconds(1), seconds(0)]))
+    table = log(pa.array(reversed_days))
+    pq.write_table(table, tmp_path / "log.parquet", row_group_size=ROWS // 2)  # the drop between row groups
+    pacsv.write_csv(table, tmp_path / "log.csv")
+    said = "are not in time order: ts goes back at 1 rows (the first, row 50)"
+    in_memory, streamed = warnings_of(tmp_path / "log.parquet", caplog)
+    assert [said in m for m in in_memory] == [True] and [said in m for m in streamed] == [True]
+    caplog.clear()
+    warn_of_log_quality(read_logs(tmp_path / "log.csv", SPEC), SPEC, "csv")
+    assert said in caplog.text
+    pq.write_table(log(pa.array(["9/3/2024"] * ROWS)), tmp_path / "us.parquet", row_group_size=ROWS // 2)
+    in_memory, streamed = warnings_of(tmp_path / "us.parquet", caplog)
+    unchecked = "was not checked: ts holds text that is not an ISO-8601 time (Failed to parse string: '9/3/2024'"
+    assert [unchecked in m for m in in_memory] == [True] and [unchecked in m for m in streamed] == [True]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "said"),
+    [
+        (seconds(0), seconds(1) * 1000, "(the first, row 50: milliseconds after seconds)"),
+        (seconds(0) * 1000, seconds(1), "(the first, row 50: seconds after milliseconds)"),
+        (seconds(0), np.r_[seconds(1)[:-3], seconds(1)[-3:] * 1000], "(the first, row 97: milliseconds after seconds)"),
+        (seconds(0) + 0.25, (seconds(1) + 0.25) * 1e6, "(the first, row 50: microseconds after seconds)"),
+    ],
+)
+def test_a_change_of_ts_unit_is_named_as_such_not_as_rows_out_of_order(tmp_path, caplog, first, then, said):
+    """Milliseconds after seconds (a shard from another writer, or rows at the tail, read as year 130,000) went
+    unsaid, and seconds after milliseconds was "not in time order ... sort the logs by ts", which sorting cannot
+    mend. Each value is read in the epoch unit that puts it between 2000 and 2100, in which a log written in one
+    unit stays, and a change of unit is named, between files or within one."""
+    (tmp_path / "logs").mkdir()
+    pq.write_table(log(pa.array(first)), tmp_path / "logs" / "part-0.parquet")
+    pq.write_table(log(pa.array(then)), tmp_path / "logs" / "part-1.parquet")
+    for messages in warnings_of(tmp_path / "logs", caplog):
+        assert (
+            len(messages) == 1
+            and "write ts in more than one unit: read as epoch times between 2000 and 2100" in (messages[0])
+        )
+        assert said in messages[0] and "not in time order" not in messages[0]
+
+
+def times(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """Epoch seconds as ``kind``: a timestamp (its zone changes how it is shown, not the instant) or a date."""
+    if pa.types.is_date(kind):
+        return pa.array(values // DAY, pa.int32()).cast(pa.date32())
+    return pa.array(values, pa.int64()).cast(pa.timestamp("s", tz=getattr(kind, "tz", None))).cast(kind)
+
+
+NEW_YORK, UTC = pa.timestamp("s", tz="America/New_York"), pa.timestamp("ms", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("later", "earlier"),
+    [(UTC, NEW_YORK), (NEW_YORK, UTC), (pa.timestamp("s"), UTC), (pa.date32(), pa.timestamp("us")), (UTC, pa.date32())],
+)
+def test_files_whose_ts_are_times_of_different_types_are_read_as_utc_instants(tmp_path, caplog, later, earlier):
+    """A zone in one file and another (or none) in the next, or a date beside a timestamp, refused the whole log
+    ("Cannot merge timestamps with differing timezones") in `ctr train` and `ctr evaluate`, though no model reads
+    ts; they are instants, so the day after written first is still found out of order."""
+    (tmp_path / "logs").mkdir()
+    pq.write_table(log(times(seconds(1), later)), tmp_path / "logs" / "part-0.parquet")
+    pq.write_table(log(times(seconds(0), earlier)), tmp_path / "logs" / "part-1.parquet")
+    assert (
+        pa.types.is_timestamp(kind := read_logs(tmp_path / "logs", SPEC).schema.field("ts").type) and kind.tz == "UTC"
+    )
+    for messages in warnings_of(tmp_path / "logs", caplog):
+        assert len(messages) == 1 and "are not in time order: ts goes back at 1 rows (the first, row 50)" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "named"),
+    [
+        (pa.array(seconds(0)), times(seconds(1), UTC), "int64 (part-0.parquet) and timestamp[ms, tz=UTC]"),
+        (pa.array(iso(seconds(0))), times(seconds(1), UTC), "string (part-0.parquet) and timestamp[ms, tz=UTC]"),
+    ],
+)
+def test_files_whose_ts_cannot_be_made_alike_leave_it_out_of_the_order_check_saying_so_once(
+    tmp_path, caplog, one, other, named
+):
+    """A number beside a timestamp has no unit to read it in: the log was refused; ts is now left out, said once,
+    while a feature whose types differ is still refused."""
+    (tmp_path / "logs").mkdir()
+    pq.write_table(log(one), tmp_path / "logs" / "part-0.parquet")
+    pq.write_table(log(other), tmp_path / "logs" / "part-1.parquet")
+    assert "ts" not in read_logs(tmp_path / "logs", SPEC).column_names
+    for messages in warnings_of(tmp_path / "logs", caplog):
+        assert len(messages) == 1 and f"its files hold ts as {named}" in messages[0]
+        assert "ts is left out of the time-order check" in messages[0]
+    pq.write_table(
+        log(other).set_column(1, "site", pa.array([1, 2] * (ROWS // 2))), tmp_path / "logs" / "part-1.parquet"
+    )
+    with pytest.raises(ValueError, match=r"part-1\.parquet disagrees with part-0\.parquet"):
+        read_logs(tmp_path / "logs", SPEC)
+
+
+def test_spark_int96_timestamps_past_2262_are_read_as_written(tmp_path, caplog):
+    """pyarrow reads Spark's legacy INT96 timestamps in nanoseconds by default, which hold no time past 2262: a
+    ts of 2300 came back as about 1715 and was blamed on the rows' order."""
+    written = [datetime.datetime(2299, 12, 31), datetime.datetime(2300, 1, 1)] * (ROWS // 2)
+    table = log(pa.array(sorted(written), pa.timestamp("us")))
+    pq.write_table(table, tmp_path / "log.parquet", use_deprecated_int96_timestamps=True, row_group_size=ROWS // 2)
+    assert read_logs(tmp_path / "log.parquet", SPEC).column("ts").to_pylist() == sorted(written)
+    logs = ShardedLogs(tmp_path / "log.parquet", SPEC)
+    assert logs.read(logs.spans(0, logs.rows)[-1], ["ts"]).column("ts")[-1].as_py() == datetime.datetime(2300, 1, 1)
+    assert warnings_of(tmp_path / "log.parquet", caplog) == ([], [])
