@@ -40,7 +40,7 @@ from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
-from training.arrow_files import arrow_input, arrow_output
+from training.arrow_files import arrow_input, arrow_output, parquet_file
 from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
 
 METADATA_KEY = b"ctr_score"  # the file's metadata entry recording the models and how rows became requests
@@ -167,7 +167,7 @@ def _input_schema(files: list[Path], candidates: Path) -> pa.Schema:
     schemas = []
     for file in files:
         with arrow_input(file) as raw:
-            schema = pq.read_schema(raw)
+            schema = parquet_file(raw).schema_arrow
         for key in partition_columns(file, candidates, schema.names):
             schema = schema.append(pa.field(key, pa.string()))
         schemas.append((file, schema.remove_metadata()))
@@ -180,7 +180,7 @@ def _request_chunks(
     """(rows of ``file`` in ``schema``, the requests among them as (start, stop)), read ``READ_ROWS`` at a
     time; the last request of a read is carried over to the next (it may go on there), never past the file."""
     with arrow_input(file) as raw:
-        reader = pq.ParquetFile(raw)
+        reader = parquet_file(raw)  # Spark's INT96 timestamps read as the trainer reads them
         partitions = partition_columns(file, candidates, reader.schema_arrow.names)
         carried: pa.Table | None = None
         for batch in reader.iter_batches(READ_ROWS):

@@ -179,6 +179,19 @@ NO_TORCH = WATCH_TORCH + textwrap.dedent(
 )
 
 
+def test_spark_s_int96_times_are_carried_through_as_written(repository: Path, tmp_path: Path) -> None:
+    """Spark's legacy INT96 ``ts`` past 2262 overflowed to ~1915 in pyarrow's default nanosecond read."""
+    import datetime
+
+    settings = Settings(model_repository=repository, use_cuda=False)
+    table = candidates_table(seed=2)
+    written = [datetime.datetime(2300, 1, 1) + datetime.timedelta(seconds=i) for i in range(table.num_rows)]
+    table = table.append_column("ts", pa.array(written, pa.timestamp("us")))
+    pq.write_table(table, tmp_path / "spark.parquet", use_deprecated_int96_timestamps=True)
+    score_file(tmp_path / "spark.parquet", tmp_path / "scores.parquet", served_models(settings), settings)
+    assert pq.read_table(tmp_path / "scores.parquet").column("ts").to_pylist() == written
+
+
 def test_scoring_a_file_imports_no_torch(repository: Path, tmp_path: Path) -> None:
     pq.write_table(candidates_table(), tmp_path / "candidates.parquet")
     done = subprocess.run(
