@@ -135,7 +135,7 @@ inline_max_items = 4
 
 def test_scores_are_the_service_s_bit_for_bit_where_its_batcher_splits_a_request(tmp_path: Path) -> None:
     """A request of more rows than the model's ``max_batch_size`` runs in parts of that many rows in the
-    service: one ONNX Runtime run of the whole request gave other float32 roundings (7 of 1,725 values here)."""
+    service: one ONNX Runtime run of the whole request gave other float32 roundings (this test failed on it)."""
     repository = tmp_path / "models"
     publish_tiny_esmm(repository, weighted_pooling=True)  # sums that round by batch size, as the trained ESMM's
     (repository / "esmm" / "config.toml").write_text(SPLITTING_SERVING, encoding="utf-8")
