@@ -13,7 +13,11 @@ def score(
         Path, typer.Argument(help="The candidates: a Parquet file, a folder of Parquet shards or 'DIR/*.parquet'.")
     ],
     out: Annotated[
-        Path, typer.Option(help="Parquet file to write: the input's columns, then pctr, pctcvr and pcvr.")
+        Path,
+        typer.Option(
+            help="Parquet file to write (a .parquet name, outside the candidates): the input's columns, then pctr, "
+            "pctcvr and pcvr."
+        ),
     ] = Path("scores.parquet"),
     repository: Annotated[
         Path | None,
@@ -27,7 +31,11 @@ def score(
     ] = None,
     version: Annotated[
         int | None,
-        typer.Option(min=1, help="Version of the model filling both roles (default: its newest that loads)."),
+        typer.Option(
+            min=1,
+            help="Version of the model filling both roles (default: each role model's version as the service "
+            "serves it, the newest its config.toml's serving.version_policy selects that loads).",
+        ),
     ] = None,
 ) -> None:
     """Score a file of candidates with the served role models, as `POST /v1/score` scores them, without a
@@ -36,9 +44,10 @@ def score(
     service would refuse ends the command naming the row."""
     from cli.options import settings_with_options
     from cli.reports import check_writable
-    from service.score.offline import score_file, served_models
+    from service.score.offline import check_out, score_file, served_models
 
     check_writable(out)
+    check_out(candidates, out)  # before the models load
     given = {"model_repository": repository, "ctr_model": ctr_model, "ctcvr_model": ctcvr_model}
     settings = settings_with_options(given)
     scored = score_file(candidates, out, served_models(settings, version), settings)

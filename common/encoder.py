@@ -16,10 +16,15 @@ scalar, which is broadcast to every row: that is how a request's context feature
 writes a gap); a required feature absent on any row is refused.
 
 What a value must be is defined here once, for ``/v1/score``'s checks (service/score/features.py) as for
-anyone encoding rows by hand (the README's V2 route): the encoder refuses what the service refuses with
-the same reason (a required feature absent, a text longer than ``max_chars``, a fraction for a categorical
-feature, a number past float32), and reads a whole-number float for a categorical feature as the integer
-it is (``whole_number``: a pandas integer column with gaps is float64).
+anyone encoding rows by hand (the README's V2 route): the encoder checks the values it is given as the
+service does, with the same reason (a required feature absent, a text longer than ``max_chars``, a fraction
+for a categorical feature, a number past float32, a text for a numeric one), and reads a whole-number float
+for a categorical feature as the integer it is (``whole_number``: a pandas integer column with gaps is
+float64). Each value's type is the service's check, made before any value reaches here: a boolean, an object
+or an array is refused by /v1/score wherever it is, while the encoder, given mixed columns, reads a boolean
+among a numeric feature's numbers as 1 (``[True, 1.0]``) and hashes an object among a categorical feature's
+texts as text (a boolean for a categorical feature, and a numeric feature's booleans with no number beside
+them, it refuses).
 """
 
 from __future__ import annotations

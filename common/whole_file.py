@@ -16,10 +16,16 @@ from pathlib import Path
 
 @contextmanager
 def written_whole(path: Path) -> Iterator[Path]:
-    """The temporary path to write ``path``'s content to (its folders made); renamed over ``path`` when the
-    block ends, removed if it raises (the error says which file it was writing)."""
+    """The temporary path to write ``path``'s content to (its folders made, the file created); renamed over
+    ``path`` when the block ends, removed if it raises (the error says which file it was writing, in a note).
+    A folder that cannot take the temporary file (a read-only mount, one the user may not write) raises its
+    OSError of ``path`` itself, with no note: it said the hidden temporary name the user never gave."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.touch()
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from error
     try:
         yield temporary
         os.replace(temporary, path)

@@ -29,9 +29,10 @@ logger = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 
 
-def log_files(path: str | Path) -> list[Path]:
+def log_files(path: str | Path, what: str = "impression log") -> list[Path]:
     """The files a log path stands for: itself, the Parquet/CSV files of a directory, or the files a
-    glob pattern (``DIR/*.parquet``) matches; sorted with the numbers in their paths read as numbers
+    glob pattern (``DIR/*.parquet``) matches (FileNotFoundError naming ``what`` the caller reads where
+    there is none); sorted with the numbers in their paths read as numbers
     (``hour=9`` before ``hour=10``, as Hive and Spark name partitions unpadded), which is time order for
     shards and partitions. In a directory, a file or folder whose name starts with ``_`` or ``.`` is not
     the log's (Spark's ``_temporary/`` of a job still writing, ``_SUCCESS``, hidden files: pyarrow.dataset,
@@ -52,10 +53,10 @@ def log_files(path: str | Path) -> list[Path]:
     if glob.has_magic(str(path)):
         files = sorted((Path(p) for p in glob.glob(str(path)) if Path(p).is_file()), key=_natural_order)
         if not files:
-            raise FileNotFoundError(f"no impression log matches {path}")
+            raise FileNotFoundError(f"no {what} matches {path}")
         return files
     if not path.is_file():
-        raise FileNotFoundError(f"no impression log at {path}")
+        raise FileNotFoundError(f"no {what} at {path}")
     return [path]
 
 

@@ -5,11 +5,17 @@ Hive partitions, a glob), a record batch at a time, so memory stays bounded what
 label or position is needed. They are cut into requests: the consecutive rows of one ``request_id`` where
 the file has that column, else ``max_candidates`` rows at a time (CTR_MAX_CANDIDATES, and never more: the
 service answers a larger request 413). Each request goes through the service's own code: ``checked_request``
-(every value checked as /v1/score's features are, service/score/features.py), each role model's ``encode``
-and ``run`` as a batch worker runs a request alone in its batch, and ``served_probabilities``. A request of
-a file is one ONNX Runtime run, as a request is in the service when no other shares its batch: the scores are
-the service's bit for bit then; batched with others, a row's score may differ by one float32 step of its
-logit (docs/encoding.md, "How exact").
+(every value checked as /v1/score's features are, service/score/features.py), each role model's ``collate``
+and ``run`` as its batcher runs a request alone in its queue, and ``served_probabilities``. A request runs as
+the model's batcher would run it with no other request queued: split by ``form_batch`` into runs of the
+model's ``[serving] max_batch_size`` rows (one run when CTR_BATCHING is off), as ONNX Runtime's sums round
+by batch size: the scores are the service's bit for bit then; batched with others, a row's score may differ
+by one float32 step of its logit (docs/encoding.md, "How exact").
+
+A feature column's values go into a request as JSON would carry them (text, numbers, null; booleans as
+booleans, which the service's checks refuse as they refuse JSON's ``true``); a feature column of a type JSON
+cannot carry (a list, a struct, a time, bytes that are not UTF-8 text) is refused naming it. Other columns
+are carried through whatever their type.
 
 The result is the input's columns, then ``pctr``, ``pctcvr`` and ``pcvr`` (float64, as served), written
 whole (a temporary file renamed over ``out``: a failure leaves nothing half-written), the role models'
@@ -19,8 +25,13 @@ ends the scoring with a ValueError naming the row (its index in the input) and t
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import json
+import math
+import os
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +43,11 @@ import pyarrow.parquet as pq
 from common.path_text import path_text
 from common.repository import versions
 from common.whole_file import written_whole
+from service.batching.policy import BatchConfig, Slice, Tensors, Work, assemble, form_batch
 from service.http.errors import InputError, ModelUnavailable
 from service.models.base import ModelLoadError
 from service.models.loader import load_version
-from service.models.manager import load_snapshot
+from service.models.manager import load_snapshot, serving_config
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
@@ -43,11 +55,18 @@ from service.settings import Settings
 from training.arrow_files import arrow_input, arrow_output, parquet_file
 from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
 
+OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
+
 METADATA_KEY = b"ctr_score"  # the file's metadata entry recording the models and how rows became requests
 SCORE_COLUMNS = ("pctr", "pctcvr", "pcvr")
 REQUEST_COLUMN = "request_id"
 READ_ROWS = 65_536  # rows read at a time; a request that goes on in the next read is carried over to it
 _CANDIDATE_FIELD = re.compile(r"^candidates\[(\d+)\]")  # a refusal's field: candidates[3].ad_id
+# every row goes in as a candidate, context features too: the service's "candidate feature 'user_id' ..." would
+# mislabel a context feature, so a refusal names the feature alone
+_CANDIDATE_LABEL = "candidate "
+# what a feature column may hold, as a /v1/score body's JSON can carry it
+FEATURE_TYPES = "text (string, or binary holding UTF-8), integers, floating-point numbers or decimals"
 
 
 @dataclass(frozen=True)
@@ -60,9 +79,10 @@ class ScoredFile:
 
 
 def served_models(settings: Settings, version: int | None = None) -> ServingModels:
-    """The role models the service would serve (the settings' CTR_CTR_MODEL and CTR_CTCVR_MODEL, each its
-    newest loadable version, checked and warmed up by the service's loader), or ``version`` of the one model
-    filling both roles; ValueError when a role cannot be filled, saying why."""
+    """The role models the service would serve (the settings' CTR_CTR_MODEL and CTR_CTCVR_MODEL, each the
+    version its ``[serving] version_policy`` serves: the newest it selects that loads, ``load_snapshot``;
+    checked and warmed up by the service's loader), or ``version`` of the one model filling both roles;
+    ValueError when a role cannot be filled, saying why."""
     if version is None:
         try:
             models = load_snapshot(settings)
@@ -92,10 +112,12 @@ def served_models(settings: Settings, version: int | None = None) -> ServingMode
 
 def score_file(candidates: Path, out: Path, models: ServingModels, settings: Settings) -> ScoredFile:
     """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out``."""
+    check_out(candidates, out)
     roles = role_models(models)
     kinds = models.role_feature_kinds
     files = _parquet_files(candidates)
     schema = _input_schema(files, candidates)
+    _check_feature_types(schema, kinds, candidates)
     taken = [name for name in SCORE_COLUMNS if name in schema.names]
     if taken:
         raise ValueError(f"{candidates} already has a column {taken[0]!r}, which ctr score writes: rename it")
@@ -111,7 +133,8 @@ def score_file(candidates: Path, out: Path, models: ServingModels, settings: Set
     metadata = {"models": record, "request_column": grouped_by, "max_request_rows": settings.max_candidates}
     scores = pa.schema([pa.field(name, pa.float64()) for name in SCORE_COLUMNS])
     written = pa.unify_schemas([schema, scores]).with_metadata({METADATA_KEY: json.dumps(metadata).encode()})
-    scorer = _Scorer(roles, kinds, settings, [name for name in schema.names if name in kinds])
+    runs = {model: _batch_config(settings, model) for model in roles.values()}
+    scorer = _Scorer(roles, kinds, settings, [name for name in schema.names if name in kinds], runs)
     rows = 0
     with written_whole(out) as temporary, arrow_output(temporary) as sink, pq.ParquetWriter(sink, written) as writer:
         for file in files:
@@ -128,12 +151,13 @@ class _Scorer:
     kinds: dict[str, str]  # feature -> kind, the role models' merged (ServingModels.role_feature_kinds)
     settings: Settings
     features: list[str]  # the input's columns that are features of the served models, in input order
+    batching: dict[ScoringModel, BatchConfig]  # each model's batcher settings: how a request is split into runs
     requests: int = 0
 
     def scored(self, table: pa.Table, bounds: list[tuple[int, int]], first_row: int, file: Path) -> pa.Table:
         """``table`` with the score columns, each request ``start:stop`` of ``bounds`` scored alone; its first
         row is row ``first_row`` of the input."""
-        values = {name: _request_values(table, name) for name in self.features}
+        values = {name: _request_values(table, name, first_row, file) for name in self.features}
         scores: tuple[list[float], list[float], list[float]] = ([], [], [])
         for start, stop in bounds:
             columns = [values[name][start:stop] for name in self.features]
@@ -143,8 +167,12 @@ class _Scorer:
             except InputError as error:
                 found = _CANDIDATE_FIELD.match(error.field or "")
                 row = first_row + start + (int(found.group(1)) if found else 0)
-                raise ValueError(f"row {row} of the input ({file.name}): {error.message}") from None
-            outputs = {model: model.run(request.encoded(model)) for model in request.models}
+                said = error.message.removeprefix(_CANDIDATE_LABEL)
+                raise ValueError(f"row {row} of the input ({file.name}): {said}") from None
+            outputs = {
+                model: _run_alone(model, inputs, request.n_candidates, self.batching[model])
+                for model, inputs in request.inputs.items()
+            }
             for served, more in zip(scores, request.served(outputs), strict=True):
                 served.extend(more)
             self.requests += 1
@@ -153,8 +181,81 @@ class _Scorer:
         return table
 
 
+def _run_alone(model: ScoringModel, inputs: Any, n_rows: int, batching: BatchConfig) -> Tensors:
+    """A request's outputs from ``model`` as its batcher gives them with no other request queued: cut by
+    ``form_batch`` into runs of ``max_batch_size`` rows, each ``collate``d and run, the parts assembled in row
+    order (service/batching/batcher.py); unbatched (CTR_BATCHING off), one run of the whole request."""
+    work = Work(inputs, n_rows, deadline=math.inf, enqueued=0.0)
+    if not batching.enabled:
+        return model.run(model.collate([Slice(work, 0, n_rows)]))
+    pending = deque([work])
+    while pending:
+        batch, _ = form_batch(pending, batching.max_batch_size, now=0.0)
+        work.parts += [(part.start, model.run(model.collate([part]))) for part in batch]
+    return assemble(work)
+
+
+def _batch_config(settings: Settings, model: ScoringModel) -> BatchConfig:
+    """The model's batcher settings, read as the service reads them (``serving_config``)."""
+    try:
+        return serving_config(settings, model.name).batch
+    except ModelLoadError as error:
+        raise ValueError(f"model {model.name!r}: {error}") from None
+
+
+def check_out(candidates: Path, out: Path) -> None:
+    """ValueError when ``out`` is no place for ``candidates``' scores: not a ``.parquet`` name (Parquet is
+    written whatever the name), the candidates file itself (replaced by its scores), or a file among those
+    ``candidates`` stands for (a folder's, a glob's: a second run read the first one's scores as a shard)."""
+    if out.suffix.lower() != OUT_SUFFIX:
+        raise ValueError(f"--out {out}: ctr score writes Parquet: name a {OUT_SUFFIX} file")
+    written = out.resolve()
+    if candidates.is_file() and written == candidates.resolve():
+        raise ValueError(f"--out {out} is the candidates file: name another file for the scores")
+    if candidates.is_dir() and written.is_relative_to(candidates.resolve()):
+        raise ValueError(f"--out {out} lies in the candidates folder {candidates}: write the scores outside it")
+    if _glob_reads(candidates, written):
+        raise ValueError(f"--out {out} matches the candidates pattern {candidates}: write the scores elsewhere")
+
+
+def _glob_reads(pattern: Path, path: Path) -> bool:
+    """Whether the glob ``pattern`` (not a path that exists) would read ``path`` (resolved), were it there."""
+    if pattern.exists() or not glob.has_magic(str(pattern)):
+        return False
+    absolute = Path(os.path.abspath(pattern))
+    # a pattern's parts one by one: fnmatch's * would match across folders, a glob's does not
+    return len(absolute.parts) == len(path.parts) and all(
+        fnmatch.fnmatchcase(part, wanted) for part, wanted in zip(path.parts, absolute.parts, strict=True)
+    )
+
+
+def _check_feature_types(schema: pa.Schema, kinds: dict[str, str], candidates: Path) -> None:
+    """ValueError naming the first feature column whose type a /v1/score body's JSON cannot carry."""
+    for field in schema:
+        if field.name in kinds and not _json_carries(field.type):
+            raise ValueError(
+                f"{candidates}: column {field.name!r}, a feature of the served models, is of type {field.type}, "
+                f"which a /v1/score request cannot carry: ctr score takes {FEATURE_TYPES} (or nulls)"
+            )
+
+
+def _json_carries(kind: pa.DataType) -> bool:
+    """Whether a column of Arrow type ``kind`` reads as values a request's JSON carries (``_request_values``)."""
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind)  # JSON's true and false, which the service's checks refuse row by row
+        or pa.types.is_null(kind)
+    )
+
+
 def _parquet_files(candidates: Path) -> list[Path]:
-    files = log_files(candidates)
+    files = log_files(candidates, "candidates file")
     other = [file for file in files if log_format(file) != "parquet"]
     if other:
         raise ValueError(f"ctr score reads Parquet; {other[0]} is not (write the candidates as .parquet)")
@@ -222,14 +323,32 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _request_values(table: pa.Table, name: str) -> list[Any]:
-    """A feature column as a request's JSON would carry its values, read as the trainer reads a log's
-    (``column_array``: booleans as 0/1, decimals as numbers, UTF-8 bytes as text): a null, and NaN (how
+def _request_values(table: pa.Table, name: str, first_row: int, file: Path) -> list[Any]:
+    """A feature column as a request's JSON would carry its values (the first is row ``first_row`` of the
+    input, in ``file``): booleans as booleans (the service's checks refuse them, as they refuse JSON's
+    ``true``), bytes as their UTF-8 text (ValueError naming the row, column and file where they are not),
+    the rest read as the trainer reads a log's (``column_array``: decimals as numbers); a null, and NaN (how
     pandas writes a gap), as null."""
+    column = table.column(name)
+    if pa.types.is_boolean(column.type):
+        return column.to_pylist()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return [_text(value, first_row + i, name, file) for i, value in enumerate(column.to_pylist())]
     values = column_array(table, name)
     if values.dtype.kind == "f":
         return [None if value != value else value for value in values.tolist()]
     return values.tolist()
+
+
+def _text(value: bytes | None, row: int, name: str, file: Path) -> str | None:
+    """A binary feature value as the text a request would send, if it is UTF-8."""
+    try:
+        return None if value is None else value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"row {row} of the input ({file.name}): column {name!r} holds bytes that are not UTF-8 text "
+            f"({error.reason} at byte {error.start}); ctr score reads a binary feature as text"
+        ) from None
 
 
 def scored_metadata(path: Path) -> dict[str, Any]:
