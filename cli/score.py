@@ -44,7 +44,7 @@ def score(
     service would refuse ends the command naming the row."""
     from cli.options import settings_with_options
     from cli.reports import check_writable
-    from service.score.offline import check_out, score_file, served_models
+    from training.offline_scores import check_out, score_file, served_models
 
     check_writable(out)
     check_out(candidates, out)  # before the models load

@@ -15,10 +15,11 @@ scalar, which is broadcast to every row: that is how a request's context feature
 ``None`` in a column means "absent" and takes an optional feature's default, as does NaN (how pandas
 writes a gap); a required feature absent on any row is refused.
 
-What a value must be is defined here once, for ``/v1/score``'s checks (service/score/features.py) as for
-anyone encoding rows by hand (the README's V2 route): the encoder checks the values it is given as the
-service does, with the same reason (a required feature absent, a text longer than ``max_chars``, a fraction
-for a categorical feature, a number past float32, a text for a numeric one), and reads a whole-number float
+The words refusing a value are defined here once, for ``/v1/score``'s checks (service/score/features.py,
+which check a request's values before they are batched) as for anyone encoding rows by hand (the README's
+V2 route): the encoder checks the values it is given as the service does, with the same reason (a required
+feature absent, a text longer than ``max_chars``, a fraction for a categorical feature, a number past
+float32, a text for a numeric one), and reads a whole-number float
 for a categorical feature as the integer it is (``whole_number``: a pandas integer column with gaps is
 float64). Each value's type is the service's check, made before any value reaches here: a boolean, an object
 or an array is refused by /v1/score wherever it is, while the encoder, given mixed columns, reads a boolean

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from training.arrow_types import is_number
+
 logger = logging.getLogger(__name__)
 
 TS = "ts"
@@ -57,12 +59,11 @@ def read_times(column: pa.ChunkedArray) -> TimeReading:
             return nothing._replace(
                 unchecked=f"ts holds text that is not an ISO-8601 time ({said}); write it as one (2024-03-09T12:00:00Z)"
             )
-    number = pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type)
-    if not (number or pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
+    if not (is_number(column.type) or pa.types.is_timestamp(column.type) or pa.types.is_date(column.type)):
         return nothing
     rows = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
     known = column.drop_null()
-    if not number:
+    if not is_number(column.type):
         return TimeReading(rows, known, np.full(len(known), -1, np.int8), "")
     exact = pa.types.is_integer(known.type) and not pa.types.is_uint64(known.type)  # int64 holds 2100 in ns
     values = known.cast(pa.int64() if exact else pa.float64()).to_numpy(zero_copy_only=False)

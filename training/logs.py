@@ -22,6 +22,7 @@ from common.encoder import FLOAT32_LIMIT
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
+from training.arrow_types import is_number
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
 
 logger = logging.getLogger(__name__)
@@ -572,7 +573,7 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
             not_numbers = np.array([v is not None and not _reads_as_number(v) for v in column.to_pylist()])
             return (not_numbers if not_numbers.any() else ~absent), wanted + " (the column holds text)"
-        if _number(column.type):
+        if is_number(column.type):
             values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
@@ -590,11 +591,6 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
         return None, wanted
     return ~absent, f"{wanted}, not {column.type} values"  # dates, times, decimals, lists: cast them first
-
-
-def _number(kind: pa.DataType) -> bool:
-    """Integers, floats and decimals (a warehouse's DECIMAL(12, 2) price): numbers a numeric feature reads."""
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
 
 
 def _utf8(value: bytes, max_chars: int | None = None) -> bool:

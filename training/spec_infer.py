@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from common.features import Feature, FeatureSpec
 from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
+from training.arrow_types import is_number
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
 from training.logs import log_files, partition_values, read_logs
 from training.world.logs import GROUND_TRUTH_COLUMNS
@@ -166,7 +167,7 @@ def _time_values(column: pa.ChunkedArray) -> str:
         except pa.ArrowInvalid:
             return ""
         return TIME_TEXT
-    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type)):
+    if not is_number(values.type):
         return ""
     units = set(epoch_units(values.cast(pa.float64()).to_numpy(zero_copy_only=False)).tolist())
     if len(units) != 1 or -1 in units:

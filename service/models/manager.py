@@ -31,7 +31,7 @@ from service.batching.batcher import Batcher
 from service.batching.policy import ServiceRate
 from service.metrics import Metrics
 from service.models.base import ModelLoadError, ServedModel
-from service.models.config import ServingConfig, read_serving_config
+from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
 from service.models.refusal import Refusal, version_files
 from service.models.snapshot import RoleConflict, ServingModels, required_outputs
@@ -277,9 +277,6 @@ class ModelManager:
                 pending[key] = pending.get(key, 0) + batcher.pending_requests
         return pending
 
-    def _config(self, name: str) -> ServingConfig:
-        return serving_config(self.settings, name)
-
     def _count_refused(self, name: str, refused: dict[int, Refusal]) -> None:
         """Count a load's refused versions: a model has its series from its first load (0 until a version is
         refused), a name an admin tried that is no model's none."""
@@ -296,7 +293,7 @@ class ModelManager:
         """(thread) The serving settings and the versions to serve; ModelLoadError if none loads. A load
         ``polled`` passes over the versions refused before whose files stay as they were (a version published
         after three refused ones loaded, counted and logged each again); the operator's tries them all."""
-        config = self._config(name)
+        config = serving_config(self.settings, name)
         outputs = required_outputs(self.settings.roles).get(name, set())
         policy = config.version_policy
         before = self._refused_as_they_are(name) if polled else {}
@@ -314,7 +311,7 @@ class ModelManager:
         serving settings cannot be read, which is logged once for each new reason (not at every poll), since
         no version of the model is loaded meanwhile."""
         try:
-            policy = self._config(name).version_policy
+            policy = serving_config(self.settings, name).version_policy
         except ModelLoadError as error:
             if self._unreadable.get(name) != str(error):
                 self._unreadable[name] = str(error)
@@ -330,7 +327,7 @@ class ModelManager:
         """Why the serving settings of ``name`` cannot be read now ("" when they can): read here, in whichever
         worker asks, since only the polling worker's poll notes it."""
         try:
-            self._config(name)
+            serving_config(self.settings, name)
         except ModelLoadError as error:
             return str(error)
         return ""
@@ -406,7 +403,8 @@ def load_snapshot(settings: Settings) -> ServingModels:
     errors: dict[str, str] = {}
     for name, outputs in required_outputs(settings.roles).items():
         try:
-            chosen = load_versions(settings, name, serving_config(settings, name).version_policy, outputs)
+            policy = serving_config(settings, name).version_policy  # latest = N serves its newest: load it alone
+            chosen = load_versions(settings, name, policy if policy.specific else VersionPolicy(), outputs)
             loaded[name] = chosen[max(chosen)]
         except ModelLoadError as error:
             errors[name] = str(error)

@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from service.score import offline
-from service.score.offline import score_file, scored_metadata, served_models
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.read_only_mount import needs_read_only_mount, read_only_command
 from tests.support.server import running_server
 from tests.support.torch_watch import WATCH_TORCH
+from training import offline_scores
+from training.offline_scores import score_file, scored_metadata, served_models
 
 ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
@@ -306,7 +306,7 @@ def test_requests_read_across_record_batches_and_files_score_alike(
     for day, part in (("1", first), ("2", second)):
         (tmp_path / "shards" / f"dt={day}").mkdir(parents=True)
         pq.write_table(part, tmp_path / "shards" / f"dt={day}" / "part-0.parquet")
-    monkeypatch.setattr(offline, "READ_ROWS", 4)
+    monkeypatch.setattr(offline_scores, "READ_ROWS", 4)
     sharded = score_file(tmp_path / "shards", tmp_path / "shard_scores.parquet", models, settings)
     assert (sharded.rows, sharded.requests) == (table.num_rows, len(REQUEST_SIZES))
     whole = pq.read_table(tmp_path / "whole_scores.parquet")

@@ -53,6 +53,7 @@ from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
 from training.arrow_files import arrow_input, arrow_output, parquet_file
+from training.arrow_types import is_number
 from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
 
 OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
@@ -94,10 +95,9 @@ def served_models(settings: Settings, version: int | None = None) -> ServingMode
             raise ValueError(f"--version names a version of the one model filling every role; the roles name {names}")
         (name,) = names
         root = settings.model_repository
-        if version not in versions(root, name):
-            raise FileNotFoundError(
-                f"model {name!r} has no version {version} in {root}; exported: {versions(root, name)}"
-            )
+        exported = versions(root, name)
+        if version not in exported:
+            raise FileNotFoundError(f"model {name!r} has no version {version} in {root}; exported: {exported}")
         try:
             model = load_version(root, name, version, settings, required_outputs(settings.roles)[name])
         except ModelLoadError as error:
@@ -191,7 +191,7 @@ def _run_alone(model: ScoringModel, inputs: Any, n_rows: int, batching: BatchCon
     pending = deque([work])
     while pending:
         batch, _ = form_batch(pending, batching.max_batch_size, now=0.0)
-        work.parts += [(part.start, model.run(model.collate([part]))) for part in batch]
+        work.parts.append((batch[0].start, model.run(model.collate(batch))))  # one work: one slice a batch
     return assemble(work)
 
 
@@ -246,9 +246,7 @@ def _json_carries(kind: pa.DataType) -> bool:
         or pa.types.is_large_string(kind)
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
-        or pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_decimal(kind)
+        or is_number(kind)
         or pa.types.is_boolean(kind)  # JSON's true and false, which the service's checks refuse row by row
         or pa.types.is_null(kind)
     )
