@@ -20,7 +20,7 @@ from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.http.shed_log import ShedLog
-from service.log_format import ACCESS_LOGGER, JsonFormatter, access_request_id
+from service.log_format import ACCESS_LOGGER, JsonFormatter, access_line_fields
 from service.models.snapshot import RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
@@ -46,7 +46,7 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     logging.getLogger("uvicorn.error").addFilter(said_refusal_traceback)
-    logging.getLogger(ACCESS_LOGGER).addFilter(access_request_id)
+    logging.getLogger(ACCESS_LOGGER).addFilter(access_line_fields)
     logging.getLogger("asyncio").addFilter(ACCEPT_FAILURES)
 
 

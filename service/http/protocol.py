@@ -92,6 +92,7 @@ from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, Refusal, read_head
 from service.log_format import REQUEST_ID as TASK_REQUEST_ID
+from service.log_format import REQUEST_RECEIVED as TASK_RECEIVED
 
 logger = logging.getLogger(__name__)
 
@@ -339,12 +340,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """uvicorn's, except for a request to a direct route: its handler runs once its body is in."""
         handler = self._direct_handler(cycle) if app is self.app else None
         if handler is None:
-            # the task's context, copied as it is created, holds the id (or None) for the access line it logs:
-            # a pipelined request is started from the task of the one before it, whose id its copy would hold
+            # the task's context, copied as it is created, holds the id (or None) and the arrival for the access
+            # line it logs (a pipelined request is started from the task of the one before it: it would log its)
             token = TASK_REQUEST_ID.set(cycle.scope.get(SCOPE_REQUEST_ID))
+            received = TASK_RECEIVED.set(cycle.scope.get(RECEIVED))
             try:
                 super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
             finally:
+                TASK_RECEIVED.reset(received)
                 TASK_REQUEST_ID.reset(token)
         elif cycle.more_body:
             self._direct_waiting = (cycle, handler)
@@ -407,7 +410,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 get_path_with_query_string(cycle.scope),
                 cycle.scope["http_version"],
                 status,
-                extra={"request_id": cycle.scope.get(SCOPE_REQUEST_ID)},
+                extra={"request_id": cycle.scope.get(SCOPE_REQUEST_ID), "received": cycle.scope.get(RECEIVED)},
             )
         content = [STATUS_LINE[status]]
         for name, value in cycle.default_headers:
