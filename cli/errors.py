@@ -20,6 +20,7 @@ exceptions are bugs and propagate (an import that no extra but ``dev`` declares 
 from __future__ import annotations
 
 import errno
+import os
 import re
 import sys
 from importlib import metadata
@@ -148,5 +149,19 @@ class UserErrorTyper(HelpTyper):
                 raise  # a bug, or the machine's trouble (a full disk, a socket): the traceback says where
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
                 raise
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(said_as_logged(f"error: {message}"), err=True)
             raise SystemExit(2) from None
+
+
+def said_as_logged(line: str) -> str:
+    """``line`` as ``ctr serve`` logs (one JSON object under ``CTR_LOG_FORMAT=json``, as a log shipper reads
+    the service's every other line: the one that said why it did not start was the only plain one); as it
+    is for any other command, or another format."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command != "serve" or os.environ.get("CTR_LOG_FORMAT") != "json":
+        return line
+    import logging
+
+    from service.log_format import JsonFormatter
+
+    return JsonFormatter().format(logging.LogRecord("ctr", logging.ERROR, __file__, 0, line, None, None))

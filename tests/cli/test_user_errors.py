@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,18 @@ def test_bad_settings_name_every_setting_and_what_is_wrong_but_not_the_secret(tm
     assert "CTR_ADMIN_TOKEN: admin_token must be at least 16 characters" in done.stderr
     assert "CTR_POLL_INTERVAL_S: poll_interval_s must be 0 (off) or at least 0.1 s, not 0.001" in done.stderr
     assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_under_json_logs_the_line_that_stops_serve_is_json_too(tmp_path):
+    """The service's every line is one JSON object under CTR_LOG_FORMAT=json but the one saying why it did not
+    start, which was plain text to the log shipper (an on-call audit); other commands' lines stay text."""
+    done = ctr("serve", "-r", str(tmp_path), cwd=tmp_path, CTR_LOG_FORMAT="json", CTR_PORT="abc")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    line = json.loads(done.stderr)
+    assert line["level"] == "ERROR" and line["logger"] == "ctr" and line["pid"] > 0 and line["ts"].endswith("+00:00")
+    assert line["message"].startswith("error: invalid settings: CTR_PORT: Input should be a valid integer")
+    done = ctr("train", "absent", cwd=tmp_path, CTR_LOG_FORMAT="json")  # a log format is the service's setting
+    assert done.returncode == 2 and done.stderr.startswith("error: no config for model 'absent'"), done.stderr
 
 
 def test_serve_refuses_port_0_and_warns_of_a_misspelt_setting(tmp_path):
