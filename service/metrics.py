@@ -5,7 +5,9 @@ execution count (batches), cumulative queue and compute time, pending requests, 
 and a request-duration histogram, runs and compute time per exact batch size and the time of the last
 run (for the V2 statistics extension, v2/statistics.py); per status code, the HTTP and gRPC responses
 (the protocol's own answers included: 408 read time-outs, 400 unparsable requests, 503 refusals at the
-door, which are also counted apart); per model, the versions refused at a load; the execution provider
+door, which are also counted apart); per model version, the sum of each probability it served (over the
+inference count, its mean: a version that verifies but scores differently from the one before it shows
+there); per model, the versions refused at a load; the execution provider
 each version runs on; and the processes' CPU, memory and descriptors (process_stats.py). Counters are
 plain integers updated on the event loop thread, so taking a sample costs no lock; ``/metrics`` renders
 them on demand. Every failure reason of a model version is rendered from 0, so that a ratio of failures
@@ -17,9 +19,10 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.holdings import lines as holding_lines
@@ -31,6 +34,9 @@ DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0
 PREFIX = "ctr"
 # the reasons a batcher fails a request for (batching/batcher.py): each rendered, 0 until it happens
 FAILURE_REASONS = ("cancelled", "deadline", "error", "overloaded", "queue_full")
+# graph outputs that are probabilities (the scoring contract's, DESIGN.md): each version's sum of each,
+# so that its mean served value can be watched (an embedding's sum would say nothing, nor be a counter)
+SUMMED_OUTPUTS = ("pctr", "pcvr", "pctcvr")
 
 
 class Histogram:
@@ -89,6 +95,8 @@ class ModelStats:
     last_inference_ms: int = 0  # wall clock (ms since the epoch) of the last model run; 0: none yet
     # numeric feature -> request values clipped to the training range (the encoders count into it)
     clipped: Counter = field(default_factory=Counter)
+    # probability output -> its values summed over the items run (float64): over ``items``, the mean served
+    output_sums: dict[str, float] = field(default_factory=dict)
 
     def success(self, duration_s: float, queue_s: float) -> None:
         """A request answered with outputs, ``duration_s`` after it was queued, ``queue_s`` of it waiting."""
@@ -99,7 +107,13 @@ class ModelStats:
     def failure(self, reason: str) -> None:
         self.failures[reason] += 1
 
-    def executed(self, items: int, compute_s: float) -> None:
+    def executed(self, items: int, compute_s: float, outputs: Mapping[str, np.ndarray] | None = None) -> None:
+        """A model run of ``items`` rows, ``compute_s`` long, that gave ``outputs`` (its probabilities summed)."""
+        if outputs is not None:
+            for name in SUMMED_OUTPUTS:
+                values = outputs.get(name)
+                if values is not None:
+                    self.output_sums[name] = self.output_sums.get(name, 0.0) + float(values.sum(dtype=np.float64))
         self.items += items
         self.executions += 1
         self.compute_s += compute_s
@@ -121,6 +135,7 @@ class ModelStats:
             "durations": self.durations.to_list(),
             "by_batch_size": [[size, n, seconds] for size, (n, seconds) in self.by_batch_size.items()],
             "clipped": dict(self.clipped),
+            "output_sums": dict(self.output_sums),
         }
 
     def add(self, saved: dict) -> None:
@@ -130,6 +145,8 @@ class ModelStats:
         self.last_inference_ms = max(self.last_inference_ms, saved["last_inference_ms"])
         self.failures.update(saved["failures"])
         self.clipped.update(saved["clipped"])
+        for name, total in saved.get("output_sums", {}).items():  # (absent from a worker of an earlier release)
+            self.output_sums[name] = self.output_sums.get(name, 0.0) + total
         self.batch_sizes.add(saved["batch_sizes"])
         self.durations.add(saved["durations"])
         for size, n, seconds in saved["by_batch_size"]:
@@ -240,6 +257,14 @@ class Metrics:
             out.extend(
                 f'{p}_feature_values_clipped_total{{{labels(k)},feature="{f}"}} {clipped[f]}' for f in sorted(clipped)
             )
+        family(
+            "inference_output_sum_total",
+            "counter",
+            "Each probability output summed over the items run: over inference_count_total, the mean served.",
+        )
+        for k in keys:
+            sums = self.models[k].output_sums
+            out.extend(f'{p}_inference_output_sum_total{{{labels(k)},output="{o}"}} {sums[o]!r}' for o in sorted(sums))
         family("model_info", "gauge", "1 for each model version being served, with its execution provider.")
         for k in sorted(served):
             out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')

@@ -270,7 +270,7 @@ class Batcher:
         error = done.exception()
         ran = done.result() if error is None else None
         if ran is not None:
-            self.stats.executed(work.n_items, ran[1])
+            self.stats.executed(work.n_items, ran[1], ran[0])
             self._settle(work, ran[0], None)
         elif error is not None:
             logger.error("run of %d items alone on %s failed", work.n_items, self.label, exc_info=error)
@@ -446,7 +446,7 @@ class Batcher:
                 self._settle(s.work, None, self._answered_failure(failure))
             return
         ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
-        self.stats.executed(size, ran_s)
+        self.stats.executed(size, ran_s, outputs)
         self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
             work = s.work

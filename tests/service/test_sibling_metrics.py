@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from service.metrics import Metrics
 from service.sibling_metrics import SiblingMetrics
 
@@ -14,7 +16,7 @@ def counted(successes: int, batch: int, status: int) -> Metrics:
     for _ in range(successes):
         stats.success(0.003, 0.001)
     stats.failure("deadline")
-    stats.executed(batch, 0.002)
+    stats.executed(batch, 0.002, {"pctr": np.full(batch, 0.25, np.float32), "embedding": np.ones(batch)})
     stats.clipped["ad_price"] += successes
     metrics.responses[status] += successes
     metrics.grpc_responses["OK"] += 1
@@ -38,6 +40,9 @@ def test_each_worker_reports_its_own_live_counters_plus_the_others_latest(tmp_pa
     text = total.render(pending, [("esmm", 1)], process)
     assert 'ctr_inference_request_success_total{model="esmm",version="1"} 8' in text
     assert 'ctr_feature_values_clipped_total{model="esmm",version="1",feature="ad_price"} 8' in text
+    # the probabilities served, summed over both workers' items (an embedding is no probability: not summed)
+    assert stats.output_sums == {"pctr": 0.25 * 24}
+    assert 'ctr_inference_output_sum_total{model="esmm",version="1",output="pctr"} 6.0' in text
     assert process["cpu_seconds"] > 0 and "process_cpu_seconds_total" in text  # both workers' (here, one process)
 
 

@@ -1,0 +1,54 @@
+"""Each version's served probabilities summed in /metrics (``ctr_inference_output_sum_total``): over its
+inference count, the mean pCTR / pCVR / pCTCVR it served. A version that verifies but scores differently
+from the one before it (trained on a broken join, its model.json edited: an on-call audit served pcvr 1.0
+from a hand-edited std, with no figure in /metrics moving) shows in the mean, version by version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.tiny_model import publish_tiny_esmm
+
+BODY = {"context": {"user_id": "u1"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0 + i} for i in range(7)]}
+
+
+def series(text: str, name: str, version: int) -> dict[str, float]:
+    """The ``output`` (or no label: "") -> value of the model esmm's ``name`` series of ``version``."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{model="esmm",version="{version}"'):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.partition('output="')[2].rstrip('"}')] = float(value)
+    return found
+
+
+def test_each_version_s_served_probabilities_are_summed_beside_its_inference_count(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path, seed=0)
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
+    with TestClient(create_app(settings)) as client:
+        served = []
+        for version in (1, 2):
+            for _ in range(3):
+                answer = client.post("/v1/score", json=BODY)
+                assert answer.status_code == 200 and answer.json()["models"]["ctr"]["version"] == version
+                served.append((version, answer.json()["scores"]))
+            if version == 1:  # a second version, other weights: its own series
+                publish_tiny_esmm(tmp_path, seed=5)
+                headers = {"authorization": "Bearer " + "t" * 16}
+                assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
+        text = client.get("/metrics").text
+    means = {}
+    for version in (1, 2):
+        sums = series(text, "ctr_inference_output_sum_total", version)
+        items = series(text, "ctr_inference_count_total", version)[""]
+        assert set(sums) == {"pctr", "pcvr", "pctcvr"} and items == 21
+        scores = [score for v, answer in served if v == version for score in answer]
+        assert sums["pctr"] == pytest.approx(sum(s["pctr"] for s in scores), rel=1e-6)
+        assert sums["pctcvr"] == pytest.approx(sum(s["pctcvr"] for s in scores), rel=1e-6)
+        means[version] = sums["pctr"] / items
+    assert means[1] != pytest.approx(means[2], rel=1e-3)  # the versions' means tell them apart
