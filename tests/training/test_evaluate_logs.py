@@ -56,6 +56,28 @@ def test_one_class_is_null_with_a_reason_not_nan():
     assert np.isfinite(scored["ctcvr_logloss"]["value"])
 
 
+def test_too_few_of_a_class_give_a_value_without_an_interval_saying_why():
+    """One click among 200 rows gave an AUC of 0.76 "95% CI [0.71, 0.82]" (each resample holding the click gave
+    its rank again) and one clicked row a log loss interval of zero width: no interval now, and why."""
+    rng = np.random.default_rng(0)
+    clicks = np.zeros(200, bool)
+    clicks[17] = True
+    scored = _scored("ctr", clicks, rng.random(200), "clicks", rng, 200)
+    for key in ("ctr_auc", "ctr_logloss"):
+        assert np.isfinite(scored[key]["value"]) and scored[key]["ci95"] is None, scored
+        assert scored[key]["reason"] == (
+            "1 impression with clicks: too few for a bootstrap interval (it needs at least 10 of each class present)"
+        )
+    one_clicked_row = _scored("cvr_clicked", np.ones(1, bool), np.array([0.2]), "conversions", rng, 200)
+    assert one_clicked_row["cvr_clicked_logloss"]["ci95"] is None
+    assert "1 impression with conversions: too few" in one_clicked_row["cvr_clicked_logloss"]["reason"]
+    clicks[:10] = True  # 11 clicks, 189 without: an interval for both
+    scored = _scored("ctr", clicks, rng.random(200), "clicks", rng, 200)
+    assert all(scored[key]["ci95"] is not None for key in ("ctr_auc", "ctr_logloss")), scored
+    no_click = _scored("ctr", np.zeros(200, bool), rng.random(200), "clicks", rng, 200)  # one class, 200 rows
+    assert no_click["ctr_logloss"]["ci95"] is not None
+
+
 def test_with_no_row_at_a_position_with_a_ratio_nothing_is_compared():
     report = calibration(np.full(2, 0.5), np.array([1, 0]), np.array([4, 5]), {"regime": "slot1", "ctr_ratios": [1.0]})
     assert report["overall"]["predicted_ctr"] is None and "nothing to compare" in report["overall"]["reason"]
