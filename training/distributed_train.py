@@ -36,9 +36,9 @@ from training.distributed import (
     peak_rss_mib,
     processes,
 )
-from training.fit import TrainingConfig, evaluate_chunks, model_phases, run_phases
+from training.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import refuse_one_class
+from training.logs import column_array
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
 from training.pipeline import (
@@ -49,7 +49,8 @@ from training.pipeline import (
     training_settings,
     warn_if_small,
 )
-from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs
+from training.split_labels import LabelCounts, SplitLabels
+from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 
 logger = logging.getLogger(__name__)
 
@@ -84,21 +85,21 @@ def train_streaming(
         under = trained_under(config, simulated=False)  # streamed: always your logs; before the scaling
         config = replace(config, training=training)  # the settings trained with are the ones recorded
         statistics = log_statistics(shards, spec, group, settings.statistics)
-        clicks = sum(statistics.clicks.values())
-        refuse_one_class(logs, clicks, statistics.rows)
+        labels = split_labels(shards, config.training.validation_fraction, group)
+        labels.refuse_one_class(logs)
         if group.is_main:  # once, not by every process
             statistics.warn_of_log_quality(spec, shards)
-            warn_if_small(name, config.training, statistics.rows, clicks)
+            warn_if_small(name, config.training, statistics.rows, labels.training.clicks)
             statistics.save(work_dir / name / STATISTICS_FILE)
         spec = statistics.fitted(spec)
         encoder, position_ctr = FeatureEncoder(spec), statistics.position_ctr()
         train_spans, held_out = shards.split(config.training.validation_fraction)
 
         model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+        if group.is_main:
+            labels.warn_of_conversions(logs, model)
         sample = shards.sample(train_spans, encoder, position_ctr)  # (for fix_constants, model.json's position)
-        fix_constants = getattr(model, "fix_constants", None)
-        if fix_constants is not None:
-            fix_constants(sample.tensors)
+        fix_model_constants(model, sample.tensors, config.training.validation_fraction)
         model.to(group.device)
         batch_size = per_process_batch(config.training.batch_size, group.world_size)
         stream = ImpressionStream(
@@ -159,12 +160,13 @@ def check_before_launch(
     """What ``ctr train --nproc N`` checks before torchrun starts N processes, so that a mistake is one
     line at once, not each process's traceback around it: the inputs (``streamed_inputs``), the batch's
     split over the processes, a ``--statistics`` file's fit to these shards and the clicks it counted
-    (``refuse_one_class``; without one, the clicks are counted by the processes' statistics pass)."""
+    (``SplitLabels.refuse_one_class``, from one pass over the label columns; without one, the processes count
+    them after their statistics pass, which checks the labels first)."""
     _, training, spec, shards = streamed_inputs(name, logs, spec_path, root, nproc)
     per_process_batch(training.batch_size, nproc)
     if statistics is not None:
-        fitted = log_statistics(shards, spec, Processes(), statistics)
-        refuse_one_class(logs, sum(fitted.clicks.values()), fitted.rows)
+        log_statistics(shards, spec, Processes(), statistics)
+        split_labels(shards, training.validation_fraction, Processes()).refuse_one_class(logs)
 
 
 def per_process_batch(batch_size: int, world_size: int) -> int:
@@ -195,6 +197,21 @@ def fit_stream(
     with averaged_gradients(model, group):
         loss = run_phases(model, phases, epoch_batches, steps, progress)
     return group.mean(loss), epochs
+
+
+def split_labels(shards: ShardedLogs, validation_fraction: float, group: Processes) -> SplitLabels:
+    """The clicks and conversions of the training rows and of the held-out tail: each process reads the label
+    columns of every ``world_size``-th span on either side of the cut, the counts summed over the processes."""
+    training, held_out = shards.split(validation_fraction)
+
+    def counted(spans: list[Span]) -> LabelCounts:
+        own = LabelCounts()
+        for span in spans[group.rank :: group.world_size]:  # one span's two columns in memory at a time
+            table = shards.read(span, ["click", "conversion"])
+            own += LabelCounts.of(column_array(table, "click"), column_array(table, "conversion"))
+        return sum(group.gather(own), LabelCounts())
+
+    return SplitLabels(counted(training), counted(held_out), validation_fraction)
 
 
 def log_statistics(shards: ShardedLogs, spec: FeatureSpec, group: Processes, path: Path | None) -> LogStatistics:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from training.dataset import ImpressionTensors
+from training.position_ctr import NoTopSlot
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,26 @@ def validation_cut(rows: int, validation_fraction: float) -> int:
     return round(rows * (1.0 - validation_fraction))
 
 
+def training_rows_words(validation_fraction: float) -> str:
+    """What the training rows are, for a message about them: the first part of the log in time order."""
+    if not validation_fraction:
+        return "the training rows (every row: validation_fraction is 0)"
+    return f"the training rows (the first {(1.0 - validation_fraction) * 100:g}%, in time order)"
+
+
+def fix_model_constants(model: nn.Module, tensors: dict[str, torch.Tensor], validation_fraction: float) -> None:
+    """``model.fix_constants(tensors)`` where it has one (``tensors``: training rows, or a sample of them); a
+    slot-1 model's refusal of rows without position 1 names them as the training rows, which a log with
+    position 1 in its held-out tail alone lacks without knowing it."""
+    fix_constants = getattr(model, "fix_constants", None)
+    if fix_constants is None:
+        return
+    try:
+        fix_constants(tensors)
+    except NoTopSlot as error:
+        raise ValueError(error.said_of(training_rows_words(validation_fraction))) from None
+
+
 def split_by_time(data: ImpressionTensors, validation_fraction: float) -> tuple[ImpressionTensors, ImpressionTensors]:
     """Training rows first, the latest ``validation_fraction`` of rows (logs are in time order) last."""
     cut = validation_cut(len(data), validation_fraction)
@@ -129,9 +150,7 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train, validation = split_by_time(data, config.validation_fraction)
-    fix_constants = getattr(model, "fix_constants", None)
-    if fix_constants is not None:
-        fix_constants(train.tensors)
+    fix_model_constants(model, train.tensors, config.validation_fraction)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
     main_loss = run_phases(model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress)

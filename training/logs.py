@@ -375,21 +375,26 @@ def refuse_missing_columns(file: Path, required: list[str], names: list[str]) ->
         )
 
 
-def refuse_one_class(logs: str | Path, clicks: int, impressions: int) -> None:
+def refuse_one_class(
+    logs: str | Path, clicks: int, impressions: int, rows: str = "the training logs", tail: str = ""
+) -> None:
     """ValueError when every impression of the training logs was clicked, or none was: a CTR model learns
     nothing from one class, and such a log is mostly a broken join (it trained and exported a version that
-    predicted a CTR of 1e-4 against 0.035 observed, said only by the warning of a small log)."""
+    predicted a CTR of 1e-4 against 0.035 observed, said only by the warning of a small log). ``rows``: what
+    the counted impressions are, before the logs' name; ``tail``: what the rows not counted hold."""
     if clicks in (0, impressions):
         said = "0 on every row" if clicks == 0 else "1 on every row"
         raise ValueError(
-            f"the training logs {logs}: click is {said} of {impressions} impressions, so there is nothing to learn "
+            f"{rows} {logs}: click is {said} of {impressions} impressions{tail}, so there is nothing to learn "
             "a click-through rate from (a log of one class is often a join that lost the clicks)"
         )
 
 
 def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path) -> None:
-    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``)."""
-    say_log_quality(Disorder.of(table), table.column_names, spec, source)
+    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``); copies are rows
+    alike in what the streamed trainer reads too: the spec's features and the labels."""
+    read = [name for name in [*(f.name for f in spec.features), *LABEL_COLUMNS] if name in table.column_names]
+    say_log_quality(Disorder.of(table, read), table.column_names, spec, source)
 
 
 def say_log_quality(disorder: Disorder, names: Sequence[str], spec: FeatureSpec, source: str | Path) -> None:
@@ -435,10 +440,13 @@ class Disorder:
     first_unit_row: int | None = None
     last_unit: int | None = None
     unchecked: str = ""  # why ts could not be read as time (text that is no ISO-8601 time)
-    doubled: int = 0
+    doubled: int = 0  # rows at a (request_id, position) an earlier row holds
+    copies: int = 0  # ... and alike in every compared column (of ``doubled``): the same impression twice
 
     @classmethod
-    def of(cls, table: pa.Table) -> Disorder:
+    def of(cls, table: pa.Table, alike: Sequence[str] | None = None) -> Disorder:
+        """The table's disorder; ``alike``: the columns a copy of a row repeats (default: all but ts, which a
+        row logged twice may not repeat), those of a type Arrow cannot group by left out."""
         names, found = table.column_names, {}
         if TS in names:
             rows, known, units, unchecked = read_times(table.column(TS))
@@ -458,8 +466,12 @@ class Disorder:
                 found |= {"first_unit": int(united[0]), "first_unit_row": int(unit_rows[0])}
                 found["last_unit"] = int(united[-1])
         if "request_id" in names:
-            named = table.select(["request_id", "position"]).filter(pc.is_valid(table.column("request_id")))
-            found["doubled"] = named.num_rows - named.group_by(["request_id", "position"]).aggregate([]).num_rows
+            slot = ["request_id", "position"]
+            compared = [n for n in (names if alike is None else alike) if n not in (TS, *slot)]
+            compared = [n for n in compared if _groupable(table.schema.field(n).type)]
+            named = table.select([*slot, *compared]).filter(pc.is_valid(table.column("request_id")))
+            found["doubled"] = named.num_rows - named.group_by(slot).aggregate([]).num_rows
+            found["copies"] = named.num_rows - named.group_by([*slot, *compared]).aggregate([]).num_rows
         return cls(rows=table.num_rows, **found)
 
     def then(self, later: Disorder) -> Disorder:
@@ -496,6 +508,7 @@ class Disorder:
             last_unit=later.last_unit if later.last_unit is not None else self.last_unit,
             unchecked=self.unchecked or later.unchecked,
             doubled=self.doubled + later.doubled,
+            copies=self.copies + later.copies,
         )
 
     def warn(self, source: object) -> None:
@@ -522,13 +535,28 @@ class Disorder:
                 after,
                 before,
             )
-        if self.doubled:
+        if self.copies:
             logger.warning(
-                "the logs %s hold %d impressions twice or more (the same request_id and position): copies land "
-                "on both sides of the validation split; deduplicate the logs",
+                "the logs %s hold %d impressions twice or more (the same request_id, position, features and "
+                "labels): copies land on both sides of the validation split; deduplicate the logs",
                 source,
-                self.doubled,
+                self.copies,
             )
+        if self.doubled - self.copies:
+            logger.warning(
+                "the logs %s hold %d impressions at a request_id and position another impression of the request "
+                "holds, with other features or labels (different ads sharing a slot): positions must tell a "
+                "request's slots apart, else the position model cannot learn; number each request's slots 1, 2, ...",
+                source,
+                self.doubled - self.copies,
+            )
+
+
+def _groupable(kind: pa.DataType) -> bool:
+    """A column type Arrow's group_by takes as a key."""
+    checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
+    more = (pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary, pa.types.is_temporal)
+    return any(check(kind) for check in (*checks, *more)) or pa.types.is_decimal(kind)
 
 
 def _near_misses(missing: list[str], found: list[str]) -> str:
@@ -622,6 +650,7 @@ def _reads_as_number(value: object) -> bool:
     return True
 
 
+POSITION_BASE = " (positions are 1-based: the top slot is 1; add 1 to 0-based positions)"
 # label -> (lowest, highest value) allowed; booleans are taken as 0/1 for the click and the conversion
 LABEL_RANGES = {"position": (1, None), "click": (0, 1), "conversion": (0, 1)}
 
@@ -647,6 +676,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             raise ValueError(
                 f"impression log {source}: {name} must be {wanted} on every row; "
                 + _wrong_rows(wrong, column, first_row)
+                + POSITION_BASE * (name == "position" and bool((array < lowest).any()))
             )
         values[name] = array
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)

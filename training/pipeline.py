@@ -29,12 +29,12 @@ from training.logs import (
     log_files,
     manifest_spec,
     read_logs,
-    refuse_one_class,
     warn_of_log_quality,
 )
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
+from training.split_labels import SplitLabels
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +102,13 @@ def train(
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)
     training = training_settings(config, root, len(data))
     config = replace(config, training=training)  # the settings trained with are the ones recorded
-    clicks = int(data.tensors["click"].sum().item())
-    refuse_one_class(logs, clicks, len(data))
-    warn_if_small(name, training, len(data), clicks)
+    labels = SplitLabels.of(
+        data.tensors["click"].numpy(), data.tensors["conversion"].numpy(), training.validation_fraction
+    )
+    labels.refuse_one_class(logs)
+    warn_if_small(name, training, len(data), labels.training.clicks)
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+    labels.warn_of_conversions(logs, model)
     metrics = fit(model, data, config.training, progress=progress)
     record = {"impressions": len(data), TRAINED_UNDER: under}
     checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, data.tensors)
@@ -214,17 +217,18 @@ def scaled_to_data(config: TrainingConfig, impressions: int, processes: int = 1)
 
 
 def warn_if_small(name: str, config: TrainingConfig, rows: int, clicks: int, rows_are: str = "impressions") -> None:
-    """One warning line when the optimiser steps or the positives are few (``rows``: the training examples,
-    impressions or, for a retrieval model, requests)."""
+    """One warning line when the optimiser steps or the positives are few (``rows``: the log's examples,
+    impressions or, for a retrieval model, requests; ``clicks``: those of its training rows, the held-out
+    tail's left out, as what the model learns from)."""
     steps = steps_of(config, rows)
     if steps < FEW_STEPS or clicks < FEW_POSITIVES:
         logger.warning(
-            "%s trains for only %d optimiser steps on %d clicks in %d %s: expect a weak model and "
+            "%s trains for only %d optimiser steps on %d clicks in %d training %s: expect a weak model and "
             "validation metrics with wide uncertainty (more logs, or `ctr evaluate %s --logs HELDOUT` for intervals)",
             name,
             steps,
             clicks,
-            rows,
+            training_rows(config, rows),
             rows_are,
             name,
         )

@@ -14,7 +14,20 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-NO_TOP_SLOT = "the training logs have no position-1 impressions"  # what a slot-1 model cannot do without
+
+class NoTopSlot(ValueError):
+    """Rows without position 1, given to what fixes or reads a slot-1 model's constants: said with the two
+    ways out, of "the training logs" or, by a trainer, of the rows it names (``said_of``)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(self.said_of("the training logs"))
+
+    def said_of(self, rows: str) -> str:
+        return (
+            f"{rows} hold no position-1 impression {self.why}: number the top slot 1 in the logs, or train a "
+            "position-blind kind such as esmm"
+        )
 
 
 def _by_position(position: np.ndarray, click: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,7 +54,7 @@ def bias_constants(position: np.ndarray, b: np.ndarray) -> tuple[float, float, f
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     first = position == 1
     if not first.any():
-        raise ValueError(f"{NO_TOP_SLOT} to fix b from")
+        raise NoTopSlot("to fix b from (the CTR a slot-1 model serves for)")
     spread = max(float(b.std(ddof=1)), 1e-6) if b.size > 1 else 1.0
     return float(b[first][0]), float(b.mean()), spread
 
@@ -57,7 +70,7 @@ def listed_slots(slots: dict[int, float]) -> list[float]:
     is slot k's (the ratios of the positions that occurred, listed in order, put slot 4's where slot 3's is
     read once slot 3 was missing, and a position 1000 in slot 6's place). ValueError without slot 1."""
     if 1 not in slots:
-        raise ValueError(f"{NO_TOP_SLOT}: a slot-1 model has no slot to hold for")
+        raise NoTopSlot("for a slot-1 model to hold for")
     listed = []
     while len(listed) + 1 in slots:
         listed.append(slots[len(listed) + 1])

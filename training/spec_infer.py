@@ -64,6 +64,12 @@ EPOCH_TIME = (
     "past its training range (or an unseen category) on every request served after the logs; leave it out, or "
     "derive a repeating part (hour of day, day of week)"
 )
+INTEGER_ID = (
+    "integers with {distinct} distinct values (more than "
+    + f"{MAX_CATEGORICAL_INTEGERS:,}"
+    + "), proposed numeric: an "
+    "integer id? As a number its order and size would mean something they do not; make it categorical or leave it out"
+)
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
 NULL_WORDS = frozenset({"", "na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
@@ -114,6 +120,7 @@ def infer_spec(path: Path) -> Proposal:
             or _missing_as_text(table.column(name))
             or (FOLDER_KEY.format(name=name) if name in folder_keys else "")
             or _time_values(table.column(name))
+            or reason  # a feature's own caution from _infer_feature, after the more specific ones above
         )
         if caution:
             cautions[name] = caution
@@ -185,6 +192,7 @@ def _number_text(text: str) -> bool:
 
 
 def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
+    """(the feature proposed, "" or what to check in it), or (None, why the column is left out)."""
     if not name.isidentifier():
         return None, "not an identifier: rename the column (letters, digits, _)"
     column = table.column(name)
@@ -215,7 +223,7 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     if nulls:
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         optional["default"] = float(np.nanmedian(values))
-    return Feature(name, "numeric", side, **optional), ""
+    return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if integer else ""
 
 
 def _whole_numbers(column: pa.ChunkedArray) -> bool:

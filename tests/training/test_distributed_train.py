@@ -236,8 +236,8 @@ UNSET = 'kind = "esmm"\n[model]\nembedding_dim = 4\n'  # as `ctr new` writes it:
 
 def untidy_shards(folder: Path) -> None:
     """Three shards of 400 rows (row groups of 150) with what the in-memory trainer warns of: the second
-    shard earlier than the first, ts going back inside a row group, an impression twice in one row group,
-    a price of 1e30 among prices near 3, and no column for the optional feature ``site``."""
+    shard earlier than the first, ts going back inside a row group, two ads at one request_id and position in
+    one row group, a price of 1e30 among prices near 3, and no column for the optional feature ``site``."""
     folder.mkdir(parents=True)
     rng = torch.Generator().manual_seed(0)
     for shard, hours in enumerate([100, 0, 1000]):
@@ -289,7 +289,8 @@ def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_a
     assert sorted(said["streamed"]) == sorted(said["in memory"])  # the same words, each once
     assert [m.split(":")[0] for m in said["in memory"]] == [
         f"the logs {logs} are not in time order",
-        f"the logs {logs} hold 3 impressions twice or more (the same request_id and position)",
+        f"the logs {logs} hold 3 impressions at a request_id and position another impression of the request holds, "
+        "with other features or labels (different ads sharing a slot)",
         f"the logs {logs} have no column for the optional features ['site']",
         "numeric feature 'price'",
         "small log (1080 training rows)",
@@ -299,7 +300,8 @@ def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_a
 
 
 def test_a_log_of_one_class_is_refused_before_launch_with_its_statistics(tmp_path):
-    """With --statistics the clicks are known before torchrun starts: refused there, in one line."""
+    """With --statistics the shards are checked before torchrun starts: refused there, in one line, the clicks
+    counted in the training rows (a pass over the label columns)."""
     logs, models = tmp_path / "logs", tmp_path / "models"
     untidy_shards(logs)
     for path in sorted(logs.glob("*.parquet")):
@@ -312,5 +314,5 @@ def test_a_log_of_one_class_is_refused_before_launch_with_its_statistics(tmp_pat
     (models / "mine" / "spec.toml").write_text(SMALL_SPEC)
     spec = FeatureSpec.from_toml(models / "mine" / "spec.toml")
     log_statistics(ShardedLogs(logs, spec), spec, Processes(), None).save(tmp_path / "statistics.json")
-    with pytest.raises(ValueError, match="click is 0 on every row of 1200 impressions"):
+    with pytest.raises(ValueError, match=r"the training rows .* click is 0 on every row of 1080 impressions"):
         check_before_launch("mine", logs, None, models, 2, tmp_path / "statistics.json")

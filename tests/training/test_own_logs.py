@@ -142,7 +142,7 @@ def test_logs_whose_clicks_are_all_one_class_are_refused(repository, label):
          "--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],
     )  # fmt: skip
     assert result.exit_code != 0
-    assert f"click is {label} on every row of 600 impressions" in str(result.exception)
+    assert f"click is {label} on every row of 480 impressions" in str(result.exception)
     assert not (repository / "work" / "esmm").exists() or not any((repository / "work" / "esmm").iterdir())
 
 
@@ -166,7 +166,9 @@ def test_logs_out_of_time_order_or_doubled_are_warned_of_when_training(repositor
     (repository / "logs.csv").write_text("\n".join([lines[0], *lines[1:], *lines[1:301]]) + "\n")
     assert CliRunner().invoke(app, arguments).exit_code == 0
     messages = [record.getMessage() for record in caplog.records]
-    assert any("hold 300 impressions twice or more (the same request_id and position)" in m for m in messages)
+    assert any(
+        "hold 300 impressions twice or more (the same request_id, position, features and labels)" in m for m in messages
+    )
 
 
 def test_an_optional_feature_the_logs_lack_is_warned_of_when_training(repository, caplog):

@@ -233,7 +233,7 @@ def test_a_small_log_and_a_long_request_are_each_one_warning(tmp_path: Path, cap
     with caplog.at_level("WARNING"):
         assert CliRunner().invoke(app, [*train, *common]).exit_code == 0
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("esam trains for only" in m and "clicks in 40 requests" in m for m in said), said
+    assert any("esam trains for only" in m and "clicks in 30 training requests" in m for m in said), said
     assert not any("padded to the longest" in m for m in said)  # 2 or 3 items each: no padding to speak of
 
     table = pq.read_table(displayed).to_pylist()

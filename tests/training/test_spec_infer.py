@@ -158,3 +158,31 @@ def test_times_under_other_names_are_proposed_with_a_caution(tmp_path):
         )
     assert proposal.cautions["dt"].startswith("dates or times written as text: every value a request sends after")
     assert "# check: dt: dates or times written as text" in spec_toml(proposal, tmp_path / "log.parquet")
+
+
+def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp_path):
+    """An integer ad_id of thousands of values was proposed as a numeric feature without a word: as a number
+    its order and size mean nothing. Fractional numbers and an integer column of few values get no caution."""
+    from training.spec_infer import spec_toml
+
+    rows = 3000
+    table = pa.table(
+        {
+            "ad_id": pa.array(np.arange(rows) * 7 + 100_000),  # 3,000 values, no epoch time in any unit
+            "bid": pa.array(np.linspace(0.1, 5.0, rows)),
+            "slot_kind": pa.array(np.arange(rows) % 5),
+            "position": np.ones(rows, np.int64),
+            "click": np.zeros(rows, np.int64),
+            "conversion": np.zeros(rows, np.int64),
+        }
+    )
+    pq.write_table(table, tmp_path / "log.parquet")
+    proposal = infer_spec(tmp_path / "log.parquet")
+    kinds = {f.name: f.kind for f in proposal.spec.features}
+    assert kinds == {"ad_id": "numeric", "bid": "numeric", "slot_kind": "categorical"}
+    assert set(proposal.cautions) == {"ad_id"}
+    assert proposal.cautions["ad_id"] == (
+        "integers with 3000 distinct values (more than 1,000), proposed numeric: an integer id? As a number its "
+        "order and size would mean something they do not; make it categorical or leave it out"
+    )
+    assert "# check: ad_id: integers with 3000 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")

@@ -368,7 +368,7 @@ def test_a_streamed_log_without_clicks_is_refused_before_training(tmp_path):
     (tmp_path / "models" / "esmm").mkdir(parents=True)
     (tmp_path / "models" / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nembedding_dim = 4\n')
     (tmp_path / "spec.toml").write_text(SPEC.to_toml())
-    with pytest.raises(ValueError, match="click is 0 on every row of 1042 impressions"):
+    with pytest.raises(ValueError, match=r"the training rows .* click is 0 on every row of 938 impressions"):
         train_streaming(
             "esmm", tmp_path / "shards", tmp_path / "spec.toml", tmp_path / "models", tmp_path / "work",
             distributed=False, progress=False,

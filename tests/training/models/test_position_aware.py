@@ -162,5 +162,5 @@ def test_the_ratios_are_listed_by_slot_up_to_the_first_slot_never_shown(caplog):
     assert len(ratios) == 5 and ratios[0] == 1.0
     np.testing.assert_allclose(ratios, full, rtol=0.05)  # one row moved: the same slots, about the same ratios
     no_top = {key: value[data["position"] != 1] for key, value in data.items()}
-    with pytest.raises(ValueError, match="no position-1 impressions"):
+    with pytest.raises(ValueError, match="no position-1 impression "):
         position_summary(model, no_top)
