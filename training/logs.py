@@ -469,9 +469,12 @@ class Disorder:
             slot = ["request_id", "position"]
             compared = [n for n in (names if alike is None else alike) if n not in (TS, *slot)]
             compared = [n for n in compared if _groupable(table.schema.field(n).type)]
-            named = table.select([*slot, *compared]).filter(pc.is_valid(table.column("request_id")))
+            valid = pc.is_valid(table.column("request_id"))
+            named = table.select(slot).filter(valid)
             found["doubled"] = named.num_rows - named.group_by(slot).aggregate([]).num_rows
-            found["copies"] = named.num_rows - named.group_by([*slot, *compared]).aggregate([]).num_rows
+            if found["doubled"]:  # (no slot held twice, no copy: the wide grouping, ~1.4 s a million rows, spared)
+                named = table.select([*slot, *compared]).filter(valid)
+                found["copies"] = named.num_rows - named.group_by([*slot, *compared]).aggregate([]).num_rows
         return cls(rows=table.num_rows, **found)
 
     def then(self, later: Disorder) -> Disorder:
