@@ -3,6 +3,7 @@ oracle propensities, DR's direct-method imputation, and the position regime reco
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
 from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
 from training.models.ips_cvr import IPSCVR, IPSCVRConfig
-from training.models.position_bypass import position_summary
+from training.models.position_bypass import inverted_slots, position_summary
 from training.position_ctr import position_ctr_per_row
 
 SMALL = {"embedding_dim": 4, "hidden": [8]}
@@ -164,3 +165,22 @@ def test_the_ratios_are_listed_by_slot_up_to_the_first_slot_never_shown(caplog):
     no_top = {key: value[data["position"] != 1] for key, value in data.items()}
     with pytest.raises(ValueError, match="no position-1 impression "):
         position_summary(model, no_top)
+
+
+def test_ratios_learned_against_the_log_s_falling_click_rates_are_warned_of(caplog):
+    """`ctr new`'s settings on a 40k-row log whose click rate fell from 0.122 at slot 1 to 0.026 at slot 5
+    learned [1, 1.04, 1.13, 1.20, 1.32] for two seeds of four, and nothing said so (a data-scientist audit)."""
+    assert inverted_slots([1.0, 1.042, 1.134, 1.198, 1.321], [1.0, 0.6, 0.4, 0.3, 0.209]) == [2, 3, 4, 5]
+    assert inverted_slots([1.0, 0.7, 1.01], [1.0, 0.95, 0.5]) == [3]  # slot 2's log falls too little to tell
+    assert inverted_slots([1.0, 0.5, 0.3], [1.0, 0.6, 0.4]) == []
+    model, data = trained_debiased_esmm(SMALL)
+    falling = (data["position"] == 1) | (torch.arange(256) % 7 == 0)  # slot 1: every row clicked, others 1 in 7
+    data = {**data, "click": falling.to(data["click"].dtype)}
+    with caplog.at_level(logging.WARNING):
+        learned = position_summary(model, data)["ctr_ratios"]
+        assert max(learned[1:]) < 1.0 and "position bypass learned" not in caplog.text  # it learned the fall
+        with torch.no_grad():
+            model.bypass.w_by.weight.neg_()  # the bypass's term turned around: lower slots learned to click more
+        inverted = position_summary(model, data)["ctr_ratios"]
+    assert min(inverted[1:]) > 1.0
+    assert "the position bypass learned slot ratios" in caplog.text and "train longer" in caplog.text
