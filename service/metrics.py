@@ -16,6 +16,7 @@ has a value before the first one.
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -77,6 +78,18 @@ class Histogram:
         yield f"{name}_count{{{labels}}} {self.count}"
 
 
+def summed(values: np.ndarray) -> float:
+    """The values' sum in float64: a small batch's as Python floats, a larger one's by numpy, whose reduction
+    costs ~1.2 µs a call whatever the size (a 2-row batch's three outputs took 4.7 µs that way, ~3 % of a
+    1-candidate request's CPU in `ctr bench ab`; 1.5 µs as Python floats)."""
+    if values.size <= SMALL_SUM:
+        return math.fsum(values.ravel().tolist())
+    return float(values.sum(dtype=np.float64))
+
+
+SMALL_SUM = 32  # values summed as Python floats up to this many (past ~50, numpy's reduction is the cheaper)
+
+
 @dataclass
 class ModelStats:
     """The counters of one model version (the batcher writes them)."""
@@ -110,10 +123,11 @@ class ModelStats:
     def executed(self, items: int, compute_s: float, outputs: Mapping[str, np.ndarray] | None = None) -> None:
         """A model run of ``items`` rows, ``compute_s`` long, that gave ``outputs`` (its probabilities summed)."""
         if outputs is not None:
+            sums = self.output_sums
             for name in SUMMED_OUTPUTS:
                 values = outputs.get(name)
                 if values is not None:
-                    self.output_sums[name] = self.output_sums.get(name, 0.0) + float(values.sum(dtype=np.float64))
+                    sums[name] = sums.get(name, 0.0) + summed(values)
         self.items += items
         self.executions += 1
         self.compute_s += compute_s

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.metrics import SMALL_SUM, summed
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
 
@@ -52,3 +54,11 @@ def test_each_version_s_served_probabilities_are_summed_beside_its_inference_cou
         assert sums["pctcvr"] == pytest.approx(sum(s["pctcvr"] for s in scores), rel=1e-6)
         means[version] = sums["pctr"] / items
     assert means[1] != pytest.approx(means[2], rel=1e-3)  # the versions' means tell them apart
+
+
+def test_a_batch_s_sum_is_the_float64_sum_of_its_values_small_or_large() -> None:
+    rng = np.random.default_rng(0)
+    for size in (1, SMALL_SUM, SMALL_SUM + 1, 4096):
+        values = rng.random(size).astype(np.float32)
+        assert summed(values) == pytest.approx(float(values.astype(np.float64).sum()), rel=1e-12, abs=0), size
+        assert summed(values.reshape(-1, 1)) == pytest.approx(summed(values), rel=1e-12, abs=0)  # (batch, 1) alike
