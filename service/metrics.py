@@ -5,8 +5,8 @@ execution count (batches), cumulative queue and compute time, pending requests, 
 and a request-duration histogram, runs and compute time per exact batch size and the time of the last
 run (for the V2 statistics extension, v2/statistics.py); per status code, the HTTP and gRPC responses
 (the protocol's own answers included: 408 read time-outs, 400 unparsable requests, 503 refusals at the
-door, which are also counted apart); per model version, the sum of each probability it served (over the
-inference count, its mean: a version that verifies but scores differently from the one before it shows
+door, which are also counted apart); per model version, the sum of each probability its graph output (over
+the inference count, its mean: a version that verifies but scores differently from the one before it shows
 there); per model, the versions refused at a load; the execution provider
 each version runs on; and the processes' CPU, memory and descriptors (process_stats.py). Counters are
 plain integers updated on the event loop thread, so taking a sample costs no lock; ``/metrics`` renders
@@ -274,7 +274,7 @@ class Metrics:
         family(
             "inference_output_sum_total",
             "counter",
-            "Each probability output summed over the items run: over inference_count_total, the mean served.",
+            "Each probability the graph output, summed over the items run: over inference_count_total, its mean.",
         )
         for k in keys:
             sums = self.models[k].output_sums

@@ -541,7 +541,8 @@ class Disorder:
         if self.copies:
             logger.warning(
                 "the logs %s hold %d impressions twice or more (the same request_id, position, features and "
-                "labels): copies land on both sides of the validation split; deduplicate the logs",
+                "labels): copies land on both sides of the validation split, so deduplicate the logs; unless they "
+                "are different ads no feature tells apart, whose slots must then be numbered 1, 2, ... instead",
                 source,
                 self.copies,
             )
@@ -679,7 +680,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             raise ValueError(
                 f"impression log {source}: {name} must be {wanted} on every row; "
                 + _wrong_rows(wrong, column, first_row)
-                + POSITION_BASE * (name == "position" and bool((array < lowest).any()))
+                + POSITION_BASE * (name == "position" and bool((array == 0).any()))
             )
         values[name] = array
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)

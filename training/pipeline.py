@@ -22,7 +22,7 @@ from common.repository import read_config
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
-from training.fit import TrainingConfig, fit
+from training.fit import TrainingConfig, fit, validation_cut
 from training.logs import (
     feature_columns,
     fingerprint,
@@ -135,7 +135,7 @@ def make_checkpoint(
         fingerprint(logs),
         {"logs": path_text(logs), **training},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
-        position=position_summary(model, tensors),
+        position=position_summary(model, tensors, config.name),
     )
 
 
@@ -178,7 +178,9 @@ def training_settings(config: ModelConfig, root: Path, impressions: int, process
 
 
 def training_rows(config: TrainingConfig, impressions: int) -> int:
-    return impressions - int(impressions * config.validation_fraction)
+    """The rows before the validation cut, as the trainers cut them (one more where the two roundings differed:
+    a small log's warning said 23 training impressions where its refusal counted 22)."""
+    return validation_cut(impressions, config.validation_fraction)
 
 
 def steps_of(config: TrainingConfig, impressions: int) -> int:

@@ -20,7 +20,7 @@ from common.features import FeatureSpec
 from common.path_text import path_text
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
-from training.fit import fit, validation_cut
+from training.fit import fit, training_rows_words, validation_cut
 from training.logs import refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model
@@ -96,10 +96,11 @@ def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path:
     logger.info(
         "training %s (%s) on %d logged requests from %s", config.name, config.kind, len(data.tensors), displayed
     )
-    clicks = int(data.tensors.tensors["click"].sum())
-    refuse_one_class(displayed, clicks, int(data.tensors.tensors["item_mask"].sum()))  # the padding left out
-    cut = validation_cut(len(data.tensors), config.training.validation_fraction)  # what the model learns from
-    training_clicks = int(data.tensors.tensors["click"][:cut].sum())
+    fraction = config.training.validation_fraction
+    cut = validation_cut(len(data.tensors), fraction)  # the requests the model learns from, as the impression models'
+    tensors = data.tensors.tensors
+    training_clicks, training_items = int(tensors["click"][:cut].sum()), int(tensors["item_mask"][:cut].sum())
+    refuse_one_class(displayed, training_clicks, training_items, f"{training_rows_words(fraction)} of")  # no padding
     warn_if_small(config.name, config.training, len(data.tensors), training_clicks, rows_are="requests")
     model = build_model(config.kind, data.spec, config.model, seed=config.training.seed)  # reproducible init
     metrics = fit(model, data.tensors, config.training, progress=progress)

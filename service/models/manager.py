@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
 from service.batching.policy import ServiceRate
-from service.metrics import Metrics
+from service.metrics import SUMMED_OUTPUTS, Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
@@ -244,6 +244,9 @@ class ModelManager:
         for encoder in model.encoders:  # its clipped values counted with the version's other figures
             stats.clipped.update(dict.fromkeys(encoder.numeric_names, 0))  # each series from 0
             encoder.clipped = stats.clipped
+        for name in SUMMED_OUTPUTS:  # each of its probabilities' sums, from 0 too (rate() sees the first run)
+            if name in getattr(model, "output_names", ()):
+                stats.output_sums.setdefault(name, 0.0)
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
         label = f"{model.name}:{model.version}"
         batcher = Batcher(model.run, batch, stats, label=label, collate=model.collate)

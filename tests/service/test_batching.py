@@ -571,3 +571,31 @@ def test_a_thread_that_cannot_start_fails_its_batch_only(monkeypatch: pytest.Mon
         await batcher.retire()
 
     run(main())
+
+
+def probabilities(inputs: dict) -> dict:
+    """A pctr of a tenth of each row's x, and an output that is no probability (not summed)."""
+    x = inputs["x"][:, 0]
+    return {"pctr": (x / 10.0).astype(np.float32), "embedding": x * 3.0}
+
+
+@pytest.mark.parametrize("path", ["batched", "unbatched", "retired"])
+def test_each_run_s_probabilities_are_summed_on_every_path(path: str) -> None:
+    """``ctr_inference_output_sum_total`` counts every run's pctr: batched, run alone (unbatched), and run alone
+    after the batcher retired (a version swap's drain, when the mean matters most), where it was not tested."""
+
+    async def main() -> Batcher:
+        config = BatchConfig(enabled=path != "unbatched", max_batch_size=4, max_queue_delay_us=0)
+        batcher = Batcher(probabilities, config)
+        batcher.start()
+        if path == "retired":
+            await batcher.retire()
+        deadline = asyncio.get_running_loop().time() + 5
+        works = [batcher.enqueue({"x": np.full((n, 1), n, np.float32)}, n, deadline) for n in (1, 2, 3, 7)]
+        await asyncio.gather(*(w.future for w in works))
+        if path != "retired":
+            await batcher.retire()
+        return batcher
+
+    stats = run(main()).stats
+    assert stats.items == 13 and stats.output_sums == {"pctr": pytest.approx((1 + 4 + 9 + 49) / 10.0)}

@@ -33,6 +33,8 @@ def test_each_version_s_served_probabilities_are_summed_beside_its_inference_cou
     publish_tiny_esmm(tmp_path, seed=0)
     settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
     with TestClient(create_app(settings)) as client:
+        before = series(client.get("/metrics").text, "ctr_inference_output_sum_total", 1)
+        assert before == {"pctr": 0.0, "pcvr": 0.0, "pctcvr": 0.0}  # from 0: rate() sees the first run
         served = []
         for version in (1, 2):
             for _ in range(3):

@@ -142,6 +142,10 @@ def test_zero_based_positions_are_refused_saying_positions_are_one_based(models,
         refused.value
     )
     assert str(refused.value).endswith("(positions are 1-based: the top slot is 1; add 1 to 0-based positions)")
+    negative = write_log(tmp_path / "negative.parquet", clicks(), position=[1 - 2 * (i % 2) for i in range(ROWS)])
+    with pytest.raises(ValueError) as refused:  # -1 is no 0-based slot: no such hint
+        train("esmm", models, negative, work_dir=tmp_path / "work", progress=False)
+    assert "is -1" in str(refused.value) and "0-based" not in str(refused.value)
 
 
 def test_ads_sharing_a_slot_are_told_apart_from_copied_impressions(models, tmp_path, caplog):
@@ -163,4 +167,5 @@ def test_ads_sharing_a_slot_are_told_apart_from_copied_impressions(models, tmp_p
     pq.write_table(pa.concat_tables([table, table.slice(0, 30)]), copied)
     train("esmm", models, copied, work_dir=tmp_path / "work", progress=False)
     assert f"the logs {copied} hold 30 impressions twice or more" in caplog.text
+    assert "unless they are different ads no feature tells apart" in caplog.text  # (a spec may leave ad_id out)
     assert "sharing a slot" not in caplog.text

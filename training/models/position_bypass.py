@@ -66,8 +66,9 @@ class PositionBypass(nn.Module):
 
 
 @torch.no_grad()
-def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, Any] | None:
-    """model.json's ``position`` object for an impression model trained on ``tensors``; None for others.
+def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: str = "NAME") -> dict[str, Any] | None:
+    """model.json's ``position`` object for an impression model trained on ``tensors``; None for others
+    (``name``: the repository model's, for a warning's next step).
 
     A model serves slot 1 when it has a position bypass (``bypass``), its pCTR at position CTR b being
     sigmoid(``slot_free_logit(categorical, numeric)`` + ``bypass_logit(b)``); the ratios are what that
@@ -87,7 +88,7 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict
     model.train(was_training)
     ratios = [mean / means[0] for mean in means]
     if slots[0] > 0:  # (no click at slot 1: no logged ratio to compare with)
-        warn_of_ratios_against_the_log(ratios, [ctr / slots[0] for ctr in slots])
+        warn_of_ratios_against_the_log(ratios, [ctr / slots[0] for ctr in slots], name)
     return {"regime": SLOT1, "ctr_ratios": ratios}
 
 
@@ -104,7 +105,7 @@ def inverted_slots(learned: list[float], logged: list[float]) -> list[int]:
     return [k + 1 for k, (mine, log) in pairs if log < CLEAR_FALL and mine >= 1.0]
 
 
-def warn_of_ratios_against_the_log(learned: list[float], logged: list[float]) -> None:
+def warn_of_ratios_against_the_log(learned: list[float], logged: list[float], name: str = "NAME") -> None:
     """One warning line naming both lists when ``inverted_slots`` finds any: on a 40k-row log whose click rate
     fell from 0.122 at slot 1 to 0.026 at slot 5, `ctr new`'s settings (200 steps) learned [1, 1.04, 1.13, 1.20,
     1.32] for two seeds of four, silently: the served "slot-1" pCTR was the average slot's."""
@@ -113,9 +114,10 @@ def warn_of_ratios_against_the_log(learned: list[float], logged: list[float]) ->
         logger.warning(
             "the position bypass learned slot ratios %s where the log's own click rates fall as %s: at slot(s) %s "
             "it learned no fall from slot 1, so the position effect is not learned and the served slot-1 pCTR is "
-            "not the top slot's; train longer ([training] epochs) and check `ctr evaluate NAME --logs HELDOUT`'s "
+            "not the top slot's; train longer ([training] epochs) and check `ctr evaluate %s --logs HELDOUT`'s "
             "calibration per position",
             [round(r, 3) for r in learned],
             [round(r, 3) for r in logged],
             inverted,
+            name,
         )

@@ -181,6 +181,7 @@ def test_ratios_learned_against_the_log_s_falling_click_rates_are_warned_of(capl
         assert max(learned[1:]) < 1.0 and "position bypass learned" not in caplog.text  # it learned the fall
         with torch.no_grad():
             model.bypass.w_by.weight.neg_()  # the bypass's term turned around: lower slots learned to click more
-        inverted = position_summary(model, data)["ctr_ratios"]
+        inverted = position_summary(model, data, "mine")["ctr_ratios"]
     assert min(inverted[1:]) > 1.0
     assert "the position bypass learned slot ratios" in caplog.text and "train longer" in caplog.text
+    assert "`ctr evaluate mine --logs HELDOUT`" in caplog.text
