@@ -41,22 +41,23 @@ def ctr_here(monkeypatch, capsys):
     return run
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["train", "absent", "--no-progress"], "ctr new absent --kind KIND"),
-        (["sample-request"], "run from the repository root or pass --repository"),
-        (["new", "mine", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
-        (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
-        (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
-        (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
-        # nothing listening was exit 1, as if the service had answered; a URL without http:// is said alike
-        (["evaluate", "serving", "--url", "http://127.0.0.1:1"], "--url http://127.0.0.1:1: no service answers there"),
-        (["evaluate", "serving", "--url", "localhost:8000"], "no service answers there (Request URL has"),
-    ],
-)
-def test_user_mistakes_print_one_line(tmp_path, args, expected):
-    done = ctr(*args, cwd=tmp_path)
+MISTAKES = [
+    (["train", "absent", "--no-progress"], "ctr new absent --kind KIND"),
+    (["sample-request"], "run from the repository root or pass --repository"),
+    (["new", "mine", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
+    (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
+    (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
+    (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
+    # nothing listening was exit 1, as if the service had answered; a URL without http:// is said alike
+    (["evaluate", "serving", "--url", "http://127.0.0.1:1"], "--url http://127.0.0.1:1: no service answers there"),
+    (["evaluate", "serving", "--url", "localhost:8000"], "no service answers there (Request URL has"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), MISTAKES)
+def test_user_mistakes_print_one_line(tmp_path, ctr_here, args, expected):
+    own_process = (args, expected) == MISTAKES[0]  # one case in a process of its own, as a user runs it
+    done = (ctr if own_process else ctr_here)(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stderr
@@ -269,32 +270,33 @@ def boxed(done: subprocess.CompletedProcess) -> str:
     return " ".join(done.stderr.replace("│", " ").split())
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["simulate", "--out", "folder", "--days", "1", "--requests-per-day", "10"], "--out folder is a directory"),
-        (["simulate", "--out", "file", "--shards", "2", "--rows-per-shard", "9"], "--out file is a file, not a dir"),
-        # the version is checked before the evaluation: the path is checked before that
-        (["evaluate", "esmm", "--version", "99", "--out", "folder"], "--out folder is a directory"),
-        (["evaluate", "esmm", "--version", "99", "--out", "file/x.json"], "file is a file, not a directory to write"),
-        (["spec", "infer", "--logs", "absent.parquet", "--out", "folder"], "--out folder is a directory"),
-        (["auction", "--candidates", "2", "--out", "folder"], "--out folder is a directory"),
-        (["experiment", "esam", "--quick", "--plot", "folder"], "--plot folder is a directory"),
-        (["new", "mine", "--kind", "esmm", "--spec", "folder"], "folder is a directory, where a file is expected"),
-        # a quoted ~ made a folder "./~" and left a temporary file in $HOME; "-" wrote a file named "-";
-        # logs.csv held Parquet's bytes
-        (["simulate", "--out", "~/w.parquet", "--days", "1"], "'~' is not expanded here"),
-        (["evaluate", "esmm", "--out", "~/e.json"], "'~' is not expanded here"),
-        (["spec", "infer", "--logs", "absent.parquet", "--out", "-"], "writes a file, not to standard output"),
-        (["simulate", "--out", "logs.csv", "--days", "1"], "the logs are written as Parquet; name the file .parquet"),
-    ],
-)
-def test_a_folder_or_file_in_the_way_of_a_path_is_one_line_before_the_work(tmp_path, args, expected):
+PATHS_IN_THE_WAY = [
+    (["simulate", "--out", "folder", "--days", "1", "--requests-per-day", "10"], "--out folder is a directory"),
+    (["simulate", "--out", "file", "--shards", "2", "--rows-per-shard", "9"], "--out file is a file, not a dir"),
+    # the version is checked before the evaluation: the path is checked before that
+    (["evaluate", "esmm", "--version", "99", "--out", "folder"], "--out folder is a directory"),
+    (["evaluate", "esmm", "--version", "99", "--out", "file/x.json"], "file is a file, not a directory to write"),
+    (["spec", "infer", "--logs", "absent.parquet", "--out", "folder"], "--out folder is a directory"),
+    (["auction", "--candidates", "2", "--out", "folder"], "--out folder is a directory"),
+    (["experiment", "esam", "--quick", "--plot", "folder"], "--plot folder is a directory"),
+    (["new", "mine", "--kind", "esmm", "--spec", "folder"], "folder is a directory, where a file is expected"),
+    # a quoted ~ made a folder "./~" and left a temporary file in $HOME; "-" wrote a file named "-";
+    # logs.csv held Parquet's bytes
+    (["simulate", "--out", "~/w.parquet", "--days", "1"], "'~' is not expanded here"),
+    (["evaluate", "esmm", "--out", "~/e.json"], "'~' is not expanded here"),
+    (["spec", "infer", "--logs", "absent.parquet", "--out", "-"], "writes a file, not to standard output"),
+    (["simulate", "--out", "logs.csv", "--days", "1"], "the logs are written as Parquet; name the file .parquet"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), PATHS_IN_THE_WAY)
+def test_a_folder_or_file_in_the_way_of_a_path_is_one_line_before_the_work(tmp_path, ctr_here, args, expected):
     """A folder as --out was a traceback (IsADirectoryError), a file above it `[Errno 17] File exists`, said
     after the whole evaluation; --plot FOLDER wrote FOLDER.png beside it."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("")
-    done = ctr(*args, cwd=tmp_path)
+    own_process = (args, expected) == PATHS_IN_THE_WAY[0]  # one case in a process of its own, as a user runs it
+    done = (ctr if own_process else ctr_here)(*args, cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["file", "folder"]  # nothing written
