@@ -91,7 +91,7 @@ def serve(
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
     step_s: Annotated[
-        float | None, typer.Option(min=0.1, help="Seconds per offered rate (default 4; 0.6 with --quick).")
+        float | None, typer.Option(min=0.1, help="Seconds per offered rate (default 4; 0.3 with --quick).")
     ] = None,
     slo_ms: Annotated[float, typer.Option(help="p99 target for the latency-at-SLO figures.")] = 25.0,
     cases: Annotated[str | None, typer.Option(help="Comma-separated subset of cases.")] = None,

@@ -91,7 +91,7 @@ class SweepPlan:
 
     @classmethod
     def quick(cls) -> SweepPlan:
-        return cls(step_s=0.6, growth=3.0, max_steps=2, refine_steps=0, connections=8, paired_rounds=2)
+        return cls(step_s=0.3, growth=3.0, max_steps=2, refine_steps=0, connections=8, paired_rounds=2)
 
 
 @dataclass(frozen=True)

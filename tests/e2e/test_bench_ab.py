@@ -39,36 +39,27 @@ def test_bench_ab_compares_another_checkout_round_by_round(world_repository: Pat
     assert "CPU per request, this / other" in result.output
 
 
-def test_bench_ab_compares_two_repositories_under_this_service(world_repository: Path, tmp_path: Path) -> None:
-    """Two exports of a model side by side (--other-repository, no --service-root): this checkout's code on both."""
+def test_bench_ab_compares_two_repositories_the_other_under_the_interpreter_given(
+    world_repository: Path, tmp_path: Path
+) -> None:
+    """Two exports of a model side by side (--other-repository, no --service-root): this checkout's code on both,
+    the other side started by --other-python (here this test's own interpreter, reached through the venv's other
+    name for it); each named in the report. (One run for both options: each run starts two servers.)"""
     other = tmp_path / "other_models"
     shutil.copytree(world_repository, other)
+    python = str(Path(sys.executable).with_name("python3"))
     out = tmp_path / "ab.json"
-    arguments = ["bench", "ab", "--other-repository", str(other), "--repository", str(world_repository)]
-    arguments += ["--rate", "100", "--seconds", "0.5", "--rounds", "1", "--out", str(out)]
-    result = CliRunner().invoke(app, arguments)
+    arguments = ["bench", "ab", "--other-repository", str(other), "--other-python", python]
+    arguments += ["--repository", str(world_repository), "--rate", "100", "--seconds", "0.5", "--rounds", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(out)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads(out.read_text())
     assert report["roots"]["this"] == report["roots"]["other"]
     assert report["repositories"] == {"this": str(world_repository.resolve()), "other": str(other.resolve())}
-    assert all(report["sides"][side]["rounds"][0]["errors"] == 0 for side in ("this", "other"))
-    assert "--other-repository" in report["command"]
-
-
-def test_bench_ab_runs_the_other_side_under_the_interpreter_given(world_repository: Path, tmp_path: Path) -> None:
-    """--other-python: this checkout's code and repository on both sides, the other started by that interpreter
-    (here this test's own, reached through the venv's other name for it), named in the report."""
-    python = str(Path(sys.executable).with_name("python3"))
-    out = tmp_path / "ab.json"
-    arguments = ["bench", "ab", "--other-python", python, "--repository", str(world_repository)]
-    arguments += ["--rate", "100", "--seconds", "0.5", "--rounds", "1", "--out", str(out)]
-    result = CliRunner().invoke(app, arguments)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    report = json.loads(out.read_text())
     assert report["pythons"]["other"] == f"{python} ({sys.version})"
     assert report["pythons"]["this"] == f"{sys.executable} ({sys.version})"
     assert all(report["sides"][side]["rounds"][0]["errors"] == 0 for side in ("this", "other"))
-    assert f"--other-python {python}" in report["command"]
+    assert "--other-repository" in report["command"] and f"--other-python {python}" in report["command"]
 
 
 def test_bench_ab_refuses_two_identical_sides(world_repository: Path) -> None:
