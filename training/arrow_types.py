@@ -8,3 +8,11 @@ import pyarrow as pa
 def is_number(kind: pa.DataType) -> bool:
     """Integers, floats and decimals (a warehouse's DECIMAL(12, 2) price): numbers a numeric feature reads."""
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def is_groupable(kind: pa.DataType) -> bool:
+    """A column type Arrow's ``group_by`` takes as a key: numbers, booleans, text, bytes and times (the
+    duplicate check's columns; a list or a struct is left out of it)."""
+    plain = (pa.types.is_boolean, pa.types.is_string, pa.types.is_large_string, pa.types.is_binary)
+    more = (pa.types.is_large_binary, pa.types.is_temporal)
+    return is_number(kind) or any(check(kind) for check in (*plain, *more))

@@ -22,7 +22,7 @@ from common.encoder import FLOAT32_LIMIT
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
-from training.arrow_types import is_number
+from training.arrow_types import is_groupable, is_number
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
 
 logger = logging.getLogger(__name__)
@@ -468,7 +468,7 @@ class Disorder:
         if "request_id" in names:
             slot = ["request_id", "position"]
             compared = [n for n in (names if alike is None else alike) if n not in (TS, *slot)]
-            compared = [n for n in compared if _groupable(table.schema.field(n).type)]
+            compared = [n for n in compared if is_groupable(table.schema.field(n).type)]
             valid = pc.is_valid(table.column("request_id"))
             named = table.select(slot).filter(valid)
             found["doubled"] = named.num_rows - named.group_by(slot).aggregate([]).num_rows
@@ -554,13 +554,6 @@ class Disorder:
                 source,
                 self.doubled - self.copies,
             )
-
-
-def _groupable(kind: pa.DataType) -> bool:
-    """A column type Arrow's group_by takes as a key."""
-    checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
-    more = (pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary, pa.types.is_temporal)
-    return any(check(kind) for check in (*checks, *more)) or pa.types.is_decimal(kind)
 
 
 def _near_misses(missing: list[str], found: list[str]) -> str:
