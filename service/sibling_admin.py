@@ -33,6 +33,7 @@ import fcntl
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,9 +47,24 @@ ANSWER_WITHIN_S = 120.0  # a load verifies and warms up every new version: gener
 CONNECT_RETRY_S = 0.05  # how often a worker whose socket is not there yet is looked for again
 LOCK_RETRY_S = 0.01  # how often the operations' lock, held by another operation, is tried again
 OPERATIONS = frozenset({"load", "unload", "poll"})
+# the longest path a Unix socket can be bound to: its address's sun_path, less the closing NUL
+SOCKET_PATH_MAX = (104 if sys.platform == "darwin" else 108) - 1
 
 Outcome = tuple[int, dict]  # the HTTP status and JSON body of an admin operation in one worker
 Operation = Callable[[str, str], Awaitable[Outcome]]  # (op, model name) -> that worker's outcome
+
+
+def socket_path(directory: Path, index: int) -> Path:
+    """Where worker ``index`` of the workers sharing ``directory`` listens."""
+    return directory / f"admin-{index}.sock"
+
+
+def socket_paths_too_long(directory: Path, workers: int) -> int | None:
+    """The length in bytes of the longest of the workers' socket paths in ``directory`` when it is more than a
+    Unix socket's path can be (a long TMPDIR: each worker failed to start with "AF_UNIX path too long"),
+    else None."""
+    longest = len(os.fsencode(socket_path(directory, workers - 1)))
+    return longest if longest > SOCKET_PATH_MAX else None
 
 
 class SiblingAdmin:
@@ -62,7 +78,7 @@ class SiblingAdmin:
         self._server: asyncio.AbstractServer | None = None
 
     def path(self, index: int) -> Path:
-        return self.directory / f"admin-{index}.sock"
+        return socket_path(self.directory, index)
 
     async def listen(self, operate: Operation) -> None:
         """Answer the other workers' requests with ``operate`` (this worker's own outcome) until ``close``."""

@@ -50,6 +50,7 @@ from pathlib import Path
 
 from service.binding import bound_sockets, shown
 from service.settings import Settings
+from service.sibling_admin import SOCKET_PATH_MAX, socket_paths_too_long
 from service.sibling_metrics import SiblingMetrics
 
 logger = logging.getLogger(__name__)
@@ -68,11 +69,8 @@ def supervise(settings: Settings, run: Run) -> int:
     if sockets is None:
         return 1
     warn_if_more_than_cpus(settings.workers, usable_cpus())
-    try:  # the workers' shared metrics and admin files: a read-only root filesystem needs a TMPDIR volume
-        shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
-    except OSError as error:
-        needs = "CTR_WORKERS=%d needs a writable temporary directory (TMPDIR, else /tmp): %s"
-        logger.error(needs, settings.workers, error)
+    shared = _shared_directory(settings.workers)
+    if shared is None:
         for sock in sockets:
             sock.close()
         return 1
@@ -101,6 +99,29 @@ def supervise(settings: Settings, run: Run) -> int:
         return _wait(workers, stop)
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def _shared_directory(workers: int) -> Path | None:
+    """The folder the workers share (their metrics and admin sockets), made in the temporary directory; None,
+    said in one line, where none can be made there or its sockets' paths would be too long to bind."""
+    try:  # a read-only root filesystem needs a TMPDIR volume
+        shared = Path(tempfile.mkdtemp(prefix="ctr-workers-"))
+    except OSError as error:
+        logger.error("CTR_WORKERS=%d needs a writable temporary directory (TMPDIR, else /tmp): %s", workers, error)
+        return None
+    too_long = socket_paths_too_long(shared, workers)
+    if too_long is None:
+        return shared
+    shared.rmdir()
+    logger.error(
+        "CTR_WORKERS=%d needs a temporary directory with a shorter path (TMPDIR, else /tmp): the workers' sockets "
+        "in %s would have paths of %d bytes, and a Unix socket's path can have at most %d",
+        workers,
+        shared.parent,
+        too_long,
+        SOCKET_PATH_MAX,
+    )
+    return None
 
 
 def held_stop_signals() -> set[signal.Signals]:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -215,27 +216,28 @@ def group_of_workers(
 ) -> Iterator[tuple[subprocess.Popen, int, Path, Path]]:
     """``python -m service`` with ``workers`` workers in a process group of its own, its TMPDIR a folder of the
     test's; yields (the supervisor, its port, the TMPDIR folder, its log) as soon as it is started, and
-    stops the whole group after."""
+    stops the whole group after. The TMPDIR is made in the system's, not in ``tmp_path``: under pytest-xdist
+    that is too long a path for the workers' sockets (service/sibling_admin.py ``SOCKET_PATH_MAX``)."""
     from clients.service_process import spawn, stop
 
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    monkeypatch.setenv("TMPDIR", str(temporary))
-    root = repository(tmp_path / "models")
-    port = free_port()
-    env = {
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
-        "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm",
-        "CTR_WORKERS": str(workers),
-    }  # fmt: skip
-    log = tmp_path / "log"
-    process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)
-    try:
-        yield process, port, temporary, log
-    finally:
-        stop(process, group=True)
-        with suppress(ProcessLookupError):  # what outlived its supervisor (stop signals the group it leads)
-            os.killpg(process.pid, signal.SIGKILL)
+    with tempfile.TemporaryDirectory(prefix="tmpdir-") as short:
+        temporary = Path(short)
+        monkeypatch.setenv("TMPDIR", short)
+        root = repository(tmp_path / "models")
+        port = free_port()
+        env = {
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
+            "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm",
+            "CTR_WORKERS": str(workers),
+        }  # fmt: skip
+        log = tmp_path / "log"
+        process = spawn([sys.executable, "-m", "service"], env, log, start_new_session=True)
+        try:
+            yield process, port, temporary, log
+        finally:
+            stop(process, group=True)
+            with suppress(ProcessLookupError):  # what outlived its supervisor (stop signals the group it leads)
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(

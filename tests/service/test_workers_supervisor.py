@@ -45,6 +45,28 @@ def test_no_writable_temporary_directory_is_said_naming_tmpdir(
     assert "CTR_WORKERS=2 needs a writable temporary directory (TMPDIR, else /tmp)" in caplog.text
 
 
+def test_a_temporary_directory_too_long_for_the_workers_sockets_is_said_naming_tmpdir(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each worker listens on a Unix socket in the folder the workers share: under a TMPDIR of 80 characters
+    every worker failed to start with a traceback ending "OSError: AF_UNIX path too long", and the supervisor
+    stopped with "worker 0 exited with 3"."""
+    import tempfile
+
+    long = tmp_path / ("t" * max(1, 80 - len(str(tmp_path))))
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    started = []
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]
+    with caplog.at_level(logging.ERROR):
+        code = supervise(Settings(workers=2, port=port), lambda *args: started.append(args))
+    assert code == 1 and not started
+    assert "CTR_WORKERS=2 needs a temporary directory with a shorter path (TMPDIR, else /tmp)" in caplog.text
+    assert f"in {long} would have paths of " in caplog.text
+    assert not list(long.iterdir())  # the folder it made is gone
+
+
 @pytest.mark.parametrize("reuse_port", [False, True])
 def test_a_grpc_port_in_use_stops_the_supervisor_before_any_worker(
     caplog: pytest.LogCaptureFixture, reuse_port: bool
