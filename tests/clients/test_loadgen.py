@@ -207,4 +207,5 @@ def test_a_connection_closed_under_a_request_is_told_apart_with_its_idle_time() 
     assert result.sent == 10 and result.ok + result.statuses["error"] == 10, result.statuses
     assert result.ok >= 4 and result.failures == {"closed under a request": result.statuses["error"]} != {}
     for free_s, closed_after_s, answers in result.closed_under:
-        assert answers == 1 and 0.005 < free_s < 1 and 0 <= closed_after_s < 1  # free for ~a schedule gap (20 ms)
+        # free for about a schedule gap (20 ms), or next to nothing where the generator ran behind its schedule
+        assert answers == 1 and 0 <= free_s < 1 and 0 <= closed_after_s < 1
