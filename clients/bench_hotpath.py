@@ -22,7 +22,7 @@ import uvloop
 from common.roles import one_model_in_every_role
 from service.app import create_app
 from service.http.disconnect import DEPARTURE, Departure
-from service.http.protocol import RECEIVED
+from service.http.scope_keys import RECEIVED
 from service.settings import Settings
 
 WARM_UP_REQUESTS = 200

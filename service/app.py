@@ -30,6 +30,7 @@ from service.http.errors import InputError, UnexpectedErrors, error_body, error_
 from service.http.holdings import Holdings
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
+from service.log_format import note_error
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
@@ -119,7 +120,7 @@ class ScoringService(FastAPI):
         # waits at most half the body time-out: its 503 comes before the connection's body timer (408)
         taken = await self.body_budget.acquire(size, self.state.settings.body_timeout_s / 2) if size else 0
         if taken is None:
-            await self._refuse(send, "server busy reading other large bodies", self.retry_after)
+            await self._refuse(scope, send, "server busy reading other large bodies", self.retry_after)
             return
         self.in_flight += 1
         held = [taken]  # the budget this request holds: a compressed body's shrinks to its size once decoded
@@ -136,6 +137,7 @@ class ScoringService(FastAPI):
                     receive = decoded(scope, receive, coding, self.state.settings.max_body_bytes, decoded_whole)
                 except InputError as refusal:  # a coding not read
                     self.state.metrics.responses[refusal.status] += 1
+                    note_error(scope, refusal.message)
                     await error_response(refusal.status, refusal.message, refusal.field, refusal.headers)(
                         scope, receive, send
                     )
@@ -163,8 +165,9 @@ class ScoringService(FastAPI):
     def retry_after(self) -> int:
         return self.state.settings.retry_after_s
 
-    async def _refuse(self, send: Send, message: str, retry_after_s: int) -> None:
+    async def _refuse(self, scope: Scope, send: Send, message: str, retry_after_s: int) -> None:
         self.state.metrics.responses[503] += 1
+        note_error(scope, message)
         body = error_body(message)
         headers = [
             (b"content-type", b"application/json"),

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from service.http.body import TIMEOUT_HEADER, check_media_type, deadline_for
 from service.http.disconnect import Watcher, watcher
-from service.http.protocol import RECEIVED
+from service.http.scope_keys import RECEIVED
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
 from service.settings import Settings

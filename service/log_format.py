@@ -5,15 +5,19 @@ Each line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, `
 ``extra={...}`` fields given to the logging call, and ``exc`` with the traceback when there is one. An
 access line (``uvicorn.access``: uvicorn's, and the direct routes' in http/protocol.py, with the same
 arguments) also has ``client``, ``method``, ``path``, ``http_version`` and ``status`` as fields, so a log
-query need not parse the message, ``duration_ms``, and ``request_id`` when the request carried an
-``X-Request-ID``.
+query need not parse the message, ``duration_ms``, ``error`` when it was answered with one, and
+``request_id`` when it carried an ``X-Request-ID``.
 
 An access line says ``duration_ms=<ms>``: from the request's arrival (its first bytes reaching the host,
 the accept queue included: the scope's ``RECEIVED``, http/protocol.py) to its answer, so a request that
 waited before the batcher saw it (a paused process, a backlog) shows its wait, which the metrics' request
-durations (from the model's queue on) do not. A line of a request that carried an ``X-Request-ID`` then
-ends with ``request_id=<id>``, so the line an ad server's id names can be found in the service's log
-(``access_line_fields``, in either format).
+durations (from the model's queue on) do not. The line of a request answered with an error then says
+``error="<message>"``: the ``error`` of its JSON body (cut to ``ERROR_CHARS``), so the log tells why a 4xx
+or 5xx was answered, which the status alone does not (a burst of 422s from one client's release, a 409
+naming a refused version). A line of a request that carried an ``X-Request-ID`` then ends with
+``request_id=<id>``, so the line an ad server's id names can be found in the service's log
+(``access_line_fields``, in either format). Each is read from the request's scope: given with the line
+(``extra={"scope": ...}``, a direct route's) or that of the task that logs it (``REQUEST_SCOPE``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from contextvars import ContextVar
 import orjson
 
 from common.log_time import utc_time
+from service.http.scope_keys import ERROR_MESSAGE, RECEIVED, SCOPE_REQUEST_ID
 
 # LogRecord's own attributes: everything else on a record came from `extra=` and is logged as a field
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -37,22 +42,40 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 # the arguments of an access line, in order: '%s - "%s %s HTTP/%s" %d'
 ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 ACCESS_LOGGER = "uvicorn.access"
-# the X-Request-ID of the request whose ASGI task this is (set as http/protocol.py starts it), for its access line
-REQUEST_ID: ContextVar[bytes | None] = ContextVar("request_id", default=None)
-# when that request arrived, on the event loop's clock (its scope's RECEIVED), for its access line's duration
-REQUEST_RECEIVED: ContextVar[float | None] = ContextVar("request_received", default=None)
+# the scope of the request whose ASGI task this is (set as http/protocol.py starts it), for its access line
+REQUEST_SCOPE: ContextVar[dict | None] = ContextVar("request_scope", default=None)
 _NOT_GIVEN = object()
+ERROR_CHARS = 300  # of an error's message on its access line (messages quote at most 40 characters of a value)
+
+
+def note_error(scope: dict, message: str) -> None:
+    """Keeps the message of the error a request is answered with on its scope, for its access line."""
+    scope[ERROR_MESSAGE] = message if len(message) <= ERROR_CHARS else message[: ERROR_CHARS - 3] + "..."
+
+
+def note_error_body(scope: dict, body: bytes) -> None:
+    """``note_error`` with the ``error`` of a JSON error body (``{"error": ..., "field": ...}``), if it is one."""
+    try:
+        message = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return
+    if isinstance(message, str):
+        note_error(scope, message)
 
 
 def access_line_fields(record: logging.LogRecord) -> bool:
     """A filter for the access logger: the line says ``duration_ms=<ms>`` from the request's arrival to its
-    answer, and one of a request that carried an ``X-Request-ID`` ends with ``request_id=<id>``; each also a
-    field. Each is given as ``extra={"received": ..., "request_id": ...}`` (a direct route's line), else read
-    from the ``REQUEST_RECEIVED`` / ``REQUEST_ID`` of the task that logs it (an ASGI route's)."""
+    answer, ``error="<message>"`` for a request answered with an error, and ends with ``request_id=<id>``
+    for one that carried an ``X-Request-ID``; each also a field. Each is read from the request's scope,
+    given as ``extra={"scope": ...}`` (a direct route's line), else the ``REQUEST_SCOPE`` of the task that
+    logs it (an ASGI route's)."""
     if not isinstance(record.args, tuple):
         return True
-    received = record.__dict__.pop("received", _NOT_GIVEN)
-    received = REQUEST_RECEIVED.get() if received is _NOT_GIVEN else received
+    scope = record.__dict__.pop("scope", _NOT_GIVEN)  # a direct route's line says its own
+    scope = REQUEST_SCOPE.get() if scope is _NOT_GIVEN else scope
+    if scope is None:
+        return True
+    received = scope.get(RECEIVED)
     if received is not None:
         try:
             now = asyncio.get_running_loop().time()  # the clock RECEIVED was read on (asyncio's or uvloop's)
@@ -62,8 +85,12 @@ def access_line_fields(record: logging.LogRecord) -> bool:
             record.duration_ms = duration = round(max(now - received, 0.0) * 1000.0, 3)
             record.msg = f"{record.msg} duration_ms=%s"
             record.args = (*record.args, duration)
-    given = record.__dict__.pop("request_id", _NOT_GIVEN)  # a direct route's line says its own, None included
-    request_id = REQUEST_ID.get() if given is _NOT_GIVEN else given
+    error = scope.get(ERROR_MESSAGE)
+    if error is not None:
+        record.error = error
+        record.msg = f"{record.msg} error=%s"
+        record.args = (*record.args, orjson.dumps(error).decode())  # quoted, its control characters escaped
+    request_id = scope.get(SCOPE_REQUEST_ID)
     if request_id is not None:
         record.request_id = request_id = request_id.decode("latin-1")
         record.msg = f"{record.msg} request_id=%s"

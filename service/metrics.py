@@ -27,7 +27,8 @@ import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.holdings import lines as holding_lines
-from service.http.protocol import ANSWERED_BY_PROTOCOL
+from service.http.scope_keys import ANSWERED_BY_PROTOCOL
+from service.log_format import note_error_body
 from service.process_stats import lines as process_lines
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -304,7 +305,9 @@ class Metrics:
 
 
 class StatusCounter:
-    """Pure ASGI middleware counting HTTP responses by status code (cheaper than BaseHTTPMiddleware)."""
+    """Pure ASGI middleware counting HTTP responses by status code (cheaper than BaseHTTPMiddleware). An
+    error's start is held until its body comes, whose message goes on the scope for the access line that
+    the server logs as the start is sent (log_format.note_error_body)."""
 
     def __init__(self, app: ASGIApp, counts: Counter) -> None:
         self.app = app
@@ -314,10 +317,20 @@ class StatusCounter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        held: list[Message] = []
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and ANSWERED_BY_PROTOCOL not in scope:
-                self.counts[message["status"]] += 1
+            if message["type"] == "http.response.start":
+                if ANSWERED_BY_PROTOCOL not in scope:
+                    self.counts[message["status"]] += 1
+                if message["status"] >= 400:
+                    held.append(message)
+                    return
+            elif held and message["type"] == "http.response.body":
+                note_error_body(scope, message.get("body", b""))
+                await send(held.pop())
             await send(message)
 
         await self.app(scope, receive, counting_send)
+        if held:  # an error's start whose body never came: sent, as it was before
+            await send(held.pop())

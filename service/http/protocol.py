@@ -91,8 +91,8 @@ from service.http.errors import error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, Refusal, read_head
-from service.log_format import REQUEST_ID as TASK_REQUEST_ID
-from service.log_format import REQUEST_RECEIVED as TASK_RECEIVED
+from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED, SCOPE_REQUEST_ID
+from service.log_format import REQUEST_SCOPE
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +102,6 @@ _TIMEOUT_RESPONSE = (
 )
 
 
-RECEIVED = "ctr.received"  # scope key: when the request's first bytes reached the host (loop clock)
-# scope key, set when the protocol answered a request the app still held (its body's time-out, a 408): the
-# app's own answer after it reaches nobody and is not counted (metrics.StatusCounter); it counted twice
-ANSWERED_BY_PROTOCOL = "ctr.answered_by_protocol"
-SCOPE_REQUEST_ID = "ctr.request_id"  # scope key: the request's X-Request-ID, when it carried one (its access line's)
 _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; retry later", "field": null}'
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
@@ -340,15 +335,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """uvicorn's, except for a request to a direct route: its handler runs once its body is in."""
         handler = self._direct_handler(cycle) if app is self.app else None
         if handler is None:
-            # the task's context, copied as it is created, holds the id (or None) and the arrival for the access
-            # line it logs (a pipelined request is started from the task of the one before it: it would log its)
-            token = TASK_REQUEST_ID.set(cycle.scope.get(SCOPE_REQUEST_ID))
-            received = TASK_RECEIVED.set(cycle.scope.get(RECEIVED))
+            # the task's context, copied as it is created, holds the scope the access line it logs reads (a
+            # pipelined request is started from the task of the one before it: it would log that one's)
+            token = REQUEST_SCOPE.set(cycle.scope)
             try:
                 super()._start_asgi_task(cycle, app)  # type: ignore[arg-type]
             finally:
-                TASK_RECEIVED.reset(received)
-                TASK_REQUEST_ID.reset(token)
+                REQUEST_SCOPE.reset(token)
         elif cycle.more_body:
             self._direct_waiting = (cycle, handler)
         else:  # a pipelined request, read whole while the one before it was answered
@@ -410,7 +403,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 get_path_with_query_string(cycle.scope),
                 cycle.scope["http_version"],
                 status,
-                extra={"request_id": cycle.scope.get(SCOPE_REQUEST_ID), "received": cycle.scope.get(RECEIVED)},
+                extra={"scope": cycle.scope},
             )
         content = [STATUS_LINE[status]]
         for name, value in cycle.default_headers:

@@ -44,7 +44,9 @@ from service.http.body import (
 from service.http.body import request_body as documented_body
 from service.http.disconnect import DEPARTURE, watcher
 from service.http.errors import BAD_BODY, INTERNAL_ERROR, ApiError, error_body, error_responses
-from service.http.protocol import ANSWERED_BY_PROTOCOL, RECEIVED, Headers, Reply
+from service.http.protocol import Headers, Reply
+from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED
+from service.log_format import note_error
 from service.metrics import Metrics
 from service.score import pipeline
 from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
@@ -129,10 +131,12 @@ class ScoreEndpoint:
         elif isinstance(error, ApiError):
             status, extra = error.status, error.headers
             body = error_body(error.message, error.field)
+            note_error(scope, error.message)
         else:
             logger.error("unhandled error on POST %s", PATH, exc_info=error)
             status = 500
             body = error_body(INTERNAL_ERROR)
+            note_error(scope, INTERNAL_ERROR)
         if ANSWERED_BY_PROTOCOL not in scope:
             self.metrics.responses[status] += 1
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
