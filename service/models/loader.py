@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from service.models.scoring_model import ScoringModel
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# a serialised protobuf message has at most 2 GiB - 1 bytes: a larger model.onnx is refused before it is
+# read (a sparse 3 GB file, hashed to be refused, took the process to 3.3 GB of memory)
+ONNX_MAX_BYTES = 2**31 - 1
 
 
 def load_version(
@@ -69,7 +74,14 @@ def verified_bytes(directory: Path, file_name: str, manifest: Manifest) -> bytes
     else:
         raise ModelLoadError(f"model.json lists no file {file_name!r}")
     try:
-        data = (directory / file_name).read_bytes()
+        with (directory / file_name).open("rb") as file:
+            size = os.fstat(file.fileno()).st_size  # of the file read, not of one put in its place meanwhile
+            if file_name.endswith(".onnx") and size > ONNX_MAX_BYTES:
+                raise ModelLoadError(
+                    f"{file_name} has {size:,} bytes: an ONNX model holding all its data has at most "
+                    f"{ONNX_MAX_BYTES:,} (protobuf's limit)"
+                )
+            data = file.read()
     except OSError as error:
         raise ModelLoadError(f"{file_name} cannot be read: {error.strerror or error}") from None
     digest = hashlib.sha256(data).hexdigest()

@@ -23,6 +23,7 @@ import threading
 import onnxruntime as ort
 
 from service.models.base import ModelLoadError
+from service.models.external_data import UnreadableModel, external_tensors
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,19 @@ def create_session(model: bytes, settings: Settings) -> tuple[ort.InferenceSessi
 
 
 def open_session(model: bytes, settings: Settings, what: str) -> tuple[ort.InferenceSession, str]:
-    """``create_session``, with ONNX Runtime's own errors (invalid graphs) as ModelLoadError naming ``what``."""
+    """``create_session``, with ONNX Runtime's own errors (invalid graphs) as ModelLoadError naming ``what``;
+    a graph with a tensor whose data is in another file is refused first (external_data.py)."""
+    try:
+        external = external_tensors(model)
+    except UnreadableModel as error:
+        raise ModelLoadError(f"{what} is not an ONNX model this service can read: {error}") from None
+    if external:
+        name, location = external[0]
+        raise ModelLoadError(
+            f"{what} keeps {len(external)} tensor(s) in other files ({name[:80]!r} in {location[:80]!r}): a served "
+            "model holds all its data itself (ONNX Runtime would read those files, which no sha256 in "
+            "model.json covers)"
+        )
     try:
         return create_session(model, settings)
     except Exception as error:  # ORT raises its own exception types for invalid graphs
