@@ -174,7 +174,8 @@ _PLAIN_STATS = ("successes", "items", "executions", "queue_s", "compute_s")
 
 
 class Metrics:
-    """Every model version's stats (kept across reloads), HTTP status counts and providers."""
+    """Every served model version's stats (a version's go once it is no longer served and its batcher has
+    drained), HTTP status counts and providers."""
 
     def __init__(self) -> None:
         self.models: dict[tuple[str, int], ModelStats] = {}
@@ -192,6 +193,11 @@ class Metrics:
         if stats is None:
             stats = self.models[key] = ModelStats()
         return stats
+
+    def forget(self, key: tuple[str, int]) -> None:
+        """A version no longer served: its series go (models/manager.py, once its batcher has drained)."""
+        self.models.pop(key, None)
+        self.providers.pop(key, None)
 
     def to_dict(self) -> dict:
         """Every counter, as JSON can hold it (``add`` takes it back)."""

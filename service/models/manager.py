@@ -266,8 +266,18 @@ class ModelManager:
             task.add_done_callback(self._retired)
 
     def _retired(self, task: asyncio.Task) -> None:
+        """A batcher has drained: the counters of its version go too, unless the version is served again (or
+        still draining elsewhere). Kept, a service whose model was retrained every hour grew by ~50 series
+        of /metrics a version (each worker's shared file too, rewritten every second), without end; a
+        version served again starts its series from 0, which Prometheus reads as the reset it is."""
         self._retiring.discard(task)
-        self._draining.pop(task, None)
+        retired = self._draining.pop(task, None)
+        if retired is None:
+            return
+        key = retired[0]
+        served = {(model.name, model.version) for model in self.models.batchers}
+        if key not in served and all(other != key for other, _ in self._draining.values()):
+            self.metrics.forget(key)
 
     def pending(self) -> dict[tuple[str, int], int]:
         """(name, version) -> the requests waiting in or running through its batchers: the served ones', and

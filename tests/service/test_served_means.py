@@ -15,6 +15,7 @@ from service.app import create_app
 from service.metrics import SMALL_SUM, summed
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.wait import eventually
 
 BODY = {"context": {"user_id": "u1"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0 + i} for i in range(7)]}
 
@@ -35,21 +36,23 @@ def test_each_version_s_served_probabilities_are_summed_beside_its_inference_cou
     with TestClient(create_app(settings)) as client:
         before = series(client.get("/metrics").text, "ctr_inference_output_sum_total", 1)
         assert before == {"pctr": 0.0, "pcvr": 0.0, "pctcvr": 0.0}  # from 0: rate() sees the first run
-        served = []
+        served, texts = [], {}
         for version in (1, 2):
             for _ in range(3):
                 answer = client.post("/v1/score", json=BODY)
                 assert answer.status_code == 200 and answer.json()["models"]["ctr"]["version"] == version
                 served.append((version, answer.json()["scores"]))
+            texts[version] = client.get("/metrics").text
             if version == 1:  # a second version, other weights: its own series
                 publish_tiny_esmm(tmp_path, seed=5)
                 headers = {"authorization": "Bearer " + "t" * 16}
                 assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
-        text = client.get("/metrics").text
+        # the first version's series go once it is no longer served (models/manager.py ``_retired``)
+        eventually(lambda: 'version="1"' not in client.get("/metrics").text, 10, "version 1's series gone")
     means = {}
     for version in (1, 2):
-        sums = series(text, "ctr_inference_output_sum_total", version)
-        items = series(text, "ctr_inference_count_total", version)[""]
+        sums = series(texts[version], "ctr_inference_output_sum_total", version)
+        items = series(texts[version], "ctr_inference_count_total", version)[""]
         assert set(sums) == {"pctr", "pcvr", "pctcvr"} and items == 21
         scores = [score for v, answer in served if v == version for score in answer]
         assert sums["pctr"] == pytest.approx(sum(s["pctr"] for s in scores), rel=1e-6)
