@@ -49,10 +49,45 @@ class RunningService:
     log: Path
 
 
-def free_port() -> int:
+def free_port(*avoid: int) -> int:
+    """A free loopback port for a server this process starts, none of ``avoid`` (ports chosen already for
+    another of its servers): one the kernel picks, or where ``TEST_PORTS`` names a range ("20000-20999": a
+    shared machine's allotment; each pytest-xdist process's own block, tests/conftest.py), the next free
+    one of it after the last taken, so that two calls in a row differ before either port is bound."""
+    allotted = os.environ.get(PORTS_VARIABLE)
+    if not allotted:
+        while (port := _kernel_port()) in avoid:
+            pass
+        return port
+    low, _, high = allotted.partition("-")
+    first, last = int(low), int(high or low)
+    count = last - first + 1
+    start = _next_port.get(allotted, first)
+    for offset in range(count):
+        port = first + (start - first + offset) % count
+        if port not in avoid and _bindable(port):
+            _next_port[allotted] = port + 1 if port < last else first
+            return port
+    raise RuntimeError(f"no free loopback port in {PORTS_VARIABLE}={allotted}")
+
+
+PORTS_VARIABLE = "TEST_PORTS"
+_next_port: dict[str, int] = {}  # a TEST_PORTS range -> the port its next search starts from
+
+
+def _kernel_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def spawn(

@@ -7,6 +7,33 @@ from collections.abc import Iterator
 
 import pytest
 
+from clients.service_process import PORTS_VARIABLE
+
+# each pytest-xdist process's own block of loopback ports for the servers it starts, below Linux's ephemeral
+# range (32768 on), where the kernel picks the ports of outgoing connections and of bind(0)
+WORKER_PORTS_FROM, WORKER_PORTS = 20000, 1000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the ports of this process's servers are its own block (``TEST_PORTS``, read by
+    ``free_port``): a port the kernel chose for one process's server could be chosen for another's before
+    the first was bound, and a test then ran against the other process's server, its ready check answered
+    by it (a scratch run reproduced it). A ``TEST_PORTS`` given (a shared machine's allotment) is split
+    between the processes."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    index, count = int(worker.removeprefix("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    allotted = os.environ.get(PORTS_VARIABLE)
+    if allotted:
+        low, _, high = allotted.partition("-")
+        first, size = int(low), (int(high or low) - int(low) + 1) // count
+        if size < 1:
+            raise pytest.UsageError(f"{PORTS_VARIABLE}={allotted} has fewer ports than the {count} test processes")
+    else:
+        first, size = WORKER_PORTS_FROM, WORKER_PORTS
+    os.environ[PORTS_VARIABLE] = f"{first + index * size}-{first + (index + 1) * size - 1}"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_ambient_service_settings() -> Iterator[None]:

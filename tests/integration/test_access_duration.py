@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.integration.test_hardening import PAYLOAD, repository
 from tests.support.server import running_server
@@ -27,6 +28,7 @@ def metric_sum(url: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+@pytest.mark.serial
 def test_an_access_line_says_the_wait_of_a_request_sent_while_the_process_was_paused(tmp_path: Path) -> None:
     root = repository(tmp_path / "models")
     for log_format in ("json", "text"):

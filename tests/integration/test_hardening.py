@@ -59,6 +59,7 @@ def responses_503(url: str) -> int:
     return responses(url, 503)
 
 
+@pytest.mark.serial
 def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
     """Twice the sustainable rate, with the model the bottleneck (one item per run): the refusals are
     503s (at the door while a queue stands, or by the batcher's time-based admission), every one counted
@@ -85,6 +86,7 @@ def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
         assert low["statuses"] == {"200": sum(low["statuses"].values())}, low
 
 
+@pytest.mark.serial
 def test_pauses_of_the_server_under_a_light_load_are_no_overload(tmp_path: Path) -> None:
     """The process paused for 60 ms at a time (a host's steal, a long collection) under at most a third of its
     closed-loop rate: requests pile up for a moment, then drain at once. A stall, not a standing queue:
@@ -338,6 +340,7 @@ def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Pat
     assert cancelled in metrics.splitlines()  # every reason is listed, from 0
 
 
+@pytest.mark.serial
 def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) -> None:
     root = repository(tmp_path / "models")
     with running_server(root, tmp_path / "log", ctr_model="esmm", keep_alive_s="0.5", access_log="false") as (url, _):
@@ -352,6 +355,7 @@ def test_an_idle_keep_alive_connection_is_closed_without_a_word(tmp_path: Path) 
         connection.close()
 
 
+@pytest.mark.serial
 def test_responses_tell_the_keep_alive_time_and_the_server_closes_a_grace_later(tmp_path: Path) -> None:
     """A client that honours `Keep-Alive: timeout=1` closes its idle connection before the server does: a
     request sent 1.3 s after a response (past the advertised second, within the 1-s grace) is answered,
@@ -375,6 +379,7 @@ def test_responses_tell_the_keep_alive_time_and_the_server_closes_a_grace_later(
         connection.close()
 
 
+@pytest.mark.serial
 def test_the_sustainable_ladder_falls_from_a_rate_the_server_does_not_sustain(tmp_path: Path) -> None:
     """`ctr bench harden`'s ladder starts below the closed-loop rate; where even that start is refused
     or lost, it steps down until a rate is answered all 200, instead of giving up with no rate."""

@@ -176,6 +176,7 @@ def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> 
         assert 'ctr_inference_pending_request_count{model="esmm",version="1"} 0' in metrics
 
 
+@pytest.mark.serial
 def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path) -> None:
     # one item per run: capacity is low and easy to exceed
     root = repository(tmp_path / "models", "max_batch_size = 1\nmax_queue_delay_us = 0\nmax_queue_items = 500")

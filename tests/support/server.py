@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,34 +20,6 @@ class PortTaken(Exception):
     """The server exited because its address was in use: worth another start on another port."""
 
 
-PORTS_VARIABLE = "TEST_PORTS"  # "9200-9299": the ports the tests' servers may take (a shared machine's allotment)
-
-
-def free_port_other_than(*taken: str | int) -> int:
-    """A free loopback port that is none of ``taken`` (ports this test has chosen for something else), within
-    the range ``TEST_PORTS`` names where it is set (on a machine shared with others' servers), else any."""
-    avoid = {int(p) for p in taken}
-    allotted = os.environ.get(PORTS_VARIABLE)
-    if allotted:
-        low, _, high = allotted.partition("-")
-        for port in range(int(low), int(high or low) + 1):
-            if port not in avoid and _bindable(port):
-                return port
-        raise RuntimeError(f"no free loopback port in {PORTS_VARIABLE}={allotted}")
-    while (port := free_port()) in avoid:
-        pass
-    return port
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextmanager
 def running_server(
     repository: Path, log: Path, command: list[str] | None = None, ready: bool = True, **settings: str
@@ -61,7 +31,7 @@ def running_server(
     taken between ``free_port`` and the server's bind is tried again on another port (``START_ATTEMPTS``)."""
     with ExitStack() as stack:
         for attempt in range(1, START_ATTEMPTS + 1):
-            port = free_port_other_than(*[settings["grpc_port"]] if "grpc_port" in settings else [])
+            port = free_port(*[int(settings["grpc_port"])] if "grpc_port" in settings else [])
             env = {
                 "PYTHONPATH": str(ROOT),
                 "CTR_HOST": "127.0.0.1",
