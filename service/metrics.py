@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.holdings import lines as holding_lines
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL
-from service.log_format import note_error_body
+from service.log_format import REQUEST_SCOPE, note_error_body
 from service.process_stats import lines as process_lines
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -333,7 +333,8 @@ class StatusCounter:
                     held.append(message)
                     return
             elif held and message["type"] == "http.response.body":
-                note_error_body(scope, message.get("body", b""))
+                # on the scope the access line reads: the connection's (a HEAD is answered on a copy, as GET)
+                note_error_body(REQUEST_SCOPE.get() or scope, message.get("body", b""))
                 await send(held.pop())
             await send(message)
 

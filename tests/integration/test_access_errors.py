@@ -24,6 +24,7 @@ CALLS = [  # (request id, method, path, body, extra headers, status)
     ("asgi-score", "POST", "/v1/score", gzip.compress(BAD_SCORE), {"content-encoding": "gzip"}, 422),
     ("coding", "POST", "/v1/score", BAD_SCORE, {"content-encoding": "br"}, 415),  # refused by the app itself
     ("no-model", "GET", "/v2/models/absent", None, {}, 404),  # a FastAPI route's
+    ("head", "HEAD", "/v2/models/absent", None, {}, 404),  # answered as GET, on a copy of its scope
     ("malformed", "POST", "/v2/models/esmm/infer", b"{not json", {}, 400),
     ("newline", "POST", "/v1/score", UNKNOWN_FIELD, {}, 422),  # a message quoting a key with a line break
     ("fine", "GET", "/v1/models", None, {}, 200),
@@ -44,7 +45,8 @@ def test_an_access_line_says_the_error_a_request_was_answered_with(tmp_path: Pat
                     method, path, content=body, headers=JSON | headers | {"x-request-id": request_id}
                 )
                 assert response.status_code == status, (request_id, response.text)
-                answered[request_id] = response.json().get("error") if status >= 400 else None
+                answered[request_id] = response.json().get("error") if status >= 400 and method != "HEAD" else None
+        answered["head"] = answered["no-model"]  # the same error, its body not sent
         said = access_errors(log.read_text(encoding="utf-8"), log_format)
         assert said == answered, (said, answered)
         assert "\\n" in said["newline"]  # quoted as the body quotes it: the line stays one line
