@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from tests.integration.test_hardening import PAYLOAD, repository
+from tests.support.access_log import access_lines
 from tests.support.server import running_server
 
 JSON = {"content-type": "application/json"}
@@ -68,18 +68,9 @@ def test_an_access_line_says_the_wait_of_a_request_sent_while_the_process_was_pa
 def access_durations(text: str, log_format: str) -> dict[str, float]:
     """Each access line's duration_ms by its request id (both formats say it in the message; json as a field)."""
     durations = {}
-    for line in text.splitlines():
-        if log_format == "json":
-            if not line.startswith("{"):
-                continue
-            record = orjson.loads(line)
-            if record["logger"] != "uvicorn.access" or "request_id" not in record:
-                continue
-            message, duration = record["message"], record["duration_ms"]
-            assert message.endswith(f" duration_ms={duration} request_id={record['request_id']}"), record
-            durations[record["request_id"]] = duration
-        elif " uvicorn.access: " in line and "request_id=" in line:
-            found = re.search(r" duration_ms=([0-9.]+) request_id=(\S+)$", line)
-            assert found, line
-            durations[found[2]] = float(found[1])
+    for request_id, (message, fields) in access_lines(text, log_format).items():
+        found = re.search(r" duration_ms=([0-9.]+) request_id=", message)
+        assert found, message
+        durations[request_id] = float(found[1])
+        assert fields.get("duration_ms", durations[request_id]) == durations[request_id], fields
     return durations

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from tests.integration.test_hardening import repository
+from tests.support.access_log import access_lines
 from tests.support.server import running_server
 
 JSON = {"content-type": "application/json"}
@@ -55,18 +56,8 @@ def test_an_access_line_says_the_error_a_request_was_answered_with(tmp_path: Pat
 def access_errors(text: str, log_format: str) -> dict[str, str | None]:
     """Each access line's error (None where it says none) by its request id."""
     errors = {}
-    for line in text.splitlines():
-        if log_format == "json":
-            if not line.startswith("{"):
-                continue
-            record = orjson.loads(line)
-            if record["logger"] != "uvicorn.access" or "request_id" not in record:
-                continue
-            if "error" in record:
-                assert f" error={orjson.dumps(record['error']).decode()} " in record["message"], record
-            errors[record["request_id"]] = record.get("error")
-        elif " uvicorn.access: " in line and "request_id=" in line:
-            found = re.search(r' error=("(?:[^"\\]|\\.)*") request_id=(\S+)$', line)
-            request_id = found.group(2) if found else line.rsplit("request_id=", 1)[1]
-            errors[request_id] = orjson.loads(found.group(1)) if found else None
+    for request_id, (message, fields) in access_lines(text, log_format).items():
+        found = re.search(r' error=("(?:[^"\\]|\\.)*") request_id=', message)
+        errors[request_id] = orjson.loads(found[1]) if found else None
+        assert fields.get("error", errors[request_id]) == errors[request_id], fields
     return errors

@@ -28,20 +28,27 @@ def test_a_port_in_use_is_said_in_one_line_and_the_supervisor_exits_1(caplog: py
     assert f"cannot listen on 127.0.0.1:{port} (CTR_PORT)" in caplog.text
 
 
-def test_no_writable_temporary_directory_is_said_naming_tmpdir(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """On a read-only root filesystem, several workers stopped with "No usable temporary directory found in
-    [...]", naming neither the setting that needs one nor the variable that gives it."""
+def supervised_under(directory: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> int:
+    """``supervise``'s exit status for two workers with ``directory`` as the temporary directory (as TMPDIR
+    names it), none of them forked."""
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # as TMPDIR naming no directory
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
     started = []
     with socket.create_server(("127.0.0.1", 0)) as spare:
         port = spare.getsockname()[1]
     with caplog.at_level(logging.ERROR):
         code = supervise(Settings(workers=2, port=port), lambda *args: started.append(args))
-    assert code == 1 and not started
+    assert not started
+    return code
+
+
+def test_no_writable_temporary_directory_is_said_naming_tmpdir(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a read-only root filesystem, several workers stopped with "No usable temporary directory found in
+    [...]", naming neither the setting that needs one nor the variable that gives it."""
+    assert supervised_under(tmp_path / "missing", monkeypatch, caplog) == 1  # as TMPDIR naming no directory
     assert "CTR_WORKERS=2 needs a writable temporary directory (TMPDIR, else /tmp)" in caplog.text
 
 
@@ -51,17 +58,9 @@ def test_a_temporary_directory_too_long_for_the_workers_sockets_is_said_naming_t
     """Each worker listens on a Unix socket in the folder the workers share: under a TMPDIR of 80 characters
     every worker failed to start with a traceback ending "OSError: AF_UNIX path too long", and the supervisor
     stopped with "worker 0 exited with 3"."""
-    import tempfile
-
     long = tmp_path / ("t" * max(1, 80 - len(str(tmp_path))))
     long.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(long))
-    started = []
-    with socket.create_server(("127.0.0.1", 0)) as spare:
-        port = spare.getsockname()[1]
-    with caplog.at_level(logging.ERROR):
-        code = supervise(Settings(workers=2, port=port), lambda *args: started.append(args))
-    assert code == 1 and not started
+    assert supervised_under(long, monkeypatch, caplog) == 1
     assert "CTR_WORKERS=2 needs a temporary directory with a shorter path (TMPDIR, else /tmp)" in caplog.text
     assert f"in {long} would have paths of " in caplog.text
     assert not list(long.iterdir())  # the folder it made is gone

@@ -1,0 +1,28 @@
+"""The access lines of a service's log, in either format (``CTR_LOG_FORMAT``), by their request id."""
+
+from __future__ import annotations
+
+import orjson
+
+ACCESS = " uvicorn.access: "  # a text line's logger, before its message
+
+
+def access_lines(text: str, log_format: str) -> dict[str, tuple[str, dict]]:
+    """Each access line of a request that carried an ``X-Request-ID``: its id -> (its message, its JSON fields;
+    ``{}`` for a text line). Both formats end the message with ``request_id=<id>``; a JSON line has it as a
+    field too, which is checked to agree."""
+    lines = {}
+    for line in text.splitlines():
+        if log_format == "json":
+            if not line.startswith("{"):
+                continue
+            record = orjson.loads(line)
+            if record["logger"] != "uvicorn.access" or "request_id" not in record:
+                continue
+            message = record["message"]
+            assert message.endswith(f" request_id={record['request_id']}"), record
+            lines[record["request_id"]] = (message, record)
+        elif ACCESS in line and " request_id=" in line:
+            message = line.split(ACCESS, 1)[1]
+            lines[message.rsplit(" request_id=", 1)[1]] = (message, {})
+    return lines
