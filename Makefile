@@ -19,7 +19,8 @@ BIN := $(VENV)/bin
 # `make test` runs the tests in this many pytest-xdist processes: one a CPU this process may use, at least 2
 # and at most 8 (each process builds the session fixtures it needs). Most tests wait on servers, sockets and
 # clocks: on 2 cores, 2 processes took the suite from 8 min 36 s to 4 min 58 s, and 4 took 6 min 45 s. Then
-# the tests marked `serial` (pyproject.toml), alone: under a second process, one failed 5 runs in 12
+# the tests marked `serial` (pyproject.toml), alone (under a second process, one failed 5 runs in 12), even
+# when the first pass failed; the status is the first failure's
 TEST_PROCESSES ?= $(shell $(PYTHON) -c 'import os; print(min(8, max(2, len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0)))))')
 
 .PHONY: run test lint install clean docs-check image-check lowest-check proto
@@ -69,8 +70,10 @@ lowest-check:
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) -m "not serial"
-	$(BIN)/python -m pytest -q -m serial
+	status=0; \
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) -m "not serial" || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial || { code=$$?; [ $$status -ne 0 ] || status=$$code; }; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

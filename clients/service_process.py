@@ -53,7 +53,8 @@ def free_port(*avoid: int) -> int:
     """A free loopback port for a server this process starts, none of ``avoid`` (ports chosen already for
     another of its servers): one the kernel picks, or where ``TEST_PORTS`` names a range ("20000-20999": a
     shared machine's allotment; each pytest-xdist process's own block, tests/conftest.py), the next free
-    one of it after the last taken, so that two calls in a row differ before either port is bound."""
+    one of it after the last taken (the first from a random point), so that two calls in a row differ before
+    either port is bound."""
     allotted = os.environ.get(PORTS_VARIABLE)
     if not allotted:
         while (port := _kernel_port()) in avoid:
@@ -61,8 +62,12 @@ def free_port(*avoid: int) -> int:
         return port
     low, _, high = allotted.partition("-")
     first, last = int(low), int(high or low)
+    if not 0 < first <= last <= 65535:
+        raise ValueError(f"{PORTS_VARIABLE}={allotted} is no range of ports (1-65535)")
     count = last - first + 1
-    start = _next_port.get(allotted, first)
+    # the first search starts anywhere in the range: two processes given the same one (two test runs on a
+    # machine) took the same ports in the same order, and one run's ready check was answered by the other's
+    start = _next_port.get(allotted) or first + secrets.randbelow(count)
     for offset in range(count):
         port = first + (start - first + offset) % count
         if port not in avoid and _bindable(port):

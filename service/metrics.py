@@ -173,6 +173,15 @@ class ModelStats:
 _PLAIN_STATS = ("successes", "items", "executions", "queue_s", "compute_s")
 
 
+# how long a version forgotten stays named to the other worker processes: past the longest a batcher of its
+# drains in another (CTR_DRAIN_TIMEOUT_S, 20 s by default; a retired batcher's 30 s) and their files' age
+FORGOTTEN_KEEP_S = 120.0
+
+
+def _fresh(forgotten_at: float) -> bool:
+    return time.monotonic() - forgotten_at <= FORGOTTEN_KEEP_S
+
+
 class Metrics:
     """Every served model version's stats (a version's go once it is no longer served and its batcher has
     drained), HTTP status counts and providers."""
@@ -184,20 +193,37 @@ class Metrics:
         self.grpc_responses: Counter = Counter()  # gRPC status code name (OK, INVALID_ARGUMENT, ...) -> count
         self.shed = 0  # requests refused at the door (503 at their headers: http/overload.py)
         self.refusals: Counter = Counter()  # model name -> versions refused at a load (by each process)
+        # versions no longer served whose series went (``forget``) -> when: named to the other worker processes
+        # for FORGOTTEN_KEEP_S, so that their sum leaves them out at once (sibling_metrics.py)
+        self.forgotten: dict[tuple[str, int], float] = {}
 
     def model(self, name: str, version: int, provider: str = "") -> ModelStats:
+        """A version's stats, made at its first use; ``provider`` given (the model manager serving it), it is
+        no longer forgotten."""
         key = (name, version)
         if provider:
             self.providers[key] = provider
+            self.forgotten.pop(key, None)
         stats = self.models.get(key)
         if stats is None:
             stats = self.models[key] = ModelStats()
         return stats
 
     def forget(self, key: tuple[str, int]) -> None:
-        """A version no longer served: its series go (models/manager.py, once its batcher has drained)."""
+        """A version no longer served: its series go (models/manager.py, once its batcher has drained), and
+        with several worker processes, from their sum at once: left there until every process had forgotten
+        it, the sum fell first (the forgetting processes' part gone, the others' not), which Prometheus reads
+        as a counter reset, counting the rest again as new."""
         self.models.pop(key, None)
         self.providers.pop(key, None)
+        self.forgotten = {k: at for k, at in self.forgotten.items() if _fresh(at)}
+        self.forgotten[key] = time.monotonic()
+
+    def without_forgotten(self) -> None:
+        """The series of every version named forgotten (by this process or, summed, another) left out."""
+        for key in self.forgotten:
+            self.models.pop(key, None)
+            self.providers.pop(key, None)
 
     def to_dict(self) -> dict:
         """Every counter, as JSON can hold it (``add`` takes it back)."""
@@ -208,6 +234,7 @@ class Metrics:
             "grpc_responses": [[code, n] for code, n in self.grpc_responses.items()],
             "shed": self.shed,
             "refusals": [[name, n] for name, n in self.refusals.items()],
+            "forgotten": [[name, version] for (name, version), at in self.forgotten.items() if _fresh(at)],
         }
 
     def add(self, saved: dict) -> None:
@@ -220,6 +247,8 @@ class Metrics:
         self.grpc_responses.update(dict(saved["grpc_responses"]))
         self.shed += saved["shed"]
         self.refusals.update(dict(saved["refusals"]))
+        for name, version in saved.get("forgotten", []):  # (absent from a worker of an earlier release)
+            self.forgotten.setdefault((name, version), time.monotonic())
 
     def render(
         self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]], process: dict[str, float]

@@ -74,6 +74,7 @@ class SiblingMetrics:
             for name, version, n in saved["pending"]:
                 pending[(name, version)] = pending.get((name, version), 0) + n
             processes.append(saved.get("process", {}))
+        total.without_forgotten()  # a version one process has forgotten: gone from the sum, not fallen first
         return total, pending, summed_process(processes)
 
     async def keep_written(self, state: Any) -> None:

@@ -11,7 +11,7 @@ from clients.service_process import PORTS_VARIABLE
 
 # each pytest-xdist process's own block of loopback ports for the servers it starts, below Linux's ephemeral
 # range (32768 on), where the kernel picks the ports of outgoing connections and of bind(0)
-WORKER_PORTS_FROM, WORKER_PORTS = 20000, 1000
+WORKER_PORTS_FROM, WORKER_PORTS, EPHEMERAL_FROM = 20000, 1000, 32768
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,8 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
         first, size = int(low), (int(high or low) - int(low) + 1) // count
         if size < 1:
             raise pytest.UsageError(f"{PORTS_VARIABLE}={allotted} has fewer ports than the {count} test processes")
-    else:
-        first, size = WORKER_PORTS_FROM, WORKER_PORTS
+    else:  # blocks as large as 8 processes (make test's most) allow, smaller past that, all below the range
+        first, size = WORKER_PORTS_FROM, min(WORKER_PORTS, (EPHEMERAL_FROM - WORKER_PORTS_FROM) // count)
     os.environ[PORTS_VARIABLE] = f"{first + index * size}-{first + (index + 1) * size - 1}"
 
 

@@ -65,4 +65,5 @@ def model_statistics(name: str, version: int, stats: ModelStats) -> dict[str, An
 
 def statistics(metrics: Metrics, versions: list[tuple[str, int]]) -> dict[str, Any]:
     """The ``{"model_stats": [...]}`` body for these (model, version) pairs."""
-    return {"model_stats": [model_statistics(n, v, metrics.model(n, v)) for n, v in versions]}
+    # read, not made: a request holding an older snapshot would bring back the series of a version forgotten
+    return {"model_stats": [model_statistics(n, v, metrics.models.get((n, v)) or ModelStats()) for n, v in versions]}

@@ -94,3 +94,24 @@ def test_histogram_lines_write_each_bound_as_a_float_and_the_sum_in_full() -> No
     lines = list(sizes.lines("ctr_inference_batch_size", 'model="esmm",version="1"'))
     assert lines[0] == 'ctr_inference_batch_size_bucket{model="esmm",version="1",le="1.0"} 1'
     assert lines[-2] == 'ctr_inference_batch_size_sum{model="esmm",version="1"} 1234567891.0'
+
+
+def test_a_version_one_worker_has_forgotten_leaves_the_sum_at_once(tmp_path: Path) -> None:
+    """Each worker forgets a version no longer served once its own batcher has drained: the sum then fell to
+    the other workers' part for up to a second (1000, then 300, then gone), a counter reset to Prometheus,
+    which counted those 300 again as new. Now the version leaves the sum as soon as one worker has forgotten
+    it, and comes back (from what each counts anew) once served again."""
+    first, second = SiblingMetrics(tmp_path, 0), SiblingMetrics(tmp_path, 1)
+    mine, theirs = counted(700, 1, 200), counted(300, 1, 200)
+    second.write(theirs, {})
+    assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 1000
+    mine.forget(("esmm", 1))  # the first worker's batcher has drained; the second's file still counts it
+    assert ("esmm", 1) not in first.summed(mine, {})[0].models
+    assert ("esmm", 1) not in second.summed(theirs, {})[0].models  # the second worker, reading the first's file
+    theirs.forget(("esmm", 1))
+    second.write(theirs, {})
+    assert ("esmm", 1) not in first.summed(mine, {})[0].models
+    for metrics in (mine, theirs):  # served again (a rollback): from 0, in both
+        metrics.model("esmm", 1, "CPUExecutionProvider").success(0.003, 0.001)
+    second.write(theirs, {})
+    assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 2
