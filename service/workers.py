@@ -204,9 +204,17 @@ class _Stop:
     def stopping(self) -> bool:
         return self.deadline != float("inf")
 
-    def __call__(self, *_: object) -> None:
+    def __call__(self, signum: int | None = None, _frame: object = None) -> None:
+        """As the handler of ``signum``, or called (a worker exited by itself, or a stop came while forking)."""
         if not self.stopping:
             self.deadline = time.monotonic() + self.within_s
+            if signum is not None:  # said once: a supervisor stopped by a signal logged nothing of it
+                logger.info(
+                    "%s received: stopping; SIGTERM to workers %s (each drains; killed after %.0f s)",
+                    signal.Signals(signum).name,
+                    sorted(self.workers),
+                    self.within_s,
+                )
         _signal_all(self.workers, signal.SIGTERM)
 
 
@@ -226,7 +234,9 @@ def _wait(workers: dict[int, int], stop: _Stop) -> int:
         if index is None:
             continue
         code = os.waitstatus_to_exitcode(status)
-        if code != 0 or not stop.stopping:
+        if code == 0 and stop.stopping:
+            logger.info("worker %d (pid %d) exited 0", index, pid)
+        else:
             failed = True
             logger.error("worker %d (pid %d) exited with %d%s", index, pid, code, "" if stop.stopping else ": stopping")
             stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def load_versions(
             continue
         tried.append(version)
         files = version_files(version_dir(root, name, version))  # before: a change during the load is one
+        started = time.monotonic()
         try:
             model = chosen[version] = load_version(root, name, version, settings, required_outputs)
         except Exception as error:
@@ -141,7 +143,15 @@ def load_versions(
             )
             refused[version] = Refusal(str(error), files)
             continue
-        logger.info("model %s version %d loaded (kind %s, provider %s)", name, version, model.kind, model.provider)
+        logger.info(  # its sha256 prefix: what an incident can name it by once the folder is gone
+            "model %s version %d loaded (kind %s, provider %s, model.onnx sha256 %s..., %.2f s)",
+            name,
+            version,
+            model.kind,
+            model.provider,
+            model.manifest.onnx_sha256[:12],
+            time.monotonic() - started,
+        )
         unranged = [n for n, stats in model.manifest.feature_spec.stats.items() if stats.low is None]
         if unranged:  # its clipped-values series stays at 0 whatever the unit of a value: say why
             logger.warning(

@@ -278,6 +278,7 @@ class ModelManager:
         served = {(model.name, model.version) for model in self.models.batchers}
         if key not in served and all(other != key for other, _ in self._draining.values()):
             self.metrics.forget(key)
+            logger.info("model %s version %d retired: its queue drained, its series dropped", *key)
 
     def pending(self) -> dict[tuple[str, int], int]:
         """(name, version) -> the requests waiting in or running through its batchers: the served ones', and

@@ -253,7 +253,11 @@ def test_a_hang_up_of_the_whole_group_drains_every_worker_and_leaves_no_folder(
         os.killpg(process.pid, signal.SIGHUP)
         assert process.wait(timeout=30) == 0, log.read_text()
     assert all_gone(workers, within_s=5)
-    assert "exited with" not in log.read_text()
+    said = log.read_text()
+    assert "exited with" not in said
+    # the supervisor says what stopped it, and each worker's exit (it said nothing: a stray kill looked alike)
+    assert "SIGHUP received: stopping; SIGTERM to workers" in said, said
+    assert said.count(") exited 0") == 2, said
     assert not list(temporary.glob("ctr-workers-*")), list(temporary.iterdir())
 
 

@@ -5,6 +5,8 @@ from a hand-edited std, with no figure in /metrics moving) shows in the mean, ve
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,10 @@ def series(text: str, name: str, version: int) -> dict[str, float]:
     return found
 
 
-def test_each_version_s_served_probabilities_are_summed_beside_its_inference_count(tmp_path: Path) -> None:
+def test_each_version_s_served_probabilities_are_summed_beside_its_inference_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.models")
     publish_tiny_esmm(tmp_path, seed=0)
     settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
     with TestClient(create_app(settings)) as client:
@@ -49,6 +54,12 @@ def test_each_version_s_served_probabilities_are_summed_beside_its_inference_cou
                 assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
         # the first version's series go once it is no longer served (models/manager.py ``_retired``)
         eventually(lambda: 'version="1"' not in client.get("/metrics").text, 10, "version 1's series gone")
+    assert "model esmm version 1 retired: its queue drained, its series dropped" in caplog.text  # and said
+    assert re.search(
+        r"model esmm version 2 loaded \(kind esmm, provider CPUExecutionProvider, model.onnx sha256 "
+        r"[0-9a-f]{12}\.\.\., [0-9.]+ s\)",
+        caplog.text,
+    ), caplog.text
     means = {}
     for version in (1, 2):
         sums = series(texts[version], "ctr_inference_output_sum_total", version)
