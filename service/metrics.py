@@ -173,9 +173,11 @@ class ModelStats:
 _PLAIN_STATS = ("successes", "items", "executions", "queue_s", "compute_s")
 
 
-# how long a version forgotten stays named to the other worker processes: past the longest a batcher of its
-# drains in another (CTR_DRAIN_TIMEOUT_S, 20 s by default; a retired batcher's 30 s) and their files' age
-FORGOTTEN_KEEP_S = 120.0
+# how long a version forgotten stays named to the other worker processes: past the longest another may still
+# serve it (an admin load everywhere answers within 120 s: sibling_admin.py ANSWER_WITHIN_S), then drain it
+# (a retired batcher's 30 s), and their files' age (1 s). Workers left apart longer (a load that answered 500
+# naming each one's outcome) show the version again with the others' part: one counter reset
+FORGOTTEN_KEEP_S = 180.0
 
 
 def _fresh(forgotten_at: float) -> bool:
@@ -316,7 +318,7 @@ class Metrics:
             sums = self.models[k].output_sums
             out.extend(f'{p}_inference_output_sum_total{{{labels(k)},output="{o}"}} {sums[o]!r}' for o in sorted(sums))
         family("model_info", "gauge", "1 for each model version being served, with its execution provider.")
-        for k in sorted(served):
+        for k in sorted(set(served) - set(self.forgotten)):  # one a worker has forgotten: all its series out
             out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')
         family("http_responses_total", "counter", "HTTP responses by status code.")
         out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))

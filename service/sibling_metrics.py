@@ -10,7 +10,9 @@ written aside, then renamed over the last).
 A process answering a scrape first writes its own file: a later scrape answered by another process then
 counts this one's part at least as it was just reported, so no counter goes down between two scrapes
 (it did, between scrapes under a second apart answered by different workers, which Prometheus reads as a
-counter reset and over-counts in ``rate()``).
+counter reset and over-counts in ``rate()``). For the same reason a version one process has forgotten
+(no longer served: metrics.py ``Metrics.forget``) leaves the sum at once, not after falling to the others'
+part.
 """
 
 from __future__ import annotations

@@ -199,6 +199,7 @@ class _Stop:
         self.workers = workers
         self.within_s = within_s
         self.deadline = float("inf")
+        self.received: str | None = None  # the name of the first stop signal, for ``_wait`` to log
 
     @property
     def stopping(self) -> bool:
@@ -208,13 +209,8 @@ class _Stop:
         """As the handler of ``signum``, or called (a worker exited by itself, or a stop came while forking)."""
         if not self.stopping:
             self.deadline = time.monotonic() + self.within_s
-            if signum is not None:  # said once: a supervisor stopped by a signal logged nothing of it
-                logger.info(
-                    "%s received: stopping; SIGTERM to workers %s (each drains; killed after %.0f s)",
-                    signal.Signals(signum).name,
-                    sorted(self.workers),
-                    self.within_s,
-                )
+            if signum is not None:  # logged by ``_wait``, not here: a line written in a handler could land
+                self.received = signal.Signals(signum).name  # inside one the main thread was writing
         _signal_all(self.workers, signal.SIGTERM)
 
 
@@ -222,8 +218,16 @@ def _wait(workers: dict[int, int], stop: _Stop) -> int:
     """Reap the workers; the first to exit by itself, or a signal to this process, stops them all."""
     failed = killed = False
     while workers:
+        if stop.received is not None:  # said once: a supervisor stopped by a signal logged nothing of it
+            stopped_by, stop.received = stop.received, None
+            logger.info(
+                "%s received: stopping; SIGTERM to workers (pids %s), each draining; killed after %.0f s",
+                stopped_by,
+                sorted(workers),
+                stop.within_s,
+            )
         if time.monotonic() > stop.deadline and not killed:
-            logger.error("workers %s did not stop in %.0f s: killed", sorted(workers.values()), stop.within_s)
+            logger.error("workers (pids %s) did not stop in %.0f s: killed", sorted(workers), stop.within_s)
             _signal_all(workers, signal.SIGKILL)
             killed = True
         pid, status = os.waitpid(-1, os.WNOHANG)

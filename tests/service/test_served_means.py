@@ -78,3 +78,22 @@ def test_a_batch_s_sum_is_the_float64_sum_of_its_values_small_or_large() -> None
         values = rng.random(size).astype(np.float32)
         assert summed(values) == pytest.approx(float(values.astype(np.float64).sum()), rel=1e-12, abs=0), size
         assert summed(values.reshape(-1, 1)) == pytest.approx(summed(values), rel=1e-12, abs=0)  # (batch, 1) alike
+
+
+def test_a_version_served_again_counts_from_0_whatever_this_process_still_held_of_it(tmp_path: Path) -> None:
+    """A rollback while another worker's batcher of the version still drained: that worker carried on from its
+    old count (300) while this one started from 0, a partial reset that Prometheus counted again as new.
+    Here the counts this process still holds of version 1 stand for that worker's: served again, the
+    version counts from 0."""
+    publish_tiny_esmm(tmp_path, seed=0)
+    publish_tiny_esmm(tmp_path, seed=5)
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
+    headers = {"authorization": "Bearer " + "t" * 16}
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        client.app.state.metrics.model("esmm", 1).successes = 300  # still held (a batcher draining elsewhere)
+        rollback = 'kind = "esmm"\n[serving]\nversion_policy = { specific = [1] }\n'
+        (tmp_path / "esmm" / "config.toml").write_text(rollback)
+        assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
+        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 1
+        assert 'ctr_inference_request_success_total{model="esmm",version="1"} 1\n' in client.get("/metrics").text

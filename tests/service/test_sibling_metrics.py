@@ -107,7 +107,9 @@ def test_a_version_one_worker_has_forgotten_leaves_the_sum_at_once(tmp_path: Pat
     assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 1000
     mine.forget(("esmm", 1))  # the first worker's batcher has drained; the second's file still counts it
     assert ("esmm", 1) not in first.summed(mine, {})[0].models
-    assert ("esmm", 1) not in second.summed(theirs, {})[0].models  # the second worker, reading the first's file
+    total, pending, process = second.summed(theirs, {})  # the second worker, reading the first's file
+    assert ("esmm", 1) not in total.models
+    assert "ctr_model_info" not in total.render(pending, [("esmm", 1)], process).split("# TYPE ctr_model_info")[1]
     theirs.forget(("esmm", 1))
     second.write(theirs, {})
     assert ("esmm", 1) not in first.summed(mine, {})[0].models
