@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         first, size = int(low), (int(high or low) - int(low) + 1) // count
         if size < 1:
             raise pytest.UsageError(f"{PORTS_VARIABLE}={allotted} has fewer ports than the {count} test processes")
-    else:  # blocks as large as 8 processes (make test's most) allow, smaller past that, all below the range
+    else:  # 1,000 ports each for up to 12 processes, fewer past that: all below the ephemeral range
         first, size = WORKER_PORTS_FROM, min(WORKER_PORTS, (EPHEMERAL_FROM - WORKER_PORTS_FROM) // count)
     os.environ[PORTS_VARIABLE] = f"{first + index * size}-{first + (index + 1) * size - 1}"
 
