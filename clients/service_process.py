@@ -60,10 +60,7 @@ def free_port(*avoid: int) -> int:
         while (port := _kernel_port()) in avoid:
             pass
         return port
-    low, _, high = allotted.partition("-")
-    first, last = int(low), int(high or low)
-    if not 0 < first <= last <= 65535:
-        raise ValueError(f"{PORTS_VARIABLE}={allotted} is no range of ports (1-65535)")
+    first, last = port_range(allotted)
     count = last - first + 1
     # the first search starts anywhere in the range: two processes given the same one (two test runs on a
     # machine) took the same ports in the same order, and one run's ready check was answered by the other's
@@ -77,6 +74,18 @@ def free_port(*avoid: int) -> int:
 
 
 PORTS_VARIABLE = "TEST_PORTS"
+
+
+def port_range(allotted: str) -> tuple[int, int]:
+    """The first and last port of a ``TEST_PORTS`` value ("20000-20999", or one port); ValueError where it
+    names no range of ports."""
+    low, _, high = allotted.partition("-")
+    first, last = int(low), int(high or low)
+    if not 0 < first <= last <= 65535:
+        raise ValueError(f"{PORTS_VARIABLE}={allotted} is no range of ports (1-65535)")
+    return first, last
+
+
 _next_port: dict[str, int] = {}  # a TEST_PORTS range -> the port its next search starts from
 
 

@@ -200,12 +200,9 @@ class Metrics:
         self.forgotten: dict[tuple[str, int], float] = {}
 
     def model(self, name: str, version: int, provider: str = "") -> ModelStats:
-        """A version's stats, made at its first use; ``provider`` given (the model manager serving it), it is
-        no longer forgotten."""
         key = (name, version)
         if provider:
             self.providers[key] = provider
-            self.forgotten.pop(key, None)
         stats = self.models.get(key)
         if stats is None:
             stats = self.models[key] = ModelStats()
@@ -216,16 +213,23 @@ class Metrics:
         with several worker processes, from their sum at once: left there until every process had forgotten
         it, the sum fell first (the forgetting processes' part gone, the others' not), which Prometheus reads
         as a counter reset, counting the rest again as new."""
-        self.models.pop(key, None)
-        self.providers.pop(key, None)
+        self._drop(key)
         self.forgotten = {k: at for k, at in self.forgotten.items() if _fresh(at)}
         self.forgotten[key] = time.monotonic()
+
+    def restart(self, key: tuple[str, int]) -> None:
+        """A version served anew (its first load, or again: a rollback): its series from 0, not forgotten."""
+        self._drop(key)
+        self.forgotten.pop(key, None)
 
     def without_forgotten(self) -> None:
         """The series of every version named forgotten (by this process or, summed, another) left out."""
         for key in self.forgotten:
-            self.models.pop(key, None)
-            self.providers.pop(key, None)
+            self._drop(key)
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        self.models.pop(key, None)
+        self.providers.pop(key, None)
 
     def to_dict(self) -> dict:
         """Every counter, as JSON can hold it (``add`` takes it back)."""

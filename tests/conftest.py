@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from clients.service_process import PORTS_VARIABLE
+from clients.service_process import PORTS_VARIABLE, port_range
 
 # each pytest-xdist process's own block of loopback ports for the servers it starts, below Linux's ephemeral
 # range (32768 on), where the kernel picks the ports of outgoing connections and of bind(0)
@@ -26,8 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
     index, count = int(worker.removeprefix("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     allotted = os.environ.get(PORTS_VARIABLE)
     if allotted:
-        low, _, high = allotted.partition("-")
-        first, size = int(low), (int(high or low) - int(low) + 1) // count
+        first, last = port_range(allotted)
+        size = (last - first + 1) // count
         if size < 1:
             raise pytest.UsageError(f"{PORTS_VARIABLE}={allotted} has fewer ports than the {count} test processes")
     else:  # 1,000 ports each for up to 12 processes, fewer past that: all below the ephemeral range

@@ -240,11 +240,10 @@ class ModelManager:
         it takes over from (its first runs, small batches with the fixed cost of each, put the rate at 1-3%
         of the steady one, and a small request behind a large one was refused as overloaded after every
         reload), else from its own first run."""
-        key = (model.name, model.version)
-        if key not in {(served.name, served.version) for served in self.models.batchers}:
+        if (model.name, model.version) not in self.models.served:
             # served anew (a rollback included): its series from 0 in every worker, though another's batcher
             # of it were still draining (it carried on from its count while this worker's restarted: a reset)
-            self.metrics.forget(key)
+            self.metrics.restart((model.name, model.version))
         stats = self.metrics.model(model.name, model.version, model.provider)
         for encoder in model.encoders:  # its clipped values counted with the version's other figures
             stats.clipped.update(dict.fromkeys(encoder.numeric_names, 0))  # each series from 0
@@ -280,8 +279,7 @@ class ModelManager:
         if retired is None:
             return
         key = retired[0]
-        served = {(model.name, model.version) for model in self.models.batchers}
-        if key not in served and all(other != key for other, _ in self._draining.values()):
+        if key not in self.models.served and all(other != key for other, _ in self._draining.values()):
             self.metrics.forget(key)
             logger.info("model %s version %d retired: its queue drained, its series dropped", *key)
 

@@ -113,7 +113,8 @@ def test_a_version_one_worker_has_forgotten_leaves_the_sum_at_once(tmp_path: Pat
     theirs.forget(("esmm", 1))
     second.write(theirs, {})
     assert ("esmm", 1) not in first.summed(mine, {})[0].models
-    for metrics in (mine, theirs):  # served again (a rollback): from 0, in both
+    for metrics in (mine, theirs):  # served again (a rollback): from 0, in both (as models/manager.py does)
+        metrics.restart(("esmm", 1))
         metrics.model("esmm", 1, "CPUExecutionProvider").success(0.003, 0.001)
     second.write(theirs, {})
     assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 2
