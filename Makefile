@@ -16,12 +16,13 @@ IMAGE_EXTRAS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
-# `make test` runs the tests in this many pytest-xdist processes: one a CPU this process may use, at least 2
-# and at most 8 (each process builds the session fixtures it needs). Most tests wait on servers, sockets and
+# `make test` runs the tests in this many pytest-xdist processes: one a CPU this process may use (its affinity,
+# fewer under a container's CPU limit: service/cpus.py), at least 2 and at most 8 (each process builds the
+# session fixtures it needs). Most tests wait on servers, sockets and
 # clocks: on 2 cores, 2 processes took the suite from 8 min 36 s to 4 min 58 s, and 4 took 6 min 45 s. Then
 # the tests marked `serial` (pyproject.toml), alone (under a second process, one failed 5 runs in 12), even
 # when tests of the first pass failed (not when it was interrupted); the status is the first failure's
-TEST_PROCESSES ?= $(shell $(PYTHON) -c 'import os; print(min(8, max(2, len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0)))))')
+TEST_PROCESSES ?= $(shell $(PYTHON) -c 'from service.cpus import cpu_limit, usable_cpus; print(min(8, max(2, usable_cpus(cpu_limit()))))')
 
 .PHONY: run test lint install clean docs-check image-check lowest-check proto
 

@@ -15,6 +15,7 @@ from uvicorn.server import STARTUP_FAILURE
 from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
+from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit
 from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
@@ -85,6 +86,7 @@ def serve(settings: Settings | None = None) -> None:
             logger.error("%s", error)
             sys.exit(STARTUP_FAILURE)
     raise_open_files_limit()
+    settings = fitted_to_cpu_limit(settings, cpu_limit())
     if settings.workers > 1:
         sys.exit(supervise(settings, run))
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
@@ -157,6 +159,36 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
     shed_log.flush()  # the refusals of the last interval, whose line the closed loop will not say
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
+
+
+def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:
+    """ONNX Runtime's threads per operator sized to a container's CPU limit where it allows fewer CPUs than
+    the process sees (cpus.py), unless ``CTR_INTRA_OP_THREADS`` chose them: ONNX Runtime's default pool
+    takes a thread a core of the node, whatever the container's share of them."""
+    threads = threads_under_limit(limit, settings.workers)
+    if limit is None or threads is None:
+        return settings
+    if settings.intra_op_threads:
+        if settings.intra_op_threads * settings.workers > limit.whole_cpus:
+            logger.warning(
+                "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the CPU limit of %g CPUs (%s): "
+                "the threads wait for the quota in turn",
+                settings.intra_op_threads,
+                settings.workers,
+                limit.cpus,
+                limit.source,
+            )
+        return settings
+    logger.info(
+        "a CPU limit of %g CPUs (%s) on %d CPUs: ONNX Runtime runs %d thread(s) per operator in each of %d "
+        "worker(s) (CTR_INTRA_OP_THREADS sets them)",
+        limit.cpus,
+        limit.source,
+        affinity_cpus(),
+        threads,
+        settings.workers,
+    )
+    return settings.model_copy(update={"intra_op_threads": threads})
 
 
 def raise_open_files_limit() -> None:

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     max_top_k: Annotated[int, Field(gt=0)] = 1000  # largest k /v1/similarity accepts
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024  # larger bodies are answered 413
     max_string_chars: Annotated[int, Field(gt=0)] = MAX_CATEGORY_CHARS  # longest categorical string value accepted
-    intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0 = its default
+    intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0: its default (cpus.py)
     inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it

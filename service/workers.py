@@ -49,6 +49,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from service.binding import bound_sockets, shown
+from service.cpus import cpu_limit, usable_cpus
 from service.settings import Settings
 from service.sibling_admin import SOCKET_PATH_MAX, socket_paths_too_long
 from service.sibling_metrics import SiblingMetrics
@@ -68,7 +69,7 @@ def supervise(settings: Settings, run: Run) -> int:
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:
         return 1
-    warn_if_more_than_cpus(settings.workers, usable_cpus())
+    warn_if_more_than_cpus(settings.workers, usable_cpus(cpu_limit()))
     shared = _shared_directory(settings.workers)
     if shared is None:
         for sock in sockets:
@@ -131,15 +132,10 @@ def held_stop_signals() -> set[signal.Signals]:
     return {signal.SIGTERM, signal.SIGINT, *hang_up}
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the system has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def warn_if_more_than_cpus(workers: int, cpus: int) -> None:
     """A warning when the workers outnumber the CPUs: each holds its own sessions (about 120 MB) and threads,
     and they take turns on the cores rather than adding throughput (64 started on 2 cores without a word).
-    A container's CPU limit is not read (docs/serving.md, "On Kubernetes")."""
+    The CPUs: the affinity mask's, fewer under a container's CPU limit (cpus.py)."""
     if workers > cpus:
         logger.warning(
             "CTR_WORKERS=%d is more than the %d CPUs this process may use: the workers take turns on them, each "

@@ -281,7 +281,8 @@ def test_a_stop_as_the_workers_start_stops_every_worker(tmp_path: Path, monkeypa
 
 def test_more_workers_than_cpus_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     """64 workers started on 2 cores without a word (each with its own sessions, about 120 MB)."""
-    from service.workers import usable_cpus, warn_if_more_than_cpus
+    from service.cpus import usable_cpus
+    from service.workers import warn_if_more_than_cpus
 
     warn_if_more_than_cpus(2, 2)
     assert not caplog.records
