@@ -13,6 +13,12 @@ them (README, "What the three numbers mean"). So a role is one row here, the ``S
 ``settings_key`` names (and its line in README's settings), and its model; a role that answers a number
 of its own is that number too, in those three places. Another column (a regime that must agree across
 the roles' models, say) is one field of ``Role``.
+
+A new role's model is named by its environment variable (``CTR_<SETTINGS_KEY>``): ``ctr serve`` and ``ctr
+score`` have options for the two default roles only. The auction simulator prices by ``ctr`` and ``ctcvr``
+and leaves others aside. Tests and the README's answer pin the two default roles (``ctr docs-check
+--update`` rewrites the answer; the settings, score-route and position-regime tests name both): they
+fail until the new role is written in.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
 from service.http.holdings import Holdings
+from service.http.openapi_headers import with_protocol_headers
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
 from service.log_format import note_error
@@ -160,6 +161,13 @@ class ScoringService(FastAPI):
             return False
         direct = self.direct_routes.in_flight if self.direct_routes is not None else 0
         return self.in_flight + direct >= watch.min_in_flight
+
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document with the headers the server's protocol reads and writes on every route
+        (http/openapi_headers.py)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = with_protocol_headers(super().openapi())
+        return self.openapi_schema
 
     @property
     def retry_after(self) -> int:

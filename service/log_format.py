@@ -6,7 +6,7 @@ Each line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, `
 access line (``uvicorn.access``: uvicorn's, and the direct routes' in http/protocol.py, with the same
 arguments) also has ``client``, ``method``, ``path``, ``http_version`` and ``status`` as fields, so a log
 query need not parse the message, ``duration_ms``, ``error`` when it was answered with one, and
-``request_id`` when it carried an ``X-Request-ID``.
+``request_id``: its ``X-Request-ID``, or the one the service gave it (http/request_head.py).
 
 An access line says ``duration_ms=<ms>``: from the request's arrival (its first bytes reaching the host,
 the accept queue included: the scope's ``RECEIVED``, http/protocol.py) to its answer, so a request that
@@ -14,8 +14,8 @@ waited before the batcher saw it (a paused process, a backlog) shows its wait, w
 durations (from the model's queue on) do not. The line of a request answered with an error then says
 ``error="<message>"``: the ``error`` of its JSON body (cut to ``ERROR_CHARS``), so the log tells why a 4xx
 or 5xx was answered, which the status alone does not (a burst of 422s from one client's release, a 409
-naming a refused version). A line of a request that carried an ``X-Request-ID`` then ends with
-``request_id=<id>``, so the line an ad server's id names can be found in the service's log
+naming a refused version). The line then ends with ``request_id=<id>``, the request's ``X-Request-ID`` or
+the one the service gave it and answered with, so the line an answer's id names can be found in the log
 (``access_line_fields``, in either format). Each is read from the request's scope: given with the line
 (``extra={"scope": ...}``, a direct route's) or that of the task that logs it (``REQUEST_SCOPE``).
 """
@@ -66,7 +66,8 @@ def note_error_body(scope: dict, body: bytes) -> None:
 def access_line_fields(record: logging.LogRecord) -> bool:
     """A filter for the access logger: the line says ``duration_ms=<ms>`` from the request's arrival to its
     answer, ``error="<message>"`` for a request answered with an error, and ends with ``request_id=<id>``
-    for one that carried an ``X-Request-ID``; each also a field. Each is read from the request's scope,
+    (its ``X-Request-ID``, or the one it was given: every request the protocol read a head of has one;
+    the ASGI application alone, in tests, gives none); each also a field. Each is read from the request's scope,
     given as ``extra={"scope": ...}`` (a direct route's line), else the ``REQUEST_SCOPE`` of the task that
     logs it (an ASGI route's)."""
     if not isinstance(record.args, tuple):

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # (docs/serving.md, "Several worker processes"). Each loads every model: memory grows with the count
     workers: Annotated[int, Field(ge=1, le=64)] = 1
 
-    @field_validator("ctr_model", "ctcvr_model", "retrieval_model")
+    @field_validator(*(role.settings_key for role in ROLES), "retrieval_model")  # a new role's checked too
     @classmethod
     def _model_name(cls, value: str) -> str:
         return validate_model_name(value)

@@ -178,6 +178,13 @@ def _run_pipeline(
         return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
 
 
+def stale_versions(served: dict[str, list[int]], expected: dict[str, int]) -> dict[str, list[int]]:
+    """The versions a day was scored by, of the roles the auction prices by, where they are not the one
+    loaded before the day. A service may fill more roles than the auction's two: a third one's crashed the
+    run (KeyError)."""
+    return {role: versions for role, versions in served.items() if role in expected and versions != [expected[role]]}
+
+
 async def _running(
     name: str, world: World, advertisers: Advertisers, config: AuctionConfig, seed: int, directory: Path
 ) -> PipelineRun:
@@ -228,8 +235,8 @@ async def _days(
             scoring_s += scores.seconds
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
-            if client is not None:  # versions other than the one loaded before the day
-                metrics["stale_versions"] = {r: v for r, v in scores.model_versions.items() if v != [expected[r]]}
+            if client is not None:
+                metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
             run.days.append(metrics)
             logs.append(write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
             write_logs(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")

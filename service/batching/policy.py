@@ -169,8 +169,9 @@ def admission(
         return "queue_full", "the model's queue is full"
     wait = rate.expected_wait(queued_items + n_items, config.instances) if queued_items else None
     if wait is not None and now + wait > deadline - (1 - ADMIT_WITHIN) * (deadline - now):
-        left_ms = (deadline - now) * 1000
-        return "overloaded", f"the expected queue wait ({wait * 1000:.0f} ms) passes the deadline ({left_ms:.0f} ms)"
+        left_ms = (deadline - now) * 1000  # under 10 ms to a tenth: "(0 ms)" read as a deadline already passed
+        left = f"{left_ms:.1f}" if left_ms < 10 else f"{left_ms:.0f}"
+        return "overloaded", f"the expected queue wait ({wait * 1000:.0f} ms) passes the deadline ({left} ms left)"
     return None
 
 

@@ -90,7 +90,7 @@ from service.http.disconnect import DEPARTURE, Departure
 from service.http.errors import error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
-from service.http.request_head import REQUEST_ID, Refusal, read_head
+from service.http.request_head import REQUEST_ID, REQUEST_IDS, Refusal, read_head
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED, SCOPE_REQUEST_ID
 from service.log_format import REQUEST_SCOPE
 
@@ -106,10 +106,10 @@ _SHED_BODY = b'{"error": "server overloaded: requests wait too long to be read; 
 MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers, in bytes read before its headers are complete
 MAX_HEADER_FIELDS = 100  # header fields per request (Apache's LimitRequestFields)
 MAX_TARGET_BYTES = 8 * 1024  # a request's target (its URL), as nginx's request line (large_client_header_buffers)
-HEAD_TOO_LARGE: Refusal = (431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
-TARGET_TOO_LONG: Refusal = (414, f"the request's target (its URL) exceeds {MAX_TARGET_BYTES} bytes")
-NOT_HTTP: Refusal = (400, "the bytes received are not a valid HTTP/1.1 request")
-TOO_MANY_FIELDS: Refusal = (431, f"more than {MAX_HEADER_FIELDS} header fields")
+HEAD_TOO_LARGE = Refusal(431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+TARGET_TOO_LONG = Refusal(414, f"the request's target (its URL) exceeds {MAX_TARGET_BYTES} bytes")
+NOT_HTTP = Refusal(400, "the bytes received are not a valid HTTP/1.1 request")
+TOO_MANY_FIELDS = Refusal(431, f"more than {MAX_HEADER_FIELDS} header fields")
 _REFUSED_RESPONSE = b"%s%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n%s\r\n%s"
 _SHED_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\n%scontent-type: application/json\r\nretry-after: %d\r\n"
@@ -292,10 +292,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         request's ``X-Request-ID`` goes on its response."""
         self._in_head = False
         self._head_refusal, self._request_id = read_head(self.headers, self.parser.get_http_version())
+        if self._request_id is None:
+            self._request_id = REQUEST_IDS.next_id()
         if self._head_refusal is not None:
             raise ValueError("request head refused")
-        if self._request_id is not None:
-            self.scope[SCOPE_REQUEST_ID] = self._request_id  # type: ignore[literal-required]
+        self.scope[SCOPE_REQUEST_ID] = self._request_id  # type: ignore[literal-required]
         if self.watch is not None and (self.cycle is None or self.cycle.response_complete) and not self.pipeline:
             now = self.loop.time()
             sheddable = self._shed_candidate = self.parser.get_method() == b"POST" and self._sheddable(self.url)
@@ -308,8 +309,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.cycle is not None:
             if self._draining:
                 self.cycle.keep_alive = False  # answered with Connection: close
-            if self._request_id is not None:
-                self.cycle.default_headers = [*self.cycle.default_headers, (REQUEST_ID, self._request_id)]
+            self.cycle.default_headers = [*self.cycle.default_headers, (REQUEST_ID, self._request_id)]
         self._arm(self.body_timeout_s, "body")
 
     def on_message_complete(self) -> None:
@@ -475,9 +475,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         of the request being read are that request's own answer."""
         if self._refusal_behind is not None:  # refused already: it is written once the requests before it are
             return
-        status, reason = refusal
+        status, reason, field = refusal
         logger.info("refused a request (%d): %s", status, reason)
-        body = error_body(reason)
+        body = error_body(reason, field)
         response = _REFUSED_RESPONSE % (STATUS_LINE[status], self._own_fields(), len(body), self._said_id(), body)
         latest = self.cycle  # the last request whose head was read; those before it were answered first
         if latest is not None and not latest.response_complete:

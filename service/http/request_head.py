@@ -14,22 +14,42 @@ proxies and tracing: nginx's ``$request_id``, Heroku's router), so an ad server 
 503 at the door included, to its request in its own logs. It must be 1 to ``MAX_REQUEST_ID`` visible
 ASCII characters, no spaces (Heroku's router takes 20 to 200 of a narrower set): it ends the access line,
 where one with spaces wrote fields of its own (``RID-1 status=999``) and one of 20 KB a 20 KB line, and
-was echoed on the response as sent; another is refused 400, naming the header.
+was echoed on the response as sent; another is refused 400, naming the header (its ``field``), as is a
+request that carries two (the last one was echoed, the first lost without a word).
+
+A request that carries none is given one (``REQUEST_IDS``): ``<process>-<n>``, twelve hex digits drawn at
+random in each process (each worker's own: drawn again in a forked child) and the count of ids it has
+given. It goes where a caller's would: on the response and the access line, so an answer a caller kept
+(a 400, a 503) can be found in the service's log without the caller having sent an id, as a proxy that
+makes one (Envoy's ``x-request-id``, nginx's ``$request_id``) allows. Unique within a process; across
+processes and restarts, by the 48 random bits.
 """
 
 from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from typing import NamedTuple
 
 REQUEST_ID = b"x-request-id"
 MAX_REQUEST_ID = 200
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
-Refusal = tuple[int, str]  # status, message
+
+class Refusal(NamedTuple):
+    """Why a request's head is refused: the status, the message, and the header at fault where there is one
+    (the error body's ``field``, as a refused body names its own)."""
+
+    status: int
+    message: str
+    field: str | None = None
 
 
 def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Refusal | None, bytes | None]:
     """Why a request with these header fields (lower-case names, as uvicorn keeps them) is refused, or
     None; and its ``X-Request-ID``, or None."""
-    hosts = 0
+    hosts = ids = 0
     request_id = None
     unread_coding = None
     for key, value in headers:
@@ -38,18 +58,39 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Re
         elif key == b"transfer-encoding" and value.strip().lower() != b"chunked":
             unread_coding = value.decode("latin-1")
         elif key == REQUEST_ID:
+            ids += 1
             request_id = value
     if unread_coding is not None:
         message = (
             f"Transfer-Encoding {unread_coding!r} is not supported: send the body chunked or with a Content-Length"
         )
-        return (501, message), request_id
+        return Refusal(501, message, "Transfer-Encoding"), request_id
     if hosts != 1 and http_version == "1.1":
         said = "none" if hosts == 0 else str(hosts)
-        return (400, f"an HTTP/1.1 request carries exactly one Host header, this one {said}"), request_id
+        return Refusal(400, f"an HTTP/1.1 request carries exactly one Host header, this one {said}", "Host"), request_id
+    if ids > 1:
+        return Refusal(400, f"a request carries at most one X-Request-ID header, this one {ids}", "X-Request-ID"), None
     if request_id is not None and not (
         0 < len(request_id) <= MAX_REQUEST_ID and request_id.translate(None, _VISIBLE_ASCII) == b""
     ):
         message = f"X-Request-ID must be 1 to {MAX_REQUEST_ID} visible ASCII characters, without spaces"
-        return (400, message), None
+        return Refusal(400, message, "X-Request-ID"), None
     return None, request_id
+
+
+class RequestIds:
+    """A process's ids: ``next_id()`` gives the next."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self._prefix = secrets.token_hex(6).encode()
+        self._count = itertools.count(1)
+
+    def next_id(self) -> bytes:
+        return b"%s-%d" % (self._prefix, next(self._count))
+
+
+REQUEST_IDS = RequestIds()
+os.register_at_fork(after_in_child=REQUEST_IDS.restart)  # a worker forked from the supervisor draws its own

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.access_log import given_id
 from tests.support.server import running_server
 
 GOOD = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
@@ -94,8 +95,10 @@ def test_the_direct_route_answers_as_the_app_does(served: tuple[int, Path], case
     (through_app,) = exchange(port, request(body, headers, chunked=True))
     assert direct[0] == through_app[0], (direct, through_app)
     assert direct[2] == through_app[2]
-    without_date = [{k: v for k, v in answer[1].items() if k != b"date"} for answer in (direct, through_app)]
-    assert without_date[0] == without_date[1]
+    own = (b"date", b"x-request-id")  # each answer's: the time, and the id the service gave the request
+    assert all(given_id(answer[1][b"x-request-id"].decode()) for answer in (direct, through_app))
+    without_own = [{k: v for k, v in answer[1].items() if k not in own} for answer in (direct, through_app)]
+    assert without_own[0] == without_own[1]
     assert (direct[0] == 200) == (case == "scores")
     if case == "scores":
         assert orjson.loads(direct[2])["models"]["ctr"] == {"name": "esmm", "version": 1}

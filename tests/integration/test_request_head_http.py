@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from tests.integration.test_hardening import BODY, PAYLOAD, port_of, repository, responses
+from tests.support.access_log import given_id
 from tests.support.server import running_server
 
 JSON = {"content-type": "application/json"}
@@ -35,7 +36,7 @@ def test_request_ids_heads_and_compressed_bodies_on_the_real_server(tmp_path: Pa
             wrong = client.post("/v1/score", json=BODY | {"extra": 1}, headers={"x-request-id": "auction-18"})
             assert wrong.status_code == 422 and wrong.headers["x-request-id"] == "auction-18"
             assert client.get("/v2/health/ready", headers={"x-request-id": "probe"}).headers["x-request-id"] == "probe"
-            assert "x-request-id" not in client.post("/v1/score", content=PAYLOAD, headers=JSON).headers
+            assert given_id(client.post("/v1/score", content=PAYLOAD, headers=JSON).headers["x-request-id"])
 
             packed = client.post(
                 "/v1/score", content=gzip.compress(PAYLOAD), headers=JSON | {"content-encoding": "gzip"}
@@ -61,8 +62,8 @@ def test_request_ids_heads_and_compressed_bodies_on_the_real_server(tmp_path: Pa
 def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> None:
     """An ad server's X-Request-ID came back on the answer but was nowhere in the service's log: each
     access line of a request that carried one now ends with it (and has it as a JSON field), on the direct
-    route, an ASGI route, and pipelined requests answered one after another; a line of a request without
-    one says nothing more."""
+    route, an ASGI route, and pipelined requests answered one after another; a request without one is given
+    one (http/request_head.py), on its answer and its line."""
     root = repository(tmp_path / "models")
     for log_format in ("json", "text"):
         log = tmp_path / f"log.{log_format}"
@@ -91,13 +92,14 @@ def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> N
                 (line.split('"')[1].split()[1], line.rsplit("request_id=", 1)[1] if "request_id=" in line else None)
                 for line in access
             ]
+        said = [(path, "given" if given_id(request_id) else request_id) for path, request_id in said]
         assert [(path, request_id) for path, request_id in said if path != "/v2/health/ready"] == [
             ("/v1/score", "direct-1"),
             ("/v1/models", "asgi-2"),
-            ("/v1/score", None),
+            ("/v1/score", "given"),
             ("/v1/models", "pipe-3"),
-            ("/v1/score", None),
-            ("/v1/models", None),
+            ("/v1/score", "given"),
+            ("/v1/models", "given"),
         ], said
 
 

@@ -141,8 +141,10 @@ def test_admission_refuses_a_wait_past_its_share_of_the_time_left_and_admits_one
     assert rate.expected_wait(90, 1) == pytest.approx(0.09)
     assert ADMIT_WITHIN * 0.1 < 0.09  # 75 ms: refused
     refused = admission(80, 10, 5.0, 5.1, config, rate)  # 90 ms expected of 100 ms left
-    assert refused is not None and refused[0] == "overloaded"
+    assert refused == ("overloaded", "the expected queue wait (90 ms) passes the deadline (100 ms left)")
     assert admission(60, 10, 5.0, 5.1, config, rate) is None  # 70 ms of 100: within 75 %
+    almost_gone = admission(80, 10, 5.0, 5.0004, config, rate)  # said "(0 ms)": read as a deadline passed
+    assert almost_gone == ("overloaded", "the expected queue wait (90 ms) passes the deadline (0.4 ms left)")
 
 
 def test_admission_counts_every_instance_in_the_expected_wait() -> None:

@@ -6,6 +6,7 @@ them on the real server)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 
 import orjson
@@ -14,7 +15,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from service.http.protocol import guarded_protocol
-from service.http.request_head import read_head
+from service.http.request_head import REQUEST_IDS, read_head
 from tests.service.test_request_freed import RecordingTransport, RefusingWatch, answered, plain
 
 
@@ -83,17 +84,36 @@ def test_chunked_any_case_is_read() -> None:
     assert written(request)[0].startswith(b"HTTP/1.1 200 ")
 
 
-def test_a_request_id_comes_back_on_its_answer_and_only_on_its_own() -> None:
+def test_a_request_id_comes_back_on_its_answer_and_one_without_is_given_one() -> None:
     requests = (
         b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: 4bf92f35-77b3\r\n\r\n"
         b"GET /b HTTP/1.1\r\nhost: t\r\n\r\n"
         b"GET /c HTTP/1.1\r\nhost: t\r\nX-Request-ID: second\r\n\r\n"
+        b"GET /d HTTP/1.1\r\nhost: t\r\n\r\n"
     )
     response, _, _ = written(requests)
-    first, second, third = response.split(b"HTTP/1.1 ")[1:]
+    first, second, third, fourth = response.split(b"HTTP/1.1 ")[1:]
     assert b"x-request-id: 4bf92f35-77b3\r\n" in first
-    assert b"x-request-id" not in second
     assert b"x-request-id: second\r\n" in third
+    given = [re.findall(rb"\r\nx-request-id: ([0-9a-f]{12})-(\d+)\r\n", answer) for answer in (second, fourth)]
+    assert [len(ids) for ids in given] == [1, 1], response
+    (prefix, number), (same_prefix, next_number) = given[0][0], given[1][0]
+    assert same_prefix == prefix and int(next_number) == int(number) + 1  # the process's count
+
+
+def test_each_forked_worker_gives_ids_of_its_own() -> None:
+    """Workers are forked from the supervisor after the module is imported: each draws its own prefix."""
+    parent = REQUEST_IDS.next_id().split(b"-")[0]
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its id, then out at once (no pytest teardown in a forked child)
+        os.write(writing, REQUEST_IDS.next_id())
+        os._exit(0)
+    os.close(writing)
+    child = os.read(reading, 100)
+    os.close(reading)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(rb"[0-9a-f]{12}-1", child) and child.split(b"-")[0] != parent
 
 
 @pytest.mark.parametrize(
@@ -106,10 +126,23 @@ def test_a_request_id_that_would_write_the_log_line_itself_is_400_naming_the_hea
     line (the head's bound was 64 KiB), and it came back on the response as sent."""
     response, closed, counted = written(b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: " + request_id + b"\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 400 ") and closed and counted == [400]
-    assert error_of(response) == "X-Request-ID must be 1 to 200 visible ASCII characters, without spaces"
-    assert b"x-request-id:" not in response.split(b"\r\n\r\n")[0].lower()  # not echoed
+    body = orjson.loads(response.split(b"\r\n\r\n", 1)[1])
+    assert body == {
+        "error": "X-Request-ID must be 1 to 200 visible ASCII characters, without spaces",
+        "field": "X-Request-ID",
+    }
+    head = response.split(b"\r\n\r\n")[0].lower() + b"\r\n"
+    assert request_id.lower() not in head and re.search(rb"\r\nx-request-id: [0-9a-f]{12}-\d+\r\n", head)  # one given
     longest = b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: " + b"~" * 200 + b"\r\n\r\n"
     assert b"x-request-id: " + b"~" * 200 in written(longest)[0]
+
+
+def test_two_request_ids_are_400_naming_the_header() -> None:
+    """The last one was echoed and logged, the first lost without a word."""
+    response, closed, _ = written(b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: a1\r\nx-request-id: a2\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 400 ") and closed
+    body = orjson.loads(response.split(b"\r\n\r\n", 1)[1])
+    assert body == {"error": "a request carries at most one X-Request-ID header, this one 2", "field": "X-Request-ID"}
 
 
 def test_the_doors_503_carries_the_request_id() -> None:

@@ -89,3 +89,12 @@ def test_a_token_the_service_refuses_is_said_before_the_first_day(tmp_path: Path
     assert not (tmp_path / "w").exists() and [p.name for p in (repository / "esmm").iterdir() if p.name.isdigit()] == [
         "1"
     ]
+
+
+def test_a_role_the_auction_does_not_price_by_is_no_stale_version() -> None:
+    """A service filling a third role (common/roles.py: one row) answered its versions too: the day's
+    comparison with the versions loaded before it raised KeyError and ended the run."""
+    from clients.auction.run import stale_versions
+
+    served = {"ctr": [3], "ctcvr": [3, 4], "shadow": [1]}
+    assert stale_versions(served, {"ctr": 3, "ctcvr": 3}) == {"ctcvr": [3, 4]}

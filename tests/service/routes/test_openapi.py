@@ -97,3 +97,17 @@ def test_a_request_datatype_is_one_the_service_takes(client: TestClient, documen
     body = infer_body([[0, 50, 74]], [[0.0, 0.0]])
     body["inputs"][1]["datatype"] = "FP64"
     assert client.post("/v2/models/esmm/infer", json=body).status_code == 400
+
+
+def test_the_protocols_headers_are_declared_on_every_operation(document: dict) -> None:
+    """A client generated from the document knew neither the X-Request-ID every answer carries (and a request
+    may send) nor a 503's Retry-After: the protocol reads and writes them below FastAPI."""
+    operations = [entry for path_item in document["paths"].values() for entry in path_item.values()]
+    assert len(operations) >= 12
+    for entry in operations:
+        said = [p for p in entry["parameters"] if p["name"] == "X-Request-ID"]
+        assert len(said) == 1 and said[0]["in"] == "header" and said[0]["schema"]["pattern"] == "^[!-~]{1,200}$"
+        for status, response in entry["responses"].items():
+            assert "X-Request-ID" in response["headers"], status
+            assert ("Retry-After" in response["headers"]) == (status == "503"), status
+    assert "Retry-After" in operation(document, "/v1/score")["responses"]["503"]["headers"]
