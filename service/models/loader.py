@@ -23,7 +23,7 @@ from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
 from service.models.onnx import open_session
-from service.models.refusal import Refusal, version_files
+from service.models.refusal import Files, Refusal, version_files
 from service.models.retrieval_model import RetrievalModel, is_retrieval
 from service.models.scoring_model import ScoringModel
 from service.settings import Settings
@@ -100,11 +100,13 @@ def load_versions(
     refused: dict[int, Refusal] | None = None,
     retried: str = "",
     refused_before: Mapping[int, Refusal] | None = None,
+    loaded_files: dict[int, Files] | None = None,
 ) -> dict[int, ServedModel]:
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
     as they are, and those in ``refused_before`` (refused by an earlier load, their files as they were)
     are passed over; each version refused is logged (with ``retried``, when it will be loaded again, if
-    anything loads it again) and noted in ``refused`` with its files as they were before the load. A
+    anything loads it again) and noted in ``refused`` with its files as they were before the load; each
+    version loaded is noted in ``loaded_files`` with its files as they were before the load. A
     version whose load fails in a way no check foresaw (a bug) is refused too, its traceback logged: the
     next older one is tried, and the service starts. ModelLoadError when none loads, or when the model's
     directory cannot be listed."""
@@ -143,6 +145,8 @@ def load_versions(
             )
             refused[version] = Refusal(str(error), files)
             continue
+        if loaded_files is not None:
+            loaded_files[version] = files
         logger.info(  # its sha256 prefix: what an incident can name it by once the folder is gone
             "model %s version %d loaded (kind %s, provider %s, model.onnx sha256 %s..., %.2f s)",
             name,

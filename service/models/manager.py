@@ -33,7 +33,7 @@ from service.metrics import SUMMED_OUTPUTS, Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
-from service.models.refusal import Refusal, version_files
+from service.models.refusal import Files, Refusal, version_files
 from service.models.snapshot import RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -67,6 +67,11 @@ class ModelManager:
         self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
         self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
+        # (name, version) served -> its files as they were when it was loaded: a version rewritten in place
+        # since (cp over a published one) is noticed (``rewritten``), where it served on unseen, replicas
+        # started later serving other scores under the same version
+        self._files: dict[tuple[str, int], Files] = {}
+        self._said_rewritten: dict[tuple[str, int], Files] = {}  # the files each warning was said for
         self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
@@ -117,8 +122,11 @@ class ModelManager:
             self._held.discard(name)
             current = dict(self.models.versions.get(name, {}))
             refused: dict[int, Refusal] = {}
+            loaded_files: dict[int, Files] = {}
             try:
-                config, chosen = await run_in_threadpool(self._load_versions, name, current, refused, polled)
+                config, chosen = await run_in_threadpool(
+                    self._load_versions, name, current, refused, polled, loaded_files
+                )
             except ModelLoadError as error:
                 self._count_refused(name, refused)
                 # a name the settings do not name and with no folder in the repository is no model's: an
@@ -149,6 +157,8 @@ class ModelManager:
                 batchers[model] = batcher if batcher is not None else self._batcher(model, config, measured)
             self.configs[name] = config
             self._swap(replace(snapshot, batchers=batchers))
+            self._files = {k: f for k, f in self._files.items() if k[0] != name or k[1] in chosen}
+            self._files.update({(name, version): files for version, files in loaded_files.items()})
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire((m, b) for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
@@ -218,6 +228,7 @@ class ModelManager:
                 )
             )
             self.configs.pop(name, None)
+            self._files = {k: f for k, f in self._files.items() if k[0] != name}
             self._held.add(name)
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
             logger.info("model %s unloaded%s", name, polled)
@@ -305,7 +316,12 @@ class ModelManager:
         return name in self.models.names or (self.settings.model_repository / name).is_dir()
 
     def _load_versions(
-        self, name: str, current: dict[int, ServedModel], refused: dict[int, Refusal], polled: bool = False
+        self,
+        name: str,
+        current: dict[int, ServedModel],
+        refused: dict[int, Refusal],
+        polled: bool = False,
+        loaded_files: dict[int, Files] | None = None,
     ) -> tuple[ServingConfig, dict[int, ServedModel]]:
         """(thread) The serving settings and the versions to serve; ModelLoadError if none loads. A load
         ``polled`` passes over the versions refused before whose files stay as they were (a version published
@@ -314,7 +330,40 @@ class ModelManager:
         outputs = required_outputs(self.settings.roles).get(name, set())
         policy = config.version_policy
         before = self._refused_as_they_are(name) if polled else {}
-        return config, load_versions(self.settings, name, policy, outputs, current, refused, self._retried(), before)
+        retried = self._retried()
+        return config, load_versions(
+            self.settings, name, policy, outputs, current, refused, retried, before, loaded_files
+        )
+
+    def rewritten(self, name: str, version: int) -> bool:
+        """(thread) Whether a served version's files differ from those it was loaded from (its directory
+        gone, or one that cannot be listed, is not: each has its own note). It serves what was loaded."""
+        loaded = self._files.get((name, version))
+        if loaded is None:
+            return False
+        now = version_files(version_dir(self.settings.model_repository, name, version))
+        return bool(now) and now != loaded
+
+    def _say_rewritten(self, name: str) -> None:
+        """(thread) A warning, once for each state of their files, for each served version of ``name``
+        rewritten since it was loaded: a published version is never rewritten, so scores under one version
+        number now differ between this process and any started after the change."""
+        root = self.settings.model_repository
+        for version in self.models.versions.get(name, {}):
+            key = (name, version)
+            if not self.rewritten(name, version):
+                self._said_rewritten.pop(key, None)
+                continue
+            now = version_files(version_dir(root, name, version))
+            if self._said_rewritten.get(key) != now:
+                self._said_rewritten[key] = now
+                logger.warning(
+                    "model %s version %d: its files changed on disk since it was loaded; it serves what was "
+                    "loaded, and a process started now reads the files as they are, under the same version: "
+                    "publish a change as a new version (ctr export), never over a published one",
+                    name,
+                    version,
+                )
 
     def _retried(self) -> str:
         """What loads a refused version again, for its log line."""
@@ -376,7 +425,9 @@ class ModelManager:
             self.polls_done += 1
 
     async def _poll_model(self, name: str) -> None:
-        """One poll of one model: load it when the versions wanted differ from those served."""
+        """One poll of one model: load it when the versions wanted differ from those served (and say a
+        served version rewritten in place)."""
+        await run_in_threadpool(self._say_rewritten, name)
         wanted = await run_in_threadpool(self._wanted_now, name)
         served = set(self.models.versions.get(name, {}))
         if wanted and (wanted != served or name in self._unsettled or name in self._unchecked):

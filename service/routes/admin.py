@@ -50,6 +50,10 @@ router = APIRouter(prefix="/v2/repository", tags=["model repository"], dependenc
 
 
 BAD_NAME = "The model name is not one: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, whole."
+REWRITTEN = (  # a served version's note in the index (manager.rewritten)
+    "its files changed on disk since it was loaded: it serves what was loaded, a process started now reads the "
+    "files as they are (publish a change as a new version, never over a published one)"
+)
 
 
 async def _valid_name(name: str) -> str:
@@ -78,8 +82,9 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
     still serves from memory: it was left out), with each served version and each version refused (with
     why) that is still on disk; and for a model with no version served, why (its refusals alone hid that
     it was not served). A served version's reason says what an operator would otherwise learn only from
-    the log or a restart: that its directory is gone (it serves from memory) or cannot be listed, or that
-    the model's serving settings cannot be read, so that no newer version is loaded. With Triton's body
+    the log or a restart: that its directory is gone (it serves from memory) or cannot be listed, that its
+    files were rewritten since it was loaded, or that the model's serving settings cannot be read, so that
+    no newer version is loaded. With Triton's body
     ``{"ready": true}``, the served versions alone."""
     ready_only = _index_request(await request.body())
     root = settings.model_repository
@@ -96,6 +101,8 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
         held_back = await run_in_threadpool(manager.unreadable_settings, name) if served else ""
         for v in served:
             notes = [] if v in on_disk else ["its directory is gone from the repository: served from memory"]
+            if await run_in_threadpool(manager.rewritten, name, v):
+                notes.append(REWRITTEN)
             notes += [unlisted] if unlisted else []
             notes += [f"newer versions are not loaded: {held_back}"] if held_back else []
             entries.append({"name": name, "version": str(v), "state": "READY", "reason": "; ".join(notes)})

@@ -287,6 +287,39 @@ def test_polling_retries_a_refused_version_once_its_files_change(
         assert not client.app.state.models.refused
 
 
+def test_a_served_version_rewritten_in_place_is_said_once_and_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another version's files copied over a served one (``cp other/* esmm/1/``): nothing was said, the
+    process served what it had loaded while one started later served the new files, under one version."""
+    import logging
+    import shutil
+
+    from service.routes.admin import REWRITTEN
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "its files changed on disk" in r.getMessage()]
+
+    caplog.set_level(logging.INFO)
+    other = make_repository(tmp_path / "other", 1)
+    publish_tiny_esmm(other, seed=9)  # version 2 of other weights
+    root = make_repository(tmp_path / "models", 1)
+    with app_client(root, poll_interval_s=0.1) as client:
+        before = client.post("/v1/score", json=BODY).json()
+        observe_polls(client, 3)
+        assert not warnings()
+        assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
+        shutil.copy2(version_dir(other, "esmm", 2) / MODEL_FILE, version_dir(root, "esmm", 1) / MODEL_FILE)
+        eventually(lambda: warnings(), 10, "the rewritten version not said")
+        observe_polls(client, 5)  # the files as they are: said once
+        (said,) = warnings()
+        assert said.startswith("model esmm version 1: its files changed on disk since it was loaded"), said
+        assert client.post("/v2/repository/index", headers=AUTH).json() == [
+            {"name": "esmm", "version": "1", "state": "READY", "reason": REWRITTEN}
+        ]
+        assert client.post("/v1/score", json=BODY).json() == before  # it serves what was loaded
+
+
 def test_a_load_with_nothing_loadable_keeps_the_old_version(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1, "max_batch_size = 16\nmax_queue_items = 64")
     with app_client(root) as client:
