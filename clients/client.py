@@ -12,18 +12,36 @@
 Both keep a pool of persistent connections (httpx), send and read the API's JSON shapes as frozen
 dataclasses, wait out a 503 that carries ``Retry-After`` (an overloaded queue) and try again up to
 ``max_retries`` times, and raise ``ServiceError`` for any other non-200 answer, carrying the
-status, the service's ``error`` message and the request ``field`` at fault. A call that changes nothing
-on the service (scoring, similarity, the model list) whose connection is dropped before its answer is
-sent once more, on a fresh connection: HTTP/1.1's keep-alive race, where the service closes an idle
-connection as a request goes out on it (docs/serving-log.md, "The keep-alive race"). Other transport
-failures (refused connection, timeout) are httpx's own exceptions.
+status, the service's ``error`` message, the request ``field`` at fault and the answer's ``X-Request-ID``.
+A call that changes nothing on the service (scoring, similarity, the model list) whose connection is
+dropped before its answer is sent once more, on a fresh connection: HTTP/1.1's keep-alive race, where the
+service closes an idle connection as a request goes out on it (docs/serving-log.md, "The keep-alive
+race"). Other transport failures (refused connection, timeout) are httpx's own exceptions, each with its
+``request`` set and, where the client raises it, a message naming the call and its budget.
 
-A call's ``timeout_ms`` bounds the whole call: every attempt tells the service what is left of it (the
-service answers 504 past it), a 503 is waited out only where its ``Retry-After`` fits in what is left
-(else that 503 is raised), and waiting for a pooled connection, the network and the answer get what is
-left plus ``DEADLINE_GRACE_S`` before httpx raises its ``TimeoutException``. Without ``timeout_ms`` a call
-has no bound of its own: ``timeout_s`` is httpx's, which holds for each phase of one HTTP exchange
-(connecting, each read, each write, waiting for a pooled connection), not for the exchange as a whole.
+Retries of a 503 are spread and rationed, so that an overloaded service is not answered with more load:
+each waits a random time between the ``Retry-After`` and 1.5 times it (never sooner than the service
+asked; the client's own ``random``, which a test may seed), so that calls refused together do not come
+back together; and a client's retries share one budget (``RetryBudget``: gRPC's retry throttling, proposal
+A6), shared by its threads or tasks: each 503 takes a token from a bucket of 10, each 200 gives a tenth
+of one back, and a 503 is retried only while more than 5 are left. A fresh client retries 4 of a row of
+503s, then one for about every 10 calls answered 200; a 503 past the budget is raised at once.
+``max_retries`` stays each call's own cap.
+
+A call's ``timeout_ms`` bounds the whole call: each phase of each attempt (waiting for a pooled
+connection, connecting, sending, waiting for the answer) gets only what is left of it, the service is
+told what is left as the request goes out (``X-Request-Timeout-Ms``, written after the wait for a
+connection; the service answers 504 past it), and a 503 is waited out only where its wait fits in what
+is left (else that 503 is raised). httpx's ``TimeoutException`` is raised at most ``timeout_ms`` plus a
+grace of ``min(DEADLINE_GRACE_S, timeout_ms / 4)`` after the call began (the grace lets the service's own
+504 come back first; the pool wait gets none of it), but for an answer that arrives in pieces: one
+still arriving then is cut at its next piece. Without ``timeout_ms`` a call has no bound of its own:
+``timeout_s`` is httpx's, which holds for each phase of one HTTP exchange (connecting, each read, each
+write, waiting for a pooled connection), not for the exchange as a whole.
+
+A call may send a ``request_id`` (``X-Request-ID``: the service echoes it and writes it in its access
+line); one the service would refuse (not 1 to 200 visible ASCII characters without spaces) is a
+``ValueError`` before anything is sent.
 
 Feature values are checked before anything is sent: NaN and infinity are refused with ``ValueError``
 naming the feature (JSON has no such numbers, and the encoder would have sent ``null``: the feature's
@@ -38,6 +56,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -52,28 +72,46 @@ FeatureValue = str | int | float | None
 Features = Mapping[str, FeatureValue]
 
 DEFAULT_TIMEOUT_S = 10.0  # httpx's, for each phase of one HTTP exchange (module docstring)
-DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After
+DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After, each call's cap (RetryBudget rations them)
 MAX_RETRY_WAIT_S = 30.0  # a Retry-After longer than this is not waited for: the error is raised
-DEADLINE_GRACE_S = 0.05  # past a call's timeout_ms, how long the client still waits for the service's own 504
+RETRY_JITTER = 1.5  # a retry waits a random time between the Retry-After and this many times it
+RETRY_TOKENS = 10  # a client's retry budget: gRPC A6's retryThrottling maxTokens
+RETRY_TOKEN_RATIO = 0.1  # given back by each 200 (tokenRatio); a 503 is retried while > RETRY_TOKENS / 2 are left
+# Past a call's timeout_ms, how long the client still waits for the service's own 504 (min(this, a quarter of
+# timeout_ms): _Attempts.grace_s)
+DEADLINE_GRACE_S = 0.05
+GRACE_SHARE = 0.25
 MIN_ATTEMPT_S = 0.001  # less left of timeout_ms than this: no attempt is sent (its header would say 0.000 ms)
-WAITS_KEPT = 1000  # the most recent Retry-After waits ``waits`` keeps
+MAX_REQUEST_ID = 200  # the service's limit on an X-Request-ID (service/http/request_head.py)
+ERROR_TEXT_KEPT = 500  # characters kept of an error answer that is not the service's JSON (a proxy's HTML page)
+WAITS_KEPT = 1000  # the most recent retries' waits ``waits`` keeps
 # The connection closed, reset or unwritable before an answer came: a call that changes nothing is sent again
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class ServiceError(Exception):
-    """A non-200 answer: ``status``, the service's ``error`` message, the ``field`` at fault, and for a 503
-    the seconds its ``Retry-After`` asked to wait (also when longer than the client waits)."""
+    """A non-200 answer: ``status``, the service's ``error`` message, the ``field`` at fault, for a 503
+    the seconds its ``Retry-After`` asked to wait (also when longer than the client waits), and the
+    answer's ``X-Request-ID`` (``request_id``: the one the call sent, which the service echoes)."""
 
-    def __init__(self, status: int, error: str, field: str | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(f"{status}: {error}" + (f" (field {field})" if field else ""))
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        said = f"{status}: {error}" + (f" (field {field})" if field else "")
+        super().__init__(said + (f" (X-Request-ID {request_id})" if request_id else ""))
         self.status = status
         self.error = error
         self.field = field
         self.retry_after_s = retry_after_s
+        self.request_id = request_id
 
-    def __reduce__(self) -> tuple[type[ServiceError], tuple[int, str, str | None, float | None]]:
-        return ServiceError, (self.status, self.error, self.field, self.retry_after_s)  # pickle, copy
+    def __reduce__(self) -> tuple[type[ServiceError], tuple[int, str, str | None, float | None, str | None]]:
+        return ServiceError, (self.status, self.error, self.field, self.retry_after_s, self.request_id)  # pickle, copy
 
 
 @dataclass(frozen=True)
@@ -222,11 +260,19 @@ def _decode(response: httpx.Response, content: bytes) -> Any:
     if response.status_code == 200 and body is not None:
         return body
     text = content.decode("utf-8", "replace")
+    request_id = response.headers.get("x-request-id")
     if response.status_code == 200:
-        raise ServiceError(200, f"the answer is not JSON: {text[:200]!r}")
+        raise ServiceError(200, f"the answer is not JSON: {text[:200]!r}", request_id=request_id)
     error = body.get("error") if isinstance(body, dict) else None
     field = body.get("field") if isinstance(body, dict) else None
-    raise ServiceError(response.status_code, str(error or text or "no body"), field, _retry_after(response))
+    said = str(error) if error else _shortened(text) or "no body"
+    raise ServiceError(response.status_code, said, field, _retry_after(response), request_id)
+
+
+def _shortened(text: str) -> str:
+    """An answer's text as an error message: a proxy's HTML page of 100 KB is cut to ``ERROR_TEXT_KEPT``
+    characters and "…", where it filled a log line, the auction's report and every ``str(error)``."""
+    return text if len(text) <= ERROR_TEXT_KEPT else text[:ERROR_TEXT_KEPT] + "…"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -245,43 +291,175 @@ def _retry_after(response: httpx.Response) -> float | None:
     return seconds if seconds >= 0 and math.isfinite(seconds) else None
 
 
-def _headers(token: str | None = None) -> dict[str, str]:
+def _headers(token: str | None = None, request_id: str | None = None) -> dict[str, str]:
     headers = {"content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
+    if request_id is not None:
+        headers["x-request-id"] = checked_request_id(request_id)
     return headers
 
 
-class _Attempts:
-    """One call's attempts: the options of each (headers with what is left of ``timeout_ms``, httpx's
-    timeout), whether a dropped connection is sent once more, and whether a 503 is waited out."""
+def checked_request_id(request_id: str) -> str:
+    """``request_id`` if the service takes it as an ``X-Request-ID`` (1 to ``MAX_REQUEST_ID`` visible ASCII
+    characters, no spaces: service/http/request_head.py's rule, which a test holds the two to), else a
+    ValueError naming it: the service would answer 400, or httpx refuse a non-ASCII header, after the call
+    had been sent. The rule is written here, not imported: the client does not depend on the service."""
+    if not isinstance(request_id, str):
+        raise ValueError(f"request_id must be text, not {type(request_id).__name__}")
+    # Printable ASCII is 0x20 to 0x7E: the visible characters and the space
+    visible = request_id.isascii() and request_id.isprintable() and " " not in request_id
+    if visible and 0 < len(request_id) <= MAX_REQUEST_ID:
+        return request_id
+    shown = repr(request_id[:40]) + ("…" if len(request_id) > 40 else "")
+    raise ValueError(
+        f"request_id {shown} ({len(request_id)} characters) is no X-Request-ID the service takes: send 1 to "
+        f"{MAX_REQUEST_ID} visible ASCII characters, without spaces"
+    )
 
-    def __init__(self, headers: dict[str, str], timeout_ms: float | None, max_retries: int, safe: bool) -> None:
+
+class RetryBudget:
+    """The retries a client may still make, shared by its threads or tasks: gRPC's retry throttling
+    (proposal A6). Each 503 takes one of ``RETRY_TOKENS`` tokens, each 200 gives ``RETRY_TOKEN_RATIO``
+    back, and a 503 may be retried only while more than half the tokens are left: a fresh client retries
+    4 times in a row of 503s, then about once per 10 answered calls, where 3 retries a call multiplied the
+    load on an overloaded service by 4. A dropped connection (the keep-alive race) takes nothing: its
+    request never reached the service. Counted in thousandths, as A6 asks (0.1 added ten times is not 1.0
+    in floating point)."""
+
+    def __init__(self, tokens: float = RETRY_TOKENS, ratio: float = RETRY_TOKEN_RATIO) -> None:
+        self._most = round(tokens * 1000)
+        self._ratio = round(ratio * 1000)
+        self._left = self._most
+        self._lock = threading.Lock()  # an uncontended lock costs a few tens of ns, in a task as in a thread
+
+    @property
+    def tokens(self) -> float:
+        return self._left / 1000
+
+    def refused(self) -> bool:
+        """A 503 came: takes a token, and says whether it may be retried."""
+        with self._lock:
+            self._left = max(self._left - 1000, 0)
+            return self._left > self._most // 2
+
+    def answered(self) -> None:
+        """A 200 came: gives part of a token back."""
+        with self._lock:
+            self._left = min(self._left + self._ratio, self._most)
+
+
+TIMEOUT_HEADER = "x-request-timeout-ms"
+
+
+class _Attempts:
+    """One call's attempts: each one's request (its headers with what is left of ``timeout_ms``, httpx's
+    time-outs, both brought up to date as each phase starts), whether a dropped connection is sent once
+    more, and whether and how long a 503 is waited out."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        timeout_ms: float | None,
+        max_retries: int,
+        safe: bool,
+        budget: RetryBudget,
+        jitter: random.Random,
+    ) -> None:
         if timeout_ms is not None and not (timeout_ms > 0 and math.isfinite(timeout_ms)):
             raise ValueError(f"timeout_ms must be a positive number of milliseconds, not {timeout_ms}")
+        self.method = method
+        self.path = path
         self.headers = headers
+        self.timeout_ms = timeout_ms
         self.deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000.0
+        # The grace: how long past timeout_ms the client still waits for the service's own 504, which the
+        # service sends at the deadline the header gave it, before raising a TimeoutException of its own.
+        # It has only that answer's way back and either side's scheduling slack to cover: a fixed 50 ms was
+        # ample for a 1 s budget but let a 20 ms ad-server budget run to 70 ms (3.5 times). A quarter of the
+        # budget keeps every call within 1.25 times its timeout_ms and still leaves a 20 ms call 5 ms for a
+        # 504 to come back over loopback or a LAN (well under 1 ms); a 504 later than that says no more than
+        # the client's own time-out does.
+        self.grace_s = 0.0 if timeout_ms is None else min(DEADLINE_GRACE_S, GRACE_SHARE * timeout_ms / 1000.0)
         self.retries_left = max_retries
         self.safe = safe
+        self.budget = budget
+        self.jitter = jitter
         self.resent = False  # this attempt's one resend is spent
+        self.built = 0  # attempts built so far
+        self.request: httpx.Request | None = None  # the latest attempt's, which the client's own errors carry
+        request_id = headers.get("x-request-id")
+        self.call = f"{method} {path}" + (f" (X-Request-ID {request_id})" if request_id else "")
 
-    def options(self) -> dict[str, Any]:
+    def request_for(self, http: httpx.Client | httpx.AsyncClient, content: bytes | None) -> httpx.Request:
+        """The next attempt's request; a TimeoutException where too little is left of ``timeout_ms`` to send it."""
         if self.deadline is None:
-            return {"headers": self.headers}
+            self.request = http.build_request(self.method, self.path, content=content, headers=self.headers)
+            return self.request
         left_s = self.deadline - time.monotonic()
+        # The header is written again as the request goes out (_phase); this value stands where no phase is
+        # traced (a transport of the caller's own). Waiting for a pooled connection gets no grace: the
+        # service has not heard of the call yet.
+        self.request = http.build_request(
+            self.method,
+            self.path,
+            content=content,
+            headers={**self.headers, TIMEOUT_HEADER: _milliseconds(left_s)},
+            timeout=httpx.Timeout(left_s + self.grace_s, pool=max(left_s, 0.0)),
+            extensions={"trace": self._phase if isinstance(http, httpx.Client) else self._async_phase},
+        )
         if left_s < MIN_ATTEMPT_S:  # the service would refuse a time-out header of 0.000 ms with a 400
-            raise httpx.TimeoutException("the call's timeout_ms passed before an answer came")
-        return {
-            "headers": {**self.headers, "x-request-timeout-ms": f"{left_s * 1000.0:.3f}"},
-            "timeout": left_s + DEADLINE_GRACE_S,
-        }
+            if self.built == 0:
+                raise httpx.TimeoutException(
+                    self._said(f"leaves no time for an attempt (at least {MIN_ATTEMPT_S * 1000:g} ms)"),
+                    request=self.request,
+                )
+            raise httpx.TimeoutException(self._said("passed before an answer came"), request=self.request)
+        self.built += 1
+        return self.request
+
+    def _phase(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's ``trace`` extension, called by httpcore as each phase of an attempt starts (connecting,
+        ``http11.send_request_headers``, ``http11.receive_response_headers``, ...): the phase gets only what
+        is left of the call's budget and its grace, and the time-out header is written as the request goes
+        out, after any wait for a pooled connection (written when the request was built, it gave the
+        service the time that wait had spent as well). httpcore sends the request it passes here, so this
+        event is the one place between the pool and the wire to write it; under a transport that traces
+        nothing the value written when the request was built stands."""
+        if not event.endswith(".started") or event.endswith(".response_closed.started") or self.deadline is None:
+            return
+        now = time.monotonic()
+        rest_s = self.deadline + self.grace_s - now
+        if event.endswith(".send_request_headers.started"):
+            left_s = self.deadline - now
+            if left_s < MIN_ATTEMPT_S:
+                raise httpx.TimeoutException(
+                    self._said("passed before the request went out (waiting for a connection)"), request=self.request
+                )
+            sent = info["request"]
+            value = _milliseconds(left_s).encode("ascii")
+            sent.headers = [(k, value if k.lower() == TIMEOUT_HEADER.encode() else v) for k, v in sent.headers]
+        elif rest_s <= 0:
+            raise httpx.TimeoutException(self._said("passed before an answer came"), request=self.request)
+        if "timeout" in info:  # connecting: httpcore read the time-out from the request before this event
+            info["timeout"] = rest_s
+        if "request" in info:
+            info["request"].extensions["timeout"] = {"connect": rest_s, "read": rest_s, "write": rest_s, "pool": rest_s}
+
+    async def _async_phase(self, event: str, info: dict[str, Any]) -> None:
+        self._phase(event, info)  # httpcore awaits the trace of an asynchronous client
+
+    def _said(self, what: str) -> str:
+        return f"{self.call}: timeout_ms={self.timeout_ms:g} {what}"
 
     def arrived(self, content: bytearray, chunk: bytes) -> None:
         """Adds an answer's ``chunk`` to its ``content``; ReadTimeout once timeout_ms (and the grace) passed:
         a service that trickles its answer is not waited on past the call's budget."""
         content += chunk
-        if self.deadline is not None and time.monotonic() > self.deadline + DEADLINE_GRACE_S:
-            raise httpx.ReadTimeout("the answer was still arriving when the call's timeout_ms passed")
+        if self.deadline is not None and time.monotonic() > self.deadline + self.grace_s:
+            raise httpx.ReadTimeout(self._said("passed while the answer was still arriving"), request=self.request)
 
     def resend(self) -> bool:
         """Whether a call whose connection was dropped is sent once more (once an attempt, a safe call)."""
@@ -291,19 +469,34 @@ class _Attempts:
         return True
 
     def wait(self, response: httpx.Response) -> float | None:
-        """Seconds to wait before the next attempt, or None: this answer is the call's."""
-        wait = _retry_after(response)
-        if wait is None or wait > MAX_RETRY_WAIT_S or self.retries_left == 0:
+        """Seconds to wait before the next attempt, or None: this answer is the call's. A 503 takes from the
+        retry budget and a 200 gives back to it (RetryBudget); a retry waits a random time between the
+        Retry-After and RETRY_JITTER times it, so that calls refused together do not all come back together,
+        within what is left of timeout_ms."""
+        if response.status_code == 200:
+            self.budget.answered()
+        if response.status_code != 503:
             return None
-        if self.deadline is not None and time.monotonic() + wait + DEADLINE_GRACE_S >= self.deadline:
-            return None  # no time for an attempt after the wait: the 503 is the answer, not a certain 504
+        affordable = self.budget.refused()  # every 503 counts, retried or not (gRPC A6)
+        asked = _retry_after(response)
+        if asked is None or asked > MAX_RETRY_WAIT_S or self.retries_left == 0 or not affordable:
+            return None
+        longest = RETRY_JITTER * asked
+        if self.deadline is not None:  # the next attempt needs its grace (and something to send) after the wait
+            longest = min(longest, self.deadline - time.monotonic() - max(self.grace_s, MIN_ATTEMPT_S))
+            if longest < asked:
+                return None  # no time for an attempt after the wait: the 503 is the answer, not a certain 504
         self.retries_left -= 1
         self.resent = False
-        return wait
+        return self.jitter.uniform(asked, longest)
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000.0:.3f}"
 
 
 class _Client:
-    """What both clients hold: the pool's options, the retry limit and what they counted."""
+    """What both clients hold: the pool's options, the retry limit and budget, and what they counted."""
 
     def __init__(self, base_url: str, timeout_s: float, max_retries: int, max_connections: int) -> None:
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
@@ -312,20 +505,44 @@ class _Client:
             raise ValueError(f"max_retries must be 0 (no retry) or more, not {max_retries}")
         if max_connections < 1:
             raise ValueError(f"max_connections must be 1 or more, not {max_connections}")
+        self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.waits: deque[float] = deque(maxlen=WAITS_KEPT)  # the latest Retry-After waits, in seconds
+        self.max_connections = max_connections
+        self.retry_budget = RetryBudget()  # shared by every call of this client, in any thread or task
+        self.random = random.Random()  # the retries' jitter: the client's own, which a test may seed
+        self.waits: deque[float] = deque(maxlen=WAITS_KEPT)  # the latest retries' waits, in seconds (jittered)
         self.resent = 0  # calls sent again after their connection was dropped (DROPPED)
         self.retried = 0  # calls sent again after a 503's Retry-After
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._pool = {"base_url": base_url, "timeout": timeout_s, "limits": limits}
 
-    def _attempts(self, timeout_ms: float | None, token: str | None = None, safe: bool = True) -> _Attempts:
-        return _Attempts(_headers(token), timeout_ms, self.max_retries, safe)
+    def _attempts(
+        self,
+        method: str,
+        path: str,
+        timeout_ms: float | None = None,
+        token: str | None = None,
+        safe: bool = True,
+        request_id: str | None = None,
+    ) -> _Attempts:
+        headers = _headers(token, request_id)
+        return _Attempts(method, path, headers, timeout_ms, self.max_retries, safe, self.retry_budget, self.random)
+
+    def _pool_timeout(self, attempts: _Attempts) -> httpx.PoolTimeout:
+        """httpx's PoolTimeout, which says nothing (its message is empty), as one naming the call and the wait."""
+        waited = (
+            f"timeout_s={self.timeout_s:g}" if attempts.timeout_ms is None else f"timeout_ms={attempts.timeout_ms:g}"
+        )
+        return httpx.PoolTimeout(
+            f"{attempts.call}: {waited} passed waiting for a pooled connection (all max_connections="
+            f"{self.max_connections} in use: allow more, or send fewer calls at once)",
+            request=attempts.request,
+        )
 
 
 class ScoringClient(_Client):
     """Synchronous client over one pooled ``httpx.Client``; use it in a ``with`` block or ``close()``. One
-    client may be shared by threads (httpx's pool is thread-safe)."""
+    client may be shared by threads (httpx's pool is thread-safe, and so is the retry budget)."""
 
     def __init__(
         self,
@@ -346,20 +563,28 @@ class ScoringClient(_Client):
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, body: Any, attempts: _Attempts) -> Any:
+    def _call(self, attempts: _Attempts, body: Any) -> Any:
         """One call, waiting out 503s with Retry-After within its budget (``_Attempts``)."""
         sent = None if body is None else encode(body)
         while True:
+            request = attempts.request_for(self._http, sent)
             content = bytearray()
             try:
-                with self._http.stream(method, path, content=sent, **attempts.options()) as response:
+                response = self._http.send(request, stream=True)
+                try:
                     for chunk in response.iter_bytes():
                         attempts.arrived(content, chunk)
+                finally:
+                    response.close()
             except DROPPED:
                 if not attempts.resend():
                     raise
                 self.resent += 1
                 continue
+            except httpx.PoolTimeout as error:
+                if str(error):
+                    raise
+                raise self._pool_timeout(attempts) from error
             wait = attempts.wait(response)
             if wait is None:
                 return _decode(response, bytes(content))
@@ -368,27 +593,42 @@ class ScoringClient(_Client):
             time.sleep(wait)
 
     def score(
-        self, context: Features, candidates: Sequence[Features], timeout_ms: float | None = None
+        self,
+        context: Features,
+        candidates: Sequence[Features],
+        timeout_ms: float | None = None,
+        *,
+        request_id: str | None = None,
     ) -> ScoreResponse:
         """``POST /v1/score``: pCTR, pCTCVR and pCVR per candidate, with the model versions used."""
         body = score_body(context, candidates)
-        return parse_score(self._call("POST", "/v1/score", body, self._attempts(timeout_ms)), len(candidates))
+        attempts = self._attempts("POST", "/v1/score", timeout_ms, request_id=request_id)
+        return parse_score(self._call(attempts, body), len(candidates))
 
     def similarity(
-        self, query: Features, items: Sequence[Features], timeout_ms: float | None = None
+        self,
+        query: Features,
+        items: Sequence[Features],
+        timeout_ms: float | None = None,
+        *,
+        request_id: str | None = None,
     ) -> SimilarityResponse:
         """``POST /v1/similarity`` with items: one similarity per item, in order, and the model version."""
         body = similarity_body(query, items)
-        return parse_similarity(self._call("POST", "/v1/similarity", body, self._attempts(timeout_ms)), len(items))
+        attempts = self._attempts("POST", "/v1/similarity", timeout_ms, request_id=request_id)
+        return parse_similarity(self._call(attempts, body), len(items))
 
-    def top_k(self, query: Features, k: int, timeout_ms: float | None = None) -> TopKResponse:
+    def top_k(
+        self, query: Features, k: int, timeout_ms: float | None = None, *, request_id: str | None = None
+    ) -> TopKResponse:
         """``POST /v1/similarity`` with k: the k best catalog items, best first, and the model version."""
         body = {"query": checked_features("query", query), "k": k}
-        return parse_top_k(self._call("POST", "/v1/similarity", body, self._attempts(timeout_ms)))
+        attempts = self._attempts("POST", "/v1/similarity", timeout_ms, request_id=request_id)
+        return parse_top_k(self._call(attempts, body))
 
     def models(self) -> list[ModelStatus]:
         """``GET /v1/models``: each role's model, its version and provider, or why it is not loaded."""
-        return parse_models(self._call("GET", "/v1/models", None, self._attempts(None)))
+        return parse_models(self._call(self._attempts("GET", "/v1/models"), None))
 
     def live(self) -> bool:
         """``GET /v2/health/live`` answers 200; False where nothing answers."""
@@ -406,8 +646,8 @@ class ScoringClient(_Client):
 
     def load_model(self, name: str, token: str) -> list[int]:
         """Admin ``POST /v2/repository/models/{name}/load``: (re)load ``name``; the versions now served."""
-        attempts = self._attempts(None, token, safe=False)
-        return [int(v) for v in self._call("POST", f"/v2/repository/models/{name}/load", None, attempts)["versions"]]
+        attempts = self._attempts("POST", f"/v2/repository/models/{name}/load", token=token, safe=False)
+        return [int(v) for v in self._call(attempts, None)["versions"]]
 
 
 def shown_url(url: str) -> str:
@@ -473,19 +713,27 @@ class AsyncScoringClient(_Client):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, body: Any, attempts: _Attempts) -> Any:
+    async def _call(self, attempts: _Attempts, body: Any) -> Any:
         sent = None if body is None else encode(body)
         while True:
+            request = attempts.request_for(self._http, sent)
             content = bytearray()
             try:
-                async with self._http.stream(method, path, content=sent, **attempts.options()) as response:
+                response = await self._http.send(request, stream=True)
+                try:
                     async for chunk in response.aiter_bytes():
                         attempts.arrived(content, chunk)
+                finally:
+                    await response.aclose()
             except DROPPED:
                 if not attempts.resend():
                     raise
                 self.resent += 1
                 continue
+            except httpx.PoolTimeout as error:
+                if str(error):
+                    raise
+                raise self._pool_timeout(attempts) from error
             wait = attempts.wait(response)
             if wait is None:
                 return _decode(response, bytes(content))
@@ -494,24 +742,38 @@ class AsyncScoringClient(_Client):
             await asyncio.sleep(wait)
 
     async def score(
-        self, context: Features, candidates: Sequence[Features], timeout_ms: float | None = None
+        self,
+        context: Features,
+        candidates: Sequence[Features],
+        timeout_ms: float | None = None,
+        *,
+        request_id: str | None = None,
     ) -> ScoreResponse:
         body = score_body(context, candidates)
-        return parse_score(await self._call("POST", "/v1/score", body, self._attempts(timeout_ms)), len(candidates))
+        attempts = self._attempts("POST", "/v1/score", timeout_ms, request_id=request_id)
+        return parse_score(await self._call(attempts, body), len(candidates))
 
     async def similarity(
-        self, query: Features, items: Sequence[Features], timeout_ms: float | None = None
+        self,
+        query: Features,
+        items: Sequence[Features],
+        timeout_ms: float | None = None,
+        *,
+        request_id: str | None = None,
     ) -> SimilarityResponse:
         body = similarity_body(query, items)
-        reply = await self._call("POST", "/v1/similarity", body, self._attempts(timeout_ms))
-        return parse_similarity(reply, len(items))
+        attempts = self._attempts("POST", "/v1/similarity", timeout_ms, request_id=request_id)
+        return parse_similarity(await self._call(attempts, body), len(items))
 
-    async def top_k(self, query: Features, k: int, timeout_ms: float | None = None) -> TopKResponse:
+    async def top_k(
+        self, query: Features, k: int, timeout_ms: float | None = None, *, request_id: str | None = None
+    ) -> TopKResponse:
         body = {"query": checked_features("query", query), "k": k}
-        return parse_top_k(await self._call("POST", "/v1/similarity", body, self._attempts(timeout_ms)))
+        attempts = self._attempts("POST", "/v1/similarity", timeout_ms, request_id=request_id)
+        return parse_top_k(await self._call(attempts, body))
 
     async def models(self) -> list[ModelStatus]:
-        return parse_models(await self._call("GET", "/v1/models", None, self._attempts(None)))
+        return parse_models(await self._call(self._attempts("GET", "/v1/models"), None))
 
     async def live(self) -> bool:
         return await self._health("/v2/health/live")
@@ -526,6 +788,5 @@ class AsyncScoringClient(_Client):
             return False
 
     async def load_model(self, name: str, token: str) -> list[int]:
-        attempts = self._attempts(None, token, safe=False)
-        body = await self._call("POST", f"/v2/repository/models/{name}/load", None, attempts)
-        return [int(v) for v in body["versions"]]
+        attempts = self._attempts("POST", f"/v2/repository/models/{name}/load", token=token, safe=False)
+        return [int(v) for v in (await self._call(attempts, None))["versions"]]

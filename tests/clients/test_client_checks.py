@@ -93,6 +93,15 @@ def test_an_answer_that_does_not_fit_the_request_is_refused() -> None:
         assert caught.value.status == 200
 
 
+def test_an_error_answer_that_is_not_the_service_s_json_is_cut_to_500_characters() -> None:
+    """A proxy's HTML page became the whole ``error``: every log line and report that showed it."""
+    page = b"<html>" + b"<p>bad gateway</p>" * 5000 + b"</html>"  # a proxy's page, 90 KB
+    with stand_in(answering(502, page, {"content-type": "text/html"})) as (stand_in_url, _):
+        with ScoringClient(stand_in_url) as client, pytest.raises(ServiceError) as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert caught.value.status == 502 and caught.value.error == page[:500].decode() + "…"
+
+
 def test_similarity_and_top_k_keep_the_model_that_answered() -> None:
     model = {"name": "esam", "version": 4}
     with stand_in(answering(200, {"scores": [0.5, 0.25], "model": model})) as (stand_in_url, _):
