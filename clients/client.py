@@ -61,6 +61,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -350,6 +351,9 @@ class RetryBudget:
 
 
 TIMEOUT_HEADER = "x-request-timeout-ms"
+# What an httpcore whose trace events no longer carry the request or its time-outs as 1.0 does would raise in
+# _Attempts._phase: the call then goes on as built (the header and time-outs of when it was built), not fails
+UNTRACEABLE = (AttributeError, KeyError, TypeError, ValueError)
 
 
 class _Attempts:
@@ -438,15 +442,18 @@ class _Attempts:
                 raise httpx.TimeoutException(
                     self._said("passed before the request went out (waiting for a connection)"), request=self.request
                 )
-            sent = info["request"]
             value = _milliseconds(left_s).encode("ascii")
-            sent.headers = [(k, value if k.lower() == TIMEOUT_HEADER.encode() else v) for k, v in sent.headers]
+            with suppress(*UNTRACEABLE):
+                sent = info["request"]
+                sent.headers = [(k, value if k.lower() == TIMEOUT_HEADER.encode() else v) for k, v in sent.headers]
         elif rest_s <= 0:
             raise httpx.TimeoutException(self._said("passed before an answer came"), request=self.request)
-        if "timeout" in info:  # connecting: httpcore read the time-out from the request before this event
-            info["timeout"] = rest_s
-        if "request" in info:
-            info["request"].extensions["timeout"] = {"connect": rest_s, "read": rest_s, "write": rest_s, "pool": rest_s}
+        with suppress(*UNTRACEABLE):
+            if "timeout" in info:  # connecting: httpcore read the time-out from the request before this event
+                info["timeout"] = rest_s
+            if "request" in info:
+                phases = ("connect", "read", "write", "pool")
+                info["request"].extensions["timeout"] = dict.fromkeys(phases, rest_s)
 
     async def _async_phase(self, event: str, info: dict[str, Any]) -> None:
         self._phase(event, info)  # httpcore awaits the trace of an asynchronous client
