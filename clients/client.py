@@ -93,7 +93,8 @@ DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 class ServiceError(Exception):
     """A non-200 answer: ``status``, the service's ``error`` message, the ``field`` at fault, for a 503
     the seconds its ``Retry-After`` asked to wait (also when longer than the client waits), and the
-    answer's ``X-Request-ID`` (``request_id``: the one the call sent, which the service echoes)."""
+    answer's ``X-Request-ID`` (``request_id``: the one the call sent, which the service echoes, or the one
+    the service gave a call that sent none)."""
 
     def __init__(
         self,

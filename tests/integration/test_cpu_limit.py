@@ -21,16 +21,22 @@ below_the_cpus = pytest.mark.skipif(
 )
 
 
-@needs_cpu_quota
-@below_the_cpus
-def test_a_service_under_a_cpu_quota_runs_onnx_runtime_on_that_many_threads(tmp_path: Path) -> None:
+def log_under_one_cpu(tmp_path: Path, **settings: str) -> tuple[str, Path]:
+    """The log of a service started in a cgroup of its own allowed one CPU's worth of time, that answered a
+    score; and the cgroup's folder."""
     root = repository(tmp_path / "models")
     log = tmp_path / "log.txt"
     with cpu_quota(1.0) as cgroup:
         command = quota_command(cgroup, [sys.executable, "-m", "service"])
-        with running_server(root, log, command=command, ctr_model="esmm", log_level="INFO") as (url, _):
+        with running_server(root, log, command=command, ctr_model="esmm", **settings) as (url, _):
             assert httpx.post(f"{url}/v1/score", content=PAYLOAD, headers=JSON, timeout=10).is_success
-    said = log.read_text(encoding="utf-8")
+    return log.read_text(encoding="utf-8"), cgroup
+
+
+@needs_cpu_quota
+@below_the_cpus
+def test_a_service_under_a_cpu_quota_runs_onnx_runtime_on_that_many_threads(tmp_path: Path) -> None:
+    said, cgroup = log_under_one_cpu(tmp_path, log_level="INFO")
     assert f"a CPU limit of 1 CPUs ({cgroup}/cpu." in said, said
     assert "ONNX Runtime runs 1 thread(s) per operator in each of 1 worker(s)" in said, said
 
@@ -38,11 +44,5 @@ def test_a_service_under_a_cpu_quota_runs_onnx_runtime_on_that_many_threads(tmp_
 @needs_cpu_quota
 @below_the_cpus
 def test_threads_chosen_by_the_operator_are_kept_and_warned_of_beyond_the_quota(tmp_path: Path) -> None:
-    root = repository(tmp_path / "models")
-    log = tmp_path / "log.txt"
-    with cpu_quota(1.0) as cgroup:
-        command = quota_command(cgroup, [sys.executable, "-m", "service"])
-        with running_server(root, log, command=command, ctr_model="esmm", intra_op_threads="2") as (url, _):
-            assert httpx.post(f"{url}/v1/score", content=PAYLOAD, headers=JSON, timeout=10).is_success
-    said = log.read_text(encoding="utf-8")
+    said, _ = log_under_one_cpu(tmp_path, intra_op_threads="2")
     assert "CTR_INTRA_OP_THREADS=2 in each of 1 worker(s) is more than the CPU limit of 1 CPUs" in said, said
