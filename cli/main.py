@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,7 @@ from cli.bench import bench_app
 from cli.docs_check import docs_check
 from cli.errors import UserErrorTyper, is_user_error
 from cli.experiment import experiment_app
+from cli.export_line import export_line
 from cli.new import new
 from cli.options import (
     ProgressOption,
@@ -39,11 +40,15 @@ from cli.reports import (
     write_report,
 )
 from cli.score import score
+from cli.signals import sigterm_exits
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
 from common.log_time import stderr_handler
 from common.version import DISTRIBUTION, VERSION
+
+if TYPE_CHECKING:
+    from training.checkpoint import Checkpoint  # torch: imported where a command needs it
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -157,8 +162,8 @@ def train(
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
         typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null
         typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
-        if export_after:
-            export(name, repository, work_dir)
+        if export_after:  # this run's checkpoint: the file may hold another's by now (a shared work dir)
+            publish(name, checkpoint, checkpoint_path(work_dir, name), repository)
 
     if logs is None:  # the world simulator's logs: its own features and candidates
         refuse_unread(context, ["spec", "non_displayed"], "without --logs (training on the world simulator)")
@@ -214,7 +219,10 @@ def train(
         return
     from training.pipeline import train as train_model
 
-    finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
+    # SIGTERM (systemd, Kubernetes, `timeout`) unwinds as Ctrl-C does: the checkpoint's temporary file and the
+    # export's staging folder are removed. (--nproc's launcher passes it on to torchrun, which stops its own.)
+    with sigterm_exits():
+        finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
 
 
 @app.command()
@@ -230,21 +238,24 @@ def export(
     the world's simulated data its world and data sections, or a retrieval model's queries and retrieval
     sections) is refused, naming what differs (one of an earlier release is checked on its model section
     alone, with a warning), and one the newest version already holds is not published again."""
-    from common.repository import versions
     from training.checkpoint import Checkpoint
-    from training.export import export_checkpoint
-    from training.model_config import ModelConfig
     from training.pipeline import checkpoint_path
 
-    path = checkpoint_path(work_dir, name)
-    checkpoint = Checkpoint.load(path)
+    with sigterm_exits():  # SIGTERM (systemd, Kubernetes, `timeout`) removes the staging folder, as Ctrl-C does
+        path = checkpoint_path(work_dir, name)
+        publish(name, Checkpoint.load(path), path, repository)
+
+
+def publish(name: str, checkpoint: Checkpoint, path: Path, repository: Path) -> None:
+    """Export ``checkpoint`` (read from, or saved at, ``path``) as the model ``name`` config.toml describes,
+    and print the line saying whether this call published a version (cli/export_line.py)."""
+    from training.export import publish_checkpoint
+    from training.model_config import ModelConfig
+
     checkpoint.check_against(ModelConfig.load(repository, name), path)
-    published = versions(repository, name)
-    version = export_checkpoint(checkpoint, repository)
-    if version not in published:
-        typer.echo(f"exported {name} version {version} to {repository / name / str(version)}")
-    else:  # a warning on stderr says why; stdout said nothing, and a script reading it found no version
-        typer.echo(f"{name} version {version} ({repository / name / str(version)}) already holds this export")
+    exported = publish_checkpoint(checkpoint, repository)
+    directory = repository / name / str(exported.version)
+    typer.echo(export_line(name, exported.version, directory, exported.published))
 
 
 @app.command()

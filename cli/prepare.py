@@ -5,10 +5,12 @@ one torch thread: on the 2-core machine the default models (esam and esmm, which
 roles; common/roles.py) then take about as long as the slowest alone (ESMM), where one after the other
 with torch's default two threads they took several times longer (two threads spin-waiting on small
 matrices burn about three times the CPU of one; docs/results.md, "Timings"). The model expected to
-take longest keeps a core of its own (the others run at a lower priority). Each process writes its log
-to ``WORK_DIR/NAME/prepare.log``; this process imports no torch and prints one progress line per phase:
+take longest keeps a core of its own (the others run at a lower priority). Each process appends its log
+to ``WORK_DIR/NAME/prepare.log`` (appends: two ``ctr prepare`` runs sharing a work folder truncated each
+other's log, and both lose nothing now; each reads only what was written after it started, though two at
+once interleave their lines there); this process imports no torch and prints one progress line per phase:
 a line when a model starts (with the time it took on the 2-core machine, when known), one when it is
-trained and one when it is exported.
+trained and one when it is exported (or found already held by the newest version, not published again).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Annotated
 
 import typer
 
+from cli.export_line import read_export_line
 from cli.options import WorkDirOption, settings_with_options
 from cli.signals import sigterm_exits
 from clients.service_process import stop
@@ -48,7 +51,14 @@ class Job:
     process: subprocess.Popen
     log: Path
     started: float
+    offset: int  # the log's size when the process started: what it writes comes after
     trained: bool = False  # its "trained in" line was printed
+
+    def output(self) -> str:
+        """What the process has written to its log so far (not an earlier or a concurrent run's lines before)."""
+        with open(self.log, "rb") as log:
+            log.seek(self.offset)
+            return log.read().decode("utf-8", errors="replace")
 
 
 def served_repository(repository: Path | None) -> tuple[Path, str]:
@@ -100,11 +110,12 @@ def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     command = [sys.executable, "-m", "cli.main", "train", name, "--no-progress", "--export",
                "--repository", str(repository), "--work-dir", str(work_dir)]  # fmt: skip
-    with open(log, "wb") as output:
+    with open(log, "ab") as output:  # "wb" truncated the log of another `ctr prepare` sharing the work folder
+        offset = output.tell()
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(niceness)
         )
-    return Job(name, process, log, time.monotonic())
+    return Job(name, process, log, time.monotonic(), offset)
 
 
 def _stop(jobs: list[Job]) -> None:
@@ -112,11 +123,14 @@ def _stop(jobs: list[Job]) -> None:
     stop(*(job.process for job in jobs), signals=((signal.SIGTERM, 10.0), (signal.SIGKILL, None)))
 
 
-def _exported_version(log: Path) -> str:
-    lines = [
-        line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.startswith("exported ")
-    ]
-    return lines[-1].split(" version ")[1].split(" ")[0] if lines else "?"
+def _exported(job: Job) -> str:
+    """What the job's export did, as its progress line says it: ``exported as version N``, or that the newest
+    version already held the export (cli/export_line.py; it read "exported as version ?" of that case)."""
+    outcome = read_export_line(job.output().splitlines())
+    if outcome is None:
+        return "exported as version ?"
+    version, published = outcome
+    return f"exported as version {version}" if published else f"version {version} already holds this export"
 
 
 def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: str) -> None:
@@ -136,7 +150,7 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
         while running:
             time.sleep(0.2)
             for job in running:
-                if not job.trained and CHECKPOINT_LINE in job.log.read_text(errors="replace", encoding="utf-8"):
+                if not job.trained and CHECKPOINT_LINE in job.output():
                     job.trained = True
                     typer.echo(
                         f"{step} {job.name:<{width}} trained in {time.monotonic() - job.started:.0f} s; "
@@ -146,13 +160,12 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
                 running.remove(job)
                 seconds = time.monotonic() - job.started
                 if job.process.returncode != 0:
-                    tail = job.log.read_text(errors="replace", encoding="utf-8").splitlines()[-LOG_TAIL_LINES:]
+                    tail = job.output().splitlines()[-LOG_TAIL_LINES:]
                     typer.echo("\n".join(tail), err=True)
                     typer.echo(f"{step} {job.name} failed after {seconds:.0f} s (exit code "
                                f"{job.process.returncode}); its log: {job.log}", err=True)  # fmt: skip
                     raise typer.Exit(1)
-                version = _exported_version(job.log)
-                typer.echo(f"{step} {job.name:<{width}} done in {seconds:.0f} s: exported as version {version}")
+                typer.echo(f"{step} {job.name:<{width}} done in {seconds:.0f} s: {_exported(job)}")
     finally:
         _stop(running)
 

@@ -11,6 +11,11 @@ Versions are positive integers of at most 18 digits, and a version's directory i
 written in ASCII digits without leading zeros: another name (``012``, ``٣``, ``0``, 19 digits, which no
 route nor JSON answer carries back) is no version. A version directory appears atomically: it is written
 under a hidden temporary name beside its final place and renamed, so a reader never sees half a version.
+
+The hidden folders (``.staging-*`` in the model's folder) are removed by the export that made them, whether it
+ends, fails or is stopped by SIGINT or SIGTERM (cli/signals.py). One left by an export killed outright (SIGKILL,
+the OOM killer, a lost machine) is removed by a later export of the model once it is provably abandoned: no
+process holds the ``flock`` its export keeps on it, and nothing in it has changed for ``STALE_STAGING_S``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import secrets
 import shutil
+import time
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +47,10 @@ from common.config_table import UnknownKeys, checked_values
 from common.features import FeatureSpec
 from common.finite_json import finite
 from common.newer_manifest import newer_manifest, refuse_unknown_names, unknown_fields
+from common.rename_no_replace import rename_no_replace
 from common.toml_file import read_toml
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
@@ -63,6 +73,11 @@ POSITION_B = "b"  # adversarial_ctr: the slot-1 position CTR its bias input is f
 SIMILARITY_SCALE = "similarity_scale"  # a retrieval model's score S = sigmoid(scale * v_q . v_d + bias)
 SIMILARITY_BIAS = "similarity_bias"
 CONSTANTS = (POSITION_B, SIMILARITY_SCALE, SIMILARITY_BIAS)
+STAGING_PREFIX = ".staging-"  # a version being written: hidden from ``versions`` and from the service
+# A staging folder unlocked is removed only once nothing in it has changed for this long: the moment between
+# its mkdir and its export's flock, and a file system whose locks other machines do not see (an NFS mount
+# with local_lock), leave the lock alone no proof; an export writes a file into its folder far more often.
+STALE_STAGING_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -249,7 +264,7 @@ def _staging_directory(model_dir: Path) -> Path:
     on a mounted repository) out of the published version, and setting the mode from ``os.umask`` would
     change the umask of every thread for a moment."""
     while True:
-        staging = model_dir / f".staging-{secrets.token_hex(8)}"
+        staging = model_dir / f"{STAGING_PREFIX}{secrets.token_hex(8)}"
         try:
             staging.mkdir()
             return staging
@@ -273,34 +288,35 @@ def publish_version(
     """Write a new version atomically and return its number.
 
     ``write(directory, version)`` fills a temporary directory (the slow part, done by concurrent writers
-    at once); then, one publisher of the model at a time (``_publishing``), the version is numbered the
-    next free one (the manifest renumbered to match), ``check(directory)`` may refuse it by raising
-    (the exporter's duplicate check: run by each of two concurrent exports before either published, both
-    published the same model), and it is renamed into place.
+    at once); then, one publisher of the model at a time (``_publishing``), staging folders abandoned by
+    killed exports are removed, the version is numbered the next free one (the manifest renumbered to
+    match), ``check(directory)`` may refuse it by raising (the exporter's duplicate check: run by each of
+    two concurrent exports before either published, both published the same model), and it is renamed
+    into place, never onto a path that exists (a folder another writer just made takes the next number).
     """
     model_dir = root / validate_model_name(name)
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = _staging_directory(model_dir)
     try:
-        written = (versions(root, name) or [0])[-1] + 1
-        write(staging, written)
-        with _publishing(model_dir):
-            version = (versions(root, name) or [0])[-1] + 1
-            if len(str(version)) > MAX_VERSION_DIGITS:
-                raise ValueError(f"model {name!r} has a version of {MAX_VERSION_DIGITS} digits: no next version")
-            if version != written:
-                _renumber(staging, version)
-            if check is not None:
-                check(staging)
-            while True:
-                try:
-                    os.rename(staging, model_dir / str(version))
-                    return version
-                except OSError:
-                    if not (model_dir / str(version)).exists():
-                        raise
-                    version += 1  # a writer that did not take the lock took it; the manifest must follow
+        with _flocked(staging):  # held until the end: the proof, to other exporters, that it is in use
+            written = (versions(root, name) or [0])[-1] + 1
+            write(staging, written)
+            with _publishing(model_dir):
+                _remove_abandoned_staging(model_dir)
+                version = (versions(root, name) or [0])[-1] + 1
+                if len(str(version)) > MAX_VERSION_DIGITS:
+                    raise ValueError(f"model {name!r} has a version of {MAX_VERSION_DIGITS} digits: no next version")
+                if version != written:
                     _renumber(staging, version)
+                if check is not None:
+                    check(staging)
+                while True:
+                    try:
+                        rename_no_replace(staging, model_dir / str(version))
+                        return version
+                    except FileExistsError:  # a writer that did not take the lock took it; the manifest must follow
+                        version += 1
+                        _renumber(staging, version)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -310,15 +326,53 @@ def publish_version(
 def _publishing(model_dir: Path) -> Iterator[None]:
     """Held by one publisher of a model at a time: an exclusive ``flock`` on the model's directory (no
     file left behind; released when the descriptor closes, the process's end included)."""
+    with _flocked(model_dir):
+        yield
+
+
+@contextmanager
+def _flocked(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``directory``, waited for; released when the descriptor closes, the
+    process's end included, however it ends."""
     if fcntl is None:  # not a POSIX system: the rename's retry alone keeps versions apart
         yield
         return
-    descriptor = os.open(model_dir, os.O_RDONLY)
+    descriptor = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)
+
+
+def _remove_abandoned_staging(model_dir: Path) -> None:
+    """Remove the staging folders of exports that no longer run (see the module docstring): each one unchanged
+    for ``STALE_STAGING_S`` whose ``flock`` this process can take, so no live export holds it. Without
+    ``flock`` (not a POSIX system) nothing can be proved, and none is removed."""
+    if fcntl is None:
+        return
+    for path in model_dir.glob(f"{STAGING_PREFIX}*"):
+        try:
+            if path.is_symlink() or time.time() - _last_change(path) < STALE_STAGING_S:
+                continue
+            descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # gone meanwhile (its export published it), not a folder, or not ours to read
+            continue
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: an export writing into it now
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            logger.warning("removed %s, left by an export of %s that was killed", path, model_dir.name)
+        finally:
+            os.close(descriptor)
+
+
+def _last_change(directory: Path) -> float:
+    """The newest modification time of ``directory`` and of what it holds (an export writes its files there)."""
+    with os.scandir(directory) as entries:
+        return max([directory.stat().st_mtime, *(entry.stat(follow_symlinks=False).st_mtime for entry in entries)])
 
 
 def _renumber(staging: Path, version: int) -> None:

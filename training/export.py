@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,9 +187,25 @@ def embed_catalog(checkpoint: Checkpoint, graphs: dict[str, FileInfo], directory
     return {name: FileInfo(sha256_file(directory / name)) for name in (CATALOG_EMBEDDINGS, CATALOG_IDS)}
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What one export did: published ``version``, or found that ``version`` (the newest, published by an
+    earlier export or by another process meanwhile) already holds the same export and published nothing."""
+
+    version: int
+    published: bool
+
+
 def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
-    """Export, check parity, write model.json and publish a new version atomically; returns it (or the
-    newest version, not published again, when that holds the same export: see the module docstring)."""
+    """``publish_checkpoint``'s version: the one published, or the one that already held this export."""
+    return publish_checkpoint(checkpoint, root).version
+
+
+def publish_checkpoint(checkpoint: Checkpoint, root: Path) -> Exported:
+    """Export, check parity, write model.json and publish a new version atomically; or, when the newest
+    version holds the same export (see the module docstring), publish nothing and say which holds it. Whether
+    this call published is decided under the publishing lock: a list of versions read before it named a
+    version another process published meanwhile as this call's."""
     model = checkpoint.build()
 
     def write(directory: Path, version: int) -> None:
@@ -228,9 +244,9 @@ def export_checkpoint(checkpoint: Checkpoint, root: Path) -> int:
     try:
         version = publish_version(root, checkpoint.name, write, check)
     except AlreadyPublished as published:
-        return published.version
+        return Exported(published.version, published=False)
     logger.info("exported %s version %d to %s", checkpoint.name, version, root / checkpoint.name / str(version))
-    return version
+    return Exported(version, published=True)
 
 
 def check_against_newest(root: Path, manifest: Manifest) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.repository import MODEL_FILE, version_dir, versions
+from common.repository import MODEL_FILE, read_manifest, version_dir, versions
 from service.models.base import ModelLoadError, ServedModel
 from service.models.loader import load_version, verified_bytes
 from service.models.onnx import open_session
@@ -37,7 +37,7 @@ def served_version(root: Path, name: str, version: int) -> ServedModel:
     try:
         return load_version(root, name, version, CPU_DEFAULTS)
     except ModelLoadError as error:
-        raise _refused(name, version, error) from None
+        raise _refused(root, name, version, error) from None
 
 
 def scoring_model(root: Path, name: str, version: int) -> ScoringModel:
@@ -51,7 +51,7 @@ def scoring_model(root: Path, name: str, version: int) -> ScoringModel:
         session, provider = open_session(graph, CPU_DEFAULTS, MODEL_FILE)
         return ScoringModel.build(model.manifest, session, provider, required_outputs=())
     except ModelLoadError as error:
-        raise _refused(name, version, error) from None
+        raise _refused(root, name, version, error) from None
 
 
 def retrieval_model(root: Path, name: str, version: int) -> RetrievalModel:
@@ -62,8 +62,24 @@ def retrieval_model(root: Path, name: str, version: int) -> RetrievalModel:
     return model
 
 
-def _refused(name: str, version: int, error: ModelLoadError) -> ValueError:
+def _refused(root: Path, name: str, version: int, error: ModelLoadError) -> ValueError:
     return ValueError(
         f"{name} version {version} is not what its model.json describes ({error}); the service refuses it too: "
-        f"export it again with `ctr export {name}` (or remove the version)"
+        f"{_mend(root, name, version)}"
     )
+
+
+def _mend(root: Path, name: str, version: int) -> str:
+    """What to do about a refused version. One copied in under another number (or model) is refused for its
+    place alone: "export it again" was no help to whoever had copied it from another repository."""
+    try:
+        manifest = read_manifest(root, name, version)
+        own = version_dir(root, manifest.name, manifest.version)  # ValueError for a name no model may have
+    except Exception:  # unreadable or malformed: the refusal before says so
+        own = None
+    if own is not None and own != version_dir(root, name, version):
+        return (
+            f"a version is served only in the folder its model.json names: copy it to {own} (where that number "
+            f"is free), or publish its checkpoint with `ctr export {name}`, which numbers it"
+        )
+    return f"export it again with `ctr export {name}` (or remove the version)"

@@ -122,3 +122,58 @@ def test_a_metric_that_is_nan_is_written_as_null():
     with_nan.metrics = {"ctr_auc": float("nan"), "logloss": 0.25}
     text = with_nan.to_json()
     assert "NaN" not in text and json.loads(text)["metrics"] == {"ctr_auc": None, "logloss": 0.25}
+
+
+def test_a_version_folder_made_after_the_numbering_is_not_taken_over(tmp_path, monkeypatch):
+    """``os.rename`` replaces an EMPTY target folder: an operator's ``cp -r`` that had just made ``m/1/`` got the
+    exporter's version, and then wrote into it. The version takes the next free number instead, with
+    renameat2(RENAME_NOREPLACE) and with the check before ``os.rename`` where the C library lacks it."""
+
+    def operator_copies_in(directory):  # run once numbered, just before the rename
+        (directory.parent / "1").mkdir()
+
+    for root in (tmp_path / "linux", tmp_path / "elsewhere"):
+        if root.name == "elsewhere":  # a C library without renameat2: the check before os.rename
+            from common import rename_no_replace
+
+            monkeypatch.setattr(rename_no_replace, "RENAMEAT2", None)
+        assert publish_version(root, "m", writer, operator_copies_in) == 2
+        assert list((root / "m" / "1").iterdir()) == []  # the operator's folder, as it was
+        assert read_manifest(root, "m", 2) == manifest(2)
+
+
+def test_staging_folders_of_killed_exports_are_removed_and_no_live_export_s_is(tmp_path):
+    """SIGKILL or the OOM killer left ``.staging-*`` folders in the model's folder for good. The next export
+    removes those no process holds the lock of and in which nothing has changed for ``STALE_STAGING_S``; an
+    export in progress (its lock held, however old its folder) and a folder just made keep theirs."""
+    import fcntl
+
+    from common.repository import STALE_STAGING_S
+
+    model = tmp_path / "m"
+    long_ago = os.path.getmtime(tmp_path) - STALE_STAGING_S - 60
+    folders = {}
+    for name in ("killed", "in-progress", "just-made"):
+        folders[name] = model / f".staging-{name}"
+        folders[name].mkdir(parents=True)
+        (folders[name] / "model.onnx").write_bytes(b"half")
+        if name != "just-made":
+            os.utime(folders[name] / "model.onnx", (long_ago, long_ago))
+            os.utime(folders[name], (long_ago, long_ago))
+    held = os.open(folders["in-progress"], os.O_RDONLY)  # what publish_version holds while an export writes
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        def write_locked(directory, version):  # this export's own folder is held while it is written
+            probe = os.open(directory, os.O_RDONLY)
+            try:
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(probe)
+            writer(directory, version)
+
+        assert publish_version(tmp_path, "m", write_locked) == 1
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in model.iterdir()) == [".staging-in-progress", ".staging-just-made", "1"]

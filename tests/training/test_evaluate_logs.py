@@ -133,12 +133,18 @@ def test_a_graph_whose_inputs_do_not_fit_the_spec_is_one_line_not_an_onnx_runtim
 
 
 def test_a_version_copied_from_another_is_refused_as_the_service_refuses_it(tmp_path):
-    """``cp -r 1 2`` got metrics for version 2, which the service refuses (its model.json says version 1)."""
+    """``cp -r 1 2`` got metrics for version 2, which the service refuses (its model.json says version 1). The
+    refusal said "export it again" and nothing of where a copied version belongs."""
     root, logs = exported_pair(tmp_path)
     shutil.copytree(root / "deb" / "1", root / "deb" / "2")
     said = r"^deb version 2 is not what its model.json describes \(model.json describes 'deb' version 1\)"
-    with pytest.raises(ValueError, match=said):
+    with pytest.raises(ValueError, match=said) as refused:
         run_exported(root, "deb", pq.read_table(logs))
+    assert str(refused.value).endswith(
+        f"the service refuses it too: a version is served only in the folder its model.json names: copy it to "
+        f"{root / 'deb' / '1'} (where that number is free), or publish its checkpoint with `ctr export deb`, "
+        "which numbers it"
+    )
 
 
 def test_a_position_without_clicks_says_why_its_ratio_has_no_value():
