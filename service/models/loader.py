@@ -51,7 +51,10 @@ def load_version(
     except (ValueError, KeyError, TypeError) as error:  # json, FeatureSpec and dataclass errors
         raise ModelLoadError(f"model.json is malformed: {str(error).removeprefix(MANIFEST_FILE + ' ')}") from None
     if manifest.name != name or manifest.version != version:
-        raise ModelLoadError(f"model.json describes {manifest.name!r} version {manifest.version}")
+        raise ModelLoadError(  # a version copied or renamed into another folder: where it belongs, said
+            f"model.json describes {manifest.name!r} version {manifest.version}, not this folder's: a version is "
+            f"served from its own folder only ({manifest.name}/{manifest.version}; publish a copy with ctr export)"
+        )
 
     def read(file_name: str) -> bytes:
         return verified_bytes(directory, file_name, manifest)
