@@ -22,7 +22,7 @@ from service.http.overload import QueueWatch
 from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
 from service.http.shed_log import ShedLog
 from service.log_format import ACCESS_LOGGER, JsonFormatter, access_line_fields
-from service.models.snapshot import RoleConflict
+from service.models.snapshot import NothingWouldLoad, RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
@@ -53,11 +53,11 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:
     """False for uvicorn's copy of the traceback of a start-up the service refused on purpose (role models
-    that cannot serve together: snapshot.role_conflict): the model manager has said why in one line; 45
-    lines repeated it."""
+    that cannot serve together: snapshot.role_conflict; a role model nothing would load: NothingWouldLoad):
+    the model manager has said why in one line; 45 lines repeated it."""
     message = record.getMessage()
     last = message.rstrip().rsplit("\n", 1)[-1]
-    refused = f"{RoleConflict.__module__}.{RoleConflict.__name__}:"
+    refused = tuple(f"{kind.__module__}.{kind.__name__}:" for kind in (RoleConflict, NothingWouldLoad))
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 

@@ -34,7 +34,7 @@ from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
 from service.models.refusal import Files, Refusal, version_files
-from service.models.snapshot import RoleConflict, ServingModels, required_outputs
+from service.models.snapshot import NothingWouldLoad, RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,15 @@ class ModelManager:
                 logger.log(level, "model %s is not served: %s (repository %s)", name, error, root)
         if self.models.retrieval_name in self.models.loaded and self.models.retrieval is None:
             logger.warning("/v1/similarity cannot answer: %s", self.models.retrieval_unavailable())
+        unserved = sorted(set(self.settings.roles.values()) - set(self.models.loaded))
+        if unserved and self.settings.poll_interval_s <= 0 and self.settings.admin_token is None:
+            said = (  # a not-ready process no supervisor restarts, where models published since would serve
+                f"not starting: role model(s) {', '.join(unserved)} not served, and nothing would load them later "
+                "(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): publish them first (ctr prepare, ctr export), "
+                "or set CTR_POLL_INTERVAL_S to serve them once published"
+            )
+            logger.error("%s", said)
+            raise NothingWouldLoad(said)
         if self.settings.poll_interval_s > 0 and self._polls:
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 

@@ -27,9 +27,19 @@ if TYPE_CHECKING:
     from service.models.refusal import Refusal
 
 
-class RoleConflict(ModelLoadError):
+class StartRefused(ModelLoadError):
+    """The service refuses to start, said in one line (server.py drops uvicorn's copy of the traceback)."""
+
+
+class RoleConflict(StartRefused):
     """The role models cannot be served together: their probabilities hold for different positions, or
     a feature one of them requires is of another kind for the other (no request could be answered)."""
+
+
+class NothingWouldLoad(StartRefused):
+    """A role model is not served at start, and nothing would load it later (no polling, no admin API):
+    the process would stay not ready for good, where a supervisor restarting it would find the models
+    published meanwhile (Kubernetes restarts a container that exits, never one that is only not ready)."""
 
 
 CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds

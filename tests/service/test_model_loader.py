@@ -256,8 +256,9 @@ def test_a_snapshot_serves_the_version_the_version_policy_selects_as_the_service
 
 
 def test_no_loadable_version_starts_but_is_not_ready(tmp_path: Path) -> None:
+    """With polling on, a version published later would serve: the service starts, not ready."""
     publish_tiny_esmm(tmp_path, outputs=("pctr",))  # cannot fill the ctcvr role
-    with TestClient(create_app(settings_for(tmp_path))) as client:
+    with TestClient(create_app(settings_for(tmp_path, poll_interval_s=30))) as client:
         assert client.get("/v2/health/live").status_code == 200
         ready = client.get("/v2/health/ready")
         assert ready.status_code == 503
@@ -269,10 +270,27 @@ def test_no_loadable_version_starts_but_is_not_ready(tmp_path: Path) -> None:
         assert listing[0]["name"] == "esmm" and listing[0]["ready"] is False
 
 
-def test_empty_repository_is_not_ready(tmp_path: Path) -> None:
-    with TestClient(create_app(settings_for(tmp_path / "absent"))) as client:
+def test_empty_repository_is_not_ready_where_an_admin_load_could_serve_it_later(tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(tmp_path / "absent", admin_token="x" * 16))) as client:
         assert client.get("/v2/health/ready").status_code == 503
         response = client.post("/v1/score", json={"candidates": [{"ad_id": 1}]})
         assert response.status_code == 503
         assert response.json() == {"error": response.json()["error"], "field": None}
         assert "'esmm'" in response.json()["error"]
+
+
+@pytest.mark.parametrize("absent", [True, False], ids=["no repository", "no loadable version"])
+def test_a_role_model_nothing_would_load_later_stops_the_start(
+    tmp_path: Path, absent: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No polling and no admin API: it started not ready for good (live, so no supervisor restarted it to
+    find the models published meanwhile; a wheel's `ctr serve` run outside the checkout sat so)."""
+    from service.models.snapshot import NothingWouldLoad
+
+    if not absent:
+        publish_tiny_esmm(tmp_path, outputs=("pctr",))  # cannot fill the ctcvr role
+    root = tmp_path / "absent" if absent else tmp_path
+    with pytest.raises(NothingWouldLoad) as refused, TestClient(create_app(settings_for(root))):
+        pass
+    assert str(refused.value).startswith("not starting: role model(s) esmm not served, and nothing would load them")
+    assert str(refused.value) in caplog.text

@@ -206,7 +206,7 @@ def test_a_repository_not_found_is_said_where_it_was_looked_for(
     from service.app import create_app
 
     monkeypatch.chdir(tmp_path)
-    settings = Settings(model_repository=Path("models"), use_cuda=False)
+    settings = Settings(model_repository=Path("models"), use_cuda=False, poll_interval_s=30)
     with caplog.at_level(logging.ERROR, logger="service.models.manager"), TestClient(create_app(settings)) as client:
         assert client.get("/v2/health/ready").status_code == 503
     assert f"(repository {tmp_path / 'models'})" in caplog.text, caplog.text
