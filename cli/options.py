@@ -31,7 +31,18 @@ SETTING_OPTIONS = {
     "ctcvr_model": "--ctcvr-model",
 }
 
-RepositoryOption = Annotated[Path, typer.Option("--repository", "-r", help="The model repository directory.")]
+# CTR_MODEL_REPOSITORY, as `ctr serve`, `prepare` and `score` read it: `sample-request` and `train` ignored it, so
+# where it was set (the image sets it) they looked for a models/ folder the service did not serve from
+RepositoryOption = Annotated[
+    Path,
+    typer.Option(
+        "--repository",
+        "-r",
+        envvar="CTR_MODEL_REPOSITORY",
+        show_envvar=False,
+        help="The model repository directory (default: CTR_MODEL_REPOSITORY, else models).",
+    ),
+]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")

@@ -465,3 +465,14 @@ def test_prepare_finds_torch_absent_as_an_install_without_it_does(tmp_path):
     )
     assert done.returncode == 2 and "needs torch: the 'train' extra installs it" in done.stderr, done.stderr
     assert "training + exporting" not in done.stdout and not (tmp_path / "artifacts").exists()
+
+
+def test_every_command_reads_the_repository_from_ctr_model_repository(tmp_path, ctr_here, monkeypatch):
+    """`ctr serve`, `prepare` and `score` read CTR_MODEL_REPOSITORY (the image sets it); `sample-request`
+    and `train` looked for a models/ folder where they ran: the README's body-making step failed there."""
+    monkeypatch.setenv("CTR_MODEL_REPOSITORY", str(ROOT / "models"))
+    done = ctr_here("sample-request", "--candidates", "2", "--seed", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["candidates"]) == 2
+    refused = ctr_here("train", "absent", "--no-progress", cwd=tmp_path)
+    assert f"expected {ROOT / 'models' / 'absent' / 'config.toml'};" in refused.stderr, refused.stderr
