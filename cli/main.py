@@ -213,8 +213,9 @@ def train(
             if is_user_error(error):
                 note_process_error(error)
             raise
-        if checkpoint is not None:  # rank 0
-            finish(checkpoint)
+        if checkpoint is not None:  # rank 0: torchrun's SIGTERM during its export removes the staging folder
+            with sigterm_exits():
+                finish(checkpoint)
         end_torchrun_process()
         return
     from training.pipeline import train as train_model

@@ -23,9 +23,10 @@ Retries of a 503 are spread and rationed, so that an overloaded service is not a
 each waits a random time between the ``Retry-After`` and 1.5 times it (never sooner than the service
 asked; the client's own ``random``, which a test may seed), so that calls refused together do not come
 back together; and a client's retries share one budget (``RetryBudget``: gRPC's retry throttling, proposal
-A6), shared by its threads or tasks: each 503 takes a token from a bucket of 10, each 200 gives a tenth
-of one back, and a 503 is retried only while more than 5 are left. A fresh client retries 4 of a row of
-503s, then one for about every 10 calls answered 200; a 503 past the budget is raised at once.
+A6), shared by its threads or tasks: each 503 with a ``Retry-After`` takes a token from a bucket of 10
+(one without, a model not loaded, is not retried and takes none), each 200 gives a tenth of one back, and
+a 503 is retried only while more than 5 are left. A fresh client retries 4 of a row of 503s; from the
+threshold on, one for about every 10 calls answered 200; a 503 past the budget is raised at once.
 ``max_retries`` stays each call's own cap.
 
 A call's ``timeout_ms`` bounds the whole call: each phase of each attempt (waiting for a pooled
@@ -322,9 +323,10 @@ def checked_request_id(request_id: str) -> str:
 
 class RetryBudget:
     """The retries a client may still make, shared by its threads or tasks: gRPC's retry throttling
-    (proposal A6). Each 503 takes one of ``RETRY_TOKENS`` tokens, each 200 gives ``RETRY_TOKEN_RATIO``
-    back, and a 503 may be retried only while more than half the tokens are left: a fresh client retries
-    4 times in a row of 503s, then about once per 10 answered calls, where 3 retries a call multiplied the
+    (proposal A6). Each retryable 503 (with ``Retry-After``) takes one of ``RETRY_TOKENS`` tokens, each 200
+    gives ``RETRY_TOKEN_RATIO`` back, and a 503 may be retried only while more than half the tokens are left:
+    a fresh client retries 4 times in a row of 503s, then, at the threshold, about once per 10 answered
+    calls, where 3 retries a call multiplied the
     load on an overloaded service by 4. A dropped connection (the keep-alive race) takes nothing: its
     request never reached the service. Counted in thousandths, as A6 asks (0.1 added ten times is not 1.0
     in floating point)."""
@@ -485,9 +487,13 @@ class _Attempts:
             self.budget.answered()
         if response.status_code != 503:
             return None
-        affordable = self.budget.refused()  # every 503 counts, retried or not (gRPC A6)
         asked = _retry_after(response)
-        if asked is None or asked > MAX_RETRY_WAIT_S or self.retries_left == 0 or not affordable:
+        if asked is None:  # not a 503 this client retries (a model not loaded): no retry, nothing taken
+            return None
+        # every retryable 503 counts, retried or not (gRPC A6 counts the retryable status codes alone: a run of
+        # "not loaded" 503s emptied the bucket, and the next overload 503 was not retried until 51 answers came)
+        affordable = self.budget.refused()
+        if asked > MAX_RETRY_WAIT_S or self.retries_left == 0 or not affordable:
             return None
         longest = RETRY_JITTER * asked
         if self.deadline is not None:  # the next attempt needs its grace (and something to send) after the wait

@@ -97,7 +97,10 @@ class SiblingAdmin:
             finally:
                 writer.close()
 
-        self._server = await asyncio.start_unix_server(exchange, path=str(self.path(self.index)))
+        # Python 3.13's server removes its socket's file on close (cleanup_socket, on by default): a worker
+        # asking a stopped one then found no file, took it for one still starting, and waited 120 s for a 504
+        keep_file = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
+        self._server = await asyncio.start_unix_server(exchange, path=str(self.path(self.index)), **keep_file)
 
     def close(self) -> None:
         """Stop answering; the socket's file stays (the supervisor removes the directory), so a worker

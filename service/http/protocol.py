@@ -476,7 +476,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._refusal_behind is not None:  # refused already: it is written once the requests before it are
             return
         status, reason, field = refusal
-        logger.info("refused a request (%d): %s", status, reason)
+        said_id = "" if self._request_id is None else f" request_id={self._request_id.decode('ascii')}"
+        logger.info("refused a request (%d): %s%s", status, reason, said_id)  # its answer's id: where to find it
         body = error_body(reason, field)
         response = _REFUSED_RESPONSE % (STATUS_LINE[status], self._own_fields(), len(body), self._said_id(), body)
         latest = self.cycle  # the last request whose head was read; those before it were answered first

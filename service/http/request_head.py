@@ -19,10 +19,14 @@ request that carries two (the last one was echoed, the first lost without a word
 
 A request that carries none is given one (``REQUEST_IDS``): ``<process>-<n>``, twelve hex digits drawn at
 random in each process (each worker's own: drawn again in a forked child) and the count of ids it has
-given. It goes where a caller's would: on the response and the access line, so an answer a caller kept
-(a 400, a 503) can be found in the service's log without the caller having sent an id, as a proxy that
-makes one (Envoy's ``x-request-id``, nginx's ``$request_id``) allows. Unique within a process; across
-processes and restarts, by the 48 random bits.
+given. It goes where a caller's would: on the response and the access line (or the protocol's "refused a
+request" line), so an answer a caller kept (a 400, a 504) can be found in the service's log without the
+caller having sent an id, as a proxy that makes one (Envoy's ``x-request-id``, nginx's ``$request_id``)
+allows. The door's 503s are counted, not logged one by one (http/shed_log.py): their ids are in no line.
+Unique within a process; across processes and restarts, by the 48 random bits.
+
+The id is read before the head's other checks: a refusal for a missing Host or a transfer coding echoed
+an id that would itself have been refused (``RID-1 status=999``, 300 characters).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Re
         elif key == REQUEST_ID:
             ids += 1
             request_id = value
+    id_refusal = _request_id_refusal(request_id, ids)
+    if id_refusal is not None:
+        request_id = None  # never echoed: a refusal for another reason gave it back as sent
     if unread_coding is not None:
         message = (
             f"Transfer-Encoding {unread_coding!r} is not supported: send the body chunked or with a Content-Length"
@@ -68,14 +75,19 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> tuple[Re
     if hosts != 1 and http_version == "1.1":
         said = "none" if hosts == 0 else str(hosts)
         return Refusal(400, f"an HTTP/1.1 request carries exactly one Host header, this one {said}", "Host"), request_id
+    return id_refusal, request_id
+
+
+def _request_id_refusal(request_id: bytes | None, ids: int) -> Refusal | None:
+    """Why a request's ``X-Request-ID`` header (the last of ``ids``) is refused, or None."""
     if ids > 1:
-        return Refusal(400, f"a request carries at most one X-Request-ID header, this one {ids}", "X-Request-ID"), None
+        return Refusal(400, f"a request carries at most one X-Request-ID header, this one {ids}", "X-Request-ID")
     if request_id is not None and not (
         0 < len(request_id) <= MAX_REQUEST_ID and request_id.translate(None, _VISIBLE_ASCII) == b""
     ):
         message = f"X-Request-ID must be 1 to {MAX_REQUEST_ID} visible ASCII characters, without spaces"
-        return Refusal(400, message, "X-Request-ID"), None
-    return None, request_id
+        return Refusal(400, message, "X-Request-ID")
+    return None
 
 
 class RequestIds:

@@ -33,7 +33,7 @@ from service.metrics import SUMMED_OUTPUTS, Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
-from service.models.refusal import Files, Refusal, version_files
+from service.models.refusal import Files, Refusal, content_differs, version_files
 from service.models.snapshot import NothingWouldLoad, RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -71,6 +71,7 @@ class ModelManager:
         # since (cp over a published one) is noticed (``rewritten``), where it served on unseen, replicas
         # started later serving other scores under the same version
         self._files: dict[tuple[str, int], Files] = {}
+        self._compared: dict[tuple[str, int], tuple[Files, bool]] = {}  # files as read, and whether content differs
         self._said_rewritten: dict[tuple[str, int], Files] = {}  # the files each warning was said for
         self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
@@ -168,6 +169,8 @@ class ModelManager:
             self._swap(replace(snapshot, batchers=batchers))
             self._files = {k: f for k, f in self._files.items() if k[0] != name or k[1] in chosen}
             self._files.update({(name, version): files for version, files in loaded_files.items()})
+            loaded_now = {(name, version) for version in loaded_files}
+            self._compared = {k: c for k, c in self._compared.items() if k in self._files and k not in loaded_now}
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire((m, b) for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
@@ -238,6 +241,7 @@ class ModelManager:
             )
             self.configs.pop(name, None)
             self._files = {k: f for k, f in self._files.items() if k[0] != name}
+            self._compared = {k: c for k, c in self._compared.items() if k[0] != name}
             self._held.add(name)
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
             logger.info("model %s unloaded%s", name, polled)
@@ -345,13 +349,22 @@ class ModelManager:
         )
 
     def rewritten(self, name: str, version: int) -> bool:
-        """(thread) Whether a served version's files differ from those it was loaded from (its directory
-        gone, or one that cannot be listed, is not: each has its own note). It serves what was loaded."""
-        loaded = self._files.get((name, version))
-        if loaded is None:
+        """(thread) Whether a served version's files hold other content than it was loaded from: their
+        ``model.json`` or a file's sha256 against the loaded manifest, read once for each new state of their
+        names, sizes and times (a chmod or a chown changes those alone: it was said as a rewrite). Its
+        directory gone, or one that cannot be listed, is not: each has its own note. It serves what was loaded."""
+        key = (name, version)
+        loaded, model = self._files.get(key), self.models.versions.get(name, {}).get(version)
+        if loaded is None or model is None:
             return False
-        now = version_files(version_dir(self.settings.model_repository, name, version))
-        return bool(now) and now != loaded
+        directory = version_dir(self.settings.model_repository, name, version)
+        now = version_files(directory)
+        if not now or now == loaded:
+            return False
+        compared = self._compared.get(key)
+        if compared is None or compared[0] != now:
+            compared = self._compared[key] = (now, content_differs(self.settings.model_repository, model.manifest))
+        return compared[1]
 
     def _say_rewritten(self, name: str) -> None:
         """(thread) A warning, once for each state of their files, for each served version of ``name``

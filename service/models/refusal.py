@@ -4,7 +4,8 @@ Polling does not load a refused version again while its files stay as they were:
 checks at every poll (a reload storm). Once they change it does, so a version copied into the repository
 file by file (``mkdir esmm/6``, then ``model.json``, then ``model.onnx``), not published by an atomic
 rename, is refused while half there and served once whole. A file's name, size, modification and
-change times and inode tell a change without reading it.
+change times and inode tell a change without reading it; whether the change is one of content (not a
+chmod's) is read once it is seen (``content_differs``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.repository import MODEL_FILE, Manifest, read_manifest, sha256_file, version_dir
 
 # (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
 # the change time too, which no copy can set (cp -p and tar restore the modification time)
@@ -33,6 +36,19 @@ def version_files(directory: Path) -> Files:
     except OSError:
         return ()
     return tuple(sorted(files))
+
+
+def content_differs(root: Path, manifest: Manifest) -> bool:
+    """Whether the version ``manifest`` describes holds other content on disk now: its ``model.json`` read
+    again, or a file it lists whose sha256 is not the one it gives (unreadable counts as other)."""
+    directory = version_dir(root, manifest.name, manifest.version)
+    try:
+        if read_manifest(root, manifest.name, manifest.version) != manifest:
+            return True
+        listed = {MODEL_FILE: manifest.onnx_sha256, **{name: info.sha256 for name, info in manifest.files.items()}}
+        return any(sha256_file(directory / name) != sha256 for name, sha256 in listed.items())
+    except Exception:  # unreadable, malformed, of a newer release: not what was loaded
+        return True
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def briefly_overloaded(handler: BaseHTTPRequestHandler) -> None:
 
 
 def test_retries_wait_a_random_time_from_retry_after_to_half_as_long_again_from_the_client_s_own_random() -> None:
-    """Six threads sharing a client retried within 5 ms of each other, each exactly Retry-After later."""
+    """Each retry came exactly Retry-After later (six threads sharing a client retried within 5 ms of each
+    other): a call's waits are now drawn from Retry-After to 1.5 times it, by the client's own seeded Random."""
     arrivals: list[float] = []
 
     def overloaded_at(handler: BaseHTTPRequestHandler) -> None:
@@ -112,3 +113,18 @@ def test_threads_and_tasks_sharing_a_client_share_its_retry_budget() -> None:
         outcomes, async_client = asyncio.run(tasks())
         assert all(isinstance(outcome, ServiceError) for outcome in outcomes) and 9 <= len(received) <= 10
         assert async_client.retry_budget.tokens == 10 - len(received)
+
+
+def test_a_503_the_client_does_not_retry_takes_nothing_from_the_budget() -> None:
+    """Ten "model not loaded" 503s (no Retry-After: never retried) emptied the bucket, and the next overload
+    503 was raised at once; gRPC A6 counts the retryable status codes alone."""
+    not_loaded = orjson.dumps({"error": "not ready: model 'esmm': loading", "field": None})
+    answers = iter([*[lambda h: reply(h, 503, not_loaded)] * 10, briefly_overloaded, lambda h: reply(h, 200, SCORED)])
+
+    with stand_in(lambda handler: next(answers)(handler)) as (url, received), ScoringClient(url) as client:
+        for _ in range(10):
+            with pytest.raises(ServiceError):
+                client.score(CONTEXT, CANDIDATES)
+        assert client.retry_budget.tokens == 10 and len(received) == 10
+        client.score(CONTEXT, CANDIDATES)  # its overload 503 waited out, then answered
+        assert client.retried == 1 and len(received) == 12

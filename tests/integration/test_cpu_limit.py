@@ -1,6 +1,8 @@
 """A service started in a container under a CPU limit below the CPUs it sees sizes ONNX Runtime's threads to
 the limit (service/cpus.py): here in a cgroup of its own with a quota of one CPU's worth of time, on a
-machine of at least two. Its default pool took a thread a core of the node whatever the limit."""
+machine of at least two. Its default pool took a thread a core of the node whatever the limit. What is
+checked is the setting the sessions are given, as the start's line says it (tests/service/test_cpus.py
+checks the settings); the threads ONNX Runtime then makes are its own."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def log_under_one_cpu(tmp_path: Path, **settings: str) -> tuple[str, Path]:
 
 @needs_cpu_quota
 @below_the_cpus
-def test_a_service_under_a_cpu_quota_runs_onnx_runtime_on_that_many_threads(tmp_path: Path) -> None:
+def test_a_service_under_a_cpu_quota_sizes_onnx_runtime_s_threads_to_it_and_says_so(tmp_path: Path) -> None:
     said, cgroup = log_under_one_cpu(tmp_path, log_level="INFO")
     assert f"a CPU limit of 1 CPUs ({cgroup}/cpu." in said, said
     assert "ONNX Runtime runs 1 thread(s) per operator in each of 1 worker(s)" in said, said

@@ -291,7 +291,8 @@ def test_a_served_version_rewritten_in_place_is_said_once_and_listed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another version's files copied over a served one (``cp other/* esmm/1/``): nothing was said, the
-    process served what it had loaded while one started later served the new files, under one version."""
+    process served what it had loaded while one started later served the new files, under one version. A
+    chmod or a touch, which change the files' times alone, is no rewrite."""
     import logging
     import shutil
 
@@ -308,6 +309,11 @@ def test_a_served_version_rewritten_in_place_is_said_once_and_listed(
         before = client.post("/v1/score", json=BODY).json()
         observe_polls(client, 3)
         assert not warnings()
+        assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
+        (version_dir(root, "esmm", 1) / MODEL_FILE).chmod(0o600)  # its change time moves, not its content
+        (version_dir(root, "esmm", 1) / "model.json").touch()
+        observe_polls(client, 3)
+        assert not warnings()  # a chmod was said as a rewrite
         assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
         shutil.copy2(version_dir(other, "esmm", 2) / MODEL_FILE, version_dir(root, "esmm", 1) / MODEL_FILE)
         eventually(lambda: warnings(), 10, "the rewritten version not said")

@@ -145,6 +145,19 @@ def test_two_request_ids_are_400_naming_the_header() -> None:
     assert body == {"error": "a request carries at most one X-Request-ID header, this one 2", "field": "X-Request-ID"}
 
 
+def test_a_bad_request_id_is_not_echoed_by_a_refusal_for_another_reason(caplog: pytest.LogCaptureFixture) -> None:
+    """A request without Host (or with a transfer coding) was refused with its id echoed as sent, one the
+    id check refuses (``RID-1 status=999``); the refusal's log line names the id its answer carries."""
+    caplog.set_level("INFO", logger="service.http.protocol")
+    response = written(b"GET /a HTTP/1.1\r\nx-request-id: RID-1 status=999\r\n\r\n")[0]
+    head = response.split(b"\r\n\r\n")[0] + b"\r\n"
+    assert response.startswith(b"HTTP/1.1 400 ") and b"status=999" not in head
+    given = re.search(rb"\r\nx-request-id: ([0-9a-f]{12}-\d+)\r\n", head)
+    assert given, head
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused a request (400)")]
+    assert said and said[-1].endswith(f" request_id={given[1].decode()}"), said
+
+
 def test_the_doors_503_carries_the_request_id() -> None:
     request = b"POST /v1/score HTTP/1.1\r\nhost: t\r\nx-request-id: r-9\r\ncontent-length: 2\r\n\r\n{}"
     response, closed, _ = written(request, watch=RefusingWatch(0.025, 0.1), shed_paths=("/v1/score",))
