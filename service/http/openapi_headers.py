@@ -1,6 +1,7 @@
 """What the server's protocol adds to every route, written into the OpenAPI document, so a client generated
-from it knows: the ``X-Request-ID`` a request may carry and every answer carries (http/request_head.py), and the ``Retry-After`` of a 503 (errors.py ``QueueFull``, the door's refusal in
-http/protocol.py). FastAPI sees neither: the protocol reads and writes them below the application."""
+from it knows: the ``X-Request-ID`` a request may carry and every answer carries (http/request_head.py),
+and the ``Retry-After`` of a 503 (errors.py ``QueueFull``, the door's refusal in http/protocol.py).
+FastAPI sees neither: the protocol reads and writes them below the application."""
 
 from __future__ import annotations
 
