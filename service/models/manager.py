@@ -33,7 +33,7 @@ from service.metrics import SUMMED_OUTPUTS, Metrics
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.loader import load_versions
-from service.models.refusal import Files, Refusal, content_differs, version_files
+from service.models.refusal import Files, Refusal, changed_names, content_differs, version_files
 from service.models.snapshot import NothingWouldLoad, RoleConflict, ServingModels, required_outputs
 from service.settings import Settings
 
@@ -71,7 +71,9 @@ class ModelManager:
         # since (cp over a published one) is noticed (``rewritten``), where it served on unseen, replicas
         # started later serving other scores under the same version
         self._files: dict[tuple[str, int], Files] = {}
-        self._compared: dict[tuple[str, int], tuple[Files, bool]] = {}  # files as read, and whether content differs
+        # (name, version) -> its files as last compared, the model compared against, and whether content differed;
+        # filled by threadpool threads, pruned by the event loop (``_forget_compared``)
+        self._compared: dict[tuple[str, int], tuple[Files, ServedModel, bool]] = {}
         self._said_rewritten: dict[tuple[str, int], Files] = {}  # the files each warning was said for
         self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
@@ -169,8 +171,7 @@ class ModelManager:
             self._swap(replace(snapshot, batchers=batchers))
             self._files = {k: f for k, f in self._files.items() if k[0] != name or k[1] in chosen}
             self._files.update({(name, version): files for version, files in loaded_files.items()})
-            loaded_now = {(name, version) for version in loaded_files}
-            self._compared = {k: c for k, c in self._compared.items() if k in self._files and k not in loaded_now}
+            self._forget_compared(lambda key: key not in self._files or (key[0] == name and key[1] in loaded_files))
             logger.info("model %s serving versions %s", name, sorted(chosen))
             self._retire((m, b) for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
@@ -241,7 +242,7 @@ class ModelManager:
             )
             self.configs.pop(name, None)
             self._files = {k: f for k, f in self._files.items() if k[0] != name}
-            self._compared = {k: c for k, c in self._compared.items() if k[0] != name}
+            self._forget_compared(lambda key: key[0] == name)
             self._held.add(name)
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
             logger.info("model %s unloaded%s", name, polled)
@@ -362,9 +363,17 @@ class ModelManager:
         if not now or now == loaded:
             return False
         compared = self._compared.get(key)
-        if compared is None or compared[0] != now:
-            compared = self._compared[key] = (now, content_differs(self.settings.model_repository, model.manifest))
-        return compared[1]
+        if compared is None or compared[0] != now or compared[1] is not model:
+            differs = content_differs(self.settings.model_repository, model.manifest, changed_names(loaded, now))
+            compared = self._compared[key] = (now, model, differs)
+        return compared[2]
+
+    def _forget_compared(self, forget: Callable[[tuple[str, int]], bool]) -> None:
+        """Drop the comparisons ``forget`` names, in place: threads add to the dict meanwhile, and a
+        comprehension over it raised "dictionary changed size during iteration" (``list`` copies the keys in
+        one step under the GIL)."""
+        for key in [key for key in list(self._compared) if forget(key)]:
+            self._compared.pop(key, None)
 
     def _say_rewritten(self, name: str) -> None:
         """(thread) A warning, once for each state of their files, for each served version of ``name``

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.repository import MODEL_FILE, Manifest, read_manifest, sha256_file, version_dir
+from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, sha256_file, version_dir
 
 # (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
 # the change time too, which no copy can set (cp -p and tar restore the modification time)
@@ -38,15 +38,22 @@ def version_files(directory: Path) -> Files:
     return tuple(sorted(files))
 
 
-def content_differs(root: Path, manifest: Manifest) -> bool:
-    """Whether the version ``manifest`` describes holds other content on disk now: its ``model.json`` read
-    again, or a file it lists whose sha256 is not the one it gives (unreadable counts as other)."""
+def changed_names(before: Files, now: Files) -> set[str]:
+    """The names of the files whose entry differs between two listings (added and removed ones included)."""
+    return {entry[0] for entry in set(before) ^ set(now)}
+
+
+def content_differs(root: Path, manifest: Manifest, changed: set[str]) -> bool:
+    """Whether the files named ``changed`` of the version ``manifest`` describes hold other content now: its
+    ``model.json`` read again, where it is among them, or a file it lists whose sha256 is not the one it gives
+    (the others' entries unchanged: a catalog of gigabytes is not read again for a chmod of model.json).
+    Unreadable counts as other."""
     directory = version_dir(root, manifest.name, manifest.version)
+    listed = {MODEL_FILE: manifest.onnx_sha256, **{name: info.sha256 for name, info in manifest.files.items()}}
     try:
-        if read_manifest(root, manifest.name, manifest.version) != manifest:
+        if MANIFEST_FILE in changed and read_manifest(root, manifest.name, manifest.version) != manifest:
             return True
-        listed = {MODEL_FILE: manifest.onnx_sha256, **{name: info.sha256 for name, info in manifest.files.items()}}
-        return any(sha256_file(directory / name) != sha256 for name, sha256 in listed.items())
+        return any(sha256_file(directory / name) != listed[name] for name in sorted(changed & listed.keys()))
     except Exception:  # unreadable, malformed, of a newer release: not what was loaded
         return True
 

@@ -19,3 +19,22 @@ def test_a_file_rewritten_to_the_same_size_and_modification_time_is_a_change(tmp
     os.replace(tmp_path / "replacement", tmp_path / "model.onnx")
     assert (tmp_path / "model.onnx").stat().st_mtime_ns == stat.st_mtime_ns
     assert refusal.files_changed(tmp_path)
+
+
+def test_content_is_compared_for_the_files_whose_entry_changed_alone(tmp_path: Path) -> None:
+    """A chmod of model.json hashed every file the manifest lists (a retrieval model's catalog of gigabytes):
+    only the changed entries are read; model.json is compared as parsed, a graph by its sha256."""
+    from common.repository import MODEL_FILE, read_manifest, version_dir
+    from service.models.refusal import changed_names, content_differs
+    from tests.service.tiny_model import publish_tiny_esmm
+
+    publish_tiny_esmm(tmp_path)
+    directory, manifest = version_dir(tmp_path, "esmm", 1), read_manifest(tmp_path, "esmm", 1)
+    before = version_files(directory)
+    (directory / "model.json").chmod(0o600)
+    assert changed_names(before, version_files(directory)) == {"model.json"}
+    assert not content_differs(tmp_path, manifest, {"model.json"})
+    (directory / MODEL_FILE).write_bytes(b"other weights")
+    assert not content_differs(tmp_path, manifest, {"model.json"})  # model.onnx's entry taken as unchanged
+    assert content_differs(tmp_path, manifest, changed_names(before, version_files(directory)))
+    assert content_differs(tmp_path, manifest, {"model.json", MODEL_FILE})
