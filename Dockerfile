@@ -43,7 +43,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     CTR_MODEL_REPOSITORY=/srv/models \
     CTR_LOG_FORMAT=json
 COPY --from=build /wheels /wheels
-RUN WHEEL=$(ls /wheels/*.whl) && pip install --no-cache-dir "${WHEEL}[${RUNTIME}${EXTRAS:+,${EXTRAS}}]" \
+# every dependency at the version locks/image-<runtime>.txt pins (`make image-lock` writes it): an image built
+# next month installs what was checked (make image-check) instead of whatever is newest within pyproject's ranges
+COPY locks/image-${RUNTIME}.txt /wheels/image-lock.txt
+RUN WHEEL=$(ls /wheels/*.whl) \
+ && pip install --no-cache-dir -c /wheels/image-lock.txt "${WHEEL}[${RUNTIME}${EXTRAS:+,${EXTRAS}}]" \
  && rm -rf /wheels \
  && python -c "import service.app, onnxruntime; print(onnxruntime.get_available_providers())" \
  && case ",${EXTRAS}," in *,grpc,*) python -c "import service.v2.grpc.server; print('gRPC: importable')" ;; esac

@@ -24,7 +24,7 @@ BIN := $(VENV)/bin
 # when tests of the first pass failed (not when it was interrupted); the status is the first failure's
 TEST_PROCESSES ?= $(shell $(PYTHON) -c 'from service.cpus import cpu_limit, usable_cpus; print(min(8, max(2, usable_cpus(cpu_limit()))))')
 
-.PHONY: run test lint install clean docs-check image-check lowest-check proto
+.PHONY: run test lint install clean docs-check image-check image-lock lowest-check proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,16 @@ docs-check: install
 	$(BIN)/ctr docs-check
 
 # The Dockerfile's stages without Docker (IMAGE_RUNTIME=cpu or gpu, IMAGE_EXTRAS=grpc): a wheel into a fresh venv (no torch), then `ctr serve` as the image runs it.
+# The image's pins (the Dockerfile and image-check install with them): every dependency of the `cpu` (or `gpu`)
+# and `grpc` extras at one version, resolved for every Python the project allows (uv's --universal); run it to
+# take newer versions, then make image-check (and IMAGE_RUNTIME=gpu) before committing the files
+image-lock: install
+	$(BIN)/python -m pip install --quiet uv
+	for runtime in cpu gpu; do \
+		$(BIN)/uv pip compile --quiet pyproject.toml --extra $$runtime --extra grpc --universal --python-version 3.11 \
+			-o locks/image-$$runtime.txt || exit 1; \
+	done
+
 image-check: install
 	$(BIN)/ctr prepare -r "$${MODELS:-models}" --step "[image-check]"
 	PYTHON=$(PYTHON) CTR=$(BIN)/ctr IMAGE_RUNTIME=$(IMAGE_RUNTIME) IMAGE_EXTRAS=$(IMAGE_EXTRAS) bash .ci/image_steps.sh

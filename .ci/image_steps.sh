@@ -33,9 +33,10 @@ step "build stage: pip wheel --no-deps ."
 wheel=$(ls "$work"/wheels/*.whl)
 
 extras="$RUNTIME${EXTRAS:+,$EXTRAS}"
-step "service stage: a fresh venv, pip install '$(basename "$wheel")[$extras]'"
+lock="locks/image-$RUNTIME.txt"
+step "service stage: a fresh venv, pip install -c $lock '$(basename "$wheel")[$extras]'"
 "$PYTHON" -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --no-cache-dir "${wheel}[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
+"$work/venv/bin/pip" install -q --no-cache-dir -c "$lock" "${wheel}[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 if "$work/venv/bin/python" -c "import torch" 2>/dev/null; then
   echo "[image-check] FAILED: torch came with the service's install" >&2
   exit 1

@@ -15,9 +15,11 @@ tests' model), against 1.2e-7 without, beyond the export's torch-vs-ORT parity o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import io
 import logging
+import sys
 import threading
 
 import onnxruntime as ort
@@ -34,11 +36,40 @@ CPU = "CPUExecutionProvider"
 CUDA_OPTIONS = {"use_tf32": "0"}  # scores as exported: float32 matrix products, not TF32 (module docstring)
 
 
+CUDA_DRIVER = "libcuda.so.1"  # the host's NVIDIA driver library: no wheel carries it (the container toolkit mounts it)
+
+
 def requested_providers(use_cuda: bool) -> list[str]:
-    """Providers to ask for, best first: CUDA when offered and allowed, CPU always."""
+    """Providers to ask for, best first: CUDA when offered, allowed and the host's driver loads, CPU always.
+    Without the driver (a host without a GPU, a container run without ``--gpus``) ONNX Runtime failed to load
+    its CUDA provider and wrote that as a coloured line of its own to stderr, in the middle of the JSON log
+    (`make image-check IMAGE_RUNTIME=gpu`); it is said here once, in the log's format, and the CPU asked for."""
     if use_cuda and CUDA in ort.get_available_providers():
-        return [CUDA, CPU]
+        if cuda_driver_loads():
+            return [CUDA, CPU]
+        say_no_cuda_driver()
     return [CPU]
+
+
+@functools.cache
+def cuda_driver_loads() -> bool:
+    """Whether the NVIDIA driver's library loads in this process (Linux; elsewhere ONNX Runtime is asked)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        ctypes.CDLL(CUDA_DRIVER)
+    except OSError:
+        return False
+    return True
+
+
+@functools.cache
+def say_no_cuda_driver() -> None:
+    logger.warning(
+        "onnxruntime-gpu offers CUDA but the NVIDIA driver's %s cannot be loaded (a host without a GPU, or a "
+        "container run without --gpus): the models run on the CPU (CTR_USE_CUDA=false says this is meant)",
+        CUDA_DRIVER,
+    )
 
 
 def session_options(settings: Settings) -> ort.SessionOptions:

@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from service.models import onnx
 from service.models.loader import load_newest
 from service.models.onnx import CPU, CUDA, create_session, load_cuda_libraries, requested_providers
 from service.settings import Settings
@@ -26,9 +27,31 @@ def test_cpu_when_cuda_is_not_wanted() -> None:
 
 def test_cuda_asked_for_only_when_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnx, "cuda_driver_loads", lambda: True)  # the host's driver: none on this machine
     assert requested_providers(use_cuda=True) == [CUDA, CPU]
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
     assert requested_providers(use_cuda=True) == [CPU]
+
+
+def test_cuda_offered_without_the_driver_asks_for_the_cpu_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """onnxruntime-gpu on a host without the NVIDIA driver: ONNX Runtime wrote its failure to load the CUDA
+    provider as a coloured stderr line of its own, in the middle of the JSON log (make image-check
+    IMAGE_RUNTIME=gpu). This machine has no libcuda.so.1: the check itself is real here."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    onnx.cuda_driver_loads.cache_clear()
+    onnx.say_no_cuda_driver.cache_clear()
+    try:
+        if onnx.cuda_driver_loads():
+            pytest.skip(f"{onnx.CUDA_DRIVER} loads here: a driver is installed")
+        assert requested_providers(use_cuda=True) == [CPU]
+        assert requested_providers(use_cuda=True) == [CPU]
+    finally:
+        onnx.cuda_driver_loads.cache_clear()
+        onnx.say_no_cuda_driver.cache_clear()
+    said = [r.getMessage() for r in caplog.records if "NVIDIA driver's libcuda.so.1 cannot be loaded" in r.getMessage()]
+    assert len(said) == 1, said
 
 
 def test_reports_the_provider_in_use() -> None:
@@ -52,6 +75,7 @@ def test_cuda_libraries_are_preloaded_once_and_what_failed_is_logged(
         print("Failed to load libcublasLt.so.13: cannot open shared object file")  # as ONNX Runtime prints it
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnx, "cuda_driver_loads", lambda: True)
     monkeypatch.setattr(ort, "preload_dlls", preload, raising=False)
     load_cuda_libraries.cache_clear()
     try:
