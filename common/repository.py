@@ -152,6 +152,12 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def file_sha256s(self) -> dict[str, str]:
+        """Each file the version is built from, by name, and the sha256 it must have: ``model.onnx`` and the
+        further graphs and arrays of ``files``."""
+        return {MODEL_FILE: self.onnx_sha256, **{name: info.sha256 for name, info in self.files.items()}}
+
+    @property
     def regime(self) -> str:
         """The position regime of the served probabilities; a version without ``position`` is position-blind."""
         return (self.position or {}).get("regime", LOGGED)

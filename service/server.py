@@ -15,7 +15,7 @@ from uvicorn.server import STARTUP_FAILURE
 from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
-from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit
+from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
 from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
@@ -27,7 +27,7 @@ from service.score.endpoint import PATH as SCORE_PATH
 from service.settings import Settings, unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
-from service.workers import supervise
+from service.workers import supervise, warn_if_more_than_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ def serve(settings: Settings | None = None) -> None:
             logger.error("%s", error)
             sys.exit(STARTUP_FAILURE)
     raise_open_files_limit()
-    settings = fitted_to_cpu_limit(settings, cpu_limit())
+    limit = cpu_limit()  # read once: the workers' warning and ONNX Runtime's threads
+    settings = fitted_to_cpu_limit(settings, limit)
     if settings.workers > 1:
+        warn_if_more_than_cpus(settings.workers, usable_cpus(limit))
         sys.exit(supervise(settings, run))
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:

@@ -49,7 +49,6 @@ from contextlib import suppress
 from pathlib import Path
 
 from service.binding import bound_sockets, shown
-from service.cpus import cpu_limit, usable_cpus
 from service.settings import Settings
 from service.sibling_admin import SOCKET_PATH_MAX, socket_paths_too_long
 from service.sibling_metrics import SiblingMetrics
@@ -69,7 +68,6 @@ def supervise(settings: Settings, run: Run) -> int:
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:
         return 1
-    warn_if_more_than_cpus(settings.workers, usable_cpus(cpu_limit()))
     shared = _shared_directory(settings.workers)
     if shared is None:
         for sock in sockets:

@@ -71,11 +71,8 @@ def load_version(
 
 def verified_bytes(directory: Path, file_name: str, manifest: Manifest) -> bytes:
     """A version file's bytes, after checking them against their sha256 in the manifest."""
-    if file_name == MODEL_FILE:
-        expected = manifest.onnx_sha256
-    elif file_name in manifest.files:
-        expected = manifest.files[file_name].sha256
-    else:
+    expected = manifest.file_sha256s.get(file_name)
+    if expected is None:
         raise ModelLoadError(f"model.json lists no file {file_name!r}")
     try:
         with (directory / file_name).open("rb") as file:

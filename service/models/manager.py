@@ -374,19 +374,20 @@ class ModelManager:
         one step under the GIL)."""
         for key in [key for key in list(self._compared) if forget(key)]:
             self._compared.pop(key, None)
+            self._said_rewritten.pop(key, None)
 
     def _say_rewritten(self, name: str) -> None:
         """(thread) A warning, once for each state of their files, for each served version of ``name``
         rewritten since it was loaded: a published version is never rewritten, so scores under one version
         number now differ between this process and any started after the change."""
-        root = self.settings.model_repository
         for version in self.models.versions.get(name, {}):
             key = (name, version)
             if not self.rewritten(name, version):
                 self._said_rewritten.pop(key, None)
                 continue
-            now = version_files(version_dir(root, name, version))
-            if self._said_rewritten.get(key) != now:
+            compared = self._compared.get(key)  # the files rewritten() just compared: not listed again
+            now = compared[0] if compared is not None else None  # None: a load pruned it meanwhile
+            if now is not None and self._said_rewritten.get(key) != now:
                 self._said_rewritten[key] = now
                 logger.warning(
                     "model %s version %d: its files changed on disk since it was loaded; it serves what was "

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, sha256_file, version_dir
+from common.repository import MANIFEST_FILE, Manifest, read_manifest, sha256_file, version_dir
 
 # (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
 # the change time too, which no copy can set (cp -p and tar restore the modification time)
@@ -49,7 +49,7 @@ def content_differs(root: Path, manifest: Manifest, changed: set[str]) -> bool:
     (the others' entries unchanged: a catalog of gigabytes is not read again for a chmod of model.json).
     Unreadable counts as other."""
     directory = version_dir(root, manifest.name, manifest.version)
-    listed = {MODEL_FILE: manifest.onnx_sha256, **{name: info.sha256 for name, info in manifest.files.items()}}
+    listed = manifest.file_sha256s
     try:
         if MANIFEST_FILE in changed and read_manifest(root, manifest.name, manifest.version) != manifest:
             return True
