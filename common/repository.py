@@ -46,6 +46,7 @@ except ImportError:  # not a POSIX system
 from common.config_table import UnknownKeys, checked_values
 from common.features import FeatureSpec
 from common.finite_json import finite
+from common.flush_to_disk import flush_entries, flush_folder
 from common.newer_manifest import newer_manifest, refuse_unknown_names, unknown_fields
 from common.rename_no_replace import rename_no_replace
 from common.toml_file import read_toml
@@ -298,7 +299,8 @@ def publish_version(
     killed exports are removed, the version is numbered the next free one (the manifest renumbered to
     match), ``check(directory)`` may refuse it by raising (the exporter's duplicate check: run by each of
     two concurrent exports before either published, both published the same model), and it is renamed
-    into place, never onto a path that exists (a folder another writer just made takes the next number).
+    into place, never onto a path that exists (a folder another writer just made takes the next number),
+    flushed to the disk before and after (common/flush_to_disk.py).
     """
     model_dir = root / validate_model_name(name)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -317,8 +319,10 @@ def publish_version(
                 if check is not None:
                     check(staging)
                 while True:
+                    flush_folder(staging)  # its files on the disk before its name (common/flush_to_disk.py)
                     try:
                         rename_no_replace(staging, model_dir / str(version))
+                        flush_entries(model_dir)
                         return version
                     except FileExistsError:  # a writer that did not take the lock took it; the manifest must follow
                         version += 1

@@ -1,0 +1,67 @@
+"""A published version's files and folder reach the disk before its rename makes it visible, and the rename
+itself after (common/flush_to_disk.py). A power loss cannot be staged here; the system calls a publish makes
+can: the publish runs under ``strace``, which names each descriptor's path (``-y``)."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+PUBLISH = """
+import sys
+from pathlib import Path
+from common.repository import publish_version
+
+def write(directory, version):
+    (directory / "model.onnx").write_bytes(b"onnx" * 1000)
+    (directory / "model.json").write_text("{}", encoding="utf-8")
+
+publish_version(Path(sys.argv[1]), "m", write)
+"""
+CALL = re.compile(r"^\d+ (?P<call>fsync|renameat2|rename)\((?P<arguments>.*)\) += 0$")
+
+
+def traced_calls(repository: Path, trace: Path) -> list[tuple[str, str]]:
+    command = ["strace", "-f", "-y", "-qq", "-e", "trace=fsync,renameat2,rename", "-o", str(trace)]
+    subprocess.run(
+        [*command, sys.executable, "-c", PUBLISH, str(repository)],
+        cwd=PROJECT,
+        check=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+    )
+    lines = trace.read_text(encoding="utf-8").splitlines()
+    found = (match for match in map(CALL.match, lines) if match)
+    # Python's own (a byte-code cache written by a rename) are not the publish's
+    return [(match["call"], match["arguments"]) for match in found if str(repository) in match["arguments"]]
+
+
+def strace_runs() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    try:  # a container without CAP_SYS_PTRACE, or a seccomp profile refusing ptrace, has it fail
+        return subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"], timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not strace_runs(), reason="needs strace, allowed to trace a child (ptrace)")
+def test_a_version_is_on_the_disk_before_its_name_and_its_name_after(tmp_path):
+    repository = (tmp_path / "repository").resolve()  # strace names descriptors by their real paths
+    (repository / "m").mkdir(parents=True)
+    calls = traced_calls(repository, tmp_path / "trace.txt")
+
+    renames = [index for index, (call, _) in enumerate(calls) if call.startswith("rename")]
+    assert len(renames) == 1, calls
+    rename = renames[0]
+    assert f'"{repository}/m/1"' in calls[rename][1], calls[rename]
+    synced_before = {arguments for call, arguments in calls[:rename] if call == "fsync"}
+    staging = re.search(r'"([^"]*/\.staging-[0-9a-f]+)"', calls[rename][1]).group(1)
+    for path in (f"{staging}/model.onnx", f"{staging}/model.json", staging):
+        assert any(arguments.endswith(f"<{path}>") for arguments in synced_before), (path, calls)
+    synced_after = [arguments for call, arguments in calls[rename + 1 :] if call == "fsync"]
+    assert any(arguments.endswith(f"<{repository}/m>") for arguments in synced_after), calls
