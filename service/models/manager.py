@@ -114,6 +114,7 @@ class ModelManager:
             logger.error("%s", said)
             raise NothingWouldLoad(said)
         if self.settings.poll_interval_s > 0 and self._polls:
+            self.metrics.polls_failing.update(dict.fromkeys(self._polled(), False))  # each series from 0
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
 
     async def poll_load(self, name: str) -> LoadResult:
@@ -244,6 +245,7 @@ class ModelManager:
             self._files = {k: f for k, f in self._files.items() if k[0] != name}
             self._forget_compared(lambda key: key[0] == name)
             self._held.add(name)
+            self.metrics.polls_failing.pop(name, None)  # not polled until loaded again
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
             logger.info("model %s unloaded%s", name, polled)
             self._retire((m, b) for m, b in old.batchers.items() if m.name == name)
@@ -449,12 +451,20 @@ class ModelManager:
         not, and only loading again (a no-op where it is served) brings them back together."""
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
-            for name in sorted((set(self.models.names) | set(self.models.loaded)) - self._held):
+            for name in self._polled():
                 try:
                     await self._poll_model(name)
+                    failing = name in self._unreadable or name in self._unsettled
                 except Exception:  # a bug or the file system's (a directory it may not list): said, and the
                     logger.exception("poll: model %s: unexpected error; polling goes on", name)  # loop lives
+                    failing = True
+                if name not in self._held:  # (unloaded while it was polled: its gauge went with it)
+                    self.metrics.polls_failing[name] = failing  # said once in the log; shown at every scrape
             self.polls_done += 1
+
+    def _polled(self) -> list[str]:
+        """The models a poll looks at: those the settings name and those loaded since, but not those unloaded."""
+        return sorted((set(self.models.names) | set(self.models.loaded)) - self._held)
 
     async def _poll_model(self, name: str) -> None:
         """One poll of one model: load it when the versions wanted differ from those served (and say a

@@ -376,6 +376,7 @@ def test_an_unexpected_error_in_a_poll_is_logged_and_polling_goes_on(
         while client.get("/v2/models/esmm").json()["versions"] != ["2"]:
             assert time.monotonic() < deadline, "polling stopped after the error"
             time.sleep(0.05)
+        assert 'ctr_model_poll_failing{model="esmm"} 0' in client.get("/metrics").text  # failed once, then not
     assert "poll: model esmm: unexpected error; polling goes on" in caplog.text
     assert "Permission denied" in caplog.text
 
@@ -392,10 +393,16 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
             r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "poll: model esmm" in r.message
         ]
 
+    def failing() -> str:  # the gauge an alert reads: the warning is said once
+        (line,) = [line for line in client.get("/metrics").text.splitlines() if line.startswith(FAILING)]
+        return line.removeprefix(FAILING)
+
+    FAILING = 'ctr_model_poll_failing{model="esmm"} '
     caplog.set_level(logging.INFO, logger="service.models.manager")
     root = make_repository(tmp_path, 1)
     config = root / "esmm" / "config.toml"
     with app_client(root, poll_interval_s=0.1) as client:
+        assert failing() == "0"
         config.write_text('kind = "esmm"\n[serving\n')
         publish_tiny_esmm(root, seed=3)  # version 2, held back
         eventually(lambda: warnings(), 10, "no warning")
@@ -407,6 +414,7 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         assert served["version"] == "1" and served["state"] == "READY"
         assert served["reason"].startswith("newer versions are not loaded: serving settings: ")
         assert "is not valid TOML" in served["reason"]
+        assert failing() == "1"
         config.write_text('kind = "esmm"\n[serving]\nmax_batch_sise = 64\n')
         eventually(lambda: len(warnings()) == 2, 10, "no warning for the new reason")
         assert "serving.max_batch_sise is not a setting" in warnings()[1]
@@ -417,6 +425,8 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         )
         assert len(warnings()) == 2
         assert client.post("/v2/repository/index", headers=AUTH).json()[0]["reason"] == ""
+        observe_polls(client, 1)
+        assert failing() == "0"
 
 
 def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
