@@ -1,4 +1,4 @@
-"""Make a written folder survive a power loss before it is published by a rename.
+"""Make what was written survive a power loss before a rename makes it visible.
 
 A rename is atomic for readers, not for the disk: ext4 and XFS may write the rename's directory entry before the
 data of the files renamed with it, so a machine that lost power just after a publish could come back with a
@@ -19,8 +19,13 @@ def flush_folder(folder: Path) -> None:
     with os.scandir(folder) as entries:
         files = [Path(entry.path) for entry in entries if entry.is_file(follow_symlinks=False)]
     for path in files:
-        _fsync(path, os.O_RDONLY)
+        flush_file(path)
     flush_entries(folder)
+
+
+def flush_file(path: Path) -> None:
+    """``fsync`` the file at ``path``: its data and size on the disk."""
+    _fsync(path, os.O_RDONLY)
 
 
 def flush_entries(folder: Path) -> None:

@@ -3,7 +3,8 @@ renamed over it (an atomic replace on one filesystem), the temporary file remove
 
 Written in place, a full disk left a truncated file where a reader takes it for whole (an empty report at
 ``--out``, a report there before lost); written beside without the clean-up, it left the temporary file
-taking the disk's last space (a checkpoint's, a statistics pass's).
+taking the disk's last space (a checkpoint's, a statistics pass's). The file is flushed to the disk before the
+rename and the rename after (common/flush_to_disk.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from common.flush_to_disk import flush_entries, flush_file
 
 
 @contextmanager
@@ -28,7 +31,9 @@ def written_whole(path: Path) -> Iterator[Path]:
         raise OSError(error.errno, error.strerror, str(path)) from error
     try:
         yield temporary
+        flush_file(temporary)  # its data on the disk before its name: else a power loss could leave it empty
         os.replace(temporary, path)
+        flush_entries(path.parent)
     except Exception as error:
         error.add_note(f"(while writing {path})")
         raise

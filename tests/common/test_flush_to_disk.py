@@ -1,6 +1,6 @@
 """A published version's files and folder reach the disk before its rename makes it visible, and the rename
-itself after (common/flush_to_disk.py). A power loss cannot be staged here; the system calls a publish makes
-can: the publish runs under ``strace``, which names each descriptor's path (``-y``)."""
+itself after, as does a file written whole (common/flush_to_disk.py). A power loss cannot be staged here; the
+system calls made can: the writing runs under ``strace``, which names each descriptor's path (``-y``)."""
 
 import re
 import shutil
@@ -22,13 +22,21 @@ def write(directory, version):
 
 publish_version(Path(sys.argv[1]), "m", write)
 """
-CALL = re.compile(r"^\d+ (?P<call>fsync|renameat2|rename)\((?P<arguments>.*)\) += 0$")
+WRITE_WHOLE = """
+import sys
+from pathlib import Path
+from common.whole_file import written_whole
+
+with written_whole(Path(sys.argv[1]) / "report.json") as temporary:
+    temporary.write_text("{}", encoding="utf-8")
+"""
+CALL = re.compile(r"^\d+ (?P<call>fsync|renameat2|renameat|rename)\((?P<arguments>.*)\) += 0$")
 
 
-def traced_calls(repository: Path, trace: Path) -> list[tuple[str, str]]:
-    command = ["strace", "-f", "-y", "-qq", "-e", "trace=fsync,renameat2,rename", "-o", str(trace)]
+def traced_calls(script: str, repository: Path, trace: Path) -> list[tuple[str, str]]:
+    command = ["strace", "-f", "-y", "-qq", "-e", "trace=fsync,rename,renameat,renameat2", "-o", str(trace)]
     subprocess.run(
-        [*command, sys.executable, "-c", PUBLISH, str(repository)],
+        [*command, sys.executable, "-c", script, str(repository)],
         cwd=PROJECT,
         check=True,
         timeout=60,
@@ -49,11 +57,14 @@ def strace_runs() -> bool:
         return False
 
 
-@pytest.mark.skipif(not strace_runs(), reason="needs strace, allowed to trace a child (ptrace)")
+NEEDS_STRACE = pytest.mark.skipif(not strace_runs(), reason="needs strace, allowed to trace a child (ptrace)")
+
+
+@NEEDS_STRACE
 def test_a_version_is_on_the_disk_before_its_name_and_its_name_after(tmp_path):
     repository = (tmp_path / "repository").resolve()  # strace names descriptors by their real paths
     (repository / "m").mkdir(parents=True)
-    calls = traced_calls(repository, tmp_path / "trace.txt")
+    calls = traced_calls(PUBLISH, repository, tmp_path / "trace.txt")
 
     renames = [index for index, (call, _) in enumerate(calls) if call.startswith("rename")]
     assert len(renames) == 1, calls
@@ -65,3 +76,15 @@ def test_a_version_is_on_the_disk_before_its_name_and_its_name_after(tmp_path):
         assert any(arguments.endswith(f"<{path}>") for arguments in synced_before), (path, calls)
     synced_after = [arguments for call, arguments in calls[rename + 1 :] if call == "fsync"]
     assert any(arguments.endswith(f"<{repository}/m>") for arguments in synced_after), calls
+
+
+@NEEDS_STRACE
+def test_a_file_written_whole_is_on_the_disk_before_its_name_and_its_name_after(tmp_path):
+    folder = tmp_path.resolve()
+    calls = traced_calls(WRITE_WHOLE, folder, tmp_path / "trace.txt")
+
+    (rename,) = [index for index, (call, _) in enumerate(calls) if call.startswith("rename")]
+    temporary = re.search(r'"([^"]*\.report\.json\.\d+\.tmp)"', calls[rename][1]).group(1)
+    assert calls[rename][1].endswith(f'"{folder}/report.json"'), calls[rename]
+    assert any(call == "fsync" and arguments.endswith(f"<{temporary}>") for call, arguments in calls[:rename]), calls
+    assert any(call == "fsync" and arguments.endswith(f"<{folder}>") for call, arguments in calls[rename + 1 :]), calls
