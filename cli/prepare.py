@@ -72,28 +72,31 @@ def served_repository(repository: Path | None) -> tuple[Path, str]:
 
 
 def missing_models(repository: Path, named_by: str = "--repository") -> list[str]:
-    """The served models (each role's and, when it has a config, the retrieval model) with no exported version.
+    """The served models (each role's and, when it has a config, the retrieval model) with no whole exported
+    version (``whole_versions``: one left empty by a power loss counted, and the service refused it for good).
 
     A role's model without a version and without a config is refused (FileNotFoundError, before any
     process starts): the service cannot start without it, and its training process only failed with "no
     config" after the progress line promised it, leaving a log in the work folder. The retrieval model is
     optional (``/v1/similarity``): without a config it is not trained, as before."""
-    from common.repository import versions
+    from common.repository import whole_versions
 
     settings = settings_with_options({"model_repository": repository})  # a mistake names --repository
     roles = set(settings.roles.values())
-    unconfigured = sorted(m for m in roles if not versions(repository, m) and not _config(repository, m).is_file())
+    unconfigured = sorted(
+        m for m in roles if not whole_versions(repository, m) and not _config(repository, m).is_file()
+    )
     if unconfigured:
         raise FileNotFoundError(
             f"no config for the served model{'s' if len(unconfigured) > 1 else ''} {', '.join(unconfigured)} "
-            f"({_config(repository, unconfigured[0])} is absent; the repository is {named_by}'s) and no exported "
-            "version to serve: pass --repository with the model repository that holds them, or make one with "
+            f"({_config(repository, unconfigured[0])} is absent; the repository is {named_by}'s) and no whole "
+            "exported version to serve: pass --repository with the model repository that holds them, or make one with "
             "`ctr new NAME --kind KIND`"
         )
     served = set(roles)
     if _config(repository, settings.retrieval_model).is_file():  # optional: /v1/similarity
         served.add(settings.retrieval_model)
-    return sorted(m for m in served if not versions(repository, m))
+    return sorted(m for m in served if not whole_versions(repository, m))
 
 
 def _config(repository: Path, name: str) -> Path:
@@ -184,7 +187,7 @@ def prepare(
     no exported version yet, in parallel processes (what `make run` does). A role's model with neither,
     and a repository that cannot take a new version (read-only, not the user's to write), are refused
     before any training starts; the retrieval model without a config is left out."""
-    from common.repository import check_publishable
+    from common.repository import check_publishable, versions
 
     started = time.monotonic()
     repository, named_by = served_repository(repository)
@@ -196,6 +199,10 @@ def prepare(
         check_publishable(repository, name)
     if importlib.util.find_spec("torch") is None:  # each training process failed with it, after its line
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
+    broken = [name for name in missing if versions(repository, name)]
+    if broken:  # versions there that the service refuses: said, since a new one is trained beside them
+        typer.echo(f"{step} no version of {', '.join(broken)} is whole (files that do not match the sha256 in their "
+                   "model.json: cut short or rewritten); a new one is trained and exported beside them")  # fmt: skip
     typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
     with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does

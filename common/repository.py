@@ -249,6 +249,20 @@ def versions(root: Path, name: str) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if VERSION_NAME.fullmatch(p.name) and p.is_dir())
 
 
+def whole_versions(root: Path, name: str) -> list[int]:
+    """The versions of ``name`` whose model.json reads and whose every file has the sha256 it lists: those the
+    service could serve. One cut short by a power loss, or rewritten or copied in half, is not whole."""
+    return [version for version in versions(root, name) if _whole(version_dir(root, name, version))]
+
+
+def _whole(directory: Path) -> bool:
+    try:
+        manifest = Manifest.from_json((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return all(sha256_file(directory / file) == sha256 for file, sha256 in manifest.file_sha256s.items())
+    except (OSError, ValueError):  # unreadable, or not a manifest this release reads
+        return False
+
+
 def version_dir(root: Path, name: str, version: int) -> Path:
     return root / validate_model_name(name) / str(int(version))
 

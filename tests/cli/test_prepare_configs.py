@@ -37,6 +37,17 @@ def test_a_role_model_with_a_version_needs_no_config(tmp_path):
     assert "every served model has an exported version" in done.stdout
 
 
+def test_a_version_that_is_not_whole_counts_as_none(tmp_path):
+    """A power loss after a publish could leave model.onnx empty: the service refuses the version for good (its
+    sha256), and prepare said "every served model has an exported version: nothing to train", each pointing at
+    the other. With no config to train from, that is said now."""
+    repository = tmp_path / "repository"
+    publish_tiny_esmm(repository)
+    (repository / "esmm" / "1" / "model.onnx").write_bytes(b"")
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path)
+    assert done.returncode == 2 and "no whole exported version to serve" in done.stderr, (done.stdout, done.stderr)
+
+
 def test_the_repository_is_the_one_ctr_serve_serves(tmp_path):
     """``CTR_MODEL_REPOSITORY=/srv/models make run``: prepare checked (and trained) ./models, then the service
     served the variable's repository, empty; --repository still comes first."""

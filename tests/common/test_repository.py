@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import stat
@@ -13,6 +14,7 @@ from common.repository import (
     read_manifest,
     validate_model_name,
     versions,
+    whole_versions,
 )
 
 
@@ -177,3 +179,20 @@ def test_staging_folders_of_killed_exports_are_removed_and_no_live_export_s_is(t
     finally:
         os.close(held)
     assert sorted(p.name for p in model.iterdir()) == [".staging-in-progress", ".staging-just-made", "1"]
+
+
+def test_a_version_whose_files_do_not_match_model_json_is_not_whole(tmp_path):
+    def writer_of(onnx: bytes):
+        def write(directory, version):
+            (directory / "model.onnx").write_bytes(onnx)
+            written = manifest(version)
+            written.onnx_sha256 = hashlib.sha256(b"graph").hexdigest()
+            (directory / MANIFEST_FILE).write_text(written.to_json())
+
+        return write
+
+    for onnx in (b"graph", b"", b"gra"):  # whole, left empty, cut short
+        publish_version(tmp_path, "m", writer_of(onnx))
+    publish_version(tmp_path, "m", lambda directory, version: (directory / MANIFEST_FILE).write_text("{"))
+    assert versions(tmp_path, "m") == [1, 2, 3, 4]
+    assert whole_versions(tmp_path, "m") == [1]
