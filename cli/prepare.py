@@ -73,18 +73,18 @@ def served_repository(repository: Path | None) -> tuple[Path, str]:
 
 def missing_models(repository: Path, named_by: str = "--repository") -> list[str]:
     """The served models (each role's and, when it has a config, the retrieval model) with no whole exported
-    version (``whole_versions``: one left empty by a power loss counted, and the service refused it for good).
+    version (``newest_whole_version``: one left empty by a power loss counted, and the service refused it for good).
 
     A role's model without a version and without a config is refused (FileNotFoundError, before any
     process starts): the service cannot start without it, and its training process only failed with "no
     config" after the progress line promised it, leaving a log in the work folder. The retrieval model is
     optional (``/v1/similarity``): without a config it is not trained, as before."""
-    from common.repository import whole_versions
+    from common.repository import newest_whole_version
 
     settings = settings_with_options({"model_repository": repository})  # a mistake names --repository
     roles = set(settings.roles.values())
     unconfigured = sorted(
-        m for m in roles if not whole_versions(repository, m) and not _config(repository, m).is_file()
+        m for m in roles if newest_whole_version(repository, m) is None and not _config(repository, m).is_file()
     )
     if unconfigured:
         raise FileNotFoundError(
@@ -96,7 +96,7 @@ def missing_models(repository: Path, named_by: str = "--repository") -> list[str
     served = set(roles)
     if _config(repository, settings.retrieval_model).is_file():  # optional: /v1/similarity
         served.add(settings.retrieval_model)
-    return sorted(m for m in served if not whole_versions(repository, m))
+    return sorted(m for m in served if newest_whole_version(repository, m) is None)
 
 
 def _config(repository: Path, name: str) -> Path:

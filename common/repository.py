@@ -249,10 +249,11 @@ def versions(root: Path, name: str) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if VERSION_NAME.fullmatch(p.name) and p.is_dir())
 
 
-def whole_versions(root: Path, name: str) -> list[int]:
-    """The versions of ``name`` whose model.json reads and whose every file has the sha256 it lists: those the
-    service could serve. One cut short by a power loss, or rewritten or copied in half, is not whole."""
-    return [version for version in versions(root, name) if _whole(version_dir(root, name, version))]
+def newest_whole_version(root: Path, name: str) -> int | None:
+    """The newest version of ``name`` whose model.json reads and whose every file has the sha256 it lists (one
+    the service could serve; one cut short by a power loss, or rewritten or copied in half, is not whole), or
+    None. Read from the newest down, to the first whole one: not every file of a month of hourly versions."""
+    return next((v for v in reversed(versions(root, name)) if _whole(version_dir(root, name, v))), None)
 
 
 def _whole(directory: Path) -> bool:

@@ -10,11 +10,11 @@ from common.repository import (
     MANIFEST_FILE,
     Manifest,
     TensorInfo,
+    newest_whole_version,
     publish_version,
     read_manifest,
     validate_model_name,
     versions,
-    whole_versions,
 )
 
 
@@ -191,8 +191,11 @@ def test_a_version_whose_files_do_not_match_model_json_is_not_whole(tmp_path):
 
         return write
 
+    assert newest_whole_version(tmp_path, "m") is None
     for onnx in (b"graph", b"", b"gra"):  # whole, left empty, cut short
         publish_version(tmp_path, "m", writer_of(onnx))
     publish_version(tmp_path, "m", lambda directory, version: (directory / MANIFEST_FILE).write_text("{"))
     assert versions(tmp_path, "m") == [1, 2, 3, 4]
-    assert whole_versions(tmp_path, "m") == [1]
+    assert newest_whole_version(tmp_path, "m") == 1
+    publish_version(tmp_path, "m", writer_of(b"graph"))
+    assert newest_whole_version(tmp_path, "m") == 5
