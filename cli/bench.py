@@ -17,12 +17,20 @@ import typer
 
 from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
-from cli.reports import run_record, write_report
+from cli.reports import check_writable, run_record, write_report
 from cli.signals import exit_on_sigterm
 from clients.batch_size_grid import SIZES
 from clients.bench_peers.peers import PEERS
 
 bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
+
+
+def _writable(out: Path) -> Path:
+    check_writable(out)  # before minutes of measuring, not after them
+    return out
+
+
+ReportOption = Annotated[Path, typer.Option(help="JSON report to write.", callback=_writable)]
 
 
 @bench_app.callback()
@@ -86,7 +94,7 @@ def request_bodies(repository: Path, model: str, candidates: int, count: int = 3
 @bench_app.command("serve")
 def serve(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_serve.json"),
+    out: ReportOption = Path("reports/bench_serve.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Two short steps per case (a smoke run, not a measurement).")] = False,
@@ -127,7 +135,7 @@ def serve(
 @bench_app.command("hotpath")
 def hotpath(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_hotpath.json"),
+    out: ReportOption = Path("reports/bench_hotpath.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="A tenth of the requests (a smoke run).")] = False,
@@ -155,7 +163,7 @@ def hotpath(
 @bench_app.command("batch-sizes")
 def batch_sizes(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_batch_sizes.json"),
+    out: ReportOption = Path("reports/bench_batch_sizes.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     sizes: Annotated[
@@ -188,7 +196,7 @@ PEER_NAMES = tuple(PEERS)
 @bench_app.command("peers")
 def peers(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_peers.json"),
+    out: ReportOption = Path("reports/bench_peers.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="Short steps (a smoke run, not a measurement).")] = False,
@@ -225,7 +233,7 @@ HARDEN_CASES = "overload,pauses,drain,slow_clients,large_bodies"
 @bench_app.command("harden")
 def harden(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_harden.json"),
+    out: ReportOption = Path("reports/bench_harden.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
@@ -287,7 +295,7 @@ def harden(
 def steps(
     context: typer.Context,
     name: Annotated[str, typer.Argument(help="The repository model whose training step is timed.")] = "ctr",
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_steps.json"),
+    out: ReportOption = Path("reports/bench_steps.json"),
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
@@ -304,7 +312,7 @@ def steps(
 @bench_app.command("loadgen")
 def loadgen(
     context: typer.Context,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_loadgen.json"),
+    out: ReportOption = Path("reports/bench_loadgen.json"),
     rates: Annotated[
         str | None, typer.Option(help="Comma-separated offered rates, requests/s (default 5000,10000,20000,30000).")
     ] = None,
@@ -332,7 +340,7 @@ def ab(
             help="The other checkout (e.g. an older commit's worktree) whose service to compare.", callback=_checkout
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_ab.json"),
+    out: ReportOption = Path("reports/bench_ab.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     candidates: Annotated[int, typer.Option(help="Candidates per /v1/score request.")] = 1,

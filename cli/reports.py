@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from common.provenance import provenance
 
 def check_writable(path: Path, option: str = "--out") -> None:
     """IsADirectoryError or NotADirectoryError, naming ``option``, when ``path`` cannot be written as a file:
-    it is a folder, or one of the folders above it is a file. Called before the work whose result goes there."""
+    it is a folder, or one of the folders above it is a file; the OSError of ``path`` (PermissionError, EROFS)
+    when the folder it goes in cannot take a file. Called before the work whose result goes there."""
     if path.is_dir():
         raise IsADirectoryError(f"{option} {path} is a directory: name the file to write")
     _check_folder_above(path, option)
+    _check_folder_takes_files(path)
 
 
 def check_report_paths(out: Path, png: bool = True) -> None:
@@ -35,10 +38,12 @@ def check_report_paths(out: Path, png: bool = True) -> None:
 
 def check_folder_writable(path: Path, option: str = "--out") -> None:
     """NotADirectoryError, naming ``option``, when ``path`` cannot be made a folder: it, or a folder above
-    it, is a file (``ctr simulate --shards`` writes its shards into it)."""
+    it, is a file (``ctr simulate --shards`` writes its shards into it); the OSError of ``path`` when it, or
+    the folder it would be made in, cannot take a file."""
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{option} {path} is a file, not a directory to write the shards into")
     _check_folder_above(path, option)
+    _check_folder_takes_files(path)
 
 
 def _check_folder_above(path: Path, option: str) -> None:
@@ -46,9 +51,26 @@ def _check_folder_above(path: Path, option: str) -> None:
         raise ValueError(f"{option} {path}: '~' is not expanded here (a shell expands it unquoted): write the path")
     if str(path) == "-":  # what some tools read as standard output: here it named a file "-"
         raise ValueError(f"{option} -: writes a file, not to standard output; name the file to write")
-    existing = next((parent for parent in path.parents if parent.exists()), None)  # the nearest that exists
+    existing = _nearest_existing(path)
     if existing is not None and not existing.is_dir():
         raise NotADirectoryError(f"{option} {path}: {existing} is a file, not a directory to write into")
+
+
+def _check_folder_takes_files(path: Path) -> None:
+    """A file made and removed in the folder ``path`` or, where it is none, the nearest existing one above it
+    (where its folders are made, or it is written): the mode bits alone do not say a read-only mount, and a
+    report checked only for its shape was refused as the run ended, an auction's quarter of an hour lost (its
+    model versions published meanwhile)."""
+    existing = path if path.is_dir() else _nearest_existing(path) or Path.cwd()
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    return next((parent for parent in path.parents if parent.exists()), None)
 
 
 def write_report(out: Path, report: dict[str, Any], sort_keys: bool = False) -> None:
