@@ -13,8 +13,10 @@ which byte).
 
 So does a command run on an install without the extra it needs (``ctr train`` on the
 service's ``.[cpu]``): the line names the missing module and the extra that brings it, read from the
-installed distribution's own requirements. ``ctr -v ...`` keeps the traceback for debugging. Other
-exceptions are bugs and propagate (an import that no extra but ``dev`` declares among them).
+installed distribution's own requirements. A full disk or a spent quota (``ENOSPC``, ``EDQUOT``) is said in
+one line too, naming what was being written, but exits 1: the machine's trouble, not the command line's.
+``ctr -v ...`` keeps the traceback for debugging. Other exceptions are bugs and propagate (an import that no
+extra but ``dev`` declares among them).
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ import typer
 from cli.help_text import HelpTyper
 from common.version import DISTRIBUTION
 
-# The OSErrors a path given on the command line raises; any other (a socket's, a full disk's) is no mistake of
-# the command line's, and keeps its traceback.
+# The OSErrors a path given on the command line raises; any other (a socket's) is no mistake of the command
+# line's, and keeps its traceback, but for a full disk's.
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 # The errnos of a plain OSError (one of no subclass above) that refuse a path as PermissionError does: the path
 # named is on a read-only mount, which the user chose as they chose a folder they may not write.
 REFUSED_PATH_ERRNOS = {errno.EROFS}
+# A full disk, or a quota spent: the machine's trouble, not the command line's (exit 1, not 2), said in one line
+# with what was being written (the error's path, or the note a writer added: common/whole_file.py), where a
+# 117-line traceback ended "[Errno 28] No space left on device" naming no file.
+FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),
@@ -86,6 +92,19 @@ def is_user_error(error: BaseException) -> bool:
     if isinstance(error, USER_ERRORS):
         return True
     return isinstance(error, OSError) and error.errno in REFUSED_PATH_ERRNOS and error.filename is not None
+
+
+def is_full_disk(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in FULL_DISK_ERRNOS
+
+
+def full_disk_line(error: OSError) -> str:
+    """A full disk's error on one line: what was being written, and what to do."""
+    if error.filename is not None:
+        said = _path_refused(error)
+    else:
+        said = " ".join([error.strerror or os.strerror(error.errno or errno.ENOSPC), *getattr(error, "__notes__", [])])
+    return f"{said}: free space there (or write elsewhere) and run the command again"
 
 
 def one_line(error: Exception) -> str:
@@ -139,18 +158,21 @@ class UserErrorTyper(HelpTyper):
         try:
             return super().__call__(*args, **kwargs)
         except (OSError, ValueError, ModuleNotFoundError) as error:
+            code = 2
             if isinstance(error, ModuleNotFoundError):
                 message = missing_extra_message(error)
                 if message is None:
                     raise
+            elif is_full_disk(error):
+                message, code = full_disk_line(error), 1
             elif is_user_error(error):
                 message = one_line(error)
             else:
-                raise  # a bug, or the machine's trouble (a full disk, a socket): the traceback says where
+                raise  # a bug, or the machine's trouble (a socket's): the traceback says where
             if "-v" in sys.argv[1:2] or "--verbose" in sys.argv[1:2]:
                 raise
             typer.echo(said_as_logged(f"error: {message}"), err=True)
-            raise SystemExit(2) from None
+            raise SystemExit(code) from None
 
 
 def said_as_logged(line: str) -> str:

@@ -323,7 +323,11 @@ def publish_version(
     try:
         with _flocked(staging):  # held until the end: the proof, to other exporters, that it is in use
             written = (versions(root, name) or [0])[-1] + 1
-            write(staging, written)
+            try:
+                write(staging, written)
+            except OSError as error:  # a full disk's names no file: the version's folder, not its hidden name
+                error.add_note(f"(while writing a version of {name} in {model_dir})")
+                raise
             with _publishing(model_dir):
                 _remove_abandoned_staging(model_dir)
                 version = (versions(root, name) or [0])[-1] + 1

@@ -1,0 +1,63 @@
+"""A disk that fills under a command: one line naming what was being written and what to do, exit 1 (the
+machine's trouble, not a mistake of the command line's, which exits 2), nothing half-written left.
+
+``ctr export`` into a full repository ended in a 117-line traceback whose last line, ``OSError: [Errno 28] No
+space left on device``, named no file; ``ctr simulate`` in 100 lines."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.cli.test_read_only_repository import CTR, ROOT, TINY_ESMM
+from tests.support.full_disk import full_disk_command, needs_full_disk
+
+pytestmark = needs_full_disk
+
+
+# the command, then what the full folder $0 holds once it ended (listed inside the mount, which ends with it)
+AND_LIST = 'code=0; "$@" || code=$?; echo "held:"; ls -A1 "$0"; exit $code'
+
+
+def ctr(*args: str, cwd: Path, full: Path | None = None) -> subprocess.CompletedProcess:
+    command = [*CTR, *args] if full is None else full_disk_command(full, ["sh", "-c", AND_LIST, str(full), *CTR, *args])
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def held(done: subprocess.CompletedProcess) -> list[str]:
+    """What the full folder held after the command (the filler aside)."""
+    return sorted(set(done.stdout.split("held:\n")[-1].split()) - {".filler"})
+
+
+def the_line(done: subprocess.CompletedProcess) -> str:
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 1 and "Traceback" not in done.stderr and len(errors) == 1, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == errors[0]
+    return errors[0]
+
+
+def test_logs_written_onto_a_full_disk_are_one_line_and_no_file(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    out = full / "logs.parquet"
+    done = ctr("simulate", "--days", "1", "--requests-per-day", "2000", "--out", str(out), cwd=tmp_path, full=full)
+    assert the_line(done) == (
+        f"error: No space left on device (while writing {out}): free space there (or write elsewhere) and run the "
+        "command again"
+    )
+    assert held(done) == []  # no temporary file taking the last space
+
+
+def test_a_version_exported_onto_a_full_disk_is_one_line_naming_the_model_and_not_published(tmp_path):
+    models = tmp_path / "models"
+    (models / "esmm").mkdir(parents=True)
+    (models / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+    trained = ctr("train", "esmm", "-r", str(models), "--work-dir", "work", "--no-progress", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    done = ctr("export", "esmm", "-r", str(models), "--work-dir", "work", cwd=tmp_path, full=models / "esmm")
+    assert the_line(done) == (
+        f"error: No space left on device (while writing a version of esmm in {models / 'esmm'}): free space there "
+        "(or write elsewhere) and run the command again"
+    )
+    assert held(done) == ["config.toml"]  # no version 1, no staging folder
