@@ -30,7 +30,7 @@ from common.whole_file import written_whole
 with written_whole(Path(sys.argv[1]) / "report.json") as temporary:
     temporary.write_text("{}", encoding="utf-8")
 """
-CALL = re.compile(r"^\d+ (?P<call>fsync|renameat2|renameat|rename)\((?P<arguments>.*)\) += 0$")
+CALL = re.compile(r"^\d+ +(?P<call>fsync|renameat2|renameat|rename)\((?P<arguments>.*)\) += 0$")
 
 
 def traced_calls(script: str, repository: Path, trace: Path) -> list[tuple[str, str]]:
