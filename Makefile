@@ -79,8 +79,12 @@ image-check: install
 lowest-check:
 	PYTHON=$(PYTHON) bash .ci/lowest_steps.sh $(PYTEST_ARGS)
 
-test: install
+# ruff's checks and its formatting, as the tests start with them
+lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	status=0; \
 	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) -m "not serial" || status=$$?; \
 	[ $$status -gt 1 ] || $(BIN)/python -m pytest -q -m serial || { code=$$?; [ $$status -ne 0 ] || status=$$code; }; \

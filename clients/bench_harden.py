@@ -158,9 +158,6 @@ def offer(
     }
 
 
-overload = offer  # the tests' name for it
-
-
 def closed_loop_rps(port: int, body: bytes, seconds: float, connections: int = 64) -> float:
     """What ``connections`` clients get sending each request as soon as their last one is answered
     (offered far more than that, they never wait for the schedule)."""

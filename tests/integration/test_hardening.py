@@ -74,7 +74,7 @@ def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
         # once gave 67 req/s, and all 402 requests of "twice" that were answered 200)
         rate = max(bench.closed_loop_rps(port_of(url), payload, 1.0, connections=4) for _ in range(2))
         refused_before = responses_503(url)
-        high = bench.overload(port_of(url), payload, 2 * rate, 3.0, connections=32)
+        high = bench.offer(port_of(url), payload, 2 * rate, 3.0, connections=32)
         statuses = Counter({int(k) if k.isdigit() else k: v for k, v in high["statuses"].items()})
         assert "error" not in statuses and set(statuses) <= {200, 503, 504}, high
         assert statuses[503] > 0 and statuses[503] >= 9 * statuses[504], high
@@ -82,7 +82,7 @@ def test_overload_is_shed_with_fast_503s_and_recovers(tmp_path: Path) -> None:
         time.sleep(2.0)
         for _ in range(5):  # traffic resumes: the batcher's rate is measured afresh on a calm server
             httpx.post(f"{url}/v1/score", content=payload, headers={"content-type": "application/json"}, timeout=10)
-        low = bench.overload(port_of(url), payload, rate / 4, 2.0, connections=8)  # a quarter: a shared machine
+        low = bench.offer(port_of(url), payload, rate / 4, 2.0, connections=8)  # a quarter: a shared machine
         assert low["statuses"] == {"200": sum(low["statuses"].values())}, low
 
 
@@ -331,7 +331,7 @@ def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Pat
         url,
         _,
     ):
-        result = bench.overload(port_of(url), six, 200, 1.0, connections=16)
+        result = bench.offer(port_of(url), six, 200, 1.0, connections=16)
         assert result["statuses"].get("503", 0) > 0, result
         metrics = httpx.get(f"{url}/metrics").text
     refusals = [line for line in metrics.splitlines() if 'model="esmm_b"' in line and "failure_total" in line]
