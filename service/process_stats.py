@@ -4,7 +4,7 @@ gives them (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``
 
 Read from ``/proc/self`` where there is one (Linux); elsewhere CPU time and the start time only. With
 several worker processes the figures are summed over them (the start time: the earliest), as the
-counters are (sibling_metrics.py).
+counters are (sibling_metrics.py); the supervisor that starts them, which answers no request, is not counted.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def lines(stats: dict[str, float]) -> list[str]:
 
 
 FAMILIES = (
-    ("cpu_seconds", "counter", "User and system CPU time of the service's processes, in seconds."),
-    ("resident_memory_bytes", "gauge", "Resident memory of the service's processes, in bytes."),
-    ("open_fds", "gauge", "Open file descriptors of the service's processes."),
+    ("cpu_seconds", "counter", "CPU time (user and system) of the serving processes (not a supervisor), in seconds."),
+    ("resident_memory_bytes", "gauge", "Resident memory of the serving processes (not a supervisor), in bytes."),
+    ("open_fds", "gauge", "Open file descriptors of the serving processes (not a supervisor)."),
     ("start_time_seconds", "gauge", "Start of the service's (first) process, in seconds since the epoch."),
 )
