@@ -93,7 +93,10 @@ test: lint
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
 
-# The KServe V2 gRPC messages: service/v2/grpc/inference.proto compiled to the descriptor set that
-# service/v2/grpc/messages.py loads (committed)
+# The KServe V2 gRPC messages and the health protocol's: service/v2/grpc/inference.proto and health.proto, each
+# compiled to the descriptor set that service/v2/grpc/messages.py loads (committed)
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -I service/v2/grpc --descriptor_set_out=service/v2/grpc/inference.desc service/v2/grpc/inference.proto
+	for proto in inference health; do \
+		$(BIN)/python -m grpc_tools.protoc -I service/v2/grpc --descriptor_set_out=service/v2/grpc/$$proto.desc \
+			service/v2/grpc/$$proto.proto || exit 1; \
+	done

@@ -6,10 +6,9 @@ gRPC, V2 REST and ``/v1/score`` requests batch together), the deadline (the call
 capped by ``CTR_REQUEST_TIMEOUT_MS``), admission at the door while the event loop is behind, and the
 metrics (the batchers' counters, and ``ctr_grpc_responses_total{code}``).
 
-A refusal keeps the service's message and maps its HTTP status to the gRPC code clients expect:
-400/413/415/422 -> INVALID_ARGUMENT, 404 -> NOT_FOUND, 503 -> UNAVAILABLE, 408/504 ->
-DEADLINE_EXCEEDED; anything unexpected is logged and answered INTERNAL. Messages are bounded by
-``CTR_MAX_BODY_BYTES``, as REST bodies are.
+A refusal keeps the service's message, with the gRPC code clients expect (answers.py). Messages are bounded
+by ``CTR_MAX_BODY_BYTES``, as REST bodies are. The standard health service (``grpc.health.v1.Health``,
+health.py) answers on the same port.
 
 Needs grpcio and protobuf (``pip install -e '.[grpc]'``); imported only when the port is set.
 """
@@ -17,23 +16,22 @@ Needs grpcio and protobuf (``pip install -e '.[grpc]'``); imported only when the
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.message import Message
 from starlette.concurrency import run_in_threadpool
 
 from service.binding import shown
 from service.http.body import INLINE_BODY_BYTES
-from service.http.errors import INTERNAL_ERROR, ApiError
+from service.http.errors import ApiError
 from service.models.snapshot import ServingModels
 from service.sibling_metrics import reported
 from service.v2 import serving
 from service.v2.grpc import messages as pb
+from service.v2.grpc.answers import answered
+from service.v2.grpc.health import HealthService, health_handlers
 from service.v2.grpc.protocol import parse_request, render_response
 from service.v2.model_config import served_config
 from service.v2.protocol import model_metadata
@@ -46,50 +44,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    408: grpc.StatusCode.DEADLINE_EXCEEDED,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    499: grpc.StatusCode.CANCELLED,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-
-Handler = Callable[[Any, Message, grpc.aio.ServicerContext], Awaitable[Message]]
-
-
-def status_code(status: int) -> grpc.StatusCode:
-    """The gRPC code for an HTTP status the service answers."""
-    return CODES.get(status, grpc.StatusCode.INVALID_ARGUMENT if 400 <= status < 500 else grpc.StatusCode.INTERNAL)
-
-
-def answered(method: Handler) -> Handler:
-    """A method's ApiError as its gRPC code and message, anything unexpected as INTERNAL (logged); each
-    outcome counted by code."""
-
-    @functools.wraps(method)
-    async def handle(self: InferenceService, request: Message, context: grpc.aio.ServicerContext) -> Message:
-        counts = self.app.state.metrics.grpc_responses
-        try:
-            response = await method(self, request, context)
-        except ApiError as error:
-            code = status_code(error.status)
-            counts[code.name] += 1
-            await context.abort(code, error.message + (f" (field {error.field})" if error.field else ""))
-        except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
-            counts[grpc.StatusCode.CANCELLED.name] += 1
-            raise
-        except Exception:
-            logger.exception("unhandled error in gRPC %s", method.__name__)
-            counts[grpc.StatusCode.INTERNAL.name] += 1
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
-        counts[grpc.StatusCode.OK.name] += 1
-        return response
-
-    return handle
 
 
 class InferenceService:
@@ -213,7 +167,7 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share)],
     )
-    server.add_generic_rpc_handlers((handlers(InferenceService(app)),))
+    server.add_generic_rpc_handlers((handlers(InferenceService(app)), health_handlers(HealthService(app, SERVICE))))
     address = shown(settings.host, settings.grpc_port)
     if server.add_insecure_port(address) == 0:
         raise RuntimeError(f"gRPC cannot listen on {address}")

@@ -1,0 +1,49 @@
+"""The standard gRPC health service (``grpc.health.v1.Health``, health.proto) on ``CTR_GRPC_PORT``: what
+``grpc_health_probe``, Kubernetes ``grpc:`` probes and load balancers' gRPC health checks call, Triton serving
+it too. ``Check`` answers SERVING when the service is ready (every role model loaded and warmed up) and not
+draining, as ``ServerReady`` and ``GET /v2/health/ready`` say, NOT_SERVING otherwise; for the server (``""``)
+and for the inference service by name. Another name is NOT_FOUND, as the protocol asks. ``Watch`` is not
+answered (UNIMPLEMENTED, which the protocol allows: its clients fall back to ``Check``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from service.http.errors import ApiError
+from service.v2.grpc import messages as pb
+from service.v2.grpc.answers import answered
+
+if TYPE_CHECKING:
+    from service.app import ScoringService
+
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
+
+class HealthService:
+    """``Check``, reading the app's state per call."""
+
+    def __init__(self, app: ScoringService, *services: str) -> None:
+        self.app = app
+        self.services = ("", *services)  # "": the server as a whole
+
+    @answered
+    async def Check(self, request: pb.HealthCheckRequest, context: Any) -> pb.HealthCheckResponse:
+        if request.service not in self.services:
+            named = " or ".join(repr(name) for name in self.services)
+            raise ApiError(404, f"no service {request.service!r} here: ask for {named}")
+        state = self.app.state
+        serving = state.models.ready and not state.draining
+        status = pb.HealthCheckResponse.SERVING if serving else pb.HealthCheckResponse.NOT_SERVING
+        return pb.HealthCheckResponse(status=status)
+
+
+def health_handlers(service: HealthService) -> grpc.GenericRpcHandler:
+    check = grpc.unary_unary_rpc_method_handler(
+        service.Check,
+        request_deserializer=pb.HealthCheckRequest.FromString,
+        response_serializer=pb.HealthCheckResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(HEALTH_SERVICE, {"Check": check})
