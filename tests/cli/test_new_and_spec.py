@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +17,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.features import FeatureSpec
 from training.model_config import ModelConfig
+from training.new_model import new_model
 from training.spec_infer import buckets_for
+from training.world import WorldConfig, feature_spec
 
 
 def run(*args: str):
@@ -165,3 +170,46 @@ def test_the_adversarial_ctr_scaffold_keeps_the_papers_defaults_and_says_what_tr
     assert (config.model["lam"], config.model["optimizer"], config.model["bias_epochs"]) == (0.9999, "sgd", 100)
     copied = run("new", "adv2", "--from", "adv", "-r", str(tmp_path))
     assert copied.exit_code == 0 and "note:" not in copied.output  # a copied config is its author's
+
+
+def disk_full(target: object) -> None:
+    """What a full disk does to a write: an empty file (or part of one), then ENOSPC."""
+    Path(str(target)).write_bytes(b"")
+    raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+
+def write_text_on_a_full_disk(self: Path, text: str, *args: object, **kwargs: object) -> None:
+    disk_full(self)
+
+
+def copyfile_on_a_full_disk(source: object, target: object, *args: object, **kwargs: object) -> None:
+    disk_full(target)
+
+
+@pytest.mark.parametrize("failing", ["config", "spec"])
+def test_new_on_a_full_disk_leaves_no_model_folder_and_can_be_run_again(tmp_path, monkeypatch, failing):
+    """A full disk left an empty models/NAME/config.toml (and with --spec an empty spec.toml): the retry was
+    refused ("config.toml exists: pick another NAME") and training read the empty files."""
+    spec = tmp_path / "world_spec.toml"
+    spec.write_text(feature_spec(WorldConfig()).to_toml(), encoding="utf-8")
+    repository = tmp_path / "models"
+    if failing == "config":
+        monkeypatch.setattr(Path, "write_text", write_text_on_a_full_disk)
+    else:
+        monkeypatch.setattr(shutil, "copyfile", copyfile_on_a_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        new_model(repository, "mine", "esmm", spec=spec)
+    assert list(repository.iterdir()) == []  # the folder this command made is gone
+    monkeypatch.undo()
+    assert run("new", "mine", "--kind", "esmm", "--spec", str(spec), "-r", str(repository)).exit_code == 0
+    assert ModelConfig.load(repository, "mine").kind == "esmm"
+    assert (repository / "mine" / "spec.toml").read_bytes() == spec.read_bytes()
+
+
+def test_new_on_a_full_disk_keeps_a_model_folder_that_was_there(tmp_path, monkeypatch):
+    """A folder there before (a model's versions, no config) is not the command's to remove: only what it wrote goes."""
+    (tmp_path / "mine" / "1").mkdir(parents=True)
+    monkeypatch.setattr(Path, "write_text", write_text_on_a_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        new_model(tmp_path, "mine", "esmm")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["1"]
