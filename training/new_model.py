@@ -10,6 +10,7 @@ to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import textwrap
@@ -107,11 +108,20 @@ def new_model(
 
 
 def _made_folder(folder: Path) -> bool:
-    """Make ``folder`` (and the folders above it); whether this call made it."""
+    """Make ``folder`` (and the folders above it); whether this call made it. A folder the system refuses to
+    make a folder in is named (it said ``ROOT/NAME: Permission denied`` of the model's folder, which did not
+    exist, where ``ROOT`` refused)."""
     try:
         folder.mkdir(parents=True)
     except FileExistsError:
         if not folder.is_dir():
             raise
         return False
+    except OSError as error:
+        if error.filename is None or error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        refused = Path(error.filename).parent  # mkdir's error names the folder it could not make in this one
+        made = Path(error.filename).name
+        said = f"{error.strerror}, so {made}/ cannot be made in it: pass -r with a folder you may write"
+        raise type(error)(error.errno, said, str(refused)) from error
     return True
