@@ -164,9 +164,13 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
                 seconds = time.monotonic() - job.started
                 if job.process.returncode != 0:
                     tail = job.output().splitlines()[-LOG_TAIL_LINES:]
-                    typer.echo("\n".join(tail), err=True)
+                    if any(line.strip() for line in tail):
+                        typer.echo("\n".join(tail), err=True)
+                        where = f"its log: {job.log}"
+                    else:  # the process could not write its error either (a full disk): "its log" was an empty file
+                        where = f"its log {job.log} holds nothing of this run (could it be written? is the disk full?)"
                     typer.echo(f"{step} {job.name} failed after {seconds:.0f} s (exit code "
-                               f"{job.process.returncode}); its log: {job.log}", err=True)  # fmt: skip
+                               f"{job.process.returncode}); {where}", err=True)  # fmt: skip
                     raise typer.Exit(1)
                 typer.echo(f"{step} {job.name:<{width}} done in {seconds:.0f} s: {_exported(job)}")
     finally:

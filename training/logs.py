@@ -24,10 +24,9 @@ from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_groupable, is_number
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
+from training.shard_folder import MANIFEST, refuse_unfinished
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 
 
 def log_files(path: str | Path, what: str = "impression log") -> list[Path]:
@@ -37,8 +36,15 @@ def log_files(path: str | Path, what: str = "impression log") -> list[Path]:
     (``hour=9`` before ``hour=10``, as Hive and Spark name partitions unpadded), which is time order for
     shards and partitions. In a directory, a file or folder whose name starts with ``_`` or ``.`` is not
     the log's (Spark's ``_temporary/`` of a job still writing, ``_SUCCESS``, hidden files: pyarrow.dataset,
-    Spark and Hive leave them out too); their rows were read as the log's."""
-    path = Path(path)
+    Spark and Hive leave them out too); their rows were read as the log's. A folder of ``ctr simulate --shards``
+    that its writer did not finish is refused (training/shard_folder.py): its first shards were read as the log."""
+    files = _listed_files(Path(path), what)
+    for folder in sorted({file.parent for file in files}):
+        refuse_unfinished(folder)
+    return files
+
+
+def _listed_files(path: Path, what: str) -> list[Path]:
     if path.is_dir():
         files = sorted(
             (

@@ -10,6 +10,7 @@ to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import textwrap
@@ -19,6 +20,7 @@ from typing import Any
 
 from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
+from common.whole_file import written_whole
 from training.fit import TrainingConfig
 from training.pipeline import SCALED_SETTINGS, SPEC_FILE
 
@@ -89,8 +91,37 @@ def new_model(
         raise ValueError("say what to start from: --kind KIND or --from EXISTING")
     if spec is not None:
         FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    if spec is not None:
-        shutil.copyfile(spec, target.parent / SPEC_FILE)
+    created = _made_folder(target.parent)
+    try:  # each file whole: a full disk left an empty config.toml that refused a retry ("exists") and then trained
+        with written_whole(target) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+        if spec is not None:
+            with written_whole(target.parent / SPEC_FILE) as temporary:
+                shutil.copyfile(spec, temporary)
+    except BaseException:
+        if created:  # nothing of a half-made model is left
+            shutil.rmtree(target.parent, ignore_errors=True)
+        else:  # a folder there before (a model's versions) is not this command's: only the config it wrote goes
+            target.unlink(missing_ok=True)
+        raise
     return target
+
+
+def _made_folder(folder: Path) -> bool:
+    """Make ``folder`` (and the folders above it); whether this call made it. A folder the system refuses to
+    make a folder in is named (it said ``ROOT/NAME: Permission denied`` of the model's folder, which did not
+    exist, where ``ROOT`` refused)."""
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise
+        return False
+    except OSError as error:
+        if error.filename is None or error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        refused = Path(error.filename).parent  # mkdir's error names the folder it could not make in this one
+        made = Path(error.filename).name
+        said = f"{error.strerror}, so {made}/ cannot be made in it: pass -r with a folder you may write"
+        raise type(error)(error.errno, said, str(refused)) from error
+    return True

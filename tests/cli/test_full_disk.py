@@ -61,3 +61,22 @@ def test_a_version_exported_onto_a_full_disk_is_one_line_naming_the_model_and_no
         "(or write elsewhere) and run the command again"
     )
     assert held(done) == ["config.toml"]  # no version 1, no staging folder
+
+
+def test_a_model_started_on_a_full_disk_leaves_no_empty_config_behind(tmp_path):
+    """``ctr new`` left an empty models/NAME/config.toml: the retry was refused ("config.toml exists: pick
+    another NAME"), and training read the empty file."""
+    models = tmp_path / "models"
+    models.mkdir()
+    done = ctr("new", "mine", "--kind", "esmm", "-r", str(models), cwd=tmp_path, full=models)
+    assert the_line(done).startswith("error: No space left on device (while writing ")
+    assert held(done) == []  # the model's folder, which the command made, is gone
+
+
+def test_a_model_folder_there_before_keeps_what_it_held(tmp_path):
+    """A folder there before (a model's versions, no config) is not the command's to remove: only what it wrote goes."""
+    mine = tmp_path / "models" / "mine"
+    (mine / "1").mkdir(parents=True)
+    done = ctr("new", "mine", "--kind", "esmm", "-r", str(tmp_path / "models"), cwd=tmp_path, full=mine)
+    assert the_line(done).startswith("error: No space left on device (while writing ")
+    assert held(done) == ["1"]

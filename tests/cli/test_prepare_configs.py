@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.full_disk import full_disk_command, needs_full_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def prepare(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess:
+def prepare(*args: str, cwd: Path, full_disk: Path | None = None, **settings: str) -> subprocess.CompletedProcess:
+    """``ctr prepare ARGS`` in ``cwd``, with the folder ``full_disk`` (where given) on a full disk."""
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **settings}  # else no CTR_* settings: the defaults
     command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", *args]
+    command = command if full_disk is None else full_disk_command(full_disk, command)
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -85,6 +89,24 @@ def test_a_work_folder_that_cannot_take_a_models_log_is_said_before_any_process_
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "work/esmm" in done.stderr, done.stderr
     assert "training + exporting" not in done.stdout
     assert orphans == []
+
+
+@needs_full_disk
+def test_a_failure_whose_log_holds_nothing_says_so(tmp_path):
+    """A full work folder: the training process could not write its error to its log either, and the line
+    said "its log: .../esmm/prepare.log" of an empty file (after an empty line, the log's "last lines")."""
+    from tests.cli.test_read_only_repository import TINY_ESMM
+
+    (tmp_path / "repository" / "esmm").mkdir(parents=True)  # esmm fills both roles: it alone is trained
+    (tmp_path / "repository" / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path, full_disk=tmp_path / "work")
+    assert done.returncode == 1, done.stderr
+    assert re.fullmatch(
+        r"\[1/1\] esmm failed after \d+ s \(exit code \d+\); its log work/esmm/prepare\.log holds nothing of this "
+        r"run \(could it be written\? is the disk full\?\)\n",
+        done.stderr,
+    ), done.stderr
 
 
 def processes_working_in(folder: Path) -> list[int]:

@@ -63,8 +63,18 @@ def test_export_and_new_into_a_read_only_repository_are_one_line(tmp_path, model
     assert trained.returncode == 0, trained.stderr[-3000:]
     done = ctr("export", "esmm", "-r", str(models), "--work-dir", "work", cwd=tmp_path, read_only=models)
     assert one_error_line(done) == f"error: {models / 'esmm'}: Read-only file system"  # not a hidden staging name
-    done = ctr("new", "tiny2", "--kind", "esmm", "-r", str(models), cwd=tmp_path, read_only=models)
-    assert one_error_line(done) == f"error: {models / 'tiny2'}: Read-only file system"
+    assert sorted(path.name for path in models.iterdir()) == ["esmm"]
+
+
+@pytest.mark.parametrize("repository", ["models", "models/new"])
+def test_new_in_a_read_only_repository_names_the_folder_that_refused(tmp_path, models, repository):
+    """It said ``models/tiny2: Read-only file system``, naming a folder that does not exist; the one that
+    refused is ``models`` (for ``-r models/new``, which does not exist either, too)."""
+    done = ctr("new", "tiny2", "--kind", "esmm", "-r", repository, cwd=tmp_path, read_only=models)
+    made = Path(repository, "tiny2").relative_to("models").parts[0]
+    assert one_error_line(done) == (
+        f"error: models: Read-only file system, so {made}/ cannot be made in it: pass -r with a folder you may write"
+    )
     assert sorted(path.name for path in models.iterdir()) == ["esmm"]
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,21 +35,15 @@ import pyarrow.parquet as pq
 
 from common.whole_file import written_whole
 from training.arrow_files import arrow_input, arrow_output
-from training.logs import MANIFEST
+from training.shard_folder import FORMAT, MANIFEST, SPEC_FILE, SPEC_HEADER, marked, writers_file
 from training.world.features import feature_spec
 from training.world.simulate import iter_days
 from training.world.world import World
 
 logger = logging.getLogger(__name__)
 
-SPEC_FILE = "_spec.toml"
-FORMAT = "ctr-impression-shards/1"
 ROW_GROUP_ROWS = 65_536  # rows per Parquet row group: the unit a streaming reader holds in memory
-SHARD_NAME = re.compile(r"part-\d{5,}\.parquet")  # what ``shard_name`` writes, for any index
-# the temporary files a write leaves only when killed part-way (os.replace renames them otherwise)
-TEMPORARY_NAME = re.compile(rf"\.(?:part-\d{{5,}}\.parquet|{re.escape(MANIFEST)})\.(?:\d+\.)?tmp")
 SHOWN_FOREIGN = 3  # foreign entries a refusal names
-SPEC_HEADER = "# written by `ctr simulate --shards` (the world's feature spec)"  # the spec's first line
 
 
 def shard_name(index: int) -> str:
@@ -129,13 +122,8 @@ def _own_files(out: Path) -> list[Path]:
     if not out.is_dir():
         raise ValueError(f"{out} is a file, not a folder for shards")
     entries = sorted(out.iterdir())
-    own = {SPEC_FILE, MANIFEST}
-    foreign = [
-        p
-        for p in entries
-        if not (p.is_file() and (p.name in own or SHARD_NAME.fullmatch(p.name) or TEMPORARY_NAME.fullmatch(p.name)))
-    ]
-    if entries and not foreign and not _marked(out):  # files named as shards, not this writer's
+    foreign = [p for p in entries if not writers_file(p)]
+    if entries and not foreign and not marked(out):  # files named as shards, not this writer's
         shown = ", ".join(p.name for p in entries[:SHOWN_FOREIGN])
         more = f" and {len(entries) - SHOWN_FOREIGN} more" if len(entries) > SHOWN_FOREIGN else ""
         raise ValueError(
@@ -150,22 +138,6 @@ def _own_files(out: Path) -> list[Path]:
             "write shards into an empty or new folder, or one that holds only shards"
         )
     return entries
-
-
-def _marked(out: Path) -> bool:
-    """Whether ``out`` is a folder this writer wrote: its manifest of this format, or its spec's first line
-    (a killed write leaves the spec alone). Another tool's files of these names are no mark: another's
-    part-00000.parquet beside its own _spec.toml was deleted by a rewrite."""
-    try:
-        if json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT:
-            return True
-    except (OSError, ValueError, AttributeError):  # absent, not JSON, not an object
-        pass
-    try:
-        with open(out / SPEC_FILE, encoding="utf-8", errors="replace") as spec:
-            return spec.readline().rstrip("\n") == SPEC_HEADER
-    except OSError:
-        return False
 
 
 def _sha256(path: Path) -> str:
