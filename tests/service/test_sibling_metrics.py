@@ -118,3 +118,14 @@ def test_a_version_one_worker_has_forgotten_leaves_the_sum_at_once(tmp_path: Pat
         metrics.model("esmm", 1, "CPUExecutionProvider").success(0.003, 0.001)
     second.write(theirs, {})
     assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 2
+
+
+def test_the_polling_worker_says_whether_polling_fails_for_the_sum(tmp_path: Path) -> None:
+    """Only the worker that polls the repository knows; the others have no series of their own to add."""
+    first, second = SiblingMetrics(tmp_path, 0), SiblingMetrics(tmp_path, 1)
+    polling = Metrics()
+    polling.polls_failing.update({"esmm": True, "esam": False})
+    second.write(polling, {})
+    total, pending, process = first.summed(Metrics(), {})
+    text = total.render(pending, [], process)
+    assert 'ctr_model_poll_failing{model="esam"} 0' in text and 'ctr_model_poll_failing{model="esmm"} 1' in text
