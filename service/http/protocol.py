@@ -87,7 +87,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
-from service.http.errors import error_body
+from service.http.errors import INTERNAL_ERROR, error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, Refusal, read_head
@@ -120,8 +120,8 @@ _LAST_DATA_RECV = struct.Struct("=I")  # struct tcp_info's tcpi_last_data_recv (
 _LAST_DATA_RECV_AT = 52
 _FIONREAD = getattr(termios, "FIONREAD", None)
 _UNREAD = struct.Struct("=i")
-_INTERNAL = b"Internal Server Error"
-_INTERNAL_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(_INTERNAL))]
+_INTERNAL = error_body(INTERNAL_ERROR)  # JSON, as every other 500 of the service: never a bare one
+_INTERNAL_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_INTERNAL))]
 
 Headers = list[tuple[bytes, bytes]]
 Reply = Callable[[int, Headers, bytes], None]  # status, headers (lower-case names), body
@@ -383,7 +383,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
         try:
             handler(cycle.scope, bytes(cycle.body), reply)
-        except Exception:  # a handler answers its own errors: this is a bug, answered as uvicorn would
+        except Exception:  # a handler answers its own errors: this is a bug, answered 500 as any other route's
             logger.exception("unhandled error in the direct route %s", cycle.scope["path"])
             cycle.keep_alive = False
             if not answered:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import weakref
 from typing import Any
 
@@ -175,7 +176,9 @@ def test_an_answered_direct_request_is_freed_with_the_collector_off() -> None:
         gc.enable()
 
 
-def test_a_handler_that_raises_gets_uvicorn_s_500_and_the_connection_closes() -> None:
+def test_a_handler_that_raises_gets_the_service_s_json_500_and_the_connection_closes() -> None:
+    """It was uvicorn's plain-text "Internal Server Error", which a client parsing the documented error body
+    (``{"error", "field"}``, as every other route's 500) could not read."""
     async def run() -> None:
         def broken(scope: dict, body: bytes, reply: Reply) -> None:
             raise RuntimeError("a bug")
@@ -185,8 +188,11 @@ def test_a_handler_that_raises_gets_uvicorn_s_500_and_the_connection_closes() ->
         await turns()
         (written,) = transport.writes
         assert written.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
-        assert b"\r\ncontent-length: 21\r\n" in written and b"\r\nconnection: close\r\n" in written
-        assert written.endswith(b"\r\n\r\nInternal Server Error")
+        head, body = written.split(b"\r\n\r\n", 1)
+        head += b"\r\n"
+        assert b"\r\ncontent-type: application/json\r\n" in head and b"\r\nconnection: close\r\n" in head
+        assert b"\r\ncontent-length: %d\r\n" % len(body) in head
+        assert json.loads(body) == {"error": "internal server error", "field": None}
         assert transport.closed and routes.in_flight == 0
 
     asyncio.run(run())
