@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from common.version import VERSION
@@ -28,6 +29,8 @@ from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
 from service.http.holdings import Holdings
+from service.http.openapi_bodies import with_request_bodies
+from service.http.openapi_for_generators import for_generators
 from service.http.openapi_headers import with_protocol_headers
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
@@ -163,10 +166,12 @@ class ScoringService(FastAPI):
         return self.in_flight + direct >= watch.min_in_flight
 
     def openapi(self) -> dict[str, Any]:
-        """FastAPI's document with the headers the server's protocol reads and writes on every route
-        (http/openapi_headers.py)."""
+        """FastAPI's document with the bodies the routes read themselves (http/openapi_bodies.py), the headers
+        and errors the server's protocol reads and writes on every route (http/openapi_headers.py), and what
+        client generators need (http/openapi_for_generators.py)."""
         if self.openapi_schema is None:
-            self.openapi_schema = with_protocol_headers(super().openapi())
+            document = with_request_bodies(super().openapi())
+            self.openapi_schema = for_generators(with_protocol_headers(document))
         return self.openapi_schema
 
     @property
@@ -186,6 +191,10 @@ class ScoringService(FastAPI):
         await send({"type": "http.response.body", "body": body})
 
 
+def operation_id(route: APIRoute) -> str:
+    return route.name
+
+
 def create_app(settings: Settings | None = None, tune_gc: bool = False) -> ScoringService:
     """The service app; ``tune_gc`` (the server's choice, not a library user's: it changes the whole
     process) freezes what is loaded at start-up and raises the collector's threshold (gc_tuning.py)."""
@@ -195,6 +204,9 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
         summary="Position-debiased pCTR, entire-space pCTCVR and pCVR for candidate ads, on ONNX Runtime.",
         version=VERSION,
         lifespan=lifespan,
+        # each operation's id its handler's name (`score`, `infer_version`), what a generated client's methods
+        # are called: FastAPI's default added the path and method (`infer_version_v2_models__name__versions_...`)
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.tune_gc = tune_gc

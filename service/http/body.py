@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from copy import deepcopy
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.errors import ApiError, ClientDisconnected, InputError, error_response
@@ -204,33 +202,3 @@ class BodySizeLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
-
-
-def request_body(
-    model: type[BaseModel], example: dict | None = None, *, required: bool = True, headers: tuple[dict, ...] = ()
-) -> dict:
-    """``openapi_extra`` declaring a JSON request body the route reads itself, and the header parameters
-    it reads itself (``TIMEOUT_PARAMETER``). The model's ``$defs`` are inlined: a ``#/$defs/...``
-    reference does not resolve inside an OpenAPI document."""
-    content: dict[str, Any] = {"schema": inline_refs(model.model_json_schema())}
-    if example is not None:
-        content["example"] = example
-    extra: dict[str, Any] = {"requestBody": {"required": required, "content": {"application/json": content}}}
-    return extra | {"parameters": list(headers)} if headers else extra
-
-
-def inline_refs(schema: dict) -> dict:
-    """A JSON schema with every ``#/$defs/X`` reference replaced by the definition (no recursion)."""
-    definitions = schema.get("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(deepcopy(definitions[ref.removeprefix("#/$defs/")]))
-            return {key: resolve(value) for key, value in node.items() if key != "$defs"}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    return resolve(schema)

@@ -1,12 +1,14 @@
 """What the server's protocol adds to every route, written into the OpenAPI document, so a client generated
 from it knows: the ``X-Request-ID`` a request may carry and every answer carries (http/request_head.py),
-and the ``Retry-After`` of a 503 (errors.py ``QueueFull``, the door's refusal in http/protocol.py).
+the ``Retry-After`` of a 503 (errors.py ``QueueFull``, the door's refusal in http/protocol.py), and the errors
+it answers itself on any route (a bad ``X-Request-ID``, a request read too slowly, too long a URL).
 FastAPI sees neither: the protocol reads and writes them below the application."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.http.errors import OTHER_ERRORS
 from service.http.request_head import MAX_REQUEST_ID
 
 REQUEST_ID_SCHEMA = {"type": "string", "pattern": f"^[!-~]{{1,{MAX_REQUEST_ID}}}$"}
@@ -27,12 +29,18 @@ RETRY_AFTER_HEADER = {
     "absent while a model is not loaded.",
     "schema": {"type": "integer", "minimum": 1},
 }
+# an operation that declares no error of its own still gets the protocol's (a bad X-Request-ID is a 400 there too)
+PROTOCOL_ERRORS = {
+    "description": OTHER_ERRORS["description"],
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 def with_protocol_headers(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with the protocol's headers on every operation: the request id as a parameter and a
-    header of every response, ``Retry-After`` on each 503 (changed in place, and returned)."""
+    header of every response, ``Retry-After`` on each 503, and a ``default`` error answer where the operation
+    declared none (changed in place, and returned)."""
     for path_item in document.get("paths", {}).values():
         for method in METHODS:
             operation = path_item.get(method)
@@ -41,7 +49,9 @@ def with_protocol_headers(document: dict[str, Any]) -> dict[str, Any]:
             parameters = operation.setdefault("parameters", [])
             if not any(p.get("name", "").lower() == "x-request-id" for p in parameters):
                 parameters.append(dict(REQUEST_ID_PARAMETER))
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("default", dict(PROTOCOL_ERRORS))  # the protocol's own 400, 408, 414, 431
+            for status, response in responses.items():
                 headers = response.setdefault("headers", {})
                 headers["X-Request-ID"] = dict(REQUEST_ID_HEADER)
                 if status == "503":

@@ -22,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 
 from common.repository import model_names, validate_model_name, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
-from service.http.body import parse_json, request_body
+from service.http.body import parse_json
 from service.http.errors import ApiError, error_object, error_responses
+from service.http.openapi_bodies import request_body
 from service.models.base import ModelLoadError
 from service.models.manager import ModelManager
 from service.sibling_admin import Outcome, SiblingAdmin

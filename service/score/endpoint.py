@@ -41,9 +41,9 @@ from service.http.body import (
     declared_length_refusal,
     read_body,
 )
-from service.http.body import request_body as documented_body
 from service.http.disconnect import DEPARTURE, watcher
 from service.http.errors import BAD_BODY, INTERNAL_ERROR, ApiError, error_body, error_responses
+from service.http.openapi_bodies import request_body
 from service.http.protocol import Headers, Reply
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED
 from service.log_format import note_error
@@ -154,7 +154,7 @@ router = APIRouter(tags=["scoring"])
     response_class=Response,
     responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
     | error_responses((400, BAD_BODY), 413, 415, 422, 503, 504),
-    openapi_extra=documented_body(ScoreRequest, SCORE_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
+    openapi_extra=request_body(ScoreRequest, SCORE_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
 )
 async def score(request: Request, body: JsonBody, deadline: DeadlineDep, disconnect: DisconnectDep) -> Response:
     """Encode the features with each role model's spec, then run the models through their batchers.

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from service.deps import DeadlineDep, DisconnectDep, JsonBody, ModelsDep, SettingsDep
-from service.http.body import TIMEOUT_PARAMETER, request_body
+from service.http.body import TIMEOUT_PARAMETER
 from service.http.errors import BAD_BODY, error_responses
+from service.http.openapi_bodies import request_body
 from service.similarity import pipeline
 from service.similarity.schemas import SIMILARITY_EXAMPLE, SimilarityRequest, SimilarityResponse
 

@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from common.version import DISTRIBUTION, VERSION
 from service.deps import DeadlineDep, ModelsDep, SettingsDep
-from service.http.body import INLINE_BODY_BYTES, TIMEOUT_PARAMETER, check_media_type, request_body
+from service.http.body import INLINE_BODY_BYTES, TIMEOUT_PARAMETER, check_media_type
 from service.http.disconnect import watcher
 from service.http.errors import BAD_BODY, InputError, error_responses
+from service.http.openapi_bodies import request_body
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
 from service.sibling_metrics import reported

@@ -28,6 +28,7 @@ from service.app import ROUTERS
 from service.routes import admin
 from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.openapi import resolved
 from tests.support.server import running_server
 from tests.support.tiny_repository import repository
 from tests.support.wait import eventually
@@ -103,7 +104,7 @@ def check_documented_examples(url: str) -> None:
         body = operations.get("post", {}).get("requestBody", {}).get("content", {}).get("application/json")
         if body is None or "example" not in body or path.startswith("/v1/similarity"):
             continue  # /v1/similarity: tests/service/test_similarity.py (this repository has no ESAM)
-        assert "$ref" not in str(body["schema"]), f"{path}: the schema's references do not resolve"
+        assert "$ref" not in str(resolved(document, body["schema"])), f"{path}: the schema's references do not resolve"
         concrete = path.replace("{name}", "esmm").replace("{version}", "1")
         response = httpx.post(f"{url}{concrete}", json=body["example"], timeout=10)
         assert response.status_code == 200, (path, response.text)

@@ -179,6 +179,7 @@ def test_an_answered_direct_request_is_freed_with_the_collector_off() -> None:
 def test_a_handler_that_raises_gets_the_service_s_json_500_and_the_connection_closes() -> None:
     """It was uvicorn's plain-text "Internal Server Error", which a client parsing the documented error body
     (``{"error", "field"}``, as every other route's 500) could not read."""
+
     async def run() -> None:
         def broken(scope: dict, body: bytes, reply: Reply) -> None:
             raise RuntimeError("a bug")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.openapi import resolved
 from tests.support.retrieval import add_tiny_esam
 
 QUERY = {"user_id": "u3", "user_segment": "s1", "device": "mobile", "user_age": 30.0, "query_category": "c2"}
@@ -126,8 +127,9 @@ def test_bad_input_names_the_field(client: TestClient, body: dict, status: int, 
 def test_a_null_items_or_k_is_absent_as_the_schema_says(client: TestClient) -> None:
     """The OpenAPI document types both as "X or null": a generated client sends its unset one as null
     (each was a 422, "k must be an integer" and "give exactly one")."""
-    schema = client.get("/openapi.json").json()["paths"]["/v1/similarity"]["post"]["requestBody"]
-    properties = schema["content"]["application/json"]["schema"]["properties"]
+    document = client.get("/openapi.json").json()
+    schema = document["paths"]["/v1/similarity"]["post"]["requestBody"]
+    properties = resolved(document, schema["content"]["application/json"]["schema"])["properties"]
     assert {"type": "null"} in properties["k"]["anyOf"] and {"type": "null"} in properties["items"]["anyOf"]
     top = client.post("/v1/similarity", json={"query": QUERY, "k": 3, "items": None})
     assert top.status_code == 200 and len(top.json()["items"]) == 3, top.text

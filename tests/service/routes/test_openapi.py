@@ -3,12 +3,15 @@ would send and expect is what the service takes and gives."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.routes.test_v2_route import infer_body
+from tests.support.openapi import resolved
 
 VERSIONED = ("/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready")
 INFER = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
@@ -91,7 +94,7 @@ def test_infer_documents_the_binary_extension_it_speaks(client: TestClient, docu
 def test_a_request_datatype_is_one_the_service_takes(client: TestClient, document: dict) -> None:
     """FP64 was in the request's enum and always refused (outputs may be FP64: no load check holds a graph's
     outputs to float32)."""
-    tensor = operation(document, INFER[0])["requestBody"]["content"]["application/json"]["schema"]
+    tensor = resolved(document, operation(document, INFER[0])["requestBody"]["content"]["application/json"]["schema"])
     datatype = tensor["properties"]["inputs"]["items"]["properties"]["datatype"]
     assert datatype["enum"] == ["INT64", "FP32"]
     body = infer_body([[0, 50, 74]], [[0.0, 0.0]])
@@ -111,3 +114,59 @@ def test_the_protocols_headers_are_declared_on_every_operation(document: dict) -
             assert "X-Request-ID" in response["headers"], status
             assert ("Retry-After" in response["headers"]) == (status == "503"), status
     assert "Retry-After" in operation(document, "/v1/score")["responses"]["503"]["headers"]
+
+
+def references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in references(v)]
+    return [r for item in node for r in references(item)] if isinstance(node, list) else []
+
+
+def test_the_bodies_read_by_hand_are_components_every_reference_resolves(document: dict) -> None:
+    """Inlined, V2 infer's body became two sets of classes in a generated client (one per route), and one
+    route's passed to the other's call went as no body at all; a ``#/$defs/...`` left inside resolved nowhere."""
+    bodies = {
+        path: operation(document, path)["requestBody"]["content"]["application/json"]["schema"]
+        for path in ("/v1/score", "/v1/similarity", *INFER)
+    }
+    assert bodies["/v1/score"] == {"$ref": "#/components/schemas/ScoreRequest"}
+    assert bodies[INFER[0]] == bodies[INFER[1]] == {"$ref": "#/components/schemas/InferRequest"}
+    found = references(document)
+    assert found and all(r.startswith("#/components/schemas/") for r in found)
+    assert {r.removeprefix("#/components/schemas/") for r in found} <= set(document["components"]["schemas"])
+
+
+def test_an_answer_of_several_media_types_lists_json_first(document: dict) -> None:
+    """Generators take an answer's first media type: V2 infer's JSON answer came back as raw bytes."""
+    for path in INFER:
+        content = operation(document, path)["responses"]["200"]["content"]
+        assert list(content) == ["application/json", "application/octet-stream"]
+        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/InferResponse"}
+
+
+def test_every_integer_says_its_width(document: dict) -> None:
+    """Without a format, the Java generator typed the statistics' epoch milliseconds and nanosecond totals as
+    32-bit integers."""
+
+    def integers(node: object) -> list[dict]:
+        if isinstance(node, dict):
+            return [node] * (node.get("type") == "integer") + [i for v in node.values() for i in integers(v)]
+        return [i for item in node for i in integers(item)] if isinstance(node, list) else []
+
+    found = integers(document)
+    assert len(found) > 10 and all(schema.get("format") == "int64" for schema in found)
+
+
+def test_every_operation_is_named_by_its_handler_and_declares_an_error(document: dict) -> None:
+    """FastAPI's ids added the path and method (``infer_version_v2_models__name__versions__version__infer_post``),
+    a generated client's method names; an operation with no error declared answered the server's 400 for a bad
+    X-Request-ID (tests/service/test_request_head.py) that a generated client could not parse."""
+    ids = [entry["operationId"] for path_item in document["paths"].values() for entry in path_item.values()]
+    assert len(ids) == len(set(ids)) and {"score", "infer", "infer_version", "similarity", "live"} <= set(ids)
+    assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in ids), ids
+    for path_item in document["paths"].values():
+        for entry in path_item.values():
+            assert entry["responses"]["default"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"
+            }

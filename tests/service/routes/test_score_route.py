@@ -13,6 +13,7 @@ from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.openapi import resolved
 
 JSON = {"content-type": "application/json"}
 GOOD = {
@@ -265,7 +266,7 @@ def test_openapi_documents_the_bodies(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/v1/score"]["post"]
     request = operation["requestBody"]["content"]["application/json"]
-    assert set(request["schema"]["properties"]) == {"context", "candidates"}
+    assert set(resolved(schema, request["schema"])["properties"]) == {"context", "candidates"}
     assert request["example"]["candidates"]
     assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
     assert "ScoreResponse" in schema["components"]["schemas"]
