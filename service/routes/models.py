@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from common.repository import REGIMES
 from service.deps import ModelsDep
 
 
@@ -16,6 +17,19 @@ class TensorDescription(BaseModel):
     name: str
     dtype: str
     shape: list[int | str | None]
+
+
+class Position(BaseModel):
+    """model.json's ``position`` (common/repository.py): what an auction needs to price a slot."""
+
+    regime: Literal[REGIMES] = Field(  # type: ignore[valid-type]
+        description='The slot the served pCTR / pCTCVR hold for: "slot1", the top slot, or "logged", the average '
+        "logged slot (position-blind training)."
+    )
+    ctr_ratios: list[float] | None = Field(
+        default=None,
+        description="slot1 only: ctr_ratios[k - 1] = the learned CTR at slot k over slot 1 (multiply to price slot k).",
+    )
 
 
 class ModelDescription(BaseModel):
@@ -28,11 +42,7 @@ class ModelDescription(BaseModel):
     inputs: list[TensorDescription] = []
     outputs: list[TensorDescription] = []
     features: list[str] = []
-    position: dict[str, Any] | None = Field(
-        default=None,
-        description='The position regime of the served pCTR / pCTCVR ("slot1": the top slot, or "logged") and, '
-        "for slot1, ctr_ratios[k - 1] = the learned CTR at slot k over slot 1 (multiply to price slot k).",
-    )
+    position: Position | None = Field(default=None, description="A CTR model's position regime; else null.")
     catalog_items: int | None = Field(default=None, description="Retrieval model: items in its catalog.")
     error: str | None = Field(default=None, description="Why no version is served, when not ready.")
     versions: list[int] = Field(default=[], description="Every version served (the newest fills the roles).")

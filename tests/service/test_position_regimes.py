@@ -22,6 +22,7 @@ from service.models import snapshot
 from service.models.loader import load_newest
 from service.models.manager import load_snapshot
 from service.models.snapshot import RoleConflict
+from service.routes.models import ModelList
 from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
@@ -59,8 +60,11 @@ def test_matching_regimes_serve_and_models_list_the_position(tmp_path: Path) -> 
     publish_tiny_esmm(tmp_path, name="esmm", position={**SLOT1, "ctr_ratios": [1.0, 0.6]})
     with TestClient(create_app(settings_for(tmp_path))) as client:
         assert client.post("/v1/score", json=GOOD).status_code == 200
-        listed = {m["name"]: m["position"] for m in client.get("/v1/models").json()["models"]}
+        answer = client.get("/v1/models")
+    listed = {m["name"]: m["position"] for m in answer.json()["models"]}
     assert listed == {"ctr": SLOT1, "esmm": {**SLOT1, "ctr_ratios": [1.0, 0.6]}}
+    typed = {m.name: m.position for m in ModelList.model_validate_json(answer.content).models}  # as documented
+    assert typed["esmm"].regime == "slot1" and typed["esmm"].ctr_ratios == [1.0, 0.6]
 
 
 def test_a_reload_into_another_regime_is_refused_and_the_old_version_serves(tmp_path: Path) -> None:
