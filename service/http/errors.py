@@ -104,6 +104,17 @@ BAD_BODY = (
     "Malformed JSON (NaN, Infinity and numbers out of range included), a body that does not decode from its "
     "Content-Encoding, or an X-Request-Timeout-Ms that is not a positive number of milliseconds."
 )
+# the headers an error status carries, declared with it (the request id and Retry-After: http/openapi_headers.py)
+ERROR_HEADERS = {
+    401: {
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "Bearer: the scheme to authenticate with.",
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
 OTHER_ERRORS = {"model": ErrorResponse, "description": "Any other failure (an internal error is a 500), in this shape."}
 
 
@@ -118,7 +129,7 @@ def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict]:
     responses: dict[int | str, dict] = {}
     for entry in statuses:
         status, description = entry if isinstance(entry, tuple) else (entry, ERROR_DESCRIPTIONS[entry])
-        responses[status] = {"model": ErrorResponse, "description": description}
+        responses[status] = {"model": ErrorResponse, "description": description} | ERROR_HEADERS.get(status, {})
     return responses | {"default": OTHER_ERRORS}
 
 

@@ -9,7 +9,10 @@ import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from service.app import create_app
+from service.settings import Settings
 from tests.service.routes.test_v2_route import infer_body
 from tests.support.openapi import resolved
 
@@ -170,3 +173,12 @@ def test_every_operation_is_named_by_its_handler_and_declares_an_error(document:
             assert entry["responses"]["default"]["content"]["application/json"]["schema"] == {
                 "$ref": "#/components/schemas/ErrorResponse"
             }
+
+
+def test_a_401_declares_the_scheme_it_names(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"admin_token": SecretStr("t" * 32)}))) as admin:
+        document = admin.get("/openapi.json").json()
+        answer = admin.post("/v2/repository/index")
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+    declared = document["paths"]["/v2/repository/index"]["post"]["responses"]["401"]["headers"]
+    assert set(declared) == {"WWW-Authenticate", "X-Request-ID"}
