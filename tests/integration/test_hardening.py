@@ -121,7 +121,7 @@ def test_a_request_refused_at_the_door_leaves_its_keep_alive_connection_usable(t
     settings = {"ctr_model": "esmm", "access_log": "false", "log_level": "WARNING", "shed_wait_ms": "5"}
     with running_server(root, tmp_path / "log", **settings) as (url, _):
         rate = closed_loop_rate(url, payload)  # offered far more: all 64 connections busy, 64 requests in hand
-        load = threading.Thread(target=bench.overload, args=(port_of(url), payload, 20 * rate + 200, 4.0, 64))
+        load = threading.Thread(target=bench.offer, args=(port_of(url), payload, 20 * rate + 200, 4.0, 64))
         load.start()
         connection = http.client.HTTPConnection("127.0.0.1", port_of(url), timeout=10)
         door: tuple[int, dict[str, str], dict] | None = None
