@@ -3,19 +3,20 @@ fail with ``ENOSPC``, while names (folders, empty files) can still be made.
 
 The folder's content is copied onto a small ``tmpfs`` mounted over it in a private mount namespace
 (``unshare --mount``), which a filler file then fills: no other process sees it, and it ends with the command.
-Making one needs root (CI runs as root); elsewhere the tests that need it are skipped (``needs_full_disk``).
+Making one needs root, or a user namespace (tests/support/mount_namespace.py); elsewhere the tests that need it
+are skipped (``needs_full_disk``).
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.mount_namespace import private_mounts
 
 # $1: the folder filled; the rest: the command, run in the namespace that holds the mount (the working directory
 # entered again by its path, as tests/support/read_only_mount.py does).
@@ -28,14 +29,14 @@ MOUNT_FULL = (
 
 def full_disk_command(folder: Path, command: list[str]) -> list[str]:
     """``command`` run with ``folder`` (and what it holds) on a full file system."""
-    return ["unshare", "--mount", "sh", "-c", MOUNT_FULL, "sh", str(folder), *command]
+    return [*(private_mounts() or ["unshare", "--mount"]), "sh", "-c", MOUNT_FULL, "sh", str(folder), *command]
 
 
 @functools.cache
 def full_disks_work() -> bool:
-    """Whether this machine lets ``full_disk_command`` mount: root, and ``unshare`` allowed; checked by a write
-    that must fail for want of space."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
+    """Whether this machine lets ``full_disk_command`` mount (``unshare`` allowed, as root or in a user
+    namespace); checked by a write that must fail for want of space."""
+    if private_mounts() is None:
         return False
     with tempfile.TemporaryDirectory() as folder:
         write = ["sh", "-c", 'head -c 65536 /dev/zero > "$0/written"', folder]
@@ -44,5 +45,5 @@ def full_disks_work() -> bool:
 
 
 needs_full_disk = pytest.mark.skipif(
-    not full_disks_work(), reason="a full tmpfs mount needs root and unshare (CI runs as root)"
+    not full_disks_work(), reason="a full tmpfs mount needs unshare, as root or in a user namespace"
 )

@@ -3,20 +3,20 @@ repository: its writes fail with ``EROFS``, which no ``chmod`` gives (root write
 and ``os.access`` answers from the mode bits alone).
 
 The mount is a read-only bind of the folder onto itself in a private mount namespace (``unshare --mount``):
-no other process sees it, and it ends with the command. Making one needs root (CI runs as root); elsewhere
-the tests that need it are skipped (``needs_read_only_mount``).
+no other process sees it, and it ends with the command. Making one needs root, or a user namespace
+(tests/support/mount_namespace.py); elsewhere the tests that need it are skipped (``needs_read_only_mount``).
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.mount_namespace import private_mounts
 
 # $1: the folder made read-only; the rest: the command, run in the namespace that holds the mount. The
 # working directory is entered again by its path: one inside the folder was entered before the mount, and
@@ -26,14 +26,14 @@ MOUNT_READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && cd
 
 def read_only_command(folder: Path, command: list[str]) -> list[str]:
     """``command`` run with ``folder`` read-only."""
-    return ["unshare", "--mount", "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *command]
+    return [*(private_mounts() or ["unshare", "--mount"]), "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *command]
 
 
 @functools.cache
 def read_only_mounts_work() -> bool:
-    """Whether this machine lets ``read_only_command`` mount: root, and ``unshare`` allowed (not in every
-    container); the mount is checked by a write that must fail."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
+    """Whether this machine lets ``read_only_command`` mount (``unshare`` allowed, as root or in a user
+    namespace: not in every container); the mount is checked by a write that must fail."""
+    if private_mounts() is None:
         return False
     with tempfile.TemporaryDirectory() as folder:
         command = read_only_command(Path(folder), ["sh", "-c", 'touch "$0/written"', folder])
@@ -42,5 +42,5 @@ def read_only_mounts_work() -> bool:
 
 
 needs_read_only_mount = pytest.mark.skipif(
-    not read_only_mounts_work(), reason="a read-only bind mount needs root and unshare (CI runs as root)"
+    not read_only_mounts_work(), reason="a read-only bind mount needs unshare, as root or in a user namespace"
 )
