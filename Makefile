@@ -13,6 +13,10 @@ SWITCH_RUNTIME = if $(BIN)/python -m pip show -q $(if $(filter gpu,$(RUNTIME)),o
 # venv, whatever RUNTIME installed here
 IMAGE_RUNTIME ?= cpu
 IMAGE_EXTRAS ?=
+# where torch's build comes from besides the configured indexes: PyPI's torch for Linux is its CUDA build (~5 GB
+# with NVIDIA's libraries); `TORCH_INDEX=https://download.pytorch.org/whl/cpu make install` takes the CPU one
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
@@ -32,7 +36,7 @@ $(BIN)/python:
 
 $(VENV)/.installed-$(RUNTIME): pyproject.toml constraints.txt | $(BIN)/python
 	@$(SWITCH_RUNTIME)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(RUNTIME),train,dev]'
+	$(BIN)/python -m pip install --quiet $(TORCH_FROM) -c constraints.txt -e '.[$(RUNTIME),train,dev]'
 	touch $@
 
 install: $(VENV)/.installed-$(RUNTIME)
@@ -46,7 +50,7 @@ $(VENV)/.installed-run-$(RUNTIME): pyproject.toml constraints.txt
 	@start=$$(date +%s) && \
 	if [ ! -x $(BIN)/python ]; then $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip; fi && \
 	{ $(SWITCH_RUNTIME); } && \
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[$(RUNTIME),train]' && \
+	$(BIN)/python -m pip install --quiet --no-compile $(TORCH_FROM) -c constraints.txt -e '.[$(RUNTIME),train]' && \
 	touch $@ && echo "[1/3] install done in $$(( $$(date +%s) - start )) s"
 
 run: $(VENV)/.installed-run-$(RUNTIME)
