@@ -40,8 +40,11 @@ def launch(nproc: int, arguments: list[str]) -> Launched:
     the processes trained on without it and exported a model.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-    command += ["-m", "cli.main", "--", *arguments]  # "--": torchrun would take --logs for its --logs-specs
     with tempfile.TemporaryDirectory(prefix="ctr-process-errors-") as errors:
+        # torchrun's own files (each process's error.json) go with the rest: without --log-dir it made a
+        # /tmp/torchelastic_* folder of each run and left it there
+        command += [f"--log-dir={Path(errors, 'torchrun')}"]
+        command += ["-m", "cli.main", "--", *arguments]  # "--": torchrun would take --logs for its --logs-specs
         environment = {"GLOO_SOCKET_IFNAME": "lo", **os.environ, PROCESS_ERRORS: errors}
         process = subprocess.Popen(command, env=environment)
         received: list[int] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -62,11 +63,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def ctr(root: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """The real command line in a child process (torchrun needs real processes)."""
+def ctr(root: Path, *arguments: str, temporary: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command line in a child process (torchrun needs real processes); ``temporary``: its TMPDIR."""
     common = ["--repository", str(root / "models"), "--no-progress"]
     command = [sys.executable, "-m", "cli.main", "train", "esmm", *common, *arguments]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "TMPDIR": str(temporary)} if temporary is not None else None
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
 
 
 def test_two_processes_export_a_model_as_good_as_one_process(setup):
@@ -116,8 +118,12 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
             table = table.set_column(table.column_names.index("conversion"), "conversion", pa.array(conversion))
         pq.write_table(table, broken / shard.name, row_group_size=1000)
     spec = str(setup / "shards" / "_spec.toml")
-    result = ctr(setup, "--logs", str(broken), "--spec", spec, "--work-dir", str(tmp_path / "work"), "--nproc", "2")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    work = str(tmp_path / "work")
+    result = ctr(setup, "--logs", str(broken), "--spec", spec, "--work-dir", work, "--nproc", "2", temporary=temporary)
     assert result.returncode != 0
+    assert list(temporary.iterdir()) == []  # torchrun left a torchelastic_* folder of each run in /tmp
     unclicked = (
         r"part-00003\.parquet \(row group 3\) has conversions on unclicked impressions "
         r"\(conversion 1 where click is 0\): 1 rows \(the first, "
