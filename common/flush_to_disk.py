@@ -10,8 +10,12 @@ objects it renames into place (``core.fsync``).
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+
+# what fsync of a directory answers where the file system cannot flush one
+UNFLUSHABLE_FOLDER_ERRNOS = {errno.EINVAL, errno.ENOTSUP, errno.EBADF}
 
 
 def flush_folder(folder: Path) -> None:
@@ -24,15 +28,23 @@ def flush_folder(folder: Path) -> None:
 
 
 def flush_file(path: Path) -> None:
-    """``fsync`` the file at ``path``: its data and size on the disk."""
-    _fsync(path, os.O_RDONLY)
+    """``fsync`` the file at ``path``: its data and size on the disk. (Windows flushes only a file open for
+    writing: FlushFileBuffers.)"""
+    _fsync(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
 
 
 def flush_entries(folder: Path) -> None:
     """``fsync`` ``folder`` itself, so that the names made, renamed or removed in it are on the disk. Not
-    possible where a directory cannot be opened (not a POSIX system): nothing is done there."""
-    if os.name == "posix":
+    possible where a directory cannot be opened (not a POSIX system): nothing is done there. A file system that
+    cannot flush a directory (EINVAL: some network and FUSE ones) is let be: this is called after the rename,
+    and an error would call a write failed that is in place (a retry would publish a second copy)."""
+    if os.name != "posix":
+        return
+    try:
         _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        if error.errno not in UNFLUSHABLE_FOLDER_ERRNOS:
+            raise
 
 
 def _fsync(path: Path, flags: int) -> None:

@@ -88,3 +88,23 @@ def test_a_file_written_whole_is_on_the_disk_before_its_name_and_its_name_after(
     assert calls[rename][1].endswith(f'"{folder}/report.json"'), calls[rename]
     assert any(call == "fsync" and arguments.endswith(f"<{temporary}>") for call, arguments in calls[:rename]), calls
     assert any(call == "fsync" and arguments.endswith(f"<{folder}>") for call, arguments in calls[rename + 1 :]), calls
+
+
+@NEEDS_STRACE
+def test_a_folder_the_file_system_cannot_flush_leaves_the_published_version_published(tmp_path):
+    """Some network and FUSE file systems answer a directory's fsync EINVAL: after the rename, that made an
+    export fail whose version was in place (a retry published a second copy). The publish's fourth fsync (model
+    .onnx, model.json, the staging folder, then the model's folder) is made to fail so."""
+    repository = (tmp_path / "repository").resolve()
+    (repository / "m").mkdir(parents=True)
+    inject = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:error=EINVAL:when=4"]
+    done = subprocess.run(
+        [*inject, sys.executable, "-c", PUBLISH, str(repository)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(path.name for path in (repository / "m").iterdir()) == ["1"]
