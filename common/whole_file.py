@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.disk_full import disk_full_error
 from common.flush_to_disk import flush_entries, flush_file
 
 
@@ -35,6 +36,10 @@ def written_whole(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
         flush_entries(path.parent)
     except Exception as error:
+        full = disk_full_error(error, path.parent)
+        if full is not None:  # torch's and numpy's own words for it: said as the ENOSPC it is
+            full.add_note(f"(while writing {path})")
+            raise full from error
         error.add_note(f"(while writing {path})")
         raise
     finally:

@@ -80,3 +80,22 @@ def test_a_model_folder_there_before_keeps_what_it_held(tmp_path):
     done = ctr("new", "mine", "--kind", "esmm", "-r", str(tmp_path / "models"), cwd=tmp_path, full=mine)
     assert the_line(done).startswith("error: No space left on device (while writing ")
     assert held(done) == ["1"]
+
+
+def test_a_checkpoint_written_onto_a_full_disk_is_one_line(tmp_path):
+    """torch.save says a full disk as ``RuntimeError: [enforce fail at inline_container.cc:672] . unexpected
+    pos 64 vs 0``, with no errno: the command ended in its traceback."""
+    models = tmp_path / "models"
+    (models / "esmm").mkdir(parents=True)
+    (models / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+    shards = tmp_path / "logs"
+    made = ctr("simulate", "--out", str(shards), "--shards", "2", "--rows-per-shard", "3000", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    work = tmp_path / "work"
+    (work / "esmm").mkdir(parents=True)
+    logs = ("--logs", str(shards), "--spec", str(shards / "_spec.toml"))
+    done = ctr("train", "esmm", "-r", str(models), *logs, "--work-dir", str(work), "--no-progress", cwd=tmp_path,
+               full=work / "esmm")  # fmt: skip
+    checkpoint = work / "esmm" / "checkpoint.pt"
+    assert the_line(done).startswith(f"error: No space left on device (while writing {checkpoint}): free space")
+    assert held(done) == []  # no temporary checkpoint left taking the space
