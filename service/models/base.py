@@ -68,7 +68,10 @@ class ServedModel(ABC):
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.inputs],
             "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.outputs],
             "features": [f.name for f in self.manifest.feature_spec.features],
-            "position": self.manifest.position,
+            # the regime the service serves it in, said where model.json left it out (position-blind: "logged")
+            "position": None
+            if self.manifest.position is None
+            else {"regime": self.manifest.regime} | self.manifest.position,
         }
 
 

@@ -222,3 +222,14 @@ def test_a_version_refused_for_a_conflict_is_served_once_the_other_role_model_ch
         while served() != {"ctr": 2, "esmm": 2}:
             assert time.monotonic() < deadline, served()
             time.sleep(0.05)
+
+
+def test_a_position_without_its_regime_is_listed_with_the_one_it_is_served_in(tmp_path: Path) -> None:
+    """model.json may leave the regime out (read as "logged"); the listing passed it on as it was, which the
+    documented schema (regime required) refused, and a generated client with it."""
+    publish_tiny_esmm(tmp_path, name="esmm", position={"ctr_ratios": [1.0, 0.6]})
+    settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False)
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/v1/models")
+    (listed,) = ModelList.model_validate_json(answer.content).models
+    assert listed.position is not None and listed.position.regime == "logged"
