@@ -100,10 +100,13 @@ def is_full_disk(error: BaseException) -> bool:
 
 def full_disk_line(error: OSError) -> str:
     """A full disk's error on one line: what was being written, and what to do."""
-    if error.filename is not None:
+    notes = getattr(error, "__notes__", [])
+    if notes:  # what the writer said it was writing: the name the user knows, not a hidden temporary one
+        said = f"{error.strerror or os.strerror(errno.ENOSPC)} {notes[-1]}"
+    elif error.filename is not None:
         said = _path_refused(error)
     else:
-        said = " ".join([error.strerror or os.strerror(error.errno or errno.ENOSPC), *getattr(error, "__notes__", [])])
+        said = error.strerror or os.strerror(errno.ENOSPC)
     return f"{said}: free space there (or write elsewhere) and run the command again"
 
 

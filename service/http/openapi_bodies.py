@@ -9,6 +9,7 @@ nowhere in an OpenAPI document.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,11 +33,14 @@ def request_body(
 
 
 def with_request_bodies(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with the schema of every body ``request_body`` declared, and of the models nested in it, in
-    its components (changed in place, and returned). A name FastAPI gave another schema is an error: the
-    document would say one of the two wrong."""
+    """``document`` with the schema of every body ``request_body`` declared that an operation of it names, and
+    of the models nested in it, in its components (changed in place, and returned). A name FastAPI gave another
+    schema is an error: the document would say one of the two wrong."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    named = json.dumps(document.get("paths", {}))  # a route not mounted (the admin routes, off) names none
     for name, model in sorted(_DOCUMENTED.items()):
+        if f'"{REFERENCE.format(model=name)}"' not in named:
+            continue
         schema = model.model_json_schema(ref_template=REFERENCE)
         for defined, definition in {**schema.pop("$defs", {}), name: schema}.items():
             if schemas.setdefault(defined, definition) != definition:

@@ -6,9 +6,11 @@ space left on device``, named no file; ``ctr simulate`` in 100 lines."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from pathlib import Path
 
+from cli.errors import full_disk_line
 from tests.cli.test_read_only_repository import CTR, ROOT, TINY_ESMM
 from tests.support.full_disk import full_disk_command, needs_full_disk
 
@@ -99,3 +101,13 @@ def test_a_checkpoint_written_onto_a_full_disk_is_one_line(tmp_path):
     checkpoint = work / "esmm" / "checkpoint.pt"
     assert the_line(done).startswith(f"error: No space left on device (while writing {checkpoint}): free space")
     assert held(done) == []  # no temporary checkpoint left taking the space
+
+
+def test_the_line_names_what_the_writer_said_it_wrote_not_its_temporary_file() -> None:
+    """shutil.copyfile's ENOSPC names the destination, a hidden temporary file the user never named
+    (``.spec.toml.4242.tmp``); the note the writer added names the file it was writing."""
+    error = OSError(errno.ENOSPC, "No space left on device", "/m/.spec.toml.4242.tmp")
+    error.add_note("(while writing /m/spec.toml)")
+    assert full_disk_line(error).startswith("No space left on device (while writing /m/spec.toml): free space")
+    bare = OSError(errno.ENOSPC, "No space left on device", "/m/report.json")
+    assert full_disk_line(bare).startswith("/m/report.json: No space left on device: free space")
