@@ -73,9 +73,8 @@ def write_shards(
     previous = _own_files(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # a directory without its manifest is incomplete
-    (out / SPEC_FILE).write_text(
-        f"{SPEC_HEADER}\n{feature_spec(world.config).to_toml()}", encoding="utf-8"
-    )  # first: the mark
+    with written_whole(out / SPEC_FILE) as temporary:  # first: the mark; whole, or a full disk left it empty
+        temporary.write_text(f"{SPEC_HEADER}\n{feature_spec(world.config).to_toml()}", encoding="utf-8")
     kept = {SPEC_FILE, *(shard_name(day) for day in range(shards))}  # the spec written, each shard replaced below
     for stale in previous:
         if stale.name not in kept:
