@@ -83,9 +83,9 @@ def missing_models(repository: Path, named_by: str = "--repository") -> list[str
 
     settings = settings_with_options({"model_repository": repository})  # a mistake names --repository
     roles = set(settings.roles.values())
-    unconfigured = sorted(
-        m for m in roles if newest_whole_version(repository, m) is None and not _config(repository, m).is_file()
-    )
+    retrieval = {settings.retrieval_model} if _config(repository, settings.retrieval_model).is_file() else set()
+    missing = sorted(m for m in roles | retrieval if newest_whole_version(repository, m) is None)  # each read once
+    unconfigured = [m for m in missing if m in roles and not _config(repository, m).is_file()]
     if unconfigured:
         raise FileNotFoundError(
             f"no config for the served model{'s' if len(unconfigured) > 1 else ''} {', '.join(unconfigured)} "
@@ -93,10 +93,7 @@ def missing_models(repository: Path, named_by: str = "--repository") -> list[str
             "exported version to serve: pass --repository with the model repository that holds them, or make one with "
             "`ctr new NAME --kind KIND`"
         )
-    served = set(roles)
-    if _config(repository, settings.retrieval_model).is_file():  # optional: /v1/similarity
-        served.add(settings.retrieval_model)
-    return sorted(m for m in served if newest_whole_version(repository, m) is None)
+    return missing
 
 
 def _config(repository: Path, name: str) -> Path:
@@ -203,11 +200,9 @@ def prepare(
         check_publishable(repository, name)
     if importlib.util.find_spec("torch") is None:  # each training process failed with it, after its line
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
-    broken = [name for name in missing if versions(repository, name)]
-    if broken:  # versions there that the service refuses: said, since a new one is trained beside them
-        typer.echo(f"{step} no version of {', '.join(broken)} is whole (files that do not match the sha256 in their "
-                   "model.json: cut short or rewritten); a new one is trained and exported beside them")  # fmt: skip
-    typer.echo(f"{step} no exported version of {', '.join(missing)}: training on the built-in world simulator, "
+    broken = [name for name in missing if versions(repository, name)]  # there, but refused by the service
+    said = f" (no version of {', '.join(broken)} is whole: its files do not match their sha256s)" if broken else ""
+    typer.echo(f"{step} no exported version of {', '.join(missing)}{said}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
     with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does
         train_in_parallel(missing, repository, work_dir, step)

@@ -156,6 +156,12 @@ class ScoringService(FastAPI):
                 self.body_budget.release(held[0])
 
     @property
+    def ready(self) -> bool:
+        """Whether the service takes requests: every role model loaded and warmed up, and not shutting down
+        (what GET /v2/health/ready, gRPC ServerReady and the gRPC health check all say)."""
+        return self.state.models.ready and not self.state.draining
+
+    @property
     def shedding(self) -> bool:
         """Whether the door (the server's QueueWatch, when it has one) refuses inference requests now:
         what a request arriving another way (gRPC) is held to."""

@@ -41,8 +41,7 @@ async def live() -> Response:
 async def ready(request: Request, models: ModelsDep) -> Response:
     """Every model a role needs is loaded and warmed up, and the service is not shutting down (a load
     balancer probing a kept-alive connection during the drain takes it out of rotation)."""
-    draining = request.app.state.draining
-    ready = models.ready and not draining
+    draining, ready = request.app.state.draining, request.app.ready
     body: dict = {"ready": ready}
     if not models.ready:
         body["unavailable"] = models.unavailable()

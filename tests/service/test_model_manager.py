@@ -360,17 +360,22 @@ def test_an_unexpected_error_in_a_poll_is_logged_and_polling_goes_on(
     import time
 
     real = ModelManager._wanted_now
-    failures = iter([PermissionError(13, "Permission denied", "models/esmm")])
+    unreadable = threading.Event()
+    unreadable.set()
 
-    def listed_once_in_error(self: ModelManager, name: str) -> object:
-        failure = next(failures, None) if name == "esmm" else None
-        if failure is not None:
-            raise failure
+    def listed_in_error(self: ModelManager, name: str) -> object:
+        if name == "esmm" and unreadable.is_set():
+            raise PermissionError(13, "Permission denied", "models/esmm")
         return real(self, name)
 
-    monkeypatch.setattr(ModelManager, "_wanted_now", listed_once_in_error)  # the file system's error, once
+    def poll_failing() -> bool:
+        return 'ctr_model_poll_failing{model="esmm"} 1' in client.get("/metrics").text
+
+    monkeypatch.setattr(ModelManager, "_wanted_now", listed_in_error)  # the file system's error, until mended
     root = make_repository(tmp_path, 1)
     with caplog.at_level("ERROR"), app_client(root, poll_interval_s=0.1) as client:
+        eventually(poll_failing, 10, "the gauge an alert reads did not say the polling failed")
+        unreadable.clear()
         publish_tiny_esmm(root, seed=3)
         deadline = time.monotonic() + 10
         while client.get("/v2/models/esmm").json()["versions"] != ["2"]:

@@ -3,7 +3,8 @@
 it too. ``Check`` answers SERVING when the service is ready (every role model loaded and warmed up) and not
 draining, as ``ServerReady`` and ``GET /v2/health/ready`` say, NOT_SERVING otherwise; for the server (``""``)
 and for the inference service by name. Another name is NOT_FOUND, as the protocol asks. ``Watch`` is not
-answered (UNIMPLEMENTED, which the protocol allows: its clients fall back to ``Check``).
+answered (UNIMPLEMENTED, which the protocol allows: its clients fall back to ``Check``). Each check is counted
+in ``ctr_grpc_responses_total{code}`` as any call is (NOT_SERVING is an answer: OK).
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ class HealthService:
         if request.service not in self.services:
             named = " or ".join(repr(name) for name in self.services)
             raise ApiError(404, f"no service {request.service!r} here: ask for {named}")
-        state = self.app.state
-        serving = state.models.ready and not state.draining
-        status = pb.HealthCheckResponse.SERVING if serving else pb.HealthCheckResponse.NOT_SERVING
+        status = pb.HealthCheckResponse.SERVING if self.app.ready else pb.HealthCheckResponse.NOT_SERVING
         return pb.HealthCheckResponse(status=status)
 
 

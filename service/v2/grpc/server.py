@@ -62,7 +62,7 @@ class InferenceService:
 
     @answered
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.models.ready and not self.app.state.draining)  # as HTTP says
+        return pb.ServerReadyResponse(ready=self.app.ready)  # as HTTP says
 
     @answered
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
