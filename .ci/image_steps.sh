@@ -96,10 +96,14 @@ PY
 if [ "$grpc" = 1 ]; then  # the standard client, from the development install (the image has none)
   "$(dirname "$CTR")/python" - "$GRPC_PORT" <<'PY'
 import sys
+import grpc
 import tritonclient.grpc as grpcclient
 client = grpcclient.InferenceServerClient(f"127.0.0.1:{sys.argv[1]}")
 assert client.is_server_live() and client.is_model_ready("esmm"), "the gRPC port answers, esmm not ready"
-print(f"[image-check] gRPC on {sys.argv[1]}: live, esmm ready (tritonclient)")
+with grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}") as channel:  # what grpc_health_probe sends: no bytes
+    status = channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=5)
+assert status == b"\x08\x01", f"grpc.health.v1 Check answered {status!r}, not SERVING"
+print(f"[image-check] gRPC on {sys.argv[1]}: live, esmm ready (tritonclient), health SERVING")
 PY
 fi
 "$work/venv/bin/python" - "$work/serve.log" <<'PY' || { echo "[image-check] FAILED: the log is not JSON lines" >&2; exit 1; }
