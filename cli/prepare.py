@@ -29,7 +29,7 @@ import typer
 
 from cli.export_line import read_export_line
 from cli.options import WorkDirOption, settings_with_options
-from cli.signals import sigterm_exits
+from cli.signals import release_stop_signals, sigterm_exits, stop_signals_held
 from clients.service_process import stop
 
 # Seconds each model took to train and export with `ctr prepare` on the 2-core machine, its processes sharing
@@ -113,9 +113,14 @@ def _start(name: str, repository: Path, work_dir: Path, niceness: int) -> Job:
     with open(log, "ab") as output:  # "wb" truncated the log of another `ctr prepare` sharing the work folder
         offset = output.tell()
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: os.nice(niceness)
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: _child_setup(niceness)
         )
     return Job(name, process, log, time.monotonic(), offset)
+
+
+def _child_setup(niceness: int) -> None:
+    os.nice(niceness)
+    release_stop_signals()  # started while train_in_parallel held them
 
 
 def _stop(jobs: list[Job]) -> None:
@@ -146,7 +151,8 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
             expected = f" (~{EXPECTED_S[name]} s)" if name in EXPECTED_S else ""
             log = _log_path(work_dir, name)
             typer.echo(f"{step} training + exporting {name:<{width}}{expected} ... log: {log}")
-            running.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
+            with stop_signals_held():  # a stop between the process's start and its record here orphaned it
+                running.append(_start(name, repository, work_dir, 0 if name == longest else BACKGROUND_NICENESS))
         while running:
             time.sleep(0.2)
             for job in running:

@@ -36,3 +36,24 @@ def sigterm_exits() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+STOPPING = (signal.SIGTERM, signal.SIGINT)  # the signals that unwind a command (SystemExit, KeyboardInterrupt)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT held back for the block, delivered at its end: a child started in it and recorded
+    before the end cannot be orphaned by a stop that lands between its start and its record (``ctr prepare``'s
+    training process went on under init so). A child started in the block inherits the held mask across
+    exec: ``release_stop_signals`` in its ``preexec_fn`` lets them through again."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_stop_signals() -> None:
+    """In a child forked inside ``stop_signals_held``, before its exec: SIGTERM and SIGINT reach it again."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)
