@@ -17,13 +17,17 @@ from pathlib import Path
 FULL_BELOW_BYTES = 1 << 20
 
 
-def disk_full_error(error: BaseException, folder: Path) -> OSError | None:
-    """The ``ENOSPC`` that ``error``, raised writing into ``folder``, stands for; None when it has an errno of
-    its own (already said) or the disk has room."""
+def raise_if_disk_full(error: BaseException, folder: Path, note: str) -> None:
+    """Raise the ``ENOSPC`` that ``error``, raised writing into ``folder``, stands for (from ``error``, with
+    ``note`` saying what was being written); nothing when it has an errno of its own (already said) or the
+    disk has room."""
     if isinstance(error, OSError) and error.errno is not None:
-        return None
+        return
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
-        return None
-    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if free < FULL_BELOW_BYTES else None
+        return
+    if free < FULL_BELOW_BYTES:
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        full.add_note(note)
+        raise full from error

@@ -44,7 +44,7 @@ except ImportError:  # not a POSIX system
     fcntl = None  # type: ignore[assignment]
 
 from common.config_table import UnknownKeys, checked_values
-from common.disk_full import disk_full_error
+from common.disk_full import raise_if_disk_full
 from common.features import FeatureSpec
 from common.finite_json import finite
 from common.flush_to_disk import flush_entries, flush_folder
@@ -328,10 +328,7 @@ def publish_version(
                 write(staging, written)
             except Exception as error:  # a full disk's names no file: the version's folder, not its hidden name
                 said = f"(while writing a version of {name} in {model_dir})"
-                full = disk_full_error(error, model_dir)
-                if full is not None:  # numpy's "1600 requested and 992 written": the ENOSPC it is
-                    full.add_note(said)
-                    raise full from error
+                raise_if_disk_full(error, model_dir, said)  # numpy's "1600 requested and 992 written": the ENOSPC
                 if isinstance(error, OSError):
                     error.add_note(said)
                 raise

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.disk_full import disk_full_error
+from common.disk_full import raise_if_disk_full
 from common.flush_to_disk import flush_entries, flush_file
 
 
@@ -36,11 +36,9 @@ def written_whole(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
         flush_entries(path.parent)
     except Exception as error:
-        full = disk_full_error(error, path.parent)
-        if full is not None:  # torch's and numpy's own words for it: said as the ENOSPC it is
-            full.add_note(f"(while writing {path})")
-            raise full from error
-        error.add_note(f"(while writing {path})")
+        said = f"(while writing {path})"
+        raise_if_disk_full(error, path.parent, said)  # torch's and numpy's own words for it: the ENOSPC it is
+        error.add_note(said)
         raise
     finally:
         temporary.unlink(missing_ok=True)

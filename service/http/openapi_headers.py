@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.http.errors import OTHER_ERRORS
+from service.http.errors import OTHER_ERRORS, ErrorResponse
+from service.http.openapi_bodies import REFERENCE
 from service.http.request_head import MAX_REQUEST_ID
 
 REQUEST_ID_SCHEMA = {"type": "string", "pattern": f"^[!-~]{{1,{MAX_REQUEST_ID}}}$"}
@@ -32,7 +33,7 @@ RETRY_AFTER_HEADER = {
 # an operation that declares no error of its own still gets the protocol's (a bad X-Request-ID is a 400 there too)
 PROTOCOL_ERRORS = {
     "description": OTHER_ERRORS["description"],
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    "content": {"application/json": {"schema": {"$ref": REFERENCE.format(model=ErrorResponse.__name__)}}},
 }
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mount_namespace import private_mounts
+from tests.support.mount_namespace import PRIVATE_MOUNTS, unshare_found
 
 # $1: the folder filled; the rest: the command, run in the namespace that holds the mount (the working directory
 # entered again by its path, as tests/support/read_only_mount.py does).
@@ -29,14 +29,14 @@ MOUNT_FULL = (
 
 def full_disk_command(folder: Path, command: list[str]) -> list[str]:
     """``command`` run with ``folder`` (and what it holds) on a full file system."""
-    return [*(private_mounts() or ["unshare", "--mount"]), "sh", "-c", MOUNT_FULL, "sh", str(folder), *command]
+    return [*PRIVATE_MOUNTS, "sh", "-c", MOUNT_FULL, "sh", str(folder), *command]
 
 
 @functools.cache
 def full_disks_work() -> bool:
     """Whether this machine lets ``full_disk_command`` mount (``unshare`` allowed, as root or in a user
     namespace); checked by a write that must fail for want of space."""
-    if private_mounts() is None:
+    if not unshare_found():
         return False
     with tempfile.TemporaryDirectory() as folder:
         write = ["sh", "-c", 'head -c 65536 /dev/zero > "$0/written"', folder]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 
+# the command line that gives a mount namespace of its own
+PRIVATE_MOUNTS = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
 
-def private_mounts() -> list[str] | None:
-    """The ``unshare`` command line that gives a mount namespace of its own; None without ``unshare``."""
-    if shutil.which("unshare") is None:
-        return None
-    return ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
+
+def unshare_found() -> bool:
+    return shutil.which("unshare") is not None

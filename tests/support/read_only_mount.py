@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mount_namespace import private_mounts
+from tests.support.mount_namespace import PRIVATE_MOUNTS, unshare_found
 
 # $1: the folder made read-only; the rest: the command, run in the namespace that holds the mount. The
 # working directory is entered again by its path: one inside the folder was entered before the mount, and
@@ -26,14 +26,14 @@ MOUNT_READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && cd
 
 def read_only_command(folder: Path, command: list[str]) -> list[str]:
     """``command`` run with ``folder`` read-only."""
-    return [*(private_mounts() or ["unshare", "--mount"]), "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *command]
+    return [*PRIVATE_MOUNTS, "sh", "-c", MOUNT_READ_ONLY, "sh", str(folder), *command]
 
 
 @functools.cache
 def read_only_mounts_work() -> bool:
     """Whether this machine lets ``read_only_command`` mount (``unshare`` allowed, as root or in a user
     namespace: not in every container); the mount is checked by a write that must fail."""
-    if private_mounts() is None:
+    if not unshare_found():
         return False
     with tempfile.TemporaryDirectory() as folder:
         command = read_only_command(Path(folder), ["sh", "-c", 'touch "$0/written"', folder])
