@@ -16,7 +16,7 @@ import numpy as np
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.repository import Manifest
-from service.batching.policy import Slice, Tensors
+from service.batching.policy import ServiceRate, Slice, Tensors
 
 
 class ModelLoadError(Exception):
@@ -24,10 +24,15 @@ class ModelLoadError(Exception):
 
 
 class ServedModel(ABC):
-    """A verified, warmed-up model version. Subclasses are frozen dataclasses with these two fields."""
+    """A verified, warmed-up model version. Subclasses are frozen dataclasses with these fields."""
 
     manifest: Manifest
     provider: str  # the execution provider its sessions actually run on
+    # its largest warm-up run, as its batcher runs a batch (items, seconds): the first estimate of its batcher's
+    # service rate where no version's is taken over (manager.py). Measured from the first request after a
+    # start (a single item, on paths not yet warm), a fresh replica put its rate at ~1/50 of the steady one
+    # and refused 2-5 of the first 24 requests of a burst it ran in 130 ms as overloaded (an audit's runs).
+    warm_up_rate: ServiceRate
 
     @property
     def name(self) -> str:

@@ -266,7 +266,7 @@ class ModelManager:
         """A started batcher for ``model``; its service rate starts from ``measured``, the rate of the version
         it takes over from (its first runs, small batches with the fixed cost of each, put the rate at 1-3%
         of the steady one, and a small request behind a large one was refused as overloaded after every
-        reload), else from its own first run."""
+        reload), else from the model's largest warm-up run (``warm_up_rate``: a fresh start's)."""
         if (model.name, model.version) not in self.models.served:
             # served anew (a rollback included): its series from 0 in every worker, though another's batcher
             # of it were still draining (it carried on from its count while this worker's restarted: a reset)
@@ -281,8 +281,7 @@ class ModelManager:
         batch = replace(config.batch, retry_after_s=self.settings.retry_after_s)
         label = f"{model.name}:{model.version}"
         batcher = Batcher(model.run, batch, stats, label=label, collate=model.collate)
-        if measured is not None:
-            batcher.rate = copy(measured)
+        batcher.rate = copy(measured if measured is not None else model.warm_up_rate)
         batcher.start()
         return batcher
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, SIMILARITY_BIAS, SIMILARITY_SCALE, Manifest
-from service.batching.policy import Slice, Tensors, concat_slices
+from service.batching.policy import ServiceRate, Slice, Tensors, concat_slices
 from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.models.onnx import open_session
 from service.settings import Settings
@@ -76,6 +77,7 @@ class RetrievalModel(ServedModel):
     provider: str
     scale: float  # the manifest's similarity_scale
     bias: float  # and its similarity_bias
+    warm_up_rate: ServiceRate = field(init=False, default_factory=ServiceRate)
 
     @classmethod
     def build(cls, manifest: Manifest, read: Callable[[str], bytes], settings: Settings) -> RetrievalModel:
@@ -147,14 +149,19 @@ class RetrievalModel(ServedModel):
         return best, self.probability(dots[best])
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
-        """Each tower on ``warm_up_inputs``: its width must be the catalog's, its output finite."""
+        """Each tower on ``warm_up_inputs``: its width must be the catalog's, its output finite. The query
+        tower's largest run (the batcher's) is its ``warm_up_rate``."""
+        batches = sorted({2, *batch_sizes})
         for tower in (self.query, self.item):
-            for batch in sorted({2, *batch_sizes}):
+            for batch in batches:
                 inputs = warm_up_inputs(tower.encoder.spec, batch)
+                started = time.perf_counter()
                 try:
                     output = tower.embed(inputs)
                 except Exception as error:
                     raise ModelLoadError(f"warm-up failed: {error}") from None
+                if tower is self.query and batch == batches[-1]:  # the query tower's run is the batcher's
+                    self.warm_up_rate.observe(batch, time.perf_counter() - started)
                 if output.shape != (batch, self.embeddings.shape[1]) or not np.isfinite(output).all():
                     raise ModelLoadError(f"tower output {output.shape} does not fit catalog {self.embeddings.shape}")
 

@@ -8,6 +8,7 @@ and it runs once at each warm-up batch size before it is served. Its batches ``c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from common.encoder import FeatureEncoder
 from common.features import MAX_CATEGORY_CHARS, Feature
 from common.repository import Manifest
 from common.roles import ROLES
-from service.batching.policy import Slice, Tensors
+from service.batching.policy import ServiceRate, Slice, Tensors
 from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.score.features import FeatureRows, encode_slices
 
@@ -41,6 +42,7 @@ class ScoringModel(ServedModel):
     feature_names: frozenset[str] = field(init=False)
     feature_kinds: dict[str, str] = field(init=False)  # name -> "categorical" | "numeric"
     required_features: tuple[Feature, ...] = field(init=False)  # checked on every request
+    warm_up_rate: ServiceRate = field(init=False, default_factory=ServiceRate)
 
     def __post_init__(self) -> None:
         spec = self.manifest.feature_spec
@@ -102,14 +104,20 @@ class ScoringModel(ServedModel):
         return {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in pieces.items()}
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
-        """Run ``warm_up_inputs`` at each batch size; every output must be finite and shaped (batch,)."""
+        """Run ``warm_up_inputs`` at each batch size; every output must be finite and shaped (batch,). The
+        largest run's time is its ``warm_up_rate``."""
+        batch_sizes = tuple(batch_sizes)
+        largest = max(batch_sizes, default=None)
         for batch in batch_sizes:
             rows = warm_up_inputs(self.manifest.feature_spec, batch)
             inputs = {name: rows[name] for name in self.input_names}
+            started = time.perf_counter()
             try:
                 outputs = self.run(inputs)
             except Exception as error:  # an ORT runtime failure refuses the version
                 raise ModelLoadError(f"warm-up at batch size {batch} failed: {error}") from None
+            if batch == largest:
+                self.warm_up_rate.observe(batch, time.perf_counter() - started)
             for name, value in outputs.items():
                 if value.shape != (batch,):
                     raise ModelLoadError(

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.batching.batcher import Batcher
-from service.batching.policy import BatchConfig, Work
+from service.batching.policy import BatchConfig, Work, admission
 from service.metrics import Metrics
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.manager import ModelManager
@@ -554,6 +554,26 @@ def test_a_reloaded_model_starts_from_the_service_rate_it_takes_over(tmp_path: P
         models = client.app.state.models  # type: ignore[attr-defined]
         after = models.batchers[models.loaded["esmm"]].rate
         assert after is not before and (after.items, after.seconds) == (before.items, before.seconds)
+
+
+def test_a_fresh_start_s_batcher_starts_from_the_rate_of_its_largest_warm_up_run(tmp_path: Path) -> None:
+    """With no version to take a rate over from, a batcher measured it from its first run: after a start, a
+    single item on paths not yet warm, which put the rate at ~1/50 of the steady one, and a fresh replica
+    refused 2-5 of the first 24 requests of a burst (12 of 1,000 candidates) it then ran in 130 ms as
+    overloaded (an autoscaling audit's runs). The warm-up's largest run now gives the first estimate."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root, warmup_batch_sizes="1,64") as client:
+        models = client.app.state.models  # type: ignore[attr-defined]
+        rate = models.batchers[models.loaded["esmm"]].rate
+        assert rate.items == 64 and rate.seconds > 0
+        assert rate is not models.loaded["esmm"].warm_up_rate  # the batcher's own, the model's stays as measured
+        assert client.post("/v1/score", json=BODY).status_code == 200  # the first request moves it, as any run
+        config = models.batchers[models.loaded["esmm"]].config
+        now = 0.0
+        # 12 requests of 1,000 candidates queued, a 1-candidate one behind them, 1 s left: admitted
+        wait = rate.expected_wait(12_000 + 1, config.instances)
+        assert wait is not None and wait < 1.0
+        assert admission(12_000, 1, now, now + 1.0, config, rate) is None
 
 
 def test_requests_of_a_draining_batcher_stay_in_the_pending_gauge(tmp_path: Path) -> None:
