@@ -141,9 +141,10 @@ class Batcher:
         (DeadlineExceeded, or QueueFull: no room, or an expected wait past the deadline), counted in
         this model's stats; a 413 InputError when the queue could never hold it."""
         now = (self._loop or asyncio.get_running_loop()).time()
-        if now >= deadline:
+        if now >= deadline:  # the time went before the queue: reading, parsing, encoding the request
             self.stats.failure("deadline")
-            raise DeadlineExceeded
+            late = f"{(now - deadline) * 1000.0:.1f} ms late when the request reached it"
+            raise DeadlineExceeded(f"before model {self.label}'s queue: {late}")
         if self._unbatched:
             refusal = (
                 ("queue_full", "the model's queue is full") if self._in_flight >= self.config.max_queue_items else None
@@ -213,11 +214,19 @@ class Batcher:
         while deadlines and deadlines[0][0] <= now:
             work = heapq.heappop(deadlines)[2]
             if not work.settled:
-                self._settle(work, None, DeadlineExceeded())
+                self._settle(work, None, self._expired(work, now))
         while deadlines and deadlines[0][2].settled:  # arm for the next request still waiting
             heapq.heappop(deadlines)
         self._timer_at = deadlines[0][0] if deadlines else math.inf
         self._deadline_timer = loop.call_at(self._timer_at, self._expire_due) if deadlines else None
+
+    def _expired(self, work: Work, now: float) -> DeadlineExceeded:
+        """A request's 504 at its deadline, saying whether it was still queued or its rows had reached a run
+        (a request split across batches: some of them), and how long after it was queued."""
+        queued_ms = (now - work.enqueued) * 1000.0
+        if work.next_item == 0:
+            return DeadlineExceeded(f"in model {self.label}'s queue, {queued_ms:.1f} ms after it was queued")
+        return DeadlineExceeded(f"while model {self.label} ran it, {queued_ms:.1f} ms after it was queued")
 
     def _settle(self, work: Work, outputs: Tensors | None, error: BaseException | None) -> None:
         """Decide a request's outcome, once: outputs, an error, or (neither) abandoned by its caller."""
@@ -334,12 +343,13 @@ class Batcher:
         """On the loop: the next batch from the head of the queue (``_take``); the requests dropped on the
         way (abandoned, or past their deadline) are settled."""
         batch, dropped = self._take(now, due_only)
-        self._settle_dropped(dropped)
+        self._settle_dropped(dropped, now)
         return batch
 
-    def _settle_dropped(self, dropped: list[Work]) -> None:
+    def _settle_dropped(self, dropped: list[Work], now: float) -> None:
         for work in dropped:
-            self._settle(work, None, DeadlineExceeded())
+            if not work.settled:  # (an abandoned one was settled when its caller left)
+                self._settle(work, None, self._expired(work, now))
 
     def _take(self, now: float, due_only: bool, more_than: int = 0) -> tuple[list[Slice], list[Work]]:
         """The next batch (with ``due_only``, only if one is due: full, past its fill wait, or the batcher
@@ -433,7 +443,7 @@ class Batcher:
         failure: Exception | None,
         dropped: list[Work],
     ) -> None:
-        self._settle_dropped(dropped)
+        self._settle_dropped(dropped, now)
         self._answer(batch, started, now, outputs, failure)
 
     def _answer(

@@ -59,10 +59,13 @@ class QueueFull(ApiError):
 
 
 class DeadlineExceeded(ApiError):
-    """The request's deadline passed before its outputs were ready: 504."""
+    """The request's deadline passed before its outputs were ready: 504. ``stage`` says where, as the place
+    that raises it can tell (``before model esmm:1's queue: ...``, ``in model esmm:1's queue ...``, ``while
+    model esmm:1 ran ...``): one message for every 504 ("before the model answered") was read as "the model
+    is slow" where reading and encoding a large request had used the time before it reached the queue."""
 
-    def __init__(self) -> None:
-        super().__init__(504, "deadline exceeded before the model answered")
+    def __init__(self, stage: str) -> None:
+        super().__init__(504, f"deadline exceeded {stage}")
 
 
 class ClientDisconnected(ApiError):
@@ -97,7 +100,8 @@ ERROR_DESCRIPTIONS = {  # a status's meaning wherever it has one; a 400's is eac
     422: "A field is missing, unknown or of the wrong type; `field` names it.",
     500: "Admin, with several worker processes: the workers did not all do the same (the body names each one's).",
     503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",
-    504: "The deadline passed before the model answered.",
+    504: "The deadline passed before the answer was ready; the message says where (before the model's queue, in it, "
+    "or while the model ran).",
 }
 # the 400s of a route that reads a JSON body (http/body.py, content_coding.py) with a deadline (deadline_for)
 BAD_BODY = (

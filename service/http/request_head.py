@@ -82,12 +82,16 @@ def _request_id_refusal(request_id: bytes | None, ids: int) -> Refusal | None:
     """Why a request's ``X-Request-ID`` header (the last of ``ids``) is refused, or None."""
     if ids > 1:
         return Refusal(400, f"a request carries at most one X-Request-ID header, this one {ids}", "X-Request-ID")
-    if request_id is not None and not (
-        0 < len(request_id) <= MAX_REQUEST_ID and request_id.translate(None, _VISIBLE_ASCII) == b""
-    ):
+    if request_id is not None and not acceptable_request_id(request_id):
         message = f"X-Request-ID must be 1 to {MAX_REQUEST_ID} visible ASCII characters, without spaces"
         return Refusal(400, message, "X-Request-ID")
     return None
+
+
+def acceptable_request_id(value: bytes) -> bool:
+    """Whether ``value`` may be a request's id: 1 to ``MAX_REQUEST_ID`` visible ASCII characters, no spaces
+    (it ends an access line and goes back to the caller as sent)."""
+    return 0 < len(value) <= MAX_REQUEST_ID and value.translate(None, _VISIBLE_ASCII) == b""
 
 
 class RequestIds:

@@ -54,14 +54,19 @@ async def respond(
     queued = client.enqueue([(model, batcher, query)], 1, deadline)
     embedding = (await client.outcomes(queued, watch_disconnect))[model][EMBEDDING][0]
     loop = asyncio.get_running_loop()
-    if loop.time() >= deadline:
-        raise DeadlineExceeded
+    now = loop.time()
+    if now >= deadline:  # the query tower answered in time, the event loop came back to the request too late
+        late_ms = (now - deadline) * 1000.0
+        raise DeadlineExceeded(f"after model {batcher.label}'s query tower ran: {late_ms:.1f} ms late on its answer")
     started = time.perf_counter()
     answer = await asyncio.to_thread(render, model, embedding, items, k)
     if items is not None:  # the item tower's run, counted as the query tower's batches are
         batcher.stats.executed(len(next(iter(items.values()))), time.perf_counter() - started)
-    if loop.time() >= deadline:  # the items (or the catalog) took it past: 504, as a late batch is
-        raise DeadlineExceeded
+    now = loop.time()
+    if now >= deadline:  # the items (or the catalog) took it past: 504, as a late batch is
+        scored = "the items" if items is not None else "the catalog"
+        late_ms = (now - deadline) * 1000.0
+        raise DeadlineExceeded(f"while model {batcher.label} scored {scored}: {late_ms:.1f} ms late when done")
     return answer
 
 

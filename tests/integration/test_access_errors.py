@@ -19,6 +19,10 @@ from tests.support.server import running_server
 
 JSON = {"content-type": "application/json"}
 BAD_SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_1", "ad_price": "cheap"}]})
+# 1,000 candidates with 1 ms to answer: reading, parsing and encoding them use the time before the model's queue
+LATE_SCORE = orjson.dumps(
+    {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": f"ad_{i}", "ad_price": 1.0} for i in range(1000)]}
+)
 UNKNOWN_FIELD = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_1", "bad\nkey": 1}]})
 CALLS = [  # (request id, method, path, body, extra headers, status)
     ("direct", "POST", "/v1/score", BAD_SCORE, {}, 422),  # the protocol's direct route
@@ -28,6 +32,7 @@ CALLS = [  # (request id, method, path, body, extra headers, status)
     ("head", "HEAD", "/v2/models/absent", None, {}, 404),  # answered as GET, on a copy of its scope
     ("malformed", "POST", "/v2/models/esmm/infer", b"{not json", {}, 400),
     ("newline", "POST", "/v1/score", UNKNOWN_FIELD, {}, 422),  # a message quoting a key with a line break
+    ("late", "POST", "/v1/score", LATE_SCORE, {"x-request-timeout-ms": "1"}, 504),
     ("fine", "GET", "/v1/models", None, {}, 200),
 ]
 
@@ -51,6 +56,7 @@ def test_an_access_line_says_the_error_a_request_was_answered_with(tmp_path: Pat
         said = access_errors(log.read_text(encoding="utf-8"), log_format)
         assert said == answered, (said, answered)
         assert "\\n" in said["newline"]  # quoted as the body quotes it: the line stays one line
+        assert said["late"].startswith("deadline exceeded before model esmm:1's queue: "), said["late"]  # not "slow"
 
 
 def access_errors(text: str, log_format: str) -> dict[str, str | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections import deque
@@ -350,6 +351,40 @@ def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
         for result in await asyncio.gather(first, *queued):
             assert result["y"].tolist() == [2.0, 2.0]
         assert batcher.stats.failures == {"queue_full": 2, "deadline": 1}
+        await batcher.retire()
+
+    run(main())
+
+
+def test_a_504_says_where_the_deadline_passed() -> None:
+    """Before the model's queue (the request's reading and encoding took the time), in it, or while the model ran
+    it: an SRE read the one message every 504 had ("before the model answered") as "the model is slow", for a
+    request whose deadline had passed before it reached the queue."""
+    gate = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = Batcher(gated(gate), BatchConfig(max_batch_size=1, max_queue_delay_us=0), label="esmm:1")
+        batcher.start()
+        x = {"x": np.ones((1, 1), np.float32)}
+        with pytest.raises(DeadlineExceeded) as before:
+            await batcher.submit(x, 1, loop.time() - 0.0032)
+        running = asyncio.ensure_future(batcher.submit(x, 1, loop.time() + 0.1))  # runs, blocked on the gate
+        await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(batcher.submit(x, 1, loop.time() + 0.05))  # waits behind it
+        await asyncio.wait([running, queued])
+        gate.set()
+        said = [error.message for error in (before.value, running.exception(), queued.exception())]
+        stages = [
+            (r"before model esmm:1's queue: (\d+\.\d) ms late when the request reached it", 3.2),
+            (r"while model esmm:1 ran it, (\d+\.\d) ms after it was queued", 100.0),
+            (r"in model esmm:1's queue, (\d+\.\d) ms after it was queued", 50.0),
+        ]
+        for message, (stage, least_ms) in zip(said, stages, strict=True):
+            found = re.fullmatch(f"deadline exceeded {stage}", message)
+            assert found and least_ms <= float(found[1]) < least_ms + 50, message
+        assert all(isinstance(f.exception(), DeadlineExceeded) for f in (running, queued))
+        assert before.value.status == 504 and batcher.stats.failures == {"deadline": 3}
         await batcher.retire()
 
     run(main())

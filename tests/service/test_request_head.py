@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from service.http.protocol import guarded_protocol
-from service.http.request_head import REQUEST_IDS, read_head
+from service.http.request_head import REQUEST_IDS, acceptable_request_id, read_head
 from tests.service.test_request_freed import RecordingTransport, RefusingWatch, answered, plain
 
 
@@ -135,6 +135,24 @@ def test_a_request_id_that_would_write_the_log_line_itself_is_400_naming_the_hea
     assert request_id.lower() not in head and re.search(rb"\r\nx-request-id: [0-9a-f]{12}-\d+\r\n", head)  # one given
     longest = b"GET /a HTTP/1.1\r\nhost: t\r\nx-request-id: " + b"~" * 200 + b"\r\n\r\n"
     assert b"x-request-id: " + b"~" * 200 in written(longest)[0]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "acceptable"),
+    [
+        (b"a", True),
+        (b"~" * 200, True),
+        (b"", False),
+        (b"r" * 201, False),
+        (b"RID-1 status=999", False),
+        (b"caf\xc3\xa9", False),
+        (b"tab\tin", False),
+    ],
+)
+def test_acceptable_request_id_is_the_rule_a_header_is_refused_by(request_id: bytes, acceptable: bool) -> None:
+    """The rule gRPC's ``x-request-id`` metadata is read by too (service/v2/grpc/access.py: replaced, not refused)."""
+    assert acceptable_request_id(request_id) is acceptable
+    assert (read_head([(b"host", b"t"), (b"x-request-id", request_id)], "1.1")[0] is None) is acceptable
 
 
 def test_two_request_ids_are_400_naming_the_header() -> None:

@@ -1,7 +1,9 @@
 """Each gRPC method's outcome as the code clients expect, counted in ``ctr_grpc_responses_total{code}``: a
 refusal keeps the service's message and maps its HTTP status to a gRPC code (400/413/415/422 ->
 INVALID_ARGUMENT, 404 -> NOT_FOUND, 503 -> UNAVAILABLE, 408/504 -> DEADLINE_EXCEEDED); anything unexpected is
-logged and answered INTERNAL. Shared by the services on ``CTR_GRPC_PORT`` (server.py, health.py)."""
+logged and answered INTERNAL. Each call's request id goes back in its trailing metadata and, with the access
+log on, the call is said in one access line (access.py). Shared by the services on ``CTR_GRPC_PORT`` (server.py,
+health.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from service.http.errors import INTERNAL_ERROR, ApiError
+from service.v2.grpc.access import REQUEST_ID_KEY, call_request_id, call_scope, log_call
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +43,49 @@ def status_code(status: int) -> grpc.StatusCode:
 
 def answered(method: Handler) -> Handler:
     """A method's ApiError as its gRPC code and message, anything unexpected as INTERNAL (logged); each
-    outcome counted by code."""
+    outcome counted by code, its request id in the trailing metadata (``x-request-id``, access.py) and, with
+    the access log on, said in one access line: a cancelled call's too, once (nothing reads its answer)."""
+    name = method.__name__
 
     @functools.wraps(method)
     async def handle(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Message:
-        counts = self.app.state.metrics.grpc_responses
+        app = self.app
+        counts = app.state.metrics.grpc_responses
+        request_id = call_request_id(context.invocation_metadata())
+        trailing = ((REQUEST_ID_KEY, request_id.decode()),)
+        scope = call_scope(request_id) if app.state.settings.access_log else None
         try:
             response = await method(self, request, context)
         except ApiError as error:
             code = status_code(error.status)
             counts[code.name] += 1
-            await context.abort(code, error.message + (f" (field {error.field})" if error.field else ""))
+            message = error.message + (f" (field {error.field})" if error.field else "")
+            if scope is not None:
+                log_call(scope, context, name, request, code.name, message)
+            await context.abort(code, message, trailing)
         except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
             counts[grpc.StatusCode.CANCELLED.name] += 1
+            if scope is not None:
+                log_call(scope, context, name, request, grpc.StatusCode.CANCELLED.name, cancelled_why(context))
             raise
         except Exception:
-            logger.exception("unhandled error in gRPC %s", method.__name__)
+            logger.exception("unhandled error in gRPC %s", name)
             counts[grpc.StatusCode.INTERNAL.name] += 1
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+            if scope is not None:
+                log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, INTERNAL_ERROR)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, trailing)
         counts[grpc.StatusCode.OK.name] += 1
+        context.set_trailing_metadata(trailing)
+        if scope is not None:
+            log_call(scope, context, name, request, grpc.StatusCode.OK.name)
         return response
 
     return handle
+
+
+def cancelled_why(context: grpc.aio.ServicerContext) -> str:
+    """A cancelled call's error on its access line: whether its deadline had passed or its client left."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "the call's deadline passed before it was answered"
+    return "the client cancelled the call before it was answered"

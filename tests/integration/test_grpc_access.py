@@ -1,0 +1,164 @@
+"""A gRPC call's request id and access line (service/v2/grpc/access.py), as an HTTP request has them: an SRE
+audit explaining one failed bid found no line for any gRPC call (OK, unknown model, unknown input, 1,200 rows,
+deadline), empty initial and trailing metadata, and only ``ctr_grpc_responses_total{code}`` counting them."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import orjson
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from clients.service_process import free_port
+from tests.integration.test_tritonclient import encoded
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.access_log import given_id
+from tests.support.server import running_server
+from tests.support.wait import eventually
+
+GRPC_ACCESS = " service.grpc.access: "  # a text line's logger, before its message
+
+
+def infer_request(
+    model: str = "esmm", rows: int | None = None, input_name: str = "categorical"
+) -> service_pb2.ModelInferRequest:
+    categorical, numeric = encoded()
+    if rows is not None:
+        categorical, numeric = np.repeat(categorical[:1], rows, 0), np.repeat(numeric[:1], rows, 0)
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name=input_name, datatype="INT64", shape=list(categorical.shape))
+    request.inputs.add(name="numeric", datatype="FP32", shape=list(numeric.shape))
+    request.raw_input_contents.extend([categorical.tobytes(), numeric.tobytes()])
+    return request
+
+
+def called(method: grpc.UnaryUnaryMultiCallable, request: object, *ids: str) -> tuple[grpc.StatusCode, str, str]:
+    """(code, details, the x-request-id of the trailing metadata) of a call carrying ``ids``."""
+    try:
+        _, call = method.with_call(request, metadata=[("x-request-id", i) for i in ids], timeout=10)
+        code, details, trailing = grpc.StatusCode.OK, "", call.trailing_metadata()
+    except grpc.RpcError as error:
+        code, details, trailing = error.code(), error.details(), error.trailing_metadata()
+    said = [value for key, value in trailing or () if key == "x-request-id"]
+    assert len(said) == 1, trailing
+    return code, details, said[0]
+
+
+def text_lines(log: Path) -> dict[str, str]:
+    """Each gRPC access line's message by its request id."""
+    lines = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if GRPC_ACCESS in line:
+            message = line.split(GRPC_ACCESS, 1)[1]
+            request_id = message.rsplit(" request_id=", 1)[1]
+            assert request_id not in lines, f"two lines for {request_id}"
+            lines[request_id] = message
+    return lines
+
+
+def test_each_grpc_call_has_a_request_id_and_one_access_line(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path / "models")
+    port = free_port()
+    log = tmp_path / "log"
+    with (
+        running_server(tmp_path / "models", log, ctr_model="esmm", grpc_port=str(port)),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        answers = {
+            "ok": called(stub.ModelInfer, infer_request(), "grpc-md-1"),
+            "no-model": called(stub.ModelInfer, infer_request("nope"), "grpc-md-2"),
+            "no-input": called(stub.ModelInfer, infer_request(input_name="bogus"), "grpc-md-3"),
+            "rows": called(stub.ModelInfer, infer_request(rows=1200), "grpc-md-4"),
+            "live": called(stub.ServerLive, service_pb2.ServerLiveRequest(), "grpc-md-5"),
+            "spaces": called(stub.ServerLive, service_pb2.ServerLiveRequest(), "has spaces status=999"),
+            "two": called(stub.ServerLive, service_pb2.ServerLiveRequest(), "one-1", "one-2"),
+            "none": called(stub.ServerLive, service_pb2.ServerLiveRequest()),
+        }
+
+        def every_line() -> dict[str, str] | None:
+            found = text_lines(log)
+            return found if len(found) == len(answers) else None
+
+        lines = eventually(every_line, 5, "a line for each call")
+    assert [answers[k][2] for k in ("ok", "no-model", "no-input", "rows", "live")] == [
+        f"grpc-md-{i}" for i in range(1, 6)
+    ]
+    assert all(given_id(answers[k][2]) for k in ("spaces", "two", "none")), answers  # replaced, not refused
+    assert len({answers[k][2] for k in ("spaces", "two", "none")}) == 3
+    assert [answers[k][0] for k in ("ok", "no-model", "no-input", "rows", "spaces", "two")] == [
+        grpc.StatusCode.OK,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.OK,
+        grpc.StatusCode.OK,
+    ]
+    duration = r"duration_ms=\d+(\.\d+)?"
+    assert re.fullmatch(
+        rf'ipv[46]:\S+ - gRPC ModelInfer model="esmm" OK {duration} request_id=grpc-md-1', lines["grpc-md-1"]
+    )
+    for key in ("no-model", "no-input", "rows"):
+        code, details, request_id = answers[key]
+        message = lines[request_id]
+        assert f" {code.name} duration_ms=" in message and message.startswith("ipv"), message
+        assert message.endswith(f" error={orjson.dumps(details).decode()} request_id={request_id}"), message
+    assert 'gRPC ModelInfer model="nope" NOT_FOUND' in lines["grpc-md-2"]
+    assert re.fullmatch(rf"ipv[46]:\S+ - gRPC ServerLive OK {duration} request_id=grpc-md-5", lines["grpc-md-5"])
+    assert lines.keys() == {answer[2] for answer in answers.values()}
+
+
+def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_path: Path) -> None:
+    """Batches that wait 3 s to fill: a call waits out the service's 0.6 s deadline in the queue (its message
+    says so), and one its client cancels gets a CANCELLED line, once."""
+    publish_tiny_esmm(tmp_path / "models")
+    (tmp_path / "models" / "esmm" / "config.toml").write_text(
+        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 3000000\n', encoding="utf-8"
+    )
+    port = free_port()
+    log = tmp_path / "log"
+    settings = {"ctr_model": "esmm", "grpc_port": str(port), "request_timeout_ms": "600", "log_format": "json"}
+    with running_server(tmp_path / "models", log, **settings), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        code, details, _ = called(stub.ModelInfer, infer_request(), "late-1")
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert re.fullmatch(r"deadline exceeded in model esmm:1's queue, \d+\.\d ms after it was queued", details)
+        cancelled = stub.ModelInfer.future(infer_request(), metadata=[("x-request-id", "gone-1")], timeout=10)
+        time.sleep(0.2)
+        cancelled.cancel()
+
+        def json_lines() -> dict[str, dict] | None:
+            records = [orjson.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line[:1] == "{"]
+            found = {r["request_id"]: r for r in records if r["logger"] == "service.grpc.access"}
+            return found if len(found) == 2 else None
+
+        lines = eventually(json_lines, 5, "the two calls' lines")
+        time.sleep(0.7)  # past the cancelled call's own deadline: still one line
+        assert json_lines() == lines
+    late, gone = lines["late-1"], lines["gone-1"]
+    assert (late["method"], late["model"], late["code"], late["error"]) == ("ModelInfer", "esmm", code.name, details)
+    assert late["duration_ms"] >= 600 and late["client"].startswith("ipv")
+    assert late["message"].endswith(f" error={orjson.dumps(details).decode()} request_id=late-1")
+    assert (gone["code"], gone["error"]) == ("CANCELLED", "the client cancelled the call before it was answered")
+    assert 150 <= gone["duration_ms"] < 600
+
+
+def test_without_the_access_log_a_call_still_gets_its_request_id_and_no_line(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path / "models")
+    port = free_port()
+    log = tmp_path / "log"
+    with (
+        running_server(tmp_path / "models", log, ctr_model="esmm", grpc_port=str(port), access_log="false"),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        assert called(stub.ModelInfer, infer_request(), "quiet-1") == (grpc.StatusCode.OK, "", "quiet-1")
+        assert called(stub.ModelInfer, infer_request("nope"), "quiet-2")[1:] == (
+            "model 'nope' is not served",
+            "quiet-2",
+        )
+    assert GRPC_ACCESS not in log.read_text(encoding="utf-8")
