@@ -306,8 +306,9 @@ def _headers(token: str | None = None, request_id: str | None = None) -> dict[st
 def checked_request_id(request_id: str) -> str:
     """``request_id`` if the service takes it as an ``X-Request-ID`` (1 to ``MAX_REQUEST_ID`` visible ASCII
     characters, no spaces: service/http/request_head.py's rule, which a test holds the two to), else a
-    ValueError naming it: the service would answer 400, or httpx refuse a non-ASCII header, after the call
-    had been sent. The rule is written here, not imported: the client does not depend on the service."""
+    ValueError naming it: the service would answer with an id of its own (the caller's only in its log line,
+    as ``refused_request_id``), or httpx refuse a non-ASCII header, after the call had been sent. The rule is
+    written here, not imported: the client does not depend on the service."""
     if not isinstance(request_id, str):
         raise ValueError(f"request_id must be text, not {type(request_id).__name__}")
     # Printable ASCII is 0x20 to 0x7E: the visible characters and the space

@@ -18,6 +18,12 @@ naming a refused version). The line then ends with ``request_id=<id>``, the requ
 the one the service gave it and answered with, so the line an answer's id names can be found in the log
 (``access_line_fields``, in either format). Each is read from the request's scope: given with the line
 (``extra={"scope": ...}``, a direct route's) or that of the task that logs it (``REQUEST_SCOPE``).
+
+Before its ``request_id``, the line of a request that carried them says what else ties it to its caller's
+own logs (``correlation``; fields too in JSON): ``refused_request_id="<value>"``, an X-Request-ID that
+breaks the rule (the request was given an id of its own); ``trace_id=<32 hex> span_id=<16 hex>`` from a
+valid W3C ``traceparent``, which a log store's derived fields (Loki's) turn into a link to the trace; and
+``infer_id="<id>"``, a V2 infer body's ``id``. The protocol's "refused a request" line says them too.
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ from contextvars import ContextVar
 import orjson
 
 from common.log_time import utc_time
-from service.http.scope_keys import ERROR_MESSAGE, RECEIVED, SCOPE_REQUEST_ID
+from service.http.scope_keys import (
+    ERROR_MESSAGE,
+    INFER_ID,
+    RECEIVED,
+    REFUSED_REQUEST_ID,
+    SCOPE_REQUEST_ID,
+    SCOPE_TRACEPARENT,
+)
+from service.http.trace_context import PARENT_ID, TRACE_ID
 
 # LogRecord's own attributes: everything else on a record came from `extra=` and is logged as a field
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -46,11 +60,19 @@ ACCESS_LOGGER = "uvicorn.access"
 REQUEST_SCOPE: ContextVar[dict | None] = ContextVar("request_scope", default=None)
 _NOT_GIVEN = object()
 ERROR_CHARS = 300  # of an error's message on its access line (messages quote at most 40 characters of a value)
+# of a caller's id quoted on a line (refused_request_id, infer_id): enough to find it by, never a 20 KB line
+CALLER_ID_CHARS = 64
+_QUOTED = frozenset({"refused_request_id", "infer_id"})  # the caller's text, quoted as an error is
+
+
+def _cut(text: str, chars: int) -> str:
+    """``text``, or its start and "..." in ``chars`` characters where it is longer."""
+    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 def note_error(scope: dict, message: str) -> None:
     """Keeps the message of the error a request is answered with on its scope, for its access line."""
-    scope[ERROR_MESSAGE] = message if len(message) <= ERROR_CHARS else message[: ERROR_CHARS - 3] + "..."
+    scope[ERROR_MESSAGE] = _cut(message, ERROR_CHARS)
 
 
 def note_error_body(scope: dict, body: bytes) -> None:
@@ -65,7 +87,8 @@ def note_error_body(scope: dict, body: bytes) -> None:
 
 def access_line_fields(record: logging.LogRecord) -> bool:
     """A filter for the access logger: the line says ``duration_ms=<ms>`` from the request's arrival to its
-    answer, ``error="<message>"`` for a request answered with an error, and ends with ``request_id=<id>``
+    answer, ``error="<message>"`` for a request answered with an error, the ``correlation`` fields of a
+    request that carried any, and ends with ``request_id=<id>``
     (its ``X-Request-ID``, or the one it was given: every request the protocol read a head of has one;
     the ASGI application alone, in tests, gives none); each also a field. Each is read from the request's scope,
     given as ``extra={"scope": ...}`` (a direct route's line), else the ``REQUEST_SCOPE`` of the task that
@@ -91,12 +114,45 @@ def access_line_fields(record: logging.LogRecord) -> bool:
         record.error = error
         record.msg = f"{record.msg} error=%s"
         record.args = (*record.args, orjson.dumps(error).decode())  # quoted, its control characters escaped
+    correlated = correlation(scope)
+    if correlated is not None:
+        said, fields = correlated
+        record.__dict__.update(fields)
+        record.msg = f"{record.msg}%s"
+        record.args = (*record.args, said)
     request_id = scope.get(SCOPE_REQUEST_ID)
     if request_id is not None:
         record.request_id = request_id = request_id.decode("latin-1")
         record.msg = f"{record.msg} request_id=%s"
         record.args = (*record.args, request_id)
     return True
+
+
+def correlation(scope: dict) -> tuple[str, dict[str, str]] | None:
+    """What else ties a request's line to its caller's own logs, where it carried any (None: three look-ups):
+    the words the line says before its ``request_id``, and the same as fields (JSON format).
+    ``refused_request_id="<value>"``: the X-Request-ID it sent that breaks the rule (http/request_head.py),
+    so a line the ad server's id names is found though the request was given another; ``trace_id=<32 hex>
+    span_id=<16 hex>``: its W3C traceparent's trace and parent (http/trace_context.py), for a log store's link
+    to the trace; ``infer_id="<id>"``: a V2 infer body's ``id`` (tritonclient's ``request_id``), which the
+    answer's body carries. A caller's text is quoted as an error is and cut to ``CALLER_ID_CHARS``."""
+    refused_request_id = scope.get(REFUSED_REQUEST_ID)
+    traceparent = scope.get(SCOPE_TRACEPARENT)
+    infer_id = scope.get(INFER_ID)
+    if refused_request_id is None and traceparent is None and infer_id is None:
+        return None
+    fields = {}
+    if refused_request_id is not None:
+        fields["refused_request_id"] = _cut(refused_request_id.decode("latin-1"), CALLER_ID_CHARS)
+    if traceparent is not None:
+        fields["trace_id"] = traceparent[TRACE_ID].decode("ascii")
+        fields["span_id"] = traceparent[PARENT_ID].decode("ascii")
+    if infer_id is not None:
+        fields["infer_id"] = _cut(infer_id, CALLER_ID_CHARS)
+    said = "".join(
+        f" {name}={orjson.dumps(value).decode() if name in _QUOTED else value}" for name, value in fields.items()
+    )
+    return said, fields
 
 
 class JsonFormatter(logging.Formatter):

@@ -18,7 +18,8 @@ REQUEST_ID_PARAMETER = {
     "in": "header",
     "required": False,
     "description": f"The caller's id of the request: 1 to {MAX_REQUEST_ID} visible ASCII characters, no spaces, "
-    "one to a request (else a 400 naming it). It comes back on the answer and ends the request's access line.",
+    "one to a request (else it is not echoed: the request is given an id of its own, and its access line says "
+    "the one sent as refused_request_id). It comes back on the answer and ends the request's access line.",
     "schema": REQUEST_ID_SCHEMA,
 }
 REQUEST_ID_HEADER = {

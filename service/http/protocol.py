@@ -91,8 +91,14 @@ from service.http.errors import INTERNAL_ERROR, error_body
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, Refusal, read_head
-from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED, SCOPE_REQUEST_ID
-from service.log_format import REQUEST_SCOPE
+from service.http.scope_keys import (
+    ANSWERED_BY_PROTOCOL,
+    RECEIVED,
+    REFUSED_REQUEST_ID,
+    SCOPE_REQUEST_ID,
+    SCOPE_TRACEPARENT,
+)
+from service.log_format import REQUEST_SCOPE, correlation
 
 logger = logging.getLogger(__name__)
 
@@ -289,11 +295,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """uvicorn's, after the head's own checks (http/request_head.py: refused as a head too large is,
         by stopping the parser), and the door's (a 503 at once while requests wait too long); the
-        request's ``X-Request-ID`` goes on its response."""
+        request's ``X-Request-ID`` (or the one it is given) goes on its response, and an ``X-Request-ID`` that
+        breaks the rule or a valid ``traceparent`` on its scope, for its lines."""
         self._in_head = False
-        self._head_refusal, self._request_id = read_head(self.headers, self.parser.get_http_version())
+        head = read_head(self.headers, self.parser.get_http_version())
+        self._head_refusal, self._request_id, refused_request_id, traceparent = head
         if self._request_id is None:
             self._request_id = REQUEST_IDS.next_id()
+        if refused_request_id is not None:  # for its lines, the refusal's included (log_format.correlation)
+            self.scope[REFUSED_REQUEST_ID] = refused_request_id  # type: ignore[literal-required]
+        if traceparent is not None:
+            self.scope[SCOPE_TRACEPARENT] = traceparent  # type: ignore[literal-required]
         if self._head_refusal is not None:
             raise ValueError("request head refused")
         self.scope[SCOPE_REQUEST_ID] = self._request_id  # type: ignore[literal-required]
@@ -477,7 +489,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         status, reason, field = refusal
         said_id = "" if self._request_id is None else f" request_id={self._request_id.decode('ascii')}"
-        logger.info("refused a request (%d): %s%s", status, reason, said_id)  # its answer's id: where to find it
+        correlated = correlation(self.scope) if self._request_id is not None else None  # its head was read
+        said, fields = correlated if correlated is not None else ("", None)
+        # its answer's id, and the caller's own (a refused X-Request-ID, a trace): where to find it
+        logger.info("refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
         body = error_body(reason, field)
         response = _REFUSED_RESPONSE % (STATUS_LINE[status], self._own_fields(), len(body), self._said_id(), body)
         latest = self.cycle  # the last request whose head was read; those before it were answered first

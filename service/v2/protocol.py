@@ -29,6 +29,7 @@ import orjson
 
 from service.http.body import parse_json
 from service.http.errors import InputError
+from service.http.scope_keys import INFER_ID
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
 from service.v2 import tensors as t
@@ -91,9 +92,13 @@ def header_length(value: str | None, body_size: int) -> int | None:
     return int(value)
 
 
-def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int | None = None) -> InferCall:
+def parse_infer(
+    body: bytes, model: ScoringModel, max_rows: int, json_size: int | None = None, scope: dict | None = None
+) -> InferCall:
     """The checked request from an infer body (its first ``json_size`` bytes JSON, the rest binary
-    tensors, when the binary extension is used); InputError on anything wrong."""
+    tensors, when the binary extension is used); InputError on anything wrong. The body's ``id`` goes on
+    ``scope`` (the request's, when its access line is logged) as soon as it is read, so the line of a request
+    refused for its tensors names it too (log_format.correlation)."""
     binary = memoryview(body)[json_size:] if json_size is not None else memoryview(b"")
     try:
         data = parse_json(body if json_size is None else body[:json_size])
@@ -105,8 +110,11 @@ def parse_infer(body: bytes, model: ScoringModel, max_rows: int, json_size: int 
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
     request_id = data.get("id")
-    if request_id is not None and type(request_id) is not str:
-        raise InputError(400, "id must be a string", "id")
+    if request_id is not None:
+        if type(request_id) is not str:
+            raise InputError(400, "id must be a string", "id")
+        if scope is not None:
+            scope[INFER_ID] = request_id
     inputs = data.get("inputs")
     if type(inputs) is not list or not inputs:
         raise InputError(400, "inputs must be a non-empty list of tensors", "inputs")

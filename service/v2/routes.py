@@ -24,6 +24,7 @@ from service.http.errors import BAD_BODY, InputError, error_responses
 from service.http.openapi_bodies import request_body
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
+from service.settings import Settings
 from service.sibling_metrics import reported
 from service.v2 import protocol, serving
 from service.v2.model_config import served_config
@@ -163,7 +164,7 @@ async def infer(
     name: str, request: Request, models: ModelsDep, settings: SettingsDep, deadline: DeadlineDep
 ) -> Response:
     """Run the newest served version on the given input tensors."""
-    return await _infer(served(models, name, None), request, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, None), request, models, settings, deadline)
 
 
 @router.post(
@@ -181,7 +182,7 @@ async def infer_version(
     deadline: DeadlineDep,
 ) -> Response:
     """Run one served version on the given input tensors."""
-    return await _infer(served(models, name, version), request, models, settings.max_candidates, deadline)
+    return await _infer(served(models, name, version), request, models, settings, deadline)
 
 
 @router.get(
@@ -239,9 +240,15 @@ def check_content_type(content_type: str | None, binary: bool) -> None:
 
 
 async def _infer(
-    model: ServedModel, request: Request, models: ServingModels, max_rows: int, deadline: float
+    model: ServedModel, request: Request, models: ServingModels, settings: Settings, deadline: float
 ) -> Response:
+    """The infer routes' answer. A body's ``id`` (tritonclient's ``request_id``) is said on the access line as
+    ``infer_id`` beside the request's own id, not taken as it: the answer's ``X-Request-ID`` went into the
+    response's headers with the request's head, before the body was read (a 503 at the door, a 413 from the
+    Content-Length carry it), and the body's id is any string, of any length."""
     scoring = serving.scoring(model)
+    max_rows = settings.max_candidates
+    scope = request.scope if settings.access_log else None  # the id is for the access line only
     headers = request.headers
     binary = headers.get(protocol.HEADER_LENGTH)
     check_content_type(headers.get("content-type"), binary is not None)
@@ -254,9 +261,9 @@ async def _infer(
     body = await request.body()
     json_size = protocol.header_length(binary, len(body))
     if (len(body) if json_size is None else json_size) <= INLINE_BODY_BYTES:  # binary tensors: read in place
-        call = protocol.parse_infer(body, scoring, max_rows, json_size)
+        call = protocol.parse_infer(body, scoring, max_rows, json_size, scope)
     else:
-        call = await run_in_threadpool(protocol.parse_infer, body, scoring, max_rows, json_size)
+        call = await run_in_threadpool(protocol.parse_infer, body, scoring, max_rows, json_size, scope)
     disconnect = watcher(request.scope, request.receive)
     outputs = await serving.run(models, scoring, call.inputs, call.rows, deadline, disconnect)
     content, header_size = protocol.render_infer(scoring, call, outputs)

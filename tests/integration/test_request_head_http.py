@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from tests.integration.test_hardening import BODY, PAYLOAD, port_of, repository, responses
+from tests.service.routes.test_v2_binary import binary_body, json_body
 from tests.support.access_log import given_id
 from tests.support.server import running_server
 
@@ -101,6 +102,58 @@ def test_an_access_line_ends_with_the_request_id_it_carried(tmp_path: Path) -> N
             ("/v1/score", "given"),
             ("/v1/models", "given"),
         ], said
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACED = {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}
+
+
+def test_an_access_line_names_the_callers_own_ids(tmp_path: Path) -> None:
+    """An SRE following one failed bid from the ad server found no line: an X-Request-ID with a space (or two
+    of them) was answered 400, a W3C traceparent was not read, and a V2 infer body's id (tritonclient's
+    request_id) was in the answer's body but not in the line, which said an id the service gave. Now each
+    request is served, and its line says the caller's ids beside the one it was answered with."""
+    binary, binary_headers = binary_body(id="bin-id-8")
+    calls = {  # name: (path, body, headers, status)
+        "spaced": ("/v1/score", PAYLOAD, JSON | {"x-request-id": "has space", "traceparent": TRACEPARENT}, 200),
+        "two": ("/v1/models", None, [("x-request-id", "a1"), ("x-request-id", "a2")], 200),
+        "infer": ("/v2/models/esmm/infer", orjson.dumps(orjson.loads(json_body()) | {"id": "body-id-7"}), {}, 200),
+        "binary": ("/v2/models/esmm/infer", binary, binary_headers | {"traceparent": TRACEPARENT}, 200),
+        "bad-tensors": ("/v2/models/esmm/infer", b'{"id": "bad-id-9", "inputs": [{"name": "x"}]}', {}, 400),
+        "untraced": ("/v1/models", None, {"traceparent": TRACEPARENT.upper()}, 200),  # invalid: nothing said
+    }
+    answered = {}
+    log = tmp_path / "log"
+    with (
+        running_server(repository(tmp_path / "models"), log, ctr_model="esmm", log_format="json") as (url, _),
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        for name, (path, body, headers, status) in calls.items():
+            method = "GET" if body is None else "POST"
+            response = client.request(method, path, content=body, headers=headers)
+            assert response.status_code == status, (name, response.text)
+            assert given_id(response.headers["x-request-id"]), response.headers  # never the caller's broken one
+            answered[response.headers["x-request-id"]] = name
+    lines = [orjson.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    said = {
+        answered[line["request_id"]]: line
+        for line in lines
+        if line["logger"] == "uvicorn.access" and line.get("request_id") in answered
+    }
+    own = ("refused_request_id", "trace_id", "span_id", "infer_id")
+    assert {name: {key: line[key] for key in own if key in line} for name, line in said.items()} == {
+        "spaced": {"refused_request_id": "has space"} | TRACED,
+        "two": {"refused_request_id": "a1, a2"},
+        "infer": {"infer_id": "body-id-7"},
+        "binary": {"infer_id": "bin-id-8"} | TRACED,
+        "bad-tensors": {"infer_id": "bad-id-9"},
+        "untraced": {},
+    }
+    assert said["spaced"]["message"].endswith(
+        f' refused_request_id="has space" trace_id={TRACED["trace_id"]} span_id={TRACED["span_id"]}'
+        f" request_id={said['spaced']['request_id']}"
+    )
+    assert f' infer_id="bad-id-9" request_id={said["bad-tensors"]["request_id"]}' in said["bad-tensors"]["message"]
 
 
 def test_an_access_line_names_the_connection_s_peer_whatever_x_forwarded_for_says(tmp_path: Path) -> None:
