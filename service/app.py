@@ -28,6 +28,7 @@ from service.gc_tuning import tune_garbage_collector
 from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_body_size
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
+from service.http.failure_lines import FailureLines
 from service.http.holdings import Holdings
 from service.http.openapi_bodies import with_request_bodies
 from service.http.openapi_for_generators import for_generators
@@ -187,6 +188,7 @@ class ScoringService(FastAPI):
     async def _refuse(self, scope: Scope, send: Send, message: str, retry_after_s: int) -> None:
         self.state.metrics.responses[503] += 1
         note_error(scope, message)
+        self.state.failure_lines.failed(scope, 503)
         body = error_body(message)
         headers = [
             (b"content-type", b"application/json"),
@@ -217,6 +219,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.settings = settings
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
+    app.state.failure_lines = FailureLines()  # rationed by the server when the access log is off (server.run)
     app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
     app.state.sibling_admin = None  # and of the model loads and unloads (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")
@@ -226,7 +229,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.holdings = Holdings(app.body_budget)  # /metrics' gauges of what the server holds
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # inside the counter: its 500s are counted
-    app.add_middleware(StatusCounter, counts=app.state.metrics.responses)
+    app.add_middleware(StatusCounter, counts=app.state.metrics.responses, failure_lines=app.state.failure_lines)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

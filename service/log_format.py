@@ -24,6 +24,10 @@ own logs (``correlation``; fields too in JSON): ``refused_request_id="<value>"``
 breaks the rule (the request was given an id of its own); ``trace_id=<32 hex> span_id=<16 hex>`` from a
 valid W3C ``traceparent``, which a log store's derived fields (Loki's) turn into a link to the trace; and
 ``infer_id="<id>"``, a V2 infer body's ``id``. The protocol's "refused a request" line says them too.
+
+An access line is written at INFO, and at WARNING for a failure of the service (status >= 500:
+``access_level``), so an alert on warnings sees the 5xx answers, which were INFO lines like any other. A
+499 (the client closed the request before its answer: http/protocol.py) stays INFO: the client chose it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import logging
 from contextvars import ContextVar
 
 import orjson
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from common.log_time import utc_time
 from service.http.scope_keys import (
@@ -70,6 +75,31 @@ def _cut(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
+FAILED = 500  # from this status on, an answer is a failure of the service: its access line is a warning
+_ACCESS_LOG = logging.getLogger(ACCESS_LOGGER)
+
+
+def access_level(status: int) -> int:
+    """The level of the access line of an answer with this status."""
+    return logging.WARNING if status >= FAILED else logging.INFO
+
+
+def log_access_line(scope: dict, status: int) -> None:
+    """The access line of the request of ``scope``, answered with ``status``, as uvicorn's ``send`` writes
+    one, at ``access_level``: for the lines the service writes itself (a direct route's answer, a request
+    whose client left, a failure while the access log is off)."""
+    _ACCESS_LOG.log(
+        access_level(status),
+        '%s - "%s %s HTTP/%s" %d',
+        get_client_addr(scope),
+        scope["method"],
+        get_path_with_query_string(scope),
+        scope["http_version"],
+        status,
+        extra={"scope": scope},
+    )
+
+
 def note_error(scope: dict, message: str) -> None:
     """Keeps the message of the error a request is answered with on its scope, for its access line."""
     scope[ERROR_MESSAGE] = _cut(message, ERROR_CHARS)
@@ -92,9 +122,13 @@ def access_line_fields(record: logging.LogRecord) -> bool:
     (its ``X-Request-ID``, or the one it was given: every request the protocol read a head of has one;
     the ASGI application alone, in tests, gives none); each also a field. Each is read from the request's scope,
     given as ``extra={"scope": ...}`` (a direct route's line), else the ``REQUEST_SCOPE`` of the task that
-    logs it (an ASGI route's)."""
+    logs it (an ASGI route's). A failure's line (``access_level``) is raised to WARNING."""
     if not isinstance(record.args, tuple):
         return True
+    if record.name == ACCESS_LOGGER:  # an HTTP line (gRPC's, service.grpc.access, says its level itself)
+        level = access_level(record.args[4])  # its status (ACCESS_FIELDS)
+        if level > record.levelno:  # uvicorn's own lines are INFO whatever their status
+            record.levelno, record.levelname = level, logging.getLevelName(level)
     scope = record.__dict__.pop("scope", _NOT_GIVEN)  # a direct route's line says its own
     scope = REQUEST_SCOPE.get() if scope is _NOT_GIVEN else scope
     if scope is None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.failure_lines import FailureLines
 from service.http.holdings import lines as holding_lines
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL
 from service.log_format import REQUEST_SCOPE, note_error_body
@@ -363,11 +364,13 @@ class Metrics:
 class StatusCounter:
     """Pure ASGI middleware counting HTTP responses by status code (cheaper than BaseHTTPMiddleware). An
     error's start is held until its body comes, whose message goes on the scope for the access line that
-    the server logs as the start is sent (log_format.note_error_body)."""
+    the server logs as the start is sent (log_format.note_error_body); with the access log off, a failure's
+    line is written here (http/failure_lines.py)."""
 
-    def __init__(self, app: ASGIApp, counts: Counter) -> None:
+    def __init__(self, app: ASGIApp, counts: Counter, failure_lines: FailureLines) -> None:
         self.app = app
         self.counts = counts
+        self.failure_lines = failure_lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -384,8 +387,11 @@ class StatusCounter:
                     return
             elif held and message["type"] == "http.response.body":
                 # on the scope the access line reads: the connection's (a HEAD is answered on a copy, as GET)
-                note_error_body(REQUEST_SCOPE.get() or scope, message.get("body", b""))
-                await send(held.pop())
+                line_scope = REQUEST_SCOPE.get() or scope
+                note_error_body(line_scope, message.get("body", b""))
+                start = held.pop()
+                self.failure_lines.failed(line_scope, start["status"])
+                await send(start)
             await send(message)
 
         await self.app(scope, receive, counting_send)

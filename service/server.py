@@ -19,7 +19,7 @@ from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit
 from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
-from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint
+from service.http.protocol import DirectRoutes, guarded_protocol, keep_alive_hint, said_by_protocol
 from service.http.shed_log import ShedLog
 from service.log_format import ACCESS_LOGGER, JsonFormatter, access_line_fields
 from service.models.snapshot import NothingWouldLoad, RoleConflict
@@ -47,6 +47,7 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     logging.getLogger("uvicorn.error").addFilter(said_refusal_traceback)
+    logging.getLogger("uvicorn.error").addFilter(said_by_protocol)
     logging.getLogger(ACCESS_LOGGER).addFilter(access_line_fields)
     logging.getLogger("asyncio").addFilter(ACCEPT_FAILURES)
 
@@ -109,6 +110,8 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         app.state.sibling_admin = SiblingAdmin(siblings.directory, siblings.index, settings.workers)
     metrics = app.state.metrics
     shed_log = ShedLog(settings.shed_wait_ms)
+    failure_lines = app.state.failure_lines
+    failure_lines.rationed = not settings.access_log
 
     def count_refusal() -> None:
         metrics.responses[503] += 1
@@ -134,6 +137,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         on_answered=count_answer,
         keep_alive_headers=hint,
         direct=app.direct_routes,
+        failure_lines=failure_lines,
     )
     app.state.holdings.connections = protocol.read_deadlines.connections
     config = uvicorn.Config(
@@ -144,7 +148,9 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         loop=settings.event_loop,
         log_config=None,
         log_level=settings.log_level.lower(),
-        access_log=settings.access_log,
+        # the access logger stays wired: with CTR_ACCESS_LOG=false the protocol writes no line of a request
+        # answered well, but those of failures (http/failure_lines.py); uvicorn's False cut it off
+        access_log=True,
         # the seconds as given: uvicorn hands them to asyncio.timeout, which takes a float (its Config says
         # int); int() made 0.9 s a 0 that cancelled every request in flight at the signal
         timeout_graceful_shutdown=settings.drain_timeout_s,  # type: ignore[arg-type]
@@ -159,6 +165,7 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=sockets)
     shed_log.flush()  # the refusals of the last interval, whose line the closed loop will not say
+    failure_lines.flush()  # and the failures' lines held back in the last second
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
 

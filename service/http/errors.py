@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal server error"  # the whole message of a 500: the cause goes to the log only
+CLIENT_CLOSED = "client closed the request"  # a 499's message: its access line's error (http/protocol.py)
 
 
 class ApiError(Exception):
@@ -72,7 +73,7 @@ class ClientDisconnected(ApiError):
     """The client went away; its work was dropped (499, nginx's code; nobody reads it)."""
 
     def __init__(self) -> None:
-        super().__init__(499, "client closed the request")
+        super().__init__(499, CLIENT_CLOSED)
 
 
 class ModelRunFailed(ApiError):

@@ -43,7 +43,12 @@ listener closed, or waiting in its queue: http/drain.py) drains from its start (
 
 **A client that leaves.** Each request's scope carries a ``Departure`` (http/disconnect.py) that the
 connection tells when it is lost before the response is complete, so a request waiting for its
-batches drops its work at once, with no task of its own reading ``receive()`` to find out.
+batches drops its work at once, with no task of its own reading ``receive()`` to find out. Its access
+line is written then, as nginx writes one: status 499, ``duration_ms`` until the client left, ``error="client
+closed the request"`` and its request id, on a direct route and an ASGI one alike (the answer that comes
+later reaches nobody and writes no line: uvicorn's ``send`` drops it, as ``_write_response`` does). No
+line was written: the ad server that timed out and hung up, the usual cause of a "slow bid", left only a
+count of 499s in the metrics. A request the protocol answered itself (a 408, a refusal) has its own line.
 
 **Direct routes: a request answered without ASGI.** Under ``ctr serve``, a POST to a direct route
 (``/v1/score``) with a declared body of at most ``INLINE_BODY_BYTES`` and no ``Expect: 100-continue`` is
@@ -83,11 +88,11 @@ except ImportError:  # not a POSIX system: unread bytes are not known
     fcntl = termios = None  # type: ignore[assignment]
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
-from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
-from service.http.errors import INTERNAL_ERROR, error_body
+from service.http.errors import CLIENT_CLOSED, INTERNAL_ERROR, error_body
+from service.http.failure_lines import FailureLines
 from service.http.overload import QueueWatch
 from service.http.read_deadlines import ReadDeadlines, sweep_interval
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, Refusal, read_head
@@ -98,7 +103,7 @@ from service.http.scope_keys import (
     SCOPE_REQUEST_ID,
     SCOPE_TRACEPARENT,
 )
-from service.log_format import REQUEST_SCOPE, correlation
+from service.log_format import FAILED, REQUEST_SCOPE, correlation, log_access_line, note_error
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +133,7 @@ _FIONREAD = getattr(termios, "FIONREAD", None)
 _UNREAD = struct.Struct("=i")
 _INTERNAL = error_body(INTERNAL_ERROR)  # JSON, as every other 500 of the service: never a bare one
 _INTERNAL_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_INTERNAL))]
+INVALID_REQUEST = "Invalid HTTP request received."  # uvicorn's warning as its parser stops: send_400_response
 
 Headers = list[tuple[bytes, bytes]]
 Reply = Callable[[int, Headers, bytes], None]  # status, headers (lower-case names), body
@@ -210,6 +216,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     kept_alive_headers = b""  # on the protocol's own 503s that keep the connection: the keep-alive hint
     read_deadlines = ReadDeadlines(sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s))
     direct: DirectRoutes | None = None  # None: every request through the ASGI app
+    failure_lines: FailureLines | None = None  # with the access log off, the lines still written (None: all or none)
     server_draining = False  # set on the signal (http/drain.py): a connection made from then on drains
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -232,6 +239,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._direct_waiting: tuple[RequestResponseCycle, DirectHandler] | None = None  # for its body
         if self.watch is not None:
             self.watch.watch_loop(self.loop)
+        if self.failure_lines is not None and self.failure_lines.rationed:
+            self.access_log = False  # uvicorn's for each request: the lines of failures alone are written
         super().connection_made(transport)
         self.read_deadlines.add(self, self.loop)
         self._arm(self.header_timeout_s, "idle")  # until the first request's first bytes
@@ -266,10 +275,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.read_deadlines.remove(self)
         self._direct_waiting = None
-        in_hand = self.cycle is not None and not self.cycle.response_complete
+        cycle = self.cycle
+        in_hand = cycle is not None and not cycle.response_complete
         super().connection_lost(exc)
         if in_hand and self._departure is not None:
+            if not cycle.response_started and ANSWERED_BY_PROTOCOL not in cycle.scope:  # type: ignore[union-attr]
+                self._client_left(cycle)  # type: ignore[arg-type]
             self._departure.leave()
+
+    def _client_left(self, cycle: RequestResponseCycle) -> None:
+        """The access line of a request whose client left before its answer began (see the module's text)."""
+        note_error(cycle.scope, CLIENT_CLOSED)
+        if cycle.access_log or (self.failure_lines is not None and self.failure_lines.let_through()):
+            log_access_line(cycle.scope, 499)  # type: ignore[arg-type]
 
     def on_url(self, url: bytes) -> None:
         """uvicorn's, within the target's bound: past it, 414 (RFC 9112 section 3; as each part arrives)."""
@@ -400,6 +418,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.keep_alive = False
             if not answered:
                 self._answered(500)
+                note_error(cycle.scope, INTERNAL_ERROR)  # type: ignore[arg-type]
             reply(500, list(_INTERNAL_HEADERS), _INTERNAL)
 
     def _write_response(self, cycle: RequestResponseCycle, status: int, headers: Headers, body: bytes) -> None:
@@ -408,15 +427,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         cycle.response_started = cycle.response_complete = True
         if cycle.access_log:
-            cycle.access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                get_client_addr(cycle.scope),
-                cycle.scope["method"],
-                get_path_with_query_string(cycle.scope),
-                cycle.scope["http_version"],
-                status,
-                extra={"scope": cycle.scope},
-            )
+            log_access_line(cycle.scope, status)  # type: ignore[arg-type]
+        elif status >= FAILED and self.failure_lines is not None:
+            self.failure_lines.failed(cycle.scope, status)  # type: ignore[arg-type]
         content = [STATUS_LINE[status]]
         for name, value in cycle.default_headers:
             content += (name, b": ", value, b"\r\n")
@@ -488,11 +501,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._refusal_behind is not None:  # refused already: it is written once the requests before it are
             return
         status, reason, field = refusal
-        said_id = "" if self._request_id is None else f" request_id={self._request_id.decode('ascii')}"
-        correlated = correlation(self.scope) if self._request_id is not None else None  # its head was read
-        said, fields = correlated if correlated is not None else ("", None)
-        # its answer's id, and the caller's own (a refused X-Request-ID, a trace): where to find it
-        logger.info("refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
+        self._log_refusal(status, reason)
         body = error_body(reason, field)
         response = _REFUSED_RESPONSE % (STATUS_LINE[status], self._own_fields(), len(body), self._said_id(), body)
         latest = self.cycle  # the last request whose head was read; those before it were answered first
@@ -500,11 +509,32 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if not latest.more_body:  # its body is complete: the refusal is the next request's
                 self._refuse_behind(status, response)
                 return
-            if self.pipeline and self.pipeline[0][0] is latest:  # its body is bad, and it waits its turn
+            # its body is bad: this is its answer (the app's reaches nobody, and its line is this one)
+            latest.scope[ANSWERED_BY_PROTOCOL] = True  # type: ignore[literal-required]
+            if self.pipeline and self.pipeline[0][0] is latest:  # and it waits its turn
                 self.pipeline.popleft()
                 self._refuse_behind(status, response)
                 return
         self._write_refusal(status, response)
+
+    def _log_refusal(self, status: int, reason: str) -> None:
+        """The refusal's line, in place of an access line: its status, reason and request id (the answer's:
+        where to find it) in the message and as fields (``extra``: a JSON line's ``status``, ``error``,
+        ``request_id``); while the access log is off, within the failures' budget (http/failure_lines.py: a
+        client sending bad bytes in a loop wrote a line each). uvicorn's own warning of the same refusal,
+        without the id, is not written (``said_by_protocol``)."""
+        if self.failure_lines is not None and not self.failure_lines.let_through():
+            return
+        fields: dict[str, int | str] = {"status": status, "error": reason}
+        said = said_id = ""
+        if self._request_id is not None:  # its head was read
+            fields["request_id"] = request_id = self._request_id.decode("ascii")
+            said_id = f" request_id={request_id}"
+            correlated = correlation(self.scope)  # the caller's own ids (a refused X-Request-ID, a trace)
+            if correlated is not None:
+                said, caller_fields = correlated
+                fields.update(caller_fields)
+        logger.info("refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
 
     def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)
@@ -588,11 +618,13 @@ def guarded_protocol(
     on_answered: Callable[[int], None] | None = None,
     keep_alive_headers: Collection[tuple[str, str]] = (),
     direct: DirectRoutes | None = None,
+    failure_lines: FailureLines | None = None,
 ) -> type[GuardedHttpProtocol]:
     """The protocol class with these time-outs and this entry watch, for ``uvicorn.Config(http=...)``
     (whose ``timeout_keep_alive``, the idle time after a response, must be ``keep_alive_s``);
     ``keep_alive_headers`` (``keep_alive_hint``'s) go on its own 503s that keep the connection, as uvicorn
-    puts them on the application's responses; ``direct``: the routes answered without ASGI."""
+    puts them on the application's responses; ``direct``: the routes answered without ASGI; ``failure_lines``:
+    the lines written while the access log is off (None: every line, or none, as uvicorn's access logger says)."""
     interval_s = sweep_interval(header_timeout_s, body_timeout_s, drain_idle_s, keep_alive_s)
     return type(
         "GuardedHttpProtocol",
@@ -611,5 +643,13 @@ def guarded_protocol(
             ),
             "read_deadlines": ReadDeadlines(interval_s),
             "direct": direct,
+            "failure_lines": failure_lines,
         },
     )
+
+
+def said_by_protocol(record: logging.LogRecord) -> bool:
+    """A filter for uvicorn's logger: False for its warning of bytes its parser refused, which the protocol
+    answers and logs itself (``_log_refusal``, with the status, the reason and the request id): each refused
+    request wrote both lines, the warning without its id."""
+    return record.msg != INVALID_REQUEST

@@ -43,6 +43,7 @@ from service.http.body import (
 )
 from service.http.disconnect import DEPARTURE, watcher
 from service.http.errors import BAD_BODY, INTERNAL_ERROR, ApiError, error_body, error_responses
+from service.http.failure_lines import FailureLines
 from service.http.openapi_bodies import request_body
 from service.http.protocol import Headers, Reply
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL, RECEIVED
@@ -67,6 +68,7 @@ class ScoreEndpoint:
         self.state = state  # models change on reload: read per request
         self.settings: Settings = state.settings
         self.metrics: Metrics = state.metrics
+        self.failure_lines: FailureLines = state.failure_lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.settings
@@ -84,6 +86,7 @@ class ScoreEndpoint:
             status, headers, body = self._response(scope, answer, None)
         except Exception as error:
             status, headers, body = self._response(scope, None, error)
+            self.failure_lines.failed(scope, status)  # a direct route's is the protocol's (_write_response)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

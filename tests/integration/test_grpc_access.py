@@ -144,6 +144,8 @@ def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_pa
     assert late["duration_ms"] >= 600 and late["client"].startswith("ipv")
     assert late["message"].endswith(f" error={orjson.dumps(details).decode()} request_id=late-1")
     assert (gone["code"], gone["error"]) == ("CANCELLED", "the client cancelled the call before it was answered")
+    # at the level of the HTTP answer each maps from: a 504 is a failure's WARNING, a 499 the client's INFO
+    assert (late["level"], gone["level"]) == ("WARNING", "INFO")
     assert 150 <= gone["duration_ms"] < 600
 
 

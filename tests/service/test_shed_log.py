@@ -14,7 +14,8 @@ from service.http.shed_log import INTERVAL_S, ShedLog
 class Scheduled:
     """call_later's stand-in: the callbacks in order, run when the test says the time has come."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = INTERVAL_S) -> None:
+        self.delay_s = delay_s  # the only delay asked for
         self.waiting: list[tuple[float, Callable[[], None]]] = []
 
     def __call__(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -22,7 +23,7 @@ class Scheduled:
 
     def run_next(self) -> None:
         delay_s, callback = self.waiting.pop(0)
-        assert delay_s == INTERVAL_S
+        assert delay_s == self.delay_s
         callback()
 
 

@@ -23,7 +23,7 @@ import orjson
 
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, acceptable_request_id
 from service.http.scope_keys import RECEIVED, SCOPE_REQUEST_ID
-from service.log_format import access_line_fields, note_error
+from service.log_format import access_level, access_line_fields, note_error
 
 ACCESS_LOGGER = "service.grpc.access"
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -48,8 +48,11 @@ def call_scope(request_id: bytes) -> dict:
     return {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id}
 
 
-def log_call(scope: dict, context: Any, method: str, request: Any, code: str, error: str | None = None) -> None:
-    """The call's access line: ``code`` (a gRPC status code's name) and, for a failure, its message."""
+def log_call(
+    scope: dict, context: Any, method: str, request: Any, code: str, status: int, error: str | None = None
+) -> None:
+    """The call's access line: ``code`` (a gRPC status code's name) and, for a failure, its message; at the
+    level of an HTTP answer with ``status`` (the one its outcome maps from: a WARNING from 500 on)."""
     if error is not None:
         note_error(scope, error)  # cut as HTTP's are
     model = getattr(request, "model_name", None) or getattr(request, "name", None)  # ModelInfer's, or the others'
@@ -59,4 +62,4 @@ def log_call(scope: dict, context: Any, method: str, request: Any, code: str, er
         message, args = "%s - gRPC %s model=%s %s", (fields["client"], method, orjson.dumps(model).decode(), code)
     else:
         message, args = "%s - gRPC %s %s", (fields["client"], method, code)
-    access_logger.info(message, *args, extra=fields)
+    access_logger.log(access_level(status), message, *args, extra=fields)

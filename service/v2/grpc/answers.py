@@ -61,23 +61,23 @@ def answered(method: Handler) -> Handler:
             counts[code.name] += 1
             message = error.message + (f" (field {error.field})" if error.field else "")
             if scope is not None:
-                log_call(scope, context, name, request, code.name, message)
+                log_call(scope, context, name, request, code.name, error.status, message)
             await context.abort(code, message, trailing)
         except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
             counts[grpc.StatusCode.CANCELLED.name] += 1
             if scope is not None:
-                log_call(scope, context, name, request, grpc.StatusCode.CANCELLED.name, cancelled_why(context))
+                log_call(scope, context, name, request, grpc.StatusCode.CANCELLED.name, 499, cancelled_why(context))
             raise
         except Exception:
             logger.exception("unhandled error in gRPC %s", name)
             counts[grpc.StatusCode.INTERNAL.name] += 1
             if scope is not None:
-                log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, INTERNAL_ERROR)
+                log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, 500, INTERNAL_ERROR)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, trailing)
         counts[grpc.StatusCode.OK.name] += 1
         context.set_trailing_metadata(trailing)
         if scope is not None:
-            log_call(scope, context, name, request, grpc.StatusCode.OK.name)
+            log_call(scope, context, name, request, grpc.StatusCode.OK.name, 200)
         return response
 
     return handle
