@@ -165,6 +165,8 @@ class ModelStatus:
     ready: bool
     version: int | None = None
     versions: list[int] | None = None
+    sha256: str | None = None  # of the newest served version's model.onnx: the same on every machine serving it
+    version_sha256: dict[str, str] | None = None  # each served version (as a string) -> its model.onnx's sha256
     kind: str | None = None
     provider: str | None = None
     position: dict[str, Any] | None = None  # {"regime": ..., "ctr_ratios": [...]} where the service says

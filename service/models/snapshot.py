@@ -232,8 +232,17 @@ class ServingModels:
                     }
                 )
             else:
-                served = sorted(self.versions.get(name, {model.version: model}))
-                entries.append({**model.describe(), "roles": roles, "ready": True, "versions": served})
+                served = dict(sorted(self.versions.get(name, {model.version: model}).items()))
+                sha256 = {str(version): each.manifest.onnx_sha256 for version, each in served.items()}
+                entries.append(
+                    {
+                        **model.describe(),
+                        "roles": roles,
+                        "ready": True,
+                        "versions": list(served),
+                        "version_sha256": sha256,
+                    }
+                )
         return entries
 
 

@@ -1,11 +1,13 @@
 """``/v1/score``'s ``versions`` (service/score/versions.py): a request picks which served version of a role
-model scores it (an online experiment's arm).
+model scores it (an online experiment's arm); ``/v1/models`` and ``/metrics`` name each version by the sha256
+of its model.onnx.
 
 Before, every answer came from the newest served version: loading a new one beside the old moved all the
 traffic to it, and a body naming a version was refused as an unknown field."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.encoder import FeatureEncoder
+from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.settings import Settings
 from tests.service.routes.test_score_route import GOOD, direct_scores
@@ -107,6 +110,23 @@ def test_versions_that_are_no_object_are_a_422(client: TestClient, versions: obj
         "error": "versions must be an object of model name -> served version number",
         "field": "versions",
     }
+
+
+def test_models_and_metrics_name_each_version_by_its_sha256(client: TestClient, repository: Path) -> None:
+    """A version number is per repository ("esmm v1" is another model on each machine): the sha256 of its
+    model.onnx names it everywhere."""
+    sha256 = {
+        str(v): hashlib.sha256((version_dir(repository, "esmm", v) / MODEL_FILE).read_bytes()).hexdigest()
+        for v in (2, 3)
+    }
+    (entry,) = client.get("/v1/models").json()["models"]
+    assert (entry["version"], entry["sha256"], entry["version_sha256"]) == (3, sha256["3"], sha256)
+    text = client.get("/metrics").text
+    for version, digest in sha256.items():
+        assert (
+            f'ctr_model_info{{model="esmm",version="{version}",provider="CPUExecutionProvider",sha256="{digest}"}} 1'
+            in text
+        )
 
 
 def test_a_pinned_version_whose_regime_differs_from_the_other_role_model_is_a_422(tmp_path: Path) -> None:
