@@ -55,7 +55,7 @@ def test_without_versions_the_newest_scores_and_a_pinned_version_scores_as_itsel
 ) -> None:
     newest = client.post("/v1/score", json=GOOD).json()
     assert newest["models"] == {"ctr": {"name": "esmm", "version": 3}, "ctcvr": {"name": "esmm", "version": 3}}
-    assert scored(client, None) == newest  # null is no pin, as a null context is no context
+    assert scored(client, None) == scored(client, {}) == newest  # null or nothing named: no pin
     assert scored(client, {"esmm": 3}) == newest
     pinned = scored(client, {"esmm": 2})
     assert pinned["models"] == {"ctr": {"name": "esmm", "version": 2}, "ctcvr": {"name": "esmm", "version": 2}}
