@@ -165,6 +165,8 @@ class ModelStatus:
     ready: bool
     version: int | None = None
     versions: list[int] | None = None
+    sha256: str | None = None  # of the newest served version's model.onnx: the same on every machine serving it
+    version_sha256: dict[str, str] | None = None  # each served version (as a string) -> its model.onnx's sha256
     kind: str | None = None
     provider: str | None = None
     position: dict[str, Any] | None = None  # {"regime": ..., "ctr_ratios": [...]} where the service says
@@ -203,11 +205,15 @@ def checked_features(where: str, features: Features, index: int | None = None) -
     return values
 
 
-def score_body(context: Features, candidates: Sequence[Features]) -> dict[str, Any]:
-    return {
+def score_body(
+    context: Features, candidates: Sequence[Features], versions: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """A ``/v1/score`` body; ``versions`` (model name -> served version) pins the versions that score it."""
+    body = {
         "context": checked_features("context", context),
         "candidates": [checked_features("candidates", c, i) for i, c in enumerate(candidates)],
     }
+    return body if versions is None else body | {"versions": dict(versions)}
 
 
 def similarity_body(query: Features, items: Sequence[Features]) -> dict[str, Any]:
@@ -614,9 +620,12 @@ class ScoringClient(_Client):
         timeout_ms: float | None = None,
         *,
         request_id: str | None = None,
+        versions: Mapping[str, int] | None = None,
     ) -> ScoreResponse:
-        """``POST /v1/score``: pCTR, pCTCVR and pCVR per candidate, with the model versions used."""
-        body = score_body(context, candidates)
+        """``POST /v1/score``: pCTR, pCTCVR and pCVR per candidate, with the model versions used. ``versions``
+        (model name -> one of its served versions) has those versions score it, where the newest would (an
+        online experiment's arm: ``{"esmm": 1}``); a version not served is a ServiceError 404."""
+        body = score_body(context, candidates, versions)
         attempts = self._attempts("POST", "/v1/score", timeout_ms, request_id=request_id)
         return parse_score(self._call(attempts, body), len(candidates))
 
@@ -763,8 +772,9 @@ class AsyncScoringClient(_Client):
         timeout_ms: float | None = None,
         *,
         request_id: str | None = None,
+        versions: Mapping[str, int] | None = None,
     ) -> ScoreResponse:
-        body = score_body(context, candidates)
+        body = score_body(context, candidates, versions)
         attempts = self._attempts("POST", "/v1/score", timeout_ms, request_id=request_id)
         return parse_score(await self._call(attempts, body), len(candidates))
 

@@ -42,6 +42,9 @@ FAILURE_REASONS = ("cancelled", "deadline", "error", "overloaded", "queue_full")
 # graph outputs that are probabilities (the scoring contract's, DESIGN.md): each version's sum of each,
 # so that its mean served value can be watched (an embedding's sum would say nothing, nor be a counter)
 SUMMED_OUTPUTS = ("pctr", "pcvr", "pctcvr")
+# ctr_model_info's labels after model and version: the execution provider in use, and the sha256 of the version's
+# model.onnx, which names it on every machine (a version number is per repository: "esmm v1" differs on each)
+MODEL_INFO_LABELS = ("provider", "sha256")
 
 
 class Histogram:
@@ -189,11 +192,12 @@ def _fresh(forgotten_at: float) -> bool:
 
 class Metrics:
     """Every served model version's stats (a version's go once it is no longer served and its batcher has
-    drained), HTTP status counts and providers."""
+    drained), HTTP status counts, and each version's execution provider and model.onnx sha256."""
 
     def __init__(self) -> None:
         self.models: dict[tuple[str, int], ModelStats] = {}
-        self.providers: dict[tuple[str, int], str] = {}
+        # (name, version) -> the labels ctr_model_info gives it besides those two (MODEL_INFO_LABELS)
+        self.info: dict[tuple[str, int], dict[str, str]] = {}
         self.responses: Counter = Counter()  # HTTP status code -> count
         self.grpc_responses: Counter = Counter()  # gRPC status code name (OK, INVALID_ARGUMENT, ...) -> count
         self.shed = 0  # requests refused at the door (503 at their headers: http/overload.py)
@@ -205,10 +209,11 @@ class Metrics:
         # for FORGOTTEN_KEEP_S, so that their sum leaves them out at once (sibling_metrics.py)
         self.forgotten: dict[tuple[str, int], float] = {}
 
-    def model(self, name: str, version: int, provider: str = "") -> ModelStats:
+    def model(self, name: str, version: int, info: dict[str, str] | None = None) -> ModelStats:
+        """The version's stats; ``info``: its ``ctr_model_info`` labels (MODEL_INFO_LABELS), where known."""
         key = (name, version)
-        if provider:
-            self.providers[key] = provider
+        if info:
+            self.info[key] = info
         stats = self.models.get(key)
         if stats is None:
             stats = self.models[key] = ModelStats()
@@ -235,13 +240,13 @@ class Metrics:
 
     def _drop(self, key: tuple[str, int]) -> None:
         self.models.pop(key, None)
-        self.providers.pop(key, None)
+        self.info.pop(key, None)
 
     def to_dict(self) -> dict:
         """Every counter, as JSON can hold it (``add`` takes it back)."""
         return {
             "models": [[name, version, stats.to_dict()] for (name, version), stats in self.models.items()],
-            "providers": [[name, version, provider] for (name, version), provider in self.providers.items()],
+            "info": [[name, version, info] for (name, version), info in self.info.items()],
             "responses": [[code, n] for code, n in self.responses.items()],
             "grpc_responses": [[code, n] for code, n in self.grpc_responses.items()],
             "shed": self.shed,
@@ -254,8 +259,8 @@ class Metrics:
         """Another process's ``to_dict()`` added to these counters (CTR_WORKERS > 1: sibling_metrics.py)."""
         for name, version, stats in saved["models"]:
             self.model(name, version).add(stats)
-        for name, version, provider in saved["providers"]:
-            self.providers.setdefault((name, version), provider)
+        for name, version, info in saved["info"]:
+            self.info.setdefault((name, version), info)
         self.responses.update(dict(saved["responses"]))
         self.grpc_responses.update(dict(saved["grpc_responses"]))
         self.shed += saved["shed"]
@@ -330,9 +335,15 @@ class Metrics:
         for k in keys:
             sums = self.models[k].output_sums
             out.extend(f'{p}_inference_output_sum_total{{{labels(k)},output="{o}"}} {sums[o]!r}' for o in sorted(sums))
-        family("model_info", "gauge", "1 for each model version being served, with its execution provider.")
+        family(
+            "model_info",
+            "gauge",
+            "1 for each model version being served, with its execution provider and its model.onnx sha256.",
+        )
         for k in sorted(set(served) - set(self.forgotten)):  # one a worker has forgotten: all its series out
-            out.append(f'{p}_model_info{{{labels(k)},provider="{self.providers.get(k, "")}"}} 1')
+            info = self.info.get(k, {})
+            named = ",".join(f'{label}="{info.get(label, "")}"' for label in MODEL_INFO_LABELS)
+            out.append(f"{p}_model_info{{{labels(k)},{named}}} 1")
         family("http_responses_total", "counter", "HTTP responses by status code.")
         out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))
         family("grpc_responses_total", "counter", "gRPC responses (KServe V2 gRPC service) by status code.")

@@ -68,6 +68,9 @@ class ServedModel(ABC):
         return {
             "name": self.name,
             "version": self.version,
+            # what names this version on every machine (a version number is per repository: "esmm v1" is
+            # another model on each), as model.json gives it and the loader checked the served bytes against
+            "sha256": self.manifest.onnx_sha256,
             "kind": self.kind,
             "provider": self.provider,
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.inputs],

@@ -271,7 +271,8 @@ class ModelManager:
             # served anew (a rollback included): its series from 0 in every worker, though another's batcher
             # of it were still draining (it carried on from its count while this worker's restarted: a reset)
             self.metrics.restart((model.name, model.version))
-        stats = self.metrics.model(model.name, model.version, model.provider)
+        info = {"provider": model.provider, "sha256": model.manifest.onnx_sha256}  # MODEL_INFO_LABELS
+        stats = self.metrics.model(model.name, model.version, info)
         for encoder in model.encoders:  # its clipped values counted with the version's other figures
             stats.clipped.update(dict.fromkeys(encoder.numeric_names, 0))  # each series from 0
             encoder.clipped = stats.clipped

@@ -3,15 +3,16 @@
 Routes read the snapshot from ``app.state.models``; a reload (manager.py) builds a new snapshot and
 swaps the reference, so a request sees one consistent set of models from start to end. The roles
 (common/roles.py: ``ctr``, ``ctcvr``) are filled by the newest served version of the models the
-settings name; the retrieval model serves ``/v1/similarity`` and is optional (the service is ready
-without it). A model may serve several versions (its version policy); ``loaded`` holds the newest and
-``versions`` all of them. Each served version has its batcher in ``batchers``.
+settings name, unless a ``/v1/score`` request pins another served one (``pinned``); the retrieval model
+serves ``/v1/similarity`` and is optional (the service is ready without it). A model may serve several
+versions (its version policy); ``loaded`` holds the newest and ``versions`` all of them. Each served
+version has its batcher in ``batchers``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,24 @@ class ServingModels:
         """Role -> the model filling it, in ROLES order; None unless every role is filled."""
         models = {role.name: self.for_role(role.name) for role in ROLES}
         return None if any(m is None for m in models.values()) else models  # type: ignore[return-value]
+
+    def pinned(self, chosen: Mapping[str, ServedModel]) -> tuple[ServingModels, str | None]:
+        """This snapshot with each of ``chosen`` (model name -> one of its served versions: a request's
+        ``versions``, score/versions.py) filling that model's roles, and why those role models cannot be
+        combined (``role_conflict``) or None. The same batchers serve it (every served version has one).
+        Made once for each combination asked for and kept with this snapshot (a reload makes a new one, so
+        at most one per combination of served versions), so that a pinned request costs a lookup, not the
+        role models' feature kinds and conflict worked out again."""
+        key = tuple(sorted((name, model.version) for name, model in chosen.items()))
+        found = self._pinned.get(key)
+        if found is None:
+            view = replace(self, loaded={**self.loaded, **chosen})
+            found = self._pinned[key] = (view, view.role_conflict())
+        return found
+
+    @cached_property
+    def _pinned(self) -> dict[tuple[tuple[str, int], ...], tuple[ServingModels, str | None]]:
+        return {}
 
     @cached_property
     def role_feature_kinds(self) -> dict[str, str]:
@@ -213,8 +232,17 @@ class ServingModels:
                     }
                 )
             else:
-                served = sorted(self.versions.get(name, {model.version: model}))
-                entries.append({**model.describe(), "roles": roles, "ready": True, "versions": served})
+                served = dict(sorted(self.versions.get(name, {model.version: model}).items()))
+                sha256 = {str(version): each.manifest.onnx_sha256 for version, each in served.items()}
+                entries.append(
+                    {
+                        **model.describe(),
+                        "roles": roles,
+                        "ready": True,
+                        "versions": list(served),
+                        "version_sha256": sha256,
+                    }
+                )
         return entries
 
 

@@ -37,6 +37,11 @@ class ModelDescription(BaseModel):
     roles: list[str] = Field(description="The roles it fills (common/roles.py), or 'retrieval'.")
     ready: bool
     version: int | None = None
+    sha256: str | None = Field(
+        default=None,
+        description="The sha256 of this version's model.onnx (checked at its load): a version number is per "
+        "repository, this names the same model on every machine.",
+    )
     kind: str | None = None
     provider: str | None = Field(default=None, description="Execution provider the session actually uses.")
     inputs: list[TensorDescription] = []
@@ -45,7 +50,14 @@ class ModelDescription(BaseModel):
     position: Position | None = Field(default=None, description="A CTR model's position regime; else null.")
     catalog_items: int | None = Field(default=None, description="Retrieval model: items in its catalog.")
     error: str | None = Field(default=None, description="Why no version is served, when not ready.")
-    versions: list[int] = Field(default=[], description="Every version served (the newest fills the roles).")
+    versions: list[int] = Field(
+        default=[],
+        description="Every version served (the newest fills the roles; /v1/score's `versions` picks another).",
+    )
+    version_sha256: dict[str, str] = Field(
+        default={},
+        description="Each served version -> the sha256 of its model.onnx.",
+    )
 
 
 class ModelList(BaseModel):

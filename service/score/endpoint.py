@@ -51,6 +51,7 @@ from service.log_format import note_error
 from service.metrics import Metrics
 from service.score import pipeline
 from service.score.schemas import SCORE_EXAMPLE, ScoreRequest, ScoreResponse
+from service.score.versions import PINNED_VERSION_NOT_SERVED
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -156,13 +157,15 @@ router = APIRouter(tags=["scoring"])
     summary="Score candidate ads",
     response_class=Response,
     responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
-    | error_responses((400, BAD_BODY), 413, 415, 422, 503, 504),
+    | error_responses((400, BAD_BODY), (404, PINNED_VERSION_NOT_SERVED), 413, 415, 422, 503, 504),
     openapi_extra=request_body(ScoreRequest, SCORE_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
 )
 async def score(request: Request, body: JsonBody, deadline: DeadlineDep, disconnect: DisconnectDep) -> Response:
     """Encode the features with each role model's spec, then run the models through their batchers.
 
-    The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`).
+    The optional `X-Request-Timeout-Ms` header lowers the deadline (`CTR_REQUEST_TIMEOUT_MS`). The optional
+    `versions` field names which served version of a role model scores the request (an online experiment's
+    arm); without it each role model's newest served version does.
     """
     state = request.app.state
     answer = await pipeline.respond(body, state.models, state.settings, deadline, disconnect)

@@ -31,9 +31,10 @@ from service.http.errors import InputError, ModelUnavailable
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
 from service.score.features import ALONE_ROWS, FeatureRows, checked_rows
+from service.score.versions import pinned_models
 from service.settings import Settings
 
-BODY_KEYS = frozenset({"context", "candidates"})
+BODY_KEYS = frozenset({"context", "candidates", "versions"})
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,10 @@ def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedR
     """Parse and check a body completely (and encode a large one): after this, encoding and running it
     cannot fail on its account."""
     roles = role_models(models)  # a service not ready answers 503 before reading the body
-    context, candidates = parse_body(body, settings.max_candidates)
+    context, candidates, versions = parse_body(body, settings.max_candidates)
+    if versions is not None:  # versions pinned by the request (an online experiment's arm): they fill the roles
+        models = pinned_models(models, versions)
+        roles = role_models(models)
     return checked_request(context, candidates, roles, models.role_feature_kinds, settings.max_string_chars)
 
 
@@ -185,9 +189,10 @@ def _batcher(models: ServingModels, model: ScoringModel) -> Any:
     return batcher
 
 
-def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[Any]]:
-    """The request's context object and candidate list, structurally checked."""
-    data = load_object(body, BODY_KEYS, "'candidates' (and optionally 'context')")
+def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[Any], Any]:
+    """The request's context object and candidate list, structurally checked, and its ``versions`` as sent
+    (None without one: score/versions.py checks it against the served versions)."""
+    data = load_object(body, BODY_KEYS, "'candidates' (and optionally 'context' and 'versions')")
     context = data.get("context")
     if context is None:
         context = {}
@@ -202,4 +207,4 @@ def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[A
         raise InputError(422, "candidates must not be empty", "candidates")
     if len(candidates) > max_candidates:
         raise InputError(413, f"{len(candidates)} candidates; at most {max_candidates} per request", "candidates")
-    return context, candidates
+    return context, candidates, data.get("versions")

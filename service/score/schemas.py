@@ -8,6 +8,8 @@ every documented example).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from common.roles import ROLES
@@ -34,6 +36,14 @@ class ScoreRequest(BaseModel):
     candidates: list[dict[str, FeatureValue]] = Field(
         min_length=1,
         description="Candidate ads, each an object of ad features; a feature may not also be in context.",
+    )
+    versions: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        description="Optional, for online experiments (A/B, canary, shadow): model name -> which of its served "
+        "versions scores this request, in every role that model fills (its newest without it). A name that fills "
+        "no role is a 422, a version not served a 404 naming the served ones (GET /v1/models lists them). The "
+        "answer's `models` names the versions that scored it.",
+        examples=[{"esmm": 1}],
     )
 
 

@@ -46,8 +46,8 @@ def test_gather_columns_rejects_a_feature_in_both_places() -> None:
 
 
 def test_parse_body_counts_candidates_against_the_limit() -> None:
-    context, candidates = parse_body(b'{"candidates": [{}, {}]}', max_candidates=2)
-    assert (context, len(candidates)) == ({}, 2)
+    context, candidates, versions = parse_body(b'{"candidates": [{}, {}]}', max_candidates=2)
+    assert (context, len(candidates), versions) == ({}, 2, None)
     with pytest.raises(InputError) as raised:
         parse_body(b'{"candidates": [{}, {}, {}]}', max_candidates=2)
     assert raised.value.status == 413

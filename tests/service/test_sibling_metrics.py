@@ -9,10 +9,12 @@ import numpy as np
 from service.metrics import Metrics
 from service.sibling_metrics import SiblingMetrics
 
+INFO = {"provider": "CPUExecutionProvider", "sha256": "5ab1e"}  # a version's ctr_model_info labels
+
 
 def counted(successes: int, batch: int, status: int) -> Metrics:
     metrics = Metrics()
-    stats = metrics.model("esmm", 1, "CPUExecutionProvider")
+    stats = metrics.model("esmm", 1, INFO)
     for _ in range(successes):
         stats.success(0.003, 0.001)
     stats.failure("deadline")
@@ -34,11 +36,12 @@ def test_each_worker_reports_its_own_live_counters_plus_the_others_latest(tmp_pa
     assert stats.durations.count == 8 and stats.batch_sizes.count == 2
     assert stats.by_batch_size == {8: [1, 0.002], 16: [1, 0.002]}
     assert total.responses == {200: 8} and total.grpc_responses == {"OK": 2}
-    assert total.providers == {("esmm", 1): "CPUExecutionProvider"}
+    assert total.info == {("esmm", 1): INFO}
     assert pending == {("esmm", 1): 6}
     assert mine.models[("esmm", 1)].successes == 3  # the live counters are not changed by the sum
     text = total.render(pending, [("esmm", 1)], process)
     assert 'ctr_inference_request_success_total{model="esmm",version="1"} 8' in text
+    assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider",sha256="5ab1e"} 1' in text
     assert 'ctr_feature_values_clipped_total{model="esmm",version="1",feature="ad_price"} 8' in text
     # the probabilities served, summed over both workers' items (an embedding is no probability: not summed)
     assert stats.output_sums == {"pctr": 0.25 * 24}
@@ -115,7 +118,7 @@ def test_a_version_one_worker_has_forgotten_leaves_the_sum_at_once(tmp_path: Pat
     assert ("esmm", 1) not in first.summed(mine, {})[0].models
     for metrics in (mine, theirs):  # served again (a rollback): from 0, in both (as models/manager.py does)
         metrics.restart(("esmm", 1))
-        metrics.model("esmm", 1, "CPUExecutionProvider").success(0.003, 0.001)
+        metrics.model("esmm", 1, INFO).success(0.003, 0.001)
     second.write(theirs, {})
     assert first.summed(mine, {})[0].models[("esmm", 1)].successes == 2
 

@@ -141,6 +141,19 @@ def test_the_bodies_read_by_hand_are_components_every_reference_resolves(documen
     assert {r.removeprefix("#/components/schemas/") for r in found} <= set(document["components"]["schemas"])
 
 
+def test_score_documents_the_versions_an_online_experiment_pins(document: dict) -> None:
+    """``versions`` (model name -> served version) is in the body a generated client sends, described, with an
+    example, and its 404 (a version not served) is declared; the model list names each version's sha256."""
+    schema = resolved(document, operation(document, "/v1/score")["requestBody"]["content"]["application/json"])
+    versions = schema["schema"]["properties"]["versions"]
+    assert "served versions" in versions["description"] and versions["examples"] == [{"esmm": 1}]
+    pinned = next(option for option in versions["anyOf"] if option.get("type") == "object")
+    assert pinned["additionalProperties"] == {"type": "integer", "minimum": 0, "format": "int64"}
+    assert "not served" in operation(document, "/v1/score")["responses"]["404"]["description"]
+    listed = document["components"]["schemas"]["ModelDescription"]["properties"]
+    assert {"sha256", "version_sha256"} <= set(listed)
+
+
 def test_an_answer_of_several_media_types_lists_json_first(document: dict) -> None:
     """Generators take an answer's first media type: V2 infer's JSON answer came back as raw bytes."""
     for path in INFER:

@@ -266,7 +266,7 @@ def test_openapi_documents_the_bodies(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/v1/score"]["post"]
     request = operation["requestBody"]["content"]["application/json"]
-    assert set(resolved(schema, request["schema"])["properties"]) == {"context", "candidates"}
+    assert set(resolved(schema, request["schema"])["properties"]) == {"context", "candidates", "versions"}
     assert request["example"]["candidates"]
     assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
     assert "ScoreResponse" in schema["components"]["schemas"]

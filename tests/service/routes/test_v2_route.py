@@ -165,7 +165,7 @@ def test_metrics_exposition(client: TestClient) -> None:
 
     def scrape() -> dict[str, str]:
         text = client.get("/metrics").text
-        assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider"} 1' in text
+        assert 'ctr_model_info{model="esmm",version="1",provider="CPUExecutionProvider",sha256="' in text
         return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
 
     model = '{model="esmm",version="1"}'
