@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.regular_file import NOT_REGULAR
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.full_disk import full_disk_command, needs_full_disk
@@ -75,6 +77,35 @@ def test_a_version_with_a_fifo_for_its_model_is_said_not_whole_and_trained_besid
         f"{NOT_REGULAR}): training on the built-in world simulator"
     ), (done.stdout, done.stderr)
     assert done.returncode == 2 and "work/esmm" in done.stderr and "training + exporting" not in done.stdout
+
+
+# a failing disk's EIO where prepare reads the model esmm: listing its folder, or hashing a version's file
+EIO_LISTING = """import errno, os, pathlib
+listed = pathlib.Path.iterdir
+def iterdir(self):
+    if self.name == "esmm":
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(self))
+    return listed(self)
+pathlib.Path.iterdir = iterdir"""
+EIO_READING = """import errno, os, common.repository
+def sha256_file(path):
+    raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+common.repository.sha256_file = sha256_file"""
+
+
+@pytest.mark.parametrize(("first", "path"), [(EIO_LISTING, "esmm"), (EIO_READING, "esmm/1/model.onnx")])
+def test_storage_failing_under_the_repository_is_one_line_and_no_training(tmp_path, first, path):
+    """A model folder that could not be listed ended in a 90-line traceback; a version's file that could not be
+    read made the version "not whole", and prepare trained and published a duplicate on the failing disk (here,
+    with no config, refused for want of one)."""
+    repository = tmp_path / "repository"
+    publish_tiny_esmm(repository)
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path, first=first, timeout=60)
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == [
+        f"error: repository/{path}: Input/output error: the storage there failed (a disk's error, a network mount "
+        "gone stale or not answering): check it (dmesg, the mount) and run the command again"
+    ]
 
 
 def test_the_repository_is_the_one_ctr_serve_serves(tmp_path):
