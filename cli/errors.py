@@ -14,7 +14,8 @@ which byte).
 So does a command run on an install without the extra it needs (``ctr train`` on the
 service's ``.[cpu]``): the line names the missing module and the extra that brings it, read from the
 installed distribution's own requirements. A full disk or a spent quota (``ENOSPC``, ``EDQUOT``) is said in
-one line too, naming what was being written, but exits 1: the machine's trouble, not the command line's.
+one line too, naming what was being written, but exits 1: the machine's trouble, not the command line's; so is
+storage that fails under a path (``EIO``, ``ESTALE``, ``ETIMEDOUT``: a failing disk, a network mount gone away).
 ``ctr -v ...`` keeps the traceback for debugging. Other exceptions are bugs and propagate (an import that no
 extra but ``dev`` declares among them).
 """
@@ -44,6 +45,10 @@ REFUSED_PATH_ERRNOS = {errno.EROFS}
 # with what was being written (the error's path, or the note a writer added: common/whole_file.py), where a
 # 117-line traceback ended "[Errno 28] No space left on device" naming no file.
 FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# Storage that failed under a path: a disk's I/O error, a network mount's stale handle or its server gone quiet.
+# The machine's trouble too (exit 1), said in one line naming the path, where `ctr prepare` ended in a 90-line
+# traceback. Only of a path (or a note naming what was written): a socket's ETIMEDOUT is not the storage's.
+FAILED_STORAGE_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT}
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),
@@ -100,14 +105,33 @@ def is_full_disk(error: BaseException) -> bool:
 
 def full_disk_line(error: OSError) -> str:
     """A full disk's error on one line: what was being written, and what to do."""
+    return f"{_what_failed(error)}: free space there (or write elsewhere) and run the command again"
+
+
+def is_failed_storage(error: BaseException) -> bool:
+    """Whether ``error`` is storage failing under a path it names (``FAILED_STORAGE_ERRNOS``)."""
+    if not isinstance(error, OSError) or error.errno not in FAILED_STORAGE_ERRNOS:
+        return False
+    return error.filename is not None or bool(getattr(error, "__notes__", []))
+
+
+def failed_storage_line(error: OSError) -> str:
+    """Storage's failure on one line: the path it failed under, the error, and what to do."""
+    return (
+        f"{_what_failed(error)}: the storage there failed (a disk's error, a network mount gone stale or not "
+        "answering): check it (dmesg, the mount) and run the command again"
+    )
+
+
+def _what_failed(error: OSError) -> str:
+    """The error and the file it was about: what the writer said it was writing (the name the user knows, not
+    a hidden temporary one), else the path the error names, else the error alone."""
     notes = getattr(error, "__notes__", [])
-    if notes:  # what the writer said it was writing: the name the user knows, not a hidden temporary one
-        said = f"{error.strerror or os.strerror(errno.ENOSPC)} {notes[-1]}"
-    elif error.filename is not None:
-        said = _path_refused(error)
-    else:
-        said = error.strerror or os.strerror(errno.ENOSPC)
-    return f"{said}: free space there (or write elsewhere) and run the command again"
+    if notes:
+        return f"{error.strerror or os.strerror(error.errno or 0)} {notes[-1]}"
+    if error.filename is not None:
+        return _path_refused(error)
+    return error.strerror or os.strerror(error.errno or 0)
 
 
 def one_line(error: Exception) -> str:
@@ -168,6 +192,8 @@ class UserErrorTyper(HelpTyper):
                     raise
             elif is_full_disk(error):
                 message, code = full_disk_line(error), 1
+            elif is_failed_storage(error):
+                message, code = failed_storage_line(error), 1
             elif is_user_error(error):
                 message = one_line(error)
             else:

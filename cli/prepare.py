@@ -96,6 +96,16 @@ def missing_models(repository: Path, named_by: str = "--repository") -> list[str
     return missing
 
 
+def _none_whole(repository: Path, name: str) -> str:
+    """That no version of ``name`` is whole, and why its newest is not (``not_whole``: a file of another sha256,
+    one missing or not a plain file, such as a FIFO). Its files are read again: a moment, before a minute of
+    training beside it (a newer version, which the service serves; it refuses the one not whole)."""
+    from common.repository import not_whole, version_dir, versions
+
+    newest = version_dir(repository, name, versions(repository, name)[-1])
+    return f"no version of {name} is whole; its newest, {newest}: {not_whole(newest) or 'whole by now'}"
+
+
 def _config(repository: Path, name: str) -> Path:
     return repository / name / "config.toml"
 
@@ -207,7 +217,7 @@ def prepare(
     if importlib.util.find_spec("torch") is None:  # each training process failed with it, after its line
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
     broken = [name for name in missing if versions(repository, name)]  # there, but refused by the service
-    said = f" (no version of {', '.join(broken)} is whole: its files do not match their sha256s)" if broken else ""
+    said = f" ({'; '.join(_none_whole(repository, name) for name in broken)})" if broken else ""
     typer.echo(f"{step} no exported version of {', '.join(missing)}{said}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
     with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does

@@ -49,6 +49,7 @@ from common.features import FeatureSpec
 from common.finite_json import finite
 from common.flush_to_disk import flush_entries, flush_folder
 from common.newer_manifest import newer_manifest, refuse_unknown_names, unknown_fields
+from common.regular_file import NOT_REGULAR, NotRegularFile, read_regular_text, regular_file
 from common.rename_no_replace import rename_no_replace
 from common.toml_file import read_toml
 
@@ -80,6 +81,9 @@ STAGING_PREFIX = ".staging-"  # a version being written: hidden from ``versions`
 # its mkdir and its export's flock, and a file system whose locks other machines do not see (an NFS mount
 # with local_lock), leave the lock alone no proof; an export writes a file into its folder far more often.
 STALE_STAGING_S = 3600.0
+# What a version's folder holds where a file it needs should be, not how its storage reads it: a version with one
+# of these is not whole (``not_whole``), as one of another sha256 is.
+NO_FILE_THERE = (FileNotFoundError, IsADirectoryError, NotADirectoryError, NotRegularFile)
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def validate_model_name(name: str) -> str:
 
 
 def read_config(root: Path, name: str) -> dict[str, Any]:
-    return read_toml(root / validate_model_name(name) / CONFIG_FILE)
+    return read_toml(root / validate_model_name(name) / CONFIG_FILE, regular_only=True)
 
 
 def model_names(root: Path) -> list[str]:
@@ -253,16 +257,28 @@ def versions(root: Path, name: str) -> list[int]:
 def newest_whole_version(root: Path, name: str) -> int | None:
     """The newest version of ``name`` whose model.json reads and whose every file has the sha256 it lists (one
     the service could serve; one cut short by a power loss, or rewritten or copied in half, is not whole), or
-    None. Read from the newest down, to the first whole one: not every file of a month of hourly versions."""
-    return next((v for v in reversed(versions(root, name)) if _whole(version_dir(root, name, v))), None)
+    None. Read from the newest down, to the first whole one: not every file of a month of hourly versions.
+    An OSError where the storage fails to read one (``not_whole``)."""
+    return next((v for v in reversed(versions(root, name)) if not_whole(version_dir(root, name, v)) is None), None)
 
 
-def _whole(directory: Path) -> bool:
+def not_whole(directory: Path) -> str | None:
+    """Why the version in ``directory`` is not whole, or None when it is: a file it needs is missing or is no
+    plain file, one does not have the sha256 its model.json lists, or model.json is not one this release reads.
+    What the storage fails to read (a disk's EIO, a network mount's ESTALE or ETIMEDOUT, a file not the user's
+    to read) tells nothing of the version: its OSError is raised, naming the file. Called "not whole", the
+    version of a failing disk had ``ctr prepare`` train and publish a duplicate of it there."""
     try:
-        manifest = Manifest.from_json((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
-        return all(sha256_file(directory / file) == sha256 for file, sha256 in manifest.file_sha256s.items())
-    except (OSError, ValueError):  # unreadable, or not a manifest this release reads
-        return False
+        manifest = Manifest.from_json(read_regular_text(directory / MANIFEST_FILE))
+        for file, sha256 in manifest.file_sha256s.items():
+            if sha256_file(directory / file) != sha256:
+                return f"{file} does not have the sha256 {MANIFEST_FILE} lists"
+    except NO_FILE_THERE as error:
+        named = Path(error.filename).name
+        return f"{named} {NOT_REGULAR}" if isinstance(error, NotRegularFile) else f"{named}: {error.strerror}"
+    except ValueError as error:  # not JSON, not UTF-8, or not a manifest this release reads
+        return f"{MANIFEST_FILE} does not read: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    return None
 
 
 def version_dir(root: Path, name: str, version: int) -> Path:
@@ -270,12 +286,14 @@ def version_dir(root: Path, name: str, version: int) -> Path:
 
 
 def read_manifest(root: Path, name: str, version: int) -> Manifest:
-    return Manifest.from_json((version_dir(root, name, version) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    """The version's manifest; NotRegularFile (at once) where model.json is a FIFO, device or socket."""
+    return Manifest.from_json(read_regular_text(version_dir(root, name, version) / MANIFEST_FILE))
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of the file's content; NotRegularFile (at once) where it is a FIFO, device or socket."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
+    with regular_file(path) as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

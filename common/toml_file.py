@@ -10,10 +10,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from common.regular_file import regular_file
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The file's table; ValueError naming ``path`` when it is not valid TOML (FileNotFoundError as is)."""
-    with open(path, "rb") as file:
+
+def read_toml(path: str | Path, regular_only: bool = False) -> dict[str, Any]:
+    """The file's table; ValueError naming ``path`` when it is not valid TOML (FileNotFoundError as is).
+    ``regular_only`` (a model repository's config.toml): NotRegularFile at once where ``path`` is a FIFO, a
+    device or a socket, which ``open`` waits on; a file the user names may be one (``--spec <(...)``)."""
+    with regular_file(path) if regular_only else open(path, "rb") as file:
         try:
             return tomllib.load(file)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:  # a binary file said only which byte

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from common.newer_manifest import NewerManifest
+from common.regular_file import NOT_REGULAR, NotRegularFile, regular_file
 from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest, version_dir, versions
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
@@ -44,6 +45,8 @@ def load_version(
         manifest = read_manifest(root, name, version)
     except FileNotFoundError:
         raise ModelLoadError("model.json is missing") from None
+    except NotRegularFile:  # a FIFO's open waited for a writer forever, the models' lock held
+        raise ModelLoadError(f"{MANIFEST_FILE} {NOT_REGULAR}") from None
     except OSError as error:
         raise ModelLoadError(f"model.json cannot be read: {error.strerror or error}") from None
     except NewerManifest as error:  # not malformed: its own message says what it holds and what to do
@@ -75,7 +78,7 @@ def verified_bytes(directory: Path, file_name: str, manifest: Manifest) -> bytes
     if expected is None:
         raise ModelLoadError(f"model.json lists no file {file_name!r}")
     try:
-        with (directory / file_name).open("rb") as file:
+        with regular_file(directory / file_name) as file:
             size = os.fstat(file.fileno()).st_size  # of the file read, not of one put in its place meanwhile
             if file_name.endswith(".onnx") and size > ONNX_MAX_BYTES:
                 raise ModelLoadError(
@@ -83,6 +86,8 @@ def verified_bytes(directory: Path, file_name: str, manifest: Manifest) -> bytes
                     f"{ONNX_MAX_BYTES:,} (protobuf's limit)"
                 )
             data = file.read()
+    except NotRegularFile:  # the file's name, not its path: a refusal's reason reaches clients (repository index)
+        raise ModelLoadError(f"{file_name} {NOT_REGULAR}") from None
     except OSError as error:
         raise ModelLoadError(f"{file_name} cannot be read: {error.strerror or error}") from None
     digest = hashlib.sha256(data).hexdigest()

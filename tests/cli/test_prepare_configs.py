@@ -8,18 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from common.regular_file import NOT_REGULAR
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.full_disk import full_disk_command, needs_full_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def prepare(*args: str, cwd: Path, full_disk: Path | None = None, **settings: str) -> subprocess.CompletedProcess:
-    """``ctr prepare ARGS`` in ``cwd``, with the folder ``full_disk`` (where given) on a full disk."""
+def prepare(
+    *args: str, cwd: Path, full_disk: Path | None = None, first: str = "", timeout: float = 120, **settings: str
+) -> subprocess.CompletedProcess:
+    """``ctr prepare ARGS`` in ``cwd``, with the folder ``full_disk`` (where given) on a full disk, the Python
+    source ``first`` run before it (a stand-in for a failing disk)."""
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **settings}  # else no CTR_* settings: the defaults
-    command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", *args]
+    command = [sys.executable, "-c", f"{first}\nfrom cli.main import app; app()", "prepare", *args]
     command = command if full_disk is None else full_disk_command(full_disk, command)
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_role_model_without_config_is_refused_before_any_training(tmp_path):
@@ -50,6 +56,56 @@ def test_a_version_that_is_not_whole_counts_as_none(tmp_path):
     (repository / "esmm" / "1" / "model.onnx").write_bytes(b"")
     done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path)
     assert done.returncode == 2 and "no whole exported version to serve" in done.stderr, (done.stdout, done.stderr)
+
+
+def test_a_version_with_a_fifo_for_its_model_is_said_not_whole_and_trained_beside_within_seconds(tmp_path):
+    """sha256_file's open waited for a writer: ``ctr prepare`` (and ``make run``) hung without a word. The version
+    cannot be served (the service refuses it), so it is not whole, as one of another sha256 is: a new version is
+    trained beside it, the line says why. (A file in the work folder's way ends the command before training.)"""
+    from tests.cli.test_read_only_repository import TINY_ESMM
+
+    repository = tmp_path / "repository"
+    publish_tiny_esmm(repository)
+    (repository / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+    (repository / "esmm" / "1" / "model.onnx").unlink()
+    os.mkfifo(repository / "esmm" / "1" / "model.onnx")  # no writer ever: the code before hung here for good
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "esmm").write_text("", encoding="utf-8")
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path, timeout=60)
+    assert done.stdout.startswith(
+        "[1/1] no exported version of esmm (no version of esmm is whole; its newest, repository/esmm/1: model.onnx "
+        f"{NOT_REGULAR}): training on the built-in world simulator"
+    ), (done.stdout, done.stderr)
+    assert done.returncode == 2 and "work/esmm" in done.stderr and "training + exporting" not in done.stdout
+
+
+# a failing disk's EIO where prepare reads the model esmm: listing its folder, or hashing a version's file
+EIO_LISTING = """import errno, os, pathlib
+listed = pathlib.Path.iterdir
+def iterdir(self):
+    if self.name == "esmm":
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(self))
+    return listed(self)
+pathlib.Path.iterdir = iterdir"""
+EIO_READING = """import errno, os, common.repository
+def sha256_file(path):
+    raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+common.repository.sha256_file = sha256_file"""
+
+
+@pytest.mark.parametrize(("first", "path"), [(EIO_LISTING, "esmm"), (EIO_READING, "esmm/1/model.onnx")])
+def test_storage_failing_under_the_repository_is_one_line_and_no_training(tmp_path, first, path):
+    """A model folder that could not be listed ended in a 90-line traceback; a version's file that could not be
+    read made the version "not whole", and prepare trained and published a duplicate on the failing disk (here,
+    with no config, refused for want of one)."""
+    repository = tmp_path / "repository"
+    publish_tiny_esmm(repository)
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path, first=first, timeout=60)
+    assert done.returncode == 1 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == [
+        f"error: repository/{path}: Input/output error: the storage there failed (a disk's error, a network mount "
+        "gone stale or not answering): check it (dmesg, the mount) and run the command again"
+    ]
 
 
 def test_the_repository_is_the_one_ctr_serve_serves(tmp_path):

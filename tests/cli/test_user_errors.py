@@ -414,18 +414,40 @@ def test_an_option_named_by_one_command_is_not_named_by_the_next():
     ],
 )
 def test_a_permission_error_is_a_users_mistake_only_about_a_path(tmp_path, raised, code, said):
+    done = command_raising(raised, cwd=tmp_path)
+    assert done.returncode == code and said in done.stderr, done.stderr
+
+
+STORAGE_FAILED = ": the storage there failed (a disk's error, a network mount gone stale or not answering): check it"
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        ("OSError(5, 'Input/output error', 'models/esmm')", f"error: models/esmm: Input/output error{STORAGE_FAILED}"),
+        ("OSError(116, 'Stale file handle', 'm/1')", f"error: m/1: Stale file handle{STORAGE_FAILED}"),
+        ("TimeoutError(110, 'Connection timed out', 'm')", f"error: m: Connection timed out{STORAGE_FAILED}"),
+        ("TimeoutError(110, 'Connection timed out')", "Traceback"),  # a socket's, not the storage's
+    ],
+)
+def test_storage_failing_under_a_path_is_one_line_exit_1(tmp_path, raised, said):
+    """``ctr prepare`` on a model folder that could not be listed (EIO) ended in a 90-line traceback."""
+    done = command_raising(raised, cwd=tmp_path)
+    assert done.returncode == 1 and said in done.stderr, done.stderr
+    if "Traceback" not in said:
+        assert done.stderr.strip().splitlines() == [said + " (dmesg, the mount) and run the command again"]
+
+
+def command_raising(raised: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A command of a ``UserErrorTyper`` that raises ``raised`` (Python source), run in a process of its own."""
     program = (
         "from cli.errors import UserErrorTyper\napp = UserErrorTyper()\n"
         f"@app.command()\ndef go():\n    raise {raised}\n@app.command()\ndef other():\n    pass\napp()"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program, "go"],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
+    env = {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", program, "go"], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == code and said in done.stderr, done.stderr
 
 
 def test_prepare_without_torch_is_one_line_before_any_training_process_starts(tmp_path):

@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import json
 import os
@@ -6,16 +7,22 @@ import stat
 import pytest
 
 from common.features import Feature, FeatureSpec
+from common.regular_file import NOT_REGULAR, NotRegularFile
 from common.repository import (
     MANIFEST_FILE,
     Manifest,
     TensorInfo,
     newest_whole_version,
+    not_whole,
     publish_version,
+    read_config,
     read_manifest,
+    sha256_file,
     validate_model_name,
+    version_dir,
     versions,
 )
+from tests.support.fifo import fifo_at
 
 
 def manifest(version: int) -> Manifest:
@@ -199,3 +206,68 @@ def test_a_version_whose_files_do_not_match_model_json_is_not_whole(tmp_path):
     assert newest_whole_version(tmp_path, "m") == 1
     publish_version(tmp_path, "m", writer_of(b"graph"))
     assert newest_whole_version(tmp_path, "m") == 5
+
+
+def publish_whole(root, name="m") -> int:
+    def write(directory, version):
+        (directory / "model.onnx").write_bytes(b"graph")
+        written = manifest(version)
+        written.onnx_sha256 = hashlib.sha256(b"graph").hexdigest()
+        (directory / MANIFEST_FILE).write_text(written.to_json())
+
+    return publish_version(root, name, write)
+
+
+@pytest.mark.parametrize("file", ["model.onnx", MANIFEST_FILE])
+def test_a_version_with_a_fifo_for_a_file_is_not_whole_and_said_so_at_once(tmp_path, file):
+    """``ctr prepare`` hung on it without a word (sha256_file's open waited for a writer)."""
+    publish_whole(tmp_path)
+    publish_whole(tmp_path)
+    with fifo_at(version_dir(tmp_path, "m", 2) / file):
+        assert not_whole(version_dir(tmp_path, "m", 2)) == f"{file} {NOT_REGULAR}"
+        assert newest_whole_version(tmp_path, "m") == 1
+        with pytest.raises(NotRegularFile):
+            read_manifest(tmp_path, "m", 2) if file == MANIFEST_FILE else sha256_file(
+                version_dir(tmp_path, "m", 2) / file
+            )
+
+
+def test_a_config_that_is_a_fifo_is_refused_at_once(tmp_path):
+    (tmp_path / "m").mkdir()
+    with fifo_at(tmp_path / "m" / "config.toml"), pytest.raises(NotRegularFile, match=r"config\.toml is not a regular"):
+        read_config(tmp_path, "m")
+
+
+def test_why_a_version_is_not_whole(tmp_path):
+    publish_whole(tmp_path)
+    directory = version_dir(tmp_path, "m", 1)
+    assert not_whole(directory) is None
+    (directory / "model.onnx").write_bytes(b"gra")
+    assert not_whole(directory) == f"model.onnx does not have the sha256 {MANIFEST_FILE} lists"
+    (directory / "model.onnx").unlink()
+    (directory / "model.onnx").mkdir()
+    assert not_whole(directory) == "model.onnx: Is a directory"
+    (directory / "model.onnx").rmdir()
+    assert not_whole(directory) == "model.onnx: No such file or directory"
+    (directory / MANIFEST_FILE).write_text("{")
+    assert not_whole(directory).startswith(f"{MANIFEST_FILE} does not read: ")
+
+
+def test_a_version_the_storage_fails_to_read_is_not_called_not_whole(tmp_path, monkeypatch):
+    """An EIO reading version 2 made it "not whole": version 1 was taken for the newest whole one, or, with
+    none, ``ctr prepare`` trained and published a duplicate on the failing disk. The error is raised, naming
+    the file."""
+    publish_whole(tmp_path)
+    publish_whole(tmp_path)
+    failing = version_dir(tmp_path, "m", 2) / "model.onnx"
+    real_open = os.open
+
+    def open_failing(path, *args, **kwargs):
+        if str(path) == str(failing):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_failing)
+    with pytest.raises(OSError) as failed:
+        newest_whole_version(tmp_path, "m")
+    assert (failed.value.errno, failed.value.filename) == (errno.EIO, str(failing))

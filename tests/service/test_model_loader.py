@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
+from common.regular_file import NOT_REGULAR
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, version_dir
 from service.app import create_app
 from service.models.base import ModelLoadError
@@ -19,6 +20,7 @@ from service.models.loader import load_newest, load_version
 from service.models.manager import load_snapshot
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.fifo import fifo_at
 
 ESMM_NEEDS = {"pctr", "pctcvr"}
 
@@ -294,3 +296,19 @@ def test_a_role_model_nothing_would_load_later_stops_the_start(
         pass
     assert str(refused.value).startswith("not starting: role model(s) esmm not served, and nothing would load them")
     assert str(refused.value) in caplog.text
+
+
+@pytest.mark.parametrize("file", [MODEL_FILE, MANIFEST_FILE])
+def test_a_version_with_a_fifo_for_a_file_is_refused_at_once_and_the_older_version_serves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, file: str
+) -> None:
+    """The poll thread waited in ``open`` for a writer, the models' lock held: ``ctr serve`` hung at "Waiting for
+    application startup.", deaf to SIGTERM. Its name, not its path, is said: a refusal's reason reaches clients."""
+    publish_tiny_esmm(tmp_path, seed=1)
+    publish_tiny_esmm(tmp_path, seed=2)
+    fifo = fifo_at(version_dir(tmp_path, "esmm", 2) / file)
+    with fifo, caplog.at_level(logging.WARNING, logger="service.models.loader"):
+        model = load_newest(settings_for(tmp_path), "esmm", ESMM_NEEDS)
+    assert model.version == 1
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals == [f"model esmm version 2 refused: {file} {NOT_REGULAR}"]
