@@ -1,29 +1,40 @@
 """Model management: load, reload and unload models while serving (Triton-style explicit control).
 
-Every model the settings name is managed here: the role models and the retrieval model alike. A load
-reads the model's ``[serving]`` settings and version policy, verifies each version it needs (loader.py)
-in a worker thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in
-one assignment. Requests already holding the old snapshot finish on it; the batchers of versions no
-longer served drain and stop. A version that fails verification is refused with a log line, remembered
-with its reason and its files (refusal.py; ``/v2/repository/index`` lists it while it is on disk;
-polling retries it only once its files change), and the versions already served keep serving; a load
-that finds nothing loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits
-for it. A model unloaded by an admin stays unloaded until an admin loads it: polling leaves it alone (it
-reloaded it within a poll interval, undoing the operator's unload).
+Every model the settings name is managed here: the role models and the retrieval model alike. A load reads the
+model's ``[serving]`` settings and version policy, verifies each version it needs (loader.py) in a worker
+thread, then swaps a new immutable ``ServingModels`` snapshot into ``app.state.models`` in one assignment.
+Requests already holding the old snapshot finish on it; the batchers of versions no longer served drain and
+stop. A version that fails verification is refused with a log line, remembered with its reason and its files
+(refusal.py; ``/v2/repository/index`` lists it while it is on disk; polling retries it once its files change, or
+after a backoff when the storage failed a read), and the versions already served keep serving; a load that finds
+nothing loadable changes nothing. Loads are serialised by a lock, so a reload requested while one runs waits for
+it: polling and the start as long as it takes, an admin load or unload ``ADMIN_LOCK_WAIT_S`` at most
+(ManagerBusy, a 503 naming the load under way: a read stalled on the repository's storage held the lock, and
+every admin request hung with it). A load running past ``SLOW_LOAD_S`` is said. A model unloaded by an admin
+stays unloaded until an admin loads it: polling leaves it alone (it reloaded it within a poll interval, undoing
+the operator's unload).
 
 Versions are immutable once published (they appear by an atomic rename), so a version already served
 is kept as it is, with its warm session and batcher, unless its batching settings changed.
+
+Nothing here touches the repository on the event loop: each read (a listing, a stat) is made in the worker thread
+of the load or poll that needs it. A stat stalled on the storage (a FUSE or NFS mount) froze the loop and every route
+with it, health checks included, and SIGTERM did nothing until the storage answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from copy import copy
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
+from anyio import to_thread
 from starlette.concurrency import run_in_threadpool
 
 from common.repository import validate_model_name, version_dir, versions
@@ -39,6 +50,10 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SLOW_LOAD_S = 30.0  # a load running longer is said, and again at each doubling: the storage may be stalled
+ADMIN_LOCK_WAIT_S = 10.0  # the longest an admin load or unload waits for the one under way (a load takes seconds)
+LOCK_LOOK_S = 0.1  # how often an admin operation waiting for the lock looks whether the service began to stop
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -47,6 +62,22 @@ class LoadResult:
     name: str
     served: list[int]
     refused: dict[int, Refusal]
+
+
+@dataclass(frozen=True)
+class DiskRead:
+    """(thread) What a load read of the repository: its settings and versions (``error``: why none loads), and
+    what the swap needs of the disk afterwards, read in the same thread rather than on the event loop."""
+
+    config: ServingConfig | None
+    chosen: dict[int, ServedModel]
+    error: ModelLoadError | None
+    on_disk: set[int] | None  # the model's versions on disk after the load; None: its directory cannot be listed
+    known: bool  # whether the name is a model's (``_known``)
+
+
+class ManagerBusy(Exception):
+    """An admin load or unload that could not take the manager's lock in time; its message names what holds it."""
 
 
 class ModelManager:
@@ -75,6 +106,8 @@ class ModelManager:
         # filled by threadpool threads, pruned by the event loop (``_forget_compared``)
         self._compared: dict[tuple[str, int], tuple[Files, ServedModel, bool]] = {}
         self._said_rewritten: dict[tuple[str, int], Files] = {}  # the files each warning was said for
+        self._holding: tuple[str, float] | None = None  # what holds the lock ("a load of model esmm") and since when
+        self._reading: dict[str, list[int]] = {}  # (thread) model -> the versions its load under way may read
         self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
@@ -122,45 +155,45 @@ class ModelManager:
         land while the poll looks at the disk, or, with several workers, while it waits its turn)."""
         return await self.load(name, polled=True)
 
-    async def load(self, name: str, polled: bool = False) -> LoadResult:
+    async def load(self, name: str, polled: bool = False, wait_s: float | None = None) -> LoadResult:
         """(Re)load ``name`` per its version policy and swap it in; ModelLoadError leaves all as it was. A load
-        not ``polled`` (the operator's, the start's) ends an unload's hold on the model."""
+        not ``polled`` (the operator's, the start's) ends an unload's hold on the model. ``wait_s``: the longest
+        wait for a load or unload under way (None: as long as it takes), ManagerBusy past it."""
         try:
             validate_model_name(name)
         except ValueError as error:
             raise ModelLoadError(str(error)) from None
-        async with self._lock:
+        async with self._locked(f"a load of model {name}", wait_s):
             if polled and name in self._held:
                 return LoadResult(name, [], {})
             self._held.discard(name)
             current = dict(self.models.versions.get(name, {}))
             refused: dict[int, Refusal] = {}
             loaded_files: dict[int, Files] = {}
-            try:
-                config, chosen = await run_in_threadpool(
-                    self._load_versions, name, current, refused, polled, loaded_files
-                )
-            except ModelLoadError as error:
-                self._count_refused(name, refused)
+            read = await self._watched(name, refused, loaded_files, current, polled)
+            refused = self._with_retries(name, refused)
+            self._count_refused(name, refused, read.known)
+            if read.error is not None:
                 # a name the settings do not name and with no folder in the repository is no model's: an
                 # admin load of random names kept an error (and a metrics series) for each until the restart
-                said = name in self.models.loaded or not self._known(name)
-                errors = self.models.errors if said else {**self.models.errors, name: str(error)}
-                self._swap(replace(self.models, errors=errors, refused=self._refusals(name, refused)))
-                raise
-            self._count_refused(name, refused)
+                said = name in self.models.loaded or not read.known
+                errors = self.models.errors if said else {**self.models.errors, name: str(read.error)}
+                refusals = self._refusals(name, refused, read.on_disk)
+                self._swap(replace(self.models, errors=errors, refused=refusals))
+                raise read.error
+            config, chosen = read.config, read.chosen
             old = self.models
             snapshot = replace(
                 old,
                 loaded={**old.loaded, name: chosen[max(chosen)]},
                 versions={**old.versions, name: chosen},
                 errors={k: v for k, v in old.errors.items() if k != name},
-                refused=self._refusals(name, refused, served=chosen),
+                refused=self._refusals(name, refused, read.on_disk, served=chosen),
             )
             conflict = snapshot.role_conflict()
             if conflict is not None:
                 new_versions = [v for v in chosen if v not in current]
-                return self._refuse_conflicting(name, current, new_versions, refused, conflict)
+                return self._refuse_conflicting(name, current, new_versions, refused, conflict, read, loaded_files)
             keep_batchers = self.configs.get(name) == config
             batchers = {m: b for m, b in old.batchers.items() if m.name != name}
             served = old.loaded.get(name)
@@ -177,6 +210,112 @@ class ModelManager:
             self._retire((m, b) for m, b in old.batchers.items() if batchers.get(m) is not b)
             return LoadResult(name, sorted(chosen), refused)
 
+    async def _watched(
+        self,
+        name: str,
+        refused: dict[int, Refusal],
+        loaded_files: dict[int, Files],
+        current: dict[int, ServedModel],
+        polled: bool,
+    ) -> DiskRead:
+        """``_read`` in a worker thread, said once it has run ``SLOW_LOAD_S`` and again at each doubling (one line
+        each: a read stalled on the storage holds the lock, and nothing else said why admin operations answer 503),
+        with the model's poll gauge set. The thread cannot be stopped: cancelled (the service stopping), the wait
+        for it is abandoned, not the thread, so that the shutdown is not held up until the storage answers."""
+        self._reading.pop(name, None)
+        started = time.monotonic()
+        call = partial(self._read, name, current, refused, polled, loaded_files)
+        reading = asyncio.ensure_future(to_thread.run_sync(call, abandon_on_cancel=True))
+        said_at = SLOW_LOAD_S
+        try:
+            while not (await asyncio.wait({reading}, timeout=started + said_at - time.monotonic()))[0]:
+                candidates = self._reading.get(name)
+                left = [v for v in candidates or () if v not in refused and v not in loaded_files]
+                which = f" version {left[0]}" if left else "" if candidates else " (listing its versions)"
+                logger.warning(
+                    "still loading model %s%s after %.0f s: the repository's storage may be stalled (admin loads "
+                    "and unloads answer 503 meanwhile)",
+                    name,
+                    which,
+                    time.monotonic() - started,
+                )
+                if self._poller is not None and name not in self._held:
+                    self.metrics.polls_failing[name] = True  # the poll loop waits for it: its next poll says
+                said_at *= 2
+            return reading.result()
+        finally:
+            reading.cancel()  # a no-op once it is done
+            self._reading.pop(name, None)
+
+    def _read(
+        self,
+        name: str,
+        current: dict[int, ServedModel],
+        refused: dict[int, Refusal],
+        polled: bool,
+        loaded_files: dict[int, Files],
+    ) -> DiskRead:
+        """(thread) ``_load_versions``, its ModelLoadError returned, with the versions on disk afterwards (for
+        ``_refusals``) and whether the name is a model's."""
+        try:
+            config, chosen = self._load_versions(name, current, refused, polled, loaded_files)
+        except ModelLoadError as error:
+            return DiskRead(None, {}, error, self._on_disk(name), self._known(name))
+        return DiskRead(config, chosen, None, self._on_disk(name), True)
+
+    def _on_disk(self, name: str) -> set[int] | None:
+        """(thread) The versions of ``name`` on disk; None when its directory cannot be listed."""
+        try:
+            return set(versions(self.settings.model_repository, name))
+        except OSError:
+            return None
+
+    @asynccontextmanager
+    async def _locked(self, what: str, wait_s: float | None) -> AsyncIterator[None]:
+        """The lock every change takes, held as ``what`` ("a load of model esmm"). ``wait_s``: the longest wait
+        for it (None: as long as it takes); ManagerBusy past it, or at once when the service begins to stop (the
+        admin requests waiting for a stalled load were cancelled at the end of the drain, with a traceback each)."""
+        if wait_s is None:
+            await self._lock.acquire()
+        else:
+            await self._acquire_within(wait_s)
+        self._holding = (what, time.monotonic())
+        try:
+            yield
+        finally:
+            self._holding = None
+            self._lock.release()
+
+    async def _acquire_within(self, wait_s: float) -> None:
+        """Take the lock within ``wait_s``, looking every ``LOCK_LOOK_S`` whether the service began to stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while not getattr(self.state, "draining", False) and (left := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._lock.acquire(), min(left, LOCK_LOOK_S))
+                return
+            except TimeoutError:
+                continue
+        what, since = self._holding or ("another load or unload", time.monotonic())
+        running = f"{what} has been running for {time.monotonic() - since:.1f} s"
+        if getattr(self.state, "draining", False):
+            raise ManagerBusy(f"the service is stopping while {running}: try another replica")
+        raise ManagerBusy(f"{running}; try again")
+
+    def _with_retries(self, name: str, refused: dict[int, Refusal]) -> dict[int, Refusal]:
+        """A load's refusals, each on a read the storage failed with polling's next try of it (refusal.py), when
+        the service polls."""
+        interval_s, now = self.settings.poll_interval_s, time.monotonic()
+        if interval_s <= 0:
+            return refused
+        before = self.models.refused
+        return {
+            version: refusal.retried_by_polling(before.get((name, version)), interval_s, now)
+            if refusal.storage_failed
+            else refusal
+            for version, refusal in refused.items()
+        }
+
     def _refuse_conflicting(
         self,
         name: str,
@@ -184,6 +323,8 @@ class ModelManager:
         new_versions: list[int],
         refused: dict[int, Refusal],
         conflict: str,
+        read: DiskRead,
+        loaded_files: dict[int, Files],
     ) -> LoadResult:
         """A load whose new versions cannot serve beside the other role models: what is served stays as it
         was, and they are refused beside the versions this load ``refused`` for a failed check (listed by the
@@ -191,15 +332,11 @@ class ModelManager:
         nowhere), until their files change or the other models served do. RoleConflict when nothing of the
         model was served (the start-up stops) or nothing new conflicts."""
         logger.error("model %s not served: %s", name, conflict)
-        root = self.settings.model_repository
-        beside = self._others_served(name)
-        conflicting = {
-            version: Refusal(conflict, version_files(version_dir(root, name, version)), beside)
-            for version in new_versions
-        }
+        beside = self._others_served(name)  # each new version's files as the load found them (not listed here)
+        conflicting = {version: Refusal(conflict, loaded_files[version], beside) for version in new_versions}
         self.metrics.refusals[name] += len(conflicting)
         refused = refused | conflicting
-        self._swap(replace(self.models, refused=self._refusals(name, refused, served=current)))
+        self._swap(replace(self.models, refused=self._refusals(name, refused, read.on_disk, served=current)))
         if not current or not conflicting:
             raise RoleConflict(conflict)
         return LoadResult(name, sorted(current), refused)
@@ -211,12 +348,12 @@ class ModelManager:
         others = {models.roles[role] for role in models.roles} - {name}
         return tuple(sorted((other, models.loaded[other].version) for other in others if other in models.loaded))
 
-    def _refusals(self, name: str, refused: dict[int, Refusal], served: Any = ()) -> dict[tuple[str, int], Refusal]:
+    def _refusals(
+        self, name: str, refused: dict[int, Refusal], on_disk: set[int] | None, served: Any = ()
+    ) -> dict[tuple[str, int], Refusal]:
         """The snapshot's refusals after a load of ``name``: this load's, plus earlier ones not retried
-        whose version is still on disk (a refusal of a version since deleted was kept for good)."""
-        try:
-            on_disk = set(versions(self.settings.model_repository, name))
-        except OSError:  # the model's directory cannot be listed (the load said so): its refusals are kept
+        whose version is still ``on_disk`` (a refusal of a version since deleted was kept for good)."""
+        if on_disk is None:  # the model's directory cannot be listed (the load said so): its refusals are kept
             on_disk = {version for model, version in self.models.refused if model == name}
         kept = {
             (model, version): refusal
@@ -225,10 +362,10 @@ class ModelManager:
         }
         return kept | {(name, version): refusal for version, refusal in refused.items()}
 
-    async def unload(self, name: str) -> None:
+    async def unload(self, name: str, wait_s: float | None = None) -> None:
         """Stop serving every version of ``name``, until a load; queued requests still finish. KeyError if
-        not served."""
-        async with self._lock:
+        not served. ``wait_s``: as ``load``'s."""
+        async with self._locked(f"an unload of model {name}", wait_s):
             old = self.models
             if name not in old.loaded:
                 raise KeyError(name)
@@ -321,14 +458,14 @@ class ModelManager:
                 pending[key] = pending.get(key, 0) + batcher.pending_requests
         return pending
 
-    def _count_refused(self, name: str, refused: dict[int, Refusal]) -> None:
+    def _count_refused(self, name: str, refused: dict[int, Refusal], known: bool) -> None:
         """Count a load's refused versions: a model has its series from its first load (0 until a version is
-        refused), a name an admin tried that is no model's none."""
-        if refused or self._known(name):
+        refused), a name an admin tried that is no model's (not ``known``) none."""
+        if refused or known:
             self.metrics.refusals[name] += len(refused)
 
     def _known(self, name: str) -> bool:
-        """Whether ``name`` is a model's: one the settings name, or a folder of the repository."""
+        """(thread) Whether ``name`` is a model's: one the settings name, or a folder of the repository."""
         return name in self.models.names or (self.settings.model_repository / name).is_dir()
 
     def _load_versions(
@@ -347,6 +484,11 @@ class ModelManager:
         policy = config.version_policy
         before = self._refused_as_they_are(name) if polled else {}
         retried = self._retried()
+        try:  # what a warning names while the load runs long; load_versions lists them again, and says an error
+            on_disk = versions(self.settings.model_repository, name)
+            self._reading[name] = [v for v in policy.select(on_disk) if v not in current and v not in before]
+        except OSError:
+            pass
         return config, load_versions(
             self.settings, name, policy, outputs, current, refused, retried, before, loaded_files
         )
@@ -401,27 +543,35 @@ class ModelManager:
 
     def _retried(self) -> str:
         """What loads a refused version again, for its log line."""
-        ways = ["by polling once its files change"] if self.settings.poll_interval_s > 0 else []
+        ways = ["by polling once its files change", "after a backoff if the storage failed a read"]
+        ways = ways if self.settings.poll_interval_s > 0 else []
         if self.settings.admin_token is not None:
             ways.append("by an admin load")
         return f"retried {', or '.join(ways)}" if ways else ""
 
     def _wanted_now(self, name: str) -> set[int] | None:
         """(thread) The versions a load would serve now, skipping ones refused before; None if unknown: the
-        serving settings cannot be read, which is logged once for each new reason (not at every poll), since
-        no version of the model is loaded meanwhile."""
+        serving settings cannot be read, or the model's directory cannot be listed (EIO, a permission), which
+        is logged once for each new reason (not at every poll: it was a traceback at each), since no version
+        of the model is loaded meanwhile."""
         try:
             policy = serving_config(self.settings, name).version_policy
+            on_disk = versions(self.settings.model_repository, name)
         except ModelLoadError as error:
-            if self._unreadable.get(name) != str(error):
-                self._unreadable[name] = str(error)
-                logger.warning("poll: model %s: %s: no new version is loaded until it is mended", name, error)
-            return None
+            return self._unreadable_now(name, str(error))
+        except OSError as error:
+            return self._unreadable_now(name, f"its directory cannot be listed: {error.strerror or error}")
         if self._unreadable.pop(name, None) is not None:
-            logger.info("poll: model %s: its serving settings read again", name)
+            logger.info("poll: model %s: its serving settings and versions read again", name)
         refused = self._refused_as_they_are(name)
-        candidates = [v for v in policy.select(versions(self.settings.model_repository, name)) if v not in refused]
+        candidates = [v for v in policy.select(on_disk) if v not in refused]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
+
+    def _unreadable_now(self, name: str, reason: str) -> None:
+        """(thread) Note why polling cannot read the model (its poll gauge reads it), said once for each new reason."""
+        if self._unreadable.get(name) != reason:
+            self._unreadable[name] = reason
+            logger.warning("poll: model %s: %s: no new version is loaded until it is mended", name, reason)
 
     def unreadable_settings(self, name: str) -> str:
         """Why the serving settings of ``name`` cannot be read now ("" when they can): read here, in whichever
@@ -434,13 +584,15 @@ class ModelManager:
 
     def _refused_as_they_are(self, name: str) -> dict[int, Refusal]:
         """(thread) The versions of ``name`` refused before that would be refused again: their files as they
-        were, and for a role conflict the other role models served as they were."""
+        were, and for a role conflict the other role models served as they were; not one refused on a read the
+        storage failed whose retry is due."""
         models = self.models  # one snapshot throughout: an admin load may swap in another meanwhile
-        root, beside = self.settings.model_repository, self._others_served(name, models)
+        root, beside, now = self.settings.model_repository, self._others_served(name, models), time.monotonic()
         return {
             version: refusal
             for (model, version), refusal in models.refused.items()
             if model == name
+            and not refusal.retry_due(now)
             and not refusal.files_changed(version_dir(root, name, version))
             and refusal.beside in ((), beside)
         }

@@ -6,12 +6,19 @@ file by file (``mkdir esmm/6``, then ``model.json``, then ``model.onnx``), not p
 rename, is refused while half there and served once whole. A file's name, size, modification and
 change times and inode tell a change without reading it; whether the change is one of content (not a
 chmod's) is read once it is seen (``content_differs``).
+
+A version refused because the storage failed a read (EIO from a FUSE daemon, ESTALE or ETIMEDOUT from a
+network filesystem) is another matter: its files are fine and no change of them will come to say that the
+storage recovered (a stat shows none), so polling tried it never again until an admin load. Polling tries
+it again after a backoff instead, doubling from the poll interval up to ``STORAGE_RETRY_MAX_S``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common.repository import MANIFEST_FILE, Manifest, read_manifest, sha256_file, version_dir
@@ -19,6 +26,30 @@ from common.repository import MANIFEST_FILE, Manifest, read_manifest, sha256_fil
 # (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
 # the change time too, which no copy can set (cp -p and tar restore the modification time)
 Files = tuple[tuple[str, int, int, int, int], ...]
+
+# the errors of a read that the storage failed, not the files (which a change of them mends: a missing, unreadable
+# or wrong file): a device's or a FUSE daemon's EIO, a network filesystem's stale handle, time-out or lost server
+STORAGE_ERRNOS = frozenset(
+    getattr(errno, code)
+    for code in (
+        "EIO",
+        "EAGAIN",
+        "EINTR",
+        "ESTALE",
+        "ETIMEDOUT",
+        "ENOTCONN",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ENOLINK",
+        "EREMOTEIO",
+    )
+    if hasattr(errno, code)
+)
+STORAGE_RETRY_MAX_S = 300.0  # the longest polling waits to try a version again after a failed read of the storage
 
 
 def version_files(directory: Path) -> Files:
@@ -58,6 +89,16 @@ def content_differs(root: Path, manifest: Manifest, changed: set[str]) -> bool:
         return True
 
 
+def _storage_failed() -> bool:
+    """Whether the refusal being made is one of a read the storage failed (``STORAGE_ERRNOS``). The loader
+    refuses a version in its handler of the load's error: the OSError itself, or a ModelLoadError raised on
+    one (``raise ... from None`` hides that OSError from tracebacks, not from its ``__context__``)."""
+    error = sys.exc_info()[1]
+    if error is not None and not isinstance(error, OSError):
+        error = error.__context__
+    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+
+
 @dataclass(frozen=True)
 class Refusal:
     why: str  # what the load found wrong, as the logs, the admin answer and the repository index say
@@ -65,7 +106,23 @@ class Refusal:
     # for a version refused because it cannot serve beside the other role models (a role conflict): their
     # (name, version)s served then; once they change it is worth loading again. () for a failed check
     beside: tuple[tuple[str, int], ...] = ()
+    storage_failed: bool = field(default_factory=_storage_failed)  # refused on a read the storage failed
+    retry_at: float | None = None  # when polling tries it again whatever its files (time.monotonic()), if it does
+    tries: int = 0  # the loads refused in a row on the storage's failures: how long the next wait is
 
     def files_changed(self, directory: Path) -> bool:
         """Whether the version's files differ from those it was refused on: worth loading again."""
         return version_files(directory) != self.files
+
+    def retry_due(self, now: float) -> bool:
+        """Whether polling tries the version again now, its files as they were."""
+        return self.retry_at is not None and now >= self.retry_at
+
+    def retried_by_polling(self, before: Refusal | None, interval_s: float, now: float) -> Refusal:
+        """This refusal on a read the storage failed, with polling's next try: one poll interval after the first,
+        twice the wait after each next (``before``: the refusal it follows), up to ``STORAGE_RETRY_MAX_S``;
+        its reason says so (once: each load's refusal has its own)."""
+        tries = before.tries + 1 if before is not None and before.storage_failed else 1
+        wait_s = min(interval_s * 2 ** min(tries - 1, 30), max(STORAGE_RETRY_MAX_S, interval_s))
+        why = f"{self.why} (the storage failed the read: retried by polling, next in {wait_s:g} s)"
+        return replace(self, why=why, retry_at=now + wait_s, tries=tries)

@@ -5,13 +5,17 @@ so (``off_router``, hidden from the OpenAPI schema). The token is read by FastAP
 OpenAPI document declares the scheme on these routes alone, and compared in constant time. A load
 verifies every new version before an atomic swap; when nothing loadable is found it answers 400 and the
 versions already served keep serving. With several worker processes a load or unload is done by every
-worker before it is answered (sibling_admin.py).
+worker before it is answered (sibling_admin.py). A load or unload that cannot begin within
+``ADMIN_LOCK_WAIT_S``, another one under way (a read stalled on the repository's storage holds it for as long as
+the storage does), is a 503 with Retry-After naming it, rather than a request that hangs. The index reads the
+repository in one worker thread: on the event loop, a stat stalled on the storage froze every route.
 """
 
 from __future__ import annotations
 
 import hmac
 from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -26,7 +30,8 @@ from service.http.body import parse_json
 from service.http.errors import ApiError, error_object, error_responses
 from service.http.openapi_bodies import request_body
 from service.models.base import ModelLoadError
-from service.models.manager import ModelManager
+from service.models.manager import ADMIN_LOCK_WAIT_S, ManagerBusy, ModelManager
+from service.models.snapshot import ServingModels
 from service.sibling_admin import Outcome, SiblingAdmin
 from service.v2.schemas import LoadedModel, RepositoryIndexRequest, RepositoryModel, UnloadedModel
 
@@ -88,7 +93,12 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
     no newer version is loaded. With Triton's body
     ``{"ready": true}``, the served versions alone."""
     ready_only = _index_request(await request.body())
-    root = settings.model_repository
+    entries = await run_in_threadpool(_index_entries, settings.model_repository, models, manager)
+    return _json([entry for entry in entries if entry["state"] == "READY"] if ready_only else entries)
+
+
+def _index_entries(root: Path, models: ServingModels, manager: ModelManager) -> list[dict]:
+    """(thread) The index's entries, as ``index`` says."""
     names = sorted(set(model_names(root)) | set(models.versions))
     entries: list[dict] = []
     for name in names:
@@ -99,10 +109,10 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
             # is known of it kept, as the manager keeps its refusals
             on_disk = [*served, *(v for model, v in models.refused if model == name)]
             unlisted = f"its directory cannot be listed: {error.strerror or error}"
-        held_back = await run_in_threadpool(manager.unreadable_settings, name) if served else ""
+        held_back = manager.unreadable_settings(name) if served else ""
         for v in served:
             notes = [] if v in on_disk else ["its directory is gone from the repository: served from memory"]
-            if await run_in_threadpool(manager.rewritten, name, v):
+            if manager.rewritten(name, v):
                 notes.append(REWRITTEN)
             notes += [unlisted] if unlisted else []
             notes += [f"newer versions are not loaded: {held_back}"] if held_back else []
@@ -116,7 +126,7 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
         if not served:
             reason = unlisted or (models.errors.get(name, "not loaded") if on_disk else "no versions")
             entries.append({"name": name, "state": "UNAVAILABLE", "reason": reason})
-    return _json([entry for entry in entries if entry["state"] == "READY"] if ready_only else entries)
+    return entries
 
 
 def _index_request(body: bytes) -> bool:
@@ -137,12 +147,15 @@ async def operate(manager: ModelManager, op: str, name: str) -> Outcome:
     load: (re)load per the version policy, the old versions serving until the swap; a version the policy
     wanted but refused is a 409 naming it and why (the versions that loaded are served). poll: a load that
     polling decided on (nothing for a model unloaded on purpose). unload: stop serving every version;
-    queued requests still finish."""
+    queued requests still finish. Each waits ``ADMIN_LOCK_WAIT_S`` at most for one under way: a 503 past it."""
     try:
         if op == "unload":
-            await manager.unload(name)
+            await manager.unload(name, ADMIN_LOCK_WAIT_S)
             return 200, UnloadedModel(name=name, unloaded=True).model_dump()
-        result = await (manager.poll_load(name) if op == "poll" else manager.load(name))
+        polled = op == "poll"
+        result = await manager.load(name, polled=polled, wait_s=ADMIN_LOCK_WAIT_S)
+    except ManagerBusy as busy:
+        return 503, error_object(f"model {name!r} not {'unloaded' if op == 'unload' else 'loaded'}: {busy}", "name")
     except KeyError:
         return 404, error_object(f"model {name!r} is not loaded", "name")
     except ModelLoadError as error:
@@ -161,9 +174,14 @@ async def _everywhere(request: Request, op: str, name: str) -> Response:
     here = partial(operate, request.app.state.manager)
     siblings: SiblingAdmin | None = request.app.state.sibling_admin
     status, body = await (here(op, name) if siblings is None else siblings.everywhere(op, name, here))
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    retry = {"Retry-After": str(request.app.state.settings.retry_after_s)} if status == 503 else None
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=retry)
 
 
+BUSY = (
+    "Another load or unload has run past the wait for it (a read stalled on the repository's storage holds it), or "
+    "the service is stopping: the message names it; Retry-After says when to try again."
+)
 LOAD_400 = (
     f"{BAD_NAME} Or nothing loadable was found (the versions served, if any, still are), or the body carries "
     "load parameters (or is not a JSON object)."
@@ -174,7 +192,7 @@ LOAD_400 = (
     "/models/{name}/load",
     response_class=Response,
     responses={200: {"model": LoadedModel, "description": "Loaded: the versions now served."}}
-    | error_responses((400, LOAD_400), 401, 409, 500),
+    | error_responses((400, LOAD_400), 401, 409, 500, (503, BUSY)),
 )
 async def load(name: Name, request: Request) -> Response:
     """Load or reload a model per its version policy; the old versions serve until the swap. A version
@@ -207,7 +225,7 @@ def _refuse_load_parameters(body: bytes) -> None:
     "/models/{name}/unload",
     response_class=Response,
     responses={200: {"model": UnloadedModel, "description": "Unloaded."}}
-    | error_responses((400, BAD_NAME), 401, (404, "The model is not loaded."), 500),
+    | error_responses((400, BAD_NAME), 401, (404, "The model is not loaded."), 500, (503, BUSY)),
 )
 async def unload(name: Name, request: Request) -> Response:
     """Stop serving every version of a model; queued requests still finish (in every worker process)."""
