@@ -24,7 +24,7 @@ from common.repository import MANIFEST_FILE, MODEL_FILE, Manifest, read_manifest
 from service.models.base import ModelLoadError, ServedModel
 from service.models.config import VersionPolicy
 from service.models.onnx import open_session
-from service.models.refusal import Files, Refusal, version_files
+from service.models.refusal import Files, Refusal, storage_failed, version_files
 from service.models.retrieval_model import RetrievalModel, is_retrieval
 from service.models.scoring_model import ScoringModel
 from service.settings import Settings
@@ -142,13 +142,14 @@ def load_versions(
         try:
             model = chosen[version] = load_version(root, name, version, settings, required_outputs)
         except Exception as error:
+            on_storage = storage_failed(error)
             if not isinstance(error, ModelLoadError):
                 logger.exception("model %s version %d: unexpected error while loading", name, version)
                 error = ModelLoadError(f"unexpected error while loading: {type(error).__name__}: {error}")
             logger.warning(
                 "model %s version %d refused: %s%s", name, version, error, f" ({retried})" if retried else ""
             )
-            refused[version] = Refusal(str(error), files)
+            refused[version] = Refusal(str(error), files, storage_failed=on_storage)
             continue
         if loaded_files is not None:
             loaded_files[version] = files

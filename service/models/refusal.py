@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.repository import MANIFEST_FILE, Manifest, read_manifest, sha256_file, version_dir
@@ -89,14 +88,12 @@ def content_differs(root: Path, manifest: Manifest, changed: set[str]) -> bool:
         return True
 
 
-def _storage_failed() -> bool:
-    """Whether the refusal being made is one of a read the storage failed (``STORAGE_ERRNOS``). The loader
-    refuses a version in its handler of the load's error: the OSError itself, or a ModelLoadError raised on
-    one (``raise ... from None`` hides that OSError from tracebacks, not from its ``__context__``)."""
-    error = sys.exc_info()[1]
-    if error is not None and not isinstance(error, OSError):
-        error = error.__context__
-    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+def storage_failed(error: BaseException) -> bool:
+    """Whether a load's error is a read the storage failed (``STORAGE_ERRNOS``): the OSError itself, or a
+    ModelLoadError raised on one (``raise ... from None`` hides that OSError from tracebacks, not from its
+    ``__context__``)."""
+    cause = error if isinstance(error, OSError) else error.__context__
+    return isinstance(cause, OSError) and cause.errno in STORAGE_ERRNOS
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,7 @@ class Refusal:
     # for a version refused because it cannot serve beside the other role models (a role conflict): their
     # (name, version)s served then; once they change it is worth loading again. () for a failed check
     beside: tuple[tuple[str, int], ...] = ()
-    storage_failed: bool = field(default_factory=_storage_failed)  # refused on a read the storage failed
+    storage_failed: bool = False  # refused on a read the storage failed (``storage_failed``): retried after a wait
     retry_at: float | None = None  # when polling tries it again whatever its files (time.monotonic()), if it does
     tries: int = 0  # the loads refused in a row on the storage's failures: how long the next wait is
 

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import service.models.loader as loader
 import service.models.manager as manager_module
 import service.routes.admin as admin_module
 from common.repository import MODEL_FILE
@@ -170,18 +171,18 @@ def test_a_version_refused_on_a_failed_read_is_retried_by_polling(
 ) -> None:
     """EIO reading a new version's model.onnx refused it for good: its files never changed, so polling never
     tried it again after the storage recovered. Now polling tries it again after a backoff, as its reason says."""
-    real_open = Path.open
+    real_open = loader.regular_file
     failed: list[Path] = []
 
-    def open_failing_once(path: Path, *args: object, **kwargs: object) -> object:
+    def open_failing_once(path: Path) -> object:
         if path.name == MODEL_FILE and path.parent.name == "2" and not failed:
             failed.append(path)
             raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-        return real_open(path, *args, **kwargs)
+        return real_open(path)
 
     caplog.set_level(logging.INFO)
     root = make_repository(tmp_path, 1)
-    monkeypatch.setattr(Path, "open", open_failing_once)
+    monkeypatch.setattr(loader, "regular_file", open_failing_once)  # the loader's reads of a version's files
     with app_client(root, poll_interval_s=0.1) as client:
         publish_tiny_esmm(root, seed=2)
         eventually(lambda: failed, BOUND_S, "version 2 not read")
@@ -192,13 +193,17 @@ def test_a_version_refused_on_a_failed_read_is_retried_by_polling(
 
 def test_a_refusal_on_a_failed_read_says_polling_retries_it_with_a_backoff(tmp_path: Path) -> None:
     """The reason the index gives says so, and each try waits twice the one before, up to the cap."""
-    from service.models.refusal import STORAGE_RETRY_MAX_S, Refusal
+    from service.models.base import ModelLoadError
+    from service.models.refusal import STORAGE_RETRY_MAX_S, Refusal, storage_failed
 
     def refused_on(error: Exception) -> Refusal:
-        try:
-            raise error
-        except Exception:  # as the loader refuses: in its handler of the load's error
-            return Refusal("model.onnx cannot be read", ())
+        try:  # as the loader refuses: a ModelLoadError raised in its handler of the read's error
+            try:
+                raise error
+            except Exception:
+                raise ModelLoadError("model.onnx cannot be read") from None
+        except ModelLoadError as refused:
+            return Refusal(str(refused), (), storage_failed=storage_failed(refused))
 
     first = refused_on(OSError(errno.EIO, "Input/output error")).retried_by_polling(None, 2.0, 100.0)
     assert (first.tries, first.retry_at) == (1, 102.0) and not first.retry_due(101.0) and first.retry_due(102.0)
