@@ -33,6 +33,7 @@ from typing import Any
 import typer
 
 from cli.help_text import HelpTyper
+from common.storage_errors import FAILED_STORAGE_ERRNOS
 from common.version import DISTRIBUTION
 
 # The OSErrors a path given on the command line raises; any other (a socket's) is no mistake of the command
@@ -48,7 +49,7 @@ FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # Storage that failed under a path: a disk's I/O error, a network mount's stale handle or its server gone quiet.
 # The machine's trouble too (exit 1), said in one line naming the path, where `ctr prepare` ended in a 90-line
 # traceback. Only of a path (or a note naming what was written): a socket's ETIMEDOUT is not the storage's.
-FAILED_STORAGE_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT}
+# (FAILED_STORAGE_ERRNOS, common/storage_errors.py: the errnos the service retries a version refused on too)
 # Modules whose distribution has another name; any other module is taken to share its distribution's.
 DISTRIBUTIONS_OF_MODULE = {
     "grpc": ("grpcio",),

@@ -31,7 +31,7 @@ RETRY_AFTER_HEADER = {
     "absent while a model is not loaded.",
     "schema": {"type": "integer", "minimum": 1},
 }
-# an operation that declares no error of its own still gets the protocol's (a bad X-Request-ID is a 400 there too)
+# an operation that declares no error of its own still gets the protocol's
 PROTOCOL_ERRORS = {
     "description": OTHER_ERRORS["description"],
     "content": {"application/json": {"schema": {"$ref": REFERENCE.format(model=ErrorResponse.__name__)}}},

@@ -103,7 +103,7 @@ from service.http.scope_keys import (
     SCOPE_REQUEST_ID,
     SCOPE_TRACEPARENT,
 )
-from service.log_format import FAILED, REQUEST_SCOPE, correlation, log_access_line, note_error
+from service.log_format import FAILED, REQUEST_SCOPE, access_level, correlation, log_access_line, note_error
 
 logger = logging.getLogger(__name__)
 
@@ -534,7 +534,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if correlated is not None:
                 said, caller_fields = correlated
                 fields.update(caller_fields)
-        logger.info("refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
+        logger.log(access_level(status), "refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
 
     def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from common.newer_manifest import NewerManifest
@@ -103,14 +103,14 @@ def load_versions(
     required_outputs: Iterable[str] = (),
     current: Mapping[int, ServedModel] | None = None,
     refused: dict[int, Refusal] | None = None,
-    retried: str = "",
+    retried: Callable[[bool], str] | None = None,
     refused_before: Mapping[int, Refusal] | None = None,
     loaded_files: dict[int, Files] | None = None,
 ) -> dict[int, ServedModel]:
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
     as they are, and those in ``refused_before`` (refused by an earlier load, their files as they were)
-    are passed over; each version refused is logged (with ``retried``, when it will be loaded again, if
-    anything loads it again) and noted in ``refused`` with its files as they were before the load; each
+    are passed over; each version refused is logged (with ``retried(storage_failed)``, when it will be
+    loaded again, if anything loads it again) and noted in ``refused`` with its files as they were before the load; each
     version loaded is noted in ``loaded_files`` with its files as they were before the load. A
     version whose load fails in a way no check foresaw (a bug) is refused too, its traceback logged: the
     next older one is tried, and the service starts. ModelLoadError when none loads, or when the model's
@@ -146,9 +146,8 @@ def load_versions(
             if not isinstance(error, ModelLoadError):
                 logger.exception("model %s version %d: unexpected error while loading", name, version)
                 error = ModelLoadError(f"unexpected error while loading: {type(error).__name__}: {error}")
-            logger.warning(
-                "model %s version %d refused: %s%s", name, version, error, f" ({retried})" if retried else ""
-            )
+            again = retried(on_storage) if retried is not None else ""
+            logger.warning("model %s version %d refused: %s%s", name, version, error, f" ({again})" if again else "")
             refused[version] = Refusal(str(error), files, storage_failed=on_storage)
             continue
         if loaded_files is not None:

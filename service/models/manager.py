@@ -287,15 +287,24 @@ class ModelManager:
             self._lock.release()
 
     async def _acquire_within(self, wait_s: float) -> None:
-        """Take the lock within ``wait_s``, looking every ``LOCK_LOOK_S`` whether the service began to stop."""
+        """Take the lock within ``wait_s``, looking every ``LOCK_LOOK_S`` whether the service began to stop. One
+        acquire waits the whole time, so the operation keeps its place in the lock's queue (an acquire given up
+        at each look went to the back of it, behind loads that wait as long as it takes); given up, it is
+        cancelled, which hands the lock on if it had just been given (asyncio.Lock's own care)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while not getattr(self.state, "draining", False) and (left := deadline - loop.time()) > 0:
-            try:
-                await asyncio.wait_for(self._lock.acquire(), min(left, LOCK_LOOK_S))
-                return
-            except TimeoutError:
-                continue
+        acquiring = asyncio.ensure_future(self._lock.acquire())
+        try:
+            while not acquiring.done() and not getattr(self.state, "draining", False):
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.wait({acquiring}, timeout=min(left, LOCK_LOOK_S))
+        finally:
+            if not acquiring.done():
+                acquiring.cancel()
+        if acquiring.done() and not acquiring.cancelled():
+            return
         what, since = self._holding or ("another load or unload", time.monotonic())
         running = f"{what} has been running for {time.monotonic() - since:.1f} s"
         if getattr(self.state, "draining", False):
@@ -483,7 +492,7 @@ class ModelManager:
         outputs = required_outputs(self.settings.roles).get(name, set())
         policy = config.version_policy
         before = self._refused_as_they_are(name) if polled else {}
-        retried = self._retried()
+        retried = self._retried
         try:  # what a warning names while the load runs long; load_versions lists them again, and says an error
             on_disk = versions(self.settings.model_repository, name)
             self._reading[name] = [v for v in policy.select(on_disk) if v not in current and v not in before]
@@ -541,10 +550,11 @@ class ModelManager:
                     version,
                 )
 
-    def _retried(self) -> str:
-        """What loads a refused version again, for its log line."""
-        ways = ["by polling once its files change", "after a backoff if the storage failed a read"]
-        ways = ways if self.settings.poll_interval_s > 0 else []
+    def _retried(self, storage_failed: bool) -> str:
+        """What loads a refused version again, for its log line: polling tries a version the storage failed a
+        read of after a backoff, another once its files change (refusal.py)."""
+        by_polling = "by polling after a backoff" if storage_failed else "by polling once its files change"
+        ways = [by_polling] if self.settings.poll_interval_s > 0 else []
         if self.settings.admin_token is not None:
             ways.append("by an admin load")
         return f"retried {', or '.join(ways)}" if ways else ""

@@ -15,39 +15,20 @@ it again after a backoff instead, doubling from the poll interval up to ``STORAG
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.repository import MANIFEST_FILE, Manifest, read_manifest, sha256_file, version_dir
+from common.storage_errors import FAILED_STORAGE_ERRNOS, PASSING_ERRNOS
 
 # (name, size in bytes, modification time, inode, change time; times in ns) per file, by name: the inode and
 # the change time too, which no copy can set (cp -p and tar restore the modification time)
 Files = tuple[tuple[str, int, int, int, int], ...]
 
-# the errors of a read that the storage failed, not the files (which a change of them mends: a missing, unreadable
-# or wrong file): a device's or a FUSE daemon's EIO, a network filesystem's stale handle, time-out or lost server
-STORAGE_ERRNOS = frozenset(
-    getattr(errno, code)
-    for code in (
-        "EIO",
-        "EAGAIN",
-        "EINTR",
-        "ESTALE",
-        "ETIMEDOUT",
-        "ENOTCONN",
-        "ECONNRESET",
-        "ECONNABORTED",
-        "EHOSTDOWN",
-        "EHOSTUNREACH",
-        "ENETDOWN",
-        "ENETUNREACH",
-        "ENOLINK",
-        "EREMOTEIO",
-    )
-    if hasattr(errno, code)
-)
+# a read the storage failed (common/storage_errors.py), or one that passes by itself: a version refused on one is
+# tried again after a wait, its files as they were
+STORAGE_ERRNOS = FAILED_STORAGE_ERRNOS | PASSING_ERRNOS
 STORAGE_RETRY_MAX_S = 300.0  # the longest polling waits to try a version again after a failed read of the storage
 
 

@@ -106,8 +106,8 @@ class ScoringModel(ServedModel):
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
         """Run ``warm_up_inputs`` at each batch size; every output must be finite and shaped (batch,). The
         largest run's time is its ``warm_up_rate``."""
-        batch_sizes = tuple(batch_sizes)
-        largest = max(batch_sizes, default=None)
+        batch_sizes = sorted(set(batch_sizes))  # the largest last: timed after the smaller ones warmed the session
+        largest = batch_sizes[-1] if batch_sizes else None
         for batch in batch_sizes:
             rows = warm_up_inputs(self.manifest.feature_spec, batch)
             inputs = {name: rows[name] for name in self.input_names}

@@ -248,7 +248,7 @@ async def _infer(
     Content-Length carry it), and the body's id is any string, of any length."""
     scoring = serving.scoring(model)
     max_rows = settings.max_candidates
-    scope = request.scope if settings.access_log else None  # the id is for the access line only
+    scope = request.scope  # the body's id, for its access line (a failure's has one with the access log off too)
     headers = request.headers
     binary = headers.get(protocol.HEADER_LENGTH)
     check_content_type(headers.get("content-type"), binary is not None)

@@ -427,6 +427,11 @@ STORAGE_FAILED = ": the storage there failed (a disk's error, a network mount go
         ("OSError(5, 'Input/output error', 'models/esmm')", f"error: models/esmm: Input/output error{STORAGE_FAILED}"),
         ("OSError(116, 'Stale file handle', 'm/1')", f"error: m/1: Stale file handle{STORAGE_FAILED}"),
         ("TimeoutError(110, 'Connection timed out', 'm')", f"error: m: Connection timed out{STORAGE_FAILED}"),
+        # a dead FUSE mount's: the service retried a version refused on it while ctr prepare ended in a traceback
+        (
+            "OSError(107, 'Transport endpoint is not connected', 'm')",
+            f"error: m: Transport endpoint is not connected{STORAGE_FAILED}",
+        ),
         ("TimeoutError(110, 'Connection timed out')", "Traceback"),  # a socket's, not the storage's
     ],
 )

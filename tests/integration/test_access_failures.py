@@ -28,7 +28,7 @@ SCORE = orjson.dumps(
     {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(1000)]}
 )
 INFER_PATH = "/v2/models/esmm/infer"
-INFER = orjson.dumps(infer_body([[0, 50, 74]], [[0.0, 0.0]]))
+INFER = orjson.dumps({**infer_body([[0, 50, 74]], [[0.0, 0.0]]), "id": "bid-9"})  # tritonclient's request_id
 REFUSALS = 25  # more than two seconds' lines: some are held back, whichever seconds they fall in
 PENDING = 'ctr_inference_pending_request_count{model="esmm",version="1"} 1'
 
@@ -117,3 +117,4 @@ def test_with_the_access_log_off_failures_still_have_their_lines(tmp_path: Path)
     assert all(said.pop(f"bad-{n}", [(400, "INFO")]) == [(400, "INFO")] for n in range(REFUSALS))
     # the answers that succeeded, and a client's mistake (415), have none
     assert said == {"gone-asgi": [(499, "INFO")], "late-direct": [(504, "WARNING")], "late-asgi": [(504, "WARNING")]}
+    assert by_id(log)["late-asgi"][0]["infer_id"] == "bid-9"  # the body's id, as with the access log on

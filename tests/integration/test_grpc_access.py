@@ -78,6 +78,7 @@ def test_each_grpc_call_has_a_request_id_and_one_access_line(tmp_path: Path) -> 
             "spaces": called(stub.ServerLive, service_pb2.ServerLiveRequest(), "has spaces status=999"),
             "two": called(stub.ServerLive, service_pb2.ServerLiveRequest(), "one-1", "one-2"),
             "none": called(stub.ServerLive, service_pb2.ServerLiveRequest()),
+            "infer-id": called(stub.ModelInfer, with_id(infer_request(), "bid-7"), "grpc-md-6"),
         }
 
         def every_line() -> dict[str, str] | None:
@@ -110,6 +111,18 @@ def test_each_grpc_call_has_a_request_id_and_one_access_line(tmp_path: Path) -> 
     assert 'gRPC ModelInfer model="nope" NOT_FOUND' in lines["grpc-md-2"]
     assert re.fullmatch(rf"ipv[46]:\S+ - gRPC ServerLive OK {duration} request_id=grpc-md-5", lines["grpc-md-5"])
     assert lines.keys() == {answer[2] for answer in answers.values()}
+    # the id the caller sent and the service did not take is on the line, as an HTTP request's, and so is a
+    # ModelInfer's own id (infer_id, as a V2 infer body's)
+    assert lines[answers["spaces"][2]].endswith(
+        f' refused_request_id="has spaces status=999" request_id={answers["spaces"][2]}'
+    )
+    assert lines[answers["two"][2]].endswith(f' refused_request_id="one-1, one-2" request_id={answers["two"][2]}')
+    assert lines["grpc-md-6"].endswith(' infer_id="bid-7" request_id=grpc-md-6'), lines["grpc-md-6"]
+
+
+def with_id(request: service_pb2.ModelInferRequest, infer_id: str) -> service_pb2.ModelInferRequest:
+    request.id = infer_id
+    return request
 
 
 def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_path: Path) -> None:
@@ -149,18 +162,25 @@ def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_pa
     assert 150 <= gone["duration_ms"] < 600
 
 
-def test_without_the_access_log_a_call_still_gets_its_request_id_and_no_line(tmp_path: Path) -> None:
+def test_without_the_access_log_a_call_still_gets_its_request_id_and_only_a_failure_a_line(tmp_path: Path) -> None:
+    """With ``CTR_ACCESS_LOG=false`` a call that succeeds or is refused for its request (NOT_FOUND) has no line, and
+    one the service failed (DEADLINE_EXCEEDED: batches that wait 3 s to fill, a 0.6 s deadline) has its line, as
+    an HTTP request's failure has (http/failure_lines.py): gRPC's failures had none."""
     publish_tiny_esmm(tmp_path / "models")
+    (tmp_path / "models" / "esmm" / "config.toml").write_text(
+        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 3000000\n', encoding="utf-8"
+    )
     port = free_port()
     log = tmp_path / "log"
-    with (
-        running_server(tmp_path / "models", log, ctr_model="esmm", grpc_port=str(port), access_log="false"),
-        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
-    ):
+    settings = {"ctr_model": "esmm", "grpc_port": str(port), "access_log": "false", "request_timeout_ms": "600"}
+    with running_server(tmp_path / "models", log, **settings), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        assert called(stub.ModelInfer, infer_request(), "quiet-1") == (grpc.StatusCode.OK, "", "quiet-1")
+        live = called(stub.ServerLive, service_pb2.ServerLiveRequest(), "quiet-1")
+        assert live == (grpc.StatusCode.OK, "", "quiet-1")
         assert called(stub.ModelInfer, infer_request("nope"), "quiet-2")[1:] == (
             "model 'nope' is not served",
             "quiet-2",
         )
-    assert GRPC_ACCESS not in log.read_text(encoding="utf-8")
+        assert called(stub.ModelInfer, infer_request(), "late-2")[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+        lines = eventually(lambda: text_lines(log) or None, 5, "the failure's line")
+    assert list(lines) == ["late-2"] and 'gRPC ModelInfer model="esmm" DEADLINE_EXCEEDED' in lines["late-2"]

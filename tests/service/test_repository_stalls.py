@@ -8,6 +8,7 @@ polling; a model directory that cannot be listed is one line per reason, not a t
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -189,6 +190,7 @@ def test_a_version_refused_on_a_failed_read_is_retried_by_polling(
         eventually(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], BOUND_S, "not retried")
     (refused,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model esmm version 2 refused")]
     assert "model.onnx cannot be read: Input/output error" in refused, refused
+    assert refused.endswith("(retried by polling after a backoff, or by an admin load)"), refused
 
 
 def test_a_refusal_on_a_failed_read_says_polling_retries_it_with_a_backoff(tmp_path: Path) -> None:
@@ -251,3 +253,36 @@ def test_a_model_directory_that_cannot_be_listed_is_one_line_per_reason(
         "poll: model esmm: its serving settings and versions read again",
     ], lines
     assert "Traceback" not in caplog.text and "unexpected error" not in caplog.text
+
+
+def test_an_admin_operation_waiting_for_the_lock_keeps_its_place_in_its_queue(tmp_path: Path) -> None:
+    """Its wait gave the lock's queue up at each look (every 0.1 s) and joined it again at the back, behind the
+    loads that wait as long as it takes (polling's, the start's): a run of loads, none stuck, could push it past
+    its 10 s into a 503. Now one acquire waits the whole time: released, the lock goes to it first."""
+    from service.settings import Settings
+    from tests.service.test_model_manager import bare_manager
+
+    async def scenario() -> list[str]:
+        manager = bare_manager(Settings(model_repository=tmp_path, use_cuda=False))
+        order: list[str] = []
+        await manager._lock.acquire()  # a load under way
+
+        async def admin() -> None:
+            await manager._acquire_within(5.0)
+            order.append("admin")
+            manager._lock.release()
+
+        async def polled() -> None:
+            await manager._lock.acquire()
+            order.append("poll")
+            manager._lock.release()
+
+        waiting_admin = asyncio.ensure_future(admin())
+        await asyncio.sleep(0.01)
+        waiting_poll = asyncio.ensure_future(polled())  # queued after the admin operation
+        await asyncio.sleep(0.35)  # several of its looks
+        manager._lock.release()
+        await asyncio.wait_for(asyncio.gather(waiting_admin, waiting_poll), 5)
+        return order
+
+    assert asyncio.run(scenario()) == ["admin", "poll"]

@@ -69,10 +69,13 @@ def test_http_1_0_needs_no_host() -> None:
 
 # identity: obsolete since RFC 7230, as a transfer coding
 @pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate,chunked", b"identity"])
-def test_a_transfer_coding_other_than_chunked_is_501_naming_it(coding: bytes) -> None:
+def test_a_transfer_coding_other_than_chunked_is_501_naming_it(coding: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="service.http.protocol")
     request = b"POST /a HTTP/1.1\r\nhost: t\r\ntransfer-encoding: %s\r\n\r\n2\r\n{}\r\n0\r\n\r\n" % coding
     response, closed, counted = written(request)
     assert response.startswith(b"HTTP/1.1 501 ") and closed and counted == [501]
+    # its line is a failure's, as an access line of a status >= 500 is: a WARNING
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("refused a request (501)")] == ["WARNING"]
     assert (
         error_of(response)
         == f"Transfer-Encoding {coding.decode()!r} is not supported: send the body chunked or with a Content-Length"

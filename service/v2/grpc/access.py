@@ -2,14 +2,17 @@
 log_format.py), so a call an ad server kept (a DEADLINE_EXCEEDED bid) can be found in the service's log.
 
 The id is the call's ``x-request-id`` metadata when it is one an HTTP request could carry (``acceptable_request_id``;
-a call carries only one), else one the service gives it (``REQUEST_IDS``, as HTTP's): a malformed one is replaced,
-not refused, for gRPC has no field to name in a refusal and a call should not fail for its tracing. It goes back
-in the call's trailing metadata, ``x-request-id``, whatever the outcome.
+a call carries only one), else one the service gives it (``REQUEST_IDS``, as HTTP's): a malformed one (or two) is
+replaced, not refused, for a call should not fail for its tracing, and its line says the one sent as
+``refused_request_id``, as HTTP's does. The id goes back in the call's trailing metadata, ``x-request-id``,
+whatever the outcome. A ModelInfer's own ``id`` is on the line as ``infer_id``, as a V2 infer body's is.
 
 With ``CTR_ACCESS_LOG`` (on by default) each call gets one line on ``service.grpc.access``:
 ``<peer> - gRPC <method> [model="<name>"] <code> duration_ms=<ms> [error="<message>"] request_id=<id>``, the
-last three written by the HTTP access line's own filter (``access_line_fields``) from a scope made for the call,
-so both say them alike, in text and in JSON (where ``client``, ``method``, ``model`` and ``code`` are fields too).
+last three (and the caller's own ids) written by the HTTP access line's own filter (``access_line_fields``) from
+a scope made for the call, so both say them alike, in text and in JSON (where ``client``, ``method``, ``model``
+and ``code`` are fields too). With it off, a failure's line is still written (``said``), within the budget of
+HTTP's failure lines (http/failure_lines.py).
 ``duration_ms`` counts from when the handler started: grpc.aio does not say when the call's bytes arrived.
 """
 
@@ -22,30 +25,49 @@ from typing import Any
 import orjson
 
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, acceptable_request_id
-from service.http.scope_keys import RECEIVED, SCOPE_REQUEST_ID
-from service.log_format import access_level, access_line_fields, note_error
+from service.http.scope_keys import INFER_ID, RECEIVED, REFUSED_REQUEST_ID, SCOPE_REQUEST_ID
+from service.log_format import FAILED, access_level, access_line_fields, note_error
 
 ACCESS_LOGGER = "service.grpc.access"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 access_logger.addFilter(access_line_fields)  # duration_ms, error and request_id, as HTTP's line says them
 REQUEST_ID_KEY = REQUEST_ID.decode()  # metadata keys are str
+CLIENT_LEFT = 499  # the status a cancelled call maps from (nginx's: the client closed the request)
 
 
-def call_request_id(metadata: Any) -> bytes:
+def call_request_id(metadata: Any) -> tuple[bytes, bytes | None]:
     """The id of a call with this invocation metadata: its ``x-request-id`` if acceptable and the only one,
-    else a new one."""
+    else a new one; and the one it sent that was not taken (two read as one, joined as HTTP joins a field's
+    lines), for its access line's ``refused_request_id``, or None."""
     given = None
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY:
-            if given is not None:  # two: which one the caller keeps is anyone's guess
-                return REQUEST_IDS.next_id()
-            given = value if isinstance(value, bytes) else value.encode()
-    return given if given is not None and acceptable_request_id(given) else REQUEST_IDS.next_id()
+            value = value if isinstance(value, bytes) else value.encode()
+            given = value if given is None else b"%s, %s" % (given, value)
+    if given is None or acceptable_request_id(given):
+        return given or REQUEST_IDS.next_id(), None
+    return REQUEST_IDS.next_id(), given
 
 
-def call_scope(request_id: bytes) -> dict:
-    """What the access line reads of a call (``access_line_fields``), started now: made only with the log on."""
-    return {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id}
+def call_scope(request_id: bytes, refused_request_id: bytes | None, request: Any) -> dict:
+    """What the access line reads of a call (``access_line_fields``), started now: its ids, the caller's own
+    too (a refused ``x-request-id``, a ModelInfer's ``id`` as ``infer_id``: log_format.correlation)."""
+    scope = {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id}
+    if refused_request_id is not None:
+        scope[REFUSED_REQUEST_ID] = refused_request_id
+    infer_id = getattr(request, "id", None)
+    if infer_id:
+        scope[INFER_ID] = infer_id
+    return scope
+
+
+def said(app: Any, status: int) -> bool:
+    """Whether a call whose outcome maps from an HTTP ``status`` has its line: every call with the access log
+    on; with it off, a failure's (>= 500, and 499: the client left), within the budget HTTP's failure lines
+    share (http/failure_lines.py), as an HTTP request's."""
+    if app.state.settings.access_log:
+        return True
+    return (status >= FAILED or status == CLIENT_LEFT) and app.state.failure_lines.let_through()
 
 
 def log_call(

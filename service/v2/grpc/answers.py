@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from service.http.errors import INTERNAL_ERROR, ApiError
-from service.v2.grpc.access import REQUEST_ID_KEY, call_request_id, call_scope, log_call
+from service.v2.grpc.access import CLIENT_LEFT, REQUEST_ID_KEY, call_request_id, call_scope, log_call, said
 
 logger = logging.getLogger(__name__)
 
@@ -43,40 +43,43 @@ def status_code(status: int) -> grpc.StatusCode:
 
 def answered(method: Handler) -> Handler:
     """A method's ApiError as its gRPC code and message, anything unexpected as INTERNAL (logged); each
-    outcome counted by code, its request id in the trailing metadata (``x-request-id``, access.py) and, with
-    the access log on, said in one access line: a cancelled call's too, once (nothing reads its answer)."""
+    outcome counted by code, its request id in the trailing metadata (``x-request-id``, access.py) and said in
+    one access line (with the access log off, a failure's only: access.py ``said``): a cancelled call's too,
+    once (nothing reads its answer)."""
     name = method.__name__
 
     @functools.wraps(method)
     async def handle(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Message:
         app = self.app
         counts = app.state.metrics.grpc_responses
-        request_id = call_request_id(context.invocation_metadata())
+        request_id, refused_request_id = call_request_id(context.invocation_metadata())
         trailing = ((REQUEST_ID_KEY, request_id.decode()),)
-        scope = call_scope(request_id) if app.state.settings.access_log else None
+        scope = call_scope(request_id, refused_request_id, request)
         try:
             response = await method(self, request, context)
         except ApiError as error:
             code = status_code(error.status)
             counts[code.name] += 1
             message = error.message + (f" (field {error.field})" if error.field else "")
-            if scope is not None:
+            if said(app, error.status):
                 log_call(scope, context, name, request, code.name, error.status, message)
             await context.abort(code, message, trailing)
         except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
             counts[grpc.StatusCode.CANCELLED.name] += 1
-            if scope is not None:
-                log_call(scope, context, name, request, grpc.StatusCode.CANCELLED.name, 499, cancelled_why(context))
+            if said(app, CLIENT_LEFT):
+                log_call(
+                    scope, context, name, request, grpc.StatusCode.CANCELLED.name, CLIENT_LEFT, cancelled_why(context)
+                )
             raise
         except Exception:
             logger.exception("unhandled error in gRPC %s", name)
             counts[grpc.StatusCode.INTERNAL.name] += 1
-            if scope is not None:
+            if said(app, 500):
                 log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, 500, INTERNAL_ERROR)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, trailing)
         counts[grpc.StatusCode.OK.name] += 1
         context.set_trailing_metadata(trailing)
-        if scope is not None:
+        if said(app, 200):
             log_call(scope, context, name, request, grpc.StatusCode.OK.name, 200)
         return response
 
