@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # batch sizes run once at load, before ready; CTR_WARMUP_BATCH_SIZES=1,64 (or a JSON list)
     warmup_batch_sizes: Annotated[tuple[int, ...], NoDecode] = (1, 64)
     log_level: str = "INFO"
-    # a line per request, HTTP's (uvicorn.access) and gRPC's (service.grpc.access); false: HTTP failures' alone
+    # a line per request, HTTP's (uvicorn.access) and gRPC's (service.grpc.access); false: failures' alone
     access_log: bool = True  # (http/failure_lines.py)
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (structured logs)
     batching: bool = True  # dynamic batching per model ([serving] in config.toml); false: one run per request
