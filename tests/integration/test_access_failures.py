@@ -118,3 +118,17 @@ def test_with_the_access_log_off_failures_still_have_their_lines(tmp_path: Path)
     # the answers that succeeded, and a client's mistake (415), have none
     assert said == {"gone-asgi": [(499, "INFO")], "late-direct": [(504, "WARNING")], "late-asgi": [(504, "WARNING")]}
     assert by_id(log)["late-asgi"][0]["infer_id"] == "bid-9"  # the body's id, as with the access log on
+
+
+def test_under_a_log_level_above_info_failures_still_have_their_lines(tmp_path: Path) -> None:
+    """With ``CTR_LOG_LEVEL=WARNING`` (the access log on) uvicorn's INFO access line of an ASGI route was dropped
+    before the access filter could raise a 5xx's to WARNING: that 504 had no line, the direct route's had one.
+    Now the failures' lines are written as with the access log off: both 504s, at WARNING."""
+    root = repository(tmp_path / "models", SLOW_BATCHES)
+    log = tmp_path / "log"
+    with running_server(root, log, ctr_model="esmm", log_format="json", log_level="WARNING") as (url, _):
+        fail_late(url)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert client.get("/v1/models", headers={"x-request-id": "fine"}).status_code == 200
+    said = {request_id: [(line["status"], line["level"]) for line in lines] for request_id, lines in by_id(log).items()}
+    assert said == {"late-direct": [(504, "WARNING")], "late-asgi": [(504, "WARNING")]}

@@ -65,9 +65,10 @@ def said(app: Any, status: int) -> bool:
     """Whether a call whose outcome maps from an HTTP ``status`` has its line: every call with the access log
     on; with it off, a failure's (>= 500, and 499: the client left), within the budget HTTP's failure lines
     share (http/failure_lines.py), as an HTTP request's."""
-    if app.state.settings.access_log:
+    failure_lines = app.state.failure_lines
+    if app.state.settings.access_log and not failure_lines.rationed:  # (rationed: a log level above INFO too)
         return True
-    return (status >= FAILED or status == CLIENT_LEFT) and app.state.failure_lines.let_through()
+    return (status >= FAILED or status == CLIENT_LEFT) and failure_lines.let_through()
 
 
 def log_call(
