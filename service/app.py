@@ -28,7 +28,7 @@ from service.gc_tuning import tune_garbage_collector
 from service.http.body import INLINE_BODY_BYTES, BodySizeLimitMiddleware, large_body_size
 from service.http.content_coding import content_coding, decoded
 from service.http.errors import InputError, UnexpectedErrors, error_body, error_response, install_error_handlers
-from service.http.failure_lines import FailureLines
+from service.http.failure_lines import FailureLines, rationed_for
 from service.http.holdings import Holdings
 from service.http.openapi_bodies import with_request_bodies
 from service.http.openapi_for_generators import for_generators
@@ -219,7 +219,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.settings = settings
     app.state.tune_gc = tune_gc
     app.state.metrics = Metrics()
-    app.state.failure_lines = FailureLines()  # rationed by the server when the access log is off (server.run)
+    app.state.failure_lines = FailureLines(rationed_for(settings))  # failures' lines alone, with the access log off
     app.state.siblings = None  # a worker's side of the metrics shared by several (server.run, workers.py)
     app.state.sibling_admin = None  # and of the model loads and unloads (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")

@@ -76,6 +76,7 @@ def _cut(text: str, chars: int) -> str:
 
 
 FAILED = 500  # from this status on, an answer is a failure of the service: its access line is a warning
+CLIENT_LEFT = 499  # the client closed the request before its answer (nginx's): said, at INFO
 _ACCESS_LOG = logging.getLogger(ACCESS_LOGGER)
 
 

@@ -111,11 +111,6 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
     metrics = app.state.metrics
     shed_log = ShedLog(settings.shed_wait_ms)
     failure_lines = app.state.failure_lines
-    # the lines of failures alone, at WARNING within a budget, with the access log off, and under a log level above
-    # INFO too: there uvicorn's per-request line (INFO, raised to WARNING for a 5xx by the access filter) was dropped
-    # before the filter saw it, and an ASGI route's 5xx had no line at all
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    failure_lines.rationed = not settings.access_log or level > logging.INFO
 
     def count_refusal() -> None:
         metrics.responses[503] += 1

@@ -7,8 +7,10 @@ all: an SRE explaining a failed bid from the logs found nothing. Answers that su
 (the check is on the error paths alone: ``failed`` is called where an error is answered), and the door's
 503s are counted by http/shed_log.py instead.
 
-With the access log on (``rationed`` false) every line is written where it always was (uvicorn's
-``send``, the protocol's direct routes), unbounded, and ``failed`` does nothing.
+So are they under a log level above INFO with the access log on (``rationed_for``): uvicorn's per-request line
+(INFO, raised to WARNING for a 5xx by the access filter) was dropped there before the filter saw it, and an
+ASGI route's 5xx had no line at all. Otherwise (``rationed`` false) every line is written where it always was
+(uvicorn's ``send``, the protocol's direct routes), unbounded, and ``failed`` does nothing.
 """
 
 from __future__ import annotations
@@ -18,22 +20,35 @@ import logging
 from common.log_time import utc_time
 from service.http.disconnect import DEPARTURE
 from service.http.line_budget import CallLater, LineBudget
-from service.log_format import FAILED, log_access_line
+from service.log_format import CLIENT_LEFT, FAILED, log_access_line
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 LINES_PER_S = 10
 
 
+def rationed_for(settings: Settings) -> bool:
+    """Whether the lines of failures alone are written, within the budget: with the access log off, or a log
+    level above INFO."""
+    level = logging.getLevelNamesMapping().get(settings.log_level, logging.INFO)
+    return not settings.access_log or level > logging.INFO
+
+
 class FailureLines:
-    def __init__(self, call_later: CallLater | None = None) -> None:
-        self.rationed = False  # the access log is off: the server says so (server.run)
+    def __init__(self, rationed: bool = False, call_later: CallLater | None = None) -> None:
+        self.rationed = rationed  # ``rationed_for`` the service's settings (app.py)
         self.budget = LineBudget(LINES_PER_S, 1.0, self._window_ended, call_later)
 
     def let_through(self) -> bool:
         """Whether a line the access log would have (a failure's, a refusal's) is said now: always while the
         access log is on, within the budget while it is off."""
         return not self.rationed or self.budget.take()
+
+    def writes(self, status: int) -> bool:
+        """Whether the line of an answer with ``status`` is said now: every one unless rationed, then a
+        failure's (>= 500, and 499: the client left) within the budget."""
+        return not self.rationed or ((status >= FAILED or status == CLIENT_LEFT) and self.budget.take())
 
     def failed(self, scope: dict, status: int) -> None:
         """An error answer of the request of ``scope`` on an ASGI route or a direct route: its access line

@@ -32,8 +32,7 @@ def access(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 def test_a_storm_of_failures_is_ten_lines_a_second_and_a_count(caplog: pytest.LogCaptureFixture) -> None:
     scheduled = Scheduled(1.0)
-    lines = FailureLines(call_later=scheduled)
-    lines.rationed = True
+    lines = FailureLines(rationed=True, call_later=scheduled)
     with caplog.at_level(logging.INFO):
         for _ in range(25):
             lines.failed(scope(), 503)
@@ -62,8 +61,7 @@ def test_answers_that_are_no_failure_and_clients_gone_write_nothing(caplog: pyte
 
 
 def test_the_lines_held_back_in_the_last_second_are_said_at_shutdown(caplog: pytest.LogCaptureFixture) -> None:
-    lines = FailureLines(call_later=Scheduled(1.0))
-    lines.rationed = True
+    lines = FailureLines(rationed=True, call_later=Scheduled(1.0))
     with caplog.at_level(logging.INFO):
         for _ in range(LINES_PER_S + 3):
             lines.failed(scope(), 500)

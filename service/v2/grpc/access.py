@@ -11,8 +11,8 @@ With ``CTR_ACCESS_LOG`` (on by default) each call gets one line on ``service.grp
 ``<peer> - gRPC <method> [model="<name>"] <code> duration_ms=<ms> [error="<message>"] request_id=<id>``, the
 last three (and the caller's own ids) written by the HTTP access line's own filter (``access_line_fields``) from
 a scope made for the call, so both say them alike, in text and in JSON (where ``client``, ``method``, ``model``
-and ``code`` are fields too). With it off, a failure's line is still written (``said``), within the budget of
-HTTP's failure lines (http/failure_lines.py).
+and ``code`` are fields too). With it off, a failure's line is still written, within the budget of HTTP's
+failure lines (http/failure_lines.py ``writes``).
 ``duration_ms`` counts from when the handler started: grpc.aio does not say when the call's bytes arrived.
 """
 
@@ -26,13 +26,12 @@ import orjson
 
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, acceptable_request_id
 from service.http.scope_keys import INFER_ID, RECEIVED, REFUSED_REQUEST_ID, SCOPE_REQUEST_ID
-from service.log_format import FAILED, access_level, access_line_fields, note_error
+from service.log_format import access_level, access_line_fields, note_error
 
 ACCESS_LOGGER = "service.grpc.access"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 access_logger.addFilter(access_line_fields)  # duration_ms, error and request_id, as HTTP's line says them
 REQUEST_ID_KEY = REQUEST_ID.decode()  # metadata keys are str
-CLIENT_LEFT = 499  # the status a cancelled call maps from (nginx's: the client closed the request)
 
 
 def call_request_id(metadata: Any) -> tuple[bytes, bytes | None]:
@@ -59,16 +58,6 @@ def call_scope(request_id: bytes, refused_request_id: bytes | None, request: Any
     if infer_id:
         scope[INFER_ID] = infer_id
     return scope
-
-
-def said(app: Any, status: int) -> bool:
-    """Whether a call whose outcome maps from an HTTP ``status`` has its line: every call with the access log
-    on; with it off, a failure's (>= 500, and 499: the client left), within the budget HTTP's failure lines
-    share (http/failure_lines.py), as an HTTP request's."""
-    failure_lines = app.state.failure_lines
-    if app.state.settings.access_log and not failure_lines.rationed:  # (rationed: a log level above INFO too)
-        return True
-    return (status >= FAILED or status == CLIENT_LEFT) and failure_lines.let_through()
 
 
 def log_call(

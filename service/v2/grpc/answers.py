@@ -17,7 +17,8 @@ import grpc
 from google.protobuf.message import Message
 
 from service.http.errors import INTERNAL_ERROR, ApiError
-from service.v2.grpc.access import CLIENT_LEFT, REQUEST_ID_KEY, call_request_id, call_scope, log_call, said
+from service.log_format import CLIENT_LEFT
+from service.v2.grpc.access import REQUEST_ID_KEY, call_request_id, call_scope, log_call
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,15 @@ def status_code(status: int) -> grpc.StatusCode:
 def answered(method: Handler) -> Handler:
     """A method's ApiError as its gRPC code and message, anything unexpected as INTERNAL (logged); each
     outcome counted by code, its request id in the trailing metadata (``x-request-id``, access.py) and said in
-    one access line (with the access log off, a failure's only: access.py ``said``): a cancelled call's too,
-    once (nothing reads its answer)."""
+    one access line (with the access log off, a failure's only: http/failure_lines.py ``writes``): a cancelled
+    call's too, once (nothing reads its answer)."""
     name = method.__name__
 
     @functools.wraps(method)
     async def handle(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Message:
         app = self.app
         counts = app.state.metrics.grpc_responses
+        lines = app.state.failure_lines
         request_id, refused_request_id = call_request_id(context.invocation_metadata())
         trailing = ((REQUEST_ID_KEY, request_id.decode()),)
         scope = call_scope(request_id, refused_request_id, request)
@@ -61,12 +63,12 @@ def answered(method: Handler) -> Handler:
             code = status_code(error.status)
             counts[code.name] += 1
             message = error.message + (f" (field {error.field})" if error.field else "")
-            if said(app, error.status):
+            if lines.writes(error.status):
                 log_call(scope, context, name, request, code.name, error.status, message)
             await context.abort(code, message, trailing)
         except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
             counts[grpc.StatusCode.CANCELLED.name] += 1
-            if said(app, CLIENT_LEFT):
+            if lines.writes(CLIENT_LEFT):
                 log_call(
                     scope, context, name, request, grpc.StatusCode.CANCELLED.name, CLIENT_LEFT, cancelled_why(context)
                 )
@@ -74,12 +76,12 @@ def answered(method: Handler) -> Handler:
         except Exception:
             logger.exception("unhandled error in gRPC %s", name)
             counts[grpc.StatusCode.INTERNAL.name] += 1
-            if said(app, 500):
+            if lines.writes(500):
                 log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, 500, INTERNAL_ERROR)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, trailing)
         counts[grpc.StatusCode.OK.name] += 1
         context.set_trailing_metadata(trailing)
-        if said(app, 200):
+        if lines.writes(200):
             log_call(scope, context, name, request, grpc.StatusCode.OK.name, 200)
         return response
 
