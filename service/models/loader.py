@@ -106,12 +106,14 @@ def load_versions(
     retried: Callable[[bool], str] | None = None,
     refused_before: Mapping[int, Refusal] | None = None,
     loaded_files: dict[int, Files] | None = None,
+    tried: list[int] | None = None,
 ) -> dict[int, ServedModel]:
     """The versions of ``name`` to serve per ``policy``, newest first. Versions in ``current`` are kept
     as they are, and those in ``refused_before`` (refused by an earlier load, their files as they were)
     are passed over; each version refused is logged (with ``retried(storage_failed)``, when it will be
     loaded again, if anything loads it again) and noted in ``refused`` with its files as they were before the load; each
-    version loaded is noted in ``loaded_files`` with its files as they were before the load. A
+    version loaded is noted in ``loaded_files`` with its files as they were before the load, and each version
+    read is added to ``tried`` as its read begins (what a warning of a load running long names). A
     version whose load fails in a way no check foresaw (a bug) is refused too, its traceback logged: the
     next older one is tried, and the service starts. ModelLoadError when none loads, or when the model's
     directory cannot be listed."""
@@ -127,7 +129,7 @@ def load_versions(
         where = "in the model repository" if root.is_dir() else "(the model repository does not exist)"
         raise ModelLoadError(f"no versions of model {name!r} {where}")
     chosen: dict[int, ServedModel] = {}
-    tried: list[int] = []
+    tried = tried if tried is not None else []
     for version in policy.select(available):
         if policy.wanted is not None and len(chosen) >= policy.wanted:
             break

@@ -107,7 +107,7 @@ class ModelManager:
         self._compared: dict[tuple[str, int], tuple[Files, ServedModel, bool]] = {}
         self._said_rewritten: dict[tuple[str, int], Files] = {}  # the files each warning was said for
         self._holding: tuple[str, float] | None = None  # what holds the lock ("a load of model esmm") and since when
-        self._reading: dict[str, list[int]] = {}  # (thread) model -> the versions its load under way may read
+        self._reading: dict[str, list[int]] = {}  # (thread) model -> the versions its load under way began to read
         self.polls_done = 0  # polls of every model finished: how a test observes that N polls have passed
 
     def poll_for_all(self, polls: bool, load: Callable[[str], Awaitable[object]]) -> None:
@@ -229,9 +229,8 @@ class ModelManager:
         said_at = SLOW_LOAD_S
         try:
             while not (await asyncio.wait({reading}, timeout=started + said_at - time.monotonic()))[0]:
-                candidates = self._reading.get(name)
-                left = [v for v in candidates or () if v not in refused and v not in loaded_files]
-                which = f" version {left[0]}" if left else "" if candidates else " (listing its versions)"
+                unfinished = [v for v in self._reading.get(name, ()) if v not in refused and v not in loaded_files]
+                which = f" version {unfinished[-1]}" if unfinished else " (listing its versions)"
                 logger.warning(
                     "still loading model %s%s after %.0f s: the repository's storage may be stalled (admin loads "
                     "and unloads answer 503 meanwhile)",
@@ -492,14 +491,9 @@ class ModelManager:
         outputs = required_outputs(self.settings.roles).get(name, set())
         policy = config.version_policy
         before = self._refused_as_they_are(name) if polled else {}
-        retried = self._retried
-        try:  # what a warning names while the load runs long; load_versions lists them again, and says an error
-            on_disk = versions(self.settings.model_repository, name)
-            self._reading[name] = [v for v in policy.select(on_disk) if v not in current and v not in before]
-        except OSError:
-            pass
+        reading = self._reading[name] = []  # the versions read, as their reads begin: what a warning names
         return config, load_versions(
-            self.settings, name, policy, outputs, current, refused, retried, before, loaded_files
+            self.settings, name, policy, outputs, current, refused, self._retried, before, loaded_files, reading
         )
 
     def rewritten(self, name: str, version: int) -> bool:

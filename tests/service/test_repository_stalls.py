@@ -100,8 +100,8 @@ def test_an_admin_operation_behind_a_stalled_load_is_a_503_naming_it(
     """A load stuck in a read held the manager's lock: every admin load or unload of any model hung behind it,
     and nothing said why. Now a 503 with Retry-After naming the load, and a warning once it has run long."""
     release, entered = threading.Event(), threading.Event()
-    stalled = blocking(manager_module.load_versions, release, entered)
-    monkeypatch.setattr(manager_module, "load_versions", stalled)
+    stalled = blocking(loader.load_version, release, entered)  # a version's read
+    monkeypatch.setattr(loader, "load_version", stalled)
     monkeypatch.setattr(manager_module, "SLOW_LOAD_S", 0.2)
     monkeypatch.setattr(admin_module, "ADMIN_LOCK_WAIT_S", 0.3)
     caplog.set_level(logging.WARNING, logger="service.models.manager")
@@ -133,14 +133,14 @@ def test_sigterm_stops_a_service_whose_poll_is_stuck_in_a_read(tmp_path: Path) -
     with a CancelledError traceback, and nothing said the load was stuck. Now they answer 503, the load is
     said, and SIGTERM stops the service within its drain time without a traceback."""
     root = make_repository(tmp_path / "models", 1)
-    launcher = (  # the service, its loads of version 2 stalled for as long as the test lets them
-        "import threading, time, service.models.manager as m\n"
-        "real = m.load_versions\n"
-        "def stalled(settings, name, policy, *args):\n"
-        "    while 2 in policy.select(m.versions(settings.model_repository, name)) and time.sleep(0.05) is None:\n"
+    launcher = (  # the service, its reads of version 2 stalled for as long as the test lets them
+        "import threading, time, service.models.manager as m, service.models.loader as l\n"
+        "real = l.load_version\n"
+        "def stalled(root, name, version, *args):\n"
+        "    while version == 2 and time.sleep(0.05) is None:\n"
         "        pass\n"
-        "    return real(settings, name, policy, *args)\n"
-        "m.load_versions, m.SLOW_LOAD_S = stalled, 0.5\n"
+        "    return real(root, name, version, *args)\n"
+        "l.load_version, m.SLOW_LOAD_S = stalled, 0.5\n"
         "import service.routes.admin as a; a.ADMIN_LOCK_WAIT_S = 0.5\n"
         "import runpy; runpy.run_module('service', run_name='__main__')\n"
     )
