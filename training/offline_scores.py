@@ -110,8 +110,10 @@ def served_models(settings: Settings, version: int | None = None) -> ServingMode
     return models
 
 
-def score_file(candidates: Path, out: Path, models: ServingModels, settings: Settings) -> ScoredFile:
-    """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out``."""
+def score_file(candidates: str | Path, out: str | Path, models: ServingModels, settings: Settings) -> ScoredFile:
+    """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out`` (either a
+    path or its string, as a caller from Python writes it)."""
+    candidates, out = Path(candidates), Path(out)
     check_out(candidates, out)
     roles = role_models(models)
     kinds = models.role_feature_kinds

@@ -301,7 +301,7 @@ def test_requests_read_across_record_batches_and_files_score_alike(
     models = served_models(settings)
     table = candidates_table(seed=1)
     pq.write_table(table, tmp_path / "whole.parquet")
-    score_file(tmp_path / "whole.parquet", tmp_path / "whole_scores.parquet", models, settings)
+    score_file(str(tmp_path / "whole.parquet"), str(tmp_path / "whole_scores.parquet"), models, settings)  # as strings
     first, second = table.slice(0, 11), table.slice(11)  # request r2 (rows 4-10) stays in the first shard
     for day, part in (("1", first), ("2", second)):
         (tmp_path / "shards" / f"dt={day}").mkdir(parents=True)
