@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings, unknown_variables
+from service.settings import Settings, invalid_settings, unknown_variables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -55,6 +55,42 @@ def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> N
     with pytest.raises(ValidationError) as raised:
         Settings(**{field: value})
     assert words in str(raised.value)
+
+
+FLOAT_SETTINGS = [name for name, field in Settings.model_fields.items() if field.annotation is float]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "Infinity"])
+def test_every_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, name: str, text: str) -> None:
+    """``CTR_KEEP_ALIVE_S=inf`` crashed ``ctr serve`` with a traceback, ``CTR_POLL_INTERVAL_S=inf`` never loaded,
+    ``CTR_REQUEST_TIMEOUT_MS=inf`` had no deadline: each is refused at start, naming the variable."""
+    monkeypatch.setenv(f"CTR_{name.upper()}", text)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert invalid_settings(raised.value).startswith(f"invalid settings: CTR_{name.upper()}: ")
+
+
+@pytest.mark.parametrize(
+    ("field", "largest"),
+    [
+        ("request_timeout_ms", 3_600_000),
+        ("retry_after_s", 3600),
+        ("poll_interval_s", 86400),
+        ("drain_timeout_s", 86400),
+        ("drain_idle_s", 86400),
+        ("keep_alive_s", 3600),
+        ("keep_alive_grace_s", 3600),
+        ("header_timeout_s", 3600),
+        ("body_timeout_s", 3600),
+    ],
+)
+def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
+    """``CTR_KEEP_ALIVE_S=1e300`` sent a 301-digit header, ``CTR_RETRY_AFTER_S=1e11`` a 3,000-year wait: an hour
+    (a day for draining and polling) is more than an operator could mean, a typo's extra digits are refused."""
+    assert getattr(Settings(**{field: largest, "drain_timeout_s": 86400}), field) == largest
+    with pytest.raises(ValidationError, match=f"{field}\n  Input should be less than or equal to {largest}"):
+        Settings(**{field: largest + 1})
 
 
 @pytest.mark.parametrize("seconds", [0, 0.1, 30])
