@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # reload when the repository changes, polling it this often; 0: off. At least MIN_POLL_INTERVAL_S, at most a day
     poll_interval_s: Annotated[float, Field(ge=0, le=DAY_S)] = 0.0
     # on SIGTERM, the longest wait for in-flight work (at most a day), and the time after which idle keep-alive
-    # connections are closed
+    # connections are closed (less than drain_timeout_s)
     drain_timeout_s: Annotated[float, Field(gt=0, le=DAY_S)] = 20.0
     drain_idle_s: Annotated[float, Field(ge=0, le=DAY_S)] = 1.0
     # An idle keep-alive connection's time after a response, told to clients (``Keep-Alive: timeout=5``);
@@ -114,6 +114,17 @@ class Settings(BaseSettings):
     def _grpc_port(self) -> Settings:
         if self.grpc_port == self.port:
             raise ValueError(f"CTR_GRPC_PORT ({self.grpc_port}) must differ from CTR_PORT ({self.port})")
+        return self
+
+    @model_validator(mode="after")
+    def _drain_times(self) -> Settings:
+        """Idle connections are closed within the drain: one idle keep-alive connection made every SIGTERM wait
+        the whole CTR_DRAIN_TIMEOUT_S and log uvicorn's "timeout graceful shutdown exceeded" otherwise."""
+        if self.drain_idle_s >= self.drain_timeout_s:
+            raise ValueError(
+                f"CTR_DRAIN_IDLE_S ({self.drain_idle_s:g} s) must be less than CTR_DRAIN_TIMEOUT_S "
+                f"({self.drain_timeout_s:g} s): idle connections are closed within the drain"
+            )
         return self
 
     @model_validator(mode="after")

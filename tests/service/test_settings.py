@@ -88,7 +88,8 @@ def test_every_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, name: st
 def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
     """``CTR_KEEP_ALIVE_S=1e300`` sent a 301-digit header, ``CTR_RETRY_AFTER_S=1e11`` a 3,000-year wait: an hour
     (a day for draining and polling) is more than an operator could mean, a typo's extra digits are refused."""
-    assert getattr(Settings(**{field: largest, "drain_timeout_s": 86400}), field) == largest
+    room = {"drain_timeout_s": 86400} if field == "drain_idle_s" else {}  # the idle time is within the drain
+    assert getattr(Settings(**{field: largest - 1, **room}), field) == largest - 1
     with pytest.raises(ValidationError, match=f"{field}\n  Input should be less than or equal to {largest}"):
         Settings(**{field: largest + 1})
 
@@ -102,6 +103,19 @@ def test_the_readme_names_every_setting() -> None:
     listed = README.read_text().split("Settings (environment, prefix `CTR_`", 1)[1].split("\n\n", 1)[0]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in listed]
     assert not missing, f"README.md's settings paragraph does not name {missing}"
+
+
+@pytest.mark.parametrize(("idle", "timeout"), [(20, 20), (30, 20), (5, 4.5)])
+def test_idle_connections_are_closed_within_the_drain(idle: float, timeout: float) -> None:
+    """CTR_DRAIN_IDLE_S >= CTR_DRAIN_TIMEOUT_S made every SIGTERM with one idle keep-alive connection wait the whole
+    drain and log uvicorn's "timeout graceful shutdown exceeded"."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(drain_idle_s=idle, drain_timeout_s=timeout)
+    assert invalid_settings(raised.value) == (
+        f"invalid settings: CTR_DRAIN_IDLE_S ({idle:g} s) must be less than CTR_DRAIN_TIMEOUT_S ({timeout:g} s): "
+        "idle connections are closed within the drain"
+    )
+    assert Settings(drain_idle_s=timeout - 0.5, drain_timeout_s=timeout).drain_idle_s == timeout - 0.5
 
 
 def test_several_workers_take_an_admin_token_and_a_grpc_port() -> None:
