@@ -27,10 +27,16 @@ OTHER_VARIABLES = frozenset(
     {"CTR_BENCH_MODEL", "CTR_BENCH_MODEL_THREAD", "CTR_BENCH_RUN_WAY", "CTR_LOCUST_REPOSITORY", "CTR_PROCESS_ERRORS"}
 )
 MIN_POLL_INTERVAL_S = 0.1  # each poll lists and reads every model's directory: at 1 ms, ~40 % of a core idle
+# Upper bounds no operator could legitimately exceed, so that a typo (1e300, an extra digit) or ``inf`` is refused at
+# start, not a service with no deadline, no slow-sender protection, a poll that never comes or a 301-digit header:
+HOUR_S = 3600  # a request's deadline, a connection's keep-alive, header and body time-outs, Retry-After
+DAY_S = 24 * HOUR_S  # draining at SIGTERM, polling the repository
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+    # allow_inf_nan=False: every float setting is finite (``CTR_KEEP_ALIVE_S=inf`` crashed in keep_alive_hint,
+    # ``CTR_POLL_INTERVAL_S=inf`` started a service that never loaded, ``CTR_REQUEST_TIMEOUT_MS=inf`` had no deadline)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"  # address uvicorn binds
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -58,21 +64,26 @@ class Settings(BaseSettings):
     access_log: bool = True  # (http/failure_lines.py)
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (structured logs)
     batching: bool = True  # dynamic batching per model ([serving] in config.toml); false: one run per request
-    request_timeout_ms: Annotated[float, Field(gt=0)] = 1000.0  # deadline; a request may ask for less (504)
-    retry_after_s: Annotated[int, Field(ge=1)] = 1  # Retry-After on 503 when a queue is full
+    # deadline; a request may ask for less (504). At most an hour
+    request_timeout_ms: Annotated[float, Field(gt=0, le=HOUR_S * 1000)] = 1000.0
+    retry_after_s: Annotated[int, Field(ge=1, le=HOUR_S)] = 1  # Retry-After on 503 when a queue is full; <= an hour
     admin_token: SecretStr | None = None  # bearer token for /v2/repository/...; unset: admin routes are off
-    # reload when the repository changes, polling it this often; 0: off. At least MIN_POLL_INTERVAL_S
-    poll_interval_s: Annotated[float, Field(ge=0)] = 0.0
-    drain_timeout_s: Annotated[float, Field(gt=0)] = 20.0  # on SIGTERM, longest wait for in-flight work
-    drain_idle_s: Annotated[float, Field(ge=0)] = 1.0  # on SIGTERM, idle keep-alive connections are closed after this
+    # reload when the repository changes, polling it this often; 0: off. At least MIN_POLL_INTERVAL_S, at most a day
+    poll_interval_s: Annotated[float, Field(ge=0, le=DAY_S)] = 0.0
+    # on SIGTERM, the longest wait for in-flight work (at most a day), and the time after which idle keep-alive
+    # connections are closed (less than drain_timeout_s)
+    drain_timeout_s: Annotated[float, Field(gt=0, le=DAY_S)] = 20.0
+    drain_idle_s: Annotated[float, Field(ge=0, le=DAY_S)] = 1.0
     # An idle keep-alive connection's time after a response, told to clients (``Keep-Alive: timeout=5``);
     # the server closes it ``keep_alive_grace_s`` later, so a client that honours the hint has closed it
-    # that long before, not as a request of its own is on the way (Node's keepAliveTimeoutBuffer)
-    keep_alive_s: Annotated[float, Field(gt=0)] = 5.0
-    keep_alive_grace_s: Annotated[float, Field(ge=0)] = 1.0
-    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # headers within this of a request's first bytes (408)
-    # (and a new connection's first bytes within this of its start: closed without a word otherwise)
-    body_timeout_s: Annotated[float, Field(gt=0)] = 10.0  # its body within this after the headers (408 otherwise)
+    # that long before, not as a request of its own is on the way (Node's keepAliveTimeoutBuffer). Each at most an hour
+    keep_alive_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 5.0
+    keep_alive_grace_s: Annotated[float, Field(ge=0, le=HOUR_S)] = 1.0
+    # A request's headers within this of its first bytes (408), and a new connection's first bytes within this
+    # of its start (closed without a word otherwise); its body within body_timeout_s after the headers (408
+    # otherwise). Each at most an hour
+    header_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
+    body_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
     # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
@@ -103,6 +114,17 @@ class Settings(BaseSettings):
     def _grpc_port(self) -> Settings:
         if self.grpc_port == self.port:
             raise ValueError(f"CTR_GRPC_PORT ({self.grpc_port}) must differ from CTR_PORT ({self.port})")
+        return self
+
+    @model_validator(mode="after")
+    def _drain_times(self) -> Settings:
+        """Idle connections are closed within the drain: one idle keep-alive connection made every SIGTERM wait
+        the whole CTR_DRAIN_TIMEOUT_S and log uvicorn's "timeout graceful shutdown exceeded" otherwise."""
+        if self.drain_idle_s >= self.drain_timeout_s:
+            raise ValueError(
+                f"CTR_DRAIN_IDLE_S ({self.drain_idle_s:g} s) must be less than CTR_DRAIN_TIMEOUT_S "
+                f"({self.drain_timeout_s:g} s): idle connections are closed within the drain"
+            )
         return self
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ the training data (e.g. the bias input b) defines ``fix_constants(tensors)``, ca
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ from training.position_ctr import NoTopSlot
 logger = logging.getLogger(__name__)
 
 
+class TrainingDiverged(ValueError):
+    """An epoch's loss is not finite: the weights are nan or inf from then on. A ValueError, so that the CLI
+    says it in one line (cli/errors.py); the run wrote a checkpoint with a null logloss, or ended in a bare
+    ZeroDivisionError in a model's summary of what it learnt."""
+
+
 @dataclass
 class TrainingConfig:
     epochs: int = 2  # passes over the training logs
@@ -36,8 +43,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, not {self.epochs} and {self.batch_size}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, not {self.learning_rate}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):  # inf trained to a nan loss, exit 0
+            raise ValueError(f"[training] learning_rate must be a positive finite number, not {self.learning_rate}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
 
@@ -189,6 +196,12 @@ def run_phases(
                 rows = batch["click"].shape[0]
                 total += phase.step(batch) * rows
                 count += rows
+            if not math.isfinite(total):
+                raise TrainingDiverged(
+                    f"training diverged: epoch {epoch + 1}'s loss is {total / max(count, 1)}"
+                    + (f" (phase {phase.name})" if len(phases) > 1 else "")
+                    + "; lower [training] learning_rate"
+                )
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
         if phase.epochs:
             logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))

@@ -10,8 +10,9 @@ inline_max_items = 0        # batches of at most this many items run on the even
 version_policy = { latest = 1 }   # or { specific = [1, 3] }, or { all = true }
 ```
 A model without a config file or without the table takes these defaults; a misspelt table name
-(``[servng]``) is refused. A bad value is a
-ValueError naming the key, and so is a key that is none of these (``max_batch_sise = 64`` was ignored
+(``[servng]``) is refused, and so is a ``max_queue_delay_us`` as long as the request deadline
+(``CTR_REQUEST_TIMEOUT_MS``), with batching on: every request waiting for company would be answered 504.
+A bad value is a ValueError naming the key, and so is a key that is none of these (``max_batch_sise = 64`` was ignored
 without a word, the default serving instead), so the model is refused with a clear reason.
 """
 
@@ -78,7 +79,9 @@ class ServingConfig:
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], batching: bool = True) -> ServingConfig:
+    def from_table(
+        cls, table: Mapping[str, Any], batching: bool = True, deadline_ms: float | None = None
+    ) -> ServingConfig:
         unknown = sorted(set(table) - set(SERVING_KEYS))
         if unknown:
             named = ", ".join(f"serving.{key}" for key in unknown)
@@ -98,12 +101,24 @@ class ServingConfig:
                 f"serving.max_queue_items ({batch.max_queue_items}) must hold one full batch "
                 f"(max_batch_size {batch.max_batch_size})"
             )
+        # A batch waits up to max_queue_delay_us for company, so a wait as long as the request deadline answers
+        # every request of a busy model 504 while the model reports ready; refused, the older version keeps
+        # serving. Batching off, the wait is never taken.
+        if batching and deadline_ms is not None and batch.max_queue_delay_us >= deadline_ms * 1000:
+            raise ValueError(
+                f"serving.max_queue_delay_us ({batch.max_queue_delay_us} µs) must be less than the request deadline "
+                f"CTR_REQUEST_TIMEOUT_MS ({deadline_ms:g} ms = {deadline_ms * 1000:.0f} µs): a batch waiting that long "
+                "to fill answers its requests 504"
+            )
         policy = VersionPolicy.parse(table["version_policy"]) if "version_policy" in table else VersionPolicy()
         return cls(batch, policy)
 
 
-def read_serving_config(root: Path, name: str, batching: bool = True) -> ServingConfig:
-    """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid, or
+def read_serving_config(
+    root: Path, name: str, batching: bool = True, deadline_ms: float | None = None
+) -> ServingConfig:
+    """The model's ``[serving]`` settings (defaults without a config file); ValueError when invalid (with
+    ``deadline_ms``, the service's request deadline, a ``max_queue_delay_us`` at least as long too), or
     when the file's top level holds a name close to ``serving`` that no config.toml has (``[servng]``,
     which was never read: the model served with the defaults without a word). Other names are the
     trainer's to check (common/config_layout.py): a table a newer trainer writes must not stop a service."""
@@ -121,4 +136,4 @@ def read_serving_config(root: Path, name: str, batching: bool = True) -> Serving
     table = raw.get("serving", {})
     if not isinstance(table, Mapping):
         raise ValueError("[serving] must be a table")
-    return ServingConfig.from_table(table, batching)
+    return ServingConfig.from_table(table, batching, deadline_ms)

@@ -654,7 +654,7 @@ class ModelManager:
 def serving_config(settings: Settings, name: str) -> ServingConfig:
     """The model's ``[serving]`` settings; ModelLoadError saying why they cannot be read."""
     try:
-        return read_serving_config(settings.model_repository, name, settings.batching)
+        return read_serving_config(settings.model_repository, name, settings.batching, settings.request_timeout_ms)
     except ValueError as error:
         raise ModelLoadError(f"serving settings: {error}") from None
     except OSError as error:  # not readable (a missing file is no error: the defaults serve)

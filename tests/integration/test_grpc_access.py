@@ -126,18 +126,19 @@ def with_id(request: service_pb2.ModelInferRequest, infer_id: str) -> service_pb
 
 
 def slow_batches(tmp_path: Path) -> tuple[int, Path]:
-    """A repository whose esmm batches wait 3 s to fill (a call waits out a 0.6 s deadline in the queue), and
+    """A repository whose esmm batches wait just under 0.6 s to fill (as long a wait is refused at load): a call,
+    queued a few µs after its 0.6 s deadline began, waits it out in the queue; and
     the gRPC port and log file for its server."""
     publish_tiny_esmm(tmp_path / "models")
     (tmp_path / "models" / "esmm" / "config.toml").write_text(
-        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 3000000\n', encoding="utf-8"
+        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 599999\n', encoding="utf-8"
     )
     return free_port(), tmp_path / "log"
 
 
 def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_path: Path) -> None:
-    """Batches that wait 3 s to fill: a call waits out the service's 0.6 s deadline in the queue (its message
-    says so), and one its client cancels gets a CANCELLED line, once."""
+    """Batches that wait just under 0.6 s to fill: a call waits out the service's 0.6 s deadline in the queue
+    (its message says so), and one its client cancels gets a CANCELLED line, once."""
     port, log = slow_batches(tmp_path)
     settings = {"ctr_model": "esmm", "grpc_port": str(port), "request_timeout_ms": "600", "log_format": "json"}
     with running_server(tmp_path / "models", log, **settings), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -169,7 +170,7 @@ def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_pa
 
 def test_without_the_access_log_a_call_still_gets_its_request_id_and_only_a_failure_a_line(tmp_path: Path) -> None:
     """With ``CTR_ACCESS_LOG=false`` a call that succeeds or is refused for its request (NOT_FOUND) has no line, and
-    one the service failed (DEADLINE_EXCEEDED: batches that wait 3 s to fill, a 0.6 s deadline) has its line, as
+    one the service failed (DEADLINE_EXCEEDED: batches that wait just under a 0.6 s deadline to fill) has its line, as
     an HTTP request's failure has (http/failure_lines.py): gRPC's failures had none."""
     port, log = slow_batches(tmp_path)
     settings = {"ctr_model": "esmm", "grpc_port": str(port), "access_log": "false", "request_timeout_ms": "600"}

@@ -106,6 +106,35 @@ def test_a_misspelt_serving_table_leaves_the_model_unserved_saying_which(tmp_pat
         assert "[servng] is no table of config.toml (did you mean [serving]?)" in reason, reason
 
 
+LATE_BATCHES = (
+    "serving settings: serving.max_queue_delay_us (5000000 µs) must be less than the request deadline "
+    "CTR_REQUEST_TIMEOUT_MS (1000 ms = 1000000 µs): a batch waiting that long to fill answers its requests 504"
+)
+
+
+def test_a_fill_wait_as_long_as_the_request_deadline_is_refused_at_load(tmp_path: Path) -> None:
+    """A 5 s ``max_queue_delay_us`` under the 1 s deadline loaded, reported ready and answered every request
+    504; now such a model is refused, at start (not ready, saying why) and at a reload (the older version
+    keeps serving). With batching off the wait is never taken, and a longer deadline takes it."""
+    root = make_repository(tmp_path, 1, "max_queue_delay_us = 5000000")
+    with app_client(root) as client:
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["unavailable"]["esmm"] == LATE_BATCHES
+    for settings in ({"batching": False}, {"request_timeout_ms": 5001}):
+        with app_client(root, **settings) as client:
+            assert client.get("/v2/health/ready").status_code == 200
+    (root / "esmm" / "config.toml").unlink()
+    with app_client(root) as client:
+        (root / "esmm" / "config.toml").write_text('kind = "esmm"\n[serving]\nmax_queue_delay_us = 1000000\n')
+        publish_tiny_esmm(root, seed=1)
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH)
+        assert response.status_code == 400
+        assert "serving.max_queue_delay_us (1000000 µs) must be less than" in response.json()["error"]
+        assert client.get("/v2/models/esmm").json()["versions"] == ["1"]
+        assert client.post("/v1/score", json=BODY).status_code == 200
+
+
 def test_a_table_the_service_does_not_read_is_left_to_the_trainer(tmp_path: Path) -> None:
     """A table a newer trainer writes must not stop a service from loading the model."""
     root = make_repository(tmp_path, 1)

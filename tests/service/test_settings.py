@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings, unknown_variables
+from service.settings import Settings, invalid_settings, unknown_variables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -57,6 +57,43 @@ def test_bad_values_fail_at_start_up(field: str, value: object, words: str) -> N
     assert words in str(raised.value)
 
 
+FLOAT_SETTINGS = [name for name, field in Settings.model_fields.items() if field.annotation is float]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "Infinity"])
+def test_every_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, name: str, text: str) -> None:
+    """``CTR_KEEP_ALIVE_S=inf`` crashed ``ctr serve`` with a traceback, ``CTR_POLL_INTERVAL_S=inf`` never loaded,
+    ``CTR_REQUEST_TIMEOUT_MS=inf`` had no deadline: each is refused at start, naming the variable."""
+    monkeypatch.setenv(f"CTR_{name.upper()}", text)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert invalid_settings(raised.value).startswith(f"invalid settings: CTR_{name.upper()}: ")
+
+
+@pytest.mark.parametrize(
+    ("field", "largest"),
+    [
+        ("request_timeout_ms", 3_600_000),
+        ("retry_after_s", 3600),
+        ("poll_interval_s", 86400),
+        ("drain_timeout_s", 86400),
+        ("drain_idle_s", 86400),
+        ("keep_alive_s", 3600),
+        ("keep_alive_grace_s", 3600),
+        ("header_timeout_s", 3600),
+        ("body_timeout_s", 3600),
+    ],
+)
+def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
+    """``CTR_KEEP_ALIVE_S=1e300`` sent a 301-digit header, ``CTR_RETRY_AFTER_S=1e11`` a 3,000-year wait: an hour
+    (a day for draining and polling) is more than an operator could mean, a typo's extra digits are refused."""
+    room = {"drain_timeout_s": 86400} if field == "drain_idle_s" else {}  # the idle time is within the drain
+    assert getattr(Settings(**{field: largest - 1, **room}), field) == largest - 1
+    with pytest.raises(ValidationError, match=f"{field}\n  Input should be less than or equal to {largest}"):
+        Settings(**{field: largest + 1})
+
+
 @pytest.mark.parametrize("seconds", [0, 0.1, 30])
 def test_polling_is_off_or_at_most_ten_times_a_second(seconds: float) -> None:
     assert Settings(poll_interval_s=seconds).poll_interval_s == seconds
@@ -66,6 +103,19 @@ def test_the_readme_names_every_setting() -> None:
     listed = README.read_text().split("Settings (environment, prefix `CTR_`", 1)[1].split("\n\n", 1)[0]
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in listed]
     assert not missing, f"README.md's settings paragraph does not name {missing}"
+
+
+@pytest.mark.parametrize(("idle", "timeout"), [(20, 20), (30, 20), (5, 4.5)])
+def test_idle_connections_are_closed_within_the_drain(idle: float, timeout: float) -> None:
+    """CTR_DRAIN_IDLE_S >= CTR_DRAIN_TIMEOUT_S made every SIGTERM with one idle keep-alive connection wait the whole
+    drain and log uvicorn's "timeout graceful shutdown exceeded"."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(drain_idle_s=idle, drain_timeout_s=timeout)
+    assert invalid_settings(raised.value) == (
+        f"invalid settings: CTR_DRAIN_IDLE_S ({idle:g} s) must be less than CTR_DRAIN_TIMEOUT_S ({timeout:g} s): "
+        "idle connections are closed within the drain"
+    )
+    assert Settings(drain_idle_s=timeout - 0.5, drain_timeout_s=timeout).drain_idle_s == timeout - 0.5
 
 
 def test_several_workers_take_an_admin_token_and_a_grpc_port() -> None:
