@@ -203,14 +203,17 @@ def will_close(cycle: RequestResponseCycle) -> None:
     cycle.default_headers = without_hint(cycle.default_headers)
 
 
-def closes_unread_body(waiting_for_continue: bool, status: int) -> bool:
+def closes_unread_body(waiting_for_continue: bool) -> bool:
     """Whether an answer sent while its request's body is unread closes the connection (RFC 9110 section
-    10.1.1: a server answering before the whole body says whether it closes or reads on). Reading on is right
-    for a client that is sending its body, and the door's 503s do so to spare a reconnection under overload;
-    but a client waiting for ``100 Continue`` sends no body once refused, so the next request it sends would
-    be read as that body and never answered, and a 413's body is the one the limit refuses to read (nginx
-    closes after a 413 too). A client that skipped the body of a 413 lost its next request the same way."""
-    return waiting_for_continue or status == 413
+    10.1.1: a server answering before the whole body says whether it closes or reads on): where the client
+    waits for ``100 Continue``, which sends no body once refused, so its next request would be read as that
+    body and never answered (a 415 for its content type kept the connection without a word). A client that
+    is sending its body (a 413 from its ``Content-Length``, the door's 503s) has it read on and dropped, as
+    the body time-out bounds: closing with its bytes unread makes the kernel reset the connection, and on a
+    network the reset can reach the client before the answer is read (nginx's lingering close and Go's
+    server read on for the same reason). A client that declares a body and sends none without asking for
+    ``100 Continue`` has its next request read as that body, as any HTTP/1.1 server does."""
+    return waiting_for_continue
 
 
 def parser_refusal(error: BaseException | None) -> Refusal:
@@ -264,11 +267,7 @@ class _BodyUnread(RequestResponseCycle):
     body). The others keep uvicorn's ``send``: nothing more per request."""
 
     async def send(self, message: Message) -> None:  # type: ignore[override]
-        if (
-            not self.response_started
-            and self.more_body
-            and closes_unread_body(self.waiting_for_100_continue, message.get("status", 0))
-        ):
+        if not self.response_started and self.more_body and closes_unread_body(self.waiting_for_100_continue):
             will_close(self)
         await super().send(message)  # type: ignore[arg-type]
 
@@ -544,9 +543,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self) -> None:
         """Answer 503 now; the body that follows is dropped (``_Refused`` is complete)."""
         keep_alive = (
-            self.parser.should_keep_alive()
-            and not self._draining
-            and not closes_unread_body(self.expect_100_continue, 503)
+            self.parser.should_keep_alive() and not self._draining and not closes_unread_body(self.expect_100_continue)
         )
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
