@@ -215,6 +215,10 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
         # each operation's id its handler's name (`score`, `infer_version`), what a generated client's methods
         # are called: FastAPI's default added the path and method (`infer_version_v2_models__name__versions_...`)
         generate_unique_id_function=operation_id,
+        # a path with a slash too many is a 404 as any unknown path, as the direct route answers it: Starlette's
+        # 307 named http:// and the Host whatever the client's scheme (X-Forwarded-Proto is not read) and without
+        # a proxy's prefix, and told a POST to resend its body there
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.tune_gc = tune_gc

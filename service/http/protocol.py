@@ -27,8 +27,9 @@ read: up to 49 requests in a 10-s step of the overload bench, whose warm connect
 (docs/serving-log.md, "Idle connections closed under a request"). So an idle connection is never answered
 408, and one whose socket holds unread bytes (``FIONREAD``) is not closed: its request is arriving, and
 its headers' time starts. What the server cannot see is a request still on the wire as it closes: the
-client that sent it gets no answer. So every response tells the client how long the connection may
-stay idle (``Keep-Alive: timeout=N``, as Node's server does, nodejs/node#34561), and the server waits
+client that sent it gets no answer. So every response that keeps the connection tells the client how long
+it may stay idle (``Keep-Alive: timeout=N``, as Node's server does, nodejs/node#34561; none on one that says
+``Connection: close``: ``without_hint``), and the server waits
 a grace longer than that (Node's ``keepAliveTimeoutBuffer``): a client that honours the hint (Node's
 undici, Apache HttpClient) closes an idle connection before the server does.
 
@@ -77,8 +78,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import socket
 import struct
+import sys
 from collections.abc import Callable, Collection, Mapping
 
 try:
@@ -87,7 +90,10 @@ try:
 except ImportError:  # not a POSIX system: unread bytes are not known
     fcntl = termios = None  # type: ignore[assignment]
 
+import httptools
+from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.utils import get_client_addr
 
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
@@ -120,6 +126,11 @@ MAX_TARGET_BYTES = 8 * 1024  # a request's target (its URL), as nginx's request 
 HEAD_TOO_LARGE = Refusal(431, f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
 TARGET_TOO_LONG = Refusal(414, f"the request's target (its URL) exceeds {MAX_TARGET_BYTES} bytes")
 NOT_HTTP = Refusal(400, "the bytes received are not a valid HTTP/1.1 request")
+UNKNOWN_METHOD = Refusal(501, "the request's method is not implemented (the service answers GET, HEAD and POST)")
+VERSION_NOT_SUPPORTED = Refusal(505, "the request's HTTP version is not supported: send HTTP/1.1")
+# llhttp's words for a version it does not parse (1.2, 3.0) and for HTTP/2's connection preface (PRI * HTTP/2.0)
+_VERSION_ERRORS = frozenset({"Invalid HTTP version", "Pause on PRI/Upgrade"})
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")  # a method (RFC 9110's token) and the space after it
 TOO_MANY_FIELDS = Refusal(431, f"more than {MAX_HEADER_FIELDS} header fields")
 _REFUSED_RESPONSE = b"%s%scontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n%s\r\n%s"
 _SHED_RESPONSE = (
@@ -170,10 +181,58 @@ def unread_bytes(sock: socket.socket | None) -> int:
         return 0
 
 
+_KEEP_ALIVE = b"keep-alive"
+
+
 def keep_alive_hint(keep_alive_s: float) -> list[tuple[str, str]]:
     """The ``Keep-Alive`` response header telling clients how long an idle connection stays open (whole
     seconds, rounded down; none under a second, where the hint would say 0)."""
-    return [("keep-alive", f"timeout={int(keep_alive_s)}")] if keep_alive_s >= 1 else []
+    return [(_KEEP_ALIVE.decode(), f"timeout={int(keep_alive_s)}")] if keep_alive_s >= 1 else []
+
+
+def without_hint(headers: Headers) -> Headers:
+    """A response's default headers less the keep-alive hint: a response that says ``Connection: close``
+    promises no idle time after it (the two together contradict each other)."""
+    return [(name, value) for name, value in headers if name != _KEEP_ALIVE]
+
+
+def will_close(cycle: RequestResponseCycle) -> None:
+    """Makes the response of ``cycle``, not started yet, say ``Connection: close`` without the hint, and the
+    connection close after it (uvicorn's ``send`` and ``_write_response`` read ``keep_alive``)."""
+    cycle.keep_alive = False
+    cycle.default_headers = without_hint(cycle.default_headers)
+
+
+def closes_unread_body(waiting_for_continue: bool) -> bool:
+    """Whether an answer sent while its request's body is unread closes the connection (RFC 9110 section
+    10.1.1: a server answering before the whole body says whether it closes or reads on): where the client
+    waits for ``100 Continue``, which sends no body once refused, so its next request would be read as that
+    body and never answered (a 415 for its content type kept the connection without a word). A client that
+    is sending its body (a 413 from its ``Content-Length``, the door's 503s) has it read on and dropped, as
+    the body time-out bounds: closing with its bytes unread makes the kernel reset the connection, and on a
+    network the reset can reach the client before the answer is read (nginx's lingering close and Go's
+    server read on for the same reason). A client that declares a body and sends none without asking for
+    ``100 Continue`` has its next request read as that body, as any HTTP/1.1 server does."""
+    return waiting_for_continue
+
+
+def parser_refusal(error: BaseException | None) -> Refusal:
+    """The refusal of a request the parser (llhttp) stopped at: ``UNKNOWN_METHOD`` where it stopped at the
+    method (told from bytes that are no request by ``method_refusal``), 505 for an HTTP version it does not
+    parse, 400 for anything else."""
+    if isinstance(error, httptools.HttpParserInvalidMethodError):
+        return UNKNOWN_METHOD
+    if str(error) in _VERSION_ERRORS:
+        return VERSION_NOT_SUPPORTED
+    return NOT_HTTP
+
+
+def method_refusal(request: bytes) -> Refusal:
+    """The refusal of bytes whose first word llhttp knows as no method: 501 where they begin as a request
+    line does, a token and a space (``BREW /v1/score``: RFC 9110 section 9.1 has an origin server answer 501
+    to a method it does not recognize, where uvicorn said 400), else 400 (a TLS handshake on the plain port,
+    ``GARBAGE``)."""
+    return UNKNOWN_METHOD if _METHOD.match(request.lstrip(b"\r\n")) else NOT_HTTP
 
 
 class _NoEvent:
@@ -199,6 +258,18 @@ class _Refused:
 
     def __init__(self, keep_alive: bool) -> None:
         self.keep_alive = keep_alive
+
+
+class _BodyUnread(RequestResponseCycle):
+    """The cycle of a request whose body had not all arrived when its connection was last read (it takes
+    this class then: ``data_received``), so that an answer it starts while the body is still unread closes
+    the connection where ``closes_unread_body`` says (uvicorn kept it open and read the next request as the
+    body). The others keep uvicorn's ``send``: nothing more per request."""
+
+    async def send(self, message: Message) -> None:  # type: ignore[override]
+        if not self.response_started and self.more_body and closes_unread_body(self.waiting_for_100_continue):
+            will_close(self)
+        await super().send(message)  # type: ignore[arg-type]
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -229,7 +300,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False  # a request's line and headers are being parsed
         self._head_bytes = 0  # its line's and complete fields' bytes so far
         self._head_read_bytes = 0  # the bytes of reads that held nothing but its head (a field being parsed)
-        self._head_refusal: Refusal | None = None  # why its head was refused (431, 414, 400, 501): send_400_response
+        self._head_refusal: Refusal | None = None  # why its head was refused (431, 414, 400, 501, 505)
         # a refusal to write once the requests before it are answered (then the connection closes): status, bytes
         self._refusal_behind: tuple[int, bytes] | None = None
         self._dropping_body = False  # the request was refused at its headers: its body is read and dropped
@@ -237,6 +308,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._request_id: bytes | None = None  # the request's X-Request-ID, echoed on its response
         self._socket = transport.get_extra_info("socket")
         self._direct_waiting: tuple[RequestResponseCycle, DirectHandler] | None = None  # for its body
+        self._closed_after_response = False  # a response said Connection: close: none behind it is answered
+        self._method_unknown = False  # the parser stopped at a request's method: answered once its bytes are seen
         if self.watch is not None:
             self.watch.watch_loop(self.loop)
         if self.failure_lines is not None and self.failure_lines.rationed:
@@ -250,12 +323,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal_behind is not None:  # the parser has stopped; uvicorn's receive() resumes reading
             return
-        if self._received is None:  # a request's first bytes
+        fresh = self._received is None  # the read begins a request
+        if fresh:  # a request's first bytes
             self._received = self.loop.time() - kernel_wait_s(self._socket)
             if self._reading == "idle":
                 self._arm(self.header_timeout_s, "headers")
         head, begun = self._in_head, self._heads_begun
         super().data_received(data)
+        if self._method_unknown:  # send_400_response left it here, where the bytes are
+            self._method_unknown = False
+            first = fresh and self._heads_begun == begun + 1  # the read begins with it: its bytes are known
+            self._refuse_and_close(method_refusal(data) if first else NOT_HTTP)
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:  # its body is still arriving
+            cycle.__class__ = _BodyUnread
         # complete fields are counted as parsed (on_header); a field still being parsed, which httptools
         # gathers whole before it is handed over, by the reads that held nothing but one request's head
         if head and self._in_head and begun == self._heads_begun and not self.transport.is_closing():
@@ -279,12 +361,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         in_hand = cycle is not None and not cycle.response_complete
         super().connection_lost(exc)
         if in_hand and self._departure is not None:
-            if not cycle.response_started and ANSWERED_BY_PROTOCOL not in cycle.scope:  # type: ignore[union-attr]
+            if (
+                not cycle.response_started  # type: ignore[union-attr]
+                and ANSWERED_BY_PROTOCOL not in cycle.scope  # type: ignore[union-attr]
+                and not self._closed_after_response
+            ):
                 self._client_left(cycle)  # type: ignore[arg-type]
             self._departure.leave()
 
     def _client_left(self, cycle: RequestResponseCycle) -> None:
-        """The access line of a request whose client left before its answer began (see the module's text)."""
+        """The access line of a request whose client left before its answer began (see the module's text).
+        Not of a request pipelined behind one whose response closed the connection (an HTTP/1.0 request's,
+        uvicorn's answer to ``Connection: close``, a drain's): the server closed it, RFC 9112 section 9.6 has
+        it read no request after that one, and its line said 499 "client closed the request"."""
         note_error(cycle.scope, CLIENT_CLOSED)
         if cycle.access_log or (self.failure_lines is not None and self.failure_lines.let_through()):
             log_access_line(cycle.scope, 499)  # type: ignore[arg-type]
@@ -336,10 +425,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._arm(self.body_timeout_s, "body")
                 return
         super().on_headers_complete()
-        if self.cycle is not None:
+        cycle = self.cycle
+        if cycle is not None:
             if self._draining:
-                self.cycle.keep_alive = False  # answered with Connection: close
-            self.cycle.default_headers = [*self.cycle.default_headers, (REQUEST_ID, self._request_id)]
+                cycle.keep_alive = False  # answered with Connection: close
+            # a response closing the connection (HTTP/1.0, the client's Connection: close, a drain) says no idle time
+            defaults = cycle.default_headers if cycle.keep_alive else without_hint(cycle.default_headers)
+            cycle.default_headers = [*defaults, (REQUEST_ID, self._request_id)]
         self._arm(self.body_timeout_s, "body")
 
     def on_message_complete(self) -> None:
@@ -415,7 +507,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             handler(cycle.scope, bytes(cycle.body), reply)
         except Exception:  # a handler answers its own errors: this is a bug, answered 500 as any other route's
             logger.exception("unhandled error in the direct route %s", cycle.scope["path"])
-            cycle.keep_alive = False
+            will_close(cycle)
             if not answered:
                 self._answered(500)
                 note_error(cycle.scope, INTERNAL_ERROR)  # type: ignore[arg-type]
@@ -450,7 +542,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         """Answer 503 now; the body that follows is dropped (``_Refused`` is complete)."""
-        keep_alive = self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue
+        keep_alive = (
+            self.parser.should_keep_alive() and not self._draining and not closes_unread_body(self.expect_100_continue)
+        )
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
         self.transport.write(
@@ -484,12 +578,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are no HTTP request (its own: plain text, written at once), as
-        the protocol's other refusals are answered; a head refused here with its own status and reason."""
-        self._refuse_and_close(self._head_refusal if self._head_refusal is not None else NOT_HTTP)
+        the protocol's other refusals are answered; a head refused here with its own status and reason, and
+        what the parser stopped at (``parser_refusal``: uvicorn calls this where it catches the parser's error)."""
+        refusal = self._head_refusal
+        if refusal is None:
+            refusal = parser_refusal(sys.exc_info()[1])
+            if refusal is UNKNOWN_METHOD:  # 501 or 400, told from the bytes read: data_received answers it
+                self._method_unknown = True
+                return
+        self._refuse_and_close(refusal)
 
     def _refuse_and_close(self, refusal: Refusal) -> None:
         """The refusal's status, then close: bytes that are no HTTP request (400), a request's target,
-        line and headers past their bounds (414, 431), or a head http/request_head.py refuses (400, 501).
+        line and headers past their bounds (414, 431), a method or version the parser does not know (501, 505),
+        or a head http/request_head.py refuses (400, 501, 505).
         uvicorn keeps every header in a list as it is parsed, so 40 MB of headers on one connection took
         600 MB of memory until the header time-out, and a few connections could exhaust a container's.
 
@@ -520,12 +622,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _log_refusal(self, status: int, reason: str) -> None:
         """The refusal's line, in place of an access line: its status, reason and request id (the answer's:
         where to find it) in the message and as fields (``extra``: a JSON line's ``status``, ``error``,
-        ``request_id``); while the access log is off, within the failures' budget (http/failure_lines.py: a
+        ``request_id``) and the client's address as the access line names it (``client``: who sends the bytes
+        refused); while the access log is off, within the failures' budget (http/failure_lines.py: a
         client sending bad bytes in a loop wrote a line each). uvicorn's own warning of the same refusal,
         without the id, is not written (``said_by_protocol``)."""
         if self.failure_lines is not None and not self.failure_lines.let_through():
             return
-        fields: dict[str, int | str] = {"status": status, "error": reason}
+        client = self._peer()
+        fields: dict[str, int | str] = {"status": status, "error": reason, "client": client}
         said = said_id = ""
         if self._request_id is not None:  # its head was read
             fields["request_id"] = request_id = self._request_id.decode("ascii")
@@ -534,7 +638,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if correlated is not None:
                 said, caller_fields = correlated
                 fields.update(caller_fields)
-        logger.log(access_level(status), "refused a request (%d): %s%s%s", status, reason, said, said_id, extra=fields)
+        logger.log(
+            access_level(status),
+            "refused a request (%d) from %s: %s%s%s",
+            status,
+            client,
+            reason,
+            said,
+            said_id,
+            extra=fields,
+        )
+
+    def _peer(self) -> str:
+        """The connection's client as an access line names it (``host:port``; "" where unknown: a Unix socket)."""
+        return get_client_addr({"client": self.client})  # type: ignore[typeddict-item]
 
     def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)
@@ -552,7 +669,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.watch is not None and not isinstance(self.cycle, _Refused):
             self.watch.answered += 1
-        if self.transport.is_closing():
+        if self.transport.is_closing():  # the response said Connection: close (or the client is gone)
+            self._closed_after_response = True
             return
         if self._refusal_behind is not None:  # the requests before a refusal are answered, then it
             if self.pipeline:
@@ -575,6 +693,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             if not self.pipeline:
                 self._arm(self.drain_idle_s, "drain")
+        elif not self.cycle.response_started:
+            will_close(self.cycle)  # type: ignore[arg-type]
         else:
             self.cycle.keep_alive = False
 
@@ -602,7 +722,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 said_id = self._said_id() if what == "body" else b""  # a late head's id is not known
                 self.transport.write(_TIMEOUT_RESPONSE % (self._own_fields(), len(body), said_id, body))
                 self._answered(408)
-            logger.info("closed a connection whose request %s did not arrive in time", what)
+            logger.info("closed a connection from %s whose request %s did not arrive in time", self._peer(), what)
         self.transport.close()
 
 

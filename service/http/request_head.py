@@ -1,13 +1,17 @@
 """What a request's head must say before the server reads its body, and the id a client may send with it.
 
 RFC 9112 asks two things of the head that the parser (llhttp) lets through, each a way for the body's
-framing or the request's target to mean something else to another hop (a proxy in front of the service):
+framing or the request's target to mean something else to another hop (a proxy in front of the service),
+and RFC 9110 a third:
 
 - an HTTP/1.1 request carries exactly one ``Host`` field (section 3.2: a server MUST answer 400 to one
   without, or with two);
 - ``Transfer-Encoding`` names only ``chunked``: ``gzip, chunked`` was framed as chunked and its
   compressed bytes handed on as the body, to be answered "not valid JSON" (section 6.1: a server that
-  receives a transfer coding it does not understand SHOULD answer 501).
+  receives a transfer coding it does not understand SHOULD answer 501);
+- the version's major number is 1 (section 15.6.6: 505 for a major version the server does not support):
+  llhttp parses ``HTTP/2.0`` and ``HTTP/0.9`` request lines, which were served as HTTP/1.1 (and, not being
+  "1.1", spared the Host rule). Checked first: the rest of a head is read by the rules of its version.
 
 ``X-Request-ID``: a request that carries one gets it back on its response (the usual convention of
 proxies and tracing: nginx's ``$request_id``, Heroku's router), so an ad server can match an answer, a
@@ -85,7 +89,9 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> Head:
     if traceparent is not None:
         traceparent = trace_parent(traceparent)
     refusal = None
-    if unread_coding is not None:
+    if http_version != "1.1" and http_version != "1.0":  # llhttp parses no other 1.x: only 0.9 and 2.0
+        refusal = Refusal(505, f"HTTP/{http_version} is not supported: send HTTP/1.1")
+    elif unread_coding is not None:
         message = (
             f"Transfer-Encoding {unread_coding!r} is not supported: send the body chunked or with a Content-Length"
         )

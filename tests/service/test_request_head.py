@@ -212,7 +212,9 @@ async def reading_whole(scope: dict, receive: object, send: object) -> None:
         pass
 
 
-def test_a_late_body_is_answered_408_with_its_request_id() -> None:
+def test_a_late_body_is_answered_408_with_its_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="service.http.protocol")
+
     async def run() -> bytes:
         config = uvicorn.Config(reading_whole, http=guarded_protocol(10.0, 0.2, 1.0), log_config=None, lifespan="off")
         config.load()
@@ -225,6 +227,9 @@ def test_a_late_body_is_answered_408_with_its_request_id() -> None:
 
     answer = asyncio.run(run())
     assert answer.startswith(b"HTTP/1.1 408 ") and b"\r\nx-request-id: r-3\r\n" in answer, answer
+    # its line names the peer, as the access line does (it named none)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed a connection")]
+    assert said == ["closed a connection from 127.0.0.1:50000 whose request body did not arrive in time"]
 
 
 def statuses(response: bytes) -> list[bytes]:
@@ -329,3 +334,45 @@ def test_read_head_reads_the_fields_uvicorn_keeps() -> None:
 def test_acceptable_request_id_is_the_rule() -> None:
     assert all(map(acceptable_request_id, [b"a", b"~" * 200, b"!#/\\\"'", b"4bf92f35-77b3"]))
     assert not any(map(acceptable_request_id, [b"", b"r" * 201, b"a b", b"a\tb", b"caf\xc3\xa9", b"a\x7f"]))
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"FOO /v2/health/ready HTTP/1.1", b"BREW /v1/score HTTP/1.1", b"\r\nget /a HTTP/1.1"]
+)
+def test_a_method_the_parser_does_not_know_is_501(request_line: bytes) -> None:
+    """RFC 9110 section 9.1: an origin server answers 501 to a method it does not recognize; uvicorn said
+    400 "not a valid HTTP/1.1 request". Bytes that begin as no request line does stay a 400."""
+    response, closed, counted = written(request_line + b"\r\nhost: t\r\n\r\n")
+    assert statuses(response) == [b"501"] and closed and counted == [501], response
+    assert error_of(response) == "the request's method is not implemented (the service answers GET, HEAD and POST)"
+    for not_a_request in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GARBAGE\r\n\r\n"):  # a TLS hello, a word
+        assert statuses(written(not_a_request)[0]) == [b"400"]
+
+
+@pytest.mark.parametrize(
+    ("request_line", "message"),
+    [
+        (b"GET /a HTTP/2.0", "HTTP/2.0 is not supported: send HTTP/1.1"),
+        (b"GET /a HTTP/0.9", "HTTP/0.9 is not supported: send HTTP/1.1"),
+        (b"GET /a HTTP/3.0", "the request's HTTP version is not supported: send HTTP/1.1"),  # llhttp stops at it
+        (b"PRI * HTTP/2.0\r\n\r\nSM", "the request's HTTP version is not supported: send HTTP/1.1"),  # h2's preface
+    ],
+)
+def test_a_major_version_other_than_1_is_505(request_line: bytes, message: str) -> None:
+    """RFC 9110 section 15.6.6: HTTP/2.0 was served as 1.1 (and spared the Host rule, which is 1.1's)."""
+    response, closed, counted = written(request_line + b"\r\n\r\n")
+    assert statuses(response) == [b"505"] and closed and counted == [505], response
+    assert error_of(response) == message
+    assert read_head([(b"host", b"t"), (b"transfer-encoding", b"gzip")], "2.0")[0].status == 505  # checked first
+
+
+def test_a_refusal_line_names_the_client(caplog: pytest.LogCaptureFixture) -> None:
+    """As the access line does (host:port, a ``client`` field in JSON): a refusal's line named no peer, so
+    the client sending bad bytes could not be found."""
+    caplog.set_level("INFO", logger="service.http.protocol")
+    written(b"GET /" + b"a" * 8192 + b" HTTP/1.1\r\nhost: t\r\n\r\n")
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("refused a request")]
+    assert line.getMessage() == (
+        "refused a request (414) from 127.0.0.1:50000: the request's target (its URL) exceeds 8192 bytes"
+    )
+    assert line.client == "127.0.0.1:50000"  # type: ignore[attr-defined]
