@@ -21,13 +21,13 @@ race"). Other transport failures (refused connection, timeout) are httpx's own e
 
 Retries of a 503 are spread and rationed, so that an overloaded service is not answered with more load:
 each waits a random time between the ``Retry-After`` and 1.5 times it (never sooner than the service
-asked; the client's own ``random``, which a test may seed), so that calls refused together do not come
-back together; and a client's retries share one budget (``RetryBudget``: gRPC's retry throttling, proposal
-A6), shared by its threads or tasks: each 503 with a ``Retry-After`` takes a token from a bucket of 10
-(one without, a model not loaded, is not retried and takes none), each 200 gives a tenth of one back, and
-a 503 is retried only while more than 5 are left. A fresh client retries 4 of a row of 503s; from the
-threshold on, one for about every 10 calls answered 200; a 503 past the budget is raised at once.
-``max_retries`` stays each call's own cap.
+asked, a date counted from the answer's ``Date``; the client's own ``random``, which a test may seed), so
+that calls refused together do not come back together; and a client's retries share one budget
+(``RetryBudget``: gRPC's retry throttling, proposal A6), shared by its threads or tasks: each 503 with a
+``Retry-After`` takes a token from a bucket of 10 (one without, a model not loaded, is not retried and
+takes none), each 200 gives a tenth of one back, and a 503 is retried only while more than 5 are left. A
+fresh client retries 4 of a row of 503s; from the threshold on, one for about every 10 calls answered
+200; a 503 past the budget is raised at once. ``max_retries`` stays each call's own cap.
 
 A call's ``timeout_ms`` bounds the whole call: each phase of each attempt (waiting for a pooled
 connection, connecting, sending, waiting for the answer) gets only what is left of it, the service is
@@ -285,7 +285,10 @@ def _shortened(text: str) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds a 503 asks to wait (Retry-After: seconds, or an HTTP date), or None."""
+    """Seconds a 503 asks to wait (Retry-After: seconds, or an HTTP date), or None. A date is counted from the
+    answer's own ``Date`` (RFC 9110 §10.2.3), both read on the sender's clock; from this machine's clock only
+    when the answer has none: a client clock 60 s ahead of a proxy's retried at once, and one 60 s behind
+    read a 4 s wait as 64 s, past ``MAX_RETRY_WAIT_S``, and did not retry at all."""
     value = response.headers.get("retry-after")
     if response.status_code != 503 or value is None:
         return None
@@ -293,11 +296,21 @@ def _retry_after(response: httpx.Response) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+            seconds = parsedate_to_datetime(value).timestamp() - _sent_at(response)
         except (TypeError, ValueError):
             return None
         seconds = max(seconds, 0.0)
     return seconds if seconds >= 0 and math.isfinite(seconds) else None
+
+
+def _sent_at(response: httpx.Response) -> float:
+    """When the answer was sent, by its sender's clock (its ``Date``), else by this machine's (no ``Date``, or
+    one that is no HTTP date)."""
+    date = response.headers.get("date")
+    if date is not None:
+        with suppress(TypeError, ValueError):
+            return parsedate_to_datetime(date).timestamp()
+    return time.time()
 
 
 def _headers(token: str | None = None, request_id: str | None = None) -> dict[str, str]:

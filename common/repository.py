@@ -15,7 +15,8 @@ under a hidden temporary name beside its final place and renamed, so a reader ne
 The hidden folders (``.staging-*`` in the model's folder) are removed by the export that made them, whether it
 ends, fails or is stopped by SIGINT or SIGTERM (cli/signals.py). One left by an export killed outright (SIGKILL,
 the OOM killer, a lost machine) is removed by a later export of the model once it is provably abandoned: no
-process holds the ``flock`` its export keeps on it, and nothing in it has changed for ``STALE_STAGING_S``.
+process holds the ``flock`` its export keeps on it, and nothing in it has changed for ``STALE_STAGING_S`` by the
+file system's clock (the one that stamps its mtimes), not this machine's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -351,7 +351,7 @@ def publish_version(
                     error.add_note(said)
                 raise
             with _publishing(model_dir):
-                _remove_abandoned_staging(model_dir)
+                _remove_abandoned_staging(model_dir, staging)
                 version = (versions(root, name) or [0])[-1] + 1
                 if len(str(version)) > MAX_VERSION_DIGITS:
                     raise ValueError(f"model {name!r} has a version of {MAX_VERSION_DIGITS} digits: no next version")
@@ -396,15 +396,20 @@ def _flocked(directory: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def _remove_abandoned_staging(model_dir: Path) -> None:
+def _remove_abandoned_staging(model_dir: Path, own_staging: Path) -> None:
     """Remove the staging folders of exports that no longer run (see the module docstring): each one unchanged
-    for ``STALE_STAGING_S`` whose ``flock`` this process can take, so no live export holds it. Without
-    ``flock`` (not a POSIX system) nothing can be proved, and none is removed."""
+    for ``STALE_STAGING_S`` whose ``flock`` this process can take, so no live export holds it. Ages are read on
+    the file system's clock (``_file_system_now``, from ``own_staging``, this export's folder). Without ``flock``
+    (not a POSIX system), or without that clock, nothing can be proved, and none is removed."""
     if fcntl is None:
+        return
+    try:
+        now = _file_system_now(own_staging)
+    except OSError:  # a file system that does not let its owner set a folder's times: no age can be trusted
         return
     for path in model_dir.glob(f"{STAGING_PREFIX}*"):
         try:
-            if path.is_symlink() or time.time() - _last_change(path) < STALE_STAGING_S:
+            if path.is_symlink() or now - _last_change(path) < STALE_STAGING_S:
                 continue
             descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:  # gone meanwhile (its export published it), not a folder, or not ours to read
@@ -418,6 +423,16 @@ def _remove_abandoned_staging(model_dir: Path) -> None:
             logger.warning("removed %s, left by an export of %s that was killed", path, model_dir.name)
         finally:
             os.close(descriptor)
+
+
+def _file_system_now(directory: Path) -> float:
+    """The time now as the file system stamps mtimes: ``directory`` touched and its mtime read back. Where the
+    lock proves nothing (between a folder's mkdir and its flock, an NFS mount with local_lock) the age is the
+    only protection, and measured with ``time.time()`` a wall clock stepped an hour forward (NTP, a VM
+    resumed), or a host an hour ahead of the NFS server that sets the mtimes, made a live export's freshly
+    written folder look abandoned: it was removed under the export, which then failed."""
+    os.utime(directory)
+    return directory.stat().st_mtime
 
 
 def _last_change(directory: Path) -> float:

@@ -4,19 +4,22 @@ own settings checked; and what it keeps of an answer (a 503's Retry-After, the m
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import pickle
+import time
 from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import MappingProxyType
 
+import httpx
 import numpy as np
 import orjson
 import pytest
 
-from clients.client import ModelRef, RankedItem, ScoringClient, ServiceError
+from clients.client import AsyncScoringClient, ModelRef, RankedItem, ScoringClient, ServiceError, _retry_after
 from clients.service_process import free_port
 from tests.clients.test_client import CANDIDATES, CONTEXT
 from tests.service.tiny_model import publish_tiny_esmm
@@ -126,6 +129,46 @@ def test_retry_after_is_kept_when_too_long_to_wait_and_read_as_a_date() -> None:
         with ScoringClient(stand_in_url, max_retries=1) as client, pytest.raises(ServiceError):
             client.score(CONTEXT, CANDIDATES)
         assert list(client.waits) == [0.0] and len(received) == 2  # a date already past: try again at once
+
+
+def test_a_retry_after_date_is_counted_from_the_answer_s_date_not_the_client_s_clock(monkeypatch) -> None:
+    """A proxy's ``Retry-After`` date, 1 s after its ``Date``, was counted from the client's clock: 60 s ahead,
+    the client retried at once; 60 s behind, it was asked 61 s, past MAX_RETRY_WAIT_S, and did not retry. Both
+    read on the sender's clock (RFC 9110 §10.2.3), the wait is the second asked, whatever the client's clock,
+    on either client; without a ``Date`` the client's clock is all there is."""
+    real_time = time.time
+    overloaded = orjson.dumps({"error": "server overloaded", "field": None})
+
+    def proxy_answer(handler: BaseHTTPRequestHandler) -> None:
+        now = real_time()  # the proxy's clock, right; the client's is skewed below
+        handler.send_response_only(503)  # without the Date header send_response adds: this one is the proxy's
+        for name, value in {
+            "date": formatdate(now, usegmt=True),
+            "retry-after": formatdate(now + 1, usegmt=True),
+            "content-type": "application/json",
+            "content-length": str(len(overloaded)),
+        }.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(overloaded)
+
+    async def called_async(url: str) -> AsyncScoringClient:
+        async with AsyncScoringClient(url, max_retries=1) as client:
+            with pytest.raises(ServiceError):
+                await client.score(CONTEXT, CANDIDATES)
+        return client
+
+    for skew_s in (60.0, -60.0):
+        monkeypatch.setattr(time, "time", lambda skew_s=skew_s: real_time() + skew_s)
+        with stand_in(proxy_answer) as (stand_in_url, received):
+            if skew_s > 0:
+                with ScoringClient(stand_in_url, max_retries=1) as client, pytest.raises(ServiceError):
+                    client.score(CONTEXT, CANDIDATES)
+            else:
+                client = asyncio.run(called_async(stand_in_url))
+        assert len(received) == 2 and len(client.waits) == 1 and 0.5 <= client.waits[0] <= 2.0, skew_s
+    no_date = httpx.Response(503, headers={"retry-after": formatdate(time.time() + 10, usegmt=True)})
+    assert _retry_after(no_date) == pytest.approx(10, abs=1)  # the client's clock, skewed or not
 
 
 def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:

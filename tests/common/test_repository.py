@@ -188,6 +188,32 @@ def test_staging_folders_of_killed_exports_are_removed_and_no_live_export_s_is(t
     assert sorted(p.name for p in model.iterdir()) == [".staging-in-progress", ".staging-just-made", "1"]
 
 
+def test_a_wall_clock_stepped_forward_does_not_make_a_live_export_s_staging_folder_look_abandoned(
+    tmp_path, monkeypatch
+):
+    """Where the lock proves nothing (between a folder's mkdir and its flock, NFS with local_lock) its age is
+    the only protection. Measured with ``time.time()``, a clock stepped an hour forward (NTP, a VM resumed, a
+    host ahead of the NFS server that stamps the mtimes) made a live export's just-written, unlocked folder an
+    hour old, and it was removed under the export. Ages are read on the file system's clock: the live folder
+    stays, and one truly abandoned by that clock is still removed."""
+    import time
+
+    from common.repository import STALE_STAGING_S
+
+    model = tmp_path / "m"
+    folders = {name: model / f".staging-{name}" for name in ("live-unlocked", "killed")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"half")
+    long_ago = os.path.getmtime(folders["killed"]) - STALE_STAGING_S - 60
+    os.utime(folders["killed"] / "model.onnx", (long_ago, long_ago))
+    os.utime(folders["killed"], (long_ago, long_ago))
+    stepped = time.time() + STALE_STAGING_S + 1
+    monkeypatch.setattr(time, "time", lambda: stepped)
+    assert publish_version(tmp_path, "m", writer) == 1
+    assert sorted(p.name for p in model.iterdir()) == [".staging-live-unlocked", "1"]
+
+
 def test_a_version_whose_files_do_not_match_model_json_is_not_whole(tmp_path):
     def writer_of(onnx: bytes):
         def write(directory, version):

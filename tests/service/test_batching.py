@@ -164,6 +164,27 @@ def test_admission_admits_any_request_to_an_empty_queue() -> None:
     assert admission(0, 1000, 5.0, 5.01, BatchConfig(), rate) is None
 
 
+def test_a_pause_during_one_run_does_not_refuse_the_requests_queued_after_it() -> None:
+    """A run's time includes any pause of the process while it ran (SIGSTOP, a VM pause, a long GC): taken
+    whole, one 2 ms run stretched by a 3 s pause put the estimate at 600 ms a run, and 200 queued items with
+    1 s left were refused as overloaded for the next 10 runs. A run counts at most ``clip_runs`` times what
+    the estimate expects of it; a real slowdown still raises the estimate within a few runs."""
+    rate, config = ServiceRate(), BatchConfig()
+    for _ in range(50):
+        rate.observe(20, 0.002)  # 10,000 items/s
+    for pause_s in (3.0, 60.0):
+        rate.observe(20, 0.002 + pause_s)
+        assert admission(180, 20, 5.0, 6.0, config, rate) is None  # 32 ms expected of 1 s left
+        assert rate.seconds == pytest.approx(0.002 * 1.6, rel=0.01)  # counted as 8 ms: 0.2 of 4x the estimate
+        for _ in range(30):
+            rate.observe(20, 0.002)
+    rate.observe(1, 0.001)  # a lone item's run, mostly fixed cost: held to 4x the mean run's time, not 1/20 of it
+    assert rate.seconds == pytest.approx(0.8 * 0.002 + 0.2 * 0.001, rel=0.01)
+    for _ in range(6):
+        rate.observe(20, 0.020)  # the model itself 10x slower: the estimate follows within a few runs
+    assert rate.expected_wait(20, 1) > 0.012
+
+
 def test_assemble_puts_a_split_requests_parts_back_in_row_order() -> None:
     """With several instances the batches holding a split request's rows can finish in any order: its outputs
     are its parts ordered by first row, not by when they were done."""
