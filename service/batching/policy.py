@@ -150,8 +150,8 @@ class ServiceRate:
         if self.seconds <= 0.0 or self.items <= 0.0:
             self.items, self.seconds = float(items), seconds
             return
-        # A run is timed on the wall: a pause of the process while it ran (SIGSTOP, a VM pause, a long GC, a
-        # cgroup throttle) is in its time but is not the model's cost. Taken whole, a 3 s pause put a 2 ms
+        # A run is timed in elapsed (monotonic) time: a pause of the process while it ran (SIGSTOP, a VM pause,
+        # a long GC, a cgroup throttle) is in its time but is not the model's cost. Taken whole, a 3 s pause put a 2 ms
         # run of 20 items at 600 ms, and with 200 items queued a request with 1 s left was refused as
         # overloaded for the next 10 runs (23 after a minute's pause). Clipped, a run of the mean size raises
         # the estimate by at most 60 % (weight 0.2 of 4 - 1), and a real slowdown still shows within a few
