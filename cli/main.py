@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -71,6 +72,7 @@ def print_version(asked: bool) -> None:
 
 @app.callback()
 def configure(
+    context: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
@@ -78,6 +80,13 @@ def configure(
 ) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, handlers=[stderr_handler("%(asctime)s %(levelname)s %(name)s: %(message)s")])
+    # A misspelt CTR_ variable is said by every command, as by `ctr serve`, which says it itself once its log's
+    # format is set (service/server.py: a JSON log's reader cannot parse a text line): `CTR_CTR_MODL=ctr ctr
+    # prepare` said "nothing to train" alone. The settings' import (~0.1 s) only where a CTR_ variable is set
+    if context.invoked_subcommand != "serve" and any(name.upper().startswith("CTR_") for name in os.environ):
+        from service.settings import warn_of_unknown_variables
+
+        warn_of_unknown_variables(os.environ)
 
 
 @app.command()

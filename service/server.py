@@ -24,7 +24,7 @@ from service.http.shed_log import ShedLog
 from service.log_format import ACCESS_LOGGER, JsonFormatter, access_line_fields
 from service.models.snapshot import NothingWouldLoad, RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
-from service.settings import Settings, unknown_variables
+from service.settings import Settings, warn_of_unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
 from service.workers import supervise, warn_if_more_than_cpus
@@ -78,8 +78,7 @@ def serve(settings: Settings | None = None) -> None:
     """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json", settings.workers)
-    for line in unknown_variables(os.environ):
-        logger.warning(line)
+    warn_of_unknown_variables(os.environ)
     if settings.grpc_port:
         try:
             grpc_starter()  # said in one line here; from the lifespan it came at the end of a 61-line traceback

@@ -149,3 +149,15 @@ def test_a_ctr_variable_that_is_no_setting_is_named_with_the_nearest_one() -> No
         "CTR_POLL_INTERVAL is not a setting; ignored (did you mean CTR_POLL_INTERVAL_S?)",
         "CTR_WORKER is not a setting; ignored (did you mean CTR_WORKERS?)",
     ]
+
+
+def test_a_variable_like_a_key_of_a_model_s_serving_table_says_where_that_key_is_set() -> None:
+    """``CTR_MAX_BATCH_SIZ`` was answered "did you mean CTR_WARMUP_BATCH_SIZES?": no setting of the service."""
+    environment = {"CTR_MAX_BATCH_SIZ": "8", "CTR_MAX_QUEUE_DELAY_US": "100", "CTR_MAX_CANDIDATE": "9"}
+    assert unknown_variables(environment) == [
+        "CTR_MAX_BATCH_SIZ is not a setting; ignored "
+        "(max_batch_size is set in each model's config.toml [serving], not in the environment)",
+        "CTR_MAX_CANDIDATE is not a setting; ignored (did you mean CTR_MAX_CANDIDATES?)",
+        "CTR_MAX_QUEUE_DELAY_US is not a setting; ignored "
+        "(max_queue_delay_us is set in each model's config.toml [serving], not in the environment)",
+    ]
