@@ -27,6 +27,7 @@ from cli.options import (
     ProgressOption,
     RepositoryOption,
     WorkDirOption,
+    given_options,
     refuse_unread,
     settings_with_options,
     shown_progress,
@@ -361,8 +362,8 @@ def serve(
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
     from service.server import serve as run_server
 
-    settings = settings_with_options({"host": host, "port": port, "model_repository": repository})
-    run_server(settings)
+    given = {"host": host, "port": port, "model_repository": repository}
+    run_server(settings_with_options(given), given_options(given))
 
 
 @app.command("sample-request")

@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import sys
+from collections.abc import Mapping
 from contextlib import suppress
 
 import uvicorn
@@ -16,6 +17,7 @@ from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
+from service.effective_settings import log_effective_settings
 from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
@@ -62,9 +64,11 @@ def said_refusal_traceback(record: logging.LogRecord) -> bool:
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 
-def serve(settings: Settings | None = None) -> None:
+def serve(settings: Settings | None = None, options: Mapping[str, str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, on the host and port the settings name: in this process, or with
-    ``workers`` > 1 in that many worker processes under this one (workers.py).
+    ``workers`` > 1 in that many worker processes under this one (workers.py). The start says the settings
+    that differ from the defaults, once (effective_settings.py); ``options``: those ``ctr serve`` was given
+    as options, by setting (``{"port": "--port"}``), so the line names them.
 
     Connections get header and body read time-outs, and inference requests are refused at their
     headers while requests stand waiting longer than ``shed_wait_ms`` to be read (http/protocol.py,
@@ -79,6 +83,7 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json", settings.workers)
     warn_of_unknown_variables(os.environ)
+    log_effective_settings(settings, options or {}, os.environ)
     if settings.grpc_port:
         try:
             grpc_starter()  # said in one line here; from the lifespan it came at the end of a 61-line traceback
