@@ -176,20 +176,14 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
 def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:
     """ONNX Runtime's threads per operator sized to a container's CPU limit where it allows fewer CPUs than
     the process sees (cpus.py), unless ``CTR_INTRA_OP_THREADS`` chose them: ONNX Runtime's default pool
-    takes a thread a core of the node, whatever the container's share of them."""
+    takes a thread a core of the node, whatever the container's share of them. Threads chosen beyond the
+    CPUs the process may use are warned of, with a limit or without (``CTR_INTRA_OP_THREADS=400`` started
+    1,201 threads on 2 cores without a word)."""
+    if settings.intra_op_threads:
+        warn_if_threads_exceed_cpus(settings.intra_op_threads, settings.workers, limit)
+        return settings
     threads = threads_under_limit(limit, settings.workers)
     if limit is None or threads is None:
-        return settings
-    if settings.intra_op_threads:
-        if settings.intra_op_threads * settings.workers > limit.whole_cpus:
-            logger.warning(
-                "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the CPU limit of %g CPUs (%s): "
-                "the threads wait for the quota in turn",
-                settings.intra_op_threads,
-                settings.workers,
-                limit.cpus,
-                limit.source,
-            )
         return settings
     logger.info(
         "a CPU limit of %g CPUs (%s) on %d CPUs: ONNX Runtime runs %d thread(s) per operator in each of %d "
@@ -201,6 +195,31 @@ def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:
         settings.workers,
     )
     return settings.model_copy(update={"intra_op_threads": threads})
+
+
+def warn_if_threads_exceed_cpus(threads: int, workers: int, limit: CpuLimit | None) -> None:
+    """A warning when ``threads`` per operator in each of ``workers`` outnumber the CPUs this process may use
+    (``usable_cpus``: the affinity mask's, fewer under a CPU limit, which is then named): they take turns on
+    the cores, each run waiting for the slowest of its threads."""
+    if threads * workers <= usable_cpus(limit):
+        return
+    if limit is not None and limit.whole_cpus < affinity_cpus():
+        logger.warning(
+            "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the CPU limit of %g CPUs (%s): "
+            "the threads wait for the quota in turn",
+            threads,
+            workers,
+            limit.cpus,
+            limit.source,
+        )
+        return
+    logger.warning(
+        "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the %d CPUs this process may use: the "
+        "threads take turns on them; at most one thread a CPU, all workers together, is the rule",
+        threads,
+        workers,
+        affinity_cpus(),
+    )
 
 
 def raise_open_files_limit() -> None:
