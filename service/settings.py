@@ -154,6 +154,15 @@ class Settings(BaseSettings):
             raise ValueError("host must not be empty")
         return value.strip()
 
+    @field_validator("model_repository", mode="before")
+    @classmethod
+    def _repository_named(cls, value: object) -> object:
+        """An empty ``CTR_MODEL_REPOSITORY=`` is refused as an empty host is: ``Path("")`` is the current
+        directory, which then served whatever folders stood there, or nothing, without a word."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("model_repository must not be empty (unset it for the default, models)")
+        return value
+
     @field_validator("model_repository")
     @classmethod
     def _repository(cls, value: Path) -> Path:
@@ -188,6 +197,13 @@ class Settings(BaseSettings):
         if 0 < value < MIN_POLL_INTERVAL_S:
             raise ValueError(f"poll_interval_s must be 0 (off) or at least {MIN_POLL_INTERVAL_S} s, not {value}")
         return value
+
+    @field_validator("log_format", "event_loop", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """``CTR_LOG_FORMAT=JSON`` and ``CTR_EVENT_LOOP=UVLOOP`` as well, as ``CTR_LOG_LEVEL`` takes any case:
+        the literals alone were refused written in capitals."""
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod
