@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +27,7 @@ from cli.options import (
     ProgressOption,
     RepositoryOption,
     WorkDirOption,
+    given_options,
     refuse_unread,
     settings_with_options,
     shown_progress,
@@ -71,6 +73,7 @@ def print_version(asked: bool) -> None:
 
 @app.callback()
 def configure(
+    context: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
@@ -78,6 +81,13 @@ def configure(
 ) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, handlers=[stderr_handler("%(asctime)s %(levelname)s %(name)s: %(message)s")])
+    # A misspelt CTR_ variable is said by every command, as by `ctr serve`, which says it itself once its log's
+    # format is set (service/server.py: a JSON log's reader cannot parse a text line): `CTR_CTR_MODL=ctr ctr
+    # prepare` said "nothing to train" alone. The settings' import (~0.1 s) only where a CTR_ variable is set
+    if context.invoked_subcommand != "serve" and any(name.upper().startswith("CTR_") for name in os.environ):
+        from service.settings import warn_of_unknown_variables
+
+        warn_of_unknown_variables(os.environ)
 
 
 @app.command()
@@ -352,8 +362,8 @@ def serve(
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
     from service.server import serve as run_server
 
-    settings = settings_with_options({"host": host, "port": port, "model_repository": repository})
-    run_server(settings)
+    given = {"host": host, "port": port, "model_repository": repository}
+    run_server(settings_with_options(given), given_options(given))
 
 
 @app.command("sample-request")

@@ -106,5 +106,11 @@ def settings_with_options(given: dict[str, Any]) -> Settings:
         for field in overrides:  # "CTR_PORT:" and "must differ from CTR_PORT (9000)" alike
             message = re.sub(rf"\bCTR_{field.upper()}\b", SETTING_OPTIONS[field], message)
         raise ValueError(message) from None
-    name_settings({field: SETTING_OPTIONS[field] for field in overrides})
+    name_settings(given_options(given))
     return settings
+
+
+def given_options(given: dict[str, Any]) -> dict[str, str]:
+    """The options among ``given`` (as ``settings_with_options`` takes them) that the user gave, by setting:
+    ``{"port": "--port"}``; what is said of a setting names the option, not the variable it overrides."""
+    return {field: SETTING_OPTIONS[field] for field, value in given.items() if value is not None}

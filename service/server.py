@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import sys
+from collections.abc import Mapping
 from contextlib import suppress
 
 import uvicorn
@@ -16,6 +17,7 @@ from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import bound_sockets, shown
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
+from service.effective_settings import log_effective_settings
 from service.http.accept_failures import AcceptFailures
 from service.http.drain import DrainingServer
 from service.http.overload import QueueWatch
@@ -24,7 +26,7 @@ from service.http.shed_log import ShedLog
 from service.log_format import ACCESS_LOGGER, JsonFormatter, access_line_fields
 from service.models.snapshot import NothingWouldLoad, RoleConflict
 from service.score.endpoint import PATH as SCORE_PATH
-from service.settings import Settings, unknown_variables
+from service.settings import Settings, warn_of_unknown_variables
 from service.sibling_admin import SiblingAdmin
 from service.sibling_metrics import SiblingMetrics
 from service.workers import supervise, warn_if_more_than_cpus
@@ -62,9 +64,11 @@ def said_refusal_traceback(record: logging.LogRecord) -> bool:
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 
-def serve(settings: Settings | None = None) -> None:
+def serve(settings: Settings | None = None, options: Mapping[str, str] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, on the host and port the settings name: in this process, or with
-    ``workers`` > 1 in that many worker processes under this one (workers.py).
+    ``workers`` > 1 in that many worker processes under this one (workers.py). The start says the settings
+    that differ from the defaults, once (effective_settings.py); ``options``: those ``ctr serve`` was given
+    as options, by setting (``{"port": "--port"}``), so the line names them.
 
     Connections get header and body read time-outs, and inference requests are refused at their
     headers while requests stand waiting longer than ``shed_wait_ms`` to be read (http/protocol.py,
@@ -78,8 +82,8 @@ def serve(settings: Settings | None = None) -> None:
     """
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level_number, settings.log_format == "json", settings.workers)
-    for line in unknown_variables(os.environ):
-        logger.warning(line)
+    warn_of_unknown_variables(os.environ)
+    log_effective_settings(settings, options or {}, os.environ)
     if settings.grpc_port:
         try:
             grpc_starter()  # said in one line here; from the lifespan it came at the end of a 61-line traceback
@@ -172,20 +176,14 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
 def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:
     """ONNX Runtime's threads per operator sized to a container's CPU limit where it allows fewer CPUs than
     the process sees (cpus.py), unless ``CTR_INTRA_OP_THREADS`` chose them: ONNX Runtime's default pool
-    takes a thread a core of the node, whatever the container's share of them."""
+    takes a thread a core of the node, whatever the container's share of them. Threads chosen beyond the
+    CPUs the process may use are warned of, with a limit or without (``CTR_INTRA_OP_THREADS=400`` started
+    1,201 threads on 2 cores without a word)."""
+    if settings.intra_op_threads:
+        warn_if_threads_exceed_cpus(settings.intra_op_threads, settings.workers, limit)
+        return settings
     threads = threads_under_limit(limit, settings.workers)
     if limit is None or threads is None:
-        return settings
-    if settings.intra_op_threads:
-        if settings.intra_op_threads * settings.workers > limit.whole_cpus:
-            logger.warning(
-                "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the CPU limit of %g CPUs (%s): "
-                "the threads wait for the quota in turn",
-                settings.intra_op_threads,
-                settings.workers,
-                limit.cpus,
-                limit.source,
-            )
         return settings
     logger.info(
         "a CPU limit of %g CPUs (%s) on %d CPUs: ONNX Runtime runs %d thread(s) per operator in each of %d "
@@ -197,6 +195,31 @@ def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:
         settings.workers,
     )
     return settings.model_copy(update={"intra_op_threads": threads})
+
+
+def warn_if_threads_exceed_cpus(threads: int, workers: int, limit: CpuLimit | None) -> None:
+    """A warning when ``threads`` per operator in each of ``workers`` outnumber the CPUs this process may use
+    (``usable_cpus``: the affinity mask's, fewer under a CPU limit, which is then named): they take turns on
+    the cores, each run waiting for the slowest of its threads."""
+    if threads * workers <= usable_cpus(limit):
+        return
+    if limit is not None and limit.whole_cpus < affinity_cpus():
+        logger.warning(
+            "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the CPU limit of %g CPUs (%s): "
+            "the threads wait for the quota in turn",
+            threads,
+            workers,
+            limit.cpus,
+            limit.source,
+        )
+        return
+    logger.warning(
+        "CTR_INTRA_OP_THREADS=%d in each of %d worker(s) is more than the %d CPUs this process may use: the "
+        "threads take turns on them; at most one thread a CPU, all workers together, is the rule",
+        threads,
+        workers,
+        affinity_cpus(),
+    )
 
 
 def raise_open_files_limit() -> None:

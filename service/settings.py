@@ -32,6 +32,8 @@ MIN_POLL_INTERVAL_S = 0.1  # each poll lists and reads every model's directory: 
 HOUR_S = 3600  # a request's deadline, a connection's keep-alive, header and body time-outs, Retry-After
 DAY_S = 24 * HOUR_S  # draining at SIGTERM, polling the repository
 
+logger = logging.getLogger(__name__)
+
 
 class Settings(BaseSettings):
     # allow_inf_nan=False: every float setting is finite (``CTR_KEEP_ALIVE_S=inf`` crashed in keep_alive_hint,
@@ -152,6 +154,15 @@ class Settings(BaseSettings):
             raise ValueError("host must not be empty")
         return value.strip()
 
+    @field_validator("model_repository", mode="before")
+    @classmethod
+    def _repository_named(cls, value: object) -> object:
+        """An empty ``CTR_MODEL_REPOSITORY=`` is refused as an empty host is: ``Path("")`` is the current
+        directory, which then served whatever folders stood there, or nothing, without a word."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("model_repository must not be empty (unset it for the default, models)")
+        return value
+
     @field_validator("model_repository")
     @classmethod
     def _repository(cls, value: Path) -> Path:
@@ -187,6 +198,13 @@ class Settings(BaseSettings):
             raise ValueError(f"poll_interval_s must be 0 (off) or at least {MIN_POLL_INTERVAL_S} s, not {value}")
         return value
 
+    @field_validator("log_format", "event_loop", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """``CTR_LOG_FORMAT=JSON`` and ``CTR_EVENT_LOOP=UVLOOP`` as well, as ``CTR_LOG_LEVEL`` takes any case:
+        the literals alone were refused written in capitals."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -207,14 +225,33 @@ class Settings(BaseSettings):
 
 def unknown_variables(environment: Mapping[str, str]) -> list[str]:
     """A line for each ``CTR_`` variable in ``environment`` that is no setting (a misspelt one is
-    otherwise ignored without a word: ``CTR_WORKER=2`` serves one process), with the nearest setting."""
+    otherwise ignored without a word: ``CTR_WORKER=2`` serves one process), with the nearest setting, or,
+    where a key of a model's ``[serving]`` table is nearer (``CTR_MAX_BATCH_SIZ``), that it is set there:
+    the nearest setting (CTR_WARMUP_BATCH_SIZES) sent the operator to the wrong one."""
     settings = {PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = [name for name in sorted(environment) if name.upper().startswith(PREFIX)]
+    unknown = [name for name in unknown if name.upper() not in settings | OTHER_VARIABLES]
+    if not unknown:
+        return []
+    from service.models.config import SERVING_KEYS  # numpy's import, for a variable that is no setting alone
+
+    serving = {PREFIX + key.upper(): key for key in SERVING_KEYS}
     lines = []
-    for variable in sorted(environment):
-        if variable.upper().startswith(PREFIX) and variable.upper() not in settings | OTHER_VARIABLES:
-            near = difflib.get_close_matches(variable.upper(), sorted(settings), n=1, cutoff=0.7)
-            lines.append(f"{variable} is not a setting; ignored" + (f" (did you mean {near[0]}?)" if near else ""))
+    for variable in unknown:
+        near = difflib.get_close_matches(variable.upper(), sorted(settings | serving.keys()), n=1, cutoff=0.7)
+        if near and near[0] in serving:
+            hint = f" ({serving[near[0]]} is set in each model's config.toml [serving], not in the environment)"
+        else:
+            hint = f" (did you mean {near[0]}?)" if near else ""
+        lines.append(f"{variable} is not a setting; ignored{hint}")
     return lines
+
+
+def warn_of_unknown_variables(environment: Mapping[str, str]) -> None:
+    """Each of ``unknown_variables`` as a warning: by ``ctr serve`` once its log is set up, and by every other
+    ``ctr`` command (cli/main.py), where ``CTR_CTR_MODL=ctr ctr prepare`` said "nothing to train" alone."""
+    for line in unknown_variables(environment):
+        logger.warning(line)
 
 
 def invalid_settings(error: ValidationError) -> str:

@@ -47,6 +47,14 @@ def test_a_role_model_with_a_version_needs_no_config(tmp_path):
     assert "every served model has an exported version" in done.stdout
 
 
+def test_a_misspelt_variable_is_warned_of_as_ctr_serve_warns_of_it(tmp_path):
+    """``CTR_CTR_MODL=ctr ctr prepare`` said "nothing to train" alone: the ctr model silently not trained."""
+    publish_tiny_esmm(tmp_path / "repository")
+    done = prepare("-r", "repository", "--work-dir", "work", cwd=tmp_path, CTR_CTR_MODL="ctr")
+    assert done.returncode == 0 and "nothing to train" in done.stdout, (done.stdout, done.stderr)
+    assert done.stderr.count("CTR_CTR_MODL is not a setting; ignored (did you mean CTR_CTR_MODEL?)") == 1, done.stderr
+
+
 def test_a_version_that_is_not_whole_counts_as_none(tmp_path):
     """A power loss after a publish could leave model.onnx empty: the service refuses the version for good (its
     sha256), and prepare said "every served model has an exported version: nothing to train", each pointing at

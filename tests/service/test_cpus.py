@@ -117,3 +117,15 @@ def test_the_service_settings_follow_the_limit_unless_the_threads_were_chosen(ca
         chosen = Settings(intra_op_threads=4)
         assert fitted_to_cpu_limit(chosen, limit) == chosen
         assert "CTR_INTRA_OP_THREADS=4 in each of 1 worker(s) is more than the CPU limit of 1 CPUs" in caplog.text
+
+
+def test_threads_chosen_beyond_the_cpus_are_warned_of_without_a_limit(caplog: pytest.LogCaptureFixture) -> None:
+    """``CTR_INTRA_OP_THREADS=400`` started 1,201 threads on 2 cores without a word: only a CPU limit was heeded."""
+    cpus = affinity_cpus()
+    with caplog.at_level(logging.WARNING, logger="service.server"):
+        fitted_to_cpu_limit(Settings(intra_op_threads=cpus), None)
+        assert not caplog.records  # one a CPU: the rule
+        chosen = Settings(intra_op_threads=cpus, workers=2)
+        assert fitted_to_cpu_limit(chosen, None) == chosen
+    said = caplog.records[0].getMessage()
+    assert said.startswith(f"CTR_INTRA_OP_THREADS={cpus} in each of 2 worker(s) is more than the {cpus} CPUs"), said

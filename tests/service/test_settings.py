@@ -149,3 +149,33 @@ def test_a_ctr_variable_that_is_no_setting_is_named_with_the_nearest_one() -> No
         "CTR_POLL_INTERVAL is not a setting; ignored (did you mean CTR_POLL_INTERVAL_S?)",
         "CTR_WORKER is not a setting; ignored (did you mean CTR_WORKERS?)",
     ]
+
+
+def test_a_variable_like_a_key_of_a_model_s_serving_table_says_where_that_key_is_set() -> None:
+    """``CTR_MAX_BATCH_SIZ`` was answered "did you mean CTR_WARMUP_BATCH_SIZES?": no setting of the service."""
+    environment = {"CTR_MAX_BATCH_SIZ": "8", "CTR_MAX_QUEUE_DELAY_US": "100", "CTR_MAX_CANDIDATE": "9"}
+    assert unknown_variables(environment) == [
+        "CTR_MAX_BATCH_SIZ is not a setting; ignored "
+        "(max_batch_size is set in each model's config.toml [serving], not in the environment)",
+        "CTR_MAX_CANDIDATE is not a setting; ignored (did you mean CTR_MAX_CANDIDATES?)",
+        "CTR_MAX_QUEUE_DELAY_US is not a setting; ignored "
+        "(max_queue_delay_us is set in each model's config.toml [serving], not in the environment)",
+    ]
+
+
+def test_an_empty_model_repository_is_refused_as_an_empty_host_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CTR_MODEL_REPOSITORY=`` was ``Path("")``: the current directory, served without a word."""
+    monkeypatch.setenv("CTR_MODEL_REPOSITORY", " ")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert invalid_settings(refused.value) == (
+        "invalid settings: CTR_MODEL_REPOSITORY: model_repository must not be empty (unset it for the default, models)"
+    )
+
+
+def test_the_log_format_and_the_event_loop_take_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As CTR_LOG_LEVEL does: ``CTR_LOG_FORMAT=JSON`` and ``CTR_EVENT_LOOP=UVLOOP`` were refused."""
+    monkeypatch.setenv("CTR_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("CTR_EVENT_LOOP", "UVLOOP")
+    settings = Settings()
+    assert (settings.log_format, settings.event_loop) == ("json", "uvloop")
