@@ -26,7 +26,7 @@ from common.encoder import FeatureEncoder
 from common.repository import versions
 from common.roles import ROLE
 from training.dataset import ImpressionTensors
-from training.evaluation import heldout_day, heldout_settings, run_exported, slot1_clicks
+from training.evaluation import heldout_day, heldout_settings, run_exported, slot1_clicks, version_record
 from training.fit import fit, predict
 from training.logs import column_array
 from training.metrics import auc, expected_calibration_error, log_loss
@@ -92,7 +92,7 @@ def evaluate_position_debiasing(root: Path, name: str, version: int | None = Non
         logger.info("%s: %s", method, report["methods"][method])
     if versions(root, name):
         manifest, outputs = run_exported(root, name, table, version)
-        report["version"] = manifest.version
+        report |= version_record(manifest)  # the served model scored beside the methods: which one, by its sha256
         report["methods"]["served"] = scores(outputs["pctr"], true_ctr, clicks) | {"model": config.model}
         report |= _clipped_pcvr(root, outputs["pctr"], table)
     return report

@@ -20,6 +20,7 @@ from common.features import FeatureSpec
 from common.path_text import path_text
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
+from training.evaluation import version_record
 from training.fit import fit, training_rows_words, validation_cut
 from training.logs import refuse_one_class
 from training.model_config import ModelConfig
@@ -141,8 +142,7 @@ def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dic
     scores[:, [index[item] for item in ids.tolist()]] = v_q @ embeddings.T  # (Q, A) in world item order
     groups = item_groups(view)
     report: dict[str, Any] = {
-        "model": name,
-        "version": version,
+        **version_record(model.manifest),  # "esam v1" is another model on each machine; its sha256 is not
         "world": view.config.world,
         "n_queries": len(queries),
         "loss_weights": {w: config.model.get(w) for w in ("lambda_da", "lambda_dc_c", "lambda_dc_p")},

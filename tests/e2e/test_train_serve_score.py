@@ -211,3 +211,5 @@ def test_evaluate_ctr_compares_the_debiasing_methods(world_repository, tmp_path)
         assert set(scores) >= {"rus_auc", "rus_logloss", "calibration_error", "mean_pred_over_true"}
         assert 0.0 <= scores["rus_auc"] <= 1.0 and scores["calibration_error"] >= 0.0
     assert 0.0 <= report["pcvr_clipped_fraction"] <= 1.0
+    served = read_manifest(world_repository, "ctr", 1)  # which model "served" is, on any machine
+    assert (report["version"], report["onnx_sha256"]) == (1, served.onnx_sha256)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from common.repository import CATALOG_EMBEDDINGS
+from common.repository import CATALOG_EMBEDDINGS, MODEL_FILE, sha256_file, version_dir
 from tests.support.retrieval import TINY_ESAM_CONFIG
 from training.retrieval_pipeline import evaluate_retrieval
 
@@ -33,6 +33,8 @@ def test_cli_writes_hot_and_long_tail_recall(repository: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads(out.read_text())
     assert report["model"] == "esam" and report["version"] == 1 and report["world"] == "attributes"
+    # "esam v1" is another model on each machine (versions are not committed): the esmm report named its sha256
+    assert report["onnx_sha256"] == sha256_file(version_dir(repository, "esam", 1) / MODEL_FILE)
     for group in ("all", "hot", "long_tail"):
         assert set(report[group]) == {"recall@10", "recall@50", "ndcg@10", "ndcg@50"}
         assert all(0.0 <= v <= 1.0 for v in report[group].values())

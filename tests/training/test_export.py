@@ -3,12 +3,13 @@ import json
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, sha256_file, version_dir, versions
 from tests.training.models.test_esmm import SPEC
 from training.checkpoint import Checkpoint
-from training.export import PARITY_TOLERANCE, check_parity, export_checkpoint, random_inputs
+from training.export import PARITY_TOLERANCE, ParityError, check_parity, export_checkpoint, export_onnx, random_inputs
 from training.models.esmm import ESMM, ESMMConfig
 
 
@@ -163,3 +164,19 @@ def test_an_export_hides_only_the_legacy_exporter_s_deprecation(tmp_path, monkey
         monkeypatch.setattr(torch.onnx, "export", export_with_a_new_warning)
         export_onnx(checkpoint().build(), SPEC, tmp_path / "new.onnx")
     assert [str(w.message) for w in caught] == ["a warning the exporter did not give before"]
+
+
+def test_a_small_probability_a_fraction_of_a_percent_off_fails_the_parity_check(tmp_path):
+    """PARITY_TOLERANCE (1e-5 absolute) alone let 1 % of a 1e-3 pCTCVR through: the torch model's CVR logit moved
+    by 0.002 after its export moves each pCVR and pCTCVR (about 5e-4 here) by 0.2 %, 1e-6 absolute."""
+    model = checkpoint().build()
+    with torch.no_grad():
+        model.cvr_tower.mlp[-1].bias.fill_(-7.0)  # pCVR about 1e-3
+    path = tmp_path / MODEL_FILE
+    export_onnx(model, SPEC, path)
+    assert check_parity(model, SPEC, path) <= PARITY_TOLERANCE  # the export as made agrees
+    with torch.no_grad():
+        model.cvr_tower.mlp[-1].bias.add_(0.002)
+    with pytest.raises(ParityError, match=r"ONNX Runtime's pc(tc)?vr differs from torch's by 0\.002 of the"):
+        check_parity(model, SPEC, path)
+    assert check_parity(model, SPEC, path, probabilities=False) <= PARITY_TOLERANCE  # within the absolute one

@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from common.repository import LOGGED, SLOT1
 from training.models.adversarial_ctr import AdversarialCTRConfig, Bypass
 from training.position_ctr import bias_constants, listed_slots, position_ctr
+from training.world.truth import sigmoid
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +85,22 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: s
     was_training = model.training
     model.eval()
     slot_free = model.slot_free_logit(categorical, numeric)
-    at = [torch.sigmoid(slot_free + model.bypass_logit(torch.full((len(numeric),), ctr))) for ctr in slots]
-    means = [float(pctr.mean()) for pctr in at]
+    logits = [slot_free + model.bypass_logit(torch.full((len(numeric),), ctr)) for ctr in slots]
+    means = [mean_probability(logit) for logit in logits]
     model.train(was_training)
     ratios = [mean / means[0] for mean in means]
     if slots[0] > 0:  # (no click at slot 1: no logged ratio to compare with)
         warn_of_ratios_against_the_log(ratios, [ctr / slots[0] for ctr in slots], name)
     return {"regime": SLOT1, "ctr_ratios": ratios}
+
+
+def mean_probability(logit: torch.Tensor) -> float:
+    """The mean of sigmoid(logit) over the rows, in float64 by numpy (one thread, one order of terms). In float32
+    by torch, model.json's ratios differed in their 7th digit between OMP_NUM_THREADS=1 and 2, model.onnx the same
+    bytes: its mean over RATIO_ROWS rows splits the sum between threads, and its sigmoid rounds the rows at a
+    thread's chunk edge by another code path than the rest (one float32 step apart). The logits are the same
+    at any thread count; so is the float64 mean of their sigmoids."""
+    return float(np.mean(sigmoid(logit.numpy().astype(np.float64))))
 
 
 # a slot whose logged click rate is this far below the top's has a position effect the bypass should show

@@ -21,8 +21,8 @@ from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
 from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
 from training.models.ips_cvr import IPSCVR, IPSCVRConfig
-from training.models.position_bypass import inverted_slots, position_summary
-from training.position_ctr import position_ctr_per_row
+from training.models.position_bypass import RATIO_ROWS, inverted_slots, position_summary
+from training.position_ctr import listed_slots, position_ctr, position_ctr_per_row
 
 SMALL = {"embedding_dim": 4, "hidden": [8]}
 
@@ -185,3 +185,24 @@ def test_ratios_learned_against_the_log_s_falling_click_rates_are_warned_of(capl
     assert min(inverted[1:]) > 1.0
     assert "the position bypass learned slot ratios" in caplog.text and "train longer" in caplog.text
     assert "`ctr evaluate mine --logs HELDOUT`" in caplog.text
+
+
+def test_the_slot_ratios_are_means_in_float64_the_same_at_one_and_two_threads():
+    """model.json's ``ctr_ratios`` differed in their 7th digit between OMP_NUM_THREADS=1 and 2, model.onnx the
+    same bytes: torch's float32 sigmoid and mean over RATIO_ROWS rows round by how the rows split between threads."""
+    model, _ = trained_debiased_esmm(SMALL)
+    data = logged_batch(rows=RATIO_ROWS)  # enough rows for torch to split an operation between threads
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = position_summary(model, data)["ctr_ratios"]
+        torch.set_num_threads(2)
+        assert position_summary(model, data)["ctr_ratios"] == alone
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():  # the ratios of the exactly rounded float64 sums of each slot's pCTRs
+        slot_free = model.slot_free_logit(data["categorical"], data["numeric"])
+        slots = listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy()))
+        logits = [slot_free + model.bypass_logit(torch.full((RATIO_ROWS,), ctr)) for ctr in slots]
+    sums = [math.fsum(torch.sigmoid(logit.double()).tolist()) for logit in logits]
+    np.testing.assert_allclose(alone, [total / sums[0] for total in sums], rtol=1e-13)
