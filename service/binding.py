@@ -9,8 +9,10 @@ when it starts serving. Every address the host resolves to is bound, as uvicorn 
 (``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them, but for ``::``
 alone: dual-stack, IPv4 clients too, as gRPC binds it. The gRPC port is checked free too, on the same
 sockets' addresses and families as its server binds them (after the models load). Two services started
-at once on one port both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the second finds it
-taken when it listens, once its models are loaded, and exits saying so. The line names the setting
+at once on one port both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the
+second finds it taken when it listens, once its models are loaded, and exits saying so, in the same one
+line (``refused_listening``). Listening at the bind would hold the port from then on, but leave clients
+connecting during the load in the backlog: the refusal is the price of the prompt one. The line names the setting
 at fault as the user set it: the host's for an address that does not resolve or is not this machine's,
 the port's otherwise, as ``--host``/``--port`` where ``ctr serve`` was given them (``SETTING_NAMES``),
 where it said ``(CTR_PORT)`` for a ``--host`` that did not resolve.
@@ -82,6 +84,16 @@ def _dual_stack(address: tuple, addresses: list[tuple]) -> bool:
     """Whether this IPv6 address, one of the host's ``addresses`` (getaddrinfo's), is bound for IPv4 clients
     too: the unspecified one, where no IPv4 address of the host is bound by a socket of its own."""
     return address[0] == "::" and all(family != socket.AF_INET for family, *_ in addresses)
+
+
+def refused_listening(sockets: list[socket.socket], error: OSError) -> None:
+    """Said in one line naming the address: ``error``, raised as uvicorn listened on ``sockets`` (bound here),
+    the first of them not listening. Its port was taken since its bind, by a socket that listened first
+    (another process binding it with ``SO_REUSEADDR``, or two services started at once on one port): the
+    start ended in a 196-line traceback after the models had loaded, and exited 1."""
+    failed = next((s for s in sockets if not s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)), sockets[0])
+    host, port = failed.getsockname()[:2]
+    _refused([], host, port, error, _at_fault(error, "port"))
 
 
 def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
