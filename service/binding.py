@@ -96,11 +96,21 @@ def refused_listening(sockets: list[socket.socket], error: OSError) -> None:
     _refused([], host, port, error, _at_fault(error, "port"))
 
 
+class ListenRefused(Exception):
+    """A port the service could not listen on, said in one line (``said_refused``) where it was raised: from
+    the lifespan (the gRPC server's bind), server.py drops uvicorn's copy of the traceback."""
+
+
 def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
     """Said in one line naming the setting (the HTTP or the gRPC port: they read alike)."""
-    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, error.strerror or error)
+    said_refused(host, port, setting, error.strerror or str(error))
     for sock in sockets:
         sock.close()
+
+
+def said_refused(host: str, port: int, setting: str, reason: str) -> None:
+    """The one line of an address the service cannot listen on, ``setting`` the name of the one at fault."""
+    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, reason)
 
 
 def _at_fault(error: OSError, port_setting: str) -> str:

@@ -15,7 +15,7 @@ from uvicorn.server import STARTUP_FAILURE
 
 from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
-from service.binding import bound_sockets, refused_listening, shown
+from service.binding import ListenRefused, bound_sockets, refused_listening, shown
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
 from service.effective_settings import log_effective_settings
 from service.http.accept_failures import AcceptFailures
@@ -56,11 +56,12 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:
     """False for uvicorn's copy of the traceback of a start-up the service refused on purpose (role models
-    that cannot serve together: snapshot.role_conflict; a role model nothing would load: NothingWouldLoad):
-    the model manager has said why in one line; 45 lines repeated it."""
+    that cannot serve together: snapshot.role_conflict; a role model nothing would load: NothingWouldLoad;
+    a gRPC port taken since the start's check: ListenRefused): the model manager, or the gRPC server, has
+    said why in one line; 45 lines repeated it (65 for the gRPC port)."""
     message = record.getMessage()
     last = message.rstrip().rsplit("\n", 1)[-1]
-    refused = tuple(f"{kind.__module__}.{kind.__name__}:" for kind in (RoleConflict, NothingWouldLoad))
+    refused = tuple(f"{kind.__module__}.{kind.__name__}:" for kind in (RoleConflict, NothingWouldLoad, ListenRefused))
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 
