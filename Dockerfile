@@ -66,9 +66,11 @@ EXPOSE 8000
 # the gRPC port when CTR_GRPC_PORT turns it on (the EXTRAS=grpc build)
 EXPOSE 8001
 # python, not curl: the slim image has no curl, and this checks what the load balancer checks. It probes
-# 127.0.0.1:$CTR_PORT: configure the image through CTR_PORT and CTR_HOST (docker run -e CTR_PORT=9000), not
-# through ctr serve's flags (`ctr serve --port 9000` serves on 9000 and is marked unhealthy)
+# 127.0.0.1:$CTR_PORT, or [::1]:$CTR_PORT where CTR_HOST is an IPv6 address (::1 serves no IPv4 client; ::
+# serves both): configure the image through CTR_PORT and CTR_HOST (docker run -e CTR_PORT=9000), not
+# through ctr serve's flags (`ctr serve --port 9000` serves on 9000 and is marked unhealthy). Its copy in
+# .ci/image_steps.sh is kept the same (tests/packaging/test_healthcheck.py)
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)"
+  CMD python -c "import os, urllib.request; host = '[::1]' if ':' in os.environ.get('CTR_HOST', '') else '127.0.0.1'; urllib.request.urlopen(f'http://{host}:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)"
 # exec form: SIGTERM reaches uvicorn, which stops accepting and drains the queues before exiting
 CMD ["ctr", "serve"]

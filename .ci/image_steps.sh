@@ -76,7 +76,7 @@ mkdir "$work/home"  # the image's user has a writable home (Dockerfile: ONNX Run
   $([ "$grpc" = 1 ] && echo CTR_GRPC_PORT="$GRPC_PORT") venv/bin/ctr serve > "$work/serve.log" 2>&1) &
 server=$!
 for _ in $(seq 1 240); do
-  if (cd "$work" && CTR_PORT="$PORT" venv/bin/python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)") 2>/dev/null; then
+  if (cd "$work" && CTR_HOST=127.0.0.1 CTR_PORT="$PORT" venv/bin/python -c "import os, urllib.request; host = '[::1]' if ':' in os.environ.get('CTR_HOST', '') else '127.0.0.1'; urllib.request.urlopen(f'http://{host}:{os.environ[\"CTR_PORT\"]}/v2/health/ready', timeout=2)") 2>/dev/null; then
     break
   fi
   kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; echo "[image-check] FAILED: ctr serve exited" >&2; exit 1; }

@@ -42,6 +42,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -49,7 +50,8 @@ from cli.reports import write_whole
 from cli.signals import sigterm_exits
 
 FENCE = re.compile(r"^```(\w*)\s*$")
-DOCUMENTED_ADDRESS = re.compile(r"\b(?:localhost|127\.0\.0\.1):8000\b")
+# the service as the examples call it, its scheme written or not
+DOCUMENTED_ADDRESS = re.compile(r"(?:\bhttp://)?\b(?:localhost|127\.0\.0\.1):8000\b")
 ANSWER_WIDTH = 100  # characters per line of a written-back answer
 RELATIVE_TOLERANCE = 1e-6
 COMMAND_TIMEOUT_S = 60
@@ -191,9 +193,8 @@ def run(example: Example, url: str, repository: Path) -> Any:
     with tempfile.TemporaryDirectory(prefix="docs-check-") as scratch:
         os.symlink(repository.resolve(), Path(scratch) / "models")
         os.symlink(Path(sys.prefix), Path(scratch) / ".venv")
-        address = url.removeprefix("http://")
         script = "\n".join(["set -e", "{", *example.setup, "true; } > /dev/null", example.command])
-        result = subprocess.run(["bash", "-c", DOCUMENTED_ADDRESS.sub(address, script)], cwd=scratch,
+        result = subprocess.run(["bash", "-c", addressed(script, url)], cwd=scratch,
                                 capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)  # fmt: skip
     # no location here: check() puts the example's in front of every problem (it was said twice)
     if result.returncode != 0:
@@ -201,6 +202,16 @@ def run(example: Example, url: str, repository: Path) -> Any:
     if not result.stdout.strip():
         raise RuntimeError(f"no answer ({result.stderr.strip()})")
     return json.loads(result.stdout)
+
+
+def addressed(script: str, url: str) -> str:
+    """``script`` calling the service at ``url`` where the examples call ``localhost:8000``: its scheme (http
+    without one), host and port, and the path it is served under without its trailing slash, since the
+    examples' paths start with one. ``http://[::1]:18210/`` made ``[::1]:18210//v1/similarity`` (a 404 for
+    every example), and an ``https://`` URL was left whole behind a bare address's ``http://``."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    return DOCUMENTED_ADDRESS.sub(lambda _: base, script)
 
 
 def wrapped(answer: Any, width: int = ANSWER_WIDTH) -> list[str]:

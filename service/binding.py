@@ -6,10 +6,13 @@ warmed up (and "ready" logged). The sockets are bound but not listening while th
 that connects then is refused at once, as when nothing was bound, not left in the backlog until the
 start-up ends, so a TCP or HTTP health check neither passes early nor hangs. uvicorn listens on them
 when it starts serving. Every address the host resolves to is bound, as uvicorn binds a host by name
-(``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them. The gRPC port is
-checked free too (its server binds it after the models load). Two services started at once on one port
-both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the second finds it
-taken when it listens, once its models are loaded, and exits saying so. The line names the setting
+(``localhost``: 127.0.0.1 and ::1), each IPv6 socket v6-only as asyncio makes them, but for ``::``
+alone: dual-stack, IPv4 clients too, as gRPC binds it. The gRPC port is checked free too, on the same
+sockets' addresses and families as its server binds them (after the models load). Two services started
+at once on one port both bind it (``SO_REUSEADDR`` lets sockets share an address none listens on): the
+second finds it taken when it listens, once its models are loaded, and exits saying so, in the same one
+line (``refused_listening``). Listening at the bind would hold the port from then on, but leave clients
+connecting during the load in the backlog: the refusal is the price of the prompt one. The line names the setting
 at fault as the user set it: the host's for an address that does not resolve or is not this machine's,
 the port's otherwise, as ``--host``/``--port`` where ``ctr serve`` was given them (``SETTING_NAMES``),
 where it said ``(CTR_PORT)`` for a ``--host`` that did not resolve.
@@ -62,23 +65,52 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
 
 def _bind_every_address(host: str, port: int, sockets: list[socket.socket]) -> None:
     """Bind a socket to each address of ``host:port``, appended to ``sockets`` as it is made (so that the
-    caller closes those made before an OSError), each IPv6 one v6-only as asyncio makes them."""
-    for family, kind, protocol, _, address in socket.getaddrinfo(
-        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    ):
+    caller closes those made before an OSError). An IPv6 socket is v6-only, as asyncio makes them, where the
+    host's IPv4 addresses are bound by sockets of their own (``localhost``: a dual-stack ::1 socket would
+    collide with the 127.0.0.1 one), but dual-stack for the unspecified address ``::`` alone: IPv4 clients
+    reach it too, as gRPC's server on the same host (and Go's, gunicorn's) binds it. A v6-only ``::``
+    refused ``http://127.0.0.1:PORT``, the image's HEALTHCHECK included, while gRPC answered on IPv4."""
+    addresses = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    for family, kind, protocol, _, address in addresses:
         sock = socket.socket(family, kind, protocol)
         sockets.append(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if _dual_stack(address, addresses) else 1)
         sock.bind(address)
+
+
+def _dual_stack(address: tuple, addresses: list[tuple]) -> bool:
+    """Whether this IPv6 address, one of the host's ``addresses`` (getaddrinfo's), is bound for IPv4 clients
+    too: the unspecified one, where no IPv4 address of the host is bound by a socket of its own."""
+    return address[0] == "::" and all(family != socket.AF_INET for family, *_ in addresses)
+
+
+def refused_listening(sockets: list[socket.socket], error: OSError) -> None:
+    """Said in one line naming the address: ``error``, raised as uvicorn listened on ``sockets`` (bound here),
+    the first of them not listening. Its port was taken since its bind, by a socket that listened first
+    (another process binding it with ``SO_REUSEADDR``, or two services started at once on one port): the
+    start ended in a 196-line traceback after the models had loaded, and exited 1."""
+    failed = next((s for s in sockets if not s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)), sockets[0])
+    host, port = failed.getsockname()[:2]
+    _refused([], host, port, error, _at_fault(error, "port"))
+
+
+class ListenRefused(Exception):
+    """A port the service could not listen on, said in one line (``said_refused``) where it was raised: from
+    the lifespan (the gRPC server's bind), server.py drops uvicorn's copy of the traceback."""
 
 
 def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
     """Said in one line naming the setting (the HTTP or the gRPC port: they read alike)."""
-    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, error.strerror or error)
+    said_refused(host, port, setting, error.strerror or str(error))
     for sock in sockets:
         sock.close()
+
+
+def said_refused(host: str, port: int, setting: str, reason: str) -> None:
+    """The one line of an address the service cannot listen on, ``setting`` the name of the one at fault."""
+    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, reason)
 
 
 def _at_fault(error: OSError, port_setting: str) -> str:

@@ -15,7 +15,7 @@ from uvicorn.server import STARTUP_FAILURE
 
 from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
-from service.binding import bound_sockets, shown
+from service.binding import ListenRefused, bound_sockets, refused_listening, shown
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
 from service.effective_settings import log_effective_settings
 from service.http.accept_failures import AcceptFailures
@@ -56,11 +56,12 @@ def configure_logging(level: int, structured: bool = False, workers: int = 1) ->
 
 def said_refusal_traceback(record: logging.LogRecord) -> bool:
     """False for uvicorn's copy of the traceback of a start-up the service refused on purpose (role models
-    that cannot serve together: snapshot.role_conflict; a role model nothing would load: NothingWouldLoad):
-    the model manager has said why in one line; 45 lines repeated it."""
+    that cannot serve together: snapshot.role_conflict; a role model nothing would load: NothingWouldLoad;
+    a gRPC port taken since the start's check: ListenRefused): the model manager, or the gRPC server, has
+    said why in one line; 45 lines repeated it (65 for the gRPC port)."""
     message = record.getMessage()
     last = message.rstrip().rsplit("\n", 1)[-1]
-    refused = tuple(f"{kind.__module__}.{kind.__name__}:" for kind in (RoleConflict, NothingWouldLoad))
+    refused = tuple(f"{kind.__module__}.{kind.__name__}:" for kind in (RoleConflict, NothingWouldLoad, ListenRefused))
     return not (message.startswith("Traceback") and last.startswith(refused))
 
 
@@ -164,13 +165,30 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         # write an address of its choosing into the log of the ASGI routes)
         proxy_headers=False,
     )
-    server = DrainingServer(config, on_drain=lambda: setattr(app.state, "draining", True))
+    server = ServiceServer(config, on_drain=lambda: setattr(app.state, "draining", True))
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=sockets)
     shed_log.flush()  # the refusals of the last interval, whose line the closed loop will not say
     failure_lines.flush()  # and the failures' lines held back in the last second
     if not server.started:  # as uvicorn.run: the lifespan or the bind failed
         sys.exit(STARTUP_FAILURE)
+
+
+class ServiceServer(DrainingServer):
+    """The draining server, whose listen on the sockets bound before the models loaded (binding.py) is
+    refused in one line naming the address, and exit status 3 (``STARTUP_FAILURE``), as a port taken at the
+    bind is: its port can be taken in between (binding.py). The lifespan is shut down first, as uvicorn does
+    where its own bind fails (the batchers, a gRPC server started). It ended in a 196-line traceback, exit 1."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except OSError as error:
+            if sockets is None:  # uvicorn bound the host and port itself, and says its own failure
+                raise
+            refused_listening(sockets, error)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
 
 
 def fitted_to_cpu_limit(settings: Settings, limit: CpuLimit | None) -> Settings:

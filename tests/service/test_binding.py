@@ -55,3 +55,54 @@ def test_an_ipv6_host_with_a_grpc_port_binds() -> None:
     assert sockets is not None and sockets[0].family == socket.AF_INET6
     for sock in sockets:
         sock.close()
+
+
+def ipv6_here() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+
+
+def test_the_unspecified_ipv6_address_serves_ipv4_clients_too() -> None:
+    """``CTR_HOST=::`` was v6-only: ``http://127.0.0.1:PORT`` (the image's HEALTHCHECK) was refused, while
+    gRPC on the same host answered on both families."""
+    ipv6_here()
+    sockets = bound_sockets("::", 0)
+    assert sockets is not None and len(sockets) == 1
+    try:
+        sockets[0].listen()
+        port = sockets[0].getsockname()[1]
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        socket.create_connection(("::1", port), timeout=2).close()
+    finally:
+        sockets[0].close()
+
+
+def test_a_grpc_port_held_on_ipv4_is_taken_for_the_unspecified_ipv6_address(caplog: pytest.LogCaptureFixture) -> None:
+    """gRPC binds ``[::]`` dual-stack: the probe was v6-only, so a port held on 0.0.0.0 passed it and the
+    gRPC server failed once the models had loaded."""
+    ipv6_here()
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        grpc_port = taken.getsockname()[1]
+        with caplog.at_level(logging.ERROR):
+            assert bound_sockets("::", 0, grpc_port) is None
+    assert f"cannot listen on [::]:{grpc_port} (CTR_GRPC_PORT): Address already in use" in caplog.text
+
+
+def test_a_name_of_both_families_binds_each_ipv6_address_v6_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host resolving to an IPv4 and an IPv6 address binds each on a socket of its own: a dual-stack ``::``
+    beside 0.0.0.0 would collide with it."""
+    ipv6_here()
+    found = socket.getaddrinfo
+    both = found("0.0.0.0", 0, socket.AF_INET, socket.SOCK_STREAM) + found("::", 0, socket.AF_INET6, socket.SOCK_STREAM)
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *_: [(*info[:4], (*info[4][:1], port, *info[4][2:])) for info in both]
+    )
+    sockets = bound_sockets("both-families", port)
+    assert sockets is not None and [s.family for s in sockets] == [socket.AF_INET, socket.AF_INET6]
+    try:
+        assert sockets[1].getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import json_format
 from starlette.concurrency import run_in_threadpool
 
-from service.binding import shown
+from service.binding import SETTING_NAMES, ListenRefused, said_refused, shown
 from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import ApiError
 from service.models.snapshot import ServingModels
@@ -160,7 +160,7 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
     """The gRPC server on ``CTR_HOST:CTR_GRPC_PORT``, serving on the running event loop. With several
     worker processes each binds the port with ``SO_REUSEPORT`` and the kernel spreads the connections
     over them (the supervisor has checked that no other socket holds the port: workers.py); alone, a
-    port already in use is an error."""
+    port already in use is an error: ``ListenRefused``, said in one line (taken since the start's check)."""
     settings = app.state.settings
     limit = settings.max_body_bytes
     share = 1 if settings.workers > 1 else 0
@@ -169,8 +169,15 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
     )
     server.add_generic_rpc_handlers((handlers(InferenceService(app)), health_handlers(HealthService(app, SERVICE))))
     address = shown(settings.host, settings.grpc_port)
-    if server.add_insecure_port(address) == 0:
-        raise RuntimeError(f"gRPC cannot listen on {address}")
+    try:  # grpcio raises where it cannot bind (1.85: "Failed to bind to address ..."); older ones returned 0
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        bound, reason = 0, str(error)
+    else:
+        reason = "gRPC could not bind it"
+    if bound == 0:  # one line and exit 3, as for the HTTP port: the traceback took 65 lines
+        said_refused(settings.host, settings.grpc_port, SETTING_NAMES["grpc_port"], reason)
+        raise ListenRefused(address)
     await server.start()
     logger.info("gRPC (KServe V2) listening on %s", address)
     return server
