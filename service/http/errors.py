@@ -96,8 +96,8 @@ ERROR_DESCRIPTIONS = {  # a status's meaning wherever it has one; a 400's is eac
     408: "The request's headers or body did not arrive in time.",
     409: "The model could not be (re)loaded: the body names the refused versions and why.",
     413: "Body or candidate count over the limit.",
-    415: "Content-Type is not application/json, or Content-Encoding is neither gzip nor deflate "
-    "(Accept-Encoding names those read).",
+    415: "Content-Type is not application/json (or names a charset other than utf-8), or Content-Encoding is "
+    "neither gzip nor deflate (Accept-Encoding names those read).",
     422: "A field is missing, unknown or of the wrong type; `field` names it.",
     500: "Admin, with several worker processes: the workers did not all do the same (the body names each one's).",
     503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",

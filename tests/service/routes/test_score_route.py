@@ -80,6 +80,45 @@ def test_charset_parameter_is_accepted(client: TestClient) -> None:
     assert response.json()["scores"] == expected
 
 
+@pytest.mark.parametrize("charset", ["UTF-8", '"utf-8"', "utf8"])
+def test_a_utf8_charset_is_read_in_any_spelling(client: TestClient, charset: str) -> None:
+    headers = {"content-type": f"application/json;charset={charset}"}
+    assert client.post("/v1/score", content=json.dumps(GOOD), headers=headers).status_code == 200, charset
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json; charset=utf-16", json.dumps(GOOD).encode("utf-16")),
+        ("application/json; Charset=ISO-8859-1", json.dumps(GOOD).encode("latin-1")),
+        ('application/json; version=2; charset="utf-16le"', json.dumps(GOOD).encode("utf-16-le")),
+    ],
+)
+def test_a_charset_other_than_utf8_is_415_naming_it(client: TestClient, content_type: str, body: bytes) -> None:
+    """The body is read as UTF-8 whatever the header says: a UTF-16 body was a 400 "not valid UTF-8: byte
+    0xff", the header that said why ignored."""
+    response = client.post("/v1/score", content=body, headers={"content-type": content_type})
+    charset = content_type.rsplit("=", 1)[1].strip('"')
+    assert response.status_code == 415, response.text
+    assert response.json() == {
+        "error": f"Content-Type charset must be utf-8 (JSON is UTF-8), not {charset}",
+        "field": "Content-Type",
+    }
+
+
+def test_a_utf8_byte_order_mark_is_skipped(client: TestClient) -> None:
+    """RFC 8259 section 8.1 lets a parser ignore one (.NET and PowerShell write it); orjson refuses it, and the
+    body was a 400 "UTF-8 byte order mark (BOM) is not supported". A second one is not JSON."""
+    expected = client.post("/v1/score", json=GOOD).json()
+    response = client.post("/v1/score", content=b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
+    twice = client.post("/v1/score", content=b"\xef\xbb\xbf" * 2 + json.dumps(GOOD).encode(), headers=JSON)
+    assert twice.status_code == 400 and "byte order mark" in twice.json()["error"], twice.text
+    broken = client.post("/v1/score", content=b"\xef\xbb\xbf{", headers=JSON)
+    assert broken.json()["error"] == "body is not valid JSON: unexpected end of data (line 1 column 2)", broken.text
+
+
 def test_the_media_type_is_read_without_regard_to_case(client: TestClient) -> None:
     """A media type is case-insensitive (RFC 9110 section 8.3.1): ``Application/JSON`` is JSON."""
     headers = {"content-type": "Application/JSON"}

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -150,6 +151,19 @@ def test_a_refused_value_is_named_where_it_sits(
     """A boolean or a numeric string among the numbers was "data must hold 3 numbers", whatever it was."""
     response = client.post("/v2/models/esmm/infer", json=infer_body(categorical, numeric))
     assert response.status_code == 400 and said in response.json()["error"], response.text
+
+
+def test_infer_skips_a_utf8_byte_order_mark_and_refuses_a_utf16_charset(client: TestClient) -> None:
+    """Both go through service/http/body.py as /v1/score's body: the mark skipped, the charset a 415."""
+    body = orjson.dumps(infer_body([[0, 50, 74]], [[0.0, 0.0]]))
+    expected = client.post("/v2/models/esmm/infer", content=body, headers={"content-type": "application/json"})
+    marked = client.post("/v2/models/esmm/infer", content=b"\xef\xbb\xbf" + body)
+    assert marked.status_code == 200 and marked.json() == expected.json(), marked.text
+    utf16 = body.decode().encode("utf-16")
+    refused = client.post(
+        "/v2/models/esmm/infer", content=utf16, headers={"content-type": "application/json; charset=UTF-16"}
+    )
+    assert refused.status_code == 415 and refused.json()["error"].endswith("not UTF-16"), refused.text
 
 
 def test_deadline_header(client: TestClient) -> None:
