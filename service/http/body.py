@@ -154,6 +154,12 @@ def _json_error_message(body: bytes, error: orjson.JSONDecodeError) -> str:
             body.decode()
         except UnicodeDecodeError as bad:
             return f"body is not valid UTF-8: byte 0x{body[bad.start]:02x} at offset {bad.start} (JSON is UTF-8)"
+    if "surrogate in string" in error.msg:  # orjson's "no low", "invalid high" and "invalid low surrogate"
+        escape = body[error.pos : error.pos + 6].decode("ascii", "replace")  # where the unpaired one starts
+        return (
+            f"body is not valid JSON: {escape} is a lone UTF-16 surrogate escape (\\ud800-\\udfff not in a pair, "
+            f"as JSON.stringify writes a string cut inside an emoji) ({where}): send the character whole or U+FFFD"
+        )
     token = body[error.pos : error.pos + 9].lstrip(b"-")
     if token.startswith((b"NaN", b"Infinity", b"inf")):
         return f"body is not valid JSON: NaN and Infinity are not JSON numbers ({where})"

@@ -119,6 +119,13 @@ def test_a_utf8_byte_order_mark_is_skipped(client: TestClient) -> None:
     assert broken.json()["error"] == "body is not valid JSON: unexpected end of data (line 1 column 2)", broken.text
 
 
+def test_a_key_named_twice_takes_its_last_value(client: TestClient) -> None:
+    """As Go's encoding/json and Jackson read it by default (docs/encoding.md, "The text")."""
+    once = client.post("/v1/score", json={"candidates": [{"user_id": "u", "ad_id": 2, "ad_price": 12.5}]}).json()
+    twice = b'{"candidates": [{"user_id": "u", "ad_id": 1, "ad_price": 3, "ad_id": 2, "ad_price": 12.5}]}'
+    assert client.post("/v1/score", content=twice, headers=JSON).json() == once
+
+
 def test_the_media_type_is_read_without_regard_to_case(client: TestClient) -> None:
     """A media type is case-insensitive (RFC 9110 section 8.3.1): ``Application/JSON`` is JSON."""
     headers = {"content-type": "Application/JSON"}
@@ -168,6 +175,10 @@ BAD_BODIES = [
     (b'{"candidates": [{"ad_id": 1, "ad_price": 1e400}]}', 400, None, "number 1e400 is out of range"),
     (b'{"candidates": [{"ad_id": 1, "ad_price": 1' + b"0" * 400 + b"}]}", 400, None, "out of range of a 64-bit float"),
     (b'{"context": {"user_id": "caf\xe9"}, "candidates": []}', 400, None, "not valid UTF-8: byte 0xe9 at offset 28"),
+    # JSON.stringify writes an emoji cut in half as its high surrogate alone: orjson cannot read it ("no low
+    # surrogate in string" was all the message said)
+    (rb'{"context": {"user_id": "x\ud83d"}, "candidates": []}', 400, None, "\\ud83d is a lone UTF-16 surrogate"),
+    (rb'{"context": {"user_id": "\ude00"}, "candidates": []}', 400, None, "send the character whole or U+FFFD"),
     (b"[1, 2]", 422, None, "JSON object"),
     (b'"text"', 422, None, "JSON object"),
     (b'{"context": {"user_id": "u"}}', 422, "candidates", "required"),
