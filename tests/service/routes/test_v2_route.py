@@ -143,6 +143,19 @@ def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, fi
             "input 'numeric': data must hold 2 numbers (shape [1, 2]): data[0][0] is \"1.0\"",
         ),
         ([[0, 0.5, 74]], [[0.0, 0.0]], "data must hold 3 integers (shape [1, 3]): data[0][1] is 0.5"),
+        (  # a raw uint64 FNV hash among indices: numpy made the list float64, and no value was named
+            [[14695981039346656037, 40001, 50]],
+            [[0.0, 0.0]],
+            "input 'categorical': data must hold 3 integers (shape [1, 3]): "
+            "data[0][0] is 14695981039346656037, an integer out of int64 range",
+        ),
+        ([[0, -1, 2**63]], [[0.0, 0.0]], "data[0][2] is 9223372036854775808, an integer out of int64 range"),
+        (  # all past int63 and none negative: numpy's uint64, said as the same mistake is said above
+            [[0, 50, 2**63]],
+            [[0.0, 0.0]],
+            "input 'categorical': data must hold 3 integers (shape [1, 3]): "
+            "data[0][2] is 9223372036854775808, an integer out of int64 range",
+        ),
     ],
 )
 def test_a_refused_value_is_named_where_it_sits(
