@@ -85,6 +85,19 @@ class ModelRunFailed(ApiError):
         super().__init__(500, f"{INTERNAL_ERROR}: model {label} failed to run the batch holding this request")
 
 
+class NonFiniteOutput(ApiError):
+    """The model's run gave a NaN or infinite probability for the batch holding the request: 500 for each
+    request in it, since orjson writes NaN as null, which a Go ad server decodes as 0 without a word (the
+    batcher checks each run, by its outputs' sums; warm-up alone did)."""
+
+    def __init__(self, label: str, output: str) -> None:
+        super().__init__(
+            500,
+            f"{INTERNAL_ERROR}: model {label} returned a non-finite score ({output} NaN or infinite) for the batch "
+            "holding this request",
+        )
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(description="What is wrong.")
     field: str | None = Field(description="The request field at fault, e.g. 'candidates[3].ad_price'.")
