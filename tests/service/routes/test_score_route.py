@@ -384,11 +384,12 @@ def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(cli
     ("value", "words"),
     [
         (21.5, "must be a string or an integer, not 21.5"),
-        (2.0**64, "1.84467e+19 was read as a float (a JSON integer past 64 bits, or written with a fraction or an"),
-        (2**64, "1.84467e+19 was read as a float (a JSON integer past 64 bits"),  # 2**64 - 1 is scored: not 2**53's
-        (-(2**63) - 1, "-9.22337e+18 was read as a float (a JSON integer past 64 bits"),
+        (2.0**64, "1.8446744073709552e+19 was read as a float (a JSON integer past 64 bits, or written with a"),
+        (2**64, "1.8446744073709552e+19 was read as a float (a JSON integer past 64"),  # 2**64 - 1 is scored
+        (-(2**63) - 1, "-9.223372036854776e+18 was read as a float (a JSON integer past 64 bits"),
+        (2.0**53 + 2, "; 9007199254740994.0 was read as a float"),  # %g said 9.0072e+15: the digits cut off
     ],
-    ids=["fraction", "float-past-2**53", "integer-past-64-bits", "negative-past-64-bits"],
+    ids=["fraction", "float-past-2**53", "integer-past-64-bits", "negative-past-64-bits", "float-2**53+2"],
 )
 def test_a_categorical_number_that_is_no_integer_is_422_saying_why(
     client: TestClient, value: float, words: str
