@@ -88,8 +88,10 @@ def not_categorical(value: Any) -> str:
     """Why ``value`` (neither a string, an integer nor a ``whole_number``) is refused for a categorical feature."""
     reason = NOT_CATEGORICAL
     if type(value) is float and value.is_integer():  # past EXACT_INTEGERS: 2**64 is read as a float too
-        reason += (  # 2**64 is a float to the JSON reader, 2**64 - 1 an integer: name what decided it
-            f"; {value:g} was read as a float (a JSON integer past 64 bits, or written with a fraction or an "
+        # 2**64 is a float to the JSON reader, 2**64 - 1 an integer: name what decided it, in the shortest digits
+        # that read back as the float (%g showed 2**53 + 2 as 9.0072e+15, the digits that matter cut off)
+        reason += (
+            f"; {value!r} was read as a float (a JSON integer past 64 bits, or written with a fraction or an "
             "exponent), whole only up to 2**53, where a float loses its last digits: send it as a string"
         )
     elif type(value) is float:

@@ -49,8 +49,8 @@ from service.batching.policy import (
     form_batch,
     split_outputs,
 )
-from service.http.errors import ApiError, DeadlineExceeded, InputError, ModelRunFailed, QueueFull
-from service.metrics import ModelStats
+from service.http.errors import ApiError, DeadlineExceeded, InputError, ModelRunFailed, NonFiniteOutput, QueueFull
+from service.metrics import ModelStats, output_sums
 
 logger = logging.getLogger(__name__)
 
@@ -279,11 +279,24 @@ class Batcher:
         error = done.exception()
         ran = done.result() if error is None else None
         if ran is not None:
-            self.stats.executed(work.n_items, ran[1], ran[0])
-            self._settle(work, ran[0], None)
-        elif error is not None:
+            sums = output_sums(ran[0])
+            error = self._non_finite(sums)
+            if error is None:
+                self.stats.executed(work.n_items, ran[1], sums)
+                self._settle(work, ran[0], None)
+                return
+        if error is not None:
             logger.error("run of %d items alone on %s failed", work.n_items, self.label, exc_info=error)
             self._settle(work, None, self._answered_failure(error))
+
+    def _non_finite(self, sums: Mapping[str, float]) -> NonFiniteOutput | None:
+        """The failure of a run whose probability outputs (summed: ``output_sums``) hold a NaN or an infinity,
+        or None: one compare a run (the sums' sum is finite exactly when each value is), where checking each
+        value cost ~1.5 µs an output."""
+        if math.isfinite(sum(sums.values())):
+            return None
+        name = next(name for name, total in sums.items() if not math.isfinite(total))
+        return NonFiniteOutput(self.label, name)
 
     def _answered_failure(self, failure: BaseException | None) -> BaseException | None:
         """What a request of a failed run is answered: an ApiError as it is (it says what to answer), any
@@ -450,13 +463,17 @@ class Batcher:
         self, batch: list[Slice], started: float, now: float, outputs: Tensors | None, failure: Exception | None
     ) -> None:
         size = sum(s.size for s in batch)
+        sums = None
+        if failure is None and outputs is not None:
+            sums = output_sums(outputs)
+            failure = self._non_finite(sums)
         if failure is not None or outputs is None:
             logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)
             for s in batch:
                 self._settle(s.work, None, self._answered_failure(failure))
             return
         ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
-        self.stats.executed(size, ran_s, outputs)
+        self.stats.executed(size, ran_s, sums)
         self.rate.observe(size, ran_s)
         for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
             work = s.work

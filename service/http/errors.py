@@ -85,6 +85,19 @@ class ModelRunFailed(ApiError):
         super().__init__(500, f"{INTERNAL_ERROR}: model {label} failed to run the batch holding this request")
 
 
+class NonFiniteOutput(ApiError):
+    """The model's run gave a NaN or infinite probability for the batch holding the request: 500 for each
+    request in it, since orjson writes NaN as null, which a Go ad server decodes as 0 without a word (the
+    batcher checks each run, by its outputs' sums; warm-up alone did)."""
+
+    def __init__(self, label: str, output: str) -> None:
+        super().__init__(
+            500,
+            f"{INTERNAL_ERROR}: model {label} returned a non-finite score ({output} NaN or infinite) for the batch "
+            "holding this request",
+        )
+
+
 class ErrorResponse(BaseModel):
     error: str = Field(description="What is wrong.")
     field: str | None = Field(description="The request field at fault, e.g. 'candidates[3].ad_price'.")
@@ -96,8 +109,8 @@ ERROR_DESCRIPTIONS = {  # a status's meaning wherever it has one; a 400's is eac
     408: "The request's headers or body did not arrive in time.",
     409: "The model could not be (re)loaded: the body names the refused versions and why.",
     413: "Body or candidate count over the limit.",
-    415: "Content-Type is not application/json, or Content-Encoding is neither gzip nor deflate "
-    "(Accept-Encoding names those read).",
+    415: "Content-Type is not application/json (or names a charset other than utf-8), or Content-Encoding is "
+    "neither gzip nor deflate (Accept-Encoding names those read).",
     422: "A field is missing, unknown or of the wrong type; `field` names it.",
     500: "Admin, with several worker processes: the workers did not all do the same (the body names each one's).",
     503: "A model the request needs is not loaded, or it cannot be answered in time (with Retry-After).",

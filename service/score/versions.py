@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from common.encoder import whole_number
 from service.http.errors import ApiError, InputError, echoed
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
@@ -40,17 +41,20 @@ def pinned_models(models: ServingModels, versions: Any) -> ServingModels:
                 f"model {echoed(name)} fills no role of this service; its role models are {list(role_models)}",
                 field,
             )
-        if type(version) is not int or version < 0:  # bool is no int here: true is not version 1
+        # bool is no int here (true is not version 1); a whole-number float is the integer it is, as for a
+        # categorical feature: Jackson (a double field) and RapidJSON write version 1 as 1.0
+        number = version if type(version) is int else whole_number(version)
+        if number is None or number < 0:
             raise InputError(
                 422,
                 f"{field} must be a non-negative integer version, not {echoed(orjson.dumps(version).decode())}",
                 field,
             )
         served = models.versions.get(name, {})
-        model = served.get(version)
+        model = served.get(number)
         if model is None:
             raise ApiError(
-                404, f"model {name!r} version {version} is not served (served versions: {sorted(served)})", field
+                404, f"model {name!r} version {number} is not served (served versions: {sorted(served)})", field
             )
         chosen[name] = model
     view, conflict = models.pinned(chosen)

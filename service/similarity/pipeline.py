@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from common.encoder import FeatureEncoder, FeatureError
+from common.encoder import FeatureEncoder, FeatureError, whole_number
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
 from service.http.disconnect import Watcher
@@ -114,7 +114,9 @@ def parse_body(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[An
         if len(items) > settings.max_candidates:
             raise InputError(413, f"{len(items)} items; at most {settings.max_candidates} per request", "items")
         return query, items, 0
-    if type(k) is not int:  # 10**30 too: a JSON integer beyond 64 bits is read as a float
+    if type(k) is not int:  # Jackson's and RapidJSON's 3.0 is 3 (``whole_number``); true, "3" and 1.5 are not
+        k = whole_number(k)
+    if k is None:  # 10**30 too: a JSON integer beyond 64 bits is read as a float, whole only up to 2**53
         raise InputError(422, f"k must be an integer in 1..{settings.max_top_k}", "k")
     if not 1 <= k <= settings.max_top_k:
         raise InputError(422, f"k must be in 1..{settings.max_top_k}, not {k}", "k")

@@ -36,6 +36,7 @@ from service.v2 import tensors as t
 
 PLATFORM = "onnxruntime_onnx"
 HEADER_LENGTH = "inference-header-content-length"  # the binary tensor data extension's header
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 def model_metadata(model: ServedModel, versions: list[int]) -> dict[str, Any]:
@@ -184,15 +185,21 @@ def _from_json(data: Any, dtype: str, rows: int, width: int, where: str, literal
     if values.ndim > 2:  # rows of one-value lists ([[[0], [50]]]) passed as rows, answered 200
         raise _not_flat_or_rows(rows, width, where)
     if values.dtype.kind not in kinds or values.size != rows * width or (literals and _holds_bool(data)):
-        expected = "integers" if dtype == "int64" else "numbers"
-        raise InputError(
-            400,
-            f"data must hold {rows * width} {expected} (shape {[rows, width]}){_first_wrong(data, dtype)}",
-            f"{where}.data",
-        )
-    if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
+        raise _not_of_kind(data, dtype, rows, width, where)
+    if values.dtype.kind == "u" and values.size and values.max() > INT64_MAX:  # all >= 0, one past int64
+        if dtype == "int64":  # said as when a smaller or negative one beside it made numpy's array float64
+            raise _not_of_kind(data, dtype, rows, width, where)
         raise InputError(400, "data holds an integer out of int64 range", f"{where}.data")
     return values.reshape(rows, width)
+
+
+def _not_of_kind(data: list, dtype: str, rows: int, width: int, where: str) -> InputError:
+    expected = "integers" if dtype == "int64" else "numbers"
+    return InputError(
+        400,
+        f"data must hold {rows * width} {expected} (shape {[rows, width]}){_first_wrong(data, dtype)}",
+        f"{where}.data",
+    )
 
 
 def _not_flat_or_rows(rows: int, width: int, where: str) -> InputError:
@@ -203,8 +210,11 @@ def _not_flat_or_rows(rows: int, width: int, where: str) -> InputError:
 
 def _first_wrong(data: list, dtype: str) -> str:
     """Where the first value of another kind sits, for the refusal (a ``true``, a ``"1.0"`` or a 0.5 among
-    integers was "data must hold 3 numbers" whatever it was); "" when no single value is to blame."""
-    wanted = (int,) if dtype == "int64" else (int, float)
+    integers was "data must hold 3 numbers" whatever it was), or, for INT64, the first integer past int64 (a
+    raw uint64 hash: numpy makes a list mixing one with smaller integers float64, and that was all the message
+    said); "" when no single value is to blame."""
+    integers = dtype == "int64"
+    wanted = (int,) if integers else (int, float)
     nested = bool(data) and type(data[0]) is list
     for i, row in enumerate(data if nested else [data]):
         for j, value in enumerate(row if type(row) is list else [row]):
@@ -212,6 +222,8 @@ def _first_wrong(data: list, dtype: str) -> str:
                 shown = orjson.dumps(value).decode()
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
                 return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {shown}"
+            if integers and not INT64_MIN <= value <= INT64_MAX:
+                return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {value}, an integer out of int64 range"
     return ""
 
 

@@ -128,7 +128,8 @@ BAD_INFER = (
 UNREAD_INFER = (
     415,
     "Content-Type is none of JSON, none or application/x-www-form-urlencoded (both read as JSON), and "
-    "application/octet-stream with Inference-Header-Content-Length; or Content-Encoding is neither gzip "
+    "application/octet-stream with Inference-Header-Content-Length; JSON with a charset other than utf-8; "
+    "or Content-Encoding is neither gzip "
     "nor deflate (Accept-Encoding names those read).",
 )
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,7 @@ from tests.support.openapi import resolved
 from tests.support.retrieval import add_tiny_esam
 
 QUERY = {"user_id": "u3", "user_segment": "s1", "device": "mobile", "user_age": 30.0, "query_category": "c2"}
+JSON = {"content-type": "application/json"}
 ITEMS = [
     {"ad_id": "a1", "ad_category": "c2", "advertiser_id": "adv3", "ad_price": 12.0, "ad_quality": 0.7},
     {"ad_id": "a7", "ad_category": "c5", "advertiser_id": "adv9", "ad_price": 40.0},
@@ -141,6 +143,20 @@ def test_a_k_too_large_for_an_integer_is_told_its_range(client: TestClient) -> N
     body = b'{"query": {"user_id": "u3"}, "k": ' + b"1" + b"0" * 30 + b"}"  # 10**30: beyond 64 bits
     response = client.post("/v1/similarity", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422 and response.json()["error"] == "k must be an integer in 1..50"
+
+
+def test_a_whole_number_float_k_is_the_integer_it_is(client: TestClient) -> None:
+    """Jackson (a double field) and RapidJSON write ``3.0``: it is k = 3, by ``whole_number``'s rule for a
+    categorical feature (it was a 422, "k must be an integer"); a fraction, a boolean or a text is not."""
+    body = orjson.dumps({"query": QUERY})[:-1]
+    for k in (b"3.0", b"3e0"):
+        response = client.post("/v1/similarity", content=body + b', "k": ' + k + b"}", headers=JSON)
+        assert response.status_code == 200 and len(response.json()["items"]) == 3, (k, response.text)
+    for k in (b"1.5", b"true", b'"3"'):
+        response = client.post("/v1/similarity", content=body + b', "k": ' + k + b"}", headers=JSON)
+        assert response.json() == {"error": "k must be an integer in 1..50", "field": "k"}, k
+    response = client.post("/v1/similarity", content=body + b', "k": -1.0}', headers=JSON)
+    assert response.json() == {"error": "k must be in 1..50, not -1", "field": "k"}
 
 
 def test_malformed_json_is_400(client: TestClient) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -94,7 +95,20 @@ def test_a_model_that_fills_no_role_is_a_422_naming_the_role_models(client: Test
     }
 
 
-@pytest.mark.parametrize("version", ["2", True, 2.0, 2.5, -1, None, [2], {"v": 2}])
+def test_a_whole_number_float_names_the_version_it_is(client: TestClient) -> None:
+    """Jackson (a double field) and RapidJSON write version 2 as ``2.0``: it names version 2, as ``21.0`` is
+    ``21`` for a categorical feature (``whole_number``); it was a 422, "not '2.0'"."""
+    body = orjson.dumps(GOOD)[:-1] + b', "versions": {"esmm": 2.0}}'
+    response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json() == scored(client, {"esmm": 2})
+    missing = client.post(
+        "/v1/score", content=body.replace(b"2.0}", b"1e0}"), headers={"content-type": "application/json"}
+    )
+    assert missing.status_code == 404 and missing.json()["error"].startswith("model 'esmm' version 1 is not served")
+
+
+@pytest.mark.parametrize("version", ["2", True, 2.5, -1, -1.0, 2.0**64, None, [2], {"v": 2}])
 def test_a_version_that_is_no_non_negative_integer_is_a_422(client: TestClient, version: object) -> None:
     response = client.post("/v1/score", json={**GOOD, "versions": {"esmm": version}})
     assert response.status_code == 422, (version, response.text)

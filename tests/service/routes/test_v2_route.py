@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -142,6 +143,19 @@ def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, fi
             "input 'numeric': data must hold 2 numbers (shape [1, 2]): data[0][0] is \"1.0\"",
         ),
         ([[0, 0.5, 74]], [[0.0, 0.0]], "data must hold 3 integers (shape [1, 3]): data[0][1] is 0.5"),
+        (  # a raw uint64 FNV hash among indices: numpy made the list float64, and no value was named
+            [[14695981039346656037, 40001, 50]],
+            [[0.0, 0.0]],
+            "input 'categorical': data must hold 3 integers (shape [1, 3]): "
+            "data[0][0] is 14695981039346656037, an integer out of int64 range",
+        ),
+        ([[0, -1, 2**63]], [[0.0, 0.0]], "data[0][2] is 9223372036854775808, an integer out of int64 range"),
+        (  # all past int63 and none negative: numpy's uint64, said as the same mistake is said above
+            [[0, 50, 2**63]],
+            [[0.0, 0.0]],
+            "input 'categorical': data must hold 3 integers (shape [1, 3]): "
+            "data[0][2] is 9223372036854775808, an integer out of int64 range",
+        ),
     ],
 )
 def test_a_refused_value_is_named_where_it_sits(
@@ -150,6 +164,19 @@ def test_a_refused_value_is_named_where_it_sits(
     """A boolean or a numeric string among the numbers was "data must hold 3 numbers", whatever it was."""
     response = client.post("/v2/models/esmm/infer", json=infer_body(categorical, numeric))
     assert response.status_code == 400 and said in response.json()["error"], response.text
+
+
+def test_infer_skips_a_utf8_byte_order_mark_and_refuses_a_utf16_charset(client: TestClient) -> None:
+    """Both go through service/http/body.py as /v1/score's body: the mark skipped, the charset a 415."""
+    body = orjson.dumps(infer_body([[0, 50, 74]], [[0.0, 0.0]]))
+    expected = client.post("/v2/models/esmm/infer", content=body, headers={"content-type": "application/json"})
+    marked = client.post("/v2/models/esmm/infer", content=b"\xef\xbb\xbf" + body)
+    assert marked.status_code == 200 and marked.json() == expected.json(), marked.text
+    utf16 = body.decode().encode("utf-16")
+    refused = client.post(
+        "/v2/models/esmm/infer", content=utf16, headers={"content-type": "application/json; charset=UTF-16"}
+    )
+    assert refused.status_code == 415 and refused.json()["error"].endswith("not UTF-16"), refused.text
 
 
 def test_deadline_header(client: TestClient) -> None:
