@@ -69,6 +69,13 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
     return sockets
 
 
+def said_bound(sockets: list[socket.socket]) -> None:
+    """The start-up's line of the addresses ``sockets`` are bound to, each a URL to paste (``http://[::1]:8000``):
+    one process's and the workers' supervisor's alike, where the supervisor said only ``[::1]:8000``."""
+    addresses = ", ".join(f"http://{shown(*s.getsockname()[:2])}" for s in sockets)
+    logger.info("bound %s: serving there once the models are loaded", addresses)
+
+
 def _bind_every_address(host: str, port: int, sockets: list[socket.socket]) -> None:
     """Bind a socket to each address of ``host:port``, appended to ``sockets`` as it is made (so that the
     caller closes those made before an OSError). An IPv6 socket is v6-only, as asyncio makes them, where the
