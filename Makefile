@@ -19,6 +19,8 @@ TORCH_INDEX ?=
 TORCH_FROM := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# HOST as a URL writes it: an IPv6 address (HOST=::1, or [::1]) in brackets, where the echo said http://::1:8000
+URL_HOST = $(if $(findstring :,$(HOST)),[$(patsubst [%],%,$(HOST))],$(HOST))
 BIN := $(VENV)/bin
 # `make test` runs the tests in this many pytest-xdist processes: one a CPU this process may use (its affinity,
 # fewer under a container's CPU limit: service/cpus.py), at least 2 and at most 8 (each process builds the
@@ -55,7 +57,7 @@ $(VENV)/.installed-run-$(RUNTIME): pyproject.toml constraints.txt
 
 run: $(VENV)/.installed-run-$(RUNTIME)
 	@$(BIN)/ctr prepare --step "[2/3]"
-	@echo "[3/3] serve: ctr serve on http://$(HOST):$(PORT) (loads and warms every model, then logs 'Application startup complete')"
+	@echo "[3/3] serve: ctr serve on http://$(URL_HOST):$(PORT) (loads and warms every model, then logs 'Application startup complete')"
 	CTR_HOST=$(HOST) CTR_PORT=$(PORT) exec $(BIN)/ctr serve
 
 # The curl examples of README.md and docs/*.md against the default models, served on a free loopback port.

@@ -13,9 +13,10 @@ at once on one port both bind it (``SO_REUSEADDR`` lets sockets share an address
 second finds it taken when it listens, once its models are loaded, and exits saying so, in the same one
 line (``refused_listening``). Listening at the bind would hold the port from then on, but leave clients
 connecting during the load in the backlog: the refusal is the price of the prompt one. The line names the setting
-at fault as the user set it: the host's for an address that does not resolve or is not this machine's,
-the port's otherwise, as ``--host``/``--port`` where ``ctr serve`` was given them (``SETTING_NAMES``),
-where it said ``(CTR_PORT)`` for a ``--host`` that did not resolve.
+at fault as the user set it: the host's for an address that does not resolve or is not this machine's (or
+a link-local one without its zone), the port's otherwise, as ``--host``/``--port`` where ``ctr serve`` was
+given them (``SETTING_NAMES``), where it said ``(CTR_PORT)`` for a ``--host`` that did not resolve; and the
+address that failed, of a host that resolves to several (``localhost:8000 at [::1]:8000``: ``AddressRefused``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ logger = logging.getLogger(__name__)
 # How the user set each setting: its variable, unless ``ctr serve`` was given the option (name_settings)
 VARIABLE_NAMES = {"host": "CTR_HOST", "port": "CTR_PORT", "grpc_port": "CTR_GRPC_PORT"}
 SETTING_NAMES = dict(VARIABLE_NAMES)
-# Errors of the host, not of the port: a name that does not resolve, an address not this machine's
-HOST_ERRNOS = {errno.EADDRNOTAVAIL}
+# Errors of the host, not of the port: a name that does not resolve, an address not this machine's, an address
+# bind cannot take (EINVAL: a link-local IPv6 address without its zone, fe80::1 for fe80::1%eth0; on a fresh
+# socket bind says it of the address alone, a port out of range being Python's OverflowError before the call)
+HOST_ERRNOS = {errno.EADDRNOTAVAIL, errno.EINVAL}
 
 
 def name_settings(given_as: dict[str, str]) -> None:
@@ -54,13 +57,23 @@ def bound_sockets(host: str, port: int, grpc_port: int = 0) -> list[socket.socke
         try:  # free now, at every address (an IPv6 host's too): its server binds it once the models load
             _bind_every_address(host, grpc_port, probes)
             for probe in probes:
-                probe.listen()
+                try:
+                    probe.listen()
+                except OSError as error:
+                    raise AddressRefused(error, probe.getsockname()[0]) from error
         except OSError as error:
             return _refused(sockets, host, grpc_port, error, _at_fault(error, "grpc_port"))
         finally:
             for probe in probes:
                 probe.close()
     return sockets
+
+
+def said_bound(sockets: list[socket.socket]) -> None:
+    """The start-up's line of the addresses ``sockets`` are bound to, each a URL to paste (``http://[::1]:8000``):
+    one process's and the workers' supervisor's alike, where the supervisor said only ``[::1]:8000``."""
+    addresses = ", ".join(f"http://{shown(*s.getsockname()[:2])}" for s in sockets)
+    logger.info("bound %s: serving there once the models are loaded", addresses)
 
 
 def _bind_every_address(host: str, port: int, sockets: list[socket.socket]) -> None:
@@ -77,7 +90,20 @@ def _bind_every_address(host: str, port: int, sockets: list[socket.socket]) -> N
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if _dual_stack(address, addresses) else 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as error:
+            raise AddressRefused(error, address[0]) from error
+
+
+class AddressRefused(OSError):
+    """``error`` (its errno and words), of one of a host's addresses (``address``): the line names it where the
+    host resolves to several. A port taken on one family alone of ``localhost`` (127.0.0.1 and ::1) was said
+    as "cannot listen on localhost:8000 (CTR_PORT): Address already in use", which left the other's free."""
+
+    def __init__(self, error: OSError, address: str) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.address = address
 
 
 def _dual_stack(address: tuple, addresses: list[tuple]) -> bool:
@@ -102,15 +128,19 @@ class ListenRefused(Exception):
 
 
 def _refused(sockets: list[socket.socket], host: str, port: int, error: OSError, setting: str) -> None:
-    """Said in one line naming the setting (the HTTP or the gRPC port: they read alike)."""
-    said_refused(host, port, setting, error.strerror or str(error))
+    """Said in one line naming the setting (the HTTP or the gRPC port: they read alike), and the address of
+    the host's that failed where it is not the host as given (``AddressRefused``)."""
+    address = error.address if isinstance(error, AddressRefused) and error.address != host else None
+    said_refused(host, port, setting, error.strerror or str(error), address)
     for sock in sockets:
         sock.close()
 
 
-def said_refused(host: str, port: int, setting: str, reason: str) -> None:
-    """The one line of an address the service cannot listen on, ``setting`` the name of the one at fault."""
-    logger.error("cannot listen on %s (%s): %s", shown(host, port), setting, reason)
+def said_refused(host: str, port: int, setting: str, reason: str, address: str | None = None) -> None:
+    """The one line of an address the service cannot listen on, ``setting`` the name of the one at fault;
+    ``address``: the one of the host's addresses that failed (``localhost:8000 at [::1]:8000``)."""
+    at = f" at {shown(address, port)}" if address is not None else ""
+    logger.error("cannot listen on %s%s (%s): %s", shown(host, port), at, setting, reason)
 
 
 def _at_fault(error: OSError, port_setting: str) -> str:

@@ -40,6 +40,7 @@ import orjson
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from common.log_time import utc_time
+from service.binding import shown
 from service.http.scope_keys import (
     ERROR_MESSAGE,
     INFER_ID,
@@ -85,6 +86,14 @@ def access_level(status: int) -> int:
     return logging.WARNING if status >= FAILED else logging.INFO
 
 
+def client_shown(client: str) -> str:
+    """An IPv6 client of an access line, as uvicorn writes it (``get_client_addr``: ``::1:44850``), as a URL
+    writes it (binding.shown: ``[::1]:44850``). Done as the line is written (``access_line_fields``), not per
+    request: uvicorn makes its line's arguments itself."""
+    host, _, port = client.rpartition(":")
+    return shown(host, int(port))
+
+
 def log_access_line(scope: dict, status: int) -> None:
     """The access line of the request of ``scope``, answered with ``status``, as uvicorn's ``send`` writes
     one, at ``access_level``: for the lines the service writes itself (a direct route's answer, a request
@@ -123,13 +132,17 @@ def access_line_fields(record: logging.LogRecord) -> bool:
     (its ``X-Request-ID``, or the one it was given: every request the protocol read a head of has one;
     the ASGI application alone, in tests, gives none); each also a field. Each is read from the request's scope,
     given as ``extra={"scope": ...}`` (a direct route's line), else the ``REQUEST_SCOPE`` of the task that
-    logs it (an ASGI route's). A failure's line (``access_level``) is raised to WARNING."""
+    logs it (an ASGI route's). A failure's line (``access_level``) is raised to WARNING, and its IPv6 client
+    is bracketed (``client_shown``)."""
     if not isinstance(record.args, tuple):
         return True
     if record.name == ACCESS_LOGGER:  # an HTTP line (gRPC's, service.grpc.access, says its level itself)
         level = access_level(record.args[4])  # its status (ACCESS_FIELDS)
         if level > record.levelno:  # uvicorn's own lines are INFO whatever their status
             record.levelno, record.levelname = level, logging.getLevelName(level)
+        client = record.args[0]  # ACCESS_FIELDS
+        if client.count(":") > 1 and client[0] != "[":  # an IPv6 peer's as uvicorn writes it (IPv4's: one colon)
+            record.args = (client_shown(client), *record.args[1:])
     scope = record.__dict__.pop("scope", _NOT_GIVEN)  # a direct route's line says its own
     scope = REQUEST_SCOPE.get() if scope is _NOT_GIVEN else scope
     if scope is None:

@@ -15,7 +15,7 @@ from uvicorn.server import STARTUP_FAILURE
 
 from common.log_time import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
-from service.binding import ListenRefused, bound_sockets, refused_listening, shown
+from service.binding import ListenRefused, bound_sockets, refused_listening, said_bound
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus
 from service.effective_settings import log_effective_settings
 from service.http.accept_failures import AcceptFailures
@@ -100,8 +100,7 @@ def serve(settings: Settings | None = None, options: Mapping[str, str] | None = 
     sockets = bound_sockets(settings.host, settings.port, settings.grpc_port)
     if sockets is None:
         sys.exit(STARTUP_FAILURE)
-    addresses = ", ".join(f"http://{shown(*s.getsockname()[:2])}" for s in sockets)
-    logger.info("bound %s: serving there once the models are loaded", addresses)
+    said_bound(sockets)
     run(settings, sockets)
 
 

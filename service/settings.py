@@ -150,9 +150,15 @@ class Settings(BaseSettings):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if not value.strip():
+        """The host as an address to bind: an IPv6 one may be given as a URL writes it, ``[::1]``, as the
+        start-up line says it (``http://[::1]:8000``); getaddrinfo refused the brackets ("cannot listen on
+        [[::1]]:8000 (CTR_HOST): Name or service not known"), so every consumer is given ``::1``."""
+        host = value.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1].strip()
+        if not host:
             raise ValueError("host must not be empty")
-        return value.strip()
+        return host
 
     @field_validator("model_repository", mode="before")
     @classmethod

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from service.binding import bound_sockets, shown
+from service.binding import bound_sockets, said_bound, shown
 from service.settings import Settings
 from service.sibling_admin import SOCKET_PATH_MAX, socket_paths_too_long
 from service.sibling_metrics import SiblingMetrics
@@ -73,6 +73,7 @@ def supervise(settings: Settings, run: Run) -> int:
         for sock in sockets:
             sock.close()
         return 1
+    said_bound(sockets)  # as one process says it
     workers: dict[int, int] = {}  # pid -> index
     stop = _Stop(workers, settings.drain_timeout_s + STOP_GRACE_S)
     stop_signals = held_stop_signals()

@@ -93,8 +93,8 @@ except ImportError:  # not a POSIX system: unread bytes are not known
 import httptools
 from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
-from uvicorn.protocols.utils import get_client_addr
 
+from service.binding import shown
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
 from service.http.errors import CLIENT_CLOSED, INTERNAL_ERROR, error_body
@@ -650,8 +650,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
 
     def _peer(self) -> str:
-        """The connection's client as an access line names it (``host:port``; "" where unknown: a Unix socket)."""
-        return get_client_addr({"client": self.client})  # type: ignore[typeddict-item]
+        """The connection's client as an access line names it (``host:port``, ``[addr]:port`` for IPv6:
+        binding.shown; "" where unknown: a Unix socket)."""
+        return shown(*self.client) if self.client else ""
 
     def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)

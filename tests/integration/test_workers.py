@@ -79,6 +79,8 @@ def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path) -> No
             connected_during_the_load = False
         wait_ready(process, url, log)
         assert not connected_during_the_load
+        # the URL to paste, as one process says it (the supervisor said only "2 workers on 127.0.0.1:PORT")
+        assert f"bound {url}: serving there once the models are loaded" in log.read_text()
         assert httpx.get(f"{url}/v2/health/ready").status_code == 200
 
 

@@ -57,6 +57,9 @@ def test_an_ipv6_host_with_a_grpc_port_binds() -> None:
         sock.close()
 
 
+LOOPBACKS = (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6))
+
+
 def ipv6_here() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 here")
@@ -106,3 +109,32 @@ def test_a_name_of_both_families_binds_each_ipv6_address_v6_only(monkeypatch: py
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_a_link_local_address_without_its_zone_blames_the_host(caplog: pytest.LogCaptureFixture) -> None:
+    """bind says EINVAL of ``fe80::...`` without its zone (``%eth0``): the line blamed the port, ``(CTR_PORT):
+    Invalid argument``."""
+    ipv6_here()
+    with caplog.at_level(logging.ERROR):
+        assert bound_sockets("fe80::fc:ff:fe00:1", 18230) is None
+    assert "cannot listen on [fe80::fc:ff:fe00:1]:18230 (CTR_HOST): Invalid argument" in caplog.text
+
+
+def test_a_port_taken_on_one_family_of_a_name_names_that_address(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name resolving to 127.0.0.1 and ::1 (``localhost``) whose port another socket holds on ::1 alone: the
+    line said ``localhost:PORT``, which the user found free on 127.0.0.1."""
+    ipv6_here()
+    found = socket.getaddrinfo
+    both = found("127.0.0.1", 0, socket.AF_INET, socket.SOCK_STREAM) + found(
+        "::1", 0, socket.AF_INET6, socket.SOCK_STREAM
+    )
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as taken:
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(
+            socket, "getaddrinfo", lambda *_: [(*info[:4], (*info[4][:1], port, *info[4][2:])) for info in both]
+        )
+        with caplog.at_level(logging.ERROR):
+            assert bound_sockets("both-families", port) is None
+    assert f"cannot listen on both-families:{port} at [::1]:{port} (CTR_PORT): Address already in use" in caplog.text

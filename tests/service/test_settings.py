@@ -179,3 +179,13 @@ def test_the_log_format_and_the_event_loop_take_any_case(monkeypatch: pytest.Mon
     monkeypatch.setenv("CTR_EVENT_LOOP", "UVLOOP")
     settings = Settings()
     assert (settings.log_format, settings.event_loop) == ("json", "uvloop")
+
+
+def test_a_bracketed_ipv6_host_is_its_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CTR_HOST=[::1]``, as the start-up line writes it (``http://[::1]:8000``), did not resolve: "cannot
+    listen on [[::1]]:8000 (CTR_HOST): Name or service not known"."""
+    monkeypatch.setenv("CTR_HOST", " [::1] ")
+    assert Settings().host == "::1"
+    monkeypatch.setenv("CTR_HOST", "[]")
+    with pytest.raises(ValidationError, match="host must not be empty"):
+        Settings()

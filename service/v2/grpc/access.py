@@ -14,6 +14,8 @@ a scope made for the call, so both say them alike, in text and in JSON (where ``
 and ``code`` are fields too). With it off, a failure's line is still written, within the budget of HTTP's
 failure lines (http/failure_lines.py ``writes``).
 ``duration_ms`` counts from when the handler started: grpc.aio does not say when the call's bytes arrived.
+The ``<peer>`` is written as HTTP's line writes its client (``peer_shown``): ``127.0.0.1:39404``,
+``[::1]:39404``, where grpc's own ``ipv4:127.0.0.1:39404`` and ``ipv6:%5B::1%5D:39404`` matched no HTTP line's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -32,6 +35,7 @@ ACCESS_LOGGER = "service.grpc.access"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 access_logger.addFilter(access_line_fields)  # duration_ms, error and request_id, as HTTP's line says them
 REQUEST_ID_KEY = REQUEST_ID.decode()  # metadata keys are str
+IP_PEER_PREFIXES = ("ipv4:", "ipv6:")  # grpc's URI scheme of a TCP peer (a Unix socket's, "unix:", is kept)
 
 
 def call_request_id(metadata: Any) -> tuple[bytes, bytes | None]:
@@ -68,10 +72,18 @@ def log_call(
     if error is not None:
         note_error(scope, error)  # cut as HTTP's are
     model = getattr(request, "model_name", None) or getattr(request, "name", None)  # ModelInfer's, or the others'
-    fields = {"scope": scope, "client": context.peer(), "method": method, "code": code}
+    fields = {"scope": scope, "client": peer_shown(context.peer()), "method": method, "code": code}
     if model:
         fields["model"] = model
         message, args = "%s - gRPC %s model=%s %s", (fields["client"], method, orjson.dumps(model).decode(), code)
     else:
         message, args = "%s - gRPC %s %s", (fields["client"], method, code)
     access_logger.log(access_level(status), message, *args, extra=fields)
+
+
+def peer_shown(peer: str) -> str:
+    """A call's peer (grpc's URI: ``ipv6:%5B::1%5D:39404``) as HTTP's access line names a client
+    (log_format.client_shown): ``[::1]:39404``, ``127.0.0.1:39404``; one of another kind as grpc says it."""
+    if peer.startswith(IP_PEER_PREFIXES):
+        return unquote(peer.partition(":")[2])  # grpc quotes the brackets of an IPv6 address (%5B, %5D)
+    return peer

@@ -1,0 +1,61 @@
+"""A client's address as the log names it, for HTTP and gRPC alike: ``host:port`` for IPv4, ``[addr]:port`` for
+IPv6 (binding.shown). An audit found ``::1:44850`` on HTTP lines (where does the address end?), and
+``ipv6:%5B::1%5D:39404`` / ``ipv4:127.0.0.1:39404`` on gRPC's, so one peer's ``client`` differed between them."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import grpc
+import orjson
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from clients.service_process import free_port
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.server import running_server
+
+SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
+IPV6_CLIENT = re.compile(r"\[::1\]:\d+")
+IPV4_CLIENT = re.compile(r"127\.0\.0\.1:\d+")
+
+
+def exchange_over_ipv6(port: int, request: bytes) -> bytes:
+    """The answer to ``request`` sent from ::1 on a connection it closes."""
+    with socket.create_connection(("::1", port), timeout=5) as stream:
+        stream.sendall(request)
+        answer = b""
+        while chunk := stream.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_http_and_grpc_lines_name_a_client_alike_on_either_family(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path / "models")
+    grpc_port = free_port()
+    log = tmp_path / "log"
+    settings = {"ctr_model": "esmm", "host": "::", "grpc_port": str(grpc_port), "log_format": "json"}
+    with running_server(tmp_path / "models", log, **settings) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        asgi = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-request-id: asgi-6\r\nconnection: close\r\n\r\n"
+        direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: direct-6\r\n"
+        direct += b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+        assert exchange_over_ipv6(port, asgi).startswith(b"HTTP/1.1 200")
+        assert exchange_over_ipv6(port, direct).startswith(b"HTTP/1.1 200")
+        assert exchange_over_ipv6(port, b"FOO / HTTP/1.1\r\nhost: x\r\n\r\n").startswith(b"HTTP/1.1 501")
+        for host, request_id in (("[::1]", "grpc-6"), ("127.0.0.1", "grpc-4")):
+            with grpc.insecure_channel(f"{host}:{grpc_port}") as channel:
+                stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+                stub.ServerLive(service_pb2.ServerLiveRequest(), metadata=[("x-request-id", request_id)], timeout=5)
+
+    records = [orjson.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    clients = {record["request_id"]: record for record in records if "client" in record and "request_id" in record}
+    for request_id, shape in (("asgi-6", IPV6_CLIENT), ("direct-6", IPV6_CLIENT), ("grpc-6", IPV6_CLIENT)):
+        record = clients[request_id]
+        assert shape.fullmatch(record["client"]), record
+        assert record["message"].startswith(f"{record['client']} - "), record
+    assert IPV4_CLIENT.fullmatch(clients["grpc-4"]["client"]), clients["grpc-4"]
+    refused = [record for record in records if record["message"].startswith("refused a request (501)")]
+    assert len(refused) == 1 and IPV6_CLIENT.fullmatch(refused[0]["client"]), refused
+    assert f" from {refused[0]['client']}: " in refused[0]["message"]
