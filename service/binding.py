@@ -152,3 +152,15 @@ def _at_fault(error: OSError, port_setting: str) -> str:
 def shown(host: str, port: int) -> str:
     """``host:port`` as a URL writes it (an IPv6 address in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+IPV4_MAPPED = "::ffff:"  # the prefix of an IPv4 client's address on a dual-stack socket (RFC 4291 section 2.5.5.2)
+
+
+def peer_shown(host: str, port: int) -> str:
+    """A client's address as the logs name it: ``shown``, an IPv4 client of the dual-stack ``::`` socket
+    (``::ffff:127.0.0.1``) as the IPv4 address it is, as gRPC's lines name it (HTTP's said
+    ``[::ffff:127.0.0.1]:49124`` where gRPC's said ``127.0.0.1:57554``)."""
+    if host.startswith(IPV4_MAPPED) and "." in host:
+        host = host[len(IPV4_MAPPED) :]
+    return shown(host, port)

@@ -40,7 +40,7 @@ import orjson
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from common.log_time import utc_time
-from service.binding import shown
+from service.binding import peer_shown
 from service.http.scope_keys import (
     ERROR_MESSAGE,
     INFER_ID,
@@ -88,10 +88,10 @@ def access_level(status: int) -> int:
 
 def client_shown(client: str) -> str:
     """An IPv6 client of an access line, as uvicorn writes it (``get_client_addr``: ``::1:44850``), as a URL
-    writes it (binding.shown: ``[::1]:44850``). Done as the line is written (``access_line_fields``), not per
-    request: uvicorn makes its line's arguments itself."""
+    writes it (binding.peer_shown: ``[::1]:44850``; an IPv4 client of the dual-stack ``::`` as IPv4). Done as
+    the line is written (``access_line_fields``), not per request: uvicorn makes its line's arguments itself."""
     host, _, port = client.rpartition(":")
-    return shown(host, int(port))
+    return peer_shown(host, int(port))
 
 
 def log_access_line(scope: dict, status: int) -> None:

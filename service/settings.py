@@ -121,7 +121,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _drain_times(self) -> Settings:
         """Idle connections are closed within the drain: one idle keep-alive connection made every SIGTERM wait
-        the whole CTR_DRAIN_TIMEOUT_S and log uvicorn's "timeout graceful shutdown exceeded" otherwise."""
+        the whole CTR_DRAIN_TIMEOUT_S and log uvicorn's "timeout graceful shutdown exceeded" otherwise. A
+        CTR_DRAIN_IDLE_S left at its default under a drain timeout of a second or less is half the timeout: an
+        operator who shortened the drain alone (``CTR_DRAIN_TIMEOUT_S=0.9``) was refused for a default never set."""
+        if self.drain_idle_s >= self.drain_timeout_s and "drain_idle_s" not in self.model_fields_set:
+            object.__setattr__(self, "drain_idle_s", self.drain_timeout_s / 2)  # frozen: set once, as it is built
         if self.drain_idle_s >= self.drain_timeout_s:
             raise ValueError(
                 f"CTR_DRAIN_IDLE_S ({self.drain_idle_s:g} s) must be less than CTR_DRAIN_TIMEOUT_S "

@@ -94,7 +94,7 @@ import httptools
 from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from service.binding import shown
+from service.binding import peer_shown
 from service.http.body import INLINE_BODY_BYTES
 from service.http.disconnect import DEPARTURE, Departure
 from service.http.errors import CLIENT_CLOSED, INTERNAL_ERROR, error_body
@@ -651,8 +651,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _peer(self) -> str:
         """The connection's client as an access line names it (``host:port``, ``[addr]:port`` for IPv6:
-        binding.shown; "" where unknown: a Unix socket)."""
-        return shown(*self.client) if self.client else ""
+        binding.peer_shown; "" where unknown: a Unix socket)."""
+        return peer_shown(*self.client) if self.client else ""
 
     def _write_refusal(self, status: int, response: bytes) -> None:
         self.transport.write(response)

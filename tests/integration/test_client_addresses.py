@@ -1,6 +1,7 @@
 """A client's address as the log names it, for HTTP and gRPC alike: ``host:port`` for IPv4, ``[addr]:port`` for
-IPv6 (binding.shown). An audit found ``::1:44850`` on HTTP lines (where does the address end?), and
-``ipv6:%5B::1%5D:39404`` / ``ipv4:127.0.0.1:39404`` on gRPC's, so one peer's ``client`` differed between them."""
+IPv6 (binding.peer_shown). An audit found ``::1:44850`` on HTTP lines (where does the address end?), and
+``ipv6:%5B::1%5D:39404`` / ``ipv4:127.0.0.1:39404`` on gRPC's, so one peer's ``client`` differed between them; and
+an IPv4 client of the dual-stack ``::`` as ``[::ffff:127.0.0.1]:49124`` on HTTP's, ``127.0.0.1:57554`` on gRPC's."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ IPV6_CLIENT = re.compile(r"\[::1\]:\d+")
 IPV4_CLIENT = re.compile(r"127\.0\.0\.1:\d+")
 
 
-def exchange_over_ipv6(port: int, request: bytes) -> bytes:
-    """The answer to ``request`` sent from ::1 on a connection it closes."""
-    with socket.create_connection(("::1", port), timeout=5) as stream:
+def exchange(host: str, port: int, request: bytes) -> bytes:
+    """The answer to ``request`` sent to ``host`` (::1 or 127.0.0.1) on a connection it closes."""
+    with socket.create_connection((host, port), timeout=5) as stream:
         stream.sendall(request)
         answer = b""
         while chunk := stream.recv(65536):
@@ -38,12 +39,13 @@ def test_http_and_grpc_lines_name_a_client_alike_on_either_family(tmp_path: Path
     settings = {"ctr_model": "esmm", "host": "::", "grpc_port": str(grpc_port), "log_format": "json"}
     with running_server(tmp_path / "models", log, **settings) as (url, _):
         port = int(url.rsplit(":", 1)[1])
-        asgi = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-request-id: asgi-6\r\nconnection: close\r\n\r\n"
-        direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: direct-6\r\n"
-        direct += b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
-        assert exchange_over_ipv6(port, asgi).startswith(b"HTTP/1.1 200")
-        assert exchange_over_ipv6(port, direct).startswith(b"HTTP/1.1 200")
-        assert exchange_over_ipv6(port, b"FOO / HTTP/1.1\r\nhost: x\r\n\r\n").startswith(b"HTTP/1.1 501")
+        for host, family in (("::1", b"6"), ("127.0.0.1", b"4")):
+            asgi = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-request-id: asgi-%s\r\nconnection: close\r\n\r\n"
+            direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: direct-%s"
+            direct += b"\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+            assert exchange(host, port, asgi % family).startswith(b"HTTP/1.1 200")
+            assert exchange(host, port, direct.replace(b"%s", family, 1)).startswith(b"HTTP/1.1 200")
+            assert exchange(host, port, b"FOO / HTTP/1.1\r\nhost: x\r\n\r\n").startswith(b"HTTP/1.1 501")
         for host, request_id in (("[::1]", "grpc-6"), ("127.0.0.1", "grpc-4")):
             with grpc.insecure_channel(f"{host}:{grpc_port}") as channel:
                 stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
@@ -55,7 +57,10 @@ def test_http_and_grpc_lines_name_a_client_alike_on_either_family(tmp_path: Path
         record = clients[request_id]
         assert shape.fullmatch(record["client"]), record
         assert record["message"].startswith(f"{record['client']} - "), record
-    assert IPV4_CLIENT.fullmatch(clients["grpc-4"]["client"]), clients["grpc-4"]
+    for request_id in ("asgi-4", "direct-4", "grpc-4"):  # the IPv4 clients of the dual-stack socket, as IPv4
+        record = clients[request_id]
+        assert IPV4_CLIENT.fullmatch(record["client"]), record
     refused = [record for record in records if record["message"].startswith("refused a request (501)")]
-    assert len(refused) == 1 and IPV6_CLIENT.fullmatch(refused[0]["client"]), refused
-    assert f" from {refused[0]['client']}: " in refused[0]["message"]
+    assert len(refused) == 2 and IPV6_CLIENT.fullmatch(refused[0]["client"]), refused
+    assert IPV4_CLIENT.fullmatch(refused[1]["client"]), refused
+    assert all(f" from {record['client']}: " in record["message"] for record in refused)

@@ -118,6 +118,13 @@ def test_idle_connections_are_closed_within_the_drain(idle: float, timeout: floa
     assert Settings(drain_idle_s=timeout - 0.5, drain_timeout_s=timeout).drain_idle_s == timeout - 0.5
 
 
+def test_a_drain_timeout_under_the_default_idle_time_halves_it() -> None:
+    """CTR_DRAIN_TIMEOUT_S=0.9 alone was refused for CTR_DRAIN_IDLE_S's default of 1 s, never set: the idle time
+    left at its default is half a drain that short."""
+    assert Settings(drain_timeout_s=0.9).drain_idle_s == 0.45
+    assert Settings(drain_timeout_s=20).drain_idle_s == 1.0
+
+
 def test_several_workers_take_an_admin_token_and_a_grpc_port() -> None:
     """Admin operations reach every worker (sibling_admin.py); each worker serves gRPC on the port."""
     settings = Settings(workers=2, admin_token="a-token-of-16-chars", grpc_port=9001)
