@@ -109,7 +109,7 @@ from service.http.scope_keys import (
     SCOPE_REQUEST_ID,
     SCOPE_TRACEPARENT,
 )
-from service.log_format import FAILED, REQUEST_SCOPE, access_level, correlation, log_access_line, note_error
+from service.log_format import FAILED, REQUEST_SCOPE, correlation, log_access_line, note_error
 
 logger = logging.getLogger(__name__)
 
@@ -639,7 +639,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 said, caller_fields = correlated
                 fields.update(caller_fields)
         logger.log(
-            access_level(status),
+            logging.INFO,  # the client's bytes at fault, whatever the status: a 501 or 505 is no failure of the service
             "refused a request (%d) from %s: %s%s%s",
             status,
             client,

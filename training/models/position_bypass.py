@@ -77,7 +77,8 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: s
     bypass learned, not the world's examination. The slot-free part is computed once for every slot."""
     if "position" not in tensors or "pctr" not in getattr(model, "output_names", ()):
         return None
-    if getattr(model, "bypass", None) is None or not hasattr(model, "slot_free_logit"):
+    members = ("slot_free_logit", "bypass_logit")  # a model without one of them serves no slot 1 (docs/models.md)
+    if getattr(model, "bypass", None) is None or not all(hasattr(model, member) for member in members):
         return {"regime": LOGGED}
     slots = listed_slots(position_ctr(tensors["position"].numpy(), tensors["click"].numpy()))
     rows = slice(0, min(RATIO_ROWS, tensors["position"].shape[0]))
