@@ -18,7 +18,6 @@ import typer
 from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
 from cli.reports import check_writable, run_record, write_report
-from cli.signals import exit_on_sigterm
 from clients.batch_size_grid import SIZES
 from clients.bench_peers.peers import PEERS
 
@@ -31,13 +30,6 @@ def _writable(out: Path) -> Path:
 
 
 ReportOption = Annotated[Path, typer.Option(help="JSON report to write.", callback=_writable)]
-
-
-@bench_app.callback()
-def _stop_servers_on_sigterm() -> None:
-    """SIGTERM raises SystemExit, so the servers a benchmark started are stopped by the blocks that started
-    them (they were left running under init, holding their ports)."""
-    exit_on_sigterm()
 
 
 def _checkout(root: Path | None) -> Path | None:

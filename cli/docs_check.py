@@ -47,7 +47,6 @@ from urllib.parse import urlsplit
 import typer
 
 from cli.reports import write_whole
-from cli.signals import sigterm_exits
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 # the service as the examples call it, its scheme written or not
@@ -284,8 +283,7 @@ def docs_check(
     """Run the documentation's curl examples against a live service and compare the answers with the
     ones shown (`make docs-check`); exit 1 naming each mismatch. Values are compared only when the
     served models are those the pages' answers came from (``--models-record``); shapes always."""
-    with sigterm_exits():  # a SIGTERM stops the service this started and removes its folder, as Ctrl-C does
-        _docs_check(files, url, repository, exact, write, models_record)
+    _docs_check(files, url, repository, exact, write, models_record)
 
 
 def _docs_check(

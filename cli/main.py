@@ -79,6 +79,10 @@ def configure(
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    if context.invoked_subcommand != "serve":  # the service drains on SIGTERM itself (service/server.py)
+        # every other command unwinds on it as on Ctrl-C, until it ends (cli/signals.py): the service `ctr
+        # auction` started, the file `ctr score` was writing, were left behind by commands that did not ask for it
+        context.with_resource(sigterm_exits())
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, handlers=[stderr_handler("%(asctime)s %(levelname)s %(name)s: %(message)s")])
     # A misspelt CTR_ variable is said by every command, as by `ctr serve`, which says it itself once its log's
@@ -216,6 +220,9 @@ def train(
         from training.distributed import end_torchrun_process
         from training.distributed_train import StreamSettings, train_streaming
 
+        # a process torchrun started ends on its SIGTERM at once, as by default: blocked inside a collective, it
+        # could not run the Python handler the app's callback set until the collective returned
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         settings = StreamSettings(workers, shuffle_buffer, statistics)
         try:
             checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
@@ -230,10 +237,7 @@ def train(
         return
     from training.pipeline import train as train_model
 
-    # SIGTERM (systemd, Kubernetes, `timeout`) unwinds as Ctrl-C does: the checkpoint's temporary file and the
-    # export's staging folder are removed. (--nproc's launcher passes it on to torchrun, which stops its own.)
-    with sigterm_exits():
-        finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
+    finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
 
 
 @app.command()
@@ -252,9 +256,8 @@ def export(
     from training.checkpoint import Checkpoint
     from training.pipeline import checkpoint_path
 
-    with sigterm_exits():  # SIGTERM (systemd, Kubernetes, `timeout`) removes the staging folder, as Ctrl-C does
-        path = checkpoint_path(work_dir, name)
-        publish(name, Checkpoint.load(path), path, repository)
+    path = checkpoint_path(work_dir, name)
+    publish(name, Checkpoint.load(path), path, repository)
 
 
 def publish(name: str, checkpoint: Checkpoint, path: Path, repository: Path) -> None:

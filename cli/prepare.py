@@ -29,7 +29,7 @@ import typer
 
 from cli.export_line import read_export_line
 from cli.options import WorkDirOption, settings_with_options
-from cli.signals import release_stop_signals, sigterm_exits, stop_signals_held
+from cli.signals import release_stop_signals, stop_signals_held
 from clients.service_process import stop
 
 # Seconds each model took to train and export with `ctr prepare` on the 2-core machine, its processes sharing
@@ -220,6 +220,5 @@ def prepare(
     said = f" ({'; '.join(_none_whole(repository, name) for name in broken)})" if broken else ""
     typer.echo(f"{step} no exported version of {', '.join(missing)}{said}: training on the built-in world simulator, "
                f"one process per model, in parallel, {THREADS_PER_MODEL} torch thread each")  # fmt: skip
-    with sigterm_exits():  # a SIGTERM (a CI's cancel, `timeout`) stops the training processes as Ctrl-C does
-        train_in_parallel(missing, repository, work_dir, step)
+    train_in_parallel(missing, repository, work_dir, step)  # a SIGTERM stops them as Ctrl-C does (cli/main.py)
     typer.echo(f"{step} done in {time.monotonic() - started:.0f} s")

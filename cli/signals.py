@@ -1,9 +1,14 @@
 """SIGTERM ends a command as Ctrl-C does: the blocks that started servers or processes stop them.
 
 Python's default SIGTERM ends the process at once, its ``finally`` blocks and context managers unrun:
-the servers ``ctr bench`` and ``ctr docs-check`` started were left running under init (holding their
-ports), and their temporary folders stayed. Under ``exit_on_sigterm`` the signal raises ``SystemExit``
-with a shell's code for it (128 + 15 = 143), so everything unwinds as for SIGINT's KeyboardInterrupt.
+the servers ``ctr bench``, ``ctr docs-check`` and ``ctr auction`` started were left running under init
+(holding their ports), and their temporary folders and files stayed (an export's staging folder, the file
+``ctr score`` was writing). Under ``sigterm_exits`` the signal raises ``SystemExit`` with a shell's code
+for it (128 + 15 = 143), so everything unwinds as for SIGINT's KeyboardInterrupt. The app's callback
+(cli/main.py) runs every command under it, so that none is left out (each command once asked for it itself,
+and the ones that did not were the ones that left things behind), but ``ctr serve`` (which drains on SIGTERM
+itself) and the processes torchrun starts for ``ctr train --distributed`` (which keep the default: one blocked
+in a collective could not run the handler).
 """
 
 from __future__ import annotations
@@ -22,16 +27,11 @@ def _exit(*_: Any) -> None:
     sys.exit(SIGTERM_EXIT_CODE)
 
 
-def exit_on_sigterm() -> Any:
-    """From now on SIGTERM raises ``SystemExit(143)``; returns the handler it replaces."""
-    return signal.signal(signal.SIGTERM, _exit)
-
-
 @contextmanager
 def sigterm_exits() -> Iterator[None]:
-    """``exit_on_sigterm`` for the block only: the previous handler back after it (a command run in a
-    test's process leaves that process's handling as it found it)."""
-    previous = exit_on_sigterm()
+    """SIGTERM raises ``SystemExit(143)`` in the block; the previous handler back after it (a command run in
+    a test's process leaves that process's handling as it found it)."""
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
         yield
     finally:

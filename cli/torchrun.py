@@ -4,6 +4,11 @@ A process that stops on a user's mistake found only once training started (a wro
 in a row group the statistics pass reads) leaves its message in a folder the launcher names
 (``CTR_PROCESS_ERRORS``), and the command ends with that message on one line after torchrun's report of
 the failure, where it said only "the error is above" below both processes' tracebacks.
+
+torchrun's standard error (its processes' too: they inherit it) is copied to the command's as it comes, until
+the command passes a stop signal on: what follows is dropped, so a stopped run ends on the command's one line
+where torchrun's traceback of the signal (``SignalException: Process N got signal: 15``, 20 lines; 50, two
+tracebacks, for a Ctrl-C, which reaches the processes too) came before it.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from cli.errors import one_line
 
 PROCESS_ERRORS = "CTR_PROCESS_ERRORS"
 PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # the signals a launcher passes on to torchrun
+# How long the copy of torchrun's standard error may go on once torchrun has ended: its processes ended with it,
+# but for one that outlives a torchrun killed outright (it trains on, holding the pipe open)
+COPY_AFTER_END_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,10 @@ def launch(nproc: int, arguments: list[str]) -> Launched:
         command += [f"--log-dir={Path(errors, 'torchrun')}"]
         command += ["-m", "cli.main", "--", *arguments]  # "--": torchrun would take --logs for its --logs-specs
         environment = {"GLOO_SOCKET_IFNAME": "lo", **os.environ, PROCESS_ERRORS: errors}
-        process = subprocess.Popen(command, env=environment)
+        process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE)
         received: list[int] = []
+        copy = threading.Thread(target=_copy_until_stopped, args=(process.stderr, received), daemon=True)
+        copy.start()
 
         def pass_on(signum: int, _frame: object) -> None:
             received.append(signum)
@@ -60,8 +72,24 @@ def launch(nproc: int, arguments: list[str]) -> Launched:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        copy.join(COPY_AFTER_END_S)  # the processes' last words (a traceback) before the command's own line
         notes = sorted(Path(errors).glob("process-*.txt"), key=lambda note: int(note.stem.split("-")[1]))
         return Launched(code, [note.read_text(encoding="utf-8") for note in notes], received[0] if received else None)
+
+
+def _copy_until_stopped(source: IO[bytes], stopped: list[int]) -> None:
+    """``source`` to this process's standard error, chunk by chunk as written (a progress bar's ``\\r`` too),
+    until ``stopped`` holds a signal; read to its end, what comes then dropped."""
+    last = b"\n"
+    with source:
+        while chunk := os.read(source.fileno(), 65536):
+            if not stopped:
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.buffer.flush()
+                last = chunk[-1:]
+    if last != b"\n":  # a progress bar's line, which the dropped rest ended: the command's line starts its own
+        sys.stderr.buffer.write(b"\n")
+        sys.stderr.buffer.flush()
 
 
 def note_process_error(error: Exception) -> None:

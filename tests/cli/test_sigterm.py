@@ -1,0 +1,88 @@
+"""SIGTERM to a `ctr` command's own process (as `timeout`, systemd or a scheduler send it) ends it as Ctrl-C
+does, whichever command it is: the service it started is stopped and the file it was writing removed, exit
+code 143. Commands that did not ask for it ended at once, leaving both behind (cli/signals.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from contextlib import suppress
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tests.integration.test_score_offline import candidates_table
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.wait import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+CTR = [sys.executable, "-c", "from cli.main import app; app()"]
+SERVICE_LINE = re.compile(r"service on http://127\.0\.0\.1:(\d+) .* \(pid (\d+)\)")
+
+
+def started(tmp_path: Path, *args: str, **variables: str) -> subprocess.Popen:
+    """``ctr ARGS`` in ``tmp_path``, in a session of its own (the test's clean-up kills what is left of it), with
+    no ambient CTR_* settings; its stderr to ``tmp_path/stderr.log``, where the test reads how far it got."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], **variables}
+    with open(tmp_path / "stderr.log", "w", encoding="utf-8") as stderr:
+        return subprocess.Popen(
+            [*CTR, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+
+
+def stderr_of(tmp_path: Path) -> str:
+    return (tmp_path / "stderr.log").read_text(encoding="utf-8")
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ended_by_sigterm(process: subprocess.Popen, tmp_path: Path) -> None:
+    process.send_signal(signal.SIGTERM)  # to its own process alone, not its group
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, stderr_of(tmp_path)[-3000:]
+
+
+def test_sigterm_to_auction_stops_the_service_it_started(tmp_path: Path) -> None:
+    process = started(
+        tmp_path, "auction", "--quick", "--pipelines", "debiased", "--no-progress", "--configs", str(ROOT / "models"),
+        "--work-dir", "work", "--out", "auction.json",
+    )  # fmt: skip
+    try:
+        found = eventually(lambda: SERVICE_LINE.search(stderr_of(tmp_path)), 90, lambda: stderr_of(tmp_path)[-3000:])
+        port, service = int(found[1]), int(found[2])
+        ended_by_sigterm(process, tmp_path)
+        eventually(lambda: not running(service), 30, f"the service (pid {service}) stopped")
+        assert not listening(port)
+        assert not (tmp_path / "auction.json").exists()
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of what the test started
+        process.wait()
+
+
+def test_sigterm_to_score_removes_the_file_it_was_writing(tmp_path: Path) -> None:
+    publish_tiny_esmm(tmp_path / "models")
+    pq.write_table(candidates_table(sizes=[10] * 10_000).drop_columns(["request_id"]), tmp_path / "candidates.parquet")
+    # a request a row: seconds of scoring, where the signal comes once the temporary file is there
+    process = started(tmp_path, "score", "candidates.parquet", "-r", "models", CTR_MAX_CANDIDATES="1")
+    try:
+        eventually(lambda: list(tmp_path.glob(".scores.parquet.*.tmp")), 60, lambda: stderr_of(tmp_path)[-3000:])
+        ended_by_sigterm(process, tmp_path)
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["candidates.parquet", "models", "stderr.log"]
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
