@@ -98,7 +98,7 @@ def summed(values: np.ndarray) -> float:
     return float(values.sum(dtype=np.float64))
 
 
-def output_sums(outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+def run_output_sums(outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
     """A run's sum of each probability output it gave (``SUMMED_OUTPUTS``), for ``ModelStats.executed``."""
     sums = {}
     for name in SUMMED_OUTPUTS:  # a loop: a comprehension's frame cost a fifth more on a 1-row run
@@ -143,7 +143,7 @@ class ModelStats:
 
     def executed(self, items: int, compute_s: float, sums: Mapping[str, float] | None = None) -> None:
         """A model run of ``items`` rows, ``compute_s`` long, whose probability outputs summed to ``sums``
-        (``output_sums``)."""
+        (``run_output_sums``)."""
         if sums:
             totals = self.output_sums
             for name, total in sums.items():

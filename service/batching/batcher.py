@@ -50,7 +50,7 @@ from service.batching.policy import (
     split_outputs,
 )
 from service.http.errors import ApiError, DeadlineExceeded, InputError, ModelRunFailed, NonFiniteOutput, QueueFull
-from service.metrics import ModelStats, output_sums
+from service.metrics import ModelStats, run_output_sums
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class Batcher:
         error = done.exception()
         ran = done.result() if error is None else None
         if ran is not None:
-            sums = output_sums(ran[0])
+            sums = run_output_sums(ran[0])
             error = self._non_finite(sums)
             if error is None:
                 self.stats.executed(work.n_items, ran[1], sums)
@@ -290,7 +290,7 @@ class Batcher:
             self._settle(work, None, self._answered_failure(error))
 
     def _non_finite(self, sums: Mapping[str, float]) -> NonFiniteOutput | None:
-        """The failure of a run whose probability outputs (summed: ``output_sums``) hold a NaN or an infinity,
+        """The failure of a run whose probability outputs (summed: ``run_output_sums``) hold a NaN or an infinity,
         or None: one compare a run (the sums' sum is finite exactly when each value is), where checking each
         value cost ~1.5 µs an output."""
         if math.isfinite(sum(sums.values())):
@@ -465,7 +465,7 @@ class Batcher:
         size = sum(s.size for s in batch)
         sums = None
         if failure is None and outputs is not None:
-            sums = output_sums(outputs)
+            sums = run_output_sums(outputs)
             failure = self._non_finite(sums)
         if failure is not None or outputs is None:
             logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.metrics import Metrics, output_sums
+from service.metrics import Metrics, run_output_sums
 from service.sibling_metrics import SiblingMetrics
 
 INFO = {"provider": "CPUExecutionProvider", "sha256": "5ab1e"}  # a version's ctr_model_info labels
@@ -18,7 +18,9 @@ def counted(successes: int, batch: int, status: int) -> Metrics:
     for _ in range(successes):
         stats.success(0.003, 0.001)
     stats.failure("deadline")
-    stats.executed(batch, 0.002, output_sums({"pctr": np.full(batch, 0.25, np.float32), "embedding": np.ones(batch)}))
+    stats.executed(
+        batch, 0.002, run_output_sums({"pctr": np.full(batch, 0.25, np.float32), "embedding": np.ones(batch)})
+    )
     stats.clipped["ad_price"] += successes
     metrics.responses[status] += successes
     metrics.grpc_responses["OK"] += 1
