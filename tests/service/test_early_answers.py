@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 import uvicorn
-from uvicorn.server import ServerState
 
 from service.http.protocol import guarded_protocol
-from tests.service.test_request_freed import RecordingTransport, answered, plain
-from tests.service.test_request_head import DEFAULT_HEADERS, statuses
+from tests.service.test_request_freed import answered, plain
+from tests.service.test_request_head import guarded_connection, statuses
 
 
 async def refusing(scope: Any, receive: Any, send: Any) -> None:
@@ -35,12 +34,7 @@ def served(app: Any, *reads: bytes, access_log: bool = False) -> tuple[bytes, bo
         config = uvicorn.Config(
             app, http=guarded_protocol(10.0, 10.0, 1.0), log_config=None, lifespan="off", access_log=access_log
         )
-        config.load()
-        server_state = ServerState()
-        server_state.default_headers = list(DEFAULT_HEADERS)
-        connection = config.http_protocol_class(config=config, server_state=server_state, app_state={})
-        transport = RecordingTransport()
-        connection.connection_made(transport)
+        connection, transport = guarded_connection(config)
         for read in reads:
             if not transport.closed:
                 await answered(connection, read)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from typing import Any
 
 import orjson
 import pytest
@@ -31,16 +32,23 @@ def written(requests: bytes, **protocol: object) -> tuple[bytes, bool, list[int]
             lifespan="off",
             access_log=False,
         )
-        config.load()
-        server_state = ServerState()
-        server_state.default_headers = list(DEFAULT_HEADERS)
-        connection = config.http_protocol_class(config=config, server_state=server_state, app_state={})
-        transport = RecordingTransport()
-        connection.connection_made(transport)
+        connection, transport = guarded_connection(config)
         await answered(connection, requests)
         return b"".join(transport.writes), transport.closed
 
     return (*asyncio.run(run()), counted)
+
+
+def guarded_connection(config: uvicorn.Config) -> tuple[Any, RecordingTransport]:
+    """A connection of ``config``'s protocol (loaded here) on a transport that records its writes, given the
+    headers uvicorn's server puts on every response."""
+    config.load()
+    server_state = ServerState()
+    server_state.default_headers = list(DEFAULT_HEADERS)
+    connection = config.http_protocol_class(config=config, server_state=server_state, app_state={})
+    transport = RecordingTransport()
+    connection.connection_made(transport)
+    return connection, transport
 
 
 # what uvicorn's server puts on every response (ctr serve adds the keep-alive hint)
