@@ -7,7 +7,8 @@ run (for the V2 statistics extension, v2/statistics.py); per status code, the HT
 (the protocol's own answers included: 408 read time-outs, 400 unparsable requests, 503 refusals at the
 door, which are also counted apart); per model version, the sum of each probability its graph output (over
 the inference count, its mean: a version that verifies but scores differently from the one before it shows
-there); per model, the versions refused at a load, and whether polling is failing to load it; the execution provider
+there, beside the mean each output had on the validation rows at training, from its model.json); per model,
+the versions refused at a load, and whether polling is failing to load it; the execution provider
 each version runs on; and the processes' CPU, memory and descriptors (process_stats.py). Counters are
 plain integers updated on the event loop thread, so taking a sample costs no lock; ``/metrics`` renders
 them on demand. Every failure reason of a model version is rendered from 0, so that a ratio of failures
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.output_means import PROBABILITY_OUTPUTS
 from service.http.failure_lines import FailureLines
 from service.http.holdings import lines as holding_lines
 from service.http.scope_keys import ANSWERED_BY_PROTOCOL
@@ -39,9 +41,9 @@ DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 
 PREFIX = "ctr"
 # the reasons a batcher fails a request for (batching/batcher.py): each rendered, 0 until it happens
 FAILURE_REASONS = ("cancelled", "deadline", "error", "overloaded", "queue_full")
-# graph outputs that are probabilities (the scoring contract's, DESIGN.md): each version's sum of each,
-# so that its mean served value can be watched (an embedding's sum would say nothing, nor be a counter)
-SUMMED_OUTPUTS = ("pctr", "pcvr", "pctcvr")
+# graph outputs that are probabilities: each version's sum of each, so that its mean served value can be watched
+# (an embedding's sum would say nothing, nor be a counter)
+SUMMED_OUTPUTS = PROBABILITY_OUTPUTS
 # ctr_model_info's labels after model and version: the execution provider in use, and the sha256 of the version's
 # model.onnx, which names it on every machine (a version number is per repository: "esmm v1" differs on each)
 MODEL_INFO_LABELS = ("provider", "sha256")
@@ -211,6 +213,9 @@ class Metrics:
         self.models: dict[tuple[str, int], ModelStats] = {}
         # (name, version) -> the labels ctr_model_info gives it besides those two (MODEL_INFO_LABELS)
         self.info: dict[tuple[str, int], dict[str, str]] = {}
+        # (name, version) -> output -> its mean on the validation rows at training (common/output_means.py): the
+        # served mean's baseline, read once at a load; none for a model.json exported before it was recorded
+        self.training_means: dict[tuple[str, int], dict[str, float]] = {}
         self.responses: Counter = Counter()  # HTTP status code -> count
         self.grpc_responses: Counter = Counter()  # gRPC status code name (OK, INVALID_ARGUMENT, ...) -> count
         self.shed = 0  # requests refused at the door (503 at their headers: http/overload.py)
@@ -222,11 +227,20 @@ class Metrics:
         # for FORGOTTEN_KEEP_S, so that their sum leaves them out at once (sibling_metrics.py)
         self.forgotten: dict[tuple[str, int], float] = {}
 
-    def model(self, name: str, version: int, info: dict[str, str] | None = None) -> ModelStats:
-        """The version's stats; ``info``: its ``ctr_model_info`` labels (MODEL_INFO_LABELS), where known."""
+    def model(
+        self,
+        name: str,
+        version: int,
+        info: dict[str, str] | None = None,
+        training_means: dict[str, float] | None = None,
+    ) -> ModelStats:
+        """The version's stats; ``info``: its ``ctr_model_info`` labels (MODEL_INFO_LABELS), where known;
+        ``training_means``: its outputs' means at training (``ctr_model_training_output_mean``), where recorded."""
         key = (name, version)
         if info:
             self.info[key] = info
+        if training_means:
+            self.training_means[key] = training_means
         stats = self.models.get(key)
         if stats is None:
             stats = self.models[key] = ModelStats()
@@ -254,12 +268,14 @@ class Metrics:
     def _drop(self, key: tuple[str, int]) -> None:
         self.models.pop(key, None)
         self.info.pop(key, None)
+        self.training_means.pop(key, None)
 
     def to_dict(self) -> dict:
         """Every counter, as JSON can hold it (``add`` takes it back)."""
         return {
             "models": [[name, version, stats.to_dict()] for (name, version), stats in self.models.items()],
             "info": [[name, version, info] for (name, version), info in self.info.items()],
+            "training_means": [[name, version, means] for (name, version), means in self.training_means.items()],
             "responses": [[code, n] for code, n in self.responses.items()],
             "grpc_responses": [[code, n] for code, n in self.grpc_responses.items()],
             "shed": self.shed,
@@ -274,6 +290,8 @@ class Metrics:
             self.model(name, version).add(stats)
         for name, version, info in saved["info"]:
             self.info.setdefault((name, version), info)
+        for name, version, means in saved.get("training_means", []):  # (absent from a worker of an earlier release)
+            self.training_means.setdefault((name, version), means)
         self.responses.update(dict(saved["responses"]))
         self.grpc_responses.update(dict(saved["grpc_responses"]))
         self.shed += saved["shed"]
@@ -353,10 +371,21 @@ class Metrics:
             "gauge",
             "1 for each model version being served, with its execution provider and its model.onnx sha256.",
         )
-        for k in sorted(set(served) - set(self.forgotten)):  # one a worker has forgotten: all its series out
+        live = sorted(set(served) - set(self.forgotten))  # one a worker has forgotten: all its series out
+        for k in live:
             info = self.info.get(k, {})
             named = ",".join(f'{label}="{info.get(label, "")}"' for label in MODEL_INFO_LABELS)
             out.append(f"{p}_model_info{{{labels(k)},{named}}} 1")
+        family(
+            "model_training_output_mean",
+            "gauge",
+            "Each probability's mean on validation rows at training: the served mean's baseline, not the logged CTR.",
+        )
+        for k in live:
+            means = self.training_means.get(k, {})
+            out.extend(
+                f'{p}_model_training_output_mean{{{labels(k)},output="{o}"}} {means[o]!r}' for o in sorted(means)
+            )
         family("http_responses_total", "counter", "HTTP responses by status code.")
         out.extend(f'{p}_http_responses_total{{code="{code}"}} {n}' for code, n in sorted(self.responses.items()))
         family("grpc_responses_total", "counter", "gRPC responses (KServe V2 gRPC service) by status code.")

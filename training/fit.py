@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.output_means import output_means
 from training.dataset import ImpressionTensors
 from training.position_ctr import NoTopSlot
 
@@ -149,7 +150,8 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
         return {}
     joined = {name: np.concatenate(parts) for name, parts in predictions.items()}
     metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
-    return {k: float(v) for k, v in metrics.items()}
+    # the served mean's baseline (common/output_means.py): the model's own, not the logs' click rate
+    return {k: float(v) for k, v in metrics.items()} | output_means(joined)
 
 
 def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, float]:

@@ -37,6 +37,7 @@ from typing import Any
 from anyio import to_thread
 from starlette.concurrency import run_in_threadpool
 
+from common.output_means import training_means
 from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
 from service.batching.policy import ServiceRate
@@ -417,7 +418,8 @@ class ModelManager:
             # of it were still draining (it carried on from its count while this worker's restarted: a reset)
             self.metrics.restart((model.name, model.version))
         info = {"provider": model.provider, "sha256": model.manifest.onnx_sha256}  # MODEL_INFO_LABELS
-        stats = self.metrics.model(model.name, model.version, info)
+        means = training_means(model.manifest.metrics)  # the served mean's baseline, once per load
+        stats = self.metrics.model(model.name, model.version, info, means)
         for encoder in model.encoders:  # its clipped values counted with the version's other figures
             stats.clipped.update(dict.fromkeys(encoder.numeric_names, 0))  # each series from 0
             encoder.clipped = stats.clipped

@@ -93,9 +93,10 @@ def publish_tiny_esmm(
     spec: FeatureSpec = SPEC,
     position: dict | None = None,
     weighted_pooling: bool = False,
+    metrics: dict[str, float] | None = None,
 ) -> int:
     """Write the tiny model as the next version of ``name`` under ``root`` (``position``: model.json's
-    position regime object); returns the version."""
+    position regime object, ``metrics`` its training-time metrics); returns the version."""
     model_bytes = build_onnx(spec, outputs, seed, weighted_pooling)
 
     def write(directory: Path, version: int) -> None:
@@ -113,6 +114,7 @@ def publish_tiny_esmm(
             feature_spec=spec,
             onnx_sha256=hashlib.sha256(model_bytes).hexdigest(),
             position=position,
+            metrics=metrics or {},
         )
         (directory / MANIFEST_FILE).write_text(manifest.to_json())
 
