@@ -1,9 +1,9 @@
 """Each gRPC method's outcome as the code clients expect, counted in ``ctr_grpc_responses_total{code}``: a
 refusal keeps the service's message and maps its HTTP status to a gRPC code (400/413/415/422 ->
-INVALID_ARGUMENT, 404 -> NOT_FOUND, 503 -> UNAVAILABLE, 408/504 -> DEADLINE_EXCEEDED); anything unexpected is
-logged and answered INTERNAL. Each call's request id goes back in its trailing metadata and, with the access
-log on, the call is said in one access line (access.py). Shared by the services on ``CTR_GRPC_PORT`` (server.py,
-health.py)."""
+INVALID_ARGUMENT, 404 -> NOT_FOUND, 503 -> UNAVAILABLE, 408/504 -> DEADLINE_EXCEEDED; an overload's Retry-After
+as ``grpc-retry-pushback-ms``); anything unexpected is logged and answered INTERNAL. Each call's request id goes
+back in its trailing metadata and, with the access log on, the call is said in one access line (access.py).
+Shared by the services on ``CTR_GRPC_PORT`` (server.py, health.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from service.log_format import CLIENT_LEFT
 from service.v2.grpc.access import REQUEST_ID_KEY, call_request_id, call_scope, log_call
 
 logger = logging.getLogger(__name__)
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRFC A6: grpc-go's and grpc-java's retry policies wait as told
 
 CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -40,6 +42,14 @@ Handler = Callable[[Any, Message, grpc.aio.ServicerContext], Awaitable[Message]]
 def status_code(status: int) -> grpc.StatusCode:
     """The gRPC code for an HTTP status the service answers."""
     return CODES.get(status, grpc.StatusCode.INVALID_ARGUMENT if 400 <= status < 500 else grpc.StatusCode.INTERNAL)
+
+
+def retry_pushback(error: ApiError) -> tuple[tuple[str, str], ...]:
+    """An overload's Retry-After (``CTR_RETRY_AFTER_S``) as the trailing ``grpc-retry-pushback-ms``: UNAVAILABLE
+    alone told a client nothing of when to retry, where HTTP's 503 says it. A 503 without it (a model not loaded)
+    gets none, as HTTP's has none."""
+    retry_after = error.headers.get("Retry-After") if error.status == 503 and error.headers else None
+    return () if retry_after is None else ((RETRY_PUSHBACK_KEY, str(int(retry_after) * 1000)),)
 
 
 def answered(method: Handler) -> Handler:
@@ -63,6 +73,7 @@ def answered(method: Handler) -> Handler:
             code = status_code(error.status)
             counts[code.name] += 1
             message = error.message + (f" (field {error.field})" if error.field else "")
+            trailing += retry_pushback(error)
             if lines.writes(error.status):
                 log_call(scope, context, name, request, code.name, error.status, message)
             await context.abort(code, message, trailing)

@@ -45,6 +45,15 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
 
+# Clients' keepalive pings are let through from every 10 s on, calls in flight or not: grpc-core's defaults (no
+# pings on a connection without calls, one per 5 min without data) answered an ad server's grpc-go/grpc-java channel
+# pinging every 10 s with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after ~30 s idle, and its next bid paid a
+# reconnect. Faster pingers still get the default two strikes, then GOAWAY: a ping flood stays refused.
+KEEPALIVE_PINGS = (
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
+
 
 class InferenceService:
     """The RPCs, reading the app's state per call (models change on reload)."""
@@ -112,7 +121,11 @@ class InferenceService:
         app = self.app
         if app.shedding:  # a standing queue: the same refusal as at the HTTP door
             app.queue_watch.refused += 1
-            raise ApiError(503, "server overloaded: requests wait too long to be read; retry later")
+            raise ApiError(
+                503,
+                "server overloaded: requests wait too long to be read; retry later",
+                headers={"Retry-After": str(app.retry_after)},  # as the HTTP door's refusal says it
+            )
         app.in_flight += 1
         try:
             models, settings = self.models, app.state.settings
@@ -165,7 +178,7 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
     limit = settings.max_body_bytes
     share = 1 if settings.workers > 1 else 0
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share)],
+        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share), *KEEPALIVE_PINGS],
     )
     server.add_generic_rpc_handlers((handlers(InferenceService(app)), health_handlers(HealthService(app, SERVICE))))
     address = shown(settings.host, settings.grpc_port)
