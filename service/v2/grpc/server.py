@@ -45,13 +45,14 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
 
-# Clients' keepalive pings are let through from every 10 s on, calls in flight or not: grpc-core's defaults (no
+# Clients' keepalive pings are let through from every 5 s on, calls in flight or not: grpc-core's defaults (no
 # pings on a connection without calls, one per 5 min without data) answered an ad server's grpc-go/grpc-java channel
-# pinging every 10 s with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after ~30 s idle, and its next bid paid a
-# reconnect. Faster pingers still get the default two strikes, then GOAWAY: a ping flood stays refused.
+# pinging every 10 s (grpc-go's shortest) with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after ~30 s idle, and its
+# next bid paid a reconnect. Faster pingers still get the default two strikes, then GOAWAY: a ping flood stays
+# refused.
 KEEPALIVE_PINGS = (
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
 )
 
 
