@@ -203,19 +203,6 @@ def will_close(cycle: RequestResponseCycle) -> None:
     cycle.default_headers = without_hint(cycle.default_headers)
 
 
-def closes_unread_body(waiting_for_continue: bool) -> bool:
-    """Whether an answer sent while its request's body is unread closes the connection (RFC 9110 section
-    10.1.1: a server answering before the whole body says whether it closes or reads on): where the client
-    waits for ``100 Continue``, which sends no body once refused, so its next request would be read as that
-    body and never answered (a 415 for its content type kept the connection without a word). A client that
-    is sending its body (a 413 from its ``Content-Length``, the door's 503s) has it read on and dropped, as
-    the body time-out bounds: closing with its bytes unread makes the kernel reset the connection, and on a
-    network the reset can reach the client before the answer is read (nginx's lingering close and Go's
-    server read on for the same reason). A client that declares a body and sends none without asking for
-    ``100 Continue`` has its next request read as that body, as any HTTP/1.1 server does."""
-    return waiting_for_continue
-
-
 def parser_refusal(error: BaseException | None) -> Refusal:
     """The refusal of a request the parser (llhttp) stopped at: ``UNKNOWN_METHOD`` where it stopped at the
     method (told from bytes that are no request by ``method_refusal``), 505 for an HTTP version it does not
@@ -260,14 +247,19 @@ class _Refused:
         self.keep_alive = keep_alive
 
 
-class _BodyUnread(RequestResponseCycle):
-    """The cycle of a request whose body had not all arrived when its connection was last read (it takes
-    this class then: ``data_received``), so that an answer it starts while the body is still unread closes
-    the connection where ``closes_unread_body`` says (uvicorn kept it open and read the next request as the
-    body). The others keep uvicorn's ``send``: nothing more per request."""
+class _AwaitingContinue(RequestResponseCycle):
+    """The cycle of a request whose client waits for ``100 Continue`` before sending its body (it takes this
+    class with its head: ``on_headers_complete``): an answer started before the body is asked for says
+    ``Connection: close`` and closes the connection (RFC 9110 section 10.1.1: a server answering before the
+    whole body says whether it closes or reads on). Refused, the client sends no body, and uvicorn kept the
+    connection and read its next request as that body, never answered (a 415 for its content type). A client
+    that is sending its body (a 413 from its ``Content-Length``, the door's 503s) has it read on and dropped,
+    as the body time-out bounds: closing with its bytes unread makes the kernel reset the connection, and on
+    a network the reset can reach the client before the answer is read (nginx's lingering close and Go's
+    server read on for the same reason). The other cycles keep uvicorn's ``send``: nothing more per request."""
 
     async def send(self, message: Message) -> None:  # type: ignore[override]
-        if not self.response_started and self.more_body and closes_unread_body(self.waiting_for_100_continue):
+        if self.waiting_for_100_continue and not self.response_started:
             will_close(self)
         await super().send(message)  # type: ignore[arg-type]
 
@@ -335,9 +327,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             first = fresh and self._heads_begun == begun + 1  # the read begins with it: its bytes are known
             self._refuse_and_close(method_refusal(data) if first else NOT_HTTP)
             return
-        cycle = self.cycle
-        if cycle is not None and cycle.more_body and not cycle.response_started:  # its body is still arriving
-            cycle.__class__ = _BodyUnread
         # complete fields are counted as parsed (on_header); a field still being parsed, which httptools
         # gathers whole before it is handed over, by the reads that held nothing but one request's head
         if head and self._in_head and begun == self._heads_begun and not self.transport.is_closing():
@@ -427,6 +416,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None:
+            if self.expect_100_continue:  # its body comes once asked for: an answer before that closes
+                cycle.__class__ = _AwaitingContinue
             if self._draining:
                 cycle.keep_alive = False  # answered with Connection: close
             # a response closing the connection (HTTP/1.0, the client's Connection: close, a drain) says no idle time
@@ -543,7 +534,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self) -> None:
         """Answer 503 now; the body that follows is dropped (``_Refused`` is complete)."""
         keep_alive = (
-            self.parser.should_keep_alive() and not self._draining and not closes_unread_body(self.expect_100_continue)
+            self.parser.should_keep_alive() and not self._draining and not self.expect_100_continue  # _AwaitingContinue
         )
         self.cycle = _Refused(keep_alive)  # type: ignore[assignment]
         close = self.kept_alive_headers if keep_alive else b"connection: close\r\n"
@@ -638,16 +629,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if correlated is not None:
                 said, caller_fields = correlated
                 fields.update(caller_fields)
-        logger.log(
-            logging.INFO,  # the client's bytes at fault, whatever the status: a 501 or 505 is no failure of the service
-            "refused a request (%d) from %s: %s%s%s",
-            status,
-            client,
-            reason,
-            said,
-            said_id,
-            extra=fields,
-        )
+        # INFO whatever the status: the client's bytes are at fault, a 501 or 505 is no failure of the service
+        logger.info("refused a request (%d) from %s: %s%s%s", status, client, reason, said, said_id, extra=fields)
 
     def _peer(self) -> str:
         """The connection's client as an access line names it (``host:port``, ``[addr]:port`` for IPv6:
