@@ -14,7 +14,7 @@ a scope made for the call, so both say them alike, in text and in JSON (where ``
 and ``code`` are fields too). With it off, a failure's line is still written, within the budget of HTTP's
 failure lines (http/failure_lines.py ``writes``).
 ``duration_ms`` counts from when the handler started: grpc.aio does not say when the call's bytes arrived.
-The ``<peer>`` is written as HTTP's line writes its client (``peer_shown``): ``127.0.0.1:39404``,
+The ``<peer>`` is written as HTTP's line writes its client (``call_peer``): ``127.0.0.1:39404``,
 ``[::1]:39404``, where grpc's own ``ipv4:127.0.0.1:39404`` and ``ipv6:%5B::1%5D:39404`` matched no HTTP line's.
 """
 
@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from service.binding import peer_shown
 from service.http.request_head import REQUEST_ID, REQUEST_IDS, acceptable_request_id
 from service.http.scope_keys import INFER_ID, RECEIVED, REFUSED_REQUEST_ID, SCOPE_REQUEST_ID
 from service.log_format import access_level, access_line_fields, note_error
@@ -72,7 +73,7 @@ def log_call(
     if error is not None:
         note_error(scope, error)  # cut as HTTP's are
     model = getattr(request, "model_name", None) or getattr(request, "name", None)  # ModelInfer's, or the others'
-    fields = {"scope": scope, "client": peer_shown(context.peer()), "method": method, "code": code}
+    fields = {"scope": scope, "client": call_peer(context.peer()), "method": method, "code": code}
     if model:
         fields["model"] = model
         message, args = "%s - gRPC %s model=%s %s", (fields["client"], method, orjson.dumps(model).decode(), code)
@@ -81,9 +82,10 @@ def log_call(
     access_logger.log(access_level(status), message, *args, extra=fields)
 
 
-def peer_shown(peer: str) -> str:
+def call_peer(peer: str) -> str:
     """A call's peer (grpc's URI: ``ipv6:%5B::1%5D:39404``) as HTTP's access line names a client
-    (log_format.client_shown): ``[::1]:39404``, ``127.0.0.1:39404``; one of another kind as grpc says it."""
-    if peer.startswith(IP_PEER_PREFIXES):
-        return unquote(peer.partition(":")[2])  # grpc quotes the brackets of an IPv6 address (%5B, %5D)
-    return peer
+    (binding.peer_shown): ``[::1]:39404``, ``127.0.0.1:39404``; one of another kind as grpc says it."""
+    if not peer.startswith(IP_PEER_PREFIXES):
+        return peer
+    host, _, port = unquote(peer.partition(":")[2]).rpartition(":")  # grpc quotes an IPv6 address's brackets
+    return peer_shown(host.removeprefix("[").removesuffix("]"), int(port))
