@@ -128,7 +128,7 @@ def checked_request(
     max_string_chars: int,
 ) -> PreparedRequest:
     """A parsed request checked (``checked_rows``, against ``kinds``: the role models' feature kinds) and, if
-    large, encoded; ``ctr score`` prepares each request of a file here too (offline.py)."""
+    large, encoded; ``ctr score`` prepares each request of a file here too (training/offline_scores.py)."""
     distinct = tuple(dict.fromkeys(roles.values()))
     rows = checked_rows(context, candidates, distinct, kinds, max_string_chars)
     n = len(candidates)
