@@ -304,8 +304,9 @@ class Metrics:
     def render(
         self, pending: dict[tuple[str, int], int], served: Iterable[tuple[str, int]], process: dict[str, float]
     ) -> str:
-        """The exposition text; ``pending`` is each live batcher's pending requests, ``process`` the
-        processes' figures (process_stats.py)."""
+        """The exposition text; ``pending`` is each live batcher's pending requests, ``served`` every (name,
+        version) served now (``ServingModels.served``: each has its ``ctr_model_info`` and training means, those
+        a worker has forgotten left out), ``process`` the processes' figures (process_stats.py)."""
         p = PREFIX
         out: list[str] = []
 
@@ -317,37 +318,35 @@ class Metrics:
             return f'model="{key[0]}",version="{key[1]}"'
 
         keys = sorted(self.models)
-        family("inference_request_success_total", "counter", "Inference requests answered with outputs.")
-        out.extend(f"{p}_inference_request_success_total{{{labels(k)}}} {self.models[k].successes}" for k in keys)
+        shown = {k: labels(k) for k in keys}  # formed once per version, not once per family
+
+        def per_version(name: str, kind: str, text: str, attribute: str, spec: str = "") -> None:
+            """A family of one series per version: its stats' ``attribute``, formatted by ``spec``."""
+            family(name, kind, text)
+            out.extend(f"{p}_{name}{{{shown[k]}}} {getattr(self.models[k], attribute):{spec}}" for k in keys)
+
+        per_version(
+            "inference_request_success_total", "counter", "Inference requests answered with outputs.", "successes"
+        )
         family("inference_request_failure_total", "counter", "Inference requests that failed, by reason.")
         for k in keys:
             failures = self.models[k].failures
             for reason in sorted(set(FAILURE_REASONS) | set(failures)):
-                out.append(f'{p}_inference_request_failure_total{{{labels(k)},reason="{reason}"}} {failures[reason]}')
-        family("inference_count_total", "counter", "Items (candidates) run through the model.")
-        out.extend(f"{p}_inference_count_total{{{labels(k)}}} {self.models[k].items}" for k in keys)
-        family("inference_exec_count_total", "counter", "Model executions (batches).")
-        out.extend(f"{p}_inference_exec_count_total{{{labels(k)}}} {self.models[k].executions}" for k in keys)
-        family(
-            "inference_queue_duration_seconds_total",
-            "counter",
-            "Time requests answered waited for their run, summed over requests.",
-        )
-        out.extend(
-            f"{p}_inference_queue_duration_seconds_total{{{labels(k)}}} {self.models[k].queue_s:.9g}" for k in keys
-        )
-        family("inference_compute_duration_seconds_total", "counter", "Time spent in model executions.")
-        out.extend(
-            f"{p}_inference_compute_duration_seconds_total{{{labels(k)}}} {self.models[k].compute_s:.9g}" for k in keys
-        )
+                out.append(f'{p}_inference_request_failure_total{{{shown[k]},reason="{reason}"}} {failures[reason]}')
+        per_version("inference_count_total", "counter", "Items (candidates) run through the model.", "items")
+        per_version("inference_exec_count_total", "counter", "Model executions (batches).", "executions")
+        queued = "Time requests answered waited for their run, summed over requests."
+        per_version("inference_queue_duration_seconds_total", "counter", queued, "queue_s", ".9g")
+        computed = "Time spent in model executions."
+        per_version("inference_compute_duration_seconds_total", "counter", computed, "compute_s", ".9g")
         family("inference_pending_request_count", "gauge", "Requests waiting in or running through a batcher.")
         out.extend(f"{p}_inference_pending_request_count{{{labels(k)}}} {n}" for k, n in sorted(pending.items()))
         family("inference_batch_size", "histogram", "Items per model execution.")
         for k in keys:
-            out.extend(self.models[k].batch_sizes.lines(f"{p}_inference_batch_size", labels(k)))
+            out.extend(self.models[k].batch_sizes.lines(f"{p}_inference_batch_size", shown[k]))
         family("inference_request_duration_seconds", "histogram", "Queue plus compute time of successful requests.")
         for k in keys:
-            out.extend(self.models[k].durations.lines(f"{p}_inference_request_duration_seconds", labels(k)))
+            out.extend(self.models[k].durations.lines(f"{p}_inference_request_duration_seconds", shown[k]))
         family(
             "feature_values_clipped_total",
             "counter",
@@ -356,7 +355,7 @@ class Metrics:
         for k in keys:
             clipped = self.models[k].clipped
             out.extend(
-                f'{p}_feature_values_clipped_total{{{labels(k)},feature="{f}"}} {clipped[f]}' for f in sorted(clipped)
+                f'{p}_feature_values_clipped_total{{{shown[k]},feature="{f}"}} {clipped[f]}' for f in sorted(clipped)
             )
         family(
             "inference_output_sum_total",
@@ -365,7 +364,7 @@ class Metrics:
         )
         for k in keys:
             sums = self.models[k].output_sums
-            out.extend(f'{p}_inference_output_sum_total{{{labels(k)},output="{o}"}} {sums[o]!r}' for o in sorted(sums))
+            out.extend(f'{p}_inference_output_sum_total{{{shown[k]},output="{o}"}} {sums[o]!r}' for o in sorted(sums))
         family(
             "model_info",
             "gauge",

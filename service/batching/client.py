@@ -6,6 +6,8 @@ take the work in time, so a refusal by one (QueueFull: 503) is counted on that m
 nothing queued in the others. If the client disconnects meanwhile, its work is abandoned (rows not
 yet batched never run) and ClientDisconnected is raised.
 
+``live_batcher`` finds a model version's batcher first: a request may hold a snapshot whose version a
+reload has since retired (its batcher draining), and is answered 503 rather than queued there.
 ``outcomes`` awaits them (a request answered by a task: ASGI); ``when_done`` calls back with them (a
 request answered by its connection, without a task: http/protocol.py's direct routes).
 """
@@ -15,14 +17,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.batching.batcher import Batcher
 from service.batching.policy import Tensors, Work
 from service.http.disconnect import Watcher
-from service.http.errors import ClientDisconnected
+from service.http.errors import ClientDisconnected, ModelUnavailable
+
+if TYPE_CHECKING:
+    from service.models.base import ServedModel
+    from service.models.snapshot import ServingModels
 
 Queued = list[tuple[Hashable, Batcher, Work]]
+
+
+def live_batcher(models: ServingModels, model: ServedModel) -> Batcher:
+    """The batcher serving ``model`` in ``models``; 503 (ModelUnavailable) when the version is gone from it."""
+    batcher = models.batchers.get(model)  # not models.batcher(): one call less on every request's path
+    if batcher is None:
+        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
+    return batcher
 
 
 def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, deadline: float) -> Queued:

@@ -18,7 +18,7 @@ present, a text of at most CTR_MAX_STRING_CHARS characters, ``whole_number``, fl
 refuses the same values for the same reasons, and the service builds its encoders with its own
 CTR_MAX_STRING_CHARS. They are checked here too, before batching, because a small request is encoded by its
 batch worker together with others: a value refused there would fail the whole batch, and the 422 could not
-name the request's field. ``ctr score`` checks a file's rows here, request by request (offline.py).
+name the request's field. ``ctr score`` checks a file's rows here, request by request (training/offline_scores.py).
 
 Encoding rows together gives exactly the tensors encoding each request alone would (every value is
 encoded on its own: hashing and standardising are per value; a context value is repeated over its

@@ -105,7 +105,7 @@ def start(
 
 def queue(prepared: PreparedRequest, models: ServingModels, deadline: float) -> client.Queued:
     """The request queued in the batcher of each model it needs (none if one refuses)."""
-    requests = [(model, _batcher(models, model), inputs) for model, inputs in prepared.inputs.items()]
+    requests = [(model, client.live_batcher(models, model), inputs) for model, inputs in prepared.inputs.items()]
     return client.enqueue(requests, prepared.n_candidates, deadline)
 
 
@@ -128,7 +128,7 @@ def checked_request(
     max_string_chars: int,
 ) -> PreparedRequest:
     """A parsed request checked (``checked_rows``, against ``kinds``: the role models' feature kinds) and, if
-    large, encoded; ``ctr score`` prepares each request of a file here too (offline.py)."""
+    large, encoded; ``ctr score`` prepares each request of a file here too (training/offline_scores.py)."""
     distinct = tuple(dict.fromkeys(roles.values()))
     rows = checked_rows(context, candidates, distinct, kinds, max_string_chars)
     n = len(candidates)
@@ -180,13 +180,6 @@ def role_models(models: ServingModels) -> dict[str, ScoringModel]:
         reasons = "; ".join(f"model {name!r}: {why}" for name, why in models.unavailable().items())
         raise ModelUnavailable(f"not ready: {reasons}")
     return roles
-
-
-def _batcher(models: ServingModels, model: ScoringModel) -> Any:
-    batcher = models.batcher(model)
-    if batcher is None:
-        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
-    return batcher
 
 
 def parse_body(body: bytes, max_candidates: int) -> tuple[dict[str, Any], list[Any], Any]:

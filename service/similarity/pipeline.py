@@ -44,9 +44,9 @@ async def respond(
 ) -> bytes:
     """The response body for a request body; ApiError for anything the client must fix."""
     model = models.retrieval
-    batcher = models.batcher(model) if model is not None else None
-    if model is None or batcher is None:
-        raise ModelUnavailable(models.retrieval_unavailable() or f"retrieval model {model.name!r} is retiring")
+    if model is None:
+        raise ModelUnavailable(models.retrieval_unavailable())
+    batcher = client.live_batcher(models, model)
     if len(body) <= INLINE_BODY_BYTES:
         query, items, k = prepare(body, model, settings)
     else:

@@ -167,10 +167,10 @@ def _binary_size(parameters: Any, where: str) -> int | None:
     if parameters is None:
         return None
     if type(parameters) is not dict:
-        raise InputError(400, "parameters must be an object", f"{where}.parameters")
+        raise _parameters_error(where)
     size = parameters.get("binary_data_size")
     if size is not None and (type(size) is not int or size < 0):
-        raise InputError(400, "binary_data_size must be a non-negative integer", f"{where}.parameters.binary_data_size")
+        raise _parameters_error(where, "binary_data_size", "binary_data_size must be a non-negative integer")
     return size
 
 
@@ -246,11 +246,18 @@ def _flag(parameters: Any, key: str, where: str) -> bool | None:
     if parameters is None:
         return None
     if type(parameters) is not dict:
-        raise InputError(400, "parameters must be an object", f"{where}parameters")
+        raise _parameters_error(where)
     value = parameters.get(key)
     if value is not None and type(value) is not bool:
-        raise InputError(400, f"{key} must be true or false", f"{where}parameters.{key}")
+        raise _parameters_error(where, key, f"{key} must be true or false")
     return value
+
+
+def _parameters_error(where: str, key: str | None = None, message: str = "parameters must be an object") -> InputError:
+    """A 400 naming the ``parameters`` of ``where`` (an input's or output's path; "" for the request's own), or
+    its ``key``. The path is built here, on refusal only: an accepted request builds no field string for it."""
+    field = f"{where}.parameters" if where else "parameters"
+    return InputError(400, message, f"{field}.{key}" if key else field)
 
 
 def _outputs(requested: Any, parameters: Any, model: ScoringModel) -> tuple[list[str], frozenset[str]]:
@@ -264,8 +271,9 @@ def _outputs(requested: Any, parameters: Any, model: ScoringModel) -> tuple[list
     names = t.requested_outputs([o.get("name") for o in requested], model)
     binary = set()
     for i, output in enumerate(requested):
-        flag = _flag(output.get("parameters"), "binary_data", f"outputs[{i}].")
-        t.refuse_classification(output.get("parameters"), f"outputs[{i}]")
+        where = f"outputs[{i}]"
+        flag = _flag(output.get("parameters"), "binary_data", where)
+        t.refuse_classification(output.get("parameters"), where)
         if flag or (flag is None and all_binary):
             binary.add(output["name"])
     return names, frozenset(binary)
@@ -281,7 +289,7 @@ def render_infer(model: ScoringModel, call: InferCall, outputs: dict[str, np.nda
         value = outputs[name]
         datatype = t.output_datatype(value)
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(value.shape)}
-        if name in call.binary:
+        if name in call.binary:  # encoded as grpc/protocol.py's render_response does, inline: no call per output
             data = np.ascontiguousarray(value, dtype=t.WIRE_DTYPES[datatype]).tobytes()
             tensor["parameters"] = {"binary_data_size": len(data)}
             raw.append(data)

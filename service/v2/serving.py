@@ -9,7 +9,7 @@ from common.repository import VERSION_NAME
 from service.batching import client
 from service.batching.policy import Tensors
 from service.http.disconnect import Watcher
-from service.http.errors import ApiError, InputError, ModelUnavailable, echoed
+from service.http.errors import ApiError, InputError, echoed
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
@@ -53,10 +53,7 @@ async def run(
     """The model's outputs for checked inputs, through its batcher; QueueFull (503), DeadlineExceeded
     (504), ModelUnavailable (503). With ``watch_disconnect`` (HTTP) a client that disconnects abandons
     the work; without it (gRPC) the caller's cancellation does."""
-    batcher = models.batcher(model)
-    if batcher is None:
-        raise ModelUnavailable(f"model {model.name!r} version {model.version} is no longer served")
-    queued = client.enqueue([(model, batcher, inputs)], rows, deadline)
+    queued = client.enqueue([(model, client.live_batcher(models, model), inputs)], rows, deadline)
     if watch_disconnect is not None:
         return (await client.outcomes(queued, watch_disconnect))[model]
     try:

@@ -60,6 +60,22 @@ def test_scores_items_and_agrees_with_the_stored_catalog(client: TestClient, esa
     assert {item["id"] for item in top} <= set(ids.tolist())
 
 
+def test_a_request_holding_a_retired_version_is_503_naming_it(client: TestClient) -> None:
+    """A request holding a snapshot whose retrieval version a reload retired (its batcher gone from the snapshot
+    it holds) is told which version, in the words /v1/score and V2 infer use ("retiring" named no version)."""
+    import asyncio
+    import dataclasses
+
+    from service.http.errors import ModelUnavailable
+    from service.similarity import pipeline
+
+    settings = client.app.state.settings
+    retired = dataclasses.replace(client.app.state.models, batchers={})
+    body = orjson.dumps({"query": QUERY, "k": 3})
+    with pytest.raises(ModelUnavailable, match="model 'esam' version 1 is no longer served"):
+        asyncio.run(pipeline.respond(body, retired, settings, float("inf"), lambda on_gone: None))
+
+
 def test_top_k_is_sorted_and_matches_the_list_form(client: TestClient) -> None:
     from training.world import World, WorldConfig
     from training.world.retrieval import RetrievalConfig, RetrievalView

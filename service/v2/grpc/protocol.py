@@ -71,5 +71,6 @@ def render_response(model: ScoringModel, call: InferCall, outputs: dict[str, np.
         value = outputs[name]
         datatype = t.output_datatype(value)
         response.outputs.add(name=name, datatype=datatype, shape=list(value.shape))
+        # encoded as ../protocol.py's render_infer does its binary outputs, inline: no call per output
         response.raw_output_contents.append(np.ascontiguousarray(value, dtype=t.WIRE_DTYPES[datatype]).tobytes())
     return response

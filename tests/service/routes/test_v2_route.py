@@ -117,6 +117,26 @@ CLASSIFIED = {"name": "pctr", "parameters": {"classification": 1}}  # Triton's c
         (infer_body([[True, 50, 74]], [[0.0, 0.0]]), "inputs[0].data"),  # numpy would read true as 1
         (infer_body([[0, 50, 74]], [[0.0, False]]), "inputs[1].data"),
         (infer_body([[0, 50, 74]], [[0.0, 0.0]], outputs=[CLASSIFIED]), "outputs[0].parameters.classification"),
+        # each parameters object named by its own path: the request's has no leading dot, an output's and an input's
+        # sit under them (as a real service answered them before the paths were built in one place)
+        (infer_body([[0, 50, 74]], [[0.0, 0.0]], parameters=[1]), "parameters"),
+        (
+            infer_body([[0, 50, 74]], [[0.0, 0.0]], parameters={"binary_data_output": 1}),
+            "parameters.binary_data_output",
+        ),
+        (
+            infer_body([[0, 50, 74]], [[0.0, 0.0]], outputs=[{"name": "pctr", "parameters": [1]}]),
+            "outputs[0].parameters",
+        ),
+        (
+            infer_body([[0, 50, 74]], [[0.0, 0.0]], outputs=[{"name": "pctr", "parameters": {"binary_data": 1}}]),
+            "outputs[0].parameters.binary_data",
+        ),
+        ({"inputs": [{**infer_body([[0, 50, 74]], [])["inputs"][0], "parameters": [1]}]}, "inputs[0].parameters"),
+        (
+            {"inputs": [{**infer_body([[0, 50, 74]], [])["inputs"][0], "parameters": {"binary_data_size": -1}}]},
+            "inputs[0].parameters.binary_data_size",
+        ),
     ],
 )
 def test_infer_rejects_bad_tensors_with_400(client: TestClient, body: object, field: str | None) -> None:
