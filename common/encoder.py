@@ -84,6 +84,13 @@ def whole_number(value: Any) -> int | None:
     return None
 
 
+def whole_numbers(values: np.ndarray) -> np.ndarray:
+    """Where ``whole_number`` takes each float of ``values`` (a log's float64 categorical column, checked before
+    training): the same rule at numpy's speed, so that a log's id the service would refuse in a request, one
+    past 2**53 already rounded when pandas wrote it as a float, is refused before it trains a bucket."""
+    return np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) <= EXACT_INTEGERS)
+
+
 def not_categorical(value: Any) -> str:
     """Why ``value`` (neither a string, an integer nor a ``whole_number``) is refused for a categorical feature."""
     reason = NOT_CATEGORICAL

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.encoder import FLOAT32_LIMIT
+from common.encoder import FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
@@ -573,7 +573,8 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
     """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
     in ``table`` is one the service would take in a request: a required feature present (not null, not
     NaN), a numeric feature's value a finite number within float32, a categorical one's a string or an
-    integer (floats with integral values, how pandas writes integers with gaps, are read as integers). Rows
+    integer (floats with integral values, how pandas writes integers with gaps, are read as integers where the
+    service reads a request's so: ``whole_numbers``). Rows
     are numbered from ``first_row`` (the table's first row in the file it came from)."""
     for feature in spec.features:
         if feature.name not in table.column_names:
@@ -609,9 +610,16 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
     wanted = "a string or an integer"
-    if pa.types.is_floating(column.type):
+    if pa.types.is_floating(column.type):  # pandas' integers with gaps: read as integers where whole_number reads
         values = column.to_numpy(zero_copy_only=False)
-        return ~absent & ~(np.isfinite(values) & (values == np.floor(values))), wanted
+        wrong = ~absent & ~whole_numbers(values)
+        if (wrong & np.isfinite(values) & (values == np.floor(values))).any():  # whole, so past 2**53: rounded
+            # pandas wrote int64 ids with gaps as floats, rounding them; an ad server's exact id hashes elsewhere
+            wanted += (
+                ", or a whole float only up to 2**53 (past it a float has lost the id's last digits already: "
+                "write the ids as int64 or as text)"
+            )
+        return wrong, wanted
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # bytes: as text, if UTF-8
         not_text = np.array([v is not None and not _utf8(v, MAX_CATEGORY_CHARS) for v in column.to_pylist()])
         return not_text, f"{wanted} of at most {MAX_CATEGORY_CHARS} characters (bytes are read as UTF-8 text)"

@@ -166,6 +166,22 @@ def test_integers_with_gaps_written_as_floats_are_categories_as_integers(tmp_pat
     np.testing.assert_array_equal(from_floats["categorical"].numpy(), as_requests.categorical)
 
 
+def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them(tmp_path):
+    """pandas writes an int64 column with gaps as float64, rounding ids past 2**53: both of these became
+    1234567890123456768 and trained one bucket, while the service refuses such a float in a request and an ad
+    server sends the exact id, which hashes to another bucket."""
+    table = pa.table({"site": [3.0, 1234567890123456789.0, 1234567890123456790.0], "position": [1, 2, 1],
+                      "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
+    pq.write_table(table, tmp_path / "logs.parquet")
+    site = FeatureSpec(SITE_BID.features[:1])
+    with pytest.raises(
+        ValueError,
+        match=r"categorical feature 'site' must be .* a whole float only up to 2\*\*53 .*write the ids as int64 or as "
+        r"text\); 2 rows are not \(the first, row 1, is 1\.2345678901234568e\+18\)",
+    ):
+        read_logs(tmp_path / "logs.parquet", site)
+
+
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")
