@@ -613,10 +613,10 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     if pa.types.is_floating(column.type):  # pandas' integers with gaps: read as integers where whole_number reads
         values = column.to_numpy(zero_copy_only=False)
         wrong = ~absent & ~whole_numbers(values)
-        if (wrong & np.isfinite(values) & (values == np.floor(values))).any():  # whole, so past 2**53: rounded
+        if (wrong & np.isfinite(values) & (values == np.floor(values))).any():  # whole, so from 2**53 on: rounded
             # pandas wrote int64 ids with gaps as floats, rounding them; an ad server's exact id hashes elsewhere
             wanted += (
-                ", or a whole float only up to 2**53 (past it a float has lost the id's last digits already: "
+                ", or a whole float below 2**53 (from there on a float may have lost the id's last digits already: "
                 "write the ids as int64 or as text)"
             )
         return wrong, wanted

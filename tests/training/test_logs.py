@@ -176,10 +176,13 @@ def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them
     site = FeatureSpec(SITE_BID.features[:1])
     with pytest.raises(
         ValueError,
-        match=r"categorical feature 'site' must be .* a whole float only up to 2\*\*53 .*write the ids as int64 or as "
+        match=r"categorical feature 'site' must be .* a whole float below 2\*\*53 .*write the ids as int64 or as "
         r"text\); 2 rows are not \(the first, row 1, is 1\.2345678901234568e\+18\)",
     ):
         read_logs(tmp_path / "logs.parquet", site)
+    pq.write_table(table.set_column(0, "site", pa.array([3.0, 2.0**53, None])), tmp_path / "logs.parquet")
+    with pytest.raises(ValueError, match=r"1 rows are not \(the first, row 1, is 9007199254740992\.0\)"):
+        read_logs(tmp_path / "logs.parquet", site)  # the float 2**53 is also what 2**53 + 1 was written as
 
 
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
