@@ -46,8 +46,9 @@ line); one the service would refuse (not 1 to 200 visible ASCII characters witho
 
 Feature values are checked before anything is sent: NaN and infinity are refused with ``ValueError``
 naming the feature (JSON has no such numbers, and the encoder would have sent ``null``: the feature's
-default, or "missing"); numpy scalars are sent as the numbers they hold. An answer whose shape does not
-fit the request (another number of scores than candidates) raises ``ValueError``.
+default, or "missing"); numpy scalars are sent as the numbers they hold (a float32 as the float64 it is, not
+orjson's shortest float32 digits). An answer whose shape does not fit the request (another number of scores
+than candidates) raises ``ValueError``.
 
 ``AsyncScoringClient`` belongs to the event loop it first runs in (httpx's pool does): make one per
 ``asyncio.run``.
@@ -68,6 +69,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 
 FeatureValue = str | int | float | None
@@ -180,7 +182,9 @@ class ModelStatus:
 def checked_features(where: str, features: Features, index: int | None = None) -> dict[str, FeatureValue]:
     """``features`` as a dict, refusing NaN and infinity (ValueError naming ``where[index].name``): the JSON
     encoder would send them as null, which the service takes as the feature left out. The common values
-    (text, integers, finite floats) pass on a type check; the name is written only for an error. Anything
+    (text, integers, finite floats) pass on a type check; the name is written only for an error. A numpy float
+    is replaced by the float64 it holds: orjson writes a float32 in its shortest float32 digits (62.51054 for
+    62.51054000854492), which the service reads as another number, one float32 step off ``ctr score``. Anything
     but a mapping is a TypeError naming ``where[index]`` (``dict("a7")`` raised a ValueError about update
     sequences)."""
     if not isinstance(features, Mapping) and not hasattr(features, "keys"):  # dict() takes a pandas Series too
@@ -202,6 +206,8 @@ def checked_features(where: str, features: Features, index: int | None = None) -
                 f"{named}.{name} is {value}: JSON has no NaN or infinity; send a finite number, or leave an "
                 "optional feature out to get its default"
             )
+        if isinstance(value, np.floating):
+            values[name] = float(value)
     return values
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.encoder import FLOAT32_LIMIT
+from common.encoder import FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
@@ -252,19 +252,24 @@ def _refuse_mixed_signs(before: pa.Schema, schema: pa.Schema) -> None:
             raise pa.ArrowTypeError(f"Field {field.name} has incompatible types: {other} vs {field.type}")
 
 
-def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], None] | None = None) -> pa.Table:
+def read_tables(
+    path: str | Path,
+    what: str,
+    check: Callable[[Path, pa.Table], None] | None = None,
+    categorical: Collection[str] = (),
+) -> pa.Table:
     """All rows of the Parquet/CSV files at ``path`` (``log_files``), joined: each file read, with its
     partition keys as columns (``with_partitions``), and given to ``check`` (ValueError naming a file that
     cannot be read, ``what`` saying what it is: "impression log"),
     then those with rows joined as ``unified_schema`` unifies them (ValueError naming the first file whose
     column types disagree, or a 64-bit unsigned column joined with a signed one), their ``ts`` as ``joined_ts``
     joins it (times of different types as UTC timestamps; types that cannot be made alike leave ``ts`` out, said
-    once); ValueError when none has a row."""
+    once); ValueError when none has a row. A CSV's ``categorical`` columns keep their text (``_read_csv``)."""
     files = log_files(path)
     tables = []
     for file in files:
         try:
-            table = plain_columns(_read_csv(file) if log_format(file) == "csv" else read_parquet(file))
+            table = plain_columns(_read_csv(file, categorical) if log_format(file) == "csv" else read_parquet(file))
         except (pa.ArrowInvalid, OSError) as error:  # "Empty CSV file", not Parquet, ...: say which file
             refuse_repeated_names(file, _parquet_names(file), what)
             hint = _other_delimiter(file) or _read_as_parquet(file)
@@ -288,13 +293,30 @@ def read_tables(path: str | Path, what: str, check: Callable[[Path, pa.Table], N
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
 
 
-def _read_csv(file: Path) -> pa.Table:
+def _read_csv(file: Path, categorical: Collection[str] = ()) -> pa.Table:
     """A CSV file, decompressed by its name's ending (pyarrow's own choice reads ``X.CSV.GZ`` as text). A text
     cell is the text the service would hash for it in a request, an empty one ``""`` and ``NA`` included
-    (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs")."""
+    (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs"). A
+    ``categorical`` column pyarrow reads as integers keeps its cells' text, its gaps null: codes with leading
+    zeros (``07``, ``03574``) trained as 7 and 3574, while a request's ``"07"`` is hashed as that text."""
+    table = _csv_table(file, pacsv.ConvertOptions())
+    codes = [
+        name for name in categorical if name in table.column_names and pa.types.is_integer(table.column(name).type)
+    ]
+    if codes:  # read again, those columns alone, as text (a column's type is known only once it is read)
+        text = _csv_table(
+            file, pacsv.ConvertOptions(include_columns=codes, column_types=dict.fromkeys(codes, pa.string()))
+        )
+        for name in codes:
+            gaps = pc.is_null(table.column(name))
+            table = table.set_column(table.column_names.index(name), name, pc.if_else(gaps, None, text.column(name)))
+    return table
+
+
+def _csv_table(file: Path, convert: pacsv.ConvertOptions) -> pa.Table:
     compression = CSV_COMPRESSION.get(Path(file.name.lower()).suffix)
     with arrow_input(file) as raw, pa.input_stream(raw, compression=compression) as stream:
-        return pacsv.read_csv(stream, parse_options=CSV_PARSE)
+        return pacsv.read_csv(stream, parse_options=CSV_PARSE, convert_options=convert)
 
 
 def _read_as_parquet(file: Path) -> str:
@@ -363,7 +385,8 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
             if spec is not None:
                 check_features(table, spec, str(file))
 
-    return read_tables(path, "impression log", check)
+    categorical = [f.name for f in spec.categorical] if spec is not None else []
+    return read_tables(path, "impression log", check, categorical)
 
 
 def refuse_missing_columns(file: Path, required: list[str], names: list[str]) -> None:
@@ -573,7 +596,8 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
     """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
     in ``table`` is one the service would take in a request: a required feature present (not null, not
     NaN), a numeric feature's value a finite number within float32, a categorical one's a string or an
-    integer (floats with integral values, how pandas writes integers with gaps, are read as integers). Rows
+    integer (floats with integral values, how pandas writes integers with gaps, are read as integers where the
+    service reads a request's so: ``whole_numbers``). Rows
     are numbered from ``first_row`` (the table's first row in the file it came from)."""
     for feature in spec.features:
         if feature.name not in table.column_names:
@@ -609,9 +633,16 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
     wanted = "a string or an integer"
-    if pa.types.is_floating(column.type):
+    if pa.types.is_floating(column.type):  # pandas' integers with gaps: read as integers where whole_number reads
         values = column.to_numpy(zero_copy_only=False)
-        return ~absent & ~(np.isfinite(values) & (values == np.floor(values))), wanted
+        wrong = ~absent & ~whole_numbers(values)
+        if (wrong & np.isfinite(values) & (values == np.floor(values))).any():  # whole, so from 2**53 on: rounded
+            # pandas wrote int64 ids with gaps as floats, rounding them; an ad server's exact id hashes elsewhere
+            wanted += (
+                ", or a whole float below 2**53 (from there on a float may have lost the id's last digits already: "
+                "write the ids as int64 or as text)"
+            )
+        return wrong, wanted
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):  # bytes: as text, if UTF-8
         not_text = np.array([v is not None and not _utf8(v, MAX_CATEGORY_CHARS) for v in column.to_pylist()])
         return not_text, f"{wanted} of at most {MAX_CATEGORY_CHARS} characters (bytes are read as UTF-8 text)"

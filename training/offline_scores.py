@@ -12,10 +12,12 @@ model's ``[serving] max_batch_size`` rows (one run when CTR_BATCHING is off), as
 by batch size: the scores are the service's bit for bit then; batched with others, a row's score may differ
 by one float32 step of its logit (docs/encoding.md, "How exact").
 
-A feature column's values go into a request as JSON would carry them (text, numbers, null; booleans as
-booleans, which the service's checks refuse as they refuse JSON's ``true``); a feature column of a type JSON
-cannot carry (a list, a struct, a time, bytes that are not UTF-8 text) is refused naming it. Other columns
-are carried through whatever their type.
+A feature column's values are read as the trainer reads a log's (``plain_columns``, then ``column_array``: a
+decimal of scale 0 as integers where they fit 64 bits, a ``uuid`` as its text, a view column as a plain one,
+booleans as 0/1), so a model scores a file as it was trained on the same file, and go into a request as JSON
+carries those values (text, numbers, null); a feature column of a type JSON cannot carry (a list, a struct, a
+time, bytes that are not UTF-8 text) is refused naming it. Every column, features too, is written out as the
+input holds it.
 
 The result is the input's columns, then ``pctr``, ``pctcvr`` and ``pcvr`` (float64, as served), written
 whole (a temporary file renamed over ``out``: a failure leaves nothing half-written), the role models'
@@ -54,7 +56,15 @@ from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
 from training.arrow_files import arrow_input, arrow_output, parquet_file
 from training.arrow_types import is_number
-from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
+from training.logs import (
+    column_array,
+    log_files,
+    log_format,
+    partition_columns,
+    plain_columns,
+    unified_schema,
+    with_partitions,
+)
 
 OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
 
@@ -67,7 +77,9 @@ _CANDIDATE_FIELD = re.compile(r"^candidates\[(\d+)\]")  # a refusal's field: can
 # mislabel a context feature, so a refusal names the feature alone
 _CANDIDATE_LABEL = "candidate "
 # what a feature column may hold, as a /v1/score body's JSON can carry it
-FEATURE_TYPES = "text (string, or binary holding UTF-8), integers, floating-point numbers or decimals"
+FEATURE_TYPES = (
+    "text (string, or binary holding UTF-8), integers, floating-point numbers, decimals or booleans (as 0/1)"
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +171,8 @@ class _Scorer:
     def scored(self, table: pa.Table, bounds: list[tuple[int, int]], first_row: int, file: Path) -> pa.Table:
         """``table`` with the score columns, each request ``start:stop`` of ``bounds`` scored alone; its first
         row is row ``first_row`` of the input."""
-        values = {name: _request_values(table, name, first_row, file) for name in self.features}
+        plain = plain_columns(table.select(self.features))  # as the streamed trainer reads a row group
+        values = {name: _request_values(plain, name, first_row, file) for name in self.features}
         scores: tuple[list[float], list[float], list[float]] = ([], [], [])
         for start, stop in bounds:
             columns = [values[name][start:stop] for name in self.features]
@@ -232,8 +245,9 @@ def _glob_reads(pattern: Path, path: Path) -> bool:
 
 
 def _check_feature_types(schema: pa.Schema, kinds: dict[str, str], candidates: Path) -> None:
-    """ValueError naming the first feature column whose type a /v1/score body's JSON cannot carry."""
-    for field in schema:
+    """ValueError naming the first feature column whose type, read as the trainer reads it (``plain_columns``: a
+    ``uuid`` as text), a /v1/score body's JSON cannot carry."""
+    for field in plain_columns(schema.empty_table()).schema:
         if field.name in kinds and not _json_carries(field.type):
             raise ValueError(
                 f"{candidates}: column {field.name!r}, a feature of the served models, is of type {field.type}, "
@@ -249,7 +263,7 @@ def _json_carries(kind: pa.DataType) -> bool:
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
         or is_number(kind)
-        or pa.types.is_boolean(kind)  # JSON's true and false, which the service's checks refuse row by row
+        or pa.types.is_boolean(kind)  # 0 and 1, as the trainer reads them (the service refuses JSON's true)
         or pa.types.is_null(kind)
     )
 
@@ -324,14 +338,11 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _request_values(table: pa.Table, name: str, first_row: int, file: Path) -> list[Any]:
-    """A feature column as a request's JSON would carry its values (the first is row ``first_row`` of the
-    input, in ``file``): booleans as booleans (the service's checks refuse them, as they refuse JSON's
-    ``true``), bytes as their UTF-8 text (ValueError naming the row, column and file where they are not),
-    the rest read as the trainer reads a log's (``column_array``: decimals as numbers); a null, and NaN (how
-    pandas writes a gap), as null."""
+    """A feature column of a ``plain_columns`` table as a request's JSON would carry its values (the first is
+    row ``first_row`` of the input, in ``file``): bytes as their UTF-8 text (ValueError naming the row, column
+    and file where they are not), the rest read as the trainer reads a log's (``column_array``: booleans as
+    0/1, decimals as numbers); a null, and NaN (how pandas writes a gap), as null."""
     column = table.column(name)
-    if pa.types.is_boolean(column.type):
-        return column.to_pylist()
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         return [_text(value, first_row + i, name, file) for i, value in enumerate(column.to_pylist())]
     values = column_array(table, name)

@@ -49,7 +49,7 @@ def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
     ``spec`` present, and every value one the service would take (``check_features``, as the displayed
     log's: a null id became the item 'None')."""
     try:
-        table = read_tables(path, "non-displayed table")
+        table = read_tables(path, "non-displayed table", categorical=[f.name for f in spec.categorical])
     except FileNotFoundError as error:  # said of the table it is, not of an impression log
         raise FileNotFoundError(f"--non-displayed: {str(error).replace('impression log', 'table')}") from None
     missing = [f.name for f in spec.for_side("candidate").features if f.required and f.name not in table.column_names]

@@ -82,6 +82,17 @@ def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
         assert entry.features and "ad_price" in entry.features and entry.inputs
 
 
+@pytest.mark.parametrize("value", [np.float32(62.51054000854492), np.float16(0.1), np.float64(0.1)])
+def test_a_numpy_float_is_sent_as_the_float64_it_holds(value: np.floating) -> None:
+    """orjson writes a float32 in its shortest float32 digits (62.51054), which the service reads as another
+    float64 than the value held (62.51054000854492): scores one float32 step off ctr score's for the value."""
+    from clients.client import encode, score_body
+
+    body = orjson.loads(encode(score_body({"user_id": "u_1"}, [{"ad_id": "a", "ad_price": value}])))
+    sent = body["candidates"][0]["ad_price"]
+    assert repr(sent) == repr(float(value)) and type(sent) is float
+
+
 def test_an_answer_that_does_not_fit_the_request_is_refused() -> None:
     one_score = {"scores": [{"pctr": 0.1, "pctcvr": 0.01, "pcvr": 0.1}], "models": {}}
     with (

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.read_only_mount import needs_read_only_mount, read_only_command
 from tests.support.server import running_server
 from tests.support.torch_watch import WATCH_TORCH
 from training import offline_scores
+from training.logs import feature_columns, read_tables
 from training.offline_scores import score_file, scored_metadata, served_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,11 +154,9 @@ def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing
 ) -> None:
     """The same refusal as /v1/score's 422 for that row's request, in its words but for the service's
     "candidate feature": every row goes in as a candidate, and the file's context features (``user_id``) are
-    none; the row is its index in the input (here the 3rd row of the second request: row 3). A boolean is
-    refused as a JSON ``true`` is (it was scored as 1), for a numeric feature as for a categorical one."""
+    none; the row is its index in the input (here the 3rd row of the second request: row 3)."""
     table = candidates_table()
     ad_ids, users = table.column("ad_id").to_pylist(), table.column("user_id").to_pylist()
-    n = table.num_rows
     labelled = "candidate "  # the service's label of a value in a candidate, which ctr score leaves out
     cases = [  # (column, values, ctr score's words, the service's label before them)
         ("ad_id", [*ad_ids[:3], None, *ad_ids[4:]], "feature 'ad_id' is required but missing", ""),
@@ -168,18 +168,6 @@ def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing
         ),
         ("user_id", [*users[:3], "u" * 2000, *users[4:]], "feature 'user_id' is longer than 1024 characters", labelled),
         ("ad_id", [*ad_ids[:3], 2.5, *ad_ids[4:]], "feature 'ad_id': must be a string or an integer, not 2.5", ""),
-        (
-            "ad_quality",
-            [None] * 3 + [True] * (n - 3),
-            "feature 'ad_quality' must be a string or a number, not a boolean",
-            labelled,
-        ),
-        (
-            "hour",
-            [None] * 3 + [False] * (n - 3),
-            "feature 'hour' must be a string or a number, not a boolean",
-            labelled,
-        ),
     ]
     with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
         for name, values, said, label in cases:
@@ -229,6 +217,44 @@ def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Pat
     scored = pq.read_table(tmp_path / "scores.parquet")
     assert scored.select(["tags", "shown"]) == carried.select(["tags", "shown"])
     assert_same_rows(scored.select(table.column_names), table)
+
+
+def replaced(table: pa.Table, **columns: pa.Array) -> pa.Table:
+    """``table`` with the named columns' values replaced, in their places."""
+    for name, values in columns.items():
+        table = table.set_column(table.column_names.index(name), name, values)
+    return table
+
+
+def test_columns_of_other_writers_types_are_scored_as_the_trainer_reads_them(repository: Path, tmp_path: Path) -> None:
+    """A warehouse's NUMBER(38, 0) ids, DuckDB's uuid and a boolean column train as integers, text and 0/1
+    (``plain_columns``, ``column_array``), and ctr score reads them so: it read decimals as floats (2**53 + 1
+    scored as 2**53, 2**60 + 1 refused as "read as a float"), refused the uuid as a type a request cannot carry
+    and the booleans as JSON's ``true``. Its scores are the live service's for the values the trainer reads."""
+    table = candidates_table(seed=4, sizes=[3, 2, 4])
+    n = table.num_rows
+    ad_ids = [3574, 2**53 + 1, 2**60 + 1, *range(7, 7 + n - 3)]
+    users = [uuid.UUID(int=i % 3) for i in range(n)]
+    hours = [i % 2 == 0 for i in range(n)]
+    uuids = pa.ExtensionArray.from_storage(pa.uuid(), pa.array([user.bytes for user in users], pa.binary(16)))
+    written = replaced(table, ad_id=pa.array(ad_ids, pa.decimal128(38, 0)), user_id=uuids, hour=pa.array(hours))
+    pq.write_table(written, tmp_path / "candidates.parquet")
+    as_trained = replaced(
+        table,
+        ad_id=pa.array(ad_ids, pa.int64()),
+        user_id=pa.array([str(user) for user in users]),
+        hour=pa.array([int(hour) for hour in hours]),
+    )
+    read = feature_columns(read_tables(tmp_path / "candidates.parquet", "impression log"), SPEC)
+    assert {name: values.tolist() for name, values in read.items() if name != "ad_quality"} == {
+        name: as_trained.column(name).to_pylist() for name in ("user_id", "hour", "ad_id", "ad_price")
+    }
+    done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    scored = pq.read_table(tmp_path / "scores.parquet")
+    assert scored.select(written.column_names) == pq.read_table(tmp_path / "candidates.parquet")  # as written
+    with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
+        assert_served_alike(url, as_trained, scored)
 
 
 def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_path: Path) -> None:

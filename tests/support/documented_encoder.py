@@ -26,7 +26,7 @@ def text_of(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"not a categorical value: {value!r}")
     if isinstance(value, float):
-        if not (value.is_integer() and abs(value) <= 2**53):
+        if not (value.is_integer() and abs(value) < 2**53):
             raise ValueError(f"not a categorical value: {value!r}")
         value = int(value)
     return str(value).rstrip("\x00")

@@ -166,6 +166,38 @@ def test_integers_with_gaps_written_as_floats_are_categories_as_integers(tmp_pat
     np.testing.assert_array_equal(from_floats["categorical"].numpy(), as_requests.categorical)
 
 
+def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them(tmp_path):
+    """pandas writes an int64 column with gaps as float64, rounding ids past 2**53: both of these became
+    1234567890123456768 and trained one bucket, while the service refuses such a float in a request and an ad
+    server sends the exact id, which hashes to another bucket."""
+    table = pa.table({"site": [3.0, 1234567890123456789.0, 1234567890123456790.0], "position": [1, 2, 1],
+                      "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
+    pq.write_table(table, tmp_path / "logs.parquet")
+    site = FeatureSpec(SITE_BID.features[:1])
+    with pytest.raises(
+        ValueError,
+        match=r"categorical feature 'site' must be .* a whole float below 2\*\*53 .*write the ids as int64 or as "
+        r"text\); 2 rows are not \(the first, row 1, is 1\.2345678901234568e\+18\)",
+    ):
+        read_logs(tmp_path / "logs.parquet", site)
+    pq.write_table(table.set_column(0, "site", pa.array([3.0, 2.0**53, None])), tmp_path / "logs.parquet")
+    with pytest.raises(ValueError, match=r"1 rows are not \(the first, row 1, is 9007199254740992\.0\)"):
+        read_logs(tmp_path / "logs.parquet", site)  # the float 2**53 is also what 2**53 + 1 was written as
+
+
+def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_path):
+    """pyarrow read the codes as integers, so ``07`` and ``03574`` trained as 7 and 3574 while a request's
+    ``"07"`` is hashed as its text; an empty cell is still missing, as it was in the column of integers."""
+    (tmp_path / "logs.csv").write_text(
+        "site,position,click,conversion\n07,1,0,0\n03574,1,1,0\n,2,0,0\n7,1,0,0\n", encoding="utf-8"
+    )
+    site = FeatureSpec(SITE_BID.features[:1])
+    encoder = FeatureEncoder(site)
+    from_csv = ImpressionTensors.from_table(read_logs(tmp_path / "logs.csv", site), encoder).tensors
+    as_requests = encoder.encode({"site": ["07", "03574", None, "7"]}, 4)
+    np.testing.assert_array_equal(from_csv["categorical"].numpy(), as_requests.categorical)
+
+
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")

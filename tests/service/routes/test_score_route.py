@@ -388,8 +388,16 @@ def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(cli
         (2**64, "1.8446744073709552e+19 was read as a float (a JSON integer past 64"),  # 2**64 - 1 is scored
         (-(2**63) - 1, "-9.223372036854776e+18 was read as a float (a JSON integer past 64 bits"),
         (2.0**53 + 2, "; 9007199254740994.0 was read as a float"),  # %g said 9.0072e+15: the digits cut off
+        (2.0**53, "; 9007199254740992.0 was read as a float"),  # 2**53 + 1 reads as it: was scored as 2**53
     ],
-    ids=["fraction", "float-past-2**53", "integer-past-64-bits", "negative-past-64-bits", "float-2**53+2"],
+    ids=[
+        "fraction",
+        "float-past-2**53",
+        "integer-past-64-bits",
+        "negative-past-64-bits",
+        "float-2**53+2",
+        "float-2**53",
+    ],
 )
 def test_a_categorical_number_that_is_no_integer_is_422_saying_why(
     client: TestClient, value: float, words: str
