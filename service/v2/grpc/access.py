@@ -53,16 +53,21 @@ def call_request_id(metadata: Any) -> tuple[bytes, bytes | None]:
     return REQUEST_IDS.next_id(), given
 
 
-def call_scope(request_id: bytes, refused_request_id: bytes | None, request: Any) -> dict:
-    """What the access line reads of a call (``access_line_fields``), started now: its ids, the caller's own
-    too (a refused ``x-request-id``, a ModelInfer's ``id`` as ``infer_id``: log_format.correlation)."""
+def call_scope(request_id: bytes, refused_request_id: bytes | None) -> dict:
+    """What the access line reads of a call (``access_line_fields``), started now, before its message is
+    decoded: its ids, a refused ``x-request-id`` too (log_format.correlation)."""
     scope = {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id}
     if refused_request_id is not None:
         scope[REFUSED_REQUEST_ID] = refused_request_id
+    return scope
+
+
+def call_request_fields(scope: dict, request: Any) -> None:
+    """What the call's decoded message adds to its scope: a ModelInfer's own ``id``, as ``infer_id`` (as a V2
+    infer body's is)."""
     infer_id = getattr(request, "id", None)
     if infer_id:
         scope[INFER_ID] = infer_id
-    return scope
 
 
 def log_call(
