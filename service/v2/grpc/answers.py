@@ -76,7 +76,7 @@ def _answered(request_type: type[Message], method: Handler) -> Answered:
         lines = app.state.failure_lines
         request_id, refused_request_id = call_request_id(context.invocation_metadata())
         trailing = ((REQUEST_ID_KEY, request_id.decode()),)
-        scope = call_scope(request_id, refused_request_id)
+        scope = call_scope(request_id, refused_request_id, context.peer())  # while the call is alive
         request = None  # its access line names no model while it does not decode
         try:
             try:
@@ -91,25 +91,23 @@ def _answered(request_type: type[Message], method: Handler) -> Answered:
             message = error.message + (f" (field {error.field})" if error.field else "")
             trailing += retry_pushback(error)
             if lines.writes(error.status):
-                log_call(scope, context, name, request, code.name, error.status, message)
+                log_call(scope, name, request, code.name, error.status, message)
             await context.abort(code, message, trailing)
         except asyncio.CancelledError:  # the client left, or its deadline passed: nobody reads an answer
             counts[grpc.StatusCode.CANCELLED.name] += 1
             if lines.writes(CLIENT_LEFT):
-                log_call(
-                    scope, context, name, request, grpc.StatusCode.CANCELLED.name, CLIENT_LEFT, cancelled_why(context)
-                )
+                log_call(scope, name, request, grpc.StatusCode.CANCELLED.name, CLIENT_LEFT, cancelled_why(context))
             raise
         except Exception:
             logger.exception("unhandled error in gRPC %s", name)
             counts[grpc.StatusCode.INTERNAL.name] += 1
             if lines.writes(500):
-                log_call(scope, context, name, request, grpc.StatusCode.INTERNAL.name, 500, INTERNAL_ERROR)
+                log_call(scope, name, request, grpc.StatusCode.INTERNAL.name, 500, INTERNAL_ERROR)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR, trailing)
         counts[grpc.StatusCode.OK.name] += 1
         context.set_trailing_metadata(trailing)
         if lines.writes(200):
-            log_call(scope, context, name, request, grpc.StatusCode.OK.name, 200)
+            log_call(scope, name, request, grpc.StatusCode.OK.name, 200)
         return response
 
     return handle
