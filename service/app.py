@@ -35,6 +35,7 @@ from service.http.openapi_for_generators import for_generators
 from service.http.openapi_headers import with_protocol_headers
 from service.http.overload import BodyBudget, QueueWatch
 from service.http.protocol import DirectRoutes
+from service.http.route_state import build_route_state
 from service.log_format import note_error
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if sibling_admin is not None:  # several workers: worker 0 polls, and what it finds loads in every one
         manager.poll_for_all(sibling_admin.index == 0, partial(sibling_admin.load_everywhere, here))
     await manager.start()
+    build_route_state(app)  # before the first request, which waited for it on the loop, and before gc's freeze
     if app.state.models.ready:
         logger.info("ready: roles %s", settings.roles)
     else:

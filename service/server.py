@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import resource
@@ -178,6 +179,14 @@ class ServiceServer(DrainingServer):
     refused in one line naming the address, and exit status 3 (``STARTUP_FAILURE``), as a port taken at the
     bind is: its port can be taken in between (binding.py). The lifespan is shut down first, as uvicorn does
     where its own bind fails (the batchers, a gRPC server started). It ended in a 196-line traceback, exit 1."""
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's run, with asyncio's debug mode as the interpreter asks for it (``-X dev``, a non-empty
+        ``PYTHONASYNCIODEBUG``): on Python 3.11 uvicorn's copy of 3.12's ``asyncio.run`` gave its runner
+        ``debug=False``, which turned it off; a runner given none leaves it to the loop, which reads both
+        (asyncio's and uvloop's alike), as ``asyncio.run`` does."""
+        with asyncio.Runner(loop_factory=self.config.get_loop_factory()) as runner:
+            runner.run(self.serve(sockets=sockets))
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:

@@ -184,6 +184,18 @@ def unread_bytes(sock: socket.socket | None) -> int:
 _KEEP_ALIVE = b"keep-alive"
 
 
+def accepted_peer(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
+    """The client's address as accept() returned it (the transport's ``peername``): uvicorn's ``client`` asks
+    the socket (``getpeername``), which raises ENOTCONN once the client has reset the connection, and a request
+    sent just before the reset (SO_LINGER 0) had its access line name no client (`` - "POST ..." 499``). Its
+    host and port (an IPv6 peer's four fields' first two), which the access line and the protocol's refusals
+    write as every client (binding.peer_shown); None where there is none (a Unix socket's)."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return str(peer[0]), int(peer[1])
+    return None
+
+
 def keep_alive_hint(keep_alive_s: float) -> list[tuple[str, str]]:
     """The ``Keep-Alive`` response header telling clients how long an idle connection stays open (whole
     seconds, rounded down; none under a second, where the hint would say 0)."""
@@ -307,6 +319,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.failure_lines is not None and self.failure_lines.rationed:
             self.access_log = False  # uvicorn's for each request: the lines of failures alone are written
         super().connection_made(transport)
+        if self.client is None:  # uvicorn asks the socket, which forgets its peer once reset (ENOTCONN)
+            self.client = accepted_peer(transport)
         self.read_deadlines.add(self, self.loop)
         self._arm(self.header_timeout_s, "idle")  # until the first request's first bytes
         if self.server_draining:  # accepted before the listener closed, made after the server told the others

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from clients.service_process import free_port
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.wait import eventually
 
 SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
 IPV6_CLIENT = re.compile(r"\[::1\]:\d+")
@@ -64,3 +66,31 @@ def test_http_and_grpc_lines_name_a_client_alike_on_either_family(tmp_path: Path
     assert len(refused) == 2 and IPV6_CLIENT.fullmatch(refused[0]["client"]), refused
     assert IPV4_CLIENT.fullmatch(refused[1]["client"]), refused
     assert all(f" from {record['client']}: " in record["message"] for record in refused)
+
+
+def test_a_client_that_resets_its_connection_at_once_is_still_named(tmp_path: Path) -> None:
+    """A request sent on a connection its client resets at once (SO_LINGER 0, as a bidder dropping a timed-out
+    bid does): its socket no longer knows its peer by the time the server's loop makes the connection
+    (``getpeername``: ENOTCONN), and its access line named no client (`` - "POST /v1/score ..." 499``). The
+    address accept() returned is kept (http/protocol.py ``accepted_peer``)."""
+    publish_tiny_esmm(tmp_path / "models")
+    log = tmp_path / "log"
+    with running_server(tmp_path / "models", log, ctr_model="esmm", log_format="json") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        for number in range(5):
+            direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: reset-%d"
+            direct += b"\r\ncontent-length: %d\r\n\r\n%s" % (len(SCORE), SCORE)
+            asgi = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-request-id: reset-asgi-%d\r\n\r\n"
+            for request in (direct % number, asgi % number):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as stream:
+                    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    stream.sendall(request)
+
+        def lines() -> list[dict] | None:
+            records = [orjson.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line[:1] == "{"]
+            said = [record for record in records if record.get("request_id", "").startswith("reset-")]
+            return said if len(said) == 10 else None
+
+        said = eventually(lines, 5, "a line for each request")
+    assert all(IPV4_CLIENT.fullmatch(record["client"]) for record in said), said
+    assert all(record["message"].startswith(f"{record['client']} - ") for record in said), said

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import orjson
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -185,3 +186,35 @@ def test_without_the_access_log_a_call_still_gets_its_request_id_and_only_a_fail
         assert called(stub.ModelInfer, infer_request(), "late-2")[0] == grpc.StatusCode.DEADLINE_EXCEEDED
         lines = eventually(lambda: text_lines(log) or None, 5, "the failure's line")
     assert list(lines) == ["late-2"] and 'gRPC ModelInfer model="esmm" DEADLINE_EXCEEDED' in lines["late-2"]
+
+
+def test_a_message_that_does_not_decode_is_invalid_argument_with_its_id_its_line_and_its_count(tmp_path: Path) -> None:
+    """Bytes that are no protobuf message: grpc's own deserializer answered ``UNKNOWN "Unexpected <class
+    'google.protobuf.message.DecodeError'>"`` and logged a 6-line traceback, with no id, line or count; now the
+    method's wrapper decodes them (answers.py) and a malformed message is bad input, as any other."""
+    publish_tiny_esmm(tmp_path / "models")
+    port = free_port()
+    log = tmp_path / "log"
+    with (
+        running_server(tmp_path / "models", log, ctr_model="esmm", grpc_port=str(port)) as (url, _),
+        grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
+        answers = {  # no serializer: the bytes go as they are
+            request_id: called(channel.unary_unary(path), b"\xff\xff\xff", request_id)
+            for request_id, path in (
+                ("garbage-1", "/inference.GRPCInferenceService/ModelInfer"),
+                ("garbage-2", "/grpc.health.v1.Health/Check"),
+            )
+        }
+        lines = eventually(lambda: text_lines(log) if len(text_lines(log)) == 2 else None, 5, "the calls' lines")
+        counted = httpx.get(f"{url}/metrics", timeout=5).text
+    for request_id, message in (
+        ("garbage-1", "inference.ModelInferRequest"),
+        ("garbage-2", "grpc.health.v1.HealthCheckRequest"),
+    ):
+        details = f"the request message does not decode as {message} (malformed protobuf)"
+        assert answers[request_id] == (grpc.StatusCode.INVALID_ARGUMENT, details, request_id)
+        assert " INVALID_ARGUMENT duration_ms=" in lines[request_id], lines
+        assert lines[request_id].endswith(f" error={orjson.dumps(details).decode()} request_id={request_id}")
+    assert 'ctr_grpc_responses_total{code="INVALID_ARGUMENT"} 2' in counted
+    assert "Traceback" not in log.read_text(encoding="utf-8")

@@ -36,6 +36,7 @@ ACCESS_LOGGER = "service.grpc.access"
 access_logger = logging.getLogger(ACCESS_LOGGER)
 access_logger.addFilter(access_line_fields)  # duration_ms, error and request_id, as HTTP's line says them
 REQUEST_ID_KEY = REQUEST_ID.decode()  # metadata keys are str
+CALL_PEER = "ctr.grpc_peer"  # the call's scope's peer, as grpc says it (call_scope)
 IP_PEER_PREFIXES = ("ipv4:", "ipv6:")  # grpc's URI scheme of a TCP peer (a Unix socket's, "unix:", is kept)
 
 
@@ -53,27 +54,33 @@ def call_request_id(metadata: Any) -> tuple[bytes, bytes | None]:
     return REQUEST_IDS.next_id(), given
 
 
-def call_scope(request_id: bytes, refused_request_id: bytes | None, request: Any) -> dict:
-    """What the access line reads of a call (``access_line_fields``), started now: its ids, the caller's own
-    too (a refused ``x-request-id``, a ModelInfer's ``id`` as ``infer_id``: log_format.correlation)."""
-    scope = {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id}
+def call_scope(request_id: bytes, refused_request_id: bytes | None, peer: str) -> dict:
+    """What the access line reads of a call (``access_line_fields``, ``log_call``), started now, before its
+    message is decoded: its ids, a refused ``x-request-id`` too (log_format.correlation), and its ``peer`` as
+    grpc says it (``context.peer()``), read while the call is alive: once grpc has ended the call (its deadline
+    passed) it says "", and the line of a DEADLINE_EXCEEDED or CANCELLED call began `` - gRPC ...``. Read on
+    every call, its line written or not: it costs 0.1 µs (timeit in a handler), formatted only for a line."""
+    scope = {RECEIVED: asyncio.get_running_loop().time(), SCOPE_REQUEST_ID: request_id, CALL_PEER: peer}
     if refused_request_id is not None:
         scope[REFUSED_REQUEST_ID] = refused_request_id
-    infer_id = getattr(request, "id", None)
-    if infer_id:
-        scope[INFER_ID] = infer_id
     return scope
 
 
-def log_call(
-    scope: dict, context: Any, method: str, request: Any, code: str, status: int, error: str | None = None
-) -> None:
+def call_request_fields(scope: dict, request: Any) -> None:
+    """What the call's decoded message adds to its scope: a ModelInfer's own ``id``, as ``infer_id`` (as a V2
+    infer body's is)."""
+    infer_id = getattr(request, "id", None)
+    if infer_id:
+        scope[INFER_ID] = infer_id
+
+
+def log_call(scope: dict, method: str, request: Any, code: str, status: int, error: str | None = None) -> None:
     """The call's access line: ``code`` (a gRPC status code's name) and, for a failure, its message; at the
     level of an HTTP answer with ``status`` (the one its outcome maps from: a WARNING from 500 on)."""
     if error is not None:
         note_error(scope, error)  # cut as HTTP's are
     model = getattr(request, "model_name", None) or getattr(request, "name", None)  # ModelInfer's, or the others'
-    fields = {"scope": scope, "client": call_peer(context.peer()), "method": method, "code": code}
+    fields = {"scope": scope, "client": call_peer(scope[CALL_PEER]), "method": method, "code": code}
     if model:
         fields["model"] = model
         message, args = "%s - gRPC %s model=%s %s", (fields["client"], method, orjson.dumps(model).decode(), code)

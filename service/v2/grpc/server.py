@@ -66,15 +66,15 @@ class InferenceService:
     def models(self) -> ServingModels:
         return self.app.state.models
 
-    @answered
+    @answered(pb.ServerLiveRequest)
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    @answered
+    @answered(pb.ServerReadyRequest)
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.app.ready)  # as HTTP says
 
-    @answered
+    @answered(pb.ModelReadyRequest)
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
         try:
             serving.served(self.models, request.name, request.version)
@@ -84,25 +84,25 @@ class InferenceService:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    @answered
+    @answered(pb.ServerMetadataRequest)
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
 
-    @answered
+    @answered(pb.ModelMetadataRequest)
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         models = self.models
         model = serving.served(models, request.name, request.version)
         versions = [model.version] if request.version else sorted(models.versions.get(request.name, {}))
         return json_format.ParseDict(model_metadata(model, versions), pb.ModelMetadataResponse())
 
-    @answered
+    @answered(pb.ModelConfigRequest)
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
         models = self.models
         model = serving.served(models, request.name, request.version)
         config = served_config(model, models, self.app.state.manager.configs, self.app.state.settings.max_candidates)
         return json_format.ParseDict({"config": config}, pb.ModelConfigResponse())
 
-    @answered
+    @answered(pb.ModelStatisticsRequest)
     async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Any) -> pb.ModelStatisticsResponse:
         models = self.models
         if not request.name:
@@ -115,7 +115,7 @@ class InferenceService:
         body = statistics(reported(self.app.state)[0], versions)  # every worker's, as the REST route reports
         return json_format.ParseDict(body, pb.ModelStatisticsResponse())
 
-    @answered
+    @answered(pb.ModelInferRequest)
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
@@ -145,27 +145,26 @@ class InferenceService:
             app.in_flight -= 1
 
 
-RPCS = {  # method -> (request type, response type)
-    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
-    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
-    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
-    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
-    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
-    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
-    "ModelConfig": (pb.ModelConfigRequest, pb.ModelConfigResponse),
-    "ModelStatistics": (pb.ModelStatisticsRequest, pb.ModelStatisticsResponse),
+RPCS = {  # method -> response type (each method's request type is the one its @answered decodes)
+    "ServerLive": pb.ServerLiveResponse,
+    "ServerReady": pb.ServerReadyResponse,
+    "ModelReady": pb.ModelReadyResponse,
+    "ServerMetadata": pb.ServerMetadataResponse,
+    "ModelMetadata": pb.ModelMetadataResponse,
+    "ModelInfer": pb.ModelInferResponse,
+    "ModelConfig": pb.ModelConfigResponse,
+    "ModelStatistics": pb.ModelStatisticsResponse,
 }
 
 
 def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
-    """The service's unary methods as one generic handler (what generated ``*_pb2_grpc`` code builds)."""
+    """The service's unary methods as one generic handler (what generated ``*_pb2_grpc`` code builds); each
+    gets its message's bytes, decoded by its ``answered`` wrapper, where a malformed one is INVALID_ARGUMENT."""
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
-            getattr(service, name),
-            request_deserializer=request.FromString,
-            response_serializer=response.SerializeToString,
+            getattr(service, name), response_serializer=response.SerializeToString
         )
-        for name, (request, response) in RPCS.items()
+        for name, response in RPCS.items()
     }
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 
