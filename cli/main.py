@@ -26,6 +26,7 @@ from cli.new import new
 from cli.options import (
     ProgressOption,
     RepositoryOption,
+    ServedRepositoryOption,
     WorkDirOption,
     given_options,
     refuse_unread,
@@ -278,14 +279,7 @@ def evaluate(
     name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
     version: Annotated[int | None, typer.Option(min=1, help="Version to evaluate (default: latest).")] = None,
-    repository: Annotated[
-        Path,
-        typer.Option(
-            "--repository",
-            "-r",
-            help="The model repository (`serving`: where the served model's config.toml names its world).",
-        ),
-    ] = Path("models"),
+    repository: RepositoryOption = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
     logs: Annotated[
@@ -357,10 +351,7 @@ def evaluate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CTR_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CTR_PORT or 8000).")] = None,
-    repository: Annotated[
-        Path | None,
-        typer.Option("--repository", "-r", help="Model repository (default: CTR_MODEL_REPOSITORY or models)."),
-    ] = None,
+    repository: ServedRepositoryOption = None,
 ) -> None:
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
     from service.server import serve as run_server
