@@ -22,7 +22,7 @@ from common.encoder import FLOAT32_LIMIT
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
-from training.arrow_types import is_groupable, is_number
+from training.arrow_types import is_groupable, is_number, is_text
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
 from training.shard_folder import MANIFEST, refuse_unfinished
 
@@ -598,7 +598,7 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
 
 def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray | None, str]:
     """(the rows whose value a feature of ``kind`` cannot take, what it takes); None: every row fits."""
-    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    text = is_text(column.type)
     if kind == "numeric":
         wanted = "a finite number within float32's range"
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
@@ -705,7 +705,7 @@ def column_array(table: pa.Table, name: str) -> np.ndarray:
         column = column.cast(pa.large_string())  # checked UTF-8 (check_features)
     if pa.types.is_integer(column.type) and column.null_count:
         return np.array(column.to_pylist(), dtype=object)  # ints and None: as floats, 3 would be a category 3.0
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column.type):
         return column.to_numpy(zero_copy_only=False)
     if pa.types.is_floating(column.type):
         return column.to_numpy(zero_copy_only=False).astype(np.float64)

@@ -53,7 +53,7 @@ from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
 from training.arrow_files import arrow_input, arrow_output, parquet_file
-from training.arrow_types import is_number
+from training.arrow_types import is_number, is_text
 from training.logs import column_array, log_files, log_format, partition_columns, unified_schema, with_partitions
 
 OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
@@ -244,8 +244,7 @@ def _check_feature_types(schema: pa.Schema, kinds: dict[str, str], candidates: P
 def _json_carries(kind: pa.DataType) -> bool:
     """Whether a column of Arrow type ``kind`` reads as values a request's JSON carries (``_request_values``)."""
     return (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
+        is_text(kind)
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
         or is_number(kind)
