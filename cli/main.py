@@ -381,7 +381,8 @@ def evaluate(
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx
 
-        from clients.client import ServiceError, shown_url
+        from clients.client import ServiceError
+        from common.shown_url import shown_url
         from training.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:

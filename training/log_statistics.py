@@ -21,7 +21,7 @@ import numpy as np
 
 from common.encoder import (  # the encoder's own reading of a numeric column
     MIN_STD,
-    _numeric_values,
+    numeric_values,
     training_range,
     unlogged_stats,
     warn_if_one_value_dominates,
@@ -169,7 +169,7 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
     check_features(table, spec, source, first_row)
     moments = {}
     for feature in numeric:
-        values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)
+        values = numeric_values(feature, column_array(table, feature.name), table.num_rows)
         if values.size:
             mean = float(values.mean())
             m2 = float(((values - mean) ** 2).sum())
