@@ -28,8 +28,9 @@ from common.encoder import (  # the encoder's own reading of a numeric column
 )
 from common.features import FeatureSpec, NumericStats
 from common.whole_file import written_whole
+from training.log_quality import Disorder, say_log_quality
 from training.log_time import say_ts_left_out
-from training.logs import Disorder, check_features, check_labels, column_array, say_log_quality
+from training.logs import check_features, check_labels, column_array
 from training.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
