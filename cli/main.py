@@ -48,7 +48,7 @@ from cli.signals import sigterm_exits
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
-from common.log_time import stderr_handler
+from common.utc_logging import stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
 if TYPE_CHECKING:
