@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +27,7 @@ from cli.new import new
 from cli.options import (
     ProgressOption,
     RepositoryOption,
+    ServedRepositoryOption,
     WorkDirOption,
     given_options,
     refuse_unread,
@@ -46,7 +48,7 @@ from cli.signals import sigterm_exits
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
-from common.log_time import stderr_handler
+from common.utc_logging import stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
 if TYPE_CHECKING:
@@ -190,54 +192,131 @@ def train(
     if nproc is not None:
         if logs is None:
             raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
-        from training.distributed_train import check_before_launch
-
-        check_before_launch(name, logs, spec, repository, nproc, statistics)  # a mistake: one line, no processes
-
-        options = {"--logs": logs, "--spec": spec, "--repository": repository, "--work-dir": work_dir,
-                   "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
-        flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
-        arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
-        launched = launch(nproc, ["train", *arguments])
-        if launched.stopped_by is not None:  # a shell's convention: 128 + the signal (130 for Ctrl-C)
-            said = signal.Signals(launched.stopped_by).name
-            typer.echo(f"training on {nproc} processes stopped by {said}, its processes with it", err=True)
-            raise typer.Exit(128 + launched.stopped_by)
-        if launched.mistakes:
-            typer.echo("\n".join(f"error: {mistake}" for mistake in launched.mistakes), err=True)
-            raise typer.Exit(2)
-        if launched.code:
-            typer.echo(
-                f"training on {nproc} processes failed (exit code {launched.code}); the error is above", err=True
-            )
-            raise typer.Exit(launched.code)
+        _launch_processes(
+            nproc,
+            name,
+            logs=logs,
+            spec=spec,
+            repository=repository,
+            work_dir=work_dir,
+            progress=progress,
+            export_after=export_after,
+            workers=workers,
+            shuffle_buffer=shuffle_buffer,
+            statistics=statistics,
+        )
         return
     if distributed:
         if logs is None:
             raise typer.BadParameter("--distributed streams --logs shards; write them with `ctr simulate --shards`")
-        from torch.distributed.elastic.multiprocessing.errors import record
-
-        from training.distributed import end_torchrun_process
-        from training.distributed_train import StreamSettings, train_streaming
-
-        # a process torchrun started ends on its SIGTERM at once, as by default: blocked inside a collective, it
-        # could not run the Python handler the app's callback set until the collective returned
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        settings = StreamSettings(workers, shuffle_buffer, statistics)
-        try:
-            checkpoint = record(train_streaming)(name, logs, spec, repository, work_dir, settings, True, progress)
-        except Exception as error:  # the traceback stays (torchrun's report); the launcher ends on the line
-            if is_user_error(error):
-                note_process_error(error)
-            raise
-        if checkpoint is not None:  # rank 0: torchrun's SIGTERM during its export removes the staging folder
-            with sigterm_exits():
-                finish(checkpoint)
-        end_torchrun_process()
+        _train_as_rank(
+            name,
+            logs=logs,
+            spec=spec,
+            repository=repository,
+            work_dir=work_dir,
+            progress=progress,
+            workers=workers,
+            shuffle_buffer=shuffle_buffer,
+            statistics=statistics,
+            finish=finish,
+        )
         return
     from training.pipeline import train as train_model
 
-    finish(train_model(name, repository, logs, spec, work_dir, progress, non_displayed))
+    finish(
+        train_model(
+            name,
+            root=repository,
+            logs=logs,
+            spec_path=spec,
+            work_dir=work_dir,
+            progress=progress,
+            non_displayed=non_displayed,
+        )
+    )
+
+
+def _launch_processes(
+    nproc: int,
+    name: str,
+    *,
+    logs: Path,
+    spec: Path | None,
+    repository: Path,
+    work_dir: Path,
+    progress: bool,
+    export_after: bool,
+    workers: int,
+    shuffle_buffer: int,
+    statistics: Path | None,
+) -> None:
+    """``ctr train --nproc N``: start N ``ctr train --distributed`` processes under torchrun with these options,
+    and end as they ended (typer.Exit with their exit code, or 128 + the signal that stopped them)."""
+    from training.distributed_train import check_before_launch
+
+    check_before_launch(name, logs, spec, repository, nproc, statistics)  # a mistake: one line, no processes
+
+    options = {"--logs": logs, "--spec": spec, "--repository": repository, "--work-dir": work_dir,
+               "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
+    flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
+    arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
+    launched = launch(nproc, ["train", *arguments])
+    if launched.stopped_by is not None:  # a shell's convention: 128 + the signal (130 for Ctrl-C)
+        said = signal.Signals(launched.stopped_by).name
+        typer.echo(f"training on {nproc} processes stopped by {said}, its processes with it", err=True)
+        raise typer.Exit(128 + launched.stopped_by)
+    if launched.mistakes:
+        typer.echo("\n".join(f"error: {mistake}" for mistake in launched.mistakes), err=True)
+        raise typer.Exit(2)
+    if launched.code:
+        typer.echo(f"training on {nproc} processes failed (exit code {launched.code}); the error is above", err=True)
+        raise typer.Exit(launched.code)
+
+
+def _train_as_rank(
+    name: str,
+    *,
+    logs: Path,
+    spec: Path | None,
+    repository: Path,
+    work_dir: Path,
+    progress: bool,
+    workers: int,
+    shuffle_buffer: int,
+    statistics: Path | None,
+    finish: Callable[[Checkpoint], None],
+) -> None:
+    """``ctr train --distributed``: this process's share of the streamed training, as one of the processes
+    torchrun started; rank 0 ``finish``es with the checkpoint (the others get none)."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    from training.distributed import end_torchrun_process
+    from training.distributed_train import StreamSettings, train_streaming
+
+    # a process torchrun started ends on its SIGTERM at once, as by default: blocked inside a collective, it
+    # could not run the Python handler the app's callback set until the collective returned
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    settings = StreamSettings(workers, shuffle_buffer, statistics)
+    try:
+        checkpoint = record(train_streaming)(
+            name,
+            logs=logs,
+            spec_path=spec,
+            root=repository,
+            work_dir=work_dir,
+            settings=settings,
+            distributed=True,
+            progress=progress,
+        )
+    except Exception as error:  # the traceback stays (torchrun's report); the launcher ends on the line
+        if is_user_error(error):
+            note_process_error(error)
+        raise
+    if checkpoint is not None:  # rank 0: torchrun's SIGTERM during its export removes the staging folder
+        with sigterm_exits():
+            finish(checkpoint)
+    end_torchrun_process()
 
 
 @app.command()
@@ -278,14 +357,7 @@ def evaluate(
     name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
     version: Annotated[int | None, typer.Option(min=1, help="Version to evaluate (default: latest).")] = None,
-    repository: Annotated[
-        Path,
-        typer.Option(
-            "--repository",
-            "-r",
-            help="The model repository (`serving`: where the served model's config.toml names its world).",
-        ),
-    ] = Path("models"),
+    repository: RepositoryOption = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="`serving`: concurrent HTTP connections.")] = 4,
     logs: Annotated[
@@ -309,7 +381,8 @@ def evaluate(
         refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
         import httpx
 
-        from clients.client import ServiceError, shown_url
+        from clients.client import ServiceError
+        from common.shown_url import shown_url
         from training.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:
@@ -317,8 +390,6 @@ def evaluate(
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per scoring call otherwise
         try:
             report = {**run_record(context), **evaluate_serving(url, repository, workers=workers)}
-        except FileNotFoundError:
-            raise  # this side's repository: said as such (cli/errors.py)
         except (ServiceError, httpx.HTTPError) as error:  # a call refused or failed once the service was ready
             typer.echo(f"error: {shown_url(url)}: {error or type(error).__name__}", err=True)
             raise typer.Exit(1) from None
@@ -357,10 +428,7 @@ def evaluate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: CTR_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: CTR_PORT or 8000).")] = None,
-    repository: Annotated[
-        Path | None,
-        typer.Option("--repository", "-r", help="Model repository (default: CTR_MODEL_REPOSITORY or models)."),
-    ] = None,
+    repository: ServedRepositoryOption = None,
 ) -> None:
     """Serve the models over HTTP (settings from CTR_* environment variables)."""
     from service.server import serve as run_server

@@ -31,18 +31,17 @@ SETTING_OPTIONS = {
     "ctcvr_model": "--ctcvr-model",
 }
 
-# CTR_MODEL_REPOSITORY, as `ctr serve`, `prepare` and `score` read it: `sample-request` and `train` ignored it, so
-# where it was set (the image sets it) they looked for a models/ folder the service did not serve from
+REPOSITORY_HELP = "The model repository directory (default: CTR_MODEL_REPOSITORY, else models)."
+# CTR_MODEL_REPOSITORY, as `ctr serve`, `prepare` and `score` read it: `sample-request`, `train` and `evaluate`
+# ignored it, so where it was set (the image sets it) they looked for a models/ folder the service did not serve from
 RepositoryOption = Annotated[
     Path,
-    typer.Option(
-        "--repository",
-        "-r",
-        envvar="CTR_MODEL_REPOSITORY",
-        show_envvar=False,
-        help="The model repository directory (default: CTR_MODEL_REPOSITORY, else models).",
-    ),
+    typer.Option("--repository", "-r", envvar="CTR_MODEL_REPOSITORY", show_envvar=False, help=REPOSITORY_HELP),
 ]
+# The same option for the commands that take the service's settings (`serve`, `prepare`, `score`): None where it is
+# not given, so that the settings read CTR_MODEL_REPOSITORY themselves and a mistake in it is said naming the
+# variable, not --repository (``given_options``)
+ServedRepositoryOption = Annotated[Path | None, typer.Option("--repository", "-r", help=REPOSITORY_HELP)]
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Where simulated logs and checkpoints go.")]
 ProgressOption = Annotated[
     bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: when stderr is a terminal).")

@@ -28,7 +28,7 @@ from typing import Annotated
 import typer
 
 from cli.export_line import read_export_line
-from cli.options import WorkDirOption, settings_with_options
+from cli.options import ServedRepositoryOption, WorkDirOption, settings_with_options
 from cli.signals import release_stop_signals, stop_signals_held
 from clients.service_process import stop
 
@@ -191,12 +191,7 @@ def train_in_parallel(names: list[str], repository: Path, work_dir: Path, step: 
 
 
 def prepare(
-    repository: Annotated[
-        Path | None,
-        typer.Option(
-            "--repository", "-r", help="The model repository directory (default: CTR_MODEL_REPOSITORY, else models)."
-        ),
-    ] = None,
+    repository: ServedRepositoryOption = None,
     work_dir: WorkDirOption = Path("artifacts"),
     step: Annotated[str, typer.Option(help="Progress prefix: this phase's number among the caller's.")] = "[1/1]",
 ) -> None:

@@ -17,6 +17,7 @@ import typer
 
 from common.finite_json import finite
 from common.provenance import provenance
+from common.shown_url import shown_url
 
 
 def check_writable(path: Path, option: str = "--out") -> None:
@@ -117,8 +118,6 @@ def command_line(context: typer.Context) -> str:
 
 def _given(param: Any, value: Any) -> list[str]:
     """The words that give ``param`` its ``value`` on a command line."""
-    from clients.client import shown_url
-
     values = list(value) if isinstance(value, list | tuple) else [value]
     if getattr(param, "hide_input", False):
         values = ["***"] * len(values)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cli.options import ServedRepositoryOption, settings_with_options
+
 
 def score(
     candidates: Annotated[
@@ -19,10 +21,7 @@ def score(
             "pctcvr and pcvr."
         ),
     ] = Path("scores.parquet"),
-    repository: Annotated[
-        Path | None,
-        typer.Option("--repository", "-r", help="Model repository (default: CTR_MODEL_REPOSITORY or models)."),
-    ] = None,
+    repository: ServedRepositoryOption = None,
     ctr_model: Annotated[
         str | None, typer.Option(help="The model filling the ctr role (default: CTR_CTR_MODEL or esmm).")
     ] = None,
@@ -42,7 +41,6 @@ def score(
     service: the same checks, encoder and models (settings from CTR_* as `ctr serve` reads them). The rows of
     one request_id (consecutive) are scored as one request, else CTR_MAX_CANDIDATES rows at a time; a row the
     service would refuse ends the command naming the row."""
-    from cli.options import settings_with_options
     from cli.reports import check_writable
     from training.offline_scores import check_out, score_file, served_models
 

@@ -72,6 +72,8 @@ import httpx
 import numpy as np
 import orjson
 
+from common.shown_url import shown_url
+
 FeatureValue = str | int | float | None
 Features = Mapping[str, FeatureValue]
 
@@ -691,16 +693,6 @@ class ScoringClient(_Client):
         """Admin ``POST /v2/repository/models/{name}/load``: (re)load ``name``; the versions now served."""
         attempts = self._attempts("POST", f"/v2/repository/models/{name}/load", token=token, safe=False)
         return [int(v) for v in self._call(attempts, None)["versions"]]
-
-
-def shown_url(url: str) -> str:
-    """``url`` to be written in a message or a report: its credentials (``user:password@``, which httpx
-    sends as Basic auth) as ``***@``; a report's ``command`` kept them, and reports are committed."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if not sep or "@" not in authority:
-        return url
-    return f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
 
 
 def require_ready(url: str) -> None:

@@ -147,11 +147,11 @@ def fit_statistics(
         if column is None:  # never logged: every value is the default, which encodes as 0, its range too
             stats[feature.name] = unlogged_stats(feature)
             continue
-        values = _numeric_values(feature, column, len(column))
+        values = numeric_values(feature, column, len(column))
         mean = float(values.mean()) if values.size else float(feature.default)
         std = float(values.std()) if values.size else 1.0
         more = (also_encoded or {}).get(feature.name)
-        seen = values if more is None else np.concatenate([values, _numeric_values(feature, more, len(more))])
+        seen = values if more is None else np.concatenate([values, numeric_values(feature, more, len(more))])
         if not seen.size:  # a column of nulls: every value the default, as if never logged
             stats[feature.name] = unlogged_stats(feature)
             continue
@@ -323,7 +323,7 @@ class FeatureEncoder:
             categorical[:, j] = buckets + self._offsets[feature.name]
         numeric = np.empty((n_rows, len(self._numeric)), dtype=np.float64)
         for j, feature in enumerate(self._numeric):
-            numeric[:, j] = _numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
+            numeric[:, j] = numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
         return EncodedFeatures(categorical, *self._standardised(numeric))
 
     def _standardised(self, numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -463,7 +463,7 @@ def _category(feature: Feature, value: Any) -> Any:
     return value
 
 
-def _numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
+def numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
     """Float64 values; ``fill`` replaces absent values by the default (refused for a required feature), else
     they are dropped."""
     if isinstance(column, (bool, str)):

@@ -39,7 +39,7 @@ from contextvars import ContextVar
 import orjson
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-from common.log_time import utc_time
+from common.utc_logging import utc_time
 from service.binding import peer_shown
 from service.http.scope_keys import (
     ERROR_MESSAGE,

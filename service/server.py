@@ -14,7 +14,7 @@ from contextlib import suppress
 import uvicorn
 from uvicorn.server import STARTUP_FAILURE
 
-from common.log_time import stderr_handler
+from common.utc_logging import stderr_handler
 from service.app import SHED_PATHS, create_app, grpc_starter
 from service.binding import ListenRefused, bound_sockets, refused_listening, said_bound
 from service.cpus import CpuLimit, affinity_cpus, cpu_limit, threads_under_limit, usable_cpus

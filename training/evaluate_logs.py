@@ -28,7 +28,8 @@ from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
 from training.evaluation import run_exported, version_record
 from training.figure_file import save_figure
-from training.logs import column_array, defaulted_features, fingerprint, read_logs
+from training.log_quality import defaulted_features
+from training.logs import column_array, fingerprint, read_logs
 from training.metrics import auc, binned_means, log_loss
 
 logger = logging.getLogger(__name__)

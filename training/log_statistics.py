@@ -21,15 +21,16 @@ import numpy as np
 
 from common.encoder import (  # the encoder's own reading of a numeric column
     MIN_STD,
-    _numeric_values,
+    numeric_values,
     training_range,
     unlogged_stats,
     warn_if_one_value_dominates,
 )
 from common.features import FeatureSpec, NumericStats
 from common.whole_file import written_whole
+from training.log_quality import Disorder, say_log_quality
 from training.log_time import say_ts_left_out
-from training.logs import Disorder, check_features, check_labels, column_array, say_log_quality
+from training.logs import check_features, check_labels, column_array
 from training.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
     check_features(table, spec, source, first_row)
     moments = {}
     for feature in numeric:
-        values = _numeric_values(feature, column_array(table, feature.name), table.num_rows)
+        values = numeric_values(feature, column_array(table, feature.name), table.num_rows)
         if values.size:
             mean = float(values.mean())
             m2 = float(((values - mean) ** 2).sum())

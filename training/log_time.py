@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from training.arrow_types import is_number
+from training.arrow_types import is_number, is_text
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def read_times(column: pa.ChunkedArray) -> TimeReading:
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     nothing = TimeReading(np.zeros(0, np.int64), pa.array([], pa.int64()), np.zeros(0, np.int8), "")
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column.type):
         try:
             column = text_instants(column)
         except pa.ArrowInvalid as error:

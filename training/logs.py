@@ -8,8 +8,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,8 @@ from common.encoder import FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_files import arrow_input, read_parquet
-from training.arrow_types import is_groupable, is_number
-from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, joined_ts, read_times, say_ts_left_out
+from training.arrow_types import is_number, is_text
+from training.log_time import joined_ts, say_ts_left_out
 from training.shard_folder import MANIFEST, refuse_unfinished
 
 logger = logging.getLogger(__name__)
@@ -419,172 +418,6 @@ def refuse_one_class(
         )
 
 
-def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path) -> None:
-    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``); copies are rows
-    alike in what the streamed trainer reads too: the spec's features and the labels."""
-    read = [name for name in [*(f.name for f in spec.features), *LABEL_COLUMNS] if name in table.column_names]
-    say_log_quality(Disorder.of(table, read), table.column_names, spec, source)
-
-
-def say_log_quality(disorder: Disorder, names: Sequence[str], spec: FeatureSpec, source: str | Path) -> None:
-    """The warnings about a log a trainer will train on, in memory or streamed: out of time order or doubled
-    (``Disorder``), and optional features it has no column for (``defaulted_features``; ``names``: its
-    columns)."""
-    disorder.warn(source)
-    defaulted = defaulted_features(names, spec)
-    if defaulted:
-        logger.warning(
-            "the logs %s have no column for the optional features %s: each row reads its default", source, defaulted
-        )
-
-
-def defaulted_features(names: Sequence[str], spec: FeatureSpec) -> list[str]:
-    """The spec's optional features a log with the columns ``names`` lacks: each row reads the feature's
-    default, so a model learns nothing from it, and an evaluation scores every row as if it held the default."""
-    return [f.name for f in spec.features if not f.required and f.name not in names]
-
-
-@dataclass(frozen=True)
-class Disorder:
-    """Where a log's ``ts`` goes back in time or changes unit, and how many impressions (``request_id`` and
-    ``position``) appear twice: the trainer holds out the last rows as the latest (``split_by_time``), so an
-    export without ORDER BY validated on its oldest day, and a doubled one on copies of training rows, without a
-    word. Neither column is required, nor is ``ts`` of one type: it is read as time by ``read_times`` (numbers
-    in their epoch unit, timestamps, dates, ISO-8601 text; text that is not says why it went unchecked), over
-    its non-null values, and rows without a ``request_id`` are no impression named twice. Summaries of
-    consecutive row groups join (``then``) into the whole log's, so the streamed trainer finds the same time
-    disorder, across row groups and shards, without holding the log; doubled impressions it finds within a row
-    group only."""
-
-    rows: int = 0
-    backs: int = 0  # rows whose ts is earlier than the last known ts before them
-    first_back: int | None = None  # the first such row, counted from the first row
-    first_ts: pa.Scalar | None = None  # the first and the last non-null (comparable) ts
-    first_ts_row: int | None = None
-    last_ts: pa.Scalar | None = None
-    unit_changes: int = 0  # rows whose epoch unit differs from the last known unit before them
-    first_unit_change: int | None = None  # the first such row
-    changed_units: tuple[int, int] | None = None  # the units before and at it (EPOCH_UNITS indexes)
-    first_unit: int | None = None  # the first and the last known epoch unit (an EPOCH_UNITS index)
-    first_unit_row: int | None = None
-    last_unit: int | None = None
-    unchecked: str = ""  # why ts could not be read as time (text that is no ISO-8601 time)
-    doubled: int = 0  # rows at a (request_id, position) an earlier row holds
-    copies: int = 0  # ... and alike in every compared column (of ``doubled``): the same impression twice
-
-    @classmethod
-    def of(cls, table: pa.Table, alike: Sequence[str] | None = None) -> Disorder:
-        """The table's disorder; ``alike``: the columns a copy of a row repeats (default: all but ts, which a
-        row logged twice may not repeat), those of a type Arrow cannot group by left out."""
-        names, found = table.column_names, {}
-        if TS in names:
-            rows, known, units, unchecked = read_times(table.column(TS))
-            earlier = known.slice(0, max(len(known) - 1, 0))
-            back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
-            found = {"backs": int(back.size), "first_back": int(rows[back[0] + 1]) if back.size else None}
-            found["unchecked"] = unchecked
-            if len(known):
-                found |= {"first_ts": known[0], "first_ts_row": int(rows[0]), "last_ts": known[-1]}
-            united, unit_rows = units[units >= 0], rows[units >= 0]
-            changes = np.flatnonzero(united[1:] != united[:-1])
-            found["unit_changes"] = int(changes.size)
-            if changes.size:
-                found["first_unit_change"] = int(unit_rows[changes[0] + 1])
-                found["changed_units"] = (int(united[changes[0]]), int(united[changes[0] + 1]))
-            if united.size:
-                found |= {"first_unit": int(united[0]), "first_unit_row": int(unit_rows[0])}
-                found["last_unit"] = int(united[-1])
-        if "request_id" in names:
-            slot = ["request_id", "position"]
-            compared = [n for n in (names if alike is None else alike) if n not in (TS, *slot)]
-            compared = [n for n in compared if is_groupable(table.schema.field(n).type)]
-            valid = pc.is_valid(table.column("request_id"))
-            named = table.select(slot).filter(valid)
-            found["doubled"] = named.num_rows - named.group_by(slot).aggregate([]).num_rows
-            if found["doubled"]:  # (no slot held twice, no copy: the wide grouping, ~1.4 s a million rows, spared)
-                named = table.select([*slot, *compared]).filter(valid)
-                found["copies"] = named.num_rows - named.group_by([*slot, *compared]).aggregate([]).num_rows
-        return cls(rows=table.num_rows, **found)
-
-    def then(self, later: Disorder) -> Disorder:
-        """The summary of these rows followed by ``later``'s."""
-
-        def shifted(row: int | None) -> int | None:
-            return None if row is None else self.rows + row
-
-        crossing = None not in (self.last_ts, later.first_ts) and pc.less(later.first_ts, self.last_ts).as_py()
-        if self.first_back is not None:
-            first_back = self.first_back
-        else:
-            first_back = shifted(later.first_ts_row) if crossing else shifted(later.first_back)
-        unit_crossing = None not in (self.last_unit, later.first_unit) and self.last_unit != later.first_unit
-        if self.first_unit_change is not None:
-            first_unit_change, changed_units = self.first_unit_change, self.changed_units
-        elif unit_crossing:
-            first_unit_change, changed_units = shifted(later.first_unit_row), (self.last_unit, later.first_unit)
-        else:
-            first_unit_change, changed_units = shifted(later.first_unit_change), later.changed_units
-        first, first_unit = self.first_ts is not None, self.first_unit is not None
-        return Disorder(
-            rows=self.rows + later.rows,
-            backs=self.backs + bool(crossing) + later.backs,
-            first_back=first_back,
-            first_ts=self.first_ts if first else later.first_ts,
-            first_ts_row=self.first_ts_row if first else shifted(later.first_ts_row),
-            last_ts=later.last_ts if later.last_ts is not None else self.last_ts,
-            unit_changes=self.unit_changes + bool(unit_crossing) + later.unit_changes,
-            first_unit_change=first_unit_change,
-            changed_units=changed_units,
-            first_unit=self.first_unit if first_unit else later.first_unit,
-            first_unit_row=self.first_unit_row if first_unit else shifted(later.first_unit_row),
-            last_unit=later.last_unit if later.last_unit is not None else self.last_unit,
-            unchecked=self.unchecked or later.unchecked,
-            doubled=self.doubled + later.doubled,
-            copies=self.copies + later.copies,
-        )
-
-    def warn(self, source: object) -> None:
-        if self.unchecked:  # a row group's text parsed, another's not: what was compared is no whole log's order
-            logger.warning("the time order of the logs %s was not checked: %s", source, self.unchecked)
-        elif self.backs:
-            logger.warning(
-                "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
-                "rows are the last in file order, not the latest; sort the logs by ts",
-                source,
-                self.backs,
-                self.first_back,
-            )
-        if self.unit_changes:
-            before, after = (list(EPOCH_UNITS)[unit] for unit in self.changed_units)
-            logger.warning(
-                "the logs %s write ts in more than one unit: read as epoch times between %d and %d, it changes unit "
-                "at %d rows (the first, row %d: %s after %s), which no log written in one unit does; sorting does "
-                "not mend it: write ts in one unit (the order check reads each value in its own)",
-                source,
-                *EPOCH_YEARS,
-                self.unit_changes,
-                self.first_unit_change,
-                after,
-                before,
-            )
-        if self.copies:
-            logger.warning(
-                "the logs %s hold %d impressions twice or more (the same request_id, position, features and "
-                "labels): copies land on both sides of the validation split, so deduplicate the logs; unless they "
-                "are different ads no feature tells apart, whose slots must then be numbered 1, 2, ... instead",
-                source,
-                self.copies,
-            )
-        if self.doubled - self.copies:
-            logger.warning(
-                "the logs %s hold %d impressions at a request_id and position another impression of the request "
-                "holds, with other features or labels (different ads sharing a slot): positions must tell a "
-                "request's slots apart, else the position model cannot learn; number each request's slots 1, 2, ...",
-                source,
-                self.doubled - self.copies,
-            )
-
-
 def _near_misses(missing: list[str], found: list[str]) -> str:
     """The names the file holds instead of missing ones, differing only in case or spaces (``Click``,
     `` position ``), where it says why the columns were not found."""
@@ -622,7 +455,7 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
 
 def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray | None, str]:
     """(the rows whose value a feature of ``kind`` cannot take, what it takes); None: every row fits."""
-    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    text = is_text(column.type)
     if kind == "numeric":
         wanted = "a finite number within float32's range"
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
@@ -736,7 +569,7 @@ def column_array(table: pa.Table, name: str) -> np.ndarray:
         column = column.cast(pa.large_string())  # checked UTF-8 (check_features)
     if pa.types.is_integer(column.type) and column.null_count:
         return np.array(column.to_pylist(), dtype=object)  # ints and None: as floats, 3 would be a category 3.0
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    if is_text(column.type):
         return column.to_numpy(zero_copy_only=False)
     if pa.types.is_floating(column.type):
         return column.to_numpy(zero_copy_only=False).astype(np.float64)

@@ -55,7 +55,7 @@ from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
 from training.arrow_files import arrow_input, arrow_output, parquet_file
-from training.arrow_types import is_number
+from training.arrow_types import is_number, is_text
 from training.logs import (
     column_array,
     log_files,
@@ -258,8 +258,7 @@ def _check_feature_types(schema: pa.Schema, kinds: dict[str, str], candidates: P
 def _json_carries(kind: pa.DataType) -> bool:
     """Whether a column of Arrow type ``kind`` reads as values a request's JSON carries (``_request_values``)."""
     return (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
+        is_text(kind)
         or pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
         or is_number(kind)

@@ -23,13 +23,13 @@ from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit, validation_cut
+from training.log_quality import warn_of_log_quality
 from training.logs import (
     feature_columns,
     fingerprint,
     log_files,
     manifest_spec,
     read_logs,
-    warn_of_log_quality,
 )
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary

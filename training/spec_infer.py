@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from common.features import Feature, FeatureSpec
 from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
-from training.arrow_types import is_number
+from training.arrow_types import is_number, is_text
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
 from training.logs import log_files, partition_values, read_logs
 from training.world.logs import GROUND_TRUTH_COLUMNS
@@ -133,7 +133,7 @@ def _numbers_as_text(column: pa.ChunkedArray) -> str:
     """A caution for a text column whose values are numbers once written plainly ("9,182.0", "0,405"), or
     but for a missing-value word ("None"): proposed categorical, it was the number a user meant ("" if
     not such a column)."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not is_text(column.type):
         return ""
     values = [v.strip() for v in column.drop_null().to_pylist()[:SAMPLED_VALUES]]
     if not values or all(_number_text(v) for v in values):  # (CSV reads such a column as numbers)
@@ -149,7 +149,7 @@ def _numbers_as_text(column: pa.ChunkedArray) -> str:
 def _missing_as_text(column: pa.ChunkedArray) -> str:
     """A caution for a text column holding words that mean missing elsewhere (NA, NULL, nan, an empty text):
     here they are categories, as the service hashes a request's "NA" or "" ("" if none)."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not is_text(column.type):
         return ""
     words = sorted({v for v in column.drop_null().unique().to_pylist() if v.strip().lower() in NULL_WORDS})
     if not words:
@@ -168,7 +168,7 @@ def _time_values(column: pa.ChunkedArray) -> str:
     values = column.drop_null().unique()
     if not len(values):
         return ""
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+    if is_text(values.type):
         try:
             text_instants(values)
         except pa.ArrowInvalid:
@@ -203,9 +203,8 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
             column = column.cast(pa.large_string())
         except pa.ArrowInvalid:
             return None, "bytes that are not UTF-8 text"
-    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    is_number = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-    if not (is_text or is_number or pa.types.is_boolean(column.type) or pa.types.is_decimal(column.type)):
+    text = is_text(column.type)
+    if not (text or is_number(column.type) or pa.types.is_boolean(column.type)):
         return None, f"type {column.type} is neither text nor a number"
     nulls = column.null_count
     if nulls == len(column):
@@ -213,12 +212,12 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    if is_text and distinct == len(column) - nulls and len(column) > 1:
+    if text and distinct == len(column) - nulls and len(column) > 1:
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
     integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
-    if is_text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
+    if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     if nulls:
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from common.log_time import utc_time
+from common.utc_logging import utc_time
 from service.http.disconnect import DEPARTURE
 from service.http.line_budget import CallLater, LineBudget
 from service.log_format import CLIENT_LEFT, FAILED, log_access_line

@@ -73,7 +73,7 @@ def test_a_password_in_a_url_is_never_recorded(tmp_path, monkeypatch):
     import clients.auction.plot
     import clients.auction.report
     import clients.auction.run
-    from clients.client import shown_url
+    from common.shown_url import shown_url
 
     monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: {"pipelines": {}})
     monkeypatch.setattr(clients.auction.plot, "plot_report", lambda report, path: None)

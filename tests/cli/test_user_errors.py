@@ -503,3 +503,13 @@ def test_every_command_reads_the_repository_from_ctr_model_repository(tmp_path, 
     assert len(json.loads(done.stdout)["candidates"]) == 2
     refused = ctr_here("train", "absent", "--no-progress", cwd=tmp_path)
     assert f"expected {ROOT / 'models' / 'absent' / 'config.toml'};" in refused.stderr, refused.stderr
+
+
+def test_evaluate_reads_the_repository_from_ctr_model_repository(tmp_path, ctr_here, monkeypatch):
+    """`ctr evaluate` declared a --repository of its own, without the variable: where it was set, the versions
+    it looked for were those of a models/ folder where it ran, not of the repository the service served."""
+    repository = tmp_path / "served"
+    (repository / "esmm" / "3").mkdir(parents=True)
+    monkeypatch.setenv("CTR_MODEL_REPOSITORY", str(repository))
+    refused = ctr_here("evaluate", "esmm", "--version", "7", "--out", str(tmp_path / "report.json"), cwd=tmp_path)
+    assert refused.returncode == 2 and "has no version 7; exported: [3]" in refused.stderr, refused.stderr

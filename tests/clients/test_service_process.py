@@ -129,7 +129,7 @@ def running(pid: int) -> bool:
         return False
 
 
-STAMP = "2026-12-05T12:00:00.001+00:00"  # common/log_time.py
+STAMP = "2026-12-05T12:00:00.001+00:00"  # common/utc_logging.py
 
 
 def test_a_failed_start_s_reason_is_read_from_each_of_the_service_s_log_formats(tmp_path: Path) -> None:

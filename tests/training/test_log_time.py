@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.features import Feature, FeatureSpec
+from training.log_quality import warn_of_log_quality
 from training.log_statistics import chunk_statistics, merge_in_order
-from training.logs import read_logs, warn_of_log_quality
+from training.logs import read_logs
 from training.stream import ShardedLogs
 
 SPEC = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))

@@ -13,7 +13,8 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import Disorder, check_features, check_labels, log_files, read_logs
+from training.log_quality import Disorder
+from training.logs import check_features, check_labels, log_files, read_logs
 
 HEADER = "request_id,ts,site,position,click,conversion"
 GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
@@ -368,7 +369,7 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     import datetime
     import logging
 
-    caplog.set_level(logging.WARNING, logger="training.logs")
+    caplog.set_level(logging.WARNING, logger="training.log_quality")
     quiet = [
         pa.table({"ts": pa.array([{"s": 2}, {"s": 1}])}),
         pa.table({"ts": pa.array([None], pa.int64())}),
