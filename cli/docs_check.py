@@ -136,23 +136,27 @@ def extract(path: Path) -> list[Example]:
     return examples
 
 
-def differences(expected: Any, actual: Any, exact: bool, where: str = "$") -> list[str]:
-    """Where ``actual`` departs from ``expected``: shapes always, values too when ``exact``."""
+def differences(
+    expected: Any, actual: Any, exact: bool, where: str = "$", tolerance: float = RELATIVE_TOLERANCE
+) -> list[str]:
+    """Where ``actual`` departs from ``expected``: shapes always, values too when ``exact`` (numbers within a
+    relative ``tolerance``; 0: any change, which is what --update must see to write the last digits)."""
     kinds = (type(expected) in (int, float), type(actual) in (int, float))
     if type(expected) is not type(actual) and kinds != (True, True):
         return [f"{where}: expected {type(expected).__name__} {expected!r}, got {type(actual).__name__} {actual!r}"]
     if isinstance(expected, dict):
         if set(expected) != set(actual):
             return [f"{where}: expected keys {sorted(expected)}, got {sorted(actual)}"]
-        return [d for key in expected for d in differences(expected[key], actual[key], exact, f"{where}.{key}")]
+        return [d for key in expected
+                for d in differences(expected[key], actual[key], exact, f"{where}.{key}", tolerance)]  # fmt: skip
     if isinstance(expected, list):
         if len(expected) != len(actual):
             return [f"{where}: expected {len(expected)} items, got {len(actual)}"]
         return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for d in differences(e, a, exact, f"{where}[{i}]")]  # fmt: skip
+                for d in differences(e, a, exact, f"{where}[{i}]", tolerance)]  # fmt: skip
     if not exact or expected == actual:
         return []
-    if kinds == (True, True) and math.isclose(expected, actual, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12):
+    if kinds == (True, True) and tolerance and math.isclose(expected, actual, rel_tol=tolerance, abs_tol=1e-12):
         return []
     return [f"{where}: expected {expected!r}, got {actual!r}"]
 
@@ -252,7 +256,9 @@ def check(files: list[Path], url: str, repository: Path, exact: bool, write: boo
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
                 problems.append(f"{example.path}:{example.line}: {error}")
                 continue
-            found = differences(example.expected, actual, exact or write)  # --update: any changed value
+            # --update: any changed value (within the tolerance, a page kept an older export's last digits)
+            tolerance = 0.0 if write else RELATIVE_TOLERANCE
+            found = differences(example.expected, actual, exact or write, tolerance=tolerance)
             if write and found:
                 answers.append((example, actual))  # only answers that changed are rewritten
             elif not write:
