@@ -349,6 +349,44 @@ def test_unbatched_requests_count_their_wait_for_the_thread_pool() -> None:
     assert least <= stats.queue_s <= most
 
 
+def test_a_request_split_over_batches_counts_its_first_parts_wait_only() -> None:
+    """A 3-row request at max_batch_size 2 runs as rows 0:2, then row 2 once that 200 ms run has ended: its
+    queue time is the wait of its first rows, not its last part's (which would count the first run as
+    queueing, 200 ms and more). Only requests answered in one batch were pinned.
+
+    The bounds are measured on the batcher's clock (``time.monotonic``, the loop's): queued after ``before``,
+    the request's first run began no later than that run's model call, so its wait is at most
+    ``first_start - before``; the second part's began after the first run ended, at least ``first_end -
+    queued_by`` after the request was queued: above the first bound by the run's 200 ms less the enqueue's span."""
+    runs: list[tuple[float, float, int]] = []  # (start, end, rows) of each run
+
+    def first_slow(inputs: dict) -> dict:
+        started = time.monotonic()
+        if not runs:
+            time.sleep(0.2)
+        runs.append((started, time.monotonic(), len(inputs["x"])))
+        return doubling(inputs)
+
+    async def main() -> tuple[Batcher, float, float, list[float]]:
+        batcher = Batcher(first_slow, BatchConfig(max_batch_size=2, max_queue_delay_us=0))
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        work = batcher.enqueue({"x": np.arange(3, dtype=np.float32)[:, None]}, 3, before + 5)
+        queued_by = loop.time()
+        result = await work.future
+        await batcher.retire()
+        return batcher, before, queued_by, result["y"].tolist()
+
+    batcher, before, queued_by, y = run(main())
+    stats = batcher.stats
+    assert y == [0.0, 2.0, 4.0]
+    assert [rows for _, _, rows in runs] == [2, 1] and stats.executions == 2 and stats.successes == 1
+    first_start, first_end, _ = runs[0]
+    assert first_end - first_start >= 0.2 > queued_by - before  # the last part waits >= 0.2 s more than the first
+    assert 0.0 <= stats.queue_s <= first_start - before
+
+
 def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
     gate = threading.Event()
 

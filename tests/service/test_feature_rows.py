@@ -121,3 +121,23 @@ def test_large_requests_reach_the_batcher_encoded_and_small_ones_raw(served) -> 
     for name in ("categorical", "numeric"):
         expected = [from_rows(small)[name], from_rows(large)[name][5:40], from_rows(small)[name][1:2]]
         assert np.array_equal(batch[name], np.concatenate(expected))
+
+
+def test_a_later_row_alone_in_a_batch_of_one_row_slices_gets_its_own_candidate(served) -> None:
+    """A 2-candidate request split at a batch boundary, its second row batched with a 1-candidate request
+    (one row from each part: one pick per value), encodes that second row's candidate, not its first
+    one's: the row index each one-row slice starts at went unpinned (hypothesis rarely draws such a batch),
+    and the wrong one silently scored another ad."""
+    models, config = served
+    model = models.model("esmm")
+    two = {
+        "context": {"user_id": "u1"},
+        "candidates": [{"ad_id": "a1", "ad_price": 1.5}, {"ad_id": "a2", "ad_price": 9.0}],
+    }
+    one = {"context": {"user_id": "u2"}, "candidates": [{"ad_id": "b1", "ad_price": 4.0}]}
+    a, b = accepted([two, one], models, config)
+    batch = model.encode([(a.rows, 1, 2), (b.rows, 0, 1)])
+    assert set(batch) == set(a.encoded(model)) == {"categorical", "numeric"}
+    for name in batch:
+        assert not np.array_equal(a.encoded(model)[name][0], a.encoded(model)[name][1])  # the two ads differ
+        assert np.array_equal(batch[name], np.concatenate([a.encoded(model)[name][1:2], b.encoded(model)[name]]))

@@ -95,6 +95,21 @@ def test_the_oldest_request_in_hand_counts_and_few_requests_in_hand_are_no_queue
     assert not any(other.refuse(1.0, now=0.01 * i, in_flight=3, sheddable=True) for i in range(20))
 
 
+def test_min_in_flight_requests_in_hand_are_a_queue_and_one_fewer_is_not() -> None:
+    """Overloaded, a late request is refused with exactly ``min_in_flight`` requests in hand, and admitted
+    with one fewer (the machine's doing, not a queue); the tests used 50 or 3 in hand with a minimum of 4,
+    leaving the boundary itself unpinned."""
+    watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=4)
+    assert [watch.refuse(0.2, now=0.005 * i, in_flight=50, sheddable=True) for i in range(6)] == [False] * 4 + [
+        True
+    ] * 2
+    assert watch.overloaded
+    assert watch.refuse(0.2, now=0.03, in_flight=4, sheddable=True)
+    assert not watch.refuse(0.2, now=0.031, in_flight=3, sheddable=True) and watch.overloaded
+    assert watch.refuse(0.2, now=0.032, in_flight=4, sheddable=True)
+    assert watch.refused == 4
+
+
 def test_answered_requests_leave_the_watch_whatever_the_load() -> None:
     """With few requests in hand the watch is never asked for the oldest: it must not keep the answered."""
     watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=16)

@@ -136,6 +136,47 @@ def test_ips_weights_clicked_errors_by_inverse_propensity():
     torch.testing.assert_close(model.loss(data), expected)
 
 
+def test_self_normalised_ips_divides_the_weighted_errors_by_the_sum_of_the_weights():
+    """SNIPS (``self_normalize = true``, what ips_cvr, escm2_ips and escm2_dr ship): the weighted CVR errors
+    over sum(o / p), not over N; the exact loss above only pinned the N form."""
+    model = IPSCVR(SPEC, IPSCVRConfig(propensity_floor=0.2, self_normalize=True, **SMALL))
+    data = batch(64)
+    ctr_logit, cvr_logit = model.logits(data["categorical"], data["numeric"])
+    click = data["click"].float()
+    p = torch.sigmoid(ctr_logit).clamp(min=0.2)
+    error = F.binary_cross_entropy_with_logits(cvr_logit, data["conversion"].float(), reduction="none")
+    expected = F.binary_cross_entropy_with_logits(ctr_logit, click) + (click * error / p).sum() / (click / p).sum()
+    assert not torch.isclose((click / p).sum(), torch.tensor(64.0))  # the two forms differ here
+    torch.testing.assert_close(model.loss(data), expected)
+
+
+@pytest.mark.parametrize("imputation", ["direct", "error"])
+def test_self_normalised_dr_risk_divides_the_correction_by_the_sum_of_the_weights(imputation):
+    """ESCM²-DR with ``self_normalize = true``: L_CVR^DR = mean(e_hat) + sum(o (e - e_hat) / p) / sum(o / p),
+    and the "error" imputation's loss sum(o (e - e_hat_s)^2 / p) / sum(o / p); the tests
+    pinned only these risks' gradients, never their values (the default self_normalize went unpinned)."""
+    model = ESCM2(SPEC, ESCM2Config(estimator="dr", imputation=imputation, self_normalize=True, **SMALL))
+    data = batch(64)
+    ctr_logit, cvr_logit = model.batch_logits(data)
+    click = data["click"].float()
+    w = click / torch.sigmoid(ctr_logit).clamp(min=model.config.propensity_floor)
+    categorical, numeric = data["categorical"], data["numeric"]
+    embedded = (
+        model.imputation_embedding(categorical, numeric)
+        if imputation == "direct"
+        else model.cvr_embedding(categorical, numeric)
+    )
+    imputed = torch.sigmoid(model.imputation_tower(embedded))
+    error = F.binary_cross_entropy_with_logits(cvr_logit, data["conversion"].float(), reduction="none")
+    imputed_error = F.binary_cross_entropy_with_logits(cvr_logit, imputed, reduction="none")
+    risk, imputation_loss = model.doubly_robust_risk(data, ctr_logit, cvr_logit)
+    torch.testing.assert_close(risk, imputed_error.mean() + (w * (error - imputed_error)).sum() / w.sum())
+    if imputation == "error":
+        log_p, log_not_p = F.logsigmoid(cvr_logit), F.logsigmoid(-cvr_logit)
+        fit = -(imputed * log_p + (1.0 - imputed) * log_not_p)
+        torch.testing.assert_close(imputation_loss, (w * (error - fit) ** 2).sum() / w.sum())
+
+
 def test_ips_gives_unclicked_impressions_no_cvr_gradient_but_dr_does():
     data = batch(64)
     data["click"] = torch.zeros_like(data["click"])
