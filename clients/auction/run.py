@@ -101,7 +101,7 @@ class AuctionConfig:
 @dataclass
 class PipelineRun:
     days: list[dict[str, Any]] = field(default_factory=list)
-    aborted: str | None = None  # why the pipeline stopped early (a refused reload), else None
+    aborted: str | None = None  # why the pipeline stopped early (a refused reload, a day of failed calls), else None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -233,6 +233,11 @@ async def _days(
             else:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             scoring_s += scores.seconds
+            if client is not None and scores.errors == len(requests):  # a day of no ads: nothing to compare
+                commonest = max(scores.error_kinds, key=scores.error_kinds.get)
+                run.aborted = f"day {day}: all {scores.errors} scoring calls failed, most often {commonest!r}"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                break
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
             if client is not None:

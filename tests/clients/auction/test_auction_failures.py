@@ -1,0 +1,109 @@
+"""Failed scoring calls, without a service: each kind counted once whatever numbers its message names, the
+warnings rate-limited, a day whose calls all failed stopping its pipeline, and ``ctr auction`` saying so and
+exiting 1 (a killed service printed the comparison as usual and exited 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from clients.auction.pipelines import WARNED_FAILURES, error_kind, service_scores
+from clients.auction.report import scoring_warnings
+from clients.auction.traffic import draw_day
+from clients.client import ModelStatus, ServiceError
+from training.world import World, WorldConfig
+
+
+class Refusing:
+    """A scoring client whose every call fails with a 504 naming how late it was."""
+
+    resent = retried = 0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def score(self, context: dict, candidates: list) -> None:
+        self.calls += 1
+        raise ServiceError(504, f"the request was {3990 + self.calls}.5 ms late (deadline 1000 ms)")
+
+    async def models(self) -> list[ModelStatus]:
+        return [ModelStatus(name="ctr", roles=["ctr"], ready=True, version=2)]
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(WorldConfig(n_users=2000, n_ads=200, n_advertisers=50, n_slots=3, n_candidates=10))
+
+
+def test_a_kind_of_failure_is_one_key_whatever_numbers_it_names() -> None:
+    """One cause gave 12 keys ``...3996.5 ms late...``; the status stays a number."""
+    assert error_kind(ServiceError(504, "3996.5 ms late, deadline 1000 ms")) == "504: N ms late, deadline N ms"
+    assert error_kind(ServiceError(504, "12 ms late, deadline 1000 ms")) == "504: N ms late, deadline N ms"
+
+
+def test_failed_calls_are_warned_a_few_then_counted(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Every failed call was a WARNING line: 5,017 lines (541 KB) from a service killed mid-run."""
+    requests = draw_day(world, 0, 0, 40)
+    with caplog.at_level(logging.WARNING, logger="clients.auction.pipelines"):
+        scores = asyncio.run(service_scores(Refusing(), world, requests, 4))
+    assert scores.errors == 40 and scores.error_kinds == {"504: the request was N ms late (deadline N ms)": 40}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == WARNED_FAILURES + 1
+    assert (
+        lines[-1]
+        == f"day 0: {40 - WARNED_FAILURES} more requests failed (40 of 40 in all, by kind in the report's error_kinds)"
+    )
+
+
+def test_a_day_whose_calls_all_failed_stops_its_pipeline(world: World, tmp_path: Path, monkeypatch) -> None:
+    """A dead service's day was compared as a day of auctions without ads, and the next one too."""
+    import clients.auction.run as run
+
+    monkeypatch.setattr(run, "AsyncScoringClient", lambda url, max_connections: Refusing())
+    config = run.AuctionConfig(days=3, requests_per_day=30, seeds=1, pipelines=("debiased",), progress=False)
+    service = run.RunningService(url="http://127.0.0.1:9", token="", log=tmp_path / "service.log")
+    advertisers = config.advertisers(world, 0)
+    done = asyncio.run(
+        run._days("debiased", world, advertisers, config, 0, tmp_path, None, None, service, {"ctr": "ctr"})
+    )
+    assert done.days == []
+    assert (
+        done.aborted
+        == "day 0: all 30 scoring calls failed, most often '504: the request was N ms late (deadline N ms)'"
+    )
+
+
+def report_with_errors(errors: int) -> dict:
+    day = {"errors": errors, "requests": 300, "error_kinds": {"ConnectError": errors} if errors else {}}
+    seeds = [{"days": [day, dict(day, errors=0, error_kinds={})]}]
+    return {
+        "pipelines": {
+            "debiased": {"seeds": seeds, "aborted": []},
+            "oracle": {"seeds": [{"days": [dict(day, errors=0)]}], "aborted": []},
+        }
+    }
+
+
+def test_failed_calls_are_said_at_the_end_and_exit_1(tmp_path: Path, monkeypatch) -> None:
+    import clients.auction.plot
+    import clients.auction.report
+    import clients.auction.run
+
+    monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: report_with_errors(120))
+    monkeypatch.setattr(clients.auction.plot, "plot_report", lambda report, path: None)
+    monkeypatch.setattr(clients.auction.report, "table", lambda report: "")
+    result = CliRunner().invoke(app, ["auction", "--quick", "--out", str(tmp_path / "a.json")])
+    assert result.exit_code == 1, result.output
+    assert (
+        "WARNING: pipeline debiased: 120 of 600 scoring calls failed (20.0%), most often 'ConnectError' (120); the "
+        "comparison counts each as an auction without ads: see the service's log and run again"
+    ) in result.output
+    assert scoring_warnings(report_with_errors(0)) == []
