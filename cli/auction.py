@@ -60,10 +60,11 @@ def auction(
     """Run the pipelines through the same days of auctions and write the report.
 
     Exit codes: 0 a clean run; 1 the report was written but is not the models' comparison (a pipeline stopped
-    early, or scoring calls failed: each counted as an auction without ads; the WARNING lines say which);
+    early, scoring calls failed: each counted as an auction without ads, or a day was scored by versions it did
+    not load; the WARNING lines say which);
     2 a setting or the service refused before the first day, nothing written."""
     from clients.auction.plot import plot_report
-    from clients.auction.report import scoring_warnings, table
+    from clients.auction.report import scoring_warnings, stale_warnings, table
     from clients.auction.run import AuctionConfig, run_auction
 
     if url is None or repository is None:
@@ -97,7 +98,7 @@ def auction(
     aborted = {name: p["aborted"] for name, p in report["pipelines"].items() if p["aborted"]}
     if aborted:
         typer.echo(f"aborted pipelines: {aborted}", err=True)
-    warnings = scoring_warnings(report)
+    warnings = scoring_warnings(report) + stale_warnings(report)
     for line in warnings:
         typer.echo(line, err=True)
     if aborted or warnings:

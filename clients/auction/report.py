@@ -207,3 +207,16 @@ def scoring_warnings(report: dict[str, Any]) -> list[str]:
             "without ads: see the service's log and run again"
         )
     return lines
+
+
+def stale_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per day scored by other versions than the ones loaded before it (a reload by someone else
+    mid-run): recorded in ``stale_versions`` but never shown, so the day's figures mixed models unsaid."""
+    return [
+        f"WARNING: pipeline {name}, seed {seed['seed']}, day {d['day']}: scored by versions {d['stale_versions']}, "
+        "not only the ones loaded before the day (a reload by someone else?): the day's figures mix models"
+        for name, entry in report["pipelines"].items()
+        for seed in entry["seeds"]
+        for d in seed["days"]
+        if d.get("stale_versions")
+    ]

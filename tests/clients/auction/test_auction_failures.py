@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from clients.auction.pipelines import WARNED_FAILURES, error_kind, service_scores
-from clients.auction.report import scoring_warnings
+from clients.auction.report import scoring_warnings, stale_warnings
 from clients.auction.traffic import draw_day
 from clients.client import ModelStatus, ServiceError
 from training.world import World, WorldConfig
@@ -107,3 +107,25 @@ def test_failed_calls_are_said_at_the_end_and_exit_1(tmp_path: Path, monkeypatch
         "comparison counts each as an auction without ads: see the service's log and run again"
     ) in result.output
     assert scoring_warnings(report_with_errors(0)) == []
+
+
+def test_a_day_scored_by_versions_it_did_not_load_is_said_and_exits_1(tmp_path: Path, monkeypatch) -> None:
+    """A reload by someone else mid-run was kept in ``stale_versions`` and never shown, exit 0."""
+    import clients.auction.plot
+    import clients.auction.report
+    import clients.auction.run
+
+    report = report_with_errors(0)
+    report["pipelines"]["debiased"]["seeds"][0] |= {"seed": 0}
+    for number, day in enumerate(report["pipelines"]["debiased"]["seeds"][0]["days"]):
+        day |= {"day": number, "stale_versions": {"ctr": [2, 3]} if number == 1 else {}}
+    monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: report)
+    monkeypatch.setattr(clients.auction.plot, "plot_report", lambda report, path: None)
+    monkeypatch.setattr(clients.auction.report, "table", lambda report: "")
+    result = CliRunner().invoke(app, ["auction", "--quick", "--out", str(tmp_path / "a.json")])
+    assert result.exit_code == 1, result.output
+    line = (
+        "WARNING: pipeline debiased, seed 0, day 1: scored by versions {'ctr': [2, 3]}, not only the ones loaded "
+        "before the day (a reload by someone else?): the day's figures mix models"
+    )
+    assert line in result.output and stale_warnings(report) == [line]
