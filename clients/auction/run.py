@@ -37,7 +37,7 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
-from clients.client import AsyncScoringClient, ModelStatus, require_admin, require_ready
+from clients.client import AsyncScoringClient, ModelStatus, ScoringClient, require_admin, require_ready
 from clients.service_process import RunningService, running_service
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
@@ -107,10 +107,15 @@ class PipelineRun:
 
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
     """Every pipeline on every seed; the report (clients.auction.report)."""
+    served: dict[str, dict[str, Any]] | None = None
     if config.url is not None:
         require_ready(config.url)
         if config.admin_token is not None:
             require_admin(config.url, config.admin_token)
+        with ScoringClient(config.url) as client:
+            served = served_models(client.models())
+        for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
+            logger.warning("%s", line)
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
@@ -126,6 +131,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
             runs[name].append(run)
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
+    if served is not None:  # the config names the run's defaults, not what the service at --url served
+        report["served_models"] = served
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     report["seconds"] |= {  # CPU seconds: this process (client, trainer) and the services it started
         "cpu_client_and_training": own.ru_utime + own.ru_stime,
@@ -176,6 +183,30 @@ def _run_pipeline(
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
         return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
+
+
+def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
+    """Role -> the model a running service serves in it at the start: name, version, its model.onnx's sha256
+    and position regime (``config`` names ctr + esmm whatever the service at --url served)."""
+    return {
+        role: {"name": m.name, "version": m.version, "sha256": m.sha256, "regime": (m.position or {}).get("regime")}
+        for m in models
+        for role in m.roles
+        if role in ("ctr", "ctcvr")
+    }
+
+
+def regime_warnings(pipeline: str, served: dict[str, dict[str, Any]]) -> list[str]:
+    """A debiased pipeline scored by a model trained on logged positions (position-blind) is not debiased."""
+    if pipeline != "debiased":
+        return []
+    return [
+        f"WARNING: the debiased pipeline's {role} model {m['name']} version {m['version']} is in the 'logged' "
+        "position regime (position-blind): its figures are not a debiased model's; serve a slot1 model or name "
+        "the pipeline naive"
+        for role, m in served.items()
+        if m["regime"] == "logged"
+    ]
 
 
 def stale_versions(served: dict[str, list[int]], expected: dict[str, int]) -> dict[str, list[int]]:

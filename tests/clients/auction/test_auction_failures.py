@@ -129,3 +129,50 @@ def test_a_day_scored_by_versions_it_did_not_load_is_said_and_exits_1(tmp_path: 
         "before the day (a reload by someone else?): the day's figures mix models"
     )
     assert line in result.output and stale_warnings(report) == [line]
+
+
+def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Under --url the config said ctr + esmm while the service served ctr_naive + esmm_blind; now each role's
+    served name, version, sha256 and regime are recorded, and a position-blind model in the debiased pipeline
+    is warned."""
+    import clients.auction.run as run
+    from tests.clients.auction.test_auction_report import day
+
+    served = [
+        ModelStatus(
+            name="ctr_naive", roles=["ctr"], ready=True, version=2, sha256="ab" * 32, position={"regime": "logged"}
+        ),
+        ModelStatus(
+            name="esmm", roles=["ctcvr"], ready=True, version=3, sha256="cd" * 32, position={"regime": "slot1"}
+        ),
+    ]
+
+    class Service:
+        def __init__(self, url: str) -> None:
+            pass
+
+        def __enter__(self) -> Service:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def models(self) -> list[ModelStatus]:
+            return served
+
+    monkeypatch.setattr(run, "require_ready", lambda url: None)
+    monkeypatch.setattr(run, "ScoringClient", Service)
+    monkeypatch.setattr(run, "_run_pipeline", lambda *args: run.PipelineRun(days=[day(1.0)]))
+    config = run.AuctionConfig(
+        days=1, seeds=1, pipelines=("debiased",), url="http://127.0.0.1:9", work_dir=tmp_path, progress=False
+    )
+    with caplog.at_level(logging.WARNING, logger="clients.auction.run"):
+        report = run.run_auction(config)
+    assert report["served_models"] == {
+        "ctr": {"name": "ctr_naive", "version": 2, "sha256": "ab" * 32, "regime": "logged"},
+        "ctcvr": {"name": "esmm", "version": 3, "sha256": "cd" * 32, "regime": "slot1"},
+    }
+    assert [r.getMessage() for r in caplog.records] == [
+        "WARNING: the debiased pipeline's ctr model ctr_naive version 2 is in the 'logged' position regime "
+        "(position-blind): its figures are not a debiased model's; serve a slot1 model or name the pipeline naive"
+    ]
