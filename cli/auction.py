@@ -71,6 +71,8 @@ def auction(
         admin_token = explicit_only(context, "admin_token", admin_token)
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
     settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
+    if out.with_suffix(".png") == out:  # --out r.png: the plot was written over the report
+        raise ValueError(f"--out {out}: the plot is written to its .png sibling, itself; name a .json report")
     check_report_paths(out)  # said before the auctions, not after them
     config = AuctionConfig(
         slots=slots,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import resource
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
@@ -84,6 +86,8 @@ class AuctionConfig:
                 raise ValueError("--repository and --admin-token go together: both to retrain through the service")
         elif self.repository is not None or self.admin_token is not None:
             raise ValueError("--repository and --admin-token are for a running service (--url)")
+        if not math.isfinite(self.reserve) or self.reserve < 0:  # --reserve inf was taken: no ad would ever show
+            raise ValueError(f"--reserve must be a finite price per click >= 0, got {self.reserve}")
         if self.candidates <= self.slots:
             raise ValueError(
                 f"candidates ({self.candidates}) must exceed slots ({self.slots}): GSP prices need a loser"
@@ -282,6 +286,11 @@ async def _days(
             )  # fmt: skip
             if client is None or trainer is None or day == config.days - 1:
                 continue
+            # a window with no impressions: the trainer said only "impression log ... has no rows", a day late
+            if not sum(pq.read_metadata(f).num_rows for f in logs[-config.train_days :]):
+                run.aborted = f"no ad cleared the reserve {config.reserve} on day {day}: nothing to train on"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                break
             exported = trainer.train_window(logs[-config.train_days :], f"day{day}")
             try:
                 reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)

@@ -176,3 +176,53 @@ def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, m
         "WARNING: the debiased pipeline's ctr model ctr_naive version 2 is in the 'logged' position regime "
         "(position-blind): its figures are not a debiased model's; serve a slot1 model or name the pipeline naive"
     ]
+
+
+def test_a_reserve_above_every_bid_stops_the_pipeline_before_training(
+    world: World, tmp_path: Path, monkeypatch
+) -> None:
+    """It ended in "impression log .../window_day0.parquet has no rows" from the trainer, after a day's work."""
+    import clients.auction.run as run
+    from clients.auction.pipelines import oracle_scores
+
+    class Truthful(Refusing):
+        async def score(self, context: dict, candidates: list) -> None:
+            raise AssertionError("scored by the truth here")
+
+    async def truth(client, world, requests, concurrency, progress):  # the service's scores, stood in for
+        return oracle_scores(world, requests)
+
+    class Untrainable:
+        def __init__(self) -> None:
+            self.names, self.timings = {"ctr": "ctr"}, run.Timings()
+
+        def train_window(self, logs: list[Path], label: str) -> dict[str, int]:
+            raise AssertionError("trained on a window without impressions")
+
+    monkeypatch.setattr(run, "AsyncScoringClient", lambda url, max_connections: Truthful())
+    monkeypatch.setattr(run, "service_scores", truth)
+    config = run.AuctionConfig(
+        days=2, requests_per_day=30, seeds=1, train_days=1, pipelines=("debiased",), reserve=1e9, progress=False
+    )
+    service = run.RunningService(url="http://127.0.0.1:9", token="", log=tmp_path / "service.log")
+    advertisers = config.advertisers(world, 0)
+    done = asyncio.run(run._days("debiased", world, advertisers, config, 0, tmp_path, None, Untrainable(), service))
+    assert [d["impressions"] for d in done.days] == [0]
+    assert done.aborted == "no ad cleared the reserve 1000000000.0 on day 0: nothing to train on"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--out", "r.png"], "--out r.png: the plot is written to its .png sibling, itself; name a .json report"),
+        (["--reserve", "inf"], "--reserve must be a finite price per click >= 0, got inf"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_before_any_work(tmp_path: Path, monkeypatch, args, said) -> None:
+    """--out r.png wrote the plot over the report; --reserve inf was taken and no ad could show."""
+    import clients.auction.run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: pytest.fail("ran"))
+    result = CliRunner().invoke(app, ["auction", "--quick", *args])
+    assert isinstance(result.exception, ValueError) and str(result.exception) == said
