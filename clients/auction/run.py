@@ -41,6 +41,7 @@ from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_
 from clients.auction.traffic import draw_day
 from clients.client import AsyncScoringClient, ModelStatus, ScoringClient, require_admin, require_ready
 from clients.service_process import RunningService, running_service
+from common.config_layout import read_checked_config
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
 
@@ -118,6 +119,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             require_admin(config.url, config.admin_token)
         with ScoringClient(config.url) as client:
             served = served_models(client.models())
+        if config.repository is not None:
+            check_configs(config.repository, served)
         for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
             logger.warning("%s", line)
     started = time.perf_counter()
@@ -198,6 +201,19 @@ def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
         for role in m.roles
         if role in ("ctr", "ctcvr")
     }
+
+
+def check_configs(repository: Path, served: dict[str, dict[str, Any]]) -> None:
+    """Each served model's config.toml in ``repository``, which the retraining reads: a missing one was found
+    after a day's scoring and a training (``no config for model 'esmm'``), now before day 0."""
+    for name in dict.fromkeys(m["name"] for m in served.values()):
+        try:
+            read_checked_config(repository, name)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"--repository {repository}: the service at --url serves {name!r}, which is retrained from it: "
+                f"{error}; pass the running service's model repository (its CTR_MODEL_REPOSITORY)"
+            ) from None
 
 
 def regime_warnings(pipeline: str, served: dict[str, dict[str, Any]]) -> list[str]:

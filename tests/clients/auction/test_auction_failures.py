@@ -131,6 +131,22 @@ def test_a_day_scored_by_versions_it_did_not_load_is_said_and_exits_1(tmp_path: 
     assert line in result.output and stale_warnings(report) == [line]
 
 
+class Serving:
+    """A running service's /v1/models, through the synchronous client."""
+
+    def __init__(self, models: list[ModelStatus]) -> None:
+        self.served = models
+
+    def __enter__(self) -> Serving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def models(self) -> list[ModelStatus]:
+        return self.served
+
+
 def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, monkeypatch, caplog) -> None:
     """Under --url the config said ctr + esmm while the service served ctr_naive + esmm_blind; now each role's
     served name, version, sha256 and regime are recorded, and a position-blind model in the debiased pipeline
@@ -147,21 +163,8 @@ def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, m
         ),
     ]
 
-    class Service:
-        def __init__(self, url: str) -> None:
-            pass
-
-        def __enter__(self) -> Service:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            pass
-
-        def models(self) -> list[ModelStatus]:
-            return served
-
     monkeypatch.setattr(run, "require_ready", lambda url: None)
-    monkeypatch.setattr(run, "ScoringClient", Service)
+    monkeypatch.setattr(run, "ScoringClient", lambda url: Serving(served))
     monkeypatch.setattr(run, "_run_pipeline", lambda *args: run.PipelineRun(days=[day(1.0)]))
     config = run.AuctionConfig(
         days=1, seeds=1, pipelines=("debiased",), url="http://127.0.0.1:9", work_dir=tmp_path, progress=False
@@ -226,3 +229,25 @@ def test_settings_that_cannot_work_are_refused_before_any_work(tmp_path: Path, m
     monkeypatch.setattr(clients.auction.run, "run_auction", lambda config: pytest.fail("ran"))
     result = CliRunner().invoke(app, ["auction", "--quick", *args])
     assert isinstance(result.exception, ValueError) and str(result.exception) == said
+
+
+def test_a_served_model_without_its_config_in_the_repository_is_said_before_day_0(tmp_path: Path, monkeypatch):
+    """``--repository DIR`` without esmm/config.toml was found after a day's scoring and a training."""
+    import clients.auction.run as run
+
+    (tmp_path / "models" / "ctr").mkdir(parents=True)
+    (tmp_path / "models" / "ctr" / "config.toml").write_text('kind = "ctr"\n', encoding="utf-8")
+    served = [ModelStatus(name=n, roles=[r], ready=True, version=1) for n, r in (("ctr", "ctr"), ("esmm", "ctcvr"))]
+    monkeypatch.setattr(run, "require_ready", lambda url: None)
+    monkeypatch.setattr(run, "require_admin", lambda url, token: None)
+    monkeypatch.setattr(run, "ScoringClient", lambda url: Serving(served))
+    monkeypatch.setattr(run, "_run_pipeline", lambda *args: pytest.fail("day 0 began"))
+    config = run.AuctionConfig(
+        seeds=1, pipelines=("debiased",), url="http://127.0.0.1:9", repository=tmp_path / "models",
+        admin_token="t" * 20, work_dir=tmp_path / "w", progress=False,
+    )  # fmt: skip
+    with pytest.raises(
+        FileNotFoundError, match=r"^--repository .*models: the service at --url serves 'esmm'"
+    ) as raised:
+        run.run_auction(config)
+    assert f"expected {tmp_path / 'models' / 'esmm' / 'config.toml'}" in str(raised.value)
