@@ -57,15 +57,22 @@ def auction(
     ] = False,
     progress: ProgressOption = None,
 ) -> None:
-    """Run the pipelines through the same days of auctions and write the report."""
+    """Run the pipelines through the same days of auctions and write the report.
+
+    Exit codes: 0 a clean run; 1 the report was written but is not the models' comparison (a pipeline stopped
+    early, scoring calls failed: each counted as an auction without ads, or a day was scored by versions it did
+    not load; the WARNING lines say which);
+    2 a setting or the service refused before the first day, nothing written."""
     from clients.auction.plot import plot_report
-    from clients.auction.report import table
+    from clients.auction.report import scoring_warnings, stale_warnings, table
     from clients.auction.run import AuctionConfig, run_auction
 
     if url is None or repository is None:
         admin_token = explicit_only(context, "admin_token", admin_token)
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
     settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
+    if out.with_suffix(".png") == out:  # --out r.png: the plot was written over the report
+        raise ValueError(f"--out {out}: the plot is written to its .png sibling, itself; name a .json report")
     check_report_paths(out)  # said before the auctions, not after them
     config = AuctionConfig(
         slots=slots,
@@ -93,4 +100,8 @@ def auction(
     aborted = {name: p["aborted"] for name, p in report["pipelines"].items() if p["aborted"]}
     if aborted:
         typer.echo(f"aborted pipelines: {aborted}", err=True)
+    warnings = scoring_warnings(report) + stale_warnings(report)
+    for line in warnings:
+        typer.echo(line, err=True)
+    if aborted or warnings:
         raise typer.Exit(1)

@@ -8,13 +8,15 @@
 - ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
 
 Service pipelines score every request of a day over HTTP, many in flight at once through the
-async client; a failed call is counted and its request shows no ad (the run goes on).
+async client; a failed call is counted and its request shows no ad (the run goes on; ``ctr auction`` says
+so at the end and exits 1, and a day whose calls all failed stops the pipeline: clients/auction/run.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ PIPELINES = (*SERVICE_PIPELINES, "oracle")
 NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
 NAIVE_CTCVR_MODEL = "esmm_blind"  # committed config of ESMM as published (no position bypass: "logged" regime)
 NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
+WARNED_FAILURES = 5  # failed calls of a day warned one by one; the rest in one count (a dead service gave 5,017 lines)
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -43,7 +47,7 @@ class DayScores:
     pcvr: np.ndarray  # (R, K) pCVR, NaN where the call failed
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
-    error_kinds: dict[str, int] = field(default_factory=dict)  # "status: message" -> count
+    error_kinds: dict[str, int] = field(default_factory=dict)  # error_kind(error) -> count
     resent: int = 0  # calls the client sent once more after their connection was dropped (clients/client.py)
     retried: int = 0  # calls sent again after a 503's Retry-After (each counted in errors only if it failed)
     model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
@@ -85,10 +89,11 @@ async def service_scores(
             try:
                 reply = await client.score(body["context"], body["candidates"])
             except (ServiceError, httpx.HTTPError) as error:
-                key = f"{error.status}: {error.error}" if isinstance(error, ServiceError) else type(error).__name__
+                key = error_kind(error)
                 scores.errors += 1
                 scores.error_kinds[key] = scores.error_kinds.get(key, 0) + 1
-                logger.warning("request %d of day %d failed: %s", index, requests.day, key)
+                if scores.errors <= WARNED_FAILURES:
+                    logger.warning("request %d of day %d failed: %s", index, requests.day, key)
                 return
             finally:
                 scores.latencies_ms.append(1000.0 * (time.perf_counter() - started))
@@ -105,8 +110,21 @@ async def service_scores(
     scores.resent, scores.retried = client.resent - resent, client.retried - retried
     if bar is not None:
         bar.close()
+    if scores.errors > WARNED_FAILURES:
+        logger.warning(
+            "day %d: %d more requests failed (%d of %d in all, by kind in the report's error_kinds)",
+            requests.day, scores.errors - WARNED_FAILURES, scores.errors, len(bodies),
+        )  # fmt: skip
     scores.model_versions = {role: sorted(v) for role, v in versions.items()}
     return scores
+
+
+def error_kind(error: ServiceError | httpx.HTTPError) -> str:
+    """A failed call's kind: its status and message with every number as N (a 504 names how many ms late
+    it was: one cause gave 12 kinds), or the transport error's class."""
+    if isinstance(error, ServiceError):
+        return f"{error.status}: {NUMBER.sub('N', error.error)}"
+    return type(error).__name__
 
 
 def _progress(total: int, label: str, enabled: bool):  # -> tqdm | None

@@ -184,3 +184,39 @@ def table(report: dict[str, Any]) -> str:
             f"conversions {_fmt(entry['conversions'], entry['conversions_ci95'])}{fewer}"
         )
     return "\n".join(lines)
+
+
+def scoring_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per pipeline whose scoring calls failed: the comparison went on with each failed request as an
+    auction without ads (a service killed mid-run printed ``debiased_minus_oracle: welfare -9,421`` and exited
+    0), so the figures are not the models' (``ctr auction`` exits 1 on any)."""
+    lines = []
+    for name, entry in report["pipelines"].items():
+        days = [d for seed in entry["seeds"] for d in seed["days"]]
+        errors, requests = sum(d["errors"] for d in days), sum(d["requests"] for d in days)
+        if not errors:
+            continue
+        kinds: dict[str, int] = {}
+        for d in days:
+            for kind, count in d.get("error_kinds", {}).items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        commonest = max(kinds, key=kinds.get) if kinds else "unknown"
+        lines.append(
+            f"WARNING: pipeline {name}: {errors:,} of {requests:,} scoring calls failed ({errors / requests:.1%}), "
+            f"most often {commonest!r} ({kinds.get(commonest, 0):,}); the comparison counts each as an auction "
+            "without ads: see the service's log and run again"
+        )
+    return lines
+
+
+def stale_warnings(report: dict[str, Any]) -> list[str]:
+    """One line per day scored by other versions than the ones loaded before it (a reload by someone else
+    mid-run): recorded in ``stale_versions`` but never shown, so the day's figures mixed models unsaid."""
+    return [
+        f"WARNING: pipeline {name}, seed {seed['seed']}, day {d['day']}: scored by versions {d['stale_versions']}, "
+        "not only the ones loaded before the day (a reload by someone else?): the day's figures mix models"
+        for name, entry in report["pipelines"].items()
+        for seed in entry["seeds"]
+        for d in seed["days"]
+        if d.get("stale_versions")
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import resource
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
@@ -37,8 +39,9 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
-from clients.client import AsyncScoringClient, ModelStatus, require_admin, require_ready
+from clients.client import AsyncScoringClient, ModelStatus, ScoringClient, require_admin, require_ready
 from clients.service_process import RunningService, running_service
+from common.config_layout import read_checked_config
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
 
@@ -84,6 +87,8 @@ class AuctionConfig:
                 raise ValueError("--repository and --admin-token go together: both to retrain through the service")
         elif self.repository is not None or self.admin_token is not None:
             raise ValueError("--repository and --admin-token are for a running service (--url)")
+        if not math.isfinite(self.reserve) or self.reserve < 0:  # --reserve inf was taken: no ad would ever show
+            raise ValueError(f"--reserve must be a finite price per click >= 0, got {self.reserve}")
         if self.candidates <= self.slots:
             raise ValueError(
                 f"candidates ({self.candidates}) must exceed slots ({self.slots}): GSP prices need a loser"
@@ -101,16 +106,23 @@ class AuctionConfig:
 @dataclass
 class PipelineRun:
     days: list[dict[str, Any]] = field(default_factory=list)
-    aborted: str | None = None  # why the pipeline stopped early (a refused reload), else None
+    aborted: str | None = None  # why the pipeline stopped early (a refused reload, a day of failed calls), else None
     timings: dict[str, float] = field(default_factory=dict)
 
 
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
     """Every pipeline on every seed; the report (clients.auction.report)."""
+    served: dict[str, dict[str, Any]] | None = None
     if config.url is not None:
         require_ready(config.url)
         if config.admin_token is not None:
             require_admin(config.url, config.admin_token)
+        with ScoringClient(config.url) as client:
+            served = served_models(client.models())
+        if config.repository is not None:
+            check_configs(config.repository, served)
+        for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
+            logger.warning("%s", line)
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
@@ -126,6 +138,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
             runs[name].append(run)
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
+    if served is not None:  # the config names the run's defaults, not what the service at --url served
+        report["served_models"] = served
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     report["seconds"] |= {  # CPU seconds: this process (client, trainer) and the services it started
         "cpu_client_and_training": own.ru_utime + own.ru_stime,
@@ -176,6 +190,43 @@ def _run_pipeline(
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
         return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
+
+
+def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
+    """Role -> the model a running service serves in it at the start: name, version, its model.onnx's sha256
+    and position regime (``config`` names ctr + esmm whatever the service at --url served)."""
+    return {
+        role: {"name": m.name, "version": m.version, "sha256": m.sha256, "regime": (m.position or {}).get("regime")}
+        for m in models
+        for role in m.roles
+        if role in ("ctr", "ctcvr")
+    }
+
+
+def check_configs(repository: Path, served: dict[str, dict[str, Any]]) -> None:
+    """Each served model's config.toml in ``repository``, which the retraining reads: a missing one was found
+    after a day's scoring and a training (``no config for model 'esmm'``), now before day 0."""
+    for name in dict.fromkeys(m["name"] for m in served.values()):
+        try:
+            read_checked_config(repository, name)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"--repository {repository}: the service at --url serves {name!r}, which is retrained from it: "
+                f"{error}; pass the running service's model repository (its CTR_MODEL_REPOSITORY)"
+            ) from None
+
+
+def regime_warnings(pipeline: str, served: dict[str, dict[str, Any]]) -> list[str]:
+    """A debiased pipeline scored by a model trained on logged positions (position-blind) is not debiased."""
+    if pipeline != "debiased":
+        return []
+    return [
+        f"WARNING: the debiased pipeline's {role} model {m['name']} version {m['version']} is in the 'logged' "
+        "position regime (position-blind): its figures are not a debiased model's; serve a slot1 model or name "
+        "the pipeline naive"
+        for role, m in served.items()
+        if m["regime"] == "logged"
+    ]
 
 
 def stale_versions(served: dict[str, list[int]], expected: dict[str, int]) -> dict[str, list[int]]:
@@ -233,6 +284,11 @@ async def _days(
             else:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             scoring_s += scores.seconds
+            if client is not None and scores.errors == len(requests):  # a day of no ads: nothing to compare
+                commonest = max(scores.error_kinds, key=scores.error_kinds.get)
+                run.aborted = f"day {day}: all {scores.errors} scoring calls failed, most often {commonest!r}"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                break
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
             if client is not None:
@@ -246,6 +302,11 @@ async def _days(
             )  # fmt: skip
             if client is None or trainer is None or day == config.days - 1:
                 continue
+            # a window with no impressions: the trainer said only "impression log ... has no rows", a day late
+            if not sum(pq.read_metadata(f).num_rows for f in logs[-config.train_days :]):
+                run.aborted = f"no ad cleared the reserve {config.reserve} on day {day}: nothing to train on"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                break
             exported = trainer.train_window(logs[-config.train_days :], f"day{day}")
             try:
                 reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)
