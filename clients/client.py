@@ -697,9 +697,18 @@ class ScoringClient(_Client):
 
 def require_ready(url: str) -> None:
     """ValueError naming ``url`` unless a service there answers ``GET /v2/health/ready`` with 200: what a
-    command given ``--url`` checks before it starts (an unreachable or malformed URL raised a traceback)."""
-    if _probe(url, "GET", "/v2/health/ready") != 200:
-        raise ValueError(f"--url {shown_url(url)}: the service answers but is not ready (GET /v2/health/ready)")
+    command given ``--url`` checks before it starts (an unreachable or malformed URL raised a traceback). A 404
+    is said as no service there: ``python -m http.server`` or a URL ending ``/v1`` was "answers but is not ready"."""
+    status = _probe(url, "GET", "/v2/health/ready")
+    if status == 404:  # another HTTP server, or a URL with a path the service is not under
+        raise ValueError(
+            f"--url {shown_url(url)}: GET /v2/health/ready answered 404: no ctr service there (another server, or a"
+            " path in the URL the service is not mounted under)"
+        )
+    if status != 200:
+        raise ValueError(
+            f"--url {shown_url(url)}: the service answers but is not ready (GET /v2/health/ready: {status})"
+        )
 
 
 def require_admin(url: str, token: str) -> None:
