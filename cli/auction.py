@@ -91,7 +91,12 @@ def auction(
     )
     logging.getLogger("clients.auction").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
-    report = run_auction(config)
+    try:
+        report = run_auction(config)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (SystemExit 143: cli/signals.py)
+        # the days run so far are lost: the last line was an INFO line of the day, and nothing said so
+        typer.echo(f"interrupted: no report written to {out} (it is written once every day has run)", err=True)
+        raise
     report |= run_record(context)
     write_report(out, report)
     plot_report(report, out.with_suffix(".png"))

@@ -251,3 +251,17 @@ def test_a_served_model_without_its_config_in_the_repository_is_said_before_day_
     ) as raised:
         run.run_auction(config)
     assert f"expected {tmp_path / 'models' / 'esmm' / 'config.toml'}" in str(raised.value)
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(143)])
+def test_an_interrupted_run_says_that_no_report_was_written(tmp_path: Path, monkeypatch, stop: BaseException) -> None:
+    """Ctrl-C or SIGTERM (SystemExit 143) lost every finished day without a word: the last line was the day's INFO."""
+    import clients.auction.run
+
+    def interrupted(config) -> None:
+        raise stop
+
+    monkeypatch.setattr(clients.auction.run, "run_auction", interrupted)
+    out = tmp_path / "a.json"
+    result = CliRunner().invoke(app, ["auction", "--quick", "--out", str(out)])
+    assert f"interrupted: no report written to {out}" in result.output and not out.exists()
