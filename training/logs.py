@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from common.encoder import FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
-from common.log_columns import LABEL_COLUMNS
+from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
 from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
 from training.log_time import joined_ts, say_ts_left_out
@@ -390,7 +390,8 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
 
 def refuse_missing_columns(file: Path, required: list[str], names: list[str]) -> None:
     """ValueError naming the ``required`` columns a log file lacks (it holds ``names``), with what may be
-    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter."""
+    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter; else
+    what each missing label means and what to write (``_missing_labels``)."""
     missing = [c for c in required if c not in names]
     if missing:
         features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
@@ -398,9 +399,23 @@ def refuse_missing_columns(file: Path, required: list[str], names: list[str]) ->
         raise ValueError(
             f"impression log {file} lacks the columns {missing}: add them to the log"
             + optional * bool(features)
-            + (_headless(file, names) or _near_misses(missing, names))
-            + _other_delimiter(file)
+            # a file misread (a CSV without a header or with another delimiter) or a name miscased lacks no label
+            + (
+                ((_headless(file, names) or _near_misses(missing, names)) + _other_delimiter(file))
+                or _missing_labels(missing, names)
+            )
         )
+
+
+def _missing_labels(missing: list[str], names: list[str]) -> str:
+    """What each missing label column means and what to write in it (``MISSING_LABELS``); a click column under
+    another log's name (Criteo's ``label``) is named, to be renamed."""
+    said = []
+    for label in (c for c in missing if c in MISSING_LABELS):
+        aliases = [name for name in CLICK_ALIASES if name in names] if label == "click" else []
+        renamed = f"the log's {aliases[0]!r} is the click label by another name: rename it to click" if aliases else ""
+        said.append(f"{label}: {renamed or MISSING_LABELS[label]}")
+    return f"; {'; '.join(said)}" if said else ""
 
 
 def refuse_one_class(

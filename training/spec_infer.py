@@ -1,8 +1,10 @@
 """Proposing a feature spec from a log's columns (``ctr spec infer``), for the user to edit.
 
-Rules, per column other than the labels (position, click, conversion), the request's id/time, the
-logging policy's ``propensity`` and the world simulator's ground truth (``true_ctr``, ...: a feature
-made of them would leak the answer into a model trained on ``ctr simulate``'s logs):
+The labels are not read (a log of clicks alone, Avazu's or Criteo's, is proposed from as it is: ``ctr train``
+says what to add). Rules, per column other than the labels (position, click, conversion, and Criteo's ``label``
+in a log without ``click``), the request's id/time, the logging policy's ``propensity`` and the world
+simulator's ground truth (``true_ctr``, ...: a feature made of them would leak the answer into a model trained
+on ``ctr simulate``'s logs):
 - strings, booleans (read as 0/1, which is how requests must send them) and integers with at most
   ``MAX_CATEGORICAL_INTEGERS`` distinct values (floats that are all whole numbers too: pandas' integers
   with gaps, read as integers) are categorical, with ``buckets`` the next prime >= 4 x the distinct values
@@ -35,11 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.features import Feature, FeatureSpec
-from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
+from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
 from training.arrow_types import is_number, is_text
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
-from training.logs import log_files, partition_values, read_logs
+from training.logs import log_files, partition_values, read_tables
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
 SKIPPED_COLUMNS = {
@@ -96,7 +98,7 @@ class Proposal(NamedTuple):
 
 def infer_spec(path: Path) -> Proposal:
     """The spec proposed for the logs at ``path``, the columns left out and why, and what to check."""
-    table = read_logs(path)
+    table = read_tables(path, "impression log")  # no label is read: a log of features alone (Avazu's) is proposed too
     folder_keys = {key for file in log_files(path) for key in partition_values(file, path)}
     skipped: dict[str, str] = {}
     cautions: dict[str, str] = {}
@@ -106,6 +108,9 @@ def infer_spec(path: Path) -> Proposal:
             continue
         if name in SKIPPED_COLUMNS:
             skipped[name] = SKIPPED_COLUMNS[name]
+            continue
+        if name in CLICK_ALIASES and "click" not in table.column_names:
+            skipped[name] = "the click label by another name (Criteo's), not a feature: rename it to click"
             continue
         if PANDAS_INDEX.fullmatch(name):
             skipped[name] = "pandas' index written as a column (a row's number or label), not a feature"

@@ -202,11 +202,27 @@ def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_p
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")
-    with pytest.raises(ValueError, match=r"lacks the columns \['position'\]: add them to the log$"):
+    with pytest.raises(ValueError, match=r"lacks the columns \['position'\]: add them to the log; position: "):
         read_logs(tmp_path / "no_position.parquet", spec)
     pq.write_table(pa.table({"position": [1], "click": [0], "conversion": [0]}), tmp_path / "no_site.parquet")
     with pytest.raises(ValueError, match=r"lacks the columns \['site'\].*made optional in the spec"):
         read_logs(tmp_path / "no_site.parquet", spec)
+
+
+def test_a_missing_label_is_said_with_what_it_means_and_what_to_write(tmp_path):
+    """An Avazu-shaped log (clicks alone) was refused with "add them to the log", no word on what a log without
+    positions or conversions should hold; a Criteo-shaped one's ``label`` went unnamed."""
+    pq.write_table(pa.table({"site": ["a", "b"], "click": [0, 1]}), tmp_path / "avazu.parquet")
+    with pytest.raises(ValueError) as refused:
+        read_logs(tmp_path / "avazu.parquet")
+    said = str(refused.value)
+    assert said.startswith(f"impression log {tmp_path / 'avazu.parquet'} lacks the columns ['position', 'conversion']")
+    assert "; position: every impression at one slot? add position = 1 on every row (the debiased models" in said
+    assert "`ctr new NAME --kind esmm` makes the position-blind ESMM" in said
+    assert "; conversion: clicks only? add conversion = 0 on every row (pCVR and pCTCVR are then meaningless" in said
+    pq.write_table(pa.table({"label": [0, 1], "position": [1, 1], "conversion": [0, 0]}), tmp_path / "criteo.parquet")
+    with pytest.raises(ValueError, match=r"\['click'\]: add them to the log; click: the log's 'label' is the click "):
+        read_logs(tmp_path / "criteo.parquet")
 
 
 def labelled(n: int, **columns) -> pa.Table:

@@ -186,3 +186,18 @@ def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp
         "order and size would mean something they do not; make it categorical or leave it out"
     )
     assert "# check: ad_id: integers with 3000 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")
+
+
+def test_a_log_without_label_columns_is_proposed_leaving_criteo_s_label_out(tmp_path):
+    """A log of clicks alone (Avazu's, Criteo's) was refused for lacking position and conversion, which a proposal
+    never reads; Criteo's ``label`` (its click) would be proposed as a feature, and a ``click`` is left out still."""
+    rng = np.random.default_rng(0)
+    sites = rng.choice(["a", "b", "c"], ROWS)
+    pq.write_table(pa.table({"label": rng.integers(0, 2, ROWS), "site": sites}), tmp_path / "criteo.parquet")
+    proposal = infer_spec(tmp_path / "criteo.parquet")
+    assert [f.name for f in proposal.spec.features] == ["site"]
+    assert proposal.skipped == {
+        "label": "the click label by another name (Criteo's), not a feature: rename it to click"
+    }
+    pq.write_table(pa.table({"click": rng.integers(0, 2, ROWS), "site": sites}), tmp_path / "avazu.parquet")
+    assert [f.name for f in infer_spec(tmp_path / "avazu.parquet").spec.features] == ["site"]
