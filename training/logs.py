@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.encoder import FLOAT32_LIMIT, whole_numbers
+from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
 from training.arrow_files import arrow_input, read_parquet
@@ -468,6 +468,12 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
             )
 
 
+INEXACT_INTEGERS = (
+    "an integer below 2**53 (integers past 2**53 cannot be a numeric feature exactly: make it categorical in the "
+    "spec or leave it out)"
+)
+
+
 def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray | None, str]:
     """(the rows whose value a feature of ``kind`` cannot take, what it takes); None: every row fits."""
     text = is_text(column.type)
@@ -476,8 +482,11 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
             not_numbers = np.array([v is not None and not _reads_as_number(v) for v in column.to_pylist()])
             return (not_numbers if not_numbers.any() else ~absent), wanted + " (the column holds text)"
-        if is_number(column.type):
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if is_number(column.type):  # an unsafe cast: an integer past 2**53 is refused below, not a cast's ArrowInvalid
+            values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            inexact = ~absent & (np.abs(values) >= EXACT_INTEGERS) if pa.types.is_integer(column.type) else None
+            if inexact is not None and inexact.any():  # a uint64 id (Avazu's) read as a number rounds to another's
+                return inexact, INEXACT_INTEGERS
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
     wanted = "a string or an integer"
@@ -550,8 +559,9 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             words = [(row, v) for row, v in enumerate(column.to_pylist()) if v is not None and not _reads_as_number(v)]
             shown = f" (the first, row {first_row + words[0][0]}, is {words[0][1]!r})" if words else ""
             raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
-        array = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls as NaN
-        wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array))
+        array = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # nulls as NaN
+        # a uint64 past 2**53 (a safe cast's ArrowInvalid named no file) rounds: no label is read exactly there
+        wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array)) | (np.abs(array) >= EXACT_INTEGERS)
         if highest is not None:
             wrong |= array > highest
         if wrong.any():

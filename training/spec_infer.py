@@ -181,7 +181,8 @@ def _time_values(column: pa.ChunkedArray) -> str:
         return TIME_TEXT
     if not is_number(values.type):
         return ""
-    units = set(epoch_units(values.cast(pa.float64()).to_numpy(zero_copy_only=False)).tolist())
+    # unsafe: a uint64 id past 2**53 (Avazu's) stopped the proposal, where its values are only looked at
+    units = set(epoch_units(values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)).tolist())
     if len(units) != 1 or -1 in units:
         return ""
     first, last = EPOCH_YEARS
@@ -225,7 +226,7 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     if nulls:
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
         optional["default"] = float(np.nanmedian(values))
     return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if integer else ""
 

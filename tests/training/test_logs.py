@@ -186,6 +186,26 @@ def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them
         read_logs(tmp_path / "logs.parquet", site)  # the float 2**53 is also what 2**53 + 1 was written as
 
 
+def test_a_numeric_feature_of_integers_past_2_53_is_refused_naming_it(tmp_path):
+    """A uint64 id (Avazu's) kept as a numeric feature stopped the training with Arrow's "Integer value
+    17860818330280365633 not in range: 0 to 9007199254740992", naming neither file nor column; as a float it
+    rounds onto its neighbours'. A uint64 label past 2**53 is named as a wrong label too."""
+    ids = pa.array([3, 17860818330280365633, 2**53 + 1], pa.uint64())
+    table = pa.table({"id": ids, "position": [1, 2, 1], "click": [0, 0, 1], "conversion": [0, 0, 0]})
+    pq.write_table(table, tmp_path / "logs.parquet")
+    numeric = FeatureSpec((Feature("id", "numeric", "candidate"),))
+    with pytest.raises(
+        ValueError,
+        match=r"logs\.parquet: numeric feature 'id' must be an integer below 2\*\*53 \(integers past 2\*\*53 cannot be "
+        r"a numeric feature exactly: make it categorical in the spec or leave it out\); 2 rows are not \(the first, "
+        r"row 1, is 17860818330280365633\)",
+    ):
+        read_logs(tmp_path / "logs.parquet", numeric)
+    assert read_logs(tmp_path / "logs.parquet", FeatureSpec((Feature("id", "categorical", "candidate", buckets=8),)))
+    with pytest.raises(ValueError, match=r"position must be an integer of at least 1 on every row; 1 rows are not"):
+        check_labels(table.set_column(1, "position", pa.array([1, 2**64 - 1, 1], pa.uint64())), "log")
+
+
 def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_path):
     """pyarrow read the codes as integers, so ``07`` and ``03574`` trained as 7 and 3574 while a request's
     ``"07"`` is hashed as its text; an empty cell is still missing, as it was in the column of integers."""

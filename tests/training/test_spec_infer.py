@@ -201,3 +201,23 @@ def test_a_log_without_label_columns_is_proposed_leaving_criteo_s_label_out(tmp_
     }
     pq.write_table(pa.table({"click": rng.integers(0, 2, ROWS), "site": sites}), tmp_path / "avazu.parquet")
     assert [f.name for f in infer_spec(tmp_path / "avazu.parquet").spec.features] == ["site"]
+
+
+def test_unsigned_ids_past_2_53_are_looked_at_without_stopping_the_proposal(tmp_path):
+    """A uint64 id (Avazu's) stopped ``ctr spec infer`` with "Integer value 17860818330280365633 not in range: 0
+    to 9007199254740992" from a safe cast of values only looked at (as times, for a median)."""
+    rows = 3000
+    ids = (np.arange(rows) % 1500).astype(np.uint64) * np.uint64(10**15) + np.uint64(2**63)
+    pq.write_table(
+        pa.table(
+            {
+                "device_id": pa.array(ids, pa.uint64()),
+                "user_id": pa.array([int(v) if i % 7 else None for i, v in enumerate(ids)], pa.uint64()),
+                "click": np.zeros(rows, np.int64),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert {f.name: f.kind for f in proposal.spec.features} == {"device_id": "numeric", "user_id": "numeric"}
+    assert proposal.cautions["device_id"].startswith("integers with 1500 distinct values (more than 1,000)")
