@@ -17,7 +17,8 @@ on ``ctr simulate``'s logs):
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
-- constant columns, all-null columns and string columns unique on every row (ids) are left out;
+- constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
+  times) are left out;
 - a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
   proposed as its type says, with a caution: dates or times written as text are categories the next day's
   value is unseen in, and numbers that are all epoch times (seconds to nanoseconds, between 2000 and 2100:
@@ -218,11 +219,14 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    if text and distinct == len(column) - nulls and len(column) > 1:
+    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
+    # integers too (a CSV's ids read as numbers, Avazu's as floats, were proposed as required numeric features);
+    # epoch times are, each different, the time _time_values cautions of
+    unique = distinct == len(column) - nulls and len(column) > 1
+    if unique and (text or (integer and not _time_values(column))):
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
-    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
     if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     if nulls:

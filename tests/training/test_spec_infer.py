@@ -168,7 +168,7 @@ def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp
     rows = 3000
     table = pa.table(
         {
-            "ad_id": pa.array(np.arange(rows) * 7 + 100_000),  # 3,000 values, no epoch time in any unit
+            "ad_id": pa.array(np.arange(rows) % 2500 * 7 + 100_000),  # 2,500 values, no epoch time in any unit
             "bid": pa.array(np.linspace(0.1, 5.0, rows)),
             "slot_kind": pa.array(np.arange(rows) % 5),
             "position": np.ones(rows, np.int64),
@@ -182,10 +182,10 @@ def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp
     assert kinds == {"ad_id": "numeric", "bid": "numeric", "slot_kind": "categorical"}
     assert set(proposal.cautions) == {"ad_id"}
     assert proposal.cautions["ad_id"] == (
-        "integers with 3000 distinct values (more than 1,000), proposed numeric: an integer id? As a number its "
+        "integers with 2500 distinct values (more than 1,000), proposed numeric: an integer id? As a number its "
         "order and size would mean something they do not; make it categorical or leave it out"
     )
-    assert "# check: ad_id: integers with 3000 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: ad_id: integers with 2500 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")
 
 
 def test_a_log_without_label_columns_is_proposed_leaving_criteo_s_label_out(tmp_path):
@@ -221,3 +221,19 @@ def test_unsigned_ids_past_2_53_are_looked_at_without_stopping_the_proposal(tmp_
     proposal = infer_spec(tmp_path / "log.parquet")
     assert {f.name: f.kind for f in proposal.spec.features} == {"device_id": "numeric", "user_id": "numeric"}
     assert proposal.cautions["device_id"].startswith("integers with 1500 distinct values (more than 1,000)")
+
+
+def test_integral_numbers_different_on_every_row_are_left_out_as_text_ids_are(tmp_path):
+    """A CSV's row id read as numbers (Avazu's ``id``, as doubles: past 2**63) was proposed as a required numeric
+    feature with a ``# check:`` line alone, where the same id as text was left out. Epoch times, each different,
+    are still proposed (with their own caution), as are fractions different on every row."""
+    rows = 1500
+    ids = [str(10**19 + 7919 * i) for i in range(rows)]
+    lines = ["id,impression,event_time,bid,site,click"] + [
+        f"{ids[i]},{i * 3},{1_709_985_600 + i},{i / 7:.4f},s{i % 3},{i % 2}" for i in range(rows)
+    ]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proposal = infer_spec(tmp_path / "log.csv")
+    assert {f.name for f in proposal.spec.features} == {"event_time", "bid", "site"}
+    for name in ("id", "impression"):  # read as double (past int64) and as int64
+        assert proposal.skipped[name] == "a different value on every row: an id, not a feature"
