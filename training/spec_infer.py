@@ -20,9 +20,10 @@ on ``ctr simulate``'s logs):
 - constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
   times) are left out;
 - a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
-  proposed as its type says, with a caution: dates or times written as text are categories the next day's
-  value is unseen in, and numbers that are all epoch times (seconds to nanoseconds, between 2000 and 2100:
-  ``training/log_time.py``) grow past their training range on every request served after the logs.
+  proposed as its type says, with a caution: dates or times written as text, or as digits (YYYYMMDD, Avazu's
+  YYMMDDHH ``hour``), are categories the next day's value is unseen in, and numbers that are all epoch times
+  (seconds to nanoseconds, between 2000 and 2100: ``training/log_time.py``) grow past their training range on
+  every request served after the logs.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ EPOCH_TIME = (
     "past its training range (or an unseen category) on every request served after the logs; leave it out, or "
     "derive a repeating part (hour of day, day of week)"
 )
+DIGIT_DATES = (
+    "every value reads as a {form} date written as digits ({example}): every value a request sends after the logs "
+    "(the next day's) is an unseen category, or past its training range as a number; leave it out, or derive a "
+    "repeating part (hour of day, day of week)"
+)
+# form -> (how it is written, an example): 8 digits each; Avazu's hour is YYMMDDHH
+DIGIT_DATE_FORMS = {"YYYYMMDD": "20240309 is 2024-03-09", "YYMMDDHH": "14102100 is 2014-10-21, hour 00"}
 INTEGER_ID = (
     "integers with {distinct} distinct values (more than "
     + f"{MAX_CATEGORICAL_INTEGERS:,}"
@@ -178,16 +186,42 @@ def _time_values(column: pa.ChunkedArray) -> str:
         try:
             text_instants(values)
         except pa.ArrowInvalid:
-            return ""
+            return _digit_dates(values)
         return TIME_TEXT
     if not is_number(values.type):
         return ""
+    if pa.types.is_integer(values.type) and (digits := _digit_dates(values)):
+        return digits
     # unsafe: a uint64 id past 2**53 (Avazu's) stopped the proposal, where its values are only looked at
     units = set(epoch_units(values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)).tolist())
     if len(units) != 1 or -1 in units:
         return ""
     first, last = EPOCH_YEARS
     return EPOCH_TIME.format(unit=list(EPOCH_UNITS)[units.pop()], first=first, last=last)
+
+
+def _digit_dates(values: pa.Array) -> str:
+    """``DIGIT_DATES`` for integers or text all of which are dates of one form (``DIGIT_DATE_FORMS``), with a
+    year of ``EPOCH_YEARS`` and a day its month has ("" otherwise): an hour or a day column proposed as a category
+    (Avazu's ``hour``, 14102100) met values in serving that its training never held."""
+    if is_text(values.type):
+        if not pc.all(pc.match_substring_regex(values, r"^\d{8}$")).as_py():
+            return ""
+        values = values.cast(pa.int64())
+    numbers = values.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not np.all((numbers >= 10**7) & (numbers < 10**8)):
+        return ""
+    pairs = [numbers // 10**6, numbers // 10**4 % 100, numbers // 100 % 100, numbers % 100]  # two digits each
+    readings = {"YYYYMMDD": (pairs[0] * 100 + pairs[1], *pairs[2:], 0), "YYMMDDHH": (2000 + pairs[0], *pairs[1:])}
+    first, last = EPOCH_YEARS
+    for form, (year, month, day, hour) in readings.items():
+        months = (year - 1970) * 12 + month - 1  # months since 1970-01, as datetime64[M] counts them
+        starts = np.array(months, "datetime64[M]")
+        days = ((starts + 1).astype("datetime64[D]") - starts.astype("datetime64[D]")).astype(np.int64)  # in month
+        valid = (year >= first) & (year <= last) & (month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23)
+        if np.all(valid & (day <= days)):
+            return DIGIT_DATES.format(form=form, example=DIGIT_DATE_FORMS[form])
+    return ""
 
 
 def _number_text(text: str) -> bool:

@@ -237,3 +237,33 @@ def test_integral_numbers_different_on_every_row_are_left_out_as_text_ids_are(tm
     assert {f.name for f in proposal.spec.features} == {"event_time", "bid", "site"}
     for name in ("id", "impression"):  # read as double (past int64) and as int64
         assert proposal.skipped[name] == "a different value on every row: an id, not a feature"
+
+
+def test_dates_written_as_digits_are_proposed_with_a_caution(tmp_path):
+    """Avazu's ``hour`` (YYMMDDHH, 14102100) and a YYYYMMDD ``day`` were proposed categorical without a word, though
+    a request served after the logs sends an hour no training row held; their kind stays as it was. Eight digits
+    that are no date (a month 34, a 30 February) get no caution."""
+    from training.spec_infer import spec_toml
+
+    hours = 14102100 + np.arange(ROWS) % 24
+    proposal_of = {
+        "hour": pa.array(hours),
+        "day": pa.array([20240227 + i % 3 for i in range(ROWS)]),  # 27 to 29 February 2024, a leap year
+        "day_text": pa.array([f"{20241230 + i % 2}" for i in range(ROWS)]),
+        "code": pa.array(12345678 + np.arange(ROWS) % 9),
+        "not_leap": pa.array([20230228 + i % 2 for i in range(ROWS)]),  # 29 February 2023 is no day
+    }
+    spec_of(tmp_path, **proposal_of)  # writes log.parquet
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert {f.name: f.kind for f in proposal.spec.features} == {
+        "site": "categorical",
+        **dict.fromkeys(proposal_of, "categorical"),
+    }
+    assert set(proposal.cautions) == {"hour", "day", "day_text"}
+    assert proposal.cautions["hour"].startswith(
+        "every value reads as a YYMMDDHH date written as digits (14102100 is 2014-10-21, hour 00): every value a "
+        "request sends after the logs (the next day's) is an unseen category"
+    )
+    for name in ("day", "day_text"):
+        assert proposal.cautions[name].startswith("every value reads as a YYYYMMDD date written as digits (20240309")
+    assert "# check: hour: every value reads as a YYMMDDHH date" in spec_toml(proposal, tmp_path / "log.parquet")
