@@ -18,7 +18,9 @@ on ``ctr simulate``'s logs):
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
 - constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
-  times) are left out;
+  times) are left out, and so is a column that ``position`` and it determine each other (Avazu's ``banner_pos``):
+  a feature of it would learn the slot's effect, and a slot-1 model's served pCTR would follow what a request
+  sends in it, not the slot (left out rather than cautioned: it is the position under another name);
 - a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
   proposed as its type says, with a caution: dates or times written as text, or as digits (YYYYMMDD, Avazu's
   YYMMDDHH ``hour``), are categories the next day's value is unseen in, and numbers that are all epoch times
@@ -81,6 +83,11 @@ INTEGER_ID = (
     + "), proposed numeric: an "
     "integer id? As a number its order and size would mean something they do not; make it categorical or leave it out"
 )
+SLOT_ALIAS = (
+    "it and position determine each other (one value at each slot: Avazu's banner_pos), so as a feature the model "
+    "would learn the slot's effect through it, which the position model is there to learn, and a served slot-1 "
+    "pCTR would depend on what a request sends in it"
+)
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
 NULL_WORDS = frozenset({"", "na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
@@ -125,8 +132,8 @@ def infer_spec(path: Path) -> Proposal:
             skipped[name] = "pandas' index written as a column (a row's number or label), not a feature"
             continue
         feature, reason = _infer_feature(table, name)
-        if feature is None:
-            skipped[name] = reason
+        if feature is None or _names_the_slot(table, name):
+            skipped[name] = reason or SLOT_ALIAS
             continue
         features.append(feature)
         caution = (
@@ -267,6 +274,18 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
         values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
         optional["default"] = float(np.nanmedian(values))
     return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if integer else ""
+
+
+def _names_the_slot(table: pa.Table, name: str) -> bool:
+    """Whether ``name`` and the log's ``position`` determine each other (as many value pairs as values of each)."""
+    if "position" not in table.column_names:
+        return False
+    pairs = table.select([name, "position"])
+    for column in range(2):  # dictionary-encoded values (pandas' category) are grouped as their values
+        if pa.types.is_dictionary(pairs.schema.field(column).type):
+            pairs = pairs.set_column(column, pairs.column_names[column], pairs.column(column).dictionary_decode())
+    together = pairs.group_by([name, "position"]).aggregate([]).num_rows
+    return together == pc.count_distinct(pairs.column(name)).as_py() == pc.count_distinct(pairs.column(1)).as_py()
 
 
 def _whole_numbers(column: pa.ChunkedArray) -> bool:

@@ -67,7 +67,7 @@ def test_user_mistakes_print_one_line(tmp_path, ctr_here, args, expected):
 def test_missing_log_column_is_named(tmp_path, ctr_here):
     """`ctr spec infer`, which reads no label, proposes a spec from a log of clicks alone (it was refused as
     lacking conversion); `ctr train` names the column and what to write in it."""
-    (tmp_path / "logs.csv").write_text("site,position,click\na,1,0\nb,2,1\na,1,1\n")
+    (tmp_path / "logs.csv").write_text("site,position,click\na,1,0\nb,2,1\na,2,1\n")
     done = ctr_here("spec", "infer", "--logs", "logs.csv", "--out", "spec.toml", cwd=tmp_path)
     assert done.returncode == 0 and 'name = "site"' in (tmp_path / "spec.toml").read_text(), done.stderr
     assert ctr_here("new", "mine", "--kind", "esmm", "--spec", "spec.toml", cwd=tmp_path).returncode == 0

@@ -267,3 +267,28 @@ def test_dates_written_as_digits_are_proposed_with_a_caution(tmp_path):
     for name in ("day", "day_text"):
         assert proposal.cautions[name].startswith("every value reads as a YYYYMMDD date written as digits (20240309")
     assert "# check: hour: every value reads as a YYMMDDHH date" in spec_toml(proposal, tmp_path / "log.parquet")
+
+
+def test_a_column_that_names_the_slot_is_left_out(tmp_path):
+    """Avazu's ``banner_pos`` (position = banner_pos + 1) was proposed as a feature: the model learnt the slot's
+    effect through it and the served slot-1 pCTR followed what a client sent in it. A column that position
+    does not determine, or that does not determine position, is kept."""
+    rng = np.random.default_rng(0)
+    position = rng.integers(1, 4, ROWS)
+    pq.write_table(
+        pa.table(
+            {
+                "banner_pos": position - 1,
+                "slot_name": pa.array(np.array(["top", "mid", "low"])[position - 1]).dictionary_encode(),
+                "ad": rng.integers(0, 20, ROWS),  # at many slots
+                "page_slot": position * 10 + rng.integers(0, 2, ROWS),  # determines position, not determined by it
+                "position": position,
+                "click": np.zeros(ROWS, np.int64),
+            }
+        ),
+        tmp_path / "log.parquet",
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert {f.name for f in proposal.spec.features} == {"ad", "page_slot"}
+    for name in ("banner_pos", "slot_name"):
+        assert proposal.skipped[name].startswith("it and position determine each other (one value at each slot")
