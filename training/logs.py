@@ -569,6 +569,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
                 f"impression log {source}: {name} must be {wanted} on every row; "
                 + _wrong_rows(wrong, column, first_row)
                 + POSITION_BASE * (name == "position" and bool((array == 0).any()))
+                + _unclicked_gaps(name, array, values)
             )
         values[name] = array
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)
@@ -577,6 +578,15 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
             f"{int(unclicked.sum())} rows (the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
         )
+
+
+def _unclicked_gaps(name: str, array: np.ndarray, values: dict[str, np.ndarray]) -> str:
+    """A hint for conversions missing on unclicked rows alone (a conversion join that filled clicked rows only):
+    an impression not clicked did not convert ("" for another label, or gaps on clicked rows too)."""
+    missing = np.isnan(array)
+    if name != "conversion" or not missing.any() or (values["click"][missing] == 1).any():
+        return ""
+    return f"; the {int(missing.sum())} missing are all on unclicked rows: write 0 there"
 
 
 def column_array(table: pa.Table, name: str) -> np.ndarray:

@@ -55,6 +55,20 @@ def test_wrong_labels_are_refused_naming_the_file_column_and_first_row(tmp_path,
         read_logs(csv_log(tmp_path, [*GOOD, row]))
 
 
+def test_conversions_missing_on_unclicked_rows_alone_are_said_to_be_0(tmp_path):
+    """A conversion join that filled the clicked rows alone left nulls on the unclicked ones, refused as "1 rows
+    are not (the first, row 4, is missing)" with no word on what to write; gaps on clicked rows get none."""
+    with pytest.raises(ValueError) as refused:
+        read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,0,"]))
+    assert str(refused.value).endswith(
+        "conversion must be 0 or 1 on every row; 2 rows are not (the first, row 4, is missing); the 2 missing are all "
+        "on unclicked rows: write 0 there"
+    )
+    with pytest.raises(ValueError) as refused:
+        read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,1,"]))
+    assert str(refused.value).endswith("2 rows are not (the first, row 4, is missing)")
+
+
 def test_boolean_clicks_and_conversions_are_taken_as_0_and_1(tmp_path):
     labels = {"position": [1, 2, 1], "click": [True, False, True], "conversion": [True, False, False]}
     table = pa.table({"site": ["a", "b", "a"], **labels})
