@@ -18,19 +18,23 @@ def new(
     copy_from: Annotated[
         str | None, typer.Option("--from", help="Copy this existing model's config; this or --kind.")
     ] = None,
-    spec: Annotated[Path | None, typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml.")] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml (--from copies the other's, if any)."),
+    ] = None,
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
     from common.repository import read_config
     from training.models.registry import trains_on
     from training.new_model import KIND_NOTES, new_model
+    from training.pipeline import SPEC_FILE
 
     path = new_model(repository, name, kind, copy_from, spec)
     kind = read_config(repository, name).get("kind")  # with --from, the copied config's
     where = "" if repository == Path("models") else f" -r {repository}"
     logs = "--logs DISPLAYED --non-displayed OTHER" if trains_on(kind) == "queries" else "--logs LOGS"
-    if spec is not None:  # the spec's features are the user's own: only their logs have them
+    if (path.parent / SPEC_FILE).is_file():  # --spec's or --from's: the spec's features are the user's own logs
         typer.echo(f"wrote {path}; next: ctr train {name}{where} {logs}")
     else:
         own_logs = f"ctr train {name}{where} {logs} --spec SPEC.toml"

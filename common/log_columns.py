@@ -9,7 +9,22 @@ leaves them out.
 
 from __future__ import annotations
 
-LABEL_COLUMNS = ("position", "click", "conversion")  # required in every log: what the models learn from
+LABEL_COLUMNS = ("position", "click", "conversion")  # required in every log the trainer reads: what models learn from
+
+# What a log without a label column means, and what to write, said where the trainer refuses it: a public log
+# (Avazu's, Criteo's) has clicks alone and was refused with "add them to the log", no word on what to write
+MISSING_LABELS = {
+    "position": (
+        "every impression at one slot? add position = 1 on every row (the debiased models then learn no "
+        "position effect: `ctr new NAME --kind esmm` makes the position-blind ESMM)"
+    ),
+    "click": "the click label, which every model learns from: add it (0 or 1 on every row)",
+    "conversion": (
+        "clicks only? add conversion = 0 on every row (pCVR and pCTCVR are then meaningless: `ctr new NAME "
+        "--from ctr` makes a model that serves pCTR alone)"
+    ),
+}
+CLICK_ALIASES = ("label",)  # the click column by another log's name (Criteo's)
 
 RESERVED_COLUMNS = {
     "position": "the displayed slot, which position-aware models read in training only",

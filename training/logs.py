@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.encoder import FLOAT32_LIMIT, whole_numbers
+from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
-from common.log_columns import LABEL_COLUMNS
+from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
 from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
 from training.log_time import joined_ts, say_ts_left_out
@@ -390,7 +390,8 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
 
 def refuse_missing_columns(file: Path, required: list[str], names: list[str]) -> None:
     """ValueError naming the ``required`` columns a log file lacks (it holds ``names``), with what may be
-    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter."""
+    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter; else
+    what each missing label means and what to write (``_missing_labels``)."""
     missing = [c for c in required if c not in names]
     if missing:
         features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
@@ -398,9 +399,23 @@ def refuse_missing_columns(file: Path, required: list[str], names: list[str]) ->
         raise ValueError(
             f"impression log {file} lacks the columns {missing}: add them to the log"
             + optional * bool(features)
-            + (_headless(file, names) or _near_misses(missing, names))
-            + _other_delimiter(file)
+            # a file misread (a CSV without a header or with another delimiter) or a name miscased lacks no label
+            + (
+                ((_headless(file, names) or _near_misses(missing, names)) + _other_delimiter(file))
+                or _missing_labels(missing, names)
+            )
         )
+
+
+def _missing_labels(missing: list[str], names: list[str]) -> str:
+    """What each missing label column means and what to write in it (``MISSING_LABELS``); a click column under
+    another log's name (Criteo's ``label``) is named, to be renamed."""
+    said = []
+    for label in (c for c in missing if c in MISSING_LABELS):
+        aliases = [name for name in CLICK_ALIASES if name in names] if label == "click" else []
+        renamed = f"the log's {aliases[0]!r} is the click label by another name: rename it to click" if aliases else ""
+        said.append(f"{label}: {renamed or MISSING_LABELS[label]}")
+    return f"; {'; '.join(said)}" if said else ""
 
 
 def refuse_one_class(
@@ -453,6 +468,12 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
             )
 
 
+INEXACT_INTEGERS = (
+    "an integer below 2**53 (integers past 2**53 cannot be a numeric feature exactly: make it categorical in the "
+    "spec or leave it out)"
+)
+
+
 def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray | None, str]:
     """(the rows whose value a feature of ``kind`` cannot take, what it takes); None: every row fits."""
     text = is_text(column.type)
@@ -461,8 +482,11 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
         if text:  # CSV reads a column as text when one of its values is not a number: point at that one
             not_numbers = np.array([v is not None and not _reads_as_number(v) for v in column.to_pylist()])
             return (not_numbers if not_numbers.any() else ~absent), wanted + " (the column holds text)"
-        if is_number(column.type):
-            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if is_number(column.type):  # an unsafe cast: an integer past 2**53 is refused below, not a cast's ArrowInvalid
+            values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            inexact = ~absent & (np.abs(values) >= EXACT_INTEGERS) if pa.types.is_integer(column.type) else None
+            if inexact is not None and inexact.any():  # a uint64 id (Avazu's) read as a number rounds to another's
+                return inexact, INEXACT_INTEGERS
             return ~absent & ~(np.abs(values) <= FLOAT32_LIMIT), wanted
         return None if pa.types.is_boolean(column.type) else ~absent, wanted
     wanted = "a string or an integer"
@@ -535,8 +559,9 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             words = [(row, v) for row, v in enumerate(column.to_pylist()) if v is not None and not _reads_as_number(v)]
             shown = f" (the first, row {first_row + words[0][0]}, is {words[0][1]!r})" if words else ""
             raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
-        array = column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls as NaN
-        wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array))
+        array = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # nulls as NaN
+        # a uint64 past 2**53 (a safe cast's ArrowInvalid named no file) rounds: no label is read exactly there
+        wrong = np.isnan(array) | (array < lowest) | (array != np.floor(array)) | (np.abs(array) >= EXACT_INTEGERS)
         if highest is not None:
             wrong |= array > highest
         if wrong.any():
@@ -544,6 +569,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
                 f"impression log {source}: {name} must be {wanted} on every row; "
                 + _wrong_rows(wrong, column, first_row)
                 + POSITION_BASE * (name == "position" and bool((array == 0).any()))
+                + _unclicked_gaps(name, array, values)
             )
         values[name] = array
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)
@@ -552,6 +578,15 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
             f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
             f"{int(unclicked.sum())} rows (the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
         )
+
+
+def _unclicked_gaps(name: str, array: np.ndarray, values: dict[str, np.ndarray]) -> str:
+    """A hint for conversions missing on unclicked rows alone (a conversion join that filled clicked rows only):
+    an impression not clicked did not convert ("" for another label, or gaps on clicked rows too)."""
+    missing = np.isnan(array)
+    if name != "conversion" or not missing.any() or (values["click"][missing] == 1).any():
+        return ""
+    return f"; the {int(missing.sum())} missing are all on unclicked rows: write 0 there"
 
 
 def column_array(table: pa.Table, name: str) -> np.ndarray:

@@ -5,7 +5,9 @@ The defaults are the kind's config dataclass (the ``[model]`` table) and ``Train
 the model is trained on the built-in simulator instead of ``--logs``. The kind's own ``ctr evaluate``
 report is written out (``evaluation = "retrieval"`` for esam), and a kind whose defaults are known not
 to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A spec given with
-``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it.
+``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it; without
+one, ``--from`` copies the other model's ``spec.toml`` with its config (a copy of a model trained on one's own
+logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied).
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def _table(values: dict[str, Any]) -> list[str]:
 def new_model(
     root: Path, name: str, kind: str | None = None, copy_from: str | None = None, spec: Path | None = None
 ) -> Path:
-    """Write ``root/name/config.toml`` (and ``spec.toml`` with ``spec``); returns the config's path."""
+    """Write ``root/name/config.toml`` (and ``spec.toml`` with ``spec``, else ``copy_from``'s); returns the
+    config's path."""
     validate_model_name(name)
     target = root / name / "config.toml"
     if target.exists():
@@ -85,6 +88,8 @@ def new_model(
         if kind is not None and kind != source_kind:
             raise ValueError(f"--kind {kind} differs from {copy_from}'s kind {source_kind}: drop --kind or --from")
         text = source.read_text(encoding="utf-8")
+        if spec is None and (source.parent / SPEC_FILE).is_file():  # --spec replaces it: the user's choice
+            spec = source.parent / SPEC_FILE
     elif kind is not None:
         text = default_config_toml(kind)
     else:

@@ -1,8 +1,10 @@
 """Proposing a feature spec from a log's columns (``ctr spec infer``), for the user to edit.
 
-Rules, per column other than the labels (position, click, conversion), the request's id/time, the
-logging policy's ``propensity`` and the world simulator's ground truth (``true_ctr``, ...: a feature
-made of them would leak the answer into a model trained on ``ctr simulate``'s logs):
+The labels are not read (a log of clicks alone, Avazu's or Criteo's, is proposed from as it is: ``ctr train``
+says what to add). Rules, per column other than the labels (position, click, conversion, and Criteo's ``label``
+in a log without ``click``), the request's id/time, the logging policy's ``propensity`` and the world
+simulator's ground truth (``true_ctr``, ...: a feature made of them would leak the answer into a model trained
+on ``ctr simulate``'s logs):
 - strings, booleans (read as 0/1, which is how requests must send them) and integers with at most
   ``MAX_CATEGORICAL_INTEGERS`` distinct values (floats that are all whole numbers too: pandas' integers
   with gaps, read as integers) are categorical, with ``buckets`` the next prime >= 4 x the distinct values
@@ -15,11 +17,15 @@ made of them would leak the answer into a model trained on ``ctr simulate``'s lo
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
-- constant columns, all-null columns and string columns unique on every row (ids) are left out;
+- constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
+  times) are left out, and so is a column that ``position`` and it determine each other (Avazu's ``banner_pos``):
+  a feature of it would learn the slot's effect, and a slot-1 model's served pCTR would follow what a request
+  sends in it, not the slot (left out rather than cautioned: it is the position under another name);
 - a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
-  proposed as its type says, with a caution: dates or times written as text are categories the next day's
-  value is unseen in, and numbers that are all epoch times (seconds to nanoseconds, between 2000 and 2100:
-  ``training/log_time.py``) grow past their training range on every request served after the logs.
+  proposed as its type says, with a caution: dates or times written as text, or as digits (YYYYMMDD, Avazu's
+  YYMMDDHH ``hour``), are categories the next day's value is unseen in, and numbers that are all epoch times
+  (seconds to nanoseconds, between 2000 and 2100: ``training/log_time.py``) grow past their training range on
+  every request served after the logs.
 """
 
 from __future__ import annotations
@@ -35,11 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.features import Feature, FeatureSpec
-from common.log_columns import LABEL_COLUMNS, RESERVED_COLUMNS
+from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
 from training.arrow_types import is_number, is_text
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
-from training.logs import log_files, partition_values, read_logs
+from training.logs import log_files, partition_values, read_tables
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
 SKIPPED_COLUMNS = {
@@ -64,11 +70,23 @@ EPOCH_TIME = (
     "past its training range (or an unseen category) on every request served after the logs; leave it out, or "
     "derive a repeating part (hour of day, day of week)"
 )
+DIGIT_DATES = (
+    "every value reads as a {form} date written as digits ({example}): every value a request sends after the logs "
+    "(the next day's) is an unseen category, or past its training range as a number; leave it out, or derive a "
+    "repeating part (hour of day, day of week)"
+)
+# form -> (how it is written, an example): 8 digits each; Avazu's hour is YYMMDDHH
+DIGIT_DATE_FORMS = {"YYYYMMDD": "20240309 is 2024-03-09", "YYMMDDHH": "14102100 is 2014-10-21, hour 00"}
 INTEGER_ID = (
     "integers with {distinct} distinct values (more than "
     + f"{MAX_CATEGORICAL_INTEGERS:,}"
     + "), proposed numeric: an "
     "integer id? As a number its order and size would mean something they do not; make it categorical or leave it out"
+)
+SLOT_ALIAS = (
+    "it and position determine each other (one value at each slot: Avazu's banner_pos), so as a feature the model "
+    "would learn the slot's effect through it, which the position model is there to learn, and a served slot-1 "
+    "pCTR would depend on what a request sends in it"
 )
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
@@ -96,7 +114,7 @@ class Proposal(NamedTuple):
 
 def infer_spec(path: Path) -> Proposal:
     """The spec proposed for the logs at ``path``, the columns left out and why, and what to check."""
-    table = read_logs(path)
+    table = read_tables(path, "impression log")  # no label is read: a log of features alone (Avazu's) is proposed too
     folder_keys = {key for file in log_files(path) for key in partition_values(file, path)}
     skipped: dict[str, str] = {}
     cautions: dict[str, str] = {}
@@ -107,12 +125,15 @@ def infer_spec(path: Path) -> Proposal:
         if name in SKIPPED_COLUMNS:
             skipped[name] = SKIPPED_COLUMNS[name]
             continue
+        if name in CLICK_ALIASES and "click" not in table.column_names:
+            skipped[name] = "the click label by another name (Criteo's), not a feature: rename it to click"
+            continue
         if PANDAS_INDEX.fullmatch(name):
             skipped[name] = "pandas' index written as a column (a row's number or label), not a feature"
             continue
         feature, reason = _infer_feature(table, name)
-        if feature is None:
-            skipped[name] = reason
+        if feature is None or _names_the_slot(table, name):
+            skipped[name] = reason or SLOT_ALIAS
             continue
         features.append(feature)
         caution = (
@@ -172,15 +193,42 @@ def _time_values(column: pa.ChunkedArray) -> str:
         try:
             text_instants(values)
         except pa.ArrowInvalid:
-            return ""
+            return _digit_dates(values)
         return TIME_TEXT
     if not is_number(values.type):
         return ""
-    units = set(epoch_units(values.cast(pa.float64()).to_numpy(zero_copy_only=False)).tolist())
+    if pa.types.is_integer(values.type) and (digits := _digit_dates(values)):
+        return digits
+    # unsafe: a uint64 id past 2**53 (Avazu's) stopped the proposal, where its values are only looked at
+    units = set(epoch_units(values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)).tolist())
     if len(units) != 1 or -1 in units:
         return ""
     first, last = EPOCH_YEARS
     return EPOCH_TIME.format(unit=list(EPOCH_UNITS)[units.pop()], first=first, last=last)
+
+
+def _digit_dates(values: pa.Array) -> str:
+    """``DIGIT_DATES`` for integers or text all of which are dates of one form (``DIGIT_DATE_FORMS``), with a
+    year of ``EPOCH_YEARS`` and a day its month has ("" otherwise): an hour or a day column proposed as a category
+    (Avazu's ``hour``, 14102100) met values in serving that its training never held."""
+    if is_text(values.type):
+        if not pc.all(pc.match_substring_regex(values, r"^\d{8}$")).as_py():
+            return ""
+        values = values.cast(pa.int64())
+    numbers = values.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not np.all((numbers >= 10**7) & (numbers < 10**8)):
+        return ""
+    pairs = [numbers // 10**6, numbers // 10**4 % 100, numbers // 100 % 100, numbers % 100]  # two digits each
+    readings = {"YYYYMMDD": (pairs[0] * 100 + pairs[1], *pairs[2:], 0), "YYMMDDHH": (2000 + pairs[0], *pairs[1:])}
+    first, last = EPOCH_YEARS
+    for form, (year, month, day, hour) in readings.items():
+        months = (year - 1970) * 12 + month - 1  # months since 1970-01, as datetime64[M] counts them
+        starts = np.array(months, "datetime64[M]")
+        days = ((starts + 1).astype("datetime64[D]") - starts.astype("datetime64[D]")).astype(np.int64)  # in month
+        valid = (year >= first) & (year <= last) & (month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23)
+        if np.all(valid & (day <= days)):
+            return DIGIT_DATES.format(form=form, example=DIGIT_DATE_FORMS[form])
+    return ""
 
 
 def _number_text(text: str) -> bool:
@@ -212,17 +260,32 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    if text and distinct == len(column) - nulls and len(column) > 1:
+    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
+    # integers too (a CSV's ids read as numbers, Avazu's as floats, were proposed as required numeric features);
+    # epoch times are, each different, the time _time_values cautions of
+    unique = distinct == len(column) - nulls and len(column) > 1
+    if unique and (text or (integer and not _time_values(column))):
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
-    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
     if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     if nulls:
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
         optional["default"] = float(np.nanmedian(values))
     return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if integer else ""
+
+
+def _names_the_slot(table: pa.Table, name: str) -> bool:
+    """Whether ``name`` and the log's ``position`` determine each other (as many value pairs as values of each)."""
+    if "position" not in table.column_names:
+        return False
+    pairs = table.select([name, "position"])
+    for column in range(2):  # dictionary-encoded values (pandas' category) are grouped as their values
+        if pa.types.is_dictionary(pairs.schema.field(column).type):
+            pairs = pairs.set_column(column, pairs.column_names[column], pairs.column(column).dictionary_decode())
+    together = pairs.group_by([name, "position"]).aggregate([]).num_rows
+    return together == pc.count_distinct(pairs.column(name)).as_py() == pc.count_distinct(pairs.column(1)).as_py()
 
 
 def _whole_numbers(column: pa.ChunkedArray) -> bool:

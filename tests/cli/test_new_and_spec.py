@@ -40,6 +40,26 @@ def test_new_refuses_to_overwrite_and_copies_from(tmp_path):
     assert tomllib.loads((tmp_path / "second" / "config.toml").read_text())["model"] == {"lam": 0.5}
 
 
+def test_new_from_a_model_with_a_spec_copies_the_spec_too(tmp_path):
+    """`ctr new NAME --from OTHER` copied OTHER's config alone, so `ctr train NAME --logs` said it needed a feature
+    spec (--spec) though OTHER trained on those logs with its own; a --spec given still replaces OTHER's."""
+    spec = '[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = 11\n'
+    (tmp_path / "spec.toml").write_text(spec, encoding="utf-8")
+    repository = str(tmp_path / "models")
+    assert run("new", "first", "--kind", "esmm", "--spec", str(tmp_path / "spec.toml"), "-r", repository).exit_code == 0
+    copied = run("new", "second", "--from", "first", "-r", repository)
+    assert copied.exit_code == 0, copied.output
+    assert (tmp_path / "models" / "second" / "spec.toml").read_text(encoding="utf-8") == spec
+    assert f"next: ctr train second -r {repository} --logs LOGS" in " ".join(copied.output.split())
+    assert "--spec SPEC.toml" not in copied.output
+    other = spec.replace('"site"', '"page"')
+    (tmp_path / "other.toml").write_text(other, encoding="utf-8")
+    assert (
+        run("new", "third", "--from", "first", "--spec", str(tmp_path / "other.toml"), "-r", repository).exit_code == 0
+    )
+    assert (tmp_path / "models" / "third" / "spec.toml").read_text(encoding="utf-8") == other
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [(["--kind", "nonsense"], "unknown model kind"), (["--from", "absent"], "no "), ([], "--kind KIND or --from")],

@@ -64,11 +64,17 @@ def test_user_mistakes_print_one_line(tmp_path, ctr_here, args, expected):
     assert "Traceback" not in done.stderr
 
 
-def test_missing_log_column_is_named(tmp_path):
-    (tmp_path / "logs.csv").write_text("site,position,click\na,1,0\nb,2,1\n")
-    done = ctr("spec", "infer", "--logs", str(tmp_path / "logs.csv"), cwd=tmp_path)
-    assert done.returncode == 2 and "lacks the columns ['conversion']" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_missing_log_column_is_named(tmp_path, ctr_here):
+    """`ctr spec infer`, which reads no label, proposes a spec from a log of clicks alone (it was refused as
+    lacking conversion); `ctr train` names the column and what to write in it."""
+    (tmp_path / "logs.csv").write_text("site,position,click\na,1,0\nb,2,1\na,2,1\n")
+    done = ctr_here("spec", "infer", "--logs", "logs.csv", "--out", "spec.toml", cwd=tmp_path)
+    assert done.returncode == 0 and 'name = "site"' in (tmp_path / "spec.toml").read_text(), done.stderr
+    assert ctr_here("new", "mine", "--kind", "esmm", "--spec", "spec.toml", cwd=tmp_path).returncode == 0
+    done = ctr("train", "mine", "--logs", "logs.csv", "--no-progress", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "lacks the columns ['conversion']" in lines[0], done.stderr
+    assert "conversion: clicks only? add conversion = 0 on every row" in lines[0]
 
 
 def test_bad_settings_name_every_setting_and_what_is_wrong_but_not_the_secret(tmp_path):

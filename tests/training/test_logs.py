@@ -55,6 +55,20 @@ def test_wrong_labels_are_refused_naming_the_file_column_and_first_row(tmp_path,
         read_logs(csv_log(tmp_path, [*GOOD, row]))
 
 
+def test_conversions_missing_on_unclicked_rows_alone_are_said_to_be_0(tmp_path):
+    """A conversion join that filled the clicked rows alone left nulls on the unclicked ones, refused as "1 rows
+    are not (the first, row 4, is missing)" with no word on what to write; gaps on clicked rows get none."""
+    with pytest.raises(ValueError) as refused:
+        read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,0,"]))
+    assert str(refused.value).endswith(
+        "conversion must be 0 or 1 on every row; 2 rows are not (the first, row 4, is missing); the 2 missing are all "
+        "on unclicked rows: write 0 there"
+    )
+    with pytest.raises(ValueError) as refused:
+        read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,1,"]))
+    assert str(refused.value).endswith("2 rows are not (the first, row 4, is missing)")
+
+
 def test_boolean_clicks_and_conversions_are_taken_as_0_and_1(tmp_path):
     labels = {"position": [1, 2, 1], "click": [True, False, True], "conversion": [True, False, False]}
     table = pa.table({"site": ["a", "b", "a"], **labels})
@@ -186,6 +200,26 @@ def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them
         read_logs(tmp_path / "logs.parquet", site)  # the float 2**53 is also what 2**53 + 1 was written as
 
 
+def test_a_numeric_feature_of_integers_past_2_53_is_refused_naming_it(tmp_path):
+    """A uint64 id (Avazu's) kept as a numeric feature stopped the training with Arrow's "Integer value
+    17860818330280365633 not in range: 0 to 9007199254740992", naming neither file nor column; as a float it
+    rounds onto its neighbours'. A uint64 label past 2**53 is named as a wrong label too."""
+    ids = pa.array([3, 17860818330280365633, 2**53 + 1], pa.uint64())
+    table = pa.table({"id": ids, "position": [1, 2, 1], "click": [0, 0, 1], "conversion": [0, 0, 0]})
+    pq.write_table(table, tmp_path / "logs.parquet")
+    numeric = FeatureSpec((Feature("id", "numeric", "candidate"),))
+    with pytest.raises(
+        ValueError,
+        match=r"logs\.parquet: numeric feature 'id' must be an integer below 2\*\*53 \(integers past 2\*\*53 cannot be "
+        r"a numeric feature exactly: make it categorical in the spec or leave it out\); 2 rows are not \(the first, "
+        r"row 1, is 17860818330280365633\)",
+    ):
+        read_logs(tmp_path / "logs.parquet", numeric)
+    assert read_logs(tmp_path / "logs.parquet", FeatureSpec((Feature("id", "categorical", "candidate", buckets=8),)))
+    with pytest.raises(ValueError, match=r"position must be an integer of at least 1 on every row; 1 rows are not"):
+        check_labels(table.set_column(1, "position", pa.array([1, 2**64 - 1, 1], pa.uint64())), "log")
+
+
 def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_path):
     """pyarrow read the codes as integers, so ``07`` and ``03574`` trained as 7 and 3574 while a request's
     ``"07"`` is hashed as its text; an empty cell is still missing, as it was in the column of integers."""
@@ -202,11 +236,27 @@ def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_p
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")
-    with pytest.raises(ValueError, match=r"lacks the columns \['position'\]: add them to the log$"):
+    with pytest.raises(ValueError, match=r"lacks the columns \['position'\]: add them to the log; position: "):
         read_logs(tmp_path / "no_position.parquet", spec)
     pq.write_table(pa.table({"position": [1], "click": [0], "conversion": [0]}), tmp_path / "no_site.parquet")
     with pytest.raises(ValueError, match=r"lacks the columns \['site'\].*made optional in the spec"):
         read_logs(tmp_path / "no_site.parquet", spec)
+
+
+def test_a_missing_label_is_said_with_what_it_means_and_what_to_write(tmp_path):
+    """An Avazu-shaped log (clicks alone) was refused with "add them to the log", no word on what a log without
+    positions or conversions should hold; a Criteo-shaped one's ``label`` went unnamed."""
+    pq.write_table(pa.table({"site": ["a", "b"], "click": [0, 1]}), tmp_path / "avazu.parquet")
+    with pytest.raises(ValueError) as refused:
+        read_logs(tmp_path / "avazu.parquet")
+    said = str(refused.value)
+    assert said.startswith(f"impression log {tmp_path / 'avazu.parquet'} lacks the columns ['position', 'conversion']")
+    assert "; position: every impression at one slot? add position = 1 on every row (the debiased models" in said
+    assert "`ctr new NAME --kind esmm` makes the position-blind ESMM" in said
+    assert "; conversion: clicks only? add conversion = 0 on every row (pCVR and pCTCVR are then meaningless" in said
+    pq.write_table(pa.table({"label": [0, 1], "position": [1, 1], "conversion": [0, 0]}), tmp_path / "criteo.parquet")
+    with pytest.raises(ValueError, match=r"\['click'\]: add them to the log; click: the log's 'label' is the click "):
+        read_logs(tmp_path / "criteo.parquet")
 
 
 def labelled(n: int, **columns) -> pa.Table:
