@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 
 from common.output_means import output_means
 from training.dataset import ImpressionTensors
+from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.position_ctr import NoTopSlot
 
 logger = logging.getLogger(__name__)
@@ -154,16 +156,23 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     return {k: float(v) for k, v in metrics.items()} | output_means(joined)
 
 
-def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, float]:
-    """Train ``model`` in place; returns its metrics on the held-out latest rows."""
+def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` in place; returns its metrics on the held-out latest rows, with those after each epoch
+    of the main phase under ``validation_by_epoch`` (training/epoch_validation.py)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train, validation = split_by_time(data, config.validation_fraction)
     fix_model_constants(model, train.tensors, config.validation_fraction)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
-    main_loss = run_phases(model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress)
-    metrics = evaluate(model, validation) if len(validation) else {}
+    validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
+    main_loss = run_phases(
+        model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, validated
+    )
+    metrics: dict = {}
+    if validated is not None:  # the last epoch's scores are the model's unless a later phase moved it since
+        metrics = validated.final() if len(phases) == 1 and validated.records else evaluate(model, validation)
+        metrics[BY_EPOCH] = validated.records
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
     return metrics
 
@@ -180,9 +189,11 @@ def run_phases(
     epoch_batches: Callable[[int], Iterable[dict[str, torch.Tensor]]],
     steps: int,
     progress: bool = True,
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> float:
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
-    loss per row of the first (main) phase's last epoch."""
+    loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
+    epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone)."""
     total, count, main_loss = 0.0, 0, float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):
@@ -205,6 +216,8 @@ def run_phases(
                     + "; lower [training] learning_rate"
                 )
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
+            if after_epoch is not None and phase is phases[0]:
+                after_epoch(epoch, total / max(count, 1))
         if phase.epochs:
             logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
         if phase is phases[0]:
