@@ -147,7 +147,7 @@ class Manifest:
     onnx_sha256: str
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     constants: dict[str, float] = field(default_factory=dict)  # e.g. the fixed bias input b
-    metrics: dict[str, float] = field(default_factory=dict)  # evaluation at training time
+    metrics: dict[str, Any] = field(default_factory=dict)  # evaluation at training time (numbers, and a list)
     data_fingerprint: str = ""  # sha256 over the training logs' content
     training: dict[str, Any] = field(default_factory=dict)  # the settings it was trained with
     files: dict[str, FileInfo] = field(default_factory=dict)  # further graphs and arrays, by file name

@@ -37,7 +37,7 @@ class Checkpoint:
     model_params: dict[str, Any]  # the config's [model] table
     spec: FeatureSpec  # fitted
     state_dict: dict[str, torch.Tensor]
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # numbers, and validation_by_epoch: one table each
     data_fingerprint: str = ""
     training: dict[str, Any] = field(default_factory=dict)  # settings, for model.json
     constants: dict[str, float] = field(default_factory=dict)  # values fixed into the exported graph

@@ -11,6 +11,10 @@ inputs from the shared encoder. Logs hold no ground truth beyond their labels, s
 - calibration overall and per position: the predicted CTR of a row is its pCTR times the learned CTR
   ratio of its position when ``model.json`` carries them (``"position": {"regime": "slot1",
   "ctr_ratios": [...]}``: the model predicts slot 1), else pCTR itself, and the report says which;
+- ``ctr_logloss_constant``: the log loss of predicting the log's own click rate for every row, with its
+  interval, the reference the model's CTR log loss (a slot-1 model's at the logged slots) must be below,
+  and a warning when it is not (an audit's overfitted model reported a ctr_logloss of 0.6206 alone, where
+  the constant gave 0.548);
 - a reliability diagram (PNG): observed against predicted rate in equal-count bins.
 A metric that cannot be computed (one class only, e.g. no conversions) is ``null`` with a reason.
 """
@@ -26,6 +30,7 @@ import numpy as np
 
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
+from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
 from training.evaluation import run_exported, version_record
 from training.figure_file import save_figure
 from training.log_quality import defaulted_features
@@ -91,6 +96,8 @@ def evaluate_on_logs(
                 if rows.any()
                 else {"value": None, "reason": "no row is at a slot with a CTR ratio in model.json"}
             )
+    if "pctr" in outputs and click.size:
+        metrics |= constant_reference(name, metrics, click, rng, resamples)
     logs_fingerprint = fingerprint(logs)
     if logs_fingerprint == manifest.data_fingerprint:
         logger.warning(TRAINING_LOGS, name, manifest.version)
@@ -135,6 +142,13 @@ def summary(report: dict[str, Any]) -> list[str]:
             interval = metric.get("ci95")
             shown = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else f"(no interval: {metric['reason']})"
             lines.append(f"{key:<22} {metric['value']:.4f}  95% CI {shown}")
+        if metric.get("worse_than_constant"):  # the reference's entry, after the model's own
+            model = report["metrics"][metric["compared_with"]]["value"]
+            lines.append(
+                f"  the model's {metric['compared_with']} {model:.4f} is not below it (this log's click rate "
+                f"{metric['rate']:.4f} for every row): it predicts worse than a constant; train it with fewer "
+                "epochs, fewer buckets, or more rows"
+            )
     calibration = report.get("calibration")
     if calibration:
         lines.append(f"calibration: {calibration['prediction']}")
@@ -148,6 +162,21 @@ def summary(report: dict[str, Any]) -> list[str]:
                 + left_out
             )
     return lines
+
+
+def constant_reference(
+    name: str, metrics: dict[str, Any], click: np.ndarray, rng: np.random.Generator, resamples: int
+) -> dict[str, Any]:
+    """``ctr_logloss_constant``: the log loss of predicting this log's click rate for every row (the best constant
+    for it), with its interval, the reference the model's CTR log loss (a slot-1 model's at the logged slots) must
+    be below; a warning when it is not (training/constant_baseline.py)."""
+    key = "ctr_logloss_at_slot" if "ctr_logloss_at_slot" in metrics else "ctr_logloss"
+    constant = _with_interval(lambda labels, _: constant_log_loss(labels), click, click, rng, resamples)
+    constant |= {"rate": float(click.mean()), "compared_with": key}
+    model = metrics[key].get("value")
+    rate = ("this log's click rate", constant["rate"])
+    constant["worse_than_constant"] = warn_if_worse_than_constant(name, key, model, constant["value"], rate, "row")
+    return {constant_key("ctr_logloss"): constant}
 
 
 def _one_class_reason(labels: np.ndarray, what: str) -> str | None:

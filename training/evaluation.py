@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.repository import Manifest
+from common.repository import SLOT1, Manifest
+from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
 from training.logs import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
@@ -118,7 +119,32 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
         "position_regime": manifest.regime,
     }
     metrics = entire_space_metrics(table, outputs) | slot1_metrics(table, outputs)
+    metrics |= constant_metrics(table, outputs)
+    if "pctr" in outputs:  # the log loss that measures the model's regime: slot 1's, or the displayed slot's
+        slot1 = manifest.regime == SLOT1
+        key = "ctr_slot1_logloss" if slot1 else "ctr_logloss"
+        column, whose = ("true_ctr", "the day's mean slot-1 CTR") if slot1 else ("click", "the day's click rate")
+        rate = (whose, float(np.mean(column_array(table, column))))
+        warn_if_worse_than_constant(name, key, metrics[key], metrics[constant_key(key)], rate, "held-out impression")
     return report | selection_bias(table) | oracle_aucs(table) | metrics
+
+
+def constant_metrics(table: Any, outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The reference beside each log loss of ``entire_space_metrics`` and ``slot1_metrics`` (``<key>_constant``):
+    that of predicting the day's own rate for every impression (the best constant: a model not below it learnt
+    nothing that holds out of its training rows), of clicks and of conversions, at the displayed slot and at
+    slot 1 (an expected log loss, against the true slot-1 probabilities, as the slot-1 ones are)."""
+    click = column_array(table, "click").astype(bool)
+    true_ctr = column_array(table, "true_ctr")
+    report: dict[str, float] = {}
+    if "pctr" in outputs:
+        report[constant_key("ctr_logloss")] = constant_log_loss(click)
+        report[constant_key("ctr_slot1_logloss")] = constant_log_loss(true_ctr)
+    if "pctcvr" in outputs:
+        potential = column_array(table, "conversion_potential").astype(bool)
+        report[constant_key("ctcvr_logloss")] = constant_log_loss(click & potential)
+        report[constant_key("ctcvr_slot1_logloss")] = constant_log_loss(true_ctr * column_array(table, "true_cvr"))
+    return report
 
 
 def selection_bias(table: Any) -> dict[str, Any]:

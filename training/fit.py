@@ -14,13 +14,17 @@ import math
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from common.output_means import output_means
+from training.constant_baseline import training_constant
 from training.dataset import ImpressionTensors
+from training.epoch_validation import BY_EPOCH, EpochValidation
+from training.metrics import log_loss
 from training.position_ctr import NoTopSlot
 
 logger = logging.getLogger(__name__)
@@ -118,8 +122,11 @@ def split_by_time(data: ImpressionTensors, validation_fraction: float) -> tuple[
     return data.take(slice(0, cut)), data.take(slice(cut, len(data)))
 
 
+PREDICTED_ROWS = 65536  # rows scored at a time
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = 65536) -> dict[str, np.ndarray]:
+def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = PREDICTED_ROWS) -> dict[str, np.ndarray]:
     model.eval()
     parts: dict[str, list[np.ndarray]] = {}
     for batch in data.minibatches(batch_size):
@@ -138,32 +145,52 @@ def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
 
 
 def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> dict[str, float]:
-    """The model's metrics over impression rows that arrive in chunks (a streamed held-out set)."""
+    """The model's metrics over impression rows that arrive in chunks (a streamed held-out set); a slot-1
+    model's also ``ctr_logloss_at_slot``, its pCTR at each row's logged slot against the clicks (as ``ctr
+    evaluate --logs`` reports it), the log loss its validation is judged by."""
+    from training.models.position_bypass import logged_slot_pctr, serves_slot1  # (the models import this module)
+
     predictions: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[np.ndarray]] = {"click": [], "conversion": []}
+    at_slot: list[np.ndarray] = []
+    slot1 = serves_slot1(model)
     for chunk in chunks:
         for name, value in predict(model, chunk).items():
             predictions.setdefault(name, []).append(value)
         for name, parts in labels.items():
             parts.append(chunk.tensors[name].numpy())
+        if slot1:  # predict left the model in eval mode
+            at_slot.extend(logged_slot_pctr(model, batch) for batch in chunk.minibatches(PREDICTED_ROWS))
     if not labels["click"]:
         return {}
     joined = {name: np.concatenate(parts) for name, parts in predictions.items()}
+    click = np.concatenate(labels["click"])
     metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
+    if at_slot:
+        metrics["ctr_logloss_at_slot"] = log_loss(click, np.concatenate(at_slot))
     # the served mean's baseline (common/output_means.py): the model's own, not the logs' click rate
     return {k: float(v) for k, v in metrics.items()} | output_means(joined)
 
 
-def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, float]:
-    """Train ``model`` in place; returns its metrics on the held-out latest rows."""
+def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` in place; returns its metrics on the held-out latest rows, with those after each epoch
+    of the main phase under ``validation_by_epoch`` (training/epoch_validation.py)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train, validation = split_by_time(data, config.validation_fraction)
     fix_model_constants(model, train.tensors, config.validation_fraction)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
-    main_loss = run_phases(model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress)
-    metrics = evaluate(model, validation) if len(validation) else {}
+    validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
+    main_loss = run_phases(
+        model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, validated
+    )
+    metrics: dict = {}
+    if validated is not None:  # the last epoch's scores are the model's unless a later phase moved it since
+        metrics = validated.final() if len(phases) == 1 and validated.records else evaluate(model, validation)
+        metrics[BY_EPOCH] = validated.records
+        if not hasattr(model, "validation_metrics"):  # impression rows (a query-grouped model's clicks are padded)
+            metrics |= training_constant(train.tensors["click"].numpy(), validation.tensors["click"].numpy())
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
     return metrics
 
@@ -180,9 +207,11 @@ def run_phases(
     epoch_batches: Callable[[int], Iterable[dict[str, torch.Tensor]]],
     steps: int,
     progress: bool = True,
+    after_epoch: Callable[[int, float], None] | None = None,
 ) -> float:
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
-    loss per row of the first (main) phase's last epoch."""
+    loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
+    epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone)."""
     total, count, main_loss = 0.0, 0, float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):
@@ -205,6 +234,8 @@ def run_phases(
                     + "; lower [training] learning_rate"
                 )
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
+            if after_epoch is not None and phase is phases[0]:
+                after_epoch(epoch, total / max(count, 1))
         if phase.epochs:
             logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
         if phase is phases[0]:

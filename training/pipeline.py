@@ -18,10 +18,12 @@ from torch import nn
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from common.path_text import path_text
-from common.repository import read_config
+from common.repository import CONFIG_FILE, read_config
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
+from training.constant_baseline import constant_key, warn_if_worse_than_constant
 from training.dataset import ImpressionTensors
+from training.epoch_validation import BY_EPOCH, judged_by, warn_if_overfitted
 from training.fit import TrainingConfig, fit, validation_cut
 from training.log_quality import warn_of_log_quality
 from training.logs import (
@@ -93,6 +95,7 @@ def train(
             )
         own = (logs, non_displayed, spec_path) if logs is not None else None
         checkpoint = train_retrieval(config, progress, own)  # type: ignore[arg-type]
+        warn_of_validation(checkpoint.metrics, root / name / CONFIG_FILE, config.training.batch_size)
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
     if non_displayed is not None:
@@ -110,10 +113,22 @@ def train(
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     labels.warn_of_conversions(logs, model)
     metrics = fit(model, data, config.training, progress=progress)
+    warn_of_validation(metrics, root / name / CONFIG_FILE, training.batch_size)
     record = {"impressions": len(data), TRAINED_UNDER: under}
     checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, data.tensors)
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint
+
+
+def warn_of_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
+    """What the validation metrics of a run trained with ``batch_size`` say against it, in warnings: a last
+    epoch worse than an earlier one (training/epoch_validation.py), a model no better than the training rows'
+    click rate predicted for every row (training/constant_baseline.py)."""
+    warn_if_overfitted(metrics.get(BY_EPOCH, []), config_path, batch_size)
+    key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))
+    if key is not None and constant is not None:
+        rate = ("the training rows' click rate", metrics["training_ctr"])
+        warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")
 
 
 def make_checkpoint(

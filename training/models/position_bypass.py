@@ -77,8 +77,7 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: s
     bypass learned, not the world's examination. The slot-free part is computed once for every slot."""
     if "position" not in tensors or "pctr" not in getattr(model, "output_names", ()):
         return None
-    members = ("slot_free_logit", "bypass_logit")  # a model without one of them serves no slot 1 (docs/models.md)
-    if getattr(model, "bypass", None) is None or not all(hasattr(model, member) for member in members):
+    if not serves_slot1(model):
         return {"regime": LOGGED}
     slots = listed_slots(position_ctr(tensors["position"].numpy(), tensors["click"].numpy()))
     rows = slice(0, min(RATIO_ROWS, tensors["position"].shape[0]))
@@ -93,6 +92,22 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: s
     if slots[0] > 0:  # (no click at slot 1: no logged ratio to compare with)
         warn_of_ratios_against_the_log(ratios, [ctr / slots[0] for ctr in slots], name)
     return {"regime": SLOT1, "ctr_ratios": ratios}
+
+
+def serves_slot1(model: nn.Module) -> bool:
+    """Whether ``model``'s pCTR is the top slot's: it has a position bypass and the members that read it (a model
+    without one of them serves no slot 1, docs/models.md)."""
+    members = ("slot_free_logit", "bypass_logit")
+    return getattr(model, "bypass", None) is not None and all(hasattr(model, member) for member in members)
+
+
+@torch.no_grad()
+def logged_slot_pctr(model: nn.Module, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    """A slot-1 model's pCTR at each row's logged slot (its position CTR b), float64: what its log loss against
+    the logged clicks is fairly measured on (its served pCTR, the top slot's, is also off by the lower slots'
+    examination). Call it in eval mode."""
+    logit = model.slot_free_logit(batch["categorical"], batch["numeric"]) + model.bypass_logit(batch["b"])
+    return sigmoid(logit.numpy().astype(np.float64))
 
 
 def mean_probability(logit: torch.Tensor) -> float:
