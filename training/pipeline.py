@@ -23,7 +23,7 @@ from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
 from training.constant_baseline import constant_key, warn_if_worse_than_constant
 from training.dataset import ImpressionTensors
-from training.epoch_validation import BY_EPOCH, judged_by, warn_if_overfitted
+from training.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
 from training.fit import TrainingConfig, fit, validation_cut
 from training.log_quality import warn_of_log_quality
 from training.logs import (
@@ -124,7 +124,7 @@ def warn_of_validation(metrics: dict, config_path: Path, batch_size: int) -> Non
     """What the validation metrics of a run trained with ``batch_size`` say against it, in warnings: a last
     epoch worse than an earlier one (training/epoch_validation.py), a model no better than the training rows'
     click rate predicted for every row (training/constant_baseline.py)."""
-    warn_if_overfitted(metrics.get(BY_EPOCH, []), config_path, batch_size)
+    say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
     key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))
     if key is not None and constant is not None:
         rate = ("the training rows' click rate", metrics["training_ctr"])
