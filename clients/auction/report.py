@@ -147,7 +147,9 @@ def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: float, interval: list[float] | None, digits: int = 0) -> str:
+def _fmt(value: float | None, interval: list[float] | None, digits: int = 0) -> str:
+    if value is None:  # a mean over no shown ad: a pipeline whose service answered no call
+        return "n/a"
     if interval is None:
         return f"{value:,.{digits}f} (one seed)"
     half = (interval[1] - interval[0]) / 2
@@ -169,7 +171,7 @@ def table(report: dict[str, Any]) -> str:
             f"| {name} | {_fmt(t['welfare'], t['welfare_ci95'])} | {_fmt(t['revenue'], t['revenue_ci95'])} "
             f"| {_fmt(t['advertiser_surplus'], t['advertiser_surplus_ci95'])} "
             f"| {_fmt(t['conversions'], t['conversions_ci95'])} | {_fmt(t['clicks'], t['clicks_ci95'])} | {slots} "
-            f"| {_fmt(t['pcvr_over_true'], t['pcvr_over_true_ci95'], 2)} "
+            f"| {_fmt(t.get('pcvr_over_true'), t.get('pcvr_over_true_ci95'), 2)} "
             f"| {_fmt(t['regret_share'], t['regret_share_ci95'], 3)} | {t['errors']:.0f} |"
         )
     days = report.get("config", {}).get("days")

@@ -284,11 +284,6 @@ async def _days(
             else:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             scoring_s += scores.seconds
-            if client is not None and scores.errors == len(requests):  # a day of no ads: nothing to compare
-                commonest = max(scores.error_kinds, key=scores.error_kinds.get)
-                run.aborted = f"day {day}: all {scores.errors} scoring calls failed, most often {commonest!r}"
-                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
-                break
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
             if client is not None:
@@ -300,6 +295,13 @@ async def _days(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
                 seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],
             )  # fmt: skip
+            if client is not None and scores.errors == len(requests):  # a dead service: no day after this one
+                # the day is kept, its failures counted (scoring_warnings says them): a pipeline left without
+                # days had no figures, and the table and plot of a service dead from day 0 ended in a traceback
+                commonest = max(scores.error_kinds, key=scores.error_kinds.get)
+                run.aborted = f"day {day}: all {scores.errors} scoring calls failed, most often {commonest!r}"
+                logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                break
             if client is None or trainer is None or day == config.days - 1:
                 continue
             # a window with no impressions: the trainer said only "impression log ... has no rows", a day late

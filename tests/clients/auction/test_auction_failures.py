@@ -64,8 +64,12 @@ def test_failed_calls_are_warned_a_few_then_counted(world: World, caplog: pytest
 
 
 def test_a_day_whose_calls_all_failed_stops_its_pipeline(world: World, tmp_path: Path, monkeypatch) -> None:
-    """A dead service's day was compared as a day of auctions without ads, and the next one too."""
+    """A dead service's day was followed by another one; the day is kept (its failures counted, said by
+    scoring_warnings) and is the last: left out, a service dead from day 0 left its pipeline no days, and the
+    table and the plot ended in a traceback."""
     import clients.auction.run as run
+    from clients.auction.plot import plot_report
+    from clients.auction.report import summarise, table
 
     monkeypatch.setattr(run, "AsyncScoringClient", lambda url, max_connections: Refusing())
     config = run.AuctionConfig(days=3, requests_per_day=30, seeds=1, pipelines=("debiased",), progress=False)
@@ -74,11 +78,15 @@ def test_a_day_whose_calls_all_failed_stops_its_pipeline(world: World, tmp_path:
     done = asyncio.run(
         run._days("debiased", world, advertisers, config, 0, tmp_path, None, None, service, {"ctr": "ctr"})
     )
-    assert done.days == []
+    assert [day["errors"] for day in done.days] == [30]
     assert (
         done.aborted
         == "day 0: all 30 scoring calls failed, most often '504: the request was N ms late (deadline N ms)'"
     )
+    report = summarise({"debiased": [done]}, run._config_dict(config), 1.0)
+    assert "debiased" in table(report)
+    plot_report(report, tmp_path / "report.png")
+    assert scoring_warnings(report)[0].startswith("WARNING: pipeline debiased: 30 of 30 scoring calls failed")
 
 
 def report_with_errors(errors: int) -> dict:
