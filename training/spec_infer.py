@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.encoder import whole_numbers
 from common.features import Feature, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
@@ -260,11 +261,13 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    integer = pa.types.is_integer(column.type) or (pa.types.is_floating(column.type) and _whole_numbers(column))
+    whole, integer = (True, True) if pa.types.is_integer(column.type) else (False, False)
+    if pa.types.is_floating(column.type):
+        whole, integer = _whole_numbers(column)
     # integers too (a CSV's ids read as numbers, Avazu's as floats, were proposed as required numeric features);
     # epoch times are, each different, the time _time_values cautions of
     unique = distinct == len(column) - nulls and len(column) > 1
-    if unique and (text or (integer and not _time_values(column))):
+    if unique and (text or (whole and not _time_values(column))):
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
@@ -288,10 +291,12 @@ def _names_the_slot(table: pa.Table, name: str) -> bool:
     return together == pc.count_distinct(pairs.column(name)).as_py() == pc.count_distinct(pairs.column(1)).as_py()
 
 
-def _whole_numbers(column: pa.ChunkedArray) -> bool:
-    """Whether every non-null value of a float column is a finite whole number."""
+def _whole_numbers(column: pa.ChunkedArray) -> tuple[bool, bool]:
+    """Whether every non-null value of a float column is a whole number, and whether each is one a categorical
+    feature takes as an integer (the service's rule, ``whole_numbers``: below 2**53; training refuses a float id
+    past it, and one proposed categorical was refused by ``ctr train``). The first says an id as well past it."""
     values = column.drop_null().to_numpy(zero_copy_only=False)
-    return bool(np.all(np.isfinite(values) & (values == np.floor(values))))
+    return bool(np.all(np.isfinite(values) & (values == np.floor(values)))), bool(np.all(whole_numbers(values)))
 
 
 def _side(table: pa.Table, name: str) -> str:

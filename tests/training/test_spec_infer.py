@@ -292,3 +292,11 @@ def test_a_column_that_names_the_slot_is_left_out(tmp_path):
     assert {f.name for f in proposal.spec.features} == {"ad", "page_slot"}
     for name in ("banner_pos", "slot_name"):
         assert proposal.skipped[name].startswith("it and position determine each other (one value at each slot")
+
+
+def test_floats_past_2_53_are_not_proposed_as_a_categorical_the_trainer_would_refuse(tmp_path):
+    """A float id column past 2**53 (pandas' int64 with gaps) was proposed categorical, which ``ctr train`` then
+    refused (a whole float below 2**53 only, the service's rule): proposal and check now read one rule."""
+    ids = pa.array([float(2**53 + 2 * (i % 40)) for i in range(ROWS)], pa.float64())
+    spec, _ = spec_of(tmp_path, ad_id=ids)
+    assert "ad_id" not in spec.by_name or spec.by_name["ad_id"].kind != "categorical"
