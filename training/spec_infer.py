@@ -276,7 +276,7 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     if nulls:
         values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
         optional["default"] = float(np.nanmedian(values))
-    return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if integer else ""
+    return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if whole else ""
 
 
 def _names_the_slot(table: pa.Table, name: str) -> bool:
