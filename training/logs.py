@@ -153,8 +153,8 @@ def manifest_spec(path: str | Path) -> Path | None:
 
 
 WRITE_ALIKE = (
-    "write them alike (one format, the same types; a CSV column of digits is read as numbers, where Parquet keeps "
-    "the type it was written with)"
+    "write them alike (one format, the same types; a CSV column of digits is read as numbers, but for a categorical "
+    "feature's, which keeps its text, where Parquet keeps the type it was written with)"
 )
 
 
@@ -281,6 +281,7 @@ def read_tables(
     read = [(file, table) for file, table in zip(files, tables, strict=True) if table.num_rows]  # an empty one's
     if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
         raise ValueError(f"{what} {path} has no rows")
+    read = _codes_as_text_where_a_csv_kept_them(read, categorical)
     ts = joined_ts([(file, table.schema) for file, table in read])  # no model reads ts: its types need not agree
     if ts.left_out:
         say_ts_left_out(path, ts.left_out)
@@ -290,6 +291,28 @@ def read_tables(
         return pa.concat_tables([table.cast(_decoded(table.schema)) for _, table in read], promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
+
+
+def _codes_as_text_where_a_csv_kept_them(
+    read: list[tuple[Path, pa.Table]], categorical: Collection[str]
+) -> list[tuple[Path, pa.Table]]:
+    """The files' tables with a ``categorical`` column that is integers in some and text in others (a CSV's
+    codes keep their text, ``_read_csv``; a Parquet file beside it holds them as int64) cast to text in all:
+    the pair was refused as disagreeing types. An integer is hashed as its digits' text is, so no bucket moves."""
+    for name in categorical:
+        types = [table.schema.field(name).type for _, table in read if name in table.column_names]
+        if any(is_text(kind) for kind in types) and any(pa.types.is_integer(kind) for kind in types):
+            read = [
+                (file, _column_as_text(table, name) if name in table.column_names else table) for file, table in read
+            ]
+    return read
+
+
+def _column_as_text(table: pa.Table, name: str) -> pa.Table:
+    column = table.column(name)
+    if not pa.types.is_integer(column.type):
+        return table
+    return table.set_column(table.column_names.index(name), name, pc.cast(column, pa.string()))
 
 
 def _read_csv(file: Path, categorical: Collection[str] = ()) -> pa.Table:

@@ -233,6 +233,22 @@ def test_a_csv_s_categorical_codes_are_hashed_as_their_text_as_a_request_s(tmp_p
     np.testing.assert_array_equal(from_csv["categorical"].numpy(), as_requests.categorical)
 
 
+def test_a_folder_of_csv_and_parquet_files_joins_a_categorical_column_of_codes_as_text(tmp_path):
+    """A CSV's categorical codes keep their text, and a Parquet file beside it holds them as int64: the folder
+    was refused as disagreeing types. The integers join as their text, hashed as a request's number is."""
+    pq.write_table(
+        pa.table({"site": [7, 8], "position": [1, 1], "click": [0, 1], "conversion": [0, 0]}), tmp_path / "a.parquet"
+    )
+    (tmp_path / "b.csv").write_text("site,position,click,conversion\n07,1,0,0\n8,1,1,0\n", encoding="utf-8")
+    site = FeatureSpec(SITE_BID.features[:1])
+    encoder = FeatureEncoder(site)
+    joined = read_logs(tmp_path, site)
+    assert joined.column("site").to_pylist() == ["7", "8", "07", "8"]
+    from_logs = ImpressionTensors.from_table(joined, encoder).tensors
+    as_requests = encoder.encode({"site": [7, 8, "07", "8"]}, 4)
+    np.testing.assert_array_equal(from_logs["categorical"].numpy(), as_requests.categorical)
+
+
 def test_a_missing_label_column_is_not_offered_as_an_optional_feature(tmp_path):
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     pq.write_table(pa.table({"site": ["a"], "click": [0], "conversion": [0]}), tmp_path / "no_position.parquet")
