@@ -22,7 +22,7 @@ BY_EPOCH = "validation_by_epoch"  # the metrics key of the per-epoch records
 # the log loss an epoch is judged by, the first a model records: a slot-1 model's pCTR at each row's logged
 # slot (its plain ctr_logloss also counts the lower slots' examination as error), an impression model's
 # pCTR, a retrieval model's click score
-JUDGED_BY = ("ctr_logloss_at_slot", "ctr_logloss", "click_logloss")
+JUDGED_BY = ("ctr_logloss_logged_b", "ctr_logloss", "click_logloss")
 LOGGED_TOO = ("ctr_auc", "click_auc", "ctcvr_logloss")  # in each epoch's line beside it, where the model has them
 
 
@@ -75,8 +75,9 @@ def say_best_epoch(records: list[dict[str, float]], config_path: Path, batch_siz
         return False
     logger.info(
         "validation %s after the last epoch (%d) is %.5f, worse by %.5f (%.1f%%) than epoch %d's %.5f, and the "
-        "exported model is the last epoch's: fewer epochs may predict better (`epochs = %d` and `batch_size = %d` "
-        "under [training] in %s), though a later one can calibrate better: compare them with `ctr evaluate`",
+        "exported model is the last epoch's (or a later phase's): fewer epochs may predict better (`epochs = %d` "
+        "and `batch_size = %d` under [training] in %s), though a later one can calibrate better: compare them with "
+        "`ctr evaluate`",
         key,
         len(losses),
         last,

@@ -146,8 +146,9 @@ def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
 
 def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> dict[str, float]:
     """The model's metrics over impression rows that arrive in chunks (a streamed held-out set); a slot-1
-    model's also ``ctr_logloss_at_slot``, its pCTR at each row's logged slot against the clicks (as ``ctr
-    evaluate --logs`` reports it), the log loss its validation is judged by."""
+    model's also ``ctr_logloss_logged_b``, its pCTR with the bypass at each row's logged slot's b against the
+    clicks, the log loss its validation is judged by (``ctr evaluate --logs``'s ``ctr_logloss_at_slot`` is
+    another figure: the served slot-1 pCTR times the logged slot's ratio)."""
     from training.models.position_bypass import logged_slot_pctr, serves_slot1  # (the models import this module)
 
     predictions: dict[str, list[np.ndarray]] = {}
@@ -167,7 +168,7 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     click = np.concatenate(labels["click"])
     metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
     if at_slot:
-        metrics["ctr_logloss_at_slot"] = log_loss(click, np.concatenate(at_slot))
+        metrics["ctr_logloss_logged_b"] = log_loss(click, np.concatenate(at_slot))
     # the served mean's baseline (common/output_means.py): the model's own, not the logs' click rate
     return {k: float(v) for k, v in metrics.items()} | output_means(joined)
 

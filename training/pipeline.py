@@ -95,7 +95,7 @@ def train(
             )
         own = (logs, non_displayed, spec_path) if logs is not None else None
         checkpoint = train_retrieval(config, progress, own)  # type: ignore[arg-type]
-        warn_of_validation(checkpoint.metrics, root / name / CONFIG_FILE, config.training.batch_size)
+        say_validation(checkpoint.metrics, root / name / CONFIG_FILE, config.training.batch_size)
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
     if non_displayed is not None:
@@ -113,17 +113,17 @@ def train(
     model = build_model(config.kind, spec, config.model, seed=config.training.seed)
     labels.warn_of_conversions(logs, model)
     metrics = fit(model, data, config.training, progress=progress)
-    warn_of_validation(metrics, root / name / CONFIG_FILE, training.batch_size)
+    say_validation(metrics, root / name / CONFIG_FILE, training.batch_size)
     record = {"impressions": len(data), TRAINED_UNDER: under}
     checkpoint = make_checkpoint(config, spec, model, metrics, logs, record, data.tensors)
     checkpoint.save(checkpoint_path(work_dir, name))
     return checkpoint
 
 
-def warn_of_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
-    """What the validation metrics of a run trained with ``batch_size`` say against it, in warnings: a last
-    epoch worse than an earlier one (training/epoch_validation.py), a model no better than the training rows'
-    click rate predicted for every row (training/constant_baseline.py)."""
+def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
+    """What the validation metrics of a run trained with ``batch_size`` say against it: a last epoch worse than
+    an earlier one (one INFO line, training/epoch_validation.py), a model no better than the training rows'
+    click rate predicted for every row (a warning, training/constant_baseline.py)."""
     say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
     key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))
     if key is not None and constant is not None:

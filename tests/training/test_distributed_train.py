@@ -295,6 +295,11 @@ def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_a
         assert [f.name for f in checkpoint.spec.features] == ["row", "price", "site"]
         assert (checkpoint.training["batch_size"], checkpoint.training["epochs"]) == (128, 10)
         checkpoint.check_against(ModelConfig.load(models, "mine"), tmp_path)  # `ctr export`: a scaled batch refused it
+    # the in-memory trainer alone scores the validation rows against a constant predictor (README: streamed
+    # training records none), and this small noisy log trains worse than it
+    constant = [m for m in said["in memory"] if "predicts worse than a constant" in m]
+    said["in memory"] = [m for m in said["in memory"] if m not in constant]
+    assert len(constant) == 1
     assert sorted(said["streamed"]) == sorted(said["in memory"])  # the same words, each once
     assert [m.split(":")[0] for m in said["in memory"]] == [
         f"the logs {logs} are not in time order",
