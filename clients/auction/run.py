@@ -221,7 +221,7 @@ def regime_warnings(pipeline: str, served: dict[str, dict[str, Any]]) -> list[st
     if pipeline != "debiased":
         return []
     return [
-        f"WARNING: the debiased pipeline's {role} model {m['name']} version {m['version']} is in the 'logged' "
+        f"the debiased pipeline's {role} model {m['name']} version {m['version']} is in the 'logged' "
         "position regime (position-blind): its figures are not a debiased model's; serve a slot1 model or name "
         "the pipeline naive"
         for role, m in served.items()

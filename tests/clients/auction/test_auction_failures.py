@@ -184,7 +184,7 @@ def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, m
         "ctcvr": {"name": "esmm", "version": 3, "sha256": "cd" * 32, "regime": "slot1"},
     }
     assert [r.getMessage() for r in caplog.records] == [
-        "WARNING: the debiased pipeline's ctr model ctr_naive version 2 is in the 'logged' position regime "
+        "the debiased pipeline's ctr model ctr_naive version 2 is in the 'logged' position regime "
         "(position-blind): its figures are not a debiased model's; serve a slot1 model or name the pipeline naive"
     ]
 
