@@ -97,10 +97,11 @@ def validation_cut(rows: int, validation_fraction: float) -> int:
 
 
 def training_rows_words(validation_fraction: float) -> str:
-    """What the training rows are, for a message about them: the first part of the log in time order."""
+    """What the training rows are, for a message about them: the first part of the log, in its rows' order (time
+    order where the log is in it: a log without ``ts``, Criteo's, was said to be split "in time order")."""
     if not validation_fraction:
         return "the training rows (every row: validation_fraction is 0)"
-    return f"the training rows (the first {(1.0 - validation_fraction) * 100:g}%, in time order)"
+    return f"the training rows (the first {(1.0 - validation_fraction) * 100:g}% of the log's rows)"
 
 
 def fix_model_constants(model: nn.Module, tensors: dict[str, torch.Tensor], validation_fraction: float) -> None:

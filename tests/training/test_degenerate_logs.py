@@ -75,7 +75,7 @@ def test_clicks_only_in_the_held_out_tail_are_refused_by_both_trainers(models, t
     click[:800] = 0
     logs = write_log(tmp_path / "late.parquet", click)
     said = (
-        "the training rows (the first 80%, in time order) of {}: click is 0 on every row of 800 impressions "
+        "the training rows (the first 80% of the log's rows) of {}: click is 0 on every row of 800 impressions "
         f"(the held-out tail, the latest 20%, holds {int(click.sum())} clicks of its 200"
     )
     with pytest.raises(ValueError) as memory:
@@ -102,7 +102,7 @@ def test_clicks_that_never_or_always_convert_are_warned_of_for_a_model_serving_p
     learns = "0 (a conversion join that lost its rows?)" if converted == "none" else "1 (a conversion join that kept"
     warned = [r.getMessage() for r in caplog.records if "pcvr learns" in r.getMessage()]
     assert warned == [
-        f"the training rows (the first 80%, in time order) of {logs}: {said} {training_clicks} clicks converted, "
+        f"the training rows (the first 80% of the log's rows) of {logs}: {said} {training_clicks} clicks converted, "
         f"so pcvr learns {learns}" + warned[0].split(learns)[1]
     ]
     caplog.clear()
@@ -126,7 +126,7 @@ def test_a_top_slot_only_in_the_held_out_tail_is_refused_naming_the_training_row
     with pytest.raises(ValueError) as memory:
         train("esmm_debiased", models, logs, work_dir=tmp_path / "work", progress=False)
     assert str(memory.value) == (
-        "the training rows (the first 80%, in time order) hold no position-1 impression to fix b from (the CTR a "
+        "the training rows (the first 80% of the log's rows) hold no position-1 impression to fix b from (the CTR a "
         "slot-1 model serves for): number the top slot 1 in the logs, or train a position-blind kind such as esmm"
     )
     with pytest.raises(ValueError) as streamed:
