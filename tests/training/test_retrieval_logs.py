@@ -259,7 +259,7 @@ def test_a_displayed_log_without_clicks_is_refused(tmp_path: Path) -> None:
     train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
     result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root), "--work-dir", str(tmp_path)])
     assert result.exit_code != 0
-    assert "the training rows (the first 75%, in time order) of" in str(result.exception)
+    assert "the training rows (the first 75% of the log's rows) of" in str(result.exception)
     assert re.search(r"click is 0 on every row of \d+ impressions", str(result.exception))
     clicks_late = np.zeros(table.num_rows, np.int64)
     clicks_late[-5:] = 1  # the held-out tail's requests alone clicked: counted over the whole log, it trained
