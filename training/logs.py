@@ -299,9 +299,10 @@ def _codes_as_text_where_a_csv_kept_them(
     """The files' tables with a ``categorical`` column that is integers in some and text in others (a CSV's
     codes keep their text, ``_read_csv``; a Parquet file beside it holds them as int64) cast to text in all:
     the pair was refused as disagreeing types. An integer is hashed as its digits' text is, so no bucket moves."""
-    for name in categorical:
-        types = [table.schema.field(name).type for _, table in read if name in table.column_names]
-        if any(is_text(kind) for kind in types) and any(pa.types.is_integer(kind) for kind in types):
+    for name in categorical:  # a CSV's text alone: Parquet files that disagree are still refused (WRITE_ALIKE)
+        present = [(file, table.schema.field(name).type) for file, table in read if name in table.column_names]
+        kept = any(log_format(file) == "csv" and is_text(kind) for file, kind in present)
+        if kept and any(pa.types.is_integer(kind) for _, kind in present):
             read = [
                 (file, _column_as_text(table, name) if name in table.column_names else table) for file, table in read
             ]
