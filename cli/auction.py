@@ -71,6 +71,13 @@ def auction(
         admin_token = explicit_only(context, "admin_token", admin_token)
     given = {"days": days, "requests_per_day": requests_per_day, "seeds": seeds, "train_days": train_days}
     settings = {**(QUICK if quick else {}), **{key: value for key, value in given.items() if value is not None}}
+    given_batch = context.get_parameter_source("batch_size")
+    if url is not None and repository is not None and given_batch is not None and given_batch.name == "COMMANDLINE":
+        # the service's repository trains with its own configs: the option was ignored and recorded as if used
+        raise ValueError(
+            "--batch-size: with --url and --repository the service's own config.toml files train (their [training]"
+            " batch_size); set it there"
+        )
     if out.with_suffix(".png") == out:  # --out r.png: the plot was written over the report
         raise ValueError(f"--out {out}: the plot is written to its .png sibling, itself; name a .json report")
     check_report_paths(out)  # said before the auctions, not after them

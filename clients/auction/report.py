@@ -13,6 +13,7 @@ draws per seed).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,13 +40,21 @@ def ci95(values: list[float]) -> list[float] | None:
     return [mean - half, mean + half]
 
 
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``np.nanmean``, NaN where every value is (a slot no ad was shown in: a pipeline whose service answered
+    no call), without numpy's "Mean of empty slice" RuntimeWarning, which ``ctr auction`` printed then."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
 def _mean_lists(lists: list[list[float] | None]) -> list[float] | None:
     """Per slot, the mean of the lists given; None where none is (a pipeline with no slot ratios has no slot
     calibration: ``slot_pctr_over_true_by_slot`` None)."""
     present = [values for values in lists if values is not None]
     if not present:
         return None
-    return np.nanmean(np.asarray(present, dtype=np.float64), axis=0).tolist()
+    return _nanmean(np.asarray(present, dtype=np.float64), axis=0).tolist()
 
 
 def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,7 +81,7 @@ def _across(totals: list[dict[str, Any]]) -> dict[str, Any]:
                 out[key] = out[f"{key}_ci95"] = None
                 continue
             columns = np.asarray(present, dtype=np.float64).T  # (S, seeds)
-            out[key] = [float(np.nanmean(c)) for c in columns]
+            out[key] = [float(_nanmean(c)) for c in columns]
             out[f"{key}_ci95"] = [ci95(c[~np.isnan(c)].tolist()) for c in columns]
         elif isinstance(value, int | float):
             out[key] = float(np.mean([t[key] for t in totals]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,9 @@ def test_a_day_whose_calls_all_failed_stops_its_pipeline(world: World, tmp_path:
         done.aborted
         == "day 0: all 30 scoring calls failed, most often '504: the request was N ms late (deadline N ms)'"
     )
-    report = summarise({"debiased": [done]}, run._config_dict(config), 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's "Mean of empty slice" was printed
+        report = summarise({"debiased": [done]}, run._config_dict(config), 1.0)
     assert "debiased" in table(report)
     plot_report(report, tmp_path / "report.png")
     assert scoring_warnings(report)[0].startswith("WARNING: pipeline debiased: 30 of 30 scoring calls failed")
@@ -273,3 +276,12 @@ def test_an_interrupted_run_says_that_no_report_was_written(tmp_path: Path, monk
     out = tmp_path / "a.json"
     result = CliRunner().invoke(app, ["auction", "--quick", "--out", str(out)])
     assert f"interrupted: no report written to {out}" in result.output and not out.exists()
+
+
+def test_batch_size_with_a_running_service_s_repository_is_refused(tmp_path: Path) -> None:
+    """With --url and --repository the service's own configs train: --batch-size 64 was ignored (the log said
+    "trains for only 2 optimiser steps" at the config's 2048) and recorded in the report as used."""
+    arguments = ["auction", "--quick", "--url", "http://127.0.0.1:9", "--repository", str(tmp_path), "--admin-token"]
+    result = CliRunner().invoke(app, [*arguments, "t", "--batch-size", "64", "--out", str(tmp_path / "a.json")])
+    assert isinstance(result.exception, ValueError)  # the command line's entry point: "error: ..." and exit 2
+    assert str(result.exception).startswith("--batch-size: with --url and --repository the service's own config")
