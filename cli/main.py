@@ -53,6 +53,7 @@ from common.version import DISTRIBUTION, VERSION
 
 if TYPE_CHECKING:
     from training.checkpoint import Checkpoint  # torch: imported where a command needs it
+    from training.distributed_train import StreamSettings
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -189,38 +190,18 @@ def train(
         refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
     if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, training says so at once
         check_publishable(repository, name)  # a read-only repository: said now, not after the training
-    if nproc is not None:
+    if nproc is not None or distributed:
         if logs is None:
-            raise typer.BadParameter("--nproc streams --logs shards; write them with `ctr simulate --shards`")
-        _launch_processes(
-            nproc,
-            name,
-            logs=logs,
-            spec=spec,
-            repository=repository,
-            work_dir=work_dir,
-            progress=progress,
-            export_after=export_after,
-            workers=workers,
-            shuffle_buffer=shuffle_buffer,
-            statistics=statistics,
-        )
-        return
-    if distributed:
-        if logs is None:
-            raise typer.BadParameter("--distributed streams --logs shards; write them with `ctr simulate --shards`")
-        _train_as_rank(
-            name,
-            logs=logs,
-            spec=spec,
-            repository=repository,
-            work_dir=work_dir,
-            progress=progress,
-            workers=workers,
-            shuffle_buffer=shuffle_buffer,
-            statistics=statistics,
-            finish=finish,
-        )
+            flag = "--nproc" if nproc is not None else "--distributed"
+            raise typer.BadParameter(f"{flag} streams --logs shards; write them with `ctr simulate --shards`")
+        from training.distributed_train import StreamSettings
+
+        stream = StreamSettings(workers, shuffle_buffer, statistics)
+        where = {"logs": logs, "spec": spec, "repository": repository, "work_dir": work_dir, "progress": progress}
+        if nproc is not None:
+            _launch_processes(nproc, name, stream, export_after=export_after, **where)
+        else:
+            _train_as_rank(name, stream, finish=finish, **where)
         return
     from training.pipeline import train as train_model
 
@@ -240,6 +221,7 @@ def train(
 def _launch_processes(
     nproc: int,
     name: str,
+    stream: StreamSettings,
     *,
     logs: Path,
     spec: Path | None,
@@ -247,18 +229,16 @@ def _launch_processes(
     work_dir: Path,
     progress: bool,
     export_after: bool,
-    workers: int,
-    shuffle_buffer: int,
-    statistics: Path | None,
 ) -> None:
     """``ctr train --nproc N``: start N ``ctr train --distributed`` processes under torchrun with these options,
     and end as they ended (typer.Exit with their exit code, or 128 + the signal that stopped them)."""
     from training.distributed_train import check_before_launch
 
-    check_before_launch(name, logs, spec, repository, nproc, statistics)  # a mistake: one line, no processes
+    check_before_launch(name, logs, spec, repository, nproc, stream.statistics)  # a mistake: one line, no processes
 
     options = {"--logs": logs, "--spec": spec, "--repository": repository, "--work-dir": work_dir,
-               "--workers": workers, "--shuffle-buffer": shuffle_buffer, "--statistics": statistics}  # fmt: skip
+               "--workers": stream.workers, "--shuffle-buffer": stream.buffer_rows,
+               "--statistics": stream.statistics}  # fmt: skip
     flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
     arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     launched = launch(nproc, ["train", *arguments])
@@ -276,15 +256,13 @@ def _launch_processes(
 
 def _train_as_rank(
     name: str,
+    stream: StreamSettings,
     *,
     logs: Path,
     spec: Path | None,
     repository: Path,
     work_dir: Path,
     progress: bool,
-    workers: int,
-    shuffle_buffer: int,
-    statistics: Path | None,
     finish: Callable[[Checkpoint], None],
 ) -> None:
     """``ctr train --distributed``: this process's share of the streamed training, as one of the processes
@@ -292,12 +270,11 @@ def _train_as_rank(
     from torch.distributed.elastic.multiprocessing.errors import record
 
     from training.distributed import end_torchrun_process
-    from training.distributed_train import StreamSettings, train_streaming
+    from training.distributed_train import train_streaming
 
     # a process torchrun started ends on its SIGTERM at once, as by default: blocked inside a collective, it
     # could not run the Python handler the app's callback set until the collective returned
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    settings = StreamSettings(workers, shuffle_buffer, statistics)
     try:
         checkpoint = record(train_streaming)(
             name,
@@ -305,7 +282,7 @@ def _train_as_rank(
             spec_path=spec,
             root=repository,
             work_dir=work_dir,
-            settings=settings,
+            settings=stream,
             distributed=True,
             progress=progress,
         )

@@ -261,7 +261,7 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     distinct = pc.count_distinct(column).as_py()
     if distinct == 1:
         return None, "one value on every row: carries no information"
-    whole, integer = (True, True) if pa.types.is_integer(column.type) else (False, False)
+    whole = integer = pa.types.is_integer(column.type)
     if pa.types.is_floating(column.type):
         whole, integer = _whole_numbers(column)
     # integers too (a CSV's ids read as numbers, Avazu's as floats, were proposed as required numeric features);
