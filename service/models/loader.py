@@ -59,8 +59,12 @@ def load_version(
             f"served from its own folder only ({manifest.name}/{manifest.version}; publish a copy with ctr export)"
         )
 
+    checked: set[str] = set()
+
     def read(file_name: str) -> bytes:
-        return verified_bytes(directory, file_name, manifest)
+        data = verified_bytes(directory, file_name, manifest)
+        checked.add(file_name)
+        return data
 
     model: ServedModel
     if is_retrieval(manifest):
@@ -68,6 +72,11 @@ def load_version(
     else:
         session, provider = open_session(read(MODEL_FILE), settings, MODEL_FILE)
         model = ScoringModel.build(manifest, session, provider, required_outputs, settings.max_string_chars)
+    for file_name in sorted(manifest.file_sha256s.keys() - checked):
+        # listed but not served (a retrieval version's model.onnx: its towers are): checked all the same, as
+        # ``ctr prepare`` checks a version whole (common/repository.not_whole). Unchecked, a half-written esam
+        # export was served while /v1/models and ctr_model_info published model.onnx's sha256 as checked
+        read(file_name)
     model.warm_up(settings.warmup_batch_sizes)
     return model
 

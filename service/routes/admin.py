@@ -24,13 +24,14 @@ from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from common.repository import model_names, validate_model_name, versions
+from common.repository import model_names, validate_model_name, version_dir, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
 from service.http.body import parse_json
 from service.http.errors import ApiError, error_object, error_responses
 from service.http.openapi_bodies import request_body
 from service.models.base import ModelLoadError
 from service.models.manager import ADMIN_LOCK_WAIT_S, ManagerBusy, ModelManager
+from service.models.refusal import Refusal
 from service.models.snapshot import ServingModels
 from service.sibling_admin import Outcome, SiblingAdmin
 from service.v2.schemas import LoadedModel, RepositoryIndexRequest, RepositoryModel, UnloadedModel
@@ -59,6 +60,9 @@ BAD_NAME = "The model name is not one: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, whole."
 REWRITTEN = (  # a served version's note in the index (manager.rewritten)
     "its files changed on disk since it was loaded: it serves what was loaded, a process started now reads the "
     "files as they are (publish a change as a new version, never over a published one)"
+)
+CHANGED_SINCE_REFUSED = (  # a refused version's note in the index (Refusal.files_changed)
+    "its files changed on disk since: the next load (an admin load, or polling) reads them again"
 )
 
 
@@ -97,6 +101,13 @@ async def index(request: Request, models: ModelsDep, settings: SettingsDep, mana
     return _json([entry for entry in entries if entry["state"] == "READY"] if ready_only else entries)
 
 
+def _refusal_reason(refusal: Refusal, directory: Path) -> str:
+    """A refused version's reason in the index: why the load that refused it did, and, once its files changed
+    since (a version deleted and published again under its number, or a copy finished), that this reason is of
+    the files that were: with polling off it stood until the next admin load, which served the version."""
+    return f"{refusal.why}; {CHANGED_SINCE_REFUSED}" if refusal.files_changed(directory) else refusal.why
+
+
 def _index_entries(root: Path, models: ServingModels, manager: ModelManager) -> list[dict]:
     """(thread) The index's entries, as ``index`` says."""
     names = sorted(set(model_names(root)) | set(models.versions))
@@ -118,7 +129,7 @@ def _index_entries(root: Path, models: ServingModels, manager: ModelManager) -> 
             notes += [f"newer versions are not loaded: {held_back}"] if held_back else []
             entries.append({"name": name, "version": str(v), "state": "READY", "reason": "; ".join(notes)})
         refused = sorted(
-            (v, refusal.why)
+            (v, _refusal_reason(refusal, version_dir(root, name, v)))
             for (model, v), refusal in models.refused.items()
             if model == name and v not in served and v in on_disk
         )

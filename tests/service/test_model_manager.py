@@ -248,6 +248,27 @@ def test_reload_swaps_in_a_new_version_and_refuses_a_corrupt_one(tmp_path: Path)
         assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_the_index_says_when_a_refused_version_changed_since(tmp_path: Path) -> None:
+    """With polling off, a refused version deleted and published again whole under its number was still listed
+    with the old refusal's reason (the next admin load served it): the reason now says its files changed since."""
+    import shutil
+
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        broken = version_dir(root, "esmm", publish_tiny_esmm(root, seed=5))
+        (broken / MODEL_FILE).write_bytes(b"\0")
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).status_code == 409
+        (refused,) = [e for e in client.post("/v2/repository/index", headers=AUTH).json() if e.get("version") == "2"]
+        assert "sha256" in refused["reason"] and "changed on disk since" not in refused["reason"]
+        shutil.rmtree(broken)
+        publish_tiny_esmm(root, seed=5)  # version 2 again, whole
+        (refused,) = [e for e in client.post("/v2/repository/index", headers=AUTH).json() if e.get("version") == "2"]
+        assert refused["state"] == "UNAVAILABLE" and refused["reason"].endswith(
+            "its files changed on disk since: the next load (an admin load, or polling) reads them again"
+        )
+        assert client.post("/v2/repository/models/esmm/load", headers=AUTH).json()["versions"] == [2]
+
+
 def test_the_index_forgets_a_refused_version_deleted_and_says_when_the_model_is_not_served(tmp_path: Path) -> None:
     """A refused version deleted from disk stayed listed as UNAVAILABLE; and a model with refusals but no
     version served listed only the refusals, never that the model itself was not served."""

@@ -205,6 +205,20 @@ def test_a_tampered_tower_is_refused(tmp_path: Path, esam_dir: Path) -> None:
         assert response.status_code == 503
 
 
+def test_a_half_written_model_onnx_of_a_retrieval_version_is_refused(tmp_path: Path, esam_dir: Path) -> None:
+    """A retrieval version serves its towers, not its model.onnx, which went unread: a half-written esam export
+    was served while /v1/models and ctr_model_info published model.onnx's sha256 as checked, and ``ctr prepare``
+    called the same version not whole. Every file model.json lists is checked now."""
+    import shutil
+
+    publish_tiny_esmm(tmp_path)
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    (tmp_path / "esam" / "1" / "model.onnx").write_bytes(b"half-written")
+    with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
+        assert client.post("/v1/similarity", json={"query": QUERY, "k": 3}).status_code == 503
+        assert "model.onnx sha256" in client.get("/v1/models").text
+
+
 def test_the_retrieval_model_is_served_like_the_others(tmp_path: Path, esam_dir: Path) -> None:
     """Listed in /v1/models and /v2/models/esam, its calls counted in /metrics, batched (one query-tower
     run for concurrent queries), and reloaded by the admin API when a new version is published."""
