@@ -39,11 +39,22 @@ def constant_log_loss(labels: np.ndarray, rate: float | None = None) -> float:
     return log_loss(labels, np.full(labels.size, labels.mean() if rate is None else rate))
 
 
-def training_constant(train_clicks: np.ndarray, validation_clicks: np.ndarray) -> dict[str, float]:
+def training_constant(
+    train_clicks: np.ndarray,
+    validation_clicks: np.ndarray,
+    ctcvr: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
     """model.json's reference: the training rows' click rate (``training_ctr``, what a model that learnt nothing
-    but the base rate predicts) and its log loss on the validation rows (``ctr_logloss_constant``)."""
-    rate = float(np.mean(np.asarray(train_clicks, dtype=np.float64))) if len(train_clicks) else float("nan")
-    return {"training_ctr": rate, constant_key("ctr_logloss"): constant_log_loss(validation_clicks, rate)}
+    but the base rate predicts) and its log loss on the validation rows (``ctr_logloss_constant``); with
+    ``ctcvr`` (the training and validation rows' click-and-conversion labels, for a model that records a
+    ``ctcvr_logloss``), the same of the click-and-conversion rate (``training_ctcvr``,
+    ``ctcvr_logloss_constant``): conversions are rarer than clicks, and a CTCVR tower can overfit them alone."""
+    reference: dict[str, float] = {}
+    labels = {"ctr": (train_clicks, validation_clicks)} | ({"ctcvr": ctcvr} if ctcvr is not None else {})
+    for label, (train, validation) in labels.items():
+        rate = float(np.mean(np.asarray(train, dtype=np.float64))) if len(train) else float("nan")
+        reference |= {f"training_{label}": rate, constant_key(f"{label}_logloss"): constant_log_loss(validation, rate)}
+    return reference
 
 
 def warn_if_worse_than_constant(

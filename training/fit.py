@@ -136,6 +136,11 @@ def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = PREDICT
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
+def ctcvr_labels(data: ImpressionTensors) -> np.ndarray:
+    """Click and conversion, the label a ``ctcvr_logloss`` is measured against (models/parts.py)."""
+    return data.tensors["click"].numpy().astype(bool) & data.tensors["conversion"].numpy().astype(bool)
+
+
 def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
     """The model's metrics on ``data``; a model whose tensors are not impression rows (e.g. grouped by
     query) evaluates them itself through its ``validation_metrics(tensors)`` hook."""
@@ -192,7 +197,11 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
         metrics = validated.final() if len(phases) == 1 and validated.records else evaluate(model, validation)
         metrics[BY_EPOCH] = validated.records
         if not hasattr(model, "validation_metrics"):  # impression rows (a query-grouped model's clicks are padded)
-            metrics |= training_constant(train.tensors["click"].numpy(), validation.tensors["click"].numpy())
+            metrics |= training_constant(
+                train.tensors["click"].numpy(),
+                validation.tensors["click"].numpy(),
+                (ctcvr_labels(train), ctcvr_labels(validation)) if "ctcvr_logloss" in metrics else None,
+            )
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
     return metrics
 

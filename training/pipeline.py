@@ -129,6 +129,12 @@ def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     if key is not None and constant is not None:
         rate = ("the training rows' click rate", metrics["training_ctr"])
         warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")
+    constant = metrics.get(constant_key("ctcvr_logloss"))
+    if constant is not None:
+        rate = ("the training rows' click-and-conversion rate", metrics["training_ctcvr"])
+        warn_if_worse_than_constant(
+            config_path.parent.name, "ctcvr_logloss", metrics["ctcvr_logloss"], constant, rate, "validation row"
+        )
 
 
 def make_checkpoint(

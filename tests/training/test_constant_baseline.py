@@ -38,8 +38,16 @@ def test_a_model_trained_to_overfit_noise_records_the_constant_and_warns_in_trai
     assert metrics["ctr_logloss_constant"] == log_loss(clicks[cut:], np.full(clicks.size - cut, clicks[:cut].mean()))
     assert metrics["ctr_logloss"] > metrics["ctr_logloss_constant"]
     said = [r.getMessage() for r in caplog.records if WORSE in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith(f"m {WORSE}: its ctr_logloss {metrics['ctr_logloss']:.4f}")
+    assert len(said) == 2 and said[0].startswith(f"m {WORSE}: its ctr_logloss {metrics['ctr_logloss']:.4f}")
     assert "the training rows' click rate" in said[0] and "fewer epochs, fewer buckets, or more rows" in said[0]
+    # conversions drawn at random too: the CTCVR tower memorised them as well, and is measured against its own rate
+    conversions = np.loadtxt(tmp_path / "train.csv", delimiter=",", skiprows=1, usecols=6)
+    assert metrics["training_ctcvr"] == conversions[:cut].mean()
+    assert metrics["ctcvr_logloss_constant"] == log_loss(
+        conversions[cut:], np.full(clicks.size - cut, conversions[:cut].mean())
+    )
+    assert said[1].startswith(f"m {WORSE}: its ctcvr_logloss {metrics['ctcvr_logloss']:.4f}")
+    assert "the training rows' click-and-conversion rate" in said[1]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         report = evaluate_on_logs(models, "m", heldout, resamples=5)
@@ -53,6 +61,7 @@ def test_a_model_trained_to_overfit_noise_records_the_constant_and_warns_in_trai
 def test_a_model_that_learnt_the_signal_is_below_the_constant_and_does_not_warn(tmp_path, caplog):
     models, heldout, metrics = trained(tmp_path, STEADY, noise=False, caplog=caplog)
     assert metrics["ctr_logloss"] < metrics["ctr_logloss_constant"]
+    assert metrics["ctcvr_logloss"] < metrics["ctcvr_logloss_constant"]
     report = evaluate_on_logs(models, "m", heldout, resamples=5)
     assert report["metrics"]["ctr_logloss_constant"]["worse_than_constant"] is False
     assert WORSE not in caplog.text and not any(WORSE in line for line in summary(report))
