@@ -22,7 +22,9 @@ input holds it.
 The result is the input's columns, then ``pctr``, ``pctcvr`` and ``pcvr`` (float64, as served), written
 whole (a temporary file renamed over ``out``: a failure leaves nothing half-written), the role models'
 names, versions and onnx sha256 in the file's metadata under ``ctr_score``. A row the service would refuse
-ends the scoring with a ValueError naming the row (its index in the input) and the problem.
+ends the scoring with a ValueError naming the row (its index in the input) and the problem; so does a row a
+model gives a NaN or infinite probability for, which the service answers 500 (the batcher's
+``non_finite_output``): written, it was a NaN score in the file, and the command said nothing.
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.path_text import path_text
 from common.repository import versions
 from common.whole_file import written_whole
+from service.batching.batcher import non_finite_output
 from service.batching.policy import BatchConfig, Slice, Tensors, Work, assemble, form_batch
 from service.http.errors import InputError, ModelUnavailable
+from service.metrics import run_output_sums
 from service.models.base import ModelLoadError
 from service.models.loader import load_version
 from service.models.manager import load_snapshot, serving_config
@@ -188,6 +193,8 @@ class _Scorer:
                 model: _run_alone(model, inputs, request.n_candidates, self.batching[model])
                 for model, inputs in request.inputs.items()
             }
+            for model, ran in outputs.items():
+                _check_finite(model, ran, first_row + start, file)
             for served, more in zip(scores, request.served(outputs), strict=True):
                 served.extend(more)
             self.requests += 1
@@ -208,6 +215,28 @@ def _run_alone(model: ScoringModel, inputs: Any, n_rows: int, batching: BatchCon
         batch, _ = form_batch(pending, batching.max_batch_size, now=0.0)
         work.parts.append((batch[0].start, model.run(model.collate(batch))))  # one work: one slice a batch
     return assemble(work)
+
+
+def _check_finite(model: ScoringModel, outputs: Tensors, first_row: int, file: Path) -> None:
+    """ValueError naming the first row (its index in the input; the request's first is ``first_row``) that
+    ``model`` gave a NaN or infinite probability, which the service answers 500: the batcher's check
+    (``non_finite_output``, one compare a request when every score is finite), then the row found."""
+    sums = run_output_sums(outputs)
+    if non_finite_output(sums) is None:
+        return
+    row, output = min(  # the earliest row; on a tie, the output the service's 500 names (its first not finite)
+        (
+            (int(np.flatnonzero(~np.isfinite(outputs[name]))[0]), name)
+            for name, total in sums.items()
+            if not math.isfinite(total)
+        ),
+        key=lambda found: found[0],
+    )
+    raise ValueError(
+        f"row {first_row + row} of the input ({file.name}): model {model.name}:{model.version} returned a "
+        f"non-finite score ({output} NaN or infinite) for it, which /v1/score answers 500 (a NaN or an infinity "
+        "in the model's weights gives one): score with a version that has none"
+    )
 
 
 def _batch_config(settings: Settings, model: ScoringModel) -> BatchConfig:

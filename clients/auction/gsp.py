@@ -1,7 +1,8 @@
 """Multi-slot generalised second-price auction (GSP) ranked by eCPM, with a reserve price per click.
 
     eCPM_i = bid_i x pCTR_i            (expected payment per impression at the top slot)
-    eligible: bid_i >= reserve         (a bid under the reserve cannot pay it)
+    eligible: bid_i >= reserve, bid_i > 0, pCTR_i > 0
+              (a bid under the reserve cannot pay it; a bid of 0, an oCPA ad whose pCVR is 0, offers nothing)
     slot k goes to the k-th highest eligible eCPM; the winner pays per click
     price_k = max(eCPM_(k+1) / pCTR_k, reserve)      (eCPM_(k+1) = 0 when nobody is ranked below)
 
@@ -34,14 +35,16 @@ class Allocation:
 
 def run_gsp(bid: np.ndarray, pctr: np.ndarray, n_slots: int, reserve: float) -> Allocation:
     """Allocate ``n_slots`` slots over candidates with bids per click ``bid`` (R, K) and top-slot
-    click probabilities ``pctr`` (R, K); NaN scores (a failed scoring call) are never shown."""
+    click probabilities ``pctr`` (R, K); NaN scores (a failed scoring call) are never shown, nor is an ad that
+    bids 0 or is given no chance of a click: under ``reserve`` 0 an oCPA ad whose pCVR was 0 bid 0 and was shown
+    at a price of 0, and the day's price over bid became 0/0 (NaN)."""
     if bid.shape != pctr.shape or bid.ndim != 2:
         raise ValueError(f"bid and pctr must both be (R, K), got {bid.shape} and {pctr.shape}")
     if n_slots < 1 or reserve < 0:
         raise ValueError(f"need n_slots >= 1 and reserve >= 0, got {n_slots} and {reserve}")
     n_candidates = bid.shape[1]
     ecpm = bid * pctr  # (R, K)
-    eligible = (bid >= reserve) & (pctr > 0) & np.isfinite(ecpm)
+    eligible = (bid >= reserve) & (bid > 0) & (pctr > 0) & np.isfinite(ecpm)
     score = np.where(eligible, ecpm, -np.inf)
     width = n_slots + 1  # the winners and the first loser, whose eCPM prices the last slot
     if n_candidates < width:

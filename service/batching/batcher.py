@@ -59,6 +59,16 @@ RunFn = Callable[[Mapping[str, np.ndarray]], Tensors]
 CollateFn = Callable[[Sequence[Slice]], Tensors]  # the batch's slices -> the model's input tensors
 
 
+def non_finite_output(sums: Mapping[str, float]) -> str | None:
+    """The first probability output whose run's sum (``run_output_sums``) is NaN or infinite, or None: one
+    compare a run (the sums' sum is finite exactly when each value is), where checking each value cost ~1.5 µs
+    an output. A run holding one is not answered as it is: orjson writes NaN as null, which a Go ad server
+    decodes as 0 without a word (``NonFiniteOutput``; ``ctr score`` refuses such a row too)."""
+    if math.isfinite(sum(sums.values())):
+        return None
+    return next(name for name, total in sums.items() if not math.isfinite(total))
+
+
 class Batcher:
     """The queue and worker in front of one model version's ``run``.
 
@@ -279,24 +289,43 @@ class Batcher:
         error = done.exception()
         ran = done.result() if error is None else None
         if ran is not None:
-            sums = run_output_sums(ran[0])
-            error = self._non_finite(sums)
-            if error is None:
-                self.stats.executed(work.n_items, ran[1], sums)
-                self._settle(work, ran[0], None)
+            outputs, ran_s = ran
+            sums = run_output_sums(outputs)
+            if non_finite_output(sums) is not None:  # its own rows, as a batch's requests are told apart
+                self._refuse_non_finite([Slice(work, 0, work.n_items)], [outputs], f"run of {work.n_items} items alone")
                 return
+            self.stats.executed(work.n_items, ran_s, sums)
+            self._settle(work, outputs, None)
+            return
         if error is not None:
             logger.error("run of %d items alone on %s failed", work.n_items, self.label, exc_info=error)
             self._settle(work, None, self._answered_failure(error))
 
-    def _non_finite(self, sums: Mapping[str, float]) -> NonFiniteOutput | None:
-        """The failure of a run whose probability outputs (summed: ``run_output_sums``) hold a NaN or an infinity,
-        or None: one compare a run (the sums' sum is finite exactly when each value is), where checking each
-        value cost ~1.5 µs an output."""
-        if math.isfinite(sum(sums.values())):
-            return None
-        name = next(name for name, total in sums.items() if not math.isfinite(total))
-        return NonFiniteOutput(self.label, name)
+    def _refuse_non_finite(
+        self, batch: Sequence[Slice], parts: Sequence[Tensors], run: str
+    ) -> tuple[list[Slice], list[Tensors], dict[str, float]]:
+        """For a run whose summed probabilities are not finite (``non_finite_output``): each slice's own rows
+        checked, the requests among them holding a NaN or an infinity answered ``NonFiniteOutput`` (a 500; the run
+        logged once, as ``run``), the other slices returned with their outputs and summed probabilities, to be
+        answered as usual. One NaN-producing candidate answered 500 to every request batched with it; the
+        slices' own sums are taken here only, so the success path keeps its one compare a run."""
+        kept: list[Slice] = []
+        kept_parts: list[Tensors] = []
+        sums: dict[str, float] = {}
+        refused: NonFiniteOutput | None = None
+        for s, part in zip(batch, parts, strict=True):
+            own = run_output_sums(part)
+            output = non_finite_output(own)
+            if output is None:
+                kept.append(s)
+                kept_parts.append(part)
+                for name, total in own.items():
+                    sums[name] = sums.get(name, 0.0) + total
+            else:
+                refused = NonFiniteOutput(self.label, output)
+                self._settle(s.work, None, refused)
+        logger.error("%s on %s failed", run, self.label, exc_info=refused)
+        return kept, kept_parts, sums
 
     def _answered_failure(self, failure: BaseException | None) -> BaseException | None:
         """What a request of a failed run is answered: an ApiError as it is (it says what to answer), any
@@ -463,19 +492,22 @@ class Batcher:
         self, batch: list[Slice], started: float, now: float, outputs: Tensors | None, failure: Exception | None
     ) -> None:
         size = sum(s.size for s in batch)
-        sums = None
-        if failure is None and outputs is not None:
-            sums = run_output_sums(outputs)
-            failure = self._non_finite(sums)
         if failure is not None or outputs is None:
             logger.error("batch of %d items on %s failed", size, self.label, exc_info=failure)
             for s in batch:
                 self._settle(s.work, None, self._answered_failure(failure))
             return
+        parts = split_outputs(batch, outputs)
+        sums = run_output_sums(outputs)
+        answered = size
+        if non_finite_output(sums) is not None:  # the requests whose own rows are not finite fail, the others not
+            batch, parts, sums = self._refuse_non_finite(batch, parts, f"batch of {size} items")
+            answered = sum(s.size for s in batch)
         ran_s = now - started  # as the queue sees it: the hand-over to the thread counts for the first of a chain
-        self.stats.executed(size, ran_s, sums)
+        if answered:  # the rows answered: a refused request's are counted as its failure only, as a failed run's
+            self.stats.executed(answered, ran_s, sums)
         self.rate.observe(size, ran_s)
-        for s, part in zip(batch, split_outputs(batch, outputs), strict=True):
+        for s, part in zip(batch, parts, strict=True):
             work = s.work
             if s.start == 0:  # its first rows: its wait ends here (a later part of a split request's does not)
                 work.waited = max(0.0, started - work.enqueued)

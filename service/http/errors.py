@@ -86,15 +86,16 @@ class ModelRunFailed(ApiError):
 
 
 class NonFiniteOutput(ApiError):
-    """The model's run gave a NaN or infinite probability for the batch holding the request: 500 for each
-    request in it, since orjson writes NaN as null, which a Go ad server decodes as 0 without a word (the
-    batcher checks each run, by its outputs' sums; warm-up alone did)."""
+    """The model's run gave a NaN or infinite probability for a row of the request: 500, since orjson writes NaN
+    as null, which a Go ad server decodes as 0 without a word (the batcher checks each run, by its outputs' sums;
+    warm-up alone did). Only the requests whose own rows hold one: one NaN-producing candidate answered 500 to
+    every request batched with it."""
 
     def __init__(self, label: str, output: str) -> None:
         super().__init__(
             500,
-            f"{INTERNAL_ERROR}: model {label} returned a non-finite score ({output} NaN or infinite) for the batch "
-            "holding this request",
+            f"{INTERNAL_ERROR}: model {label} returned a non-finite score ({output} NaN or infinite) for a row of "
+            "this request",
         )
 
 

@@ -8,6 +8,7 @@ and it runs once at each warm-up batch size before it is served. Its batches ``c
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +18,14 @@ import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
 from common.features import MAX_CATEGORY_CHARS, Feature
+from common.output_means import PROBABILITY_OUTPUTS
 from common.repository import Manifest
 from common.roles import ROLES
 from service.batching.policy import ServiceRate, Slice, Tensors
 from service.models.base import ModelLoadError, ServedModel, warm_up_inputs
 from service.score.features import FeatureRows, encode_slices
+
+logger = logging.getLogger(__name__)
 
 # ONNX input name -> numpy dtype, as FeatureEncoder.as_inputs() produces them
 INPUT_DTYPES: dict[str, np.dtype] = {"categorical": np.dtype(np.int64), "numeric": np.dtype(np.float32)}
@@ -105,9 +109,12 @@ class ScoringModel(ServedModel):
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
         """Run ``warm_up_inputs`` at each batch size; every output must be finite and shaped (batch,). The
-        largest run's time is its ``warm_up_rate``."""
+        largest run's time is its ``warm_up_rate``. A probability output that is exactly 0 or 1 at every
+        warm-up row is warned of (``_warn_saturated``): such a model loaded and served without a word."""
         batch_sizes = sorted(set(batch_sizes))  # the largest last: timed after the smaller ones warmed the session
         largest = batch_sizes[-1] if batch_sizes else None
+        # probability output -> the values it gave while each was exactly 0 or 1 (left out at its first other)
+        saturated: dict[str, set[float]] = {name: set() for name in self.output_names if name in PROBABILITY_OUTPUTS}
         for batch in batch_sizes:
             rows = warm_up_inputs(self.manifest.feature_spec, batch)
             inputs = {name: rows[name] for name in self.input_names}
@@ -125,6 +132,31 @@ class ScoringModel(ServedModel):
                     )
                 if not np.isfinite(value).all():
                     raise ModelLoadError(f"output {name!r} is not finite at warm-up")
+                if name in saturated:
+                    if ((value == 0.0) | (value == 1.0)).all():
+                        saturated[name].update(np.unique(value).tolist())
+                    else:
+                        del saturated[name]
+        if saturated and batch_sizes:
+            self._warn_saturated(saturated)
+
+    def _warn_saturated(self, saturated: Mapping[str, set[float]]) -> None:
+        """One warning naming each probability output that was exactly 0 or 1 at every warm-up row, its value(s)
+        and the version: a model whose logits ran past the sigmoid's float32 range (a tower's bias off by ~100,
+        a diverged training) answers 0 or 1 for every candidate, which ranks nothing, and the auction shows no ad
+        of pCTR 0. It is served all the same: the outputs are valid probabilities, and a version refused on a
+        guess would leave a role with no model."""
+        said = "; ".join(
+            f"{name} {' and '.join(str(value) for value in sorted(values))}" for name, values in saturated.items()
+        )
+        logger.warning(
+            "model %s version %d is saturated: its warm-up scores are exactly 0 or 1 at every row (%s), as a sigmoid "
+            "whose logits ran past float32's range gives them: it answers that for every candidate, which ranks "
+            "nothing (an auction shows no ad of pCTR 0); it is served all the same: check its training and export",
+            self.name,
+            self.version,
+            said,
+        )
 
 
 def _check_contract(

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from common.encoder import FeatureEncoder
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.read_only_mount import needs_read_only_mount, read_only_command
@@ -179,6 +180,34 @@ def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing
             (_, body), *_ = [item for item in request_bodies(broken) if 3 in item[0]]
             response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
             assert response.status_code == 422 and response.json()["error"] == label + said, response.text
+
+
+def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_answers_it_500(tmp_path: Path) -> None:
+    """A model with one NaN embedding row (the 6th row's ad): ``ctr score`` wrote NaN scores and exited 0 where
+    /v1/score answers that row's request 500; now it ends naming the first row on it (the input's index), the
+    model and the output, and writes nothing."""
+    table = candidates_table()
+    candidates = {"user_id": "u", "ad_id": table.column("ad_id").to_pylist(), "ad_price": 1.0}
+    encoded = FeatureEncoder(SPEC).encode(candidates, table.num_rows)
+    ad_rows = encoded.as_inputs()["categorical"][:, [f.name for f in SPEC.categorical].index("ad_id")]
+    first = int(np.flatnonzero(ad_rows == ad_rows[5])[0])  # the first row on that embedding row (5 or before)
+
+    def nan_row(weights: dict[str, np.ndarray]) -> None:
+        weights["table"][ad_rows[5]] = np.nan
+
+    repository = tmp_path / "models"
+    publish_tiny_esmm(repository, edit=nan_row)
+    pq.write_table(table, tmp_path / "candidates.parquet")
+    done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
+    assert one_error_line(done) == (
+        f"error: row {first} of the input (candidates.parquet): model esmm:1 returned a non-finite score (pctr NaN "
+        "or infinite) for it, which /v1/score answers 500 (a NaN or an infinity in the model's weights gives one): "
+        "score with a version that has none"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.parquet", "models"]  # no scores, no temporary
+    with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
+        (_, body), *_ = [item for item in request_bodies(table) if first in item[0]]
+        assert httpx.post(f"{url}/v1/score", json=body, timeout=30.0).status_code == 500
 
 
 def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Path, tmp_path: Path) -> None:

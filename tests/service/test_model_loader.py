@@ -15,11 +15,11 @@ from common.features import Feature, FeatureSpec
 from common.regular_file import NOT_REGULAR
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, version_dir
 from service.app import create_app
-from service.models.base import ModelLoadError
+from service.models.base import ModelLoadError, warm_up_inputs
 from service.models.loader import load_newest, load_version
 from service.models.manager import load_snapshot
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.service.tiny_model import SPEC, WeightsEdit, publish_tiny_esmm
 from tests.support.fifo import fifo_at
 
 ESMM_NEEDS = {"pctr", "pctcvr"}
@@ -75,6 +75,41 @@ def test_altered_model_is_refused_and_the_older_version_serves(
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1
     assert "esmm" in refusals[0] and "version 2" in refusals[0] and "sha256" in refusals[0]
+
+
+def ctr_logit_at_warm_up(logit: float) -> WeightsEdit:
+    """The CTR head turned so that its logit at the warm-up rows is ``logit``, as a CTR tower's bias shifted by it
+    would make it (the tiny model has no bias; its numeric inputs are 0 at warm-up, so the embeddings alone)."""
+
+    def edit(weights: dict[str, np.ndarray]) -> None:
+        hidden = weights["table"][warm_up_inputs(SPEC, 1)["categorical"][0]].sum(axis=0)
+        weights["w_ctr"] = (hidden * logit / hidden.dot(hidden))[:, None].astype(np.float32)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("logit", "said"), [(100.0, "pctr 1.0"), (-100.0, "pctr 0.0; pctcvr 0.0"), (3.0, None)], ids=["1", "0", "fine"]
+)
+def test_a_model_whose_probabilities_saturate_at_warm_up_is_warned_of_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, logit: float, said: str | None
+) -> None:
+    """A CTR head whose logits run past float32's sigmoid range gives pctr exactly 1 (or 0, and pctcvr with it)
+    for every candidate: it loaded and served without a word, and the auction dropped every ad of pCTR 0. Now
+    its load says so once, naming the outputs, their values and the version; it is served all the same."""
+    publish_tiny_esmm(tmp_path, edit=ctr_logit_at_warm_up(logit))
+    with caplog.at_level(logging.WARNING, logger="service.models.scoring_model"):
+        model = load_newest(settings_for(tmp_path, warmup_batch_sizes=[1, 8]), "esmm", ESMM_NEEDS)
+    warned = [r.getMessage() for r in caplog.records if r.name == "service.models.scoring_model"]
+    if said is None:
+        assert warned == []
+        return
+    assert warned == [
+        f"model esmm version 1 is saturated: its warm-up scores are exactly 0 or 1 at every row ({said}), as a "
+        "sigmoid whose logits ran past float32's range gives them: it answers that for every candidate, which "
+        "ranks nothing (an auction shows no ad of pCTR 0); it is served all the same: check its training and export"
+    ]
+    assert model.version == 1
 
 
 def test_role_output_must_exist(tmp_path: Path) -> None:

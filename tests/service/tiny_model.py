@@ -12,6 +12,7 @@ scores differ by a float32 step between a run of 7 rows and one of 40 (the plain
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,19 +40,31 @@ SPEC = FeatureSpec(
 ESMM_OUTPUTS = ("pctr", "pcvr", "pctcvr")
 
 
+# edits a model's weights in place before they are written (name -> array: "table", "w_ctr", ...), as a
+# training run gone wrong would leave them (a NaN embedding row, a saturated head)
+WeightsEdit = Callable[[dict[str, np.ndarray]], None]
+
+
 def build_onnx(
-    spec: FeatureSpec, outputs: tuple[str, ...] = ESMM_OUTPUTS, seed: int = 0, weighted_pooling: bool = False
+    spec: FeatureSpec,
+    outputs: tuple[str, ...] = ESMM_OUTPUTS,
+    seed: int = 0,
+    weighted_pooling: bool = False,
+    edit: WeightsEdit | None = None,
 ) -> bytes:
     rng = np.random.default_rng(seed)
     c, n = len(spec.categorical), len(spec.numeric)
     d = WEIGHTED_EMBEDDING_DIM if weighted_pooling else EMBEDDING_DIM
-    initializers = [
-        numpy_helper.from_array(rng.normal(0, 0.5, (spec.total_buckets, d)).astype(np.float32), "table"),
-        numpy_helper.from_array(rng.normal(0, 0.5, (n, d)).astype(np.float32), "w_numeric"),
-        numpy_helper.from_array(rng.normal(0, 0.5, (d, 1)).astype(np.float32), "w_ctr"),
-        numpy_helper.from_array(rng.normal(0, 0.5, (d, 1)).astype(np.float32), "w_cvr"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"),
-    ]
+    weights = {
+        "table": rng.normal(0, 0.5, (spec.total_buckets, d)).astype(np.float32),
+        "w_numeric": rng.normal(0, 0.5, (n, d)).astype(np.float32),
+        "w_ctr": rng.normal(0, 0.5, (d, 1)).astype(np.float32),
+        "w_cvr": rng.normal(0, 0.5, (d, 1)).astype(np.float32),
+    }
+    if edit is not None:
+        edit(weights)
+    initializers = [numpy_helper.from_array(value, name) for name, value in weights.items()]
+    initializers.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"))
     pooling = helper.make_node("ReduceSum", ["embedded", "axis_1"], ["pooled"], keepdims=0)
     if weighted_pooling:
         weights = rng.normal(1.0, 0.5, (c,)).astype(np.float32)
@@ -94,10 +107,12 @@ def publish_tiny_esmm(
     position: dict | None = None,
     weighted_pooling: bool = False,
     metrics: dict[str, float] | None = None,
+    edit: WeightsEdit | None = None,
 ) -> int:
     """Write the tiny model as the next version of ``name`` under ``root`` (``position``: model.json's
-    position regime object, ``metrics`` its training-time metrics); returns the version."""
-    model_bytes = build_onnx(spec, outputs, seed, weighted_pooling)
+    position regime object, ``metrics`` its training-time metrics, ``edit`` what is done to its weights);
+    returns the version."""
+    model_bytes = build_onnx(spec, outputs, seed, weighted_pooling, edit)
 
     def write(directory: Path, version: int) -> None:
         (directory / MODEL_FILE).write_bytes(model_bytes)

@@ -109,6 +109,17 @@ def test_an_ad_without_a_click_probability_is_never_shown() -> None:
     assert np.isfinite(allocation.price).all() and allocation.price.tolist() == [[0.0, 0.0]]
 
 
+def test_an_ad_that_bids_0_is_never_shown_even_under_a_reserve_of_0() -> None:
+    """An oCPA ad whose pCVR is 0 bids 0 per click: it offers nothing, so it takes no slot. Under ``--reserve 0``
+    it was shown at a price of 0, and the day's price over bid (``price / bid`` of the shown ads) became 0/0."""
+    bid = np.array([[1.0, 0.0, 0.5]])
+    allocation = run_gsp(bid, np.array([[0.1, 0.3, 0.1]]), 3, 0.0)
+    assert allocation.winners.tolist() == [[0, 2, -1]]
+    assert allocation.price.tolist() == [[0.5, 0.0, 0.0]]  # the first priced by the second's eCPM, 0.05 / 0.1
+    shown = allocation.shown[0]
+    assert np.isfinite(allocation.price[0][shown] / bid[0, allocation.winners[0][shown]]).all()
+
+
 def test_equal_ecpms_go_to_the_earlier_candidates_however_many() -> None:
     """Ties go to the earlier candidate: with 20 equal eCPMs among 40 (past numpy's 16-value insertion sort,
     where an unstable sort reorders them) the three slots go to the first three of them, 0, 2 and 4."""
