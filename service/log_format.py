@@ -41,6 +41,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from common.utc_logging import utc_time
 from service.binding import peer_shown
+from service.http.errors import cut
 from service.http.scope_keys import (
     ERROR_MESSAGE,
     INFER_ID,
@@ -69,11 +70,6 @@ ERROR_CHARS = 300  # of an error's message on its access line (messages quote at
 # of a caller's id quoted on a line (refused_request_id, infer_id): enough to find it by, never a 20 KB line
 CALLER_ID_CHARS = 64
 _QUOTED = frozenset({"refused_request_id", "infer_id"})  # the caller's text, quoted as an error is
-
-
-def _cut(text: str, chars: int) -> str:
-    """``text``, or its start and "..." in ``chars`` characters where it is longer."""
-    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 FAILED = 500  # from this status on, an answer is a failure of the service: its access line is a warning
@@ -112,7 +108,7 @@ def log_access_line(scope: dict, status: int) -> None:
 
 def note_error(scope: dict, message: str) -> None:
     """Keeps the message of the error a request is answered with on its scope, for its access line."""
-    scope[ERROR_MESSAGE] = _cut(message, ERROR_CHARS)
+    scope[ERROR_MESSAGE] = cut(message, ERROR_CHARS)
 
 
 def note_error_body(scope: dict, body: bytes) -> None:
@@ -191,12 +187,12 @@ def correlation(scope: dict) -> tuple[str, dict[str, str]] | None:
         return None
     fields = {}
     if refused_request_id is not None:
-        fields["refused_request_id"] = _cut(refused_request_id.decode("latin-1"), CALLER_ID_CHARS)
+        fields["refused_request_id"] = cut(refused_request_id.decode("latin-1"), CALLER_ID_CHARS)
     if traceparent is not None:
         fields["trace_id"] = traceparent[TRACE_ID].decode("ascii")
         fields["span_id"] = traceparent[PARENT_ID].decode("ascii")
     if infer_id is not None:
-        fields["infer_id"] = _cut(infer_id, CALLER_ID_CHARS)
+        fields["infer_id"] = cut(infer_id, CALLER_ID_CHARS)
     said = "".join(
         f" {name}={orjson.dumps(value).decode() if name in _QUOTED else value}" for name, value in fields.items()
     )

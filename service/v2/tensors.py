@@ -9,7 +9,8 @@ otherwise fail on: names, widths, one batch size, the row limit, each categorica
 feature's bucket range, floats finite and within ±``STANDARDISED_LIMIT`` (the encoder's bound on the
 standardised values it gives). Every refusal is a 4xx ``InputError`` naming the field,
 and a refusal of one input's tensor names that input in its message too (``for_input``): tritonclient
-shows a client the message alone.
+shows a client the message alone. A name or datatype a client sent is quoted cut (``echoed``): a 100 KB
+datatype was a 100 KB answer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from common.encoder import STANDARDISED_LIMIT
-from service.http.errors import InputError
+from service.http.errors import InputError, echoed
 from service.models.scoring_model import ScoringModel
 
 DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
@@ -30,7 +31,7 @@ WIRE_DTYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4"), "FP64": np.dty
 def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int, int]:
     """(rows, width) of a tensor whose datatype must be the model's ``dtype``; 400 otherwise."""
     if datatype != DATATYPES[dtype]:
-        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {datatype!r}", f"{where}.datatype")
+        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {echoed(datatype)}", f"{where}.datatype")
     if not isinstance(shape, Sequence) or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
     if shape[0] < 1:  # said before the data is read, which would otherwise be refused for holding 0 values
@@ -123,7 +124,7 @@ def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], 
     if type(name) is not str:  # a list or object is no dictionary key: a TypeError, answered 500
         raise InputError(400, f"each input needs a name, a string: one of {sorted(declared)}", f"{where}.name")
     if name not in declared:
-        raise InputError(400, f"unknown input {name!r}; the model takes {sorted(declared)}", f"{where}.name")
+        raise InputError(400, f"unknown input {echoed(name)}; the model takes {sorted(declared)}", f"{where}.name")
     if name in seen:
         raise InputError(400, f"input {name!r} is given twice", f"{where}.name")
     return declared[name]
@@ -148,7 +149,7 @@ def requested_outputs(names: list[Any], model: ScoringModel, where: str = "outpu
     for i, name in enumerate(names):
         if name not in model.output_names:
             raise InputError(
-                400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"{where}[{i}].name"
+                400, f"unknown output {echoed(name)}; the model has {list(model.output_names)}", f"{where}[{i}].name"
             )
     return list(dict.fromkeys(names))
 
