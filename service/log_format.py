@@ -21,8 +21,9 @@ the one the service gave it and answered with, so the line an answer's id names 
 
 Before its ``request_id``, the line of a request that carried them says what else ties it to its caller's
 own logs (``correlation``; fields too in JSON): ``refused_request_id="<value>"``, an X-Request-ID that
-breaks the rule (the request was given an id of its own); ``trace_id=<32 hex> span_id=<16 hex>`` from a
-valid W3C ``traceparent``, which a log store's derived fields (Loki's) turn into a link to the trace; and
+breaks the rule (the request was given an id of its own), read as UTF-8 (a byte that is not: ``\\xNN``);
+``trace_id=<32 hex> span_id=<16 hex>`` from a valid W3C ``traceparent``, which a log store's derived fields
+(Loki's) turn into a link to the trace; and
 ``infer_id="<id>"``, a V2 infer body's ``id``. The protocol's "refused a request" line says them too.
 
 An access line is written at INFO, and at WARNING for a failure of the service (status >= 500:
@@ -166,6 +167,8 @@ def access_line_fields(record: logging.LogRecord) -> bool:
         record.args = (*record.args, said)
     request_id = scope.get(SCOPE_REQUEST_ID)
     if request_id is not None:
+        # visible ASCII (an acceptable X-Request-ID, http/request_head.py) or the service's own: Latin-1 reads it
+        # as UTF-8 would, and cannot fail
         record.request_id = request_id = request_id.decode("latin-1")
         record.msg = f"{record.msg} request_id=%s"
         record.args = (*record.args, request_id)
@@ -187,7 +190,10 @@ def correlation(scope: dict) -> tuple[str, dict[str, str]] | None:
         return None
     fields = {}
     if refused_request_id is not None:
-        fields["refused_request_id"] = cut(refused_request_id.decode("latin-1"), CALLER_ID_CHARS)
+        # UTF-8, as a caller's client writes it (Latin-1 logged an id 日本 as æ—¥æœ¬, which a search for the
+        # caller's id does not find); a byte that is not UTF-8 as \xNN, so the line still shows what arrived
+        said_id = refused_request_id.decode("utf-8", "backslashreplace")
+        fields["refused_request_id"] = cut(said_id, CALLER_ID_CHARS)
     if traceparent is not None:
         fields["trace_id"] = traceparent[TRACE_ID].decode("ascii")
         fields["span_id"] = traceparent[PARENT_ID].decode("ascii")
