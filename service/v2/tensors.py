@@ -33,12 +33,19 @@ from service.models.scoring_model import ScoringModel
 
 DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
 WIRE_DTYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # little-endian
+# what a BYTES tensor (text ids, as a Triton user sends a string input) is told to do instead
+TEXT_IDS_HINT = (
+    "V2 infer takes the encoded tensors, each text id hashed to its bucket index by the client as "
+    "docs/encoding.md says; or send the raw features to POST /v1/score"
+)
 
 
 def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int, int]:
     """(rows, width) of a tensor whose datatype must be the model's ``dtype``; 400 otherwise."""
     if datatype != DATATYPES[dtype]:
-        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {echoed(datatype)}", f"{where}.datatype")
+        hint = f": {TEXT_IDS_HINT}" if datatype == "BYTES" else ""
+        message = f"datatype must be {DATATYPES[dtype]}, not {echoed(datatype)}{hint}"
+        raise InputError(400, message, f"{where}.datatype")
     if not isinstance(shape, Sequence) or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
     if shape[0] < 1:  # said before the data is read, which would otherwise be refused for holding 0 values
