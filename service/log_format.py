@@ -21,8 +21,9 @@ the one the service gave it and answered with, so the line an answer's id names 
 
 Before its ``request_id``, the line of a request that carried them says what else ties it to its caller's
 own logs (``correlation``; fields too in JSON): ``refused_request_id="<value>"``, an X-Request-ID that
-breaks the rule (the request was given an id of its own); ``trace_id=<32 hex> span_id=<16 hex>`` from a
-valid W3C ``traceparent``, which a log store's derived fields (Loki's) turn into a link to the trace; and
+breaks the rule (the request was given an id of its own), read as UTF-8 (a byte that is not: ``\\xNN``);
+``trace_id=<32 hex> span_id=<16 hex>`` from a valid W3C ``traceparent``, which a log store's derived fields
+(Loki's) turn into a link to the trace; and
 ``infer_id="<id>"``, a V2 infer body's ``id``. The protocol's "refused a request" line says them too.
 
 An access line is written at INFO, and at WARNING for a failure of the service (status >= 500:
@@ -41,6 +42,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from common.utc_logging import utc_time
 from service.binding import peer_shown
+from service.http.errors import cut
 from service.http.scope_keys import (
     ERROR_MESSAGE,
     INFER_ID,
@@ -69,11 +71,6 @@ ERROR_CHARS = 300  # of an error's message on its access line (messages quote at
 # of a caller's id quoted on a line (refused_request_id, infer_id): enough to find it by, never a 20 KB line
 CALLER_ID_CHARS = 64
 _QUOTED = frozenset({"refused_request_id", "infer_id"})  # the caller's text, quoted as an error is
-
-
-def _cut(text: str, chars: int) -> str:
-    """``text``, or its start and "..." in ``chars`` characters where it is longer."""
-    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 FAILED = 500  # from this status on, an answer is a failure of the service: its access line is a warning
@@ -112,7 +109,7 @@ def log_access_line(scope: dict, status: int) -> None:
 
 def note_error(scope: dict, message: str) -> None:
     """Keeps the message of the error a request is answered with on its scope, for its access line."""
-    scope[ERROR_MESSAGE] = _cut(message, ERROR_CHARS)
+    scope[ERROR_MESSAGE] = cut(message, ERROR_CHARS)
 
 
 def note_error_body(scope: dict, body: bytes) -> None:
@@ -170,6 +167,8 @@ def access_line_fields(record: logging.LogRecord) -> bool:
         record.args = (*record.args, said)
     request_id = scope.get(SCOPE_REQUEST_ID)
     if request_id is not None:
+        # visible ASCII (an acceptable X-Request-ID, http/request_head.py) or the service's own: Latin-1 reads it
+        # as UTF-8 would, and cannot fail
         record.request_id = request_id = request_id.decode("latin-1")
         record.msg = f"{record.msg} request_id=%s"
         record.args = (*record.args, request_id)
@@ -191,12 +190,15 @@ def correlation(scope: dict) -> tuple[str, dict[str, str]] | None:
         return None
     fields = {}
     if refused_request_id is not None:
-        fields["refused_request_id"] = _cut(refused_request_id.decode("latin-1"), CALLER_ID_CHARS)
+        # UTF-8, as a caller's client writes it (Latin-1 logged an id 日本 as æ—¥æœ¬, which a search for the
+        # caller's id does not find); a byte that is not UTF-8 as \xNN, so the line still shows what arrived
+        said_id = refused_request_id.decode("utf-8", "backslashreplace")
+        fields["refused_request_id"] = cut(said_id, CALLER_ID_CHARS)
     if traceparent is not None:
         fields["trace_id"] = traceparent[TRACE_ID].decode("ascii")
         fields["span_id"] = traceparent[PARENT_ID].decode("ascii")
     if infer_id is not None:
-        fields["infer_id"] = _cut(infer_id, CALLER_ID_CHARS)
+        fields["infer_id"] = cut(infer_id, CALLER_ID_CHARS)
     said = "".join(
         f" {name}={orjson.dumps(value).decode() if name in _QUOTED else value}" for name, value in fields.items()
     )

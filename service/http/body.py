@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.http.errors import ApiError, ClientDisconnected, InputError, error_response
+from service.http.errors import ApiError, ClientDisconnected, InputError, echoed, echoed_key, error_response
 
 # Bodies up to this size are parsed and checked on the event loop (a 200-candidate /v1/score body in
 # ~0.4 ms); larger ones in the thread pool, so a body of thousands of candidates cannot stall the loop.
@@ -55,12 +55,14 @@ def check_media_type(content_type: str) -> None:
     media_type, _, parameters = content_type.partition(";")
     media_type = media_type.strip().lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
-        shown = media_type or "none"
+        shown = echoed(media_type) if media_type else "none"
         raise InputError(415, f"Content-Type must be application/json, not {shown}", "Content-Type")
     if parameters:
         charset = _charset(parameters)
         if charset is not None and charset.lower() not in UTF8_CHARSETS:
-            raise InputError(415, f"Content-Type charset must be utf-8 (JSON is UTF-8), not {charset}", "Content-Type")
+            raise InputError(
+                415, f"Content-Type charset must be utf-8 (JSON is UTF-8), not {echoed(charset)}", "Content-Type"
+            )
 
 
 def _charset(parameters: str) -> str | None:
@@ -189,7 +191,7 @@ def load_object(body: bytes, keys: frozenset[str], takes: str) -> dict[str, Any]
         raise InputError(422, f"body must be a JSON object; it takes {takes}")
     if not keys.issuperset(data):
         unknown = next(key for key in data if key not in keys)
-        raise InputError(422, f"unknown field; the body takes {takes}", unknown)
+        raise InputError(422, f"unknown field; the body takes {takes}", echoed_key(unknown))
     return data
 
 

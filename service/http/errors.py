@@ -162,6 +162,18 @@ def echoed(value: str) -> str:
     return shown if len(shown) <= ECHO_CHARS else shown[: ECHO_CHARS - 4] + "...'"
 
 
+def echoed_key(name: str) -> str:
+    """A client's key as a field path names it (``context.<name>``, ``versions.<name>``), cut to ``ECHO_CHARS``
+    as ``echoed`` cuts a quoted value: an error body's ``field`` must not grow with what a client sent either (an
+    unknown 1 MB context key made a 2 MB 422, named in both its message and its field)."""
+    return cut(name, ECHO_CHARS)
+
+
+def cut(text: str, chars: int) -> str:
+    """``text``, or its start and "..." in ``chars`` characters where it is longer."""
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
+
 def error_object(message: str, field: str | None = None) -> dict[str, str | None]:
     """Every error's JSON body, as an object (``error_body`` serialises it)."""
     return {"error": message, "field": field}

@@ -48,6 +48,7 @@ import os
 import secrets
 from typing import NamedTuple
 
+from service.http.errors import echoed
 from service.http.trace_context import TRACEPARENT, trace_parent
 
 REQUEST_ID = b"x-request-id"
@@ -93,7 +94,8 @@ def read_head(headers: list[tuple[bytes, bytes]], http_version: str) -> Head:
         refusal = Refusal(505, f"HTTP/{http_version} is not supported: send HTTP/1.1")
     elif unread_coding is not None:
         message = (
-            f"Transfer-Encoding {unread_coding!r} is not supported: send the body chunked or with a Content-Length"
+            f"Transfer-Encoding {echoed(unread_coding)} is not supported: send the body chunked or with a "
+            "Content-Length"
         )
         refusal = Refusal(501, message, "Transfer-Encoding")
     elif hosts != 1 and http_version == "1.1":

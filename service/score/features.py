@@ -47,7 +47,7 @@ from common.encoder import (
     too_long,
     whole_number,
 )
-from service.http.errors import InputError
+from service.http.errors import InputError, echoed, echoed_key
 
 if TYPE_CHECKING:
     from service.models.scoring_model import ScoringModel
@@ -143,7 +143,9 @@ def _value_problem(value: Any, max_chars: int) -> str | None:
 def _check_context(context: dict[str, Any], kinds: dict[str, str], max_chars: int) -> None:
     for name, value in context.items():
         if name not in kinds:
-            raise InputError(422, f"{name!r} is not a feature of the served models", f"context.{name}")
+            raise InputError(
+                422, f"{echoed(name)} is not a feature of the served models", f"context.{echoed_key(name)}"
+            )
         kind = kinds[name]
         if _plain_value_accepted(value, kind, max_chars):
             continue  # the common cases, without the calls below
@@ -167,7 +169,11 @@ def gather_columns(
             column = columns.get(name)
             if column is None:
                 if name not in known:
-                    raise InputError(422, f"{name!r} is not a feature of the served models", f"candidates[{i}].{name}")
+                    raise InputError(
+                        422,
+                        f"{echoed(name)} is not a feature of the served models",
+                        f"candidates[{i}].{echoed_key(name)}",
+                    )
                 if name in context:
                     raise InputError(
                         422, f"{name!r} is given both in context and in candidates", f"candidates[{i}].{name}"

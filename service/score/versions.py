@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from common.encoder import whole_number
-from service.http.errors import ApiError, InputError, echoed
+from service.http.errors import ApiError, InputError, echoed, echoed_key
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
 
@@ -34,13 +34,13 @@ def pinned_models(models: ServingModels, versions: Any) -> ServingModels:
     role_models = dict.fromkeys(models.roles.values())
     chosen: dict[str, ServedModel] = {}
     for name, version in versions.items():
-        field = f"{FIELD}.{name}"
         if name not in role_models:
             raise InputError(
                 422,
                 f"model {echoed(name)} fills no role of this service; its role models are {list(role_models)}",
-                field,
+                f"{FIELD}.{echoed_key(name)}",
             )
+        field = f"{FIELD}.{name}"
         # bool is no int here (true is not version 1); a whole-number float is the integer it is, as for a
         # categorical feature: Jackson (a double field) and RapidJSON write version 1 as 1.0
         number = version if type(version) is int else whole_number(version)

@@ -6,10 +6,18 @@ checks the declared datatype and ``[rows, width]`` shape first, then the size of
 that shape *before* numpy sees it (so no body can make the service allocate for a shape it does not
 hold), and hands the array to ``check_request``, which applies every check ONNX Runtime would
 otherwise fail on: names, widths, one batch size, the row limit, each categorical id inside its
-feature's bucket range, floats finite and within ±``STANDARDISED_LIMIT`` (the encoder's bound on the
-standardised values it gives). Every refusal is a 4xx ``InputError`` naming the field,
+feature's bucket range, floats finite and within ±``STANDARDISED_LIMIT`` (no standardised value is
+further: 3e38 made the network answer NaN). Every refusal is a 4xx ``InputError`` naming the field,
 and a refusal of one input's tensor names that input in its message too (``for_input``): tritonclient
-shows a client the message alone.
+shows a client the message alone. A name or datatype a client sent is quoted cut (``echoed``): a 100 KB
+datatype was a 100 KB answer.
+
+The numeric input is then clipped to each feature's training range, as ``/v1/score``'s encoding clips
+a raw value (``FeatureEncoder``'s standardised bounds, common/encoder.py): a V2 value of -1000 or 1000
+standardised units was run as sent and answered a saturated pctr (3.8e-14, 1.0), where ``/v1/score``
+answers the same row's far value as the value at the edge. V2's clipped values are not counted in
+``ctr_feature_values_clipped_total`` (the count of raw values ``/v1`` encodes): counting would cost a
+comparison of every request's tensor.
 """
 
 from __future__ import annotations
@@ -20,17 +28,24 @@ from typing import Any
 import numpy as np
 
 from common.encoder import STANDARDISED_LIMIT
-from service.http.errors import InputError
+from service.http.errors import InputError, echoed
 from service.models.scoring_model import ScoringModel
 
 DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
 WIRE_DTYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # little-endian
+# what a BYTES tensor (text ids, as a Triton user sends a string input) is told to do instead
+TEXT_IDS_HINT = (
+    "V2 infer takes the encoded tensors, each text id hashed to its bucket index by the client as "
+    "docs/encoding.md says; or send the raw features to POST /v1/score"
+)
 
 
 def check_header(datatype: Any, shape: Any, dtype: str, where: str) -> tuple[int, int]:
     """(rows, width) of a tensor whose datatype must be the model's ``dtype``; 400 otherwise."""
     if datatype != DATATYPES[dtype]:
-        raise InputError(400, f"datatype must be {DATATYPES[dtype]}, not {datatype!r}", f"{where}.datatype")
+        hint = f": {TEXT_IDS_HINT}" if datatype == "BYTES" else ""
+        message = f"datatype must be {DATATYPES[dtype]}, not {echoed(datatype)}{hint}"
+        raise InputError(400, message, f"{where}.datatype")
     if not isinstance(shape, Sequence) or len(shape) != 2 or any(type(d) is not int or d < 0 for d in shape):
         raise InputError(400, "shape must be [rows, width] of non-negative integers", f"{where}.shape")
     if shape[0] < 1:  # said before the data is read, which would otherwise be refused for holding 0 values
@@ -73,14 +88,17 @@ def check_values(values: np.ndarray, dtype: str, where: str) -> np.ndarray:
         raise InputError(
             400,
             f"data holds a number that is not finite or past ±{STANDARDISED_LIMIT:g}: numeric inputs are standardised"
-            " values, which the encoder keeps within it (3e38 made the network answer NaN)",
+            " values, none of which lies that far (3e38 made the network answer NaN); each is clipped to its feature's"
+            " training range, as /v1/score clips a raw value",
             f"{where}.data",
         )
     return values.astype(dtype, copy=False)
 
 
 def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: ScoringModel, max_rows: int) -> int:
-    """The batch size of a complete set of inputs for ``model``; InputError naming what is wrong.
+    """The batch size of a complete set of inputs for ``model``; InputError naming what is wrong. Once they
+    pass, ``tensors``' numeric input is replaced by its values clipped to the training range
+    (``clipped_to_training_range``).
 
     ``where`` maps each input name to its place in the request (``inputs[1]``) for the messages.
     """
@@ -114,7 +132,23 @@ def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: 
                 f"categorical[{row}][{column}] ({feature}) must be in [{low[column]}, {low[column + 1]})",
                 f"{where['categorical']}.data",
             )
+    numeric = tensors.get("numeric")
+    if numeric is not None:
+        tensors["numeric"] = clipped_to_training_range(numeric, model)
     return n_rows
+
+
+def clipped_to_training_range(numeric: np.ndarray, model: ScoringModel) -> np.ndarray:
+    """A checked numeric tensor (standardised values, one column per numeric feature) clipped to each feature's
+    standardised training range, the bounds ``model``'s encoder computed at its load and clips ``/v1/score``'s
+    values to (``FeatureEncoder._standardised_range``, common/encoder.py: read, not computed again, so both
+    paths clip at the same numbers). Clipped in the tensor's own dtype, the bounds rounded to it: rounding
+    keeps order, so a float32 value clips to what the encoder's float64 clip rounded to float32 gives, and a
+    row of V2 and the same row of ``/v1/score`` score alike. Two ufunc calls, as the encoder clips: half of
+    np.clip's cost."""
+    encoder = model.encoder
+    bounded = np.maximum(numeric, encoder._low, dtype=numeric.dtype)
+    return np.minimum(bounded, encoder._high, out=bounded, dtype=numeric.dtype)
 
 
 def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:
@@ -123,7 +157,7 @@ def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], 
     if type(name) is not str:  # a list or object is no dictionary key: a TypeError, answered 500
         raise InputError(400, f"each input needs a name, a string: one of {sorted(declared)}", f"{where}.name")
     if name not in declared:
-        raise InputError(400, f"unknown input {name!r}; the model takes {sorted(declared)}", f"{where}.name")
+        raise InputError(400, f"unknown input {echoed(name)}; the model takes {sorted(declared)}", f"{where}.name")
     if name in seen:
         raise InputError(400, f"input {name!r} is given twice", f"{where}.name")
     return declared[name]
@@ -148,7 +182,7 @@ def requested_outputs(names: list[Any], model: ScoringModel, where: str = "outpu
     for i, name in enumerate(names):
         if name not in model.output_names:
             raise InputError(
-                400, f"unknown output {name!r}; the model has {list(model.output_names)}", f"{where}[{i}].name"
+                400, f"unknown output {echoed(name)}; the model has {list(model.output_names)}", f"{where}[{i}].name"
             )
     return list(dict.fromkeys(names))
 

@@ -37,7 +37,7 @@ def test_json_from_other_languages_on_the_real_server(tmp_path: Path) -> None:
             headers={"content-type": "application/json; charset=utf-16"},
         )
         assert utf16.status_code == 415, utf16.text
-        assert utf16.json()["error"] == "Content-Type charset must be utf-8 (JSON is UTF-8), not utf-16"
+        assert utf16.json()["error"] == "Content-Type charset must be utf-8 (JSON is UTF-8), not 'utf-16'"
 
         cut = b'{"context": {"user_id": "u\\ud83d"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]}'
         surrogate = http.post(f"{url}/v1/score", content=cut, headers={"content-type": "application/json"})

@@ -156,6 +156,26 @@ def test_an_access_line_names_the_callers_own_ids(tmp_path: Path) -> None:
     assert f' infer_id="bad-id-9" request_id={said["bad-tensors"]["request_id"]}' in said["bad-tensors"]["message"]
 
 
+def test_a_refused_non_ascii_request_id_is_logged_as_the_caller_wrote_it(tmp_path: Path) -> None:
+    """An X-Request-ID of UTF-8 text (refused: the rule is visible ASCII) was decoded as Latin-1: ``日本`` was
+    logged as ``æ—¥æœ¬``, and a search for the caller's id found nothing. Now it is read as UTF-8, a byte that is
+    not UTF-8 shown as ``\\xNN``, in the access line (its text and its field) and in the protocol's refusal line."""
+    sent_and_logged = [("日本-bid-1".encode(), "日本-bid-1"), (b"caf\xe9-2", "caf\\xe9-2")]  # \xe9: not UTF-8
+    log = tmp_path / "log"
+    with running_server(repository(tmp_path / "models"), log, ctr_model="esmm", log_format="json") as (url, _):
+        for request_id, _ in sent_and_logged:
+            request = b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx-request-id: %s\r\nconnection: close\r\n\r\n"
+            assert raw_answer(url, request % request_id).startswith(b"HTTP/1.1 200 ")
+        two_hosts = b"GET /v1/models HTTP/1.1\r\nhost: x\r\nhost: y\r\nx-request-id: %s\r\n\r\n"
+        assert raw_answer(url, two_hosts % sent_and_logged[0][0]).startswith(b"HTTP/1.1 400 ")  # a refusal's line
+    lines = [orjson.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    said = [line for line in lines if "refused_request_id" in line]
+    expected = [logged for _, logged in sent_and_logged]
+    assert [line["refused_request_id"] for line in said] == [*expected, expected[0]], said
+    for line, logged in zip(said, expected, strict=False):  # the two access lines' text says it too
+        assert f" refused_request_id={orjson.dumps(logged).decode()} request_id=" in line["message"], line
+
+
 def test_an_access_line_names_the_connection_s_peer_whatever_x_forwarded_for_says(tmp_path: Path) -> None:
     """uvicorn's proxy headers were on: a loopback client's X-Forwarded-For was logged as the client of the
     ASGI routes (the direct /v1/score route logged the peer): any client on the host chose the address."""

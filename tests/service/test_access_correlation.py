@@ -58,3 +58,11 @@ def test_a_line_without_them_is_as_it_was() -> None:
     record = logged({SCOPE_REQUEST_ID: b"auction-17"})
     assert record.getMessage() == '127.0.0.1:5000 - "POST /v1/score HTTP/1.1" 200 request_id=auction-17'
     assert not {"refused_request_id", "trace_id", "span_id", "infer_id"} & set(vars(record))
+
+
+def test_a_callers_id_is_read_as_utf_8() -> None:
+    """Latin-1 logged an id ``日本`` as ``æ—¥æœ¬``; a byte that is not UTF-8 shows as ``\\xNN``, and the cut
+    counts characters, not bytes."""
+    assert logged({REFUSED_REQUEST_ID: "日本".encode()}).refused_request_id == "日本"
+    assert logged({REFUSED_REQUEST_ID: b"caf\xe9 \xff"}).refused_request_id == "caf\\xe9 \\xff"
+    assert logged({REFUSED_REQUEST_ID: "日本".encode() * 40}).refused_request_id == "日本" * 30 + "日..."

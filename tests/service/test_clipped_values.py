@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from common.encoder import FeatureEncoder
 from common.features import NumericStats
 from service.app import create_app
 from service.models.loader import load_newest
 from service.settings import Settings
+from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 
 RANGED = SPEC.with_stats(
@@ -70,3 +72,25 @@ def test_a_version_without_ranges_says_so_at_its_load(tmp_path: Path, caplog: py
         load_newest(settings, "ranged")
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "model esmm version 1 has no training range for ['ad_price', 'ad_quality']" in said[0]
+
+
+def test_a_v2_numeric_value_past_the_training_range_is_clipped_as_v1_clips_it(client: TestClient) -> None:
+    """V2 infer takes standardised values and ran them as sent: -1000 and 1000 (inside the ±1e6 sanity bound)
+    answered a pctr of 3.8e-14 and 1.0, where /v1/score answers any far raw value as the value at the edge.
+    Now V2 clips each numeric column to the encoder's bounds: the same rows score alike on both routes (and
+    V2's clips are not counted: the counter is of raw values /v1 encodes)."""
+    far = [
+        {"ad_id": "a1", "ad_price": 5e30, "ad_quality": 7e20},
+        {"ad_id": "a2", "ad_price": -5e30, "ad_quality": -1e9},
+    ]
+    edge = scores(client, *far)
+    columns = {"user_id": "u1", **{name: [row[name] for row in far] for name in far[0]}}
+    encoded = FeatureEncoder(RANGED).encode(columns, len(far))  # its numeric columns: the bounds themselves
+    counted = clipped(client, "ad_price")
+    for numeric in ([[1000.0, 1000.0], [-1000.0, -1000.0]], encoded.numeric.tolist()):
+        body = infer_body(encoded.categorical.tolist(), numeric)
+        response = client.post("/v2/models/esmm/infer", json=body)
+        assert response.status_code == 200, response.text
+        outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+        assert outputs["pctr"] == [row["pctr"] for row in edge] and outputs["pcvr"] == [row["pcvr"] for row in edge]
+    assert clipped(client, "ad_price") == counted

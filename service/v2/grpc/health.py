@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service.http.errors import ApiError
+from service.http.errors import ApiError, echoed
 from service.v2.grpc import messages as pb
 from service.v2.grpc.answers import answered
 
@@ -34,7 +34,7 @@ class HealthService:
     async def Check(self, request: pb.HealthCheckRequest, context: Any) -> pb.HealthCheckResponse:
         if request.service not in self.services:
             named = " or ".join(repr(name) for name in self.services)
-            raise ApiError(404, f"no service {request.service!r} here: ask for {named}")
+            raise ApiError(404, f"no service {echoed(request.service)} here: ask for {named}")
         status = pb.HealthCheckResponse.SERVING if self.app.ready else pb.HealthCheckResponse.NOT_SERVING
         return pb.HealthCheckResponse(status=status)
 

@@ -101,7 +101,7 @@ def test_a_charset_other_than_utf8_is_415_naming_it(client: TestClient, content_
     charset = content_type.rsplit("=", 1)[1].strip('"')
     assert response.status_code == 415, response.text
     assert response.json() == {
-        "error": f"Content-Type charset must be utf-8 (JSON is UTF-8), not {charset}",
+        "error": f"Content-Type charset must be utf-8 (JSON is UTF-8), not {charset!r}",
         "field": "Content-Type",
     }
 

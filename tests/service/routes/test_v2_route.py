@@ -186,6 +186,22 @@ def test_a_refused_value_is_named_where_it_sits(
     assert response.status_code == 400 and said in response.json()["error"], response.text
 
 
+def test_text_ids_are_told_to_be_hashed_or_sent_to_v1_score(client: TestClient) -> None:
+    """A BYTES tensor (text ids, as a Triton user sends a string input) was told only "datatype must be INT64":
+    the refusal now says what to do instead, and only for BYTES (a wrong numeric type needs no such word)."""
+    body = infer_body([["u_3", "5", "ad_1"]], [[0.0, 0.0]])
+    body["inputs"][0]["datatype"] = "BYTES"
+    response = client.post("/v2/models/esmm/infer", json=body)
+    assert response.status_code == 400 and response.json()["field"] == "inputs[0].datatype", response.text
+    error = response.json()["error"]
+    assert error.startswith("input 'categorical': datatype must be INT64, not 'BYTES': "), error
+    assert "hashed" in error and "docs/encoding.md" in error and "POST /v1/score" in error, error
+    body["inputs"][0]["datatype"] = "FP32"
+    assert client.post("/v2/models/esmm/infer", json=body).json()["error"] == (
+        "input 'categorical': datatype must be INT64, not 'FP32'"
+    )
+
+
 def test_infer_skips_a_utf8_byte_order_mark_and_refuses_a_utf16_charset(client: TestClient) -> None:
     """Both go through service/http/body.py as /v1/score's body: the mark skipped, the charset a 415."""
     body = orjson.dumps(infer_body([[0, 50, 74]], [[0.0, 0.0]]))
@@ -196,7 +212,7 @@ def test_infer_skips_a_utf8_byte_order_mark_and_refuses_a_utf16_charset(client: 
     refused = client.post(
         "/v2/models/esmm/infer", content=utf16, headers={"content-type": "application/json; charset=UTF-16"}
     )
-    assert refused.status_code == 415 and refused.json()["error"].endswith("not UTF-16"), refused.text
+    assert refused.status_code == 415 and refused.json()["error"].endswith("not 'UTF-16'"), refused.text
 
 
 def test_deadline_header(client: TestClient) -> None:
