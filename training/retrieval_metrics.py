@@ -17,13 +17,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+TIE_SEED = 0  # the order drawn for tied scores: fixed, so the same scores always give the same metrics
+
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """(Q, k) column indices of each row's k highest scores, best first."""
+    """(Q, k) column indices of each row's k highest scores, best first; tied scores in an order drawn at random
+    for each row (seeded by ``TIE_SEED``), so that no item is favoured among them.
+
+    ``argpartition`` left ties in an order set by the columns, the same for every query: a model scoring every
+    item alike got hot recall@50 0.164 against long-tail 0.069, where a random ranking gives 0.10 to both. The
+    columns are shuffled first, each row its own way; distinct scores rank as before."""
     k = min(k, scores.shape[1])
+    columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    shuffled = np.random.default_rng(TIE_SEED).permuted(columns, axis=1)  # a copy: one order per row
+    scores = np.take_along_axis(scores, shuffled, axis=1)
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(shuffled, np.take_along_axis(part, order, axis=1), axis=1)
 
 
 def retrieval_metrics(

@@ -15,7 +15,8 @@ from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import sha256_file
 from tests.training.test_export import checkpoint
 from training.checkpoint import Checkpoint
-from training.evaluate_logs import _scored, calibration, evaluate_on_logs, summary
+from training.constant_baseline import constant_log_loss
+from training.evaluate_logs import _scored, calibration, constant_reference, evaluate_on_logs, summary
 from training.evaluation import run_exported
 from training.export import export_checkpoint
 from training.metrics import log_loss
@@ -259,3 +260,22 @@ def test_a_slot1_model_s_log_losses_at_the_logged_slot_use_the_rows_with_a_ratio
     nothing = evaluate_on_logs(root, "deb", only_lower, resamples=5)["metrics"]["ctr_logloss_at_slot"]
     assert nothing["n_impressions"] == 0 and nothing["value"] is None
     assert nothing["reason"] == "no row is at a slot with a CTR ratio in model.json"
+
+
+def test_a_slot1_model_s_constant_reference_is_over_the_rows_its_log_loss_is_measured_on(caplog):
+    """The rows at a slot with a ratio clicked half the time, the lower slots beyond the ratios never: over every
+    row the constant (0.199) fell below the model's 0.5 and warned, where over the model's own rows it is 0.693."""
+    click = np.r_[np.arange(100) % 2 == 0, np.zeros(900, bool)]
+    at_slot_rows = np.r_[np.ones(100, bool), np.zeros(900, bool)]
+    metrics = {"ctr_logloss_at_slot": {"n_impressions": 100, "value": 0.5}}
+    rng = np.random.default_rng(0)
+    constant = constant_reference("m", metrics, click, at_slot_rows, rng, 20)["ctr_logloss_constant"]
+    assert constant["value"] == pytest.approx(constant_log_loss(click[:100])) == pytest.approx(np.log(2))
+    assert constant["rate"] == 0.5 and constant["n_impressions"] == 100
+    assert constant["compared_with"] == "ctr_logloss_at_slot" and constant["worse_than_constant"] is False
+    assert "worse than a constant" not in caplog.text
+    metrics = {"ctr_logloss_at_slot": {"n_impressions": 0, "value": None, "reason": "no row is at a slot"}}
+    nothing = constant_reference("m", metrics, click, np.zeros(1000, bool), rng, 20)["ctr_logloss_constant"]
+    assert nothing["value"] is None and nothing["reason"] == "no row is at a slot"
+    plain = constant_reference("m", {"ctr_logloss": {"value": 0.1}}, click, None, rng, 20)["ctr_logloss_constant"]
+    assert plain["value"] == pytest.approx(constant_log_loss(click)) and plain["n_impressions"] == 1000

@@ -13,6 +13,23 @@ def test_top_k_is_ordered() -> None:
     np.testing.assert_array_equal(top_k(scores, 3), [[1, 3, 2]])
 
 
+def test_tied_scores_favour_no_item_and_distinct_ones_rank_as_a_sort_does() -> None:
+    """A model scoring every item alike: argpartition's order put the same items first for every query (hot
+    recall@50 0.164 against long-tail 0.069 for a random ranking's 0.10); now each query draws its own order
+    of the ties, the same on every call."""
+    tied = np.zeros((2000, 100))
+    ranked = top_k(tied, 10)
+    shown = np.bincount(ranked.ravel(), minlength=100)  # 200 times each if no item is favoured
+    assert shown.min() > 140 and shown.max() < 260
+    np.testing.assert_array_equal(top_k(tied, 10), ranked)
+    hot = np.arange(100) < 20
+    relevant = np.tile(np.r_[0:10, 50:60], (2000, 1))  # 10 hot and 10 long-tail items per query
+    result = retrieval_metrics(tied, relevant, {"hot": hot, "long_tail": ~hot}, ks=(50,))
+    assert result["hot"]["recall@50"] == pytest.approx(0.5, abs=0.02) == result["long_tail"]["recall@50"]
+    distinct = np.random.default_rng(0).random((50, 200))
+    np.testing.assert_array_equal(top_k(distinct, 30), np.argsort(-distinct, axis=1)[:, :30])
+
+
 def test_hand_computed_recall_and_ndcg() -> None:
     # catalog of 6 items; the model ranks 5, 4, 3, 2, 1, 0; relevant are 5 (hot) and 2, 0 (long tail)
     scores = np.arange(6, dtype=float)[None, :]
