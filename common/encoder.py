@@ -19,7 +19,7 @@ The words refusing a value are defined here once, for ``/v1/score``'s checks (se
 which check a request's values before they are batched) as for anyone encoding rows by hand (the README's
 V2 route): the encoder checks the values it is given as the service does, with the same reason (a required
 feature absent, a text longer than ``max_chars``, a fraction for a categorical feature, a number past
-float32, a text for a numeric one), and reads a whole-number float
+float32, a text or bytes for a numeric one), and reads a whole-number float
 for a categorical feature as the integer it is (``whole_number``: a pandas integer column with gaps is
 float64). Each value's type is the service's check, made before any value reaches here: a boolean, an object
 or an array is refused by /v1/score wherever it is, while the encoder, given mixed columns, reads a boolean
@@ -69,6 +69,7 @@ _NUMERIC_TYPES = (int, float)
 _MEMO_KEY_TYPES = frozenset({str, int, type(None)})
 _REQUIRED_MEMO_KEY_TYPES = frozenset({str, int})  # a required feature's None is refused by the column path
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_NOT_NUMBERS = (bool, str, bytes)  # refused among a numeric feature's values (bytes: numpy reads b"1.5" as 1.5)
 # The types of a categorical object column whose distinct values are found before they are made text: two equal
 # values of these have one text (an int and a numpy int, a str and a numpy str), where 1 and np.float32(1.0) are
 # equal but "1" and "1.0", and bytes are made text by numpy alone (b"ab" is "ab")
@@ -487,15 +488,20 @@ def _category(feature: Feature, value: Any) -> Any:
     return value
 
 
+def _holds_no_number(values: list[Any]) -> bool:
+    """Whether a numeric feature's object column holds a boolean, a text or bytes, which numpy would read as
+    numbers (True as 1, "1.5" and b"1.5" as 1.5) where a request's are refused. A column of plain numbers, the
+    common one, is told by its types alone: a quarter of the time of looking at each value."""
+    return not _NUMBER_TYPES.issuperset(map(type, values)) and any(isinstance(v, _NOT_NUMBERS) for v in values)
+
+
 def numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
     """Float64 values; ``fill`` replaces absent values by the default (refused for a required feature), else
     they are dropped."""
-    if isinstance(column, (bool, str)):
+    if isinstance(column, (bool, str, bytes)):
         raise FeatureError(feature.name, NOT_NUMERIC)
     values = _broadcast(column, n_rows, feature)
-    if values.dtype.kind in "bUS" or (
-        values.dtype.kind == "O" and any(isinstance(v, bool | str) for v in values.tolist())
-    ):
+    if values.dtype.kind in "bUS" or (values.dtype.kind == "O" and _holds_no_number(values.tolist())):
         raise FeatureError(feature.name, NOT_NUMERIC)
     if values.dtype.kind == "O":
         values = np.where(np.equal(values, None), np.nan, values)

@@ -334,3 +334,12 @@ def test_one_long_value_takes_no_memory_by_the_row_count():
         tracemalloc.stop()
     assert peak < rows * 1024 * 4 / 20, f"{peak / 1e6:.0f} MB"
     assert buckets[7] == bucketize(["x" * 1024], 1009)[0] and (np.delete(buckets, 7) == buckets[0]).all()
+
+
+def test_bytes_are_refused_for_a_numeric_feature_as_text_is():
+    """numpy reads b"1.5" as the number 1.5: rows encoded by hand took bytes as numbers where the text "1.5" is
+    refused (and a request cannot send bytes)."""
+    for column in (np.array([1.0, b"1.5"], dtype=object), b"1.5"):
+        with pytest.raises(FeatureError, match="must be a number") as error:
+            ENCODER.encode({"user_id": "u", "ad_id": ["a", "b"], "ad_price": column}, 2)
+        assert error.value.feature == "ad_price"
