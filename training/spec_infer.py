@@ -310,6 +310,14 @@ def _side(table: pa.Table, name: str) -> str:
 def spec_toml(proposal: Proposal, path: Path) -> str:
     """The proposed spec as TOML, headed by what was left out and why, and what to check."""
     header = [f"# Feature spec proposed by `ctr spec infer --logs {path_text(path)}`: check kinds, sides and buckets."]
-    header += [f"# left out: {column}: {why}" for column, why in proposal.skipped.items()]
-    header += [f"# check: {column}: {why}" for column, why in proposal.cautions.items()]
+    header += [_comment("left out", column, why) for column, why in proposal.skipped.items()]
+    header += [_comment("check", column, why) for column, why in proposal.cautions.items()]
     return "\n".join(header) + "\n\n" + proposal.spec.to_toml()
+
+
+def _comment(label: str, column: str, why: str) -> str:
+    """A header line about ``column``: its name as Python writes it (quoted, a line break in it as ``\\n``), and a
+    reason holding what no comment line may (a struct's field names in its type) written so too. A CSV header's
+    ``"we\\nird"`` written raw ended the comment: ``ctr new --spec`` refused the file as not TOML, and a crafted
+    name's next line (``[[feature]]``) was read as the spec's own."""
+    return f"# {label}: {column!r}: {why if why.isprintable() else repr(why)}"
