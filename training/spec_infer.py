@@ -13,7 +13,8 @@ on ``ctr simulate``'s logs):
   ``Mobile`` and ``mobile`` always share one, where a prime modulus reads every bit; other numbers
   (decimals included) are numeric;
 - bytes are text when they are UTF-8 (as the trainer reads them); columns of any other type (lists,
-  structs, dates) are left out, saying their type;
+  structs, dates) are left out, saying their type (a CSV's text that is not UTF-8 stops the proposal, as it stops
+  training: ``read_tables`` names the file and says how to re-encode it);
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
