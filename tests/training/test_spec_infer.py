@@ -319,3 +319,32 @@ def test_a_column_name_with_a_line_break_stays_inside_its_comment(tmp_path):
     assert "# left out: 'we\\nird': not an identifier" in text.splitlines()[1]
     assert FeatureSpec.from_dict(tomllib.loads(text)) == proposal.spec
     assert [f.name for f in proposal.spec.features] == ["site"]
+
+
+def test_values_that_differ_only_in_normalisation_or_spaces_are_cautioned_of(tmp_path):
+    """ "café.fr" composed and decomposed, or " padded.com " beside "padded.com", are different categories (the
+    service hashes a request's text as it is sent), and the proposal said nothing: one site's rows split in two."""
+    from training.spec_infer import spec_toml
+
+    sites = ["caf\u00e9.fr", "cafe\u0301.fr", "example.com"]
+    spec_of(  # writes the log read below
+        tmp_path,
+        page=pa.array([sites[i % 3] for i in range(ROWS)]),
+        shop=pa.array([[" padded.com ", "padded.com", "NA"][i % 3] for i in range(ROWS)]),
+        plain=pa.array([["Mobile", "mobile", "tablet"][i % 3] for i in range(ROWS)]),
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert set(proposal.cautions) == {"page", "shop"}
+    assert proposal.cautions["page"].startswith(
+        "values that differ only in Unicode normalisation or in the spaces around them are different categories "
+        "('caf\\xe9.fr' and 'cafe\\u0301.fr'): a request's text is hashed as it is sent"
+    )
+    assert proposal.cautions["shop"].startswith("holds ['NA'] as categories")  # beside the column's other caution
+    assert (
+        "; values that differ only in Unicode normalisation or in the spaces around them are different "
+        in (proposal.cautions["shop"])
+    )
+    assert "(' padded.com ' and 'padded.com')" in proposal.cautions["shop"]
+    text = spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'page': values that differ only in Unicode normalisation" in text
+    assert FeatureSpec.from_dict(tomllib.loads(text)) == proposal.spec
