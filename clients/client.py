@@ -47,8 +47,10 @@ line); one the service would refuse (not 1 to 200 visible ASCII characters witho
 Feature values are checked before anything is sent: NaN and infinity are refused with ``ValueError``
 naming the feature (JSON has no such numbers, and the encoder would have sent ``null``: the feature's
 default, or "missing"); numpy scalars are sent as the numbers they hold (a float32 as the float64 it is, not
-orjson's shortest float32 digits). An answer whose shape does not fit the request (another number of scores
-than candidates) raises ``ValueError``.
+orjson's shortest float32 digits); text holding a lone UTF-16 surrogate (``"x\\ud83d"``, a string cut inside an
+emoji) is refused with ``ValueError``, and a value of a type JSON has not (bytes) with ``TypeError``, each naming
+the feature (looked for once the JSON encoder refused the body). An answer whose shape does not fit the request
+(another number of scores than candidates) raises ``ValueError``.
 
 ``AsyncScoringClient`` belongs to the event loop it first runs in (httpx's pool does): make one per
 ``asyncio.run``.
@@ -232,7 +234,66 @@ def similarity_body(query: Features, items: Sequence[Features]) -> dict[str, Any
 
 
 def encode(body: Any) -> bytes:
-    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    """``body`` as JSON; a feature value JSON cannot carry is refused naming it (``_unsendable``), looked for only
+    once orjson refused the body, so that a call pays no check per value for it."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError as error:
+        refused = _unsendable(body)
+        if refused is None:
+            raise
+        raise refused from error
+
+
+def _unsendable(body: Any) -> Exception | None:
+    """The error naming the first feature of ``body`` (``where.name``, ``where[index].name``, as
+    ``checked_features`` names one) whose value or name orjson cannot write: text holding a lone UTF-16
+    surrogate, a ValueError (it is no Unicode, and orjson said "str is not valid UTF-8" naming nothing); a value
+    of a type JSON has none of (bytes: "Type is not JSON serializable: bytes"), a TypeError. None where no
+    feature is at fault."""
+    if not isinstance(body, Mapping):
+        return None
+    for where, listed in body.items():  # context, candidates, query, items (versions too)
+        rows = enumerate(listed) if isinstance(listed, list) else [(None, listed)]
+        for index, features in rows:
+            if not isinstance(features, Mapping):
+                continue
+            named = where if index is None else f"{where}[{index}]"
+            for name, value in features.items():
+                if not _writable(value):
+                    return _refused_value(f"{named}.{name}", value)
+                if not _writable(name):
+                    return ValueError(f"{named} has a feature named {name!r}, which JSON cannot carry: {_why(name)}")
+    return None
+
+
+def _writable(value: Any) -> bool:
+    try:
+        orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _refused_value(named: str, value: Any) -> Exception:
+    if isinstance(value, str):
+        return ValueError(f"{named} is {_shortened(repr(value))}, which JSON cannot carry: {_why(value)}")
+    decode = "; decode bytes to text" if isinstance(value, bytes | bytearray) else ""
+    return TypeError(
+        f"{named} is {type(value).__name__} ({_shortened(repr(value))}), which JSON cannot carry: send text, an "
+        f"integer or a finite number{decode}"
+    )
+
+
+def _why(text: str) -> str:
+    """Why orjson refuses a str: the lone UTF-16 surrogate it holds (JavaScript's text cut inside an emoji)."""
+    surrogate = next((c for c in text if "\ud800" <= c <= "\udfff"), None)
+    if surrogate is None:
+        return "not valid Unicode"
+    return (
+        f"it holds U+{ord(surrogate):04X}, half of a UTF-16 surrogate pair, which is no character; send the "
+        "character whole, or U+FFFD in its place"
+    )
 
 
 def _counted(values: list[Any], expected: int, what: str) -> list[Any]:

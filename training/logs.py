@@ -274,6 +274,8 @@ def read_tables(
             hint = _other_delimiter(file) or _read_as_parquet(file)
             raise ValueError(f"{what} {file} cannot be read: {error}{hint}") from None
         refuse_repeated_names(file, table.column_names, what)
+        if log_format(file) == "csv":
+            _refuse_text_not_utf8(file, table, what)
         table = with_partitions(table, partition_columns(file, path, table.column_names))
         if check is not None:
             check(file, table)
@@ -334,6 +336,25 @@ def _read_csv(file: Path, categorical: Collection[str] = ()) -> pa.Table:
             gaps = pc.is_null(table.column(name))
             table = table.set_column(table.column_names.index(name), name, pc.if_else(gaps, None, text.column(name)))
     return table
+
+
+def _refuse_text_not_utf8(file: Path, table: pa.Table, what: str) -> None:
+    """ValueError naming a column of the CSV ``file`` that pyarrow read as bytes, which it does only where a cell
+    is not UTF-8: a file exported as Windows-1252 or Latin-1 (Excel's, ``caf\\xe9.fr``). Its text columns were
+    left out of a proposed spec with a header comment alone, and ``ctr train`` refused its feature as "must be a
+    string"; the whole file is in that encoding, so the message says how to re-encode it (Parquet's bytes, which
+    may be binary ids, are read as text where they are UTF-8: ``_wrong_values``)."""
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            not_utf8 = np.array([v is not None and not _utf8(v) for v in column.to_pylist()])
+            compressed = " (decompressed first)" if Path(file.name.lower()).suffix in CSV_COMPRESSION else ""
+            raise ValueError(
+                f"{what} {file}: column {name!r} must be UTF-8 text, as a CSV is read; "
+                + _wrong_rows(not_utf8, column, 0)
+                + f": the file is in another encoding, so re-encode it as UTF-8{compressed}, from Windows-1252 or "
+                "Latin-1 (what Excel writes) with `iconv -f cp1252 -t utf-8 in.csv > out.csv`"
+            )
 
 
 def _csv_table(file: Path, convert: pacsv.ConvertOptions) -> pa.Table:

@@ -13,10 +13,13 @@ on ``ctr simulate``'s logs):
   ``Mobile`` and ``mobile`` always share one, where a prime modulus reads every bit; other numbers
   (decimals included) are numeric;
 - bytes are text when they are UTF-8 (as the trainer reads them); columns of any other type (lists,
-  structs, dates) are left out, saying their type;
+  structs, dates) are left out, saying their type (a CSV's text that is not UTF-8 stops the proposal, as it stops
+  training: ``read_tables`` names the file and says how to re-encode it);
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
+- a text column two of whose values differ only in Unicode normalisation or surrounding spaces is cautioned of
+  (``LOOKALIKES``): each is its own category, as the service does not normalise a request's text;
 - constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
   times) are left out, and so is a column that ``position`` and it determine each other (Avazu's ``banner_pos``):
   a feature of it would learn the slot's effect, and a slot-1 model's served pCTR would follow what a request
@@ -90,6 +93,12 @@ SLOT_ALIAS = (
     "pCTR would depend on what a request sends in it"
 )
 SAMPLED_VALUES = 10_000  # of a text column, looked at for numbers written as text
+LOOKALIKE_VALUES = 100_000  # distinct values of a text column, looked at for two that differ only in form
+LOOKALIKES = (
+    "values that differ only in Unicode normalisation or in the spaces around them are different categories "
+    "({pair}): a request's text is hashed as it is sent, so write the log and the requests alike "
+    "(normalised to NFC, spaces trimmed, say), or leave them apart if they mean different things"
+)
 MISSING_WORDS = frozenset({"none", "-", "?", "n.a.", "missing", "unknown"})  # beyond what CSV reads as null
 NULL_WORDS = frozenset({"", "na", "n/a", "#n/a", "null", "nan", "none"})  # missing to pandas, categories here
 MIN_BUCKETS, MAX_BUCKETS = 8, 1 << 20
@@ -144,6 +153,8 @@ def infer_spec(path: Path) -> Proposal:
             or _time_values(table.column(name))
             or reason  # a feature's own caution from _infer_feature, after the more specific ones above
         )
+        # said beside any of those: it is about two of the values, not about what the column holds
+        caution = "; ".join(filter(None, (caution, _lookalike_values(table.column(name)))))
         if caution:
             cautions[name] = caution
     if not features:
@@ -180,6 +191,31 @@ def _missing_as_text(column: pa.ChunkedArray) -> str:
         f"holds {words} as categories (a request's value is hashed alike): if they mean missing, make them null "
         "(in Parquet: a CSV's text column cannot hold a null) and leave the feature out of such requests"
     )
+
+
+def _lookalike_values(column: pa.ChunkedArray) -> str:
+    """A caution for a text column two of whose values differ only in Unicode normalisation (``"caf\\u00e9"``
+    and ``"cafe\\u0301"``) or in the spaces around them (``" padded.com "`` and ``"padded.com"``): each is a
+    category of its own, as the service hashes a request's text as it is sent (docs/encoding.md), so the rows of
+    one site were split in two, without a word ("" if no two are so). Looked for among the first
+    ``LOOKALIKE_VALUES`` distinct values, each normalised to NFC and trimmed in Arrow: the work stays bounded."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not is_text(column.type):
+        return ""
+    values = column.drop_null().unique()[:LOOKALIKE_VALUES]
+    alike = pc.utf8_trim_whitespace(pc.utf8_normalize(values, "NFC"))
+    if pc.count_distinct(alike).as_py() == len(values):
+        return ""
+    first_of: dict[str, str] = {}
+    for value, key in zip(values.to_pylist(), alike.to_pylist(), strict=True):
+        if key in first_of:
+            first = first_of[key]
+            # composed and decomposed accents print alike: their code points tell them apart
+            pair = f"{first!r} and {value!r}" if first.strip() == value.strip() else f"{first!a} and {value!a}"
+            return LOOKALIKES.format(pair=pair)
+        first_of[key] = value
+    return ""
 
 
 def _time_values(column: pa.ChunkedArray) -> str:
@@ -310,6 +346,14 @@ def _side(table: pa.Table, name: str) -> str:
 def spec_toml(proposal: Proposal, path: Path) -> str:
     """The proposed spec as TOML, headed by what was left out and why, and what to check."""
     header = [f"# Feature spec proposed by `ctr spec infer --logs {path_text(path)}`: check kinds, sides and buckets."]
-    header += [f"# left out: {column}: {why}" for column, why in proposal.skipped.items()]
-    header += [f"# check: {column}: {why}" for column, why in proposal.cautions.items()]
+    header += [_comment("left out", column, why) for column, why in proposal.skipped.items()]
+    header += [_comment("check", column, why) for column, why in proposal.cautions.items()]
     return "\n".join(header) + "\n\n" + proposal.spec.to_toml()
+
+
+def _comment(label: str, column: str, why: str) -> str:
+    """A header line about ``column``: its name as Python writes it (quoted, a line break in it as ``\\n``), and a
+    reason holding what no comment line may (a struct's field names in its type) written so too. A CSV header's
+    ``"we\\nird"`` written raw ended the comment: ``ctr new --spec`` refused the file as not TOML, and a crafted
+    name's next line (``[[feature]]``) was read as the spec's own."""
+    return f"# {label}: {column!r}: {why if why.isprintable() else repr(why)}"

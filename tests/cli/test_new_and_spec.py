@@ -94,7 +94,7 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     )
     result = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"))
     assert result.exit_code == 0, result.output
-    assert "left out: constant" in result.output and "left out: request_id" in result.output
+    assert "left out: 'constant'" in result.output and "left out: 'request_id'" in result.output
     spec = FeatureSpec.from_dict(tomllib.loads(result.output))
     features = spec.by_name
     assert set(features) == {"site", "creative", "bid"}
@@ -137,9 +137,9 @@ def test_a_spec_inferred_from_a_log_trains_on_that_log(tmp_path):
     result = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(tmp_path / "spec.toml"))
     assert result.exit_code == 0, result.output
     proposed = (tmp_path / "spec.toml").read_text()
-    assert "# left out: true_ctr: the world simulator's ground truth" in proposed
-    assert "# left out: user_idx: the world simulator's ground truth" in proposed
-    assert "# left out: propensity: the logging policy's probability" in proposed
+    assert "# left out: 'true_ctr': the world simulator's ground truth" in proposed
+    assert "# left out: 'user_idx': the world simulator's ground truth" in proposed
+    assert "# left out: 'propensity': the logging policy's probability" in proposed
     spec = FeatureSpec.from_dict(tomllib.loads(proposed))
     assert set(spec.by_name) == {"site", "returning", "hour", "bid"}
     assert spec.by_name["hour"].kind == "categorical" and not spec.by_name["hour"].required

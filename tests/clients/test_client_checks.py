@@ -1,6 +1,7 @@
-"""What the typed client checks on either side of a call: feature values JSON cannot carry (NaN, infinity)
-refused before sending, numpy scalars sent as numbers, answers that do not fit the request refused, its
-own settings checked; and what it keeps of an answer (a 503's Retry-After, the model of a similarity)."""
+"""What the typed client checks on either side of a call: feature values JSON cannot carry (NaN, infinity, text
+with a lone surrogate, bytes) refused before sending, numpy scalars sent as numbers, answers that do not fit the
+request refused, its own settings checked; and what it keeps of an answer (a 503's Retry-After, the model of a
+similarity)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,28 @@ def test_nan_and_infinity_are_refused_naming_the_feature_before_anything_is_sent
             client.score(CONTEXT, [CANDIDATES[0], {**CANDIDATES[1], "ad_quality": value}])
         with pytest.raises(ValueError, match=r"query\.score_floor is"):
             client.top_k({"user_id": "u1", "score_floor": value}, k=3)
+        assert not received
+
+
+def test_text_json_cannot_carry_and_bytes_are_refused_naming_the_feature_before_anything_is_sent() -> None:
+    """orjson's own errors named no feature: "str is not valid UTF-8: surrogates not allowed" for a string cut
+    inside an emoji (a lone surrogate), "Type is not JSON serializable: bytes" for bytes."""
+    cut = r"context\.site is 'x\\ud83d', which JSON cannot carry: it holds U\+D83D, half of a UTF-16 surrogate pair"
+    as_bytes = r"candidates\[1\]\.ad_id is bytes \(b'a7'\), which JSON cannot carry: .*decode bytes to text"
+    with stand_in(answering(200, {})) as (stand_in_url, received), ScoringClient(stand_in_url) as client:
+        with pytest.raises(ValueError, match=cut):
+            client.score({**CONTEXT, "site": "x\ud83d"}, CANDIDATES)
+        with pytest.raises(TypeError, match=as_bytes):
+            client.score(CONTEXT, [CANDIDATES[0], {**CANDIDATES[1], "ad_id": b"a7"}])
+        with pytest.raises(ValueError, match=r"^items\[0\]\.ad_id is 'a\\udc00'"):
+            client.similarity({"user_id": "u1"}, [{"ad_id": "a\udc00"}])
+
+        async def scored_async() -> None:
+            async with AsyncScoringClient(stand_in_url) as async_client:
+                await async_client.score(CONTEXT, [CANDIDATES[0], {**CANDIDATES[1], "ad_id": b"a7"}])
+
+        with pytest.raises(TypeError, match=as_bytes):
+            asyncio.run(scored_async())
         assert not received
 
 

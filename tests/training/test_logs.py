@@ -537,6 +537,27 @@ def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
         read_logs(tmp_path / "log.csv", spec)
 
 
+def test_a_csv_that_is_not_utf8_is_refused_naming_its_file_column_row_and_how_to_re_encode_it(tmp_path):
+    """A Windows-1252 (Latin-1) export read its text columns as bytes: ``ctr spec infer`` left them out with a
+    header comment alone and exited 0, and ``ctr train`` refused "must be a string ... (bytes are read as UTF-8
+    text)", neither saying that the file was in another encoding. Both now stop on one message saying so."""
+    from training.spec_infer import infer_spec
+
+    rows = [f"r{i},{i},{'café.fr' if i % 3 == 2 else 'example.com'},1,0,0" for i in range(9)]
+    (tmp_path / "latin1.csv").write_text(HEADER + "\n".join(rows) + "\n", encoding="latin-1")
+    said = (
+        r"impression log .*latin1\.csv: column 'site' must be UTF-8 text, as a CSV is read; 3 rows are not \(the "
+        r"first, row 2, is b'caf\\xe9\.fr'\): the file is in another encoding, so re-encode it as UTF-8, .*"
+        r"`iconv -f cp1252 -t utf-8 in\.csv > out\.csv`"
+    )
+    with pytest.raises(ValueError, match=said):
+        infer_spec(tmp_path / "latin1.csv")
+    with pytest.raises(ValueError, match=said):
+        read_logs(tmp_path / "latin1.csv", SITE)
+    (tmp_path / "utf8.csv").write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    assert read_logs(tmp_path / "utf8.csv", SITE).column("site")[2].as_py() == "café.fr"
+
+
 def test_a_wrong_value_too_long_to_show_is_cut_whatever_its_type():
     """A wrong value longer than the refusal shows was measured with ``len`` of the value itself: a timestamp
     (or a decimal) has none, so the refusal raised a TypeError instead of naming the column."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import decimal
 import math
+import tomllib
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.features import FeatureSpec
 from common.hashing import bucketize
 from training.spec_infer import MAX_BUCKETS, MIN_BUCKETS, buckets_for, infer_spec
 
@@ -103,7 +105,7 @@ def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
     assert proposal.cautions["country"].startswith("holds ['NA'] as categories")
     assert proposal.cautions["price"].startswith("numbers written with ','")
     assert proposal.cautions["age"].startswith("numbers beside a missing-value word")
-    assert "# check: price: numbers written with ','" in spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'price': numbers written with ','" in spec_toml(proposal, tmp_path / "log.parquet")
 
 
 def test_proposed_buckets_are_primes_so_every_bit_of_a_value_counts():
@@ -157,7 +159,7 @@ def test_times_under_other_names_are_proposed_with_a_caution(tmp_path):
             f"every value reads as an epoch time ({unit} since 1970, between 2000"
         )
     assert proposal.cautions["dt"].startswith("dates or times written as text: every value a request sends after")
-    assert "# check: dt: dates or times written as text" in spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'dt': dates or times written as text" in spec_toml(proposal, tmp_path / "log.parquet")
 
 
 def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp_path):
@@ -185,7 +187,7 @@ def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp
         "integers with 2500 distinct values (more than 1,000), proposed numeric: an integer id? As a number its "
         "order and size would mean something they do not; make it categorical or leave it out"
     )
-    assert "# check: ad_id: integers with 2500 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'ad_id': integers with 2500 distinct values" in spec_toml(proposal, tmp_path / "log.parquet")
 
 
 def test_a_log_without_label_columns_is_proposed_leaving_criteo_s_label_out(tmp_path):
@@ -266,7 +268,7 @@ def test_dates_written_as_digits_are_proposed_with_a_caution(tmp_path):
     )
     for name in ("day", "day_text"):
         assert proposal.cautions[name].startswith("every value reads as a YYYYMMDD date written as digits (20240309")
-    assert "# check: hour: every value reads as a YYMMDDHH date" in spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'hour': every value reads as a YYMMDDHH date" in spec_toml(proposal, tmp_path / "log.parquet")
 
 
 def test_a_column_that_names_the_slot_is_left_out(tmp_path):
@@ -300,3 +302,49 @@ def test_floats_past_2_53_are_not_proposed_as_a_categorical_the_trainer_would_re
     ids = pa.array([float(2**53 + 2 * (i % 40)) for i in range(ROWS)], pa.float64())
     spec, _ = spec_of(tmp_path, ad_id=ids)
     assert "ad_id" not in spec.by_name or spec.by_name["ad_id"].kind != "categorical"
+
+
+def test_a_column_name_with_a_line_break_stays_inside_its_comment(tmp_path):
+    """A CSV header's ``"we\\nird"`` was written raw into ``# left out:``: its second line was no comment, so
+    ``ctr new --spec`` refused the proposal as not TOML, and a crafted name's lines were read as features."""
+    from training.spec_infer import spec_toml
+
+    crafted = 'x\n[[feature]]\nname = "evil"\nkind = "numeric"\nside = "candidate"'
+    header = ["site", "we\nird", crafted, "position", "click", "conversion"]
+    lines = [",".join('"' + name.replace('"', '""') + '"' for name in header)]
+    lines += [f"s{i % 3},{i % 4},{i % 5},1,0,0" for i in range(ROWS)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proposal = infer_spec(tmp_path / "log.csv")
+    text = spec_toml(proposal, tmp_path / "log.csv")
+    assert "# left out: 'we\\nird': not an identifier" in text.splitlines()[1]
+    assert FeatureSpec.from_dict(tomllib.loads(text)) == proposal.spec
+    assert [f.name for f in proposal.spec.features] == ["site"]
+
+
+def test_values_that_differ_only_in_normalisation_or_spaces_are_cautioned_of(tmp_path):
+    """ "café.fr" composed and decomposed, or " padded.com " beside "padded.com", are different categories (the
+    service hashes a request's text as it is sent), and the proposal said nothing: one site's rows split in two."""
+    from training.spec_infer import spec_toml
+
+    sites = ["caf\u00e9.fr", "cafe\u0301.fr", "example.com"]
+    spec_of(  # writes the log read below
+        tmp_path,
+        page=pa.array([sites[i % 3] for i in range(ROWS)]),
+        shop=pa.array([[" padded.com ", "padded.com", "NA"][i % 3] for i in range(ROWS)]),
+        plain=pa.array([["Mobile", "mobile", "tablet"][i % 3] for i in range(ROWS)]),
+    )
+    proposal = infer_spec(tmp_path / "log.parquet")
+    assert set(proposal.cautions) == {"page", "shop"}
+    assert proposal.cautions["page"].startswith(
+        "values that differ only in Unicode normalisation or in the spaces around them are different categories "
+        "('caf\\xe9.fr' and 'cafe\\u0301.fr'): a request's text is hashed as it is sent"
+    )
+    assert proposal.cautions["shop"].startswith("holds ['NA'] as categories")  # beside the column's other caution
+    assert (
+        "; values that differ only in Unicode normalisation or in the spaces around them are different "
+        in (proposal.cautions["shop"])
+    )
+    assert "(' padded.com ' and 'padded.com')" in proposal.cautions["shop"]
+    text = spec_toml(proposal, tmp_path / "log.parquet")
+    assert "# check: 'page': values that differ only in Unicode normalisation" in text
+    assert FeatureSpec.from_dict(tomllib.loads(text)) == proposal.spec
