@@ -331,6 +331,13 @@ class FeatureEncoder:
             numeric[:, j] = numeric_values(feature, self._column(feature, columns), n_rows, fill=True)
         return EncodedFeatures(categorical, *self._standardised(numeric))
 
+    @property
+    def standardised_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each numeric feature's standardised training range (low, high; ``_standardised_range``), the bounds
+        its values are clipped to: read by V2 infer, whose clients send standardised tensors, so that both
+        paths clip at the same numbers."""
+        return self._low, self._high
+
     def _standardised(self, numeric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """((value - mean) / std as float32, clipped to the training range (``_standardised_range``; float64
         holds any accepted value over a std of at least ``MIN_STD``; two bounds cost half of np.clip's call

@@ -141,14 +141,14 @@ def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: 
 def clipped_to_training_range(numeric: np.ndarray, model: ScoringModel) -> np.ndarray:
     """A checked numeric tensor (standardised values, one column per numeric feature) clipped to each feature's
     standardised training range, the bounds ``model``'s encoder computed at its load and clips ``/v1/score``'s
-    values to (``FeatureEncoder._standardised_range``, common/encoder.py: read, not computed again, so both
+    values to (``FeatureEncoder.standardised_range``, common/encoder.py: read, not computed again, so both
     paths clip at the same numbers). Clipped in the tensor's own dtype, the bounds rounded to it: rounding
     keeps order, so a float32 value clips to what the encoder's float64 clip rounded to float32 gives, and a
     row of V2 and the same row of ``/v1/score`` score alike. Two ufunc calls, as the encoder clips: half of
     np.clip's cost."""
-    encoder = model.encoder
-    bounded = np.maximum(numeric, encoder._low, dtype=numeric.dtype)
-    return np.minimum(bounded, encoder._high, out=bounded, dtype=numeric.dtype)
+    low, high = model.encoder.standardised_range
+    bounded = np.maximum(numeric, low, dtype=numeric.dtype)
+    return np.minimum(bounded, high, out=bounded, dtype=numeric.dtype)
 
 
 def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:
