@@ -344,6 +344,14 @@ def evaluate(
             "calibration per position, reliability PNG beside --out)."
         ),
     ] = None,
+    resamples: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="`--logs`: bootstrap resamples behind each 95% interval (each one pass over the log's rows; "
+            "0: the metrics without intervals).",
+        ),
+    ] = 200,  # training.evaluate_logs.BOOTSTRAP_RESAMPLES (not imported here: it loads pyarrow and onnxruntime)
 ) -> None:
     """Evaluate a model as its config's `evaluation` says: `world` scores a held-out world day (or your
     held-out --logs) with the exported model (AUCs and calibration); `position_debias` (the ctr model)
@@ -355,7 +363,9 @@ def evaluate(
     day is drawn from the world of the served model's config.toml in --repository."""
     check_report_paths(out, png=name == "serving" or logs is not None)  # before the work; a PNG where drawn
     if name == "serving":
-        refuse_unread(context, ["logs", "version"], "by `ctr evaluate serving` (the served versions, on the world)")
+        refuse_unread(
+            context, ["logs", "version", "resamples"], "by `ctr evaluate serving` (the served versions, on the world)"
+        )
         import httpx
 
         from clients.client import ServiceError
@@ -383,10 +393,13 @@ def evaluate(
     if logs is not None:
         from training.evaluate_logs import evaluate_on_logs, summary
 
-        report = run_record(context) | evaluate_on_logs(repository, name, logs, version, png=out.with_suffix(".png"))
+        report = run_record(context) | evaluate_on_logs(
+            repository, name, logs, version, png=out.with_suffix(".png"), resamples=resamples
+        )
         write_report(out, report, sort_keys=True)
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
+    refuse_unread(context, ["resamples"], "without --logs (a world day's metrics carry no intervals)")
     from common.encoder import FeatureError
     from training.evaluation import evaluate as evaluate_model
 

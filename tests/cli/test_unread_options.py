@@ -48,6 +48,9 @@ def test_the_modes_own_options_are_still_read(tmp_path):
         (["evaluate", "esmm", "--url", "http://127.0.0.1:1"], "--url is not read without `serving`"),
         (["evaluate", "serving", "--url", "http://127.0.0.1:1", "--logs", "h.parquet"], "--logs is not read by"),
         (["evaluate", "esmm", "--version", "0"], "greater than or equal to 1"),
+        (["evaluate", "esmm", "--resamples", "50"], "--resamples is not read without --logs"),
+        (["evaluate", "serving", "--url", "http://127.0.0.1:1", "--resamples", "50"], "--resamples is not read by"),
+        (["evaluate", "esmm", "--logs", "h.parquet", "--resamples", "-1"], "greater than or equal to 0"),
     ],
 )
 def test_evaluate_refuses_options_of_its_other_mode(tmp_path, args, expected):

@@ -173,6 +173,26 @@ def test_the_report_records_the_log_s_fingerprint_the_model_s_sha256_and_the_boo
     assert report["bootstrap"]["seed"] == 3
 
 
+def test_resamples_0_gives_the_metrics_without_intervals_and_the_cli_default_is_the_module_s(tmp_path):
+    """200 resamples a interval cost minutes on a log of 1e7 rows, with no way to ask for fewer: `--resamples`
+    sets them, 0 for none (the values unchanged, each interval null saying why)."""
+    import inspect
+
+    from cli.main import evaluate
+    from training.evaluate_logs import BOOTSTRAP_RESAMPLES
+
+    root, logs = exported_pair(tmp_path)
+    without = evaluate_on_logs(root, "deb", logs, resamples=0)
+    with_intervals = evaluate_on_logs(root, "deb", logs, resamples=5)
+    assert without["bootstrap"]["resamples"] == 0
+    for key, metric in with_intervals["metrics"].items():
+        if metric.get("ci95") is not None:
+            assert without["metrics"][key]["value"] == metric["value"], key
+            assert without["metrics"][key]["ci95"] is None, key
+            assert without["metrics"][key]["reason"] == "no interval: --resamples 0", key
+    assert inspect.signature(evaluate).parameters["resamples"].default == BOOTSTRAP_RESAMPLES
+
+
 def test_ctcvr_metrics_measure_the_served_pctcvr_not_the_graph_s_float32_product(tmp_path):
     """The service serves pctcvr = float64(pctr) x float64(pcvr) (docs/encoding.md, "The numbers served"); the
     report, said to measure the version "as served", measured the graph's float32 pctcvr output."""
