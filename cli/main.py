@@ -177,10 +177,12 @@ def train(
     progress = shown_progress(progress)
 
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
+        # stdout is the metrics' JSON alone, for `ctr train NAME > metrics.json` or `| jq` (the lines after it
+        # broke both); where the checkpoint went and what the export did are said on stderr, beside the log
         typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null
-        typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}")
+        typer.echo(f"checkpoint: {checkpoint_path(work_dir, name)}", err=True)
         if export_after:  # this run's checkpoint: the file may hold another's by now (a shared work dir)
-            publish(name, checkpoint, checkpoint_path(work_dir, name), repository)
+            publish(name, checkpoint, checkpoint_path(work_dir, name), repository, err=True)
 
     if logs is None:  # the world simulator's logs: its own features and candidates
         refuse_unread(context, ["spec", "non_displayed"], "without --logs (training on the world simulator)")
@@ -316,16 +318,17 @@ def export(
     publish(name, Checkpoint.load(path), path, repository)
 
 
-def publish(name: str, checkpoint: Checkpoint, path: Path, repository: Path) -> None:
+def publish(name: str, checkpoint: Checkpoint, path: Path, repository: Path, *, err: bool = False) -> None:
     """Export ``checkpoint`` (read from, or saved at, ``path``) as the model ``name`` config.toml describes,
-    and print the line saying whether this call published a version (cli/export_line.py)."""
+    and print the line saying whether this call published a version (cli/export_line.py): on stdout for `ctr
+    export`, whose result it is; on stderr (``err``) for `ctr train --export`, whose stdout is its metrics."""
     from training.export import publish_checkpoint
     from training.model_config import ModelConfig
 
     checkpoint.check_against(ModelConfig.load(repository, name), path)
     exported = publish_checkpoint(checkpoint, repository)
     directory = repository / name / str(exported.version)
-    typer.echo(export_line(name, exported.version, directory, exported.published))
+    typer.echo(export_line(name, exported.version, directory, exported.published), err=err)
 
 
 @app.command()

@@ -42,7 +42,7 @@ THREADS_PER_MODEL = 1
 # of its own while they share the other: it is the one the whole command waits for.
 BACKGROUND_NICENESS = 5
 LOG_TAIL_LINES = 20
-CHECKPOINT_LINE = "checkpoint: "  # what `ctr train` prints once the checkpoint is saved (before --export)
+CHECKPOINT_LINE = "checkpoint: "  # what `ctr train` says on stderr once the checkpoint is saved (before --export)
 
 
 @dataclass

@@ -17,22 +17,10 @@ from cli.export_line import read_export_line
 from cli.main import app
 from common.repository import read_manifest, versions
 from tests.training.test_export import checkpoint
-from tests.training.test_own_logs import CONFIG_TOML, SPEC_TOML, write_logs
 from training.pipeline import checkpoint_path
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'  # test_export's checkpoint's
-
-
-@pytest.fixture
-def own_logs(tmp_path) -> list[str]:
-    """`ctr train esmm` arguments for test_own_logs' tiny CSV (a second or so of training)."""
-    (tmp_path / "models" / "esmm").mkdir(parents=True)
-    (tmp_path / "models" / "esmm" / "config.toml").write_text(CONFIG_TOML, encoding="utf-8")
-    write_logs(tmp_path / "logs.csv")
-    (tmp_path / "spec.toml").write_text(SPEC_TOML, encoding="utf-8")
-    return ["--logs", str(tmp_path / "logs.csv"), "--spec", str(tmp_path / "spec.toml"), "--no-progress",
-            "-r", str(tmp_path / "models"), "--work-dir", str(tmp_path / "work")]  # fmt: skip
 
 
 def test_train_export_publishes_the_checkpoint_it_trained_not_the_file_s(tmp_path, own_logs, monkeypatch):
