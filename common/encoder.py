@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec, NumericStats
-from common.hashing import SMALL_BATCH, bucketize, canonical_strings
+from common.hashing import SMALL_BATCH, UNGROUPED_TEXTS, bucketize, bucketize_texts, canonical_strings
 
 logger = logging.getLogger(__name__)
 
@@ -449,7 +449,10 @@ def _categorical_buckets(feature: Feature, column: Any, n_rows: int, max_chars: 
             items = [_category(feature, v) for v in items]
             values = np.array(items, dtype=object)
         if len(items) > SMALL_BATCH and _DISTINCT_TEXT_TYPES.issuperset(map(type, items)):
-            values, rows = _distinct(items)
+            distinct, rows = _distinct(items)
+            if len(distinct) > UNGROUPED_TEXTS:
+                return _distinct_buckets(feature, distinct, max_chars)[rows]
+            values = np.array(distinct, dtype=object)
     elif values.dtype.kind not in "USiu":
         raise FeatureError(feature.name, NOT_CATEGORICAL)
     text = values.astype(str) if values.dtype.kind in "OS" else values
@@ -464,18 +467,28 @@ def _categorical_buckets(feature: Feature, column: Any, n_rows: int, max_chars: 
     return bucketize(strings, feature.buckets)
 
 
-def _distinct(items: list[Any]) -> tuple[np.ndarray, np.ndarray | slice]:
-    """The distinct values of ``items`` (values of ``_DISTINCT_TEXT_TYPES``) as an object array, and the index of
-    each item's among them, for the distinct values alone to be made text and hashed. Made text by numpy as any
-    other column (trailing NULs dropped), every row took rows x the longest value x 4 bytes: one 1,024-character
-    site among 500,000 rows of short ones took 5.9 GB and 29 s, and np.unique then sorted that array, where the
-    distinct values take 12 MB and 0.3 s."""
-    distinct = dict.fromkeys(items)  # equal values of these types have one text: 42 and np.int64(42) are "42"
-    values = np.array(list(distinct), dtype=object)
+def _distinct(items: list[Any]) -> tuple[list[Any], np.ndarray | slice]:
+    """The distinct values of ``items`` (values of ``_DISTINCT_TEXT_TYPES``), and the index of each item's among
+    them, for the distinct values alone to be made text and hashed (past ``UNGROUPED_TEXTS`` of them, in groups of
+    like length: ``_distinct_buckets``). Made text by numpy as any other column, every row took rows x the longest
+    value x 4 bytes: one 1,024-character site among 500,000 rows of short ones took 5.9 GB and 29 s, and np.unique
+    then sorted that array, where the distinct values take 12 MB and 0.3 s."""
+    distinct = list(dict.fromkeys(items))  # equal values of these types have one text: 42 and np.int64(42) are "42"
     if len(distinct) == len(items):  # no value repeats: already in the rows' order
-        return values, slice(None)
+        return distinct, slice(None)
     index_of = dict(zip(distinct, range(len(distinct)), strict=True))
-    return values, np.fromiter(map(index_of.__getitem__, items), dtype=np.intp, count=len(items))
+    return distinct, np.fromiter(map(index_of.__getitem__, items), dtype=np.intp, count=len(items))
+
+
+def _distinct_buckets(feature: Feature, distinct: list[Any], max_chars: int) -> np.ndarray:
+    """The bucket of each of a column's distinct values (``_distinct``), hashed as the text numpy makes of it (its
+    ``str()``, trailing NULs dropped as a numpy array drops them) but in groups of like length (``bucketize_texts``;
+    made numpy text together, each was as wide as the longest). A text is refused past ``max_chars`` as the array's
+    width refused it: its trailing NULs counted, an empty text one character wide."""
+    texts = list(map(str, distinct))
+    if max(max(map(len, texts), default=0), 1) > max_chars:
+        raise FeatureError(feature.name, too_long(max_chars))
+    return bucketize_texts(texts, feature.buckets)
 
 
 def _category(feature: Feature, value: Any) -> Any:

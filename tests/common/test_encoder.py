@@ -1,5 +1,6 @@
 import tracemalloc
 from dataclasses import replace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -306,17 +307,59 @@ TRICKY_CATEGORIES = [
     "", "a", "a\x00", "a\x00\x00", "a\x00b", "\x00", "42", 42, np.int64(42), np.uint64(2**64 - 1), 2**64 - 1,
     -(2**70), np.int8(-3), "-3", np.str_("x"), "x", "caf\u00e9", "cafe\u0301", "日本🙂", " padded ", "x\ud800",
 ]  # fmt: skip
+# values of very different lengths in one column (user agents and URLs beside ids), NULs inside and trailing
+LONG_CATEGORIES = [
+    *(("é" if n % 2 else "a") * n for n in (1, 7, 64, 65, 300, 1024)),
+    "x\x00" + "🙂" * 298, "u" * 1023 + "\x00", np.str_("v" * 1022 + "\x00\x00"), "\x00" * 65, "日本" * 150,
+]  # fmt: skip
 
 
-@given(st.lists(st.one_of(st.sampled_from(TRICKY_CATEGORIES), st.text(max_size=6), st.integers()), max_size=200))
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(TRICKY_CATEGORIES + LONG_CATEGORIES),
+            st.text(max_size=6),
+            st.integers(),
+            st.text(max_size=80),
+        ),
+        max_size=200,
+    )
+)
 def test_a_column_of_values_hashes_as_the_text_numpy_makes_of_each(values):
     """Distinct values are found before they are made text (one long value made every row's text as wide: 5.9 GB
-    for 500,000 rows); each bucket must stay the one of the value's text as numpy makes it, row by row."""
+    for 500,000 rows), and many are hashed in groups of like length (4.2 GB for 1,000,000 ids beside one
+    1,024-character value); each bucket must stay the one of the value's text as numpy makes it, row by row."""
     feature = Feature("site", "categorical", "context", buckets=1009)
     column = np.array(values, dtype=object) if values else np.empty(0, dtype=object)
     expected = bucketize(column.astype(str), feature.buckets) if values else np.empty(0, dtype=np.int64)
-    for given_as in (values, column):
-        assert np.array_equal(encoder_module._categorical_buckets(feature, given_as, len(values), 1024), expected)
+    for ungrouped in (encoder_module.UNGROUPED_TEXTS, 0):  # as a request's values, and as a log's many
+        with mock.patch.object(encoder_module, "UNGROUPED_TEXTS", ungrouped):
+            for given_as in (values, column):
+                buckets = encoder_module._categorical_buckets(feature, given_as, len(values), 1024)
+                assert np.array_equal(buckets, expected)
+
+
+def test_many_values_of_very_different_lengths_hash_as_the_text_numpy_makes_of_each():
+    """Past UNGROUPED_TEXTS distinct values the grouped path, on every kind of value at once."""
+    feature = Feature("site", "categorical", "context", buckets=1009)
+    values = [f"id{i}" for i in range(2000)] + TRICKY_CATEGORIES + LONG_CATEGORIES + list(range(100))
+    column = np.array(values * 2, dtype=object)
+    expected = bucketize(column.astype(str), feature.buckets)
+    assert np.array_equal(encoder_module._categorical_buckets(feature, column, column.size, 1024), expected)
+
+
+def test_a_text_is_refused_past_max_chars_with_its_trailing_nuls_counted_on_both_paths():
+    """The refusal measured numpy's width, trailing NULs counted ("u" * 1,024 + NUL is 1,025 characters): the
+    grouped path measures the same."""
+    feature = Feature("site", "categorical", "context", buckets=1009)
+    ids = [f"id{i}" for i in range(100)]
+    for ungrouped in (encoder_module.UNGROUPED_TEXTS, 0):
+        with mock.patch.object(encoder_module, "UNGROUPED_TEXTS", ungrouped):
+            accepted = [*ids, "u" * 1023 + "\x00"]
+            assert encoder_module._categorical_buckets(feature, accepted, len(accepted), 1024).size == len(accepted)
+            for too_long in ("u" * 1024 + "\x00", "\x00" * 1025, 10**1024):
+                with pytest.raises(FeatureError, match="is longer than 1024 characters"):
+                    encoder_module._categorical_buckets(feature, [*ids, too_long], len(ids) + 1, 1024)
 
 
 def test_one_long_value_takes_no_memory_by_the_row_count():
@@ -334,6 +377,24 @@ def test_one_long_value_takes_no_memory_by_the_row_count():
         tracemalloc.stop()
     assert peak < rows * 1024 * 4 / 20, f"{peak / 1e6:.0f} MB"
     assert buckets[7] == bucketize(["x" * 1024], 1009)[0] and (np.delete(buckets, 7) == buckets[0]).all()
+
+
+def test_many_distinct_values_beside_a_long_one_take_memory_by_their_characters():
+    """200,000 distinct short ids and one value of 1,024 characters: made text together, every id was as wide as the
+    long one, 820 MB (1,000,000 ids: 4.2 GB and 38 s); hashed in groups of like length, memory follows the
+    characters."""
+    ids = [f"id{i:06d}" for i in range(200_000)]
+    feature = Feature("site", "categorical", "context", buckets=1009)
+    column = np.array([*ids, "x" * 1024], dtype=object)
+    tracemalloc.start()
+    try:
+        buckets = encoder_module._categorical_buckets(feature, column, column.size, 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(ids) * 1024 * 4 / 20, f"{peak / 1e6:.0f} MB"
+    assert buckets[-1] == bucketize(["x" * 1024], 1009)[0]
+    assert np.array_equal(buckets[:1000], bucketize(ids[:1000], 1009))
 
 
 def test_bytes_are_refused_for_a_numeric_feature_as_text_is():

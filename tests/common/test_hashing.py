@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.hashing import bucketize, fnv1a64
+from common.hashing import bucketize, fnv1a64, fnv1a64_texts
 
 
 def test_fnv1a64_matches_the_published_reference_values():
@@ -70,3 +70,38 @@ def test_unsigned_integers_hash_like_the_same_integers():
     """An unsigned integer array (a log column read as uint64) hashes as its decimal strings, as signed ones do."""
     assert bucketize(np.array([1, 2], np.uint64), 97).tolist() == bucketize([1, 2], 97).tolist()
     assert (fnv1a64(np.array([7, 2**63], np.uint64)) == fnv1a64(["7", str(2**63)])).all()
+
+
+# texts of very different lengths in one column: inner and trailing NULs, non-ASCII, emoji, a text of NULs alone
+LENGTHS = (1, 7, 64, 65, 300, 1024)
+MIXED_TEXTS = [
+    *(("é" if n % 2 else "a") * n for n in LENGTHS),
+    *("x\x00" + "🙂" * (n - 2) for n in LENGTHS[1:]),
+    *("u" * (n - 1) + "\x00" for n in LENGTHS[1:]),
+    *("\x00" * n for n in LENGTHS),
+    "",
+]
+
+
+def test_texts_of_very_different_lengths_hash_in_groups_as_in_one_array():
+    """fnv1a64_texts hashes like-length texts together (one array as wide as the longest took 4.2 GB for 1,000,000
+    ids beside one 1,024-character value); each hash must stay the one array's."""
+    texts = [f"id{i}" for i in range(500)] + MIXED_TEXTS + [str(2**64 - 1), "-3"]
+    assert np.array_equal(fnv1a64_texts(texts), fnv1a64(np.asarray(texts, dtype=str)))
+    assert fnv1a64_texts(["u\x00", "u", "x" * 1024])[0] == fnv1a64(["u"])[0]  # trailing NULs dropped
+    assert fnv1a64_texts([]).size == 0
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=4),
+            st.text(min_size=60, max_size=70),
+            st.sampled_from(MIXED_TEXTS),
+            st.builds(lambda part, n: (part * n)[:n], st.text(min_size=1, max_size=3), st.sampled_from(LENGTHS)),
+        ),
+        max_size=150,
+    )
+)
+def test_the_grouped_hash_is_the_one_array_hash(texts):
+    assert np.array_equal(fnv1a64_texts(texts), fnv1a64(np.asarray(texts, dtype=str)))
