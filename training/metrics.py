@@ -27,6 +27,8 @@ def auc_of_resamples(labels: np.ndarray, scores: np.ndarray) -> Callable[[np.nda
     drawn rows, to the last bit. Same refusals as ``auc``."""
     labels = _binary_labels(labels)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.size != labels.size:  # else an IndexError or, broadcast, a wrong number
+        raise ValueError(f"AUC of {labels.size} labels and {scores.size} scores: one score a label")
     if not np.isfinite(scores).all():
         raise ValueError(
             f"AUC of scores that are not finite: {int((~np.isfinite(scores)).sum())} of {scores.size} are NaN or "

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from common.repository import model_names, validate_model_name, version_dir, versions
 from service.deps import ManagerDep, ModelsDep, SettingsDep
 from service.http.body import parse_json
-from service.http.errors import ApiError, error_object, error_responses
+from service.http.errors import ApiError, echoed, error_object, error_responses
 from service.http.openapi_bodies import request_body
 from service.models.base import ModelLoadError
 from service.models.manager import ADMIN_LOCK_WAIT_S, ManagerBusy, ModelManager
@@ -226,10 +226,21 @@ def _refuse_load_parameters(body: bytes) -> None:
     if parameters:
         raise ApiError(
             400,
-            f"load parameters {sorted(parameters)} are not supported: a version is loaded from the model "
+            f"load parameters {_shown_keys(parameters)} are not supported: a version is loaded from the model "
             "repository as written there (ctr export), never from a configuration or files sent with the load",
             "parameters",
         )
+
+
+SHOWN_KEYS = 5  # of a refused load's parameters, named in its error (a message must not grow with what was sent)
+
+
+def _shown_keys(parameters: dict) -> str:
+    """The first ``SHOWN_KEYS`` of the parameters' keys, sorted, each cut as ``echoed`` cuts (and how many more):
+    they were all quoted in full, a 1 MB key a 1 MB answer."""
+    keys = sorted(parameters)
+    shown = ", ".join(echoed(key) for key in keys[:SHOWN_KEYS])
+    return f"[{shown}{f', and {len(keys) - SHOWN_KEYS} more' if len(keys) > SHOWN_KEYS else ''}]"
 
 
 @router.post(

@@ -215,6 +215,17 @@ def test_a_load_with_a_config_or_files_is_refused_and_loads_nothing(tmp_path: Pa
         assert client.post("/v2/repository/models/esmm/load", headers=AUTH, content=b"{").status_code == 400
 
 
+def test_a_refused_load_names_its_parameters_within_bounds(tmp_path: Path) -> None:
+    """Every key of a refused load's parameters was quoted in full: a 1 MB key made a 1 MB answer."""
+    root = make_repository(tmp_path, 1)
+    with app_client(root) as client:
+        parameters = {"k" * 1_000_000: 1} | {f"file:{i}/model.onnx": "eHg=" for i in range(9)}
+        response = client.post("/v2/repository/models/esmm/load", headers=AUTH, json={"parameters": parameters})
+        assert response.status_code == 400 and len(response.content) < 2_000, len(response.content)
+        error = response.json()["error"]
+        assert error.startswith("load parameters ['file:0/model.onnx', ") and ", and 5 more] are not" in error
+
+
 def test_the_repository_extension_is_listed_only_with_its_routes(tmp_path: Path) -> None:
     root = make_repository(tmp_path, 1)
     with app_client(root) as client:

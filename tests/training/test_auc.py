@@ -73,3 +73,8 @@ def test_the_bootstrap_interval_of_the_auc_is_the_one_a_sort_per_resample_gave()
     sorted_once = _with_interval(auc, labels, scores, np.random.default_rng(1), 50, None, auc_of_resamples)
     sorted_each_time = _with_interval(auc, labels, scores, np.random.default_rng(1), 50)
     assert sorted_once == sorted_each_time and sorted_once["ci95"][0] < sorted_once["ci95"][1]
+
+
+def test_labels_and_scores_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="AUC of 3 labels and 2 scores"):
+        auc(np.array([0, 1, 1]), np.array([0.1, 0.2]))
