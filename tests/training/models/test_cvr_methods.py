@@ -125,27 +125,28 @@ def test_aman_takes_sampled_unclicked_impressions_as_negatives():
     assert 0.3 < share < 0.7  # about half the rows are clicked, 20% of the rest drawn
 
 
-def test_ips_weights_clicked_errors_by_inverse_propensity():
-    model = IPSCVR(SPEC, IPSCVRConfig(propensity_floor=0.2, self_normalize=False, **SMALL))
+def ips_terms(self_normalize: bool) -> tuple[IPSCVR, dict, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(model, batch, its CTR loss, clicks, floored propensities, per-row CVR errors) of an IPS-CVR model whose
+    propensity floor is 0.2: the terms its loss is built from, computed by hand."""
+    model = IPSCVR(SPEC, IPSCVRConfig(propensity_floor=0.2, self_normalize=self_normalize, **SMALL))
     data = batch(64)
     ctr_logit, cvr_logit = model.logits(data["categorical"], data["numeric"])
     click = data["click"].float()
     p = torch.sigmoid(ctr_logit).clamp(min=0.2)
     error = F.binary_cross_entropy_with_logits(cvr_logit, data["conversion"].float(), reduction="none")
-    expected = F.binary_cross_entropy_with_logits(ctr_logit, click) + (click * error / p).mean()
-    torch.testing.assert_close(model.loss(data), expected)
+    return model, data, F.binary_cross_entropy_with_logits(ctr_logit, click), click, p, error
+
+
+def test_ips_weights_clicked_errors_by_inverse_propensity():
+    model, data, ctr_loss, click, p, error = ips_terms(self_normalize=False)
+    torch.testing.assert_close(model.loss(data), ctr_loss + (click * error / p).mean())
 
 
 def test_self_normalised_ips_divides_the_weighted_errors_by_the_sum_of_the_weights():
     """SNIPS (``self_normalize = true``, what ips_cvr, escm2_ips and escm2_dr ship): the weighted CVR errors
     over sum(o / p), not over N; the exact loss above only pinned the N form."""
-    model = IPSCVR(SPEC, IPSCVRConfig(propensity_floor=0.2, self_normalize=True, **SMALL))
-    data = batch(64)
-    ctr_logit, cvr_logit = model.logits(data["categorical"], data["numeric"])
-    click = data["click"].float()
-    p = torch.sigmoid(ctr_logit).clamp(min=0.2)
-    error = F.binary_cross_entropy_with_logits(cvr_logit, data["conversion"].float(), reduction="none")
-    expected = F.binary_cross_entropy_with_logits(ctr_logit, click) + (click * error / p).sum() / (click / p).sum()
+    model, data, ctr_loss, click, p, error = ips_terms(self_normalize=True)
+    expected = ctr_loss + (click * error / p).sum() / (click / p).sum()
     assert not torch.isclose((click / p).sum(), torch.tensor(64.0))  # the two forms differ here
     torch.testing.assert_close(model.loss(data), expected)
 
