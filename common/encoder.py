@@ -91,11 +91,16 @@ def whole_number(value: Any) -> int | None:
     return None
 
 
+def whole_floats(values: np.ndarray) -> np.ndarray:
+    """Where each float of ``values`` is a finite whole number, of any size (``whole_numbers`` bounds them)."""
+    return np.isfinite(values) & (values == np.floor(values))
+
+
 def whole_numbers(values: np.ndarray) -> np.ndarray:
     """Where ``whole_number`` takes each float of ``values`` (a log's float64 categorical column, checked before
     training): the same rule at numpy's speed, so that a log's id the service would refuse in a request, one
     past 2**53 already rounded when pandas wrote it as a float, is refused before it trains a bucket."""
-    return np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < EXACT_INTEGERS)
+    return whole_floats(values) & (np.abs(values) < EXACT_INTEGERS)
 
 
 def not_categorical(value: Any) -> str:

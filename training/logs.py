@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_numbers
+from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_floats, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
 from training.arrow_files import arrow_input, read_parquet
@@ -538,7 +538,7 @@ def _wrong_values(kind: str, column: pa.ChunkedArray, absent: np.ndarray) -> tup
     if pa.types.is_floating(column.type):  # pandas' integers with gaps: read as integers where whole_number reads
         values = column.to_numpy(zero_copy_only=False)
         wrong = ~absent & ~whole_numbers(values)
-        if (wrong & np.isfinite(values) & (values == np.floor(values))).any():  # whole, so from 2**53 on: rounded
+        if (wrong & whole_floats(values)).any():  # whole, so from 2**53 on: rounded
             # pandas wrote int64 ids with gaps as floats, rounding them; an ad server's exact id hashes elsewhere
             wanted += (
                 ", or a whole float below 2**53 (from there on a float may have lost the id's last digits already: "

@@ -32,7 +32,7 @@ from training.config_world import world_spec
 from training.evaluation import heldout_day, slot1_clicks
 from training.figure_file import save_figure
 from training.logs import column_array, feature_columns
-from training.metrics import auc, binned_means, expected_calibration_error
+from training.metrics import auc, binned_means, equal_count_bins, expected_calibration_error
 from training.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def evaluate_serving(url: str, root: Path, world_model: str | None = None, worke
         served = score_over_http(client, table, world_spec(config), workers)
         seconds = time.perf_counter() - started
     true, labels = truth(table)
-    deciles = np.array_split(np.argsort(true["pctr"], kind="mergesort"), DECILES)
+    deciles = equal_count_bins(true["pctr"], DECILES)  # tied truths kept in one (the true CTR is continuous)
     return {
         "url": url,
         "models": {

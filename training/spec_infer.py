@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.encoder import whole_numbers
+from common.encoder import whole_floats, whole_numbers
 from common.features import Feature, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
 from common.path_text import path_text
@@ -146,15 +146,17 @@ def infer_spec(path: Path) -> Proposal:
             skipped[name] = reason or SLOT_ALIAS
             continue
         features.append(feature)
+        column = table.column(name)
+        distinct = _distinct_values(column)  # once: three of the cautions read them
         caution = (
-            _numbers_as_text(table.column(name))
-            or _missing_as_text(table.column(name))
+            _numbers_as_text(column)
+            or _missing_as_text(column.type, distinct)
             or (FOLDER_KEY.format(name=name) if name in folder_keys else "")
-            or _time_values(table.column(name))
+            or _time_values(distinct)
             or reason  # a feature's own caution from _infer_feature, after the more specific ones above
         )
         # said beside any of those: it is about two of the values, not about what the column holds
-        caution = "; ".join(filter(None, (caution, _lookalike_values(table.column(name)))))
+        caution = "; ".join(filter(None, (caution, _lookalike_values(distinct))))
         if caution:
             cautions[name] = caution
     if not features:
@@ -179,12 +181,20 @@ def _numbers_as_text(column: pa.ChunkedArray) -> str:
     return ""
 
 
-def _missing_as_text(column: pa.ChunkedArray) -> str:
-    """A caution for a text column holding words that mean missing elsewhere (NA, NULL, nan, an empty text):
-    here they are categories, as the service hashes a request's "NA" or "" ("" if none)."""
-    if not is_text(column.type):
+def _distinct_values(column: pa.ChunkedArray) -> pa.Array:
+    """The column's distinct non-null values, a dictionary column's decoded."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.drop_null().unique()
+
+
+def _missing_as_text(column_type: pa.DataType, distinct: pa.Array) -> str:
+    """A caution for a text column (of ``column_type``; ``distinct``: its ``_distinct_values``) holding words that
+    mean missing elsewhere (NA, NULL, nan, an empty text): here they are categories, as the service hashes a
+    request's "NA" or "" ("" if none)."""
+    if not is_text(column_type):
         return ""
-    words = sorted({v for v in column.drop_null().unique().to_pylist() if v.strip().lower() in NULL_WORDS})
+    words = sorted({v for v in distinct.to_pylist() if v.strip().lower() in NULL_WORDS})
     if not words:
         return ""
     return (
@@ -193,17 +203,16 @@ def _missing_as_text(column: pa.ChunkedArray) -> str:
     )
 
 
-def _lookalike_values(column: pa.ChunkedArray) -> str:
-    """A caution for a text column two of whose values differ only in Unicode normalisation (``"caf\\u00e9"``
-    and ``"cafe\\u0301"``) or in the spaces around them (``" padded.com "`` and ``"padded.com"``): each is a
-    category of its own, as the service hashes a request's text as it is sent (docs/encoding.md), so the rows of
-    one site were split in two, without a word ("" if no two are so). Looked for among the first
-    ``LOOKALIKE_VALUES`` distinct values, each normalised to NFC and trimmed in Arrow: the work stays bounded."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if not is_text(column.type):
+def _lookalike_values(distinct: pa.Array) -> str:
+    """A caution for a text column (``distinct``: its ``_distinct_values``) two of whose values differ only in
+    Unicode normalisation (``"caf\\u00e9"`` and ``"cafe\\u0301"``) or in the spaces around them (``" padded.com "``
+    and ``"padded.com"``): each is a category of its own, as the service hashes a request's text as it is sent
+    (docs/encoding.md), so the rows of one site were split in two, without a word ("" if no two are so). Looked
+    for among the first ``LOOKALIKE_VALUES`` distinct values, each normalised to NFC and trimmed in Arrow: the
+    work stays bounded."""
+    if not is_text(distinct.type):
         return ""
-    values = column.drop_null().unique()[:LOOKALIKE_VALUES]
+    values = distinct[:LOOKALIKE_VALUES]
     alike = pc.utf8_trim_whitespace(pc.utf8_normalize(values, "NFC"))
     if pc.count_distinct(alike).as_py() == len(values):
         return ""
@@ -218,12 +227,10 @@ def _lookalike_values(column: pa.ChunkedArray) -> str:
     return ""
 
 
-def _time_values(column: pa.ChunkedArray) -> str:
-    """A caution for a column of times under a name other than ``ts``: text that parses as ISO-8601 dates or
-    times (``TIME_TEXT``), numbers that are all epoch times in one unit (``EPOCH_TIME``); "" otherwise."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    values = column.drop_null().unique()
+def _time_values(values: pa.Array) -> str:
+    """A caution for a column of times (``values``: its ``_distinct_values``) under a name other than ``ts``: text
+    that parses as ISO-8601 dates or times (``TIME_TEXT``), numbers that are all epoch times in one unit
+    (``EPOCH_TIME``); "" otherwise."""
     if not len(values):
         return ""
     if is_text(values.type):
@@ -303,7 +310,7 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     # integers too (a CSV's ids read as numbers, Avazu's as floats, were proposed as required numeric features);
     # epoch times are, each different, the time _time_values cautions of
     unique = distinct == len(column) - nulls and len(column) > 1
-    if unique and (text or (whole and not _time_values(column))):
+    if unique and (text or (whole and not _time_values(_distinct_values(column)))):
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
@@ -332,7 +339,7 @@ def _whole_numbers(column: pa.ChunkedArray) -> tuple[bool, bool]:
     feature takes as an integer (the service's rule, ``whole_numbers``: below 2**53; training refuses a float id
     past it, and one proposed categorical was refused by ``ctr train``). The first says an id as well past it."""
     values = column.drop_null().to_numpy(zero_copy_only=False)
-    return bool(np.all(np.isfinite(values) & (values == np.floor(values)))), bool(np.all(whole_numbers(values)))
+    return bool(np.all(whole_floats(values))), bool(np.all(whole_numbers(values)))
 
 
 def _side(table: pa.Table, name: str) -> str:

@@ -291,12 +291,12 @@ class Batcher:
         if ran is not None:
             outputs, ran_s = ran
             sums = run_output_sums(outputs)
-            if non_finite_output(sums) is not None:  # its own rows, as a batch's requests are told apart
-                self._refuse_non_finite([Slice(work, 0, work.n_items)], [outputs], f"run of {work.n_items} items alone")
+            output = non_finite_output(sums)
+            if output is None:
+                self.stats.executed(work.n_items, ran_s, sums)
+                self._settle(work, outputs, None)
                 return
-            self.stats.executed(work.n_items, ran_s, sums)
-            self._settle(work, outputs, None)
-            return
+            error = NonFiniteOutput(self.label, output)  # every row is this request's own: nothing to tell apart
         if error is not None:
             logger.error("run of %d items alone on %s failed", work.n_items, self.label, exc_info=error)
             self._settle(work, None, self._answered_failure(error))
