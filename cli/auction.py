@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,8 +27,11 @@ def auction(
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
     pipelines: Annotated[str, typer.Option(help="Comma-separated: naive, debiased, oracle.")] = "naive,debiased,oracle",
     seeds: Annotated[
-        int | None, typer.Option(min=1, help="Seeds 0..N-1 (world, advertisers, traffic); 3, --quick 1.")
+        int | None, typer.Option(min=1, help="Seeds K..K+N-1 (world, advertisers, traffic); 3, --quick 1.")
     ] = None,
+    first_seed: Annotated[
+        int, typer.Option(min=0, help="K, the first seed: a run split across machines, each part its own seeds.")
+    ] = 0,
     train_days: Annotated[
         int | None, typer.Option(min=1, help="Days of logs each retraining uses; 2, --quick 1.")
     ] = None,
@@ -61,11 +64,12 @@ def auction(
 
     Exit codes: 0 a clean run; 1 the report was written but is not the models' comparison (a pipeline stopped
     early, scoring calls failed: each counted as an auction without ads, or a day was scored by versions it did
-    not load; the WARNING lines say which);
-    2 a setting or the service refused before the first day, nothing written."""
+    not load; the WARNING lines say which: the paired comparisons leave out the seed-days with failed calls);
+    2 a setting or the service refused before the first day, nothing written; 130 (Ctrl-C) or 143 (SIGTERM)
+    interrupted: the report of the days that ended written, marked "partial" (none before the first day ended)."""
     from clients.auction.plot import plot_report
     from clients.auction.report import scoring_warnings, stale_warnings, table
-    from clients.auction.run import AuctionConfig, run_auction
+    from clients.auction.run import AuctionConfig, Interrupted, run_auction
 
     if url is None or repository is None:
         admin_token = explicit_only(context, "admin_token", admin_token)
@@ -94,21 +98,33 @@ def auction(
         url=url,
         repository=repository,
         admin_token=admin_token,
+        first_seed=first_seed,
         **settings,
     )
     logging.getLogger("clients.auction").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     try:
         report = run_auction(config)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (SystemExit 143: cli/signals.py)
-        # the days run so far are lost: the last line was an INFO line of the day, and nothing said so
-        typer.echo(f"interrupted: no report written to {out} (it is written once every day has run)", err=True)
+    except Interrupted as interrupted:  # Ctrl-C, or SIGTERM (SystemExit 143: cli/signals.py), after a day ended
+        # the days run so far were lost: hours of simulation, for a stop in the last one
+        write_report(out, interrupted.report | run_record(context))
+        plot_report(interrupted.report, out.with_suffix(".png"))
+        _say_served(interrupted.report)
+        typer.echo(
+            f"interrupted: wrote the partial report of the days that ended to {out} and {out.with_suffix('.png')}"
+            " (partial.days_completed)",
+            err=True,
+        )
+        raise interrupted.stop from None
+    except (KeyboardInterrupt, SystemExit):  # before the first day ended: nothing to report
+        typer.echo(f"interrupted: no report written to {out} (no day had ended)", err=True)
         raise
     report |= run_record(context)
     write_report(out, report)
     plot_report(report, out.with_suffix(".png"))
     typer.echo(table(report))
     typer.echo(f"wrote {out} and {out.with_suffix('.png')}")
+    _say_served(report)
     aborted = {name: p["aborted"] for name, p in report["pipelines"].items() if p["aborted"]}
     if aborted:
         typer.echo(f"aborted pipelines: {aborted}", err=True)
@@ -117,3 +133,22 @@ def auction(
         typer.echo(line, err=True)
     if aborted or warnings:
         raise typer.Exit(1)
+
+
+def _say_served(report: dict[str, Any]) -> None:
+    """After a run retrained into a running service (--url --repository): the versions it was left serving, per
+    role, or that it did not say; the run's reloads moved them, and no line said so."""
+    if "served_models_at_end" in report:
+        typer.echo(_served_line(report))
+
+
+def _served_line(report: dict[str, Any]) -> str:
+    served, before = report["served_models_at_end"], report["served_models"]
+    url = report["config"]["url"]
+    if served is None:
+        return f"the service at {url} did not list its models after the run: what it serves is unconfirmed"
+    roles = ", ".join(
+        f"{role} {m['name']} version {m['version']} (was {before.get(role, {}).get('version')})"
+        for role, m in served.items()
+    )
+    return f"the service at {url} now serves: {roles}"

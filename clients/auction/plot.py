@@ -104,6 +104,8 @@ def auction_figure(report: dict[str, Any]) -> Figure:
     axis.set_xticks(np.arange(1, n_slots + 1))
     figure.legend(handles, names, handler_map={tuple: HandlerTuple(ndivide=None)}, loc="outside lower center",
                   ncol=len(names), handlelength=5)  # fmt: skip
+    if "partial" in report:  # the JSON says so; a figure of fewer days or seeds looked like a finished run
+        figure.suptitle(f"partial: interrupted by {report['partial']['interrupted_by']}, the days that ended only")
     return figure
 
 

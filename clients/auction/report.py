@@ -108,7 +108,10 @@ def _days_across(runs: list[Any]) -> list[dict[str, Any]]:
 
 
 def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """``runs``: pipeline -> one PipelineRun per seed."""
+    """``runs``: pipeline -> one PipelineRun per seed. A run stopped by a signal holds seeds, and pipelines, that
+    no day of ended: they are left out (no day has no figures)."""
+    runs = {name: [r for r in per_seed if r.days] for name, per_seed in runs.items()}
+    runs = {name: per_seed for name, per_seed in runs.items() if per_seed}
     pipelines: dict[str, Any] = {}
     totals: dict[str, list[dict[str, Any]]] = {}
     for name, per_seed in runs.items():
@@ -117,8 +120,8 @@ def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float
             "days": _days_across(per_seed),
             "total": _across(totals[name]),
             "seeds": [
-                {"seed": s, "days": r.days, "total": t, "aborted": r.aborted, "timings": r.timings}
-                for s, (r, t) in enumerate(zip(per_seed, totals[name], strict=True))
+                {"seed": r.seed, "days": r.days, "total": t, "aborted": r.aborted, "timings": r.timings}
+                for r, t in zip(per_seed, totals[name], strict=True)
             ],
             "aborted": [r.aborted for r in per_seed if r.aborted],
         }
@@ -126,6 +129,7 @@ def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float
     split = {k: float(sum(r.timings.get(k, 0.0) for rs in runs.values() for r in rs)) for k in timing_keys}
     return {
         "config": config,
+        "seeds_run": sorted({r.seed for rs in runs.values() for r in rs}),
         "pipelines": pipelines,
         "comparisons": _comparisons(runs),
         "seconds": {"total": seconds, **split},
@@ -133,25 +137,40 @@ def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float
 
 
 def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
-    """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval, over the days
-    both pipelines of a seed ran: a pipeline stopped early (a refused reload) was compared on its few days
-    against the other's full run. ``days``: the days compared, per seed."""
+    """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval, over the days both
+    pipelines of a seed ran (a pipeline stopped early, by a refused reload or a signal, was compared on its few
+    days against the other's full run) and neither had a failed scoring call on. A failed call is an auction
+    without ads on one side only: the pair compared a model with an outage. The day is the unit left out, not
+    the failed auctions alone: a day's metrics are sums over its auctions, none kept one by one.
+
+    ``seeds``: the seeds compared (those with a day left to compare); ``days``: per seed the days both ran;
+    ``failed_days_left_out``: per seed those of them left out. ``None`` figures where no day is left."""
     pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle")]
     out = {}
     for a, b in pairs:
         if a not in runs or b not in runs:
             continue
-        n = min(len(runs[a]), len(runs[b]))
-        common = [min(len(runs[a][i].days), len(runs[b][i].days)) for i in range(n)]
-        totals = {name: [seed_total(runs[name][i].days[: common[i]]) for i in range(n)] for name in (a, b)}
-        entry: dict[str, Any] = {"days": common}
+        by_seed = {name: {r.seed: r.days for r in runs[name]} for name in (a, b)}
+        seeds = sorted(by_seed[a].keys() & by_seed[b].keys())
+        common = {s: min(len(by_seed[a][s]), len(by_seed[b][s])) for s in seeds}
+        failed = {
+            s: [d for d in range(common[s]) if by_seed[a][s][d]["errors"] or by_seed[b][s][d]["errors"]] for s in seeds
+        }
+        kept = {s: [d for d in range(common[s]) if d not in failed[s]] for s in seeds}
+        compared = [s for s in seeds if kept[s]]
+        totals = {name: [seed_total([by_seed[name][s][d] for d in kept[s]]) for s in compared] for name in (a, b)}
+        entry: dict[str, Any] = {
+            "seeds": compared,
+            "days": [common[s] for s in seeds],
+            "failed_days_left_out": [failed[s] for s in seeds],
+        }
         for key in COMPARED:
-            diffs = [totals[a][i][key] - totals[b][i][key] for i in range(n)]
-            entry[key] = float(np.mean(diffs))
+            diffs = [t_a[key] - t_b[key] for t_a, t_b in zip(totals[a], totals[b], strict=True)]
+            entry[key] = float(np.mean(diffs)) if diffs else None
             entry[f"{key}_ci95"] = ci95(diffs)
         for key in SLOT_SUMS:
-            diffs = np.asarray([np.subtract(totals[a][i][key], totals[b][i][key]) for i in range(n)])
-            entry[key] = diffs.mean(axis=0).tolist()
+            diffs = [np.subtract(t_a[key], t_b[key]) for t_a, t_b in zip(totals[a], totals[b], strict=True)]
+            entry[key] = np.mean(diffs, axis=0).tolist() if diffs else None
         out[f"{a}_minus_{b}"] = entry
     return out
 
@@ -189,6 +208,9 @@ def table(report: dict[str, Any]) -> str:
         fewer = (
             f" (over days {compared} per seed: a pipeline stopped early)" if any(d != days for d in compared) else ""
         )
+        left_out = sum(len(failed) for failed in entry.get("failed_days_left_out", []))
+        if left_out:  # docs/auction.md, "Failed calls and exit codes"
+            fewer += f" (without the {left_out} seed-day(s) with failed scoring calls: failed_days_left_out)"
         lines.append(
             f"\n{pair}: welfare {_fmt(entry['welfare'], entry['welfare_ci95'])}, "
             f"revenue {_fmt(entry['revenue'], entry['revenue_ci95'])}, "
@@ -198,9 +220,10 @@ def table(report: dict[str, Any]) -> str:
 
 
 def scoring_warnings(report: dict[str, Any]) -> list[str]:
-    """One line per pipeline whose scoring calls failed: the comparison went on with each failed request as an
-    auction without ads (a service killed mid-run printed ``debiased_minus_oracle: welfare -9,421`` and exited
-    0), so the figures are not the models' (``ctr auction`` exits 1 on any)."""
+    """One line per pipeline whose scoring calls failed: its own figures count each failed request as an auction
+    without ads (a service killed mid-run printed ``debiased_minus_oracle: welfare -9,421`` and exited 0), so
+    they are not the models' (``ctr auction`` exits 1 on any); its paired comparisons leave out the seed-days
+    with failures (``failed_days_left_out``), and the line says how many."""
     lines = []
     for name, entry in report["pipelines"].items():
         days = [d for seed in entry["seeds"] for d in seed["days"]]
@@ -212,10 +235,12 @@ def scoring_warnings(report: dict[str, Any]) -> list[str]:
             for kind, count in d.get("error_kinds", {}).items():
                 kinds[kind] = kinds.get(kind, 0) + count
         commonest = max(kinds, key=kinds.get) if kinds else "unknown"
+        failed_days = sum(1 for d in days if d["errors"])
         lines.append(
             f"WARNING: pipeline {name}: {errors:,} of {requests:,} scoring calls failed ({errors / requests:.1%}), "
-            f"most often {commonest!r} ({kinds.get(commonest, 0):,}); the comparison counts each as an auction "
-            "without ads: see the service's log and run again"
+            f"most often {commonest!r} ({kinds.get(commonest, 0):,}); its totals count each as an auction without "
+            f"ads, its paired comparisons leave out the {failed_days} seed-day(s) with failures: see the service's "
+            "log and run again"
         )
     return lines
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -39,7 +40,14 @@ from clients.auction.pipelines import (
 from clients.auction.report import summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
-from clients.client import AsyncScoringClient, ModelStatus, ScoringClient, require_admin, require_ready
+from clients.client import (
+    AsyncScoringClient,
+    ModelStatus,
+    ScoringClient,
+    ServiceError,
+    require_admin,
+    require_ready,
+)
 from clients.service_process import RunningService, running_service
 from common.config_layout import read_checked_config
 from training.world import World, WorldConfig, feature_spec, write_logs
@@ -57,7 +65,8 @@ class AuctionConfig:
     slots: int = 3  # S: ads shown per request
     candidates: int = 10  # K: eligible candidates per request (the world's popularity-drawn pool)
     pipelines: tuple[str, ...] = ("naive", "debiased", "oracle")
-    seeds: int = 3  # seeds 0..seeds-1: each its own world, advertisers, traffic and models
+    seeds: int = 3  # seeds first_seed..first_seed+seeds-1: each its own world, advertisers, traffic and models
+    first_seed: int = 0  # a run split across machines: each part its own seeds, each seed the same in any part
     train_days: int = 2  # retrain on this many latest days of logs (history days before day 0 included)
     batch_size: int = 128  # [training] batch_size of the pipelines' models: ~100 Adam steps per window
     reserve: float = 0.2  # reserve price per click
@@ -79,6 +88,8 @@ class AuctionConfig:
         check_pipelines(list(self.pipelines))
         if min(self.days, self.requests_per_day, self.slots, self.seeds, self.train_days, self.concurrency) < 1:
             raise ValueError("days, requests_per_day, slots, seeds, train_days and concurrency must be >= 1")
+        if self.first_seed < 0:  # numpy's SeedSequence takes no negative entropy
+            raise ValueError(f"--first-seed must be >= 0, got {self.first_seed}")
         if self.url is not None:
             served_by_it = [p for p in self.pipelines if p in SERVICE_PIPELINES]
             if len(served_by_it) != 1:
@@ -94,6 +105,10 @@ class AuctionConfig:
                 f"candidates ({self.candidates}) must exceed slots ({self.slots}): GSP prices need a loser"
             )
 
+    @property
+    def seed_range(self) -> range:
+        return range(self.first_seed, self.first_seed + self.seeds)
+
     def world(self, seed: int) -> World:
         return World(WorldConfig(seed=seed, n_slots=self.slots, n_candidates=self.candidates))
 
@@ -105,13 +120,24 @@ class AuctionConfig:
 
 @dataclass
 class PipelineRun:
-    days: list[dict[str, Any]] = field(default_factory=list)
+    seed: int = 0
+    days: list[dict[str, Any]] = field(default_factory=list)  # appended as each day ends: kept when a run is stopped
     aborted: str | None = None  # why the pipeline stopped early (a refused reload, a day of failed calls), else None
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM after at least one day had run: ``report`` is the completed days' (marked ``partial``),
+    ``stop`` the KeyboardInterrupt or SystemExit to raise again once it is written (exit 130 or 143)."""
+
+    def __init__(self, report: dict[str, Any], stop: BaseException) -> None:
+        super().__init__("interrupted")
+        self.report, self.stop = report, stop
+
+
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
-    """Every pipeline on every seed; the report (clients.auction.report)."""
+    """Every pipeline on every seed; the report (clients.auction.report). Interrupted (Ctrl-C, SIGTERM) after a
+    day had run, ``Interrupted`` with the report of the days that had: hours of days were lost before."""
     served: dict[str, dict[str, Any]] | None = None
     if config.url is not None:
         require_ready(config.url)
@@ -126,20 +152,29 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
-    for seed in range(config.seeds):
-        world = config.world(seed)
-        advertisers = config.advertisers(world, seed)
-        seed_dir = config.work_dir / f"seed{seed}"
-        shutil.rmtree(seed_dir, ignore_errors=True)
-        needs_history = _needs_service(config) and config.url is None  # a running service has its versions
-        history = _history(world, config, seed, seed_dir / "history") if needs_history else []
-        for name in config.pipelines:
-            logger.info("seed %d: pipeline %s", seed, name)
-            run = _run_pipeline(name, world, advertisers, history, config, seed, seed_dir / name)
-            runs[name].append(run)
+    stop: BaseException | None = None
+    try:
+        for seed in config.seed_range:
+            world = config.world(seed)
+            advertisers = config.advertisers(world, seed)
+            seed_dir = config.work_dir / f"seed{seed}"
+            shutil.rmtree(seed_dir, ignore_errors=True)
+            needs_history = _needs_service(config) and config.url is None  # a running service has its versions
+            history = _history(world, config, seed, seed_dir / "history") if needs_history else []
+            for name in config.pipelines:
+                logger.info("seed %d: pipeline %s", seed, name)
+                run = PipelineRun(seed=seed)
+                runs[name].append(run)  # before its days: those that end are kept if the run is stopped
+                _run_pipeline(run, name, world, advertisers, history, config, seed_dir / name)
+    except (KeyboardInterrupt, SystemExit) as interruption:  # SIGTERM is SystemExit(143): cli/signals.py
+        if not any(run.days for per_seed in runs.values() for run in per_seed):
+            raise
+        stop = interruption
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
     if served is not None:  # the config names the run's defaults, not what the service at --url served
         report["served_models"] = served
+        if config.repository is not None:  # retrained into: the operator is told what it serves now
+            report["served_models_at_end"] = _served_at_end(config.url)
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     report["seconds"] |= {  # CPU seconds: this process (client, trainer) and the services it started
         "cpu_client_and_training": own.ru_utime + own.ru_stime,
@@ -149,7 +184,24 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_1m": {"start": load_before[0], "end": os.getloadavg()[0]},
     }
+    if stop is not None:
+        report["partial"] = {
+            "interrupted_by": "SIGINT" if isinstance(stop, KeyboardInterrupt) else "SIGTERM",
+            "days_completed": {name: {str(r.seed): len(r.days) for r in per_seed} for name, per_seed in runs.items()},
+        }
+        raise Interrupted(report, stop)
     return report
+
+
+def _served_at_end(url: str) -> dict[str, dict[str, Any]] | None:
+    """What the service at ``url`` serves after the run's reloads; None when it does not say (gone, or not
+    ready): the report's last line names the failure rather than a version it did not confirm."""
+    try:
+        with ScoringClient(url) as client:
+            return served_models(client.models())
+    except (ServiceError, httpx.HTTPError) as error:
+        logger.error("the service at %s did not list its models after the run: %s", url, error)
+        return None
 
 
 def _needs_service(config: AuctionConfig) -> bool:
@@ -169,18 +221,21 @@ def _history(world: World, config: AuctionConfig, seed: int, directory: Path) ->
 
 
 def _run_pipeline(
+    run: PipelineRun,
     name: str,
     world: World,
     advertisers: Advertisers,
     history: list[Path],
     config: AuctionConfig,
-    seed: int,
     directory: Path,
-) -> PipelineRun:
+) -> None:
+    """``run``'s days, appended as each ends."""
     if name not in SERVICE_PIPELINES:
-        return asyncio.run(_days(name, world, advertisers, config, seed, directory))
+        asyncio.run(_days(run, name, world, advertisers, config, directory))
+        return
     if config.url is not None:
-        return asyncio.run(_running(name, world, advertisers, config, seed, directory))
+        asyncio.run(_running(run, name, world, advertisers, config, directory))
+        return
     repository = directory / "models"
     roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
     names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
@@ -189,7 +244,7 @@ def _run_pipeline(
     trainer = Trainer(repository, directory / "work", spec_path, names)
     trainer.train_window(history, "history")
     with running_service(repository, names, directory / "service.log") as service:
-        return asyncio.run(_days(name, world, advertisers, config, seed, directory, history, trainer, service))
+        asyncio.run(_days(run, name, world, advertisers, config, directory, history, trainer, service))
 
 
 def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
@@ -237,8 +292,8 @@ def stale_versions(served: dict[str, list[int]], expected: dict[str, int]) -> di
 
 
 async def _running(
-    name: str, world: World, advertisers: Advertisers, config: AuctionConfig, seed: int, directory: Path
-) -> PipelineRun:
+    run: PipelineRun, name: str, world: World, advertisers: Advertisers, config: AuctionConfig, directory: Path
+) -> None:
     """The pipeline scored by the service at ``config.url``; its role models are the ones it serves."""
     async with AsyncScoringClient(config.url) as client:
         models = await client.models()
@@ -250,24 +305,24 @@ async def _running(
         spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
         trainer = Trainer(config.repository, directory / "work", spec_path, names)
     service = RunningService(url=config.url, token=config.admin_token or "", log=directory / "service.log")
-    return await _days(name, world, advertisers, config, seed, directory, None, trainer, service, names)
+    await _days(run, name, world, advertisers, config, directory, None, trainer, service, names)
 
 
 async def _days(
+    run: PipelineRun,
     name: str,
     world: World,
     advertisers: Advertisers,
     config: AuctionConfig,
-    seed: int,
     directory: Path,
     history: list[Path] | None = None,
     trainer: Trainer | None = None,
     service: RunningService | None = None,
     names: dict[str, str] | None = None,
-) -> PipelineRun:
+) -> None:
     """The pipeline's days: scored by the service (then retrained and reloaded when there is a
-    ``trainer``), or by the truth. ``names``: role -> served model (the trainer's when it has one)."""
-    run = PipelineRun()
+    ``trainer``), or by the truth, into ``run``. ``names``: role -> served model (the trainer's when it has one)."""
+    seed = run.seed
     logs = list(history or [])
     reload_s = scoring_s = 0.0
     names = trainer.names if trainer is not None else names
@@ -295,6 +350,9 @@ async def _days(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
                 seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],
             )  # fmt: skip
+            # asyncio.run's Ctrl-C cancels the task at its next await: the oracle's days had none, and it ran
+            # every day before the KeyboardInterrupt came
+            await asyncio.sleep(0)
             if client is not None and scores.errors == len(requests):  # a dead service: no day after this one
                 # the day is kept, its failures counted (scoring_warnings says them): a pipeline left without
                 # days had no figures, and the table and plot of a service dead from day 0 ended in a traceback
@@ -325,7 +383,6 @@ async def _days(
             await client.aclose()
     training = trainer.timings if trainer is not None else Timings()
     run.timings = asdict(training) | {"reload": reload_s, "scoring": scoring_s}
-    return run
 
 
 def _served(models: list[ModelStatus], name: str) -> int:

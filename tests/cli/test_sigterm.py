@@ -4,6 +4,7 @@ code 143. Commands that did not ask for it ended at once, leaving both behind (c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.integration.test_score_offline import candidates_table
 from tests.service.tiny_model import publish_tiny_esmm
@@ -86,3 +88,29 @@ def test_sigterm_to_score_removes_the_file_it_was_writing(tmp_path: Path) -> Non
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupted_auction_writes_the_report_of_the_days_that_ended(
+    tmp_path: Path, stop: signal.Signals, code: int
+) -> None:
+    """Hours of days were lost: the report was written only once every day had run. The oracle alone (no
+    training, no service) runs days of a second or less; the stop comes after day 0 is logged."""
+    process = started(
+        tmp_path, "auction", "--quick", "--days", "1000", "--first-seed", "4", "--pipelines", "oracle",
+        "--no-progress", "--work-dir", "work", "--out", "auction.json",
+    )  # fmt: skip
+    try:
+        eventually(lambda: "seed 4 oracle day 0:" in stderr_of(tmp_path), 60, lambda: stderr_of(tmp_path)[-3000:])
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == code, stderr_of(tmp_path)[-3000:]
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    report = json.loads((tmp_path / "auction.json").read_text(encoding="utf-8"))
+    done = report["partial"]["days_completed"]["oracle"]["4"]
+    assert report["partial"]["interrupted_by"] == signal.Signals(stop).name and 1 <= done < 1000
+    assert [d["day"] for d in report["pipelines"]["oracle"]["seeds"][0]["days"]] == list(range(done))
+    assert report["seeds_run"] == [4] and (tmp_path / "auction.png").stat().st_size > 0
+    assert "interrupted: wrote the partial report of the days that ended to auction.json" in stderr_of(tmp_path)

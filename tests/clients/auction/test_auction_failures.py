@@ -76,9 +76,8 @@ def test_a_day_whose_calls_all_failed_stops_its_pipeline(world: World, tmp_path:
     config = run.AuctionConfig(days=3, requests_per_day=30, seeds=1, pipelines=("debiased",), progress=False)
     service = run.RunningService(url="http://127.0.0.1:9", token="", log=tmp_path / "service.log")
     advertisers = config.advertisers(world, 0)
-    done = asyncio.run(
-        run._days("debiased", world, advertisers, config, 0, tmp_path, None, None, service, {"ctr": "ctr"})
-    )
+    done = run.PipelineRun(seed=0)
+    asyncio.run(run._days(done, "debiased", world, advertisers, config, tmp_path, None, None, service, {"ctr": "ctr"}))
     assert [day["errors"] for day in done.days] == [30]
     assert (
         done.aborted
@@ -114,8 +113,9 @@ def test_failed_calls_are_said_at_the_end_and_exit_1(tmp_path: Path, monkeypatch
     result = CliRunner().invoke(app, ["auction", "--quick", "--out", str(tmp_path / "a.json")])
     assert result.exit_code == 1, result.output
     assert (
-        "WARNING: pipeline debiased: 120 of 600 scoring calls failed (20.0%), most often 'ConnectError' (120); the "
-        "comparison counts each as an auction without ads: see the service's log and run again"
+        "WARNING: pipeline debiased: 120 of 600 scoring calls failed (20.0%), most often 'ConnectError' (120); its "
+        "totals count each as an auction without ads, its paired comparisons leave out the 1 seed-day(s) with "
+        "failures: see the service's log and run again"
     ) in result.output
     assert scoring_warnings(report_with_errors(0)) == []
 
@@ -176,7 +176,7 @@ def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, m
 
     monkeypatch.setattr(run, "require_ready", lambda url: None)
     monkeypatch.setattr(run, "ScoringClient", lambda url: Serving(served))
-    monkeypatch.setattr(run, "_run_pipeline", lambda *args: run.PipelineRun(days=[day(1.0)]))
+    monkeypatch.setattr(run, "_run_pipeline", lambda done, *args: done.days.append(day(1.0)))
     config = run.AuctionConfig(
         days=1, seeds=1, pipelines=("debiased",), url="http://127.0.0.1:9", work_dir=tmp_path, progress=False
     )
@@ -220,7 +220,8 @@ def test_a_reserve_above_every_bid_stops_the_pipeline_before_training(
     )
     service = run.RunningService(url="http://127.0.0.1:9", token="", log=tmp_path / "service.log")
     advertisers = config.advertisers(world, 0)
-    done = asyncio.run(run._days("debiased", world, advertisers, config, 0, tmp_path, None, Untrainable(), service))
+    done = run.PipelineRun(seed=0)
+    asyncio.run(run._days(done, "debiased", world, advertisers, config, tmp_path, None, Untrainable(), service))
     assert [d["impressions"] for d in done.days] == [0]
     assert done.aborted == "no ad cleared the reserve 1000000000.0 on day 0: nothing to train on"
 

@@ -62,3 +62,27 @@ def test_flags_given_with_quick_win_over_its_settings(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     config = json.loads(out.read_text())["config"]
     assert (config["seeds"], config["requests_per_day"], config["days"], config["train_days"]) == (2, 100, 2, 1)
+
+
+def test_a_run_split_by_first_seed_gives_each_seed_as_the_whole_run_does(tmp_path: Path) -> None:
+    """Seeds were 0..N-1 in every run: a second machine could only repeat the first one's seeds."""
+
+    def oracle_run(name: str, *seeds: str) -> dict:
+        out = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(
+            app,
+            ["auction", "--quick", "--days", "1", "--requests-per-day", "100", "--pipelines", "oracle", *seeds,
+             "--out", str(out), "--work-dir", str(tmp_path / name), "--no-progress"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text(encoding="utf-8"))
+
+    whole, part = oracle_run("whole", "--seeds", "2"), oracle_run("part", "--first-seed", "1")
+    assert (whole["seeds_run"], part["seeds_run"], part["config"]["first_seed"]) == ([0, 1], [1], 1)
+    whole_seeds, part_seeds = whole["pipelines"]["oracle"]["seeds"], part["pipelines"]["oracle"]["seeds"]
+
+    def outcome(days: list[dict]) -> list[dict]:
+        return [{key: value for key, value in d.items() if key != "scoring_seconds"} for d in days]  # a timing
+
+    assert part_seeds[0]["seed"] == 1
+    assert outcome(part_seeds[0]["days"]) == outcome(whole_seeds[1]["days"]) != outcome(whole_seeds[0]["days"])

@@ -18,7 +18,7 @@ def day(welfare: float) -> dict:
     """A day's metrics with every key the report reads (two slots)."""
     metrics: dict = dict.fromkeys(SUMS, 1.0) | dict.fromkeys(MEANS, 1.0)
     metrics |= {key: [1.0, 1.0] for key in (*SLOT_SUMS, *SLOT_MEANS)}
-    return metrics | {"welfare": welfare, "model_versions": {}}
+    return metrics | {"welfare": welfare, "errors": 0, "model_versions": {}}
 
 
 def test_a_pipeline_named_twice_is_refused() -> None:
@@ -39,6 +39,31 @@ def test_a_pipeline_stopped_early_is_compared_on_the_days_both_ran() -> None:
     assert set(COMPARED) <= set(comparison)
     assert "(over days [1] per seed: a pipeline stopped early)" in table(report)
     assert report["pipelines"]["oracle"]["total"]["welfare"] == 501.5  # each pipeline's own total is kept whole
+
+
+def test_seed_days_with_failed_scoring_calls_are_left_out_of_the_paired_comparisons() -> None:
+    """A failed call is an auction without ads on one side only: seed 0's day 1 (debiased's 7 failures) was
+    compared as a welfare gap of -60 among days of -10. Now that day is left out of both sides, and a seed with
+    no day left (seed 3: every day failed) out of the mean; each pipeline's own totals keep their days whole."""
+    failed = day(40.0) | {"errors": 7}
+    runs = {
+        "debiased": [PipelineRun(seed=0, days=[day(90.0), failed]), PipelineRun(seed=3, days=[failed])],
+        "oracle": [PipelineRun(seed=0, days=[day(100.0), day(100.0)]), PipelineRun(seed=3, days=[day(100.0)])],
+    }
+    report = summarise(runs, {"days": 2}, 1.0)
+    comparison = report["comparisons"]["debiased_minus_oracle"]
+    assert comparison["welfare"] == -10.0 and comparison["welfare_ci95"] is None  # one seed compared
+    assert (comparison["seeds"], comparison["days"], comparison["failed_days_left_out"]) == ([0], [2, 1], [[1], [0]])
+    assert "(without the 2 seed-day(s) with failed scoring calls: failed_days_left_out)" in table(report)
+    assert report["pipelines"]["debiased"]["seeds"][0]["total"]["welfare"] == 130.0
+    assert report["seeds_run"] == [0, 3]
+
+
+def test_a_pair_whose_every_day_failed_has_no_figures() -> None:
+    """No day left to compare: None, shown n/a (a mean of no differences was numpy's NaN and a warning)."""
+    runs = {"debiased": [PipelineRun(days=[day(1.0) | {"errors": 3}])], "oracle": [PipelineRun(days=[day(2.0)])]}
+    comparison = summarise(runs, {"days": 1}, 1.0)["comparisons"]["debiased_minus_oracle"]
+    assert comparison["welfare"] is None and comparison["revenue_by_slot"] is None and comparison["seeds"] == []
 
 
 def test_a_reload_the_service_does_not_answer_stops_the_pipeline_with_why() -> None:

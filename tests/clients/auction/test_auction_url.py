@@ -48,6 +48,11 @@ def test_a_running_service_is_retrained_and_reloaded_through_its_admin_api(
             "--admin-token", service.token, "--out", str(out), "--work-dir", str(tmp_path / "b"),
         )  # fmt: skip
         assert result.exit_code == 0, result.output
+    # the service is left on the last retrained version: said on stdout (it was in no line) and in the report
+    said = [line for line in result.output.splitlines() if line.startswith(f"the service at {service.url} now serves")]
+    assert said == [f"the service at {service.url} now serves: " + ", ".join(
+        f"{role} {name} version 3 (was 2)" for role, name in roles.items()
+    )], result.output  # fmt: skip
     report = json.loads(out.read_text())
     days = report["pipelines"]["debiased"]["seeds"][0]["days"]
     assert [d["model_versions"] for d in days] == [{"ctr": [2], "ctcvr": [2]}, {"ctr": [3], "ctcvr": [3]}]
