@@ -42,11 +42,12 @@ class EpochValidation:
         shown = [f"{name} {metrics[name]:.5f}" for name in (key, *LOGGED_TOO) if name in metrics]
         logger.info("validation after epoch %d/%d: %s", epoch + 1, self.epochs, ", ".join(shown) or "no metrics")
 
-    def final(self) -> dict[str, float]:
-        """The last epoch's metrics (the model's, when no phase follows the main one)."""
-        last = dict(self.records[-1])
-        del last["epoch"], last["training_loss"]
-        return last
+    def final(self, epoch: int = 0) -> dict[str, float]:
+        """The metrics after ``epoch`` (1-based), the last by default: the model's, when no phase follows the
+        main one (``epoch``: the one keep_best_epoch kept, training/kept_epoch.py)."""
+        final = dict(self.records[epoch - 1 if epoch else -1])
+        del final["epoch"], final["training_loss"]
+        return final
 
 
 def judged_by(metrics: dict) -> str | None:

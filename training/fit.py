@@ -24,6 +24,7 @@ from common.output_means import output_means
 from training.constant_baseline import training_constant
 from training.dataset import ImpressionTensors
 from training.epoch_validation import BY_EPOCH, EpochValidation
+from training.kept_epoch import KeptEpoch
 from training.metrics import log_loss
 from training.position_ctr import NoTopSlot
 
@@ -44,6 +45,7 @@ class TrainingConfig:
     weight_decay: float = 0.0  # Adam's L2 penalty
     seed: int = 0  # initialisation and shuffling
     validation_fraction: float = 0.1  # the latest rows, held out for the metrics in model.json
+    keep_best_epoch: bool = False  # export the epoch with the lowest validation loss, not the last (kept_epoch.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -189,12 +191,14 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
     validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
+    kept = KeptEpoch(model, validated, phases[0].epochs) if config.keep_best_epoch and validated else None
     main_loss = run_phases(
-        model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, validated
+        model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, kept or validated
     )
     metrics: dict = {}
-    if validated is not None:  # the last epoch's scores are the model's unless a later phase moved it since
-        metrics = validated.final() if len(phases) == 1 and validated.records else evaluate(model, validation)
+    if validated is not None:  # the last (or kept) epoch's scores are the model's unless a later phase moved it
+        epoch = kept.epoch if kept else 0
+        metrics = validated.final(epoch) if len(phases) == 1 and validated.records else evaluate(model, validation)
         metrics[BY_EPOCH] = validated.records
         if not hasattr(model, "validation_metrics"):  # impression rows (a query-grouped model's clicks are padded)
             metrics |= training_constant(
@@ -203,7 +207,7 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
                 (ctcvr_labels(train), ctcvr_labels(validation)) if "ctcvr_logloss" in metrics else None,
             )
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
-    return metrics
+    return metrics | (kept.summary() if kept else {})
 
 
 def model_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPhase]:
@@ -222,7 +226,8 @@ def run_phases(
 ) -> float:
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
     loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
-    epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone)."""
+    epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone, but
+    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py)."""
     total, count, main_loss = 0.0, 0, float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):

@@ -25,6 +25,7 @@ from training.constant_baseline import constant_key, warn_if_worse_than_constant
 from training.dataset import ImpressionTensors
 from training.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
 from training.fit import TrainingConfig, fit, validation_cut
+from training.kept_epoch import KEPT
 from training.log_quality import warn_of_log_quality
 from training.logs import (
     feature_columns,
@@ -123,8 +124,10 @@ def train(
 def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     """What the validation metrics of a run trained with ``batch_size`` say against it: a last epoch worse than
     an earlier one (one INFO line, training/epoch_validation.py), a model no better than the training rows'
-    click rate predicted for every row (a warning, training/constant_baseline.py)."""
-    say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
+    click rate predicted for every row (a warning, training/constant_baseline.py). A run that kept its best
+    epoch said which (training/kept_epoch.py)."""
+    if KEPT not in metrics:
+        say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
     key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))
     if key is not None and constant is not None:
         rate = ("the training rows' click rate", metrics["training_ctr"])
