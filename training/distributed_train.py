@@ -9,15 +9,20 @@ by one process or by each process that ``torchrun`` starts.
 3. Training: the model's phases, each process on its own part of the rows (training/stream.py) with
    ``batch_size / world_size`` rows a step, so one step sees ``batch_size`` rows in all, as in one
    process; DDP averages the gradients.
-4. Rank 0 scores the held-out latest rows, writes the checkpoint and, if asked, exports it; the other
-   processes wait for it and leave. An exception in any process ends that process with its message,
-   and torchrun then stops the others and fails.
+4. Rank 0 scores the held-out latest rows after every epoch of the main phase, as the in-memory trainer
+   does (one line each, ``validation_by_epoch``; with ``keep_best_epoch`` its verdict reaches every process,
+   which puts back its own copy of the kept epoch's weights: training/kept_epoch.py), records the constant
+   predictor beside them (from the label counts, no read of the rows), writes the checkpoint and, if asked,
+   exports it; the other processes wait for it and leave. An exception in any process ends that process with
+   its message, and torchrun then stops the others and fails.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
+from common.repository import CONFIG_FILE
 from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.distributed import (
     Processes,
@@ -36,7 +42,9 @@ from training.distributed import (
     peak_rss_mib,
     processes,
 )
+from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
+from training.kept_epoch import KeptEpoch
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import column_array
 from training.model_config import ModelConfig
@@ -46,6 +54,7 @@ from training.pipeline import (
     logs_spec,
     make_checkpoint,
     own_spec,
+    say_validation,
     training_settings,
     warn_if_small,
 )
@@ -106,17 +115,25 @@ def train_streaming(
             shards, train_spans, encoder, position_ctr, batch_size, group.rank, group.world_size,
             config.training.seed, settings.buffer_rows,
         )  # fmt: skip
+        held_out_rows = HeldOut(lambda: shards.tensors(held_out, encoder, position_ctr)) if held_out else None
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        main_loss, epochs = fit_stream(model, stream, config, group, settings.workers, progress and group.is_main)
-        seconds, cpu = time.perf_counter() - started, group.gather(round(cpu_seconds() - cpu_started, 1))
-        rows = stream.rows_per_epoch(settings.workers) * group.world_size * epochs  # by all processes
+        trained = fit_stream(
+            model, stream, config, group, settings.workers, progress and group.is_main,
+            held_out_rows if group.is_main else None, bool(held_out),
+        )  # fmt: skip
+        # the held-out scoring's time is not training's (rows_per_second is the training rows' alone)
+        scoring = held_out_rows.seconds if held_out_rows else 0.0
+        seconds, cpu = time.perf_counter() - started - scoring, group.gather(round(cpu_seconds() - cpu_started, 1))
+        rows = stream.rows_per_epoch(settings.workers) * group.world_size * trained.passes  # by all processes
         check_replicas_agree(model, group)
         memory = group.gather(peak_rss_mib())
         checkpoint = None
         if group.is_main:
             model.cpu()
-            metrics = evaluate_chunks(model, shards.tensors(held_out, encoder, position_ctr)) if held_out else {}
-            metrics["training_loss"] = main_loss
+            metrics = trained.metrics(model, held_out_rows)
+            if held_out:  # from the label counts already taken: no read of the rows
+                metrics |= labels.constant_reference("ctcvr_logloss" in metrics)
+            say_validation(metrics, root / name / CONFIG_FILE, config.training.batch_size)
             memory[0] = peak_rss_mib()  # rank 0's again, after it scored the held-out rows
             record = {
                 TRAINED_UNDER: under,
@@ -124,6 +141,7 @@ def train_streaming(
                 "processes": group.world_size,
                 "workers_per_process": settings.workers,
                 "training_seconds": round(seconds, 2),
+                "validation_seconds": round(scoring, 2),  # rank 0's, after each epoch (the others waited)
                 "rows_per_second": round(rows / seconds, 1),
                 "cpu_seconds": cpu,  # per process, while training (contention on a shared machine aside)
                 "peak_rss_mib": [own for own, _ in memory],
@@ -175,13 +193,66 @@ def per_process_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
+class HeldOut:
+    """The held-out rows, read again for each scoring (a streamed log's tail need not fit in memory), and the
+    seconds spent scoring them."""
+
+    def __init__(self, chunks: Callable[[], Iterator]) -> None:
+        self.chunks, self.seconds = chunks, 0.0
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        """``evaluate_chunks`` of ``model``, or of a CPU copy where it is on a GPU (``predict`` reads its outputs
+        as NumPy arrays; moving the model itself would move it under DistributedDataParallel's feet)."""
+        started = time.perf_counter()
+        on_cpu = model if all(p.device.type == "cpu" for p in model.parameters()) else copy.deepcopy(model).cpu()
+        metrics = evaluate_chunks(on_cpu, self.chunks())
+        self.seconds += time.perf_counter() - started
+        return metrics
+
+
+@dataclass
+class StreamTrained:
+    """What ``fit_stream`` leaves: the main phase's last-epoch loss, the passes over the rows, and its
+    per-epoch validation (rank 0's) and kept epoch."""
+
+    loss: float
+    passes: int
+    phases: int
+    validated: EpochValidation | None
+    kept: KeptEpoch | None
+
+    def metrics(self, model: nn.Module, held_out: HeldOut | None) -> dict:
+        """Rank 0's metrics, as the in-memory trainer's (``fit``): the last (or kept) epoch's validation, scored
+        again only where a later phase moved the weights since."""
+        metrics: dict = {}
+        if self.validated is not None and held_out is not None:
+            epoch = self.kept.epoch if self.kept else 0
+            one_phase = self.phases == 1 and self.validated.records
+            metrics = self.validated.final(epoch) if one_phase else held_out.metrics(model)
+            metrics[BY_EPOCH] = self.validated.records
+        return metrics | {"training_loss": self.loss} | (self.kept.summary() if self.kept else {})
+
+
 def fit_stream(
-    model: nn.Module, stream: ImpressionStream, config: ModelConfig, group: Processes, workers: int, progress: bool
-) -> tuple[float, int]:
-    """The model's training phases over the stream, gradients averaged over the processes; returns the
-    main phase's last-epoch loss averaged over the processes and the number of passes over the rows."""
+    model: nn.Module,
+    stream: ImpressionStream,
+    config: ModelConfig,
+    group: Processes,
+    workers: int,
+    progress: bool,
+    held_out: HeldOut | None = None,
+    validating: bool = False,
+) -> StreamTrained:
+    """The model's training phases over the stream, gradients averaged over the processes; the main phase's
+    last-epoch loss is averaged over the processes. ``held_out``: the rows this process scores after each epoch
+    of the main phase (rank 0's; None on the others); ``validating``: whether rank 0 scores any (every process
+    then takes part in keep_best_epoch's verdict)."""
     torch.manual_seed(config.training.seed)
     phases = model_phases(model, config.training)
+    validated = EpochValidation(lambda: held_out.metrics(model), phases[0].epochs) if held_out else None
+    kept = None
+    if config.training.keep_best_epoch and validating:
+        kept = KeptEpoch(model, validated, phases[0].epochs, lambda verdict: group.gather(verdict)[0])
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
     epochs, steps = 0, stream.steps(workers)
 
@@ -195,8 +266,8 @@ def fit_stream(
             yield {k: v.to(group.device, non_blocking=True) for k, v in batch.items()}
 
     with averaged_gradients(model, group):
-        loss = run_phases(model, phases, epoch_batches, steps, progress)
-    return group.mean(loss), epochs
+        loss = run_phases(model, phases, epoch_batches, steps, progress, kept or validated)
+    return StreamTrained(group.mean(loss), epochs, len(phases), validated, kept)
 
 
 def split_labels(shards: ShardedLogs, validation_fraction: float, group: Processes) -> SplitLabels:

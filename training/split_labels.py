@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from training.constant_baseline import training_constant
 from training.fit import training_rows_words, validation_cut
 from training.logs import refuse_one_class
 
@@ -43,6 +44,17 @@ class SplitLabels:
     training: LabelCounts
     held_out: LabelCounts
     validation_fraction: float
+
+    def constant_reference(self, ctcvr: bool) -> dict[str, float]:
+        """model.json's constant predictor (``training_constant``) from the counts alone, as the streamed trainer
+        records it without reading the held-out rows again: each side's rate stands for its labels, the log loss
+        of a constant on them being that of the rate as one expected label (``ctcvr``: the click-and-conversion
+        rate's too)."""
+
+        def rates(of: str) -> tuple[np.ndarray, np.ndarray]:
+            return tuple(np.array([getattr(side, of) / side.rows]) for side in (self.training, self.held_out))
+
+        return training_constant(*rates("clicks"), rates("conversions") if ctcvr else None)
 
     @classmethod
     def of(cls, click: np.ndarray, conversion: np.ndarray, validation_fraction: float) -> SplitLabels:

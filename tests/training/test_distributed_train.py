@@ -95,6 +95,12 @@ def test_two_processes_export_a_model_as_good_as_one_process(setup):
     assert two.metrics["ctr_auc"] > 0.65  # both learned (an untrained model scores 0.5)
     printed = json.loads(result.stdout[: result.stdout.rindex("}") + 1])  # rank 0 alone prints the metrics
     assert printed["ctr_auc"] == pytest.approx(two.metrics["ctr_auc"])
+    # rank 0 scored each epoch, as in memory, and recorded the constant predictor from the label counts
+    assert result.stderr.count("validation after epoch 1/2") == result.stderr.count("validation after epoch 2/2") == 1
+    assert [record["epoch"] for record in two.metrics["validation_by_epoch"]] == [1, 2]
+    assert two.metrics["validation_by_epoch"][-1]["ctr_logloss"] == two.metrics["ctr_logloss"]
+    for key in ("training_ctr", "ctr_logloss_constant", "training_ctcvr", "ctcvr_logloss_constant"):
+        assert two.metrics[key] == pytest.approx(one.metrics[key], rel=1e-12)
 
     # a later run reads the statistics instead of streaming the log for them
     again = CliRunner().invoke(

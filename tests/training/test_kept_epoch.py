@@ -6,11 +6,14 @@ import logging
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import torch
 
 from common.repository import MODEL_FILE, version_dir
 from tests.training.noise_logs import OVERFITTING, repository, write_log
 from training.checkpoint import Checkpoint
+from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
 from training.kept_epoch import kept_by
 from training.pipeline import checkpoint_path, train
@@ -58,3 +61,23 @@ def test_without_the_key_the_last_epoch_is_exported(tmp_path):
     last = train("m", repository(tmp_path, OVERFITTING), logs, work_dir=tmp_path / "work", progress=False)
     assert "kept_epoch" not in last.metrics
     assert last.metrics["ctr_logloss"] == last.metrics["validation_by_epoch"][-1]["ctr_logloss"]
+
+
+def test_a_streamed_run_keeps_its_first_epoch_too(tmp_path, caplog):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    table = pacsv.read_csv(write_log(tmp_path / "noise.csv", noise=True))
+    pq.write_table(table, shards / "part-0.parquet", row_group_size=100)
+    kept_models = repository(tmp_path / "kept", OVERFITTING + "keep_best_epoch = true\n")
+    with caplog.at_level(logging.INFO):
+        kept = train_streaming(
+            "m", shards, root=kept_models, work_dir=tmp_path / "w1", distributed=False, progress=False
+        )
+    one_models = repository(tmp_path / "one", OVERFITTING.replace("epochs = 8", "epochs = 1"))
+    one = train_streaming("m", shards, root=one_models, work_dir=tmp_path / "w2", distributed=False, progress=False)
+
+    assert kept.metrics["kept_epoch"]["epoch"] == 1 and len(kept.metrics["validation_by_epoch"]) == 8
+    assert kept.metrics["ctr_logloss"] == one.metrics["ctr_logloss"]
+    assert all(torch.equal(kept.state_dict[name], one.state_dict[name]) for name in one.state_dict)
+    assert caplog.text.count("validation after epoch") == 8 and "keeping epoch 1 of 8" in caplog.text
+    assert "predicts worse than a constant" in caplog.text  # this noise log's, said as in memory
