@@ -8,7 +8,8 @@ It is torch-free numpy. Output, for ``B`` rows:
   ``spec.total_buckets`` rows;
 - ``numeric``: float32 ``(B, N)``, one column per numeric feature, ``(x - mean) / std`` with the
   fitted statistics, clipped to the training range; an absent or null value takes the feature's
-  default (in raw units) first.
+  default (in raw units) first; a feature with a ``transform`` standardises ``log1p(x)`` (its statistics are
+  of those), a value below the transform's domain refused (common/numeric_transform.py).
 
 Columns are given by feature name. A column is either a sequence of ``B`` values (one per row) or a
 scalar, which is broadcast to every row: that is how a request's context features join its candidates.
@@ -41,6 +42,7 @@ import numpy as np
 
 from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec, NumericStats
 from common.hashing import SMALL_BATCH, UNGROUPED_TEXTS, bucketize, bucketize_texts, canonical_strings
+from common.numeric_transform import in_domain, outside_domain, transformed
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def fit_statistics(
             stats[feature.name] = unlogged_stats(feature)
             continue
         values = numeric_values(feature, column, len(column))
-        mean = float(values.mean()) if values.size else float(feature.default)
+        mean = float(values.mean()) if values.size else encoded_default(feature)
         std = float(values.std()) if values.size else 1.0
         more = (also_encoded or {}).get(feature.name)
         seen = values if more is None else np.concatenate([values, numeric_values(feature, more, len(more))])
@@ -171,19 +173,25 @@ def fit_statistics(
     return spec.with_stats(stats)
 
 
+def encoded_default(feature: Feature) -> float:
+    """A numeric feature's default as its values are standardised: through its transform, if any."""
+    return float(transformed(feature.transform, float(feature.default)))
+
+
 def unlogged_stats(feature: Feature) -> NumericStats:
     """A numeric feature no log gave a value of: training saw its default alone (encoded as 0), so that is
     its whole range, and a served value of it is clipped to the default and counted (the model never
     learnt what the feature does: a version "without ranges" it is not)."""
-    default = float(feature.default)
+    default = encoded_default(feature)
     return NumericStats(mean=default, std=1.0, low=default, high=default)
 
 
 def training_range(feature: Feature, smallest: float, largest: float) -> tuple[float, float]:
     """The range a numeric feature's values are clipped to: the logged values' and the feature's default (an
     absent value takes it, in training too, so every value training encoded is inside and clipping leaves
-    training as it was; a default outside the logged values, a 0 for "unknown", keeps its own encoding)."""
-    default = float(feature.default)
+    training as it was; a default outside the logged values, a 0 for "unknown", keeps its own encoding).
+    ``smallest`` and ``largest`` are of the values as standardised: transformed, for a feature with a transform."""
+    default = encoded_default(feature)
     return min(smallest, default), max(largest, default)
 
 
@@ -232,6 +240,7 @@ class FeatureEncoder:
         self.numeric_names = tuple(f.name for f in spec.numeric)  # the order of the numeric columns
         offsets = np.cumsum([0] + [f.buckets for f in spec.categorical])[:-1]
         self._offsets = {f.name: int(o) for f, o in zip(spec.categorical, offsets, strict=True)}
+        self._defaults = tuple(encoded_default(f) for f in spec.numeric)  # an absent column's value, standardised
         self._means = np.array([spec.stats[f.name].mean for f in spec.numeric], dtype=np.float64)
         stds = np.array([spec.stats[f.name].std for f in spec.numeric], dtype=np.float64)
         self._stds = np.maximum(stds, MIN_STD)  # a hand-written spec's tinier std: clipped values either way
@@ -315,7 +324,7 @@ class FeatureEncoder:
             elif column is _ABSENT:
                 if feature.required:
                     return None
-                values = feature.default
+                values = self._defaults[j]
             elif column is None or type(column) in _NUMERIC_TYPES:
                 values = _plain_numbers([column], feature)
             else:
@@ -409,9 +418,9 @@ class _BucketMemo:
 
 
 def _plain_numbers(values: list[Any], feature: Feature) -> np.ndarray | None:
-    """Float64 values of a list of ints, floats and Nones, absent (None, NaN) as the feature's default; None
-    when a value is of another type or out of range, or absent for a required feature (the column path then
-    names it)."""
+    """Float64 values of a list of ints, floats and Nones, absent (None, NaN) as the feature's default, through
+    the feature's transform; None when a value is of another type or out of range (of float32, or of the
+    transform's domain), or absent for a required feature (the column path then names it)."""
     if not _NUMBER_TYPES.issuperset(map(type, values)):
         return None
     try:
@@ -425,7 +434,11 @@ def _plain_numbers(values: list[Any], feature: Feature) -> np.ndarray | None:
         if feature.required:
             return None
         floats[absent] = feature.default
-    return floats
+    if feature.transform is None:  # the common case: one attribute read
+        return floats
+    if not in_domain(feature.transform, floats).all():
+        return None
+    return transformed(feature.transform, floats)
 
 
 def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
@@ -521,8 +534,9 @@ def _holds_no_number(values: list[Any]) -> bool:
 
 
 def numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = False) -> np.ndarray:
-    """Float64 values; ``fill`` replaces absent values by the default (refused for a required feature), else
-    they are dropped."""
+    """Float64 values, through the feature's transform (the values its statistics are fitted on and it
+    standardises; one below the transform's domain refused); ``fill`` replaces absent values by the default
+    (refused for a required feature), else they are dropped."""
     if isinstance(column, (bool, str, bytes)):
         raise FeatureError(feature.name, NOT_NUMERIC)
     values = _broadcast(column, n_rows, feature)
@@ -537,8 +551,10 @@ def numeric_values(feature: Feature, column: Any, n_rows: int, fill: bool = Fals
     absent = np.isnan(floats)
     if np.isinf(floats).any() or (np.abs(floats[~absent]) > FLOAT32_LIMIT).any():
         raise FeatureError(feature.name, OUT_OF_RANGE)
+    if feature.transform is not None and not in_domain(feature.transform, floats[~absent]).all():
+        raise FeatureError(feature.name, outside_domain(feature.transform))
     if fill:
         if feature.required and absent.any():
             raise FeatureError(feature.name, REQUIRED_MISSING)
-        return np.where(absent, float(feature.default), floats)
-    return floats[~absent]
+        return transformed(feature.transform, np.where(absent, float(feature.default), floats))
+    return transformed(feature.transform, floats[~absent])

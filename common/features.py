@@ -6,7 +6,8 @@ fitted on the training logs, so the service encodes exactly as the trainer did.
 
 Each feature is
 - ``categorical``: its value (a string or an integer) is hashed into ``buckets`` with a stable hash;
-- ``numeric``: a float, standardised with the stored mean and standard deviation;
+- ``numeric``: a float, standardised with the stored mean and standard deviation (of ``log(1 + x)`` where the
+  feature says ``transform = "log1p"``: counts with a heavy tail, common/numeric_transform.py);
 and sits on the ``context`` side (one value per request: user, query, page) or the ``candidate``
 side (one value per ad). A feature is required, or optional with a ``default`` used when it is
 absent (numeric NaN takes the default too).
@@ -21,6 +22,7 @@ from typing import Any, Literal
 
 from common.config_table import checked_table
 from common.log_columns import RESERVED_COLUMNS
+from common.numeric_transform import DOMAIN_LOW, in_domain, outside_domain
 from common.toml_file import read_toml
 
 Kind = Literal["categorical", "numeric"]
@@ -38,6 +40,7 @@ class Feature:
     buckets: int = 0  # categorical only: size of the hashed id space of this feature
     required: bool = True  # an absent required feature is an input error
     default: str | float | None = None  # used when an optional feature is absent (raw units)
+    transform: str | None = None  # numeric only: "log1p" standardises log(1 + x) (common/numeric_transform.py)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -50,6 +53,11 @@ class Feature:
             raise ValueError(f"categorical feature {self.name!r} needs buckets >= 1")
         if self.kind == "numeric" and self.buckets:
             raise ValueError(f"numeric feature {self.name!r} takes no buckets")
+        if self.transform is not None and (self.kind != "numeric" or self.transform not in DOMAIN_LOW):
+            raise ValueError(
+                f"feature {self.name!r}: transform must be one of {sorted(DOMAIN_LOW)} on a numeric feature, "
+                f"not {self.transform!r} on a {self.kind} one"
+            )
         if self.default is None:
             object.__setattr__(self, "default", MISSING_CATEGORY if self.kind == "categorical" else 0.0)
         if self.kind == "numeric":
@@ -57,6 +65,8 @@ class Feature:
             if not math.isfinite(default):
                 raise ValueError(f"numeric feature {self.name!r}: default must be finite")
             object.__setattr__(self, "default", default)
+            if self.transform is not None and not in_domain(self.transform, default):
+                raise ValueError(f"numeric feature {self.name!r}: default {outside_domain(self.transform)}")
         else:
             object.__setattr__(self, "default", str(self.default))
 
@@ -147,7 +157,7 @@ class FeatureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "features": [asdict(f) for f in self.features],
+            "features": [_feature_dict(f) for f in self.features],
             "stats": {name: s.to_dict() for name, s in self.stats.items()},
         }
 
@@ -192,5 +202,16 @@ class FeatureSpec:
             lines.append(f"required = {'true' if f.required else 'false'}")
             if not f.required:
                 lines.append(f'default = "{f.default}"' if f.kind == "categorical" else f"default = {f.default}")
+            if f.transform is not None:
+                lines.append(f'transform = "{f.transform}"')
             lines.append("")
         return "\n".join(lines)
+
+
+def _feature_dict(feature: Feature) -> dict[str, Any]:
+    """A feature as model.json holds it: without a transform, no ``transform`` key, so a spec without one is
+    written as before it existed (and read by a service of that time)."""
+    entry = asdict(feature)
+    if entry["transform"] is None:
+        del entry["transform"]
+    return entry

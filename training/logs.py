@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_floats, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
+from common.numeric_transform import in_domain, outside_domain
 from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
 from training.log_time import joined_ts, say_ts_left_out
@@ -506,11 +507,19 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
                 "in the spec (required = false, default = ...)"
             )
         wrong, wanted = _wrong_values(feature.kind, column, absent)
+        if (wrong is None or not wrong.any()) and feature.transform is not None:
+            wrong, wanted = _outside_domain(feature.transform, column, absent)
         if wrong is not None and wrong.any():
             raise ValueError(
                 f"impression log {source}: {feature.kind} feature {feature.name!r} must be {wanted}; "
                 + _wrong_rows(wrong, column, first_row)
             )
+
+
+def _outside_domain(transform: str, column: pa.ChunkedArray, absent: np.ndarray) -> tuple[np.ndarray, str]:
+    """(the rows of a numeric column, its values already valid numbers, below ``transform``'s domain, why)."""
+    values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    return ~absent & ~in_domain(transform, np.nan_to_num(values)), outside_domain(transform).removeprefix("must be ")
 
 
 INEXACT_INTEGERS = (

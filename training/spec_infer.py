@@ -18,6 +18,9 @@ on ``ctr simulate``'s logs):
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
+- a numeric column of whole numbers from 0 up with a heavy tail (``heavy_tail``: the 99th percentile at least
+  ``HEAVY_TAIL_RATIO`` times the median, each plus 1) is a count, proposed with ``transform = "log1p"`` and a
+  caution saying why (common/numeric_transform.py);
 - a text column two of whose values differ only in Unicode normalisation or surrounding spaces is cautioned of
   (``LOOKALIKES``): each is its own category, as the service does not normalise a request's text;
 - constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
@@ -46,6 +49,7 @@ import pyarrow.compute as pc
 from common.encoder import whole_floats, whole_numbers
 from common.features import Feature, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
+from common.numeric_transform import LOG1P
 from common.path_text import path_text
 from training.arrow_types import is_number, is_text
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
@@ -86,6 +90,17 @@ INTEGER_ID = (
     + f"{MAX_CATEGORICAL_INTEGERS:,}"
     + "), proposed numeric: an "
     "integer id? As a number its order and size would mean something they do not; make it categorical or leave it out"
+)
+# A count is proposed log1p when its top percent lies an order of magnitude or more above its typical row (each
+# plus 1, so a median of 0, most rows never clicked, counts): standardised as it is, the std is then the tail's and
+# the bulk of the rows lands within a fraction of a std of each other. A Poisson count (mean 5: p99 11, median 5,
+# a ratio of 2) or a uniform one (0-10,000: ratio 2) standardises well and is left as it is; floats are not
+# proposed so (a price's or a score's spread is what the user chose to log)
+HEAVY_TAIL_RATIO = 10.0
+HEAVY_TAIL = (
+    "counts from 0 with a heavy tail (99th percentile {p99:g}, median {median:g}), proposed with "
+    'transform = "log1p": standardised as they are, the tail sets the std and most rows become about the same '
+    "number; remove the line if the scale itself matters"
 )
 SLOT_ALIAS = (
     "it and position determine each other (one value at each slot: Avazu's banner_pos), so as a feature the model "
@@ -316,10 +331,25 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
     optional = {"required": False} if nulls else {}
     if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
+    values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
     if nulls:
-        values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
         optional["default"] = float(np.nanmedian(values))
+    tail = heavy_tail(values) if whole else ""
+    if tail:
+        return Feature(name, "numeric", side, transform=LOG1P, **optional), tail
     return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if whole else ""
+
+
+def heavy_tail(values: np.ndarray) -> str:
+    """``HEAVY_TAIL``'s caution when ``values`` (whole numbers, NaN where null) are counts from 0 whose 99th
+    percentile is at least ``HEAVY_TAIL_RATIO`` times their median (each plus 1), else ""."""
+    present = values[~np.isnan(values)]
+    if not present.size or present.min() < 0:
+        return ""
+    median, p99 = np.percentile(present, [50, 99])
+    if (p99 + 1) < HEAVY_TAIL_RATIO * (median + 1):
+        return ""
+    return HEAVY_TAIL.format(p99=float(p99), median=float(median))
 
 
 def _names_the_slot(table: pa.Table, name: str) -> bool:

@@ -46,6 +46,7 @@ class ScoringModel(ServedModel):
     feature_names: frozenset[str] = field(init=False)
     feature_kinds: dict[str, str] = field(init=False)  # name -> "categorical" | "numeric"
     required_features: tuple[Feature, ...] = field(init=False)  # checked on every request
+    transformed_features: tuple[Feature, ...] = field(init=False)  # their values checked against the domain
     warm_up_rate: ServiceRate = field(init=False, default_factory=ServiceRate)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,7 @@ class ScoringModel(ServedModel):
         object.__setattr__(self, "feature_names", frozenset(f.name for f in spec.features))
         object.__setattr__(self, "feature_kinds", {f.name: f.kind for f in spec.features})
         object.__setattr__(self, "required_features", tuple(f for f in spec.features if f.required))
+        object.__setattr__(self, "transformed_features", tuple(f for f in spec.features if f.transform))
 
     @classmethod
     def build(

@@ -47,6 +47,8 @@ from common.encoder import (
     too_long,
     whole_number,
 )
+from common.features import Feature
+from common.numeric_transform import in_domain, outside_domain
 from service.http.errors import InputError, echoed, echoed_key
 
 if TYPE_CHECKING:
@@ -341,4 +343,24 @@ def checked_rows(
         check_kinds(columns, kinds)
     for model in models:
         _check_required(model, context, columns)
+        if model.transformed_features:  # none, in most models: this test is the whole cost
+            _check_domains(model.transformed_features, context, columns)
     return FeatureRows(context, columns, len(candidates))
+
+
+def _check_domains(features: tuple[Feature, ...], context: dict[str, Any], columns: dict[str, list[Any]]) -> None:
+    """Every value of a feature with a transform (``log1p``: counts) is one the transform takes; the 422 names
+    the first that is not, with the rule, as the encoder would refuse it (common/numeric_transform.py). The
+    values are numbers already (``check_kinds``)."""
+    for feature in features:
+        name, transform = feature.name, feature.transform
+        if name in context:
+            value = context[name]
+            if value is not None and not in_domain(transform, value):
+                raise InputError(422, str(FeatureError(name, outside_domain(transform))), f"context.{name}")
+        elif name in columns:
+            column = columns[name]
+            present = [v for v in column if v is not None]
+            if present and not in_domain(transform, min(present)):
+                index = next(i for i, v in enumerate(column) if v is not None and not in_domain(transform, v))
+                raise InputError(422, str(FeatureError(name, outside_domain(transform))), f"candidates[{index}].{name}")

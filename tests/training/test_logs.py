@@ -583,3 +583,19 @@ def test_disorder_of_consecutive_row_groups_joins_into_the_whole_log_s(cuts):
         joined = joined.then(Disorder.of(table.slice(lo, hi - lo)))
     assert (joined.backs, joined.first_back, joined.rows) == (whole.backs, whole.first_back, whole.rows)
     assert joined.doubled == (0 if cuts else 1)  # found within a row group only: "a" twice, rows 0 and 3
+
+
+def test_a_negative_count_of_a_log1p_feature_is_refused_naming_its_row(tmp_path):
+    """``log1p`` takes counts from 0: a negative one is refused before training, as a request's is."""
+    views = FeatureSpec((Feature("views", "numeric", "candidate", transform="log1p"),))
+    table = pa.table({"views": [3, 0, -2, 7], "position": [1, 1, 1, 1], "click": [0, 1, 0, 0], "conversion": [0] * 4})
+    pq.write_table(table, tmp_path / "log.parquet")
+    with pytest.raises(
+        ValueError,
+        match=r"numeric feature 'views' must be at least 0 \(transform = \"log1p\" takes counts\); 1 rows are not "
+        r"\(the first, row 2, is -2\)",
+    ):
+        read_logs(tmp_path / "log.parquet", views)
+    pq.write_table(table.set_column(0, "views", pa.array([3, 0, None, 7])), tmp_path / "log.parquet")
+    optional = FeatureSpec((Feature("views", "numeric", "candidate", required=False, transform="log1p"),))
+    assert read_logs(tmp_path / "log.parquet", optional).num_rows == 4  # a gap takes the default, not refused

@@ -348,3 +348,32 @@ def test_values_that_differ_only_in_normalisation_or_spaces_are_cautioned_of(tmp
     text = spec_toml(proposal, tmp_path / "log.parquet")
     assert "# check: 'page': values that differ only in Unicode normalisation" in text
     assert FeatureSpec.from_dict(tomllib.loads(text)) == proposal.spec
+
+
+def test_a_heavy_tailed_count_is_proposed_log1p_saying_why(tmp_path):
+    """Counts mostly 0-10 with a tail to 10^5 (Criteo's I1-I13): log1p; a Poisson count, a uniform integer, a
+    count with a negative value and a float column with a heavy tail are left as they are."""
+    rng = np.random.default_rng(1)
+    counts = np.floor(rng.lognormal(1.0, 3.0, 20_000)).astype(np.int64)  # past 1,000 distinct values: numeric
+    rows = len(counts)
+    table = pa.table(
+        {
+            "site": rng.choice(["a", "b", "c"], rows),
+            "position": np.ones(rows, np.int64),
+            "click": np.zeros(rows, np.int64),
+            "conversion": np.zeros(rows, np.int64),
+            "views": counts,
+            "poisson": rng.poisson(200_000, rows),
+            "uniform": rng.integers(0, 10_000, rows),
+            "signed": np.where(np.arange(rows) == 0, -1, counts),
+            "spend": rng.lognormal(1.0, 2.5, rows),
+        }
+    )
+    pq.write_table(table, tmp_path / "log.parquet")
+    proposal = infer_spec(tmp_path / "log.parquet")
+    by_name = proposal.spec.by_name
+    assert by_name["views"].kind == by_name["poisson"].kind == "numeric"
+    assert by_name["views"].transform == "log1p"
+    assert "heavy tail" in proposal.cautions["views"] and "99th percentile" in proposal.cautions["views"]
+    assert [by_name[n].transform for n in ("poisson", "uniform", "signed", "spend")] == [None] * 4
+    assert 'transform = "log1p"' in proposal.spec.to_toml()
