@@ -23,6 +23,7 @@ from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, MISSING_LABELS
 from common.numeric_transform import in_domain, outside_domain
 from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
+from training.csv_codes import inferred_codes, read_as_bytes
 from training.log_time import joined_ts, say_ts_left_out
 from training.shard_folder import MANIFEST, refuse_unfinished
 
@@ -324,18 +325,23 @@ def _read_csv(file: Path, categorical: Collection[str] = ()) -> pa.Table:
     cell is the text the service would hash for it in a request, an empty one ``""`` and ``NA`` included
     (as a Parquet log's are): a CSV's text column cannot say missing (README, "Your own logs"). A
     ``categorical`` column pyarrow reads as integers keeps its cells' text, its gaps null: codes with leading
-    zeros (``07``, ``03574``) trained as 7 and 3574, while a request's ``"07"`` is hashed as that text."""
-    table = _csv_table(file, pacsv.ConvertOptions())
-    codes = [
-        name for name in categorical if name in table.column_names and pa.types.is_integer(table.column(name).type)
-    ]
-    if codes:  # read again, those columns alone, as text (a column's type is known only once it is read)
-        text = _csv_table(
-            file, pacsv.ConvertOptions(include_columns=codes, column_types=dict.fromkeys(codes, pa.string()))
-        )
-        for name in codes:
-            gaps = pc.is_null(table.column(name))
-            table = table.set_column(table.column_names.index(name), name, pc.if_else(gaps, None, text.column(name)))
+    zeros (``07``, ``03574``) trained as 7 and 3574, while a request's ``"07"`` is hashed as that text. The
+    file is read once, those columns as bytes (``training/csv_codes.py``; it was read again for them, a
+    ``.csv.gz`` decompressed twice); again only for a categorical column of floats, booleans or dates."""
+    table = _csv_table(file, pacsv.ConvertOptions(column_types=read_as_bytes(list(categorical))))
+    untyped = []
+    for name in categorical:
+        if name not in table.column_names:
+            continue
+        column = inferred_codes(table.column(name))
+        if column is None:
+            untyped.append(name)
+        else:
+            table = table.set_column(table.column_names.index(name), name, column)
+    if untyped:  # pyarrow's own inference for these (a column's type is known only once it is read)
+        inferred = _csv_table(file, pacsv.ConvertOptions(include_columns=untyped))
+        for name in untyped:
+            table = table.set_column(table.column_names.index(name), name, inferred.column(name))
     return table
 
 
