@@ -8,7 +8,9 @@ bytes, the trailing NULs dropped and each retrieval tower's own offsets were sta
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -25,11 +27,12 @@ from tests.support.server import running_server
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "encoding.md"
 
-# the tiny model's features (offsets past 0), with training ranges to clip to (its own stats have none)
+# the tiny model's features (offsets past 0), with training ranges to clip to (its own stats have none), and
+# ad_price taken as a count (transform = "log1p": its stats are of log(1 + price), 0.5 to 31.25)
 RANGED_SPEC = FeatureSpec(
-    SPEC.features,
+    tuple(replace(f, transform="log1p") if f.name == "ad_price" else f for f in SPEC.features),
     {
-        "ad_price": NumericStats(mean=10.0, std=4.0, low=0.5, high=31.25),
+        "ad_price": NumericStats(mean=2.2, std=0.7, low=math.log1p(0.5), high=math.log1p(31.25)),
         "ad_quality": NumericStats(mean=0.5, std=0.2, low=0.0, high=1.0),
     },
 )
@@ -70,8 +73,8 @@ def requests(seed: int, count: int) -> list[dict]:
         for _ in range(int(rng.integers(1, 9))):
             candidate = {
                 "ad_id": values[rng.integers(len(values))],
-                # inside the range, past either edge by far, a whole number, a tiny one
-                "ad_price": float(rng.choice([rng.uniform(0, 40), -1e9, 3e38, 12, 1e-300])),
+                # inside the range, below it (0: log1p's own edge), past it by far, a whole number, a tiny one
+                "ad_price": float(rng.choice([rng.uniform(0, 40), 0.0, 3e38, 12, 1e-300])),
             }
             if rng.random() < 0.6:
                 candidate["ad_quality"] = None if rng.random() < 0.3 else float(rng.uniform(-2, 3))

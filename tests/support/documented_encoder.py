@@ -78,7 +78,10 @@ class DocumentedEncoder:
         std = max(stats["std"], MIN_STD)
         low = -math.inf if stats.get("low") is None else (stats["low"] - stats["mean"]) / std
         high = math.inf if stats.get("high") is None else (stats["high"] - stats["mean"]) / std
-        z = (float(value) - stats["mean"]) / std
+        x = float(value)
+        if feature.get("transform") == "log1p":  # a count: its stats are of log(1 + x)
+            x = math.log1p(x)
+        z = (x - stats["mean"]) / std
         return min(max(z, max(low, -STANDARDISED_LIMIT)), min(high, STANDARDISED_LIMIT))
 
 
