@@ -23,6 +23,7 @@ from torch import nn
 from common.output_means import output_means
 from training.constant_baseline import training_constant
 from training.dataset import ImpressionTensors
+from training.embedding_optimizer import adam, refuse_embedding_optimizer
 from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.kept_epoch import KeptEpoch
 from training.metrics import log_loss
@@ -46,6 +47,7 @@ class TrainingConfig:
     seed: int = 0  # initialisation and shuffling
     validation_fraction: float = 0.1  # the latest rows, held out for the metrics in model.json
     keep_best_epoch: bool = False  # export the epoch with the lowest validation loss, not the last (kept_epoch.py)
+    embedding_optimizer: str = "adam"  # or "sparse_adam": lazy Adam for the embedding table (embedding_optimizer.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -54,6 +56,7 @@ class TrainingConfig:
             raise ValueError(f"[training] learning_rate must be a positive finite number, not {self.learning_rate}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
+        refuse_embedding_optimizer(self.embedding_optimizer, self.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ LOSS_ROUTE: ContextVar[Callable[..., torch.Tensor] | None] = ContextVar("LOSS_RO
 
 
 def default_phases(model: nn.Module, config: TrainingConfig) -> list[TrainingPhase]:
-    """Adam on ``model.loss`` for ``config.epochs``."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    """Adam (``config.embedding_optimizer``'s) on ``model.loss`` for ``config.epochs``."""
+    optimizer = adam(model, model.parameters(), config.learning_rate, config.weight_decay, config.embedding_optimizer)
 
     return [TrainingPhase("train", config.epochs, lambda batch: descend(optimizer, model.loss, batch))]
 

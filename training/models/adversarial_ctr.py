@@ -37,6 +37,7 @@ from torch import nn
 
 from common.features import FeatureSpec
 from common.repository import POSITION_B
+from training.embedding_optimizer import adam
 from training.fit import TrainingConfig, TrainingPhase, descend
 from training.metrics import auc, log_loss
 from training.models.parts import FeatureEmbedding
@@ -262,7 +263,14 @@ class AdversarialCTR(nn.Module):
         """Alternating Loss_B / Loss_N steps for ``config.epochs``, then Loss_B alone for ``bias_epochs``."""
         make = torch.optim.SGD if self.config.optimizer == "sgd" else torch.optim.Adam
         adversary = make(self.bias.parameters(), lr=config.learning_rate)
-        predictors = make(self.predictor_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        if self.config.optimizer == "adam":
+            predictors = adam(
+                self, self.predictor_parameters(), config.learning_rate, config.weight_decay, config.embedding_optimizer
+            )
+        elif config.embedding_optimizer == "adam":
+            predictors = make(self.predictor_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        else:  # lazy Adam's table beside SGD's network would be neither the paper's nor Adam's
+            raise ValueError('[training] embedding_optimizer = "sparse_adam" needs [model] optimizer = "adam"')
 
         def bias_step(batch: dict[str, torch.Tensor]) -> float:
             return descend(adversary, self.bias_loss, batch)

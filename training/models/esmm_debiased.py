@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from common.features import FeatureSpec
+from training.embedding_optimizer import adam
 from training.fit import TrainingConfig, TrainingPhase, default_phases, descend
 from training.models.adversarial_ctr import AdversarialCTRConfig, Bias, squared_covariance
 from training.models.esmm import ESMM, ESMMConfig
@@ -79,7 +80,7 @@ class DebiasedESMM(ESMM):
         adversary_ids = {id(p) for p in self.adversary.parameters()}
         predictors = [p for p in self.parameters() if id(p) not in adversary_ids]
         adversary = torch.optim.Adam(self.adversary.parameters(), lr=config.learning_rate)
-        optimizer = torch.optim.Adam(predictors, lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = adam(self, predictors, config.learning_rate, config.weight_decay, config.embedding_optimizer)
 
         def alternating_step(batch: dict[str, torch.Tensor]) -> float:
             descend(adversary, lambda rows: self.adversarial_losses(rows)[1], batch)
