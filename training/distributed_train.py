@@ -293,9 +293,12 @@ def log_statistics(shards: ShardedLogs, spec: FeatureSpec, group: Processes, pat
             raise ValueError(f"{path} was fitted on {statistics.rows} rows; {shards.path} holds {shards.rows}")
         if statistics.logs and statistics.logs != shards.identity():  # the same rows, other files or sizes
             raise ValueError(f"{path} was fitted on other shards than those of {shards.path} (their names or sizes)")
+        statistics.check_transforms(spec, path)
         return statistics
     started = time.perf_counter()
     mine = [(g, chunk_statistics(shards, g, spec)) for g in range(group.rank, len(shards.groups), group.world_size)]
-    statistics = replace(merge_in_order([item for part in group.gather(mine) for item in part]), logs=shards.identity())
+    merged = merge_in_order([item for part in group.gather(mine) for item in part])
+    transforms = {f.name: f.transform for f in spec.numeric if f.transform is not None}
+    statistics = replace(merged, logs=shards.identity(), transforms=transforms)
     logger.info("statistics of %d rows in %.1fs", statistics.rows, time.perf_counter() - started)
     return statistics

@@ -73,6 +73,9 @@ class LogStatistics:
     clicks: dict[int, int] = field(default_factory=dict)  # by position
     # the shards they were fitted on, (file name, bytes) each (ShardedLogs.identity); [] while being merged
     logs: list[tuple[str, int]] = field(default_factory=list)
+    # numeric feature -> its transform, where its moments are of transformed values (common/numeric_transform.py):
+    # read back under a spec whose transform differs, they would be of other units ({} in a file written before)
+    transforms: dict[str, str] = field(default_factory=dict)
     # the log's time order and doubled impressions, for the warnings of the run that made the pass (not
     # saved: a run that reads statistics.json back warns of the numeric features alone)
     disorder: Disorder = field(default_factory=Disorder, compare=False)
@@ -87,6 +90,18 @@ class LogStatistics:
             clicks={p: self.clicks.get(p, 0) + other.clicks.get(p, 0) for p in positions},
             disorder=self.disorder.then(other.disorder),
         )
+
+    def check_transforms(self, spec: FeatureSpec, path: Path) -> None:
+        """Refuses statistics read back (``path``) whose moments were fitted under another transform than
+        ``spec`` gives a feature: raw counts' mean and std applied to their logarithms, or the reverse, would
+        train a model on values squashed or clipped, and nothing would say so."""
+        for feature in spec.numeric:
+            fitted = self.transforms.get(feature.name)
+            if feature.name in self.moments and fitted != feature.transform:
+                raise ValueError(
+                    f"{path} was fitted with transform = {fitted!r} for numeric feature {feature.name!r}, the spec "
+                    f"now says {feature.transform!r}: its statistics are of other values; train without --statistics"
+                )
 
     def position_ctr(self) -> dict[int, float]:
         return {p: self.clicks[p] / n for p, n in self.impressions.items()}
@@ -137,6 +152,7 @@ class LogStatistics:
             "impressions": {str(p): n for p, n in self.impressions.items()},
             "clicks": {str(p): n for p, n in self.clicks.items()},
             "logs": [list(entry) for entry in self.logs],
+            "transforms": self.transforms,
         }
         with written_whole(path) as temporary:
             temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -151,6 +167,7 @@ class LogStatistics:
                 impressions={int(p): int(n) for p, n in payload["impressions"].items()},
                 clicks={int(p): int(n) for p, n in payload["clicks"].items()},
                 logs=[(str(name), int(size)) for name, size in payload.get("logs", [])],  # absent before stop 43
+                transforms={str(n): str(t) for n, t in payload.get("transforms", {}).items()},  # absent: raw values
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON, a field missing or malformed
             raise ValueError(

@@ -336,3 +336,34 @@ def test_a_log_of_one_class_is_refused_before_launch_with_its_statistics(tmp_pat
     log_statistics(ShardedLogs(logs, spec), spec, Processes(), None).save(tmp_path / "statistics.json")
     with pytest.raises(ValueError, match=r"the training rows .* click is 0 on every row of 1080 impressions"):
         check_before_launch("mine", logs, None, models, 2, tmp_path / "statistics.json")
+
+
+def test_statistics_of_another_transform_are_refused(tmp_path):
+    """A statistics.json's moments are of the values as standardised: fitted without ``transform = "log1p"`` they
+    are raw counts' (mean 50, std 500), which a spec now with it would apply to logarithms (every row a sliver
+    near one value), and the other way round clip every count past ~12. Read back under a spec whose transform
+    differs, it is refused, naming the feature."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    n = 400
+    table = pa.table(
+        {
+            "ts": pa.array(range(n), pa.int64()),
+            "views": pa.array([float(i % 7) ** 3 for i in range(n)]),
+            "position": pa.array([1] * n, pa.int32()),
+            "click": pa.array([int(i % 3 == 0) for i in range(n)], pa.int8()),
+            "conversion": pa.array([0] * n, pa.int8()),
+        }
+    )
+    pq.write_table(table, logs / "part-0.parquet")
+    raw_spec = tmp_path / "raw.toml"
+    raw_spec.write_text('[[feature]]\nname = "views"\nkind = "numeric"\nside = "candidate"\n', encoding="utf-8")
+    logged_spec = tmp_path / "log1p.toml"
+    logged_spec.write_text(raw_spec.read_text(encoding="utf-8") + 'transform = "log1p"\n', encoding="utf-8")
+    raw, logged = FeatureSpec.from_toml(raw_spec), FeatureSpec.from_toml(logged_spec)
+    for fitted_on, read_under in ((raw, logged), (logged, raw)):
+        path = tmp_path / "statistics.json"
+        log_statistics(ShardedLogs(logs, fitted_on), fitted_on, Processes(), None).save(path)
+        with pytest.raises(ValueError, match=r"fitted with transform = .* for numeric feature 'views'"):
+            log_statistics(ShardedLogs(logs, read_under), read_under, Processes(), path)
+        log_statistics(ShardedLogs(logs, fitted_on), fitted_on, Processes(), path)  # the same spec reads it
