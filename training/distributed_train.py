@@ -44,7 +44,7 @@ from training.distributed import (
 )
 from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
-from training.kept_epoch import KeptEpoch
+from training.kept_epoch import KeptEpoch, say_nothing_judged
 from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs import column_array
 from training.model_config import ModelConfig
@@ -253,6 +253,8 @@ def fit_stream(
     kept = None
     if config.training.keep_best_epoch and validating:
         kept = KeptEpoch(model, validated, phases[0].epochs, lambda verdict: group.gather(verdict)[0])
+    elif config.training.keep_best_epoch and group.is_main:
+        say_nothing_judged()
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
     epochs, steps = 0, stream.steps(workers)
 

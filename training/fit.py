@@ -25,7 +25,7 @@ from training.constant_baseline import training_constant
 from training.dataset import ImpressionTensors
 from training.embedding_optimizer import adam, refuse_embedding_optimizer
 from training.epoch_validation import BY_EPOCH, EpochValidation
-from training.kept_epoch import KeptEpoch
+from training.kept_epoch import KeptEpoch, say_nothing_judged
 from training.metrics import log_loss
 from training.position_ctr import NoTopSlot
 
@@ -195,6 +195,8 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     phases = model_phases(model, config)
     validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
     kept = KeptEpoch(model, validated, phases[0].epochs) if config.keep_best_epoch and validated else None
+    if config.keep_best_epoch and not validated:
+        say_nothing_judged()
     main_loss = run_phases(
         model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, kept or validated
     )

@@ -49,6 +49,15 @@ def kept_by(record: dict[str, float]) -> tuple[str, float] | None:
     return " + ".join(keys), float(sum(record[k] for k in keys))
 
 
+def say_nothing_judged() -> None:
+    """The warning of a run with the key set but no held-out row: no epoch is judged, and the user, who asked for
+    the best, would otherwise get the last without a word."""
+    logger.warning(
+        "keep_best_epoch = true, but no row is held out for validation (validation_fraction = 0, or a log too small "
+        "for one): no epoch is judged, so the last epoch's weights are checkpointed and exported"
+    )
+
+
 class KeptEpoch:
     """``run_phases``' ``after_epoch`` with ``keep_best_epoch``: ``validated`` scores the epoch (None on a
     process that does not score, streamed ranks other than 0), and the weights of the best epoch so far are

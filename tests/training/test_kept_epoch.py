@@ -81,3 +81,20 @@ def test_a_streamed_run_keeps_its_first_epoch_too(tmp_path, caplog):
     assert all(torch.equal(kept.state_dict[name], one.state_dict[name]) for name in one.state_dict)
     assert caplog.text.count("validation after epoch") == 8 and "keeping epoch 1 of 8" in caplog.text
     assert "predicts worse than a constant" in caplog.text  # this noise log's, said as in memory
+
+
+def test_keep_best_epoch_without_validation_rows_says_the_last_epoch_is_exported(tmp_path, caplog):
+    """validation_fraction = 0 leaves no epoch judged: the key did nothing and the last epoch's weights were
+    exported without a word, to a user who had asked for the best one."""
+    logs = write_log(tmp_path / "noise.csv", noise=True)
+    config = OVERFITTING.replace("validation_fraction = 0.3", "validation_fraction = 0.0").replace(
+        "epochs = 8", "epochs = 2"
+    )
+    models = repository(tmp_path / "none", config + "keep_best_epoch = true\n")
+    with caplog.at_level(logging.INFO):
+        trained = train("m", models, logs, work_dir=tmp_path / "none" / "work", progress=False)
+    assert "kept_epoch" not in trained.metrics
+    warned = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "keep_best_epoch" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "the last epoch's weights" in warned[0]
