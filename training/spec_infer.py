@@ -18,9 +18,10 @@ on ``ctr simulate``'s logs):
 - the side is ``context`` when the column holds one value within every request (``request_id``),
   else ``candidate`` (``candidate`` when the log has no ``request_id``);
 - a column with nulls is optional: categorical with the missing category, numeric with the median;
-- a numeric column of whole numbers from 0 up with a heavy tail (``heavy_tail``: the 99th percentile at least
-  ``HEAVY_TAIL_RATIO`` times the median, each plus 1) is a count, proposed with ``transform = "log1p"`` and a
-  caution saying why (common/numeric_transform.py);
+- a column of whole numbers from 0 up with a heavy tail (``heavy_tail``: the 99th percentile at least
+  ``HEAVY_TAIL_RATIO`` times the median, each plus 1) and ``MIN_COUNT_VALUES`` distinct values or more is a count,
+  numeric even with fewer distinct values than would make an integer categorical, proposed with
+  ``transform = "log1p"`` and a caution saying why (common/numeric_transform.py);
 - a text column two of whose values differ only in Unicode normalisation or surrounding spaces is cautioned of
   (``LOOKALIKES``): each is its own category, as the service does not normalise a request's text;
 - constant columns, all-null columns and string or integral columns unique on every row (ids; but for epoch
@@ -97,10 +98,15 @@ INTEGER_ID = (
 # a ratio of 2) or a uniform one (0-10,000: ratio 2) standardises well and is left as it is; floats are not
 # proposed so (a price's or a score's spread is what the user chose to log)
 HEAVY_TAIL_RATIO = 10.0
+# A heavy-tailed count holds fewer than MAX_CATEGORICAL_INTEGERS distinct values in a small log (the measured log of
+# docs/encoding.md, 80,000 rows: 159-305 in two of its three counts), and was proposed categorical: each count its own
+# category, the tail's unseen in serving. From this many values up it is proposed as a count; below it (a code of a
+# few values, 0 for most rows) a category, as before
+MIN_COUNT_VALUES = 100
 HEAVY_TAIL = (
     "counts from 0 with a heavy tail (99th percentile {p99:g}, median {median:g}), proposed with "
     'transform = "log1p": standardised as they are, the tail sets the std and most rows become about the same '
-    "number; remove the line if the scale itself matters"
+    "number; remove the line if the scale itself matters, or make it categorical if the numbers are codes"
 )
 SLOT_ALIAS = (
     "it and position determine each other (one value at each slot: Avazu's banner_pos), so as a feature the model "
@@ -329,12 +335,14 @@ def _infer_feature(table: pa.Table, name: str) -> tuple[Feature | None, str]:
         return None, "a different value on every row: an id, not a feature"
     side = _side(table, name)
     optional = {"required": False} if nulls else {}
-    if text or pa.types.is_boolean(column.type) or (integer and distinct <= MAX_CATEGORICAL_INTEGERS):
+    if text or pa.types.is_boolean(column.type):
         return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     values = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # a median: rounding is no harm
+    tail = heavy_tail(values) if whole and distinct >= MIN_COUNT_VALUES else ""
+    if integer and distinct <= MAX_CATEGORICAL_INTEGERS and not tail:
+        return Feature(name, "categorical", side, buckets=buckets_for(distinct), **optional), ""
     if nulls:
         optional["default"] = float(np.nanmedian(values))
-    tail = heavy_tail(values) if whole else ""
     if tail:
         return Feature(name, "numeric", side, transform=LOG1P, **optional), tail
     return Feature(name, "numeric", side, **optional), INTEGER_ID.format(distinct=distinct) if whole else ""

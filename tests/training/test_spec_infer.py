@@ -377,3 +377,18 @@ def test_a_heavy_tailed_count_is_proposed_log1p_saying_why(tmp_path):
     assert "heavy tail" in proposal.cautions["views"] and "99th percentile" in proposal.cautions["views"]
     assert [by_name[n].transform for n in ("poisson", "uniform", "signed", "spend")] == [None] * 4
     assert 'transform = "log1p"' in proposal.spec.to_toml()
+
+
+def test_a_heavy_tailed_count_of_few_distinct_values_is_still_proposed_log1p(tmp_path):
+    """docs/encoding.md's measured log (reports/count_transform_log.py, 80,000 rows) had two of its three counts
+    proposed categorical, as integers of under 1,000 distinct values (159-305): each count a category of its own,
+    the tail's unseen in serving. A small code column with 0 on most rows stays categorical."""
+    from reports.count_transform_log import impression_log
+
+    table = impression_log("log", seed=0, rows=3_000)
+    codes = np.where(np.arange(table.num_rows) % 10 == 0, np.arange(table.num_rows) % 40, 0)  # 0 on 90 %, 40 codes
+    pq.write_table(table.append_column("offer_code", pa.array(codes)), tmp_path / "log.parquet")
+    by_name = infer_spec(tmp_path / "log.parquet").spec.by_name
+    for name in ("views_7d", "clicks_30d", "sessions_30d"):
+        assert (by_name[name].kind, by_name[name].transform) == ("numeric", "log1p"), name
+    assert by_name["offer_code"].kind == "categorical"
