@@ -4,7 +4,9 @@ The defaults are the kind's config dataclass (the ``[model]`` table) and ``Train
 ``[training]`` table); ``[data]`` and ``[world]`` are left to their defaults, which only matter when
 the model is trained on the built-in simulator instead of ``--logs``. The kind's own ``ctr evaluate``
 report is written out (``evaluation = "retrieval"`` for esam), and a kind whose defaults are known not
-to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A spec given with
+to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A spec of more buckets than
+``SPARSE_ADAM_ABOVE_BUCKETS`` gets ``embedding_optimizer = "sparse_adam"``, whose step is then the shorter one
+(training/embedding_optimizer.py). A spec given with
 ``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it; without
 one, ``--from`` copies the other model's ``spec.toml`` with its config (a copy of a model trained on one's own
 logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied).
@@ -23,6 +25,7 @@ from typing import Any
 from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
 from common.whole_file import written_whole
+from training.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
 from training.fit import TrainingConfig
 from training.pipeline import SCALED_SETTINGS, SPEC_FILE
 
@@ -46,8 +49,9 @@ KIND_NOTES = {
 }
 
 
-def default_config_toml(kind: str) -> str:
-    """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults."""
+def default_config_toml(kind: str, total_buckets: int | None = None) -> str:
+    """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults, but for
+    ``embedding_optimizer`` over a spec of ``total_buckets`` past ``SPARSE_ADAM_ABOVE_BUCKETS``."""
     from training.models.registry import MODEL_KINDS, default_evaluation, trains_on
 
     if kind not in MODEL_KINDS:
@@ -60,9 +64,23 @@ def default_config_toml(kind: str) -> str:
         lines.append(f'evaluation = "{default_evaluation(kind)}"  # what `ctr evaluate` reports')
     scaled = trains_on(kind) == "impressions"  # a retrieval model's training is not scaled to its log
     training = {k: v for k, v in asdict(TrainingConfig()).items() if not (scaled and k in SCALED_SETTINGS)}
+    # measured on impression models only; adversarial_ctr's paper defaults (optimizer = "sgd") refuse it
+    large = total_buckets is not None and total_buckets > SPARSE_ADAM_ABOVE_BUCKETS
+    sparse = large and scaled and model_defaults.get("optimizer", "adam") == "adam"
+    if sparse:
+        del training["embedding_optimizer"]  # written last, under the comment that says why
     lines += ["", "[model]", *_table(model_defaults), "", "[training]", *_table(training)]
     if scaled:
         lines.append("# epochs and batch_size left out: chosen from the log's size (README); set both to fix them")
+    if sparse:
+        why = (
+            f"The spec's {total_buckets:,} buckets pass {SPARSE_ADAM_ABOVE_BUCKETS:,}, above which SparseAdam's step "
+            "was the shorter one on a 2-core CPU (1.2-1.5x at 200,000 buckets, 3-11x at 0.7-2 million; docs/scale.md): "
+            'dense "adam" moves every row of the table each step, "sparse_adam" the rows a minibatch looked up '
+            '(lazy Adam: other arithmetic; "adam" trains as the shipped models do).'
+        )
+        lines += [f"# {line}" for line in textwrap.wrap(why, 100)]
+        lines.append('embedding_optimizer = "sparse_adam"')
     return "\n".join(lines) + "\n"
 
 
@@ -91,7 +109,7 @@ def new_model(
         if spec is None and (source.parent / SPEC_FILE).is_file():  # --spec replaces it: the user's choice
             spec = source.parent / SPEC_FILE
     elif kind is not None:
-        text = default_config_toml(kind)
+        text = default_config_toml(kind, None if spec is None else FeatureSpec.from_toml(spec).total_buckets)
     else:
         raise ValueError("say what to start from: --kind KIND or --from EXISTING")
     if spec is not None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.features import FeatureSpec
+from training.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
 from training.model_config import ModelConfig
 from training.spec_infer import buckets_for
 
@@ -58,6 +59,31 @@ def test_new_from_a_model_with_a_spec_copies_the_spec_too(tmp_path):
         run("new", "third", "--from", "first", "--spec", str(tmp_path / "other.toml"), "-r", repository).exit_code == 0
     )
     assert (tmp_path / "models" / "third" / "spec.toml").read_text(encoding="utf-8") == other
+
+
+@pytest.mark.parametrize(
+    ("kind", "buckets", "expected"),
+    [
+        ("esmm_debiased", SPARSE_ADAM_ABOVE_BUCKETS + 1, "sparse_adam"),
+        ("cvr_base", SPARSE_ADAM_ABOVE_BUCKETS + 1, "sparse_adam"),
+        ("esmm_debiased", SPARSE_ADAM_ABOVE_BUCKETS, "adam"),
+        ("adversarial_ctr", SPARSE_ADAM_ABOVE_BUCKETS + 1, "adam"),  # its paper's SGD refuses sparse_adam
+    ],
+)
+def test_new_over_a_spec_of_many_buckets_chooses_sparse_adam_and_says_why(tmp_path, kind, buckets, expected):
+    """Past SPARSE_ADAM_ABOVE_BUCKETS the table's dense Adam update made the step the longer one (docs/scale.md)."""
+    spec = f'[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = {buckets}\n'
+    (tmp_path / "spec.toml").write_text(spec, encoding="utf-8")
+    result = run("new", "mine", "--kind", kind, "--spec", str(tmp_path / "spec.toml"), "-r", str(tmp_path / "models"))
+    assert result.exit_code == 0, result.output
+    assert ModelConfig.load(tmp_path / "models", "mine").training.embedding_optimizer == expected
+    text = (tmp_path / "models" / "mine" / "config.toml").read_text(encoding="utf-8")
+    assert (f"The spec's {buckets:,} buckets pass" in text) == (expected == "sparse_adam")
+
+
+def test_new_without_a_spec_keeps_dense_adam(tmp_path):
+    assert run("new", "mine", "--kind", "esmm_debiased", "-r", str(tmp_path)).exit_code == 0
+    assert ModelConfig.load(tmp_path, "mine").training.embedding_optimizer == "adam"
 
 
 @pytest.mark.parametrize(
