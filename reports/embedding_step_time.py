@@ -10,8 +10,7 @@ every other round, so that a load that moves within a minute falls on all of the
 recorded at the start and the end: the step times of dense Adam moved 7x with it in earlier runs.
 
     PYTHONPATH=. python reports/criteo_like_log.py --out /tmp/criteo.parquet
-    PYTHONPATH=. ctr spec infer --logs /tmp/criteo.parquet --out /tmp/criteo_spec.toml
-    PYTHONPATH=. python reports/embedding_step_time.py --logs /tmp/criteo.parquet --spec /tmp/criteo_spec.toml \
+    PYTHONPATH=. python reports/embedding_step_time.py --logs /tmp/criteo.parquet --spec reports/criteo_like_spec.toml \
         --out reports/embedding_step_time_1.json
 """
 
