@@ -64,6 +64,10 @@ def warn_if_worse_than_constant(
     (``rate``: whose click rate, and its value; ``rows``: what one row scored is); True when it warned."""
     if model_logloss is None or constant is None or not (np.isfinite(model_logloss) and np.isfinite(constant)):
         return False
+    if not 0.0 < rate[1] < 1.0:  # labels of one class (a log without conversions): the constant is exact, ~0
+        # log loss, and no model is below it; a Criteo-like log of clicks alone warned "ctcvr_logloss 0.0000 is
+        # not below 0.0000" of a model with nothing to learn there
+        return False
     if model_logloss < constant:
         return False
     logger.warning(WORSE_THAN_CONSTANT, what, key, model_logloss, constant, *rate, rows)

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from tests.training.noise_logs import OVERFITTING, STEADY, repository, write_log
+from training.constant_baseline import warn_if_worse_than_constant
 from training.evaluate_logs import evaluate_on_logs, summary
 from training.evaluation import constant_metrics
 from training.export import export_checkpoint
@@ -75,3 +76,14 @@ def test_the_world_report_puts_the_day_s_own_rate_beside_each_log_loss():
     assert report["ctr_logloss_constant"] == log_loss(click, np.full(8, 0.25))
     assert report["ctr_slot1_logloss_constant"] == log_loss(true_ctr, np.full(8, true_ctr.mean()))
     assert set(report) == {f"{k}_logloss_constant" for k in ("ctr", "ctr_slot1", "ctcvr", "ctcvr_slot1")}
+
+
+def test_labels_of_one_class_are_no_constant_to_warn_against(caplog):
+    """A log without conversions: the training rate 0 predicted for every row scores a log loss of ~0, below any
+    model's; a Criteo-like log of clicks alone warned "ctcvr_logloss 0.0000 is not below 0.0000"."""
+    constant = log_loss(np.zeros(100), np.zeros(100))
+    with caplog.at_level(logging.WARNING):
+        for rate in (0.0, 1.0):
+            assert not warn_if_worse_than_constant("m", "ctcvr_logloss", 1e-5, constant, ("a rate", rate), "row")
+        assert warn_if_worse_than_constant("m", "ctcvr_logloss", 0.2, 0.1, ("a rate", 0.02), "row")
+    assert [WORSE in r.getMessage() for r in caplog.records] == [True]
