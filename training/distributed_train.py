@@ -268,8 +268,8 @@ def fit_stream(
             yield {k: v.to(group.device, non_blocking=True) for k, v in batch.items()}
 
     with averaged_gradients(model, group):
-        loss = run_phases(model, phases, epoch_batches, steps, progress, kept or validated)
-    return StreamTrained(group.mean(loss), epochs, len(phases), validated, kept)
+        loss = run_phases(model, phases, epoch_batches, steps, progress, kept or validated, group)
+    return StreamTrained(loss, epochs, len(phases), validated, kept)
 
 
 def split_labels(shards: ShardedLogs, validation_fraction: float, group: Processes) -> SplitLabels:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.kept_epoch import KeptEpoch, say_nothing_judged
 from training.metrics import log_loss
 from training.position_ctr import NoTopSlot
+
+if TYPE_CHECKING:  # training/distributed.py imports this module
+    from training.distributed import Processes
 
 logger = logging.getLogger(__name__)
 
@@ -228,11 +231,15 @@ def run_phases(
     steps: int,
     progress: bool = True,
     after_epoch: Callable[[int, float], None] | None = None,
+    group: Processes | None = None,
 ) -> float:
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
     loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
     epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone, but
-    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py)."""
+    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py).
+    ``group``: the processes of a streamed run, each over its own rows: each phase's loss is the mean of theirs,
+    said once by rank 0 (each process said its own, two contradicting lines for one model); every process
+    reads as many rows per epoch, so the mean of their means is the mean per row of all, the in-memory figure."""
     total, count, main_loss = 0.0, 0, float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):
@@ -257,8 +264,9 @@ def run_phases(
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
             if after_epoch is not None and phase is phases[0]:
                 after_epoch(epoch, total / max(count, 1))
-        if phase.epochs:
-            logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, total / max(count, 1))
+        loss = group.mean(total / max(count, 1)) if group else total / max(count, 1)
+        if phase.epochs and (group is None or group.is_main):
+            logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, loss)
         if phase is phases[0]:
-            main_loss = total / max(count, 1)
+            main_loss = loss
     return main_loss

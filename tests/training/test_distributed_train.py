@@ -98,6 +98,9 @@ def test_two_processes_export_a_model_as_good_as_one_process(setup):
     # rank 0 scored each epoch, as in memory, and recorded the constant predictor from the label counts
     assert result.stderr.count("validation after epoch 1/2") == result.stderr.count("validation after epoch 2/2") == 1
     assert [record["epoch"] for record in two.metrics["validation_by_epoch"]] == [1, 2]
+    # one summary of the training loss, rank 0's, the processes' mean that the metrics record (each said its own)
+    summaries = re.findall(r"\d+ epochs, last epoch's loss (\d+\.\d+)", result.stderr)
+    assert summaries == [f"{two.metrics['training_loss']:.5f}"], result.stderr
     assert two.metrics["validation_by_epoch"][-1]["ctr_logloss"] == two.metrics["ctr_logloss"]
     for key in ("training_ctr", "ctr_logloss_constant", "training_ctcvr", "ctcvr_logloss_constant"):
         assert two.metrics[key] == pytest.approx(one.metrics[key], rel=1e-12)
