@@ -50,6 +50,7 @@ from clients.client import (
 )
 from clients.service_process import RunningService, running_service
 from common.config_layout import read_checked_config
+from common.shown_url import shown_url
 from training.world import World, WorldConfig, feature_spec, write_logs
 from training.world.traffic import SECONDS_PER_DAY
 
@@ -144,7 +145,9 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
         if config.admin_token is not None:
             require_admin(config.url, config.admin_token)
         with ScoringClient(config.url) as client:
-            served = served_models(client.models())
+            models = client.models()
+        served = served_models(models)
+        check_served_features(config.url, models)
         if config.repository is not None:
             check_configs(config.repository, served)
         for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
@@ -256,6 +259,22 @@ def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
         for role in m.roles
         if role in ("ctr", "ctcvr")
     }
+
+
+def check_served_features(url: str, models: list[ModelStatus]) -> None:
+    """ValueError naming the world's features that no model the auction scores with (roles ctr and ctcvr) takes:
+    every request carries them all, and the service refuses a feature none of its models has. A service of
+    models trained on one's own logs was found on the first day's first request, ~5 s in, the first name alone."""
+    scoring = [m for m in models if {"ctr", "ctcvr"} & set(m.roles)]
+    taken = {name for m in scoring for name in m.features or []}
+    missing = [f.name for f in feature_spec().features if f.name not in taken]
+    if missing:
+        names = ", ".join(dict.fromkeys(m.name for m in scoring))
+        raise ValueError(
+            f"--url {shown_url(url)}: the served models ({names}) do not take the simulated world's features "
+            f"{', '.join(missing)}, which every auction request carries: serve models trained on the world's logs "
+            "(`ctr train` without --logs)"
+        )
 
 
 def check_configs(repository: Path, served: dict[str, dict[str, Any]]) -> None:

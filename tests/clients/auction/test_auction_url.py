@@ -103,3 +103,24 @@ def test_a_role_the_auction_does_not_price_by_is_no_stale_version() -> None:
 
     served = {"ctr": [3], "ctcvr": [3, 4], "shadow": [1]}
     assert stale_versions(served, {"ctr": 3, "ctcvr": 3}) == {"ctcvr": [3, 4]}
+
+
+def test_served_models_without_the_world_s_features_are_refused_before_the_first_day(tmp_path: Path) -> None:
+    """A service of models trained on one's own logs was found at the first day's first request, ~5 s in, exit 1
+    naming one feature ('user_id' is not a feature of the served models)."""
+    from tests.service.tiny_model import publish_tiny_esmm
+    from tests.support.server import running_server
+
+    repository = tmp_path / "models"
+    publish_tiny_esmm(repository)  # user_id, hour, ad_id, ad_price, ad_quality: half the world's
+    with running_server(repository, tmp_path / "a.log", ctr_model="esmm") as (url, _):
+        refused = auction(
+            "--url", url, "--pipelines", "debiased",
+            "--work-dir", str(tmp_path / "w"), "--out", str(tmp_path / "r.json"),
+        )  # fmt: skip
+    assert isinstance(refused.exception, ValueError)  # exit 2 from `ctr` (cli/errors.py)
+    assert str(refused.exception).startswith(
+        f"--url {url}: the served models (esmm) do not take the simulated world's features user_segment, device, "
+        "user_age, ad_category, advertiser_id, which every auction request carries"
+    ), refused.exception
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
