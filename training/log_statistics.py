@@ -182,9 +182,9 @@ def chunk_statistics(logs: ShardedLogs, group: int, spec: FeatureSpec) -> LogSta
     numeric = [f for f in spec.numeric if f.name in logs.columns]
     span = logs.spans(int(logs.offsets[group]), int(logs.offsets[group + 1]))[0]
     table = logs.read(span, [*logs.columns, *logs.order_columns])
-    source, first_row = logs.where(span)
-    check_labels(table, source, first_row)
-    check_features(table, spec, source, first_row)
+    source, rows = logs.where(span)
+    check_labels(table, source, rows)
+    check_features(table, spec, source, rows)
     moments = {}
     for feature in numeric:
         values = numeric_values(feature, column_array(table, feature.name), table.num_rows)

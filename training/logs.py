@@ -25,6 +25,7 @@ from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
 from training.csv_codes import inferred_codes, read_as_bytes
 from training.log_time import joined_ts, say_ts_left_out
+from training.row_words import OWN_TABLE, FileRows
 from training.shard_folder import MANIFEST, refuse_unfinished
 
 logger = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ def _refuse_text_not_utf8(file: Path, table: pa.Table, what: str) -> None:
             compressed = " (decompressed first)" if Path(file.name.lower()).suffix in CSV_COMPRESSION else ""
             raise ValueError(
                 f"{what} {file}: column {name!r} must be UTF-8 text, as a CSV is read; "
-                + _wrong_rows(not_utf8, column, 0)
+                + _wrong_rows(not_utf8, column, FileRows(file))
                 + f": the file is in another encoding, so re-encode it as UTF-8{compressed}, from Windows-1252 or "
                 "Latin-1 (what Excel writes) with `iconv -f cp1252 -t utf-8 in.csv > out.csv`"
             )
@@ -432,9 +433,9 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     def check(file: Path, table: pa.Table) -> None:
         refuse_missing_columns(file, required, table.column_names)
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
-            check_labels(table, str(file))
+            check_labels(table, str(file), FileRows(file))
             if spec is not None:
-                check_features(table, spec, str(file))
+                check_features(table, spec, str(file), FileRows(file))
 
     categorical = [f.name for f in spec.categorical] if spec is not None else []
     return read_tables(path, "impression log", check, categorical)
@@ -492,13 +493,12 @@ def _near_misses(missing: list[str], found: list[str]) -> str:
     return f"; it has {near}: column names must match exactly (case and spaces)" if near else ""
 
 
-def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: int = 0) -> None:
+def check_features(table: pa.Table, spec: FeatureSpec, source: str, rows: FileRows = OWN_TABLE) -> None:
     """ValueError, naming the feature and its first wrong row, unless every value of the spec's features
     in ``table`` is one the service would take in a request: a required feature present (not null, not
     NaN), a numeric feature's value a finite number within float32, a categorical one's a string or an
     integer (floats with integral values, how pandas writes integers with gaps, are read as integers where the
-    service reads a request's so: ``whole_numbers``). Rows
-    are numbered from ``first_row`` (the table's first row in the file it came from)."""
+    service reads a request's so: ``whole_numbers``). A row is named where it lies in its file (``rows``)."""
     for feature in spec.features:
         if feature.name not in table.column_names:
             continue
@@ -509,7 +509,7 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
         if feature.required and absent.any():
             raise ValueError(
                 f"impression log {source}: required feature {feature.name!r} is missing on {int(absent.sum())} rows "
-                f"(the first, row {first_row + int(np.flatnonzero(absent)[0])}): fill them in, or make it optional "
+                f"(the first, {rows.named(int(np.flatnonzero(absent)[0]))}): fill them in, or make it optional "
                 "in the spec (required = false, default = ...)"
             )
         wrong, wanted = _wrong_values(feature.kind, column, absent)
@@ -518,7 +518,7 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, first_row: i
         if wrong is not None and wrong.any():
             raise ValueError(
                 f"impression log {source}: {feature.kind} feature {feature.name!r} must be {wanted}; "
-                + _wrong_rows(wrong, column, first_row)
+                + _wrong_rows(wrong, column, rows)
             )
 
 
@@ -581,16 +581,16 @@ def _utf8(value: bytes, max_chars: int | None = None) -> bool:
     return max_chars is None or len(text) <= max_chars
 
 
-def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, first_row: int) -> str:
-    """How many rows are wrong and the first of them (numbered from ``first_row``), with its value: "3 rows are
-    not (the first, row 7, is 'x')"."""
+def _wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, rows: FileRows) -> str:
+    """How many rows are wrong and the first of them (named where it lies in its file: ``rows``), with its
+    value: "3 rows are not (the first, row 7, is 'x')"."""
     first = int(np.flatnonzero(wrong)[0])
     value = column[first].as_py()
     shown = "missing" if value is None or value != value else repr(value)  # null, or NaN
     if len(shown) > SHOWN_VALUE_CHARS:  # a text's own length; any other value's (a timestamp's) as written
         length = len(value) if isinstance(value, str | bytes) else len(shown)
         shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({length} characters)"
-    return f"{int(wrong.sum())} rows are not (the first, row {first_row + first}, is {shown})"
+    return f"{int(wrong.sum())} rows are not (the first, {rows.named(first)}, is {shown})"
 
 
 def _reads_as_number(value: object) -> bool:
@@ -606,10 +606,10 @@ POSITION_BASE = " (positions are 1-based: the top slot is 1; add 1 to 0-based po
 LABEL_RANGES = {"position": (1, None), "click": (0, 1), "conversion": (0, 1)}
 
 
-def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
+def check_labels(table: pa.Table, source: str, rows: FileRows = OWN_TABLE) -> None:
     """ValueError unless every row has a position (an integer, 1 the top slot), a click and a conversion
     (0 or 1, integers or booleans), and no conversion without a click. The message names ``source``, the
-    column, how many rows are wrong and the first of them (its row in ``table``, from ``first_row``)."""
+    column, how many rows are wrong and the first of them (named where it lies in its file: ``rows``)."""
     values = {}
     for name, (lowest, highest) in LABEL_RANGES.items():
         column = table.column(name)
@@ -617,7 +617,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
         kind = column.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or (pa.types.is_boolean(kind) and highest)):
             words = [(row, v) for row, v in enumerate(column.to_pylist()) if v is not None and not _reads_as_number(v)]
-            shown = f" (the first, row {first_row + words[0][0]}, is {words[0][1]!r})" if words else ""
+            shown = f" (the first, {rows.named(words[0][0])}, is {words[0][1]!r})" if words else ""
             raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
         array = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # nulls as NaN
         # a uint64 past 2**53 (a safe cast's ArrowInvalid named no file) rounds: no label is read exactly there
@@ -627,7 +627,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
         if wrong.any():
             raise ValueError(
                 f"impression log {source}: {name} must be {wanted} on every row; "
-                + _wrong_rows(wrong, column, first_row)
+                + _wrong_rows(wrong, column, rows)
                 + POSITION_BASE * (name == "position" and bool((array == 0).any()))
                 + _unclicked_gaps(name, array, values)
             )
@@ -636,7 +636,7 @@ def check_labels(table: pa.Table, source: str, first_row: int = 0) -> None:
     if unclicked.any():
         raise ValueError(
             f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
-            f"{int(unclicked.sum())} rows (the first, row {first_row + int(np.flatnonzero(unclicked)[0])})"
+            f"{int(unclicked.sum())} rows (the first, {rows.named(int(np.flatnonzero(unclicked)[0]))})"
         )
 
 

@@ -70,6 +70,7 @@ from training.logs import (
     unified_schema,
     with_partitions,
 )
+from training.row_words import FileRows
 
 OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
 
@@ -157,10 +158,12 @@ def score_file(candidates: str | Path, out: str | Path, models: ServingModels, s
     rows = 0
     with written_whole(out) as temporary, arrow_output(temporary) as sink, pq.ParquetWriter(sink, written) as writer:
         for file in files:
+            in_file = 0  # a refusal names the row in its file (a folder's second file's rows were numbered on)
             for request_rows in _request_chunks(file, candidates, schema, grouped_by, settings.max_candidates):
                 table, bounds = request_rows
-                writer.write_table(scorer.scored(table, bounds, rows, file).cast(written))
-                rows += table.num_rows
+                writer.write_table(scorer.scored(table, bounds, FileRows(file, in_file)).cast(written))
+                in_file += table.num_rows
+            rows += in_file
     return ScoredFile(rows, scorer.requests, record)
 
 
@@ -173,11 +176,11 @@ class _Scorer:
     batching: dict[ScoringModel, BatchConfig]  # each model's batcher settings: how a request is split into runs
     requests: int = 0
 
-    def scored(self, table: pa.Table, bounds: list[tuple[int, int]], first_row: int, file: Path) -> pa.Table:
-        """``table`` with the score columns, each request ``start:stop`` of ``bounds`` scored alone; its first
-        row is row ``first_row`` of the input."""
+    def scored(self, table: pa.Table, bounds: list[tuple[int, int]], rows: FileRows) -> pa.Table:
+        """``table`` with the score columns, each request ``start:stop`` of ``bounds`` scored alone; ``rows``
+        says where its rows lie in their input file."""
         plain = plain_columns(table.select(self.features))  # as the streamed trainer reads a row group
-        values = {name: _request_values(plain, name, first_row, file) for name in self.features}
+        values = {name: _request_values(plain, name, rows) for name in self.features}
         scores: tuple[list[float], list[float], list[float]] = ([], [], [])
         for start, stop in bounds:
             columns = [values[name][start:stop] for name in self.features]
@@ -186,15 +189,15 @@ class _Scorer:
                 request = checked_request({}, candidates, self.roles, self.kinds, self.settings.max_string_chars)
             except InputError as error:
                 found = _CANDIDATE_FIELD.match(error.field or "")
-                row = first_row + start + (int(found.group(1)) if found else 0)
+                row = start + (int(found.group(1)) if found else 0)
                 said = error.message.removeprefix(_CANDIDATE_LABEL)
-                raise ValueError(f"row {row} of the input ({file.name}): {said}") from None
+                raise ValueError(f"{_input_row(rows, row)}: {said}") from None
             outputs = {
                 model: _run_alone(model, inputs, request.n_candidates, self.batching[model])
                 for model, inputs in request.inputs.items()
             }
             for model, ran in outputs.items():
-                _check_finite(model, ran, first_row + start, file)
+                _check_finite(model, ran, rows, start)
             for served, more in zip(scores, request.served(outputs), strict=True):
                 served.extend(more)
             self.requests += 1
@@ -217,8 +220,8 @@ def _run_alone(model: ScoringModel, inputs: Any, n_rows: int, batching: BatchCon
     return assemble(work)
 
 
-def _check_finite(model: ScoringModel, outputs: Tensors, first_row: int, file: Path) -> None:
-    """ValueError naming the first row (its index in the input; the request's first is ``first_row``) that
+def _check_finite(model: ScoringModel, outputs: Tensors, rows: FileRows, start: int) -> None:
+    """ValueError naming the first row (in its file: ``rows``; the request's first is ``start``) that
     ``model`` gave a NaN or infinite probability, which the service answers 500: the batcher's check
     (``non_finite_output``, one compare a request when every score is finite), then the row found."""
     sums = run_output_sums(outputs)
@@ -233,7 +236,7 @@ def _check_finite(model: ScoringModel, outputs: Tensors, first_row: int, file: P
         key=lambda found: found[0],
     )
     raise ValueError(
-        f"row {first_row + row} of the input ({file.name}): model {model.name}:{model.version} returned a "
+        f"{_input_row(rows, start + row)}: model {model.name}:{model.version} returned a "
         f"non-finite score ({output} NaN or infinite) for it, which /v1/score answers 500 (a NaN or an infinity "
         "in the model's weights gives one): score with a version that has none"
     )
@@ -365,27 +368,34 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _request_values(table: pa.Table, name: str, first_row: int, file: Path) -> list[Any]:
-    """A feature column of a ``plain_columns`` table as a request's JSON would carry its values (the first is
-    row ``first_row`` of the input, in ``file``): bytes as their UTF-8 text (ValueError naming the row, column
+def _input_row(rows: FileRows, row: int) -> str:
+    """The table's row ``row`` as a refusal names it: "row 3 of the input (candidates.parquet)", counted from 0
+    in that file."""
+    assert rows.file is not None  # an input's rows always come from a file
+    return f"{rows.named(row)} of the input ({rows.file.name})"
+
+
+def _request_values(table: pa.Table, name: str, rows: FileRows) -> list[Any]:
+    """A feature column of a ``plain_columns`` table as a request's JSON would carry its values (``rows``: where
+    they lie in their input file): bytes as their UTF-8 text (ValueError naming the row, column
     and file where they are not), the rest read as the trainer reads a log's (``column_array``: booleans as
     0/1, decimals as numbers); a null, and NaN (how pandas writes a gap), as null."""
     column = table.column(name)
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
-        return [_text(value, first_row + i, name, file) for i, value in enumerate(column.to_pylist())]
+        return [_text(value, rows, i, name) for i, value in enumerate(column.to_pylist())]
     values = column_array(table, name)
     if values.dtype.kind == "f":
         return [None if value != value else value for value in values.tolist()]
     return values.tolist()
 
 
-def _text(value: bytes | None, row: int, name: str, file: Path) -> str | None:
+def _text(value: bytes | None, rows: FileRows, row: int, name: str) -> str | None:
     """A binary feature value as the text a request would send, if it is UTF-8."""
     try:
         return None if value is None else value.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(
-            f"row {row} of the input ({file.name}): column {name!r} holds bytes that are not UTF-8 text "
+            f"{_input_row(rows, row)}: column {name!r} holds bytes that are not UTF-8 text "
             f"({error.reason} at byte {error.start}); ctr score reads a binary feature as text"
         ) from None
 

@@ -30,6 +30,7 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
 from training.logs import check_features, column_array, feature_columns, fingerprint, read_logs, read_tables
+from training.row_words import FileRows
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +49,22 @@ def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
     that cannot be read or disagrees on a column's type is named): every required candidate feature of
     ``spec`` present, and every value one the service would take (``check_features``, as the displayed
     log's: a null id became the item 'None')."""
+    candidates = spec.for_side("candidate")
+    required = [f.name for f in candidates.features if f.required]
+
+    def check(file: Path, table: pa.Table) -> None:
+        # each file alone, so that a refusal names the file and the row in it (joined, the second file's rows
+        # were numbered on from the first's, in a message naming the folder)
+        missing = [name for name in required if name not in table.column_names]
+        if missing:
+            raise ValueError(f"non-displayed table {file} lacks the candidate columns {missing}")
+        if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
+            check_features(table, candidates, f"{file} (non-displayed)", FileRows(file))
+
     try:
-        table = read_tables(path, "non-displayed table", categorical=[f.name for f in spec.categorical])
+        return read_tables(path, "non-displayed table", check, categorical=[f.name for f in spec.categorical])
     except FileNotFoundError as error:  # said of the table it is, not of an impression log
         raise FileNotFoundError(f"--non-displayed: {str(error).replace('impression log', 'table')}") from None
-    missing = [f.name for f in spec.for_side("candidate").features if f.required and f.name not in table.column_names]
-    if missing:
-        raise ValueError(f"non-displayed table {path} lacks the candidate columns {missing}")
-    check_features(table, spec.for_side("candidate"), f"{path} (non-displayed)")
-    return table
 
 
 def catalog_id_feature(spec: FeatureSpec) -> str:

@@ -43,6 +43,7 @@ from training.logs import (
     refuse_repeated_names,
     unified_schema,
 )
+from training.row_words import FileRows
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -156,11 +157,12 @@ class ShardedLogs:
         table = group.to_table(schema=self.dataset.schema, columns=list(columns or self.columns), use_threads=False)
         return plain_columns(table.slice(span.start, span.rows))
 
-    def where(self, span: Span) -> tuple[str, int]:
-        """(the span's file and row group in it, the number in that file of the span's first row), for
-        messages that name a row as the user would find it."""
+    def where(self, span: Span) -> tuple[str, FileRows]:
+        """(the span's file and row group in it, where the span's rows lie in that file), for messages that
+        name a row as the user would find it."""
         group = self.groups[span.group]
-        return f"{group.path} (row group {group.row_groups[0].id})", self.first_row_in_file[span.group] + span.start
+        first = self.first_row_in_file[span.group] + span.start
+        return f"{group.path} (row group {group.row_groups[0].id})", FileRows(Path(group.path), first)
 
     def tensors(
         self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float]

@@ -21,6 +21,8 @@ GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
 
 
 def csv_log(tmp_path, rows: list[str], name: str = "logs.csv"):
+    # HEADER is the one below (ending in a line break) when called: a blank line 2, which the reader skips, so
+    # data row 4 is line 7 in the messages
     path = tmp_path / name
     path.write_text("\n".join([HEADER, *rows]) + "\n")
     return path
@@ -34,8 +36,15 @@ def test_good_labels_are_read_as_they_are(tmp_path):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("r2,5,c,1,,0", r"logs\.csv: click must be 0 or 1 on every row; 1 rows are not \(the first, row 4, is missing"),
-        ("r2,5,c,1,2,0", r"click must be 0 or 1 on every row; 1 rows are not \(the first, row 4, is 2\)"),
+        (
+            "r2,5,c,1,,0",
+            r"logs\.csv: click must be 0 or 1 on every row; 1 rows are not "
+            r"\(the first, row 4 \(line 7 of the CSV\), is missing",
+        ),
+        (
+            "r2,5,c,1,2,0",
+            r"click must be 0 or 1 on every row; 1 rows are not \(the first, row 4 \(line 7 of the CSV\), is 2\)",
+        ),
         ("r2,5,c,1,-1,0", r"click must be 0 or 1 .* is -1\)"),
         ("r2,5,c,1,0.5,0", r"click must be 0 or 1 .* is 0\.5\)"),
         ("r2,5,c,1,1,3", r"conversion must be 0 or 1 .* is 3\)"),
@@ -46,7 +55,7 @@ def test_good_labels_are_read_as_they_are(tmp_path):
         (
             "r2,5,c,1,0,1",
             r"logs\.csv has conversions on unclicked impressions \(conversion 1 where click is 0\): 1 rows "
-            r"\(the first, row 4\)",
+            r"\(the first, row 4 \(line 7 of the CSV\)\)",
         ),
     ],
 )
@@ -61,12 +70,13 @@ def test_conversions_missing_on_unclicked_rows_alone_are_said_to_be_0(tmp_path):
     with pytest.raises(ValueError) as refused:
         read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,0,"]))
     assert str(refused.value).endswith(
-        "conversion must be 0 or 1 on every row; 2 rows are not (the first, row 4, is missing); the 2 missing are all "
+        "conversion must be 0 or 1 on every row; 2 rows are not (the first, row 4 (line 7 of the CSV), "
+        "is missing); the 2 missing are all "
         "on unclicked rows: write 0 there"
     )
     with pytest.raises(ValueError) as refused:
         read_logs(csv_log(tmp_path, [*GOOD, "r2,5,c,1,0,", "r2,6,c,2,1,"]))
-    assert str(refused.value).endswith("2 rows are not (the first, row 4, is missing)")
+    assert str(refused.value).endswith("2 rows are not (the first, row 4 (line 7 of the CSV), is missing)")
 
 
 def test_boolean_clicks_and_conversions_are_taken_as_0_and_1(tmp_path):
@@ -150,17 +160,17 @@ SITE_BID = FeatureSpec(
         (
             ["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"],
             r"numeric feature 'bid' must be a finite number within float32's "
-            r"range \(the column holds text\); 1 rows are not \(the first, row 1, is 'cheap'\)",
+            r"range \(the column holds text\); 1 rows are not \(the first, row 1 \(line 3 of the CSV\), is 'cheap'\)",
         ),
         (
             ["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"],
             r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
-            r"row 1, is inf\)",
+            r"row 1 \(line 3 of the CSV\), is inf\)",
         ),
         (
             ["r0,1,2.5,1.0,1,0,0"],
             r"categorical feature 'site' must be a string or an integer; 1 rows are not "
-            r"\(the first, row 0, is 2\.5\)",
+            r"\(the first, row 0 \(line 2 of the CSV\), is 2\.5\)",
         ),
     ],
 )
@@ -507,7 +517,7 @@ def test_a_label_column_of_another_type_is_refused_naming_its_type():
         ("request_id,ts,site, position ,Click,conversion\nr0,1,a,1,0,0\n", "it has [' position ', 'Click']: column"),
         (
             HEADER + "r0,1,a,1,0,0\nr1,2,a,1,yes,0\n",
-            "click must be 0 or 1 on every row, not string values (the first, row 1, is 'yes')",
+            "click must be 0 or 1 on every row, not string values (the first, row 1 (line 3 of the CSV), is 'yes')",
         ),
         ("request_id;ts;price;position;click;conversion\nr0;1;0,5;1;0;0\n", "its header holds no comma: write"),
     ],
@@ -532,7 +542,7 @@ def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
     with pytest.raises(
         ValueError,
         match=r"must be a string or an integer of at most 1024 characters; 1 rows are not "
-        r"\(the first, row 1, is 'x{79}\.\.\. \(5000 characters\)\)",
+        r"\(the first, row 1 \(line 3 of the CSV\), is 'x{79}\.\.\. \(5000 characters\)\)",
     ):
         read_logs(tmp_path / "log.csv", spec)
 
@@ -547,7 +557,8 @@ def test_a_csv_that_is_not_utf8_is_refused_naming_its_file_column_row_and_how_to
     (tmp_path / "latin1.csv").write_text(HEADER + "\n".join(rows) + "\n", encoding="latin-1")
     said = (
         r"impression log .*latin1\.csv: column 'site' must be UTF-8 text, as a CSV is read; 3 rows are not \(the "
-        r"first, row 2, is b'caf\\xe9\.fr'\): the file is in another encoding, so re-encode it as UTF-8, .*"
+        r"first, row 2 \(line 4 of the CSV\), is b'caf\\xe9\.fr'\): the file is in another encoding, so re-encode it "
+        r"as UTF-8, .*"
         r"`iconv -f cp1252 -t utf-8 in\.csv > out\.csv`"
     )
     with pytest.raises(ValueError, match=said):
