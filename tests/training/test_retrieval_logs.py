@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.features import FeatureSpec
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest
+from tests.support.named_rows import parquet_row
 from training.models.esam import ESAM, ESAMConfig
 from training.retrieval_logs import build_log_data, read_candidates
 
@@ -180,6 +181,26 @@ def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) 
     result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root)])
     assert result.exit_code != 0
     assert "(non-displayed): required feature 'sku' is missing on 1 rows" in str(result.exception)
+
+
+def test_a_refusal_in_a_non_displayed_folder_names_the_file_and_its_own_row(tmp_path: Path) -> None:
+    """The files were checked joined: the folder was named, and the second file's rows numbered on from the
+    first's (row 16 of a file of 10 rows)."""
+    _, other, spec_path = _write_pair(tmp_path)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.parquet").write_bytes(other.read_bytes())
+    table = pq.read_table(other)
+    ids = table.column("sku").to_pylist()
+    ids[6] = None  # in the second row group of 4 rows
+    pq.write_table(
+        table.set_column(table.column_names.index("sku"), "sku", pa.array(ids)), shards / "b.parquet", row_group_size=4
+    )
+    with pytest.raises(ValueError) as refused:
+        read_candidates(shards, FeatureSpec.from_toml(spec_path))
+    message = str(refused.value)
+    assert f"{shards / 'b.parquet'} (non-displayed): required feature 'sku' is missing on 1 rows" in message
+    assert parquet_row(message, shards / "b.parquet")["sku"] is None
 
 
 def test_a_non_displayed_file_that_cannot_be_read_or_joined_is_named(tmp_path: Path) -> None:
