@@ -43,15 +43,17 @@ validation_fraction = 0.3
 """
 
 
-def write_log(path: Path, noise: bool, rows: int = 300) -> Path:
-    """A CSV log in time order, a request a row; pure-noise clicks at 0.3, or 0.6 on even ads and 0.05 on odd."""
+def write_log(path: Path, noise: bool, rows: int = 300, slots: int = 1) -> Path:
+    """A CSV log in time order, a request a row; pure-noise clicks at 0.3, or 0.6 on even ads and 0.05 on odd.
+    ``slots`` > 1 cycles the logged position through 1..slots (a position-aware model needs more than one slot's
+    click rate), the clicks drawn as before: no slot is clicked more than another."""
     rng = np.random.default_rng(3)
     lines = ["request_id,ts,user,ad,position,click,conversion"]
     for i in range(rows):
         ad = int(rng.integers(0, 8))
         click = int(rng.random() < (0.3 if noise else 0.6 if ad % 2 == 0 else 0.05))
         conversion = int(click and rng.random() < 0.3)
-        lines.append(f"r{i},{1_700_000_000 + i},u{i},{ad},1,{click},{conversion}")
+        lines.append(f"r{i},{1_700_000_000 + i},u{i},{ad},{1 + i % slots},{click},{conversion}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

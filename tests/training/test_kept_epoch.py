@@ -10,8 +10,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import torch
 
-from common.repository import MODEL_FILE, version_dir
+from common.repository import CATALOG_EMBEDDINGS, MODEL_FILE, version_dir
 from tests.training.noise_logs import OVERFITTING, repository, write_log
+from tests.training.test_retrieval_logs import CONFIG_TOML, _write_pair
 from training.checkpoint import Checkpoint
 from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
@@ -22,7 +23,18 @@ from training.pipeline import checkpoint_path, train
 def onnx_scores(checkpoint: Checkpoint, root) -> list[np.ndarray]:
     export_checkpoint(checkpoint, root)
     session = ort.InferenceSession(str(version_dir(root, "m", 1) / MODEL_FILE), providers=["CPUExecutionProvider"])
-    return session.run(["pctr", "pcvr", "pctcvr"], random_inputs(checkpoint.spec, 500, seed=7))
+    return session.run(None, random_inputs(checkpoint.spec, 500, seed=7))  # every output the model serves
+
+
+def tower_outputs(checkpoint: Checkpoint, root) -> list[np.ndarray]:
+    """A retrieval model's exported towers on random inputs of their sides, and its catalog embeddings."""
+    export_checkpoint(checkpoint, root)
+    directory = version_dir(root, checkpoint.name, 1)
+    outputs = [np.load(directory / CATALOG_EMBEDDINGS)]
+    for file_name, (_, side) in checkpoint.build().export_graphs().items():
+        session = ort.InferenceSession(str(directory / file_name), providers=["CPUExecutionProvider"])
+        outputs += session.run(None, random_inputs(checkpoint.spec.for_side(side), 200, seed=7))
+    return outputs
 
 
 def test_an_overfitting_run_keeps_and_exports_its_first_epoch(tmp_path, caplog):
@@ -98,3 +110,69 @@ def test_keep_best_epoch_without_validation_rows_says_the_last_epoch_is_exported
         r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "keep_best_epoch" in r.getMessage()
     ]
     assert len(warned) == 1 and "the last epoch's weights" in warned[0]
+
+
+# ESAM on _write_pair's 40 requests: 8 epochs of 8-request batches at lr 0.05 with 16-wide features validate
+# best after epoch 5 (click_logloss 0.461; 0.531 before it, 0.589 after it, 0.500 after the last)
+ESAM_OVERFITTING = CONFIG_TOML.replace("feature_dim = 4", "feature_dim = 16").replace(
+    "batch_size = 16", "batch_size = 8"
+)
+
+
+def test_esam_keeps_and_exports_its_best_epoch(tmp_path):
+    """The retrieval model, judged by its click_logloss over the held-out requests (padding excluded)."""
+    displayed, other, spec = _write_pair(tmp_path)
+
+    def trained(name: str, epochs: str) -> Checkpoint:
+        config = ESAM_OVERFITTING.replace("epochs = 2", f"{epochs}\nlearning_rate = 0.05")
+        (tmp_path / name / "models" / "m").mkdir(parents=True)
+        (tmp_path / name / "models" / "m" / "config.toml").write_text(config, encoding="utf-8")
+        work = tmp_path / name / "work"
+        return train("m", tmp_path / name / "models", displayed, spec, work, progress=False, non_displayed=other)
+
+    kept = trained("kept", "epochs = 8\nkeep_best_epoch = true")
+    five = trained("five", "epochs = 5")
+
+    judged = [kept_by(record)[1] for record in kept.metrics["validation_by_epoch"]]
+    assert len(judged) == 8 and min(judged) == judged[4] < min(judged[3], judged[5], judged[7]) - 0.03
+    assert kept.metrics["kept_epoch"]["epoch"] == 5 and kept.metrics["kept_epoch"]["judged_by"] == "click_logloss"
+    assert kept.metrics["click_logloss"] == judged[4] == five.metrics["click_logloss"]
+    saved = Checkpoint.load(checkpoint_path(tmp_path / "kept" / "work", "m"))
+    assert all(torch.equal(saved.state_dict[name], five.state_dict[name]) for name in five.state_dict)
+    for kept_out, five_out in zip(
+        tower_outputs(saved, tmp_path / "kept_onnx"), tower_outputs(five, tmp_path / "five_onnx"), strict=True
+    ):
+        np.testing.assert_array_equal(kept_out, five_out)
+
+
+# the adversarial ctr kind on the noise log over 3 slots: with half its loss the BCE (lam = 0.5) and Adam at 0.03
+# it validates best after epoch 1 (ctr_logloss_logged_b 0.603, 0.688 after epoch 2, 2.19 after the last)
+ADVERSARIAL_OVERFITTING = OVERFITTING.replace('kind = "esmm"', 'kind = "adversarial_ctr"').replace(
+    "hidden = [32]",
+    'base_hidden = [16]\nprediction_hidden = [8]\nbias_hidden = [8]\nbias_epochs = 2\nlam = 0.5\noptimizer = "adam"',
+)
+
+
+def test_the_adversarial_kind_s_bias_phase_trains_on_from_the_kept_epoch(tmp_path):
+    """The two-phase ctr kind: the main phase's best epoch is put back before the bias phase, which moves the
+    adversary (``bias.``) alone: every other weight, hence every score, is the kept epoch's, scored again."""
+    logs = write_log(tmp_path / "noise.csv", noise=True, slots=3)
+    kept_models = repository(tmp_path / "kept", ADVERSARIAL_OVERFITTING + "keep_best_epoch = true\n")
+    kept = train("m", kept_models, logs, work_dir=tmp_path / "kept" / "work", progress=False)
+    one_models = repository(tmp_path / "one", ADVERSARIAL_OVERFITTING.replace("\nepochs = 8", "\nepochs = 1"))
+    one = train("m", one_models, logs, work_dir=tmp_path / "one" / "work", progress=False)
+
+    by_epoch = kept.metrics["validation_by_epoch"]
+    judged = [kept_by(record)[1] for record in by_epoch]
+    assert len(judged) == 8 and min(judged) == judged[0] < judged[1] - 0.05  # overfits from epoch 2 on
+    assert kept.metrics["kept_epoch"]["epoch"] == 1
+    assert kept.metrics["kept_epoch"]["judged_by"] == "ctr_logloss_logged_b"
+    adversary = {name for name in kept.state_dict if name.startswith("bias.")}
+    assert adversary and all(
+        torch.equal(kept.state_dict[name], one.state_dict[name]) for name in kept.state_dict if name not in adversary
+    )
+    assert kept.metrics["ctr_logloss_logged_b"] == judged[0] == one.metrics["ctr_logloss_logged_b"]
+    for kept_scores, one_scores in zip(
+        onnx_scores(kept, tmp_path / "kept_onnx"), onnx_scores(one, tmp_path / "one_onnx"), strict=True
+    ):
+        np.testing.assert_array_equal(kept_scores, one_scores)
