@@ -18,7 +18,8 @@ from training.models.registry import build_model
 
 
 def batch(ids: list[int]) -> dict[str, torch.Tensor]:
-    """Rows whose four categorical features all look up the buckets ``ids`` (one a row), clicks alternating."""
+    """Rows whose three categorical features (site, creative, weekday) all look up the buckets ``ids`` (one a
+    row), clicks alternating."""
     rows = len(ids)
     return {
         "categorical": torch.tensor([[i] * 3 for i in ids]),
