@@ -143,8 +143,9 @@ def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
     without ads on one side only: the pair compared a model with an outage. The day is the unit left out, not
     the failed auctions alone: a day's metrics are sums over its auctions, none kept one by one.
 
-    ``seeds``: the seeds compared (those with a day left to compare); ``days``: per seed the days both ran;
-    ``failed_days_left_out``: per seed those of them left out. ``None`` figures where no day is left."""
+    ``seeds``: the seeds compared (those with a day left to compare); ``paired_seeds``: the seeds both pipelines
+    ran, by which ``days`` (the days both ran) and ``failed_days_left_out`` (those of them left out) are listed:
+    a seed whose every day failed is in these, not in ``seeds``. ``None`` figures where no day is left."""
     pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle")]
     out = {}
     for a, b in pairs:
@@ -161,6 +162,7 @@ def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
         totals = {name: [seed_total([by_seed[name][s][d] for d in kept[s]]) for s in compared] for name in (a, b)}
         entry: dict[str, Any] = {
             "seeds": compared,
+            "paired_seeds": seeds,  # what ``days`` and ``failed_days_left_out`` are listed by
             "days": [common[s] for s in seeds],
             "failed_days_left_out": [failed[s] for s in seeds],
         }

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
 from clients.auction.pipelines import (
@@ -170,8 +171,9 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
                 runs[name].append(run)  # before its days: those that end are kept if the run is stopped
                 _run_pipeline(run, name, world, advertisers, history, config, seed_dir / name)
     except (KeyboardInterrupt, SystemExit) as interruption:  # SIGTERM is SystemExit(143): cli/signals.py
-        if not any(run.days for per_seed in runs.values() for run in per_seed):
-            raise
+        signalled = isinstance(interruption, KeyboardInterrupt) or interruption.code == SIGTERM_EXIT_CODE
+        if not signalled or not any(run.days for per_seed in runs.values() for run in per_seed):
+            raise  # another exit (a library's sys.exit) is no SIGTERM to write a partial report of
         stop = interruption
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
     if served is not None:  # the config names the run's defaults, not what the service at --url served

@@ -5,6 +5,8 @@ negative count in the same words."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -31,17 +33,22 @@ def test_counts_log_infer_train_export_score_and_serve(tmp_path):
     assert spec.read_text(encoding="utf-8").count('\ntransform = "log1p"') == len(COUNT_TAILS)
     assert invoke("new", "cnt", "--kind", "esmm", "--spec", str(spec), "-r", models).exit_code == 0
     config = tmp_path / "models" / "cnt" / "config.toml"  # as the user would: small, the best epoch, SparseAdam
-    config.write_text(
-        config.read_text(encoding="utf-8")
-        .replace("hidden = [360, 200, 80]", "hidden = [16, 8]")
-        .replace("keep_best_epoch = false", "keep_best_epoch = true")
-        .replace('embedding_optimizer = "adam"', 'embedding_optimizer = "sparse_adam"\nepochs = 2\nbatch_size = 256'),
-        encoding="utf-8",
-    )
+    text = config.read_text(encoding="utf-8")
+    edits = {
+        "hidden = [360, 200, 80]": "hidden = [16, 8]",
+        "keep_best_epoch = false": "keep_best_epoch = true",
+        'embedding_optimizer = "adam"': 'embedding_optimizer = "sparse_adam"\nepochs = 2\nbatch_size = 256',
+    }
+    for written, wanted in edits.items():  # a line ctr new stopped writing would leave the run untested
+        assert written in text
+        text = text.replace(written, wanted)
+    config.write_text(text, encoding="utf-8")
     trained = invoke("train", "cnt", "--logs", str(tmp_path / "log.csv.gz"), "--spec", str(spec), "--no-progress",
                      "-r", models, "--work-dir", work, "--export")  # fmt: skip
     assert trained.exit_code == 0, trained.output + repr(trained.exception)
     assert '"kept_epoch"' in trained.output
+    recorded = json.loads((tmp_path / "models" / "cnt" / "1" / "model.json").read_text(encoding="utf-8"))
+    assert recorded["training"]["config"]["training"]["embedding_optimizer"] == "sparse_adam"
 
     rows = [
         {"site": "site3", "device": "device1", "views_7d": 250, "clicks_30d": 4, "sessions_30d": 0},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -286,3 +287,27 @@ def test_batch_size_with_a_running_service_s_repository_is_refused(tmp_path: Pat
     result = CliRunner().invoke(app, [*arguments, "t", "--batch-size", "64", "--out", str(tmp_path / "a.json")])
     assert isinstance(result.exception, ValueError)  # the command line's entry point: "error: ..." and exit 2
     assert str(result.exception).startswith("--batch-size: with --url and --repository the service's own config")
+
+
+def test_an_exit_that_is_no_signal_is_not_written_up_as_sigterm(tmp_path: Path, monkeypatch) -> None:
+    """Every SystemExit was taken for SIGTERM's (cli/signals.py raises SystemExit(143)): a library's sys.exit(3)
+    after a day had run wrote a partial report "interrupted by SIGTERM". It goes on up as it came."""
+    import clients.auction.run as run
+    from tests.clients.auction.test_auction_report import day
+
+    def pipeline(done, *args) -> None:
+        if done.seed == 1:
+            sys.exit(3)
+        done.days.append(day(1.0))
+
+    monkeypatch.setattr(run, "_run_pipeline", pipeline)
+    config = run.AuctionConfig(days=1, seeds=2, pipelines=("oracle",), work_dir=tmp_path, progress=False)
+    with pytest.raises(SystemExit) as stopped:
+        run.run_auction(config)
+    assert stopped.value.code == 3
+    monkeypatch.setattr(
+        run, "_run_pipeline", lambda done, *args: sys.exit(143) if done.seed else done.days.append(day(1.0))
+    )
+    with pytest.raises(run.Interrupted) as interrupted:
+        run.run_auction(config)
+    assert interrupted.value.report["partial"]["interrupted_by"] == "SIGTERM"

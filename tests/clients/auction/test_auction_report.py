@@ -53,7 +53,8 @@ def test_seed_days_with_failed_scoring_calls_are_left_out_of_the_paired_comparis
     report = summarise(runs, {"days": 2}, 1.0)
     comparison = report["comparisons"]["debiased_minus_oracle"]
     assert comparison["welfare"] == -10.0 and comparison["welfare_ci95"] is None  # one seed compared
-    assert (comparison["seeds"], comparison["days"], comparison["failed_days_left_out"]) == ([0], [2, 1], [[1], [0]])
+    assert (comparison["seeds"], comparison["paired_seeds"]) == ([0], [0, 3])
+    assert (comparison["days"], comparison["failed_days_left_out"]) == ([2, 1], [[1], [0]])
     assert "(without the 2 seed-day(s) with failed scoring calls: failed_days_left_out)" in table(report)
     assert report["pipelines"]["debiased"]["seeds"][0]["total"]["welfare"] == 130.0
     assert report["seeds_run"] == [0, 3]
