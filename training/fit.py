@@ -237,10 +237,11 @@ def run_phases(
     loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
     epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone, but
     for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py).
-    ``group``: the processes of a streamed run, each over its own rows: each phase's loss is the mean of theirs,
-    said once by rank 0 (each process said its own, two contradicting lines for one model); every process
-    reads as many rows per epoch, so the mean of their means is the mean per row of all, the in-memory figure."""
-    total, count, main_loss = 0.0, 0, float("nan")
+    ``group``: the processes of a streamed run, each over its own rows: each epoch's loss is the mean of theirs
+    (``after_epoch``'s too), a phase's said once by rank 0 (each process said its own, two contradicting lines
+    for one model); every process reads as many rows per epoch, so the mean of their means is the mean per row of
+    all, the in-memory figure."""
+    loss, main_loss = float("nan"), float("nan")
     for phase in phases:
         for epoch in range(phase.epochs):
             model.train()
@@ -261,10 +262,11 @@ def run_phases(
                     + (f" (phase {phase.name})" if len(phases) > 1 else "")
                     + "; lower [training] learning_rate"
                 )
-            logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, total / max(count, 1))
+            # every epoch's, not only the last's: keep_best_epoch records the kept epoch's (training/kept_epoch.py)
+            loss = group.mean(total / max(count, 1)) if group else total / max(count, 1)
+            logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, loss)
             if after_epoch is not None and phase is phases[0]:
-                after_epoch(epoch, total / max(count, 1))
-        loss = group.mean(total / max(count, 1)) if group else total / max(count, 1)
+                after_epoch(epoch, loss)
         if phase.epochs and (group is None or group.is_main):
             logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, loss)
         if phase is phases[0]:

@@ -16,6 +16,7 @@ from tests.training.test_retrieval_logs import CONFIG_TOML, _write_pair
 from training.checkpoint import Checkpoint
 from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
+from training.fit import TrainingPhase, run_phases
 from training.kept_epoch import kept_by
 from training.pipeline import checkpoint_path, train
 
@@ -176,3 +177,30 @@ def test_the_adversarial_kind_s_bias_phase_trains_on_from_the_kept_epoch(tmp_pat
         onnx_scores(kept, tmp_path / "kept_onnx"), onnx_scores(one, tmp_path / "one_onnx"), strict=True
     ):
         np.testing.assert_array_equal(kept_scores, one_scores)
+
+
+class _TwoProcesses:
+    """A streamed run's group as rank 0 sees it: the other process's epoch loss was 1.0 higher than its own."""
+
+    is_main = True
+
+    def mean(self, value: float) -> float:
+        return value + 0.5
+
+
+def test_each_epoch_is_recorded_with_the_processes_mean_training_loss():
+    # keep_best_epoch's summary takes the kept epoch's training_loss from the per-epoch records: rank 0's own loss
+    # there replaced the processes' mean that model.json records without the key
+    phase = TrainingPhase("train", 2, lambda batch: 0.25)
+    recorded: list[float] = []
+    main_loss = run_phases(
+        torch.nn.Linear(1, 1),
+        [phase],
+        lambda _: [{"click": torch.zeros(4)}],
+        1,
+        progress=False,
+        after_epoch=lambda epoch, loss: recorded.append(loss),
+        group=_TwoProcesses(),  # type: ignore[arg-type]
+    )
+    assert recorded == [0.75, 0.75]
+    assert main_loss == 0.75
