@@ -20,8 +20,8 @@ from torch import nn
 EMBEDDING_OPTIMIZERS = ("adam", "sparse_adam")
 # The spec's buckets summed above which `ctr new` writes "sparse_adam": on this 2-core CPU at batch 1,024, two
 # interleaved runs of esmm_debiased and cvr_base timed SparseAdam's step 1-11% longer than dense Adam's up to 50,000
-# buckets, within 3% at 100,000, and from 200,000 up shorter in every round (1.2-1.5x; 3-11x at 0.7-2 million)
-# (docs/scale.md, "A large embedding table")
+# buckets, within 3.3% at 100,000, and from 200,000 up shorter (1.2-1.5x; 3-11x at 0.7-2 million) in 6 or 7 of 7
+# rounds at each point (docs/scale.md, "A large embedding table")
 SPARSE_ADAM_ABOVE_BUCKETS = 100_000
 
 
