@@ -143,7 +143,7 @@ def train_streaming(
                 "training_seconds": round(seconds, 2),
                 "validation_seconds": round(scoring, 2),  # rank 0's, after each epoch (the others waited)
                 "rows_per_second": round(rows / seconds, 1),
-                "cpu_seconds": cpu,  # per process, while training (contention on a shared machine aside)
+                "cpu_seconds": cpu,  # per process, while training (rank 0's with its per-epoch scoring; contention)
                 "peak_rss_mib": [own for own, _ in memory],
                 "peak_rss_mib_workers": [worker for _, worker in memory],
             }

@@ -99,8 +99,9 @@ class LogStatistics:
             fitted = self.transforms.get(feature.name)
             if feature.name in self.moments and fitted != feature.transform:
                 raise ValueError(
-                    f"{path} was fitted with transform = {fitted!r} for numeric feature {feature.name!r}, the spec "
-                    f"now says {feature.transform!r}: its statistics are of other values; train without --statistics"
+                    f"{path} was fitted with {_transform_words(fitted)} for numeric feature {feature.name!r}, the spec "
+                    f"now says {_transform_words(feature.transform)}: its statistics are of other values; train "
+                    "without --statistics"
                 )
 
     def position_ctr(self) -> dict[int, float]:
@@ -212,3 +213,8 @@ def merge_in_order(partials: Sequence[tuple[int, LogStatistics]]) -> LogStatisti
     for _, partial in sorted(partials, key=lambda item: item[0]):
         merged = merged.merge(partial)
     return merged
+
+
+def _transform_words(transform: str | None) -> str:
+    """A transform as the spec writes it, or that there is none (not ``transform = None``, which no spec says)."""
+    return "no transform" if transform is None else f'transform = "{transform}"'

@@ -369,9 +369,11 @@ def test_statistics_of_another_transform_are_refused(tmp_path):
     logged_spec = tmp_path / "log1p.toml"
     logged_spec.write_text(raw_spec.read_text(encoding="utf-8") + 'transform = "log1p"\n', encoding="utf-8")
     raw, logged = FeatureSpec.from_toml(raw_spec), FeatureSpec.from_toml(logged_spec)
-    for fitted_on, read_under in ((raw, logged), (logged, raw)):
+    no, log1p = "no transform", 'transform = "log1p"'
+    for fitted_on, read_under, fitted_words, read_words in ((raw, logged, no, log1p), (logged, raw, log1p, no)):
         path = tmp_path / "statistics.json"
         log_statistics(ShardedLogs(logs, fitted_on), fitted_on, Processes(), None).save(path)
-        with pytest.raises(ValueError, match=r"fitted with transform = .* for numeric feature 'views'"):
+        words = f"fitted with {fitted_words} for numeric feature 'views', the spec now says {read_words}:"
+        with pytest.raises(ValueError, match=re.escape(words)):
             log_statistics(ShardedLogs(logs, read_under), read_under, Processes(), path)
         log_statistics(ShardedLogs(logs, fitted_on), fitted_on, Processes(), path)  # the same spec reads it
