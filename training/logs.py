@@ -8,7 +8,8 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -366,9 +367,16 @@ def _refuse_text_not_utf8(file: Path, table: pa.Table, what: str) -> None:
 
 
 def _csv_table(file: Path, convert: pacsv.ConvertOptions) -> pa.Table:
+    with csv_stream(file) as stream:
+        return pacsv.read_csv(stream, parse_options=CSV_PARSE, convert_options=convert)
+
+
+@contextmanager
+def csv_stream(file: Path) -> Iterator[pa.NativeFile]:
+    """A CSV's bytes, decompressed as its name's ending says (``CSV_COMPRESSION``)."""
     compression = CSV_COMPRESSION.get(Path(file.name.lower()).suffix)
     with arrow_input(file) as raw, pa.input_stream(raw, compression=compression) as stream:
-        return pacsv.read_csv(stream, parse_options=CSV_PARSE, convert_options=convert)
+        yield stream
 
 
 def _read_as_parquet(file: Path) -> str:

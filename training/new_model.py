@@ -108,12 +108,11 @@ def new_model(
         text = source.read_text(encoding="utf-8")
         if spec is None and (source.parent / SPEC_FILE).is_file():  # --spec replaces it: the user's choice
             spec = source.parent / SPEC_FILE
-    elif kind is not None:
-        text = default_config_toml(kind, None if spec is None else FeatureSpec.from_toml(spec).total_buckets)
-    else:
+    elif kind is None:
         raise ValueError("say what to start from: --kind KIND or --from EXISTING")
-    if spec is not None:
-        FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
+    checked = None if spec is None else FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
+    if copy_from is None:
+        text = default_config_toml(kind, None if checked is None else checked.total_buckets)
     created = _made_folder(target.parent)
     try:  # each file whole: a full disk left an empty config.toml that refused a retry ("exists") and then trained
         with written_whole(target) as temporary:

@@ -9,12 +9,12 @@ pyarrow's ``Table.slice`` take, and the README says so. A CSV's row is also name
 
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+
+import pyarrow as pa
 
 
 def row_words(file: Path | None, row: int) -> str:
@@ -42,9 +42,15 @@ class FileRows:
 
 def _csv_line(file: Path, row: int) -> int | None:
     """The line of ``file`` on which its data row ``row`` (0-based, after the header) starts, blank lines
-    skipped as pyarrow skips them; None where the file cannot be read so far."""
+    skipped as pyarrow skips them (undecodable bytes replaced: only lines count); None where the file cannot be
+    read so far."""
+    from training.logs import csv_stream
+
     try:
-        with _text(file) as text:
+        with (
+            csv_stream(file) as stream,
+            io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="") as text,
+        ):
             reader = csv.reader(text)
             records = -2  # the header is record -1
             while True:
@@ -53,15 +59,8 @@ def _csv_line(file: Path, row: int) -> int | None:
                     records += 1
                     if records == row:
                         return start
-    except (OSError, EOFError, StopIteration, csv.Error):
+    except (OSError, EOFError, StopIteration, csv.Error, pa.ArrowException):  # a damaged file: no line to name
         return None
-
-
-def _text(file: Path) -> IO[str]:
-    """A (possibly gzip or bz2 compressed) CSV opened as text, undecodable bytes replaced: only lines count."""
-    name = file.name.lower()
-    opener = gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else open
-    return opener(file, "rt", encoding="utf-8", errors="replace", newline="")  # type: ignore[operator]
 
 
 OWN_TABLE = FileRows()  # a table of no one file (built in Python): its rows counted from 0
