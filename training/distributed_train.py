@@ -11,7 +11,8 @@ by one process or by each process that ``torchrun`` starts.
    process; DDP averages the gradients.
 4. Rank 0 scores the held-out latest rows after every epoch of the main phase, as the in-memory trainer
    does (one line each, ``validation_by_epoch``; with ``keep_best_epoch`` its verdict reaches every process,
-   which puts back its own copy of the kept epoch's weights: training/kept_epoch.py), records the constant
+   which puts back its own copy of the kept epoch's weights, and with ``early_stop_patience`` every process
+   ends the main phase after the same epoch, from the same verdicts: training/kept_epoch.py), records the constant
    predictor beside them (from the label counts, no read of the rows), writes the checkpoint and, if asked,
    exports it; the other processes wait for it and leave. An exception in any process ends that process with
    its message, and torchrun then stops the others and fails.
@@ -246,15 +247,15 @@ def fit_stream(
     """The model's training phases over the stream, gradients averaged over the processes; the main phase's
     last-epoch loss is averaged over the processes. ``held_out``: the rows this process scores after each epoch
     of the main phase (rank 0's; None on the others); ``validating``: whether rank 0 scores any (every process
-    then takes part in keep_best_epoch's verdict)."""
+    then takes part in keep_best_epoch's verdict, and early_stop_patience's stop follows from it)."""
     torch.manual_seed(config.training.seed)
     phases = model_phases(model, config.training)
     validated = EpochValidation(lambda: held_out.metrics(model), phases[0].epochs) if held_out else None
-    kept = None
-    if config.training.keep_best_epoch and validating:
-        kept = KeptEpoch(model, validated, phases[0].epochs, lambda verdict: group.gather(verdict)[0])
+    kept, patience = None, config.training.early_stop_patience
+    if config.training.keep_best_epoch and validating:  # every process stops where rank 0's verdicts say
+        kept = KeptEpoch(model, validated, phases[0].epochs, lambda verdict: group.gather(verdict)[0], patience)
     elif config.training.keep_best_epoch and group.is_main:
-        say_nothing_judged()
+        say_nothing_judged(patience)
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
     epochs, steps = 0, stream.steps(workers)
 

@@ -25,7 +25,7 @@ from training.constant_baseline import training_constant
 from training.dataset import ImpressionTensors
 from training.embedding_optimizer import adam, refuse_embedding_optimizer
 from training.epoch_validation import BY_EPOCH, EpochValidation
-from training.kept_epoch import KeptEpoch, say_nothing_judged
+from training.kept_epoch import KeptEpoch, refuse_early_stop, say_nothing_judged
 from training.metrics import log_loss
 from training.position_ctr import NoTopSlot
 
@@ -50,6 +50,7 @@ class TrainingConfig:
     seed: int = 0  # initialisation and shuffling
     validation_fraction: float = 0.1  # the latest rows, held out for the metrics in model.json
     keep_best_epoch: bool = False  # export the epoch with the lowest validation loss, not the last (kept_epoch.py)
+    early_stop_patience: int = 0  # with keep_best_epoch: end the main phase after N epochs not the best (0: never)
     embedding_optimizer: str = "adam"  # or "sparse_adam": lazy Adam for the embedding table (embedding_optimizer.py)
 
     def __post_init__(self) -> None:
@@ -60,6 +61,7 @@ class TrainingConfig:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
         refuse_embedding_optimizer(self.embedding_optimizer, self.weight_decay)
+        refuse_early_stop(self.early_stop_patience, self.keep_best_epoch)
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,11 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
     validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
-    kept = KeptEpoch(model, validated, phases[0].epochs) if config.keep_best_epoch and validated else None
-    if config.keep_best_epoch and not validated:
-        say_nothing_judged()
+    kept = None
+    if config.keep_best_epoch and validated:
+        kept = KeptEpoch(model, validated, phases[0].epochs, patience=config.early_stop_patience)
+    elif config.keep_best_epoch:
+        say_nothing_judged(config.early_stop_patience)
     main_loss = run_phases(
         model, phases, lambda _: train.minibatches(config.batch_size, generator), steps, progress, kept or validated
     )
@@ -230,19 +234,21 @@ def run_phases(
     epoch_batches: Callable[[int], Iterable[dict[str, torch.Tensor]]],
     steps: int,
     progress: bool = True,
-    after_epoch: Callable[[int, float], None] | None = None,
+    after_epoch: Callable[[int, float], bool | None] | None = None,
     group: Processes | None = None,
 ) -> float:
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
     loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
     epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone, but
-    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py).
+    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py); its
+    True ends the main phase there (early_stop_patience's early stop), and a later phase runs as configured.
     ``group``: the processes of a streamed run, each over its own rows: each epoch's loss is the mean of theirs
     (``after_epoch``'s too), a phase's said once by rank 0 (each process said its own, two contradicting lines
     for one model); every process reads as many rows per epoch, so the mean of their means is the mean per row of
     all, the in-memory figure."""
     loss, main_loss = float("nan"), float("nan")
     for phase in phases:
+        trained = 0
         for epoch in range(phase.epochs):
             model.train()
             total, count = 0.0, 0
@@ -265,10 +271,14 @@ def run_phases(
             # every epoch's, not only the last's: keep_best_epoch records the kept epoch's (training/kept_epoch.py)
             loss = group.mean(total / max(count, 1)) if group else total / max(count, 1)
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, loss)
-            if after_epoch is not None and phase is phases[0]:
-                after_epoch(epoch, loss)
+            trained = epoch + 1
+            if after_epoch is not None and phase is phases[0] and after_epoch(epoch, loss):
+                break
         if phase.epochs and (group is None or group.is_main):
-            logger.info("%s: %d epochs, last epoch's loss %.5f", phase.name, phase.epochs, loss)
+            epochs = (
+                f"{trained} of {phase.epochs} epochs (an early stop)" if trained < phase.epochs else f"{trained} epochs"
+            )
+            logger.info("%s: %s, last epoch's loss %.5f", phase.name, epochs, loss)
         if phase is phases[0]:
             main_loss = loss
     return main_loss

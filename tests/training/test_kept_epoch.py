@@ -52,9 +52,12 @@ def test_an_overfitting_run_keeps_and_exports_its_first_epoch(tmp_path, caplog):
     assert kept.metrics["kept_epoch"] == {
         "epoch": 1,
         "epochs": 8,
+        "epochs_trained": 8,
         "judged_by": "ctr_logloss + ctcvr_logloss",
         "validation_loss": judged[0],
         "last_epoch_validation_loss": judged[-1],
+        "early_stop_patience": 0,
+        "stopped_early": False,
     }
     assert kept.metrics["ctr_logloss"] == by_epoch[0]["ctr_logloss"] == one.metrics["ctr_logloss"]
     assert kept.metrics["training_loss"] == by_epoch[0]["training_loss"]
