@@ -137,7 +137,7 @@ def joined_ts(schemas: list[tuple[Path, pa.Schema]]) -> JoinedTs:
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         (first, one), (other, two) = typed[0], next((f, k) for f, k in typed if k != typed[0][1])
         return JoinedTs(
-            left_out=f"its files hold ts as {one} ({first.name}) and {two} ({other.name}), which cannot be read as one "
+            left_out=f"its files hold ts as {one} ({first}) and {two} ({other}), which cannot be read as one "
             "time: ts is left out of the time-order check (no model trains on it); write it alike to have it checked"
         )
     return JoinedTs()

@@ -174,7 +174,7 @@ def unified_schema(schemas: list[tuple[Path, pa.Schema]], what: str = "impressio
             unified = pa.unify_schemas([unified, schema], promote_options="permissive")
         except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # a column read as text in one file, numbers in another
             raise ValueError(
-                f"{what} {file} disagrees with {schemas[0][0].name} (and the files before it) on a column's "
+                f"{what} {file} disagrees with {schemas[0][0]} (and the files before it) on a column's "
                 f"type ({error}): {WRITE_ALIKE}"
             ) from None
     return unified

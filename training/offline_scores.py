@@ -369,10 +369,11 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _input_row(rows: FileRows, row: int) -> str:
-    """The table's row ``row`` as a refusal names it: "row 3 of the input (candidates.parquet)", counted from 0
-    in that file."""
+    """The table's row ``row`` as a refusal names it: "row 3 of the input (cands/day=2/part-0.parquet)", counted
+    from 0 in that file, named by its path as the folder or glob given leads to it (its name alone was two
+    files' in a partitioned folder: ``day=1/part-0.parquet`` and ``day=2/part-0.parquet``)."""
     assert rows.file is not None  # an input's rows always come from a file
-    return f"{rows.named(row)} of the input ({rows.file.name})"
+    return f"{rows.named(row)} of the input ({rows.file})"
 
 
 def _request_values(table: pa.Table, name: str, rows: FileRows) -> list[Any]:

@@ -67,7 +67,7 @@ class ShardedLogs:
 
     def __init__(self, path: str | Path, spec: FeatureSpec) -> None:
         files = log_files(path)
-        csv = [f.name for f in files if log_format(f) != "parquet"]
+        csv = [str(f) for f in files if log_format(f) != "parquet"]
         if csv:
             raise ValueError(f"streaming reads Parquet shards; {csv[:3]} are not (write them as Parquet)")
         self.path = str(path)

@@ -62,7 +62,7 @@ def test_counts_log_infer_train_export_score_and_serve(tmp_path):
     pq.write_table(pa.Table.from_pylist([rows[0], {**rows[1], "clicks_30d": -1}]), tmp_path / "negative.parquet")
     refused = invoke("score", str(tmp_path / "negative.parquet"), "--out", str(tmp_path / "refused.parquet"), *roles)
     assert refused.exit_code != 0
-    assert f"row 1 of the input (negative.parquet): {NEGATIVE_COUNT}" in str(refused.exception)
+    assert f"row 1 of the input ({tmp_path / 'negative.parquet'}): {NEGATIVE_COUNT}" in str(refused.exception)
 
     with running_server(tmp_path / "models", tmp_path / "serve.log", ctr_model="cnt", ctcvr_model="cnt") as (url, _):
         served = [

@@ -184,20 +184,23 @@ def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing
 
 
 def test_a_refused_row_of_a_folder_s_second_file_is_its_row_in_that_file(repository: Path, tmp_path: Path) -> None:
-    """The row was numbered on from the first file's rows while the message named the second file: row 20 of
-    b.parquet, which has 16 rows. It is counted from 0 in the named file, not from its row group's start."""
+    """The row was numbered on from the first file's rows while the message named the second file: row 20 of a
+    file of 16 rows. It is counted from 0 in the named file, not from its row group's start, and the file is
+    named by its path, not its name alone: in a partitioned folder that is every day's file's
+    (``day=1/part-0.parquet``, ``day=2/part-0.parquet``)."""
     table = candidates_table()
-    (tmp_path / "shards").mkdir()
-    pq.write_table(table.slice(0, 11), tmp_path / "shards" / "a.parquet")  # requests r0-r2
+    for day in ("day=1", "day=2"):
+        (tmp_path / "shards" / day).mkdir(parents=True)
+    pq.write_table(table.slice(0, 11), tmp_path / "shards" / "day=1" / "part-0.parquet")  # requests r0-r2
     second = table.slice(11)
     ad_ids = second.column("ad_id").to_pylist()
     ad_ids[9] = None  # in the second row group of 8 rows
     second = second.set_column(second.column_names.index("ad_id"), "ad_id", pa.array(ad_ids, pa.int64()))
-    pq.write_table(second, tmp_path / "shards" / "b.parquet", row_group_size=8)
+    pq.write_table(second, tmp_path / "shards" / "day=2" / "part-0.parquet", row_group_size=8)
     done = ctr("score", "shards", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
     message = one_error_line(done)
-    assert message == "error: row 9 of the input (b.parquet): feature 'ad_id' is required but missing"
-    assert parquet_row(message, tmp_path / "shards" / "b.parquet")["ad_id"] is None
+    assert message == "error: row 9 of the input (shards/day=2/part-0.parquet): feature 'ad_id' is required but missing"
+    assert parquet_row(message, tmp_path / "shards" / "day=2" / "part-0.parquet")["ad_id"] is None
 
 
 def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_answers_it_500(tmp_path: Path) -> None:
