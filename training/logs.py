@@ -449,16 +449,17 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
     return read_tables(path, "impression log", check, categorical)
 
 
-def refuse_missing_columns(file: Path, required: list[str], names: list[str]) -> None:
-    """ValueError naming the ``required`` columns a log file lacks (it holds ``names``), with what may be
-    wrong: a feature that could be optional, a name differing in case or spaces, a CSV's other delimiter; else
-    what each missing label means and what to write (``_missing_labels``)."""
+def refuse_missing_columns(file: Path, required: list[str], names: list[str], what: str = "impression log") -> None:
+    """ValueError naming the ``required`` columns a log file lacks (it holds ``names``; ``what``: what the file
+    is, "non-displayed table", its last word what the message calls it), with what may be wrong: a feature that
+    could be optional, a name differing in case or spaces, a CSV's other delimiter or missing header; else what
+    each missing label means and what to write (``_missing_labels``)."""
     missing = [c for c in required if c not in names]
     if missing:
         features = [c for c in missing if c not in LABEL_COLUMNS]  # the labels are needed whatever the spec
         optional = " (a feature can instead be made optional in the spec: required = false, default = ...)"
         raise ValueError(
-            f"impression log {file} lacks the columns {missing}: add them to the log"
+            f"{what} {file} lacks the columns {missing}: add them to the {what.split()[-1]}"
             + optional * bool(features)
             # a file misread (a CSV without a header or with another delimiter) or a name miscased lacks no label
             + (

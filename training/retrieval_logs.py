@@ -29,7 +29,15 @@ import torch
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import check_features, column_array, feature_columns, fingerprint, read_logs, read_tables
+from training.logs import (
+    check_features,
+    column_array,
+    feature_columns,
+    fingerprint,
+    read_logs,
+    read_tables,
+    refuse_missing_columns,
+)
 from training.row_words import FileRows
 
 logger = logging.getLogger(__name__)
@@ -47,17 +55,16 @@ class LogRetrievalData:
 def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
     """The non-displayed table, its files read and joined as the displayed log's (``read_tables``: a file
     that cannot be read or disagrees on a column's type is named): every required candidate feature of
-    ``spec`` present, and every value one the service would take (``check_features``, as the displayed
-    log's: a null id became the item 'None')."""
+    ``spec`` present (``refuse_missing_columns``, as the displayed log's: a name differing in case or spaces, a
+    CSV's other delimiter are said), and every value one the service would take (``check_features``, as the
+    displayed log's: a null id became the item 'None')."""
     candidates = spec.for_side("candidate")
     required = [f.name for f in candidates.features if f.required]
 
     def check(file: Path, table: pa.Table) -> None:
         # each file alone, so that a refusal names the file and the row in it (joined, the second file's rows
         # were numbered on from the first's, in a message naming the folder)
-        missing = [name for name in required if name not in table.column_names]
-        if missing:
-            raise ValueError(f"non-displayed table {file} lacks the candidate columns {missing}")
+        refuse_missing_columns(file, required, table.column_names, "non-displayed table")
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_features(table, candidates, f"{file} (non-displayed)", FileRows(file))
 

@@ -223,6 +223,26 @@ def test_a_non_displayed_file_that_cannot_be_read_or_joined_is_named(tmp_path: P
         read_candidates(shards, spec)
 
 
+def test_a_non_displayed_table_lacking_a_column_gets_the_displayed_log_s_hints(tmp_path: Path) -> None:
+    """The non-displayed table's check of its columns was its own, without the impression log's hints: a name
+    differing in case was "lacks the candidate columns ['sku']" alone, and so was a semicolon CSV."""
+    _, other, spec_path = _write_pair(tmp_path)
+    spec = FeatureSpec.from_toml(spec_path)
+    table = pq.read_table(other)
+    pq.write_table(table.rename_columns(["request_id", "SKU", "brand", "price"]), other)
+    with pytest.raises(ValueError) as refused:
+        read_candidates(other, spec)
+    assert str(refused.value) == (
+        f"non-displayed table {other} lacks the columns ['sku']: add them to the table (a feature can instead be made "
+        "optional in the spec: required = false, default = ...); it has ['SKU']: column names must match exactly "
+        "(case and spaces)"
+    )
+    semicolons = tmp_path / "non_displayed.csv"
+    semicolons.write_text("sku;brand;price\nk20;b0;25.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lacks the columns \['sku', 'brand', 'price'\]: .* holds no comma: write"):
+        read_candidates(semicolons, spec)
+
+
 def test_the_spec_ctr_new_kept_is_used_without_spec(tmp_path: Path) -> None:
     """`ctr train` of a retrieval model still asked for --spec: the fallback was for impression models only."""
     displayed, other, spec = _write_pair(tmp_path)
