@@ -329,21 +329,11 @@ def _read_csv(file: Path, categorical: Collection[str] = ()) -> pa.Table:
     ``categorical`` column pyarrow reads as integers keeps its cells' text, its gaps null: codes with leading
     zeros (``07``, ``03574``) trained as 7 and 3574, while a request's ``"07"`` is hashed as that text. The
     file is read once, those columns as bytes (``training/csv_codes.py``; it was read again for them, a
-    ``.csv.gz`` decompressed twice); again only for a categorical column of floats, booleans or dates."""
+    ``.csv.gz`` decompressed twice, and again for a categorical column of floats, booleans or dates)."""
     table = _csv_table(file, pacsv.ConvertOptions(column_types=read_as_bytes(list(categorical))))
-    untyped = []
     for name in categorical:
-        if name not in table.column_names:
-            continue
-        column = inferred_codes(table.column(name))
-        if column is None:
-            untyped.append(name)
-        else:
-            table = table.set_column(table.column_names.index(name), name, column)
-    if untyped:  # pyarrow's own inference for these (a column's type is known only once it is read)
-        inferred = _csv_table(file, pacsv.ConvertOptions(include_columns=untyped))
-        for name in untyped:
-            table = table.set_column(table.column_names.index(name), name, inferred.column(name))
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, inferred_codes(table.column(name)))
     return table
 
 

@@ -1,5 +1,7 @@
 """A CSV's categorical columns are read once (training/csv_codes.py), typed and valued as the reader that read
-the file a second time for its integer columns typed them: the same tables, so the same hash buckets."""
+the file a second time for its integer columns typed them: the same tables, so the same hash buckets. Columns
+of floats, booleans, dates, times and timestamps were read a third time, with pyarrow's inference: they are
+typed from their cells, by that inference, alike."""
 
 from __future__ import annotations
 
@@ -27,6 +29,29 @@ COLUMNS = {
     "past_int64": ["9223372036854775808", "1", "2", "3", "4", "5", "6", "7", "8"],
     "signed": ["+4", "5", "6", "7", "8", "9", "10", "11", "12"],
     "words": ["1", "1.5", "x", "true", "2024-03-09", "inf", "", "NA", "7"],
+    "real": ["1.5", "-2e3", " 3.25 ", "inf", "NA", "", "-Infinity", "Nan", "+0.5"],
+    "bits": ["1", "0", "true", "False", "", "True", "0", "1", "false"],
+    "naive": ["2024-03-09 12:00:00", "2024-03-09T12:00", "", "2024-03-10", "NA", "2024-03-10T01:00:00"] + [""] * 3,
+    "zoned": ["2024-03-09T12:00:00Z", "2024-03-09 12:00:00+05:30", "", "2024-03-10T01:00:00-0800"] + ["NA"] * 5,
+    "nanos": ["2024-03-09T12:00:00.123456789", "2024-03-09T12:00:00.5", "", "2024-03-09T12:00:00"] + [""] * 5,
+    "clock": ["12:00:00", "13:01", "", "23:59:59", "NA", "00:00:00", "12:00:00", "01:02:03", "12:00:00"],
+    "zone_or_none": ["2024-03-09T12:00:00Z", "2024-03-09T12:00:00", "", "NA", "2024-03-10"] + [""] * 4,
+    "nan_words": ["1.5", 'nan "quoted"', "nan,comma", "3", "4", "5", "6", "7", "8"],  # words no float is
+}
+# what pyarrow infers each column of floats, booleans, times or mixed cells as (the reader before read them again)
+INFERRED = {
+    "real": pa.float64(),
+    "bits": pa.bool_(),
+    "naive": pa.timestamp("s"),
+    "zoned": pa.timestamp("s", tz="UTC"),
+    "nanos": pa.timestamp("ns"),
+    "clock": pa.time32("s"),
+    "zone_or_none": pa.string(),
+    "nan_words": pa.string(),
+    "words": pa.string(),
+    "whole": pa.float64(),
+    "flag": pa.bool_(),
+    "day": pa.date32(),
 }
 LABELS = {"position": "1", "click": "0", "conversion": "0"}
 
@@ -35,7 +60,10 @@ def csv_text() -> str:
     names = [*COLUMNS, "count", *LABELS]
     rows = [",".join(names)]
     for i in range(len(COLUMNS["code"])):
-        cells = [f'"{values[i]}"' if "," in values[i] else values[i] for values in COLUMNS.values()]
+        cells = [
+            '"' + values[i].replace('"', '""') + '"' if any(mark in values[i] for mark in ',"') else values[i]
+            for values in COLUMNS.values()
+        ]
         rows.append(",".join([*cells, str(i), *LABELS.values()]))
     return "\n".join(rows) + "\n"
 
@@ -57,6 +85,12 @@ def read_twice(path, categorical: list[str]) -> pa.Table:
     return table
 
 
+def as_text(table: pa.Table) -> dict[str, list[str | None]]:
+    """Each column's values as Arrow writes them as text: NaN is "nan" (a NaN differs from itself), and a
+    timestamp of nanoseconds needs no pandas to be read back."""
+    return {name: table.column(name).cast(pa.string()).to_pylist() for name in table.column_names}
+
+
 @pytest.mark.parametrize("name", ["log.csv", "log.csv.gz"])
 def test_a_csv_read_once_is_the_table_it_was_read_twice(tmp_path, name):
     path = tmp_path / name
@@ -66,7 +100,8 @@ def test_a_csv_read_once_is_the_table_it_was_read_twice(tmp_path, name):
     once = read_tables(path, "impression log", categorical=categorical)
     twice = read_twice(path, categorical)
     assert once.schema == twice.schema
-    assert once.to_pydict() == twice.to_pydict()
+    assert as_text(once) == as_text(twice)
+    assert {name: once.schema.field(name).type for name in INFERRED} == INFERRED  # each case is the one it names
     assert once.column("code").to_pylist()[:6] == ["007", "7", "-3", " 12 ", None, None]  # the text, gaps null
     assert once.column("text").to_pylist()[:3] == ["a", "NA", ""]  # a text column's "NA" and "" are text
 
