@@ -18,22 +18,29 @@ from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from training.arrow_types import is_groupable
 from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, read_times
+from training.row_words import NO_FILES, JoinedRows
 
 logger = logging.getLogger(__name__)
 
+# said where ts goes back between two files: their order is their paths' (training/logs.py, log_files)
+FILE_ORDER = " (a folder's or a glob's files are read in the order of their paths, numbers in them read as numbers)"
 
-def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path) -> None:
-    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``); copies are rows
-    alike in what the streamed trainer reads too: the spec's features and the labels."""
+
+def warn_of_log_quality(table: pa.Table, spec: FeatureSpec, source: str | Path, rows: JoinedRows = NO_FILES) -> None:
+    """The in-memory trainer's warnings about a log it will train on (``say_log_quality``; ``rows``: where the
+    table's rows lie in the log's files); copies are rows alike in what the streamed trainer reads too: the
+    spec's features and the labels."""
     read = [name for name in [*(f.name for f in spec.features), *LABEL_COLUMNS] if name in table.column_names]
-    say_log_quality(Disorder.of(table, read), table.column_names, spec, source)
+    say_log_quality(Disorder.of(table, read), table.column_names, spec, source, rows)
 
 
-def say_log_quality(disorder: Disorder, names: Sequence[str], spec: FeatureSpec, source: str | Path) -> None:
+def say_log_quality(
+    disorder: Disorder, names: Sequence[str], spec: FeatureSpec, source: str | Path, rows: JoinedRows = NO_FILES
+) -> None:
     """The warnings about a log a trainer will train on, in memory or streamed: out of time order or doubled
-    (``Disorder``), and optional features it has no column for (``defaulted_features``; ``names``: its
-    columns)."""
-    disorder.warn(source)
+    (``Disorder``, its rows named in their files: ``rows``), and optional features it has no column for
+    (``defaulted_features``; ``names``: its columns)."""
+    disorder.warn(source, rows)
     defaulted = defaulted_features(names, spec)
     if defaulted:
         logger.warning(
@@ -62,15 +69,19 @@ class Disorder:
     rows: int = 0
     backs: int = 0  # rows whose ts is earlier than the last known ts before them
     first_back: int | None = None  # the first such row, counted from the first row
+    first_back_after: int | None = None  # the row of the last known ts before it (another file's, or its own's)
     first_ts: pa.Scalar | None = None  # the first and the last non-null (comparable) ts
     first_ts_row: int | None = None
     last_ts: pa.Scalar | None = None
+    last_ts_row: int | None = None
     unit_changes: int = 0  # rows whose epoch unit differs from the last known unit before them
     first_unit_change: int | None = None  # the first such row
+    first_unit_change_after: int | None = None  # the row of the last known unit before it
     changed_units: tuple[int, int] | None = None  # the units before and at it (EPOCH_UNITS indexes)
     first_unit: int | None = None  # the first and the last known epoch unit (an EPOCH_UNITS index)
     first_unit_row: int | None = None
     last_unit: int | None = None
+    last_unit_row: int | None = None
     unchecked: str = ""  # why ts could not be read as time (text that is no ISO-8601 time)
     doubled: int = 0  # rows at a (request_id, position) an earlier row holds
     copies: int = 0  # ... and alike in every compared column (of ``doubled``): the same impression twice
@@ -84,19 +95,22 @@ class Disorder:
             rows, known, units, unchecked = read_times(table.column(TS))
             earlier = known.slice(0, max(len(known) - 1, 0))
             back = np.flatnonzero(pc.less(known.slice(1), earlier).to_numpy(zero_copy_only=False))
-            found = {"backs": int(back.size), "first_back": int(rows[back[0] + 1]) if back.size else None}
-            found["unchecked"] = unchecked
+            found = {"backs": int(back.size), "unchecked": unchecked}
+            if back.size:
+                found |= {"first_back": int(rows[back[0] + 1]), "first_back_after": int(rows[back[0]])}
             if len(known):
-                found |= {"first_ts": known[0], "first_ts_row": int(rows[0]), "last_ts": known[-1]}
+                found |= {"first_ts": known[0], "first_ts_row": int(rows[0])}
+                found |= {"last_ts": known[-1], "last_ts_row": int(rows[-1])}
             united, unit_rows = units[units >= 0], rows[units >= 0]
             changes = np.flatnonzero(united[1:] != united[:-1])
             found["unit_changes"] = int(changes.size)
             if changes.size:
                 found["first_unit_change"] = int(unit_rows[changes[0] + 1])
+                found["first_unit_change_after"] = int(unit_rows[changes[0]])
                 found["changed_units"] = (int(united[changes[0]]), int(united[changes[0] + 1]))
             if united.size:
                 found |= {"first_unit": int(united[0]), "first_unit_row": int(unit_rows[0])}
-                found["last_unit"] = int(united[-1])
+                found |= {"last_unit": int(united[-1]), "last_unit_row": int(unit_rows[-1])}
         if "request_id" in names:
             slot = ["request_id", "position"]
             compared = [n for n in (names if alike is None else alike) if n not in (TS, *slot)]
@@ -117,58 +131,84 @@ class Disorder:
 
         crossing = None not in (self.last_ts, later.first_ts) and pc.less(later.first_ts, self.last_ts).as_py()
         if self.first_back is not None:
-            first_back = self.first_back
+            first_back = (self.first_back, self.first_back_after)
+        elif crossing:
+            first_back = (shifted(later.first_ts_row), self.last_ts_row)
         else:
-            first_back = shifted(later.first_ts_row) if crossing else shifted(later.first_back)
+            first_back = (shifted(later.first_back), shifted(later.first_back_after))
         unit_crossing = None not in (self.last_unit, later.first_unit) and self.last_unit != later.first_unit
         if self.first_unit_change is not None:
-            first_unit_change, changed_units = self.first_unit_change, self.changed_units
+            first_unit_change = (self.first_unit_change, self.first_unit_change_after, self.changed_units)
         elif unit_crossing:
-            first_unit_change, changed_units = shifted(later.first_unit_row), (self.last_unit, later.first_unit)
+            changed_units = (self.last_unit, later.first_unit)
+            first_unit_change = (shifted(later.first_unit_row), self.last_unit_row, changed_units)
         else:
-            first_unit_change, changed_units = shifted(later.first_unit_change), later.changed_units
+            first_unit_change = (
+                shifted(later.first_unit_change),
+                shifted(later.first_unit_change_after),
+                later.changed_units,
+            )
         first, first_unit = self.first_ts is not None, self.first_unit is not None
+        last, last_unit = later.last_ts is not None, later.last_unit is not None
         return Disorder(
             rows=self.rows + later.rows,
             backs=self.backs + bool(crossing) + later.backs,
-            first_back=first_back,
+            first_back=first_back[0],
+            first_back_after=first_back[1],
             first_ts=self.first_ts if first else later.first_ts,
             first_ts_row=self.first_ts_row if first else shifted(later.first_ts_row),
-            last_ts=later.last_ts if later.last_ts is not None else self.last_ts,
+            last_ts=later.last_ts if last else self.last_ts,
+            last_ts_row=shifted(later.last_ts_row) if last else self.last_ts_row,
             unit_changes=self.unit_changes + bool(unit_crossing) + later.unit_changes,
-            first_unit_change=first_unit_change,
-            changed_units=changed_units,
+            first_unit_change=first_unit_change[0],
+            first_unit_change_after=first_unit_change[1],
+            changed_units=first_unit_change[2],
             first_unit=self.first_unit if first_unit else later.first_unit,
             first_unit_row=self.first_unit_row if first_unit else shifted(later.first_unit_row),
-            last_unit=later.last_unit if later.last_unit is not None else self.last_unit,
+            last_unit=later.last_unit if last_unit else self.last_unit,
+            last_unit_row=shifted(later.last_unit_row) if last_unit else self.last_unit_row,
             unchecked=self.unchecked or later.unchecked,
             doubled=self.doubled + later.doubled,
             copies=self.copies + later.copies,
         )
 
-    def warn(self, source: object) -> None:
+    def warn(self, source: object, rows: JoinedRows = NO_FILES) -> None:
+        """The warnings, each row named in its file (``rows``: where the summarised rows lie in the log's files;
+        none: the rows of ``source`` itself)."""
         if self.unchecked:  # a row group's text parsed, another's not: what was compared is no whole log's order
             logger.warning("the time order of the logs %s was not checked: %s", source, self.unchecked)
         elif self.backs:
+            between = _between_files(rows, self.first_back_after, self.first_back)
+            if between:
+                where = (
+                    f"the first between two files: the last ts of {between[0]}, is later than the first of {between[1]}"
+                )
+            else:
+                where = f"the first, {_row_in_log(rows, self.first_back)}"
             logger.warning(
-                "the logs %s are not in time order: ts goes back at %d rows (the first, row %d): the validation "
-                "rows are the last in file order, not the latest; sort the logs by ts",
+                "the logs %s are not in time order: ts goes back at %d rows (%s): the validation rows are the last "
+                "in file order, not the latest; sort the logs by ts%s",
                 source,
                 self.backs,
-                self.first_back,
+                where,
+                FILE_ORDER * bool(between),
             )
         if self.unit_changes:
             before, after = (list(EPOCH_UNITS)[unit] for unit in self.changed_units)
+            between = _between_files(rows, self.first_unit_change_after, self.first_unit_change)
+            if between:
+                where = f"the first between two files: the last ts of {between[0]}, is in {before}, the first of "
+                where += f"{between[1]}, in {after}"
+            else:
+                where = f"the first, {_row_in_log(rows, self.first_unit_change)}: {after} after {before}"
             logger.warning(
                 "the logs %s write ts in more than one unit: read as epoch times between %d and %d, it changes unit "
-                "at %d rows (the first, row %d: %s after %s), which no log written in one unit does; sorting does "
-                "not mend it: write ts in one unit (the order check reads each value in its own)",
+                "at %d rows (%s), which no log written in one unit does; sorting does not mend it: write ts in one "
+                "unit (the order check reads each value in its own)",
                 source,
                 *EPOCH_YEARS,
                 self.unit_changes,
-                self.first_unit_change,
-                after,
-                before,
+                where,
             )
         if self.copies:
             logger.warning(
@@ -186,3 +226,19 @@ class Disorder:
                 source,
                 self.doubled - self.copies,
             )
+
+
+def _between_files(rows: JoinedRows, before: int | None, at: int | None) -> tuple[str, str] | None:
+    """Where the joined rows ``before`` and ``at`` lie in different files, each as "day=1/part-0.csv, at row 99
+    (line 101 of the CSV)": ts went back, or changed unit, from the last known value of one file to the first
+    of a later one; None within one file."""
+    if before is None or at is None or rows.file(before) == rows.file(at):
+        return None
+    return f"{rows.file_name(before)}, at {rows.named(before)}", f"{rows.file_name(at)}, at {rows.named(at)}"
+
+
+def _row_in_log(rows: JoinedRows, row: int) -> str:
+    """A joined row as a warning about the log names it: in its file, which is named unless the log is that
+    file ("row 7 (line 9 of the CSV) of day=2/part-0.csv")."""
+    name = rows.file_name(row)
+    return rows.named(row) if name is None else f"{rows.named(row)} of {name}"

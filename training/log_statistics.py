@@ -126,7 +126,7 @@ class LogStatistics:
         feature's spread, from the merged moments), each once for the whole log."""
         if logs.ts_left_out:
             say_ts_left_out(logs.path, logs.ts_left_out)
-        say_log_quality(self.disorder, logs.names, spec, logs.path)
+        say_log_quality(self.disorder, logs.names, spec, logs.path, logs.file_rows)
         unranged = [
             f.name
             for f in spec.numeric

@@ -10,6 +10,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from training.arrow_files import arrow_input, read_parquet
 from training.arrow_types import is_number, is_text
 from training.csv_codes import inferred_codes, read_as_bytes
 from training.log_time import joined_ts, say_ts_left_out
-from training.row_words import OWN_TABLE, FileRows
+from training.row_words import OWN_TABLE, FileRows, JoinedRows
 from training.shard_folder import MANIFEST, refuse_unfinished
 
 logger = logging.getLogger(__name__)
@@ -261,6 +262,25 @@ def read_tables(
     check: Callable[[Path, pa.Table], None] | None = None,
     categorical: Collection[str] = (),
 ) -> pa.Table:
+    """All rows of the Parquet/CSV files at ``path``, joined (``read_joined``)."""
+    return read_joined(path, what, check, categorical).table
+
+
+@dataclass(frozen=True)
+class JoinedLog:
+    """A log's files read and joined (``read_joined``): the table, and where its rows lie in the files (a
+    warning about the whole log names a row in its file)."""
+
+    table: pa.Table
+    rows: JoinedRows
+
+
+def read_joined(
+    path: str | Path,
+    what: str,
+    check: Callable[[Path, pa.Table], None] | None = None,
+    categorical: Collection[str] = (),
+) -> JoinedLog:
     """All rows of the Parquet/CSV files at ``path`` (``log_files``), joined: each file read, with its
     partition keys as columns (``with_partitions``), and given to ``check`` (ValueError naming a file that
     cannot be read, ``what`` saying what it is: "impression log"),
@@ -293,10 +313,12 @@ def read_tables(
         say_ts_left_out(path, ts.left_out)
     read = [(file, ts.table(table)) for file, table in read]
     unified_schema([(file, table.schema) for file, table in read], what)  # names a file that disagrees
+    decoded = [table.cast(_decoded(table.schema)) for _, table in read]
     try:
-        return pa.concat_tables([table.cast(_decoded(table.schema)) for _, table in read], promote_options="permissive")
+        joined = pa.concat_tables(decoded, promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:  # joined types a value does not fit
         raise ValueError(f"the files of {path} cannot be joined ({error}): {WRITE_ALIKE}") from None
+    return JoinedLog(joined, JoinedRows(tuple((file, table.num_rows) for file, table in read), Path(path)))
 
 
 def _codes_as_text_where_a_csv_kept_them(
@@ -424,7 +446,12 @@ def _headless(file: Path, names: list[str]) -> str:
 
 
 def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
-    """All rows of the logs at ``path`` (``read_tables``), each file checked for the label columns
+    """All rows of the logs at ``path``, checked (``read_joined_logs``)."""
+    return read_joined_logs(path, spec).table
+
+
+def read_joined_logs(path: str | Path, spec: FeatureSpec | None = None) -> JoinedLog:
+    """All rows of the logs at ``path`` (``read_joined``), each file checked for the label columns
     (``check_labels``) and the spec's features, and at least one row."""
     required = list(LABEL_COLUMNS) + ([f.name for f in spec.features if f.required] if spec is not None else [])
 
@@ -436,7 +463,7 @@ def read_logs(path: str | Path, spec: FeatureSpec | None = None) -> pa.Table:
                 check_features(table, spec, str(file), FileRows(file))
 
     categorical = [f.name for f in spec.categorical] if spec is not None else []
-    return read_tables(path, "impression log", check, categorical)
+    return read_joined(path, "impression log", check, categorical)
 
 
 def refuse_missing_columns(file: Path, required: list[str], names: list[str], what: str = "impression log") -> None:

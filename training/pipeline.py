@@ -32,7 +32,7 @@ from training.logs import (
     fingerprint,
     log_files,
     manifest_spec,
-    read_logs,
+    read_joined_logs,
 )
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
@@ -64,8 +64,9 @@ def training_data(
     else:
         logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
-    table = read_logs(logs, spec)
-    warn_of_log_quality(table, spec, logs)
+    read = read_joined_logs(logs, spec)
+    table = read.table
+    warn_of_log_quality(table, spec, logs, read.rows)
     columns = feature_columns(table, spec)  # read once: the statistics are fitted on what is encoded
     # on every row, the validation tail included, as b's position CTRs are (docs/results.md: 4.2e-4 of AUC)
     spec = fit_statistics(spec, columns)

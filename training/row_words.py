@@ -9,8 +9,10 @@ pyarrow's ``Table.slice`` take, and the README says so. A CSV's row is also name
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,49 @@ class FileRows:
     def named(self, index: int) -> str:
         """The table's row ``index`` as ``row_words`` names it in the file."""
         return row_words(self.file, self.first + index)
+
+
+@dataclass(frozen=True)
+class JoinedRows:
+    """Where the rows of a table joined from a log's files lie: ``files``, each with its row count, in the order
+    they were joined (none: a table of no file, whose rows are its own), and the path the log was ``given`` as
+    (a file, a folder or a glob). A warning about the whole log names a row in its file: the joined row was a
+    row of the concatenation, which no user can find."""
+
+    files: tuple[tuple[Path, int], ...] = ()
+    given: Path | None = None
+
+    def file(self, row: int) -> Path | None:
+        """The file the joined row ``row`` lies in (None: a table of no file)."""
+        return self.files[self._index(row)][0] if self.files else None
+
+    def file_name(self, row: int) -> str | None:
+        """How a message about the log names the file of the joined row ``row``: by its path below the folder
+        given (``day=2/part-0.parquet``: its name alone is another folder's file's too), or as the glob gave
+        it; None where the log is that one file (or no file), which the message names already."""
+        file = self.file(row)
+        if file is None or file == self.given:
+            return None
+        if self.given is not None and file.is_relative_to(self.given):
+            return file.relative_to(self.given).as_posix()
+        return str(file)
+
+    def named(self, row: int) -> str:
+        """The joined row ``row`` as ``row_words`` names it in its own file: "row 7 (line 9 of the CSV)"."""
+        if not self.files:
+            return row_words(None, row)
+        index = self._index(row)
+        return row_words(self.files[index][0], row - self._starts[index])
+
+    @property
+    def _starts(self) -> list[int]:
+        return [0, *itertools.accumulate(rows for _, rows in self.files)]
+
+    def _index(self, row: int) -> int:
+        return min(bisect.bisect_right(self._starts, row) - 1, len(self.files) - 1)
+
+
+NO_FILES = JoinedRows()  # a table of no log's files (built in Python): its rows are its own
 
 
 def _csv_line(file: Path, row: int) -> int | None:

@@ -43,7 +43,7 @@ from training.logs import (
     refuse_repeated_names,
     unified_schema,
 )
-from training.row_words import FileRows
+from training.row_words import FileRows, JoinedRows
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)
@@ -73,7 +73,7 @@ class ShardedLogs:
         self.path = str(path)
         self.files = files
         required = list(LABEL_COLUMNS) + [f.name for f in spec.features if f.required]
-        schemas = []
+        schemas, counts = [], []
         partitions: set[str] = set()  # the partition keys read from the shards' folders (with_partitions)
         for file in files:  # every shard's own columns: the dataset's schema would be the first shard's alone
             try:
@@ -91,6 +91,7 @@ class ShardedLogs:
                 partitions.add(key)
             refuse_missing_columns(file, required, schema.names)
             schemas.append((file, schema))
+            counts.append((file, metadata.num_rows))
         if not schemas:
             raise ValueError(f"impression log {path} has no rows")
         names = [arrow_name(f) for f, _ in schemas]  # pyarrow's dataset, which reads the row groups, takes text
@@ -132,6 +133,7 @@ class ShardedLogs:
         self.rows = int(self.offsets[-1])
         if not self.rows:
             raise ValueError(f"impression log {path} has no rows")
+        self.file_rows = JoinedRows(tuple(counts), Path(path))  # where a global row lies in its shard, for the warnings
 
     def identity(self) -> list[tuple[str, int]]:
         """(file name below the log directory, bytes) of every shard, in order: what ``--statistics`` must

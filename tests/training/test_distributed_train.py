@@ -324,7 +324,7 @@ def test_streamed_training_reads_the_model_s_spec_scales_a_small_log_and_warns_a
         "small log (1080 training rows)",
         "mine trains for only 90 optimiser steps on " + said["in memory"][-1].split(" on ")[1].split(":")[0],
     ]
-    assert "ts goes back at 4 rows (the first, row 11)" in said["in memory"][0]
+    assert "ts goes back at 4 rows (the first, row 11 of part-00000.parquet)" in said["in memory"][0]
 
 
 def test_a_log_of_one_class_is_refused_before_launch_with_its_statistics(tmp_path):

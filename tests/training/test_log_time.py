@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +16,7 @@ import pytest
 from common.features import Feature, FeatureSpec
 from training.log_quality import warn_of_log_quality
 from training.log_statistics import chunk_statistics, merge_in_order
-from training.logs import read_logs
+from training.logs import read_joined_logs, read_logs
 from training.stream import ShardedLogs
 
 SPEC = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
@@ -45,7 +46,8 @@ def warnings_of(path, caplog) -> tuple[list[str], list[str]]:
     """What the in-memory trainer and the streamed one's statistics pass warn of the logs at ``path``."""
     caplog.set_level(logging.WARNING)
     caplog.clear()
-    warn_of_log_quality(read_logs(path, SPEC), SPEC, path)
+    read = read_joined_logs(path, SPEC)
+    warn_of_log_quality(read.table, SPEC, path, read.rows)
     in_memory = [record.getMessage() for record in caplog.records]
     caplog.clear()
     logs = ShardedLogs(path, SPEC)
@@ -79,20 +81,32 @@ def test_iso_text_ts_in_parquet_is_checked_for_time_order_as_the_same_csv_is(tmp
     assert [unchecked in m for m in in_memory] == [True] and [unchecked in m for m in streamed] == [True]
 
 
+BETWEEN = "(the first between two files: the last ts of part-0.parquet, at row 49, is in "
+
+
 @pytest.mark.parametrize(
     ("first", "then", "said"),
     [
-        (seconds(0), seconds(1) * 1000, "(the first, row 50: milliseconds after seconds)"),
-        (seconds(0) * 1000, seconds(1), "(the first, row 50: seconds after milliseconds)"),
-        (seconds(0), np.r_[seconds(1)[:-3], seconds(1)[-3:] * 1000], "(the first, row 97: milliseconds after seconds)"),
-        (seconds(0) + 0.25, (seconds(1) + 0.25) * 1e6, "(the first, row 50: microseconds after seconds)"),
+        (seconds(0), seconds(1) * 1000, f"{BETWEEN}seconds, the first of part-1.parquet, at row 0, in milliseconds)"),
+        (seconds(0) * 1000, seconds(1), f"{BETWEEN}milliseconds, the first of part-1.parquet, at row 0, in seconds)"),
+        (
+            seconds(0),
+            np.r_[seconds(1)[:-3], seconds(1)[-3:] * 1000],
+            "(the first, row 47 of part-1.parquet: milliseconds after seconds)",
+        ),
+        (
+            seconds(0) + 0.25,
+            (seconds(1) + 0.25) * 1e6,
+            f"{BETWEEN}seconds, the first of part-1.parquet, at row 0, in microseconds)",
+        ),
     ],
 )
 def test_a_change_of_ts_unit_is_named_as_such_not_as_rows_out_of_order(tmp_path, caplog, first, then, said):
     """Milliseconds after seconds (a shard from another writer, or rows at the tail, read as year 130,000) went
     unsaid, and seconds after milliseconds was "not in time order ... sort the logs by ts", which sorting cannot
     mend. Each value is read in the epoch unit that puts it between 2000 and 2100, in which a log written in one
-    unit stays, and a change of unit is named, between files or within one."""
+    unit stays, and a change of unit is named, between files or within one, at the row in its file (not the
+    row of the files joined: row 97 was row 47 of the second file)."""
     (tmp_path / "logs").mkdir()
     pq.write_table(log(pa.array(first)), tmp_path / "logs" / "part-0.parquet")
     pq.write_table(log(pa.array(then)), tmp_path / "logs" / "part-1.parquet")
@@ -102,6 +116,57 @@ def test_a_change_of_ts_unit_is_named_as_such_not_as_rows_out_of_order(tmp_path,
             and "write ts in more than one unit: read as epoch times between 2000 and 2100" in (messages[0])
         )
         assert said in messages[0] and "not in time order" not in messages[0]
+
+
+def day_folders(folder: Path, days: list[np.ndarray], write=pq.write_table, suffix: str = "parquet") -> Path:
+    """A Hive-partitioned log: ``day=1/part-0.SUFFIX``, ``day=2/part-0.SUFFIX``, ... each of ``log(ts)``, one
+    file name in every folder."""
+    for day, ts in enumerate(days, 1):
+        (folder / f"day={day}").mkdir(parents=True)
+        write(log(pa.array(ts)), folder / f"day={day}" / f"part-0.{suffix}")
+    return folder
+
+
+def test_ts_going_back_is_named_in_its_file_or_between_two_files(tmp_path, caplog):
+    """The warning named a row of the files joined ("row 57": the 8th row of the second file), which no user can
+    find, in a folder whose files share a name. It names the row in its file, by the file's path below the folder
+    given, and a later file that starts before the one before it ends as such: sorting its rows mends nothing."""
+    swapped = seconds(1)
+    swapped[[7, 8]] = swapped[[8, 7]]
+    logs = day_folders(tmp_path / "within", [seconds(0), swapped])
+    for messages in warnings_of(logs, caplog):
+        assert messages == [
+            f"the logs {logs} are not in time order: ts goes back at 1 rows (the first, row 8 of "
+            "day=2/part-0.parquet): the validation rows are the last in file order, not the latest; sort the logs by ts"
+        ]
+    logs = day_folders(tmp_path / "between", [seconds(1), seconds(0)])
+    for messages in warnings_of(logs, caplog):
+        assert messages == [
+            f"the logs {logs} are not in time order: ts goes back at 1 rows (the first between two files: the last ts "
+            "of day=1/part-0.parquet, at row 49, is later than the first of day=2/part-0.parquet, at row 0): the "
+            "validation rows are the last in file order, not the latest; sort the logs by ts (a folder's or a glob's "
+            "files are read in the order of their paths, numbers in them read as numbers)"
+        ]
+    assert warnings_of(logs / "day=2" / "part-0.parquet", caplog) == ([], [])  # one file, in order
+
+
+def test_a_csv_row_ts_goes_back_at_is_named_with_its_line_in_its_file(tmp_path, caplog):
+    """In a CSV the row is named with the line an editor shows, counted in its own file (a quoted line break
+    above it moves it down one line); a glob's files are named by their paths as it gives them."""
+    swapped = seconds(1)
+    swapped[[7, 8]] = swapped[[8, 7]]
+
+    def with_a_line_break(table: pa.Table, path: Path) -> None:
+        sites = table.column("site").to_pylist()
+        pacsv.write_csv(table.set_column(1, "site", pa.array(["a\nb", *sites[1:]])), path)
+
+    logs = day_folders(tmp_path / "logs", [seconds(0), swapped], with_a_line_break, "csv")
+    caplog.set_level(logging.WARNING)
+    for given, file in [(logs, "day=2/part-0.csv"), (logs / "*" / "part-0.csv", logs / "day=2" / "part-0.csv")]:
+        caplog.clear()
+        read = read_joined_logs(given, SPEC)
+        warn_of_log_quality(read.table, SPEC, given, read.rows)
+        assert f"ts goes back at 1 rows (the first, row 8 (line 11 of the CSV) of {file}):" in caplog.text
 
 
 def times(values: np.ndarray, kind: pa.DataType) -> pa.Array:
@@ -129,7 +194,10 @@ def test_files_whose_ts_are_times_of_different_types_are_read_as_utc_instants(tm
         pa.types.is_timestamp(kind := read_logs(tmp_path / "logs", SPEC).schema.field("ts").type) and kind.tz == "UTC"
     )
     for messages in warnings_of(tmp_path / "logs", caplog):
-        assert len(messages) == 1 and "are not in time order: ts goes back at 1 rows (the first, row 50)" in messages[0]
+        assert (
+            len(messages) == 1
+            and "are not in time order: ts goes back at 1 rows (the first between two files" in (messages[0])
+        )
 
 
 @pytest.mark.parametrize(

@@ -593,6 +593,7 @@ def test_disorder_of_consecutive_row_groups_joins_into_the_whole_log_s(cuts):
     for lo, hi in itertools.pairwise(edges):
         joined = joined.then(Disorder.of(table.slice(lo, hi - lo)))
     assert (joined.backs, joined.first_back, joined.rows) == (whole.backs, whole.first_back, whole.rows)
+    assert joined.first_back_after == whole.first_back_after == 0  # the last known ts before it: a warning's file
     assert joined.doubled == (0 if cuts else 1)  # found within a row group only: "a" twice, rows 0 and 3
 
 

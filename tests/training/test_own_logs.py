@@ -161,7 +161,7 @@ def test_logs_out_of_time_order_or_doubled_are_warned_of_when_training(repositor
     assert "time order" not in caplog.text and "twice" not in caplog.text  # in order, each impression once
     (repository / "logs.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
     assert CliRunner().invoke(app, arguments).exit_code == 0
-    assert "are not in time order: ts goes back at 599 rows (the first, row 1)" in caplog.text
+    assert "are not in time order: ts goes back at 599 rows (the first, row 1 (line 3 of the CSV))" in caplog.text
     caplog.clear()
     (repository / "logs.csv").write_text("\n".join([lines[0], *lines[1:], *lines[1:301]]) + "\n")
     assert CliRunner().invoke(app, arguments).exit_code == 0
