@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ctr_in_process import ctr_in_process
+
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,22 +23,12 @@ def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def ctr_here(monkeypatch, capsys):
-    """`ctr ARGS` run by this process as the console script runs it (its own `sys.argv`, `app()`): the
+    """`ctr ARGS` run by this process as the console script runs it (tests/support/ctr_in_process.py): the
     same exit status and stderr in ~50 ms, where a process of its own spends ~1.6 s importing torch. For
     the many cases of one refusal; one case of each still runs in a process of its own (``ctr``)."""
-    from cli.main import app
 
     def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-        monkeypatch.chdir(cwd)
-        monkeypatch.setattr(sys, "argv", ["ctr", *args])
-        capsys.readouterr()
-        try:
-            app()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["ctr", *args], code, out, err)
+        return ctr_in_process(monkeypatch, capsys, *args, cwd=cwd)
 
     return run
 

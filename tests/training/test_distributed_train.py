@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.features import FeatureSpec
 from common.repository import MODEL_FILE, version_dir, versions
+from tests.support.ctr_in_process import ctr_in_process
 from tests.support.wait import eventually
 from training.checkpoint import Checkpoint
 from training.distributed import Processes
@@ -144,8 +145,10 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
     assert not (tmp_path / "work" / "esmm" / "checkpoint.pt").exists()
 
 
-def test_mistakes_are_one_line_before_any_process_starts(setup, tmp_path):
-    """Checked in the command itself (check_before_launch), not by each of N processes under torchrun."""
+def test_mistakes_are_one_line_before_any_process_starts(setup, tmp_path, monkeypatch, capfd, caplog):
+    """Checked in the command itself (check_before_launch), not by each of N processes under torchrun. The
+    command runs in this process (the refusals are its own, before it would start one): ``capfd`` reads what
+    any process it started wrote, and ``caplog`` what it logged, which ``ctr`` would print on stderr too."""
     (tmp_path / "statistics.json").write_text("{}")
     cases = [
         (["--logs", str(tmp_path / "nothing" / "*.parquet")], "no impression log matches"),
@@ -153,11 +156,15 @@ def test_mistakes_are_one_line_before_any_process_starts(setup, tmp_path):
         (["--statistics", str(tmp_path / "statistics.json")], "is not the statistics.json of a streamed run"),
     ]
     for arguments, message in cases:
-        command = ["--logs", str(setup / "shards"), "--nproc", "2", "--work-dir", str(tmp_path / "work"), *arguments]
-        done = ctr(setup, *command)
+        command = ["train", "esmm", "--repository", str(setup / "models"), "--no-progress", "--logs"]
+        command += [str(setup / "shards"), "--nproc", "2", "--work-dir", str(tmp_path / "work"), *arguments]
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            done = ctr_in_process(monkeypatch, capfd, *command)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
         assert "torchrun" not in done.stderr and "process 1 of" not in done.stderr
+        assert caplog.records == [], caplog.text
 
 
 def test_batch_that_does_not_split_over_the_processes_is_refused():
