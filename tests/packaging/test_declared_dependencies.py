@@ -13,7 +13,7 @@ import functools
 import importlib.metadata
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -66,10 +66,17 @@ def third_party_imports(package: str) -> Iterator[tuple[str, Path]]:
 
 
 @functools.cache
+def installed_modules() -> Mapping[str, list[str]]:
+    """Each top-level module installed here and the distributions that install it: a read of every installed
+    distribution's file list, made once, where each module's lookup made its own."""
+    return importlib.metadata.packages_distributions()
+
+
+@functools.cache
 def distribution_of(module: str) -> str:
     """The distribution that installs ``module`` here; one that is not installed (the `bench` extra's
     peers) is taken to share its module's name."""
-    installed = importlib.metadata.packages_distributions().get(module)
+    installed = installed_modules().get(module)
     return canonicalize_name(installed[0] if installed else module)
 
 
