@@ -72,7 +72,10 @@ def ctr(root: Path, *arguments: str, temporary: Path | None = None) -> subproces
     return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
 
 
-def test_two_processes_export_a_model_as_good_as_one_process(setup):
+def test_two_processes_export_a_model_as_good_as_one_process(setup, monkeypatch, capfd):
+    """The launcher runs in this process (saving a process's torch import); torchrun and its two processes are
+    real ones, their output read by ``capfd``: rank 0's metrics on standard output, their logs as the launcher
+    copies them to its standard error."""
     single = CliRunner().invoke(
         app,
         ["train", "esmm", "--logs", str(setup / "shards"), "--repository", str(setup / "models"),
@@ -82,7 +85,10 @@ def test_two_processes_export_a_model_as_good_as_one_process(setup):
     one = Checkpoint.load(setup / "single" / "esmm" / "checkpoint.pt")
 
     logs = str(setup / "shards" / "*.parquet")
-    result = ctr(setup, "--logs", logs, "--work-dir", str(setup / "ddp"), "--nproc", "2", "--export")
+    result = ctr_in_process(
+        monkeypatch, capfd, "train", "esmm", "--repository", str(setup / "models"), "--no-progress",
+        "--logs", logs, "--work-dir", str(setup / "ddp"), "--nproc", "2", "--export",
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert versions(setup / "models", "esmm") == [1]  # one export, by rank 0 alone
     assert (version_dir(setup / "models", "esmm", 1) / MODEL_FILE).is_file()
