@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -308,12 +309,19 @@ def test_a_refused_version_is_named_by_the_load_and_listed_by_the_index(tmp_path
         assert httpx.post(f"{url}/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 1
 
 
+@pytest.fixture(scope="module")
+def admin_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One service with its admin routes for the cases that only send it requests it refuses, changing
+    nothing: a start of its own for each case cost seconds."""
+    root = repository(tmp_path_factory.mktemp("models"))
+    with running_server(root, tmp_path_factory.mktemp("log") / "log", ctr_model="esmm", admin_token=TOKEN) as (url, _):
+        yield url
+
+
 @pytest.mark.parametrize("name", ["esmm%0A", "esmm%0D", "..", "a" * 65])
-def test_model_names_are_matched_whole(tmp_path: Path, name: str) -> None:
-    root = repository(tmp_path / "models")
-    with running_server(root, tmp_path / "log", ctr_model="esmm", admin_token=TOKEN) as (url, _):
-        reply = httpx.post(f"{url}/v2/repository/models/{name}/load", headers=AUTH)
-        assert reply.status_code in (400, 404), reply.text
+def test_model_names_are_matched_whole(admin_service: str, name: str) -> None:
+    reply = httpx.post(f"{admin_service}/v2/repository/models/{name}/load", headers=AUTH)
+    assert reply.status_code in (400, 404), reply.text
 
 
 def test_a_full_queue_is_counted_on_the_model_whose_queue_was_full(tmp_path: Path) -> None:
