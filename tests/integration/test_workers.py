@@ -32,6 +32,7 @@ from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of
 from tests.integration.test_reliability import score_continuously
 from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.connection_each import connection_each
 from tests.support.server import running_server
 from tests.support.tiny_repository import repository
 from tests.support.wait import eventually
@@ -40,9 +41,16 @@ GRPC_OK = re.compile(r'^ctr_grpc_responses_total\{code="OK"\} (\d+)$', re.M)
 SUCCESSES = re.compile(r'^ctr_inference_request_success_total\{model="esmm",version="1"\} (\d+)$', re.M)
 
 
-def summed(url: str, counter: re.Pattern[str]) -> list[str]:
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """A client sending each request on a connection of its own, so that either worker may answer it."""
+    with connection_each() as client:
+        yield client
+
+
+def summed(http: httpx.Client, url: str, counter: re.Pattern[str]) -> list[str]:
     """The values of ``counter`` in one scrape of /metrics, on a connection of its own."""
-    return counter.findall(httpx.get(f"{url}/metrics").text)
+    return counter.findall(http.get(f"{url}/metrics").text)
 
 
 def workers_of(pid: int) -> list[int]:
@@ -58,7 +66,7 @@ def all_gone(process_ids: list[int], within_s: float) -> bool:
     return False
 
 
-def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path) -> None:
+def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path, http: httpx.Client) -> None:
     """The supervisor listened before it forked: a client connecting while the models loaded was accepted
     into the backlog and waited (a health check with a 1 s time-out timed out rather than being refused).
     Now the port is bound, not listening, until a worker's models are loaded, as for one process."""
@@ -81,27 +89,27 @@ def test_two_workers_refuse_connections_until_one_is_ready(tmp_path: Path) -> No
         assert not connected_during_the_load
         # the URL to paste, as one process says it (the supervisor said only "2 workers on 127.0.0.1:PORT")
         assert f"bound {url}: serving there once the models are loaded" in log.read_text()
-        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        assert http.get(f"{url}/v2/health/ready").status_code == 200
 
 
-def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Path) -> None:
+def test_two_workers_answer_on_one_port_and_every_scrape_sums_both(tmp_path: Path, http: httpx.Client) -> None:
     root = repository(tmp_path / "models")
     with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2", access_log="false") as (url, process):
         assert len(workers_of(process.pid)) == 2
         sent = 40
         for _ in range(sent):  # a connection each: the workers take them from the shared socket
-            reply = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            reply = http.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert reply.status_code == 200, reply.text
             assert len(reply.json()["scores"]) == 10
         # each worker writes its counters for the other every WRITE_INTERVAL_S: until both have, a scrape may
         # count one worker's; then ten scrapes in a row (a connection each, so either worker) count all
-        eventually(lambda: all(summed(url, SUCCESSES) == [str(sent)] for _ in range(10)), 30, "summed successes")
+        eventually(lambda: all(summed(http, url, SUCCESSES) == [str(sent)] for _ in range(10)), 30, "summed successes")
         for _ in range(10):  # whichever worker answers
-            stats = httpx.get(f"{url}/v2/models/esmm/versions/1/stats").json()["model_stats"][0]
+            stats = http.get(f"{url}/v2/models/esmm/versions/1/stats").json()["model_stats"][0]
             assert stats["inference_stats"]["success"]["count"] == sent
 
 
-def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path: Path) -> None:
+def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path: Path, http: httpx.Client) -> None:
     """Polling is off: only the fan-out (service/sibling_admin.py) can bring the new version to the worker
     that did not take the admin request. Requests during the reload all succeed."""
     root = repository(tmp_path / "models")
@@ -112,7 +120,7 @@ def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path
         with ThreadPoolExecutor(4) as pool:  # traffic on four kept-alive connections throughout the reload
             traffic = [pool.submit(score_continuously, url, stop) for _ in range(4)]
             time.sleep(0.3)
-            reply = httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60)
+            reply = http.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60)
             time.sleep(0.3)
             stop.set()
             statuses = sum((t.result() for t in traffic), Counter())
@@ -121,20 +129,20 @@ def test_an_admin_load_and_unload_reach_every_worker_before_they_answer(tmp_path
         assert reply.json() == {"name": "esmm", "versions": [version]}
         assert log.read_text().count(f"model esmm serving versions [{version}]") == 2  # once in each worker
         for _ in range(40):  # a connection each, so both workers answer some
-            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            scored = http.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert scored.json()["models"]["ctr"]["version"] == version, scored.text
 
-        reply = httpx.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
+        reply = http.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
         assert reply.status_code == 200 and reply.json() == {"name": "esmm", "unloaded": True}, reply.text
         assert log.read_text().count("model esmm unloaded") == 2
         for _ in range(20):
-            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            scored = http.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert scored.status_code == 503, scored.text
-        again = httpx.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
+        again = http.post(f"{url}/v2/repository/models/esmm/unload", headers=AUTH, timeout=60)
         assert again.status_code == 404 and again.json()["error"] == "model 'esmm' is not loaded", again.text
 
 
-def test_an_unload_and_a_load_sent_at_once_leave_every_worker_alike(tmp_path: Path) -> None:
+def test_an_unload_and_a_load_sent_at_once_leave_every_worker_alike(tmp_path: Path, http: httpx.Client) -> None:
     """Sent to two workers at once, each was applied at once everywhere, in one order in one worker and the
     other order in the other: 3 rounds in 12 left one worker serving and the other unloaded, behind two
     200s. Now one operation at a time across the workers: whichever lands last holds in both."""
@@ -142,18 +150,20 @@ def test_an_unload_and_a_load_sent_at_once_leave_every_worker_alike(tmp_path: Pa
     with running_server(root, tmp_path / "log", ctr_model="esmm", workers="2", admin_token=TOKEN) as (url, _):
         for _ in range(6):
             with ThreadPoolExecutor(2) as pool:  # a connection each: the kernel spreads them over the workers
-                calls = [pool.submit(httpx.post, f"{url}/v2/repository/models/esmm/{op}", headers=AUTH, timeout=60)
+                calls = [pool.submit(http.post, f"{url}/v2/repository/models/esmm/{op}", headers=AUTH, timeout=60)
                          for op in ("unload", "load")]  # fmt: skip
                 assert {call.result().status_code for call in calls} <= {200, 404}, [c.result().text for c in calls]
             statuses = {
-                httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"}).status_code
+                http.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"}).status_code
                 for _ in range(20)  # a connection each, so both workers answer some
             }
             assert len(statuses) == 1, statuses
-            assert httpx.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60).status_code == 200
+            assert http.post(f"{url}/v2/repository/models/esmm/load", headers=AUTH, timeout=60).status_code == 200
 
 
-def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker(tmp_path: Path) -> None:
+def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker(
+    tmp_path: Path, http: httpx.Client
+) -> None:
     root = repository(tmp_path / "models")
     log = tmp_path / "log"
     settings = {"ctr_model": "esmm", "workers": "2", "poll_interval_s": "0.2", "log_level": "INFO"}
@@ -164,11 +174,11 @@ def test_one_worker_polls_the_repository_and_what_it_finds_loads_in_every_worker
         time.sleep(1.0)  # a few more polls: none finds anything more to load
         assert log.read_text().count(f"poll: model esmm: versions [{version}] wanted") == 1  # one decision, worker 0
         for _ in range(40):  # a connection each, so both workers answer some
-            scored = httpx.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
+            scored = http.post(f"{url}/v1/score", content=PAYLOAD, headers={"content-type": "application/json"})
             assert scored.json()["models"]["ctr"]["version"] == version, scored.text
 
 
-def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
+def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path, http: httpx.Client) -> None:
     root = repository(tmp_path / "models")
     log, grpc_port = tmp_path / "log", free_port()
     settings = {"ctr_model": "esmm", "workers": "2", "grpc_port": str(grpc_port), "access_log": "false"}
@@ -183,7 +193,7 @@ def test_every_worker_serves_grpc_on_the_one_port(tmp_path: Path) -> None:
         )
         assert len(set(listening)) == 2  # one line from each worker, told apart by its process id
         # as for the HTTP counters: once both workers have written theirs, every scrape counts all
-        eventually(lambda: all(summed(url, GRPC_OK) == [str(sent)] for _ in range(10)), 30, "summed gRPC OKs")
+        eventually(lambda: all(summed(http, url, GRPC_OK) == [str(sent)] for _ in range(10)), 30, "summed gRPC OKs")
         for _ in range(10):  # a channel each: gRPC's statistics too are every worker's (they were its own)
             with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
                 (stats,) = client.get_inference_statistics("esmm", as_json=True)["model_stats"]
