@@ -22,12 +22,11 @@ import asyncio
 import statistics
 import subprocess
 import sys
-from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from clients.bench_serve import measured_step, server
+from clients.bench_serve import measured_step, servers_together
 from clients.loadgen import run_load
 from clients.machine import cpu_seconds
 
@@ -79,13 +78,12 @@ def run_ab(
     other_repository = repository if other_repository is None else other_repository
     other_python = sys.executable if other_python is None else other_python
     results: dict[str, list[dict]] = {"this": [], "other": []}
-    with ExitStack() as stack:
-        servers = {
-            "this": stack.enter_context(server("service", repository, model, {}, intra_op_threads)),
-            "other": stack.enter_context(
-                server("service", other_repository, model, {}, intra_op_threads, other_root, other_python)
-            ),
-        }
+    sides = (
+        ("service", repository, model, {}, intra_op_threads),
+        ("service", other_repository, model, {}, intra_op_threads, other_root, other_python),
+    )
+    with servers_together(*sides) as (this, other):
+        servers = {"this": this, "other": other}
         for port, _ in servers.values():
             asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, rate, WARM_UP_S, connections=connections))
         for side in round_order(rounds):

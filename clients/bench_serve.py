@@ -51,6 +51,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -136,12 +137,13 @@ def server(
     intra_op_threads: int = 1,
     service_root: Path | None = None,
     python: str | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """A server of ``kind`` on a free loopback port, until the block ends; the service's code from
-    ``service_root`` (another checkout, e.g. an older commit) where given, else this one's; run by the
-    interpreter ``python`` (another build or version, with the same packages installed) where given, else
+    """A server of ``kind`` on ``port`` (None: a free loopback port), until the block ends; the service's
+    code from ``service_root`` (another checkout, e.g. an older commit) where given, else this one's; run by
+    the interpreter ``python`` (another build or version, with the same packages installed) where given, else
     by this process's."""
-    port = free_port()
+    port = free_port() if port is None else port
     root = Path(__file__).resolve().parents[1]
     if kind == "service" and service_root is not None:
         root = service_root.resolve()
@@ -175,6 +177,20 @@ def server(
         ready = partial(_wait_ready, port, kind=kind, log=log)
         with started(command, base, ready, log, cwd=root, signals=STOP_SIGNALS) as process:
             yield port, process.pid
+
+
+@contextmanager
+def servers_together(*servers: tuple[Any, ...]) -> Iterator[list[tuple[int, int]]]:
+    """Several servers (``server``'s positional arguments each) started at once, each on a free port of its
+    own (where a measurement needs two up, it waited for one start, then for the other). Yields their (port,
+    pid) in order; stops them all when the block ends, and those started already where one fails to start."""
+    ports: list[int] = []
+    for _ in servers:
+        ports.append(free_port(*ports))
+    with ExitStack() as stack, ThreadPoolExecutor(len(servers)) as pool:
+        pairs = zip(servers, ports, strict=True)
+        starts = [pool.submit(stack.enter_context, server(*args, port=port)) for args, port in pairs]
+        yield [start.result() for start in starts]
 
 
 def served_providers(port: int) -> dict[str, str | None]:
@@ -428,20 +444,11 @@ def side_by_side(
     those ratios."""
     by_name = {case.name: case for case in CASES}
     rates = [[multiple * case["requests_per_s"] for multiple in PAIRED_RATES] for case in swept]
-    with ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                server(
-                    by_name[name].server,
-                    repository,
-                    model,
-                    dict(by_name[name].env),
-                    plan.intra_op_threads,
-                    service_root,
-                )
-            )
-            for name in names
-        ]
+    arguments = [
+        (by_name[name].server, repository, model, dict(by_name[name].env), plan.intra_op_threads, service_root)
+        for name in names
+    ]
+    with servers_together(*arguments) as servers:
         rounds = []
         for k in range(plan.paired_rounds):
             order = (0, 1) if k % 2 == 0 else (1, 0)

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from cli.bench import request_bodies
 from cli.main import app
 from clients import bench_v2
-from clients.bench_serve import PAIRED_RATES, server
+from clients.bench_serve import PAIRED_RATES, server, servers_together
+from clients.machine import descendants
 
 CASES = {
     "raw_ort",
@@ -207,3 +208,17 @@ def test_a_sigterm_stops_the_servers_a_benchmark_started(world_repository: Path,
             time.sleep(0.1)
         else:
             raise AssertionError(f"server {pid} still runs after the bench ended")
+
+
+def test_servers_started_together_are_all_stopped_where_one_fails_to_start(world_repository: Path) -> None:
+    """``servers_together`` (the paired turns, ``ctr bench ab``) starts its servers at once: where one fails
+    to start (here its interpreter exits at once), its error is raised and the server started beside it is
+    stopped, not left serving."""
+    before = set(descendants(os.getpid()))
+    failing = ("service", world_repository, "esmm", {}, 1, None, "/bin/false")
+    with (
+        pytest.raises(RuntimeError, match="service server exited with 1"),
+        servers_together(("asgi_only", world_repository, "esmm", {}), failing),
+    ):
+        raise AssertionError("both started")
+    assert set(descendants(os.getpid())) == before
