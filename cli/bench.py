@@ -337,7 +337,12 @@ def ab(
     repository: RepositoryOption = Path("models"),
     candidates: Annotated[int, typer.Option(help="Candidates per /v1/score request.")] = 1,
     rate: Annotated[float, typer.Option(help="Offered requests/s, below both services' saturation.")] = 4000.0,
-    seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of load per round.")] = 6.0,
+    seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds of load per round, and of each side's warm-up before the first (at most 2)."
+        ),
+    ] = 6.0,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per side, in ABBA order.")] = 6,
     other_repository: Annotated[
         Path | None,

@@ -30,7 +30,9 @@ from clients.bench_serve import measured_step, servers_together
 from clients.loadgen import run_load
 from clients.machine import cpu_seconds
 
-WARM_UP_S = 2.0  # load before the first round, on each side (sessions, caches, the batcher's rate)
+# load before the first round, on each side (sessions, caches, the batcher's rate), for no longer than a
+# round: a smoke run's rounds of 0.5 s (tests/e2e/test_bench_ab.py) followed 2 s of it on each side
+WARM_UP_S = 2.0
 
 
 KEPT_UP = 0.95  # a side answering less than this share of the offered rate fell behind it
@@ -85,7 +87,10 @@ def run_ab(
     with servers_together(*sides) as (this, other):
         servers = {"this": this, "other": other}
         for port, _ in servers.values():
-            asyncio.run(run_load("127.0.0.1", port, "/v1/score", bodies, rate, WARM_UP_S, connections=connections))
+            warm_up = run_load(
+                "127.0.0.1", port, "/v1/score", bodies, rate, min(WARM_UP_S, seconds), connections=connections
+            )
+            asyncio.run(warm_up)
         for side in round_order(rounds):
             port, pid = servers[side]
             step = measured_step(port, bodies, n_candidates, rate, seconds, connections, partial(cpu_seconds, pid))
