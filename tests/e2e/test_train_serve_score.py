@@ -94,7 +94,11 @@ def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_p
         elsewhere = CliRunner().invoke(app, ["evaluate", "serving", "--url", url, "-r", str(tmp_path / "absent")])
         other = tmp_path / "other"  # the served model's config, none of its versions: maybe another world
         (other / "esmm").mkdir(parents=True)
-        (other / "esmm" / "config.toml").write_text((world_repository / "esmm" / "config.toml").read_text())
+        # a held-out day of 300 requests, not 3,000: only what the report records of the repository is read here
+        config = (world_repository / "esmm" / "config.toml").read_text()
+        shorter = config.replace("heldout_requests = 3000", "heldout_requests = 300")
+        assert shorter != config
+        (other / "esmm" / "config.toml").write_text(shorter)
         unheld = tmp_path / "unheld.json"
         arguments = ["evaluate", "serving", "--url", url, "-r", str(other), "--out", str(unheld)]
         with caplog.at_level(logging.WARNING, logger="training.serving_calibration"):
