@@ -20,6 +20,10 @@ import numpy as np
 from training.world import World
 
 VALUE_USERS = 1000  # users sampled to estimate each ad's mean true CVR (the CPC value per click)
+# users whose true CVRs of every ad are computed at once: all of the default world's 1000 users x 5000 ads x 8
+# latent dimensions x 8 bytes gathered 320 MB for each of the three latent operands, a gigabyte written and read
+# for one mean at every seed's start; 50 users gather 16 MB each
+VALUE_USERS_PER_PASS = 50
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Advertisers:
         ocpa = advertiser_ocpa[population.ad_advertiser]
         conversion_value = population.ad_price.astype(np.float64) * rng.lognormal(0.0, value_sigma, n_ads)
         users = rng.choice(population.n_users, size=min(VALUE_USERS, population.n_users), replace=False)
-        mean_cvr = world.true_cvr(users[:, None], np.arange(n_ads)[None, :]).mean(axis=0)  # (A,)
+        mean_cvr = true_cvrs_by_user(world, users).mean(axis=0)  # (A,)
         click_value = conversion_value * mean_cvr * rng.lognormal(0.0, value_sigma, n_ads)
         return cls(ocpa=ocpa, value=np.where(ocpa, conversion_value, click_value))
 
@@ -55,3 +59,11 @@ class Advertisers:
     def realised_value(self, ads: np.ndarray, clicks: np.ndarray, conversions: np.ndarray) -> np.ndarray:
         """Value of what happened: CPC ads are worth their clicks, oCPA ads their conversions."""
         return np.where(self.ocpa[ads], self.value[ads] * conversions, self.value[ads] * clicks)
+
+
+def true_cvrs_by_user(world: World, users: np.ndarray) -> np.ndarray:
+    """(U, A) true CVR of each of ``users`` for every ad, ``VALUE_USERS_PER_PASS`` users at a time: the same
+    values as one pass (each is its own user's and ad's), without its gigabyte of gathered latent rows."""
+    ads = np.arange(world.population.n_ads)[None, :]
+    passes = range(0, len(users), VALUE_USERS_PER_PASS)
+    return np.concatenate([world.true_cvr(users[i : i + VALUE_USERS_PER_PASS, None], ads) for i in passes])
