@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from clients.service_process import PORTS_VARIABLE, port_range
+from tests.support.ctr_in_process import ctr_in_process
 
 # each pytest-xdist process's own block of loopback ports for the servers it starts, below Linux's ephemeral
 # range (32768 on), where the kernel picks the ports of outgoing connections and of bind(0)
@@ -95,3 +98,22 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ctr_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess]:
+    """``ctr_here(*args, cwd=PATH, **variables)``: ``ctr ARGS`` run by this process as the console script runs
+    it (tests/support/ctr_in_process.py), in ``cwd`` with the environment variables ``variables`` set: the same
+    exit status, stdout and stderr (a refusal's ``error:`` line, cli/errors.py) in milliseconds, where a process
+    of its own spends seconds starting Python and importing what the command needs. For the many cases of a
+    command; a test module keeps a case of each kind in a process of its own, as a user runs it. Log records go
+    to pytest's capture, not the stderr returned."""
+
+    def run(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return ctr_in_process(monkeypatch, capsys, *args, cwd=cwd)
+
+    return run

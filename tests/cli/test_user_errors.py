@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ctr_in_process import ctr_in_process
-
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,18 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **variables}
     return subprocess.run([*CTR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def ctr_here(monkeypatch, capsys):
-    """`ctr ARGS` run by this process as the console script runs it (tests/support/ctr_in_process.py): the
-    same exit status and stderr in ~50 ms, where a process of its own spends ~1.6 s importing torch. For
-    the many cases of one refusal; one case of each still runs in a process of its own (``ctr``)."""
-
-    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-        return ctr_in_process(monkeypatch, capsys, *args, cwd=cwd)
-
-    return run
 
 
 MISTAKES = [
