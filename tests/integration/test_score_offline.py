@@ -9,12 +9,13 @@ imports no torch (the serving image has none).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,8 @@ from training.offline_scores import score_file, scored_metadata, served_models
 ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 REQUEST_SIZES = [1, 3, 7, 40, 2, 33]  # 32 candidates and more are encoded where checked (score/pipeline.py)
+ON_CPU = {"CTR_USE_CUDA": "false"}  # as the live services here run: the same provider's floats
+Ctr = Callable[..., subprocess.CompletedProcess]  # ``ctr ARGS``, in a process of its own or in this one
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,15 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     publish_tiny_esmm(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def service(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The live service over ``repository`` (esmm in both roles): its base URL, for every test of the module
+    that sends it the requests of a file scored from ``repository``."""
+    log = tmp_path_factory.mktemp("service") / "server.log"
+    with running_server(repository, log, ctr_model="esmm") as (url, _):
+        yield url
 
 
 def candidates_table(seed: int = 0, sizes: list[int] = REQUEST_SIZES) -> pa.Table:
@@ -89,9 +101,17 @@ def assert_same_rows(table: pa.Table, other: pa.Table) -> None:
 
 def ctr(*args: str, cwd: Path, read_only: Path | None = None) -> subprocess.CompletedProcess:
     """``ctr ARGS`` in ``cwd``, with the folder ``read_only`` (where given) on a read-only mount."""
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "CTR_USE_CUDA": "false"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **ON_CPU}
     command = [*CTR, *args] if read_only is None else read_only_command(read_only, [*CTR, *args])
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def ctr_in_process(ctr_here: Ctr) -> Ctr:
+    """``ctr ARGS`` in ``cwd`` run by this process (tests/conftest.py: ``ctr_here``), as ``ctr`` runs it in a
+    process of its own: for the many cases here, where a process each spent seconds starting. A scored file,
+    a refused row, a read-only --out, the help and the import of no torch keep a process of their own."""
+    return functools.partial(ctr_here, **ON_CPU)
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:
@@ -112,7 +132,7 @@ def assert_served_alike(url: str, table: pa.Table, scored: pa.Table) -> None:
                 assert scored.column(name)[row].as_py() == served[name], (row, name)
 
 
-def test_the_file_s_scores_are_the_live_service_s_bit_for_bit(repository: Path, tmp_path: Path) -> None:
+def test_the_file_s_scores_are_the_live_service_s_bit_for_bit(repository: Path, service: str, tmp_path: Path) -> None:
     table = candidates_table()
     pq.write_table(table, tmp_path / "candidates.parquet")
     done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
@@ -125,8 +145,7 @@ def test_the_file_s_scores_are_the_live_service_s_bit_for_bit(repository: Path, 
     recorded = scored_metadata(tmp_path / "scores.parquet")
     assert recorded["models"]["ctr"]["name"] == "esmm" and recorded["models"]["ctcvr"]["version"] == 1
     assert recorded["request_column"] == "request_id"
-    with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
-        assert_served_alike(url, table, scored)
+    assert_served_alike(service, table, scored)
 
 
 # A request of more rows than this is run in parts by the service's batcher (policy.form_batch), as the review
@@ -137,7 +156,9 @@ inline_max_items = 4
 """
 
 
-def test_scores_are_the_service_s_bit_for_bit_where_its_batcher_splits_a_request(tmp_path: Path) -> None:
+def test_scores_are_the_service_s_bit_for_bit_where_its_batcher_splits_a_request(
+    tmp_path: Path, ctr_in_process: Ctr
+) -> None:
     """A request of more rows than the model's ``max_batch_size`` runs in parts of that many rows in the
     service: one ONNX Runtime run of the whole request gave other float32 roundings (this test failed on it)."""
     repository = tmp_path / "models"
@@ -145,14 +166,14 @@ def test_scores_are_the_service_s_bit_for_bit_where_its_batcher_splits_a_request
     (repository / "esmm" / "config.toml").write_text(SPLITTING_SERVING, encoding="utf-8")
     table = candidates_table(seed=3, sizes=[100, 3, 150, 25, 300])
     pq.write_table(table, tmp_path / "candidates.parquet")
-    done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
         assert_served_alike(url, table, pq.read_table(tmp_path / "scores.parquet"))
 
 
 def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing(
-    repository: Path, tmp_path: Path
+    repository: Path, service: str, tmp_path: Path, ctr_in_process: Ctr
 ) -> None:
     """The same refusal as /v1/score's 422 for that row's request, in its words but for the service's
     "candidate feature": every row goes in as a candidate, and the file's context features (``user_id``) are
@@ -171,16 +192,17 @@ def test_a_row_the_service_refuses_ends_the_command_naming_it_and_writes_nothing
         ("user_id", [*users[:3], "u" * 2000, *users[4:]], "feature 'user_id' is longer than 1024 characters", labelled),
         ("ad_id", [*ad_ids[:3], 2.5, *ad_ids[4:]], "feature 'ad_id': must be a string or an integer, not 2.5", ""),
     ]
-    with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
-        for name, values, said, label in cases:
-            broken = table.set_column(table.column_names.index(name), name, pa.array(values))
-            pq.write_table(broken, tmp_path / "candidates.parquet")
-            done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
-            assert one_error_line(done) == f"error: row 3 of the input (candidates.parquet): {said}"
-            assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.parquet", "server.log"]  # no temporary
-            (_, body), *_ = [item for item in request_bodies(broken) if 3 in item[0]]
-            response = httpx.post(f"{url}/v1/score", json=body, timeout=30.0)
-            assert response.status_code == 422 and response.json()["error"] == label + said, response.text
+    for name, values, said, label in cases:
+        broken = table.set_column(table.column_names.index(name), name, pa.array(values))
+        pq.write_table(broken, tmp_path / "candidates.parquet")
+        done = ctr_in_process(
+            "score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path
+        )
+        assert one_error_line(done) == f"error: row 3 of the input (candidates.parquet): {said}"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.parquet"]  # no scores, no temporary
+        (_, body), *_ = [item for item in request_bodies(broken) if 3 in item[0]]
+        response = httpx.post(f"{service}/v1/score", json=body, timeout=30.0)
+        assert response.status_code == 422 and response.json()["error"] == label + said, response.text
 
 
 def test_a_refused_row_of_a_folder_s_second_file_is_its_row_in_that_file(repository: Path, tmp_path: Path) -> None:
@@ -203,7 +225,9 @@ def test_a_refused_row_of_a_folder_s_second_file_is_its_row_in_that_file(reposit
     assert parquet_row(message, tmp_path / "shards" / "day=2" / "part-0.parquet")["ad_id"] is None
 
 
-def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_answers_it_500(tmp_path: Path) -> None:
+def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_answers_it_500(
+    tmp_path: Path, ctr_in_process: Ctr
+) -> None:
     """A model with one NaN embedding row (the 6th row's ad): ``ctr score`` wrote NaN scores and exited 0 where
     /v1/score answers that row's request 500; now it ends naming the first row on it (the input's index), the
     model and the output, and writes nothing."""
@@ -219,7 +243,7 @@ def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_an
     repository = tmp_path / "models"
     publish_tiny_esmm(repository, edit=nan_row)
     pq.write_table(table, tmp_path / "candidates.parquet")
-    done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
     assert one_error_line(done) == (
         f"error: row {first} of the input (candidates.parquet): model esmm:1 returned a non-finite score (pctr NaN "
         "or infinite) for it, which /v1/score answers 500 (a NaN or an infinity in the model's weights gives one): "
@@ -231,7 +255,9 @@ def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_an
         assert httpx.post(f"{url}/v1/score", json=body, timeout=30.0).status_code == 500
 
 
-def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Path, tmp_path: Path) -> None:
+def test_a_feature_column_json_cannot_carry_is_refused_naming_it(
+    repository: Path, tmp_path: Path, ctr_in_process: Ctr
+) -> None:
     """A list, a struct or a time was refused as "not an object" for some row; bytes that are not UTF-8 said
     "Invalid UTF8 payload", naming no row, column or file. A column of such a type that is no feature is
     carried through as it is."""
@@ -245,7 +271,7 @@ def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Pat
     ]
     for name, values, arrow_type in cases:
         pq.write_table(table.set_column(table.column_names.index(name), name, values), tmp_path / "candidates.parquet")
-        done = ctr("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
+        done = ctr_in_process("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
         assert one_error_line(done).startswith(
             f"error: candidates.parquet: column {name!r}, a feature of the served models, is of type {arrow_type}, "
             + takes
@@ -253,7 +279,7 @@ def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Pat
     ad_ids = [str(value).encode() for value in table.column("ad_id").to_pylist()]
     undecodable = table.set_column(3, "ad_id", pa.array([*ad_ids[:3], b"\xff\xfe", *ad_ids[4:]], pa.binary()))
     pq.write_table(undecodable, tmp_path / "candidates.parquet")
-    done = ctr("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
     assert one_error_line(done) == (
         "error: row 3 of the input (candidates.parquet): column 'ad_id' holds bytes that are not UTF-8 text "
         "(invalid start byte at byte 0); ctr score reads a binary feature as text"
@@ -262,7 +288,7 @@ def test_a_feature_column_json_cannot_carry_is_refused_naming_it(repository: Pat
         "shown", pa.array([datetime.date(2024, 1, 1)] * n)
     )
     pq.write_table(carried, tmp_path / "candidates.parquet")
-    done = ctr("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "-r", str(repository), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     scored = pq.read_table(tmp_path / "scores.parquet")
     assert scored.select(["tags", "shown"]) == carried.select(["tags", "shown"])
@@ -276,7 +302,9 @@ def replaced(table: pa.Table, **columns: pa.Array) -> pa.Table:
     return table
 
 
-def test_columns_of_other_writers_types_are_scored_as_the_trainer_reads_them(repository: Path, tmp_path: Path) -> None:
+def test_columns_of_other_writers_types_are_scored_as_the_trainer_reads_them(
+    repository: Path, service: str, tmp_path: Path, ctr_in_process: Ctr
+) -> None:
     """A warehouse's NUMBER(38, 0) ids, DuckDB's uuid and a boolean column train as integers, text and 0/1
     (``plain_columns``, ``column_array``), and ctr score reads them so: it read decimals as floats (2**53 + 1
     scored as 2**53, 2**60 + 1 refused as "read as a float"), refused the uuid as a type a request cannot carry
@@ -299,15 +327,14 @@ def test_columns_of_other_writers_types_are_scored_as_the_trainer_reads_them(rep
     assert {name: values.tolist() for name, values in read.items() if name != "ad_quality"} == {
         name: as_trained.column(name).to_pylist() for name in ("user_id", "hour", "ad_id", "ad_price")
     }
-    done = ctr("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     scored = pq.read_table(tmp_path / "scores.parquet")
     assert scored.select(written.column_names) == pq.read_table(tmp_path / "candidates.parquet")  # as written
-    with running_server(repository, tmp_path / "server.log", ctr_model="esmm") as (url, _):
-        assert_served_alike(url, as_trained, scored)
+    assert_served_alike(service, as_trained, scored)
 
 
-def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_path: Path) -> None:
+def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_path: Path, ctr_in_process: Ctr) -> None:
     """``--version N`` scores with version N; without it, the version the model's ``[serving]
     version_policy`` serves (here the pinned 1 of versions 1 and 2), as the help says (it said "newest")."""
     repository = tmp_path / "models"
@@ -317,7 +344,7 @@ def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_p
     scored = {}
     for version in ("1", "2"):
         out = f"v{version}.parquet"
-        done = ctr(
+        done = ctr_in_process(
             "score", "candidates.parquet", "--out", out, "-r", str(repository), "--version", version, cwd=tmp_path
         )
         assert done.returncode == 0, done.stderr
@@ -327,14 +354,16 @@ def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_p
     (repository / "esmm" / "config.toml").write_text(
         "[serving]\nversion_policy = { specific = [1] }\n", encoding="utf-8"
     )
-    done = ctr("score", "candidates.parquet", "--out", "pinned.parquet", "-r", str(repository), cwd=tmp_path)
+    done = ctr_in_process("score", "candidates.parquet", "--out", "pinned.parquet", "-r", str(repository), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(tmp_path / "pinned.parquet").column("pctr").to_pylist() == scored["1"]
-    helped = ctr("score", "--help", cwd=tmp_path)
+    helped = ctr("score", "--help", cwd=tmp_path)  # its own process: this one would render it at its width
     assert "version_policy" in helped.stdout and "newest that loads)" not in helped.stdout, helped.stdout
 
 
-def test_an_out_that_would_be_read_as_candidates_or_is_not_parquet_is_refused(repository: Path, tmp_path: Path) -> None:
+def test_an_out_that_would_be_read_as_candidates_or_is_not_parquet_is_refused(
+    repository: Path, tmp_path: Path, ctr_in_process: Ctr
+) -> None:
     """--out in the candidates folder: the second run read the first's scores as a shard ("already has a
     column 'pctr'"); --out the candidates file replaced it; --out y.csv wrote Parquet under a CSV name."""
     table = candidates_table()
@@ -348,7 +377,7 @@ def test_an_out_that_would_be_read_as_candidates_or_is_not_parquet_is_refused(re
         (("missing.parquet",), "no candidates file at missing.parquet"),
     ]
     for args, said in cases:
-        done = ctr("score", *args, "-r", str(repository), cwd=tmp_path)
+        done = ctr_in_process("score", *args, "-r", str(repository), cwd=tmp_path)
         assert one_error_line(done).startswith(f"error: {said}")
         assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
             "shards",
