@@ -21,13 +21,18 @@ DAY_KEYS = {
 }  # fmt: skip
 
 
+# A third of --quick's 300 auctions a day: what is asserted of the run (each pipeline's days, versions, clicks
+# and logs) does not depend on how many, and each is scored by the real service and retrained on
+REQUESTS_PER_DAY = 100
+
+
 @pytest.mark.timeout(900)  # trains 4 small models; minutes on a loaded 2-core machine, ~1 alone
 def test_quick_run_through_the_real_service_with_one_reload(tmp_path: Path) -> None:
     out, work = tmp_path / "auction.json", tmp_path / "work"
     result = CliRunner().invoke(
         app,
-        ["auction", "--quick", "--pipelines", "naive,debiased,oracle", "--out", str(out), "--work-dir", str(work),
-         "--no-progress"],
+        ["auction", "--quick", "--requests-per-day", str(REQUESTS_PER_DAY), "--pipelines", "naive,debiased,oracle",
+         "--out", str(out), "--work-dir", str(work), "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -51,7 +56,7 @@ def test_quick_run_through_the_real_service_with_one_reload(tmp_path: Path) -> N
     assert set(LABEL_COLUMNS) | {"propensity", "price", "bid"} <= set(logs.column_names)
     assert (logs.column("price").to_numpy() <= logs.column("bid").to_numpy() + 1e-6).all()
     hidden = pq.read_table(work / "seed0" / "debiased" / "logs" / "day0_non_displayed.parquet")
-    assert "click" not in hidden.column_names and hidden.num_rows + logs.num_rows == 300 * 10
+    assert "click" not in hidden.column_names and hidden.num_rows + logs.num_rows == REQUESTS_PER_DAY * 10
 
 
 def test_flags_given_with_quick_win_over_its_settings(tmp_path: Path) -> None:
