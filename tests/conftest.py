@@ -83,23 +83,6 @@ def closed_after() -> Iterator:
             plt.close(figure)
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """torch's operations on one thread for the module's tests (those that train small models in the test
-    process: ``ctr auction`` run by typer's CliRunner); the thread count it had, after them.
-
-    torch runs each operation on as many threads as the machine has CPUs. Under ``make test`` two test
-    processes share two CPUs with the services they start, and each operation of a small model's batch then
-    waits on a thread another process holds the CPU of. The models are the same but for the last digits of
-    their float sums (the order of a parallel sum)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def ctr_here(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -60,7 +60,8 @@ def ended_by_sigterm(process: subprocess.Popen, tmp_path: Path) -> None:
 def test_sigterm_to_auction_stops_the_service_it_started(tmp_path: Path) -> None:
     """The signal comes once the service is up, after the history's two models are trained: on a day of 100
     auctions rather than --quick's 300, and on one torch thread, as another pytest process and its services
-    share the CPUs (tests/conftest.py: one_torch_thread); neither changes what starts and stops the service."""
+    share the CPUs (tests/conftest.py: one_torch_thread_per_process); neither changes what starts and stops the
+    service."""
     process = started(
         tmp_path, "auction", "--quick", "--requests-per-day", "100", "--pipelines", "debiased", "--no-progress",
         "--configs", str(ROOT / "models"), "--work-dir", "work", "--out", "auction.json", OMP_NUM_THREADS="1",

@@ -13,8 +13,6 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.log_columns import LABEL_COLUMNS
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the runs train in this process (tests/conftest.py)
-
 DAY_KEYS = {
     "day", "revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "ctr_by_slot",
     "pctr_over_true_by_slot", "pcvr_over_true", "regret", "p50_ms", "p99_ms", "errors", "resent", "model_versions",

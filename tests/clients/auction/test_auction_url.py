@@ -14,9 +14,6 @@ from typer.testing import CliRunner
 from cli.main import app
 from clients.service_process import running_service
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # the runs train in this process (tests/conftest.py)
-
-
 # A third of --quick's 300 auctions a day (300 impressions to train on): what is asserted of the runs here (the
 # versions trained, loaded and scored by, no failed call) does not depend on how many, and each is scored
 # over HTTP by the real service and retrained on
@@ -28,7 +25,7 @@ def auction(*args: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Path:
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository a first quick run trained (versions 1 and 2 of ctr and esmm), once for every case."""
     work = tmp_path_factory.mktemp("first")
     first = auction("--pipelines", "debiased", *DAY, "--out", str(work / "a.json"), "--work-dir", str(work / "a"))
