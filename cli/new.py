@@ -23,13 +23,26 @@ def new(
         typer.Option(help="Feature spec (TOML), kept as models/NAME/spec.toml (--from copies the other's, if any)."),
     ] = None,
     repository: RepositoryOption = Path("models"),
+    exist_ok: Annotated[
+        bool,
+        typer.Option(
+            "--exist-ok",
+            help="An existing NAME is kept as it is, said in one line (with where it first differs from what this "
+            "command would write), and the command succeeds; one of another kind is still refused.",
+        ),
+    ] = False,
 ) -> None:
-    """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites)."""
+    """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites:
+    --exist-ok keeps an existing one and succeeds)."""
     from common.repository import read_config
     from training.models.registry import trains_on
-    from training.new_model import KIND_NOTES, new_model
+    from training.new_model import KIND_NOTES, kept_model, new_model
     from training.pipeline import SPEC_FILE
 
+    kept = kept_model(repository, name, kind, copy_from, spec) if exist_ok else None
+    if kept is not None:  # a pipeline's rerun: what it started, and the user may have edited since, stays
+        typer.echo(kept)
+        return
     path = new_model(repository, name, kind, copy_from, spec)
     kind = read_config(repository, name).get("kind")  # with --from, the copied config's
     where = "" if repository == Path("models") else f" -r {repository}"

@@ -9,7 +9,8 @@ to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A
 (training/embedding_optimizer.py). A spec given with
 ``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it; without
 one, ``--from`` copies the other model's ``spec.toml`` with its config (a copy of a model trained on one's own
-logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied).
+logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied). An existing
+config is never overwritten; ``ctr new --exist-ok`` keeps it and says where it differs (``kept_model``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import errno
 import json
 import shutil
 import textwrap
-from dataclasses import asdict
+import tomllib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
+from common.toml_file import read_toml
 from common.whole_file import written_whole
 from training.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
 from training.fit import TrainingConfig
@@ -89,6 +92,37 @@ def _table(values: dict[str, Any]) -> list[str]:
     return [f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What ``ctr new`` writes: the config's text, the spec it copies (None: no spec.toml), and where they come
+    from, as a message names it ("the defaults of --kind esmm", "the config of --from ctr")."""
+
+    config: str
+    spec: Path | None
+    source: str
+
+
+def _plan(root: Path, kind: str | None, copy_from: str | None, spec: Path | None) -> _Plan:
+    """What ``new_model`` writes for these arguments, each checked."""
+    if copy_from is not None:
+        source = root / copy_from / "config.toml"
+        if not source.is_file():
+            raise FileNotFoundError(f"--from {copy_from}: no {source}; `ls {root}` lists the models")
+        source_kind = read_config(root, copy_from).get("kind")
+        if kind is not None and kind != source_kind:
+            raise ValueError(f"--kind {kind} differs from {copy_from}'s kind {source_kind}: drop --kind or --from")
+        text, said = source.read_text(encoding="utf-8"), f"the config of --from {copy_from}"
+        if spec is None and (source.parent / SPEC_FILE).is_file():  # --spec replaces it: the user's choice
+            spec = source.parent / SPEC_FILE
+    elif kind is None:
+        raise ValueError("say what to start from: --kind KIND or --from EXISTING")
+    checked = None if spec is None else FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
+    if copy_from is None:
+        text = default_config_toml(kind, None if checked is None else checked.total_buckets)
+        said = f"the defaults of --kind {kind}"
+    return _Plan(text, spec, said)
+
+
 def new_model(
     root: Path, name: str, kind: str | None = None, copy_from: str | None = None, spec: Path | None = None
 ) -> Path:
@@ -97,29 +131,15 @@ def new_model(
     validate_model_name(name)
     target = root / name / "config.toml"
     if target.exists():
-        raise FileExistsError(f"{target} exists: pick another NAME, or edit that file")
-    if copy_from is not None:
-        source = root / copy_from / "config.toml"
-        if not source.is_file():
-            raise FileNotFoundError(f"--from {copy_from}: no {source}; `ls {root}` lists the models")
-        source_kind = read_config(root, copy_from).get("kind")
-        if kind is not None and kind != source_kind:
-            raise ValueError(f"--kind {kind} differs from {copy_from}'s kind {source_kind}: drop --kind or --from")
-        text = source.read_text(encoding="utf-8")
-        if spec is None and (source.parent / SPEC_FILE).is_file():  # --spec replaces it: the user's choice
-            spec = source.parent / SPEC_FILE
-    elif kind is None:
-        raise ValueError("say what to start from: --kind KIND or --from EXISTING")
-    checked = None if spec is None else FeatureSpec.from_toml(spec)  # refuse a spec that would fail at training time
-    if copy_from is None:
-        text = default_config_toml(kind, None if checked is None else checked.total_buckets)
+        raise FileExistsError(f"{target} exists: pick another NAME, or edit that file (--exist-ok keeps it)")
+    plan = _plan(root, kind, copy_from, spec)
     created = _made_folder(target.parent)
     try:  # each file whole: a full disk left an empty config.toml that refused a retry ("exists") and then trained
         with written_whole(target) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-        if spec is not None:
+            temporary.write_text(plan.config, encoding="utf-8")
+        if plan.spec is not None:
             with written_whole(target.parent / SPEC_FILE) as temporary:
-                shutil.copyfile(spec, temporary)
+                shutil.copyfile(plan.spec, temporary)
     except BaseException:
         if created:  # nothing of a half-made model is left
             shutil.rmtree(target.parent, ignore_errors=True)
@@ -127,6 +147,62 @@ def new_model(
             target.unlink(missing_ok=True)
         raise
     return target
+
+
+def kept_model(
+    root: Path, name: str, kind: str | None = None, copy_from: str | None = None, spec: Path | None = None
+) -> str | None:
+    """``ctr new --exist-ok``: None where ``root/name/config.toml`` does not exist (``new_model`` writes it);
+    else the line saying it was kept, untouched, and where it first differs from what ``new_model`` would write
+    (its config's first key of another value, in the order that config would list them, then the spec given).
+    An edited config is the usual reason to rerun the command (a pipeline's) and is kept; a model of another kind
+    than the one asked for is refused (ValueError), as training it would not train what the command asked for."""
+    validate_model_name(name)
+    target = root / name / "config.toml"
+    if not target.exists():
+        return None
+    plan = _plan(root, kind, copy_from, spec)  # the arguments are checked as if it did not exist
+    kept, planned = read_config(root, name), tomllib.loads(plan.config)
+    if kept.get("kind") != planned.get("kind"):
+        raise ValueError(
+            f"{target} exists, of kind {kept.get('kind')!r}, where this command asks for {planned.get('kind')!r}: "
+            f"pick another NAME, or remove {target} to have it written again"
+        )
+    line = f"kept {target} (--exist-ok)"
+    difference = _first_difference(kept, planned)
+    if difference is not None:
+        key, in_kept, in_planned = difference
+        shown = f"{_shown(in_kept)} in it, {_shown(in_planned)} in {plan.source}"
+        return f"{line}; it differs from what this command would write at {key}: {shown}"
+    kept_spec = target.parent / SPEC_FILE
+    if plan.spec is not None and not kept_spec.is_file():
+        return f"{line}; it has no {SPEC_FILE}, where this command would copy {plan.spec}"
+    if plan.spec is not None and read_toml(kept_spec) != read_toml(plan.spec):
+        return f"{line}; its {SPEC_FILE} differs from {plan.spec}"
+    return f"{line}: the same as this command would write"
+
+
+_UNSET = object()
+
+
+def _first_difference(kept: dict[str, Any], planned: dict[str, Any], prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key (``training.learning_rate``) whose value differs between two TOML tables, with its
+    value in each (``_UNSET`` where a table lacks it): ``planned``'s keys in its order, then those only ``kept``
+    has."""
+    for key in [*planned, *(key for key in kept if key not in planned)]:
+        one, other = kept.get(key, _UNSET), planned.get(key, _UNSET)
+        if isinstance(one, dict) and isinstance(other, dict):
+            found = _first_difference(one, other, f"{prefix}{key}.")
+            if found is not None:
+                return found
+        elif one != other:
+            return f"{prefix}{key}", one, other
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A config's value as TOML spells it (JSON does for strings, numbers, booleans and lists), or "unset"."""
+    return "unset" if value is _UNSET else json.dumps(value)
 
 
 def _made_folder(folder: Path) -> bool:

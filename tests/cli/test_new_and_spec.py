@@ -1,4 +1,4 @@
-"""`ctr new` writes a model's config from a kind's defaults or a copy and never overwrites;
+"""`ctr new` writes a model's config from a kind's defaults or a copy and never overwrites (`--exist-ok` keeps it);
 `ctr spec infer` proposes a spec from a log's columns."""
 
 from __future__ import annotations
@@ -39,6 +39,65 @@ def test_new_refuses_to_overwrite_and_copies_from(tmp_path):
     assert "edited" in (tmp_path / "first" / "config.toml").read_text()
     assert run("new", "second", "--from", "first", "-r", str(tmp_path)).exit_code == 0
     assert tomllib.loads((tmp_path / "second" / "config.toml").read_text())["model"] == {"lam": 0.5}
+
+
+def test_new_exist_ok_keeps_the_model_and_names_where_it_first_differs(tmp_path):
+    """A pipeline that ran `ctr new` on every run had to guard it (an existing model exited 2): --exist-ok keeps
+    the model untouched and succeeds, saying the first key an edit changed from what this command would write."""
+    config = tmp_path / "mine" / "config.toml"
+    assert run("new", "mine", "--kind", "esmm", "-r", str(tmp_path)).exit_code == 0
+    again = run("new", "mine", "--kind", "esmm", "--exist-ok", "-r", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert again.output == f"kept {config} (--exist-ok): the same as this command would write\n"
+    edited = config.read_text(encoding="utf-8").replace("learning_rate = 0.001", "learning_rate = 0.005")
+    config.write_text(edited + "epochs = 3\n", encoding="utf-8")
+    kept = run("new", "mine", "--kind", "esmm", "--exist-ok", "-r", str(tmp_path))
+    assert kept.exit_code == 0, kept.output
+    assert " ".join(kept.output.split()) == (
+        f"kept {config} (--exist-ok); it differs from what this command would write at training.learning_rate: "
+        "0.005 in it, 0.001 in the defaults of --kind esmm"
+    )
+    assert config.read_text(encoding="utf-8") == edited + "epochs = 3\n"
+    config.write_text(edited.replace("learning_rate = 0.005", "learning_rate = 0.001") + "epochs = 3\n")
+    added = run("new", "mine", "--kind", "esmm", "--exist-ok", "-r", str(tmp_path))
+    assert "at training.epochs: 3 in it, unset in the defaults of --kind esmm" in " ".join(added.output.split())
+    refused = run("new", "mine", "--kind", "esmm", "-r", str(tmp_path))  # without it, as before
+    assert refused.exit_code != 0 and "--exist-ok keeps it" in str(refused.exception)
+
+
+def test_new_exist_ok_refuses_another_kind_and_checks_its_arguments(tmp_path):
+    """A model of another kind than asked for would train other than the pipeline meant: refused, untouched;
+    the arguments are checked as when the model is written."""
+    assert run("new", "mine", "--kind", "esmm", "-r", str(tmp_path)).exit_code == 0
+    before = (tmp_path / "mine" / "config.toml").read_bytes()
+    other = run("new", "mine", "--kind", "esam", "--exist-ok", "-r", str(tmp_path))
+    assert other.exit_code != 0
+    assert "exists, of kind 'esmm', where this command asks for 'esam'" in str(other.exception)
+    for args, expected in (["--kind", "nonsense"], "unknown model kind"), (["--from", "absent"], "--from absent"):
+        wrong = run("new", "mine", *args, "--exist-ok", "-r", str(tmp_path))
+        assert wrong.exit_code != 0 and expected in str(wrong.exception)
+    assert (tmp_path / "mine" / "config.toml").read_bytes() == before
+
+
+def test_new_exist_ok_says_a_spec_other_than_the_one_given(tmp_path):
+    spec = '[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = 11\n'
+    (tmp_path / "spec.toml").write_text(spec, encoding="utf-8")
+    (tmp_path / "other.toml").write_text(spec.replace("11", "13"), encoding="utf-8")
+    models, kept = tmp_path / "models", tmp_path / "models" / "mine" / "spec.toml"
+
+    def exist_ok(given: str) -> str:
+        result = run("new", "mine", "--kind", "esmm", "--spec", str(tmp_path / given), "--exist-ok", "-r", str(models))
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert run("new", "mine", "--kind", "esmm", "--spec", str(tmp_path / "spec.toml"), "-r", str(models)).exit_code == 0
+    assert exist_ok("spec.toml").endswith("the same as this command would write")
+    assert exist_ok("other.toml").endswith(f"its spec.toml differs from {tmp_path / 'other.toml'}")
+    assert kept.read_text(encoding="utf-8") == spec
+    kept.unlink()
+    said = f"it has no spec.toml, where this command would copy {tmp_path / 'spec.toml'}"
+    assert exist_ok("spec.toml").endswith(said)
+    assert not kept.exists()
 
 
 def test_new_from_a_model_with_a_spec_copies_the_spec_too(tmp_path):
