@@ -22,31 +22,33 @@ from training.fit import model_phases
 from training.logs import feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model
+from training.torch_threads import using_torch_threads
 
 
 def time_steps(name: str, root: Path, fractions: tuple[int, ...] = (1, 2, 4), steps: int = 200) -> list[dict]:
     """Mean seconds per step of ``name``'s main phase at ``batch_size / f`` rows, for each f, on one thread
     (what torchrun gives each of several processes on one machine)."""
-    torch.set_num_threads(1)
-    config = ModelConfig.load(root, name)
-    table = world_of(config).simulate(days=1, requests_per_day=20_000, policy="feedback", seed=config.data.seed)
-    spec = world_spec(config)
-    spec = fit_statistics(spec, feature_columns(table, spec))
-    data = ImpressionTensors.from_table(table, FeatureEncoder(spec))
-    model = build_model(config.kind, spec, config.model, seed=config.training.seed)
-    if hasattr(model, "fix_constants"):
-        model.fix_constants(data.tensors)
-    step = model_phases(model, config.training)[0].step
-    generator = torch.Generator().manual_seed(0)
-    rows = []
-    for fraction in fractions:
-        batch = config.training.batch_size // fraction
-        batches = [next(data.minibatches(batch, generator)) for _ in range(steps + 20)]
-        for warm in batches[:20]:
-            step(warm)
-        started = time.perf_counter()
-        for minibatch in batches[20:]:
-            step(minibatch)
-        seconds = (time.perf_counter() - started) / steps
-        rows.append({"batch": batch, "ms_per_step": round(seconds * 1e3, 3), "rows_per_second": round(batch / seconds)})
+    with using_torch_threads(1):
+        config = ModelConfig.load(root, name)
+        table = world_of(config).simulate(days=1, requests_per_day=20_000, policy="feedback", seed=config.data.seed)
+        spec = world_spec(config)
+        spec = fit_statistics(spec, feature_columns(table, spec))
+        data = ImpressionTensors.from_table(table, FeatureEncoder(spec))
+        model = build_model(config.kind, spec, config.model, seed=config.training.seed)
+        if hasattr(model, "fix_constants"):
+            model.fix_constants(data.tensors)
+        step = model_phases(model, config.training)[0].step
+        generator = torch.Generator().manual_seed(0)
+        rows = []
+        for fraction in fractions:
+            batch = config.training.batch_size // fraction
+            batches = [next(data.minibatches(batch, generator)) for _ in range(steps + 20)]
+            for warm in batches[:20]:
+                step(warm)
+            started = time.perf_counter()
+            for minibatch in batches[20:]:
+                step(minibatch)
+            seconds = (time.perf_counter() - started) / steps
+            per_second = round(batch / seconds)
+            rows.append({"batch": batch, "ms_per_step": round(seconds * 1e3, 3), "rows_per_second": per_second})
     return rows

@@ -40,6 +40,7 @@ from training.logs import column_array, feature_columns
 from training.metrics import binned_means
 from training.model_config import ModelConfig
 from training.models.registry import build_model
+from training.torch_threads import using_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -212,17 +213,13 @@ def run_cvr_experiment(root: Path, config: CVRExperimentConfig) -> dict[str, Any
         label: dict(zip(("kind", "model"), method_params(root, label, config), strict=True)) for label in config.methods
     }
     biases, oracles, per_seed, curves = [], [], [], {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.torch_threads)
-    try:
+    with using_torch_threads(config.torch_threads):
         for seed in range(config.seeds):
             bias, oracle, metrics, seed_curves = run_seed(models, config, seed)
             biases.append(bias)
             oracles.append(oracle)
             per_seed.append(metrics)
             curves = curves or seed_curves  # the plot shows seed 0
-    finally:
-        torch.set_num_threads(threads)
     methods = {
         label: {metric: mean_std([seed[label][metric] for seed in per_seed]) for metric in METRICS}
         for label in config.methods

@@ -43,6 +43,7 @@ from training.fit import TrainingConfig, fit
 from training.models.esam import ESAM, ESAMConfig, correlation_alignment
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.retrieval_metrics import retrieval_metrics
+from training.torch_threads import using_torch_threads
 from training.world.retrieval import RetrievalView
 
 logger = logging.getLogger(__name__)
@@ -236,12 +237,8 @@ def relative_changes(variants: dict) -> dict[str, dict[str, float]]:
 
 
 def run_experiment(config: ExperimentConfig, plot: Path | None = None) -> dict[str, Any]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with using_torch_threads(config.threads):
         return _run(config, plot)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: ExperimentConfig, plot: Path | None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from training.fit import TrainingConfig, fit
 from training.metrics import auc, log_loss
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.position_ctr import position_ctr, position_ctr_per_row
+from training.torch_threads import using_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -207,18 +208,18 @@ def train_variant(
 
 def run(config: Moore2018Config) -> dict[str, Any]:
     """The whole experiment over ``loop_seeds`` loops; returns the JSON report."""
-    torch.set_num_threads(1)  # tiny networks: threads only add overhead
     spec = loop_spec(config.loop.n_features)
     runs: dict[tuple[str, float], list[dict[str, float]]] = {}
     loops = []
-    for loop_seed in range(config.loop.seed, config.loop.seed + config.loop_seeds):
-        data = prepare(replace(config.loop, seed=loop_seed))
-        loops.append(data.summary)
-        for variant, bypass in VARIANTS.items():
-            for lam in config.lambdas:
-                runs.setdefault((variant, lam), []).extend(
-                    train_variant(config, bypass, lam, seed, data, spec) for seed in range(config.initialisations)
-                )
+    with using_torch_threads(1):  # tiny networks: threads only add overhead
+        for loop_seed in range(config.loop.seed, config.loop.seed + config.loop_seeds):
+            data = prepare(replace(config.loop, seed=loop_seed))
+            loops.append(data.summary)
+            for variant, bypass in VARIANTS.items():
+                for lam in config.lambdas:
+                    runs.setdefault((variant, lam), []).extend(
+                        train_variant(config, bypass, lam, seed, data, spec) for seed in range(config.initialisations)
+                    )
     config_dict = {**asdict(config), "loop": asdict(config.loop)}
     report: dict[str, Any] = {"config": config_dict, "std_kind": STD_KIND, "paper": PAPER, "loops": loops}
     # the loop-level figures, as means over the loops (equal to the loop's own with one loop)

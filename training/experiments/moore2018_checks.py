@@ -34,6 +34,7 @@ from training.experiments.summary import STD_KIND, mean_std
 from training.figure_file import save_figure
 from training.fit import fit
 from training.metrics import auc
+from training.torch_threads import using_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,13 @@ def learning_rate_equivalence(
 
 def run_checks(config: Moore2018Config, initialisations: int = 2) -> dict[str, Any]:
     """Both checks over ``config.loop_seeds`` loops (the equivalence check on the first loop)."""
-    torch.set_num_threads(1)
-    first = prepare(config.loop)
-    loops = [first.summary] + [
-        prepare(replace(config.loop, seed=seed)).summary
-        for seed in range(config.loop.seed + 1, config.loop.seed + config.loop_seeds)
-    ]
+    with using_torch_threads(1):  # tiny networks, as moore2018.run's
+        first = prepare(config.loop)
+        loops = [first.summary] + [
+            prepare(replace(config.loop, seed=seed)).summary
+            for seed in range(config.loop.seed + 1, config.loop.seed + config.loop_seeds)
+        ]
+        equivalence = learning_rate_equivalence(config, first, initialisations)
     loops = [{k: v for k, v in loop.items() if k != "position_ctr_by_day"} for loop in loops]
     shares = [loop["fl_lr_largest_weight_share"] for loop in loops]
     return {
@@ -114,7 +116,7 @@ def run_checks(config: Moore2018Config, initialisations: int = 2) -> dict[str, A
             "ideal_rus_auc": _stats([loop["ideal_rus_auc"] for loop in loops]),
             "ideal_window_size_rus_auc": _stats([loop["ideal_window_size_rus_auc"] for loop in loops]),
         },
-        "learning_rate_equivalence": learning_rate_equivalence(config, first, initialisations),
+        "learning_rate_equivalence": equivalence,
     }
 
 

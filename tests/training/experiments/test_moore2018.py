@@ -2,10 +2,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cli.main import app
 from training.experiments.feedback_loop import FeedbackLoopConfig, first_selected, simulate
+from training.torch_threads import using_torch_threads
 
 
 def test_first_selected_matches_drawing_sets_without_replacement():
@@ -68,9 +70,12 @@ def test_quick_experiment_over_two_loops_with_the_correlation_penalty(tmp_path):
 
 
 def test_one_run_has_no_spread_in_the_report_the_table_or_the_plot(tmp_path):
-    """One loop, one initialisation: the population std wrote 0.0 and the table '±0.0000' as if it were known."""
+    """One loop, one initialisation: the population std wrote 0.0 and the table '±0.0000' as if it were known.
+    The run trains on one torch thread and gives the caller's count back (it left the process on one)."""
     out = tmp_path / "one.json"
-    result, report = run_experiment(out, "moore2018", "--quick", "--lambdas", "0", "--initialisations", "1")
+    with using_torch_threads(2):
+        result, report = run_experiment(out, "moore2018", "--quick", "--lambdas", "0", "--initialisations", "1")
+        assert torch.get_num_threads() == 2
     assert report["bypass"][0]["rus_auc"]["std"] is None and report["untrained"]["bypass"]["std"] is None
     assert "untrained nets RUS AUC" in result.output and "±" not in result.output
     assert out.with_suffix(".png").stat().st_size > 10_000
