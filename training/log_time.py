@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from training.arrow_types import is_number, is_text
+from training.row_words import file_in_log
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +122,12 @@ class JoinedTs(NamedTuple):
         return table.set_column(index, table.field(index).with_type(self.kind), column.cast(self.kind))
 
 
-def joined_ts(schemas: list[tuple[Path, pa.Schema]]) -> JoinedTs:
-    """How the ``ts`` of files with these schemas are joined: times of different types (zones, units, dates)
-    as UTC timestamps of the finest unit among them; types that cannot be made alike (a number beside a
-    timestamp, text beside one) left out, naming two files that differ; others as the permissive join
-    reads them (int32 beside int64)."""
+def joined_ts(schemas: list[tuple[Path, pa.Schema]], given: Path) -> JoinedTs:
+    """How the ``ts`` of files with these schemas, of the log given as ``given``, are joined: times of different
+    types (zones, units, dates) as UTC timestamps of the finest unit among them; types that cannot be made alike
+    (a number beside a timestamp, text beside one) left out, naming two files that differ as the other warnings
+    about the log name them (``file_in_log``: below the folder given, where its full path was named in each);
+    others as the permissive join reads them (int32 beside int64)."""
     typed = [(file, _value_type(schema.field(TS).type)) for file, schema in schemas if TS in schema.names]
     kinds = [kind for _, kind in typed if not pa.types.is_null(kind)]
     if len(set(kinds)) <= 1:
@@ -137,7 +139,8 @@ def joined_ts(schemas: list[tuple[Path, pa.Schema]]) -> JoinedTs:
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         (first, one), (other, two) = typed[0], next((f, k) for f, k in typed if k != typed[0][1])
         return JoinedTs(
-            left_out=f"its files hold ts as {one} ({first}) and {two} ({other}), which cannot be read as one "
+            left_out=f"its files hold ts as {one} ({file_in_log(first, given)}) and {two} "
+            f"({file_in_log(other, given)}), which cannot be read as one "
             "time: ts is left out of the time-order check (no model trains on it); write it alike to have it checked"
         )
     return JoinedTs()

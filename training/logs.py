@@ -308,7 +308,7 @@ def read_joined(
     if not read:  # types do not matter: it is skipped, as the streamed trainer skips a shard without rows
         raise ValueError(f"{what} {path} has no rows")
     read = _codes_as_text_where_a_csv_kept_them(read, categorical)
-    ts = joined_ts([(file, table.schema) for file, table in read])  # no model reads ts: its types need not agree
+    ts = joined_ts([(file, table.schema) for file, table in read], Path(path))  # no model reads ts: types may differ
     if ts.left_out:
         say_ts_left_out(path, ts.left_out)
     read = [(file, ts.table(table)) for file, table in read]

@@ -29,6 +29,15 @@ def row_words(file: Path | None, row: int) -> str:
     return f"row {row}" if line is None else f"row {row} (line {line} of the CSV)"
 
 
+def file_in_log(file: Path, given: Path | None) -> str:
+    """How a message about a log of several files, given as ``given`` (a folder or a glob), names one of them: by
+    its path below the folder given (``day=2/part-0.parquet``: its name alone is another folder's file's too), or
+    as the glob gave it; the folder's own path, named once at the message's start, is not repeated in each."""
+    if given is not None and file.is_relative_to(given):
+        return file.relative_to(given).as_posix()
+    return str(file)
+
+
 @dataclass(frozen=True)
 class FileRows:
     """Where a table's rows lie: ``file`` (None: a table of no one file), its first row being row ``first``
@@ -57,15 +66,12 @@ class JoinedRows:
         return self.files[self._index(row)][0] if self.files else None
 
     def file_name(self, row: int) -> str | None:
-        """How a message about the log names the file of the joined row ``row``: by its path below the folder
-        given (``day=2/part-0.parquet``: its name alone is another folder's file's too), or as the glob gave
-        it; None where the log is that one file (or no file), which the message names already."""
+        """How a message about the log names the file of the joined row ``row`` (``file_in_log``); None where
+        the log is that one file (or no file), which the message names already."""
         file = self.file(row)
         if file is None or file == self.given:
             return None
-        if self.given is not None and file.is_relative_to(self.given):
-            return file.relative_to(self.given).as_posix()
-        return str(file)
+        return file_in_log(file, self.given)
 
     def named(self, row: int) -> str:
         """The joined row ``row`` as ``row_words`` names it in its own file: "row 7 (line 9 of the CSV)"."""

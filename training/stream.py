@@ -105,7 +105,7 @@ class ShardedLogs:
         # optional column some shards lack is null in those): the streamed run refused what trained in memory
         # ts, never trained on, is read as one time where the shards' differ (joined_ts), or left out (said once
         # by rank 0: ts_left_out), where the in-memory trainer and the run refused the log
-        joined = joined_ts(schemas)
+        joined = joined_ts(schemas, Path(path))
         self.ts_left_out = joined.left_out
         schema = unified_schema([(file, joined.schema(schema)) for file, schema in schemas])
         partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in sorted(partitions)]), flavor="hive")

@@ -203,26 +203,33 @@ def test_files_whose_ts_are_times_of_different_types_are_read_as_utc_instants(tm
 @pytest.mark.parametrize(
     ("one", "other", "named"),
     [
-        (pa.array(seconds(0)), times(seconds(1), UTC), "int64 ({logs}/part-0.parquet) and timestamp[ms, tz=UTC]"),
-        (pa.array(iso(seconds(0))), times(seconds(1), UTC), "string ({logs}/part-0.parquet) and timestamp[ms, tz=UTC]"),
+        (pa.array(seconds(0)), times(seconds(1), UTC), "int64 (day=1/part-0.parquet) and timestamp[ms, tz=UTC]"),
+        (pa.array(iso(seconds(0))), times(seconds(1), UTC), "string (day=1/part-0.parquet) and timestamp[ms, tz=UTC]"),
     ],
 )
 def test_files_whose_ts_cannot_be_made_alike_leave_it_out_of_the_order_check_saying_so_once(
     tmp_path, caplog, one, other, named
 ):
     """A number beside a timestamp has no unit to read it in: the log was refused; ts is now left out, said once,
-    while a feature whose types differ is still refused."""
-    (tmp_path / "logs").mkdir()
-    pq.write_table(log(one), tmp_path / "logs" / "part-0.parquet")
-    pq.write_table(log(other), tmp_path / "logs" / "part-1.parquet")
+    while a feature whose types differ is still refused. The files are named as the other warnings about a folder
+    name them, by their paths below it (each file's full path followed the folder's own)."""
+    for day in (1, 2):
+        (tmp_path / "logs" / f"day={day}").mkdir(parents=True)
+    pq.write_table(log(one), tmp_path / "logs" / "day=1" / "part-0.parquet")
+    pq.write_table(log(other), tmp_path / "logs" / "day=2" / "part-0.parquet")
     assert "ts" not in read_logs(tmp_path / "logs", SPEC).column_names
     for messages in warnings_of(tmp_path / "logs", caplog):
-        assert len(messages) == 1 and f"its files hold ts as {named.format(logs=tmp_path / 'logs')}" in messages[0]
+        assert len(messages) == 1 and messages[0].startswith(
+            f"the logs {tmp_path / 'logs'}: its files hold ts as {named} (day=2/part-0.parquet), which cannot"
+        )
         assert "ts is left out of the time-order check" in messages[0]
+    for messages in warnings_of(tmp_path / "logs" / "*" / "*.parquet", caplog):  # a glob's files, as it gave them
+        as_given = named.replace("day=1/", f"{tmp_path / 'logs' / 'day=1'}/")
+        assert len(messages) == 1 and f"its files hold ts as {as_given} ({tmp_path / 'logs' / 'day=2'}/" in messages[0]
     pq.write_table(
-        log(other).set_column(1, "site", pa.array([1, 2] * (ROWS // 2))), tmp_path / "logs" / "part-1.parquet"
+        log(other).set_column(1, "site", pa.array([1, 2] * (ROWS // 2))), tmp_path / "logs" / "day=2" / "part-0.parquet"
     )
-    with pytest.raises(ValueError, match=r"part-1\.parquet disagrees with \S*logs/part-0\.parquet"):
+    with pytest.raises(ValueError, match=r"day=2/part-0\.parquet disagrees with \S*logs/day=1/part-0\.parquet"):
         read_logs(tmp_path / "logs", SPEC)
 
 
