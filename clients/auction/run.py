@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
@@ -128,6 +127,15 @@ class PipelineRun:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DayLog:
+    """A day's log of displayed impressions, with its row count as written: a retraining window's impressions
+    are counted without reading the files back."""
+
+    path: Path
+    rows: int
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM after at least one day had run: ``report`` is the completed days' (marked ``partial``),
     ``stop`` the KeyboardInterrupt or SystemExit to raise again once it is written (exit 130 or 143)."""
@@ -213,15 +221,14 @@ def _needs_service(config: AuctionConfig) -> bool:
     return any(name in SERVICE_PIPELINES for name in config.pipelines)
 
 
-def _history(world: World, config: AuctionConfig, seed: int, directory: Path) -> list[Path]:
+def _history(world: World, config: AuctionConfig, seed: int, directory: Path) -> list[DayLog]:
     """``train_days`` days of the world's feedback-loop logs before day 0, one file a day."""
     table = world.simulate(days=config.train_days, requests_per_day=config.requests_per_day, seed=seed)
     day = pc.divide(pc.subtract(table.column("ts"), world.config.start_ts), SECONDS_PER_DAY)
     files = []
     for d in range(config.train_days):
-        path = directory / f"day{d - config.train_days}.parquet"
-        write_logs(table.filter(pc.equal(day, d)), path)
-        files.append(path)
+        logs = table.filter(pc.equal(day, d))
+        files.append(DayLog(write_logs(logs, directory / f"day{d - config.train_days}.parquet"), logs.num_rows))
     return files
 
 
@@ -230,7 +237,7 @@ def _run_pipeline(
     name: str,
     world: World,
     advertisers: Advertisers,
-    history: list[Path],
+    history: list[DayLog],
     config: AuctionConfig,
     directory: Path,
 ) -> None:
@@ -247,7 +254,7 @@ def _run_pipeline(
     spec_path = directory / "spec.toml"
     spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
     trainer = Trainer(repository, directory / "work", spec_path, names)
-    trainer.train_window(history, "history")
+    trainer.train_window([log.path for log in history], "history")
     with running_service(repository, names, directory / "service.log") as service:
         asyncio.run(_days(run, name, world, advertisers, config, directory, history, trainer, service))
 
@@ -338,7 +345,7 @@ async def _days(
     advertisers: Advertisers,
     config: AuctionConfig,
     directory: Path,
-    history: list[Path] | None = None,
+    history: list[DayLog] | None = None,
     trainer: Trainer | None = None,
     service: RunningService | None = None,
     names: dict[str, str] | None = None,
@@ -367,7 +374,8 @@ async def _days(
             if client is not None:
                 metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
             run.days.append(metrics)
-            logs.append(write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
+            displayed = write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet")
+            logs.append(DayLog(displayed, outcome.displayed.num_rows))
             write_logs(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
             logger.info(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
@@ -385,12 +393,13 @@ async def _days(
                 break
             if client is None or trainer is None or day == config.days - 1:
                 continue
+            window = logs[-config.train_days :]
             # a window with no impressions: the trainer said only "impression log ... has no rows", a day late
-            if not sum(pq.read_metadata(f).num_rows for f in logs[-config.train_days :]):
+            if not sum(log.rows for log in window):
                 run.aborted = f"no ad cleared the reserve {config.reserve} on day {day}: nothing to train on"
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
                 break
-            exported = trainer.train_window(logs[-config.train_days :], f"day{day}")
+            exported = trainer.train_window([log.path for log in window], f"day{day}")
             try:
                 reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)
                 if any(exported[r] <= expected[r] for r in exported):
