@@ -138,16 +138,26 @@ def _progress(total: int, label: str, enabled: bool):  # -> tqdm | None
 def write_model_configs(
     repository: Path, pipeline: str, source: Path, roles: dict[str, str], batch_size: int
 ) -> dict[str, str]:
-    """Write the pipeline's model configs into its own repository: the project's committed configs
+    """Write the pipeline's model configs (``model_configs``) into its own repository. Returns role -> model name."""
+    configs = model_configs(pipeline, source, roles, batch_size)
+    for name, text in dict(configs.values()).items():
+        (repository / name).mkdir(parents=True, exist_ok=True)
+        (repository / name / "config.toml").write_text(text, encoding="utf-8")
+    return {role: name for role, (name, _) in configs.items()}
+
+
+def model_configs(pipeline: str, source: Path, roles: dict[str, str], batch_size: int) -> dict[str, tuple[str, str]]:
+    """Role -> (model name, config.toml text) of the pipeline's models: the project's committed configs
     with ``[training] batch_size`` sized to the retraining window (the committed 2048 is sized for
     ~1M-row training sets: a window of ~10k rows would get a handful of Adam steps and leave ESMM's
     CVR tower near its initial 0.5), and the naive pipeline's CTR model reduced to a position-blind
-    click model. Returns role -> model name."""
+    click model."""
     names = dict(roles)
     configs = dict(roles)  # role -> the committed config it starts from
     if pipeline == "naive":
         names["ctr"] = NAIVE_CTR_MODEL
         names["ctcvr"] = configs["ctcvr"] = NAIVE_CTCVR_MODEL
+    out = {}
     for role, name in names.items():
         committed = source / configs[role] / "config.toml"
         if not committed.is_file():
@@ -158,9 +168,8 @@ def write_model_configs(
         text = _override(committed.read_text(encoding="utf-8"), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
             text = _override(text, "model", NAIVE_CTR_OVERRIDES)
-        (repository / name).mkdir(parents=True, exist_ok=True)
-        (repository / name / "config.toml").write_text(text, encoding="utf-8")
-    return names
+        out[role] = (name, text)
+    return out
 
 
 def _override(text: str, table: str, overrides: dict[str, Any]) -> str:

@@ -12,12 +12,15 @@ platform's history); after each day but the last it retrains on its ``train_days
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import os
 import resource
 import shutil
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from clients.auction.pipelines import (
     SERVICE_PIPELINES,
     DayScores,
     check_pipelines,
+    model_configs,
     oracle_scores,
     service_scores,
     write_model_configs,
@@ -107,6 +111,11 @@ class AuctionConfig:
             )
 
     @property
+    def roles(self) -> dict[str, str]:
+        """Role -> the model the debiased pipeline scores it by (the naive one's are its own: pipelines.py)."""
+        return {"ctr": self.ctr_model, "ctcvr": self.ctcvr_model}
+
+    @property
     def seed_range(self) -> range:
         return range(self.first_seed, self.first_seed + self.seeds)
 
@@ -161,6 +170,7 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             check_configs(config.repository, served)
         for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
             logger.warning("%s", line)
+    digests = config_digests(config) if config.url is None else None  # a missing config said before day 0
     started = time.perf_counter()
     load_before = os.getloadavg()
     runs: dict[str, list[PipelineRun]] = {name: [] for name in config.pipelines}
@@ -184,6 +194,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             raise  # another exit (a library's sys.exit) is no SIGTERM to write a partial report of
         stop = interruption
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
+    if digests is not None:
+        report["model_configs"] = digests
     if served is not None:  # the config names the run's defaults, not what the service at --url served
         report["served_models"] = served
         if config.repository is not None:  # retrained into: the operator is told what it serves now
@@ -215,6 +227,21 @@ def _served_at_end(url: str) -> dict[str, dict[str, Any]] | None:
     except (ServiceError, httpx.HTTPError) as error:
         logger.error("the service at %s did not list its models after the run: %s", url, error)
         return None
+
+
+def config_digests(config: AuctionConfig) -> dict[str, dict[str, str]]:
+    """Service pipeline -> model -> sha256 of the settings of the config.toml its models train with (``--configs``'
+    files as the pipeline's repository gets them; its tables as sorted JSON, so a comment or a layout does not
+    count): the parts of a split run, on checkouts whose configs differ, trained other models under the same
+    options, and no report said so (``ctr auction-merge`` compares these)."""
+    return {
+        name: {
+            model: hashlib.sha256(json.dumps(tomllib.loads(text), sort_keys=True).encode()).hexdigest()
+            for model, text in model_configs(name, config.model_source, config.roles, config.batch_size).values()
+        }
+        for name in config.pipelines
+        if name in SERVICE_PIPELINES
+    }
 
 
 def _needs_service(config: AuctionConfig) -> bool:
@@ -249,8 +276,7 @@ def _run_pipeline(
         asyncio.run(_running(run, name, world, advertisers, config, directory))
         return
     repository = directory / "models"
-    roles = {"ctr": config.ctr_model, "ctcvr": config.ctcvr_model}
-    names = write_model_configs(repository, name, config.model_source, roles, config.batch_size)
+    names = write_model_configs(repository, name, config.model_source, config.roles, config.batch_size)
     spec_path = directory / "spec.toml"
     spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
     trainer = Trainer(repository, directory / "work", spec_path, names)
