@@ -1,5 +1,11 @@
 """``ctr auction``: the multi-slot GSP auction simulator, scored by the live service, with the
-retraining loop closed through the admin API (docs/auction.md)."""
+retraining loop closed through the admin API (docs/auction.md); ``ctr auction-merge``: the reports of a run
+split across machines (``--first-seed K --seeds N``) joined into one run's.
+
+The merge is a command of its own, ``auction-merge``, not ``ctr auction merge``: ``auction`` stays one command
+(its options, help and recorded command lines unchanged), where a group running the auction as its callback
+would parse ``ctr auction --days 3 merge ...``, the run's options before the subcommand; two-word commands are
+hyphenated in this app already (``docs-check``, ``sample-request``)."""
 
 from __future__ import annotations
 
@@ -68,7 +74,6 @@ def auction(
     2 a setting or the service refused before the first day, nothing written; 130 (Ctrl-C) or 143 (SIGTERM)
     interrupted: the report of the days that ended written, marked "partial" (none before the first day ended)."""
     from clients.auction.plot import plot_report
-    from clients.auction.report import scoring_warnings, stale_warnings, table
     from clients.auction.run import AuctionConfig, Interrupted, run_auction
 
     if url is None or repository is None:
@@ -82,9 +87,7 @@ def auction(
             "--batch-size: with --url and --repository the service's own config.toml files train (their [training]"
             " batch_size); set it there"
         )
-    if out.with_suffix(".png") == out:  # --out r.png: the plot was written over the report
-        raise ValueError(f"--out {out}: the plot is written to its .png sibling, itself; name a .json report")
-    check_report_paths(out)  # said before the auctions, not after them
+    _check_out(out)  # said before the auctions, not after them
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,
@@ -110,16 +113,75 @@ def auction(
         write_report(out, interrupted.report | run_record(context))
         plot_report(interrupted.report, out.with_suffix(".png"))
         _say_served(interrupted.report)
-        typer.echo(
-            f"interrupted: wrote the partial report of the days that ended to {out} and {out.with_suffix('.png')}"
-            " (partial.days_completed)",
-            err=True,
-        )
+        typer.echo(_interrupted_line(interrupted.report, out), err=True)
         raise interrupted.stop from None
     except (KeyboardInterrupt, SystemExit):  # before the first day ended: nothing to report
         typer.echo(f"interrupted: no report written to {out} (no day had ended)", err=True)
         raise
-    report |= run_record(context)
+    _write_and_say(report | run_record(context), out)
+
+
+def auction_merge(
+    context: typer.Context,
+    parts: Annotated[
+        list[Path],
+        typer.Argument(help="The parts' JSON reports, each of `ctr auction --first-seed K --seeds N`."),
+    ],
+    out: Annotated[Path, typer.Option(help="JSON report to write (and a PNG beside it).")] = Path(
+        "reports/auction.json"
+    ),
+    allow_partial: Annotated[
+        bool, typer.Option(help="Take the seeds an interrupted part finished; its unfinished ones are left out.")
+    ] = False,
+) -> None:
+    """Join the reports of an auction run split across machines into the report of one run over all their seeds.
+
+    Each part's per-seed records are kept; the totals, their 95% intervals over seeds and the paired comparisons
+    are computed again over every part's seeds, as one run computes them (docs/auction.md, "Split runs").
+    Exit codes: 0 merged; 1 merged, but a pipeline stopped early or had failed calls or stale versions (as
+    `ctr auction`); 2 a part cannot be merged (other settings or model configs, a seed in two parts, a partial
+    report without --allow-partial, not an auction report): one line naming the file, nothing written."""
+    from clients.auction.merge import merge_reports, read_part
+
+    if out.resolve() in {part.resolve() for part in parts}:  # the part would be replaced by the merge
+        raise ValueError(f"--out {out} is one of the parts: name another file for the merged report")
+    _check_out(out)
+    merged, notes = merge_reports([(path, read_part(path)) for path in parts], allow_partial)
+    for line in notes:
+        typer.echo(line, err=True)
+    _write_and_say(merged | run_record(context), out)
+
+
+def _interrupted_line(report: dict[str, Any], out: Path) -> str:
+    """What an interrupted run wrote, and how its unfinished seeds are run again and joined to it."""
+    line = (
+        f"interrupted: wrote the partial report of the days that ended to {out} and {out.with_suffix('.png')}"
+        " (partial.days_completed)"
+    )
+    from clients.auction.run import rerun_command
+
+    unfinished = report["partial"]["seeds_unfinished"]  # the seed it stopped in and those after it
+    if not unfinished:  # stopped after the last day ended
+        return line
+    return (
+        f"{line}; seed(s) {', '.join(map(str, unfinished))} unfinished: {rerun_command(unfinished)} (and the same "
+        f"other options) runs them again, and `ctr auction-merge --allow-partial {out} RERUN.json` joins the two "
+        "reports"
+    )
+
+
+def _check_out(out: Path) -> None:
+    if out.with_suffix(".png") == out:  # --out r.png: the plot was written over the report
+        raise ValueError(f"--out {out}: the plot is written to its .png sibling, itself; name a .json report")
+    check_report_paths(out)
+
+
+def _write_and_say(report: dict[str, Any], out: Path) -> None:
+    """Write the report and its PNG, print its table and what is wrong with it; exit 1 where a pipeline stopped
+    early or a day's figures are not the models' (failed calls, stale versions)."""
+    from clients.auction.plot import plot_report
+    from clients.auction.report import scoring_warnings, stale_warnings, table
+
     write_report(out, report)
     plot_report(report, out.with_suffix(".png"))
     typer.echo(table(report))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.auction import auction
+from cli.auction import auction, auction_merge
 from cli.bench import bench_app
 from cli.docs_check import docs_check
 from cli.errors import UserErrorTyper, is_user_error
@@ -63,6 +63,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(spec_app, name="spec")
 app.command()(new)
 app.command("auction")(auction)
+app.command("auction-merge")(auction_merge)
 app.command()(prepare)
 app.command("docs-check")(docs_check)
 app.command()(score)

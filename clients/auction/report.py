@@ -136,6 +136,15 @@ def summarise(runs: dict[str, list[Any]], config: dict[str, Any], seconds: float
     }
 
 
+def finished_seeds(runs: dict[str, list[Any]], pipelines: list[str], days: int) -> list[int]:
+    """The seeds every one of ``pipelines`` ran to the end in ``runs`` (pipeline -> one PipelineRun per seed): all
+    ``days`` days, or stopped early by a failure of its own (``aborted``), as any run gives them. A signal leaves
+    the seed it stopped unfinished, and those after it."""
+    ended = {name: {r.seed for r in per_seed if len(r.days) == days or r.aborted} for name, per_seed in runs.items()}
+    seeds = {r.seed for per_seed in runs.values() for r in per_seed}
+    return sorted(seed for seed in seeds if all(seed in ended.get(name, ()) for name in pipelines))
+
+
 def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
     """Paired differences per seed (same traffic, same outcome draws), mean and 95% interval, over the days both
     pipelines of a seed ran (a pipeline stopped early, by a refused reload or a signal, was compared on its few

@@ -41,7 +41,7 @@ from clients.auction.pipelines import (
     service_scores,
     write_model_configs,
 )
-from clients.auction.report import summarise
+from clients.auction.report import finished_seeds, summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
 from clients.client import (
@@ -210,12 +210,33 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
         "load_average_1m": {"start": load_before[0], "end": os.getloadavg()[0]},
     }
     if stop is not None:
-        report["partial"] = {
-            "interrupted_by": "SIGINT" if isinstance(stop, KeyboardInterrupt) else "SIGTERM",
-            "days_completed": {name: {str(r.seed): len(r.days) for r in per_seed} for name, per_seed in runs.items()},
-        }
+        report["partial"] = partial_record(runs, config, stop)
         raise Interrupted(report, stop)
     return report
+
+
+def partial_record(runs: dict[str, list[PipelineRun]], config: AuctionConfig, stop: BaseException) -> dict[str, Any]:
+    """What an interrupted run's report holds and what it lacks. ``days_completed``: pipeline -> seed -> the days
+    it holds, as ``pipelines[name].seeds`` does (a seed started but stopped before its first day ended was listed
+    with 0, and one never started not at all: half a list of what was not run). ``seeds_finished``: the seeds
+    every pipeline ran to the end, as a whole run gives them (``ctr auction-merge --allow-partial`` takes these);
+    ``seeds_unfinished``: the rest of the run's seeds, the one it was stopped in and those after it, to run again."""
+    finished = finished_seeds(runs, list(config.pipelines), config.days)
+    return {
+        "interrupted_by": "SIGINT" if isinstance(stop, KeyboardInterrupt) else "SIGTERM",
+        "days_completed": {
+            name: {str(r.seed): len(r.days) for r in per_seed if r.days}
+            for name, per_seed in runs.items()
+            if any(r.days for r in per_seed)
+        },
+        "seeds_finished": finished,
+        "seeds_unfinished": [seed for seed in config.seed_range if seed not in finished],
+    }
+
+
+def rerun_command(seeds: list[int]) -> str:
+    """The ``ctr auction`` that runs ``seeds`` (contiguous: an interrupted run's unfinished ones) again."""
+    return f"`ctr auction --first-seed {seeds[0]} --seeds {len(seeds)}`"
 
 
 def _served_at_end(url: str) -> dict[str, dict[str, Any]] | None:

@@ -117,4 +117,8 @@ def test_an_interrupted_auction_writes_the_report_of_the_days_that_ended(
     assert report["partial"]["interrupted_by"] == signal.Signals(stop).name and 1 <= done < 1000
     assert [d["day"] for d in report["pipelines"]["oracle"]["seeds"][0]["days"]] == list(range(done))
     assert report["seeds_run"] == [4] and (tmp_path / "auction.png").stat().st_size > 0
+    assert (report["partial"]["seeds_finished"], report["partial"]["seeds_unfinished"]) == ([], [4])
     assert "interrupted: wrote the partial report of the days that ended to auction.json" in stderr_of(tmp_path)
+    assert "seed(s) 4 unfinished: `ctr auction --first-seed 4 --seeds 1` (and the same other options)" in stderr_of(
+        tmp_path
+    )
