@@ -207,18 +207,20 @@ def run_cases(
 
 
 def codec_cost(model: Any, transport: str, tensors: Tensors) -> dict[str, float]:
-    """CPU µs the server spends reading one such request into checked tensors and writing its response
-    (this process, no transport, no model run): what differs between the three transports."""
+    """CPU µs the server spends reading one such request into checked tensors (clipped to the training range,
+    as the request goes to its batcher) and writing its response (this process, no transport, no model run):
+    what differs between the three transports."""
     from service.v2 import protocol
     from service.v2.grpc import messages as pb
     from service.v2.grpc.protocol import parse_request, render_response
+    from service.v2.tensors import clipped_to_training_range
 
     rows = len(next(iter(tensors.values())))
     outputs = model.run(tensors)
     if transport == "grpc":
         raw = grpc_request(model.name, tensors)
 
-        def parse() -> Any:
+        def read() -> Any:
             return parse_request(pb.ModelInferRequest.FromString(raw), model, rows)
 
         def render(call: Any) -> Any:
@@ -226,11 +228,16 @@ def codec_cost(model: Any, transport: str, tensors: Tensors) -> dict[str, float]
     else:
         body, json_size = infer_body(tensors, transport == "binary")
 
-        def parse() -> Any:
+        def read() -> Any:
             return protocol.parse_infer(body, model, rows, json_size)
 
         def render(call: Any) -> Any:
             return protocol.render_infer(model, call, outputs)
+
+    def parse() -> Any:
+        call = read()
+        clipped_to_training_range(call.inputs, model)
+        return call
 
     call = parse()
     cost = {}

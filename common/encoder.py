@@ -280,12 +280,17 @@ class FeatureEncoder:
             encoded = self._encode_columns(columns, n_rows)
         differs = encoded.clipped
         if differs is not None and differs.any():
-            counts = dict(zip(self.numeric_names, np.count_nonzero(differs, axis=0).tolist(), strict=True))
+            counts = self.clipped_counts(differs)
             if clipped is None:
                 self.add_clipped(counts)
             else:
                 clipped.update(counts)
         return encoded
+
+    def clipped_counts(self, differs: np.ndarray) -> dict[str, int]:
+        """Numeric feature -> how many rows of ``differs`` ((B, N) bool: where a clip changed a value) it
+        was clipped in."""
+        return dict(zip(self.numeric_names, np.count_nonzero(differs, axis=0).tolist(), strict=True))
 
     def add_clipped(self, counts: Mapping[str, int]) -> None:
         """Counts of clipped values added to ``clipped`` (batch threads of one version share its counter)."""

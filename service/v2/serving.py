@@ -13,6 +13,7 @@ from service.http.errors import ApiError, InputError, echoed
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
+from service.v2.tensors import clipped_to_training_range
 
 
 def served(models: ServingModels, name: str, version: str | None) -> ServedModel:
@@ -51,9 +52,14 @@ async def run(
     watch_disconnect: Watcher | None = None,
 ) -> Tensors:
     """The model's outputs for checked inputs, through its batcher; QueueFull (503), DeadlineExceeded
-    (504), ModelUnavailable (503). With ``watch_disconnect`` (HTTP) a client that disconnects abandons
-    the work; without it (gRPC) the caller's cancellation does."""
+    (504), ModelUnavailable (503). The numeric input is clipped to the training range, its clipped values
+    counted in the version's ``ctr_feature_values_clipped_total`` once the batcher took the request (a
+    refused request clips nothing, as on ``/v1/score``). With ``watch_disconnect`` (HTTP) a client that
+    disconnects abandons the work; without it (gRPC) the caller's cancellation does."""
+    inputs, clipped = clipped_to_training_range(inputs, model)
     queued = client.enqueue([(model, client.live_batcher(models, model), inputs)], rows, deadline)
+    if clipped is not None:
+        model.encoder.add_clipped(clipped)
     if watch_disconnect is not None:
         return (await client.outcomes(queued, watch_disconnect))[model]
     try:

@@ -12,12 +12,12 @@ and a refusal of one input's tensor names that input in its message too (``for_i
 shows a client the message alone. A name or datatype a client sent is quoted cut (``echoed``): a 100 KB
 datatype was a 100 KB answer.
 
-The numeric input is then clipped to each feature's training range, as ``/v1/score``'s encoding clips
-a raw value (``FeatureEncoder``'s standardised bounds, common/encoder.py): a V2 value of -1000 or 1000
-standardised units was run as sent and answered a saturated pctr (3.8e-14, 1.0), where ``/v1/score``
-answers the same row's far value as the value at the edge. V2's clipped values are not counted in
-``ctr_feature_values_clipped_total`` (the count of raw values ``/v1`` encodes): counting would cost a
-comparison of every request's tensor.
+The numeric input of a checked request is clipped to each feature's training range
+(``clipped_to_training_range``, as the request goes to its batcher: v2/serving.py), as ``/v1/score``'s
+encoding clips a raw value (``FeatureEncoder``'s standardised bounds, common/encoder.py): a V2 value of
+-1000 or 1000 standardised units was run as sent and answered a saturated pctr (3.8e-14, 1.0), where
+``/v1/score`` answers the same row's far value as the value at the edge. The values clipped are counted per
+feature in ``ctr_feature_values_clipped_total`` as ``/v1/score``'s are, once the batcher took the request.
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def check_values(values: np.ndarray, dtype: str, where: str) -> np.ndarray:
 
 
 def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: ScoringModel, max_rows: int) -> int:
-    """The batch size of a complete set of inputs for ``model``; InputError naming what is wrong. Once they
-    pass, ``tensors``' numeric input is replaced by its values clipped to the training range
-    (``clipped_to_training_range``).
+    """The batch size of a complete set of inputs for ``model``; InputError naming what is wrong. The numeric
+    input is checked, not yet clipped to the training range (``clipped_to_training_range`` does it once the
+    whole request passed, so that a refused request clips and counts nothing).
 
     ``where`` maps each input name to its place in the request (``inputs[1]``) for the messages.
     """
@@ -132,23 +132,37 @@ def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: 
                 f"categorical[{row}][{column}] ({feature}) must be in [{low[column]}, {low[column + 1]})",
                 f"{where['categorical']}.data",
             )
-    numeric = tensors.get("numeric")
-    if numeric is not None:
-        tensors["numeric"] = clipped_to_training_range(numeric, model)
     return n_rows
 
 
-def clipped_to_training_range(numeric: np.ndarray, model: ScoringModel) -> np.ndarray:
-    """A checked numeric tensor (standardised values, one column per numeric feature) clipped to each feature's
-    standardised training range, the bounds ``model``'s encoder computed at its load and clips ``/v1/score``'s
-    values to (``FeatureEncoder.standardised_range``, common/encoder.py: read, not computed again, so both
-    paths clip at the same numbers). Clipped in the tensor's own dtype, the bounds rounded to it: rounding
-    keeps order, so a float32 value clips to what the encoder's float64 clip rounded to float32 gives, and a
-    row of V2 and the same row of ``/v1/score`` score alike. Two ufunc calls, as the encoder clips: half of
-    np.clip's cost."""
+def clipped_to_training_range(
+    tensors: dict[str, np.ndarray], model: ScoringModel
+) -> tuple[dict[str, np.ndarray], dict[str, int] | None]:
+    """A checked request's inputs with the numeric tensor (standardised values, one column per numeric feature)
+    clipped to each feature's standardised training range, and numeric feature -> rows clipped in it (None
+    when no value was: the common case).
+
+    The bounds are those ``model``'s encoder computed at its load and clips ``/v1/score``'s values to
+    (``FeatureEncoder.standardised_range``, common/encoder.py: read, not computed again, so both paths clip at
+    the same numbers). Clipped in the tensor's own dtype, the bounds rounded to it: rounding keeps order, so a
+    float32 value clips to what the encoder's float64 clip rounded to float32 gives, and a row of V2 and the
+    same row of ``/v1/score`` score alike. A value is counted when the clip changed it, as the encoder counts
+    (so a value at the edge is not). Two ufunc calls clip, as the encoder clips (half of np.clip's cost); one
+    comparison of the two tensors' bytes (a memcmp) tells whether any value changed, and only a request with
+    a clipped value pays the elementwise comparison that counts them per feature."""
+    numeric = tensors.get("numeric")
+    if numeric is None:
+        return tensors, None
     low, high = model.encoder.standardised_range
     bounded = np.maximum(numeric, low, dtype=numeric.dtype)
-    return np.minimum(bounded, high, out=bounded, dtype=numeric.dtype)
+    np.minimum(bounded, high, out=bounded, dtype=numeric.dtype)
+    clipped = {**tensors, "numeric": bounded}
+    if bounded.tobytes() == numeric.tobytes():
+        return clipped, None
+    # a -0.0 at a bound of 0.0 may come back as 0.0 (x86's max of two zeros gives the second): other bytes,
+    # the same value, counted 0
+    counts = model.encoder.clipped_counts(bounded != numeric)
+    return clipped, counts if any(counts.values()) else None
 
 
 def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:

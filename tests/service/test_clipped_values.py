@@ -77,8 +77,8 @@ def test_a_version_without_ranges_says_so_at_its_load(tmp_path: Path, caplog: py
 def test_a_v2_numeric_value_past_the_training_range_is_clipped_as_v1_clips_it(client: TestClient) -> None:
     """V2 infer takes standardised values and ran them as sent: -1000 and 1000 (inside the ±1e6 sanity bound)
     answered a pctr of 3.8e-14 and 1.0, where /v1/score answers any far raw value as the value at the edge.
-    Now V2 clips each numeric column to the encoder's bounds: the same rows score alike on both routes (and
-    V2's clips are not counted: the counter is of raw values /v1 encodes)."""
+    Now V2 clips each numeric column to the encoder's bounds: the same rows score alike on both routes, and
+    V2's clipped values are counted as /v1's are (the bounds themselves are inside, uncounted)."""
     far = [
         {"ad_id": "a1", "ad_price": 5e30, "ad_quality": 7e20},
         {"ad_id": "a2", "ad_price": -5e30, "ad_quality": -1e9},
@@ -86,11 +86,11 @@ def test_a_v2_numeric_value_past_the_training_range_is_clipped_as_v1_clips_it(cl
     edge = scores(client, *far)
     columns = {"user_id": "u1", **{name: [row[name] for row in far] for name in far[0]}}
     encoded = FeatureEncoder(RANGED).encode(columns, len(far))  # its numeric columns: the bounds themselves
-    counted = clipped(client, "ad_price")
-    for numeric in ([[1000.0, 1000.0], [-1000.0, -1000.0]], encoded.numeric.tolist()):
+    for numeric, more in (([[1000.0, 1000.0], [-1000.0, -1000.0]], 2), (encoded.numeric.tolist(), 0)):
+        counted = {name: clipped(client, name) for name in ("ad_price", "ad_quality")}
         body = infer_body(encoded.categorical.tolist(), numeric)
         response = client.post("/v2/models/esmm/infer", json=body)
         assert response.status_code == 200, response.text
         outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
         assert outputs["pctr"] == [row["pctr"] for row in edge] and outputs["pcvr"] == [row["pcvr"] for row in edge]
-    assert clipped(client, "ad_price") == counted
+        assert {name: clipped(client, name) - n for name, n in counted.items()} == dict.fromkeys(counted, more)
