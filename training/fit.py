@@ -165,19 +165,25 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     model's also ``ctr_logloss_logged_b``, its pCTR with the bypass at each row's logged slot's b against the
     clicks, the log loss its validation is judged by (``ctr evaluate --logs``'s ``ctr_logloss_at_slot`` is
     another figure: the served slot-1 pCTR times the logged slot's ratio)."""
-    from training.models.position_bypass import logged_slot_pctr, serves_slot1  # (the models import this module)
+    from training.models.position_bypass import serves_slot1, slot1_predictions  # (the models import this module)
 
     predictions: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[np.ndarray]] = {"click": [], "conversion": []}
     at_slot: list[np.ndarray] = []
     slot1 = serves_slot1(model)
     for chunk in chunks:
-        for name, value in predict(model, chunk).items():
-            predictions.setdefault(name, []).append(value)
+        if slot1:  # its outputs and its pCTR at the logged slots, the CTR tower run once for both
+            model.eval()
+            predicted = [slot1_predictions(model, batch) for batch in chunk.minibatches(PREDICTED_ROWS)]
+            outputs = [served for served, _ in predicted]
+            at_slot.extend(logged for _, logged in predicted)
+        else:
+            outputs = [predict(model, chunk)]
+        for batch_outputs in outputs:
+            for name, value in batch_outputs.items():
+                predictions.setdefault(name, []).append(value)
         for name, parts in labels.items():
             parts.append(chunk.tensors[name].numpy())
-        if slot1:  # predict left the model in eval mode
-            at_slot.extend(logged_slot_pctr(model, batch) for batch in chunk.minibatches(PREDICTED_ROWS))
     if not labels["click"]:
         return {}
     joined = {name: np.concatenate(parts) for name, parts in predictions.items()}

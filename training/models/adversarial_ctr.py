@@ -178,18 +178,27 @@ class AdversarialCTR(nn.Module):
     # -- the inference path (the only part exported) -------------------------------------------
 
     def logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        logit = self.slot_free_logit(categorical, numeric)
-        if self.bypass is not None:
-            logit = logit + self.bypass_logit(b)
-        return logit
+        return self.at_position(self.slot_free_logit(categorical, numeric), b)
+
+    def at_position(self, slot_free: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The logit from its slot-free part, (B,); with a bypass, at position CTR b."""
+        return slot_free if self.bypass is None else slot_free + self.bypass_logit(b)
 
     def slot_free_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         """The logit without the bypass's term, (B,): what the rows' features alone say."""
         return self.w_y(self.prediction(self.base(categorical, numeric))).squeeze(-1)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.served_outputs(self.slot_free_logit(categorical, numeric), categorical, numeric)
+
+    def served_outputs(
+        self, slot_free: torch.Tensor, categorical: torch.Tensor, numeric: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The outputs (``forward``'s, the exported graph's) from the ``slot_free_logit`` of the rows: a slot-1
+        model's validation computes that once for these and for its pCTR at each row's logged slot
+        (``position_bypass.slot1_predictions``)."""
         b = self.b_inference.reshape(1)  # the fixed position-1 CTR: one bypass term, broadcast over the rows
-        return {"pctr": torch.sigmoid(self.logit(categorical, numeric, b))}  # (the export folds it: position_bypass.py)
+        return {"pctr": torch.sigmoid(self.at_position(slot_free, b))}  # (the export folds it: position_bypass.py)
 
     def predict_at(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """pCTR with a given b per row (e.g. another position's CTR), for analysis."""

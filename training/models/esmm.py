@@ -80,14 +80,20 @@ class ESMM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(CTR logit, CVR logit), (B,) each; with a bypass, the CTR logit is at position CTR b (slot 1 if None)."""
         ctr_logit = self.ctr_logit(categorical, numeric, b)  # first: dropout draws in the order they always were
-        cvr_input = self.cvr_embedding(categorical, numeric)
-        cvr_logit = self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)  # (B,)
-        return ctr_logit, cvr_logit
+        return ctr_logit, self.cvr_logit(categorical, numeric)
 
     def ctr_logit(self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         """The CTR logit, (B,); with a bypass, at position CTR b (slot 1 if None)."""
-        logit = self.slot_free_logit(categorical, numeric)
-        return logit if self.bypass is None else logit + self.bypass_logit(b)
+        return self.at_position(self.slot_free_logit(categorical, numeric), b)
+
+    def at_position(self, slot_free: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """The CTR logit from its slot-free part, (B,); with a bypass, at position CTR b (slot 1 if None)."""
+        return slot_free if self.bypass is None else slot_free + self.bypass_logit(b)
+
+    def cvr_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        """The CVR logit, (B,)."""
+        cvr_input = self.cvr_embedding(categorical, numeric)
+        return self.cvr_tower(cvr_input) + self.cross(self.cvr_interaction, cvr_input)
 
     def slot_free_logit(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         """The CTR logit without the bypass's term, (B,): what the rows' features alone say."""
@@ -108,7 +114,16 @@ class ESMM(nn.Module):
         return self.logits(batch["categorical"], batch["numeric"], batch.get("b"))
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> dict[str, torch.Tensor]:
-        ctr_logit, cvr_logit = self.logits(categorical, numeric)
+        return self.served_outputs(self.slot_free_logit(categorical, numeric), categorical, numeric)
+
+    def served_outputs(
+        self, slot_free: torch.Tensor, categorical: torch.Tensor, numeric: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The outputs (``forward``'s, the exported graph's) from the CTR tower's ``slot_free_logit`` of the
+        rows: a slot-1 model's validation computes that once for these and for its pCTR at each row's logged
+        slot (``position_bypass.slot1_predictions``)."""
+        ctr_logit = self.at_position(slot_free, None)
+        cvr_logit = self.cvr_logit(categorical, numeric)
         pctr = torch.sigmoid(ctr_logit)
         pcvr = torch.sigmoid(cvr_logit)
         return {"pctr": pctr, "pcvr": pcvr, "pctcvr": pctr * pcvr}

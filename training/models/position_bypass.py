@@ -102,12 +102,20 @@ def serves_slot1(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def logged_slot_pctr(model: nn.Module, batch: dict[str, torch.Tensor]) -> np.ndarray:
-    """A slot-1 model's pCTR at each row's logged slot (its position CTR b), float64: what its log loss against
-    the logged clicks is fairly measured on (its served pCTR, the top slot's, is also off by the lower slots'
-    examination). Call it in eval mode."""
-    logit = model.slot_free_logit(batch["categorical"], batch["numeric"]) + model.bypass_logit(batch["b"])
-    return sigmoid(logit.numpy().astype(np.float64))
+def slot1_predictions(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A slot-1 model's outputs on a minibatch (its forward's: the top slot's pCTR), and its pCTR at each row's
+    logged slot (its position CTR b), float64: what its log loss against the logged clicks is fairly measured on
+    (its served pCTR, the top slot's, is also off by the lower slots' examination). Call it in eval mode.
+
+    The CTR tower runs once for both where the model makes its outputs from ``slot_free_logit``
+    (``served_outputs``, as the ESMM family and adversarial_ctr do); a model without that member runs it twice,
+    in its forward and for the logged slots (each validation ran every slot-1 model's CTR tower twice so)."""
+    categorical, numeric = batch["categorical"], batch["numeric"]
+    slot_free = model.slot_free_logit(categorical, numeric)
+    served = getattr(model, "served_outputs", None)
+    outputs = model(categorical, numeric) if served is None else served(slot_free, categorical, numeric)
+    logged = sigmoid((slot_free + model.bypass_logit(batch["b"])).numpy().astype(np.float64))
+    return {name: value.numpy() for name, value in outputs.items()}, logged
 
 
 def mean_probability(logit: torch.Tensor) -> float:
