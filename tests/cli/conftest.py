@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.test_own_logs import CONFIG_TOML, SPEC_TOML, write_logs
+from tests.support.own_logs import CONFIG_TOML, SPEC_TOML, write_logs
 
 
 @pytest.fixture
 def own_logs(tmp_path) -> list[str]:
-    """`ctr train esmm` arguments for test_own_logs' tiny CSV (a second or so of training)."""
+    """`ctr train esmm` arguments for tests/support/own_logs.py's tiny CSV (a second or so of training)."""
     (tmp_path / "models" / "esmm").mkdir(parents=True)
     (tmp_path / "models" / "esmm" / "config.toml").write_text(CONFIG_TOML, encoding="utf-8")
     write_logs(tmp_path / "logs.csv")

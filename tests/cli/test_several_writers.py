@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from cli.export_line import read_export_line
 from cli.main import app
 from common.repository import read_manifest, versions
-from tests.training.test_export import checkpoint
+from tests.support.esmm_checkpoint import checkpoint
 from training.pipeline import checkpoint_path
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'  # test_export's checkpoint's
+TINY_CONFIG = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'  # esmm_checkpoint's checkpoint's
 
 
 def test_train_export_publishes_the_checkpoint_it_trained_not_the_file_s(tmp_path, own_logs, monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from common.whole_file import written_whole
-from tests.training.test_export import checkpoint
+from tests.support.esmm_checkpoint import checkpoint
 
 
 def test_a_failed_write_leaves_what_was_there_and_no_temporary_file(tmp_path) -> None:

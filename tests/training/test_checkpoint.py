@@ -8,14 +8,14 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.repository import MODEL_FILE, version_dir, versions
-from tests.training.test_export import checkpoint
+from tests.support.esmm_checkpoint import checkpoint
 from training.checkpoint import Checkpoint
 from training.model_config import ModelConfig
 from training.pipeline import checkpoint_path
 
 
 def export(tmp_path, config: str):
-    """`ctr export esmm` of test_export's checkpoint (kind esmm, hidden [32, 16]) under ``config``."""
+    """`ctr export esmm` of esmm_checkpoint's checkpoint (kind esmm, hidden [32, 16]) under ``config``."""
     checkpoint().save(checkpoint_path(tmp_path / "work", "esmm"))
     (tmp_path / "models" / "esmm").mkdir(parents=True, exist_ok=True)
     (tmp_path / "models" / "esmm" / "config.toml").write_text(config)
@@ -79,7 +79,7 @@ def test_exporting_again_over_a_damaged_newest_version_publishes_the_next(tmp_pa
 
 
 def saved(tmp_path, **changes):
-    """test_export's checkpoint saved with fields of its payload changed (``...``: removed)."""
+    """esmm_checkpoint's checkpoint saved with fields of its payload changed (``...``: removed)."""
     payload = dict(vars(checkpoint()), spec=checkpoint().spec.to_dict()) | changes
     path = tmp_path / "checkpoint.pt"
     torch.save({key: value for key, value in payload.items() if value is not ...}, path)
@@ -120,7 +120,7 @@ def test_the_checkpoint_of_a_config_passes(tmp_path):
 
 
 def trained_under_defaults(**sections) -> Checkpoint:
-    """test_export's checkpoint as `ctr train` records it on the world's logs under the default [training],
+    """esmm_checkpoint's checkpoint as `ctr train` records it on the world's logs under the default [training],
     [data] and [world], ``sections`` changing some (``{"training": {"learning_rate": 0.01}}``)."""
     from dataclasses import replace
 

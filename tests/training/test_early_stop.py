@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from common.repository import MANIFEST_FILE, version_dir
-from tests.training.noise_logs import OVERFITTING, STEADY, repository, write_log
-from tests.training.test_kept_epoch import ADVERSARIAL_OVERFITTING, onnx_scores
+from tests.support.exported_scores import onnx_scores
+from tests.training.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, STEADY, repository, write_log
 from training.distributed_train import train_streaming
 from training.epoch_validation import EpochValidation
 from training.fit import TrainingPhase, run_phases

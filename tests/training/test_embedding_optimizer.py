@@ -12,7 +12,7 @@ from cli.main import app
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.repository import MODEL_FILE, read_manifest, version_dir
-from tests.training.test_own_logs import SPEC_TOML, write_logs
+from tests.support.own_logs import SPEC_TOML, write_logs
 from training.fit import TrainingConfig, model_phases
 from training.models.registry import build_model
 
@@ -75,7 +75,7 @@ def test_a_model_trained_with_sparse_adam_exports_and_scores(tmp_path):
     manifest = read_manifest(models, "esmm", 1)
     encoded = FeatureEncoder(manifest.feature_spec).encode({"site": "s1", "creative": [0, 1], "bid": [1.0, 1.0]}, 2)
     pctr, _, _ = session.run(["pctr", "pcvr", "pctcvr"], encoded.as_inputs())
-    assert pctr[0] > pctr[1]  # the even creative is clicked more (tests/training/test_own_logs.py's log)
+    assert pctr[0] > pctr[1]  # the even creative is clicked more (tests/support/own_logs.py's log)
 
 
 @pytest.mark.parametrize(

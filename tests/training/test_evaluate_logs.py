@@ -13,7 +13,7 @@ import torch
 
 from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import sha256_file
-from tests.training.test_export import checkpoint
+from tests.support.esmm_checkpoint import checkpoint
 from training.checkpoint import Checkpoint
 from training.constant_baseline import constant_log_loss
 from training.evaluate_logs import _scored, calibration, constant_reference, evaluate_on_logs, summary
@@ -85,7 +85,7 @@ def test_with_no_row_at_a_position_with_a_ratio_nothing_is_compared():
 
 
 def exported_pair(tmp_path):
-    """(repository, held-out log): `deb` and `other` exported from two draws of test_export's model, and
+    """(repository, held-out log): `deb` and `other` exported from two draws of esmm_checkpoint's model, and
     `corrm`, a copy of deb's version 1 (renamed) whose model.onnx is other's (the same inputs)."""
     root = tmp_path / "models"
     export_checkpoint(checkpoint("deb"), root)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, sha256_file, version_dir, versions
-from tests.training.models.test_esmm import SPEC
+from tests.support.esmm_checkpoint import checkpoint
+from tests.support.model_batches import SPEC
 from training.checkpoint import Checkpoint
 from training.export import (
     PARITY_TOLERANCE,
@@ -18,22 +19,6 @@ from training.export import (
     export_onnx,
     random_inputs,
 )
-from training.models.esmm import ESMM, ESMMConfig
-
-
-def checkpoint(name: str = "esmm") -> Checkpoint:
-    torch.manual_seed(0)
-    model = ESMM(SPEC, ESMMConfig(hidden=[32, 16]))
-    return Checkpoint(
-        name=name,
-        kind="esmm",
-        model_params={"hidden": [32, 16]},
-        spec=SPEC,
-        state_dict=model.state_dict(),
-        metrics={"ctr_auc": 0.7},
-        data_fingerprint="abc",
-        constants={"b": 0.25},
-    )
 
 
 def test_export_publishes_a_checked_version(tmp_path):

@@ -6,25 +6,13 @@ import onnxruntime as ort
 import torch
 
 from common.repository import MODEL_FILE, read_manifest, version_dir
-from tests.training.models.test_adversarial_ctr import world_batch
-from tests.training.models.test_esmm import SPEC
+from tests.support.model_batches import SPEC, world_batch
+from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
 from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint, random_inputs
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 
 PARAMS = {"base_hidden": [16, 8], "prediction_hidden": [8], "bias_hidden": [8], "optimizer": "adam"}
-
-
-PER_ROW_BYPASS_OPS = {"Shape", "Expand", "ConstantOfShape", "Where"}  # b copied to every row, as exported before
-
-
-def optimized_op_types(path, tmp_path) -> set[str]:
-    """The operators of ``path``'s graph as ONNX Runtime runs it (after its optimisations, constant folding too)."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
 
 
 def checkpoint(bypass: bool) -> Checkpoint:

@@ -10,21 +10,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import torch
 
-from common.repository import CATALOG_EMBEDDINGS, MODEL_FILE, version_dir
-from tests.training.noise_logs import OVERFITTING, repository, write_log
-from tests.training.test_retrieval_logs import CONFIG_TOML, _write_pair
+from common.repository import CATALOG_EMBEDDINGS, version_dir
+from tests.support.exported_scores import onnx_scores
+from tests.support.own_retrieval_logs import CONFIG_TOML, write_pair
+from tests.training.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, repository, write_log
 from training.checkpoint import Checkpoint
 from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
 from training.fit import TrainingPhase, run_phases
 from training.kept_epoch import kept_by
 from training.pipeline import checkpoint_path, train
-
-
-def onnx_scores(checkpoint: Checkpoint, root) -> list[np.ndarray]:
-    export_checkpoint(checkpoint, root)
-    session = ort.InferenceSession(str(version_dir(root, "m", 1) / MODEL_FILE), providers=["CPUExecutionProvider"])
-    return session.run(None, random_inputs(checkpoint.spec, 500, seed=7))  # every output the model serves
 
 
 def tower_outputs(checkpoint: Checkpoint, root) -> list[np.ndarray]:
@@ -125,7 +120,7 @@ ESAM_OVERFITTING = CONFIG_TOML.replace("feature_dim = 4", "feature_dim = 16").re
 
 def test_esam_keeps_and_exports_its_best_epoch(tmp_path):
     """The retrieval model, judged by its click_logloss over the held-out requests (padding excluded)."""
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
 
     def trained(name: str, epochs: str) -> Checkpoint:
         config = ESAM_OVERFITTING.replace("epochs = 2", f"{epochs}\nlearning_rate = 0.05")
@@ -147,14 +142,6 @@ def test_esam_keeps_and_exports_its_best_epoch(tmp_path):
         tower_outputs(saved, tmp_path / "kept_onnx"), tower_outputs(five, tmp_path / "five_onnx"), strict=True
     ):
         np.testing.assert_array_equal(kept_out, five_out)
-
-
-# the adversarial ctr kind on the noise log over 3 slots: with half its loss the BCE (lam = 0.5) and Adam at 0.03
-# it validates best after epoch 1 (ctr_logloss_logged_b 0.603, 0.688 after epoch 2, 2.19 after the last)
-ADVERSARIAL_OVERFITTING = OVERFITTING.replace('kind = "esmm"', 'kind = "adversarial_ctr"').replace(
-    "hidden = [32]",
-    'base_hidden = [16]\nprediction_hidden = [8]\nbias_hidden = [8]\nbias_epochs = 2\nlam = 0.5\noptimizer = "adam"',
-)
 
 
 def test_the_adversarial_kind_s_bias_phase_trains_on_from_the_kept_epoch(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.training.test_own_logs import CONFIG_TOML, SPEC_TOML, write_logs
+from tests.support.own_logs import CONFIG_TOML, SPEC_TOML, write_logs
 from training.fit import TrainingConfig, TrainingDiverged
 
 

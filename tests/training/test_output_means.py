@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from common.output_means import training_means
-from tests.training.models.test_esmm import SPEC, batch
+from tests.support.model_batches import SPEC, batch
 from training.dataset import ImpressionTensors
 from training.fit import evaluate, predict
 from training.models.esmm import ESMM, ESMMConfig

@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from common.encoder import FeatureEncoder
-from tests.training.models.test_esmm import SPEC
+from tests.support.model_batches import SPEC
 from training.dataset import ImpressionTensors
 from training.position_ctr import position_ctr, position_ctr_per_row
 

@@ -17,92 +17,13 @@ from cli.main import app
 from common.features import FeatureSpec
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest
 from tests.support.named_rows import parquet_row
+from tests.support.own_retrieval_logs import CONFIG_TOML, write_pair
 from training.models.esam import ESAM, ESAMConfig
 from training.retrieval_logs import build_log_data, read_candidates
 
-SPEC_TOML = """
-[[feature]]
-name = "sku"
-kind = "categorical"
-side = "candidate"
-buckets = 64
-
-[[feature]]
-name = "site"
-kind = "categorical"
-side = "context"
-buckets = 8
-
-[[feature]]
-name = "brand"
-kind = "categorical"
-side = "candidate"
-buckets = 16
-
-[[feature]]
-name = "price"
-kind = "numeric"
-side = "candidate"
-"""
-
-CONFIG_TOML = """
-kind = "esam"
-[model]
-feature_dim = 4
-hidden = [8]
-embedding_dim = 4
-lambda_da = 1.0
-lambda_dc_c = 0.01
-lambda_dc_p = 0.3
-[training]
-epochs = 2
-batch_size = 16
-validation_fraction = 0.25
-[queries]
-n_targets = 3
-"""
-
-
-def _write_pair(directory: Path) -> tuple[Path, Path, Path]:
-    """40 requests showing 2 or 3 of 20 SKUs (brand b0/b1 clicked on sites s0/s1), 10 other SKUs never shown."""
-    rng = np.random.default_rng(0)
-    rows: dict[str, list] = {k: [] for k in ("request_id", "ts", "site", "sku", "brand", "price", "position")}
-    rows |= {"click": [], "conversion": []}
-    for r in range(40):
-        site = f"s{r % 4}"
-        for position, sku in enumerate(rng.choice(20, size=2 + r % 2, replace=False), start=1):
-            brand = f"b{sku % 4}"
-            rows["request_id"].append(f"r{r}")
-            rows["ts"].append(r)
-            rows["site"].append(site)
-            rows["sku"].append(f"k{sku}")
-            rows["brand"].append(brand)
-            rows["price"].append(float(5 + sku))
-            rows["position"].append(position)
-            rows["click"].append(int(brand[1] == site[1] and position < 3))
-            rows["conversion"].append(0)
-    displayed = directory / "displayed.parquet"
-    pq.write_table(pa.table(rows), displayed)
-    other = directory / "non_displayed.parquet"
-    skus = list(range(20, 30))
-    pq.write_table(
-        pa.table(
-            {
-                "request_id": [f"r{i}" for i in range(10)],
-                "sku": [f"k{s}" for s in skus],
-                "brand": [f"b{s % 4}" for s in skus],
-                "price": [float(5 + s) for s in skus],
-            }
-        ),
-        other,
-    )
-    spec = directory / "spec.toml"
-    spec.write_text(SPEC_TOML)
-    return displayed, other, spec
-
 
 def test_requests_become_padded_queries_with_non_displayed_targets(tmp_path: Path) -> None:
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     data = build_log_data(displayed, other, FeatureSpec.from_toml(spec), n_targets=3, seed=0)
     t = data.tensors.tensors
     assert t["item_mask"].shape == t["click"].shape == (40, 3)  # the longest request shows 3 items
@@ -143,7 +64,7 @@ def test_padding_changes_no_loss_term() -> None:
 
 
 def test_cli_trains_and_exports_from_the_parquet_pair(tmp_path: Path) -> None:
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     root = tmp_path / "models"
     (root / "esam").mkdir(parents=True)
     (root / "esam" / "config.toml").write_text(CONFIG_TOML)
@@ -169,7 +90,7 @@ def test_cli_trains_and_exports_from_the_parquet_pair(tmp_path: Path) -> None:
 
 def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) -> None:
     """A null item id became the catalog item 'None', which top-k could serve."""
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     table = pq.read_table(other)
     ids = table.column("sku").to_pylist()
     ids[3] = None
@@ -186,7 +107,7 @@ def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) 
 def test_a_refusal_in_a_non_displayed_folder_names_the_file_and_its_own_row(tmp_path: Path) -> None:
     """The files were checked joined: the folder was named, and the second file's rows numbered on from the
     first's (row 16 of a file of 10 rows)."""
-    _, other, spec_path = _write_pair(tmp_path)
+    _, other, spec_path = write_pair(tmp_path)
     shards = tmp_path / "shards"
     shards.mkdir()
     (shards / "a.parquet").write_bytes(other.read_bytes())
@@ -206,7 +127,7 @@ def test_a_refusal_in_a_non_displayed_folder_names_the_file_and_its_own_row(tmp_
 def test_a_non_displayed_file_that_cannot_be_read_or_joined_is_named(tmp_path: Path) -> None:
     """The non-displayed files were read and joined without the displayed log's safeguards: a damaged
     file was pyarrow's error naming no file, a column of text in one file and numbers in another too."""
-    _, other, spec_path = _write_pair(tmp_path)
+    _, other, spec_path = write_pair(tmp_path)
     spec = FeatureSpec.from_toml(spec_path)
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -226,7 +147,7 @@ def test_a_non_displayed_file_that_cannot_be_read_or_joined_is_named(tmp_path: P
 def test_a_non_displayed_table_lacking_a_column_gets_the_displayed_log_s_hints(tmp_path: Path) -> None:
     """The non-displayed table's check of its columns was its own, without the impression log's hints: a name
     differing in case was "lacks the candidate columns ['sku']" alone, and so was a semicolon CSV."""
-    _, other, spec_path = _write_pair(tmp_path)
+    _, other, spec_path = write_pair(tmp_path)
     spec = FeatureSpec.from_toml(spec_path)
     table = pq.read_table(other)
     pq.write_table(table.rename_columns(["request_id", "SKU", "brand", "price"]), other)
@@ -245,7 +166,7 @@ def test_a_non_displayed_table_lacking_a_column_gets_the_displayed_log_s_hints(t
 
 def test_the_spec_ctr_new_kept_is_used_without_spec(tmp_path: Path) -> None:
     """`ctr train` of a retrieval model still asked for --spec: the fallback was for impression models only."""
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     root = tmp_path / "models"
     runner = CliRunner()
     assert runner.invoke(app, ["new", "mine", "--kind", "esam", "--spec", str(spec), "-r", str(root)]).exit_code == 0
@@ -255,7 +176,7 @@ def test_the_spec_ctr_new_kept_is_used_without_spec(tmp_path: Path) -> None:
 
 
 def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> None:
-    displayed, _, spec = _write_pair(tmp_path)
+    displayed, _, spec = write_pair(tmp_path)
     root = tmp_path / "models"
     (root / "esam").mkdir(parents=True)
     (root / "esam" / "config.toml").write_text(CONFIG_TOML)
@@ -268,7 +189,7 @@ def test_logs_without_the_non_displayed_table_are_refused(tmp_path: Path) -> Non
 def test_a_small_log_and_a_long_request_are_each_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The retrieval path said nothing of either: a few-step fit on a small log gave click AUC 0.48 (an
     audit's 400-request log), and one 3,000-item request padded every query to 3,000 slots (1.5 GB)."""
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     root = tmp_path / "models"
     (root / "esam").mkdir(parents=True)
     (root / "esam" / "config.toml").write_text(CONFIG_TOML)
@@ -292,7 +213,7 @@ def test_a_small_log_and_a_long_request_are_each_one_warning(tmp_path: Path, cap
 
 def test_a_displayed_log_without_clicks_is_refused(tmp_path: Path) -> None:
     """As the impression models' logs are: a retrieval model trained on no click learned nothing."""
-    displayed, other, spec = _write_pair(tmp_path)
+    displayed, other, spec = write_pair(tmp_path)
     table = pq.read_table(displayed)
     no_clicks = pa.array(np.zeros(table.num_rows, np.int64))
     pq.write_table(table.set_column(table.schema.get_field_index("click"), "click", no_clicks), displayed)

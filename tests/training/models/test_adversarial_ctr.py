@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from common.features import Feature, FeatureSpec
-from tests.training.models.test_esmm import SPEC, batch
+from tests.support.model_batches import SPEC, world_batch
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, fit
 from training.models.adversarial_ctr import (
@@ -13,14 +13,6 @@ from training.models.adversarial_ctr import (
     squared_covariance,
 )
 from training.position_ctr import position_ctr_per_row
-
-
-def world_batch(rows: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    data = batch(rows, seed)
-    position = torch.from_numpy(np.random.default_rng(seed + 100).integers(1, 4, rows))
-    data["position"] = position
-    data["b"] = torch.from_numpy(position_ctr_per_row(position.numpy(), data["click"].numpy()))
-    return data
 
 
 @pytest.mark.parametrize(

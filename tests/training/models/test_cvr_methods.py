@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from common.repository import read_manifest, versions
-from tests.training.models.test_esmm import SPEC, batch
+from tests.support.model_batches import SPEC, batch
 from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
 from training.models.aman import AMAN, AMANConfig

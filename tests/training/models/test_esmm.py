@@ -2,31 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from common.features import Feature, FeatureSpec, NumericStats
-from training.export import random_inputs
+from tests.support.model_batches import SPEC, batch
 from training.models.esmm import ESMM, ESMMConfig
-
-SPEC = FeatureSpec(
-    (
-        Feature("user_id", "categorical", "context", buckets=50),
-        Feature("ad_id", "categorical", "candidate", buckets=30),
-        Feature("ad_price", "numeric", "candidate"),
-    ),
-    {"ad_price": NumericStats(0.0, 1.0)},
-)
-
-
-def batch(rows: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    inputs = random_inputs(SPEC, rows, seed)
-    rng = np.random.default_rng(seed)
-    click = rng.integers(0, 2, rows)
-    conversion = click * rng.integers(0, 2, rows)
-    return {
-        "categorical": torch.from_numpy(inputs["categorical"]),
-        "numeric": torch.from_numpy(inputs["numeric"]),
-        "click": torch.from_numpy(click),
-        "conversion": torch.from_numpy(conversion),
-    }
 
 
 def test_outputs_are_named_probabilities_with_pctcvr_the_product():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from common.repository import read_manifest
-from tests.training.models.test_esmm import SPEC
+from tests.support.model_batches import SPEC
 from training.checkpoint import Checkpoint
 from training.export import export_checkpoint, random_inputs
 from training.model_config import ModelConfig

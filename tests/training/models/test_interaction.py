@@ -11,8 +11,8 @@ import torch
 
 from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import read_manifest
-from tests.training.models.test_esmm import SPEC
-from tests.training.models.test_position_aware import SMALL, trained_debiased_esmm
+from tests.support.debiased_esmm import SMALL, trained_debiased_esmm
+from tests.support.model_batches import SPEC
 from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
 from training.metrics import auc

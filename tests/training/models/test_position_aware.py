@@ -12,32 +12,17 @@ import pytest
 import torch
 
 from common.repository import read_manifest
-from tests.training.models.test_esmm import SPEC, batch
-from tests.training.test_export_adversarial_ctr import PER_ROW_BYPASS_OPS, optimized_op_types
+from tests.support.debiased_esmm import SMALL, trained_debiased_esmm
+from tests.support.model_batches import SPEC, logged_batch
+from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
 from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
-from training.fit import TrainingConfig
 from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
-from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
+from training.models.esmm_debiased import DebiasedESMMConfig
 from training.models.ips_cvr import IPSCVR, IPSCVRConfig
 from training.models.position_bypass import RATIO_ROWS, inverted_slots, position_summary
-from training.position_ctr import listed_slots, position_ctr, position_ctr_per_row
-
-SMALL = {"embedding_dim": 4, "hidden": [8]}
-
-
-def logged_batch(rows: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A minibatch with positions 1..5 and b, each slot clicked less than the one above."""
-    data = batch(rows, seed)
-    rng = np.random.default_rng(seed)
-    position = rng.integers(1, 6, rows)
-    click = (rng.random(rows) < 0.6 / position).astype(np.int64)
-    data["position"] = torch.from_numpy(position)
-    data["click"] = torch.from_numpy(click)
-    data["conversion"] = torch.from_numpy(click * rng.integers(0, 2, rows))
-    data["b"] = torch.from_numpy(position_ctr_per_row(position, click))
-    return data
+from training.position_ctr import listed_slots, position_ctr
 
 
 def test_offsets_start_at_the_training_log_odds():
@@ -49,21 +34,6 @@ def test_offsets_start_at_the_training_log_odds():
     cvr = float(conversion.sum() / click.sum())
     assert math.isclose(float(model.ctr_tower.mlp[-1].bias.detach()), math.log(ctr / (1 - ctr)), rel_tol=1e-5)
     assert math.isclose(float(model.cvr_tower.mlp[-1].bias.detach()), math.log(cvr / (1 - cvr)), rel_tol=1e-5)
-
-
-def trained_debiased_esmm(params: dict) -> tuple[DebiasedESMM, dict[str, torch.Tensor]]:
-    """A small debiased ESMM after 30 steps on ``logged_batch()`` (its loss checked to fall), in eval mode."""
-    torch.manual_seed(0)
-    model = DebiasedESMM(SPEC, DebiasedESMMConfig(**params))
-    data = logged_batch()
-    model.fix_constants(data)
-    first = model.loss(data).item()
-    for phase in model.training_phases(TrainingConfig(learning_rate=0.01)):
-        for _ in range(30):
-            phase.step(data)
-    assert model.loss(data).item() < first
-    model.eval()
-    return model, data
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.9])
