@@ -15,24 +15,11 @@ import pytest
 
 from cli.docs_check import check
 from clients.service_process import free_port
+from tests.support.docs_page import page
 from tests.support.tiny_repository import repository as tiny_repository
 from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = """# A page
-
-```sh
-{setup}
-curl -s localhost:8000/v2/health/ready
-# {{}}
-```
-"""
-
-
-def page(folder: Path, setup: str = "true") -> Path:
-    path = folder / "page.md"
-    path.write_text(PAGE.format(setup=setup))
-    return path
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from cli.docs_check import addressed, check
-from tests.cli.test_docs_check_failures import page
+from tests.support.docs_page import page
 from tests.support.stand_in import reply, stand_in
 
 

@@ -11,8 +11,10 @@ import subprocess
 from pathlib import Path
 
 from cli.errors import full_disk_line
-from tests.cli.test_read_only_repository import CTR, ROOT, TINY_ESMM
+from tests.support.ctr_process import CTR
 from tests.support.full_disk import full_disk_command, needs_full_disk
+from tests.support.server import ROOT
+from tests.support.tiny_esmm_config import TINY_ESMM
 
 pytestmark = needs_full_disk
 

@@ -13,6 +13,7 @@ import pytest
 from common.regular_file import NOT_REGULAR
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.full_disk import full_disk_command, needs_full_disk
+from tests.support.tiny_esmm_config import TINY_ESMM
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,8 +71,6 @@ def test_a_version_with_a_fifo_for_its_model_is_said_not_whole_and_trained_besid
     """sha256_file's open waited for a writer: ``ctr prepare`` (and ``make run``) hung without a word. The version
     cannot be served (the service refuses it), so it is not whole, as one of another sha256 is: a new version is
     trained beside it, the line says why. (A file in the work folder's way ends the command before training.)"""
-    from tests.cli.test_read_only_repository import TINY_ESMM
-
     repository = tmp_path / "repository"
     publish_tiny_esmm(repository)
     (repository / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
@@ -159,8 +158,6 @@ def test_a_work_folder_that_cannot_take_a_models_log_is_said_before_any_process_
 def test_a_failure_whose_log_holds_nothing_says_so(tmp_path):
     """A full work folder: the training process could not write its error to its log either, and the line
     said "its log: .../esmm/prepare.log" of an empty file (after an empty line, the log's "last lines")."""
-    from tests.cli.test_read_only_repository import TINY_ESMM
-
     (tmp_path / "repository" / "esmm").mkdir(parents=True)  # esmm fills both roles: it alone is trained
     (tmp_path / "repository" / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
     (tmp_path / "work").mkdir()

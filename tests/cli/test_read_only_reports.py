@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_read_only_repository import ctr, one_error_line
+from tests.support.ctr_process import ctr, one_error_line
 from tests.support.read_only_mount import needs_read_only_mount
 
 pytestmark = needs_read_only_mount

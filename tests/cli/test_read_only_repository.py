@@ -7,52 +7,21 @@ and ``ctr train --export`` found it only at the export, after the whole training
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.read_only_mount import needs_read_only_mount, read_only_command
+from tests.support.ctr_process import ctr, one_error_line
+from tests.support.read_only_mount import needs_read_only_mount
+from tests.support.tiny_esmm_config import TINY_ESMM
 
 pytestmark = needs_read_only_mount
-
-ROOT = Path(__file__).resolve().parents[2]
-CTR = [sys.executable, "-c", "from cli.main import app; app()"]
-# A model that trains in seconds: a run of the code before the check trained it, then failed at the export.
-TINY_ESMM = """kind = "esmm"
-[model]
-embedding_dim = 4
-hidden = [8]
-[training]
-epochs = 1
-[data]
-days = 1
-requests_per_day = 2000
-heldout_requests = 500
-[world]
-n_users = 200
-n_ads = 100
-"""
-
-
-def ctr(*args: str, cwd: Path, read_only: Path | None = None) -> subprocess.CompletedProcess:
-    """``ctr ARGS`` in ``cwd``, with the folder ``read_only`` (where given) on a read-only mount."""
-    command = [*CTR, *args] if read_only is None else read_only_command(read_only, [*CTR, *args])
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
-
-
-def one_error_line(done: subprocess.CompletedProcess) -> str:
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and lines and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert lines[-1].startswith("error: ") and not any(line.startswith("error: ") for line in lines[:-1])
-    return lines[-1]
 
 
 @pytest.fixture
 def models(tmp_path: Path) -> Path:
-    """A repository holding the tiny esmm's config, no version."""
+    """A repository holding the tiny esmm's config, no version (a run of the code before the check trained it,
+    then failed at the export)."""
     (tmp_path / "models" / "esmm").mkdir(parents=True)
     (tmp_path / "models" / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
     return tmp_path / "models"
