@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -18,12 +17,11 @@ from clients.client import AsyncScoringClient, ModelRef, Score, ScoreResponse, S
 from clients.latency_proxy import latency_proxy
 from common.repository import versions
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.score_call import CANDIDATES, CONTEXT, overloaded
 from tests.support.server import running_server
-from tests.support.stand_in import reply, stand_in
+from tests.support.stand_in import stand_in
 
 TOKEN = "client-test-admin-token"
-CONTEXT = {"user_id": "u_1", "hour": "20"}
-CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(3)]
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +84,6 @@ def test_admin_reload_is_reported_by_models(service: tuple[str, Path]) -> None:
         (entry,) = client.models()
         assert entry.name == "esmm" and entry.ready and entry.version == version
         assert client.score(CONTEXT, CANDIDATES).models["ctr"].version == version
-
-
-OVERLOADED = b'{"error":"server overloaded: the model\'s queue is full","field":null}'
-
-
-def overloaded(handler: BaseHTTPRequestHandler) -> None:
-    """The answer the service gives a request its queue cannot take in time: 503, ``Retry-After: 1`` and
-    its error body (the real service gives that only under load; what is tested is the client's side)."""
-    reply(handler, 503, OVERLOADED, {"retry-after": "1"})
 
 
 def test_503_with_retry_after_is_waited_out_then_raised() -> None:

@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError
-from tests.clients.test_client import CANDIDATES, CONTEXT, overloaded
-from tests.clients.test_client_retries import SCORED
+from tests.support.score_call import CANDIDATES, CONTEXT, SCORED, overloaded
 from tests.support.stand_in import reply, stand_in
 
 

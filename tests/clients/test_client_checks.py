@@ -9,7 +9,6 @@ import asyncio
 import copy
 import pickle
 import time
-from collections.abc import Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -22,18 +21,8 @@ import pytest
 
 from clients.client import AsyncScoringClient, ModelRef, RankedItem, ScoringClient, ServiceError, _retry_after
 from clients.service_process import free_port
-from tests.clients.test_client import CANDIDATES, CONTEXT
-from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.server import running_server
+from tests.support.score_call import CANDIDATES, CONTEXT
 from tests.support.stand_in import reply, stand_in
-
-
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("models")
-    publish_tiny_esmm(root)
-    with running_server(root, tmp_path_factory.mktemp("logs") / "server.log", ctr_model="esmm") as (url, _):
-        yield url
 
 
 def answering(status: int, body: object, headers: dict[str, str] | None = None):

@@ -13,9 +13,8 @@ import pytest
 
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError, checked_request_id
 from service.http.request_head import acceptable_request_id
-from tests.clients.test_client import CANDIDATES, CONTEXT, OVERLOADED
-from tests.clients.test_client_checks import url  # noqa: F401 (the module's real service, a fixture)
 from tests.support.access_log import given_id
+from tests.support.score_call import CANDIDATES, CONTEXT, OVERLOADED
 from tests.support.stand_in import reply, stand_in
 
 REFUSED = ["", " ", "ad 42", "ad\t42", "x" * 201, "é", "ad\x7f", "ad\n42"]
@@ -27,7 +26,7 @@ def echoing_overload(handler: BaseHTTPRequestHandler) -> None:
     reply(handler, 503, OVERLOADED, {"x-request-id": handler.headers.get("x-request-id", "")})
 
 
-def test_a_request_id_is_sent_and_the_services_errors_carry_it_back(url: str) -> None:  # noqa: F811
+def test_a_request_id_is_sent_and_the_services_errors_carry_it_back(url: str) -> None:
     with ScoringClient(url) as client:
         assert len(client.score(CONTEXT, CANDIDATES, request_id="ad-42").scores) == len(CANDIDATES)
         bad = [{"ad_id": "a", "ad_price": "cheap"}]

@@ -16,11 +16,10 @@ import orjson
 import pytest
 
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError
-from tests.clients.test_client import CANDIDATES, CONTEXT, OVERLOADED
+from tests.support.score_call import CANDIDATES, CONTEXT, OVERLOADED, SCORED
 from tests.support.stand_in import reply, stand_in
 
 RETRY_AFTER_S = 0.05
-SCORED = orjson.dumps({"scores": [{"pctr": 0.1, "pctcvr": 0.01, "pcvr": 0.1}] * len(CANDIDATES), "models": {}})
 
 
 def briefly_overloaded(handler: BaseHTTPRequestHandler) -> None:
