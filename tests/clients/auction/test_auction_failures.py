@@ -164,7 +164,7 @@ def test_the_models_a_running_service_served_are_in_the_report(tmp_path: Path, m
     served name, version, sha256 and regime are recorded, and a position-blind model in the debiased pipeline
     is warned."""
     import clients.auction.run as run
-    from tests.clients.auction.test_auction_report import day
+    from tests.support.auction_day import day
 
     served = [
         ModelStatus(
@@ -293,7 +293,7 @@ def test_an_exit_that_is_no_signal_is_not_written_up_as_sigterm(tmp_path: Path, 
     """Every SystemExit was taken for SIGTERM's (cli/signals.py raises SystemExit(143)): a library's sys.exit(3)
     after a day had run wrote a partial report "interrupted by SIGTERM". It goes on up as it came."""
     import clients.auction.run as run
-    from tests.clients.auction.test_auction_report import day
+    from tests.support.auction_day import day
 
     def pipeline(done, *args) -> None:
         if done.seed == 1:

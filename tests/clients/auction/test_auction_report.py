@@ -8,17 +8,11 @@ import asyncio
 import pytest
 
 from clients.auction.pipelines import check_pipelines
-from clients.auction.report import COMPARED, MEANS, SLOT_MEANS, SLOT_SUMS, SUMS, summarise, table
+from clients.auction.report import COMPARED, summarise, table
 from clients.auction.retrain import ReloadRefused, reload_and_confirm
 from clients.auction.run import PipelineRun
 from clients.client import AsyncScoringClient
-
-
-def day(welfare: float) -> dict:
-    """A day's metrics with every key the report reads (two slots)."""
-    metrics: dict = dict.fromkeys(SUMS, 1.0) | dict.fromkeys(MEANS, 1.0)
-    metrics |= {key: [1.0, 1.0] for key in (*SLOT_SUMS, *SLOT_MEANS)}
-    return metrics | {"welfare": welfare, "errors": 0, "model_versions": {}}
+from tests.support.auction_day import day
 
 
 def test_a_pipeline_named_twice_is_refused() -> None:
