@@ -16,8 +16,8 @@ import orjson
 
 from service.http.failure_lines import LINES_PER_S
 from tests.integration.test_hardening import port_of, repository, responses
-from tests.service.routes.test_v2_route import infer_body
 from tests.support.server import running_server
+from tests.support.v2_bodies import infer_body
 from tests.support.wait import eventually
 
 JSON = {"content-type": "application/json"}

@@ -17,10 +17,10 @@ from tritonclient.grpc import service_pb2_grpc
 
 from clients.service_process import free_port
 from tests.integration.test_grpc_access import infer_request
-from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
+from tests.support.v2_bodies import infer_body
 
 NAME = "unknown_name_"  # the start of every long name sent, which each answer must still show
 HUGE = NAME + "x" * 1_000_000  # where the body may hold it (CTR_MAX_BODY_BYTES is 4 MiB)

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.service.routes.test_v2_route import infer_body
 from tests.support.server import running_server
 from tests.support.tiny_repository import repository
+from tests.support.v2_bodies import infer_body
 
 SCORE = {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]}
 

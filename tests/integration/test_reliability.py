@@ -26,11 +26,11 @@ from clients.service_process import free_port
 from common.repository import MODEL_FILE, version_dir
 from service.app import ROUTERS
 from service.routes import admin
-from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.openapi import resolved
 from tests.support.server import running_server
 from tests.support.tiny_repository import repository
+from tests.support.v2_bodies import infer_body
 from tests.support.wait import eventually
 
 TOKEN = "reliability-admin-token"

@@ -12,9 +12,9 @@ import httpx
 import orjson
 
 from tests.integration.test_hardening import BODY, PAYLOAD, port_of, repository, responses
-from tests.service.routes.test_v2_binary import binary_body, json_body
 from tests.support.access_log import given_id
 from tests.support.server import running_server
+from tests.support.v2_bodies import binary_body, json_body
 
 JSON = {"content-type": "application/json"}
 

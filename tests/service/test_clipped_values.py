@@ -20,8 +20,8 @@ from common.features import NumericStats
 from service.app import create_app
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.v2_bodies import infer_body
 
 RANGED = SPEC.with_stats(
     {"ad_price": NumericStats(10.0, 4.0, low=1.0, high=30.0), "ad_quality": NumericStats(0.5, 0.2, low=0.0, high=1.0)}

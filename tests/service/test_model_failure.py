@@ -21,9 +21,9 @@ from service.batching.policy import BatchConfig
 from service.http.errors import NonFiniteOutput
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.routes.test_v2_route import infer_body
 from tests.service.test_model_manager import app_client, make_repository
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.v2_bodies import infer_body
 
 SCORE = {"context": {"user_id": "u"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}, {"ad_id": "b", "ad_price": 2.0}]}
 

@@ -24,8 +24,8 @@ from service.models.manager import load_snapshot
 from service.models.snapshot import RoleConflict
 from service.routes.models import ModelList
 from service.settings import Settings
-from tests.service.routes.test_score_route import GOOD
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.direct_scores import GOOD
 from tests.support.retrieval import add_tiny_esam
 from tests.support.wait import eventually, observe_polls
 

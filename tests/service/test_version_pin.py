@@ -20,9 +20,9 @@ from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.settings import Settings
-from tests.service.routes.test_score_route import GOOD, direct_scores
-from tests.service.routes.test_v2_route import infer_body
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.direct_scores import GOOD, direct_scores
+from tests.support.v2_bodies import infer_body
 
 LOGGED = {"regime": "logged"}
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5]}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.http.content_coding import CODINGS, MAX_MEMBERS, Inflater
 from service.settings import Settings
-from tests.service.routes.test_v2_binary import binary_body, json_body
+from tests.support.v2_bodies import binary_body, json_body
 
 SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_1", "ad_price": 2.0}] * 3})
 INFER = "/v2/models/esmm/infer"

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.routes.test_v2_route import infer_body
 from tests.support.openapi import resolved
+from tests.support.v2_bodies import infer_body
 
 VERSIONED = ("/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready")
 INFER = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")

@@ -9,47 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
+from tests.support.v2_bodies import CATEGORICAL, NUMERIC, binary_body, json_body
 
-CATEGORICAL = np.array([[1, 60, 80], [2, 51, 99]], dtype=np.int64)  # ids inside each feature's bucket range
-NUMERIC = np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)
 URL = "/v2/models/esmm/infer"
-
-
-def binary_body(
-    categorical: np.ndarray = CATEGORICAL, numeric: np.ndarray = NUMERIC, extra: bytes = b"", **request: object
-) -> tuple[bytes, dict[str, str]]:
-    """A binary-extension body (both inputs as raw bytes) and its Inference-Header-Content-Length."""
-    raw = [categorical.astype("<i8").tobytes(), numeric.astype("<f4").tobytes()]
-    header = {
-        "inputs": [
-            {
-                "name": "categorical",
-                "datatype": "INT64",
-                "shape": list(categorical.shape),
-                "parameters": {"binary_data_size": len(raw[0])},
-            },
-            {
-                "name": "numeric",
-                "datatype": "FP32",
-                "shape": list(numeric.shape),
-                "parameters": {"binary_data_size": len(raw[1])},
-            },
-        ],
-        **request,
-    }
-    head = orjson.dumps(header)
-    return head + raw[0] + raw[1] + extra, {"Inference-Header-Content-Length": str(len(head))}
-
-
-def json_body() -> bytes:
-    return orjson.dumps(
-        {
-            "inputs": [
-                {"name": "categorical", "datatype": "INT64", "shape": [2, 3], "data": CATEGORICAL.tolist()},
-                {"name": "numeric", "datatype": "FP32", "shape": [2, 2], "data": NUMERIC.tolist()},
-            ]
-        }
-    )
 
 
 def split(response_content: bytes, header_size: int) -> tuple[dict, bytes]:

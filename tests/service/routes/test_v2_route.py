@@ -11,18 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.tiny_model import SPEC
+from tests.support.v2_bodies import infer_body
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def infer_body(categorical: list[list[int]], numeric: list[list[float]], **extra: object) -> dict:
-    return {
-        "inputs": [
-            {"name": "categorical", "datatype": "INT64", "shape": [len(categorical), 3], "data": categorical},
-            {"name": "numeric", "datatype": "FP32", "shape": [len(numeric), 2], "data": numeric},
-        ],
-        **extra,
-    }
 
 
 def test_the_server_reports_the_installed_version(client: TestClient) -> None:
