@@ -14,7 +14,7 @@ from uvicorn.server import ServerState
 
 from service.http.disconnect import DEPARTURE
 from service.http.protocol import DirectRoutes, Reply, guarded_protocol
-from tests.service.test_request_freed import RecordingTransport, plain
+from tests.support.recorded_connection import RecordingTransport, plain
 
 
 def post(body: bytes, path: str = "/direct", chunked: bool = False) -> bytes:

@@ -23,7 +23,7 @@ import uvicorn
 
 from service.http.drain import DrainingServer
 from service.http.protocol import guarded_protocol
-from tests.service.test_idle_connections import LOOPS, REQUEST, read_response, serving
+from tests.support.protocol_server import LOOPS, REQUEST, read_response, serving
 
 
 def one_request(port: int) -> tuple[bytes, bytes]:

@@ -13,8 +13,7 @@ import pytest
 import uvicorn
 
 from service.http.protocol import guarded_protocol
-from tests.service.test_request_freed import answered, plain
-from tests.service.test_request_head import guarded_connection, statuses
+from tests.support.recorded_connection import answered, guarded_connection, plain, statuses
 
 
 async def refusing(scope: Any, receive: Any, send: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 from service.http.disconnect import DEPARTURE, Departure
 from service.http.failure_lines import LINES_PER_S, FailureLines
 from service.log_format import ACCESS_LOGGER
-from tests.service.test_shed_log import Scheduled
+from tests.support.scheduled import Scheduled
 
 
 def scope(departure: Departure | None = None) -> dict:

@@ -15,7 +15,7 @@ from service.models.manager import load_snapshot
 from service.models.snapshot import ServingModels
 from service.score.pipeline import PreparedRequest, prepare
 from service.settings import Settings
-from tests.service.test_fuzz_score import near_valid
+from tests.support.score_strategies import near_valid
 
 
 @pytest.fixture(scope="module")

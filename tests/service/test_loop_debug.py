@@ -4,34 +4,15 @@ the service's loop out of debug mode without a word (an audit looking for slow c
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 
 import pytest
-import uvicorn
 
-from service.server import ServiceServer
-from tests.service.test_idle_connections import LOOPS
+from tests.support.loop_debug import debug_of_loop_served_on
+from tests.support.protocol_server import LOOPS
 from tests.support.server import ROOT
-
-
-async def no_app(scope: object, receive: object, send: object) -> None:
-    """An app the server is never started with: its ``serve`` is replaced by one reading the loop."""
-
-
-def debug_of_loop_served_on(loop: str) -> bool:
-    """Whether the loop ``ServiceServer.run`` serves on (``loop``: uvicorn's name) is in debug mode."""
-    server = ServiceServer(uvicorn.Config(no_app, loop=loop))
-    seen = []
-
-    async def serve(sockets: object = None) -> None:
-        seen.append(asyncio.get_running_loop().get_debug())
-
-    server.serve = serve  # type: ignore[method-assign]
-    server.run()
-    return seen[0]
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -44,7 +25,7 @@ def test_the_loop_is_in_debug_mode_when_pythonasynciodebug_asks(loop: str, monke
 
 def test_the_loop_is_in_debug_mode_under_python_x_dev() -> None:
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"} | {"PYTHONPATH": str(ROOT)}
-    probe = "from tests.service.test_loop_debug import debug_of_loop_served_on as d; print(d('asyncio'), d('uvloop'))"
+    probe = "from tests.support.loop_debug import debug_of_loop_served_on as d; print(d('asyncio'), d('uvloop'))"
     said = subprocess.run(
         [sys.executable, "-X", "dev", "-c", probe], env=environment, capture_output=True, text=True, timeout=60
     )

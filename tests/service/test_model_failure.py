@@ -21,11 +21,10 @@ from service.batching.policy import BatchConfig
 from service.http.errors import NonFiniteOutput
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.test_model_manager import app_client, make_repository
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.app_client import app_client, make_repository
+from tests.support.score_bodies import TWO_CANDIDATES
 from tests.support.v2_bodies import infer_body
-
-SCORE = {"context": {"user_id": "u"}, "candidates": [{"ad_id": "a", "ad_price": 1.0}, {"ad_id": "b", "ad_price": 2.0}]}
 
 
 def failing_run(inputs: object) -> object:
@@ -40,7 +39,7 @@ def test_a_failed_run_is_a_500_naming_the_model_logged_once_and_counted(
         batcher.run = failing_run
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            scored = client.post("/v1/score", json=SCORE)
+            scored = client.post("/v1/score", json=TWO_CANDIDATES)
             inferred = client.post("/v2/models/esmm/infer", json=infer_body([[0, 50, 74]], [[0.0, 0.0]]))
         for response in (scored, inferred):
             assert response.status_code == 500
@@ -74,7 +73,7 @@ def test_a_non_finite_score_is_a_500_naming_the_model_logged_once_a_run(
         batcher.run = spoiling(batcher.run, value)
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            scored = client.post("/v1/score", json=SCORE)
+            scored = client.post("/v1/score", json=TWO_CANDIDATES)
             inferred = client.post("/v2/models/esmm/infer", json=infer_body([[0, 50, 74]], [[0.0, 0.0]]))
         for response in (scored, inferred):
             assert response.status_code == 500, response.text

@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 from common.repository import MANIFEST_FILE, MODEL_FILE, version_dir
 from service.models.external_data import UnreadableModel, external_tensors
 from service.models.loader import ONNX_MAX_BYTES
-from tests.service.test_model_manager import AUTH, BODY, app_client, make_repository
+from tests.support.app_client import AUTH, BODY, app_client, make_repository
 
 SECRET = b"CTR_ADMIN_TOKEN=0123456789abcdef0123\nDB_PASSWORD=hunter2-very-secret\n"
 

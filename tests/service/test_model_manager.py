@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,30 +14,12 @@ from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.batching.batcher import Batcher
 from service.batching.policy import BatchConfig, Work, admission
-from service.metrics import Metrics
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.manager import ModelManager
-from service.models.snapshot import ServingModels
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.app_client import AUTH, BODY, TOKEN, app_client, bare_manager, make_repository
 from tests.support.wait import eventually, observe_polls
-
-TOKEN = "s3cret-admin-token-0123"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BODY = {"candidates": [{"user_id": "u", "ad_id": "a", "ad_price": 1.0}]}
-
-
-def make_repository(root: Path, n_versions: int, serving: str = "") -> Path:
-    for seed in range(n_versions):
-        publish_tiny_esmm(root, seed=seed)
-    if serving:
-        (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
-    return root
-
-
-def bare_manager(settings: Settings) -> ModelManager:
-    """A model manager outside an app (its state a bare namespace), nothing loaded yet."""
-    return ModelManager(SimpleNamespace(models=ServingModels.empty(settings, "loading")), settings, Metrics())
 
 
 def gated_batcher(release: threading.Event) -> Batcher:
@@ -56,12 +37,6 @@ def gated_batcher(release: threading.Event) -> Batcher:
 def three_requests(batcher: Batcher) -> list[Work]:
     deadline = asyncio.get_running_loop().time() + 10
     return [batcher.enqueue({"x": np.ones((1, 1), np.float32)}, 1, deadline) for _ in range(3)]
-
-
-def app_client(root: Path, **settings: object) -> TestClient:
-    return TestClient(
-        create_app(Settings(model_repository=root, ctr_model="esmm", use_cuda=False, admin_token=TOKEN, **settings))
-    )
 
 
 def test_serving_config_parsing(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ import service.models.loader as loader
 import service.models.manager as manager_module
 import service.routes.admin as admin_module
 from common.repository import MODEL_FILE
-from tests.service.test_model_manager import AUTH, BODY, app_client, make_repository
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.app_client import AUTH, BODY, app_client, make_repository
 from tests.support.server import running_server
 from tests.support.wait import eventually, observe_polls
 
@@ -260,7 +260,7 @@ def test_an_admin_operation_waiting_for_the_lock_keeps_its_place_in_its_queue(tm
     loads that wait as long as it takes (polling's, the start's): a run of loads, none stuck, could push it past
     its 10 s into a 503. Now one acquire waits the whole time: released, the lock goes to it first."""
     from service.settings import Settings
-    from tests.service.test_model_manager import bare_manager
+    from tests.support.app_client import bare_manager
 
     async def scenario() -> list[str]:
         manager = bare_manager(Settings(model_repository=tmp_path, use_cuda=False))

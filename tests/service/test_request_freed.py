@@ -17,52 +17,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from typing import Any
 
 import uvicorn
 from uvicorn.server import ServerState
 
-from service.http.overload import QueueWatch
 from service.http.protocol import guarded_protocol
-
-
-class RecordingTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:  # type: ignore[override]
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-async def plain(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    await receive()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-    await send({"type": "http.response.body", "body": b"ok"})
-
-
-async def answered(protocol: Any, request: bytes) -> None:
-    protocol.data_received(request)
-    for _ in range(20):
-        await asyncio.sleep(0)
+from tests.support.recorded_connection import RecordingTransport, answered, plain
+from tests.support.refusing_watch import RefusingWatch
 
 
 def first_freed_with_the_collector_off(protocol_class: type, requests: tuple[bytes, bytes]) -> tuple[bool, bytes]:
@@ -92,13 +53,6 @@ def test_an_answered_request_is_freed_once_the_next_replaces_it_with_the_collect
     freed, written = first_freed_with_the_collector_off(guarded_protocol(10.0, 10.0, 1.0), requests)
     assert written.count(b"\r\n\r\nok") == 2  # both answered
     assert freed
-
-
-class RefusingWatch(QueueWatch):
-    """The door's watch, deciding every inference request is to be refused (as under overload)."""
-
-    def refuse(self, waited_s: float, now: float, in_flight: int, sheddable: bool) -> bool:
-        return sheddable
 
 
 def test_a_request_refused_at_the_door_is_freed_once_the_next_replaces_it_with_the_collector_off() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +16,8 @@ from uvicorn.server import ServerState
 
 from service.http.protocol import guarded_protocol
 from service.http.request_head import REQUEST_IDS, acceptable_request_id, read_head
-from tests.service.test_request_freed import RecordingTransport, RefusingWatch, answered, plain
+from tests.support.recorded_connection import RecordingTransport, answered, guarded_connection, plain, statuses
+from tests.support.refusing_watch import RefusingWatch
 
 
 def written(requests: bytes, **protocol: object) -> tuple[bytes, bool, list[int]]:
@@ -37,22 +37,6 @@ def written(requests: bytes, **protocol: object) -> tuple[bytes, bool, list[int]
         return b"".join(transport.writes), transport.closed
 
     return (*asyncio.run(run()), counted)
-
-
-def guarded_connection(config: uvicorn.Config) -> tuple[Any, RecordingTransport]:
-    """A connection of ``config``'s protocol (loaded here) on a transport that records its writes, given the
-    headers uvicorn's server puts on every response."""
-    config.load()
-    server_state = ServerState()
-    server_state.default_headers = list(DEFAULT_HEADERS)
-    connection = config.http_protocol_class(config=config, server_state=server_state, app_state={})
-    transport = RecordingTransport()
-    connection.connection_made(transport)
-    return connection, transport
-
-
-# what uvicorn's server puts on every response (ctr serve adds the keep-alive hint)
-DEFAULT_HEADERS = ((b"server", b"uvicorn"), (b"date", b"Sat, 05 Dec 2026 10:00:00 GMT"), (b"keep-alive", b"timeout=5"))
 
 
 def error_of(response: bytes) -> str:
@@ -239,10 +223,6 @@ def test_a_late_body_is_answered_408_with_its_request_id(caplog: pytest.LogCaptu
     # its line names the peer, as the access line does (it named none)
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed a connection")]
     assert said == ["closed a connection from 127.0.0.1:50000 whose request body did not arrive in time"]
-
-
-def statuses(response: bytes) -> list[bytes]:
-    return re.findall(rb"HTTP/1\.1 (\d{3}) ", response)
 
 
 def test_bad_bytes_behind_requests_in_hand_are_answered_after_them() -> None:

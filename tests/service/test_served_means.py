@@ -17,19 +17,9 @@ from service.app import create_app
 from service.metrics import SMALL_SUM, summed
 from service.settings import Settings
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.metrics import series
+from tests.support.score_bodies import SEVEN_CANDIDATES
 from tests.support.wait import eventually
-
-BODY = {"context": {"user_id": "u1"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0 + i} for i in range(7)]}
-
-
-def series(text: str, name: str, version: int) -> dict[str, float]:
-    """The ``output`` (or no label: "") -> value of the model esmm's ``name`` series of ``version``."""
-    found = {}
-    for line in text.splitlines():
-        if line.startswith(f'{name}{{model="esmm",version="{version}"'):
-            labels, value = line.rsplit(" ", 1)
-            found[labels.partition('output="')[2].rstrip('"}')] = float(value)
-    return found
 
 
 def test_each_version_s_served_probabilities_are_summed_beside_its_inference_count(
@@ -44,7 +34,7 @@ def test_each_version_s_served_probabilities_are_summed_beside_its_inference_cou
         served, texts = [], {}
         for version in (1, 2):
             for _ in range(3):
-                answer = client.post("/v1/score", json=BODY)
+                answer = client.post("/v1/score", json=SEVEN_CANDIDATES)
                 assert answer.status_code == 200 and answer.json()["models"]["ctr"]["version"] == version
                 served.append((version, answer.json()["scores"]))
             texts[version] = client.get("/metrics").text
@@ -90,10 +80,10 @@ def test_a_version_served_again_counts_from_0_whatever_this_process_still_held_o
     settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
     headers = {"authorization": "Bearer " + "t" * 16}
     with TestClient(create_app(settings)) as client:
-        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        assert client.post("/v1/score", json=SEVEN_CANDIDATES).json()["models"]["ctr"]["version"] == 2
         client.app.state.metrics.model("esmm", 1).successes = 300  # still held (a batcher draining elsewhere)
         rollback = 'kind = "esmm"\n[serving]\nversion_policy = { specific = [1] }\n'
         (tmp_path / "esmm" / "config.toml").write_text(rollback)
         assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
-        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 1
+        assert client.post("/v1/score", json=SEVEN_CANDIDATES).json()["models"]["ctr"]["version"] == 1
         assert 'ctr_inference_request_success_total{model="esmm",version="1"} 1\n' in client.get("/metrics").text

@@ -4,27 +4,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pytest
 
 from service.http.shed_log import INTERVAL_S, ShedLog
-
-
-class Scheduled:
-    """call_later's stand-in: the callbacks in order, run when the test says the time has come."""
-
-    def __init__(self, delay_s: float = INTERVAL_S) -> None:
-        self.delay_s = delay_s  # the only delay asked for
-        self.waiting: list[tuple[float, Callable[[], None]]] = []
-
-    def __call__(self, delay_s: float, callback: Callable[[], None]) -> None:
-        self.waiting.append((delay_s, callback))
-
-    def run_next(self) -> None:
-        delay_s, callback = self.waiting.pop(0)
-        assert delay_s == self.delay_s
-        callback()
+from tests.support.scheduled import Scheduled
 
 
 def test_a_burst_is_said_at_once_then_counted_when_its_interval_ends(caplog: pytest.LogCaptureFixture) -> None:

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.service.test_served_means import BODY, series
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.metrics import series
+from tests.support.score_bodies import SEVEN_CANDIDATES
 
 NAME = "ctr_model_training_output_mean"
 MEANS = {"pctr_mean": 0.0731234567891, "pcvr_mean": 0.12, "pctcvr_mean": 0.0091, "ctr_auc": 0.7}
@@ -23,13 +24,13 @@ def test_a_version_s_training_means_are_a_gauge_and_an_older_model_json_serves_w
     publish_tiny_esmm(tmp_path, seed=0)  # exported before the means were recorded
     settings = Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False, admin_token="t" * 16)
     with TestClient(create_app(settings)) as client:
-        assert client.post("/v1/score", json=BODY).status_code == 200
+        assert client.post("/v1/score", json=SEVEN_CANDIDATES).status_code == 200
         text = client.get("/metrics").text
         assert f"# TYPE {NAME} gauge" in text and series(text, NAME, 1) == {}
         publish_tiny_esmm(tmp_path, seed=5, metrics=MEANS)
         headers = {"authorization": "Bearer " + "t" * 16}
         assert client.post("/v2/repository/models/esmm/load", headers=headers).status_code == 200
-        assert client.post("/v1/score", json=BODY).json()["models"]["ctr"]["version"] == 2
+        assert client.post("/v1/score", json=SEVEN_CANDIDATES).json()["models"]["ctr"]["version"] == 2
         means = series(client.get("/metrics").text, NAME, 2)
     assert means == {"pctr": 0.0731234567891, "pcvr": 0.12, "pctcvr": 0.0091}  # in full, AUC not among them
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.test_model_failure import SCORE
+from tests.support.score_bodies import TWO_CANDIDATES
 
 BEHIND_A_PROXY = {"x-forwarded-proto": "https", "host": "api.example.com"}
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/v2/health/ready/"), ("POST", "/v1/score/")])
 def test_a_trailing_slash_is_404_not_a_redirect(client: TestClient, method: str, path: str) -> None:
-    response = client.request(method, path, json=SCORE, headers=BEHIND_A_PROXY, follow_redirects=False)
+    response = client.request(method, path, json=TWO_CANDIDATES, headers=BEHIND_A_PROXY, follow_redirects=False)
     assert response.status_code == 404 and "location" not in response.headers, response.headers
     assert response.json()["error"]
