@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.integration.test_score_offline import candidates_table
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.candidates_table import candidates_table
 from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

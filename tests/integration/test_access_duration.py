@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_hardening import PAYLOAD, repository
 from tests.support.access_log import access_lines
+from tests.support.harden_requests import PAYLOAD
 from tests.support.server import running_server
+from tests.support.tiny_repository import repository
 
 JSON = {"content-type": "application/json"}
 PAUSE_S = 0.5

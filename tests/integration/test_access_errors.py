@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.integration.test_hardening import repository
 from tests.support.access_log import access_lines
 from tests.support.server import running_server
+from tests.support.tiny_repository import repository
 
 JSON = {"content-type": "application/json"}
 BAD_SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_1", "ad_price": "cheap"}]})

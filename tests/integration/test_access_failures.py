@@ -15,8 +15,9 @@ import httpx
 import orjson
 
 from service.http.failure_lines import LINES_PER_S
-from tests.integration.test_hardening import port_of, repository, responses
-from tests.support.server import running_server
+from tests.support.metrics import responses
+from tests.support.server import port_of, running_server
+from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import infer_body
 from tests.support.wait import eventually
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_hardening import PAYLOAD, repository
 from tests.support.cpu_quota import cpu_quota, needs_cpu_quota, quota_command
+from tests.support.harden_requests import PAYLOAD
 from tests.support.server import running_server
+from tests.support.tiny_repository import repository
 
 JSON = {"content-type": "application/json"}
 below_the_cpus = pytest.mark.skipif(

@@ -22,21 +22,15 @@ import pytest
 from clients import bench_harden as bench
 from common.repository import MODEL_FILE, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.server import running_server
+from tests.support.harden_requests import AUTH, BODY, PAYLOAD, TOKEN
+from tests.support.metrics import responses
+from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 
-TOKEN = "hardening-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BODY = {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(10)]}
-PAYLOAD = httpx.Request("POST", "http://x", json=BODY).content
 # Past this much of a CPU given to other guests during the pauses case, the host paused the server too:
 # a 503 then is not the test's 60 ms pauses alone (a clean-clone run on 2026-12-03 drew 9 of 6,000 while the
 # benchmarks run just before it recorded 41-92 %)
 HOST_STEAL_LIMIT_PCT = 10.0
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
 
 
 def closed_loop_rate(url: str, payload: bytes) -> float:
@@ -48,12 +42,6 @@ def closed_loop_rate(url: str, payload: bytes) -> float:
             assert reply.status_code == 200
             done += 1
     return done / (time.monotonic() - start)
-
-
-def responses(url: str, code: int) -> int:
-    """``ctr_http_responses_total`` of ``code``: the service's own answers, the protocol's counted too."""
-    series = f'ctr_http_responses_total{{code="{code}"}} '
-    return sum(int(line.rsplit(" ", 1)[1]) for line in httpx.get(f"{url}/metrics").text.splitlines() if series in line)
 
 
 def responses_503(url: str) -> int:

@@ -11,8 +11,7 @@ import re
 import socket
 from pathlib import Path
 
-from tests.integration.test_hardening import port_of
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 
 GET = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n\r\n"

@@ -28,6 +28,7 @@ from service.app import ROUTERS
 from service.routes import admin
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.openapi import resolved
+from tests.support.score_traffic import BODY, score_continuously
 from tests.support.server import running_server
 from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import infer_body
@@ -35,7 +36,6 @@ from tests.support.wait import eventually
 
 TOKEN = "reliability-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-BODY = {"context": {"user_id": "u_1"}, "candidates": [{"ad_id": f"ad_{i}", "ad_price": 1.0 + i} for i in range(5)]}
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +121,6 @@ def check_documented_examples(url: str) -> None:
         models[("GET", path)].validate_json(response.content)
     response = httpx.post(f"{url}/v2/repository/index", headers=AUTH)
     models[("POST", "/v2/repository/index")].validate_json(response.content)
-
-
-def score_continuously(url: str, stop: threading.Event) -> Counter:
-    statuses: Counter = Counter()
-    with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
-            statuses[client.post(f"{url}/v1/score", json=BODY).status_code] += 1
-    return statuses
 
 
 def test_reload_under_traffic_refuses_a_corrupt_version_with_no_failed_request(service: tuple[str, Path]) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.integration.test_hardening import BODY, PAYLOAD, port_of, repository, responses
 from tests.support.access_log import given_id
-from tests.support.server import running_server
+from tests.support.harden_requests import BODY, PAYLOAD
+from tests.support.metrics import responses
+from tests.support.server import port_of, running_server
+from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import binary_body, json_body
 
 JSON = {"content-type": "application/json"}

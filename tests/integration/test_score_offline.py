@@ -27,6 +27,7 @@ import pytest
 from common.encoder import FeatureEncoder
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.candidates_table import REQUEST_SIZES, candidates_table
 from tests.support.named_rows import parquet_row
 from tests.support.read_only_mount import needs_read_only_mount, read_only_command
 from tests.support.server import running_server
@@ -37,7 +38,6 @@ from training.offline_scores import score_file, scored_metadata, served_models
 
 ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
-REQUEST_SIZES = [1, 3, 7, 40, 2, 33]  # 32 candidates and more are encoded where checked (score/pipeline.py)
 ON_CPU = {"CTR_USE_CUDA": "false"}  # as the live services here run: the same provider's floats
 Ctr = Callable[..., subprocess.CompletedProcess]  # ``ctr ARGS``, in a process of its own or in this one
 
@@ -56,28 +56,6 @@ def service(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log = tmp_path_factory.mktemp("service") / "server.log"
     with running_server(repository, log, ctr_model="esmm") as (url, _):
         yield url
-
-
-def candidates_table(seed: int = 0, sizes: list[int] = REQUEST_SIZES) -> pa.Table:
-    """Requests of the tiny model's features as a data scientist's table holds them: an integer column with
-    gaps written by pandas (float64 with NaN: ``hour``), an optional numeric feature with nulls, a label."""
-    rng = np.random.default_rng(seed)
-    request_id = np.repeat(np.arange(len(sizes)), sizes)
-    n = request_id.size
-    hour = rng.integers(0, 24, n).astype(np.float64)
-    hour[rng.random(n) < 0.2] = np.nan
-    quality = pa.array([None if q < 0.15 else float(q) for q in rng.random(n)], pa.float64())
-    return pa.table(
-        {
-            "request_id": [f"r{i}" for i in request_id],
-            "user_id": [f"u{i}" for i in rng.integers(0, 20, len(sizes))[request_id]],
-            "hour": hour,
-            "ad_id": rng.integers(0, 500, n),
-            "ad_price": rng.lognormal(2.0, 1.0, n),
-            "ad_quality": quality,
-            "click": rng.integers(0, 2, n),  # not a feature: carried through, as any other column
-        }
-    )
 
 
 def request_bodies(table: pa.Table) -> Iterator[tuple[list[int], dict]]:

@@ -28,12 +28,12 @@ import tritonclient.grpc as grpcclient
 from clients import bench_harden as bench
 from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
-from tests.integration.test_hardening import AUTH, PAYLOAD, TOKEN, port_of
-from tests.integration.test_reliability import score_continuously
 from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.connection_each import connection_each
-from tests.support.server import running_server
+from tests.support.harden_requests import AUTH, PAYLOAD, TOKEN
+from tests.support.score_traffic import score_continuously
+from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 from tests.support.wait import eventually
 

@@ -59,3 +59,8 @@ def running_server(
                 continue
             yield url, process
             return
+
+
+def port_of(url: str) -> int:
+    """The port of a base URL ``running_server`` yields (``http://127.0.0.1:PORT``)."""
+    return int(url.rsplit(":", 1)[1])
