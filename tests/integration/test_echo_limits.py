@@ -16,8 +16,8 @@ import pytest
 from tritonclient.grpc import service_pb2_grpc
 
 from clients.service_process import free_port
-from tests.integration.test_grpc_access import infer_request
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.encoded_candidates import infer_request
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
 from tests.support.v2_bodies import infer_body

@@ -10,31 +10,17 @@ from pathlib import Path
 
 import grpc
 import httpx
-import numpy as np
 import orjson
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from clients.service_process import free_port
-from tests.integration.test_tritonclient import encoded
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.access_log import given_id
+from tests.support.encoded_candidates import infer_request
 from tests.support.server import running_server
 from tests.support.wait import eventually
 
 GRPC_ACCESS = " service.grpc.access: "  # a text line's logger, before its message
-
-
-def infer_request(
-    model: str = "esmm", rows: int | None = None, input_name: str = "categorical"
-) -> service_pb2.ModelInferRequest:
-    categorical, numeric = encoded()
-    if rows is not None:
-        categorical, numeric = np.repeat(categorical[:1], rows, 0), np.repeat(numeric[:1], rows, 0)
-    request = service_pb2.ModelInferRequest(model_name=model)
-    request.inputs.add(name=input_name, datatype="INT64", shape=list(categorical.shape))
-    request.inputs.add(name="numeric", datatype="FP32", shape=list(numeric.shape))
-    request.raw_input_contents.extend([categorical.tobytes(), numeric.tobytes()])
-    return request
 
 
 def called(method: grpc.UnaryUnaryMultiCallable, request: object, *ids: str) -> tuple[grpc.StatusCode, str, str]:

@@ -12,8 +12,8 @@ from tritonclient.grpc import service_pb2_grpc
 from clients.service_process import free_port
 from service.http.errors import ModelUnavailable
 from service.v2.grpc.answers import retry_pushback
-from tests.integration.test_grpc_access import infer_request
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.encoded_candidates import infer_request
 from tests.support.server import running_server
 
 

@@ -24,13 +24,10 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from clients.service_process import free_port
-from common.encoder import FeatureEncoder
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.encoded_candidates import CANDIDATES, CONTEXT, encoded, grpc_inputs
 from tests.support.server import running_server
 from tests.support.wait import eventually
-
-CONTEXT = {"user_id": "u_3", "hour": 5}
-CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": float(i), "ad_quality": 0.1 * i} for i in range(9)]
 
 
 @dataclass(frozen=True)
@@ -65,13 +62,6 @@ def scored(service: Service) -> dict[str, np.ndarray]:
     return {name: np.array([s[name] for s in scores]) for name in ("pctr", "pcvr", "pctcvr")}
 
 
-def encoded() -> tuple[np.ndarray, np.ndarray]:
-    """The model's input tensors for CANDIDATES, encoded as the service encodes them."""
-    columns = {**CONTEXT, **{key: [c[key] for c in CANDIDATES] for key in CANDIDATES[0]}}
-    tensors = FeatureEncoder(SPEC).encode(columns, len(CANDIDATES))
-    return tensors.categorical, tensors.numeric
-
-
 def check_outputs(result: object, scored: dict[str, np.ndarray]) -> None:
     for name in ("pctr", "pcvr"):
         value = result.as_numpy(name)  # type: ignore[attr-defined]
@@ -87,16 +77,6 @@ def http_inputs(binary: bool, categorical: np.ndarray, numeric: np.ndarray) -> l
     ]
     inputs[0].set_data_from_numpy(categorical, binary_data=binary)
     inputs[1].set_data_from_numpy(numeric, binary_data=binary)
-    return inputs
-
-
-def grpc_inputs(categorical: np.ndarray, numeric: np.ndarray) -> list[grpcclient.InferInput]:
-    inputs = [
-        grpcclient.InferInput("categorical", list(categorical.shape), "INT64"),
-        grpcclient.InferInput("numeric", list(numeric.shape), "FP32"),
-    ]
-    inputs[0].set_data_from_numpy(categorical)
-    inputs[1].set_data_from_numpy(numeric)
     return inputs
 
 

@@ -28,9 +28,9 @@ import tritonclient.grpc as grpcclient
 from clients import bench_harden as bench
 from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
-from tests.integration.test_tritonclient import encoded, grpc_inputs
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.connection_each import connection_each
+from tests.support.encoded_candidates import encoded, grpc_inputs
 from tests.support.harden_requests import AUTH, PAYLOAD, TOKEN
 from tests.support.score_traffic import score_continuously
 from tests.support.server import port_of, running_server
