@@ -200,7 +200,7 @@ def test_a_refused_row_of_a_folder_s_second_file_is_its_row_in_that_file(reposit
     done = ctr("score", "shards", "--out", "scores.parquet", "-r", str(repository), cwd=tmp_path)
     message = one_error_line(done)
     assert message == "error: row 9 of the input (shards/day=2/part-0.parquet): feature 'ad_id' is required but missing"
-    assert parquet_row(message, tmp_path / "shards" / "day=2" / "part-0.parquet")["ad_id"] is None
+    assert parquet_row(message, tmp_path / "shards" / "day=2" / "part-0.parquet", ran_in=tmp_path)["ad_id"] is None
 
 
 def test_a_row_the_model_scores_nan_ends_the_command_naming_it_as_the_service_answers_it_500(
