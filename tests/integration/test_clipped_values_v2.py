@@ -18,11 +18,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from clients.service_process import free_port
-from tests.integration.test_tritonclient import grpc_inputs, http_inputs
-from tests.service.routes.test_v2_route import infer_body
-from tests.service.test_clipped_values import RANGED
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.service.tiny_model import RANGED, publish_tiny_esmm
+from tests.support.encoded_candidates import grpc_inputs, http_inputs
 from tests.support.server import running_server
+from tests.support.v2_bodies import infer_body
 
 # RANGED's standardised training ranges: ad_price [-2.25, 5], ad_quality [-2.5, 2.5]
 CATEGORICAL = [1, 55, 80]  # user_id, hour, ad_id: one id inside each feature's range

@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 
 from clients.service_process import free_port
 from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.encoded_candidates import CANDIDATES, CONTEXT, encoded, grpc_inputs
+from tests.support.encoded_candidates import CANDIDATES, CONTEXT, encoded, grpc_inputs, http_inputs
 from tests.support.server import running_server
 from tests.support.wait import eventually
 
@@ -68,16 +68,6 @@ def check_outputs(result: object, scored: dict[str, np.ndarray]) -> None:
         assert value.dtype == np.float32 and value.shape == (len(CANDIDATES),)
         np.testing.assert_array_equal(value.astype(np.float64), scored[name])
     np.testing.assert_allclose(result.as_numpy("pctcvr"), scored["pctcvr"], rtol=1e-6)  # type: ignore[attr-defined]
-
-
-def http_inputs(binary: bool, categorical: np.ndarray, numeric: np.ndarray) -> list[httpclient.InferInput]:
-    inputs = [
-        httpclient.InferInput("categorical", list(categorical.shape), "INT64"),
-        httpclient.InferInput("numeric", list(numeric.shape), "FP32"),
-    ]
-    inputs[0].set_data_from_numpy(categorical, binary_data=binary)
-    inputs[1].set_data_from_numpy(numeric, binary_data=binary)
-    return inputs
 
 
 def test_http_health_metadata_and_config(service: Service) -> None:

@@ -16,16 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.encoder import FeatureEncoder
-from common.features import NumericStats
 from service.app import create_app
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.service.tiny_model import RANGED, publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
-
-RANGED = SPEC.with_stats(
-    {"ad_price": NumericStats(10.0, 4.0, low=1.0, high=30.0), "ad_quality": NumericStats(0.5, 0.2, low=0.0, high=1.0)}
-)
 
 
 @pytest.fixture(scope="module")

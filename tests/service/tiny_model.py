@@ -35,6 +35,11 @@ SPEC = FeatureSpec(
     ),
     {"ad_price": NumericStats(mean=10.0, std=4.0), "ad_quality": NumericStats(mean=0.5, std=0.2)},
 )
+# SPEC with the training ranges a served model clips request values to (standardised: ad_price [-2.25, 5],
+# ad_quality [-2.5, 2.5])
+RANGED = SPEC.with_stats(
+    {"ad_price": NumericStats(10.0, 4.0, low=1.0, high=30.0), "ad_quality": NumericStats(0.5, 0.2, low=0.0, high=1.0)}
+)
 
 
 ESMM_OUTPUTS = ("pctr", "pcvr", "pctcvr")

@@ -1,12 +1,13 @@
 """Nine candidates of the tiny ESMM (``CONTEXT``, ``CANDIDATES``), their input tensors as the service encodes
 them (``encoded``), those tensors in a ModelInfer request as any gRPC client sends it (``infer_request``), and
-tensors as tritonclient's gRPC client takes them (``grpc_inputs``): for the tests of the Open Inference
-Protocol's clients against the real service."""
+tensors as tritonclient's HTTP and gRPC clients take them (``http_inputs``, ``grpc_inputs``): for the tests of
+the Open Inference Protocol's clients against the real service."""
 
 from __future__ import annotations
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2
 
 from common.encoder import FeatureEncoder
@@ -34,6 +35,16 @@ def infer_request(
     request.inputs.add(name="numeric", datatype="FP32", shape=list(numeric.shape))
     request.raw_input_contents.extend([categorical.tobytes(), numeric.tobytes()])
     return request
+
+
+def http_inputs(binary: bool, categorical: np.ndarray, numeric: np.ndarray) -> list[httpclient.InferInput]:
+    inputs = [
+        httpclient.InferInput("categorical", list(categorical.shape), "INT64"),
+        httpclient.InferInput("numeric", list(numeric.shape), "FP32"),
+    ]
+    inputs[0].set_data_from_numpy(categorical, binary_data=binary)
+    inputs[1].set_data_from_numpy(numeric, binary_data=binary)
+    return inputs
 
 
 def grpc_inputs(categorical: np.ndarray, numeric: np.ndarray) -> list[grpcclient.InferInput]:

@@ -17,8 +17,8 @@ from clients.auction.report import summarise
 from clients.auction.run import AuctionConfig, PipelineRun, config_digests, partial_record
 from common.features import NumericStats
 from common.finite_json import finite
-from tests.clients.auction.test_auction_report import day
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.auction_day import day
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.server import running_server
 

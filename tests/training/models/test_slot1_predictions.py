@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests.training.models.test_position_aware import SMALL, SPEC, logged_batch
+from tests.support.debiased_esmm import SMALL
+from tests.support.model_batches import SPEC, logged_batch
 from training.dataset import ImpressionTensors
 from training.fit import evaluate_chunks
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
