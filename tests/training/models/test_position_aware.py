@@ -23,6 +23,7 @@ from training.models.esmm_debiased import DebiasedESMMConfig
 from training.models.ips_cvr import IPSCVR, IPSCVRConfig
 from training.models.position_bypass import RATIO_ROWS, inverted_slots, position_summary
 from training.position_ctr import listed_slots, position_ctr
+from training.torch_threads import using_torch_threads
 
 
 def test_offsets_start_at_the_training_log_odds():
@@ -162,14 +163,10 @@ def test_the_slot_ratios_are_means_in_float64_the_same_at_one_and_two_threads():
     same bytes: torch's float32 sigmoid and mean over RATIO_ROWS rows round by how the rows split between threads."""
     model, _ = trained_debiased_esmm(SMALL)
     data = logged_batch(rows=RATIO_ROWS)  # enough rows for torch to split an operation between threads
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with using_torch_threads(1):
         alone = position_summary(model, data)["ctr_ratios"]
-        torch.set_num_threads(2)
+    with using_torch_threads(2):
         assert position_summary(model, data)["ctr_ratios"] == alone
-    finally:
-        torch.set_num_threads(threads)
     with torch.no_grad():  # the ratios of the exactly rounded float64 sums of each slot's pCTRs
         slot_free = model.slot_free_logit(data["categorical"], data["numeric"])
         slots = listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy()))
