@@ -69,7 +69,7 @@ def test_no_server_errors_anywhere_in_the_schema(service: tuple[str, Path]) -> N
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=40, suppress_health_check=list(HealthCheck), database=None)
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call(timeout=10)
             assert response.status_code < 500 or response.status_code == 503, (case.path, case.body, response.text)

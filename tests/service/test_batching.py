@@ -62,7 +62,7 @@ def test_form_batch_rejects_a_zero_cap() -> None:
 requests = st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.booleans()), max_size=30)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(requests=requests, cap=st.integers(1, 64))
 def test_form_batch_properties(requests: list[tuple[int, bool, bool]], cap: int) -> None:
     """Batches never exceed the cap, are full unless the queue ran dry, and every live row is placed once,
@@ -241,7 +241,7 @@ def run(coro):
     return asyncio.run(coro)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=12), cap=st.integers(1, 16))
 def test_batcher_answers_each_request_with_its_own_rows(sizes: list[int], cap: int) -> None:
     async def main() -> None:

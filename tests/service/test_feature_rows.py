@@ -33,7 +33,7 @@ def accepted(bodies: list[dict], models: ServingModels, settings: Settings) -> l
     return prepared
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(near_valid, min_size=1, max_size=40), st.data())
 def test_accepted_requests_encode_together_as_they_do_alone(served, bodies, data) -> None:
     models, config = served

@@ -6,7 +6,7 @@ import json
 
 import orjson
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.score_strategies import candidate, keys, near_valid, values
@@ -33,7 +33,7 @@ def check(client: TestClient, raw: bytes) -> None:
         assert set(body) == {"error", "field"} and body["error"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300)
 @given(body=bodies)
 def test_structured_bodies_never_fail_the_server(client: TestClient, body: object) -> None:
     try:
@@ -43,13 +43,13 @@ def test_structured_bodies_never_fail_the_server(client: TestClient, body: objec
     check(client, raw)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(raw=st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode)))
 def test_raw_bytes_never_fail_the_server(client: TestClient, raw: bytes) -> None:
     check(client, raw)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(body=bodies)
 def test_python_json_with_nan_never_fails_the_server(client: TestClient, body: object) -> None:
     raw = json.dumps(body).replace("0.0", "NaN", 1).encode()

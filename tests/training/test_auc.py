@@ -54,7 +54,7 @@ scored_rows = st.integers(2, 60).flatmap(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(scored_rows)
 def test_a_resample_s_auc_is_auc_of_its_drawn_rows_to_the_last_bit(case) -> None:
     """Scores drawn from few values, so that ties are common, within a resample (a row drawn twice) and across."""

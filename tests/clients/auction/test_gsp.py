@@ -23,7 +23,7 @@ def auctions(draw: st.DrawFn, max_candidates: int = 7) -> tuple[np.ndarray, np.n
     return bid, pctr, draw(st.integers(1, 5)), draw(st.floats(0.0, 10.0, allow_nan=False))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(auctions())
 def test_prices_are_at_most_bids_and_at_least_the_reserve(case: tuple) -> None:
     bid, pctr, slots, reserve = case
@@ -38,7 +38,7 @@ def test_prices_are_at_most_bids_and_at_least_the_reserve(case: tuple) -> None:
     assert np.all(shown[:-1] >= shown[1:])  # filled slots come first
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(auctions())
 def test_ecpm_and_price_per_impression_fall_from_slot_to_slot(case: tuple) -> None:
     bid, pctr, slots, _ = case
@@ -51,7 +51,7 @@ def test_ecpm_and_price_per_impression_fall_from_slot_to_slot(case: tuple) -> No
     assert np.all(np.diff(per_impression) <= 1e-9)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(auctions(), st.floats(0.0, 5.0, allow_nan=False))
 def test_a_reserve_only_removes_ads(case: tuple, extra: float) -> None:
     bid, pctr, slots, reserve = case
@@ -70,7 +70,7 @@ def best_welfare_by_search(value: np.ndarray, eligible: np.ndarray, theta: np.nd
     return best
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(auctions(max_candidates=6), st.floats(0.2, 2.0))
 def test_allocation_by_true_ecpm_maximises_expected_welfare(case: tuple, eta: float) -> None:
     bid, pctr, slots, reserve = case  # the oracle's own scores: its bids and CTRs are the truth

@@ -11,7 +11,7 @@ from training.world.policy import FeedbackModel, display, score_candidates
 from training.world.traffic import hour_weights, sample_distinct
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(
     n_items=st.integers(1, 40),
     k_share=st.floats(0.0, 1.0),
