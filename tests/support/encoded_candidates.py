@@ -25,12 +25,12 @@ def encoded() -> tuple[np.ndarray, np.ndarray]:
 
 
 def infer_request(
-    model: str = "esmm", rows: int | None = None, input_name: str = "categorical"
+    model: str = "esmm", rows: int | None = None, input_name: str = "categorical", version: str = ""
 ) -> service_pb2.ModelInferRequest:
     categorical, numeric = encoded()
     if rows is not None:
         categorical, numeric = np.repeat(categorical[:1], rows, 0), np.repeat(numeric[:1], rows, 0)
-    request = service_pb2.ModelInferRequest(model_name=model)
+    request = service_pb2.ModelInferRequest(model_name=model, model_version=version)
     request.inputs.add(name=input_name, datatype="INT64", shape=list(categorical.shape))
     request.inputs.add(name="numeric", datatype="FP32", shape=list(numeric.shape))
     request.raw_input_contents.extend([categorical.tobytes(), numeric.tobytes()])
