@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     # KServe V2 gRPC service on this port (same host, process and batchers); 0: off. Needs the grpc extra.
     grpc_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # The shortest interval between a client's keepalive pings that the gRPC port lets through, calls in flight
+    # or not (v2/grpc/server.py); a client pinging faster is sent GOAWAY "too_many_pings" on its third ping too
+    # soon. At least 1 ms (grpc-core counts whole ones, and 0 lets a ping flood through), at most an hour
+    grpc_min_ping_interval_s: Annotated[float, Field(ge=0.001, le=HOUR_S)] = 5.0
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
     # Which repository model fills each role (common/roles.py): by default the debiased ESMM fills both,
     # pctr and pcvr from one model, pctcvr their product; CTR_CTR_MODEL=ctr takes pctr from the

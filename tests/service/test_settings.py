@@ -83,6 +83,7 @@ def test_every_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, name: st
         ("keep_alive_grace_s", 3600),
         ("header_timeout_s", 3600),
         ("body_timeout_s", 3600),
+        ("grpc_min_ping_interval_s", 3600),
     ],
 )
 def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
@@ -92,6 +93,19 @@ def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
     assert getattr(Settings(**{field: largest - 1, **room}), field) == largest - 1
     with pytest.raises(ValidationError, match=f"{field}\n  Input should be less than or equal to {largest}"):
         Settings(**{field: largest + 1})
+
+
+@pytest.mark.parametrize("text", ["0", "0.0004", "-1"])
+def test_the_grpc_ping_interval_is_a_millisecond_or_more(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """grpc-core counts the interval in whole milliseconds, and at 0 every ping is let through: a ping flood
+    too. The refusal names the variable."""
+    monkeypatch.setenv("CTR_GRPC_MIN_PING_INTERVAL_S", text)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert invalid_settings(raised.value) == (
+        "invalid settings: CTR_GRPC_MIN_PING_INTERVAL_S: Input should be greater than or equal to 0.001"
+    )
+    assert Settings(grpc_min_ping_interval_s=0.001).grpc_min_ping_interval_s == 0.001
 
 
 @pytest.mark.parametrize("seconds", [0, 0.1, 30])

@@ -40,20 +40,34 @@ from service.v2.statistics import statistics
 
 if TYPE_CHECKING:
     from service.app import ScoringService
+    from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
 
-# Clients' keepalive pings are let through from every 5 s on, calls in flight or not: grpc-core's defaults (no
-# pings on a connection without calls, one per 5 min without data) answered an ad server's grpc-go/grpc-java channel
-# pinging every 10 s (grpc-go's shortest) with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" after ~30 s idle, and its
-# next bid paid a reconnect. Faster pingers still get the default two strikes, then GOAWAY: a ping flood stays
-# refused.
-KEEPALIVE_PINGS = (
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-)
+PING_STRIKES = 2  # grpc-core's default, named so that the count the docs give does not move with grpcio
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """grpc-core's channel arguments for the server: messages bounded by ``CTR_MAX_BODY_BYTES``, the port shared
+    by the workers, and clients' keepalive pings let through from every ``CTR_GRPC_MIN_PING_INTERVAL_S`` on,
+    calls in flight or not. grpc-core's defaults (no pings on a connection without calls, one per 5 min without
+    data) answered an ad server's grpc-go/grpc-java channel pinging every 10 s (grpc-go's shortest) with GOAWAY
+    ENHANCE_YOUR_CALM "too_many_pings" after ~30 s idle, and its next bid paid a reconnect.
+
+    ``grpc.http2.min_ping_interval_without_data_ms`` (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS) is
+    the setting, in whole milliseconds; ``grpc.keepalive_permit_without_calls`` makes it hold on a connection
+    without calls too (grpc-core asks 2 h between pings there otherwise). A ping that comes sooner after the
+    last is a strike, the server's next headers or data clear them, and the strike past
+    ``grpc.http2.max_ping_strikes`` gets GOAWAY: a ping flood stays refused."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_body_bytes),
+        ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", round(settings.grpc_min_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", PING_STRIKES),
+    ]
 
 
 class InferenceService:
@@ -175,11 +189,7 @@ async def start_grpc(app: ScoringService) -> grpc.aio.Server:
     over them (the supervisor has checked that no other socket holds the port: workers.py); alone, a
     port already in use is an error: ``ListenRefused``, said in one line (taken since the start's check)."""
     settings = app.state.settings
-    limit = settings.max_body_bytes
-    share = 1 if settings.workers > 1 else 0
-    server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", share), *KEEPALIVE_PINGS],
-    )
+    server = grpc.aio.server(options=server_options(settings))
     server.add_generic_rpc_handlers((handlers(InferenceService(app)), health_handlers(HealthService(app, SERVICE))))
     address = shown(settings.host, settings.grpc_port)
     try:  # grpcio raises where it cannot bind (1.85: "Failed to bind to address ..."); older ones returned 0
