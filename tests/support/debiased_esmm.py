@@ -9,7 +9,7 @@ from tests.support.model_batches import SPEC, logged_batch
 from training.fit import TrainingConfig
 from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
 
-SMALL = {"embedding_dim": 4, "hidden": [8]}
+SMALL = {"embedding_dim": 4, "hidden": [8]}  # the layer sizes of the models of the unit tests, debiased or not
 
 
 def trained_debiased_esmm(params: dict) -> tuple[DebiasedESMM, dict[str, torch.Tensor]]:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from common.repository import read_manifest, versions
+from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, batch
 from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
@@ -19,7 +20,6 @@ from training.models.ips_cvr import IPSCVR, IPSCVRConfig
 from training.models.oversampling import Oversampling, OversamplingConfig
 from training.models.registry import build_model
 
-SMALL = {"embedding_dim": 4, "hidden": [8]}
 KINDS = {
     "cvr_base": {},
     "cvr_oversampling": {"positive_copies": 3.0},
