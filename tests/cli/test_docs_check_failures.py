@@ -15,11 +15,10 @@ import pytest
 
 from cli.docs_check import check
 from clients.service_process import free_port
+from tests.support.checkout import ROOT
 from tests.support.docs_page import page
 from tests.support.tiny_repository import repository as tiny_repository
 from tests.support.wait import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:

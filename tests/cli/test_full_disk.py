@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 from cli.errors import full_disk_line
+from tests.support.checkout import ROOT
 from tests.support.ctr_process import CTR
 from tests.support.full_disk import full_disk_command, needs_full_disk
-from tests.support.server import ROOT
 from tests.support.tiny_esmm_config import TINY_ESMM
 
 pytestmark = needs_full_disk

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.features import FeatureSpec
+from tests.support.checkout import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ASCII_LOCALE = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}  # the filesystem encoding: ascii
 FOLDER = "données"
 

@@ -12,10 +12,9 @@ import pytest
 
 from common.regular_file import NOT_REGULAR
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.checkout import ROOT
 from tests.support.full_disk import full_disk_command, needs_full_disk
 from tests.support.tiny_esmm_config import TINY_ESMM
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def prepare(

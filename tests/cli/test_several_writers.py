@@ -8,7 +8,6 @@ import dataclasses
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,10 +15,10 @@ from typer.testing import CliRunner
 from cli.export_line import read_export_line
 from cli.main import app
 from common.repository import read_manifest, versions
+from tests.support.checkout import ROOT
 from tests.support.esmm_checkpoint import checkpoint
 from training.pipeline import checkpoint_path
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY_CONFIG = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'  # esmm_checkpoint's checkpoint's
 
 

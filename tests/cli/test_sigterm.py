@@ -19,9 +19,9 @@ import pytest
 
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.candidates_table import candidates_table
+from tests.support.checkout import ROOT
 from tests.support.wait import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 SERVICE_LINE = re.compile(r"service on http://127\.0\.0\.1:(\d+) .* \(pid (\d+)\)")
 

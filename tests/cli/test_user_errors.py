@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.checkout import ROOT
+
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:

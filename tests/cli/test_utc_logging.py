@@ -10,7 +10,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
+
 FAR_FROM_UTC = {"TZ": "Pacific/Kiritimati", "PYTHONPATH": str(ROOT)}  # UTC+14: another calendar day for 10 hours
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
+
 PUBLISH = """
 import sys
 from pathlib import Path
@@ -37,10 +38,10 @@ def traced_calls(script: str, repository: Path, trace: Path) -> list[tuple[str, 
     command = ["strace", "-f", "-y", "-qq", "-e", "trace=fsync,rename,renameat,renameat2", "-o", str(trace)]
     subprocess.run(
         [*command, sys.executable, "-c", script, str(repository)],
-        cwd=PROJECT,
+        cwd=ROOT,
         check=True,
         timeout=60,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     lines = trace.read_text(encoding="utf-8").splitlines()
     found = (match for match in map(CALL.match, lines) if match)
@@ -100,11 +101,11 @@ def test_a_folder_the_file_system_cannot_flush_leaves_the_published_version_publ
     inject = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:error=EINVAL:when=4"]
     done = subprocess.run(
         [*inject, sys.executable, "-c", PUBLISH, str(repository)],
-        cwd=PROJECT,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(path.name for path in (repository / "m").iterdir()) == ["1"]

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from clients.bench_ab import round_order
+from tests.support.checkout import ROOT
 
 
 def test_rounds_alternate_abba() -> None:
@@ -18,10 +19,9 @@ def test_rounds_alternate_abba() -> None:
 
 
 def test_bench_ab_compares_another_checkout_round_by_round(world_repository: Path, tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
     other = tmp_path / "other"
     for package in ("service", "common"):
-        shutil.copytree(root / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "ab.json"
     arguments = ["bench", "ab", "--service-root", str(other), "--repository", str(world_repository)]
     arguments += ["--rate", "100", "--seconds", "0.5", "--rounds", "2", "--candidates", "3", "--out", str(out)]

@@ -10,11 +10,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.support.checkout import ROOT
 
 
 def test_bench_loadgen_measures_this_and_another_generator(tmp_path: Path) -> None:
     other = tmp_path / "loadgen_copy.py"
-    shutil.copy(Path(__file__).resolve().parents[2] / "clients" / "loadgen.py", other)
+    shutil.copy(ROOT / "clients" / "loadgen.py", other)
     for generator, out in ((None, tmp_path / "this.json"), (other, tmp_path / "other.json")):
         arguments = ["bench", "loadgen", "--rates", "200,400", "--seconds", "0.5"]
         arguments += ["--out", str(out)] + (["--generator", str(generator)] if generator else [])

@@ -22,6 +22,7 @@ from cli.main import app
 from clients import bench_v2
 from clients.bench_serve import PAIRED_RATES, server, servers_together
 from clients.machine import descendants
+from tests.support.checkout import ROOT
 
 CASES = {
     "raw_ort",
@@ -40,8 +41,6 @@ CASES = {
     "service_1_batched_workers2",
     *bench_v2.CASES,
 }
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_serve_quick(world_repository: Path, tmp_path: Path) -> None:
@@ -127,10 +126,9 @@ def test_the_generator_s_connections_are_a_setting_of_the_run(world_repository: 
 
 def test_the_service_cases_can_serve_another_checkout(world_repository: Path, tmp_path: Path) -> None:
     """``--service-root``: the same generator against another checkout's service (a before / after run)."""
-    root = Path(__file__).resolve().parents[2]
     other = tmp_path / "other"
     for package in ("service", "common"):
-        shutil.copytree(root / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
     with server("service", world_repository, "esmm", {}, 1, other) as (port, pid):
         assert Path(os.readlink(f"/proc/{pid}/cwd")) == other.resolve()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as response:

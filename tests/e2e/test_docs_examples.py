@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from cli.docs_check import check, differences, extract, fingerprints, served, unlike_recorded
 from cli.main import app
 from common.repository import version_dir, versions
+from tests.support.checkout import ROOT
 from tests.support.retrieval import publish_tiny_esam
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 PAGE = """Some text.

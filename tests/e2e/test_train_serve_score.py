@@ -20,7 +20,8 @@ from common.repository import MODEL_FILE, read_manifest, version_dir
 from service.models.manager import load_snapshot
 from service.score.pipeline import prepare
 from service.settings import Settings
-from tests.support.server import ROOT, running_server
+from tests.support.checkout import ROOT
+from tests.support.server import running_server
 from training.dataset import ImpressionTensors
 
 CLI = [sys.executable, "-m", "cli.main"]

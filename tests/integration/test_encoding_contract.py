@@ -20,11 +20,11 @@ import pytest
 from common.features import FeatureSpec, NumericStats
 from common.hashing import bucketize, fnv1a64
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support.checkout import ROOT
 from tests.support.documented_encoder import DocumentedRetrieval, fnv1a, scores, text_of
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "encoding.md"
 
 # the tiny model's features (offsets past 0), with training ranges to clip to (its own stats have none), and

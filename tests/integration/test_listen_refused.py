@@ -13,8 +13,8 @@ import pytest
 
 from clients.service_process import free_port
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.checkout import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # the service's own run, on a socket bound as binding.py binds it, with the HTTP port (or the gRPC port, where
 # one is given) taken by another socket (bound with SO_REUSEADDR, as two services started at once do, and
 # listening) before the service listens on it

@@ -28,6 +28,7 @@ from common.encoder import FeatureEncoder
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.candidates_table import REQUEST_SIZES, candidates_table
+from tests.support.checkout import ROOT
 from tests.support.named_rows import parquet_row
 from tests.support.read_only_mount import needs_read_only_mount, read_only_command
 from tests.support.server import running_server
@@ -36,7 +37,6 @@ from training import offline_scores
 from training.logs import feature_columns, read_tables
 from training.offline_scores import score_file, scored_metadata, served_models
 
-ROOT = Path(__file__).resolve().parents[2]
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 ON_CPU = {"CTR_USE_CUDA": "false"}  # as the live services here run: the same provider's floats
 Ctr = Callable[..., subprocess.CompletedProcess]  # ``ctr ARGS``, in a process of its own or in this one

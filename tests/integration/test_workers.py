@@ -29,6 +29,7 @@ from clients import bench_harden as bench
 from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
 from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.checkout import ROOT
 from tests.support.connection_each import connection_each
 from tests.support.encoded_candidates import encoded, grpc_inputs
 from tests.support.harden_requests import AUTH, PAYLOAD, TOKEN
@@ -238,7 +239,7 @@ def group_of_workers(
         root = repository(tmp_path / "models")
         port = free_port()
         env = {
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
+            "PYTHONPATH": str(ROOT), "CTR_HOST": "127.0.0.1", "CTR_PORT": str(port),
             "CTR_MODEL_REPOSITORY": str(root), "CTR_USE_CUDA": "false", "CTR_CTR_MODEL": "esmm",
             "CTR_WORKERS": str(workers),
         }  # fmt: skip

@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
+
 COMMAND = re.compile(r'python -c "((?:[^"\\]|\\.)*)"')  # a python -c "..." command, its quotes escaped
 
 

@@ -7,11 +7,9 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from service.http.accept_failures import ACCEPT_FAILURE, AcceptFailures
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
 
 
 def failure_record() -> logging.LogRecord:

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
+from tests.support.checkout import ROOT
 from tests.support.loop_debug import debug_of_loop_served_on
 from tests.support.protocol_server import LOOPS
-from tests.support.server import ROOT
 
 
 @pytest.mark.parametrize("loop", LOOPS)

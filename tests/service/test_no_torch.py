@@ -9,9 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.support.checkout import ROOT
 from tests.support.torch_watch import WATCH_TORCH
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = WATCH_TORCH + textwrap.dedent(
     """

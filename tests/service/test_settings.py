@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from service.settings import Settings, invalid_settings, unknown_variables
+from tests.support.checkout import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_defaults() -> None:

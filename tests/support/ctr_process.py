@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.checkout import ROOT
 from tests.support.read_only_mount import read_only_command
-from tests.support.server import ROOT
 
 CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 

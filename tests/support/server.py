@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from clients.service_process import free_port, started, wait_ready
+from tests.support.checkout import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 START_ATTEMPTS = 3  # a port found free can be taken before the server binds it (free_port closes its socket)
 
 

@@ -8,9 +8,8 @@ import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
 
 # draws a figure larger than the limit set after the first one is written: the second write must fail
 SCRIPT = textwrap.dedent(

@@ -7,13 +7,13 @@ near-constant (validation AUC 0.44, held-out AUC 0.51), and its initial weights 
 """
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from common.encoder import FeatureEncoder
+from tests.support.checkout import ROOT
 from training.dataset import ImpressionTensors
 from training.evaluation import heldout_day
 from training.fit import fit, predict
@@ -23,7 +23,7 @@ from training.model_config import DataConfig, ModelConfig
 from training.models.registry import build_model
 from training.pipeline import train, training_data
 
-SERVED = ModelConfig.load(Path(__file__).resolve().parents[2] / "models", "ctr")
+SERVED = ModelConfig.load(ROOT / "models", "ctr")
 TINY_WORLD = {"seed": 0, "n_users": 2000, "n_ads": 500}
 TINY_DATA = DataConfig(days=2, requests_per_day=8000, heldout_requests=8000)
 # as many optimiser steps per epoch as the served data gives (3 days x 20,000 requests at 2,048 rows a step)
@@ -65,7 +65,7 @@ def test_training_is_reproducible(world, tmp_path):
     config = world[0]
     root = tmp_path / "models"
     (root / "ctr").mkdir(parents=True)
-    text = (Path(__file__).resolve().parents[2] / "models" / "ctr" / "config.toml").read_text()
+    text = (ROOT / "models" / "ctr" / "config.toml").read_text()
     (root / "ctr" / "config.toml").write_text(
         text.replace("requests_per_day = 20000", "requests_per_day = 1000").replace("days = 3", "days = 1")
     )

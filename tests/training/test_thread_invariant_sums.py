@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parents[2]
+from tests.support.checkout import ROOT
+
 # a weight gradient's shape in the served esmm (2,048 rows, its first layer), at 1 and 2 threads
 PRODUCTS = """
 import os, training, torch
@@ -24,7 +24,7 @@ print(os.environ["MKL_CBWR"], torch.equal(*products))
 
 def run(environment: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", PRODUCTS], cwd=CHECKOUT, env=environment, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PRODUCTS], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()

@@ -19,6 +19,7 @@ from common.features import NumericStats
 from common.finite_json import finite
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.auction_day import day
+from tests.support.checkout import ROOT
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.server import running_server
 
@@ -158,10 +159,9 @@ def test_parts_of_other_code_are_merged_and_said(tmp_path: Path, monkeypatch, ca
 def test_a_checkout_with_another_model_config_records_other_digests(tmp_path: Path) -> None:
     """Two parts with the same options, on checkouts whose models/esmm/config.toml differ, train other models:
     nothing in their reports told them apart; ``model_configs`` does, which the merge compares."""
-    root = Path(__file__).resolve().parents[3]
     for name in ("ctr", "esmm", "esmm_blind"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.toml").write_bytes((root / "models" / name / "config.toml").read_bytes())
+        (tmp_path / name / "config.toml").write_bytes((ROOT / "models" / name / "config.toml").read_bytes())
     config = AuctionConfig(model_source=tmp_path, progress=False)
     before = config_digests(config)
     assert set(before) == {"naive", "debiased"} and set(before["debiased"]) == {"ctr", "esmm"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -11,9 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.tiny_model import SPEC
+from tests.support.checkout import ROOT
 from tests.support.v2_bodies import infer_body
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_server_reports_the_installed_version(client: TestClient) -> None:

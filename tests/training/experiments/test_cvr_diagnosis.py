@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.support.server import ROOT
+from tests.support.checkout import ROOT
 from training.experiments.cvr_diagnosis import DiagnosisConfig, resolution_bound
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.checkout import ROOT
 from training.logs import log_files
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 
 SMALL_WORLD = WorldConfig(seed=0, n_users=300, n_ads=100)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_fewer_shards_over_more_leave_only_the_new_ones(tmp_path):

@@ -12,13 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.support.checkout import ROOT
 from training.logs import log_files
 from training.world import World, WorldConfig
 from training.world import shards as shard_writer
 from training.world.shards import write_shards
 
 SMALL_WORLD = WorldConfig(seed=0, n_users=300, n_ads=100)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def stopped_at_third_shard(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
