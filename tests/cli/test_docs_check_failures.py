@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from contextlib import suppress
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from cli.docs_check import check
 from clients.service_process import free_port
 from tests.support.checkout import ROOT
+from tests.support.ctr_process import CTR
 from tests.support.docs_page import page
 from tests.support.tiny_repository import repository as tiny_repository
 from tests.support.wait import eventually
@@ -28,7 +28,7 @@ def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
 
 
 def docs_check(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from cli.main import app; app()", "docs-check", *args]
+    command = [*CTR, "docs-check", *args]
     env = environment(tmp_path, **variables)
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
@@ -106,7 +106,7 @@ def running(pid: int) -> bool:
 def test_sigterm_stops_the_service_it_started_and_removes_its_folders(tmp_path):
     page(tmp_path, setup="exec sleep 100")  # an example still running when the signal comes
     tiny_repository(tmp_path / "repository")
-    command = [sys.executable, "-c", "from cli.main import app; app()", "docs-check", "page.md", "-r", "repository"]
+    command = [*CTR, "docs-check", "page.md", "-r", "repository"]
     process = subprocess.Popen(
         command, cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,

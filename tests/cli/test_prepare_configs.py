@@ -13,6 +13,7 @@ import pytest
 from common.regular_file import NOT_REGULAR
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.checkout import ROOT
+from tests.support.ctr_process import CTR
 from tests.support.full_disk import full_disk_command, needs_full_disk
 from tests.support.tiny_esmm_config import TINY_ESMM
 
@@ -191,7 +192,7 @@ def test_sigterm_stops_the_training_processes(tmp_path):
     (tmp_path / "repository" / "esmm").mkdir(parents=True)
     shutil.copy(ROOT / "models" / "esmm" / "config.toml", tmp_path / "repository" / "esmm" / "config.toml")
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", "-r", "repository"]
+    command = [*CTR, "prepare", "-r", "repository"]
     launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     trainers: list[int] = []
     try:
@@ -219,7 +220,7 @@ def test_a_sigterm_as_a_training_process_starts_leaves_none_behind(tmp_path):
     (tmp_path / "repository" / "esmm").mkdir(parents=True)
     shutil.copy(ROOT / "models" / "esmm" / "config.toml", tmp_path / "repository" / "esmm" / "config.toml")
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    command = [sys.executable, "-c", "from cli.main import app; app()", "prepare", "-r", "repository"]
+    command = [*CTR, "prepare", "-r", "repository"]
     left: list[int] = []
     for _ in range(5):
         launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 from contextlib import suppress
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import pytest
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.candidates_table import candidates_table
 from tests.support.checkout import ROOT
+from tests.support.ctr_process import CTR
 from tests.support.wait import eventually
 
-CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 SERVICE_LINE = re.compile(r"service on http://127\.0\.0\.1:(\d+) .* \(pid (\d+)\)")
 
 

@@ -11,14 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.checkout import ROOT
-
-CTR = [sys.executable, "-c", "from cli.main import app; app()"]
-
-
-def ctr(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **variables}
-    return subprocess.run([*CTR, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
+from tests.support.ctr_process import ctr
 
 MISTAKES = [
     (["train", "absent", "--no-progress"], "ctr new absent --kind KIND"),

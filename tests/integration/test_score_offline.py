@@ -27,17 +27,18 @@ import pytest
 from common.encoder import FeatureEncoder
 from service.settings import Settings
 from tests.service.tiny_model import SPEC, publish_tiny_esmm
+from tests.support import ctr_process
 from tests.support.candidates_table import REQUEST_SIZES, candidates_table
 from tests.support.checkout import ROOT
+from tests.support.ctr_process import one_error_line
 from tests.support.named_rows import parquet_row
-from tests.support.read_only_mount import needs_read_only_mount, read_only_command
+from tests.support.read_only_mount import needs_read_only_mount
 from tests.support.server import running_server
 from tests.support.torch_watch import WATCH_TORCH
 from training import offline_scores
 from training.logs import feature_columns, read_tables
 from training.offline_scores import score_file, scored_metadata, served_models
 
-CTR = [sys.executable, "-c", "from cli.main import app; app()"]
 ON_CPU = {"CTR_USE_CUDA": "false"}  # as the live services here run: the same provider's floats
 Ctr = Callable[..., subprocess.CompletedProcess]  # ``ctr ARGS``, in a process of its own or in this one
 
@@ -77,11 +78,7 @@ def assert_same_rows(table: pa.Table, other: pa.Table) -> None:
         )
 
 
-def ctr(*args: str, cwd: Path, read_only: Path | None = None) -> subprocess.CompletedProcess:
-    """``ctr ARGS`` in ``cwd``, with the folder ``read_only`` (where given) on a read-only mount."""
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **ON_CPU}
-    command = [*CTR, *args] if read_only is None else read_only_command(read_only, [*CTR, *args])
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+ctr = functools.partial(ctr_process.ctr, **ON_CPU)  # ``ctr ARGS`` in ``cwd``, in a process of its own
 
 
 @pytest.fixture
@@ -90,14 +87,6 @@ def ctr_in_process(ctr_here: Ctr) -> Ctr:
     process of its own: for the many cases here, where a process each spent seconds starting. A scored file,
     a refused row, a read-only --out, the help and the import of no torch keep a process of their own."""
     return functools.partial(ctr_here, **ON_CPU)
-
-
-def one_error_line(done: subprocess.CompletedProcess) -> str:
-    """The command's one ``error:`` line, its last, after no traceback."""
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and lines and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert lines[-1].startswith("error: ") and not any(line.startswith("error: ") for line in lines[:-1]), lines
-    return lines[-1]
 
 
 def assert_served_alike(url: str, table: pa.Table, scored: pa.Table) -> None:
