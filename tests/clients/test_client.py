@@ -18,7 +18,7 @@ from clients.latency_proxy import latency_proxy
 from common.repository import versions
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.score_call import CANDIDATES, CONTEXT, overloaded
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 from tests.support.stand_in import stand_in
 
 TOKEN = "client-test-admin-token"
@@ -130,7 +130,7 @@ def test_a_call_lost_to_the_keep_alive_race_is_sent_once_more_when_it_changes_no
     settings = {"keep_alive_s": "0.2", "keep_alive_grace_s": "0", "admin_token": TOKEN, "access_log": "false"}
     with (
         running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _),
-        latency_proxy(int(url.rsplit(":", 1)[1]), close_delay_s=1.5) as port,
+        latency_proxy(port_of(url), close_delay_s=1.5) as port,
     ):
         proxied = f"http://127.0.0.1:{port}"
         with ScoringClient(proxied) as client:

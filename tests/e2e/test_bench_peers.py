@@ -17,6 +17,7 @@ from clients.bench_peers.processes import post_json
 from clients.bench_peers.runner import PEERS, started
 from clients.service_process import running_service
 from common.repository import read_config
+from tests.support.server import port_of
 from training.world import World, WorldConfig
 
 SIZES = (1, 3, 100)
@@ -39,7 +40,7 @@ def bodies(world_repository: Path) -> list[bytes]:
 def service_scores(world_repository: Path, bodies: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> list:
     log = tmp_path_factory.mktemp("peers") / "service.log"
     with running_service(world_repository, {"ctr": "esmm", "ctcvr": "esmm"}, log) as service:
-        port = int(service.url.rsplit(":", 1)[1])
+        port = port_of(service.url)
         answers = [post_json(port, "/v1/score", body) for body in bodies]
     assert all(status == 200 for status, _ in answers), answers
     return [answer["scores"] for _, answer in answers]

@@ -16,7 +16,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from clients.service_process import free_port
 from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 from tests.support.wait import eventually
 
 SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
@@ -40,7 +40,7 @@ def test_http_and_grpc_lines_name_a_client_alike_on_either_family(tmp_path: Path
     log = tmp_path / "log"
     settings = {"ctr_model": "esmm", "host": "::", "grpc_port": str(grpc_port), "log_format": "json"}
     with running_server(tmp_path / "models", log, **settings) as (url, _):
-        port = int(url.rsplit(":", 1)[1])
+        port = port_of(url)
         for host, family in (("::1", b"6"), ("127.0.0.1", b"4")):
             asgi = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nx-request-id: asgi-%s\r\nconnection: close\r\n\r\n"
             direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: direct-%s"
@@ -76,7 +76,7 @@ def test_a_client_that_resets_its_connection_at_once_is_still_named(tmp_path: Pa
     publish_tiny_esmm(tmp_path / "models")
     log = tmp_path / "log"
     with running_server(tmp_path / "models", log, ctr_model="esmm", log_format="json") as (url, _):
-        port = int(url.rsplit(":", 1)[1])
+        port = port_of(url)
         for number in range(5):
             direct = b"POST /v1/score HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: reset-%d"
             direct += b"\r\ncontent-length: %d\r\n\r\n%s" % (len(SCORE), SCORE)

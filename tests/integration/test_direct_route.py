@@ -19,7 +19,7 @@ import pytest
 
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.access_log import given_id
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 
 GOOD = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
 
@@ -30,7 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     publish_tiny_esmm(repository)
     log = tmp_path_factory.mktemp("logs") / "server.log"
     with running_server(repository, log, ctr_model="esmm") as (url, process):
-        yield int(url.rsplit(":", 1)[1]), log
+        yield port_of(url), log
     assert process.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text()
 

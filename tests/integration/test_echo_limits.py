@@ -19,7 +19,7 @@ from clients.service_process import free_port
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.encoded_candidates import infer_request
 from tests.support.retrieval import add_tiny_esam
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 from tests.support.v2_bodies import infer_body
 
 NAME = "unknown_name_"  # the start of every long name sent, which each answer must still show
@@ -109,7 +109,7 @@ def test_an_answer_quotes_a_long_name_cut(service: Service, case: str) -> None:
 
 def test_a_refused_transfer_coding_is_quoted_cut(service: Service) -> None:
     """A head the protocol refuses (a transfer coding it does not read) says the coding cut short too."""
-    port = int(service.url.rsplit(":", 1)[1])
+    port = port_of(service.url)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         raw.sendall(b"POST /v1/score HTTP/1.1\r\nhost: x\r\ntransfer-encoding: %s\r\n\r\n" % HEADER.encode())
         answer = b""

@@ -29,7 +29,7 @@ from service.routes import admin
 from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.openapi import resolved
 from tests.support.score_traffic import BODY, score_continuously
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import infer_body
 from tests.support.wait import eventually
@@ -150,7 +150,7 @@ def test_reload_under_traffic_refuses_a_corrupt_version_with_no_failed_request(s
 def test_a_storm_of_disconnects_leaves_the_batcher_answering(tmp_path: Path) -> None:
     root = repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 300000")  # 0.3 s fill wait
     with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false") as (url, _):
-        port = int(url.rsplit(":", 1)[1])
+        port = port_of(url)
         raw = request_bytes("127.0.0.1", "/v1/score", httpx.Request("POST", url, json=BODY).content)
         sockets = []
         for _ in range(100):
@@ -176,7 +176,7 @@ def test_overload_at_twice_capacity_gets_fast_503s_then_recovers(tmp_path: Path)
     body = {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(50)]}
     payload = httpx.Request("POST", "http://x", json=body).content
     with running_server(root, tmp_path / "log", ctr_model="esmm", access_log="false", log_level="WARNING") as (url, _):
-        port = int(url.rsplit(":", 1)[1])
+        port = port_of(url)
         with httpx.Client(timeout=10) as client:  # capacity: closed loop, one request at a time
             start, done = time.monotonic(), 0
             while time.monotonic() - start < 1.0:

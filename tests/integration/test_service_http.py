@@ -13,7 +13,7 @@ import pytest
 
 from common.repository import MANIFEST_FILE, version_dir
 from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.server import running_server
+from tests.support.server import port_of, running_server
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,8 @@ def test_health_answers_head_as_get_without_a_body(server: str, path: str) -> No
     """A load balancer's HEAD probe: 200 with the GET answer's length, and not a byte of body after the
     headers (read to the close, on a raw connection: an HTTP client would not read a HEAD's body)."""
     get = httpx.get(f"{server}{path}", timeout=10.0)
-    host, port = server.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as client:
-        client.sendall(f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as client:
+        client.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
         received = b""
         while chunk := client.recv(65536):
             received += chunk

@@ -62,5 +62,5 @@ def running_server(
 
 
 def port_of(url: str) -> int:
-    """The port of a base URL ``running_server`` yields (``http://127.0.0.1:PORT``)."""
+    """The port of a loopback base URL (``http://127.0.0.1:PORT``), as ``running_server`` yields."""
     return int(url.rsplit(":", 1)[1])
