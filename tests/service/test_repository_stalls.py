@@ -29,7 +29,7 @@ import service.models.manager as manager_module
 import service.routes.admin as admin_module
 from common.repository import MODEL_FILE
 from tests.service.tiny_model import publish_tiny_esmm
-from tests.support.app_client import AUTH, BODY, app_client, make_repository
+from tests.support.app_client import AUTH, BODY, TOKEN, app_client, make_repository
 from tests.support.server import running_server
 from tests.support.wait import eventually, observe_polls
 
@@ -146,7 +146,7 @@ def test_sigterm_stops_a_service_whose_poll_is_stuck_in_a_read(tmp_path: Path) -
     )
     log = tmp_path / "service.log"
     command = [sys.executable, "-c", launcher]
-    settings = {"poll_interval_s": "0.1", "admin_token": "s3cret-admin-token-0123", "drain_timeout_s": "2"}
+    settings = {"poll_interval_s": "0.1", "admin_token": TOKEN, "drain_timeout_s": "2"}
     with running_server(root, log, command=command, ctr_model="esmm", **settings) as (url, process):
         publish_tiny_esmm(root, seed=2)
         eventually(lambda: "still loading model esmm version 2" in log.read_text(encoding="utf-8"), BOUND_S, "unsaid")
