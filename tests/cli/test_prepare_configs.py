@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from common.regular_file import NOT_REGULAR
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.checkout import ROOT
 from tests.support.ctr_process import CTR
 from tests.support.full_disk import full_disk_command, needs_full_disk
 from tests.support.tiny_esmm_config import TINY_ESMM
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def prepare(

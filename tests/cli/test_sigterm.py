@@ -16,10 +16,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.candidates_table import candidates_table
 from tests.support.checkout import ROOT
 from tests.support.ctr_process import CTR
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 SERVICE_LINE = re.compile(r"service on http://127\.0\.0\.1:(\d+) .* \(pid (\d+)\)")

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 @pytest.fixture(scope="module")

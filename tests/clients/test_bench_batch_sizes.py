@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clients.bench_batch_sizes import _rows, measure, table
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def _bodies(candidates: int) -> list[bytes]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from clients.bench_hotpath import hot_path
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def test_every_request_is_answered_and_its_cpu_counted(tmp_path: Path) -> None:

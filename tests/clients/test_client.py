@@ -16,10 +16,10 @@ import pytest
 from clients.client import AsyncScoringClient, ModelRef, Score, ScoreResponse, ScoringClient, ServiceError
 from clients.latency_proxy import latency_proxy
 from common.repository import versions
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.score_call import CANDIDATES, CONTEXT, overloaded
 from tests.support.server import port_of, running_server
 from tests.support.stand_in import stand_in
+from tests.support.tiny_model import publish_tiny_esmm
 
 TOKEN = "client-test-admin-token"
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.direct_scores import GOOD, direct_scores
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 from training.checkpoint import Checkpoint
 from training.export import export_checkpoint
 from training.models.registry import build_model

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.repository import versions
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.retrieval import TINY_ESAM_CONFIG
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def test_prepare_exports_the_retrieval_model_once(tmp_path: Path) -> None:

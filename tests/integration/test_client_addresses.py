@@ -15,8 +15,8 @@ import orjson
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 SCORE = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})

@@ -18,9 +18,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from clients.service_process import free_port
-from tests.service.tiny_model import RANGED, publish_tiny_esmm
 from tests.support.encoded_candidates import grpc_inputs, http_inputs
 from tests.support.server import running_server
+from tests.support.tiny_model import RANGED, publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 # RANGED's standardised training ranges: ad_price [-2.25, 5], ad_quality [-2.5, 2.5]

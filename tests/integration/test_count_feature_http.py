@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import Feature, FeatureSpec
 from common.repository import MODEL_FILE, version_dir
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from training.dataset import ImpressionTensors
 from training.logs import read_logs
 

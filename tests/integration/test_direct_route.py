@@ -17,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.access_log import given_id
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 GOOD = orjson.dumps({"context": {"user_id": "u_1"}, "candidates": [{"ad_id": "ad_3", "ad_price": 2.5}]})
 

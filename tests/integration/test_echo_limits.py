@@ -16,10 +16,10 @@ import pytest
 from tritonclient.grpc import service_pb2_grpc
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.encoded_candidates import infer_request
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 NAME = "unknown_name_"  # the start of every long name sent, which each answer must still show

@@ -19,11 +19,11 @@ import pytest
 
 from common.features import FeatureSpec, NumericStats
 from common.hashing import bucketize, fnv1a64
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.checkout import ROOT
 from tests.support.documented_encoder import DocumentedRetrieval, fnv1a, scores, text_of
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 
 PAGE = ROOT / "docs" / "encoding.md"
 

@@ -14,10 +14,10 @@ import orjson
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.access_log import given_id
 from tests.support.encoded_candidates import infer_request
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 GRPC_ACCESS = " service.grpc.access: "  # a text line's logger, before its message

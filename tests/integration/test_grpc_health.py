@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 CHECK = "/grpc.health.v1.Health/Check"

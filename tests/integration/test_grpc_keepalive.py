@@ -23,8 +23,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from clients.service_process import free_port
 from service.settings import Settings
 from service.v2.grpc.server import PING_STRIKES, server_options
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 MIN_PING_INTERVAL_S = 1.0
 PINGING = [

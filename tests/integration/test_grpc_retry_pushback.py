@@ -12,9 +12,9 @@ from tritonclient.grpc import service_pb2_grpc
 from clients.service_process import free_port
 from service.http.errors import ModelUnavailable
 from service.v2.grpc.answers import retry_pushback
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.encoded_candidates import infer_request
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def outcome(call: grpc.Future) -> tuple[grpc.StatusCode, dict[str, str]]:

@@ -21,10 +21,10 @@ import pytest
 
 from clients import bench_harden as bench
 from common.repository import MODEL_FILE, version_dir
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.harden_requests import AUTH, BODY, PAYLOAD, TOKEN
 from tests.support.metrics import responses
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.tiny_repository import repository
 
 # Past this much of a CPU given to other guests during the pauses case, the host paused the server too:

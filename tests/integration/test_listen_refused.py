@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.checkout import ROOT
+from tests.support.tiny_model import publish_tiny_esmm
 
 # the service's own run, on a socket bound as binding.py binds it, with the HTTP port (or the gRPC port, where
 # one is given) taken by another socket (bound with SO_REUSEADDR, as two services started at once do, and

@@ -26,10 +26,10 @@ from clients.service_process import free_port
 from common.repository import MODEL_FILE, version_dir
 from service.app import ROUTERS
 from service.routes import admin
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.openapi import resolved
 from tests.support.score_traffic import BODY, score_continuously
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import infer_body
 from tests.support.wait import eventually

@@ -26,7 +26,6 @@ import pytest
 
 from common.encoder import FeatureEncoder
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support import ctr_process
 from tests.support.candidates_table import REQUEST_SIZES, candidates_table
 from tests.support.checkout import ROOT
@@ -34,6 +33,7 @@ from tests.support.ctr_process import one_error_line
 from tests.support.named_rows import parquet_row
 from tests.support.read_only_mount import needs_read_only_mount
 from tests.support.server import running_server
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.torch_watch import WATCH_TORCH
 from training import offline_scores
 from training.logs import feature_columns, read_tables

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from common.repository import MANIFEST_FILE, version_dir
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 TOKEN = "a-token-of-twenty-chars"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.retrieval import add_tiny_esam
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 QUERY = {"user_id": "u5", "user_segment": "s2", "device": "desktop", "query_category": "c1"}
 

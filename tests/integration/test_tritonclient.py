@@ -24,9 +24,9 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 from clients.service_process import free_port
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.encoded_candidates import CANDIDATES, CONTEXT, encoded, grpc_inputs, http_inputs
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 CONTEXT = {"user_id": "u_1"}
 CANDIDATES = [{"ad_id": "ad_3", "ad_price": 2.5}, {"ad_id": "ad_9", "ad_price": 11.0}]

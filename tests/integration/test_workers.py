@@ -28,13 +28,13 @@ import tritonclient.grpc as grpcclient
 from clients import bench_harden as bench
 from clients.machine import descendants
 from clients.service_process import free_port, wait_ready
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.checkout import ROOT
 from tests.support.connection_each import connection_each
 from tests.support.encoded_candidates import encoded, grpc_inputs
 from tests.support.harden_requests import AUTH, PAYLOAD, TOKEN
 from tests.support.score_traffic import score_continuously
 from tests.support.server import port_of, running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.tiny_repository import repository
 from tests.support.wait import eventually
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from common.encoder import FeatureEncoder
 from service.app import create_app
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.tiny_model import RANGED, publish_tiny_esmm
+from tests.support.tiny_model import RANGED, publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 

@@ -21,9 +21,9 @@ from service.batching.policy import BatchConfig
 from service.http.errors import NonFiniteOutput
 from service.models.loader import load_newest
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.app_client import app_client, make_repository
 from tests.support.score_bodies import TWO_CANDIDATES
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 

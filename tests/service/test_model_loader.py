@@ -19,8 +19,8 @@ from service.models.base import ModelLoadError, warm_up_inputs
 from service.models.loader import load_newest, load_version
 from service.models.manager import load_snapshot
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, WeightsEdit, publish_tiny_esmm
 from tests.support.fifo import fifo_at
+from tests.support.tiny_model import SPEC, WeightsEdit, publish_tiny_esmm
 
 ESMM_NEEDS = {"pctr", "pctcvr"}
 

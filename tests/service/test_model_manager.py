@@ -17,8 +17,8 @@ from service.batching.policy import BatchConfig, Work, admission
 from service.models.config import ServingConfig, VersionPolicy, read_serving_config
 from service.models.manager import ModelManager
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.app_client import AUTH, BODY, TOKEN, app_client, bare_manager, make_repository
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually, observe_polls
 
 

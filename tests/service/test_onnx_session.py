@@ -10,7 +10,7 @@ from service.models import onnx
 from service.models.loader import load_newest
 from service.models.onnx import CPU, CUDA, create_session, load_cuda_libraries, requested_providers
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, build_onnx
+from tests.support.tiny_model import SPEC, build_onnx
 
 NO_CUDA = "no CUDA here (CPU onnxruntime, or no GPU): the CUDA path is not exercised"
 

@@ -24,10 +24,10 @@ from service.models.manager import load_snapshot
 from service.models.snapshot import RoleConflict
 from service.routes.models import ModelList
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.checkout import ROOT
 from tests.support.direct_scores import GOOD
 from tests.support.retrieval import add_tiny_esam
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.wait import eventually, observe_polls
 
 SLOT1 = {"regime": "slot1", "ctr_ratios": [1.0, 0.5, 0.33]}

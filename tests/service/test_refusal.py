@@ -26,7 +26,7 @@ def test_content_is_compared_for_the_files_whose_entry_changed_alone(tmp_path: P
     only the changed entries are read; model.json is compared as parsed, a graph by its sha256."""
     from common.repository import MODEL_FILE, read_manifest, version_dir
     from service.models.refusal import changed_names, content_differs
-    from tests.service.tiny_model import publish_tiny_esmm
+    from tests.support.tiny_model import publish_tiny_esmm
 
     publish_tiny_esmm(tmp_path)
     directory, manifest = version_dir(tmp_path, "esmm", 1), read_manifest(tmp_path, "esmm", 1)

@@ -18,8 +18,8 @@ from service.models import loader
 from service.models.config import VersionPolicy
 from service.models.refusal import Refusal
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.app_client import AUTH, BODY, app_client, make_repository
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 

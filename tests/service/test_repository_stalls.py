@@ -28,9 +28,9 @@ import service.models.loader as loader
 import service.models.manager as manager_module
 import service.routes.admin as admin_module
 from common.repository import MODEL_FILE
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.app_client import AUTH, BODY, TOKEN, app_client, make_repository
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually, observe_polls
 
 BOUND_S = 5.0  # the longest any wait here takes when the service does right

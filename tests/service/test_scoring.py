@@ -15,8 +15,8 @@ from service.score.features import (
     gather_columns,
 )
 from service.score.pipeline import held_to_clicks, parse_body
-from tests.service.tiny_model import SPEC
 from tests.support.score_strategies import candidate, near_valid, scalars, values
+from tests.support.tiny_model import SPEC
 
 KINDS = {f.name: f.kind for f in SPEC.features} | {"both": "conflict"}  # a name two role models disagree on
 MAX_CHARS = 6

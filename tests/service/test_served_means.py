@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.metrics import SMALL_SUM, summed
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.metrics import series
 from tests.support.score_bodies import SEVEN_CANDIDATES
+from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.wait import eventually
 
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.openapi import resolved
 from tests.support.retrieval import add_tiny_esam
+from tests.support.tiny_model import publish_tiny_esmm
 
 QUERY = {"user_id": "u3", "user_segment": "s1", "device": "mobile", "user_age": 30.0, "query_category": "c2"}
 JSON = {"content-type": "application/json"}

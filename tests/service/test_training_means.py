@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.metrics import series
 from tests.support.score_bodies import SEVEN_CANDIDATES
+from tests.support.tiny_model import publish_tiny_esmm
 
 NAME = "ctr_model_training_output_mean"
 MEANS = {"pctr_mean": 0.0731234567891, "pcvr_mean": 0.12, "pctcvr_mean": 0.0091, "ctr_auc": 0.7}

@@ -20,8 +20,8 @@ from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, version_dir
 from service.app import create_app
 from service.settings import Settings
-from tests.service.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.direct_scores import GOOD, direct_scores
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 LOGGED = {"regime": "logged"}

@@ -14,8 +14,8 @@ import pytest
 
 from service.settings import Settings
 from service.workers import supervise
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.checkout import ROOT
+from tests.support.tiny_model import publish_tiny_esmm
 
 
 def test_a_port_in_use_is_said_in_one_line_and_the_supervisor_exits_1(caplog: pytest.LogCaptureFixture) -> None:

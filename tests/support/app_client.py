@@ -13,7 +13,7 @@ from service.metrics import Metrics
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 
 TOKEN = "s3cret-admin-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, version_dir
-from tests.service.tiny_model import SPEC
+from tests.support.tiny_model import SPEC
 
 GOOD = {
     "context": {"user_id": "u_1", "hour": 21},

@@ -11,7 +11,7 @@ import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2
 
 from common.encoder import FeatureEncoder
-from tests.service.tiny_model import SPEC
+from tests.support.tiny_model import SPEC
 
 CONTEXT = {"user_id": "u_3", "hour": 5}
 CANDIDATES = [{"ad_id": f"ad_{i}", "ad_price": float(i), "ad_quality": 0.1 * i} for i in range(9)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tests.service.tiny_model import SPEC
+from tests.support.tiny_model import SPEC
 
 NAMES = [f.name for f in SPEC.features]
 keys = st.one_of(st.sampled_from(NAMES), st.text(max_size=8))

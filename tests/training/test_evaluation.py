@@ -9,7 +9,7 @@ import pytest
 
 import training.evaluation
 from common.repository import MODEL_FILE, read_manifest, sha256_file, version_dir
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 from training.evaluation import entire_space_metrics, evaluate_on_world, selection_bias, slot1_clicks, slot1_metrics
 from training.metrics import auc, log_loss
 

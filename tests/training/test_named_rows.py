@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.named_rows import csv_line, parquet_row
 from tests.support.own_logs import CONFIG_TOML, SPEC_TOML, write_logs
+from tests.support.tiny_model import publish_tiny_esmm
 
 BAD_ROW = 6  # in the second row group of 4 rows
 

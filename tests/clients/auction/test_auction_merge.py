@@ -17,11 +17,11 @@ from clients.auction.report import summarise
 from clients.auction.run import AuctionConfig, PipelineRun, config_digests, partial_record
 from common.features import NumericStats
 from common.finite_json import finite
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.auction_day import day
 from tests.support.checkout import ROOT
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.server import running_server
+from tests.support.tiny_model import publish_tiny_esmm
 
 # the settings every synthetic part shares (a real report's config has these and more)
 SETTINGS = {

@@ -84,8 +84,8 @@ def test_url_options_that_cannot_close_the_loop_are_refused(tmp_path: Path) -> N
 def test_a_token_the_service_refuses_is_said_before_the_first_day(tmp_path: Path) -> None:
     """A wrong --admin-token (401), or a service without admin routes (404), was found at the first reload:
     after a day's scoring and a training, the exported version left in the service's repository."""
-    from tests.service.tiny_model import publish_tiny_esmm
     from tests.support.server import running_server
+    from tests.support.tiny_model import publish_tiny_esmm
 
     repository = tmp_path / "models"
     publish_tiny_esmm(repository)
@@ -114,8 +114,8 @@ def test_a_role_the_auction_does_not_price_by_is_no_stale_version() -> None:
 def test_served_models_without_the_world_s_features_are_refused_before_the_first_day(tmp_path: Path) -> None:
     """A service of models trained on one's own logs was found at the first day's first request, ~5 s in, exit 1
     naming one feature ('user_id' is not a feature of the served models)."""
-    from tests.service.tiny_model import publish_tiny_esmm
     from tests.support.server import running_server
+    from tests.support.tiny_model import publish_tiny_esmm
 
     repository = tmp_path / "models"
     publish_tiny_esmm(repository)  # user_id, hour, ad_id, ad_price, ad_quality: half the world's

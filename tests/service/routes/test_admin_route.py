@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from service.app import create_app
 from service.routes import admin
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
+from tests.support.tiny_model import publish_tiny_esmm
 
 TOKEN = "admin-route-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.tiny_model import publish_tiny_esmm
 from tests.support.direct_scores import GOOD, direct_scores
 from tests.support.openapi import resolved
+from tests.support.tiny_model import publish_tiny_esmm
 
 JSON = {"content-type": "application/json"}
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.tiny_model import SPEC
 from tests.support.checkout import ROOT
+from tests.support.tiny_model import SPEC
 from tests.support.v2_bodies import infer_body
 
 
