@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pyarrow as pa
 
-from tests.training.noise_logs import OVERFITTING, STEADY, repository, write_log
+from tests.support.noise_logs import OVERFITTING, STEADY, repository, write_log
 from training.constant_baseline import warn_if_worse_than_constant
 from training.evaluate_logs import evaluate_on_logs, summary
 from training.evaluation import constant_metrics

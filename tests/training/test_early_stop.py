@@ -13,7 +13,7 @@ import torch
 
 from common.repository import MANIFEST_FILE, version_dir
 from tests.support.exported_scores import onnx_scores
-from tests.training.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, STEADY, repository, write_log
+from tests.support.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, STEADY, repository, write_log
 from training.distributed_train import train_streaming
 from training.epoch_validation import EpochValidation
 from training.fit import TrainingPhase, run_phases

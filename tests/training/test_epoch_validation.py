@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from tests.training.noise_logs import OVERFITTING, STEADY, repository, write_log
+from tests.support.noise_logs import OVERFITTING, STEADY, repository, write_log
 from training.pipeline import train
 
 

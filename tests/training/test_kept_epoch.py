@@ -12,8 +12,8 @@ import torch
 
 from common.repository import CATALOG_EMBEDDINGS, version_dir
 from tests.support.exported_scores import onnx_scores
+from tests.support.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, repository, write_log
 from tests.support.own_retrieval_logs import CONFIG_TOML, write_pair
-from tests.training.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, repository, write_log
 from training.checkpoint import Checkpoint
 from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
