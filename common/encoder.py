@@ -262,8 +262,9 @@ class FeatureEncoder:
 
     def encode(self, columns: Mapping[str, Any], n_rows: int, clipped: Counter | None = None) -> EncodedFeatures:
         """Encode ``n_rows`` rows; raises FeatureError naming the first bad feature. The values clipped to
-        the training range are counted, one per row, in ``clipped`` if given (a request of two encodes that
-        counts only once both passed: ``add_clipped``), else in the encoder's own ``clipped``.
+        the training range are counted, one per row, in ``clipped`` if given (a request the service encodes
+        before queueing it counts them once its batchers took it: ``add_clipped``), else in the encoder's own
+        ``clipped``.
 
         Columns of plain Python values (scalars and lists, as a service batch gives them) take the
         value path: each categorical value's bucket is looked up in a per-feature memo (ids repeat

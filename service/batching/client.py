@@ -6,6 +6,12 @@ take the work in time, so a refusal by one (QueueFull: 503) is counted on that m
 nothing queued in the others. If the client disconnects meanwhile, its work is abandoned (rows not
 yet batched never run) and ClientDisconnected is raised.
 
+A request's values clipped to a model's training range (common/encoder.py) are counted in
+``ctr_feature_values_clipped_total`` here, once every batcher took the request, on every route that encodes
+or clips before queueing (``/v1/score``'s large requests, ``/v1/similarity``, V2 infer): a request refused
+after its encoding (a full queue's 503, a deadline gone by the queue's 504, more rows than a queue holds'
+413) counts nothing. A small ``/v1/score`` request's rows are encoded, and counted, by its batch.
+
 ``live_batcher`` finds a model version's batcher first: a request may hold a snapshot whose version a
 reload has since retired (its batcher draining), and is answered 503 rather than queued there.
 ``outcomes`` awaits them (a request answered by a task: ASGI); ``when_done`` calls back with them (a
@@ -15,7 +21,7 @@ request answered by its connection, without a task: http/protocol.py's direct ro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +31,13 @@ from service.http.disconnect import Watcher
 from service.http.errors import ClientDisconnected, ModelUnavailable
 
 if TYPE_CHECKING:
+    from common.encoder import FeatureEncoder
     from service.models.base import ServedModel
     from service.models.snapshot import ServingModels
 
 Queued = list[tuple[Hashable, Batcher, Work]]
+# a request's clipped values not counted yet: encoder -> numeric feature -> rows its value was clipped in
+Clipped = Mapping["FeatureEncoder", Mapping[str, int]]
 
 
 def live_batcher(models: ServingModels, model: ServedModel) -> Batcher:
@@ -39,8 +48,11 @@ def live_batcher(models: ServingModels, model: ServedModel) -> Batcher:
     return batcher
 
 
-def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, deadline: float) -> Queued:
-    """Each ``(key, batcher, inputs)`` queued, all before any is awaited; a refusal leaves none queued."""
+def enqueue(
+    requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, deadline: float, clipped: Clipped | None = None
+) -> Queued:
+    """Each ``(key, batcher, inputs)`` queued, all before any is awaited; a refusal leaves none queued. Once
+    all are queued, the request's ``clipped`` values are added to each encoder's count (``add_clipped``)."""
     # every refusal (counted on its own batcher's model) before anything is queued
     admitted_at = [batcher.admit(n_items, deadline) for _, batcher, _ in requests]
     queued: Queued = []
@@ -50,6 +62,9 @@ def enqueue(requests: Sequence[tuple[Hashable, Batcher, Any]], n_items: int, dea
     except BaseException:
         abandon(queued)
         raise
+    if clipped:
+        for encoder, counts in clipped.items():
+            encoder.add_clipped(counts)
     return queued
 
 

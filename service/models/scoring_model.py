@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -85,9 +86,10 @@ class ScoringModel(ServedModel):
         feed = {name: inputs[name] for name in self.input_names}
         return dict(zip(names, self.session.run(names, feed), strict=True))
 
-    def encode(self, parts: Sequence[tuple[FeatureRows, int, int]]) -> Tensors:
-        """Input tensors for rows ``start:stop`` of each part, encoded together (score/features.py)."""
-        return encode_slices(self.encoder, self.feature_names, parts)
+    def encode(self, parts: Sequence[tuple[FeatureRows, int, int]], clipped: Counter | None = None) -> Tensors:
+        """Input tensors for rows ``start:stop`` of each part, encoded together (score/features.py); the values
+        clipped to the training range counted in ``clipped`` if given, else in the encoder's own count."""
+        return encode_slices(self.encoder, self.feature_names, parts, clipped)
 
     def collate(self, batch: Sequence[Slice]) -> Tensors:
         """A batch's input tensors, in batch order: ``FeatureRows`` (``/v1/score``) are encoded together

@@ -28,6 +28,7 @@ the concatenation of the requests' own encodings (tests/service/test_feature_row
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -80,11 +81,15 @@ class FeatureRows:
 
 
 def encode_slices(
-    encoder: FeatureEncoder, names: Collection[str], parts: Sequence[tuple[FeatureRows, int, int]]
+    encoder: FeatureEncoder,
+    names: Collection[str],
+    parts: Sequence[tuple[FeatureRows, int, int]],
+    clipped: Counter | None = None,
 ) -> dict[str, np.ndarray]:
     """The input tensors of rows ``start:stop`` of each part, in order: small parts (1-candidate
     requests) by one encoder call for the whole batch, large ones by one call each (their context looked
-    up once, then broadcast), stacked.
+    up once, then broadcast), stacked. The values clipped to the training range are counted in ``clipped``
+    if given, else in the encoder's own count (``FeatureEncoder.encode``).
 
     ``names`` are the encoder's features. A feature a request does not give is ``None`` in its rows,
     which encodes as the feature's default, as leaving the feature out would (a required feature is
@@ -92,7 +97,7 @@ def encode_slices(
     """
     n_rows = sum(stop - start for _, start, stop in parts)
     if len(parts) == 1 or n_rows >= ALONE_ROWS * len(parts):  # each request alone, its context broadcast
-        encoded = [_encode_part(encoder, names, *part) for part in parts]
+        encoded = [_encode_part(encoder, names, *part, clipped) for part in parts]
         if len(encoded) == 1:
             return encoded[0]
         return {name: np.concatenate([inputs[name] for inputs in encoded]) for name in encoded[0]}
@@ -102,7 +107,7 @@ def encode_slices(
         columns = {
             name: [c[name] if name in c else (o[name][i] if name in o else None) for c, o, i in picks] for name in names
         }
-        return encoder.encode(columns, n_rows).as_inputs()
+        return encoder.encode(columns, n_rows, clipped).as_inputs()
     columns = {name: [] for name in names}
     for rows, start, stop in parts:  # a request's context value repeats over its rows; absent is None
         context, own = rows.context, rows.columns
@@ -112,11 +117,11 @@ def encode_slices(
             else:
                 values = own.get(name)
                 column += values[start:stop] if values is not None else [None] * (stop - start)
-    return encoder.encode(columns, n_rows).as_inputs()
+    return encoder.encode(columns, n_rows, clipped).as_inputs()
 
 
 def _encode_part(
-    encoder: FeatureEncoder, names: Collection[str], rows: FeatureRows, start: int, stop: int
+    encoder: FeatureEncoder, names: Collection[str], rows: FeatureRows, start: int, stop: int, clipped: Counter | None
 ) -> dict[str, np.ndarray]:
     """Rows ``start:stop`` of one request, its context values kept scalar (the encoder broadcasts them)."""
     selected = {name: value for name, value in rows.context.items() if name in names}
@@ -124,7 +129,7 @@ def _encode_part(
     for name, column in rows.columns.items():
         if name in names:
             selected[name] = column if whole else column[start:stop]
-    return encoder.encode(selected, stop - start).as_inputs()
+    return encoder.encode(selected, stop - start, clipped).as_inputs()
 
 
 # -- gathering and checking -----------------------------------------------------------------------

@@ -8,7 +8,10 @@ the rest of its batch (one encoder call for many small requests is what lets bat
 encoding out of them); a large one (``ALONE_ROWS`` candidates and more, which the worker would encode
 alone anyway) is encoded here, beside its checks, so the batch thread, the bottleneck at 100 candidates,
 only runs the model (`ctr bench serve --cases service_100` against the commit before, interleaved:
-+1.7 and +10.7 %, docs/serving-log.md). The answer takes each role's score (common/roles.py) and derives pCVR.
++1.7 and +10.7 %, docs/serving-log.md); its values clipped to a training range are counted once the batchers
+took it (``client.enqueue``: a request refused there, a 503 of a full queue, counts none), as a small
+request's are counted by the batch that encodes them. The answer takes each role's score (common/roles.py)
+and derives pCVR.
 
 ``respond`` is ``render(prepare(...), await outcomes(queue(...)))``; each step is its own function. ``start``
 is the same without awaiting, for a request answered by its connection (http/protocol.py's direct routes).
@@ -17,6 +20,7 @@ is the same without awaiting, for a request answered by its connection (http/pro
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +52,8 @@ class PreparedRequest:
     # distinct model -> its batch input: the rows (encoded with their batch) or, for a large request,
     # its tensors already encoded
     inputs: dict[ScoringModel, FeatureRows | dict[str, np.ndarray]]
+    # a large request's values clipped in its encoding, counted once the batchers took it (None: a small one)
+    clipped: client.Clipped | None = None
 
     @property
     def models(self) -> tuple[ScoringModel, ...]:
@@ -106,7 +112,7 @@ def start(
 def queue(prepared: PreparedRequest, models: ServingModels, deadline: float) -> client.Queued:
     """The request queued in the batcher of each model it needs (none if one refuses)."""
     requests = [(model, client.live_batcher(models, model), inputs) for model, inputs in prepared.inputs.items()]
-    return client.enqueue(requests, prepared.n_candidates, deadline)
+    return client.enqueue(requests, prepared.n_candidates, deadline, prepared.clipped)
 
 
 def prepare(body: bytes, models: ServingModels, settings: Settings) -> PreparedRequest:
@@ -128,14 +134,18 @@ def checked_request(
     max_string_chars: int,
 ) -> PreparedRequest:
     """A parsed request checked (``checked_rows``, against ``kinds``: the role models' feature kinds) and, if
-    large, encoded; ``ctr score`` prepares each request of a file here too (training/offline_scores.py)."""
+    large, encoded, its clipped values not counted yet (``queue`` counts them); ``ctr score`` prepares each
+    request of a file here too (training/offline_scores.py)."""
     distinct = tuple(dict.fromkeys(roles.values()))
     rows = checked_rows(context, candidates, distinct, kinds, max_string_chars)
     n = len(candidates)
+    if n < ALONE_ROWS:
+        return PreparedRequest(n, roles, rows, dict.fromkeys(distinct, rows))
+    clipped = {model.encoder: Counter() for model in distinct}
     inputs: dict[ScoringModel, FeatureRows | dict[str, np.ndarray]] = {
-        model: model.encode([(rows, 0, n)]) if n >= ALONE_ROWS else rows for model in distinct
+        model: model.encode([(rows, 0, n)], clipped[model.encoder]) for model in distinct
     }
-    return PreparedRequest(n, roles, rows, inputs)
+    return PreparedRequest(n, roles, rows, inputs, clipped)
 
 
 def render(prepared: PreparedRequest, outputs: dict[Any, dict[str, np.ndarray]]) -> bytes:

@@ -48,10 +48,10 @@ async def respond(
         raise ModelUnavailable(models.retrieval_unavailable())
     batcher = client.live_batcher(models, model)
     if len(body) <= INLINE_BODY_BYTES:
-        query, items, k = prepare(body, model, settings)
+        query, items, k, clipped = prepare(body, model, settings)
     else:
-        query, items, k = await asyncio.to_thread(prepare, body, model, settings)
-    queued = client.enqueue([(model, batcher, query)], 1, deadline)
+        query, items, k, clipped = await asyncio.to_thread(prepare, body, model, settings)
+    queued = client.enqueue([(model, batcher, query)], 1, deadline, clipped)
     embedding = (await client.outcomes(queued, watch_disconnect))[model][EMBEDDING][0]
     loop = asyncio.get_running_loop()
     now = loop.time()
@@ -72,14 +72,16 @@ async def respond(
 
 def prepare(
     body: bytes, model: RetrievalModel, settings: Settings
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int]:
-    """(the encoded query, the encoded items or None, k): everything checked and encoded."""
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int, client.Clipped]:
+    """(the encoded query, the encoded items or None, k, the values both towers clipped): everything checked
+    and encoded; the clipped values are counted once the batcher took the query (``client.enqueue``), so that
+    a request refused on the way, a 422 of the items or a 503 of a full queue, counts none."""
     query, items, k = parse_body(body, settings)
-    clipped: Counter = Counter()  # counted once both towers' inputs passed: a refused request clips nothing
+    clipped: Counter = Counter()
     encoded_query = _encode(model.query.encoder, [query], "query", settings, clipped)
     encoded_items = _encode(model.item.encoder, items, "items", settings, clipped) if items is not None else None
-    model.query.encoder.add_clipped(clipped)  # the towers share the version's counter (models/manager.py)
-    return encoded_query, encoded_items, k
+    # counted through the query tower's encoder: the towers share the version's counter (models/manager.py)
+    return encoded_query, encoded_items, k, {model.query.encoder: clipped}
 
 
 def render(model: RetrievalModel, query: np.ndarray, items: dict[str, np.ndarray] | None, k: int) -> bytes:

@@ -53,13 +53,11 @@ async def run(
 ) -> Tensors:
     """The model's outputs for checked inputs, through its batcher; QueueFull (503), DeadlineExceeded
     (504), ModelUnavailable (503). The numeric input is clipped to the training range, its clipped values
-    counted in the version's ``ctr_feature_values_clipped_total`` once the batcher took the request (a
-    refused request clips nothing, as on ``/v1/score``). With ``watch_disconnect`` (HTTP) a client that
-    disconnects abandons the work; without it (gRPC) the caller's cancellation does."""
+    counted in the version's ``ctr_feature_values_clipped_total`` once the batcher took the request
+    (``client.enqueue``, as on ``/v1/score``: a refused request counts nothing). With ``watch_disconnect``
+    (HTTP) a client that disconnects abandons the work; without it (gRPC) the caller's cancellation does."""
     inputs, clipped = clipped_to_training_range(inputs, model)
-    queued = client.enqueue([(model, client.live_batcher(models, model), inputs)], rows, deadline)
-    if clipped is not None:
-        model.encoder.add_clipped(clipped)
+    queued = client.enqueue([(model, client.live_batcher(models, model), inputs)], rows, deadline, clipped)
     if watch_disconnect is not None:
         return (await client.outcomes(queued, watch_disconnect))[model]
     try:

@@ -23,13 +23,16 @@ feature in ``ctr_feature_values_clipped_total`` as ``/v1/score``'s are, once the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from common.encoder import STANDARDISED_LIMIT
 from service.http.errors import InputError, echoed
 from service.models.scoring_model import ScoringModel
+
+if TYPE_CHECKING:
+    from service.batching.client import Clipped
 
 DATATYPES = {"int64": "INT64", "float32": "FP32", "float64": "FP64"}  # numpy dtype name -> V2 datatype
 WIRE_DTYPES = {"INT64": np.dtype("<i8"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # little-endian
@@ -137,10 +140,11 @@ def check_request(tensors: dict[str, np.ndarray], where: dict[str, str], model: 
 
 def clipped_to_training_range(
     tensors: dict[str, np.ndarray], model: ScoringModel
-) -> tuple[dict[str, np.ndarray], dict[str, int] | None]:
+) -> tuple[dict[str, np.ndarray], Clipped | None]:
     """A checked request's inputs with the numeric tensor (standardised values, one column per numeric feature)
-    clipped to each feature's standardised training range, and numeric feature -> rows clipped in it (None
-    when no value was: the common case).
+    clipped to each feature's standardised training range, and the values clipped, as ``client.enqueue``
+    counts them once the batcher took the request (the model's encoder -> numeric feature -> rows clipped in
+    it; None when no value was: the common case).
 
     The bounds are those ``model``'s encoder computed at its load and clips ``/v1/score``'s values to
     (``FeatureEncoder.standardised_range``, common/encoder.py: read, not computed again, so both paths clip at
@@ -162,7 +166,7 @@ def clipped_to_training_range(
     # a -0.0 at a bound of 0.0 may come back as 0.0 (x86's max of two zeros gives the second): other bytes,
     # the same value, counted 0
     counts = model.encoder.clipped_counts(bounded != numeric)
-    return clipped, counts if any(counts.values()) else None
+    return clipped, {model.encoder: counts} if any(counts.values()) else None
 
 
 def declared_input(model: ScoringModel, name: Any, seen: dict[str, np.ndarray], where: str) -> str:

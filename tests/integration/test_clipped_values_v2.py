@@ -8,7 +8,7 @@ unit saw its scores pinned to the edge of the training range and a clipped-value
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -19,35 +19,19 @@ import tritonclient.http as httpclient
 
 from clients.service_process import free_port
 from tests.support.encoded_candidates import grpc_inputs, http_inputs
+from tests.support.metrics import clipped_while
 from tests.support.server import running_server
 from tests.support.tiny_model import RANGED, publish_tiny_esmm
 from tests.support.v2_bodies import infer_body
 
 # RANGED's standardised training ranges: ad_price [-2.25, 5], ad_quality [-2.5, 2.5]
 CATEGORICAL = [1, 55, 80]  # user_id, hour, ad_id: one id inside each feature's range
-FEATURES = ("ad_price", "ad_quality")
 
 
 @dataclass(frozen=True)
 class Service:
     url: str  # http://127.0.0.1:PORT
     grpc: str  # 127.0.0.1:PORT
-
-    def clipped(self) -> dict[str, int]:
-        """Each numeric feature's ctr_feature_values_clipped_total of esmm version 1."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        counts = {}
-        for feature in FEATURES:
-            series = f'ctr_feature_values_clipped_total{{model="esmm",version="1",feature="{feature}"}} '
-            (line,) = [line for line in text.splitlines() if line.startswith(series)]
-            counts[feature] = int(line.rsplit(" ", 1)[1])
-        return counts
-
-    def moved(self, send: Callable[[], object]) -> dict[str, int]:
-        """How far each feature's series moved while ``send()`` ran."""
-        before = self.clipped()
-        send()
-        return {feature: n - before[feature] for feature, n in self.clipped().items()}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +58,9 @@ def infer(service: Service, transport: str, numeric: list[list[float]]) -> None:
 def test_values_outside_the_range_are_counted_per_row_and_feature(service: Service, transport: str) -> None:
     # 1000 and -3 past ad_price's edges, -7 past ad_quality's; 2.5 is ad_quality's edge itself
     outside = [[1000.0, 0.0], [-3.0, 2.5], [0.5, -7.0]]
-    assert service.moved(lambda: infer(service, transport, outside)) == {"ad_price": 2, "ad_quality": 1}
+    assert clipped_while(service.url, lambda: infer(service, transport, outside)) == {"ad_price": 2, "ad_quality": 1}
     inside = [[-2.25, -2.5], [5.0, 2.5], [0.1, -0.2]]  # the edges and values between
-    assert service.moved(lambda: infer(service, transport, inside)) == {"ad_price": 0, "ad_quality": 0}
+    assert clipped_while(service.url, lambda: infer(service, transport, inside)) == {"ad_price": 0, "ad_quality": 0}
 
 
 @pytest.mark.parametrize(
@@ -95,4 +79,4 @@ def test_a_refused_request_counts_nothing(service: Service, categorical: list[in
         response = httpx.post(f"{service.url}/v2/models/esmm/infer", json=body, timeout=10)
         assert response.status_code == 400, response.text
 
-    assert service.moved(send) == {"ad_price": 0, "ad_quality": 0}
+    assert clipped_while(service.url, send) == {"ad_price": 0, "ad_quality": 0}

@@ -385,34 +385,40 @@ def test_an_unknown_item_feature_names_the_item_tower(client: TestClient) -> Non
     assert "items tower" not in response.json()["error"]
 
 
+def clipped(client: TestClient) -> dict[str, int]:
+    """Each numeric feature of the retrieval version -> its ``ctr_feature_values_clipped_total``."""
+    prefix = 'ctr_feature_values_clipped_total{model="esam",version="1",feature="'
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return {line[len(prefix) :].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+
+
 def test_values_outside_the_training_range_are_clipped_and_counted_on_both_towers(client: TestClient) -> None:
     """The query's and the items' encoders count into the retrieval version's series, as scoring's do."""
-
-    def clipped() -> dict[str, int]:
-        prefix = 'ctr_feature_values_clipped_total{model="esam",version="1",feature="'
-        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
-        return {line[len(prefix) :].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
-
-    before = clipped()
+    before = clipped(client)
     assert {"user_age", "ad_price"} <= set(before)
     far = {"query": {**QUERY, "user_age": 10_950.0}, "items": [{**ITEMS[0], "ad_price": 1e9}, ITEMS[1]]}
     response = client.post("/v1/similarity", json=far)
     assert response.status_code == 200, response.text
-    after = clipped()
+    after = clipped(client)
     assert (after["user_age"] - before["user_age"], after["ad_price"] - before["ad_price"]) == (1, 1)
 
 
-def test_a_refused_request_counts_no_clipped_value(client: TestClient) -> None:
-    """The query was encoded, and its clipped age counted, before the items' 1e39 refused the request."""
-
-    def age_clipped() -> int:
-        prefix = 'ctr_feature_values_clipped_total{model="esam",version="1",feature="user_age"} '
-        return int(
-            next(line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)).split()[-1]
-        )
-
-    before = age_clipped()
-    refused = {"query": {**QUERY, "user_age": 1e9}, "items": [{**ITEMS[0], "ad_price": 1e39}]}
-    response = client.post("/v1/similarity", json=refused)
-    assert response.status_code == 422 and response.json()["field"] == "items[0].ad_price", response.text
-    assert age_clipped() == before
+@pytest.mark.parametrize(
+    ("items", "headers", "status"),
+    [
+        ([{**ITEMS[0], "ad_price": 1e39}], {}, 422),  # the items refused once the query was encoded
+        ([{**ITEMS[0], "ad_price": 1e9}], {"X-Request-Timeout-Ms": "0.001"}, 504),  # the deadline gone by the queue
+    ],
+    ids=["items-refused", "deadline"],
+)
+def test_a_refused_request_counts_no_clipped_value(
+    client: TestClient, items: list[dict], headers: dict[str, str], status: int
+) -> None:
+    """The query's far age was counted when the items' 1e39 refused the request after the query's encoding, and
+    both towers' far values when the query's batcher refused it after theirs (its deadline gone by the queue: a
+    504; a full queue's 503 is refused at the same place, ``client.enqueue``). Now neither counts."""
+    before = clipped(client)
+    refused = {"query": {**QUERY, "user_age": 1e9}, "items": items}
+    response = client.post("/v1/similarity", json=refused, headers=headers)
+    assert response.status_code == status, response.text
+    assert clipped(client) == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 
@@ -19,3 +21,18 @@ def series(text: str, name: str, version: int) -> dict[str, float]:
             labels, value = line.rsplit(" ", 1)
             found[labels.partition('output="')[2].rstrip('"}')] = float(value)
     return found
+
+
+def clipped(url: str, version: int = 1) -> dict[str, int]:
+    """Each numeric feature -> ``ctr_feature_values_clipped_total`` of model esmm's ``version``: the request values
+    clipped to its training range so far."""
+    prefix = f'ctr_feature_values_clipped_total{{model="esmm",version="{version}",feature="'
+    lines = [line for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines() if line.startswith(prefix)]
+    return {line[len(prefix) :].split('"', 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+
+
+def clipped_while(url: str, send: Callable[[], object]) -> dict[str, int]:
+    """How far each feature's ``clipped`` count moved while ``send()`` ran."""
+    before = clipped(url)
+    send()
+    return {feature: n - before[feature] for feature, n in clipped(url).items()}

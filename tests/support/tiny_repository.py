@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.tiny_model import publish_tiny_esmm
+from common.features import FeatureSpec
+from tests.support.tiny_model import SPEC, publish_tiny_esmm
 
 
-def repository(root: Path, serving: str = "") -> Path:
-    """``root`` with the tiny ESMM as model ``esmm`` version 1, its ``[serving]`` table ``serving`` (TOML lines)."""
-    publish_tiny_esmm(root)
+def repository(root: Path, serving: str = "", spec: FeatureSpec = SPEC) -> Path:
+    """``root`` with the tiny ESMM (of ``spec``) as model ``esmm`` version 1, its ``[serving]`` table ``serving``
+    (TOML lines)."""
+    publish_tiny_esmm(root, spec=spec)
     (root / "esmm" / "config.toml").write_text(f'kind = "esmm"\n[serving]\n{serving}\n')
     return root
