@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from service.http.failure_lines import LINES_PER_S
-from tests.support.metrics import responses
+from tests.support.metrics import pending, responses
 from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 from tests.support.v2_bodies import infer_body
@@ -29,9 +29,9 @@ SCORE = orjson.dumps(
     {"context": {"user_id": "u"}, "candidates": [{"ad_id": f"a{i}", "ad_price": 1.0} for i in range(1000)]}
 )
 INFER_PATH = "/v2/models/esmm/infer"
+FIRST_VERSION_INFER_PATH = "/v2/models/esmm/versions/1/infer"
 INFER = orjson.dumps({**infer_body([[0, 50, 74]], [[0.0, 0.0]]), "id": "bid-9"})  # tritonclient's request_id
 REFUSALS = 25  # more than two seconds' lines: some are held back, whichever seconds they fall in
-PENDING = 'ctr_inference_pending_request_count{model="esmm",version="1"} 1'
 
 
 def post(path: str, body: bytes, request_id: str) -> bytes:
@@ -39,11 +39,13 @@ def post(path: str, body: bytes, request_id: str) -> bytes:
     return f"{head}x-request-id: {request_id}\r\n\r\n".encode() + body
 
 
-def leave_while_pending(url: str, request: bytes) -> None:
-    """Sends the request and closes the connection once it waits for its batch, before its answer."""
-    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) as raw:
+def leave_while_pending(http: httpx.Client, request: bytes, version: int) -> None:
+    """Sends the request to esmm ``version``, whose batcher holds no other, and closes the connection once
+    /metrics shows it waiting there for its batch to fill (``SLOW_BATCHES``' 0.5 s), before its answer. The
+    polls go through one client (``http``): a client per poll loads its CA bundle each time."""
+    with socket.create_connection(("127.0.0.1", http.base_url.port), timeout=10) as raw:
         raw.sendall(request)
-        eventually(lambda: PENDING in httpx.get(f"{url}/metrics").text, 5, "the request pending")
+        eventually(lambda: pending(http, version) == 1, 5, "the request pending", every_s=0.01)
 
 
 def fail_late(url: str) -> None:
@@ -70,12 +72,19 @@ def refusals_said(log: Path) -> tuple[int, int]:
 
 
 def test_a_client_that_left_has_a_499_line_and_failures_are_warnings(tmp_path: Path) -> None:
-    root = repository(tmp_path / "models", SLOW_BATCHES)
+    """The two requests whose clients leave go to two versions of esmm, each the only request in its batcher.
+    In one batcher the second was queued behind the first, which stays at the queue's head, abandoned, until
+    the next batch is formed: their batch formed when the first's fill wait ended, so the second had only what
+    was left of it, and a client slow to send the second had it answered 200 before it could leave."""
+    root = repository(tmp_path / "models", SLOW_BATCHES, versions=2)
     log = tmp_path / "log"
-    with running_server(root, log, ctr_model="esmm", log_format="json") as (url, _):
+    with (
+        running_server(root, log, ctr_model="esmm", log_format="json") as (url, _),
+        httpx.Client(base_url=url, timeout=5) as http,
+    ):
         counted = responses(url, 499)
-        leave_while_pending(url, post("/v1/score", SCORE, "gone-direct"))  # the protocol's direct route
-        leave_while_pending(url, post(INFER_PATH, INFER, "gone-asgi"))  # an ASGI route
+        leave_while_pending(http, post("/v1/score", SCORE, "gone-direct"), 2)  # the protocol's direct route: the newest
+        leave_while_pending(http, post(FIRST_VERSION_INFER_PATH, INFER, "gone-asgi"), 1)  # an ASGI route
         eventually(lambda: responses(url, 499) == counted + 2, 5, "both 499s counted")
         fail_late(url)
         with socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) as raw:  # no Host header: 400
@@ -98,8 +107,11 @@ def test_a_client_that_left_has_a_499_line_and_failures_are_warnings(tmp_path: P
 def test_with_the_access_log_off_failures_still_have_their_lines(tmp_path: Path) -> None:
     root = repository(tmp_path / "models", SLOW_BATCHES)
     log = tmp_path / "log"
-    with running_server(root, log, ctr_model="esmm", log_format="json", access_log="false") as (url, _):
-        leave_while_pending(url, post(INFER_PATH, INFER, "gone-asgi"))
+    with (
+        running_server(root, log, ctr_model="esmm", log_format="json", access_log="false") as (url, _),
+        httpx.Client(base_url=url, timeout=5) as http,
+    ):
+        leave_while_pending(http, post(INFER_PATH, INFER, "gone-asgi"), 1)
         fail_late(url)
         with httpx.Client(base_url=url, timeout=10) as client:
             assert (

@@ -16,8 +16,10 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from clients.service_process import free_port
 from tests.support.access_log import given_id
 from tests.support.encoded_candidates import infer_request
+from tests.support.metrics import pending
 from tests.support.server import running_server
 from tests.support.tiny_model import publish_tiny_esmm
+from tests.support.tiny_repository import repository
 from tests.support.wait import eventually
 
 GRPC_ACCESS = " service.grpc.access: "  # a text line's logger, before its message
@@ -116,20 +118,8 @@ def slow_batches(tmp_path: Path, versions: int = 1) -> tuple[int, Path]:
     """A repository whose esmm batches wait just under 0.6 s to fill (as long a wait is refused at load): a call,
     queued a few µs after its 0.6 s deadline began, waits it out in the queue; ``versions`` of esmm served, each
     with a batcher of its own; and the gRPC port and log file for its server."""
-    for _ in range(versions):
-        publish_tiny_esmm(tmp_path / "models")
-    (tmp_path / "models" / "esmm" / "config.toml").write_text(
-        'kind = "esmm"\n[serving]\nmax_batch_size = 1024\nmax_queue_delay_us = 599999\n'
-        f"version_policy = {{ latest = {versions} }}\n",
-        encoding="utf-8",
-    )
+    repository(tmp_path / "models", "max_batch_size = 1024\nmax_queue_delay_us = 599999", versions)
     return free_port(), tmp_path / "log"
-
-
-def pending(http: httpx.Client, version: int) -> int:
-    """The requests waiting in or running through esmm ``version``'s batcher, as /metrics says."""
-    text = http.get("/metrics").text
-    return int(re.search(rf'inference_pending_request_count\{{model="esmm",version="{version}"\}} (\d+)', text)[1])
 
 
 def test_a_call_past_its_deadline_or_cancelled_gets_its_line_once_in_json(tmp_path: Path) -> None:

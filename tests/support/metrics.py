@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
@@ -36,3 +37,9 @@ def clipped_while(url: str, send: Callable[[], object]) -> dict[str, int]:
     before = clipped(url)
     send()
     return {feature: n - before[feature] for feature, n in clipped(url).items()}
+
+
+def pending(http: httpx.Client, version: int) -> int:
+    """The requests waiting in or running through esmm ``version``'s batcher, as /metrics says."""
+    text = http.get("/metrics").text
+    return int(re.search(rf'inference_pending_request_count\{{model="esmm",version="{version}"\}} (\d+)', text)[1])
