@@ -64,7 +64,8 @@ def enqueue(
         raise
     if clipped:
         for encoder, counts in clipped.items():
-            encoder.add_clipped(counts)
+            if counts:  # a request's encoding that clipped nothing (the common case) takes no lock
+                encoder.add_clipped(counts)
     return queued
 
 

@@ -72,7 +72,7 @@ async def respond(
 
 def prepare(
     body: bytes, model: RetrievalModel, settings: Settings
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int, client.Clipped | None]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, int, client.Clipped]:
     """(the encoded query, the encoded items or None, k, the values both towers clipped): everything checked
     and encoded; the clipped values are counted once the batcher took the query (``client.enqueue``), so that
     a request refused on the way, a 422 of the items or a 503 of a full queue, counts none."""
@@ -80,9 +80,8 @@ def prepare(
     clipped: Counter = Counter()
     encoded_query = _encode(model.query.encoder, [query], "query", settings, clipped)
     encoded_items = _encode(model.item.encoder, items, "items", settings, clipped) if items is not None else None
-    # counted through the query tower's encoder: the towers share the version's counter (models/manager.py);
-    # nothing clipped (the common case) is nothing to add
-    return encoded_query, encoded_items, k, {model.query.encoder: clipped} if clipped else None
+    # counted through the query tower's encoder: the towers share the version's counter (models/manager.py)
+    return encoded_query, encoded_items, k, {model.query.encoder: clipped}
 
 
 def render(model: RetrievalModel, query: np.ndarray, items: dict[str, np.ndarray] | None, k: int) -> bytes:
