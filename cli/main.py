@@ -48,7 +48,7 @@ from cli.signals import sigterm_exits
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
-from common.utc_logging import stderr_handler
+from common.utc_logging import CurrentStderrHandler, stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
 if TYPE_CHECKING:
@@ -89,6 +89,10 @@ def configure(
         context.with_resource(sigterm_exits())
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, handlers=[stderr_handler("%(asctime)s %(levelname)s %(name)s: %(message)s")])
+    if any(isinstance(handler, CurrentStderrHandler) for handler in logging.getLogger().handlers):
+        # basicConfig did nothing for a second command in one process (its handler is already there): its own
+        # --verbose or not still holds
+        logging.getLogger().setLevel(level)
     # A misspelt CTR_ variable is said by every command, as by `ctr serve`, which says it itself once its log's
     # format is set (service/server.py: a JSON log's reader cannot parse a text line): `CTR_CTR_MODL=ctr ctr
     # prepare` said "nothing to train" alone. The settings' import (~0.1 s) only where a CTR_ variable is set

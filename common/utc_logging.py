@@ -9,7 +9,9 @@ CI runners differ in their zone, and a line could not be matched to another mach
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 
 def utc_time(created: float) -> str:
@@ -24,8 +26,22 @@ class UtcFormatter(logging.Formatter):
         return utc_time(record.created)
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes each line to ``sys.stderr`` as it is when the line is written, not as it was when the handler was
+    made: a second ``ctr`` command in one process (click's ``CliRunner``, a notebook, a script redirecting stderr)
+    had its lines written to the first one's stream, closed by then ("--- Logging error ---", ``ValueError: I/O
+    operation on closed file``), and its own stderr got none. logging's last-resort handler does the same."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def stderr_handler(text_format: str) -> logging.Handler:
     """A handler writing ``text_format`` lines to stderr, for ``logging.basicConfig(handlers=...)``."""
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.setFormatter(UtcFormatter(text_format))
     return handler

@@ -46,3 +46,30 @@ def test_the_service_logs_in_utc_with_one_worker_and_several() -> None:
         line = result.stderr.strip()
         assert line.endswith(" WARNING service.app: a line") or " WARNING [pid " in line, line
         assert abs(logged_time(line) - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+def test_a_second_command_in_one_process_logs_to_its_own_stderr() -> None:
+    """Two ``ctr`` commands in one process (click's ``CliRunner``, as a notebook or a script would run them): the
+    second one's lines went to the first one's stderr, closed by then ("--- Logging error ---"), and its own got
+    none; its ``--verbose`` was ignored too. A real process: pytest's own log handlers would keep ``ctr`` from
+    installing its handler at all."""
+    script = (
+        "import logging\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import app\n"
+        "runner = CliRunner()\n"
+        "for verbose in ([], ['-v'], []):\n"
+        "    result = runner.invoke(app, [*verbose, 'sample-request', '--help'], env={'CTR_NO_SUCH_SETTING': '1'})\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "    print(repr(result.stderr))\n"
+        "    print(logging.getLogger().level)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, **FAR_FROM_UTC}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    captured, levels = result.stdout.splitlines()[0::2], result.stdout.splitlines()[1::2]
+    for stderr in captured:
+        assert " WARNING service.settings: CTR_NO_SUCH_SETTING is not a setting" in stderr, stderr
+        assert "Logging error" not in stderr, stderr
+    assert levels == ["20", "10", "20"]
