@@ -46,10 +46,11 @@ refused in part in 6 of 10 trials, where the interval alone answered them all wi
 
 **Large bodies.** A body is read whole and parsed into Python objects several times its size: 96
 concurrent 3.9 MB V2 infer bodies took the process to 1.2 GB. A request whose body may exceed
-``INLINE_BODY_BYTES`` (its Content-Length, or the size limit when chunked) first takes that many bytes
-from ``CTR_BODY_BYTES_IN_FLIGHT``, waiting in arrival order (its socket unread: uvicorn stops reading a
-connection whose body is not consumed) and gives them back when answered; one that waits longer than
-the body time-out is answered 503.
+``INLINE_BODY_BYTES`` (its Content-Length, or the size limit when chunked) takes that many bytes from
+``CTR_BODY_BYTES_IN_FLIGHT`` before its body's first read, waiting in arrival order (its socket unread:
+uvicorn stops reading a connection whose body is not consumed) and gives them back when answered; one
+that waits longer than half the body time-out is answered 503. A request its route refuses from its head
+alone (413 from a V2 body's Content-Length, 404, 401, 415) never reads its body and takes none.
 """
 
 from __future__ import annotations
