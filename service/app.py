@@ -191,8 +191,8 @@ class ScoringService(FastAPI):
         408); ``held[0]`` says what was taken. Taken at the read, not at the request's arrival: a request its
         route refuses from its head alone (a V2 body over any valid request's size, 413 from its
         Content-Length; an unknown model, 404; a bad token, 401) is answered at once and takes none, where it
-        waited behind other bodies' shares and, on a host slow enough, was answered 503 instead (41 of `ctr
-        bench harden`'s 96 concurrent 3.9 MB V2 bodies, on a 2-core VM running at half its usual speed)."""
+        waited behind other bodies' shares, and was answered 503 when they were held past half the body time-out
+        (tests/integration/test_body_budget.py)."""
         budget = self.body_budget
         timeout_s = self.state.settings.body_timeout_s / 2
         asked = False
