@@ -46,6 +46,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[PORTS_VARIABLE] = f"{first + index * size}-{first + (index + 1) * size - 1}"
 
 
+# `make test`'s second pass runs the tests marked serial alone: the first pass, which deselects them
+# (``-m "not serial"``), writes the files that hold them to the file this variable names, so that the second
+# imports those files alone instead of collecting the whole suite again to find their marks
+SERIAL_FILES_VARIABLE = "TEST_SERIAL_FILES"
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Where ``TEST_SERIAL_FILES`` names a file, the files of the deselected tests marked ``serial``, one a line
+    (under pytest-xdist, the first process writes them: each collects the whole suite)."""
+    target = os.environ.get(SERIAL_FILES_VARIABLE)
+    if not target or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
+    files = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("serial")}
+    written = set(Path(target).read_text(encoding="utf-8").split()) if Path(target).exists() else set()
+    Path(target).write_text("".join(f"{name}\n" for name in sorted(written | files)), encoding="utf-8")
+
+
 def one_torch_thread_per_process() -> None:
     """Under pytest-xdist, torch (and what this process starts: its trainings) runs on one thread
     (``OMP_NUM_THREADS=1``, read when torch is imported, after this hook), unless the shell chose a number.
