@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
@@ -66,19 +67,22 @@ def test_no_server_errors_anywhere_in_the_schema(service: tuple[str, Path]) -> N
     models = response_models()
     checked: Counter = Counter()
 
-    for operation in operations:
+    # one keep-alive session for every case (each call opened a session and a connection of its own): what is
+    # checked is each answer, not how its connection was made
+    with requests.Session() as session:
+        for operation in operations:
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=40, suppress_health_check=list(HealthCheck), database=None)
-        def no_server_error(case: schemathesis.Case) -> None:
-            response = case.call(timeout=10)
-            assert response.status_code < 500 or response.status_code == 503, (case.path, case.body, response.text)
-            model = models.get((case.operation.method.upper(), case.operation.path))
-            if response.status_code == 200 and model is not None:
-                model.validate_json(response.content)
-                checked[case.operation.path] += 1
+            @given(case=operation.as_strategy())
+            @settings(max_examples=40, suppress_health_check=list(HealthCheck), database=None)
+            def no_server_error(case: schemathesis.Case) -> None:
+                response = case.call(session=session, timeout=10)
+                assert response.status_code < 500 or response.status_code == 503, (case.path, case.body, response.text)
+                model = models.get((case.operation.method.upper(), case.operation.path))
+                if response.status_code == 200 and model is not None:
+                    model.validate_json(response.content)
+                    checked[case.operation.path] += 1
 
-        no_server_error()
+            no_server_error()
     assert {"/v1/models", "/v2/health/live", "/v2"} <= set(checked), checked
 
 
