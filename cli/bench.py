@@ -18,8 +18,8 @@ import typer
 from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, numbers
 from cli.reports import check_writable, run_record, write_report
-from clients.batch_size_grid import SIZES
-from clients.bench_peers.peers import PEERS
+from clients.bench.batch_size_grid import SIZES
+from clients.bench.peers.peers import PEERS
 
 bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
 
@@ -109,7 +109,7 @@ def serve(
     """The service against raw ONNX Runtime, the bare transport and a minimal FastAPI server."""
     from dataclasses import replace
 
-    from clients.bench_serve import CASE_NAMES, SweepPlan, run_bench, table
+    from clients.bench.serve import CASE_NAMES, SweepPlan, run_bench, table
 
     only = set(chosen(cases, CASE_NAMES, "--cases")) if cases else None
     require_exported(repository, model)
@@ -132,8 +132,8 @@ def hotpath(
     repository: RepositoryOption = Path("models"),
     quick: Annotated[bool, typer.Option(help="A tenth of the requests (a smoke run).")] = False,
 ) -> None:
-    """The service's CPU per /v1/score request in-process, no HTTP (clients/bench_hotpath.py)."""
-    from clients.bench_hotpath import hot_path
+    """The service's CPU per /v1/score request in-process, no HTTP (clients/bench/hotpath.py)."""
+    from clients.bench.hotpath import hot_path
 
     require_exported(repository, model)
     cases = {"service_100": (100, 2000, 8), "service_1_batched": (1, 15000, 64)}  # candidates, requests, in flight
@@ -166,7 +166,7 @@ def batch_sizes(
     intra_op_threads: Annotated[int, typer.Option(help="ONNX Runtime threads (0: one per core).")] = 1,
 ) -> None:
     """ONNX Runtime's cost per run and per row at each batch size: where ``max_batch_size`` stops paying."""
-    from clients import bench_batch_sizes as bench
+    from clients.bench import batch_sizes as bench
 
     wanted = numbers(sizes, int, "--sizes") if sizes else SIZES
     if not wanted or min(wanted) < 1:
@@ -201,7 +201,7 @@ def peers(
     """The service beside Ray Serve, BentoML and LitServe on the same model, bodies and load (docs/serving.md)."""
     from dataclasses import replace
 
-    from clients.bench_peers.runner import PeerPlan, missing_packages, run_peers, table
+    from clients.bench.peers.runner import PeerPlan, missing_packages, run_peers, table
 
     peers_chosen = chosen(only, PEER_NAMES, "--peers")
     if missing := missing_packages(peers_chosen):
@@ -247,8 +247,8 @@ def harden(
     """The service under overload, pauses, SIGTERM, slow clients and large invalid bodies (docs/serving.md)."""
     import logging
 
-    from clients import bench_harden as bench
-    from clients.bench_serve import server
+    from clients.bench import harden as bench
+    from clients.bench.serve import server
 
     picked = set(chosen(cases, HARDEN_CASES.split(","), "--cases"))
     require_exported(repository, model)
@@ -313,8 +313,9 @@ def loadgen(
         Path | None, typer.Option(help="Another loadgen.py to measure (e.g. an older commit's).")
     ] = None,
 ) -> None:
-    """The load generator's own CPU per request and lag, against a constant-answer server (clients/bench_loadgen.py)."""
-    from clients import bench_loadgen as bench
+    """The load generator's own CPU per request and lag, against a constant-answer server
+    (clients/bench/loadgen_cost.py)."""
+    from clients.bench import loadgen_cost as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
     report = {**run_record(context), **bench.measure(offered, seconds, generator)}
@@ -357,8 +358,8 @@ def ab(
     ] = None,
 ) -> None:
     """This checkout's service and another's (or the same service on another repository, or under another
-    interpreter) side by side, load alternated, CPU per request (clients/bench_ab.py)."""
-    from clients.bench_ab import run_ab, table
+    interpreter) side by side, load alternated, CPU per request (clients/bench/ab.py)."""
+    from clients.bench.ab import run_ab, table
 
     if service_root is None and other_repository is None and other_python is None:
         raise typer.BadParameter(

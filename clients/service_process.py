@@ -5,7 +5,7 @@ One home for that life cycle (``free_port``, ``spawn``, ``poll_until_ready``, ``
 whoever starts the server: the real service (``served``: ``ctr serve``, configured only through its
 ``CTR_*`` environment variables; ``running_service``: one per auction pipeline, with its own model
 repository, the role models and an admin token for hot reload), ``ctr bench serve``'s servers
-(clients/bench_serve.py: ``server``), the peer frameworks (clients/bench_peers/processes.py), the
+(clients/bench/serve.py: ``server``), the peer frameworks (clients/bench/peers/processes.py), the
 training processes of ``ctr prepare`` and ``ctr docs-check``'s service.
 """
 

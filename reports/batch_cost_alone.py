@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from cli.bench import request_bodies
-from clients.bench_peers.model import PeerModel, rows_of
+from clients.bench.peers.model import PeerModel, rows_of
 
 SIZES = (1, 8, 16, 32, 64)
 REPEATS = 400

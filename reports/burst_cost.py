@@ -24,9 +24,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from cli.bench import request_bodies
-from clients.bench_harden import offer, pinned_apart, unpin
-from clients.bench_serve import server
-from clients.loadgen import burst_schedule, run_load
+from clients.bench.harden import offer, pinned_apart, unpin
+from clients.bench.loadgen import burst_schedule, run_load
+from clients.bench.serve import server
 
 BURST_AT_S = 1.0
 WARM_UP_S = 2.0

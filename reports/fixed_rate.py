@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cli.bench import request_bodies
-from clients.bench_serve import server
-from clients.loadgen import run_load
+from clients.bench.loadgen import run_load
+from clients.bench.serve import server
 
 WARM_UP_S = 2.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cli.bench import request_bodies
-from clients.bench_serve import RawOrt
+from clients.bench.serve import RawOrt
 
 raw = RawOrt(Path("models"), "esmm", request_bodies(Path("models"), "esmm", 100), 1)
 batch = {k: np.ascontiguousarray(v[:17]) for k, v in raw.inputs[0].items()}

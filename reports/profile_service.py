@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clients.loadgen import run_load
+from clients.bench.loadgen import run_load
 from reports.fixed_rate import arguments, warmed_service
 
 HZ = 250

@@ -29,9 +29,9 @@ import threading
 import time
 from contextlib import suppress
 
-from clients.bench_serve import model_runs
-from clients.loadgen import run_load
-from clients.machine import host_cpu_seconds
+from clients.bench.loadgen import run_load
+from clients.bench.machine import host_cpu_seconds
+from clients.bench.serve import model_runs
 from reports.fixed_rate import arguments, warmed_service
 
 

@@ -6,7 +6,7 @@ that simulates from them builds its world here, through ``built``'s checks, so t
 is one line naming it (``[world] settings ['n_user'] are unknown (did you mean 'n_users'?)``) wherever
 it is read: ``ctr sample-request`` and ``ctr bench`` built the world from the raw TOML and ended in a
 TypeError traceback where ``ctr train`` named the setting. Nothing here imports torch, so the clients
-that only draw request bodies (``ctr bench``, clients/locustfile.py) stay without it.
+that only draw request bodies (``ctr bench``, clients/bench/locustfile.py) stay without it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cli.help_text import unwrapped
 from cli.main import app
-from clients.batch_size_grid import SIZES
+from clients.bench.batch_size_grid import SIZES
 
 
 def shown(*args: str) -> list[str]:

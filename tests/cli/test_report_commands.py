@@ -20,7 +20,7 @@ def recorded(tmp_path, *args: str, env: dict | None = None) -> str:
 
 def test_bench_peers_records_the_peers_the_slo_the_repository_and_the_model(tmp_path, monkeypatch):
     """It recorded only --quick and --server-cpus: a run of one peer at another SLO read as the default run."""
-    import clients.bench_peers.runner as runner
+    import clients.bench.peers.runner as runner
 
     monkeypatch.setattr("cli.bench.require_exported", lambda repository, model: None)
     monkeypatch.setattr("cli.bench.request_bodies", lambda *args, **kwargs: [])
@@ -38,12 +38,12 @@ def test_bench_peers_records_the_peers_the_slo_the_repository_and_the_model(tmp_
 
 
 def test_bench_hotpath_records_the_repository_and_the_model(tmp_path, monkeypatch):
-    import clients.bench_hotpath
+    import clients.bench.hotpath
 
     monkeypatch.setattr("cli.bench.require_exported", lambda repository, model: None)
     monkeypatch.setattr("cli.bench.request_bodies", lambda *args, **kwargs: [])
     case = {"cpu_us_per_request": 1.0, "event_loop_cpu_us_per_request": 1.0, "wall_us_per_request": 1.0}
-    monkeypatch.setattr(clients.bench_hotpath, "hot_path", lambda *args: {**case, "statuses": {}})
+    monkeypatch.setattr(clients.bench.hotpath, "hot_path", lambda *args: {**case, "statuses": {}})
     command = recorded(tmp_path, "bench", "hotpath", "-r", "elsewhere", "--model", "ctr")
     assert command == f"ctr bench hotpath --out {tmp_path / 'report.json'} --model ctr --repository elsewhere"
 

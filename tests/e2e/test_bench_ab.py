@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from clients.bench_ab import round_order
+from clients.bench.ab import round_order
 from tests.support.checkout import ROOT
 
 

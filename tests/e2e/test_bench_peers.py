@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from clients.bench_peers.processes import post_json
-from clients.bench_peers.runner import PEERS, started
+from clients.bench.peers.processes import post_json
+from clients.bench.peers.runner import PEERS, started
 from clients.service_process import running_service
 from common.repository import read_config
 from tests.support.server import port_of

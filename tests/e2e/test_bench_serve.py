@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from cli.bench import request_bodies
 from cli.main import app
-from clients import bench_v2
-from clients.bench_serve import PAIRED_RATES, server, servers_together
-from clients.machine import descendants
+from clients.bench import v2
+from clients.bench.machine import descendants
+from clients.bench.serve import PAIRED_RATES, server, servers_together
 from tests.support.checkout import ROOT
 
 CASES = {
@@ -39,7 +39,7 @@ CASES = {
     "service_1_unbatched",
     "asgi_only_1_workers2",
     "service_1_batched_workers2",
-    *bench_v2.CASES,
+    *v2.CASES,
 }
 
 

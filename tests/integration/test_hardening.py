@@ -1,6 +1,6 @@
 """The service hardened, tried on a real uvicorn on loopback (docs/serving.md, "Hardening").
 
-Each test runs the function `ctr bench harden` runs (clients/bench_harden.py) at a small scale and
+Each test runs the function `ctr bench harden` runs (clients/bench/harden.py) at a small scale and
 bounded in time, and asserts on what clients saw: statuses and counts, never a duration measured
 against a speed target (the bounds below are generous time-outs, not performance figures).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clients import bench_harden as bench
+from clients.bench import harden as bench
 from common.repository import MODEL_FILE, version_dir
 from tests.support.harden_requests import AUTH, BODY, PAYLOAD, TOKEN
 from tests.support.metrics import responses

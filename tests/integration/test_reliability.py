@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from pydantic import TypeAdapter
 
-from clients.loadgen import request_bytes, run_load
+from clients.bench.loadgen import request_bytes, run_load
 from clients.service_process import free_port
 from common.repository import MODEL_FILE, version_dir
 from service.app import ROUTERS

@@ -25,8 +25,8 @@ import httpx
 import pytest
 import tritonclient.grpc as grpcclient
 
-from clients import bench_harden as bench
-from clients.machine import descendants
+from clients.bench import harden as bench
+from clients.bench.machine import descendants
 from clients.service_process import free_port, wait_ready
 from tests.support.checkout import ROOT
 from tests.support.connection_each import connection_each

@@ -190,7 +190,7 @@ def test_a_sigterm_to_the_launcher_stops_every_process_and_nothing_is_exported(s
     import os
     import signal
 
-    from clients.machine import descendants
+    from clients.bench.machine import descendants
 
     models = tmp_path / "models"
     (models / "esmm").mkdir(parents=True)

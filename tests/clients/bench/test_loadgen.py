@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from clients.histogram import LatencyHistogram
-from clients.loadgen import burst_schedule, schedule
+from clients.bench.histogram import LatencyHistogram
+from clients.bench.loadgen import burst_schedule, schedule
 from tests.support.counting_server import counting_handler
 
 
@@ -42,7 +42,7 @@ def test_chunked_answers_are_read_whole() -> None:
     its connection usable: each answer is read to its last chunk."""
     import asyncio
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     answer = (
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n"
@@ -75,7 +75,7 @@ def test_chunked_answers_are_read_whole() -> None:
 
 
 def test_complete_response_waits_for_every_byte() -> None:
-    from clients.loadgen import complete_response
+    from clients.bench.loadgen import complete_response
 
     whole = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nretry-after: 1\r\n\r\nhello"
     for cut in range(len(whole)):
@@ -92,7 +92,7 @@ def test_complete_response_waits_for_every_byte() -> None:
 def test_unanswered_requests_time_out_and_close_their_connections() -> None:
     import asyncio
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     async def never(_: int) -> None:
         return None
@@ -118,7 +118,7 @@ def test_unanswered_requests_time_out_and_close_their_connections() -> None:
 def test_connection_close_answers_are_not_reused_and_waits_keep_arrival_order() -> None:
     import asyncio
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     async def slow_then_close(_: int) -> bytes:
         await asyncio.sleep(0.02)
@@ -143,7 +143,7 @@ def test_connections_idle_past_the_client_s_limit_are_closed_by_the_generator() 
     it), so requests spaced further apart than that each take a new connection; without it, one is kept."""
     import asyncio
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     async def ok(_: int) -> bytes:
         return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -170,7 +170,7 @@ def test_a_server_that_refuses_connections_fails_every_request_at_once() -> None
     import asyncio
     import socket
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     with socket.socket() as probe:  # a port with nothing listening on it
         probe.bind(("127.0.0.1", 0))
@@ -186,7 +186,7 @@ def test_a_connection_closed_under_a_request_is_told_apart_with_its_idle_time() 
     free and how many answers it had given."""
     import asyncio
 
-    from clients.loadgen import run_load
+    from clients.bench.loadgen import run_load
 
     async def one_answer_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for answered in (False, True):

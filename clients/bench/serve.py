@@ -9,14 +9,14 @@ under the SLO):
   served model, batched, and nothing else (no checks, deadlines or metrics), the model run on the event
   loop / on a thread of its own: the cheapest batched model servers, floors for ``service_1_batched``;
 - ``callback_only_1`` / ``callback_batched_1``: ``asgi_only_1`` / ``asgi_batched_1``'s work without ASGI:
-  an asyncio protocol answering from callbacks, no task per request (bench_callback.py): what the
+  an asyncio protocol answering from callbacks, no task per request (callback_servers.py): what the
   transport costs beside the model;
 - ``bare_fastapi``: a minimal FastAPI endpoint: shared encoder + ONNX Runtime per request;
 - ``service_100``: the service's ``/v1/score`` with 100-candidate bodies;
 - ``service_1_batched`` / ``service_1_unbatched``: 1-candidate bodies, dynamic batching on / off;
 - ``asgi_only_1_workers2`` / ``service_1_batched_workers2``: ``asgi_only_1`` under uvicorn's two worker
   processes, ``service_1_batched`` with ``CTR_WORKERS=2``: the same transport and service on two processes;
-- ``v2_{json,binary,grpc}_{100,1000}``: the Open Inference Protocol's transports (bench_v2.py).
+- ``v2_{json,binary,grpc}_{100,1000}``: the Open Inference Protocol's transports (v2.py).
 
 Each HTTP case runs its server in its own process and sweeps the offered rate upwards (open loop,
 constant arrivals) until the server falls behind, then refines between the last rate it kept up with
@@ -60,10 +60,10 @@ from typing import Any
 
 import numpy as np
 
-from clients import bench_v2
-from clients.histogram import LatencyHistogram
-from clients.loadgen import LoadResult, run_load
-from clients.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
+from clients.bench import v2
+from clients.bench.histogram import LatencyHistogram
+from clients.bench.loadgen import LoadResult, run_load
+from clients.bench.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
 from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
 from common.roles import one_model_in_every_role, role_outputs
 
@@ -124,8 +124,8 @@ CASES = (
     Case("asgi_only_1_workers2", "asgi_only", 1, 400, ((SERVER_WORKERS, "2"),)),
     Case("service_1_batched_workers2", "service", 1, 400, (("CTR_BATCHING", "true"), ("CTR_WORKERS", "2"))),
 )
-# every name --cases takes: ONNX Runtime alone, the served cases, the V2 transports (bench_v2.py)
-CASE_NAMES = ("raw_ort", *(case.name for case in CASES), *bench_v2.CASES)
+# every name --cases takes: ONNX Runtime alone, the served cases, the V2 transports (v2.py)
+CASE_NAMES = ("raw_ort", *(case.name for case in CASES), *v2.CASES)
 
 
 @contextmanager
@@ -144,7 +144,7 @@ def server(
     the interpreter ``python`` (another build or version, with the same packages installed) where given, else
     by this process's."""
     port = free_port() if port is None else port
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if kind == "service" and service_root is not None:
         root = service_root.resolve()
     base = {
@@ -165,9 +165,9 @@ def server(
     if kind == "service":
         command = [interpreter, "-m", "service"]
     elif kind.startswith("callback_"):
-        command = [interpreter, "-m", "clients.bench_callback", kind, str(port)]
+        command = [interpreter, "-m", "clients.bench.callback_servers", kind, str(port)]
     else:
-        command = [interpreter, "-m", "uvicorn", f"clients.bench_apps:{kind}", "--factory", "--port", str(port)]
+        command = [interpreter, "-m", "uvicorn", f"clients.bench.asgi_apps:{kind}", "--factory", "--port", str(port)]
         command += ["--no-access-log", "--log-level", "warning"]
         command += ["--workers", base[SERVER_WORKERS]] if SERVER_WORKERS in base else []
     # its output to a file (a pipe nobody reads until the end stalls a server once it fills), read for the
@@ -424,7 +424,7 @@ def run_bench(
         for a, b in PAIRS
         if a in cases and b in cases
     }
-    cases.update(bench_v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
+    cases.update(v2.run_cases(repository, model, bodies_100, plan.step_s, plan.intra_op_threads, only))
     report = {"machine": machine(), "plan": plan.__dict__, "model": model, "cases": cases, "paired": paired}
     report["ratios"] = {**ratios(cases), **{name: pair["median_ratio"] for name, pair in paired.items()}}
     return report

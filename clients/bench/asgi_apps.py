@@ -32,7 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clients.bench_peers.model import PeerModel
+from clients.bench.peers.model import PeerModel
 from common.encoder import FeatureEncoder
 from common.repository import MODEL_FILE, read_manifest, version_dir, versions
 

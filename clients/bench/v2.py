@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from clients.histogram import LatencyHistogram
-from clients.loadgen import read_response
+from clients.bench.histogram import LatencyHistogram
+from clients.bench.loadgen import read_response
 from common.roles import one_model_in_every_role, role_outputs
 
 logger = logging.getLogger(__name__)
@@ -171,8 +171,8 @@ def run_cases(
     repository: Path, model: str, bodies_100: list[bytes], step_s: float, threads: int, only: set[str] | None = None
 ) -> dict[str, Any]:
     """Every V2 case that ``only`` names (all when None), on one server; the case reports."""
-    from clients.bench_serve import server
-    from clients.machine import cpu_seconds
+    from clients.bench.machine import cpu_seconds
+    from clients.bench.serve import server
     from clients.service_process import free_port
 
     chosen = [name for name in CASES if only is None or name in only]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 PEERS: dict[str, tuple[str, str]] = {
     "service": ("service", "debiased-ctr"),
-    "ray_serve": ("clients.bench_peers.ray_app", "ray"),
-    "bentoml": ("clients.bench_peers.bentoml_app", "bentoml"),
-    "litserve": ("clients.bench_peers.litserve_app", "litserve"),
+    "ray_serve": ("clients.bench.peers.ray_app", "ray"),
+    "bentoml": ("clients.bench.peers.bentoml_app", "bentoml"),
+    "litserve": ("clients.bench.peers.litserve_app", "litserve"),
 }

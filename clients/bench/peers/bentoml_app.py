@@ -9,7 +9,7 @@ broadcast does) and awaits the batchable ``Model.score_rows`` of the service it 
 batches rows from concurrent requests (at most the service's 1024 candidates per run; BentoML's
 ``max_latency_ms`` is a latency budget past which it refuses, set far above the bench's SLO).
 Access logs are off, as in the service under the bench. Run as
-``python -m clients.bench_peers.bentoml_app --port N`` (``bentoml serve`` on this module).
+``python -m clients.bench.peers.bentoml_app --port N`` (``bentoml serve`` on this module).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import bentoml
 
-from clients.bench_peers.model import PeerModel, Score
+from clients.bench.peers.model import PeerModel, Score
 
 MAX_BATCH_CANDIDATES = 1024  # the service's max_batch_size (items per ONNX Runtime run)
 MAX_LATENCY_MS = 5000  # BentoML refuses a batch it expects to take longer; the bench's timeout
@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    command = ["serve", "clients.bench_peers.bentoml_app:Scorer", "--host", "127.0.0.1", "--port", str(args.port)]
+    command = ["serve", "clients.bench.peers.bentoml_app:Scorer", "--host", "127.0.0.1", "--port", str(args.port)]
     bentoml_cli = os.path.join(os.path.dirname(sys.executable), "bentoml")
     os.execv(bentoml_cli, [bentoml_cli, *command])
 

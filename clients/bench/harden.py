@@ -42,8 +42,8 @@ from typing import Any
 
 import httpx
 
-from clients.loadgen import run_load
-from clients.machine import steal_pct_since, steal_seconds
+from clients.bench.loadgen import run_load
+from clients.bench.machine import steal_pct_since, steal_seconds
 
 
 @dataclass

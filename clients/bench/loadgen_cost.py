@@ -1,13 +1,13 @@
 """``ctr bench loadgen``: what the load generator itself costs, so that its figures can be trusted.
 
-The generator (clients/loadgen.py) shares the benchmark machine with the server it measures. At each
+The generator (clients/bench/loadgen.py) shares the benchmark machine with the server it measures. At each
 offered rate this runs it against the cheapest server there is (``asgi_only``: a plain ASGI callable
-answering constants, clients/bench_apps.py) pinned to one CPU, the generator pinned to the other, and
+answering constants, clients/bench/asgi_apps.py) pinned to one CPU, the generator pinned to the other, and
 reports the generator's CPU per request, its lag behind its own schedule (intended send -> written,
 p99) and the server's CPU per request beside it. A generator whose CPU per request nears a core's
 worth at a rate (1e6 / rate µs), or whose lag grows, cannot offer that rate faithfully.
 
-``generator`` may name another ``loadgen.py`` (an older commit's, ``git show REV:clients/loadgen.py``)
+``generator`` may name another ``loadgen.py`` (an older commit's, ``git show REV:clients/bench/loadgen.py``)
 to compare the two with the same command.
 """
 
@@ -22,10 +22,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from clients import loadgen
-from clients.bench_harden import pinned_apart, unpin
-from clients.bench_serve import server
-from clients.machine import cpu_seconds
+from clients.bench import loadgen
+from clients.bench.harden import pinned_apart, unpin
+from clients.bench.machine import cpu_seconds
+from clients.bench.serve import server
 
 RATES = (5_000, 10_000, 20_000, 30_000)  # ctr bench loadgen's default
 
@@ -72,7 +72,7 @@ def measure(rates: tuple[float, ...], seconds: float, generator: Path | None = N
         finally:
             if pinned:
                 unpin()
-    return {"generator": str(generator) if generator else "clients/loadgen.py", "pinned": pinned, "steps": steps}
+    return {"generator": str(generator) if generator else "clients/bench/loadgen.py", "pinned": pinned, "steps": steps}
 
 
 def table(report: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clients.bench_batch_sizes import _rows, measure, table
+from clients.bench.batch_sizes import _rows, measure, table
 from tests.support.tiny_model import publish_tiny_esmm
 
 

@@ -5,7 +5,7 @@ parsed body, ``batch`` gathers the decoded bodies of a batch, ``predict`` runs t
 ``unbatch`` / ``encode_response`` give each request its answer. Batches hold at most 64 requests (LitServe
 counts requests, not candidates) and wait at most the service's ``max_queue_delay_us`` (500 µs) to
 fill. One API server process and one inference worker on the CPU. Run as
-``python -m clients.bench_peers.litserve_app --port N``.
+``python -m clients.bench.peers.litserve_app --port N``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import litserve as ls
 
-from clients.bench_peers.model import PeerModel, Score
+from clients.bench.peers.model import PeerModel, Score
 
 MAX_BATCH_REQUESTS = 64
 BATCH_TIMEOUT_S = 0.0005  # the service's max_queue_delay_us

@@ -1,11 +1,11 @@
-"""The overload case's step (`clients/bench_harden.py`'s `offer`) against a loopback server that counts connections."""
+"""The overload case's step (`clients/bench/harden.py`'s `offer`) against a loopback server that counts connections."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from clients import bench_harden
+from clients.bench import harden
 from tests.support.counting_server import counting_handler
 
 
@@ -34,7 +34,7 @@ def test_a_step_s_clients_hold_the_warm_connections_they_are_told_before_the_fir
     thread.start()
     try:
         assert ready.wait(10)
-        step = bench_harden.offer(state["port"], b"{}", rate=8, seconds=1.0, connections=32, warm_connections=12)
+        step = harden.offer(state["port"], b"{}", rate=8, seconds=1.0, connections=32, warm_connections=12)
     finally:
         stop.set()
         thread.join(10)
@@ -49,7 +49,7 @@ def test_several_drains_are_summed_and_each_drain_that_lost_a_request_is_counted
         {"clients": 64, "outcomes": {"200": 8, "no_response": 2}, "no_response": 2, "exited": True, "exit_s": 20.4},
         {"clients": 64, "outcomes": {"200": 9, "no_response": 1}, "no_response": 1, "exited": False, "exit_s": 0.4},
     ]
-    summary = bench_harden.drains_summary(drains, workers=2)
+    summary = harden.drains_summary(drains, workers=2)
     assert summary["drains"] == 3 and summary["drains_with_no_response"] == 2 and summary["no_response"] == 3
     assert summary["outcomes"] == {"200": 27, "no_response": 3, "unsent": 3}
     assert summary["no_response_by_drain"] == [0, 2, 1] and summary["exit_s_max"] == 20.4

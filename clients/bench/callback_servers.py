@@ -2,7 +2,7 @@
 httptools parser, each request answered from callbacks (no task, no coroutine, no ASGI message).
 
 - ``callback_only``: every POST body parsed with orjson and answered with one constant score per
-  candidate, as ``asgi_only`` answers (clients/bench_apps.py);
+  candidate, as ``asgi_only`` answers (clients/bench/asgi_apps.py);
 - ``callback_batched``: the bodies read in one turn of the event loop scored together by the served
   model, as ``asgi_batched`` scores them (the same ``turn_batcher``; ``CTR_BENCH_MODEL_THREAD=true``
   runs the model on a thread of its own); a failing batch answers 500s.
@@ -13,7 +13,7 @@ with an empty 200 (the bench's readiness probe), and run on uvloop where it is i
 "auto" loop does for them. Not a server to deploy: no time-outs, no pipelining
 beyond what arrives in order, no limits.
 
-``python -m clients.bench_callback KIND PORT``
+``python -m clients.bench.callback_servers KIND PORT``
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import httptools
 import orjson
 
-from clients.bench_apps import CONSTANT, answer_body, turn_batcher
+from clients.bench.asgi_apps import CONSTANT, answer_body, turn_batcher
 
 _EMPTY = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 _FAILED = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"

@@ -21,7 +21,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from clients.histogram import LatencyHistogram
+from clients.bench.histogram import LatencyHistogram
 
 # after opening warm connections: the server accepting 512 at once took tens of ms of its loop, and the
 # first requests of an overload test's half-rate step found a standing queue there (7 of 13,882 refused)

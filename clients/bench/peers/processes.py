@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from clients.machine import cpu_seconds, descendants
+from clients.bench.machine import cpu_seconds, descendants
 from clients.service_process import Signals, free_port, poll_until_ready, spawn
 from clients.service_process import stop as stop_process
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 180.0  # Ray starts a cluster (GCS, raylet, controller, proxy, replica) before it answers
 # to the session the peer leads, in this order, each while it still runs: the framework's graceful stop first
 STOP_SIGNALS: Signals = ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clients.bench_hotpath import hot_path
+from clients.bench.hotpath import hot_path
 from tests.support.tiny_model import publish_tiny_esmm
 
 

@@ -1,15 +1,15 @@
 """``ctr bench peers``: the service beside Ray Serve, BentoML and LitServe serving the same model.
 
-Every server scores the same repository model with the same encoder (clients/bench_peers/model.py),
+Every server scores the same repository model with the same encoder (clients/bench/peers/model.py),
 the same request bodies (the world's ``sample_request``, as ``ctr bench serve`` draws them) and the same
-open-loop generator (clients/loadgen.py), one after another in one run. For each server and each body
+open-loop generator (clients/bench/loadgen.py), one after another in one run. For each server and each body
 size (1 and 100 candidates):
 
 - a step at a **common rate** (the same offered rate for every server): p50 / p99 and the CPU time per
   answered request of every process of the server (a peer's workers, proxies and cluster daemons
   included), summed and per process, after a short idle spell that measures what those processes
   burn without load (reported beside it, and subtracted in ``server_cpu_us_per_request_above_idle``);
-- then ``ctr bench serve``'s sweep (clients/bench_serve.py: ``sweep``) upwards from that rate: the
+- then ``ctr bench serve``'s sweep (clients/bench/serve.py: ``sweep``) upwards from that rate: the
   **max sustainable rate**, the best achieved rate whose step had no error and a p99 under the SLO,
   and the saturation rate (the best achieved at all).
 """
@@ -29,10 +29,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clients.bench_peers.peers import PEERS
-from clients.bench_peers.processes import PeerProcess, python_module, running_peer
-from clients.bench_serve import Case, SweepPlan, server, sweep
-from clients.loadgen import run_load
+from clients.bench.loadgen import run_load
+from clients.bench.peers.peers import PEERS
+from clients.bench.peers.processes import PeerProcess, python_module, running_peer
+from clients.bench.serve import Case, SweepPlan, server, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def run_peers(
     intra_op_threads: int = 1,
 ) -> dict[str, Any]:
     """Every peer in ``peers``, one after another; the report."""
-    from clients.machine import machine
+    from clients.bench.machine import machine
 
     results: dict[str, dict[str, Any]] = {}
     for name in peers:

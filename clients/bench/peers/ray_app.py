@@ -4,7 +4,7 @@ The idiom of Ray Serve's batching guide: the ingress deployment's ``__call__`` t
 request, awaits the ``@serve.batch`` method with its parsed body, and returns a dict that Serve renders
 as JSON. Batches are counted in candidates (``batch_size_fn``) and capped at the service's
 ``max_batch_size`` (1024), waiting at most the service's ``max_queue_delay_us`` (500 µs) to fill.
-Access logs are off, as in the service under the bench. Run as ``python -m clients.bench_peers.ray_app
+Access logs are off, as in the service under the bench. Run as ``python -m clients.bench.peers.ray_app
 --port N``: it starts a local Ray cluster of its own (no dashboard), Serve's HTTP proxy on loopback
 ``N``, and stays until SIGINT / SIGTERM.
 """
@@ -21,7 +21,7 @@ from ray import serve
 from ray.serve.schema import LoggingConfig
 from starlette.requests import Request
 
-from clients.bench_peers.model import PeerModel
+from clients.bench.peers.model import PeerModel
 
 MAX_BATCH_CANDIDATES = 1024  # the service's max_batch_size (items per ONNX Runtime run)
 BATCH_WAIT_S = 0.0005  # the service's max_queue_delay_us

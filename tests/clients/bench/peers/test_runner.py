@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from clients.bench_peers.processes import PeerProcess, label, label_of
-from clients.bench_peers.runner import PEERS, PeerPlan, cpu_breakdown, missing_packages, pinned, ratios, sustainable
-from clients.machine import descendants
+from clients.bench.machine import descendants
+from clients.bench.peers.processes import PeerProcess, label, label_of
+from clients.bench.peers.runner import PEERS, PeerPlan, cpu_breakdown, missing_packages, pinned, ratios, sustainable
 
 
 def step(offered: float, achieved: float, p99: float, errors: int = 0, size: int = 1) -> dict:

@@ -1,6 +1,6 @@
 """A Locust load test of a running service: a weighted mix of ``/v1/score`` sizes and ``/v1/similarity``.
 
-    locust -f clients/locustfile.py --headless -u 32 -r 8 -t 60s --csv reports/locust --host http://127.0.0.1:8000
+    locust -f clients/bench/locustfile.py --headless -u 32 -r 8 -t 60s --csv reports/locust --host http://127.0.0.1:8000
 
 Bodies are drawn by the world simulator with ``ctr sample-request``'s code (``World.sample_request``
 under the ``[world]`` settings of ``models/esmm/config.toml``; ``CTR_LOCUST_REPOSITORY`` names another
@@ -12,7 +12,7 @@ returning the top 10 of the catalog (1); the similarity query is the score reque
 Locust is a **closed-loop** generator: each user sends its next request only after the last one was
 answered, so a server that slows down is sent less (coordinated omission) and its latencies look
 better than an open arrival stream would see. Quote ``ctr bench serve`` / ``ctr bench peers`` (open
-loop, clients/loadgen.py) for capacity and latency; this file is for mixes, soak runs and Locust's UI.
+loop, clients/bench/loadgen.py) for capacity and latency; this file is for mixes, soak runs and Locust's UI.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from clients.batch_size_grid import SIZES
-from clients.bench_serve import RawOrt
-from clients.machine import machine
+from clients.bench.batch_size_grid import SIZES
+from clients.bench.machine import machine
+from clients.bench.serve import RawOrt
 
 FLAT_WITHIN = 0.10  # a size whose cost per row is within this of the cheapest is "past the knee"
 
