@@ -3,7 +3,7 @@ service does: each chunk of bytes at least ``delay_s`` late, and a side's close 
 
 While a server's close (its FIN) is on its way, its client may send a request on a connection the
 server has already closed, and gets no answer: HTTP/1.1's keep-alive race, which on loopback happens
-only within tens of microseconds. ``tests/clients/test_client.py`` makes it certain with a long close
+only within tens of microseconds. ``tests/clients/client/test_client.py`` makes it certain with a long close
 delay; ``reports/keep_alive_race.py`` measures how often it happens with a millisecond each way.
 """
 

@@ -5,7 +5,7 @@ because the service closed their idle connection as they went out on it.
 comes every second instead of every five) behind a proxy that delays every chunk of bytes and every
 close by ``--delay-ms`` each way (clients/latency_proxy.py: a network; on loopback the race's window is
 tens of microseconds), and ``--clients`` typed clients (``AsyncScoringClient`` from ``--client-root``'s
-clients/client.py, one connection each) sending 1-candidate scores with pauses drawn uniformly from
+clients/client/, one connection each) sending 1-candidate scores with pauses drawn uniformly from
 ``--gap-lo``..``--gap-hi`` seconds. ``--expiry`` is how long the client keeps an idle connection (httpx's
 default 5 s ignores the service's ``Keep-Alive`` hint; setting it to the hint is what a client that
 honours it does). Run from the repository root after `ctr prepare`:
@@ -41,10 +41,21 @@ def commit(root: Path) -> str:
     return head.stdout.strip() + ("+changes" if dirty else "")
 
 
-def typed_client_module(root: Path):  # -> the module clients/client.py of that checkout
-    spec = importlib.util.spec_from_file_location("typed_client_under_test", root / "clients" / "client.py")
+def typed_client_module(root: Path):  # -> the package clients/client/ of that checkout (clients/client.py before)
+    package = root / "clients" / "client"
+    if not package.is_dir():  # a checkout from before the client was a package: its one module
+        spec = importlib.util.spec_from_file_location("typed_client_under_test", root / "clients" / "client.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        return module
+    # Under its own name, so that the modules it imports (clients.client.*) are found in that checkout's package
+    # (this script imports no other clients.client first)
+    spec = importlib.util.spec_from_file_location(
+        "clients.client", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

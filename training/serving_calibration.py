@@ -4,7 +4,7 @@ Clients get three numbers per candidate, all for the top slot (README, API): pct
 slot 1), pctcvr = P(click and convert | x, slot 1), pcvr = P(convert | click, x). This command checks
 them the way a client meets them: it draws a held-out world day displayed uniformly at random (the
 world and held-out settings of the served ``ctcvr`` model's ``config.toml``), sends each of its ad
-requests, one request per call, to ``POST /v1/score`` over HTTP (``ScoringClient``, clients/client.py:
+requests, one request per call, to ``POST /v1/score`` over HTTP (``ScoringClient``, clients/client/:
 a 503's ``Retry-After`` is waited out, a refusal is its ``ServiceError``), and compares the answers with the
 world's true probabilities at slot 1. It never opens the ONNX files: what is measured is what the
 service serves, role pairing and pcvr formation included.
@@ -115,7 +115,7 @@ def _versions_not_in(root: Path, roles: dict[str, Any]) -> list[str]:
 
 def evaluate_serving(url: str, root: Path, world_model: str | None = None, workers: int = 4) -> dict[str, Any]:
     """The report of ``ctr evaluate serving``: ValueError naming ``url`` where no service answers there or it
-    is not ready; ``ServiceError`` (clients/client.py) for a call it refuses, httpx's errors for one that fails."""
+    is not ready; ``ServiceError`` (clients/client/) for a call it refuses, httpx's errors for one that fails."""
     require_ready(url)  # a malformed URL, nothing there or a role's model not loaded: one line, before any work
     with ScoringClient(url, timeout_s=HTTP_TIMEOUT_S, max_connections=workers) as client:
         roles = {role: m for m in client.models() for role in m.roles}

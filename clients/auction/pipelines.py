@@ -48,7 +48,7 @@ class DayScores:
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)  # error_kind(error) -> count
-    resent: int = 0  # calls the client sent once more after their connection was dropped (clients/client.py)
+    resent: int = 0  # calls the client sent once more after their connection was dropped (clients/client/)
     retried: int = 0  # calls sent again after a 503's Retry-After (each counted in errors only if it failed)
     model_versions: dict[str, list[int]] = field(default_factory=dict)  # role -> versions seen (sorted)
     seconds: float = 0.0

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from clients.client import AsyncScoringClient, ScoringClient, ServiceError, checked_request_id
+from clients.client import AsyncScoringClient, ScoringClient, ServiceError
+from clients.client.headers import checked_request_id
 from service.http.request_head import acceptable_request_id
 from tests.support.access_log import given_id
 from tests.support.score_call import CANDIDATES, CONTEXT, OVERLOADED

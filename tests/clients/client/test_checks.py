@@ -19,7 +19,8 @@ import numpy as np
 import orjson
 import pytest
 
-from clients.client import AsyncScoringClient, ModelRef, RankedItem, ScoringClient, ServiceError, _retry_after
+from clients.client import AsyncScoringClient, ModelRef, RankedItem, ScoringClient, ServiceError
+from clients.client.retry_after import retry_after
 from clients.service_process import free_port
 from tests.support.score_call import CANDIDATES, CONTEXT
 from tests.support.stand_in import reply, stand_in
@@ -98,7 +99,7 @@ def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
 def test_a_numpy_float_is_sent_as_the_float64_it_holds(value: np.floating) -> None:
     """orjson writes a float32 in its shortest float32 digits (62.51054), which the service reads as another
     float64 than the value held (62.51054000854492): scores one float32 step off ctr score's for the value."""
-    from clients.client import encode, score_body
+    from clients.client.bodies import encode, score_body
 
     body = orjson.loads(encode(score_body({"user_id": "u_1"}, [{"ad_id": "a", "ad_price": value}])))
     sent = body["candidates"][0]["ad_price"]
@@ -191,7 +192,7 @@ def test_a_retry_after_date_is_counted_from_the_answer_s_date_not_the_client_s_c
                 client = asyncio.run(called_async(stand_in_url))
         assert len(received) == 2 and len(client.waits) == 1 and 0.5 <= client.waits[0] <= 2.0, skew_s
     no_date = httpx.Response(503, headers={"retry-after": formatdate(time.time() + 10, usegmt=True)})
-    assert _retry_after(no_date) == pytest.approx(10, abs=1)  # the client's clock, skewed or not
+    assert retry_after(no_date) == pytest.approx(10, abs=1)  # the client's clock, skewed or not
 
 
 def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:

@@ -1,0 +1,65 @@
+"""What the synchronous and the asynchronous client share: their settings, checked; the pool's options;
+the retry budget and jitter; what they counted; and how a call's attempts are made."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+
+import httpx
+
+from clients.client.attempts import Attempts
+from clients.client.headers import request_headers
+from clients.client.retry_budget import RetryBudget
+
+DEFAULT_TIMEOUT_S = 10.0  # httpx's, for each phase of one HTTP exchange (clients/client/__init__.py)
+DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After, each call's cap (RetryBudget rations them)
+WAITS_KEPT = 1000  # the most recent retries' waits ``waits`` keeps
+# The connection closed, reset or unwritable before an answer came: a call that changes nothing is sent again
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+class BaseClient:
+    """What both clients hold: the pool's options, the retry limit and budget, and what they counted."""
+
+    def __init__(self, base_url: str, timeout_s: float, max_retries: int, max_connections: int) -> None:
+        if not (timeout_s > 0 and math.isfinite(timeout_s)):
+            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 (no retry) or more, not {max_retries}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be 1 or more, not {max_connections}")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.max_connections = max_connections
+        self.retry_budget = RetryBudget()  # shared by every call of this client, in any thread or task
+        self.random = random.Random()  # the retries' jitter: the client's own, which a test may seed
+        self.waits: deque[float] = deque(maxlen=WAITS_KEPT)  # the latest retries' waits, in seconds (jittered)
+        self.resent = 0  # calls sent again after their connection was dropped (DROPPED)
+        self.retried = 0  # calls sent again after a 503's Retry-After
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._pool = {"base_url": base_url, "timeout": timeout_s, "limits": limits}
+
+    def _attempts(
+        self,
+        method: str,
+        path: str,
+        timeout_ms: float | None = None,
+        token: str | None = None,
+        safe: bool = True,
+        request_id: str | None = None,
+    ) -> Attempts:
+        headers = request_headers(token, request_id)
+        return Attempts(method, path, headers, timeout_ms, self.max_retries, safe, self.retry_budget, self.random)
+
+    def _pool_timeout(self, attempts: Attempts) -> httpx.PoolTimeout:
+        """httpx's PoolTimeout, which says nothing (its message is empty), as one naming the call and the wait."""
+        waited = (
+            f"timeout_s={self.timeout_s:g}" if attempts.timeout_ms is None else f"timeout_ms={attempts.timeout_ms:g}"
+        )
+        return httpx.PoolTimeout(
+            f"{attempts.call}: {waited} passed waiting for a pooled connection (all max_connections="
+            f"{self.max_connections} in use: allow more, or send fewer calls at once)",
+            request=attempts.request,
+        )
