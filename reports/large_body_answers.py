@@ -21,7 +21,7 @@ from collections import Counter
 
 import httpx
 
-from clients.bench_harden import invalid_infer_body
+from clients.bench.harden import invalid_infer_body
 
 BODY_BYTES = 3_900_000  # the bench's (``ctr bench harden``'s large_bodies)
 
