@@ -19,7 +19,7 @@ def infer(
 ) -> None:
     """Propose a feature spec (TOML) from a log's columns: kinds, sides, buckets and defaults to edit."""
     from cli.reports import check_writable, write_whole
-    from training.spec_infer import infer_spec, spec_toml
+    from training.logs.spec_infer import infer_spec, spec_toml
 
     if out is not None:
         check_writable(out)

@@ -87,7 +87,8 @@ def too_long(max_chars: int) -> str:
 def whole_number(value: Any) -> int | None:
     """A float without a fraction given for a categorical feature (JSON's ``21.0`` or ``2.1e1``, a pandas
     integer column with gaps), as the integer it is: JSON does not tell it from ``21``, and the trainer reads a
-    log's whole-number floats so (training/logs.py), so each encodes it as ``21``; None for anything else."""
+    log's whole-number floats so (training/logs/column_arrays.py), so each encodes it as ``21``; None for anything
+    else."""
     if type(value) is float and value.is_integer() and abs(value) < EXACT_INTEGERS:
         return int(value)
     return None

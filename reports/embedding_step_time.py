@@ -31,7 +31,8 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
 from training.fit import TrainingConfig, model_phases
-from training.logs import feature_columns, read_logs
+from training.logs.column_arrays import feature_columns
+from training.logs.reading import read_logs
 from training.models.registry import build_model
 
 WAYS = {"dense_adam": TrainingConfig(), "sparse_adam": TrainingConfig(embedding_optimizer="sparse_adam")}

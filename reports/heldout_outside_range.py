@@ -18,7 +18,7 @@ from pathlib import Path
 from common.encoder import FeatureEncoder, fit_statistics
 from training.evaluation import heldout_day
 from training.experiments.cvr import CVRExperimentConfig, simulate
-from training.logs import feature_columns
+from training.logs.column_arrays import feature_columns
 from training.model_config import ModelConfig
 from training.pipeline import world_of
 from training.world import World, WorldConfig, feature_spec

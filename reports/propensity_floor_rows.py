@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from training.experiments.cvr import CVRExperimentConfig, simulate
-from training.logs import column_array
+from training.logs.column_arrays import column_array
 from training.world import World, WorldConfig
 
 FLOORS = (0.01, 0.001, 0.0001, 0.0)

@@ -22,7 +22,7 @@ from common.encoder import FeatureEncoder, fit_statistics
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import fit, validation_cut
-from training.logs import column_array, feature_columns
+from training.logs.column_arrays import column_array, feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.position_ctr import position_ctr

@@ -19,7 +19,7 @@ from common.encoder import FeatureEncoder, fit_statistics
 from training.config_world import world_of, world_spec
 from training.dataset import ImpressionTensors
 from training.fit import model_phases
-from training.logs import feature_columns
+from training.logs.column_arrays import feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.torch_threads import using_torch_threads

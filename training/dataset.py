@@ -10,7 +10,7 @@ import pyarrow as pa
 import torch
 
 from common.encoder import FeatureEncoder
-from training.logs import column_array, feature_columns
+from training.logs.column_arrays import column_array, feature_columns
 from training.position_ctr import position_ctr_per_row
 
 LABELS = ("click", "conversion", "position")

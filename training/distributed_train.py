@@ -3,10 +3,10 @@ by one process or by each process that ``torchrun`` starts.
 
 1. Statistics: the numeric features' moments and the position CTRs over the whole log, each process
    summarising every ``world_size``-th row group, the summaries gathered and merged in row-group order
-   (training/log_statistics.py); or read from an earlier run's ``statistics.json``.
+   (training/logs/log_statistics.py); or read from an earlier run's ``statistics.json``.
 2. Constants: each process fixes the model's constants (``fix_constants``) on the same sample of
    row groups spread over the training rows; DDP then starts every process from rank 0's weights.
-3. Training: the model's phases, each process on its own part of the rows (training/stream.py) with
+3. Training: the model's phases, each process on its own part of the rows (training/logs/stream.py) with
    ``batch_size / world_size`` rows a step, so one step sees ``batch_size`` rows in all, as in one
    process; DDP averages the gradients.
 4. Rank 0 scores the held-out latest rows after every epoch of the main phase, as the in-memory trainer
@@ -46,8 +46,9 @@ from training.distributed import (
 from training.epoch_validation import BY_EPOCH, EpochValidation
 from training.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
 from training.kept_epoch import KeptEpoch, say_nothing_judged
-from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import column_array
+from training.logs.column_arrays import column_array
+from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
+from training.logs.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
 from training.pipeline import (
@@ -60,7 +61,6 @@ from training.pipeline import (
     warn_if_small,
 )
 from training.split_labels import LabelCounts, SplitLabels
-from training.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,10 @@ from common.repository import LOGGED, SLOT1
 from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
 from training.evaluation import run_exported, version_record
 from training.figure_file import save_figure
-from training.log_quality import defaulted_features
-from training.logs import column_array, fingerprint, read_logs
+from training.logs.column_arrays import column_array
+from training.logs.fingerprint import fingerprint
+from training.logs.log_quality import defaulted_features
+from training.logs.reading import read_logs
 from training.metrics import auc, auc_of_resamples, binned_means, log_loss
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import numpy as np
 
 from common.repository import SLOT1, Manifest
 from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
-from training.logs import column_array, feature_columns
+from training.logs.column_arrays import column_array, feature_columns
 from training.metrics import auc, expected_calibration_error, log_loss
 
 if TYPE_CHECKING:  # the world and the model configs need torch; scoring (run_exported) is ONNX Runtime only

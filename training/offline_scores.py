@@ -1,6 +1,6 @@
 """A file of candidates scored as ``POST /v1/score`` scores them, without a service (``ctr score``).
 
-The rows are read as the trainer reads a log (training/logs.py: a Parquet file, a folder of shards or of
+The rows are read as the trainer reads a log (training/logs/: a Parquet file, a folder of shards or of
 Hive partitions, a glob), a record batch at a time, so memory stays bounded whatever the file's size; no
 label or position is needed. They are cut into requests: the consecutive rows of one ``request_id`` where
 the file has that column, else ``max_candidates`` rows at a time (CTR_MAX_CANDIDATES, and never more: the
@@ -59,18 +59,15 @@ from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels, required_outputs
 from service.score.pipeline import checked_request, role_models
 from service.settings import Settings
-from training.arrow_files import arrow_input, arrow_output, parquet_file
-from training.arrow_types import is_number, is_text
-from training.logs import (
-    column_array,
-    log_files,
-    log_format,
-    partition_columns,
-    plain_columns,
-    unified_schema,
-    with_partitions,
-)
-from training.row_words import FileRows
+from training.logs.arrow_files import arrow_input, arrow_output, parquet_file
+from training.logs.arrow_types import is_number, is_text
+from training.logs.column_arrays import column_array
+from training.logs.files import log_files
+from training.logs.formats import log_format
+from training.logs.partitions import partition_columns, with_partitions
+from training.logs.plain_columns import plain_columns
+from training.logs.row_words import FileRows
+from training.logs.unified_schema import unified_schema
 
 OUT_SUFFIX = ".parquet"  # what ctr score writes, whatever --out's name says
 

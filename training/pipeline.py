@@ -26,14 +26,12 @@ from training.dataset import ImpressionTensors
 from training.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
 from training.fit import TrainingConfig, fit, validation_cut
 from training.kept_epoch import KEPT
-from training.log_quality import warn_of_log_quality
-from training.logs import (
-    feature_columns,
-    fingerprint,
-    log_files,
-    manifest_spec,
-    read_joined_logs,
-)
+from training.logs.column_arrays import feature_columns
+from training.logs.files import log_files
+from training.logs.fingerprint import fingerprint
+from training.logs.log_quality import warn_of_log_quality
+from training.logs.reading import read_joined_logs
+from training.logs.shard_folder import manifest_spec
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on

@@ -28,7 +28,7 @@ from common.roles import ROLE
 from training.dataset import ImpressionTensors
 from training.evaluation import heldout_day, heldout_settings, run_exported, slot1_clicks, version_record
 from training.fit import fit, predict
-from training.logs import column_array
+from training.logs.column_arrays import column_array
 from training.metrics import auc, expected_calibration_error, log_loss
 from training.model_config import ModelConfig
 from training.models.registry import build_model

@@ -22,7 +22,7 @@ from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
 from training.evaluation import version_record
 from training.fit import fit, training_rows_words, validation_cut
-from training.logs import refuse_one_class
+from training.logs.label_checks import refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.pipeline import warn_if_small
@@ -90,7 +90,7 @@ def train_retrieval(
 def _train_on_logs(config: ModelConfig, displayed: Path, other: Path, spec_path: Path, progress: bool) -> Checkpoint:
     """Train on a user's displayed log and non-displayed table; model.json gets the click metrics only
     (logs carry no true relevance, so there is no recall to report)."""
-    from training.retrieval_logs import build_log_data
+    from training.logs.retrieval_logs import build_log_data
 
     spec = FeatureSpec.from_toml(spec_path)
     data = build_log_data(displayed, other, spec, config.queries.n_targets, config.queries.seed)

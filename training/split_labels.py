@@ -18,7 +18,7 @@ from torch import nn
 
 from training.constant_baseline import training_constant
 from training.fit import training_rows_words, validation_cut
-from training.logs import refuse_one_class
+from training.logs.label_checks import refuse_one_class
 
 logger = logging.getLogger(__name__)
 

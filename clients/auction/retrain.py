@@ -17,7 +17,7 @@ import httpx
 import pyarrow as pa
 
 from clients.client import AsyncScoringClient, ServiceError
-from training.arrow_files import read_parquet
+from training.logs.arrow_files import read_parquet
 from training.world import write_logs
 
 logger = logging.getLogger(__name__)

@@ -100,7 +100,7 @@ def test_world_shards_are_written_into_a_folder_named_in_utf8(tmp_path: Path) ->
 STREAMED = (
     "import sys\n"
     "from common.features import Feature, FeatureSpec\n"
-    "from training.stream import ShardedLogs\n"
+    "from training.logs.stream import ShardedLogs\n"
     "print(ShardedLogs(sys.argv[1], FeatureSpec((Feature('prix', 'numeric', 'candidate'),))).rows)\n"
 )
 
@@ -121,7 +121,9 @@ def test_the_streamed_reader_names_a_folder_its_dataset_cannot_open(tmp_path: Pa
     assert result.returncode != 0
     # U+FFFD for the byte that is no UTF-8, written as an escape on an ASCII stderr
     assert "impression log caf\\ufffd/logs.parquet: the streamed trainer cannot open a file" in result.stderr
-    script = "import sys\nfrom training.logs import read_tables\nprint(read_tables(sys.argv[1], 'log').num_rows)\n"
+    script = (
+        "import sys\nfrom training.logs.reading import read_tables\nprint(read_tables(sys.argv[1], 'log').num_rows)\n"
+    )
     result = run_ascii(["-c", script, latin1], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "400"

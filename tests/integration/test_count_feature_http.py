@@ -18,7 +18,7 @@ from common.repository import MODEL_FILE, version_dir
 from tests.support.server import running_server
 from tests.support.tiny_model import publish_tiny_esmm
 from training.dataset import ImpressionTensors
-from training.logs import read_logs
+from training.logs.reading import read_logs
 
 SPEC = FeatureSpec(
     (

@@ -36,7 +36,8 @@ from tests.support.server import running_server
 from tests.support.tiny_model import SPEC, publish_tiny_esmm
 from tests.support.torch_watch import WATCH_TORCH
 from training import offline_scores
-from training.logs import feature_columns, read_tables
+from training.logs.column_arrays import feature_columns
+from training.logs.reading import read_tables
 from training.offline_scores import score_file, scored_metadata, served_models
 
 ON_CPU = {"CTR_USE_CUDA": "false"}  # as the live services here run: the same provider's floats

@@ -153,7 +153,7 @@ def test_ads_sharing_a_slot_are_told_apart_from_copied_impressions(models, tmp_p
     deduplicated: they are no copies, and deduplicating them loses ads; the positions are what is wrong."""
     click = clicks()
     shared = write_log(tmp_path / "shared.parquet", click, position=[1] * ROWS)
-    caplog.set_level(logging.WARNING, logger="training.log_quality")
+    caplog.set_level(logging.WARNING, logger="training.logs.log_quality")
     train("esmm", models, shared, work_dir=tmp_path / "work", progress=False)
     assert "deduplicate" not in caplog.text
     assert (

@@ -26,9 +26,9 @@ from tests.support.wait import eventually
 from training.checkpoint import Checkpoint
 from training.distributed import Processes
 from training.distributed_train import check_before_launch, log_statistics, train_streaming
+from training.logs.stream import ShardedLogs
 from training.model_config import ModelConfig
 from training.pipeline import train
-from training.stream import ShardedLogs
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 

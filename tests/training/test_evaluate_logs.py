@@ -164,7 +164,7 @@ def test_a_position_without_clicks_says_why_its_ratio_has_no_value():
 def test_the_report_records_the_log_s_fingerprint_the_model_s_sha256_and_the_bootstrap_seed(tmp_path):
     """It recorded the log's path alone: a log rewritten at that path, or another seed, left no trace."""
     from common.repository import read_manifest
-    from training.logs import fingerprint
+    from training.logs.fingerprint import fingerprint
 
     root, logs = exported_pair(tmp_path)
     report = evaluate_on_logs(root, "deb", logs, resamples=5, seed=3)
@@ -196,7 +196,8 @@ def test_resamples_0_gives_the_metrics_without_intervals_and_the_cli_default_is_
 def test_ctcvr_metrics_measure_the_served_pctcvr_not_the_graph_s_float32_product(tmp_path):
     """The service serves pctcvr = float64(pctr) x float64(pcvr) (docs/encoding.md, "The numbers served"); the
     report, said to measure the version "as served", measured the graph's float32 pctcvr output."""
-    from training.logs import column_array, feature_columns, read_logs
+    from training.logs.column_arrays import column_array, feature_columns
+    from training.logs.reading import read_logs
     from training.served_version import scoring_model
 
     root, logs = exported_pair(tmp_path)
@@ -218,7 +219,7 @@ def test_the_logs_a_version_was_trained_on_are_said_to_be_no_held_out_logs(tmp_p
     (a CTR AUC of 0.709 there against 0.671 on a fresh log), though model.json holds their fingerprint."""
     import logging
 
-    from training.logs import fingerprint
+    from training.logs.fingerprint import fingerprint
 
     root, logs = exported_pair(tmp_path)
     assert evaluate_on_logs(root, "deb", logs, resamples=5)["training_logs"] is False  # trained on other logs
@@ -257,7 +258,8 @@ def test_the_report_counts_the_values_outside_the_training_range_scored_at_its_e
 def test_a_slot1_model_s_log_losses_at_the_logged_slot_use_the_rows_with_a_ratio(tmp_path):
     """pCTR x the slot's learned ratio against the clicks there, over the rows at a slot with a ratio (their
     count said); none such: null with the reason. The plain log losses stay over every row."""
-    from training.logs import column_array, read_logs
+    from training.logs.column_arrays import column_array
+    from training.logs.reading import read_logs
 
     root, logs = exported_pair(tmp_path)
     manifest_path = root / "deb" / "1" / "model.json"

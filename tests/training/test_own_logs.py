@@ -104,7 +104,7 @@ def test_logs_out_of_time_order_or_doubled_are_warned_of_when_training(repositor
         *["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml")],
         *["--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],
     ]
-    caplog.set_level(logging.WARNING, logger="training.log_quality")
+    caplog.set_level(logging.WARNING, logger="training.logs.log_quality")
     assert CliRunner().invoke(app, arguments).exit_code == 0
     assert "time order" not in caplog.text and "twice" not in caplog.text  # in order, each impression once
     (repository / "logs.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
@@ -123,7 +123,7 @@ def test_an_optional_feature_the_logs_lack_is_warned_of_when_training(repository
     """The spec's optional `weekday` has no column in the CSV: every row read its default, without a word."""
     import logging
 
-    caplog.set_level(logging.WARNING, logger="training.log_quality")
+    caplog.set_level(logging.WARNING, logger="training.logs.log_quality")
     arguments = [
         *["train", "esmm", "--logs", str(repository / "logs.csv"), "--spec", str(repository / "spec.toml")],
         *["--repository", str(repository / "models"), "--work-dir", str(repository / "work"), "--no-progress"],

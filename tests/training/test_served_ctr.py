@@ -17,7 +17,7 @@ from tests.support.checkout import ROOT
 from training.dataset import ImpressionTensors
 from training.evaluation import heldout_day
 from training.fit import fit, predict
-from training.logs import column_array
+from training.logs.column_arrays import column_array
 from training.metrics import auc, expected_calibration_error
 from training.model_config import DataConfig, ModelConfig
 from training.models.registry import build_model

@@ -36,7 +36,7 @@ from training.dataset import ImpressionTensors
 from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias, slot1_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fit import TrainingConfig, fit, predict
-from training.logs import column_array, feature_columns
+from training.logs.column_arrays import column_array, feature_columns
 from training.metrics import binned_means
 from training.model_config import ModelConfig
 from training.models.registry import build_model

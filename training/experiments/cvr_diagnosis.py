@@ -45,7 +45,7 @@ from common.encoder import FeatureEncoder, fit_statistics
 from training.dataset import ImpressionTensors
 from training.experiments.summary import mean_std, plus_minus
 from training.fit import fit, predict
-from training.logs import column_array, feature_columns
+from training.logs.column_arrays import column_array, feature_columns
 from training.metrics import auc
 from training.model_config import ModelConfig
 from training.models.esmm import ESMM

@@ -34,8 +34,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from common.whole_file import written_whole
-from training.arrow_files import arrow_input, arrow_output
-from training.shard_folder import FORMAT, MANIFEST, SPEC_FILE, SPEC_HEADER, marked, writers_file
+from training.logs.arrow_files import arrow_input, arrow_output
+from training.logs.shard_folder import FORMAT, MANIFEST, SPEC_FILE, SPEC_HEADER, marked, writers_file
 from training.world.features import feature_spec
 from training.world.simulate import iter_days
 from training.world.world import World

@@ -338,7 +338,7 @@ def test_the_score_handler_enforces_the_body_limit_on_declared_and_streamed_bodi
 
 def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(client: TestClient) -> None:
     """``21.0`` for a categorical feature was a 422 ("must be a string or an integer") where JSON does not
-    tell it from ``21`` and the trainer reads a log's whole-number floats as integers (training/logs.py):
+    tell it from ``21`` and the trainer reads a log's whole-number floats as integers (training/logs/column_arrays.py):
     now scored as ``21``, in the context and in candidates, alone or among others."""
     floats = {
         "context": {"user_id": "u_1", "hour": 21.0},

@@ -44,7 +44,7 @@ def test_settings_are_checked():
 @pytest.mark.parametrize("policy", ["feedback", "uniform"])
 def test_the_heldout_day_follows_the_training_days(policy):
     from training.experiments.cvr import simulate
-    from training.logs import column_array
+    from training.logs.column_arrays import column_array
     from training.world import World, WorldConfig
 
     config = CVRExperimentConfig(days=2, requests_per_day=200, heldout_requests=300, heldout_policy=policy)

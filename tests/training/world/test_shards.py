@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from training.logs import manifest_spec
+from training.logs.shard_folder import manifest_spec
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 

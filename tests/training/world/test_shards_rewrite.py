@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.support.checkout import ROOT
-from training.logs import log_files
+from training.logs.files import log_files
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 

@@ -1,4 +1,4 @@
-"""A shard folder whose writer stopped part-way (training/shard_folder.py): `ctr simulate --shards 4` stopped by a
+"""A shard folder whose writer stopped part-way (training/logs/shard_folder.py): `ctr simulate --shards 4` stopped by a
 full disk at its third shard left the spec and two shards without the manifest, and `ctr train --logs
 'DIR/*.parquet'` trained on that half of the log with no warning."""
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.support.checkout import ROOT
-from training.logs import log_files
+from training.logs.files import log_files
 from training.world import World, WorldConfig
 from training.world import shards as shard_writer
 from training.world.shards import write_shards

@@ -29,7 +29,7 @@ _NUMBER_SPACES = " \t"  # what pyarrow's CSV reader trims around a number
 # exponent, T/Z, colons, spaces), and neither a boolean word nor a float's inf/nan, makes the column text.
 _NOT_A_NUMBER_OR_TIME = r"[^0-9eEtTzZ:.+\- \t]"
 _FLOAT_WORDS = r"^[+-]?(inf|infinity|nan.*)$"
-# a quoted cell may hold a line break (as a cell of the log's own CSV may: logs.CSV_PARSE); pyarrow reads a quoted
+# a quoted cell may hold a line break (as a cell of the log's own CSV may: csv_files.CSV_PARSE); pyarrow reads a quoted
 # cell as the same value unquoted, but for the quotes inside it doubled
 _QUOTED_CELLS = pacsv.ParseOptions(newlines_in_values=True)
 _CELL = "cell"  # the one column's name

@@ -13,8 +13,11 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.log_quality import Disorder
-from training.logs import check_features, check_labels, log_files, read_logs
+from training.logs.feature_checks import check_features
+from training.logs.files import log_files
+from training.logs.label_checks import check_labels
+from training.logs.log_quality import Disorder
+from training.logs.reading import read_logs
 
 HEADER = "request_id,ts,site,position,click,conversion"
 GOOD = ["r0,1,a,1,1,1", "r0,2,a,2,0,0", "r1,3,b,1,1,0", "r1,4,b,2,0,0"]
@@ -295,7 +298,7 @@ SITE = FeatureSpec((Feature("site", "categorical", "context", buckets=64),))
 def test_a_directory_leaves_out_underscore_and_dot_paths_and_reads_partitions_in_number_order(tmp_path):
     """A Spark job's ``_temporary/`` and hidden files were read as the log's rows (1,950 where 1,800 were
     written), and ``hour=10`` sorted before ``hour=8``, so the latest rows held out were not the latest."""
-    from training.logs import log_files
+    from training.logs.files import log_files
 
     for hour in (8, 9, 10, 11):
         folder = tmp_path / "dt=2026-11-01" / f"hour={hour}"
@@ -310,7 +313,7 @@ def test_a_directory_leaves_out_underscore_and_dot_paths_and_reads_partitions_in
 
 def test_a_column_dictionary_encoded_in_one_file_and_plain_in_another_joins(tmp_path):
     """pandas' ``category`` in one export and plain strings in the next were refused as disagreeing types."""
-    from training.stream import ShardedLogs
+    from training.logs.stream import ShardedLogs
 
     pq.write_table(labelled(2, site=["a", "b"]), tmp_path / "a.parquet")
     pq.write_table(labelled(2, site=pa.array(["b", "c"]).dictionary_encode()), tmp_path / "b.parquet")
@@ -324,7 +327,7 @@ def test_a_decimal_numeric_feature_is_read_as_its_floats(tmp_path):
     """A warehouse's DECIMAL(12, 2) price was refused as "must be a finite number" naming Decimal('1.37')."""
     import decimal
 
-    from training.logs import feature_columns
+    from training.logs.column_arrays import feature_columns
 
     prices = pa.array([decimal.Decimal("1.37"), decimal.Decimal("20.00"), None], pa.decimal128(12, 2))
     pq.write_table(labelled(3, price=prices), tmp_path / "log.parquet")
@@ -336,7 +339,7 @@ def test_a_decimal_numeric_feature_is_read_as_its_floats(tmp_path):
 def test_a_categorical_feature_of_bytes_is_its_utf8_text_and_other_types_are_named(tmp_path):
     """Bytes (Parquet's BYTE_ARRAY without UTF8) that were not ASCII failed with "'ascii' codec can't decode"
     naming nothing; a date column passed the check and failed in the encoder naming no file."""
-    from training.logs import feature_columns
+    from training.logs.column_arrays import feature_columns
 
     def written(name: str, site: pa.Array):
         (tmp_path / name).mkdir()
@@ -363,7 +366,7 @@ def test_hive_partition_keys_are_columns_in_memory_and_streamed(tmp_path):
     """Spark and Hive write a partition's key in its folder's name (``country=US/``), not in its files: it
     was dropped, so a spec naming ``country`` found it missing from every file. Now it is a text column
     (URI-decoded; Hive's default partition is null), read alike by the in-memory and the streamed trainer."""
-    from training.stream import ShardedLogs
+    from training.logs.stream import ShardedLogs
 
     for country, site in (("US", "a"), ("S%C3%A3o Tom%C3%A9", "b"), ("__HIVE_DEFAULT_PARTITION__", "c")):
         folder = tmp_path / "dt=2026-11-01" / f"country={country}"
@@ -406,7 +409,7 @@ def test_a_partition_key_the_file_also_holds_and_bad_folders_are_refused_alike_b
     """A file holding ``country`` in a folder ``country=FR`` read "DE" in memory and "FR" streamed (the
     folder won once another file lacked the column); a key twice in a path, and a folder that is not
     URI-encoded UTF-8, read differently too. Each is now refused by both, naming the file."""
-    from training.stream import ShardedLogs
+    from training.logs.stream import ShardedLogs
 
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=64),))
     cases = {
@@ -427,8 +430,8 @@ def test_logs_of_the_same_files_in_other_partition_folders_are_other_logs(tmp_pa
     """The fingerprint hashed each file's name and bytes, the streamed identity each file's name and size:
     two logs of the same files in ``country=`` folders of other names (other data, once folders are
     columns) were the same log to both; they name each file by its path below the log now."""
-    from training.logs import fingerprint
-    from training.stream import ShardedLogs
+    from training.logs.fingerprint import fingerprint
+    from training.logs.stream import ShardedLogs
 
     for log, countries in (("one", ("DE", "US")), ("two", ("FR", "US"))):
         for country, site in zip(countries, ("a", "b"), strict=True):
@@ -441,11 +444,11 @@ def test_logs_of_the_same_files_in_other_partition_folders_are_other_logs(tmp_pa
 def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compare(caplog):
     """A struct ``ts`` stopped training with Arrow's error, text dates were compared as text, a drop across a
     null went unseen, and rows without a request_id were one impression named many times. Text that is no
-    ISO-8601 time is not compared either, and says so (tests/training/test_log_time.py)."""
+    ISO-8601 time is not compared either, and says so (tests/training/logs/test_log_time.py)."""
     import datetime
     import logging
 
-    caplog.set_level(logging.WARNING, logger="training.log_quality")
+    caplog.set_level(logging.WARNING, logger="training.logs.log_quality")
     quiet = [
         pa.table({"ts": pa.array([{"s": 2}, {"s": 1}])}),
         pa.table({"ts": pa.array([None], pa.int64())}),
@@ -551,7 +554,7 @@ def test_a_csv_that_is_not_utf8_is_refused_naming_its_file_column_row_and_how_to
     """A Windows-1252 (Latin-1) export read its text columns as bytes: ``ctr spec infer`` left them out with a
     header comment alone and exited 0, and ``ctr train`` refused "must be a string ... (bytes are read as UTF-8
     text)", neither saying that the file was in another encoding. Both now stop on one message saying so."""
-    from training.spec_infer import infer_spec
+    from training.logs.spec_infer import infer_spec
 
     rows = [f"r{i},{i},{'café.fr' if i % 3 == 2 else 'example.com'},1,0,0" for i in range(9)]
     (tmp_path / "latin1.csv").write_text(HEADER + "\n".join(rows) + "\n", encoding="latin-1")

@@ -29,21 +29,18 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from common.path_text import path_text
-from training.arrow_files import arrow_input, arrow_name, parquet_file, parquet_format
 from training.dataset import ImpressionTensors
 from training.fit import validation_cut
-from training.log_time import joined_ts
-from training.logs import (
-    log_files,
-    log_format,
-    log_name,
-    partition_columns,
-    plain_columns,
-    refuse_missing_columns,
-    refuse_repeated_names,
-    unified_schema,
-)
-from training.row_words import FileRows, JoinedRows
+from training.logs.arrow_files import arrow_input, arrow_name, parquet_file, parquet_format
+from training.logs.column_names import refuse_missing_columns, refuse_repeated_names
+from training.logs.files import log_files
+from training.logs.fingerprint import log_name
+from training.logs.formats import log_format
+from training.logs.log_time import joined_ts
+from training.logs.partitions import partition_columns
+from training.logs.plain_columns import plain_columns
+from training.logs.row_words import FileRows, JoinedRows
+from training.logs.unified_schema import unified_schema
 
 SAMPLE_ROWS = 262_144  # rows read to fix a model's constants (fix_constants) before training
 BUFFER_ROWS = 1_048_576  # rows a reader mixes: 16 row groups of 65,536 (docs/scale.md: fewer cost AUC)

@@ -16,9 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.features import Feature, FeatureSpec, NumericStats
-from training.logs import check_features, check_labels, column_array, feature_columns, read_logs
-from training.spec_infer import infer_spec
-from training.stream import ShardedLogs
+from training.logs.column_arrays import column_array, feature_columns
+from training.logs.feature_checks import check_features
+from training.logs.label_checks import check_labels
+from training.logs.reading import read_logs
+from training.logs.spec_infer import infer_spec
+from training.logs.stream import ShardedLogs
 
 ROWS = 600
 

@@ -5,7 +5,7 @@ The writer writes ``_spec.toml`` first (its first line is the mark) and ``_manif
 of its files with the spec and without the manifest is one a write stopped in: a full disk, a kill, a
 simulation still running. Such a folder holds some of the shards (perhaps beside older ones a rewrite had not
 yet replaced), and a reader of ``DIR/*.parquet`` trained on that part, with no warning, as if it were the log:
-``refuse_unfinished`` says so instead (training/logs.py ``log_files`` calls it for every log read).
+``refuse_unfinished`` says so instead (training/logs/files.py ``log_files`` calls it for every log read).
 """
 
 from __future__ import annotations
@@ -57,6 +57,17 @@ def refuse_unfinished(folder: Path) -> None:
         f"{'' if shards == 1 else 's'} and no {MANIFEST}, which it writes last: a full disk or a kill stopped it, "
         f"or it is still running): run that `ctr simulate --out {folder} ...` again to finish it"
     )
+
+
+def manifest_spec(path: str | Path) -> Path | None:
+    """The feature spec that a directory of shards names in its manifest (``ctr simulate --shards``), if any."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None
+    spec = json.loads(manifest.read_text(encoding="utf-8")).get("spec")
+    return folder / spec if spec and (folder / spec).is_file() else None
 
 
 def _spec_marked(folder: Path) -> bool:

@@ -1,4 +1,4 @@
-"""``ctr spec infer``'s proposals (training/spec_infer.py) for the column types a warehouse export holds."""
+"""``ctr spec infer``'s proposals (training/logs/spec_infer.py) for the column types a warehouse export holds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from common.features import FeatureSpec
 from common.hashing import bucketize
-from training.spec_infer import MAX_BUCKETS, MIN_BUCKETS, buckets_for, infer_spec
+from training.logs.spec_infer import MAX_BUCKETS, MIN_BUCKETS, buckets_for, infer_spec
 
 ROWS = 200
 
@@ -78,7 +78,7 @@ def test_bytes_are_text_when_they_are_utf8(tmp_path):
 def test_numbers_written_as_text_are_proposed_with_a_caution(tmp_path):
     """ "9,182.0", "0,405" or numbers beside "None" were proposed categorical without a word: the user meant
     a number, and the model hashed each price as a category."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     separators = pa.array([f"{1000 + i % 50:,}.5" for i in range(ROWS)])
     commas = pa.array([f"0,{i % 97}" for i in range(ROWS)])
@@ -128,7 +128,7 @@ def test_times_under_other_names_are_proposed_with_a_caution(tmp_path):
     as numeric features and a text ``dt`` as a categorical one without a word, while a ``dt=`` folder key was
     cautioned; a time that only grows is past what the model trained on for every request served after the logs.
     Numbers that are not all epoch times in one unit (a price, an id) are proposed without one."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     start = 1_709_985_600  # 2024-03-09 12:00 UTC
     event_time = start + 37 * np.arange(ROWS)
@@ -165,7 +165,7 @@ def test_times_under_other_names_are_proposed_with_a_caution(tmp_path):
 def test_an_integer_column_of_many_values_is_proposed_numeric_with_a_caution(tmp_path):
     """An integer ad_id of thousands of values was proposed as a numeric feature without a word: as a number
     its order and size mean nothing. Fractional numbers and an integer column of few values get no caution."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     rows = 3000
     table = pa.table(
@@ -245,7 +245,7 @@ def test_dates_written_as_digits_are_proposed_with_a_caution(tmp_path):
     """Avazu's ``hour`` (YYMMDDHH, 14102100) and a YYYYMMDD ``day`` were proposed categorical without a word, though
     a request served after the logs sends an hour no training row held; their kind stays as it was. Eight digits
     that are no date (a month 34, a 30 February) get no caution."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     hours = 14102100 + np.arange(ROWS) % 24
     proposal_of = {
@@ -307,7 +307,7 @@ def test_floats_past_2_53_are_not_proposed_as_a_categorical_the_trainer_would_re
 def test_a_column_name_with_a_line_break_stays_inside_its_comment(tmp_path):
     """A CSV header's ``"we\\nird"`` was written raw into ``# left out:``: its second line was no comment, so
     ``ctr new --spec`` refused the proposal as not TOML, and a crafted name's lines were read as features."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     crafted = 'x\n[[feature]]\nname = "evil"\nkind = "numeric"\nside = "candidate"'
     header = ["site", "we\nird", crafted, "position", "click", "conversion"]
@@ -324,7 +324,7 @@ def test_a_column_name_with_a_line_break_stays_inside_its_comment(tmp_path):
 def test_values_that_differ_only_in_normalisation_or_spaces_are_cautioned_of(tmp_path):
     """ "café.fr" composed and decomposed, or " padded.com " beside "padded.com", are different categories (the
     service hashes a request's text as it is sent), and the proposal said nothing: one site's rows split in two."""
-    from training.spec_infer import spec_toml
+    from training.logs.spec_infer import spec_toml
 
     sites = ["caf\u00e9.fr", "cafe\u0301.fr", "example.com"]
     spec_of(  # writes the log read below

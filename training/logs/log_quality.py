@@ -1,7 +1,7 @@
 """What a trainer warns of in a log it will train on, in memory or streamed: rows out of time order or with
 ``ts`` changing unit, impressions logged twice (``Disorder``), and optional features the log has no column for
 (``defaulted_features``). None of them stops a training, so they are said apart from the reading of the log
-(training/logs.py), which refuses what no model can train on."""
+(training/logs/reading.py), which refuses what no model can train on."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import pyarrow.compute as pc
 
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
-from training.arrow_types import is_groupable
-from training.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, read_times
-from training.row_words import NO_FILES, JoinedRows
+from training.logs.arrow_types import is_groupable
+from training.logs.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, read_times
+from training.logs.row_words import NO_FILES, JoinedRows
 
 logger = logging.getLogger(__name__)
 
-# said where ts goes back between two files: their order is their paths' (training/logs.py, log_files)
+# said where ts goes back between two files: their order is their paths' (training/logs/files.py, log_files)
 FILE_ORDER = " (a folder's or a glob's files are read in the order of their paths, numbers in them read as numbers)"
 
 

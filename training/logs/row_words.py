@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from training.logs.formats import log_format
+
 
 def row_words(file: Path | None, row: int) -> str:
     """ "row 7" (0-based, within ``file``); a CSV's with the line it starts on: "row 7 (line 9 of the CSV)"."""
-    from training.logs import log_format  # logs.py words its rows here
-
     if file is None or log_format(file) != "csv":
         return f"row {row}"
     line = _csv_line(file, row)
@@ -95,7 +95,7 @@ def _csv_line(file: Path, row: int) -> int | None:
     """The line of ``file`` on which its data row ``row`` (0-based, after the header) starts, blank lines
     skipped as pyarrow skips them (undecodable bytes replaced: only lines count); None where the file cannot be
     read so far."""
-    from training.logs import csv_stream
+    from training.logs.csv_files import csv_stream  # csv_files.py words its rows here
 
     try:
         with (

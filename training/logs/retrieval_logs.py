@@ -29,16 +29,12 @@ import torch
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import (
-    check_features,
-    column_array,
-    feature_columns,
-    fingerprint,
-    read_logs,
-    read_tables,
-    refuse_missing_columns,
-)
-from training.row_words import FileRows
+from training.logs.column_arrays import column_array, feature_columns
+from training.logs.column_names import refuse_missing_columns
+from training.logs.feature_checks import check_features
+from training.logs.fingerprint import fingerprint
+from training.logs.reading import read_logs, read_tables
+from training.logs.row_words import FileRows
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A CSV's categorical columns are read once (training/csv_codes.py), typed and valued as the reader that read
+"""A CSV's categorical columns are read once (training/logs/csv_codes.py), typed and valued as the reader that read
 the file a second time for its integer columns typed them: the same tables, so the same hash buckets. Columns
 of floats, booleans, dates, times and timestamps were read a third time, with pyarrow's inference: they are
 typed from their cells, by that inference, alike."""
@@ -16,7 +16,7 @@ import pytest
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
 from training.dataset import ImpressionTensors
-from training.logs import read_logs, read_tables
+from training.logs.reading import read_logs, read_tables
 
 # One categorical column per way pyarrow may type a CSV column, each cell of a row in the same position.
 COLUMNS = {

@@ -31,7 +31,7 @@ on ``ctr simulate``'s logs):
 - a time under another name than ``ts``/``time``/``timestamp`` (``event_time``, ``ts_ms``, a text ``dt``) is
   proposed as its type says, with a caution: dates or times written as text, or as digits (YYYYMMDD, Avazu's
   YYMMDDHH ``hour``), are categories the next day's value is unseen in, and numbers that are all epoch times
-  (seconds to nanoseconds, between 2000 and 2100: ``training/log_time.py``) grow past their training range on
+  (seconds to nanoseconds, between 2000 and 2100: ``training/logs/log_time.py``) grow past their training range on
   every request served after the logs.
 """
 
@@ -52,9 +52,11 @@ from common.features import Feature, FeatureSpec
 from common.log_columns import CLICK_ALIASES, LABEL_COLUMNS, RESERVED_COLUMNS
 from common.numeric_transform import LOG1P
 from common.path_text import path_text
-from training.arrow_types import is_number, is_text
-from training.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
-from training.logs import log_files, partition_values, read_tables
+from training.logs.arrow_types import is_number, is_text
+from training.logs.files import log_files
+from training.logs.log_time import EPOCH_UNITS, EPOCH_YEARS, epoch_units, text_instants
+from training.logs.partitions import partition_values
+from training.logs.reading import read_tables
 from training.world.logs import GROUND_TRUTH_COLUMNS
 
 SKIPPED_COLUMNS = {

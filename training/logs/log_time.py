@@ -19,8 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from training.arrow_types import is_number, is_text
-from training.row_words import file_in_log
+from training.logs.arrow_types import is_number, is_text
+from training.logs.row_words import file_in_log
 
 logger = logging.getLogger(__name__)
 

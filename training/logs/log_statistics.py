@@ -28,10 +28,12 @@ from common.encoder import (  # the encoder's own reading of a numeric column
 )
 from common.features import FeatureSpec, NumericStats
 from common.whole_file import written_whole
-from training.log_quality import Disorder, say_log_quality
-from training.log_time import say_ts_left_out
-from training.logs import check_features, check_labels, column_array
-from training.stream import ShardedLogs
+from training.logs.column_arrays import column_array
+from training.logs.feature_checks import check_features
+from training.logs.label_checks import check_labels
+from training.logs.log_quality import Disorder, say_log_quality
+from training.logs.log_time import say_ts_left_out
+from training.logs.stream import ShardedLogs
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A log's ``ts`` read as time (training/log_time.py) by the in-memory and the streamed reader alike: ISO-8601
+"""A log's ``ts`` read as time (training/logs/log_time.py) by the in-memory and the streamed reader alike: ISO-8601
 text, epoch numbers in mixed units, files whose ``ts`` types differ, and Spark's INT96 timestamps."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.features import Feature, FeatureSpec
-from training.log_quality import warn_of_log_quality
-from training.log_statistics import chunk_statistics, merge_in_order
-from training.logs import read_joined_logs, read_logs
-from training.stream import ShardedLogs
+from training.logs.log_quality import warn_of_log_quality
+from training.logs.log_statistics import chunk_statistics, merge_in_order
+from training.logs.reading import read_joined_logs, read_logs
+from training.logs.stream import ShardedLogs
 
 SPEC = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
 DAY = 86_400

@@ -17,9 +17,10 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec
 from training.dataset import ImpressionTensors
 from training.distributed_train import train_streaming
-from training.log_statistics import LogStatistics, chunk_statistics, merge_in_order
-from training.logs import feature_columns, read_logs
-from training.stream import ImpressionStream, ShardedLogs, Span, epoch_order, sample_spans, share, shuffled_batches
+from training.logs.column_arrays import feature_columns
+from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
+from training.logs.reading import read_logs
+from training.logs.stream import ImpressionStream, ShardedLogs, Span, epoch_order, sample_spans, share, shuffled_batches
 
 SPEC = FeatureSpec(
     (
@@ -148,7 +149,7 @@ def test_statistics_written_before_ranges_were_kept_read_back_without_one(shards
     old = LogStatistics.load(tmp_path / "old.json")
     assert old.fitted(SPEC).stats["price"].low is None
     assert old.merge(statistics).moments["price"].low is None
-    with caplog.at_level(logging.WARNING, logger="training.log_statistics"):
+    with caplog.at_level(logging.WARNING, logger="training.logs.log_statistics"):
         old.warn_of_log_quality(SPEC, shards)
     assert "the statistics read back hold no training range for ['price']" in caplog.text  # it was silent
 
