@@ -291,7 +291,7 @@ def steps(
     repository: RepositoryOption = Path("models"),
 ) -> None:
     """A training step's cost at the configured batch and at 1/2 and 1/4 of it (docs/scale.md)."""
-    from training.bench_steps import time_steps
+    from training.fitting.bench_steps import time_steps
 
     rows = time_steps(name, repository)
     write_report(out, {**run_record(context), "threads": 1, "steps": rows})

@@ -52,8 +52,8 @@ from common.utc_logging import CurrentStderrHandler, stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
 if TYPE_CHECKING:
-    from training.checkpoint import Checkpoint  # torch: imported where a command needs it
-    from training.distributed_train import StreamSettings
+    from training.fitting.checkpoint import Checkpoint  # torch: imported where a command needs it
+    from training.fitting.distributed_train import StreamSettings
 
 app = UserErrorTyper(
     help="Debiased CTR/CVR models: train offline, export to ONNX, serve over HTTP.", no_args_is_help=True
@@ -201,7 +201,7 @@ def train(
         if logs is None:
             flag = "--nproc" if nproc is not None else "--distributed"
             raise typer.BadParameter(f"{flag} streams --logs shards; write them with `ctr simulate --shards`")
-        from training.distributed_train import StreamSettings
+        from training.fitting.distributed_train import StreamSettings
 
         stream = StreamSettings(workers, shuffle_buffer, statistics)
         where = {"logs": logs, "spec": spec, "repository": repository, "work_dir": work_dir, "progress": progress}
@@ -239,7 +239,7 @@ def _launch_processes(
 ) -> None:
     """``ctr train --nproc N``: start N ``ctr train --distributed`` processes under torchrun with these options,
     and end as they ended (typer.Exit with their exit code, or 128 + the signal that stopped them)."""
-    from training.distributed_train import check_before_launch
+    from training.fitting.distributed_train import check_before_launch
 
     check_before_launch(name, logs, spec, repository, nproc, stream.statistics)  # a mistake: one line, no processes
 
@@ -276,8 +276,8 @@ def _train_as_rank(
     torchrun started; rank 0 ``finish``es with the checkpoint (the others get none)."""
     from torch.distributed.elastic.multiprocessing.errors import record
 
-    from training.distributed import end_torchrun_process
-    from training.distributed_train import train_streaming
+    from training.fitting.distributed import end_torchrun_process
+    from training.fitting.distributed_train import train_streaming
 
     # a process torchrun started ends on its SIGTERM at once, as by default: blocked inside a collective, it
     # could not run the Python handler the app's callback set until the collective returned
@@ -316,7 +316,7 @@ def export(
     the world's simulated data its world and data sections, or a retrieval model's queries and retrieval
     sections) is refused, naming what differs (one of an earlier release is checked on its model section
     alone, with a warning), and one the newest version already holds is not published again."""
-    from training.checkpoint import Checkpoint
+    from training.fitting.checkpoint import Checkpoint
     from training.pipeline import checkpoint_path
 
     path = checkpoint_path(work_dir, name)
@@ -359,7 +359,7 @@ def evaluate(
             help="`--logs`: bootstrap resamples behind each 95% interval (each one pass over the log's rows; "
             "0: the metrics without intervals).",
         ),
-    ] = 200,  # training.evaluate_logs.BOOTSTRAP_RESAMPLES (not imported here: it loads pyarrow and onnxruntime)
+    ] = 200,  # training.evaluation.evaluate_logs.BOOTSTRAP_RESAMPLES (not imported: it loads pyarrow, onnxruntime)
 ) -> None:
     """Evaluate a model as its config's `evaluation` says: `world` scores a held-out world day (or your
     held-out --logs) with the exported model (AUCs and calibration); `position_debias` (the ctr model)
@@ -378,7 +378,7 @@ def evaluate(
 
         from clients.client import ServiceError
         from common.shown_url import shown_url
-        from training.serving_calibration import evaluate_serving, format_table, plot
+        from training.evaluation.serving_calibration import evaluate_serving, format_table, plot
 
         if url is None:
             raise typer.BadParameter("`ctr evaluate serving` needs --url http://host:port")
@@ -399,7 +399,7 @@ def evaluate(
     if version is not None and version not in versions(repository, name):  # said before any work
         raise FileNotFoundError(f"model {name!r} has no version {version}; exported: {versions(repository, name)}")
     if logs is not None:
-        from training.evaluate_logs import evaluate_on_logs, summary
+        from training.evaluation.evaluate_logs import evaluate_on_logs, summary
 
         report = run_record(context) | evaluate_on_logs(
             repository, name, logs, version, png=out.with_suffix(".png"), resamples=resamples
@@ -409,7 +409,7 @@ def evaluate(
         return
     refuse_unread(context, ["resamples"], "without --logs (a world day's metrics carry no intervals)")
     from common.encoder import FeatureError
-    from training.evaluation import evaluate as evaluate_model
+    from training.evaluation.world_heldout import evaluate as evaluate_model
 
     try:
         report = run_record(context) | evaluate_model(repository, name, version)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from common.encoder import FeatureEncoder, fit_statistics
-from training.evaluation import heldout_day
+from training.evaluation.world_heldout import heldout_day
 from training.experiments.cvr import CVRExperimentConfig, simulate
 from training.logs.column_arrays import feature_columns
 from training.model_config import ModelConfig

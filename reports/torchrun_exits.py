@@ -1,6 +1,6 @@
 """How often the two-process training command fails at its exit (docs/scale.md, "exit").
 
-Runs ``ctr train esmm --nproc 2 --export`` on the tiny world of tests/training/test_distributed_train.py
+Runs ``ctr train esmm --nproc 2 --export`` on the tiny world of tests/training/fitting/test_distributed_train.py
 (4 shards of 4,000 rows) ``--runs`` times, each into a fresh repository, and counts the runs that
 exited non-zero or printed "terminate called"; each failing run's stderr is kept beside ``--out``.
 
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tests.training.test_distributed_train import TINY_ESMM
+
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 

@@ -1,5 +1,5 @@
 """What fitting before the split gives the validation tenth: the trainer fits the numeric statistics and the
-position CTRs behind b (training/pipeline.py, training/dataset.py) on every row of the log, the validation tail
+position CTRs behind b (training/pipeline.py, training/fitting/dataset.py) on every row of the log, the validation tail
 included, then holds that tail back from the gradient steps and reports its metrics in model.json. This trains
 a model's config twice on the same simulated log, once so and once with both fitted on the training rows only,
 and prints the validation metrics and the exported b constants of each side by side.
@@ -20,8 +20,8 @@ import numpy as np
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.config_world import world_of, world_spec
-from training.dataset import ImpressionTensors
-from training.fit import fit, validation_cut
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import fit, validation_cut
 from training.logs.column_arrays import column_array, feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model

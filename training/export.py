@@ -53,9 +53,9 @@ from common.repository import (
     sha256_file,
     versions,
 )
-from training.checkpoint import Checkpoint
+from training.evaluation.served_version import served_version
+from training.fitting.checkpoint import Checkpoint
 from training.precise_sigmoid import precise_sigmoids
-from training.served_version import served_version
 
 logger = logging.getLogger(__name__)
 

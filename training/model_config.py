@@ -26,13 +26,13 @@ from common.config_layout import read_checked_config
 from common.config_table import built
 from common.repository import CONFIG_FILE
 from training.config_world import retrieval_config, world_config
-from training.fit import TrainingConfig
+from training.fitting.fit import TrainingConfig
 from training.world.config import POLICIES
 
 # What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
 EVALUATIONS = {
-    "world": "training.evaluation:evaluate_on_world",
-    "position_debias": "training.position_debias:evaluate_position_debiasing",
+    "world": "training.evaluation.world_heldout:evaluate_on_world",
+    "position_debias": "training.evaluation.position_debias:evaluate_position_debiasing",
     "retrieval": "training.retrieval_pipeline:evaluate_retrieval",
 }
 

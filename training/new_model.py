@@ -6,7 +6,7 @@ the model is trained on the built-in simulator instead of ``--logs``. The kind's
 report is written out (``evaluation = "retrieval"`` for esam), and a kind whose defaults are known not
 to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A spec of more buckets than
 ``SPARSE_ADAM_ABOVE_BUCKETS`` gets ``embedding_optimizer = "sparse_adam"``, whose step is then the shorter one
-(training/embedding_optimizer.py). A spec given with
+(training/fitting/embedding_optimizer.py). A spec given with
 ``--spec`` is checked and copied to ``models/NAME/spec.toml``, where ``ctr train NAME --logs`` finds it; without
 one, ``--from`` copies the other model's ``spec.toml`` with its config (a copy of a model trained on one's own
 logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied). An existing
@@ -28,8 +28,8 @@ from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
 from common.toml_file import read_toml
 from common.whole_file import written_whole
-from training.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
-from training.fit import TrainingConfig
+from training.fitting.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
+from training.fitting.fit import TrainingConfig
 from training.pipeline import SCALED_SETTINGS, SPEC_FILE
 
 # What a user of a kind's defaults must know, said in the config `ctr new` writes and in its output

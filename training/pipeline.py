@@ -19,13 +19,14 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from common.path_text import path_text
 from common.repository import CONFIG_FILE, read_config
-from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import world_of, world_spec
-from training.constant_baseline import constant_key, warn_if_worse_than_constant
-from training.dataset import ImpressionTensors
-from training.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
-from training.fit import TrainingConfig, fit, validation_cut
-from training.kept_epoch import KEPT
+from training.evaluation.constant_baseline import constant_key, warn_if_worse_than_constant
+from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
+from training.fitting.fit import TrainingConfig, fit, validation_cut
+from training.fitting.kept_epoch import KEPT
+from training.fitting.split_labels import SplitLabels
 from training.logs.column_arrays import feature_columns
 from training.logs.files import log_files
 from training.logs.fingerprint import fingerprint
@@ -35,7 +36,6 @@ from training.logs.shard_folder import manifest_spec
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
-from training.split_labels import SplitLabels
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ def train(
 
 def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     """What the validation metrics of a run trained with ``batch_size`` say against it: a last epoch worse than
-    an earlier one (one INFO line, training/epoch_validation.py), a model no better than the training rows'
-    click rate predicted for every row (a warning, training/constant_baseline.py). A run that kept its best
-    epoch said which (training/kept_epoch.py)."""
+    an earlier one (one INFO line, training/fitting/epoch_validation.py), a model no better than the training rows'
+    click rate predicted for every row (a warning, training/evaluation/constant_baseline.py). A run that kept its best
+    epoch said which (training/fitting/kept_epoch.py)."""
     if KEPT not in metrics:
         say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
     key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))

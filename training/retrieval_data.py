@@ -21,7 +21,7 @@ import torch
 
 from common.encoder import EncodedFeatures, FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.world.retrieval import Exposure, Queries, RetrievalView
 
 

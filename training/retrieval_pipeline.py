@@ -18,16 +18,16 @@ import torch
 
 from common.features import FeatureSpec
 from common.path_text import path_text
-from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.config_world import retrieval_view_of
-from training.evaluation import version_record
-from training.fit import fit, training_rows_words, validation_cut
+from training.evaluation.retrieval_metrics import retrieval_metrics
+from training.evaluation.world_heldout import version_record
+from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
+from training.fitting.fit import fit, training_rows_words, validation_cut
 from training.logs.label_checks import refuse_one_class
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.pipeline import warn_if_small
 from training.retrieval_data import build_retrieval_data, encode_queries
-from training.retrieval_metrics import retrieval_metrics
 from training.world.retrieval import RetrievalView
 
 logger = logging.getLogger(__name__)
@@ -123,8 +123,8 @@ def evaluate_retrieval(root: Path, name: str, version: int | None = None) -> dic
     """``ctr evaluate`` of a retrieval model, as served: the exported query tower (ONNX Runtime) on
     fresh held-out queries of the config's world, ranked against the stored catalog embeddings, scored
     against the world's true relevance for all, hot and long-tail items; the version is loaded by the
-    service's own loader (training/served_version.py)."""
-    from training.served_version import exported_version, retrieval_model
+    service's own loader (training/evaluation/served_version.py)."""
+    from training.evaluation.served_version import exported_version, retrieval_model
 
     version = exported_version(root, name, version)
     model = retrieval_model(root, name, version)

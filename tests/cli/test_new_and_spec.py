@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.features import FeatureSpec
-from training.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
+from training.fitting.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
 from training.logs.spec_infer import buckets_for
 from training.model_config import ModelConfig
 

@@ -13,8 +13,8 @@ from service.app import create_app
 from service.settings import Settings
 from tests.support.direct_scores import GOOD, direct_scores
 from tests.support.tiny_model import SPEC, publish_tiny_esmm
-from training.checkpoint import Checkpoint
 from training.export import export_checkpoint
+from training.fitting.checkpoint import Checkpoint
 from training.models.registry import build_model
 
 

@@ -22,7 +22,7 @@ from service.score.pipeline import prepare
 from service.settings import Settings
 from tests.support.checkout import ROOT
 from tests.support.server import running_server
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 
 CLI = [sys.executable, "-m", "cli.main"]
 
@@ -102,7 +102,7 @@ def test_evaluate_serving_measures_the_service_over_http(world_repository, tmp_p
         (other / "esmm" / "config.toml").write_text(shorter)
         unheld = tmp_path / "unheld.json"
         arguments = ["evaluate", "serving", "--url", url, "-r", str(other), "--out", str(unheld)]
-        with caplog.at_level(logging.WARNING, logger="training.serving_calibration"):
+        with caplog.at_level(logging.WARNING, logger="training.evaluation.serving_calibration"):
             assert CliRunner().invoke(app, arguments).exit_code == 0
     assert result.exit_code == 0, result.output + repr(result.exception)
     # a report of another repository's world said it and recorded what it read (the same numbers, silently)

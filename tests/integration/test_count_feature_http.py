@@ -17,7 +17,7 @@ from common.features import Feature, FeatureSpec
 from common.repository import MODEL_FILE, version_dir
 from tests.support.server import running_server
 from tests.support.tiny_model import publish_tiny_esmm
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.logs.reading import read_logs
 
 SPEC = FeatureSpec(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from tests.support.model_batches import SPEC
-from training.checkpoint import Checkpoint
+from training.fitting.checkpoint import Checkpoint
 from training.models.esmm import ESMM, ESMMConfig
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 
 from common.repository import MODEL_FILE, version_dir
-from training.checkpoint import Checkpoint
 from training.export import export_checkpoint, random_inputs
+from training.fitting.checkpoint import Checkpoint
 
 
 def onnx_scores(checkpoint: Checkpoint, root) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from training.distributed_train import train_streaming
+from training.fitting.distributed_train import train_streaming
 from training.pipeline import train
 
 SPEC = """

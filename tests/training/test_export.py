@@ -9,7 +9,6 @@ import torch
 from common.repository import MANIFEST_FILE, MODEL_FILE, read_manifest, sha256_file, version_dir, versions
 from tests.support.esmm_checkpoint import checkpoint
 from tests.support.model_batches import SPEC
-from training.checkpoint import Checkpoint
 from training.export import (
     PARITY_TOLERANCE,
     ParityError,
@@ -19,6 +18,7 @@ from training.export import (
     export_onnx,
     random_inputs,
 )
+from training.fitting.checkpoint import Checkpoint
 
 
 def test_export_publishes_a_checked_version(tmp_path):

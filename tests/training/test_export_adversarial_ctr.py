@@ -8,8 +8,8 @@ import torch
 from common.repository import MODEL_FILE, read_manifest, version_dir
 from tests.support.model_batches import SPEC, world_batch
 from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
-from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint, random_inputs
+from training.fitting.checkpoint import Checkpoint
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 
 PARAMS = {"base_hidden": [16, 8], "prediction_hidden": [8], "bias_hidden": [8], "optimizer": "adam"}

@@ -4,7 +4,7 @@ import pytest
 
 from common.encoder import FeatureEncoder
 from tests.support.model_batches import SPEC
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.position_ctr import position_ctr, position_ctr_per_row
 
 

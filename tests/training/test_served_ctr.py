@@ -14,11 +14,11 @@ import torch
 
 from common.encoder import FeatureEncoder
 from tests.support.checkout import ROOT
-from training.dataset import ImpressionTensors
-from training.evaluation import heldout_day
-from training.fit import fit, predict
+from training.evaluation.metrics import auc, expected_calibration_error
+from training.evaluation.world_heldout import heldout_day
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import fit, predict
 from training.logs.column_arrays import column_array
-from training.metrics import auc, expected_calibration_error
 from training.model_config import DataConfig, ModelConfig
 from training.models.registry import build_model
 from training.pipeline import train, training_data

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
-from training.dataset import ImpressionTensors
-from training.evaluation import entire_space_metrics, oracle_aucs, selection_bias, slot1_metrics
+from training.evaluation.metrics import binned_means
+from training.evaluation.world_heldout import entire_space_metrics, oracle_aucs, selection_bias, slot1_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
-from training.fit import TrainingConfig, fit, predict
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import TrainingConfig, fit, predict
 from training.logs.column_arrays import column_array, feature_columns
-from training.metrics import binned_means
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.torch_threads import using_torch_threads

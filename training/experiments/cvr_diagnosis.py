@@ -42,11 +42,11 @@ import torch
 import torch.nn.functional as F
 
 from common.encoder import FeatureEncoder, fit_statistics
-from training.dataset import ImpressionTensors
+from training.evaluation.metrics import auc
 from training.experiments.summary import mean_std, plus_minus
-from training.fit import fit, predict
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import fit, predict
 from training.logs.column_arrays import column_array, feature_columns
-from training.metrics import auc
 from training.model_config import ModelConfig
 from training.models.esmm import ESMM
 from training.models.parts import product_bce

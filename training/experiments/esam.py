@@ -8,7 +8,7 @@ displayed for them, and four two-tower models train on the same data:
     +L_DA+L_DC^c     L_s + lambda_1 L_DA + lambda_2 L_DC^c
     ESAM             L_s + lambda_1 L_DA + lambda_2 L_DC^c + lambda_3 L_DC^p
 
-Each then ranks the whole catalog for held-out queries, scored by ``training.retrieval_metrics``
+Each then ranks the whole catalog for held-out queries, scored by ``training.evaluation.retrieval_metrics``
 against the true relevant sets, for all, hot and long-tail items. The seed varies the queries, the
 exposure, the non-displayed samples and the initialisation; the world (users, ads) stays fixed.
 
@@ -37,12 +37,12 @@ import torch
 
 from common.encoder import EncodedFeatures
 from training.config_world import retrieval_view_of
-from training.dataset import ImpressionTensors
+from training.evaluation.retrieval_metrics import retrieval_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
-from training.fit import TrainingConfig, fit
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import TrainingConfig, fit
 from training.models.esam import ESAM, ESAMConfig, correlation_alignment
 from training.retrieval_data import build_retrieval_data, encode_queries
-from training.retrieval_metrics import retrieval_metrics
 from training.torch_threads import using_torch_threads
 from training.world.retrieval import RetrievalView
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from common.features import Feature, FeatureSpec
-from training.dataset import ImpressionTensors
+from training.evaluation.metrics import auc, log_loss
 from training.experiments.feedback_loop import (
     FeedbackLoopConfig,
     Rows,
@@ -38,8 +38,8 @@ from training.experiments.moore2018_probes import (
     weight_change,
 )
 from training.experiments.summary import STD_KIND, mean_std
-from training.fit import TrainingConfig, fit
-from training.metrics import auc, log_loss
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import TrainingConfig, fit
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.position_ctr import position_ctr, position_ctr_per_row
 from training.torch_threads import using_torch_threads

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.dataset import ImpressionTensors
+from training.evaluation.metrics import auc
 from training.experiments.moore2018 import (
     VARIANTS,
     LoopData,
@@ -32,8 +32,8 @@ from training.experiments.moore2018 import (
 from training.experiments.moore2018_probes import feature_path, rank_correlation, snapshot
 from training.experiments.summary import STD_KIND, mean_std
 from training.figure_file import save_figure
-from training.fit import fit
-from training.metrics import auc
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import fit
 from training.torch_threads import using_torch_threads
 
 logger = logging.getLogger(__name__)

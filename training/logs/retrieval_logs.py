@@ -28,7 +28,7 @@ import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.logs.column_arrays import column_array, feature_columns
 from training.logs.column_names import refuse_missing_columns
 from training.logs.feature_checks import check_features

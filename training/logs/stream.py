@@ -29,8 +29,8 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
 from common.path_text import path_text
-from training.dataset import ImpressionTensors
-from training.fit import validation_cut
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import validation_cut
 from training.logs.arrow_files import arrow_input, arrow_name, parquet_file, parquet_format
 from training.logs.column_names import refuse_missing_columns, refuse_repeated_names
 from training.logs.files import log_files

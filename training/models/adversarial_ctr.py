@@ -37,9 +37,9 @@ from torch import nn
 
 from common.features import FeatureSpec
 from common.repository import POSITION_B
-from training.embedding_optimizer import adam
-from training.fit import TrainingConfig, TrainingPhase, descend
-from training.metrics import auc, log_loss
+from training.evaluation.metrics import auc, log_loss
+from training.fitting.embedding_optimizer import adam
+from training.fitting.fit import TrainingConfig, TrainingPhase, descend
 from training.models.parts import FeatureEmbedding
 from training.position_ctr import bias_constants
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from common.features import FeatureSpec
 from common.repository import SIMILARITY_BIAS, SIMILARITY_SCALE
-from training.metrics import auc, log_loss
+from training.evaluation.metrics import auc, log_loss
 from training.models.parts import FeatureEmbedding
 
 EPS = 1e-7  # keeps log(S) finite

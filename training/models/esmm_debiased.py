@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import torch
 
 from common.features import FeatureSpec
-from training.embedding_optimizer import adam
-from training.fit import TrainingConfig, TrainingPhase, default_phases, descend
+from training.fitting.embedding_optimizer import adam
+from training.fitting.fit import TrainingConfig, TrainingPhase, default_phases, descend
 from training.models.adversarial_ctr import AdversarialCTRConfig, Bias, squared_covariance
 from training.models.esmm import ESMM, ESMMConfig
 from training.models.parts import product_bce

@@ -6,7 +6,7 @@
 - ``product_bce``: BCE of a label against sigmoid(a) * sigmoid(b), computed in log space (ESMM's
   pCTCVR = pCTR * pCVR, and ESCM²'s global CTCVR risk).
 - ``multitask_metrics``: what the logs alone can tell about pCTR, pCVR and pCTCVR (the metrics in
-  model.json); entire-space CVR needs the world's ground truth (``training/evaluation.py``).
+  model.json); entire-space CVR needs the world's ground truth (``training/evaluation/world_heldout.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
-from training.metrics import auc, log_loss
+from training.evaluation.metrics import auc, log_loss
 
 EPS = 1e-7  # keeps log(1 - p) finite
 

@@ -15,7 +15,7 @@ import pytest
 
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.logs.reading import read_logs, read_tables
 
 # One categorical column per way pyarrow may type a CSV column, each cell of a row in the same position.

@@ -12,7 +12,7 @@ import pytest
 
 from common.encoder import FeatureEncoder
 from common.features import Feature, FeatureSpec
-from training.dataset import ImpressionTensors
+from training.fitting.dataset import ImpressionTensors
 from training.logs.feature_checks import check_features
 from training.logs.files import log_files
 from training.logs.label_checks import check_labels

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec
-from training.dataset import ImpressionTensors
-from training.distributed_train import train_streaming
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.distributed_train import train_streaming
 from training.logs.column_arrays import feature_columns
 from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs.reading import read_logs
@@ -346,8 +346,8 @@ def test_statistics_with_half_a_range_are_refused_at_once(shards, tmp_path, edit
 def test_statistics_of_other_shards_with_as_many_rows_are_refused(shards, tmp_path):
     from dataclasses import replace
 
-    from training.distributed import Processes
-    from training.distributed_train import log_statistics
+    from training.fitting.distributed import Processes
+    from training.fitting.distributed_train import log_statistics
 
     fitted = log_statistics(shards, SPEC, Processes(), None)
     assert fitted.logs == shards.identity() and len(fitted.logs) == 4

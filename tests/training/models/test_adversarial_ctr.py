@@ -4,8 +4,8 @@ import torch
 
 from common.features import Feature, FeatureSpec
 from tests.support.model_batches import SPEC, world_batch
-from training.dataset import ImpressionTensors
-from training.fit import TrainingConfig, fit
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import TrainingConfig, fit
 from training.models.adversarial_ctr import (
     AdversarialCTR,
     AdversarialCTRConfig,

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from common.repository import read_manifest, versions
 from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, batch
-from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
+from training.fitting.checkpoint import Checkpoint
 from training.models.aman import AMAN, AMANConfig
 from training.models.base_cvr import BaseCVR
 from training.models.division import Division

@@ -18,8 +18,8 @@ import torch
 
 from common.repository import read_manifest
 from tests.support.model_batches import SPEC
-from training.checkpoint import Checkpoint
 from training.export import export_checkpoint, random_inputs
+from training.fitting.checkpoint import Checkpoint
 from training.model_config import ModelConfig
 from training.models.registry import MODEL_KINDS, build_model, trains_on
 from training.new_model import default_config_toml
@@ -35,7 +35,7 @@ def scaffolded(root: Path, kind: str) -> ModelConfig:
 
 
 def tensors(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A minibatch as training/dataset.py draws it: inputs, labels, the logged position and its CTR b."""
+    """A minibatch as training/fitting/dataset.py draws it: inputs, labels, the logged position and its CTR b."""
     inputs = random_inputs(SPEC, ROWS, seed)
     rng = np.random.default_rng(seed)
     click = rng.integers(0, 2, ROWS)

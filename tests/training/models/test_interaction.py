@@ -13,9 +13,9 @@ from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import read_manifest
 from tests.support.debiased_esmm import SMALL, trained_debiased_esmm
 from tests.support.model_batches import SPEC
-from training.checkpoint import Checkpoint
+from training.evaluation.metrics import auc
 from training.export import PARITY_TOLERANCE, export_checkpoint
-from training.metrics import auc
+from training.fitting.checkpoint import Checkpoint
 from training.models.esmm import ESMM, ESMMConfig
 from training.models.interaction import CrossInteraction
 

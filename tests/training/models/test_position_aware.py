@@ -15,8 +15,8 @@ from common.repository import read_manifest
 from tests.support.debiased_esmm import SMALL, trained_debiased_esmm
 from tests.support.model_batches import SPEC, logged_batch
 from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
-from training.checkpoint import Checkpoint
 from training.export import PARITY_TOLERANCE, export_checkpoint
+from training.fitting.checkpoint import Checkpoint
 from training.models.escm2 import ESCM2, ESCM2Config
 from training.models.esmm import ESMM, ESMMConfig
 from training.models.esmm_debiased import DebiasedESMMConfig

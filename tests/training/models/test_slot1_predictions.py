@@ -11,8 +11,8 @@ from torch import nn
 
 from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, logged_batch
-from training.dataset import ImpressionTensors
-from training.fit import evaluate_chunks
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import evaluate_chunks
 from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
 from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
 

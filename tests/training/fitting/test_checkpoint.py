@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.esmm_checkpoint import checkpoint
-from training.checkpoint import Checkpoint
+from training.fitting.checkpoint import Checkpoint
 from training.model_config import ModelConfig
 from training.pipeline import checkpoint_path
 
@@ -124,8 +124,8 @@ def trained_under_defaults(**sections) -> Checkpoint:
     [data] and [world], ``sections`` changing some (``{"training": {"learning_rate": 0.01}}``)."""
     from dataclasses import replace
 
-    from training.checkpoint import TRAINED_UNDER, trained_under
-    from training.fit import TrainingConfig
+    from training.fitting.checkpoint import TRAINED_UNDER, trained_under
+    from training.fitting.fit import TrainingConfig
     from training.model_config import DataConfig
 
     config = ModelConfig(
@@ -170,7 +170,7 @@ def test_a_world_retrieval_checkpoint_records_its_world_queries_and_view(tmp_pat
     [world], [queries] or [retrieval] exported without a word."""
     from dataclasses import replace
 
-    from training.checkpoint import TRAINED_UNDER, trained_under
+    from training.fitting.checkpoint import TRAINED_UNDER, trained_under
 
     (tmp_path / "esam").mkdir()
     (tmp_path / "esam" / "config.toml").write_text('kind = "esam"\n')
@@ -192,6 +192,6 @@ def test_a_checkpoint_of_an_earlier_release_exports_with_a_warning_saying_what_i
 
     (tmp_path / "esmm").mkdir()
     (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n[model]\nhidden = [32, 16]\n[data]\ndays = 3\n')
-    with caplog.at_level(logging.WARNING, logger="training.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="training.fitting.checkpoint"):
         checkpoint().check_against(ModelConfig.load(tmp_path, "esmm"), tmp_path / "checkpoint.pt")
     assert "checked on its [model] alone" in caplog.text and "retrain it with `ctr train esmm`" in caplog.text

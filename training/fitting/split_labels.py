@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from training.constant_baseline import training_constant
-from training.fit import training_rows_words, validation_cut
+from training.evaluation.constant_baseline import training_constant
+from training.fitting.fit import training_rows_words, validation_cut
 from training.logs.label_checks import refuse_one_class
 
 logger = logging.getLogger(__name__)

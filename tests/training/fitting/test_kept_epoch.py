@@ -14,11 +14,11 @@ from common.repository import CATALOG_EMBEDDINGS, version_dir
 from tests.support.exported_scores import onnx_scores
 from tests.support.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, repository, write_log
 from tests.support.own_retrieval_logs import CONFIG_TOML, write_pair
-from training.checkpoint import Checkpoint
-from training.distributed_train import train_streaming
 from training.export import export_checkpoint, random_inputs
-from training.fit import TrainingPhase, run_phases
-from training.kept_epoch import kept_by
+from training.fitting.checkpoint import Checkpoint
+from training.fitting.distributed_train import train_streaming
+from training.fitting.fit import TrainingPhase, run_phases
+from training.fitting.kept_epoch import kept_by
 from training.pipeline import checkpoint_path, train
 
 

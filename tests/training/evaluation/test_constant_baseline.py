@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 
 from tests.support.noise_logs import OVERFITTING, STEADY, repository, write_log
-from training.constant_baseline import warn_if_worse_than_constant
-from training.evaluate_logs import evaluate_on_logs, summary
-from training.evaluation import constant_metrics
+from training.evaluation.constant_baseline import warn_if_worse_than_constant
+from training.evaluation.evaluate_logs import evaluate_on_logs, summary
+from training.evaluation.metrics import log_loss
+from training.evaluation.world_heldout import constant_metrics
 from training.export import export_checkpoint
-from training.metrics import log_loss
 from training.pipeline import train
 
 WORSE = "predicts worse than a constant"

@@ -23,9 +23,9 @@ from common.features import FeatureSpec
 from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.wait import eventually
-from training.checkpoint import Checkpoint
-from training.distributed import Processes
-from training.distributed_train import check_before_launch, log_statistics, train_streaming
+from training.fitting.checkpoint import Checkpoint
+from training.fitting.distributed import Processes
+from training.fitting.distributed_train import check_before_launch, log_statistics, train_streaming
 from training.logs.stream import ShardedLogs
 from training.model_config import ModelConfig
 from training.pipeline import train
@@ -174,7 +174,7 @@ def test_mistakes_are_one_line_before_any_process_starts(setup, tmp_path, monkey
 
 
 def test_batch_that_does_not_split_over_the_processes_is_refused():
-    from training.distributed_train import per_process_batch
+    from training.fitting.distributed_train import per_process_batch
 
     assert per_process_batch(256, 2) == 128
     with pytest.raises(ValueError, match="does not split evenly over 3 processes"):

@@ -44,7 +44,7 @@ class EpochValidation:
 
     def final(self, epoch: int = 0) -> dict[str, float]:
         """The metrics after ``epoch`` (1-based), the last by default: the model's, when no phase follows the
-        main one (``epoch``: the one keep_best_epoch kept, training/kept_epoch.py)."""
+        main one (``epoch``: the one keep_best_epoch kept, training/fitting/kept_epoch.py)."""
         final = dict(self.records[epoch - 1 if epoch else -1])
         del final["epoch"], final["training_loss"]
         return final

@@ -1,19 +1,19 @@
 """``keep_best_epoch = true`` under [training]: export the weights of the epoch that validated best, not the last's.
 
 An audit's second default epoch took a Criteo-like log's validation log loss from 0.535 to 0.623, worse than the
-constant predictor's 0.548, and the last epoch's weights were exported all the same (training/epoch_validation.py
-said so in one line). With the key set, a copy of the weights is taken after each epoch of the main phase whose
-validation loss is the lowest so far, and put back into the model after that phase's last epoch: a later phase
-(an adversary's) trains on from it, and the checkpoint, hence ``ctr export``, holds it. Off by default: the
-shipped esmm keeps its second epoch for its pCVR level (docs/cvr.md, "One epoch or two"), which its first has
-the lower log loss.
+constant predictor's 0.548, and the last epoch's weights were exported all the same
+(training/fitting/epoch_validation.py said so in one line). With the key set, a copy of the weights is taken after
+each epoch of the main phase whose validation loss is the lowest so far, and put back into the model after that
+phase's last epoch: a later phase (an adversary's) trains on from it, and the checkpoint, hence ``ctr export``,
+holds it. Off by default: the shipped esmm keeps its second epoch for its pCVR level (docs/cvr.md, "One epoch or
+two"), which its first has the lower log loss.
 
 An epoch is judged by the validation value of what the model descends: the CTR log loss an epoch's line shows
 (``judged_by``: a slot-1 model's at each row's logged slot, as it trains), plus, for a model that records a
 ``ctcvr_logloss`` (the ESMM family), that one too. ESMM's loss is BCE(click, pCTR) + BCE(click x conversion,
 pCTCVR), both over every impression, equally weighted: an epoch whose pCTCVR got worse by more than its pCTR
 got better is a worse model by its own objective, and the CTCVR tower can overfit the rare conversions while
-the CTR tower does not (training/constant_baseline.py). A slot-1 model's ``ctcvr_logloss`` is of its served
+the CTR tower does not (training/evaluation/constant_baseline.py). A slot-1 model's ``ctcvr_logloss`` is of its served
 (slot-1) pCTCVR, the figure the worse-than-a-constant warning judges too.
 
 The copy is of ``state_dict()`` on the CPU (one more copy of the weights in memory). Streamed by several
@@ -52,7 +52,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from training.epoch_validation import EpochValidation, judged_by
+from training.fitting.epoch_validation import EpochValidation, judged_by
 
 logger = logging.getLogger(__name__)
 

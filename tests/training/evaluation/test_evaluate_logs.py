@@ -14,12 +14,12 @@ import torch
 from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import sha256_file
 from tests.support.esmm_checkpoint import checkpoint
-from training.checkpoint import Checkpoint
-from training.constant_baseline import constant_log_loss
-from training.evaluate_logs import _scored, calibration, constant_reference, evaluate_on_logs, summary
-from training.evaluation import run_exported
+from training.evaluation.constant_baseline import constant_log_loss
+from training.evaluation.evaluate_logs import _scored, calibration, constant_reference, evaluate_on_logs, summary
+from training.evaluation.metrics import log_loss
+from training.evaluation.world_heldout import run_exported
 from training.export import export_checkpoint
-from training.metrics import log_loss
+from training.fitting.checkpoint import Checkpoint
 from training.models.esmm import ESMM, ESMMConfig
 
 
@@ -179,7 +179,7 @@ def test_resamples_0_gives_the_metrics_without_intervals_and_the_cli_default_is_
     import inspect
 
     from cli.main import evaluate
-    from training.evaluate_logs import BOOTSTRAP_RESAMPLES
+    from training.evaluation.evaluate_logs import BOOTSTRAP_RESAMPLES
 
     root, logs = exported_pair(tmp_path)
     without = evaluate_on_logs(root, "deb", logs, resamples=0)
@@ -196,9 +196,9 @@ def test_resamples_0_gives_the_metrics_without_intervals_and_the_cli_default_is_
 def test_ctcvr_metrics_measure_the_served_pctcvr_not_the_graph_s_float32_product(tmp_path):
     """The service serves pctcvr = float64(pctr) x float64(pcvr) (docs/encoding.md, "The numbers served"); the
     report, said to measure the version "as served", measured the graph's float32 pctcvr output."""
+    from training.evaluation.served_version import scoring_model
     from training.logs.column_arrays import column_array, feature_columns
     from training.logs.reading import read_logs
-    from training.served_version import scoring_model
 
     root, logs = exported_pair(tmp_path)
     table = read_logs(logs, None)
@@ -226,7 +226,7 @@ def test_the_logs_a_version_was_trained_on_are_said_to_be_no_held_out_logs(tmp_p
     own = checkpoint("own")
     own.data_fingerprint = fingerprint(logs)
     export_checkpoint(own, root)
-    with caplog.at_level(logging.WARNING, logger="training.evaluate_logs"):
+    with caplog.at_level(logging.WARNING, logger="training.evaluation.evaluate_logs"):
         report = evaluate_on_logs(root, "own", logs, resamples=5)
     assert report["training_logs"] is True
     assert "these are the logs own v1 was trained on" in caplog.text

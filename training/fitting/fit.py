@@ -21,16 +21,16 @@ import torch
 from torch import nn
 
 from common.output_means import output_means
-from training.constant_baseline import training_constant
-from training.dataset import ImpressionTensors
-from training.embedding_optimizer import adam, refuse_embedding_optimizer
-from training.epoch_validation import BY_EPOCH, EpochValidation
-from training.kept_epoch import KeptEpoch, refuse_early_stop, say_nothing_judged
-from training.metrics import log_loss
+from training.evaluation.constant_baseline import training_constant
+from training.evaluation.metrics import log_loss
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.embedding_optimizer import adam, refuse_embedding_optimizer
+from training.fitting.epoch_validation import BY_EPOCH, EpochValidation
+from training.fitting.kept_epoch import KeptEpoch, refuse_early_stop, say_nothing_judged
 from training.position_ctr import NoTopSlot
 
-if TYPE_CHECKING:  # training/distributed.py imports this module
-    from training.distributed import Processes
+if TYPE_CHECKING:  # training/fitting/distributed.py imports this module
+    from training.fitting.distributed import Processes
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def descend(
     """One optimiser step on ``loss_of(batch)`` (only the optimiser's parameters move); returns the loss.
 
     Under DistributedDataParallel the loss is computed through the DDP wrapper that ``LOSS_ROUTE``
-    holds (training/distributed.py), so that its backward pass averages the gradients over processes.
+    holds (training/fitting/distributed.py), so that its backward pass averages the gradients over processes.
     """
     optimizer.zero_grad(set_to_none=True)
     route = LOSS_ROUTE.get()
@@ -197,7 +197,7 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
 
 def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, Any]:
     """Train ``model`` in place; returns its metrics on the held-out latest rows, with those after each epoch
-    of the main phase under ``validation_by_epoch`` (training/epoch_validation.py)."""
+    of the main phase under ``validation_by_epoch`` (training/fitting/epoch_validation.py)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train, validation = split_by_time(data, config.validation_fraction)
@@ -246,7 +246,7 @@ def run_phases(
     """Each phase's epochs over ``epoch_batches(epoch)`` (``steps`` minibatches each); returns the mean
     loss per row of the first (main) phase's last epoch. ``after_epoch(epoch, loss)`` is called after each
     epoch of the main phase (the validation metrics of each: it must leave the weights and the RNG alone, but
-    for keep_best_epoch's putting back the kept epoch's weights after the last, training/kept_epoch.py); its
+    for keep_best_epoch's putting back the kept epoch's weights after the last, training/fitting/kept_epoch.py); its
     True ends the main phase there (early_stop_patience's early stop), and a later phase runs as configured.
     ``group``: the processes of a streamed run, each over its own rows: each epoch's loss is the mean of theirs
     (``after_epoch``'s too), a phase's said once by rank 0 (each process said its own, two contradicting lines
@@ -274,7 +274,8 @@ def run_phases(
                     + (f" (phase {phase.name})" if len(phases) > 1 else "")
                     + "; lower [training] learning_rate"
                 )
-            # every epoch's, not only the last's: keep_best_epoch records the kept epoch's (training/kept_epoch.py)
+            # every epoch's, not only the last's: keep_best_epoch records the kept epoch's
+            # (training/fitting/kept_epoch.py)
             loss = group.mean(total / max(count, 1)) if group else total / max(count, 1)
             logger.debug("%s epoch %d/%d: loss %.5f", phase.name, epoch + 1, phase.epochs, loss)
             trained = epoch + 1

@@ -31,14 +31,14 @@ import numpy as np
 
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
-from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
-from training.evaluation import run_exported, version_record
+from training.evaluation.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
+from training.evaluation.metrics import auc, auc_of_resamples, binned_means, log_loss
+from training.evaluation.world_heldout import run_exported, version_record
 from training.figure_file import save_figure
 from training.logs.column_arrays import column_array
 from training.logs.fingerprint import fingerprint
 from training.logs.log_quality import defaulted_features
 from training.logs.reading import read_logs
-from training.metrics import auc, auc_of_resamples, binned_means, log_loss
 
 logger = logging.getLogger(__name__)
 NO_CLICKS = "no click observed: predicted over observed has no value"  # a calibration entry's reason
@@ -70,7 +70,7 @@ def evaluate_on_logs(
     """The report of ``ctr evaluate NAME --logs LOGS`` (see the module docstring), with the reliability
     diagram written to ``png`` when given."""
     from common.repository import read_manifest
-    from training.served_version import exported_version
+    from training.evaluation.served_version import exported_version
 
     version = exported_version(root, name, version)
     manifest = read_manifest(root, name, version)
@@ -184,7 +184,7 @@ def constant_reference(
 ) -> dict[str, Any]:
     """``ctr_logloss_constant``: the log loss of predicting the click rate of the rows the model's CTR log loss is
     measured on for every one of them (the best constant for them), with its interval, the reference that log
-    loss must be below; a warning when it is not (training/constant_baseline.py). A slot-1 model's
+    loss must be below; a warning when it is not (training/evaluation/constant_baseline.py). A slot-1 model's
     (``ctr_logloss_at_slot``) is over ``at_slot_rows`` alone, the rows at a slot with a ratio, and so is the
     constant. Over every row, the slots beyond the ratios (fewer clicks, a lower entropy) lowered the constant
     alone: on an 8-slot log of 160,000 rows, 100,000 of them at esmm's 5 slots with a ratio, it warned of esmm's

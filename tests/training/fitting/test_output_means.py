@@ -10,8 +10,8 @@ import torch
 
 from common.output_means import training_means
 from tests.support.model_batches import SPEC, batch
-from training.dataset import ImpressionTensors
-from training.fit import evaluate, predict
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import evaluate, predict
 from training.models.esmm import ESMM, ESMMConfig
 
 

@@ -1,4 +1,4 @@
-"""training.metrics.auc: what it refuses, and the AUC of bootstrap resamples from one sort
+"""training.evaluation.metrics.auc: what it refuses, and the AUC of bootstrap resamples from one sort
 (``auc_of_resamples``), which must give each resample the value ``auc`` gives on its drawn rows."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.evaluate_logs import _with_interval
-from training.metrics import auc, auc_of_resamples
+from training.evaluation.evaluate_logs import _with_interval
+from training.evaluation.metrics import auc, auc_of_resamples
 
 
 def pairs_ordered_right(labels: np.ndarray, scores: np.ndarray) -> Fraction:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.retrieval_metrics import retrieval_metrics, top_k
+from training.evaluation.retrieval_metrics import retrieval_metrics, top_k
 
 
 def test_top_k_is_ordered() -> None:

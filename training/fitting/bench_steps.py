@@ -17,8 +17,8 @@ import torch
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.config_world import world_of, world_spec
-from training.dataset import ImpressionTensors
-from training.fit import model_phases
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import model_phases
 from training.logs.column_arrays import feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model

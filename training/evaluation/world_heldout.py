@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.repository import SLOT1, Manifest
-from training.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
+from training.evaluation.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
+from training.evaluation.metrics import auc, expected_calibration_error, log_loss
 from training.logs.column_arrays import column_array, feature_columns
-from training.metrics import auc, expected_calibration_error, log_loss
 
 if TYPE_CHECKING:  # the world and the model configs need torch; scoring (run_exported) is ONNX Runtime only
     from training.model_config import ModelConfig
@@ -32,10 +32,10 @@ def run_exported(
     root: Path, name: str, table: Any, version: int | None = None, clipped: Counter | None = None
 ) -> tuple[Manifest, dict[str, np.ndarray]]:
     """The exported model's outputs for every row of ``table`` as served (``as_served``), the version checked
-    as the service checks it (training/served_version.py); returns (the version's manifest, outputs).
+    as the service checks it (training/evaluation/served_version.py); returns (the version's manifest, outputs).
     ``clipped`` counts, by feature, the values outside the version's training range, clipped as the service
     clips them."""
-    from training.served_version import exported_version, scoring_model
+    from training.evaluation.served_version import exported_version, scoring_model
 
     version = exported_version(root, name, version)
     model = scoring_model(root, name, version)

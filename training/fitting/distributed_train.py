@@ -12,8 +12,8 @@ by one process or by each process that ``torchrun`` starts.
 4. Rank 0 scores the held-out latest rows after every epoch of the main phase, as the in-memory trainer
    does (one line each, ``validation_by_epoch``; with ``keep_best_epoch`` its verdict reaches every process,
    which puts back its own copy of the kept epoch's weights, and with ``early_stop_patience`` every process
-   ends the main phase after the same epoch, from the same verdicts: training/kept_epoch.py), records the constant
-   predictor beside them (from the label counts, no read of the rows), writes the checkpoint and, if asked,
+   ends the main phase after the same epoch, from the same verdicts: training/fitting/kept_epoch.py), records the
+   constant predictor beside them (from the label counts, no read of the rows), writes the checkpoint and, if asked,
    exports it; the other processes wait for it and leave. An exception in any process ends that process with
    its message, and torchrun then stops the others and fails.
 """
@@ -34,8 +34,8 @@ from torch.utils.data import DataLoader
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.repository import CONFIG_FILE
-from training.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
-from training.distributed import (
+from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
+from training.fitting.distributed import (
     Processes,
     averaged_gradients,
     check_replicas_agree,
@@ -43,9 +43,10 @@ from training.distributed import (
     peak_rss_mib,
     processes,
 )
-from training.epoch_validation import BY_EPOCH, EpochValidation
-from training.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
-from training.kept_epoch import KeptEpoch, say_nothing_judged
+from training.fitting.epoch_validation import BY_EPOCH, EpochValidation
+from training.fitting.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
+from training.fitting.kept_epoch import KeptEpoch, say_nothing_judged
+from training.fitting.split_labels import LabelCounts, SplitLabels
 from training.logs.column_arrays import column_array
 from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
@@ -60,7 +61,6 @@ from training.pipeline import (
     training_settings,
     warn_if_small,
 )
-from training.split_labels import LabelCounts, SplitLabels
 
 logger = logging.getLogger(__name__)
 

@@ -44,10 +44,10 @@ def test_cli_writes_hot_and_long_tail_recall(repository: Path, tmp_path: Path) -
 def test_report_is_the_torch_model_ranking_the_same_queries(repository: Path) -> None:
     """What ONNX Runtime and the stored embeddings give equals the trained torch towers' ranking."""
     from common.encoder import FeatureEncoder
-    from training.checkpoint import Checkpoint
+    from training.evaluation.retrieval_metrics import retrieval_metrics
+    from training.fitting.checkpoint import Checkpoint
     from training.model_config import ModelConfig
     from training.pipeline import checkpoint_path
-    from training.retrieval_metrics import retrieval_metrics
     from training.retrieval_pipeline import EVALUATION_SEED, catalog_scores, item_groups
     from training.world import World, WorldConfig
     from training.world.retrieval import RetrievalConfig, RetrievalView

@@ -1,7 +1,7 @@
 """PyTorch's own data parallelism for the fit loop: processes started by ``torchrun``, gradients
 averaged by DistributedDataParallel (gloo on CPU, NCCL on GPU).
 
-Models own their loss and their training phases (training/fit.py); the phases step through
+Models own their loss and their training phases (training/fitting/fit.py); the phases step through
 ``fit.descend``, which computes each loss through the DDP wrapper installed here, so a model needs no
 change to train on several processes. A model whose phases stepped some other way would see its
 replicas drift apart; ``check_replicas_agree`` refuses that after training rather than export it.
@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from training.fit import LOSS_ROUTE
+from training.fitting.fit import LOSS_ROUTE
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def check_replicas_agree(model: nn.Module, group: Processes) -> None:
     if drift > 1e-6 * (1.0 + float(local.abs().max())):
         raise RuntimeError(
             f"the {group.world_size} processes' models differ after training (by {drift:.3g}): the model's "
-            "training phases must step through training.fit.descend for DDP to average their gradients"
+            "training phases must step through training.fitting.fit.descend for DDP to average their gradients"
         )
 
 

@@ -25,11 +25,11 @@ import numpy as np
 from common.encoder import FeatureEncoder
 from common.repository import versions
 from common.roles import ROLE
-from training.dataset import ImpressionTensors
-from training.evaluation import heldout_day, heldout_settings, run_exported, slot1_clicks, version_record
-from training.fit import fit, predict
+from training.evaluation.metrics import auc, expected_calibration_error, log_loss
+from training.evaluation.world_heldout import heldout_day, heldout_settings, run_exported, slot1_clicks, version_record
+from training.fitting.dataset import ImpressionTensors
+from training.fitting.fit import fit, predict
 from training.logs.column_arrays import column_array
-from training.metrics import auc, expected_calibration_error, log_loss
 from training.model_config import ModelConfig
 from training.models.registry import build_model
 from training.pipeline import training_data

@@ -29,10 +29,10 @@ import numpy as np
 
 from clients.client import ScoringClient, require_ready
 from training.config_world import world_spec
-from training.evaluation import heldout_day, slot1_clicks
+from training.evaluation.metrics import auc, binned_means, equal_count_bins, expected_calibration_error
+from training.evaluation.world_heldout import heldout_day, slot1_clicks
 from training.figure_file import save_figure
 from training.logs.column_arrays import column_array, feature_columns
-from training.metrics import auc, binned_means, equal_count_bins, expected_calibration_error
 from training.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)

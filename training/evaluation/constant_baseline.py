@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from training.metrics import log_loss
+from training.evaluation.metrics import log_loss
 
 logger = logging.getLogger(__name__)
 

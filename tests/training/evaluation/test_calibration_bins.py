@@ -1,4 +1,4 @@
-"""Equal-count bins of a prediction (training/metrics.py): the calibration error, the reliability
+"""Equal-count bins of a prediction (training/evaluation/metrics.py): the calibration error, the reliability
 diagrams of ``ctr evaluate serving`` and ``--logs`` and the CVR experiment's curves all bin with them."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
+from training.evaluation.metrics import binned_means, equal_count_bins, expected_calibration_error
+from training.evaluation.serving_calibration import reliability
 from training.experiments.cvr import calibration_curve
-from training.metrics import binned_means, equal_count_bins, expected_calibration_error
-from training.serving_calibration import reliability
 
 
 def test_bins_hold_consecutive_predictions_the_first_ones_one_more() -> None:

@@ -7,11 +7,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import training.evaluation
+import training.evaluation.world_heldout
 from common.repository import MODEL_FILE, read_manifest, sha256_file, version_dir
 from tests.support.tiny_model import publish_tiny_esmm
-from training.evaluation import entire_space_metrics, evaluate_on_world, selection_bias, slot1_clicks, slot1_metrics
-from training.metrics import auc, log_loss
+from training.evaluation.metrics import auc, log_loss
+from training.evaluation.world_heldout import (
+    entire_space_metrics,
+    evaluate_on_world,
+    selection_bias,
+    slot1_clicks,
+    slot1_metrics,
+)
 
 CONFIG = """kind = "esmm"
 [data]
@@ -40,7 +46,7 @@ def test_the_report_records_the_held_out_day_s_settings(tmp_path, monkeypatch):
     def nothing_scored(root, name, table, version):
         return read_manifest(root, name, 1), {}
 
-    monkeypatch.setattr(training.evaluation, "run_exported", nothing_scored)
+    monkeypatch.setattr(training.evaluation.world_heldout, "run_exported", nothing_scored)
     publish_tiny_esmm(tmp_path)  # a position-blind version 1: the report says so
     reports = []
     for seed in (7, 8):
@@ -154,7 +160,7 @@ def test_the_selection_bias_compares_clicked_with_unclicked_impressions():
 
 
 def test_the_auc_counts_tied_scores_as_half_a_pair():
-    """training.metrics.auc: a positive and a negative with the same score are half ordered right, whatever
+    """training.evaluation.metrics.auc: a positive and a negative with the same score are half ordered right, whatever
     their order in the arrays."""
     assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
     assert auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5

@@ -14,10 +14,10 @@ import torch
 from common.repository import MANIFEST_FILE, version_dir
 from tests.support.exported_scores import onnx_scores
 from tests.support.noise_logs import ADVERSARIAL_OVERFITTING, OVERFITTING, STEADY, repository, write_log
-from training.distributed_train import train_streaming
-from training.epoch_validation import EpochValidation
-from training.fit import TrainingPhase, run_phases
-from training.kept_epoch import KeptEpoch, kept_by
+from training.fitting.distributed_train import train_streaming
+from training.fitting.epoch_validation import EpochValidation
+from training.fitting.fit import TrainingPhase, run_phases
+from training.fitting.kept_epoch import KeptEpoch, kept_by
 from training.model_config import ModelConfig
 from training.pipeline import train
 
