@@ -176,12 +176,14 @@ def train(
 
     With --distributed (under `torchrun`) or --nproc N, the --logs shards are streamed and every
     process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
+    from common.config_layout import read_checked_config
     from common.repository import CONFIG_FILE, check_publishable
-    from training.pipeline import checkpoint_path
 
     progress = shown_progress(progress)
 
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
+        from training.pipeline import checkpoint_path
+
         # stdout is the metrics' JSON alone, for `ctr train NAME > metrics.json` or `| jq` (the lines after it
         # broke both); where the checkpoint went and what the export did are said on stderr, beside the log
         typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null
@@ -195,8 +197,9 @@ def train(
         refuse_unread(context, ["non_displayed"], "by streamed training (--nproc, --distributed)")
     else:
         refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
-    if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, training says so at once
+    if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, the next line says so
         check_publishable(repository, name)  # a read-only repository: said now, not after the training
+    read_checked_config(repository, name)  # a missing or malformed config said before torch's import (~3 s)
     if nproc is not None or distributed:
         if logs is None:
             flag = "--nproc" if nproc is not None else "--distributed"
@@ -408,7 +411,10 @@ def evaluate(
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
     refuse_unread(context, ["resamples"], "without --logs (a world day's metrics carry no intervals)")
+    from common.config_layout import read_checked_config
     from common.encoder import FeatureError
+
+    read_checked_config(repository, name)  # a missing or malformed config said before torch's import (~3 s)
     from training.evaluation.world_heldout import evaluate as evaluate_model
 
     try:

@@ -148,11 +148,21 @@ def ctr_without(hidden: str, *args: str, cwd: Path, **variables: str) -> subproc
     ],
 )
 def test_a_command_without_its_extra_names_the_extra(tmp_path, hidden, args, expected):
+    (tmp_path / "models" / "esmm").mkdir(parents=True)  # `ctr train` reads its config before it imports torch
+    (tmp_path / "models" / "esmm" / "config.toml").write_text('kind = "esmm"\n')
     done = ctr_without(hidden, *args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: this command ") and expected in lines[0], done.stderr
     assert "pip install" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["train", "absent"], ["evaluate", "absent"]])
+def test_a_model_without_a_config_is_said_before_torch_is_imported(tmp_path, command):
+    """A misspelt model name took ~3 s to say (torch's import first); with torch hidden, the config's absence is
+    still what is said, so the command never reached torch."""
+    done = ctr_without("torch", *command, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: no config for model 'absent'"), done.stderr
 
 
 def test_a_missing_module_no_extra_declares_is_a_bug_and_keeps_its_traceback(tmp_path):
