@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,12 +25,24 @@ settings.load_profile("untimed")
 WORKER_PORTS_FROM, WORKER_PORTS, EPHEMERAL_FROM = 20000, 1000, 32768
 
 
+def stop_signals_heard() -> None:
+    """SIGINT and SIGHUP back to their defaults in this process, and so in the processes its tests start: under
+    ``nohup`` (SIGHUP) or a script's ``make test &`` (SIGINT), they were inherited ignored, and the tests that
+    send them to a ``ctr`` or a service as Ctrl-C or a terminal's hang-up would fail (a clean-clone run
+    started under ``nohup ... &``: the interrupted auction ran to its end, two services did not stop on the hang-up)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, the ports of this process's servers are its own block (``TEST_PORTS``, read by
     ``free_port``): a port the kernel chose for one process's server could be chosen for another's before
     the first was bound, and a test then ran against the other process's server, its ready check answered
     by it (a scratch run reproduced it). A ``TEST_PORTS`` given (a shared machine's allotment) is split
     between the processes."""
+    stop_signals_heard()
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker:
         return
