@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.metrics import gauge
 from tests.support.server import port_of, running_server
 from tests.support.tiny_repository import repository
 
@@ -35,11 +36,6 @@ def budget_held(url: str) -> Iterator[None]:
             assert time.monotonic() < deadline, "the trickling body never took its share"
             time.sleep(0.02)
         yield
-
-
-def gauge(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
 
 
 def test_refused_from_its_head_at_once_while_a_large_body_waits_for_its_share(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 from clients.bench import harden as bench
 from common.repository import MODEL_FILE, version_dir
 from tests.support.harden_requests import AUTH, BODY, PAYLOAD, TOKEN
-from tests.support.metrics import responses
+from tests.support.metrics import gauge, responses
 from tests.support.server import port_of, running_server
 from tests.support.tiny_model import publish_tiny_esmm
 from tests.support.tiny_repository import repository
@@ -194,11 +194,6 @@ def test_metrics_show_the_connections_and_the_large_bodies_held(tmp_path: Path) 
     root = repository(tmp_path / "models")
     settings = {"max_body_bytes": "1048576", "body_bytes_in_flight": "1048576", "access_log": "false"}
     with running_server(root, tmp_path / "log", ctr_model="esmm", **settings) as (url, _):
-
-        def gauge(name: str) -> float:
-            text = httpx.get(f"{url}/metrics").text
-            return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
-
         idle = [socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) for _ in range(5)]
         trickling = [socket.create_connection(("127.0.0.1", port_of(url)), timeout=10) for _ in range(2)]
         for raw in trickling:  # each declares 1,000,000 bytes and sends one: the second waits for the first's share
@@ -207,13 +202,13 @@ def test_metrics_show_the_connections_and_the_large_bodies_held(tmp_path: Path) 
                 b"content-length: 1000000\r\n\r\n{"
             )
         time.sleep(0.5)
-        assert gauge("ctr_http_open_connections") >= 7
-        assert gauge("ctr_http_body_bytes_in_flight") == 1_000_000 and gauge("ctr_http_bodies_waiting") == 1
+        assert gauge(url, "ctr_http_open_connections") >= 7
+        assert gauge(url, "ctr_http_body_bytes_in_flight") == 1_000_000 and gauge(url, "ctr_http_bodies_waiting") == 1
         for raw in idle + trickling:
             raw.close()
         time.sleep(0.5)
-        assert gauge("ctr_http_body_bytes_in_flight") == 0 and gauge("ctr_http_bodies_waiting") == 0
-        assert gauge("ctr_http_open_connections") <= 1  # the one asking
+        assert gauge(url, "ctr_http_body_bytes_in_flight") == 0 and gauge(url, "ctr_http_bodies_waiting") == 0
+        assert gauge(url, "ctr_http_open_connections") <= 1  # the one asking
 
 
 def test_a_client_leaving_mid_body_is_counted_499_not_500(tmp_path: Path) -> None:

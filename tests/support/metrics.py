@@ -14,6 +14,12 @@ def responses(url: str, code: int) -> int:
     return sum(int(line.rsplit(" ", 1)[1]) for line in httpx.get(f"{url}/metrics").text.splitlines() if series in line)
 
 
+def gauge(url: str, name: str) -> float:
+    """The value of ``name``, a series without labels (``ctr_http_body_bytes_in_flight``)."""
+    text = httpx.get(f"{url}/metrics").text
+    return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
+
+
 def series(text: str, name: str, version: int) -> dict[str, float]:
     """The ``output`` (or no label: "") -> value of the model esmm's ``name`` series of ``version``."""
     found = {}
