@@ -28,14 +28,13 @@ from training.fitting.fit import TrainingConfig, fit, validation_cut
 from training.fitting.kept_epoch import KEPT
 from training.fitting.split_labels import SplitLabels
 from training.logs.column_arrays import feature_columns
-from training.logs.files import log_files
 from training.logs.fingerprint import fingerprint
 from training.logs.log_quality import warn_of_log_quality
 from training.logs.reading import read_joined_logs
-from training.logs.shard_folder import manifest_spec
 from training.model_config import ModelConfig
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model, trains_on
+from training.training_files import SPEC_FILE, checkpoint_path, logs_spec, own_spec
 
 logger = logging.getLogger(__name__)
 
@@ -171,28 +170,6 @@ MAX_EPOCHS = 10  # ... and its epochs grow to no more than this
 FEW_STEPS, FEW_POSITIVES = 100, 100  # fewer optimiser steps or clicks than these: warn
 
 
-SPEC_FILE = "spec.toml"  # a model's own feature spec (`ctr new --spec`), the default of `ctr train --logs`
-
-
-def own_spec(root: Path, name: str, spec_path: Path | None) -> Path | None:
-    """``spec_path`` (``--spec``), else the spec `ctr new NAME --spec` kept beside the model's config."""
-    if spec_path is None and (root / name / SPEC_FILE).is_file():
-        return root / name / SPEC_FILE
-    return spec_path
-
-
-def logs_spec(logs: Path, spec_path: Path | None) -> Path:
-    """The feature spec the user's ``logs`` are read with: ``spec_path``, else the one their manifest names
-    (shards of `ctr simulate --shards`); ValueError with neither. The in-memory and the streamed trainer
-    both call it after ``own_spec``, so a model's own spec wins over a manifest's in both."""
-    if spec_path is None:
-        log_files(logs)  # no such log: say so before asking for its spec
-        spec_path = manifest_spec(logs)
-    if spec_path is None:
-        raise ValueError("training on your own logs needs a feature spec naming their features (--spec)")
-    return spec_path
-
-
 def training_settings(config: ModelConfig, root: Path, impressions: int, processes: int = 1) -> TrainingConfig:
     """The settings a model trains with on ``impressions`` rows, in memory or streamed by ``processes``:
     the config's, scaled to a small log (``scaled_to_data``) unless it sets epochs or batch_size itself."""
@@ -257,7 +234,3 @@ def warn_if_small(name: str, config: TrainingConfig, rows: int, clicks: int, row
             rows_are,
             name,
         )
-
-
-def checkpoint_path(work_dir: Path, name: str) -> Path:
-    return work_dir / name / "checkpoint.pt"

@@ -17,7 +17,7 @@ from cli.main import app
 from common.repository import read_manifest, versions
 from tests.support.checkout import ROOT
 from tests.support.esmm_checkpoint import checkpoint
-from training.pipeline import checkpoint_path
+from training.training_files import checkpoint_path
 
 TINY_CONFIG = 'kind = "esmm"\n[model]\nhidden = [32, 16]\n'  # esmm_checkpoint's checkpoint's
 

@@ -91,7 +91,7 @@ def test_ctr_export_refuses_a_checkpoint_of_another_model(tmp_path):
     from typer.testing import CliRunner
 
     from cli.main import app
-    from training.pipeline import checkpoint_path
+    from training.training_files import checkpoint_path
 
     checkpoint("small").save(checkpoint_path(tmp_path / "work", "esmm"))
     (tmp_path / "models" / "esmm").mkdir(parents=True)

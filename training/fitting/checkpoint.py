@@ -23,6 +23,7 @@ from torch import nn
 from common.features import FeatureSpec
 from common.whole_file import written_whole
 from training.models.registry import build_model, model_config_of
+from training.training_files import existing_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
         """The checkpoint ``save`` wrote at ``path``; ValueError, in one line naming it, for anything else."""
-        if not path.exists():
-            raise FileNotFoundError(f"no checkpoint at {path}: run `ctr train` first")
+        existing_checkpoint(path)
         retrain = "retrain to write a checkpoint of this version with `ctr train`"
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -52,15 +52,8 @@ from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_
 from training.logs.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 from training.model_config import ModelConfig
 from training.models.registry import build_model, trains_on
-from training.pipeline import (
-    checkpoint_path,
-    logs_spec,
-    make_checkpoint,
-    own_spec,
-    say_validation,
-    training_settings,
-    warn_if_small,
-)
+from training.pipeline import make_checkpoint, say_validation, training_settings, warn_if_small
+from training.training_files import checkpoint_path, logs_spec, own_spec
 
 logger = logging.getLogger(__name__)
 

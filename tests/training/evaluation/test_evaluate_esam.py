@@ -47,8 +47,8 @@ def test_report_is_the_torch_model_ranking_the_same_queries(repository: Path) ->
     from training.evaluation.retrieval_metrics import retrieval_metrics
     from training.fitting.checkpoint import Checkpoint
     from training.model_config import ModelConfig
-    from training.pipeline import checkpoint_path
     from training.retrieval_pipeline import EVALUATION_SEED, catalog_scores, item_groups
+    from training.training_files import checkpoint_path
     from training.world import World, WorldConfig
     from training.world.retrieval import RetrievalConfig, RetrievalView
 

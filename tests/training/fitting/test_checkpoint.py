@@ -11,7 +11,7 @@ from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.esmm_checkpoint import checkpoint
 from training.fitting.checkpoint import Checkpoint
 from training.model_config import ModelConfig
-from training.pipeline import checkpoint_path
+from training.training_files import checkpoint_path
 
 
 def export(tmp_path, config: str):

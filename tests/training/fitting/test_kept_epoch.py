@@ -19,7 +19,8 @@ from training.fitting.checkpoint import Checkpoint
 from training.fitting.distributed_train import train_streaming
 from training.fitting.fit import TrainingPhase, run_phases
 from training.fitting.kept_epoch import kept_by
-from training.pipeline import checkpoint_path, train
+from training.pipeline import train
+from training.training_files import checkpoint_path
 
 
 def tower_outputs(checkpoint: Checkpoint, root) -> list[np.ndarray]:
