@@ -27,6 +27,7 @@ from common.config_table import built
 from common.repository import CONFIG_FILE
 from training.config_world import retrieval_config, world_config
 from training.fitting.fit import TrainingConfig
+from training.models.kinds import config_kind
 from training.world.config import POLICIES
 
 # What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
@@ -94,15 +95,11 @@ class ModelConfig:
     @classmethod
     def load(cls, root: Path, name: str) -> ModelConfig:
         """The config of model ``name``; ValueError naming the first key or value that is not one it takes."""
-        from training.models.registry import MODEL_KINDS, default_evaluation, model_config_of
+        from training.models.registry import default_evaluation, model_config_of
 
         path = root / name / CONFIG_FILE
         raw = read_checked_config(root, name)
-        if "kind" not in raw:
-            raise ValueError(f"{path} must say which kind of model it is (kind = ...)")
-        kind = raw["kind"]
-        if kind not in MODEL_KINDS:
-            raise ValueError(f"{path} says kind = {kind!r}, which is unknown: set it to one of {sorted(MODEL_KINDS)}")
+        kind = config_kind(raw, path)
         evaluation = raw.get("evaluation", default_evaluation(kind))
         if evaluation not in EVALUATIONS:
             raise ValueError(

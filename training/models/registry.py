@@ -1,4 +1,7 @@
-"""Model kinds by name: what ``kind`` in ``models/<name>/config.toml`` may say."""
+"""Model kinds by name: what ``kind`` in ``models/<name>/config.toml`` may say, each with its module and settings.
+
+The names alone are also in training/models/kinds.py, which imports no torch, for the commands that refuse an
+unknown kind before this module's import (tests/training/models/test_kinds.py checks that the two agree)."""
 
 from __future__ import annotations
 
