@@ -129,14 +129,14 @@ def esam(
     ] = "attributes",
 ) -> None:
     """ESAM ablation: baseline, +L_DA, +L_DA+L_DC^c, ESAM; Recall/NDCG on hot vs long-tail items."""
+    check_report_paths(out, png=False)  # the picture's path is checked apart: --plot
+    picture = picture_path(plot, out)  # both before torch's import (~2 s)
     from training.experiments.esam import ExperimentConfig, format_table, run_experiment
 
     config = ExperimentConfig.quick() if quick else ExperimentConfig()
     config.retrieval = {**config.retrieval, "world": world}
     if seeds is not None:
         config.seeds = seeds
-    check_report_paths(out, png=False)  # the picture's path is checked apart: --plot
-    picture = picture_path(plot, out)
     report = run_record(context) | run_experiment(config, picture)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
@@ -184,6 +184,7 @@ def moore2018(
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""
     import dataclasses
 
+    lambdas_given = None if lambdas is None else numbers(lambdas, float, "--lambdas")  # before torch's import
     from training.experiments.feedback_loop import FeedbackLoopConfig
     from training.experiments.moore2018 import Moore2018Config, quick_config, run
     from training.experiments.moore2018_report import plot, table
@@ -196,8 +197,8 @@ def moore2018(
         config = Moore2018Config(loop=FeedbackLoopConfig(n_features=n_features, r=r, seed=seed))
     if initialisations is not None:
         config.initialisations = initialisations
-    if lambdas is not None:
-        config.lambdas = numbers(lambdas, float, "--lambdas")
+    if lambdas_given is not None:
+        config.lambdas = lambdas_given
     if epochs is not None:
         config.epochs = config.bias_epochs = epochs
     try:

@@ -176,14 +176,12 @@ def train(
 
     With --distributed (under `torchrun`) or --nproc N, the --logs shards are streamed and every
     process trains a DistributedDataParallel replica; rank 0 writes the checkpoint (docs/scale.md)."""
-    from common.config_layout import read_checked_config
     from common.repository import CONFIG_FILE, check_publishable
+    from training.training_files import check_own_logs, checkpoint_path
 
     progress = shown_progress(progress)
 
     def finish(checkpoint) -> None:  # the one process's, or rank 0's
-        from training.pipeline import checkpoint_path
-
         # stdout is the metrics' JSON alone, for `ctr train NAME > metrics.json` or `| jq` (the lines after it
         # broke both); where the checkpoint went and what the export did are said on stderr, beside the log
         typer.echo(json.dumps(finite(checkpoint.metrics), indent=2, sort_keys=True, allow_nan=False))  # NaN: null
@@ -199,7 +197,9 @@ def train(
         refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
     if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, the next line says so
         check_publishable(repository, name)  # a read-only repository: said now, not after the training
-    read_checked_config(repository, name)  # a missing or malformed config said before torch's import (~3 s)
+    _check_config(repository, name)
+    if logs is not None:  # a log that is not there, or a spec that does not read: said before torch's import too
+        check_own_logs(repository, name, logs, spec)
     if nproc is not None or distributed:
         if logs is None:
             flag = "--nproc" if nproc is not None else "--distributed"
@@ -226,6 +226,16 @@ def train(
             non_displayed=non_displayed,
         )
     )
+
+
+def _check_config(repository: Path, name: str) -> None:
+    """A model's config that is missing, malformed or names no model kind, said before torch's import (~2 s of
+    CPU), which the rest of its check needs (``ModelConfig.load``: the kinds' settings): a typo took 2-4 s to say."""
+    from common.config_layout import read_checked_config
+    from common.repository import CONFIG_FILE
+    from training.models.kinds import config_kind
+
+    config_kind(read_checked_config(repository, name), repository / name / CONFIG_FILE)
 
 
 def _launch_processes(
@@ -319,10 +329,11 @@ def export(
     the world's simulated data its world and data sections, or a retrieval model's queries and retrieval
     sections) is refused, naming what differs (one of an earlier release is checked on its model section
     alone, with a warning), and one the newest version already holds is not published again."""
-    from training.fitting.checkpoint import Checkpoint
-    from training.pipeline import checkpoint_path
+    from training.training_files import checkpoint_path, existing_checkpoint
 
-    path = checkpoint_path(work_dir, name)
+    path = existing_checkpoint(checkpoint_path(work_dir, name))  # before torch's import (~2 s)
+    from training.fitting.checkpoint import Checkpoint
+
     publish(name, Checkpoint.load(path), path, repository)
 
 
@@ -411,10 +422,9 @@ def evaluate(
         typer.echo("\n".join([*summary(report), f"wrote {out} and {report.get('reliability_png', 'no PNG')}"]))
         return
     refuse_unread(context, ["resamples"], "without --logs (a world day's metrics carry no intervals)")
-    from common.config_layout import read_checked_config
     from common.encoder import FeatureError
 
-    read_checked_config(repository, name)  # a missing or malformed config said before torch's import (~3 s)
+    _check_config(repository, name)
     from training.evaluation.world_heldout import evaluate as evaluate_model
 
     try:

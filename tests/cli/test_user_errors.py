@@ -157,12 +157,43 @@ def test_a_command_without_its_extra_names_the_extra(tmp_path, hidden, args, exp
     assert "pip install" in lines[0] and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["train", "absent"], ["evaluate", "absent"]])
-def test_a_model_without_a_config_is_said_before_torch_is_imported(tmp_path, command):
-    """A misspelt model name took ~3 s to say (torch's import first); with torch hidden, the config's absence is
-    still what is said, so the command never reached torch."""
-    done = ctr_without("torch", *command, cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr.startswith("error: no config for model 'absent'"), done.stderr
+UNKNOWN_KIND = "models/bad/config.toml says kind = 'esmn', which is unknown: set it to one of ['adversarial_ctr',"
+NO_LOGS = "no impression log matches nothing/*.parquet"
+LABEL_AS_FEATURE = "leak.toml: feature 'click' is a column of the log format, not a feature (the click label)"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "absent"], "no config for model 'absent'"),
+        (["evaluate", "absent"], "no config for model 'absent'"),
+        (["train", "bad"], UNKNOWN_KIND),
+        (["evaluate", "bad"], UNKNOWN_KIND),
+        (["train", "mine", "--logs", "nothing/*.parquet"], NO_LOGS),
+        (["train", "mine", "--logs", "nothing/*.parquet", "--distributed"], NO_LOGS),
+        (["train", "mine", "--logs", "nothing/*.parquet", "--nproc", "2"], NO_LOGS),
+        (["train", "mine", "--logs", "logs.parquet", "--spec", "leak.toml"], LABEL_AS_FEATURE),
+        (["new", "x", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
+        (["new", "x", "--kind", "esmm", "--spec", "logs.parquet"], "logs.parquet is not valid TOML: 'utf-8' codec"),
+        (["new", "leak", "--kind", "esmm_debiased", "--spec", "leak.toml"], LABEL_AS_FEATURE),
+        (["export", "absent"], "no checkpoint at artifacts/absent/checkpoint.pt: run `ctr train` first"),
+        (["experiment", "esam", "--quick", "--out", "folder"], "--out folder is a directory: name the file to write"),
+        (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
+    ],
+)
+def test_a_mistake_is_said_before_torch_is_imported(tmp_path, args, expected):
+    """A misspelt model name, kind or log, a spec that does not read, took 2-4 s to say: torch's import (~2 s of
+    CPU) came first. With torch hidden, the mistake is still what is said, in one line, so the command never
+    reached torch."""
+    for name, kind in [("mine", "esmm"), ("bad", "esmn")]:
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "config.toml").write_text(f'kind = "{kind}"\n')
+    (tmp_path / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
+    (tmp_path / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
+    (tmp_path / "folder").mkdir()
+    done = ctr_without("torch", *args, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), done.stderr
 
 
 def test_a_missing_module_no_extra_declares_is_a_bug_and_keeps_its_traceback(tmp_path):
