@@ -188,7 +188,7 @@ def moore2018(
     from training.experiments.feedback_loop import FeedbackLoopConfig
     from training.experiments.moore2018 import Moore2018Config, quick_config, run
     from training.experiments.moore2018_report import plot, table
-    from training.models.adversarial_ctr import AdversarialCTRConfig
+    from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 
     if quick:
         config = quick_config(r=r, seed=seed)

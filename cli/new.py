@@ -35,6 +35,7 @@ def new(
     """Write models/NAME/config.toml from a kind's defaults or a copy of another model's (never overwrites:
     --exist-ok keeps an existing one and succeeds)."""
     from common.repository import read_config
+    from training.models.kinds import trains_on
     from training.new_model import KIND_NOTES, kept_model, new_model
     from training.training_files import SPEC_FILE
 
@@ -42,9 +43,7 @@ def new(
     if kept is not None:  # a pipeline's rerun: what it started, and the user may have edited since, stays
         typer.echo(kept)
         return
-    path = new_model(repository, name, kind, copy_from, spec)  # every argument checked before torch's import
-    from training.models.registry import trains_on
-
+    path = new_model(repository, name, kind, copy_from, spec)
     kind = read_config(repository, name).get("kind")  # with --from, the copied config's
     where = "" if repository == Path("models") else f" -r {repository}"
     logs = "--logs DISPLAYED --non-displayed OTHER" if trains_on(kind) == "queries" else "--logs LOGS"

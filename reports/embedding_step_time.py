@@ -30,7 +30,8 @@ import torch
 from common.encoder import FeatureEncoder, fit_statistics
 from common.features import FeatureSpec
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.fit import TrainingConfig, model_phases
+from training.fitting.fit import model_phases
+from training.fitting.settings import TrainingConfig
 from training.logs.column_arrays import feature_columns
 from training.logs.reading import read_logs
 from training.models.registry import build_model

@@ -11,8 +11,9 @@ to train gets a note (``KIND_NOTES``) in the file and in ``ctr new``'s output. A
 one, ``--from`` copies the other model's ``spec.toml`` with its config (a copy of a model trained on one's own
 logs was refused by ``ctr train NAME --logs`` as needing a feature spec, the config alone copied). An existing
 config is never overwritten; ``ctr new --exist-ok`` keeps it and says where it differs (``kept_model``).
-Every argument is checked before torch is imported (the defaults' modules import it, ~2 s of CPU): the name, the
-spec, ``--from``, and the kind's name (training/models/kinds.py), so that a mistake is said at once.
+Nothing here imports torch (~2 s of CPU): the defaults are the kinds' settings (training/models/kinds.py,
+training/fitting/settings.py), so a mistake in the name, the spec, ``--from`` or the kind is said at once, and a
+config is written in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from common.features import FeatureSpec
 from common.repository import read_config, validate_model_name
 from common.toml_file import read_toml
 from common.whole_file import written_whole
-from training.models.kinds import MODEL_KIND_NAMES
+from training.fitting.settings import SCALED_SETTINGS, SPARSE_ADAM_ABOVE_BUCKETS, TrainingConfig
+from training.models.kinds import MODEL_KINDS, default_evaluation, trains_on
 from training.training_files import SPEC_FILE
 
 # What a user of a kind's defaults must know, said in the config `ctr new` writes and in its output
@@ -56,14 +58,9 @@ KIND_NOTES = {
 def default_config_toml(kind: str, total_buckets: int | None = None) -> str:
     """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults, but for
     ``embedding_optimizer`` over a spec of ``total_buckets`` past ``SPARSE_ADAM_ABOVE_BUCKETS``."""
-    if kind not in MODEL_KIND_NAMES:  # before torch's import (~2 s), which the defaults' modules make
-        raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KIND_NAMES)}")
-    from training.fitting.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
-    from training.fitting.fit import TrainingConfig
-    from training.models.registry import MODEL_KINDS, default_evaluation, trains_on
-    from training.pipeline import SCALED_SETTINGS
-
-    model_defaults = asdict(MODEL_KINDS[kind][1]())
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KINDS)}")
+    model_defaults = asdict(MODEL_KINDS[kind].settings())
     lines = [f"# {kind} defaults written by `ctr new` (`--from MODEL` copies a tuned config instead)."]
     lines += [f"# {line}" for line in textwrap.wrap(KIND_NOTES.get(kind, ""), 100)]
     lines.append(f'kind = "{kind}"')

@@ -24,16 +24,18 @@ from training.evaluation.constant_baseline import constant_key, warn_if_worse_th
 from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.epoch_validation import BY_EPOCH, judged_by, say_best_epoch
-from training.fitting.fit import TrainingConfig, fit, validation_cut
+from training.fitting.fit import fit, validation_cut
 from training.fitting.kept_epoch import KEPT
+from training.fitting.settings import SCALED_SETTINGS, TrainingConfig
 from training.fitting.split_labels import SplitLabels
 from training.logs.column_arrays import feature_columns
 from training.logs.fingerprint import fingerprint
 from training.logs.log_quality import warn_of_log_quality
 from training.logs.reading import read_joined_logs
 from training.model_config import ModelConfig
+from training.models.kinds import trains_on
 from training.models.position_bypass import position_summary
-from training.models.registry import build_model, trains_on
+from training.models.registry import build_model
 from training.training_files import SPEC_FILE, checkpoint_path, logs_spec, own_spec
 
 logger = logging.getLogger(__name__)
@@ -163,7 +165,6 @@ def make_checkpoint(
 
 # A config that sets neither epochs nor batch_size (as `ctr new` writes it) trains for at least MIN_STEPS
 # optimiser steps where the log allows (see README); one that sets either is trained as it says.
-SCALED_SETTINGS = frozenset({"epochs", "batch_size"})
 MIN_STEPS = 200
 MIN_BATCH = 128  # a small log's batches shrink to no fewer rows than this ...
 MAX_EPOCHS = 10  # ... and its epochs grow to no more than this

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,9 +14,11 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from common.features import FeatureSpec
-from training.fitting.embedding_optimizer import SPARSE_ADAM_ABOVE_BUCKETS
+from tests.support.ctr_process import ctr_without
+from training.fitting.settings import SPARSE_ADAM_ABOVE_BUCKETS
 from training.logs.spec_infer import buckets_for
 from training.model_config import ModelConfig
+from training.models.kinds import MODEL_KINDS
 
 
 def run(*args: str):
@@ -143,6 +146,29 @@ def test_new_over_a_spec_of_many_buckets_chooses_sparse_adam_and_says_why(tmp_pa
 def test_new_without_a_spec_keeps_dense_adam(tmp_path):
     assert run("new", "mine", "--kind", "esmm_debiased", "-r", str(tmp_path)).exit_code == 0
     assert ModelConfig.load(tmp_path, "mine").training.embedding_optimizer == "adam"
+
+
+# What `ctr new K --kind K` wrote for each kind before its defaults were read without torch, one file each (and one
+# over a spec past SPARSE_ADAM_ABOVE_BUCKETS); a deliberate change of a default is written here too
+NEW_DEFAULTS = Path(__file__).parent / "new_defaults"
+
+
+@pytest.mark.parametrize(
+    ("kind", "buckets"),
+    [*((kind, None) for kind in sorted(MODEL_KINDS)), ("esmm_debiased", SPARSE_ADAM_ABOVE_BUCKETS + 1)],
+)
+def test_new_writes_each_kinds_defaults_without_torch(tmp_path, kind, buckets):
+    """`ctr new` imported torch (~2 s of CPU) to read a kind's defaults; with torch hidden it writes the same file."""
+    spec, expected = [], NEW_DEFAULTS / f"{kind}.toml"
+    if buckets is not None:
+        spec, expected = ["--spec", "spec.toml"], NEW_DEFAULTS / f"{kind}_over_{buckets}_buckets.toml"
+        text = f'[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = {buckets}\n'
+        (tmp_path / "spec.toml").write_text(text, encoding="utf-8")
+    done = ctr_without("torch", "new", kind, "--kind", kind, *spec, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith(f"wrote models/{kind}/config.toml; next: ctr train {kind} "), done.stdout
+    written = (tmp_path / "models" / kind / "config.toml").read_text(encoding="utf-8")
+    assert written == expected.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.checkout import ROOT
-from tests.support.ctr_process import ctr
+from tests.support.ctr_process import ctr, ctr_without
 
 MISTAKES = [
     (["train", "absent", "--no-progress"], "ctr new absent --kind KIND"),
@@ -114,29 +114,6 @@ def test_wrong_kind_in_a_config_is_named_before_any_work(tmp_path):
     done = ctr("train", "bad", "--no-progress", cwd=tmp_path)
     assert done.returncode == 2 and "says kind = 'esmn', which is unknown: set it to one of" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-
-
-# `ctr` as an install without some modules runs it: importing any of HIDDEN fails as if it were absent.
-WITHOUT = """
-import sys
-HIDDEN = set(sys.argv.pop(1).split(","))
-
-class Absent:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Absent())
-from cli.main import app
-app()
-"""
-
-
-def ctr_without(hidden: str, *args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **variables}
-    command = [sys.executable, "-c", WITHOUT, hidden, *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize(

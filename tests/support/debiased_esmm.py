@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 from tests.support.model_batches import SPEC, logged_batch
-from training.fitting.fit import TrainingConfig
-from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
+from training.fitting.settings import TrainingConfig
+from training.models.esmm_debiased import DebiasedESMM
+from training.models.settings.esmm_debiased import DebiasedESMMConfig
 
 SMALL = {"embedding_dim": 4, "hidden": [8]}  # the layer sizes of the models of the unit tests, debiased or not
 

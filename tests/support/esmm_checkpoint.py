@@ -7,7 +7,8 @@ import torch
 
 from tests.support.model_batches import SPEC
 from training.fitting.checkpoint import Checkpoint
-from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm import ESMM
+from training.models.settings.esmm import ESMMConfig
 
 
 def checkpoint(name: str = "esmm") -> Checkpoint:

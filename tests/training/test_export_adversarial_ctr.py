@@ -10,7 +10,8 @@ from tests.support.model_batches import SPEC, world_batch
 from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
 from training.export import PARITY_TOLERANCE, export_checkpoint, random_inputs
 from training.fitting.checkpoint import Checkpoint
-from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
+from training.models.adversarial_ctr import AdversarialCTR
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 
 PARAMS = {"base_hidden": [16, 8], "prediction_hidden": [8], "bias_hidden": [8], "optimizer": "adam"}
 

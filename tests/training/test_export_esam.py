@@ -13,7 +13,8 @@ from common.encoder import FeatureEncoder, fit_statistics
 from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, MANIFEST_FILE, Manifest, read_manifest, sha256_file
 from training.export import PARITY_TOLERANCE, export_checkpoint, random_inputs
 from training.fitting.checkpoint import Checkpoint
-from training.models.esam import ESAM, ESAMConfig
+from training.models.esam import ESAM
+from training.models.settings.esam import ESAMConfig
 from training.world import World, WorldConfig
 from training.world.retrieval import RetrievalView
 

@@ -1,6 +1,6 @@
 """Training on your own logs: a small log gets enough optimiser steps, a large one is left alone."""
 
-from training.fitting.fit import TrainingConfig
+from training.fitting.settings import TrainingConfig
 from training.pipeline import MAX_EPOCHS, MIN_BATCH, MIN_STEPS, scaled_to_data, steps_of
 
 

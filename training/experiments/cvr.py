@@ -36,7 +36,8 @@ from training.evaluation.metrics import binned_means
 from training.evaluation.world_heldout import entire_space_metrics, oracle_aucs, selection_bias, slot1_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.fit import TrainingConfig, fit, predict
+from training.fitting.fit import fit, predict
+from training.fitting.settings import TrainingConfig
 from training.logs.column_arrays import column_array, feature_columns
 from training.model_config import ModelConfig
 from training.models.registry import build_model

@@ -40,8 +40,10 @@ from training.config_world import retrieval_view_of
 from training.evaluation.retrieval_metrics import retrieval_metrics
 from training.experiments.summary import STD_KIND, mean_std, plus_minus
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.fit import TrainingConfig, fit
-from training.models.esam import ESAM, ESAMConfig, correlation_alignment
+from training.fitting.fit import fit
+from training.fitting.settings import TrainingConfig
+from training.models.esam import ESAM, correlation_alignment
+from training.models.settings.esam import ESAMConfig
 from training.retrieval_data import build_retrieval_data, encode_queries
 from training.torch_threads import using_torch_threads
 from training.world.retrieval import RetrievalView

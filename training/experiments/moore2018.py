@@ -39,8 +39,10 @@ from training.experiments.moore2018_probes import (
 )
 from training.experiments.summary import STD_KIND, mean_std
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.fit import TrainingConfig, fit
-from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
+from training.fitting.fit import fit
+from training.fitting.settings import TrainingConfig
+from training.models.adversarial_ctr import AdversarialCTR
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import position_ctr, position_ctr_per_row
 from training.torch_threads import using_torch_threads
 

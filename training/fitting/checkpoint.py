@@ -22,7 +22,8 @@ from torch import nn
 
 from common.features import FeatureSpec
 from common.whole_file import written_whole
-from training.models.registry import build_model, model_config_of
+from training.models.kinds import model_config_of
+from training.models.registry import build_model
 from training.training_files import existing_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def trained_under(config: ModelConfig, simulated: bool) -> dict[str, dict[str, A
     your logs owes nothing to any of them). Recorded in the checkpoint and model.json; ``ctr export``
     refuses a checkpoint whose config has since changed any of them."""
     from training.config_world import as_json, retrieval_config, world_settings
-    from training.models.registry import trains_on
+    from training.models.kinds import trains_on
 
     record = {"training": as_json(asdict(config.training))}
     if not simulated:

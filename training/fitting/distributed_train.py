@@ -44,14 +44,16 @@ from training.fitting.distributed import (
     processes,
 )
 from training.fitting.epoch_validation import BY_EPOCH, EpochValidation
-from training.fitting.fit import TrainingConfig, evaluate_chunks, fix_model_constants, model_phases, run_phases
+from training.fitting.fit import evaluate_chunks, fix_model_constants, model_phases, run_phases
 from training.fitting.kept_epoch import KeptEpoch, say_nothing_judged
+from training.fitting.settings import TrainingConfig
 from training.fitting.split_labels import LabelCounts, SplitLabels
 from training.logs.column_arrays import column_array
 from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 from training.model_config import ModelConfig
-from training.models.registry import build_model, trains_on
+from training.models.kinds import trains_on
+from training.models.registry import build_model
 from training.pipeline import make_checkpoint, say_validation, training_settings, warn_if_small
 from training.training_files import checkpoint_path, logs_spec, own_spec
 

@@ -7,7 +7,8 @@ values) it was most of each step (docs/scale.md, "A large embedding table"). ``"
 tables sparse gradients and ``torch.optim.SparseAdam``, which updates only the rows a minibatch looked up and
 their moments ("lazy" Adam: other arithmetic, so another model than dense Adam's), and keeps Adam for the
 other parameters. The tables stay ``nn.Embedding``: the flag changes the gradient's layout, not the weights
-that are saved or exported.
+that are saved or exported. The setting's names and its check (``refuse_embedding_optimizer``), and the spec size
+above which ``ctr new`` writes "sparse_adam", are in training/fitting/settings.py, which imports no torch.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-
-EMBEDDING_OPTIMIZERS = ("adam", "sparse_adam")
-# The spec's buckets summed above which `ctr new` writes "sparse_adam": on this 2-core CPU at batch 1,024, two
-# interleaved runs of esmm_debiased and cvr_base timed SparseAdam's step 1-11% longer than dense Adam's up to 50,000
-# buckets, within 3.3% at 100,000, and from 200,000 up shorter (1.2-1.5x; 3-11x at 0.7-2 million) in 6 or 7 of 7
-# rounds at each point (docs/scale.md, "A large embedding table")
-SPARSE_ADAM_ABOVE_BUCKETS = 100_000
 
 
 class SplitAdam:
@@ -61,16 +55,3 @@ def adam(
     weights = list({id(table.weight): table.weight for table in tables}.values())  # a shared table once
     others = [parameter for parameter in parameters if id(parameter) not in table_ids]
     return SplitAdam(weights, others, learning_rate)
-
-
-def refuse_embedding_optimizer(embedding: str, weight_decay: float) -> None:
-    """ValueError for a ``[training] embedding_optimizer`` that is not one, or ``sparse_adam`` with a weight decay
-    (SparseAdam has none: decaying every row each step is the dense work it leaves out)."""
-    if embedding not in EMBEDDING_OPTIMIZERS:
-        choices = ", ".join(EMBEDDING_OPTIMIZERS)
-        raise ValueError(f"[training] embedding_optimizer must be one of {choices}, not {embedding!r}")
-    if embedding == "sparse_adam" and weight_decay:
-        raise ValueError(
-            f'[training] embedding_optimizer = "sparse_adam" takes no weight_decay (it is {weight_decay}): '
-            'SparseAdam has none; set weight_decay = 0 or embedding_optimizer = "adam"'
-        )

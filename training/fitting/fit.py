@@ -24,9 +24,10 @@ from common.output_means import output_means
 from training.evaluation.constant_baseline import training_constant
 from training.evaluation.metrics import log_loss
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.embedding_optimizer import adam, refuse_embedding_optimizer
+from training.fitting.embedding_optimizer import adam
 from training.fitting.epoch_validation import BY_EPOCH, EpochValidation
-from training.fitting.kept_epoch import KeptEpoch, refuse_early_stop, say_nothing_judged
+from training.fitting.kept_epoch import KeptEpoch, say_nothing_judged
+from training.fitting.settings import TrainingConfig
 from training.position_ctr import NoTopSlot
 
 if TYPE_CHECKING:  # training/fitting/distributed.py imports this module
@@ -39,29 +40,6 @@ class TrainingDiverged(ValueError):
     """An epoch's loss is not finite: the weights are nan or inf from then on. A ValueError, so that the CLI
     says it in one line (cli/errors.py); the run wrote a checkpoint with a null logloss, or ended in a bare
     ZeroDivisionError in a model's summary of what it learnt."""
-
-
-@dataclass
-class TrainingConfig:
-    epochs: int = 2  # passes over the training logs
-    batch_size: int = 1024  # impressions per minibatch
-    learning_rate: float = 1e-3  # Adam
-    weight_decay: float = 0.0  # Adam's L2 penalty
-    seed: int = 0  # initialisation and shuffling
-    validation_fraction: float = 0.1  # the latest rows, held out for the metrics in model.json
-    keep_best_epoch: bool = False  # export the epoch with the lowest validation loss, not the last (kept_epoch.py)
-    early_stop_patience: int = 0  # with keep_best_epoch: end the main phase after N epochs not the best (0: never)
-    embedding_optimizer: str = "adam"  # or "sparse_adam": lazy Adam for the embedding table (embedding_optimizer.py)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, not {self.epochs} and {self.batch_size}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):  # inf trained to a nan loss, exit 0
-            raise ValueError(f"[training] learning_rate must be a positive finite number, not {self.learning_rate}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), not {self.validation_fraction}")
-        refuse_embedding_optimizer(self.embedding_optimizer, self.weight_decay)
-        refuse_early_stop(self.early_stop_patience, self.keep_best_epoch)
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ back, not an optimiser's moments: the main phase's optimiser takes no step after
 without a new best, Keras' EarlyStopping and Lightning's ``patience``: on a Criteo-like log an epoch costs minutes
 and its second was already the worse (docs/scale.md, where patience 1 trained 2 of 6 epochs to the same weights).
 The kept epoch's weights are put back then, as after a last epoch, and a later phase (an adversary's) still trains
-its configured epochs from them. It needs ``keep_best_epoch = true`` beside it (``refuse_early_stop``) rather than
-implying it: a run stopped early ends ``N`` epochs past its best, each judged worse, so exporting its last would
-export a model known to be worse than one it held (Keras' own default, ``restore_best_weights=False``, does that);
-and with the best kept implicitly, model.json's ``training.keep_best_epoch`` would read false of a run that kept
-its best. The stop counts only from a judged epoch: with no held-out row, or no finite loss yet, every configured
-epoch trains.
+its configured epochs from them. It needs ``keep_best_epoch = true`` beside it (``refuse_early_stop`` in
+training/fitting/settings.py) rather than implying it: a run stopped early ends ``N`` epochs past its best, each
+judged worse, so exporting its last would export a model known to be worse than one it held (Keras' own default,
+``restore_best_weights=False``, does that); and with the best kept implicitly, model.json's
+``training.keep_best_epoch`` would read false of a run that kept its best. The stop counts only from a judged
+epoch: with no held-out row, or no finite loss yet, every configured epoch trains.
 
 Streamed, every process must leave the main phase after the same epoch, or the next phase's collective
 operations wait for a process still in the last one: the stop is decided from the kept epoch alone, which every
@@ -67,22 +67,6 @@ def kept_by(record: dict[str, float]) -> tuple[str, float] | None:
         return None
     keys = [key] + (["ctcvr_logloss"] if "ctcvr_logloss" in record else [])
     return " + ".join(keys), float(sum(record[k] for k in keys))
-
-
-def refuse_early_stop(patience: int, keep_best_epoch: bool) -> None:
-    """ValueError naming ``[training] early_stop_patience`` for a negative patience, or one without
-    ``keep_best_epoch = true`` (why not implied: the module's docstring)."""
-    if patience < 0:
-        raise ValueError(
-            f"[training] early_stop_patience must be >= 0 (0: train every epoch; N: stop after N epochs without a "
-            f"lower validation loss), not {patience}"
-        )
-    if patience and not keep_best_epoch:
-        raise ValueError(
-            f"[training] early_stop_patience = {patience} needs keep_best_epoch = true: a run stopped early ends "
-            f"{patience} epoch{'' if patience == 1 else 's'} past its best, and without it that last, worse epoch "
-            "would be exported"
-        )
 
 
 def say_nothing_judged(patience: int = 0) -> None:

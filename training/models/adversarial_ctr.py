@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,52 +38,21 @@ from common.features import FeatureSpec
 from common.repository import POSITION_B
 from training.evaluation.metrics import auc, log_loss
 from training.fitting.embedding_optimizer import adam
-from training.fitting.fit import TrainingConfig, TrainingPhase, descend
+from training.fitting.fit import TrainingPhase, descend
+from training.fitting.settings import TrainingConfig
 from training.models.parts import FeatureEmbedding
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import bias_constants
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclass
-class AdversarialCTRConfig:
-    lam: float = 0.9999  # lambda of Loss_N: weight of Cov(b, b_hat)^2 against the BCE (paper sweeps 0..0.99999)
-    bypass: bool = True  # False: the paper's variant without the Bypass network
-    base_hidden: list[int] = field(default_factory=lambda: [10])  # Base layers; the last width is Z_A's
-    prediction_hidden: list[int] = field(default_factory=lambda: [10])  # Prediction layers -> Z_Y
-    bias_hidden: list[int] = field(default_factory=lambda: [10])  # Bias layers before its linear b_hat
-    bypass_units: int = 1  # the Bypass network's one hidden layer (paper: 1 node)
-    activation: str = "tanh"  # every hidden layer (paper: tanh)
-    embedding_dim: int = 8  # per categorical feature (no categoricals: unused)
-    optimizer: str = "sgd"  # "sgd" (paper) or "adam"; learning rate from [training]
-    bias_epochs: int = 100  # epochs of Loss_B alone after the main training (paper: 100)
-    adversary_loss: str = "covariance"  # Loss_N's penalty: "covariance" (paper) or "correlation" (scale-free)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.lam < 1.0:
-            raise ValueError(f"lam must be in [0, 1) (1 would drop the click loss), not {self.lam}")
-        for name in ("base_hidden", "prediction_hidden", "bias_hidden"):
-            widths = getattr(self, name)
-            if not widths or any(w < 1 for w in widths):
-                raise ValueError(f"{name} must list positive layer widths, not {widths}")
-        if self.bypass_units < 1 or self.embedding_dim < 1:
-            raise ValueError("bypass_units and embedding_dim must be >= 1")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {self.activation!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
-        if self.adversary_loss not in ADVERSARY_LOSSES:
-            raise ValueError(f"adversary_loss must be one of {sorted(ADVERSARY_LOSSES)}, not {self.adversary_loss!r}")
-        if self.bias_epochs < 0:
-            raise ValueError(f"bias_epochs must be >= 0, not {self.bias_epochs}")
+# each of the settings' ACTIVATIONS as a layer (tests/training/models/test_adversarial_ctr.py checks they agree)
+ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def mlp(in_features: int, widths: list[int], activation: str) -> nn.Sequential:
     """Linear + activation per width (every layer hidden, so the output is activated)."""
     layers: list[nn.Module] = []
     for width in widths:
-        layers += [nn.Linear(in_features, width), ACTIVATIONS[activation]()]
+        layers += [nn.Linear(in_features, width), ACTIVATION_LAYERS[activation]()]
         in_features = width
     return nn.Sequential(*layers)
 
@@ -101,7 +69,8 @@ def squared_correlation(b: torch.Tensor, b_hat: torch.Tensor) -> torch.Tensor:
     return (b * b_hat).sum() ** 2 / ((b**2).sum() * (b_hat**2).sum() + 1e-12)
 
 
-ADVERSARY_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+# each of the settings' ADVERSARY_LOSSES computed (tests/training/models/test_adversarial_ctr.py checks they agree)
+ADVERSARY_PENALTIES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "covariance": squared_covariance,
     "correlation": squared_correlation,
 }
@@ -218,7 +187,7 @@ class AdversarialCTR(nn.Module):
         bce = F.binary_cross_entropy_with_logits(
             self.w_y(self.prediction(z_a)).squeeze(-1) + self.bypass_logit(b), batch["click"].float()
         )
-        return bce, ADVERSARY_LOSSES[self.config.adversary_loss](b, b_hat)
+        return bce, ADVERSARY_PENALTIES[self.config.adversary_loss](b, b_hat)
 
     def bypass_logit(self, b: torch.Tensor) -> torch.Tensor:
         """The Bypass network's term of the logit at position CTR b (0 without it)."""

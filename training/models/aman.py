@@ -9,22 +9,11 @@ wherever an unclicked impression would have converted, so pCVR is pulled below t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from common.features import FeatureSpec
-from training.models.base_cvr import BaseCVR, BaseCVRConfig
-
-
-@dataclass
-class AMANConfig(BaseCVRConfig):
-    negative_rate: float = 0.05  # share of unclicked impressions drawn as CVR negatives per minibatch
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.negative_rate <= 1.0:
-            raise ValueError(f"negative_rate must be in (0, 1], not {self.negative_rate}")
+from training.models.base_cvr import BaseCVR
+from training.models.settings.aman import AMANConfig
 
 
 class AMAN(BaseCVR):

@@ -15,18 +15,12 @@ the sample weight w is the method: here w = click. OVERSAMPLING and AMAN (``over
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from common.features import FeatureSpec
-from training.models.esmm import ESMM, ESMMConfig
-
-
-@dataclass
-class BaseCVRConfig(ESMMConfig):
-    share_embedding: bool = False  # independent CTR and CVR models, as the paper's BASE
+from training.models.esmm import ESMM
+from training.models.settings.base_cvr import BaseCVRConfig
 
 
 class BaseCVR(ESMM):

@@ -8,21 +8,15 @@ clipped to [0, 1], which is ESMM's motivation for learning pCVR as a factor inst
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from common.features import FeatureSpec
-from training.models.parts import FeatureEmbedding, Tower, TowersConfig, multitask_metrics
+from training.models.parts import FeatureEmbedding, Tower, multitask_metrics
+from training.models.settings.division import DivisionConfig
 
 MIN_PCTR = 1e-6  # pCVR's denominator floor
-
-
-@dataclass
-class DivisionConfig(TowersConfig):
-    pass  # the sizes of both models; they never share an embedding (the paper's "separate models")
 
 
 class Division(nn.Module):

@@ -28,33 +28,13 @@ The imputation tower is train-only: ``forward`` (the exported inference path) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from common.features import FeatureSpec
-from training.models.ips_cvr import IPSCVR, IPSCVRConfig, ips_mean
+from training.models.ips_cvr import IPSCVR, ips_mean
 from training.models.parts import FeatureEmbedding, Tower, product_bce
-
-ESTIMATORS = ("ips", "dr")
-IMPUTATIONS = ("direct", "error")
-
-
-@dataclass
-class ESCM2Config(IPSCVRConfig):
-    estimator: str = "dr"  # the counterfactual CVR risk: "ips" (ESCM²-IPS) or "dr" (ESCM²-DR)
-    ctcvr_weight: float = 1.0  # lambda_g, the weight of the global CTCVR risk
-    imputation: str = "direct"  # DR's imputed conversion s: "direct" model on clicks, or "error" (the control)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, not {self.estimator!r}")
-        if self.ctcvr_weight < 0:
-            raise ValueError(f"ctcvr_weight must be >= 0, not {self.ctcvr_weight}")
-        if self.imputation not in IMPUTATIONS:
-            raise ValueError(f"imputation must be one of {IMPUTATIONS}, not {self.imputation!r}")
+from training.models.settings.escm2 import ESCM2Config
 
 
 class ESCM2(IPSCVR):

@@ -25,7 +25,6 @@ rows), so the first steps fit the data instead of a constant.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,21 +32,9 @@ from torch import nn
 
 from common.features import FeatureSpec
 from training.models.interaction import CrossInteraction
-from training.models.parts import FeatureEmbedding, Tower, TowersConfig, multitask_metrics, product_bce
+from training.models.parts import FeatureEmbedding, Tower, multitask_metrics, product_bce
 from training.models.position_bypass import PositionBypass
-
-
-@dataclass
-class ESMMConfig(TowersConfig):
-    share_embedding: bool = True  # False: ESMM-NS, one embedding table per tower
-    position_bypass: bool = False  # True: the CTR tower's position bypass; pCTR / pCTCVR served for slot 1
-    bypass_units: int = 1  # the bypass's hidden units (Moore et al.: 1)
-    interaction: bool = False  # True: each tower's logit adds the user-ad embedding product (interaction.py)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.bypass_units < 1:
-            raise ValueError(f"bypass_units must be >= 1, not {self.bypass_units}")
+from training.models.settings.esmm import ESMMConfig
 
 
 def log_odds(events: torch.Tensor, trials: torch.Tensor) -> float:

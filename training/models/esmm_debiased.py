@@ -19,32 +19,17 @@ trains. The adversary is train-only: the exported graph is ESMM's inference path
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
 from common.features import FeatureSpec
 from training.fitting.embedding_optimizer import adam
-from training.fitting.fit import TrainingConfig, TrainingPhase, default_phases, descend
-from training.models.adversarial_ctr import AdversarialCTRConfig, Bias, squared_covariance
-from training.models.esmm import ESMM, ESMMConfig
+from training.fitting.fit import TrainingPhase, default_phases, descend
+from training.fitting.settings import TrainingConfig
+from training.models.adversarial_ctr import Bias, squared_covariance
+from training.models.esmm import ESMM
 from training.models.parts import product_bce
-
-
-@dataclass
-class DebiasedESMMConfig(ESMMConfig):
-    position_bypass: bool = True  # the point of this model: pCTR / pCTCVR served for slot 1
-    lam: float = 0.0  # weight of Cov(b, b_hat)^2 against the ESMM loss; 0: no adversary
-    bias_hidden: list[int] = field(default_factory=lambda: [16])  # the adversary's tanh layers
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.position_bypass:
-            raise ValueError("debiased ESMM needs position_bypass = true (without it, use kind = 'esmm')")
-        if not 0.0 <= self.lam < 1.0:
-            raise ValueError(f"lam must be in [0, 1) (1 would drop the ESMM loss), not {self.lam}")
-        if not self.bias_hidden or any(w < 1 for w in self.bias_hidden):
-            raise ValueError(f"bias_hidden must list positive layer widths, not {self.bias_hidden}")
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
+from training.models.settings.esmm_debiased import DebiasedESMMConfig
 
 
 class DebiasedESMM(ESMM):

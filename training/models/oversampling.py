@@ -9,22 +9,11 @@ ranking-only, and its calibration is expected to be poor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from common.features import FeatureSpec
-from training.models.base_cvr import BaseCVR, BaseCVRConfig
-
-
-@dataclass
-class OversamplingConfig(BaseCVRConfig):
-    positive_copies: float = 5.0  # times each clicked conversion is counted (the paper gives no rate)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.positive_copies < 1:
-            raise ValueError(f"positive_copies must be >= 1, not {self.positive_copies}")
+from training.models.base_cvr import BaseCVR
+from training.models.settings.oversampling import OversamplingConfig
 
 
 class Oversampling(BaseCVR):

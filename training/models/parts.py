@@ -1,17 +1,17 @@
 """Named parts the CTR/CVR models are built from, and the pieces of loss and metrics they share.
 
-- ``TowersConfig``: the sizes every tower model takes (embedding width, MLP widths, dropout).
 - ``FeatureEmbedding``: categorical buckets -> embeddings, concatenated with the numerics.
 - ``Tower``: an MLP from the embedded features to one logit.
 - ``product_bce``: BCE of a label against sigmoid(a) * sigmoid(b), computed in log space (ESMM's
   pCTCVR = pCTR * pCVR, and ESCM²'s global CTCVR risk).
 - ``multitask_metrics``: what the logs alone can tell about pCTR, pCVR and pCTCVR (the metrics in
   model.json); entire-space CVR needs the world's ground truth (``training/evaluation/world_heldout.py``).
+
+The sizes a tower model takes (embedding width, MLP widths, dropout) are its settings' ``TowersConfig``
+(training/models/settings/towers.py).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,21 +22,6 @@ from common.features import FeatureSpec
 from training.evaluation.metrics import auc, log_loss
 
 EPS = 1e-7  # keeps log(1 - p) finite
-
-
-@dataclass
-class TowersConfig:
-    embedding_dim: int = 18  # per categorical feature (Ma et al. 2018)
-    hidden: list[int] = field(default_factory=lambda: [360, 200, 80])  # each tower's MLP
-    dropout: float = 0.0  # between hidden layers
-
-    def __post_init__(self) -> None:
-        if self.embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be >= 1, not {self.embedding_dim}")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden must list positive layer widths, not {self.hidden}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
 
 
 class FeatureEmbedding(nn.Module):

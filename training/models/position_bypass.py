@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from common.repository import LOGGED, SLOT1
-from training.models.adversarial_ctr import AdversarialCTRConfig, Bypass
+from training.models.adversarial_ctr import Bypass
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import bias_constants, listed_slots, position_ctr
 from training.world.truth import sigmoid
 

@@ -1,7 +1,8 @@
-"""Model kinds by name: what ``kind`` in ``models/<name>/config.toml`` may say, each with its module and settings.
+"""Each model kind's network by name: the torch module that ``kind`` in ``models/<name>/config.toml`` builds.
 
-The names alone are also in training/models/kinds.py, which imports no torch, for the commands that refuse an
-unknown kind before this module's import (tests/training/models/test_kinds.py checks that the two agree)."""
+What the kinds are, with their settings, is training/models/kinds.py, which imports no torch; a network here is
+built from the settings it checks (``model_config_of``), and tests/training/models/test_kinds.py checks that the
+two name the same kinds."""
 
 from __future__ import annotations
 
@@ -10,31 +11,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.config_table import built
 from common.features import FeatureSpec
-from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
-from training.models.aman import AMAN, AMANConfig
-from training.models.base_cvr import BaseCVR, BaseCVRConfig
-from training.models.division import Division, DivisionConfig
-from training.models.esam import ESAM, ESAMConfig
-from training.models.escm2 import ESCM2, ESCM2Config
-from training.models.esmm import ESMM, ESMMConfig
-from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
-from training.models.ips_cvr import IPSCVR, IPSCVRConfig
-from training.models.oversampling import Oversampling, OversamplingConfig
+from training.models.adversarial_ctr import AdversarialCTR
+from training.models.aman import AMAN
+from training.models.base_cvr import BaseCVR
+from training.models.division import Division
+from training.models.esam import ESAM
+from training.models.escm2 import ESCM2
+from training.models.esmm import ESMM
+from training.models.esmm_debiased import DebiasedESMM
+from training.models.ips_cvr import IPSCVR
+from training.models.kinds import model_config_of
+from training.models.oversampling import Oversampling
 
-MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
-    "esmm": (ESMM, ESMMConfig),
-    "esmm_debiased": (DebiasedESMM, DebiasedESMMConfig),  # ESMM with the position bypass (+ adversary)
-    "adversarial_ctr": (AdversarialCTR, AdversarialCTRConfig),
-    "esam": (ESAM, ESAMConfig),
-    # entire-space CVR: ESMM's baselines and its IPS / doubly-robust successors (docs/cvr.md)
-    "cvr_base": (BaseCVR, BaseCVRConfig),
-    "cvr_oversampling": (Oversampling, OversamplingConfig),
-    "cvr_aman": (AMAN, AMANConfig),
-    "division": (Division, DivisionConfig),
-    "ips_cvr": (IPSCVR, IPSCVRConfig),
-    "escm2": (ESCM2, ESCM2Config),
+NETWORKS: dict[str, type[nn.Module]] = {
+    "esmm": ESMM,
+    "esmm_debiased": DebiasedESMM,
+    "adversarial_ctr": AdversarialCTR,
+    "esam": ESAM,
+    "cvr_base": BaseCVR,
+    "cvr_oversampling": Oversampling,
+    "cvr_aman": AMAN,
+    "division": Division,
+    "ips_cvr": IPSCVR,
+    "escm2": ESCM2,
 }
 
 
@@ -47,7 +47,7 @@ def build_model(kind: str, spec: FeatureSpec, params: dict[str, Any], seed: int 
     model_config = model_config_of(kind, params)
     if seed is not None:
         torch.manual_seed(seed)
-    model = MODEL_KINDS[kind][0](spec, model_config)
+    model = NETWORKS[kind](spec, model_config)
     refuse_past_onnx_limit(kind, spec, model)
     return model
 
@@ -70,25 +70,3 @@ def refuse_past_onnx_limit(kind: str, spec: FeatureSpec, model: nn.Module) -> No
             f"{spec.total_buckets:,} buckets in all, times the embedding width, make most of it; lower their "
             "buckets or the embedding dimension"
         )
-
-
-def trains_on(kind: str) -> str:
-    """What ``kind`` learns from: "queries" (a retrieval model: the displayed and the non-displayed
-    candidates of each request, ``--non-displayed`` beside ``--logs``), else "impressions" (displayed ads)."""
-    model_class = MODEL_KINDS[kind][0] if kind in MODEL_KINDS else None
-    return getattr(model_class, "trains_on", "impressions")
-
-
-def default_evaluation(kind: str) -> str:
-    """The ``ctr evaluate`` report of a ``kind`` model whose config names none (a key of
-    training.model_config.EVALUATIONS): the kind's own (esam: "retrieval"), else "world"."""
-    return getattr(MODEL_KINDS[kind][0], "evaluation", "world")
-
-
-def model_config_of(kind: str, params: dict[str, Any]) -> Any:
-    """The kind's config dataclass built from ``params`` (a [model] table); ValueError naming the setting
-    that is not one of the kind's, not of its type or out of its range. ``ModelConfig.load`` calls it
-    too, so a mistake is said before any log is read."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
-    return built(MODEL_KINDS[kind][1], params, "[model]", owner=kind)

@@ -20,7 +20,8 @@ from training.evaluation.metrics import log_loss
 from training.evaluation.world_heldout import run_exported
 from training.export import export_checkpoint
 from training.fitting.checkpoint import Checkpoint
-from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm import ESMM
+from training.models.settings.esmm import ESMMConfig
 
 
 def test_slot1_predictions_are_scaled_by_the_learned_ratios():

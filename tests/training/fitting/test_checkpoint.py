@@ -125,7 +125,7 @@ def trained_under_defaults(**sections) -> Checkpoint:
     from dataclasses import replace
 
     from training.fitting.checkpoint import TRAINED_UNDER, trained_under
-    from training.fitting.fit import TrainingConfig
+    from training.fitting.settings import TrainingConfig
     from training.model_config import DataConfig
 
     config = ModelConfig(

@@ -13,7 +13,8 @@ from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
 from common.repository import MODEL_FILE, read_manifest, version_dir
 from tests.support.own_logs import SPEC_TOML, write_logs
-from training.fitting.fit import TrainingConfig, model_phases
+from training.fitting.fit import model_phases
+from training.fitting.settings import TrainingConfig
 from training.models.registry import build_model
 
 

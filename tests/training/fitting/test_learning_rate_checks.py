@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.support.own_logs import CONFIG_TOML, SPEC_TOML, write_logs
-from training.fitting.fit import TrainingConfig, TrainingDiverged
+from training.fitting.fit import TrainingDiverged
+from training.fitting.settings import TrainingConfig
 
 
 @pytest.mark.parametrize("rate", [float("inf"), float("nan"), 0.0, -1.0])

@@ -12,7 +12,8 @@ from common.output_means import training_means
 from tests.support.model_batches import SPEC, batch
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.fit import evaluate, predict
-from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm import ESMM
+from training.models.settings.esmm import ESMMConfig
 
 
 def test_validation_metrics_hold_each_probability_s_float64_mean() -> None:

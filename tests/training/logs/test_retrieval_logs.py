@@ -19,7 +19,8 @@ from common.repository import CATALOG_EMBEDDINGS, CATALOG_IDS, read_manifest
 from tests.support.named_rows import parquet_row
 from tests.support.own_retrieval_logs import CONFIG_TOML, write_pair
 from training.logs.retrieval_logs import build_log_data, read_candidates
-from training.models.esam import ESAM, ESAMConfig
+from training.models.esam import ESAM
+from training.models.settings.esam import ESAMConfig
 
 
 def test_requests_become_padded_queries_with_non_displayed_targets(tmp_path: Path) -> None:

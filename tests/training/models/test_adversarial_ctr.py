@@ -5,13 +5,16 @@ import torch
 from common.features import Feature, FeatureSpec
 from tests.support.model_batches import SPEC, world_batch
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.fit import TrainingConfig, fit
+from training.fitting.fit import fit
+from training.fitting.settings import TrainingConfig
 from training.models.adversarial_ctr import (
+    ACTIVATION_LAYERS,
+    ADVERSARY_PENALTIES,
     AdversarialCTR,
-    AdversarialCTRConfig,
     squared_correlation,
     squared_covariance,
 )
+from training.models.settings.adversarial_ctr import ACTIVATIONS, ADVERSARY_LOSSES, AdversarialCTRConfig
 from training.position_ctr import position_ctr_per_row
 
 
@@ -30,6 +33,13 @@ from training.position_ctr import position_ctr_per_row
 def test_config_rejects_bad_settings(overrides, message):
     with pytest.raises(ValueError, match=message):
         AdversarialCTRConfig(**overrides)
+
+
+def test_each_choice_the_settings_take_is_one_the_network_has():
+    """The settings (torch-free) name the activations and penalties; the network maps each name to its torch part.
+    A name in the settings alone would pass the config's check and fail as the network is built."""
+    assert set(ACTIVATION_LAYERS) == set(ACTIVATIONS)
+    assert set(ADVERSARY_PENALTIES) == set(ADVERSARY_LOSSES)
 
 
 def test_paper_defaults():

@@ -12,13 +12,17 @@ from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, batch
 from training.export import PARITY_TOLERANCE, export_checkpoint
 from training.fitting.checkpoint import Checkpoint
-from training.models.aman import AMAN, AMANConfig
+from training.models.aman import AMAN
 from training.models.base_cvr import BaseCVR
 from training.models.division import Division
-from training.models.escm2 import ESCM2, ESCM2Config
-from training.models.ips_cvr import IPSCVR, IPSCVRConfig
-from training.models.oversampling import Oversampling, OversamplingConfig
+from training.models.escm2 import ESCM2
+from training.models.ips_cvr import IPSCVR
+from training.models.oversampling import Oversampling
 from training.models.registry import build_model
+from training.models.settings.aman import AMANConfig
+from training.models.settings.escm2 import ESCM2Config
+from training.models.settings.ips_cvr import IPSCVRConfig
+from training.models.settings.oversampling import OversamplingConfig
 
 KINDS = {
     "cvr_base": {},

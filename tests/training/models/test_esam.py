@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from common.features import Feature, FeatureSpec, NumericStats
-from training.models.esam import ESAM, ESAMConfig, center_clustering, correlation_alignment, self_training
+from training.models.esam import ESAM, center_clustering, correlation_alignment, self_training
+from training.models.settings.esam import ESAMConfig
 
 SPEC = FeatureSpec(
     (

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from tests.support.model_batches import SPEC, batch
-from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm import ESMM
+from training.models.settings.esmm import ESMMConfig
 
 
 def test_outputs_are_named_probabilities_with_pctcvr_the_product():

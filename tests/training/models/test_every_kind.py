@@ -1,8 +1,8 @@
 """What every registered model kind must do, checked from the config `ctr new --kind KIND` writes.
 
-A kind is a row of training/models/registry.py (docs/models.md): its [model] defaults must load as a
-config (the checks of common/config_table.py refuse a field type they cannot check), its module must
-answer its ``output_names`` as one probability per row, its metrics (model.json's) must be numbers,
+A kind is a row of training/models/kinds.py and of training/models/registry.py (docs/models.md): its [model]
+defaults must load as a config (the checks of common/config_table.py refuse a field type they cannot check), its
+module must answer its ``output_names`` as one probability per row, its metrics (model.json's) must be numbers,
 its loss must be finite and reach each output's own weights, and its inference graph must export with parity. Each
 kind has its own tests of what it learns; these catch a kind that breaks the contract the trainer,
 the exporter and the service rely on.
@@ -21,7 +21,8 @@ from tests.support.model_batches import SPEC
 from training.export import export_checkpoint, random_inputs
 from training.fitting.checkpoint import Checkpoint
 from training.model_config import ModelConfig
-from training.models.registry import MODEL_KINDS, build_model, trains_on
+from training.models.kinds import MODEL_KINDS, trains_on
+from training.models.registry import build_model
 from training.new_model import default_config_toml
 
 IMPRESSION_KINDS = sorted(kind for kind in MODEL_KINDS if trains_on(kind) == "impressions")

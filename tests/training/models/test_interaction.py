@@ -16,8 +16,9 @@ from tests.support.model_batches import SPEC
 from training.evaluation.metrics import auc
 from training.export import PARITY_TOLERANCE, export_checkpoint
 from training.fitting.checkpoint import Checkpoint
-from training.models.esmm import ESMM, ESMMConfig
+from training.models.esmm import ESMM
 from training.models.interaction import CrossInteraction
+from training.models.settings.esmm import ESMMConfig
 
 TWO_SIDES = FeatureSpec(
     (

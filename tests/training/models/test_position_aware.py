@@ -17,11 +17,14 @@ from tests.support.model_batches import SPEC, logged_batch
 from tests.support.optimized_graph import PER_ROW_BYPASS_OPS, optimized_op_types
 from training.export import PARITY_TOLERANCE, export_checkpoint
 from training.fitting.checkpoint import Checkpoint
-from training.models.escm2 import ESCM2, ESCM2Config
-from training.models.esmm import ESMM, ESMMConfig
-from training.models.esmm_debiased import DebiasedESMMConfig
-from training.models.ips_cvr import IPSCVR, IPSCVRConfig
+from training.models.escm2 import ESCM2
+from training.models.esmm import ESMM
+from training.models.ips_cvr import IPSCVR
 from training.models.position_bypass import RATIO_ROWS, inverted_slots, position_summary
+from training.models.settings.escm2 import ESCM2Config
+from training.models.settings.esmm import ESMMConfig
+from training.models.settings.esmm_debiased import DebiasedESMMConfig
+from training.models.settings.ips_cvr import IPSCVRConfig
 from training.position_ctr import listed_slots, position_ctr
 from training.torch_threads import using_torch_threads
 

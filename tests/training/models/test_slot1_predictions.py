@@ -13,8 +13,10 @@ from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, logged_batch
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.fit import evaluate_chunks
-from training.models.adversarial_ctr import AdversarialCTR, AdversarialCTRConfig
-from training.models.esmm_debiased import DebiasedESMM, DebiasedESMMConfig
+from training.models.adversarial_ctr import AdversarialCTR
+from training.models.esmm_debiased import DebiasedESMM
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
+from training.models.settings.esmm_debiased import DebiasedESMMConfig
 
 
 class WithoutServedOutputs(DebiasedESMM):
