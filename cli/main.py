@@ -229,13 +229,12 @@ def train(
 
 
 def _check_config(repository: Path, name: str) -> None:
-    """A model's config that is missing, malformed or names no model kind, said before torch's import (~2 s of
-    CPU), which the rest of its check needs (``ModelConfig.load``: the kinds' settings): a typo took 2-4 s to say."""
-    from common.config_layout import read_checked_config
-    from common.repository import CONFIG_FILE
-    from training.models.kinds import config_kind
+    """A model's config that is missing or malformed, names no model kind, or holds a setting the kind or the
+    trainer does not take, said before torch's import (~2 s of CPU): ``ModelConfig.load`` imports none. A typo
+    took 2-4 s to say."""
+    from training.model_config import ModelConfig
 
-    config_kind(read_checked_config(repository, name), repository / name / CONFIG_FILE)
+    ModelConfig.load(repository, name)
 
 
 def _launch_processes(

@@ -137,6 +137,22 @@ def test_a_command_without_its_extra_names_the_extra(tmp_path, hidden, args, exp
 UNKNOWN_KIND = "models/bad/config.toml says kind = 'esmn', which is unknown: set it to one of ['adversarial_ctr',"
 NO_LOGS = "no impression log matches nothing/*.parquet"
 LABEL_AS_FEATURE = "leak.toml: feature 'click' is a column of the log format, not a feature (the click label)"
+# models/NAME/config.toml of each model the test writes: after `kind = "esmm"`, a mistake in one of its sections
+CONFIGS = {
+    "mine": "",
+    "model_key": "[model]\nhiden = [16]",
+    "model_range": "[model]\ndropout = 1.5",
+    "training_key": "[training]\nn_user = 500",
+    "training_range": "[training]\nearly_stop_patience = 1",
+    "data_value": '[data]\nheldout_policy = "unifrm"',
+    "world_key": "[world]\nn_user = 100",
+    "queries_range": "[queries]\nn_targets = 0",
+    "retrieval_key": "[retrieval]\nn_candidate = 100",
+    "evaluation": 'evaluation = "wrld"',
+}
+MODEL_KEY = "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"
+TRAINING_KEY = "[training] settings ['n_user'] are unknown"
+WORLD_KEY = "[world] settings ['n_user'] are unknown (did you mean 'n_users'?)"
 
 
 @pytest.mark.parametrize(
@@ -146,6 +162,19 @@ LABEL_AS_FEATURE = "leak.toml: feature 'click' is a column of the log format, no
         (["evaluate", "absent"], "no config for model 'absent'"),
         (["train", "bad"], UNKNOWN_KIND),
         (["evaluate", "bad"], UNKNOWN_KIND),
+        # the whole config, each of its sections: each was said only after torch's import
+        (["train", "model_key"], MODEL_KEY),
+        (["evaluate", "model_key"], MODEL_KEY),
+        (["train", "model_range"], "[model] dropout must be in [0, 1), not 1.5"),
+        (["train", "training_key"], TRAINING_KEY),
+        (["evaluate", "training_key"], TRAINING_KEY),
+        (["train", "training_range"], "[training] early_stop_patience = 1 needs keep_best_epoch = true"),
+        (["evaluate", "data_value"], "[data] heldout_policy = 'unifrm': expected one of feedback, popularity"),
+        (["train", "world_key"], WORLD_KEY),
+        (["evaluate", "world_key"], WORLD_KEY),
+        (["train", "queries_range"], "[queries] train_queries, eval_queries and n_targets must be >= 1"),
+        (["train", "retrieval_key"], "[retrieval] settings ['n_candidate'] are unknown (did you mean 'n_candidates'?)"),
+        (["evaluate", "evaluation"], "models/evaluation/config.toml says evaluation = 'wrld', which is unknown"),
         (["train", "mine", "--logs", "nothing/*.parquet"], NO_LOGS),
         (["train", "mine", "--logs", "nothing/*.parquet", "--distributed"], NO_LOGS),
         (["train", "mine", "--logs", "nothing/*.parquet", "--nproc", "2"], NO_LOGS),
@@ -159,12 +188,15 @@ LABEL_AS_FEATURE = "leak.toml: feature 'click' is a column of the log format, no
     ],
 )
 def test_a_mistake_is_said_before_torch_is_imported(tmp_path, args, expected):
-    """A misspelt model name, kind or log, a spec that does not read, took 2-4 s to say: torch's import (~2 s of
-    CPU) came first. With torch hidden, the mistake is still what is said, in one line, so the command never
-    reached torch."""
-    for name, kind in [("mine", "esmm"), ("bad", "esmn")]:
+    """A misspelt model name, kind, setting or log, a spec that does not read, took 2-4 s to say: torch's import
+    (~2 s of CPU) came first. With torch hidden, the mistake is still what is said, in one line, so the command
+    never reached torch."""
+    for name, text in {
+        **{name: f'kind = "esmm"\n{mistake}' for name, mistake in CONFIGS.items()},
+        "bad": 'kind = "esmn"',
+    }.items():
         (tmp_path / "models" / name).mkdir(parents=True)
-        (tmp_path / "models" / name / "config.toml").write_text(f'kind = "{kind}"\n')
+        (tmp_path / "models" / name / "config.toml").write_text(text + "\n")
     (tmp_path / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
     (tmp_path / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
     (tmp_path / "folder").mkdir()
