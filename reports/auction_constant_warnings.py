@@ -17,7 +17,8 @@ run's) and records:
   rows over theirs);
 - for the slot-1 ``esmm`` also ``ctcvr_logloss_logged_b``: its pCTCVR at each row's logged slot (pCTR with the
   bypass at the row's b, times pCVR), where ``ctcvr_logloss`` scores the served top-slot pCTCVR against clicks and
-  conversions at every slot (the CTR key was moved to the logged slot for that reason: epoch_validation.py);
+  conversions at every slot (the CTR key was moved to the logged slot for that reason: epoch_validation.py; the
+  trainer records this one and judges a slot-1 model's CTCVR by it since this study, which ran on 1777ddc's code);
 - the same differences on the next auction day's logs (the day this model served: 5x the rows), b from the window;
 - esmm's controls (``VARIANTS``): the interaction term off, and one epoch instead of two;
 - with ``--epochs-factor F`` (training seed 0), the differences after each of F x the config's epochs.
@@ -167,7 +168,7 @@ def trained_run(model: torch.nn.Module, data: ImpressionTensors, settings, parts
     return {
         "seed": settings.seed,
         "judged_by": judged,
-        "warned": {  # as training/pipeline.py say_validation tests it
+        "warned": {  # as training/pipeline.py say_validation tested it at 1777ddc (the served pCTCVR's log loss)
             judged: metrics[judged] >= metrics[constant_key("ctr_logloss")],
             "ctcvr_logloss": metrics["ctcvr_logloss"] >= metrics[constant_key("ctcvr_logloss")],
         },
@@ -261,7 +262,8 @@ def summary_row(model: str, key: str, records: list[dict[str, Any]]) -> dict[str
             median(r[positives] for r in records),
             int(max(r[positives] for r in records)),
         ],
-        # the trainer's own test of the same runs (no trainer key for the logged-slot pCTCVR): equal to not_below
+        # the trainer's own test of the same runs at 1777ddc (no trainer key then for the logged-slot pCTCVR): equal
+        # to not_below
         "warned_by_trainer": None
         if key == "ctcvr_logloss_logged_b"
         else sum(t["warned"][t["judged_by"] if key == "ctr_judged" else key] for _, t in runs),

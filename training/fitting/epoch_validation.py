@@ -23,7 +23,13 @@ BY_EPOCH = "validation_by_epoch"  # the metrics key of the per-epoch records
 # slot (its plain ctr_logloss also counts the lower slots' examination as error), an impression model's
 # pCTR, a retrieval model's click score
 JUDGED_BY = ("ctr_logloss_logged_b", "ctr_logloss", "click_logloss")
-LOGGED_TOO = ("ctr_auc", "click_auc", "ctcvr_logloss")  # in each epoch's line beside it, where the model has them
+# the CTCVR log loss of a model that records one (the ESMM family), the first it records: a slot-1 model's pCTCVR at
+# each row's logged slot (its pCTR there times its pCVR, the product it trains on), else its pCTCVR. A slot-1 model's
+# served (top-slot) pCTCVR against every slot's clicks and conversions over-predicts the lower slots': 1.80 x the
+# rate in the auction's retraining windows, where it drew most of the "worse than a constant" warnings
+# (docs/auction.md, "The retraining's 'predicts worse than a constant' warnings")
+CTCVR_JUDGED_BY = ("ctcvr_logloss_logged_b", "ctcvr_logloss")
+LOGGED_TOO = ("ctr_auc", "click_auc")  # in each epoch's line beside it, where the model has them, then the CTCVR's
 
 
 class EpochValidation:
@@ -39,7 +45,8 @@ class EpochValidation:
         metrics = self.score()
         self.records.append({"epoch": epoch + 1, "training_loss": training_loss, **metrics})
         key = judged_by(metrics)
-        shown = [f"{name} {metrics[name]:.5f}" for name in (key, *LOGGED_TOO) if name in metrics]
+        names = (key, *LOGGED_TOO, ctcvr_judged_by(metrics))
+        shown = [f"{name} {metrics[name]:.5f}" for name in names if name in metrics]
         logger.info("validation after epoch %d/%d: %s", epoch + 1, self.epochs, ", ".join(shown) or "no metrics")
 
     def final(self, epoch: int = 0) -> dict[str, float]:
@@ -53,6 +60,11 @@ class EpochValidation:
 def judged_by(metrics: dict) -> str | None:
     """The key of the log loss an epoch is judged by (``JUDGED_BY``), None for a model that records none."""
     return next((key for key in JUDGED_BY if key in metrics), None)
+
+
+def ctcvr_judged_by(metrics: dict) -> str | None:
+    """The key of the CTCVR log loss judged beside it (``CTCVR_JUDGED_BY``), None for a model that records none."""
+    return next((key for key in CTCVR_JUDGED_BY if key in metrics), None)
 
 
 def say_best_epoch(records: list[dict[str, float]], config_path: Path, batch_size: int) -> bool:

@@ -142,7 +142,8 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     """The model's metrics over impression rows that arrive in chunks (a streamed held-out set); a slot-1
     model's also ``ctr_logloss_logged_b``, its pCTR with the bypass at each row's logged slot's b against the
     clicks, the log loss its validation is judged by (``ctr evaluate --logs``'s ``ctr_logloss_at_slot`` is
-    another figure: the served slot-1 pCTR times the logged slot's ratio)."""
+    another figure: the served slot-1 pCTR times the logged slot's ratio), and, where it records a
+    ``ctcvr_logloss``, ``ctcvr_logloss_logged_b``: that pCTR times its pCVR against the clicks and conversions."""
     from training.models.position_bypass import serves_slot1, slot1_predictions  # (the models import this module)
 
     predictions: dict[str, list[np.ndarray]] = {}
@@ -168,7 +169,12 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     click = np.concatenate(labels["click"])
     metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
     if at_slot:
-        metrics["ctr_logloss_logged_b"] = log_loss(click, np.concatenate(at_slot))
+        logged_pctr = np.concatenate(at_slot)
+        metrics["ctr_logloss_logged_b"] = log_loss(click, logged_pctr)
+        if "ctcvr_logloss" in metrics and "pcvr" in joined:  # pCTCVR at the logged slot, as it trains
+            conversion = np.concatenate(labels["conversion"])
+            ctcvr = click.astype(bool) & conversion.astype(bool)
+            metrics["ctcvr_logloss_logged_b"] = log_loss(ctcvr, logged_pctr * joined["pcvr"].astype(np.float64))
     # the served mean's baseline (common/output_means.py): the model's own, not the logs' click rate
     return {k: float(v) for k, v in metrics.items()} | output_means(joined)
 

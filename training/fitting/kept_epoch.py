@@ -10,11 +10,13 @@ two"), which its first has the lower log loss.
 
 An epoch is judged by the validation value of what the model descends: the CTR log loss an epoch's line shows
 (``judged_by``: a slot-1 model's at each row's logged slot, as it trains), plus, for a model that records a
-``ctcvr_logloss`` (the ESMM family), that one too. ESMM's loss is BCE(click, pCTR) + BCE(click x conversion,
-pCTCVR), both over every impression, equally weighted: an epoch whose pCTCVR got worse by more than its pCTR
-got better is a worse model by its own objective, and the CTCVR tower can overfit the rare conversions while
-the CTR tower does not (training/evaluation/constant_baseline.py). A slot-1 model's ``ctcvr_logloss`` is of its served
-(slot-1) pCTCVR, the figure the worse-than-a-constant warning judges too.
+``ctcvr_logloss`` (the ESMM family), the CTCVR's too (``ctcvr_judged_by``). ESMM's loss is BCE(click, pCTR) +
+BCE(click x conversion, pCTCVR), both over every impression, equally weighted: an epoch whose pCTCVR got worse by
+more than its pCTR got better is a worse model by its own objective, and the CTCVR tower can overfit the rare
+conversions while the CTR tower does not (training/evaluation/constant_baseline.py). A slot-1 model's CTCVR log
+loss is of its pCTR at the logged slot times its pCVR (``ctcvr_logloss_logged_b``), the product it trains on and
+the figure the worse-than-a-constant warning judges too; its ``ctcvr_logloss``, of the served (slot-1) pCTCVR, is
+recorded beside it.
 
 The copy is of ``state_dict()`` on the CPU (one more copy of the weights in memory). Streamed by several
 processes, only rank 0 scores; its verdict (``shared``) reaches every process, which keeps and restores its own
@@ -52,7 +54,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from training.fitting.epoch_validation import EpochValidation, judged_by
+from training.fitting.epoch_validation import EpochValidation, ctcvr_judged_by, judged_by
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +62,13 @@ KEPT = "kept_epoch"  # the metrics key of what was kept, and why
 
 
 def kept_by(record: dict[str, float]) -> tuple[str, float] | None:
-    """(what an epoch's ``record`` is judged by, its value): the CTR log loss, plus ``ctcvr_logloss`` where the
-    model records one; None for a model that records no log loss."""
+    """(what an epoch's ``record`` is judged by, its value): the CTR log loss, plus the CTCVR's where the model
+    records one (``ctcvr_judged_by``); None for a model that records no log loss."""
     key = judged_by(record)
     if key is None:
         return None
-    keys = [key] + (["ctcvr_logloss"] if "ctcvr_logloss" in record else [])
+    ctcvr = ctcvr_judged_by(record)
+    keys = [key] + ([ctcvr] if ctcvr is not None else [])
     return " + ".join(keys), float(sum(record[k] for k in keys))
 
 
