@@ -23,7 +23,7 @@ from training.config_world import world_of, world_spec
 from training.evaluation.constant_baseline import constant_key, warn_if_worse_than_constant
 from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.epoch_validation import BY_EPOCH, ctcvr_judged_by, judged_by, say_best_epoch
+from training.fitting.epoch_validation import BY_EPOCH, CTCVR_JUDGED_BY, judged_by, say_best_epoch
 from training.fitting.fit import fit, validation_cut
 from training.fitting.kept_epoch import KEPT
 from training.fitting.settings import SCALED_SETTINGS, TrainingConfig
@@ -132,7 +132,7 @@ def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     if key is not None and constant is not None:
         rate = ("the training rows' click rate", metrics["training_ctr"])
         warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")
-    key, constant = ctcvr_judged_by(metrics), metrics.get(constant_key("ctcvr_logloss"))
+    key, constant = judged_by(metrics, CTCVR_JUDGED_BY), metrics.get(constant_key("ctcvr_logloss"))
     if key is not None and constant is not None:
         rate = ("the training rows' click-and-conversion rate", metrics["training_ctcvr"])
         warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")

@@ -45,7 +45,7 @@ class EpochValidation:
         metrics = self.score()
         self.records.append({"epoch": epoch + 1, "training_loss": training_loss, **metrics})
         key = judged_by(metrics)
-        names = (key, *LOGGED_TOO, ctcvr_judged_by(metrics))
+        names = (key, *LOGGED_TOO, judged_by(metrics, CTCVR_JUDGED_BY))
         shown = [f"{name} {metrics[name]:.5f}" for name in names if name in metrics]
         logger.info("validation after epoch %d/%d: %s", epoch + 1, self.epochs, ", ".join(shown) or "no metrics")
 
@@ -57,14 +57,10 @@ class EpochValidation:
         return final
 
 
-def judged_by(metrics: dict) -> str | None:
-    """The key of the log loss an epoch is judged by (``JUDGED_BY``), None for a model that records none."""
-    return next((key for key in JUDGED_BY if key in metrics), None)
-
-
-def ctcvr_judged_by(metrics: dict) -> str | None:
-    """The key of the CTCVR log loss judged beside it (``CTCVR_JUDGED_BY``), None for a model that records none."""
-    return next((key for key in CTCVR_JUDGED_BY if key in metrics), None)
+def judged_by(metrics: dict, keys: tuple[str, ...] = JUDGED_BY) -> str | None:
+    """The first of ``keys`` that ``metrics`` records: the log loss an epoch is judged by (``JUDGED_BY``), or the
+    CTCVR's judged beside it (``CTCVR_JUDGED_BY``); None for a model that records none."""
+    return next((key for key in keys if key in metrics), None)
 
 
 def say_best_epoch(records: list[dict[str, float]], config_path: Path, batch_size: int) -> bool:

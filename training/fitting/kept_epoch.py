@@ -10,7 +10,7 @@ two"), which its first has the lower log loss.
 
 An epoch is judged by the validation value of what the model descends: the CTR log loss an epoch's line shows
 (``judged_by``: a slot-1 model's at each row's logged slot, as it trains), plus, for a model that records a
-``ctcvr_logloss`` (the ESMM family), the CTCVR's too (``ctcvr_judged_by``). ESMM's loss is BCE(click, pCTR) +
+``ctcvr_logloss`` (the ESMM family), the CTCVR's too (``CTCVR_JUDGED_BY``). ESMM's loss is BCE(click, pCTR) +
 BCE(click x conversion, pCTCVR), both over every impression, equally weighted: an epoch whose pCTCVR got worse by
 more than its pCTR got better is a worse model by its own objective, and the CTCVR tower can overfit the rare
 conversions while the CTR tower does not (training/evaluation/constant_baseline.py). A slot-1 model's CTCVR log
@@ -54,7 +54,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from training.fitting.epoch_validation import EpochValidation, ctcvr_judged_by, judged_by
+from training.fitting.epoch_validation import CTCVR_JUDGED_BY, EpochValidation, judged_by
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ KEPT = "kept_epoch"  # the metrics key of what was kept, and why
 
 def kept_by(record: dict[str, float]) -> tuple[str, float] | None:
     """(what an epoch's ``record`` is judged by, its value): the CTR log loss, plus the CTCVR's where the model
-    records one (``ctcvr_judged_by``); None for a model that records no log loss."""
+    records one (``judged_by`` of ``CTCVR_JUDGED_BY``); None for a model that records no log loss."""
     key = judged_by(record)
     if key is None:
         return None
-    ctcvr = ctcvr_judged_by(record)
+    ctcvr = judged_by(record, CTCVR_JUDGED_BY)
     keys = [key] + ([ctcvr] if ctcvr is not None else [])
     return " + ".join(keys), float(sum(record[k] for k in keys))
 

@@ -13,7 +13,7 @@ from tests.support.debiased_esmm import SMALL
 from tests.support.model_batches import SPEC, logged_batch
 from training.evaluation.metrics import log_loss
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.epoch_validation import ctcvr_judged_by
+from training.fitting.epoch_validation import CTCVR_JUDGED_BY, judged_by
 from training.fitting.fit import evaluate_chunks
 from training.fitting.kept_epoch import kept_by
 from training.models.adversarial_ctr import AdversarialCTR
@@ -85,7 +85,7 @@ def test_a_slot1_esmm_s_ctcvr_is_judged_at_the_logged_slot_as_it_trains() -> Non
     ctcvr = data["click"].numpy().astype(bool) & data["conversion"].numpy().astype(bool)
     assert metrics["ctcvr_logloss_logged_b"] == pytest.approx(log_loss(ctcvr, logged_pctr * pcvr), rel=1e-6)
     assert metrics["ctcvr_logloss_logged_b"] != pytest.approx(metrics["ctcvr_logloss"], rel=1e-3)
-    assert ctcvr_judged_by(metrics) == "ctcvr_logloss_logged_b"
+    assert judged_by(metrics, CTCVR_JUDGED_BY) == "ctcvr_logloss_logged_b"
     assert kept_by(metrics) == (
         "ctr_logloss_logged_b + ctcvr_logloss_logged_b",
         metrics["ctr_logloss_logged_b"] + metrics["ctcvr_logloss_logged_b"],
@@ -94,4 +94,4 @@ def test_a_slot1_esmm_s_ctcvr_is_judged_at_the_logged_slot_as_it_trains() -> Non
 
 def test_a_model_without_a_pcvr_records_no_logged_ctcvr() -> None:
     metrics, _ = validated(*adversarial_ctr())
-    assert "ctcvr_logloss_logged_b" not in metrics and ctcvr_judged_by(metrics) is None
+    assert "ctcvr_logloss_logged_b" not in metrics and judged_by(metrics, CTCVR_JUDGED_BY) is None
