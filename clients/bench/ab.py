@@ -29,6 +29,7 @@ from typing import Any
 from clients.bench.loadgen import run_load
 from clients.bench.machine import cpu_seconds
 from clients.bench.serve import measured_step, servers_together
+from common.provenance import CHECKOUT
 
 # load before the first round, on each side (sessions, caches, the batcher's rate), for no longer than a
 # round: a smoke run's rounds of 0.5 s (tests/e2e/test_bench_ab.py) followed 2 s of it on each side
@@ -75,8 +76,7 @@ def run_ab(
     """Both services up, ``rounds`` rounds of ``seconds`` at ``rate`` each, ABBA; medians and their ratio.
     The other side runs ``other_root``'s code (this checkout's if None) on ``other_repository`` (the
     same repository if None) under the interpreter ``other_python`` (this process's if None)."""
-    this_root = Path(__file__).resolve().parents[2]
-    other_root = this_root if other_root is None else other_root
+    other_root = CHECKOUT if other_root is None else other_root
     other_repository = repository if other_repository is None else other_repository
     other_python = sys.executable if other_python is None else other_python
     results: dict[str, list[dict]] = {"this": [], "other": []}
@@ -96,7 +96,7 @@ def run_ab(
             step = measured_step(port, bodies, n_candidates, rate, seconds, connections, partial(cpu_seconds, pid))
             results[side].append(step)
     report: dict[str, Any] = {
-        "roots": {"this": str(this_root), "other": str(other_root.resolve())},
+        "roots": {"this": str(CHECKOUT), "other": str(other_root.resolve())},
         "repositories": {"this": str(repository.resolve()), "other": str(other_repository.resolve())},
         "pythons": {"this": interpreter(sys.executable), "other": interpreter(other_python)},
         "candidates": n_candidates,

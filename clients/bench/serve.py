@@ -65,6 +65,7 @@ from clients.bench.histogram import LatencyHistogram
 from clients.bench.loadgen import LoadResult, run_load
 from clients.bench.machine import machine, steal_pct_since, steal_seconds, tree_cpu_seconds
 from clients.service_process import Signals, answers_200, free_port, poll_until_ready, started
+from common.provenance import CHECKOUT
 from common.roles import one_model_in_every_role, role_outputs
 
 logger = logging.getLogger(__name__)
@@ -144,9 +145,7 @@ def server(
     the interpreter ``python`` (another build or version, with the same packages installed) where given, else
     by this process's."""
     port = free_port() if port is None else port
-    root = Path(__file__).resolve().parents[2]
-    if kind == "service" and service_root is not None:
-        root = service_root.resolve()
+    root = service_root.resolve() if kind == "service" and service_root is not None else CHECKOUT
     base = {
         **os.environ,
         "PYTHONPATH": str(root),

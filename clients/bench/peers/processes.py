@@ -24,10 +24,10 @@ from pathlib import Path
 from clients.bench.machine import cpu_seconds, descendants
 from clients.service_process import Signals, free_port, poll_until_ready, spawn
 from clients.service_process import stop as stop_process
+from common.provenance import CHECKOUT
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 180.0  # Ray starts a cluster (GCS, raylet, controller, proxy, replica) before it answers
 # to the session the peer leads, in this order, each while it still runs: the framework's graceful stop first
 STOP_SIGNALS: Signals = ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
@@ -143,7 +143,7 @@ def running_peer(
     SIGINT, SIGTERM and SIGKILL, in that order, to the session and to every process seen under it."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    process = spawn(command, {"PYTHONPATH": str(ROOT), **env}, log, cwd=ROOT, start_new_session=True)
+    process = spawn(command, {"PYTHONPATH": str(CHECKOUT), **env}, log, cwd=CHECKOUT, start_new_session=True)
     peer = PeerProcess(name, port, process.pid)
     try:
         _wait_ready(peer, process, ready_body, log)
