@@ -32,7 +32,7 @@ from common.repository import read_config, validate_model_name
 from common.toml_file import read_toml
 from common.whole_file import written_whole
 from training.fitting.settings import SCALED_SETTINGS, SPARSE_ADAM_ABOVE_BUCKETS, TrainingConfig
-from training.models.kinds import MODEL_KINDS, default_evaluation, trains_on
+from training.models.kinds import MODEL_KINDS, default_evaluation, known_kind, trains_on
 from training.training_files import SPEC_FILE
 
 # What a user of a kind's defaults must know, said in the config `ctr new` writes and in its output
@@ -58,9 +58,7 @@ KIND_NOTES = {
 def default_config_toml(kind: str, total_buckets: int | None = None) -> str:
     """The config of a new ``kind`` model: the kind's [model] defaults and the [training] defaults, but for
     ``embedding_optimizer`` over a spec of ``total_buckets`` past ``SPARSE_ADAM_ABOVE_BUCKETS``."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}: pass --kind with one of {sorted(MODEL_KINDS)}")
-    model_defaults = asdict(MODEL_KINDS[kind].settings())
+    model_defaults = asdict(MODEL_KINDS[known_kind(kind, "pass --kind with one of")].settings())
     lines = [f"# {kind} defaults written by `ctr new` (`--from MODEL` copies a tuned config instead)."]
     lines += [f"# {line}" for line in textwrap.wrap(KIND_NOTES.get(kind, ""), 100)]
     lines.append(f'kind = "{kind}"')

@@ -53,24 +53,27 @@ MODEL_KINDS: dict[str, ModelKind] = {
 }
 
 
+def known_kind(kind: str, hint: str = "this code knows") -> str:
+    """``kind`` where it is one of MODEL_KINDS; else ValueError "unknown model kind 'KIND': HINT [the kinds]", the
+    one refusal of every place a kind is named: ``hint`` says what to do there ("pass --kind with one of")."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: {hint} {sorted(MODEL_KINDS)}")
+    return kind
+
+
 def config_kind(config: dict[str, Any], path: Path) -> str:
     """The kind ``config`` (config.toml at ``path``, as read) names; ValueError naming ``path`` where it names
     none or one that is not a model kind."""
     if "kind" not in config:
         raise ValueError(f"{path} must say which kind of model it is (kind = ...)")
-    kind = config["kind"]
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"{path} says kind = {kind!r}, which is unknown: set it to one of {sorted(MODEL_KINDS)}")
-    return kind
+    return known_kind(config["kind"], f"set kind in {path} to one of")
 
 
 def model_config_of(kind: str, params: dict[str, Any]) -> Any:
     """The kind's config dataclass built from ``params`` (a [model] table); ValueError naming the setting
     that is not one of the kind's, not of its type or out of its range. ``ModelConfig.load`` calls it
     too, so a mistake is said before any log is read."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
-    return built(MODEL_KINDS[kind].settings, params, "[model]", owner=kind)
+    return built(MODEL_KINDS[known_kind(kind)].settings, params, "[model]", owner=kind)
 
 
 def trains_on(kind: str) -> str:
