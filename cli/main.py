@@ -197,9 +197,9 @@ def train(
         refuse_unread(context, ["workers", "shuffle_buffer", "statistics"], "without --nproc or --distributed")
     if export_after and (repository / name / CONFIG_FILE).is_file():  # without a config, the next line says so
         check_publishable(repository, name)  # a read-only repository: said now, not after the training
-    _check_config(repository, name)
-    if logs is not None:  # a log that is not there, or a spec that does not read: said before torch's import too
-        check_own_logs(repository, name, logs, spec)
+    kind = _check_config(repository, name)
+    if logs is not None:  # a log that is not there, a spec missing or that does not read: before torch's import too
+        check_own_logs(repository, name, kind, logs, spec, non_displayed, streamed=nproc is not None or distributed)
     if nproc is not None or distributed:
         if logs is None:
             flag = "--nproc" if nproc is not None else "--distributed"
@@ -228,13 +228,13 @@ def train(
     )
 
 
-def _check_config(repository: Path, name: str) -> None:
-    """A model's config that is missing or malformed, names no model kind, or holds a setting the kind or the
-    trainer does not take, said before torch's import (~2 s of CPU): ``ModelConfig.load`` imports none. A typo
+def _check_config(repository: Path, name: str) -> str:
+    """The model's kind; a config that is missing or malformed, names no model kind, or holds a setting the kind or
+    the trainer does not take, said before torch's import (~2 s of CPU): ``ModelConfig.load`` imports none. A typo
     took 2-4 s to say."""
     from training.model_config import ModelConfig
 
-    ModelConfig.load(repository, name)
+    return ModelConfig.load(repository, name).kind
 
 
 def _launch_processes(

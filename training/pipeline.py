@@ -36,7 +36,7 @@ from training.model_config import ModelConfig
 from training.models.kinds import trains_on
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model
-from training.training_files import SPEC_FILE, checkpoint_path, logs_spec, own_spec
+from training.training_files import checkpoint_path, own_logs_spec, refuse_non_displayed
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,9 @@ def simulate_training_logs(config: ModelConfig, path: Path) -> Path:
 def training_data(
     config: ModelConfig, logs: Path | None, spec_path: Path | None, work_dir: Path
 ) -> tuple[Path, FeatureSpec, ImpressionTensors]:
-    """(logs path, fitted spec, encoded tensors): the user's logs, or the world's simulated into work_dir."""
-    if logs is not None:
-        spec_path = logs_spec(logs, spec_path)
-    else:
+    """(logs path, fitted spec, encoded tensors): the user's logs read with the spec at ``spec_path``
+    (``own_logs_spec``), or the world's simulated into work_dir."""
+    if logs is None:
         logs = simulate_training_logs(config, work_dir / config.name / "train.parquet")
     spec = FeatureSpec.from_toml(spec_path) if spec_path else world_spec(config)
     read = read_joined_logs(logs, spec)
@@ -84,23 +83,17 @@ def train(
     """Train the repository model ``name`` and save its checkpoint under ``work_dir/name``
     (``non_displayed``: a retrieval model's table of non-displayed candidates, with ``logs``)."""
     config = ModelConfig.load(root, name)  # every setting checked before any log is read or simulated
+    refuse_non_displayed(config.kind, non_displayed)
     if logs is not None:
-        spec_path = own_spec(root, name, spec_path)
+        spec_path = own_logs_spec(root, name, config.kind, logs, spec_path, non_displayed)
     if trains_on(config.kind) == "queries":
         from training.retrieval_pipeline import train_retrieval
 
-        if logs is not None and (non_displayed is None or spec_path is None):
-            raise ValueError(
-                f"{config.kind} trained on your logs needs --non-displayed OTHER (the candidates not displayed) and "
-                f"--spec SPEC.toml (or the {root / name / SPEC_FILE} that `ctr new {name} --spec` keeps)"
-            )
         own = (logs, non_displayed, spec_path) if logs is not None else None
         checkpoint = train_retrieval(config, progress, own)  # type: ignore[arg-type]
         say_validation(checkpoint.metrics, root / name / CONFIG_FILE, config.training.batch_size)
         checkpoint.save(checkpoint_path(work_dir, name))
         return checkpoint
-    if non_displayed is not None:
-        raise ValueError(f"--non-displayed is for retrieval models; {config.kind} does not use it")
     under = trained_under(config, simulated=logs is None)  # before the scaling below
     logs, spec, data = training_data(config, logs, spec_path, work_dir)
     logger.info("training %s (%s) on %d impressions from %s", name, config.kind, len(data), logs)

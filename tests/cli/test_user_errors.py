@@ -154,6 +154,7 @@ CONFIGS = {
 MODEL_KEY = "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"
 TRAINING_KEY = "[training] settings ['n_user'] are unknown"
 WORLD_KEY = "[world] settings ['n_user'] are unknown (did you mean 'n_users'?)"
+NO_SPEC = "training on your own logs needs a feature spec naming their features (--spec)"
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,14 @@ WORLD_KEY = "[world] settings ['n_user'] are unknown (did you mean 'n_users'?)"
         (["train", "mine", "--logs", "nothing/*.parquet", "--distributed"], NO_LOGS),
         (["train", "mine", "--logs", "nothing/*.parquet", "--nproc", "2"], NO_LOGS),
         (["train", "mine", "--logs", "logs.parquet", "--spec", "leak.toml"], LABEL_AS_FEATURE),
+        # what the trainers asked of --logs after torch's import: a spec (a manifest's where none is given)...
+        (["train", "mine", "--logs", "logs.parquet"], NO_SPEC),
+        (["train", "mine", "--logs", "logs.parquet", "--nproc", "2"], NO_SPEC),
+        (["train", "mine", "--logs", "shards"], "shards/_spec.toml is not valid TOML"),
+        # ... --non-displayed, for a retrieval kind alone, which needs it and a spec and trains in one process
+        (["train", "mine", "--logs", "logs.parquet", "--non-displayed", "logs.parquet"], "--non-displayed is for"),
+        (["train", "esam", "--logs", "logs.parquet"], "esam trained on your logs needs --non-displayed OTHER"),
+        (["train", "esam", "--logs", "logs.parquet", "--distributed"], "esam does not train on impression rows"),
         (["new", "x", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
         (["new", "x", "--kind", "esmm", "--spec", "logs.parquet"], "logs.parquet is not valid TOML: 'utf-8' codec"),
         (["new", "leak", "--kind", "esmm_debiased", "--spec", "leak.toml"], LABEL_AS_FEATURE),
@@ -192,18 +201,30 @@ def test_a_mistake_is_said_before_torch_is_imported(tmp_path, args, expected):
     """A misspelt model name, kind, setting or log, a spec that does not read, took 2-4 s to say: torch's import
     (~2 s of CPU) came first. With torch hidden, the mistake is still what is said, in one line, so the command
     never reached torch."""
+    done = ctr_without("torch", *args, cwd=_mistakes(tmp_path))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), done.stderr
+
+
+def _mistakes(folder: Path) -> Path:
+    """``folder`` with what the mistakes above are made of: models/NAME/config.toml of each of CONFIGS (after
+    ``kind = "esmm"``), of an unknown kind (bad) and of a retrieval model (esam); a log that is no Parquet file;
+    a spec that names a label as a feature; a folder; shards whose manifest names a spec that does not read."""
     for name, text in {
         **{name: f'kind = "esmm"\n{mistake}' for name, mistake in CONFIGS.items()},
         "bad": 'kind = "esmn"',
+        "esam": 'kind = "esam"',
     }.items():
-        (tmp_path / "models" / name).mkdir(parents=True)
-        (tmp_path / "models" / name / "config.toml").write_text(text + "\n")
-    (tmp_path / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
-    (tmp_path / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
-    (tmp_path / "folder").mkdir()
-    done = ctr_without("torch", *args, cwd=tmp_path)
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), done.stderr
+        (folder / "models" / name).mkdir(parents=True)
+        (folder / "models" / name / "config.toml").write_text(text + "\n")
+    (folder / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
+    (folder / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
+    (folder / "folder").mkdir()
+    (folder / "shards").mkdir()
+    (folder / "shards" / "part-0.parquet").write_bytes(b"PAR1")
+    (folder / "shards" / "_manifest.json").write_text('{"spec": "_spec.toml"}')
+    (folder / "shards" / "_spec.toml").write_text("[[feature]\n")
+    return folder
 
 
 def test_a_missing_module_no_extra_declares_is_a_bug_and_keeps_its_traceback(tmp_path):

@@ -52,10 +52,9 @@ from training.logs.column_arrays import column_array
 from training.logs.log_statistics import LogStatistics, chunk_statistics, merge_in_order
 from training.logs.stream import BUFFER_ROWS, ImpressionStream, ShardedLogs, Span
 from training.model_config import ModelConfig
-from training.models.kinds import trains_on
 from training.models.registry import build_model
 from training.pipeline import make_checkpoint, say_validation, training_settings, warn_if_small
-from training.training_files import checkpoint_path, logs_spec, own_spec
+from training.training_files import checkpoint_path, own_logs_spec
 
 logger = logging.getLogger(__name__)
 
@@ -156,14 +155,12 @@ def streamed_inputs(
     """(the model's config as config.toml gives it, the settings it trains with, the feature spec, the
     shards) of a run by ``processes``; ValueError or FileNotFoundError naming what is wrong: a kind that
     does not train on impressions, no log, no spec, a shard without a required column or at odds with the
-    others. The spec and the settings are chosen as in memory (``own_spec``, ``logs_spec``,
+    others. The spec and the settings are chosen as in memory (``own_logs_spec``,
     ``training_settings``: a small log's batch and epochs scaled), the shards' row count read from their
     footers. The config as given is what ``trained_under`` records (``ctr export`` compares it with
     config.toml: the scaled batch recorded refused the export of every model streamed from a small log)."""
     config = ModelConfig.load(root, name)
-    if trains_on(config.kind) != "impressions":
-        raise ValueError(f"{config.kind} does not train on impression rows; streamed training is for those that do")
-    spec = FeatureSpec.from_toml(logs_spec(logs, own_spec(root, name, spec_path)))
+    spec = FeatureSpec.from_toml(own_logs_spec(root, name, config.kind, logs, spec_path, streamed=True))
     shards = ShardedLogs(logs, spec)
     return config, training_settings(config, root, shards.rows, processes), spec, shards
 
