@@ -53,8 +53,7 @@ def cvr(
     """Entire-space CVR: ESMM vs BASE, AMAN, OVERSAMPLING, DIVISION, ESMM-NS, IPS-CVR, ESCM²-IPS/DR."""
     from dataclasses import replace
 
-    from training.experiments.cvr import CVRExperimentConfig, format_table, run_cvr_experiment
-    from training.experiments.cvr_plot import plot
+    from training.experiments.settings.cvr import CVRExperimentConfig, method_models
 
     config = CVRExperimentConfig.quick() if quick else CVRExperimentConfig()
     config = replace(config, heldout_policy=heldout_policy, seeds=seeds or config.seeds)
@@ -66,6 +65,10 @@ def cvr(
     if method:  # the config names the unknown ones and the known
         config = replace(config, methods=list(method))
     check_report_paths(out)
+    method_models(repository, config)  # a method's model config missing or malformed; all before torch's import
+    from training.experiments.cvr import format_table, run_cvr_experiment
+    from training.experiments.cvr_plot import plot
+
     report = run_record(context) | run_cvr_experiment(repository, config)
     write_report(out, report, sort_keys=True)
     plot(report, out.with_suffix(".png"))
@@ -85,7 +88,7 @@ def cvr_diagnosis(
         typer.Option(
             help="Variants (repeatable; default all): served, untrained, before, 'cvr offset 0', 'oracle labels', "
             "'epochs 2', 'epochs 3', 'learning rate 0.003', interaction, 'interaction, epochs 2', ... "
-            "(training/experiments/cvr_diagnosis.py)."
+            "(training/experiments/settings/cvr_diagnosis.py)."
         ),
     ] = None,
     days: Annotated[int | None, typer.Option(min=1, help="Days of training logs (default: the config's).")] = None,
@@ -98,7 +101,8 @@ def cvr_diagnosis(
     ),
 ) -> None:
     """Why the served pCVR over-predicts: untrained, offset, oracle-label and schedule variants of `esmm`."""
-    from training.experiments.cvr_diagnosis import VARIANTS, DiagnosisConfig, format_table, run_cvr_diagnosis
+    from training.experiments.settings.cvr_diagnosis import VARIANTS, DiagnosisConfig
+    from training.model_config import ModelConfig
 
     try:
         config = DiagnosisConfig(
@@ -111,6 +115,9 @@ def cvr_diagnosis(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--variant") from error
     check_report_paths(out, png=False)
+    ModelConfig.load(repository, config.model)  # missing or malformed; all before torch's import (~2 s)
+    from training.experiments.cvr_diagnosis import format_table, run_cvr_diagnosis
+
     report = run_record(context) | run_cvr_diagnosis(repository, config)
     write_report(out, report, sort_keys=True)
     typer.echo(format_table(report))
@@ -129,8 +136,11 @@ def esam(
     ] = "attributes",
 ) -> None:
     """ESAM ablation: baseline, +L_DA, +L_DA+L_DC^c, ESAM; Recall/NDCG on hot vs long-tail items."""
+    from training.config_world import retrieval_config
+
     check_report_paths(out, png=False)  # the picture's path is checked apart: --plot
-    picture = picture_path(plot, out)  # both before torch's import (~2 s)
+    picture = picture_path(plot, out)
+    retrieval_config({"world": world})  # an unknown --world; all before torch's import (~2 s)
     from training.experiments.esam import ExperimentConfig, format_table, run_experiment
 
     config = ExperimentConfig.quick() if quick else ExperimentConfig()
@@ -184,11 +194,11 @@ def moore2018(
     """Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network over lambda."""
     import dataclasses
 
-    lambdas_given = None if lambdas is None else numbers(lambdas, float, "--lambdas")  # before torch's import
     from training.experiments.feedback_loop import FeedbackLoopConfig
-    from training.experiments.moore2018 import Moore2018Config, quick_config, run
-    from training.experiments.moore2018_report import plot, table
+    from training.experiments.settings.moore2018 import Moore2018Config, quick_config
     from training.models.settings.adversarial_ctr import AdversarialCTRConfig
+
+    lambdas_given = None if lambdas is None else numbers(lambdas, float, "--lambdas")
 
     if quick:
         config = quick_config(r=r, seed=seed)
@@ -207,6 +217,10 @@ def moore2018(
             AdversarialCTRConfig(lam=lam)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
+    check_report_paths(out)  # the options and the paths, all before torch's import (~2 s)
+    from training.experiments.moore2018 import run
+    from training.experiments.moore2018_report import plot, table
+
     _timed_report(context, lambda: run(config), out, plot, table)
 
 
@@ -223,10 +237,12 @@ def moore2018_checks(
     """Checks of the moore2018 explanation: does the loop collapse onto one feature, is lambda a learning rate?"""
     import dataclasses
 
-    from training.experiments.moore2018 import Moore2018Config, quick_config
-    from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
+    from training.experiments.settings.moore2018 import Moore2018Config, quick_config
 
     config = dataclasses.replace(quick_config() if quick else Moore2018Config(), loop_seeds=loop_seeds)
+    check_report_paths(out)  # before torch's import (~2 s)
+    from training.experiments.moore2018_checks import checks_table, plot_checks, run_checks
+
     _timed_report(context, lambda: run_checks(config, initialisations), out, plot_checks, checks_table)
 
 
@@ -237,9 +253,8 @@ def _timed_report(
     plot: Callable[[dict[str, Any], Path], None],
     table: Callable[[dict[str, Any]], list[str]],
 ) -> None:
-    """Runs ``make``, writes its report (with its wall time and ``run_record``) as JSON and its PNG beside,
-    prints its table."""
-    check_report_paths(out)
+    """Runs ``make``, writes its report (with its wall time and ``run_record``) as JSON and its PNG beside
+    (``out`` and the PNG's path checked by the caller, before torch's import), prints its table."""
     started = time.perf_counter()
     report = run_record(context) | make()
     report["seconds"] = time.perf_counter() - started

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common.encoder import FeatureEncoder, fit_statistics
 from training.evaluation.world_heldout import heldout_day
-from training.experiments.cvr import CVRExperimentConfig, simulate
+from training.experiments.cvr import simulate
+from training.experiments.settings.cvr import CVRExperimentConfig
 from training.logs.column_arrays import feature_columns
 from training.model_config import ModelConfig
 from training.pipeline import world_of

@@ -16,7 +16,8 @@ import sys
 
 import numpy as np
 
-from training.experiments.cvr import CVRExperimentConfig, simulate
+from training.experiments.cvr import simulate
+from training.experiments.settings.cvr import CVRExperimentConfig
 from training.logs.column_arrays import column_array
 from training.world import World, WorldConfig
 

@@ -155,6 +155,7 @@ MODEL_KEY = "[model] settings ['hiden'] are not esmm settings (did you mean 'hid
 TRAINING_KEY = "[training] settings ['n_user'] are unknown"
 WORLD_KEY = "[world] settings ['n_user'] are unknown (did you mean 'n_users'?)"
 NO_SPEC = "training on your own logs needs a feature spec naming their features (--spec)"
+OUT_FOLDER = "--out folder is a directory: name the file to write"
 
 
 @pytest.mark.parametrize(
@@ -195,6 +196,16 @@ NO_SPEC = "training on your own logs needs a feature spec naming their features 
         (["export", "absent"], "no checkpoint at artifacts/absent/checkpoint.pt: run `ctr train` first"),
         (["experiment", "esam", "--quick", "--out", "folder"], "--out folder is a directory: name the file to write"),
         (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
+        # each experiment's options and the repository models it reads: their settings classes imported torch
+        (["experiment", "cvr", "--out", "folder"], OUT_FOLDER),
+        (["experiment", "cvr", "--heldout-policy", "unifrm"], "heldout_policy must be 'feedback' or 'uniform', not"),
+        (["experiment", "cvr", "--method", "UNBIAS"], "methods must be among ['BASE', 'AMAN', "),
+        (["experiment", "cvr", "-r", "nowhere"], "no config for model 'cvr_base': expected nowhere/cvr_base/config"),
+        (["experiment", "cvr-diagnosis", "--out", "folder"], OUT_FOLDER),
+        (["experiment", "cvr-diagnosis", "-r", "nowhere"], "no config for model 'esmm': expected nowhere/esmm/"),
+        (["experiment", "moore2018", "--out", "folder"], OUT_FOLDER),
+        (["experiment", "moore2018-checks", "--out", "folder"], OUT_FOLDER),
+        (["experiment", "esam", "--world", "idz"], "[retrieval] world must be one of ('attributes', 'ids'), got 'idz'"),
     ],
 )
 def test_a_mistake_is_said_before_torch_is_imported(tmp_path, args, expected):
@@ -204,6 +215,23 @@ def test_a_mistake_is_said_before_torch_is_imported(tmp_path, args, expected):
     done = ctr_without("torch", *args, cwd=_mistakes(tmp_path))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["experiment", "cvr-diagnosis", "--variant", "nope"], " for --variant: variants must be among ['served', "),
+        (["experiment", "moore2018", "--adversary-loss", "cov"], ": adversary_loss must be one of ['correlation', "),
+        (["experiment", "moore2018", "--lambdas", "0,1"], ": lam must be in [0, 1) (1 would drop the click loss)"),
+    ],
+)
+def test_a_bad_option_value_is_said_before_torch_is_imported(tmp_path, args, expected):
+    """An option's value its experiment's settings refuse is a usage error, said under the command's usage line, and
+    with torch hidden it still is: it came after torch's import (~2 s of CPU)."""
+    done = ctr_without("torch", *args, cwd=_mistakes(tmp_path))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and lines[0].startswith("Usage: ") and "Traceback" not in done.stderr, done.stderr
+    assert lines[-1].startswith(f"Error: Invalid value{expected}"), done.stderr
 
 
 def _mistakes(folder: Path) -> Path:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.experiments.cvr import ABLATIONS, METHODS
+from training.experiments.settings.cvr import ABLATIONS, METHODS
 from training.figure_file import save_figure
 
 if TYPE_CHECKING:

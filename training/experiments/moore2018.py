@@ -14,7 +14,7 @@ Figure 4, and returns the table rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from training.experiments.moore2018_probes import (
     snapshot,
     weight_change,
 )
+from training.experiments.settings.moore2018 import Moore2018Config
 from training.experiments.summary import STD_KIND, mean_std
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.fit import fit
@@ -48,33 +49,8 @@ from training.torch_threads import using_torch_threads
 
 logger = logging.getLogger(__name__)
 
-LAMBDAS = (0.0, 0.9, 0.99, 0.999, 0.9999, 0.99999)  # the paper's reverse log scale
 VARIANTS = {"bypass": True, "no_bypass": False}
 PAPER = {"last_day_position1_ctr": 0.464, "naive_b_mse": 0.00078, "rus_auc_gain_0_to_0.9999": 0.126}
-
-
-@dataclass
-class Moore2018Config:
-    loop: FeedbackLoopConfig = field(default_factory=FeedbackLoopConfig)
-    lambdas: tuple[float, ...] = LAMBDAS
-    initialisations: int = 10  # the paper's 10 weight initialisations per model
-    epochs: int = 100  # main alternating training (paper: 100)
-    bias_epochs: int = 100  # Bias network alone afterwards (paper: 100)
-    batch_size: int = 100  # paper: minibatch 100
-    learning_rate: float = 0.01  # paper: SGD, lr 0.01
-    adversary_loss: str = "covariance"  # Loss_N's penalty: the paper's Cov^2, or Corr^2 (docs/moore2018.md)
-    loop_seeds: int = 1  # feedback loops simulated, with seeds loop.seed, loop.seed + 1, ...
-
-    def __post_init__(self) -> None:
-        if self.initialisations < 1 or self.epochs < 1 or self.loop_seeds < 1:
-            raise ValueError("initialisations, epochs and loop_seeds must be >= 1")
-        AdversarialCTRConfig(adversary_loss=self.adversary_loss)  # names a known penalty
-
-
-def quick_config(r: float = 0.0, seed: int = 0) -> Moore2018Config:
-    """A small version for tests: the same pipeline on a tenth of everything."""
-    loop = FeedbackLoopConfig(reservoir=10_000, k=200, candidates_per_set=1_000, days=10, rus=5_000, r=r, seed=seed)
-    return Moore2018Config(loop=loop, lambdas=(0.0, 0.99, 0.9999), initialisations=2, epochs=5, bias_epochs=5)
 
 
 def loop_spec(n_features: int) -> FeatureSpec:

@@ -23,13 +23,13 @@ from training.evaluation.metrics import auc
 from training.experiments.moore2018 import (
     VARIANTS,
     LoopData,
-    Moore2018Config,
     build,
     loop_spec,
     prepare,
     training_config,
 )
 from training.experiments.moore2018_probes import feature_path, rank_correlation, snapshot
+from training.experiments.settings.moore2018 import Moore2018Config
 from training.experiments.summary import STD_KIND, mean_std
 from training.figure_file import save_figure
 from training.fitting.dataset import ImpressionTensors

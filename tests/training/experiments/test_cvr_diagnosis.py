@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.support.checkout import ROOT
-from training.experiments.cvr_diagnosis import DiagnosisConfig, resolution_bound
+from training.experiments.cvr_diagnosis import resolution_bound
+from training.experiments.settings.cvr_diagnosis import DiagnosisConfig
 
 
 @pytest.fixture

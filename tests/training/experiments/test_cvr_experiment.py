@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.support.checkout import ROOT
-from training.experiments.cvr import METHODS, METRICS, CVRExperimentConfig
+from training.experiments.cvr import METRICS
+from training.experiments.settings.cvr import METHODS, CVRExperimentConfig
 
 
 def test_quick_run_writes_the_report_the_plot_and_the_table(tmp_path):
@@ -88,7 +89,7 @@ def test_the_report_records_the_command_the_code_and_what_each_method_ran_as(tmp
 def test_the_propensity_floor_controls_run_only_when_named():
     """ABLATIONS (docs/cvr.md "The propensity floor"): not in the default table, each its row's model with
     a lower floor, the rest of its settings the repository's."""
-    from training.experiments.cvr import ABLATIONS, method_params
+    from training.experiments.settings.cvr import ABLATIONS, method_params
 
     config = CVRExperimentConfig()
     assert not set(ABLATIONS) & set(config.methods)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from training.experiments.cvr import ABLATIONS, METHODS
 from training.experiments.cvr_plot import CHANCE_AUC, cvr_figure, method_style
+from training.experiments.settings.cvr import ABLATIONS, METHODS
 
 
 def report(labels: list[str], seeds: int = 5) -> dict:
