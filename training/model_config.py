@@ -102,7 +102,7 @@ class ModelConfig:
         evaluation = raw.get("evaluation", default_evaluation(kind))
         if evaluation not in EVALUATIONS:
             raise ValueError(
-                f"{path} says evaluation = {evaluation!r}, which is unknown: set it to one of {sorted(EVALUATIONS)}"
+                f"unknown evaluation {evaluation!r}: set evaluation in {path} to one of {sorted(EVALUATIONS)}"
             )
         model_config_of(kind, raw.get("model", {}))  # before any log is read or simulated
         world, retrieval = raw.get("world", {}), raw.get("retrieval", {})

@@ -177,7 +177,7 @@ OUT_FOLDER = "--out folder is a directory: name the file to write"
         (["evaluate", "world_key"], WORLD_KEY),
         (["train", "queries_range"], "[queries] train_queries, eval_queries and n_targets must be >= 1"),
         (["train", "retrieval_key"], "[retrieval] settings ['n_candidate'] are unknown (did you mean 'n_candidates'?)"),
-        (["evaluate", "evaluation"], "models/evaluation/config.toml says evaluation = 'wrld', which is unknown"),
+        (["evaluate", "evaluation"], "unknown evaluation 'wrld': set evaluation in models/evaluation/config.toml"),
         (["train", "mine", "--logs", "nothing/*.parquet"], NO_LOGS),
         (["train", "mine", "--logs", "nothing/*.parquet", "--distributed"], NO_LOGS),
         (["train", "mine", "--logs", "nothing/*.parquet", "--nproc", "2"], NO_LOGS),
@@ -297,7 +297,7 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
         # misspelt sections and keys were ignored: trained with the defaults, exit 0
         ("[trainig]\nepochs = 1", "settings ['trainig'] are unknown (did you mean 'training'?); known: ['data',"),
         ('evalution = "world"', "settings ['evalution'] are unknown (did you mean 'evaluation'?)"),
-        ('evaluation = "wrld"', "says evaluation = 'wrld', which is unknown: set it to one of ['position_debias',"),
+        ('evaluation = "wrld"', "unknown evaluation 'wrld': set evaluation in models/mine/config.toml to one of"),
         ("[model]\nhiden = [16]", "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"),
         ("[model]\ndropout = 1.5", "[model] dropout must be in [0, 1), not 1.5"),
         ("[model]\nembedding_dim = 0", "[model] embedding_dim must be >= 1, not 0"),
