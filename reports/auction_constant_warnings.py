@@ -51,6 +51,7 @@ from cli.reports import write_report
 from clients.auction.pipelines import NAIVE_CTCVR_MODEL
 from common.encoder import FeatureEncoder
 from training.evaluation.constant_baseline import constant_key
+from training.evaluation.metrics import row_log_losses
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.epoch_validation import BY_EPOCH, judged_by
 from training.fitting.fit import PREDICTED_ROWS, fit, fix_model_constants, predict, split_by_time
@@ -65,13 +66,6 @@ from training.world import write_logs
 
 CTCVR_MODELS = {"naive": NAIVE_CTCVR_MODEL, "debiased": "esmm"}  # the models the default run warned of
 BOOTSTRAP = 2000  # resamples of the validation rows
-EPS = 1e-7  # training/evaluation/metrics.py log_loss's clip
-
-
-def row_losses(labels: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Each row's log loss (metrics.log_loss is their mean)."""
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
 
 
 def windows(work_dir: Path, train_days: int) -> list[dict[str, Any]]:
@@ -117,7 +111,7 @@ def predictions(model: torch.nn.Module, data: ImpressionTensors) -> dict[str, np
 
 def compare(labels: np.ndarray, predicted: np.ndarray, rate: float, rng: np.random.Generator) -> dict[str, Any]:
     """The model's log loss against the constant ``rate``'s on the same rows, with a paired bootstrap interval."""
-    model, constant = row_losses(labels, predicted), row_losses(labels, np.full(labels.size, rate))
+    model, constant = row_log_losses(labels, predicted), row_log_losses(labels, np.full(labels.size, rate))
     difference = model - constant
     draws = rng.integers(0, labels.size, size=(BOOTSTRAP, labels.size))
     boot = difference[draws].mean(axis=1)
@@ -127,7 +121,7 @@ def compare(labels: np.ndarray, predicted: np.ndarray, rate: float, rng: np.rand
         "constant": float(constant.mean()),
         "difference": float(difference.mean()),
         "difference_ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
-        "best_constant": float(row_losses(labels, np.full(labels.size, best)).mean()),
+        "best_constant": float(row_log_losses(labels, np.full(labels.size, best)).mean()),
         "mean_prediction": float(predicted.mean()),
         "rate": float(best),
     }

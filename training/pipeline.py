@@ -20,10 +20,15 @@ from common.features import FeatureSpec
 from common.path_text import path_text
 from common.repository import CONFIG_FILE, read_config
 from training.config_world import world_of, world_spec
-from training.evaluation.constant_baseline import constant_key, warn_if_worse_than_constant
+from training.evaluation.constant_baseline import (
+    ConstantComparison,
+    constant_key,
+    difference_key,
+    warn_if_worse_than_constant,
+)
 from training.fitting.checkpoint import TRAINED_UNDER, Checkpoint, trained_under
 from training.fitting.dataset import ImpressionTensors
-from training.fitting.epoch_validation import BY_EPOCH, CTCVR_JUDGED_BY, judged_by, say_best_epoch
+from training.fitting.epoch_validation import AGAINST_CONSTANT, BY_EPOCH, judged_by, say_best_epoch
 from training.fitting.fit import fit, validation_cut
 from training.fitting.kept_epoch import KEPT
 from training.fitting.settings import SCALED_SETTINGS, TrainingConfig
@@ -114,6 +119,10 @@ def train(
     return checkpoint
 
 
+# each label a constant predicts the rate of (AGAINST_CONSTANT) in the warning's words: (its rate's, its positives)
+LABEL_WORDS = {"ctr": ("click", "clicks"), "ctcvr": ("click-and-conversion", "click-and-conversions")}
+
+
 def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     """What the validation metrics of a run trained with ``batch_size`` say against it: a last epoch worse than
     an earlier one (one INFO line, training/fitting/epoch_validation.py), a model no better than the training rows'
@@ -121,14 +130,17 @@ def say_validation(metrics: dict, config_path: Path, batch_size: int) -> None:
     epoch said which (training/fitting/kept_epoch.py)."""
     if KEPT not in metrics:
         say_best_epoch(metrics.get(BY_EPOCH, []), config_path, batch_size)
-    key, constant = judged_by(metrics), metrics.get(constant_key("ctr_logloss"))
-    if key is not None and constant is not None:
-        rate = ("the training rows' click rate", metrics["training_ctr"])
-        warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")
-    key, constant = judged_by(metrics, CTCVR_JUDGED_BY), metrics.get(constant_key("ctcvr_logloss"))
-    if key is not None and constant is not None:
-        rate = ("the training rows' click-and-conversion rate", metrics["training_ctcvr"])
-        warn_if_worse_than_constant(config_path.parent.name, key, metrics[key], constant, rate, "validation row")
+    for label, keys in AGAINST_CONSTANT.items():
+        whose, positives = LABEL_WORDS[label]
+        key, constant = judged_by(metrics, keys), metrics.get(constant_key(f"{label}_logloss"))
+        if key is not None and constant is not None:
+            rate = (f"the training rows' {whose} rate", metrics[f"training_{label}"])
+            difference = metrics.get(difference_key(key))
+            what = config_path.parent.name
+            comparison = ConstantComparison(
+                what, key, metrics[key], constant, rate, "validation row", difference, positives
+            )
+            warn_if_worse_than_constant(comparison)
 
 
 def make_checkpoint(

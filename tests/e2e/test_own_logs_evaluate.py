@@ -93,9 +93,13 @@ def test_evaluate_on_own_heldout_log(trained):
         "ctr_logloss_at_slot",  # a slot-1 model: its pCTR / pCTCVR times the logged slot's ratio
         "ctcvr_logloss_at_slot",
         "ctr_logloss_constant",  # the log's click rate for every row: the reference ctr_logloss_at_slot beats
+        "ctr_logloss_at_slot_minus_constant",  # by this much, paired over the same rows, beyond the noise
     }
     constant = metrics["ctr_logloss_constant"]
     assert constant["compared_with"] == "ctr_logloss_at_slot" and constant["worse_than_constant"] is False
+    difference = metrics["ctr_logloss_at_slot_minus_constant"]
+    assert difference["ci95"][1] < 0 and difference["rows"] == constant["n_impressions"]
+    assert difference["value"] == pytest.approx(metrics["ctr_logloss_at_slot"]["value"] - constant["value"])
     # the slots' examination (0.6, 0.35) no longer counted as the model's error (0.404 against 0.437)
     assert metrics["ctr_logloss_at_slot"]["value"] < metrics["ctr_logloss"]["value"] - 0.01
     assert 0 < metrics["ctcvr_logloss_at_slot"]["value"] < 1

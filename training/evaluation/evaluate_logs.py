@@ -14,7 +14,9 @@ inputs from the shared encoder. Logs hold no ground truth beyond their labels, s
 - ``ctr_logloss_constant``: the log loss of predicting the click rate of the rows the model's CTR log loss is
   measured on (a slot-1 model's at the logged slots: the rows at a slot with a ratio) for every one of them,
   with its interval, the reference that log loss must be below, and a warning when it is not (an audit's
-  overfitted model reported a ctr_logloss of 0.6206 alone, where the constant gave 0.548);
+  overfitted model reported a ctr_logloss of 0.6206 alone, where the constant gave 0.548); beside it the model's
+  log loss minus the constant's over the same rows (``ctr_logloss_minus_constant``), with the normal interval
+  of that paired difference, which the warning quotes to say whether it is beyond the rows' noise;
 - a reliability diagram (PNG): observed against predicted rate in equal-count bins.
 A metric that cannot be computed (one class only, e.g. no conversions) is ``null`` with a reason.
 """
@@ -31,11 +33,19 @@ import numpy as np
 
 from common.path_text import path_text
 from common.repository import LOGGED, SLOT1
-from training.evaluation.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
+from training.evaluation.constant_baseline import (
+    ConstantComparison,
+    constant_key,
+    constant_log_loss,
+    difference_from_constant,
+    difference_key,
+    warn_if_worse_than_constant,
+)
 from training.evaluation.metrics import auc, auc_of_resamples, binned_means, log_loss
 from training.evaluation.world_heldout import run_exported, version_record
 from training.figure_file import save_figure
 from training.logs.column_arrays import column_array
+from training.logs.ctcvr_label import click_and_conversion
 from training.logs.fingerprint import fingerprint
 from training.logs.log_quality import defaulted_features
 from training.logs.reading import read_logs
@@ -80,13 +90,14 @@ def evaluate_on_logs(
     manifest, outputs = run_exported(root, name, table, version, clipped)
     click = column_array(table, "click").astype(bool)
     conversion = column_array(table, "conversion").astype(bool)
+    ctcvr = click_and_conversion(click, conversion)
     position = column_array(table, "position").astype(np.int64)
     rng = np.random.default_rng(seed)
     metrics: dict[str, Any] = {}
     if "pctr" in outputs:
         metrics |= _scored("ctr", click, outputs["pctr"], "clicks", rng, resamples)
     if "pctcvr" in outputs:
-        metrics |= _scored("ctcvr", click & conversion, outputs["pctcvr"], "conversions", rng, resamples)
+        metrics |= _scored("ctcvr", ctcvr, outputs["pctcvr"], "conversions", rng, resamples)
     if "pcvr" in outputs:
         metrics |= _scored(
             "cvr_clicked", conversion[click], outputs["pcvr"][click], "conversions of clicks", rng, resamples
@@ -96,18 +107,20 @@ def evaluate_on_logs(
     regime = manifest.position
     factor = slot_factor(position, regime)
     at_slot_rows: dict[str, np.ndarray] = {}
-    for key, labels in (("ctr", click), ("ctcvr", click & conversion)):
+    at_slot_predictions: dict[str, np.ndarray] = {}
+    for key, labels in (("ctr", click), ("ctcvr", ctcvr)):
         if factor is not None and f"p{key}" in outputs:
             at_slot = np.asarray(outputs[f"p{key}"], dtype=np.float64).reshape(-1) * factor
             rows = np.isfinite(at_slot)  # the rows at a slot with a ratio: all of them, or fewer than the plain loss
-            at_slot_rows[key] = rows
+            at_slot_rows[key], at_slot_predictions[key] = rows, at_slot
             metrics[f"{key}_logloss_at_slot"] = {"n_impressions": int(rows.sum())} | (
                 _with_interval(log_loss, labels[rows], at_slot[rows], rng, resamples)
                 if rows.any()
                 else {"value": None, "reason": "no row is at a slot with a CTR ratio in model.json"}
             )
     if "pctr" in outputs and click.size:
-        metrics |= constant_reference(name, metrics, click, at_slot_rows.get("ctr"), rng, resamples)
+        pctr = at_slot_predictions.get("ctr", outputs["pctr"])  # what the CTR log loss the constant is beside scores
+        metrics |= constant_reference(name, metrics, click, pctr, at_slot_rows.get("ctr"), rng, resamples)
     logs_fingerprint = fingerprint(logs)
     if logs_fingerprint == manifest.data_fingerprint:
         logger.warning(TRAINING_LOGS, name, manifest.version)
@@ -152,13 +165,8 @@ def summary(report: dict[str, Any]) -> list[str]:
             interval = metric.get("ci95")
             shown = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else f"(no interval: {metric['reason']})"
             lines.append(f"{key:<22} {metric['value']:.4f}  95% CI {shown}")
-        if metric.get("worse_than_constant"):  # the reference's entry, after the model's own
-            model = report["metrics"][metric["compared_with"]]["value"]
-            lines.append(
-                f"  the model's {metric['compared_with']} {model:.4f} is not below it "
-                f"({CONSTANT_RATE[metric['compared_with']]} {metric['rate']:.4f} for every row): it predicts worse "
-                "than a constant; train it with fewer epochs, fewer buckets, or more rows"
-            )
+        if metric.get("worse_than_constant"):  # the reference's entry, after the model's own: its warning
+            lines.append(f"  {compared_with_constant(report['model'], report['metrics'], metric).warning()}")
     calibration = report.get("calibration")
     if calibration:
         lines.append(f"calibration: {calibration['prediction']}")
@@ -178,27 +186,46 @@ def constant_reference(
     name: str,
     metrics: dict[str, Any],
     click: np.ndarray,
+    pctr: np.ndarray,
     at_slot_rows: np.ndarray | None,
     rng: np.random.Generator,
     resamples: int,
 ) -> dict[str, Any]:
     """``ctr_logloss_constant``: the log loss of predicting the click rate of the rows the model's CTR log loss is
     measured on for every one of them (the best constant for them), with its interval, the reference that log
-    loss must be below; a warning when it is not (training/evaluation/constant_baseline.py). A slot-1 model's
-    (``ctr_logloss_at_slot``) is over ``at_slot_rows`` alone, the rows at a slot with a ratio, and so is the
-    constant. Over every row, the slots beyond the ratios (fewer clicks, a lower entropy) lowered the constant
-    alone: on an 8-slot log of 160,000 rows, 100,000 of them at esmm's 5 slots with a ratio, it warned of esmm's
-    0.1301 against 0.1104 (rate 0.0232), where the constant on esmm's own rows is 0.1385 (rate 0.0311)."""
+    loss must be below, and the model's log loss minus it over the same rows (``ctr_logloss_minus_constant``,
+    ``pctr`` being what that log loss scores: ``difference_from_constant``); a warning when the model is not below
+    it, which says whether the difference is beyond the rows' noise (training/evaluation/constant_baseline.py). A
+    slot-1 model's (``ctr_logloss_at_slot``) is over ``at_slot_rows`` alone, the rows at a slot with a ratio, and so
+    is the constant. Over every row, the slots beyond the ratios (fewer clicks, a lower entropy) lowered the
+    constant alone: on an 8-slot log of 160,000 rows, 100,000 of them at esmm's 5 slots with a ratio, it warned of
+    esmm's 0.1301 against 0.1104 (rate 0.0232), where the constant on esmm's own rows is 0.1385 (rate 0.0311)."""
     key = "ctr_logloss" if at_slot_rows is None else "ctr_logloss_at_slot"
     compared = click if at_slot_rows is None else click[at_slot_rows]
     if compared.size == 0:
         return {constant_key("ctr_logloss"): {"value": None, "reason": metrics[key]["reason"], "compared_with": key}}
     constant = _with_interval(lambda labels, _: constant_log_loss(labels), compared, compared, rng, resamples)
     constant |= {"n_impressions": int(compared.size), "rate": float(compared.mean()), "compared_with": key}
-    model = metrics[key].get("value")
+    predicted = pctr if at_slot_rows is None else pctr[at_slot_rows]
+    reference = {
+        constant_key("ctr_logloss"): constant,
+        difference_key(key): difference_from_constant(compared, predicted, constant["rate"]),
+    }
+    constant["worse_than_constant"] = warn_if_worse_than_constant(
+        compared_with_constant(name, metrics | reference, constant)
+    )
+    return reference
+
+
+def compared_with_constant(name: str, metrics: dict[str, Any], constant: dict[str, Any]) -> ConstantComparison:
+    """Model ``name``'s log loss against the ``constant`` entry of ``metrics``: the warning's, and the summary's
+    line of it."""
+    key = constant["compared_with"]
     rate = (CONSTANT_RATE[key], constant["rate"])
-    constant["worse_than_constant"] = warn_if_worse_than_constant(name, key, model, constant["value"], rate, "row")
-    return {constant_key("ctr_logloss"): constant}
+    difference = metrics.get(difference_key(key))
+    return ConstantComparison(
+        name, key, metrics[key].get("value"), constant["value"], rate, "row", difference, "clicks"
+    )
 
 
 def _one_class_reason(labels: np.ndarray, what: str) -> str | None:

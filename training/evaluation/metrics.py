@@ -67,9 +67,14 @@ def log_loss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -
     clipped to [eps, 1 - eps]: eps 1e-7, as the models' training losses clip (models/parts.py, models/esam.py),
     so a probability of exactly 0 or 1 on the wrong side costs -log(1e-7) = 16.1, not infinity. scikit-learn
     clips at float64's eps (about 2.2e-16) and gives more for such rows (36.0); elsewhere the two agree."""
+    return float(np.mean(row_log_losses(labels, probabilities, eps)))
+
+
+def row_log_losses(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """Each row's cross-entropy, clipped as ``log_loss`` clips it (``log_loss`` is their mean), in float64."""
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
     p = np.clip(np.asarray(probabilities, dtype=np.float64).reshape(-1), eps, 1 - eps)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
 
 
 def expected_calibration_error(predicted: np.ndarray, true_probability: np.ndarray, bins: int = 20) -> float:

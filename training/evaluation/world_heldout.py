@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.repository import SLOT1, Manifest
-from training.evaluation.constant_baseline import constant_key, constant_log_loss, warn_if_worse_than_constant
+from training.evaluation.constant_baseline import (
+    ConstantComparison,
+    constant_key,
+    constant_log_loss,
+    difference_from_constant,
+    difference_key,
+    warn_if_worse_than_constant,
+)
 from training.evaluation.metrics import auc, expected_calibration_error, log_loss
 from training.logs.column_arrays import column_array, feature_columns
 
@@ -123,9 +130,19 @@ def evaluate_on_world(root: Path, name: str, version: int | None = None) -> dict
     if "pctr" in outputs:  # the log loss that measures the model's regime: slot 1's, or the displayed slot's
         slot1 = manifest.regime == SLOT1
         key = "ctr_slot1_logloss" if slot1 else "ctr_logloss"
-        column, whose = ("true_ctr", "the day's mean slot-1 CTR") if slot1 else ("click", "the day's click rate")
-        rate = (whose, float(np.mean(column_array(table, column))))
-        warn_if_worse_than_constant(name, key, metrics[key], metrics[constant_key(key)], rate, "held-out impression")
+        column, whose, positives = (
+            ("true_ctr", "the day's mean slot-1 CTR", "expected slot-1 clicks")
+            if slot1
+            else ("click", "the day's click rate", "clicks")
+        )
+        labels = column_array(table, column)
+        rate = (whose, float(np.mean(labels)))
+        difference = metrics[difference_key(key)] = difference_from_constant(labels, outputs["pctr"], rate[1])
+        row = "held-out impression"
+        comparison = ConstantComparison(
+            name, key, metrics[key], metrics[constant_key(key)], rate, row, difference, positives
+        )
+        warn_if_worse_than_constant(comparison)
     return report | selection_bias(table) | oracle_aucs(table) | metrics
 
 

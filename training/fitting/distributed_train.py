@@ -110,7 +110,11 @@ def train_streaming(
             shards, train_spans, encoder, position_ctr, batch_size, group.rank, group.world_size,
             config.training.seed, settings.buffer_rows,
         )  # fmt: skip
-        held_out_rows = HeldOut(lambda: shards.tensors(held_out, encoder, position_ctr)) if held_out else None
+        held_out_rows = (
+            HeldOut(lambda: shards.tensors(held_out, encoder, position_ctr), labels.constant_rates())
+            if held_out
+            else None
+        )
         started, cpu_started = time.perf_counter(), cpu_seconds()
         trained = fit_stream(
             model, stream, config, group, settings.workers, progress and group.is_main,
@@ -187,18 +191,19 @@ def per_process_batch(batch_size: int, world_size: int) -> int:
 
 
 class HeldOut:
-    """The held-out rows, read again for each scoring (a streamed log's tail need not fit in memory), and the
-    seconds spent scoring them."""
+    """The held-out rows, read again for each scoring (a streamed log's tail need not fit in memory), the
+    training rows' rates the constant predicts (``evaluate_chunks``' ``rates``) and the seconds spent scoring
+    them."""
 
-    def __init__(self, chunks: Callable[[], Iterator]) -> None:
-        self.chunks, self.seconds = chunks, 0.0
+    def __init__(self, chunks: Callable[[], Iterator], rates: dict[str, float] | None = None) -> None:
+        self.chunks, self.rates, self.seconds = chunks, rates, 0.0
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
         """``evaluate_chunks`` of ``model``, or of a CPU copy where it is on a GPU (``predict`` reads its outputs
         as NumPy arrays; moving the model itself would move it under DistributedDataParallel's feet)."""
         started = time.perf_counter()
         on_cpu = model if all(p.device.type == "cpu" for p in model.parameters()) else copy.deepcopy(model).cpu()
-        metrics = evaluate_chunks(on_cpu, self.chunks())
+        metrics = evaluate_chunks(on_cpu, self.chunks(), self.rates)
         self.seconds += time.perf_counter() - started
         return metrics
 

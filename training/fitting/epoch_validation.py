@@ -29,6 +29,9 @@ JUDGED_BY = ("ctr_logloss_logged_b", "ctr_logloss", "click_logloss")
 # rate in the auction's retraining windows, where it drew most of the "worse than a constant" warnings
 # (docs/auction.md, "The retraining's 'predicts worse than a constant' warnings")
 CTCVR_JUDGED_BY = ("ctcvr_logloss_logged_b", "ctcvr_logloss")
+# the judged log losses a constant predictor is the reference for, by the label whose rate it predicts (the training
+# rows': training/evaluation/constant_baseline.py)
+AGAINST_CONSTANT = {"ctr": JUDGED_BY, "ctcvr": CTCVR_JUDGED_BY}
 LOGGED_TOO = ("ctr_auc", "click_auc")  # in each epoch's line beside it, where the model has them, then the CTCVR's
 
 

@@ -21,13 +21,19 @@ import torch
 from torch import nn
 
 from common.output_means import output_means
-from training.evaluation.constant_baseline import training_constant
+from training.evaluation.constant_baseline import (
+    difference_from_constant,
+    difference_key,
+    label_rate,
+    training_constant,
+)
 from training.evaluation.metrics import log_loss
 from training.fitting.dataset import ImpressionTensors
 from training.fitting.embedding_optimizer import adam
-from training.fitting.epoch_validation import BY_EPOCH, EpochValidation
+from training.fitting.epoch_validation import AGAINST_CONSTANT, BY_EPOCH, EpochValidation, judged_by
 from training.fitting.kept_epoch import KeptEpoch, say_nothing_judged
 from training.fitting.settings import TrainingConfig
+from training.logs.ctcvr_label import click_and_conversion
 from training.position_ctr import NoTopSlot
 
 if TYPE_CHECKING:  # training/fitting/distributed.py imports this module
@@ -126,24 +132,35 @@ def predict(model: nn.Module, data: ImpressionTensors, batch_size: int = PREDICT
 
 def ctcvr_labels(data: ImpressionTensors) -> np.ndarray:
     """Click and conversion, the label a ``ctcvr_logloss`` is measured against (models/parts.py)."""
-    return data.tensors["click"].numpy().astype(bool) & data.tensors["conversion"].numpy().astype(bool)
+    return click_and_conversion(data.tensors["click"].numpy(), data.tensors["conversion"].numpy())
 
 
-def evaluate(model: nn.Module, data: ImpressionTensors) -> dict[str, float]:
-    """The model's metrics on ``data``; a model whose tensors are not impression rows (e.g. grouped by
-    query) evaluates them itself through its ``validation_metrics(tensors)`` hook."""
+def constant_rates(train: ImpressionTensors) -> dict[str, float]:
+    """The training rows' click rate (``ctr``) and click-and-conversion rate (``ctcvr``): what the constant
+    predictor a model's validation log loss is judged against predicts (training/evaluation/constant_baseline.py)."""
+    return {"ctr": label_rate(train.tensors["click"].numpy()), "ctcvr": label_rate(ctcvr_labels(train))}
+
+
+def evaluate(model: nn.Module, data: ImpressionTensors, rates: dict[str, float] | None = None) -> dict[str, Any]:
+    """The model's metrics on ``data`` (``rates``: as ``evaluate_chunks``); a model whose tensors are not
+    impression rows (e.g. grouped by query) evaluates them itself through its ``validation_metrics(tensors)``
+    hook."""
     hook = getattr(model, "validation_metrics", None)
     if hook is not None:
         return {k: float(v) for k, v in hook(data.tensors).items()}
-    return evaluate_chunks(model, [data])
+    return evaluate_chunks(model, [data], rates)
 
 
-def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> dict[str, float]:
+def evaluate_chunks(
+    model: nn.Module, chunks: Iterable[ImpressionTensors], rates: dict[str, float] | None = None
+) -> dict[str, Any]:
     """The model's metrics over impression rows that arrive in chunks (a streamed held-out set); a slot-1
     model's also ``ctr_logloss_logged_b``, its pCTR with the bypass at each row's logged slot's b against the
     clicks, the log loss its validation is judged by (``ctr evaluate --logs``'s ``ctr_logloss_at_slot`` is
     another figure: the served slot-1 pCTR times the logged slot's ratio), and, where it records a
-    ``ctcvr_logloss``, ``ctcvr_logloss_logged_b``: that pCTR times its pCVR against the clicks and conversions."""
+    ``ctcvr_logloss``, ``ctcvr_logloss_logged_b``: that pCTR times its pCVR against the clicks and conversions.
+    With ``rates`` (``constant_rates``: the training rows'), each judged log loss minus the constant's
+    (``differences_from_constant``)."""
     from training.models.position_bypass import serves_slot1, slot1_predictions  # (the models import this module)
 
     predictions: dict[str, list[np.ndarray]] = {}
@@ -166,17 +183,39 @@ def evaluate_chunks(model: nn.Module, chunks: Iterable[ImpressionTensors]) -> di
     if not labels["click"]:
         return {}
     joined = {name: np.concatenate(parts) for name, parts in predictions.items()}
-    click = np.concatenate(labels["click"])
-    metrics = model.metrics(joined, {name: np.concatenate(parts) for name, parts in labels.items()})
+    click, conversion = (np.concatenate(labels[name]) for name in ("click", "conversion"))
+    metrics = model.metrics(joined, {"click": click, "conversion": conversion})
+    ctcvr = click_and_conversion(click, conversion)
+    # (labels, predictions) of each log loss a model is judged by: the models' ctr_logloss and ctcvr_logloss score
+    # their pctr and pctcvr (models/parts.py multitask_metrics, models/adversarial_ctr.py)
+    scored_outputs = {"ctr_logloss": (click, "pctr"), "ctcvr_logloss": (ctcvr, "pctcvr")}
+    scored = {key: (y, joined[output]) for key, (y, output) in scored_outputs.items() if output in joined}
     if at_slot:
         logged_pctr = np.concatenate(at_slot)
-        metrics["ctr_logloss_logged_b"] = log_loss(click, logged_pctr)
+        scored["ctr_logloss_logged_b"] = (click, logged_pctr)
         if "ctcvr_logloss" in metrics and "pcvr" in joined:  # pCTCVR at the logged slot, as it trains
-            conversion = np.concatenate(labels["conversion"])
-            ctcvr = click.astype(bool) & conversion.astype(bool)
-            metrics["ctcvr_logloss_logged_b"] = log_loss(ctcvr, logged_pctr * joined["pcvr"].astype(np.float64))
+            scored["ctcvr_logloss_logged_b"] = (ctcvr, logged_pctr * joined["pcvr"].astype(np.float64))
+        logged = ("ctr_logloss_logged_b", "ctcvr_logloss_logged_b")
+        metrics |= {key: log_loss(*scored[key]) for key in logged if key in scored}
     # the served mean's baseline (common/output_means.py): the model's own, not the logs' click rate
-    return {k: float(v) for k, v in metrics.items()} | output_means(joined)
+    metrics = {k: float(v) for k, v in metrics.items()} | output_means(joined)
+    return metrics | (differences_from_constant(metrics, scored, rates) if rates else {})
+
+
+def differences_from_constant(
+    metrics: dict[str, float], scored: dict[str, tuple[np.ndarray, np.ndarray]], rates: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """For the CTR log loss an epoch is judged by and the CTCVR one beside it (``judged_by``), that log loss minus
+    the constant ``rates``' (``ctr``, ``ctcvr``) over the same rows, with its interval and the positives it rests on
+    (``ctr_logloss_logged_b_minus_constant``: ``difference_from_constant``), the noise the warning of a model
+    predicting worse than a constant says (training/pipeline.py ``say_validation``). The rows' own differences are
+    not kept: each epoch's record holds these figures alone."""
+    differences = {}
+    for label, keys in AGAINST_CONSTANT.items():
+        key = judged_by(metrics, keys)
+        if key in scored and label in rates:
+            differences[difference_key(key)] = difference_from_constant(*scored[key], rates[label])
+    return differences
 
 
 def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progress: bool = True) -> dict[str, Any]:
@@ -188,7 +227,13 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     fix_model_constants(model, train.tensors, config.validation_fraction)
     steps = (len(train) + config.batch_size - 1) // config.batch_size
     phases = model_phases(model, config)
-    validated = EpochValidation(lambda: evaluate(model, validation), phases[0].epochs) if len(validation) else None
+    # impression rows (a query-grouped model's clicks are padded): judged against the training rows' rates
+    rates = None if hasattr(model, "validation_metrics") else constant_rates(train)
+
+    def score() -> dict[str, Any]:
+        return evaluate(model, validation, rates)
+
+    validated = EpochValidation(score, phases[0].epochs) if len(validation) else None
     kept = None
     if config.keep_best_epoch and validated:
         kept = KeptEpoch(model, validated, phases[0].epochs, patience=config.early_stop_patience)
@@ -200,14 +245,12 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
     metrics: dict = {}
     if validated is not None:  # the last (or kept) epoch's scores are the model's unless a later phase moved it
         epoch = kept.epoch if kept else 0
-        metrics = validated.final(epoch) if len(phases) == 1 and validated.records else evaluate(model, validation)
+        metrics = validated.final(epoch) if len(phases) == 1 and validated.records else score()
         metrics[BY_EPOCH] = validated.records
-        if not hasattr(model, "validation_metrics"):  # impression rows (a query-grouped model's clicks are padded)
-            metrics |= training_constant(
-                train.tensors["click"].numpy(),
-                validation.tensors["click"].numpy(),
-                (ctcvr_labels(train), ctcvr_labels(validation)) if "ctcvr_logloss" in metrics else None,
-            )
+        if rates is not None:
+            labels = {"ctr": validation.tensors["click"].numpy(), "ctcvr": ctcvr_labels(validation)}
+            recorded = rates if "ctcvr_logloss" in metrics else {"ctr": rates["ctr"]}
+            metrics |= training_constant(recorded, labels)
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
     return metrics | (kept.summary() if kept else {})
 

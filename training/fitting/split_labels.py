@@ -45,16 +45,20 @@ class SplitLabels:
     held_out: LabelCounts
     validation_fraction: float
 
+    def constant_rates(self) -> dict[str, float]:
+        """The training rows' click rate (``ctr``) and click-and-conversion rate (``ctcvr``), as the in-memory
+        trainer's ``constant_rates`` (training/fitting/fit.py) from its tensors."""
+        rows = self.training.rows
+        return {"ctr": self.training.clicks / rows, "ctcvr": self.training.conversions / rows}
+
     def constant_reference(self, ctcvr: bool) -> dict[str, float]:
         """model.json's constant predictor (``training_constant``) from the counts alone, as the streamed trainer
-        records it without reading the held-out rows again: each side's rate stands for its labels, the log loss
-        of a constant on them being that of the rate as one expected label (``ctcvr``: the click-and-conversion
-        rate's too)."""
-
-        def rates(of: str) -> tuple[np.ndarray, np.ndarray]:
-            return tuple(np.array([getattr(side, of) / side.rows]) for side in (self.training, self.held_out))
-
-        return training_constant(*rates("clicks"), rates("conversions") if ctcvr else None)
+        records it without reading the held-out rows again: the held-out rate stands for their labels, the log
+        loss of a constant on them being that of the rate as one expected label (``ctcvr``: the
+        click-and-conversion rate's too)."""
+        rates = self.constant_rates() if ctcvr else {"ctr": self.constant_rates()["ctr"]}
+        held_out = {"ctr": self.held_out.clicks, "ctcvr": self.held_out.conversions}
+        return training_constant(rates, {label: np.array([n / self.held_out.rows]) for label, n in held_out.items()})
 
     @classmethod
     def of(cls, click: np.ndarray, conversion: np.ndarray, validation_fraction: float) -> SplitLabels:

@@ -20,6 +20,7 @@ from torch import nn
 
 from common.features import FeatureSpec
 from training.evaluation.metrics import auc, log_loss
+from training.logs.ctcvr_label import click_and_conversion
 
 EPS = 1e-7  # keeps log(1 - p) finite
 
@@ -79,7 +80,7 @@ def product_bce(first_logit: torch.Tensor, second_logit: torch.Tensor, label: to
 def multitask_metrics(predictions: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
     """CTR and CTCVR over all logged impressions; CVR on clicked impressions only (what logs can tell)."""
     click = labels["click"].astype(bool)
-    ctcvr = click & labels["conversion"].astype(bool)
+    ctcvr = click_and_conversion(click, labels["conversion"])
     return {
         "ctr_auc": auc(click, predictions["pctr"]),
         "ctr_logloss": log_loss(click, predictions["pctr"]),

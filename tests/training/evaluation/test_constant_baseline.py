@@ -4,13 +4,23 @@ evaluated (`ctr_logloss 0.6206`) with nothing to compare it with."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import statistics
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
+from common.repository import MANIFEST_FILE, version_dir
 from tests.support.noise_logs import OVERFITTING, STEADY, repository, write_log
-from training.evaluation.constant_baseline import warn_if_worse_than_constant
+from training.evaluation.constant_baseline import (
+    ConstantComparison,
+    difference_from_constant,
+    warn_if_worse_than_constant,
+)
 from training.evaluation.evaluate_logs import evaluate_on_logs, summary
 from training.evaluation.metrics import log_loss
 from training.evaluation.world_heldout import constant_metrics
@@ -18,6 +28,8 @@ from training.export import export_checkpoint
 from training.pipeline import train
 
 WORSE = "predicts worse than a constant"
+BEYOND = "is beyond the noise: train it with fewer epochs, fewer buckets, or more rows"
+WITHIN = "is within the noise: more validation rows would tell whether it is worse"
 
 
 def trained(tmp_path, config: str, noise: bool, caplog):
@@ -40,7 +52,21 @@ def test_a_model_trained_to_overfit_noise_records_the_constant_and_warns_in_trai
     assert metrics["ctr_logloss"] > metrics["ctr_logloss_constant"]
     said = [r.getMessage() for r in caplog.records if WORSE in r.getMessage()]
     assert len(said) == 2 and said[0].startswith(f"m {WORSE}: its ctr_logloss {metrics['ctr_logloss']:.4f}")
-    assert "the training rows' click rate" in said[0] and "fewer epochs, fewer buckets, or more rows" in said[0]
+    assert "the training rows' click rate" in said[0]
+    # the model minus the constant over the 90 validation rows, its interval above 0: the overfit is no noise
+    difference = metrics["ctr_logloss_minus_constant"]
+    assert difference["value"] == pytest.approx(metrics["ctr_logloss"] - metrics["ctr_logloss_constant"], abs=1e-12)
+    assert (difference["positives"], difference["rows"]) == (int(clicks[cut:].sum()), clicks.size - cut)
+    low, high = difference["ci95"]
+    assert 0 < low < difference["value"] < high
+    assert said[0].endswith(
+        f"the difference {difference['value']:+.4f} (95% interval {low:+.4f} to {high:+.4f}, "
+        f"{difference['positives']} clicks among 90 validation rows) {BEYOND}"
+    )
+    # model.json records the figures (not the rows' differences), each epoch's too
+    manifest = json.loads((version_dir(models, "m", 1) / MANIFEST_FILE).read_text())["metrics"]
+    assert manifest["ctr_logloss_minus_constant"] == difference
+    assert manifest["validation_by_epoch"][-1]["ctr_logloss_minus_constant"] == difference
     # conversions drawn at random too: the CTCVR tower memorised them as well, and is measured against its own rate
     conversions = np.loadtxt(tmp_path / "train.csv", delimiter=",", skiprows=1, usecols=6)
     assert metrics["training_ctcvr"] == conversions[:cut].mean()
@@ -48,7 +74,12 @@ def test_a_model_trained_to_overfit_noise_records_the_constant_and_warns_in_trai
         conversions[cut:], np.full(clicks.size - cut, conversions[:cut].mean())
     )
     assert said[1].startswith(f"m {WORSE}: its ctcvr_logloss {metrics['ctcvr_logloss']:.4f}")
-    assert "the training rows' click-and-conversion rate" in said[1]
+    assert "the training rows' click-and-conversion rate" in said[1] and said[1].endswith(BEYOND)
+    ctcvr = metrics["ctcvr_logloss_minus_constant"]
+    assert (
+        ctcvr["positives"] == int(conversions[cut:].sum())
+        and f" {ctcvr['positives']} click-and-conversions " in said[1]
+    )
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         report = evaluate_on_logs(models, "m", heldout, resamples=5)
@@ -56,7 +87,79 @@ def test_a_model_trained_to_overfit_noise_records_the_constant_and_warns_in_trai
     assert constant["worse_than_constant"] and constant["compared_with"] == "ctr_logloss"
     assert constant["value"] < report["metrics"]["ctr_logloss"]["value"]
     assert f"m {WORSE}" in caplog.text and "this log's click rate" in caplog.text
-    assert any(WORSE in line for line in summary(report))
+    # the report's paired difference over the held-out rows, said by the warning and in the summary alike
+    difference = report["metrics"]["ctr_logloss_minus_constant"]
+    assert difference["rows"] == 400 and difference["positives"] == report["n_clicks"]
+    warned = [r.getMessage() for r in caplog.records if WORSE in r.getMessage()]
+    assert len(warned) == 1 and warned[0].endswith(
+        " rows) is beyond the noise: train it with fewer epochs, fewer buckets, or more rows"
+    )
+    assert f"  {warned[0]}" in summary(report)
+
+
+def test_a_model_no_better_than_a_constant_on_few_rows_warns_that_the_difference_is_within_the_noise(tmp_path, caplog):
+    """The steady config on the noise log: nothing to learn, and its CTR log loss lands a little above the
+    constant's, by less than the noise of 26 clicks among 90 validation rows; the warning says so and that more
+    validation rows would tell, not to train it otherwise."""
+    _, _, metrics = trained(tmp_path, STEADY, noise=True, caplog=caplog)
+    difference = metrics["ctr_logloss_minus_constant"]
+    low, high = difference["ci95"]
+    assert low < 0 <= difference["value"] < high
+    said = [r.getMessage() for r in caplog.records if WORSE in r.getMessage()]
+    assert [r.levelno for r in caplog.records if WORSE in r.getMessage()] == [logging.WARNING]
+    assert said == [
+        f"m {WORSE}: its ctr_logloss {metrics['ctr_logloss']:.4f} is not below {metrics['ctr_logloss_constant']:.4f}, "
+        f"the log loss of predicting the training rows' click rate {metrics['training_ctr']:.4f} for every validation "
+        f"row; the difference {difference['value']:+.4f} (95% interval {low:+.4f} to {high:+.4f}, "
+        f"{difference['positives']} clicks among 90 validation rows) {WITHIN}"
+    ]
+    assert metrics["ctcvr_logloss_minus_constant"]["value"] < 0  # its CTCVR below the constant: not warned
+
+
+def test_the_difference_from_the_constant_is_the_mean_of_the_rows_paired_differences_with_a_normal_interval():
+    labels = [1, 0, 0, 0, 1, 0, 0, 0]
+    predicted = [0.5, 0.2, 0.1, 0.4, 0.3, 0.1, 0.2, 0.6]
+    rate = 0.25
+    by_hand = [
+        -(math.log(p) if y else math.log(1 - p)) + (math.log(rate) if y else math.log(1 - rate))
+        for y, p in zip(labels, predicted, strict=True)
+    ]
+    mean, half = statistics.fmean(by_hand), 1.959964 * statistics.stdev(by_hand) / math.sqrt(8)
+    difference = difference_from_constant(np.array(labels), np.array(predicted), rate)
+    assert difference["value"] == pytest.approx(mean, abs=1e-15)
+    assert difference["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-15)
+    assert (difference["positives"], difference["rows"]) == (2, 8)
+    assert difference["value"] == pytest.approx(
+        log_loss(np.array(labels), np.array(predicted)) - log_loss(np.array(labels), np.full(8, rate)), abs=1e-15
+    )
+    one = difference_from_constant(np.array([1]), np.array([0.5]), rate)
+    assert one["ci95"] is None and one["reason"] == "1 row: no interval"
+    expected = difference_from_constant(np.array([0.2, 0.6]), np.array([0.3, 0.3]), 0.4)  # expected labels
+    assert expected["positives"] == pytest.approx(0.8) and expected["rows"] == 2
+
+
+def test_the_warning_says_whether_the_difference_is_beyond_the_noise():
+    """Beyond it (the interval above 0): the advice to train otherwise; within it: more rows would tell; without the
+    figures (a caller with no rows' differences): the advice alone, as before."""
+    rate = ("the training rows' click-and-conversion rate", 0.01)
+    start = (
+        f"esmm {WORSE}: its ctcvr_logloss_logged_b 0.0473 is not below 0.0470, the log loss of predicting the "
+        "training rows' click-and-conversion rate 0.0100 for every validation row; "
+    )
+    within = {"value": 0.0003, "ci95": [-0.0012, 0.0018], "positives": 31, "rows": 1200}
+    beyond = {"value": 0.003, "ci95": [0.0012, 0.0048], "positives": 1310, "rows": 12000}
+    comparison = ConstantComparison("esmm", "ctcvr_logloss_logged_b", 0.0473, 0.047, rate, "validation row")
+    positives = "click-and-conversions"
+    assert replace(comparison, difference=within, positives=positives).warning() == start + (
+        f"the difference +0.0003 (95% interval -0.0012 to +0.0018, 31 click-and-conversions among 1,200 validation "
+        f"rows) {WITHIN}"
+    )
+    assert replace(comparison, difference=beyond, positives=positives).warning() == start + (
+        f"the difference +0.0030 (95% interval +0.0012 to +0.0048, 1,310 click-and-conversions among 12,000 "
+        f"validation rows) {BEYOND}"
+    )
+    assert comparison.warning() == start + "train it with fewer epochs, fewer buckets, or more rows"
+    assert replace(comparison, model=0.0469, difference=within).warning() is None  # below the constant
 
 
 def test_a_model_that_learnt_the_signal_is_below_the_constant_and_does_not_warn(tmp_path, caplog):
@@ -84,6 +187,7 @@ def test_labels_of_one_class_are_no_constant_to_warn_against(caplog):
     constant = log_loss(np.zeros(100), np.zeros(100))
     with caplog.at_level(logging.WARNING):
         for rate in (0.0, 1.0):
-            assert not warn_if_worse_than_constant("m", "ctcvr_logloss", 1e-5, constant, ("a rate", rate), "row")
-        assert warn_if_worse_than_constant("m", "ctcvr_logloss", 0.2, 0.1, ("a rate", 0.02), "row")
+            comparison = ConstantComparison("m", "ctcvr_logloss", 1e-5, constant, ("a rate", rate), "row")
+            assert not warn_if_worse_than_constant(comparison)
+        assert warn_if_worse_than_constant(ConstantComparison("m", "ctcvr_logloss", 0.2, 0.1, ("a rate", 0.02), "row"))
     assert [WORSE in r.getMessage() for r in caplog.records] == [True]

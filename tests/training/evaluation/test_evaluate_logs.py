@@ -14,7 +14,7 @@ import torch
 from common.features import Feature, FeatureSpec, NumericStats
 from common.repository import sha256_file
 from tests.support.esmm_checkpoint import checkpoint
-from training.evaluation.constant_baseline import constant_log_loss
+from training.evaluation.constant_baseline import DIFFERENCE_SUFFIX, constant_log_loss
 from training.evaluation.evaluate_logs import _scored, calibration, constant_reference, evaluate_on_logs, summary
 from training.evaluation.metrics import log_loss
 from training.evaluation.world_heldout import run_exported
@@ -187,7 +187,9 @@ def test_resamples_0_gives_the_metrics_without_intervals_and_the_cli_default_is_
     with_intervals = evaluate_on_logs(root, "deb", logs, resamples=5)
     assert without["bootstrap"]["resamples"] == 0
     for key, metric in with_intervals["metrics"].items():
-        if metric.get("ci95") is not None:
+        if key.endswith(DIFFERENCE_SUFFIX):  # the paired difference's interval is the normal one: no resample
+            assert without["metrics"][key] == metric
+        elif metric.get("ci95") is not None:
             assert without["metrics"][key]["value"] == metric["value"], key
             assert without["metrics"][key]["ci95"] is None, key
             assert without["metrics"][key]["reason"] == "no interval: --resamples 0", key
@@ -290,15 +292,24 @@ def test_a_slot1_model_s_constant_reference_is_over_the_rows_its_log_loss_is_mea
     row the constant (0.199) fell below the model's 0.5 and warned, where over the model's own rows it is 0.693."""
     click = np.r_[np.arange(100) % 2 == 0, np.zeros(900, bool)]
     at_slot_rows = np.r_[np.ones(100, bool), np.zeros(900, bool)]
-    metrics = {"ctr_logloss_at_slot": {"n_impressions": 100, "value": 0.5}}
+    pctr = np.r_[np.where(click[:100], 0.6, 0.4), np.full(900, np.nan)]  # no ratio beyond the first 100: NaN
+    metrics = {"ctr_logloss_at_slot": {"n_impressions": 100, "value": log_loss(click[:100], pctr[:100])}}
     rng = np.random.default_rng(0)
-    constant = constant_reference("m", metrics, click, at_slot_rows, rng, 20)["ctr_logloss_constant"]
+    reference = constant_reference("m", metrics, click, pctr, at_slot_rows, rng, 20)
+    constant = reference["ctr_logloss_constant"]
     assert constant["value"] == pytest.approx(constant_log_loss(click[:100])) == pytest.approx(np.log(2))
     assert constant["rate"] == 0.5 and constant["n_impressions"] == 100
     assert constant["compared_with"] == "ctr_logloss_at_slot" and constant["worse_than_constant"] is False
+    # the model minus the constant over the same 100 rows: -log(0.6) + log(0.5) on every one of them
+    difference = reference["ctr_logloss_at_slot_minus_constant"]
+    assert difference["value"] == pytest.approx(np.log(0.5 / 0.6)) and difference["ci95"] == pytest.approx(
+        [np.log(0.5 / 0.6)] * 2
+    )
+    assert (difference["positives"], difference["rows"]) == (50, 100)
     assert "worse than a constant" not in caplog.text
     metrics = {"ctr_logloss_at_slot": {"n_impressions": 0, "value": None, "reason": "no row is at a slot"}}
-    nothing = constant_reference("m", metrics, click, np.zeros(1000, bool), rng, 20)["ctr_logloss_constant"]
+    nothing = constant_reference("m", metrics, click, pctr, np.zeros(1000, bool), rng, 20)["ctr_logloss_constant"]
     assert nothing["value"] is None and nothing["reason"] == "no row is at a slot"
-    plain = constant_reference("m", {"ctr_logloss": {"value": 0.1}}, click, None, rng, 20)["ctr_logloss_constant"]
-    assert plain["value"] == pytest.approx(constant_log_loss(click)) and plain["n_impressions"] == 1000
+    plain = constant_reference("m", {"ctr_logloss": {"value": 0.1}}, click, np.full(1000, 0.1), None, rng, 20)
+    assert plain["ctr_logloss_constant"]["value"] == pytest.approx(constant_log_loss(click))
+    assert plain["ctr_logloss_constant"]["n_impressions"] == plain["ctr_logloss_minus_constant"]["rows"] == 1000

@@ -38,6 +38,11 @@ def test_the_world_report_records_the_scored_model_s_sha256_as_the_logs_report_d
     report = evaluate_on_world(tmp_path, "esmm")
     assert (report["model"], report["version"]) == ("esmm", 1)
     assert report["onnx_sha256"] == sha256_file(version_dir(tmp_path, "esmm", 1) / MODEL_FILE)
+    # the log loss of its regime (position-blind: the displayed slot's) minus the day's own rate's, paired
+    difference = report["ctr_logloss_minus_constant"]
+    assert difference["value"] == pytest.approx(report["ctr_logloss"] - report["ctr_logloss_constant"])
+    assert (difference["positives"], difference["rows"]) == (report["n_clicks"], report["n_impressions"])
+    assert difference["ci95"][0] < difference["value"] < difference["ci95"][1]
 
 
 def test_the_report_records_the_held_out_day_s_settings(tmp_path, monkeypatch):

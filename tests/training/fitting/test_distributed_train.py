@@ -23,9 +23,11 @@ from common.features import FeatureSpec
 from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.wait import eventually
+from training.evaluation.constant_baseline import constant_key, difference_key
 from training.fitting.checkpoint import Checkpoint
 from training.fitting.distributed import Processes
 from training.fitting.distributed_train import check_before_launch, log_statistics, train_streaming
+from training.fitting.epoch_validation import AGAINST_CONSTANT, judged_by
 from training.logs.stream import ShardedLogs
 from training.model_config import ModelConfig
 from training.pipeline import train
@@ -111,6 +113,14 @@ def test_two_processes_export_a_model_as_good_as_one_process(setup, monkeypatch,
     assert two.metrics["validation_by_epoch"][-1]["ctr_logloss"] == two.metrics["ctr_logloss"]
     for key in ("training_ctr", "ctr_logloss_constant", "training_ctcvr", "ctcvr_logloss_constant"):
         assert two.metrics[key] == pytest.approx(one.metrics[key], rel=1e-12)
+    # and each judged log loss minus the constant, paired over the same held-out rows (the models differ, the rows not)
+    for label, keys in AGAINST_CONSTANT.items():
+        key = difference_key(judged_by(one.metrics, keys))
+        assert {k: two.metrics[key][k] for k in ("positives", "rows")} == {
+            k: one.metrics[key][k] for k in ("positives", "rows")
+        }, label
+        constant = two.metrics[constant_key(f"{label}_logloss")]
+        assert two.metrics[key]["value"] == pytest.approx(two.metrics[judged_by(two.metrics, keys)] - constant)
 
     # a later run reads the statistics instead of streaming the log for them
     again = CliRunner().invoke(
