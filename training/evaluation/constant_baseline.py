@@ -94,7 +94,11 @@ def difference_from_constant(labels: np.ndarray, predictions: np.ndarray, rate: 
 
     The difference is the mean of the rows' paired differences d_i (the row's log loss under the model minus under
     the constant), and its interval the normal one of a mean, value +- 1.96 sd(d) / sqrt(n): exact arithmetic, no
-    resampling, and no random number drawn. No interval (null) for fewer than 2 rows."""
+    resampling, and no random number drawn. On the auction's retraining windows (1,200 validation rows, 7 to 87
+    positives) it is as wide as the paired percentile bootstrap's (0.94 to 1.06 x) and misses the truth as seldom
+    (the labels drawn again from the world's probabilities: 2.3% below, 2.7% above, the bootstrap's 2.8%, 3.4%);
+    the two disagree on whether it holds 0 in 1 case of 162 (reports/constant_difference_interval.py,
+    docs/auction.md). No interval (null) for fewer than 2 rows."""
     labels = np.asarray(labels, dtype=np.float64).reshape(-1)
     rows = labels.size
     differences = row_log_losses(labels, predictions) - row_log_losses(labels, np.full(rows, rate))
