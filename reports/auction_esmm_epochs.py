@@ -44,9 +44,12 @@ def seed_days(report: dict[str, Any], pipeline: str) -> dict[int, list[dict[str,
     return {run["seed"]: run["days"] for run in report["pipelines"][pipeline]["seeds"]}
 
 
-def paired(control: dict[str, Any], variant: dict[str, Any], pipeline: str) -> dict[str, Any]:
-    """The pipeline's variant − control per seed, over the days both ran without a failed call."""
-    before, after = seed_days(control, pipeline), seed_days(variant, pipeline)
+def paired(
+    control: dict[str, Any], variant: dict[str, Any], pipeline: str, variant_pipeline: str | None = None
+) -> dict[str, Any]:
+    """The pipeline's variant − control per seed, over the days both ran without a failed call; the variant's
+    ``variant_pipeline`` where given (another pipeline of the same seeds, days and requests), else the same."""
+    before, after = seed_days(control, pipeline), seed_days(variant, variant_pipeline or pipeline)
     seeds = sorted(before.keys() & after.keys())
     totals: dict[str, list[dict[str, Any]]] = {"control": [], "variant": []}
     kept_days = {}

@@ -150,7 +150,8 @@ class ConstantComparison:
         low, high = record["ci95"]
         verdict = WITHIN_NOISE.format(row=self.row) if low <= 0.0 else BEYOND_NOISE + ADVICE  # it holds 0, or not
         figures = {name: record[name] for name in ("value", "positives", "rows")}
-        return said + NOISE.format(low=low, high=high, labels=self.positives, row=self.row, verdict=verdict, **figures)
+        labels = self.positives.removesuffix("s") if figures["positives"] == 1 else self.positives  # "1 click"
+        return said + NOISE.format(low=low, high=high, labels=labels, row=self.row, verdict=verdict, **figures)
 
 
 def warn_if_worse_than_constant(comparison: ConstantComparison) -> bool:

@@ -158,6 +158,10 @@ def test_the_warning_says_whether_the_difference_is_beyond_the_noise():
         f"the difference +0.0030 (95% interval +0.0012 to +0.0048, 1,310 click-and-conversions among 12,000 "
         f"validation rows) {BEYOND}"
     )
+    one = within | {"positives": 1, "rows": 90}
+    assert "(95% interval -0.0012 to +0.0018, 1 click-and-conversion among 90 validation rows)" in str(
+        replace(comparison, difference=one, positives=positives).warning()
+    )
     assert comparison.warning() == start + "train it with fewer epochs, fewer buckets, or more rows"
     assert replace(comparison, model=0.0469, difference=within).warning() is None  # below the constant
 
