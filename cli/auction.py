@@ -31,7 +31,9 @@ def auction(
     requests_per_day: Annotated[int | None, typer.Option(min=1, help="Auctions a day; 2000, --quick 300.")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
-    pipelines: Annotated[str, typer.Option(help="Comma-separated: naive, debiased, oracle.")] = "naive,debiased,oracle",
+    pipelines: Annotated[
+        str, typer.Option(help="Comma-separated: naive, debiased, constant, oracle.")
+    ] = "naive,debiased,oracle",
     seeds: Annotated[
         int | None, typer.Option(min=1, help="Seeds K..K+N-1 (world, advertisers, traffic); 3, --quick 1.")
     ] = None,

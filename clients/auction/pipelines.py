@@ -5,6 +5,9 @@
   position bypass) for the ctcvr role: both in the "logged" position regime;
 - ``debiased``: the live service with the served defaults (the ``ctr`` and ``ctcvr`` roles' default
   models, today the position-debiased adversarial CTR and ESMM);
+- ``constant``: one pCTR and one pCVR for every candidate of a day, the click rate and the conversions-per-click
+  rate of its own last ``train_days`` days of logs (the history window on day 0): no service, no model, the
+  untrained baseline (a constant pCTR ranks CPC ads by bid and oCPA ads by their CPA);
 - ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
 
 Service pipelines score every request of a day over HTTP, many in flight at once through the
@@ -33,7 +36,8 @@ from training.world import World
 logger = logging.getLogger(__name__)
 
 SERVICE_PIPELINES = ("naive", "debiased")
-PIPELINES = (*SERVICE_PIPELINES, "oracle")
+CONSTANT = "constant"
+PIPELINES = (*SERVICE_PIPELINES, CONSTANT, "oracle")
 NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
 NAIVE_CTCVR_MODEL = "esmm_blind"  # committed config of ESMM as published (no position bypass: "logged" regime)
 NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
@@ -69,6 +73,28 @@ def oracle_scores(world: World, requests: DayRequests) -> DayScores:
     users = requests.user[:, None]
     pctr = world.true_ctr(users, requests.ads, requests.hour[:, None])
     pcvr = world.true_cvr(users, requests.ads)
+    return DayScores(pctr=pctr, pcvr=pcvr, seconds=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class BaseRates:
+    """The constant pipeline's scores: a window of logs' clicks per impression and conversions per click."""
+
+    ctr: float
+    cvr: float
+
+    @classmethod
+    def of_counts(cls, impressions: int, clicks: int, conversions: int) -> BaseRates:
+        """ValueError where the window has no click (no conversions-per-click rate to score by)."""
+        if clicks == 0:
+            raise ValueError(f"no click among the {impressions} impressions of its window: no conversion rate")
+        return cls(ctr=clicks / impressions, cvr=conversions / clicks)
+
+
+def constant_scores(requests: DayRequests, rates: BaseRates) -> DayScores:
+    started = time.perf_counter()
+    shape = requests.ads.shape
+    pctr, pcvr = np.full(shape, rates.ctr), np.full(shape, rates.cvr)
     return DayScores(pctr=pctr, pcvr=pcvr, seconds=time.perf_counter() - started)
 
 

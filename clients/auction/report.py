@@ -155,7 +155,8 @@ def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
     ``seeds``: the seeds compared (those with a day left to compare); ``paired_seeds``: the seeds both pipelines
     ran, by which ``days`` (the days both ran) and ``failed_days_left_out`` (those of them left out) are listed:
     a seed whose every day failed is in these, not in ``seeds``. ``None`` figures where no day is left."""
-    pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle")]
+    pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle"), ("naive", "constant"),
+             ("debiased", "constant"), ("constant", "oracle")]  # fmt: skip
     out = {}
     for a, b in pairs:
         if a not in runs or b not in runs:

@@ -27,15 +27,19 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
 from clients.auction.pipelines import (
+    CONSTANT,
     SERVICE_PIPELINES,
+    BaseRates,
     DayScores,
     check_pipelines,
+    constant_scores,
     model_configs,
     oracle_scores,
     service_scores,
@@ -138,11 +142,28 @@ class PipelineRun:
 
 @dataclass(frozen=True)
 class DayLog:
-    """A day's log of displayed impressions, with its row count as written: a retraining window's impressions
-    are counted without reading the files back."""
+    """A day's log of displayed impressions, with its rows, clicks and conversions counted as written: a
+    retraining window's impressions (and the constant pipeline's rates) are counted without reading the files back."""
 
     path: Path
     rows: int
+    clicks: int
+    conversions: int
+
+    @classmethod
+    def written(cls, table: pa.Table, path: Path) -> DayLog:
+        """``table`` written to ``path`` (write_logs), counted."""
+
+        def total(column: str) -> int:
+            return int(pc.sum(table.column(column)).as_py() or 0)
+
+        return cls(write_logs(table, path), table.num_rows, total("click"), total("conversion"))
+
+
+def window_rates(window: list[DayLog]) -> BaseRates:
+    """The constant pipeline's pCTR and pCVR: the window's clicks per impression and conversions per click."""
+    counts = (sum(log.rows for log in window), sum(log.clicks for log in window))
+    return BaseRates.of_counts(*counts, sum(log.conversions for log in window))
 
 
 class Interrupted(Exception):
@@ -181,7 +202,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             advertisers = config.advertisers(world, seed)
             seed_dir = config.work_dir / f"seed{seed}"
             shutil.rmtree(seed_dir, ignore_errors=True)
-            needs_history = _needs_service(config) and config.url is None  # a running service has its versions
+            # a running service has its versions; the constant pipeline's day-0 rates are the history's
+            needs_history = (_needs_service(config) and config.url is None) or CONSTANT in config.pipelines
             history = _history(world, config, seed, seed_dir / "history") if needs_history else []
             for name in config.pipelines:
                 logger.info("seed %d: pipeline %s", seed, name)
@@ -273,11 +295,10 @@ def _history(world: World, config: AuctionConfig, seed: int, directory: Path) ->
     """``train_days`` days of the world's feedback-loop logs before day 0, one file a day."""
     table = world.simulate(days=config.train_days, requests_per_day=config.requests_per_day, seed=seed)
     day = pc.divide(pc.subtract(table.column("ts"), world.config.start_ts), SECONDS_PER_DAY)
-    files = []
-    for d in range(config.train_days):
-        logs = table.filter(pc.equal(day, d))
-        files.append(DayLog(write_logs(logs, directory / f"day{d - config.train_days}.parquet"), logs.num_rows))
-    return files
+    return [
+        DayLog.written(table.filter(pc.equal(day, d)), directory / f"day{d - config.train_days}.parquet")
+        for d in range(config.train_days)
+    ]
 
 
 def _run_pipeline(
@@ -291,7 +312,7 @@ def _run_pipeline(
 ) -> None:
     """``run``'s days, appended as each ends."""
     if name not in SERVICE_PIPELINES:
-        asyncio.run(_days(run, name, world, advertisers, config, directory))
+        asyncio.run(_days(run, name, world, advertisers, config, directory, history))
         return
     if config.url is not None:
         asyncio.run(_running(run, name, world, advertisers, config, directory))
@@ -398,9 +419,20 @@ async def _days(
     names: dict[str, str] | None = None,
 ) -> None:
     """The pipeline's days: scored by the service (then retrained and reloaded when there is a
-    ``trainer``), or by the truth, into ``run``. ``names``: role -> served model (the trainer's when it has one)."""
+    ``trainer``), by the base rates of its last days of logs (``constant``: recomputed after each day, as a
+    service pipeline retrains), or by the truth, into ``run``. ``names``: role -> served model (the trainer's
+    when it has one)."""
     seed = run.seed
     logs = list(history or [])
+    rates = None
+    if name == CONSTANT:  # a history without a click: a pipeline stopped before its first day had no report entry
+        try:
+            rates = window_rates(logs[-config.train_days :])
+        except ValueError as error:
+            raise ValueError(
+                f"seed {seed}: the constant pipeline's day-0 rates are the history's: {error}; run more "
+                "--requests-per-day or --train-days"
+            ) from None
     reload_s = scoring_s = 0.0
     names = trainer.names if trainer is not None else names
     client = None if service is None else AsyncScoringClient(service.url, max_connections=config.concurrency)
@@ -411,18 +443,21 @@ async def _days(
             ratios = _published_ratios(models, names["ctr"])
         for day in range(config.days):
             requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
-            if client is None:  # the oracle knows the truth, its slot factors included
-                scores, ratios = oracle_scores(world, requests), SlotRatios.of_world(world)
-            else:
+            if client is not None:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
+            elif rates is not None:  # position-blind, as the naive pipeline: no slot ratios
+                scores, ratios = constant_scores(requests, rates), None
+            else:  # the oracle knows the truth, its slot factors included
+                scores, ratios = oracle_scores(world, requests), SlotRatios.of_world(world)
             scoring_s += scores.seconds
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
             metrics = outcome.metrics | _service_metrics(scores)
             if client is not None:
                 metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
+            if rates is not None:
+                metrics["constant_rates"] = asdict(rates)
             run.days.append(metrics)
-            displayed = write_logs(outcome.displayed, directory / "logs" / f"day{day}.parquet")
-            logs.append(DayLog(displayed, outcome.displayed.num_rows))
+            logs.append(DayLog.written(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
             write_logs(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
             logger.info(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
@@ -438,7 +473,7 @@ async def _days(
                 run.aborted = f"day {day}: all {scores.errors} scoring calls failed, most often {commonest!r}"
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
                 break
-            if client is None or trainer is None or day == config.days - 1:
+            if (trainer is None and rates is None) or day == config.days - 1:
                 continue
             window = logs[-config.train_days :]
             # a window with no impressions: the trainer said only "impression log ... has no rows", a day late
@@ -446,6 +481,14 @@ async def _days(
                 run.aborted = f"no ad cleared the reserve {config.reserve} on day {day}: nothing to train on"
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
                 break
+            if rates is not None:  # the constant pipeline's retraining
+                try:
+                    rates = window_rates(window)
+                except ValueError as error:
+                    run.aborted = f"day {day}: {error}"
+                    logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
+                    break
+                continue
             exported = trainer.train_window([log.path for log in window], f"day{day}")
             try:
                 reload_s += await reload_and_confirm(client, service.token, trainer.names, exported)
