@@ -92,6 +92,7 @@ class BaseRates:
 
 
 def constant_scores(requests: DayRequests, rates: BaseRates) -> DayScores:
+    """The constant pipeline's day: ``rates``' pCTR and pCVR for every candidate of every request."""
     started = time.perf_counter()
     shape = requests.ads.shape
     pctr, pcvr = np.full(shape, rates.ctr), np.full(shape, rates.cvr)
