@@ -39,7 +39,7 @@ import json
 import logging
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,21 +176,44 @@ def trained_run(model: torch.nn.Module, data: ImpressionTensors, settings, parts
     }
 
 
-def study_window(
-    window: dict[str, Any], training_seeds: int, epochs_factor: int, scratch: Path
-) -> list[dict[str, Any]]:
-    """The window's records: its ctcvr model's, then each of its controls in ``VARIANTS``."""
-    name = CTCVR_MODELS[window["pipeline"]]
+@dataclass
+class WindowTraining:
+    """A window's training as ``clients/auction/retrain.py`` runs it: the ctcvr model's config, the fitted spec,
+    the encoded window (``data``), the trainer's settings, its parts (train, validation tail, the served day) and
+    the training rows' rates (the constant's)."""
+
+    config: ModelConfig
+    spec: Any
+    data: ImpressionTensors
+    settings: Any
+    parts: dict[str, ImpressionTensors]
+    rates: dict[str, float]
+    joined: Path  # the window's logs, as the trainer read them
+
+
+def window_training(window: dict[str, Any], scratch: Path) -> WindowTraining:
+    """``window``'s training, its logs joined into ``scratch``."""
     repository = window["directory"] / "models"
     joined = scratch / "window.parquet"
     write_logs(pa.concat_tables([read_parquet(f) for f in window["files"]], promote_options="permissive"), joined)
-    config = ModelConfig.load(repository, name)
+    config = ModelConfig.load(repository, CTCVR_MODELS[window["pipeline"]])
     _, spec, data = training_data(config, joined, window["directory"] / "spec.toml", scratch)
     settings = training_settings(config, repository, len(data))
     train, validation = split_by_time(data, settings.validation_fraction)
     parts = {"train": train, "validation": validation, "served_day": served_day(window["served_day"], spec, data)}
     click = train.tensors["click"].numpy().astype(np.float64)
     rates = {"ctr": click.mean(), "ctcvr": (click * train.tensors["conversion"].numpy()).mean()}
+    return WindowTraining(config, spec, data, settings, parts, rates, joined)
+
+
+def study_window(
+    window: dict[str, Any], training_seeds: int, epochs_factor: int, scratch: Path
+) -> list[dict[str, Any]]:
+    """The window's records: its ctcvr model's, then each of its controls in ``VARIANTS``."""
+    built = window_training(window, scratch)
+    config, spec, data, settings = built.config, built.spec, built.data, built.settings
+    name, parts, rates = config.name, built.parts, built.rates
+    train, validation = parts["train"], parts["validation"]
     valid_click = validation.tensors["click"].numpy()
     common = {key: window[key] for key in ("seed", "pipeline", "window")} | {
         "steps": settings.epochs * -(-len(train) // settings.batch_size),
