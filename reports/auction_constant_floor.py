@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from cli.reports import write_report
 from clients.auction.merge import read_part
-from reports.auction_esmm_epochs import SAME_SETTINGS, paired
+from reports.auction_esmm_epochs import SAME_SETTINGS, difference_text, paired
 
 SERVICE_PIPELINES = ("naive", "debiased")
 CONSTANT_OF = "constant"  # the pipeline of the ``--constant`` run paired with each service pipeline
@@ -77,12 +77,10 @@ def table(report: dict[str, Any]) -> str:
         entry = report[f"{name}_minus_constant"]
         lines.append(f"{name} - constant (seeds {entry['seeds']}):")
         for key in (*SHOWN, "pcvr_over_true", "slot1_pctr_over_true"):
-            figures, interval = entry[key], entry[key]["ci95"]
-            bounds = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "[one seed]"
-            seeds = ", ".join(f"{d:+.3f}" for d in figures["per_seed"])
+            figures = entry[key]
             lines.append(
                 f"  {key:22s} constant {figures['control']:10.3f}  {name} {figures['variant']:10.3f}  "
-                f"{figures['variant_minus_control']:+10.3f} {bounds}  ({seeds})"
+                f"{difference_text(figures)}"
             )
     for row in report.get("rate_against_truth", []):
         lines.append(

@@ -44,6 +44,23 @@ def seed_days(report: dict[str, Any], pipeline: str) -> dict[int, list[dict[str,
     return {run["seed"]: run["days"] for run in report["pipelines"][pipeline]["seeds"]}
 
 
+def difference(per_seed: list[float]) -> dict[str, Any]:
+    """Variant − control per seed: its mean, Student t 95% interval over the seeds and the seeds' own values."""
+    return {
+        "variant_minus_control": float(np.mean(per_seed)),
+        "ci95": ci95(per_seed),
+        "per_seed": [float(d) for d in per_seed],
+    }
+
+
+def difference_text(figures: dict[str, Any]) -> str:
+    """A ``difference`` as the terminal shows it: "+mean [low, high]  (per seed)"."""
+    interval = figures["ci95"]
+    bounds = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "[one seed]"
+    seeds = ", ".join(f"{d:+.3f}" for d in figures["per_seed"])
+    return f"{figures['variant_minus_control']:+10.3f} {bounds}  ({seeds})"
+
+
 def paired(
     control: dict[str, Any], variant: dict[str, Any], pipeline: str, variant_pipeline: str | None = None
 ) -> dict[str, Any]:
@@ -64,15 +81,10 @@ def paired(
         values = {
             side: [t[key][0] if key == SLOT1_PCTR else t[key] for t in totals[side]] for side in ("control", "variant")
         }
-        diffs = list(np.subtract(values["variant"], values["control"]))
         name = "slot1_pctr_over_true" if key == SLOT1_PCTR else key
-        entry[name] = {
-            "control": float(np.mean(values["control"])),
-            "variant": float(np.mean(values["variant"])),
-            "variant_minus_control": float(np.mean(diffs)),
-            "ci95": ci95(diffs),
-            "per_seed": [float(d) for d in diffs],
-        }
+        entry[name] = {side: float(np.mean(values[side])) for side in ("control", "variant")} | difference(
+            list(np.subtract(values["variant"], values["control"]))
+        )
     entry["identical_days"] = sum(  # the same auctions won and paid for: outcomes alike to the cent
         all(before[seed][d][key] == after[seed][d][key] for key in OUTCOMES)
         for seed in seeds
@@ -110,12 +122,7 @@ def uniform_check(report: dict[str, Any], control: dict[str, Any]) -> dict[str, 
     totals = {side: run_scenario(config, 1.0, bias[side]) for side in ("control", "variant")}
     out: dict[str, Any] = {"pcvr_scale": {side: bias[side] for side in totals}}
     for key in ("welfare", "revenue", "advertiser_surplus", "conversions"):
-        diffs = [v[key] - c[key] for c, v in zip(totals["control"], totals["variant"], strict=True)]
-        out[key] = {
-            "variant_minus_control": float(np.mean(diffs)),
-            "ci95": ci95(diffs),
-            "per_seed": [float(d) for d in diffs],
-        }
+        out[key] = difference([v[key] - c[key] for c, v in zip(totals["control"], totals["variant"], strict=True)])
     return out
 
 
@@ -127,22 +134,15 @@ def table(report: dict[str, Any]) -> str:
         for key, figures in entry.items():
             if not isinstance(figures, dict) or "ci95" not in figures:
                 continue
-            interval = figures["ci95"]
-            bounds = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "[one seed]"
-            seeds = ", ".join(f"{d:+.3f}" for d in figures["per_seed"])
             lines.append(
-                f"  {key:22s} {figures['control']:10.3f} {figures['variant']:10.3f} "
-                f"{figures['variant_minus_control']:+10.3f} {bounds}  ({seeds})"
+                f"  {key:22s} {figures['control']:10.3f} {figures['variant']:10.3f} {difference_text(figures)}"
             )
     check = report.get("uniform_check")
     if check:
         scale = check["pcvr_scale"]
         lines.append(f"oracle with pCVR x {scale['control']:.3f} (control) and x {scale['variant']:.3f} (variant):")
         for key in ("welfare", "revenue", "advertiser_surplus", "conversions"):
-            figures, interval = check[key], check[key]["ci95"]
-            bounds = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "[one seed]"
-            seeds = ", ".join(f"{d:+.3f}" for d in figures["per_seed"])
-            lines.append(f"  {key:22s} {figures['variant_minus_control']:+10.3f} {bounds}  ({seeds})")
+            lines.append(f"  {key:22s} {difference_text(check[key])}")
     return "\n".join(lines)
 
 

@@ -71,15 +71,16 @@ def label_rate(labels: np.ndarray) -> float:
     return float(labels.mean()) if labels.size else float("nan")
 
 
-def training_constant(rates: dict[str, float], validation: dict[str, np.ndarray]) -> dict[str, float]:
-    """model.json's reference, for each label of ``rates`` (its rate on the training rows) and ``validation`` (its
+def training_constant(rates: dict[str, float], validation: dict[str, np.ndarray], ctcvr: bool) -> dict[str, float]:
+    """model.json's reference from ``rates`` (each label's rate on the training rows) and ``validation`` (its
     values on the validation rows): ``ctr`` gives the training rows' click rate (``training_ctr``, what a model
     that learnt nothing but the base rate predicts) and its log loss on the validation rows
-    (``ctr_logloss_constant``); ``ctcvr``, for a model that records a ``ctcvr_logloss``, the same of the
+    (``ctr_logloss_constant``); with ``ctcvr`` (a model that records a ``ctcvr_logloss``), the same of the
     click-and-conversion rate (``training_ctcvr``, ``ctcvr_logloss_constant``): conversions are rarer than clicks,
     and a CTCVR tower can overfit them alone."""
     reference: dict[str, float] = {}
-    for label, rate in rates.items():
+    for label in ("ctr", "ctcvr") if ctcvr else ("ctr",):
+        rate = rates[label]
         reference |= {
             f"training_{label}": rate,
             constant_key(f"{label}_logloss"): constant_log_loss(validation[label], rate),

@@ -249,8 +249,7 @@ def fit(model: nn.Module, data: ImpressionTensors, config: TrainingConfig, progr
         metrics[BY_EPOCH] = validated.records
         if rates is not None:
             labels = {"ctr": validation.tensors["click"].numpy(), "ctcvr": ctcvr_labels(validation)}
-            recorded = rates if "ctcvr_logloss" in metrics else {"ctr": rates["ctr"]}
-            metrics |= training_constant(recorded, labels)
+            metrics |= training_constant(rates, labels, ctcvr="ctcvr_logloss" in metrics)
     metrics["training_loss"] = main_loss  # the last epoch of the first (main) phase
     return metrics | (kept.summary() if kept else {})
 

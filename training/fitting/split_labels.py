@@ -56,9 +56,9 @@ class SplitLabels:
         records it without reading the held-out rows again: the held-out rate stands for their labels, the log
         loss of a constant on them being that of the rate as one expected label (``ctcvr``: the
         click-and-conversion rate's too)."""
-        rates = self.constant_rates() if ctcvr else {"ctr": self.constant_rates()["ctr"]}
         held_out = {"ctr": self.held_out.clicks, "ctcvr": self.held_out.conversions}
-        return training_constant(rates, {label: np.array([n / self.held_out.rows]) for label, n in held_out.items()})
+        as_labels = {label: np.array([n / self.held_out.rows]) for label, n in held_out.items()}  # one expected label
+        return training_constant(self.constant_rates(), as_labels, ctcvr)
 
     @classmethod
     def of(cls, click: np.ndarray, conversion: np.ndarray, validation_fraction: float) -> SplitLabels:
