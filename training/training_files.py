@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.features import FeatureSpec
-from training.logs.files import log_files
+from training.logs.files import log_files, non_displayed_files
 from training.logs.shard_folder import manifest_spec
 from training.models.kinds import trains_on
 
@@ -79,8 +79,9 @@ def check_own_logs(
 ) -> None:
     """What ``ctr train NAME --logs LOGS`` checks of the user's logs before torch's import, with the messages
     and in the order the trainers would say them later: the spec given or kept (``own_spec``) reads as a feature
-    spec, ``logs`` names log files, ``--non-displayed`` is for a retrieval ``kind``, and the spec the trainer
-    would read (``own_logs_spec``: one is needed, a manifest's where none is given) reads too."""
+    spec, ``logs`` names log files, ``--non-displayed`` is for a retrieval ``kind``, the spec the trainer
+    would read (``own_logs_spec``: one is needed, a manifest's where none is given) reads too, and
+    ``--non-displayed`` names files (``non_displayed_files``: said after the fit's data was built before)."""
     given = own_spec(root, name, spec_path)
     if given is not None:
         FeatureSpec.from_toml(given)
@@ -89,6 +90,8 @@ def check_own_logs(
     read = own_logs_spec(root, name, kind, logs, spec_path, non_displayed, streamed=streamed)
     if read != given:  # a manifest's
         FeatureSpec.from_toml(read)
+    if non_displayed is not None:
+        non_displayed_files(non_displayed)
 
 
 def checkpoint_path(work_dir: Path, name: str) -> Path:

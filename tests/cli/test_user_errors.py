@@ -190,6 +190,10 @@ OUT_FOLDER = "--out folder is a directory: name the file to write"
         (["train", "mine", "--logs", "logs.parquet", "--non-displayed", "logs.parquet"], "--non-displayed is for"),
         (["train", "esam", "--logs", "logs.parquet"], "esam trained on your logs needs --non-displayed OTHER"),
         (["train", "esam", "--logs", "logs.parquet", "--distributed"], "esam does not train on impression rows"),
+        (
+            ["train", "esam", "--logs", "logs.parquet", "--spec", "spec.toml", "--non-displayed", "nothing.parquet"],
+            "--non-displayed: no table at nothing.parquet",
+        ),
         (["new", "x", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
         (["new", "x", "--kind", "esmm", "--spec", "logs.parquet"], "logs.parquet is not valid TOML: 'utf-8' codec"),
         (["new", "leak", "--kind", "esmm_debiased", "--spec", "leak.toml"], LABEL_AS_FEATURE),
@@ -237,7 +241,8 @@ def test_a_bad_option_value_is_said_before_torch_is_imported(tmp_path, args, exp
 def _mistakes(folder: Path) -> Path:
     """``folder`` with what the mistakes above are made of: models/NAME/config.toml of each of CONFIGS (after
     ``kind = "esmm"``), of an unknown kind (bad) and of a retrieval model (esam); a log that is no Parquet file;
-    a spec that names a label as a feature; a folder; shards whose manifest names a spec that does not read."""
+    a spec that names a label as a feature, and one that reads; a folder; shards whose manifest names a spec that
+    does not read."""
     for name, text in {
         **{name: f'kind = "esmm"\n{mistake}' for name, mistake in CONFIGS.items()},
         "bad": 'kind = "esmn"',
@@ -247,6 +252,9 @@ def _mistakes(folder: Path) -> Path:
         (folder / "models" / name / "config.toml").write_text(text + "\n")
     (folder / "logs.parquet").write_bytes(b"PAR1\x15\x04\xb4\xb4\x00\xff")
     (folder / "leak.toml").write_text('[[feature]]\nname = "click"\nkind = "numeric"\nside = "candidate"\n')
+    (folder / "spec.toml").write_text(
+        '[[feature]]\nname = "ad_id"\nkind = "categorical"\nside = "candidate"\nbuckets = 100\n'
+    )
     (folder / "folder").mkdir()
     (folder / "shards").mkdir()
     (folder / "shards" / "part-0.parquet").write_bytes(b"PAR1")

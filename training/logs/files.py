@@ -25,6 +25,15 @@ def log_files(path: str | Path, what: str = "impression log") -> list[Path]:
     return files
 
 
+def non_displayed_files(path: str | Path) -> list[Path]:
+    """``log_files`` of ``--non-displayed``'s table of candidates, where none is there said of that option: the
+    retrieval trainer reads it, and ``ctr train --logs`` checks it before torch's import."""
+    try:
+        return log_files(path, "table")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--non-displayed: {error}") from None
+
+
 def _listed_files(path: Path, what: str) -> list[Path]:
     if path.is_dir():
         files = sorted(

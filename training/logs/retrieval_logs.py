@@ -32,6 +32,7 @@ from training.fitting.dataset import ImpressionTensors
 from training.logs.column_arrays import column_array, feature_columns
 from training.logs.column_names import refuse_missing_columns
 from training.logs.feature_checks import check_features
+from training.logs.files import non_displayed_files
 from training.logs.fingerprint import fingerprint
 from training.logs.reading import read_logs, read_tables
 from training.logs.row_words import FileRows
@@ -64,10 +65,8 @@ def read_candidates(path: str | Path, spec: FeatureSpec) -> pa.Table:
         if table.num_rows:  # a header alone has no types to check (CSV reads its columns as nulls)
             check_features(table, candidates, f"{file} (non-displayed)", FileRows(file))
 
-    try:
-        return read_tables(path, "non-displayed table", check, categorical=[f.name for f in spec.categorical])
-    except FileNotFoundError as error:  # said of the table it is, not of an impression log
-        raise FileNotFoundError(f"--non-displayed: {str(error).replace('impression log', 'table')}") from None
+    non_displayed_files(path)  # a missing table said as the table it is, not as an impression log
+    return read_tables(path, "non-displayed table", check, categorical=[f.name for f in spec.categorical])
 
 
 def catalog_id_feature(spec: FeatureSpec) -> str:
