@@ -32,7 +32,7 @@ def auction(
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
     pipelines: Annotated[
-        str, typer.Option(help="Comma-separated: naive, debiased, constant, oracle.")
+        str, typer.Option(help="Comma-separated: naive, debiased, constant, random, oracle.")
     ] = "naive,debiased,oracle",
     seeds: Annotated[
         int | None, typer.Option(min=1, help="Seeds K..K+N-1 (world, advertisers, traffic); 3, --quick 1.")

@@ -1,10 +1,12 @@
 """One auction day of one pipeline: scores -> bids -> GSP -> the world's clicks and conversions ->
-the day's impression logs and metrics.
+the day's impression logs and metrics (the random pipeline: a uniformly random order of the eligible candidates in
+place of GSP, clients/auction/uniform.py).
 
 The world decides every outcome: a click on the ad in slot k when the request's click draw is under
 theta_k x its true top-slot CTR, a conversion after a click when the conversion draw is under its
 true CVR. Displayed impressions are logged in the impression-log format (DESIGN.md §1) with the bid,
-the price per click and a propensity of 1 (the auction's ranking is deterministic given the scores);
+the price per click and a propensity of 1 (the auction's ranking is deterministic given the scores; the random
+pipeline's rows carry their probability under its uniform order);
 the other candidates go to the non-displayed table, without labels.
 """
 
@@ -20,6 +22,7 @@ from clients.auction.advertisers import Advertisers
 from clients.auction.gsp import Allocation, expected_welfare, run_gsp
 from clients.auction.pipelines import DayScores
 from clients.auction.traffic import DayRequests
+from clients.auction.uniform import run_uniform
 from training.world import World
 from training.world.logs import build_table
 
@@ -58,16 +61,22 @@ def run_day(
     scores: DayScores,
     reserve: float,
     slot_ratios: SlotRatios | None = None,
+    uniform_order: np.ndarray | None = None,
 ) -> DayOutcome:
     """``slot_ratios``: the pipeline's r_k, which ``slot_pctr_over_true_by_slot`` (pCTR x r_k against
-    theta_k x true CTR) needs; without them that figure is None and ``slot_ratio_source`` is "none"."""
+    theta_k x true CTR) needs; without them that figure is None and ``slot_ratio_source`` is "none".
+    ``uniform_order``: (R, K) uniform numbers (the random pipeline's): its eligible candidates shown in their order
+    at the reserve price, not ranked by eCPM."""
     n_slots = world.config.n_slots
     theta = world.examination()  # (S,)
     users, hours = requests.user[:, None], requests.hour[:, None]
     true_ctr = world.true_ctr(users, requests.ads, hours)  # (R, K) top-slot truth
     true_cvr = world.true_cvr(users, requests.ads)
     bid = advertisers.bid_per_click(requests.ads, scores.pcvr)
-    allocation = run_gsp(bid, scores.pctr, n_slots, reserve)
+    if uniform_order is None:
+        allocation = run_gsp(bid, scores.pctr, n_slots, reserve)
+    else:
+        allocation = run_uniform(bid, scores.pctr, n_slots, reserve, uniform_order)
     shown = allocation.shown  # (R, S)
     col = np.where(shown, allocation.winners, 0)
 
@@ -120,7 +129,8 @@ def run_day(
         "ocpa_share_by_slot": _ocpa_share(advertisers, requests.ads, allocation),
         "ocpa_share_oracle_by_slot": _ocpa_share(advertisers, requests.ads, oracle),
     }
-    displayed = _log_table(world, requests, shown, col, click, conversion, potential, true_ctr, true_cvr)
+    propensity = np.ones(shown.shape) if allocation.propensity is None else allocation.propensity
+    displayed = _log_table(world, requests, shown, col, click, conversion, potential, true_ctr, true_cvr, propensity)
     displayed = displayed.append_column("bid", pa.array(at_slots(bid)[shown], pa.float32()))
     displayed = displayed.append_column("price", pa.array(allocation.price[shown], pa.float32()))
     return DayOutcome(metrics, displayed, _non_displayed(world, requests, shown, col, bid, scores, true_ctr, true_cvr))
@@ -156,6 +166,7 @@ def _log_table(
     potential: np.ndarray,
     true_ctr: np.ndarray,
     true_cvr: np.ndarray,
+    propensity: np.ndarray,
 ) -> pa.Table:
     rows = np.nonzero(shown)[0]  # request of each displayed impression, row-major: slot 1 first
     theta = world.examination()
@@ -171,7 +182,7 @@ def _log_table(
         "true_ctr": np.take_along_axis(true_ctr, col, axis=1)[shown],
         "true_cvr": np.take_along_axis(true_cvr, col, axis=1)[shown],
         "examination": np.broadcast_to(theta, shown.shape)[shown],
-        "propensity": np.ones(len(rows)),
+        "propensity": propensity[shown],
     }
     return build_table(columns, _request_ids(requests.day, rows), world.population, world.vocab)
 

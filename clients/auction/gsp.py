@@ -26,6 +26,9 @@ import numpy as np
 class Allocation:
     winners: np.ndarray  # (R, S) int: candidate column shown in slot k, -1 where the slot stays empty
     price: np.ndarray  # (R, S) float: price per click of slot k's winner, 0 where empty
+    # (R, S) float: P(slot k's winner is shown in slot k) under a randomised allocation (clients/auction/uniform.py);
+    # None where the allocation is deterministic given the scores (GSP): 1
+    propensity: np.ndarray | None = None
 
     @property
     def shown(self) -> np.ndarray:
@@ -33,19 +36,29 @@ class Allocation:
         return self.winners >= 0
 
 
+def eligible(bid: np.ndarray, pctr: np.ndarray, reserve: float) -> np.ndarray:
+    """(R, K) bool: the candidates an allocation may show (module docstring); NaN scores (a failed call) never."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (bid >= reserve) & (bid > 0) & (pctr > 0) & np.isfinite(bid * pctr)
+
+
+def check_auction(bid: np.ndarray, pctr: np.ndarray, n_slots: int, reserve: float) -> None:
+    """ValueError unless ``bid`` and ``pctr`` are both (R, K), ``n_slots`` >= 1 and ``reserve`` >= 0."""
+    if bid.shape != pctr.shape or bid.ndim != 2:
+        raise ValueError(f"bid and pctr must both be (R, K), got {bid.shape} and {pctr.shape}")
+    if n_slots < 1 or reserve < 0:
+        raise ValueError(f"need n_slots >= 1 and reserve >= 0, got {n_slots} and {reserve}")
+
+
 def run_gsp(bid: np.ndarray, pctr: np.ndarray, n_slots: int, reserve: float) -> Allocation:
     """Allocate ``n_slots`` slots over candidates with bids per click ``bid`` (R, K) and top-slot
     click probabilities ``pctr`` (R, K); NaN scores (a failed scoring call) are never shown, nor is an ad that
     bids 0 or is given no chance of a click: under ``reserve`` 0 an oCPA ad whose pCVR was 0 bid 0 and was shown
     at a price of 0, and the day's price over bid became 0/0 (NaN)."""
-    if bid.shape != pctr.shape or bid.ndim != 2:
-        raise ValueError(f"bid and pctr must both be (R, K), got {bid.shape} and {pctr.shape}")
-    if n_slots < 1 or reserve < 0:
-        raise ValueError(f"need n_slots >= 1 and reserve >= 0, got {n_slots} and {reserve}")
+    check_auction(bid, pctr, n_slots, reserve)
     n_candidates = bid.shape[1]
     ecpm = bid * pctr  # (R, K)
-    eligible = (bid >= reserve) & (bid > 0) & (pctr > 0) & np.isfinite(ecpm)
-    score = np.where(eligible, ecpm, -np.inf)
+    score = np.where(eligible(bid, pctr, reserve), ecpm, -np.inf)
     width = n_slots + 1  # the winners and the first loser, whose eCPM prices the last slot
     if n_candidates < width:
         score = np.pad(score, ((0, 0), (0, width - n_candidates)), constant_values=-np.inf)

@@ -8,6 +8,8 @@
 - ``constant``: one pCTR and one pCVR for every candidate of a day, the click rate and the conversions-per-click
   rate of its own last ``train_days`` days of logs (the history window on day 0): no service, no model, the
   untrained baseline (a constant pCTR ranks CPC ads by bid and oCPA ads by their CPA);
+- ``random``: the constant pipeline's pCTR and pCVR (the same base rates of its own logs), its eligible candidates
+  shown in a uniformly random order at the reserve price (clients/auction/uniform.py): uniform exploration, the floor;
 - ``oracle``: the world's true top-slot CTR (with the hour) and true CVR: no service, the ceiling.
 
 Service pipelines score every request of a day over HTTP, many in flight at once through the
@@ -37,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 SERVICE_PIPELINES = ("naive", "debiased")
 CONSTANT = "constant"
-PIPELINES = (*SERVICE_PIPELINES, CONSTANT, "oracle")
+RANDOM = "random"
+BASE_RATE_PIPELINES = (CONSTANT, RANDOM)  # scored by the base rates of their own last days of logs
+PIPELINES = (*SERVICE_PIPELINES, *BASE_RATE_PIPELINES, "oracle")
 NAIVE_CTR_MODEL = "ctr_naive"  # the naive pipeline's ctr-role model name in its own repository
 NAIVE_CTCVR_MODEL = "esmm_blind"  # committed config of ESMM as published (no position bypass: "logged" regime)
 NAIVE_CTR_OVERRIDES = {"lam": 0.0, "bypass": False}  # the adversarial CTR network reduced to a plain click model
@@ -78,7 +82,8 @@ def oracle_scores(world: World, requests: DayRequests) -> DayScores:
 
 @dataclass(frozen=True)
 class BaseRates:
-    """The constant pipeline's scores: a window of logs' clicks per impression and conversions per click."""
+    """The base-rate pipelines' scores (constant, random): a window of logs' clicks per impression and conversions
+    per click."""
 
     ctr: float
     cvr: float
@@ -92,7 +97,7 @@ class BaseRates:
 
 
 def constant_scores(requests: DayRequests, rates: BaseRates) -> DayScores:
-    """The constant pipeline's day: ``rates``' pCTR and pCVR for every candidate of every request."""
+    """A base-rate pipeline's day (constant, random): ``rates``' pCTR and pCVR for every candidate of every request."""
     started = time.perf_counter()
     shape = requests.ads.shape
     pctr, pcvr = np.full(shape, rates.ctr), np.full(shape, rates.cvr)

@@ -27,6 +27,7 @@ STYLES = (
     {"marker": "s", "linestyle": "--", "hatch": "//"},
     {"marker": "^", "linestyle": ":", "hatch": ".."},
     {"marker": "D", "linestyle": "-.", "hatch": "xx"},
+    {"marker": "v", "linestyle": (0, (5, 2, 1, 2, 1, 2)), "hatch": "\\\\"},
 )
 
 

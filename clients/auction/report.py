@@ -156,7 +156,8 @@ def _comparisons(runs: dict[str, list[Any]]) -> dict[str, Any]:
     ran, by which ``days`` (the days both ran) and ``failed_days_left_out`` (those of them left out) are listed:
     a seed whose every day failed is in these, not in ``seeds``. ``None`` figures where no day is left."""
     pairs = [("debiased", "naive"), ("debiased", "oracle"), ("naive", "oracle"), ("naive", "constant"),
-             ("debiased", "constant"), ("constant", "oracle")]  # fmt: skip
+             ("debiased", "constant"), ("constant", "oracle"), ("naive", "random"), ("debiased", "random"),
+             ("constant", "random"), ("random", "oracle")]  # fmt: skip
     out = {}
     for a, b in pairs:
         if a not in runs or b not in runs:

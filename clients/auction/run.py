@@ -34,7 +34,8 @@ from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
 from clients.auction.pipelines import (
-    CONSTANT,
+    BASE_RATE_PIPELINES,
+    RANDOM,
     SERVICE_PIPELINES,
     BaseRates,
     DayScores,
@@ -48,6 +49,7 @@ from clients.auction.pipelines import (
 from clients.auction.report import finished_seeds, summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
 from clients.auction.traffic import draw_day
+from clients.auction.uniform import uniform_draws
 from clients.client import (
     AsyncScoringClient,
     ModelStatus,
@@ -143,7 +145,7 @@ class PipelineRun:
 @dataclass(frozen=True)
 class DayLog:
     """A day's log of displayed impressions, with its rows, clicks and conversions counted as written: a
-    retraining window's impressions (and the constant pipeline's rates) are counted without reading the files back."""
+    retraining window's impressions (and the base-rate pipelines' rates) are counted without reading the files back."""
 
     path: Path
     rows: int
@@ -161,7 +163,7 @@ class DayLog:
 
 
 def window_rates(window: list[DayLog]) -> BaseRates:
-    """The constant pipeline's pCTR and pCVR: the window's clicks per impression and conversions per click."""
+    """The base-rate pipelines' pCTR and pCVR: the window's clicks per impression and conversions per click."""
     counts = (sum(log.rows for log in window), sum(log.clicks for log in window))
     return BaseRates.of_counts(*counts, sum(log.conversions for log in window))
 
@@ -202,8 +204,10 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             advertisers = config.advertisers(world, seed)
             seed_dir = config.work_dir / f"seed{seed}"
             shutil.rmtree(seed_dir, ignore_errors=True)
-            # a running service has its versions; the constant pipeline's day-0 rates are the history's
-            needs_history = (_needs_service(config) and config.url is None) or CONSTANT in config.pipelines
+            # a running service has its versions; the base-rate pipelines' day-0 rates are the history's
+            needs_history = (_needs_service(config) and config.url is None) or any(
+                name in BASE_RATE_PIPELINES for name in config.pipelines
+            )
             history = _history(world, config, seed, seed_dir / "history") if needs_history else []
             for name in config.pipelines:
                 logger.info("seed %d: pipeline %s", seed, name)
@@ -419,18 +423,18 @@ async def _days(
     names: dict[str, str] | None = None,
 ) -> None:
     """The pipeline's days: scored by the service (then retrained and reloaded when there is a
-    ``trainer``), by the base rates of its last days of logs (``constant``: recomputed after each day, as a
-    service pipeline retrains), or by the truth, into ``run``. ``names``: role -> served model (the trainer's
-    when it has one)."""
+    ``trainer``), by the base rates of its last days of logs (``constant`` and ``random``, which shows its eligible
+    candidates in a uniformly random order: recomputed after each day, as a service pipeline retrains), or by the
+    truth, into ``run``. ``names``: role -> served model (the trainer's when it has one)."""
     seed = run.seed
     logs = list(history or [])
     rates = None
-    if name == CONSTANT:  # a history without a click: a pipeline stopped before its first day had no report entry
+    if name in BASE_RATE_PIPELINES:  # a history without a click: a pipeline stopped before its first day had no entry
         try:
             rates = window_rates(logs[-config.train_days :])
         except ValueError as error:
             raise ValueError(
-                f"seed {seed}: the constant pipeline's day-0 rates are the history's: {error}; run more "
+                f"seed {seed}: the {name} pipeline's day-0 rates are the history's: {error}; run more "
                 "--requests-per-day or --train-days"
             ) from None
     reload_s = scoring_s = 0.0
@@ -450,7 +454,8 @@ async def _days(
             else:  # the oracle knows the truth, its slot factors included
                 scores, ratios = oracle_scores(world, requests), SlotRatios.of_world(world)
             scoring_s += scores.seconds
-            outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios)
+            order = uniform_draws(world.config.seed, seed, day, requests.ads.shape) if name == RANDOM else None
+            outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios, order)
             metrics = outcome.metrics | _service_metrics(scores)
             if client is not None:
                 metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
@@ -481,7 +486,7 @@ async def _days(
                 run.aborted = f"no ad cleared the reserve {config.reserve} on day {day}: nothing to train on"
                 logger.error("seed %d pipeline %s stopped: %s", seed, name, run.aborted)
                 break
-            if rates is not None:  # the constant pipeline's retraining
+            if rates is not None:  # the base-rate pipelines' retraining
                 try:
                     rates = window_rates(window)
                 except ValueError as error:
