@@ -169,3 +169,19 @@ def test_two_random_parts_merge_into_the_two_seed_run(tmp_path: Path, monkeypatc
     report = json.loads(out.read_text(encoding="utf-8"))
     assert outcomes(report, "random") == outcomes(whole, "random")  # the same orders, the same days
     assert report["pipelines"]["random"]["total"]["welfare"] == whole["pipelines"]["random"]["total"]["welfare"]
+
+
+def test_the_floor_report_reads_the_bid_orders_agreement_with_the_truth_from_the_logs(tmp_path: Path) -> None:
+    """reports/auction_constant_floor.py's ``order_agreement``: its rank correlation is Spearman's, and on a run the
+    highest bid holds the highest true value per impression more often than a draw of 1 in 10 candidates would."""
+    from reports.auction_constant_floor import _spearman, order_agreement, selections
+
+    a = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    b = np.array([[10.0, 20.0, 30.0, 40.0], [4.0, 3.0, 2.0, 1.0], [2.0, 1.0, 4.0, 3.0]])
+    assert _spearman(a, b).tolist() == [1.0, -1.0, 0.6]
+    report = auction(tmp_path, "run", "--pipelines", "random,constant,oracle")
+    agreement = order_agreement(report, tmp_path / "run", "constant")
+    assert agreement["requests"] == 600 and 0 < agreement["all_eligible"] <= 600
+    assert agreement["top_agrees"] > 2 * agreement["top_agrees_by_chance"] == 0.2
+    chosen = selections(report, tmp_path / "run")
+    assert list(chosen) == ["random", "constant", "oracle"] and abs(chosen["random"]["z"]) < 3 < chosen["oracle"]["z"]
