@@ -40,6 +40,7 @@ from training.evaluation.metrics import auc, log_loss
 from training.fitting.embedding_optimizer import adam
 from training.fitting.fit import TrainingPhase, descend
 from training.fitting.settings import TrainingConfig
+from training.models.bypass_start import start_bypass_at_log
 from training.models.parts import FeatureEmbedding
 from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import bias_constants
@@ -230,8 +231,13 @@ class AdversarialCTR(nn.Module):
         self.b_mean.fill_(b_mean)
         self.b_std.fill_(b_std)
         ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
+        offset = math.log(ctr / (1.0 - ctr))
+        if self.bypass is not None and self.config.bypass_start == "log":
+            hidden, activation = self.bypass.mlp[0], self.bypass.mlp[1]
+            position, b = tensors["position"].numpy(), tensors["b"].numpy()
+            offset = start_bypass_at_log(hidden, activation, self.w_by, b_mean, b_std, position, b)
         with torch.no_grad():
-            self.w_y.bias.fill_(math.log(ctr / (1.0 - ctr)))
+            self.w_y.bias.fill_(offset)
 
     @property
     def constants(self) -> dict[str, float]:

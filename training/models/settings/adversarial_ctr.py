@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 ACTIVATIONS = ("tanh", "relu")  # every hidden layer's; adversarial_ctr.ACTIVATION_LAYERS has each one's module
 OPTIMIZERS = ("sgd", "adam")
 ADVERSARY_LOSSES = ("covariance", "correlation")  # Loss_N's penalty; adversarial_ctr.ADVERSARY_PENALTIES computes each
+# where the Bypass network starts: as drawn, or fitted to the log's slot CTRs (training/models/bypass_start.py)
+BYPASS_STARTS = ("drawn", "log")
 
 
 @dataclass
@@ -23,6 +25,7 @@ class AdversarialCTRConfig:
     optimizer: str = "sgd"  # "sgd" (paper) or "adam"; learning rate from [training]
     bias_epochs: int = 100  # epochs of Loss_B alone after the main training (paper: 100)
     adversary_loss: str = "covariance"  # Loss_N's penalty: "covariance" (paper) or "correlation" (scale-free)
+    bypass_start: str = "drawn"  # "drawn" (paper: random weights) or "log" (its term fitted to the slot CTRs)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam < 1.0:
@@ -39,5 +42,7 @@ class AdversarialCTRConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
         if self.adversary_loss not in ADVERSARY_LOSSES:
             raise ValueError(f"adversary_loss must be one of {sorted(ADVERSARY_LOSSES)}, not {self.adversary_loss!r}")
+        if self.bypass_start not in BYPASS_STARTS:
+            raise ValueError(f"bypass_start must be one of {list(BYPASS_STARTS)}, not {self.bypass_start!r}")
         if self.bias_epochs < 0:
             raise ValueError(f"bias_epochs must be >= 0, not {self.bias_epochs}")

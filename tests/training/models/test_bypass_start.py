@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from tests.support.model_batches import SPEC, logged_batch
+from training.models.adversarial_ctr import AdversarialCTR
+from training.models.bypass_start import start_bypass_at_log
+from training.models.position_bypass import position_summary
+from training.models.settings.adversarial_ctr import AdversarialCTRConfig
+from training.position_ctr import listed_slots, position_ctr
+
+
+def logged_ratios(data: dict[str, torch.Tensor]) -> list[float]:
+    slots = listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy()))
+    return [ctr / slots[0] for ctr in slots]
+
+
+def slot_logits(model: AdversarialCTR, data: dict[str, torch.Tensor]) -> np.ndarray:
+    """The offset + the bypass's term at each listed slot's b (the features' part left out)."""
+    slots = listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy()))
+    with torch.no_grad():
+        logits = model.bypass_logit(torch.tensor(slots, dtype=torch.float32)) + model.w_y.bias
+    return logits.numpy().astype(np.float64)
+
+
+def test_a_log_start_puts_each_slot_at_its_own_logged_click_log_odds():
+    """Three slots, one tanh unit: offset + term(b_k) = logit(b_k), whatever the seed drew; and the untrained model's
+    published ratios are then the log's, where the drawn start's are whatever the draw gave."""
+    data = logged_batch(rows=3000, seed=1)
+    data["position"] = data["position"].clamp(max=3)  # three slots, as the auction's
+    data["b"] = torch.from_numpy(
+        np.array(listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy())), dtype=np.float32)
+    )[data["position"] - 1]
+    slots = np.array(listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy())))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = AdversarialCTR(SPEC, AdversarialCTRConfig(bypass_start="log"))
+        model.fix_constants(data)
+        np.testing.assert_allclose(slot_logits(model, data), np.log(slots / (1 - slots)), atol=0.02)
+        torch.nn.init.zeros_(model.w_y.weight)  # no feature effect: the mean pCTR of a slot is its own
+        assert position_summary(model, data)["ctr_ratios"] == pytest.approx(logged_ratios(data), abs=0.01)
+
+
+def test_the_drawn_start_leaves_the_bypass_as_built_and_the_offset_at_the_log_odds_of_the_ctr():
+    data = logged_batch()
+    torch.manual_seed(0)
+    model = AdversarialCTR(SPEC, AdversarialCTRConfig())
+    built = {name: p.detach().clone() for name, p in model.named_parameters() if name.startswith(("bypass", "w_by"))}
+    model.fix_constants(data)
+    for name, p in model.named_parameters():
+        if name in built:
+            assert torch.equal(p, built[name]), name
+    ctr = float(data["click"].double().mean())
+    assert float(model.w_y.bias.detach()) == pytest.approx(np.log(ctr / (1 - ctr)), abs=1e-6)
+
+
+def test_several_units_start_apart_and_fit_five_slots():
+    """Units spread over the hidden biases (identical units would stay identical under training); five slots fitted
+    within a tenth of a log-odds unit."""
+    data = logged_batch(rows=5000, seed=2)
+    torch.manual_seed(0)
+    model = AdversarialCTR(SPEC, AdversarialCTRConfig(bypass_start="log", bypass_units=3))
+    model.fix_constants(data)
+    hidden = model.bypass.mlp[0]
+    assert len(set(hidden.bias.tolist())) == 3
+    slots = np.array(listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy())))
+    np.testing.assert_allclose(slot_logits(model, data), np.log(slots / (1 - slots)), atol=0.1)
+
+
+def test_a_slot_without_clicks_is_fitted_at_the_clamped_rate():
+    """No click at slot 3: its log-odds are not -inf but the clamp's, and the fit stays finite."""
+    position = np.array([1] * 100 + [2] * 100 + [3] * 100)
+    b = np.array([0.2] * 100 + [0.05] * 100 + [0.0] * 100)  # each row's position CTR
+    hidden, w_by = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1, bias=False)
+    offset = start_bypass_at_log(hidden, torch.nn.Tanh(), w_by, float(b.mean()), float(b.std()), position, b)
+    assert np.isfinite(offset) and torch.isfinite(w_by.weight).all()
+
+
+def test_config_names_the_starts():
+    with pytest.raises(ValueError, match="bypass_start"):
+        AdversarialCTRConfig(bypass_start="zero")
+    assert AdversarialCTRConfig().bypass_start == "drawn"  # the paper's
