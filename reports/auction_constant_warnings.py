@@ -68,12 +68,13 @@ CTCVR_MODELS = {"naive": NAIVE_CTCVR_MODEL, "debiased": "esmm"}  # the models th
 BOOTSTRAP = 2000  # resamples of the validation rows
 
 
-def windows(work_dir: Path, train_days: int) -> list[dict[str, Any]]:
-    """Every window the run trained on: seed, pipeline, label, its day files and the next day's (served) file."""
+def windows(work_dir: Path, train_days: int, pipelines=tuple(CTCVR_MODELS)) -> list[dict[str, Any]]:
+    """Every window the run trained on (of ``pipelines``: one that trains nothing, such as ``random``, gives the
+    windows it would have): seed, pipeline, label, its day files and the next day's (served) file."""
     out = []
     for seed_dir in sorted(work_dir.glob("seed*"), key=lambda p: int(p.name[4:])):
         history = sorted(seed_dir.glob("history/day-*.parquet"), key=lambda p: -int(p.stem[4:]))
-        for pipeline in CTCVR_MODELS:
+        for pipeline in pipelines:
             logs = seed_dir / pipeline / "logs"
             days = sorted(logs.glob("day[0-9].parquet"), key=lambda p: int(p.stem[3:]))
             if not days:
@@ -191,12 +192,13 @@ class WindowTraining:
     joined: Path  # the window's logs, as the trainer read them
 
 
-def window_training(window: dict[str, Any], scratch: Path) -> WindowTraining:
-    """``window``'s training, its logs joined into ``scratch``."""
+def window_training(window: dict[str, Any], scratch: Path, name: str | None = None) -> WindowTraining:
+    """``window``'s training of its pipeline's model ``name`` (default: its ctcvr model), its logs joined into
+    ``scratch``."""
     repository = window["directory"] / "models"
     joined = scratch / "window.parquet"
     write_logs(pa.concat_tables([read_parquet(f) for f in window["files"]], promote_options="permissive"), joined)
-    config = ModelConfig.load(repository, CTCVR_MODELS[window["pipeline"]])
+    config = ModelConfig.load(repository, name or CTCVR_MODELS[window["pipeline"]])
     _, spec, data = training_data(config, joined, window["directory"] / "spec.toml", scratch)
     settings = training_settings(config, repository, len(data))
     train, validation = split_by_time(data, settings.validation_fraction)
