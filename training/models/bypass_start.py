@@ -1,16 +1,16 @@
 """A position bypass started from the training log: its term fitted to each slot's logged click log-odds.
 
 Built, the bypass's term w . act(a z + c0) (z: b standardised) has random weights: with the trainer's seed 0, the
-adversarial `ctr` model's untrained slot ratios on an auction window were 1, 1.15, 1.22 (the lower slots *above*
-the top), and other seeds drew 0.50-1.56 at slot 2. On a 10,800-row window (85 Adam steps at batch 128) training
-moves the ratios only part of the way from that start: the served ratios followed the seed's start, not the data
-(docs/auction.md, "Why the auction's published slot ratios are too flat"). As ``fix_constants`` starts the offset c
-at the log-odds of the training CTR, this starts the bypass where the log is: c + term(b_k) = logit(b_k) for each
-slot k (b_k is slot k's own CTR over the window), least squares weighted by the slot's impressions; the features'
-part of the logit is then left to explain the rest. The hidden layer's weight a and biases c0 are chosen from a
-small grid (several units spread evenly over c0 +- 1, so that they differ), where the units work in their responsive
-range, and W_BY and c solved for exactly at each; the closest fit is kept (three slots: exact, as far as the grid
-goes).
+adversarial `ctr` model's untrained slot ratios on the auction's windows were 1, 1.19, 1.23 on average (the lower
+slots *above* the top), and seeds 1-4 drew 0.60-1.08 at slot 2 (reports/auction_slot_ratios.json). On a 10,800-row
+window (85 Adam steps at batch 128) training moves the ratios only part of the way from that start: the served
+ratios followed the seed's start, not the data (docs/auction.md, "Why the auction's published slot ratios are too
+flat"). As ``fix_constants`` starts the offset c at the log-odds of the training CTR, this starts the bypass where
+the log is: c + term(b_k) = logit(b_k) for each slot k (b_k is slot k's own CTR over the window), least squares
+weighted by the slot's impressions; the features' part of the logit is then left to explain the rest. The hidden
+layer's weight a and biases c0 are chosen from a small grid (several units spread evenly over c0 +- 1, so that they
+differ), where the units work in their responsive range, and W_BY and c solved for exactly at each; the closest fit
+is kept (three slots: exact, as far as the grid goes).
 """
 
 from __future__ import annotations
