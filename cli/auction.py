@@ -31,6 +31,16 @@ def auction(
     requests_per_day: Annotated[int | None, typer.Option(min=1, help="Auctions a day; 2000, --quick 300.")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Ads shown per request.")] = 3,
     candidates: Annotated[int, typer.Option(help="Eligible candidates per request.")] = 10,
+    retrieval: Annotated[
+        str,
+        typer.Option(
+            help="Where the candidates come from: pool (the eligible pool), esam (the top K of --pool ads by a "
+            "served ESAM model's /v1/similarity, trained on the history window) or first (the first K of that pool)."
+        ),
+    ] = "pool",
+    pool: Annotated[
+        int | None, typer.Option(help="With --retrieval esam or first: ads drawn per request to retrieve from; 100.")
+    ] = None,
     pipelines: Annotated[
         str, typer.Option(help="Comma-separated: naive, debiased, constant, random, oracle.")
     ] = "naive,debiased,oracle",
@@ -90,9 +100,15 @@ def auction(
             " batch_size); set it there"
         )
     _check_out(out)  # said before the auctions, not after them
+    if retrieval != "pool" and pool is None:
+        from clients.auction.retrieval import DEFAULT_POOL
+
+        pool = DEFAULT_POOL
     config = AuctionConfig(
         slots=slots,
         candidates=candidates,
+        retrieval=retrieval,
+        pool=pool,
         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
         reserve=reserve,
         batch_size=batch_size,

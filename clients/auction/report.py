@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clients.auction.retrieval import RETRIEVAL_FIGURES, retrieval_line
 from clients.auction.student_t import critical_value
 
 SUMS = ("revenue", "welfare", "advertiser_surplus", "clicks", "conversions", "impressions", "expected_welfare",
@@ -65,6 +66,7 @@ def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
         values = [d[key] for d in days if d[key] is not None and not math.isnan(d[key])]
         total[key] = float(np.mean(values)) if values else None
     total |= {key: _mean_lists([d[key] for d in days]) for key in SLOT_MEANS}
+    total |= {key: float(np.mean([d[key] for d in days])) for key in RETRIEVAL_FIGURES if key in days[0]}
     best = total["expected_welfare"] + total["regret"]
     total["regret_share"] = total["regret"] / best if best > 0 else 0.0
     total["days"] = len(days)
@@ -215,6 +217,9 @@ def table(report: dict[str, Any]) -> str:
             f"| {_fmt(t.get('pcvr_over_true'), t.get('pcvr_over_true_ci95'), 2)} "
             f"| {_fmt(t['regret_share'], t['regret_share_ci95'], 3)} | {t['errors']:.0f} |"
         )
+    retrieved = retrieval_line(report)
+    if retrieved:
+        lines.append(f"\n{retrieved}")
     days = report.get("config", {}).get("days")
     for pair, entry in report.get("comparisons", {}).items():
         compared = entry.get("days", [])

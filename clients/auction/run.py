@@ -48,6 +48,15 @@ from clients.auction.pipelines import (
 )
 from clients.auction.report import finished_seeds, summarise
 from clients.auction.retrain import ReloadRefused, Timings, Trainer, reload_and_confirm
+from clients.auction.retrieval import (
+    ESAM,
+    ESAM_MODEL,
+    POOL,
+    RetrievedDay,
+    check_retrieval,
+    esam_config_text,
+    retrieved_days,
+)
 from clients.auction.traffic import draw_day
 from clients.auction.uniform import uniform_draws
 from clients.client import (
@@ -67,6 +76,7 @@ from training.world.traffic import SECONDS_PER_DAY
 logger = logging.getLogger(__name__)
 
 ADVERTISER_STREAM = 17  # keys the advertisers' draw apart from the traffic's
+ESAM_RECORD = "retrieval"  # model_configs' entry of the retrieval model (--retrieval esam)
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,18 @@ class AuctionConfig:
     url: str | None = None
     repository: Path | None = None  # the running service's model repository (CTR_MODEL_REPOSITORY)
     admin_token: str | None = None  # its CTR_ADMIN_TOKEN
+    # where the K candidates come from: the eligible pool, or a retriever's top K of a pool of ``pool`` ads
+    # (clients/auction/retrieval.py: "first", "esam"), shared by every pipeline of a seed
+    retrieval: str = POOL
+    pool: int | None = None
 
     def __post_init__(self) -> None:
         check_pipelines(list(self.pipelines))
+        check_retrieval(self.retrieval, self.pool, self.candidates)
+        if self.url is not None and self.retrieval != POOL:
+            raise ValueError(
+                "--retrieval esam or first is not built for --url: run it with the pipelines' own services"
+            )
         if min(self.days, self.requests_per_day, self.slots, self.seeds, self.train_days, self.concurrency) < 1:
             raise ValueError("days, requests_per_day, slots, seeds, train_days and concurrency must be >= 1")
         if self.first_seed < 0:  # numpy's SeedSequence takes no negative entropy
@@ -205,15 +224,21 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             seed_dir = config.work_dir / f"seed{seed}"
             shutil.rmtree(seed_dir, ignore_errors=True)
             # a running service has its versions; the base-rate pipelines' day-0 rates are the history's
-            needs_history = (_needs_service(config) and config.url is None) or any(
-                name in BASE_RATE_PIPELINES for name in config.pipelines
+            needs_history = (
+                (_needs_service(config) and config.url is None)
+                or any(name in BASE_RATE_PIPELINES for name in config.pipelines)
+                or config.retrieval == ESAM  # the retrieval model trains on the history window
             )
             history = _history(world, config, seed, seed_dir / "history") if needs_history else []
+            history_dir = seed_dir / "history" if needs_history else None
+            traffic = None  # the eligible pool, drawn day by day
+            if config.retrieval != POOL:  # retrieved once, before the pipelines, for all of them
+                traffic = retrieved_days(config, world, advertisers, seed, history_dir, seed_dir / "retrieval")
             for name in config.pipelines:
                 logger.info("seed %d: pipeline %s", seed, name)
                 run = PipelineRun(seed=seed)
                 runs[name].append(run)  # before its days: those that end are kept if the run is stopped
-                _run_pipeline(run, name, world, advertisers, history, config, seed_dir / name)
+                _run_pipeline(run, name, world, advertisers, history, traffic, config, seed_dir / name)
     except (KeyboardInterrupt, SystemExit) as interruption:  # SIGTERM is SystemExit(143): cli/signals.py
         signalled = isinstance(interruption, KeyboardInterrupt) or interruption.code == SIGTERM_EXIT_CODE
         if not signalled or not any(run.days for per_seed in runs.values() for run in per_seed):
@@ -280,15 +305,24 @@ def config_digests(config: AuctionConfig) -> dict[str, dict[str, str]]:
     """Service pipeline -> model -> sha256 of the settings of the config.toml its models train with (``--configs``'
     files as the pipeline's repository gets them; its tables as sorted JSON, so a comment or a layout does not
     count): the parts of a split run, on checkouts whose configs differ, trained other models under the same
-    options, and no report said so (``ctr auction-merge`` compares these)."""
-    return {
+    options, and no report said so (``ctr auction-merge`` compares these). With ``--retrieval esam``, ``retrieval``
+    -> its model -> the same of its config."""
+    digests = {
         name: {
-            model: hashlib.sha256(json.dumps(tomllib.loads(text), sort_keys=True).encode()).hexdigest()
+            model: _settings_digest(text)
             for model, text in model_configs(name, config.model_source, config.roles, config.batch_size).values()
         }
         for name in config.pipelines
         if name in SERVICE_PIPELINES
     }
+    if config.retrieval == ESAM:
+        digests[ESAM_RECORD] = {ESAM_MODEL: _settings_digest(esam_config_text(config.model_source))}
+    return digests
+
+
+def _settings_digest(text: str) -> str:
+    """sha256 of a config.toml's tables as sorted JSON: a comment or a layout does not count."""
+    return hashlib.sha256(json.dumps(tomllib.loads(text), sort_keys=True).encode()).hexdigest()
 
 
 def _needs_service(config: AuctionConfig) -> bool:
@@ -311,14 +345,16 @@ def _run_pipeline(
     world: World,
     advertisers: Advertisers,
     history: list[DayLog],
+    traffic: list[RetrievedDay] | None,
     config: AuctionConfig,
     directory: Path,
 ) -> None:
-    """``run``'s days, appended as each ends."""
+    """``run``'s days, appended as each ends; ``traffic``: each day's requests with their retrieved candidates
+    (None: the eligible pool, drawn day by day)."""
     if name not in SERVICE_PIPELINES:
-        asyncio.run(_days(run, name, world, advertisers, config, directory, history))
+        asyncio.run(_days(run, name, world, advertisers, config, directory, history, traffic=traffic))
         return
-    if config.url is not None:
+    if config.url is not None:  # the eligible pool: a retriever is not built for --url
         asyncio.run(_running(run, name, world, advertisers, config, directory))
         return
     repository = directory / "models"
@@ -328,7 +364,7 @@ def _run_pipeline(
     trainer = Trainer(repository, directory / "work", spec_path, names)
     trainer.train_window([log.path for log in history], "history")
     with running_service(repository, names, directory / "service.log") as service:
-        asyncio.run(_days(run, name, world, advertisers, config, directory, history, trainer, service))
+        asyncio.run(_days(run, name, world, advertisers, config, directory, history, trainer, service, traffic=traffic))
 
 
 def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
@@ -421,6 +457,8 @@ async def _days(
     trainer: Trainer | None = None,
     service: RunningService | None = None,
     names: dict[str, str] | None = None,
+    *,
+    traffic: list[RetrievedDay] | None = None,
 ) -> None:
     """The pipeline's days: scored by the service (then retrained and reloaded when there is a
     ``trainer``), by the base rates of its last days of logs (``constant`` and ``random``, which shows its eligible
@@ -446,7 +484,10 @@ async def _days(
             expected = {role: _served(models, model) for role, model in names.items()}
             ratios = _published_ratios(models, names["ctr"])
         for day in range(config.days):
-            requests = draw_day(world, seed, day, config.requests_per_day, config.train_days)
+            if traffic is None:
+                requests, retrieval = draw_day(world, seed, day, config.requests_per_day, config.train_days), {}
+            else:  # the seed's retrieved candidates, the same for every pipeline
+                requests, retrieval = traffic[day].requests, traffic[day].figures
             if client is not None:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             elif rates is not None:  # position-blind, as the naive pipeline: no slot ratios
@@ -456,7 +497,7 @@ async def _days(
             scoring_s += scores.seconds
             order = uniform_draws(world.config.seed, seed, day, requests.ads.shape) if name == RANDOM else None
             outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios, order)
-            metrics = outcome.metrics | _service_metrics(scores)
+            metrics = outcome.metrics | _service_metrics(scores) | retrieval
             if client is not None:
                 metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
             if rates is not None:
@@ -542,9 +583,11 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 
 
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
-    """The config as the report shows it: paths as text, never the admin token."""
+    """The config as the report shows it: paths as text, never the admin token; ``retrieval`` and ``pool`` only
+    where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them)."""
+    left_out = {"admin_token"} | ({"retrieval", "pool"} if config.retrieval == POOL else set())
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(config).items()
-        if k != "admin_token"
+        if k not in left_out
     }

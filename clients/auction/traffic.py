@@ -1,7 +1,7 @@
 """A day of auction requests from the world: who asks, when, and which candidates are eligible.
 
 Candidates are the world's eligible pool for the request (``n_candidates`` distinct ads drawn by
-Zipf popularity), not a retrieval model's top k: the pipelines serve no retrieval model. The draws of
+Zipf popularity), unless a retriever takes them from a larger pool (clients/auction/retrieval.py). The draws of
 a day depend only on (seed, day), so every pipeline of a seed sees identical traffic, and the uniform
 numbers that decide clicks and conversions are drawn per (request, candidate) the same way, so an ad
 shown in the same slot of the same request has the same outcome in every pipeline.
@@ -34,14 +34,18 @@ class DayRequests:
         return len(self.user)
 
 
-def draw_day(world: World, seed: int, day: int, n_requests: int, calendar_offset: int = 0) -> DayRequests:
+def draw_day(
+    world: World, seed: int, day: int, n_requests: int, calendar_offset: int = 0, n_candidates: int | None = None
+) -> DayRequests:
     """The requests of ``day`` for ``seed``: identical for every pipeline. Their timestamps fall on
-    calendar day ``calendar_offset + day`` (after the history days the models first train on)."""
+    calendar day ``calendar_offset + day`` (after the history days the models first train on). ``n_candidates``:
+    ads drawn per request, the world's ``n_candidates`` unless given (a retriever's pool: retrieval.py)."""
     request_rng, outcome_rng = (
         np.random.default_rng(s)
         for s in np.random.SeedSequence([world.config.seed, AUCTION_STREAM, seed, day]).spawn(2)
     )
-    requests = sample_requests(request_rng, world.population, world.config, n_requests, world.config.n_candidates)
+    drawn = world.config.n_candidates if n_candidates is None else n_candidates
+    requests = sample_requests(request_rng, world.population, world.config, n_requests, drawn)
     shape = requests.candidates.shape
     return DayRequests(
         day=day,

@@ -106,6 +106,21 @@ def build_table(
     return pa.Table.from_arrays([arrays[f.name] for f in LOG_SCHEMA], schema=LOG_SCHEMA)
 
 
+# the columns of a displayed impression that a candidate never shown has none of (DESIGN.md §1's non-displayed table)
+DISPLAY_COLUMNS = ("position", "click", "conversion", "propensity", "conversion_potential", "examination")
+
+
+def candidate_table(
+    columns: dict[str, np.ndarray], request_id: pa.Array | pa.ChunkedArray, population: Population, vocab: Vocabulary
+) -> pa.Table:
+    """Candidates that were not displayed: the log's columns (``build_table``) but ``DISPLAY_COLUMNS``. ``columns``
+    holds ts, user, hour, ad, true_ctr and true_cvr, one value per candidate."""
+    n = len(columns["user"])
+    labels = {name: np.zeros(n, dtype=np.int64) for name in ("position", "click", "conversion")}
+    unlabelled = columns | labels | {"conversion_potential": np.zeros(n, dtype=np.int8), "examination": np.zeros(n)}
+    return build_table(unlabelled, request_id, population, vocab).drop_columns(list(DISPLAY_COLUMNS))
+
+
 def write_logs(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` to ``path`` as Parquet, atomically: a temporary file beside it, then a rename."""
     path = Path(path)

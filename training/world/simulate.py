@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from training.world.config import WorldConfig
-from training.world.logs import build_table, request_ids
+from training.world.logs import build_table, candidate_table, request_ids
 from training.world.policy import FeedbackModel, check_policy, display, score_candidates, uniform_propensity
 from training.world.population import Population, Vocabulary
 from training.world.traffic import SECONDS_PER_DAY, sample_requests
@@ -32,6 +33,12 @@ def _day_streams(config: WorldConfig, seed: int, day: int) -> list[np.random.Gen
     return [np.random.default_rng(s) for s in sequence.spawn(3)]
 
 
+@dataclass(frozen=True)
+class SimulatedDay:
+    displayed: pa.Table  # the day's impression log
+    non_displayed: pa.Table | None  # its requests' candidates the policy did not display (asked for), else None
+
+
 def iter_days(
     population: Population,
     vocab: Vocabulary,
@@ -44,6 +51,24 @@ def iter_days(
 ) -> Iterator[pa.Table]:
     """Each simulated day's logs in turn, the feedback policy learning from one day to the next; one
     day in memory at a time, so a long run can be written out day by day (training/world/shards.py)."""
+    for day in iter_simulated_days(population, vocab, config, days, requests_per_day, policy, seed, start_day):
+        yield day.displayed
+
+
+def iter_simulated_days(
+    population: Population,
+    vocab: Vocabulary,
+    config: WorldConfig,
+    days: int,
+    requests_per_day: int,
+    policy: str,
+    seed: int,
+    start_day: int = 0,
+    non_displayed: bool = False,
+) -> Iterator[SimulatedDay]:
+    """``iter_days``' days, each with (``non_displayed``) the table of its requests' candidates that were not
+    displayed (``candidate_table``: what a retrieval model's ``--non-displayed`` reads); the same draws, so the
+    displayed logs are the same whether it is asked for or not."""
     check_policy(policy)
     if days < 1 or requests_per_day < 1:
         raise ValueError(f"days and requests_per_day must be >= 1, got {days} and {requests_per_day}")
@@ -91,4 +116,43 @@ def iter_days(
             click.mean(),
             time.perf_counter() - started,
         )
-        yield build_table(columns, request_ids(day, requests_per_day, n_slots), population, vocab)
+        displayed = build_table(columns, request_ids(day, requests_per_day, n_slots), population, vocab)
+        hidden = None
+        if non_displayed:
+            hidden = _not_displayed(population, vocab, config, day, requests.user, requests.hour, requests.second,
+                                    requests.candidates, slots)  # fmt: skip
+        yield SimulatedDay(displayed, hidden)
+
+
+def _not_displayed(
+    population: Population,
+    vocab: Vocabulary,
+    config: WorldConfig,
+    day: int,
+    user: np.ndarray,
+    hour: np.ndarray,
+    second: np.ndarray,
+    candidates: np.ndarray,
+    slots: np.ndarray,
+) -> pa.Table:
+    """The candidates (R, K) of the day's requests outside their displayed columns ``slots`` (R, S), request by
+    request in draw order, with the request ids of the displayed log."""
+    hidden = np.ones(candidates.shape, dtype=bool)
+    np.put_along_axis(hidden, slots, False, axis=1)
+    rows, cols = np.nonzero(hidden)
+    ads = candidates[rows, cols]
+    users, hours = user[rows], hour[rows]
+    ids = request_ids(day, len(user), 1).take(pa.array(rows))
+    return candidate_table(
+        {
+            "ts": config.start_ts + day * SECONDS_PER_DAY + second[rows],
+            "user": users,
+            "hour": hours,
+            "ad": ads,
+            "true_ctr": true_ctr(population, config, users, ads, hours),
+            "true_cvr": true_cvr(population, config, users, ads),
+        },
+        ids,
+        population,
+        vocab,
+    )

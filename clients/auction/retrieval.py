@@ -1,0 +1,257 @@
+"""Where a request's K candidates come from: the world's eligible pool (``pool``, the default), or the top K of a
+larger popularity-drawn pool of P ads by a retriever: ``esam``, the similarity a served ESAM model answers over
+``/v1/similarity`` (``items`` mode: the item tower embeds any ad from its attributes), or ``first``, the first K of
+the same P-pool (the popularity draw without a model: distributed as the ``pool`` candidates are, the control).
+
+Retrieval is upstream of the pipelines and shared by them: a seed's days are drawn and retrieved once
+(``retrieved_days``), before any pipeline runs, so every pipeline of a seed sees the same K candidates and the
+paired comparisons stay paired. The click and conversion draws are per (request, pool column), gathered to the
+retrieved columns: an ad has the same outcome whichever retriever hands it over.
+
+The ESAM model of a seed (``EsamRetriever``) trains on the history window the service pipelines' first models train
+on: its displayed impressions and the candidates of those requests that were not displayed, through the path
+``ctr train esam --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml`` takes, in this process; it is exported
+into a repository of its own and served by a ``ctr serve`` of its own, stopped once the seed's days are retrieved
+(even on error). It is not retrained on the auction's days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+
+from clients.auction.pipelines import _override
+from clients.auction.traffic import DayRequests, draw_day, score_bodies
+from clients.client import AsyncScoringClient, ScoringClient, ServiceError
+from clients.service_process import REQUEST_TIMEOUT_MS, served
+from training.world import World, feature_spec, write_logs
+from training.world.simulate import iter_simulated_days
+
+if TYPE_CHECKING:
+    from clients.auction.advertisers import Advertisers
+    from clients.auction.run import AuctionConfig
+
+logger = logging.getLogger(__name__)
+
+POOL, FIRST, ESAM = "pool", "first", "esam"
+RETRIEVALS = (POOL, FIRST, ESAM)
+DEFAULT_POOL = 100  # P: ads drawn per request for a retriever to take K of
+ESAM_MODEL = "esam"  # the committed config the retrieval model starts from, and its name in its repository
+# [training] of the retrieval model: the committed 3 epochs of 256 queries are sized for 16,000 queries; on the
+# default history window (2 days x 2,000 requests, a tenth kept for validation: 112 Adam steps an epoch at 32)
+# seed 0's validation click AUC was 0.60 after 1 epoch at 32 and 0.50-0.56 after 3 at 32 to 256 (docs/auction.md)
+ESAM_TRAINING = {"batch_size": 32, "epochs": 1}
+RETRIEVAL_FIGURES = (
+    "retrieval_top_value_share",
+    "retrieval_top_ctr_share",
+    "retrieval_true_ctr_lift",
+    "retrieval_true_value_lift",
+)
+
+
+def check_retrieval(retrieval: str, pool: int | None, candidates: int) -> None:
+    """ValueError for a retrieval setting that cannot run: an unknown retriever, a pool without one, a pool that
+    leaves it nothing to choose."""
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"--retrieval must be one of {list(RETRIEVALS)}, got {retrieval!r}")
+    if retrieval == POOL:
+        if pool is not None:
+            raise ValueError(
+                "--pool is the P ads a retriever takes the K candidates of: give it with --retrieval esam or first"
+            )
+        return
+    if pool is None or pool <= candidates:
+        raise ValueError(f"--pool ({pool}) must exceed --candidates ({candidates}): the retriever picks K of P")
+
+
+@dataclass(frozen=True)
+class RetrievedDay:
+    requests: DayRequests  # the K candidates of each request, their outcome draws with them
+    figures: dict[str, float]  # how good the retrieval was, by the truth (``retrieval_figures``); none for ``pool``
+
+
+def retrieved_days(
+    config: AuctionConfig, world: World, advertisers: Advertisers, seed: int, history: Path | None, directory: Path
+) -> list[RetrievedDay]:
+    """Every day of ``seed``, its candidates retrieved as ``config.retrieval`` (first or esam) says; ``history``: the
+    folder of the history window's displayed logs (an ``esam`` model trains on it and on its non-displayed
+    candidates, written under ``directory``)."""
+    k, n, offset = config.candidates, config.requests_per_day, config.train_days
+    pools = [draw_day(world, seed, day, n, offset, config.pool) for day in range(config.days)]
+    if config.retrieval == FIRST:
+        columns = [np.broadcast_to(np.arange(k), (n, k)) for _ in pools]
+    else:
+        if history is None:
+            raise ValueError("--retrieval esam trains on the history window: none was simulated")
+        non_displayed = history_non_displayed(world, offset, n, seed, directory / "non_displayed")
+        repository = train_esam(world, history, non_displayed, config.model_source, directory)
+        with serving_retrieval(repository, directory / "service.log") as url:
+            columns = [top_columns(asyncio.run(similarities(url, world, p, config.concurrency)), k) for p in pools]
+    days = []
+    for requests, chosen in zip(pools, columns, strict=True):
+        users, hours = requests.user[:, None], requests.hour[:, None]
+        true_ctr = world.true_ctr(users, requests.ads, hours)
+        value = advertisers.value_per_click(requests.ads, world.true_cvr(users, requests.ads)) * true_ctr
+        figures = retrieval_figures(value, true_ctr, chosen)
+        logger.info("seed %d day %d: retrieval %s %s", seed, requests.day, config.retrieval, figures)
+        days.append(RetrievedDay(gathered(requests, chosen), figures))
+    return days
+
+
+def history_non_displayed(world: World, days: int, requests_per_day: int, seed: int, directory: Path) -> Path:
+    """The candidates the history's requests did not display (the window ``run.py``'s ``_history`` writes: the
+    same simulation, so the same requests), one file a day in ``directory``; returns ``directory``."""
+    simulated = iter_simulated_days(
+        world.population, world.vocab, world.config, days, requests_per_day, "feedback", seed, non_displayed=True
+    )
+    for d, day in enumerate(simulated):
+        write_logs(day.non_displayed, directory / f"day{d - days}.parquet")
+    return directory
+
+
+def esam_config_text(source: Path) -> str:
+    """The committed ESAM config with its training sized to the history window (``ESAM_TRAINING``)."""
+    committed = source / ESAM_MODEL / "config.toml"
+    if not committed.is_file():
+        raise FileNotFoundError(
+            f"no {committed}: --retrieval esam trains its model from it; run from the repository root or pass "
+            "--configs PATH/models"
+        )
+    return _override(committed.read_text(encoding="utf-8"), "training", ESAM_TRAINING)
+
+
+def train_esam(world: World, history: Path, non_displayed: Path, source: Path, directory: Path) -> Path:
+    """ESAM trained on the displayed ``history`` and its ``non_displayed`` candidates and exported into
+    ``directory / "models"``, as ``ctr train esam --logs --non-displayed --spec`` and ``ctr export esam`` do;
+    returns that repository."""
+    from training.export import export_checkpoint
+    from training.pipeline import train
+
+    repository = directory / "models"
+    (repository / ESAM_MODEL).mkdir(parents=True, exist_ok=True)
+    (repository / ESAM_MODEL / "config.toml").write_text(esam_config_text(source), encoding="utf-8")
+    spec_path = directory / "spec.toml"
+    spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
+    started_at = time.perf_counter()
+    checkpoint = train(
+        ESAM_MODEL, repository, history, spec_path, directory / "work", progress=False, non_displayed=non_displayed
+    )
+    version = export_checkpoint(checkpoint, repository)
+    logger.info(
+        "retrieval: trained and exported %s version %d in %.1f s", ESAM_MODEL, version, time.perf_counter() - started_at
+    )
+    return repository
+
+
+@contextmanager
+def serving_retrieval(repository: Path, log: Path) -> Iterator[str]:
+    """``ctr serve`` over ``repository``, whose only model is the retrieval model: yields its URL once
+    ``/v1/models`` lists that model loaded; stopped (SIGINT, then a kill) however the block ends. No role model
+    is there, so the service is never ready to score (``/v2/health/ready`` answers 503) and its log says so in
+    two ERROR lines; an admin token lets it start so (without one, or polling, it refuses to)."""
+    env = {
+        "CTR_RETRIEVAL_MODEL": ESAM_MODEL,
+        "CTR_ADMIN_TOKEN": secrets.token_hex(16),
+        "CTR_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),  # an offline batch client, as the pipelines' services
+    }
+    with served(repository, log, env, ready=_retrieval_served) as (url, _):
+        logger.info("retrieval: %s serves %s from %s", url, ESAM_MODEL, repository)
+        yield url
+
+
+def _retrieval_served(url: str) -> bool:
+    """Whether the service at ``url`` lists the retrieval model with a version loaded."""
+    try:
+        with ScoringClient(url, max_retries=0) as client:
+            return any(m.name == ESAM_MODEL and m.version is not None for m in client.models())
+    except (ServiceError, httpx.HTTPError):
+        return False
+
+
+async def similarities(url: str, world: World, requests: DayRequests, concurrency: int) -> np.ndarray:
+    """(R, P) ESAM similarity of each request's query (its context features) to each of its pool's ads, one
+    ``/v1/similarity`` call a request. A failed call stops the run (RuntimeError): every pipeline of the seed is
+    to see the same candidates, and a request without them would be one retriever's outage in all of them."""
+    bodies = score_bodies(world, requests)
+    scores = np.full(requests.ads.shape, np.nan)
+    gate = asyncio.Semaphore(concurrency)
+    async with AsyncScoringClient(url, max_connections=concurrency) as client:
+
+        async def one(index: int, body: dict[str, Any]) -> None:
+            async with gate:
+                try:
+                    reply = await client.similarity(body["context"], body["candidates"])
+                except (ServiceError, httpx.HTTPError) as error:
+                    raise RuntimeError(
+                        f"retrieval: /v1/similarity failed for request {index} of day {requests.day}: "
+                        f"{str(error) or type(error).__name__}"
+                    ) from error
+                scores[index] = reply.scores
+
+        await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+    return scores
+
+
+def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """(R, k) the columns of each row's k highest scores, in pool order (a tie goes to the earlier draw)."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.sort(order, axis=1)
+
+
+def gathered(requests: DayRequests, columns: np.ndarray) -> DayRequests:
+    """``requests`` with their candidates, click and conversion draws taken at ``columns`` (R, K) of the pool."""
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(values, columns, axis=1)
+
+    return replace(
+        requests,
+        ads=take(requests.ads),
+        click_draw=take(requests.click_draw),
+        conversion_draw=take(requests.conversion_draw),
+    )
+
+
+def retrieval_figures(pool_value: np.ndarray, pool_ctr: np.ndarray, columns: np.ndarray) -> dict[str, float]:
+    """How much of a pool (R, P) the retrieved ``columns`` (R, K) hold, by the truth: the share of the pool's true
+    top K by expected value per top-slot impression (``pool_value``: value per click x true CTR) that the retrieved
+    K hold, the same share of its true top K by true CTR (``pool_ctr``: what a click model can know; the bids it
+    cannot), and the retrieved candidates' mean true CTR and mean expected value over the pool's."""
+    return {
+        "retrieval_top_value_share": _top_share(pool_value, columns),
+        "retrieval_top_ctr_share": _top_share(pool_ctr, columns),
+        "retrieval_true_ctr_lift": float(np.take_along_axis(pool_ctr, columns, axis=1).mean() / pool_ctr.mean()),
+        "retrieval_true_value_lift": float(np.take_along_axis(pool_value, columns, axis=1).mean() / pool_value.mean()),
+    }
+
+
+def _top_share(values: np.ndarray, columns: np.ndarray) -> float:
+    """The share of each row's K highest ``values`` (K = ``columns``' width) that ``columns`` hold."""
+    best = np.argsort(-values, axis=1, kind="stable")[:, : columns.shape[1]]
+    return float((columns[:, :, None] == best[:, None, :]).any(axis=2).mean())
+
+
+def retrieval_line(report: dict[str, Any]) -> str | None:
+    """What a report's retriever held of its pools, in one line of ``ctr auction``'s table; None for the pool."""
+    config = report.get("config", {})
+    if config.get("retrieval", POOL) == POOL or not report.get("pipelines"):
+        return None
+    total = next(iter(report["pipelines"].values()))["total"]  # the same traffic for every pipeline
+    k, p = config["candidates"], config["pool"]
+    return (
+        f"retrieval {config['retrieval']}, {k} of {p} ads a request: they hold "
+        f"{total['retrieval_top_value_share']:.1%} of each pool's true top {k} by expected value per impression, "
+        f"{total['retrieval_top_ctr_share']:.1%} of its top {k} by true CTR; their mean true CTR "
+        f"{total['retrieval_true_ctr_lift']:.2f}x the pool's, their mean expected value "
+        f"{total['retrieval_true_value_lift']:.2f}x"
+    )
