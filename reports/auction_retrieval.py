@@ -4,9 +4,10 @@ requests and pools (``--retrieval first``: the pool's first K, no model; an ESAM
 
 Each pipeline's totals are paired per seed as ``reports/auction_esmm_epochs.py`` pairs them (variant − control, mean
 and Student t 95% interval over the seeds: welfare, revenue, surplus, conversions, clicks, regret, pCVR / true CVR,
-the top slot's pCTR / true CTR), and so are the retrieval figures of each run (the same for every pipeline of a
-seed: clients/auction/retrieval.py ``retrieval_figures``): the share of each pool's true top K by expected value per
-impression and by true CTR that the retrieved K hold, their mean true CTR and mean expected value over the pool's.
+the top slot's pCTR / true CTR, and here the expected welfare under the true probabilities too), and so are the
+retrieval figures of each run (the same for every pipeline of a seed: clients/auction/retrieval.py
+``retrieval_figures``): the share of each pool's true top K by expected value per impression and by true CTR that
+the retrieved K hold, their mean true CTR and mean expected value over the pool's.
 
     PYTHONPATH=. python reports/auction_retrieval.py --control FIRST.json --variant ESAM.json \\
         [--untrained UNTRAINED.json] [--out reports/auction_retrieval.json]
@@ -34,6 +35,12 @@ def retrieval_by_seed(report: dict[str, Any]) -> dict[int, dict[str, float]]:
     return {seed: {k: float(np.mean([d[k] for d in ds])) for k in RETRIEVAL_FIGURES} for seed, ds in days.items()}
 
 
+def _kept(report: dict[str, Any], pipeline: str, entry: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The pipeline's days in ``report`` that ``compare`` paired (``entry``: its per-seed days), seed by seed."""
+    days = seed_days(report, pipeline)
+    return [[days[seed][d] for d in entry["days"][seed]] for seed in entry["seeds"]]
+
+
 def against(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
     """The variant's pipelines and retrieval figures paired per seed with the control's."""
     for side, report in (("control", control), ("variant", variant)):
@@ -42,6 +49,14 @@ def against(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
     if control["config"]["pool"] != variant["config"]["pool"]:
         raise SystemExit(f"the runs' pools differ: {control['config']['pool']} and {variant['config']['pool']}")
     out = compare(control, variant)
+    for name, entry in out["pipelines"].items():  # the welfare expected under the true probabilities: less noisy
+        values = {
+            side: [float(np.sum([d["expected_welfare"] for d in days])) for days in _kept(report, name, entry)]
+            for side, report in (("control", control), ("variant", variant))
+        }
+        entry["expected_welfare"] = {side: float(np.mean(v)) for side, v in values.items()} | difference(
+            list(np.subtract(values["variant"], values["control"]))
+        )
     before, after = retrieval_by_seed(control), retrieval_by_seed(variant)
     seeds = sorted(before.keys() & after.keys())
     out["retrieval"] = {

@@ -8,11 +8,11 @@ Retrieval is upstream of the pipelines and shared by them: a seed's days are dra
 paired comparisons stay paired. The click and conversion draws are per (request, pool column), gathered to the
 retrieved columns: an ad has the same outcome whichever retriever hands it over.
 
-The ESAM model of a seed (``EsamRetriever``) trains on the history window the service pipelines' first models train
+The ESAM model of a seed (``train_esam``) trains on the history window the service pipelines' first models train
 on: its displayed impressions and the candidates of those requests that were not displayed, through the path
 ``ctr train esam --logs DISPLAYED --non-displayed OTHER --spec SPEC.toml`` takes, in this process; it is exported
-into a repository of its own and served by a ``ctr serve`` of its own, stopped once the seed's days are retrieved
-(even on error). It is not retrained on the auction's days.
+into a repository of its own and served by a ``ctr serve`` of its own (``serving_retrieval``), stopped once the
+seed's days are retrieved (even on error). It is not retrained on the auction's days.
 """
 
 from __future__ import annotations
