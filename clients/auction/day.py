@@ -24,9 +24,7 @@ from clients.auction.pipelines import DayScores
 from clients.auction.traffic import DayRequests
 from clients.auction.uniform import run_uniform
 from training.world import World
-from training.world.logs import build_table
-
-LABELS = ("position", "click", "conversion", "propensity", "conversion_potential", "examination")
+from training.world.logs import build_table, candidate_table
 
 
 @dataclass(frozen=True)
@@ -201,22 +199,14 @@ def _non_displayed(
     shown_rows, shown_slots = np.nonzero(shown)
     hidden[shown_rows, col[shown_rows, shown_slots]] = False
     rows, cols = np.nonzero(hidden)
-    n = len(rows)
     columns = {
         "ts": requests.ts[rows],
         "user": requests.user[rows],
         "hour": requests.hour[rows],
         "ad": requests.ads[rows, cols],
-        "position": np.zeros(n, dtype=np.int64),
-        "click": np.zeros(n, dtype=np.int8),
-        "conversion": np.zeros(n, dtype=np.int8),
-        "conversion_potential": np.zeros(n, dtype=np.int8),
         "true_ctr": true_ctr[rows, cols],
         "true_cvr": true_cvr[rows, cols],
-        "examination": np.zeros(n),
     }
-    table = build_table(columns, _request_ids(requests.day, rows), world.population, world.vocab).drop_columns(
-        list(LABELS)
-    )
+    table = candidate_table(columns, _request_ids(requests.day, rows), world.population, world.vocab)
     table = table.append_column("bid", pa.array(bid[rows, cols], pa.float32()))
     return table.append_column("pctr", pa.array(scores.pctr[rows, cols], pa.float32()))
