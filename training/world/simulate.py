@@ -20,7 +20,7 @@ from training.world.config import WorldConfig
 from training.world.logs import build_table, candidate_table, request_ids
 from training.world.policy import FeedbackModel, check_policy, display, score_candidates, uniform_propensity
 from training.world.population import Population, Vocabulary
-from training.world.traffic import SECONDS_PER_DAY, sample_requests
+from training.world.traffic import SECONDS_PER_DAY, Requests, sample_requests
 from training.world.truth import examination, true_ctr, true_cvr
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,7 @@ def iter_simulated_days(
         displayed = build_table(columns, request_ids(day, requests_per_day, n_slots), population, vocab)
         hidden = None
         if non_displayed:
-            hidden = _not_displayed(population, vocab, config, day, requests.user, requests.hour, requests.second,
-                                    requests.candidates, slots)  # fmt: skip
+            hidden = _not_displayed(population, vocab, config, day, requests, slots)
         yield SimulatedDay(displayed, hidden)
 
 
@@ -129,23 +128,20 @@ def _not_displayed(
     vocab: Vocabulary,
     config: WorldConfig,
     day: int,
-    user: np.ndarray,
-    hour: np.ndarray,
-    second: np.ndarray,
-    candidates: np.ndarray,
+    requests: Requests,
     slots: np.ndarray,
 ) -> pa.Table:
-    """The candidates (R, K) of the day's requests outside their displayed columns ``slots`` (R, S), request by
+    """The candidates (R, K) of the day's ``requests`` outside their displayed columns ``slots`` (R, S), request by
     request in draw order, with the request ids of the displayed log."""
-    hidden = np.ones(candidates.shape, dtype=bool)
+    hidden = np.ones(requests.candidates.shape, dtype=bool)
     np.put_along_axis(hidden, slots, False, axis=1)
     rows, cols = np.nonzero(hidden)
-    ads = candidates[rows, cols]
-    users, hours = user[rows], hour[rows]
-    ids = request_ids(day, len(user), 1).take(pa.array(rows))
+    ads = requests.candidates[rows, cols]
+    users, hours = requests.user[rows], requests.hour[rows]
+    ids = request_ids(day, len(requests), 1).take(pa.array(rows))
     return candidate_table(
         {
-            "ts": config.start_ts + day * SECONDS_PER_DAY + second[rows],
+            "ts": config.start_ts + day * SECONDS_PER_DAY + requests.second[rows],
             "user": users,
             "hour": hours,
             "ad": ads,
