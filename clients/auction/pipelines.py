@@ -23,14 +23,13 @@ import asyncio
 import logging
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 
+from clients.auction.config_overrides import with_overrides
 from clients.auction.traffic import DayRequests, score_bodies
 from clients.client import AsyncScoringClient, ServiceError
 from training.world import World
@@ -197,37 +196,8 @@ def model_configs(pipeline: str, source: Path, roles: dict[str, str], batch_size
                 f"no {committed}: the {pipeline} pipeline's {role} model starts from it; run from the repository "
                 "root or pass --configs PATH/models"
             )
-        text = _override(committed.read_text(encoding="utf-8"), "training", {"batch_size": batch_size})
+        text = with_overrides(committed.read_text(encoding="utf-8"), "training", {"batch_size": batch_size})
         if pipeline == "naive" and role == "ctr":
-            text = _override(text, "model", NAIVE_CTR_OVERRIDES)
+            text = with_overrides(text, "model", NAIVE_CTR_OVERRIDES)
         out[role] = (name, text)
     return out
-
-
-def _override(text: str, table: str, overrides: dict[str, Any]) -> str:
-    """A config's TOML text with keys of ``[table]`` replaced (written right under its header)."""
-    out: list[str] = []
-    current, written = "", False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            current = stripped.split("]")[0].strip("[ ")
-            out.append(line)
-            if current == table:
-                out += [f"{key} = {_toml(value)}" for key, value in overrides.items()]
-                written = True
-            continue
-        if current == table and stripped.split("=", 1)[0].strip() in overrides:
-            continue  # replaced above
-        out.append(line)
-    if not written:
-        out += ["", f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in overrides.items())]
-    result = "\n".join(out) + "\n"
-    written_table = tomllib.loads(result).get(table, {})
-    if any(written_table.get(key) != value for key, value in overrides.items()):
-        raise ValueError(f"could not override [{table}] {overrides} in a model config")
-    return result
-
-
-def _toml(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else repr(value)

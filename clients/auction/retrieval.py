@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-from clients.auction.pipelines import _override
+from clients.auction.config_overrides import with_overrides
 from clients.auction.traffic import DayRequests, draw_day, score_bodies
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError
 from clients.service_process import REQUEST_TIMEOUT_MS, served
@@ -127,7 +127,7 @@ def esam_config_text(source: Path) -> str:
             f"no {committed}: --retrieval esam trains its model from it; run from the repository root or pass "
             "--configs PATH/models"
         )
-    return _override(committed.read_text(encoding="utf-8"), "training", ESAM_TRAINING)
+    return with_overrides(committed.read_text(encoding="utf-8"), "training", ESAM_TRAINING)
 
 
 def train_esam(world: World, history: Path, non_displayed: Path, source: Path, directory: Path) -> Path:
