@@ -443,7 +443,11 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: CTR_PORT or 8000).")] = None,
     repository: ServedRepositoryOption = None,
 ) -> None:
-    """Serve the models over HTTP (settings from CTR_* environment variables)."""
+    """Serve the models over HTTP (settings from CTR_* environment variables).
+
+    CTR_CTR_MODEL and CTR_CTCVR_MODEL name the scoring role models (esmm by default); none in both serves the
+    retrieval model (CTR_RETRIEVAL_MODEL, esam by default) alone: /v1/similarity, ready once it is loaded,
+    /v1/score answered 404."""
     from service.server import serve as run_server
 
     given = {"host": host, "port": port, "model_repository": repository}

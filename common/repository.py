@@ -51,6 +51,7 @@ from common.flush_to_disk import flush_entries, flush_folder
 from common.newer_manifest import newer_manifest, refuse_unknown_names, unknown_fields
 from common.regular_file import NOT_REGULAR, NotRegularFile, read_regular_text, regular_file
 from common.rename_no_replace import rename_no_replace
+from common.roles import NO_MODEL
 from common.toml_file import read_toml
 
 logger = logging.getLogger(__name__)
@@ -223,11 +224,17 @@ def _check_ratio(k: int, ratio: Any) -> None:
 
 def is_model_name(name: str) -> bool:
     """Whether ``name`` is a safe directory name for a model (no path escapes the repository)."""
-    return bool(MODEL_NAME.fullmatch(name)) and name not in (".", "..")  # fullmatch: "ctr\n" passes ^...$
+    # fullmatch: "ctr\n" passes ^...$; NO_MODEL in any case is a role setting's "no model", never a model's name
+    return bool(MODEL_NAME.fullmatch(name)) and name not in (".", "..") and name.lower() != NO_MODEL
 
 
 def validate_model_name(name: str) -> str:
-    """The name if it is a safe directory name (no path escapes the repository), else ValueError."""
+    """The name if it is a safe directory name (no path escapes the repository) and not ``NO_MODEL``, else
+    ValueError."""
+    if name.lower() == NO_MODEL:
+        raise ValueError(
+            f"model name {name!r} is reserved: a role setting of {NO_MODEL} (CTR_CTR_MODEL={NO_MODEL}) fills no role"
+        )
     if not is_model_name(name):
         raise ValueError(f"model name {name!r} must match {MODEL_NAME.pattern}")
     return name

@@ -41,11 +41,20 @@ ROLES: tuple[Role, ...] = (
     Role("ctcvr", ("pctcvr",), "ctcvr_model", "esmm"),  # ESMM: entire-space click-and-convert
 )
 ROLE = {role.name: role for role in ROLES}
+# What a role's setting takes to fill no role: a service whose every role setting says it (``CTR_CTR_MODEL=none
+# CTR_CTCVR_MODEL=none``) serves its retrieval model alone (``/v1/similarity``); no model may be named so
+# (common/repository.py ``is_model_name``), so the word never names a model's folder by accident
+NO_MODEL = "none"
 
 
 def one_model_in_every_role(model: str) -> dict[str, str]:
     """Settings (``Settings`` field -> model name) that serve ``model`` in every role, as the benches do."""
     return {role.settings_key: model for role in ROLES}
+
+
+def role_variables(roles: tuple[Role, ...] = ROLES) -> list[str]:
+    """Each role's environment variable (``CTR_CTR_MODEL``, ...), in table order: what a message names."""
+    return [f"CTR_{role.settings_key.upper()}" for role in roles]
 
 
 def role_outputs() -> list[str]:

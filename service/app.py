@@ -67,7 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await manager.start()
     build_route_state(app)  # before the first request, which waited for it on the loop, and before gc's freeze
     if app.state.models.ready:
-        logger.info("ready: roles %s", settings.roles)
+        served = f"roles {settings.roles}" if settings.roles else f"retrieval model {settings.retrieval_model} alone"
+        logger.info("ready: %s", served)
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
     if app.state.tune_gc:

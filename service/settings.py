@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.features import MAX_CATEGORY_CHARS
 from common.repository import validate_model_name
-from common.roles import ROLE, ROLES
+from common.roles import NO_MODEL, ROLE, ROLES, role_variables
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 PREFIX = "CTR_"
@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     model_repository: Path = Path("models")  # <name>/<version>/{model.onnx, model.json}
     # Which repository model fills each role (common/roles.py): by default the debiased ESMM fills both,
     # pctr and pcvr from one model, pctcvr their product; CTR_CTR_MODEL=ctr takes pctr from the
-    # position-debiasing adversarial model instead (README, "API")
+    # position-debiasing adversarial model instead (README, "API"). "none" in both: no scoring roles, a service
+    # of the retrieval model alone (/v1/similarity; ready once it is loaded, /v1/score answers 404)
     ctr_model: str = ROLE["ctr"].default_model
     ctcvr_model: str = ROLE["ctcvr"].default_model
     max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413
@@ -111,10 +112,35 @@ class Settings(BaseSettings):
     # (docs/serving.md, "Several worker processes"). Each loads every model: memory grows with the count
     workers: Annotated[int, Field(ge=1, le=64)] = 1
 
-    @field_validator(*(role.settings_key for role in ROLES), "retrieval_model")  # a new role's checked too
+    @field_validator(*(role.settings_key for role in ROLES))  # a new role's checked too
+    @classmethod
+    def _role_model(cls, value: str) -> str:
+        """A model's name, or ``NO_MODEL`` (any case) for no model in the role."""
+        return NO_MODEL if value.strip().lower() == NO_MODEL else validate_model_name(value)
+
+    @field_validator("retrieval_model")
     @classmethod
     def _model_name(cls, value: str) -> str:
+        if value.strip().lower() == NO_MODEL:  # validate_model_name's "reserved" spoke of the roles
+            raise ValueError(
+                f"{value!r} names no model; a scoring service needs no retrieval model (it is ready without one, "
+                "/v1/similarity answering 503): unset CTR_RETRIEVAL_MODEL for the default, esam"
+            )
         return validate_model_name(value)
+
+    @model_validator(mode="after")
+    def _scoring_roles(self) -> Settings:
+        """Every role filled, or none (a retrieval service): a score needs them all (pcvr = pctcvr / pctr)."""
+        variables = dict(zip(ROLES, role_variables(), strict=True))
+        empty = [variable for role, variable in variables.items() if getattr(self, role.settings_key) == NO_MODEL]
+        if empty and len(empty) < len(ROLES):
+            named = ", ".join(empty)
+            every = " ".join(f"{variable}={NO_MODEL}" for variable in variables.values())
+            raise ValueError(
+                f"{named} {NO_MODEL} alone: a score needs every role (pcvr = pctcvr / pctr); name a model in each, "
+                f"or {NO_MODEL} in each ({every}) for a service of the retrieval model alone"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grpc_port(self) -> Settings:
@@ -229,8 +255,9 @@ class Settings(BaseSettings):
 
     @property
     def roles(self) -> dict[str, str]:
-        """Role -> repository model name (common/roles.py)."""
-        return {role.name: getattr(self, role.settings_key) for role in ROLES}
+        """Role -> repository model name (common/roles.py); empty for a service of the retrieval model alone
+        (every role ``NO_MODEL``)."""
+        return {role.name: model for role in ROLES if (model := getattr(self, role.settings_key)) != NO_MODEL}
 
     @property
     def log_level_number(self) -> int:

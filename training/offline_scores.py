@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from common.path_text import path_text
 from common.repository import versions
+from common.roles import NO_MODEL, role_variables
 from common.whole_file import written_whole
 from service.batching.batcher import non_finite_output
 from service.batching.policy import BatchConfig, Slice, Tensors, Work, assemble, form_batch
@@ -99,6 +100,8 @@ def served_models(settings: Settings, version: int | None = None) -> ServingMode
     version its ``[serving] version_policy`` serves: the newest it selects that loads, ``load_snapshot``;
     checked and warmed up by the service's loader), or ``version`` of the one model filling both roles;
     ValueError when a role cannot be filled, saying why."""
+    if not settings.roles:
+        raise ValueError(f"nothing to score with: {' and '.join(role_variables())} are {NO_MODEL}")
     if version is None:
         try:
             models = load_snapshot(settings)

@@ -132,16 +132,18 @@ class ModelManager:
             except RoleConflict:
                 raise  # role models that cannot serve together (snapshot.role_conflict) stop the start-up
             except ModelLoadError as error:
-                optional = name not in self.settings.roles.values()
+                optional = name not in self.models.required
                 level = logging.WARNING if optional else logging.ERROR
                 root = self.settings.model_repository.absolute()  # "models" said nothing of where it was looked for
                 logger.log(level, "model %s is not served: %s (repository %s)", name, error, root)
         if self.models.retrieval_name in self.models.loaded and self.models.retrieval is None:
             logger.warning("/v1/similarity cannot answer: %s", self.models.retrieval_unavailable())
-        unserved = sorted(set(self.settings.roles.values()) - set(self.models.loaded))
+        unserved = sorted(set(self.models.required) - set(self.models.loaded))
         if unserved and self.settings.poll_interval_s <= 0 and self.settings.admin_token is None:
+            what = "role model(s)" if self.settings.roles else "retrieval model"
+            alone = "" if self.settings.roles else " (the service fills no role: it would serve nothing)"
             said = (  # a not-ready process no supervisor restarts, where models published since would serve
-                f"not starting: role model(s) {', '.join(unserved)} not served, and nothing would load them later "
+                f"not starting: {what} {', '.join(unserved)} not served{alone}, and nothing would load them later "
                 "(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): publish them first (ctr prepare, ctr export), "
                 "or set CTR_POLL_INTERVAL_S to serve them once published"
             )

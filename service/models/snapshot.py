@@ -4,7 +4,9 @@ Routes read the snapshot from ``app.state.models``; a reload (manager.py) builds
 swaps the reference, so a request sees one consistent set of models from start to end. The roles
 (common/roles.py: ``ctr``, ``ctcvr``) are filled by the newest served version of the models the
 settings name, unless a ``/v1/score`` request pins another served one (``pinned``); the retrieval model
-serves ``/v1/similarity`` and is optional (the service is ready without it). A model may serve several
+serves ``/v1/similarity`` and is optional (the service is ready without it), unless the settings fill no role
+(``CTR_CTR_MODEL=none CTR_CTCVR_MODEL=none``): a retrieval service, ready once its retrieval model is loaded, and
+answering ``/v1/score`` 404 (score/pipeline.py ``role_models``). A model may serve several
 versions (its version policy); ``loaded`` holds the newest and ``versions`` all of them. Each served
 version has its batcher in ``batchers``.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from common.roles import ROLES
+from common.roles import NO_MODEL, ROLES, role_variables
 from service.models.base import ModelLoadError
 from service.models.retrieval_model import RetrievalModel
 from service.models.scoring_model import ScoringModel
@@ -38,9 +40,10 @@ class RoleConflict(StartRefused):
 
 
 class NothingWouldLoad(StartRefused):
-    """A role model is not served at start, and nothing would load it later (no polling, no admin API):
-    the process would stay not ready for good, where a supervisor restarting it would find the models
-    published meanwhile (Kubernetes restarts a container that exits, never one that is only not ready)."""
+    """A role model (a retrieval service's retrieval model) is not served at start, and nothing would load it
+    later (no polling, no admin API): the process would stay not ready for good, where a supervisor restarting
+    it would find the models published meanwhile (Kubernetes restarts a container that exits, never one that is
+    only not ready)."""
 
 
 CONFLICT = "conflict"  # the kind of a feature name two role models declare with different kinds
@@ -96,7 +99,15 @@ class ServingModels:
         return [(name, version) for name, by_version in self.versions.items() for version in by_version]
 
     @property
+    def required(self) -> list[str]:
+        """The models the service is not ready without: the role models, or a retrieval service's (no roles) its
+        retrieval model."""
+        return list(dict.fromkeys(self.roles.values())) if self.roles else [self.retrieval_name or ""]
+
+    @property
     def ready(self) -> bool:
+        if not self.roles:
+            return self.retrieval is not None
         return all(isinstance(self.loaded.get(name), ScoringModel) for name in self.roles.values())
 
     def for_role(self, role: str) -> ScoringModel | None:
@@ -105,9 +116,10 @@ class ServingModels:
 
     @cached_property
     def role_models(self) -> dict[str, ScoringModel] | None:
-        """Role -> the model filling it, in ROLES order; None unless every role is filled."""
-        models = {role.name: self.for_role(role.name) for role in ROLES}
-        return None if any(m is None for m in models.values()) else models  # type: ignore[return-value]
+        """Role -> the model filling it, in ROLES order; None unless every role is filled (never, in a retrieval
+        service: the settings name no role)."""
+        models = {role.name: self.for_role(role.name) for role in ROLES if role.name in self.roles}
+        return None if not models or any(m is None for m in models.values()) else models  # type: ignore[return-value]
 
     def pinned(self, chosen: Mapping[str, ServedModel]) -> tuple[ServingModels, str | None]:
         """This snapshot with each of ``chosen`` (model name -> one of its served versions: a request's
@@ -150,7 +162,7 @@ class ServingModels:
         (first_role, first), *others = filled
         for role, model in others:
             if model.manifest.regime != first.manifest.regime:
-                settings = " and ".join(f"CTR_{r.settings_key.upper()}" for r in ROLES)
+                settings = " and ".join(role_variables(ROLES))
                 return (
                     f"position regimes differ: {first_role} model {first.name!r} version {first.version} serves "
                     f"{first.manifest.regime!r}, {role} model {model.name!r} version {model.version} serves "
@@ -181,6 +193,15 @@ class ServingModels:
         model = self.loaded.get(self.retrieval_name) if self.retrieval_name is not None else None
         return model if isinstance(model, RetrievalModel) else None
 
+    def scores_nothing(self) -> str:
+        """Why a retrieval service (no roles) answers no score: its ``/v1/score`` 404's message."""
+        variables = " and ".join(role_variables(ROLES))
+        return (
+            f"/v1/score is not served here: {variables} are {NO_MODEL}, so this service fills no scoring role and "
+            f"serves its retrieval model {self.retrieval_name!r} alone (/v1/similarity); send scoring requests to a "
+            "service with role models"
+        )
+
     def retrieval_unavailable(self) -> str:
         """Why ``/v1/similarity`` cannot answer (its 503's reason), or "" when it can."""
         name = self.retrieval_name
@@ -196,7 +217,14 @@ class ServingModels:
 
     def unavailable(self) -> dict[str, str]:
         """Model name -> reason, for each model a role needs that is not loaded, or is loaded and scores
-        nothing (a retrieval model named for a scoring role: the reason was empty)."""
+        nothing (a retrieval model named for a scoring role: the reason was empty); in a retrieval service (no
+        roles), its retrieval model when it cannot answer."""
+        if not self.roles:
+            name = self.retrieval_name or ""
+            model = self.loaded.get(name)
+            if model is None:
+                return {name: self.errors.get(name, "not loaded")}
+            return {} if self.retrieval is not None else {name: self.retrieval_unavailable()}
         reasons = {}
         for name in dict.fromkeys(self.roles.values()):
             model = self.loaded.get(name)
@@ -217,7 +245,7 @@ class ServingModels:
             model = self.loaded.get(name)
             if name == self.retrieval_name and (model is None or isinstance(model, RetrievalModel)):
                 roles.append(RETRIEVAL_ROLE)
-            optional = name == self.retrieval_name and name not in self.roles.values()
+            optional = name == self.retrieval_name and name not in self.roles.values() and bool(self.roles)
             if model is None and optional and self.errors.get(name, "").startswith(NO_VERSIONS):
                 continue  # optional, and not in the repository: nothing to say
             if model is None:

@@ -35,12 +35,17 @@ async def live() -> Response:
     response_class=Response,
     responses={
         200: {"model": Health},
-        503: {"model": Health, "description": "A role model is not loaded, or the service is shutting down."},
+        503: {
+            "model": Health,
+            "description": "A role model (a retrieval service's retrieval model) is not loaded, or the service is "
+            "shutting down.",
+        },
     },
 )
 async def ready(request: Request, models: ModelsDep) -> Response:
-    """Every model a role needs is loaded and warmed up, and the service is not shutting down (a load
-    balancer probing a kept-alive connection during the drain takes it out of rotation)."""
+    """Every model a role needs (a retrieval service, with no roles: its retrieval model) is loaded and warmed
+    up, and the service is not shutting down (a load balancer probing a kept-alive connection during the drain
+    takes it out of rotation)."""
     draining, ready = request.app.state.draining, request.app.ready
     body: dict = {"ready": ready}
     if not models.ready:

@@ -57,6 +57,10 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 PATH = "/v1/score"
+NOT_SERVED = (  # the route's 404s
+    f"{PINNED_VERSION_NOT_SERVED} Every request, in a service that fills no scoring role (CTR_CTR_MODEL=none "
+    "CTR_CTCVR_MODEL=none: its retrieval model alone)."
+)
 _JSON = (b"content-type", b"application/json")
 _TIMEOUT = TIMEOUT_HEADER.encode()
 
@@ -157,7 +161,7 @@ router = APIRouter(tags=["scoring"])
     summary="Score candidate ads",
     response_class=Response,
     responses={200: {"model": ScoreResponse, "description": "One score per candidate, in order."}}
-    | error_responses((400, BAD_BODY), (404, PINNED_VERSION_NOT_SERVED), 413, 415, 422, 503, 504),
+    | error_responses((400, BAD_BODY), (404, NOT_SERVED), 413, 415, 422, 503, 504),
     openapi_extra=request_body(ScoreRequest, SCORE_EXAMPLE, headers=(TIMEOUT_PARAMETER,)),
 )
 async def score(request: Request, body: JsonBody, deadline: DeadlineDep, disconnect: DisconnectDep) -> Response:

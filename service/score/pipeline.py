@@ -31,7 +31,7 @@ import orjson
 from service.batching import client
 from service.http.body import INLINE_BODY_BYTES, load_object
 from service.http.disconnect import Watcher
-from service.http.errors import InputError, ModelUnavailable
+from service.http.errors import ApiError, InputError, ModelUnavailable
 from service.models.scoring_model import ScoringModel
 from service.models.snapshot import ServingModels
 from service.score.features import ALONE_ROWS, FeatureRows, checked_rows
@@ -184,9 +184,12 @@ def held_to_clicks(pctr: list[float], pctcvr: list[float]) -> tuple[list[float],
 
 
 def role_models(models: ServingModels) -> dict[str, ScoringModel]:
-    """Role -> the model filling it; 503 naming what is missing when a role is not filled."""
+    """Role -> the model filling it; 503 naming what is missing when a role is not filled, 404 in a service
+    that fills no role (a retrieval service: no scoring model is ever served, as V2 answers a model not served)."""
     roles = models.role_models
     if roles is None:
+        if not models.roles:
+            raise ApiError(404, models.scores_nothing())
         reasons = "; ".join(f"model {name!r}: {why}" for name, why in models.unavailable().items())
         raise ModelUnavailable(f"not ready: {reasons}")
     return roles

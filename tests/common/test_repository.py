@@ -13,6 +13,7 @@ from common.repository import (
     MANIFEST_FILE,
     Manifest,
     TensorInfo,
+    model_names,
     newest_whole_version,
     not_whole,
     publish_version,
@@ -88,6 +89,16 @@ def test_manifest_is_plain_json():
 def test_unsafe_model_names_are_refused(name):
     with pytest.raises(ValueError):
         validate_model_name(name)
+
+
+@pytest.mark.parametrize("name", ["none", "None", "NONE"])
+def test_none_is_no_model_s_name(tmp_path, name):
+    """A role setting of none fills no role (a retrieval service): no model is named so, and a folder so named
+    is none (``model_names``), so the word never names a model by accident."""
+    with pytest.raises(ValueError, match="is reserved: a role setting of none"):
+        validate_model_name(name)
+    (tmp_path / name / "1").mkdir(parents=True)
+    assert model_names(tmp_path) == []
 
 
 def test_concurrent_publishers_check_against_each_others_versions(tmp_path):

@@ -329,6 +329,13 @@ def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_p
     assert "version_policy" in helped.stdout and "newest that loads)" not in helped.stdout, helped.stdout
 
 
+def test_a_retrieval_service_s_settings_score_nothing(tmp_path: Path) -> None:
+    """``none`` in both roles (a retrieval service) leaves no role model to score with: said in one line."""
+    settings = Settings(model_repository=tmp_path, ctr_model="none", ctcvr_model="none")
+    with pytest.raises(ValueError, match=r"^nothing to score with: CTR_CTR_MODEL and CTR_CTCVR_MODEL are none$"):
+        served_models(settings)
+
+
 def test_an_out_that_would_be_read_as_candidates_or_is_not_parquet_is_refused(
     repository: Path, tmp_path: Path, ctr_in_process: Ctr
 ) -> None:

@@ -211,3 +211,27 @@ def test_a_bracketed_ipv6_host_is_its_address(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CTR_HOST", "[]")
     with pytest.raises(ValidationError, match="host must not be empty"):
         Settings()
+
+
+@pytest.mark.parametrize("word", ["none", "None", " NONE "])
+def test_none_in_every_role_is_a_service_without_roles(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    monkeypatch.setenv("CTR_CTR_MODEL", word)
+    monkeypatch.setenv("CTR_CTCVR_MODEL", "none")
+    settings = Settings()
+    assert settings.roles == {} and settings.ctr_model == settings.ctcvr_model == "none"
+    assert Settings().retrieval_model == "esam"
+
+
+@pytest.mark.parametrize("alone", ["ctr_model", "ctcvr_model"])
+def test_none_in_one_role_alone_is_refused_naming_the_variables(alone: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**{alone: "none"})
+    line = invalid_settings(refused.value)
+    assert f"CTR_{alone.upper()} none alone: a score needs every role" in line
+    assert "CTR_CTR_MODEL=none CTR_CTCVR_MODEL=none" in line and "\n" not in line
+
+
+def test_none_names_no_retrieval_model() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(retrieval_model="None")
+    assert "CTR_RETRIEVAL_MODEL: 'None' names no model" in invalid_settings(refused.value)
