@@ -148,18 +148,12 @@ def poll_until_ready(
         time.sleep(interval_s)
 
 
-def wait_ready(
-    process: subprocess.Popen,
-    url: str,
-    log: Path,
-    timeout_s: float = START_TIMEOUT_S,
-    ready: Callable[[str], bool] | None = None,
-) -> None:
-    """Return once the service at ``url`` says ready (``/v2/health/ready`` answers 200, or ``ready(url)`` says
-    True); RuntimeError with its ``log`` if the process exits or is not ready within ``timeout_s``."""
+def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once the service at ``url`` says ready (``/v2/health/ready`` answers 200); RuntimeError with its
+    ``log`` if the process exits or is not ready within ``timeout_s``."""
     poll_until_ready(
         process,
-        (lambda: answers_200(f"{url}/v2/health/ready")) if ready is None else (lambda: ready(url)),
+        lambda: answers_200(f"{url}/v2/health/ready"),
         timeout_s,
         exited=lambda code: f"the service exited with {code}; its log ({log}):\n{log.read_text(encoding='utf-8')}",
         late=lambda: (
@@ -251,13 +245,10 @@ def started(
 
 
 @contextmanager
-def served(
-    repository: Path, log: Path, env: Mapping[str, str] | None = None, ready: Callable[[str], bool] | None = None
-) -> Iterator[tuple[str, subprocess.Popen]]:
+def served(repository: Path, log: Path, env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """``ctr serve`` over ``repository`` on a free loopback port, with no access log and warnings only,
     configured further by ``env`` (``CTR_*`` variables), its output to ``log``; yields its URL and process
-    once ready (``wait_ready``: ``ready(url)`` where given, for a service that serves no role model); SIGINT, then
-    a kill (``GRACEFUL``), when the block ends."""
+    once ready (``wait_ready``); SIGINT, then a kill (``GRACEFUL``), when the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = {
@@ -269,7 +260,7 @@ def served(
         **(env or {}),
     }
     command = [sys.executable, "-m", "cli.main", "serve"]
-    with started(command, settings, lambda process: wait_ready(process, url, log, ready=ready), log) as process:
+    with started(command, settings, lambda process: wait_ready(process, url, log), log) as process:
         yield url, process
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +31,9 @@ import numpy as np
 
 from clients.auction.config_overrides import with_overrides
 from clients.auction.traffic import DayRequests, draw_day, score_bodies
-from clients.client import AsyncScoringClient, ScoringClient, ServiceError
+from clients.client import AsyncScoringClient, ServiceError
 from clients.service_process import REQUEST_TIMEOUT_MS, served
+from common.roles import NO_MODEL, role_variables
 from training.world import World, feature_spec, write_logs
 from training.world.simulate import iter_simulated_days
 
@@ -155,27 +155,17 @@ def train_esam(world: World, history: Path, non_displayed: Path, source: Path, d
 
 @contextmanager
 def serving_retrieval(repository: Path, log: Path) -> Iterator[str]:
-    """``ctr serve`` over ``repository``, whose only model is the retrieval model: yields its URL once
-    ``/v1/models`` lists that model loaded; stopped (SIGINT, then a kill) however the block ends. No role model
-    is there, so the service is never ready to score (``/v2/health/ready`` answers 503) and its log says so in
-    two ERROR lines; an admin token lets it start so (without one, or polling, it refuses to)."""
+    """``ctr serve`` over ``repository``, whose only model is the retrieval model, as a retrieval service (no
+    scoring role: ``CTR_CTR_MODEL=none CTR_CTCVR_MODEL=none``): yields its URL once ``/v2/health/ready`` answers
+    200, the retrieval model loaded and warmed up; stopped (SIGINT, then a kill) however the block ends."""
     env = {
+        **dict.fromkeys(role_variables(), NO_MODEL),
         "CTR_RETRIEVAL_MODEL": ESAM_MODEL,
-        "CTR_ADMIN_TOKEN": secrets.token_hex(16),
         "CTR_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),  # an offline batch client, as the pipelines' services
     }
-    with served(repository, log, env, ready=_retrieval_served) as (url, _):
+    with served(repository, log, env) as (url, _):
         logger.info("retrieval: %s serves %s from %s", url, ESAM_MODEL, repository)
         yield url
-
-
-def _retrieval_served(url: str) -> bool:
-    """Whether the service at ``url`` lists the retrieval model with a version loaded."""
-    try:
-        with ScoringClient(url, max_retries=0) as client:
-            return any(m.name == ESAM_MODEL and m.version is not None for m in client.models())
-    except (ServiceError, httpx.HTTPError):
-        return False
 
 
 async def similarities(url: str, world: World, requests: DayRequests, concurrency: int) -> np.ndarray:

@@ -57,6 +57,8 @@ def test_esam_retrieval_auctions_each_pools_top_k_by_the_served_models_similarit
     seed = tmp_path / "esam" / "seed0"
     repository = seed / "retrieval" / "models"
     assert (seed / "retrieval" / "non_displayed" / "day-1.parquet").is_file()  # the history's other candidates
+    said = (seed / "retrieval" / "service.log").read_text()  # a retrieval service (no roles): ready, no ERROR line
+    assert " ERROR " not in said and " WARNING " not in said, said  # it said "esmm is not served" twice
     model = retrieval_model(repository, "esam", 1)  # trained on the history, exported, loaded as the service does
     config = AuctionConfig(**{k: report["config"][k] for k in ("days", "requests_per_day", "train_days")},
                            pipelines=("oracle",), retrieval="esam", pool=POOL)  # fmt: skip
