@@ -442,7 +442,9 @@ def test_a_504_says_where_the_deadline_passed() -> None:
         ]
         for message, (stage, least_ms) in zip(said, stages, strict=True):
             found = re.fullmatch(f"deadline exceeded {stage}", message)
-            assert found and least_ms <= float(found[1]) < least_ms + 50, message
+            # the figure is at least the deadline's; its upper bound only says it is that stage's time (a loaded
+            # host's late wake-ups passed a 50 ms bound under two test processes)
+            assert found and least_ms <= float(found[1]) < least_ms + 1000, message
         assert all(isinstance(f.exception(), DeadlineExceeded) for f in (running, queued))
         assert before.value.status == 504 and batcher.stats.failures == {"deadline": 3}
         await batcher.retire()
