@@ -36,11 +36,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cli.reports import write_report
-from clients.auction.gsp import eligible
 from clients.auction.merge import read_part
 from clients.auction.pipelines import BASE_RATE_PIPELINES, CONSTANT, SERVICE_PIPELINES
 from clients.auction.run import AuctionConfig
-from clients.auction.selection import slot_one_selection
+from clients.auction.selection import eligible_not_displayed, slot_one_selection
 from reports.auction_esmm_epochs import SAME_SETTINGS, difference_text, paired
 
 SHOWN = ("welfare", "revenue", "advertiser_surplus", "conversions", "clicks", "regret")
@@ -70,9 +69,14 @@ def compare(services: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     return {"settings": {key: services["config"][key] for key in SAME_SETTINGS}, "oracle_days_equal": True} | pairs
 
 
+def logs_folder(work_dir: Path, seed: int, pipeline: str) -> Path:
+    """Where a pipeline of a seed wrote its days' logs in a run's ``work_dir`` (clients/auction/run.py)."""
+    return work_dir / f"seed{seed}" / pipeline / "logs"
+
+
 def day_logs(work_dir: Path, seed: int, pipeline: str, day: int) -> tuple[pa.Table, pa.Table]:
     """The (displayed, non-displayed) logs of a pipeline's day in the floor run's ``work_dir``."""
-    logs = work_dir / f"seed{seed}" / pipeline / "logs"
+    logs = logs_folder(work_dir, seed, pipeline)
     return pq.read_table(logs / f"day{day}.parquet"), pq.read_table(logs / f"day{day}_non_displayed.parquet")
 
 
@@ -133,8 +137,7 @@ def order_agreement(floor: dict[str, Any], work_dir: Path, pipeline: str) -> dic
 
 def _by_request(displayed: pa.Table, non_displayed: pa.Table, config: dict[str, Any]) -> dict[str, np.ndarray]:
     """A day's candidates as (R, K) arrays, a request per row: the displayed and the non-displayed rows together."""
-    bid = non_displayed.column("bid").to_numpy().astype(np.float64)
-    kept = eligible(bid[None, :], non_displayed.column("pctr").to_numpy()[None, :], config["reserve"])[0]
+    kept = eligible_not_displayed(non_displayed, config["reserve"])
     ids = [t.column("request_id").to_numpy(zero_copy_only=False) for t in (displayed, non_displayed)]
     order = np.argsort(np.concatenate(ids), kind="stable")
     out = {"eligible": np.concatenate([np.ones(displayed.num_rows, dtype=bool), kept])[order]}
@@ -156,7 +159,7 @@ def rate_against_truth(constant: dict[str, Any], work_dir: Path) -> list[dict[st
     rows = []
     for run in constant["pipelines"][CONSTANT]["seeds"]:
         for day, record in enumerate(run["days"]):
-            log = pq.read_table(work_dir / f"seed{run['seed']}" / CONSTANT / "logs" / f"day{day}.parquet")
+            log = pq.read_table(logs_folder(work_dir, run["seed"], CONSTANT) / f"day{day}.parquet")
             true_cvr = log.column("true_cvr").to_numpy().astype(np.float64)
             clicked = (log.column("true_ctr").to_numpy() * log.column("examination").to_numpy()).astype(np.float64)
             rate = record["constant_rates"]["cvr"]

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from cli.reports import write_report
-from clients.auction.student_t import critical_value
+from clients.auction.report import ci95
 from common.encoder import FeatureEncoder
 from reports.auction_constant_warnings import window_training, windows
 from reports.auction_pcvr_bias import truth
@@ -286,9 +286,9 @@ def paired(drawn: list[dict[str, Any]], log: list[dict[str, Any]]) -> dict[str, 
 
 
 def interval(differences: list[float]) -> list[float]:
-    values = np.asarray(differences, dtype=np.float64)
-    half = critical_value(values.size - 1) * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else np.nan
-    return [float(values.mean()), float(half)]
+    """[mean, half-width of its 95% Student t interval] (``ci95``; NaN from one value)."""
+    bounds = ci95(differences)
+    return [float(np.mean(differences)), (bounds[1] - bounds[0]) / 2 if bounds else float("nan")]
 
 
 def auction_run(path: Path) -> dict[str, Any]:

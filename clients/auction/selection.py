@@ -38,14 +38,20 @@ class SlotOneSelection:
         return asdict(self) | {"z": self.z}
 
 
+def eligible_not_displayed(non_displayed: pa.Table, reserve: float) -> np.ndarray:
+    """(N,) bool: which rows of a day's non-displayed table were eligible (``gsp.eligible``, by their logged bid and
+    pCTR); every displayed row was."""
+    bid = non_displayed.column("bid").to_numpy().astype(np.float64)
+    pctr = non_displayed.column("pctr").to_numpy().astype(np.float64)
+    return eligible(bid[None, :], pctr[None, :], reserve)[0]
+
+
 def slot_one_selection(days: list[tuple[pa.Table, pa.Table]], reserve: float) -> SlotOneSelection:
     """``days``: (displayed, non-displayed) log tables of a pipeline's days (clients/auction/day.py), whose request
     ids are unique across the days (``d{day}-r{request}``); ``reserve``: the run's."""
     ids, true_ctr, slot1 = [], [], []
     for displayed, non_displayed in days:
-        bid = non_displayed.column("bid").to_numpy().astype(np.float64)
-        pctr = non_displayed.column("pctr").to_numpy().astype(np.float64)
-        kept = eligible(bid[None, :], pctr[None, :], reserve)[0]
+        kept = eligible_not_displayed(non_displayed, reserve)
         for table, rows in ((displayed, slice(None)), (non_displayed, kept)):
             ids.append(table.column("request_id").to_numpy(zero_copy_only=False)[rows])
             true_ctr.append(table.column("true_ctr").to_numpy().astype(np.float64)[rows])
