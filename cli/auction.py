@@ -84,7 +84,9 @@ def auction(
     early, scoring calls failed: each counted as an auction without ads, or a day was scored by versions it did
     not load; the WARNING lines say which: the paired comparisons leave out the seed-days with failed calls);
     2 a setting or the service refused before the first day, nothing written; 130 (Ctrl-C) or 143 (SIGTERM)
-    interrupted: the report of the days that ended written, marked "partial" (none before the first day ended)."""
+    interrupted: the report of the days that ended written, marked "partial" (none before the first day ended).
+    An error after a day ended (a trainer, a service or a retriever that failed) writes that partial report too,
+    then ends as the error does (one line and exit 2 for a setting, a traceback for a bug)."""
     from clients.auction.plot import plot_report
     from clients.auction.run import AuctionConfig, Interrupted, run_auction
 
@@ -126,7 +128,7 @@ def auction(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scoring call otherwise
     try:
         report = run_auction(config)
-    except Interrupted as interrupted:  # Ctrl-C, or SIGTERM (SystemExit 143: cli/signals.py), after a day ended
+    except Interrupted as interrupted:  # Ctrl-C, SIGTERM (SystemExit 143: cli/signals.py), an error: after a day
         # the days run so far were lost: hours of simulation, for a stop in the last one
         write_report(out, interrupted.report | run_record(context))
         plot_report(interrupted.report, out.with_suffix(".png"))
@@ -172,13 +174,15 @@ def auction_merge(
 
 def _interrupted_line(report: dict[str, Any], out: Path) -> str:
     """What an interrupted run wrote, and how its unfinished seeds are run again and joined to it."""
+    partial = report["partial"]
+    stopped = f"stopped by {partial['error']}" if "error" in partial else "interrupted"
     line = (
-        f"interrupted: wrote the partial report of the days that ended to {out} and {out.with_suffix('.png')}"
+        f"{stopped}: wrote the partial report of the days that ended to {out} and {out.with_suffix('.png')}"
         " (partial.days_completed)"
     )
     from clients.auction.run import rerun_command
 
-    unfinished = report["partial"]["seeds_unfinished"]  # the seed it stopped in and those after it
+    unfinished = partial["seeds_unfinished"]  # the seed it stopped in and those after it
     if not unfinished:  # stopped after the last day ended
         return line
     return (

@@ -170,8 +170,9 @@ def serving_retrieval(repository: Path, log: Path) -> Iterator[str]:
 
 async def similarities(url: str, world: World, requests: DayRequests, concurrency: int) -> np.ndarray:
     """(R, P) ESAM similarity of each request's query (its context features) to each of its pool's ads, one
-    ``/v1/similarity`` call a request. A failed call stops the run (RuntimeError): every pipeline of the seed is
-    to see the same candidates, and a request without them would be one retriever's outage in all of them."""
+    ``/v1/similarity`` call a request. A failed call stops the run (RuntimeError; the seeds that ended before it
+    are written as a partial report): every pipeline of the seed is to see the same candidates, and a request
+    without them would be one retriever's outage in all of them."""
     bodies = score_bodies(world, requests)
     scores = np.full(requests.ads.shape, np.nan)
     gate = asyncio.Semaphore(concurrency)

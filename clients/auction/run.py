@@ -188,8 +188,9 @@ def window_rates(window: list[DayLog]) -> BaseRates:
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM after at least one day had run: ``report`` is the completed days' (marked ``partial``),
-    ``stop`` the KeyboardInterrupt or SystemExit to raise again once it is written (exit 130 or 143)."""
+    """Ctrl-C, SIGTERM or an error after at least one day had run: ``report`` is the completed days' (marked
+    ``partial``), ``stop`` the KeyboardInterrupt, SystemExit or error to raise again once it is written (exit 130 or
+    143; an error ends as it would have)."""
 
     def __init__(self, report: dict[str, Any], stop: BaseException) -> None:
         super().__init__("interrupted")
@@ -197,8 +198,9 @@ class Interrupted(Exception):
 
 
 def run_auction(config: AuctionConfig) -> dict[str, Any]:
-    """Every pipeline on every seed; the report (clients.auction.report). Interrupted (Ctrl-C, SIGTERM) after a
-    day had run, ``Interrupted`` with the report of the days that had: hours of days were lost before."""
+    """Every pipeline on every seed; the report (clients.auction.report). Interrupted (Ctrl-C, SIGTERM) or stopped by
+    an error (a trainer, a service or a retriever that failed) after a day had run, ``Interrupted`` with the report of
+    the days that had: hours of days were lost before (an error in a run's last seed lost every seed before it)."""
     served: dict[str, dict[str, Any]] | None = None
     if config.url is not None:
         require_ready(config.url)
@@ -244,6 +246,10 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
         if not signalled or not any(run.days for per_seed in runs.values() for run in per_seed):
             raise  # another exit (a library's sys.exit) is no SIGTERM to write a partial report of
         stop = interruption
+    except Exception as error:  # the finished seeds' days are kept; the error is raised again once they are written
+        if not any(run.days for per_seed in runs.values() for run in per_seed):
+            raise
+        stop = error
     report = summarise(runs, _config_dict(config), time.perf_counter() - started)
     if digests is not None:
         report["model_configs"] = digests
@@ -271,10 +277,13 @@ def partial_record(runs: dict[str, list[PipelineRun]], config: AuctionConfig, st
     it holds, as ``pipelines[name].seeds`` does (a seed started but stopped before its first day ended was listed
     with 0, and one never started not at all: half a list of what was not run). ``seeds_finished``: the seeds
     every pipeline ran to the end, as a whole run gives them (``ctr auction-merge --allow-partial`` takes these);
-    ``seeds_unfinished``: the rest of the run's seeds, the one it was stopped in and those after it, to run again."""
+    ``seeds_unfinished``: the rest of the run's seeds, the one it was stopped in and those after it, to run again.
+    ``interrupted_by``: SIGINT, SIGTERM or "error"; ``error``: an error's type and first line."""
     finished = finished_seeds(runs, list(config.pipelines), config.days)
-    return {
-        "interrupted_by": "SIGINT" if isinstance(stop, KeyboardInterrupt) else "SIGTERM",
+    record: dict[str, Any] = {"interrupted_by": _stopped_by(stop)}
+    if isinstance(stop, Exception):
+        record["error"] = f"{type(stop).__name__}: {_first_line(stop)}"
+    return record | {
         "days_completed": {
             name: {str(r.seed): len(r.days) for r in per_seed if r.days}
             for name, per_seed in runs.items()
@@ -283,6 +292,16 @@ def partial_record(runs: dict[str, list[PipelineRun]], config: AuctionConfig, st
         "seeds_finished": finished,
         "seeds_unfinished": [seed for seed in config.seed_range if seed not in finished],
     }
+
+
+def _stopped_by(stop: BaseException) -> str:
+    if isinstance(stop, KeyboardInterrupt):
+        return "SIGINT"
+    return "SIGTERM" if isinstance(stop, SystemExit) else "error"
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else "(no message)"
 
 
 def rerun_command(seeds: list[int]) -> str:

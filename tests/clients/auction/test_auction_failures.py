@@ -5,6 +5,7 @@ exiting 1 (a killed service printed the comparison as usual and exited 0)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import warnings
@@ -311,3 +312,35 @@ def test_an_exit_that_is_no_signal_is_not_written_up_as_sigterm(tmp_path: Path, 
     with pytest.raises(run.Interrupted) as interrupted:
         run.run_auction(config)
     assert interrupted.value.report["partial"]["interrupted_by"] == "SIGTERM"
+
+
+def test_an_error_in_a_later_seed_writes_the_seeds_that_ended_before_it(tmp_path: Path, monkeypatch) -> None:
+    """A trainer, a service or a retriever that failed in a run's later seed raised past the report: every seed
+    before it was lost (a 6-seed run's half hour for an error in its last). The partial report of the days that
+    ended is written, marked with the error, and the error then ends the command as it would have."""
+    import clients.auction.run as run
+
+    scored = []
+
+    def failing_in_seed_1(world: World, requests) -> object:
+        scored.append(requests.day)
+        if len(scored) > 1:  # one day a seed: the second call is seed 1's
+            raise RuntimeError("retrieval: /v1/similarity failed for request 3 of day 0: ConnectError\nmore")
+        return real(world, requests)
+
+    real = run.oracle_scores
+    monkeypatch.setattr(run, "oracle_scores", failing_in_seed_1)
+    out = tmp_path / "a.json"
+    arguments = ["--pipelines", "oracle", "--seeds", "2", "--days", "1", "--requests-per-day", "200"]
+    result = CliRunner().invoke(app, ["auction", *arguments, "--work-dir", str(tmp_path / "w"), "--out", str(out)])
+    assert isinstance(result.exception, RuntimeError)  # a bug's traceback stays: the report is written first
+    said = "RuntimeError: retrieval: /v1/similarity failed for request 3 of day 0: ConnectError"
+    assert json.loads(out.read_text())["partial"] == {
+        "interrupted_by": "error",
+        "error": said,
+        "days_completed": {"oracle": {"0": 1}},
+        "seeds_finished": [0],
+        "seeds_unfinished": [1],
+    }
+    assert f"stopped by {said}: wrote the partial report" in result.output and out.with_suffix(".png").is_file()
+    assert "`ctr auction --first-seed 1 --seeds 1`" in result.output
