@@ -41,6 +41,14 @@ def auction(
     pool: Annotated[
         int | None, typer.Option(help="With --retrieval esam or first: ads drawn per request to retrieve from; 100.")
     ] = None,
+    retrain_retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--retrain-retrieval",
+            help="With --retrieval esam: each pipeline retrains its own ESAM on its own days of logs after each day "
+            "but the last and loads it into its own retrieval service (day 0: the history-trained one, for all).",
+        ),
+    ] = False,
     pipelines: Annotated[
         str, typer.Option(help="Comma-separated: naive, debiased, constant, random, oracle.")
     ] = "naive,debiased,oracle",
@@ -111,6 +119,7 @@ def auction(
         candidates=candidates,
         retrieval=retrieval,
         pool=pool,
+        retrain_retrieval=retrain_retrieval,
         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
         reserve=reserve,
         batch_size=batch_size,

@@ -52,11 +52,12 @@ from clients.auction.retrieval import (
     ESAM,
     ESAM_MODEL,
     POOL,
-    RetrievedDay,
+    Retrieval,
     check_retrieval,
     esam_config_text,
     retrieved_days,
 )
+from clients.auction.retrieval_daily import day_logs, pipeline_retrieval
 from clients.auction.traffic import draw_day
 from clients.auction.uniform import uniform_draws
 from clients.client import (
@@ -108,10 +109,12 @@ class AuctionConfig:
     # (clients/auction/retrieval.py: "first", "esam"), shared by every pipeline of a seed
     retrieval: str = POOL
     pool: int | None = None
+    # with retrieval "esam": each pipeline retrains its own retriever on its own days (retrieval_daily.py)
+    retrain_retrieval: bool = False
 
     def __post_init__(self) -> None:
         check_pipelines(list(self.pipelines))
-        check_retrieval(self.retrieval, self.pool, self.candidates)
+        check_retrieval(self.retrieval, self.pool, self.candidates, self.retrain_retrieval)
         if self.url is not None and self.retrieval != POOL:
             raise ValueError(
                 "--retrieval esam or first is not built for --url: run it with the pipelines' own services"
@@ -234,13 +237,15 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             history = _history(world, config, seed, seed_dir / "history") if needs_history else []
             history_dir = seed_dir / "history" if needs_history else None
             traffic = None  # the eligible pool, drawn day by day
-            if config.retrieval != POOL:  # retrieved once, before the pipelines, for all of them
+            if config.retrieval != POOL:  # retrieved once, before the pipelines, for all of them (day 0 alone
+                # where each pipeline retrains its own retriever)
                 traffic = retrieved_days(config, world, advertisers, seed, history_dir, seed_dir / "retrieval")
             for name in config.pipelines:
                 logger.info("seed %d: pipeline %s", seed, name)
                 run = PipelineRun(seed=seed)
                 runs[name].append(run)  # before its days: those that end are kept if the run is stopped
-                _run_pipeline(run, name, world, advertisers, history, traffic, config, seed_dir / name)
+                with pipeline_retrieval(traffic, config, world, advertisers, seed, seed_dir / name) as days:
+                    _run_pipeline(run, name, world, advertisers, history, days, config, seed_dir / name)
     except (KeyboardInterrupt, SystemExit) as interruption:  # SIGTERM is SystemExit(143): cli/signals.py
         signalled = isinstance(interruption, KeyboardInterrupt) or interruption.code == SIGTERM_EXIT_CODE
         if not signalled or not any(run.days for per_seed in runs.values() for run in per_seed):
@@ -364,7 +369,7 @@ def _run_pipeline(
     world: World,
     advertisers: Advertisers,
     history: list[DayLog],
-    traffic: list[RetrievedDay] | None,
+    traffic: Retrieval | None,
     config: AuctionConfig,
     directory: Path,
 ) -> None:
@@ -477,7 +482,7 @@ async def _days(
     service: RunningService | None = None,
     names: dict[str, str] | None = None,
     *,
-    traffic: list[RetrievedDay] | None = None,
+    traffic: Retrieval | None = None,
 ) -> None:
     """The pipeline's days: scored by the service (then retrained and reloaded when there is a
     ``trainer``), by the base rates of its last days of logs (``constant`` and ``random``, which shows its eligible
@@ -505,8 +510,9 @@ async def _days(
         for day in range(config.days):
             if traffic is None:
                 requests, retrieval = draw_day(world, seed, day, config.requests_per_day, config.train_days), {}
-            else:  # the seed's retrieved candidates, the same for every pipeline
-                requests, retrieval = traffic[day].requests, traffic[day].figures
+            else:  # the retrieved candidates: the seed's, or the pipeline's own retriever's (--retrain-retrieval)
+                retrieved = await traffic.day(day)
+                requests, retrieval = retrieved.requests, retrieved.figures
             if client is not None:
                 scores = await service_scores(client, world, requests, config.concurrency, config.progress)
             elif rates is not None:  # position-blind, as the naive pipeline: no slot ratios
@@ -522,8 +528,9 @@ async def _days(
             if rates is not None:
                 metrics["constant_rates"] = asdict(rates)
             run.days.append(metrics)
-            logs.append(DayLog.written(outcome.displayed, directory / "logs" / f"day{day}.parquet"))
-            write_logs(outcome.non_displayed, directory / "logs" / f"day{day}_non_displayed.parquet")
+            displayed_path, non_displayed_path = day_logs(directory / "logs", day)
+            logs.append(DayLog.written(outcome.displayed, displayed_path))
+            write_logs(outcome.non_displayed, non_displayed_path)
             logger.info(
                 "seed %d %s day %d: welfare %.1f revenue %.1f errors %d versions %s",
                 seed, name, day, metrics["welfare"], metrics["revenue"], metrics["errors"], metrics["model_versions"],
@@ -603,8 +610,10 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
     """The config as the report shows it: paths as text, never the admin token; ``retrieval`` and ``pool`` only
-    where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them)."""
+    where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them),
+    ``retrain_retrieval`` only where the pipelines retrained their retrievers."""
     left_out = {"admin_token"} | ({"retrieval", "pool"} if config.retrieval == POOL else set())
+    left_out |= set() if config.retrain_retrieval else {"retrain_retrieval"}  # a run without it: the report of before
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(config).items()
