@@ -5,9 +5,10 @@ requests and pools (``--retrieval first``: the pool's first K, no model; an ESAM
 Each pipeline's totals are paired per seed as ``reports/auction_esmm_epochs.py`` pairs them (variant − control, mean
 and Student t 95% interval over the seeds: welfare, revenue, surplus, conversions, clicks, regret, pCVR / true CVR,
 the top slot's pCTR / true CTR, and here the expected welfare under the true probabilities too), and so are the
-retrieval figures of each run (the same for every pipeline of a seed: clients/auction/retrieval.py
-``retrieval_figures``): the share of each pool's true top K by expected value per impression and by true CTR that
-the retrieved K hold, their mean true CTR and mean expected value over the pool's.
+retrieval figures of each run (clients/auction/retrieval.py ``retrieval_figures``: the same for every pipeline of a
+seed, but in a run with ``--retrain-retrieval``, reports/auction_retrieval_daily.py): the share of each pool's true
+top K by expected value per impression and by true CTR that the retrieved K hold, their mean true CTR and mean
+expected value over the pool's.
 
     PYTHONPATH=. python reports/auction_retrieval.py --control FIRST.json --variant ESAM.json \\
         [--untrained UNTRAINED.json] [--out reports/auction_retrieval.json]
@@ -29,9 +30,20 @@ from reports.auction_esmm_epochs import compare, difference, difference_text, se
 from reports.auction_esmm_epochs import table as paired_table
 
 
-def retrieval_by_seed(report: dict[str, Any]) -> dict[int, dict[str, float]]:
-    """Seed -> each retrieval figure's mean over its days (any pipeline's: they share the traffic)."""
-    days = seed_days(report, next(iter(report["pipelines"])))
+def retrieval_pipeline(report: dict[str, Any], pipeline: str | None = None) -> str:
+    """The pipeline whose retrieval figures are the run's: ``pipeline``, or any where they share the traffic (a run
+    with ``--retrain-retrieval`` has its figures per pipeline: one must be named where it has several)."""
+    if pipeline is not None:
+        return pipeline
+    names = list(report["pipelines"])
+    if report["config"].get("retrain_retrieval") and len(names) > 1:
+        raise SystemExit(f"the run retrained a retriever per pipeline ({', '.join(names)}): name the pipeline")
+    return names[0]
+
+
+def retrieval_by_seed(report: dict[str, Any], pipeline: str | None = None) -> dict[int, dict[str, float]]:
+    """Seed -> each retrieval figure's mean over the days of ``pipeline`` (``retrieval_pipeline``)."""
+    days = seed_days(report, retrieval_pipeline(report, pipeline))
     return {seed: {k: float(np.mean([d[k] for d in ds])) for k in RETRIEVAL_FIGURES} for seed, ds in days.items()}
 
 
@@ -41,8 +53,9 @@ def _kept(report: dict[str, Any], pipeline: str, entry: dict[str, Any]) -> list[
     return [[days[seed][d] for d in entry["days"][seed]] for seed in entry["seeds"]]
 
 
-def against(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
-    """The variant's pipelines and retrieval figures paired per seed with the control's."""
+def against(control: dict[str, Any], variant: dict[str, Any], pipeline: str | None = None) -> dict[str, Any]:
+    """The variant's pipelines and retrieval figures (``pipeline``'s: ``retrieval_pipeline``) paired per seed with
+    the control's."""
     for side, report in (("control", control), ("variant", variant)):
         if report["config"].get("retrieval") in (None, "pool"):
             raise SystemExit(f"the {side} run did not retrieve (--retrieval esam or first)")
@@ -57,7 +70,7 @@ def against(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
         entry["expected_welfare"] = {side: float(np.mean(v)) for side, v in values.items()} | difference(
             list(np.subtract(values["variant"], values["control"]))
         )
-    before, after = retrieval_by_seed(control), retrieval_by_seed(variant)
+    before, after = retrieval_by_seed(control, pipeline), retrieval_by_seed(variant, pipeline)
     seeds = sorted(before.keys() & after.keys())
     out["retrieval"] = {
         "control": control["config"]["retrieval"],

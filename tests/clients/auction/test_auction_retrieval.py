@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from clients.auction.retrieval import RETRIEVAL_FIGURES, retrieval_figures, top_columns
 from clients.auction.run import AuctionConfig
-from clients.auction.traffic import draw_day, score_bodies
+from clients.auction.traffic import draw_day
 from clients.service_process import answers_200
+from tests.support.auction_retrieval import auctioned, esam_top_k
 from tests.support.ctr_in_process import ctr_in_process
-from training.evaluation.served_version import retrieval_model
 
 POOL, REQUESTS = 20, 60
 
@@ -37,16 +37,6 @@ def auction(tmp_path: Path, name: str, *args: str) -> dict:
     return json.loads(out.read_text(encoding="utf-8")) | {"output": result.output}
 
 
-def candidates(log_dir: Path, day: int) -> dict[int, set[int]]:
-    """Request -> the ads it was auctioned over: its displayed and its non-displayed rows of the day's logs."""
-    out: dict[int, set[int]] = {}
-    for name in (f"day{day}.parquet", f"day{day}_non_displayed.parquet"):
-        table = pq.read_table(log_dir / name, columns=["request_id", "ad_idx"])
-        for request, ad in zip(table.column("request_id").to_pylist(), table.column("ad_idx").to_pylist(), strict=True):
-            out.setdefault(int(request.rsplit("r", 1)[1]), set()).add(ad)
-    return out
-
-
 def test_esam_retrieval_auctions_each_pools_top_k_by_the_served_models_similarity(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="clients.auction"):
         report = auction(tmp_path, "esam", "--retrieval", "esam", "--pool", str(POOL), "--pipelines", "oracle")
@@ -59,24 +49,17 @@ def test_esam_retrieval_auctions_each_pools_top_k_by_the_served_models_similarit
     assert (seed / "retrieval" / "non_displayed" / "day-1.parquet").is_file()  # the history's other candidates
     said = (seed / "retrieval" / "service.log").read_text()  # a retrieval service (no roles): ready, no ERROR line
     assert " ERROR " not in said and " WARNING " not in said, said  # it said "esmm is not served" twice
-    model = retrieval_model(repository, "esam", 1)  # trained on the history, exported, loaded as the service does
+    assert (repository / "esam" / "1").is_dir()  # trained on the history, exported
     config = AuctionConfig(**{k: report["config"][k] for k in ("days", "requests_per_day", "train_days")},
                            pipelines=("oracle",), retrieval="esam", pool=POOL)  # fmt: skip
     world = config.world(0)
     for day, figures in enumerate(report["pipelines"]["oracle"]["seeds"][0]["days"]):
         pool = draw_day(world, 0, day, REQUESTS, config.train_days, POOL)
-        similarity = np.empty(pool.ads.shape)
-        for r, body in enumerate(score_bodies(world, pool)):
-            query = model.query.encoder.encode({k: np.asarray([v]) for k, v in body["context"].items()}, 1)
-            items = model.item.encoder.encode(
-                {k: np.asarray([c[k] for c in body["candidates"]]) for k in body["candidates"][0]}, POOL
-            )
-            similarity[r] = model.score_items(model.query.embed(query.as_inputs())[0], items.as_inputs())
-        retrieved = np.take_along_axis(pool.ads, top_columns(similarity, config.candidates), axis=1)
-        auctioned = candidates(seed / "oracle" / "logs", day)
-        same = [auctioned[r] == set(retrieved[r].tolist()) for r in range(REQUESTS)]
+        retrieved = esam_top_k(repository, 1, world, pool, config.candidates)  # loaded as the service does
+        auctioned_ads = auctioned(seed / "oracle" / "logs", day)
+        same = [auctioned_ads[r] == set(retrieved[r].tolist()) for r in range(REQUESTS)]
         assert np.mean(same) >= 0.95, np.mean(same)  # the service's float32 batches may reorder a near-tie
-        first = [auctioned[r] == set(pool.ads[r, : config.candidates].tolist()) for r in range(REQUESTS)]
+        first = [auctioned_ads[r] == set(pool.ads[r, : config.candidates].tolist()) for r in range(REQUESTS)]
         assert np.mean(first) < 0.5  # not the pool's first K: the model chose
         assert all(0.0 <= figures[key] <= 1.0 for key in ("retrieval_top_value_share", "retrieval_top_ctr_share"))
     assert "retrieval esam, 10 of 20 ads a request" in report["output"]
@@ -93,8 +76,8 @@ def test_first_retrieval_auctions_the_first_k_of_the_same_pool_for_the_requests_
     for day in range(2):
         pool = draw_day(world, 0, day, REQUESTS, 1, POOL)
         for pipeline in ("constant", "oracle"):  # every pipeline of the seed auctions the same candidates
-            auctioned = candidates(tmp_path / "first" / "seed0" / pipeline / "logs", day)
-            assert all(auctioned[r] == set(pool.ads[r, :10].tolist()) for r in range(REQUESTS))
+            ads = auctioned(tmp_path / "first" / "seed0" / pipeline / "logs", day)
+            assert all(ads[r] == set(pool.ads[r, :10].tolist()) for r in range(REQUESTS))
         # the same users at the same seconds as the eligible pool's run: only the candidates differ
         users = {
             name: pq.read_table(
@@ -132,6 +115,12 @@ def test_retrieval_figures_count_the_pools_true_best_that_the_retrieved_hold() -
         (["--retrieval", "first", "--pool", "5"], "--pool (5) must exceed --candidates (10)"),
         (["--pool", "50"], "--pool is the P ads a retriever takes the K candidates of"),
         (["--retrieval", "bm25"], "--retrieval must be one of ['pool', 'first', 'esam'], got 'bm25'"),
+        (
+            ["--retrain-retrieval"],
+            "--retrain-retrieval retrains the ESAM retriever on each pipeline's own days: give "
+            "it with --retrieval esam (got --retrieval pool)",
+        ),
+        (["--retrieval", "first", "--retrain-retrieval"], "give it with --retrieval esam (got --retrieval first)"),
         (["--retrieval", "esam", "--url", "http://127.0.0.1:9"], "--retrieval esam or first is not built for --url"),
         (
             ["--retrieval", "esam", "--pipelines", "oracle", "--configs", "no_such_models"],

@@ -1,0 +1,122 @@
+"""The ESAM retriever retrained on a pipeline's own days (``ctr auction --retrieval esam --retrain-retrieval``) against
+the one trained on the history window and served every day (``--retrieval esam``), the same seeds, days, requests
+and pools: does retraining the retriever on its own selections help or hurt?
+
+Totals are paired per seed as ``reports/auction_retrieval.py`` pairs them (``against``: welfare, clicks, conversions,
+the retrieval figures' means, ...). Day by day, each retrieval figure (``RETRIEVAL_FIGURES``) and the day's
+welfare, expected welfare, clicks and conversions are paired per seed too (variant − control, mean and Student t
+95% interval over the seeds): day 0 is the same retrieval in both runs (a check: a difference of 0), each later day
+the variant's retriever has been retrained once more on its own logs. Beside them, what the variant's serving
+version trained on (``retrieval_window_rows`` and ``retrieval_window_ads``, the distinct ads of its window: day 0's
+is the history window the control's model trained on for every day), and, with ``--untrained``, the untrained
+ESAM's day means (a run of the same seeds whose model did not learn: the floor a retriever can fall to).
+
+    PYTHONPATH=. python reports/auction_retrieval_daily.py --control FIXED.json --variant DAILY.json \\
+        [--pipeline oracle] [--untrained UNTRAINED.json] [--out reports/auction_retrieval_daily.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cli.reports import write_report
+from clients.auction.merge import read_part
+from clients.auction.retrieval import RETRIEVAL_FIGURES
+from reports.auction_esmm_epochs import difference, difference_text, seed_days
+from reports.auction_retrieval import against
+from reports.auction_retrieval import table as against_table
+
+DAY_OUTCOMES = ("welfare", "expected_welfare", "clicks", "conversions")
+WINDOW = ("retrieval_window_rows", "retrieval_window_ads")
+
+
+def by_day(control: dict[str, Any], variant: dict[str, Any], pipeline: str) -> list[dict[str, Any]]:
+    """Per day, each figure's control and variant means over the seeds both ran and its paired difference, and the
+    variant's training window."""
+    before, after = seed_days(control, pipeline), seed_days(variant, pipeline)
+    seeds = sorted(before.keys() & after.keys())
+    days = min(len(before[s]) for s in seeds), min(len(after[s]) for s in seeds)
+    out = []
+    for day in range(min(days)):
+        entry: dict[str, Any] = {"day": day, "seeds": seeds}
+        for key in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES):
+            values = {
+                side: [float(ds[s][day][key]) for s in seeds] for side, ds in (("control", before), ("variant", after))
+            }
+            entry[key] = {side: float(np.mean(v)) for side, v in values.items()} | difference(
+                list(np.subtract(values["variant"], values["control"]))
+            )
+        for key in WINDOW:
+            entry[key] = float(np.mean([after[s][day][key] for s in seeds]))
+        entry["retrieval_versions"] = [after[s][day]["retrieval_versions"] for s in seeds]
+        out.append(entry)
+    return out
+
+
+def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int]) -> list[dict[str, float]]:
+    """Per day, the untrained ESAM's retrieval figures and outcomes, means over ``seeds``."""
+    days = seed_days(untrained, pipeline)
+    missing = [s for s in seeds if s not in days]
+    if missing:
+        raise SystemExit(f"the --untrained run has no seed(s) {missing} of the compared runs")
+    return [
+        {"day": day}
+        | {k: float(np.mean([days[s][day][k] for s in seeds])) for k in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES)}
+        for day in range(min(len(days[s]) for s in seeds))
+    ]
+
+
+def compare_daily(
+    control: dict[str, Any], variant: dict[str, Any], pipeline: str, untrained: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if control["config"].get("retrain_retrieval") or not variant["config"].get("retrain_retrieval"):
+        raise SystemExit("--control is a run without --retrain-retrieval, --variant one with it")
+    for side, report in (("control", control), ("variant", variant)):
+        if report["config"].get("retrieval") != "esam" or pipeline not in report["pipelines"]:
+            raise SystemExit(f"the {side} run is no --retrieval esam run of the {pipeline} pipeline")
+    report: dict[str, Any] = {
+        "pipeline": pipeline,
+        "daily_minus_fixed": against(control, variant, pipeline),
+        "by_day": by_day(control, variant, pipeline),
+    }
+    if untrained is not None:
+        report["untrained_by_day"] = untrained_by_day(untrained, pipeline, report["by_day"][0]["seeds"])
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [against_table({"daily_minus_fixed": report["daily_minus_fixed"]}), f"== {report['pipeline']} by day =="]
+    for entry in report["by_day"]:
+        window = ", ".join(f"{k} {entry[k]:,.0f}" for k in WINDOW)
+        lines.append(f"day {entry['day']} (the variant's version trained on: {window})")
+        for key in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES):
+            f = entry[key]
+            lines.append(f"  {key:28s} {f['control']:10.3f} {f['variant']:10.3f} {difference_text(f)}")
+    for entry in report.get("untrained_by_day", []):
+        figures = ", ".join(f"{k} {entry[k]:.3f}" for k in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES))
+        lines.append(f"untrained day {entry['day']}: {figures}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--control", type=Path, required=True, help="the --retrieval esam run")
+    parser.add_argument("--variant", type=Path, required=True, help="the --retrieval esam --retrain-retrieval run")
+    parser.add_argument("--pipeline", default="oracle", help="the pipeline whose days are compared")
+    parser.add_argument("--untrained", type=Path, help="the --retrieval esam run of the untrained ESAM")
+    parser.add_argument("--out", type=Path, default=Path("reports/auction_retrieval_daily.json"))
+    args = parser.parse_args(argv)
+    untrained = read_part(args.untrained) if args.untrained is not None else None
+    report = compare_daily(read_part(args.control), read_part(args.variant), args.pipeline, untrained)
+    report["command"] = " ".join(["python reports/auction_retrieval_daily.py", *sys.argv[1:]])
+    sys.stdout.write(table(report) + "\n")
+    write_report(args.out, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""``ctr auction --retrieval esam --retrain-retrieval``: each pipeline retrains its own ESAM on its own days and loads
+it into its own retrieval service; day 0 is the seed's, shared. Real runs: real ESAM trainings, real services on
+loopback ports with admin loads, real similarity calls, against a run of the same seed without the flag."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from clients.auction.merge import merge_reports
+from clients.auction.retrieval import RETRIEVAL_FIGURES
+from clients.auction.run import AuctionConfig
+from clients.auction.traffic import draw_day
+from reports.auction_retrieval import against
+from reports.auction_retrieval_daily import compare_daily
+from tests.support.auction_retrieval import auctioned, esam_top_k
+from training.logs.fingerprint import fingerprint
+
+POOL, REQUESTS = 20, 60
+PIPELINES = ("oracle", "constant")
+
+
+def auction(tmp_path: Path, name: str, *args: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    result = CliRunner().invoke(
+        app,
+        ["auction", "--quick", "--requests-per-day", str(REQUESTS), "--retrieval", "esam", "--pool", str(POOL),
+         "--pipelines", ",".join(PIPELINES), *args, "--out", str(out), "--work-dir", str(tmp_path / name),
+         "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text(encoding="utf-8")) | {"output": result.output, "path": str(out)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """The work folder, a run with ``--retrain-retrieval`` and one of the same seed without it (2 days, 1 training
+    day: one retraining after day 0)."""
+    tmp_path = tmp_path_factory.mktemp("daily")
+    return tmp_path, auction(tmp_path, "daily", "--retrain-retrieval"), auction(tmp_path, "fixed")
+
+
+def days_of(report: dict, pipeline: str) -> list[dict]:
+    return report["pipelines"][pipeline]["seeds"][0]["days"]
+
+
+def test_each_pipeline_retrieves_day_1_with_its_esam_retrained_on_its_own_day_0(runs: tuple[Path, dict, dict]) -> None:
+    tmp_path, daily, _ = runs
+    assert daily["config"]["retrain_retrieval"] is True
+    config = AuctionConfig(days=2, requests_per_day=REQUESTS, train_days=1, pipelines=PIPELINES, retrieval="esam",
+                           pool=POOL, retrain_retrieval=True)  # fmt: skip
+    world = config.world(0)
+    seed = tmp_path / "daily" / "seed0"
+    day1 = {}
+    for pipeline in PIPELINES:
+        days, logs = days_of(daily, pipeline), seed / pipeline / "logs"
+        assert [d["retrieval_versions"] for d in days] == [[1], [2]]  # the served version increased after day 0
+        repository = seed / pipeline / "retrieval" / "models"
+        version2 = json.loads((repository / "esam" / "2" / "model.json").read_text(encoding="utf-8"))
+        own = tmp_path / f"{pipeline}_window"  # its window (1 training day): its day-0 logs, as it copies them
+        for kind, file in (("displayed", "day0.parquet"), ("non_displayed", "day0_non_displayed.parquet")):
+            (own / kind).mkdir(parents=True)
+            shutil.copyfile(logs / file, own / kind / file)
+        assert version2["data_fingerprint"] == (
+            f"displayed:{fingerprint(own / 'displayed')}|non_displayed:{fingerprint(own / 'non_displayed')}"
+        )
+        assert days[1]["retrieval_window_rows"] == REQUESTS * config.candidates  # every retrieved candidate of day 0
+        pool = draw_day(world, 0, 1, REQUESTS, config.train_days, POOL)
+        retrieved = esam_top_k(repository, 2, world, pool, config.candidates)
+        day1[pipeline] = auctioned(logs, 1)
+        same = [day1[pipeline][r] == set(retrieved[r].tolist()) for r in range(REQUESTS)]
+        assert np.mean(same) >= 0.95, np.mean(same)  # the service's float32 batches may reorder a near-tie
+        said = (seed / pipeline / "retrieval" / "service.log").read_text(encoding="utf-8")
+        assert " ERROR " not in said, said
+    # the two pipelines displayed, so clicked, other ads of the same day-0 candidates: their retrievers differ
+    assert day1["oracle"] != day1["constant"]
+    assert auctioned(seed / "oracle" / "logs", 0) == auctioned(seed / "constant" / "logs", 0)
+    assert "retrieval esam retrained on the oracle pipeline's days, 10 of 20 ads a request" in daily["output"]
+    assert "retrieval esam retrained on the constant pipeline's days" in daily["output"]
+
+
+def test_day_0_is_the_run_without_the_flag_and_that_run_records_nothing_new(runs: tuple[Path, dict, dict]) -> None:
+    _, daily, fixed = runs
+    assert "retrain_retrieval" not in fixed["config"]  # the report a run without it wrote before it
+    for pipeline in PIPELINES:
+        new = {"retrieval_versions", "retrieval_window_rows", "retrieval_window_ads"}
+        assert all(not new & set(d) for d in days_of(fixed, pipeline))
+        assert days_of(daily, pipeline)[0] == days_of(fixed, pipeline)[0] | {
+            key: days_of(daily, pipeline)[0][key] for key in (*new, "p50_ms", "p99_ms", "scoring_seconds")
+        }  # day 0 auctioned as before, figure for figure (but the clock's)
+    figures = [{k: d[k] for k in RETRIEVAL_FIGURES} for d in days_of(fixed, "oracle")]
+    assert figures == [{k: d[k] for k in RETRIEVAL_FIGURES} for d in days_of(fixed, "constant")]  # shared
+    with pytest.raises(ValueError, match=r"retrain_retrieval True \(not 'not recorded'\)"):
+        merge_reports(
+            [(Path(p["path"]), {k: v for k, v in p.items() if k not in ("output", "path")}) for p in (fixed, daily)]
+        )
+
+
+def test_the_daily_comparison_pairs_each_day_and_names_the_pipeline_of_the_figures(
+    runs: tuple[Path, dict, dict],
+) -> None:
+    _, daily, fixed = runs
+    report = compare_daily(fixed, daily, "constant")
+    day0, day1 = report["by_day"]
+    assert all(day0[k]["variant_minus_control"] == 0.0 for k in (*RETRIEVAL_FIGURES, "welfare"))  # the same day 0
+    assert day1["retrieval_versions"] == [[2]] and day1["retrieval_window_rows"] == REQUESTS * 10
+    assert day1["retrieval_top_ctr_share"]["variant"] == days_of(daily, "constant")[1]["retrieval_top_ctr_share"]
+    with pytest.raises(SystemExit, match="retrained a retriever per pipeline \\(oracle, constant\\): name the"):
+        against(fixed, daily)  # whose figures, of two retrievers?
+    with pytest.raises(SystemExit, match="--control is a run without --retrain-retrieval"):
+        compare_daily(daily, fixed, "oracle")
