@@ -8,11 +8,14 @@ welfare, expected welfare, clicks and conversions are paired per seed too (varia
 95% interval over the seeds): day 0 is the same retrieval in both runs (a check: a difference of 0), each later day
 the variant's retriever has been retrained once more on its own logs. Beside them, what the variant's serving
 version trained on (``retrieval_window_rows`` and ``retrieval_window_ads``, the distinct ads of its window: day 0's
-is the history window the control's model trained on for every day), and, with ``--untrained``, the untrained
-ESAM's day means (a run of the same seeds whose model did not learn: the floor a retriever can fall to).
+is the history window the control's model trained on for every day); with ``--control-work-dir`` (the control
+run's ``--work-dir``, its logs), the same of the control's own logs over the same days (the window a retraining of
+the fixed retriever would have had: what the fixed model retrieved); with ``--untrained``, the untrained ESAM's day
+means (a run of the same seeds whose model did not learn: the floor a retriever can fall to).
 
     PYTHONPATH=. python reports/auction_retrieval_daily.py --control FIXED.json --variant DAILY.json \\
-        [--pipeline oracle] [--untrained UNTRAINED.json] [--out reports/auction_retrieval_daily.json]
+        [--pipeline oracle] [--control-work-dir DIR] [--untrained UNTRAINED.json] \\
+        [--out reports/auction_retrieval_daily.json]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from cli.reports import write_report
 from clients.auction.merge import read_part
 from clients.auction.retrieval import RETRIEVAL_FIGURES
+from clients.auction.retrieval_daily import day_logs, window_record
 from reports.auction_esmm_epochs import difference, difference_text, seed_days
 from reports.auction_retrieval import against
 from reports.auction_retrieval import table as against_table
@@ -58,6 +62,21 @@ def by_day(control: dict[str, Any], variant: dict[str, Any], pipeline: str) -> l
     return out
 
 
+def control_windows(work_dir: Path, pipeline: str, seeds: list[int], days: int, train_days: int) -> list[dict]:
+    """Per day from 1, the rows and distinct ads of the control's logs of the ``train_days`` days before it (its
+    own days only: from day ``train_days`` on, the window a retraining would have had), means over ``seeds``."""
+    out = []
+    for day in range(train_days, days):
+        records = [
+            window_record(
+                [day_logs(work_dir / f"seed{s}" / pipeline / "logs", d) for d in range(day - train_days, day)]
+            )
+            for s in seeds
+        ]
+        out.append({"day": day} | {k: float(np.mean([r[k] for r in records])) for k in WINDOW})
+    return out
+
+
 def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int]) -> list[dict[str, float]]:
     """Per day, the untrained ESAM's retrieval figures and outcomes, means over ``seeds``."""
     days = seed_days(untrained, pipeline)
@@ -72,7 +91,11 @@ def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int])
 
 
 def compare_daily(
-    control: dict[str, Any], variant: dict[str, Any], pipeline: str, untrained: dict[str, Any] | None = None
+    control: dict[str, Any],
+    variant: dict[str, Any],
+    pipeline: str,
+    untrained: dict[str, Any] | None = None,
+    control_work_dir: Path | None = None,
 ) -> dict[str, Any]:
     if control["config"].get("retrain_retrieval") or not variant["config"].get("retrain_retrieval"):
         raise SystemExit("--control is a run without --retrain-retrieval, --variant one with it")
@@ -84,8 +107,12 @@ def compare_daily(
         "daily_minus_fixed": against(control, variant, pipeline),
         "by_day": by_day(control, variant, pipeline),
     }
+    seeds = report["by_day"][0]["seeds"]
+    if control_work_dir is not None:
+        days, train_days = len(report["by_day"]), control["config"]["train_days"]
+        report["control_windows"] = control_windows(control_work_dir, pipeline, seeds, days, train_days)
     if untrained is not None:
-        report["untrained_by_day"] = untrained_by_day(untrained, pipeline, report["by_day"][0]["seeds"])
+        report["untrained_by_day"] = untrained_by_day(untrained, pipeline, seeds)
     return report
 
 
@@ -97,6 +124,10 @@ def table(report: dict[str, Any]) -> str:
         for key in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES):
             f = entry[key]
             lines.append(f"  {key:28s} {f['control']:10.3f} {f['variant']:10.3f} {difference_text(f)}")
+    for entry in report.get("control_windows", []):
+        lines.append(
+            f"control's own window before day {entry['day']}: " + ", ".join(f"{k} {entry[k]:,.0f}" for k in WINDOW)
+        )
     for entry in report.get("untrained_by_day", []):
         figures = ", ".join(f"{k} {entry[k]:.3f}" for k in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES))
         lines.append(f"untrained day {entry['day']}: {figures}")
@@ -109,10 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", type=Path, required=True, help="the --retrieval esam --retrain-retrieval run")
     parser.add_argument("--pipeline", default="oracle", help="the pipeline whose days are compared")
     parser.add_argument("--untrained", type=Path, help="the --retrieval esam run of the untrained ESAM")
+    parser.add_argument("--control-work-dir", type=Path, help="the control run's --work-dir: its logs' windows")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_retrieval_daily.json"))
     args = parser.parse_args(argv)
     untrained = read_part(args.untrained) if args.untrained is not None else None
-    report = compare_daily(read_part(args.control), read_part(args.variant), args.pipeline, untrained)
+    control = read_part(args.control)
+    report = compare_daily(control, read_part(args.variant), args.pipeline, untrained, args.control_work_dir)
     report["command"] = " ".join(["python reports/auction_retrieval_daily.py", *sys.argv[1:]])
     sys.stdout.write(table(report) + "\n")
     write_report(args.out, report)

@@ -18,7 +18,7 @@ from clients.auction.retrieval import RETRIEVAL_FIGURES
 from clients.auction.run import AuctionConfig
 from clients.auction.traffic import draw_day
 from reports.auction_retrieval import against
-from reports.auction_retrieval_daily import compare_daily
+from reports.auction_retrieval_daily import WINDOW, compare_daily
 from tests.support.auction_retrieval import auctioned, esam_top_k
 from training.logs.fingerprint import fingerprint
 
@@ -105,9 +105,11 @@ def test_day_0_is_the_run_without_the_flag_and_that_run_records_nothing_new(runs
 def test_the_daily_comparison_pairs_each_day_and_names_the_pipeline_of_the_figures(
     runs: tuple[Path, dict, dict],
 ) -> None:
-    _, daily, fixed = runs
-    report = compare_daily(fixed, daily, "constant")
+    tmp_path, daily, fixed = runs
+    report = compare_daily(fixed, daily, "constant", control_work_dir=tmp_path / "fixed")
     day0, day1 = report["by_day"]
+    # before day 1 both windows are day 0's candidates, the same in both runs
+    assert report["control_windows"] == [{"day": 1} | {k: day1[k] for k in WINDOW}]
     assert all(day0[k]["variant_minus_control"] == 0.0 for k in (*RETRIEVAL_FIGURES, "welfare"))  # the same day 0
     assert day1["retrieval_versions"] == [[2]] and day1["retrieval_window_rows"] == REQUESTS * 10
     assert day1["retrieval_top_ctr_share"]["variant"] == days_of(daily, "constant")[1]["retrieval_top_ctr_share"]
