@@ -11,10 +11,14 @@ version trained on (``retrieval_window_rows`` and ``retrieval_window_ads``, the 
 is the history window the control's model trained on for every day); with ``--control-work-dir`` (the control
 run's ``--work-dir``, its logs), the same of the control's own logs over the same days (the window a retraining of
 the fixed retriever would have had: what the fixed model retrieved); with ``--untrained``, the untrained ESAM's day
-means (a run of the same seeds whose model did not learn: the floor a retriever can fall to).
+means (a run of the same seeds whose model did not learn: the floor a retriever can fall to); with
+``--variant-work-dir`` (the variant run's ``--work-dir``), for each day whose version trained on the pipeline's own
+logs alone (day ``train_days`` on), the share of the day's retrieved candidates that are ads of that version's
+window, against the same share of the day's pools: below it, the version ranks the ads it trained on below those it
+never saw.
 
     PYTHONPATH=. python reports/auction_retrieval_daily.py --control FIXED.json --variant DAILY.json \\
-        [--pipeline oracle] [--control-work-dir DIR] [--untrained UNTRAINED.json] \\
+        [--pipeline oracle] [--control-work-dir DIR] [--variant-work-dir DIR] [--untrained UNTRAINED.json] \\
         [--out reports/auction_retrieval_daily.json]
 """
 
@@ -26,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from cli.reports import write_report
 from clients.auction.merge import read_part
 from clients.auction.retrieval import RETRIEVAL_FIGURES
 from clients.auction.retrieval_daily import day_logs, window_record
+from clients.auction.run import AuctionConfig
+from clients.auction.traffic import draw_day
 from reports.auction_esmm_epochs import difference, difference_text, seed_days
 from reports.auction_retrieval import against
 from reports.auction_retrieval import table as against_table
@@ -77,6 +84,41 @@ def control_windows(work_dir: Path, pipeline: str, seeds: list[int], days: int, 
     return out
 
 
+def window_ads(work_dir: Path, pipeline: str, seed: int, days: range) -> np.ndarray:
+    """The distinct ads of the pipeline's logs (displayed and not) of ``days``."""
+    logs = work_dir / f"seed{seed}" / pipeline / "logs"
+    return np.unique(np.concatenate([_ads(f) for d in days for f in day_logs(logs, d)]))
+
+
+def _ads(file: Path) -> np.ndarray:
+    return pq.read_table(file, columns=["ad_idx"]).column("ad_idx").to_numpy()
+
+
+def seen_shares(work_dir: Path, report: dict[str, Any], pipeline: str) -> list[dict[str, Any]]:
+    """Per seed and day from ``train_days`` on: the share of the day's retrieved candidates (its logs' rows) whose ad
+    is in the serving version's window (the ``train_days`` days before), and the same share of the day's pools."""
+    config = report["config"]
+    settings = AuctionConfig(
+        **{k: config[k] for k in ("days", "requests_per_day", "slots", "candidates", "train_days")}
+    )
+    out = []
+    for run in report["pipelines"][pipeline]["seeds"]:
+        seed, world = run["seed"], settings.world(run["seed"])
+        for day in range(settings.train_days, len(run["days"])):
+            seen = window_ads(work_dir, pipeline, seed, range(day - settings.train_days, day))
+            retrieved = np.concatenate([_ads(f) for f in day_logs(work_dir / f"seed{seed}" / pipeline / "logs", day)])
+            pool = draw_day(world, seed, day, settings.requests_per_day, settings.train_days, config["pool"]).ads
+            out.append({
+                "seed": seed,
+                "day": day,
+                "window_ads": len(seen),
+                "retrieved_seen_share": float(np.isin(retrieved, seen).mean()),
+                "pool_seen_share": float(np.isin(pool, seen).mean()),
+                "retrieval_top_value_share": run["days"][day]["retrieval_top_value_share"],
+            })  # fmt: skip
+    return out
+
+
 def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int]) -> list[dict[str, float]]:
     """Per day, the untrained ESAM's retrieval figures and outcomes, means over ``seeds``."""
     days = seed_days(untrained, pipeline)
@@ -96,6 +138,7 @@ def compare_daily(
     pipeline: str,
     untrained: dict[str, Any] | None = None,
     control_work_dir: Path | None = None,
+    variant_work_dir: Path | None = None,
 ) -> dict[str, Any]:
     if control["config"].get("retrain_retrieval") or not variant["config"].get("retrain_retrieval"):
         raise SystemExit("--control is a run without --retrain-retrieval, --variant one with it")
@@ -111,6 +154,8 @@ def compare_daily(
     if control_work_dir is not None:
         days, train_days = len(report["by_day"]), control["config"]["train_days"]
         report["control_windows"] = control_windows(control_work_dir, pipeline, seeds, days, train_days)
+    if variant_work_dir is not None:
+        report["seen_shares"] = seen_shares(variant_work_dir, variant, pipeline)
     if untrained is not None:
         report["untrained_by_day"] = untrained_by_day(untrained, pipeline, seeds)
     return report
@@ -128,6 +173,12 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"control's own window before day {entry['day']}: " + ", ".join(f"{k} {entry[k]:,.0f}" for k in WINDOW)
         )
+    for e in report.get("seen_shares", []):
+        lines.append(
+            f"seed {e['seed']} day {e['day']}: window {e['window_ads']:,} ads; of them {e['retrieved_seen_share']:.3f} "
+            f"of the retrieved, {e['pool_seen_share']:.3f} of the pool; top-value share "
+            f"{e['retrieval_top_value_share']:.3f}"
+        )
     for entry in report.get("untrained_by_day", []):
         figures = ", ".join(f"{k} {entry[k]:.3f}" for k in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES))
         lines.append(f"untrained day {entry['day']}: {figures}")
@@ -141,11 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipeline", default="oracle", help="the pipeline whose days are compared")
     parser.add_argument("--untrained", type=Path, help="the --retrieval esam run of the untrained ESAM")
     parser.add_argument("--control-work-dir", type=Path, help="the control run's --work-dir: its logs' windows")
+    parser.add_argument("--variant-work-dir", type=Path, help="the variant run's --work-dir: its windows' ads")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_retrieval_daily.json"))
     args = parser.parse_args(argv)
     untrained = read_part(args.untrained) if args.untrained is not None else None
     control = read_part(args.control)
-    report = compare_daily(control, read_part(args.variant), args.pipeline, untrained, args.control_work_dir)
+    report = compare_daily(
+        control, read_part(args.variant), args.pipeline, untrained, args.control_work_dir, args.variant_work_dir
+    )
     report["command"] = " ".join(["python reports/auction_retrieval_daily.py", *sys.argv[1:]])
     sys.stdout.write(table(report) + "\n")
     write_report(args.out, report)

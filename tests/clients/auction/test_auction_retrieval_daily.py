@@ -106,10 +106,18 @@ def test_the_daily_comparison_pairs_each_day_and_names_the_pipeline_of_the_figur
     runs: tuple[Path, dict, dict],
 ) -> None:
     tmp_path, daily, fixed = runs
-    report = compare_daily(fixed, daily, "constant", control_work_dir=tmp_path / "fixed")
+    report = compare_daily(
+        fixed, daily, "constant", control_work_dir=tmp_path / "fixed", variant_work_dir=tmp_path / "daily"
+    )
     day0, day1 = report["by_day"]
     # before day 1 both windows are day 0's candidates, the same in both runs
     assert report["control_windows"] == [{"day": 1} | {k: day1[k] for k in WINDOW}]
+    [seen] = report["seen_shares"]  # day 1, retrieved by the version trained on day 0's candidates
+    assert seen["window_ads"] == day1["retrieval_window_ads"] and 0 < seen["pool_seen_share"] < 1
+    retrieved = auctioned(tmp_path / "daily" / "seed0" / "constant" / "logs", 1)
+    window = set().union(*auctioned(tmp_path / "daily" / "seed0" / "constant" / "logs", 0).values())
+    in_window = [ad in window for ads in retrieved.values() for ad in ads]
+    assert seen["retrieved_seen_share"] == pytest.approx(np.mean(in_window))
     assert all(day0[k]["variant_minus_control"] == 0.0 for k in (*RETRIEVAL_FIGURES, "welfare"))  # the same day 0
     assert day1["retrieval_versions"] == [[2]] and day1["retrieval_window_rows"] == REQUESTS * 10
     assert day1["retrieval_top_ctr_share"]["variant"] == days_of(daily, "constant")[1]["retrieval_top_ctr_share"]
