@@ -70,7 +70,8 @@ def test_first_retrieval_auctions_the_first_k_of_the_same_pool_for_the_requests_
 ) -> None:
     first = auction(tmp_path, "first", "--retrieval", "first", "--pool", str(POOL), "--pipelines", "constant,oracle")
     pool_run = auction(tmp_path, "pool", "--pipelines", "oracle")
-    assert "retrieval" not in pool_run["config"] and "pool" not in pool_run["config"]  # the report of before
+    assert not {"retrieval", "pool", "retrain_retrieval"} & set(pool_run["config"])  # the report of before
+    assert "retrain_retrieval" not in first["config"]
     assert not (tmp_path / "pool" / "seed0" / "retrieval").exists()
     world = AuctionConfig().world(0)
     for day in range(2):
