@@ -129,11 +129,16 @@ class ESMM(nn.Module):
         return ctr_loss + product_bce(ctr_logit, cvr_logit, ctcvr_label)
 
     def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Output offsets at the training log-odds; the bypass's b at slot 1 and its standardisation."""
+        """Output offsets at the training log-odds; the bypass's b at slot 1 and its standardisation. With
+        ``bypass_start = "log"`` the bypass's term and the CTR tower's offset start at each slot's logged click
+        log-odds instead (``PositionBypass.start_at_log``)."""
         click, conversion = tensors["click"].double(), tensors["conversion"].double()
-        self.ctr_tower.start_at(log_odds(click.sum(), torch.tensor(click.numel())))
-        self.cvr_tower.start_at(log_odds((click * conversion).sum(), click.sum()))
+        ctr_offset = log_odds(click.sum(), torch.tensor(click.numel()))
         if self.bypass is not None:
             self.bypass.fix(tensors)
+            if self.config.bypass_start == "log":
+                ctr_offset = self.bypass.start_at_log(tensors)
+        self.ctr_tower.start_at(ctr_offset)
+        self.cvr_tower.start_at(log_odds((click * conversion).sum(), click.sum()))
 
     metrics = staticmethod(multitask_metrics)  # CTR and CTCVR on all logged rows, CVR on clicked ones

@@ -5,8 +5,11 @@ import torch
 from tests.support.model_batches import SPEC, logged_batch
 from training.models.adversarial_ctr import AdversarialCTR
 from training.models.bypass_start import start_bypass_at_log
+from training.models.esmm_debiased import DebiasedESMM
 from training.models.position_bypass import position_summary
 from training.models.settings.adversarial_ctr import AdversarialCTRConfig
+from training.models.settings.esmm import ESMMConfig
+from training.models.settings.esmm_debiased import DebiasedESMMConfig
 from training.position_ctr import listed_slots, position_ctr
 
 
@@ -80,3 +83,30 @@ def test_config_names_the_starts():
     with pytest.raises(ValueError, match="bypass_start"):
         AdversarialCTRConfig(bypass_start="zero")
     assert AdversarialCTRConfig().bypass_start == "drawn"  # the paper's
+
+
+def test_the_esmm_family_s_bypass_starts_at_the_log_by_the_same_fit():
+    """ESMM's position bypass (position_bypass.PositionBypass, the esmm family's) is drawn at random as the
+    adversarial network's is; ``bypass_start = "log"`` puts the CTR tower's offset + the term at each slot's logged
+    click log-odds, the CVR tower's offset left at the clicks' conversion log-odds; the default keeps the draw."""
+    data = logged_batch(rows=3000, seed=1)
+    slots = np.array(listed_slots(position_ctr(data["position"].numpy(), data["click"].numpy())))
+    small = {"embedding_dim": 4, "hidden": [8]}
+    for seed in range(2):
+        torch.manual_seed(seed)
+        model = DebiasedESMM(SPEC, DebiasedESMMConfig(**small, bypass_start="log"))
+        model.fix_constants(data)
+        with torch.no_grad():
+            logits = model.bypass_logit(torch.tensor(slots, dtype=torch.float32)) + model.ctr_tower.mlp[-1].bias
+        np.testing.assert_allclose(logits.numpy(), np.log(slots / (1 - slots)), atol=0.1)
+        converted = float((data["click"] * data["conversion"]).sum() / data["click"].sum())
+        cvr_offset = float(model.cvr_tower.mlp[-1].bias.detach())
+        assert cvr_offset == pytest.approx(np.log(converted / (1 - converted)), abs=1e-5)
+    torch.manual_seed(0)
+    drawn = DebiasedESMM(SPEC, DebiasedESMMConfig(**small))
+    built = drawn.bypass.w_by.weight.detach().clone()
+    drawn.fix_constants(data)
+    assert torch.equal(drawn.bypass.w_by.weight, built)
+    with pytest.raises(ValueError, match="bypass_start"):
+        ESMMConfig(bypass_start="zero")
+    assert ESMMConfig().bypass_start == DebiasedESMMConfig().bypass_start == "drawn"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.models.settings.adversarial_ctr import BYPASS_STARTS
 from training.models.settings.towers import TowersConfig
 
 
@@ -14,8 +15,11 @@ class ESMMConfig(TowersConfig):
     position_bypass: bool = False  # True: the CTR tower's position bypass; pCTR / pCTCVR served for slot 1
     bypass_units: int = 1  # the bypass's hidden units (Moore et al.: 1)
     interaction: bool = False  # True: each tower's logit adds the user-ad embedding product (interaction.py)
+    bypass_start: str = "drawn"  # the bypass's start: "drawn" (random weights) or "log" (fitted to the slot CTRs)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bypass_units < 1:
             raise ValueError(f"bypass_units must be >= 1, not {self.bypass_units}")
+        if self.bypass_start not in BYPASS_STARTS:
+            raise ValueError(f"bypass_start must be one of {list(BYPASS_STARTS)}, not {self.bypass_start!r}")
