@@ -63,6 +63,13 @@ def auction(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Training batch size of the pipelines' models.")] = 128,
     reserve: Annotated[float, typer.Option(min=0.0, help="Reserve price per click.")] = 0.2,
+    explore: Annotated[
+        float,
+        typer.Option(
+            help="Exploration slice: the share of each day's requests (0 <= SHARE < 1) on which naive, debiased and "
+            "constant show their eligible candidates in a uniformly random order, logged with their propensity."
+        ),
+    ] = 0.0,
     concurrency: Annotated[int, typer.Option(min=1, help="Scoring requests in flight.")] = 16,
     out: Annotated[Path, typer.Option(help="JSON report to write (and a PNG beside it).")] = Path(
         "reports/auction.json"
@@ -95,6 +102,9 @@ def auction(
     interrupted: the report of the days that ended written, marked "partial" (none before the first day ended).
     An error after a day ended (a trainer, a service or a retriever that failed) writes that partial report too,
     then ends as the error does (one line and exit 2 for a setting, a traceback for a bug)."""
+    from clients.auction.explore import check_explore
+
+    check_explore(explore)  # before the run's imports (torch): a bad share said at once
     from clients.auction.plot import plot_report
     from clients.auction.run import AuctionConfig, Interrupted, run_auction
 
@@ -122,6 +132,7 @@ def auction(
         retrain_retrieval=retrain_retrieval,
         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
         reserve=reserve,
+        explore=explore,
         batch_size=batch_size,
         concurrency=concurrency,
         work_dir=work_dir,

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from clients.auction.advertisers import Advertisers
+from clients.auction.explore import GSP_SLOT_MEANS, on_rows
 from clients.auction.gsp import Allocation, expected_welfare, run_gsp
 from clients.auction.pipelines import DayScores
 from clients.auction.traffic import DayRequests
@@ -60,33 +61,33 @@ def run_day(
     reserve: float,
     slot_ratios: SlotRatios | None = None,
     uniform_order: np.ndarray | None = None,
+    uniform_rows: np.ndarray | None = None,
 ) -> DayOutcome:
     """``slot_ratios``: the pipeline's r_k, which ``slot_pctr_over_true_by_slot`` (pCTR x r_k against
     theta_k x true CTR) needs; without them that figure is None and ``slot_ratio_source`` is "none".
     ``uniform_order``: (R, K) uniform numbers (the random pipeline's): its eligible candidates shown in their order
-    at the reserve price, not ranked by eCPM."""
+    at the reserve price, not ranked by eCPM. ``uniform_rows``: (R,) bool, the requests ordered so (an exploration
+    slice: clients/auction/explore.py), GSP on the others; None: all of them. With a slice the day records its own
+    figures (``slice_*``) and those of the day with GSP on the slice too (``gsp_*``)."""
     n_slots = world.config.n_slots
     theta = world.examination()  # (S,)
     users, hours = requests.user[:, None], requests.hour[:, None]
     true_ctr = world.true_ctr(users, requests.ads, hours)  # (R, K) top-slot truth
     true_cvr = world.true_cvr(users, requests.ads)
     bid = advertisers.bid_per_click(requests.ads, scores.pcvr)
+    gsp = run_gsp(bid, scores.pctr, n_slots, reserve)
     if uniform_order is None:
-        allocation = run_gsp(bid, scores.pctr, n_slots, reserve)
+        allocation = gsp
     else:
         allocation = run_uniform(bid, scores.pctr, n_slots, reserve, uniform_order)
-    shown = allocation.shown  # (R, S)
-    col = np.where(shown, allocation.winners, 0)
+        if uniform_rows is not None:
+            allocation = on_rows(uniform_rows, allocation, gsp)
+    outcome = _realise(advertisers, requests, allocation, theta, true_ctr, true_cvr)
+    shown, col, click, conversion = outcome.shown, outcome.col, outcome.click, outcome.conversion
+    payment, value = outcome.payment, outcome.value
 
     def at_slots(values: np.ndarray) -> np.ndarray:
         return np.take_along_axis(values, col, axis=1)  # (R, S)
-
-    ads = at_slots(requests.ads)
-    click = shown & (at_slots(requests.click_draw) < theta * at_slots(true_ctr))
-    potential = at_slots(requests.conversion_draw) < at_slots(true_cvr)
-    conversion = click & potential
-    payment = np.where(click, allocation.price, 0.0)
-    value = np.where(shown, advertisers.realised_value(ads, click, conversion), 0.0)
 
     true_bid = advertisers.value_per_click(requests.ads, true_cvr)
     truth_value = true_bid * true_ctr  # (R, K) expected top-slot value of each candidate
@@ -97,8 +98,8 @@ def run_day(
     impressions = shown.sum(axis=0)  # (S,)
     clicks_by_slot = click.sum(axis=0)
     ctr_by_slot = _ratio(clicks_by_slot, impressions)
-    pctr_shown, true_shown = at_slots(scores.pctr), at_slots(true_ctr)
     ratios = None if slot_ratios is None else np.asarray(slot_ratios.values[:n_slots])
+    pctr_over_true, slot_pctr_over_true = _calibration(outcome, scores.pctr, true_ctr, ratios, theta)
     metrics: dict[str, Any] = {
         "day": requests.day,
         "requests": len(requests),
@@ -112,10 +113,8 @@ def run_day(
         "regret": float((best - achieved).sum()),
         "regret_share": float((best - achieved).sum() / best.sum()) if best.sum() > 0 else 0.0,
         "ctr_by_slot": ctr_by_slot.tolist(),
-        "pctr_over_true_by_slot": _ratio(_sum_shown(pctr_shown, shown), _sum_shown(true_shown, shown)).tolist(),
-        "slot_pctr_over_true_by_slot": None
-        if ratios is None
-        else _ratio(_sum_shown(pctr_shown, shown) * ratios, _sum_shown(true_shown, shown) * theta).tolist(),
+        "pctr_over_true_by_slot": pctr_over_true,
+        "slot_pctr_over_true_by_slot": slot_pctr_over_true,
         "slot_ratios": None if ratios is None else ratios.tolist(),
         "slot_ratio_source": "none" if slot_ratios is None else slot_ratios.source,
         "pcvr_over_true": float(at_slots(scores.pcvr)[shown].mean() / at_slots(true_cvr)[shown].mean())
@@ -127,11 +126,81 @@ def run_day(
         "ocpa_share_by_slot": _ocpa_share(advertisers, requests.ads, allocation),
         "ocpa_share_oracle_by_slot": _ocpa_share(advertisers, requests.ads, oracle),
     }
+    if uniform_rows is not None:  # the slice's own figures, and the day's had GSP run on the slice too
+        metrics |= {f"slice_{key}": figure for key, figure in _sums(outcome, uniform_rows).items()}
+        had_gsp = _realise(advertisers, requests, gsp, theta, true_ctr, true_cvr)
+        metrics |= {f"gsp_{key}": figure for key, figure in _sums(had_gsp).items() if key != "requests"}
+        gsp_calibration = _calibration(had_gsp, scores.pctr, true_ctr, ratios, theta)
+        metrics |= dict(zip(GSP_SLOT_MEANS, gsp_calibration, strict=True))
     propensity = np.ones(shown.shape) if allocation.propensity is None else allocation.propensity
-    displayed = _log_table(world, requests, shown, col, click, conversion, potential, true_ctr, true_cvr, propensity)
+    displayed = _log_table(
+        world, requests, shown, col, click, conversion, outcome.potential, true_ctr, true_cvr, propensity
+    )
     displayed = displayed.append_column("bid", pa.array(at_slots(bid)[shown], pa.float32()))
     displayed = displayed.append_column("price", pa.array(allocation.price[shown], pa.float32()))
     return DayOutcome(metrics, displayed, _non_displayed(world, requests, shown, col, bid, scores, true_ctr, true_cvr))
+
+
+@dataclass(frozen=True)
+class _Realised:
+    """What the world made of an allocation, (R, S) each: the world's draws decide the clicks and conversions."""
+
+    shown: np.ndarray
+    col: np.ndarray  # the candidate column of each slot's ad (0 where empty)
+    click: np.ndarray
+    conversion: np.ndarray
+    potential: np.ndarray  # a conversion had the ad been clicked
+    payment: np.ndarray
+    value: np.ndarray
+
+
+def _realise(
+    advertisers: Advertisers,
+    requests: DayRequests,
+    allocation: Allocation,
+    theta: np.ndarray,
+    true_ctr: np.ndarray,
+    true_cvr: np.ndarray,
+) -> _Realised:
+    shown = allocation.shown
+    col = np.where(shown, allocation.winners, 0)
+
+    def at_slots(values: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(values, col, axis=1)  # (R, S)
+
+    click = shown & (at_slots(requests.click_draw) < theta * at_slots(true_ctr))
+    potential = at_slots(requests.conversion_draw) < at_slots(true_cvr)
+    conversion = click & potential
+    payment = np.where(click, allocation.price, 0.0)
+    value = np.where(shown, advertisers.realised_value(at_slots(requests.ads), click, conversion), 0.0)
+    return _Realised(shown, col, click, conversion, potential, payment, value)
+
+
+def _sums(outcome: _Realised, rows: np.ndarray | None = None) -> dict[str, Any]:
+    """The requests' outcomes, those of ``rows`` (R,) bool only where given (explore.OUTCOMES)."""
+    pick = np.ones(len(outcome.shown), dtype=bool) if rows is None else rows
+    return {
+        "requests": int(pick.sum()),
+        "impressions": int(outcome.shown[pick].sum()),
+        "revenue": float(outcome.payment[pick].sum()),
+        "welfare": float(outcome.value[pick].sum()),
+        "clicks": int(outcome.click[pick].sum()),
+        "conversions": int(outcome.conversion[pick].sum()),
+    }
+
+
+def _calibration(
+    outcome: _Realised, pctr: np.ndarray, true_ctr: np.ndarray, ratios: np.ndarray | None, theta: np.ndarray
+) -> tuple[list[float], list[float] | None]:
+    """Per slot, the shown ads' pCTR over their true top-slot CTR, and pCTR x r_k over theta_k x the truth (None
+    without slot ratios)."""
+    shown = outcome.shown
+    pctr_shown = np.take_along_axis(pctr, outcome.col, axis=1)
+    true_shown = np.take_along_axis(true_ctr, outcome.col, axis=1)
+    top = _ratio(_sum_shown(pctr_shown, shown), _sum_shown(true_shown, shown)).tolist()
+    if ratios is None:
+        return top, None
+    return top, _ratio(_sum_shown(pctr_shown, shown) * ratios, _sum_shown(true_shown, shown) * theta).tolist()
 
 
 def _ocpa_share(advertisers: Advertisers, candidates: np.ndarray, allocation: Allocation) -> list[float]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clients.auction.explore import GSP_SLOT_MEANS, GSP_SUMS, SLICE_SUMS, explore_lines
 from clients.auction.retrieval import RETRIEVAL_FIGURES, retrieval_line
 from clients.auction.student_t import critical_value
 
@@ -27,6 +28,7 @@ SLOT_SUMS = ("revenue_by_slot", "welfare_by_slot")
 MEANS = ("pcvr_over_true", "price_over_bid", "p50_ms", "p99_ms")
 SLOT_MEANS = ("ctr_by_slot", "pctr_over_true_by_slot", "slot_pctr_over_true_by_slot", "ocpa_share_by_slot",
               "ocpa_share_oracle_by_slot")  # fmt: skip
+PER_SLOT = (*SLOT_SUMS, *SLOT_MEANS, *GSP_SLOT_MEANS)  # a list per day, one number per slot
 COMPARED = ("welfare", "revenue", "advertiser_surplus", "conversions", "clicks", "regret")
 
 
@@ -67,6 +69,8 @@ def seed_total(days: list[dict[str, Any]]) -> dict[str, Any]:
         total[key] = float(np.mean(values)) if values else None
     total |= {key: _mean_lists([d[key] for d in days]) for key in SLOT_MEANS}
     total |= {key: float(np.mean([d[key] for d in days])) for key in RETRIEVAL_FIGURES if key in days[0]}
+    total |= {key: float(sum(d[key] for d in days)) for key in (*SLICE_SUMS, *GSP_SUMS) if key in days[0]}
+    total |= {key: _mean_lists([d[key] for d in days]) for key in GSP_SLOT_MEANS if key in days[0]}
     best = total["expected_welfare"] + total["regret"]
     total["regret_share"] = total["regret"] / best if best > 0 else 0.0
     total["days"] = len(days)
@@ -77,7 +81,7 @@ def _across(totals: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over seeds, with a 95% interval for every number and every per-slot number."""
     out: dict[str, Any] = {"seeds": len(totals)}
     for key, value in totals[0].items():
-        if key in SLOT_SUMS or key in SLOT_MEANS:
+        if key in PER_SLOT:
             present = [t[key] for t in totals if t[key] is not None]
             if not present:  # no seed has the figure (slot calibration without slot ratios)
                 out[key] = out[f"{key}_ci95"] = None
@@ -100,7 +104,7 @@ def _days_across(runs: list[Any]) -> list[dict[str, Any]]:
         for key, value in entries[0].items():
             if key == "day":
                 continue
-            if key in SLOT_SUMS or key in SLOT_MEANS:
+            if key in PER_SLOT:
                 day[key] = _mean_lists([e[key] for e in entries])
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 day[key] = float(np.mean([e[key] for e in entries]))
@@ -220,6 +224,7 @@ def table(report: dict[str, Any]) -> str:
     retrieved = retrieval_line(report)
     if retrieved:
         lines.append(f"\n{retrieved}")
+    lines += explore_lines(report)
     days = report.get("config", {}).get("days")
     for pair, entry in report.get("comparisons", {}).items():
         compared = entry.get("days", [])

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
+from clients.auction.explore import EXPLORING, check_explore, slice_rows
 from clients.auction.pipelines import (
     BASE_RATE_PIPELINES,
     RANDOM,
@@ -111,9 +112,13 @@ class AuctionConfig:
     pool: int | None = None
     # with retrieval "esam": each pipeline retrains its own retriever on its own days (retrieval_daily.py)
     retrain_retrieval: bool = False
+    # the share of each day's requests the pipelines scored from their own logs order uniformly (an exploration
+    # slice, clients/auction/explore.py); 0: none, the run as before
+    explore: float = 0.0
 
     def __post_init__(self) -> None:
         check_pipelines(list(self.pipelines))
+        check_explore(self.explore)
         check_retrieval(self.retrieval, self.pool, self.candidates, self.retrain_retrieval)
         if self.url is not None and self.retrieval != POOL:
             raise ValueError(
@@ -520,8 +525,11 @@ async def _days(
             else:  # the oracle knows the truth, its slot factors included
                 scores, ratios = oracle_scores(world, requests), SlotRatios.of_world(world)
             scoring_s += scores.seconds
-            order = uniform_draws(world.config.seed, seed, day, requests.ads.shape) if name == RANDOM else None
-            outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios, order)
+            explored = slice_rows(config.explore, world.config.seed, seed, day, len(requests))
+            explored = explored if name in EXPLORING else None
+            uniform = name == RANDOM or explored is not None
+            order = uniform_draws(world.config.seed, seed, day, requests.ads.shape) if uniform else None
+            outcome = run_day(world, advertisers, requests, scores, config.reserve, ratios, order, explored)
             metrics = outcome.metrics | _service_metrics(scores) | retrieval
             if client is not None:
                 metrics["stale_versions"] = stale_versions(scores.model_versions, expected)
@@ -611,9 +619,11 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
     """The config as the report shows it: paths as text, never the admin token; ``retrieval`` and ``pool`` only
     where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them),
-    ``retrain_retrieval`` only where the pipelines retrained their retrievers."""
+    ``retrain_retrieval`` only where the pipelines retrained their retrievers, and ``explore`` only where there was
+    a slice."""
     left_out = {"admin_token"} | ({"retrieval", "pool"} if config.retrieval == POOL else set())
     left_out |= set() if config.retrain_retrieval else {"retrain_retrieval"}  # a run without it: the report of before
+    left_out |= {"explore"} if config.explore == 0 else set()  # a run without a slice writes the report it wrote
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(config).items()
