@@ -183,3 +183,26 @@ def test_parts_with_another_share_do_not_merge(tmp_path: Path, monkeypatch, caps
     refused = ctr_in_process(monkeypatch, capsys, "auction-merge", str(a), str(b), "--out", str(out))
     assert refused.returncode == 2 and "explore 'not recorded' (not 0.1)" in refused.stderr, refused.stderr
     assert not out.exists()
+
+
+def test_the_pairing_script_splits_the_net_difference_into_the_slice_s_cost_and_the_models_benefit(
+    tmp_path: Path,
+) -> None:
+    from reports.auction_explore import main
+
+    pipelines = ("--pipelines", "constant,oracle", "--days", "3")
+    auction(tmp_path, "control", *pipelines)
+    auction(tmp_path, "run", *pipelines, "--explore", "0.3")
+    out = tmp_path / "paired.json"
+    main(["--control", str(tmp_path / "control.json"), "--variant", str(tmp_path / "run.json"), "--out", str(out)])
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["net"]["oracle"]["identical_days"] == 3 and "oracle" not in report["split"]
+    constant = report["split"]["constant"]
+    assert constant["day0_identical"] == 1  # day 0 under GSP: the control's day, the same rates
+    for key in ("welfare", "revenue", "clicks", "conversions"):  # net = cost + benefit, seed by seed
+        net = report["net"]["constant"][key]["per_seed"]
+        assert net == pytest.approx(np.add(constant[f"cost_{key}"]["per_seed"], constant[f"benefit_{key}"]["per_seed"]))
+    assert constant["cost_clicks"]["mean"] != 0
+    assert list(constant["per_slot_days_1_on"]) == ["pctr_over_true_by_slot"]  # no slot ratios: no slot calibration
+    first, second = constant["window_slice_share"]  # a window of history and day 0, then days 0 and 1
+    assert 0.1 < first < 0.2 and 0.2 < second < 0.4
