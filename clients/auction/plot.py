@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clients.auction.explore import EXPLORING
 from clients.auction.report import ci95
 from training.figure_file import save_figure
 
@@ -103,7 +104,9 @@ def auction_figure(report: dict[str, Any]) -> Figure:
     axis.set(xlabel="slot", ylabel=f"mean top-slot pCTR / true top-slot CTR ({over})")
     axis.set_title(f"pCTR calibration per slot\n{bars_say}")
     axis.set_xticks(np.arange(1, n_slots + 1))
-    figure.legend(handles, names, handler_map={tuple: HandlerTuple(ndivide=None)}, loc="outside lower center",
+    share = report["config"].get("explore")  # an exploration slice: its pipelines' days and slots include it
+    labels = [f"{name} ({share:.0%} explored)" if share and name in EXPLORING else name for name in names]
+    figure.legend(handles, labels, handler_map={tuple: HandlerTuple(ndivide=None)}, loc="outside lower center",
                   ncol=len(names), handlelength=5)  # fmt: skip
     if "partial" in report:  # the JSON says so; a figure of fewer days or seeds looked like a finished run
         figure.suptitle(f"partial: interrupted by {report['partial']['interrupted_by']}, the days that ended only")

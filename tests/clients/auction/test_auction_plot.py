@@ -61,3 +61,11 @@ def test_the_pipelines_differ_in_more_than_colour(figure_of) -> None:
     looks = {(line.get_marker(), line.get_linestyle()) for line in welfare.get_lines()}
     assert len(looks) == 3
     assert len({bar.get_hatch() for bar in slots.patches}) == 3
+
+
+def test_the_legend_names_the_pipelines_that_explored(figure_of) -> None:
+    sliced = report(3)
+    sliced["config"]["explore"] = 0.1
+    labels = [text.get_text() for text in figure_of(sliced).legends[0].get_texts()]
+    assert labels == ["naive (10% explored)", "debiased (10% explored)", "oracle"]
+    assert [text.get_text() for text in figure_of(report(3)).legends[0].get_texts()] == ["naive", "debiased", "oracle"]
