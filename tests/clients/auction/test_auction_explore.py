@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import DayOutcome, run_day
 from clients.auction.explore import GSP_SLOT_MEANS, GSP_SUMS, SLICE_SUMS, check_explore, slice_rows
@@ -24,6 +22,7 @@ from clients.auction.traffic import draw_day
 from clients.auction.uniform import uniform_draws
 from tests.support.ctr_in_process import ctr_in_process
 from tests.support.ctr_process import ctr_without, one_error_line
+from tests.support.quick_auction import outcomes, quick_auction
 from training.world import World, WorldConfig
 
 RESERVE = 0.2
@@ -129,35 +128,20 @@ def _sum_over(outcome: DayOutcome, rows: np.ndarray, key: str) -> float:
     return float(displayed.column("price").to_numpy()[pick & click].astype(np.float64).sum())
 
 
-def auction(tmp_path: Path, name: str, *args: str) -> dict:
-    out = tmp_path / f"{name}.json"
-    result = CliRunner().invoke(
-        app,
-        ["auction", "--quick", *args, "--out", str(out), "--work-dir", str(tmp_path / name), "--no-progress"],
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(out.read_text(encoding="utf-8"))
-
-
-def _days(report: dict, pipeline: str) -> list[list[dict]]:
-    return [[{k: v for k, v in d.items() if not k.endswith("seconds")} for d in seed["days"]]
-            for seed in report["pipelines"][pipeline]["seeds"]]  # fmt: skip
-
-
 def test_explore_zero_is_the_run_without_the_flag_and_a_slice_moves_the_explorers_only(tmp_path: Path) -> None:
     pipelines = ("--pipelines", "random,constant,oracle")
-    without = auction(tmp_path, "without", *pipelines)
-    zero = auction(tmp_path, "zero", *pipelines, "--explore", "0")
-    sliced = auction(tmp_path, "sliced", *pipelines, "--explore", "0.3")
+    without = quick_auction(tmp_path, "without", *pipelines)
+    zero = quick_auction(tmp_path, "zero", *pipelines, "--explore", "0")
+    sliced = quick_auction(tmp_path, "sliced", *pipelines, "--explore", "0.3")
     assert "explore" not in zero["config"]
     assert {k: v for k, v in zero["config"].items() if k != "work_dir"} == {
         k: v for k, v in without["config"].items() if k != "work_dir"
     }
     for name in ("random", "constant", "oracle"):
-        assert _days(zero, name) == _days(without, name)  # every day to the cent
+        assert outcomes(zero, name) == outcomes(without, name)  # every day to the cent
     assert sliced["config"]["explore"] == 0.3
     for name in ("random", "oracle"):  # neither explores: random is uniform already, the oracle reads no log
-        assert _days(sliced, name) == _days(without, name)
+        assert outcomes(sliced, name) == outcomes(without, name)
     constant = sliced["pipelines"]["constant"]
     day0, before = constant["seeds"][0]["days"][0], without["pipelines"]["constant"]["seeds"][0]["days"][0]
     assert day0["gsp_welfare"] == before["welfare"] and day0["gsp_clicks"] == before["clicks"]  # day 0: same rates
@@ -176,9 +160,9 @@ def test_explore_zero_is_the_run_without_the_flag_and_a_slice_moves_the_explorer
 
 def test_parts_with_another_share_do_not_merge(tmp_path: Path, monkeypatch, capsys) -> None:
     a = tmp_path / "a.json"
-    auction(tmp_path, "a", "--pipelines", "constant,oracle", "--explore", "0.1")
+    quick_auction(tmp_path, "a", "--pipelines", "constant,oracle", "--explore", "0.1")
     b = tmp_path / "b.json"
-    auction(tmp_path, "b", "--pipelines", "constant,oracle", "--first-seed", "1")
+    quick_auction(tmp_path, "b", "--pipelines", "constant,oracle", "--first-seed", "1")
     out = tmp_path / "m.json"
     refused = ctr_in_process(monkeypatch, capsys, "auction-merge", str(a), str(b), "--out", str(out))
     assert refused.returncode == 2 and "explore 'not recorded' (not 0.1)" in refused.stderr, refused.stderr
@@ -191,8 +175,8 @@ def test_the_pairing_script_splits_the_net_difference_into_the_slice_s_cost_and_
     from reports.auction_explore import main
 
     pipelines = ("--pipelines", "constant,oracle", "--days", "3")
-    auction(tmp_path, "control", *pipelines)
-    auction(tmp_path, "run", *pipelines, "--explore", "0.3")
+    quick_auction(tmp_path, "control", *pipelines)
+    quick_auction(tmp_path, "run", *pipelines, "--explore", "0.3")
     out = tmp_path / "paired.json"
     main(["--control", str(tmp_path / "control.json"), "--variant", str(tmp_path / "run.json"), "--out", str(out)])
     report = json.loads(out.read_text(encoding="utf-8"))

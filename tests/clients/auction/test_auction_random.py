@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from clients.auction.gsp import eligible, run_gsp
 from clients.auction.plot import auction_figure
 from clients.auction.report import summarise
@@ -23,24 +21,9 @@ from clients.auction.selection import slot_one_selection
 from clients.auction.uniform import run_uniform, uniform_draws
 from tests.support.auction_day import day
 from tests.support.ctr_in_process import ctr_in_process
+from tests.support.quick_auction import outcomes, quick_auction
 
 RESERVE = 0.2
-
-
-def auction(tmp_path: Path, name: str, *args: str) -> dict:
-    out = tmp_path / f"{name}.json"
-    result = CliRunner().invoke(
-        app,
-        ["auction", "--quick", *args, "--out", str(out), "--work-dir", str(tmp_path / name), "--no-progress"],
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(out.read_text(encoding="utf-8"))
-
-
-def outcomes(report: dict, pipeline: str) -> list[list[dict]]:
-    """The pipeline's days per seed without their timings (the seconds a scoring took)."""
-    return [[{k: v for k, v in d.items() if not k.endswith("seconds")} for d in seed["days"]]
-            for seed in report["pipelines"][pipeline]["seeds"]]  # fmt: skip
 
 
 def test_only_eligible_candidates_are_shown_each_paying_the_reserve_with_its_propensity() -> None:
@@ -89,8 +72,8 @@ def test_the_order_is_uniform_over_the_eligible_candidates_in_every_slot() -> No
 
 
 def test_a_random_run_leaves_every_other_pipeline_as_it_was_and_logs_its_propensities(tmp_path: Path) -> None:
-    alone = auction(tmp_path, "alone", "--pipelines", "constant,oracle")
-    both = auction(tmp_path, "both", "--pipelines", "random,constant,oracle")
+    alone = quick_auction(tmp_path, "alone", "--pipelines", "constant,oracle")
+    both = quick_auction(tmp_path, "both", "--pipelines", "random,constant,oracle")
     for name in ("constant", "oracle"):  # every day to the cent: the random order is a stream of its own
         assert outcomes(both, name) == outcomes(alone, name)
     random = both["pipelines"]["random"]
@@ -120,7 +103,7 @@ def test_its_slot_one_holds_the_eligible_candidates_mean_click_rate_where_gsp_se
     """The exploration claim, falsifiable: the random pipeline's slot-1 ads have its eligible candidates' mean true
     CTR within 3 standard errors over 1,200 requests; the oracle's GSP slot 1, ranked by the truth, is many errors
     above it (random z +0.3, oracle z +31 on these draws)."""
-    auction(tmp_path, "run", "--days", "2", "--requests-per-day", "600", "--pipelines", "random,oracle")
+    quick_auction(tmp_path, "run", "--days", "2", "--requests-per-day", "600", "--pipelines", "random,oracle")
 
     def selection(pipeline: str):
         logs = tmp_path / "run" / "seed0" / pipeline / "logs"
@@ -158,9 +141,9 @@ def test_five_pipelines_draw_five_lines_and_five_bars(closed_after) -> None:
 
 
 def test_two_random_parts_merge_into_the_two_seed_run(tmp_path: Path, monkeypatch, capsys) -> None:
-    whole = auction(tmp_path, "whole", "--seeds", "2", "--pipelines", "random")
+    whole = quick_auction(tmp_path, "whole", "--seeds", "2", "--pipelines", "random")
     for seed in (0, 1):
-        auction(tmp_path, f"seed{seed}", "--first-seed", str(seed), "--pipelines", "random")
+        quick_auction(tmp_path, f"seed{seed}", "--first-seed", str(seed), "--pipelines", "random")
     out = tmp_path / "merged.json"
     parts = [str(tmp_path / f"seed{seed}.json") for seed in (0, 1)]
     merged = ctr_in_process(monkeypatch, capsys, "auction-merge", *parts, "--out", str(out))
@@ -179,7 +162,7 @@ def test_the_floor_report_reads_the_bid_orders_agreement_with_the_truth_from_the
     a = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
     b = np.array([[10.0, 20.0, 30.0, 40.0], [4.0, 3.0, 2.0, 1.0], [2.0, 1.0, 4.0, 3.0]])
     assert _spearman(a, b).tolist() == [1.0, -1.0, 0.6]
-    report = auction(tmp_path, "run", "--pipelines", "random,constant,oracle")
+    report = quick_auction(tmp_path, "run", "--pipelines", "random,constant,oracle")
     agreement = order_agreement(report, tmp_path / "run", "constant")
     assert agreement["requests"] == 600 and 0 < agreement["all_eligible"] <= 600
     assert agreement["top_agrees"] > 2 * agreement["top_agrees_by_chance"] == 0.2
