@@ -13,13 +13,15 @@ day's had the same scores run GSP on the slice too (``gsp_*``: clients/auction/e
   summed over days 1 on, where the models had retrained on windows with the slice's rows;
 - the models' position effect and calibration over days 1 on, under GSP on every request in both runs: the
   published slot ratios r_k, the slot-k calibration pCTR x r_k / (theta_k x truth) and the top-slot pCTR / truth;
-- the slice's share of each retraining window's impressions (its rows are the uniformly placed ones).
+- the slice's share of each retraining window's impressions (its rows are the uniformly placed ones), and with
+  ``--work-dir`` (the run's, each part's) the position signal the slice's rows and the rest's carry (``window_rows``).
 
 net = cost + benefit (the run's day 0 under GSP is the control's). Means over seeds with Student t 95 % intervals
 (``clients/auction/report.py``).
 
     PYTHONPATH=. python reports/auction_explore.py --control reports/auction_esmm_epochs_control.json \
-        --variant reports/auction_explore.json --out reports/auction_explore_against_control.json
+        --variant reports/auction_explore.json [--work-dir RUN_WORK_DIR ...] \
+        --out reports/auction_explore_against_control.json
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from cli.reports import write_report
-from clients.auction.explore import EXPLORING
+from clients.auction.explore import EXPLORING, slice_rows
 from clients.auction.merge import read_part
 from clients.auction.report import ci95
 from reports.auction_esmm_epochs import SAME_SETTINGS, difference, difference_text, paired, seed_days
@@ -103,6 +106,38 @@ def window_shares(days_by_seed: dict[int, list[dict[str, Any]]]) -> list[float]:
     return shares
 
 
+def window_rows(work_dirs: list[Path], variant: dict[str, Any]) -> dict[str, Any]:
+    """Per exploring pipeline, the rows its retrainings read from the run's days (days 0 to the one before last, in
+    the run's ``--work-dir`` logs), split into the slice's and the rest's: impressions per slot, and per slot over
+    slot 1 the logged click rate and the shown ads' mean true top-slot CTR (the ads' own part of the fall): the
+    position signal each kind of row carries, against theta."""
+    config = variant["config"]
+    out: dict[str, Any] = {}
+    for name in (n for n in config["pipelines"] if n in EXPLORING):
+        sums = {part: np.zeros((3, config["slots"])) for part in ("slice", "rest")}  # impressions, clicks, true CTR
+        for work_dir in work_dirs:
+            for seed_dir in sorted(work_dir.glob("seed*")):
+                seed = int(seed_dir.name.removeprefix("seed"))
+                for day in range(config["days"] - 1):
+                    log = pq.read_table(seed_dir / name / "logs" / f"day{day}.parquet")
+                    request = np.array([int(i.split("-r")[1]) for i in log.column("request_id").to_pylist()])
+                    explored = slice_rows(config["explore"], seed, seed, day, config["requests_per_day"])[request]
+                    slot = log.column("position").to_numpy() - 1
+                    for part, rows in (("slice", explored), ("rest", ~explored)):
+                        for row, values in enumerate((np.ones(len(slot)), log.column("click").to_numpy(),
+                                                      log.column("true_ctr").to_numpy())):  # fmt: skip
+                            np.add.at(sums[part][row], slot[rows], values[rows].astype(np.float64))
+        out[name] = {
+            part: {
+                "impressions_by_slot": shown.tolist(),
+                "logged_ctr_over_slot1": (clicks / shown / (clicks[0] / shown[0])).tolist(),
+                "true_ctr_over_slot1": (true / shown / (true[0] / shown[0])).tolist(),
+            }
+            for part, (shown, clicks, true) in sums.items()
+        }
+    return out
+
+
 def compare(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
     differing = [key for key in SAME_SETTINGS if control["config"][key] != variant["config"][key]]
     if differing:
@@ -138,6 +173,9 @@ def table(report: dict[str, Any]) -> str:
             lines.append(f"  {figure}, days 1 on: control {control}; run {variant}")
         shares = ", ".join(f"{s:.3f}" for s in parts["window_slice_share"])
         lines.append(f"  the slice's share of each retraining window's impressions: {shares}")
+        for part, rows in report.get("window_rows", {}).get(name, {}).items():
+            figures = "; ".join(f"{key} " + ", ".join(f"{x:.3g}" for x in values) for key, values in rows.items())
+            lines.append(f"  {part} rows of the windows: {figures}")
     return "\n".join(lines)
 
 
@@ -146,8 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control", type=Path, required=True, help="the run without a slice")
     parser.add_argument("--variant", type=Path, required=True, help="the run with --explore SHARE")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_explore_against_control.json"))
+    parser.add_argument("--work-dir", type=Path, nargs="*", default=[], help="the run's --work-dir (each part's)")
     args = parser.parse_args(argv)
-    report = compare(read_part(args.control), read_part(args.variant))
+    variant = read_part(args.variant)
+    report = compare(read_part(args.control), variant)
+    if args.work_dir:
+        report["window_rows"] = window_rows(args.work_dir, variant)
     report["command"] = " ".join(["python reports/auction_explore.py", *sys.argv[1:]])
     sys.stdout.write(table(report) + "\n")
     write_report(args.out, report)

@@ -178,7 +178,8 @@ def test_the_pairing_script_splits_the_net_difference_into_the_slice_s_cost_and_
     quick_auction(tmp_path, "control", *pipelines)
     quick_auction(tmp_path, "run", *pipelines, "--explore", "0.3")
     out = tmp_path / "paired.json"
-    main(["--control", str(tmp_path / "control.json"), "--variant", str(tmp_path / "run.json"), "--out", str(out)])
+    paths = ["--control", str(tmp_path / "control.json"), "--variant", str(tmp_path / "run.json")]
+    main([*paths, "--out", str(out), "--work-dir", str(tmp_path / "run")])
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["net"]["oracle"]["identical_days"] == 3 and "oracle" not in report["split"]
     constant = report["split"]["constant"]
@@ -190,3 +191,8 @@ def test_the_pairing_script_splits_the_net_difference_into_the_slice_s_cost_and_
     assert list(constant["per_slot_days_1_on"]) == ["pctr_over_true_by_slot"]  # no slot ratios: no slot calibration
     first, second = constant["window_slice_share"]  # a window of history and day 0, then days 0 and 1
     assert 0.1 < first < 0.2 and 0.2 < second < 0.4
+    rows = report["window_rows"]["constant"]  # the logs of days 0 and 1, which the retrainings read
+    days = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["pipelines"]["constant"]["seeds"][0]["days"]
+    assert sum(rows["slice"]["impressions_by_slot"]) == sum(d["slice_impressions"] for d in days[:2])
+    assert sum(rows["rest"]["impressions_by_slot"]) == sum(d["impressions"] - d["slice_impressions"] for d in days[:2])
+    assert rows["slice"]["logged_ctr_over_slot1"][0] == 1
