@@ -120,7 +120,10 @@ def run_day(
         "pcvr_over_true": float(at_slots(scores.pcvr)[shown].mean() / at_slots(true_cvr)[shown].mean())
         if shown.any()
         else float("nan"),
-        "price_over_bid": float((allocation.price / at_slots(bid))[shown].mean()) if shown.any() else float("nan"),
+        # over the shown slots only: an empty slot's column-0 ad may bid 0 (an oCPA bid at pCVR 0), a 0 / 0 warned of
+        "price_over_bid": float((allocation.price[shown] / at_slots(bid)[shown]).mean())
+        if shown.any()
+        else float("nan"),
         "revenue_by_slot": payment.sum(axis=0).tolist(),
         "welfare_by_slot": value.sum(axis=0).tolist(),
         "ocpa_share_by_slot": _ocpa_share(advertisers, requests.ads, allocation),
