@@ -14,7 +14,8 @@ on: its displayed impressions and the candidates of those requests that were not
 into a repository of its own and served by a ``ctr serve`` of its own (``serving_retrieval``), stopped once the
 seed's days are retrieved (even on error). It is not retrained on the auction's days, unless ``--retrain-retrieval``
 (clients/auction/retrieval_daily.py): then only day 0 is retrieved here, for every pipeline, and each pipeline
-retrains its own copy of the model on its own days.
+retrains its own copy of the model on its own days. With ``--url`` the running service's own retrieval model
+retrieves (none is trained here; ``run.served_retriever`` checks it is served before day 0).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ POOL, FIRST, ESAM = "pool", "first", "esam"
 RETRIEVALS = (POOL, FIRST, ESAM)
 DEFAULT_POOL = 100  # P: ads drawn per request for a retriever to take K of
 ESAM_MODEL = "esam"  # the committed config the retrieval model starts from, and its name in its repository
+RETRIEVAL_ROLE = "retrieval"  # how /v1/models names the role of the model /v1/similarity answers with
 ESAM_REPOSITORY = "models"  # the retrieval model's repository, under its training directory
 # [training] of the retrieval model: the committed 3 epochs of 256 queries are sized for 16,000 queries; on the
 # default history window (2 days x 2,000 requests, a tenth kept for validation: 112 Adam steps an epoch at 32)
@@ -119,6 +121,10 @@ def retrieved_days(
     pools = [draw_day(world, seed, day, n, offset, config.pool) for day in range(pooled_days(config))]
     if config.retrieval == FIRST:
         columns = [np.broadcast_to(np.arange(k), (n, k)) for _ in pools]
+        trained_in = None
+    elif config.url is not None:  # the running service's own retrieval model (``served_retriever``), not trained here
+        scores = [asyncio.run(similarities(config.url, world, p, config.concurrency))[0] for p in pools]
+        columns = [top_columns(s, k) for s in scores]
         trained_in = None
     else:
         if history is None:

@@ -53,6 +53,7 @@ from clients.auction.retrieval import (
     ESAM,
     ESAM_MODEL,
     POOL,
+    RETRIEVAL_ROLE,
     Retrieval,
     check_retrieval,
     esam_config_text,
@@ -120,9 +121,10 @@ class AuctionConfig:
         check_pipelines(list(self.pipelines))
         check_explore(self.explore)
         check_retrieval(self.retrieval, self.pool, self.candidates, self.retrain_retrieval)
-        if self.url is not None and self.retrieval != POOL:
+        if self.url is not None and self.retrain_retrieval:
             raise ValueError(
-                "--retrieval esam or first is not built for --url: run it with the pipelines' own services"
+                "--retrain-retrieval trains each pipeline's own retriever, served by the run's own services: not "
+                "with --url (whose --retrieval esam retrieves with the running service's own retrieval model)"
             )
         if min(self.days, self.requests_per_day, self.slots, self.seeds, self.train_days, self.concurrency) < 1:
             raise ValueError("days, requests_per_day, slots, seeds, train_days and concurrency must be >= 1")
@@ -222,6 +224,8 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             check_configs(config.repository, served)
         for line in regime_warnings(next(p for p in config.pipelines if p in SERVICE_PIPELINES), served):
             logger.warning("%s", line)
+        if config.retrieval == ESAM:  # the running service's own retrieval model, said before day 0
+            served |= served_retriever(config.url, models)
     digests = config_digests(config) if config.url is None else None  # a missing config said before day 0
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -237,7 +241,7 @@ def run_auction(config: AuctionConfig) -> dict[str, Any]:
             needs_history = (
                 (_needs_service(config) and config.url is None)
                 or any(name in BASE_RATE_PIPELINES for name in config.pipelines)
-                or config.retrieval == ESAM  # the retrieval model trains on the history window
+                or (config.retrieval == ESAM and config.url is None)  # its retrieval model trains on the history
             )
             history = _history(world, config, seed, seed_dir / "history") if needs_history else []
             history_dir = seed_dir / "history" if needs_history else None
@@ -383,8 +387,8 @@ def _run_pipeline(
     if name not in SERVICE_PIPELINES:
         asyncio.run(_days(run, name, world, advertisers, config, directory, history, traffic=traffic))
         return
-    if config.url is not None:  # the eligible pool: a retriever is not built for --url
-        asyncio.run(_running(run, name, world, advertisers, config, directory))
+    if config.url is not None:
+        asyncio.run(_running(run, name, world, advertisers, config, directory, traffic))
         return
     repository = directory / "models"
     names = write_model_configs(repository, name, config.model_source, config.roles, config.batch_size)
@@ -425,6 +429,19 @@ def check_served_features(url: str, models: list[ModelStatus]) -> None:
         )
 
 
+def served_retriever(url: str, models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
+    """``served_models``' entry of the retrieval model the service at ``url`` serves (``--retrieval esam`` with
+    ``--url`` retrieves with it); ValueError, before day 0, where it serves none, or one not loaded."""
+    retriever = next((m for m in models if RETRIEVAL_ROLE in m.roles), None)
+    if retriever is None or not retriever.ready:
+        state = "serves no retrieval model" if retriever is None else f"has not loaded {retriever.name!r}"
+        raise ValueError(
+            f"--retrieval esam --url {shown_url(url)}: the service {state}; start it with CTR_RETRIEVAL_MODEL naming "
+            "an ESAM model trained on the world's logs (or run --retrieval esam without --url, which trains one)"
+        )
+    return {RETRIEVAL_ROLE: {"name": retriever.name, "version": retriever.version, "sha256": retriever.sha256}}
+
+
 def check_configs(repository: Path, served: dict[str, dict[str, Any]]) -> None:
     """Each served model's config.toml in ``repository``, which the retraining reads: a missing one was found
     after a day's scoring and a training (``no config for model 'esmm'``), now before day 0."""
@@ -459,9 +476,16 @@ def stale_versions(served: dict[str, list[int]], expected: dict[str, int]) -> di
 
 
 async def _running(
-    run: PipelineRun, name: str, world: World, advertisers: Advertisers, config: AuctionConfig, directory: Path
+    run: PipelineRun,
+    name: str,
+    world: World,
+    advertisers: Advertisers,
+    config: AuctionConfig,
+    directory: Path,
+    traffic: Retrieval | None = None,
 ) -> None:
-    """The pipeline scored by the service at ``config.url``; its role models are the ones it serves."""
+    """The pipeline scored by the service at ``config.url``; its role models are the ones it serves; ``traffic``:
+    each day's retrieved candidates (None: the eligible pool)."""
     async with AsyncScoringClient(config.url) as client:
         models = await client.models()
     names = {role: m.name for m in models for role in m.roles if role in ("ctr", "ctcvr")}
@@ -472,7 +496,7 @@ async def _running(
         spec_path.write_text(feature_spec(world.config).to_toml(), encoding="utf-8")
         trainer = Trainer(config.repository, directory / "work", spec_path, names)
     service = RunningService(url=config.url, token=config.admin_token or "", log=directory / "service.log")
-    await _days(run, name, world, advertisers, config, directory, None, trainer, service, names)
+    await _days(run, name, world, advertisers, config, directory, None, trainer, service, names, traffic=traffic)
 
 
 async def _days(

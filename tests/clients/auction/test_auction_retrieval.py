@@ -122,7 +122,11 @@ def test_retrieval_figures_count_the_pools_true_best_that_the_retrieved_hold() -
             "it with --retrieval esam (got --retrieval pool)",
         ),
         (["--retrieval", "first", "--retrain-retrieval"], "give it with --retrieval esam (got --retrieval first)"),
-        (["--retrieval", "esam", "--url", "http://127.0.0.1:9"], "--retrieval esam or first is not built for --url"),
+        (
+            ["--retrieval", "esam", "--retrain-retrieval", "--url", "http://127.0.0.1:9"],
+            "--retrain-retrieval trains each pipeline's own retriever, served by the run's own services: not "
+            "with --url",
+        ),
         (
             ["--retrieval", "esam", "--pipelines", "oracle", "--configs", "no_such_models"],
             "no no_such_models/esam/config.toml: --retrieval esam trains its model from it",

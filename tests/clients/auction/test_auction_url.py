@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -130,3 +131,53 @@ def test_served_models_without_the_world_s_features_are_refused_before_the_first
         "user_age, ad_category, advertiser_id, which every auction request carries"
     ), refused.exception
     assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_esam_retrieval_with_url_retrieves_with_the_running_service_s_own_retrieval_model(
+    first_run: Path, tmp_path: Path
+) -> None:
+    """`--retrieval esam` was refused with --url: a platform's own service, its ESAM among its models, could not
+    hand the auction its candidates. Now the running service's retrieval model retrieves them (none is trained),
+    every pipeline of the seed gets the same, and a service without one is refused before day 0."""
+    from clients.auction.run import AuctionConfig
+    from clients.auction.traffic import draw_day
+    from tests.support.auction_retrieval import auctioned, esam_top_k
+    from tests.support.server import running_server
+
+    pool, requests = "20", "60"
+    trained = auction(  # an ESAM trained on the world's history, as `--retrieval esam` trains it
+        "--retrieval", "esam", "--pool", pool, "--pipelines", "oracle", "--days", "1", "--requests-per-day", requests,
+        "--out", str(tmp_path / "t.json"), "--work-dir", str(tmp_path / "t"),
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    common = ["--pipelines", "debiased,oracle", "--retrieval", "esam", "--pool", pool, "--requests-per-day", requests]
+    with running_server(first_run, tmp_path / "plain.log", ctr_model="esmm", ctcvr_model="esmm") as (url, _):
+        refused = auction("--url", url, *common, "--work-dir", str(tmp_path / "r"), "--out", str(tmp_path / "r.json"))
+    assert isinstance(refused.exception, ValueError), refused.output  # one line and exit 2 from `ctr`
+    assert str(refused.exception).startswith(f"--retrieval esam --url {url}: the service ")  # has no esam to load
+    assert "start it with CTR_RETRIEVAL_MODEL naming an ESAM model" in str(refused.exception)
+    repository = shutil.copytree(first_run, tmp_path / "models")
+    shutil.copytree(tmp_path / "t" / "seed0" / "retrieval" / "models" / "esam", repository / "esam")
+    assert not (tmp_path / "r.json").exists()
+    settings = {"ctr_model": "esmm", "ctcvr_model": "esmm", "retrieval_model": "esam", "request_timeout_ms": "10000"}
+    with running_server(repository, tmp_path / "s.log", **settings) as (url, _):
+        out = tmp_path / "u.json"
+        result = auction("--url", url, *common, "--work-dir", str(tmp_path / "u"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert (
+        report["served_models"]["retrieval"]["name"] == "esam" and report["served_models"]["retrieval"]["version"] == 1
+    )
+    assert not (tmp_path / "u" / "seed0" / "retrieval").exists()  # nothing trained: the service's own model
+    config = AuctionConfig(
+        days=2, requests_per_day=int(requests), train_days=1, pipelines=("oracle",), retrieval="esam", pool=20
+    )
+    world = config.world(0)
+    for day in range(2):
+        drawn = draw_day(world, 0, day, int(requests), config.train_days, 20)
+        retrieved = esam_top_k(repository, 1, world, drawn, config.candidates)  # loaded as the service does
+        oracle = auctioned(tmp_path / "u" / "seed0" / "oracle" / "logs", day)
+        debiased = auctioned(tmp_path / "u" / "seed0" / "debiased" / "logs", day)
+        same = [oracle[r] == set(retrieved[r].tolist()) for r in range(int(requests))]
+        assert np.mean(same) >= 0.95, np.mean(same)  # the service's float32 batches may reorder a near-tie
+        assert oracle == debiased  # retrieved once, for both
