@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cli.errors import one_line
 from cli.signals import SIGTERM_EXIT_CODE
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import SlotRatios, run_day
@@ -296,7 +297,7 @@ def partial_record(runs: dict[str, list[PipelineRun]], config: AuctionConfig, st
     finished = finished_seeds(runs, list(config.pipelines), config.days)
     record: dict[str, Any] = {"interrupted_by": _stopped_by(stop)}
     if isinstance(stop, Exception):
-        record["error"] = f"{type(stop).__name__}: {_first_line(stop)}"
+        record["error"] = f"{type(stop).__name__}: {one_line(stop)}"
     return record | {
         "days_completed": {
             name: {str(r.seed): len(r.days) for r in per_seed if r.days}
@@ -312,10 +313,6 @@ def _stopped_by(stop: BaseException) -> str:
     if isinstance(stop, KeyboardInterrupt):
         return "SIGINT"
     return "SIGTERM" if isinstance(stop, SystemExit) else "error"
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else "(no message)"
 
 
 def rerun_command(seeds: list[int]) -> str:

@@ -37,7 +37,7 @@ from common.whole_file import written_whole
 from training.logs.arrow_files import arrow_input, arrow_output
 from training.logs.shard_folder import FORMAT, MANIFEST, SPEC_FILE, SPEC_HEADER, marked, writers_file
 from training.world.features import feature_spec
-from training.world.simulate import iter_days
+from training.world.simulate import iter_simulated_days
 from training.world.world import World
 
 logger = logging.getLogger(__name__)
@@ -80,8 +80,10 @@ def write_shards(
         if stale.name not in kept:
             stale.unlink(missing_ok=True)
     entries = []
-    days = iter_days(world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed)
-    for day, table in enumerate(days):
+    days = iter_simulated_days(
+        world.population, world.vocab, world.config, shards, rows_per_shard // n_slots, policy, seed
+    )
+    for day, table in enumerate(simulated.displayed for simulated in days):
         path = out / shard_name(day)
         with written_whole(path) as temporary, arrow_output(temporary) as file:
             pq.write_table(table, file, row_group_size=row_group_rows)

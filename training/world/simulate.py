@@ -39,22 +39,6 @@ class SimulatedDay:
     non_displayed: pa.Table | None  # its requests' candidates the policy did not display (asked for), else None
 
 
-def iter_days(
-    population: Population,
-    vocab: Vocabulary,
-    config: WorldConfig,
-    days: int,
-    requests_per_day: int,
-    policy: str,
-    seed: int,
-    start_day: int = 0,
-) -> Iterator[pa.Table]:
-    """Each simulated day's logs in turn, the feedback policy learning from one day to the next; one
-    day in memory at a time, so a long run can be written out day by day (training/world/shards.py)."""
-    for day in iter_simulated_days(population, vocab, config, days, requests_per_day, policy, seed, start_day):
-        yield day.displayed
-
-
 def iter_simulated_days(
     population: Population,
     vocab: Vocabulary,
@@ -66,9 +50,11 @@ def iter_simulated_days(
     start_day: int = 0,
     non_displayed: bool = False,
 ) -> Iterator[SimulatedDay]:
-    """``iter_days``' days, each with (``non_displayed``) the table of its requests' candidates that were not
-    displayed (``candidate_table``: what a retrieval model's ``--non-displayed`` reads); the same draws, so the
-    displayed logs are the same whether it is asked for or not."""
+    """Each simulated day in turn, the feedback policy learning from one day to the next; one day in memory at a
+    time, so a long run can be written out day by day (training/world/shards.py). Each holds its impression log
+    and (``non_displayed``) the table of its requests' candidates that were not displayed (``candidate_table``:
+    what a retrieval model's ``--non-displayed`` reads); the same draws, so the displayed logs are the same
+    whether it is asked for or not."""
     check_policy(policy)
     if days < 1 or requests_per_day < 1:
         raise ValueError(f"days and requests_per_day must be >= 1, got {days} and {requests_per_day}")

@@ -17,7 +17,7 @@ import pyarrow as pa
 from training.world import truth
 from training.world.config import DEVICES, WorldConfig
 from training.world.population import Population, Vocabulary, build_population, build_vocabulary
-from training.world.simulate import iter_days
+from training.world.simulate import iter_simulated_days
 from training.world.traffic import sample_requests
 
 POPULATION_STREAM = 0  # seed sequence keys: population, simulate (see simulate.py), sample_request
@@ -63,8 +63,10 @@ class World:
         logging policy in {"feedback", "popularity", "uniform"}. ``seed`` defaults to the config's;
         ``start_day`` numbers the days (in ``ts`` and ``request_id``) to continue an earlier run."""
         seed = self.config.seed if seed is None else seed
-        tables = iter_days(self.population, self.vocab, self.config, days, requests_per_day, policy, seed, start_day)
-        return pa.concat_tables(list(tables)).combine_chunks()
+        simulated = iter_simulated_days(
+            self.population, self.vocab, self.config, days, requests_per_day, policy, seed, start_day
+        )
+        return pa.concat_tables([day.displayed for day in simulated]).combine_chunks()
 
     # -- requests -----------------------------------------------------------------------------
 

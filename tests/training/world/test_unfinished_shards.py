@@ -23,15 +23,15 @@ SMALL_WORLD = WorldConfig(seed=0, n_users=300, n_ads=100)
 
 def stopped_at_third_shard(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``out`` as a write of four shards leaves it when the disk fills during the third."""
-    days = shard_writer.iter_days
+    days = shard_writer.iter_simulated_days
 
     def disk_full_on_day_2(*args: object, **kwargs: object):
-        for day, table in enumerate(days(*args, **kwargs)):
+        for day, simulated in enumerate(days(*args, **kwargs)):
             if day == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
-            yield table
+            yield simulated
 
-    monkeypatch.setattr(shard_writer, "iter_days", disk_full_on_day_2)
+    monkeypatch.setattr(shard_writer, "iter_simulated_days", disk_full_on_day_2)
     with pytest.raises(OSError, match="No space left"):
         write_shards(World(SMALL_WORLD), out, 4, 100)
     monkeypatch.undo()
