@@ -157,8 +157,16 @@ def test_ratios_learned_against_the_log_s_falling_click_rates_are_warned_of(capl
             model.bypass.w_by.weight.neg_()  # the bypass's term turned around: lower slots learned to click more
         inverted = position_summary(model, data, "mine")["ctr_ratios"]
     assert min(inverted[1:]) > 1.0
-    assert "the position bypass learned slot ratios" in caplog.text and "train longer" in caplog.text
-    assert "`ctr evaluate mine --logs HELDOUT`" in caplog.text
+    assert (
+        "the position bypass learned slot ratios" in caplog.text and "`ctr evaluate mine --logs HELDOUT`" in caplog.text
+    )
+    assert 'set [model] bypass_start = "log"' in caplog.text  # the drawn start's measured fix, not "train longer"
+    caplog.clear()
+    model.config.bypass_start = "log"  # a bypass started at the log's fall and trained away from it
+    with caplog.at_level(logging.WARNING):
+        position_summary(model, data, "mine")
+    assert "it started from bypass_start = 'log' and its training moved it there" in caplog.text
+    assert "set [model]" not in caplog.text
 
 
 def test_the_slot_ratios_are_means_in_float64_the_same_at_one_and_two_threads():
