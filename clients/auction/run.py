@@ -413,10 +413,7 @@ def check_served_features(url: str, models: list[ModelStatus]) -> None:
     every request carries them all, and the service refuses a feature none of its models has. A service of
     models trained on one's own logs was found on the first day's first request, ~5 s in, the first name alone."""
     scoring = [m for m in models if {"ctr", "ctcvr"} & set(m.roles)]
-    if any(m.features is None for m in scoring):  # a service that does not list them (an older one): unchecked
-        return
-    taken = {name for m in scoring for name in m.features}
-    missing = [f.name for f in feature_spec().features if f.name not in taken]
+    missing = world_features_not_taken(scoring)
     if missing:
         names = ", ".join(dict.fromkeys(m.name for m in scoring))
         raise ValueError(
@@ -426,15 +423,33 @@ def check_served_features(url: str, models: list[ModelStatus]) -> None:
         )
 
 
+def world_features_not_taken(models: list[ModelStatus]) -> list[str]:
+    """The simulated world's features, in its order, that none of ``models`` lists among its own; none where one
+    does not list them (an older service: unchecked)."""
+    if any(m.features is None for m in models):
+        return []
+    taken = {name for m in models for name in m.features}
+    return [f.name for f in feature_spec().features if f.name not in taken]
+
+
 def served_retriever(url: str, models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
     """``served_models``' entry of the retrieval model the service at ``url`` serves (``--retrieval esam`` with
-    ``--url`` retrieves with it); ValueError, before day 0, where it serves none, or one not loaded."""
+    ``--url`` retrieves with it); ValueError, before day 0, where it serves none, one not loaded, or one whose
+    towers do not take the world's features (every similarity call carries them all; such a model was found at
+    the first call, in a traceback)."""
     retriever = next((m for m in models if RETRIEVAL_ROLE in m.roles), None)
     if retriever is None or not retriever.ready:
         state = "serves no retrieval model" if retriever is None else f"has not loaded {retriever.name!r}"
         raise ValueError(
             f"--retrieval esam --url {shown_url(url)}: the service {state}; start it with CTR_RETRIEVAL_MODEL naming "
             "an ESAM model trained on the world's logs (or run --retrieval esam without --url, which trains one)"
+        )
+    missing = world_features_not_taken([retriever])
+    if missing:
+        raise ValueError(
+            f"--retrieval esam --url {shown_url(url)}: the service's retrieval model {retriever.name!r} does not take "
+            f"the simulated world's features {', '.join(missing)}, which every similarity call carries: serve an ESAM "
+            "model trained on the world's logs (or run --retrieval esam without --url, which trains one)"
         )
     return {RETRIEVAL_ROLE: {"name": retriever.name, "version": retriever.version, "sha256": retriever.sha256}}
 

@@ -142,6 +142,7 @@ def test_esam_retrieval_with_url_retrieves_with_the_running_service_s_own_retrie
     from clients.auction.run import AuctionConfig
     from clients.auction.traffic import draw_day
     from tests.support.auction_retrieval import auctioned, esam_top_k
+    from tests.support.retrieval import add_tiny_esam
     from tests.support.server import running_server
 
     pool, requests = "20", "60"
@@ -156,6 +157,17 @@ def test_esam_retrieval_with_url_retrieves_with_the_running_service_s_own_retrie
     assert isinstance(refused.exception, ValueError), refused.output  # one line and exit 2 from `ctr`
     assert str(refused.exception).startswith(f"--retrieval esam --url {url}: the service ")  # has no esam to load
     assert "start it with CTR_RETRIEVAL_MODEL naming an ESAM model" in str(refused.exception)
+    foreign = shutil.copytree(first_run, tmp_path / "foreign")
+    add_tiny_esam(foreign)  # trained on another catalogue's features: its query tower has no 'hour'
+    roles = {"ctr_model": "esmm", "ctcvr_model": "esmm", "retrieval_model": "esam"}
+    with running_server(foreign, tmp_path / "f.log", **roles) as (url, _):  # found at the first similarity call before
+        refused = auction("--url", url, *common, "--work-dir", str(tmp_path / "f"), "--out", str(tmp_path / "f.json"))
+    assert isinstance(refused.exception, ValueError), refused.output
+    assert str(refused.exception).startswith(
+        f"--retrieval esam --url {url}: the service's retrieval model 'esam' does not take the simulated world's "
+        "features hour, which every similarity call carries"
+    ), refused.exception
+    assert not (tmp_path / "f").exists() and not (tmp_path / "f.json").exists()
     repository = shutil.copytree(first_run, tmp_path / "models")
     shutil.copytree(tmp_path / "t" / "seed0" / "retrieval" / "models" / "esam", repository / "esam")
     assert not (tmp_path / "r.json").exists()
