@@ -104,7 +104,7 @@ def auction(
     then ends as the error does (one line and exit 2 for a setting, a traceback for a bug)."""
     from clients.auction.explore import check_explore
 
-    check_explore(explore)  # before the run's imports (torch): a bad share said at once
+    check_explore(explore, [p.strip() for p in pipelines.split(",")])  # before the run's imports (torch)
     from clients.auction.plot import plot_report
     from clients.auction.run import AuctionConfig, Interrupted, run_auction
 

@@ -29,12 +29,13 @@ models (day 0, before any retraining, alike to the cent).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from clients.auction.gsp import Allocation
-from clients.auction.pipelines import CONSTANT, SERVICE_PIPELINES
+from clients.auction.pipelines import CONSTANT, PIPELINES, SERVICE_PIPELINES
 
 EXPLORE_STREAM = 19  # keys the slice's choice apart from traffic (16), advertisers (17) and the uniform order (18)
 EXPLORING = (*SERVICE_PIPELINES, CONSTANT)  # the pipelines scored from their own logs
@@ -44,11 +45,19 @@ GSP_SUMS = tuple(f"gsp_{key}" for key in OUTCOMES if key != "requests")  # the d
 GSP_SLOT_MEANS = ("gsp_pctr_over_true_by_slot", "gsp_slot_pctr_over_true_by_slot")  # its calibration per slot
 
 
-def check_explore(share: float) -> float:
-    """``share`` when it is a share of the requests below 1, else ValueError naming the flag."""
+def check_explore(share: float, pipelines: Sequence[str] = EXPLORING) -> float:
+    """``share`` when it is a share of the requests below 1 and one of ``pipelines`` explores, else ValueError
+    naming the flag (a slice among pipelines none of which explores ran the run without it, and its table said
+    "exploration slice" over nothing)."""
     if not (math.isfinite(share) and 0 <= share < 1):
         raise ValueError(
             f"--explore must be a share of each day's requests, 0 <= SHARE < 1 (0: no exploration slice), got {share}"
+        )
+    known = set(pipelines) <= set(PIPELINES)  # an unknown name is check_pipelines' to say
+    if share > 0 and known and not set(pipelines) & set(EXPLORING):
+        raise ValueError(
+            f"--explore {share} slices the traffic of the pipelines scored from their own logs ({', '.join(EXPLORING)})"
+            f": none of --pipelines {','.join(pipelines)} is one; add one, or drop --explore"
         )
     return share
 
@@ -83,7 +92,8 @@ def explore_lines(report: dict[str, Any]) -> list[str]:
     share = report.get("config", {}).get("explore")
     if not share:
         return []
-    lines = [f"\nexploration slice ({share:.0%} of the requests of {', '.join(EXPLORING)}; rest = total - slice):"]
+    exploring = ", ".join(name for name in report["pipelines"] if name in EXPLORING)
+    lines = [f"\nexploration slice ({share:.0%} of the requests of {exploring}; rest = total - slice):"]
     for name, entry in report["pipelines"].items():
         total = entry["total"]
         if "slice_requests" not in total:

@@ -120,7 +120,7 @@ class AuctionConfig:
 
     def __post_init__(self) -> None:
         check_pipelines(list(self.pipelines))
-        check_explore(self.explore)
+        check_explore(self.explore, self.pipelines)
         check_retrieval(self.retrieval, self.pool, self.candidates, self.retrain_retrieval)
         if self.url is not None and self.retrain_retrieval:
             raise ValueError(

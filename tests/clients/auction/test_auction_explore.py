@@ -49,6 +49,14 @@ def test_a_share_outside_zero_to_one_is_refused_naming_the_flag(share: float) ->
         check_explore(share)
 
 
+def test_a_slice_without_a_pipeline_that_explores_is_refused() -> None:
+    """`--explore 0.1 --pipelines oracle` ran the run without a slice, and its table printed "exploration slice"
+    over nothing."""
+    with pytest.raises(ValueError, match=r"^--explore 0.1 slices the traffic of the pipelines scored from their own "):
+        check_explore(0.1, ["oracle", "random"])
+    assert check_explore(0.0, ["oracle"]) == 0.0 and check_explore(0.1, ["oracle", "constant"]) == 0.1
+
+
 @pytest.mark.parametrize("value", ["1", "-0.5", "nan"])
 def test_the_cli_refuses_a_bad_share_before_importing_torch(tmp_path: Path, value: str) -> None:
     done = ctr_without("torch", "auction", "--explore", value, "--out", str(tmp_path / "a.json"), cwd=tmp_path)
@@ -154,7 +162,7 @@ def test_explore_zero_is_the_run_without_the_flag_and_a_slice_moves_the_explorer
     in_slice = np.array([i in explored for i in displayed.column("request_id").to_pylist()])
     propensity = displayed.column("propensity").to_numpy()
     assert (propensity[~in_slice] == 1).all() and (propensity[in_slice] < 1).all()
-    assert "exploration slice (30% of the requests of naive, debiased, constant" in table(sliced)
+    assert "exploration slice (30% of the requests of constant; rest" in table(sliced)  # the exploring that ran
     assert "exploration slice" not in table(without)
 
 
