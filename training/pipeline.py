@@ -152,15 +152,17 @@ def make_checkpoint(
     training: dict,
     tensors: dict[str, torch.Tensor],
 ) -> Checkpoint:
-    """The checkpoint of a trained impression model; ``training`` adds to the recorded settings and
+    """The checkpoint of a trained impression model; ``training`` adds to the recorded settings, with the start its
+    bypass took where it asked for the explored one (``bypass_started``, training/models/explored_start.py), and
     ``tensors`` (the training rows, or a sample of them) are what its position summary is read on."""
+    started = getattr(model, "bypass_started", None)
     return Checkpoint.trained(
         config,
         spec,
         model,
         metrics,
         fingerprint(logs),
-        {"logs": path_text(logs), **training},
+        {"logs": path_text(logs), **training, **({"bypass_start": started} if started else {})},
         constants=dict(getattr(model, "constants", {})),  # values fixed into the exported graph
         position=position_summary(model, tensors, config.name),
     )

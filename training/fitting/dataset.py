@@ -11,6 +11,7 @@ import torch
 
 from common.encoder import FeatureEncoder
 from training.logs.column_arrays import column_array, feature_columns
+from training.logs.explored_rows import EXPLORED, explored_rows
 from training.position_ctr import position_ctr_per_row
 
 LABELS = ("click", "conversion", "position")
@@ -18,7 +19,8 @@ LABELS = ("click", "conversion", "position")
 
 @dataclass
 class ImpressionTensors:
-    """Every row of a log, encoded: inputs, labels and the position CTR ``b``, each a tensor of B rows."""
+    """Every row of a log, encoded: inputs, labels and the position CTR ``b``, each a tensor of B rows; with a
+    ``propensity`` column, ``explored`` too (each row displayed in a random order: training/logs/explored_rows.py)."""
 
     tensors: dict[str, torch.Tensor]
 
@@ -45,6 +47,9 @@ class ImpressionTensors:
         position, click = tensors["position"].numpy(), tensors["click"].numpy()
         b = position_ctr_per_row(position, click) if position_ctr is None else lookup_ctr(position, position_ctr)
         tensors["b"] = torch.from_numpy(b)
+        explored = explored_rows(table)  # where the log says how each row was displayed: the explored start's rows
+        if explored is not None:
+            tensors[EXPLORED] = torch.from_numpy(explored)
         return cls(tensors)
 
     def __len__(self) -> int:

@@ -33,6 +33,7 @@ from training.fitting.dataset import ImpressionTensors
 from training.fitting.fit import validation_cut
 from training.logs.arrow_files import arrow_input, arrow_name, parquet_file, parquet_format
 from training.logs.column_names import refuse_missing_columns, refuse_repeated_names
+from training.logs.explored_rows import PROPENSITY
 from training.logs.files import log_files
 from training.logs.fingerprint import log_name
 from training.logs.formats import log_format
@@ -113,6 +114,8 @@ class ShardedLogs:
             **({"partitioning": partitioning, "partition_base_dir": arrow_name(path)} if partitions else {}),
         )
         self.columns = [f.name for f in spec.features if f.name in schema.names] + list(LABEL_COLUMNS)
+        # read beside them into the tensors (not checked, not in the statistics): each row's explored flag's source
+        self.propensity = [PROPENSITY] if PROPENSITY in schema.names else []
         self.names = schema.names  # every shard's columns (a column some shards lack is null in those)
         # the columns the statistics pass reads beside the features and labels: what Disorder looks at
         self.order_columns = [c for c in ("ts", "request_id") if c in schema.names and c not in self.columns]
@@ -167,8 +170,9 @@ class ShardedLogs:
         self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float]
     ) -> Iterator[ImpressionTensors]:
         """The spans' rows encoded, one span at a time."""
+        columns = [*self.columns, *self.propensity]
         for span in spans:
-            yield ImpressionTensors.from_table(self.read(span), encoder, position_ctr)
+            yield ImpressionTensors.from_table(self.read(span, columns), encoder, position_ctr)
 
     def sample(
         self, spans: Sequence[Span], encoder: FeatureEncoder, position_ctr: dict[int, float], rows: int = SAMPLE_ROWS

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from training.evaluation.metrics import auc, log_loss
 from training.fitting.embedding_optimizer import adam
 from training.fitting.fit import TrainingPhase, descend
 from training.fitting.settings import TrainingConfig
-from training.models.bypass_start import start_bypass_at_log
+from training.models.bypass_start import start_bypass
 from training.models.parts import FeatureEmbedding
 from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import bias_constants
@@ -144,6 +145,8 @@ class AdversarialCTR(nn.Module):
         # b's mean and spread over the training rows: the bypass sees b standardised, like any numeric input
         self.register_buffer("b_mean", torch.tensor(0.0))
         self.register_buffer("b_std", torch.tensor(1.0))
+        # bypass_start = "explored": which start fix_constants used, and why (model.json's training.bypass_start)
+        self.bypass_started: dict[str, Any] | None = None
 
     # -- the inference path (the only part exported) -------------------------------------------
 
@@ -232,10 +235,10 @@ class AdversarialCTR(nn.Module):
         self.b_std.fill_(b_std)
         ctr = float(tensors["click"].double().mean().clamp(1e-4, 1 - 1e-4))
         offset = math.log(ctr / (1.0 - ctr))
-        if self.bypass is not None and self.config.bypass_start == "log":
+        if self.bypass is not None and self.config.bypass_start != "drawn":
             hidden, activation = self.bypass.mlp[0], self.bypass.mlp[1]
-            position, b = tensors["position"].numpy(), tensors["b"].numpy()
-            offset = start_bypass_at_log(hidden, activation, self.w_by, b_mean, b_std, position, b)
+            start = self.config.bypass_start
+            offset, self.bypass_started = start_bypass(start, hidden, activation, self.w_by, b_mean, b_std, tensors)
         with torch.no_grad():
             self.w_y.bias.fill_(offset)
 

@@ -25,6 +25,7 @@ rows), so the first steps fit the data instead of a constant.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,8 @@ class ESMM(nn.Module):
         cross = self.config.interaction
         self.ctr_interaction = CrossInteraction(spec, dim) if cross else None
         self.cvr_interaction = CrossInteraction(spec, dim) if cross else None
+        # bypass_start = "explored": which start fix_constants used, and why (model.json's training.bypass_start)
+        self.bypass_started: dict[str, Any] | None = None
 
     def logits(
         self, categorical: torch.Tensor, numeric: torch.Tensor, b: torch.Tensor | None = None
@@ -131,13 +134,13 @@ class ESMM(nn.Module):
     def fix_constants(self, tensors: dict[str, torch.Tensor]) -> None:
         """Output offsets at the training log-odds; the bypass's b at slot 1 and its standardisation. With
         ``bypass_start = "log"`` the bypass's term and the CTR tower's offset start at each slot's logged click
-        log-odds instead (``PositionBypass.start_at_log``)."""
+        log-odds instead, with "explored" at the explored rows' fall (``PositionBypass.start_at``)."""
         click, conversion = tensors["click"].double(), tensors["conversion"].double()
         ctr_offset = log_odds(click.sum(), torch.tensor(click.numel()))
         if self.bypass is not None:
             self.bypass.fix(tensors)
-            if self.config.bypass_start == "log":
-                ctr_offset = self.bypass.start_at_log(tensors)
+            if self.config.bypass_start != "drawn":
+                ctr_offset, self.bypass_started = self.bypass.start_at(self.config.bypass_start, tensors)
         self.ctr_tower.start_at(ctr_offset)
         self.cvr_tower.start_at(log_odds((click * conversion).sum(), click.sum()))
 

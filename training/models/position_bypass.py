@@ -25,7 +25,7 @@ from torch import nn
 
 from common.repository import LOGGED, SLOT1
 from training.models.adversarial_ctr import Bypass
-from training.models.bypass_start import start_bypass_at_log
+from training.models.bypass_start import start_bypass
 from training.models.settings.adversarial_ctr import AdversarialCTRConfig
 from training.position_ctr import bias_constants, listed_slots, position_ctr
 from training.world.truth import sigmoid
@@ -68,13 +68,13 @@ class PositionBypass(nn.Module):
         self.b_mean.fill_(b_mean)
         self.b_std.fill_(b_std)
 
-    def start_at_log(self, tensors: dict[str, torch.Tensor]) -> float:
-        """Fit the bypass's term to each slot's logged click log-odds (``bypass_start = "log"``,
-        training/models/bypass_start.py), after ``fix``; returns the CTR logit's offset that goes with it."""
+    def start_at(self, start: str, tensors: dict[str, torch.Tensor]) -> tuple[float, dict[str, Any] | None]:
+        """Fit the bypass's term to each slot's logged click log-odds over the training rows ``tensors``
+        (``bypass_start = "log"``) or to the explored rows' fall ("explored"), after ``fix``
+        (training/models/bypass_start.py); (the CTR logit's offset that goes with it, the record of the start used)."""
         hidden, activation = self.bypass.mlp[0], self.bypass.mlp[1]
         b_mean, b_std = float(self.b_mean), float(self.b_std)
-        position, b = tensors["position"].numpy(), tensors["b"].numpy()
-        return start_bypass_at_log(hidden, activation, self.w_by, b_mean, b_std, position, b)
+        return start_bypass(start, hidden, activation, self.w_by, b_mean, b_std, tensors)
 
 
 @torch.no_grad()

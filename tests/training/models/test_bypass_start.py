@@ -10,7 +10,7 @@ from training.fitting.dataset import ImpressionTensors
 from training.fitting.fit import fit
 from training.fitting.settings import TrainingConfig
 from training.models.adversarial_ctr import AdversarialCTR
-from training.models.bypass_start import start_bypass_at_log
+from training.models.bypass_start import fit_bypass, log_targets
 from training.models.esmm_debiased import DebiasedESMM
 from training.models.position_bypass import inverted_slots, position_summary
 from training.models.registry import build_model
@@ -83,13 +83,14 @@ def test_a_slot_without_clicks_is_fitted_at_the_clamped_rate():
     position = np.array([1] * 100 + [2] * 100 + [3] * 100)
     b = np.array([0.2] * 100 + [0.05] * 100 + [0.0] * 100)  # each row's position CTR
     hidden, w_by = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1, bias=False)
-    offset = start_bypass_at_log(hidden, torch.nn.Tanh(), w_by, float(b.mean()), float(b.std()), position, b)
+    offset = fit_bypass(hidden, torch.nn.Tanh(), w_by, float(b.mean()), float(b.std()), log_targets(position, b))
     assert np.isfinite(offset) and torch.isfinite(w_by.weight).all()
 
 
 def test_config_names_the_starts():
-    with pytest.raises(ValueError, match="bypass_start"):
+    with pytest.raises(ValueError, match=r"bypass_start must be one of \['drawn', 'log', 'explored'\], not 'zero'"):
         AdversarialCTRConfig(bypass_start="zero")
+    assert AdversarialCTRConfig(bypass_start="explored").bypass_start == "explored"
     assert AdversarialCTRConfig().bypass_start == "drawn"  # the paper's
 
 
@@ -115,8 +116,9 @@ def test_the_esmm_family_s_bypass_starts_at_the_log_by_the_same_fit():
     built = drawn.bypass.w_by.weight.detach().clone()
     drawn.fix_constants(data)
     assert torch.equal(drawn.bypass.w_by.weight, built)
-    with pytest.raises(ValueError, match="bypass_start"):
+    with pytest.raises(ValueError, match=r"bypass_start must be one of \['drawn', 'log', 'explored'\], not 'zero'"):
         ESMMConfig(bypass_start="zero")
+    assert DebiasedESMMConfig(bypass_start="explored").bypass_start == "explored"
     assert ESMMConfig().bypass_start == DebiasedESMMConfig().bypass_start == "drawn"
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 ACTIVATIONS = ("tanh", "relu")  # every hidden layer's; adversarial_ctr.ACTIVATION_LAYERS has each one's module
 OPTIMIZERS = ("sgd", "adam")
 ADVERSARY_LOSSES = ("covariance", "correlation")  # Loss_N's penalty; adversarial_ctr.ADVERSARY_PENALTIES computes each
-# where the Bypass network starts: as drawn, or fitted to the log's slot CTRs (training/models/bypass_start.py)
-BYPASS_STARTS = ("drawn", "log")
+# where the Bypass network starts: as drawn, fitted to the log's slot CTRs (training/models/bypass_start.py), or to
+# the fall of the explored rows' (those logged in a random order: training/models/explored_start.py)
+BYPASS_STARTS = ("drawn", "log", "explored")
 
 
 @dataclass
@@ -25,7 +26,7 @@ class AdversarialCTRConfig:
     optimizer: str = "sgd"  # "sgd" (paper) or "adam"; learning rate from [training]
     bias_epochs: int = 100  # epochs of Loss_B alone after the main training (paper: 100)
     adversary_loss: str = "covariance"  # Loss_N's penalty: "covariance" (paper) or "correlation" (scale-free)
-    bypass_start: str = "drawn"  # "drawn" (paper: random weights) or "log" (its term fitted to the slot CTRs)
+    bypass_start: str = "drawn"  # "drawn" (paper: random weights), "log" (fitted to the slot CTRs) or "explored"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lam < 1.0:

@@ -15,7 +15,7 @@ class ESMMConfig(TowersConfig):
     position_bypass: bool = False  # True: the CTR tower's position bypass; pCTR / pCTCVR served for slot 1
     bypass_units: int = 1  # the bypass's hidden units (Moore et al.: 1)
     interaction: bool = False  # True: each tower's logit adds the user-ad embedding product (interaction.py)
-    bypass_start: str = "drawn"  # the bypass's start: "drawn" (random weights) or "log" (fitted to the slot CTRs)
+    bypass_start: str = "drawn"  # the bypass's start: "drawn" (random weights), "log" (the slot CTRs) or "explored"
 
     def __post_init__(self) -> None:
         super().__post_init__()
