@@ -32,5 +32,5 @@ RESERVED_COLUMNS = {
     "conversion": "the conversion label",
     "request_id": "the request's id",
     "ts": "the request's time",
-    "propensity": "the logging policy's probability of the display (IPS weights)",
+    "propensity": "the logging policy's probability of the display (below 1: an explored row, read by bypass_start)",
 }
