@@ -4,7 +4,8 @@ fall of the slice's rows, training/models/explored_start.py), paired per seed.
 
 - the pairing check: each seed's day 0 (the models trained on the history window, which holds no explored row, so
   the explored start falls back to the log's) alike to the cent, and the oracle's days alike (it reads no model);
-- the debiased pipeline's figures over days 1 on, under GSP on every request in both runs (``gsp_*``, as
+- the debiased pipeline's figures over days 1 on (and 2 on: after the first retraining, whose window holds about 5 %
+  explored rows), under GSP on every request in both runs (``gsp_*``, as
   reports/auction_explore.py reads the run with the slice): the published slot ratios r_k, the slot-k calibration
   pCTR x r_k / (theta_k x truth), the top-slot pCTR / truth; run − control per seed;
 - its totals (``reports/auction_esmm_epochs.py``'s ``paired``: the slice's auctions included, alike in both runs);
@@ -36,9 +37,9 @@ PIPELINE = "debiased"
 PER_SLOT = ("slot_ratios", "gsp_slot_pctr_over_true_by_slot", "gsp_pctr_over_true_by_slot")  # days 1 on
 
 
-def days_1_on(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
+def days_on(control: dict[str, Any], variant: dict[str, Any], first: int = 1) -> dict[str, Any]:
     """The pairing check (day 0 alike to the cent, and which days are) and each of ``PER_SLOT``'s per-slot means
-    over days 1 on, per seed, both runs and run − control, over the days neither run had a failed scoring call."""
+    over days ``first`` on, per seed, both runs and run − control, over the days neither had a failed scoring call."""
     before, after = seed_days(control, PIPELINE), seed_days(variant, PIPELINE)
     seeds = sorted(before.keys() & after.keys())
     sides: dict[str, dict[str, list[list[float]]]] = {key: {"control": [], "variant": []} for key in PER_SLOT}
@@ -49,12 +50,14 @@ def days_1_on(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any
         alike = [d for d in kept if all(v[d][key] == c[d][key] for key in OUTCOMES)]
         day0_identical.append(int(0 in alike))
         identical_days.append(alike)
-        later = [d for d in kept if d > 0]
-        for key in PER_SLOT:
+        later = [d for d in kept if d >= first]
+        for key in PER_SLOT if later else ():  # a run of fewer days has none to average
             sides[key]["control"].append(np.mean([c[d][key] for d in later], axis=0).tolist())
             sides[key]["variant"].append(np.mean([v[d][key] for d in later], axis=0).tolist())
     out: dict[str, Any] = {"seeds": seeds, "day0_identical": day0_identical, "identical_days": identical_days}
     for key, both in sides.items():
+        if not both["control"]:
+            continue
         gap = np.subtract(both["variant"], both["control"])
         out[key] = {
             "control": np.mean(both["control"], axis=0).tolist(),
@@ -127,7 +130,8 @@ def compare(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
         "oracle_identical_days": paired(control, variant, "oracle")["identical_days"]
         if "oracle" in control["pipelines"]
         else None,
-        "days_1_on": days_1_on(control, variant),
+        "days_1_on": days_on(control, variant),
+        "days_2_on": days_on(control, variant, 2),  # after the first retraining (~5 % explored rows: a fallback)
         "net": net,
         "gsp_days_1_on": gsp_days,
     }
@@ -138,14 +142,17 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"day 0 alike to the cent (per seed): {days['day0_identical']}; days alike: {days['identical_days']}",
         f"oracle days alike: {report['oracle_identical_days']}",
-        f"{PIPELINE}, days 1 on, explored start − log start per seed [95% interval]:",
+        f"{PIPELINE}, explored start − log start per seed [95% interval]:",
     ]
-    for key in PER_SLOT:
-        control = ", ".join(f"{x:.3f}" for x in days[key]["control"])
-        variant = ", ".join(f"{x:.3f}" for x in days[key]["variant"])
-        lines.append(f"  {key}: control {control}; run {variant}")
-        for k, figures in enumerate(days[key]["variant_minus_control"]):
-            lines.append(f"    slot {k + 1}: {difference_text(figures)}")
+    for first in (1, 2):
+        lines.append(f"  days {first} on:")
+        for key in (k for k in PER_SLOT if k in report[f"days_{first}_on"]):
+            figures = report[f"days_{first}_on"][key]
+            control = ", ".join(f"{x:.3f}" for x in figures["control"])
+            variant = ", ".join(f"{x:.3f}" for x in figures["variant"])
+            lines.append(f"  {key}: control {control}; run {variant}")
+            for k, slot in enumerate(figures["variant_minus_control"]):
+                lines.append(f"    slot {k + 1}: {difference_text(slot)}")
     for key in ("welfare", "revenue", "clicks", "conversions"):
         lines.append(f"  net {key:12s} {difference_text(report['net'][key])}")
         lines.append(f"  gsp days 1 on {key:12s} {difference_text(report['gsp_days_1_on'][key])}")
