@@ -309,6 +309,11 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
         ("[model]\nhiden = [16]", "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"),
         ("[model]\ndropout = 1.5", "[model] dropout must be in [0, 1), not 1.5"),
         ("[model]\nembedding_dim = 0", "[model] embedding_dim must be >= 1, not 0"),
+        # the explored start's name, misspelt: one of the three named
+        (
+            '[model]\nbypass_start = "explore"',
+            "bypass_start must be one of ['drawn', 'log', 'explored'], not 'explore'",
+        ),
     ],
 )
 def test_a_config_mistake_is_one_line_before_any_log_is_simulated(tmp_path, ctr_here, config, expected):
