@@ -279,8 +279,16 @@ def diagnostics(case: Case, encoding: PoolEncoding, model: ESAM, start: ESAM, se
     return out
 
 
-def ablations(case: Case, source: Path, scratch: Path) -> dict[str, Any]:
-    """Every variant's figures on the case's pools, and the diagnostics of the model as run."""
+def ablations(
+    case: Case,
+    source: Path,
+    scratch: Path,
+    init_seeds: tuple[int, ...] = INIT_SEEDS,
+    remedy_init_seeds: tuple[int, ...] = INIT_SEEDS,
+) -> dict[str, Any]:
+    """Every variant's figures on the case's pools, and the diagnostics of the model as run; the window as run is
+    retrained from the starts ``init_seeds`` too (each start's untrained weights measured beside it), and the
+    history statistics, the window without ad_quality and the history kept from ``remedy_init_seeds``."""
     results: dict[str, Any] = {}
 
     def measured(name: str, model: ESAM, spec: FeatureSpec, drop: tuple[str, ...] = ()) -> None:
@@ -314,7 +322,7 @@ def ablations(case: Case, source: Path, scratch: Path) -> dict[str, Any]:
     measured("seen_ad_ids_at_init", with_rows(model, seen["ad_id"], initial), spec)
 
     variants: dict[str, tuple[str, dict[str, Any]]] = {
-        **{f"init_seed_{s}": ("training", {"seed": s}) for s in INIT_SEEDS},
+        **{f"init_seed_{s}": ("training", {"seed": s}) for s in init_seeds},
         "no_target_terms": ("model", {"lambda_da": 0.0, "lambda_dc_p": 0.0}),
         "click_loss_only": ("model", {"lambda_da": 0.0, "lambda_dc_p": 0.0, "lambda_dc_c": 0.0}),
     }
@@ -322,22 +330,24 @@ def ablations(case: Case, source: Path, scratch: Path) -> dict[str, Any]:
         configs = configs_with(source, scratch / name / "configs", table, overrides)
         checkpoint = trained_fresh(case.world, case.window(case.day), configs, scratch / name)
         measured(name, checkpoint.build(), checkpoint.spec)
+        if name.startswith("init_seed_"):
+            measured(f"untrained_{name}", initial_model(checkpoint), checkpoint.spec)
 
     first = Checkpoint.load(checkpoint_path(case.work_dir / f"seed{case.seed}" / "retrieval" / "work", ESAM_MODEL))
-    for seed in (0, *INIT_SEEDS):
+    for seed in (0, *remedy_init_seeds):
         name = "history_statistics" + (f"_init_seed_{seed}" if seed else "")
         configs = configs_with(source, scratch / name / "configs", "training", {"seed": seed})
         with statistics_of(first.spec):
             checkpoint = trained_fresh(case.world, case.window(case.day), configs, scratch / name)
         measured(name, checkpoint.build(), checkpoint.spec)
 
-    for seed in (0, *INIT_SEEDS):
+    for seed in (0, *remedy_init_seeds):
         name = "without_quality" + (f"_init_seed_{seed}" if seed else "")
         configs = configs_with(source, scratch / name / "configs", "training", {"seed": seed})
         checkpoint = trained_fresh(case.world, case.window(case.day), configs, scratch / name, WITHOUT_QUALITY)
         measured(name, checkpoint.build(), checkpoint.spec, WITHOUT_QUALITY)
 
-    for seed in (0, *INIT_SEEDS):
+    for seed in (0, *remedy_init_seeds):
         name = "history_kept" + (f"_init_seed_{seed}" if seed else "")
         configs = configs_with(source, scratch / name / "configs", "training", {"seed": seed})
         checkpoint = trained_fresh(case.world, case.window(case.day, keep_history=True), configs, scratch / name)
@@ -358,12 +368,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", type=int, required=True, help="the day whose serving version is retrained")
     parser.add_argument("--pipeline", default="oracle")
     parser.add_argument("--configs", type=Path, default=Path("models"), help="the run's --configs")
+    parser.add_argument("--init-seeds", type=int, nargs="*", default=list(INIT_SEEDS), help="the window's other starts")
+    parser.add_argument(
+        "--remedy-init-seeds", type=int, nargs="*", default=list(INIT_SEEDS), help="other starts of the remedies"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     case = Case(args.work_dir, read_part(args.report), args.pipeline, args.seed, args.day)
     with tempfile.TemporaryDirectory() as scratch:
-        report = {"seed": args.seed, "day": args.day, "pipeline": args.pipeline}
-        report["variants"] = ablations(case, args.configs, Path(scratch))
+        report: dict[str, Any] = {"seed": args.seed, "day": args.day, "pipeline": args.pipeline}
+        report["variants"] = ablations(
+            case, args.configs, Path(scratch), tuple(args.init_seeds), tuple(args.remedy_init_seeds)
+        )
     report["command"] = " ".join(["python reports/retriever_inversion.py", *sys.argv[1:]])
     out = args.out or Path(f"reports/retriever_inversion_seed{args.seed}_day{args.day}.json")
     write_report(out, report)
