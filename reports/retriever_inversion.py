@@ -26,9 +26,13 @@ retriever: the share of the pools' true top K by expected value (and by true CTR
 
 Diagnostics of ``as_run``: the mean similarity v_q . v_d of the pool's window ads and other ads, under the trained
 and the initial weights; how far the id embedding rows moved from their initial values; the window's click rate.
+Of the case (``windows``, alone with ``--windows-only``): the ad_quality and clicks of the displayed rows of the
+window and of the history window (``window_labels``): how wide the window's quality is, and whether its clicks rise
+with it.
 
     PYTHONPATH=. python reports/retriever_inversion.py --work-dir WORK_DIR --report RUN.json --seed S --day D \\
-        [--pipeline oracle] [--configs models] [--out reports/retriever_inversion_seedS_dayD.json]
+        [--pipeline oracle] [--configs models] [--init-seeds 1 2 3] [--remedy-init-seeds 1 2 3] [--windows-only] \\
+        [--out reports/retriever_inversion_seedS_dayD.json]
 """
 
 from __future__ import annotations
@@ -260,6 +264,33 @@ def initial_model(checkpoint: Checkpoint) -> ESAM:
     ).eval()
 
 
+def window_labels(files: list[Path]) -> dict[str, float]:
+    """The displayed rows of ``files``: their ad_quality's mean and spread, their click rate, the click rate of the
+    rows below and above the median quality, and the correlation of click and quality."""
+    tables = [pq.read_table(f, columns=["ad_quality", "click"]) for f in files]
+    quality = np.concatenate([t.column("ad_quality").to_numpy() for t in tables]).astype(np.float64)
+    click = np.concatenate([t.column("click").to_numpy() for t in tables]).astype(np.float64)
+    low = quality < np.median(quality)
+    return {
+        "rows": int(quality.size),
+        "quality_mean": float(quality.mean()),
+        "quality_std": float(quality.std()),
+        "click_rate": float(click.mean()),
+        "click_rate_lower_quality_half": float(click[low].mean()),
+        "click_rate_upper_quality_half": float(click[~low].mean()),
+        "quality_click_correlation": float(np.corrcoef(quality, click)[0, 1]),
+    }
+
+
+def windows(case: Case) -> dict[str, dict[str, float]]:
+    """``window_labels`` of the window the day's version trained on, and of the history window."""
+    history = case.window(case.day, keep_history=True)[: case.settings.train_days]
+    return {
+        "window": window_labels([d for d, _ in case.window(case.day)]),
+        "history": window_labels([d for d, _ in history]),
+    }
+
+
 def diagnostics(case: Case, encoding: PoolEncoding, model: ESAM, start: ESAM, seen: dict[str, np.ndarray]) -> dict:
     """What differs between the window's ads and the others, under ``model`` and its initial weights ``start``."""
     out: dict[str, Any] = {}
@@ -372,14 +403,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--remedy-init-seeds", type=int, nargs="*", default=list(INIT_SEEDS), help="other starts of the remedies"
     )
+    parser.add_argument("--windows-only", action="store_true", help="the windows' labels (``windows``) alone")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     case = Case(args.work_dir, read_part(args.report), args.pipeline, args.seed, args.day)
-    with tempfile.TemporaryDirectory() as scratch:
-        report: dict[str, Any] = {"seed": args.seed, "day": args.day, "pipeline": args.pipeline}
-        report["variants"] = ablations(
-            case, args.configs, Path(scratch), tuple(args.init_seeds), tuple(args.remedy_init_seeds)
-        )
+    report: dict[str, Any] = {"seed": args.seed, "day": args.day, "pipeline": args.pipeline, "windows": windows(case)}
+    if not args.windows_only:
+        with tempfile.TemporaryDirectory() as scratch:
+            report["variants"] = ablations(
+                case, args.configs, Path(scratch), tuple(args.init_seeds), tuple(args.remedy_init_seeds)
+            )
     report["command"] = " ".join(["python reports/retriever_inversion.py", *sys.argv[1:]])
     out = args.out or Path(f"reports/retriever_inversion_seed{args.seed}_day{args.day}.json")
     write_report(out, report)
