@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from reports.retriever_inversion import (
     trained_fresh,
     unseen_ids_at_seen_mean,
     window_id_rows,
+    windows,
 )
 from training.fitting.checkpoint import Checkpoint
 from training.training_files import checkpoint_path
@@ -94,3 +96,16 @@ def test_statistics_of_trains_on_the_given_statistics(run: tuple[Path, dict], re
     with statistics_of(first.spec):
         fixed = trained_fresh(case.world, case.window(1), CONFIGS, tmp_path / "fixed")
     assert fixed.spec.stats == first.spec.stats
+
+
+def test_windows_read_the_displayed_rows_of_the_serving_window_and_of_the_history(retrained: tuple) -> None:
+    case, _ = retrained
+    labels = windows(case)
+    for name, file in (("window", case.window(1)[0][0]), ("history", case.window(1, keep_history=True)[0][0])):
+        table = pq.read_table(file, columns=["ad_quality", "click"])
+        quality, click = (table.column(c).to_numpy().astype(np.float64) for c in ("ad_quality", "click"))
+        assert labels[name]["rows"] == table.num_rows
+        assert labels[name]["click_rate"] == pytest.approx(click.mean())
+        assert labels[name]["quality_mean"] == pytest.approx(quality.mean())
+    assert case.window(1)[0][0].parent.name == "logs"  # the pipeline's own day 0, not the history's day -1
+    assert case.window(1, keep_history=True)[0][0].parent.name == "history"
