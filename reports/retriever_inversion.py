@@ -7,11 +7,13 @@ The retriever serving day D of a pipeline was trained, from a fresh start, on th
 seed's) in torch; then again with one thing changed at a time. Each variant is measured as the auction measures the
 retriever: the share of the pools' true top K by expected value (and by true CTR) its top K hold
 (``retrieval_figures``), and the share of its top K that are ads of the window against the pools' share
-(``window_ads``, as ``reports/auction_retrieval_daily.py``'s ``seen_shares``).
+(``window_ads``, as ``reports/auction_retrieval_daily.py``'s ``seen_shares``); beside them the mean ad_quality of
+what it retrieves and of the pools, and the share of each with a numeric value clipped to the training range.
 
 - ``as_run``: the window as the auction trained on it; its weights are checked against the checkpoint the run left
   (the last retraining's: run the auction with ``--days D + 1``) and its figures against the report's day D.
-- ``init_seed_N``: ``[training] seed = N`` (the initial weights and the batch order) instead of 0.
+- ``init_seed_N``: ``[training] seed = N`` (the initial weights and the batch order) instead of 0;
+  ``untrained_init_seed_N``: its initial weights.
 - ``no_target_terms``: ``lambda_da = lambda_dc_p = 0``, the two terms on the non-displayed candidates off (the
   non-displayed rows then enter only the encoder's statistics and the catalog); ``click_loss_only``: also
   ``lambda_dc_c = 0``, the pointwise click loss alone.
@@ -19,9 +21,13 @@ retriever: the share of the pools' true top K by expected value (and by true CTR
   ad_id and advertiser_id) no window ad hashes to, which training left at their initial values, replaced by the
   mean of the rows the window's ads hash to; ``seen_ad_ids_at_init``: the window's ad_id rows put back to their
   initial values instead (what the id embeddings learned, taken out).
+- ``history_statistics``: the numeric features standardised and clipped by the history-trained version's statistics,
+  not fitted on the window (``statistics_of``); ``without_quality``: the optional ad_quality left out of the
+  window's logs and of the scored ads (every ad at its default). Both from ``--remedy-init-seeds`` too.
 - ``warm_start``: each retraining since the history-trained version 1 started from the previous version's weights
   (a chain over the same logged windows: the logs are the run's, retrieved by its fresh-start versions).
-- ``history_kept``: the history window's days kept in the window beside the pipeline's own.
+- ``history_kept``: the history window's days kept in the window beside the pipeline's own (and from
+  ``--remedy-init-seeds``).
 - ``untrained``: the initial weights, scored on the window's encoder statistics.
 
 Diagnostics of ``as_run``: the mean similarity v_q . v_d of the pool's window ads and other ads, under the trained
