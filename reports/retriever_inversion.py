@@ -64,6 +64,7 @@ from clients.auction.merge import read_part
 from clients.auction.retrieval import (
     ESAM_MODEL,
     esam_config_text,
+    history_logs,
     retrieval_figures,
     top_columns,
     train_esam,
@@ -121,10 +122,7 @@ class Case:
         """The log files the version serving ``day`` trained on (``DailyRetrieval.window``'s), the history's days
         before them with ``keep_history``."""
         seed_dir, train_days = self.work_dir / f"seed{self.seed}", self.settings.train_days
-        history = [
-            (seed_dir / "history" / f"day{d}.parquet", seed_dir / "retrieval" / "non_displayed" / f"day{d}.parquet")
-            for d in range(-train_days, 0)
-        ]
+        history = history_logs(seed_dir / "history", seed_dir / "retrieval", train_days)
         own = [day_logs(seed_dir / self.pipeline / "logs", d) for d in range(day)]
         return [*history, *own] if keep_history else [*history, *own][-train_days:]
 

@@ -53,6 +53,7 @@ DEFAULT_POOL = 100  # P: ads drawn per request for a retriever to take K of
 ESAM_MODEL = "esam"  # the committed config the retrieval model starts from, and its name in its repository
 RETRIEVAL_ROLE = "retrieval"  # how /v1/models names the role of the model /v1/similarity answers with
 ESAM_REPOSITORY = "models"  # the retrieval model's repository, under its training directory
+HISTORY_NON_DISPLAYED = "non_displayed"  # the history's non-displayed candidates, under its training directory
 # [training] of the retrieval model: the committed 3 epochs of 256 queries are sized for 16,000 queries; on the
 # default history window (2 days x 2,000 requests, a tenth kept for validation: 112 Adam steps an epoch at 32)
 # seed 0's validation click AUC was 0.60 after 1 epoch at 32 and 0.50-0.56 after 3 at 32 to 256 (docs/auction.md)
@@ -129,7 +130,7 @@ def retrieved_days(
     else:
         if history is None:
             raise ValueError("--retrieval esam trains on the history window: none was simulated")
-        non_displayed = history_non_displayed(world, offset, n, seed, directory / "non_displayed")
+        non_displayed = history_non_displayed(world, offset, n, seed, directory / HISTORY_NON_DISPLAYED)
         train_esam(world, history, non_displayed, config.model_source, directory)
         with serving_retrieval(directory / ESAM_REPOSITORY, directory / "service.log") as service:
             scores = [asyncio.run(similarities(service.url, world, p, config.concurrency))[0] for p in pools]
@@ -165,8 +166,20 @@ def history_non_displayed(world: World, days: int, requests_per_day: int, seed: 
         world.population, world.vocab, world.config, days, requests_per_day, "feedback", seed, non_displayed=True
     )
     for d, day in enumerate(simulated):
-        write_logs(day.non_displayed, directory / f"day{d - days}.parquet")
+        write_logs(day.non_displayed, day_log(directory, d - days))
     return directory
+
+
+def day_log(folder: Path, day: int) -> Path:
+    """The file of ``day``'s log in ``folder``, one a day (the history's days before day 0 negative: -2, -1)."""
+    return folder / f"day{day}.parquet"
+
+
+def history_logs(history: Path, trained_in: Path, days: int) -> list[tuple[Path, Path]]:
+    """The history window's ``days`` days before day 0, each day's (displayed, non-displayed) log files: those
+    ``run.py``'s ``_history`` writes in ``history`` and ``history_non_displayed`` under an esam retrieval's training
+    folder ``trained_in``: what the seed's retrieval model trained on."""
+    return [(day_log(history, d), day_log(trained_in / HISTORY_NON_DISPLAYED, d)) for d in range(-days, 0)]
 
 
 def esam_config_text(source: Path) -> str:

@@ -36,6 +36,8 @@ from clients.auction.retrieval import (
     ESAM_REPOSITORY,
     RetrievedDay,
     SharedRetrieval,
+    day_log,
+    history_logs,
     retrieved_day,
     serving_retrieval,
     similarities,
@@ -58,7 +60,7 @@ RETRIEVAL_ROLE = {"retrieval": ESAM_MODEL}  # what ``reload_and_confirm`` loads 
 
 def day_logs(folder: Path, day: int) -> tuple[Path, Path]:
     """A pipeline's log files of ``day`` in ``folder``: its displayed impressions, its non-displayed candidates."""
-    return folder / f"day{day}.parquet", folder / f"day{day}_non_displayed.parquet"
+    return day_log(folder, day), folder / f"day{day}_non_displayed.parquet"
 
 
 @dataclass
@@ -157,10 +159,7 @@ def pipeline_retrieval(
     retriever = directory / "retrieval"
     shutil.rmtree(retriever, ignore_errors=True)
     shutil.copytree(shared.trained_in / ESAM_REPOSITORY, retriever / ESAM_REPOSITORY)
-    history = [
-        (shared.history / f"day{d}.parquet", shared.trained_in / "non_displayed" / f"day{d}.parquet")
-        for d in range(-config.train_days, 0)
-    ]
+    history = history_logs(shared.history, shared.trained_in, config.train_days)
     with serving_retrieval(retriever / ESAM_REPOSITORY, retriever / "service.log", admin=True) as service:
         with ScoringClient(service.url) as client:
             version = next(m.version for m in client.models() if m.name == ESAM_MODEL)

@@ -57,6 +57,7 @@ from clients.auction.retrieval import (
     RETRIEVAL_ROLE,
     Retrieval,
     check_retrieval,
+    day_log,
     esam_config_text,
     retrieved_days,
 )
@@ -364,7 +365,7 @@ def _history(world: World, config: AuctionConfig, seed: int, directory: Path) ->
     table = world.simulate(days=config.train_days, requests_per_day=config.requests_per_day, seed=seed)
     day = pc.divide(pc.subtract(table.column("ts"), world.config.start_ts), SECONDS_PER_DAY)
     return [
-        DayLog.written(table.filter(pc.equal(day, d)), directory / f"day{d - config.train_days}.parquet")
+        DayLog.written(table.filter(pc.equal(day, d)), day_log(directory, d - config.train_days))
         for d in range(config.train_days)
     ]
 
