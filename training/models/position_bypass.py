@@ -100,7 +100,8 @@ def position_summary(model: nn.Module, tensors: dict[str, torch.Tensor], name: s
     model.train(was_training)
     ratios = [mean / means[0] for mean in means]
     if slots[0] > 0:  # (no click at slot 1: no logged ratio to compare with)
-        start = getattr(getattr(model, "config", None), "bypass_start", "drawn")
+        started = getattr(model, "bypass_started", None)  # an explored start's record: the start it fell back to
+        start = started["used"] if started else getattr(getattr(model, "config", None), "bypass_start", "drawn")
         warn_of_ratios_against_the_log(ratios, [ctr / slots[0] for ctr in slots], name, start)
     return {"regime": SLOT1, "ctr_ratios": ratios}
 

@@ -167,6 +167,11 @@ def test_ratios_learned_against_the_log_s_falling_click_rates_are_warned_of(capl
         position_summary(model, data, "mine")
     assert "it started from bypass_start = 'log' and its training moved it there" in caplog.text
     assert "set [model]" not in caplog.text
+    caplog.clear()
+    model.config.bypass_start, model.bypass_started = "explored", {"asked": "explored", "used": "log"}  # fell back
+    with caplog.at_level(logging.WARNING):
+        position_summary(model, data, "mine")
+    assert "it started from bypass_start = 'log'" in caplog.text  # the start it took, not the one asked for
 
 
 def test_the_slot_ratios_are_means_in_float64_the_same_at_one_and_two_threads():
