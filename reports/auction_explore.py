@@ -75,19 +75,23 @@ def split(control: dict[str, Any], variant: dict[str, Any], pipeline: str) -> di
     entry |= {key: {"mean": float(np.mean(values)), "ci95": ci95(values), "per_seed": values}
               for key, values in per_seed.items()}  # fmt: skip
     entry["per_slot_days_1_on"] = {
-        figure: {
-            "control": np.mean(sides["control"], axis=0).tolist(),
-            "variant": np.mean(sides["variant"], axis=0).tolist(),
-            "variant_minus_control": [
-                difference(list(np.subtract(sides["variant"], sides["control"])[:, k]))
-                for k in range(len(sides["control"][0]))
-            ],
-        }
+        figure: per_slot_differences(sides)
         for figure, sides in slots.items()
         if sides["control"]  # a pipeline without slot ratios (naive, constant) has no slot calibration
     }
     entry["window_slice_share"] = window_shares(after)
     return entry
+
+
+def per_slot_differences(sides: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """Of a per-slot figure's per-seed values in each run (``sides``: "control" and "variant", a list per seed):
+    each run's mean per slot over the seeds, and run − control per slot over the seeds with its 95 % interval."""
+    gap = np.subtract(sides["variant"], sides["control"])
+    return {
+        "control": np.mean(sides["control"], axis=0).tolist(),
+        "variant": np.mean(sides["variant"], axis=0).tolist(),
+        "variant_minus_control": [difference(list(gap[:, k])) for k in range(gap.shape[1])],
+    }
 
 
 def window_shares(days_by_seed: dict[int, list[dict[str, Any]]]) -> list[float]:

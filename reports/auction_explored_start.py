@@ -32,6 +32,7 @@ import numpy as np
 from cli.reports import write_report
 from clients.auction.merge import read_part
 from reports.auction_esmm_epochs import OUTCOMES, SAME_SETTINGS, difference, difference_text, paired, seed_days
+from reports.auction_explore import per_slot_differences
 
 PIPELINE = "debiased"
 PER_SLOT = ("slot_ratios", "gsp_slot_pctr_over_true_by_slot", "gsp_pctr_over_true_by_slot")  # days 1 on
@@ -56,15 +57,8 @@ def days_on(control: dict[str, Any], variant: dict[str, Any], first: int = 1) ->
             sides[key]["variant"].append(np.mean([v[d][key] for d in later], axis=0).tolist())
     out: dict[str, Any] = {"seeds": seeds, "day0_identical": day0_identical, "identical_days": identical_days}
     for key, both in sides.items():
-        if not both["control"]:
-            continue
-        gap = np.subtract(both["variant"], both["control"])
-        out[key] = {
-            "control": np.mean(both["control"], axis=0).tolist(),
-            "variant": np.mean(both["variant"], axis=0).tolist(),
-            "per_seed": both,
-            "variant_minus_control": [difference(list(gap[:, k])) for k in range(gap.shape[1])],
-        }
+        if both["control"]:
+            out[key] = per_slot_differences(both) | {"per_seed": both}
     return out
 
 
@@ -116,8 +110,8 @@ def compare(control: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"the two runs differ in {differing}: not the same seeds, days, requests and slice")
     net = paired(control, variant, PIPELINE)
     gsp_days = {}
+    before, after = seed_days(control, PIPELINE), seed_days(variant, PIPELINE)
     for key in OUTCOMES:  # days 1 on under GSP on every request: the slice's auctions left out of both
-        before, after = seed_days(control, PIPELINE), seed_days(variant, PIPELINE)
         gsp_days[key] = difference(
             [
                 sum(after[s][d][f"gsp_{key}"] - before[s][d][f"gsp_{key}"] for d in net["days"][s] if d > 0)
