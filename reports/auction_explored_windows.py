@@ -29,7 +29,6 @@ from reports.auction_slot_ratios import CTR_MODEL, mean_ratios, published, train
 from training.models.explored_start import ExploredSlots
 
 STARTS = ("log", "explored")
-LABELS = ["history"] + [f"day{d}" for d in range(64)]  # a window's place: its model's version - 1
 
 
 def window_record(window: dict[str, Any], scratch: Path) -> dict[str, Any]:
@@ -50,7 +49,7 @@ def window_record(window: dict[str, Any], scratch: Path) -> dict[str, Any]:
         "yardsticks": marks,
         "explored_clicks_by_slot": explored.clicks_by_slot,
         "explored_fall": fall,
-        "published": published(window, LABELS),
+        "published": published(window),
         "states": states,
     }
 

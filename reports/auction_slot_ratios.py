@@ -124,9 +124,12 @@ def states(built) -> dict[str, dict[str, Any]]:
     return out
 
 
-def published(window: dict[str, Any], label_order: list[str]) -> list[float] | None:
+WINDOW_LABELS = ["history"] + [f"day{d}" for d in range(64)]  # a window's place (``windows``): its model's version - 1
+
+
+def published(window: dict[str, Any]) -> list[float] | None:
     """The run's own ratios of the window's ctr model (version = the window's place + 1), when it trained one."""
-    path = window["directory"] / "models" / CTR_MODEL / str(label_order.index(window["window"]) + 1) / "model.json"
+    path = window["directory"] / "models" / CTR_MODEL / str(WINDOW_LABELS.index(window["window"]) + 1) / "model.json"
     if window["pipeline"] != "debiased" or not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))["position"]["ctr_ratios"]
@@ -141,7 +144,6 @@ def study_windows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 found.append(window | {"directory": args.work_dir / f"seed{window['seed']}" / "debiased"})
     if args.seeds is not None:
         found = [w for w in found if w["seed"] in {int(s) for s in args.seeds.split(",")}]
-    labels = ["history"] + [f"day{d}" for d in range(64)]
     records = []
     with tempfile.TemporaryDirectory() as scratch:
         for window in found:
@@ -151,7 +153,7 @@ def study_windows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "training_rows": rows,
                 "steps_per_epoch": -(-rows // built.settings.batch_size),
                 "yardsticks": yardsticks(built, rows),
-                "published": published(window, labels),
+                "published": published(window),
                 "states": states(built),
             }
             records.append(record)
