@@ -62,6 +62,7 @@ from clients.auction.retrieval import (
     retrieved_days,
 )
 from clients.auction.retrieval_daily import day_logs, pipeline_retrieval
+from clients.auction.served_features import check_served_features, feature_mismatch
 from clients.auction.traffic import draw_day
 from clients.auction.uniform import uniform_draws
 from clients.client import (
@@ -409,35 +410,11 @@ def served_models(models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
     }
 
 
-def check_served_features(url: str, models: list[ModelStatus]) -> None:
-    """ValueError naming the world's features that no model the auction scores with (roles ctr and ctcvr) takes:
-    every request carries them all, and the service refuses a feature none of its models has. A service of
-    models trained on one's own logs was found on the first day's first request, ~5 s in, the first name alone."""
-    scoring = [m for m in models if {"ctr", "ctcvr"} & set(m.roles)]
-    missing = world_features_not_taken(scoring)
-    if missing:
-        names = ", ".join(dict.fromkeys(m.name for m in scoring))
-        raise ValueError(
-            f"--url {shown_url(url)}: the served models ({names}) do not take the simulated world's features "
-            f"{', '.join(missing)}, which every auction request carries: serve models trained on the world's logs "
-            "(`ctr train` without --logs)"
-        )
-
-
-def world_features_not_taken(models: list[ModelStatus]) -> list[str]:
-    """The simulated world's features, in its order, that none of ``models`` lists among its own; none where one
-    does not list them (an older service: unchecked)."""
-    if any(m.features is None for m in models):
-        return []
-    taken = {name for m in models for name in m.features}
-    return [f.name for f in feature_spec().features if f.name not in taken]
-
-
 def served_retriever(url: str, models: list[ModelStatus]) -> dict[str, dict[str, Any]]:
     """``served_models``' entry of the retrieval model the service at ``url`` serves (``--retrieval esam`` with
     ``--url`` retrieves with it); ValueError, before day 0, where it serves none, one not loaded, or one whose
-    towers do not take the world's features (every similarity call carries them all; such a model was found at
-    the first call, in a traceback)."""
+    towers cannot answer the world's similarity calls (``served_features.feature_mismatch``; such a model was found
+    at the first call, in a traceback)."""
     retriever = next((m for m in models if RETRIEVAL_ROLE in m.roles), None)
     if retriever is None or not retriever.ready:
         state = "serves no retrieval model" if retriever is None else f"has not loaded {retriever.name!r}"
@@ -445,12 +422,12 @@ def served_retriever(url: str, models: list[ModelStatus]) -> dict[str, dict[str,
             f"--retrieval esam --url {shown_url(url)}: the service {state}; start it with CTR_RETRIEVAL_MODEL naming "
             "an ESAM model trained on the world's logs (or run --retrieval esam without --url, which trains one)"
         )
-    missing = world_features_not_taken([retriever])
-    if missing:
+    mismatch = feature_mismatch([retriever], "similarity call")
+    if mismatch is not None:
         raise ValueError(
-            f"--retrieval esam --url {shown_url(url)}: the service's retrieval model {retriever.name!r} does not take "
-            f"the simulated world's features {', '.join(missing)}, which every similarity call carries: serve an ESAM "
-            "model trained on the world's logs (or run --retrieval esam without --url, which trains one)"
+            f"--retrieval esam --url {shown_url(url)}: the towers of the service's retrieval model {retriever.name!r} "
+            f"{mismatch}: serve an ESAM model trained on the world's logs (or run --retrieval esam without --url, "
+            "which trains one)"
         )
     return {RETRIEVAL_ROLE: {"name": retriever.name, "version": retriever.version, "sha256": retriever.sha256}}
 

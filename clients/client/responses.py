@@ -70,6 +70,7 @@ class ModelStatus:
     inputs: list[dict[str, Any]] | None = None  # {"name", "dtype", "shape"} of each ONNX input
     outputs: list[dict[str, Any]] | None = None
     features: list[str] | None = None  # the feature names its requests may carry
+    required_features: list[str] | None = None  # those its requests must carry (None: a service that does not say)
     catalog_items: int | None = None  # a retrieval model's catalog size
     error: str | None = None
 

@@ -76,6 +76,8 @@ class ServedModel(ABC):
             "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.inputs],
             "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.manifest.outputs],
             "features": [f.name for f in self.manifest.feature_spec.features],
+            # those a request is refused without (the others read their default when absent)
+            "required_features": [f.name for f in self.manifest.feature_spec.features if f.required],
             # the regime the service serves it in, said where model.json left it out (position-blind: "logged")
             "position": None
             if self.manifest.position is None

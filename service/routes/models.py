@@ -46,7 +46,10 @@ class ModelDescription(BaseModel):
     provider: str | None = Field(default=None, description="Execution provider the session actually uses.")
     inputs: list[TensorDescription] = []
     outputs: list[TensorDescription] = []
-    features: list[str] = []
+    features: list[str] = Field(default=[], description="The feature names its requests may carry.")
+    required_features: list[str] = Field(
+        default=[], description="Those a request must carry (the others read their default where absent)."
+    )
     position: Position | None = Field(default=None, description="A CTR model's position regime; else null.")
     catalog_items: int | None = Field(default=None, description="Retrieval model: items in its catalog.")
     error: str | None = Field(default=None, description="Why no version is served, when not ready.")

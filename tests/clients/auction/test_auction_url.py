@@ -133,6 +133,33 @@ def test_served_models_without_the_world_s_features_are_refused_before_the_first
     assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
 
 
+def test_served_models_requiring_a_feature_the_world_lacks_are_refused_before_the_first_day(tmp_path: Path) -> None:
+    """A model taking every world feature and requiring one more ('site': a platform's own) was found after day 0's
+    scoring: every call failed (422, "feature 'site' is required but missing"), the pipeline aborted, exit 1.
+    `/v1/models` now says which features each model requires."""
+    from common.features import Feature, FeatureSpec, NumericStats
+    from tests.support.server import running_server
+    from tests.support.tiny_model import publish_tiny_esmm
+    from training.world import feature_spec
+
+    world = feature_spec()
+    site = Feature("site", "categorical", "context", buckets=10)
+    repository = tmp_path / "models"
+    stats = {f.name: NumericStats(mean=0.0, std=1.0) for f in world.numeric}
+    publish_tiny_esmm(repository, spec=FeatureSpec((*world.features, site), stats))
+    with running_server(repository, tmp_path / "a.log", ctr_model="esmm") as (url, _):
+        refused = auction(
+            "--url", url, "--pipelines", "debiased",
+            "--work-dir", str(tmp_path / "w"), "--out", str(tmp_path / "r.json"),
+        )  # fmt: skip
+    assert isinstance(refused.exception, ValueError), refused.output
+    assert str(refused.exception) == (
+        f"--url {url}: the served models (esmm) require the features site, which the simulated world has none of: "
+        "serve models trained on the world's logs (`ctr train` without --logs)"
+    )
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
+
+
 def test_esam_retrieval_with_url_retrieves_with_the_running_service_s_own_retrieval_model(
     first_run: Path, tmp_path: Path
 ) -> None:
@@ -164,8 +191,8 @@ def test_esam_retrieval_with_url_retrieves_with_the_running_service_s_own_retrie
         refused = auction("--url", url, *common, "--work-dir", str(tmp_path / "f"), "--out", str(tmp_path / "f.json"))
     assert isinstance(refused.exception, ValueError), refused.output
     assert str(refused.exception).startswith(
-        f"--retrieval esam --url {url}: the service's retrieval model 'esam' does not take the simulated world's "
-        "features hour, which every similarity call carries"
+        f"--retrieval esam --url {url}: the towers of the service's retrieval model 'esam' do not take the simulated "
+        "world's features hour, which every similarity call carries"
     ), refused.exception
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.json").exists()
     repository = shutil.copytree(first_run, tmp_path / "models")

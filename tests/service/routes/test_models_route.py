@@ -13,3 +13,4 @@ def test_lists_the_served_models_and_their_provider(client: TestClient) -> None:
     assert [t["name"] for t in model["inputs"]] == ["categorical", "numeric"]
     assert {t["name"] for t in model["outputs"]} == {"pctr", "pcvr", "pctcvr"}
     assert "ad_price" in model["features"]
+    assert model["required_features"] == ["user_id", "ad_id", "ad_price"]  # hour and ad_quality have defaults
