@@ -49,6 +49,14 @@ def auction(
             "but the last and loads it into its own retrieval service (day 0: the history-trained one, for all).",
         ),
     ] = False,
+    retrieval_window: Annotated[
+        str,
+        typer.Option(
+            help="With --retrain-retrieval, the days each retraining's window holds: latest (the --train-days latest,"
+            " the history's days dropped as the pipeline's own come) or history-kept (the history window's days "
+            "always, then the pipeline's own --train-days latest)."
+        ),
+    ] = "latest",
     pipelines: Annotated[
         str, typer.Option(help="Comma-separated: naive, debiased, constant, random, oracle.")
     ] = "naive,debiased,oracle",
@@ -130,6 +138,7 @@ def auction(
         retrieval=retrieval,
         pool=pool,
         retrain_retrieval=retrain_retrieval,
+        retrieval_window=retrieval_window,
         pipelines=tuple(p.strip() for p in pipelines.split(",") if p.strip()),
         reserve=reserve,
         explore=explore,

@@ -5,11 +5,12 @@ Day 0's candidates are the seed's, retrieved before any pipeline runs by the ESA
 copy of that model's repository and a retrieval service of its own over it (``serving_retrieval`` with an admin
 token). Asked for day d + 1's candidates (after day d, which is never the last), it trains ESAM on its window of
 logs: the displayed rows and the non-displayed candidates of its ``train_days`` latest days (the history's days
-included, as its ranking models' window; the files ``day_logs`` names), exports the next version into its
-repository, loads it through the admin API and confirms it in ``/v1/models`` (``reload_and_confirm``, as the
-ranking models are), then retrieves day d + 1's K candidates of each request from the seed's pool with it. The pools
-of P ads and their outcome draws are the seed's (``draw_day``, the same in every pipeline): only which K of each pool
-a pipeline retrieves differs between pipelines.
+included, as its ranking models' window; the files ``day_logs`` names), or with ``--retrieval-window history-kept``
+the history window's days always, then its own ``train_days`` latest days (``RETRIEVAL_WINDOWS``), exports the
+next version into its repository, loads it through the admin API and confirms it in ``/v1/models``
+(``reload_and_confirm``, as the ranking models are), then retrieves day d + 1's K candidates of each request from the
+seed's pool with it. The pools of P ads and their outcome draws are the seed's (``draw_day``, the same in every
+pipeline): only which K of each pool a pipeline retrieves differs between pipelines.
 
 Each day's record holds, beside the retrieval figures, ``retrieval_versions`` (the versions that answered its
 similarity calls: the one loaded before it) and what that version trained on: ``retrieval_window_rows`` (displayed
@@ -56,6 +57,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRIEVAL_ROLE = {"retrieval": ESAM_MODEL}  # what ``reload_and_confirm`` loads and confirms
+LATEST, HISTORY_KEPT = "latest", "history-kept"
+RETRIEVAL_WINDOWS = {  # --retrieval-window: which days a retraining's window holds
+    LATEST: "the --train-days latest days, the history's before the pipeline's own",
+    HISTORY_KEPT: "the history window's days, always, then the pipeline's own --train-days latest days",
+}
+
+
+def check_retrieval_window(window: str, retrain: bool) -> None:
+    """ValueError for a ``--retrieval-window`` that means nothing: an unknown one, or one other than the default
+    without ``--retrain-retrieval`` (no retraining, no window)."""
+    if window not in RETRIEVAL_WINDOWS:
+        raise ValueError(f"--retrieval-window must be one of {list(RETRIEVAL_WINDOWS)}, got {window!r}")
+    if window != LATEST and not retrain:
+        raise ValueError(
+            f"--retrieval-window {window} is the window each pipeline's retriever retrains on: give it with "
+            "--retrain-retrieval"
+        )
 
 
 def day_logs(folder: Path, day: int) -> tuple[Path, Path]:
@@ -102,9 +120,13 @@ class DailyRetrieval:
         return {"retrieval_versions": versions, **self.trained_on}
 
     def window(self, day: int) -> list[tuple[Path, Path]]:
-        """The ``train_days`` latest days' log files after ``day``: the pipeline's, then the history's before them."""
-        days = [*self.history, *(day_logs(self.logs, d) for d in range(day + 1))]
-        return days[-self.config.train_days :]
+        """The window's log files after ``day``, oldest first (``RETRIEVAL_WINDOWS``): ``latest``, the ``train_days``
+        latest days, the pipeline's, then the history's before them; ``history-kept``, the history's days, then the
+        pipeline's ``train_days`` latest."""
+        own = [day_logs(self.logs, d) for d in range(day + 1)][-self.config.train_days :]
+        if self.config.retrieval_window == HISTORY_KEPT:
+            return [*self.history, *own]
+        return [*self.history, *own][-self.config.train_days :]
 
     async def _retrain(self, day: int) -> None:
         """ESAM trained on the window ending on ``day``, exported, loaded and confirmed; ReloadRefused where the

@@ -61,7 +61,7 @@ from clients.auction.retrieval import (
     esam_config_text,
     retrieved_days,
 )
-from clients.auction.retrieval_daily import day_logs, pipeline_retrieval
+from clients.auction.retrieval_daily import LATEST, check_retrieval_window, day_logs, pipeline_retrieval
 from clients.auction.served_features import check_served_features, feature_mismatch
 from clients.auction.traffic import draw_day
 from clients.auction.uniform import uniform_draws
@@ -116,6 +116,8 @@ class AuctionConfig:
     pool: int | None = None
     # with retrieval "esam": each pipeline retrains its own retriever on its own days (retrieval_daily.py)
     retrain_retrieval: bool = False
+    # with retrain_retrieval: the days its window holds (retrieval_daily.py's RETRIEVAL_WINDOWS)
+    retrieval_window: str = LATEST
     # the share of each day's requests the pipelines scored from their own logs order uniformly (an exploration
     # slice, clients/auction/explore.py); 0: none, the run as before
     explore: float = 0.0
@@ -124,6 +126,7 @@ class AuctionConfig:
         check_pipelines(list(self.pipelines))
         check_explore(self.explore, self.pipelines)
         check_retrieval(self.retrieval, self.pool, self.candidates, self.retrain_retrieval)
+        check_retrieval_window(self.retrieval_window, self.retrain_retrieval)
         if self.url is not None and self.retrain_retrieval:
             raise ValueError(
                 "--retrain-retrieval trains each pipeline's own retriever, served by the run's own services: not "
@@ -633,10 +636,10 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
     """The config as the report shows it: paths as text, never the admin token; ``retrieval`` and ``pool`` only
     where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them),
-    ``retrain_retrieval`` only where the pipelines retrained their retrievers, and ``explore`` only where there was
-    a slice."""
+    ``retrain_retrieval`` and ``retrieval_window`` only where the pipelines retrained their retrievers, and
+    ``explore`` only where there was a slice."""
     left_out = {"admin_token"} | ({"retrieval", "pool"} if config.retrieval == POOL else set())
-    left_out |= set() if config.retrain_retrieval else {"retrain_retrieval"}  # a run without it: the report of before
+    left_out |= set() if config.retrain_retrieval else {"retrain_retrieval", "retrieval_window"}  # the report of before
     left_out |= {"explore"} if config.explore == 0 else set()  # a run without a slice writes the report it wrote
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)

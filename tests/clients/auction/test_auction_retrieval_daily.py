@@ -125,3 +125,38 @@ def test_the_daily_comparison_pairs_each_day_and_names_the_pipeline_of_the_figur
         against(fixed, daily)  # whose figures, of two retrievers?
     with pytest.raises(SystemExit, match="--control is a run without --retrain-retrieval"):
         compare_daily(daily, fixed, "oracle")
+
+
+def test_a_history_kept_window_trains_day_1s_retriever_on_the_history_days_and_day_0(
+    runs: tuple[Path, dict, dict],
+) -> None:
+    tmp_path, latest, _ = runs
+    kept = auction(tmp_path, "kept", "--retrain-retrieval", "--retrieval-window", "history-kept")
+    assert kept["config"]["retrieval_window"] == "history-kept" and latest["config"]["retrieval_window"] == "latest"
+    seed = tmp_path / "kept" / "seed0"
+    [history] = seed.glob("**/history/day-1.parquet")  # the seed's history window (1 training day): displayed
+    [history_non_displayed] = seed.glob("**/non_displayed/day-1.parquet")  # and its non-displayed candidates
+    for pipeline in PIPELINES:
+        days, logs = days_of(kept, pipeline), seed / pipeline / "logs"
+        assert days[0] == days_of(latest, pipeline)[0] | {
+            k: days[0][k] for k in ("p50_ms", "p99_ms", "scoring_seconds")
+        }
+        # day 1's version trained on the history window's day and the pipeline's day 0: the latest window's rows and
+        # the history's, which the latest window (1 training day) dropped
+        assert days[1]["retrieval_window_rows"] == days[0]["retrieval_window_rows"] + REQUESTS * 10
+        assert days_of(latest, pipeline)[1]["retrieval_window_rows"] == REQUESTS * 10
+        assert days[1]["retrieval_window_ads"] > days_of(latest, pipeline)[1]["retrieval_window_ads"]
+        own = tmp_path / f"{pipeline}_kept_window"  # the files it trained on, as it copies them
+        for kind, files in (
+            ("displayed", [history, logs / "day0.parquet"]),
+            ("non_displayed", [history_non_displayed, logs / "day0_non_displayed.parquet"]),
+        ):
+            (own / kind).mkdir(parents=True)
+            for file in files:
+                shutil.copyfile(file, own / kind / file.name)
+        version2 = json.loads(
+            (seed / pipeline / "retrieval" / "models" / "esam" / "2" / "model.json").read_text(encoding="utf-8")
+        )
+        assert version2["data_fingerprint"] == (
+            f"displayed:{fingerprint(own / 'displayed')}|non_displayed:{fingerprint(own / 'non_displayed')}"
+        )
