@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 
 from cli.reports import write_report
 from clients.auction.merge import read_part
-from clients.auction.retrieval import RETRIEVAL_FIGURES
-from clients.auction.retrieval_daily import day_logs, window_record
+from clients.auction.retrieval import RETRIEVAL_FIGURES, history_logs
+from clients.auction.retrieval_daily import LATEST, day_logs, window_days, window_record
 from clients.auction.run import AuctionConfig
 from clients.auction.traffic import draw_day
 from reports.auction_esmm_epochs import difference, difference_text, seed_days
@@ -84,10 +84,18 @@ def control_windows(work_dir: Path, pipeline: str, seeds: list[int], days: int, 
     return out
 
 
-def window_ads(work_dir: Path, pipeline: str, seed: int, days: range) -> np.ndarray:
-    """The distinct ads of the pipeline's logs (displayed and not) of ``days``."""
-    logs = work_dir / f"seed{seed}" / pipeline / "logs"
-    return np.unique(np.concatenate([_ads(f) for d in days for f in day_logs(logs, d)]))
+def files_ads(window: list[tuple[Path, Path]]) -> np.ndarray:
+    """The distinct ads of a window's log files (displayed and not)."""
+    return np.unique(np.concatenate([_ads(f) for day in window for f in day]))
+
+
+def version_window(work_dir: Path, config: dict[str, Any], pipeline: str, seed: int, day: int) -> list:
+    """The log files the version serving ``day`` of a ``--retrain-retrieval`` run trained on (``window_days``, as the
+    run's ``--retrieval-window`` says: a report without the key ran the latest window)."""
+    seed_dir, train_days = work_dir / f"seed{seed}", config["train_days"]
+    history = history_logs(seed_dir / "history", seed_dir / "retrieval", train_days)
+    window = config.get("retrieval_window", LATEST)
+    return window_days(history, seed_dir / pipeline / "logs", day - 1, train_days, window)
 
 
 def _ads(file: Path) -> np.ndarray:
@@ -96,7 +104,8 @@ def _ads(file: Path) -> np.ndarray:
 
 def seen_shares(work_dir: Path, report: dict[str, Any], pipeline: str) -> list[dict[str, Any]]:
     """Per seed and day from ``train_days`` on: the share of the day's retrieved candidates (its logs' rows) whose ad
-    is in the serving version's window (the ``train_days`` days before), and the same share of the day's pools."""
+    is in the serving version's window (``version_window``: with the latest window, the ``train_days`` days before;
+    with ``history-kept``, the history's days too), and the same share of the day's pools."""
     config = report["config"]
     settings = AuctionConfig(
         **{k: config[k] for k in ("days", "requests_per_day", "slots", "candidates", "train_days")}
@@ -105,7 +114,7 @@ def seen_shares(work_dir: Path, report: dict[str, Any], pipeline: str) -> list[d
     for run in report["pipelines"][pipeline]["seeds"]:
         seed, world = run["seed"], settings.world(run["seed"])
         for day in range(settings.train_days, len(run["days"])):
-            seen = window_ads(work_dir, pipeline, seed, range(day - settings.train_days, day))
+            seen = files_ads(version_window(work_dir, config, pipeline, seed, day))
             retrieved = np.concatenate([_ads(f) for f in day_logs(work_dir / f"seed{seed}" / pipeline / "logs", day)])
             pool = draw_day(world, seed, day, settings.requests_per_day, settings.train_days, config["pool"]).ads
             out.append({
@@ -132,6 +141,12 @@ def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int])
     ]
 
 
+def retrained_window(report: dict[str, Any]) -> str | None:
+    """A run's ``--retrieval-window`` where it retrained its retriever (a report without the key: latest), else None."""
+    config = report["config"]
+    return config.get("retrieval_window", LATEST) if config.get("retrain_retrieval") else None
+
+
 def compare_daily(
     control: dict[str, Any],
     variant: dict[str, Any],
@@ -140,8 +155,10 @@ def compare_daily(
     control_work_dir: Path | None = None,
     variant_work_dir: Path | None = None,
 ) -> dict[str, Any]:
-    if control["config"].get("retrain_retrieval") or not variant["config"].get("retrain_retrieval"):
-        raise SystemExit("--control is a run without --retrain-retrieval, --variant one with it")
+    if retrained_window(control) == retrained_window(variant) or retrained_window(variant) is None:
+        raise SystemExit(
+            "--control is a run without --retrain-retrieval (or with another --retrieval-window), --variant one with it"
+        )
     for side, report in (("control", control), ("variant", variant)):
         if report["config"].get("retrieval") != "esam" or pipeline not in report["pipelines"]:
             raise SystemExit(f"the {side} run is no --retrieval esam run of the {pipeline} pipeline")

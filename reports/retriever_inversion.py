@@ -7,7 +7,7 @@ The retriever serving day D of a pipeline was trained, from a fresh start, on th
 seed's) in torch; then again with one thing changed at a time. Each variant is measured as the auction measures the
 retriever: the share of the pools' true top K by expected value (and by true CTR) its top K hold
 (``retrieval_figures``), and the share of its top K that are ads of the window against the pools' share
-(``window_ads``, as ``reports/auction_retrieval_daily.py``'s ``seen_shares``); beside them the mean ad_quality of
+(``files_ads``, as ``reports/auction_retrieval_daily.py``'s ``seen_shares``); beside them the mean ad_quality of
 what it retrieves and of the pools, and the share of each with a numeric value clipped to the training range.
 
 - ``as_run``: the window as the auction trained on it; its weights are checked against the checkpoint the run left
@@ -69,12 +69,12 @@ from clients.auction.retrieval import (
     top_columns,
     train_esam,
 )
-from clients.auction.retrieval_daily import day_logs
+from clients.auction.retrieval_daily import LATEST, day_logs, window_days
 from clients.auction.run import AuctionConfig
 from clients.auction.traffic import DayRequests, draw_day, score_bodies
 from common.encoder import FeatureEncoder
 from common.features import FeatureSpec
-from reports.auction_retrieval_daily import window_ads
+from reports.auction_retrieval_daily import files_ads
 from training.fitting.checkpoint import Checkpoint
 from training.fitting.fit import fit
 from training.logs import retrieval_logs
@@ -123,17 +123,13 @@ class Case:
         before them with ``keep_history``."""
         seed_dir, train_days = self.work_dir / f"seed{self.seed}", self.settings.train_days
         history = history_logs(seed_dir / "history", seed_dir / "retrieval", train_days)
-        own = [day_logs(seed_dir / self.pipeline / "logs", d) for d in range(day)]
-        return [*history, *own] if keep_history else [*history, *own][-train_days:]
+        logs = seed_dir / self.pipeline / "logs"
+        if keep_history:  # every own day before ``day``, beside the history's
+            return [*history, *(day_logs(logs, d) for d in range(day))]
+        return window_days(history, logs, day - 1, train_days, LATEST)
 
     def window_ad_indices(self, day: int) -> np.ndarray:
-        first = day - self.settings.train_days
-        if first >= 0:
-            return window_ads(self.work_dir, self.pipeline, self.seed, range(first, day))
-        files = [f for pair in self.window(day) for f in pair]
-        return np.unique(
-            np.concatenate([pq.read_table(f, columns=["ad_idx"]).column("ad_idx").to_numpy() for f in files])
-        )
+        return files_ads(self.window(day))
 
     def figures(self, scores: np.ndarray) -> dict[str, float]:
         """The retriever's top K of each pool by ``scores`` (R, P), measured as the auction measures it."""

@@ -120,13 +120,8 @@ class DailyRetrieval:
         return {"retrieval_versions": versions, **self.trained_on}
 
     def window(self, day: int) -> list[tuple[Path, Path]]:
-        """The window's log files after ``day``, oldest first (``RETRIEVAL_WINDOWS``): ``latest``, the ``train_days``
-        latest days, the pipeline's, then the history's before them; ``history-kept``, the history's days, then the
-        pipeline's ``train_days`` latest."""
-        own = [day_logs(self.logs, d) for d in range(day + 1)][-self.config.train_days :]
-        if self.config.retrieval_window == HISTORY_KEPT:
-            return [*self.history, *own]
-        return [*self.history, *own][-self.config.train_days :]
+        """The log files of the window ending on ``day`` (``window_days``)."""
+        return window_days(self.history, self.logs, day, self.config.train_days, self.config.retrieval_window)
 
     async def _retrain(self, day: int) -> None:
         """ESAM trained on the window ending on ``day``, exported, loaded and confirmed; ReloadRefused where the
@@ -151,6 +146,16 @@ class DailyRetrieval:
             self.seed, self.logs.parent.name, day, trained_on, ESAM_MODEL, version,
         )  # fmt: skip
         self.version, self.trained_on = version, trained_on
+
+
+def window_days(
+    history: list[tuple[Path, Path]], logs: Path, day: int, train_days: int, window: str
+) -> list[tuple[Path, Path]]:
+    """The log files a retraining after ``day`` trains on, oldest first (``RETRIEVAL_WINDOWS``): ``latest``, the
+    ``train_days`` latest days, the pipeline's (in ``logs``), then the ``history``'s before them; ``history-kept``,
+    the history's days, then the pipeline's ``train_days`` latest."""
+    own = [day_logs(logs, d) for d in range(day + 1)][-train_days:]
+    return [*history, *own] if window == HISTORY_KEPT else [*history, *own][-train_days:]
 
 
 def window_record(window: list[tuple[Path, Path]]) -> dict[str, int]:

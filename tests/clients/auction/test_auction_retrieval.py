@@ -128,6 +128,28 @@ def test_retrieval_figures_count_the_pools_true_best_that_the_retrieved_hold() -
             "with --url",
         ),
         (
+            ["--retrieval", "esam", "--retrieval-window", "history-kept"],
+            "--retrieval-window history-kept is the window each pipeline's retriever retrains on: give it with "
+            "--retrain-retrieval",
+        ),
+        (
+            ["--retrieval", "esam", "--retrain-retrieval", "--retrieval-window", "all"],
+            "--retrieval-window must be one of ['latest', 'history-kept'], got 'all'",
+        ),
+        (
+            [
+                "--retrieval",
+                "esam",
+                "--retrain-retrieval",
+                "--retrieval-window",
+                "history-kept",
+                "--url",
+                "http://127.0.0.1:9",
+            ],
+            "--retrain-retrieval trains each pipeline's own retriever, served by the run's own services: not "
+            "with --url",
+        ),
+        (
             ["--retrieval", "esam", "--pipelines", "oracle", "--configs", "no_such_models"],
             "no no_such_models/esam/config.toml: --retrieval esam trains its model from it",
         ),

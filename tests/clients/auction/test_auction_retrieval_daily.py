@@ -160,3 +160,10 @@ def test_a_history_kept_window_trains_day_1s_retriever_on_the_history_days_and_d
         assert version2["data_fingerprint"] == (
             f"displayed:{fingerprint(own / 'displayed')}|non_displayed:{fingerprint(own / 'non_displayed')}"
         )
+    # the daily comparison pairs it with the latest window's run, its seen shares over the history-kept window
+    report = compare_daily(latest, kept, "oracle", variant_work_dir=tmp_path / "kept")
+    [seen] = report["seen_shares"]
+    assert seen["window_ads"] == days_of(kept, "oracle")[1]["retrieval_window_ads"]
+    assert report["by_day"][1]["retrieval_window_rows"] == days_of(kept, "oracle")[1]["retrieval_window_rows"]
+    with pytest.raises(SystemExit, match=r"--control is a run without --retrain-retrieval \(or with another"):
+        compare_daily(kept, kept, "oracle")
