@@ -636,10 +636,11 @@ def _service_metrics(scores: DayScores) -> dict[str, Any]:
 def _config_dict(config: AuctionConfig) -> dict[str, Any]:
     """The config as the report shows it: paths as text, never the admin token; ``retrieval`` and ``pool`` only
     where a retriever chose the candidates (a run of the eligible pool writes the report it wrote before them),
-    ``retrain_retrieval`` and ``retrieval_window`` only where the pipelines retrained their retrievers, and
-    ``explore`` only where there was a slice."""
+    ``retrain_retrieval`` only where the pipelines retrained their retrievers, ``retrieval_window`` only where
+    their window was not the latest days, and ``explore`` only where there was a slice."""
     left_out = {"admin_token"} | ({"retrieval", "pool"} if config.retrieval == POOL else set())
-    left_out |= set() if config.retrain_retrieval else {"retrain_retrieval", "retrieval_window"}  # the report of before
+    left_out |= set() if config.retrain_retrieval else {"retrain_retrieval"}  # a run without it: the report of before
+    left_out |= {"retrieval_window"} if config.retrieval_window == LATEST else set()  # as before the option
     left_out |= {"explore"} if config.explore == 0 else set()  # a run without a slice writes the report it wrote
     return {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
