@@ -47,7 +47,7 @@ import argparse
 import copy
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +55,8 @@ from typing import Any
 from unittest import mock
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
@@ -144,23 +146,61 @@ class Case:
         }
 
 
-def copied_window(window: list[tuple[Path, Path]], folder: Path, drop: tuple[str, ...] = ()) -> tuple[Path, Path]:
+# a log file's table with its requests changed (the rows of a request kept together, in the order logged)
+Requests = Callable[[pa.Table], pa.Table]
+
+
+def copied_window(
+    window: list[tuple[Path, Path]], folder: Path, drop: tuple[str, ...] = (), requests: Requests | None = None
+) -> tuple[Path, Path]:
     """The window's displayed and non-displayed files in one folder of each, as ``DailyRetrieval`` trains on them,
-    without the columns ``drop``."""
+    without the columns ``drop``, and with each file's requests as ``requests`` makes them (``doubled``,
+    ``halved``; None: as logged)."""
     for kind, files in (("displayed", [d for d, _ in window]), ("non_displayed", [n for _, n in window])):
         (folder / kind).mkdir(parents=True, exist_ok=True)
         for file in files:
-            table = pq.read_table(file)
-            pq.write_table(table.drop_columns(list(drop)), folder / kind / f"{file.parent.name}_{file.name}")
+            table = pq.read_table(file).drop_columns(list(drop))
+            table = table if requests is None else requests(table)
+            pq.write_table(table, folder / kind / f"{file.parent.name}_{file.name}")
     return folder / "displayed", folder / "non_displayed"
 
 
+def request_ranks(table: pa.Table) -> np.ndarray:
+    """Each row's request, numbered in the order the file first shows them."""
+    ids = table.column("request_id").to_numpy(zero_copy_only=False).astype(str)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
+
+
+def doubled(table: pa.Table) -> pa.Table:
+    """Each request twice, its copy (request_id + "/copy") right after it: twice the rows and the steps, the same
+    ads and clicks, and the latest tenth of the requests (the validation tail) the same requests as logged."""
+    copy = table.set_column(
+        table.column_names.index("request_id"),
+        "request_id",
+        pc.binary_join_element_wise(table.column("request_id"), pa.scalar("/copy"), ""),
+    )
+    both = pa.concat_tables([table, copy])
+    rank, is_copy = np.tile(request_ranks(table), 2), np.repeat([0, 1], table.num_rows)
+    return both.take(np.lexsort((np.arange(both.num_rows), is_copy, rank)))
+
+
+def halved(table: pa.Table) -> pa.Table:
+    """Every other request (the first, third, ... the file shows), whole: half the rows, the same days."""
+    return table.filter(request_ranks(table) % 2 == 0)
+
+
 def trained_fresh(
-    world: World, window: list[tuple[Path, Path]], source: Path, folder: Path, drop: tuple[str, ...] = ()
+    world: World,
+    window: list[tuple[Path, Path]],
+    source: Path,
+    folder: Path,
+    drop: tuple[str, ...] = (),
+    requests: Requests | None = None,
 ) -> Checkpoint:
-    """ESAM trained on ``window`` (without the optional features ``drop``) as the auction trains it (``train_esam``,
-    from the configs in ``source``)."""
-    displayed, other = copied_window(window, folder / "window", drop)
+    """ESAM trained on ``window`` (without the optional features ``drop``, its requests as ``requests`` makes them)
+    as the auction trains it (``train_esam``, from the configs in ``source``)."""
+    displayed, other = copied_window(window, folder / "window", drop, requests)
     train_esam(world, displayed, other, source, folder)
     return Checkpoint.load(checkpoint_path(folder / "work", ESAM_MODEL))
 
@@ -391,6 +431,32 @@ def ablations(
     return results
 
 
+def rows_or_ads(case: Case, source: Path, scratch: Path, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """The history kept's two differences from the window as run taken apart, each from the starts ``seeds``:
+    ``doubled``, the window as run with each request twice (twice the rows and steps, no other ad);
+    ``history_kept_halved``, the history kept with every other request of each day (the history's ads, the rows of
+    the window as run, about); ``history_kept``, both. ``as_run`` beside them."""
+    results: dict[str, Any] = {}
+    variants = {
+        "as_run": (case.window(case.day), None),
+        "doubled": (case.window(case.day), doubled),
+        "history_kept_halved": (case.window(case.day, keep_history=True), halved),
+        "history_kept": (case.window(case.day, keep_history=True), None),
+    }
+    for seed in seeds:
+        configs = configs_with(source, scratch / f"configs_{seed}", "training", {"seed": seed})
+        for variant, (window, requests) in variants.items():
+            name = variant + (f"_init_seed_{seed}" if seed else "")
+            checkpoint = trained_fresh(case.world, window, configs, scratch / name, requests=requests)
+            encoding = PoolEncoding(case.world, case.pool, checkpoint.spec)
+            results[name] = case.figures(encoding.scores(checkpoint.build())) | {
+                "training_queries": checkpoint.training["queries"]
+            }
+            sys.stdout.write(f"{name} { ({k: round(v, 4) for k, v in results[name].items()}) }\n")
+    results["reported"] = case.reported
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="the --retrain-retrieval run's --work-dir")
@@ -404,11 +470,20 @@ def main(argv: list[str] | None = None) -> None:
         "--remedy-init-seeds", type=int, nargs="*", default=list(INIT_SEEDS), help="other starts of the remedies"
     )
     parser.add_argument("--windows-only", action="store_true", help="the windows' labels (``windows``) alone")
+    parser.add_argument(
+        "--rows-or-ads",
+        action="store_true",
+        help="only the history kept's two parts apart (``rows_or_ads``), from start 0 and --remedy-init-seeds",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     case = Case(args.work_dir, read_part(args.report), args.pipeline, args.seed, args.day)
     report: dict[str, Any] = {"seed": args.seed, "day": args.day, "pipeline": args.pipeline, "windows": windows(case)}
-    if not args.windows_only:
+    if args.rows_or_ads:
+        with tempfile.TemporaryDirectory() as scratch:
+            seeds = (0, *args.remedy_init_seeds)
+            report["rows_or_ads"] = rows_or_ads(case, args.configs, Path(scratch), seeds)
+    elif not args.windows_only:
         with tempfile.TemporaryDirectory() as scratch:
             report["variants"] = ablations(
                 case, args.configs, Path(scratch), tuple(args.init_seeds), tuple(args.remedy_init_seeds)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -18,6 +19,8 @@ from reports.auction_retrieval_daily import seen_shares
 from reports.retriever_inversion import (
     Case,
     PoolEncoding,
+    doubled,
+    halved,
     initial_model,
     statistics_of,
     trained_fresh,
@@ -109,3 +112,14 @@ def test_windows_read_the_displayed_rows_of_the_serving_window_and_of_the_histor
         assert labels[name]["quality_mean"] == pytest.approx(quality.mean())
     assert case.window(1)[0][0].parent.name == "logs"  # the pipeline's own day 0, not the history's day -1
     assert case.window(1, keep_history=True)[0][0].parent.name == "history"
+
+
+def test_doubled_and_halved_keep_each_request_whole_in_the_order_logged() -> None:
+    """``rows_or_ads``' two windows: each request twice, its copy right after it (so the latest tenth of the
+    requests, the validation tail, is the same requests); every other request, whole."""
+    table = pa.table({"request_id": ["b", "b", "a", "c", "c"], "click": [1, 0, 0, 1, 1]})
+    twice = doubled(table)
+    assert twice.column("request_id").to_pylist() == ["b", "b", "b/copy", "b/copy", "a", "a/copy", "c", "c", "c/copy",
+                                                      "c/copy"]  # fmt: skip
+    assert twice.column("click").to_pylist() == [1, 0, 1, 0, 0, 0, 1, 1, 1, 1]
+    assert halved(table).to_pydict() == {"request_id": ["b", "b", "c", "c"], "click": [1, 0, 1, 1]}
