@@ -127,9 +127,9 @@ def states(built) -> dict[str, dict[str, Any]]:
 WINDOW_LABELS = ["history"] + [f"day{d}" for d in range(64)]  # a window's place (``windows``): its model's version - 1
 
 
-def published(window: dict[str, Any]) -> list[float] | None:
-    """The run's own ratios of the window's ctr model (version = the window's place + 1), when it trained one."""
-    path = window["directory"] / "models" / CTR_MODEL / str(WINDOW_LABELS.index(window["window"]) + 1) / "model.json"
+def published(window: dict[str, Any], model: str = CTR_MODEL) -> list[float] | None:
+    """The run's own ratios of the window's ``model`` (version = the window's place + 1), when it trained one."""
+    path = window["directory"] / "models" / model / str(WINDOW_LABELS.index(window["window"]) + 1) / "model.json"
     if window["pipeline"] != "debiased" or not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))["position"]["ctr_ratios"]
