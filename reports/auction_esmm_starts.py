@@ -25,22 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from cli.reports import write_report
 from clients.auction.report import ci95
-from reports.auction_constant_warnings import window_training, windows
-from reports.auction_pcvr_bias import pcvr, run_record, truth
+from reports.auction_constant_warnings import window_training
+from reports.auction_explored_windows import explored_fall
+from reports.auction_pcvr_bias import pcvr, studied_or_joined, truth, window_records
 from reports.auction_slot_ratios import mean_ratios, published, yardsticks
 from training.fitting.fit import fit, validation_cut
-from training.models.explored_start import ExploredSlots
 from training.models.position_bypass import position_summary
 from training.models.registry import build_model
 
@@ -54,11 +51,7 @@ def window_record(window: dict[str, Any], scratch: Path) -> dict[str, Any]:
     built = window_training(window, scratch, MODEL)
     cut = validation_cut(len(built.data), built.settings.validation_fraction)
     marks = yardsticks(built, cut)
-    explored = ExploredSlots.of(built.parts["train"].tensors, len(marks["theta"]))
-    fall = None
-    if explored.too_few() is None:
-        rates = explored.rates()
-        fall = (rates / rates[0]).tolist()
+    explored, fall = explored_fall(built.parts["train"].tensors, len(marks["theta"]))
     day_cvr = truth(window["served_day"], built.spec)["true_cvr"]
     valid_cvr = truth(built.joined, built.spec)["true_cvr"][cut:]
     states = {}
@@ -113,6 +106,8 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     later = [r for r in records if r["served_day"] >= FIRST_LATER_DAY]
     for label, mine in (("all windows", records), ("served days 2 on", later)):
+        if not mine:  # a run of fewer days
+            continue
         entry: dict[str, Any] = {
             "windows": len(mine),
             "theta": mean_ratios(mine, lambda r: r["theta"]),
@@ -151,18 +146,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def study(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``window_record`` of every debiased window of each ``args.work_dir``, with its run's ``pcvr_over_true``."""
-    logging.basicConfig(level=logging.ERROR)
-    torch.set_num_threads(1)
-    records = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for index, work_dir in enumerate(args.work_dir):
-            run_json = args.run_json[index] if index < len(args.run_json) else None
-            for window in windows(work_dir, args.train_days, ("debiased",)):
-                record = window_record(window, Path(scratch))
-                record["run_pcvr_over_true"] = run_record(run_json, window["seed"], record["served_day"])
-                records.append(record)
-                sys.stderr.write(f"{json.dumps(record)}\n")
-    return records
+    return window_records(args, window_record, json.dumps)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,15 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=Path, nargs="*", help="join these outputs of earlier runs, no training")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_explore_esmm_starts_windows.json"))
     args = parser.parse_args(argv)
-    command = "PYTHONPATH=. nice -n 15 python reports/auction_esmm_starts.py " + " ".join(sys.argv[1:])
-    if args.records:
-        parts = [json.loads(path.read_text(encoding="utf-8")) for path in args.records]
-        records = [w for part in parts for w in part["windows"]]
-        report: dict[str, Any] = {"command": command, "parts": [part["command"] for part in parts]}
-    elif args.work_dir:
-        records, report = study(args), {"command": command}
-    else:
-        raise SystemExit("give --work-dir (to train) or --records (to join)")
+    records, report = studied_or_joined(args, "reports/auction_esmm_starts.py", study)
     result = summary(records)
     write_report(args.out, report | {"summary": result, "windows": records})
     sys.stdout.write(json.dumps(result, indent=1) + f"\nwrote {args.out}\n")

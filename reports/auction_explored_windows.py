@@ -31,16 +31,22 @@ from training.models.explored_start import ExploredSlots
 STARTS = ("log", "explored")
 
 
+def explored_fall(tensors: dict[str, torch.Tensor], slots: int) -> tuple[ExploredSlots, list[float] | None]:
+    """The explored training rows' counts at slots 1..``slots``, and their click rates' fall (each slot's over slot 1's:
+    the explored start's target), None where they are too few to start from (``ExploredSlots.too_few``)."""
+    explored = ExploredSlots.of(tensors, slots)
+    if explored.too_few() is not None:
+        return explored, None
+    rates = explored.rates()
+    return explored, (rates / rates[0]).tolist()
+
+
 def window_record(window: dict[str, Any], scratch: Path) -> dict[str, Any]:
     """One window's yardsticks, explored rows, published ratios and each start's ratios untrained and served."""
     built = window_training(window, scratch, CTR_MODEL)
     rows = len(built.parts["train"])
     marks = yardsticks(built, rows)
-    explored = ExploredSlots.of(built.parts["train"].tensors, len(marks["theta"]))
-    fall = None
-    if explored.too_few() is None:
-        rates = explored.rates()
-        fall = (rates / rates[0]).tolist()
+    explored, fall = explored_fall(built.parts["train"].tensors, len(marks["theta"]))
     states = {}
     for start in STARTS:
         states[f"{start}, untrained"] = trained(built, {"bypass_start": start}, 0)["ratios"]

@@ -220,40 +220,59 @@ def main() -> None:
     parser.add_argument("--records", type=Path, nargs="*", help="join these outputs of earlier runs, no training")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_pcvr_bias.json"))
     args = parser.parse_args()
-    command = "PYTHONPATH=. nice -n 15 python reports/auction_pcvr_bias.py " + " ".join(sys.argv[1:])
-    if args.records:
-        parts = [json.loads(path.read_text(encoding="utf-8")) for path in args.records]
-        records = [w for part in parts for w in part["windows"]]
-        report = {"command": command, "parts": [part["command"] for part in parts]}
-    elif args.work_dir:
-        records, report = study(args), {"command": command}
-    else:
-        raise SystemExit("give --work-dir (to train) or --records (to join)")
+    records, report = studied_or_joined(args, "reports/auction_pcvr_bias.py", study)
     result = summary(records)
     write_report(args.out, report | {"summary": result, "windows": records})
     sys.stdout.write(table(result) + f"\nwrote {args.out}\n")
 
 
-def study(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """``study_window`` of every debiased window of each ``args.work_dir`` (its ``args.seeds``)."""
+def studied_or_joined(args: argparse.Namespace, script: str, study) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The window records and the report's head: ``study(args)``'s with ``--work-dir``, or those of the outputs of
+    earlier runs joined with ``--records`` (no training)."""
+    command = f"PYTHONPATH=. nice -n 15 python {script} " + " ".join(sys.argv[1:])
+    if args.records:
+        parts = [json.loads(path.read_text(encoding="utf-8")) for path in args.records]
+        return [w for part in parts for w in part["windows"]], {
+            "command": command,
+            "parts": [part["command"] for part in parts],
+        }
+    if args.work_dir:
+        return study(args), {"command": command}
+    raise SystemExit("give --work-dir (to train) or --records (to join)")
+
+
+def window_records(args: argparse.Namespace, record_of, progress) -> list[dict[str, Any]]:
+    """``record_of(window, scratch)`` of every debiased window of each ``args.work_dir`` (its ``args.seeds``, where
+    given), with the run's own ``pcvr_over_true`` of the day the window's model served (``args.run_json``, each work
+    dir's); ``progress(record)``: its line on stderr."""
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)
+    seeds = None if getattr(args, "seeds", None) is None else {int(s) for s in args.seeds.split(",")}
     records = []
     with tempfile.TemporaryDirectory() as scratch:
         for index, work_dir in enumerate(args.work_dir):
             run_json = args.run_json[index] if index < len(args.run_json) else None
-            found = [w for w in windows(work_dir, args.train_days) if w["pipeline"] == "debiased"]
-            if args.seeds is not None:
-                found = [w for w in found if w["seed"] in {int(s) for s in args.seeds.split(",")}]
-            for window in found:
-                record = study_window(window, args.training_seed, Path(scratch))
-                record["run_pcvr_over_true"] = run_record(run_json, window["seed"], int(record["served_day"][3:]))
+            for window in windows(work_dir, args.train_days, ("debiased",)):
+                if seeds is not None and window["seed"] not in seeds:
+                    continue
+                record = record_of(window, Path(scratch))
+                served = int(window["served_day"].stem[3:])
+                record["run_pcvr_over_true"] = run_record(run_json, window["seed"], served)
                 records.append(record)
-                sys.stderr.write(
-                    f"{window['seed']} {window['window']}: epoch 2 {record['states']['epochs = 2']['served_day']:.3f}"
-                    f" run {record['run_pcvr_over_true']}\n"
-                )
+                sys.stderr.write(progress(record) + "\n")
     return records
+
+
+def study(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``study_window`` of every debiased window of each ``args.work_dir`` (its ``args.seeds``)."""
+    return window_records(
+        args,
+        lambda window, scratch: study_window(window, args.training_seed, scratch),
+        lambda r: (
+            f"{r['seed']} {r['window']}: epoch 2 {r['states']['epochs = 2']['served_day']:.3f} "
+            f"run {r['run_pcvr_over_true']}"
+        ),
+    )
 
 
 if __name__ == "__main__":
