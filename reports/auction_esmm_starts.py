@@ -18,7 +18,10 @@ windows), Student t 95 % intervals over the seeds.
     PYTHONPATH=. nice -n 15 python reports/auction_esmm_starts.py --work-dir RUN_PART --run-json RUN_PART.json \\
         --out /tmp/esmm_starts_a.json   # each part of the run
     PYTHONPATH=. python reports/auction_esmm_starts.py --records /tmp/esmm_starts_a.json /tmp/esmm_starts_b.json \\
-        --out reports/auction_explore_esmm_starts_windows.json
+        [--run-json RUN.json] --out reports/auction_explore_esmm_starts_windows.json
+
+(``--seeds``: the run seeds to study; ``--run-json`` with ``--records``: the run's JSON whose ``pcvr_over_true`` fills
+the check where a part was studied before its run's JSON was written.)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from cli.reports import write_report
 from clients.auction.report import ci95
 from reports.auction_constant_warnings import window_training
 from reports.auction_explored_windows import explored_fall
-from reports.auction_pcvr_bias import pcvr, studied_or_joined, truth, window_records
+from reports.auction_pcvr_bias import pcvr, run_record, studied_or_joined, truth, window_records
 from reports.auction_slot_ratios import mean_ratios, published, yardsticks
 from training.fitting.fit import fit, validation_cut
 from training.models.position_bypass import position_summary
@@ -152,12 +155,23 @@ def study(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, action="append", default=[], help="a run part's --work-dir")
-    parser.add_argument("--run-json", type=Path, action="append", default=[], help="each work dir's ctr auction JSON")
+    parser.add_argument(
+        "--run-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="each work dir's ctr auction JSON (or, with --records, the runs')",
+    )
+    parser.add_argument("--seeds", type=str, default=None, help="comma-separated run seeds (default: all found)")
     parser.add_argument("--train-days", type=int, default=2)
     parser.add_argument("--records", type=Path, nargs="*", help="join these outputs of earlier runs, no training")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_explore_esmm_starts_windows.json"))
     args = parser.parse_args(argv)
     records, report = studied_or_joined(args, "reports/auction_esmm_starts.py", study)
+    for record in records if args.records else ():  # parts studied before their run's JSON was written
+        if record.get("run_pcvr_over_true") is None:
+            found = (run_record(path, record["seed"], record["served_day"]) for path in args.run_json)
+            record["run_pcvr_over_true"] = next((x for x in found if x is not None), None)
     result = summary(records)
     write_report(args.out, report | {"summary": result, "windows": records})
     sys.stdout.write(json.dumps(result, indent=1) + f"\nwrote {args.out}\n")
