@@ -144,7 +144,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"day 0 alike to the cent (per seed): {days['day0_identical']}; days alike: {days['identical_days']}",
         f"oracle days alike: {report['oracle_identical_days']}",
-        f"{PIPELINE}, explored start − log start per seed [95% interval]:",
+        f"{PIPELINE}, variant − control per seed [95% interval]:",
     ]
     for first in (1, 2):
         lines.append(f"  days {first} on:")
