@@ -59,8 +59,9 @@ def test_the_slice_s_rows_reach_both_models_explored_starts_and_the_reports_read
     assert esmm_second["explored_clicks_by_slot"] == second["explored_clicks_by_slot"]
     assert esmm_second["used"] == second["used"]
 
-    studied = tmp_path / "esmm_starts.json"
-    esmm_starts(["--work-dir", str(tmp_path / "run"), "--run-json", run, "--train-days", "1", "--out", str(studied)])
-    study = json.loads(studied.read_text(encoding="utf-8"))
+    studied, joined = tmp_path / "esmm_starts.json", tmp_path / "esmm_starts_joined.json"
+    esmm_starts(["--work-dir", str(tmp_path / "run"), "--train-days", "1", "--out", str(studied)])  # no run JSON yet
+    esmm_starts(["--records", str(studied), "--run-json", run, "--out", str(joined)])  # which the join reads
+    study = json.loads(joined.read_text(encoding="utf-8"))
     assert [w["states"]["explored"]["used"] for w in study["windows"]] == ["log", second["used"]]
     assert study["summary"]["largest_rebuild_gap"] == {"ratios": 0.0, "pcvr_over_true": pytest.approx(0, abs=1e-6)}
