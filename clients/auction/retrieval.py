@@ -39,6 +39,7 @@ from clients.client import AsyncScoringClient, ServiceError
 from clients.service_process import REQUEST_TIMEOUT_MS, RunningService, served
 from common.roles import NO_MODEL, role_variables
 from training.world import World, feature_spec, write_logs
+from training.world.logs import renumbered
 from training.world.simulate import iter_simulated_days
 
 if TYPE_CHECKING:
@@ -161,12 +162,13 @@ def retrieved_day(
 
 def history_non_displayed(world: World, days: int, requests_per_day: int, seed: int, directory: Path) -> Path:
     """The candidates the history's requests did not display (the window ``run.py``'s ``_history`` writes: the
-    same simulation, so the same requests), one file a day in ``directory``; returns ``directory``."""
+    same simulation, so the same requests, named as its days'), one file a day in ``directory``; returns
+    ``directory``."""
     simulated = iter_simulated_days(
         world.population, world.vocab, world.config, days, requests_per_day, "feedback", seed, non_displayed=True
     )
     for d, day in enumerate(simulated):
-        write_logs(day.non_displayed, day_log(directory, d - days))
+        write_logs(renumbered(day.non_displayed, d - days), day_log(directory, d - days))
     return directory
 
 

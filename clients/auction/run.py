@@ -77,6 +77,7 @@ from clients.service_process import RunningService, running_service
 from common.config_layout import read_checked_config
 from common.shown_url import shown_url
 from training.world import World, WorldConfig, feature_spec, write_logs
+from training.world.logs import renumbered
 from training.world.traffic import SECONDS_PER_DAY
 
 logger = logging.getLogger(__name__)
@@ -365,11 +366,14 @@ def _needs_service(config: AuctionConfig) -> bool:
 
 
 def _history(world: World, config: AuctionConfig, seed: int, directory: Path) -> list[DayLog]:
-    """``train_days`` days of the world's feedback-loop logs before day 0, one file a day."""
+    """``train_days`` days of the world's feedback-loop logs before day 0, one file a day, its requests named as its
+    days' (``d-2-r0``: the pipeline's own day 0 is ``d0``)."""
     table = world.simulate(days=config.train_days, requests_per_day=config.requests_per_day, seed=seed)
     day = pc.divide(pc.subtract(table.column("ts"), world.config.start_ts), SECONDS_PER_DAY)
     return [
-        DayLog.written(table.filter(pc.equal(day, d)), day_log(directory, d - config.train_days))
+        DayLog.written(
+            renumbered(table.filter(pc.equal(day, d)), d - config.train_days), day_log(directory, d - config.train_days)
+        )
         for d in range(config.train_days)
     ]
 

@@ -59,6 +59,14 @@ def request_ids(day: int, n_requests: int, n_slots: int) -> pa.Array:
     return pc.binary_join_element_wise(f"d{day}-r", pc.cast(local, pa.string()), "")
 
 
+def renumbered(table: pa.Table, day: int) -> pa.Table:
+    """One day's log with its request ids numbered as day ``day``'s ("d{day}-r{i}", as ``request_ids`` names them):
+    a day simulated under another number (the auction's history, days -2 and -1, simulated as the world's days 0
+    and 1) is otherwise named as the later day of that number, and a window holding both merged their requests."""
+    ids = pc.replace_substring_regex(table.column("request_id"), pattern=r"^d-?[0-9]+-r", replacement=f"d{day}-r")
+    return table.set_column(table.column_names.index("request_id"), "request_id", ids)
+
+
 def build_table(
     columns: dict[str, np.ndarray],
     request_id: pa.Array | pa.ChunkedArray,

@@ -158,6 +158,9 @@ def test_a_history_kept_window_trains_day_1s_retriever_on_the_history_days_and_d
         version2 = json.loads(
             (seed / pipeline / "retrieval" / "models" / "esam" / "2" / "model.json").read_text(encoding="utf-8")
         )
+        # every request of both days its own query: the history's day -1 was simulated as the world's day 0, and its
+        # request ids ("d0-r5") were day 0's, so the two days' requests were merged in pairs (REQUESTS queries)
+        assert version2["training"]["queries"] == 2 * REQUESTS
         assert version2["data_fingerprint"] == (
             f"displayed:{fingerprint(own / 'displayed')}|non_displayed:{fingerprint(own / 'non_displayed')}"
         )
