@@ -2,7 +2,8 @@
 
 Every auction request carries all of the world's features, and a similarity call all of them too; the service
 refuses a feature none of its models takes, and a request without a feature a model requires. Either was found
-on the first day's first call (a service of models trained on one's own logs: ~5 s in, one name alone).
+only once day 0's calls were refused (a service of models trained on one's own logs: ~5 s in, one name alone; a
+model requiring a feature the world lacks: every call of day 0, the pipeline aborted).
 """
 
 from __future__ import annotations
