@@ -30,6 +30,10 @@ what it retrieves and of the pools, and the share of each with a numeric value c
   ``--remedy-init-seeds``).
 - ``untrained``: the initial weights, scored on the window's encoder statistics.
 
+With ``--rows-or-ads`` (``rows_or_ads``) only the history kept's two differences from the window as run, each alone,
+from start 0 and ``--remedy-init-seeds``: ``doubled`` (each request twice: the rows, not the ads) and
+``history_kept_halved`` (every other request of the history-kept window: the history's ads, not the rows).
+
 Diagnostics of ``as_run``: the mean similarity v_q . v_d of the pool's window ads and other ads, under the trained
 and the initial weights; how far the id embedding rows moved from their initial values; the window's click rate.
 Of the case (``windows``, alone with ``--windows-only``): the ad_quality and clicks of the displayed rows of the
@@ -38,6 +42,7 @@ with it.
 
     PYTHONPATH=. python reports/retriever_inversion.py --work-dir WORK_DIR --report RUN.json --seed S --day D \\
         [--pipeline oracle] [--configs models] [--init-seeds 1 2 3] [--remedy-init-seeds 1 2 3] [--windows-only] \\
+        [--rows-or-ads] \\
         [--out reports/retriever_inversion_seedS_dayD.json]
 """
 
