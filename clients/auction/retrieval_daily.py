@@ -58,10 +58,7 @@ logger = logging.getLogger(__name__)
 
 RETRIEVAL_ROLE = {"retrieval": ESAM_MODEL}  # what ``reload_and_confirm`` loads and confirms
 LATEST, HISTORY_KEPT = "latest", "history-kept"
-RETRIEVAL_WINDOWS = {  # --retrieval-window: which days a retraining's window holds
-    LATEST: "the --train-days latest days, the history's before the pipeline's own",
-    HISTORY_KEPT: "the history window's days, always, then the pipeline's own --train-days latest days",
-}
+RETRIEVAL_WINDOWS = (LATEST, HISTORY_KEPT)  # --retrieval-window: which days a retraining's window holds (window_days)
 
 
 def check_retrieval_window(window: str, retrain: bool) -> None:
