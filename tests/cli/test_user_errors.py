@@ -314,6 +314,11 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
             '[model]\nbypass_start = "explore"',
             "bypass_start must be one of ['drawn', 'log', 'explored'], not 'explore'",
         ),
+        # the bypass's start without the bypass: read and ignored, trained as if never written
+        (
+            '[model]\nbypass_start = "log"',
+            "bypass_start = 'log' set without position_bypass = true: there is no bypass to set",
+        ),
     ],
 )
 def test_a_config_mistake_is_one_line_before_any_log_is_simulated(tmp_path, ctr_here, config, expected):

@@ -119,6 +119,9 @@ def test_the_esmm_family_s_bypass_starts_at_the_log_by_the_same_fit():
     with pytest.raises(ValueError, match=r"bypass_start must be one of \['drawn', 'log', 'explored'\], not 'zero'"):
         ESMMConfig(bypass_start="zero")
     assert DebiasedESMMConfig(bypass_start="explored").bypass_start == "explored"
+    with pytest.raises(ValueError, match=r"^bypass_units = 3 set without position_bypass = true"):
+        ESMMConfig(bypass_units=3)  # read and ignored before: an ESMM without the bypass trained as if never written
+    assert ESMMConfig(position_bypass=True, bypass_start="log", bypass_units=3).bypass_start == "log"
     assert ESMMConfig().bypass_start == DebiasedESMMConfig().bypass_start == "drawn"
 
 

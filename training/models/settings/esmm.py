@@ -23,3 +23,9 @@ class ESMMConfig(TowersConfig):
             raise ValueError(f"bypass_units must be >= 1, not {self.bypass_units}")
         if self.bypass_start not in BYPASS_STARTS:
             raise ValueError(f"bypass_start must be one of {list(BYPASS_STARTS)}, not {self.bypass_start!r}")
+        # the bypass's settings without the bypass were read and ignored: trained as if never written
+        if not self.position_bypass:
+            written = [f"bypass_start = {self.bypass_start!r}"] * (self.bypass_start != "drawn")
+            written += [f"bypass_units = {self.bypass_units}"] * (self.bypass_units != 1)
+            if written:
+                raise ValueError(f"{', '.join(written)} set without position_bypass = true: there is no bypass to set")
