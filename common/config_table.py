@@ -75,6 +75,11 @@ def checked_values(
         raise ValueError(f"{section} lacks {missing}")
     for key, value in values.items():
         if not _fits(value, expected[key]):
+            if any(type(choice) is type(value) for choice in _choices(expected[key])):  # a value, not a type, wrong
+                raise ValueError(
+                    f"{section} {key} = {_shown(value)}: expected {_described(expected[key])}"
+                    f"{_nearest_choice(value, _choices(expected[key]))}"
+                )
             hint = (
                 " (write it without quotes)"
                 if isinstance(value, str) and _fits(_unquoted(value), expected[key])
@@ -111,6 +116,23 @@ def _fits(value: Any, annotation: Any) -> bool:
     if origin is dict or annotation is dict:
         return isinstance(value, dict)
     return isinstance(value, origin or annotation)
+
+
+def _choices(annotation: Any) -> list[Any]:
+    """The values a ``Literal`` (or a union holding one) allows; none for another annotation."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return list(arguments)
+    if origin in (types.UnionType, typing.Union):
+        return [choice for member in arguments for choice in _choices(member)]
+    return []
+
+
+def _nearest_choice(value: Any, choices: list[Any]) -> str:
+    """`` (did you mean "categorical"?)`` for a misspelt choice of text; "" when none is close."""
+    texts = [choice for choice in choices if isinstance(choice, str)]
+    guess = difflib.get_close_matches(value, texts, n=1) if isinstance(value, str) else []
+    return f" (did you mean {_shown(guess[0])}?)" if guess else ""
 
 
 def _described(annotation: Any) -> str:

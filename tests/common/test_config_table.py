@@ -46,7 +46,13 @@ def test_values_of_their_types_pass_an_integer_as_a_number_a_list_as_a_tuple():
         ({"widths": 16}, "[example] widths = 16: expected a list of integers, not an integer"),
         ({"widths": [16, "8"]}, '[example] widths = [16, "8"]: expected a list of integers, not a list'),
         ({"pair": [1.0]}, "[example] pair = [1.0]: expected a list of 2 numbers, not a list"),
-        ({"side": "both"}, '[example] side = "both": expected one of "context", "candidate", not a string'),
+        # the value is text, as a choice is: "not a string" read as if quotes were the mistake
+        ({"side": "both"}, '[example] side = "both": expected one of "context", "candidate"'),
+        (
+            {"side": "candiate"},
+            '[example] side = "candiate": expected one of "context", "candidate" (did you mean "candidate"?)',
+        ),
+        ({"side": 1}, '[example] side = 1: expected one of "context", "candidate", not an integer'),
         ({"default": [1]}, "[example] default = [1]: expected a string or a number, not a list"),
     ],
 )

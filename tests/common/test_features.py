@@ -61,7 +61,11 @@ def test_offsets_cover_every_bucket():
         ('required = "false"', """[[feature]] 'site' required = "false": expected true or false, not a string"""),
         ('buckets = "128"', """[[feature]] 'site' buckets = "128": expected an integer, not a string"""),
         ("bucket = 128", "[[feature]] 'site' settings ['bucket'] are unknown (did you mean 'buckets'?)"),
-        ('kind = "categorial"', """[[feature]] 'site' kind = "categorial": expected one of "categorical", "num"""),
+        (  # a misspelt choice, not the quotes, is the mistake: it said "not a string"
+            'kind = "categorial"',
+            """[[feature]] 'site' kind = "categorial": expected one of "categorical", "numeric" """
+            """(did you mean "categorical"?)""",
+        ),
     ],
 )
 def test_a_spec_entry_of_the_wrong_type_is_named_by_its_feature(tmp_path, entry, message):
