@@ -140,7 +140,11 @@ class AuctionConfig:
         if self.url is not None:
             served_by_it = [p for p in self.pipelines if p in SERVICE_PIPELINES]
             if len(served_by_it) != 1:
-                raise ValueError(f"--url serves exactly one of {list(SERVICE_PIPELINES)}, got {list(self.pipelines)}")
+                raise ValueError(  # the default --pipelines have both: "got [naive, debiased, oracle]" said no fix
+                    f"--url scores exactly one pipeline through the running service, {' or '.join(SERVICE_PIPELINES)}, "
+                    f"and --pipelines {','.join(self.pipelines)} holds {len(served_by_it)}: name one, e.g. "
+                    "--pipelines debiased,oracle (the others, oracle, constant and random, need no service)"
+                )
             if (self.repository is None) != (self.admin_token is None):
                 raise ValueError("--repository and --admin-token go together: both to retrain through the service")
         elif self.repository is not None or self.admin_token is not None:

@@ -77,6 +77,14 @@ def test_url_options_that_cannot_close_the_loop_are_refused(tmp_path: Path) -> N
     assert half.exit_code != 0 and "--admin-token" in str(half.exception or half.output)
     two = auction("--url", "http://127.0.0.1:9", "--pipelines", "naive,debiased", "--work-dir", str(tmp_path))
     assert two.exit_code != 0 and "exactly one" in str(two.exception or two.output)
+    # the default pipelines (naive,debiased,oracle) hold both: the refusal says what to pass, not "got [...]"
+    default = auction("--url", "http://127.0.0.1:9", "--work-dir", str(tmp_path))
+    assert isinstance(default.exception, ValueError)
+    assert str(default.exception) == (
+        "--url scores exactly one pipeline through the running service, naive or debiased, and --pipelines "
+        "naive,debiased,oracle holds 2: name one, e.g. --pipelines debiased,oracle (the others, oracle, constant and "
+        "random, need no service)"
+    )
     nobody = auction("--url", "http://127.0.0.1:9", "--pipelines", "debiased", "--work-dir", str(tmp_path))
     assert isinstance(nobody.exception, ValueError)  # a user error: one line and exit 2 from `ctr` (cli/errors.py)
     assert "--url http://127.0.0.1:9: no service answers there" in str(nobody.exception)
