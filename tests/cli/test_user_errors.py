@@ -20,9 +20,13 @@ MISTAKES = [
     (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
     (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
     (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
-    # nothing listening was exit 1, as if the service had answered; a URL without http:// is said alike
+    # nothing listening was exit 1, as if the service had answered
     (["evaluate", "serving", "--url", "http://127.0.0.1:1"], "--url http://127.0.0.1:1: no service answers there"),
-    (["evaluate", "serving", "--url", "localhost:8000"], "no service answers there (Request URL has"),
+    # a URL without http:// was "no service answers there (Request URL has an unsupported protocol 'localhost://'.)"
+    (
+        ["evaluate", "serving", "--url", "localhost:8000"],
+        "--url localhost:8000 names no scheme: write http://localhost:8000",
+    ),
 ]
 
 

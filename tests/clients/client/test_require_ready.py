@@ -31,3 +31,16 @@ def test_a_server_without_the_health_route_is_said_to_be_no_service(status: int,
 def test_a_ready_service_passes() -> None:
     with stand_in(lambda handler: reply(handler, 200, b"{}")) as (url, _):
         require_ready(url)
+
+
+def test_a_url_without_its_scheme_is_said_so_with_the_url_to_write() -> None:
+    """``--url localhost:8000``, a service listening there, was "no service answers there (Request URL has an
+    unsupported protocol 'localhost://'.)": httpx reads ``localhost`` as the scheme."""
+    with stand_in(lambda handler: reply(handler, 200, b"{}")) as (url, _):
+        bare = url.removeprefix("http://")
+        with pytest.raises(ValueError) as refused:
+            require_ready(bare)
+        assert str(refused.value) == f"--url {bare} names no scheme: write {url}"
+        require_ready(url)
+    with pytest.raises(ValueError, match=r"^--url //host:1 names no scheme: write it as http://HOST:PORT$"):
+        require_ready("//host:1")
