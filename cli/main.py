@@ -477,7 +477,31 @@ def sample_request(
             param_hint="'--candidates' / '-n'",
         )
     body = world.sample_request(n_candidates=candidates, seed=seed)
+    refuse_other_features(body, repository, model)
     typer.echo(json.dumps(body))
+
+
+def refuse_other_features(body: dict, repository: Path, model: str) -> None:
+    """ValueError where ``model`` reads its own logs' features (the ``spec.toml`` `ctr new --spec` kept) and the
+    world's body does not fit them: the body printed was one its service refuses with a 422."""
+    from common.features import FeatureSpec
+    from training.training_files import own_spec
+
+    spec_path = own_spec(repository, model, None)
+    if spec_path is None:
+        return
+    spec = FeatureSpec.from_toml(spec_path)
+    drawn = {*body["context"], *(name for candidate in body["candidates"] for name in candidate)}
+    unknown = sorted(drawn - set(spec.by_name))
+    missing = sorted(f.name for f in spec.features if f.required and f.name not in drawn)
+    if unknown or missing:
+        said = [f"the world draws features it does not take {unknown}"] if unknown else []
+        said += [f"it requires {missing}, which the world lacks"] if missing else []
+        raise ValueError(
+            f"{model} reads the features of {spec_path}, not the world simulator's, which sample-request draws: "
+            f"{'; '.join(said)}; "
+            "a body for it is a row of your logs, its context and candidates"
+        )
 
 
 if __name__ == "__main__":

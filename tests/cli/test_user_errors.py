@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.checkout import ROOT
 from tests.support.ctr_process import ctr, ctr_without
+from tests.support.own_logs import CONFIG_TOML, SPEC_TOML
 
 MISTAKES = [
     (["train", "absent", "--no-progress"], "ctr new absent --kind KIND"),
@@ -449,6 +450,27 @@ def test_row_group_rows_without_shards_is_refused(tmp_path):
 def test_sample_request_names_the_option_out_of_range(tmp_path, args, expected):
     done = ctr("sample-request", "-r", str(ROOT / "models"), *args, cwd=tmp_path)
     assert done.returncode == 2 and expected in boxed(done), done.stderr
+
+
+def test_sample_request_refuses_a_model_of_its_own_logs_features(tmp_path):
+    """`ctr sample-request --model mine`, mine trained on its own logs (`ctr new mine --spec`), printed the world's
+    body, which mine's service refuses (422: 'user_id' is not a feature of the served models)."""
+    from training.config_world import world_config
+    from training.world import feature_spec
+
+    mine = tmp_path / "models" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "config.toml").write_text(CONFIG_TOML, encoding="utf-8")
+    (mine / "spec.toml").write_text(SPEC_TOML, encoding="utf-8")
+    done = ctr("sample-request", "--model", "mine", cwd=tmp_path)
+    assert done.returncode == 2 and not done.stdout, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: mine reads the features of models/mine/spec.toml, not the world simulator's"), line
+    assert "it requires ['bid', 'creative', 'site'], which the world lacks" in line
+    # a spec of the world's own features (a log `ctr simulate` wrote) fits the body, drawn as before
+    (mine / "spec.toml").write_text(feature_spec(world_config({})).to_toml(), encoding="utf-8")
+    done = ctr("sample-request", "--model", "mine", "-n", "2", cwd=tmp_path)
+    assert done.returncode == 0 and len(json.loads(done.stdout)["candidates"]) == 2, done.stderr
 
 
 def test_an_exported_admin_token_is_not_read_without_a_service(tmp_path):
