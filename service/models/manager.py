@@ -142,9 +142,18 @@ class ModelManager:
         if unserved and self.settings.poll_interval_s <= 0 and self.settings.admin_token is None:
             what = "role model(s)" if self.settings.roles else "retrieval model"
             alone = "" if self.settings.roles else " (the service fills no role: it would serve nothing)"
+            # a model whose versions were refused (a [serving] mistake, a damaged file) is not mended by publishing:
+            # `ctr prepare` trains none that has a whole version, so the advice sent its user round in a loop
+            refused = [name for name in unserved if self._published(name)]
+            absent = [name for name in unserved if name not in refused]
+            fixes = []
+            if refused:
+                fixes.append(f"mend what the line above says of {', '.join(refused)}, whose versions were refused")
+            if absent:
+                fixes.append(f"publish {', '.join(absent) if refused else 'them'} first (ctr prepare, ctr export)")
             said = (  # a not-ready process no supervisor restarts, where models published since would serve
                 f"not starting: {what} {', '.join(unserved)} not served{alone}, and nothing would load them later "
-                "(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): publish them first (ctr prepare, ctr export), "
+                f"(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): {'; '.join(fixes)}, "
                 "or set CTR_POLL_INTERVAL_S to serve them once published"
             )
             logger.error("%s", said)
@@ -152,6 +161,13 @@ class ModelManager:
         if self.settings.poll_interval_s > 0 and self._polls:
             self.metrics.polls_failing.update(dict.fromkeys(self._polled(), False))  # each series from 0
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="repository-poll")
+
+    def _published(self, name: str) -> bool:
+        """Whether the repository holds versions of ``name`` (refused ones, where it is not served)."""
+        try:
+            return bool(versions(self.settings.model_repository, name))
+        except (OSError, ValueError):  # a folder not listed, a name no version could have: said by its load
+            return False
 
     async def poll_load(self, name: str) -> LoadResult:
         """A load that polling decided on: nothing, for a model unloaded on purpose meanwhile (the unload may

@@ -331,6 +331,11 @@ def test_a_role_model_nothing_would_load_later_stops_the_start(
         pass
     assert str(refused.value).startswith("not starting: role model(s) esmm not served, and nothing would load them")
     assert str(refused.value) in caplog.text
+    # a version refused is not mended by publishing (`ctr prepare` trains no model that has a whole version): the
+    # advice was "publish them first" either way
+    fix = "publish them first (ctr prepare, ctr export)" if absent else "mend what the line above says of esmm, whose"
+    assert f"(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): {fix}" in str(refused.value)
+    assert ("ctr prepare" in str(refused.value)) is absent
 
 
 @pytest.mark.parametrize("file", [MODEL_FILE, MANIFEST_FILE])
