@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config_layout import TOP_LEVEL
+from common.config_table import did_you_mean
 from common.repository import CONFIG_FILE, read_config
 from service.batching.policy import BatchConfig
 
@@ -86,7 +87,7 @@ class ServingConfig:
         if unknown:
             named = ", ".join(f"serving.{key}" for key in unknown)
             verb = "is not a setting" if len(unknown) == 1 else "are not settings"
-            raise ValueError(f"{named} {verb} (known: {', '.join(SERVING_KEYS)})")
+            raise ValueError(f"{named} {verb}{did_you_mean(unknown, SERVING_KEYS)} (known: {', '.join(SERVING_KEYS)})")
         values: dict[str, Any] = {}
         for key in INTEGER_KEYS:
             if key in table:

@@ -53,7 +53,10 @@ def test_serving_config_parsing(tmp_path: Path) -> None:
         ({"version_policy": {"newest": 1}}, r"unknown policy 'newest' \(known: all, latest, specific\)"),
         ({"version_policy": {"latest": 0}}, "latest"),
         ({"version_policy": {"all": False}}, "version_policy.all must be true, not False"),
-        ({"max_batch_sise": 64}, r"serving.max_batch_sise is not a setting \(known: inline_max_items, instances, "),
+        (  # the nearest key named, as a config.toml's other sections do
+            {"max_batch_sise": 64},
+            r"serving.max_batch_sise is not a setting \(did you mean 'max_batch_size'\?\) \(known: inline_max_items, ",
+        ),
         ({"batch": 1, "delay": 2}, "serving.batch, serving.delay are not settings"),
     ]:
         with pytest.raises(ValueError, match=message):
@@ -67,7 +70,9 @@ def test_a_misspelt_serving_key_leaves_the_model_unserved_saying_which(tmp_path:
         ready = client.get("/v2/health/ready")
         assert ready.status_code == 503
         reason = ready.json()["unavailable"]["esmm"]
-        assert reason.startswith("serving settings: serving.max_batch_sise is not a setting (known: "), reason
+        assert reason.startswith(
+            "serving settings: serving.max_batch_sise is not a setting (did you mean 'max_batch_size'?) (known: "
+        ), reason
 
 
 def test_a_misspelt_serving_table_leaves_the_model_unserved_saying_which(tmp_path: Path) -> None:
