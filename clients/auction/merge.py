@@ -45,6 +45,8 @@ def read_part(path: Path) -> dict[str, Any]:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a JSON report ({error})") from None
+    except RecursionError:  # arrays nested past Python's stack, no report's shape: it was a traceback
+        raise ValueError(f"{path} is not a JSON report (nested deeper than a report is)") from None
     problem = _shape_problem(report)
     if problem:
         raise ValueError(f"{path} is not a `ctr auction` report: {problem}")

@@ -192,8 +192,9 @@ def other_model_configs(report: dict) -> dict:
         (lambda: {"config": {"seeds": 2}, "per_seed": []}, "b.json is not a `ctr auction` report: its config has no"),
         (lambda: report_of([1]) | {"pipelines": {"esmm": {}}}, "b.json is not a `ctr auction` report: pipeline 'esmm'"),
         (lambda: "not JSON", "b.json is not a JSON report"),
+        (lambda: "[" * 100_000 + "]" * 100_000, "b.json is not a JSON report (nested deeper than a report is)"),
     ],
-    ids=["days", "model-configs", "overlapping-seed", "other-report", "other-pipeline", "not-json"],
+    ids=["days", "model-configs", "overlapping-seed", "other-report", "other-pipeline", "not-json", "too-deep"],
 )
 def test_parts_that_are_not_one_run_s_are_refused_naming_the_file(
     tmp_path: Path, monkeypatch, capsys, second: Callable[[], object], said: str
