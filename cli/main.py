@@ -113,8 +113,8 @@ def simulate(
         int, typer.Option(min=1, help="Requests a day, an impression per slot each (not with --shards).")
     ] = 40_000,
     policy: Annotated[str, typer.Option(help="feedback, popularity or uniform.")] = "feedback",
-    seed: Annotated[int, typer.Option(help="Seed of the simulated days.")] = 1,
-    world_seed: Annotated[int, typer.Option(help="Seed of the world's users and ads.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated days.")] = 1,
+    world_seed: Annotated[int, typer.Option(min=0, help="Seed of the world's users and ads.")] = 0,
     shards: Annotated[
         int | None, typer.Option(min=1, help="Write this many shards (a day each) into OUT (with --rows-per-shard).")
     ] = None,

@@ -452,6 +452,15 @@ def test_sample_request_names_the_option_out_of_range(tmp_path, args, expected):
     assert done.returncode == 2 and expected in boxed(done), done.stderr
 
 
+@pytest.mark.parametrize("option", ["--seed", "--world-seed"])
+def test_simulate_names_the_seed_option_out_of_range(tmp_path, option):
+    """Were `seed and start_day must be non-negative, got -1 and 0` and `seed must be a non-negative integer`: neither
+    named the option typed, the first named one no one typed."""
+    done = ctr("simulate", option, "-1", "--days", "1", "--out", str(tmp_path / "logs.parquet"), cwd=tmp_path)
+    assert done.returncode == 2 and f"Invalid value for '{option}'" in boxed(done), done.stderr
+    assert not (tmp_path / "logs.parquet").exists()
+
+
 def test_sample_request_refuses_a_model_of_its_own_logs_features(tmp_path):
     """`ctr sample-request --model mine`, mine trained on its own logs (`ctr new mine --spec`), printed the world's
     body, which mine's service refuses (422: 'user_id' is not a feature of the served models)."""
