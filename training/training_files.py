@@ -101,5 +101,5 @@ def checkpoint_path(work_dir: Path, name: str) -> Path:
 def existing_checkpoint(path: Path) -> Path:
     """``path``, a checkpoint to be read; FileNotFoundError saying to train first where nothing is there."""
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: run `ctr train` first")
+        raise FileNotFoundError(f"no checkpoint at {path}: run `ctr train` first, or pass the --work-dir it trained in")
     return path

@@ -202,7 +202,12 @@ OUT_FOLDER = "--out folder is a directory: name the file to write"
         (["new", "x", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
         (["new", "x", "--kind", "esmm", "--spec", "logs.parquet"], "logs.parquet is not valid TOML: 'utf-8' codec"),
         (["new", "leak", "--kind", "esmm_debiased", "--spec", "leak.toml"], LABEL_AS_FEATURE),
-        (["export", "absent"], "no checkpoint at artifacts/absent/checkpoint.pt: run `ctr train` first"),
+        # a training given --work-dir W left its checkpoint there, where `ctr export` without it does not look
+        (
+            ["export", "absent"],
+            "no checkpoint at artifacts/absent/checkpoint.pt: run `ctr train` first, or pass the --work-dir it "
+            "trained in",
+        ),
         (["experiment", "esam", "--quick", "--out", "folder"], "--out folder is a directory: name the file to write"),
         (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
         # each experiment's options and the repository models it reads: their settings classes imported torch
