@@ -217,6 +217,12 @@ def test_spec_infer_kinds_sides_buckets_and_defaults(tmp_path):
     written = tmp_path / "specs" / "mine.toml"  # its folder made, as a report's (it was "No such file")
     assert run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(written)).exit_code == 0
     assert written.read_text() + "\n" == result.output
+    written.write_text(written.read_text() + "# edited by hand\n")  # the proposal is edited, then inferred again
+    again = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(written))
+    assert isinstance(again.exception, FileExistsError) and "pass --overwrite" in str(again.exception)
+    assert written.read_text().endswith("# edited by hand\n")  # kept
+    replaced = run("spec", "infer", "--logs", str(tmp_path / "log.parquet"), "--out", str(written), "--overwrite")
+    assert replaced.exit_code == 0 and written.read_text() + "\n" == result.output
 
 
 def test_a_spec_inferred_from_a_log_trains_on_that_log(tmp_path):

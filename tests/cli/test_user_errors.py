@@ -391,6 +391,8 @@ PATHS_IN_THE_WAY = [
     (["simulate", "--out", "~/w.parquet", "--days", "1"], "'~' is not expanded here"),
     (["evaluate", "esmm", "--out", "~/e.json"], "'~' is not expanded here"),
     (["spec", "infer", "--logs", "absent.parquet", "--out", "-"], "writes a file, not to standard output"),
+    # a spec is edited by hand once proposed: inferring it again wrote over the edits
+    (["spec", "infer", "--logs", "absent.parquet", "--out", "file"], "--out file exists (a spec edited since"),
     (["simulate", "--out", "logs.csv", "--days", "1"], "the logs are written as Parquet; name the file .parquet"),
 ]
 
