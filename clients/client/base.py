@@ -10,6 +10,7 @@ from collections import deque
 import httpx
 
 from clients.client.attempts import Attempts
+from clients.client.base_url import scheme_problem
 from clients.client.headers import request_headers
 from clients.client.retry_budget import RetryBudget
 
@@ -24,6 +25,9 @@ class BaseClient:
     """What both clients hold: the pool's options, the retry limit and budget, and what they counted."""
 
     def __init__(self, base_url: str, timeout_s: float, max_retries: int, max_connections: int) -> None:
+        problem = scheme_problem(base_url)
+        if problem is not None:  # found at the first call before, as httpx's "unsupported protocol 'localhost://'"
+            raise ValueError(f"base_url {problem}")
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
             raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s}")
         if max_retries < 0:

@@ -3,15 +3,12 @@ takes the admin token; each a ValueError naming the URL, in one line."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
+from clients.client.base_url import scheme_problem
 from clients.client.headers import request_headers
 from clients.client.sync_client import ScoringClient
 from common.shown_url import shown_url
-
-HOST_PORT = re.compile(r"([\w.-]+|\[[0-9A-Fa-f:.]+\])(:\d+)?")  # localhost:8000, [::1]:8000: a URL less its http://
 
 
 def require_ready(url: str) -> None:
@@ -44,13 +41,13 @@ def require_admin(url: str, token: str) -> None:
 
 def _probe(url: str, method: str, path: str, token: str | None = None) -> int:
     """The status of one call to the service at ``url``; ValueError when nothing answers there."""
+    problem = scheme_problem(url)
+    if problem is not None:  # httpx read the host as the scheme: "no service answers there" sent no one to the URL
+        raise ValueError(f"--url {problem}")
     try:
         with ScoringClient(url, timeout_s=5.0, max_retries=0) as client:
             return client._http.request(method, path, headers=request_headers(token)).status_code
     except (httpx.TransportError, httpx.InvalidURL) as error:
-        if "://" not in url:  # httpx read the host as the scheme: "no service answers there" sent no one to the URL
-            fix = f"write http://{url}" if HOST_PORT.fullmatch(url) else "write it as http://HOST:PORT"
-            raise ValueError(f"--url {shown_url(url)} names no scheme: {fix}") from None
         raise ValueError(
             f"--url {shown_url(url)}: no service answers there ({error or type(error).__name__})"
         ) from None

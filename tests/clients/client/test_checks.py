@@ -203,6 +203,13 @@ def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             ScoringClient("http://127.0.0.1:9", **settings)
+    # an address without its scheme raised httpx's UnsupportedProtocol at the first call, not here
+    with pytest.raises(ValueError, match=r"^base_url localhost:8000 names no scheme: write http://localhost:8000$"):
+        ScoringClient("localhost:8000")
+    with pytest.raises(ValueError, match=r"^base_url ftp://host: the scheme ftp:// is not http:// or https://$"):
+        AsyncScoringClient("ftp://host")
+    with ScoringClient("HTTPS://host:1") as upper_case:  # schemes are case-insensitive
+        assert upper_case.timeout_s > 0
     error = ServiceError(422, "feature 'ad_price' is required but missing", "candidates[0].ad_price")
     for copied in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
         assert (copied.status, copied.error, copied.field, str(copied)) == (422, error.error, error.field, str(error))
