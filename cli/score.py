@@ -42,10 +42,10 @@ def score(
     one request_id (consecutive) are scored as one request, else CTR_MAX_CANDIDATES rows at a time; a row the
     service would refuse ends the command naming the row."""
     from cli.reports import check_writable
-    from training.offline_scores import check_out, score_file, served_models
+    from training.offline_scores import check_paths, score_file, served_models
 
     check_writable(out)
-    check_out(candidates, out)  # before the models load
+    check_paths(candidates, out)  # before the models load
     given = {"model_repository": repository, "ctr_model": ctr_model, "ctcvr_model": ctcvr_model}
     settings = settings_with_options(given)
     scored = score_file(candidates, out, served_models(settings, version), settings)

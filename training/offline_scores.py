@@ -132,7 +132,7 @@ def score_file(candidates: str | Path, out: str | Path, models: ServingModels, s
     """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out`` (either a
     path or its string, as a caller from Python writes it)."""
     candidates, out = Path(candidates), Path(out)
-    check_out(candidates, out)
+    check_paths(candidates, out)
     roles = role_models(models)
     kinds = models.role_feature_kinds
     files = _parquet_files(candidates)
@@ -250,10 +250,12 @@ def _batch_config(settings: Settings, model: ScoringModel) -> BatchConfig:
         raise ValueError(f"model {model.name!r}: {error}") from None
 
 
-def check_out(candidates: Path, out: Path) -> None:
-    """ValueError when ``out`` is no place for ``candidates``' scores: not a ``.parquet`` name (Parquet is
-    written whatever the name), the candidates file itself (replaced by its scores), or a file among those
-    ``candidates`` stands for (a folder's, a glob's: a second run read the first one's scores as a shard)."""
+def check_paths(candidates: Path, out: Path) -> None:
+    """FileNotFoundError or ValueError where ``candidates`` stands for no Parquet file (``_parquet_files``), or
+    ``out`` is no place for their scores: not a ``.parquet`` name (Parquet is written whatever the name), the
+    candidates file itself (replaced by its scores), or a file among those ``candidates`` stands for (a folder's,
+    a glob's: a second run read the first one's scores as a shard). Said before the models load."""
+    _parquet_files(candidates)
     if out.suffix.lower() != OUT_SUFFIX:
         raise ValueError(f"--out {out}: ctr score writes Parquet: name a {OUT_SUFFIX} file")
     written = out.resolve()
@@ -300,7 +302,12 @@ def _json_carries(kind: pa.DataType) -> bool:
 
 
 def _parquet_files(candidates: Path) -> list[Path]:
-    files = log_files(candidates, "candidates file")
+    try:
+        files = log_files(candidates, "candidates file")
+    except FileNotFoundError:
+        if candidates.is_dir():  # the logs' readers' words named CSV, which ctr score does not read
+            raise FileNotFoundError(f"{candidates} holds no .parquet files (ctr score reads Parquet)") from None
+        raise
     other = [file for file in files if log_format(file) != "parquet"]
     if other:
         raise ValueError(f"ctr score reads Parquet; {other[0]} is not (write the candidates as .parquet)")

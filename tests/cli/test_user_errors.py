@@ -19,6 +19,8 @@ MISTAKES = [
     (["sample-request"], "run from the repository root or pass --repository"),
     (["new", "mine", "--kind", "nonsense"], "unknown model kind 'nonsense': pass --kind with one of"),
     (["spec", "infer", "--logs", "absent.parquet"], "no impression log at absent.parquet"),
+    # an empty folder was said after the models loaded, as holding no ".parquet or .csv" files: ctr score reads Parquet
+    (["score", "."], ". holds no .parquet files (ctr score reads Parquet)"),
     (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
     (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
     # nothing listening was exit 1, as if the service had answered
