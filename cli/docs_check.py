@@ -20,11 +20,11 @@ its floating-point kernels differ, and so may any package but torch (the only on
 are compared only when the served models are the recorded ones; otherwise
 the check says which differ and compares the answers' shapes.
 
-What keeps it from running is said once, in one ``error:`` line, before any example runs: nothing
-answering at ``--url`` (each example failed on curl's exit code 7), a ``--repository`` that does not exist
-or holds no version of a role's model (the service was waited on for 90 s), a service that does not get
-ready (the reason its log gives). A SIGTERM ends it as Ctrl-C does: the service it started is stopped
-and its folders removed (exit code 143; cli/signals.py).
+What keeps it from running is said once, in one ``error:`` line, before any example runs: a page named that
+holds no example, nothing answering at ``--url`` (each example failed on curl's exit code 7), a
+``--repository`` that does not exist or holds no version of a role's model (the service was waited on for
+90 s), a service that does not get ready (the reason its log gives). A SIGTERM ends it as Ctrl-C does: the
+service it started is stopped and its folders removed (exit code 143; cli/signals.py).
 """
 
 from __future__ import annotations
@@ -296,6 +296,13 @@ def _docs_check(
     files: list[Path] | None, url: str | None, repository: Path, exact: bool, write: bool, models_record: Path
 ) -> None:
     every_page = not files  # the record speaks for every page: only a full --update rewrites it
+    # a page named that holds no example (a wrong file, a block not ```sh) was "0 examples in 1 files: ... match"
+    idle = [path for path in files or [] if not extract(path)]
+    if idle:
+        raise ValueError(
+            f"{', '.join(map(str, idle))} {'holds' if len(idle) == 1 else 'hold'} no example: a curl command in a "
+            "```sh or ```bash block with the answer shown below it (`# {...}` lines, or a ```json block)"
+        )
     files = files or [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
     if url is not None:
         from clients.client import require_ready

@@ -51,6 +51,15 @@ def test_nothing_at_url_is_said_once_before_any_example(tmp_path):
     assert line.startswith(f"error: --url {url}: no service answers there")  # `ctr evaluate serving`'s words
 
 
+def test_a_page_named_that_holds_no_example_is_refused_before_the_service_starts(tmp_path):
+    """A wrong file (LICENSE) was "0 examples in 1 files: the answers' shapes match", exit 0."""
+    page(tmp_path)
+    (tmp_path / "notes.md").write_text("# Notes\n\n```sh\nctr serve\n```\n")  # a command, no curl with an answer
+    line = one_error_line(docs_check(tmp_path, "page.md", "notes.md", "-r", "absent"))
+    assert line.startswith("error: notes.md holds no example: a curl command in a ```sh or ```bash block")
+    assert scratch_folders(tmp_path) == []
+
+
 def test_a_failed_example_names_its_location_once(tmp_path):
     path = page(tmp_path, setup="echo broken >&2; false")
     problems = check([path], "http://127.0.0.1:1", tmp_path, exact=True, write=False)
