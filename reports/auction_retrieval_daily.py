@@ -11,7 +11,10 @@ version trained on (``retrieval_window_rows`` and ``retrieval_window_ads``, the 
 is the history window the control's model trained on for every day); with ``--control-work-dir`` (the control
 run's ``--work-dir``, its logs), the same of the control's own logs over the same days (the window a retraining of
 the fixed retriever would have had: what the fixed model retrieved); with ``--untrained``, the untrained ESAM's day
-means (a run of the same seeds whose model did not learn: the floor a retriever can fall to); with
+means (a run of the same seeds whose model did not learn: the floor a retriever can fall to); ``--untrained-pipeline``
+names that run's pipeline whose days are read, by default the compared one (a fixed retriever's figures are the
+pools' and the model's, the same for every pipeline of its run: an untrained run of the oracle alone is the debiased
+pipeline's retrieval floor too, its outcomes the oracle's); with
 ``--variant-work-dir`` (the variant run's ``--work-dir``), for each day whose version trained on the pipeline's own
 logs alone (day ``train_days`` on), the share of the day's retrieved candidates that are ads of that version's
 window, against the same share of the day's pools: below it, the version ranks the ads it trained on below those it
@@ -19,7 +22,7 @@ never saw.
 
     PYTHONPATH=. python reports/auction_retrieval_daily.py --control FIXED.json --variant DAILY.json \\
         [--pipeline oracle] [--control-work-dir DIR] [--variant-work-dir DIR] [--untrained UNTRAINED.json] \\
-        [--out reports/auction_retrieval_daily.json]
+        [--untrained-pipeline PIPELINE] [--out reports/auction_retrieval_daily.json]
 """
 
 from __future__ import annotations
@@ -129,7 +132,12 @@ def seen_shares(work_dir: Path, report: dict[str, Any], pipeline: str) -> list[d
 
 
 def untrained_by_day(untrained: dict[str, Any], pipeline: str, seeds: list[int]) -> list[dict[str, float]]:
-    """Per day, the untrained ESAM's retrieval figures and outcomes, means over ``seeds``."""
+    """Per day, the untrained ESAM's retrieval figures and ``pipeline``'s outcomes, means over ``seeds``."""
+    if pipeline not in untrained["pipelines"]:
+        raise SystemExit(
+            f"the --untrained run has no {pipeline} pipeline (it ran {', '.join(untrained['pipelines'])}): "
+            "name one with --untrained-pipeline"
+        )
     days = seed_days(untrained, pipeline)
     missing = [s for s in seeds if s not in days]
     if missing:
@@ -154,6 +162,7 @@ def compare_daily(
     untrained: dict[str, Any] | None = None,
     control_work_dir: Path | None = None,
     variant_work_dir: Path | None = None,
+    untrained_pipeline: str | None = None,
 ) -> dict[str, Any]:
     if retrained_window(control) == retrained_window(variant) or retrained_window(variant) is None:
         raise SystemExit(
@@ -174,7 +183,8 @@ def compare_daily(
     if variant_work_dir is not None:
         report["seen_shares"] = seen_shares(variant_work_dir, variant, pipeline)
     if untrained is not None:
-        report["untrained_by_day"] = untrained_by_day(untrained, pipeline, seeds)
+        report["untrained_pipeline"] = untrained_pipeline or pipeline
+        report["untrained_by_day"] = untrained_by_day(untrained, report["untrained_pipeline"], seeds)
     return report
 
 
@@ -198,7 +208,7 @@ def table(report: dict[str, Any]) -> str:
         )
     for entry in report.get("untrained_by_day", []):
         figures = ", ".join(f"{k} {entry[k]:.3f}" for k in (*RETRIEVAL_FIGURES, *DAY_OUTCOMES))
-        lines.append(f"untrained day {entry['day']}: {figures}")
+        lines.append(f"untrained day {entry['day']} ({report['untrained_pipeline']}): {figures}")
     return "\n".join(lines)
 
 
@@ -208,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", type=Path, required=True, help="the --retrieval esam --retrain-retrieval run")
     parser.add_argument("--pipeline", default="oracle", help="the pipeline whose days are compared")
     parser.add_argument("--untrained", type=Path, help="the --retrieval esam run of the untrained ESAM")
+    parser.add_argument(
+        "--untrained-pipeline", help="the --untrained run's pipeline whose days are read (default: --pipeline)"
+    )
     parser.add_argument("--control-work-dir", type=Path, help="the control run's --work-dir: its logs' windows")
     parser.add_argument("--variant-work-dir", type=Path, help="the variant run's --work-dir: its windows' ads")
     parser.add_argument("--out", type=Path, default=Path("reports/auction_retrieval_daily.json"))
@@ -215,7 +228,13 @@ def main(argv: list[str] | None = None) -> None:
     untrained = read_part(args.untrained) if args.untrained is not None else None
     control = read_part(args.control)
     report = compare_daily(
-        control, read_part(args.variant), args.pipeline, untrained, args.control_work_dir, args.variant_work_dir
+        control,
+        read_part(args.variant),
+        args.pipeline,
+        untrained,
+        args.control_work_dir,
+        args.variant_work_dir,
+        args.untrained_pipeline,
     )
     report["command"] = " ".join(["python reports/auction_retrieval_daily.py", *sys.argv[1:]])
     sys.stdout.write(table(report) + "\n")

@@ -127,6 +127,25 @@ def test_the_daily_comparison_pairs_each_day_and_names_the_pipeline_of_the_figur
         compare_daily(daily, fixed, "oracle")
 
 
+def test_the_untrained_reference_may_be_another_pipelines_run_of_the_same_retriever(
+    runs: tuple[Path, dict, dict],
+) -> None:
+    _, daily, fixed = runs
+    # a fixed retriever retrieves the same candidates for every pipeline of its run: its figures are the pools'
+    for day_oracle, day_constant in zip(days_of(fixed, "oracle"), days_of(fixed, "constant"), strict=True):
+        assert {k: day_oracle[k] for k in RETRIEVAL_FIGURES} == {k: day_constant[k] for k in RETRIEVAL_FIGURES}
+    reference = fixed | {"pipelines": {"oracle": fixed["pipelines"]["oracle"]}}  # a run of the oracle alone
+    with pytest.raises(SystemExit, match="the --untrained run has no constant pipeline \\(it ran oracle\\): name one"):
+        compare_daily(fixed, daily, "constant", reference)
+    report = compare_daily(fixed, daily, "constant", reference, untrained_pipeline="oracle")
+    assert report["untrained_pipeline"] == "oracle"
+    for entry, day in zip(report["untrained_by_day"], days_of(fixed, "oracle"), strict=True):
+        assert {k: entry[k] for k in (*RETRIEVAL_FIGURES, "welfare")} == {
+            k: float(day[k]) for k in (*RETRIEVAL_FIGURES, "welfare")
+        }  # the oracle's outcomes, the retrieval figures also the constant pipeline's
+    assert compare_daily(fixed, daily, "oracle", reference)["untrained_pipeline"] == "oracle"  # by default, --pipeline
+
+
 def test_a_history_kept_window_trains_day_1s_retriever_on_the_history_days_and_day_0(
     runs: tuple[Path, dict, dict],
 ) -> None:
