@@ -4,6 +4,7 @@ the one resend of a call whose connection was dropped, and whether and how long 
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 from contextlib import suppress
@@ -27,6 +28,15 @@ TIMEOUT_HEADER = "x-request-timeout-ms"
 UNTRACEABLE = (AttributeError, KeyError, TypeError, ValueError)
 
 
+def check_positive_time(name: str, value: Any, unit: str) -> None:
+    """A ValueError unless ``value`` is a finite number above 0; a TypeError naming ``name`` for what is no number
+    (``timeout_ms="100"`` raised "'>' not supported between instances of 'str' and 'int'")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number of {unit}, not {type(value).__name__} ({value!r})")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number of {unit}, not {value}")
+
+
 class Attempts:
     """One call's attempts: each one's request (its headers with what is left of ``timeout_ms``, httpx's
     time-outs, both brought up to date as each phase starts), whether a dropped connection is sent once
@@ -43,8 +53,8 @@ class Attempts:
         budget: RetryBudget,
         jitter: random.Random,
     ) -> None:
-        if timeout_ms is not None and not (timeout_ms > 0 and math.isfinite(timeout_ms)):
-            raise ValueError(f"timeout_ms must be a positive number of milliseconds, not {timeout_ms}")
+        if timeout_ms is not None:
+            check_positive_time("timeout_ms", timeout_ms, "milliseconds")
         self.method = method
         self.path = path
         self.headers = headers

@@ -3,13 +3,13 @@ the retry budget and jitter; what they counted; and how a call's attempts are ma
 
 from __future__ import annotations
 
-import math
+import numbers
 import random
 from collections import deque
 
 import httpx
 
-from clients.client.attempts import Attempts
+from clients.client.attempts import Attempts, check_positive_time
 from clients.client.base_url import scheme_problem
 from clients.client.headers import request_headers
 from clients.client.retry_budget import RetryBudget
@@ -28,8 +28,10 @@ class BaseClient:
         problem = scheme_problem(base_url)
         if problem is not None:  # found at the first call before, as httpx's "unsupported protocol 'localhost://'"
             raise ValueError(f"base_url {problem}")
-        if not (timeout_s > 0 and math.isfinite(timeout_s)):
-            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s}")
+        check_positive_time("timeout_s", timeout_s, "seconds")
+        for name, count in (("max_retries", max_retries), ("max_connections", max_connections)):
+            if isinstance(count, bool) or not isinstance(count, numbers.Integral):
+                raise TypeError(f"{name} must be an integer, not {type(count).__name__} ({count!r})")
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 (no retry) or more, not {max_retries}")
         if max_connections < 1:

@@ -49,22 +49,25 @@ def checked_features(where: str, features: Features, index: int | None = None) -
     return values
 
 
+def checked_list(where: str, rows: Sequence[Features]) -> list[dict[str, FeatureValue]]:
+    """``rows`` (one mapping of features a candidate or item), each checked; a single mapping, text or anything
+    not iterable is a TypeError naming ``where``: a dict passed for the list was read as its keys ("candidates[0]
+    must be a mapping ..., not str") and None as "'NoneType' object is not iterable"."""
+    if isinstance(rows, (Mapping, str, bytes)) or not hasattr(rows, "__iter__"):
+        raise TypeError(f"{where} must be a list of mappings of feature names to values, not {type(rows).__name__}")
+    return [checked_features(where, row, i) for i, row in enumerate(rows)]
+
+
 def score_body(
     context: Features, candidates: Sequence[Features], versions: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
     """A ``/v1/score`` body; ``versions`` (model name -> served version) pins the versions that score it."""
-    body = {
-        "context": checked_features("context", context),
-        "candidates": [checked_features("candidates", c, i) for i, c in enumerate(candidates)],
-    }
+    body = {"context": checked_features("context", context), "candidates": checked_list("candidates", candidates)}
     return body if versions is None else body | {"versions": dict(versions)}
 
 
 def similarity_body(query: Features, items: Sequence[Features]) -> dict[str, Any]:
-    return {
-        "query": checked_features("query", query),
-        "items": [checked_features("items", c, i) for i, c in enumerate(items)],
-    }
+    return {"query": checked_features("query", query), "items": checked_list("items", items)}
 
 
 def encode(body: Any) -> bytes:

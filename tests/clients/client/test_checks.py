@@ -80,6 +80,18 @@ def test_features_that_are_not_a_mapping_are_a_type_error_naming_where() -> None
         assert not received
 
 
+@pytest.mark.parametrize("rows", [CANDIDATES[0], None, "a7", 5])
+def test_candidates_or_items_that_are_not_a_list_are_a_type_error_naming_the_list(rows: object) -> None:
+    """A single candidate's dict passed for the list was read as its keys ("candidates[0] must be a mapping ...,
+    not str"), None gave "'NoneType' object is not iterable"."""
+    with stand_in(answering(200, {})) as (stand_in_url, received), ScoringClient(stand_in_url) as client:
+        with pytest.raises(TypeError, match=rf"^candidates must be a list of mappings .*, not {type(rows).__name__}$"):
+            client.score(CONTEXT, rows)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=rf"^items must be a list of mappings .*, not {type(rows).__name__}$"):
+            client.similarity({"user_id": "u1"}, rows)  # type: ignore[arg-type]
+        assert not received
+
+
 def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
     as_numpy = [
         {"ad_id": c["ad_id"], "ad_price": np.float32(c["ad_price"]), "ad_quality": np.float64(0.25)} for c in CANDIDATES
@@ -210,6 +222,13 @@ def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:
         AsyncScoringClient("ftp://host")
     with ScoringClient("HTTPS://host:1") as upper_case:  # schemes are case-insensitive
         assert upper_case.timeout_s > 0
+    for settings, message in (  # Python's own "'>' not supported between instances of 'str' and 'int'" before
+        ({"timeout_s": "1"}, r"^timeout_s must be a positive number of seconds, not str \('1'\)$"),
+        ({"max_retries": "2"}, r"^max_retries must be an integer, not str \('2'\)$"),
+        ({"max_connections": 1.5}, r"^max_connections must be an integer, not float \(1.5\)$"),
+    ):
+        with pytest.raises(TypeError, match=message):
+            ScoringClient("http://127.0.0.1:9", **settings)
     error = ServiceError(422, "feature 'ad_price' is required but missing", "candidates[0].ad_price")
     for copied in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
         assert (copied.status, copied.error, copied.field, str(copied)) == (422, error.error, error.field, str(error))

@@ -81,6 +81,8 @@ def test_a_timeout_ms_that_is_no_positive_number_is_refused_before_anything_is_s
         for bad in (0, -5, float("nan"), float("inf")):
             with pytest.raises(ValueError, match="timeout_ms must be a positive number"):
                 client.score(CONTEXT, CANDIDATES, timeout_ms=bad)
+        with pytest.raises(TypeError, match=r"^timeout_ms must be .* milliseconds, not str \(.100.\)$"):
+            client.score(CONTEXT, CANDIDATES, timeout_ms="100")  # type: ignore[arg-type]
         assert not received
 
 
