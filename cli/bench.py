@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from cli.help_text import HelpTyper
-from cli.options import RepositoryOption, numbers
+from cli.options import RepositoryOption, above_zero, numbers
 from cli.reports import check_writable, run_record, write_report
 from clients.bench.batch_size_grid import SIZES
 from clients.bench.peers.peers import PEERS
@@ -229,7 +229,7 @@ def harden(
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
     cases: Annotated[str, typer.Option(help="Comma-separated subset of cases.")] = HARDEN_CASES,
-    seconds: Annotated[float, typer.Option(help="Seconds of load per step.")] = 10.0,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Seconds of load per step.")] = 10.0,
     sustainable_rps: Annotated[
         float | None, typer.Option(help="Overload: take this as the sustainable rate instead of measuring it.")
     ] = None,
@@ -251,6 +251,8 @@ def harden(
     from clients.bench.serve import server
 
     picked = set(chosen(cases, HARDEN_CASES.split(","), "--cases"))
+    if sustainable_rps is not None:
+        above_zero(sustainable_rps, "--sustainable-rps")
     require_exported(repository, model)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     (body,) = request_bodies(repository, model, 10, count=1)
@@ -318,6 +320,8 @@ def loadgen(
     from clients.bench import loadgen_cost as bench
 
     offered = numbers(rates, float, "--rates") if rates else bench.RATES
+    for offer in offered:
+        above_zero(offer, "--rates")
     report = {**run_record(context), **bench.measure(offered, seconds, generator)}
     write_report(out, report)
     typer.echo(bench.table(report))
@@ -336,7 +340,7 @@ def ab(
     out: ReportOption = Path("reports/bench_ab.json"),
     model: ModelOption = "esmm",
     repository: RepositoryOption = Path("models"),
-    candidates: Annotated[int, typer.Option(help="Candidates per /v1/score request.")] = 1,
+    candidates: Annotated[int, typer.Option(min=1, help="Candidates per /v1/score request.")] = 1,
     rate: Annotated[float, typer.Option(help="Offered requests/s, below both services' saturation.")] = 4000.0,
     seconds: Annotated[
         float,
@@ -365,6 +369,7 @@ def ab(
         raise typer.BadParameter(
             "give --service-root, --other-repository, --other-python or several: the two sides must differ"
         )
+    above_zero(rate, "--rate")
     require_exported(repository, model)
     bodies = request_bodies(repository, model, candidates)
     report = {

@@ -68,6 +68,13 @@ def numbers(text: str, kind: Callable[[str], Number], option: str) -> tuple[Numb
     return tuple(values)
 
 
+def above_zero(value: float, option: str) -> None:
+    """ValueError naming ``option`` unless ``value`` is above 0 (the load generator's own "rate and duration must
+    be positive" named neither, and came once the services had started)."""
+    if not value > 0:
+        raise ValueError(f"{option} takes requests/s above 0; {value:g} is not")
+
+
 def refuse_unread(context: typer.Context, names: list[str], why: str) -> None:
     """BadParameter naming those of the parameters ``names`` given on the command line (not left at
     their defaults), which the mode chosen does not read, and ``why``."""

@@ -23,6 +23,10 @@ MISTAKES = [
     (["score", "."], ". holds no .parquet files (ctr score reads Parquet)"),
     (["experiment", "moore2018", "--quick", "--lambdas", "0,abc"], "--lambdas takes comma-separated numbers"),
     (["bench", "batch-sizes", "--sizes", "1,2.5"], "--sizes takes comma-separated integers; '2.5' is not one"),
+    # these three said "rate and duration must be positive", naming no option
+    (["bench", "loadgen", "--rates", "100,-5"], "--rates takes requests/s above 0; -5 is not"),
+    (["bench", "ab", "--other-repository", "x", "--rate", "0"], "--rate takes requests/s"),
+    (["bench", "harden", "--sustainable-rps", "-3"], "--sustainable-rps takes"),
     # nothing listening was exit 1, as if the service had answered
     (["evaluate", "serving", "--url", "http://127.0.0.1:1"], "--url http://127.0.0.1:1: no service answers there"),
     # a URL without http:// was "no service answers there (Request URL has an unsupported protocol 'localhost://'.)"
