@@ -97,6 +97,20 @@ def test_one_process_says_a_port_in_use_before_loading_a_model(tmp_path: Path) -
     assert "version 1 loaded" not in done.stderr and "ready: roles" not in done.stderr
 
 
+def test_python_m_service_takes_no_arguments_and_says_so() -> None:
+    """``python -m service --help`` (and ``--port 9000``) served the defaults on port 8000, the argument unread."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CTR_PORT": "abc"}  # it would refuse to start rather than serve
+    helped = subprocess.run([sys.executable, "-m", "service", "--help"], env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m service (no arguments)")
+    assert "CTR_PORT=9000 python -m service" in helped.stdout and not helped.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "9000"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and not refused.stdout
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: python -m service takes no arguments, not '--port 9000': usage: ")
+
+
 def test_python_m_service_says_a_wrong_setting_in_one_line() -> None:
     """``python -m service`` (the docs' other entry point) printed pydantic's 17-line traceback naming the
     field, where ``ctr serve`` says one line naming the variable; the checks of two settings named fields."""
