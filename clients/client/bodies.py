@@ -63,7 +63,11 @@ def score_body(
 ) -> dict[str, Any]:
     """A ``/v1/score`` body; ``versions`` (model name -> served version) pins the versions that score it."""
     body = {"context": checked_features("context", context), "candidates": checked_list("candidates", candidates)}
-    return body if versions is None else body | {"versions": dict(versions)}
+    if versions is None:
+        return body
+    if not isinstance(versions, Mapping):  # dict([1]) said "cannot convert dictionary update sequence element #0"
+        raise TypeError(f"versions must be a mapping of model names to versions, not {type(versions).__name__}")
+    return body | {"versions": dict(versions)}
 
 
 def similarity_body(query: Features, items: Sequence[Features]) -> dict[str, Any]:

@@ -92,6 +92,14 @@ def test_candidates_or_items_that_are_not_a_list_are_a_type_error_naming_the_lis
         assert not received
 
 
+def test_versions_that_are_not_a_mapping_are_a_type_error_naming_them() -> None:
+    """``versions=[1]`` said "cannot convert dictionary update sequence element #0 to a sequence"."""
+    with stand_in(answering(200, {})) as (stand_in_url, received), ScoringClient(stand_in_url) as client:
+        with pytest.raises(TypeError, match=r"^versions must be a mapping of model names to versions, not list$"):
+            client.score(CONTEXT, CANDIDATES, versions=[1])  # type: ignore[arg-type]
+        assert not received
+
+
 def test_numpy_scalars_are_scored_as_the_numbers_they_hold(url: str) -> None:
     as_numpy = [
         {"ad_id": c["ad_id"], "ad_price": np.float32(c["ad_price"]), "ad_quality": np.float64(0.25)} for c in CANDIDATES
