@@ -107,6 +107,9 @@ def parse_infer(
         if json_size is None and b'"binary_data_size"' in body:  # binary tensors after a JSON header
             hint = "a body with binary tensor data needs the Inference-Header-Content-Length header"
             raise InputError(400, f"{error.message}; {hint}") from None
+        if json_size is not None:  # "body is empty" for a header of 0, of a body of hundreds of bytes
+            said = f"the JSON header, the body's first {json_size} bytes as Inference-Header-Content-Length says"
+            raise InputError(400, f"{error.message} ({said})", "Inference-Header-Content-Length") from None
         raise
     if type(data) is not dict:
         raise InputError(400, "body must be a JSON object with 'inputs'")
