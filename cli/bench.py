@@ -64,13 +64,22 @@ def chosen(text: str, known: Sequence[str], option: str) -> list[str]:
 
 
 def require_exported(repository: Path, model: str) -> None:
-    """FileNotFoundError unless ``model`` has an exported version in ``repository``."""
-    from common.repository import versions
+    """FileNotFoundError unless ``model`` has an exported version in ``repository``; ValueError where its latest
+    is a retrieval model's (``--model esam``: every serving benchmark sends /v1/score bodies, which its service
+    answered 404, and ``bench hotpath`` stopped on a KeyError traceback)."""
+    from common.repository import read_manifest, versions
+    from service.models.retrieval_model import is_retrieval
 
-    if not versions(repository, model):
+    exported = versions(repository, model)
+    if not exported:
         raise FileNotFoundError(
             f"model {model!r} has no exported version in {repository}: run `ctr prepare -r {repository}` "
             f"(or train and export it), or pass -r with a repository that has one"
+        )
+    if is_retrieval(read_manifest(repository, model, max(exported))):
+        raise ValueError(
+            f"--model {model} is a retrieval model (it answers /v1/similarity); the serving benchmarks send "
+            "/v1/score requests: pass --model with a scoring model, e.g. esmm"
         )
 
 

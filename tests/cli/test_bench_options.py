@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.reports import write_report
+from tests.support.retrieval import add_tiny_esam
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,16 @@ def test_a_model_without_an_exported_version_is_named_at_once(tmp_path):
     (tmp_path / "esmm" / "config.toml").write_text('kind = "esmm"\n')
     result = CliRunner().invoke(app, ["bench", "serve", "--cases", "service_100", "-r", str(tmp_path)])
     assert result.exit_code != 0 and "model 'esmm' has no exported version in" in str(result.exception)
+
+
+@pytest.mark.parametrize("bench", ["hotpath", "serve", "batch-sizes"])
+def test_a_retrieval_model_is_refused_at_once(tmp_path, bench):
+    """``--model esam``: bench hotpath stopped on a KeyError traceback ('raw_path'), the others sent /v1/score
+    bodies a retrieval service answers 404."""
+    add_tiny_esam(tmp_path)
+    result = CliRunner().invoke(app, ["bench", bench, "--model", "esam", "-r", str(tmp_path)], terminal_width=400)
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError), result.output
+    assert str(result.exception).startswith("--model esam is a retrieval model (it answers /v1/similarity)")
 
 
 def test_a_report_holds_no_nan(tmp_path):
