@@ -65,10 +65,11 @@ class AsyncScoringClient(BaseClient):
                     raise
                 self.resent += 1
                 continue
-            except httpx.PoolTimeout as error:
-                if str(error):
+            except httpx.TimeoutException as error:
+                named = self._named_timeout(attempts, error)
+                if named is None:
                     raise
-                raise self._pool_timeout(attempts) from error
+                raise named from error
             wait = attempts.wait(response)
             if wait is None:
                 return decode(response, bytes(content))

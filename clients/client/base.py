@@ -19,6 +19,12 @@ DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After, each cal
 WAITS_KEPT = 1000  # the most recent retries' waits ``waits`` keeps
 # The connection closed, reset or unwritable before an answer came: a call that changes nothing is sent again
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# what an attempt was doing when httpx's time-out of that type came
+PHASES = {
+    httpx.ConnectTimeout: "connecting",
+    httpx.WriteTimeout: "sending the request",
+    httpx.ReadTimeout: "waiting for the answer",
+}
 
 
 class BaseClient:
@@ -58,6 +64,21 @@ class BaseClient:
     ) -> Attempts:
         headers = request_headers(token, request_id)
         return Attempts(method, path, headers, timeout_ms, self.max_retries, safe, self.retry_budget, self.random)
+
+    def _named_timeout(self, attempts: Attempts, error: httpx.TimeoutException) -> httpx.TimeoutException | None:
+        """httpx's own time-out, which says only "timed out" (or nothing: a pool's, asyncio's), as one of its type
+        naming the call, the phase and the budget; None where the client's own message already names them."""
+        if isinstance(error, httpx.PoolTimeout):
+            return None if str(error) else self._pool_timeout(attempts)
+        if str(error).startswith(attempts.call):
+            return None
+        budget = (
+            f"timeout_s={self.timeout_s:g} (each phase's)"
+            if attempts.timeout_ms is None
+            else f"timeout_ms={attempts.timeout_ms:g}"
+        )
+        said = f"{attempts.call}: {budget} passed {PHASES.get(type(error), '')}"  # httpx's "timed out", or nothing
+        return type(error)(said.rstrip(), request=attempts.request)
 
     def _pool_timeout(self, attempts: Attempts) -> httpx.PoolTimeout:
         """httpx's PoolTimeout, which says nothing (its message is empty), as one naming the call and the wait."""

@@ -151,6 +151,27 @@ def test_a_pool_timeout_says_which_call_waited_for_a_connection_and_how_long() -
                 assert caught.value.request.extensions["timeout"]["pool"] <= 0.1  # none of the grace
 
 
+def test_a_read_past_timeout_s_says_which_call_waited_and_how_long() -> None:
+    """Without timeout_ms, httpx's ReadTimeout said only "timed out" (the async client's nothing)."""
+
+    def stalled(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.5)
+
+    said = "POST /v1/score: timeout_s=0.1 (each phase's) passed waiting for the answer"
+    with stand_in(stalled) as (url, _):
+        with ScoringClient(url, timeout_s=0.1) as client, pytest.raises(httpx.ReadTimeout) as caught:
+            client.score(CONTEXT, CANDIDATES)
+        assert str(caught.value) == said and caught.value.request.url.path == "/v1/score"
+
+        async def scored_async() -> None:
+            async with AsyncScoringClient(url, timeout_s=0.1) as async_client:
+                await async_client.score(CONTEXT, CANDIDATES)
+
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            asyncio.run(scored_async())
+        assert str(caught.value) == said
+
+
 def test_a_timeout_ms_too_small_for_an_attempt_says_so_and_sends_nothing() -> None:
     with stand_in(overloaded) as (url, received), ScoringClient(url) as client:
         with pytest.raises(httpx.TimeoutException) as caught:
