@@ -164,7 +164,10 @@ def picture_path(plot: Path | None, out: Path) -> Path:
     return plot if plot.suffix else plot.with_name(plot.name + ".png")
 
 
-@experiment_app.command("moore2018")
+# its short help set: click ends the listed first sentence at the first word ending in "." ("Moore et al.")
+@experiment_app.command(
+    "moore2018", short_help="Moore et al. 2018 section 5: the synthetic feedback loop and the adversarial network."
+)
 def moore2018(
     context: typer.Context,
     out: Annotated[Path, typer.Option(help="JSON report; the PNG goes beside it.")] = Path("reports/moore2018.json"),

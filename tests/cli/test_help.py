@@ -108,3 +108,12 @@ def test_below_100_columns_the_help_is_plain_and_cuts_no_option_short(monkeypatc
     with pytest.raises(SystemExit):
         app(["experiment", "cvr", "--help"])
     assert "╭─ Options" in capsys.readouterr().out  # rich's, where it has room
+
+
+def test_a_first_sentence_with_an_abbreviation_is_listed_whole_at_80_columns():
+    """`ctr experiment --help` listed moore2018 as "Moore et al.": click ends a first sentence at the first word
+    ending in a full stop."""
+    result = CliRunner().invoke(app, ["experiment", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "moore2018 Moore et al. 2018 section 5: the synthetic feedback loop" in text, result.output
