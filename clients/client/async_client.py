@@ -65,6 +65,8 @@ class AsyncScoringClient(BaseClient):
                     raise
                 self.resent += 1
                 continue
+            except httpx.ConnectError as error:
+                raise self._unreachable(attempts, error) from error
             except httpx.TimeoutException as error:
                 named = self._named_timeout(attempts, error)
                 if named is None:

@@ -13,6 +13,7 @@ from clients.client.attempts import Attempts, check_positive_time
 from clients.client.base_url import scheme_problem
 from clients.client.headers import request_headers
 from clients.client.retry_budget import RetryBudget
+from common.shown_url import shown_url
 
 DEFAULT_TIMEOUT_S = 10.0  # httpx's, for each phase of one HTTP exchange (clients/client/__init__.py)
 DEFAULT_MAX_RETRIES = 3  # extra attempts after a 503 with Retry-After, each call's cap (RetryBudget rations them)
@@ -79,6 +80,13 @@ class BaseClient:
         )
         said = f"{attempts.call}: {budget} passed {PHASES.get(type(error), '')}"  # httpx's "timed out", or nothing
         return type(error)(said.rstrip(), request=attempts.request)
+
+    def _unreachable(self, attempts: Attempts, error: httpx.ConnectError) -> httpx.ConnectError:
+        """httpx's ConnectError, which names no address ("[Errno 111] Connection refused"; the async client's "All
+        connection attempts failed"), as one of its type naming the call and the service's URL."""
+        reason = str(error) or type(error).__name__
+        where = shown_url(str(self._pool["base_url"]))
+        return httpx.ConnectError(f"{attempts.call}: nothing answers at {where} ({reason})", request=attempts.request)
 
     def _pool_timeout(self, attempts: Attempts) -> httpx.PoolTimeout:
         """httpx's PoolTimeout, which says nothing (its message is empty), as one naming the call and the wait."""

@@ -242,6 +242,22 @@ def test_settings_that_cannot_work_are_refused_and_errors_pickle() -> None:
         assert (copied.status, copied.error, copied.field, str(copied)) == (422, error.error, error.field, str(error))
 
 
+def test_a_call_where_nothing_answers_names_the_call_and_the_url() -> None:
+    """httpx's ConnectError named no address: "[Errno 111] Connection refused", the async client's "All
+    connection attempts failed"; the auction still counts it by its type."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    said = rf"^POST /v1/score: nothing answers at {nowhere} \(.+\)$"
+    with ScoringClient(nowhere, max_retries=0) as client, pytest.raises(httpx.ConnectError, match=said):
+        client.score(CONTEXT, CANDIDATES)
+
+    async def call() -> None:
+        async with AsyncScoringClient(nowhere, max_retries=0) as client:
+            await client.score(CONTEXT, CANDIDATES)
+
+    with pytest.raises(httpx.ConnectError, match=said):
+        asyncio.run(call())
+
+
 def test_health_is_false_where_nothing_answers(url: str, tmp_path: Path) -> None:
     with ScoringClient(f"http://127.0.0.1:{free_port()}") as nobody:
         assert nobody.ready() is False and nobody.live() is False
