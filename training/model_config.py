@@ -19,16 +19,16 @@ came after 1M impressions and 26 MB had been written). Nothing here imports torc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from common.config_layout import read_checked_config
-from common.config_table import built
-from common.repository import CONFIG_FILE
+from common.config_table import UnknownKeys, built
+from common.repository import CONFIG_FILE, read_config
 from training.config_world import retrieval_config, world_config
 from training.fitting.settings import TrainingConfig
-from training.models.kinds import config_kind, default_evaluation, model_config_of
+from training.models.kinds import MODEL_KINDS, config_kind, default_evaluation, model_config_of
 from training.world.config import POLICIES
 
 # What `ctr evaluate NAME` runs, by the config's `evaluation` key: "module:function" of (root, name, version)
@@ -97,7 +97,14 @@ class ModelConfig:
     def load(cls, root: Path, name: str) -> ModelConfig:
         """The config of model ``name``; ValueError naming the first key or value that is not one it takes."""
         path = root / name / CONFIG_FILE
-        raw = read_checked_config(root, name)
+        try:
+            raw = read_checked_config(root, name)
+        except UnknownKeys as error:  # a table's setting written above every header: "unknown", no table named
+            placed = _tables_taking(error.unknown, read_config(root, name).get("kind"))
+            if not placed:
+                raise
+            said = "; ".join(f"{key} is a {table} setting: write it under {table}" for key, table in placed.items())
+            raise ValueError(f"{error} ({said})") from None
         kind = config_kind(raw, path)
         evaluation = raw.get("evaluation", default_evaluation(kind))
         if evaluation not in EVALUATIONS:
@@ -120,3 +127,17 @@ class ModelConfig:
             serving=raw.get("serving", {}),
             evaluation=evaluation,
         )
+
+
+def _tables_taking(names: list[str], kind: Any) -> dict[str, str]:
+    """Each of ``names`` that a table of the config takes, with the first such table (``[training]``, ``[data]``,
+    ``[queries]``, then the ``[model]`` of ``kind`` where it is a known kind)."""
+    tables: dict[str, type] = {"[training]": TrainingConfig, "[data]": DataConfig, "[queries]": QueriesConfig}
+    if isinstance(kind, str) and kind in MODEL_KINDS:
+        tables["[model]"] = MODEL_KINDS[kind].settings
+    taken = {table: {f.name for f in fields(settings) if f.init} for table, settings in tables.items()}
+    return {
+        name: next(table for table, keys in taken.items() if name in keys)
+        for name in names
+        if any(name in keys for keys in taken.values())
+    }

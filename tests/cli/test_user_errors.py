@@ -321,6 +321,8 @@ def test_a_grpc_port_without_the_grpc_extra_is_one_line_before_any_model_loads(t
         # misspelt sections and keys were ignored: trained with the defaults, exit 0
         ("[trainig]\nepochs = 1", "settings ['trainig'] are unknown (did you mean 'training'?); known: ['data',"),
         ('evalution = "world"', "settings ['evalution'] are unknown (did you mean 'evaluation'?)"),
+        # a table's setting above every header was "unknown", naming no table to write it under
+        ("epochs = 2", "epochs is a [training] setting: write it under [training]"),
         ('evaluation = "wrld"', "unknown evaluation 'wrld': set evaluation in models/mine/config.toml to one of"),
         ("[model]\nhiden = [16]", "[model] settings ['hiden'] are not esmm settings (did you mean 'hidden'?)"),
         ("[model]\ndropout = 1.5", "[model] dropout must be in [0, 1), not 1.5"),
