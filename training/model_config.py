@@ -136,8 +136,5 @@ def _tables_taking(names: list[str], kind: Any) -> dict[str, str]:
     if isinstance(kind, str) and kind in MODEL_KINDS:
         tables["[model]"] = MODEL_KINDS[kind].settings
     taken = {table: {f.name for f in fields(settings) if f.init} for table, settings in tables.items()}
-    return {
-        name: next(table for table, keys in taken.items() if name in keys)
-        for name in names
-        if any(name in keys for keys in taken.values())
-    }
+    placed = {name: next((table for table, keys in taken.items() if name in keys), None) for name in names}
+    return {name: table for name, table in placed.items() if table is not None}

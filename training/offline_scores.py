@@ -132,10 +132,9 @@ def score_file(candidates: str | Path, out: str | Path, models: ServingModels, s
     """Score every row of ``candidates`` with the role models of ``models`` and write them to ``out`` (either a
     path or its string, as a caller from Python writes it)."""
     candidates, out = Path(candidates), Path(out)
-    check_paths(candidates, out)
+    files = check_paths(candidates, out)
     roles = role_models(models)
     kinds = models.role_feature_kinds
-    files = _parquet_files(candidates)
     schema = _input_schema(files, candidates)
     _check_feature_types(schema, kinds, candidates)
     taken = [name for name in SCORE_COLUMNS if name in schema.names]
@@ -250,12 +249,13 @@ def _batch_config(settings: Settings, model: ScoringModel) -> BatchConfig:
         raise ValueError(f"model {model.name!r}: {error}") from None
 
 
-def check_paths(candidates: Path, out: Path) -> None:
-    """FileNotFoundError or ValueError where ``candidates`` stands for no Parquet file (``_parquet_files``), or
-    ``out`` is no place for their scores: not a ``.parquet`` name (Parquet is written whatever the name), the
-    candidates file itself (replaced by its scores), or a file among those ``candidates`` stands for (a folder's,
-    a glob's: a second run read the first one's scores as a shard). Said before the models load."""
-    _parquet_files(candidates)
+def check_paths(candidates: Path, out: Path) -> list[Path]:
+    """The Parquet files ``candidates`` stands for (``_parquet_files``), once ``out`` is a place for their scores;
+    FileNotFoundError or ValueError where there are none, or where ``out`` is not a ``.parquet`` name (Parquet is
+    written whatever the name), the candidates file itself (replaced by its scores), or a file among those
+    ``candidates`` stands for (a folder's, a glob's: a second run read the first one's scores as a shard). Said
+    before the models load."""
+    files = _parquet_files(candidates)
     if out.suffix.lower() != OUT_SUFFIX:
         raise ValueError(f"--out {out}: ctr score writes Parquet: name a {OUT_SUFFIX} file")
     written = out.resolve()
@@ -265,6 +265,7 @@ def check_paths(candidates: Path, out: Path) -> None:
         raise ValueError(f"--out {out} lies in the candidates folder {candidates}: write the scores outside it")
     if _glob_reads(candidates, written):
         raise ValueError(f"--out {out} matches the candidates pattern {candidates}: write the scores elsewhere")
+    return files
 
 
 def _glob_reads(pattern: Path, path: Path) -> bool:
