@@ -364,7 +364,9 @@ def served(repository: Path) -> Iterator[str]:
     with ExitStack() as stack:
         log = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docs-check-"))) / "serve.log"
         try:
-            url, _ = stack.enter_context(service_process.served(repository, log))
+            # an offline check: the online default deadline (1 s) only turned a busy machine into 504s
+            deadline = {"CTR_REQUEST_TIMEOUT_MS": str(service_process.REQUEST_TIMEOUT_MS)}
+            url, _ = stack.enter_context(service_process.served(repository, log, deadline))
         except RuntimeError:  # the service exited or was not ready in time; stopped by now
             raise ValueError(
                 f"the service over {repository} did not get ready: {service_process.failure_reason(log)}"
