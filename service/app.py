@@ -40,7 +40,7 @@ from service.log_format import note_error
 from service.metrics import Metrics, StatusCounter
 from service.models.manager import ModelManager
 from service.models.snapshot import ServingModels
-from service.routes import admin, health, metrics, models
+from service.routes import admin, health, index, metrics, models
 from service.score import endpoint as score
 from service.score.endpoint import PATH, ScoreEndpoint
 from service.settings import Settings
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 BUSY_READING_BODIES = "server busy reading other large bodies"  # 503: no share of CTR_BODY_BYTES_IN_FLIGHT in time
 SHED_PATHS = frozenset({PATH, "/v1/similarity"})  # with V2 infer: refused at the door under overload (server.py)
 # Every route but the admin ones (mounted only with a token); each module declares one APIRouter
-ROUTERS = (score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
+ROUTERS = (index.router, score.router, health.router, models.router, similarity.router, v2.router, metrics.router)
 
 
 @asynccontextmanager
