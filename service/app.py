@@ -251,4 +251,5 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(admin.router if settings.admin_token is not None else admin.off_router)
+    app.router.default = index.unknown_path(app)  # a 404 that names the route a trailing slash hid, or GET /
     return app

@@ -3,7 +3,8 @@ protocol): an answer to a request waiting for ``100 Continue`` closes the connec
 request was read as the body and never answered) and a 413 reads on the body its client sends, an answer
 that closes gives no keep-alive hint, an unknown method is 501 and HTTP/2.0 is 505 (400, and served as 1.1),
 the refusal lines name the client, a request pipelined behind an HTTP/1.0 answer is not logged 499, a
-trailing slash is 404, not a redirect to ``http://``, and the base URL answers an index of the routes."""
+trailing slash is 404 naming the route without it, not a redirect to ``http://``, and the base URL answers an
+index of the routes."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def test_the_audits_requests_on_the_real_server(tmp_path: Path) -> None:
                 url, proxied % line + b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
             )
             assert statuses(answer) == [404, 200] and b"location" not in answer.lower(), answer
+            assert b"; did you mean %s?" % line.split(b" ")[1].rstrip(b"/") in answer, answer  # the route it missed
 
         index = exchange(url, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")  # a browser at the base URL
         assert statuses(index) == [200] and b'"docs":"/docs"' in index and b'"POST /v1/score"' in index, index

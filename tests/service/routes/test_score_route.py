@@ -270,7 +270,10 @@ def test_wrong_content_type(client: TestClient, content_type: str | None) -> Non
 
 
 def test_unknown_route_and_method_answer_the_error_shape(client: TestClient) -> None:
-    assert client.get("/v1/nothing").json() == {"error": "Not Found", "field": None}
+    assert client.get("/v1/nothing").json() == {
+        "error": "no route GET /v1/nothing; GET / lists the routes served, /docs documents them",
+        "field": None,
+    }
     response = client.get("/v1/score")
     assert response.status_code == 405
     assert set(response.json()) == {"error", "field"}
