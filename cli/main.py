@@ -353,7 +353,14 @@ def publish(name: str, checkpoint: Checkpoint, path: Path, repository: Path, *, 
 def evaluate(
     context: typer.Context,
     name: Annotated[str, typer.Argument(help="The exported model to evaluate, or `serving` (with --url).")],
-    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/evaluation.json"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON report to write (default: reports/evaluation_NAME.json, a report per model: one file every "
+            "model shared was overwritten by the next).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[int | None, typer.Option(min=1, help="Version to evaluate (default: latest).")] = None,
     repository: RepositoryOption = Path("models"),
     url: Annotated[str | None, typer.Option(help="`serving`: the running service, http://host:port.")] = None,
@@ -382,6 +389,7 @@ def evaluate(
     `ctr evaluate serving --url URL` instead sends the day to a running service's /v1/score, request
     by request, and compares its answers with the truth at slot 1 (a reliability PNG beside --out); the
     day is drawn from the world of the served model's config.toml in --repository."""
+    out = out if out is not None else Path(f"reports/evaluation_{name}.json")
     check_report_paths(out, png=name == "serving" or logs is not None)  # before the work; a PNG where drawn
     if name == "serving":
         refuse_unread(

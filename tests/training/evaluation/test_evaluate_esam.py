@@ -41,6 +41,22 @@ def test_cli_writes_hot_and_long_tail_recall(repository: Path, tmp_path: Path) -
     assert "long_tail" in result.output
 
 
+def test_the_default_report_is_the_models_own(
+    repository: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --out the report goes to reports/evaluation_NAME.json: every model's went to reports/evaluation.json,
+    so evaluating a second model overwrote the first's report without a word."""
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "reports" / "evaluation_esmm.json"  # another model's report, written before
+    other.parent.mkdir()
+    other.write_text('{"model": "esmm"}\n')
+    result = CliRunner().invoke(app, ["evaluate", "esam", "--repository", str(repository)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.output.splitlines()[-1] == "wrote reports/evaluation_esam.json"
+    assert json.loads((tmp_path / "reports" / "evaluation_esam.json").read_text())["model"] == "esam"
+    assert other.read_text() == '{"model": "esmm"}\n'
+
+
 def test_report_is_the_torch_model_ranking_the_same_queries(repository: Path) -> None:
     """What ONNX Runtime and the stored embeddings give equals the trained torch towers' ranking."""
     from common.encoder import FeatureEncoder
