@@ -53,7 +53,8 @@ the feature (looked for once the JSON encoder refused the body). An answer whose
 (another number of scores than candidates) raises ``ValueError``.
 
 ``AsyncScoringClient`` belongs to the event loop it first runs in (httpx's pool does): make one per
-``asyncio.run``.
+``asyncio.run``. A call from another loop raises ``RuntimeError`` saying so (httpx's own error, "Event loop is
+closed", came from inside its pool).
 
 One concept a module: the bodies a call sends (bodies.py) and its headers (headers.py), the answers read
 (responses.py), ``ServiceError`` (errors.py), a 503's ``Retry-After`` (retry_after.py), the retry budget

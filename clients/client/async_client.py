@@ -4,6 +4,7 @@ package's docstring (clients/client/__init__.py)."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +25,19 @@ from clients.client.responses import (
     parse_top_k,
 )
 
+OTHER_LOOP = (
+    "this AsyncScoringClient is bound to the event loop it was first used in (its httpx connection pool is), and "
+    "this call runs in another: make one client per event loop (`async with AsyncScoringClient(url) as client:` "
+    "inside the coroutine asyncio.run runs), or make all its calls inside one asyncio.run"
+)
+
 
 class AsyncScoringClient(BaseClient):
     """Asynchronous client over one pooled ``httpx.AsyncClient``: many requests in flight at once, in the
-    event loop it first runs in."""
+    event loop it first runs in. A call from another loop (a second ``asyncio.run`` with the same client) raises
+    ``RuntimeError`` saying so (``OTHER_LOOP``): the pool's connections are that loop's, and httpx failed from
+    inside with "Event loop is closed" (or hung, the first loop still running in another thread). A fresh pool for
+    the new loop is not made: the old one's connections could be closed only in their own loop."""
 
     def __init__(
         self,
@@ -38,6 +48,7 @@ class AsyncScoringClient(BaseClient):
     ) -> None:
         super().__init__(base_url, timeout_s, max_retries, max_connections)
         self._http = httpx.AsyncClient(**self._pool)
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None  # the loop of its first call
 
     async def __aenter__(self) -> AsyncScoringClient:
         return self
@@ -46,9 +57,19 @@ class AsyncScoringClient(BaseClient):
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._check_loop()
         await self._http.aclose()
 
+    def _check_loop(self) -> None:
+        """``RuntimeError`` (``OTHER_LOOP``) where this runs in another event loop than the client's first call."""
+        running = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = weakref.ref(running)
+        elif self._loop() is not running:
+            raise RuntimeError(OTHER_LOOP)
+
     async def _call(self, attempts: Attempts, body: Any) -> Any:
+        self._check_loop()
         sent = None if body is None else encode(body)
         while True:
             request = attempts.request_for(self._http, sent)
@@ -121,6 +142,7 @@ class AsyncScoringClient(BaseClient):
         return await self._health("/v2/health/ready")
 
     async def _health(self, path: str) -> bool:
+        self._check_loop()
         try:
             return (await self._http.get(path)).status_code == 200
         except httpx.TransportError:

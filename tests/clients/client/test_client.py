@@ -73,6 +73,31 @@ def test_async_client_keeps_many_requests_in_flight_and_types_errors(service: tu
     assert error.status == 422 and error.field == "candidates"
 
 
+def test_an_async_client_called_from_a_second_event_loop_says_it_is_bound_to_its_first(
+    service: tuple[str, Path],
+) -> None:
+    """A second asyncio.run with the same client failed inside httpx's pool ("Event loop is closed")."""
+    url, _ = service
+    client = AsyncScoringClient(url)  # made outside any loop: bound by its first call
+
+    async def two_calls() -> list[ScoreResponse]:
+        return [await client.score(CONTEXT, CANDIDATES), await client.score(CONTEXT, CANDIDATES[:1])]
+
+    first = asyncio.run(two_calls())  # one loop, as many calls as wanted
+    assert [len(reply.scores) for reply in first] == [3, 1]
+    for call in (two_calls, client.models, client.ready, client.aclose):
+        with pytest.raises(RuntimeError) as caught:
+            asyncio.run(call())
+        assert str(caught.value).startswith("this AsyncScoringClient is bound to the event loop it was first used in")
+        assert "make one client per event loop" in str(caught.value)
+
+    async def own_loop() -> bool:
+        async with AsyncScoringClient(url) as fresh:  # one client per loop: served
+            return await fresh.ready()
+
+    assert asyncio.run(own_loop()) is True
+
+
 def test_admin_reload_is_reported_by_models(service: tuple[str, Path]) -> None:
     url, root = service
     with ScoringClient(url) as client:
