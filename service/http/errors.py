@@ -162,6 +162,13 @@ def echoed(value: str) -> str:
     return shown if len(shown) <= ECHO_CHARS else shown[: ECHO_CHARS - 4] + "...'"
 
 
+def echoed_json(value: object) -> str:
+    """A client's JSON value as a message shows it: its JSON text (``"1"``, ``1.5``, ``true``, ``null``), quoted by
+    JSON alone, cut to ``ECHO_CHARS`` as ``echoed`` cuts a value (the repr of that text quoted a string twice:
+    ``not '"1"'``)."""
+    return cut(orjson.dumps(value).decode(), ECHO_CHARS)
+
+
 def echoed_key(name: str) -> str:
     """A client's key as a field path names it (``context.<name>``, ``versions.<name>``), cut to ``ECHO_CHARS``
     as ``echoed`` cuts a quoted value: an error body's ``field`` must not grow with what a client sent either (an

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from common.encoder import whole_number
-from service.http.errors import ApiError, InputError, echoed, echoed_key
+from service.http.errors import ApiError, InputError, echoed, echoed_json, echoed_key
 from service.models.base import ServedModel
 from service.models.snapshot import ServingModels
 
@@ -45,11 +43,8 @@ def pinned_models(models: ServingModels, versions: Any) -> ServingModels:
         # categorical feature: Jackson (a double field) and RapidJSON write version 1 as 1.0
         number = version if type(version) is int else whole_number(version)
         if number is None or number < 0:
-            raise InputError(
-                422,
-                f"{field} must be a non-negative integer version, not {echoed(orjson.dumps(version).decode())}",
-                field,
-            )
+            shown = f"the string {echoed_json(version)}" if type(version) is str else echoed_json(version)
+            raise InputError(422, f"{field} must be a non-negative integer version, not {shown}", field)
         served = models.versions.get(name, {})
         model = served.get(number)
         if model is None:

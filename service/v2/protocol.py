@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 
 from service.http.body import parse_json
-from service.http.errors import InputError
+from service.http.errors import InputError, echoed_json
 from service.http.scope_keys import INFER_ID
 from service.models.base import ServedModel
 from service.models.scoring_model import ScoringModel
@@ -222,9 +222,7 @@ def _first_wrong(data: list, dtype: str) -> str:
     for i, row in enumerate(data if nested else [data]):
         for j, value in enumerate(row if type(row) is list else [row]):
             if type(value) not in wanted:
-                shown = orjson.dumps(value).decode()
-                shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {shown}"
+                return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {echoed_json(value)}"
             if integers and not INT64_MIN <= value <= INT64_MAX:
                 return f": data{f'[{i}][{j}]' if nested else f'[{j}]'} is {value}, an integer out of int64 range"
     return ""

@@ -116,6 +116,26 @@ def test_a_version_that_is_no_non_negative_integer_is_a_422(client: TestClient, 
     assert response.json()["error"].startswith("versions.esmm must be a non-negative integer version, not ")
 
 
+@pytest.mark.parametrize(
+    ("version", "shown"),
+    [
+        ("1", 'the string "1"'),
+        (2.5, "2.5"),
+        (True, "true"),
+        (None, "null"),
+        ("x" * 60, 'the string "' + "x" * 36 + "..."),
+    ],
+)
+def test_the_422_shows_the_version_sent_once_quoted_once(client: TestClient, version: object, shown: str) -> None:
+    """Its JSON text alone: the repr of that text quoted a string twice (``not '"1"'``), and the rest once too many
+    (``not 'true'``)."""
+    response = client.post("/v1/score", json={**GOOD, "versions": {"esmm": version}})
+    assert response.json() == {
+        "error": f"versions.esmm must be a non-negative integer version, not {shown}",
+        "field": "versions.esmm",
+    }
+
+
 @pytest.mark.parametrize("versions", [2, "esmm", [["esmm", 2]]])
 def test_versions_that_are_no_object_are_a_422(client: TestClient, versions: object) -> None:
     response = client.post("/v1/score", json={**GOOD, "versions": versions})
