@@ -19,6 +19,7 @@ from cli.help_text import HelpTyper
 from cli.options import RepositoryOption, above_zero, numbers
 from cli.reports import check_writable, run_record, write_report
 from clients.bench.batch_size_grid import SIZES
+from clients.bench.overload_connections import CONNECTIONS, WARM_CONNECTIONS
 from clients.bench.peers.peers import PEERS
 
 bench_app = HelpTyper(help="Benchmarks: print a table, write a JSON report.", no_args_is_help=True)
@@ -231,6 +232,15 @@ def peers(
 HARDEN_CASES = "overload,pauses,drain,slow_clients,large_bodies"
 
 
+def _warm_connections(count: int) -> int:
+    """A ``--warm-connections`` the load generator can open: one past its connections was cut to them unsaid."""
+    if not 0 <= count <= CONNECTIONS:
+        raise typer.BadParameter(
+            f"{count:,} is not 0 to {CONNECTIONS:,}: the load generator opens {CONNECTIONS:,} connections at most"
+        )
+    return count
+
+
 @bench_app.command("harden")
 def harden(
     context: typer.Context,
@@ -246,8 +256,13 @@ def harden(
         float, typer.Option(help="Overload: clients close a connection idle this long (0: never, the old generator).")
     ] = 4.0,
     warm_connections: Annotated[
-        int, typer.Option(help="Overload: connections the clients hold open before each step (of 2,048 at most).")
-    ] = 512,
+        int,
+        typer.Option(
+            help=f"Overload: connections the clients hold open before each step (of the load generator's "
+            f"{CONNECTIONS:,} at most).",
+            callback=_warm_connections,
+        ),
+    ] = WARM_CONNECTIONS,
     drain_workers: Annotated[int, typer.Option(min=1, help="Drain: the service's worker processes.")] = 1,
     drain_clients: Annotated[int, typer.Option(min=1, help="Drain: steady keep-alive clients.")] = 32,
     drain_repeats: Annotated[int, typer.Option(min=1, help="Drain: drains, each of a fresh service.")] = 1,

@@ -44,6 +44,7 @@ import httpx
 
 from clients.bench.loadgen import run_load
 from clients.bench.machine import steal_pct_since, steal_seconds
+from clients.bench.overload_connections import CONNECTIONS, WARM_CONNECTIONS
 
 
 @dataclass
@@ -72,13 +73,6 @@ def rss_mb(pid: int) -> float:
 # -- overload ----------------------------------------------------------------------------------------
 
 
-CONNECTIONS = 2048  # the generator's connections at most: independent clients, not a pool that queues them
-# opened before each step: clients holding persistent connections. Under overload, a connection the
-# generator opens mid-step took 25-85 ms (p50) to be ready on its own pinned core, and the 2% of
-# requests that waited for one set the refusals' p99 (docs/serving.md, "The load generator"); on the faster
-# Intel VM, twice its rate still needs more than 512, and most late 503s came on the connections opened then
-# (docs/serving-log.md, "The overload row's slow 503s"; ``ctr bench harden --warm-connections`` sets it)
-WARM_CONNECTIONS = 512
 # the clients close a connection left idle this long, as pooled clients do (undici's default is 4 s), under
 # the 5 s the service advertises (``Keep-Alive: timeout=5``) and the 10 s a new connection may wait for its
 # first request: with no such limit, warm connections the generator had not used were closed by the server

@@ -18,6 +18,10 @@ from tests.support.retrieval import add_tiny_esam
     [
         (["serve", "--cases", "service_100,bogus"], "['bogus'] is not among raw_ort, http_only"),
         (["harden", "--cases", "overlaod"], "['overlaod'] is not among overload, pauses, drain"),
+        # the load generator's bound: 5,000 was cut to 2,048 without a word
+        (["harden", "--warm-connections", "5000"], "5,000 is not 0 to 2,048: the load generator opens 2,048"),
+        (["harden", "--warm-connections", "-1"], "-1 is not 0 to 2,048"),
+        (["harden", "--warm-connections", "2048", "--cases", "overlaod"], "['overlaod'] is not among"),  # 2,048 taken
         (["peers", "--peers", "service,nosuch"], "['nosuch'] is not among service, ray_serve"),
         (["ab", "--service-root", "EMPTY"], "holds no service/ package"),
         (["serve", "--step-s", "0"], "greater than or equal to 0.1"),
