@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 import typer
 
 from cli.reports import write_whole
+from common.plural import counted
 
 FENCE = re.compile(r"^```(\w*)\s*$")
 # the service as the examples call it, its scheme written or not
@@ -151,7 +152,7 @@ def differences(
                 for d in differences(expected[key], actual[key], exact, f"{where}.{key}", tolerance)]  # fmt: skip
     if isinstance(expected, list):
         if len(expected) != len(actual):
-            return [f"{where}: expected {len(expected)} items, got {len(actual)}"]
+            return [f"{where}: expected {counted(len(expected), 'item')}, got {len(actual)}"]
         return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
                 for d in differences(e, a, exact, f"{where}[{i}]", tolerance)]  # fmt: skip
     if not exact or expected == actual:
@@ -332,7 +333,7 @@ def _docs_check(
     if write and every_page:
         write_whole(models_record, json.dumps(fingerprints(repository), indent=2) + "\n")
     what = "written back" if write else "the answers match" if exact else "the answers' shapes match"
-    typer.echo(f"{count} examples in {len(files)} files: {what}")
+    typer.echo(f"{counted(count, 'example')} in {counted(len(files), 'file')}: {what}")
 
 
 def require_servable(repository: Path) -> None:

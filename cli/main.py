@@ -48,6 +48,7 @@ from cli.signals import sigterm_exits
 from cli.spec import spec_app
 from cli.torchrun import launch, note_process_error
 from common.finite_json import finite
+from common.plural import counted
 from common.utc_logging import CurrentStderrHandler, stderr_handler
 from common.version import DISTRIBUTION, VERSION
 
@@ -134,7 +135,7 @@ def simulate(
         from training.world.shards import write_shards
 
         manifest = write_shards(world, out, shards, rows_per_shard, policy, seed, row_group_rows)
-        typer.echo(f"wrote {manifest['rows']} impressions in {shards} shards to {out}")
+        typer.echo(f"wrote {counted(manifest['rows'], 'impression')} in {counted(shards, 'shard')} to {out}")
         return
     refuse_unread(context, ["row_group_rows"], "without --shards (one Parquet file, written whole)")
     check_writable(out)
@@ -142,7 +143,7 @@ def simulate(
         raise ValueError(f"--out {out}: the logs are written as Parquet; name the file .parquet")
     table = world.simulate(days=days, requests_per_day=requests_per_day, policy=policy, seed=seed)
     write_logs(table, out)
-    typer.echo(f"wrote {table.num_rows} impressions to {out}")
+    typer.echo(f"wrote {counted(table.num_rows, 'impression')} to {out}")
 
 
 @app.command()
@@ -261,15 +262,16 @@ def _launch_processes(
     flags = ["--distributed", "--progress" if progress else "--no-progress", *(["--export"] * export_after)]
     arguments = [name, *flags, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     launched = launch(nproc, ["train", *arguments])
+    processes = counted(nproc, "process", "processes")
     if launched.stopped_by is not None:  # a shell's convention: 128 + the signal (130 for Ctrl-C)
         said = signal.Signals(launched.stopped_by).name
-        typer.echo(f"training on {nproc} processes stopped by {said}, its processes with it", err=True)
+        typer.echo(f"training on {processes} stopped by {said}, its processes with it", err=True)
         raise typer.Exit(128 + launched.stopped_by)
     if launched.mistakes:
         typer.echo("\n".join(f"error: {mistake}" for mistake in launched.mistakes), err=True)
         raise typer.Exit(2)
     if launched.code:
-        typer.echo(f"training on {nproc} processes failed (exit code {launched.code}); the error is above", err=True)
+        typer.echo(f"training on {processes} failed (exit code {launched.code}); the error is above", err=True)
         raise typer.Exit(launched.code)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.options import ServedRepositoryOption, settings_with_options
+from common.plural import counted
 
 
 def score(
@@ -50,4 +51,4 @@ def score(
     settings = settings_with_options(given)
     scored = score_file(candidates, out, served_models(settings, version), settings)
     models = ", ".join(f"{role} {model['name']} v{model['version']}" for role, model in scored.models.items())
-    typer.echo(f"scored {scored.rows} rows in {scored.requests} requests ({models}): wrote {out}")
+    typer.echo(f"scored {counted(scored.rows, 'row')} in {counted(scored.requests, 'request')} ({models}): wrote {out}")

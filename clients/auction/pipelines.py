@@ -32,6 +32,7 @@ import numpy as np
 from clients.auction.config_overrides import with_overrides
 from clients.auction.traffic import DayRequests, score_bodies
 from clients.client import AsyncScoringClient, ServiceError
+from common.plural import counted
 from training.world import World
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class BaseRates:
     def of_counts(cls, impressions: int, clicks: int, conversions: int) -> BaseRates:
         """ValueError where the window has no click (no conversions-per-click rate to score by)."""
         if clicks == 0:
-            raise ValueError(f"no click among the {impressions} impressions of its window: no conversion rate")
+            raise ValueError(
+                f"no click among the {counted(impressions, 'impression')} of its window: no conversion rate"
+            )
         return cls(ctr=clicks / impressions, cvr=conversions / clicks)
 
 

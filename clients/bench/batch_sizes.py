@@ -20,6 +20,7 @@ import numpy as np
 from clients.bench.batch_size_grid import SIZES
 from clients.bench.machine import machine
 from clients.bench.serve import RawOrt
+from common.plural import counted
 
 FLAT_WITHIN = 0.10  # a size whose cost per row is within this of the cheapest is "past the knee"
 
@@ -99,7 +100,7 @@ def table(report: dict[str, Any]) -> str:
             f"{r['per_row_vs_cheapest']:>21.2f}"
         )
     lines.append(
-        f"cost per row within {FLAT_WITHIN:.0%} of the cheapest from {report['knee_rows']} rows "
-        f"(median of {report['rounds']} rounds, {report['threads']} intra-op thread)"
+        f"cost per row within {FLAT_WITHIN:.0%} of the cheapest from {counted(report['knee_rows'], 'row')} "
+        f"(median of {counted(report['rounds'], 'round')}, {counted(report['threads'], 'intra-op thread')})"
     )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import orjson
 
 from clients.client.errors import ServiceError, shortened
 from clients.client.retry_after import retry_after
+from common.plural import counted
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ModelStatus:
 
 def _counted(values: list[Any], expected: int, what: str) -> list[Any]:
     if len(values) != expected:
-        raise ValueError(f"the service answered {len(values)} scores for {expected} {what}")
+        raise ValueError(f"the service answered {counted(len(values), 'score')} for {expected} {what}")
     return values
 
 

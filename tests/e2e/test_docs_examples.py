@@ -59,7 +59,7 @@ def test_shapes_and_values_are_compared() -> None:
         "$.scores[0].pctr: expected 0.5, got 0.25"
     ]
     assert differences(shown, {"scores": [], "model": {"name": "esam", "version": 1}}, False) == [
-        "$.scores: expected 1 items, got 0"
+        "$.scores: expected 1 item, got 0"
     ]
     assert differences(shown, {"scores": [{"pctr": "0.5"}], "model": {"name": "esam"}}, False) == [
         "$.scores[0].pctr: expected float 0.5, got str '0.5'",
@@ -133,4 +133,4 @@ def test_values_are_compared_only_against_the_models_the_answers_came_from(
         other = CliRunner().invoke(app, arguments)
     assert other.exit_code == 0, other.output
     assert "values not compared: the served esmm differ" in other.output
-    assert "1 examples in 1 files: the answers' shapes match" in other.output
+    assert "1 example in 1 file: the answers' shapes match" in other.output

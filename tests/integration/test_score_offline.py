@@ -329,6 +329,14 @@ def test_version_picks_a_version_where_the_default_is_the_version_policy_s(tmp_p
     assert "version_policy" in helped.stdout and "newest that loads)" not in helped.stdout, helped.stdout
 
 
+def test_one_row_is_said_as_one(repository: Path, tmp_path: Path, ctr_in_process: Ctr) -> None:
+    """A file of one row in one request: the line said "scored 1 rows in 1 requests"."""
+    pq.write_table(candidates_table().slice(0, 1), tmp_path / "candidates.parquet")
+    done = ctr_in_process("score", "candidates.parquet", "--out", "one.parquet", "-r", str(repository), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("scored 1 row in 1 request (ctr esmm v1, ctcvr esmm v1): wrote one.parquet")
+
+
 def test_a_retrieval_service_s_settings_score_nothing(tmp_path: Path) -> None:
     """``none`` in both roles (a retrieval service) leaves no role model to score with: said in one line."""
     settings = Settings(model_repository=tmp_path, ctr_model="none", ctcvr_model="none")

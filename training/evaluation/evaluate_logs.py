@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from common.path_text import path_text
+from common.plural import counted
 from common.repository import LOGGED, SLOT1
 from training.evaluation.constant_baseline import (
     ConstantComparison,
@@ -150,8 +151,9 @@ def evaluate_on_logs(
 def summary(report: dict[str, Any]) -> list[str]:
     """The report as lines for the terminal: each metric with its interval, then the calibration."""
     lines = [
-        f"{report['model']} v{report['version']} on {report['logs']}: {report['n_impressions']} impressions, "
-        f"{report['n_clicks']} clicks, {report['n_conversions']} conversions"
+        f"{report['model']} v{report['version']} on {report['logs']}: "
+        f"{counted(report['n_impressions'], 'impression')}, {counted(report['n_clicks'], 'click')}, "
+        f"{counted(report['n_conversions'], 'conversion')}"
     ]
     if report.get("defaulted_features"):
         lines.append(f"no column for {report['defaulted_features']}: every row scored with their defaults")
@@ -173,7 +175,7 @@ def summary(report: dict[str, Any]) -> list[str]:
         for entry in [{"position": "all", **calibration["overall"]}, *calibration["per_position"]]:
             predicted = entry["predicted_ctr"]
             left_out = entry.get("rows_left_out")
-            left_out = f"  ({left_out} rows without a CTR ratio left out)" if left_out else ""
+            left_out = f"  ({counted(left_out, 'row')} without a CTR ratio left out)" if left_out else ""
             lines.append(
                 f"  position {entry['position']:<4} observed CTR {entry['observed_ctr']:.4f}  predicted "
                 + ("n/a" if predicted is None else f"{predicted:.4f}")
@@ -271,7 +273,7 @@ def _too_few_for_an_interval(labels: np.ndarray, what: str) -> str | None:
     if fewest >= MIN_CLASS_ROWS:
         return None
     return (
-        f"{fewest} impression{'s' if fewest != 1 else ''} {name}: too few for a bootstrap interval "
+        f"{counted(fewest, 'impression')} {name}: too few for a bootstrap interval "
         f"(it needs at least {MIN_CLASS_ROWS} of each class present)"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.plural import counted
 from training.experiments.moore2018 import VARIANTS
 from training.experiments.summary import plus_minus
 from training.figure_file import save_figure
@@ -95,7 +96,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     config = report["config"]
     figure.suptitle(
         f"Moore et al. 2018 reproduction (r = {config['loop']['r']}, penalty {config['adversary_loss']}, "
-        f"{len(report['loops'])} loop(s) x {config['initialisations']} initialisations)"
+        f"{counted(len(report['loops']), 'loop')} x {counted(config['initialisations'], 'initialisation')})"
     )
     figure.tight_layout()
     save_figure(figure, path, dpi=100)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from common.output_means import output_means
+from common.plural import counted
 from training.evaluation.constant_baseline import (
     difference_from_constant,
     difference_key,
@@ -309,7 +310,9 @@ def run_phases(
                 break
         if phase.epochs and (group is None or group.is_main):
             epochs = (
-                f"{trained} of {phase.epochs} epochs (an early stop)" if trained < phase.epochs else f"{trained} epochs"
+                f"{trained} of {counted(phase.epochs, 'epoch')} (an early stop)"
+                if trained < phase.epochs
+                else counted(trained, "epoch")
             )
             logger.info("%s: %s, last epoch's loss %.5f", phase.name, epochs, loss)
         if phase is phases[0]:

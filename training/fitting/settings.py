@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from common.plural import counted
+
 EMBEDDING_OPTIMIZERS = ("adam", "sparse_adam")  # what embedding_optimizer may say (embedding_optimizer.py)
 # The spec's buckets summed above which `ctr new` writes "sparse_adam": on this 2-core CPU at batch 1,024, two
 # interleaved runs of esmm_debiased and cvr_base timed SparseAdam's step 1-11% longer than dense Adam's up to 50,000
@@ -70,6 +72,6 @@ def refuse_early_stop(patience: int, keep_best_epoch: bool) -> None:
     if patience and not keep_best_epoch:
         raise ValueError(
             f"[training] early_stop_patience = {patience} needs keep_best_epoch = true: a run stopped early ends "
-            f"{patience} epoch{'' if patience == 1 else 's'} past its best, and without it that last, worse epoch "
+            f"{counted(patience, 'epoch')} past its best, and without it that last, worse epoch "
             "would be exported"
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from common.plural import counted
 from training.evaluation.constant_baseline import training_constant
 from training.fitting.fit import training_rows_words, validation_cut
 from training.logs.label_checks import refuse_one_class
@@ -75,8 +76,9 @@ class SplitLabels:
         held-out tail holds: clicks there alone are a log whose clicks start late, or a join that lost the older."""
         tail = self.held_out
         said = (
-            f" (the held-out tail, the latest {self.validation_fraction * 100:g}%, holds {tail.clicks} clicks of its "
-            f"{tail.rows}: train on a window whose clicks span it, or mend the join of the older rows)"
+            f" (the held-out tail, the latest {self.validation_fraction * 100:g}%, holds "
+            f"{counted(tail.clicks, 'click')} of its {tail.rows}: train on a window whose clicks span it, or mend the "
+            "join of the older rows)"
             if tail.rows and tail.clicks not in (0, tail.rows)
             else ""
         )

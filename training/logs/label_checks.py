@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.encoder import EXACT_INTEGERS
+from common.plural import counted
 from training.logs.cell_values import reads_as_number
 from training.logs.row_words import OWN_TABLE, FileRows
 from training.logs.wrong_rows import wrong_rows
@@ -48,7 +49,7 @@ def check_labels(table: pa.Table, source: str, rows: FileRows = OWN_TABLE) -> No
     if unclicked.any():
         raise ValueError(
             f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
-            f"{int(unclicked.sum())} rows (the first, {rows.named(int(np.flatnonzero(unclicked)[0]))})"
+            f"{counted(int(unclicked.sum()), 'row')} (the first, {rows.named(int(np.flatnonzero(unclicked)[0]))})"
         )
 
 
@@ -71,6 +72,6 @@ def refuse_one_class(
     if clicks in (0, impressions):
         said = "0 on every row" if clicks == 0 else "1 on every row"
         raise ValueError(
-            f"{rows} {logs}: click is {said} of {impressions} impressions{tail}, so there is nothing to learn "
-            "a click-through rate from (a log of one class is often a join that lost the clicks)"
+            f"{rows} {logs}: click is {said} of {counted(impressions, 'impression')}{tail}, so there is nothing to "
+            "learn a click-through rate from (a log of one class is often a join that lost the clicks)"
         )

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
+from common.plural import counted
 from training.logs.arrow_types import is_groupable
 from training.logs.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, read_times
 from training.logs.row_words import NO_FILES, JoinedRows
@@ -186,10 +187,10 @@ class Disorder:
             else:
                 where = f"the first, {_row_in_log(rows, self.first_back)}"
             logger.warning(
-                "the logs %s are not in time order: ts goes back at %d rows (%s): the validation rows are the last "
+                "the logs %s are not in time order: ts goes back at %s (%s): the validation rows are the last "
                 "in file order, not the latest; sort the logs by ts%s",
                 source,
-                self.backs,
+                counted(self.backs, "row"),
                 where,
                 FILE_ORDER * bool(between),
             )

@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from common.plural import counted
+
 MANIFEST = "_manifest.json"  # beside shards; "_" keeps it out of pyarrow.dataset and Spark reads
 SPEC_FILE = "_spec.toml"
 FORMAT = "ctr-impression-shards/1"
@@ -53,8 +55,8 @@ def refuse_unfinished(folder: Path) -> None:
         return
     shards = sum(1 for entry in entries if SHARD_NAME.fullmatch(entry.name))
     raise ValueError(
-        f"{folder} is a folder `ctr simulate --shards` did not finish writing ({shards} shard"
-        f"{'' if shards == 1 else 's'} and no {MANIFEST}, which it writes last: a full disk or a kill stopped it, "
+        f"{folder} is a folder `ctr simulate --shards` did not finish writing ({counted(shards, 'shard')} "
+        f"and no {MANIFEST}, which it writes last: a full disk or a kill stopped it, "
         f"or it is still running): run that `ctr simulate --out {folder} ...` again to finish it"
     )
 

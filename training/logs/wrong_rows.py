@@ -19,4 +19,7 @@ def wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, rows: FileRows) -> st
     if len(shown) > SHOWN_VALUE_CHARS:  # a text's own length; any other value's (a timestamp's) as written
         length = len(value) if isinstance(value, str | bytes) else len(shown)
         shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({length} characters)"
-    return f"{int(wrong.sum())} rows are not (the first, {rows.named(first)}, is {shown})"
+    count = int(wrong.sum())
+    if count == 1:
+        return f"1 row is not ({rows.named(first)}, is {shown})"
+    return f"{count} rows are not (the first, {rows.named(first)}, is {shown})"

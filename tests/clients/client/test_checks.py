@@ -131,7 +131,7 @@ def test_an_answer_that_does_not_fit_the_request_is_refused() -> None:
     with (
         stand_in(answering(200, one_score)) as (stand_in_url, _),
         ScoringClient(stand_in_url) as client,
-        pytest.raises(ValueError, match="answered 1 scores for 3 candidates"),
+        pytest.raises(ValueError, match="answered 1 score for 3 candidates"),
     ):
         client.score(CONTEXT, CANDIDATES)
     with stand_in(answering(200, b"<html>proxy</html>")) as (stand_in_url, _), ScoringClient(stand_in_url) as client:

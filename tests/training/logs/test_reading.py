@@ -41,23 +41,23 @@ def test_good_labels_are_read_as_they_are(tmp_path):
     [
         (
             "r2,5,c,1,,0",
-            r"logs\.csv: click must be 0 or 1 on every row; 1 rows are not "
-            r"\(the first, row 4 \(line 7 of the CSV\), is missing",
+            r"logs\.csv: click must be 0 or 1 on every row; 1 row is not "
+            r"\(row 4 \(line 7 of the CSV\), is missing",
         ),
         (
             "r2,5,c,1,2,0",
-            r"click must be 0 or 1 on every row; 1 rows are not \(the first, row 4 \(line 7 of the CSV\), is 2\)",
+            r"click must be 0 or 1 on every row; 1 row is not \(row 4 \(line 7 of the CSV\), is 2\)",
         ),
         ("r2,5,c,1,-1,0", r"click must be 0 or 1 .* is -1\)"),
         ("r2,5,c,1,0.5,0", r"click must be 0 or 1 .* is 0\.5\)"),
         ("r2,5,c,1,1,3", r"conversion must be 0 or 1 .* is 3\)"),
-        ("r2,5,c,0,1,0", r"position must be an integer of at least 1 on every row; 1 rows are not .* is 0\)"),
+        ("r2,5,c,0,1,0", r"position must be an integer of at least 1 on every row; 1 row is not .* is 0\)"),
         ("r2,5,c,,1,0", r"position must be an integer of at least 1 .* is missing\)"),
         ("r2,5,c,1.5,1,0", r"position must be an integer of at least 1 .* is 1\.5\)"),
         ("r2,5,c,1,yes,0", r"click must be 0 or 1 on every row, not string values"),
         (
             "r2,5,c,1,0,1",
-            r"logs\.csv has conversions on unclicked impressions \(conversion 1 where click is 0\): 1 rows "
+            r"logs\.csv has conversions on unclicked impressions \(conversion 1 where click is 0\): 1 row "
             r"\(the first, row 4 \(line 7 of the CSV\)\)",
         ),
     ],
@@ -125,10 +125,10 @@ def test_a_required_feature_missing_on_a_row_is_refused_as_the_service_refuses_i
     table = pa.table({"site": ["a", None, "b"], "bid": [1.0, 2.0, float("nan")], "position": [1, 2, 1],
                       "click": [0, 0, 1], "conversion": [0, 0, 0]})  # fmt: skip
     pq.write_table(table, tmp_path / "logs.parquet")
-    with pytest.raises(ValueError, match=r"required feature 'site' is missing on 1 rows \(the first, row 1\)"):
+    with pytest.raises(ValueError, match=r"required feature 'site' is missing on 1 row \(the first, row 1\)"):
         read_logs(tmp_path / "logs.parquet", spec)
     pq.write_table(table.set_column(0, "site", pa.array(["a", "b", "c"])), tmp_path / "logs.parquet")
-    with pytest.raises(ValueError, match=r"required feature 'bid' is missing on 1 rows \(the first, row 2\): fill"):
+    with pytest.raises(ValueError, match=r"required feature 'bid' is missing on 1 row \(the first, row 2\): fill"):
         read_logs(tmp_path / "logs.parquet", spec)
     optional = FeatureSpec((spec.features[0], Feature("bid", "numeric", "candidate", required=False, default=1.0)))
     assert read_logs(tmp_path / "logs.parquet", optional).num_rows == 3
@@ -163,17 +163,17 @@ SITE_BID = FeatureSpec(
         (
             ["r0,1,a,1.5,1,0,0", "r0,2,a,cheap,2,0,0"],
             r"numeric feature 'bid' must be a finite number within float32's "
-            r"range \(the column holds text\); 1 rows are not \(the first, row 1 \(line 3 of the CSV\), is 'cheap'\)",
+            r"range \(the column holds text\); 1 row is not \(row 1 \(line 3 of the CSV\), is 'cheap'\)",
         ),
         (
             ["r0,1,a,1.5,1,0,0", "r0,2,a,inf,2,0,0"],
-            r"numeric feature 'bid' must be .*; 1 rows are not \(the first, "
+            r"numeric feature 'bid' must be .*; 1 row is not \("
             r"row 1 \(line 3 of the CSV\), is inf\)",
         ),
         (
             ["r0,1,2.5,1.0,1,0,0"],
-            r"categorical feature 'site' must be a string or an integer; 1 rows are not "
-            r"\(the first, row 0 \(line 2 of the CSV\), is 2\.5\)",
+            r"categorical feature 'site' must be a string or an integer; 1 row is not "
+            r"\(row 0 \(line 2 of the CSV\), is 2\.5\)",
         ),
     ],
 )
@@ -209,7 +209,7 @@ def test_ids_past_2_53_written_as_floats_are_refused_as_the_service_refuses_them
     ):
         read_logs(tmp_path / "logs.parquet", site)
     pq.write_table(table.set_column(0, "site", pa.array([3.0, 2.0**53, None])), tmp_path / "logs.parquet")
-    with pytest.raises(ValueError, match=r"1 rows are not \(the first, row 1, is 9007199254740992\.0\)"):
+    with pytest.raises(ValueError, match=r"1 row is not \(row 1, is 9007199254740992\.0\)"):
         read_logs(tmp_path / "logs.parquet", site)  # the float 2**53 is also what 2**53 + 1 was written as
 
 
@@ -229,7 +229,7 @@ def test_a_numeric_feature_of_integers_past_2_53_is_refused_naming_it(tmp_path):
     ):
         read_logs(tmp_path / "logs.parquet", numeric)
     assert read_logs(tmp_path / "logs.parquet", FeatureSpec((Feature("id", "categorical", "candidate", buckets=8),)))
-    with pytest.raises(ValueError, match=r"position must be an integer of at least 1 on every row; 1 rows are not"):
+    with pytest.raises(ValueError, match=r"position must be an integer of at least 1 on every row; 1 row is not"):
         check_labels(table.set_column(1, "position", pa.array([1, 2**64 - 1, 1], pa.uint64())), "log")
 
 
@@ -351,7 +351,7 @@ def test_a_categorical_feature_of_bytes_is_its_utf8_text_and_other_types_are_nam
     assert (encoder.encode(read, 2).categorical == encoder.encode({"site": ["café", "a"]}, 2).categorical).all()
     not_utf8 = r"bad/x\.parquet: categorical feature 'site' must be a string or an integer of at most 1024 characters"
     not_utf8 += r" \(bytes are read as UTF-8"
-    with pytest.raises(ValueError, match=not_utf8 + r" text\); 1 rows are not \(the first, row 1, is b'\\xc3\('\)"):
+    with pytest.raises(ValueError, match=not_utf8 + r" text\); 1 row is not \(row 1, is b'\\xc3\('\)"):
         read_logs(written("bad", pa.array([b"a", b"\xc3("], pa.binary())), SITE)
     dates = written("dates", pa.array([0, 1], pa.int32()).cast(pa.date32()))
     with pytest.raises(
@@ -461,7 +461,7 @@ def test_the_order_check_reads_numbers_and_times_and_skips_what_it_cannot_compar
     day = datetime.datetime(2024, 1, 2)
     Disorder.of(pa.table({"ts": pa.array([day, None, day - datetime.timedelta(days=1)])})).warn("times")
     Disorder.of(pa.table({"ts": pa.array([2, None, 1], pa.decimal128(20, 0))})).warn("decimals")
-    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 rows (the first, row 2)"] * 3
+    assert [r.getMessage().split(":")[1] for r in caplog.records] == [" ts goes back at 1 row (the first, row 2)"] * 3
     caplog.clear()
     Disorder.of(pa.table({"ts": ["9/1/2024", "10/1/2024"]})).warn("text")
     assert [r.getMessage()[:55] for r in caplog.records] == ["the time order of the logs text was not checked: ts hol"]
@@ -539,13 +539,13 @@ def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
     refuses a value past 1,024 characters; bytes, read as text, too."""
     spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8),))
     table = pa.table({"site": pa.array([b"a", b"x" * 5000], pa.binary()), "position": [1, 1]})
-    with pytest.raises(ValueError, match=r"of at most 1024 characters \(bytes are read as UTF-8 text\); 1 rows"):
+    with pytest.raises(ValueError, match=r"of at most 1024 characters \(bytes are read as UTF-8 text\); 1 row is not"):
         check_features(table, spec, "log")
     (tmp_path / "log.csv").write_text(HEADER + "r0,0,a,1,0,0\n" + f"r1,1,{'x' * 5000},1,0,0\n")
     with pytest.raises(
         ValueError,
-        match=r"must be a string or an integer of at most 1024 characters; 1 rows are not "
-        r"\(the first, row 1 \(line 3 of the CSV\), is 'x{79}\.\.\. \(5000 characters\)\)",
+        match=r"must be a string or an integer of at most 1024 characters; 1 row is not "
+        r"\(row 1 \(line 3 of the CSV\), is 'x{79}\.\.\. \(5000 characters\)\)",
     ):
         read_logs(tmp_path / "log.csv", spec)
 
@@ -607,8 +607,8 @@ def test_a_negative_count_of_a_log1p_feature_is_refused_naming_its_row(tmp_path)
     pq.write_table(table, tmp_path / "log.parquet")
     with pytest.raises(
         ValueError,
-        match=r"numeric feature 'views' must be at least 0 \(transform = \"log1p\" takes counts\); 1 rows are not "
-        r"\(the first, row 2, is -2\)",
+        match=r"numeric feature 'views' must be at least 0 \(transform = \"log1p\" takes counts\); 1 row is not "
+        r"\(row 2, is -2\)",
     ):
         read_logs(tmp_path / "log.parquet", views)
     pq.write_table(table.set_column(0, "views", pa.array([3, 0, None, 7])), tmp_path / "log.parquet")

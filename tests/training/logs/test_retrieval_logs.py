@@ -102,7 +102,7 @@ def test_a_null_in_the_non_displayed_table_is_refused_naming_it(tmp_path: Path) 
     train = ["train", "esam", "--logs", str(displayed), "--non-displayed", str(other), "--spec", str(spec)]
     result = CliRunner().invoke(app, [*train, "--no-progress", "--repository", str(root)])
     assert result.exit_code != 0
-    assert "(non-displayed): required feature 'sku' is missing on 1 rows" in str(result.exception)
+    assert "(non-displayed): required feature 'sku' is missing on 1 row" in str(result.exception)
 
 
 def test_a_refusal_in_a_non_displayed_folder_names_the_file_and_its_own_row(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_a_refusal_in_a_non_displayed_folder_names_the_file_and_its_own_row(tmp_
     with pytest.raises(ValueError) as refused:
         read_candidates(shards, FeatureSpec.from_toml(spec_path))
     message = str(refused.value)
-    assert f"{shards / 'b.parquet'} (non-displayed): required feature 'sku' is missing on 1 rows" in message
+    assert f"{shards / 'b.parquet'} (non-displayed): required feature 'sku' is missing on 1 row" in message
     assert parquet_row(message, shards / "b.parquet")["sku"] is None
 
 
