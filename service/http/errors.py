@@ -221,7 +221,11 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
-    return error_response(error.status_code, str(error.detail), headers=_with_head_allowed(error.headers))
+    headers = _with_head_allowed(error.headers)
+    message = str(error.detail)
+    if error.status_code == 405 and headers is not None and "Allow" in headers:  # Starlette said "Method Not Allowed"
+        message = f"{request.method} is not allowed on {request.url.path}; it takes {headers['Allow']}"
+    return error_response(error.status_code, message, headers=headers)
 
 
 def _with_head_allowed(headers: dict | None) -> dict | None:
