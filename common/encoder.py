@@ -43,6 +43,7 @@ import numpy as np
 from common.features import MAX_CATEGORY_CHARS, Feature, FeatureSpec, NumericStats
 from common.hashing import SMALL_BATCH, UNGROUPED_TEXTS, bucketize, bucketize_texts, canonical_strings
 from common.numeric_transform import in_domain, outside_domain, transformed
+from common.plural import counted
 
 logger = logging.getLogger(__name__)
 
@@ -453,7 +454,9 @@ def _broadcast(column: Any, n_rows: int, feature: Feature) -> np.ndarray:
         return np.full(n_rows, column, dtype=object if column is None or isinstance(column, str) else None)
     array = np.asarray(column)
     if array.ndim != 1 or array.shape[0] != n_rows:
-        raise FeatureError(feature.name, f"has {array.shape[0] if array.ndim else 1} values for {n_rows} rows")
+        raise FeatureError(
+            feature.name, f"has {counted(array.shape[0] if array.ndim else 1, 'value')} for {counted(n_rows, 'row')}"
+        )
     return array
 
 

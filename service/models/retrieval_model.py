@@ -112,8 +112,8 @@ class RetrievalModel(ServedModel):
         rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
         if rows.size:  # such an item never ranked (or ranked with a null score)
             raise ModelLoadError(
-                f"catalog embeddings hold NaN or infinity (as float32, as served) in {rows.size} rows, "
-                f"the first {rows[0]}"
+                "catalog embeddings hold NaN or infinity (as float32, as served) in "
+                + (f"row {rows[0]}" if rows.size == 1 else f"{rows.size} rows, the first {rows[0]}")
             )
         scale, bias = constants[SIMILARITY_SCALE], constants[SIMILARITY_BIAS]
         return cls(manifest, towers["query"], towers["item"], embeddings, ids, provider, scale, bias)

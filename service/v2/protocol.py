@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from common.plural import counted
 from service.http.body import parse_json
 from service.http.errors import InputError, echoed_json
 from service.http.scope_keys import INFER_ID
@@ -139,7 +140,12 @@ def parse_infer(
             raise t.for_input(name, error) from None
         where[name] = place
     if offset != len(binary):
-        raise InputError(400, f"{len(binary) - offset} bytes of binary data follow the inputs' binary_data_size")
+        extra = len(binary) - offset
+        raise InputError(
+            400,
+            f"{counted(extra, 'byte')} of binary data {'follows' if extra == 1 else 'follow'} "
+            "the inputs' binary_data_size",
+        )
     n_rows = t.check_request(tensors, where, model, max_rows)
     outputs, binary_outputs = _outputs(data.get("outputs"), data.get("parameters"), model)
     return InferCall(request_id, tensors, n_rows, outputs, binary_outputs)
@@ -160,7 +166,9 @@ def _tensor(
             raise InputError(400, "an input with binary_data_size must not also have data", f"{place}.data")
         field = f"{place}.parameters.binary_data_size"
         if offset + size > len(binary):
-            raise InputError(400, f"binary_data_size {size} runs past the body's {len(binary)} bytes of binary", field)
+            raise InputError(
+                400, f"binary_data_size {size} runs past the body's {counted(len(binary), 'byte')} of binary", field
+            )
         values = t.from_bytes(binary[offset : offset + size], tensor["datatype"], rows, width, field)
         offset += size
     return t.check_values(values, dtype, place), offset

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.encoder import STANDARDISED_LIMIT
+from common.plural import counted
 from service.http.errors import InputError, echoed
 from service.models.scoring_model import ScoringModel
 
@@ -68,7 +69,9 @@ def from_bytes(raw: bytes | memoryview, datatype: str, rows: int, width: int, fi
     expected = rows * width * dtype.itemsize
     if len(raw) != expected:
         raise InputError(
-            400, f"binary data of {len(raw)} bytes; shape [{rows}, {width}] of {datatype} takes {expected}", field
+            400,
+            f"binary data of {counted(len(raw), 'byte')}; shape [{rows}, {width}] of {datatype} takes {expected}",
+            field,
         )
     return np.frombuffer(raw, dtype=dtype).reshape(rows, width)
 
@@ -78,7 +81,7 @@ def from_numbers(values: Any, dtype: str, rows: int, width: int, where: str) -> 
     if len(values) != rows * width:
         raise InputError(
             400,
-            f"contents hold {len(values)} values; shape [{rows}, {width}] takes {rows * width}",
+            f"contents hold {counted(len(values), 'value')}; shape [{rows}, {width}] takes {rows * width}",
             f"{where}.contents",
         )
     return np.asarray(values, dtype=dtype).reshape(rows, width)

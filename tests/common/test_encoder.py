@@ -130,7 +130,8 @@ def test_a_whole_number_float_is_the_integer_it_is_for_a_categorical_feature(hou
         ({"user_id": "u", "ad_id": [1.5], "ad_price": [1.0]}, "ad_id", "string or an integer"),
         ({"user_id": "u", "ad_id": ["a"], "ad_price": [1e39]}, "ad_price", "out of range"),
         ({"user_id": "u", "ad_id": ["a"], "ad_price": [1.0], "colour": "red"}, "colour", "not a feature"),
-        ({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0]}, "ad_price", "values for 2 rows"),
+        ({"user_id": "u", "ad_id": ["a", "b"], "ad_price": [1.0]}, "ad_price", "has 1 value for 2 rows"),
+        ({"user_id": "u", "ad_id": ["a"], "ad_price": [1.0, 2.0]}, "ad_price", "has 2 values for 1 row$"),
     ],
 )
 def test_bad_values_name_the_feature(columns, feature, reason):

@@ -334,7 +334,7 @@ def test_a_catalog_with_a_non_finite_embedding_is_refused(tmp_path: Path, esam_d
     with TestClient(create_app(Settings(model_repository=tmp_path, ctr_model="esmm", use_cuda=False))) as client:
         response = client.post("/v1/similarity", json={"query": QUERY, "k": 3})
         assert response.status_code == 503
-        assert "NaN or infinity (as float32, as served) in 1 rows, the first 7" in response.json()["error"]
+        assert "NaN or infinity (as float32, as served) in row 7" in response.json()["error"]
 
 
 def test_a_retrieval_name_that_names_a_scoring_model_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -87,6 +87,7 @@ def test_binary_outputs_per_output_or_for_all(client: TestClient) -> None:
         (lambda b, h: (b, {"Inference-Header-Content-Length": "7"}), "not valid JSON: .* body's first 7 bytes as"),
         (lambda b, h: (b[:-4], h), "runs past the body"),
         (lambda b, h: (b + b"\0" * 4, h), "4 bytes of binary data follow"),
+        (lambda b, h: (b + b"\0", h), "^1 byte of binary data follows the inputs"),  # said "1 bytes ... follow"
     ],
 )
 def test_binary_framing_errors_are_400(client: TestClient, change: object, message: str) -> None:
