@@ -1,12 +1,17 @@
 """What a client generated from the OpenAPI document (openapi-python-client, openapi-generator) needs of it that
-FastAPI's document leaves out: the JSON answer first where an answer has several media types, and the width of
-every integer.
+FastAPI's document leaves out: the JSON answer first where an answer has several media types, the width of
+every integer, and a number written as one.
 
 Generators that take one media type per answer take the first: V2 infer's 200 listed the binary tensor data
 extension's ``application/octet-stream`` first, and both generators returned the JSON answer as raw bytes, its
 ``InferResponse`` model generated and never used. An integer without ``format`` is a 32-bit ``Integer`` to the
 Java generator, where the statistics' ``last_inference`` (milliseconds since the epoch), nanosecond totals and
 counts pass 2³¹: every JSON integer this service writes is a 64-bit one at most (versions: at most 18 digits).
+
+pydantic writes ``int | float`` as ``anyOf: [integer, number]``, the same set of values as ``number`` (an integer
+is a number): in V2 infer's tensor ``data``, nested in the anyOf of flat or nested rows, openapi-generator's
+python client (7.26.0) made the inner one a wrapper class that its own ``from_dict`` refused every plain value
+for (``InferRequest.from_dict`` of the example body raised), so no JSON infer request could be built.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ from typing import Any
 JSON = "application/json"
 
 
+NUMERIC = ("integer", "number")
+
+
 def for_generators(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with the JSON answer first and every integer ``int64`` (changed in place, and returned)."""
+    """``document`` with the JSON answer first, every ``integer | number`` a number, every integer ``int64``
+    (changed in place, and returned)."""
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict):
@@ -26,8 +35,28 @@ def for_generators(document: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content")
                 if content and JSON in content:
                     response["content"] = {JSON: content[JSON]} | content
+    _written_plainly(document)
     _integers_as_int64(document)
     return document
+
+
+def _written_plainly(node: Any) -> None:
+    """An ``anyOf`` of bare integer and number schemas, ``number``."""
+    if isinstance(node, dict):
+        members = node.get("anyOf")
+        if isinstance(members, list) and len(members) > 1 and all(_bare_numeric(m) for m in members):
+            del node["anyOf"]
+            node["type"] = "number"
+        for value in node.values():
+            _written_plainly(value)
+    elif isinstance(node, list):
+        for item in node:
+            _written_plainly(item)
+
+
+def _bare_numeric(schema: Any) -> bool:
+    """An integer or number schema that says nothing else (a bound or a format would be lost in ``number``)."""
+    return isinstance(schema, dict) and schema.get("type") in NUMERIC and set(schema) == {"type"}
 
 
 def _integers_as_int64(node: Any) -> None:
