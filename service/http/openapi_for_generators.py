@@ -1,6 +1,6 @@
 """What a client generated from the OpenAPI document (openapi-python-client, openapi-generator) needs of it that
 FastAPI's document leaves out: the JSON answer first where an answer has several media types, the width of
-every integer, and a number written as one.
+every integer, a number written as one, and no boolean held to one value.
 
 Generators that take one media type per answer take the first: V2 infer's 200 listed the binary tensor data
 extension's ``application/octet-stream`` first, and both generators returned the JSON answer as raw bytes, its
@@ -11,7 +11,10 @@ counts pass 2³¹: every JSON integer this service writes is a 64-bit one at mos
 pydantic writes ``int | float`` as ``anyOf: [integer, number]``, the same set of values as ``number`` (an integer
 is a number): in V2 infer's tensor ``data``, nested in the anyOf of flat or nested rows, openapi-generator's
 python client (7.26.0) made the inner one a wrapper class that its own ``from_dict`` refused every plain value
-for (``InferRequest.from_dict`` of the example body raised), so no JSON infer request could be built.
+for (``InferRequest.from_dict`` of the example body raised), so no JSON infer request could be built. And it read
+``const: true`` (``Literal[True]``, the repository unload's ``unloaded``) as the string enum ``'true'``, and
+raised on every successful unload's answer (the model unloaded all the same); ``enum: [true]`` reads the same.
+Such a boolean is written a plain one, the value it always has in its description.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ NUMERIC = ("integer", "number")
 
 
 def for_generators(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with the JSON answer first, every ``integer | number`` a number, every integer ``int64``
-    (changed in place, and returned)."""
+    """``document`` with the JSON answer first, every ``integer | number`` a number, every integer ``int64`` and
+    no boolean held to one value (changed in place, and returned)."""
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict):
@@ -41,12 +44,15 @@ def for_generators(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _written_plainly(node: Any) -> None:
-    """An ``anyOf`` of bare integer and number schemas, ``number``."""
+    """An ``anyOf`` of bare integer and number schemas, ``number``; a boolean's ``const``, its description."""
     if isinstance(node, dict):
         members = node.get("anyOf")
         if isinstance(members, list) and len(members) > 1 and all(_bare_numeric(m) for m in members):
             del node["anyOf"]
             node["type"] = "number"
+        if node.get("type") == "boolean" and "const" in node:
+            value = "true" if node.pop("const") else "false"
+            node["description"] = " ".join(filter(None, (node.get("description"), f"Always {value}.")))
         for value in node.values():
             _written_plainly(value)
     elif isinstance(node, list):

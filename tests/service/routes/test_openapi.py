@@ -221,3 +221,18 @@ def test_a_number_is_written_as_one(client: TestClient, document: dict) -> None:
     assert answer.status_code == 200, answer.text
     bounded = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number"}]}
     assert for_generators({"paths": {}, "bounded": bounded})["bounded"]["anyOf"][0]["minimum"] == 0
+
+
+def test_no_boolean_is_held_to_one_value(settings: Settings) -> None:
+    """``Literal[True]`` was ``const: true``, which openapi-generator's python client (7.26.0) read as the string
+    enum ``'true'``: every successful unload's answer raised in it (``enum: [true]`` reads the same). The value
+    is said in the description, and the answer still carries it."""
+    with TestClient(create_app(settings.model_copy(update={"admin_token": SecretStr("t" * 32)}))) as admin:
+        document = admin.get("/openapi.json").json()
+        unloaded = admin.post("/v2/repository/models/esmm/unload", headers={"Authorization": "Bearer " + "t" * 32})
+        reloaded = admin.post("/v2/repository/models/esmm/load", headers={"Authorization": "Bearer " + "t" * 32})
+    assert not [s for s in schemas_in(document) if "const" in s or (s.get("type") == "boolean" and "enum" in s)]
+    schema = document["components"]["schemas"]["UnloadedModel"]["properties"]["unloaded"]
+    assert schema == {"type": "boolean", "title": "Unloaded", "description": "Always true."}
+    assert unloaded.status_code == 200 and unloaded.json() == {"name": "esmm", "unloaded": True}
+    assert reloaded.status_code == 200, reloaded.text
