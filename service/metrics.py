@@ -404,7 +404,8 @@ class Metrics:
         family(
             "model_poll_failing",
             "gauge",
-            "1 while polling cannot serve the versions a model's folder and settings select (the log says why).",
+            "1 while polling cannot serve the versions a model's folder and settings select, or the folder no "
+            "longer holds the versions served (the log says why).",
         )
         polls = sorted(self.polls_failing.items())
         out.extend(f'{p}_model_poll_failing{{model="{m}"}} {int(failing)}' for m, failing in polls)

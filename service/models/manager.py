@@ -98,6 +98,7 @@ class ModelManager:
         self._unsettled: set[str] = set()  # models whose last load by polling failed (in any worker)
         self._unchecked: set[str] = set()  # models the poller of several workers has not yet loaded in them all
         self._unreadable: dict[str, str] = {}  # model -> why polling cannot read its serving settings (logged)
+        self._gone: dict[str, str] = {}  # model -> how its served versions are gone from the disk (logged)
         self._held: set[str] = set()  # models unloaded on purpose: polling does not load them again
         # (name, version) served -> its files as they were when it was loaded: a version rewritten in place
         # since (cp over a published one) is noticed (``rewritten``), where it served on unseen, replicas
@@ -587,9 +588,38 @@ class ModelManager:
             return self._unreadable_now(name, f"its directory cannot be listed: {error.strerror or error}")
         if self._unreadable.pop(name, None) is not None:
             logger.info("poll: model %s: its serving settings and versions read again", name)
+        self._served_from_memory(name, policy.select(on_disk))
         refused = self._refused_as_they_are(name)
         candidates = [v for v in policy.select(on_disk) if v not in refused]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
+
+    def _served_from_memory(self, name: str, selected: list[int]) -> None:
+        """(thread) A warning, once for each new state, while the model's served versions are gone from the disk
+        and nothing its policy selects is there to load in their place (its folder deleted, the repository's
+        volume unmounted or moved): polling found nothing to load and said nothing, ``ctr_model_poll_failing``
+        at 0, and the next restart found no version: it served on from memory, its index entry alone said so."""
+        served = sorted(self.models.versions.get(name, {}))
+        gone = [v for v in served if not version_dir(self.settings.model_repository, name, v).is_dir()]
+        if not gone or selected:
+            if self._gone.pop(name, None) is not None:
+                logger.info("poll: model %s: versions on disk again", name)
+            return
+        root = self.settings.model_repository
+        where = (
+            f"the model repository {root} is gone"
+            if not root.is_dir()
+            else f"its directory {root / name} is gone"
+            if not (root / name).is_dir()
+            else f"version {', '.join(map(str, gone))} gone from {root / name}, no other version there to serve"
+        )
+        if self._gone.get(name) != where:
+            self._gone[name] = where
+            logger.warning(
+                "poll: model %s: %s: versions %s are served from memory, and a restart would find none to serve",
+                name,
+                where,
+                served,
+            )
 
     def _unreadable_now(self, name: str, reason: str) -> None:
         """(thread) Note why polling cannot read the model (its poll gauge reads it), said once for each new reason."""
@@ -630,7 +660,7 @@ class ModelManager:
             for name in self._polled():
                 try:
                     await self._poll_model(name)
-                    failing = name in self._unreadable or name in self._unsettled
+                    failing = name in self._unreadable or name in self._unsettled or name in self._gone
                 except Exception:  # a bug or the file system's (a directory it may not list): said, and the
                     logger.exception("poll: model %s: unexpected error; polling goes on", name)  # loop lives
                     failing = True

@@ -476,6 +476,57 @@ def test_polling_says_once_per_reason_that_a_broken_config_holds_back_new_versio
         assert failing() == "0"
 
 
+def test_polling_says_once_that_the_served_versions_are_gone_from_the_disk(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The repository moved away (a volume unmounted) while serving: polling found nothing to load and said
+    nothing, ``ctr_model_poll_failing`` at 0, though a restart would serve nothing; now a warning for each new
+    state and the gauge at 1, until the versions are back."""
+    import logging
+    import shutil
+
+    def warnings() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "poll: model esmm" in r.message
+        ]
+
+    def failing() -> str:
+        (line,) = [line for line in client.get("/metrics").text.splitlines() if line.startswith(FAILING)]
+        return line.removeprefix(FAILING)
+
+    FAILING = 'ctr_model_poll_failing{model="esmm"} '
+    caplog.set_level(logging.INFO, logger="service.models.manager")
+    root = make_repository(tmp_path / "models", 1)
+    moved = tmp_path / "moved"
+    with app_client(root, poll_interval_s=0.1) as client:
+        observe_polls(client, 1)
+        assert failing() == "0"
+        root.rename(moved)
+        eventually(lambda: warnings(), 10, "no warning")
+        observe_polls(client, 5)  # the same state: no more lines
+        (first,) = warnings()
+        assert first == (
+            f"poll: model esmm: the model repository {root} is gone: versions [1] are served from memory, "
+            "and a restart would find none to serve"
+        )
+        assert failing() == "1"
+        assert client.post("/v1/score", json=BODY).status_code == 200  # served all the same
+        moved.rename(root)
+        (root / "esmm" / "1").rename(moved)  # the model's folder back, its served version not
+        eventually(lambda: len(warnings()) == 2, 10, "no warning for the new state")
+        assert warnings()[1].startswith(f"poll: model esmm: version 1 gone from {root / 'esmm'}, no other version ")
+        moved.rename(root / "esmm" / "1")
+        eventually(lambda: "poll: model esmm: versions on disk again" in caplog.text, 10, "not said to be back")
+        observe_polls(client, 1)
+        assert failing() == "0"
+        assert len(warnings()) == 2
+        publish_tiny_esmm(root, seed=3)
+        shutil.rmtree(version_dir(root, "esmm", 1))  # gone, but version 2 is there to load: no warning
+        eventually(lambda: client.get("/v2/models/esmm").json()["versions"] == ["2"], 10, "version 2 not loaded")
+        observe_polls(client, 2)
+        assert len(warnings()) == 2 and failing() == "0"
+
+
 def test_polling_loads_again_until_every_worker_has_loaded(tmp_path: Path) -> None:
     """Worker 0 polls for all (service/models/manager.py); when another worker fails the load of what it
     found, worker 0 serves the new version already, so comparing the repository with its own versions
