@@ -31,6 +31,13 @@ MIN_POLL_INTERVAL_S = 0.1  # each poll lists and reads every model's directory: 
 # start, not a service with no deadline, no slow-sender protection, a poll that never comes or a 301-digit header:
 HOUR_S = 3600  # a request's deadline, a connection's keep-alive, header and body time-outs, Retry-After
 DAY_S = 24 * HOUR_S  # draining at SIGTERM, polling the repository
+HOUR_MS = HOUR_S * 1000  # a request's deadline, the shedding's wait and interval
+# ONNX Runtime starts this many threads per session as it loads: CTR_INTRA_OP_THREADS=100000 (a typo) took a 2-core
+# machine's process to 32,000 threads and 16.9 GB, deaf to SIGTERM for 10 minutes; no machine has this many CPUs
+MAX_THREADS = 1024
+# A count or size is a 64-bit integer: a larger one (CTR_MAX_CANDIDATES=99999999999999999999) crashed ``ctr serve``
+# with a traceback as its start-up line wrote it (orjson), where every other wrong value is a line naming it
+MAX_INT = 2**63 - 1
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +62,19 @@ class Settings(BaseSettings):
     # of the retrieval model alone (/v1/similarity; ready once it is loaded, /v1/score answers 404)
     ctr_model: str = ROLE["ctr"].default_model
     ctcvr_model: str = ROLE["ctcvr"].default_model
-    max_candidates: Annotated[int, Field(gt=0)] = 1000  # per request; more is answered 413
+    max_candidates: Annotated[int, Field(gt=0, le=MAX_INT)] = 1000  # per request; more is answered 413
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
-    max_top_k: Annotated[int, Field(gt=0)] = 1000  # largest k /v1/similarity accepts
-    max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024  # larger bodies are answered 413
-    max_string_chars: Annotated[int, Field(gt=0)] = MAX_CATEGORY_CHARS  # longest categorical string value accepted
-    intra_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads per operator; 0: its default (cpus.py)
-    inter_op_threads: Annotated[int, Field(ge=0)] = 0  # ONNX Runtime threads across operators; 0 = default
+    max_top_k: Annotated[int, Field(gt=0, le=MAX_INT)] = 1000  # largest k /v1/similarity accepts
+    max_body_bytes: Annotated[int, Field(gt=0, le=MAX_INT)] = 4 * 1024 * 1024  # larger bodies are answered 413
+    max_string_chars: Annotated[int, Field(gt=0, le=MAX_INT)] = (
+        MAX_CATEGORY_CHARS  # longest categorical string value accepted
+    )
+    intra_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = (
+        0  # ONNX Runtime threads per operator; 0: its default (cpus.py)
+    )
+    inter_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = (
+        0  # ONNX Runtime threads across operators; 0 = default
+    )
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it
     # batch sizes run once at load, before ready; CTR_WARMUP_BATCH_SIZES=1,64 (or a JSON list)
@@ -72,7 +85,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line (structured logs)
     batching: bool = True  # dynamic batching per model ([serving] in config.toml); false: one run per request
     # deadline; a request may ask for less (504). At most an hour
-    request_timeout_ms: Annotated[float, Field(gt=0, le=HOUR_S * 1000)] = 1000.0
+    request_timeout_ms: Annotated[float, Field(gt=0, le=HOUR_MS)] = 1000.0
     retry_after_s: Annotated[int, Field(ge=1, le=HOUR_S)] = 1  # Retry-After on 503 when a queue is full; <= an hour
     admin_token: SecretStr | None = None  # bearer token for /v2/repository/...; unset: admin routes are off
     # reload when the repository changes, polling it this often; 0: off. At least MIN_POLL_INTERVAL_S, at most a day
@@ -91,19 +104,21 @@ class Settings(BaseSettings):
     # otherwise). Each at most an hour
     header_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
-    body_bytes_in_flight: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024  # large bodies read and parsed at once
+    body_bytes_in_flight: Annotated[int, Field(gt=0, le=MAX_INT)] = (
+        16 * 1024 * 1024
+    )  # large bodies read and parsed at once
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
     # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
     # ``shed_interval_ms``, inference requests that find it above are refused 503 at their headers, until
     # it stays under for as long (http/overload.py); 0: off. A refusal comes about this long after its
     # request arrived, so 25 ms keeps the refusals' p99 under 50 ms at twice the sustainable rate
-    shed_wait_ms: Annotated[float, Field(ge=0)] = 25.0
+    shed_wait_ms: Annotated[float, Field(ge=0, le=HOUR_MS)] = 25.0
     # How long the delay must stand above ``shed_wait_ms`` to be a queue and not a stall (CoDel's
     # interval, and its default): with 20 ms, pauses of the process of 50-60 ms (a host's steal, a long
     # collection) under a light load drew refusals of requests that would all have been answered, with
     # 50 ms now and then; with 100 ms none, and twice the sustainable rate is still refused within the
-    # overload row's 50 ms (docs/serving.md, "Pauses are not overload")
-    shed_interval_ms: Annotated[float, Field(gt=0)] = 100.0
+    # overload row's 50 ms (docs/serving.md, "Pauses are not overload"). Each at most an hour (1e300 was taken)
+    shed_interval_ms: Annotated[float, Field(gt=0, le=HOUR_MS)] = 100.0
     # The event loop uvicorn runs: "asyncio" accepted new connections within tens of ms at twice the
     # sustainable rate where "uvloop" left them in the kernel's accept queue for 0.3-2 s (docs/serving.md)
     event_loop: Literal["asyncio", "uvloop", "auto"] = "asyncio"
@@ -229,6 +244,8 @@ class Settings(BaseSettings):
             raise ValueError("warmup_batch_sizes needs at least one batch size (a model is run once before ready)")
         if any(size < 1 for size in value):
             raise ValueError(f"warm-up batch sizes must be positive, not {list(value)}")
+        if any(size > MAX_INT for size in value):
+            raise ValueError(f"warm-up batch sizes must be at most {MAX_INT} (a 64-bit integer), not {list(value)}")
         return value
 
     @field_validator("poll_interval_s")

@@ -85,15 +85,39 @@ def test_every_float_setting_is_finite(monkeypatch: pytest.MonkeyPatch, name: st
         ("header_timeout_s", 3600),
         ("body_timeout_s", 3600),
         ("grpc_min_ping_interval_s", 3600),
+        ("shed_wait_ms", 3_600_000),
+        ("shed_interval_ms", 3_600_000),
+        ("intra_op_threads", 1024),
+        ("inter_op_threads", 1024),
     ],
 )
-def test_time_settings_have_an_upper_bound(field: str, largest: int) -> None:
+def test_time_and_thread_settings_have_an_upper_bound(field: str, largest: int) -> None:
     """``CTR_KEEP_ALIVE_S=1e300`` sent a 301-digit header, ``CTR_RETRY_AFTER_S=1e11`` a 3,000-year wait: an hour
-    (a day for draining and polling) is more than an operator could mean, a typo's extra digits are refused."""
+    (a day for draining and polling) is more than an operator could mean, a typo's extra digits are refused;
+    ``CTR_INTRA_OP_THREADS=100000`` started 32,000 threads (16.9 GB) before SIGTERM could stop it."""
     room = {"drain_timeout_s": 86400} if field == "drain_idle_s" else {}  # the idle time is within the drain
     assert getattr(Settings(**{field: largest - 1, **room}), field) == largest - 1
     with pytest.raises(ValidationError, match=f"{field}\n  Input should be less than or equal to {largest}"):
         Settings(**{field: largest + 1})
+
+
+INT_SETTINGS = [name for name, field in Settings.model_fields.items() if field.annotation is int]
+
+
+@pytest.mark.parametrize("name", [*INT_SETTINGS, "warmup_batch_sizes"])
+def test_every_integer_setting_past_64_bits_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``CTR_MAX_CANDIDATES=99999999999999999999`` crashed ``ctr serve`` with a traceback (orjson writing the
+    start-up line: "Integer exceeds 64-bit range"), where any other wrong value is refused naming its variable."""
+    monkeypatch.setenv(f"CTR_{name.upper()}", "99999999999999999999")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    line = invalid_settings(raised.value)
+    assert line.startswith(f"invalid settings: CTR_{name.upper()}: ") and "\n" not in line, line
+
+
+def test_a_64_bit_count_is_taken() -> None:
+    assert Settings(max_candidates=2**63 - 1).max_candidates == 2**63 - 1
+    assert Settings(warmup_batch_sizes=(1, 2**63 - 1)).warmup_batch_sizes == (1, 2**63 - 1)
 
 
 @pytest.mark.parametrize("text", ["0", "0.0004", "-1"])
