@@ -457,7 +457,7 @@ def serve(
 
     CTR_CTR_MODEL and CTR_CTCVR_MODEL name the scoring role models (esmm by default); none in both serves the
     retrieval model (CTR_RETRIEVAL_MODEL, esam by default) alone: /v1/similarity, ready once it is loaded,
-    /v1/score answered 404."""
+    /v1/score answered 404. Every CTR_* setting's default, unit and range: docs/serving.md, "Settings"."""
     from service.server import serve as run_server
 
     given = {"host": host, "port": port, "model_repository": repository}

@@ -12,7 +12,7 @@ from service.settings import Settings, invalid_settings
 
 USAGE = (
     "usage: python -m service (no arguments): serves the model repository with settings from CTR_* environment "
-    "variables (docs/serving.md), e.g. CTR_PORT=9000 python -m service; `ctr serve --help` lists them as options"
+    'variables, e.g. CTR_PORT=9000 python -m service; each one\'s default, unit and range: docs/serving.md, "Settings"'
 )
 
 if sys.argv[1:] in (["--help"], ["-h"]):

@@ -144,6 +144,33 @@ def test_the_readme_names_every_setting() -> None:
     assert not missing, f"README.md's settings paragraph does not name {missing}"
 
 
+def _documented(default: object) -> str:
+    """A default as the settings table writes it: ``true``, ``1,64``, ``5`` for 5.0, ``unset`` for none."""
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return ",".join(map(str, default))
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def test_the_settings_table_gives_every_default() -> None:
+    """The README named each setting and sent the operator to service/settings.py for its default and unit
+    (``python -m service --help`` to ``ctr serve --help``, which lists three): docs/serving.md's table gives
+    each, and its defaults are the code's."""
+    section = (ROOT / "docs" / "serving.md").read_text().split("\n## Settings (`CTR_*`", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `CTR_")]
+    table = {row[0].removeprefix("| `").removesuffix("`"): row[1] for row in rows}
+    assert len(table) == len(rows), "a setting is in the table twice"
+    expected = {f"CTR_{name.upper()}": field.default for name, field in Settings.model_fields.items()}
+    assert sorted(table) == sorted(expected)
+    for variable, default in expected.items():
+        cell = table[variable]
+        shown = cell.split("`")[1] if cell.startswith("`") else cell
+        assert shown == _documented(default), f"{variable}: the table says {cell!r}, the code {default!r}"
+
+
 @pytest.mark.parametrize(("idle", "timeout"), [(20, 20), (30, 20), (5, 4.5)])
 def test_idle_connections_are_closed_within_the_drain(idle: float, timeout: float) -> None:
     """CTR_DRAIN_IDLE_S >= CTR_DRAIN_TIMEOUT_S made every SIGTERM with one idle keep-alive connection wait the whole

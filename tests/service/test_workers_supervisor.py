@@ -103,6 +103,7 @@ def test_python_m_service_takes_no_arguments_and_says_so() -> None:
     helped = subprocess.run([sys.executable, "-m", "service", "--help"], env=env, capture_output=True, text=True)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m service (no arguments)")
     assert "CTR_PORT=9000 python -m service" in helped.stdout and not helped.stderr
+    assert helped.stdout.rstrip().endswith('docs/serving.md, "Settings"')  # it sent to `ctr serve --help`, 3 options
     refused = subprocess.run(
         [sys.executable, "-m", "service", "--port", "9000"], env=env, capture_output=True, text=True
     )
