@@ -38,6 +38,7 @@ from anyio import to_thread
 from starlette.concurrency import run_in_threadpool
 
 from common.output_means import training_means
+from common.plural import counted
 from common.repository import validate_model_name, version_dir, versions
 from service.batching.batcher import Batcher
 from service.batching.policy import ServiceRate
@@ -412,7 +413,24 @@ class ModelManager:
             self._held.add(name)
             self.metrics.polls_failing.pop(name, None)  # not polled until loaded again
             polled = " (polling leaves it unloaded until a load)" if self.settings.poll_interval_s > 0 else ""
-            logger.info("model %s unloaded%s", name, polled)
+            if name in old.required:  # answered 200 alone, said at INFO: the service not ready, without a word
+                roles = [role for role, model in old.roles.items() if model == name]
+                needs = (
+                    f"it fills {counted(len(roles), 'role')} ({', '.join(roles)})"
+                    if roles
+                    else "this retrieval service serves it"
+                )
+                route = "/v1/score" if roles else "/v1/similarity"
+                logger.warning(
+                    "model %s unloaded%s: %s, so the service is not ready (/v2/health/ready and %s answer 503) until "
+                    "it is loaded again",
+                    name,
+                    polled,
+                    needs,
+                    route,
+                )
+            else:
+                logger.info("model %s unloaded%s", name, polled)
             self._retire((m, b) for m, b in old.batchers.items() if m.name == name)
 
     async def stop(self, timeout_s: float = 30.0) -> None:

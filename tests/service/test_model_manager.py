@@ -165,6 +165,30 @@ def test_admin_needs_the_bearer_token(tmp_path: Path) -> None:
         assert client.post("/v2/repository/models/a%20b/load", headers=AUTH).status_code == 400
 
 
+def test_unloading_a_role_model_warns_that_the_service_is_not_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin unload of the model filling both roles was answered 200 and said at INFO ("model esmm
+    unloaded"), the service unready from then on without a word; a model no role needs is unloaded as before."""
+    import logging
+
+    root = make_repository(tmp_path, 1)
+    publish_tiny_esmm(root, name="spare")
+    caplog.set_level(logging.INFO, logger="service.models.manager")
+    with app_client(root, poll_interval_s=30) as client:
+        assert client.post("/v2/repository/models/spare/load", headers=AUTH).status_code == 200
+        assert client.post("/v2/repository/models/spare/unload", headers=AUTH).status_code == 200
+        assert client.get("/v2/health/ready").status_code == 200
+        assert client.post("/v2/repository/models/esmm/unload", headers=AUTH).status_code == 200
+        assert client.get("/v2/health/ready").status_code == 503
+    said = {r.getMessage(): r.levelno for r in caplog.records if " unloaded" in r.getMessage()}
+    assert said == {
+        "model spare unloaded (polling leaves it unloaded until a load)": logging.INFO,
+        "model esmm unloaded (polling leaves it unloaded until a load): it fills 2 roles (ctr, ctcvr), so the "
+        "service is not ready (/v2/health/ready and /v1/score answer 503) until it is loaded again": logging.WARNING,
+    }
+
+
 def test_loads_of_names_no_model_has_leave_nothing_behind(tmp_path: Path) -> None:
     """Each admin load of a name with no folder in the repository kept a metrics series (refusals 0) and an
     error in the snapshot until the restart: 500 random names took /metrics from 141 lines to 641 (a soak

@@ -422,3 +422,26 @@ def test_a_refused_request_counts_no_clipped_value(
     response = client.post("/v1/similarity", json=refused, headers=headers)
     assert response.status_code == status, response.text
     assert clipped(client) == before
+
+
+def test_unloading_a_retrieval_service_s_model_warns_that_it_is_not_ready(
+    tmp_path: Path, esam_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retrieval service (no roles) unready after an admin unload of its model, said at INFO alone."""
+    import logging
+    import shutil
+
+    shutil.copytree(esam_dir.parent, tmp_path / "esam")
+    token = "t" * 16
+    settings = Settings(
+        model_repository=tmp_path, ctr_model="none", ctcvr_model="none", use_cuda=False, admin_token=token
+    )
+    caplog.set_level(logging.INFO, logger="service.models.manager")
+    with TestClient(create_app(settings)) as client:
+        unload = client.post("/v2/repository/models/esam/unload", headers={"Authorization": f"Bearer {token}"})
+        assert unload.status_code == 200 and client.get("/v2/health/ready").status_code == 503
+    (said,) = [r for r in caplog.records if "model esam unloaded" in r.getMessage()]
+    assert said.levelno == logging.WARNING and said.getMessage() == (
+        "model esam unloaded: this retrieval service serves it, so the service is not ready (/v2/health/ready and "
+        "/v1/similarity answer 503) until it is loaded again"
+    )
