@@ -64,7 +64,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     here = partial(admin.operate, manager)  # a load or unload in this process, as the admin routes do it
     if sibling_admin is not None:  # several workers: worker 0 polls, and what it finds loads in every one
         manager.poll_for_all(sibling_admin.index == 0, partial(sibling_admin.load_everywhere, here))
-    await manager.start()
+    app.state.loading_at_start = True  # a stop signal meanwhile ends the process at once (server.py)
+    try:
+        await manager.start()
+    finally:
+        app.state.loading_at_start = False
     build_route_state(app)  # before the first request, which waited for it on the loop, and before gc's freeze
     if app.state.models.ready:
         served = f"roles {settings.roles}" if settings.roles else f"retrieval model {settings.retrieval_model} alone"
@@ -241,6 +245,7 @@ def create_app(settings: Settings | None = None, tune_gc: bool = False) -> Scori
     app.state.sibling_admin = None  # and of the model loads and unloads (sibling_admin.py)
     app.state.models = ServingModels.empty(settings, "loading")
     app.state.draining = False  # set on SIGTERM by the server (http/drain.py): readiness then says 503
+    app.state.loading_at_start = False  # while the lifespan loads the models (server.py's stop signals)
     app.score_endpoint = ScoreEndpoint(app.state)
     app.body_budget = BodyBudget(settings.body_bytes_in_flight)
     app.state.holdings = Holdings(app.body_budget)  # /metrics' gauges of what the server holds

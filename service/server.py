@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
+from types import FrameType
 
 import uvicorn
 from uvicorn.server import STARTUP_FAILURE
@@ -165,7 +168,9 @@ def run(settings: Settings, sockets: list[socket.socket] | None = None, siblings
         # write an address of its choosing into the log of the ASGI routes)
         proxy_headers=False,
     )
-    server = ServiceServer(config, on_drain=lambda: setattr(app.state, "draining", True))
+    server = ServiceServer(
+        config, on_drain=lambda: setattr(app.state, "draining", True), loading=lambda: app.state.loading_at_start
+    )
     with suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT, raised again once the server has drained
         server.run(sockets=sockets)
     shed_log.flush()  # the refusals of the last interval, whose line the closed loop will not say
@@ -178,7 +183,49 @@ class ServiceServer(DrainingServer):
     """The draining server, whose listen on the sockets bound before the models loaded (binding.py) is
     refused in one line naming the address, and exit status 3 (``STARTUP_FAILURE``), as a port taken at the
     bind is: its port can be taken in between (binding.py). The lifespan is shut down first, as uvicorn does
-    where its own bind fails (the batchers, a gRPC server started). It ended in a 196-line traceback, exit 1."""
+    where its own bind fails (the batchers, a gRPC server started). It ended in a 196-line traceback, exit 1.
+
+    A stop signal while the models load at start (``loading``) ends the process at once: nothing listens
+    yet, so nothing is in flight to drain. uvicorn looked at its signal only once the lifespan had started:
+    every model was loaded and warmed up, "ready" said, then the service stopped (5 s after SIGTERM for the
+    default models with a large warm-up), and a load stuck on the repository's storage held it for as long
+    (a rolling deploy's pod waited out its grace period for SIGKILL)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_drain: Callable[[], None] | None = None,
+        loading: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__(config, on_drain)
+        self.loading = loading
+        self.found: dict[int, object] = {}  # each stop signal's handler before the server's: how a stop ends
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        self.found = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        with super().capture_signals():
+            yield
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self.loading():
+            self.stop_while_loading(sig)
+
+    def stop_while_loading(self, sig: int) -> None:
+        """End the process as its drain would have: by the signal where nothing else handled it (143 for
+        SIGTERM), exit 0 in a worker, whose handler takes the signal (workers.py). A load's thread cannot be
+        stopped, and the interpreter's exit would wait for it: the process ends here, its log flushed."""
+        logger.warning(
+            "%s while the models load at start: stopping without serving (nothing listens yet)",
+            signal.Signals(sig).name,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        if self.found.get(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+        os._exit(0)
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's run, with asyncio's debug mode as the interpreter asks for it (``-X dev``, a non-empty

@@ -167,6 +167,35 @@ def test_sigterm_stops_a_service_whose_poll_is_stuck_in_a_read(tmp_path: Path) -
     assert "Traceback" not in said and "CancelledError" not in said and "Cancel " not in said, said
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_a_service_whose_start_up_load_is_stuck_in_a_read(tmp_path: Path, workers: str) -> None:
+    """SIGTERM while the models load at start was looked at only once the lifespan had started: every model
+    loaded and warmed up, "ready" said, then the stop; a load stuck on the storage held the process until
+    SIGKILL. Now it ends at once, nothing listening yet: by the signal (143), or, with workers, exit 0."""
+    root = make_repository(tmp_path / "models", 1)
+    launcher = (  # the service, its read of version 1 stalled for good
+        "import time, service.models.loader as l\n"
+        "real = l.load_version\n"
+        "def stalled(root, name, version, *args):\n"
+        "    while version == 1 and time.sleep(0.05) is None:\n"
+        "        pass\n"
+        "    return real(root, name, version, *args)\n"
+        "l.load_version = stalled\n"
+        "import runpy; runpy.run_module('service', run_name='__main__')\n"
+    )
+    log = tmp_path / "service.log"
+    command = [sys.executable, "-c", launcher]
+    with running_server(root, log, command=command, ready=False, ctr_model="esmm", workers=workers) as (_, process):
+        starting = "Waiting for application startup."
+        eventually(lambda: log.read_text(encoding="utf-8").count(starting) == int(workers), BOUND_S, "not started")
+        time.sleep(0.3)  # in the stalled read
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(BOUND_S) == (-signal.SIGTERM if workers == "1" else 0)
+    said = log.read_text(encoding="utf-8")
+    assert said.count("SIGTERM while the models load at start: stopping without serving") == int(workers), said
+    assert "ready: roles" not in said and "Traceback" not in said, said
+
+
 def test_a_version_refused_on_a_failed_read_is_retried_by_polling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
