@@ -628,7 +628,7 @@ class ModelManager:
             if not root.is_dir()
             else f"its directory {root / name} is gone"
             if not (root / name).is_dir()
-            else f"version {', '.join(map(str, gone))} gone from {root / name}, no other version there to serve"
+            else f"version {', '.join(map(str, gone))} gone from {root / name}, and none there its policy selects"
         )
         if self._gone.get(name) != where:
             self._gone[name] = where
