@@ -70,9 +70,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.loading_at_start = False
     build_route_state(app)  # before the first request, which waited for it on the loop, and before gc's freeze
-    if app.state.models.ready:
-        served = f"roles {settings.roles}" if settings.roles else f"retrieval model {settings.retrieval_model} alone"
-        logger.info("ready: %s", served)
+    if app.state.models.ready:  # roles and versions as words and, in JSON, fields: a Python dict's repr was all
+        filled = ", ".join(f"{role}={model}" for role, model in settings.roles.items())
+        served = f"roles {filled}" if settings.roles else f"retrieval model {settings.retrieval_model} alone"
+        versions = {name: sorted(by_version) for name, by_version in sorted(app.state.models.versions.items())}
+        serving = ", ".join(f"{name} {listed}" for name, listed in versions.items())
+        logger.info("ready: %s; serving %s", served, serving, extra={"roles": settings.roles, "serving": versions})
     else:
         logger.error("not ready: %s", app.state.models.unavailable())
     if app.state.tune_gc:

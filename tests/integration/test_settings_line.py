@@ -43,3 +43,18 @@ def test_several_workers_say_the_settings_once_as_json_fields(tmp_path: Path) ->
     assert said[0]["settings"]["workers"] == 2 and said[0]["settings"]["request_timeout_ms"] == 500.0, said
     assert said[0]["settings"]["log_format"] == "json"
     assert said[0]["settings_from"]["workers"] == "CTR_WORKERS", said
+
+
+def test_the_ready_line_says_the_roles_and_the_versions_served_in_words_and_json_fields(tmp_path: Path) -> None:
+    """It said ``ready: roles {'ctr': 'esmm', 'ctcvr': 'esmm'}``, a Python dict's repr inside the JSON line, and
+    not which versions the replica came up serving."""
+    repository = tmp_path / "models"
+    publish_tiny_esmm(repository)
+    publish_tiny_esmm(repository, seed=1)
+    log = tmp_path / "log.txt"
+    with running_server(repository, log, ctr_model="esmm", log_format="json"):
+        pass
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    (ready,) = [line for line in lines if line["message"].startswith("ready: ")]
+    assert ready["message"] == "ready: roles ctr=esmm, ctcvr=esmm; serving esmm [2]"
+    assert ready["roles"] == {"ctr": "esmm", "ctcvr": "esmm"} and ready["serving"] == {"esmm": [2]}
