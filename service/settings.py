@@ -319,5 +319,7 @@ def invalid_settings(error: ValidationError) -> str:
     for problem in error.errors(include_url=False, include_input=False, include_context=False):
         field = ".".join(str(part) for part in problem["loc"])
         text = problem["msg"].removeprefix("Value error, ")
+        # the variable named once: "CTR_ADMIN_TOKEN: admin_token must be ..." named it twice, in two spellings
+        text = text.removeprefix(f"{field} ") if field and text.startswith(f"{field} ") else text
         problems.append(f"CTR_{field.upper()}: {text}" if field else text)
     return "invalid settings: " + "; ".join(problems)

@@ -242,8 +242,28 @@ def test_an_empty_model_repository_is_refused_as_an_empty_host_is(monkeypatch: p
     with pytest.raises(ValidationError) as refused:
         Settings()
     assert invalid_settings(refused.value) == (
-        "invalid settings: CTR_MODEL_REPOSITORY: model_repository must not be empty (unset it for the default, models)"
+        "invalid settings: CTR_MODEL_REPOSITORY: must not be empty (unset it for the default, models)"
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("CTR_ADMIN_TOKEN", "short", "must be at least 16 characters (or empty to turn admin routes off)"),
+        ("CTR_HOST", "[]", "must not be empty"),
+        ("CTR_LOG_LEVEL", "loud", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, not 'loud'"),
+        ("CTR_POLL_INTERVAL_S", "0.01", "must be 0 (off) or at least 0.1 s, not 0.01"),
+        ("CTR_WARMUP_BATCH_SIZES", "a,b", "takes positive integers separated by commas, not 'a,b'"),
+    ],
+)
+def test_a_refusal_names_its_variable_once(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    """``CTR_ADMIN_TOKEN: admin_token must be at least 16 characters``: the variable, then the field's name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert invalid_settings(refused.value) == f"invalid settings: {variable}: {said}"
 
 
 def test_the_log_format_and_the_event_loop_take_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
