@@ -77,7 +77,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         serving = ", ".join(f"{name} {listed}" for name, listed in versions.items())
         logger.info("ready: %s; serving %s", served, serving, extra={"roles": settings.roles, "serving": versions})
     else:
-        logger.error("not ready: %s", app.state.models.unavailable())
+        unavailable = app.state.models.unavailable()
+        said = "; ".join(f"model {name}: {why}" for name, why in unavailable.items())
+        logger.error("not ready: %s", said, extra={"unavailable": unavailable})
     if app.state.tune_gc:
         tune_garbage_collector()
     grpc_server = await start_grpc(app) if start_grpc is not None else None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.support.server import running_server
 from tests.support.tiny_model import publish_tiny_esmm
+from tests.support.wait import eventually
 
 TOKEN = "a-token-of-twenty-chars"
 
@@ -58,3 +59,16 @@ def test_the_ready_line_says_the_roles_and_the_versions_served_in_words_and_json
     (ready,) = [line for line in lines if line["message"].startswith("ready: ")]
     assert ready["message"] == "ready: roles ctr=esmm, ctcvr=esmm; serving esmm [2]"
     assert ready["roles"] == {"ctr": "esmm", "ctcvr": "esmm"} and ready["serving"] == {"esmm": [2]}
+
+
+def test_the_not_ready_line_says_why_in_words_and_a_json_field(tmp_path: Path) -> None:
+    """``not ready: {'esmm': "no versions of model 'esmm' ..."}``: a Python dict's repr, quotes of two kinds."""
+    log = tmp_path / "log.txt"
+    with running_server(
+        tmp_path / "models", log, ready=False, ctr_model="esmm", log_format="json", poll_interval_s="5"
+    ):
+        eventually(lambda: "not ready: " in log.read_text(encoding="utf-8"), 30, "no not-ready line")
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    (line,) = [line for line in lines if line["message"].startswith("not ready: ")]
+    why = "no versions of model 'esmm' (the model repository does not exist)"
+    assert line["message"] == f"not ready: model esmm: {why}" and line["unavailable"] == {"esmm": why}
