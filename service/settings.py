@@ -66,15 +66,10 @@ class Settings(BaseSettings):
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
     max_top_k: Annotated[int, Field(gt=0, le=MAX_INT)] = 1000  # largest k /v1/similarity accepts
     max_body_bytes: Annotated[int, Field(gt=0, le=MAX_INT)] = 4 * 1024 * 1024  # larger bodies are answered 413
-    max_string_chars: Annotated[int, Field(gt=0, le=MAX_INT)] = (
-        MAX_CATEGORY_CHARS  # longest categorical string value accepted
-    )
-    intra_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = (
-        0  # ONNX Runtime threads per operator; 0: its default (cpus.py)
-    )
-    inter_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = (
-        0  # ONNX Runtime threads across operators; 0 = default
-    )
+    # longest categorical string value accepted
+    max_string_chars: Annotated[int, Field(gt=0, le=MAX_INT)] = MAX_CATEGORY_CHARS
+    intra_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads per operator; 0: its default
+    inter_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads across operators; 0: default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
     use_cuda: bool = True  # use CUDAExecutionProvider when onnxruntime offers it
     # batch sizes run once at load, before ready; CTR_WARMUP_BATCH_SIZES=1,64 (or a JSON list)
@@ -104,9 +99,8 @@ class Settings(BaseSettings):
     # otherwise). Each at most an hour
     header_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
-    body_bytes_in_flight: Annotated[int, Field(gt=0, le=MAX_INT)] = (
-        16 * 1024 * 1024
-    )  # large bodies read and parsed at once
+    # large bodies read and parsed at once
+    body_bytes_in_flight: Annotated[int, Field(gt=0, le=MAX_INT)] = 16 * 1024 * 1024
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
     # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
     # ``shed_interval_ms``, inference requests that find it above are refused 503 at their headers, until
