@@ -88,12 +88,19 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    whole, head_only = sides["whole_log"], sides["training_rows_only"]
-    sys.stdout.write(f"{'':<26}{'whole log':>14}{'training rows':>16}\n")
+    sys.stdout.write(side_by_side(sides["whole_log"], sides["training_rows_only"]))
+    sys.stdout.write(f"wrote {args.out}\n")
+
+
+def side_by_side(whole: dict, head_only: dict) -> str:
+    """The two sides' numeric metrics and constants, one line each; the metrics that are not one number (the
+    per-epoch validation, a difference with its interval) are in the JSON report only."""
+    lines = [f"{'':<26}{'whole log':>14}{'training rows':>16}\n"]
     for group in ("metrics", "constants"):
         for name, value in whole[group].items():
-            sys.stdout.write(f"{name:<26}{value:>14.5f}{head_only[group][name]:>16.5f}\n")
-    sys.stdout.write(f"wrote {args.out}\n")
+            if isinstance(value, int | float):
+                lines.append(f"{name:<26}{value:>14.5f}{head_only[group][name]:>16.5f}\n")
+    return "".join(lines)
 
 
 if __name__ == "__main__":
