@@ -38,6 +38,7 @@ MAX_THREADS = 1024
 # A count or size is a 64-bit integer: a larger one (CTR_MAX_CANDIDATES=99999999999999999999) crashed ``ctr serve``
 # with a traceback as its start-up line wrote it (orjson), where every other wrong value is a line naming it
 MAX_INT = 2**63 - 1
+Count = Annotated[int, Field(gt=0, le=MAX_INT)]  # a count or size of one or more, a 64-bit integer
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ class Settings(BaseSettings):
     # of the retrieval model alone (/v1/similarity; ready once it is loaded, /v1/score answers 404)
     ctr_model: str = ROLE["ctr"].default_model
     ctcvr_model: str = ROLE["ctcvr"].default_model
-    max_candidates: Annotated[int, Field(gt=0, le=MAX_INT)] = 1000  # per request; more is answered 413
+    max_candidates: Count = 1000  # per request; more is answered 413
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
-    max_top_k: Annotated[int, Field(gt=0, le=MAX_INT)] = 1000  # largest k /v1/similarity accepts
-    max_body_bytes: Annotated[int, Field(gt=0, le=MAX_INT)] = 4 * 1024 * 1024  # larger bodies are answered 413
+    max_top_k: Count = 1000  # largest k /v1/similarity accepts
+    max_body_bytes: Count = 4 * 1024 * 1024  # larger bodies are answered 413
     # longest categorical string value accepted
-    max_string_chars: Annotated[int, Field(gt=0, le=MAX_INT)] = MAX_CATEGORY_CHARS
+    max_string_chars: Count = MAX_CATEGORY_CHARS
     intra_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads per operator; 0: its default
     inter_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads across operators; 0: default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
     header_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     # large bodies read and parsed at once
-    body_bytes_in_flight: Annotated[int, Field(gt=0, le=MAX_INT)] = 16 * 1024 * 1024
+    body_bytes_in_flight: Count = 16 * 1024 * 1024
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
     # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
     # ``shed_interval_ms``, inference requests that find it above are refused 503 at their headers, until

@@ -20,11 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.version import DISTRIBUTION, VERSION
 from service.http.errors import ApiError
+from service.routes import health
 
 router = APIRouter(tags=["index"])
 
 HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "TRACE"})  # a path item's others
-HEALTH = {"live": "/v2/health/live", "ready": "/v2/health/ready"}
+HEALTH = {name: f"{health.router.prefix}/{name}" for name in ("live", "ready")}  # the health routes
 
 
 class ServiceIndex(BaseModel):
