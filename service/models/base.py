@@ -91,7 +91,13 @@ def warm_up_inputs(spec: FeatureSpec, batch: int) -> dict[str, np.ndarray]:
     table's end: a model.json whose bucket counts outgrew its graph loaded, warmed up, and answered every
     request 500 (ONNX Runtime's Gather out of bounds); now it is refused at the load."""
     last_ids = np.cumsum([f.buckets for f in spec.categorical], dtype=np.int64) - 1
-    return {
-        "categorical": np.broadcast_to(last_ids, (batch, last_ids.size)).copy(),
-        "numeric": np.zeros((batch, len(spec.numeric)), dtype=np.float32),
-    }
+    try:
+        return {
+            "categorical": np.broadcast_to(last_ids, (batch, last_ids.size)).copy(),
+            "numeric": np.zeros((batch, len(spec.numeric)), dtype=np.float32),
+        }
+    except (MemoryError, ValueError):  # numpy's "Unable to allocate 14.6 TiB", "array is too big": a traceback
+        raise ModelLoadError(  # logged for every version, the operator's setting unnamed
+            f"warm-up at batch size {batch:,}: its rows do not fit in memory (CTR_WARMUP_BATCH_SIZES; a batch holds "
+            "at most its config.toml's [serving] max_batch_size items, 1024 by default, a request CTR_MAX_CANDIDATES)"
+        ) from None

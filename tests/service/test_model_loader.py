@@ -352,3 +352,13 @@ def test_a_version_with_a_fifo_for_a_file_is_refused_at_once_and_the_older_versi
     assert model.version == 1
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refusals == [f"model esmm version 2 refused: {file} {NOT_REGULAR}"]
+
+
+@pytest.mark.parametrize("batch", [10**13, 2**62])
+def test_a_warm_up_batch_size_past_memory_is_refused_naming_the_setting(tmp_path: Path, batch: int) -> None:
+    """``CTR_WARMUP_BATCH_SIZES=99999999999`` passes the settings (a sound bound is each model's batch size,
+    which they cannot see): every version was refused with numpy's MemoryError (or, past 2**61 rows, its
+    ValueError) as an "unexpected error", a traceback logged for each, the setting named nowhere."""
+    publish_tiny_esmm(tmp_path)
+    with pytest.raises(ModelLoadError, match=rf"warm-up at batch size {batch:,}: .*CTR_WARMUP_BATCH_SIZES"):
+        load_version(tmp_path, "esmm", 1, settings_for(tmp_path, warmup_batch_sizes=(1, batch)), ESMM_NEEDS)
