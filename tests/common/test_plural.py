@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.plural import counted
+from common.plural import counted, the_first
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,8 @@ def test_singular_for_one_alone(args: tuple, said: str) -> None:
 def test_the_count_is_formatted_by_the_spec() -> None:
     assert counted(1200, "impression", spec=",") == "1,200 impressions"
     assert counted(1, "impression", spec=",") == "1 impression"
+
+
+@pytest.mark.parametrize(("count", "said"), [(1, "1 row (row 7)"), (3, "3 rows (the first, row 7)")])
+def test_the_first_is_said_only_where_there_are_more(count: int, said: str) -> None:
+    assert f"{counted(count, 'row')} ({the_first(count)}row 7)" == said

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from common.encoder import EXACT_INTEGERS, FLOAT32_LIMIT, whole_floats, whole_numbers
 from common.features import MAX_CATEGORY_CHARS, FeatureSpec
 from common.numeric_transform import in_domain, outside_domain
-from common.plural import counted
+from common.plural import counted, the_first
 from training.logs.arrow_types import is_number, is_text
 from training.logs.cell_values import is_utf8, reads_as_number
 from training.logs.row_words import OWN_TABLE, FileRows
@@ -31,9 +31,10 @@ def check_features(table: pa.Table, spec: FeatureSpec, source: str, rows: FileRo
             column = column.cast(column.type.value_type)
         absent = pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
         if feature.required and absent.any():
+            missing = int(absent.sum())
             raise ValueError(
                 f"impression log {source}: required feature {feature.name!r} is missing on "
-                f"{counted(int(absent.sum()), 'row')} (the first, {rows.named(int(np.flatnonzero(absent)[0]))}): fill "
+                f"{counted(missing, 'row')} ({the_first(missing)}{rows.named(int(np.flatnonzero(absent)[0]))}): fill "
                 "them in, or make it optional "
                 "in the spec (required = false, default = ...)"
             )

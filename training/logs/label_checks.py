@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.encoder import EXACT_INTEGERS
-from common.plural import counted
+from common.plural import counted, the_first
 from training.logs.cell_values import reads_as_number
 from training.logs.row_words import OWN_TABLE, FileRows
 from training.logs.wrong_rows import wrong_rows
@@ -30,7 +30,7 @@ def check_labels(table: pa.Table, source: str, rows: FileRows = OWN_TABLE) -> No
         kind = column.type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or (pa.types.is_boolean(kind) and highest)):
             words = [(row, v) for row, v in enumerate(column.to_pylist()) if v is not None and not reads_as_number(v)]
-            shown = f" (the first, {rows.named(words[0][0])}, is {words[0][1]!r})" if words else ""
+            shown = f" ({the_first(len(words))}{rows.named(words[0][0])}, is {words[0][1]!r})" if words else ""
             raise ValueError(f"impression log {source}: {name} must be {wanted} on every row, not {kind} values{shown}")
         array = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)  # nulls as NaN
         # a uint64 past 2**53 (a safe cast's ArrowInvalid named no file) rounds: no label is read exactly there
@@ -47,9 +47,10 @@ def check_labels(table: pa.Table, source: str, rows: FileRows = OWN_TABLE) -> No
         values[name] = array
     unclicked = (values["conversion"] == 1) & (values["click"] != 1)
     if unclicked.any():
+        converted = int(unclicked.sum())
         raise ValueError(
             f"impression log {source} has conversions on unclicked impressions (conversion 1 where click is 0): "
-            f"{counted(int(unclicked.sum()), 'row')} (the first, {rows.named(int(np.flatnonzero(unclicked)[0]))})"
+            f"{counted(converted, 'row')} ({the_first(converted)}{rows.named(int(np.flatnonzero(unclicked)[0]))})"
         )
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from common.features import FeatureSpec
 from common.log_columns import LABEL_COLUMNS
-from common.plural import counted
+from common.plural import counted, the_first
 from training.logs.arrow_types import is_groupable
 from training.logs.log_time import EPOCH_UNITS, EPOCH_YEARS, TS, read_times
 from training.logs.row_words import NO_FILES, JoinedRows
@@ -181,11 +181,11 @@ class Disorder:
         elif self.backs:
             between = _between_files(rows, self.first_back_after, self.first_back)
             if between:
-                where = (
-                    f"the first between two files: the last ts of {between[0]}, is later than the first of {between[1]}"
+                where = the_first(self.backs) + (
+                    f"between two files: the last ts of {between[0]}, is later than the first of {between[1]}"
                 )
             else:
-                where = f"the first, {_row_in_log(rows, self.first_back)}"
+                where = f"{the_first(self.backs)}{_row_in_log(rows, self.first_back)}"
             logger.warning(
                 "the logs %s are not in time order: ts goes back at %s (%s): the validation rows are the last "
                 "in file order, not the latest; sort the logs by ts%s",
@@ -198,17 +198,18 @@ class Disorder:
             before, after = (list(EPOCH_UNITS)[unit] for unit in self.changed_units)
             between = _between_files(rows, self.first_unit_change_after, self.first_unit_change)
             if between:
-                where = f"the first between two files: the last ts of {between[0]}, is in {before}, the first of "
-                where += f"{between[1]}, in {after}"
+                where = the_first(self.unit_changes) + f"between two files: the last ts of {between[0]}, is in "
+                where += f"{before}, the first of {between[1]}, in {after}"
             else:
-                where = f"the first, {_row_in_log(rows, self.first_unit_change)}: {after} after {before}"
+                row = _row_in_log(rows, self.first_unit_change)
+                where = f"{the_first(self.unit_changes)}{row}: {after} after {before}"
             logger.warning(
                 "the logs %s write ts in more than one unit: read as epoch times between %d and %d, it changes unit "
-                "at %d rows (%s), which no log written in one unit does; sorting does not mend it: write ts in one "
+                "at %s (%s), which no log written in one unit does; sorting does not mend it: write ts in one "
                 "unit (the order check reads each value in its own)",
                 source,
                 *EPOCH_YEARS,
-                self.unit_changes,
+                counted(self.unit_changes, "row"),
                 where,
             )
         if self.copies:

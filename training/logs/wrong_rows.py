@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from common.plural import counted, the_first
 from training.logs.row_words import FileRows
 
 SHOWN_VALUE_CHARS = 80  # of a wrong value, in a refusal
@@ -20,6 +21,5 @@ def wrong_rows(wrong: np.ndarray, column: pa.ChunkedArray, rows: FileRows) -> st
         length = len(value) if isinstance(value, str | bytes) else len(shown)
         shown = f"{shown[:SHOWN_VALUE_CHARS]}... ({length} characters)"
     count = int(wrong.sum())
-    if count == 1:
-        return f"1 row is not ({rows.named(first)}, is {shown})"
-    return f"{count} rows are not (the first, {rows.named(first)}, is {shown})"
+    verb = "is" if count == 1 else "are"
+    return f"{counted(count, 'row')} {verb} not ({the_first(count)}{rows.named(first)}, is {shown})"

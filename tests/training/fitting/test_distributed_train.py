@@ -152,7 +152,7 @@ def test_a_failure_in_one_process_fails_the_command_with_its_message(setup, tmp_
     assert list(temporary.iterdir()) == []  # torchrun left a torchelastic_* folder of each run in /tmp
     unclicked = (
         r"part-00003\.parquet \(row group 3\) has conversions on unclicked impressions "
-        r"\(conversion 1 where click is 0\): 1 row \(the first, "
+        r"\(conversion 1 where click is 0\): 1 row \("
     )
     assert re.search(unclicked, result.stderr)
     last = result.stderr.strip().splitlines()[-1]  # the command ends on the mistake, after torchrun's report
