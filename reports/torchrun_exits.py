@@ -1,8 +1,9 @@
 """How often the two-process training command fails at its exit (docs/scale.md, "exit").
 
 Runs ``ctr train esmm --nproc 2 --export`` on the tiny world of tests/training/fitting/test_distributed_train.py
-(4 shards of 4,000 rows) ``--runs`` times, each into a fresh repository, and counts the runs that
-exited non-zero or printed "terminate called"; each failing run's stderr is kept beside ``--out``.
+(4 shards of 4,000 rows; its config tests/support/streamed_esmm_config.py) ``--runs`` times, each into a fresh
+repository, and counts the runs that exited non-zero or printed "terminate called"; each failing run's stderr is
+kept beside ``--out``.
 
     PYTHONPATH=. python reports/torchrun_exits.py --runs 70 --out reports/torchrun_exits.json
 """
@@ -17,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.training.test_distributed_train import TINY_ESMM
-
+from tests.support.streamed_esmm_config import STREAMED_ESMM
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 
@@ -37,7 +37,7 @@ def main() -> None:
         for run in range(arguments.runs):
             models = root / f"models{run}"
             (models / "esmm").mkdir(parents=True)
-            (models / "esmm" / "config.toml").write_text(TINY_ESMM, encoding="utf-8")
+            (models / "esmm" / "config.toml").write_text(STREAMED_ESMM, encoding="utf-8")
             command = [sys.executable, "-m", "cli.main", "train", "esmm", "--repository", str(models),
                        "--logs", str(root / "shards" / "*.parquet"), "--work-dir", str(root / f"work{run}"),
                        "--nproc", "2", "--export", "--no-progress"]  # fmt: skip

@@ -3,24 +3,13 @@ new connection, the files of service/ each ran."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.checkout import ROOT
+from tests.support.report_script import run_report_script
 
 
 def test_the_trace_lists_the_files_a_score_request_runs(world_repository: Path) -> None:
-    script = ROOT / "reports" / "files_crossed.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--repository", str(world_repository)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    result = run_report_script("files_crossed.py", "--repository", str(world_repository), timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     headers = [i for i, line in enumerate(lines) if line.startswith("POST /v1/score")]

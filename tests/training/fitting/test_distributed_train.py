@@ -22,6 +22,7 @@ from cli.main import app
 from common.features import FeatureSpec
 from common.repository import MODEL_FILE, version_dir, versions
 from tests.support.ctr_in_process import ctr_in_process
+from tests.support.streamed_esmm_config import STREAMED_ESMM
 from tests.support.wait import eventually
 from training.evaluation.constant_baseline import constant_key, difference_key
 from training.fitting.checkpoint import Checkpoint
@@ -34,21 +35,7 @@ from training.pipeline import train
 from training.world import World, WorldConfig
 from training.world.shards import write_shards
 
-TINY_ESMM = """
-kind = "esmm"
-[model]
-embedding_dim = 6
-hidden = [32, 16]
-[training]
-epochs = 2
-batch_size = 256
-learning_rate = 0.003
-validation_fraction = 0.25
-[world]
-seed = 0
-n_users = 2000
-n_ads = 500
-"""
+TINY_ESMM = STREAMED_ESMM
 # Held-out ctr_auc of this model on 4 x 4,000 rows of this world moves with the training seed alone:
 # 0.7013-0.7104 in memory and 0.7035-0.7110 streamed by one process (seeds 0-6), 0.7009-0.7062 by two
 # (seeds 0, 4, 5, 6), with no offset between the trainers beyond that spread; agreement within 0.02
