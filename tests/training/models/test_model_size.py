@@ -4,6 +4,7 @@ failed after the whole training with protobuf's "Unable to parse proto ... excee
 from __future__ import annotations
 
 import pytest
+import torch
 
 from common.features import Feature, FeatureSpec, NumericStats
 from training.models import registry
@@ -29,3 +30,11 @@ def test_a_model_past_the_limit_is_refused_naming_it_and_its_buckets(monkeypatch
     assert "holds 0.29 GiB of weights, past the 0.25 GiB an ONNX file can hold" in message
     assert "5,242,865 buckets in all" in message
     assert build_model("esmm_debiased", spec_of(5, 1_048_573), {"embedding_dim": 8}) is not None  # 0.16 GiB
+
+
+def test_the_default_width_holds_27_features_of_spec_infer_s_largest_bucket_count() -> None:
+    """docs/scale.md's figure, at the real limit: built on torch's meta device, nothing allocated."""
+    with torch.device("meta"):
+        assert build_model("esmm_debiased", spec_of(27, 1_048_573), {}) is not None  # 1.90 GiB
+        with pytest.raises(ValueError, match=r"holds 1\.97 GiB of weights"):
+            build_model("esmm_debiased", spec_of(28, 1_048_573), {})
