@@ -15,7 +15,7 @@ import pytest
 
 from clients.auction.advertisers import Advertisers
 from clients.auction.day import DayOutcome, run_day
-from clients.auction.explore import GSP_SLOT_MEANS, GSP_SUMS, SLICE_SUMS, check_explore, slice_rows
+from clients.auction.explore import GSP_SLOT_MEANS, GSP_SUMS, SLICE_SUMS, check_explore, explore_lines, slice_rows
 from clients.auction.pipelines import oracle_scores
 from clients.auction.report import table
 from clients.auction.traffic import draw_day
@@ -164,6 +164,27 @@ def test_explore_zero_is_the_run_without_the_flag_and_a_slice_moves_the_explorer
     assert (propensity[~in_slice] == 1).all() and (propensity[in_slice] < 1).all()
     assert "exploration slice (30% of the requests of constant; rest" in table(sliced)  # the exploring that ran
     assert "exploration slice" not in table(without)
+
+
+def test_the_table_s_slice_line_says_what_gsp_would_have_made_of_the_slice_and_the_rest() -> None:
+    """By hand: a day's welfare 1,000, its slice's 100, and 1,050 had GSP run on the slice too: GSP would have made
+    1,050 - 1,000 + 100 = 150 of the slice, and the rest made 1,000 - 100 = 900; a pipeline without a slice
+    (the oracle) has no line."""
+    total = {"requests": 1000, "slice_requests": 200}
+    for key, (whole, part, gsp) in {
+        "welfare": (1000, 100, 1050),
+        "revenue": (500, 40, 520),
+        "clicks": (90, 10, 95),
+        "conversions": (9, 1, 8),
+    }.items():
+        total |= {key: whole, f"slice_{key}": part, f"gsp_{key}": gsp}
+    report = {"config": {"explore": 0.2}, "pipelines": {"naive": {"total": total}, "oracle": {"total": {}}}}
+    assert explore_lines(report) == [
+        "\nexploration slice (20% of the requests of naive; rest = total - slice):",
+        "naive: slice of 200 requests: welfare 100 (GSP 150, rest 900), revenue 40 (GSP 60, rest 460), clicks 10 "
+        "(GSP 15, rest 80), conversions 1 (GSP 0, rest 8)",
+    ]
+    assert explore_lines({"config": {}, "pipelines": {"naive": {"total": total}}}) == []
 
 
 def test_parts_with_another_share_do_not_merge(tmp_path: Path, monkeypatch, capsys) -> None:

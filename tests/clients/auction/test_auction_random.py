@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -115,6 +116,26 @@ def test_its_slot_one_holds_the_eligible_candidates_mean_click_rate_where_gsp_se
     assert random.requests == oracle.requests == 1200
     assert abs(random.z) < 3, random
     assert oracle.z > 10 and oracle.slot1_true_ctr > 1.5 * oracle.eligible_true_ctr, oracle
+
+
+def test_slot_one_selection_is_over_the_eligible_candidates_with_the_requests_standard_error() -> None:
+    """By hand: request a's eligible candidates are its two shown and one not shown (true CTR 0.3, 0.1, 0.05; its
+    other non-displayed one bids below the reserve), b's its slot-1 ad and one not shown (0.2, 0.0): differences
+    0.15 and 0.1, their mean 0.125 and its standard error the sample standard deviation over sqrt(2). Logs without
+    an ad in slot 1 are refused, naming what they lack."""
+    displayed = pa.table({"request_id": ["a", "a", "b"], "position": [1, 2, 1], "true_ctr": [0.3, 0.1, 0.2]})
+    other = pa.table(
+        {"request_id": ["a", "a", "b"], "bid": [0.5, 0.1, 0.5], "pctr": [0.1, 0.1, 0.1], "true_ctr": [0.05, 0.9, 0.0]}
+    )
+    selection = slot_one_selection([(displayed, other)], RESERVE)
+    assert selection.requests == 2
+    assert selection.slot1_true_ctr == pytest.approx(0.25)
+    assert selection.eligible_true_ctr == pytest.approx(0.125)
+    assert selection.difference == pytest.approx(0.125)
+    assert selection.standard_error == pytest.approx(0.025)  # stdev([0.15, 0.1]) / sqrt(2)
+    lower = displayed.set_column(1, "position", pa.array([2, 3, 2]))
+    with pytest.raises(ValueError, match="no request with an ad in slot 1"):
+        slot_one_selection([(lower, other)], RESERVE)
 
 
 def test_comparisons_pair_the_random_pipeline_with_every_other_that_ran() -> None:

@@ -166,6 +166,19 @@ def test_the_warning_says_whether_the_difference_is_beyond_the_noise():
     assert replace(comparison, model=0.0469, difference=within).warning() is None  # below the constant
 
 
+def test_a_model_level_with_the_constant_warns_and_an_interval_from_zero_holds_zero():
+    """A model "not below" the constant is one level with it too (one that learnt the base rate alone); and an
+    interval whose low end is 0 holds 0: within the noise, not beyond it."""
+    rate = ("the training rows' click rate", 0.25)
+    level = ConstantComparison("m", "ctr_logloss", 0.5623, 0.5623, rate, "validation row")
+    assert level.warning() == (
+        f"m {WORSE}: its ctr_logloss 0.5623 is not below 0.5623, the log loss of predicting the training rows' click "
+        "rate 0.2500 for every validation row; train it with fewer epochs, fewer buckets, or more rows"
+    )
+    from_zero = {"value": 0.001, "ci95": [0.0, 0.002], "positives": 40, "rows": 160}
+    assert str(replace(level, difference=from_zero, positives="clicks").warning()).endswith(WITHIN)
+
+
 def test_a_model_that_learnt_the_signal_is_below_the_constant_and_does_not_warn(tmp_path, caplog):
     models, heldout, metrics = trained(tmp_path, STEADY, noise=False, caplog=caplog)
     assert metrics["ctr_logloss"] < metrics["ctr_logloss_constant"]

@@ -128,24 +128,51 @@ def test_every_process_stops_after_the_same_epoch_from_rank_0_s_verdicts():
         return verdict
 
     def trained(kept_epoch) -> tuple[int, float]:
-        """(epochs trained, the weight kept) of a model whose one weight counts the epochs trained."""
-        model = torch.nn.Linear(1, 1, bias=False)
-        torch.nn.init.zeros_(model.weight)
-
-        def step(_batch) -> float:
-            with torch.no_grad():
-                model.weight += 1.0
-            return 0.0
-
-        kept = kept_epoch(model)
-        run_phases(model, [TrainingPhase("train", 6, step)], lambda _: [{"click": torch.zeros(1)}], 1, False, kept)
-        return kept.trained, float(model.weight.detach())
+        kept, weight = _counted_epochs(kept_epoch, 6)
+        return kept.trained, weight
 
     validated = EpochValidation(lambda: {"ctr_logloss": next(losses)}, 6)
     rank_0 = trained(lambda model: KeptEpoch(model, validated, 6, rank_0_shares, patience=2))
     received = iter(shared)
     rank_1 = trained(lambda model: KeptEpoch(model, None, 6, lambda _: next(received), patience=2))
     assert rank_0 == rank_1 == (4, 2.0)
+
+
+def _counted_epochs(kept_epoch, epochs: int) -> tuple[KeptEpoch, float]:
+    """(the KeptEpoch ``kept_epoch(model)`` after a main phase of ``epochs``, the weight the model holds then) of a
+    model whose one weight counts the epochs trained: the weight kept says which epoch's it is."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+
+    def step(_batch) -> float:
+        with torch.no_grad():
+            model.weight += 1.0
+        return 0.0
+
+    kept = kept_epoch(model)
+    run_phases(model, [TrainingPhase("train", epochs, step)], lambda _: [{"click": torch.zeros(1)}], 1, False, kept)
+    return kept, float(model.weight.detach())
+
+
+def _counting_run(losses: list[float], patience: int) -> KeptEpoch:
+    """The KeptEpoch of a main phase of len(``losses``) epochs, each epoch's validation log loss the next of
+    ``losses``; the model holds the kept epoch's weights after it."""
+    scores, epochs = iter(losses), len(losses)
+    validated = EpochValidation(lambda: {"ctr_logloss": next(scores)}, epochs)
+    kept, weight = _counted_epochs(lambda model: KeptEpoch(model, validated, epochs, patience=patience), epochs)
+    assert weight == kept.epoch
+    return kept
+
+
+def test_a_tie_keeps_the_earlier_epoch_and_a_patience_that_runs_out_at_the_last_epoch_is_no_early_stop():
+    """A later epoch only as good as the kept one is not kept (fewer epochs for the same validation loss); and a
+    run whose patience ran out with its last configured epoch trained every epoch: model.json's
+    ``kept_epoch.stopped_early`` is false, as its line says no early stop."""
+    tie = _counting_run([0.5, 0.4, 0.4], patience=0)
+    assert (tie.epoch, tie.trained) == (2, 3)
+    last = _counting_run([0.5, 0.4, 0.45, 0.46], patience=2)
+    assert (last.epoch, last.trained) == (2, 4)
+    assert last.record()["stopped_early"] is False
 
 
 def test_without_validation_rows_it_warns_and_trains_every_epoch(tmp_path, caplog):
