@@ -183,18 +183,28 @@ def other_model_configs(report: dict) -> dict:
     return report | {"model_configs": {"debiased": {"esmm": "f" * 64}}}
 
 
+def scored_through_a_service(report: dict) -> dict:
+    """The part as a run with ``--url`` wrote it: where it ran is no setting, but what scored it is."""
+    return report | {"config": report["config"] | {"url": "http://127.0.0.1:8000"}}
+
+
 @pytest.mark.parametrize(
     ("second", "said"),
     [
         (lambda: other_days(report_of([1])), "b.json: not the settings of {a}: days 3 (not 2)"),
         (lambda: other_model_configs(report_of([1])), "b.json: not the settings of {a}: model_configs differ"),
         (lambda: report_of([0, 1]), "b.json: seed 0 is in {a} too"),
+        (
+            lambda: scored_through_a_service(report_of([1])),
+            "b.json: not the settings of {a}: one scored through a running service (--url), the other through "
+            "services of its own",
+        ),
         (lambda: {"config": {"seeds": 2}, "per_seed": []}, "b.json is not a `ctr auction` report: its config has no"),
         (lambda: report_of([1]) | {"pipelines": {"esmm": {}}}, "b.json is not a `ctr auction` report: pipeline 'esmm'"),
         (lambda: "not JSON", "b.json is not a JSON report"),
         (lambda: "[" * 100_000 + "]" * 100_000, "b.json is not a JSON report (nested deeper than a report is)"),
     ],
-    ids=["days", "model-configs", "overlapping-seed", "other-report", "other-pipeline", "not-json", "too-deep"],
+    ids=["days", "model-configs", "overlapping-seed", "url", "other-report", "other-pipeline", "not-json", "too-deep"],
 )
 def test_parts_that_are_not_one_run_s_are_refused_naming_the_file(
     tmp_path: Path, monkeypatch, capsys, second: Callable[[], object], said: str

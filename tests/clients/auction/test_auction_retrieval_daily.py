@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from clients.auction.merge import merge_reports
 from clients.auction.retrieval import RETRIEVAL_FIGURES
+from clients.auction.retrieval_daily import HISTORY_KEPT, LATEST, day_logs, window_days
 from clients.auction.run import AuctionConfig
 from clients.auction.traffic import draw_day
 from reports.auction_retrieval import against
@@ -190,3 +191,14 @@ def test_a_history_kept_window_trains_day_1s_retriever_on_the_history_days_and_d
     assert report["by_day"][1]["retrieval_window_rows"] == days_of(kept, "oracle")[1]["retrieval_window_rows"]
     with pytest.raises(SystemExit, match=r"--control is a run without --retrain-retrieval \(or with another"):
         compare_daily(kept, kept, "oracle")
+
+
+def test_a_retraining_window_holds_the_latest_days_or_the_history_and_the_latest_of_the_pipeline_s_own() -> None:
+    """After day 3 with 2 training days: ``latest`` trains on days 2 and 3, the history's dropped; ``history-kept``
+    on the history's two days, then days 2 and 3 (not every day of the pipeline's since day 0). After day 0:
+    ``latest`` keeps the history's last day beside day 0."""
+    history = [(Path(f"h{d}.parquet"), Path(f"h{d}_non_displayed.parquet")) for d in (-2, -1)]
+    logs = Path("logs")
+    assert window_days(history, logs, 3, 2, LATEST) == [day_logs(logs, 2), day_logs(logs, 3)]
+    assert window_days(history, logs, 3, 2, HISTORY_KEPT) == [*history, day_logs(logs, 2), day_logs(logs, 3)]
+    assert window_days(history, logs, 0, 2, LATEST) == [history[1], day_logs(logs, 0)]
