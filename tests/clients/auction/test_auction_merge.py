@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from clients.auction.merge import merge_reports
 from clients.auction.report import summarise
 from clients.auction.run import AuctionConfig, PipelineRun, config_digests, partial_record
 from common.features import NumericStats
@@ -183,6 +184,15 @@ def other_model_configs(report: dict) -> dict:
     return report | {"model_configs": {"debiased": {"esmm": "f" * 64}}}
 
 
+def without_revenue(report: dict) -> dict:
+    """The part as older code wrote it: its days without a metric ``summarise`` sums (revenue)."""
+    for entry in report["pipelines"].values():
+        for record in entry["seeds"]:
+            for day_record in record["days"]:
+                del day_record["revenue"]
+    return report
+
+
 def scored_through_a_service(report: dict) -> dict:
     """The part as a run with ``--url`` wrote it: where it ran is no setting, but what scored it is."""
     return report | {"config": report["config"] | {"url": "http://127.0.0.1:8000"}}
@@ -201,10 +211,25 @@ def scored_through_a_service(report: dict) -> dict:
         ),
         (lambda: {"config": {"seeds": 2}, "per_seed": []}, "b.json is not a `ctr auction` report: its config has no"),
         (lambda: report_of([1]) | {"pipelines": {"esmm": {}}}, "b.json is not a `ctr auction` report: pipeline 'esmm'"),
+        (
+            lambda: without_revenue(report_of([1])),
+            "b.json is not a `ctr auction` report: seed 1 of pipeline 'debiased' has days without revenue (a report "
+            "of older code: run that part again)",
+        ),
         (lambda: "not JSON", "b.json is not a JSON report"),
         (lambda: "[" * 100_000 + "]" * 100_000, "b.json is not a JSON report (nested deeper than a report is)"),
     ],
-    ids=["days", "model-configs", "overlapping-seed", "url", "other-report", "other-pipeline", "not-json", "too-deep"],
+    ids=[
+        "days",
+        "model-configs",
+        "overlapping-seed",
+        "url",
+        "other-report",
+        "other-pipeline",
+        "older-code",
+        "not-json",
+        "too-deep",
+    ],
 )
 def test_parts_that_are_not_one_run_s_are_refused_naming_the_file(
     tmp_path: Path, monkeypatch, capsys, second: Callable[[], object], said: str
@@ -218,6 +243,26 @@ def test_parts_that_are_not_one_run_s_are_refused_naming_the_file(
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith(f"error: {tmp_path}/" + said.format(a=a)), refused.stderr
     assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_where_the_parts_ran_is_kept_where_alike_and_their_cpu_seconds_summed_where_each_says_them() -> None:
+    """A part's ``work_dir`` (where it ran) stands in the merged config only where every part ran there, else null
+    (each part's is in merged.parts); the CPU seconds are summed where every part recorded them, left out where one
+    did not (a part of before they were recorded)."""
+    a, b = report_of([0]), report_of([1])
+    a["config"]["work_dir"] = "elsewhere/auction"
+    a["seconds"] |= {"cpu_client_and_training": 3.0, "cpu_services": 2.0}
+    b["seconds"] |= {"cpu_client_and_training": 4.0}
+    merged, _ = merge_reports([(Path("a.json"), a), (Path("b.json"), b)])
+    assert merged["config"]["work_dir"] is None
+    assert [part["config"]["work_dir"] for part in merged["merged"]["parts"]] == [
+        "elsewhere/auction",
+        "artifacts/auction",
+    ]
+    assert (merged["config"]["first_seed"], merged["config"]["seeds"]) == (0, 2)
+    assert merged["seconds"]["cpu_client_and_training"] == 7.0 and "cpu_services" not in merged["seconds"]
+    alike, _ = merge_reports([(Path("a.json"), report_of([0])), (Path("b.json"), b)])
+    assert alike["config"]["work_dir"] == "artifacts/auction"
 
 
 def test_an_out_that_is_a_part_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
