@@ -492,9 +492,18 @@ def test_sample_request_refuses_a_model_of_its_own_logs_features(tmp_path):
     assert line.startswith("error: mine reads the features of models/mine/spec.toml, not the world simulator's"), line
     assert "it requires ['bid', 'creative', 'site'], which the world lacks" in line
     # a spec of the world's own features (a log `ctr simulate` wrote) fits the body, drawn as before
-    (mine / "spec.toml").write_text(feature_spec(world_config({})).to_toml(), encoding="utf-8")
+    world_spec = feature_spec(world_config({})).to_toml()
+    (mine / "spec.toml").write_text(world_spec, encoding="utf-8")
     done = ctr("sample-request", "--model", "mine", "-n", "2", cwd=tmp_path)
     assert done.returncode == 0 and len(json.loads(done.stdout)["candidates"]) == 2, done.stderr
+    # the world's features and one more it requires: the world draws none it does not take, but lacks that one
+    site = '\n[[feature]]\nname = "site"\nkind = "categorical"\nside = "context"\nbuckets = 100\nrequired = true\n'
+    (mine / "spec.toml").write_text(world_spec + site, encoding="utf-8")
+    done = ctr("sample-request", "--model", "mine", cwd=tmp_path)
+    assert done.returncode == 2 and not done.stdout, done.stderr
+    assert "not the world simulator's, which sample-request draws: it requires ['site'], which the world lacks" in (
+        done.stderr
+    )
 
 
 def test_an_exported_admin_token_is_not_read_without_a_service(tmp_path):

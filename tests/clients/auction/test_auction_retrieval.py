@@ -107,6 +107,7 @@ def test_retrieval_figures_count_the_pools_true_best_that_the_retrieved_hold() -
     assert figures["retrieval_true_ctr_lift"] == pytest.approx((0.1 + 0.3 + 0.1 + 0.1) / 4 / ctr.mean())
     assert figures["retrieval_true_value_lift"] == pytest.approx((4 + 2 + 5 + 9) / 4 / value.mean())
     assert top_columns(np.array([[0.2, 0.9, 0.5, 0.9]]), 2).tolist() == [[1, 3]]  # in pool order
+    assert top_columns(np.array([[0.9, 0.2, 0.95, 0.1]]), 2).tolist() == [[0, 2]]  # not in the scores' order
 
 
 @pytest.mark.parametrize(
