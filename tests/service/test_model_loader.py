@@ -336,6 +336,9 @@ def test_a_role_model_nothing_would_load_later_stops_the_start(
     fix = "publish them first (ctr prepare, ctr export)" if absent else "mend what the line above says of esmm, whose"
     assert f"(CTR_POLL_INTERVAL_S is 0 and CTR_ADMIN_TOKEN unset): {fix}" in str(refused.value)
     assert ("ctr prepare" in str(refused.value)) is absent
+    # a model the service is not ready without is said as an error (an optional one, as a warning)
+    [unserved] = [r for r in caplog.records if r.getMessage().startswith("model esmm is not served: ")]
+    assert unserved.levelno == logging.ERROR
 
 
 @pytest.mark.parametrize("file", [MODEL_FILE, MANIFEST_FILE])

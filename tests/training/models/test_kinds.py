@@ -38,3 +38,10 @@ def test_an_unknown_kind_is_refused_in_one_wording_wherever_it_is_named():
         with pytest.raises(ValueError) as refused:
             refuse()
         assert str(refused.value) == f"unknown model kind 'esmn': {hint} {sorted(MODEL_KINDS)}"
+
+
+def test_a_config_without_a_kind_is_refused_naming_its_file():
+    with pytest.raises(
+        ValueError, match=r"^models/mine/config\.toml must say which kind of model it is \(kind = \.\.\.\)$"
+    ):
+        config_kind({"model": {}}, Path("models/mine/config.toml"))
