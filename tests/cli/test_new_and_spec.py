@@ -42,6 +42,11 @@ def test_new_refuses_to_overwrite_and_copies_from(tmp_path):
     assert "edited" in (tmp_path / "first" / "config.toml").read_text()
     assert run("new", "second", "--from", "first", "-r", str(tmp_path)).exit_code == 0
     assert tomllib.loads((tmp_path / "second" / "config.toml").read_text())["model"] == {"lam": 0.5}
+    # a --kind beside --from that is not the copied config's: which one was meant is not the command's to guess
+    other = run("new", "third", "--from", "first", "--kind", "esmm", "-r", str(tmp_path))
+    assert other.exit_code != 0 and not (tmp_path / "third").exists()
+    assert str(other.exception) == "--kind esmm differs from first's kind adversarial_ctr: drop --kind or --from"
+    assert run("new", "fourth", "--from", "first", "--kind", "adversarial_ctr", "-r", str(tmp_path)).exit_code == 0
 
 
 def test_new_exist_ok_keeps_the_model_and_names_where_it_first_differs(tmp_path):
