@@ -534,6 +534,25 @@ def test_a_csv_refusal_says_what_the_file_holds_instead(tmp_path, text, said):
     assert said in str(refused.value)
 
 
+def test_a_comma_csv_whose_header_holds_a_semicolon_is_not_told_to_use_commas(tmp_path):
+    (tmp_path / "log.csv").write_text("request_id,ts,site;x,position,click\nr0,1,a,1,0\n")
+    with pytest.raises(ValueError) as refused:
+        read_logs(tmp_path / "log.csv")
+    assert "lacks the columns ['conversion']" in str(refused.value) and "holds no comma" not in str(refused.value)
+
+
+def test_the_longest_text_and_the_largest_number_the_service_takes_are_taken():
+    """At the limits, as the service's: a categorical text of 1,024 characters and float32's largest finite value
+    pass; one character more, or the next float up, is refused."""
+    spec = FeatureSpec((Feature("site", "categorical", "context", buckets=8), Feature("bid", "numeric", "candidate")))
+    largest = float(np.finfo(np.float32).max)
+    check_features(labelled(1, site=["x" * 1024], bid=[largest]), spec, "log")
+    with pytest.raises(ValueError, match=r"'site' must be a string or an integer of at most 1024 characters; 1 row"):
+        check_features(labelled(1, site=["x" * 1025], bid=[largest]), spec, "log")
+    with pytest.raises(ValueError, match=r"'bid' must be a finite number within float32's range; 1 row is not"):
+        check_features(labelled(1, site=["x"], bid=[float(np.nextafter(largest, np.inf))]), spec, "log")
+
+
 def test_a_categorical_text_longer_than_the_service_takes_is_refused(tmp_path):
     """One 2 MB value took 7.4 GB in the encoder for 300 rows (its fixed-width array), where the service
     refuses a value past 1,024 characters; bytes, read as text, too."""
