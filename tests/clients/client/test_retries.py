@@ -127,3 +127,22 @@ def test_a_503_the_client_does_not_retry_takes_nothing_from_the_budget() -> None
         assert client.retry_budget.tokens == 10 and len(received) == 10
         client.score(CONTEXT, CANDIDATES)  # its overload 503 waited out, then answered
         assert client.retried == 1 and len(received) == 12
+
+
+def test_a_dropped_connection_is_sent_once_more_in_each_attempt_a_503_began() -> None:
+    """The one resend of a dropped connection is an attempt's: a call whose connection dropped (sent again), then
+    got a 503 and waited it out, is sent once more when the next attempt's connection drops too."""
+    script = iter(["drop", "overloaded", "drop", "scored"])
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        step = next(script)
+        if step == "drop":  # no answer: the connection closed, as a service's idle close races the call
+            handler.close_connection = True
+        elif step == "overloaded":
+            briefly_overloaded(handler)
+        else:
+            reply(handler, 200, SCORED)
+
+    with stand_in(answer) as (url, received), ScoringClient(url, max_retries=1) as client:
+        assert len(client.score(CONTEXT, CANDIDATES).scores) == len(CANDIDATES)
+        assert (client.resent, client.retried, len(received)) == (2, 1, 4)
