@@ -134,6 +134,13 @@ def test_an_answer_that_does_not_fit_the_request_is_refused() -> None:
         pytest.raises(ValueError, match="answered 1 score for 3 candidates"),
     ):
         client.score(CONTEXT, CANDIDATES)
+    four_scores = one_score | {"scores": one_score["scores"] * 4}  # more than asked for is no answer to it either
+    with (
+        stand_in(answering(200, four_scores)) as (stand_in_url, _),
+        ScoringClient(stand_in_url) as client,
+        pytest.raises(ValueError, match="answered 4 scores for 3 candidates"),
+    ):
+        client.score(CONTEXT, CANDIDATES)
     with stand_in(answering(200, b"<html>proxy</html>")) as (stand_in_url, _), ScoringClient(stand_in_url) as client:
         with pytest.raises(ServiceError, match="the answer is not JSON") as caught:
             client.score(CONTEXT, CANDIDATES)

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from clients.client import AsyncScoringClient, ScoringClient, ServiceError
+from clients.client.retry_budget import RetryBudget
 from tests.support.score_call import CANDIDATES, CONTEXT, OVERLOADED, SCORED
 from tests.support.stand_in import reply, stand_in
 
@@ -146,3 +147,13 @@ def test_a_dropped_connection_is_sent_once_more_in_each_attempt_a_503_began() ->
     with stand_in(answer) as (url, received), ScoringClient(url, max_retries=1) as client:
         assert len(client.score(CONTEXT, CANDIDATES).scores) == len(CANDIDATES)
         assert (client.resent, client.retried, len(received)) == (2, 1, 4)
+
+
+def test_answered_calls_fill_the_retry_budget_no_further_than_its_10_tokens() -> None:
+    """A long run of answers leaves 10 tokens, not more: the run of 503s that follows is retried while more than 5
+    are left, four times, as for a fresh client (a budget filled past 10 would let an overload be retried longer)."""
+    budget = RetryBudget()
+    for _ in range(50):
+        budget.answered()
+    assert budget.tokens == 10
+    assert [budget.refused() for _ in range(5)] == [True, True, True, True, False]
