@@ -169,6 +169,21 @@ def test_similarity_and_top_k_keep_the_model_that_answered() -> None:
         assert top.items == [RankedItem("a1", 0.5)] and top.model == ModelRef("esam", 4)
 
 
+def test_a_similarity_answer_of_another_length_is_refused_by_either_client() -> None:
+    one = {"scores": [0.5], "model": {"name": "esam", "version": 4}}
+    items = [{"ad_id": "a1"}, {"ad_id": "a2"}]
+
+    async def asked_async(url: str) -> None:
+        async with AsyncScoringClient(url) as client:
+            await client.similarity({"user_id": "u1"}, items)
+
+    with stand_in(answering(200, one)) as (stand_in_url, _):
+        with ScoringClient(stand_in_url) as client, pytest.raises(ValueError, match="answered 1 score for 2 items"):
+            client.similarity({"user_id": "u1"}, items)
+        with pytest.raises(ValueError, match="answered 1 score for 2 items"):
+            asyncio.run(asked_async(stand_in_url))
+
+
 def test_retry_after_is_kept_when_too_long_to_wait_and_read_as_a_date() -> None:
     overloaded = {"error": "server overloaded", "field": None}
     with stand_in(answering(503, overloaded, {"retry-after": "60"})) as (stand_in_url, received):
