@@ -55,6 +55,7 @@ def test_a_slice_without_a_pipeline_that_explores_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^--explore 0.1 slices the traffic of the pipelines scored from their own "):
         check_explore(0.1, ["oracle", "random"])
     assert check_explore(0.0, ["oracle"]) == 0.0 and check_explore(0.1, ["oracle", "constant"]) == 0.1
+    assert check_explore(0.1, ["oracle", "nonsense"]) == 0.1  # an unknown name is the pipelines' check to say
 
 
 @pytest.mark.parametrize("value", ["1", "-0.5", "nan"])

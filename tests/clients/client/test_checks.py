@@ -184,6 +184,14 @@ def test_a_similarity_answer_of_another_length_is_refused_by_either_client() -> 
             asyncio.run(asked_async(stand_in_url))
 
 
+def test_a_model_entry_with_a_field_this_client_does_not_know_is_read() -> None:
+    """A newer service's ``/v1/models`` may say more of a model: the entries are read for what this client knows."""
+    entry = {"name": "esmm", "roles": ["ctr", "ctcvr"], "ready": True, "version": 3, "said_by_a_newer_service": 1}
+    with stand_in(answering(200, {"models": [entry]})) as (stand_in_url, _), ScoringClient(stand_in_url) as client:
+        [model] = client.models()
+    assert (model.name, model.roles, model.ready, model.version) == ("esmm", ["ctr", "ctcvr"], True, 3)
+
+
 def test_retry_after_is_kept_when_too_long_to_wait_and_read_as_a_date() -> None:
     overloaded = {"error": "server overloaded", "field": None}
     with stand_in(answering(503, overloaded, {"retry-after": "60"})) as (stand_in_url, received):
