@@ -4,6 +4,7 @@ import torch
 
 from tests.support.model_batches import SPEC, batch
 from training.models.esmm import ESMM
+from training.models.parts import product_bce
 from training.models.settings.esmm import ESMMConfig
 
 
@@ -75,3 +76,15 @@ def test_metrics_report_cvr_on_clicked_only():
 def test_invalid_configs_say_what_is_wrong(kwargs):
     with pytest.raises(ValueError):
         ESMMConfig(**kwargs)
+
+
+def test_product_bce_stays_finite_where_both_towers_saturate():
+    """pCTR * pCVR rounds to 1 in float32 at large logits; log(1 - p) is then kept finite (p clamped below 1), so a
+    saturated row's loss is about 0 for a positive label and large but finite for a negative one, never NaN."""
+    logit = torch.tensor([30.0, 30.0])
+    loss = product_bce(logit, logit, torch.tensor([1.0, 0.0]))
+    positive = product_bce(logit[:1], logit[:1], torch.tensor([1.0]))
+    negative = product_bce(logit[1:], logit[1:], torch.tensor([0.0]))
+    assert torch.isfinite(loss) and torch.isfinite(positive) and torch.isfinite(negative)
+    assert float(positive) < 1e-6
+    assert 10.0 < float(negative) < 20.0  # -log(1 - p) at p a float32 step below 1
