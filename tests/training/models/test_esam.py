@@ -118,3 +118,28 @@ def test_config_checks() -> None:
         ESAMConfig(m1=5.0)
     with pytest.raises(ValueError, match="lambda"):
         ESAMConfig(lambda_da=-1.0)
+
+
+def test_padding_items_count_in_no_loss_and_each_term_has_its_own_weight() -> None:
+    """A logged request with fewer than S items is padded (``item_mask`` 0): L_s and L_DA are over the displayed
+    items alone, by hand; and L = L_s + lambda_dc_c L_DC^c + lambda_da L_DA + lambda_dc_p L_DC^p, each lambda its
+    own (the defaults give lambda_da and lambda_dc_p both 3.0, which would hide one standing for the other)."""
+    torch.manual_seed(0)
+    config = ESAMConfig(lambda_da=2.0, lambda_dc_c=0.5, lambda_dc_p=0.25, **SMALL)
+    model = ESAM(SPEC, config)
+    data = batch(b=4, s=3, t=5)
+    data["item_mask"] = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]])
+    real = data["item_mask"].bool()
+    terms = model.losses(data)
+    v_q = model.query_tower(data["query_categorical"], data["query_numeric"])
+    v_s = model.item_tower(data["item_categorical"], data["item_numeric"])
+    v_t = model.item_tower(data["target_categorical"], data["target_numeric"])
+    logits = model.similarity_logit(v_q, v_s)[real]
+    expected_l_s = torch.nn.functional.binary_cross_entropy_with_logits(logits, data["click"][real].float())
+    torch.testing.assert_close(terms["l_s"], expected_l_s)
+    torch.testing.assert_close(terms["l_da"], correlation_alignment(v_s[real], v_t.flatten(0, 1)))
+    expected = (
+        terms["l_s"] + 0.5 * terms["l_dc_c"] + 2.0 * terms["l_da"] + 0.25 * terms["l_dc_p"]
+    )  # the terms themselves pinned above and by the tests of each
+    torch.testing.assert_close(model.loss(data), expected)
+    assert terms["l_dc_p"] > 0 and terms["l_da"] > 0
