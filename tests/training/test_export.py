@@ -19,6 +19,8 @@ from training.export import (
     random_inputs,
 )
 from training.fitting.checkpoint import Checkpoint
+from training.models.esam import ESAM
+from training.models.settings.esam import ESAMConfig
 
 
 def test_export_publishes_a_checked_version(tmp_path):
@@ -190,3 +192,17 @@ def test_onnx_runtimes_own_sigmoid_passes_the_parity_check_at_every_logit() -> N
     logits = np.linspace(-25, 25, 200_001, dtype=np.float32)
     exported = session.run(None, {"logit": logits})[0]
     check_relative_parity("pctr", exported, torch.sigmoid(torch.from_numpy(logits)).numpy())
+
+
+def test_an_embedding_graph_that_differs_from_torch_fails_the_absolute_parity_check(tmp_path):
+    """A graph whose outputs are no probabilities (a two-tower model's tower: ``probabilities=False``) has the
+    absolute tolerance as its only check: a tower whose torch weights moved after its export must be refused."""
+    torch.manual_seed(0)
+    graph, side = ESAM(SPEC, ESAMConfig(feature_dim=4, hidden=[8], embedding_dim=6)).export_graphs()["item_tower.onnx"]
+    side_spec, path = SPEC.for_side(side), tmp_path / "item_tower.onnx"
+    export_onnx(graph, side_spec, path)
+    assert check_parity(graph, side_spec, path, probabilities=False) <= PARITY_TOLERANCE  # as exported, it agrees
+    with torch.no_grad():
+        graph.tower.mlp[-1].bias.add_(0.01)
+    with pytest.raises(ParityError, match=r"ONNX Runtime differs from torch by"):
+        check_parity(graph, side_spec, path, probabilities=False)
