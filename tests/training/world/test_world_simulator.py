@@ -11,6 +11,7 @@ import pytest
 
 from common.features import FeatureSpec
 from training.world import LOG_SCHEMA, World, WorldConfig, feature_spec, write_logs
+from training.world.truth import hour_effect
 
 SMALL = WorldConfig(seed=3, n_users=2_000, n_ads=1_000)
 DAYS, REQUESTS = 3, 4_000
@@ -233,3 +234,22 @@ def test_write_logs_writes_where_the_path_says_whatever_it_holds(tmp_path, logs,
     path = write_logs(logs["uniform"].slice(0, 10), "~/x.parquet")
     assert path == Path("~/x.parquet") and pq.read_table(work / "~" / "x.parquet").num_rows == 10
     assert list(home.iterdir()) == []
+
+
+def test_clicks_follow_examination_times_the_true_ctr(logs: dict[str, pa.Table]) -> None:
+    """P(click | shown at k) = examination(k) * true_ctr: per slot of the uniform log, the clicks counted are the
+    sum of those products over its impressions (a click drawn on true_ctr alone, the position dropped, is what a
+    debiased model's ground truth would then lack: every slot clicked as slot 1)."""
+    table = logs["uniform"]
+    expected = by_position(table, "examination") * by_position(table, "true_ctr")
+    ratio = by_position(table, "click") / expected
+    np.testing.assert_allclose(ratio, 1.0, rtol=0.25)
+
+
+@pytest.mark.parametrize("peak_hour", [20, 3])
+def test_the_hour_effect_peaks_at_the_peak_hour_and_averages_zero_over_a_day(peak_hour: int) -> None:
+    config = WorldConfig(peak_hour=peak_hour, hour_amplitude=0.15)
+    effect = hour_effect(config, np.arange(24))
+    assert int(np.argmax(effect)) == peak_hour and effect[peak_hour] == pytest.approx(0.15)
+    assert int(np.argmin(effect)) == (peak_hour + 12) % 24
+    assert effect.mean() == pytest.approx(0.0, abs=1e-12)
