@@ -145,3 +145,15 @@ def test_squared_correlation_is_scale_free_and_the_default_penalty_is_the_covari
     assert AdversarialCTRConfig().adversary_loss == "covariance"
     with pytest.raises(ValueError, match="adversary_loss"):
         AdversarialCTRConfig(adversary_loss="variance")
+
+
+def test_loss_b_is_the_mean_squared_error_of_b_hat_per_row():
+    """Loss_B is mean (b - b_hat)^2, not the paper's sum: the sum multiplies SGD's step at lr 0.01 by the minibatch
+    size (100 rows by default) and diverges."""
+    torch.manual_seed(0)
+    model = AdversarialCTR(SPEC, AdversarialCTRConfig())
+    data = world_batch()
+    with torch.no_grad():
+        b_hat = model.bias(model.base(data["categorical"], data["numeric"]))
+    expected = sum((float(b) - float(h)) ** 2 for b, h in zip(data["b"], b_hat, strict=True)) / len(b_hat)
+    assert model.bias_loss(data).item() == pytest.approx(expected, rel=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -239,3 +241,16 @@ def test_the_dr_risk_gives_the_imputation_tower_no_gradient(imputation):
 def test_invalid_method_settings_say_what_is_wrong(make):
     with pytest.raises(ValueError):
         make()
+
+
+@pytest.mark.parametrize("imputation", ["direct", "error"])
+def test_the_imputation_tower_starts_at_the_clicked_rows_conversion_log_odds(imputation):
+    """The imputed conversion probability s starts where the CVR tower does, at the training clicks' conversion
+    rate: from a 0 offset (s = 0.5 against a few percent) the DR risk's first steps pull pCVR towards one half on
+    every unclicked impression."""
+    model = ESCM2(SPEC, ESCM2Config(estimator="dr", imputation=imputation, **SMALL))
+    data = batch(64)
+    model.fix_constants(data)
+    click, conversion = data["click"].double(), data["conversion"].double()
+    cvr = float((click * conversion).sum() / click.sum())
+    assert model.imputation_tower.mlp[-1].bias.item() == pytest.approx(math.log(cvr / (1 - cvr)), rel=1e-5)
