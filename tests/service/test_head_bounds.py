@@ -7,22 +7,12 @@ left untested: either could be loosened fourfold with every test passing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 
 from service.http.protocol import MAX_HEAD_BYTES, guarded_protocol
-from tests.support.protocol_server import LOOPS, REQUEST, serving
+from tests.support.protocol_server import LOOPS, REQUEST, read_until_closed, serving
 
 GET = b"GET / HTTP/1.1\r\nhost: x\r\n"
-
-
-def until_closed(client: socket.socket) -> bytes:
-    """What the server sends until it closes the connection (or 5 s pass without a byte)."""
-    data = b""
-    with contextlib.suppress(ConnectionResetError, TimeoutError):
-        while chunk := client.recv(65536):
-            data += chunk
-    return data
 
 
 def exchanged(*sends: bytes) -> bytes:
@@ -35,7 +25,7 @@ def exchanged(*sends: bytes) -> bytes:
                 for data in sends:
                     await loop.run_in_executor(None, client.sendall, data)
                     await asyncio.sleep(0.05)  # each its own read
-                return await loop.run_in_executor(None, until_closed, client)
+                return await loop.run_in_executor(None, read_until_closed, client)
 
     with asyncio.Runner(loop_factory=LOOPS["asyncio"]) as runner:
         return runner.run(run())

@@ -58,3 +58,12 @@ def read_response(client: socket.socket) -> bytes:
                 break
             data += chunk
     return data
+
+
+def read_until_closed(client: socket.socket) -> bytes:
+    """What the server sends until it closes the connection (or the socket's time-out passes without a byte)."""
+    data = b""
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        while chunk := client.recv(65536):
+            data += chunk
+    return data
