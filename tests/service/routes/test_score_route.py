@@ -56,7 +56,7 @@ def test_charset_parameter_is_accepted(client: TestClient) -> None:
     assert response.json()["scores"] == expected
 
 
-@pytest.mark.parametrize("charset", ["UTF-8", '"utf-8"', "utf8"])
+@pytest.mark.parametrize("charset", ["UTF-8", '"utf-8"', "utf8", "Utf-8", '"UTF-8"'])
 def test_a_utf8_charset_is_read_in_any_spelling(client: TestClient, charset: str) -> None:
     headers = {"content-type": f"application/json;charset={charset}"}
     assert client.post("/v1/score", content=json.dumps(GOOD), headers=headers).status_code == 200, charset
