@@ -192,3 +192,20 @@ def test_the_body_budget_admits_in_arrival_order_and_times_out() -> None:
         return order
 
     assert asyncio.run(scenario()) == [("d", None), ("b", 6), ("c", 2)]
+
+
+def test_the_overload_lasts_until_the_delay_has_stayed_under_the_target_for_an_interval() -> None:
+    """A few requests that find the delay under the target in a row end no overload: one that finds it above
+    a moment later is refused (CoDel leaves its dropping state only after a whole interval under the target)."""
+    watch = QueueWatch(target_s=0.05, interval_s=0.02, min_in_flight=4)
+    assert [watch.refuse(0.2, now=0.005 * i, in_flight=50, sheddable=True) for i in range(6)][-1]
+    assert not any(watch.refuse(0.001, now=0.026 + 0.001 * i, in_flight=50, sheddable=True) for i in range(3))
+    assert watch.overloaded and watch.refuse(0.2, now=0.03, in_flight=50, sheddable=True)
+
+
+def test_a_body_larger_than_the_whole_budget_takes_all_of_it_rather_than_waiting_for_ever() -> None:
+    async def scenario() -> tuple[int | None, int]:
+        budget = BodyBudget(10)
+        return await budget.acquire(25, 0.05), budget.used
+
+    assert asyncio.run(scenario()) == (10, 10)
