@@ -400,8 +400,9 @@ def test_full_queue_is_refused_at_once_and_deadlines_answer_504() -> None:
         await asyncio.sleep(0.05)
         queued = [asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 5)) for _ in range(2)]
         await asyncio.sleep(0.01)
-        with pytest.raises(QueueFull):
+        with pytest.raises(QueueFull) as full:
             await batcher.submit(x, 2, loop.time() + 5)
+        assert (full.value.status, full.value.headers) == (503, {"Retry-After": "1"})  # told when to come back
         with pytest.raises(DeadlineExceeded):
             await batcher.submit({"x": np.ones((1, 1), np.float32)}, 1, loop.time() - 1)
         late = asyncio.ensure_future(batcher.submit(x, 2, loop.time() + 0.05))  # over the bound: refused
