@@ -28,14 +28,24 @@ async def plain(scope: Any, receive: Any, send: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    protocol: type[GuardedHttpProtocol], keep_alive_s: float, server_class: type[uvicorn.Server] = uvicorn.Server
+    protocol: type[GuardedHttpProtocol],
+    keep_alive_s: float,
+    server_class: type[uvicorn.Server] = uvicorn.Server,
+    app: Any = plain,
+    headers: list[tuple[str, str]] | None = None,
 ) -> AsyncIterator[tuple[int, uvicorn.Server]]:
-    """A uvicorn server (of ``server_class``) with ``protocol`` on a free loopback port, in this loop; its port
-    and the server."""
+    """A uvicorn server (of ``server_class``) with ``protocol`` on a free loopback port, in this loop, serving
+    ``app`` (``plain``) with ``headers`` on every response; its port and the server."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        plain, http=protocol, timeout_keep_alive=keep_alive_s, log_config=None, lifespan="off", access_log=False
+        app,
+        http=protocol,
+        timeout_keep_alive=keep_alive_s,
+        headers=headers,
+        log_config=None,
+        lifespan="off",
+        access_log=False,
     )
     server = server_class(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
