@@ -67,8 +67,7 @@ class Settings(BaseSettings):
     retrieval_model: str = "esam"  # the two-tower model behind /v1/similarity (503 there until exported)
     max_top_k: Count = 1000  # largest k /v1/similarity accepts
     max_body_bytes: Count = 4 * 1024 * 1024  # larger bodies are answered 413
-    # longest categorical string value accepted
-    max_string_chars: Count = MAX_CATEGORY_CHARS
+    max_string_chars: Count = MAX_CATEGORY_CHARS  # longest categorical string value accepted
     intra_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads per operator; 0: its default
     inter_op_threads: Annotated[int, Field(ge=0, le=MAX_THREADS)] = 0  # ORT threads across operators; 0: default
     intra_op_spinning: bool = False  # ORT threads busy-wait between runs: CPU the event loop needs
@@ -100,8 +99,7 @@ class Settings(BaseSettings):
     # otherwise). Each at most an hour
     header_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0, le=HOUR_S)] = 10.0
-    # large bodies read and parsed at once
-    body_bytes_in_flight: Count = 16 * 1024 * 1024
+    body_bytes_in_flight: Count = 16 * 1024 * 1024  # large bodies read and parsed at once
     # Once the service's queueing delay (a new request's wait to be read, the oldest inference request's
     # time in hand, or the requests in hand ÷ the recent answer rate) stands above this for
     # ``shed_interval_ms``, inference requests that find it above are refused 503 at their headers, until

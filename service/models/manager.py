@@ -606,9 +606,10 @@ class ModelManager:
             return self._unreadable_now(name, f"its directory cannot be listed: {error.strerror or error}")
         if self._unreadable.pop(name, None) is not None:
             logger.info("poll: model %s: its serving settings and versions read again", name)
-        self._served_from_memory(name, policy.select(on_disk))
+        selected = policy.select(on_disk)
+        self._served_from_memory(name, selected)
         refused = self._refused_as_they_are(name)
-        candidates = [v for v in policy.select(on_disk) if v not in refused]
+        candidates = [v for v in selected if v not in refused]
         return set(candidates[: policy.wanted] if policy.wanted is not None else candidates)
 
     def _served_from_memory(self, name: str, selected: list[int]) -> None:
